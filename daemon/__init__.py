@@ -1,0 +1,1 @@
+"""paperwire's daemon: settings, wiring, CLI, scheduler, jobs, feeds, the store and the web app."""

@@ -1,0 +1,172 @@
+"""The tables (SQLModel). The schema is created and upgraded by Alembic (daemon/migrations)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import JSON, Column, Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite keeps no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; pass timezone-aware UTC")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _ts(nullable: bool = True, index: bool = False) -> Column[datetime]:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Feed(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    url: str
+    enabled: bool = True
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetched_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_ok_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str | None = None
+    consecutive_errors: int = 0
+    papers_seen: int = 0
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Paper(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)  # arxiv:<id>, doi:<doi> or guid:<guid>
+    title: str
+    abstract: str = ""
+    authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    url: str
+    arxiv_id: str | None = None
+    version: int | None = None
+    doi: str | None = None
+    categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    upvotes: int | None = None
+    published_at: datetime | None = Field(default=None, sa_column=_ts())
+    first_seen_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    is_news: bool = True  # False when first seen as a replacement of an older paper
+    feed_id: int | None = Field(default=None, foreign_key="feed.id", ondelete="SET NULL")
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)  # a short handle used on the command line
+    display_name: str = ""
+    timezone: str = "UTC"
+    digest_hour: int | None = None  # local hour; None: the configured default
+    max_picks: int | None = None
+    active: bool = True
+    unsubscribed_at: datetime | None = Field(default=None, sa_column=_ts())
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Channel(SQLModel, table=True):
+    """Where a user's digest goes: an email address or a Slack incoming-webhook URL (secret)."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "kind", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    kind: str  # "email" | "slack"
+    address: str
+    active: bool = True
+
+
+class Feedback(SQLModel, table=True):
+    """A like (+1) or dislike (-1); the latest word of a user on a paper wins."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
+    value: int
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class Follow(SQLModel, table=True):
+    """A keyword or author a user follows (muted=False) or wants to see less of (muted=True)."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "kind", "value"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    kind: str  # "keyword" | "author"
+    value: str
+    muted: bool = False
+
+
+class Digest(SQLModel, table=True):
+    """Exactly one per (user, channel, period); it is also the delivery's state machine."""
+
+    __table_args__ = (sa.UniqueConstraint("user_id", "channel_id", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
+    period: date
+    cold_start: bool = False
+    state: str = Field(default="pending", index=True)  # pending|sent|empty|failed
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
+    leased_until: datetime | None = Field(default=None, sa_column=_ts())
+    sent_at: datetime | None = Field(default=None, sa_column=_ts())
+    last_error: str | None = None
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class DigestItem(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("digest_id", "paper_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
+    paper_id: int = Field(foreign_key="paper.id", index=True, ondelete="CASCADE")
+    rank: int
+    score: float
+    kind: str
+    reason: str
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """The record of every try to deliver a digest."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
+    at: datetime = Field(sa_column=_ts(nullable=False))
+    outcome: str  # sent|temporary|permanent
+    detail: str = ""
+
+
+class ModelState(SQLModel, table=True):
+    """The fitted recommender, kept until the corpus has grown enough to refit."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    fitted_size: int
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    blob: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
+
+
+__all__ = [
+    "Channel",
+    "DeliveryAttempt",
+    "Digest",
+    "DigestItem",
+    "Feed",
+    "Feedback",
+    "Follow",
+    "ModelState",
+    "Paper",
+    "User",
+]

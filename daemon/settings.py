@@ -1,0 +1,245 @@
+"""Settings: one TOML file, overridable by environment variables, validated once into a frozen object.
+
+Every key and its default is documented in `config/paperwire.toml`. Precedence, highest first:
+environment (`PAPERWIRE_<SECTION>__<KEY>`, e.g. `PAPERWIRE_EMAIL__PASSWORD`), then the TOML file
+(`--config`, else `$PAPERWIRE_CONFIG`, else `config/paperwire.toml`), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from daemon.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/paperwire.toml")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/paperwire.db"
+    echo: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, v: str) -> str:
+        if not v.startswith(("sqlite:", "postgresql", "mysql", "mariadb")):
+            raise ValueError("use an SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://…")
+        return v
+
+
+class ServerSettings(_Section):
+    base_url: HttpUrl = HttpUrl("http://127.0.0.1:8080")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr("")
+    secret_key_file: Path = Path("var/secret.key")
+
+
+class ScheduleSettings(_Section):
+    timezone: str = "UTC"
+    ingest_cron: str = "15 */4 * * *"
+    digest_cron: str = "5 * * * *"
+    digest_hour: int = Field(default=7, ge=0, le=23)
+    misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        return check_timezone(v)
+
+    @field_validator("ingest_cron", "digest_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as e:
+            raise ValueError(f"not a 5-field crontab expression ({e}); e.g. '15 */4 * * *'") from e
+        return v
+
+
+class IngestSettings(_Section):
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_bytes: int = Field(default=20_000_000, ge=1024)
+    user_agent: str = "paperwire/0.1 (self-hosted paper digest; +https://github.com/paperwire)"
+    arxiv_min_interval_seconds: float = Field(default=3.0, ge=0)
+    allow_private_addresses: bool = False
+    allow_files: bool = False
+
+
+class FeedSettings(_Section):
+    name: str = Field(min_length=1)
+    url: str = Field(min_length=1)
+    enabled: bool = True
+
+
+class DigestSettings(_Section):
+    window_hours: int = Field(default=48, ge=1)
+    max_picks: int = Field(default=10, ge=1, le=100)
+    min_score: float = Field(default=0.02, ge=0)
+    send_empty: bool = False
+    subject_prefix: str = ""
+
+
+class RecommenderSettings(_Section):
+    refit_growth: float = Field(default=0.2, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class EmailSettings(_Section):
+    transport: Literal["file", "smtp"] = "file"
+    sender: str = "paperwire <paperwire@localhost>"
+    message_id_domain: str = "paperwire.localhost"
+    host: str = "localhost"
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    ca_file: str = ""
+
+
+class SlackSettings(_Section):
+    transport: Literal["file", "webhook"] = "file"
+    min_interval_seconds: float = Field(default=1.0, ge=0)
+    timeout_seconds: float = Field(default=15.0, gt=0)
+
+
+class DeliverySettings(_Section):
+    outbox_dir: Path = Path("var/outbox")
+    max_attempts: int = Field(default=6, ge=1)
+    backoff_seconds: float = Field(default=60.0, ge=0)
+    lease_seconds: int = Field(default=600, ge=10)
+
+
+class LogSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration; frozen once loaded."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="forbid",
+        env_prefix="PAPERWIRE_",
+        env_nested_delimiter="__",
+        toml_file=None,
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    ingest: IngestSettings = IngestSettings()
+    digest: DigestSettings = DigestSettings()
+    recommender: RecommenderSettings = RecommenderSettings()
+    email: EmailSettings = EmailSettings()
+    slack: SlackSettings = SlackSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    log: LogSettings = LogSettings()
+    feeds: tuple[FeedSettings, ...] = ()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ValueError("not a known time zone; use an IANA name like 'Europe/Berlin' or 'UTC'") from e
+    return name
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to read: `--config`, else $PAPERWIRE_CONFIG, else config/paperwire.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("PAPERWIRE_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG
+
+
+def load_settings(path: str | Path | None = None) -> Settings:
+    """Read, validate and freeze the settings; raise ConfigError naming the key and the value."""
+    file = config_path(path)
+    if not file.is_file():
+        raise ConfigError(
+            f"{file}: configuration file not found; pass --config FILE or set PAPERWIRE_CONFIG "
+            f"(a commented default is config/paperwire.toml)"
+        )
+    try:
+        with file.open("rb") as fh:
+            tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML: {e}") from e
+    from_file = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}})
+    try:
+        return from_file()  # type: ignore[no-any-return]
+    except ValidationError as e:
+        raise ConfigError(describe_errors(file, e)) from None
+
+
+def describe_errors(file: Path, error: ValidationError) -> str:
+    """One line per bad key: where, the bad value, and what is allowed."""
+    lines = [f"{file}: invalid configuration ({error.error_count()} problem(s)):"]
+    for err in error.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            hint = _did_you_mean(err["loc"])
+            lines.append(f"  {key}: unknown key{hint}; see config/paperwire.toml for every key")
+            continue
+        msg = err["msg"].removeprefix("Value error, ")
+        shown = "(missing)" if err["type"] == "missing" else repr(_redact(key, value))
+        lines.append(f"  {key} = {shown}: {msg}")
+    lines.append("  (environment variables PAPERWIRE_<SECTION>__<KEY> override the file)")
+    return "\n".join(lines)
+
+
+def _redact(key: str, value: Any) -> Any:
+    return "**********" if any(s in key for s in ("password", "secret")) else value
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    model: Any = Settings
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if hasattr(model, "model_fields") else None
+        if field is None or not isinstance(field.annotation, type):
+            return ""
+        model = field.annotation
+    names = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else f" (allowed: {', '.join(names)})"

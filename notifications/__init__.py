@@ -1,0 +1,1 @@
+"""Digest → rendered messages → transports. Knows nothing of SQL."""

@@ -1,0 +1,40 @@
+"""The digest as plain data: what the daemon hands to rendering and delivery."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+
+@dataclass(frozen=True)
+class Pick:
+    """One recommended paper, with why it was picked and its one-click feedback links."""
+
+    paper_key: str
+    title: str  # untrusted plain text from a feed: templates escape it
+    url: str  # link to the paper's page
+    authors: tuple[str, ...]
+    abstract: str  # untrusted plain text; renderers shorten it
+    score: float  # 0..1 similarity, or 0 for cold-start picks
+    reason: str  # words a researcher understands: "close to your like 'X' (shared: a, b)"
+    like_url: str
+    dislike_url: str
+    upvotes: int | None = None
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One subscriber's digest for one period on one channel."""
+
+    digest_id: int  # database id of the digest row; stable
+    period: date  # the day the digest is for
+    recipient_name: str
+    picks: tuple[Pick, ...]
+    unsubscribe_url: str  # a page with a POST button (GET never changes state)
+    one_click_unsubscribe_url: str  # RFC 8058 target of List-Unsubscribe-Post
+    cold_start: bool = False  # no likes yet: picks are the window's most upvoted / newest
+    product_name: str = "paperwire"
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.picks

@@ -1,0 +1,1 @@
+"""Transports: each implements one small `send` and declares its limits as attributes."""

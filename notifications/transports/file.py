@@ -1,0 +1,113 @@
+"""Write messages to an outbox directory instead of sending them (the embedded default)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import date
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
+
+from notifications.transports.base import EmailOut, Outgoing, SlackOut, TemporaryDeliveryError
+
+_MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})@")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+
+
+def safe_name(text: str, limit: int = 80) -> str:
+    """A file-name-safe rendering of ``text`` (an email address, say)."""
+    return _UNSAFE.sub("_", text).strip("._")[:limit] or "unknown"
+
+
+class FileTransport:
+    """Write each message into ``outbox`` (created if missing).
+
+    * email → ``<period>-<digest>-<recipient>.eml`` plus ``.html`` (a preview of its html
+      part);
+    * Slack → ``<period>-<digest>-slack.json`` (the list of payloads; the webhook URL, a
+      secret, is not written).
+
+    Every path written is appended to :attr:`written`. Sending the same digest again
+    overwrites its files (writes are atomic: temp file + rename).
+    """
+
+    name: ClassVar[str] = "file"
+
+    def __init__(self, outbox: Path) -> None:
+        self.outbox = Path(outbox)
+        self.written: list[Path] = []
+
+    def __repr__(self) -> str:
+        return f"FileTransport(outbox={str(self.outbox)!r})"
+
+    def __enter__(self) -> FileTransport:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        return None
+
+    def send(self, out: Outgoing) -> None:
+        """Write ``out`` to the outbox; an OS error is a TemporaryDeliveryError."""
+        try:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+            if isinstance(out, EmailOut):
+                self._write_email(out)
+            elif isinstance(out, SlackOut):
+                stem = f"{_period(out.period)}-{out.digest_id}-slack"
+                data = json.dumps(list(out.payloads), indent=2, ensure_ascii=False) + "\n"
+                self._write(f"{stem}.json", data.encode("utf-8"))
+            else:
+                raise TypeError(f"cannot write {type(out).__name__}")
+        except OSError as exc:
+            raise TemporaryDeliveryError(f"file outbox {self.outbox}: {exc}") from None
+
+    def _write_email(self, out: EmailOut) -> None:
+        digest_id, period = out.digest_id, out.period
+        if digest_id is None or period is None:  # fall back on our stable Message-ID
+            match = _MESSAGE_ID.search(str(out.message.get("Message-ID", "")))
+            digest_part = str(digest_id) if digest_id is not None else None
+            period_part = period.isoformat() if period is not None else None
+            if match:
+                digest_part = digest_part or match.group(1)
+                period_part = period_part or match.group(2)
+        else:
+            digest_part, period_part = str(digest_id), period.isoformat()
+        stem = f"{period_part or 'undated'}-{digest_part or 'nodigest'}-{safe_name(out.recipient)}"
+        self._write(f"{stem}.eml", out.message.as_bytes(policy=policy.SMTP))
+        html = _html_part(out.message)
+        if html is not None:
+            self._write(f"{stem}.html", html.encode("utf-8"))
+
+    def _write(self, filename: str, data: bytes) -> None:
+        target = self.outbox / filename
+        fd, tmp = tempfile.mkstemp(dir=self.outbox, prefix=".tmp-", suffix=target.suffix)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self.written.append(target)
+
+
+def _period(period: date | None) -> str:
+    return period.isoformat() if period is not None else "undated"
+
+
+def _html_part(message: EmailMessage) -> str | None:
+    part = message.get_body(preferencelist=("html",))
+    if part is None or not isinstance(part, EmailMessage):
+        return None
+    content = part.get_content()
+    return content if isinstance(content, str) else None

@@ -1,0 +1,9 @@
+"""Pure ranking: texts → vectors, profiles, scores, explanations, evaluation.
+
+Takes and returns plain data (ids, texts, arrays); imports nothing from `daemon` or `notifications`.
+"""
+
+from recommender.engine import Recommender, RecommenderConfig
+from recommender.types import Doc, Feedback, Kind, Like, Recommendation
+
+__all__ = ["Doc", "Feedback", "Kind", "Like", "Recommendation", "Recommender", "RecommenderConfig"]
