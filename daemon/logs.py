@@ -58,5 +58,5 @@ def setup_logging(level: str = "INFO", *, as_json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "mail.log"):
+    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "mail.log", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

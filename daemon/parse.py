@@ -94,11 +94,13 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         return ""
     text = value
-    for _ in range(3):
+    for _ in range(5):
         cleaned = html.unescape(nh3.clean(_LONE_LT.sub("&lt;", text), tags=set()))
         if cleaned == text:
             break
         text = cleaned
+    else:  # still changing (escaped over and over): stop decoding, keep it inert
+        text = nh3.clean(_LONE_LT.sub("&lt;", text), tags=set())
     return _WS.sub(" ", text).strip()
 
 
@@ -155,7 +157,7 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
         raise _not_a_feed(
             url,
             "JSON is not a list of {'paper': {...}} objects",
-            "expected the Hugging Face /api/daily_papers?date=YYYY-MM-DD response",
+            "check that the URL is the Hugging Face /api/daily_papers?date=YYYY-MM-DD endpoint",
         )
     papers: list[PaperIn] = []
     skipped: list[str] = []

@@ -249,7 +249,7 @@ class Store:
                             doi=p.doi,
                             categories=list(p.categories),
                             upvotes=p.upvotes,
-                            published_at=p.published_at,
+                            published_at=p.published,
                             first_seen_at=now,
                             is_news=p.announce_type not in ("replace", "replace-cross"),
                             feed_id=feed_id,
@@ -270,6 +270,10 @@ class Store:
     def count_papers(self) -> int:
         with self.session() as s:
             return int(s.exec(select(sa.func.count()).select_from(Paper)).one())
+
+    def count_feedback(self) -> int:
+        with self.session() as s:
+            return int(s.exec(select(sa.func.count()).select_from(Feedback)).one())
 
     def all_papers(self) -> list[PaperRow]:
         with self.session() as s:

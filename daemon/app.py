@@ -1,0 +1,126 @@
+"""Wiring: everything a job needs (store, fetcher, links, transports, clock), built in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import ssl
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from daemon.clock import utcnow
+from daemon.errors import ConfigError
+from daemon.fetch import Fetcher, make_fetcher
+from daemon.links import Links
+from daemon.settings import Settings
+from daemon.store import Store, make_engine
+from notifications.transports.base import Transport
+from notifications.transports.file import FileTransport
+from notifications.transports.slack import SlackWebhookTransport
+from notifications.transports.smtp import SmtpTransport
+from recommender import RecommenderConfig
+
+
+@dataclass
+class App:
+    """The wired application. Jobs take it and a `now`."""
+
+    settings: Settings
+    store: Store
+    fetcher: Fetcher
+    links: Links
+    recommender_config: RecommenderConfig
+    clock: Callable[[], datetime] = utcnow
+    smtp_ssl_context: ssl.SSLContext | None = None
+    slack_http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
+
+    def email_transport(self) -> AbstractContextManager[Transport]:
+        es = self.settings.email
+        if es.transport == "file":
+            return FileTransport(self.settings.delivery.outbox_dir)
+        context = self.smtp_ssl_context
+        if context is None and es.security != "none":
+            context = ssl.create_default_context(cafile=es.ca_file or None)
+        return SmtpTransport(
+            es.host,
+            es.port,
+            security=es.security,
+            username=es.username or None,
+            password=es.password.get_secret_value() or None,
+            timeout=es.timeout_seconds,
+            ssl_context=context,
+        )
+
+    def slack_transport(self) -> AbstractContextManager[Transport]:
+        ss = self.settings.slack
+        if ss.transport == "file":
+            return FileTransport(self.settings.delivery.outbox_dir)
+        return SlackWebhookTransport(self.slack_http, min_interval=ss.min_interval_seconds)
+
+    def close(self) -> None:
+        self.fetcher.client.close()
+        self.slack_http.close()
+        self.store.engine.dispose()
+
+
+def link_secret(settings: Settings) -> str:
+    """The key that signs links: `server.secret_key`, else one kept in `server.secret_key_file`."""
+    configured = settings.server.secret_key.get_secret_value()
+    if configured:
+        return configured
+    path: Path = settings.server.secret_key_file
+    if path.is_file():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def recommender_config(settings: Settings) -> RecommenderConfig:
+    try:
+        return RecommenderConfig(**settings.recommender.options)
+    except TypeError as e:
+        raise ConfigError(
+            f"recommender.options: {e}; see docs/recommender.md for the allowed options"
+        ) from None
+
+
+def make_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    http_transport: httpx.BaseTransport | None = None,
+    smtp_ssl_context: ssl.SSLContext | None = None,
+) -> App:
+    ing = settings.ingest
+    fetcher = make_fetcher(
+        timeout=ing.timeout_seconds,
+        max_bytes=ing.max_bytes,
+        user_agent=ing.user_agent,
+        min_interval=ing.arxiv_min_interval_seconds,
+        allow_private=ing.allow_private_addresses,
+        allow_files=ing.allow_files,
+        transport=http_transport,
+    )
+    return App(
+        settings=settings,
+        store=Store(make_engine(settings.database.url, echo=settings.database.echo)),
+        fetcher=fetcher,
+        links=Links(link_secret(settings), str(settings.server.base_url)),
+        recommender_config=recommender_config(settings),
+        clock=clock,
+        smtp_ssl_context=smtp_ssl_context,
+        slack_http=httpx.Client(
+            timeout=settings.slack.timeout_seconds,
+            headers={"User-Agent": ing.user_agent},
+            transport=http_transport,
+        ),
+    )

@@ -1,0 +1,487 @@
+"""The `paperwire` command: each command parses its arguments and calls one function."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from daemon import jobs
+from daemon.app import App, make_app
+from daemon.errors import PaperwireError
+from daemon.logs import redact_url, setup_logging
+from daemon.settings import Settings, check_timezone, config_path, load_settings
+from daemon.store import check_schema, schema_revisions, upgrade
+
+cli = typer.Typer(
+    help="paperwire: today's new papers, ranked for each subscriber, delivered by email or Slack.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_cli = typer.Typer(help="Add, list and remove subscribers.", no_args_is_help=True)
+feeds_cli = typer.Typer(help="Add, list and remove feeds.", no_args_is_help=True)
+config_cli = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+db_cli = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
+cli.add_typer(users_cli, name="users")
+cli.add_typer(feeds_cli, name="feeds")
+cli.add_typer(config_cli, name="config")
+cli.add_typer(db_cli, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config: Path | None = None
+
+
+_state = State()
+
+
+@cli.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="Configuration file (default: $PAPERWIRE_CONFIG, else config/paperwire.toml).",
+        ),
+    ] = None,
+) -> None:
+    _state.config = config
+
+
+def _settings() -> Settings:
+    settings = load_settings(_state.config)
+    setup_logging(settings.log.level, as_json=settings.log.json_format)
+    return settings
+
+
+def _app(*, check: bool = True) -> App:
+    app = make_app(_settings())
+    if check:
+        check_schema(app.store.engine)
+    return app
+
+
+@contextmanager
+def _progress() -> Iterator[jobs.Progress]:
+    """A Rich progress bar on a terminal; silent otherwise."""
+    if not err.is_terminal:
+        yield jobs._no_progress
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("working", total=None)
+
+        def update(what: str, done: int, total: int) -> None:
+            bar.update(task, description=what, completed=done, total=total)
+
+        yield update
+
+
+def main() -> None:
+    """Entry point: PaperwireError becomes a one-line message and exit status 1."""
+    try:
+        cli()
+    except PaperwireError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        raise SystemExit(1) from None
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+# ---- the daemon and its jobs -------------------------------------------------------------------
+
+
+@cli.command()
+def run() -> None:
+    """Start the daemon: scheduled ingest and digests, plus the web app for the links."""
+    from daemon.scheduler import serve
+
+    app = _app()
+    out.print(
+        f"paperwire running; links served on {app.settings.server.base_url} — Ctrl-C or SIGTERM stops"
+    )
+    try:
+        serve(app)
+    finally:
+        app.close()
+
+
+@cli.command()
+def ingest() -> None:
+    """Fetch every enabled feed once and store the new papers."""
+    app = _app()
+    with _progress() as progress:
+        report = jobs.ingest(app, app.clock(), progress=progress)
+    _print_ingest(report)
+    app.close()
+    if report.feeds_failed and not report.feeds_ok and not report.feeds_unchanged:
+        raise SystemExit(1)
+
+
+@cli.command()
+def digest(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show each user's picks; store and send nothing.")
+    ] = False,
+    user: Annotated[
+        list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
+    ] = None,
+) -> None:
+    """Rank the window's papers for every subscriber now and deliver their digests."""
+    app = _app()
+    now = app.clock()
+    with _progress() as progress:
+        report = jobs.make_digests(
+            app, now, users=user or None, force=True, dry_run=dry_run, progress=progress
+        )
+        _print_digests(report, show_picks=dry_run)
+        if not dry_run:
+            _print_delivery(jobs.deliver(app, now, progress=progress))
+    app.close()
+
+
+@cli.command()
+def deliver() -> None:
+    """Send the digests that are due (new ones and retries)."""
+    app = _app()
+    with _progress() as progress:
+        _print_delivery(jobs.deliver(app, app.clock(), progress=progress))
+    app.close()
+
+
+@cli.command()
+def cycle(
+    user: Annotated[
+        list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
+    ] = None,
+) -> None:
+    """Ingest, score and deliver once, for every subscriber, right now."""
+    import time
+
+    app = _app()
+    started = time.perf_counter()
+    with _progress() as progress:
+        report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)
+    _print_cycle(report, time.perf_counter() - started)
+    app.close()
+
+
+@cli.command()
+def demo(
+    outbox: Annotated[
+        Path | None, typer.Option(help="Where to leave the digests (default: from the config).")
+    ] = None,
+) -> None:
+    """Ingest the bundled real feed samples into SQLite, add demo subscribers, run one cycle."""
+    from daemon.demo import run_demo
+
+    settings = _settings()
+    run_demo(settings, console=out, outbox=outbox)
+
+
+@cli.command("eval")
+def evaluate(
+    items: Annotated[Path, typer.Option(help="items.jsonl: {id, title, abstract, authors}")],
+    train: Annotated[Path, typer.Option(help="train.tsv: user<TAB>item")],
+    test: Annotated[Path, typer.Option(help="test.tsv: user<TAB>item")],
+    candidates: Annotated[
+        Path | None, typer.Option(help="ids that may be recommended (default: all not in train)")
+    ] = None,
+    k: Annotated[str, typer.Option(help="cut-offs, comma-separated")] = "10,50,100",
+    method: Annotated[
+        str, typer.Option(help="rankers to compare, comma-separated (default: the daemon's)")
+    ] = "daemon",
+    max_users: Annotated[
+        int | None, typer.Option(help="evaluate a random sample of this many users")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    rankings_out: Annotated[
+        Path | None, typer.Option(help="write user<TAB>item<TAB>rank for the top max(k)")
+    ] = None,
+) -> None:
+    """Measure a recommender on a dataset of libraries: recall@k, nDCG@k, time per user."""
+    from recommender.evaluate import evaluate_cli
+
+    evaluate_cli(
+        items=items,
+        train=train,
+        test=test,
+        candidates=candidates,
+        ks=k,
+        methods=method,
+        max_users=max_users,
+        as_json=as_json,
+        rankings_out=rankings_out,
+        console=out,
+    )
+
+
+# ---- configuration and database --------------------------------------------------------------
+
+
+@config_cli.command("check")
+def config_check() -> None:
+    """Validate the configuration file and environment; start nothing."""
+    settings = load_settings(_state.config)
+    out.print(
+        f"[green]ok[/]: {config_path(_state.config)} is valid "
+        f"({len(settings.feeds)} configured feed(s), database {_redact_db(settings.database.url)})"
+    )
+
+
+@config_cli.command("show")
+def config_show() -> None:
+    """Print the effective configuration as JSON, secrets masked."""
+    settings = load_settings(_state.config)
+    data = json.loads(settings.model_dump_json())
+    data["database"]["url"] = _redact_db(settings.database.url)
+    out.print_json(data=data)
+
+
+def _redact_db(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Create the schema or bring it up to date (Alembic migrations)."""
+    app = _app(check=False)
+    upgrade(app.store.engine)
+    current, _ = schema_revisions(app.store.engine)
+    out.print(f"database at revision {current}")
+    app.close()
+
+
+@db_cli.command("status")
+def db_status() -> None:
+    """Show the database's schema revision and what this version needs."""
+    app = _app(check=False)
+    current, head = schema_revisions(app.store.engine)
+    out.print(f"database revision: {current or 'none'}; this version needs: {head}")
+    app.close()
+
+
+# ---- users, feedback, follows ----------------------------------------------------------------
+
+
+@users_cli.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="A short handle, e.g. 'ada'.")],
+    email: Annotated[str | None, typer.Option(help="Email address for the digest.")] = None,
+    slack_webhook: Annotated[
+        str | None, typer.Option(help="Slack incoming-webhook URL for the digest.")
+    ] = None,
+    display_name: Annotated[str, typer.Option(help="Name used in greetings.")] = "",
+    timezone: Annotated[str, typer.Option(help="IANA time zone of the user.")] = "UTC",
+    digest_hour: Annotated[
+        int | None, typer.Option(min=0, max=23, help="Local hour of the digest (default: config).")
+    ] = None,
+) -> None:
+    """Add a subscriber with an email address and/or a Slack webhook."""
+    if not email and not slack_webhook:
+        raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
+    if email and ("@" not in email or email.strip() != email):
+        raise PaperwireError(f"--email {email!r} is not an email address")
+    if slack_webhook and not slack_webhook.startswith("https://"):
+        raise PaperwireError("--slack-webhook must be an https:// incoming-webhook URL")
+    try:
+        check_timezone(timezone)
+    except ValueError as e:
+        raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
+    app = _app()
+    app.store.add_user(
+        name,
+        app.clock(),
+        email=email,
+        slack_webhook=slack_webhook,
+        display_name=display_name,
+        timezone=timezone,
+        digest_hour=digest_hour,
+    )
+    out.print(f"added user {name}")
+    app.close()
+
+
+@users_cli.command("list")
+def users_list() -> None:
+    """List subscribers and where their digests go (webhook URLs shown by host only)."""
+    app = _app()
+    table = Table("name", "channels", "time zone", "hour", "subscribed")
+    for user, channels in app.store.list_users():
+        where = ", ".join(
+            c.address if c.kind == "email" else f"slack {redact_url(c.address)}" for c in channels
+        )
+        hour = str(user.digest_hour) if user.digest_hour is not None else "default"
+        table.add_row(user.name, where, user.timezone, hour, "yes" if user.active else "no")
+    out.print(table)
+    app.close()
+
+
+@users_cli.command("remove")
+def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
+    """Remove a subscriber with their likes, follows and digests."""
+    app = _app()
+    app.store.remove_user(name)
+    out.print(f"removed user {name}")
+    app.close()
+
+
+def _feedback(user: str, paper: str, value: int) -> None:
+    app = _app()
+    u = app.store.get_user(user)
+    p = app.store.find_paper(paper)
+    app.store.set_feedback(u.id or 0, p.id, value, app.clock())
+    out.print(f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}", highlight=False)
+    app.close()
+
+
+@cli.command()
+def like(
+    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
+) -> None:
+    """Record that USER liked PAPER (a stored paper)."""
+    _feedback(user, paper, 1)
+
+
+@cli.command()
+def dislike(
+    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
+) -> None:
+    """Record that USER disliked PAPER (fewer papers like it)."""
+    _feedback(user, paper, -1)
+
+
+@cli.command()
+def follow(
+    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    keyword: Annotated[list[str] | None, typer.Option(help="A keyword (repeatable).")] = None,
+    author: Annotated[list[str] | None, typer.Option(help="An author's name (repeatable).")] = None,
+    mute: Annotated[bool, typer.Option("--mute", help="See less of these instead.")] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Forget these follows/mutes.")] = False,
+) -> None:
+    """Follow (or mute) keywords and authors; works from day one, before any like."""
+    if not keyword and not author:
+        raise PaperwireError("give at least one --keyword or --author")
+    app = _app()
+    u = app.store.get_user(user)
+    for kind, values in (("keyword", keyword or []), ("author", author or [])):
+        for value in values:
+            if remove:
+                app.store.remove_follow(u.id or 0, kind, value)
+            else:
+                app.store.set_follow(u.id or 0, kind, value.strip(), muted=mute)
+    verb = "forgot" if remove else ("muted" if mute else "follows")
+    out.print(f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}", highlight=False)
+    app.close()
+
+
+# ---- feeds -----------------------------------------------------------------------------------
+
+
+@feeds_cli.command("add")
+def feeds_add(
+    name: Annotated[str, typer.Argument(help="A short name, e.g. 'arxiv-cs.LG'.")],
+    url: Annotated[
+        str,
+        typer.Argument(
+            help="RSS/Atom URL, arXiv API query, or HF daily papers "
+            "(https://huggingface.co/api/daily_papers?date={date})."
+        ),
+    ],
+) -> None:
+    """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers)."""
+    if not url.startswith(("http://", "https://", "file:")):
+        raise PaperwireError(f"{url!r} is not an http(s) URL")
+    app = _app()
+    app.store.add_feed(name, url, app.clock())
+    out.print(f"added feed {name}")
+    app.close()
+
+
+@feeds_cli.command("list")
+def feeds_list() -> None:
+    """List feeds with their last fetch and error."""
+    app = _app()
+    table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
+    for f in app.store.list_feeds():
+        last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
+        table.add_row(
+            f.name, f.url, "yes" if f.enabled else "no", last_ok, str(f.papers_seen), f.last_error or ""
+        )
+    out.print(table)
+    app.close()
+
+
+@feeds_cli.command("remove")
+def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+    """Remove a feed (its papers stay)."""
+    app = _app()
+    app.store.remove_feed(name)
+    out.print(f"removed feed {name}")
+    app.close()
+
+
+# ---- printing --------------------------------------------------------------------------------
+
+
+def _print_ingest(r: jobs.IngestReport) -> None:
+    out.print(
+        f"ingest: {r.feeds_ok} feed(s) ok, {r.feeds_unchanged} unchanged, {r.feeds_failed} failed; "
+        f"{r.papers_new} new paper(s), {r.papers_known} already known"
+    )
+    for e in r.errors:
+        err.print(f"  [yellow]feed failed[/]: {e}", highlight=False)
+
+
+def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
+    out.print(
+        f"digests: {r.candidates} candidate paper(s); {r.created} digest(s) created "
+        f"({r.empty} empty), {r.already} already made for this period"
+    )
+    for e in r.failed_users:
+        err.print(f"  [red]user failed[/]: {e}", highlight=False)
+    if not show_picks:
+        return
+    for plan in r.planned:
+        out.print(f"\n[bold]{plan.user}[/] ({plan.channel}, {plan.period})", highlight=False)
+        if not plan.picks:
+            out.print("  nothing worth sending today")
+        for i, (paper, rec) in enumerate(plan.picks, 1):
+            out.print(f"  {i:2}. {paper.title}  [dim]{rec.score:.2f} — {rec.reason}[/]", highlight=False)
+
+
+def _print_delivery(r: jobs.DeliveryReport) -> None:
+    out.print(f"delivery: {r.sent} sent, {r.retrying} to retry, {r.failed} failed")
+    for e in r.errors:
+        err.print(f"  [red]delivery failed[/]: {e}", highlight=False)
+
+
+def _print_cycle(r: jobs.CycleReport, seconds: float) -> None:
+    _print_ingest(r.ingest)
+    _print_digests(r.digests, show_picks=False)
+    _print_delivery(r.delivery)
+    out.print(f"cycle took {seconds:.1f} s")

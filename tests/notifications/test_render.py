@@ -1,0 +1,316 @@
+"""Rendering: untrusted feed text stays inert, headers are right, Slack limits hold."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+
+from notifications.digest import Digest
+from notifications.render import (
+    COLD_START_NOTE,
+    SLACK_MAX_BLOCKS,
+    SLACK_MAX_HEADER_CHARS,
+    SLACK_MAX_SECTION_CHARS,
+    environment,
+    render_email,
+    render_slack,
+    safe_url,
+    shorten_abstract,
+    shorten_authors,
+)
+from tests.notifications.factories import (
+    EVIL_TITLE,
+    WEBHOOK,
+    evil_digest,
+    make_digest,
+    make_pick,
+)
+
+
+def email_of(digest: Digest, **kwargs: Any) -> EmailMessage:
+    out = render_email(
+        digest,
+        sender="paperwire <digest@pw.example.org>",
+        recipient="grace@example.com",
+        message_id_domain="pw.example.org",
+        **kwargs,
+    )
+    assert out.recipient == "grace@example.com"
+    parsed = BytesParser(policy=policy.default).parsebytes(out.message.as_bytes())
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def parts(msg: EmailMessage) -> tuple[str, str]:
+    text = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
+    return text.get_content(), html.get_content()
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.hrefs += [v or "" for k, v in attrs if k in ("href", "src")]
+
+
+def links(html: str) -> _Links:
+    parser = _Links()
+    parser.feed(html)
+    return parser
+
+
+# ------------------------------------------------------------------------------ email
+
+
+def test_email_is_multipart_alternative_with_both_parts() -> None:
+    msg = email_of(make_digest())
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    text, html = parts(msg)
+    assert "Paper number 1" in text and "Paper number 2" in html
+
+
+def test_email_headers() -> None:
+    msg = email_of(make_digest(), subject_prefix="[pw]")
+    assert msg["Subject"] == "[pw] Your papers for 2026-11-28 — 2 picks"
+    assert msg["From"] == "paperwire <digest@pw.example.org>"
+    assert msg["To"] == "Grace <grace@example.com>"
+    assert msg["Date"]
+    assert msg["Message-ID"] == "<paperwire-digest-17-2026-11-28@pw.example.org>"
+    assert msg["List-Unsubscribe"] == "<https://pw.example.org/unsubscribe/one-click?t=abc>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["List-Id"].endswith("<paperwire-digest.pw.example.org>")
+    assert msg["Auto-Submitted"] == "auto-generated"
+
+
+def test_message_id_is_stable_across_renders() -> None:
+    first = email_of(make_digest(), now=datetime(2026, 11, 28, 6, tzinfo=UTC))
+    again = email_of(make_digest(), now=datetime(2026, 11, 28, 9, tzinfo=UTC))
+    assert first["Date"] != again["Date"]
+    assert first["Message-ID"] == again["Message-ID"]
+    other = email_of(make_digest(digest_id=18))
+    assert other["Message-ID"] != first["Message-ID"]
+
+
+def test_email_body_content() -> None:
+    long_abstract = "Graph neural networks " * 60
+    digest = make_digest((make_pick(1, abstract=long_abstract), make_pick(2, upvotes=None)))
+    text, html = parts(email_of(digest))
+    for body in (text, html):
+        assert "Ada One, Bo Two, Cy Three et al." in body
+        assert "Di Four" not in body
+        assert "87%" in body
+        assert "close to your like" in body
+        assert "42 upvotes" in body or "Upvotes: 42" in body
+        assert "👍 More like this" in body and "👎 Less like this" in body
+        assert "…" in body
+        assert long_abstract.strip() not in body
+    hrefs = links(html).hrefs
+    assert "https://arxiv.org/abs/2611.00001" in hrefs
+    assert "https://pw.example.org/f/like?p=1&t=tok" in hrefs  # parsed back from &amp;
+    assert "https://pw.example.org/f/dislike?p=2&t=tok" in hrefs
+    assert "https://pw.example.org/unsubscribe?t=abc" in hrefs
+    assert "https://pw.example.org/f/like?p=1&t=tok" in text
+    assert "https://pw.example.org/unsubscribe?t=abc" in text
+    assert html.count("upvotes") == 1  # pick 2 has none
+
+
+def test_untrusted_feed_text_is_neutralised() -> None:
+    msg = email_of(evil_digest())
+    text, html = parts(msg)
+    parsed = links(html)
+    assert "script" not in parsed.tags and "img" not in parsed.tags and "b" not in parsed.tags
+    assert "<script>" not in html and "<b>Transformers" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Attention &amp; &lt;b&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert all(h.startswith(("https://", "http://")) for h in parsed.hrefs), parsed.hrefs
+    assert "javascript" not in html.lower() and "data:text" not in html
+    # The text part is plain text: shown as written, not HTML-escaped, links vetted too.
+    assert EVIL_TITLE in text
+    assert "&amp;" not in text and "&lt;" not in text
+    assert "javascript" not in text.lower() and "data:text" not in text
+    assert "Paper number 2" in text  # still listed, just without the unsafe links
+
+
+def test_header_injection_through_recipient_name_is_impossible() -> None:
+    msg = email_of(make_digest(recipient_name="Eve\r\nBcc: victim@example.com"))
+    assert msg["Bcc"] is None
+    (address,) = msg["To"].addresses
+    assert address.addr_spec == "grace@example.com"
+
+
+def test_cold_start_digest_is_labelled() -> None:
+    picks = (make_pick(1, score=0.0, reason="most upvoted today"), make_pick(2, score=0.0))
+    msg = email_of(make_digest(picks, cold_start=True))
+    assert msg["Subject"] == "Trending papers for 2026-11-28 — 2 picks"
+    text, html = parts(msg)
+    assert COLD_START_NOTE in text
+    assert "You have no likes yet: these are today&#39;s most upvoted / newest papers." in html
+    assert "0%" not in text and "0%" not in html  # no meaningless similarity score
+
+
+def test_empty_digest_is_a_short_note() -> None:
+    msg = email_of(make_digest(()))
+    assert msg["Subject"] == "No new papers for 2026-11-28"
+    text, html = parts(msg)
+    assert "Nothing new for you today" in text and "Nothing new for you today" in html
+    assert "https://pw.example.org/unsubscribe?t=abc" in text
+    assert len(text) < 500
+
+
+def test_one_pick_subject_is_singular() -> None:
+    assert email_of(make_digest((make_pick(1),)))["Subject"].endswith("— 1 pick")
+
+
+def test_environment_autoescapes_html_only() -> None:
+    env = environment()
+    assert env is environment()  # built once
+    assert callable(env.autoescape)
+    assert env.autoescape("digest.html") is True
+    assert env.autoescape("digest.txt") is False
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://arxiv.org/abs/1", "https://arxiv.org/abs/1"),
+        ("  http://example.org/x?a=1&b=2 ", "http://example.org/x?a=1&b=2"),
+        ("javascript:alert(1)", None),
+        ("JAVASCRIPT:alert(1)", None),
+        (" javascript:alert(1)", None),
+        ("java\tscript:alert(1)", None),
+        ("data:text/html,<script>", None),
+        ("vbscript:msgbox", None),
+        ("//evil.example/x", None),
+        ("/relative", None),
+        ("https://", None),
+        ("https://exa mple.org", None),
+        ("", None),
+    ],
+)
+def test_safe_url(url: str, expected: str | None) -> None:
+    assert safe_url(url) == expected
+
+
+def test_shorten_abstract_cuts_at_a_word_boundary() -> None:
+    text = "alpha beta gamma " * 50
+    short = shorten_abstract(text, 400)
+    assert short.endswith("…") and len(short) <= 401
+    assert short[:-1].split()[-1] in {"alpha", "beta", "gamma"}
+    assert shorten_abstract("  tiny\n abstract ") == "tiny abstract"
+
+
+def test_shorten_authors() -> None:
+    assert shorten_authors(("A", "B", "C")) == "A, B, C"
+    assert shorten_authors(("A", "B", "C", "D")) == "A, B, C et al."
+    assert shorten_authors(()) == ""
+
+
+# ------------------------------------------------------------------------------ slack
+
+
+def sections(payload: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in payload["blocks"] if b["type"] == "section"]
+
+
+def all_text(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+def assert_within_limits(payload: dict[str, Any]) -> None:
+    assert payload["text"]
+    assert len(payload["blocks"]) <= SLACK_MAX_BLOCKS
+    for block in payload["blocks"]:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= SLACK_MAX_SECTION_CHARS
+        if block["type"] == "header":
+            assert len(block["text"]["text"]) <= SLACK_MAX_HEADER_CHARS
+        if block["type"] == "context":
+            assert 1 <= len(block["elements"]) <= 10
+
+
+def test_slack_sixty_picks_split_into_several_payloads() -> None:
+    picks = tuple(make_pick(i, abstract="x " * 1000) for i in range(1, 61))
+    out = render_slack(make_digest(picks), webhook_url=WEBHOOK)
+    assert out.webhook_url == WEBHOOK and out.digest_id == 17
+    assert len(out.payloads) > 1
+    for payload in out.payloads:
+        assert_within_limits(payload)
+        assert payload["blocks"][0]["type"] == "header"
+        json.dumps(payload)
+    joined = "".join(all_text(p) for p in out.payloads)
+    for i in range(1, 61):
+        assert joined.count(f"|Paper number {i}>") == 1
+    assert "Unsubscribe" in all_text(out.payloads[-1])
+    assert "Unsubscribe" not in all_text(out.payloads[0])
+    assert out.payloads[0]["blocks"][0]["text"]["text"].endswith(f"(1/{len(out.payloads)})")
+
+
+def test_slack_long_fields_are_trimmed() -> None:
+    pick = make_pick(
+        1,
+        title="T" * 5000,
+        abstract="&" * 20000,  # escaping grows each & to 5 characters
+        reason="because " * 1000,
+        authors=tuple(f"Author {i}" for i in range(500)),
+    )
+    out = render_slack(make_digest((pick,)), webhook_url=WEBHOOK)
+    assert len(out.payloads) == 1
+    assert_within_limits(out.payloads[0])
+    (text,) = sections(out.payloads[0])
+    assert "…" in text
+    assert "&amp;&amp;" in text and "&&" not in text
+    assert "Author 0, Author 1, Author 2 et al." in text
+
+
+def test_slack_escapes_feed_text_and_drops_unsafe_links() -> None:
+    pick = make_pick(1, title="a|b <c> & d", reason="x <!channel> y")
+    out = render_slack(make_digest((pick, *evil_digest().picks)), webhook_url=WEBHOOK)
+    payload = out.payloads[0]
+    text = "\n".join(sections(payload))
+    assert "<https://arxiv.org/abs/2611.00001|ab &lt;c&gt; &amp; d>" in text.replace("a b", "ab")
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Attention &amp; &lt;b&gt;Transformers" in text
+    assert "<script>" not in all_text(payload)
+    assert "javascript" not in all_text(payload).lower()
+    assert "data:text" not in all_text(payload)
+    contexts = [
+        e["text"] for b in payload["blocks"] if b["type"] == "context" for e in b["elements"]
+    ]
+    assert "<https://pw.example.org/f/like?p=1&t=tok|👍 More like this>" in contexts
+    assert "<https://pw.example.org/f/dislike?p=1&t=tok|👎 Less like this>" in contexts
+
+
+def test_slack_link_labels_never_contain_a_pipe() -> None:
+    out = render_slack(make_digest((make_pick(1, title="x|y|z"),)), webhook_url=WEBHOOK)
+    (text,) = sections(out.payloads[0])[:1]
+    link = text[text.index("<") : text.index(">") + 1]
+    assert link.count("|") == 1
+
+
+def test_slack_cold_start_and_empty() -> None:
+    cold = render_slack(make_digest(cold_start=True), webhook_url=WEBHOOK)
+    assert "You have no likes yet" in all_text(cold.payloads[0])
+    assert cold.payloads[0]["blocks"][0]["text"]["text"].startswith("Trending papers")
+    empty = render_slack(make_digest(()), webhook_url=WEBHOOK)
+    assert len(empty.payloads) == 1
+    assert "Nothing new for you today" in all_text(empty.payloads[0])
+    assert "Unsubscribe" in all_text(empty.payloads[0])
+
+
+def test_slack_out_repr_hides_the_webhook() -> None:
+    out = render_slack(make_digest(), webhook_url=WEBHOOK)
+    assert "SECRET" not in repr(out)

@@ -1,0 +1,340 @@
+"""Real local servers for tests (127.0.0.1 only; nothing ever leaves the machine).
+
+Two context managers:
+
+``smtp_server(...)`` → :class:`SmtpServer`
+    An aiosmtpd server in a thread, by default with STARTTLS required and a
+    ``trustme`` certificate for 127.0.0.1, and AUTH (PLAIN/LOGIN) for the given users,
+    allowed only after STARTTLS. Attributes: ``host``, ``port``, ``messages`` (every
+    accepted message, in order), ``connections`` (TCP connections clients opened),
+    ``ehlos``, ``auth_attempts``, ``ssl_context_trusting_ca`` (a *client* context that
+    trusts the test CA), and ``disconnect_all()`` to drop every open connection from the
+    server side. ``rcpt_replies`` maps a recipient address to a canned reply such as
+    ``"451 4.3.0 try later"``; ``data_reply`` replaces the reply to DATA.
+
+``http_recorder(...)`` → :class:`HttpRecorder`
+    A ``ThreadingHTTPServer`` in a thread that records every request (``requests``) and
+    answers from a programmable queue (``reply(status, body, headers)``), falling back
+    on 200 ``ok``. ``url`` is its base URL; ``url_for(path)`` adds a path.
+
+Example::
+
+    with smtp_server(users={"alice": "pw"}) as server:
+        ...  # connect to server.host:server.port with server.ssl_context_trusting_ca
+    assert len(server.messages) == 1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import threading
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal, cast
+
+import trustme
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+__all__ = [
+    "HttpRecorder",
+    "ReceivedMail",
+    "RecordedRequest",
+    "Reply",
+    "SmtpServer",
+    "http_recorder",
+    "smtp_server",
+]
+
+LOCALHOST = "127.0.0.1"
+
+
+# =============================================================================== SMTP
+
+
+@dataclass(frozen=True)
+class ReceivedMail:
+    """One message the SMTP server accepted."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+    connection: int  # 1-based number of the TCP connection it arrived on
+
+    @property
+    def message(self) -> EmailMessage:
+        return cast(EmailMessage, message_from_bytes(self.data, policy=policy.default))
+
+
+@dataclass
+class SmtpServer:
+    host: str
+    port: int
+    ca: trustme.CA
+    ssl_context_trusting_ca: ssl.SSLContext
+    messages: list[ReceivedMail] = field(default_factory=list)
+    auth_attempts: list[str] = field(default_factory=list)
+    connections: int = 0
+    ehlos: int = 0
+    _controller: Controller | None = None
+    _live: set[SMTP] = field(default_factory=set)
+
+    def disconnect_all(self) -> None:
+        """Close every open connection from the server side (and wait for it)."""
+        controller = self._controller
+        assert controller is not None
+
+        async def close() -> None:
+            for proto in list(self._live):
+                if proto.transport is not None:
+                    proto.transport.close()
+            await asyncio.sleep(0.05)
+
+        asyncio.run_coroutine_threadsafe(close(), controller.loop).result(timeout=5)
+
+
+class _Handler:
+    def __init__(
+        self, server: SmtpServer, rcpt_replies: Mapping[str, str], data_reply: str | None
+    ) -> None:
+        self.server = server
+        self.rcpt_replies = dict(rcpt_replies)
+        self.data_reply = data_reply
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        self.server.ehlos += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_RCPT(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        reply = self.rcpt_replies.get(address)
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_reply is not None:
+            return self.data_reply
+        content = envelope.original_content or b""
+        self.server.messages.append(
+            ReceivedMail(
+                mail_from=str(envelope.mail_from),
+                rcpt_tos=tuple(envelope.rcpt_tos),
+                data=content,
+                connection=getattr(server, "connection_number", 0),
+            )
+        )
+        return "250 Message accepted for delivery"
+
+
+class _CountingSMTP(SMTP):
+    """Counts TCP connections (a STARTTLS upgrade is not a new connection)."""
+
+    def __init__(self, record: SmtpServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.record = record
+        self.connection_number = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is None:  # not the STARTTLS re-entry
+            self.record.connections += 1
+            self.connection_number = self.record.connections
+            self.record._live.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.record._live.discard(self)
+        super().connection_lost(error)
+
+
+class _Controller(Controller):
+    def __init__(self, record: SmtpServer, handler: _Handler, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.record = record
+
+    def factory(self) -> SMTP:
+        return _CountingSMTP(self.record, self.handler, **self.SMTP_kwargs)
+
+    def _trigger_server(self) -> None:
+        # Bound to port 0: learn the real port before aiosmtpd's self-test connects.
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
+
+
+@contextmanager
+def smtp_server(
+    *,
+    users: Mapping[str, str] | None = None,
+    tls: Literal["starttls", "implicit", "none"] = "starttls",
+    require_starttls: bool = True,
+    rcpt_replies: Mapping[str, str] | None = None,
+    data_reply: str | None = None,
+) -> Iterator[SmtpServer]:
+    """Run an SMTP server on 127.0.0.1 (a free port) for the duration of the block.
+
+    ``users``: accepted logins (``None``: no AUTH offered). AUTH is refused before TLS.
+    ``tls``: ``"starttls"`` (default, and required unless ``require_starttls=False``),
+    ``"implicit"`` (TLS from the first byte, like port 465) or ``"none"``.
+    """
+    ca = trustme.CA()
+    cert = ca.issue_cert(LOCALHOST, "localhost")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    record = SmtpServer(host=LOCALHOST, port=0, ca=ca, ssl_context_trusting_ca=client_ctx)
+    handler = _Handler(record, rcpt_replies or {}, data_reply)
+    accounts = dict(users or {})
+
+    def authenticator(
+        server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        record.auth_attempts.append(login)
+        return AuthResult(success=accounts.get(login) == password, handled=False)
+
+    kwargs: dict[str, Any] = {"hostname": LOCALHOST, "port": 0}
+    if tls == "starttls":
+        kwargs.update(tls_context=server_ctx, require_starttls=require_starttls)
+    elif tls == "implicit":
+        kwargs.update(ssl_context=server_ctx)
+    if users is not None:
+        # aiosmtpd's auth_require_tls only knows STARTTLS: with implicit TLS the whole
+        # connection is encrypted already.
+        kwargs.update(authenticator=authenticator, auth_require_tls=tls == "starttls")
+    controller = _Controller(record, handler, **kwargs)
+    controller.start()
+    # aiosmtpd opened one connection to check it is up: do not count it.
+    record.connections = 0
+    record.ehlos = 0
+    record.port = controller.port
+    record._controller = controller
+    try:
+        yield record
+    finally:
+        controller.stop()
+
+
+# =============================================================================== HTTP
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A canned HTTP answer."""
+
+    status: int = 200
+    body: str = "ok"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpRecorder:
+    """State shared with the request handler; see :func:`http_recorder`."""
+
+    def __init__(self, url: str, default: Reply) -> None:
+        self.url = url
+        self.default = default
+        self.requests: list[RecordedRequest] = []
+        self._queue: deque[Reply] = deque()
+        self._lock = threading.Lock()
+
+    def url_for(self, path: str) -> str:
+        return self.url + "/" + path.lstrip("/")
+
+    def reply(
+        self, status: int = 200, body: str = "ok", headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Queue the answer to the next request not yet answered (FIFO)."""
+        with self._lock:
+            self._queue.append(Reply(status, body, dict(headers or {})))
+
+    def _record(self, request: RecordedRequest) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            return self._queue.popleft() if self._queue else self.default
+
+
+def _handler_class(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            reply = recorder._record(
+                RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
+            )
+            payload = reply.body.encode("utf-8")
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Handler
+
+
+@contextmanager
+def http_recorder(default: Reply | None = None) -> Iterator[HttpRecorder]:
+    """Run a recording HTTP server on 127.0.0.1 (a free port) for the block."""
+    placeholder = HttpRecorder("", default or Reply())
+    server = ThreadingHTTPServer((LOCALHOST, 0), _handler_class(placeholder))
+    server.daemon_threads = True
+    placeholder.url = f"http://{LOCALHOST}:{server.server_address[1]}"
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name="http-recorder",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield placeholder
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

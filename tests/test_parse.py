@@ -1,0 +1,368 @@
+"""Tests of daemon.parse: recorded feeds against expected JSON, plus focused behaviour tests.
+
+Every file under tests/data/feeds/ (licenses excepted) is parsed and compared with
+tests/data/expected/<same path>.json. To regenerate those after a deliberate change, run
+``pytest tests/test_parse.py --regen-expected`` (or ``PAPERWIRE_REGEN=1 pytest …``) and read the
+diff before committing it. Where each data file comes from is in tests/data/SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+# The project is not installed in the venv and pytest's rootdir is not on sys.path; harmless once
+# pyproject sets `pythonpath = ["."]` under [tool.pytest.ini_options].
+if str(Path(__file__).resolve().parents[1]) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from daemon.errors import ParseError
+from daemon.parse import PaperIn, ParsedFeed, parse_feed
+
+DATA = Path(__file__).parent / "data"
+FEEDS = DATA / "feeds"
+EXPECTED = DATA / "expected"
+FEED_FILES = sorted(p for p in FEEDS.rglob("*") if p.is_file() and p.suffix in {".xml", ".json"})
+
+API = FEEDS / "arxiv-api"
+RSS2 = FEEDS / "arxiv-rss" / "rss2_math.OC_constructed.xml"
+RSS1 = FEEDS / "arxiv-rss" / "rss1_rdf_constructed.xml"
+HOSTILE = FEEDS / "generic" / "hostile_atom_constructed.xml"
+PLAIN_RSS = FEEDS / "generic" / "plain_rss2_constructed.xml"
+HF_FILES = sorted((FEEDS / "hf").glob("*.json"))
+ERROR_400 = API / "2026_recorded_id_abc_s0_m100_b79c8dcf6bc3.status400.xml"
+EMPTY = API / "2026_recorded_id_0000.0000_s0_m100_8b51d9633a68.status200.xml"
+
+
+def _url(path: Path) -> str:
+    return f"https://feeds.test/{path.relative_to(FEEDS).as_posix()}"
+
+
+def _parse(path: Path) -> ParsedFeed:
+    return parse_feed(path.read_bytes(), url=_url(path))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _as_json(path: Path) -> dict[str, Any]:
+    try:
+        feed = _parse(path)
+    except ParseError as exc:
+        return {"error": str(exc)}
+    return {
+        "title": feed.title,
+        "papers": [_jsonable(dataclasses.asdict(p)) for p in feed.papers],
+        "skipped": list(feed.skipped),
+    }
+
+
+def _all_papers() -> list[PaperIn]:
+    papers: list[PaperIn] = []
+    for path in FEED_FILES:
+        if path not in (ERROR_400,):
+            papers.extend(_parse(path).papers)
+    return papers
+
+
+# --- recorded and constructed files against their expected output ---------------------------
+
+
+@pytest.mark.parametrize("path", FEED_FILES, ids=lambda p: p.relative_to(FEEDS).as_posix())
+def test_feed_matches_expected(path: Path, request: pytest.FixtureRequest) -> None:
+    expected_path = EXPECTED / path.relative_to(FEEDS).with_suffix(".json")
+    actual = _as_json(path)
+    if request.config.getoption("--regen-expected") or os.environ.get("PAPERWIRE_REGEN") == "1":
+        expected_path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(actual, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        expected_path.write_text(text, encoding="utf-8")
+    assert expected_path.exists(), f"no {expected_path}; run pytest --regen-expected and review"
+    assert actual == json.loads(expected_path.read_text(encoding="utf-8"))
+
+
+def test_every_feed_file_has_an_expected_file_and_vice_versa() -> None:
+    feeds = {p.relative_to(FEEDS).with_suffix("").as_posix() for p in FEED_FILES}
+    expected = {
+        p.relative_to(EXPECTED).with_suffix("").as_posix() for p in EXPECTED.rglob("*.json")
+    }
+    assert feeds == expected
+
+
+# --- identity and versions -------------------------------------------------------------------
+
+
+def test_version_is_stripped_from_key_and_v1_v2_share_a_key() -> None:
+    (api,) = _parse(API / "2026_recorded_id_1605.08386_s0_m100_199195aa31ad.status200.xml").papers
+    rss = {p.key: p for p in _parse(RSS2).papers}["arxiv:1605.08386"]
+    assert (api.key, api.arxiv_id, api.version) == ("arxiv:1605.08386", "1605.08386", 1)
+    assert (rss.key, rss.arxiv_id, rss.version) == ("arxiv:1605.08386", "1605.08386", 2)
+    assert api.url == rss.url == "https://arxiv.org/abs/1605.08386"
+
+
+def test_every_arxiv_key_and_url_is_versionless() -> None:
+    for p in _all_papers():
+        if p.arxiv_id:
+            assert p.key == f"arxiv:{p.arxiv_id}"
+            assert p.url == f"https://arxiv.org/abs/{p.arxiv_id}"
+            assert not re.search(r"v\d+$", p.arxiv_id), p.arxiv_id
+
+
+def test_old_style_ids() -> None:
+    (astro,) = _parse(
+        API / "2026_recorded_id_astro-ph_0601001_s0_m100_3150dca9dc76.status200.xml"
+    ).papers
+    assert (astro.key, astro.version) == ("arxiv:astro-ph/0601001", 1)
+    assert astro.url == "https://arxiv.org/abs/astro-ph/0601001"
+    keys = {p.key for p in _parse(API / "2016-10-09_api_search_au_del_maestro.xml").papers}
+    assert "arxiv:cond-mat/0412498" in keys
+    # the ".GT" subject class is not part of an old-style identifier
+    rdf = {p.key: p for p in _parse(RSS1).papers}
+    assert rdf["arxiv:math/0309136"].arxiv_id == "math/0309136"
+
+
+def test_five_digit_and_four_digit_new_style_ids() -> None:
+    (paper,) = _parse(
+        API / "2026_recorded_id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.status200.xml"
+    ).papers
+    assert paper.key == "arxiv:1707.08567"
+    assert {p.key for p in _parse(HF_FILES[0]).papers} >= {"arxiv:2503.01785"}
+
+
+def test_doi_and_guid_keys_for_non_arxiv_entries() -> None:
+    papers = {p.title: p for p in _parse(HOSTILE).papers}
+    doi = papers["A journal article known by its DOI"]
+    assert (doi.key, doi.doi, doi.arxiv_id) == (
+        "doi:10.1234/abc.2025.42",
+        "10.1234/ABC.2025.42",
+        None,
+    )
+    blog = {p.title: p for p in _parse(PLAIN_RSS).papers}
+    assert blog["Only a guid"].key == "guid:blog-post-77"
+    assert blog["Reading group: diffusion models"].key == (
+        "guid:https://blog.example.org/2025/03/reading-group"
+    )
+
+
+def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:
+    first = _parse(HOSTILE).papers[0]
+    assert first.key == "guid:tag:example.org,2025:post-1"
+    assert first.arxiv_id is None
+
+
+def test_api_doi_kept() -> None:
+    (paper,) = _parse(API / "2016-10-09_api_id_list_1111.2011v2.xml").papers
+    assert (paper.key, paper.version, paper.doi) == (
+        "arxiv:1111.2011",
+        2,
+        "10.1103/PhysRevB.85.115117",
+    )
+
+
+# --- arXiv RSS -------------------------------------------------------------------------------
+
+
+def test_rss2_announce_type_kept_and_description_prefix_stripped() -> None:
+    papers = {p.key: p for p in _parse(RSS2).papers}
+    assert {k: p.announce_type for k, p in papers.items()} == {
+        "arxiv:2203.01250": "replace-cross",
+        "arxiv:2503.01785": "new",
+        "arxiv:1605.08386": "replace",
+        "arxiv:1111.2011": "cross",
+    }
+    doc = papers["arxiv:2203.01250"]
+    assert doc.abstract.startswith("We consider first order local minimization problems")
+    assert doc.version == 3
+    assert doc.doi == "10.5802/jep.257"
+    assert doc.authors == ("Antonin Monteil", "Paul Pegon")
+    assert doc.categories == ("math.AP", "math.OC")
+    assert doc.published == datetime(2024, 8, 23, 4, 0, tzinfo=UTC)
+    for p in papers.values():
+        assert "Announce Type" not in p.abstract and not p.abstract.startswith("arXiv:")
+
+
+def test_rss1_title_suffix_and_html_authors() -> None:
+    papers = {p.key: p for p in _parse(RSS1).papers}
+    updated = papers["arxiv:1111.2011"]
+    assert updated.title.endswith("in the Large Connectivity Limit")
+    assert (updated.version, updated.announce_type) == (2, "replace")
+    assert updated.authors == ("James M. Murray", "Adrian Del Maestro", "Zlatko Tesanovic")
+    assert papers["arxiv:1605.08386"].announce_type == "new"
+    assert papers["arxiv:math/0309136"].announce_type == "cross"
+    assert "$0 < x < 1$" in papers["arxiv:math/0309136"].abstract
+
+
+# --- arXiv API errors and empty results ------------------------------------------------------
+
+
+def test_api_error_entry_raises_parse_error_naming_the_url() -> None:
+    with pytest.raises(ParseError) as info:
+        _parse(ERROR_400)
+    assert _url(ERROR_400) in str(info.value)
+    assert "incorrect id format for abc" in str(info.value)
+
+
+def test_empty_api_result_is_zero_papers_not_an_error() -> None:
+    feed = _parse(EMPTY)
+    assert feed.papers == () and feed.skipped == ()
+    assert feed.title.startswith("arXiv Query")
+
+
+# --- Hugging Face daily papers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", HF_FILES, ids=lambda p: p.name)
+def test_hf_upvotes_and_arxiv_keys(path: Path) -> None:
+    feed = _parse(path)
+    assert feed.papers and not feed.skipped
+    for p in feed.papers:
+        assert p.key == f"arxiv:{p.arxiv_id}"
+        assert isinstance(p.upvotes, int) and p.upvotes >= 0
+        assert p.title and p.abstract and p.authors
+        assert p.published is not None and p.published.tzinfo is not None
+
+
+def test_hf_first_paper_of_2025() -> None:
+    first = _parse(HF_FILES[0]).papers[0]
+    assert (first.key, first.upvotes, first.version) == ("arxiv:2503.01785", 24, None)
+    assert first.published == datetime(2025, 3, 3, 18, 16, 32, tzinfo=UTC)
+    assert first.authors[:2] == ("Ziyu Liu", "Zeyi Sun")
+    assert "\n" not in first.abstract
+
+
+def test_hf_broken_item_is_skipped_and_others_survive() -> None:
+    items = json.loads(HF_FILES[0].read_bytes())
+    items[1] = {"title": "no paper object"}
+    items[2]["paper"]["title"] = items[2]["title"] = ""
+    feed = parse_feed(json.dumps(items).encode(), url="https://hf.test/api/daily_papers")
+    assert len(feed.papers) == len(items) - 2
+    assert len(feed.skipped) == 2
+    assert feed.skipped[0].startswith("item 2:") and feed.skipped[1].startswith("item 3:")
+
+
+# --- untrusted HTML --------------------------------------------------------------------------
+
+_MARKUP = re.compile(
+    r"<\s*/?\s*(script|style|img|iframe|a|p|b|em|i)\b|\bon[a-z]+\s*=|javascript:", re.I
+)
+
+
+def test_hostile_html_never_survives_into_any_paper() -> None:
+    for p in _all_papers():
+        for text in (p.title, p.abstract, *p.authors):
+            assert not _MARKUP.search(text), (p.key, text)
+            assert "&lt;" not in text and "&amp;" not in text, (p.key, text)
+
+
+def test_hostile_feed_is_plain_text() -> None:
+    feed = _parse(HOSTILE)
+    assert feed.title == "Lab news & preprints"
+    first = feed.papers[0]
+    assert first.title == "Safe title & more"
+    assert first.abstract == "Our preprint is here."
+
+
+def test_double_escaped_script_in_rss_title_is_removed() -> None:
+    xml = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        b"<title>A &amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;B</title>"
+        b"<link>https://x.test/1</link>"
+        b"<description>&lt;img src=x onerror=alert(1)&gt;text &amp;amp; more</description>"
+        b"</item></channel></rss>"
+    )
+    (paper,) = parse_feed(xml, url="https://x.test/feed").papers
+    assert paper.title == "A B"
+    assert paper.abstract == "text & more"
+
+
+def test_math_with_less_than_signs_is_not_eaten_as_a_tag() -> None:
+    path = API / "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"
+    (paper,) = [p for p in _parse(path).papers if "strip planarity" in p.abstract]
+    assert "$γ(u)<γ(v)$, it holds $y(u)<y(v)$. The problem has strong relationships" in (
+        paper.abstract
+    )
+    assert paper.abstract.endswith("if $G$ has a fixed planar embedding.")
+
+
+# --- not a feed ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"garbage bytes, not a feed",
+        b"\x00\xff\xfe\x01binary",
+        b"<!DOCTYPE html><html><head><title>Login</title></head><body>Sign in</body></html>",
+        b"<note><to>x</to></note>",
+        b"{not json",
+        b'{"foo": 1}',
+        b'{"error": "Invalid date"}',
+        b"[1, 2, 3]",
+        b'[{"title": "no paper object"}]',
+    ],
+)
+def test_not_a_feed_raises_parse_error_naming_the_url(content: bytes) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_feed(content, url="https://bad.test/feed", content_type="text/html")
+    assert "https://bad.test/feed" in str(info.value)
+    assert "check" in str(info.value)
+
+
+def test_empty_json_list_is_zero_papers() -> None:
+    assert parse_feed(b"  []\n", url="https://hf.test/").papers == ()
+
+
+def test_skipped_entries_do_not_lose_the_others() -> None:
+    feed = _parse(HOSTILE)
+    assert [p.title for p in feed.papers] == [
+        "Safe title & more",
+        "A journal article known by its DOI",
+    ]
+    assert feed.skipped == (
+        "entry 2: 'An entry with neither link nor id' has no link and no id",
+        "entry 3: tag:example.org,2025:untitled has no title",
+    )
+
+
+# --- general ---------------------------------------------------------------------------------
+
+
+def test_published_is_utc_aware_everywhere() -> None:
+    for p in _all_papers():
+        if p.published is not None:
+            assert p.published.utcoffset() is not None
+            assert p.published.tzinfo == UTC
+
+
+def test_feedparser_only_ever_gets_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[object] = []
+    real = feedparser.parse
+
+    def spy(source: object, *args: Any, **kwargs: Any) -> Any:
+        seen.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(feedparser, "parse", spy)
+    parse_feed(RSS2.read_bytes(), url="https://rss.arxiv.org/rss/math.OC")
+    assert seen and all(isinstance(s, bytes) for s in seen)
+
+
+def test_utf8_bom_json_is_detected_as_json() -> None:
+    feed = parse_feed(b"\xef\xbb\xbf" + HF_FILES[0].read_bytes(), url="https://hf.test/")
+    assert feed.papers[0].upvotes == 24
