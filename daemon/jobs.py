@@ -213,15 +213,16 @@ def make_digests(
         pid for sig in signals.values() for pid in sig.dislikes
     }
     known_rows = store.papers_by_ids(known_ids)
-    model = load_recommender(app, now)
     k = max([s.digest.max_picks] + [u.max_picks or 0 for u, _ in todo])
-    ranked = model.rank(
-        [_doc(p) for p in window],
-        [_feedback(signals[u.id or 0]) for u, _ in todo],
-        k=k,
-        now=now,
-        known={str(pid): _doc(p) for pid, p in known_rows.items()},
-    )
+    ranked: dict[str, list[Recommendation]] = {}
+    if window:
+        ranked = load_recommender(app, now).rank(
+            [_doc(p) for p in window],
+            [_feedback(signals[u.id or 0]) for u, _ in todo],
+            k=k,
+            now=now,
+            known={str(pid): _doc(p) for pid, p in known_rows.items()},
+        )
     for i, (user, channels) in enumerate(todo):
         progress(f"digest {user.name}", i, len(todo))
         report.users += 1

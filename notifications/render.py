@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from notifications.digest import Digest, Pick
 from notifications.transports.base import EmailOut, SlackOut
+from notifications.transports.slack import SlackWebhookTransport
 
 __all__ = [
     "COLD_START_NOTE",
@@ -54,10 +55,11 @@ DISLIKE_LABEL = "👎 Less like this"
 ABSTRACT_CHARS = 400
 MAX_AUTHORS = 3
 
-# Slack's documented limits (https://api.slack.com/reference/block-kit/blocks).
-SLACK_MAX_BLOCKS = 50
-SLACK_MAX_SECTION_CHARS = 3000
-SLACK_MAX_HEADER_CHARS = 150
+# Slack's documented limits (https://api.slack.com/reference/block-kit/blocks), declared
+# by the transport that has to live with them.
+SLACK_MAX_BLOCKS = SlackWebhookTransport.max_blocks_per_message
+SLACK_MAX_SECTION_CHARS = SlackWebhookTransport.max_section_chars
+SLACK_MAX_HEADER_CHARS = SlackWebhookTransport.max_header_chars
 SLACK_MAX_CONTEXT_ELEMENTS = 10
 SLACK_MAX_FALLBACK_CHARS = 3000
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
@@ -42,7 +43,7 @@ FORMAT_VERSION = 1
 class RecommenderConfig:
     """Every knob of the method. Defaults are the method that won on CiteULike coldstart/."""
 
-    method: str = "coliked"  # "coliked" (text + cross-user expansion) | "tfidf-centroid"
+    method: str = "learned"  # "learned" (text + map learned from all libraries) | "tfidf-centroid"
     # --- text features -------------------------------------------------------------------
     max_features: int | None = 50000
     min_df: int | float = 2
@@ -56,10 +57,13 @@ class RecommenderConfig:
     author_weight: float = 0.3  # 0 = authors are not features
     author_min_df: int = 2
     # --- cross-user learned signal (needs the libraries passed to `fit`) -------------------
-    coliked_weight: float = 1.0  # weight of the expanded set relative to the liked set
-    coliked_neighbors: int = 50  # neighbours kept per paper in the item-item co-like graph
-    coliked_min_support: int = 1  # co-likes needed for an edge
-    coliked_shrinkage: float = 2.0  # damps edges between rarely-liked papers
+    learned_rank: int = 1500  # word-space basis: top singular vectors of the user×word matrix
+    learned_lambda: float = 1.5  # ridge strength of the bilinear profile→paper map
+    lsa_rank: int = 256  # leading part of the basis used as a "topic" space (LSA)
+    learned_min_users: int = 20  # fewer libraries than this → text only
+    text_weight: float = 0.0  # blend (per-user z-scores) of text cosine,
+    lsa_weight: float = 1.0  # cosine in the LSA topic space,
+    bilinear_weight: float = 2.0  # and the learned bilinear score
     # --- profile -------------------------------------------------------------------------
     like_weight: float = 1.0
     dislike_weight: float = 0.5  # Rocchio gamma
@@ -85,7 +89,8 @@ class _Fitted:
     ids: list[str]
     index: dict[str, int]
     matrix: sp.csr_matrix  # corpus × features, L2-normalised rows
-    coliked: sp.csr_matrix | None  # corpus × corpus, row-normalised neighbour weights
+    basis: np.ndarray | None  # features × rank (learned from the user×word matrix)
+    bilinear: np.ndarray | None  # rank × rank: profile → paper affinity learned from libraries
     terms: np.ndarray  # feature index → readable term ("" for author columns)
     n_word_features: int
     titles: list[str]
@@ -226,51 +231,59 @@ class Recommender:
         )
         ids = [d.id for d in docs]
         index = {d: i for i, d in enumerate(ids)}
-        coliked = self._fit_coliked(index, libraries) if cfg.method == "coliked" else None
+        basis, bilinear = (
+            self._fit_learned(matrix, index, libraries) if cfg.method == "learned" else (None, None)
+        )
         self._fitted = _Fitted(
             word_vec,
             author_vec,
             ids,
             index,
             matrix,
-            coliked,
+            basis,
+            bilinear,
             terms,
             n_words,
             [d.title for d in docs],
         )
 
-    def _fit_coliked(
-        self, index: Mapping[str, int], libraries: Sequence[Feedback]
-    ) -> sp.csr_matrix | None:
+    def _fit_learned(
+        self, matrix: sp.csr_matrix, index: Mapping[str, int], libraries: Sequence[Feedback]
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Learn from every subscriber's likes which word combinations predict a like.
+
+        U = users × words (normalised mean of each library). Its top singular vectors V give a
+        word basis. In that basis, a bilinear map B is fitted by ridge so that
+        (profile_u V) B (paper_i V)ᵀ ≈ [u liked i] over all libraries. New papers need only their
+        text (paper V), so the map works for papers nobody has liked yet."""
         cfg = self.config
         rows: list[int] = []
         cols: list[int] = []
-        for u, fb in enumerate(libraries):
-            for like in fb.likes:
-                j = index.get(like.doc_id)
-                if j is not None:
-                    rows.append(u)
-                    cols.append(j)
-        if not rows:
-            return None
-        n = len(index)
+        n_users = 0
+        for fb in libraries:
+            liked = {index[lk.doc_id] for lk in fb.likes if lk.doc_id in index}
+            if liked:
+                rows.extend([n_users] * len(liked))
+                cols.extend(liked)
+                n_users += 1
+        if n_users < max(2, cfg.learned_min_users):
+            return None, None
         likes = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(libraries), n)
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, len(index))
         )
-        likes.data[:] = 1.0  # duplicates collapse
-        co = (likes.T @ likes).tocsr().astype(np.float32)
-        co.setdiag(0)
-        co.eliminate_zeros()
-        if cfg.coliked_min_support > 1:
-            co.data[co.data < cfg.coliked_min_support] = 0
-            co.eliminate_zeros()
-        pop = np.asarray(likes.sum(axis=0)).ravel().astype(np.float32)
-        # cosine over users, with shrinkage against edges supported by very few people
-        co = co.tocoo()
-        denom = np.sqrt(pop[co.row] * pop[co.col]) + cfg.coliked_shrinkage
-        co = sp.csr_matrix((co.data / denom, (co.row, co.col)), shape=(n, n))
-        co = _top_k_per_row(co, cfg.coliked_neighbors)
-        return normalize(co, norm="l1").astype(np.float32)
+        users_words = normalize(likes @ matrix)
+        rank = min(cfg.learned_rank, n_users - 1, matrix.shape[1] - 1)
+        svd = TruncatedSVD(rank, algorithm="randomized", n_iter=3, random_state=0)
+        svd.fit(users_words)
+        basis = np.ascontiguousarray(svd.components_.T, dtype=np.float32)  # words × rank
+        liked_items = np.flatnonzero(np.asarray(likes.sum(axis=0)).ravel() > 0)
+        z_items = np.asarray(matrix[liked_items] @ basis, dtype=np.float64)
+        z_users = np.asarray(users_words @ basis, dtype=np.float64)
+        target = likes[:, liked_items]
+        eye = np.eye(rank) * cfg.learned_lambda
+        a = np.linalg.solve(z_users.T @ z_users + eye, np.asarray((target.T @ z_users).T))
+        b = np.linalg.solve(z_items.T @ z_items + eye, (a @ z_items).T).T
+        return basis, b.astype(np.float32)
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -334,6 +347,7 @@ class Recommender:
         cand_pos = {d: i for i, d in enumerate(cand_ids)}
         xc = self.vectorize(cands)
         xc_t = xc.T.tocsr()
+        learned = self._candidate_basis(xc, f)
         titles = {d.id: d.title for d in cands}
         texts = [_fold(_doc_text(d, True)) for d in cands]
         dups = _near_duplicates(xc, cfg.duplicate_threshold)
@@ -372,7 +386,7 @@ class Recommender:
             batch = users[start : start + cfg.batch_size]
             plan = [self._profile_plan(fb, f, extra_index, now) for fb in batch]
             profiles, owner = self._profile_matrix(plan, f, extra_rows)
-            scores = np.asarray((profiles @ xc_t).todense(), dtype=np.float32)
+            scores = self._score(profiles, xc_t, learned)
             for b, fb in enumerate(batch):
                 rows = [r for r, o in enumerate(owner) if o == b]
                 out[fb.user_id] = self._select(
@@ -393,6 +407,44 @@ class Recommender:
                     titles,
                 )
         return out
+
+    def _candidate_basis(
+        self, xc: sp.csr_matrix, f: _Fitted
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Candidates in the learned basis: (for the bilinear map, L2-normalised LSA part)."""
+        if f.basis is None or f.bilinear is None:
+            return None
+        zc = np.asarray(xc @ f.basis, dtype=np.float32)
+        lsa = normalize(zc[:, : self.config.lsa_rank])
+        return zc, lsa
+
+    def _score(
+        self,
+        profiles: sp.csr_matrix,
+        xc_t: sp.csr_matrix,
+        learned: tuple[np.ndarray, np.ndarray] | None,
+    ) -> np.ndarray:
+        """Profiles (rows) × candidates → score in [0, 1] (text cosine, or the learned blend)."""
+        cfg = self.config
+        text = np.asarray((profiles @ xc_t).todense(), dtype=np.float32)
+        f = self._fitted
+        if learned is None or f is None or f.basis is None or f.bilinear is None:
+            return np.clip(text, 0.0, 1.0)
+        zc, lsa = learned
+        zp = np.asarray(profiles @ f.basis, dtype=np.float32)
+        parts = [
+            (cfg.text_weight, text),
+            (cfg.lsa_weight, normalize(zp[:, : cfg.lsa_rank]) @ lsa.T),
+            (cfg.bilinear_weight, (zp @ f.bilinear) @ zc.T),
+        ]
+        total = np.zeros_like(text)
+        wsum = 0.0
+        for w, s in parts:
+            if w:
+                total += w * _zscore(s)
+                wsum += abs(w)
+        # per-user z-score blend → [0, 1]: z = 2 maps to 0.5, z = 4 to 0.88
+        return (1.0 / (1.0 + np.exp(-(total / max(wsum, 1e-9) - 2.0)))).astype(np.float32)
 
     # -------------------------------------------------------------- profile building
     def _profile_plan(
@@ -470,9 +522,6 @@ class Recommender:
             (r_vals, (r_rows, r_cols)), shape=(n_rows, n_corpus), dtype=np.float32
         )
         prof = liked_c @ f.matrix
-        if f.coliked is not None and cfg.coliked_weight > 0:
-            expanded = liked_c @ f.coliked
-            prof = prof + cfg.coliked_weight * (expanded @ f.matrix)
         if e_rows and extra_rows is not None:
             liked_e = sp.csr_matrix(
                 (e_vals, (e_rows, e_cols)), shape=(n_rows, n_extra), dtype=np.float32
@@ -842,3 +891,9 @@ def _readable_terms(row: sp.csr_matrix, f: _Fitted, limit: int) -> list[str]:
         if len(chosen) >= limit:
             break
     return chosen[:limit]
+
+
+def _zscore(s: np.ndarray) -> np.ndarray:
+    mu = s.mean(axis=1, keepdims=True)
+    sd = s.std(axis=1, keepdims=True)
+    return np.asarray((s - mu) / (sd + 1e-9), dtype=np.float32)

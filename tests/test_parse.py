@@ -12,18 +12,12 @@ import dataclasses
 import json
 import os
 import re
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import feedparser
 import pytest
-
-# The project is not installed in the venv and pytest's rootdir is not on sys.path; harmless once
-# pyproject sets `pythonpath = ["."]` under [tool.pytest.ini_options].
-if str(Path(__file__).resolve().parents[1]) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.errors import ParseError
 from daemon.parse import PaperIn, ParsedFeed, parse_feed

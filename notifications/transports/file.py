@@ -10,8 +10,6 @@ from datetime import date
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
-from types import TracebackType
-from typing import ClassVar
 
 from notifications.transports.base import EmailOut, Outgoing, SlackOut, TemporaryDeliveryError
 
@@ -36,7 +34,7 @@ class FileTransport:
     overwrites its files (writes are atomic: temp file + rename).
     """
 
-    name: ClassVar[str] = "file"
+    name: str = "file"
 
     def __init__(self, outbox: Path) -> None:
         self.outbox = Path(outbox)
@@ -48,12 +46,7 @@ class FileTransport:
     def __enter__(self) -> FileTransport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def send(self, out: Outgoing) -> None:

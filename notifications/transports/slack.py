@@ -6,7 +6,6 @@ import logging
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from types import TracebackType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -68,7 +67,7 @@ class SlackWebhookTransport:
     several payloads is sent in order; a failure stops at the failed payload.
     """
 
-    name: ClassVar[str] = "slack"
+    name: str = "slack"
     max_blocks_per_message: ClassVar[int] = 50
     max_section_chars: ClassVar[int] = 3000
     max_header_chars: ClassVar[int] = 150
@@ -95,12 +94,7 @@ class SlackWebhookTransport:
     def __enter__(self) -> SlackWebhookTransport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         return None
 
     def send(self, out: Outgoing) -> None:

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import smtplib
 import ssl
-from types import TracebackType
 from typing import ClassVar, Literal, Protocol
 
 from notifications.transports.base import (
@@ -50,7 +49,7 @@ class SmtpTransport:
     appears in an exception message or in ``repr``.
     """
 
-    name: ClassVar[str] = "smtp"
+    name: str = "smtp"
     max_recipients_per_message: ClassVar[int] = 1
     max_message_bytes: ClassVar[int] = 10 * 1024 * 1024  # conservative; servers announce SIZE
 
@@ -93,12 +92,7 @@ class SmtpTransport:
     def __enter__(self) -> SmtpTransport:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc: BaseException | None = None,
-        tb: TracebackType | None = None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:

@@ -1,0 +1,141 @@
+"""Fixtures for the daemon's tests: a database on each backend, settings, a fixed clock.
+
+`db_url` runs a test on SQLite and on PostgreSQL (127.0.0.1:5432, a fresh database per test).
+Where PostgreSQL is not reachable the PostgreSQL case is skipped with the reason shown, except
+when PAPERWIRE_REQUIRE_POSTGRES=1 (set by .ci/run): then it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from daemon.app import App, make_app
+from daemon.settings import Settings, load_settings
+from daemon.store import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "PAPERWIRE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("PAPERWIRE_REQUIRE_POSTGRES") == "1"
+ROOT = Path(__file__).resolve().parents[2]
+FEEDS = ROOT / "tests" / "data" / "feeds"
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # a Friday, 08:00 UTC
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as e:
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {type(e).__name__}"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    problem = _pg_available()
+    if problem:
+        if REQUIRE_PG:
+            pytest.fail(problem + " (PAPERWIRE_REQUIRE_POSTGRES=1)")
+        pytest.skip(problem + "; set PAPERWIRE_TEST_POSTGRES to run these")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"paperwire_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(pg_server).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'paperwire.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_url: str) -> SettingsFactory:
+    """Settings for a test: the database under test, files under tmp_path, loopback allowed.
+
+    Keyword arguments replace whole sections or keys: make_settings(email={...}, feeds=[...]).
+    """
+
+    def factory(**sections: Any) -> Settings:
+        base: dict[str, Any] = {
+            "database": {"url": db_url},
+            "server": {
+                "base_url": "http://127.0.0.1:8080",
+                "secret_key": "test-secret-key",
+            },
+            "ingest": {
+                "allow_private_addresses": True,
+                "allow_files": True,
+                "arxiv_min_interval_seconds": 0.0,
+                "timeout_seconds": 5.0,
+            },
+            "delivery": {"outbox_dir": str(tmp_path / "outbox"), "backoff_seconds": 60.0},
+        }
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                base[key] = {**base[key], **value}
+            else:
+                base[key] = value
+        return Settings(**base)
+
+    return factory
+
+
+@pytest.fixture
+def clock() -> Callable[[], datetime]:
+    """A clock the test can move: clock.now = ...; the app reads it through app.clock()."""
+
+    class Clock:
+        now = NOW
+
+        def __call__(self) -> datetime:
+            return self.now
+
+    return Clock()
+
+
+@pytest.fixture
+def app_factory(make_settings: SettingsFactory, clock: Callable[[], datetime]) -> Iterator[Callable[..., App]]:
+    """Build an App on the test database with the schema upgraded; closed after the test."""
+    apps: list[App] = []
+
+    def build(settings: Settings | None = None, **kwargs: Any) -> App:
+        app = make_app(settings or make_settings(), clock=clock, **kwargs)
+        upgrade(app.store.engine)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        app.close()
+
+
+__all__ = ["FEEDS", "NOW", "ROOT", "load_settings"]

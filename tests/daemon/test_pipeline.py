@@ -1,0 +1,278 @@
+"""The whole daily pipeline against real servers on 127.0.0.1: recorded feeds served over HTTP,
+an aiosmtpd SMTP server with STARTTLS (trustme certificate) and AUTH, and a local HTTP server
+standing in for the Slack incoming webhook. Runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from email.message import EmailMessage
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from daemon import jobs
+from daemon.app import App
+from daemon.web import make_web
+from tests.daemon.conftest import FEEDS, SettingsFactory
+from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
+
+HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"
+
+
+class _FeedHandler(SimpleHTTPRequestHandler):
+    requests: list[tuple[str, str | None]]
+
+    def do_GET(self) -> None:
+        type(self).requests.append((self.path, self.headers.get("If-Modified-Since")))
+        super().do_GET()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def feed_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+    """Serves tests/data/feeds over HTTP (Last-Modified, and 304 to If-Modified-Since)."""
+    handler = type("FeedHandler", (_FeedHandler,), {"requests": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(FEEDS)))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server(users={"paperwire": "s3cret-pass"}) as server:
+        yield server
+
+
+@pytest.fixture
+def slack() -> Iterator[HttpRecorder]:
+    with http_recorder() as recorder:
+        yield recorder
+
+
+@pytest.fixture
+def pipeline(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    feed_server: tuple[str, list[tuple[str, str | None]]],
+    smtp: SmtpServer,
+    slack: HttpRecorder,
+) -> App:
+    base, _ = feed_server
+    settings = make_settings(
+        email={
+            "transport": "smtp",
+            "host": smtp.host,
+            "port": smtp.port,
+            "security": "starttls",
+            "username": "paperwire",
+            "password": "s3cret-pass",
+            "sender": "paperwire <digest@lab.example>",
+            "message_id_domain": "lab.example",
+        },
+        slack={"transport": "webhook", "min_interval_seconds": 0.0},
+        feeds=[
+            {"name": "testing", "url": f"{base}/arxiv-api/2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"},
+            {"name": "maestro", "url": f"{base}/arxiv-api/2016-10-09_api_search_au_del_maestro.xml"},
+            {"name": "hf", "url": f"{base}/hf/daily_papers_2026-08-20.json"},
+            {"name": "hostile", "url": f"{base}/generic/hostile_atom_constructed.xml"},
+            {"name": "gone", "url": f"{base}/no/such/feed.xml"},
+        ],
+    )
+    app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
+    now = app.clock()
+    jobs.ingest(app, now)
+    store = app.store
+    ada = store.add_user("ada", now, email="ada@lab.example", display_name="Ada")
+    grace = store.add_user("grace", now, slack_webhook=slack.url_for(HOOK_PATH))
+    store.add_user("nova", now, email="nova@lab.example")
+    for ref in ("2412.16620", "2312.06056", "2302.03287"):  # LLMs and software testing
+        store.set_feedback(ada.id or 0, store.find_paper(ref).id, 1, now)
+    for ref in ("1201.4869", "1005.5383"):  # Luttinger liquids, helium
+        store.set_feedback(grace.id or 0, store.find_paper(ref).id, 1, now)
+    return app
+
+
+def _mails(smtp: SmtpServer) -> dict[str, EmailMessage]:
+    return {m.rcpt_tos[0]: m.message for m in smtp.messages}
+
+
+def _parts(msg: EmailMessage) -> tuple[str, str]:
+    plain = msg.get_body(("plain",))
+    html = msg.get_body(("html",))
+    assert plain is not None and html is not None, "both a text and an HTML part"
+    return plain.get_content(), html.get_content()
+
+
+def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
+    pipeline: App, smtp: SmtpServer, slack: HttpRecorder
+) -> None:
+    app = pipeline
+    report = jobs.cycle(app, app.clock())
+
+    # ingest: four good feeds, one 404 that did not stop the others
+    assert report.ingest.feeds_failed == 1 and "gone" in report.ingest.errors[0]
+    assert report.ingest.papers_new == 0  # already ingested by the fixture: nothing new now
+
+    # three subscribers, three digests, all delivered
+    assert report.digests.created == 3
+    assert report.delivery.sent == 3 and report.delivery.failed == 0
+    mails = _mails(smtp)
+    assert set(mails) == {"ada@lab.example", "nova@lab.example"}
+    assert smtp.connections == 1, "one SMTP connection for the batch"
+    assert smtp.auth_attempts == ["paperwire"]
+
+    ada = mails["ada@lab.example"]
+    assert ada["To"].addresses[0].addr_spec == "ada@lab.example"
+    assert "digest@lab.example" in ada["From"]
+    assert ada["Subject"] and "2026-11-27" in ada["Subject"]
+    assert re.fullmatch(r"<[^@>]+@lab\.example>", ada["Message-ID"])
+    assert ada["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsub = re.fullmatch(r"<(http://127\.0\.0\.1:8080/unsubscribe/[^>]+)>", ada["List-Unsubscribe"])
+    assert unsub, ada["List-Unsubscribe"]
+    plain, html = _parts(ada)
+    assert "/f/" in html and "/unsubscribe/" in html and "/unsubscribe/" in plain
+    assert "<script" not in html.lower() and "<script" not in plain.lower()
+    assert "javascript:" not in html.lower()
+    # the liked papers are not sent back; the picks are about software testing
+    assert "arxiv.org/abs/2312.06056" not in plain and "arxiv.org/abs/2412.16620" not in plain
+    assert re.search(r"[Tt]est", plain)
+
+    nova_plain, _ = _parts(mails["nova@lab.example"])
+    assert re.search(r"no likes yet|trending", nova_plain, re.I), "cold start is labelled"
+
+    # Slack: Block Kit within limits, posted to the webhook; the webhook path is a secret
+    posts = [r for r in slack.requests if r.method == "POST"]
+    assert posts and all(r.path == HOOK_PATH for r in posts)
+    for r in posts:
+        payload = r.json()
+        assert len(payload["blocks"]) <= 50
+        assert payload["text"]
+        for block in payload["blocks"]:
+            text = block.get("text", {}).get("text", "")
+            assert len(text) <= 3000
+    slack_text = " ".join(str(r.json()) for r in posts)
+    assert "Luttinger" in slack_text or "helium" in slack_text.lower() or "Superfluid" in slack_text
+
+    # the same cycle again (late, or on a second machine): nothing new is sent
+    again = jobs.cycle(app, app.clock() + timedelta(minutes=30))
+    assert again.digests.created == 0 and again.delivery.sent == 0
+    assert len(smtp.messages) == 2 and len([r for r in slack.requests if r.method == "POST"]) == len(posts)
+    assert app.store.delivery_counts() == {"sent": 3}
+
+
+def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
+    pipeline: App, smtp: SmtpServer, slack: HttpRecorder
+) -> None:
+    app = pipeline
+    now = app.clock()
+    smtp_replies: Any = smtp
+    # nova's mailbox is temporarily unavailable; the Slack channel is gone for good
+    handler_rcpt = getattr(smtp_replies, "_controller").handler
+    handler_rcpt.rcpt_replies["nova@lab.example"] = "451 4.3.0 mailbox busy, try later"
+    slack.reply(404, "channel_not_found")
+
+    first = jobs.cycle(app, now)
+    assert first.delivery.sent == 1  # ada
+    assert first.delivery.retrying == 1  # nova: backoff
+    assert first.delivery.failed == 1  # grace: permanent, with the reason recorded
+    assert any("channel_not_found" in e for e in first.delivery.errors)
+    assert HOOK_PATH not in " ".join(first.delivery.errors), "webhook URL is a secret"
+
+    # before the backoff has passed nothing is retried
+    assert jobs.deliver(app, now + timedelta(seconds=30)).sent == 0
+    handler_rcpt.rcpt_replies.clear()
+    later = jobs.deliver(app, now + timedelta(seconds=61))
+    assert later.sent == 1
+    assert [m.rcpt_tos[0] for m in smtp.messages] == ["ada@lab.example", "nova@lab.example"]
+    assert app.store.delivery_counts() == {"sent": 2, "failed": 1}
+    # and the next day grace is tried again (the failure was of that digest, not of grace)
+    nxt = jobs.cycle(app, now + timedelta(days=1))
+    assert nxt.digests.created == 3
+
+
+def test_links_in_the_digest_work_end_to_end(pipeline: App, smtp: SmtpServer) -> None:
+    app = pipeline
+    now = app.clock()
+    jobs.cycle(app, now)
+    ada_msg = _mails(smtp)["ada@lab.example"]
+    _, html = _parts(ada_msg)
+    like = re.search(r'href="(http://127\.0\.0\.1:8080/f/[^"]+)"', html)
+    assert like
+    client = TestClient(make_web(app))
+    ada = app.store.get_user("ada")
+    before = app.store.signals([ada.id or 0])[ada.id or 0]
+    path = urlsplit(like.group(1)).path
+    assert client.get(path).status_code == 200
+    assert app.store.signals([ada.id or 0])[ada.id or 0].likes == before.likes, "GET changes nothing"
+    assert client.post(path).status_code == 200
+    assert len(app.store.signals([ada.id or 0])[ada.id or 0].likes) == len(before.likes) + 1
+
+    # RFC 8058 one-click unsubscribe, as a mail client would do it
+    unsub = re.fullmatch(r"<([^>]+)>", ada_msg["List-Unsubscribe"])
+    assert unsub
+    resp = client.post(
+        urlsplit(unsub.group(1)).path,
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200
+    tomorrow = jobs.cycle(app, now + timedelta(days=1))
+    delivered_to = [m.rcpt_tos[0] for m in smtp.messages]
+    assert delivered_to.count("ada@lab.example") == 1, "no digest after unsubscribing"
+    assert tomorrow.digests.created == 2
+
+
+def test_ranking_puts_the_liked_topic_first(pipeline: App) -> None:
+    app = pipeline
+    report = jobs.make_digests(app, app.clock(), force=True, dry_run=True)
+    by_user = {p.user: p for p in report.planned}
+    physics = re.compile(r"helium|luttinger|superflu|boson|quantum|lattice|supersolid", re.I)
+    grace_titles = [paper.title for paper, _ in by_user["grace"].picks]
+    assert grace_titles and all(physics.search(t) for t in grace_titles[:3]), grace_titles
+    ada_top = [paper.title for paper, _ in by_user["ada"].picks[:5]]
+    assert sum(bool(re.search(r"test", t, re.I)) for t in ada_top) >= 4, ada_top
+    assert not any(physics.search(t) for t in ada_top), ada_top
+    # each pick says why, naming a liked paper
+    _, rec = by_user["grace"].picks[0]
+    assert rec.kind == "similar" and "Luttinger" in rec.reason
+    # dry run stored nothing
+    assert app.store.delivery_counts() == {}
+
+
+def test_second_ingest_uses_conditional_get(
+    pipeline: App, feed_server: tuple[str, list[tuple[str, str | None]]]
+) -> None:
+    _, requests = feed_server
+    report = jobs.ingest(pipeline, pipeline.clock() + timedelta(hours=4))
+    assert report.feeds_unchanged == 4 and report.papers_new == 0
+    assert all(ims for path, ims in requests[-5:] if "no/such" not in path)
+
+
+def test_sends_nothing_when_nothing_is_worth_sending(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    app = app_factory(make_settings(feeds=[]))
+    app.store.add_user("ada", app.clock(), email="ada@lab.example")
+    report = jobs.cycle(app, app.clock())
+    assert report.digests.created == 1 and report.digests.empty == 1
+    assert report.delivery.sent == 0
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
+
+    noted = app_factory(make_settings(feeds=[], digest={"send_empty": True}))
+    noted.store.add_user("bob", noted.clock(), email="bob@lab.example")
+    assert jobs.cycle(noted, noted.clock()).delivery.sent == 1

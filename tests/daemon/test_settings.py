@@ -1,0 +1,268 @@
+"""daemon.settings.load_settings: clear errors naming file/key/value, env overrides, frozen
+settings, the default file documents every key, and `paperwire config check`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from daemon.errors import ConfigError
+from daemon.settings import Settings, load_settings
+from tests.daemon.conftest import ROOT
+
+DEFAULT_TOML = ROOT / "config" / "paperwire.toml"
+PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No PAPERWIRE_* variable of the machine running the tests leaks into these tests."""
+    for name in list(os.environ):
+        if name.startswith("PAPERWIRE_"):
+            monkeypatch.delenv(name)
+
+
+def _write(tmp_path: Path, text: str, name: str = "paperwire.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _error(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    return str(info.value)
+
+
+# ---- bad files -------------------------------------------------------------------------------
+
+
+def test_bad_time_zone_names_file_key_value_and_what_is_allowed(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[schedule]\ntimezone = "Mars/Olympus_Mons"\n')
+    msg = _error(path)
+    assert str(path) in msg
+    assert "schedule.timezone" in msg
+    assert "Mars/Olympus_Mons" in msg
+    assert "IANA" in msg
+
+
+def test_digest_hour_out_of_range(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[schedule]\ndigest_hour = 25\n")
+    msg = _error(path)
+    assert str(path) in msg
+    assert "schedule.digest_hour" in msg
+    assert "25" in msg
+    assert "less than or equal to 23" in msg
+
+
+def test_unknown_key_with_a_typo_suggests_the_right_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[digest]\nmax_pick = 3\n")
+    msg = _error(path)
+    assert str(path) in msg
+    assert "digest.max_pick" in msg
+    assert "unknown key" in msg
+    assert "did you mean 'max_picks'" in msg
+
+
+def test_unknown_section_with_a_typo_suggests_the_right_section(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[emial]\nsender = "x@example.org"\n')
+    msg = _error(path)
+    assert "emial" in msg
+    assert "did you mean 'email'" in msg
+
+
+@pytest.mark.parametrize("key", ["ingest_cron", "digest_cron"])
+def test_bad_cron_expression(tmp_path: Path, key: str) -> None:
+    path = _write(tmp_path, f'[schedule]\n{key} = "every morning"\n')
+    msg = _error(path)
+    assert str(path) in msg
+    assert f"schedule.{key}" in msg
+    assert "every morning" in msg
+    assert "5-field crontab" in msg
+
+
+def test_bad_toml_syntax_names_the_file_and_the_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[digest]\nmax_picks = 3\nsubject_prefix = "[paperwire\n')
+    msg = _error(path)
+    assert str(path) in msg
+    assert "not valid TOML" in msg
+    assert "line 3" in msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "paperwire.toml"
+    msg = _error(path)
+    assert str(path) in msg
+    assert "not found" in msg
+    assert "--config" in msg
+
+
+def test_several_problems_are_all_reported(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[schedule]\ndigest_hour = -1\n[server]\nport = 70000\n")
+    msg = _error(path)
+    assert "2 problem(s)" in msg
+    assert "schedule.digest_hour = -1" in msg
+    assert "server.port = 70000" in msg
+
+
+def test_secrets_are_never_echoed(tmp_path: Path) -> None:
+    # a secret of the wrong type: the key is named, the value is not
+    path = _write(tmp_path, "[email]\npassword = 987654321\n[server]\nsecret_key = 123456789\n")
+    msg = _error(path)
+    assert "email.password" in msg
+    assert "server.secret_key" in msg
+    assert "987654321" not in msg
+    assert "123456789" not in msg
+    # a valid secret next to a bad key: only the bad key is reported
+    path = _write(tmp_path, '[email]\npassword = "hunter2-secret"\nport = "smtp"\n')
+    msg = _error(path)
+    assert "email.port = 'smtp'" in msg
+    assert "hunter2-secret" not in msg
+    # a secret under a mistyped key is not echoed either
+    path = _write(tmp_path, '[email]\npasword = "hunter2-secret"\n')
+    msg = _error(path)
+    assert "email.pasword" in msg
+    assert "did you mean 'password'" in msg
+    assert "hunter2-secret" not in msg
+
+
+def test_secrets_are_masked_in_repr(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, '[email]\npassword = "hunter2-secret"\n'))
+    assert settings.email.password.get_secret_value() == "hunter2-secret"
+    assert "hunter2-secret" not in repr(settings)
+    assert "hunter2-secret" not in str(settings.model_dump())
+
+
+# ---- environment -----------------------------------------------------------------------------
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, '[email]\npassword = "from-file"\n[digest]\nmax_picks = 3\n')
+    before = load_settings(path)
+    assert before.email.password.get_secret_value() == "from-file"
+    assert before.digest.max_picks == 3
+
+    monkeypatch.setenv("PAPERWIRE_EMAIL__PASSWORD", "from-env")
+    monkeypatch.setenv("PAPERWIRE_DIGEST__MAX_PICKS", "7")
+    after = load_settings(path)
+    assert after.email.password.get_secret_value() == "from-env"
+    assert after.digest.max_picks == 7
+    # the other keys of the overridden sections still come from the file / the defaults
+    assert after.email.transport == "file"
+    assert after.digest.window_hours == 48
+
+
+def test_bad_environment_value_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, "")
+    monkeypatch.setenv("PAPERWIRE_DIGEST__MAX_PICKS", "500")
+    msg = _error(path)
+    assert "digest.max_picks" in msg
+    assert "500" in msg
+    assert "less than or equal to 100" in msg
+
+
+def test_paperwire_config_variable_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "[digest]\nmax_picks = 4\n", name="other.toml")
+    monkeypatch.setenv("PAPERWIRE_CONFIG", str(path))
+    assert load_settings().digest.max_picks == 4
+
+
+# ---- frozen ----------------------------------------------------------------------------------
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    settings = load_settings(_write(tmp_path, "[digest]\nmax_picks = 4\n"))
+    with pytest.raises(ValidationError):
+        settings.digest.max_picks = 5  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        settings.digest = settings.digest  # type: ignore[misc]
+    assert settings.digest.max_picks == 4
+    hash(settings.schedule)  # frozen sections are hashable
+
+
+# ---- the default file ------------------------------------------------------------------------
+
+
+def test_default_file_parses_to_exactly_the_defaults() -> None:
+    loaded = load_settings(DEFAULT_TOML)
+    defaults = Settings()
+    assert loaded.model_dump() == defaults.model_dump()
+    # SecretStr compares masked in model_dump: compare the secret values too
+    assert loaded.email.password.get_secret_value() == defaults.email.password.get_secret_value()
+    assert loaded.server.secret_key.get_secret_value() == ""
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):  # tuple[FeedSettings, ...], X | None
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _all_keys(model: type[BaseModel], prefix: str = "") -> Iterator[tuple[str, str, bool]]:
+    """(dotted path, key name, is a section) for every field, recursively."""
+    for name, info in model.model_fields.items():
+        sub = _model_of(info.annotation)
+        yield prefix + name, name, sub is not None
+        if sub is not None:
+            yield from _all_keys(sub, prefix + name + ".")
+
+
+def test_default_file_documents_every_key() -> None:
+    text = DEFAULT_TOML.read_text()
+    keys = list(_all_keys(Settings))
+    assert len(keys) > 50  # the walk really went into the sections
+    missing = []
+    for dotted, name, is_section in keys:
+        if is_section:
+            pattern = rf"^\s*#?\s*\[\[?{re.escape(name)}\]\]?\s*$"
+        else:  # `key = value`, possibly commented out (the [[feeds]] example)
+            pattern = rf"^\s*#?\s*{re.escape(name)}\s*="
+        if not re.search(pattern, text, re.M):
+            missing.append(dotted)
+    assert missing == [], f"keys not documented in {DEFAULT_TOML}: {missing}"
+
+
+def test_documented_keys_walk_finds_nested_feed_keys() -> None:
+    dotted = {d for d, _, _ in _all_keys(Settings)}
+    assert {"feeds.name", "feeds.url", "feeds.enabled", "email.password"} <= dotted
+
+
+# ---- paperwire config check ------------------------------------------------------------------
+
+
+def _paperwire(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env["COLUMNS"] = "200"
+    return subprocess.run(
+        [str(PAPERWIRE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_config_check_accepts_the_default_file() -> None:
+    done = _paperwire("--config", str(DEFAULT_TOML), "config", "check", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "is valid" in done.stdout
+
+
+def test_config_check_rejects_a_bad_file_naming_the_key(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[schedule]\ntimezone = "Nowhere/Atlantis"\n[email]\npassword = 31337\n')
+    done = _paperwire("--config", str(path), "config", "check", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "schedule.timezone" in done.stderr
+    assert "Nowhere/Atlantis" in done.stderr
+    assert "email.password" in done.stderr
+    assert "31337" not in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
