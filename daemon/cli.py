@@ -118,7 +118,8 @@ def run() -> None:
 
     app = _app()
     out.print(
-        f"paperwire running; links served on {app.settings.server.base_url} — Ctrl-C or SIGTERM stops"
+        f"paperwire running; links served on {app.settings.server.base_url}; "
+        "Ctrl-C or SIGTERM stops it"
     )
     try:
         serve(app)
@@ -430,7 +431,12 @@ def feeds_list() -> None:
     for f in app.store.list_feeds():
         last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
         table.add_row(
-            f.name, f.url, "yes" if f.enabled else "no", last_ok, str(f.papers_seen), f.last_error or ""
+            f.name,
+            f.url,
+            "yes" if f.enabled else "no",
+            last_ok,
+            str(f.papers_seen),
+            f.last_error or "",
         )
     out.print(table)
     app.close()
@@ -471,7 +477,9 @@ def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
         if not plan.picks:
             out.print("  nothing worth sending today")
         for i, (paper, rec) in enumerate(plan.picks, 1):
-            out.print(f"  {i:2}. {paper.title}  [dim]{rec.score:.2f} — {rec.reason}[/]", highlight=False)
+            out.print(
+                f"  {i:2}. {paper.title}  [dim]{rec.score:.2f} — {rec.reason}[/]", highlight=False
+            )
 
 
 def _print_delivery(r: jobs.DeliveryReport) -> None:

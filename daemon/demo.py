@@ -19,12 +19,8 @@ from daemon import jobs
 from daemon.app import make_app
 from daemon.settings import (
     DatabaseSettings,
-    DeliverySettings,
-    EmailSettings,
     FeedSettings,
-    IngestSettings,
     Settings,
-    SlackSettings,
 )
 from daemon.store import upgrade
 
@@ -57,7 +53,10 @@ DEMO_USERS = (
         likes=("1201.4869", "1005.5383", "1412.6529"),
     ),
     DemoUser(
-        "lin", "Lin (follows reinforcement learning)", email="lin@example.org", keywords=("reinforcement learning",)
+        "lin",
+        "Lin (follows reinforcement learning)",
+        email="lin@example.org",
+        keywords=("reinforcement learning",),
     ),
     DemoUser("nova", "Nova (new, no likes yet)", email="nova@example.org"),
 )
@@ -141,5 +140,7 @@ def _print(console: Console, r: jobs.CycleReport, settings: Settings, seconds: f
     ):
         found = sorted(outbox.glob(pattern))
         if found:
-            console.print(f"  {kind}: {found[0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else ""))
+            console.print(
+                f"  {kind}: {found[0]}" + (f" (+{len(found) - 1} more)" if len(found) > 1 else "")
+            )
     console.print(f"Database: {settings.database.url}")

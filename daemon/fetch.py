@@ -11,7 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,7 +35,7 @@ class Fetched:
 
 def expand_url(url: str, now: datetime) -> str:
     """Fill `{date}` (UTC, YYYY-MM-DD) in feed URLs such as the Hugging Face daily-papers API."""
-    return url.replace("{date}", now.date().isoformat())
+    return url.replace("{date}", now.astimezone(UTC).date().isoformat())
 
 
 def check_address(host: str) -> None:
@@ -92,7 +92,9 @@ class Fetcher:
         self.allow_private = allow_private
         self.allow_files = allow_files
 
-    def fetch(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Fetched:
+    def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Fetched:
         parts = urlsplit(url)
         if parts.scheme == "file" or (not parts.scheme and url.startswith(("/", "."))):
             return self._read_file(url)
@@ -134,7 +136,9 @@ class Fetcher:
             raise FetchError(f"{url}: {type(e).__name__}: {e}") from e
 
     def _too_big(self, url: str) -> str:
-        return f"{url}: response larger than ingest.max_bytes = {self.max_bytes}; raise it if needed"
+        return (
+            f"{url}: response larger than ingest.max_bytes = {self.max_bytes}; raise it if needed"
+        )
 
     def _read_file(self, url: str) -> Fetched:
         if not self.allow_files:

@@ -80,7 +80,12 @@ def ingest(app: App, now: datetime, *, progress: Progress = _no_progress) -> Ing
             report.papers_known += known
             log.info(
                 "feed ingested",
-                extra={"feed": feed.name, "new": new, "known": known, "skipped": len(parsed.skipped)},
+                extra={
+                    "feed": feed.name,
+                    "new": new,
+                    "known": known,
+                    "skipped": len(parsed.skipped),
+                },
             )
         except Exception as e:  # the job boundary: record, go on with the next feed
             message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
@@ -205,7 +210,9 @@ def make_digests(
     report.already = len(subscribers) - len(todo)
     if not todo:
         return report
-    window = store.window_papers(now - timedelta(hours=s.digest.window_hours), now + timedelta(0, 1))
+    window = store.window_papers(
+        now - timedelta(hours=s.digest.window_hours), now + timedelta(0, 1)
+    )
     report.candidates = len(window)
     rows = {p.id: p for p in window}
     signals = store.signals([u.id or 0 for u, _ in todo])
@@ -363,7 +370,9 @@ def deliver(app: App, now: datetime, *, progress: Progress = _no_progress) -> De
         except Exception as e:  # the transport itself failed (cannot connect...): the rest waits
             for digest_id, attempts, _ in batch:
                 if digest_id not in finished:
-                    _record_failure(app, report, digest_id, attempts, TemporaryDeliveryError(str(e)), now)
+                    _record_failure(
+                        app, report, digest_id, attempts, TemporaryDeliveryError(str(e)), now
+                    )
     progress("deliveries", len(due), len(due))
     return report
 
@@ -398,7 +407,11 @@ def _record_failure(
         if isinstance(error, TemporaryDeliveryError) and error.retry_after:
             wait = max(wait, error.retry_after)
         app.store.finish_delivery(
-            digest_id, now, outcome="temporary", detail=detail, retry_at=now + timedelta(seconds=wait)
+            digest_id,
+            now,
+            outcome="temporary",
+            detail=detail,
+            retry_at=now + timedelta(seconds=wait),
         )
         report.retrying += 1
         log.warning("delivery will be retried", extra={"digest": digest_id, "error": detail})
@@ -422,7 +435,11 @@ class CycleReport:
 
 
 def cycle(
-    app: App, now: datetime, *, users: Sequence[str] | None = None, progress: Progress = _no_progress
+    app: App,
+    now: datetime,
+    *,
+    users: Sequence[str] | None = None,
+    progress: Progress = _no_progress,
 ) -> CycleReport:
     """Ingest, score and deliver once, for every subscriber now (whatever their digest hour)."""
     return CycleReport(
@@ -430,4 +447,3 @@ def cycle(
         digests=make_digests(app, now, users=users, force=True, progress=progress),
         delivery=deliver(app, now, progress=progress),
     )
-

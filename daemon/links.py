@@ -29,7 +29,9 @@ class Links:
         self.base_url = base_url.rstrip("/")
 
     def token(self, action: Action, user_id: int, paper_id: int | None = None) -> str:
-        payload: list[object] = [action, user_id] + ([paper_id] if paper_id is not None else [])
+        payload: list[object] = [action, user_id]
+        if paper_id is not None:
+            payload.append(paper_id)
         return str(self._signer.dumps(payload))
 
     def feedback_url(self, action: Literal["like", "dislike"], user_id: int, paper_id: int) -> str:

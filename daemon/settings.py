@@ -1,4 +1,4 @@
-"""Settings: one TOML file, overridable by environment variables, validated once into a frozen object.
+"""Settings: one TOML file, overridable by environment variables, validated once, frozen.
 
 Every key and its default is documented in `config/paperwire.toml`. Precedence, highest first:
 environment (`PAPERWIRE_<SECTION>__<KEY>`, e.g. `PAPERWIRE_EMAIL__PASSWORD`), then the TOML file
@@ -180,7 +180,9 @@ def check_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError("not a known time zone; use an IANA name like 'Europe/Berlin' or 'UTC'") from e
+        raise ValueError(
+            "not a known time zone; use an IANA name like 'Europe/Berlin' or 'UTC'"
+        ) from e
     return name
 
 
@@ -205,9 +207,11 @@ def load_settings(path: str | Path | None = None) -> Settings:
             tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML: {e}") from e
-    from_file = type("Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}})
+    from_file = type(
+        "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}}
+    )
     try:
-        return from_file()  # type: ignore[no-any-return]
+        return from_file()
     except ValidationError as e:
         raise ConfigError(describe_errors(file, e)) from None
 

@@ -159,7 +159,9 @@ class Store:
     def add_feed(self, name: str, url: str, now: datetime, *, enabled: bool = True) -> Feed:
         with self.session() as s:
             if s.exec(select(Feed).where(Feed.name == name)).first():
-                raise PaperwireError(f"feed {name!r} already exists; remove it first or pick a name")
+                raise PaperwireError(
+                    f"feed {name!r} already exists; remove it first or pick a name"
+                )
             feed = Feed(name=name, url=url, enabled=enabled, created_at=now)
             s.add(feed)
             s.commit()

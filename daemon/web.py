@@ -45,7 +45,9 @@ def make_web(app: App) -> FastAPI:
         )
 
     def bad_link(message: str) -> HTMLResponse:
-        return page("error.html", 400, title="Link not valid", heading="Link not valid", message=message)
+        return page(
+            "error.html", 400, title="Link not valid", heading="Link not valid", message=message
+        )
 
     def resolve(token: str, expected: tuple[str, ...]) -> tuple[LinkAction, PaperRow | None]:
         action = app.links.read(token)

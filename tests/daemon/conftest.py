@@ -123,7 +123,9 @@ def clock() -> Callable[[], datetime]:
 
 
 @pytest.fixture
-def app_factory(make_settings: SettingsFactory, clock: Callable[[], datetime]) -> Iterator[Callable[..., App]]:
+def app_factory(
+    make_settings: SettingsFactory, clock: Callable[[], datetime]
+) -> Iterator[Callable[..., App]]:
     """Build an App on the test database with the schema upgraded; closed after the test."""
     apps: list[App] = []
 

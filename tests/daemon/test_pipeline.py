@@ -24,6 +24,7 @@ from daemon.web import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
 from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
 
+TESTING_FEED = "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"
 
 
@@ -43,7 +44,9 @@ def feed_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
     """Serves tests/data/feeds over HTTP (Last-Modified, and 304 to If-Modified-Since)."""
     handler = type("FeedHandler", (_FeedHandler,), {"requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(FEEDS)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
@@ -86,8 +89,14 @@ def pipeline(
         },
         slack={"transport": "webhook", "min_interval_seconds": 0.0},
         feeds=[
-            {"name": "testing", "url": f"{base}/arxiv-api/2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"},
-            {"name": "maestro", "url": f"{base}/arxiv-api/2016-10-09_api_search_au_del_maestro.xml"},
+            {
+                "name": "testing",
+                "url": f"{base}/arxiv-api/{TESTING_FEED}",
+            },
+            {
+                "name": "maestro",
+                "url": f"{base}/arxiv-api/2016-10-09_api_search_au_del_maestro.xml",
+            },
             {"name": "hf", "url": f"{base}/hf/daily_papers_2026-08-20.json"},
             {"name": "hostile", "url": f"{base}/generic/hostile_atom_constructed.xml"},
             {"name": "gone", "url": f"{base}/no/such/feed.xml"},
@@ -171,7 +180,9 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
     # the same cycle again (late, or on a second machine): nothing new is sent
     again = jobs.cycle(app, app.clock() + timedelta(minutes=30))
     assert again.digests.created == 0 and again.delivery.sent == 0
-    assert len(smtp.messages) == 2 and len([r for r in slack.requests if r.method == "POST"]) == len(posts)
+    assert len(smtp.messages) == 2 and len(
+        [r for r in slack.requests if r.method == "POST"]
+    ) == len(posts)
     assert app.store.delivery_counts() == {"sent": 3}
 
 
@@ -182,7 +193,7 @@ def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
     now = app.clock()
     smtp_replies: Any = smtp
     # nova's mailbox is temporarily unavailable; the Slack channel is gone for good
-    handler_rcpt = getattr(smtp_replies, "_controller").handler
+    handler_rcpt = smtp_replies._controller.handler
     handler_rcpt.rcpt_replies["nova@lab.example"] = "451 4.3.0 mailbox busy, try later"
     slack.reply(404, "channel_not_found")
 
@@ -218,7 +229,9 @@ def test_links_in_the_digest_work_end_to_end(pipeline: App, smtp: SmtpServer) ->
     before = app.store.signals([ada.id or 0])[ada.id or 0]
     path = urlsplit(like.group(1)).path
     assert client.get(path).status_code == 200
-    assert app.store.signals([ada.id or 0])[ada.id or 0].likes == before.likes, "GET changes nothing"
+    assert app.store.signals([ada.id or 0])[ada.id or 0].likes == before.likes, (
+        "GET changes nothing"
+    )
     assert client.post(path).status_code == 200
     assert len(app.store.signals([ada.id or 0])[ada.id or 0].likes) == len(before.likes) + 1
 

@@ -258,7 +258,9 @@ def test_config_check_accepts_the_default_file() -> None:
 
 
 def test_config_check_rejects_a_bad_file_naming_the_key(tmp_path: Path) -> None:
-    path = _write(tmp_path, '[schedule]\ntimezone = "Nowhere/Atlantis"\n[email]\npassword = 31337\n')
+    path = _write(
+        tmp_path, '[schedule]\ntimezone = "Nowhere/Atlantis"\n[email]\npassword = 31337\n'
+    )
     done = _paperwire("--config", str(path), "config", "check", cwd=tmp_path)
     assert done.returncode == 1
     assert "schedule.timezone" in done.stderr

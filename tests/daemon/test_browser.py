@@ -1,0 +1,122 @@
+"""The pages behind the digest's links, in a real browser (Debian's Chromium via Playwright),
+served by uvicorn on 127.0.0.1: one click on "More like this" records the like; the unsubscribe
+page needs a press of its button.
+
+Skipped with the reason shown where Chromium or Playwright is missing, except when
+PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from daemon import jobs
+from daemon.app import App
+from daemon.web import make_web
+from tests.daemon.conftest import FEEDS, SettingsFactory
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _browser_problem() -> str | None:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    problem = _browser_problem()
+    if problem:
+        if os.environ.get("PAPERWIRE_REQUIRE_BROWSER") == "1":
+            pytest.fail(problem + " (PAPERWIRE_REQUIRE_BROWSER=1)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def served(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> Iterator[tuple[App, str]]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    feed = (FEEDS / "arxiv-api" / "2016-10-09_api_search_au_del_maestro.xml").as_uri()
+    app = app_factory(
+        make_settings(server={"base_url": base}, feeds=[{"name": "maestro", "url": feed}])
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(make_web(app), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield app, base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_like_is_one_click_and_unsubscribe_needs_the_button(
+    served: tuple[App, str], browser_page: object
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    app, _ = served
+    page: Page = browser_page  # type: ignore[assignment]
+    now = app.clock()
+    jobs.ingest(app, now)
+    user = app.store.add_user("ada", now, email="ada@lab.example")
+    uid = user.id or 0
+    paper = app.store.find_paper("1303.6954")
+
+    # one click in the mail → the page saves the like by itself (its form POSTs)
+    page.goto(app.links.feedback_url("like", uid, paper.id))
+    expect(page.locator("#done")).to_contain_text("Thanks")
+    assert [pid for pid, _ in app.store.signals([uid])[uid].likes] == [paper.id]
+
+    # undo is one button
+    page.locator("#undo").click()
+    expect(page.locator("h1")).to_contain_text("Undone")
+    assert app.store.signals([uid])[uid].likes == ()
+
+    # the unsubscribe page changes nothing until the button is pressed
+    page.goto(app.links.unsubscribe_url(uid))
+    expect(page.locator("#confirm")).to_be_visible()
+    assert app.store.get_user("ada").active
+    page.locator("#confirm").click()
+    expect(page.locator("#done")).to_contain_text("unsubscribed")
+    assert not app.store.get_user("ada").active
+
+    # a forged link gets a clear page, not a crash
+    page.goto(app.links.unsubscribe_url(uid)[:-3] + "xyz")
+    expect(page.locator("h1")).to_contain_text("Link not valid")

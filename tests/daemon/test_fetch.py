@@ -1,0 +1,603 @@
+"""daemon.fetch against a real HTTP server on 127.0.0.1, and the ingest job on top of it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from daemon import jobs
+from daemon.app import App
+from daemon.errors import FetchError
+from daemon.fetch import Fetcher, Throttle, check_address, expand_url, make_fetcher
+from daemon.models import Feed, Paper
+from tests.daemon.conftest import FEEDS
+
+HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+HF_IDS = 15  # papers in that file
+LAST_MODIFIED = "Thu, 20 Aug 2026 10:00:00 GMT"
+UA = "paperwire-test/1.0 (+tests)"
+
+
+# ---- a small feed server: ETag / Last-Modified / 304, chunked bodies, redirects --------------
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str = "application/octet-stream"
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
+    declared_length: int | None = None  # lie about Content-Length, send `body`, then close
+    location: str | None = None
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class FeedServer:
+    url: str = ""
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[Seen] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url_for(self, path: str) -> str:
+        return self.url + path
+
+    def seen(self, path: str) -> list[Seen]:
+        with self.lock:
+            return [r for r in self.requests if r.path == path]
+
+
+def _handler(state: FeedServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            with state.lock:
+                state.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                route = state.routes.get(self.path, Route(body=b"not found", status=404))
+            if route.status == 200 and self._not_modified(route):
+                self.send_response(304)
+                if route.etag:
+                    self.send_header("ETag", route.etag)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(route.status)
+            self.send_header("Content-Type", route.content_type)
+            if route.etag:
+                self.send_header("ETag", route.etag)
+            if route.last_modified:
+                self.send_header("Last-Modified", route.last_modified)
+            if route.location:
+                self.send_header("Location", route.location)
+            if route.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(route.body), 4096):
+                    piece = route.body[i : i + 4096]
+                    self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self._write(b"0\r\n\r\n")
+                return
+            if route.declared_length is not None:
+                self.send_header("Content-Length", str(route.declared_length))
+                self.close_connection = True
+            else:
+                self.send_header("Content-Length", str(len(route.body)))
+            self.end_headers()
+            self._write(route.body)
+
+        def _not_modified(self, route: Route) -> bool:
+            inm = self.headers.get("If-None-Match")
+            if inm is not None and route.etag is not None:
+                return inm == route.etag
+            ims = self.headers.get("If-Modified-Since")
+            return ims is not None and route.last_modified is not None and ims == route.last_modified
+
+        def _write(self, data: bytes) -> None:
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
+                self.close_connection = True
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    return Handler
+
+
+@contextmanager
+def feed_server() -> Iterator[FeedServer]:
+    state = FeedServer()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    server.daemon_threads = True
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with feed_server() as s:
+        yield s
+
+
+@pytest.fixture
+def fetcher() -> Iterator[Fetcher]:
+    f = make_fetcher(
+        timeout=5.0,
+        max_bytes=1_000_000,
+        user_agent=UA,
+        min_interval=0.0,
+        allow_private=True,
+        allow_files=False,
+    )
+    yield f
+    f.client.close()
+
+
+# ---- conditional GET -------------------------------------------------------------------------
+
+
+def test_first_fetch_returns_content_and_validators(server: FeedServer, fetcher: Fetcher) -> None:
+    body = HF_FILE.read_bytes()
+    server.routes["/hf.json"] = Route(
+        body=body, etag='"v1"', last_modified=LAST_MODIFIED, content_type="application/json"
+    )
+    got = fetcher.fetch(server.url_for("/hf.json"))
+    assert got.content == body
+    assert got.etag == '"v1"'
+    assert got.last_modified == LAST_MODIFIED
+    assert got.content_type == "application/json"
+    first = server.seen("/hf.json")[0]
+    assert "if-none-match" not in first.headers
+    assert "if-modified-since" not in first.headers
+    assert first.headers["user-agent"] == UA
+
+
+def test_conditional_get_with_etag_gives_none_on_304(server: FeedServer, fetcher: Fetcher) -> None:
+    server.routes["/f"] = Route(body=b"<rss/>", etag='"abc"', last_modified=LAST_MODIFIED)
+    got = fetcher.fetch(server.url_for("/f"), etag='"abc"', last_modified=LAST_MODIFIED)
+    assert got.content is None
+    assert got.etag == '"abc"'
+    assert got.last_modified == LAST_MODIFIED
+    sent = server.seen("/f")[0].headers
+    assert sent["if-none-match"] == '"abc"'
+    assert sent["if-modified-since"] == LAST_MODIFIED
+
+
+def test_conditional_get_with_last_modified_only(server: FeedServer, fetcher: Fetcher) -> None:
+    server.routes["/f"] = Route(body=b"<rss/>", last_modified=LAST_MODIFIED)
+    got = fetcher.fetch(server.url_for("/f"), last_modified=LAST_MODIFIED)
+    assert got.content is None
+    assert server.seen("/f")[0].headers["if-modified-since"] == LAST_MODIFIED
+
+
+def test_changed_feed_is_fetched_again(server: FeedServer, fetcher: Fetcher) -> None:
+    server.routes["/f"] = Route(body=b"<rss>new</rss>", etag='"v2"')
+    got = fetcher.fetch(server.url_for("/f"), etag='"v1"')
+    assert got.content == b"<rss>new</rss>"
+    assert got.etag == '"v2"'
+
+
+# ---- size cap --------------------------------------------------------------------------------
+
+
+def _small_fetcher(max_bytes: int) -> Fetcher:
+    return make_fetcher(
+        timeout=5.0,
+        max_bytes=max_bytes,
+        user_agent=UA,
+        min_interval=0.0,
+        allow_private=True,
+        allow_files=False,
+    )
+
+
+def test_size_cap_with_content_length(server: FeedServer) -> None:
+    server.routes["/ok"] = Route(body=b"x" * 2000)
+    server.routes["/big"] = Route(body=b"x" * 2001)
+    f = _small_fetcher(2000)
+    try:
+        assert f.fetch(server.url_for("/ok")).content == b"x" * 2000
+        with pytest.raises(FetchError) as info:
+            f.fetch(server.url_for("/big"))
+    finally:
+        f.client.close()
+    assert "max_bytes = 2000" in str(info.value)
+    assert server.url_for("/big") in str(info.value)
+
+
+def test_size_cap_refuses_on_the_declared_length_alone(server: FeedServer) -> None:
+    # The server announces 50 MB and sends a few bytes: refused from the header, before reading
+    # (reading would have ended in a protocol error instead).
+    server.routes["/liar"] = Route(body=b"x" * 100, declared_length=50_000_000)
+    f = _small_fetcher(10_000)
+    try:
+        with pytest.raises(FetchError, match=r"max_bytes = 10000"):
+            f.fetch(server.url_for("/liar"))
+    finally:
+        f.client.close()
+
+
+def test_size_cap_without_content_length_chunked(server: FeedServer) -> None:
+    server.routes["/chunked-small"] = Route(body=b"y" * 9000, chunked=True)
+    server.routes["/chunked-big"] = Route(body=b"y" * 200_000, chunked=True)
+    f = _small_fetcher(10_000)
+    try:
+        assert f.fetch(server.url_for("/chunked-small")).content == b"y" * 9000
+        with pytest.raises(FetchError, match=r"max_bytes = 10000"):
+            f.fetch(server.url_for("/chunked-big"))
+    finally:
+        f.client.close()
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+
+def test_404_names_the_url(server: FeedServer, fetcher: Fetcher) -> None:
+    url = server.url_for("/gone.xml")
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(url)
+    assert url in str(info.value)
+    assert "404" in str(info.value)
+    assert "check the feed URL" in str(info.value)
+
+
+def test_server_error_names_the_url(server: FeedServer, fetcher: Fetcher) -> None:
+    server.routes["/boom"] = Route(body=b"oops", status=503)
+    with pytest.raises(FetchError, match=r"/boom: HTTP 503"):
+        fetcher.fetch(server.url_for("/boom"))
+
+
+def test_connection_refused_is_a_fetch_error(fetcher: Fetcher) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(FetchError, match=str(port)):
+        fetcher.fetch(f"http://127.0.0.1:{port}/feed")
+
+
+def test_non_http_scheme_is_refused(fetcher: Fetcher) -> None:
+    with pytest.raises(FetchError, match="not an http"):
+        fetcher.fetch("ftp://example.org/feed.xml")
+
+
+def test_redirect_is_followed(server: FeedServer, fetcher: Fetcher) -> None:
+    server.routes["/old"] = Route(status=301, location="/new")
+    server.routes["/new"] = Route(body=b"<rss/>")
+    assert fetcher.fetch(server.url_for("/old")).content == b"<rss/>"
+
+
+# ---- SSRF guard ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost", "10.0.0.1", "192.168.1.1", "169.254.169.254", "::1", "0.0.0.0"]
+)
+def test_check_address_refuses_non_public_hosts(host: str) -> None:
+    with pytest.raises(FetchError, match="non-public address"):
+        check_address(host)
+
+
+def test_check_address_accepts_a_public_address() -> None:
+    check_address("93.184.216.34")  # an IP literal: resolved without DNS
+
+
+def test_private_address_refused_when_not_allowed(server: FeedServer) -> None:
+    server.routes["/f"] = Route(body=b"<rss/>")
+    f = make_fetcher(
+        timeout=5.0,
+        max_bytes=10_000,
+        user_agent=UA,
+        min_interval=0.0,
+        allow_private=False,
+        allow_files=False,
+    )
+    try:
+        with pytest.raises(FetchError, match="allow_private_addresses"):
+            f.fetch(server.url_for("/f"))
+    finally:
+        f.client.close()
+    assert server.requests == []  # nothing was sent
+
+
+def test_redirect_to_a_private_address_is_refused(server: FeedServer) -> None:
+    """A public host (simulated by a transport that answers for 93.184.216.34 and otherwise
+    goes to the real network) redirects to the local server: the hop is refused."""
+    server.routes["/internal"] = Route(body=b"secret")
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "93.184.216.34":
+            return httpx.Response(302, headers={"Location": server.url_for("/internal")})
+        return real.handle_request(request)
+
+    class Mixed(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            return handler(request)
+
+    f = make_fetcher(
+        timeout=5.0,
+        max_bytes=10_000,
+        user_agent=UA,
+        min_interval=0.0,
+        allow_private=False,
+        allow_files=False,
+        transport=Mixed(),
+    )
+    try:
+        with pytest.raises(FetchError, match="127.0.0.1"):
+            f.fetch("http://93.184.216.34/feed")
+    finally:
+        f.client.close()
+        real.close()
+    assert server.seen("/internal") == []
+
+    # the same redirect is followed when private addresses are allowed (the guard did it)
+    f = make_fetcher(
+        timeout=5.0,
+        max_bytes=10_000,
+        user_agent=UA,
+        min_interval=0.0,
+        allow_private=True,
+        allow_files=False,
+        transport=Mixed(),
+    )
+    real = httpx.HTTPTransport()
+    try:
+        assert f.fetch("http://93.184.216.34/feed").content == b"secret"
+    finally:
+        f.client.close()
+        real.close()
+
+
+# ---- throttle --------------------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_throttle_spaces_requests_to_arxiv() -> None:
+    t = FakeTime()
+    throttle = Throttle(3.0, sleep=t.sleep, monotonic=t.monotonic)
+    throttle.wait("export.arxiv.org")
+    assert t.sleeps == []  # the first request goes at once
+    t.now += 1.0
+    throttle.wait("export.arxiv.org")
+    assert t.sleeps == [pytest.approx(2.0)]
+    t.now += 0.5
+    throttle.wait("export.arxiv.org")
+    assert t.sleeps == [pytest.approx(2.0), pytest.approx(2.5)]
+    t.now += 10.0
+    throttle.wait("export.arxiv.org")  # long enough since the last one
+    assert len(t.sleeps) == 2
+
+
+def test_throttle_covers_subdomains_but_not_lookalikes() -> None:
+    t = FakeTime()
+    throttle = Throttle(3.0, sleep=t.sleep, monotonic=t.monotonic)
+    for host in ("mirror.arxiv.org", "mirror.arxiv.org"):
+        throttle.wait(host)
+    assert t.sleeps == [pytest.approx(3.0)]
+    for host in ["huggingface.co", "notarxiv.org", "arxiv.org.evil.example"] * 3:
+        throttle.wait(host)
+    assert t.sleeps == [pytest.approx(3.0)]  # never sleeps for other hosts
+
+
+def test_fetcher_applies_the_throttle(server: FeedServer) -> None:
+    server.routes["/f"] = Route(body=b"<rss/>")
+    t = FakeTime()
+    client = httpx.Client(timeout=5.0)
+    f = Fetcher(
+        client,
+        max_bytes=10_000,
+        throttle=Throttle(3.0, hosts=("127.0.0.1",), sleep=t.sleep, monotonic=t.monotonic),
+        allow_private=True,
+    )
+    try:
+        f.fetch(server.url_for("/f"))
+        f.fetch(server.url_for("/f"))
+    finally:
+        client.close()
+    assert t.sleeps == [pytest.approx(3.0)]
+    assert len(server.seen("/f")) == 2
+
+
+# ---- local files -----------------------------------------------------------------------------
+
+
+def test_local_files_refused_unless_allowed(tmp_path: Path) -> None:
+    path = tmp_path / "feed.json"
+    path.write_bytes(HF_FILE.read_bytes())
+    refusing = Fetcher(httpx.Client(), max_bytes=10_000_000, throttle=Throttle(0.0))
+    for url in (path.as_uri(), str(path)):
+        with pytest.raises(FetchError, match="allow_files"):
+            refusing.fetch(url)
+    allowing = Fetcher(
+        httpx.Client(), max_bytes=10_000_000, throttle=Throttle(0.0), allow_files=True
+    )
+    assert allowing.fetch(path.as_uri()).content == HF_FILE.read_bytes()
+    assert allowing.fetch(str(path)).content == HF_FILE.read_bytes()
+    with pytest.raises(FetchError, match="cannot read"):
+        allowing.fetch((tmp_path / "missing.xml").as_uri())
+    tiny = Fetcher(httpx.Client(), max_bytes=100, throttle=Throttle(0.0), allow_files=True)
+    with pytest.raises(FetchError, match="max_bytes = 100"):
+        tiny.fetch(path.as_uri())
+    for f in (refusing, allowing, tiny):
+        f.client.close()
+
+
+# ---- expand_url ------------------------------------------------------------------------------
+
+
+def test_expand_url_fills_the_date() -> None:
+    now = datetime(2026, 8, 20, 9, 30, tzinfo=UTC)
+    url = "https://huggingface.co/api/daily_papers?date={date}"
+    assert expand_url(url, now) == "https://huggingface.co/api/daily_papers?date=2026-08-20"
+    assert expand_url("https://rss.arxiv.org/rss/cs.LG", now) == "https://rss.arxiv.org/rss/cs.LG"
+
+
+def test_expand_url_uses_the_utc_date() -> None:
+    # 23:30 in Los Angeles on the 20th is already the 21st in UTC
+    now = datetime(2026, 8, 20, 23, 30, tzinfo=ZoneInfo("America/Los_Angeles"))
+    assert expand_url("x?date={date}", now) == "x?date=2026-08-21"
+
+
+# ---- the ingest job --------------------------------------------------------------------------
+
+
+def _feeds(session: Session) -> dict[str, Feed]:
+    return {f.name: f for f in session.exec(select(Feed)).all()}
+
+
+def _papers(app: App) -> dict[str, Paper]:
+    with app.store.session() as s:
+        return {p.key: p for p in s.exec(select(Paper)).all()}
+
+
+def test_ingest_one_good_one_failing_feed_then_conditional_get(
+    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    server.routes["/hf.json"] = Route(
+        body=HF_FILE.read_bytes(),
+        etag='"hf-1"',
+        last_modified=LAST_MODIFIED,
+        content_type="application/json",
+    )
+    settings = make_settings(
+        feeds=[
+            {"name": "hf", "url": server.url_for("/hf.json")},
+            {"name": "broken", "url": server.url_for("/missing.xml")},
+        ]
+    )
+    app = app_factory(settings)
+
+    first = jobs.ingest(app, clock())
+    assert (first.feeds_ok, first.feeds_failed, first.feeds_unchanged) == (1, 1, 0)
+    assert first.papers_new == HF_IDS
+    assert app.store.count_papers() == HF_IDS
+    assert "arxiv:2608.16590" in _papers(app)
+    with app.store.session() as s:
+        feeds = _feeds(s)
+    assert feeds["hf"].etag == '"hf-1"'
+    assert feeds["hf"].last_modified == LAST_MODIFIED
+    assert feeds["hf"].last_error is None
+    assert feeds["hf"].papers_seen == HF_IDS
+    assert feeds["broken"].last_error is not None
+    assert "404" in feeds["broken"].last_error
+    assert server.url_for("/missing.xml") in feeds["broken"].last_error
+    assert feeds["broken"].consecutive_errors == 1
+    assert any("broken" in e and "404" in e for e in first.errors)
+
+    clock.now = clock.now + timedelta(hours=4)
+    second = jobs.ingest(app, clock())
+    assert (second.feeds_ok, second.feeds_unchanged, second.feeds_failed) == (0, 1, 1)
+    assert second.papers_new == 0
+    again = server.seen("/hf.json")[1].headers
+    assert again["if-none-match"] == '"hf-1"'
+    assert again["if-modified-since"] == LAST_MODIFIED
+    with app.store.session() as s:
+        feeds = _feeds(s)
+    assert feeds["hf"].last_ok_at == clock.now
+    assert feeds["hf"].etag == '"hf-1"'
+    assert feeds["broken"].consecutive_errors == 2
+    assert app.store.count_papers() == HF_IDS
+
+
+def test_same_paper_in_two_feeds_is_stored_once(
+    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    body = HF_FILE.read_bytes()
+    server.routes["/a.json"] = Route(body=body, content_type="application/json")
+    server.routes["/b.json"] = Route(body=body, content_type="application/json")
+    app = app_factory(
+        make_settings(
+            feeds=[
+                {"name": "hf-a", "url": server.url_for("/a.json")},
+                {"name": "hf-b", "url": server.url_for("/b.json")},
+            ]
+        )
+    )
+    report = jobs.ingest(app, clock())
+    assert report.feeds_ok == 2
+    assert report.papers_new == HF_IDS
+    assert report.papers_known == HF_IDS
+    assert app.store.count_papers() == HF_IDS
+    with app.store.session() as s:
+        n = s.exec(select(sa.func.count()).select_from(Paper)).one()
+    assert n == HF_IDS
+
+
+def test_later_version_of_a_known_paper_is_not_news(
+    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    """The arXiv API announces 1605.08386v1; three days later the arXiv RSS feed lists v2 as a
+    replacement (and 2203.01250 as a replace-cross never seen before, 2503.01785 as new)."""
+    api = FEEDS / "arxiv-api" / "2026_recorded_id_1605.08386_s0_m100_199195aa31ad.status200.xml"
+    rss = FEEDS / "arxiv-rss" / "rss2_math.OC_constructed.xml"
+    server.routes["/api"] = Route(body=api.read_bytes(), content_type="application/atom+xml")
+    app = app_factory(make_settings(feeds=[{"name": "api", "url": server.url_for("/api")}]))
+    first_seen = clock.now
+    r1 = jobs.ingest(app, clock())
+    assert r1.papers_new == 1
+    before = _papers(app)["arxiv:1605.08386"]
+    assert before.version == 1
+    assert before.is_news
+
+    clock.now = first_seen + timedelta(days=3)
+    app.store.add_feed("rss", server.url_for("/rss"), clock())
+    server.routes["/rss"] = Route(body=rss.read_bytes(), content_type="application/rss+xml")
+    r2 = jobs.ingest(app, clock())
+    assert r2.feeds_failed == 0, r2.errors
+    assert r2.papers_new == 3  # 1605.08386v2 is known; 2203.01250 and 2503.01785 are not
+    assert r2.papers_known == 2  # 1605.08386 again from the API feed, and from the RSS feed
+    papers = _papers(app)
+    after = papers["arxiv:1605.08386"]
+    assert after.first_seen_at == first_seen  # unchanged: a new version is not news
+    assert after.version == 2  # but the newer version is remembered
+    assert after.id == before.id
+    assert papers["arxiv:2203.01250"].is_news is False  # first seen as a replacement
+    assert papers["arxiv:2503.01785"].is_news is True
+
+    window = app.store.window_papers(clock.now - timedelta(hours=48), clock.now + timedelta(seconds=1))
+    keys = {p.key for p in window}
+    assert "arxiv:2503.01785" in keys
+    assert "arxiv:1605.08386" not in keys
+    assert "arxiv:2203.01250" not in keys
