@@ -1,0 +1,294 @@
+"""daemon.web: GET never changes state, POST does, undo reverts, bad tokens get a clear 400."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from daemon.app import App
+from daemon.links import Links
+from daemon.models import Feedback, User
+from daemon.parse import PaperIn
+from daemon.web import make_web
+
+EVIL_TITLE = '<script>alert("pwned")</script> Attention & <b>Diffusion</b>'
+
+
+@dataclass
+class World:
+    app: App
+    client: TestClient
+    user_id: int
+    paper_id: int
+    evil_paper_id: int
+
+
+@pytest.fixture
+def world(app_factory: Callable[..., App], clock: Callable[[], datetime]) -> Iterator[World]:
+    app = app_factory()
+    now = clock()
+    user = app.store.add_user("ada", now, email="ada@example.org")
+    assert user.id is not None
+    app.store.upsert_papers(
+        [
+            PaperIn(
+                key="arxiv:2608.16590",
+                title="A plain paper",
+                abstract="About things.",
+                authors=("Xin Ding",),
+                url="https://arxiv.org/abs/2608.16590",
+                published=now,
+                arxiv_id="2608.16590",
+            ),
+            PaperIn(
+                key="arxiv:2608.17253",
+                title=EVIL_TITLE,
+                abstract="",
+                authors=("Mallory",),
+                url="https://arxiv.org/abs/2608.17253",
+                published=now,
+                arxiv_id="2608.17253",
+            ),
+        ],
+        None,
+        now,
+    )
+    plain = app.store.find_paper("2608.16590")
+    evil = app.store.find_paper("2608.17253")
+    with TestClient(make_web(app)) as client:
+        yield World(app, client, user.id, plain.id, evil.id)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _snapshot(app: App) -> dict[str, Any]:
+    """Everything a link can change: feedback rows and the user's subscription."""
+    with app.store.session() as s:
+        feedback = sorted(
+            (f.user_id, f.paper_id, f.value) for f in s.exec(select(Feedback)).all()
+        )
+        users = sorted((u.id, u.active, u.unsubscribed_at) for u in s.exec(select(User)).all())
+    return {"feedback": feedback, "users": users}
+
+
+def _signals(w: World) -> tuple[list[int], list[int]]:
+    sig = w.app.store.signals([w.user_id])[w.user_id]
+    return [pid for pid, _ in sig.likes], list(sig.dislikes)
+
+
+def _user(w: World) -> User:
+    user = w.app.store.user_by_id(w.user_id)
+    assert user is not None
+    return user
+
+
+# ---- like / dislike --------------------------------------------------------------------------
+
+
+def test_get_like_page_shows_a_post_form_and_changes_nothing(world: World) -> None:
+    path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    before = _snapshot(world.app)
+    resp = world.client.get(path)
+    assert resp.status_code == 200
+    assert '<form method="post"' in resp.text
+    assert "A plain paper" in resp.text
+    assert "More papers like this one?" in resp.text
+    assert resp.headers["cache-control"] == "no-store"
+    # following the link twice (mail scanners do) still changes nothing
+    assert world.client.get(path).status_code == 200
+    assert _snapshot(world.app) == before
+    assert _signals(world) == ([], [])
+
+
+def test_post_like_records_it_and_undo_removes_it(world: World) -> None:
+    path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    resp = world.client.post(path)
+    assert resp.status_code == 200
+    assert "Thanks" in resp.text
+    assert f'action="{path}/undo"' in resp.text
+    assert _signals(world) == ([world.paper_id], [])
+    # a second press is harmless: still one like
+    assert world.client.post(path).status_code == 200
+    assert _signals(world) == ([world.paper_id], [])
+    with world.app.store.session() as s:
+        assert len(s.exec(select(Feedback)).all()) == 1
+
+    undo = world.client.post(path + "/undo")
+    assert undo.status_code == 200
+    assert "Undone" in undo.text
+    assert _signals(world) == ([], [])
+
+
+def test_dislike_works_the_same(world: World) -> None:
+    path = _path(world.app.links.feedback_url("dislike", world.user_id, world.paper_id))
+    before = _snapshot(world.app)
+    page = world.client.get(path)
+    assert page.status_code == 200
+    assert "Fewer papers like this one?" in page.text
+    assert '<form method="post"' in page.text
+    assert _snapshot(world.app) == before
+
+    assert world.client.post(path).status_code == 200
+    assert _signals(world) == ([], [world.paper_id])
+    assert world.client.post(path + "/undo").status_code == 200
+    assert _signals(world) == ([], [])
+
+
+def test_dislike_after_like_replaces_it(world: World) -> None:
+    links = world.app.links
+    world.client.post(_path(links.feedback_url("like", world.user_id, world.paper_id)))
+    world.client.post(_path(links.feedback_url("dislike", world.user_id, world.paper_id)))
+    assert _signals(world) == ([], [world.paper_id])
+
+
+# ---- bad tokens ------------------------------------------------------------------------------
+
+
+def _bad_tokens(w: World) -> dict[str, str]:
+    token = w.app.links.token("like", w.user_id, w.paper_id)
+    payload, _, signature = token.rpartition(".")
+    forged_sig = signature[:-2] + ("AA" if not signature.endswith("AA") else "BB")
+    other = Links("another-installation-secret", "http://127.0.0.1:8080")
+    return {
+        "truncated": token[:-5],
+        "forged signature": f"{payload}.{forged_sig}",
+        "other installation": other.token("like", w.user_id, w.paper_id),
+        "garbage": "not-a-token",
+    }
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_bad_feedback_token_gives_400_and_changes_nothing(world: World, method: str) -> None:
+    before = _snapshot(world.app)
+    for label, token in _bad_tokens(world).items():
+        for path in (f"/f/{token}", f"/f/{token}/undo"):
+            if method == "GET" and path.endswith("/undo"):
+                continue
+            resp = world.client.request(method, path)
+            assert resp.status_code == 400, (label, path)
+            assert "Link not valid" in resp.text
+            assert "not valid" in resp.text and "cut short or altered" in resp.text, label
+    assert _snapshot(world.app) == before
+
+
+def test_bad_unsubscribe_token_gives_400_and_changes_nothing(world: World) -> None:
+    token = world.app.links.token("unsubscribe", world.user_id)
+    before = _snapshot(world.app)
+    for path in (f"/unsubscribe/{token[:-4]}", f"/unsubscribe/{token[:-4]}/undo"):
+        resp = world.client.post(
+            path,
+            content="List-Unsubscribe=One-Click",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert resp.status_code == 400
+        assert "Link not valid" in resp.text
+    assert _snapshot(world.app) == before
+    assert _user(world).active is True
+
+
+def test_token_for_another_action_is_refused(world: World) -> None:
+    like = world.app.links.token("like", world.user_id, world.paper_id)
+    unsub = world.app.links.token("unsubscribe", world.user_id)
+    before = _snapshot(world.app)
+    resp = world.client.post(f"/unsubscribe/{like}")
+    assert resp.status_code == 400
+    assert "not valid here" in resp.text
+    resp = world.client.post(f"/f/{unsub}")
+    assert resp.status_code == 400
+    assert "not valid here" in resp.text
+    assert _snapshot(world.app) == before
+
+
+def test_link_of_a_removed_user_is_a_clear_400(world: World) -> None:
+    path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    world.app.store.remove_user("ada")
+    resp = world.client.post(path)
+    assert resp.status_code == 400
+    assert "no longer exists" in resp.text
+
+
+def test_link_to_an_unknown_paper_is_a_clear_400(world: World) -> None:
+    path = _path(world.app.links.feedback_url("like", world.user_id, 999_999))
+    resp = world.client.post(path)
+    assert resp.status_code == 400
+    assert "no longer stored" in resp.text
+    assert _signals(world) == ([], [])
+
+
+# ---- unsubscribe -----------------------------------------------------------------------------
+
+
+def test_get_unsubscribe_changes_nothing(world: World) -> None:
+    path = _path(world.app.links.unsubscribe_url(world.user_id))
+    before = _snapshot(world.app)
+    resp = world.client.get(path)
+    assert resp.status_code == 200
+    assert '<form method="post"' in resp.text
+    assert "Stop receiving paperwire digests?" in resp.text
+    assert 'id="auto-note"' not in resp.text  # no auto-submit for unsubscribing
+    assert _snapshot(world.app) == before
+    assert _user(world).active is True
+
+
+def test_one_click_unsubscribe_and_undo(world: World, clock: Callable[[], datetime]) -> None:
+    path = _path(world.app.links.unsubscribe_url(world.user_id))
+    resp = world.client.post(
+        path,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200
+    assert "You are unsubscribed." in resp.text
+    user = _user(world)
+    assert user.active is False
+    assert user.unsubscribed_at == clock()
+    assert world.app.store.subscribers() == []
+
+    undo = world.client.post(path + "/undo")
+    assert undo.status_code == 200
+    assert "Welcome back." in undo.text
+    user = _user(world)
+    assert user.active is True
+    assert user.unsubscribed_at is None
+    assert [u.name for u, _ in world.app.store.subscribers()] == ["ada"]
+
+
+def test_plain_form_post_unsubscribes_too(world: World) -> None:
+    path = _path(world.app.links.unsubscribe_url(world.user_id))
+    assert world.client.post(path).status_code == 200
+    assert _user(world).active is False
+
+
+# ---- escaping, health ------------------------------------------------------------------------
+
+
+def test_paper_titles_are_escaped(world: World) -> None:
+    links = world.app.links
+    path = _path(links.feedback_url("like", world.user_id, world.evil_paper_id))
+    for resp in (world.client.get(path), world.client.post(path)):
+        assert resp.status_code == 200
+        assert '<script>alert("pwned")</script>' not in resp.text
+        assert "<b>Diffusion</b>" not in resp.text
+        assert "&lt;script&gt;alert(" in resp.text
+        assert "&lt;b&gt;Diffusion&lt;/b&gt;" in resp.text
+        assert "Attention &amp;" in resp.text
+
+
+def test_healthz(world: World) -> None:
+    resp = world.client.get("/healthz")
+    assert resp.status_code == 200
+    assert resp.json() == {"ok": True, "papers": 2}
+
+
+def test_unknown_path_is_404(world: World) -> None:
+    assert world.client.get("/f").status_code == 404
+    assert world.client.get("/admin").status_code == 404

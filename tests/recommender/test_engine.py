@@ -1,0 +1,197 @@
+"""Behaviour of `Recommender.rank` on small real CiteULike examples."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from recommender import Doc, Feedback, Like, Recommender, RecommenderConfig
+from tests.recommender.conftest import topic
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def _rank(r: Recommender, docs: dict[str, Doc], fb: Feedback, k: int = 10) -> list:
+    cands = [d for d in docs.values()]
+    return r.rank(cands, [fb], k=k, now=NOW, known=docs)[fb.user_id]
+
+
+def test_liked_topic_comes_first(rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein = topic(docs, "protein fold")
+    fb = Feedback("ana", likes=tuple(Like(i) for i in protein[:4]))
+    recs = _rank(rec, docs, fb, k=5)
+    assert [r.kind for r in recs] == ["similar"] * 5
+    assert all("protein" in docs[r.doc_id].title.lower() for r in recs[:3])
+    assert all(0.0 <= r.score <= 1.0 for r in recs)
+
+
+def test_explanation_names_closest_liked_paper_and_shared_terms(
+    text_rec: Recommender, docs: dict[str, Doc]
+) -> None:
+    liked = topic(docs, "microarray")[:3]
+    fb = Feedback("bo", likes=tuple(Like(i) for i in liked))
+    top = _rank(text_rec, docs, fb, k=3)[0]
+    assert top.closest_liked_id in liked
+    closest = docs[top.closest_liked_id]
+    assert top.reason.startswith("Close to “")
+    assert "you liked — shared: " in top.reason
+    assert top.shared_terms
+    for term in top.shared_terms:
+        for word in term.split():
+            assert word in closest.title.lower() or word in closest.abstract.lower()
+            assert word in (docs[top.doc_id].title + docs[top.doc_id].abstract).lower()
+    # the liked title appears (possibly shortened with an ellipsis)
+    shown = top.reason.split("“")[1].split("”")[0].rstrip("…")
+    assert closest.title.startswith(shown)
+
+
+def test_long_liked_titles_are_shortened(text_rec: Recommender, docs: dict[str, Doc]) -> None:
+    long_title = max(docs.values(), key=lambda d: len(d.title))
+    assert len(long_title.title) > 60
+    fb = Feedback("cy", likes=(Like(long_title.id),))
+    recs = _rank(text_rec, docs, fb, k=10)
+    shown = [r for r in recs if r.closest_liked_id == long_title.id][0].reason
+    assert "…”" in shown
+
+
+def test_two_interests_both_represented(docs: dict[str, Doc]) -> None:
+    cfg = RecommenderConfig(method="tfidf-centroid", min_df=1, max_interests=2, likes_per_interest=3)
+    r = Recommender(cfg)
+    r.fit(list(docs.values()))
+    social, phylo = topic(docs, "social network"), topic(docs, "phylogen")
+    # 8 likes on social networks, 4 on phylogenetics: a single centroid would bury phylogenetics
+    fb = Feedback("di", likes=tuple(Like(i) for i in social[:8] + phylo[:4]))
+    recs = _rank(r, docs, fb, k=6)
+    titles = [docs[x.doc_id].title.lower() for x in recs]
+    assert sum("social" in t for t in titles) >= 3
+    assert sum("phylogen" in t for t in titles) >= 2
+
+
+def test_near_duplicates_collapse(text_rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein = topic(docs, "protein fold")
+    original = docs[protein[5]]
+    copy = dataclasses.replace(original, id="copy-of-" + original.id)  # same paper, other id
+    fb = Feedback("ed", likes=tuple(Like(i) for i in protein[:4]))
+    cands = [*docs.values(), copy]
+    recs = text_rec.rank(cands, [fb], k=15, now=NOW, known=docs)["ed"]
+    ids = [x.doc_id for x in recs]
+    assert original.id in ids or copy.id in ids
+    assert not (original.id in ids and copy.id in ids)
+
+
+def test_keyword_and_author_follow_before_first_like(rec: Recommender, docs: dict[str, Doc]) -> None:
+    fb = Feedback("fa", keywords=("phylogenetic",), authors=("P. Spellman",))
+    recs = _rank(rec, docs, fb, k=30)
+    followed = [x for x in recs if x.kind == "followed"]
+    assert followed and recs[: len(followed)] == followed  # follows first, then trending
+    assert all(x.kind == "trending" for x in recs[len(followed) :])
+    by = [x for x in followed if x.doc_id == "72"]
+    assert by and by[0].reason == "By P. Spellman, whom you follow"
+    kw = [x for x in followed if x.doc_id != "72"]
+    assert kw and all("phylogenetic" in docs[x.doc_id].title.lower() for x in kw)
+    assert all(x.reason == "Matches your keyword “phylogenetic”" for x in kw)
+
+
+def test_keyword_follow_after_likes(rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein = topic(docs, "protein fold")
+    fb = Feedback("gu", likes=tuple(Like(i) for i in protein[:5]), keywords=("microarray",))
+    recs = _rank(rec, docs, fb, k=6)
+    kinds = {x.kind for x in recs}
+    assert kinds == {"similar", "followed"}
+    for x in recs:
+        if x.kind == "followed":
+            assert "microarray" in docs[x.doc_id].title.lower()
+            assert x.reason.startswith("Matches your keyword “microarray”")
+
+
+def test_muted_keyword_and_author_removed(rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein = topic(docs, "protein fold")
+    fb = Feedback("ha", likes=tuple(Like(i) for i in protein[:4]), muted_keywords=("folding",))
+    recs = _rank(rec, docs, fb, k=20)
+    assert recs and all("folding" not in docs[x.doc_id].title.lower() for x in recs)
+    fb2 = Feedback("hb", keywords=("microarray",), muted_authors=("Spellman, Paul",))
+    assert "72" not in [x.doc_id for x in _rank(rec, docs, fb2, k=80)]
+
+
+def test_mute_penalty_pushes_down_instead(docs: dict[str, Doc]) -> None:
+    r = Recommender(RecommenderConfig(method="tfidf-centroid", min_df=1, mute_penalty=5.0))
+    r.fit(list(docs.values()))
+    protein = topic(docs, "protein fold")
+    fb = Feedback("hc", likes=tuple(Like(i) for i in protein[:4]), muted_keywords=("folding",))
+    recs = _rank(r, docs, fb, k=80)
+    flags = ["folding" in docs[x.doc_id].title.lower() for x in recs]
+    assert any(flags) and flags == sorted(flags)  # muted ones only at the end
+
+
+def test_dislikes_push_a_topic_down(rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein, micro = topic(docs, "protein fold"), topic(docs, "microarray")
+    likes = tuple(Like(i) for i in protein[:3] + micro[:3])
+
+    def micro_share(fb: Feedback) -> int:
+        return sum(x.doc_id in micro for x in _rank(rec, docs, fb, k=10))
+
+    base = micro_share(Feedback("ia", likes=likes))
+    pushed = micro_share(Feedback("ia", likes=likes, dislikes=tuple(micro[3:8])))
+    assert pushed < base
+
+
+def test_excluded_liked_and_disliked_never_returned(rec: Recommender, docs: dict[str, Doc]) -> None:
+    protein = topic(docs, "protein fold")
+    excl = frozenset(protein[4:10])
+    fb = Feedback(
+        "ja", likes=tuple(Like(i) for i in protein[:4]), dislikes=(protein[10],), exclude=excl
+    )
+    ids = {x.doc_id for x in _rank(rec, docs, fb, k=len(docs))}
+    assert ids and not ids & (excl | set(protein[:4]) | {protein[10]})
+    cold = Feedback("jb", exclude=frozenset(list(docs)[:5]))
+    assert not {x.doc_id for x in _rank(rec, docs, cold, k=10)} & set(list(docs)[:5])
+
+
+def test_cold_start_is_trending_by_upvotes_then_newest(rec: Recommender) -> None:
+    day = datetime(2024, 4, 30, tzinfo=UTC)
+    cands = [
+        Doc("a", "Deep protein folding", upvotes=3, published=day),
+        Doc("b", "Social networks of scientists", upvotes=10, published=day),
+        Doc("c", "Microarray normalisation", upvotes=3, published=day.replace(hour=5)),
+        Doc("d", "Phylogenetic trees", upvotes=None, published=day.replace(hour=9)),
+    ]
+    out = rec.rank(cands, [Feedback("new")], k=3, now=NOW)["new"]
+    assert [x.doc_id for x in out] == ["b", "c", "a"]
+    assert {x.kind for x in out} == {"trending"} and out[0].reason == "Trending today"
+
+
+def test_liked_paper_outside_corpus_via_known(text_rec: Recommender, docs: dict[str, Doc]) -> None:
+    extra = Doc("new-1", "Protein folding kinetics from molecular dynamics simulation")
+    fb = Feedback("ka", likes=(Like("new-1", at=NOW),))
+    recs = text_rec.rank(list(docs.values()), [fb], k=3, now=NOW, known={"new-1": extra})["ka"]
+    assert recs[0].closest_liked_id == "new-1"
+    assert "protein" in docs[recs[0].doc_id].title.lower()
+
+
+def test_state_roundtrip_and_fitted_size(rec: Recommender, docs: dict[str, Doc]) -> None:
+    assert rec.fitted_size == len(docs)
+    again = Recommender.loads(rec.dumps())
+    assert again.fitted_size == len(docs)
+    fb = Feedback("la", likes=tuple(Like(i) for i in topic(docs, "phylogen")[:3]))
+    assert _rank(again, docs, fb) == _rank(rec, docs, fb)
+
+
+def test_many_users_in_small_batches_match_one_batch(docs: dict[str, Doc]) -> None:
+    users = [
+        Feedback(f"u{n}", likes=tuple(Like(i) for i in list(docs)[n : n + 3])) for n in range(0, 40, 4)
+    ]
+    users.append(Feedback("cold"))
+    cfg = RecommenderConfig(method="tfidf-centroid", min_df=1)
+    a, b = Recommender(cfg), Recommender(dataclasses.replace(cfg, batch_size=3))
+    a.fit(list(docs.values()))
+    b.fit(list(docs.values()))
+    cands = list(docs.values())
+    assert a.rank(cands, users, k=5, now=NOW) == b.rank(cands, users, k=5, now=NOW)
+
+
+def test_learned_method_falls_back_without_libraries(docs: dict[str, Doc]) -> None:
+    r = Recommender(RecommenderConfig(min_df=1))
+    r.fit(list(docs.values()), [])  # no subscriber has liked anything yet
+    fb = Feedback("ma", likes=tuple(Like(i) for i in topic(docs, "protein fold")[:3]))
+    recs = _rank(r, docs, fb, k=3)
+    assert len(recs) == 3 and all("protein" in docs[x.doc_id].title.lower() for x in recs)
