@@ -8,17 +8,18 @@ idempotent and catches up on any user whose local digest hour has passed.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
 from fastapi import FastAPI
 
 from daemon import jobs
 from daemon.app import App
+from daemon.settings import crontab_trigger
 from daemon.web import make_web
 
 log = logging.getLogger("paperwire.daemon")
@@ -71,13 +72,13 @@ def make_scheduler(app: App) -> BackgroundScheduler:
     tz = sched.timezone
     scheduler.add_job(
         _guarded("ingest", jobs.ingest, app),
-        CronTrigger.from_crontab(sched.ingest_cron, timezone=tz),
+        crontab_trigger(sched.ingest_cron, tz),
         id="ingest",
         name="ingest feeds",
     )
     scheduler.add_job(
         _guarded("digest", _digest_and_deliver, app),
-        CronTrigger.from_crontab(sched.digest_cron, timezone=tz),
+        crontab_trigger(sched.digest_cron, tz),
         id="digest",
         name="make and deliver digests",
     )
@@ -109,4 +110,7 @@ def serve(app: App) -> None:
 
     web.router.lifespan_context = lifespan
     server = app.settings.server
+    # uvicorn handles SIGTERM (graceful shutdown), then restores the previous handler and raises
+    # the signal again; with the default handler the process would die of it (status -15).
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(web, host=server.host, port=server.port, log_level="warning", access_log=False)

@@ -76,7 +76,7 @@ class ScheduleSettings(_Section):
     @classmethod
     def _cron(cls, v: str) -> str:
         try:
-            CronTrigger.from_crontab(v)
+            crontab_trigger(v)
         except ValueError as e:
             raise ValueError(f"not a 5-field crontab expression ({e}); e.g. '15 */4 * * *'") from e
         return v
@@ -174,6 +174,49 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger:
+    """`CronTrigger.from_crontab` with crontab's weekday numbers (0 or 7 = Sunday, 1 = Monday).
+
+    APScheduler 3 numbers weekdays from Monday = 0 and `from_crontab` passes the field through,
+    so "0 6 * * 1-5" would fire Tuesday to Saturday; numbers are turned into names first."""
+    fields = expr.split()
+    if len(fields) == 5 and any(ch.isdigit() for ch in fields[4]):
+        fields[4] = _crontab_weekdays(fields[4])
+    return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+
+
+def _crontab_weekdays(field: str) -> str:
+    def day(text: str) -> int:
+        if text.isdigit() and int(text) <= 7:
+            return int(text)
+        if text[:3].lower() in _WEEKDAYS:
+            return _WEEKDAYS.index(text[:3].lower())
+        raise ValueError(f"weekday {text!r} is not 0-7 or a name like 'mon'")
+
+    days: set[int] = set()
+    for part in field.split(","):
+        span, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(f"weekday step {step_text!r} is not a positive number")
+        if span == "*":
+            lo, hi = 0, 6
+        elif "-" in span:
+            first, last = span.split("-", 1)
+            lo, hi = day(first), day(last)
+            hi = 7 if hi == 0 and lo > 0 else hi  # "5-0", "fri-sun": through Sunday
+        else:
+            lo = day(span)
+            hi = 6 if step else lo
+        if hi < lo:
+            raise ValueError(f"weekday range {span!r} runs backwards")
+        days.update(d % 7 for d in range(lo, hi + 1, step or 1))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days))
 
 
 def check_timezone(name: str) -> str:

@@ -427,6 +427,8 @@ class Recommender:
         """Profiles (rows) × candidates → score in [0, 1] (text cosine, or the learned blend)."""
         cfg = self.config
         text = np.asarray((profiles @ xc_t).todense(), dtype=np.float32)
+        if profiles.shape[0] == 0:
+            return text
         f = self._fitted
         if learned is None or f is None or f.basis is None or f.bilinear is None:
             return np.clip(text, 0.0, 1.0)
@@ -851,13 +853,14 @@ def _trending_order(cands: Sequence[Doc]) -> np.ndarray:
 
 
 def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
-    """Tiny deterministic spherical k-means (farthest-first init) over a user's likes."""
+    """Tiny deterministic spherical k-means (density-weighted farthest-first init)."""
     n = x.shape[0]
     sims = np.asarray((x @ x.T).todense())
-    centers = [int(np.argmax(sims.sum(axis=1)))]
+    density = sims.sum(axis=1)  # short texts: plain farthest-first would pick outliers
+    centers = [int(np.argmax(density))]
     while len(centers) < m:
-        closest = sims[:, centers].max(axis=1)
-        centers.append(int(np.argmin(closest)))
+        closest = np.clip(sims[:, centers].max(axis=1), 0.0, 1.0)
+        centers.append(int(np.argmax(density * (1.0 - closest))))
     labels = np.asarray(sims[:, centers].argmax(axis=1)).ravel()
     for _ in range(iters):
         onehot = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(m, n))

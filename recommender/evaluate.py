@@ -389,7 +389,11 @@ def evaluate(
                     if key == "tfidf"
                     else asl_vectorizer()
                 )
-                matrices[key] = vec.fit_transform(texts(key == "asl")).tocsr()
+                try:
+                    matrices[key] = vec.fit_transform(texts(key == "asl")).tocsr()
+                except ValueError:  # tiny data: min_df/max_df prune everything
+                    vec.set_params(min_df=1, max_df=1.0)
+                    matrices[key] = vec.fit_transform(texts(key == "asl")).tocsr()
             fit_s = time.perf_counter() - t0
             x = matrices[key]
             t1 = time.perf_counter()

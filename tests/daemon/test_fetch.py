@@ -72,7 +72,9 @@ def _handler(state: FeedServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             with state.lock:
-                state.requests.append(Seen(self.path, {k.lower(): v for k, v in self.headers.items()}))
+                state.requests.append(
+                    Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
+                )
                 route = state.routes.get(self.path, Route(body=b"not found", status=404))
             if route.status == 200 and self._not_modified(route):
                 self.send_response(304)
@@ -110,7 +112,9 @@ def _handler(state: FeedServer) -> type[BaseHTTPRequestHandler]:
             if inm is not None and route.etag is not None:
                 return inm == route.etag
             ims = self.headers.get("If-Modified-Since")
-            return ims is not None and route.last_modified is not None and ims == route.last_modified
+            return (
+                ims is not None and route.last_modified is not None and ims == route.last_modified
+            )
 
         def _write(self, data: bytes) -> None:
             try:
@@ -130,7 +134,9 @@ def feed_server() -> Iterator[FeedServer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     server.daemon_threads = True
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield state
@@ -299,7 +305,8 @@ def test_redirect_is_followed(server: FeedServer, fetcher: Fetcher) -> None:
 
 
 @pytest.mark.parametrize(
-    "host", ["127.0.0.1", "localhost", "10.0.0.1", "192.168.1.1", "169.254.169.254", "::1", "0.0.0.0"]
+    "host",
+    ["127.0.0.1", "localhost", "10.0.0.1", "192.168.1.1", "169.254.169.254", "::1", "0.0.0.0"],
 )
 def test_check_address_refuses_non_public_hosts(host: str) -> None:
     with pytest.raises(FetchError, match="non-public address"):
@@ -493,7 +500,10 @@ def _papers(app: App) -> dict[str, Paper]:
 
 
 def test_ingest_one_good_one_failing_feed_then_conditional_get(
-    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+    server: FeedServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
 ) -> None:
     server.routes["/hf.json"] = Route(
         body=HF_FILE.read_bytes(),
@@ -542,7 +552,10 @@ def test_ingest_one_good_one_failing_feed_then_conditional_get(
 
 
 def test_same_paper_in_two_feeds_is_stored_once(
-    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+    server: FeedServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
 ) -> None:
     body = HF_FILE.read_bytes()
     server.routes["/a.json"] = Route(body=body, content_type="application/json")
@@ -566,7 +579,10 @@ def test_same_paper_in_two_feeds_is_stored_once(
 
 
 def test_later_version_of_a_known_paper_is_not_news(
-    server: FeedServer, app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+    server: FeedServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
 ) -> None:
     """The arXiv API announces 1605.08386v1; three days later the arXiv RSS feed lists v2 as a
     replacement (and 2203.01250 as a replace-cross never seen before, 2503.01785 as new)."""
@@ -596,7 +612,9 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert papers["arxiv:2203.01250"].is_news is False  # first seen as a replacement
     assert papers["arxiv:2503.01785"].is_news is True
 
-    window = app.store.window_papers(clock.now - timedelta(hours=48), clock.now + timedelta(seconds=1))
+    window = app.store.window_papers(
+        clock.now - timedelta(hours=48), clock.now + timedelta(seconds=1)
+    )
     keys = {p.key for p in window}
     assert "arxiv:2503.01785" in keys
     assert "arxiv:1605.08386" not in keys

@@ -88,6 +88,13 @@ def test_bad_cron_expression(tmp_path: Path, key: str) -> None:
     assert "5-field crontab" in msg
 
 
+def test_bad_weekday_in_cron(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[schedule]\ningest_cron = "0 6 * * 9"\n')
+    msg = _error(path)
+    assert "schedule.ingest_cron = '0 6 * * 9'" in msg
+    assert "weekday '9'" in msg
+
+
 def test_bad_toml_syntax_names_the_file_and_the_line(tmp_path: Path) -> None:
     path = _write(tmp_path, '[digest]\nmax_picks = 3\nsubject_prefix = "[paperwire\n')
     msg = _error(path)

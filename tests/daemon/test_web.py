@@ -73,9 +73,7 @@ def _path(url: str) -> str:
 def _snapshot(app: App) -> dict[str, Any]:
     """Everything a link can change: feedback rows and the user's subscription."""
     with app.store.session() as s:
-        feedback = sorted(
-            (f.user_id, f.paper_id, f.value) for f in s.exec(select(Feedback)).all()
-        )
+        feedback = sorted((f.user_id, f.paper_id, f.value) for f in s.exec(select(Feedback)).all())
         users = sorted((u.id, u.active, u.unsubscribed_at) for u in s.exec(select(User)).all())
     return {"feedback": feedback, "users": users}
 

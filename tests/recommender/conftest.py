@@ -40,12 +40,16 @@ def topic(docs: dict[str, Doc], word: str) -> list[str]:
 
 CONFIGS = {
     "text": RecommenderConfig(method="tfidf-centroid", min_df=1),
-    "learned": RecommenderConfig(min_df=1, learned_min_users=2, learned_rank=32, lsa_rank=8),
+    "learned": RecommenderConfig(
+        min_df=1, learned_min_users=2, learned_rank=32, lsa_rank=8, text_weight=1.0
+    ),
 }
 
 
 @pytest.fixture(scope="session", params=sorted(CONFIGS))
-def rec(request: pytest.FixtureRequest, docs: dict[str, Doc], libraries: list[Feedback]) -> Recommender:
+def rec(
+    request: pytest.FixtureRequest, docs: dict[str, Doc], libraries: list[Feedback]
+) -> Recommender:
     r = Recommender(CONFIGS[request.param])
     r.fit(list(docs.values()), libraries)
     return r

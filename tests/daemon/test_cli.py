@@ -1,0 +1,239 @@
+"""The `paperwire` command, run as a real process on a temporary SQLite database."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import typer
+from typer.testing import CliRunner
+
+from daemon.cli import cli
+from tests.daemon.conftest import FEEDS, ROOT
+
+PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+
+
+def write_config(tmp_path: Path, db_name: str = "paperwire.db") -> Path:
+    path = tmp_path / "paperwire.toml"
+    path.write_text(
+        f"""
+[database]
+url = "sqlite:///{tmp_path / db_name}"
+
+[server]
+secret_key = "cli-test-secret"
+secret_key_file = "{tmp_path / "secret.key"}"
+
+[ingest]
+allow_files = true
+
+[delivery]
+outbox_dir = "{tmp_path / "outbox"}"
+
+[log]
+level = "WARNING"
+"""
+    )
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    env["COLUMNS"] = "200"
+    env["TERMINAL_WIDTH"] = "200"
+    env["NO_COLOR"] = "1"
+    return env
+
+
+class Runner:
+    def __init__(self, config: Path, cwd: Path) -> None:
+        self.config = config
+        self.cwd = cwd
+
+    def __call__(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(PAPERWIRE), "--config", str(self.config), *args],
+            cwd=self.cwd,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if expect is not None:
+            assert done.returncode == expect, (
+                f"paperwire {' '.join(args)} exited {done.returncode}, expected {expect}\n"
+                f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+            )
+        return done
+
+
+def _flat(text: str) -> str:
+    """Help output without Rich's box drawing, whitespace collapsed."""
+    return " ".join(re.sub(r"[│╭╮╰╯─┃]", " ", text).split())
+
+
+# ---- --help for every command ----------------------------------------------------------------
+
+
+def _all_commands() -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and group, walking the click tree (Typer may vendor its own click, so
+    groups are recognised by their `commands` mapping, not by class)."""
+    found: list[tuple[tuple[str, ...], Any]] = []
+
+    def walk(path: tuple[str, ...], command: Any) -> None:
+        found.append((path, command))
+        for name, sub in (getattr(command, "commands", None) or {}).items():
+            walk((*path, name), sub)
+
+    walk((), typer.main.get_command(cli))
+    return found
+
+
+def _help_problem(path: tuple[str, ...], command: Any, rc: int, stdout: str) -> str | None:
+    name = "paperwire " + " ".join(path)
+    description = (command.help or "").strip()
+    if not description:
+        return f"{name}: no description"
+    first_paragraph = _flat(description.split("\n\n")[0])
+    out = _flat(stdout)
+    if rc != 0 or "Usage:" not in out or first_paragraph not in out:
+        return f"{name}: exit {rc}, description {first_paragraph!r} not in {stdout!r}"
+    return None
+
+
+def test_command_tree_is_complete() -> None:
+    paths = {" ".join(p) for p, _ in _all_commands()}
+    # the walk must reach into the sub-groups, not just the top level
+    assert {"users add", "users remove", "feeds add", "config check", "db upgrade", "run"} <= paths
+    assert len(paths) >= 20
+
+
+def test_help_works_for_every_command() -> None:
+    """Every command and sub-command answers --help with its description (in-process: the
+    same click application the entry point runs, without 20 interpreter start-ups)."""
+    runner = CliRunner()
+    problems = []
+    commands = _all_commands()
+    assert len(commands) >= 20
+    for path, command in commands:
+        result = runner.invoke(cli, [*path, "--help"], prog_name="paperwire", env=_env())
+        problems.append(_help_problem(path, command, result.exit_code, result.output))
+    assert [p for p in problems if p] == []
+
+
+def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
+    """`paperwire [GROUP] --help` as a real process (the root and two groups; the rest is
+    covered in-process above)."""
+    groups = [(p, c) for p, c in _all_commands() if p in ((), ("users",), ("db",))]
+    assert len(groups) == 3
+
+    def run(path: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PAPERWIRE), *path, "--help"],
+            cwd=tmp_path,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        results = list(pool.map(run, [p for p, _ in groups]))
+    problems = [
+        _help_problem(path, command, done.returncode, done.stdout)
+        for (path, command), done in zip(groups, results, strict=True)
+    ]
+    assert [p for p in problems if p] == []
+    root = _flat(results[0].stdout)
+    for path, _ in _all_commands():
+        if len(path) == 1:
+            assert path[0] in root  # every top-level command is listed
+
+
+# ---- a whole session -------------------------------------------------------------------------
+
+
+def _count(db: Path, table: str) -> int:
+    engine = sa.create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_a_whole_session(tmp_path: Path) -> None:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    db = tmp_path / "paperwire.db"
+    outbox = tmp_path / "outbox"
+
+    assert "database at revision" in pw("db", "upgrade").stdout
+    assert "added feed hf" in pw("feeds", "add", "hf", HF_FILE.as_uri()).stdout
+    listed = pw("feeds", "list").stdout
+    assert "hf" in listed and "never" in listed
+
+    ingested = pw("ingest").stdout
+    assert "1 feed(s) ok" in ingested
+    assert "15 new paper(s)" in ingested
+    assert _count(db, "paper") == 15
+
+    assert "added user ada" in pw("users", "add", "ada", "--email", "ada@example.org").stdout
+    nochannel = pw("users", "add", "bob", expect=1)
+    assert "--email" in nochannel.stderr and "--slack-webhook" in nochannel.stderr
+    assert "Traceback" not in nochannel.stderr
+    users = pw("users", "list").stdout
+    assert "ada" in users and "ada@example.org" in users
+    assert "bob" not in users
+
+    liked = pw("like", "ada", "2608.16590").stdout
+    assert "ada likes arxiv:2608.16590" in liked
+    assert _count(db, "feedback") == 1
+    unknown = pw("like", "ada", "9999.99999", expect=1)
+    assert "9999.99999" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert _count(db, "feedback") == 1
+    assert "ada follows: diffusion" in pw("follow", "ada", "--keyword", "diffusion").stdout
+    assert _count(db, "follow") == 1
+
+    dry = pw("digest", "--dry-run").stdout
+    assert re.search(r"ada \(email, \d{4}-\d{2}-\d{2}\)", dry), dry
+    picks = re.findall(r"^\s+\d+\. \S.*$", dry, re.M)
+    assert picks, dry
+    assert _count(db, "digest") == 0
+    assert not outbox.exists() or not list(outbox.glob("*.eml"))
+
+    real = pw("digest").stdout
+    assert "1 digest(s) created" in real
+    assert "delivery: 1 sent" in real
+    emls = list(outbox.glob("*.eml"))
+    assert len(emls) == 1
+    message = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
+    assert [a.addr_spec for a in message["To"].addresses] == ["ada@example.org"]
+    assert _count(db, "digest") == 1
+
+    assert "removed user ada" in pw("users", "remove", "ada").stdout
+    assert "ada" not in pw("users", "list").stdout
+    assert _count(db, "feedback") == 0  # likes go with the user
+    assert _count(db, "follow") == 0
+    assert _count(db, "digest") == 0
+
+    assert "removed feed hf" in pw("feeds", "remove", "hf").stdout
+    assert "hf" not in pw("feeds", "list").stdout.replace("paperwire", "")
+    assert _count(db, "paper") == 15  # its papers stay
+
+
+def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> None:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    for args in (("users", "list"), ("ingest",)):
+        done = pw(*args, expect=1)
+        assert "paperwire db upgrade" in done.stderr, args
+        assert "Traceback" not in done.stderr
+    assert "database revision: none" in pw("db", "status").stdout

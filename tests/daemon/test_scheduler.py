@@ -1,0 +1,305 @@
+"""daemon.scheduler and the digest timing in daemon.jobs; `paperwire run` as a real process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
+
+from daemon import jobs
+from daemon.app import App
+from daemon.models import User
+from daemon.parse import PaperIn
+from daemon.scheduler import make_scheduler
+from daemon.settings import crontab_trigger
+from tests.daemon.conftest import ROOT
+
+PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+
+
+# ---- make_scheduler --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def started(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> Iterator[tuple[App, BackgroundScheduler]]:
+    app = app_factory(
+        make_settings(
+            schedule={
+                "timezone": "Europe/Berlin",
+                "ingest_cron": "15 */4 * * *",
+                "digest_cron": "5 * * * *",
+                "misfire_grace_seconds": 1234,
+            }
+        )
+    )
+    scheduler = make_scheduler(app)
+    scheduler.start(paused=True)  # jobs get their defaults; nothing runs
+    try:
+        yield app, scheduler
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_scheduler_has_ingest_and_digest_cron_jobs_before_start(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    app = app_factory(make_settings(schedule={"timezone": "Asia/Tokyo"}))
+    scheduler = make_scheduler(app)
+    assert not scheduler.running
+    jobs_by_id = {j.id: j for j in scheduler.get_jobs()}
+    assert {"ingest", "digest"} <= set(jobs_by_id)
+    for job_id in ("ingest", "digest"):
+        trigger = jobs_by_id[job_id].trigger
+        assert isinstance(trigger, CronTrigger)
+        assert str(trigger.timezone) == "Asia/Tokyo"
+    assert isinstance(jobs_by_id["catch-up"].trigger, DateTrigger)
+
+
+def test_jobs_are_coalesced_with_a_misfire_grace(started: tuple[App, BackgroundScheduler]) -> None:
+    _, scheduler = started
+    by_id = {j.id: j for j in scheduler.get_jobs()}
+    for job_id in ("ingest", "digest", "catch-up"):
+        job = by_id[job_id]
+        assert job.coalesce is True
+        assert job.misfire_grace_time == 1234
+        assert job.max_instances == 1
+
+
+def test_cron_triggers_fire_in_the_configured_time_zone(
+    started: tuple[App, BackgroundScheduler],
+) -> None:
+    _, scheduler = started
+    by_id = {j.id: j for j in scheduler.get_jobs()}
+    berlin = ZoneInfo("Europe/Berlin")
+    # 08:00 UTC on 27 Nov 2026 is 09:00 in Berlin (CET, UTC+1)
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    ingest_next = by_id["ingest"].trigger.get_next_fire_time(None, at.astimezone(berlin))
+    # "15 */4" in Berlin: 12:15 Berlin = 11:15 UTC (in UTC it would have been 08:15 UTC)
+    assert ingest_next.astimezone(UTC) == datetime(2026, 11, 27, 11, 15, tzinfo=UTC)
+    digest_next = by_id["digest"].trigger.get_next_fire_time(None, at.astimezone(berlin))
+    assert digest_next.astimezone(UTC) == datetime(2026, 11, 27, 8, 5, tzinfo=UTC)
+    assert str(scheduler.timezone) == "Europe/Berlin"
+
+
+@pytest.mark.parametrize(
+    ("cron", "weekdays"),
+    [
+        ("0 6 * * 1-5", {"Mon", "Tue", "Wed", "Thu", "Fri"}),
+        ("0 6 * * 0", {"Sun"}),
+        ("0 6 * * 7", {"Sun"}),
+        ("0 6 * * 6,0", {"Sat", "Sun"}),
+        ("0 6 * * 5-7", {"Fri", "Sat", "Sun"}),
+        ("0 6 * * mon-fri", {"Mon", "Tue", "Wed", "Thu", "Fri"}),
+        ("0 6 * * */2", {"Sun", "Tue", "Thu", "Sat"}),
+        ("0 6 * * *", {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}),
+    ],
+)
+def test_crontab_weekdays_mean_what_crontab_means(cron: str, weekdays: set[str]) -> None:
+    """crontab numbers weekdays from Sunday = 0 (7 is Sunday too); APScheduler 3 from Monday."""
+    trigger = crontab_trigger(cron, "UTC")
+    fired: set[str] = set()
+    at = datetime(2026, 11, 22, 0, 0, tzinfo=UTC)  # a Sunday
+    for _ in range(len(weekdays)):
+        at = trigger.get_next_fire_time(None, at)
+        assert at is not None
+        fired.add(at.strftime("%a"))
+        at = at.replace(hour=7)
+    assert fired == weekdays
+    # and no other day within the week
+    assert trigger.get_next_fire_time(None, at).strftime("%a") in weekdays
+
+
+def test_cron_fields_follow_the_settings(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    app = app_factory(
+        make_settings(schedule={"ingest_cron": "0 6 * * 1-5", "digest_cron": "30 * * * *"})
+    )
+    by_id = {j.id: j for j in make_scheduler(app).get_jobs()}
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)  # a Friday
+    # next weekday 06:00 UTC after Friday 08:00 is Monday 30 Nov
+    assert by_id["ingest"].trigger.get_next_fire_time(None, at) == datetime(
+        2026, 11, 30, 6, 0, tzinfo=ZoneInfo("UTC")
+    )
+    assert by_id["digest"].trigger.get_next_fire_time(None, at) == datetime(
+        2026, 11, 27, 8, 30, tzinfo=ZoneInfo("UTC")
+    )
+
+
+# ---- is_due / period_for across time zones ---------------------------------------------------
+
+
+def _user(tz: str, hour: int | None = None) -> User:
+    return User(name=tz, timezone=tz, digest_hour=hour, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+
+
+TOKYO = _user("Asia/Tokyo")
+LA = _user("America/Los_Angeles")
+
+
+def test_is_due_in_each_users_own_time_zone() -> None:
+    # 14:00 UTC = 23:00 in Tokyo (27 Nov), 06:00 in Los Angeles (27 Nov, PST)
+    now = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    assert jobs.is_due(TOKYO, now, default_hour=7)
+    assert not jobs.is_due(LA, now, default_hour=7)
+    assert jobs.period_for(TOKYO, now) == date(2026, 11, 27)
+    assert jobs.period_for(LA, now) == date(2026, 11, 27)
+    # one hour later it is 07:00 in Los Angeles: due
+    later = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
+    assert jobs.is_due(LA, later, default_hour=7)
+
+
+def test_period_is_the_users_local_date() -> None:
+    # 22:30 UTC on 27 Nov = 07:30 on 28 Nov in Tokyo, 14:30 on 27 Nov in Los Angeles
+    now = datetime(2026, 11, 27, 22, 30, tzinfo=UTC)
+    assert jobs.period_for(TOKYO, now) == date(2026, 11, 28)
+    assert jobs.period_for(LA, now) == date(2026, 11, 27)
+    assert jobs.is_due(TOKYO, now, default_hour=7)
+    assert jobs.is_due(LA, now, default_hour=7)
+    # just after local midnight in Tokyo, the new day's digest is not due yet
+    midnight = datetime(2026, 11, 27, 15, 30, tzinfo=UTC)  # 00:30 on 28 Nov in Tokyo
+    assert jobs.period_for(TOKYO, midnight) == date(2026, 11, 28)
+    assert not jobs.is_due(TOKYO, midnight, default_hour=7)
+
+
+def test_users_own_digest_hour_and_daylight_saving() -> None:
+    early = _user("America/Los_Angeles", hour=5)
+    # in July LA is on PDT (UTC-7): 12:30 UTC = 05:30 local
+    july = datetime(2026, 7, 1, 12, 30, tzinfo=UTC)
+    assert jobs.is_due(early, july, default_hour=7)
+    assert not jobs.is_due(LA, july, default_hour=7)
+    # in December (PST, UTC-8) the same UTC instant is 04:30 local
+    december = datetime(2026, 12, 1, 12, 30, tzinfo=UTC)
+    assert not jobs.is_due(early, december, default_hour=7)
+    assert jobs.is_due(_user("UTC", hour=0), december, default_hour=23)
+
+
+def test_digest_job_only_for_users_whose_hour_has_come(
+    app_factory: Callable[..., App], clock: Any
+) -> None:
+    """The scheduled digest job (no force) at 14:00 UTC makes Tokyo's digest only (23:00 there,
+    06:00 in LA); at 15:00 UTC LA's (07:00); at 22:30 UTC Tokyo's next day (07:30 on 28 Nov)
+    while LA's 27 Nov digest is not made twice."""
+    app = app_factory()
+    now = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
+    app.store.add_user("tokyo", now, email="t@example.org", timezone="Asia/Tokyo")
+    app.store.add_user("la", now, email="l@example.org", timezone="America/Los_Angeles")
+    app.store.upsert_papers(
+        [
+            PaperIn(
+                key=f"arxiv:2611.0{i:04d}",
+                title=f"Diffusion models for topic {i}",
+                abstract=f"We study diffusion number {i} and transformers.",
+                authors=("A. Author",),
+                url=f"https://arxiv.org/abs/2611.0{i:04d}",
+                published=now,
+                upvotes=10 + i,
+            )
+            for i in range(5)
+        ],
+        None,
+        now,
+    )
+
+    def planned(report: jobs.DigestReport) -> list[tuple[str, date]]:
+        return [(p.user, p.period) for p in report.planned]
+
+    first = jobs.make_digests(app, now)
+    assert planned(first) == [("tokyo", date(2026, 11, 27))]
+    assert first.created == 1
+
+    second = jobs.make_digests(app, datetime(2026, 11, 27, 15, 0, tzinfo=UTC))
+    assert planned(second) == [("la", date(2026, 11, 27))]
+    assert second.already == 0  # tokyo is past midnight: not due, nothing "already made"
+
+    third = jobs.make_digests(app, datetime(2026, 11, 27, 22, 30, tzinfo=UTC))
+    assert planned(third) == [("tokyo", date(2026, 11, 28))]
+    assert third.already == 1  # la's digest for its 27 Nov exists
+
+
+# ---- `paperwire run` as a process ------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_run_serves_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    config = tmp_path / "paperwire.toml"
+    config.write_text(
+        f"""
+[database]
+url = "sqlite:///{tmp_path / "paperwire.db"}"
+
+[server]
+base_url = "http://127.0.0.1:{port}"
+host = "127.0.0.1"
+port = {port}
+secret_key = "run-test-secret"
+
+[delivery]
+outbox_dir = "{tmp_path / "outbox"}"
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
+    upgraded = subprocess.run(
+        [str(PAPERWIRE), "--config", str(config), "db", "upgrade"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert upgraded.returncode == 0, upgraded.stderr
+
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("w") as stderr:
+        proc = subprocess.Popen(
+            [str(PAPERWIRE), "--config", str(config), "run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            health = None
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert proc.poll() is None, f"paperwire run died:\n{stderr_path.read_text()}"
+            assert health is not None, f"no answer on /healthz:\n{stderr_path.read_text()}"
+            assert health.status_code == 200
+            assert health.json() == {"ok": True, "papers": 0}
+
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    log = stderr_path.read_text()
+    assert code == 0, log
+    assert "scheduler stopped" in log
+    assert "Traceback" not in log
