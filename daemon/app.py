@@ -23,7 +23,7 @@ from notifications.transports.base import Transport
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
-from recommender import RecommenderConfig
+from recommender import Recommender, RecommenderConfig
 
 
 @dataclass
@@ -38,6 +38,7 @@ class App:
     clock: Callable[[], datetime] = utcnow
     smtp_ssl_context: ssl.SSLContext | None = None
     slack_http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
+    model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
 
     def email_transport(self) -> AbstractContextManager[Transport]:
         es = self.settings.email

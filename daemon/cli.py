@@ -203,38 +203,56 @@ def demo(
 @cli.command("eval")
 def evaluate(
     items: Annotated[Path, typer.Option(help="items.jsonl: {id, title, abstract, authors}")],
-    train: Annotated[Path, typer.Option(help="train.tsv: user<TAB>item")],
-    test: Annotated[Path, typer.Option(help="test.tsv: user<TAB>item")],
+    train: Annotated[Path, typer.Option(help="train.tsv: user<TAB>item (likes the ranker sees)")],
+    test: Annotated[Path, typer.Option(help="test.tsv: user<TAB>item (likes to find)")],
     candidates: Annotated[
         Path | None, typer.Option(help="ids that may be recommended (default: all not in train)")
     ] = None,
     k: Annotated[str, typer.Option(help="cut-offs, comma-separated")] = "10,50,100",
     method: Annotated[
-        str, typer.Option(help="rankers to compare, comma-separated (default: the daemon's)")
-    ] = "daemon",
+        str | None,
+        typer.Option(
+            help="rankers, comma-separated, options after ':' — e.g. "
+            "'asl-centroid,asl-svm:max_users=300,paperwire' (default: anchors and the daemon's)"
+        ),
+    ] = None,
     max_users: Annotated[
-        int | None, typer.Option(help="evaluate a random sample of this many users")
+        int | None, typer.Option(help="evaluate an even sample of this many users")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     rankings_out: Annotated[
         Path | None, typer.Option(help="write user<TAB>item<TAB>rank for the top max(k)")
     ] = None,
 ) -> None:
-    """Measure a recommender on a dataset of libraries: recall@k, nDCG@k, time per user."""
-    from recommender.evaluate import evaluate_cli
+    """Measure rankers on libraries of liked papers: recall@k, nDCG@k, time per user.
 
-    evaluate_cli(
-        items=items,
-        train=train,
-        test=test,
-        candidates=candidates,
-        ks=k,
-        methods=method,
-        max_users=max_users,
-        as_json=as_json,
-        rankings_out=rankings_out,
-        console=out,
-    )
+    `paperwire` is the daemon's own recommender (the same code the daily job runs)."""
+    from recommender.evaluate import DEFAULT_METHODS, format_table
+    from recommender.evaluate import evaluate as run_eval
+
+    for path in (items, train, test, *([candidates] if candidates else [])):
+        if not path.is_file():
+            raise PaperwireError(f"{path}: no such file")
+    try:
+        ks = [int(x) for x in k.split(",") if x.strip()]
+    except ValueError:
+        raise PaperwireError(f"--k {k!r}: give cut-offs like 10,50,100") from None
+    with _progress() as progress:
+        report = run_eval(
+            items,
+            train,
+            test,
+            candidates_path=candidates,
+            ks=ks,
+            methods=method.split(",") if method else list(DEFAULT_METHODS),
+            max_users=max_users,
+            rankings_out=rankings_out,
+            progress=progress,
+        )
+    if as_json:
+        print(report.to_json())
+    else:
+        print(format_table(report))
 
 
 # ---- configuration and database --------------------------------------------------------------

@@ -10,7 +10,7 @@ import ipaddress
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -55,23 +55,24 @@ def check_address(host: str) -> None:
 
 @dataclass
 class Throttle:
-    """At most one request per `interval` seconds to each throttled host."""
+    """At most one request per `interval` seconds to the throttled hosts, together."""
 
     interval: float
     hosts: tuple[str, ...] = THROTTLED_HOSTS
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
-    _last: dict[str, float] = field(default_factory=dict)
+    _last: float | None = None
 
     def wait(self, host: str) -> None:
+        """Sleep as needed before a request to `host`; the throttled hosts share one budget
+        (arXiv's terms count requests to arXiv, whichever of its hosts answers)."""
         if not any(host == h or host.endswith("." + h) for h in self.hosts):
             return
-        last = self._last.get(host)
-        if last is not None:
-            delay = self.interval - (self.monotonic() - last)
+        if self._last is not None:
+            delay = self.interval - (self.monotonic() - self._last)
             if delay > 0:
                 self.sleep(delay)
-        self._last[host] = self.monotonic()
+        self._last = self.monotonic()
 
 
 class Fetcher:

@@ -157,13 +157,20 @@ def _feedback(sig: UserSignals) -> Feedback:
 
 
 def load_recommender(app: App, now: datetime) -> Recommender:
-    """The fitted recommender; refitted when papers + likes grew by `recommender.refit_growth`.
+    """The fitted recommender; refitted when papers + likes grew by `recommender.refit_growth`
+    or its options changed. Kept in memory between runs and in the database between processes.
 
-    It learns from the stored papers and from every subscriber's likes (the co-liked signal)."""
+    It learns from the stored papers and from every subscriber's likes (cross-user signals)."""
     store = app.store
     size = store.count_papers() + store.count_feedback()
+    limit = 1 + app.settings.recommender.refit_growth
+
+    def usable(fitted_size: int, model: Recommender) -> bool:
+        return model.config == app.recommender_config and size <= fitted_size * limit
+
+    if app.model_cache is not None and usable(*app.model_cache):
+        return app.model_cache[1]
     saved = store.load_model()
-    growth = app.settings.recommender.refit_growth
     if saved is not None:
         fitted_size, blob = saved
         try:
@@ -171,12 +178,14 @@ def load_recommender(app: App, now: datetime) -> Recommender:
         except Exception as e:  # an old or foreign pickle: refit rather than fail the day
             log.warning("stored recommender unreadable; refitting", extra={"error": str(e)})
         else:
-            if model.config == app.recommender_config and size <= fitted_size * (1 + growth):
+            if usable(fitted_size, model):
+                app.model_cache = (fitted_size, model)
                 return model
     everyone = store.signals([u.id or 0 for u, _ in store.list_users()])
     model = Recommender(app.recommender_config)
     model.fit([_doc(p) for p in store.all_papers()], [_feedback(s) for s in everyone.values()])
     store.save_model(size, model.dumps(), now)
+    app.model_cache = (size, model)
     log.info("recommender fitted", extra={"size": size})
     return model
 

@@ -360,7 +360,7 @@ def test_redirect_to_a_private_address_is_refused(server: FeedServer) -> None:
         transport=Mixed(),
     )
     try:
-        with pytest.raises(FetchError, match="127.0.0.1"):
+        with pytest.raises(FetchError, match=r"127\.0\.0\.1"):
             f.fetch("http://93.184.216.34/feed")
     finally:
         f.client.close()
@@ -426,6 +426,14 @@ def test_throttle_covers_subdomains_but_not_lookalikes() -> None:
     for host in ["huggingface.co", "notarxiv.org", "arxiv.org.evil.example"] * 3:
         throttle.wait(host)
     assert t.sleeps == [pytest.approx(3.0)]  # never sleeps for other hosts
+
+
+def test_throttle_counts_all_arxiv_hosts_together() -> None:
+    t = FakeTime()
+    throttle = Throttle(3.0, sleep=t.sleep, monotonic=t.monotonic)
+    throttle.wait("export.arxiv.org")
+    throttle.wait("rss.arxiv.org")  # another arXiv host, same budget
+    assert t.sleeps == [pytest.approx(3.0)]
 
 
 def test_fetcher_applies_the_throttle(server: FeedServer) -> None:
