@@ -1,0 +1,98 @@
+"""The store's guarantees: one digest per (user, channel, period), leases that keep two workers
+from sending the same digest, papers keyed by identity. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from daemon.app import App
+from daemon.parse import PaperIn
+from tests.daemon.conftest import NOW
+
+
+def _paper(key: str, version: int | None = None, announce: str | None = None) -> PaperIn:
+    return PaperIn(
+        key=key,
+        title=f"Paper {key}",
+        abstract="",
+        authors=("A. Author",),
+        url=f"https://example.org/{key}",
+        published=NOW,
+        version=version,
+        announce_type=announce,
+    )
+
+
+def test_one_digest_per_user_channel_and_period(app_factory: Callable[..., App]) -> None:
+    app = app_factory()
+    store = app.store
+    user = store.add_user("ada", NOW, email="ada@lab.example")
+    (channel,) = store.subscribers()[0][1]
+    store.upsert_papers([_paper("arxiv:1")], None, NOW)
+    pid = store.find_paper("arxiv:1").id
+    items = [(pid, 0.5, "similar", "because")]
+    first = store.create_digest(
+        user.id or 0, channel.id or 0, date(2026, 11, 27), items, NOW, cold_start=False
+    )
+    again = store.create_digest(
+        user.id or 0, channel.id or 0, date(2026, 11, 27), items, NOW, cold_start=False
+    )
+    assert first is not None and again is None
+    assert store.create_digest(
+        user.id or 0, channel.id or 0, date(2026, 11, 28), items, NOW, cold_start=False
+    )
+
+
+def test_concurrent_workers_never_claim_the_same_digest(app_factory: Callable[..., App]) -> None:
+    app = app_factory()
+    store = app.store
+    for n in range(20):
+        user = store.add_user(f"u{n}", NOW, email=f"u{n}@lab.example")
+        (channel,) = [c for u, cs in store.subscribers([f"u{n}"]) for c in cs]
+        store.create_digest(
+            user.id or 0,
+            channel.id or 0,
+            date(2026, 11, 27),
+            [],
+            NOW,
+            cold_start=False,
+            empty_state="pending",
+        )
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        claimed.append([d.digest_id for d in store.claim_due(NOW, timedelta(minutes=10), limit=20)])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [d for batch in claimed for d in batch]
+    assert len(every) == len(set(every)) == 20, claimed
+    # a lease that ran out makes the digest claimable again (the worker died)
+    assert store.claim_due(NOW + timedelta(minutes=5), timedelta(minutes=10)) == []
+    assert len(store.claim_due(NOW + timedelta(minutes=11), timedelta(minutes=10))) == 20
+
+
+def test_same_paper_twice_is_one_row_and_a_new_version_is_not_news(
+    app_factory: Callable[..., App],
+) -> None:
+    store = app_factory().store
+    assert store.upsert_papers(
+        [_paper("arxiv:2401.00001", 1), _paper("arxiv:2401.00001", 1)], None, NOW
+    ) == (1, 0)
+    later = NOW + timedelta(days=3)
+    assert store.upsert_papers([_paper("arxiv:2401.00001", 2)], None, later) == (0, 1)
+    row = store.find_paper("2401.00001v2")
+    assert row.first_seen_at == NOW
+    assert store.window_papers(later - timedelta(hours=48), later) == []
+    # a replacement of a paper never seen is stored but is not news
+    store.upsert_papers([_paper("arxiv:2301.00002", 3, announce="replace")], None, later)
+    assert [
+        p.key for p in store.window_papers(later - timedelta(hours=1), later + timedelta(1))
+    ] == []
