@@ -321,14 +321,7 @@ def users_add(
     """Add a subscriber with an email address and/or a Slack webhook."""
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
-    if email and ("@" not in email or email.strip() != email):
-        raise PaperwireError(f"--email {email!r} is not an email address")
-    if slack_webhook and not slack_webhook.startswith("https://"):
-        raise PaperwireError("--slack-webhook must be an https:// incoming-webhook URL")
-    try:
-        check_timezone(timezone)
-    except ValueError as e:
-        raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
+    _check_user_options(email, slack_webhook, timezone)
     app = _app()
     app.store.add_user(
         name,
@@ -341,6 +334,63 @@ def users_add(
     )
     out.print(f"added user {name}")
     app.close()
+
+
+@users_cli.command("set")
+def users_set(
+    name: Annotated[str, typer.Argument(help="The user's handle.")],
+    email: Annotated[
+        str | None, typer.Option(help="New email address ('' removes the email channel).")
+    ] = None,
+    slack_webhook: Annotated[
+        str | None, typer.Option(help="New Slack webhook URL ('' removes the Slack channel).")
+    ] = None,
+    display_name: Annotated[str | None, typer.Option(help="Name used in greetings.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA time zone of the user.")] = None,
+    digest_hour: Annotated[
+        int | None, typer.Option(min=0, max=23, help="Local hour of the digest.")
+    ] = None,
+    max_picks: Annotated[
+        int | None, typer.Option(min=1, max=100, help="Most papers in one digest.")
+    ] = None,
+    subscribed: Annotated[
+        bool | None,
+        typer.Option("--subscribe/--unsubscribe", help="Resume or stop the user's digests."),
+    ] = None,
+) -> None:
+    """Change a subscriber's channels, time zone, digest hour, size or subscription."""
+    _check_user_options(email or None, slack_webhook or None, timezone)
+    app = _app()
+    changes: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("display_name", display_name),
+            ("timezone", timezone),
+            ("digest_hour", digest_hour),
+            ("max_picks", max_picks),
+        )
+        if value is not None
+    }
+    user = app.store.update_user(name, **changes)
+    if subscribed is not None:
+        app.store.set_subscribed(user.id or 0, subscribed, app.clock())
+    for kind, address in (("email", email), ("slack", slack_webhook)):
+        if address is not None:
+            app.store.set_channel(user.id or 0, kind, address or None)
+    out.print(f"updated user {name}")
+    app.close()
+
+
+def _check_user_options(email: str | None, slack_webhook: str | None, timezone: str | None) -> None:
+    if email and ("@" not in email or email.strip() != email):
+        raise PaperwireError(f"--email {email!r} is not an email address")
+    if slack_webhook and not slack_webhook.startswith("https://"):
+        raise PaperwireError("--slack-webhook must be an https:// incoming-webhook URL")
+    if timezone is not None:
+        try:
+            check_timezone(timezone)
+        except ValueError as e:
+            raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
 
 
 @users_cli.command("list")
@@ -457,6 +507,24 @@ def feeds_list() -> None:
             f.last_error or "",
         )
     out.print(table)
+    app.close()
+
+
+@feeds_cli.command("enable")
+def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+    """Fetch this feed again at the next ingest."""
+    app = _app()
+    app.store.set_feed_enabled(name, True)
+    out.print(f"enabled feed {name}")
+    app.close()
+
+
+@feeds_cli.command("disable")
+def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+    """Stop fetching this feed (its papers stay)."""
+    app = _app()
+    app.store.set_feed_enabled(name, False)
+    out.print(f"disabled feed {name}")
     app.close()
 
 

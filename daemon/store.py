@@ -194,6 +194,15 @@ class Store:
             s.delete(feed)
             s.commit()
 
+    def set_feed_enabled(self, name: str, enabled: bool) -> None:
+        with self.session() as s:
+            feed = s.exec(select(Feed).where(Feed.name == name)).first()
+            if feed is None:
+                raise NotFoundError(f"no feed named {name!r}; `paperwire feeds list` shows them")
+            feed.enabled = enabled
+            s.add(feed)
+            s.commit()
+
     def record_fetch(
         self,
         feed_id: int,
@@ -370,6 +379,30 @@ class Store:
             for c in chans:
                 by_user[c.user_id].append(c)
             return [(u, by_user.get(u.id or 0, [])) for u in users]
+
+    def update_user(self, name: str, **changes: object) -> User:
+        """Change a user's settings (display_name, timezone, digest_hour, max_picks, active)."""
+        with self.session() as s:
+            user = s.exec(select(User).where(User.name == name)).first()
+            if user is None:
+                raise NotFoundError(f"no user named {name!r}; `paperwire users list` shows them")
+            for key, value in changes.items():
+                setattr(user, key, value)
+            s.add(user)
+            s.commit()
+            return user
+
+    def set_channel(self, user_id: int, kind: str, address: str | None) -> None:
+        """Replace the user's channel of this kind ("email" | "slack"); None removes it."""
+        with self.session() as s:
+            for old in s.exec(
+                select(Channel).where(Channel.user_id == user_id, Channel.kind == kind)
+            ).all():
+                s.delete(old)
+            s.flush()
+            if address:
+                s.add(Channel(user_id=user_id, kind=kind, address=address))
+            s.commit()
 
     def remove_user(self, name: str) -> None:
         with self.session() as s:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -15,9 +16,9 @@ import typer
 from typer.testing import CliRunner
 
 from daemon.cli import cli
-from tests.daemon.conftest import FEEDS, ROOT
+from tests.daemon.conftest import FEEDS
 
-PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 
 
@@ -237,3 +238,26 @@ def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> No
         assert "paperwire db upgrade" in done.stderr, args
         assert "Traceback" not in done.stderr
     assert "database revision: none" in pw("db", "status").stdout
+
+
+def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    pw(
+        "users", "set", "ada", "--timezone", "Asia/Tokyo", "--digest-hour", "6",
+        "--slack-webhook", "https://hooks.slack.com/services/T0/B0/secret", "--unsubscribe",
+    )  # fmt: skip
+    listed = pw("users", "list").stdout
+    assert "Asia/Tokyo" in listed and "hooks.slack.com" in listed and "secret" not in listed
+    assert re.search(r"ada .* no", _flat(listed))
+    pw("users", "set", "ada", "--email", "", "--subscribe")
+    listed = _flat(pw("users", "list").stdout)
+    assert "ada@lab.example" not in listed and re.search(r"ada .* yes", listed)
+    bad = pw("users", "set", "ada", "--timezone", "Mars/Base", expect=1)
+    assert "Mars/Base" in bad.stderr and "IANA" in bad.stderr
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("feeds", "disable", "hf")
+    assert "0 feed(s) ok" in pw("ingest").stdout
+    pw("feeds", "enable", "hf")
+    assert "1 feed(s) ok" in pw("ingest").stdout

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
@@ -25,9 +26,8 @@ from daemon.models import User
 from daemon.parse import PaperIn
 from daemon.scheduler import make_scheduler
 from daemon.settings import crontab_trigger
-from tests.daemon.conftest import ROOT
 
-PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 
 
 # ---- make_scheduler --------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from daemon.settings import Settings, load_settings
 from tests.daemon.conftest import ROOT
 
 DEFAULT_TOML = ROOT / "config" / "paperwire.toml"
-PAPERWIRE = ROOT / ".venv" / "bin" / "paperwire"
+PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 
 
 @pytest.fixture(autouse=True)
