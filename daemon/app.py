@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import ssl
@@ -10,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,7 +25,9 @@ from notifications.transports.base import Transport
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
-from recommender import Recommender, RecommenderConfig
+
+if TYPE_CHECKING:  # the recommender imports scikit-learn: only load it when ranking
+    from recommender import Recommender, RecommenderConfig
 
 
 @dataclass
@@ -34,11 +38,16 @@ class App:
     store: Store
     fetcher: Fetcher
     links: Links
-    recommender_config: RecommenderConfig
     clock: Callable[[], datetime] = utcnow
     smtp_ssl_context: ssl.SSLContext | None = None
     slack_http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
     model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
+
+    @functools.cached_property
+    def recommender_config(self) -> RecommenderConfig:
+        """Built on first use (it loads scikit-learn); `paperwire run` and `config check`
+        touch it at start so bad options still fail early."""
+        return recommender_config(self.settings)
 
     def email_transport(self) -> AbstractContextManager[Transport]:
         es = self.settings.email
@@ -86,6 +95,8 @@ def link_secret(settings: Settings) -> str:
 
 
 def recommender_config(settings: Settings) -> RecommenderConfig:
+    from recommender import RecommenderConfig
+
     try:
         return RecommenderConfig(**settings.recommender.options)
     except TypeError as e:
@@ -116,7 +127,6 @@ def make_app(
         store=Store(make_engine(settings.database.url, echo=settings.database.echo)),
         fetcher=fetcher,
         links=Links(link_secret(settings), str(settings.server.base_url)),
-        recommender_config=recommender_config(settings),
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,
         slack_http=httpx.Client(

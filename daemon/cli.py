@@ -6,19 +6,21 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from daemon import jobs
-from daemon.app import App, make_app
+from daemon.app import App, make_app, recommender_config
 from daemon.errors import PaperwireError
 from daemon.logs import redact_url, setup_logging
 from daemon.settings import Settings, check_timezone, config_path, load_settings
 from daemon.store import check_schema, schema_revisions, upgrade
+
+if TYPE_CHECKING:
+    from daemon import jobs
 
 cli = typer.Typer(
     help="paperwire: today's new papers, ranked for each subscriber, delivered by email or Slack.",
@@ -77,7 +79,7 @@ def _app(*, check: bool = True) -> App:
 def _progress() -> Iterator[jobs.Progress]:
     """A Rich progress bar on a terminal; silent otherwise."""
     if not err.is_terminal:
-        yield jobs._no_progress
+        yield lambda what, done, total: None
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -117,6 +119,7 @@ def run() -> None:
     from daemon.scheduler import serve
 
     app = _app()
+    app.recommender_config  # noqa: B018  (validates recommender.options before starting)
     out.print(
         f"paperwire running; links served on {app.settings.server.base_url}; "
         "Ctrl-C or SIGTERM stops it"
@@ -130,6 +133,8 @@ def run() -> None:
 @cli.command()
 def ingest() -> None:
     """Fetch every enabled feed once and store the new papers."""
+    from daemon import jobs
+
     app = _app()
     with _progress() as progress:
         report = jobs.ingest(app, app.clock(), progress=progress)
@@ -149,6 +154,8 @@ def digest(
     ] = None,
 ) -> None:
     """Rank the window's papers for every subscriber now and deliver their digests."""
+    from daemon import jobs
+
     app = _app()
     now = app.clock()
     with _progress() as progress:
@@ -164,6 +171,8 @@ def digest(
 @cli.command()
 def deliver() -> None:
     """Send the digests that are due (new ones and retries)."""
+    from daemon import jobs
+
     app = _app()
     with _progress() as progress:
         _print_delivery(jobs.deliver(app, app.clock(), progress=progress))
@@ -178,6 +187,8 @@ def cycle(
 ) -> None:
     """Ingest, score and deliver once, for every subscriber, right now."""
     import time
+
+    from daemon import jobs
 
     app = _app()
     started = time.perf_counter()
@@ -262,6 +273,7 @@ def evaluate(
 def config_check() -> None:
     """Validate the configuration file and environment; start nothing."""
     settings = load_settings(_state.config)
+    recommender_config(settings)
     out.print(
         f"[green]ok[/]: {config_path(_state.config)} is valid "
         f"({len(settings.feeds)} configured feed(s), database {_redact_db(settings.database.url)})"

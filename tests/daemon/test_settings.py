@@ -276,3 +276,11 @@ def test_config_check_rejects_a_bad_file_naming_the_key(tmp_path: Path) -> None:
     assert "email.password" in done.stderr
     assert "31337" not in done.stderr + done.stdout
     assert "Traceback" not in done.stderr
+
+
+def test_config_check_rejects_unknown_recommender_options(tmp_path: Path) -> None:
+    path = _write(tmp_path, "[recommender]\noptions = { max_interest = 3 }\n")
+    done = _paperwire("--config", str(path), "config", "check", cwd=tmp_path)
+    assert done.returncode == 1
+    flat = " ".join(done.stderr.split())
+    assert "recommender.options" in flat and "max_interest" in flat
