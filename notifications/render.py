@@ -293,8 +293,8 @@ def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
         facts.append(f"*{view.score}* match")
     if view.reason:
         facts.append(_mrkdwn_escape(view.reason, 400))
-    if view.upvotes is not None:
-        facts.append(f"▲ {view.upvotes} upvotes")
+    if view.upvotes:
+        facts.append(f"▲ {view.upvotes} upvote{'s' if view.upvotes != 1 else ''}")
     tail = [" · ".join(facts)] if facts else []
     text = "\n".join(head + abstract + tail)
     if len(text) > SLACK_MAX_SECTION_CHARS:  # only with very long URLs: drop the abstract

@@ -109,6 +109,8 @@ def pipeline(
     ada = store.add_user("ada", now, email="ada@lab.example", display_name="Ada")
     grace = store.add_user("grace", now, slack_webhook=slack.url_for(HOOK_PATH))
     store.add_user("nova", now, email="nova@lab.example")
+    hal = store.add_user("hal", now, email="hal@lab.example")
+    store.set_follow(hal.id or 0, "keyword", "safe title", muted=False)  # the hostile feed's entry
     for ref in ("2412.16620", "2312.06056", "2302.03287"):  # LLMs and software testing
         store.set_feedback(ada.id or 0, store.find_paper(ref).id, 1, now)
     for ref in ("1201.4869", "1005.5383"):  # Luttinger liquids, helium
@@ -137,11 +139,11 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
     assert report.ingest.feeds_failed == 1 and "gone" in report.ingest.errors[0]
     assert report.ingest.papers_new == 0  # already ingested by the fixture: nothing new now
 
-    # three subscribers, three digests, all delivered
-    assert report.digests.created == 3
-    assert report.delivery.sent == 3 and report.delivery.failed == 0
+    # four subscribers, four digests, all delivered
+    assert report.digests.created == 4
+    assert report.delivery.sent == 4 and report.delivery.failed == 0
     mails = _mails(smtp)
-    assert set(mails) == {"ada@lab.example", "nova@lab.example"}
+    assert set(mails) == {"ada@lab.example", "nova@lab.example", "hal@lab.example"}
     assert smtp.connections == 1, "one SMTP connection for the batch"
     assert smtp.auth_attempts == ["paperwire"]
 
@@ -160,6 +162,12 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
     # the liked papers are not sent back; the picks are about software testing
     assert "arxiv.org/abs/2312.06056" not in plain and "arxiv.org/abs/2412.16620" not in plain
     assert re.search(r"[Tt]est", plain)
+
+    # text from a hostile feed arrives as text: escaped in HTML, no markup of its own
+    hal_plain, hal_html = _parts(mails["hal@lab.example"])
+    assert "Safe title & more" in hal_plain
+    assert "Safe title &amp; more" in hal_html
+    assert not re.search(r"<(script|iframe|style)|onerror|onclick", hal_html, re.I)
 
     nova_plain, _ = _parts(mails["nova@lab.example"])
     assert re.search(r"no likes yet|trending", nova_plain, re.I), "cold start is labelled"
@@ -180,10 +188,9 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
     # the same cycle again (late, or on a second machine): nothing new is sent
     again = jobs.cycle(app, app.clock() + timedelta(minutes=30))
     assert again.digests.created == 0 and again.delivery.sent == 0
-    assert len(smtp.messages) == 2 and len(
-        [r for r in slack.requests if r.method == "POST"]
-    ) == len(posts)
-    assert app.store.delivery_counts() == {"sent": 3}
+    assert len(smtp.messages) == 3
+    assert len([r for r in slack.requests if r.method == "POST"]) == len(posts)
+    assert app.store.delivery_counts() == {"sent": 4}
 
 
 def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
@@ -198,7 +205,7 @@ def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
     slack.reply(404, "channel_not_found")
 
     first = jobs.cycle(app, now)
-    assert first.delivery.sent == 1  # ada
+    assert first.delivery.sent == 2  # ada, hal
     assert first.delivery.retrying == 1  # nova: backoff
     assert first.delivery.failed == 1  # grace: permanent, with the reason recorded
     assert any("channel_not_found" in e for e in first.delivery.errors)
@@ -209,11 +216,15 @@ def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
     handler_rcpt.rcpt_replies.clear()
     later = jobs.deliver(app, now + timedelta(seconds=61))
     assert later.sent == 1
-    assert [m.rcpt_tos[0] for m in smtp.messages] == ["ada@lab.example", "nova@lab.example"]
-    assert app.store.delivery_counts() == {"sent": 2, "failed": 1}
+    assert [m.rcpt_tos[0] for m in smtp.messages] == [
+        "ada@lab.example",
+        "hal@lab.example",
+        "nova@lab.example",
+    ]
+    assert app.store.delivery_counts() == {"sent": 3, "failed": 1}
     # and the next day grace is tried again (the failure was of that digest, not of grace)
     nxt = jobs.cycle(app, now + timedelta(days=1))
-    assert nxt.digests.created == 3
+    assert nxt.digests.created == 4
 
 
 def test_links_in_the_digest_work_end_to_end(pipeline: App, smtp: SmtpServer) -> None:
@@ -247,7 +258,7 @@ def test_links_in_the_digest_work_end_to_end(pipeline: App, smtp: SmtpServer) ->
     tomorrow = jobs.cycle(app, now + timedelta(days=1))
     delivered_to = [m.rcpt_tos[0] for m in smtp.messages]
     assert delivered_to.count("ada@lab.example") == 1, "no digest after unsubscribing"
-    assert tomorrow.digests.created == 2
+    assert tomorrow.digests.created == 3
 
 
 def test_ranking_puts_the_liked_topic_first(pipeline: App) -> None:
