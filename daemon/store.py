@@ -50,13 +50,23 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     engine = create_engine(url, echo=echo, pool_pre_ping=True)
     if engine.dialect.name == "sqlite":
+        # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two
+        # workers claiming deliveries are serialised instead of both reading the same rows;
+        # WAL lets readers (the web app) go on meanwhile.
 
         @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" below issues BEGIN
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=10000")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
+                cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
