@@ -44,7 +44,7 @@ def main() -> None:
     for line in (args.data / "coldstart" / "train.tsv").open():
         user, item = line.split()
         likes.setdefault(user, []).append(item)
-    users = sorted(likes, key=int)[: args.users]
+    users = sorted(likes, key=lambda u: int(u.lstrip("u")))[: args.users]
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
@@ -73,7 +73,7 @@ def main() -> None:
         app.store.upsert_papers(today, None, NOW - timedelta(hours=1))
         ids = {p.key: p.id for p in app.store.all_papers()}
         for name in users:
-            u = app.store.add_user(f"u{name}", NOW, email=f"u{name}@lab.example")
+            u = app.store.add_user(name, NOW, email=f"{name}@lab.example")
             for item in likes[name]:
                 app.store.set_feedback(u.id or 0, ids[f"citeulike:{item}"], 1, NOW)
         setup_s = time.perf_counter() - t0

@@ -109,6 +109,7 @@ class Fetcher:
         self.throttle.wait(parts.hostname)
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
+                self._check_peer(resp, url)
                 if resp.status_code == 304:
                     return Fetched(url=url, content=None, etag=etag, last_modified=last_modified)
                 if resp.status_code >= 400:
@@ -154,6 +155,19 @@ class Fetcher:
         if len(data) > self.max_bytes:
             raise FetchError(self._too_big(url))
         return Fetched(url=url, content=data)
+
+    def _check_peer(self, resp: httpx.Response, url: str) -> None:
+        """The address actually connected to must be public too: a DNS answer that changed
+        between the check and the connection (DNS rebinding) is caught before the body is read."""
+        if self.allow_private:
+            return
+        stream = resp.extensions.get("network_stream")
+        peer = stream.get_extra_info("server_addr") if stream is not None else None
+        if peer and not ipaddress.ip_address(peer[0]).is_global:
+            raise FetchError(
+                f"{url}: connected to the non-public address {peer[0]}; refused "
+                f"(set ingest.allow_private_addresses = true to allow it)"
+            )
 
     def guard_request(self, request: httpx.Request) -> None:
         """httpx request hook: applied to every request, redirects included."""

@@ -627,3 +627,16 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert "arxiv:2503.01785" in keys
     assert "arxiv:1605.08386" not in keys
     assert "arxiv:2203.01250" not in keys
+
+
+def test_a_connection_that_lands_on_a_private_address_is_refused(server: FeedServer) -> None:
+    """DNS rebinding: the name looked public when checked, the connection went to a private
+    address. Simulated with a client that skips the pre-check: the peer check still refuses
+    before the body is read."""
+    server.routes["/f"] = Route(body=b"<rss>internal</rss>")
+    f = Fetcher(httpx.Client(timeout=5.0), max_bytes=10_000, throttle=Throttle(0.0))
+    try:
+        with pytest.raises(FetchError, match=r"connected to the non-public address 127\.0\.0\.1"):
+            f.fetch(server.url_for("/f"))
+    finally:
+        f.client.close()
