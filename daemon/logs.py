@@ -52,11 +52,20 @@ def _quote(v: Any) -> str:
     return json.dumps(s, ensure_ascii=False) if (" " in s or not s) else s
 
 
+# Libraries whose INFO lines are noise or would leak secrets: httpx logs every request's full
+# URL, and a Slack webhook's URL is its secret.
+QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler.executors.default", "mail.log", "alembic")
+
+
+def quiet_libraries() -> None:
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def setup_logging(level: str = "INFO", *, as_json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(StructuredFormatter(as_json=as_json))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "apscheduler.executors.default", "mail.log", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()

@@ -5,6 +5,7 @@ standing in for the Slack incoming webhook. Runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from fastapi.testclient import TestClient
 
 from daemon import jobs
 from daemon.app import App
+from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
 from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
@@ -194,8 +196,10 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
 
 
 def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
-    pipeline: App, smtp: SmtpServer, slack: HttpRecorder
+    pipeline: App, smtp: SmtpServer, slack: HttpRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
+    quiet_libraries()  # as `setup_logging` does in the daemon
+    caplog.set_level(logging.INFO)
     app = pipeline
     now = app.clock()
     smtp_replies: Any = smtp
@@ -222,6 +226,12 @@ def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
         "nova@lab.example",
     ]
     assert app.store.delivery_counts() == {"sent": 3, "failed": 1}
+    # the logs said what happened, without the SMTP password or the webhook's secret path
+    formatter = StructuredFormatter(as_json=True)
+    logged = "\n".join(formatter.format(r) for r in caplog.records)
+    assert "delivery failed for good" in logged and "delivery will be retried" in logged
+    assert "s3cret-pass" not in logged and "sEcReTwEbHoOkToKeN" not in logged
+
     # and the next day grace is tried again (the failure was of that digest, not of grace)
     nxt = jobs.cycle(app, now + timedelta(days=1))
     assert nxt.digests.created == 4
