@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,12 +15,13 @@ from daemon.errors import FeedError, PaperwireError
 from daemon.fetch import expand_url
 from daemon.models import Channel, User
 from daemon.parse import parse_feed
-from daemon.store import PaperRow, UserSignals
+from daemon.store import DueDelivery, PaperRow, UserSignals
 from notifications.digest import Digest, Pick
 from notifications.render import render_email, render_slack
 from notifications.transports.base import (
     Outgoing,
     PermanentDeliveryError,
+    SlackOut,
     TemporaryDeliveryError,
     Transport,
 )
@@ -355,11 +356,11 @@ def deliver(app: App, now: datetime, *, progress: Progress = _no_progress) -> De
     ds = app.settings.delivery
     due = app.store.claim_due(now, timedelta(seconds=ds.lease_seconds))
     report = DeliveryReport()
-    batches: dict[str, list[tuple[int, int, Outgoing]]] = {"email": [], "slack": []}
+    batches: dict[str, list[tuple[DueDelivery, Outgoing]]] = {"email": [], "slack": []}
     for d in due:
         try:
             digest, channel, _user = build_digest(app, d.digest_id)
-            batches[channel.kind].append((d.digest_id, d.attempts, render(app, digest, channel)))
+            batches[channel.kind].append((d, render(app, digest, channel)))
         except Exception as e:  # a digest that cannot be rendered waits; the others go on
             log.exception("digest could not be rendered", extra={"digest": d.digest_id})
             _record_failure(app, report, d.digest_id, d.attempts, e, now)
@@ -371,17 +372,16 @@ def deliver(app: App, now: datetime, *, progress: Progress = _no_progress) -> De
         finished: set[int] = set()
         try:
             with opener() as transport:
-                for digest_id, attempts, out in batch:
+                for d, out in batch:
                     progress(f"deliver {kind}", done, len(due))
-                    _deliver_one(app, report, transport, digest_id, attempts, out, now)
-                    finished.add(digest_id)
+                    _deliver_one(app, report, transport, d, out, now)
+                    finished.add(d.digest_id)
                     done += 1
         except Exception as e:  # the transport itself failed (cannot connect...): the rest waits
-            for digest_id, attempts, _ in batch:
-                if digest_id not in finished:
-                    _record_failure(
-                        app, report, digest_id, attempts, TemporaryDeliveryError(str(e)), now
-                    )
+            for d, _ in batch:
+                if d.digest_id not in finished:
+                    failure = TemporaryDeliveryError(str(e))
+                    _record_failure(app, report, d.digest_id, d.attempts, failure, now)
     progress("deliveries", len(due), len(due))
     return report
 
@@ -390,19 +390,24 @@ def _deliver_one(
     app: App,
     report: DeliveryReport,
     transport: Transport,
-    digest_id: int,
-    attempts: int,
+    d: DueDelivery,
     out: Outgoing,
     now: datetime,
 ) -> None:
     try:
-        transport.send(out)
+        if isinstance(out, SlackOut) and len(out.payloads) > 1:
+            # a message split in parts: each accepted part is recorded, a retry resumes after it
+            for part in range(d.parts_sent, len(out.payloads)):
+                transport.send(replace(out, payloads=(out.payloads[part],)))
+                app.store.record_part_sent(d.digest_id, part + 1)
+        else:
+            transport.send(out)
     except Exception as e:
-        _record_failure(app, report, digest_id, attempts, e, now)
+        _record_failure(app, report, d.digest_id, d.attempts, e, now)
         return
-    app.store.finish_delivery(digest_id, now, outcome="sent")
+    app.store.finish_delivery(d.digest_id, now, outcome="sent")
     report.sent += 1
-    log.info("digest sent", extra={"digest": digest_id, "transport": transport.name})
+    log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
 def _record_failure(

@@ -121,6 +121,7 @@ class Digest(SQLModel, table=True):
     cold_start: bool = False
     state: str = Field(default="pending", index=True)  # pending|sent|empty|failed
     attempts: int = 0
+    parts_sent: int = 0  # a message split in parts (Slack) resumes after the parts sent
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
     leased_until: datetime | None = Field(default=None, sa_column=_ts())
     sent_at: datetime | None = Field(default=None, sa_column=_ts())

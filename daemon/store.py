@@ -130,6 +130,7 @@ class UserSignals:
 class DueDelivery:
     digest_id: int
     attempts: int
+    parts_sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -606,7 +607,10 @@ class Store:
                 d.leased_until = now + lease
                 s.add(d)
             s.commit()
-            return [DueDelivery(digest_id=d.id or 0, attempts=d.attempts) for d in rows]
+            return [
+                DueDelivery(digest_id=d.id or 0, attempts=d.attempts, parts_sent=d.parts_sent)
+                for d in rows
+            ]
 
     def digest_content(self, digest_id: int) -> DigestContent:
         with self.session() as s:
@@ -645,6 +649,14 @@ class Store:
                 d.state, d.last_error = "failed", detail
             s.add(d)
             s.add(DeliveryAttempt(digest_id=digest_id, at=now, outcome=outcome, detail=detail))
+            s.commit()
+
+    def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
+        """Remember that the first `parts_sent` parts of a split message were accepted."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            d.parts_sent = parts_sent
+            s.add(d)
             s.commit()
 
     def delivery_counts(self) -> dict[str, int]:

@@ -310,3 +310,35 @@ def test_sends_nothing_when_nothing_is_worth_sending(
     noted = app_factory(make_settings(feeds=[], digest={"send_empty": True}))
     noted.store.add_user("bob", noted.clock(), email="bob@lab.example")
     assert jobs.cycle(noted, noted.clock()).delivery.sent == 1
+
+
+def test_a_split_slack_message_resumes_after_the_parts_already_sent(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpRecorder
+) -> None:
+    feeds = [
+        {"name": "testing", "url": (FEEDS / "arxiv-api" / TESTING_FEED).as_uri()},
+        {"name": "hf", "url": (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()},
+    ]
+    app = app_factory(
+        make_settings(
+            feeds=feeds,
+            slack={"transport": "webhook", "min_interval_seconds": 0.0},
+            digest={"max_picks": 60, "min_score": 0.0},
+        )
+    )
+    now = app.clock()
+    jobs.ingest(app, now)
+    app.store.add_user("grace", now, slack_webhook=slack.url_for(HOOK_PATH))  # cold start: 60
+    slack.reply(200, "ok")
+    slack.reply(500, "internal_error")  # the second part fails for now
+    first = jobs.cycle(app, now)
+    assert first.delivery.retrying == 1
+    sent = [r.json() for r in slack.requests]
+    assert len(sent) == 2
+
+    later = jobs.deliver(app, now + timedelta(minutes=5))
+    assert later.sent == 1
+    resent = [r.json() for r in slack.requests[2:]]
+    assert resent[0] == sent[1], "the retry starts with the part that failed"
+    assert all(p != sent[0] for p in resent), "the part already accepted is not sent again"
+    assert app.store.delivery_counts() == {"sent": 1}

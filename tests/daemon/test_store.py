@@ -96,3 +96,21 @@ def test_same_paper_twice_is_one_row_and_a_new_version_is_not_news(
     assert [
         p.key for p in store.window_papers(later - timedelta(hours=1), later + timedelta(1))
     ] == []
+
+
+def test_upgrading_a_database_from_the_first_schema_keeps_its_rows(db_url: str) -> None:
+    from daemon.store import Store, make_engine, schema_revisions, upgrade
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001")
+    assert schema_revisions(engine)[0] == "0001"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            'INSERT INTO "user" (name, display_name, timezone, active, created_at) '
+            "VALUES ('ada', 'Ada', 'UTC', true, '2026-11-27 08:00:00+00:00')"
+        )
+    upgrade(engine)
+    current, head = schema_revisions(engine)
+    assert current == head != "0001"
+    assert Store(engine).get_user("ada").display_name == "Ada"
+    engine.dispose()
