@@ -1,19 +1,21 @@
 """The daemon-facing recommender: fit on the stored corpus (+ every subscriber's likes), rank.
 
-Method in short (defaults in `RecommenderConfig`):
+Method in short (defaults in `RecommenderConfig`; details and figures in docs/recommender.md):
 
 1. Text features: TF-IDF over title + abstract (uni+bigrams, sublinear tf) hstacked with a
    smaller-weight author block; rows L2-normalised.
-2. Cross-user signal learned from all subscribers' libraries ("co-liked expansion"): an
-   item-item cosine over who-liked-what, sparsified to the top neighbours of each paper. A
-   person's liked set is expanded with papers that are co-liked with theirs *by other people*,
-   and the profile is built in word space from that expanded set, so it works for papers that
-   nobody has liked yet (they are matched by their text only).
-3. Profile (Rocchio): weighted mean of liked vectors (+ expansion) minus a share of the
-   disliked ones; optionally several interests per person (spherical k-means over likes).
-4. Scores for a batch of users at once = profiles @ candidates.T (sparse products).
-5. Selection per user: follows boost, mutes remove, near-duplicates collapse, interests get their
-   share, optional MMR; explanations name the closest liked paper and the shared terms.
+2. Collaborative item factors from all subscribers' libraries: truncated SVD of the
+   user × paper like matrix (columns scaled by popularity^-β, rows normalised) → a factor
+   vector for every paper somebody liked.
+3. Content → collaborative map: ridge regression (block conjugate gradient) from a paper's
+   TF-IDF row to its factor vector, so a paper nobody has liked yet (every new paper) gets
+   predicted factors from its text alone.
+4. Profile: mean of the *true* factors of the person's liked papers (predicted ones for papers
+   liked after the fit) minus a share of the disliked ones; optionally several interests.
+5. Scores for a batch of users at once = profiles @ normalised candidate factors (BLAS);
+   top of the list via argpartition; per-user Python only over a short list (follows, mutes,
+   near-duplicates, interests, MMR) and explanations only for the picks.
+Fewer than `cf_min_users` libraries (a new install, a demo) → TF-IDF centroid cosine.
 """
 
 from __future__ import annotations
@@ -29,23 +31,24 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+from sklearn.utils.extmath import randomized_svd
 
 from recommender.types import Doc, Feedback, Kind, Recommendation
 
 ASL_TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 
 @dataclass(frozen=True)
 class RecommenderConfig:
     """Every knob of the method. Defaults are the method that won on CiteULike coldstart/."""
 
-    method: str = "learned"  # "learned" (text + map learned from all libraries) | "tfidf-centroid"
+    method: str = "cf-map"  # "cf-map" (text → factors learned from libraries) | "tfidf-centroid"
     # --- text features -------------------------------------------------------------------
-    max_features: int | None = 50000
+    max_features: int | None = 20000
     min_df: int | float = 2
     max_df: int | float = 0.1
     ngram_range: tuple[int, int] = (1, 2)
@@ -56,14 +59,14 @@ class RecommenderConfig:
     use_abstract: bool = True
     author_weight: float = 0.3  # 0 = authors are not features
     author_min_df: int = 2
-    # --- cross-user learned signal (needs the libraries passed to `fit`) -------------------
-    learned_rank: int = 1500  # word-space basis: top singular vectors of the user×word matrix
-    learned_lambda: float = 1.5  # ridge strength of the bilinear profile→paper map
-    lsa_rank: int = 256  # leading part of the basis used as a "topic" space (LSA)
-    learned_min_users: int = 20  # fewer libraries than this → text only
-    text_weight: float = 0.0  # blend (per-user z-scores) of text cosine,
-    lsa_weight: float = 1.0  # cosine in the LSA topic space,
-    bilinear_weight: float = 2.0  # and the learned bilinear score
+    # --- content → collaborative map (needs the libraries passed to `fit`) ----------------
+    cf_rank: int = 512  # factors per paper (capped by #libraries − 1 and #liked papers − 1)
+    cf_lambda: float = 10.0  # ridge strength of the text → factors map
+    cf_popularity_exponent: float = 0.5  # like-matrix columns scaled by popularity^-β
+    cf_singular_power: float = 1.0  # regression target = right singular vectors × s^α
+    cf_iterations: int = 40  # conjugate-gradient steps of the ridge solve
+    cf_min_users: int = 20  # fewer libraries than this → text only
+    text_weight: float = 0.0  # blend in the plain TF-IDF cosine (0 = off)
     # --- profile -------------------------------------------------------------------------
     like_weight: float = 1.0
     dislike_weight: float = 0.5  # Rocchio gamma
@@ -74,12 +77,13 @@ class RecommenderConfig:
     # --- selection -----------------------------------------------------------------------
     duplicate_threshold: float = 0.9  # cosine between two picks at/above this → keep one
     mmr_lambda: float = 1.0  # 1 = off; <1 trades relevance for novelty
-    keyword_boost: float = 0.5
-    author_boost: float = 0.5
+    keyword_boost: float = 1.0  # scores are in [0, 1]: 1 = a followed match always comes first
+    author_boost: float = 1.0
     mute_penalty: float | None = None  # None: muted papers are removed; else subtracted
+    shortlist_factor: int = 3  # per-user selection looks at the top factor × k (+ 20)
     reason_terms: int = 3
     reason_title_chars: int = 60
-    batch_size: int = 256
+    batch_size: int = 512  # users per matrix product
 
 
 @dataclass
@@ -88,22 +92,33 @@ class _Fitted:
     author_vectorizer: TfidfVectorizer | None
     ids: list[str]
     index: dict[str, int]
-    matrix: sp.csr_matrix  # corpus × features, L2-normalised rows
-    basis: np.ndarray | None  # features × rank (learned from the user×word matrix)
-    bilinear: np.ndarray | None  # rank × rank: profile → paper affinity learned from libraries
+    matrix: sp.csr_matrix  # corpus × features, L2-normalised rows (float32)
     terms: np.ndarray  # feature index → readable term ("" for author columns)
     n_word_features: int
     titles: list[str]
+    # content → collaborative map (None: not learned, text only)
+    text_map: np.ndarray | None = None  # features × rank (float16 on disk)
+    factors: np.ndarray | None = None  # liked-at-fit papers × rank (float16 on disk)
+    factor_row: np.ndarray | None = None  # corpus row → row of `factors` (−1: none)
+    singular: np.ndarray | None = None  # rank singular values (float32)
 
 
 @dataclass
 class _Plan:
-    """One user's resolved feedback for a rank call."""
+    """One user's resolved feedback for a rank call (slots index the call's item table)."""
 
-    liked: list[tuple[str, bool, int, float]]  # (doc id, in fitted corpus, row, weight)
-    disliked: list[tuple[bool, int]]  # (in fitted corpus, row)
-    rows: list[int] = field(default_factory=list)
+    liked: list[tuple[str, int, float]]  # (doc id, slot, weight)
+    disliked: list[int]  # slots
     group_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Items:
+    """Liked/disliked docs referenced in one rank call: text rows and factor rows."""
+
+    ids: list[str]
+    text: sp.csr_matrix
+    fac: np.ndarray | None
 
 
 def _doc_text(doc: Doc, use_abstract: bool) -> str:
@@ -171,6 +186,7 @@ class Recommender:
     def __init__(self, config: RecommenderConfig | None = None) -> None:
         self.config = config or RecommenderConfig()
         self._fitted: _Fitted | None = None
+        self._dense: tuple[np.ndarray, np.ndarray] | None = None  # float32 copies for scoring
 
     # ------------------------------------------------------------------ fitting / state
     @property
@@ -178,9 +194,14 @@ class Recommender:
         """Number of corpus docs the model was fitted on (0 = not fitted)."""
         return 0 if self._fitted is None else len(self._fitted.ids)
 
+    @property
+    def learned(self) -> bool:
+        """True when the content → collaborative map was learned (else: text similarity)."""
+        return self._fitted is not None and self._fitted.text_map is not None
+
     def fit(self, corpus: Sequence[Doc], libraries: Sequence[Feedback] = ()) -> None:
-        """Fit TF-IDF on `corpus`; learn the cross-user co-like graph from `libraries` (every
-        subscriber's feedback; may be empty — the method then falls back to text alone)."""
+        """Fit TF-IDF on `corpus`; learn the content → collaborative map from `libraries`
+        (every subscriber's feedback; may be empty — the method then falls back to text)."""
         cfg = self.config
         docs = list({d.id: d for d in corpus}.values())
         if not docs:
@@ -209,6 +230,7 @@ class Recommender:
         except ValueError:  # tiny corpus: every term pruned → keep them all
             word_vec.set_params(min_df=1, max_df=1.0)
             words = word_vec.fit_transform(texts)
+        _drop_stop_words(word_vec)
         blocks = [normalize(words)]
         author_vec: TfidfVectorizer | None = None
         if cfg.author_weight > 0:
@@ -221,9 +243,12 @@ class Recommender:
             try:
                 authors = author_vec.fit_transform([_author_tokens(d) for d in docs])
                 blocks.append(normalize(authors) * cfg.author_weight)
+                _drop_stop_words(author_vec)
             except ValueError:  # no author appears often enough
                 author_vec = None
         matrix = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
+        matrix.indices = matrix.indices.astype(np.int32)
+        matrix.indptr = matrix.indptr.astype(np.int32)
         n_words = words.shape[1]
         terms = np.array(
             list(word_vec.get_feature_names_out()) + [""] * (matrix.shape[1] - n_words),
@@ -231,63 +256,61 @@ class Recommender:
         )
         ids = [d.id for d in docs]
         index = {d: i for i, d in enumerate(ids)}
-        basis, bilinear = (
-            self._fit_learned(matrix, index, libraries) if cfg.method == "learned" else (None, None)
+        fitted = _Fitted(
+            word_vec, author_vec, ids, index, matrix, terms, n_words, [d.title for d in docs]
         )
-        self._fitted = _Fitted(
-            word_vec,
-            author_vec,
-            ids,
-            index,
-            matrix,
-            basis,
-            bilinear,
-            terms,
-            n_words,
-            [d.title for d in docs],
-        )
+        if cfg.method == "cf-map":
+            self._fit_map(fitted, libraries)
+        elif cfg.method != "tfidf-centroid":
+            raise ValueError(f"unknown recommender method: {cfg.method!r}")
+        self._fitted = fitted
+        self._dense = None
 
-    def _fit_learned(
-        self, matrix: sp.csr_matrix, index: Mapping[str, int], libraries: Sequence[Feedback]
-    ) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Learn from every subscriber's likes which word combinations predict a like.
+    def _fit_map(self, f: _Fitted, libraries: Sequence[Feedback]) -> None:
+        """Learn item factors from who liked what, and a ridge map text → factors.
 
-        U = users × words (normalised mean of each library). Its top singular vectors V give a
-        word basis. In that basis, a bilinear map B is fitted by ridge so that
-        (profile_u V) B (paper_i V)ᵀ ≈ [u liked i] over all libraries. New papers need only their
-        text (paper V), so the map works for papers nobody has liked yet."""
+        R = libraries × papers (binary), columns scaled by popularity^-β, rows L2-normalised;
+        R ≈ U S Vᵀ (randomized truncated SVD). Each liked paper's factor is its row of V; the
+        map W minimises ‖X W − V S^α‖² + λ‖W‖² over the liked papers' TF-IDF rows X, solved by
+        block conjugate gradient. A paper nobody liked gets predicted factors x W."""
         cfg = self.config
         rows: list[int] = []
         cols: list[int] = []
         n_users = 0
         for fb in libraries:
-            liked = {index[lk.doc_id] for lk in fb.likes if lk.doc_id in index}
+            liked = {f.index[lk.doc_id] for lk in fb.likes if lk.doc_id in f.index}
             if liked:
                 rows.extend([n_users] * len(liked))
                 cols.extend(liked)
                 n_users += 1
-        if n_users < max(2, cfg.learned_min_users):
-            return None, None
+        if n_users < max(2, cfg.cf_min_users):
+            return
         likes = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, len(index))
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, len(f.ids))
         )
-        users_words = normalize(likes @ matrix)
-        rank = min(cfg.learned_rank, n_users - 1, matrix.shape[1] - 1)
-        svd = TruncatedSVD(rank, algorithm="randomized", n_iter=3, random_state=0)
-        svd.fit(users_words)
-        basis = np.ascontiguousarray(svd.components_.T, dtype=np.float32)  # words × rank
-        liked_items = np.flatnonzero(np.asarray(likes.sum(axis=0)).ravel() > 0)
-        z_items = np.asarray(matrix[liked_items] @ basis, dtype=np.float64)
-        z_users = np.asarray(users_words @ basis, dtype=np.float64)
-        target = likes[:, liked_items]
-        eye = np.eye(rank) * cfg.learned_lambda
-        a = np.linalg.solve(z_users.T @ z_users + eye, np.asarray((target.T @ z_users).T))
-        b = np.linalg.solve(z_items.T @ z_items + eye, (a @ z_items).T).T
-        return basis, b.astype(np.float32)
+        pop = np.asarray(likes.sum(axis=0)).ravel()
+        liked_items = np.flatnonzero(pop > 0)
+        rank = min(cfg.cf_rank, n_users - 1, len(liked_items) - 1)
+        if rank < 1:
+            return
+        r = likes[:, liked_items] @ sp.diags(pop[liked_items] ** -cfg.cf_popularity_exponent)
+        r = normalize(r.tocsr()).astype(np.float32)
+        _, s, vt = randomized_svd(r, rank, n_iter=5, random_state=0)
+        v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
+        s = s.astype(np.float32)
+        target = v * (s**cfg.cf_singular_power)
+        w = _ridge_cg(f.matrix[liked_items], target, cfg.cf_lambda, cfg.cf_iterations)
+        factor_row = np.full(len(f.ids), -1, dtype=np.int32)
+        factor_row[liked_items] = np.arange(len(liked_items), dtype=np.int32)
+        f.text_map = w.astype(STORE_DTYPE)
+        f.factors = v.astype(STORE_DTYPE)
+        f.factor_row = factor_row
+        f.singular = s
 
     def dumps(self) -> bytes:
         return pickle.dumps(
-            {"version": FORMAT_VERSION, "config": self.config, "fitted": self._fitted}
+            {"version": FORMAT_VERSION, "config": self.config, "fitted": self._fitted},
+            protocol=pickle.HIGHEST_PROTOCOL,
         )
 
     @classmethod
@@ -305,6 +328,14 @@ class Recommender:
             raise RuntimeError("Recommender.fit() must be called before rank()")
         return self._fitted
 
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (text map, factors); the state keeps them as float16."""
+        f = self._require()
+        if self._dense is None:
+            assert f.text_map is not None and f.factors is not None
+            self._dense = (f.text_map.astype(np.float32), f.factors.astype(np.float32))
+        return self._dense
+
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         """Feature rows (L2-normalised) for docs; fitted-corpus docs reuse their stored row."""
         f = self._require()
@@ -313,16 +344,27 @@ class Recommender:
         stored = [f.index.get(d.id) for d in docs]
         if all(s is not None for s in stored):
             return f.matrix[[s for s in stored if s is not None]]
-        words = f.word_vectorizer.transform([_doc_text(d, self.config.use_abstract) for d in docs])
+        fresh_docs = [d for d, s in zip(docs, stored, strict=True) if s is None]
+        words = f.word_vectorizer.transform(
+            [_doc_text(d, self.config.use_abstract) for d in fresh_docs]
+        )
         blocks = [normalize(words)]
         if f.author_vectorizer is not None:
-            authors = f.author_vectorizer.transform([_author_tokens(d) for d in docs])
+            authors = f.author_vectorizer.transform([_author_tokens(d) for d in fresh_docs])
             blocks.append(normalize(authors) * self.config.author_weight)
         fresh = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
-        out = sp.vstack(
-            [f.matrix[s] if s is not None else fresh[i] for i, s in enumerate(stored)]
-        ).tocsr()
-        return out
+        if len(fresh_docs) == len(docs):
+            return fresh
+        parts = []
+        it = iter(range(len(fresh_docs)))
+        for s in stored:
+            parts.append(f.matrix[s] if s is not None else fresh[next(it)])
+        return sp.vstack(parts).tocsr()
+
+    def predicted_factors(self, x: sp.csr_matrix) -> np.ndarray:
+        """Predicted collaborative factors of feature rows (in the scale of the targets)."""
+        w, _ = self._arrays()
+        return np.asarray(x @ w, dtype=np.float32)
 
     # ------------------------------------------------------------------ ranking
     def rank(
@@ -342,369 +384,278 @@ class Recommender:
         out: dict[str, list[Recommendation]] = {u.user_id: [] for u in users}
         if not cands or k <= 0 or not users:
             return out
-        known = known or {}
-        cand_ids = [d.id for d in cands]
-        cand_pos = {d: i for i, d in enumerate(cand_ids)}
-        xc = self.vectorize(cands)
-        xc_t = xc.T.tocsr()
-        learned = self._candidate_basis(xc, f)
-        titles = {d.id: d.title for d in cands}
-        texts = [_fold(_doc_text(d, True)) for d in cands]
-        dups = _near_duplicates(xc, cfg.duplicate_threshold)
-        trending = _trending_order(cands)
-        kw_cache: dict[str, np.ndarray] = {}
-        au_cache: dict[str, np.ndarray] = {}
-
-        def kw_mask(word: str) -> np.ndarray:
-            key = _fold(word).strip()
-            if key not in kw_cache:
-                pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
-                kw_cache[key] = np.fromiter(
-                    (bool(key) and pat.search(t) is not None for t in texts), bool, len(texts)
-                )
-            return kw_cache[key]
-
-        def au_mask(name: str) -> np.ndarray:
-            if name not in au_cache:
-                au_cache[name] = np.fromiter(
-                    (_author_matches(name, d) for d in cands), bool, len(cands)
-                )
-            return au_cache[name]
-
-        # liked / disliked docs → rows: fitted corpus first, else vectorised from `known`
-        need: dict[str, Doc | None] = {}
-        for fb in users:
-            for i in [lk.doc_id for lk in fb.likes] + list(fb.dislikes):
-                if i not in f.index and i not in need:
-                    need[i] = known.get(i) or next((d for d in cands if d.id == i), None)
-        extra_docs = [d for d in need.values() if d is not None]
-        extra_rows = self.vectorize(extra_docs) if extra_docs else None
-        extra_index = {d.id: j for j, d in enumerate(extra_docs)}
-        titles.update({d.id: d.title for d in extra_docs})
-
+        ctx = _Context(self, f, cands, known or {})
+        plans = [self._profile_plan(fb, ctx, now) for fb in users]
+        items = ctx.build_items()
         for start in range(0, len(users), max(1, cfg.batch_size)):
-            batch = users[start : start + cfg.batch_size]
-            plan = [self._profile_plan(fb, f, extra_index, now) for fb in batch]
-            profiles, owner = self._profile_matrix(plan, f, extra_rows)
-            scores = self._score(profiles, xc_t, learned)
-            for b, fb in enumerate(batch):
-                rows = [r for r, o in enumerate(owner) if o == b]
-                out[fb.user_id] = self._select(
-                    fb,
-                    plan[b],
-                    scores[rows] if rows else None,
-                    cands,
-                    cand_pos,
-                    xc,
-                    dups,
-                    trending,
-                    kw_mask,
-                    au_mask,
-                    k,
-                    explain,
-                    f,
-                    extra_rows,
-                    titles,
-                )
+            stop = start + max(1, cfg.batch_size)
+            self._rank_batch(users[start:stop], plans[start:stop], items, ctx, k, explain, out)
         return out
 
-    def _candidate_basis(
-        self, xc: sp.csr_matrix, f: _Fitted
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """Candidates in the learned basis: (for the bilinear map, L2-normalised LSA part)."""
-        if f.basis is None or f.bilinear is None:
-            return None
-        zc = np.asarray(xc @ f.basis, dtype=np.float32)
-        lsa = normalize(zc[:, : self.config.lsa_rank])
-        return zc, lsa
+    def _rank_batch(
+        self,
+        batch: Sequence[Feedback],
+        plans: list[_Plan],
+        items: _Items,
+        ctx: _Context,
+        k: int,
+        explain: bool,
+        out: dict[str, list[Recommendation]],
+    ) -> None:
+        cfg = self.config
+        n = len(ctx.cands)
+        profiles, owner = self._profiles(plans, items)
+        user_rows: dict[int, list[int]] = {}
+        for r, b in enumerate(owner):
+            user_rows.setdefault(b, []).append(r)
+        has = list(user_rows)  # batch positions with a profile, in row order
+        row_of = {b: i for i, b in enumerate(has)}
+        scores = np.zeros((0, n), dtype=np.float32)
+        total = scores
+        if has:
+            scores = self._score(profiles, ctx)  # rows: (user, interest)
+            starts = [user_rows[b][0] for b in has]
+            total = np.maximum.reduceat(scores, starts, axis=0) if len(owner) > len(has) else scores
+            if total is scores:
+                total = scores.copy()
+        bonus: dict[int, np.ndarray] = {}
+        reasons: dict[int, dict[int, str]] = {}
+        for b, fb in enumerate(batch):
+            blocked = ctx.blocked(fb)
+            if fb.keywords or fb.authors or fb.muted_keywords or fb.muted_authors:
+                fbonus, freason, muted = ctx.follows(fb)
+                bonus[b], reasons[b] = fbonus, freason
+                if b in row_of and cfg.mute_penalty is not None:
+                    total[row_of[b]] += fbonus - cfg.mute_penalty * muted
+                else:
+                    if b in row_of:
+                        total[row_of[b]] += fbonus
+                    blocked = np.concatenate([blocked, np.flatnonzero(muted)])
+            if b in row_of:
+                total[row_of[b], blocked] = -np.inf
+            else:  # no usable likes: follows, then trending
+                out[fb.user_id] = self._cold(fb, ctx, k, blocked, bonus.get(b), reasons.get(b))
+        if not has:
+            return
+        m = min(n, max(1, cfg.shortlist_factor) * k + 20)
+        if m < n:
+            short = np.argpartition(-total, m - 1, axis=1)[:, :m]
+        else:
+            short = np.broadcast_to(np.arange(n), total.shape)
+        vals = np.take_along_axis(total, short, axis=1)
+        order = np.argsort(-vals, axis=1, kind="stable")
+        short = np.take_along_axis(short, order, axis=1)
+        vals = np.take_along_axis(vals, order, axis=1)
+        todo: list[tuple[int, list[int], list[float]]] = []  # (user, picks, scores) to explain
+        for i, b in enumerate(has):
+            fb, p = batch[b], plans[b]
+            pool = short[i][np.isfinite(vals[i])]
+            rows = user_rows[b] if len(user_rows[b]) > 1 else []
+            ubonus = bonus.get(b)
+            picks = self._pick(pool, total[i], scores, rows, p, ubonus, ctx, k)
+            if len(picks) < k and m < n:  # short list exhausted by duplicates: full order
+                pool = np.argsort(-total[i], kind="stable")
+                pool = pool[np.isfinite(total[i][pool])]
+                picks = self._pick(pool, total[i], scores, rows, p, ubonus, ctx, k)
+            if explain:
+                todo.append((b, picks, np.clip(total[i][picks], 0.0, 1.0).tolist()))
+            else:
+                out[fb.user_id] = self._recommend(picks, total[i], ubonus, ctx)
+        if todo:
+            explained = self._explain(todo, plans, bonus, reasons, items, ctx)
+            for t, user_recs in zip(todo, explained, strict=True):
+                out[batch[t[0]].user_id] = user_recs
+
+    def _pick(
+        self,
+        pool: np.ndarray,
+        total: np.ndarray,
+        scores: np.ndarray,
+        rows: list[int],
+        p: _Plan,
+        fbonus: np.ndarray | None,
+        ctx: _Context,
+        k: int,
+    ) -> list[int]:
+        groups = None
+        if len(rows) > 1:
+            groups = scores[rows][:, pool]
+            if fbonus is not None:
+                groups = groups + fbonus[pool]
+        return self._greedy(pool.tolist(), ctx, k, groups, p.group_sizes, total)
 
     def _score(
-        self,
-        profiles: sp.csr_matrix,
-        xc_t: sp.csr_matrix,
-        learned: tuple[np.ndarray, np.ndarray] | None,
+        self, profiles: tuple[np.ndarray | None, sp.csr_matrix | None], ctx: _Context
     ) -> np.ndarray:
-        """Profiles (rows) × candidates → score in [0, 1] (text cosine, or the learned blend)."""
+        """Profiles × candidates → cosine-like score in [0, 1] per (user, interest) row."""
         cfg = self.config
-        text = np.asarray((profiles @ xc_t).todense(), dtype=np.float32)
-        if profiles.shape[0] == 0:
-            return text
-        f = self._fitted
-        if learned is None or f is None or f.basis is None or f.bilinear is None:
-            return np.clip(text, 0.0, 1.0)
-        zc, lsa = learned
-        zp = np.asarray(profiles @ f.basis, dtype=np.float32)
-        parts = [
-            (cfg.text_weight, text),
-            (cfg.lsa_weight, normalize(zp[:, : cfg.lsa_rank]) @ lsa.T),
-            (cfg.bilinear_weight, (zp @ f.bilinear) @ zc.T),
-        ]
-        total = np.zeros_like(text)
-        wsum = 0.0
-        for w, s in parts:
-            if w:
-                total += w * _zscore(s)
-                wsum += abs(w)
-        # per-user z-score blend → [0, 1]: z = 2 maps to 0.5, z = 4 to 0.88
-        return (1.0 / (1.0 + np.exp(-(total / max(wsum, 1e-9) - 2.0)))).astype(np.float32)
+        fac, text = profiles
+        parts: list[tuple[float, np.ndarray]] = []
+        if fac is not None:
+            parts.append((1.0 - cfg.text_weight, fac @ ctx.cand_factors().T))
+        if text is not None:
+            w = cfg.text_weight if fac is not None else 1.0
+            parts.append((w, np.asarray((text @ ctx.xc_t).todense(), dtype=np.float32)))
+        total = parts[0][0] * parts[0][1]
+        for w, s in parts[1:]:
+            total += w * s
+        return np.clip(total, 0.0, 1.0, out=total).astype(np.float32, copy=False)
 
     # -------------------------------------------------------------- profile building
-    def _profile_plan(
-        self, fb: Feedback, f: _Fitted, extra_index: Mapping[str, int], now: datetime
-    ) -> _Plan:
+    def _profile_plan(self, fb: Feedback, ctx: _Context, now: datetime) -> _Plan:
         cfg = self.config
-        liked: list[tuple[str, bool, int, float]] = []  # id, in_corpus, row, weight
         n = len(fb.likes)
         dated = n > 0 and all(lk.at is not None for lk in fb.likes)
+        slot = ctx.slot
+        disliked = [s for s in map(slot, fb.dislikes) if s is not None]
+        weighted = (dated and cfg.recency_half_life_days) or (
+            cfg.recency_half_life_likes and not dated
+        )
+        if not weighted:  # the common case: every like weighs the same
+            w = cfg.like_weight
+            liked = [(lk.doc_id, s, w) for lk in fb.likes if (s := slot(lk.doc_id)) is not None]
+            return _Plan(liked=liked, disliked=disliked)
+        liked = []
         for pos, lk in enumerate(fb.likes):
+            s = slot(lk.doc_id)
+            if s is None:
+                continue
             w = cfg.like_weight
             if dated and cfg.recency_half_life_days and lk.at is not None:
                 age = (_aware(now) - _aware(lk.at)).total_seconds() / 86400.0
                 w *= 0.5 ** (max(age, 0.0) / cfg.recency_half_life_days)
             elif cfg.recency_half_life_likes and not dated:
                 w *= 0.5 ** ((n - 1 - pos) / cfg.recency_half_life_likes)
-            if lk.doc_id in f.index:
-                liked.append((lk.doc_id, True, f.index[lk.doc_id], w))
-            elif lk.doc_id in extra_index:
-                liked.append((lk.doc_id, False, extra_index[lk.doc_id], w))
-        disliked: list[tuple[bool, int]] = []
-        for d in fb.dislikes:
-            if d in f.index:
-                disliked.append((True, f.index[d]))
-            elif d in extra_index:
-                disliked.append((False, extra_index[d]))
+            liked.append((lk.doc_id, s, w))
         return _Plan(liked=liked, disliked=disliked)
 
-    def _profile_matrix(
-        self, plan: list[_Plan], f: _Fitted, extra_rows: sp.csr_matrix | None
-    ) -> tuple[sp.csr_matrix, list[int]]:
-        """One row per (user, interest); `owner[row]` is the user's position in the batch."""
+    def _profiles(
+        self, plans: list[_Plan], items: _Items
+    ) -> tuple[tuple[np.ndarray | None, sp.csr_matrix | None], list[int]]:
+        """One row per (user, interest) in factor space and/or text space;
+        `owner[row]` is the user's position in the batch."""
         cfg = self.config
-        n_corpus = len(f.ids)
-        n_extra = 0 if extra_rows is None else extra_rows.shape[0]
-        r_rows: list[int] = []
-        r_cols: list[int] = []
-        r_vals: list[float] = []
-        e_rows: list[int] = []
-        e_cols: list[int] = []
-        e_vals: list[float] = []
+        n_slots = len(items.ids)
+        lr: list[int] = []
+        lc: list[int] = []
+        lv: list[float] = []
+        dr: list[int] = []
+        dc: list[int] = []
+        dv: list[float] = []
         owner: list[int] = []
-        dis_rows: list[int] = []
-        dis_cols: list[int] = []
-        dis_extra: list[bool] = []
         row = 0
-        for b, p in enumerate(plan):
+        for b, p in enumerate(plans):
             if not p.liked:
                 continue
-            groups = self._interests(p, f, extra_rows)
-            for g in groups:
-                tot = sum(p.liked[i][3] for i in g) or 1.0
-                for i in g:
-                    _, in_corpus, r, w = p.liked[i]
-                    if in_corpus:
-                        r_rows.append(row)
-                        r_cols.append(r)
-                        r_vals.append(w / tot)
-                    else:
-                        e_rows.append(row)
-                        e_cols.append(r)
-                        e_vals.append(w / tot)
-                for in_corpus, r in p.disliked:
-                    dis_rows.append(row)
-                    dis_cols.append(r)
-                    dis_extra.append(not in_corpus)
+            for g in self._interests(p, items):
+                liked_g = [p.liked[i] for i in g]
+                tot = sum(w for _, _, w in liked_g) or 1.0
+                lr.extend([row] * len(liked_g))
+                lc.extend([s for _, s, _ in liked_g])
+                lv.extend([w / tot for _, _, w in liked_g])
+                if p.disliked:
+                    dr.extend([row] * len(p.disliked))
+                    dc.extend(p.disliked)
+                    dv.extend([1.0 / len(p.disliked)] * len(p.disliked))
                 owner.append(b)
-                p.rows.append(row)
                 row += 1
-        n_rows = row
-        d = f.matrix.shape[1]
-        if n_rows == 0:
-            return sp.csr_matrix((0, d), dtype=np.float32), owner
-        liked_c = sp.csr_matrix(
-            (r_vals, (r_rows, r_cols)), shape=(n_rows, n_corpus), dtype=np.float32
-        )
-        prof = liked_c @ f.matrix
-        if e_rows and extra_rows is not None:
-            liked_e = sp.csr_matrix(
-                (e_vals, (e_rows, e_cols)), shape=(n_rows, n_extra), dtype=np.float32
-            )
-            prof = prof + liked_e @ extra_rows
-        prof = normalize(sp.csr_matrix(prof))
-        if dis_rows and cfg.dislike_weight > 0:
-            dis = [(rw, c, x) for rw, c, x in zip(dis_rows, dis_cols, dis_extra, strict=True)]
-            counts = np.bincount([rw for rw, _, _ in dis], minlength=n_rows).astype(np.float32)
-            vals = [1.0 / counts[rw] for rw, _, _ in dis]
-            dc = sp.csr_matrix(
-                (
-                    [v for v, (_, _, x) in zip(vals, dis, strict=True) if not x],
-                    ([rw for rw, _, x in dis if not x], [c for _, c, x in dis if not x]),
-                ),
-                shape=(n_rows, n_corpus),
-                dtype=np.float32,
-            )
-            neg = dc @ f.matrix
-            if extra_rows is not None and any(x for _, _, x in dis):
-                de = sp.csr_matrix(
-                    (
-                        [v for v, (_, _, x) in zip(vals, dis, strict=True) if x],
-                        ([rw for rw, _, x in dis if x], [c for _, c, x in dis if x]),
-                    ),
-                    shape=(n_rows, n_extra),
-                    dtype=np.float32,
-                )
-                neg = neg + de @ extra_rows
-            prof = prof - cfg.dislike_weight * normalize(sp.csr_matrix(neg))
-        return sp.csr_matrix(prof, dtype=np.float32), owner
+        if row == 0:
+            return (None, None), owner
+        shape = (row, n_slots)
+        liked = sp.csr_matrix((lv, (lr, lc)), shape=shape, dtype=np.float32)
+        disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float32) if dr else None
+        gamma = cfg.dislike_weight
 
-    def _interests(self, p: _Plan, f: _Fitted, extra_rows: sp.csr_matrix | None) -> list[list[int]]:
+        def build(table: Any) -> Any:
+            prof = normalize(sp.csr_matrix(liked @ table) if sp.issparse(table) else liked @ table)
+            if disliked is not None and gamma > 0:
+                neg = disliked @ table
+                prof = prof - gamma * normalize(sp.csr_matrix(neg) if sp.issparse(neg) else neg)
+            return prof
+
+        fac = None
+        text = None
+        if items.fac is not None:
+            fac = np.asarray(normalize(build(items.fac)), dtype=np.float32)
+        if items.fac is None or cfg.text_weight > 0:
+            text = sp.csr_matrix(build(items.text), dtype=np.float32)
+        return (fac, text), owner
+
+    def _interests(self, p: _Plan, items: _Items) -> list[list[int]]:
         cfg = self.config
         n = len(p.liked)
         m = min(cfg.max_interests, n // max(1, cfg.likes_per_interest))
         if m <= 1:
             p.group_sizes = [n]
             return [list(range(n))]
-        vecs = self._liked_rows(p, f, extra_rows)
-        labels = _spherical_kmeans(vecs, m)
+        labels = _spherical_kmeans(items.text[[s for _, s, _ in p.liked]], m)
         groups = [[int(i) for i in np.flatnonzero(labels == c)] for c in range(m)]
         groups = [g for g in groups if g]
         p.group_sizes = [len(g) for g in groups]
         return groups
 
-    @staticmethod
-    def _liked_rows(p: _Plan, f: _Fitted, extra_rows: sp.csr_matrix | None) -> sp.csr_matrix:
-        rows = [
-            f.matrix[r] if in_corpus or extra_rows is None else extra_rows[r]
-            for _, in_corpus, r, _ in p.liked
-        ]
-        return sp.vstack(rows).tocsr()
-
     # -------------------------------------------------------------- selection
-    def _select(
+    def _cold(
         self,
         fb: Feedback,
-        p: _Plan,
-        scores: np.ndarray | None,
-        cands: list[Doc],
-        cand_pos: Mapping[str, int],
-        xc: sp.csr_matrix,
-        dups: Mapping[int, list[int]],
-        trending: np.ndarray,
-        kw_mask: Any,
-        au_mask: Any,
+        ctx: _Context,
         k: int,
-        explain: bool,
-        f: _Fitted,
-        extra_rows: sp.csr_matrix | None,
-        titles: Mapping[str, str],
+        blocked: np.ndarray,
+        fbonus: np.ndarray | None,
+        freason: Mapping[int, str] | None,
     ) -> list[Recommendation]:
-        cfg = self.config
-        n = len(cands)
-        blocked = np.zeros(n, dtype=bool)
-        for i in [lk.doc_id for lk in fb.likes] + list(fb.dislikes) + list(fb.exclude):
-            j = cand_pos.get(i)
-            if j is not None:
-                blocked[j] = True
-        muted = np.zeros(n, dtype=bool)
-        for w in fb.muted_keywords:
-            muted |= kw_mask(w)
-        for a in fb.muted_authors:
-            muted |= au_mask(a)
-        follow_bonus = np.zeros(n, dtype=np.float32)
-        follow_reason: dict[int, str] = {}
-        for a in fb.authors:
-            hit = au_mask(a)
-            follow_bonus[hit] = np.maximum(follow_bonus[hit], cfg.author_boost)
-            for hj in np.flatnonzero(hit):
-                follow_reason.setdefault(int(hj), f"By {a.strip()}, whom you follow")
-        for w in fb.keywords:
-            hit = kw_mask(w)
-            follow_bonus[hit] += cfg.keyword_boost
-            for hj in np.flatnonzero(hit):
-                follow_reason.setdefault(int(hj), f"Matches your keyword “{w.strip()}”")
-        has_profile = scores is not None and scores.shape[0] > 0
-
-        if has_profile:
-            assert scores is not None
-            per_interest = scores
-            base = per_interest.max(axis=0)
-        else:
-            per_interest = None
-            base = np.zeros(n, dtype=np.float32)
-        total = base + follow_bonus
-        if cfg.mute_penalty is None:
-            blocked |= muted
-        else:
-            total = total - cfg.mute_penalty * muted
-        if not has_profile:
-            # follows only: matched papers (ordered by trending among equals); then trending
-            eligible = np.flatnonzero((follow_bonus > 0) & ~blocked)
-            tr_rank = np.empty(n, dtype=np.int64)
-            tr_rank[trending] = np.arange(n)
-            order = eligible[np.lexsort((tr_rank[eligible], -follow_bonus[eligible]))]
-            rest = [int(j) for j in trending if not blocked[j] and follow_bonus[j] <= 0]
-            picks = self._greedy(list(map(int, order)) + rest, dups, k, None, None, None, xc)
-            recs = []
-            for j in picks:
-                if follow_bonus[j] > 0:
-                    s = float(min(1.0, follow_bonus[j]))
-                    recs.append(Recommendation(cands[j].id, s, "followed", follow_reason[j]))
-                else:
-                    recs.append(Recommendation(cands[j].id, 0.0, "trending", "Trending today"))
-            return recs
-
-        pool_size = min(n, max(4 * k, k + 50))
-        masked = np.where(blocked, -np.inf, total)
-        if pool_size < n:
-            pool = np.argpartition(-masked, pool_size - 1)[:pool_size]
-        else:
-            pool = np.arange(n)
-        pool = pool[np.argsort(-masked[pool], kind="stable")]
-        pool = pool[np.isfinite(masked[pool])]
-        groups = None
-        if per_interest is not None and per_interest.shape[0] > 1:
-            groups = (per_interest[:, pool] + follow_bonus[pool]).astype(np.float32)
-        picks = self._greedy([int(j) for j in pool], dups, k, groups, p.group_sizes, masked, xc)
-        if not explain:
-            return [
-                Recommendation(
-                    cands[j].id,
-                    float(np.clip(masked[j], 0.0, 1.0)),
-                    "followed" if follow_bonus[j] > 0 else "similar",
-                    "",
-                )
-                for j in picks
-            ]
-        return self._explain(
-            picks, p, cands, xc, masked, follow_bonus, follow_reason, f, extra_rows, titles
-        )
+        """No usable likes: followed keywords/authors first (trending among equals), then
+        trending (most upvoted, then newest)."""
+        n = len(ctx.cands)
+        ban = np.zeros(n, dtype=bool)
+        ban[blocked] = True
+        bonus = fbonus if fbonus is not None else np.zeros(n, dtype=np.float32)
+        trending = ctx.trending()
+        tr_rank = np.empty(n, dtype=np.int64)
+        tr_rank[trending] = np.arange(n)
+        eligible = np.flatnonzero((bonus > 0) & ~ban)
+        order = eligible[np.lexsort((tr_rank[eligible], -bonus[eligible]))]
+        rest = [int(j) for j in trending if not ban[j] and bonus[j] <= 0]
+        picks = self._greedy([int(j) for j in order] + rest, ctx, k, None, None, None)
+        recs = []
+        for j in picks:
+            if bonus[j] > 0:
+                assert freason is not None
+                s = float(min(1.0, bonus[j]))
+                recs.append(Recommendation(ctx.cands[j].id, s, "followed", freason[j]))
+            else:
+                recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Trending today"))
+        return recs
 
     def _greedy(
         self,
         order: list[int],
-        dups: Mapping[int, list[int]],
+        ctx: _Context,
         k: int,
         groups: np.ndarray | None,
         group_sizes: list[int] | None,
         scores: np.ndarray | None,
-        xc: sp.csr_matrix,
     ) -> list[int]:
         """Pick k from `order` (best first): skip near-duplicates of earlier picks; with
         interests, each interest gets its proportional share; optional MMR."""
         cfg = self.config
+        dups = ctx.duplicates()
         taken: set[int] = set()
         shadow: set[int] = set()  # near-duplicates of something picked
         picks: list[int] = []
         use_mmr = cfg.mmr_lambda < 1.0 and scores is not None
         if groups is None and not use_mmr:
+            if not dups:
+                return order[:k]
             for j in order:
                 if j in shadow:
                     continue
                 picks.append(j)
-                shadow.update(dups.get(j, ()))
+                if j in dups:
+                    shadow.update(dups[j])
                 if len(picks) >= k:
                     break
             return picks
-        pos = {j: i for i, j in enumerate(order)}
         if groups is not None and group_sizes is not None:
             share = np.asarray(group_sizes, dtype=np.float64)
             share /= share.sum()
@@ -730,13 +681,12 @@ class Recommender:
                         break
                 if not progressed:
                     break
-            del pos
             return picks
         # MMR over the pool
         assert scores is not None
-        pool = [j for j in order]
+        pool = list(order)
         rel = np.array([scores[j] for j in pool], dtype=np.float64)
-        vecs = xc[pool]
+        vecs = ctx.xc[pool]
         sim = np.asarray((vecs @ vecs.T).todense())
         best_sim = np.zeros(len(pool))
         alive = np.ones(len(pool), dtype=bool)
@@ -753,76 +703,314 @@ class Recommender:
             best_sim = np.maximum(best_sim, sim[i])
         return picks
 
+    def _recommend(
+        self, picks: list[int], total: np.ndarray, fbonus: np.ndarray | None, ctx: _Context
+    ) -> list[Recommendation]:
+        """Recommendations without explanations (the fast path of `rank(explain=False)`)."""
+        score = np.clip(total[picks], 0.0, 1.0).tolist() if picks else []
+        ids = ctx.cand_ids
+        if fbonus is None:
+            return [
+                Recommendation(ids[j], s, "similar", "") for j, s in zip(picks, score, strict=True)
+            ]
+        return [
+            Recommendation(ids[j], s, "followed" if fbonus[j] > 0 else "similar", "")
+            for j, s in zip(picks, score, strict=True)
+        ]
+
     def _explain(
         self,
-        picks: list[int],
-        p: _Plan,
-        cands: list[Doc],
-        xc: sp.csr_matrix,
-        scores: np.ndarray,
-        follow_bonus: np.ndarray,
-        follow_reason: Mapping[int, str],
-        f: _Fitted,
-        extra_rows: sp.csr_matrix | None,
-        titles: Mapping[str, str],
-    ) -> list[Recommendation]:
+        todo: list[tuple[int, list[int], list[float]]],
+        plans: list[_Plan],
+        bonus: Mapping[int, np.ndarray],
+        reasons: Mapping[int, Mapping[int, str]],
+        items: _Items,
+        ctx: _Context,
+        max_pairs: int = 200_000,
+    ) -> list[list[Recommendation]]:
+        """For every pick: the liked paper closest in text and the terms both share (with no
+        shared term: the liked paper closest in the learned space). Batched over users: the
+        (pick, liked paper) pairs of many users are scored in one sparse product."""
+        out: list[list[Recommendation]] = []
+        chunk: list[tuple[int, list[int], list[float]]] = []
+        pairs = 0
+        for t in todo:
+            n_pairs = len(t[1]) * len(plans[t[0]].liked)
+            if chunk and pairs + n_pairs > max_pairs:
+                out.extend(self._explain_chunk(chunk, plans, bonus, reasons, items, ctx))
+                chunk, pairs = [], 0
+            chunk.append(t)
+            pairs += n_pairs
+        if chunk:
+            out.extend(self._explain_chunk(chunk, plans, bonus, reasons, items, ctx))
+        return out
+
+    def _explain_chunk(
+        self,
+        todo: list[tuple[int, list[int], list[float]]],
+        plans: list[_Plan],
+        bonus: Mapping[int, np.ndarray],
+        reasons: Mapping[int, Mapping[int, str]],
+        items: _Items,
+        ctx: _Context,
+    ) -> list[list[Recommendation]]:
         cfg = self.config
-        if not picks:
-            return []
-        liked_vecs = self._liked_rows(p, f, extra_rows)
-        pv = xc[picks]
-        sims = np.asarray((pv @ liked_vecs.T).todense())
-        best = sims.argmax(axis=1)
-        overlap = pv.multiply(liked_vecs[best]).tocsr()
-        recs: list[Recommendation] = []
-        for r, j in enumerate(picks):
-            liked_id = p.liked[int(best[r])][0]
-            liked_doc_title = titles.get(liked_id) or f.titles[f.index[liked_id]]
-            row = overlap.getrow(r)
-            shared = _readable_terms(row, f, cfg.reason_terms)
-            title = _shorten(liked_doc_title, cfg.reason_title_chars)
-            if shared:
-                sim_reason = f"Close to “{title}” you liked — shared: {', '.join(shared)}"
-            else:
-                sim_reason = f"Close to “{title}” you liked — read by people with similar libraries"
-            kind: Kind = "similar"
-            reason = sim_reason
-            if follow_bonus[j] > 0:
-                kind = "followed"
-                reason = f"{follow_reason[j]} · also close to “{title}” you liked"
-            recs.append(
-                Recommendation(
-                    doc_id=cands[j].id,
-                    score=float(np.clip(scores[j], 0.0, 1.0)),
-                    kind=kind,
-                    reason=reason,
-                    closest_liked_id=liked_id,
-                    shared_terms=tuple(shared),
+        f = ctx.f
+        all_picks: list[int] = []
+        pair_pick: list[np.ndarray] = []  # index into all_picks
+        pair_slot: list[np.ndarray] = []
+        group_len: list[int] = []  # pairs per pick (= the user's liked count)
+        for b, picks, _ in todo:
+            slots = np.asarray([sl for _, sl, _ in plans[b].liked], dtype=np.int64)
+            base = len(all_picks)
+            all_picks.extend(picks)
+            pair_pick.append(np.repeat(np.arange(base, base + len(picks)), len(slots)))
+            pair_slot.append(np.tile(slots, len(picks)))
+            group_len.extend([len(slots)] * len(picks))
+        if not all_picks:
+            return [[] for _ in todo]
+        pp = np.concatenate(pair_pick)
+        ps = np.concatenate(pair_slot)
+        pick_vecs = ctx.xc[all_picks]
+        sims = np.asarray(pick_vecs[pp].multiply(items.text[ps]).sum(axis=1)).ravel()
+        lens = np.asarray(group_len, dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        best_sim = np.maximum.reduceat(sims, starts)
+        # first position of the maximum inside each pick's group of pairs
+        hit = np.flatnonzero(sims == np.repeat(best_sim, lens))
+        best = hit[np.searchsorted(hit, starts)] - starts  # index into the user's liked list
+        if items.fac is not None and (best_sim <= 0).any():
+            qc = ctx.cand_factors()
+            for q in np.flatnonzero(best_sim <= 0):
+                s0 = starts[q]
+                fac = items.fac[ps[s0 : s0 + lens[q]]]
+                best[q] = np.argmax(fac @ qc[all_picks[q]])
+        best_slots = ps[starts + best]
+        overlap = pick_vecs.multiply(items.text[best_slots]).tocsr()
+        overlap.sort_indices()
+        out: list[list[Recommendation]] = []
+        r = 0  # row of the pick in all_picks
+        for b, picks, score in todo:
+            p = plans[b]
+            fbonus = bonus.get(b)
+            freason = reasons.get(b, {})
+            recs: list[Recommendation] = []
+            for j, sc in zip(picks, score, strict=True):
+                liked_id = p.liked[int(best[r])][0]
+                title = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
+                a, z = overlap.indptr[r], overlap.indptr[r + 1]
+                shared = (
+                    _readable_terms(overlap.indices[a:z], overlap.data[a:z], f, cfg.reason_terms)
+                    if best_sim[r] > 0
+                    else []
                 )
+                if shared:
+                    reason = f"Close to “{title}” you liked — shared: {', '.join(shared)}"
+                else:
+                    reason = f"Close to “{title}” you liked — read by people with similar libraries"
+                kind: Kind = "similar"
+                if fbonus is not None and fbonus[j] > 0:
+                    kind = "followed"
+                    reason = f"{freason[j]} · also close to “{title}” you liked"
+                recs.append(
+                    Recommendation(
+                        doc_id=ctx.cand_ids[j],
+                        score=sc,
+                        kind=kind,
+                        reason=reason,
+                        closest_liked_id=liked_id,
+                        shared_terms=tuple(shared),
+                    )
+                )
+                r += 1
+            out.append(recs)
+        return out
+
+
+class _Context:
+    """What one rank call shares between its users (computed lazily, once)."""
+
+    def __init__(
+        self, rec: Recommender, f: _Fitted, cands: list[Doc], known: Mapping[str, Doc]
+    ) -> None:
+        self.rec = rec
+        self.f = f
+        self.cands = cands
+        self.known = known
+        self.cand_ids = [d.id for d in cands]
+        self.cand_pos = {d: i for i, d in enumerate(self.cand_ids)}
+        self.xc = rec.vectorize(cands)
+        self._xc_t: sp.csr_matrix | None = None
+        self._qc: np.ndarray | None = None
+        self._dups: dict[int, list[int]] | None = None
+        self._trending: np.ndarray | None = None
+        self._texts: list[str] | None = None
+        self._kw: dict[str, np.ndarray] = {}
+        self._au: dict[str, np.ndarray] = {}
+        self._slots: dict[str, int] = {}
+        self._slot_row: list[int] = []  # corpus row, or −1
+        self._slot_doc: list[Doc | None] = []  # the doc when outside the corpus
+
+    # ---- liked / disliked docs
+    def slot(self, doc_id: str) -> int | None:
+        s = self._slots.get(doc_id)
+        if s is not None:
+            return s
+        row = self.f.index.get(doc_id)
+        doc = None
+        if row is None:
+            doc = self.known.get(doc_id)
+            if doc is None and doc_id in self.cand_pos:
+                doc = self.cands[self.cand_pos[doc_id]]
+            if doc is None:
+                return None
+        s = len(self._slot_row)
+        self._slots[doc_id] = s
+        self._slot_row.append(-1 if row is None else row)
+        self._slot_doc.append(doc)
+        return s
+
+    def build_items(self) -> _Items:
+        f = self.f
+        rows = np.asarray(self._slot_row, dtype=np.int64)
+        inside = np.flatnonzero(rows >= 0)
+        outside = np.flatnonzero(rows < 0)
+        parts = [f.matrix[rows[inside]]]
+        if len(outside):
+            parts.append(self.rec.vectorize([d for d in self._slot_doc if d is not None]))
+        perm = np.empty(len(rows), dtype=np.int64)
+        perm[np.concatenate([inside, outside])] = np.arange(len(rows))
+        text = sp.vstack(parts).tocsr()[perm] if len(outside) else parts[0]
+        fac = None
+        if self.rec.learned:
+            assert f.factor_row is not None and f.singular is not None
+            _, factors = self.rec._arrays()
+            frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
+            fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float32)
+            true = frow >= 0
+            fac[true] = factors[frow[true]]
+            if (~true).any():  # liked after the fit, or never liked at fit time: predicted
+                scale = f.singular**self.rec.config.cf_singular_power
+                fac[~true] = self.rec.predicted_factors(text[np.flatnonzero(~true)]) / scale
+        return _Items([*self._slots], text, fac)
+
+    def title(self, doc_id: str) -> str:
+        row = self.f.index.get(doc_id)
+        if row is not None:
+            return self.f.titles[row]
+        doc = self.known.get(doc_id)
+        if doc is None and doc_id in self.cand_pos:
+            doc = self.cands[self.cand_pos[doc_id]]
+        return doc.title if doc is not None else doc_id
+
+    # ---- candidates
+    @property
+    def xc_t(self) -> sp.csr_matrix:
+        if self._xc_t is None:
+            self._xc_t = self.xc.T.tocsr()
+        return self._xc_t
+
+    def cand_factors(self) -> np.ndarray:
+        if self._qc is None:
+            self._qc = np.asarray(normalize(self.rec.predicted_factors(self.xc)), np.float32)
+        return self._qc
+
+    def duplicates(self) -> dict[int, list[int]]:
+        if self._dups is None:
+            self._dups = _near_duplicates(self.xc, self.rec.config.duplicate_threshold)
+        return self._dups
+
+    def trending(self) -> np.ndarray:
+        if self._trending is None:
+            self._trending = _trending_order(self.cands)
+        return self._trending
+
+    def blocked(self, fb: Feedback) -> np.ndarray:
+        """Candidates this user must never get: liked, disliked, already sent."""
+        pos = self.cand_pos
+        out = [pos[lk.doc_id] for lk in fb.likes if lk.doc_id in pos]
+        out += [pos[d] for d in fb.dislikes if d in pos]
+        if len(fb.exclude) < len(pos):
+            out += [pos[d] for d in fb.exclude if d in pos]
+        else:
+            out += [j for d, j in pos.items() if d in fb.exclude]
+        return np.asarray(out, dtype=np.int64)
+
+    def _kw_mask(self, word: str) -> np.ndarray:
+        key = _fold(word).strip()
+        if key not in self._kw:
+            if self._texts is None:
+                self._texts = [_fold(_doc_text(d, True)) for d in self.cands]
+            pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
+            self._kw[key] = np.fromiter(
+                (bool(key) and pat.search(t) is not None for t in self._texts),
+                bool,
+                len(self._texts),
             )
-        return recs
+        return self._kw[key]
+
+    def _au_mask(self, name: str) -> np.ndarray:
+        if name not in self._au:
+            self._au[name] = np.fromiter(
+                (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
+            )
+        return self._au[name]
+
+    def follows(self, fb: Feedback) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
+        """(bonus per candidate, reason per boosted candidate, muted mask)."""
+        cfg = self.rec.config
+        n = len(self.cands)
+        muted = np.zeros(n, dtype=bool)
+        for w in fb.muted_keywords:
+            muted |= self._kw_mask(w)
+        for a in fb.muted_authors:
+            muted |= self._au_mask(a)
+        bonus = np.zeros(n, dtype=np.float32)
+        reason: dict[int, str] = {}
+        for a in fb.authors:
+            hit = self._au_mask(a)
+            bonus[hit] = np.maximum(bonus[hit], cfg.author_boost)
+            for j in np.flatnonzero(hit):
+                reason.setdefault(int(j), f"By {a.strip()}, whom you follow")
+        for w in fb.keywords:
+            hit = self._kw_mask(w)
+            bonus[hit] += cfg.keyword_boost
+            for j in np.flatnonzero(hit):
+                reason.setdefault(int(j), f"Matches your keyword “{w.strip()}”")
+        return bonus, reason, muted
+
+
+def _drop_stop_words(vec: TfidfVectorizer) -> None:
+    """Older scikit-learn keeps every pruned term in `stop_words_` (only for inspection)."""
+    if hasattr(vec, "stop_words_"):
+        delattr(vec, "stop_words_")
+
+
+def _ridge_cg(x: sp.csr_matrix, y: np.ndarray, lam: float, iters: int) -> np.ndarray:
+    """Solve (XᵀX + λI) W = XᵀY for all columns of Y at once (conjugate gradient per column,
+    vectorised; XᵀX is never formed)."""
+    xt = x.T.tocsr()
+    b = np.asarray(xt @ y, dtype=np.float32)
+    w = np.zeros_like(b)
+    r = b.copy()
+    p = r.copy()
+    rs = (r * r).sum(axis=0)
+    tiny = np.float32(1e-30)
+    for _ in range(max(1, iters)):
+        ap = np.asarray(xt @ (x @ p), dtype=np.float32) + lam * p
+        alpha = rs / ((p * ap).sum(axis=0) + tiny)
+        w += p * alpha
+        r -= ap * alpha
+        rs_new = (r * r).sum(axis=0)
+        if float(rs_new.max()) <= 1e-12 * max(1.0, float((b * b).sum(axis=0).max())):
+            break
+        p = r + p * (rs_new / (rs + tiny))
+        rs = rs_new
+    return w
 
 
 def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
-
-
-def _top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    m = m.tocsr()
-    m.sort_indices()
-    rows, cols, vals = [], [], []
-    indptr, indices, data = m.indptr, m.indices, m.data
-    for r in range(m.shape[0]):
-        a, b = indptr[r], indptr[r + 1]
-        sel = np.argpartition(-data[a:b], k - 1)[:k] + a if b - a > k else np.arange(a, b)
-        rows.append(np.full(len(sel), r))
-        cols.append(indices[sel])
-        vals.append(data[sel])
-    if not rows:
-        return m
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=m.shape
-    )
 
 
 def _near_duplicates(x: sp.csr_matrix, threshold: float, chunk: int = 2048) -> dict[int, list[int]]:
@@ -872,14 +1060,14 @@ def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
     return labels
 
 
-def _readable_terms(row: sp.csr_matrix, f: _Fitted, limit: int) -> list[str]:
-    """Top shared word terms of an elementwise product row; a bigram hides its words."""
-    if row.nnz == 0 or limit <= 0:
+def _readable_terms(cols: np.ndarray, vals: np.ndarray, f: _Fitted, limit: int) -> list[str]:
+    """Top word terms of (column, weight) pairs; a bigram hides its words."""
+    if len(cols) == 0 or limit <= 0:
         return []
-    order = np.argsort(-row.data)
+    order = np.argsort(-vals, kind="stable")
     chosen: list[str] = []
     for i in order:
-        col = int(row.indices[i])
+        col = int(cols[i])
         if col >= f.n_word_features:
             continue
         term = str(f.terms[col])
@@ -894,9 +1082,3 @@ def _readable_terms(row: sp.csr_matrix, f: _Fitted, limit: int) -> list[str]:
         if len(chosen) >= limit:
             break
     return chosen[:limit]
-
-
-def _zscore(s: np.ndarray) -> np.ndarray:
-    mu = s.mean(axis=1, keepdims=True)
-    sd = s.std(axis=1, keepdims=True)
-    return np.asarray((s - mu) / (sd + 1e-9), dtype=np.float32)

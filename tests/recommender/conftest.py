@@ -40,9 +40,7 @@ def topic(docs: dict[str, Doc], word: str) -> list[str]:
 
 CONFIGS = {
     "text": RecommenderConfig(method="tfidf-centroid", min_df=1),
-    "learned": RecommenderConfig(
-        min_df=1, learned_min_users=2, learned_rank=32, lsa_rank=8, text_weight=1.0
-    ),
+    "cf-map": RecommenderConfig(min_df=1, cf_min_users=2, cf_rank=32, cf_lambda=1.0),
 }
 
 

@@ -200,7 +200,7 @@ def test_many_users_in_small_batches_match_one_batch(docs: dict[str, Doc]) -> No
     assert a.rank(cands, users, k=5, now=NOW) == b.rank(cands, users, k=5, now=NOW)
 
 
-def test_learned_method_falls_back_without_libraries(docs: dict[str, Doc]) -> None:
+def test_cf_map_falls_back_without_libraries(docs: dict[str, Doc]) -> None:
     r = Recommender(RecommenderConfig(min_df=1))
     r.fit(list(docs.values()), [])  # no subscriber has liked anything yet
     fb = Feedback("ma", likes=tuple(Like(i) for i in FOLDING))
