@@ -68,11 +68,16 @@ def _settings() -> Settings:
     return settings
 
 
-def _app(*, check: bool = True) -> App:
+@contextmanager
+def _open_app(*, check: bool = True) -> Iterator[App]:
+    """The wired app for one command (schema checked first), closed afterwards."""
     app = make_app(_settings())
-    if check:
-        check_schema(app.store.engine)
-    return app
+    try:
+        if check:
+            check_schema(app.store.engine)
+        yield app
+    finally:
+        app.close()
 
 
 @contextmanager
@@ -118,16 +123,13 @@ def run() -> None:
     """Start the daemon: scheduled ingest and digests, plus the web app for the links."""
     from daemon.scheduler import serve
 
-    app = _app()
-    app.recommender_config  # noqa: B018  (validates recommender.options before starting)
-    out.print(
-        f"paperwire running; links served on {app.settings.server.base_url}; "
-        "Ctrl-C or SIGTERM stops it"
-    )
-    try:
+    with _open_app() as app:
+        app.recommender_config  # noqa: B018  (validates recommender.options before starting)
+        out.print(
+            f"paperwire running; links served on {app.settings.server.base_url}; "
+            "Ctrl-C or SIGTERM stops it"
+        )
         serve(app)
-    finally:
-        app.close()
 
 
 @cli.command()
@@ -135,11 +137,10 @@ def ingest() -> None:
     """Fetch every enabled feed once and store the new papers."""
     from daemon import jobs
 
-    app = _app()
-    with _progress() as progress:
-        report = jobs.ingest(app, app.clock(), progress=progress)
-    _print_ingest(report)
-    app.close()
+    with _open_app() as app:
+        with _progress() as progress:
+            report = jobs.ingest(app, app.clock(), progress=progress)
+        _print_ingest(report)
     if report.feeds_failed and not report.feeds_ok and not report.feeds_unchanged:
         raise SystemExit(1)
 
@@ -156,16 +157,15 @@ def digest(
     """Rank the window's papers for every subscriber now and deliver their digests."""
     from daemon import jobs
 
-    app = _app()
-    now = app.clock()
-    with _progress() as progress:
-        report = jobs.make_digests(
-            app, now, users=user or None, force=True, dry_run=dry_run, progress=progress
-        )
-        _print_digests(report, show_picks=dry_run)
-        if not dry_run:
-            _print_delivery(jobs.deliver(app, now, progress=progress))
-    app.close()
+    with _open_app() as app:
+        now = app.clock()
+        with _progress() as progress:
+            report = jobs.make_digests(
+                app, now, users=user or None, force=True, dry_run=dry_run, progress=progress
+            )
+            _print_digests(report, show_picks=dry_run)
+            if not dry_run:
+                _print_delivery(jobs.deliver(app, now, progress=progress))
 
 
 @cli.command()
@@ -173,10 +173,8 @@ def deliver() -> None:
     """Send the digests that are due (new ones and retries)."""
     from daemon import jobs
 
-    app = _app()
-    with _progress() as progress:
+    with _open_app() as app, _progress() as progress:
         _print_delivery(jobs.deliver(app, app.clock(), progress=progress))
-    app.close()
 
 
 @cli.command()
@@ -190,12 +188,11 @@ def cycle(
 
     from daemon import jobs
 
-    app = _app()
-    started = time.perf_counter()
-    with _progress() as progress:
-        report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)
-    _print_cycle(report, time.perf_counter() - started)
-    app.close()
+    with _open_app() as app:
+        started = time.perf_counter()
+        with _progress() as progress:
+            report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)
+        _print_cycle(report, time.perf_counter() - started)
 
 
 @cli.command()
@@ -298,20 +295,18 @@ def _redact_db(url: str) -> str:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Create the schema or bring it up to date (Alembic migrations)."""
-    app = _app(check=False)
-    upgrade(app.store.engine)
-    current, _ = schema_revisions(app.store.engine)
-    out.print(f"database at revision {current}")
-    app.close()
+    with _open_app(check=False) as app:
+        upgrade(app.store.engine)
+        current, _ = schema_revisions(app.store.engine)
+        out.print(f"database at revision {current}")
 
 
 @db_cli.command("status")
 def db_status() -> None:
     """Show the database's schema revision and what this version needs."""
-    app = _app(check=False)
-    current, head = schema_revisions(app.store.engine)
-    out.print(f"database revision: {current or 'none'}; this version needs: {head}")
-    app.close()
+    with _open_app(check=False) as app:
+        current, head = schema_revisions(app.store.engine)
+        out.print(f"database revision: {current or 'none'}; this version needs: {head}")
 
 
 # ---- users, feedback, follows ----------------------------------------------------------------
@@ -334,18 +329,17 @@ def users_add(
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
     _check_user_options(email, slack_webhook, timezone)
-    app = _app()
-    app.store.add_user(
-        name,
-        app.clock(),
-        email=email,
-        slack_webhook=slack_webhook,
-        display_name=display_name,
-        timezone=timezone,
-        digest_hour=digest_hour,
-    )
-    out.print(f"added user {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.add_user(
+            name,
+            app.clock(),
+            email=email,
+            slack_webhook=slack_webhook,
+            display_name=display_name,
+            timezone=timezone,
+            digest_hour=digest_hour,
+        )
+        out.print(f"added user {name}")
 
 
 @users_cli.command("set")
@@ -372,25 +366,24 @@ def users_set(
 ) -> None:
     """Change a subscriber's channels, time zone, digest hour, size or subscription."""
     _check_user_options(email or None, slack_webhook or None, timezone)
-    app = _app()
-    changes: dict[str, object] = {
-        key: value
-        for key, value in (
-            ("display_name", display_name),
-            ("timezone", timezone),
-            ("digest_hour", digest_hour),
-            ("max_picks", max_picks),
-        )
-        if value is not None
-    }
-    user = app.store.update_user(name, **changes)
-    if subscribed is not None:
-        app.store.set_subscribed(user.id or 0, subscribed, app.clock())
-    for kind, address in (("email", email), ("slack", slack_webhook)):
-        if address is not None:
-            app.store.set_channel(user.id or 0, kind, address or None)
-    out.print(f"updated user {name}")
-    app.close()
+    with _open_app() as app:
+        changes: dict[str, object] = {
+            key: value
+            for key, value in (
+                ("display_name", display_name),
+                ("timezone", timezone),
+                ("digest_hour", digest_hour),
+                ("max_picks", max_picks),
+            )
+            if value is not None
+        }
+        user = app.store.update_user(name, **changes)
+        if subscribed is not None:
+            app.store.set_subscribed(user.id or 0, subscribed, app.clock())
+        for kind, address in (("email", email), ("slack", slack_webhook)):
+            if address is not None:
+                app.store.set_channel(user.id or 0, kind, address or None)
+        out.print(f"updated user {name}")
 
 
 def _check_user_options(email: str | None, slack_webhook: str | None, timezone: str | None) -> None:
@@ -408,34 +401,34 @@ def _check_user_options(email: str | None, slack_webhook: str | None, timezone: 
 @users_cli.command("list")
 def users_list() -> None:
     """List subscribers and where their digests go (webhook URLs shown by host only)."""
-    app = _app()
-    table = Table("name", "channels", "time zone", "hour", "subscribed")
-    for user, channels in app.store.list_users():
-        where = ", ".join(
-            c.address if c.kind == "email" else f"slack {redact_url(c.address)}" for c in channels
-        )
-        hour = str(user.digest_hour) if user.digest_hour is not None else "default"
-        table.add_row(user.name, where, user.timezone, hour, "yes" if user.active else "no")
-    out.print(table)
-    app.close()
+    with _open_app() as app:
+        table = Table("name", "channels", "time zone", "hour", "subscribed")
+        for user, channels in app.store.list_users():
+            where = ", ".join(
+                c.address if c.kind == "email" else f"slack {redact_url(c.address)}"
+                for c in channels
+            )
+            hour = str(user.digest_hour) if user.digest_hour is not None else "default"
+            table.add_row(user.name, where, user.timezone, hour, "yes" if user.active else "no")
+        out.print(table)
 
 
 @users_cli.command("remove")
 def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
     """Remove a subscriber with their likes, follows and digests."""
-    app = _app()
-    app.store.remove_user(name)
-    out.print(f"removed user {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.remove_user(name)
+        out.print(f"removed user {name}")
 
 
 def _feedback(user: str, paper: str, value: int) -> None:
-    app = _app()
-    u = app.store.get_user(user)
-    p = app.store.find_paper(paper)
-    app.store.set_feedback(u.id or 0, p.id, value, app.clock())
-    out.print(f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}", highlight=False)
-    app.close()
+    with _open_app() as app:
+        u = app.store.get_user(user)
+        p = app.store.find_paper(paper)
+        app.store.set_feedback(u.id or 0, p.id, value, app.clock())
+        out.print(
+            f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}", highlight=False
+        )
 
 
 @cli.command()
@@ -467,17 +460,18 @@ def follow(
     """Follow (or mute) keywords and authors; works from day one, before any like."""
     if not keyword and not author:
         raise PaperwireError("give at least one --keyword or --author")
-    app = _app()
-    u = app.store.get_user(user)
-    for kind, values in (("keyword", keyword or []), ("author", author or [])):
-        for value in values:
-            if remove:
-                app.store.remove_follow(u.id or 0, kind, value)
-            else:
-                app.store.set_follow(u.id or 0, kind, value.strip(), muted=mute)
-    verb = "forgot" if remove else ("muted" if mute else "follows")
-    out.print(f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}", highlight=False)
-    app.close()
+    with _open_app() as app:
+        u = app.store.get_user(user)
+        for kind, values in (("keyword", keyword or []), ("author", author or [])):
+            for value in values:
+                if remove:
+                    app.store.remove_follow(u.id or 0, kind, value)
+                else:
+                    app.store.set_follow(u.id or 0, kind, value.strip(), muted=mute)
+        verb = "forgot" if remove else ("muted" if mute else "follows")
+        out.print(
+            f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}", highlight=False
+        )
 
 
 # ---- feeds -----------------------------------------------------------------------------------
@@ -497,56 +491,51 @@ def feeds_add(
     """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers)."""
     if not url.startswith(("http://", "https://", "file:")):
         raise PaperwireError(f"{url!r} is not an http(s) URL")
-    app = _app()
-    app.store.add_feed(name, url, app.clock())
-    out.print(f"added feed {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.add_feed(name, url, app.clock())
+        out.print(f"added feed {name}")
 
 
 @feeds_cli.command("list")
 def feeds_list() -> None:
     """List feeds with their last fetch and error."""
-    app = _app()
-    table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
-    for f in app.store.list_feeds():
-        last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
-        table.add_row(
-            f.name,
-            f.url,
-            "yes" if f.enabled else "no",
-            last_ok,
-            str(f.papers_seen),
-            f.last_error or "",
-        )
-    out.print(table)
-    app.close()
+    with _open_app() as app:
+        table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
+        for f in app.store.list_feeds():
+            last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
+            table.add_row(
+                f.name,
+                f.url,
+                "yes" if f.enabled else "no",
+                last_ok,
+                str(f.papers_seen),
+                f.last_error or "",
+            )
+        out.print(table)
 
 
 @feeds_cli.command("enable")
 def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Fetch this feed again at the next ingest."""
-    app = _app()
-    app.store.set_feed_enabled(name, True)
-    out.print(f"enabled feed {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.set_feed_enabled(name, True)
+        out.print(f"enabled feed {name}")
 
 
 @feeds_cli.command("disable")
 def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Stop fetching this feed (its papers stay)."""
-    app = _app()
-    app.store.set_feed_enabled(name, False)
-    out.print(f"disabled feed {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.set_feed_enabled(name, False)
+        out.print(f"disabled feed {name}")
 
 
 @feeds_cli.command("remove")
 def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Remove a feed (its papers stay)."""
-    app = _app()
-    app.store.remove_feed(name)
-    out.print(f"removed feed {name}")
-    app.close()
+    with _open_app() as app:
+        app.store.remove_feed(name)
+        out.print(f"removed feed {name}")
 
 
 # ---- printing --------------------------------------------------------------------------------
