@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 from datetime import UTC, datetime
 
-from recommender import Doc, Feedback, Like, Recommender, RecommenderConfig
-from tests.recommender.conftest import topic
+import numpy as np
+import pytest
+
+from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
+from recommender.engine import _plain_rec
+from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 # "The Protein Folding Network", "How does a protein fold?", "Replica-exchange molecular
@@ -61,9 +66,9 @@ def test_long_liked_titles_are_shortened(text_rec: Recommender, docs: dict[str, 
 
 
 def test_two_interests_both_represented(docs: dict[str, Doc]) -> None:
-    cfg = RecommenderConfig(
-        method="tfidf-centroid", min_df=1, max_interests=2, likes_per_interest=3
-    )
+    # text config: the 32 factors learned from this 80-paper sample are too coarse to
+    # separate the two topics reliably (the share mechanism is the same for both methods)
+    cfg = dataclasses.replace(CONFIGS["text"], max_interests=2, likes_per_interest=3)
     r = Recommender(cfg)
     r.fit(list(docs.values()))
     social, phylo = topic(docs, "social network"), topic(docs, "phylogen")
@@ -75,13 +80,13 @@ def test_two_interests_both_represented(docs: dict[str, Doc]) -> None:
     assert sum("phylogen" in t for t in titles) >= 2
 
 
-def test_near_duplicates_collapse(text_rec: Recommender, docs: dict[str, Doc]) -> None:
+def test_near_duplicates_collapse(rec: Recommender, docs: dict[str, Doc]) -> None:
     protein = topic(docs, "protein fold")
     original = docs[protein[5]]
     copy = dataclasses.replace(original, id="copy-of-" + original.id)  # same paper, other id
     fb = Feedback("ed", likes=tuple(Like(i) for i in protein[:4]))
     cands = [*docs.values(), copy]
-    recs = text_rec.rank(cands, [fb], k=15, now=NOW, known=docs)["ed"]
+    recs = rec.rank(cands, [fb], k=15, now=NOW, known=docs)["ed"]
     ids = [x.doc_id for x in recs]
     assert original.id in ids or copy.id in ids
     assert not (original.id in ids and copy.id in ids)
@@ -206,3 +211,122 @@ def test_cf_map_falls_back_without_libraries(docs: dict[str, Doc]) -> None:
     fb = Feedback("ma", likes=tuple(Like(i) for i in FOLDING))
     recs = _rank(r, docs, fb, k=3)
     assert len(recs) == 3 and all("fold" in docs[x.doc_id].title.lower() for x in recs)
+
+
+# --------------------------------------------------------------------------- content → CF map
+def _cf(docs: dict[str, Doc], libraries: list[Feedback], **kw: object) -> Recommender:
+    cfg = dataclasses.replace(CONFIGS["cf-map"], **kw)  # type: ignore[arg-type]
+    r = Recommender(cfg)
+    r.fit(list(docs.values()), libraries)
+    return r
+
+
+def test_cf_map_is_learned_from_libraries_and_stored_compactly(
+    docs: dict[str, Doc], libraries: list[Feedback]
+) -> None:
+    r = _cf(docs, libraries)
+    assert r.learned
+    f = r._fitted
+    assert f is not None and f.text_map is not None and f.factors is not None
+    assert f.text_map.dtype == np.float16 and f.factors.dtype == np.float16
+    assert f.text_map.shape == (f.matrix.shape[1], f.factors.shape[1])
+    # one factor row per paper somebody liked
+    liked = {lk.doc_id for fb in libraries for lk in fb.likes}
+    assert f.factors.shape[0] == len(liked)
+    assert Recommender.loads(r.dumps()).learned
+
+
+def test_cf_map_needs_enough_libraries(docs: dict[str, Doc], libraries: list[Feedback]) -> None:
+    few = _cf(docs, libraries[:3], cf_min_users=20)
+    assert not few.learned  # text similarity instead
+    fb = Feedback("na", likes=tuple(Like(i) for i in FOLDING))
+    assert all("fold" in docs[x.doc_id].title.lower() for x in _rank(few, docs, fb, k=3))
+
+
+def test_unknown_method_is_refused(docs: dict[str, Doc]) -> None:
+    with pytest.raises(ValueError, match="unknown recommender method"):
+        Recommender(RecommenderConfig(method="nope", min_df=1)).fit(list(docs.values()))
+
+
+def test_cf_map_explanation_names_a_liked_paper(
+    docs: dict[str, Doc], libraries: list[Feedback]
+) -> None:
+    r = _cf(docs, libraries)
+    liked = topic(docs, "microarray")[:4]
+    fb = Feedback("oa", likes=tuple(Like(i) for i in liked))
+    recs = _rank(r, docs, fb, k=5)
+    assert recs and all(x.closest_liked_id in liked for x in recs)
+    for x in recs:
+        assert x.reason.startswith("Close to “")
+        text = _text(docs[x.doc_id]) + " " + _text(docs[x.closest_liked_id or ""])
+        for term in x.shared_terms:
+            assert all(w in text for w in term.split())
+    assert any(x.shared_terms for x in recs)
+
+
+def test_liked_paper_after_the_fit_gets_predicted_factors(
+    docs: dict[str, Doc], libraries: list[Feedback]
+) -> None:
+    r = _cf(docs, libraries)
+    extra = Doc("new-2", "Protein folding kinetics and the folding speed limit")
+    fb = Feedback("pa", likes=(Like("new-2"),))
+    recs = r.rank(list(docs.values()), [fb], k=5, now=NOW, known={"new-2": extra})["pa"]
+    assert len(recs) == 5 and all(x.closest_liked_id == "new-2" for x in recs)
+    assert sum("fold" in docs[x.doc_id].title.lower() for x in recs) >= 3
+
+
+def test_explain_false_returns_the_same_picks_without_reasons(
+    rec: Recommender, docs: dict[str, Doc], libraries: list[Feedback]
+) -> None:
+    users = [fb for fb in libraries if len(fb.likes) >= 3][:12]
+    users.append(Feedback("kw", keywords=("microarray",), likes=(Like(FOLDING[0]),)))
+    cands = list(docs.values())
+    full = rec.rank(cands, users, k=8, now=NOW, known=docs)
+    fast = rec.rank(cands, users, k=8, now=NOW, known=docs, explain=False)
+    for fb in users:
+        assert [x.doc_id for x in fast[fb.user_id]] == [x.doc_id for x in full[fb.user_id]]
+        assert [x.kind for x in fast[fb.user_id]] == [x.kind for x in full[fb.user_id]]
+        assert all(x.reason == "" and x.closest_liked_id is None for x in fast[fb.user_id])
+        assert all(x.reason for x in full[fb.user_id])
+
+
+def test_cf_map_batches_agree(docs: dict[str, Doc], libraries: list[Feedback]) -> None:
+    a = _cf(docs, libraries)
+    b = _cf(docs, libraries, batch_size=2)
+    users = [*libraries[:9], Feedback("cold")]
+    cands = list(docs.values())
+    ra, rb = a.rank(cands, users, k=6, now=NOW), b.rank(cands, users, k=6, now=NOW)
+    for fb in users:
+        assert [x.doc_id for x in ra[fb.user_id]] == [x.doc_id for x in rb[fb.user_id]]
+        for x, y in zip(ra[fb.user_id], rb[fb.user_id], strict=True):
+            assert x.score == pytest.approx(y.score, abs=1e-5)
+
+
+def test_rank_restores_the_garbage_collector(rec: Recommender, docs: dict[str, Doc]) -> None:
+    assert gc.isenabled()
+    _rank(rec, docs, Feedback("qa", likes=tuple(Like(i) for i in FOLDING)))
+    assert gc.isenabled()
+
+
+def test_plain_recommendation_equals_the_constructor() -> None:
+    fast = _plain_rec("12", 0.25, "similar")
+    slow = Recommendation("12", 0.25, "similar", "")
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+
+
+def test_demo_sized_corpus(docs: dict[str, Doc]) -> None:
+    """A new install: a handful of papers and users, default settings → text similarity."""
+    small = list(docs.values())[:12]
+    users = [
+        Feedback("a", likes=(Like(small[0].id),)),
+        Feedback("b", keywords=("social",)),
+        Feedback("c"),
+        Feedback("d", likes=(Like(small[1].id), Like(small[2].id)), dislikes=(small[3].id,)),
+    ]
+    r = Recommender()
+    r.fit(small, users)
+    assert not r.learned
+    out = r.rank(small, users, k=3, now=NOW, known={d.id: d for d in small})
+    assert all(len(v) == 3 for v in out.values())
+    assert {x.kind for x in out["c"]} == {"trending"}
+    assert out["b"][0].kind == "followed"
