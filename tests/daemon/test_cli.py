@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,7 +17,7 @@ import typer
 from typer.testing import CliRunner
 
 from daemon.cli import cli
-from tests.daemon.conftest import FEEDS
+from tests.daemon.conftest import FEEDS, ROOT
 
 PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
@@ -261,3 +262,45 @@ def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     assert "0 feed(s) ok" in pw("ingest").stdout
     pw("feeds", "enable", "hf")
     assert "1 feed(s) ok" in pw("ingest").stdout
+
+
+def test_eval_prints_figures_and_writes_rankings(tmp_path: Path) -> None:
+    """`paperwire eval` on real CiteULike libraries (a small sample): every user's last like
+    is the test item, the rest are training likes."""
+    small = ROOT / "tests" / "data" / "citeulike-small"
+    by_user: dict[str, list[str]] = {}
+    for line in (small / "likes.tsv").read_text().splitlines():
+        user, item = line.split("\t")
+        by_user.setdefault(user, []).append(item)
+    train, test = tmp_path / "train.tsv", tmp_path / "test.tsv"
+    with train.open("w") as tr, test.open("w") as te:
+        for user, items in by_user.items():
+            for item in items[:-1]:
+                tr.write(f"{user}\t{item}\n")
+            if len(items) > 1:
+                te.write(f"{user}\t{items[-1]}\n")
+    rankings = tmp_path / "rankings.tsv"
+    pw = Runner(write_config(tmp_path), tmp_path)
+    done = pw(
+        "eval", "--items", str(small / "items.jsonl"), "--train", str(train), "--test", str(test),
+        "--k", "5,10", "--method", "tfidf-centroid,paperwire", "--json",
+        "--rankings-out", str(rankings),
+    )  # fmt: skip
+    report = json.loads(done.stdout)
+    assert report["ks"] == [5, 10] and report["n_users"] > 20
+    assert [r["method"] for r in report["results"]] == ["tfidf-centroid", "paperwire"]
+    for r in report["results"]:
+        assert 0.0 <= r["recall"]["5"] <= r["recall"]["10"] <= 1.0
+        assert 0.0 <= r["ndcg"]["10"] <= 1.0 and r["ms_per_user"] > 0
+    written = sorted(tmp_path.glob("rankings*.tsv"))
+    assert len(written) == 2, written  # one file per method
+    rows = [line.split("\t") for line in written[0].read_text().splitlines()]
+    assert rows and all(len(r) == 3 and r[2].isdigit() and 1 <= int(r[2]) <= 10 for r in rows)
+    table = pw(
+        "eval", "--items", str(small / "items.jsonl"), "--train", str(train), "--test", str(test),
+        "--k", "5,10", "--method", "tfidf-centroid",
+    ).stdout  # fmt: skip
+    assert "recall@10" in table and "nDCG@10" in table and "ms/user" in table
+    missing = pw("eval", "--items", str(tmp_path / "nope.jsonl"), "--train", str(train),
+                 "--test", str(test), expect=1)  # fmt: skip
+    assert "nope.jsonl" in missing.stderr
