@@ -39,7 +39,9 @@ from sklearn.utils.extmath import randomized_svd
 from recommender.types import Doc, Feedback, Kind, Recommendation
 
 ASL_TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# interest topics: at most one per this many liked papers (a topic is a field, not a paper)
+TOPIC_MIN_PAPERS = 20
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 
@@ -74,6 +76,13 @@ class RecommenderConfig:
     dislike_weight: float = 0.5  # Rocchio gamma
     recency_half_life_days: float | None = None  # when likes carry timestamps
     recency_half_life_likes: float | None = None  # otherwise: half-life counted in likes
+    # interests (cf-map): the liked papers of all libraries are clustered into this many topics
+    # at fit time; a topic holding ≥ min_likes and ≥ min_share of a person's likes is one of
+    # their interests, and each interest gets its share of the digest (0 = off)
+    interest_topics: int = 32
+    interest_min_share: float = 0.25
+    interest_min_likes: int = 3
+    # interests of the text method (fallback / "tfidf-centroid"): per-person k-means
     max_interests: int = 1  # >1: cluster likes into interests, each gets its share
     likes_per_interest: int = 8  # at least this many likes per extra interest
     # --- selection -----------------------------------------------------------------------
@@ -103,6 +112,7 @@ class _Fitted:
     factors: np.ndarray | None = None  # liked-at-fit papers × rank (float16 on disk)
     factor_row: np.ndarray | None = None  # corpus row → row of `factors` (−1: none)
     singular: np.ndarray | None = None  # rank singular values (float32)
+    topics: np.ndarray | None = None  # interest topics × rank, unit rows (None: off)
 
 
 @dataclass
@@ -121,6 +131,7 @@ class _Items:
     ids: list[str]
     text: sp.csr_matrix
     fac: np.ndarray | None
+    topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
 
 
 def _doc_text(doc: Doc, use_abstract: bool) -> str:
@@ -312,6 +323,11 @@ class Recommender:
         f.factors = v.astype(STORE_DTYPE)
         f.factor_row = factor_row
         f.singular = s
+        n_topics = min(cfg.interest_topics, len(liked_items) // TOPIC_MIN_PAPERS)
+        if n_topics > 1:
+            f.topics = _spherical_kmeans_dense(
+                normalize(f.factors.astype(np.float32) * s), n_topics
+            )
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -493,12 +509,15 @@ class Recommender:
         ctx: _Context,
         k: int,
     ) -> list[int]:
-        groups = None
-        if len(rows) > 1:
+        if len(rows) > 1:  # several interests: each gets its share (MMR off)
             groups = scores[rows][:, pool]
             if fbonus is not None:
                 groups = groups + fbonus[pool]
-        return self._greedy(pool.tolist(), ctx, k, groups, p.group_sizes, total)
+            order = pool[_share_order(groups, np.asarray(p.group_sizes, dtype=np.float64))]
+            if fbonus is not None:  # a followed match still comes first
+                order = order[np.argsort(fbonus[order] <= 0, kind="stable")]
+            return self._greedy(order.tolist(), ctx, k, None)
+        return self._greedy(pool.tolist(), ctx, k, total)
 
     def _score(
         self, profiles: tuple[np.ndarray | None, sp.csr_matrix | None], ctx: _Context
@@ -603,8 +622,28 @@ class Recommender:
         return (fac, text), owner
 
     def _interests(self, p: _Plan, items: _Items) -> list[list[int]]:
+        """The person's interests as groups of positions in `p.liked` (one group: a single
+        interest, the profile of all likes).
+
+        cf-map: each liked paper's topic is the nearest of the global topics learned at fit
+        time; a topic with ≥ `interest_min_likes` likes and ≥ `interest_min_share` of them is
+        an interest, and every other like joins the interest whose topic is closest to it."""
         cfg = self.config
         n = len(p.liked)
+        if items.topic_sim is not None:
+            p.group_sizes = [n]
+            if n < 2 * max(1, cfg.interest_min_likes):
+                return [list(range(n))]
+            sims = items.topic_sim[[s for _, s, _ in p.liked]]
+            counts = np.bincount(sims.argmax(axis=1), minlength=sims.shape[1])
+            need = max(cfg.interest_min_likes, cfg.interest_min_share * n)
+            topics = np.flatnonzero(counts >= need)
+            if len(topics) < 2:
+                return [list(range(n))]
+            labels = sims[:, topics].argmax(axis=1)
+            groups = [np.flatnonzero(labels == g).tolist() for g in range(len(topics))]
+            p.group_sizes = [len(g) for g in groups]
+            return groups
         m = min(cfg.max_interests, n // max(1, cfg.likes_per_interest))
         if m <= 1:
             p.group_sizes = [n]
@@ -637,7 +676,7 @@ class Recommender:
         eligible = np.flatnonzero((bonus > 0) & ~ban)
         order = eligible[np.lexsort((tr_rank[eligible], -bonus[eligible]))]
         rest = [int(j) for j in trending if not ban[j] and bonus[j] <= 0]
-        picks = self._greedy([int(j) for j in order] + rest, ctx, k, None, None, None)
+        picks = self._greedy([int(j) for j in order] + rest, ctx, k, None)
         recs = []
         for j in picks:
             if bonus[j] > 0:
@@ -649,23 +688,15 @@ class Recommender:
         return recs
 
     def _greedy(
-        self,
-        order: list[int],
-        ctx: _Context,
-        k: int,
-        groups: np.ndarray | None,
-        group_sizes: list[int] | None,
-        scores: np.ndarray | None,
+        self, order: list[int], ctx: _Context, k: int, scores: np.ndarray | None
     ) -> list[int]:
-        """Pick k from `order` (best first): skip near-duplicates of earlier picks; with
-        interests, each interest gets its proportional share; optional MMR."""
+        """Pick k from `order` (best first): skip near-duplicates of earlier picks; optional
+        MMR (with `scores`)."""
         cfg = self.config
         dups = ctx.duplicates()
-        taken: set[int] = set()
         shadow: set[int] = set()  # near-duplicates of something picked
         picks: list[int] = []
-        use_mmr = cfg.mmr_lambda < 1.0 and scores is not None
-        if groups is None and not use_mmr:
+        if cfg.mmr_lambda >= 1.0 or scores is None:
             if not dups:
                 return order[:k]
             for j in order:
@@ -675,32 +706,6 @@ class Recommender:
                 if j in dups:
                     shadow.update(dups[j])
                 if len(picks) >= k:
-                    break
-            return picks
-        if groups is not None and group_sizes is not None:
-            share = np.asarray(group_sizes, dtype=np.float64)
-            share /= share.sum()
-            lists = [
-                [order[i] for i in np.argsort(-groups[g], kind="stable")] for g in range(len(share))
-            ]
-            ptr = [0] * len(share)
-            got = np.zeros(len(share))
-            while len(picks) < k:
-                deficit = share * (len(picks) + 1) - got
-                progressed = False
-                for g in np.argsort(-deficit, kind="stable"):
-                    lst = lists[g]
-                    while ptr[g] < len(lst) and (lst[ptr[g]] in taken or lst[ptr[g]] in shadow):
-                        ptr[g] += 1
-                    if ptr[g] < len(lst):
-                        j = lst[ptr[g]]
-                        picks.append(j)
-                        taken.add(j)
-                        shadow.update(dups.get(j, ()))
-                        got[g] += 1
-                        progressed = True
-                        break
-                if not progressed:
                     break
             return picks
         # MMR over the pool
@@ -911,6 +916,9 @@ class _Context:
             if (~true).any():  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
                 fac[~true] = self.rec.predicted_factors(text[np.flatnonzero(~true)]) / scale
+            if f.topics is not None and len(rows):
+                topic_sim = normalize(fac * f.singular) @ f.topics.T
+                return _Items([*self.slots], text, fac, np.asarray(topic_sim, np.float32))
         return _Items([*self.slots], text, fac)
 
     def title(self, doc_id: str) -> str:
@@ -1093,6 +1101,53 @@ def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
             break
         labels = new
     return labels
+
+
+def _spherical_kmeans_dense(x: np.ndarray, m: int, iters: int = 20) -> np.ndarray:
+    """Unit centres of `m` clusters of the unit rows `x` (spherical k-means, k-means++-style
+    seeding with a fixed seed: deterministic). Returns m × dim float32."""
+    rng = np.random.default_rng(0)
+    n = x.shape[0]
+    centers = [int(rng.integers(n))]
+    closest = x @ x[centers[0]]
+    for _ in range(1, m):  # next seed: far from the chosen ones (probability ∝ distance²)
+        d2 = np.clip(1.0 - closest.astype(np.float64), 0.0, None) ** 2
+        c = int(rng.choice(n, p=d2 / d2.sum())) if d2.sum() > 0 else int(rng.integers(n))
+        centers.append(c)
+        closest = np.maximum(closest, x @ x[c])
+    cent = x[centers].astype(np.float32)
+    labels = np.full(n, -1)
+    for _ in range(iters):
+        new = np.asarray(x @ cent.T).argmax(axis=1)
+        if np.array_equal(new, labels):
+            break
+        labels = new
+        onehot = sp.csr_matrix(
+            (np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(m, n)
+        )
+        sums = np.asarray(onehot @ x, dtype=np.float32)
+        empty = ~sums.any(axis=1)
+        sums[empty] = cent[empty]  # an emptied cluster keeps its centre
+        cent = np.asarray(normalize(sums), dtype=np.float32)
+    return cent
+
+
+def _share_order(groups: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Order of a pool for several interests (`groups`: interests × pool scores, `sizes`: the
+    interests' like counts): every candidate belongs to the interest that scores it highest,
+    and interest g's r-th best candidate is placed at (r + ½) / share_g — the Sainte-Laguë
+    sequence, so each interest holds its share of every prefix (2:1 → A B A A B A …) and a
+    thin interest's place goes to the others once its candidates run out. Vectorised."""
+    g, n = groups.shape
+    own = groups.argmax(axis=0)
+    best = groups[own, np.arange(n)]
+    by_group = np.lexsort((-best, own))  # owner, then best first
+    first = np.searchsorted(own[by_group], np.arange(g))
+    place = np.empty(n, dtype=np.float64)
+    place[by_group] = np.arange(n) - first[own[by_group]]
+    share = sizes / sizes.sum()
+    place = (place + 0.5) / share[own]
+    return np.lexsort((-best, place))
 
 
 def _readable_terms(cols: np.ndarray, vals: np.ndarray, f: _Fitted, limit: int) -> list[str]:

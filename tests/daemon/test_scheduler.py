@@ -281,7 +281,7 @@ outbox_dir = "{tmp_path / "outbox"}"
         )
         try:
             health = None
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
                 try:
                     health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
@@ -294,7 +294,7 @@ outbox_dir = "{tmp_path / "outbox"}"
             assert health.json() == {"ok": True, "papers": 0}
 
             proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=30)
+            code = proc.wait(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
