@@ -2,12 +2,13 @@
 
     PYTHONPATH=. .venv/bin/python bench/recommender.py [--data DIR] [--users 2702] [--svm-users 300]
 
-Uses CiteULike-a coldstart/ (16,980 papers, 3,396 candidates). Fits `Recommender` on every
-paper and every library (as the daemon does), then times `rank` on all users in one call —
-the daemon's path (k=10, explanations) and the eval's path (k=100, no explanations) — and a
-LinearSVC(C=0.01, balanced) per user on the arxiv-sanity-lite features (fit + score, which
-is that method's per-user cost). Prints a Markdown table, the speed ratio, the fit time, the
-state size (`len(dumps())`) and the peak RSS of the process.
+Uses CiteULike-a coldstart/ (16,980 papers, 3,396 candidates). Fits the default `Recommender`
+(interest shares on) on every paper and every library (as the daemon does), then times
+`rank` on all users in one call — the daemon's path (k=10, explanations) and the eval's path
+(k=100, no explanations) — and a LinearSVC(C=0.01, balanced) per user on the
+arxiv-sanity-lite features (fit + score, which is that method's per-user cost). Prints a
+Markdown table, the speed ratio, the fit time, the state size (`len(dumps())`) and the peak
+RSS of the process.
 """
 
 from __future__ import annotations

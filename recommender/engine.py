@@ -10,11 +10,14 @@ Method in short (defaults in `RecommenderConfig`; details and figures in docs/re
 3. Content → collaborative map: ridge regression (block conjugate gradient) from a paper's
    TF-IDF row to its factor vector, so a paper nobody has liked yet (every new paper) gets
    predicted factors from its text alone.
-4. Profile: mean of the *true* factors of the person's liked papers (predicted ones for papers
-   liked after the fit) minus a share of the disliked ones; optionally several interests.
-5. Scores for a batch of users at once = profiles @ normalised candidate factors (BLAS);
+4. Interests: the liked papers' factors are clustered into `interest_topics` global topics at
+   fit time (spherical k-means). A person's interests are the topics holding enough of their
+   likes (a histogram, found for a whole batch at once); with one interest nothing changes.
+5. Profile: mean of the *true* factors of the person's liked papers (predicted ones for papers
+   liked after the fit) minus a share of the disliked ones — one profile per interest.
+6. Scores for a batch of users at once = profiles @ normalised candidate factors (BLAS);
    top of the list via argpartition; per-user Python only over a short list (follows, mutes,
-   near-duplicates, interests, MMR) and explanations only for the picks.
+   near-duplicates, each interest's share, MMR) and explanations only for the picks.
 Fewer than `cf_min_users` libraries (a new install, a demo) → TF-IDF centroid cosine.
 """
 
@@ -41,7 +44,7 @@ from recommender.types import Doc, Feedback, Kind, Recommendation
 ASL_TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"
 FORMAT_VERSION = 3
 # interest topics: at most one per this many liked papers (a topic is a field, not a paper)
-TOPIC_MIN_PAPERS = 20
+TOPIC_MIN_PAPERS = 50
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 
@@ -447,9 +450,12 @@ class Recommender:
         if has:
             scores = self._score(profiles, ctx)  # rows: (user, interest)
             starts = [user_rows[b][0] for b in has]
-            total = np.maximum.reduceat(scores, starts, axis=0) if len(owner) > len(has) else scores
-            if total is scores:
-                total = scores.copy()
+            total = scores[starts]  # a copy; with several interests: the best of the rows
+            if len(owner) > len(has):
+                for i, b in enumerate(has):
+                    rows = user_rows[b]
+                    if len(rows) > 1:
+                        np.max(scores[rows[0] : rows[-1] + 1], axis=0, out=total[i])
         bonus: dict[int, np.ndarray] = {}
         reasons: dict[int, dict[int, str]] = {}
         for b, fb in enumerate(batch):
@@ -584,11 +590,18 @@ class Recommender:
         dv: list[float] = []
         owner: list[int] = []
         row = 0
+        several = self._several_interests(plans, items)
         for b, p in enumerate(plans):
             if not p.liked:
                 continue
-            for g in self._interests(p, items):
-                liked_g = [p.liked[i] for i in g]
+            groups: Sequence[Sequence[int]]
+            if several is not None and not several[b]:  # the common case: one interest
+                p.group_sizes = [len(p.liked)]
+                groups = [range(len(p.liked))]
+            else:
+                groups = self._interests(p, items)
+            for g in groups:
+                liked_g = p.liked if len(groups) == 1 else [p.liked[i] for i in g]
                 tot = sum(w for _, _, w in liked_g) or 1.0
                 lr.extend([row] * len(liked_g))
                 lc.extend([s for _, s, _ in liked_g])
@@ -620,6 +633,23 @@ class Recommender:
         if items.fac is None or cfg.text_weight > 0:
             text = sp.csr_matrix(build(items.text), dtype=np.float32)
         return (fac, text), owner
+
+    def _several_interests(self, plans: list[_Plan], items: _Items) -> np.ndarray | None:
+        """Which users may have several interests (≥ 2 topics hold enough of their likes),
+        for the whole batch at once (None: no topics)."""
+        if items.topic_sim is None:
+            return None
+        cfg = self.config
+        n_topics = items.topic_sim.shape[1]
+        lens = np.fromiter((len(p.liked) for p in plans), np.int64, len(plans))
+        slots = np.fromiter((s for p in plans for _, s, _ in p.liked), np.int64, int(lens.sum()))
+        user = np.repeat(np.arange(len(plans)), lens)
+        counts = np.bincount(
+            user * n_topics + items.topic_sim[slots].argmax(axis=1),
+            minlength=len(plans) * n_topics,
+        ).reshape(len(plans), n_topics)
+        need = np.maximum(cfg.interest_min_likes, cfg.interest_min_share * lens)
+        return np.asarray((counts >= need[:, None]).sum(axis=1) >= 2)
 
     def _interests(self, p: _Plan, items: _Items) -> list[list[int]]:
         """The person's interests as groups of positions in `p.liked` (one group: a single
@@ -1122,9 +1152,7 @@ def _spherical_kmeans_dense(x: np.ndarray, m: int, iters: int = 20) -> np.ndarra
         if np.array_equal(new, labels):
             break
         labels = new
-        onehot = sp.csr_matrix(
-            (np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(m, n)
-        )
+        onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(m, n))
         sums = np.asarray(onehot @ x, dtype=np.float32)
         empty = ~sums.any(axis=1)
         sums[empty] = cent[empty]  # an emptied cluster keeps its centre
