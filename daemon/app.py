@@ -85,7 +85,13 @@ def link_secret(settings: Settings) -> str:
         return configured
     path: Path = settings.server.secret_key_file
     if path.is_file():
-        return path.read_text().strip()
+        kept = path.read_text().strip()
+        if len(kept) < 16:  # e.g. emptied by a crash while it was written: anyone could sign
+            raise ConfigError(
+                f"{path}: the link-signing key is empty or too short; delete the file to make a "
+                f"new one (links in digests already sent stop working) or set server.secret_key"
+            )
+        return kept
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -103,11 +104,21 @@ def _progress() -> Iterator[jobs.Progress]:
 
 
 def main() -> None:
-    """Entry point: PaperwireError becomes a one-line message and exit status 1."""
+    """Entry point: PaperwireError (or a database that cannot be reached) becomes a one-line
+    message and exit status 1."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         cli()
     except PaperwireError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
+        raise SystemExit(1) from None
+    except OperationalError as e:  # database down, wrong credentials, unreadable file
+        reason = " ".join(str(e.orig).split())
+        err.print(
+            f"[bold red]error:[/] cannot use the database: {escape(reason)}; check database.url",
+            highlight=False,
+        )
         raise SystemExit(1) from None
 
 
@@ -339,7 +350,7 @@ def users_add(
             timezone=timezone,
             digest_hour=digest_hour,
         )
-        out.print(f"added user {name}")
+        out.print(f"added user {name}", markup=False)
 
 
 @users_cli.command("set")
@@ -383,7 +394,7 @@ def users_set(
         for kind, address in (("email", email), ("slack", slack_webhook)):
             if address is not None:
                 app.store.set_channel(user.id or 0, kind, address or None)
-        out.print(f"updated user {name}")
+        out.print(f"updated user {name}", markup=False)
 
 
 def _check_user_options(email: str | None, slack_webhook: str | None, timezone: str | None) -> None:
@@ -405,11 +416,13 @@ def users_list() -> None:
         table = Table("name", "channels", "time zone", "hour", "subscribed")
         for user, channels in app.store.list_users():
             where = ", ".join(
-                c.address if c.kind == "email" else f"slack {redact_url(c.address)}"
+                escape(c.address) if c.kind == "email" else f"slack {redact_url(c.address)}"
                 for c in channels
             )
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
-            table.add_row(user.name, where, user.timezone, hour, "yes" if user.active else "no")
+            table.add_row(
+                escape(user.name), where, user.timezone, hour, "yes" if user.active else "no"
+            )
         out.print(table)
 
 
@@ -418,7 +431,7 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
         app.store.remove_user(name)
-        out.print(f"removed user {name}")
+        out.print(f"removed user {name}", markup=False)
 
 
 def _feedback(user: str, paper: str, value: int) -> None:
@@ -427,7 +440,9 @@ def _feedback(user: str, paper: str, value: int) -> None:
         p = app.store.find_paper(paper)
         app.store.set_feedback(u.id or 0, p.id, value, app.clock())
         out.print(
-            f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}", highlight=False
+            f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -470,7 +485,9 @@ def follow(
                     app.store.set_follow(u.id or 0, kind, value.strip(), muted=mute)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
-            f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}", highlight=False
+            f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
+            highlight=False,
+            markup=False,
         )
 
 
@@ -493,7 +510,7 @@ def feeds_add(
         raise PaperwireError(f"{url!r} is not an http(s) URL")
     with _open_app() as app:
         app.store.add_feed(name, url, app.clock())
-        out.print(f"added feed {name}")
+        out.print(f"added feed {name}", markup=False)
 
 
 @feeds_cli.command("list")
@@ -504,12 +521,12 @@ def feeds_list() -> None:
         for f in app.store.list_feeds():
             last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
             table.add_row(
-                f.name,
-                f.url,
+                escape(f.name),
+                escape(f.url),
                 "yes" if f.enabled else "no",
                 last_ok,
                 str(f.papers_seen),
-                f.last_error or "",
+                escape(f.last_error or ""),
             )
         out.print(table)
 
@@ -519,7 +536,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
         app.store.set_feed_enabled(name, True)
-        out.print(f"enabled feed {name}")
+        out.print(f"enabled feed {name}", markup=False)
 
 
 @feeds_cli.command("disable")
@@ -527,7 +544,7 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
         app.store.set_feed_enabled(name, False)
-        out.print(f"disabled feed {name}")
+        out.print(f"disabled feed {name}", markup=False)
 
 
 @feeds_cli.command("remove")
@@ -535,7 +552,7 @@ def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
         app.store.remove_feed(name)
-        out.print(f"removed feed {name}")
+        out.print(f"removed feed {name}", markup=False)
 
 
 # ---- printing --------------------------------------------------------------------------------
@@ -547,7 +564,7 @@ def _print_ingest(r: jobs.IngestReport) -> None:
         f"{r.papers_new} new paper(s), {r.papers_known} already known"
     )
     for e in r.errors:
-        err.print(f"  [yellow]feed failed[/]: {e}", highlight=False)
+        err.print(f"  [yellow]feed failed[/]: {escape(e)}", highlight=False)
 
 
 def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
@@ -556,23 +573,26 @@ def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
         f"({r.empty} empty), {r.already} already made for this period"
     )
     for e in r.failed_users:
-        err.print(f"  [red]user failed[/]: {e}", highlight=False)
+        err.print(f"  [red]user failed[/]: {escape(e)}", highlight=False)
     if not show_picks:
         return
     for plan in r.planned:
-        out.print(f"\n[bold]{plan.user}[/] ({plan.channel}, {plan.period})", highlight=False)
+        out.print(
+            f"\n[bold]{escape(plan.user)}[/] ({plan.channel}, {plan.period})", highlight=False
+        )
         if not plan.picks:
             out.print("  nothing worth sending today")
         for i, (paper, rec) in enumerate(plan.picks, 1):
             out.print(
-                f"  {i:2}. {paper.title}  [dim]{rec.score:.2f} — {rec.reason}[/]", highlight=False
+                f"  {i:2}. {escape(paper.title)}  [dim]{rec.score:.2f} — {escape(rec.reason)}[/]",
+                highlight=False,
             )
 
 
 def _print_delivery(r: jobs.DeliveryReport) -> None:
     out.print(f"delivery: {r.sent} sent, {r.retrying} to retry, {r.failed} failed")
     for e in r.errors:
-        err.print(f"  [red]delivery failed[/]: {e}", highlight=False)
+        err.print(f"  [red]delivery failed[/]: {escape(e)}", highlight=False)
 
 
 def _print_cycle(r: jobs.CycleReport, seconds: float) -> None:

@@ -359,7 +359,15 @@ def deliver(app: App, now: datetime, *, progress: Progress = _no_progress) -> De
     batches: dict[str, list[tuple[DueDelivery, Outgoing]]] = {"email": [], "slack": []}
     for d in due:
         try:
-            digest, channel, _user = build_digest(app, d.digest_id)
+            digest, channel, user = build_digest(app, d.digest_id)
+            if not (user.active and channel.active):
+                # unsubscribed (link or CLI) after the digest was made, e.g. while it waited
+                # for a retry: never send it; record why
+                app.store.finish_delivery(
+                    d.digest_id, now, outcome="permanent", detail="unsubscribed before delivery"
+                )
+                log.info("digest not sent: unsubscribed", extra={"digest": d.digest_id})
+                continue
             batches[channel.kind].append((d, render(app, digest, channel)))
         except Exception as e:  # a digest that cannot be rendered waits; the others go on
             log.exception("digest could not be rendered", extra={"digest": d.digest_id})

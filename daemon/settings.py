@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -277,7 +278,14 @@ def describe_errors(file: Path, error: ValidationError) -> str:
 
 
 def _redact(key: str, value: Any) -> Any:
-    return "**********" if any(s in key for s in ("password", "secret")) else value
+    if any(s in key for s in ("password", "secret")):
+        return "**********"
+    if isinstance(value, str):  # a database URL carries its password: user:PASSWORD@host
+        return _URL_PASSWORD.sub(r"\1**********@", value)
+    return value
+
+
+_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
 
 
 def _did_you_mean(loc: tuple[Any, ...]) -> str:

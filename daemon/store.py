@@ -225,7 +225,9 @@ class Store:
         papers: int = 0,
     ) -> None:
         with self.session() as s:
-            feed = s.get_one(Feed, feed_id)
+            feed = s.get(Feed, feed_id)
+            if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
+                return
             feed.last_fetched_at = now
             if error is None:
                 feed.last_ok_at = now
@@ -333,7 +335,7 @@ class Store:
                     row = s.exec(select(Paper).where(Paper.key == c)).first()
                     if row is not None:
                         return _paper_row(row)
-            if ref.isdigit():
+            if ref.isdigit() and int(ref) < 2**31:  # PostgreSQL's INTEGER: larger is an error
                 byid = s.get(Paper, int(ref))
                 if byid is not None:
                     return _paper_row(byid)
@@ -404,14 +406,27 @@ class Store:
             return user
 
     def set_channel(self, user_id: int, kind: str, address: str | None) -> None:
-        """Replace the user's channel of this kind ("email" | "slack"); None removes it."""
+        """Replace the user's channel of this kind ("email" | "slack"); None removes it.
+
+        A changed address is updated in place: deleting the row would cascade to its digests,
+        so today's digest would be made and sent again and the record of what was sent lost."""
         with self.session() as s:
-            for old in s.exec(
-                select(Channel).where(Channel.user_id == user_id, Channel.kind == kind)
-            ).all():
-                s.delete(old)
+            olds = list(
+                s.exec(
+                    select(Channel)
+                    .where(Channel.user_id == user_id, Channel.kind == kind)
+                    .order_by(col(Channel.id))
+                ).all()
+            )
+            keep = olds[0] if olds and address else None
+            for old in olds:
+                if old is not keep:
+                    s.delete(old)
             s.flush()
-            if address:
+            if keep is not None:
+                keep.address, keep.active = str(address), True
+                s.add(keep)
+            elif address:
                 s.add(Channel(user_id=user_id, kind=kind, address=address))
             s.commit()
 

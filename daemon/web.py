@@ -8,6 +8,7 @@ one-click POST (`List-Unsubscribe-Post`) on the same URL.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +19,7 @@ from daemon.app import App
 from daemon.errors import NotFoundError
 from daemon.links import BadLink, LinkAction
 from daemon.store import PaperRow
+from notifications.render import safe_url
 
 
 def _templates() -> Environment:
@@ -60,7 +62,8 @@ def make_web(app: App) -> FastAPI:
             rows = app.store.papers_by_ids([action.paper_id])
             if action.paper_id not in rows:
                 raise NotFoundError("this paper is no longer stored")
-            paper = rows[action.paper_id]
+            # feed text is untrusted: a `javascript:` link must never become a live <a href>
+            paper = replace(rows[action.paper_id], url=safe_url(rows[action.paper_id].url) or "")
         return action, paper
 
     @web.get("/healthz")

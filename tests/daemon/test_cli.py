@@ -304,3 +304,37 @@ def test_eval_prints_figures_and_writes_rankings(tmp_path: Path) -> None:
     missing = pw("eval", "--items", str(tmp_path / "nope.jsonl"), "--train", str(train),
                  "--test", str(test), expect=1)  # fmt: skip
     assert "nope.jsonl" in missing.stderr
+
+
+def test_brackets_in_names_and_feed_text_are_printed_not_taken_for_markup(tmp_path: Path) -> None:
+    """Rich would read "[/]" in a paper title, a user name or an error as markup and crash
+    with a traceback (MarkupError) after the change was already stored."""
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    assert "added user a[/]b" in pw("users", "add", "a[/]b", "--email", "a@lab.example").stdout
+    missing = pw("like", "no[/]one", "2401.00001", expect=1)
+    assert "no user named 'no[/]one'" in missing.stderr and "Traceback" not in missing.stderr
+    assert "a[/]b" in pw("users", "list").stdout
+    feed = tmp_path / "feed.xml"
+    feed.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        "<title>Closing [/] tags [bold]everywhere</title><link>https://example.org/p1</link>"
+        "<guid>https://example.org/p1</guid></item></channel></rss>"
+    )
+    pw("feeds", "add", "local", feed.as_uri())
+    pw("ingest")
+    liked = pw("like", "a[/]b", "guid:https://example.org/p1")
+    assert "Closing [/] tags [bold]everywhere" in liked.stdout
+
+
+def test_an_unreachable_database_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        f"sqlite:///{tmp_path / 'paperwire.db'}", "postgresql://lab:hunter2-secret@127.0.0.1:1/pw"
+    )
+    config.write_text(text)
+    pw = Runner(config, tmp_path)
+    for args in (("users", "list"), ("db", "status")):
+        done = pw(*args, expect=1)
+        assert "cannot use the database" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stderr

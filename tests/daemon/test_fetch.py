@@ -640,3 +640,37 @@ def test_a_connection_that_lands_on_a_private_address_is_refused(server: FeedSer
             f.fetch(server.url_for("/f"))
     finally:
         f.client.close()
+
+
+def test_a_feed_removed_while_the_ingest_runs_does_not_stop_the_other_feeds(
+    server: FeedServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
+) -> None:
+    """`paperwire feeds remove a` while the daemon's ingest is fetching feed a (arXiv's
+    throttle makes an ingest take minutes): recording a's failure raised NoResultFound out of
+    the job, and feed b was never fetched."""
+    body = HF_FILE.read_bytes()
+    server.routes["/a.json"] = Route(body=body, content_type="application/json")
+    server.routes["/b.json"] = Route(body=body, content_type="application/json")
+    app = app_factory(
+        make_settings(
+            feeds=[
+                {"name": "a", "url": server.url_for("/a.json")},
+                {"name": "b", "url": server.url_for("/b.json")},
+            ]
+        )
+    )
+    fetch = app.fetcher.fetch
+
+    def fetch_then_remove(url: str, **kwargs: Any) -> Any:
+        fetched = fetch(url, **kwargs)
+        if url.endswith("/a.json"):
+            app.store.remove_feed("a")
+        return fetched
+
+    app.fetcher.fetch = fetch_then_remove  # type: ignore[method-assign]
+    report = jobs.ingest(app, clock())
+    assert report.feeds_failed == 1 and report.feeds_ok == 1
+    assert report.papers_new == HF_IDS

@@ -342,3 +342,24 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     assert resent[0] == sent[1], "the retry starts with the part that failed"
     assert all(p != sent[0] for p in resent), "the part already accepted is not sent again"
     assert app.store.delivery_counts() == {"sent": 1}
+
+
+def test_a_digest_waiting_for_a_retry_is_not_sent_after_an_unsubscribe(
+    pipeline: App, smtp: SmtpServer
+) -> None:
+    """nova's digest fails temporarily; she unsubscribes (the link in yesterday's digest)
+    before the retry: the retry must not mail her."""
+    app = pipeline
+    now = app.clock()
+    smtp_any: Any = smtp
+    handler_rcpt = smtp_any._controller.handler
+    handler_rcpt.rcpt_replies["nova@lab.example"] = "451 4.3.0 mailbox busy, try later"
+    first = jobs.cycle(app, now)
+    assert first.delivery.retrying == 1
+    handler_rcpt.rcpt_replies.clear()
+    nova = app.store.get_user("nova")
+    app.store.set_subscribed(nova.id or 0, False, now + timedelta(seconds=10))
+    later = jobs.deliver(app, now + timedelta(seconds=61))
+    assert later.sent == 0
+    assert "nova@lab.example" not in [m.rcpt_tos[0] for m in smtp.messages]
+    assert jobs.deliver(app, now + timedelta(hours=2)).sent == 0  # and never later either

@@ -141,6 +141,14 @@ def test_secrets_are_never_echoed(tmp_path: Path) -> None:
     assert "hunter2-secret" not in msg
 
 
+def test_a_rejected_database_url_does_not_echo_its_password(tmp_path: Path) -> None:
+    # "postgres://" (Heroku's spelling) is refused; the message must not carry the password
+    path = _write(tmp_path, '[database]\nurl = "postgres://lab:hunter2-secret@db.example/pw"\n')
+    msg = _error(path)
+    assert "database.url = 'postgres://lab:**********@db.example/pw'" in msg
+    assert "hunter2-secret" not in msg
+
+
 def test_secrets_are_masked_in_repr(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, '[email]\npassword = "hunter2-secret"\n'))
     assert settings.email.password.get_secret_value() == "hunter2-secret"
@@ -284,3 +292,18 @@ def test_config_check_rejects_unknown_recommender_options(tmp_path: Path) -> Non
     assert done.returncode == 1
     flat = " ".join(done.stderr.split())
     assert "recommender.options" in flat and "max_interest" in flat
+
+
+def test_an_empty_link_key_file_is_refused_not_used(tmp_path: Path) -> None:
+    """An empty key file (a crash between creating and writing it) signed every link with the
+    empty key: anyone could forge unsubscribe or like links for any subscriber."""
+    from daemon.app import link_secret
+
+    key_file = tmp_path / "secret.key"
+    key_file.write_text("\n")
+    settings = Settings(server={"secret_key_file": str(key_file)})
+    with pytest.raises(ConfigError, match="too short"):
+        link_secret(settings)
+    key_file.unlink()
+    made = link_secret(settings)
+    assert len(made) >= 32 and link_secret(settings) == made

@@ -7,7 +7,10 @@ import threading
 from collections.abc import Callable
 from datetime import date, timedelta
 
+import pytest
+
 from daemon.app import App
+from daemon.errors import NotFoundError
 from daemon.parse import PaperIn
 from tests.daemon.conftest import NOW
 
@@ -114,3 +117,38 @@ def test_upgrading_a_database_from_the_first_schema_keeps_its_rows(db_url: str) 
     assert current == head != "0001"
     assert Store(engine).get_user("ada").display_name == "Ada"
     engine.dispose()
+
+
+def test_changing_a_channel_address_keeps_its_digests(app_factory: Callable[..., App]) -> None:
+    """`users set --email` (same or new address) must not delete the channel's digests: that
+    would make and send today's digest a second time and forget which papers were sent."""
+    app = app_factory()
+    store = app.store
+    user = store.add_user("ada", NOW, email="ada@lab.example")
+    uid = user.id or 0
+    (channel,) = store.subscribers()[0][1]
+    store.upsert_papers([_paper("arxiv:1")], None, NOW)
+    pid = store.find_paper("arxiv:1").id
+    period = date(2026, 11, 27)
+    assert store.create_digest(
+        uid, channel.id or 0, period, [(pid, 0.5, "similar", "r")], NOW, cold_start=False
+    )
+    for address in ("ada@lab.example", "ada@new.example"):
+        store.set_channel(uid, "email", address)
+        (now_channel,) = store.subscribers()[0][1]
+        assert now_channel.address == address
+        assert store.digest_periods(uid, period) == {now_channel.id}
+        assert store.signals([uid])[uid].sent == {pid}
+    store.set_channel(uid, "email", None)
+    assert store.subscribers()[0][1] == []
+
+
+def test_a_number_too_large_for_an_id_is_not_found_on_every_backend(
+    app_factory: Callable[..., App],
+) -> None:
+    """`paperwire like ada 3000000000`: PostgreSQL raised DataError (integer out of range) and
+    SQLite OverflowError for larger numbers, both tracebacks instead of "no stored paper"."""
+    app = app_factory()
+    for ref in ("3000000000", "99999999999999999999"):
+        with pytest.raises(NotFoundError):
+            app.store.find_paper(ref)

@@ -290,3 +290,27 @@ def test_healthz(world: World) -> None:
 def test_unknown_path_is_404(world: World) -> None:
     assert world.client.get("/f").status_code == 404
     assert world.client.get("/admin").status_code == 404
+
+
+def test_a_javascript_paper_link_is_never_made_a_live_link(world: World) -> None:
+    """A feed's <link> is untrusted: `javascript:` must not become an href on our origin."""
+    world.app.store.upsert_papers(
+        [
+            PaperIn(
+                key="guid:evil-link",
+                title="Click me",
+                abstract="",
+                authors=(),
+                url="javascript:fetch('/unsubscribe/x',{method:'POST'})",
+                published=None,
+            )
+        ],
+        None,
+        world.app.clock(),
+    )
+    paper = world.app.store.find_paper("guid:evil-link")
+    path = _path(world.app.links.feedback_url("like", world.user_id, paper.id))
+    for resp in (world.client.get(path), world.client.post(path)):
+        assert resp.status_code == 200
+        assert "Click me" in resp.text
+        assert "javascript:" not in resp.text
