@@ -92,11 +92,17 @@ def link_secret(settings: Settings) -> str:
                 f"new one (links in digests already sent stop working) or set server.secret_key"
             )
         return kept
-    path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+    except OSError as e:
+        raise ConfigError(
+            f"{path}: cannot create the link-signing key ({e.strerror}); make the folder "
+            f"writable, point server.secret_key_file elsewhere, or set server.secret_key"
+        ) from None
     return key
 
 

@@ -169,6 +169,7 @@ def digest(
     from daemon import jobs
 
     with _open_app() as app:
+        _check_users(app, user)
         now = app.clock()
         with _progress() as progress:
             report = jobs.make_digests(
@@ -177,6 +178,12 @@ def digest(
             _print_digests(report, show_picks=dry_run)
             if not dry_run:
                 _print_delivery(jobs.deliver(app, now, progress=progress))
+
+
+def _check_users(app: App, names: list[str] | None) -> None:
+    """--user names must exist (a typo would silently do nothing)."""
+    for name in names or []:
+        app.store.get_user(name)
 
 
 @cli.command()
@@ -200,6 +207,7 @@ def cycle(
     from daemon import jobs
 
     with _open_app() as app:
+        _check_users(app, user)
         started = time.perf_counter()
         with _progress() as progress:
             report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)

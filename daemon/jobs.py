@@ -5,10 +5,11 @@ at the job boundary, where they record the failure and go on with the next feed 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.app import App
 from daemon.errors import FeedError, PaperwireError
@@ -24,6 +25,7 @@ from notifications.transports.base import (
     SlackOut,
     TemporaryDeliveryError,
     Transport,
+    TransportUnavailable,
 )
 from recommender import Recommender
 from recommender.types import Doc, Feedback, Like, Recommendation
@@ -121,13 +123,23 @@ class DigestReport:
     planned: list[PlannedDigest] = field(default_factory=list)
 
 
+def _zone(user: User) -> ZoneInfo:
+    """The user's time zone; an unknown one (edited database, missing tzdata) falls back to UTC
+    with a warning rather than stopping everyone's digests."""
+    try:
+        return ZoneInfo(user.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown time zone, using UTC", extra={"user": user.name, "tz": user.timezone})
+        return ZoneInfo("UTC")
+
+
 def period_for(user: User, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(user.timezone)).date()
+    return now.astimezone(_zone(user)).date()
 
 
 def is_due(user: User, now: datetime, default_hour: int) -> bool:
     """A user's digest is due from their local digest hour on; a late run still catches up."""
-    local = now.astimezone(ZoneInfo(user.timezone))
+    local = now.astimezone(_zone(user))
     hour = user.digest_hour if user.digest_hour is not None else default_hour
     return local.hour >= hour
 
@@ -344,6 +356,7 @@ def render(app: App, digest: Digest, channel: Channel) -> Outgoing:
             recipient=channel.address,
             message_id_domain=s.email.message_id_domain,
             subject_prefix=s.digest.subject_prefix,
+            now=app.clock(),
         )
     if channel.kind == "slack":
         return render_slack(digest, webhook_url=channel.address)
@@ -385,11 +398,10 @@ def deliver(app: App, now: datetime, *, progress: Progress = _no_progress) -> De
                     _deliver_one(app, report, transport, d, out, now)
                     finished.add(d.digest_id)
                     done += 1
-        except Exception as e:  # the transport itself failed (cannot connect...): the rest waits
-            for d, _ in batch:
-                if d.digest_id not in finished:
-                    failure = TemporaryDeliveryError(str(e))
-                    _record_failure(app, report, d.digest_id, d.attempts, failure, now)
+        except Exception as e:  # the transport itself failed (cannot connect, log in...)
+            unavailable = e if isinstance(e, TransportUnavailable) else TransportUnavailable(str(e))
+            waiting = [d for d, _ in batch if d.digest_id not in finished]
+            _postpone(app, report, waiting, unavailable, now)
     progress("deliveries", len(due), len(due))
     return report
 
@@ -402,6 +414,11 @@ def _deliver_one(
     out: Outgoing,
     now: datetime,
 ) -> None:
+    lease = timedelta(seconds=app.settings.delivery.lease_seconds)
+    if not app.store.renew_lease(d.digest_id, d.leased_until, app.clock() + lease):
+        # our lease ran out during a long batch and another worker took the digest over
+        log.warning("digest left to another worker", extra={"digest": d.digest_id})
+        return
     try:
         if isinstance(out, SlackOut) and len(out.payloads) > 1:
             # a message split in parts: each accepted part is recorded, a retry resumes after it
@@ -410,12 +427,55 @@ def _deliver_one(
                 app.store.record_part_sent(d.digest_id, part + 1)
         else:
             transport.send(out)
+    except TransportUnavailable:
+        raise  # not this digest's fault: the whole batch waits (see deliver)
     except Exception as e:
         _record_failure(app, report, d.digest_id, d.attempts, e, now)
         return
-    app.store.finish_delivery(d.digest_id, now, outcome="sent")
+    _mark_sent(app, d.digest_id, now)
     report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
+
+
+def _mark_sent(app: App, digest_id: int, now: datetime, tries: int = 3) -> None:
+    """The server accepted the message: record it, insisting a little — a digest recorded as
+    unsent would be sent again."""
+    for attempt in range(1, tries + 1):
+        try:
+            app.store.finish_delivery(digest_id, now, outcome="sent")
+            return
+        except Exception:
+            if attempt == tries:
+                log.critical("sent but not recorded as sent", extra={"digest": digest_id})
+                raise
+            time.sleep(attempt)
+
+
+def _postpone(
+    app: App,
+    report: DeliveryReport,
+    waiting: list[DueDelivery],
+    error: TransportUnavailable,
+    now: datetime,
+) -> None:
+    """Keep every waiting digest for the next run without counting an attempt; a digest that
+    has waited a whole day is given up (yesterday's papers are no longer news)."""
+    ds = app.settings.delivery
+    detail = f"{type(error).__name__}: {error}"[:500]
+    log.error(
+        "transport unavailable; digests wait",
+        extra={"digests": len(waiting), "error": detail, "fix_config": error.permanent},
+    )
+    for d in waiting:
+        if d.created_at is not None and now - d.created_at > timedelta(days=1):
+            app.store.finish_delivery(d.digest_id, now, outcome="temporary", detail=detail)
+            report.failed += 1
+            report.errors.append(f"digest {d.digest_id}: {detail}")
+            continue
+        app.store.postpone(d.digest_id, now, now + timedelta(seconds=ds.backoff_seconds), detail)
+        report.retrying += 1
+    if waiting:
+        report.errors.append(f"{len(waiting)} digest(s) wait: {detail}")
 
 
 def _record_failure(

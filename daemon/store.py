@@ -131,6 +131,8 @@ class DueDelivery:
     digest_id: int
     attempts: int
     parts_sent: int = 0
+    leased_until: datetime | None = None
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -179,16 +181,25 @@ class Store:
             return feed
 
     def ensure_feeds(self, feeds: Iterable[tuple[str, str, bool]], now: datetime) -> int:
-        """Add the configured feeds that are not in the database yet (by name); returns how many."""
-        added = 0
+        """Make the feeds declared in the configuration match it (by name): add the missing ones,
+        update the URL and `enabled` of the others. Returns how many rows changed."""
+        changed = 0
         with self.session() as s:
-            known = set(s.exec(select(Feed.name)).all())
+            known = {f.name: f for f in s.exec(select(Feed)).all()}
             for name, url, enabled in feeds:
-                if name not in known:
+                row = known.get(name)
+                if row is None:
                     s.add(Feed(name=name, url=url, enabled=enabled, created_at=now))
-                    added += 1
+                elif (row.url, row.enabled) != (url, enabled):
+                    if row.url != url:  # another address: its validators mean nothing there
+                        row.url, row.etag, row.last_modified = url, None, None
+                    row.enabled = enabled
+                    s.add(row)
+                else:
+                    continue
+                changed += 1
             s.commit()
-        return added
+        return changed
 
     def list_feeds(self, *, enabled_only: bool = False) -> list[Feed]:
         with self.session() as s:
@@ -623,9 +634,41 @@ class Store:
                 s.add(d)
             s.commit()
             return [
-                DueDelivery(digest_id=d.id or 0, attempts=d.attempts, parts_sent=d.parts_sent)
+                DueDelivery(
+                    digest_id=d.id or 0,
+                    attempts=d.attempts,
+                    parts_sent=d.parts_sent,
+                    leased_until=d.leased_until,
+                    created_at=d.created_at,
+                )
                 for d in rows
             ]
+
+    def renew_lease(self, digest_id: int, expected: datetime | None, until: datetime) -> bool:
+        """Extend our lease on a digest, if it is still ours (nobody re-claimed it after it ran
+        out) and still pending. False: leave the digest alone."""
+        with self.session() as s:
+            result = s.execute(
+                sa.update(Digest)
+                .where(
+                    col(Digest.id) == digest_id,
+                    col(Digest.state) == "pending",
+                    col(Digest.leased_until) == expected,
+                )
+                .values(leased_until=until)
+            )
+            s.commit()
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def postpone(self, digest_id: int, now: datetime, retry_at: datetime, detail: str) -> None:
+        """The transport could not deliver anything (server down, bad credentials): wait and
+        retry without counting an attempt against the digest."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            d.leased_until, d.next_attempt_at, d.last_error = None, retry_at, detail
+            s.add(d)
+            s.add(DeliveryAttempt(digest_id=digest_id, at=now, outcome="postponed", detail=detail))
+            s.commit()
 
     def digest_content(self, digest_id: int) -> DigestContent:
         with self.session() as s:

@@ -24,6 +24,16 @@ class PermanentDeliveryError(DeliveryError):
     """Never worth retrying (5xx SMTP reply, Slack `invalid_payload`, `channel_not_found`...)."""
 
 
+class TransportUnavailable(TemporaryDeliveryError):
+    """The transport itself cannot deliver anything now (cannot connect, TLS or authentication
+    failed): not the message's fault. The caller keeps every waiting message for later without
+    counting it as a failed attempt. `permanent` says a person must fix the configuration."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 @dataclass(frozen=True)
 class EmailOut:
     """A rendered email ready to send: the message carries To, From, Subject, Message-ID."""

@@ -9,10 +9,12 @@ import ssl
 from typing import ClassVar, Literal, Protocol
 
 from notifications.transports.base import (
+    DeliveryError,
     EmailOut,
     Outgoing,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TransportUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -44,8 +46,10 @@ class SmtpTransport:
     system CAs unless ``ssl_context`` says otherwise.
 
     Errors: 4xx replies, refused connections, timeouts and TLS failures raise
-    :class:`TemporaryDeliveryError`; 5xx replies (bad credentials, unknown recipient,
-    message rejected) raise :class:`PermanentDeliveryError`. The password never
+    :class:`TemporaryDeliveryError`; 5xx replies (unknown recipient, message rejected) raise
+    :class:`PermanentDeliveryError`. A failure to connect, secure or log in is the server's,
+    not the message's: :class:`TransportUnavailable` (``permanent=True`` for bad credentials
+    or a missing STARTTLS — a person must fix the configuration). The password never
     appears in an exception message or in ``repr``.
     """
 
@@ -183,7 +187,12 @@ class SmtpTransport:
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
-            self._smtp = self._connect()
+            try:
+                self._smtp = self._connect()
+            except DeliveryError as exc:  # the server, not this message: say so
+                raise TransportUnavailable(
+                    str(exc), permanent=isinstance(exc, PermanentDeliveryError)
+                ) from None
         return self._smtp
 
     def _connect(self) -> smtplib.SMTP:

@@ -257,6 +257,8 @@ def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     assert "ada@lab.example" not in listed and re.search(r"ada .* yes", listed)
     bad = pw("users", "set", "ada", "--timezone", "Mars/Base", expect=1)
     assert "Mars/Base" in bad.stderr and "IANA" in bad.stderr
+    typo = pw("digest", "--user", "adaa", expect=1)
+    assert "adaa" in typo.stderr
     pw("feeds", "add", "hf", HF_FILE.as_uri())
     pw("feeds", "disable", "hf")
     assert "0 feed(s) ok" in pw("ingest").stdout

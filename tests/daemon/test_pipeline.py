@@ -4,6 +4,7 @@ standing in for the Slack incoming webhook. Runs on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import re
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from daemon import jobs
 from daemon.app import App
@@ -363,3 +365,28 @@ def test_a_digest_waiting_for_a_retry_is_not_sent_after_an_unsubscribe(
     assert later.sent == 0
     assert "nova@lab.example" not in [m.rcpt_tos[0] for m in smtp.messages]
     assert jobs.deliver(app, now + timedelta(hours=2)).sent == 0  # and never later either
+
+
+def test_a_wrong_smtp_password_keeps_the_digests_for_later_without_using_up_attempts(
+    pipeline: App, smtp: SmtpServer, make_settings: SettingsFactory
+) -> None:
+    app = pipeline
+    now = app.clock()
+    wrong = app.settings.model_copy(
+        update={"email": app.settings.email.model_copy(update={"password": SecretStr("typo")})}
+    )
+    broken = dataclasses.replace(app, settings=wrong)  # same database, servers and clock
+    first = jobs.cycle(broken, now)
+    assert first.delivery.sent == 1  # grace's Slack digest is not held up by the mail server
+    assert first.delivery.retrying == 3 and first.delivery.failed == 0
+    assert smtp.messages == []
+    assert any("535" in e for e in first.delivery.errors)
+    # the admin fixes the password; the next run delivers everything, exactly once
+    later = jobs.deliver(app, now + timedelta(minutes=2))
+    assert later.sent == 3
+    assert sorted(m.rcpt_tos[0] for m in smtp.messages) == [
+        "ada@lab.example",
+        "hal@lab.example",
+        "nova@lab.example",
+    ]
+    assert app.store.delivery_counts() == {"sent": 4}

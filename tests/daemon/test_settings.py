@@ -307,3 +307,14 @@ def test_an_empty_link_key_file_is_refused_not_used(tmp_path: Path) -> None:
     key_file.unlink()
     made = link_secret(settings)
     assert len(made) >= 32 and link_secret(settings) == made
+
+
+def test_an_unwritable_link_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    from daemon.app import link_secret
+    from daemon.settings import Settings
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where a folder should be")
+    settings = Settings(server={"secret_key_file": str(blocker / "secret.key")})
+    with pytest.raises(ConfigError, match="cannot create the link-signing key"):
+        link_secret(settings)

@@ -152,3 +152,50 @@ def test_a_number_too_large_for_an_id_is_not_found_on_every_backend(
     for ref in ("3000000000", "99999999999999999999"):
         with pytest.raises(NotFoundError):
             app.store.find_paper(ref)
+
+
+def test_a_lease_that_ran_out_and_was_taken_over_is_not_renewed(
+    app_factory: Callable[..., App],
+) -> None:
+    store = app_factory().store
+    user = store.add_user("ada", NOW, email="ada@lab.example")
+    (channel,) = store.subscribers()[0][1]
+    store.create_digest(
+        user.id or 0, channel.id or 0, date(2026, 11, 27), [], NOW, cold_start=False,
+        empty_state="pending",
+    )  # fmt: skip
+    (first,) = store.claim_due(NOW, timedelta(minutes=10))
+    later = NOW + timedelta(minutes=11)  # the first worker is still busy; its lease ran out
+    (second,) = store.claim_due(later, timedelta(minutes=10))
+    assert not store.renew_lease(first.digest_id, first.leased_until, later + timedelta(minutes=10))
+    assert store.renew_lease(second.digest_id, second.leased_until, later + timedelta(minutes=10))
+
+
+def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App]) -> None:
+    store = app_factory().store
+    assert store.ensure_feeds([("cs", "https://a.example/rss", True)], NOW) == 1
+    (feed,) = store.list_feeds()
+    store.record_fetch(feed.id or 0, NOW, etag='"v1"', last_modified="Thu, 26 Nov 2026")
+    assert store.ensure_feeds([("cs", "https://a.example/rss", True)], NOW) == 0
+    # the admin fixes the URL in the file: the old validators are dropped with the old address
+    assert store.ensure_feeds([("cs", "https://b.example/rss", False)], NOW) == 1
+    (feed,) = store.list_feeds()
+    assert (feed.url, feed.enabled, feed.etag, feed.last_modified) == (
+        "https://b.example/rss",
+        False,
+        None,
+        None,
+    )
+
+
+def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
+    app_factory: Callable[..., App],
+) -> None:
+    from daemon import jobs
+
+    app = app_factory()
+    app.store.add_user("ada", NOW, email="ada@lab.example")
+    app.store.add_user("bob", NOW, email="bob@lab.example")
+    app.store.update_user("bob", timezone="Mars/Olympus_Mons")  # edited by hand
+    report = jobs.make_digests(app, NOW, force=True)
+    assert report.created == 2 and report.failed_users == []

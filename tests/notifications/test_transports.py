@@ -24,6 +24,7 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     SlackOut,
     TemporaryDeliveryError,
+    TransportUnavailable,
 )
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport, redact_webhook
@@ -102,12 +103,12 @@ def test_smtp_connection_is_lazy(smtp: SmtpServer) -> None:
     assert smtp.connections == 0
 
 
-def test_smtp_wrong_password_is_permanent_and_secret(smtp: SmtpServer) -> None:
+def test_smtp_wrong_password_is_the_transports_fault_and_secret(smtp: SmtpServer) -> None:
     wrong = "hunter2-not-the-password"
     transport = transport_for(smtp, password=wrong)
-    with pytest.raises(PermanentDeliveryError) as info, transport:
+    with pytest.raises(TransportUnavailable) as info, transport:
         transport.send(email_for("user@example.com"))
-    assert "535" in str(info.value)
+    assert "535" in str(info.value) and info.value.permanent
     for text in (str(info.value), repr(info.value), repr(transport)):
         assert wrong not in text and PASSWORD not in text
     assert "password='***'" in repr(transport)
@@ -137,7 +138,7 @@ def test_smtp_rejected_data_is_permanent() -> None:
 
 def test_smtp_untrusted_certificate_fails(smtp: SmtpServer) -> None:
     transport = transport_for(smtp, ssl_context=None)  # system CAs: the test CA is unknown
-    with pytest.raises(TemporaryDeliveryError, match="certificate verif"), transport:
+    with pytest.raises(TransportUnavailable, match="certificate verif"), transport:
         transport.send(email_for("user@example.com"))
     assert smtp.messages == []
     assert smtp.auth_attempts == []  # never sent credentials over the untrusted channel
@@ -162,8 +163,9 @@ def test_smtp_implicit_tls() -> None:
 def test_smtp_starttls_required_but_not_offered_is_permanent() -> None:
     with smtp_server(tls="none") as server:
         transport = transport_for(server, username=None, password=None)
-        with pytest.raises(PermanentDeliveryError, match="STARTTLS"), transport:
+        with pytest.raises(TransportUnavailable, match="STARTTLS") as info, transport:
             transport.send(email_for("user@example.com"))
+        assert info.value.permanent
         assert server.messages == []
 
 
