@@ -152,16 +152,22 @@ def server() -> Iterator[FeedServer]:
         yield s
 
 
+def _fetcher(**overrides: Any) -> Fetcher:
+    """A fetcher as the daemon makes it, with test defaults (loopback allowed, no throttle)."""
+    options: dict[str, Any] = {
+        "timeout": 5.0,
+        "max_bytes": 1_000_000,
+        "user_agent": UA,
+        "min_interval": 0.0,
+        "allow_private": True,
+        "allow_files": False,
+    }
+    return make_fetcher(**(options | overrides))
+
+
 @pytest.fixture
 def fetcher() -> Iterator[Fetcher]:
-    f = make_fetcher(
-        timeout=5.0,
-        max_bytes=1_000_000,
-        user_agent=UA,
-        min_interval=0.0,
-        allow_private=True,
-        allow_files=False,
-    )
+    f = _fetcher()
     yield f
     f.client.close()
 
@@ -214,14 +220,7 @@ def test_changed_feed_is_fetched_again(server: FeedServer, fetcher: Fetcher) -> 
 
 
 def _small_fetcher(max_bytes: int) -> Fetcher:
-    return make_fetcher(
-        timeout=5.0,
-        max_bytes=max_bytes,
-        user_agent=UA,
-        min_interval=0.0,
-        allow_private=True,
-        allow_files=False,
-    )
+    return _fetcher(max_bytes=max_bytes)
 
 
 def test_size_cap_with_content_length(server: FeedServer) -> None:
@@ -319,14 +318,7 @@ def test_check_address_accepts_a_public_address() -> None:
 
 def test_private_address_refused_when_not_allowed(server: FeedServer) -> None:
     server.routes["/f"] = Route(body=b"<rss/>")
-    f = make_fetcher(
-        timeout=5.0,
-        max_bytes=10_000,
-        user_agent=UA,
-        min_interval=0.0,
-        allow_private=False,
-        allow_files=False,
-    )
+    f = _fetcher(max_bytes=10_000, allow_private=False)
     try:
         with pytest.raises(FetchError, match="allow_private_addresses"):
             f.fetch(server.url_for("/f"))
@@ -350,15 +342,7 @@ def test_redirect_to_a_private_address_is_refused(server: FeedServer) -> None:
         def handle_request(self, request: httpx.Request) -> httpx.Response:
             return handler(request)
 
-    f = make_fetcher(
-        timeout=5.0,
-        max_bytes=10_000,
-        user_agent=UA,
-        min_interval=0.0,
-        allow_private=False,
-        allow_files=False,
-        transport=Mixed(),
-    )
+    f = _fetcher(max_bytes=10_000, allow_private=False, transport=Mixed())
     try:
         with pytest.raises(FetchError, match=r"127\.0\.0\.1"):
             f.fetch("http://93.184.216.34/feed")
@@ -368,15 +352,7 @@ def test_redirect_to_a_private_address_is_refused(server: FeedServer) -> None:
     assert server.seen("/internal") == []
 
     # the same redirect is followed when private addresses are allowed (the guard did it)
-    f = make_fetcher(
-        timeout=5.0,
-        max_bytes=10_000,
-        user_agent=UA,
-        min_interval=0.0,
-        allow_private=True,
-        allow_files=False,
-        transport=Mixed(),
-    )
+    f = _fetcher(max_bytes=10_000, transport=Mixed())
     real = httpx.HTTPTransport()
     try:
         assert f.fetch("http://93.184.216.34/feed").content == b"secret"
