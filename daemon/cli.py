@@ -38,6 +38,10 @@ cli.add_typer(feeds_cli, name="feeds")
 cli.add_typer(config_cli, name="config")
 cli.add_typer(db_cli, name="db")
 
+UsersOption = Annotated[
+    list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
+]
+
 out = Console()
 err = Console(stderr=True)
 
@@ -161,9 +165,7 @@ def digest(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show each user's picks; store and send nothing.")
     ] = False,
-    user: Annotated[
-        list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
-    ] = None,
+    user: UsersOption = None,
 ) -> None:
     """Rank the window's papers for every subscriber now and deliver their digests."""
     from daemon import jobs
@@ -197,9 +199,7 @@ def deliver() -> None:
 
 @cli.command()
 def cycle(
-    user: Annotated[
-        list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
-    ] = None,
+    user: UsersOption = None,
 ) -> None:
     """Ingest, score and deliver once, for every subscriber, right now."""
     import time
