@@ -39,7 +39,8 @@ cli.add_typer(config_cli, name="config")
 cli.add_typer(db_cli, name="db")
 
 UsersOption = Annotated[
-    list[str] | None, typer.Option("--user", "-u", help="Only this user (repeatable).")
+    list[str] | None,
+    typer.Option("--user", "-u", metavar="NAME", help="Only this user (repeatable)."),
 ]
 
 out = Console()
