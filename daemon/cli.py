@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -125,10 +125,6 @@ def main() -> None:
             highlight=False,
         )
         raise SystemExit(1) from None
-
-
-def _run(fn: Callable[[], Any]) -> Any:
-    return fn()
 
 
 # ---- the daemon and its jobs -------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from daemon.app import App, make_app
-from daemon.settings import Settings, load_settings
+from daemon.settings import Settings
 from daemon.store import upgrade
 
 PG_ADMIN_URL = os.environ.get(
@@ -138,6 +138,3 @@ def app_factory(
     yield build
     for app in apps:
         app.close()
-
-
-__all__ = ["FEEDS", "NOW", "ROOT", "load_settings"]
