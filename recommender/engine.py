@@ -23,7 +23,6 @@ Fewer than `cf_min_users` libraries (a new install, a demo) → TF-IDF centroid 
 
 from __future__ import annotations
 
-import gc
 import math
 import pickle
 import re
@@ -38,13 +37,16 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 from sklearn.utils.extmath import randomized_svd
+from threadpoolctl import threadpool_limits
 
+from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
 from recommender.types import Doc, Feedback, Kind, Recommendation
 
 ASL_TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"
 FORMAT_VERSION = 3
 # interest topics: at most one per this many liked papers (a topic is a field, not a paper)
 TOPIC_MIN_PAPERS = 50
+KMEANS_RESTARTS = 8  # interest topics: best of this many seeded k-means runs
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 
@@ -202,7 +204,7 @@ class Recommender:
     def __init__(self, config: RecommenderConfig | None = None) -> None:
         self.config = config or RecommenderConfig()
         self._fitted: _Fitted | None = None
-        self._dense: tuple[np.ndarray, np.ndarray] | None = None  # float32 copies for scoring
+        self._dense: tuple[np.ndarray, np.ndarray] | None = None  # float64 copies for scoring
 
     # ------------------------------------------------------------------ fitting / state
     @property
@@ -302,7 +304,7 @@ class Recommender:
         if n_users < max(2, cfg.cf_min_users):
             return
         likes = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_users, len(f.ids))
+            (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n_users, len(f.ids))
         )
         pop = np.asarray(likes.sum(axis=0)).ravel()
         liked_items = np.flatnonzero(pop > 0)
@@ -310,11 +312,14 @@ class Recommender:
         if rank < 1:
             return
         r = likes[:, liked_items] @ sp.diags(pop[liked_items] ** -cfg.cf_popularity_exponent)
-        r = normalize(r.tocsr()).astype(np.float32)
-        _, s, vt = randomized_svd(r, rank, n_iter=5, random_state=0)
+        r = normalize(r.tocsr())
+        # float64, and LAPACK on one thread: its results depend on the thread count, and the
+        # factors decide every ranking (single-threaded it was not slower here: 2.9 s vs 3.5 s)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _, s64, vt = randomized_svd(r, rank, n_iter=5, random_state=0)
         v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
-        s = s.astype(np.float32)
-        target = v * (s**cfg.cf_singular_power)
+        s = s64.astype(np.float32)
+        target = (vt.T * (s64**cfg.cf_singular_power)).astype(np.float32)
         w = _ridge_cg(f.matrix[liked_items], target, cfg.cf_lambda, cfg.cf_iterations)
         factor_row = np.full(len(f.ids), -1, dtype=np.int32)
         factor_row[liked_items] = np.arange(len(liked_items), dtype=np.int32)
@@ -328,9 +333,7 @@ class Recommender:
         f.singular = s
         n_topics = min(cfg.interest_topics, len(liked_items) // TOPIC_MIN_PAPERS)
         if n_topics > 1:
-            f.topics = _spherical_kmeans_dense(
-                normalize(f.factors.astype(np.float32) * s), n_topics
-            )
+            f.topics = _spherical_kmeans_dense(f.factors.astype(np.float64) * s, n_topics)
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -354,11 +357,11 @@ class Recommender:
         return self._fitted
 
     def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """float32 (text map, factors); the state keeps them as float16."""
+        """float64 (text map, factors); the state keeps them as float16."""
         f = self._require()
         if self._dense is None:
             assert f.text_map is not None and f.factors is not None
-            self._dense = (f.text_map.astype(np.float32), f.factors.astype(np.float32))
+            self._dense = (f.text_map.astype(np.float64), f.factors.astype(np.float64))
         return self._dense
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
@@ -386,10 +389,28 @@ class Recommender:
             parts.append(f.matrix[s] if s is not None else fresh[next(it)])
         return sp.vstack(parts).tocsr()
 
+    def topic_of(self, docs: Sequence[Doc]) -> list[int]:
+        """The interest topic (0 … topics − 1) each doc belongs to: its nearest topic, from its
+        factors learned at fit time, else the ones predicted from its text; −1 without topics."""
+        f = self._require()
+        if f.topics is None or not docs:
+            return [-1] * len(docs)
+        assert f.factor_row is not None and f.singular is not None
+        _, factors = self._arrays()
+        rows = [f.index.get(d.id, -1) for d in docs]
+        frow = [int(f.factor_row[r]) if r >= 0 else -1 for r in rows]
+        fac = (
+            self.predicted_factors(self.vectorize(docs)) / f.singular**self.config.cf_singular_power
+        )
+        true = [i for i, r in enumerate(frow) if r >= 0]
+        fac[true] = factors[[frow[i] for i in true]]
+        return [int(t) for t in (on_grid(fac * f.singular, LEFT_BITS) @ f.topics.T).argmax(axis=1)]
+
     def predicted_factors(self, x: sp.csr_matrix) -> np.ndarray:
-        """Predicted collaborative factors of feature rows (in the scale of the targets)."""
+        """Predicted collaborative factors of feature rows (in the scale of the targets),
+        float64."""
         w, _ = self._arrays()
-        return np.asarray(x @ w, dtype=np.float32)
+        return np.asarray(x @ w, dtype=np.float64)
 
     # ------------------------------------------------------------------ ranking
     def rank(
@@ -405,26 +426,18 @@ class Recommender:
         """Top `k` of `candidates` for every user (user_id → recommendations, best first)."""
         f = self._require()
         cfg = self.config
-        cands = list({d.id: d for d in candidates}.values())
+        # candidates in id order: equal scores break by id, whatever order they came in
+        cands = sorted({d.id: d for d in candidates}.values(), key=lambda d: d.id)
         out: dict[str, list[Recommendation]] = {u.user_id: [] for u in users}
         if not cands or k <= 0 or not users:
             return out
-        # rank allocates k small objects per user and no reference cycles: pausing the cyclic
-        # garbage collector keeps its full sweeps (over every live object of the process,
-        # e.g. the daemon's whole corpus) out of the hot path; it is restored on exit.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            ctx = _Context(self, f, cands, known or {})
-            plans = [self._profile_plan(fb, ctx, now) for fb in users]
-            items = ctx.build_items()
-            step = max(1, cfg.batch_size)
-            for start in range(0, len(users), step):
-                batch, batch_plans = users[start : start + step], plans[start : start + step]
-                self._rank_batch(batch, batch_plans, items, ctx, k, explain, out)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
+        ctx = _Context(self, f, cands, known or {})
+        plans = [self._profile_plan(fb, ctx, now) for fb in users]
+        items = ctx.build_items()
+        step = max(1, cfg.batch_size)
+        for start in range(0, len(users), step):
+            batch, batch_plans = users[start : start + step], plans[start : start + step]
+            self._rank_batch(batch, batch_plans, items, ctx, k, explain, out)
         return out
 
     def _rank_batch(
@@ -476,14 +489,7 @@ class Recommender:
         if not has:
             return
         m = min(n, max(1, cfg.shortlist_factor) * k + 20)
-        if m < n:
-            short = np.argpartition(-total, m - 1, axis=1)[:, :m]
-        else:
-            short = np.broadcast_to(np.arange(n), total.shape)
-        vals = np.take_along_axis(total, short, axis=1)
-        order = np.argsort(-vals, axis=1, kind="stable")
-        short = np.take_along_axis(short, order, axis=1)
-        vals = np.take_along_axis(vals, order, axis=1)
+        short, vals = _top_rows(total, m)
         todo: list[tuple[int, list[int], list[float]]] = []  # (user, picks, scores) to explain
         for i, b in enumerate(has):
             fb, p = batch[b], plans[b]
@@ -615,8 +621,8 @@ class Recommender:
         if row == 0:
             return (None, None), owner
         shape = (row, n_slots)
-        liked = sp.csr_matrix((lv, (lr, lc)), shape=shape, dtype=np.float32)
-        disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float32) if dr else None
+        liked = sp.csr_matrix((lv, (lr, lc)), shape=shape, dtype=np.float64)
+        disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float64) if dr else None
         gamma = cfg.dislike_weight
 
         def build(table: Any) -> Any:
@@ -629,7 +635,7 @@ class Recommender:
         fac = None
         text = None
         if items.fac is not None:
-            fac = np.asarray(normalize(build(items.fac)), dtype=np.float32)
+            fac = on_grid(build(items.fac), LEFT_BITS)  # exact products (recommender.exact)
         if items.fac is None or cfg.text_weight > 0:
             text = sp.csr_matrix(build(items.text), dtype=np.float32)
         return (fac, text), owner
@@ -837,7 +843,7 @@ class Recommender:
             qc = ctx.cand_factors()
             for q in np.flatnonzero(best_sim <= 0):
                 s0 = starts[q]
-                fac = items.fac[ps[s0 : s0 + lens[q]]]
+                fac = on_grid(items.fac[ps[s0 : s0 + lens[q]]], LEFT_BITS)
                 best[q] = np.argmax(fac @ qc[all_picks[q]])
         best_slots = ps[starts + best]
         overlap = pick_vecs.multiply(items.text[best_slots]).tocsr()
@@ -940,15 +946,15 @@ class _Context:
             assert f.factor_row is not None and f.singular is not None
             _, factors = self.rec._arrays()
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
-            fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float32)
+            fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float64)
             true = frow >= 0
             fac[true] = factors[frow[true]]
             if (~true).any():  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
                 fac[~true] = self.rec.predicted_factors(text[np.flatnonzero(~true)]) / scale
             if f.topics is not None and len(rows):
-                topic_sim = normalize(fac * f.singular) @ f.topics.T
-                return _Items([*self.slots], text, fac, np.asarray(topic_sim, np.float32))
+                topic_sim = on_grid(fac * f.singular, LEFT_BITS) @ f.topics.T  # exact
+                return _Items([*self.slots], text, fac, topic_sim)
         return _Items([*self.slots], text, fac)
 
     def title(self, doc_id: str) -> str:
@@ -971,7 +977,7 @@ class _Context:
         """Normalised candidate factors, predicted from the text (also for a candidate that had
         likes at fit time: mixing learned and predicted factors made P=10 worse)."""
         if self._qc is None:
-            self._qc = np.asarray(normalize(self.rec.predicted_factors(self.xc)), np.float32)
+            self._qc = on_grid(self.rec.predicted_factors(self.xc), RIGHT_BITS)
         return self._qc
 
     def duplicates(self) -> dict[int, list[int]]:
@@ -1100,6 +1106,29 @@ def _near_duplicates(x: sp.csr_matrix, threshold: float, chunk: int = 2048) -> d
     return out
 
 
+def _top_rows(total: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `m` best columns of every row of `total`, best first, equal values by column
+    (candidates are in id order: ties break by id, also at the cut). Returns (columns, values)."""
+    n = total.shape[1]
+    if m < n:
+        short = np.argpartition(-total, m - 1, axis=1)[:, :m]
+        vals = np.take_along_axis(total, short, axis=1)
+        cut = vals.min(axis=1)
+        # argpartition may keep any of several candidates tied at the cut: keep the first ones
+        for i in np.flatnonzero(
+            (total == cut[:, None]).sum(axis=1) > (vals == cut[:, None]).sum(axis=1)
+        ):
+            above = np.flatnonzero(total[i] > cut[i])
+            tied = np.flatnonzero(total[i] == cut[i])[: m - len(above)]
+            short[i] = np.concatenate([above, tied])
+            vals[i] = total[i, short[i]]
+    else:
+        short = np.broadcast_to(np.arange(n), total.shape)
+        vals = total
+    order = np.lexsort((short, -vals), axis=-1)
+    return np.take_along_axis(short, order, axis=1), np.take_along_axis(vals, order, axis=1)
+
+
 def _trending_order(cands: Sequence[Doc]) -> np.ndarray:
     """Most upvoted first, then newest, then id (stable, deterministic)."""
     epoch = datetime(1970, 1, 1, tzinfo=UTC)
@@ -1133,10 +1162,25 @@ def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
     return labels
 
 
-def _spherical_kmeans_dense(x: np.ndarray, m: int, iters: int = 20) -> np.ndarray:
-    """Unit centres of `m` clusters of the unit rows `x` (spherical k-means, k-means++-style
-    seeding with a fixed seed: deterministic). Returns m × dim float32."""
-    rng = np.random.default_rng(0)
+def _spherical_kmeans_dense(x: np.ndarray, m: int, restarts: int = KMEANS_RESTARTS) -> np.ndarray:
+    """Unit centres of `m` clusters of the rows of `x`: spherical k-means from `restarts`
+    k-means++ seedings (fixed seeds), the best by total cosine. One seeding alone often lands in
+    a poor local optimum on a small install; the best of a few is stable. Every product runs on
+    grid rows (`recommender.exact`), so the assignments are the same on every machine.
+    Returns m × dim float32 on the RIGHT_BITS grid."""
+    x = on_grid(x, LEFT_BITS)
+    best, best_fit = x[:m], -np.inf
+    for seed in range(max(1, restarts)):
+        cent, fit = _kmeans_once(x, m, np.random.default_rng(seed))
+        if fit > best_fit:  # the first of equals: deterministic
+            best, best_fit = cent, fit
+    return best
+
+
+def _kmeans_once(
+    x: np.ndarray, m: int, rng: np.random.Generator, iters: int = 20
+) -> tuple[np.ndarray, float]:
+    """One run of spherical k-means on grid rows: (centres, total cosine of the rows)."""
     n = x.shape[0]
     centers = [int(rng.integers(n))]
     closest = x @ x[centers[0]]
@@ -1145,19 +1189,19 @@ def _spherical_kmeans_dense(x: np.ndarray, m: int, iters: int = 20) -> np.ndarra
         c = int(rng.choice(n, p=d2 / d2.sum())) if d2.sum() > 0 else int(rng.integers(n))
         centers.append(c)
         closest = np.maximum(closest, x @ x[c])
-    cent = x[centers].astype(np.float32)
+    cent = on_grid(x[centers], RIGHT_BITS)
     labels = np.full(n, -1)
     for _ in range(iters):
-        new = np.asarray(x @ cent.T).argmax(axis=1)
+        new = (x @ cent.T).argmax(axis=1)
         if np.array_equal(new, labels):
             break
         labels = new
         onehot = sp.csr_matrix((np.ones(n, dtype=np.float32), (labels, np.arange(n))), shape=(m, n))
-        sums = np.asarray(onehot @ x, dtype=np.float32)
+        sums = np.asarray(onehot @ x)  # sequential sums (scipy): the same on every machine
         empty = ~sums.any(axis=1)
         sums[empty] = cent[empty]  # an emptied cluster keeps its centre
-        cent = np.asarray(normalize(sums), dtype=np.float32)
-    return cent
+        cent = on_grid(sums, RIGHT_BITS)
+    return cent, float((x @ cent.T).max(axis=1).astype(np.float64).sum())
 
 
 def _share_order(groups: np.ndarray, sizes: np.ndarray) -> np.ndarray:
