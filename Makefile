@@ -3,15 +3,23 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck install clean
+.PHONY: demo test lint typecheck install lock clean
 
-$(BIN)/paperwire: pyproject.toml
+# Exact versions come from requirements.lock (hashed); the ranges stay in pyproject.toml.
+$(BIN)/paperwire: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(BIN)/paperwire
+
+# Refresh the lock after changing a dependency in pyproject.toml (README: "Dependencies").
+lock: install
+	$(BIN)/python -m pip install --quiet --upgrade uv
+	$(BIN)/python -m uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+		--generate-hashes --no-header --quiet --upgrade -o requirements.lock
 
 demo: install
 	$(BIN)/paperwire demo
