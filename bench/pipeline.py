@@ -23,9 +23,11 @@ from pathlib import Path
 
 from daemon import jobs
 from daemon.app import make_app
-from daemon.parse import PaperIn
+from daemon.db.engine import upgrade
+from daemon.db.models import ChannelKind
+from daemon.db.people import LIKE
+from daemon.ingest.parse import PaperIn
 from daemon.settings import Settings
-from daemon.store import upgrade
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-a-dev"
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
@@ -69,13 +71,13 @@ def main() -> None:
         t0 = time.perf_counter()
         history = [paper(it) for it in items if it["id"] not in new_ids]
         today = [paper(it) for it in items if it["id"] in new_ids]
-        app.store.upsert_papers(history, None, NOW - timedelta(days=3))
-        app.store.upsert_papers(today, None, NOW - timedelta(hours=1))
-        ids = {p.key: p.id for p in app.store.all_papers()}
+        app.store.papers.upsert(history, None, NOW - timedelta(days=3))
+        app.store.papers.upsert(today, None, NOW - timedelta(hours=1))
+        ids = {p.key: p.id for p in app.store.papers.all()}
         for name in users:
-            u = app.store.add_user(name, NOW, email=f"{name}@lab.example")
+            u = app.store.people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
             for item in likes[name]:
-                app.store.set_feedback(u.id or 0, ids[f"citeulike:{item}"], 1, NOW)
+                app.store.people.set_feedback(u.id, ids[f"citeulike:{item}"], LIKE, NOW)
         setup_s = time.perf_counter() - t0
 
         t1 = time.perf_counter()

@@ -7,8 +7,7 @@ import os
 import secrets
 import ssl
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,15 +15,11 @@ from typing import TYPE_CHECKING
 import httpx
 
 from daemon.clock import utcnow
+from daemon.db import Store, make_engine
 from daemon.errors import ConfigError
-from daemon.fetch import Fetcher, make_fetcher
-from daemon.links import Links
+from daemon.ingest.fetch import Fetcher, make_fetcher
 from daemon.settings import Settings
-from daemon.store import Store, make_engine
-from notifications.transports.base import Transport
-from notifications.transports.file import FileTransport
-from notifications.transports.slack import SlackWebhookTransport
-from notifications.transports.smtp import SmtpTransport
+from daemon.web.links import Links
 
 if TYPE_CHECKING:  # the recommender imports scikit-learn: only load it when ranking
     from recommender import Recommender, RecommenderConfig
@@ -38,9 +33,9 @@ class App:
     store: Store
     fetcher: Fetcher
     links: Links
+    slack_http: httpx.Client  # Slack webhooks (the transports come from daemon.channels)
     clock: Callable[[], datetime] = utcnow
     smtp_ssl_context: ssl.SSLContext | None = None
-    slack_http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=15.0))
     model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
 
     @functools.cached_property
@@ -48,29 +43,6 @@ class App:
         """Built on first use (it loads scikit-learn); `paperwire run` and `config check`
         touch it at start so bad options still fail early."""
         return recommender_config(self.settings)
-
-    def email_transport(self) -> AbstractContextManager[Transport]:
-        es = self.settings.email
-        if es.transport == "file":
-            return FileTransport(self.settings.delivery.outbox_dir)
-        context = self.smtp_ssl_context
-        if context is None and es.security != "none":
-            context = ssl.create_default_context(cafile=es.ca_file or None)
-        return SmtpTransport(
-            es.host,
-            es.port,
-            security=es.security,
-            username=es.username or None,
-            password=es.password.get_secret_value() or None,
-            timeout=es.timeout_seconds,
-            ssl_context=context,
-        )
-
-    def slack_transport(self) -> AbstractContextManager[Transport]:
-        ss = self.settings.slack
-        if ss.transport == "file":
-            return FileTransport(self.settings.delivery.outbox_dir)
-        return SlackWebhookTransport(self.slack_http, min_interval=ss.min_interval_seconds)
 
     def close(self) -> None:
         self.fetcher.client.close()
@@ -111,7 +83,7 @@ def recommender_config(settings: Settings) -> RecommenderConfig:
 
     try:
         return RecommenderConfig(**settings.recommender.options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(
             f"recommender.options: {e}; see docs/recommender.md for the allowed options"
         ) from None

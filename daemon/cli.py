@@ -1,4 +1,9 @@
-"""The `paperwire` command: each command parses its arguments and calls one function."""
+"""The `paperwire` command: each command parses its arguments and calls one function.
+
+Heavy libraries (SQLAlchemy, pydantic, scikit-learn, Alembic, FastAPI) are imported inside the
+commands that use them, so `paperwire --help` and the small commands answer at once (a test
+checks that importing this module loads none of them).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from daemon.app import App, make_app, recommender_config
 from daemon.errors import PaperwireError
-from daemon.logs import redact_url, setup_logging
-from daemon.settings import Settings, check_timezone, config_path, load_settings
-from daemon.store import check_schema, schema_revisions, upgrade
 
 if TYPE_CHECKING:
     from daemon import jobs
+    from daemon.app import App
+    from daemon.db.models import ChannelKind
+    from daemon.settings import Settings
 
 cli = typer.Typer(
     help="paperwire: today's new papers, ranked for each subscriber, delivered by email or Slack.",
@@ -69,6 +71,9 @@ def _root(
 
 
 def _settings() -> Settings:
+    from daemon.logs import setup_logging
+    from daemon.settings import load_settings
+
     settings = load_settings(_state.config)
     setup_logging(settings.log.level, as_json=settings.log.json_format)
     return settings
@@ -77,6 +82,9 @@ def _settings() -> Settings:
 @contextmanager
 def _open_app(*, check: bool = True) -> Iterator[App]:
     """The wired app for one command (schema checked first), closed afterwards."""
+    from daemon.app import make_app
+    from daemon.db import check_schema
+
     app = make_app(_settings())
     try:
         if check:
@@ -92,6 +100,8 @@ def _progress() -> Iterator[jobs.Progress]:
     if not err.is_terminal:
         yield lambda what, done, total: None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -182,7 +192,7 @@ def digest(
 def _check_users(app: App, names: list[str] | None) -> None:
     """--user names must exist (a typo would silently do nothing)."""
     for name in names or []:
-        app.store.get_user(name)
+        app.store.people.get(name)
 
 
 @cli.command()
@@ -285,6 +295,9 @@ def evaluate(
 @config_cli.command("check")
 def config_check() -> None:
     """Validate the configuration file and environment; start nothing."""
+    from daemon.app import recommender_config
+    from daemon.settings import config_path, load_settings
+
     settings = load_settings(_state.config)
     recommender_config(settings)
     out.print(
@@ -296,6 +309,8 @@ def config_check() -> None:
 @config_cli.command("show")
 def config_show() -> None:
     """Print the effective configuration as JSON, secrets masked."""
+    from daemon.settings import load_settings
+
     settings = load_settings(_state.config)
     data = json.loads(settings.model_dump_json())
     data["database"]["url"] = _redact_db(settings.database.url)
@@ -311,6 +326,8 @@ def _redact_db(url: str) -> str:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Create the schema or bring it up to date (Alembic migrations)."""
+    from daemon.db.engine import schema_revisions, upgrade
+
     with _open_app(check=False) as app:
         upgrade(app.store.engine)
         current, _ = schema_revisions(app.store.engine)
@@ -320,6 +337,8 @@ def db_upgrade() -> None:
 @db_cli.command("status")
 def db_status() -> None:
     """Show the database's schema revision and what this version needs."""
+    from daemon.db.engine import schema_revisions
+
     with _open_app(check=False) as app:
         current, head = schema_revisions(app.store.engine)
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")
@@ -344,13 +363,12 @@ def users_add(
     """Add a subscriber with an email address and/or a Slack webhook."""
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
-    _check_user_options(email, slack_webhook, timezone)
+    channels = _check_user_options(email, slack_webhook, timezone)
     with _open_app() as app:
-        app.store.add_user(
+        app.store.people.add(
             name,
             app.clock(),
-            email=email,
-            slack_webhook=slack_webhook,
+            channels={k: v for k, v in channels.items() if v},
             display_name=display_name,
             timezone=timezone,
             digest_hour=digest_hour,
@@ -381,7 +399,7 @@ def users_set(
     ] = None,
 ) -> None:
     """Change a subscriber's channels, time zone, digest hour, size or subscription."""
-    _check_user_options(email or None, slack_webhook or None, timezone)
+    channels = _check_user_options(email, slack_webhook, timezone)
     with _open_app() as app:
         changes: dict[str, object] = {
             key: value
@@ -393,37 +411,53 @@ def users_set(
             )
             if value is not None
         }
-        user = app.store.update_user(name, **changes)
+        user = app.store.people.update(name, **changes)
         if subscribed is not None:
-            app.store.set_subscribed(user.id or 0, subscribed, app.clock())
-        for kind, address in (("email", email), ("slack", slack_webhook)):
-            if address is not None:
-                app.store.set_channel(user.id or 0, kind, address or None)
+            app.store.people.set_subscribed(user.id, subscribed, app.clock())
+        for kind, address in channels.items():
+            app.store.people.set_channel(user.id, kind, address or None)
         out.print(f"updated user {name}", markup=False)
 
 
-def _check_user_options(email: str | None, slack_webhook: str | None, timezone: str | None) -> None:
-    if email and ("@" not in email or email.strip() != email):
-        raise PaperwireError(f"--email {email!r} is not an email address")
-    if slack_webhook and not slack_webhook.startswith("https://"):
-        raise PaperwireError("--slack-webhook must be an https:// incoming-webhook URL")
+def _check_user_options(
+    email: str | None, slack_webhook: str | None, timezone: str | None
+) -> dict[ChannelKind, str]:
+    """The channels given (an empty address: remove that channel), each checked by its kind's
+    rule in `daemon.channels`; and the time zone."""
+    from daemon.channels import CHANNELS
+    from daemon.db.models import ChannelKind
+    from daemon.settings import check_timezone
+
+    channels: dict[ChannelKind, str] = {}
+    for kind, option, address in (
+        (ChannelKind.EMAIL, "--email", email),
+        (ChannelKind.SLACK, "--slack-webhook", slack_webhook),
+    ):
+        if address is None:
+            continue
+        try:
+            channels[kind] = CHANNELS[kind].check(address) if address else ""
+        except ValueError as e:
+            raise PaperwireError(f"{option}: {e}") from None
     if timezone is not None:
         try:
             check_timezone(timezone)
         except ValueError as e:
             raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
+    return channels
 
 
 @users_cli.command("list")
 def users_list() -> None:
     """List subscribers and where their digests go (webhook URLs shown by host only)."""
+    from rich.table import Table
+
+    from daemon.channels import CHANNELS
+
     with _open_app() as app:
         table = Table("name", "channels", "time zone", "hour", "subscribed")
-        for user, channels in app.store.list_users():
-            where = ", ".join(
-                escape(c.address) if c.kind == "email" else f"slack {redact_url(c.address)}"
-                for c in channels
-            )
+        for user, channels in app.store.people.all():
+            where = ", ".join(escape(CHANNELS[c.kind].show(c.address)) for c in channels)
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
             table.add_row(
                 escape(user.name), where, user.timezone, hour, "yes" if user.active else "no"
@@ -435,15 +469,15 @@ def users_list() -> None:
 def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
-        app.store.remove_user(name)
+        app.store.people.remove(name)
         out.print(f"removed user {name}", markup=False)
 
 
-def _feedback(user: str, paper: str, value: int) -> None:
+def _record_feedback(user: str, paper: str, value: int) -> None:
     with _open_app() as app:
-        u = app.store.get_user(user)
-        p = app.store.find_paper(paper)
-        app.store.set_feedback(u.id or 0, p.id, value, app.clock())
+        u = app.store.people.get(user)
+        p = app.store.papers.find(paper)
+        app.store.people.set_feedback(u.id, p.id, value, app.clock())
         out.print(
             f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}",
             highlight=False,
@@ -457,7 +491,7 @@ def like(
     paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
 ) -> None:
     """Record that USER liked PAPER (a stored paper)."""
-    _feedback(user, paper, 1)
+    _record_feedback(user, paper, 1)
 
 
 @cli.command()
@@ -466,7 +500,7 @@ def dislike(
     paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
 ) -> None:
     """Record that USER disliked PAPER (fewer papers like it)."""
-    _feedback(user, paper, -1)
+    _record_feedback(user, paper, -1)
 
 
 @cli.command()
@@ -478,16 +512,19 @@ def follow(
     remove: Annotated[bool, typer.Option("--remove", help="Forget these follows/mutes.")] = False,
 ) -> None:
     """Follow (or mute) keywords and authors; works from day one, before any like."""
+    from daemon.db.models import FollowKind
+
     if not keyword and not author:
         raise PaperwireError("give at least one --keyword or --author")
     with _open_app() as app:
-        u = app.store.get_user(user)
-        for kind, values in (("keyword", keyword or []), ("author", author or [])):
-            for value in values:
+        people = app.store.people
+        u = people.get(user)
+        for kind, values in ((FollowKind.KEYWORD, keyword), (FollowKind.AUTHOR, author)):
+            for value in values or []:
                 if remove:
-                    app.store.remove_follow(u.id or 0, kind, value)
+                    people.remove_follow(u.id, kind, value)
                 else:
-                    app.store.set_follow(u.id or 0, kind, value.strip(), muted=mute)
+                    people.set_follow(u.id, kind, value.strip(), muted=mute)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
             f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
@@ -514,16 +551,18 @@ def feeds_add(
     if not url.startswith(("http://", "https://", "file:")):
         raise PaperwireError(f"{url!r} is not an http(s) URL")
     with _open_app() as app:
-        app.store.add_feed(name, url, app.clock())
+        app.store.feeds.add(name, url, app.clock())
         out.print(f"added feed {name}", markup=False)
 
 
 @feeds_cli.command("list")
 def feeds_list() -> None:
     """List feeds with their last fetch and error."""
+    from rich.table import Table
+
     with _open_app() as app:
         table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
-        for f in app.store.list_feeds():
+        for f in app.store.feeds.all():
             last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
             table.add_row(
                 escape(f.name),
@@ -540,7 +579,7 @@ def feeds_list() -> None:
 def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
-        app.store.set_feed_enabled(name, True)
+        app.store.feeds.set_enabled(name, True)
         out.print(f"enabled feed {name}", markup=False)
 
 
@@ -548,7 +587,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
 def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
-        app.store.set_feed_enabled(name, False)
+        app.store.feeds.set_enabled(name, False)
         out.print(f"disabled feed {name}", markup=False)
 
 
@@ -556,7 +595,7 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
 def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
-        app.store.remove_feed(name)
+        app.store.feeds.remove(name)
         out.print(f"removed feed {name}", markup=False)
 
 

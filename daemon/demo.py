@@ -17,12 +17,14 @@ from rich.table import Table
 
 from daemon import jobs
 from daemon.app import make_app
+from daemon.db.engine import upgrade
+from daemon.db.models import ChannelKind, FollowKind
+from daemon.db.people import LIKE
 from daemon.settings import (
     DatabaseSettings,
     FeedSettings,
     Settings,
 )
-from daemon.store import upgrade
 
 SAMPLES = Path(__file__).resolve().parent.parent / "config" / "demo"
 DEMO_DIR = Path("var/demo")
@@ -95,13 +97,12 @@ def run_demo(base: Settings, *, console: Console, outbox: Path | None = None) ->
         now = app.clock()
         ingested = jobs.ingest(app, now)
         for u in DEMO_USERS:
-            user = app.store.add_user(
-                u.name, now, email=u.email, slack_webhook=u.slack, display_name=u.display_name
-            )
+            channels = {ChannelKind.EMAIL: u.email or "", ChannelKind.SLACK: u.slack or ""}
+            user = app.store.people.add(u.name, now, channels=channels, display_name=u.display_name)
             for ref in u.likes:
-                app.store.set_feedback(user.id or 0, app.store.find_paper(ref).id, 1, now)
+                app.store.people.set_feedback(user.id, app.store.papers.find(ref).id, LIKE, now)
             for kw in u.keywords:
-                app.store.set_follow(user.id or 0, "keyword", kw, muted=False)
+                app.store.people.set_follow(user.id, FollowKind.KEYWORD, kw, muted=False)
         digests = jobs.make_digests(app, now, force=True)
         delivery = jobs.deliver(app, now)
         seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """Structured logging: `log.info("event", extra={"key": value})` renders as key=value or JSON.
 
 Secrets never reach a log record: settings hold them as SecretStr, webhook URLs are logged by
-host only (`redact_url`), and exception texts from transports never include them.
+host only (`notifications.transports.base.redact_url`), and exception texts from transports
+never include them.
 """
 
 from __future__ import annotations
@@ -10,15 +11,8 @@ import json
 import logging
 import sys
 from typing import Any
-from urllib.parse import urlsplit
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-
-
-def redact_url(url: str) -> str:
-    """Scheme and host of a URL, without its path (webhook URLs carry their secret there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}/…" if parts.hostname else "(url)"
 
 
 class StructuredFormatter(logging.Formatter):

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from daemon import jobs
 from daemon.app import App
 from daemon.settings import crontab_trigger
-from daemon.web import make_web
+from daemon.web.pages import make_web
 
 log = logging.getLogger("paperwire.daemon")
 

@@ -6,6 +6,20 @@ from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+
+def redact_url(url: str) -> str:
+    """What may be shown of a URL that carries a secret in its path (a Slack webhook): its
+    scheme and host only, ``https://hooks.slack.com/…``."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
+        return "(url)/…"
+    return f"{parts.scheme}://{host}/…" if parts.scheme else f"{host}/…"
 
 
 class DeliveryError(Exception):

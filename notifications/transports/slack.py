@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -16,6 +15,7 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     SlackOut,
     TemporaryDeliveryError,
+    redact_url,
 )
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ PERMANENT_SLACK_ERRORS = frozenset(
         "invalid_blocks_format",
     }
 )
-
-
-def redact_webhook(url: str) -> str:
-    """What may be shown of a webhook URL (a secret): its host only, ``hooks.slack.com/…``."""
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        host = None
-    return f"{host or 'webhook'}/…"
 
 
 class SlackWebhookTransport:
@@ -101,7 +92,7 @@ class SlackWebhookTransport:
         """Post every payload of ``out`` in order; raise Temporary/PermanentDeliveryError."""
         if not isinstance(out, SlackOut):
             raise TypeError(f"{type(self).__name__} sends SlackOut, not {type(out).__name__}")
-        where = redact_webhook(out.webhook_url)
+        where = redact_url(out.webhook_url)
         total = len(out.payloads)
         for index, payload in enumerate(out.payloads, start=1):
             self._post(out.webhook_url, payload, f"Slack webhook {where} (payload {index}/{total})")

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from daemon.app import App, make_app
+from daemon.db.engine import upgrade
 from daemon.settings import Settings
-from daemon.store import upgrade
 
 PG_ADMIN_URL = os.environ.get(
     "PAPERWIRE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -23,8 +23,9 @@ from pydantic import SecretStr
 
 from daemon import jobs
 from daemon.app import App
+from daemon.db.models import ChannelKind
 from daemon.logs import StructuredFormatter, quiet_libraries
-from daemon.web import make_web
+from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
 from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
 
@@ -110,15 +111,19 @@ def pipeline(
     now = app.clock()
     jobs.ingest(app, now)
     store = app.store
-    ada = store.add_user("ada", now, email="ada@lab.example", display_name="Ada")
-    grace = store.add_user("grace", now, slack_webhook=slack.url_for(HOOK_PATH))
-    store.add_user("nova", now, email="nova@lab.example")
-    hal = store.add_user("hal", now, email="hal@lab.example")
-    store.set_follow(hal.id or 0, "keyword", "safe title", muted=False)  # the hostile feed's entry
+    ada = store.people.add(
+        "ada", now, display_name="Ada", channels={ChannelKind.EMAIL: "ada@lab.example"}
+    )
+    grace = store.people.add("grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)})
+    store.people.add("nova", now, channels={ChannelKind.EMAIL: "nova@lab.example"})
+    hal = store.people.add("hal", now, channels={ChannelKind.EMAIL: "hal@lab.example"})
+    store.people.set_follow(
+        hal.id, "keyword", "safe title", muted=False
+    )  # the hostile feed's entry
     for ref in ("2412.16620", "2312.06056", "2302.03287"):  # LLMs and software testing
-        store.set_feedback(ada.id or 0, store.find_paper(ref).id, 1, now)
+        store.people.set_feedback(ada.id, store.papers.find(ref).id, 1, now)
     for ref in ("1201.4869", "1005.5383"):  # Luttinger liquids, helium
-        store.set_feedback(grace.id or 0, store.find_paper(ref).id, 1, now)
+        store.people.set_feedback(grace.id, store.papers.find(ref).id, 1, now)
     return app
 
 
@@ -194,7 +199,7 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
     assert again.digests.created == 0 and again.delivery.sent == 0
     assert len(smtp.messages) == 3
     assert len([r for r in slack.requests if r.method == "POST"]) == len(posts)
-    assert app.store.delivery_counts() == {"sent": 4}
+    assert app.store.digests.counts() == {"sent": 4}
 
 
 def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
@@ -227,7 +232,7 @@ def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
         "hal@lab.example",
         "nova@lab.example",
     ]
-    assert app.store.delivery_counts() == {"sent": 3, "failed": 1}
+    assert app.store.digests.counts() == {"sent": 3, "failed": 1}
     # the logs said what happened, without the SMTP password or the webhook's secret path
     formatter = StructuredFormatter(as_json=True)
     logged = "\n".join(formatter.format(r) for r in caplog.records)
@@ -248,15 +253,13 @@ def test_links_in_the_digest_work_end_to_end(pipeline: App, smtp: SmtpServer) ->
     like = re.search(r'href="(http://127\.0\.0\.1:8080/f/[^"]+)"', html)
     assert like
     client = TestClient(make_web(app))
-    ada = app.store.get_user("ada")
-    before = app.store.signals([ada.id or 0])[ada.id or 0]
+    ada = app.store.people.get("ada")
+    before = app.store.people.signals([ada.id])[ada.id]
     path = urlsplit(like.group(1)).path
     assert client.get(path).status_code == 200
-    assert app.store.signals([ada.id or 0])[ada.id or 0].likes == before.likes, (
-        "GET changes nothing"
-    )
+    assert app.store.people.signals([ada.id])[ada.id].likes == before.likes, "GET changes nothing"
     assert client.post(path).status_code == 200
-    assert len(app.store.signals([ada.id or 0])[ada.id or 0].likes) == len(before.likes) + 1
+    assert len(app.store.people.signals([ada.id])[ada.id].likes) == len(before.likes) + 1
 
     # RFC 8058 one-click unsubscribe, as a mail client would do it
     unsub = re.fullmatch(r"<([^>]+)>", ada_msg["List-Unsubscribe"])
@@ -287,7 +290,7 @@ def test_ranking_puts_the_liked_topic_first(pipeline: App) -> None:
     _, rec = by_user["grace"].picks[0]
     assert rec.kind == "similar" and "Luttinger" in rec.reason
     # dry run stored nothing
-    assert app.store.delivery_counts() == {}
+    assert app.store.digests.counts() == {}
 
 
 def test_second_ingest_uses_conditional_get(
@@ -303,14 +306,14 @@ def test_sends_nothing_when_nothing_is_worth_sending(
     app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Path
 ) -> None:
     app = app_factory(make_settings(feeds=[]))
-    app.store.add_user("ada", app.clock(), email="ada@lab.example")
+    app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
     report = jobs.cycle(app, app.clock())
     assert report.digests.created == 1 and report.digests.empty == 1
     assert report.delivery.sent == 0
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").iterdir())
 
     noted = app_factory(make_settings(feeds=[], digest={"send_empty": True}))
-    noted.store.add_user("bob", noted.clock(), email="bob@lab.example")
+    noted.store.people.add("bob", noted.clock(), channels={ChannelKind.EMAIL: "bob@lab.example"})
     assert jobs.cycle(noted, noted.clock()).delivery.sent == 1
 
 
@@ -330,7 +333,9 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     )
     now = app.clock()
     jobs.ingest(app, now)
-    app.store.add_user("grace", now, slack_webhook=slack.url_for(HOOK_PATH))  # cold start: 60
+    app.store.people.add(
+        "grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)}
+    )  # cold start: 60
     slack.reply(200, "ok")
     slack.reply(500, "internal_error")  # the second part fails for now
     first = jobs.cycle(app, now)
@@ -343,7 +348,7 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     resent = [r.json() for r in slack.requests[2:]]
     assert resent[0] == sent[1], "the retry starts with the part that failed"
     assert all(p != sent[0] for p in resent), "the part already accepted is not sent again"
-    assert app.store.delivery_counts() == {"sent": 1}
+    assert app.store.digests.counts() == {"sent": 1}
 
 
 def test_a_digest_waiting_for_a_retry_is_not_sent_after_an_unsubscribe(
@@ -359,8 +364,8 @@ def test_a_digest_waiting_for_a_retry_is_not_sent_after_an_unsubscribe(
     first = jobs.cycle(app, now)
     assert first.delivery.retrying == 1
     handler_rcpt.rcpt_replies.clear()
-    nova = app.store.get_user("nova")
-    app.store.set_subscribed(nova.id or 0, False, now + timedelta(seconds=10))
+    nova = app.store.people.get("nova")
+    app.store.people.set_subscribed(nova.id, False, now + timedelta(seconds=10))
     later = jobs.deliver(app, now + timedelta(seconds=61))
     assert later.sent == 0
     assert "nova@lab.example" not in [m.rcpt_tos[0] for m in smtp.messages]
@@ -389,4 +394,4 @@ def test_a_wrong_smtp_password_keeps_the_digests_for_later_without_using_up_atte
         "hal@lab.example",
         "nova@lab.example",
     ]
-    assert app.store.delivery_counts() == {"sent": 4}
+    assert app.store.digests.counts() == {"sent": 4}

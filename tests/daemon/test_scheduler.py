@@ -22,8 +22,8 @@ from apscheduler.triggers.date import DateTrigger
 
 from daemon import jobs
 from daemon.app import App
-from daemon.models import User
-from daemon.parse import PaperIn
+from daemon.db.models import ChannelKind, User
+from daemon.ingest.parse import PaperIn
 from daemon.scheduler import make_scheduler
 from daemon.settings import crontab_trigger
 
@@ -197,9 +197,13 @@ def test_digest_job_only_for_users_whose_hour_has_come(
     while LA's 27 Nov digest is not made twice."""
     app = app_factory()
     now = datetime(2026, 11, 27, 14, 0, tzinfo=UTC)
-    app.store.add_user("tokyo", now, email="t@example.org", timezone="Asia/Tokyo")
-    app.store.add_user("la", now, email="l@example.org", timezone="America/Los_Angeles")
-    app.store.upsert_papers(
+    app.store.people.add(
+        "tokyo", now, timezone="Asia/Tokyo", channels={ChannelKind.EMAIL: "t@example.org"}
+    )
+    app.store.people.add(
+        "la", now, timezone="America/Los_Angeles", channels={ChannelKind.EMAIL: "l@example.org"}
+    )
+    app.store.papers.upsert(
         [
             PaperIn(
                 key=f"arxiv:2611.0{i:04d}",

@@ -25,9 +25,10 @@ from notifications.transports.base import (
     SlackOut,
     TemporaryDeliveryError,
     TransportUnavailable,
+    redact_url,
 )
 from notifications.transports.file import FileTransport
-from notifications.transports.slack import SlackWebhookTransport, redact_webhook
+from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
 from tests.notifications.factories import EVIL_TITLE, make_digest, make_pick
 from tests.servers import SmtpServer, http_recorder, smtp_server
@@ -357,9 +358,10 @@ def test_slack_logs_never_show_the_webhook(
     assert all("SECRET" not in r.getMessage() for r in ours)
 
 
-def test_redact_webhook() -> None:
-    assert redact_webhook("https://hooks.slack.com/services/T/B/X") == "hooks.slack.com/…"
-    assert redact_webhook("not a url") == "webhook/…"
+def test_redact_url() -> None:
+    assert redact_url("https://hooks.slack.com/services/T/B/X") == "https://hooks.slack.com/…"
+    assert redact_url("not a url") == "(url)/…"
+    assert redact_url("https://[bad") == "(url)/…"
 
 
 def test_slack_refuses_email(http: httpx.Client, clock: FakeClock) -> None:

@@ -20,9 +20,9 @@ import feedparser
 import pytest
 
 from daemon.errors import ParseError
-from daemon.parse import PaperIn, ParsedFeed, parse_feed
+from daemon.ingest.parse import PaperIn, ParsedFeed, parse_feed
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 FEEDS = DATA / "feeds"
 EXPECTED = DATA / "expected"
 FEED_FILES = sorted(p for p in FEEDS.rglob("*") if p.is_file() and p.suffix in {".xml", ".json"})

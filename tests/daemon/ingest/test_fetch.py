@@ -19,9 +19,9 @@ from sqlmodel import Session, select
 
 from daemon import jobs
 from daemon.app import App
+from daemon.db.models import Feed, Paper
 from daemon.errors import FetchError
-from daemon.fetch import Fetcher, Throttle, check_address, expand_url, make_fetcher
-from daemon.models import Feed, Paper
+from daemon.ingest.fetch import Fetcher, Throttle, check_address, expand_url, make_fetcher
 from tests.daemon.conftest import FEEDS
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
@@ -479,7 +479,7 @@ def _feeds(session: Session) -> dict[str, Feed]:
 
 
 def _papers(app: App) -> dict[str, Paper]:
-    with app.store.session() as s:
+    with Session(app.store.engine) as s:
         return {p.key: p for p in s.exec(select(Paper)).all()}
 
 
@@ -506,9 +506,9 @@ def test_ingest_one_good_one_failing_feed_then_conditional_get(
     first = jobs.ingest(app, clock())
     assert (first.feeds_ok, first.feeds_failed, first.feeds_unchanged) == (1, 1, 0)
     assert first.papers_new == HF_IDS
-    assert app.store.count_papers() == HF_IDS
+    assert app.store.papers.count() == HF_IDS
     assert "arxiv:2608.16590" in _papers(app)
-    with app.store.session() as s:
+    with Session(app.store.engine) as s:
         feeds = _feeds(s)
     assert feeds["hf"].etag == '"hf-1"'
     assert feeds["hf"].last_modified == LAST_MODIFIED
@@ -527,12 +527,12 @@ def test_ingest_one_good_one_failing_feed_then_conditional_get(
     again = server.seen("/hf.json")[1].headers
     assert again["if-none-match"] == '"hf-1"'
     assert again["if-modified-since"] == LAST_MODIFIED
-    with app.store.session() as s:
+    with Session(app.store.engine) as s:
         feeds = _feeds(s)
     assert feeds["hf"].last_ok_at == clock.now
     assert feeds["hf"].etag == '"hf-1"'
     assert feeds["broken"].consecutive_errors == 2
-    assert app.store.count_papers() == HF_IDS
+    assert app.store.papers.count() == HF_IDS
 
 
 def test_same_paper_in_two_feeds_is_stored_once(
@@ -556,8 +556,8 @@ def test_same_paper_in_two_feeds_is_stored_once(
     assert report.feeds_ok == 2
     assert report.papers_new == HF_IDS
     assert report.papers_known == HF_IDS
-    assert app.store.count_papers() == HF_IDS
-    with app.store.session() as s:
+    assert app.store.papers.count() == HF_IDS
+    with Session(app.store.engine) as s:
         n = s.exec(select(sa.func.count()).select_from(Paper)).one()
     assert n == HF_IDS
 
@@ -582,7 +582,7 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert before.is_news
 
     clock.now = first_seen + timedelta(days=3)
-    app.store.add_feed("rss", server.url_for("/rss"), clock())
+    app.store.feeds.add("rss", server.url_for("/rss"), clock())
     server.routes["/rss"] = Route(body=rss.read_bytes(), content_type="application/rss+xml")
     r2 = jobs.ingest(app, clock())
     assert r2.feeds_failed == 0, r2.errors
@@ -596,7 +596,7 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert papers["arxiv:2203.01250"].is_news is False  # first seen as a replacement
     assert papers["arxiv:2503.01785"].is_news is True
 
-    window = app.store.window_papers(
+    window = app.store.papers.window(
         clock.now - timedelta(hours=48), clock.now + timedelta(seconds=1)
     )
     keys = {p.key for p in window}
@@ -643,7 +643,7 @@ def test_a_feed_removed_while_the_ingest_runs_does_not_stop_the_other_feeds(
     def fetch_then_remove(url: str, **kwargs: Any) -> Any:
         fetched = fetch(url, **kwargs)
         if url.endswith("/a.json"):
-            app.store.remove_feed("a")
+            app.store.feeds.remove("a")
         return fetched
 
     app.fetcher.fetch = fetch_then_remove  # type: ignore[method-assign]

@@ -1,9 +1,9 @@
-"""Alembic environment: runs on the connection that `daemon.store.upgrade` hands in."""
+"""Alembic environment: runs on the connection that `daemon.db.engine.upgrade` hands in."""
 
 from alembic import context
 from sqlmodel import SQLModel
 
-import daemon.models  # noqa: F401  (registers the tables)
+import daemon.db.models  # noqa: F401  (registers the tables)
 
 target_metadata = SQLModel.metadata
 connection = context.config.attributes.get("connection")

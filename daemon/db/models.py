@@ -1,8 +1,13 @@
-"""The tables (SQLModel). The schema is created and upgraded by Alembic (daemon/migrations)."""
+"""The tables (SQLModel). The schema is created and upgraded by Alembic (daemon/db/migrations);
+a test checks that the two agree.
+
+Columns holding one of a few words are plain strings in the database (no native enum types to
+migrate) and `StrEnum`s in Python: the rows in `daemon.db.rows` carry the enums."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -26,6 +31,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ChannelKind(StrEnum):
+    EMAIL = "email"
+    SLACK = "slack"
+
+
+class FollowKind(StrEnum):
+    KEYWORD = "keyword"
+    AUTHOR = "author"
+
+
+class DigestState(StrEnum):
+    PENDING = "pending"  # to deliver (now, or at next_attempt_at)
+    SENT = "sent"
+    EMPTY = "empty"  # nothing to send
+    FAILED = "failed"  # given up; last_error says why
+
+
+class Outcome(StrEnum):
+    """What one delivery attempt came to."""
+
+    SENT = "sent"
+    TEMPORARY = "temporary"  # retried later, or given up after too many tries
+    PERMANENT = "permanent"  # never worth retrying
+    POSTPONED = "postponed"  # the transport was unavailable; not counted as an attempt
 
 
 def _ts(nullable: bool = True, index: bool = False) -> Column[datetime]:
@@ -83,7 +114,7 @@ class Channel(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("user_id", "kind", "address"),)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
-    kind: str  # "email" | "slack"
+    kind: str  # ChannelKind
     address: str
     active: bool = True
 
@@ -105,7 +136,7 @@ class Follow(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("user_id", "kind", "value"),)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
-    kind: str  # "keyword" | "author"
+    kind: str  # FollowKind
     value: str
     muted: bool = False
 
@@ -119,7 +150,7 @@ class Digest(SQLModel, table=True):
     channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
     period: date
     cold_start: bool = False
-    state: str = Field(default="pending", index=True)  # pending|sent|empty|failed
+    state: str = Field(default=DigestState.PENDING, index=True)  # DigestState
     attempts: int = 0
     parts_sent: int = 0  # a message split in parts (Slack) resumes after the parts sent
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
@@ -146,7 +177,7 @@ class DeliveryAttempt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
     at: datetime = Field(sa_column=_ts(nullable=False))
-    outcome: str  # sent|temporary|permanent
+    outcome: str  # Outcome
     detail: str = ""
 
 
@@ -161,13 +192,17 @@ class ModelState(SQLModel, table=True):
 
 __all__ = [
     "Channel",
+    "ChannelKind",
     "DeliveryAttempt",
     "Digest",
     "DigestItem",
+    "DigestState",
     "Feed",
     "Feedback",
     "Follow",
+    "FollowKind",
     "ModelState",
+    "Outcome",
     "Paper",
     "User",
 ]

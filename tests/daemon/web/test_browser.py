@@ -20,7 +20,8 @@ import uvicorn
 
 from daemon import jobs
 from daemon.app import App
-from daemon.web import make_web
+from daemon.db.models import ChannelKind
+from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
 
 CHROMIUM = "/usr/bin/chromium"
@@ -95,27 +96,27 @@ def test_like_is_one_click_and_unsubscribe_needs_the_button(
     page: Page = browser_page  # type: ignore[assignment]
     now = app.clock()
     jobs.ingest(app, now)
-    user = app.store.add_user("ada", now, email="ada@lab.example")
-    uid = user.id or 0
-    paper = app.store.find_paper("1303.6954")
+    user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    uid = user.id
+    paper = app.store.papers.find("1303.6954")
 
     # one click in the mail → the page saves the like by itself (its form POSTs)
     page.goto(app.links.feedback_url("like", uid, paper.id))
     expect(page.locator("#done")).to_contain_text("Thanks")
-    assert [pid for pid, _ in app.store.signals([uid])[uid].likes] == [paper.id]
+    assert [pid for pid, _ in app.store.people.signals([uid])[uid].likes] == [paper.id]
 
     # undo is one button
     page.locator("#undo").click()
     expect(page.locator("h1")).to_contain_text("Undone")
-    assert app.store.signals([uid])[uid].likes == ()
+    assert app.store.people.signals([uid])[uid].likes == ()
 
     # the unsubscribe page changes nothing until the button is pressed
     page.goto(app.links.unsubscribe_url(uid))
     expect(page.locator("#confirm")).to_be_visible()
-    assert app.store.get_user("ada").active
+    assert app.store.people.get("ada").active
     page.locator("#confirm").click()
     expect(page.locator("#done")).to_contain_text("unsubscribed")
-    assert not app.store.get_user("ada").active
+    assert not app.store.people.get("ada").active
 
     # a forged link gets a clear page, not a crash
     page.goto(app.links.unsubscribe_url(uid)[:-3] + "xyz")

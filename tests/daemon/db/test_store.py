@@ -10,8 +10,10 @@ from datetime import date, timedelta
 import pytest
 
 from daemon.app import App
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind, DigestState
 from daemon.errors import NotFoundError
-from daemon.parse import PaperIn
+from daemon.ingest.parse import PaperIn
 from tests.daemon.conftest import NOW
 
 
@@ -31,20 +33,20 @@ def _paper(key: str, version: int | None = None, announce: str | None = None) ->
 def test_one_digest_per_user_channel_and_period(app_factory: Callable[..., App]) -> None:
     app = app_factory()
     store = app.store
-    user = store.add_user("ada", NOW, email="ada@lab.example")
-    (channel,) = store.subscribers()[0][1]
-    store.upsert_papers([_paper("arxiv:1")], None, NOW)
-    pid = store.find_paper("arxiv:1").id
-    items = [(pid, 0.5, "similar", "because")]
-    first = store.create_digest(
-        user.id or 0, channel.id or 0, date(2026, 11, 27), items, NOW, cold_start=False
+    user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.subscribers()[0][1]
+    store.papers.upsert([_paper("arxiv:1")], None, NOW)
+    pid = store.papers.find("arxiv:1").id
+    items = [NewItem(pid, 0.5, "similar", "because")]
+    first = store.digests.create(
+        user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
     )
-    again = store.create_digest(
-        user.id or 0, channel.id or 0, date(2026, 11, 27), items, NOW, cold_start=False
+    again = store.digests.create(
+        user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
     )
     assert first is not None and again is None
-    assert store.create_digest(
-        user.id or 0, channel.id or 0, date(2026, 11, 28), items, NOW, cold_start=False
+    assert store.digests.create(
+        user.id, channel.id, date(2026, 11, 28), items, NOW, cold_start=False
     )
 
 
@@ -52,23 +54,25 @@ def test_concurrent_workers_never_claim_the_same_digest(app_factory: Callable[..
     app = app_factory()
     store = app.store
     for n in range(20):
-        user = store.add_user(f"u{n}", NOW, email=f"u{n}@lab.example")
-        (channel,) = [c for u, cs in store.subscribers([f"u{n}"]) for c in cs]
-        store.create_digest(
-            user.id or 0,
-            channel.id or 0,
+        user = store.people.add(f"u{n}", NOW, channels={ChannelKind.EMAIL: f"u{n}@lab.example"})
+        (channel,) = [c for u, cs in store.people.subscribers([f"u{n}"]) for c in cs]
+        store.digests.create(
+            user.id,
+            channel.id,
             date(2026, 11, 27),
             [],
             NOW,
             cold_start=False,
-            empty_state="pending",
+            empty_state=DigestState.PENDING,
         )
     claimed: list[list[int]] = []
     barrier = threading.Barrier(4)
 
     def worker() -> None:
         barrier.wait()
-        claimed.append([d.digest_id for d in store.claim_due(NOW, timedelta(minutes=10), limit=20)])
+        claimed.append(
+            [d.digest_id for d in store.digests.claim_due(NOW, timedelta(minutes=10), limit=20)]
+        )
 
     threads = [threading.Thread(target=worker) for _ in range(4)]
     for t in threads:
@@ -78,31 +82,32 @@ def test_concurrent_workers_never_claim_the_same_digest(app_factory: Callable[..
     every = [d for batch in claimed for d in batch]
     assert len(every) == len(set(every)) == 20, claimed
     # a lease that ran out makes the digest claimable again (the worker died)
-    assert store.claim_due(NOW + timedelta(minutes=5), timedelta(minutes=10)) == []
-    assert len(store.claim_due(NOW + timedelta(minutes=11), timedelta(minutes=10))) == 20
+    assert store.digests.claim_due(NOW + timedelta(minutes=5), timedelta(minutes=10)) == []
+    assert len(store.digests.claim_due(NOW + timedelta(minutes=11), timedelta(minutes=10))) == 20
 
 
 def test_same_paper_twice_is_one_row_and_a_new_version_is_not_news(
     app_factory: Callable[..., App],
 ) -> None:
     store = app_factory().store
-    assert store.upsert_papers(
+    assert store.papers.upsert(
         [_paper("arxiv:2401.00001", 1), _paper("arxiv:2401.00001", 1)], None, NOW
     ) == (1, 0)
     later = NOW + timedelta(days=3)
-    assert store.upsert_papers([_paper("arxiv:2401.00001", 2)], None, later) == (0, 1)
-    row = store.find_paper("2401.00001v2")
+    assert store.papers.upsert([_paper("arxiv:2401.00001", 2)], None, later) == (0, 1)
+    row = store.papers.find("2401.00001v2")
     assert row.first_seen_at == NOW
-    assert store.window_papers(later - timedelta(hours=48), later) == []
+    assert store.papers.window(later - timedelta(hours=48), later) == []
     # a replacement of a paper never seen is stored but is not news
-    store.upsert_papers([_paper("arxiv:2301.00002", 3, announce="replace")], None, later)
+    store.papers.upsert([_paper("arxiv:2301.00002", 3, announce="replace")], None, later)
     assert [
-        p.key for p in store.window_papers(later - timedelta(hours=1), later + timedelta(1))
+        p.key for p in store.papers.window(later - timedelta(hours=1), later + timedelta(1))
     ] == []
 
 
 def test_upgrading_a_database_from_the_first_schema_keeps_its_rows(db_url: str) -> None:
-    from daemon.store import Store, make_engine, schema_revisions, upgrade
+    from daemon.db import Store, make_engine
+    from daemon.db.engine import schema_revisions, upgrade
 
     engine = make_engine(db_url)
     upgrade(engine, "0001")
@@ -115,7 +120,7 @@ def test_upgrading_a_database_from_the_first_schema_keeps_its_rows(db_url: str) 
     upgrade(engine)
     current, head = schema_revisions(engine)
     assert current == head != "0001"
-    assert Store(engine).get_user("ada").display_name == "Ada"
+    assert Store(engine).people.get("ada").display_name == "Ada"
     engine.dispose()
 
 
@@ -124,23 +129,23 @@ def test_changing_a_channel_address_keeps_its_digests(app_factory: Callable[...,
     would make and send today's digest a second time and forget which papers were sent."""
     app = app_factory()
     store = app.store
-    user = store.add_user("ada", NOW, email="ada@lab.example")
-    uid = user.id or 0
-    (channel,) = store.subscribers()[0][1]
-    store.upsert_papers([_paper("arxiv:1")], None, NOW)
-    pid = store.find_paper("arxiv:1").id
+    user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    uid = user.id
+    (channel,) = store.people.subscribers()[0][1]
+    store.papers.upsert([_paper("arxiv:1")], None, NOW)
+    pid = store.papers.find("arxiv:1").id
     period = date(2026, 11, 27)
-    assert store.create_digest(
-        uid, channel.id or 0, period, [(pid, 0.5, "similar", "r")], NOW, cold_start=False
+    assert store.digests.create(
+        uid, channel.id, period, [NewItem(pid, 0.5, "similar", "r")], NOW, cold_start=False
     )
     for address in ("ada@lab.example", "ada@new.example"):
-        store.set_channel(uid, "email", address)
-        (now_channel,) = store.subscribers()[0][1]
+        store.people.set_channel(uid, ChannelKind.EMAIL, address)
+        (now_channel,) = store.people.subscribers()[0][1]
         assert now_channel.address == address
-        assert store.digest_periods(uid, period) == {now_channel.id}
-        assert store.signals([uid])[uid].sent == {pid}
-    store.set_channel(uid, "email", None)
-    assert store.subscribers()[0][1] == []
+        assert store.digests.channels_done(uid, period) == {now_channel.id}
+        assert store.people.signals([uid])[uid].sent == {pid}
+    store.people.set_channel(uid, ChannelKind.EMAIL, None)
+    assert store.people.subscribers()[0][1] == []
 
 
 def test_a_number_too_large_for_an_id_is_not_found_on_every_backend(
@@ -151,35 +156,39 @@ def test_a_number_too_large_for_an_id_is_not_found_on_every_backend(
     app = app_factory()
     for ref in ("3000000000", "99999999999999999999"):
         with pytest.raises(NotFoundError):
-            app.store.find_paper(ref)
+            app.store.papers.find(ref)
 
 
 def test_a_lease_that_ran_out_and_was_taken_over_is_not_renewed(
     app_factory: Callable[..., App],
 ) -> None:
     store = app_factory().store
-    user = store.add_user("ada", NOW, email="ada@lab.example")
-    (channel,) = store.subscribers()[0][1]
-    store.create_digest(
-        user.id or 0, channel.id or 0, date(2026, 11, 27), [], NOW, cold_start=False,
-        empty_state="pending",
+    user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.subscribers()[0][1]
+    store.digests.create(
+        user.id, channel.id, date(2026, 11, 27), [], NOW, cold_start=False,
+        empty_state=DigestState.PENDING,
     )  # fmt: skip
-    (first,) = store.claim_due(NOW, timedelta(minutes=10))
+    (first,) = store.digests.claim_due(NOW, timedelta(minutes=10))
     later = NOW + timedelta(minutes=11)  # the first worker is still busy; its lease ran out
-    (second,) = store.claim_due(later, timedelta(minutes=10))
-    assert not store.renew_lease(first.digest_id, first.leased_until, later + timedelta(minutes=10))
-    assert store.renew_lease(second.digest_id, second.leased_until, later + timedelta(minutes=10))
+    (second,) = store.digests.claim_due(later, timedelta(minutes=10))
+    assert not store.digests.renew_lease(
+        first.digest_id, first.leased_until, later + timedelta(minutes=10)
+    )
+    assert store.digests.renew_lease(
+        second.digest_id, second.leased_until, later + timedelta(minutes=10)
+    )
 
 
 def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App]) -> None:
     store = app_factory().store
-    assert store.ensure_feeds([("cs", "https://a.example/rss", True)], NOW) == 1
-    (feed,) = store.list_feeds()
-    store.record_fetch(feed.id or 0, NOW, etag='"v1"', last_modified="Thu, 26 Nov 2026")
-    assert store.ensure_feeds([("cs", "https://a.example/rss", True)], NOW) == 0
+    assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == 1
+    (feed,) = store.feeds.all()
+    store.feeds.record_fetch(feed.id, NOW, etag='"v1"', last_modified="Thu, 26 Nov 2026")
+    assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == 0
     # the admin fixes the URL in the file: the old validators are dropped with the old address
-    assert store.ensure_feeds([("cs", "https://b.example/rss", False)], NOW) == 1
-    (feed,) = store.list_feeds()
+    assert store.feeds.ensure([("cs", "https://b.example/rss", False)], NOW) == 1
+    (feed,) = store.feeds.all()
     assert (feed.url, feed.enabled, feed.etag, feed.last_modified) == (
         "https://b.example/rss",
         False,
@@ -194,8 +203,8 @@ def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
     from daemon import jobs
 
     app = app_factory()
-    app.store.add_user("ada", NOW, email="ada@lab.example")
-    app.store.add_user("bob", NOW, email="bob@lab.example")
-    app.store.update_user("bob", timezone="Mars/Olympus_Mons")  # edited by hand
+    app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    app.store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    app.store.people.update("bob", timezone="Mars/Olympus_Mons")  # edited by hand
     report = jobs.make_digests(app, NOW, force=True)
     assert report.created == 2 and report.failed_users == []

@@ -21,6 +21,7 @@ import feedparser
 import nh3
 
 from daemon.errors import ParseError
+from daemon.ingest.identity import ID_PATTERN, bare_arxiv_id, find_arxiv_ref
 
 
 @dataclass(frozen=True)
@@ -53,19 +54,11 @@ class ParsedFeed:
     skipped: tuple[str, ...] = field(default=())  # one line per entry skipped, saying why
 
 
-# New-style ids (0704.0001 … 2503.01785, 4 or 5 digits after the dot) and old-style ids
-# (astro-ph/0601001, math.GT/0309136 — the ".GT" subject class is not part of the identifier).
-_ID = r"\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7}"
-# An arXiv id inside a URL, an OAI guid or a citation: arxiv.org/abs/…, oai:arXiv.org:…, arXiv:…
-_ARXIV_REF = re.compile(
-    rf"arxiv(?:\.org)?(?:/abs|/pdf|/html)?[:/]\s*({_ID})(?:v(\d+))?(?!\d)", re.I
-)
-_BARE_ID = re.compile(rf"({_ID})(?:v(\d+))?", re.I)
 # arXiv RSS 2.0 description: "arXiv:2203.01250v3 Announce Type: replace-cross \nAbstract: …"
 _ANNOUNCE = re.compile(r"^arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.I)
 # Old arXiv RSS 1.0 title suffix: "Title. (arXiv:1805.06430v2 [nucl-th] UPDATED)"
 _RDF_SUFFIX = re.compile(
-    rf"\.?\s*\(arXiv:(?:{_ID})(?:v(\d+))?\s*\[[^\]]*\]\s*(UPDATED|CROSS LISTED)?\)\s*$", re.I
+    rf"\.?\s*\(arXiv:(?:{ID_PATTERN})(?:v(\d+))?\s*\[[^\]]*\]\s*(UPDATED|CROSS LISTED)?\)\s*$", re.I
 )
 _RDF_TYPES = {"UPDATED": "replace", "CROSS LISTED": "cross"}
 _WS = re.compile(r"\s+")
@@ -102,21 +95,6 @@ def _text(value: object) -> str:
     else:  # still changing (escaped over and over): stop decoding, keep it inert
         text = nh3.clean(_LONE_LT.sub("&lt;", text), tags=set())
     return _WS.sub(" ", text).strip()
-
-
-def _arxiv_ref(*candidates: object) -> tuple[str, int | None] | None:
-    """(id without version, version) of the first arXiv reference among `candidates`."""
-    for candidate in candidates:
-        if isinstance(candidate, str) and (m := _ARXIV_REF.search(candidate)):
-            return _canonical_id(m.group(1)), int(m.group(2)) if m.group(2) else None
-    return None
-
-
-def _canonical_id(arxiv_id: str) -> str:
-    if "/" in arxiv_id:  # old style: keep the archive, drop an optional subject class
-        archive, number = arxiv_id.split("/", 1)
-        return f"{archive.split('.', 1)[0].lower()}/{number}"
-    return arxiv_id
 
 
 def _utc(parsed: object) -> datetime | None:
@@ -191,8 +169,7 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
         if isinstance(a, dict) and (name := _text(a.get("name")))
     )
     upvotes = paper.get("upvotes")
-    m = _BARE_ID.fullmatch(raw_id)
-    arxiv_id = _canonical_id(m.group(1)) if m else None
+    arxiv_id, version = bare_arxiv_id(raw_id) or (None, None)
     page = f"https://huggingface.co/papers/{raw_id}"
     return PaperIn(
         key=f"arxiv:{arxiv_id}" if arxiv_id else f"guid:{page}",
@@ -202,7 +179,7 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
         url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else page,
         published=_iso_utc(paper.get("publishedAt")) or _iso_utc(item.get("publishedAt")),
         arxiv_id=arxiv_id,
-        version=int(m.group(2)) if m and m.group(2) else None,
+        version=version,
         upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
     )
 
@@ -254,7 +231,7 @@ def _entry_paper(e: Mapping[str, Any]) -> PaperIn | str:
     if not title:
         return f"{label} has no title"
     hrefs = [lk.get("href") for lk in e.get("links") or [] if isinstance(lk, dict)]
-    ref = _arxiv_ref(guid, link, *hrefs)
+    ref = find_arxiv_ref(guid, link, *hrefs)
     arxiv_id, version = ref if ref else (None, None)
 
     announce_type = e.get("arxiv_announce_type") or None
@@ -265,7 +242,7 @@ def _entry_paper(e: Mapping[str, Any]) -> PaperIn | str:
     abstract = _text(e.get("summary"))
     if m := _ANNOUNCE.match(abstract):  # arXiv RSS 2.0 description prefix
         announce_type = announce_type or m.group(1).lower()
-        version = version or (v[1] if (v := _arxiv_ref(abstract[: m.end()])) else None)
+        version = version or (v[1] if (v := find_arxiv_ref(abstract[: m.end()])) else None)
         abstract = abstract[m.end() :]
 
     names = [

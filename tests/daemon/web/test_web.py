@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from daemon.app import App
-from daemon.links import Links
-from daemon.models import Feedback, User
-from daemon.parse import PaperIn
-from daemon.web import make_web
+from daemon.db.models import ChannelKind, Feedback, User
+from daemon.ingest.parse import PaperIn
+from daemon.web.links import Links
+from daemon.web.pages import make_web
 
 EVIL_TITLE = '<script>alert("pwned")</script> Attention & <b>Diffusion</b>'
 
@@ -34,9 +34,9 @@ class World:
 def world(app_factory: Callable[..., App], clock: Callable[[], datetime]) -> Iterator[World]:
     app = app_factory()
     now = clock()
-    user = app.store.add_user("ada", now, email="ada@example.org")
+    user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@example.org"})
     assert user.id is not None
-    app.store.upsert_papers(
+    app.store.papers.upsert(
         [
             PaperIn(
                 key="arxiv:2608.16590",
@@ -60,8 +60,8 @@ def world(app_factory: Callable[..., App], clock: Callable[[], datetime]) -> Ite
         None,
         now,
     )
-    plain = app.store.find_paper("2608.16590")
-    evil = app.store.find_paper("2608.17253")
+    plain = app.store.papers.find("2608.16590")
+    evil = app.store.papers.find("2608.17253")
     with TestClient(make_web(app)) as client:
         yield World(app, client, user.id, plain.id, evil.id)
 
@@ -72,19 +72,19 @@ def _path(url: str) -> str:
 
 def _snapshot(app: App) -> dict[str, Any]:
     """Everything a link can change: feedback rows and the user's subscription."""
-    with app.store.session() as s:
+    with Session(app.store.engine) as s:
         feedback = sorted((f.user_id, f.paper_id, f.value) for f in s.exec(select(Feedback)).all())
         users = sorted((u.id, u.active, u.unsubscribed_at) for u in s.exec(select(User)).all())
     return {"feedback": feedback, "users": users}
 
 
 def _signals(w: World) -> tuple[list[int], list[int]]:
-    sig = w.app.store.signals([w.user_id])[w.user_id]
+    sig = w.app.store.people.signals([w.user_id])[w.user_id]
     return [pid for pid, _ in sig.likes], list(sig.dislikes)
 
 
 def _user(w: World) -> User:
-    user = w.app.store.user_by_id(w.user_id)
+    user = w.app.store.people.by_id(w.user_id)
     assert user is not None
     return user
 
@@ -117,7 +117,7 @@ def test_post_like_records_it_and_undo_removes_it(world: World) -> None:
     # a second press is harmless: still one like
     assert world.client.post(path).status_code == 200
     assert _signals(world) == ([world.paper_id], [])
-    with world.app.store.session() as s:
+    with Session(world.app.store.engine) as s:
         assert len(s.exec(select(Feedback)).all()) == 1
 
     undo = world.client.post(path + "/undo")
@@ -208,7 +208,7 @@ def test_token_for_another_action_is_refused(world: World) -> None:
 
 def test_link_of_a_removed_user_is_a_clear_400(world: World) -> None:
     path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
-    world.app.store.remove_user("ada")
+    world.app.store.people.remove("ada")
     resp = world.client.post(path)
     assert resp.status_code == 400
     assert "no longer exists" in resp.text
@@ -249,7 +249,7 @@ def test_one_click_unsubscribe_and_undo(world: World, clock: Callable[[], dateti
     user = _user(world)
     assert user.active is False
     assert user.unsubscribed_at == clock()
-    assert world.app.store.subscribers() == []
+    assert world.app.store.people.subscribers() == []
 
     undo = world.client.post(path + "/undo")
     assert undo.status_code == 200
@@ -257,7 +257,7 @@ def test_one_click_unsubscribe_and_undo(world: World, clock: Callable[[], dateti
     user = _user(world)
     assert user.active is True
     assert user.unsubscribed_at is None
-    assert [u.name for u, _ in world.app.store.subscribers()] == ["ada"]
+    assert [u.name for u, _ in world.app.store.people.subscribers()] == ["ada"]
 
 
 def test_plain_form_post_unsubscribes_too(world: World) -> None:
@@ -294,7 +294,7 @@ def test_unknown_path_is_404(world: World) -> None:
 
 def test_a_javascript_paper_link_is_never_made_a_live_link(world: World) -> None:
     """A feed's <link> is untrusted: `javascript:` must not become an href on our origin."""
-    world.app.store.upsert_papers(
+    world.app.store.papers.upsert(
         [
             PaperIn(
                 key="guid:evil-link",
@@ -308,7 +308,7 @@ def test_a_javascript_paper_link_is_never_made_a_live_link(world: World) -> None
         None,
         world.app.clock(),
     )
-    paper = world.app.store.find_paper("guid:evil-link")
+    paper = world.app.store.papers.find("guid:evil-link")
     path = _path(world.app.links.feedback_url("like", world.user_id, paper.id))
     for resp in (world.client.get(path), world.client.post(path)):
         assert resp.status_code == 200

@@ -1,0 +1,231 @@
+"""Digests and their delivery: one digest per (user, channel, period), which is also the
+delivery's state machine (pending → sent | empty | failed), claimed by workers with a lease."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from daemon.db.engine import Repository
+from daemon.db.models import (
+    Channel,
+    DeliveryAttempt,
+    Digest,
+    DigestItem,
+    DigestState,
+    Outcome,
+    Paper,
+    User,
+)
+from daemon.db.rows import (
+    ChannelRow,
+    DigestContent,
+    DigestItemRow,
+    DigestRow,
+    DueDelivery,
+    PaperRow,
+    UserRow,
+)
+
+CLAIM_LIMIT = 1000  # digests leased by one claim
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """One pick of a digest, in rank order."""
+
+    paper_id: int
+    score: float
+    kind: str
+    reason: str
+
+
+class Digests(Repository):
+    def channels_done(self, user_id: int, period: date) -> set[int]:
+        """Ids of the user's channels that already have a digest for this period."""
+        with self.session() as s:
+            q = select(Digest.channel_id).where(Digest.user_id == user_id, Digest.period == period)
+            return set(s.exec(q).all())
+
+    def create(
+        self,
+        user_id: int,
+        channel_id: int,
+        period: date,
+        items: Sequence[NewItem],
+        now: datetime,
+        *,
+        cold_start: bool,
+        empty_state: DigestState = DigestState.EMPTY,
+    ) -> int | None:
+        """Insert the one digest of (user, channel, period) with its items; None if it exists.
+
+        A digest with no items is stored in `empty_state` (EMPTY: nothing to send; PENDING:
+        send a short note)."""
+        with self.session() as s:
+            digest = Digest(
+                user_id=user_id,
+                channel_id=channel_id,
+                period=period,
+                cold_start=cold_start,
+                state=DigestState.PENDING if items else empty_state,
+                next_attempt_at=now,
+                created_at=now,
+            )
+            s.add(digest)
+            try:
+                s.flush()
+            except IntegrityError:
+                s.rollback()
+                return None
+            assert digest.id is not None
+            for rank, item in enumerate(items, start=1):
+                s.add(
+                    DigestItem(
+                        digest_id=digest.id,
+                        paper_id=item.paper_id,
+                        rank=rank,
+                        score=item.score,
+                        kind=item.kind,
+                        reason=item.reason,
+                    )
+                )
+            s.commit()
+            return digest.id
+
+    def get(self, digest_id: int) -> DigestRow:
+        with self.session() as s:
+            return DigestRow.of(s.get_one(Digest, digest_id))
+
+    def content(self, digest_id: int) -> DigestContent:
+        """The digest with its user, channel and picks (in rank order)."""
+        with self.session() as s:
+            digest = s.get_one(Digest, digest_id)
+            user = s.get_one(User, digest.user_id)
+            channel = s.get_one(Channel, digest.channel_id)
+            q = (
+                select(DigestItem, Paper)
+                .join(Paper, col(Paper.id) == col(DigestItem.paper_id))
+                .where(DigestItem.digest_id == digest_id)
+                .order_by(col(DigestItem.rank))
+            )
+            items = tuple(
+                (DigestItemRow.of(item), PaperRow.of(paper)) for item, paper in s.exec(q).all()
+            )
+            return DigestContent(
+                digest=DigestRow.of(digest),
+                user=UserRow.of(user),
+                channel=ChannelRow.of(channel),
+                items=items,
+            )
+
+    def counts(self) -> dict[DigestState, int]:
+        """How many digests are in each state."""
+        with self.session() as s:
+            q = select(Digest.state, sa.func.count()).group_by(col(Digest.state))
+            return {DigestState(state): int(n) for state, n in s.exec(q).all()}
+
+    # ---- delivery ----------------------------------------------------------------------------
+
+    def claim_due(
+        self, now: datetime, lease: timedelta, limit: int = CLAIM_LIMIT
+    ) -> list[DueDelivery]:
+        """Lease pending digests whose time has come. On PostgreSQL, rows another worker holds
+        are skipped (FOR UPDATE SKIP LOCKED); a lease that ran out is claimable again."""
+        with self.session() as s:
+            q = (
+                select(Digest)
+                .where(Digest.state == DigestState.PENDING)
+                .where(
+                    sa.or_(
+                        col(Digest.next_attempt_at).is_(None), col(Digest.next_attempt_at) <= now
+                    )
+                )
+                .where(sa.or_(col(Digest.leased_until).is_(None), col(Digest.leased_until) < now))
+                .order_by(col(Digest.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list(s.exec(q).all())
+            for d in rows:
+                d.leased_until = now + lease
+                s.add(d)
+            s.commit()
+            return [
+                DueDelivery(
+                    digest_id=d.id or 0,
+                    attempts=d.attempts,
+                    parts_sent=d.parts_sent,
+                    leased_until=d.leased_until,
+                    created_at=d.created_at,
+                )
+                for d in rows
+            ]
+
+    def renew_lease(self, digest_id: int, expected: datetime | None, until: datetime) -> bool:
+        """Extend our lease on a digest, if it is still ours (nobody re-claimed it after it ran
+        out) and still pending. False: leave the digest alone."""
+        with self.session() as s:
+            result = s.execute(
+                sa.update(Digest)
+                .where(
+                    col(Digest.id) == digest_id,
+                    col(Digest.state) == DigestState.PENDING,
+                    col(Digest.leased_until) == expected,
+                )
+                .values(leased_until=until)
+            )
+            s.commit()
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def postpone(self, digest_id: int, now: datetime, retry_at: datetime, detail: str) -> None:
+        """The transport could not deliver anything (server down, bad credentials): wait and
+        retry without counting an attempt against the digest."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            d.leased_until, d.next_attempt_at, d.last_error = None, retry_at, detail
+            s.add(d)
+            s.add(
+                DeliveryAttempt(
+                    digest_id=digest_id, at=now, outcome=Outcome.POSTPONED, detail=detail
+                )
+            )
+            s.commit()
+
+    def finish(
+        self,
+        digest_id: int,
+        now: datetime,
+        *,
+        outcome: Outcome,
+        detail: str = "",
+        retry_at: datetime | None = None,
+    ) -> None:
+        """Record an attempt: SENT, TEMPORARY (retry at `retry_at`, or give up when None) or
+        PERMANENT."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            d.attempts += 1
+            d.leased_until = None
+            if outcome == Outcome.SENT:
+                d.state, d.sent_at, d.last_error = DigestState.SENT, now, None
+            elif outcome == Outcome.TEMPORARY and retry_at is not None:
+                d.next_attempt_at, d.last_error = retry_at, detail
+            else:
+                d.state, d.last_error = DigestState.FAILED, detail
+            s.add(d)
+            s.add(DeliveryAttempt(digest_id=digest_id, at=now, outcome=outcome, detail=detail))
+            s.commit()
+
+    def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
+        """Remember that the first `parts_sent` parts of a split message were accepted."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            d.parts_sent = parts_sent
+            s.add(d)
+            s.commit()

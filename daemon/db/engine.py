@@ -1,0 +1,123 @@
+"""The engine (SQLite or PostgreSQL), the schema's migrations, and the base of every store.
+
+Alembic is imported only by the functions that migrate or inspect the schema: the other
+commands start without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, create_engine
+
+from daemon.errors import PaperwireError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
+class SchemaError(PaperwireError):
+    """The database schema is missing or older than this code."""
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for `url`; SQLite gets its folder created, foreign keys and a busy timeout."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two
+        # workers claiming deliveries are serialised instead of both reading the same rows;
+        # WAL lets readers (the web app) go on meanwhile.
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # SQLAlchemy's "begin" below issues BEGIN
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+class Repository:
+    """Base of the stores: each public method opens its own short transaction, so one user's or
+    one feed's failure never rolls back another's work."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+
+def _alembic_config() -> Config:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", "daemon.db:migrations")
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Create or upgrade the schema with the Alembic migrations."""
+    from alembic import command
+
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def schema_revisions(engine: Engine) -> tuple[str | None, str]:
+    """(the database's revision, the code's head revision)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, str(head)
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to work on a database whose schema is not the code's (without loading Alembic:
+    the revision is one row of `alembic_version`, the head is the newest migration file)."""
+    current = _current_revision(engine)
+    head = head_revision()
+    if current != head:
+        raise SchemaError(
+            f"database schema is at revision {current or 'none (empty database)'}, this version "
+            f"needs {head}: run `paperwire db upgrade` first"
+        )
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+        return str(row[0]) if row else None
+
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations" / "versions"
+
+
+def head_revision() -> str:
+    """The newest migration: revisions are numbered files (0001_…, 0002_…) in one line."""
+    names = sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
+    if not names:
+        raise SchemaError(f"no migrations found in {MIGRATIONS}")
+    return names[-1][:4]

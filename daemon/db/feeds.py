@@ -1,0 +1,101 @@
+"""The feeds table: what to fetch, and how each fetch went."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from daemon.db.engine import Repository
+from daemon.db.models import Feed
+from daemon.db.rows import FeedRow
+from daemon.errors import NotFoundError, PaperwireError
+
+
+class Feeds(Repository):
+    def add(self, name: str, url: str, now: datetime, *, enabled: bool = True) -> FeedRow:
+        with self.session() as s:
+            if s.exec(select(Feed).where(Feed.name == name)).first():
+                raise PaperwireError(
+                    f"feed {name!r} already exists; remove it first or pick a name"
+                )
+            feed = Feed(name=name, url=url, enabled=enabled, created_at=now)
+            s.add(feed)
+            s.commit()
+            return FeedRow.of(feed)
+
+    def ensure(self, feeds: Iterable[tuple[str, str, bool]], now: datetime) -> int:
+        """Make the feeds declared in the configuration match it (by name): add the missing ones,
+        update the URL and `enabled` of the others. Returns how many rows changed."""
+        changed = 0
+        with self.session() as s:
+            known = {f.name: f for f in s.exec(select(Feed)).all()}
+            for name, url, enabled in feeds:
+                row = known.get(name)
+                if row is None:
+                    s.add(Feed(name=name, url=url, enabled=enabled, created_at=now))
+                elif (row.url, row.enabled) != (url, enabled):
+                    if row.url != url:  # another address: its validators mean nothing there
+                        row.url, row.etag, row.last_modified = url, None, None
+                    row.enabled = enabled
+                    s.add(row)
+                else:
+                    continue
+                changed += 1
+            s.commit()
+        return changed
+
+    def all(self, *, enabled_only: bool = False) -> list[FeedRow]:
+        with self.session() as s:
+            q = select(Feed).order_by(col(Feed.name))
+            if enabled_only:
+                q = q.where(col(Feed.enabled).is_(True))
+            return [FeedRow.of(f) for f in s.exec(q).all()]
+
+    def remove(self, name: str) -> None:
+        with self.session() as s:
+            s.delete(self._named(s, name))
+            s.commit()
+
+    def set_enabled(self, name: str, enabled: bool) -> None:
+        with self.session() as s:
+            feed = self._named(s, name)
+            feed.enabled = enabled
+            s.add(feed)
+            s.commit()
+
+    @staticmethod
+    def _named(s: Session, name: str) -> Feed:
+        feed = s.exec(select(Feed).where(Feed.name == name)).first()
+        if feed is None:
+            raise NotFoundError(f"no feed named {name!r}; `paperwire feeds list` shows them")
+        return feed
+
+    def record_fetch(
+        self,
+        feed_id: int,
+        now: datetime,
+        *,
+        error: str | None = None,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        papers: int = 0,
+    ) -> None:
+        with self.session() as s:
+            feed = s.get(Feed, feed_id)
+            if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
+                return
+            feed.last_fetched_at = now
+            if error is None:
+                feed.last_ok_at = now
+                feed.last_error = None
+                feed.consecutive_errors = 0
+                feed.etag = etag or feed.etag
+                feed.last_modified = last_modified or feed.last_modified
+                feed.papers_seen += papers
+            else:
+                feed.last_error = error[:1000]
+                feed.consecutive_errors += 1
+            s.add(feed)
+            s.commit()

@@ -1,0 +1,218 @@
+"""What the stores return: plain frozen rows, detached from any session.
+
+A row never lazy-loads, never writes back by accident, and its `id` is an `int` (a SQLModel
+object's id is `int | None` until it is flushed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from daemon.db.models import (
+    Channel,
+    ChannelKind,
+    Digest,
+    DigestItem,
+    DigestState,
+    Feed,
+    FollowKind,
+    Paper,
+    User,
+)
+
+
+def _id(value: int | None) -> int:
+    if value is None:  # only a row read back from the database is turned into a *Row
+        raise ValueError("row has no id yet (not flushed)")
+    return value
+
+
+@dataclass(frozen=True)
+class FeedRow:
+    id: int
+    name: str
+    url: str
+    enabled: bool
+    etag: str | None
+    last_modified: str | None
+    last_fetched_at: datetime | None
+    last_ok_at: datetime | None
+    last_error: str | None
+    consecutive_errors: int
+    papers_seen: int
+    created_at: datetime
+
+    @classmethod
+    def of(cls, f: Feed) -> FeedRow:
+        return cls(
+            id=_id(f.id),
+            name=f.name,
+            url=f.url,
+            enabled=f.enabled,
+            etag=f.etag,
+            last_modified=f.last_modified,
+            last_fetched_at=f.last_fetched_at,
+            last_ok_at=f.last_ok_at,
+            last_error=f.last_error,
+            consecutive_errors=f.consecutive_errors,
+            papers_seen=f.papers_seen,
+            created_at=f.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    id: int
+    key: str
+    title: str
+    abstract: str
+    authors: tuple[str, ...]
+    url: str
+    published_at: datetime | None
+    first_seen_at: datetime
+    upvotes: int | None
+
+    @classmethod
+    def of(cls, p: Paper) -> PaperRow:
+        return cls(
+            id=_id(p.id),
+            key=p.key,
+            title=p.title,
+            abstract=p.abstract,
+            authors=tuple(p.authors),
+            url=p.url,
+            published_at=p.published_at,
+            first_seen_at=p.first_seen_at,
+            upvotes=p.upvotes,
+        )
+
+
+@dataclass(frozen=True)
+class UserRow:
+    id: int
+    name: str
+    display_name: str
+    timezone: str
+    digest_hour: int | None  # local hour; None: the configured default
+    max_picks: int | None  # None: the configured default
+    active: bool
+    unsubscribed_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, u: User) -> UserRow:
+        return cls(
+            id=_id(u.id),
+            name=u.name,
+            display_name=u.display_name,
+            timezone=u.timezone,
+            digest_hour=u.digest_hour,
+            max_picks=u.max_picks,
+            active=u.active,
+            unsubscribed_at=u.unsubscribed_at,
+            created_at=u.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelRow:
+    id: int
+    user_id: int
+    kind: ChannelKind
+    address: str  # an email address, or a Slack webhook URL (a secret)
+    active: bool
+
+    @classmethod
+    def of(cls, c: Channel) -> ChannelRow:
+        return cls(
+            id=_id(c.id),
+            user_id=c.user_id,
+            kind=ChannelKind(c.kind),
+            address=c.address,
+            active=c.active,
+        )
+
+
+@dataclass(frozen=True)
+class FollowRow:
+    kind: FollowKind
+    value: str
+    muted: bool
+
+
+@dataclass(frozen=True)
+class DigestRow:
+    id: int
+    user_id: int
+    channel_id: int
+    period: date
+    cold_start: bool
+    state: DigestState
+    attempts: int
+    parts_sent: int
+    next_attempt_at: datetime | None
+    leased_until: datetime | None
+    sent_at: datetime | None
+    last_error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, d: Digest) -> DigestRow:
+        return cls(
+            id=_id(d.id),
+            user_id=d.user_id,
+            channel_id=d.channel_id,
+            period=d.period,
+            cold_start=d.cold_start,
+            state=DigestState(d.state),
+            attempts=d.attempts,
+            parts_sent=d.parts_sent,
+            next_attempt_at=d.next_attempt_at,
+            leased_until=d.leased_until,
+            sent_at=d.sent_at,
+            last_error=d.last_error,
+            created_at=d.created_at,
+        )
+
+
+@dataclass(frozen=True)
+class DigestItemRow:
+    rank: int
+    score: float
+    kind: str  # the recommender's kind: similar | followed | trending
+    reason: str
+
+    @classmethod
+    def of(cls, i: DigestItem) -> DigestItemRow:
+        return cls(rank=i.rank, score=i.score, kind=i.kind, reason=i.reason)
+
+
+@dataclass(frozen=True)
+class UserSignals:
+    """Everything a user told us, as the recommender adapter needs it."""
+
+    user_id: int
+    likes: tuple[tuple[int, datetime], ...]  # (paper id, when)
+    dislikes: tuple[int, ...]
+    follows: tuple[FollowRow, ...]
+    sent: frozenset[int]  # papers already in one of their digests
+
+
+@dataclass(frozen=True)
+class DueDelivery:
+    """A digest claimed for delivery (leased until `leased_until`)."""
+
+    digest_id: int
+    attempts: int
+    parts_sent: int = 0
+    leased_until: datetime | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    digest: DigestRow
+    user: UserRow
+    channel: ChannelRow
+    items: tuple[tuple[DigestItemRow, PaperRow], ...]

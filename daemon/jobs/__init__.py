@@ -1,0 +1,60 @@
+"""The jobs, in the order of the flow: ingest (feeds → papers), digests (papers × people →
+ranked picks, one digest per person, channel and day), delivery (digests → messages → inboxes
+and channels). Each is an idempotent function of (app, now): running one twice, late, or on two
+machines gives the same result. Catch-all handlers live at these job boundaries, where they
+record the failure and go on with the next feed, user or digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from daemon.app import App
+from daemon.jobs.delivery import DeliveryReport, build_digest, deliver
+from daemon.jobs.digests import DigestReport, PlannedDigest, is_due, make_digests, period_for
+from daemon.jobs.ingest import IngestReport, ingest
+from daemon.jobs.progress import Progress, no_progress
+from daemon.jobs.recommend import load_recommender
+
+
+@dataclass
+class CycleReport:
+    ingest: IngestReport
+    digests: DigestReport
+    delivery: DeliveryReport
+
+
+def cycle(
+    app: App,
+    now: datetime,
+    *,
+    users: Sequence[str] | None = None,
+    progress: Progress = no_progress,
+) -> CycleReport:
+    """Ingest, score and deliver once, for every subscriber now (whatever their digest hour)."""
+    return CycleReport(
+        ingest=ingest(app, now, progress=progress),
+        digests=make_digests(app, now, users=users, force=True, progress=progress),
+        delivery=deliver(app, now, progress=progress),
+    )
+
+
+__all__ = [
+    "CycleReport",
+    "DeliveryReport",
+    "DigestReport",
+    "IngestReport",
+    "PlannedDigest",
+    "Progress",
+    "build_digest",
+    "cycle",
+    "deliver",
+    "ingest",
+    "is_due",
+    "load_recommender",
+    "make_digests",
+    "no_progress",
+    "period_for",
+]

@@ -1,0 +1,72 @@
+"""The ingest job: fetch every enabled feed, parse it, store the new papers."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from daemon.app import App
+from daemon.db.rows import FeedRow
+from daemon.errors import FeedError
+from daemon.ingest.fetch import expand_url
+from daemon.ingest.parse import parse_feed
+from daemon.jobs.progress import Progress, no_progress
+
+log = logging.getLogger("paperwire.jobs")
+
+
+@dataclass
+class IngestReport:
+    feeds_ok: int = 0
+    feeds_unchanged: int = 0
+    feeds_failed: int = 0
+    papers_new: int = 0
+    papers_known: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> IngestReport:
+    """Fetch, parse and store every enabled feed. One bad feed never stops the others."""
+    feeds_store = app.store.feeds
+    feeds_store.ensure(((f.name, f.url, f.enabled) for f in app.settings.feeds), now)
+    report = IngestReport()
+    feeds = feeds_store.all(enabled_only=True)
+    for i, feed in enumerate(feeds):
+        progress(f"feed {feed.name}", i, len(feeds))
+        try:
+            _ingest_one(app, feed, now, report)
+        except Exception as e:  # the job boundary: record, go on with the next feed
+            message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
+            feeds_store.record_fetch(feed.id, now, error=message)
+            report.feeds_failed += 1
+            report.errors.append(f"{feed.name}: {message}")
+            log.warning("feed failed", extra={"feed": feed.name, "error": message})
+    progress("feeds", len(feeds), len(feeds))
+    return report
+
+
+def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> None:
+    url = expand_url(feed.url, now)
+    fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
+    if fetched.content is None:
+        app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag)
+        report.feeds_unchanged += 1
+        log.info("feed unchanged", extra={"feed": feed.name})
+        return
+    parsed = parse_feed(fetched.content, url=url, content_type=fetched.content_type)
+    new, known = app.store.papers.upsert(parsed.papers, feed.id, now)
+    app.store.feeds.record_fetch(
+        feed.id,
+        now,
+        etag=fetched.etag,
+        last_modified=fetched.last_modified,
+        papers=len(parsed.papers),
+    )
+    report.feeds_ok += 1
+    report.papers_new += new
+    report.papers_known += known
+    log.info(
+        "feed ingested",
+        extra={"feed": feed.name, "new": new, "known": known, "skipped": len(parsed.skipped)},
+    )

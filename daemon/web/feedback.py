@@ -1,0 +1,118 @@
+"""The pages behind the links in a digest: like, dislike, unsubscribe.
+
+A GET never changes state (mail scanners follow links): it shows a page whose form POSTs. For
+likes and dislikes the page submits itself with a line of JavaScript, so it is one click for a
+person; an unsubscribe waits for a press of the button, and mail clients use the RFC 8058
+one-click POST (`List-Unsubscribe-Post`) on the same URL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from daemon.app import App
+from daemon.db.people import DISLIKE, LIKE, NEITHER
+from daemon.db.rows import PaperRow
+from daemon.errors import NotFoundError
+from daemon.web.links import BadLink, LinkAction
+from daemon.web.pages import Pages
+from notifications.render import safe_url
+
+
+def feedback_routes(app: App, pages: Pages) -> APIRouter:
+    router = APIRouter()
+
+    def resolve(token: str, *expected: str) -> tuple[LinkAction, PaperRow | None]:
+        """The link's action, checked; BadLink / NotFoundError become an error page."""
+        action = app.links.read(token)
+        if action.action not in expected:
+            raise BadLink("this link is not valid here")
+        if app.store.people.by_id(action.user_id) is None:
+            raise NotFoundError("this subscriber no longer exists")
+        if action.paper_id is None:
+            return action, None
+        rows = app.store.papers.by_ids([action.paper_id])
+        if action.paper_id not in rows:
+            raise NotFoundError("this paper is no longer stored")
+        # feed text is untrusted: a `javascript:` link must never become a live <a href>
+        paper = rows[action.paper_id]
+        return action, replace(paper, url=safe_url(paper.url) or "")
+
+    def resolve_paper(token: str) -> tuple[LinkAction, PaperRow]:
+        action, paper = resolve(token, "like", "dislike")
+        assert paper is not None  # a like/dislike link always names a paper (links.read)
+        return action, paper
+
+    @router.get("/f/{token}")
+    def feedback_page(token: str) -> HTMLResponse:
+        action, paper = resolve_paper(token)
+        liking = action.action == "like"
+        return pages.render(
+            "confirm.html",
+            title="More like this" if liking else "Less like this",
+            heading="More papers like this one?" if liking else "Fewer papers like this one?",
+            button="👍 Yes, more like this" if liking else "👎 Yes, fewer like this",
+            paper=paper,
+            autosubmit=True,
+        )
+
+    @router.post("/f/{token}")
+    def feedback(token: str) -> HTMLResponse:
+        action, paper = resolve_paper(token)
+        value = LIKE if action.action == "like" else DISLIKE
+        app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
+        return pages.render(
+            "done.html",
+            title="Thanks",
+            heading="Thanks — noted." if value == LIKE else "Got it — fewer like this.",
+            paper=paper,
+            message="Tomorrow's digest takes this into account.",
+            undo_url=f"/f/{token}/undo",
+            undo_label="Undo",
+        )
+
+    @router.post("/f/{token}/undo")
+    def undo_feedback(token: str) -> HTMLResponse:
+        action, paper = resolve_paper(token)
+        app.store.people.set_feedback(action.user_id, paper.id, NEITHER, app.clock())
+        return pages.render("done.html", title="Undone", heading="Undone.", paper=paper, message="")
+
+    @router.get("/unsubscribe/{token}")
+    def unsubscribe_page(token: str) -> HTMLResponse:
+        resolve(token, "unsubscribe")
+        return pages.render(
+            "confirm.html",
+            title="Unsubscribe",
+            heading="Stop receiving paperwire digests?",
+            button="Unsubscribe",
+            paper=None,
+            autosubmit=False,
+        )
+
+    @router.post("/unsubscribe/{token}")
+    async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+        await request.body()  # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do
+        action, _ = resolve(token, "unsubscribe")
+        app.store.people.set_subscribed(action.user_id, False, app.clock())
+        return pages.render(
+            "done.html",
+            title="Unsubscribed",
+            heading="You are unsubscribed.",
+            paper=None,
+            message="You will receive no more digests.",
+            undo_url=f"/unsubscribe/{token}/undo",
+            undo_label="Subscribe again",
+        )
+
+    @router.post("/unsubscribe/{token}/undo")
+    def resubscribe(token: str) -> HTMLResponse:
+        action, _ = resolve(token, "unsubscribe")
+        app.store.people.set_subscribed(action.user_id, True, app.clock())
+        return pages.render(
+            "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=""
+        )
+
+    return router

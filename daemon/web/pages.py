@@ -1,0 +1,57 @@
+"""The FastAPI app `paperwire run` serves: shared page rendering, security headers, and one
+exception handler that turns a bad or stale link into a friendly page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from daemon.app import App
+from daemon.errors import NotFoundError
+from daemon.web.links import BadLink
+
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'; form-action 'self'",
+}
+
+
+class Pages:
+    """Renders the HTML templates (autoescaped: feed text is untrusted)."""
+
+    def __init__(self) -> None:
+        self.env = Environment(
+            loader=PackageLoader("daemon.web", "templates"),
+            autoescape=select_autoescape(default=True),
+        )
+
+    def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
+        html = self.env.get_template(name).render(**ctx)
+        return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def make_web(app: App) -> FastAPI:
+    from daemon.web.feedback import feedback_routes
+
+    pages = Pages()
+    web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
+
+    async def bad_link(request: Request, exc: Exception) -> HTMLResponse:
+        return pages.render(
+            "error.html", 400, title="Link not valid", heading="Link not valid", message=str(exc)
+        )
+
+    web.add_exception_handler(BadLink, bad_link)
+    web.add_exception_handler(NotFoundError, bad_link)
+
+    @web.get("/healthz")
+    def healthz() -> JSONResponse:
+        return JSONResponse({"ok": True, "papers": app.store.papers.count()})
+
+    web.include_router(feedback_routes(app, pages))
+    return web
