@@ -24,8 +24,9 @@ lock: install
 demo: install
 	$(BIN)/paperwire demo
 
+# Two workers (pytest-xdist, one per core here); the 15 slowest tests are listed at the end.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --durations=15
 
 lint: install
 	$(BIN)/ruff check .

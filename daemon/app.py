@@ -1,4 +1,7 @@
-"""Wiring: everything a job needs (store, fetcher, links, transports, clock), built in one place."""
+"""Wiring: everything a job needs (store, fetcher, links, transports, clock), built in one place.
+
+The HTTP clients are made on first use: a command that never fetches or posts does not pay
+for them (nor for importing httpx)."""
 
 from __future__ import annotations
 
@@ -12,16 +15,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-
 from daemon.clock import utcnow
 from daemon.db import Store, make_engine
 from daemon.errors import ConfigError
-from daemon.ingest.fetch import Fetcher, make_fetcher
 from daemon.settings import Settings
 from daemon.web.links import Links
 
 if TYPE_CHECKING:  # the recommender imports scikit-learn: only load it when ranking
+    import httpx
+
+    from daemon.ingest.fetch import Fetcher
     from recommender import Recommender, RecommenderConfig
 
 
@@ -31,12 +34,38 @@ class App:
 
     settings: Settings
     store: Store
-    fetcher: Fetcher
     links: Links
-    slack_http: httpx.Client  # Slack webhooks (the transports come from daemon.channels)
     clock: Callable[[], datetime] = utcnow
     smtp_ssl_context: ssl.SSLContext | None = None
+    http_transport: httpx.BaseTransport | None = None  # tests: a transport of their own
     model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
+
+    @functools.cached_property
+    def fetcher(self) -> Fetcher:
+        """The feeds' HTTP client (timeouts, size cap, SSRF guard, arXiv's request budget)."""
+        from daemon.ingest.fetch import make_fetcher
+
+        ing = self.settings.ingest
+        return make_fetcher(
+            timeout=ing.timeout_seconds,
+            max_bytes=ing.max_bytes,
+            user_agent=ing.user_agent,
+            min_interval=ing.arxiv_min_interval_seconds,
+            allow_private=ing.allow_private_addresses,
+            allow_files=ing.allow_files,
+            transport=self.http_transport,
+        )
+
+    @functools.cached_property
+    def slack_http(self) -> httpx.Client:
+        """The HTTP client of Slack webhooks (the transports come from daemon.channels)."""
+        import httpx
+
+        return httpx.Client(
+            timeout=self.settings.slack.timeout_seconds,
+            headers={"User-Agent": self.settings.ingest.user_agent},
+            transport=self.http_transport,
+        )
 
     @functools.cached_property
     def recommender_config(self) -> RecommenderConfig:
@@ -45,8 +74,10 @@ class App:
         return recommender_config(self.settings)
 
     def close(self) -> None:
-        self.fetcher.client.close()
-        self.slack_http.close()
+        if "fetcher" in self.__dict__:
+            self.fetcher.client.close()
+        if "slack_http" in self.__dict__:
+            self.slack_http.close()
         self.store.engine.dispose()
 
 
@@ -96,26 +127,11 @@ def make_app(
     http_transport: httpx.BaseTransport | None = None,
     smtp_ssl_context: ssl.SSLContext | None = None,
 ) -> App:
-    ing = settings.ingest
-    fetcher = make_fetcher(
-        timeout=ing.timeout_seconds,
-        max_bytes=ing.max_bytes,
-        user_agent=ing.user_agent,
-        min_interval=ing.arxiv_min_interval_seconds,
-        allow_private=ing.allow_private_addresses,
-        allow_files=ing.allow_files,
-        transport=http_transport,
-    )
     return App(
         settings=settings,
         store=Store(make_engine(settings.database.url, echo=settings.database.echo)),
-        fetcher=fetcher,
         links=Links(link_secret(settings), str(settings.server.base_url)),
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,
-        slack_http=httpx.Client(
-            timeout=settings.slack.timeout_seconds,
-            headers={"User-Agent": ing.user_agent},
-            transport=http_transport,
-        ),
+        http_transport=http_transport,
     )

@@ -46,7 +46,7 @@ UsersOption = Annotated[
 ]
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages: one line each, never cut mid-word
 
 
 class State:
@@ -118,17 +118,20 @@ def _progress() -> Iterator[jobs.Progress]:
         yield update
 
 
-def main() -> None:
-    """Entry point: PaperwireError (or a database that cannot be reached) becomes a one-line
-    message and exit status 1."""
-    from sqlalchemy.exc import OperationalError
-
+def main(argv: list[str] | None = None) -> None:
+    """Entry point (`argv`: the arguments, default sys.argv[1:]). PaperwireError (or a
+    database that cannot be reached) becomes a one-line message and exit status 1."""
     try:
-        cli()
+        cli(args=argv, prog_name="paperwire")
     except PaperwireError as e:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
         raise SystemExit(1) from None
-    except OperationalError as e:  # database down, wrong credentials, unreadable file
+    except Exception as e:
+        from sqlalchemy.exc import OperationalError  # loaded only when something went wrong
+
+        if not isinstance(e, OperationalError):
+            raise
+        # database down, wrong credentials, unreadable file
         reason = " ".join(str(e.orig).split())
         err.print(
             f"[bold red]error:[/] cannot use the database: {escape(reason)}; check database.url",

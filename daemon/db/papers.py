@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -13,7 +14,9 @@ from daemon.db.models import Paper
 from daemon.db.rows import PaperRow
 from daemon.errors import NotFoundError
 from daemon.ingest.identity import paper_keys
-from daemon.ingest.parse import PaperIn
+
+if TYPE_CHECKING:  # parsing (feedparser) is not loaded by commands that only read papers
+    from daemon.ingest.parse import PaperIn
 
 POSTGRES_INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER: a larger id is an error, not a miss
 

@@ -1,8 +1,8 @@
 """Fixtures for the daemon's tests: a database on each backend, settings, a fixed clock.
 
-`db_url` runs a test on SQLite and on PostgreSQL (127.0.0.1:5432, a fresh database per test).
-Where PostgreSQL is not reachable the PostgreSQL case is skipped with the reason shown, except
-when PAPERWIRE_REQUIRE_POSTGRES=1 (set by .ci/run): then it fails.
+`db_url` is SQLite; tests marked `BOTH_BACKENDS` also run on PostgreSQL (127.0.0.1:5432, a
+fresh database per test). Where PostgreSQL is not reachable the PostgreSQL case is skipped with
+the reason shown, except when PAPERWIRE_REQUIRE_POSTGRES=1 (set by .ci/run): then it fails.
 """
 
 from __future__ import annotations
@@ -67,9 +67,17 @@ def pg_url(pg_server: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+# Run a test (or a module: `pytestmark = BOTH_BACKENDS`) on SQLite and on PostgreSQL. Used where
+# the backend matters: the store, the pipeline, delivery claims, migrations. Elsewhere: SQLite.
+BOTH_BACKENDS = pytest.mark.parametrize(
+    "db_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@pytest.fixture
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
+    """The database under test: SQLite unless the test is parametrised with BOTH_BACKENDS."""
+    if getattr(request, "param", "sqlite") == "sqlite":
         return f"sqlite:///{tmp_path / 'paperwire.db'}"
     return str(request.getfixturevalue("pg_url"))
 

@@ -1,9 +1,9 @@
-"""The `paperwire` command, run as a real process on a temporary SQLite database."""
+"""The `paperwire` command on a temporary SQLite database: in this process through the entry
+point's `main`, and a few runs as a real process (exit status, --help, start-up)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from daemon.cli import cli
 from tests.daemon.conftest import FEEDS, ROOT
+from tests.daemon.in_process import Runner, cli_env
 
 PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
@@ -45,36 +46,6 @@ level = "WARNING"
 """
     )
     return path
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
-    env["COLUMNS"] = "200"
-    env["TERMINAL_WIDTH"] = "200"
-    env["NO_COLOR"] = "1"
-    return env
-
-
-class Runner:
-    def __init__(self, config: Path, cwd: Path) -> None:
-        self.config = config
-        self.cwd = cwd
-
-    def __call__(self, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [str(PAPERWIRE), "--config", str(self.config), *args],
-            cwd=self.cwd,
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if expect is not None:
-            assert done.returncode == expect, (
-                f"paperwire {' '.join(args)} exited {done.returncode}, expected {expect}\n"
-                f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
-            )
-        return done
 
 
 def _flat(text: str) -> str:
@@ -126,7 +97,7 @@ def test_help_works_for_every_command() -> None:
     commands = _all_commands()
     assert len(commands) >= 20
     for path, command in commands:
-        result = runner.invoke(cli, [*path, "--help"], prog_name="paperwire", env=_env())
+        result = runner.invoke(cli, [*path, "--help"], prog_name="paperwire", env=cli_env())
         problems.append(_help_problem(path, command, result.exit_code, result.output))
     assert [p for p in problems if p] == []
 
@@ -141,7 +112,7 @@ def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
         return subprocess.run(
             [str(PAPERWIRE), *path, "--help"],
             cwd=tmp_path,
-            env=_env(),
+            env=cli_env(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -340,3 +311,55 @@ def test_an_unreachable_database_is_a_clear_message_not_a_traceback(tmp_path: Pa
         done = pw(*args, expect=1)
         assert "cannot use the database" in done.stderr, done.stderr
         assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stderr
+
+
+# ---- real processes: exit status and start-up ------------------------------------------------
+
+
+def test_a_real_process_exits_1_with_a_message_and_no_traceback(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(PAPERWIRE), "--config", str(write_config(tmp_path)), "users", "list"],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "paperwire db upgrade" in done.stderr and "Traceback" not in done.stderr
+
+
+def _imported(code: str, cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        cwd=cwd,
+        env={**cli_env(), "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = [x for x in done.stderr.splitlines() if x.startswith("import time:")]
+    assert lines, done.stderr
+    return {x.rsplit("|", 1)[-1].strip() for x in lines}
+
+
+def _loaded(modules: set[str], package: str) -> bool:
+    return any(m == package or m.startswith(package + ".") for m in modules)
+
+
+def test_the_cli_starts_without_its_heavy_libraries(tmp_path: Path) -> None:
+    """`paperwire --help` loads nothing heavy, and a command that reads the database loads
+    SQLAlchemy but neither scikit-learn nor Alembic (those cost seconds at every start)."""
+    bare = _imported("import daemon.cli", tmp_path)
+    assert "daemon.cli" in bare
+    for heavy in ("sklearn", "scipy", "alembic", "sqlalchemy", "pydantic", "fastapi", "httpx"):
+        assert not _loaded(bare, heavy), heavy
+    config = write_config(tmp_path)
+    Runner(config, tmp_path)("db", "upgrade")
+    listing = _imported(
+        f"from daemon.cli import main; main(['--config', {str(config)!r}, 'users', 'list'])",
+        tmp_path,
+    )
+    assert _loaded(listing, "sqlalchemy")  # it did reach the database
+    for heavy in ("sklearn", "scipy", "alembic", "fastapi", "feedparser"):
+        assert not _loaded(listing, heavy), heavy

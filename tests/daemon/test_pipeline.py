@@ -26,8 +26,10 @@ from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
-from tests.daemon.conftest import FEEDS, SettingsFactory
+from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, SettingsFactory
 from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
+
+pytestmark = BOTH_BACKENDS  # the backend matters here
 
 TESTING_FEED = "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"

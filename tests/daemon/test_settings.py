@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 from daemon.errors import ConfigError
 from daemon.settings import Settings, load_settings
 from tests.daemon.conftest import ROOT
+from tests.daemon.in_process import Ran, run_paperwire
 
 DEFAULT_TOML = ROOT / "config" / "paperwire.toml"
-PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 
 
 @pytest.fixture(autouse=True)
@@ -259,12 +257,8 @@ def test_documented_keys_walk_finds_nested_feed_keys() -> None:
 # ---- paperwire config check ------------------------------------------------------------------
 
 
-def _paperwire(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [str(PAPERWIRE), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
-    )
+def _paperwire(*args: str, cwd: Path) -> Ran:
+    return run_paperwire(*args, cwd=cwd)
 
 
 def test_config_check_accepts_the_default_file() -> None:

@@ -14,7 +14,9 @@ from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, DigestState
 from daemon.errors import NotFoundError
 from daemon.ingest.parse import PaperIn
-from tests.daemon.conftest import NOW
+from tests.daemon.conftest import BOTH_BACKENDS, NOW
+
+pytestmark = BOTH_BACKENDS  # the backend matters here
 
 
 def _paper(key: str, version: int | None = None, announce: str | None = None) -> PaperIn:

@@ -1,0 +1,33 @@
+"""The migrations build exactly the schema the models describe, on both backends."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlmodel import SQLModel
+
+import daemon.db.models  # noqa: F401  (registers the tables)
+from daemon.db import make_engine
+from daemon.db.engine import _alembic_config, check_schema, head_revision, upgrade
+from tests.daemon.conftest import BOTH_BACKENDS
+
+
+@BOTH_BACKENDS
+def test_models_and_migrations_agree(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(context, SQLModel.metadata)
+        assert diff == [], "models and migrations differ: write a migration for " + repr(diff)
+        check_schema(engine)  # and the upgraded schema is the one the code needs
+    finally:
+        engine.dispose()
+
+
+def test_the_head_revision_read_without_alembic_is_alembics() -> None:
+    # check_schema reads the head from the migration files' names, so commands start without
+    # Alembic: that must agree with what Alembic itself says
+    assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
