@@ -12,9 +12,11 @@ Two context managers:
     server side. ``rcpt_replies`` maps a recipient address to a canned reply such as
     ``"451 4.3.0 try later"``; ``data_reply`` replaces the reply to DATA.
 
-``http_recorder(...)`` → :class:`HttpRecorder`
-    A ``ThreadingHTTPServer`` in a thread that records every request (``requests``) and
-    answers from a programmable queue (``reply(status, body, headers)``), falling back
+``http_server(...)`` → :class:`HttpServer`
+    The one HTTP server of the tests (feeds, Slack webhooks, anything fetched): records every
+    request (``requests``, ``seen(path)``) and answers from a programmable queue
+    (``reply(status, body, headers)``), fixed ``routes`` (ETag / Last-Modified / 304,
+    chunked bodies, lying lengths, redirects), or the files of a ``directory``, falling back
     on 200 ``ok``. ``url`` is its base URL; ``url_for(path)`` adds a path.
 
 Example::
@@ -29,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -36,7 +39,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import trustme
@@ -44,12 +49,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = [
-    "HttpRecorder",
+    "HttpServer",
     "ReceivedMail",
     "RecordedRequest",
     "Reply",
+    "Route",
     "SmtpServer",
-    "http_recorder",
+    "http_server",
     "smtp_server",
 ]
 
@@ -247,30 +253,51 @@ def smtp_server(
 
 @dataclass(frozen=True)
 class Reply:
-    """A canned HTTP answer."""
+    """A canned HTTP answer (queued with `HttpServer.reply`)."""
 
     status: int = 200
     body: str = "ok"
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass
+class Route:
+    """A resource at a fixed path: served with ETag / Last-Modified (304 to a matching
+    If-None-Match / If-Modified-Since), optionally chunked, lying about its length, or
+    redirecting."""
+
+    body: bytes = b""
+    status: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+    content_type: str = "application/octet-stream"
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
+    declared_length: int | None = None  # lie about Content-Length, send `body`, then close
+    location: str | None = None
+
+
 @dataclass(frozen=True)
 class RecordedRequest:
     method: str
     path: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # names in lower case
     body: bytes
 
     def json(self) -> Any:
         return json.loads(self.body)
 
 
-class HttpRecorder:
-    """State shared with the request handler; see :func:`http_recorder`."""
+class HttpServer:
+    """The state of the one test HTTP server; see :func:`http_server`.
 
-    def __init__(self, url: str, default: Reply) -> None:
-        self.url = url
+    A request is answered by, in order: the next queued `reply()`, the `routes` entry for its
+    path, a file under `directory` (with Last-Modified and 304), else `default`."""
+
+    def __init__(self, default: Reply, directory: Path | None) -> None:
+        self.url = ""
         self.default = default
+        self.directory = directory
+        self.routes: dict[str, Route] = {}
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
@@ -285,32 +312,98 @@ class HttpRecorder:
         with self._lock:
             self._queue.append(Reply(status, body, dict(headers or {})))
 
-    def _record(self, request: RecordedRequest) -> Reply:
+    def seen(self, path: str) -> list[RecordedRequest]:
+        """The requests for `path`, in order."""
+        with self._lock:
+            return [r for r in self.requests if r.path == path]
+
+    def _answer(self, request: RecordedRequest) -> Reply | Route:
         with self._lock:
             self.requests.append(request)
-            return self._queue.popleft() if self._queue else self.default
+            if self._queue:
+                return self._queue.popleft()
+            if request.path in self.routes:
+                return self.routes[request.path]
+        if self.directory is not None:
+            file = (self.directory / request.path.lstrip("/")).resolve()
+            if file.is_file() and self.directory.resolve() in file.parents:
+                modified = formatdate(file.stat().st_mtime, usegmt=True)
+                return Route(body=file.read_bytes(), last_modified=modified)
+            return Route(body=b"not found", status=404)
+        return self.default
 
 
-def _handler_class(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
+def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            reply = recorder._record(
-                RecordedRequest(self.command, self.path, dict(self.headers.items()), body)
-            )
-            payload = reply.body.encode("utf-8")
-            self.send_response(reply.status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(payload)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            answer = server._answer(RecordedRequest(self.command, self.path, headers, body))
+            if isinstance(answer, Reply):
+                self._send(answer.status, answer.body.encode(), "text/plain; charset=utf-8",
+                           answer.headers)  # fmt: skip
+            else:
+                self._serve(answer)
 
         do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+        def _send(
+            self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self._write(body)
+
+        def _serve(self, route: Route) -> None:
+            validators = {
+                k: v for k, v in (("ETag", route.etag), ("Last-Modified", route.last_modified)) if v
+            }
+            if route.status == 200 and self._not_modified(route):
+                self._send(304, b"", route.content_type, validators)
+                return
+            if route.location:
+                validators["Location"] = route.location
+            if not route.chunked and route.declared_length is None:
+                self._send(route.status, route.body, route.content_type, validators)
+                return
+            self.send_response(route.status)
+            self.send_header("Content-Type", route.content_type)
+            for name, value in validators.items():
+                self.send_header(name, value)
+            if route.chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(route.body), 4096):
+                    piece = route.body[i : i + 4096]
+                    self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self._write(b"0\r\n\r\n")
+                return
+            self.send_header("Content-Length", str(route.declared_length))
+            self.close_connection = True
+            self.end_headers()
+            self._write(route.body)
+
+        def _not_modified(self, route: Route) -> bool:
+            inm = self.headers.get("If-None-Match")
+            if inm is not None and route.etag is not None:
+                return inm == route.etag
+            ims = self.headers.get("If-Modified-Since")
+            return (
+                ims is not None and route.last_modified is not None and ims == route.last_modified
+            )
+
+        def _write(self, data: bytes) -> None:
+            try:
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
+                self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
@@ -318,22 +411,30 @@ def _handler_class(recorder: HttpRecorder) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up on purpose
+            return
+        super().handle_error(request, client_address)
+
+
 @contextmanager
-def http_recorder(default: Reply | None = None) -> Iterator[HttpRecorder]:
-    """Run a recording HTTP server on 127.0.0.1 (a free port) for the block."""
-    placeholder = HttpRecorder("", default or Reply())
-    server = ThreadingHTTPServer((LOCALHOST, 0), _handler_class(placeholder))
-    server.daemon_threads = True
-    placeholder.url = f"http://{LOCALHOST}:{server.server_address[1]}"
+def http_server(
+    default: Reply | None = None, *, directory: Path | None = None
+) -> Iterator[HttpServer]:
+    """Run the test HTTP server on 127.0.0.1 (a free port) for the block: it records every
+    request and answers from queued replies, fixed routes, or files under `directory`."""
+    state = HttpServer(default or Reply(), directory)
+    server = _Server((LOCALHOST, 0), _handler_class(state))
+    state.url = f"http://{LOCALHOST}:{server.server_address[1]}"
     thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.05},
-        name="http-recorder",
-        daemon=True,
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True
     )
     thread.start()
     try:
-        yield placeholder
+        yield state
     finally:
         server.shutdown()
         server.server_close()

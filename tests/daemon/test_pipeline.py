@@ -5,14 +5,11 @@ standing in for the Slack incoming webhook. Runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from email.message import EmailMessage
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,7 +24,7 @@ from daemon.db.models import ChannelKind
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
 from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, SettingsFactory
-from tests.servers import HttpRecorder, SmtpServer, http_recorder, smtp_server
+from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
 
 pytestmark = BOTH_BACKENDS  # the backend matters here
 
@@ -35,31 +32,11 @@ TESTING_FEED = "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"
 
 
-class _FeedHandler(SimpleHTTPRequestHandler):
-    requests: list[tuple[str, str | None]]
-
-    def do_GET(self) -> None:
-        type(self).requests.append((self.path, self.headers.get("If-Modified-Since")))
-        super().do_GET()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-
 @pytest.fixture
-def feed_server() -> Iterator[tuple[str, list[tuple[str, str | None]]]]:
+def feed_server() -> Iterator[HttpServer]:
     """Serves tests/data/feeds over HTTP (Last-Modified, and 304 to If-Modified-Since)."""
-    handler = type("FeedHandler", (_FeedHandler,), {"requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(FEEDS)))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(directory=FEEDS) as server:
+        yield server
 
 
 @pytest.fixture
@@ -69,8 +46,8 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 @pytest.fixture
-def slack() -> Iterator[HttpRecorder]:
-    with http_recorder() as recorder:
+def slack() -> Iterator[HttpServer]:
+    with http_server() as recorder:
         yield recorder
 
 
@@ -78,11 +55,11 @@ def slack() -> Iterator[HttpRecorder]:
 def pipeline(
     app_factory: Callable[..., App],
     make_settings: SettingsFactory,
-    feed_server: tuple[str, list[tuple[str, str | None]]],
+    feed_server: HttpServer,
     smtp: SmtpServer,
-    slack: HttpRecorder,
+    slack: HttpServer,
 ) -> App:
-    base, _ = feed_server
+    base = feed_server.url
     settings = make_settings(
         email={
             "transport": "smtp",
@@ -141,7 +118,7 @@ def _parts(msg: EmailMessage) -> tuple[str, str]:
 
 
 def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
-    pipeline: App, smtp: SmtpServer, slack: HttpRecorder
+    pipeline: App, smtp: SmtpServer, slack: HttpServer
 ) -> None:
     app = pipeline
     report = jobs.cycle(app, app.clock())
@@ -205,7 +182,7 @@ def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(
 
 
 def test_a_failing_channel_does_not_stop_the_others_and_temporary_errors_retry(
-    pipeline: App, smtp: SmtpServer, slack: HttpRecorder, caplog: pytest.LogCaptureFixture
+    pipeline: App, smtp: SmtpServer, slack: HttpServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     quiet_libraries()  # as `setup_logging` does in the daemon
     caplog.set_level(logging.INFO)
@@ -295,13 +272,11 @@ def test_ranking_puts_the_liked_topic_first(pipeline: App) -> None:
     assert app.store.digests.counts() == {}
 
 
-def test_second_ingest_uses_conditional_get(
-    pipeline: App, feed_server: tuple[str, list[tuple[str, str | None]]]
-) -> None:
-    _, requests = feed_server
+def test_second_ingest_uses_conditional_get(pipeline: App, feed_server: HttpServer) -> None:
     report = jobs.ingest(pipeline, pipeline.clock() + timedelta(hours=4))
     assert report.feeds_unchanged == 4 and report.papers_new == 0
-    assert all(ims for path, ims in requests[-5:] if "no/such" not in path)
+    again = [r for r in feed_server.requests[-5:] if "no/such" not in r.path]
+    assert again and all(r.headers.get("if-modified-since") for r in again)
 
 
 def test_sends_nothing_when_nothing_is_worth_sending(
@@ -320,7 +295,7 @@ def test_sends_nothing_when_nothing_is_worth_sending(
 
 
 def test_a_split_slack_message_resumes_after_the_parts_already_sent(
-    app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpRecorder
+    app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpServer
 ) -> None:
     feeds = [
         {"name": "testing", "url": (FEEDS / "arxiv-api" / TESTING_FEED).as_uri()},

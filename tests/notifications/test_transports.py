@@ -31,7 +31,7 @@ from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
 from tests.notifications.factories import EVIL_TITLE, make_digest, make_pick
-from tests.servers import SmtpServer, http_recorder, smtp_server
+from tests.servers import SmtpServer, http_server, smtp_server
 
 USER = "alice"
 PASSWORD = "correct-horse-battery-staple"
@@ -236,7 +236,7 @@ def assert_secret_hidden(exc: BaseException) -> None:
 def test_slack_posts_every_payload_as_json_one_per_second(
     http: httpx.Client, clock: FakeClock
 ) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         out = slack_out(server.url_for(SECRET_PATH), picks=60)
         assert len(out.payloads) >= 3
         with slack_transport(http, clock) as transport:
@@ -244,13 +244,13 @@ def test_slack_posts_every_payload_as_json_one_per_second(
         assert [r.path for r in server.requests] == [SECRET_PATH] * len(out.payloads)
         assert [r.json() for r in server.requests] == list(out.payloads)
         assert all(r.method == "POST" for r in server.requests)
-        assert server.requests[0].headers["Content-Type"].startswith("application/json")
+        assert server.requests[0].headers["content-type"].startswith("application/json")
     # The fake clock never moves on its own: each payload after the first waits 1 s.
     assert clock.sleeps == [1.0] * (len(out.payloads) - 1)
 
 
 def test_slack_spacing_is_per_webhook_url(http: httpx.Client, clock: FakeClock) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         transport = slack_transport(http, clock)
         first, second = server.url_for("/hook/a"), server.url_for("/hook/b")
         transport.send(slack_out(first, picks=1))
@@ -266,7 +266,7 @@ def test_slack_spacing_is_per_webhook_url(http: httpx.Client, clock: FakeClock) 
 
 
 def test_slack_429_honours_retry_after(http: httpx.Client, clock: FakeClock) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         server.reply(429, "rate_limited", {"Retry-After": "1"})
         server.reply(200, "ok")
         slack_transport(http, clock).send(slack_out(server.url_for(SECRET_PATH), picks=1))
@@ -276,7 +276,7 @@ def test_slack_429_honours_retry_after(http: httpx.Client, clock: FakeClock) -> 
 
 
 def test_slack_429_gives_up_after_a_bound(http: httpx.Client, clock: FakeClock) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         for _ in range(10):
             server.reply(429, "rate_limited", {"Retry-After": "2"})
         transport = slack_transport(http, clock)
@@ -291,7 +291,7 @@ def test_slack_429_gives_up_after_a_bound(http: httpx.Client, clock: FakeClock) 
 def test_slack_429_with_long_retry_after_is_not_slept_through(
     http: httpx.Client, clock: FakeClock
 ) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         server.reply(429, "rate_limited", {"Retry-After": "600"})
         with pytest.raises(TemporaryDeliveryError) as info:
             slack_transport(http, clock).send(slack_out(server.url_for(SECRET_PATH), picks=1))
@@ -315,7 +315,7 @@ def test_slack_429_with_long_retry_after_is_not_slept_through(
 def test_slack_client_errors_are_permanent(
     http: httpx.Client, clock: FakeClock, status: int, body: str
 ) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         server.reply(status, body)
         with pytest.raises(PermanentDeliveryError) as info:
             slack_transport(http, clock).send(slack_out(server.url_for(SECRET_PATH)))
@@ -325,7 +325,7 @@ def test_slack_client_errors_are_permanent(
 
 
 def test_slack_server_error_is_temporary(http: httpx.Client, clock: FakeClock) -> None:
-    with http_recorder() as server:
+    with http_server() as server:
         server.reply(500, "internal error")
         with pytest.raises(TemporaryDeliveryError) as info:
             slack_transport(http, clock).send(slack_out(server.url_for(SECRET_PATH)))
@@ -346,7 +346,7 @@ def test_slack_logs_never_show_the_webhook(
     http: httpx.Client, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="notifications")
-    with http_recorder() as server:
+    with http_server() as server:
         server.reply(429, "rate_limited", {"Retry-After": "1"})
         server.reply(200, "ok")
         server.reply(418, "teapot")

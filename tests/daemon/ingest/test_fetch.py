@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +20,7 @@ from daemon.db.models import Feed, Paper
 from daemon.errors import FetchError
 from daemon.ingest.fetch import Fetcher, Throttle, check_address, expand_url, make_fetcher
 from tests.daemon.conftest import FEEDS
+from tests.servers import HttpServer, Reply, Route, http_server
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HF_IDS = 15  # papers in that file
@@ -30,124 +28,13 @@ LAST_MODIFIED = "Thu, 20 Aug 2026 10:00:00 GMT"
 UA = "paperwire-test/1.0 (+tests)"
 
 
-# ---- a small feed server: ETag / Last-Modified / 304, chunked bodies, redirects --------------
-
-
-@dataclass
-class Route:
-    body: bytes = b""
-    status: int = 200
-    etag: str | None = None
-    last_modified: str | None = None
-    content_type: str = "application/octet-stream"
-    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
-    declared_length: int | None = None  # lie about Content-Length, send `body`, then close
-    location: str | None = None
-
-
-@dataclass
-class Seen:
-    path: str
-    headers: dict[str, str]
-
-
-@dataclass
-class FeedServer:
-    url: str = ""
-    routes: dict[str, Route] = field(default_factory=dict)
-    requests: list[Seen] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url_for(self, path: str) -> str:
-        return self.url + path
-
-    def seen(self, path: str) -> list[Seen]:
-        with self.lock:
-            return [r for r in self.requests if r.path == path]
-
-
-def _handler(state: FeedServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            with state.lock:
-                state.requests.append(
-                    Seen(self.path, {k.lower(): v for k, v in self.headers.items()})
-                )
-                route = state.routes.get(self.path, Route(body=b"not found", status=404))
-            if route.status == 200 and self._not_modified(route):
-                self.send_response(304)
-                if route.etag:
-                    self.send_header("ETag", route.etag)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(route.status)
-            self.send_header("Content-Type", route.content_type)
-            if route.etag:
-                self.send_header("ETag", route.etag)
-            if route.last_modified:
-                self.send_header("Last-Modified", route.last_modified)
-            if route.location:
-                self.send_header("Location", route.location)
-            if route.chunked:
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                for i in range(0, len(route.body), 4096):
-                    piece = route.body[i : i + 4096]
-                    self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                self._write(b"0\r\n\r\n")
-                return
-            if route.declared_length is not None:
-                self.send_header("Content-Length", str(route.declared_length))
-                self.close_connection = True
-            else:
-                self.send_header("Content-Length", str(len(route.body)))
-            self.end_headers()
-            self._write(route.body)
-
-        def _not_modified(self, route: Route) -> bool:
-            inm = self.headers.get("If-None-Match")
-            if inm is not None and route.etag is not None:
-                return inm == route.etag
-            ims = self.headers.get("If-Modified-Since")
-            return (
-                ims is not None and route.last_modified is not None and ims == route.last_modified
-            )
-
-        def _write(self, data: bytes) -> None:
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    return Handler
-
-
-@contextmanager
-def feed_server() -> Iterator[FeedServer]:
-    state = FeedServer()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    server.daemon_threads = True
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+def feed_server() -> AbstractContextManager[HttpServer]:
+    """The test HTTP server; a path without a route is a 404."""
+    return http_server(Reply(404, "not found"))
 
 
 @pytest.fixture
-def server() -> Iterator[FeedServer]:
+def server() -> Iterator[HttpServer]:
     with feed_server() as s:
         yield s
 
@@ -175,7 +62,7 @@ def fetcher() -> Iterator[Fetcher]:
 # ---- conditional GET -------------------------------------------------------------------------
 
 
-def test_first_fetch_returns_content_and_validators(server: FeedServer, fetcher: Fetcher) -> None:
+def test_first_fetch_returns_content_and_validators(server: HttpServer, fetcher: Fetcher) -> None:
     body = HF_FILE.read_bytes()
     server.routes["/hf.json"] = Route(
         body=body, etag='"v1"', last_modified=LAST_MODIFIED, content_type="application/json"
@@ -191,7 +78,7 @@ def test_first_fetch_returns_content_and_validators(server: FeedServer, fetcher:
     assert first.headers["user-agent"] == UA
 
 
-def test_conditional_get_with_etag_gives_none_on_304(server: FeedServer, fetcher: Fetcher) -> None:
+def test_conditional_get_with_etag_gives_none_on_304(server: HttpServer, fetcher: Fetcher) -> None:
     server.routes["/f"] = Route(body=b"<rss/>", etag='"abc"', last_modified=LAST_MODIFIED)
     got = fetcher.fetch(server.url_for("/f"), etag='"abc"', last_modified=LAST_MODIFIED)
     assert got.content is None
@@ -202,14 +89,14 @@ def test_conditional_get_with_etag_gives_none_on_304(server: FeedServer, fetcher
     assert sent["if-modified-since"] == LAST_MODIFIED
 
 
-def test_conditional_get_with_last_modified_only(server: FeedServer, fetcher: Fetcher) -> None:
+def test_conditional_get_with_last_modified_only(server: HttpServer, fetcher: Fetcher) -> None:
     server.routes["/f"] = Route(body=b"<rss/>", last_modified=LAST_MODIFIED)
     got = fetcher.fetch(server.url_for("/f"), last_modified=LAST_MODIFIED)
     assert got.content is None
     assert server.seen("/f")[0].headers["if-modified-since"] == LAST_MODIFIED
 
 
-def test_changed_feed_is_fetched_again(server: FeedServer, fetcher: Fetcher) -> None:
+def test_changed_feed_is_fetched_again(server: HttpServer, fetcher: Fetcher) -> None:
     server.routes["/f"] = Route(body=b"<rss>new</rss>", etag='"v2"')
     got = fetcher.fetch(server.url_for("/f"), etag='"v1"')
     assert got.content == b"<rss>new</rss>"
@@ -223,7 +110,7 @@ def _small_fetcher(max_bytes: int) -> Fetcher:
     return _fetcher(max_bytes=max_bytes)
 
 
-def test_size_cap_with_content_length(server: FeedServer) -> None:
+def test_size_cap_with_content_length(server: HttpServer) -> None:
     server.routes["/ok"] = Route(body=b"x" * 2000)
     server.routes["/big"] = Route(body=b"x" * 2001)
     f = _small_fetcher(2000)
@@ -237,7 +124,7 @@ def test_size_cap_with_content_length(server: FeedServer) -> None:
     assert server.url_for("/big") in str(info.value)
 
 
-def test_size_cap_refuses_on_the_declared_length_alone(server: FeedServer) -> None:
+def test_size_cap_refuses_on_the_declared_length_alone(server: HttpServer) -> None:
     # The server announces 50 MB and sends a few bytes: refused from the header, before reading
     # (reading would have ended in a protocol error instead).
     server.routes["/liar"] = Route(body=b"x" * 100, declared_length=50_000_000)
@@ -249,7 +136,7 @@ def test_size_cap_refuses_on_the_declared_length_alone(server: FeedServer) -> No
         f.client.close()
 
 
-def test_size_cap_without_content_length_chunked(server: FeedServer) -> None:
+def test_size_cap_without_content_length_chunked(server: HttpServer) -> None:
     server.routes["/chunked-small"] = Route(body=b"y" * 9000, chunked=True)
     server.routes["/chunked-big"] = Route(body=b"y" * 200_000, chunked=True)
     f = _small_fetcher(10_000)
@@ -264,7 +151,7 @@ def test_size_cap_without_content_length_chunked(server: FeedServer) -> None:
 # ---- errors ----------------------------------------------------------------------------------
 
 
-def test_404_names_the_url(server: FeedServer, fetcher: Fetcher) -> None:
+def test_404_names_the_url(server: HttpServer, fetcher: Fetcher) -> None:
     url = server.url_for("/gone.xml")
     with pytest.raises(FetchError) as info:
         fetcher.fetch(url)
@@ -273,7 +160,7 @@ def test_404_names_the_url(server: FeedServer, fetcher: Fetcher) -> None:
     assert "check the feed URL" in str(info.value)
 
 
-def test_server_error_names_the_url(server: FeedServer, fetcher: Fetcher) -> None:
+def test_server_error_names_the_url(server: HttpServer, fetcher: Fetcher) -> None:
     server.routes["/boom"] = Route(body=b"oops", status=503)
     with pytest.raises(FetchError, match=r"/boom: HTTP 503"):
         fetcher.fetch(server.url_for("/boom"))
@@ -294,7 +181,7 @@ def test_non_http_scheme_is_refused(fetcher: Fetcher) -> None:
         fetcher.fetch("ftp://example.org/feed.xml")
 
 
-def test_redirect_is_followed(server: FeedServer, fetcher: Fetcher) -> None:
+def test_redirect_is_followed(server: HttpServer, fetcher: Fetcher) -> None:
     server.routes["/old"] = Route(status=301, location="/new")
     server.routes["/new"] = Route(body=b"<rss/>")
     assert fetcher.fetch(server.url_for("/old")).content == b"<rss/>"
@@ -316,7 +203,7 @@ def test_check_address_accepts_a_public_address() -> None:
     check_address("93.184.216.34")  # an IP literal: resolved without DNS
 
 
-def test_private_address_refused_when_not_allowed(server: FeedServer) -> None:
+def test_private_address_refused_when_not_allowed(server: HttpServer) -> None:
     server.routes["/f"] = Route(body=b"<rss/>")
     f = _fetcher(max_bytes=10_000, allow_private=False)
     try:
@@ -327,7 +214,7 @@ def test_private_address_refused_when_not_allowed(server: FeedServer) -> None:
     assert server.requests == []  # nothing was sent
 
 
-def test_redirect_to_a_private_address_is_refused(server: FeedServer) -> None:
+def test_redirect_to_a_private_address_is_refused(server: HttpServer) -> None:
     """A public host (simulated by a transport that answers for 93.184.216.34 and otherwise
     goes to the real network) redirects to the local server: the hop is refused."""
     server.routes["/internal"] = Route(body=b"secret")
@@ -412,7 +299,7 @@ def test_throttle_counts_all_arxiv_hosts_together() -> None:
     assert t.sleeps == [pytest.approx(3.0)]
 
 
-def test_fetcher_applies_the_throttle(server: FeedServer) -> None:
+def test_fetcher_applies_the_throttle(server: HttpServer) -> None:
     server.routes["/f"] = Route(body=b"<rss/>")
     t = FakeTime()
     client = httpx.Client(timeout=5.0)
@@ -484,7 +371,7 @@ def _papers(app: App) -> dict[str, Paper]:
 
 
 def test_ingest_one_good_one_failing_feed_then_conditional_get(
-    server: FeedServer,
+    server: HttpServer,
     app_factory: Callable[..., App],
     make_settings: Callable[..., Any],
     clock: Any,
@@ -536,7 +423,7 @@ def test_ingest_one_good_one_failing_feed_then_conditional_get(
 
 
 def test_same_paper_in_two_feeds_is_stored_once(
-    server: FeedServer,
+    server: HttpServer,
     app_factory: Callable[..., App],
     make_settings: Callable[..., Any],
     clock: Any,
@@ -563,7 +450,7 @@ def test_same_paper_in_two_feeds_is_stored_once(
 
 
 def test_later_version_of_a_known_paper_is_not_news(
-    server: FeedServer,
+    server: HttpServer,
     app_factory: Callable[..., App],
     make_settings: Callable[..., Any],
     clock: Any,
@@ -605,7 +492,7 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert "arxiv:2203.01250" not in keys
 
 
-def test_a_connection_that_lands_on_a_private_address_is_refused(server: FeedServer) -> None:
+def test_a_connection_that_lands_on_a_private_address_is_refused(server: HttpServer) -> None:
     """DNS rebinding: the name looked public when checked, the connection went to a private
     address. Simulated with a client that skips the pre-check: the peer check still refuses
     before the body is read."""
@@ -619,7 +506,7 @@ def test_a_connection_that_lands_on_a_private_address_is_refused(server: FeedSer
 
 
 def test_a_feed_removed_while_the_ingest_runs_does_not_stop_the_other_feeds(
-    server: FeedServer,
+    server: HttpServer,
     app_factory: Callable[..., App],
     make_settings: Callable[..., Any],
     clock: Any,
