@@ -5,8 +5,8 @@ coldstart split's "new" set are today's window, the rest are the stored history,
 user's training likes are their likes. Digests go through the file transport (the SMTP and
 Slack transports are measured by their tests, not here).
 
-    .venv/bin/python bench/pipeline.py --users 1000
-    .venv/bin/python bench/pipeline.py --users 1000 --db postgresql+psycopg://postgres@127.0.0.1/bench
+    .venv/bin/python -m bench.pipeline --users 1000
+    .venv/bin/python -m bench.pipeline --users 1000 --db postgresql+psycopg://postgres@127.0.0.1/bench
 
 Prints one Markdown table row; copy it into bench/README.md.
 """

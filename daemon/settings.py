@@ -251,7 +251,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
             tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{file}: not valid TOML: {e}") from e
-    from_file = type(
+    from_file: type[Settings] = type(
         "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}}
     )
     try:

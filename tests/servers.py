@@ -42,7 +42,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import trustme
 from aiosmtpd.controller import Controller
@@ -76,7 +76,9 @@ class ReceivedMail:
 
     @property
     def message(self) -> EmailMessage:
-        return cast(EmailMessage, message_from_bytes(self.data, policy=policy.default))
+        message = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
 
 
 @dataclass
@@ -187,7 +189,7 @@ class _Controller(Controller):
         # Bound to port 0: learn the real port before aiosmtpd's self-test connects.
         assert isinstance(self.server, asyncio.Server)
         self.port = self.server.sockets[0].getsockname()[1]
-        super()._trigger_server()
+        super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
 @contextmanager
@@ -333,82 +335,80 @@ class HttpServer:
         return self.default
 
 
-def _handler_class(server: HttpServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+class _HttpHandler(BaseHTTPRequestHandler):
+    """Answers every method from the `HttpServer` state of its class (`state`)."""
 
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            answer = server._answer(RecordedRequest(self.command, self.path, headers, body))
-            if isinstance(answer, Reply):
-                self._send(answer.status, answer.body.encode(), "text/plain; charset=utf-8",
-                           answer.headers)  # fmt: skip
-            else:
-                self._serve(answer)
+    state: HttpServer
+    protocol_version = "HTTP/1.1"
 
-        do_GET = do_POST = do_PUT = do_DELETE = _handle
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        answer = self.state._answer(RecordedRequest(self.command, self.path, headers, body))
+        if isinstance(answer, Reply):
+            self._send(answer.status, answer.body.encode(), "text/plain; charset=utf-8",
+                       answer.headers)  # fmt: skip
+        else:
+            self._serve(answer)
 
-        def _send(
-            self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
-        ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in headers.items():
-                self.send_header(name, value)
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self._write(body)
+
+    def _serve(self, route: Route) -> None:
+        validators = {
+            k: v for k, v in (("ETag", route.etag), ("Last-Modified", route.last_modified)) if v
+        }
+        if route.status == 200 and self._not_modified(route):
+            self._send(304, b"", route.content_type, validators)
+            return
+        if route.location:
+            validators["Location"] = route.location
+        if not route.chunked and route.declared_length is None:
+            self._send(route.status, route.body, route.content_type, validators)
+            return
+        self.send_response(route.status)
+        self.send_header("Content-Type", route.content_type)
+        for name, value in validators.items():
+            self.send_header(name, value)
+        if route.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            self._write(body)
+            for i in range(0, len(route.body), 4096):
+                piece = route.body[i : i + 4096]
+                self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self._write(b"0\r\n\r\n")
+            return
+        self.send_header("Content-Length", str(route.declared_length))
+        self.close_connection = True
+        self.end_headers()
+        self._write(route.body)
 
-        def _serve(self, route: Route) -> None:
-            validators = {
-                k: v for k, v in (("ETag", route.etag), ("Last-Modified", route.last_modified)) if v
-            }
-            if route.status == 200 and self._not_modified(route):
-                self._send(304, b"", route.content_type, validators)
-                return
-            if route.location:
-                validators["Location"] = route.location
-            if not route.chunked and route.declared_length is None:
-                self._send(route.status, route.body, route.content_type, validators)
-                return
-            self.send_response(route.status)
-            self.send_header("Content-Type", route.content_type)
-            for name, value in validators.items():
-                self.send_header(name, value)
-            if route.chunked:
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                for i in range(0, len(route.body), 4096):
-                    piece = route.body[i : i + 4096]
-                    self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                self._write(b"0\r\n\r\n")
-                return
-            self.send_header("Content-Length", str(route.declared_length))
+    def _not_modified(self, route: Route) -> bool:
+        inm = self.headers.get("If-None-Match")
+        if inm is not None and route.etag is not None:
+            return inm == route.etag
+        ims = self.headers.get("If-Modified-Since")
+        return ims is not None and route.last_modified is not None and ims == route.last_modified
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
             self.close_connection = True
-            self.end_headers()
-            self._write(route.body)
 
-        def _not_modified(self, route: Route) -> bool:
-            inm = self.headers.get("If-None-Match")
-            if inm is not None and route.etag is not None:
-                return inm == route.etag
-            ims = self.headers.get("If-Modified-Since")
-            return (
-                ims is not None and route.last_modified is not None and ims == route.last_modified
-            )
-
-        def _write(self, data: bytes) -> None:
-            try:
-                self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up (size cap)
-                self.close_connection = True
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return None
-
-    return Handler
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
 
 
 class _Server(ThreadingHTTPServer):
@@ -427,7 +427,8 @@ def http_server(
     """Run the test HTTP server on 127.0.0.1 (a free port) for the block: it records every
     request and answers from queued replies, fixed routes, or files under `directory`."""
     state = HttpServer(default or Reply(), directory)
-    server = _Server((LOCALHOST, 0), _handler_class(state))
+    handler = type("Handler", (_HttpHandler,), {"state": state})
+    server = _Server((LOCALHOST, 0), handler)
     state.url = f"http://{LOCALHOST}:{server.server_address[1]}"
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="http", daemon=True

@@ -22,33 +22,35 @@ from daemon.web.pages import Pages
 from notifications.render import safe_url
 
 
+def resolve(app: App, token: str, *expected: str) -> tuple[LinkAction, PaperRow | None]:
+    """The link's action, checked; BadLink / NotFoundError become an error page."""
+    action = app.links.read(token)
+    if action.action not in expected:
+        raise BadLink("this link is not valid here")
+    if app.store.people.by_id(action.user_id) is None:
+        raise NotFoundError("this subscriber no longer exists")
+    if action.paper_id is None:
+        return action, None
+    rows = app.store.papers.by_ids([action.paper_id])
+    if action.paper_id not in rows:
+        raise NotFoundError("this paper is no longer stored")
+    # feed text is untrusted: a `javascript:` link must never become a live <a href>
+    paper = rows[action.paper_id]
+    return action, replace(paper, url=safe_url(paper.url) or "")
+
+
+def resolve_paper(app: App, token: str) -> tuple[LinkAction, PaperRow]:
+    action, paper = resolve(app, token, "like", "dislike")
+    assert paper is not None  # a like/dislike link always names a paper (links.read)
+    return action, paper
+
+
 def feedback_routes(app: App, pages: Pages) -> APIRouter:
     router = APIRouter()
 
-    def resolve(token: str, *expected: str) -> tuple[LinkAction, PaperRow | None]:
-        """The link's action, checked; BadLink / NotFoundError become an error page."""
-        action = app.links.read(token)
-        if action.action not in expected:
-            raise BadLink("this link is not valid here")
-        if app.store.people.by_id(action.user_id) is None:
-            raise NotFoundError("this subscriber no longer exists")
-        if action.paper_id is None:
-            return action, None
-        rows = app.store.papers.by_ids([action.paper_id])
-        if action.paper_id not in rows:
-            raise NotFoundError("this paper is no longer stored")
-        # feed text is untrusted: a `javascript:` link must never become a live <a href>
-        paper = rows[action.paper_id]
-        return action, replace(paper, url=safe_url(paper.url) or "")
-
-    def resolve_paper(token: str) -> tuple[LinkAction, PaperRow]:
-        action, paper = resolve(token, "like", "dislike")
-        assert paper is not None  # a like/dislike link always names a paper (links.read)
-        return action, paper
-
     @router.get("/f/{token}")
     def feedback_page(token: str) -> HTMLResponse:
-        action, paper = resolve_paper(token)
+        action, paper = resolve_paper(app, token)
         liking = action.action == "like"
         return pages.render(
             "confirm.html",
@@ -61,7 +63,7 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
 
     @router.post("/f/{token}")
     def feedback(token: str) -> HTMLResponse:
-        action, paper = resolve_paper(token)
+        action, paper = resolve_paper(app, token)
         value = LIKE if action.action == "like" else DISLIKE
         app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
         return pages.render(
@@ -76,13 +78,13 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
 
     @router.post("/f/{token}/undo")
     def undo_feedback(token: str) -> HTMLResponse:
-        action, paper = resolve_paper(token)
+        action, paper = resolve_paper(app, token)
         app.store.people.set_feedback(action.user_id, paper.id, NEITHER, app.clock())
         return pages.render("done.html", title="Undone", heading="Undone.", paper=paper, message="")
 
     @router.get("/unsubscribe/{token}")
     def unsubscribe_page(token: str) -> HTMLResponse:
-        resolve(token, "unsubscribe")
+        resolve(app, token, "unsubscribe")
         return pages.render(
             "confirm.html",
             title="Unsubscribe",
@@ -95,7 +97,7 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
     @router.post("/unsubscribe/{token}")
     async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         await request.body()  # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do
-        action, _ = resolve(token, "unsubscribe")
+        action, _ = resolve(app, token, "unsubscribe")
         app.store.people.set_subscribed(action.user_id, False, app.clock())
         return pages.render(
             "done.html",
@@ -109,7 +111,7 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
 
     @router.post("/unsubscribe/{token}/undo")
     def resubscribe(token: str) -> HTMLResponse:
-        action, _ = resolve(token, "unsubscribe")
+        action, _ = resolve(app, token, "unsubscribe")
         app.store.people.set_subscribed(action.user_id, True, app.clock())
         return pages.render(
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=""

@@ -196,63 +196,67 @@ class SmtpTransport:
         return self._smtp
 
     def _connect(self) -> smtplib.SMTP:
-        smtp: smtplib.SMTP | None = None
+        opened: list[smtplib.SMTP] = []
         try:
-            if self.security == "tls":
-                smtp = smtplib.SMTP_SSL(
-                    self.host,
-                    self.port,
-                    local_hostname=self.local_hostname,
-                    timeout=self.timeout,
-                    context=self.ssl_context,
-                )
-            else:
-                smtp = smtplib.SMTP(
-                    self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
-                )
-            smtp.ehlo()
-            if self.security == "starttls":
-                if not smtp.has_extn("starttls"):
-                    raise PermanentDeliveryError(
-                        f"{self._where}: server does not offer STARTTLS (security='starttls')"
-                    )
-                smtp.starttls(context=self.ssl_context)
-                smtp.ehlo()
-            if self.username is not None:
-                smtp.login(self.username, _reveal(self._password) or "")
-        except (TemporaryDeliveryError, PermanentDeliveryError):
-            _close_quietly(smtp)
+            smtp = self._open(opened)
+        except OSError as exc:  # smtplib's and ssl's errors are OSErrors too
+            _close_quietly(opened[0] if opened else None)
+            raise self._connect_error(exc) from None
+        except DeliveryError:
+            _close_quietly(opened[0] if opened else None)
             raise
-        except smtplib.SMTPAuthenticationError as exc:
-            _close_quietly(smtp)
-            raise self._reply_error(
-                "authentication failed", exc.smtp_code, exc.smtp_error
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            _close_quietly(smtp)
-            raise self._reply_error("connection refused", exc.smtp_code, exc.smtp_error) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            _close_quietly(smtp)
-            raise PermanentDeliveryError(f"{self._where}: {exc}") from None
-        except ssl.SSLCertVerificationError as exc:
-            _close_quietly(smtp)
-            raise TemporaryDeliveryError(
-                f"{self._where}: TLS certificate verification failed ({exc.verify_message})"
-            ) from None
-        except smtplib.SMTPServerDisconnected:
-            _close_quietly(smtp)
-            raise TemporaryDeliveryError(f"{self._where}: server closed the connection") from None
-        except smtplib.SMTPException as exc:  # e.g. no usable AUTH mechanism: configuration
-            _close_quietly(smtp)
-            raise PermanentDeliveryError(f"{self._where}: {self._scrub(str(exc))}") from None
-        except OSError as exc:
-            _close_quietly(smtp)
-            raise TemporaryDeliveryError(
-                f"{self._where}: cannot connect ({type(exc).__name__}: {self._scrub(str(exc))})"
-            ) from None
         self.connections_opened += 1
         log.debug("%s: connected (%s)", self._where, self.security)
         return smtp
+
+    def _open(self, opened: list[smtplib.SMTP]) -> smtplib.SMTP:
+        """Connect, EHLO, STARTTLS and log in (the connection goes into `opened` at once, so
+        the caller can close it whatever fails next)."""
+        if self.security == "tls":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                self.host,
+                self.port,
+                local_hostname=self.local_hostname,
+                timeout=self.timeout,
+                context=self.ssl_context,
+            )
+        else:
+            smtp = smtplib.SMTP(
+                self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+            )
+        opened.append(smtp)
+        smtp.ehlo()
+        if self.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise PermanentDeliveryError(
+                    f"{self._where}: server does not offer STARTTLS (security='starttls')"
+                )
+            smtp.starttls(context=self.ssl_context)
+            smtp.ehlo()
+        if self.username is not None:
+            smtp.login(self.username, _reveal(self._password) or "")
+        return smtp
+
+    def _connect_error(self, exc: OSError) -> DeliveryError:
+        """What a failure to connect or log in means: worth retrying, or a configuration
+        error a person must fix."""
+        if isinstance(exc, smtplib.SMTPAuthenticationError):
+            return self._reply_error("authentication failed", exc.smtp_code, exc.smtp_error)
+        if isinstance(exc, smtplib.SMTPResponseException):
+            return self._reply_error("connection refused", exc.smtp_code, exc.smtp_error)
+        if isinstance(exc, smtplib.SMTPNotSupportedError):
+            return PermanentDeliveryError(f"{self._where}: {exc}")
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return TemporaryDeliveryError(
+                f"{self._where}: TLS certificate verification failed ({exc.verify_message})"
+            )
+        if isinstance(exc, smtplib.SMTPServerDisconnected):
+            return TemporaryDeliveryError(f"{self._where}: server closed the connection")
+        if isinstance(exc, smtplib.SMTPException):  # e.g. no usable AUTH mechanism
+            return PermanentDeliveryError(f"{self._where}: {self._scrub(str(exc))}")
+        return TemporaryDeliveryError(
+            f"{self._where}: cannot connect ({type(exc).__name__}: {self._scrub(str(exc))})"
+        )
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from daemon import jobs
 from daemon.app import App
-from daemon.db.models import ChannelKind
+from daemon.db.models import ChannelKind, FollowKind
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
 from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, SettingsFactory
@@ -97,7 +97,7 @@ def pipeline(
     store.people.add("nova", now, channels={ChannelKind.EMAIL: "nova@lab.example"})
     hal = store.people.add("hal", now, channels={ChannelKind.EMAIL: "hal@lab.example"})
     store.people.set_follow(
-        hal.id, "keyword", "safe title", muted=False
+        hal.id, FollowKind.KEYWORD, "safe title", muted=False
     )  # the hostile feed's entry
     for ref in ("2412.16620", "2312.06056", "2302.03287"):  # LLMs and software testing
         store.people.set_feedback(ada.id, store.papers.find(ref).id, 1, now)

@@ -22,7 +22,8 @@ from apscheduler.triggers.date import DateTrigger
 
 from daemon import jobs
 from daemon.app import App
-from daemon.db.models import ChannelKind, User
+from daemon.db.models import ChannelKind
+from daemon.db.rows import UserRow
 from daemon.ingest.parse import PaperIn
 from daemon.scheduler import make_scheduler
 from daemon.settings import crontab_trigger
@@ -144,8 +145,18 @@ def test_cron_fields_follow_the_settings(
 # ---- is_due / period_for across time zones ---------------------------------------------------
 
 
-def _user(tz: str, hour: int | None = None) -> User:
-    return User(name=tz, timezone=tz, digest_hour=hour, created_at=datetime(2026, 1, 1, tzinfo=UTC))
+def _user(tz: str, hour: int | None = None) -> UserRow:
+    return UserRow(
+        id=1,
+        name=tz,
+        display_name=tz,
+        timezone=tz,
+        digest_hour=hour,
+        max_picks=None,
+        active=True,
+        unsubscribed_at=None,
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 TOKYO = _user("Asia/Tokyo")

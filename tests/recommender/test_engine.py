@@ -23,7 +23,7 @@ def _text(d: Doc) -> str:
     return (d.title + " " + d.abstract).lower()
 
 
-def _rank(r: Recommender, docs: dict[str, Doc], fb: Feedback, k: int = 10) -> list:
+def _rank(r: Recommender, docs: dict[str, Doc], fb: Feedback, k: int = 10) -> list[Recommendation]:
     cands = [d for d in docs.values()]
     return r.rank(cands, [fb], k=k, now=NOW, known=docs)[fb.user_id]
 

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from daemon.app import App
 from daemon.db.models import ChannelKind, Feedback, User
+from daemon.db.rows import UserRow
 from daemon.ingest.parse import PaperIn
 from daemon.web.links import Links
 from daemon.web.pages import make_web
@@ -83,7 +84,7 @@ def _signals(w: World) -> tuple[list[int], list[int]]:
     return [pid for pid, _ in sig.likes], list(sig.dislikes)
 
 
-def _user(w: World) -> User:
+def _user(w: World) -> UserRow:
     user = w.app.store.people.by_id(w.user_id)
     assert user is not None
     return user

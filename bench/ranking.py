@@ -1,6 +1,6 @@
 """Speed and size of the daemon's recommender vs the per-user SVM (arxiv-sanity-lite).
 
-    PYTHONPATH=. .venv/bin/python bench/recommender.py [--data DIR] [--users 2702] [--svm-users 300]
+    .venv/bin/python -m bench.ranking [--data DIR] [--users 2702] [--svm-users 300]
 
 Uses CiteULike-a coldstart/ (16,980 papers, 3,396 candidates). Fits the default `Recommender`
 (interest shares on) on every paper and every library (as the daemon does), then times
@@ -15,22 +15,14 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from sklearn.svm import LinearSVC
 
-# Run as a script, this file's folder comes first on sys.path and its name would shadow the
-# `recommender` package: put the repository root there instead.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
-
-from recommender import Feedback, Like, Recommender, RecommenderConfig  # noqa: E402
-from recommender.evaluate import asl_vectorizer, load_ids, load_items, load_pairs  # noqa: E402
+from recommender import Feedback, Like, Recommender, RecommenderConfig
+from recommender.evaluate import asl_vectorizer, load_ids, load_items, load_pairs
 
 
 def _best_of(runs: int, fn: object) -> float:
