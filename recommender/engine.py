@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import pickle
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,90 +33,29 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
-from sklearn.utils.extmath import randomized_svd
-from threadpoolctl import threadpool_limits
 
+from recommender.cfmap import _fit_map
+from recommender.config import ASL_TOKEN_PATTERN, RecommenderConfig
 from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
+
+# States pickled before the split name `recommender.engine._Fitted` and `._identity` (the
+# author analyzer): both must stay importable from here for those states to load.
+from recommender.features import (
+    _author_matches,
+    _doc_text,
+    _fit_features,
+    _fold,
+    _identity,  # noqa: F401
+    _vectorize,
+)
+from recommender.state import FORMAT_VERSION, _Fitted
 from recommender.types import Doc, Feedback, Kind, Recommendation
 
-ASL_TOKEN_PATTERN = r"(?u)\b[a-zA-Z_][a-zA-Z0-9_]+\b"
-FORMAT_VERSION = 3
+__all__ = ["ASL_TOKEN_PATTERN", "FORMAT_VERSION", "Recommender", "RecommenderConfig"]
 # interest topics: at most one per this many liked papers (a topic is a field, not a paper)
 TOPIC_MIN_PAPERS = 50
 KMEANS_RESTARTS = 8  # interest topics: best of this many seeded k-means runs
-STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
-
-
-@dataclass(frozen=True)
-class RecommenderConfig:
-    """Every knob of the method. Defaults are the method that won on CiteULike coldstart/."""
-
-    method: str = "cf-map"  # "cf-map" (text → factors learned from libraries) | "tfidf-centroid"
-    # --- text features -------------------------------------------------------------------
-    max_features: int | None = 20000
-    min_df: int | float = 2
-    max_df: int | float = 0.1
-    ngram_range: tuple[int, int] = (1, 2)
-    sublinear_tf: bool = True
-    stop_words: str | None = "english"
-    token_pattern: str = ASL_TOKEN_PATTERN
-    strip_accents: str | None = "unicode"
-    use_abstract: bool = True
-    author_weight: float = 0.3  # 0 = authors are not features
-    author_min_df: int = 2
-    # --- content → collaborative map (needs the libraries passed to `fit`) ----------------
-    cf_rank: int = 512  # factors per paper (capped by #libraries − 1 and #liked papers − 1)
-    cf_lambda: float = 10.0  # ridge strength of the text → factors map
-    cf_popularity_exponent: float = 0.5  # like-matrix columns scaled by popularity^-β
-    cf_singular_power: float = 1.0  # regression target = right singular vectors × s^α
-    cf_iterations: int = 40  # conjugate-gradient steps of the ridge solve
-    cf_prior_likes: float = 0.0  # >0: a paper's factors lean on its text's until it has likes
-    cf_min_users: int = 20  # fewer libraries than this → text only
-    text_weight: float = 0.0  # blend in the plain TF-IDF cosine (0 = off)
-    # --- profile -------------------------------------------------------------------------
-    like_weight: float = 1.0
-    dislike_weight: float = 0.5  # Rocchio gamma
-    recency_half_life_days: float | None = None  # when likes carry timestamps
-    recency_half_life_likes: float | None = None  # otherwise: half-life counted in likes
-    # interests (cf-map): the liked papers of all libraries are clustered into this many topics
-    # at fit time; a topic holding ≥ min_likes and ≥ min_share of a person's likes is one of
-    # their interests, and each interest gets its share of the digest (0 = off)
-    interest_topics: int = 32
-    interest_min_share: float = 0.25
-    interest_min_likes: int = 3
-    # interests of the text method (fallback / "tfidf-centroid"): per-person k-means
-    max_interests: int = 1  # >1: cluster likes into interests, each gets its share
-    likes_per_interest: int = 8  # at least this many likes per extra interest
-    # --- selection -----------------------------------------------------------------------
-    duplicate_threshold: float = 0.9  # cosine between two picks at/above this → keep one
-    mmr_lambda: float = 1.0  # 1 = off; <1 trades relevance for novelty
-    keyword_boost: float = 1.0  # scores are in [0, 1]: 1 = a followed match always comes first
-    author_boost: float = 1.0
-    mute_penalty: float | None = None  # None: muted papers are removed; else subtracted
-    shortlist_factor: int = 3  # per-user selection looks at the top factor × k (+ 20)
-    reason_terms: int = 3
-    reason_title_chars: int = 60
-    batch_size: int = 512  # users per matrix product
-
-
-@dataclass
-class _Fitted:
-    word_vectorizer: TfidfVectorizer
-    author_vectorizer: TfidfVectorizer | None
-    ids: list[str]
-    index: dict[str, int]
-    matrix: sp.csr_matrix  # corpus × features, L2-normalised rows (float32)
-    terms: np.ndarray  # feature index → readable term ("" for author columns)
-    n_word_features: int
-    titles: list[str]
-    # content → collaborative map (None: not learned, text only)
-    text_map: np.ndarray | None = None  # features × rank (float16 on disk)
-    factors: np.ndarray | None = None  # liked-at-fit papers × rank (float16 on disk)
-    factor_row: np.ndarray | None = None  # corpus row → row of `factors` (−1: none)
-    singular: np.ndarray | None = None  # rank singular values (float32)
-    topics: np.ndarray | None = None  # interest topics × rank, unit rows (None: off)
 
 
 @dataclass
@@ -137,57 +75,6 @@ class _Items:
     text: sp.csr_matrix
     fac: np.ndarray | None
     topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
-
-
-def _doc_text(doc: Doc, use_abstract: bool) -> str:
-    if use_abstract and doc.abstract:
-        return f"{doc.title}. {doc.abstract}"
-    return doc.title
-
-
-def _fold(text: str) -> str:
-    return "".join(
-        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
-    ).lower()
-
-
-def _name_key(name: str) -> tuple[str, str]:
-    """("last", "first initial") from "Last, First" or "First Last" (accents and case folded)."""
-    folded = _fold(name).strip()
-    if "," in folded:
-        last, _, first = folded.partition(",")
-    else:
-        parts = folded.split()
-        if not parts:
-            return "", ""
-        last, first = parts[-1], " ".join(parts[:-1])
-    last = re.sub(r"[^a-z0-9]+", "", last)
-    first = re.sub(r"[^a-z ]+", " ", first).strip()
-    return last, first[:1]
-
-
-def _author_tokens(doc: Doc) -> list[str]:
-    out = []
-    for name in doc.authors:
-        last, initial = _name_key(name)
-        if last:
-            out.append(f"{last}_{initial}")
-    return out
-
-
-def _identity(tokens: list[str]) -> list[str]:
-    return tokens
-
-
-def _author_matches(followed: str, doc: Doc) -> bool:
-    f_last, f_init = _name_key(followed)
-    if not f_last:
-        return False
-    for name in doc.authors:
-        last, init = _name_key(name)
-        if last == f_last and (not f_init or not init or f_init == init):
-            return True
-    return False
 
 
 def _shorten(title: str, limit: int) -> str:
@@ -224,116 +111,15 @@ class Recommender:
         docs = list({d.id: d for d in corpus}.values())
         if not docs:
             raise ValueError("cannot fit on an empty corpus")
-        texts = [_doc_text(d, cfg.use_abstract) for d in docs]
-        n = len(docs)
-        min_df: int | float = cfg.min_df if not isinstance(cfg.min_df, int) else min(cfg.min_df, n)
-        max_df: int | float = cfg.max_df
-        if isinstance(max_df, float) and max_df * n < max(
-            1, min_df if isinstance(min_df, int) else 1
-        ):
-            max_df = 1.0
-        word_vec = TfidfVectorizer(
-            max_features=cfg.max_features,
-            min_df=min_df,
-            max_df=max_df,
-            ngram_range=cfg.ngram_range,
-            sublinear_tf=cfg.sublinear_tf,
-            stop_words=cfg.stop_words,
-            token_pattern=cfg.token_pattern,
-            strip_accents=cfg.strip_accents,
-            dtype=np.float32,
-        )
-        try:
-            words = word_vec.fit_transform(texts)
-        except ValueError:  # tiny corpus: every term pruned → keep them all
-            word_vec.set_params(min_df=1, max_df=1.0)
-            words = word_vec.fit_transform(texts)
-        _drop_stop_words(word_vec)
-        blocks = [normalize(words)]
-        author_vec: TfidfVectorizer | None = None
-        if cfg.author_weight > 0:
-            author_vec = TfidfVectorizer(
-                analyzer=_identity,
-                min_df=min(cfg.author_min_df, n),
-                sublinear_tf=True,
-                dtype=np.float32,
-            )
-            try:
-                authors = author_vec.fit_transform([_author_tokens(d) for d in docs])
-                blocks.append(normalize(authors) * cfg.author_weight)
-                _drop_stop_words(author_vec)
-            except ValueError:  # no author appears often enough
-                author_vec = None
-        matrix = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
-        matrix.indices = matrix.indices.astype(np.int32)
-        matrix.indptr = matrix.indptr.astype(np.int32)
-        n_words = words.shape[1]
-        terms = np.array(
-            list(word_vec.get_feature_names_out()) + [""] * (matrix.shape[1] - n_words),
-            dtype=object,
-        )
-        ids = [d.id for d in docs]
-        index = {d: i for i, d in enumerate(ids)}
-        fitted = _Fitted(
-            word_vec, author_vec, ids, index, matrix, terms, n_words, [d.title for d in docs]
-        )
+        fitted = _fit_features(docs, cfg)
         if cfg.method == "cf-map":
-            self._fit_map(fitted, libraries)
+            _fit_map(fitted, libraries, cfg)
+            if fitted.factors is not None and fitted.singular is not None:
+                fitted.topics = _learn_topics(fitted.factors, fitted.singular, cfg)
         elif cfg.method != "tfidf-centroid":
             raise ValueError(f"unknown recommender method: {cfg.method!r}")
         self._fitted = fitted
         self._dense = None
-
-    def _fit_map(self, f: _Fitted, libraries: Sequence[Feedback]) -> None:
-        """Learn item factors from who liked what, and a ridge map text → factors.
-
-        R = libraries × papers (binary), columns scaled by popularity^-β, rows L2-normalised;
-        R ≈ U S Vᵀ (randomized truncated SVD). Each liked paper's factor is its row of V; the
-        map W minimises ‖X W − V S^α‖² + λ‖W‖² over the liked papers' TF-IDF rows X, solved by
-        block conjugate gradient. A paper nobody liked gets predicted factors x W."""
-        cfg = self.config
-        rows: list[int] = []
-        cols: list[int] = []
-        n_users = 0
-        for fb in libraries:
-            liked = {f.index[lk.doc_id] for lk in fb.likes if lk.doc_id in f.index}
-            if liked:
-                rows.extend([n_users] * len(liked))
-                cols.extend(liked)
-                n_users += 1
-        if n_users < max(2, cfg.cf_min_users):
-            return
-        likes = sp.csr_matrix(
-            (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n_users, len(f.ids))
-        )
-        pop = np.asarray(likes.sum(axis=0)).ravel()
-        liked_items = np.flatnonzero(pop > 0)
-        rank = min(cfg.cf_rank, n_users - 1, len(liked_items) - 1)
-        if rank < 1:
-            return
-        r = likes[:, liked_items] @ sp.diags(pop[liked_items] ** -cfg.cf_popularity_exponent)
-        r = normalize(r.tocsr())
-        # float64, and LAPACK on one thread: its results depend on the thread count, and the
-        # factors decide every ranking (single-threaded it was not slower here: 2.9 s vs 3.5 s)
-        with threadpool_limits(limits=1, user_api="blas"):
-            _, s64, vt = randomized_svd(r, rank, n_iter=5, random_state=0)
-        v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
-        s = s64.astype(np.float32)
-        target = (vt.T * (s64**cfg.cf_singular_power)).astype(np.float32)
-        w = _ridge_cg(f.matrix[liked_items], target, cfg.cf_lambda, cfg.cf_iterations)
-        factor_row = np.full(len(f.ids), -1, dtype=np.int32)
-        factor_row[liked_items] = np.arange(len(liked_items), dtype=np.int32)
-        f.text_map = w.astype(STORE_DTYPE)
-        if cfg.cf_prior_likes > 0:  # shrink rarely-liked papers' factors toward their text's
-            predicted = np.asarray(f.matrix[liked_items] @ w) / (s**cfg.cf_singular_power)
-            n_likes = pop[liked_items][:, None].astype(np.float32)
-            v = (n_likes * v + cfg.cf_prior_likes * predicted) / (n_likes + cfg.cf_prior_likes)
-        f.factors = v.astype(STORE_DTYPE)
-        f.factor_row = factor_row
-        f.singular = s
-        n_topics = min(cfg.interest_topics, len(liked_items) // TOPIC_MIN_PAPERS)
-        if n_topics > 1:
-            f.topics = _spherical_kmeans_dense(f.factors.astype(np.float64) * s, n_topics)
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -366,28 +152,7 @@ class Recommender:
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         """Feature rows (L2-normalised) for docs; fitted-corpus docs reuse their stored row."""
-        f = self._require()
-        if not docs:
-            return sp.csr_matrix((0, f.matrix.shape[1]), dtype=np.float32)
-        stored = [f.index.get(d.id) for d in docs]
-        if all(s is not None for s in stored):
-            return f.matrix[[s for s in stored if s is not None]]
-        fresh_docs = [d for d, s in zip(docs, stored, strict=True) if s is None]
-        words = f.word_vectorizer.transform(
-            [_doc_text(d, self.config.use_abstract) for d in fresh_docs]
-        )
-        blocks = [normalize(words)]
-        if f.author_vectorizer is not None:
-            authors = f.author_vectorizer.transform([_author_tokens(d) for d in fresh_docs])
-            blocks.append(normalize(authors) * self.config.author_weight)
-        fresh = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
-        if len(fresh_docs) == len(docs):
-            return fresh
-        parts = []
-        it = iter(range(len(fresh_docs)))
-        for s in stored:
-            parts.append(f.matrix[s] if s is not None else fresh[next(it)])
-        return sp.vstack(parts).tocsr()
+        return _vectorize(self._require(), docs, self.config)
 
     def topic_of(self, docs: Sequence[Doc]) -> list[int]:
         """The interest topic (0 … topics − 1) each doc belongs to: its nearest topic, from its
@@ -1059,35 +824,6 @@ def _plain_rec(doc_id: str, score: float, kind: Kind) -> Recommendation:
     return rec
 
 
-def _drop_stop_words(vec: TfidfVectorizer) -> None:
-    """Older scikit-learn keeps every pruned term in `stop_words_` (only for inspection)."""
-    if hasattr(vec, "stop_words_"):
-        delattr(vec, "stop_words_")
-
-
-def _ridge_cg(x: sp.csr_matrix, y: np.ndarray, lam: float, iters: int) -> np.ndarray:
-    """Solve (XᵀX + λI) W = XᵀY for all columns of Y at once (conjugate gradient per column,
-    vectorised; XᵀX is never formed)."""
-    xt = x.T.tocsr()
-    b = np.asarray(xt @ y, dtype=np.float32)
-    w = np.zeros_like(b)
-    r = b.copy()
-    p = r.copy()
-    rs = (r * r).sum(axis=0)
-    tiny = np.float32(1e-30)
-    for _ in range(max(1, iters)):
-        ap = np.asarray(xt @ (x @ p), dtype=np.float32) + lam * p
-        alpha = rs / ((p * ap).sum(axis=0) + tiny)
-        w += p * alpha
-        r -= ap * alpha
-        rs_new = (r * r).sum(axis=0)
-        if float(rs_new.max()) <= 1e-12 * max(1.0, float((b * b).sum(axis=0).max())):
-            break
-        p = r + p * (rs_new / (rs + tiny))
-        rs = rs_new
-    return w
-
-
 def _aware(t: datetime) -> datetime:
     return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
@@ -1140,6 +876,16 @@ def _trending_order(cands: Sequence[Doc]) -> np.ndarray:
         return (-up, -ts, d.id)
 
     return np.array(sorted(range(len(cands)), key=key), dtype=np.int64)
+
+
+def _learn_topics(
+    factors: np.ndarray, singular: np.ndarray, cfg: RecommenderConfig
+) -> np.ndarray | None:
+    """The interest topics of a fit (None: too few liked papers, or switched off)."""
+    n_topics = min(cfg.interest_topics, factors.shape[0] // TOPIC_MIN_PAPERS)
+    if n_topics > 1:
+        return _spherical_kmeans_dense(factors.astype(np.float64) * singular, n_topics)
+    return None
 
 
 def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
