@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
-from recommender.engine import _plain_rec
+from recommender.selection import _plain_rec
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
