@@ -91,7 +91,7 @@ class _Context:
         fac = None
         if self.rec.learned:
             assert f.factor_row is not None and f.singular is not None
-            _, factors = self.rec._arrays()
+            factors = self.rec._arrays().factors
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
             fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float64)
             true = frow >= 0
@@ -148,7 +148,8 @@ class _Context:
             out += [j for d, j in pos.items() if d in fb.exclude]
         return np.asarray(out, dtype=np.int64)
 
-    def _kw_mask(self, word: str) -> np.ndarray:
+    def keyword_mask(self, word: str) -> np.ndarray:
+        """Candidates whose title or abstract holds `word` as a whole word (folded)."""
         key = _fold(word).strip()
         if key not in self._kw:
             if self._texts is None:
@@ -161,32 +162,10 @@ class _Context:
             )
         return self._kw[key]
 
-    def _au_mask(self, name: str) -> np.ndarray:
+    def author_mask(self, name: str) -> np.ndarray:
+        """Candidates by the author `name` (last name, and the initial when both have one)."""
         if name not in self._au:
             self._au[name] = np.fromiter(
                 (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
             )
         return self._au[name]
-
-    def follows(self, fb: Feedback) -> tuple[np.ndarray, dict[int, str], np.ndarray]:
-        """(bonus per candidate, reason per boosted candidate, muted mask)."""
-        cfg = self.rec.config
-        n = len(self.cands)
-        muted = np.zeros(n, dtype=bool)
-        for w in fb.muted_keywords:
-            muted |= self._kw_mask(w)
-        for a in fb.muted_authors:
-            muted |= self._au_mask(a)
-        bonus = np.zeros(n, dtype=np.float32)
-        reason: dict[int, str] = {}
-        for a in fb.authors:
-            hit = self._au_mask(a)
-            bonus[hit] = np.maximum(bonus[hit], cfg.author_boost)
-            for j in np.flatnonzero(hit):
-                reason.setdefault(int(j), f"By {a.strip()}, whom you follow")
-        for w in fb.keywords:
-            hit = self._kw_mask(w)
-            bonus[hit] += cfg.keyword_boost
-            for j in np.flatnonzero(hit):
-                reason.setdefault(int(j), f"Matches your keyword “{w.strip()}”")
-        return bonus, reason, muted

@@ -32,6 +32,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,8 +43,16 @@ from recommender.context import _Context, _Items
 from recommender.explain import _explain
 from recommender.features import _fit_features, _vectorize
 from recommender.interests import _learn_topics, _nearest_topics
-from recommender.profiles import _Plan, _profile_plan, _profiles, _score
-from recommender.selection import _cold, _pick, _recommend, _top_rows
+from recommender.profiles import _Plan, _profile_plan, _profiles
+from recommender.selection import (
+    _batch_scores,
+    _boost_and_block,
+    _cold,
+    _Follows,
+    _follows,
+    _recommend,
+    _select,
+)
 from recommender.state import FORMAT_VERSION, _Fitted
 from recommender.types import Doc, Feedback, Recommendation
 
@@ -54,13 +63,20 @@ from recommender.features import _identity  # noqa: F401  # isort: skip
 __all__ = ["ASL_TOKEN_PATTERN", "FORMAT_VERSION", "Recommender", "RecommenderConfig"]
 
 
+class _Dense(NamedTuple):
+    """float64 copies of the learned arrays, for scoring (the state keeps them as float16)."""
+
+    text_map: np.ndarray  # features × rank
+    factors: np.ndarray  # liked-at-fit papers × rank
+
+
 class Recommender:
     """Fit once on the stored corpus, persist with `dumps`, rank every day."""
 
     def __init__(self, config: RecommenderConfig | None = None) -> None:
         self.config = config or RecommenderConfig()
         self._fitted: _Fitted | None = None
-        self._dense: tuple[np.ndarray, np.ndarray] | None = None  # float64 copies for scoring
+        self._dense: _Dense | None = None
 
     # ------------------------------------------------------------------ fitting / state
     @property
@@ -111,12 +127,12 @@ class Recommender:
             raise RuntimeError("Recommender.fit() must be called before rank()")
         return self._fitted
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    def _arrays(self) -> _Dense:
         """float64 (text map, factors); the state keeps them as float16."""
         f = self._require()
         if self._dense is None:
             assert f.text_map is not None and f.factors is not None
-            self._dense = (f.text_map.astype(np.float64), f.factors.astype(np.float64))
+            self._dense = _Dense(f.text_map.astype(np.float64), f.factors.astype(np.float64))
         return self._dense
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
@@ -129,7 +145,7 @@ class Recommender:
         f = self._require()
         if f.topics is None or not docs:
             return [-1] * len(docs)
-        _, factors = self._arrays()
+        factors = self._arrays().factors
         predicted = self.predicted_factors(self.vectorize(docs))
         rows = [f.index.get(d.id, -1) for d in docs]
         return _nearest_topics(f, rows, factors, predicted, self.config.cf_singular_power)
@@ -137,7 +153,7 @@ class Recommender:
     def predicted_factors(self, x: sp.csr_matrix) -> np.ndarray:
         """Predicted collaborative factors of feature rows (in the scale of the targets),
         float64."""
-        w, _ = self._arrays()
+        w = self._arrays().text_map
         return np.asarray(x @ w, dtype=np.float64)
 
     # ------------------------------------------------------------------ ranking
@@ -165,7 +181,7 @@ class Recommender:
         step = max(1, cfg.batch_size)
         for start in range(0, len(users), step):
             batch, batch_plans = users[start : start + step], plans[start : start + step]
-            self._rank_batch(batch, batch_plans, items, ctx, k, explain, out)
+            out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain))
         return out
 
     def _rank_batch(
@@ -176,64 +192,29 @@ class Recommender:
         ctx: _Context,
         k: int,
         explain: bool,
-        out: dict[str, list[Recommendation]],
-    ) -> None:
+    ) -> dict[str, list[Recommendation]]:
+        """Top `k` for one batch of users (user_id → recommendations): their profiles are
+        scored in one product; users without usable likes get the cold start."""
         cfg = self.config
-        n = len(ctx.cands)
-        profiles, owner = _profiles(plans, items, cfg)
-        user_rows: dict[int, list[int]] = {}
-        for r, b in enumerate(owner):
-            user_rows.setdefault(b, []).append(r)
-        has = list(user_rows)  # batch positions with a profile, in row order
-        row_of = {b: i for i, b in enumerate(has)}
-        scores = np.zeros((0, n), dtype=np.float32)
-        total = scores
-        if has:
-            scores = _score(profiles, ctx, cfg)  # rows: (user, interest)
-            starts = [user_rows[b][0] for b in has]
-            total = scores[starts]  # a copy; with several interests: the best of the rows
-            if len(owner) > len(has):
-                for i, b in enumerate(has):
-                    rows = user_rows[b]
-                    if len(rows) > 1:
-                        np.max(scores[rows[0] : rows[-1] + 1], axis=0, out=total[i])
-        bonus: dict[int, np.ndarray] = {}
-        reasons: dict[int, dict[int, str]] = {}
+        profiles = _profiles(plans, items, cfg)
+        sc = _batch_scores(profiles, ctx, cfg)
+        out: dict[str, list[Recommendation]] = {}
+        follows: dict[int, _Follows] = {}  # batch position → its follows and mutes
         for b, fb in enumerate(batch):
-            blocked = ctx.blocked(fb)
-            if fb.keywords or fb.authors or fb.muted_keywords or fb.muted_authors:
-                fbonus, freason, muted = ctx.follows(fb)
-                bonus[b], reasons[b] = fbonus, freason
-                if b in row_of and cfg.mute_penalty is not None:
-                    total[row_of[b]] += fbonus - cfg.mute_penalty * muted
-                else:
-                    if b in row_of:
-                        total[row_of[b]] += fbonus
-                    blocked = np.concatenate([blocked, np.flatnonzero(muted)])
-            if b in row_of:
-                total[row_of[b], blocked] = -np.inf
-            else:  # no usable likes: follows, then trending
-                out[fb.user_id] = _cold(fb, ctx, k, blocked, bonus.get(b), reasons.get(b), cfg)
-        if not has:
-            return
-        m = min(n, max(1, cfg.shortlist_factor) * k + 20)
-        short, vals = _top_rows(total, m)
-        todo: list[tuple[int, list[int], list[float]]] = []  # (user, picks, scores) to explain
-        for i, b in enumerate(has):
-            fb, p = batch[b], plans[b]
-            pool = short[i][np.isfinite(vals[i])]
-            rows = user_rows[b] if len(user_rows[b]) > 1 else []
-            ubonus = bonus.get(b)
-            picks = _pick(pool, total[i], scores, rows, p, ubonus, ctx, k, cfg)
-            if len(picks) < k and m < n:  # short list exhausted by duplicates: full order
-                pool = np.argsort(-total[i], kind="stable")
-                pool = pool[np.isfinite(total[i][pool])]
-                picks = _pick(pool, total[i], scores, rows, p, ubonus, ctx, k, cfg)
-            if explain:
-                todo.append((b, picks, np.clip(total[i][picks], 0.0, 1.0).tolist()))
-            else:
-                out[fb.user_id] = _recommend(picks, total[i], ubonus, ctx)
-        if todo:
-            explained = _explain(todo, plans, bonus, reasons, items, ctx, cfg)
-            for t, user_recs in zip(todo, explained, strict=True):
-                out[batch[t[0]].user_id] = user_recs
+            fol = _follows(fb, ctx, cfg)
+            if fol is not None:
+                follows[b] = fol
+            i = sc.row_of.get(b)
+            blocked = _boost_and_block(fb, fol, None if i is None else sc.total[i], ctx, cfg)
+            if i is None:  # no usable likes: follows, then trending
+                out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg)
+        if not sc.users:
+            return out
+        picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg)
+        if explain:
+            recs = _explain(picked, plans, follows, items, ctx, cfg)
+        else:
+            recs = [_recommend(pl, follows.get(pl.user), ctx) for pl in picked]
+        for pl, user_recs in zip(picked, recs, strict=True):
+            out[batch[pl.user].user_id] = user_recs
+        return out

@@ -17,41 +17,44 @@ from recommender.types import Kind, Recommendation
 if TYPE_CHECKING:
     from recommender.context import _Context, _Items
     from recommender.profiles import _Plan
+    from recommender.selection import _Follows, _PickList
+
+# (pick, liked paper) pairs scored in one sparse product at most: bounds the memory of a batch
+MAX_EXPLAIN_PAIRS = 200_000
 
 
 def _explain(
-    todo: list[tuple[int, list[int], list[float]]],
+    todo: list[_PickList],
     plans: list[_Plan],
-    bonus: Mapping[int, np.ndarray],
-    reasons: Mapping[int, Mapping[int, str]],
+    follows: Mapping[int, _Follows],
     items: _Items,
     ctx: _Context,
     cfg: RecommenderConfig,
-    max_pairs: int = 200_000,
+    max_pairs: int = MAX_EXPLAIN_PAIRS,
 ) -> list[list[Recommendation]]:
     """For every pick: the liked paper closest in text and the terms both share (with no
     shared term: the liked paper closest in the learned space). Batched over users: the
-    (pick, liked paper) pairs of many users are scored in one sparse product."""
+    (pick, liked paper) pairs of many users are scored in one sparse product. One list of
+    recommendations per entry of `todo` (`plans` and `follows`: by position in the batch)."""
     out: list[list[Recommendation]] = []
-    chunk: list[tuple[int, list[int], list[float]]] = []
+    chunk: list[_PickList] = []
     pairs = 0
     for t in todo:
-        n_pairs = len(t[1]) * len(plans[t[0]].liked)
+        n_pairs = len(t.picks) * len(plans[t.user].liked)
         if chunk and pairs + n_pairs > max_pairs:
-            out.extend(_explain_chunk(chunk, plans, bonus, reasons, items, ctx, cfg))
+            out.extend(_explain_chunk(chunk, plans, follows, items, ctx, cfg))
             chunk, pairs = [], 0
         chunk.append(t)
         pairs += n_pairs
     if chunk:
-        out.extend(_explain_chunk(chunk, plans, bonus, reasons, items, ctx, cfg))
+        out.extend(_explain_chunk(chunk, plans, follows, items, ctx, cfg))
     return out
 
 
 def _explain_chunk(
-    todo: list[tuple[int, list[int], list[float]]],
+    todo: list[_PickList],
     plans: list[_Plan],
-    bonus: Mapping[int, np.ndarray],
-    reasons: Mapping[int, Mapping[int, str]],
+    follows: Mapping[int, _Follows],
     items: _Items,
     ctx: _Context,
     cfg: RecommenderConfig,
@@ -61,8 +64,9 @@ def _explain_chunk(
     pair_pick: list[np.ndarray] = []  # index into all_picks
     pair_slot: list[np.ndarray] = []
     group_len: list[int] = []  # pairs per pick (= the user's liked count)
-    for b, picks, _ in todo:
-        slots = np.asarray([sl for _, sl, _ in plans[b].liked], dtype=np.int64)
+    for t in todo:
+        picks = t.picks
+        slots = np.asarray([sl for _, sl, _ in plans[t.user].liked], dtype=np.int64)
         base = len(all_picks)
         all_picks.extend(picks)
         pair_pick.append(np.repeat(np.arange(base, base + len(picks)), len(slots)))
@@ -91,13 +95,12 @@ def _explain_chunk(
     overlap.sort_indices()
     out: list[list[Recommendation]] = []
     r = 0  # row of the pick in all_picks
-    for b, picks, score in todo:
-        p = plans[b]
-        fbonus = bonus.get(b)
-        freason = reasons.get(b, {})
+    for t in todo:
+        p = plans[t.user]
+        fol = follows.get(t.user)
         recs: list[Recommendation] = []
-        for j, sc in zip(picks, score, strict=True):
-            liked_id = p.liked[int(best[r])][0]
+        for j, sc in zip(t.picks, t.scores, strict=True):
+            liked_id = p.liked[int(best[r])].doc_id
             title = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
             a, z = overlap.indptr[r], overlap.indptr[r + 1]
             shared = (
@@ -110,9 +113,9 @@ def _explain_chunk(
             else:
                 reason = f"Close to “{title}” you liked — read by people with similar libraries"
             kind: Kind = "similar"
-            if fbonus is not None and fbonus[j] > 0:
+            if fol is not None and fol.bonus[j] > 0:
                 kind = "followed"
-                reason = f"{freason[j]} · also close to “{title}” you liked"
+                reason = f"{fol.reason[j]} · also close to “{title}” you liked"
             recs.append(
                 Recommendation(
                     doc_id=ctx.cand_ids[j],

@@ -87,7 +87,6 @@ def _interests(p: _Plan, items: _Items, cfg: RecommenderConfig) -> list[list[int
     an interest, and every other like joins the interest whose topic is closest to it."""
     n = len(p.liked)
     if items.topic_sim is not None:
-        p.group_sizes = [n]
         if n < 2 * max(1, cfg.interest_min_likes):
             return [list(range(n))]
         sims = items.topic_sim[[s for _, s, _ in p.liked]]
@@ -97,18 +96,13 @@ def _interests(p: _Plan, items: _Items, cfg: RecommenderConfig) -> list[list[int
         if len(topics) < 2:
             return [list(range(n))]
         labels = sims[:, topics].argmax(axis=1)
-        groups = [np.flatnonzero(labels == g).tolist() for g in range(len(topics))]
-        p.group_sizes = [len(g) for g in groups]
-        return groups
+        return [np.flatnonzero(labels == g).tolist() for g in range(len(topics))]
     m = min(cfg.max_interests, n // max(1, cfg.likes_per_interest))
     if m <= 1:
-        p.group_sizes = [n]
         return [list(range(n))]
     labels = _spherical_kmeans(items.text[[s for _, s, _ in p.liked]], m)
     groups = [[int(i) for i in np.flatnonzero(labels == c)] for c in range(m)]
-    groups = [g for g in groups if g]
-    p.group_sizes = [len(g) for g in groups]
-    return groups
+    return [g for g in groups if g]
 
 
 def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:

@@ -1,14 +1,14 @@
 """Stage 5, profiles: each user's feedback resolved against the rank call's items (`_Plan`),
 then one profile per (user, interest) — the weighted mean of the liked papers' factors (or
-text rows) minus a share of the disliked ones — and their scores against the candidates.
+text rows) minus a share of the disliked ones (`_Profiles`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,14 +22,36 @@ from recommender.types import Feedback
 if TYPE_CHECKING:
     from recommender.context import _Context, _Items
 
+SECONDS_PER_DAY = 86400.0
 
-@dataclass
+
+class _Liked(NamedTuple):
+    """A liked doc as a profile uses it."""
+
+    doc_id: str
+    slot: int  # row of the rank call's item table (`_Items`)
+    weight: float  # like_weight, halved per recency half-life
+
+
+@dataclass(frozen=True)
 class _Plan:
     """One user's resolved feedback for a rank call (slots index the call's item table)."""
 
-    liked: list[tuple[str, int, float]]  # (doc id, slot, weight)
+    liked: list[_Liked]
     disliked: list[int]  # slots
-    group_sizes: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """The profiles of a batch of users: one row per (user, interest), in factor space and/or
+    text space."""
+
+    fac: np.ndarray | None  # rows × factors, on the LEFT_BITS grid (None: text only)
+    text: sp.csr_matrix | None  # rows × features (None: factors only)
+    owner: list[int]  # row → the user's position in the batch (a user's rows are adjacent)
+    # per position in the batch: the liked papers of each of the user's interests, counted
+    # ([] for a user without usable likes); an interest's share of the digest follows from it
+    group_sizes: list[list[int]]
 
 
 def _aware(t: datetime) -> datetime:
@@ -46,7 +68,7 @@ def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderCo
     if not weighted:  # the common case: every like weighs the same
         w = cfg.like_weight
         liked = [
-            (lk.doc_id, s, w)
+            _Liked(lk.doc_id, s, w)
             for lk in fb.likes
             if (s := known_slot(lk.doc_id)) is not None or (s := slot(lk.doc_id)) is not None
         ]
@@ -58,19 +80,16 @@ def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderCo
             continue
         w = cfg.like_weight
         if dated and cfg.recency_half_life_days and lk.at is not None:
-            age = (_aware(now) - _aware(lk.at)).total_seconds() / 86400.0
+            age = (_aware(now) - _aware(lk.at)).total_seconds() / SECONDS_PER_DAY
             w *= 0.5 ** (max(age, 0.0) / cfg.recency_half_life_days)
         elif cfg.recency_half_life_likes and not dated:
             w *= 0.5 ** ((n - 1 - pos) / cfg.recency_half_life_likes)
-        liked.append((lk.doc_id, s, w))
+        liked.append(_Liked(lk.doc_id, s, w))
     return _Plan(liked=liked, disliked=disliked)
 
 
-def _profiles(
-    plans: list[_Plan], items: _Items, cfg: RecommenderConfig
-) -> tuple[tuple[np.ndarray | None, sp.csr_matrix | None], list[int]]:
-    """One row per (user, interest) in factor space and/or text space;
-    `owner[row]` is the user's position in the batch."""
+def _profiles(plans: list[_Plan], items: _Items, cfg: RecommenderConfig) -> _Profiles:
+    """One row per (user, interest) in factor space and/or text space (`plans`: the batch's)."""
     n_slots = len(items.ids)
     lr: list[int] = []
     lc: list[int] = []
@@ -79,6 +98,7 @@ def _profiles(
     dc: list[int] = []
     dv: list[float] = []
     owner: list[int] = []
+    group_sizes: list[list[int]] = [[] for _ in plans]
     row = 0
     several = _several_interests(plans, items, cfg)
     for b, p in enumerate(plans):
@@ -86,10 +106,10 @@ def _profiles(
             continue
         groups: Sequence[Sequence[int]]
         if several is not None and not several[b]:  # the common case: one interest
-            p.group_sizes = [len(p.liked)]
             groups = [range(len(p.liked))]
         else:
             groups = _interests(p, items, cfg)
+        group_sizes[b] = [len(g) for g in groups]
         for g in groups:
             liked_g = p.liked if len(groups) == 1 else [p.liked[i] for i in g]
             tot = sum(w for _, _, w in liked_g) or 1.0
@@ -103,7 +123,7 @@ def _profiles(
             owner.append(b)
             row += 1
     if row == 0:
-        return (None, None), owner
+        return _Profiles(None, None, owner, group_sizes)
     shape = (row, n_slots)
     liked = sp.csr_matrix((lv, (lr, lc)), shape=shape, dtype=np.float64)
     disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float64) if dr else None
@@ -122,23 +142,4 @@ def _profiles(
         fac = on_grid(build(items.fac), LEFT_BITS)  # exact products (recommender.exact)
     if items.fac is None or cfg.text_weight > 0:
         text = sp.csr_matrix(build(items.text), dtype=np.float32)
-    return (fac, text), owner
-
-
-def _score(
-    profiles: tuple[np.ndarray | None, sp.csr_matrix | None],
-    ctx: _Context,
-    cfg: RecommenderConfig,
-) -> np.ndarray:
-    """Profiles × candidates → cosine-like score in [0, 1] per (user, interest) row."""
-    fac, text = profiles
-    parts: list[tuple[float, np.ndarray]] = []
-    if fac is not None:
-        parts.append((1.0 - cfg.text_weight, fac @ ctx.cand_factors().T))
-    if text is not None:
-        w = cfg.text_weight if fac is not None else 1.0
-        parts.append((w, np.asarray((text @ ctx.xc_t).todense(), dtype=np.float32)))
-    total = parts[0][0] * parts[0][1]
-    for w, s in parts[1:]:
-        total += w * s
-    return np.clip(total, 0.0, 1.0, out=total).astype(np.float32, copy=False)
+    return _Profiles(fac, text, owner, group_sizes)

@@ -1,5 +1,6 @@
-"""Stage 6, selection: the short list of every user's best scores (`_top_rows`), then per
-user a greedy pass over it — near-duplicates collapse, each interest gets its share, optional
+"""Stage 6, scores and selection: every (user, interest) profile × the candidates in one
+product, the short list of every user's best scores (`_top_rows`), then per user a greedy pass
+over it — follows and mutes, near-duplicates collapse, each interest gets its share, optional
 MMR — and the cold start (follows, then trending) for users without usable likes.
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -20,7 +22,157 @@ from recommender.types import Doc, Feedback, Kind, Recommendation
 
 if TYPE_CHECKING:
     from recommender.context import _Context
-    from recommender.profiles import _Plan
+    from recommender.profiles import _Profiles
+
+# the short list holds shortlist_factor × k candidates plus this many: room for the
+# near-duplicates and interest shares of a small k
+SHORTLIST_EXTRA = 20
+DUPLICATE_CHUNK = 2048  # near-duplicates: candidate rows per sparse product (bounds memory)
+
+
+@dataclass(frozen=True)
+class _Follows:
+    """What one user's follows and mutes do to the candidates."""
+
+    bonus: np.ndarray  # per candidate: author_boost if by a followed author, + keyword_boost
+    reason: dict[int, str]  # boosted candidate → why ("By …, whom you follow")
+    muted: np.ndarray  # per candidate: matches a muted keyword or author
+
+
+@dataclass(frozen=True)
+class _PickList:
+    """One user's picks, best first, before they become recommendations."""
+
+    user: int  # position in the batch
+    picks: list[int]  # candidate positions
+    scores: list[float]  # their scores, clipped to [0, 1]
+
+
+@dataclass(frozen=True)
+class _BatchScores:
+    """A batch's scores. The rows of `total` are adjusted in place by `_boost_and_block`
+    (it is the batch's own array: a copy per user would cost more than the selection)."""
+
+    scores: np.ndarray  # one row per profile row (user, interest) × candidates, in [0, 1]
+    total: np.ndarray  # one row per user with a profile: the best of the user's rows
+    users: list[int]  # batch positions with a profile, in the order of the rows of `total`
+    user_rows: dict[int, list[int]]  # batch position → its rows of `scores` (adjacent)
+    row_of: dict[int, int]  # batch position → its row of `total`
+
+
+def _score(profiles: _Profiles, ctx: _Context, cfg: RecommenderConfig) -> np.ndarray:
+    """Profiles × candidates → cosine-like score in [0, 1] per (user, interest) row."""
+    fac, text = profiles.fac, profiles.text
+    parts: list[tuple[float, np.ndarray]] = []
+    if fac is not None:
+        parts.append((1.0 - cfg.text_weight, fac @ ctx.cand_factors().T))
+    if text is not None:
+        w = cfg.text_weight if fac is not None else 1.0
+        parts.append((w, np.asarray((text @ ctx.xc_t).todense(), dtype=np.float32)))
+    total = parts[0][0] * parts[0][1]
+    for w, s in parts[1:]:
+        total += w * s
+    return np.clip(total, 0.0, 1.0, out=total).astype(np.float32, copy=False)
+
+
+def _batch_scores(profiles: _Profiles, ctx: _Context, cfg: RecommenderConfig) -> _BatchScores:
+    """Scores of a batch's profiles; a user's total is the best of their interests' scores."""
+    n = len(ctx.cands)
+    user_rows: dict[int, list[int]] = {}
+    for r, b in enumerate(profiles.owner):
+        user_rows.setdefault(b, []).append(r)
+    has = list(user_rows)  # batch positions with a profile, in row order
+    row_of = {b: i for i, b in enumerate(has)}
+    scores = np.zeros((0, n), dtype=np.float32)
+    total = scores
+    if has:
+        scores = _score(profiles, ctx, cfg)  # rows: (user, interest)
+        starts = [user_rows[b][0] for b in has]
+        total = scores[starts]  # a copy; with several interests: the best of the rows
+        if len(profiles.owner) > len(has):
+            for i, b in enumerate(has):
+                rows = user_rows[b]
+                if len(rows) > 1:
+                    np.max(scores[rows[0] : rows[-1] + 1], axis=0, out=total[i])
+    return _BatchScores(scores, total, has, user_rows, row_of)
+
+
+def _follows(fb: Feedback, ctx: _Context, cfg: RecommenderConfig) -> _Follows | None:
+    """The bonus, reasons and mutes of `fb`'s followed/muted keywords and authors (None: it
+    follows and mutes nothing)."""
+    if not (fb.keywords or fb.authors or fb.muted_keywords or fb.muted_authors):
+        return None
+    n = len(ctx.cands)
+    muted = np.zeros(n, dtype=bool)
+    for w in fb.muted_keywords:
+        muted |= ctx.keyword_mask(w)
+    for a in fb.muted_authors:
+        muted |= ctx.author_mask(a)
+    bonus = np.zeros(n, dtype=np.float32)
+    reason: dict[int, str] = {}
+    for a in fb.authors:
+        hit = ctx.author_mask(a)
+        bonus[hit] = np.maximum(bonus[hit], cfg.author_boost)
+        for j in np.flatnonzero(hit):
+            reason.setdefault(int(j), f"By {a.strip()}, whom you follow")
+    for w in fb.keywords:
+        hit = ctx.keyword_mask(w)
+        bonus[hit] += cfg.keyword_boost
+        for j in np.flatnonzero(hit):
+            reason.setdefault(int(j), f"Matches your keyword “{w.strip()}”")
+    return _Follows(bonus, reason, muted)
+
+
+def _boost_and_block(
+    fb: Feedback,
+    fol: _Follows | None,
+    total: np.ndarray | None,
+    ctx: _Context,
+    cfg: RecommenderConfig,
+) -> np.ndarray:
+    """The candidates `fb` must not get: liked, disliked, already sent, and muted (unless
+    `mute_penalty` pushes them down instead). With a profile (`total`: the user's row of the
+    batch's totals), adds the follow bonus to it and sets the blocked ones to −∞, in place."""
+    blocked = ctx.blocked(fb)
+    if fol is not None:
+        if total is not None and cfg.mute_penalty is not None:
+            total += fol.bonus - cfg.mute_penalty * fol.muted
+        else:
+            if total is not None:
+                total += fol.bonus
+            blocked = np.concatenate([blocked, np.flatnonzero(fol.muted)])
+    if total is not None:
+        total[blocked] = -np.inf
+    return blocked
+
+
+def _select(
+    sc: _BatchScores,
+    group_sizes: list[list[int]],
+    follows: Mapping[int, _Follows],
+    ctx: _Context,
+    k: int,
+    cfg: RecommenderConfig,
+) -> list[_PickList]:
+    """Every user's `k` picks from their short list (`group_sizes`: per batch position, the
+    likes of each interest; `follows`: per batch position that follows or mutes anything)."""
+    n = len(ctx.cands)
+    m = min(n, max(1, cfg.shortlist_factor) * k + SHORTLIST_EXTRA)
+    short, vals = _top_rows(sc.total, m)
+    out: list[_PickList] = []
+    for i, b in enumerate(sc.users):
+        total = sc.total[i]
+        pool = short[i][np.isfinite(vals[i])]
+        rows = sc.user_rows[b] if len(sc.user_rows[b]) > 1 else []
+        fol = follows.get(b)
+        fbonus = None if fol is None else fol.bonus
+        picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, k, cfg)
+        if len(picks) < k and m < n:  # short list exhausted by duplicates: full order
+            pool = np.argsort(-total, kind="stable")
+            pool = pool[np.isfinite(total[pool])]
+            picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, k, cfg)
+        out.append(_PickList(b, picks, np.clip(total[picks], 0.0, 1.0).tolist()))
+    return out
 
 
 def _top_rows(total: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,17 +203,19 @@ def _pick(
     total: np.ndarray,
     scores: np.ndarray,
     rows: list[int],
-    p: _Plan,
+    group_sizes: list[int],
     fbonus: np.ndarray | None,
     ctx: _Context,
     k: int,
     cfg: RecommenderConfig,
 ) -> list[int]:
+    """Up to `k` of `pool` (best first). `rows`: the user's rows of `scores` when they have
+    several interests (else []), `group_sizes`: the likes of each interest."""
     if len(rows) > 1:  # several interests: each gets its share (MMR off)
         groups = scores[rows][:, pool]
         if fbonus is not None:
             groups = groups + fbonus[pool]
-        order = pool[_share_order(groups, np.asarray(p.group_sizes, dtype=np.float64))]
+        order = pool[_share_order(groups, np.asarray(group_sizes, dtype=np.float64))]
         if fbonus is not None:  # a followed match still comes first
             order = order[np.argsort(fbonus[order] <= 0, kind="stable")]
         return _greedy(order.tolist(), ctx, k, None, cfg)
@@ -111,20 +265,14 @@ def _greedy(
 
 
 def _cold(
-    fb: Feedback,
-    ctx: _Context,
-    k: int,
-    blocked: np.ndarray,
-    fbonus: np.ndarray | None,
-    freason: Mapping[int, str] | None,
-    cfg: RecommenderConfig,
+    ctx: _Context, k: int, blocked: np.ndarray, fol: _Follows | None, cfg: RecommenderConfig
 ) -> list[Recommendation]:
     """No usable likes: followed keywords/authors first (trending among equals), then
     trending (most upvoted, then newest)."""
     n = len(ctx.cands)
     ban = np.zeros(n, dtype=bool)
     ban[blocked] = True
-    bonus = fbonus if fbonus is not None else np.zeros(n, dtype=np.float32)
+    bonus = fol.bonus if fol is not None else np.zeros(n, dtype=np.float32)
     trending = ctx.trending()
     tr_rank = np.empty(n, dtype=np.int64)
     tr_rank[trending] = np.arange(n)
@@ -135,22 +283,21 @@ def _cold(
     recs = []
     for j in picks:
         if bonus[j] > 0:
-            assert freason is not None
+            assert fol is not None
             s = float(min(1.0, bonus[j]))
-            recs.append(Recommendation(ctx.cands[j].id, s, "followed", freason[j]))
+            recs.append(Recommendation(ctx.cands[j].id, s, "followed", fol.reason[j]))
         else:
             recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Trending today"))
     return recs
 
 
-def _recommend(
-    picks: list[int], total: np.ndarray, fbonus: np.ndarray | None, ctx: _Context
-) -> list[Recommendation]:
+def _recommend(pl: _PickList, fol: _Follows | None, ctx: _Context) -> list[Recommendation]:
     """Recommendations without explanations (the fast path of `rank(explain=False)`)."""
-    score = np.clip(total[picks], 0.0, 1.0).tolist() if picks else []
     ids = ctx.cand_ids
-    if fbonus is None:
+    picks, score = pl.picks, pl.scores
+    if fol is None:
         return [_plain_rec(ids[j], s, "similar") for j, s in zip(picks, score, strict=True)]
+    fbonus = fol.bonus
     return [
         _plain_rec(ids[j], s, "followed" if fbonus[j] > 0 else "similar")
         for j, s in zip(picks, score, strict=True)
@@ -171,7 +318,9 @@ def _plain_rec(doc_id: str, score: float, kind: Kind) -> Recommendation:
     return rec
 
 
-def _near_duplicates(x: sp.csr_matrix, threshold: float, chunk: int = 2048) -> dict[int, list[int]]:
+def _near_duplicates(
+    x: sp.csr_matrix, threshold: float, chunk: int = DUPLICATE_CHUNK
+) -> dict[int, list[int]]:
     """Pairs of candidates whose cosine is >= threshold (computed once per rank call)."""
     out: dict[int, list[int]] = {}
     if threshold > 1.0 or x.shape[0] < 2:
