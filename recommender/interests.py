@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 # interest topics: at most one per this many liked papers (a topic is a field, not a paper)
 TOPIC_MIN_PAPERS = 50
 KMEANS_RESTARTS = 8  # interest topics: best of this many seeded k-means runs
+TOPIC_KMEANS_ITERATIONS = 20  # interest topics: at most this many steps per k-means run
+TEXT_KMEANS_ITERATIONS = 10  # text method: at most this many steps of a person's k-means
 
 
 def _learn_topics(
@@ -105,7 +107,7 @@ def _interests(p: _Plan, items: _Items, cfg: RecommenderConfig) -> list[list[int
     return [g for g in groups if g]
 
 
-def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = 10) -> np.ndarray:
+def _spherical_kmeans(x: sp.csr_matrix, m: int, iters: int = TEXT_KMEANS_ITERATIONS) -> np.ndarray:
     """Tiny deterministic spherical k-means (density-weighted farthest-first init)."""
     n = x.shape[0]
     sims = np.asarray((x @ x.T).todense())
@@ -141,7 +143,7 @@ def _spherical_kmeans_dense(x: np.ndarray, m: int, restarts: int = KMEANS_RESTAR
 
 
 def _kmeans_once(
-    x: np.ndarray, m: int, rng: np.random.Generator, iters: int = 20
+    x: np.ndarray, m: int, rng: np.random.Generator, iters: int = TOPIC_KMEANS_ITERATIONS
 ) -> tuple[np.ndarray, float]:
     """One run of spherical k-means on grid rows: (centres, total cosine of the rows)."""
     n = x.shape[0]
