@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from recommender.engine import Recommender
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Items:
     """Liked/disliked docs referenced in one rank call: text rows and factor rows."""
 

@@ -59,6 +59,8 @@ def _aware(t: datetime) -> datetime:
 
 
 def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderConfig) -> _Plan:
+    """`fb`'s likes (weighted; recency halves a like's weight per half-life) and dislikes as
+    slots of the call's item table; docs neither in the corpus nor known are left out."""
     n = len(fb.likes)
     dated = n > 0 and all(lk.at is not None for lk in fb.likes)
     slot = ctx.slot
