@@ -273,7 +273,8 @@ def _zotero_weights(liked: list[str]) -> np.ndarray:
     n = len(liked)
     r = np.arange(n)[::-1]  # newest gets rank 0
     w = 1.0 / (1.0 + np.log10(r + 1.0))
-    return w / w.sum()
+    weights: np.ndarray = w / w.sum()
+    return weights
 
 
 def _run_svm(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from recommender import Doc, Feedback, Like, Recommender, RecommenderConfig
-from recommender.engine import _share_order
+from recommender.interests import _share_order
 from tests.recommender.conftest import DATA
 
 FIELDS_DATA = DATA / "fields"

@@ -1,0 +1,171 @@
+"""What one `rank` call shares between its users: the candidates (in id order) and their
+feature rows and factors, the table of liked/disliked docs the call refers to (`_Items`),
+and per-call caches (near-duplicates, trending order, keyword and author matches).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+
+from recommender.exact import RIGHT_BITS, on_grid
+from recommender.features import _author_matches, _doc_text, _fold
+from recommender.interests import _topic_sims
+from recommender.selection import _near_duplicates, _trending_order
+from recommender.state import _Fitted
+from recommender.types import Doc, Feedback
+
+if TYPE_CHECKING:
+    from recommender.engine import Recommender
+
+
+@dataclass(frozen=True)
+class _Items:
+    """Liked/disliked docs referenced in one rank call: text rows and factor rows."""
+
+    ids: list[str]
+    text: sp.csr_matrix
+    fac: np.ndarray | None
+    topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
+
+
+class _Context:
+    """What one rank call shares between its users (computed lazily, once)."""
+
+    def __init__(
+        self, rec: Recommender, f: _Fitted, cands: list[Doc], known: Mapping[str, Doc]
+    ) -> None:
+        self.rec = rec
+        self.f = f
+        self.cands = cands
+        self.known = known
+        self.cand_ids = [d.id for d in cands]
+        self.cand_pos = {d: i for i, d in enumerate(self.cand_ids)}
+        self.xc = rec.vectorize(cands)
+        self._xc_t: sp.csr_matrix | None = None
+        self._qc: np.ndarray | None = None
+        self._dups: dict[int, list[int]] | None = None
+        self._trending: np.ndarray | None = None
+        self._texts: list[str] | None = None
+        self._kw: dict[str, np.ndarray] = {}
+        self._au: dict[str, np.ndarray] = {}
+        self.slots: dict[str, int] = {}
+        self._slot_row: list[int] = []  # corpus row, or −1
+        self._slot_doc: list[Doc | None] = []  # the doc when outside the corpus
+
+    # ---- liked / disliked docs
+    def slot(self, doc_id: str) -> int | None:
+        s = self.slots.get(doc_id)
+        if s is not None:
+            return s
+        row = self.f.index.get(doc_id)
+        doc = None
+        if row is None:
+            doc = self.known.get(doc_id)
+            if doc is None and doc_id in self.cand_pos:
+                doc = self.cands[self.cand_pos[doc_id]]
+            if doc is None:
+                return None
+        s = len(self._slot_row)
+        self.slots[doc_id] = s
+        self._slot_row.append(-1 if row is None else row)
+        self._slot_doc.append(doc)
+        return s
+
+    def build_items(self) -> _Items:
+        f = self.f
+        rows = np.asarray(self._slot_row, dtype=np.int64)
+        inside = np.flatnonzero(rows >= 0)
+        outside = np.flatnonzero(rows < 0)
+        parts = [f.matrix[rows[inside]]]
+        if len(outside):
+            parts.append(self.rec.vectorize([d for d in self._slot_doc if d is not None]))
+        perm = np.empty(len(rows), dtype=np.int64)
+        perm[np.concatenate([inside, outside])] = np.arange(len(rows))
+        text = sp.vstack(parts).tocsr()[perm] if len(outside) else parts[0]
+        fac = None
+        if self.rec.learned:
+            assert f.factor_row is not None and f.singular is not None
+            factors = self.rec._arrays().factors
+            frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
+            fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float64)
+            true = frow >= 0
+            fac[true] = factors[frow[true]]
+            if (~true).any():  # liked after the fit, or never liked at fit time: predicted
+                scale = f.singular**self.rec.config.cf_singular_power
+                fac[~true] = self.rec.predicted_factors(text[np.flatnonzero(~true)]) / scale
+            if f.topics is not None and len(rows):
+                topic_sim = _topic_sims(fac, f)  # exact
+                return _Items([*self.slots], text, fac, topic_sim)
+        return _Items([*self.slots], text, fac)
+
+    def title(self, doc_id: str) -> str:
+        row = self.f.index.get(doc_id)
+        if row is not None:
+            return self.f.titles[row]
+        doc = self.known.get(doc_id)
+        if doc is None and doc_id in self.cand_pos:
+            doc = self.cands[self.cand_pos[doc_id]]
+        return doc.title if doc is not None else doc_id
+
+    # ---- candidates
+    @property
+    def xc_t(self) -> sp.csr_matrix:
+        if self._xc_t is None:
+            self._xc_t = self.xc.T.tocsr()
+        return self._xc_t
+
+    def cand_factors(self) -> np.ndarray:
+        """Normalised candidate factors, predicted from the text (also for a candidate that had
+        likes at fit time: mixing learned and predicted factors made P=10 worse)."""
+        if self._qc is None:
+            self._qc = on_grid(self.rec.predicted_factors(self.xc), RIGHT_BITS)
+        return self._qc
+
+    def duplicates(self) -> dict[int, list[int]]:
+        if self._dups is None:
+            self._dups = _near_duplicates(self.xc, self.rec.config.duplicate_threshold)
+        return self._dups
+
+    def trending(self) -> np.ndarray:
+        if self._trending is None:
+            self._trending = _trending_order(self.cands)
+        return self._trending
+
+    def blocked(self, fb: Feedback) -> np.ndarray:
+        """Candidates this user must never get: liked, disliked, already sent."""
+        pos = self.cand_pos
+        out = [pos[lk.doc_id] for lk in fb.likes if lk.doc_id in pos]
+        out += [pos[d] for d in fb.dislikes if d in pos]
+        if len(fb.exclude) < len(pos):
+            out += [pos[d] for d in fb.exclude if d in pos]
+        else:
+            out += [j for d, j in pos.items() if d in fb.exclude]
+        return np.asarray(out, dtype=np.int64)
+
+    def keyword_mask(self, word: str) -> np.ndarray:
+        """Candidates whose title or abstract holds `word` as a whole word (folded)."""
+        key = _fold(word).strip()
+        if key not in self._kw:
+            if self._texts is None:
+                self._texts = [_fold(_doc_text(d, True)) for d in self.cands]
+            pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
+            self._kw[key] = np.fromiter(
+                (bool(key) and pat.search(t) is not None for t in self._texts),
+                bool,
+                len(self._texts),
+            )
+        return self._kw[key]
+
+    def author_mask(self, name: str) -> np.ndarray:
+        """Candidates by the author `name` (last name, and the initial when both have one)."""
+        if name not in self._au:
+            self._au[name] = np.fromiter(
+                (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
+            )
+        return self._au[name]

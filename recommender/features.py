@@ -1,0 +1,157 @@
+"""Stage 1, text features: a paper's title + abstract → TF-IDF row, hstacked with a
+smaller-weight author block, rows L2-normalised; and the name helpers that match authors.
+
+`_fit_features` learns the vocabularies on the corpus (the start of `Recommender.fit`),
+`_vectorize` turns any docs into rows of the same space.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+from recommender.config import RecommenderConfig
+from recommender.state import _Fitted
+from recommender.types import Doc
+
+
+def _doc_text(doc: Doc, use_abstract: bool) -> str:
+    if use_abstract and doc.abstract:
+        return f"{doc.title}. {doc.abstract}"
+    return doc.title
+
+
+def _fold(text: str) -> str:
+    return "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+    ).lower()
+
+
+def _name_key(name: str) -> tuple[str, str]:
+    """("last", "first initial") from "Last, First" or "First Last" (accents and case folded)."""
+    folded = _fold(name).strip()
+    if "," in folded:
+        last, _, first = folded.partition(",")
+    else:
+        parts = folded.split()
+        if not parts:
+            return "", ""
+        last, first = parts[-1], " ".join(parts[:-1])
+    last = re.sub(r"[^a-z0-9]+", "", last)
+    first = re.sub(r"[^a-z ]+", " ", first).strip()
+    return last, first[:1]
+
+
+def _author_tokens(doc: Doc) -> list[str]:
+    out = []
+    for name in doc.authors:
+        last, initial = _name_key(name)
+        if last:
+            out.append(f"{last}_{initial}")
+    return out
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def _author_matches(followed: str, doc: Doc) -> bool:
+    f_last, f_init = _name_key(followed)
+    if not f_last:
+        return False
+    for name in doc.authors:
+        last, init = _name_key(name)
+        if last == f_last and (not f_init or not init or f_init == init):
+            return True
+    return False
+
+
+def _drop_stop_words(vec: TfidfVectorizer) -> None:
+    """Older scikit-learn keeps every pruned term in `stop_words_` (only for inspection)."""
+    if hasattr(vec, "stop_words_"):
+        delattr(vec, "stop_words_")
+
+
+def _fit_features(docs: list[Doc], cfg: RecommenderConfig) -> _Fitted:
+    """Fit the word and author vectorisers on `docs` (distinct ids, not empty): the state
+    without the collaborative map."""
+    texts = [_doc_text(d, cfg.use_abstract) for d in docs]
+    n = len(docs)
+    min_df: int | float = cfg.min_df if not isinstance(cfg.min_df, int) else min(cfg.min_df, n)
+    max_df: int | float = cfg.max_df
+    if isinstance(max_df, float) and max_df * n < max(1, min_df if isinstance(min_df, int) else 1):
+        max_df = 1.0
+    word_vec = TfidfVectorizer(
+        max_features=cfg.max_features,
+        min_df=min_df,
+        max_df=max_df,
+        ngram_range=cfg.ngram_range,
+        sublinear_tf=cfg.sublinear_tf,
+        stop_words=cfg.stop_words,
+        token_pattern=cfg.token_pattern,
+        strip_accents=cfg.strip_accents,
+        dtype=np.float32,
+    )
+    try:
+        words = word_vec.fit_transform(texts)
+    except ValueError:  # tiny corpus: every term pruned → keep them all
+        word_vec.set_params(min_df=1, max_df=1.0)
+        words = word_vec.fit_transform(texts)
+    _drop_stop_words(word_vec)
+    blocks = [normalize(words)]
+    author_vec: TfidfVectorizer | None = None
+    if cfg.author_weight > 0:
+        author_vec = TfidfVectorizer(
+            analyzer=_identity,
+            min_df=min(cfg.author_min_df, n),
+            sublinear_tf=True,
+            dtype=np.float32,
+        )
+        try:
+            authors = author_vec.fit_transform([_author_tokens(d) for d in docs])
+            blocks.append(normalize(authors) * cfg.author_weight)
+            _drop_stop_words(author_vec)
+        except ValueError:  # no author appears often enough
+            author_vec = None
+    matrix = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
+    matrix.indices = matrix.indices.astype(np.int32)
+    matrix.indptr = matrix.indptr.astype(np.int32)
+    n_words = words.shape[1]
+    terms = np.array(
+        list(word_vec.get_feature_names_out()) + [""] * (matrix.shape[1] - n_words),
+        dtype=object,
+    )
+    ids = [d.id for d in docs]
+    index = {d: i for i, d in enumerate(ids)}
+    return _Fitted(
+        word_vec, author_vec, ids, index, matrix, terms, n_words, [d.title for d in docs]
+    )
+
+
+def _vectorize(f: _Fitted, docs: Sequence[Doc], cfg: RecommenderConfig) -> sp.csr_matrix:
+    """Feature rows (L2-normalised) for docs; fitted-corpus docs reuse their stored row."""
+    if not docs:
+        return sp.csr_matrix((0, f.matrix.shape[1]), dtype=np.float32)
+    stored = [f.index.get(d.id) for d in docs]
+    if all(s is not None for s in stored):
+        return f.matrix[[s for s in stored if s is not None]]
+    fresh_docs = [d for d, s in zip(docs, stored, strict=True) if s is None]
+    words = f.word_vectorizer.transform([_doc_text(d, cfg.use_abstract) for d in fresh_docs])
+    blocks = [normalize(words)]
+    if f.author_vectorizer is not None:
+        authors = f.author_vectorizer.transform([_author_tokens(d) for d in fresh_docs])
+        blocks.append(normalize(authors) * cfg.author_weight)
+    fresh = normalize(sp.hstack(blocks).tocsr()).astype(np.float32)
+    if len(fresh_docs) == len(docs):
+        return fresh
+    parts = []
+    it = iter(range(len(fresh_docs)))
+    for s in stored:
+        parts.append(f.matrix[s] if s is not None else fresh[next(it)])
+    return sp.vstack(parts).tocsr()

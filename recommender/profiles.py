@@ -1,0 +1,147 @@
+"""Stage 5, profiles: each user's feedback resolved against the rank call's items (`_Plan`),
+then one profile per (user, interest) — the weighted mean of the liked papers' factors (or
+text rows) minus a share of the disliked ones (`_Profiles`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.preprocessing import normalize
+
+from recommender.config import RecommenderConfig
+from recommender.exact import LEFT_BITS, on_grid
+from recommender.interests import _interests, _several_interests
+from recommender.types import Feedback
+
+if TYPE_CHECKING:
+    from recommender.context import _Context, _Items
+
+SECONDS_PER_DAY = 86400.0
+
+
+class _Liked(NamedTuple):
+    """A liked doc as a profile uses it."""
+
+    doc_id: str
+    slot: int  # row of the rank call's item table (`_Items`)
+    weight: float  # like_weight, halved per recency half-life
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One user's resolved feedback for a rank call (slots index the call's item table)."""
+
+    liked: list[_Liked]
+    disliked: list[int]  # slots
+
+
+@dataclass(frozen=True)
+class _Profiles:
+    """The profiles of a batch of users: one row per (user, interest), in factor space and/or
+    text space."""
+
+    fac: np.ndarray | None  # rows × factors, on the LEFT_BITS grid (None: text only)
+    text: sp.csr_matrix | None  # rows × features (None: factors only)
+    owner: list[int]  # row → the user's position in the batch (a user's rows are adjacent)
+    # per position in the batch: the liked papers of each of the user's interests, counted
+    # ([] for a user without usable likes); an interest's share of the digest follows from it
+    group_sizes: list[list[int]]
+
+
+def _aware(t: datetime) -> datetime:
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderConfig) -> _Plan:
+    """`fb`'s likes (weighted; recency halves a like's weight per half-life) and dislikes as
+    slots of the call's item table; docs neither in the corpus nor known are left out."""
+    n = len(fb.likes)
+    dated = n > 0 and all(lk.at is not None for lk in fb.likes)
+    slot = ctx.slot
+    known_slot = ctx.slots.get
+    disliked = [s for s in map(slot, fb.dislikes) if s is not None]
+    weighted = (dated and cfg.recency_half_life_days) or (cfg.recency_half_life_likes and not dated)
+    if not weighted:  # the common case: every like weighs the same
+        w = cfg.like_weight
+        liked = [
+            _Liked(lk.doc_id, s, w)
+            for lk in fb.likes
+            if (s := known_slot(lk.doc_id)) is not None or (s := slot(lk.doc_id)) is not None
+        ]
+        return _Plan(liked=liked, disliked=disliked)
+    liked = []
+    for pos, lk in enumerate(fb.likes):
+        s = slot(lk.doc_id)
+        if s is None:
+            continue
+        w = cfg.like_weight
+        if dated and cfg.recency_half_life_days and lk.at is not None:
+            age = (_aware(now) - _aware(lk.at)).total_seconds() / SECONDS_PER_DAY
+            w *= 0.5 ** (max(age, 0.0) / cfg.recency_half_life_days)
+        elif cfg.recency_half_life_likes and not dated:
+            w *= 0.5 ** ((n - 1 - pos) / cfg.recency_half_life_likes)
+        liked.append(_Liked(lk.doc_id, s, w))
+    return _Plan(liked=liked, disliked=disliked)
+
+
+def _profiles(plans: list[_Plan], items: _Items, cfg: RecommenderConfig) -> _Profiles:
+    """One row per (user, interest) in factor space and/or text space (`plans`: the batch's)."""
+    n_slots = len(items.ids)
+    lr: list[int] = []
+    lc: list[int] = []
+    lv: list[float] = []
+    dr: list[int] = []
+    dc: list[int] = []
+    dv: list[float] = []
+    owner: list[int] = []
+    group_sizes: list[list[int]] = [[] for _ in plans]
+    row = 0
+    several = _several_interests(plans, items, cfg)
+    for b, p in enumerate(plans):
+        if not p.liked:
+            continue
+        groups: Sequence[Sequence[int]]
+        if several is not None and not several[b]:  # the common case: one interest
+            groups = [range(len(p.liked))]
+        else:
+            groups = _interests(p, items, cfg)
+        group_sizes[b] = [len(g) for g in groups]
+        for g in groups:
+            liked_g = p.liked if len(groups) == 1 else [p.liked[i] for i in g]
+            tot = sum(w for _, _, w in liked_g) or 1.0
+            lr.extend([row] * len(liked_g))
+            lc.extend([s for _, s, _ in liked_g])
+            lv.extend([w / tot for _, _, w in liked_g])
+            if p.disliked:
+                dr.extend([row] * len(p.disliked))
+                dc.extend(p.disliked)
+                dv.extend([1.0 / len(p.disliked)] * len(p.disliked))
+            owner.append(b)
+            row += 1
+    if row == 0:
+        return _Profiles(None, None, owner, group_sizes)
+    shape = (row, n_slots)
+    liked = sp.csr_matrix((lv, (lr, lc)), shape=shape, dtype=np.float64)
+    disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float64) if dr else None
+    gamma = cfg.dislike_weight
+
+    def build(table: Any) -> Any:
+        prof = normalize(sp.csr_matrix(liked @ table) if sp.issparse(table) else liked @ table)
+        if disliked is not None and gamma > 0:
+            neg = disliked @ table
+            prof = prof - gamma * normalize(sp.csr_matrix(neg) if sp.issparse(neg) else neg)
+        return prof
+
+    fac = None
+    text = None
+    if items.fac is not None:
+        fac = on_grid(build(items.fac), LEFT_BITS)  # exact products (recommender.exact)
+    if items.fac is None or cfg.text_weight > 0:
+        text = sp.csr_matrix(build(items.text), dtype=np.float32)
+    return _Profiles(fac, text, owner, group_sizes)

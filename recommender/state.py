@@ -1,0 +1,36 @@
+"""What `Recommender.fit` learns and `Recommender.dumps` stores: `_Fitted`.
+
+The state is a pickle, so the module path of every class and function in it is part of the
+stored format: states written before the package was split name `recommender.engine._Fitted`
+(and `recommender.engine._identity`, the author analyzer), which `recommender.engine` keeps
+importable so that those states still load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+FORMAT_VERSION = 3
+STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
+
+
+@dataclass
+class _Fitted:
+    word_vectorizer: TfidfVectorizer
+    author_vectorizer: TfidfVectorizer | None
+    ids: list[str]
+    index: dict[str, int]
+    matrix: sp.csr_matrix  # corpus × features, L2-normalised rows (float32)
+    terms: np.ndarray  # feature index → readable term ("" for author columns)
+    n_word_features: int
+    titles: list[str]
+    # content → collaborative map (None: not learned, text only)
+    text_map: np.ndarray | None = None  # features × rank (float16 on disk)
+    factors: np.ndarray | None = None  # liked-at-fit papers × rank (float16 on disk)
+    factor_row: np.ndarray | None = None  # corpus row → row of `factors` (−1: none)
+    singular: np.ndarray | None = None  # rank singular values (float32)
+    topics: np.ndarray | None = None  # interest topics × rank, unit rows (None: off)
