@@ -11,6 +11,7 @@ $(BIN)/paperwire: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m compileall -q daemon recommender notifications  # even where PYTHONDONTWRITEBYTECODE is set
 	touch $@
 
 install: $(BIN)/paperwire

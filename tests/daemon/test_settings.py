@@ -288,6 +288,15 @@ def test_config_check_rejects_unknown_recommender_options(tmp_path: Path) -> Non
     assert "recommender.options" in flat and "max_interest" in flat
 
 
+def test_config_check_rejects_bad_recommender_values(tmp_path: Path) -> None:
+    path = _write(tmp_path, '[recommender]\noptions = { cf_rank = "lots", method = "cf-mapp" }\n')
+    done = _paperwire("--config", str(path), "config", "check", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    flat = " ".join(done.stderr.split())
+    assert "cf_rank" in flat and "'lots'" in flat
+    assert "cf-mapp" in flat and "did you mean 'cf-map'" in flat
+
+
 def test_an_empty_link_key_file_is_refused_not_used(tmp_path: Path) -> None:
     """An empty key file (a crash between creating and writing it) signed every link with the
     empty key: anyone could forge unsubscribe or like links for any subscriber."""
