@@ -91,16 +91,21 @@ class _Context:
         fac = None
         if self.rec.learned:
             assert f.factor_row is not None and f.singular is not None
-            factors = self.rec._arrays().factors
+            dense = self.rec._arrays()
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
-            fac = np.zeros((len(rows), factors.shape[1]), dtype=np.float64)
+            fac = np.zeros((len(rows), dense.factors.shape[1]), dtype=np.float64)
             true = frow >= 0
-            fac[true] = factors[frow[true]]
-            if (~true).any():  # liked after the fit, or never liked at fit time: predicted
+            fac[true] = dense.factors[frow[true]]
+            predicted = np.flatnonzero(~true)
+            if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
-                fac[~true] = self.rec.predicted_factors(text[np.flatnonzero(~true)]) / scale
-            if f.topics is not None and len(rows):
-                topic_sim = _topic_sims(fac, f)  # exact
+                fac[predicted] = self.rec.predicted_factors(text[predicted]) / scale
+            if dense.topic_sims is not None and len(rows):
+                # exact products, row by row: the fitted rows' are computed once per model
+                topic_sim = np.empty((len(rows), dense.topic_sims.shape[1]), dtype=np.float32)
+                topic_sim[true] = dense.topic_sims[frow[true]]
+                if len(predicted):
+                    topic_sim[predicted] = _topic_sims(fac[predicted], f)
                 return _Items([*self.slots], text, fac, topic_sim)
         return _Items([*self.slots], text, fac)
 

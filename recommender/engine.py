@@ -42,7 +42,7 @@ from recommender.config import ASL_TOKEN_PATTERN, RecommenderConfig
 from recommender.context import _Context, _Items
 from recommender.explain import _explain
 from recommender.features import _fit_features, _vectorize
-from recommender.interests import _learn_topics, _nearest_topics
+from recommender.interests import _learn_topics, _nearest_topics, _topic_sims
 from recommender.profiles import _Plan, _profile_plan, _profiles
 from recommender.selection import (
     _batch_scores,
@@ -68,6 +68,7 @@ class _Dense(NamedTuple):
 
     text_map: np.ndarray  # features × rank
     factors: np.ndarray  # liked-at-fit papers × rank
+    topic_sims: np.ndarray | None  # liked-at-fit papers × topics (None: no topics)
 
 
 class Recommender:
@@ -132,7 +133,9 @@ class Recommender:
         f = self._require()
         if self._dense is None:
             assert f.text_map is not None and f.factors is not None
-            self._dense = _Dense(f.text_map.astype(np.float64), f.factors.astype(np.float64))
+            factors = f.factors.astype(np.float64)
+            sims = _topic_sims(factors, f) if f.topics is not None else None
+            self._dense = _Dense(f.text_map.astype(np.float64), factors, sims)
         return self._dense
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:

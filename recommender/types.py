@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,10 @@ class Feedback:
 Kind = Literal["similar", "followed", "trending"]
 
 
-@dataclass(frozen=True)
-class Recommendation:
+class Recommendation(NamedTuple):
+    """One pick. A named tuple: `rank` makes k of them per user, and a tuple is the cheapest
+    immutable object to build (no per-instance dict)."""
+
     doc_id: str
     score: float
     kind: Kind  # similar: to liked papers; followed: keyword/author; trending: cold start
