@@ -1,9 +1,10 @@
 """The pages behind the links in a digest: like, dislike, unsubscribe.
 
-A GET never changes state (mail scanners follow links): it shows a page whose form POSTs. For
-likes and dislikes the page submits itself with a line of JavaScript, so it is one click for a
-person; an unsubscribe waits for a press of the button, and mail clients use the RFC 8058
-one-click POST (`List-Unsubscribe-Post`) on the same URL.
+A GET never changes state: mail security scanners follow every link, and some open it in a
+headless browser that runs the page's JavaScript. So a link only shows a page with one button,
+and the button's POST records the answer: nothing is saved without a person's click, and a
+person needs just that one click after the link. Mail clients use the RFC 8058 one-click POST
+(`List-Unsubscribe-Post`) on the unsubscribe URL directly.
 """
 
 from __future__ import annotations
@@ -58,7 +59,6 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
             heading="More papers like this one?" if liking else "Fewer papers like this one?",
             button="👍 Yes, more like this" if liking else "👎 Yes, fewer like this",
             paper=paper,
-            autosubmit=True,
         )
 
     @router.post("/f/{token}")
@@ -91,7 +91,6 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
             heading="Stop receiving paperwire digests?",
             button="Unsubscribe",
             paper=None,
-            autosubmit=False,
         )
 
     @router.post("/unsubscribe/{token}")
