@@ -9,8 +9,9 @@ import functools
 import os
 import secrets
 import ssl
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +39,8 @@ class App:
     clock: Callable[[], datetime] = utcnow
     smtp_ssl_context: ssl.SSLContext | None = None
     http_transport: httpx.BaseTransport | None = None  # tests: a transport of their own
+    # set on SIGTERM: jobs finish what is in flight, give back what they have not started
+    stopping: threading.Event = field(default_factory=threading.Event)
     model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
 
     @functools.cached_property

@@ -658,7 +658,11 @@ def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
 
 
 def _print_delivery(r: jobs.DeliveryReport) -> None:
-    out.print(f"delivery: {r.sent} sent, {r.retrying} to retry, {r.failed} failed")
+    out.print(
+        f"delivery: {r.sent} sent, {r.retrying} to retry, {r.postponed} waiting for the "
+        f"transport, {r.failed} failed"
+        + (f", {r.released} given back (stopping)" if r.released else "")
+    )
     for e in r.errors:
         err.print(f"  [red]delivery failed[/]: {escape(e)}", highlight=False)
 

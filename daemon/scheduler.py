@@ -7,11 +7,14 @@ idempotent and catches up on any user whose local digest hour has passed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from types import FrameType
 
 import uvicorn
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -43,7 +46,10 @@ def _summary(result: object) -> str:
     if isinstance(result, jobs.DigestReport):
         return f"digests={result.created} users={result.users}"
     if isinstance(result, jobs.DeliveryReport):
-        return f"sent={result.sent} retrying={result.retrying} failed={result.failed}"
+        return (
+            f"sent={result.sent} retrying={result.retrying} postponed={result.postponed} "
+            f"failed={result.failed}"
+        )
     return ""
 
 
@@ -92,6 +98,27 @@ def make_scheduler(app: App) -> BackgroundScheduler:
     return scheduler
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, with paperwire's stop: the first SIGTERM/SIGINT asks the jobs to stop (the
+    message in flight is finished and recorded, the claims not started are given back) and the
+    web server to shut down; a second one ends the process at once."""
+
+    def __init__(self, config: uvicorn.Config, app: App) -> None:
+        super().__init__(config)
+        self.paperwire = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.paperwire.stopping.is_set():
+            log.warning("second signal: exiting now", extra={"signal": sig})
+            logging.shutdown()
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)  # die of it, as a second Ctrl-C or systemd's kill expect
+            return
+        log.info("stopping: finishing the work in flight", extra={"signal": sig})
+        self.paperwire.stopping.set()
+        self.should_exit = True
+
+
 def serve(app: App) -> None:
     """Run the scheduler and the web app until SIGTERM or Ctrl-C."""
     scheduler = make_scheduler(app)
@@ -105,12 +132,15 @@ def serve(app: App) -> None:
         try:
             yield
         finally:
-            scheduler.shutdown(wait=True)
+            app.stopping.set()
+            # a job in flight sees `stopping` between messages, feeds and batches: waiting for
+            # it takes seconds, not the rest of its work
+            await asyncio.to_thread(scheduler.shutdown, wait=True)
             log.info("scheduler stopped")
 
     web.router.lifespan_context = lifespan
     server = app.settings.server
-    # uvicorn handles SIGTERM (graceful shutdown), then restores the previous handler and raises
-    # the signal again; with the default handler the process would die of it (status -15).
-    signal.signal(signal.SIGTERM, lambda signum, frame: None)
-    uvicorn.run(web, host=server.host, port=server.port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        web, host=server.host, port=server.port, log_level="warning", access_log=False
+    )
+    _Server(config, app).run()

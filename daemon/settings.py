@@ -134,7 +134,9 @@ class DeliverySettings(_Section):
     outbox_dir: Path = Path("var/outbox")
     max_attempts: int = Field(default=6, ge=1)
     backoff_seconds: float = Field(default=60.0, ge=0)
-    lease_seconds: int = Field(default=600, ge=10)
+    lease_seconds: int = Field(default=60, ge=10)
+    claim_batch: int = Field(default=100, ge=1, le=10_000)
+    max_run_seconds: float = Field(default=3000.0, gt=0)
 
 
 class LogSettings(_Section):

@@ -3,7 +3,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -32,7 +32,7 @@ from daemon.db.rows import (
     UserRow,
 )
 
-CLAIM_LIMIT = 1000  # digests leased by one claim
+CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
 @dataclass(frozen=True)
@@ -167,21 +167,48 @@ class Digests(Repository):
                 for d in rows
             ]
 
-    def renew_lease(self, digest_id: int, expected: datetime | None, until: datetime) -> bool:
-        """Extend our lease on a digest, if it is still ours (nobody re-claimed it after it ran
-        out) and still pending. False: leave the digest alone."""
+    def renew_leases(
+        self, digest_ids: Collection[int], expected: datetime, until: datetime
+    ) -> set[int]:
+        """Extend our lease (every digest of one claim shares its `leased_until`) on the digests
+        still ours — nobody re-claimed them after the lease ran out — and still pending.
+        Returns their ids: leave the others alone."""
+        if not digest_ids:
+            return set()
+        with self.session() as s:
+            ours = (
+                col(Digest.id).in_(list(digest_ids)),
+                col(Digest.state) == DigestState.PENDING,
+                col(Digest.leased_until) == expected,
+            )
+            # locked until the update (PostgreSQL; SQLite holds its write lock from BEGIN)
+            kept = set(s.exec(select(Digest.id).where(*ours).with_for_update()).all())
+            if kept:
+                s.execute(
+                    sa.update(Digest)
+                    .where(col(Digest.id).in_(list(kept)), *ours[1:])
+                    .values(leased_until=until)
+                )
+            s.commit()
+            return {i for i in kept if i is not None}
+
+    def release(self, digest_ids: Collection[int], expected: datetime) -> int:
+        """Give back claimed digests we did not start (a stop): another worker, or the next run,
+        takes them at once instead of waiting for the lease to run out. Returns how many."""
+        if not digest_ids:
+            return 0
         with self.session() as s:
             result = s.execute(
                 sa.update(Digest)
                 .where(
-                    col(Digest.id) == digest_id,
+                    col(Digest.id).in_(list(digest_ids)),
                     col(Digest.state) == DigestState.PENDING,
                     col(Digest.leased_until) == expected,
                 )
-                .values(leased_until=until)
+                .values(leased_until=None)
             )
             s.commit()
-            return bool(getattr(result, "rowcount", 0) == 1)
+            return int(getattr(result, "rowcount", 0))
 
     def postpone(self, digest_id: int, now: datetime, retry_at: datetime, detail: str) -> None:
         """The transport could not deliver anything (server down, bad credentials): wait and

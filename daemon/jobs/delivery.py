@@ -1,14 +1,27 @@
-"""The delivery job: send every due digest. Claimed with a lease, marked sent as soon as the
-server accepted it, retried with exponential backoff on temporary failures, given up with the
-reason recorded on permanent ones; a transport that cannot deliver anything (server down, bad
-credentials) keeps every waiting digest for later without using up its attempts."""
+"""The delivery job: send every due digest.
+
+Digests are claimed in small batches with a short lease, which a heartbeat renews while the
+batch is being sent, so a dead worker's claims are taken over within about a lease and a
+lease never runs out while its message is in flight. The job goes on, batch after batch,
+until nothing is due, its time is up (`delivery.max_run_seconds`; the next run resumes), or
+the daemon is stopping: then the message in flight is finished and recorded and the claims not
+started are given back at once.
+
+A digest is marked sent as soon as the server accepted it, retried with exponential backoff on
+temporary failures, and given up with the reason recorded on permanent ones; a transport that
+cannot deliver anything (server down, bad credentials, a server that does not answer) keeps
+every waiting digest of its kind for later without using up attempts.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from types import TracebackType
 
 from daemon.app import App
 from daemon.channels import CHANNELS
@@ -30,6 +43,7 @@ log = logging.getLogger("paperwire.jobs")
 MARK_SENT_TRIES = 3  # a digest the server accepted but recorded as unsent would go out twice
 GIVE_UP_WAITING = timedelta(days=1)  # yesterday's papers are no longer news
 ERROR_CHARS = 500  # of an error kept with the digest
+HEARTBEATS_PER_LEASE = 3  # the lease is renewed this often within its length
 
 
 @dataclass
@@ -37,6 +51,8 @@ class DeliveryReport:
     sent: int = 0
     retrying: int = 0
     failed: int = 0
+    postponed: int = 0  # waiting for a transport that could not deliver anything
+    released: int = 0  # claimed but given back (the daemon is stopping)
     errors: list[str] = field(default_factory=list)
 
 
@@ -72,34 +88,171 @@ def build_digest(app: App, digest_id: int) -> tuple[Digest, ChannelRow, UserRow]
     return digest, content.channel, user
 
 
+class _Clock:
+    """The job's time: `now` as given, moved on by the time the run has taken, so each attempt
+    is recorded at its own time while the job stays a function of its `now`."""
+
+    def __init__(self, app: App, now: datetime) -> None:
+        self._app, self._now, self._start = app, now, app.clock()
+
+    def __call__(self) -> datetime:
+        return self._now + (self._app.clock() - self._start)
+
+
+class _Lease:
+    """One claim: a batch of digests leased until `until`. A heartbeat renews the lease on the
+    digests not yet finished; on exit, the ones never started are given back."""
+
+    def __init__(self, app: App, claimed: list[DueDelivery], clock: _Clock) -> None:
+        self._app, self._clock = app, clock
+        self._length = timedelta(seconds=app.settings.delivery.lease_seconds)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.until = claimed[0].leased_until if claimed else None
+        self._open = {d.digest_id for d in claimed}  # claimed, not finished
+        self._started: set[int] = set()
+        self._lost: set[int] = set()
+        self._thread = threading.Thread(target=self._beat, name="lease-heartbeat", daemon=True)
+        self.released = 0  # digests given back on exit
+
+    def __enter__(self) -> _Lease:
+        if self._open and self.until is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        with self._lock:
+            unstarted = self._open - self._started - self._lost
+        if unstarted and self.until is not None:
+            self.released = self._app.store.digests.release(unstarted, self.until)
+
+    def _beat(self) -> None:
+        interval = self._length.total_seconds() / HEARTBEATS_PER_LEASE
+        while not self._stop.wait(interval):
+            try:
+                self.renew()
+            except Exception:  # the database hiccuped: the next beat tries again
+                log.exception("lease renewal failed")
+
+    def renew(self) -> None:
+        with self._lock:
+            if not self._open or self.until is None:
+                return
+            until = self._clock() + self._length
+            kept = self._app.store.digests.renew_leases(self._open, self.until, until)
+            self._lost |= self._open - kept
+            self._open = kept
+            self.until = until
+
+    def start(self, digest_id: int) -> bool:
+        """True: the digest is still ours, go on and send it."""
+        with self._lock:
+            if digest_id in self._lost or digest_id not in self._open:
+                return False
+            self._started.add(digest_id)
+            return True
+
+    def finish(self, digest_id: int) -> None:
+        with self._lock:
+            self._open.discard(digest_id)
+
+
+@dataclass
+class _Run:
+    """What one delivery run shares between its batches."""
+
+    app: App
+    clock: _Clock
+    report: DeliveryReport
+    progress: Progress
+    transports: dict[ChannelKind, Transport] = field(default_factory=dict)
+    down: dict[ChannelKind, TransportUnavailable] = field(default_factory=dict)
+    closers: list[Callable[[], object]] = field(default_factory=list)
+    done: int = 0
+
+    def transport(self, kind: ChannelKind) -> Transport:
+        """The kind's transport, opened on first use and kept for the whole run (one SMTP
+        connection for many messages)."""
+        if kind not in self.transports:
+            opener = CHANNELS[kind].transport(self.app)
+            self.transports[kind] = opener.__enter__()
+            self.closers.append(lambda: opener.__exit__(None, None, None))
+        return self.transports[kind]
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            try:
+                close()
+            except Exception:  # closing a broken connection: nothing left to lose
+                log.debug("closing a transport failed", exc_info=True)
+
+
 def deliver(app: App, now: datetime, *, progress: Progress = no_progress) -> DeliveryReport:
-    """Send every due digest, one transport per channel kind."""
+    """Send every due digest: claim a batch, send it, and again, until none is due, the run's
+    time is up (`delivery.max_run_seconds`) or the daemon is stopping."""
     ds = app.settings.delivery
-    due = app.store.digests.claim_due(now, timedelta(seconds=ds.lease_seconds))
-    report = DeliveryReport()
-    batches = _render_all(app, report, due, now)
-    done = 0
-    for kind, batch in batches.items():
-        finished: set[int] = set()
-        try:
-            with CHANNELS[kind].transport(app) as transport:
-                for d, out in batch:
-                    progress(f"deliver {kind}", done, len(due))
-                    _deliver_one(app, report, transport, d, out, now)
-                    finished.add(d.digest_id)
-                    done += 1
-        except Exception as e:  # the transport itself failed (cannot connect, log in...)
-            unavailable = e if isinstance(e, TransportUnavailable) else TransportUnavailable(str(e))
-            waiting = [d for d, _ in batch if d.digest_id not in finished]
-            _postpone(app, report, waiting, unavailable, now)
-    progress("deliveries", len(due), len(due))
-    return report
+    run = _Run(app, _Clock(app, now), DeliveryReport(), progress)
+    deadline = time.monotonic() + ds.max_run_seconds
+    lease = timedelta(seconds=ds.lease_seconds)
+    try:
+        while not app.stopping.is_set() and time.monotonic() < deadline:
+            claimed = app.store.digests.claim_due(run.clock(), lease, limit=ds.claim_batch)
+            if not claimed:
+                break
+            with _Lease(app, claimed, run.clock) as held:
+                _deliver_batch(run, held, claimed)
+            run.report.released += held.released
+    finally:
+        run.close()
+    if app.stopping.is_set() and run.report.released:
+        log.info("stopping: claims given back", extra={"digests": run.report.released})
+    progress("deliveries", run.done, run.done)
+    return run.report
+
+
+def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
+    for kind, batch in _render_all(run, claimed).items():
+        for n, (d, out) in enumerate(batch):
+            if run.app.stopping.is_set():
+                return  # the rest are given back when the lease is left
+            if kind in run.down:  # this run already found the transport unavailable
+                _postpone(run, [d for d, _ in batch[n:]], run.down[kind], held)
+                break
+            if not held.start(d.digest_id):
+                # our lease ran out and another worker took the digest over
+                log.warning("digest left to another worker", extra={"digest": d.digest_id})
+                continue
+            run.progress(f"deliver {kind}", run.done, run.done + len(batch) - n)
+            try:
+                transport = run.transport(kind)
+                _deliver_one(run, transport, d, out)
+            except TransportUnavailable as e:  # the server, not this digest: the kind waits
+                run.down[kind] = e
+            except Exception as e:  # the transport could not be opened at all
+                if kind in run.transports:
+                    raise  # not the transport's doing: the job boundary records it
+                run.down[kind] = TransportUnavailable(f"{type(e).__name__}: {e}")
+            finally:
+                held.finish(d.digest_id)
+            if kind in run.down:
+                _postpone(run, [d for d, _ in batch[n:]], run.down[kind], held)
+                break
+            run.done += 1
 
 
 def _render_all(
-    app: App, report: DeliveryReport, due: list[DueDelivery], now: datetime
+    run: _Run, due: list[DueDelivery]
 ) -> dict[ChannelKind, list[tuple[DueDelivery, Outgoing]]]:
     """Every claimed digest rendered for its channel, grouped by channel kind."""
+    app = run.app
     batches: dict[ChannelKind, list[tuple[DueDelivery, Outgoing]]] = {}
     for d in due:
         try:
@@ -109,7 +262,7 @@ def _render_all(
                 # for a retry: never send it; record why
                 app.store.digests.finish(
                     d.digest_id,
-                    now,
+                    run.clock(),
                     outcome=Outcome.PERMANENT,
                     detail="unsubscribed before delivery",
                 )
@@ -119,23 +272,13 @@ def _render_all(
             batches.setdefault(channel.kind, []).append((d, out))
         except Exception as e:  # a digest that cannot be rendered waits; the others go on
             log.exception("digest could not be rendered", extra={"digest": d.digest_id})
-            _record_failure(app, report, d.digest_id, d.attempts, e, now)
+            _record_failure(run, d.digest_id, d.attempts, e)
     return batches
 
 
-def _deliver_one(
-    app: App,
-    report: DeliveryReport,
-    transport: Transport,
-    d: DueDelivery,
-    out: Outgoing,
-    now: datetime,
-) -> None:
-    lease = timedelta(seconds=app.settings.delivery.lease_seconds)
-    if not app.store.digests.renew_lease(d.digest_id, d.leased_until, app.clock() + lease):
-        # our lease ran out during a long batch and another worker took the digest over
-        log.warning("digest left to another worker", extra={"digest": d.digest_id})
-        return
+def _deliver_one(run: _Run, transport: Transport, d: DueDelivery, out: Outgoing) -> None:
+    """Send one digest and record the outcome; TransportUnavailable is for the caller."""
+    app = run.app
     try:
         if isinstance(out, SlackOut) and len(out.payloads) > 1:
             # a message split in parts: each accepted part is recorded, a retry resumes after it
@@ -145,21 +288,21 @@ def _deliver_one(
         else:
             transport.send(out)
     except TransportUnavailable:
-        raise  # not this digest's fault: the whole batch waits (see deliver)
+        raise  # not this digest's fault: the whole batch waits
     except Exception as e:
-        _record_failure(app, report, d.digest_id, d.attempts, e, now)
+        _record_failure(run, d.digest_id, d.attempts, e)
         return
-    _mark_sent(app, d.digest_id, now)
-    report.sent += 1
+    _mark_sent(run, d.digest_id)
+    run.report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
-def _mark_sent(app: App, digest_id: int, now: datetime, tries: int = MARK_SENT_TRIES) -> None:
+def _mark_sent(run: _Run, digest_id: int, tries: int = MARK_SENT_TRIES) -> None:
     """The server accepted the message: record it, insisting a little — a digest recorded as
     unsent would be sent again."""
     for attempt in range(1, tries + 1):
         try:
-            app.store.digests.finish(digest_id, now, outcome=Outcome.SENT)
+            run.app.store.digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
             return
         except Exception:
             if attempt == tries:
@@ -169,37 +312,35 @@ def _mark_sent(app: App, digest_id: int, now: datetime, tries: int = MARK_SENT_T
 
 
 def _postpone(
-    app: App,
-    report: DeliveryReport,
-    waiting: list[DueDelivery],
-    error: TransportUnavailable,
-    now: datetime,
+    run: _Run, waiting: list[DueDelivery], error: TransportUnavailable, held: _Lease
 ) -> None:
-    """Keep every waiting digest for the next run without counting an attempt; a digest that
+    """Keep every waiting digest for a later run without counting an attempt; a digest that
     has waited a whole day is given up (yesterday's papers are no longer news)."""
-    ds = app.settings.delivery
+    app, report = run.app, run.report
     detail = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
     log.error(
         "transport unavailable; digests wait",
         extra={"digests": len(waiting), "error": detail, "fix_config": error.permanent},
     )
+    now = run.clock()
+    retry_at = now + timedelta(seconds=app.settings.delivery.backoff_seconds)
     for d in waiting:
+        held.finish(d.digest_id)
         if d.created_at is not None and now - d.created_at > GIVE_UP_WAITING:
             app.store.digests.finish(d.digest_id, now, outcome=Outcome.TEMPORARY, detail=detail)
             report.failed += 1
             report.errors.append(f"digest {d.digest_id}: {detail}")
             continue
-        retry_at = now + timedelta(seconds=ds.backoff_seconds)
         app.store.digests.postpone(d.digest_id, now, retry_at, detail)
-        report.retrying += 1
+        report.postponed += 1
     if waiting:
         report.errors.append(f"{len(waiting)} digest(s) wait: {detail}")
 
 
-def _record_failure(
-    app: App, report: DeliveryReport, digest_id: int, attempts: int, error: Exception, now: datetime
-) -> None:
+def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) -> None:
+    app, report = run.app, run.report
     ds = app.settings.delivery
+    now = run.clock()
     detail = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
     permanent = isinstance(error, PermanentDeliveryError)
     if not permanent and attempts + 1 < ds.max_attempts:

@@ -103,6 +103,8 @@ def make_digests(
     ranked = _rank(app, now, window, [u for u, _ in todo])
     rows = {p.id: p for p in window}
     for i, (user, channels) in enumerate(todo):
+        if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
+            break
         progress(f"digest {user.name}", i, len(todo))
         report.users += 1
         try:

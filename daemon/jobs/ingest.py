@@ -33,6 +33,8 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
     report = IngestReport()
     feeds = feeds_store.all(enabled_only=True)
     for i, feed in enumerate(feeds):
+        if app.stopping.is_set():  # the daemon is stopping: the next run fetches the rest
+            break
         progress(f"feed {feed.name}", i, len(feeds))
         try:
             _ingest_one(app, feed, now, report)

@@ -360,7 +360,7 @@ def test_a_wrong_smtp_password_keeps_the_digests_for_later_without_using_up_atte
     broken = dataclasses.replace(app, settings=wrong)  # same database, servers and clock
     first = jobs.cycle(broken, now)
     assert first.delivery.sent == 1  # grace's Slack digest is not held up by the mail server
-    assert first.delivery.retrying == 3 and first.delivery.failed == 0
+    assert first.delivery.postponed == 3 and first.delivery.failed == 0
     assert smtp.messages == []
     assert any("535" in e for e in first.delivery.errors)
     # the admin fixes the password; the next run delivers everything, exactly once

@@ -174,12 +174,18 @@ def test_a_lease_that_ran_out_and_was_taken_over_is_not_renewed(
     (first,) = store.digests.claim_due(NOW, timedelta(minutes=10))
     later = NOW + timedelta(minutes=11)  # the first worker is still busy; its lease ran out
     (second,) = store.digests.claim_due(later, timedelta(minutes=10))
-    assert not store.digests.renew_lease(
-        first.digest_id, first.leased_until, later + timedelta(minutes=10)
-    )
-    assert store.digests.renew_lease(
-        second.digest_id, second.leased_until, later + timedelta(minutes=10)
-    )
+    assert first.leased_until is not None and second.leased_until is not None
+    renewed = later + timedelta(minutes=10)
+    assert store.digests.renew_leases([first.digest_id], first.leased_until, renewed) == set()
+    assert store.digests.release([first.digest_id], first.leased_until) == 0
+    assert store.digests.renew_leases([second.digest_id], second.leased_until, renewed) == {
+        second.digest_id
+    }
+    # a worker that stops gives back what it did not start: claimable at once
+    assert store.digests.claim_due(later, timedelta(minutes=10)) == []
+    assert store.digests.release([second.digest_id], renewed) == 1
+    (third,) = store.digests.claim_due(later, timedelta(minutes=10))
+    assert third.digest_id == second.digest_id
 
 
 def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App]) -> None:

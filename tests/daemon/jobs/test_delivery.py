@@ -1,0 +1,154 @@
+"""The delivery job: batch after batch until nothing is due, leases renewed while sending,
+claims given back on a stop, each attempt at its own time. Digests go through the real file
+transport, wrapped to run a hook inside `send` (the moment a message is in flight)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from daemon import channels, jobs
+from daemon.app import App
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind, DeliveryAttempt, Digest, DigestState
+from daemon.ingest.parse import PaperIn
+from daemon.jobs import delivery
+from notifications.transports.base import Outgoing
+from notifications.transports.file import FileTransport
+from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
+
+Hook = Callable[[Outgoing], None]
+
+
+class HookedFileTransport(FileTransport):
+    """The real file transport, running `hook` inside each send, before the file is written."""
+
+    def __init__(self, outbox: Path, hook: Hook) -> None:
+        super().__init__(outbox)
+        self.hook = hook
+
+    def send(self, out: Outgoing) -> None:
+        self.hook(out)
+        super().send(out)
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Hook]]:
+    """Append a function to run it inside every email send of the test."""
+    hooks: list[Hook] = []
+
+    def run(out: Outgoing) -> None:
+        for h in hooks:
+            h(out)
+
+    email = channels.CHANNELS[ChannelKind.EMAIL]
+    hooked = dataclasses.replace(
+        email,
+        transport=lambda app: HookedFileTransport(app.settings.delivery.outbox_dir, run),
+    )
+    monkeypatch.setitem(channels.CHANNELS, ChannelKind.EMAIL, hooked)
+    yield hooks
+
+
+def _users_with_digests(app: App, n: int) -> list[int]:
+    """n subscribers, each with a pending digest of one paper; returns the digest ids."""
+    app.store.papers.upsert(
+        [PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=NOW)],
+        None,
+        NOW,
+    )
+    pid = app.store.papers.find("arxiv:1").id
+    ids = []
+    for i in range(n):
+        user = app.store.people.add(f"u{i}", NOW, channels={ChannelKind.EMAIL: f"u{i}@x.org"})
+        (channel,) = app.store.people.subscribers([user.name])[0][1]
+        digest_id = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
+            cold_start=False,
+        )  # fmt: skip
+        assert digest_id is not None
+        ids.append(digest_id)
+    return ids
+
+
+def _states(app: App) -> dict[int, DigestState]:
+    with Session(app.store.engine) as s:
+        return {d.id or 0: DigestState(d.state) for d in s.exec(select(Digest)).all()}
+
+
+@BOTH_BACKENDS
+def test_one_run_delivers_every_due_digest_batch_after_batch(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # 7 due, 3 claimed at a time: one run sends all of them (it used to stop at one claim)
+    app = app_factory(make_settings(delivery={"claim_batch": 3}))
+    ids = _users_with_digests(app, 7)
+    report = jobs.deliver(app, NOW)
+    assert report.sent == 7 and report.released == 0
+    assert set(_states(app).values()) == {DigestState.SENT}
+    assert len(list(app.settings.delivery.outbox_dir.glob("*.eml"))) == len(ids)
+
+
+@BOTH_BACKENDS
+def test_a_stop_finishes_the_message_in_flight_and_gives_the_rest_back(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, hook: list[Hook]
+) -> None:
+    app = app_factory(make_settings(delivery={"claim_batch": 10}))
+    _users_with_digests(app, 5)
+    hook.append(lambda out: app.stopping.set())  # SIGTERM arrives while the first is sent
+    report = jobs.deliver(app, NOW)
+    assert report.sent == 1 and report.released == 4
+    assert sorted(_states(app).values()) == [DigestState.PENDING] * 4 + [DigestState.SENT]
+    # given back: another worker (or the next run) claims them at once, not after the lease
+    app.stopping.clear()
+    hook.clear()
+    assert jobs.deliver(app, NOW).sent == 4
+    assert set(_states(app).values()) == {DigestState.SENT}
+
+
+def test_the_lease_is_renewed_while_a_slow_message_is_being_sent(
+    app_factory: Callable[..., App], hook: list[Hook], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A send slower than the lease: the heartbeat keeps the digest ours (with a lease that ran
+    out, a second worker would send it again while the first is still sending it)."""
+    app = app_factory()
+    (digest_id,) = _users_with_digests(app, 1)
+    monkeypatch.setattr(delivery, "HEARTBEATS_PER_LEASE", 2000)  # a beat every 30 ms
+    leases: list[datetime | None] = []
+
+    def slow_server(out: Outgoing) -> None:
+        app.clock.now += timedelta(minutes=5)  # type: ignore[attr-defined]  # 5 leases pass
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # wait (not a timing assertion) for a heartbeat
+            leased = app.store.digests.get(digest_id).leased_until
+            if leased is not None and leased > NOW + timedelta(minutes=5):
+                leases.append(leased)
+                return
+            time.sleep(0.01)
+
+    hook.append(slow_server)
+    assert jobs.deliver(app, NOW).sent == 1
+    assert leases, "the lease was not renewed while the message was in flight"
+    assert leases[0] == NOW + timedelta(minutes=5) + timedelta(seconds=60)
+
+
+def test_each_attempt_is_recorded_at_its_own_time(
+    app_factory: Callable[..., App], hook: list[Hook]
+) -> None:
+    app = app_factory()
+    _users_with_digests(app, 2)
+
+    def ten_minutes_per_message(out: Outgoing) -> None:
+        app.clock.now += timedelta(minutes=10)  # type: ignore[attr-defined]
+
+    hook.append(ten_minutes_per_message)
+    jobs.deliver(app, NOW)
+    with Session(app.store.engine) as s:
+        times = sorted(a.at for a in s.exec(select(DeliveryAttempt)).all())
+    assert times == [NOW + timedelta(minutes=10), NOW + timedelta(minutes=20)]
