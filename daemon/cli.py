@@ -205,12 +205,17 @@ def digest(
         _check_users(app, user)
         now = app.clock()
         with _progress() as progress:
-            report = jobs.make_digests(
-                app, now, users=user or None, force=True, dry_run=dry_run, progress=progress
+            if dry_run:
+                report = jobs.make_digests(
+                    app, now, users=user or None, force=True, dry_run=True, progress=progress
+                )
+                _print_digests(report, show_picks=True)
+                return
+            made, delivered = jobs.digest_and_deliver(
+                app, now, users=user or None, force=True, progress=progress
             )
-            _print_digests(report, show_picks=dry_run)
-            if not dry_run:
-                _print_delivery(jobs.deliver(app, now, progress=progress))
+            _print_digests(made, show_picks=False)
+            _print_delivery(delivered)
 
 
 def _check_users(app: App, names: list[str] | None) -> None:

@@ -103,8 +103,7 @@ def run_demo(base: Settings, *, console: Console, outbox: Path | None = None) ->
                 app.store.people.set_feedback(user.id, app.store.papers.find(ref).id, LIKE, now)
             for kw in u.keywords:
                 app.store.people.set_follow(user.id, FollowKind.KEYWORD, kw, muted=False)
-        digests = jobs.make_digests(app, now, force=True)
-        delivery = jobs.deliver(app, now)
+        digests, delivery = jobs.digest_and_deliver(app, now, force=True)
         seconds = time.perf_counter() - started
         report = jobs.CycleReport(ingest=ingested, digests=digests, delivery=delivery)
         _print(console, report, settings, seconds)

@@ -54,8 +54,7 @@ def _summary(result: object) -> str:
 
 
 def _digest_and_deliver(app: App, now: datetime) -> jobs.DeliveryReport:
-    jobs.make_digests(app, now)
-    return jobs.deliver(app, now)
+    return jobs.digest_and_deliver(app, now)[1]
 
 
 def _catch_up(app: App, now: datetime) -> jobs.DeliveryReport:

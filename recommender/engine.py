@@ -90,6 +90,10 @@ class Recommender:
         """True when the content → collaborative map was learned (else: text similarity)."""
         return self._fitted is not None and self._fitted.text_map is not None
 
+    def knows(self, doc_id: str) -> bool:
+        """True when the doc was in the fitted corpus (else `rank` needs it in `known`)."""
+        return self._fitted is not None and doc_id in self._fitted.index
+
     def fit(self, corpus: Sequence[Doc], libraries: Sequence[Feedback] = ()) -> None:
         """Fit TF-IDF on `corpus`; learn the content → collaborative map from `libraries`
         (every subscriber's feedback; may be empty — the method then falls back to text)."""

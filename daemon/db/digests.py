@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 
 from daemon.db.engine import Repository
 from daemon.db.models import (
@@ -32,6 +32,30 @@ from daemon.db.rows import (
     UserRow,
 )
 
+
+def _table(model: type[SQLModel]) -> sa.Table:
+    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
+    """INSERT … ON CONFLICT DO NOTHING on the one-digest-per-(user, channel, period) key."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(
+            index_elements=["user_id", "channel_id", "period"]
+        )
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(
+            index_elements=["user_id", "channel_id", "period"]
+        )
+    raise NotImplementedError(f"digests on {dialect}: use SQLite or PostgreSQL")
+
+
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
@@ -45,12 +69,89 @@ class NewItem:
     reason: str
 
 
+@dataclass(frozen=True)
+class NewDigest:
+    """One digest to store: its picks in rank order (none: an empty digest)."""
+
+    user_id: int
+    channel_id: int
+    period: date
+    items: tuple[NewItem, ...]
+    cold_start: bool
+
+
+ITEM_ROWS_PER_INSERT = 5000  # digest items per multi-row INSERT
+
+
 class Digests(Repository):
     def channels_done(self, user_id: int, period: date) -> set[int]:
         """Ids of the user's channels that already have a digest for this period."""
         with self.session() as s:
             q = select(Digest.channel_id).where(Digest.user_id == user_id, Digest.period == period)
             return set(s.exec(q).all())
+
+    def made(self, periods: Collection[date]) -> set[tuple[int, date]]:
+        """(channel id, period) of every digest already made for these periods, in one query."""
+        if not periods:
+            return set()
+        with self.session() as s:
+            q = select(col(Digest.channel_id), col(Digest.period)).where(
+                col(Digest.period).in_(periods)
+            )
+            return {(c, p) for c, p in s.exec(q).all()}
+
+    def create_many(
+        self,
+        new: Sequence[NewDigest],
+        now: datetime,
+        *,
+        empty_state: DigestState = DigestState.EMPTY,
+    ) -> dict[tuple[int, int], int]:
+        """Insert many digests with their items in one transaction, skipping any that exists
+        already (another worker made it meanwhile: the unique constraint decides).
+        Returns {(user id, channel id): digest id} of those inserted."""
+        if not new:
+            return {}
+        rows = [
+            {
+                "user_id": n.user_id,
+                "channel_id": n.channel_id,
+                "period": n.period,
+                "cold_start": n.cold_start,
+                "state": DigestState.PENDING if n.items else empty_state,
+                "attempts": 0,
+                "parts_sent": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for n in new
+        ]
+        table = _table(Digest)
+        with self.session() as s:
+            insert = _insert_ignoring_duplicates(s.get_bind().dialect.name, table)
+            returned = s.execute(
+                insert.returning(table.c.id, table.c.user_id, table.c.channel_id), rows
+            ).all()
+            created = {(u, c): i for i, u, c in returned}
+            items = [
+                {
+                    "digest_id": created[(n.user_id, n.channel_id)],
+                    "paper_id": item.paper_id,
+                    "rank": rank,
+                    "score": item.score,
+                    "kind": item.kind,
+                    "reason": item.reason,
+                }
+                for n in new
+                if (n.user_id, n.channel_id) in created
+                for rank, item in enumerate(n.items, start=1)
+            ]
+            for start in range(0, len(items), ITEM_ROWS_PER_INSERT):
+                s.execute(
+                    sa.insert(_table(DigestItem)), items[start : start + ITEM_ROWS_PER_INSERT]
+                )
+            s.commit()
+            return created
 
     def create(
         self,

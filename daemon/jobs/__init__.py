@@ -26,6 +26,28 @@ class CycleReport:
     delivery: DeliveryReport
 
 
+def digest_and_deliver(
+    app: App,
+    now: datetime,
+    *,
+    users: Sequence[str] | None = None,
+    force: bool = False,
+    progress: Progress = no_progress,
+) -> tuple[DigestReport, DeliveryReport]:
+    """Make the digests owed now and deliver them batch by batch as they are made (the first
+    subscribers do not wait for the last to be ranked), then whatever else is due (retries)."""
+    delivered = DeliveryReport()
+
+    def deliver_batch() -> None:
+        delivered.add(deliver(app, now))
+
+    made = make_digests(
+        app, now, users=users, force=force, progress=progress, after_batch=deliver_batch
+    )
+    delivered.add(deliver(app, now, progress=progress))
+    return made, delivered
+
+
 def cycle(
     app: App,
     now: datetime,
@@ -34,11 +56,9 @@ def cycle(
     progress: Progress = no_progress,
 ) -> CycleReport:
     """Ingest, score and deliver once, for every subscriber now (whatever their digest hour)."""
-    return CycleReport(
-        ingest=ingest(app, now, progress=progress),
-        digests=make_digests(app, now, users=users, force=True, progress=progress),
-        delivery=deliver(app, now, progress=progress),
-    )
+    ingested = ingest(app, now, progress=progress)
+    made, delivered = digest_and_deliver(app, now, users=users, force=True, progress=progress)
+    return CycleReport(ingest=ingested, digests=made, delivery=delivered)
 
 
 __all__ = [
@@ -51,6 +71,7 @@ __all__ = [
     "build_digest",
     "cycle",
     "deliver",
+    "digest_and_deliver",
     "ingest",
     "is_due",
     "load_recommender",

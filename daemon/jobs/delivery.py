@@ -55,6 +55,15 @@ class DeliveryReport:
     released: int = 0  # claimed but given back (the daemon is stopping)
     errors: list[str] = field(default_factory=list)
 
+    def add(self, other: DeliveryReport) -> None:
+        """Count another run's figures in (one job may deliver several times)."""
+        self.sent += other.sent
+        self.retrying += other.retrying
+        self.failed += other.failed
+        self.postponed += other.postponed
+        self.released += other.released
+        self.errors.extend(other.errors)
+
 
 def build_digest(app: App, digest_id: int) -> tuple[Digest, ChannelRow, UserRow]:
     """The stored digest as plain data for rendering, with signed links for every pick."""

@@ -4,14 +4,14 @@ channel and period (the database's unique constraint makes a second run a no-op)
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.app import App
-from daemon.db.digests import NewItem
+from daemon.db.digests import NewDigest, NewItem
 from daemon.db.models import ChannelKind, DigestState
 from daemon.db.rows import ChannelRow, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
@@ -67,6 +67,16 @@ def is_due(user: UserRow, now: datetime, default_hour: int) -> bool:
     return local.hour >= hour
 
 
+USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
+
+
+@dataclass(frozen=True)
+class _Due:
+    user: UserRow
+    channels: list[ChannelRow]  # the channels still without today's digest
+    period: date
+
+
 def make_digests(
     app: App,
     now: datetime,
@@ -75,53 +85,105 @@ def make_digests(
     force: bool = False,
     dry_run: bool = False,
     progress: Progress = no_progress,
+    after_batch: Callable[[], object] | None = None,
 ) -> DigestReport:
     """Rank the window's papers for every due subscriber and store one digest per channel.
 
-    `force` makes every selected user due now (one-off commands); the scheduled job waits for
-    each user's local digest hour. A dry run computes the picks and stores nothing."""
+    Subscribers go through in batches of USER_BATCH: ranked together, stored in one
+    transaction, then `after_batch` runs (the daemon delivers there, so the first subscribers
+    do not wait for the last to be ranked). `force` makes every selected user due now
+    (one-off commands); the scheduled job waits for each user's local digest hour. A dry run
+    computes the picks and stores nothing."""
     s = app.settings
     report = DigestReport()
-    subscribers = [
-        (u, chans)
-        for u, chans in app.store.people.subscribers(users)
-        if chans and (force or is_due(u, now, s.schedule.digest_hour))
-    ]
-    todo = [
-        (u, chans)
-        for u, chans in subscribers
-        if dry_run
-        or {c.id for c in chans} - app.store.digests.channels_done(u.id, period_for(u, now))
-    ]
-    report.already = len(subscribers) - len(todo)
+    todo = _due(app, now, report, users=users, force=force, dry_run=dry_run)
     if not todo:
         return report
     window = app.store.papers.window(
         now - timedelta(hours=s.digest.window_hours), now + timedelta(seconds=1)
     )
     report.candidates = len(window)
-    ranked = _rank(app, now, window, [u for u, _ in todo])
-    rows = {p.id: p for p in window}
-    for i, (user, channels) in enumerate(todo):
+    for start in range(0, len(todo), USER_BATCH):
         if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
             break
-        progress(f"digest {user.name}", i, len(todo))
-        report.users += 1
-        try:
-            recs = [
-                r
-                for r in ranked.get(str(user.id), [])
-                if r.kind == "trending" or r.score >= s.digest.min_score
-            ][: user.max_picks or s.digest.max_picks]
-            picks = tuple((rows[int(r.doc_id)], r) for r in recs if int(r.doc_id) in rows)
-            cold = bool(picks) and all(r.kind == "trending" for _, r in picks)
-            for ch in channels:
-                _store_digest(app, report, user, ch, picks, cold, now, dry_run=dry_run)
-        except Exception as e:  # the job boundary: one user's failure never stops the others
-            report.failed_users.append(f"{user.name}: {type(e).__name__}: {e}")
-            log.exception("digest failed", extra={"user": user.name})
+        batch = todo[start : start + USER_BATCH]
+        progress("digests", start, len(todo))
+        _make_batch(app, now, window, batch, report, dry_run=dry_run)
+        if after_batch is not None and not dry_run:
+            after_batch()
     progress("digests", len(todo), len(todo))
     return report
+
+
+def _due(
+    app: App,
+    now: datetime,
+    report: DigestReport,
+    *,
+    users: Sequence[str] | None,
+    force: bool,
+    dry_run: bool,
+) -> list[_Due]:
+    """The subscribers owed a digest now, with their channels still without one (one query for
+    the digests already made, whatever the number of subscribers)."""
+    subscribers = [
+        (u, chans, period_for(u, now))
+        for u, chans in app.store.people.subscribers(users)
+        if chans and (force or is_due(u, now, app.settings.schedule.digest_hour))
+    ]
+    done = set() if dry_run else app.store.digests.made({p for _, _, p in subscribers})
+    todo = []
+    for user, channels, period in subscribers:
+        missing = [c for c in channels if (c.id, period) not in done]
+        if missing:
+            todo.append(_Due(user, missing, period))
+    report.already = len(subscribers) - len(todo)
+    return todo
+
+
+def _make_batch(
+    app: App,
+    now: datetime,
+    window: list[PaperRow],
+    batch: list[_Due],
+    report: DigestReport,
+    *,
+    dry_run: bool,
+) -> None:
+    s = app.settings
+    report.users += len(batch)
+    try:
+        ranked = _rank(app, now, window, [d.user for d in batch])
+    except Exception as e:  # the job boundary: this batch's subscribers wait, the others go on
+        log.exception("ranking failed", extra={"users": len(batch)})
+        report.failed_users.extend(f"{d.user.name}: {type(e).__name__}: {e}" for d in batch)
+        return
+    rows = {p.id: p for p in window}
+    new: list[NewDigest] = []
+    for d in batch:
+        recs = [
+            r
+            for r in ranked.get(str(d.user.id), [])
+            if r.kind == "trending" or r.score >= s.digest.min_score
+        ][: d.user.max_picks or s.digest.max_picks]
+        picks = tuple((rows[int(r.doc_id)], r) for r in recs if int(r.doc_id) in rows)
+        cold = bool(picks) and all(r.kind == "trending" for _, r in picks)
+        items = tuple(NewItem(p.id, r.score, r.kind, r.reason) for p, r in picks)
+        for ch in d.channels:
+            report.planned.append(PlannedDigest(d.user.name, ch.kind, d.period, picks, None))
+            new.append(NewDigest(d.user.id, ch.id, d.period, items, cold))
+    if dry_run:
+        return
+    empty = DigestState.PENDING if s.digest.send_empty else DigestState.EMPTY
+    created = app.store.digests.create_many(new, now, empty_state=empty)
+    report.created += len(created)
+    report.already += len(new) - len(created)
+    report.empty += sum(1 for n in new if (n.user_id, n.channel_id) in created and not n.items)
+    start = len(report.planned) - len(new)
+    report.planned[start:] = [
+        replace(p, digest_id=created.get((n.user_id, n.channel_id)))
+        for p, n in zip(report.planned[start:], new, strict=True)
+    ]
 
 
 def _rank(
@@ -131,48 +193,17 @@ def _rank(
     if not window:
         return {}
     signals = app.store.people.signals([u.id for u in users])
-    known_ids = {pid for sig in signals.values() for pid, _ in sig.likes} | {
-        pid for sig in signals.values() for pid in sig.dislikes
-    }
-    known_rows = app.store.papers.by_ids(known_ids)
+    model = load_recommender(app, now)
+    # papers the model does not know (liked after its fit) are passed as text
+    referred = {pid for sig in signals.values() for pid, _ in sig.likes}
+    referred |= {pid for sig in signals.values() for pid in sig.dislikes}
+    unknown = {pid for pid in referred if not model.knows(str(pid))}
+    known_rows = app.store.papers.by_ids(unknown)
     k = max([app.settings.digest.max_picks] + [u.max_picks or 0 for u in users])
-    return load_recommender(app, now).rank(
+    return model.rank(
         [to_doc(p) for p in window],
         [to_feedback(signals[u.id]) for u in users],
         k=k,
         now=now,
         known={str(pid): to_doc(p) for pid, p in known_rows.items()},
     )
-
-
-def _store_digest(
-    app: App,
-    report: DigestReport,
-    user: UserRow,
-    channel: ChannelRow,
-    picks: Picks,
-    cold: bool,
-    now: datetime,
-    *,
-    dry_run: bool,
-) -> None:
-    period = period_for(user, now)
-    digest_id = None
-    if not dry_run:
-        digest_id = app.store.digests.create(
-            user.id,
-            channel.id,
-            period,
-            [NewItem(p.id, r.score, r.kind, r.reason) for p, r in picks],
-            now,
-            cold_start=cold,
-            empty_state=DigestState.PENDING
-            if app.settings.digest.send_empty
-            else DigestState.EMPTY,
-        )
-        if digest_id is None:
-            report.already += 1
-            return
-        report.created += 1
-        report.empty += 0 if picks else 1
-    report.planned.append(PlannedDigest(user.name, channel.kind, period, picks, digest_id))
