@@ -1,0 +1,483 @@
+"""One realistic day of the daemon at scale, stage by stage, with the daemon's own code.
+
+    .venv/bin/python -m bench.daily --users 100000                  # SQLite in a temp folder
+    .venv/bin/python -m bench.daily --users 100000 --db postgresql+psycopg://postgres@127.0.0.1/postgres
+    .venv/bin/python -m bench.daily --growth 1000,10000,100000      # the growth table
+    .venv/bin/python -m bench.daily --users 300 --smoke             # the CI smoke run (small)
+
+The day is built in a fresh database with bulk inserts: a history of `--papers` papers (the
+real CiteULike-a texts of ../shared/data, reused in blocks when more are asked for, and the
+bundled real feed samples), `--users` subscribers whose libraries are real CiteULike
+libraries mapped onto those blocks and cut or extended to a heavy-tailed size (5–300 likes),
+some with dislikes, followed keywords and authors, a second channel, other time zones and
+hours; and `--new` papers first seen today. Then, timed one by one: the fit, making the
+digests (rank, select, explain, store), rendering them (HTML + text email, Slack blocks),
+delivering them to a local SMTP server (an aiosmtpd sink in another process) with their state
+recorded, and parsing the bundled feed samples. Side by side, on a sample of users: the bare
+ranking kernel (profile × candidates products and top-k, nothing else), our scoring called one
+user at a time, and arxiv-sanity-lite's ranker (a LinearSVC per user), each per user.
+
+Prints Markdown tables; copy them into bench/README.md with the machine they came from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-a-dev"
+SAMPLES = Path(__file__).resolve().parents[1] / "config" / "demo"
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+ZONES = ("UTC", "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles",
+         "Asia/Tokyo", "Asia/Shanghai", "Australia/Sydney")  # fmt: skip
+KEYWORDS = ("network", "protein", "learning", "gene expression", "social", "diffusion")
+CHUNK = 20_000  # rows per bulk INSERT
+
+
+# ---- measuring ----------------------------------------------------------------------------
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class Stage:
+    name: str
+    seconds: float = 0.0
+    count: int = 0
+    unit: str = ""
+    peak_mb: float = 0.0
+
+    @property
+    def rate(self) -> str:
+        return (
+            f"{self.count / self.seconds:,.0f} {self.unit}/s" if self.seconds and self.unit else ""
+        )
+
+
+@contextmanager
+def measure(stages: list[Stage], name: str, unit: str = "") -> Iterator[Stage]:
+    """Wall time of the block and the process's peak resident memory during it."""
+    stage = Stage(name, unit=unit)
+    stop = threading.Event()
+    peak = [_rss_mb()]
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            peak[0] = max(peak[0], _rss_mb())
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    t0 = time.perf_counter()
+    try:
+        yield stage
+    finally:
+        stage.seconds = time.perf_counter() - t0
+        stop.set()
+        sampler.join()
+        stage.peak_mb = max(peak[0], _rss_mb())
+        stages.append(stage)
+        print(f"  {name}: {stage.seconds:.1f} s {stage.rate}", flush=True)
+
+
+# ---- the world ----------------------------------------------------------------------------
+
+
+@dataclass
+class Texts:
+    items: list[dict[str, Any]]  # CiteULike papers: id, title, abstract, authors
+    libraries: list[list[int]]  # real libraries, as item positions
+    new_items: list[int]  # item positions of the coldstart "new" papers
+    samples: list[dict[str, Any]] = field(default_factory=list)  # papers of the feed samples
+
+
+def load_texts(data: Path) -> Texts:
+    from daemon.ingest.parse import parse_feed
+
+    items = [json.loads(line) for line in (data / "items.jsonl").open(encoding="utf-8")]
+    pos = {str(it["id"]): n for n, it in enumerate(items)}
+    libs: dict[str, list[int]] = {}
+    for line in (data / "coldstart" / "train.tsv").open():
+        user, item = line.split()
+        libs.setdefault(user, []).append(pos[item])
+    new = [pos[i] for i in (data / "coldstart" / "candidates.txt").read_text().split()]
+    samples = []
+    for path in sorted(SAMPLES.glob("*.json")) + sorted(SAMPLES.glob("*.xml")):
+        for p in parse_feed(path.read_bytes(), url=path.name).papers:
+            samples.append({"title": p.title, "abstract": p.abstract, "authors": list(p.authors)})
+    return Texts(items, list(libs.values()), new, samples)
+
+
+def build_day(engine: sa.Engine, texts: Texts, users: int, papers: int, new: int) -> dict[str, int]:
+    """Fill a fresh database with bulk inserts; returns counts."""
+    from daemon.db.models import Channel, Feedback, Follow, Paper, User
+
+    paper_rows = _papers(texts, papers, new)
+    people = _People(texts, papers)
+    for u in range(users):
+        people.add(u)
+    with engine.begin() as conn:
+        for model, rows in ((Paper, paper_rows), (User, people.users),
+                            (Channel, people.channels), (Feedback, people.feedback()),
+                            (Follow, people.follows)):  # fmt: skip
+            table = getattr(model, "__table__")  # noqa: B009  (set by SQLModel's metaclass)
+            for start in range(0, len(rows), CHUNK):
+                conn.execute(sa.insert(table), rows[start : start + CHUNK])
+        if engine.dialect.name == "postgresql":  # ids were given: move the sequences on
+            for name in ("paper", "user"):
+                quoted = f'"{name}"'
+                conn.execute(sa.text(
+                    f"SELECT setval(pg_get_serial_sequence('{quoted}', 'id'), "
+                    f"(SELECT max(id) FROM {quoted}))"
+                ))  # fmt: skip
+    return {"papers": papers + new, "new": new, "users": users, "likes": people.likes}
+
+
+def _papers(texts: Texts, papers: int, new: int) -> list[dict[str, Any]]:
+    """History (ids 1…papers) then today's papers; one in 50 (history) or 10 (today) is from
+    the bundled feed samples, the others CiteULike texts."""
+    n_items, samples = len(texts.items), texts.samples
+    rows = []
+    for i in range(papers):
+        src = texts.items[i % n_items] if i % 50 else samples[i // 50 % len(samples)]
+        rows.append(_paper_row(f"bench:h{i}", src, NOW - timedelta(days=3, seconds=i)))
+    for i in range(new):
+        if i % 10:
+            src = texts.items[texts.new_items[i % len(texts.new_items)]]
+        else:
+            src = samples[i // 10 % len(samples)]
+        rows.append(_paper_row(f"bench:n{i}", src, NOW - timedelta(hours=1, seconds=i)))
+    for i, row in enumerate(rows):
+        row["id"] = i + 1
+    return rows
+
+
+class _People:
+    """Subscribers with real libraries mapped onto the history's blocks of copies."""
+
+    def __init__(self, texts: Texts, papers: int) -> None:
+        self.texts, self.papers = texts, papers
+        self.blocks = max(1, papers // len(texts.items))
+        self.rng = random.Random(7)
+        self.users: list[dict[str, Any]] = []
+        self.channels: list[dict[str, Any]] = []
+        self.follows: list[dict[str, Any]] = []
+        self._feedback: dict[tuple[int, int], dict[str, Any]] = {}
+
+    @property
+    def likes(self) -> int:
+        return sum(1 for r in self._feedback.values() if r["value"] > 0)
+
+    def feedback(self) -> list[dict[str, Any]]:
+        return list(self._feedback.values())
+
+    def add(self, u: int) -> None:
+        uid = u + 1
+        zone = ZONES[u % len(ZONES)] if u % 5 == 0 else "UTC"
+        self.users.append({"id": uid, "name": f"u{u}", "display_name": f"User {u}",
+                           "timezone": zone, "digest_hour": 6 + u % 4, "max_picks": None,
+                           "active": True, "unsubscribed_at": None, "created_at": NOW})  # fmt: skip
+        self.channels.append({"user_id": uid, "kind": "email", "address": f"u{u}@lab.example",
+                              "active": True})  # fmt: skip
+        if u % 10 == 3:
+            hook = f"https://hooks.slack.example/services/T/B/{u}"
+            self.channels.append({"user_id": uid, "kind": "slack", "address": hook,
+                                  "active": True})  # fmt: skip
+        liked = self._library(u)
+        for h in liked:
+            self._feedback[(uid, h + 1)] = {"user_id": uid, "paper_id": h + 1, "value": 1,
+                                            "created_at": NOW - timedelta(days=10)}  # fmt: skip
+        if u % 10 == 5:
+            for h in self.rng.sample(range(self.papers), 2):
+                self._feedback.setdefault((uid, h + 1), {
+                    "user_id": uid, "paper_id": h + 1, "value": -1,
+                    "created_at": NOW - timedelta(days=9)})  # fmt: skip
+        if u % 10 == 7:
+            word = KEYWORDS[u % len(KEYWORDS)]
+            self.follows.append({"user_id": uid, "kind": "keyword", "value": word,
+                                 "muted": False})  # fmt: skip
+        authors = self.texts.items[liked[0] % len(self.texts.items)]["authors"] if liked else []
+        if u % 20 == 9 and authors:
+            self.follows.append({"user_id": uid, "kind": "author", "value": authors[0],
+                                 "muted": False})  # fmt: skip
+
+    def _library(self, u: int) -> list[int]:
+        """History positions: a real library (extended by others) cut to a heavy-tailed size
+        (Pareto, 5–300), placed in the user's block of copies."""
+        libs = self.texts.libraries
+        size = min(300, max(5, int(5 * (1 - self.rng.random()) ** (-1 / 1.1))))
+        liked: list[int] = []
+        lib = u
+        while len(liked) < size:
+            liked.extend(libs[lib % len(libs)])
+            lib += 7919
+        offset = (u // len(libs)) % self.blocks * len(self.texts.items)
+        picked = (pos + offset for pos in dict.fromkeys(liked[:size]))
+        return [h for h in picked if h < self.papers]
+
+
+def _paper_row(key: str, src: dict[str, Any], seen: datetime) -> dict[str, Any]:
+    return {"key": key, "title": src["title"], "abstract": src.get("abstract") or "",
+            "authors": list(src.get("authors") or []), "url": f"https://example.org/{key}",
+            "arxiv_id": None, "version": None, "doi": None, "categories": [],
+            "upvotes": None, "published_at": seen, "first_seen_at": seen, "is_news": True,
+            "feed_id": None}  # fmt: skip
+
+
+# ---- the SMTP sink ---------------------------------------------------------------------------
+
+
+def _sink(port: int, count: Any, ready: Any) -> None:
+    from aiosmtpd.controller import Controller
+
+    class Count:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            with count.get_lock():
+                count.value += 1
+            return "250 OK"
+
+    controller = Controller(Count(), hostname="127.0.0.1", port=port)
+    controller.start()
+    ready.set()
+    threading.Event().wait()
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[int, Any]]:
+    """An aiosmtpd server in another process that accepts and counts every message."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    ctx = multiprocessing.get_context("spawn")
+    count, ready = ctx.Value("i", 0), ctx.Event()
+    proc = ctx.Process(target=_sink, args=(port, count, ready), daemon=True)
+    proc.start()
+    ready.wait(30)
+    try:
+        yield port, count
+    finally:
+        proc.kill()
+        proc.join()
+
+
+# ---- one day --------------------------------------------------------------------------------
+
+
+@contextmanager
+def database(url: str) -> Iterator[str]:
+    """A fresh database: a file in a temp folder, or a new database on the PostgreSQL server."""
+    if not url:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db"
+        return
+    name = f"paperwire_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_day(
+    args: argparse.Namespace, texts: Texts, users: int
+) -> tuple[list[Stage], dict[str, Any]]:
+    from daemon import jobs
+    from daemon.app import make_app
+    from daemon.channels import CHANNELS
+    from daemon.db.engine import upgrade
+    from daemon.settings import Settings
+
+    stages: list[Stage] = []
+    papers = args.papers or max(10 * args.new, min(users, 100_000))
+    info: dict[str, Any] = {}
+    side: dict[str, float] = {}
+    with (
+        database(args.db) as url,
+        smtp_sink() as (port, received),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        settings = Settings(
+            database={"url": url},
+            server={"secret_key": "bench", "secret_key_file": f"{tmp}/key"},
+            email={"transport": "smtp", "host": "127.0.0.1", "port": port, "security": "none"},
+            slack={"transport": "file"},
+            delivery={"outbox_dir": f"{tmp}/outbox"},
+            digest={"window_hours": 24},
+        )
+        app = make_app(settings, clock=lambda: NOW)
+        upgrade(app.store.engine)
+        with measure(stages, "build the day (bulk inserts)") as st:
+            info.update(build_day(app.store.engine, texts, users, papers, args.new))
+        with measure(stages, "fit (papers + every library)") as st:
+            model = jobs.load_recommender(app, NOW)
+            st.count, st.unit = users, "libraries"
+        with measure(stages, "make digests: rank, select, explain, store", "digests") as st:
+            made = jobs.make_digests(app, NOW, force=True)
+            st.count = made.created
+        with app.store.engine.connect() as conn:
+            ids = [i for (i,) in conn.execute(sa.text("SELECT id FROM digest ORDER BY id"))]
+        sample = ids[:: max(1, len(ids) // args.render_sample)][: args.render_sample]
+        with measure(stages, "render (email HTML + text, Slack)", "digests") as st:
+            for digest_id in sample:
+                digest, channel, _ = jobs.build_digest(app, digest_id)
+                CHANNELS[channel.kind].render(app, digest, channel.address)
+            st.count = len(sample)
+        with measure(stages, "deliver (local SMTP server; file for Slack)", "messages") as st:
+            sent = jobs.deliver(app, NOW)
+            st.count = sent.sent
+        info.update(created=made.created, sent=sent.sent, received=received.value,
+                    failed=sent.failed + sent.retrying + sent.postponed)  # fmt: skip
+        with measure(stages, "ingest: parse the feed samples", "entries") as st:
+            from daemon.ingest.parse import parse_feed
+
+            feeds = sorted(SAMPLES.glob("*.*"))
+            blobs = [p.read_bytes() for p in feeds if p.suffix in (".xml", ".json")]
+            n = 0
+            for _ in range(args.parse_rounds):
+                for blob in blobs:
+                    n += len(parse_feed(blob).papers)
+            st.count = n
+        if not args.smoke:
+            side = side_by_side(app, model, texts, args.sample)
+        info.update(side)
+        app.close()
+    return stages, info
+
+
+def side_by_side(app: Any, model: Any, texts: Texts, n: int) -> dict[str, float]:
+    """ms per user of: the bare kernel, our scoring one user at a time, asl's per-user SVM."""
+    from sklearn.svm import LinearSVC
+
+    from daemon.jobs.recommend import to_doc, to_feedback
+    from recommender.evaluate import asl_vectorizer
+    from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
+
+    window = app.store.papers.window(NOW - timedelta(hours=24), NOW + timedelta(seconds=1))
+    cands = [to_doc(p) for p in window]
+    everyone = [u.id for u, _ in app.store.people.subscribers()]
+    users = everyone[:: max(1, len(everyone) // n)][:n]
+    signals = app.store.people.signals(users)
+    fbs = [to_feedback(signals[u]) for u in users]
+    out: dict[str, float] = {}
+    # the bare kernel: normalised mean of liked factors × candidates' factors, top 10
+    f = model._fitted
+    if f is not None and f.factors is not None:
+        qc = on_grid(model.predicted_factors(model.vectorize(cands)), RIGHT_BITS)
+        all_signals = app.store.people.signals(everyone)
+        rows = [[int(f.factor_row[f.index[str(pid)]]) for pid, _ in s.likes
+                 if str(pid) in f.index and f.factor_row[f.index[str(pid)]] >= 0]
+                for s in all_signals.values()]  # fmt: skip
+        factors = f.factors.astype(np.float64)
+        t0 = time.perf_counter()
+        for start in range(0, len(rows), 1000):
+            prof = np.stack([factors[r].mean(axis=0) if r else np.zeros(factors.shape[1])
+                             for r in rows[start : start + 1000]])  # fmt: skip
+            scores = on_grid(prof, LEFT_BITS) @ qc.T
+            np.argpartition(-scores, 10, axis=1)[:, :10]
+        out["kernel_ms"] = 1000 * (time.perf_counter() - t0) / len(rows)
+    t0 = time.perf_counter()
+    for fb in fbs:
+        model.rank(cands, [fb], k=10, now=NOW)
+    out["one_at_a_time_ms"] = 1000 * (time.perf_counter() - t0) / len(fbs)
+    t0 = time.perf_counter()
+    model.rank(cands, fbs, k=10, now=NOW)
+    out["batched_ms"] = 1000 * (time.perf_counter() - t0) / len(fbs)
+    papers = app.store.papers.all()
+    index = {p.id: i for i, p in enumerate(papers)}
+    texts_ = [f"{p.title}. {p.abstract} {' '.join(p.authors)}" for p in papers]
+    x = asl_vectorizer().fit_transform(texts_).tocsr()
+    xc = x[[index[p.id] for p in window]]
+    svm_users = users[: max(1, n // 3)]
+    t0 = time.perf_counter()
+    for u in svm_users:
+        y = np.zeros(x.shape[0], dtype=np.int8)
+        y[[index[pid] for pid, _ in signals[u].likes]] = 1
+        clf = LinearSVC(class_weight="balanced", max_iter=10000, tol=1e-6, C=0.01)
+        clf.fit(x, y)
+        clf.decision_function(xc)
+    out["svm_ms"] = 1000 * (time.perf_counter() - t0) / len(svm_users)
+    return out
+
+
+def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> None:
+    total = sum(s.seconds for s in stages if not s.name.startswith("build"))
+    print(f"\n{info['users']:,} subscribers, {info['papers']:,} papers ({info['new']:,} new), "
+          f"{info['likes']:,} likes — {backend}; {info['created']:,} digests made, "
+          f"{info['sent']:,} sent ({info['received']:,} received by the server), "
+          f"{info['failed']} not sent")  # fmt: skip
+    print("\n| stage | s | throughput | peak RSS MB |\n|---|---|---|---|")
+    for s in stages:
+        print(f"| {s.name} | {s.seconds:.1f} | {s.rate} | {s.peak_mb:,.0f} |")
+    print(f"| **whole cycle** (all but building) | **{total:.1f}** | | "
+          f"{max(s.peak_mb for s in stages):,.0f} |")  # fmt: skip
+    if "svm_ms" in info:
+        b = info["batched_ms"]
+        print("\n| ranking, ms per user | ms | × our batched ranking |\n|---|---|---|")
+        if "kernel_ms" in info:
+            print(f"| bare kernel (products + top-k only) | {info['kernel_ms']:.3f} | "
+                  f"{info['kernel_ms'] / b:.2f} |")  # fmt: skip
+        print(f"| paperwire, batched (rank + select + explain) | {b:.3f} | 1 |")
+        print(f"| paperwire, one user per call | {info['one_at_a_time_ms']:.3f} | "
+              f"{info['one_at_a_time_ms'] / b:.1f} |")  # fmt: skip
+        print(f"| arxiv-sanity-lite: LinearSVC per user | {info['svm_ms']:.1f} | "
+              f"{info['svm_ms'] / b:.0f} |")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--growth", default="", help="sizes, comma-separated: one day each, a table")
+    ap.add_argument("--papers", type=int, default=0, help="history (default: users, ≤ 100,000)")
+    ap.add_argument("--new", type=int, default=3000, help="papers first seen today")
+    ap.add_argument("--db", default="", help="a PostgreSQL server URL (default: SQLite)")
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--sample", type=int, default=300, help="users for the side-by-side rows")
+    ap.add_argument("--render-sample", type=int, default=5000)
+    ap.add_argument("--parse-rounds", type=int, default=20)
+    ap.add_argument("--smoke", action="store_true", help="small and quick: no side-by-side")
+    args = ap.parse_args()
+    if args.smoke:  # CI: every stage runs once, small, no timing asserted
+        args.papers, args.new = args.papers or 3000, min(args.new, 300)
+        args.render_sample, args.parse_rounds = min(args.render_sample, 100), 1
+    texts = load_texts(args.data)
+    backend = "PostgreSQL" if args.db else "SQLite"
+    sizes = [int(s) for s in args.growth.split(",") if s] or [args.users]
+    growth = []
+    for users in sizes:
+        print(f"— {users:,} subscribers on {backend}", flush=True)
+        stages, info = run_day(args, texts, users)
+        _print_stages(stages, info, backend)
+        growth.append((users, stages))
+    if len(growth) > 1:
+        names = [s.name for s in growth[0][1]]
+        print("\n| stage | " + " | ".join(f"{u:,} users" for u, _ in growth) + " |")
+        print("|---|" + "---|" * len(growth))
+        for i, name in enumerate(names):
+            print(f"| {name} | " + " | ".join(f"{st[i].seconds:.1f} s" for _, st in growth) + " |")
+
+
+if __name__ == "__main__":
+    main()
