@@ -55,6 +55,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = [
+    "FaultAction",
     "HttpServer",
     "ReceivedMail",
     "RecordedRequest",
@@ -281,6 +282,8 @@ class _CountingSMTP(SMTP):
             await self.push(fault.text(arg))
         if fault.action != "reply" and self.transport is not None:
             self.transport.close()
+            # read nothing more: the lines already received are not commands to answer
+            await asyncio.sleep(HANG_SECONDS)  # cancelled when the connection is lost
 
     async def _handle_client(self) -> None:
         fault = self.record._take("CONNECT")

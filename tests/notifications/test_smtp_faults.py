@@ -326,3 +326,12 @@ def test_the_password_never_appears_even_when_the_server_echoes_it(
         assert form not in text
     assert base64.b64encode(wrong.encode()).decode() not in text
     assert _plain(USER, wrong) not in text
+
+
+def test_tls_spoken_to_a_plain_text_port_is_a_configuration_problem() -> None:
+    with smtp_server(tls="none") as server:
+        transport = transport_for(server, security="tls", username=None, password=None)
+        outcomes = send_all(transport, people(2))
+    assert all(isinstance(o, TransportUnavailable) and o.permanent for o in outcomes), outcomes
+    assert "TLS failed" in str(outcomes[0])
+    assert server.connections == 1
