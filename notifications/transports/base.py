@@ -20,6 +20,11 @@ A reply that is the session's fault (SMTP ``421`` closing, ``503`` bad sequence,
 connection) never counts against a message: the transport resets or reconnects and tries
 the message once more, and if that fails too it is :class:`TransportUnavailable`.
 
+A Slack webhook that never answers is the exception: each subscriber names their own
+webhook server, so one that hangs is a :class:`TemporaryDeliveryError` for the messages
+addressed to it (the first after one timeout, the later ones of the batch at once, without a
+request) and never holds up the others.
+
 No exception text carries a secret (a password, a webhook URL's path), even when a server
 echoes it back: transports scrub what servers say (:func:`scrub`).
 """
