@@ -6,7 +6,10 @@ Feed text (titles, authors, abstracts, reasons) is untrusted plain text:
 * only ``http``/``https`` URLs are ever turned into links (``javascript:`` and friends are
   dropped);
 * Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>`` and never lets a title
-  break out of a ``<url|title>`` link.
+  break out of a ``<url|title>`` link;
+* no header value carries a control character (CR, LF, NUL, U+2028...: they become spaces),
+  and the recipient must be an email address (`email-validator`), else :class:`BadAddress`,
+  a permanent failure of that message.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from urllib.parse import urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from notifications.addresses import HEADER_UNSAFE, email_address, header_text
 from notifications.digest import Digest, Pick
 from notifications.transports.base import EmailOut, SlackOut
 from notifications.transports.slack import SlackWebhookTransport
@@ -64,7 +68,6 @@ SLACK_MAX_CONTEXT_ELEMENTS = 10
 SLACK_MAX_FALLBACK_CHARS = 3000
 
 _WS = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -95,7 +98,7 @@ def _clean(text: str) -> str:
 def safe_url(url: str) -> str | None:
     """Return ``url`` if it is an absolute http(s) URL, else None (never link it)."""
     candidate = url.strip()
-    if not candidate or _CONTROL.search(candidate) or " " in candidate:
+    if not candidate or HEADER_UNSAFE.search(candidate) or " " in candidate:
         return None
     try:
         parts = urlsplit(candidate)
@@ -199,10 +202,6 @@ def _context(digest: Digest) -> dict[str, Any]:
 # --------------------------------------------------------------------------- email
 
 
-def _header_safe(text: str) -> str:
-    return _CONTROL.sub(" ", text).strip()
-
-
 def render_email(
     digest: Digest,
     *,
@@ -214,33 +213,38 @@ def render_email(
 ) -> EmailOut:
     """Render a multipart/alternative (text/plain + text/html) digest email.
 
-    ``now`` only sets the Date header (defaults to the current UTC time).
+    ``now`` only sets the Date header (defaults to the current UTC time). A ``recipient``
+    that is not an email address raises :class:`BadAddress` (a PermanentDeliveryError);
+    every other header value is made safe (control characters become spaces).
     """
+    address = email_address(recipient)
     context = _context(digest)
     context["subject"] = subject_for(digest, subject_prefix)
     env = environment()
     text = env.get_template("digest.txt").render(context)
     html = env.get_template("digest.html").render(context)
 
+    domain = header_text(message_id_domain).replace(" ", "")
     msg = EmailMessage(policy=policy.SMTP)
-    msg["Subject"] = _header_safe(context["subject"])
-    msg["From"] = _header_safe(sender)
-    name = _header_safe(context["recipient_name"])
-    msg["To"] = formataddr((name, recipient)) if name else _header_safe(recipient)
+    msg["Subject"] = header_text(context["subject"])
+    msg["From"] = header_text(sender)
+    name = header_text(context["recipient_name"])
+    msg["To"] = formataddr((name, address)) if name else address
     msg["Date"] = format_datetime(now or datetime.now(UTC))
-    msg["Message-ID"] = message_id(digest, message_id_domain)
+    msg["Message-ID"] = header_text(message_id(digest, domain))
     one_click = safe_url(digest.one_click_unsubscribe_url)
     if one_click is not None:
         msg["List-Unsubscribe"] = f"<{one_click}>"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    list_label = re.sub(r"[^A-Za-z0-9-]", "-", context["product"].lower()) or "paperwire"
-    msg["List-Id"] = f"{context['product']} digest <{list_label}-digest.{message_id_domain}>"
+    product = header_text(context["product"])
+    list_label = re.sub(r"[^A-Za-z0-9-]", "-", product.lower()) or "paperwire"
+    msg["List-Id"] = f"{product} digest <{list_label}-digest.{domain}>"
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Auto-Response-Suppress"] = "All"
     msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
     return EmailOut(
-        message=msg, recipient=recipient, digest_id=digest.digest_id, period=digest.period
+        message=msg, recipient=address, digest_id=digest.digest_id, period=digest.period
     )
 
 

@@ -10,14 +10,19 @@ Two context managers:
     ``ehlos``, ``auth_attempts``, ``ssl_context_trusting_ca`` (a *client* context that
     trusts the test CA), and ``disconnect_all()`` to drop every open connection from the
     server side. ``rcpt_replies`` maps a recipient address to a canned reply such as
-    ``"451 4.3.0 try later"``; ``data_reply`` replaces the reply to DATA.
+    ``"451 4.3.0 try later"``; ``data_reply`` replaces the reply to DATA;
+    ``auth_failure_reply(login, password)`` the reply to a failed login (a server that echoes
+    what it was sent). Faults on purpose: ``fail(command, action, reply, times=...)`` (see
+    :class:`SmtpFault`: reply, reply and close, drop, hang, drop in the middle of DATA) and
+    ``commands`` (every command received, with its connection number, in order).
 
 ``http_server(...)`` → :class:`HttpServer`
     The one HTTP server of the tests (feeds, Slack webhooks, anything fetched): records every
     request (``requests``, ``seen(path)``) and answers from a programmable queue
     (``reply(status, body, headers)``), fixed ``routes`` (ETag / Last-Modified / 304,
     chunked bodies, lying lengths, redirects), or the files of a ``directory``, falling back
-    on 200 ``ok``. ``url`` is its base URL; ``url_for(path)`` adds a path.
+    on 200 ``ok``. ``url`` is its base URL; ``url_for(path)`` adds a path. ``hang()`` makes
+    the next request(s) wait for an answer that never comes (until the server stops).
 
 Example::
 
@@ -29,12 +34,13 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import ssl
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -49,17 +55,20 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = [
+    "FaultAction",
     "HttpServer",
     "ReceivedMail",
     "RecordedRequest",
     "Reply",
     "Route",
+    "SmtpFault",
     "SmtpServer",
     "http_server",
     "smtp_server",
 ]
 
 LOCALHOST = "127.0.0.1"
+HANG_SECONDS = 3600.0  # "for ever": a hung handler is cancelled or woken when its server stops
 
 
 # =============================================================================== SMTP
@@ -81,6 +90,37 @@ class ReceivedMail:
         return message
 
 
+FaultAction = Literal["reply", "close", "drop", "hang", "drop_mid_data"]
+
+
+@dataclass
+class SmtpFault:
+    """A misbehaviour on purpose, when the server receives ``command``.
+
+    ``command``: an SMTP verb (``"MAIL"``, ``"RCPT"``, ``"DATA"``, ``"RSET"``, ``"AUTH"``,
+    ``"QUIT"``...), ``"CONNECT"`` (instead of the greeting) or ``"END_OF_DATA"`` (after the
+    message's final dot, instead of accepting it). ``action``:
+
+    * ``"reply"``: answer ``reply`` and do nothing else (the session keeps its state: a
+      ``452`` to DATA leaves the transaction open, as real servers do);
+    * ``"close"``: answer ``reply`` (say ``"421 4.3.2 shutting down"``), then close;
+    * ``"drop"``: close the connection without a word;
+    * ``"hang"``: never answer (the client has to time out);
+    * ``"drop_mid_data"`` (DATA only): say 354, read one line of the message, then close.
+
+    ``reply`` may be a function of the command's argument. ``times``: how many commands it
+    applies to (``None``: every one from now on).
+    """
+
+    command: str
+    action: FaultAction = "reply"
+    reply: str | Callable[[str | None], str] = ""
+    times: int | None = 1
+
+    def text(self, arg: str | None) -> str:
+        return self.reply(arg) if callable(self.reply) else self.reply
+
+
 @dataclass
 class SmtpServer:
     host: str
@@ -89,10 +129,45 @@ class SmtpServer:
     ssl_context_trusting_ca: ssl.SSLContext
     messages: list[ReceivedMail] = field(default_factory=list)
     auth_attempts: list[str] = field(default_factory=list)
+    commands: list[tuple[int, str]] = field(default_factory=list)  # (connection, verb)
     connections: int = 0
     ehlos: int = 0
+    faults: list[SmtpFault] = field(default_factory=list)
     _controller: Controller | None = None
     _live: set[SMTP] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(
+        self,
+        command: str,
+        action: FaultAction = "reply",
+        reply: str | Callable[[str | None], str] = "",
+        *,
+        times: int | None = 1,
+    ) -> None:
+        """Misbehave on the next ``times`` ``command``s (see :class:`SmtpFault`)."""
+        with self._lock:
+            self.faults.append(SmtpFault(command.upper(), action, reply, times))
+
+    def verbs(self, connection: int | None = None) -> list[str]:
+        """The commands received (on one connection, if given), in order."""
+        with self._lock:
+            return [v for c, v in self.commands if connection is None or c == connection]
+
+    def _take(self, command: str) -> SmtpFault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.command == command:
+                    if fault.times is not None:
+                        fault.times -= 1
+                        if fault.times <= 0:
+                            self.faults.remove(fault)
+                    return fault
+        return None
+
+    def _record(self, connection: int, verb: str) -> None:
+        with self._lock:
+            self.commands.append((connection, verb))
 
     def disconnect_all(self) -> None:
         """Close every open connection from the server side (and wait for it)."""
@@ -143,6 +218,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self.server._take("END_OF_DATA")
+        if fault is not None:
+            return await self._misbehave(server, fault)
         if self.data_reply is not None:
             return self.data_reply
         content = envelope.original_content or b""
@@ -156,14 +234,68 @@ class _Handler:
         )
         return "250 Message accepted for delivery"
 
+    async def _misbehave(self, server: SMTP, fault: SmtpFault) -> str:
+        """A fault after the final dot: the message is not kept."""
+        if fault.action == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+        transport = server.transport
+        if fault.action == "close" and fault.text(None):
+            await server.push(fault.text(None))
+        if fault.action != "reply" and isinstance(transport, asyncio.WriteTransport):
+            transport.abort()  # nothing more reaches the client
+        return fault.text(None) or "250 (never seen: the connection is closed)"
+
 
 class _CountingSMTP(SMTP):
-    """Counts TCP connections (a STARTTLS upgrade is not a new connection)."""
+    """Counts TCP connections (a STARTTLS upgrade is not a new connection), records every
+    command and misbehaves as the record's faults say."""
 
     def __init__(self, record: SmtpServer, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.record = record
         self.connection_number = 0
+        for verb, method in list(self._smtp_methods.items()):
+            self._smtp_methods[verb] = self._faulty(verb, method)
+
+    def _faulty(
+        self, verb: str, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        @functools.wraps(method)
+        async def run(arg: str | None) -> None:
+            self.record._record(self.connection_number, verb)
+            fault = self.record._take(verb)
+            if fault is None:
+                await method(arg)
+            else:
+                await self._act(fault, arg)
+
+        return run
+
+    async def _act(self, fault: SmtpFault, arg: str | None) -> None:
+        if fault.action == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+            return
+        if fault.action == "drop_mid_data":
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            await self._reader.readuntil(b"\r\n")
+        elif fault.action != "drop" and fault.text(arg):
+            await self.push(fault.text(arg))
+        if fault.action != "reply" and self.transport is not None:
+            self.transport.close()
+            # read nothing more: the lines already received are not commands to answer
+            await asyncio.sleep(HANG_SECONDS)  # cancelled when the connection is lost
+
+    async def _handle_client(self) -> None:
+        fault = self.record._take("CONNECT")
+        if fault is None:
+            await super()._handle_client()
+            return
+        if fault.action == "hang":
+            await asyncio.sleep(HANG_SECONDS)
+        elif fault.action != "drop" and fault.text(None):
+            await self.push(fault.text(None))
+        if self.transport is not None:
+            self.transport.close()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._original_transport is None:  # not the STARTTLS re-entry
@@ -200,12 +332,14 @@ def smtp_server(
     require_starttls: bool = True,
     rcpt_replies: Mapping[str, str] | None = None,
     data_reply: str | None = None,
+    auth_failure_reply: Callable[[str, str], str] | None = None,
 ) -> Iterator[SmtpServer]:
     """Run an SMTP server on 127.0.0.1 (a free port) for the duration of the block.
 
     ``users``: accepted logins (``None``: no AUTH offered). AUTH is refused before TLS.
     ``tls``: ``"starttls"`` (default, and required unless ``require_starttls=False``),
     ``"implicit"`` (TLS from the first byte, like port 465) or ``"none"``.
+    ``auth_failure_reply(login, password)``: the reply to a failed login (default 535).
     """
     ca = trustme.CA()
     cert = ca.issue_cert(LOCALHOST, "localhost")
@@ -226,7 +360,10 @@ def smtp_server(
         login = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
         record.auth_attempts.append(login)
-        return AuthResult(success=accounts.get(login) == password, handled=False)
+        if accounts.get(login) == password:
+            return AuthResult(success=True, handled=False)
+        reply = auth_failure_reply(login, password) if auth_failure_reply else None
+        return AuthResult(success=False, handled=False, message=reply)
 
     kwargs: dict[str, Any] = {"hostname": LOCALHOST, "port": 0}
     if tls == "starttls":
@@ -260,6 +397,7 @@ class Reply:
     status: int = 200
     body: str = "ok"
     headers: Mapping[str, str] = field(default_factory=dict)
+    hang: bool = False  # read the request, then never answer (until the server stops)
 
 
 @dataclass
@@ -303,6 +441,7 @@ class HttpServer:
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def url_for(self, path: str) -> str:
         return self.url + "/" + path.lstrip("/")
@@ -313,6 +452,11 @@ class HttpServer:
         """Queue the answer to the next request not yet answered (FIFO)."""
         with self._lock:
             self._queue.append(Reply(status, body, dict(headers or {})))
+
+    def hang(self, times: int = 1) -> None:
+        """Queue ``times`` answers that never come: the request is read, then nothing."""
+        with self._lock:
+            self._queue.extend(Reply(hang=True) for _ in range(times))
 
     def seen(self, path: str) -> list[RecordedRequest]:
         """The requests for `path`, in order."""
@@ -346,7 +490,10 @@ class _HttpHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         answer = self.state._answer(RecordedRequest(self.command, self.path, headers, body))
-        if isinstance(answer, Reply):
+        if isinstance(answer, Reply) and answer.hang:
+            self.state._stopping.wait(HANG_SECONDS)
+            self.close_connection = True
+        elif isinstance(answer, Reply):
             self._send(answer.status, answer.body.encode(), "text/plain; charset=utf-8",
                        answer.headers)  # fmt: skip
         else:
@@ -437,6 +584,7 @@ def http_server(
     try:
         yield state
     finally:
+        state._stopping.set()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

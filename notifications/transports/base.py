@@ -1,12 +1,46 @@
-"""The one small interface every transport implements, and its two failure kinds."""
+"""The one small interface every transport implements, and its failure kinds.
+
+The contract with the caller (the delivery job) — what each failure means and what the
+caller does with it:
+
+* :class:`TemporaryDeliveryError`: this message could not be delivered now; retry *it* later
+  (the caller counts an attempt). ``retry_after``: the server asked for at least that long.
+* :class:`PermanentDeliveryError`: this message will never be delivered as it is (an unknown
+  mailbox, an address that is not one — :class:`BadAddress` —, a rejected payload); give it
+  up with the reason.
+* :class:`TransportUnavailable`: not this message's fault — the server is down, hangs,
+  drops every connection, or refuses our settings; no message can go now. The caller keeps
+  *every* waiting message of the batch for later without counting an attempt.
+  ``permanent=True``: a person must fix the configuration (credentials, TLS, sender address).
+  Once a transport has raised it, every later ``send`` of the same batch raises it again at
+  once, without touching the server (a hung server costs one timeout per batch, not one per
+  message); a new batch (``__enter__``/``close``) tries again.
+
+A reply that is the session's fault (SMTP ``421`` closing, ``503`` bad sequence, a dropped
+connection) never counts against a message: the transport resets or reconnects and tries
+the message once more, and if that fails too it is :class:`TransportUnavailable`.
+
+A Slack webhook that never answers is the exception: each subscriber names their own
+webhook server, so one that hangs is a :class:`TemporaryDeliveryError` for the messages
+addressed to it (the first after one timeout, the later ones of the batch at once, without a
+request) and never holds up the others.
+
+No exception text carries a secret (a password, a webhook URL's path), even when a server
+echoes it back: transports scrub what servers say (:func:`scrub`).
+"""
 
 from __future__ import annotations
 
+import base64
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import EmailMessage
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
+
+HIDDEN = "***"
 
 
 def redact_url(url: str) -> str:
@@ -20,6 +54,42 @@ def redact_url(url: str) -> str:
     if not host:
         return "(url)/…"
     return f"{parts.scheme}://{host}/…" if parts.scheme else f"{host}/…"
+
+
+def url_secrets(url: str) -> list[str]:
+    """The parts of a URL that must never be shown (a Slack webhook's
+    ``/services/T…/B…/X…``): the URL itself, its path and query, the user info, and every
+    path segment and query value of four characters or more, as written, decoded and
+    encoded — a server may echo any of them back in an error page."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    pieces = [url, parts.path, parts.query, parts.fragment, parts.netloc.rpartition("@")[0]]
+    pieces += parts.path.split("/")
+    pieces += [p for pair in parts.query.split("&") for p in pair.split("=")]
+    forms = {form for p in pieces for form in (p, unquote(p), quote(unquote(p), safe=""))}
+    return [form for form in forms if len(form) >= 4]
+
+
+def password_secrets(password: str | None, username: str | None = None) -> list[str]:
+    """A password in every form an SMTP client sends it (AUTH PLAIN and LOGIN are base64)."""
+    if not password:
+        return []
+    raw = [password, " ".join(password.split())]
+    if username is not None:
+        raw.append(f"\0{username}\0{password}")  # AUTH PLAIN's initial response
+    encoded = [base64.b64encode(r.encode("utf-8")).decode("ascii") for r in raw]
+    return [form for form in raw[:2] + encoded if form.strip()]
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (in any letter case) replaced by ``***``."""
+    ordered = sorted({s for s in secrets if s}, key=len, reverse=True)
+    if not ordered:
+        return text
+    pattern = re.compile("|".join(re.escape(s) for s in ordered), re.IGNORECASE)
+    return pattern.sub(HIDDEN, text)
 
 
 class DeliveryError(Exception):
@@ -38,10 +108,17 @@ class PermanentDeliveryError(DeliveryError):
     """Never worth retrying (5xx SMTP reply, Slack `invalid_payload`, `channel_not_found`...)."""
 
 
+class BadAddress(PermanentDeliveryError, ValueError):
+    """The recipient is not an email address we can send to (it may not even be one: a line
+    feed and a ``Bcc:`` in it). Raised by rendering and by the SMTP transport, before
+    anything is sent."""
+
+
 class TransportUnavailable(TemporaryDeliveryError):
-    """The transport itself cannot deliver anything now (cannot connect, TLS or authentication
-    failed): not the message's fault. The caller keeps every waiting message for later without
-    counting it as a failed attempt. `permanent` says a person must fix the configuration."""
+    """The transport itself cannot deliver anything now (cannot connect, hangs, TLS or
+    authentication failed, our sender refused): not the message's fault. The caller keeps
+    every waiting message for later without counting it as a failed attempt. `permanent`
+    says a person must fix the configuration. See the module docstring."""
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)

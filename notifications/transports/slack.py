@@ -1,21 +1,28 @@
-"""Slack incoming-webhook delivery: JSON POSTs, ≤ 1 message per second per webhook."""
+"""Slack incoming-webhook delivery: JSON POSTs, ≤ 1 message per second per webhook, every
+answer classified, bounded in time, and never showing the webhook's secret path."""
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 
+from notifications.addresses import HEADER_UNSAFE
 from notifications.transports.base import (
+    DeliveryError,
     Outgoing,
     PermanentDeliveryError,
     SlackOut,
     TemporaryDeliveryError,
     redact_url,
+    scrub,
+    url_secrets,
 )
 
 log = logging.getLogger(__name__)
@@ -42,18 +49,32 @@ PERMANENT_SLACK_ERRORS = frozenset(
 )
 
 
+DEFAULT_TIMEOUT = 15.0  # when neither the caller nor its HTTP client says
+MAX_RETRY_AFTER = 86400.0  # a server's Retry-After is believed up to a day
+
+
 class SlackWebhookTransport:
     """POST :class:`SlackOut` payloads to Slack incoming webhooks.
 
     * at most one message per ``min_interval`` seconds per webhook URL (Slack's limit is
       about one per second); the transport sleeps as needed — reuse one instance;
-    * HTTP 429: sleeps for ``Retry-After`` and retries (at most ``max_429_retries`` times,
-      and never sleeps longer than ``max_retry_after``), then raises
-      ``TemporaryDeliveryError(retry_after=...)``;
-    * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError``;
-    * other 4xx (``invalid_payload``, ``channel_not_found``, ...): ``PermanentDeliveryError``.
+    * HTTP 429: sleeps for ``Retry-After`` and retries, at most ``max_429_retries`` times and
+      ``max_retry_after`` seconds in all for one ``send``; beyond that
+      ``TemporaryDeliveryError(retry_after=...)`` (the caller retries the message later);
+    * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError`` (with ``retry_after``
+      when the server sent ``Retry-After``);
+    * other 4xx (``invalid_payload``, ``channel_not_found``, ...) and a webhook URL that is
+      not one: ``PermanentDeliveryError``;
+    * no answer within ``timeout`` seconds (one network operation): ``TemporaryDeliveryError``
+      for that message, and every later message of the batch to the same server fails the
+      same way at once, without a request (one timeout per server and batch). Not
+      ``TransportUnavailable``: each subscriber names their own webhook, and one
+      subscriber's broken server must not hold up everyone's digest.
 
-    The webhook URL is a secret: errors and logs show only its host.
+    ``timeout`` defaults to the HTTP client's read timeout (else ``DEFAULT_TIMEOUT``). At
+    most ``max_body_bytes`` of an answer are read. The webhook URL is a secret: errors and
+    logs show only its host, and what a server answers is scrubbed of every part of the
+    URL's path before it is shown (a proxy's 404 page may quote the request path).
     The ``httpx.Client`` belongs to the caller (it is not closed here). A message split into
     several payloads is sent in order; a failure stops at the failed payload.
     """
@@ -64,38 +85,48 @@ class SlackWebhookTransport:
     max_header_chars: ClassVar[int] = 150
     max_429_retries: ClassVar[int] = 3
     max_retry_after: ClassVar[float] = 30.0
+    max_body_bytes: ClassVar[int] = 4096
 
     def __init__(
         self,
         http: httpx.Client,
         *,
         min_interval: float = 1.0,
+        timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
         self.min_interval = min_interval
+        self.timeout = timeout or http.timeout.read or DEFAULT_TIMEOUT
         self._sleep = sleep
         self._monotonic = monotonic
         self._last_sent: dict[str, float] = {}
+        self._silent: set[str] = set()  # servers (scheme://host:port) that timed out this batch
 
     def __repr__(self) -> str:
-        return f"SlackWebhookTransport(min_interval={self.min_interval})"
+        return f"SlackWebhookTransport(min_interval={self.min_interval}, timeout={self.timeout})"
 
     def __enter__(self) -> SlackWebhookTransport:
+        self._silent.clear()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self._silent.clear()
 
     def send(self, out: Outgoing) -> None:
         """Post every payload of ``out`` in order; raise Temporary/PermanentDeliveryError."""
         if not isinstance(out, SlackOut):
             raise TypeError(f"{type(self).__name__} sends SlackOut, not {type(out).__name__}")
-        where = redact_url(out.webhook_url)
+        hook = _Hook(out.webhook_url)
+        if hook.server in self._silent:
+            raise TemporaryDeliveryError(
+                f"{hook.where}: not tried, the server did not answer earlier in this batch"
+            )
+        budget = self.max_retry_after
         total = len(out.payloads)
         for index, payload in enumerate(out.payloads, start=1):
-            self._post(out.webhook_url, payload, f"Slack webhook {where} (payload {index}/{total})")
+            budget = self._post(hook, payload, f"{hook.where} (payload {index}/{total})", budget)
 
     # ------------------------------------------------------------------ internals
 
@@ -107,40 +138,96 @@ class SlackWebhookTransport:
         if wait > 0:
             self._sleep(wait)
 
-    def _post(self, url: str, payload: dict[str, Any], where: str) -> None:
-        attempt = 0
+    def _post(self, hook: _Hook, payload: dict[str, Any], where: str, budget: float) -> float:
+        """POST one payload (sleeping through short 429s); the 429 budget left."""
+        retries = 0
         while True:
-            self._wait_turn(url)
-            try:
-                response = self.http.post(url, json=payload)
-            except httpx.TransportError as exc:
-                # httpx messages may quote the URL: show the exception type only.
-                raise TemporaryDeliveryError(
-                    f"{where}: network error ({type(exc).__name__})"
-                ) from None
-            finally:
-                self._last_sent[url] = self._monotonic()
-            status = response.status_code
-            body = _short(response.text)
+            self._wait_turn(hook.url)
+            status, headers, body = self._request(hook, payload, where)
             if 200 <= status < 300:
                 log.debug("%s: delivered", where)
-                return
-            if status == 429:
-                retry_after = _retry_after(response.headers.get("Retry-After"), self.min_interval)
-                if attempt >= self.max_429_retries or retry_after > self.max_retry_after:
-                    raise TemporaryDeliveryError(
-                        f"{where}: rate limited (HTTP 429), retry after {retry_after:g}s",
-                        retry_after=retry_after,
-                    )
-                attempt += 1
-                log.info("%s: HTTP 429, sleeping %.1fs (retry %d)", where, retry_after, attempt)
-                self._sleep(retry_after)
-                continue
-            if status >= 500 or status == 408:
-                raise TemporaryDeliveryError(f"{where}: HTTP {status} {body}".rstrip())
-            if body not in PERMANENT_SLACK_ERRORS:
-                log.warning("%s: unexpected HTTP %d %r, treating as permanent", where, status, body)
-            raise PermanentDeliveryError(f"{where}: HTTP {status} {body}".rstrip())
+                return budget
+            if status != 429:
+                raise self._failure(status, headers, hook.scrub(body), where)
+            retry_after = _retry_after(headers.get("Retry-After"), self.min_interval)
+            if retries >= self.max_429_retries or retry_after > budget:
+                raise TemporaryDeliveryError(
+                    f"{where}: rate limited (HTTP 429), retry after {retry_after:g}s",
+                    retry_after=retry_after,
+                )
+            retries += 1
+            budget -= retry_after
+            log.info("%s: HTTP 429, sleeping %.1fs (retry %d)", where, retry_after, retries)
+            self._sleep(retry_after)
+
+    def _request(
+        self, hook: _Hook, payload: dict[str, Any], where: str
+    ) -> tuple[int, httpx.Headers, str]:
+        """One POST: status, headers and the start of the body; network failures raised as
+        delivery errors (httpx's messages may quote the URL: only their type is shown)."""
+        try:
+            with self.http.stream("POST", hook.url, json=payload, timeout=self.timeout) as r:
+                return r.status_code, r.headers, _read_start(r, self.max_body_bytes)
+        except httpx.TimeoutException as exc:
+            if not isinstance(exc, httpx.PoolTimeout):  # the server's silence, not ours
+                self._silent.add(hook.server)
+            raise TemporaryDeliveryError(
+                f"{where}: no answer within {self.timeout:g}s ({type(exc).__name__})"
+            ) from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol):
+            raise PermanentDeliveryError(f"{where}: not a usable webhook URL") from None
+        except httpx.HTTPError as exc:
+            raise TemporaryDeliveryError(f"{where}: network error ({type(exc).__name__})") from None
+        finally:
+            self._last_sent[hook.url] = self._monotonic()
+
+    def _failure(self, status: int, headers: httpx.Headers, body: str, where: str) -> DeliveryError:
+        text = _short(body)
+        message = f"{where}: HTTP {status} {text}".rstrip()
+        if status >= 500 or status == 408:
+            retry_after = headers.get("Retry-After")
+            wait = _retry_after(retry_after, 0.0) if retry_after is not None else None
+            return TemporaryDeliveryError(message, retry_after=wait or None)
+        if text not in PERMANENT_SLACK_ERRORS:
+            log.warning("%s: unexpected HTTP %d %r, treating as permanent", where, status, text)
+        return PermanentDeliveryError(message)
+
+
+class _Hook:
+    """A webhook URL with what may be shown of it and what must be hidden."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.where = f"Slack webhook {redact_url(url)}"
+        self.secrets = url_secrets(url)
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            parts, port = None, None
+        if (
+            parts is None
+            or parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or HEADER_UNSAFE.search(url)
+            or " " in url
+        ):
+            raise PermanentDeliveryError(f"{self.where}: not a usable webhook URL")
+        self.server = f"{parts.scheme}://{parts.hostname}:{port or ''}"
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+
+def _read_start(response: httpx.Response, limit: int) -> str:
+    """At most ``limit`` bytes of the body (Slack answers with a few words; a huge or endless
+    body is not read to its end)."""
+    data = b""
+    for chunk in response.iter_bytes():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return data[:limit].decode(response.encoding or "utf-8", "replace")
 
 
 def _short(text: str, limit: int = 100) -> str:
@@ -150,15 +237,17 @@ def _short(text: str, limit: int = 100) -> str:
 
 
 def _retry_after(value: str | None, default: float) -> float:
-    """Parse ``Retry-After``: delta-seconds or an HTTP date; ``default`` if absent/garbled."""
+    """Parse ``Retry-After``: delta-seconds or an HTTP date, at most ``MAX_RETRY_AFTER``;
+    ``default`` if absent or garbled (``inf``, ``nan``...)."""
     if value is None:
         return default
     try:
-        return max(0.0, float(value.strip()))
+        seconds = float(value.strip())
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return default
+    if not math.isfinite(seconds):
         return default
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

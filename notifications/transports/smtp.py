@@ -1,4 +1,5 @@
-"""SMTP delivery: one (lazily opened) connection per batch, TLS verified by default."""
+"""SMTP delivery: one (lazily opened) connection per batch, TLS verified by default, every
+server reply classified as the message's fault, the session's, or the server's."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import contextlib
 import logging
 import smtplib
 import ssl
+from email import errors, policy
+from email.headerregistry import AddressHeader
+from email.message import EmailMessage
 from typing import ClassVar, Literal, Protocol
 
+from notifications.addresses import HEADER_UNSAFE, email_address, shown
 from notifications.transports.base import (
     DeliveryError,
     EmailOut,
@@ -15,11 +20,18 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailable,
+    password_secrets,
+    scrub,
 )
 
 log = logging.getLogger(__name__)
 
 Security = Literal["starttls", "tls", "none"]
+Fault = Literal["session", "config", "server", "temporary", "permanent"]
+
+QUIT_TIMEOUT = 5.0  # saying goodbye is never worth a long wait
+SESSION_CODES = frozenset({421, 503})  # closing; bad sequence of commands
+CONFIG_CODES = frozenset({530, 534, 535, 538})  # auth or encryption required / refused
 
 
 class _Secret(Protocol):
@@ -34,23 +46,74 @@ def _reveal(secret: str | _Secret | None) -> str | None:
     return secret.get_secret_value()
 
 
+class _Refused(Exception):
+    """The server answered a step of the transaction with something other than success."""
+
+    def __init__(self, stage: str, code: int, reply: bytes | str) -> None:
+        super().__init__(stage, code)
+        self.stage, self.code, self.reply = stage, code, reply
+
+
+def classify(stage: str, code: int) -> Fault:
+    """Whose fault a reply ``code`` to ``stage`` (``"MAIL FROM"``, ``"RCPT TO"``, ``"DATA"``,
+    ``"end of data"``) is:
+
+    * ``session`` — 421 (closing), 503 (bad sequence), or a reply that makes no sense: the
+      connection is dropped and the message tried once more on a new one;
+    * ``config`` — 530/534/535/538 (authentication or TLS required or refused) anywhere, and
+      any other 5xx to MAIL FROM but 552 (our sender refused): no message can go until a
+      person fixes the settings;
+    * ``server`` — a 4xx to MAIL FROM (before any recipient is named, so about no message);
+    * ``temporary`` / ``permanent`` — 4xx / 5xx about this message (its recipient, its
+      content, its size).
+    """
+    if code in SESSION_CODES or not 400 <= code < 600:
+        return "session"
+    if code in CONFIG_CODES:
+        return "config"
+    if stage == "MAIL FROM" and code != 552:  # 552 to MAIL FROM: this message's SIZE
+        return "server" if code < 500 else "config"
+    return "temporary" if code < 500 else "permanent"
+
+
+def _timed_out(exc: BaseException | None) -> bool:
+    """Whether ``exc`` comes from a timeout (smtplib reports one as a lost connection)."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, TimeoutError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class SmtpTransport:
     """Send :class:`EmailOut` messages through one SMTP server.
 
     Use as a context manager around a batch: the connection is opened on the first
-    ``send`` and reused for every following message, closed on exit. If the server
-    dropped an idle connection it is reopened once.
+    ``send`` and reused for every following message, closed on exit (QUIT waits at most
+    ``QUIT_TIMEOUT`` seconds).
 
     ``security``: ``"starttls"`` (submission, port 587), ``"tls"`` (implicit TLS, port
     465) or ``"none"`` (a local relay only). Certificates are verified against the
-    system CAs unless ``ssl_context`` says otherwise.
+    system CAs unless ``ssl_context`` says otherwise. ``timeout``: seconds any one network
+    operation may take (connect, a reply, a write).
 
-    Errors: 4xx replies, refused connections, timeouts and TLS failures raise
-    :class:`TemporaryDeliveryError`; 5xx replies (unknown recipient, message rejected) raise
-    :class:`PermanentDeliveryError`. A failure to connect, secure or log in is the server's,
-    not the message's: :class:`TransportUnavailable` (``permanent=True`` for bad credentials
-    or a missing STARTTLS — a person must fix the configuration). The password never
-    appears in an exception message or in ``repr``.
+    What goes wrong, and what is raised (see ``notifications.transports.base``):
+
+    * the recipient is not an email address, or a header carries a control character:
+      :class:`BadAddress` / :class:`PermanentDeliveryError`, before anything is sent;
+    * a 4xx / 5xx about the message (its recipient, its content): Temporary / Permanent; the
+      session is reset (RSET) so the next message starts clean;
+    * 421, 503, a dropped connection: the session's fault — a new connection and one more
+      try; if that fails too, :class:`TransportUnavailable`;
+    * cannot connect, no answer within ``timeout``, TLS or login failed, our sender or our
+      settings refused (530 "Must issue a STARTTLS command first"):
+      :class:`TransportUnavailable` (``permanent=True`` when a person must fix the
+      configuration), and every later ``send`` of the batch raises it again at once.
+
+    The password never appears in an exception message or in ``repr``, even when the
+    server echoes it back (also base64-encoded, as AUTH sends it).
     """
 
     name: str = "smtp"
@@ -82,6 +145,8 @@ class SmtpTransport:
         self.ssl_context = ssl_context if ssl_context is not None else ssl.create_default_context()
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
+        self._down: TransportUnavailable | None = None  # raised again until the batch ends
+        self._stage = "connect"
         self.connections_opened = 0
 
     def __repr__(self) -> str:
@@ -94,17 +159,22 @@ class SmtpTransport:
     # ------------------------------------------------------------------ context manager
 
     def __enter__(self) -> SmtpTransport:
+        self._down = None
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        """Say QUIT (best effort) and drop the connection."""
+        """Say QUIT (best effort, briefly) and drop the connection; the next batch starts
+        afresh."""
         smtp, self._smtp = self._smtp, None
+        self._down = None
         if smtp is None:
             return
         try:
+            if smtp.sock is not None:
+                smtp.sock.settimeout(min(self.timeout, QUIT_TIMEOUT))
             smtp.quit()
         except (smtplib.SMTPException, OSError):
             smtp.close()
@@ -112,99 +182,158 @@ class SmtpTransport:
     # ------------------------------------------------------------------ sending
 
     def send(self, out: Outgoing) -> None:
-        """Send one email; raise Temporary/PermanentDeliveryError on failure."""
+        """Send one email; raise Temporary/PermanentDeliveryError or TransportUnavailable."""
         if not isinstance(out, EmailOut):
             raise TypeError(f"{type(self).__name__} sends EmailOut, not {type(out).__name__}")
-        reused = self._smtp is not None
+        if self._down is not None:  # known for this batch: do not wait on the server again
+            raise TransportUnavailable(str(self._down), permanent=self._down.permanent)
+        recipient = email_address(out.recipient)
         try:
-            self._send_once(out)
-        except smtplib.SMTPServerDisconnected:
-            if not reused:
-                raise TemporaryDeliveryError(
-                    f"{self._where}: server closed the connection"
-                ) from None
-            # The server dropped our idle connection: reconnect once and retry.
-            log.info("%s: connection dropped, reconnecting", self._where)
-            self._discard()
-            try:
-                self._send_once(out)
-            except smtplib.SMTPServerDisconnected:
-                self._discard()
-                raise TemporaryDeliveryError(
-                    f"{self._where}: server closed the connection"
-                ) from None
+            sender, data = self._envelope(out.message)
+            self._deliver(sender, recipient, data)
+        except TransportUnavailable as exc:
+            self._down = exc
+            raise
 
     @property
     def _where(self) -> str:
         return f"SMTP {self.host}:{self.port}"
 
+    def _deliver(self, sender: str, recipient: str, data: bytes) -> None:
+        """One try, and one more on a new connection if the first failed through the
+        session's fault."""
+        fault = self._attempt(sender, recipient, data)
+        if fault is None:
+            return
+        log.info("%s: %s; trying once more on a new connection", self._where, fault)
+        again = self._attempt(sender, recipient, data)
+        if again is not None:
+            raise TransportUnavailable(f"{self._where}: {fault}; on a new connection: {again}")
+
+    def _attempt(self, sender: str, recipient: str, data: bytes) -> str | None:
+        """Send once: None if the server accepted the message, a description of the
+        session's fault (the connection is dropped), or an exception for anything else."""
+        smtp = self._connection()
+        try:
+            self._transaction(smtp, sender, recipient, data)
+        except _Refused as refused:
+            return self._refused(smtp, refused)
+        except (smtplib.SMTPException, OSError) as exc:  # smtplib reports drops and timeouts
+            self._discard()
+            if _timed_out(exc):
+                raise TransportUnavailable(
+                    f"{self._where}: no answer within {self.timeout:g}s ({self._stage})"
+                ) from None
+            return f"connection lost ({self._stage})"
+        return None
+
+    def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+        self._stage = "MAIL FROM"
+        options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
+        code, reply = smtp.mail(sender, options)
+        if code != 250:
+            raise _Refused(self._stage, code, reply)
+        self._stage = "RCPT TO"
+        code, reply = smtp.rcpt(recipient)
+        if code not in (250, 251):
+            raise _Refused(self._stage, code, reply)
+        self._stage = "DATA"
+        try:
+            code, reply = smtp.data(data)
+        except smtplib.SMTPDataError as exc:  # DATA itself refused: no 354
+            raise _Refused(self._stage, exc.smtp_code, exc.smtp_error) from None
+        if code != 250:
+            raise _Refused("end of data", code, reply)
+
+    def _refused(self, smtp: smtplib.SMTP, refused: _Refused) -> str:
+        fault = classify(refused.stage, refused.code)
+        what = f"{refused.stage}: {refused.code} {self._scrubbed(refused.reply)}".rstrip()
+        if fault == "session":
+            self._discard()
+            return what
+        self._reset(smtp)
+        message = f"{self._where}: {what}"
+        if fault == "config":
+            raise TransportUnavailable(f"{message} (check the settings)", permanent=True)
+        if fault == "server":
+            raise TransportUnavailable(message)
+        if fault == "temporary":
+            raise TemporaryDeliveryError(message)
+        raise PermanentDeliveryError(message)
+
+    def _reset(self, smtp: smtplib.SMTP) -> None:
+        """End the failed transaction (RSET) so the next message starts clean; a server that
+        does not agree loses the connection (the next message opens a new one)."""
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError) as exc:
+            self._discard()
+            if _timed_out(exc):
+                self._down = TransportUnavailable(
+                    f"{self._where}: no answer within {self.timeout:g}s (RSET)"
+                )
+            return
+        if code != 250:
+            self._discard()
+
+    def _envelope(self, message: EmailMessage) -> tuple[str, bytes]:
+        """The envelope sender (the From address) and the bytes to send, or why not."""
+        for name, value in message.items():
+            if HEADER_UNSAFE.search(str(value).replace("\t", " ")):
+                raise PermanentDeliveryError(
+                    f"{self._where}: the {name} header contains a control character"
+                )
+        sender = self._sender(message)
+        try:
+            data = message.as_bytes(policy=policy.SMTP)
+        except (ValueError, TypeError, errors.MessageError) as exc:
+            raise PermanentDeliveryError(
+                f"{self._where}: the message cannot be written out ({type(exc).__name__})"
+            ) from None
+        return sender, data
+
+    def _sender(self, message: EmailMessage) -> str:
+        """The one address of the From header (the configured sender): anything else is a
+        configuration problem, the same for every message."""
+        headers = [_address_header("From", h) for h in message.get_all("From") or []]
+        addresses = [a for h in headers if h is not None for a in h.addresses]
+        if len(headers) == 1 and len(addresses) == 1:
+            address = addresses[0]
+            if address.username and address.domain:
+                return address.addr_spec
+        sender = shown(str(headers[0])) if headers else "(none)"
+        raise TransportUnavailable(
+            f"{self._where}: the sender {sender} is not one email address (check the settings)",
+            permanent=True,
+        )
+
     def _discard(self) -> None:
+        """Drop the connection without a word (after a timeout QUIT would wait as long)."""
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             smtp.close()
 
-    def _send_once(self, out: EmailOut) -> None:
-        smtp = self._connection()
-        try:
-            refused = smtp.send_message(out.message, to_addrs=[out.recipient])
-        except smtplib.SMTPServerDisconnected:
-            raise
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, reply = next(iter(exc.recipients.values()), (550, b"recipient refused"))
-            raise self._reply_error("recipient refused", code, reply) from None
-        except smtplib.SMTPResponseException as exc:
-            # SMTPSenderRefused, SMTPDataError, ... all carry the server's code.
-            if exc.smtp_code == 421:  # service closing: smtplib already closed the socket
-                self._discard()
-            raise self._reply_error("message refused", exc.smtp_code, exc.smtp_error) from None
-        except smtplib.SMTPException as exc:
-            self._discard()
-            raise TemporaryDeliveryError(f"{self._where}: {type(exc).__name__}") from None
-        except OSError as exc:
-            self._discard()
-            raise TemporaryDeliveryError(f"{self._where}: network error ({exc})") from None
-        if refused:  # single recipient: cannot be partially refused, but be thorough
-            code, reply = next(iter(refused.values()))
-            raise self._reply_error("recipient refused", code, reply)
-
-    def _reply_error(
-        self, what: str, code: int, reply: bytes | str
-    ) -> TemporaryDeliveryError | PermanentDeliveryError:
+    def _scrubbed(self, reply: bytes | str) -> str:
+        """A server's words, one line, at most 300 characters, with no secret in them."""
         text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
-        text = self._scrub(" ".join(text.split()))[:300]
-        message = f"{self._where}: {what}: {code} {text}"
-        if 400 <= code < 500:
-            return TemporaryDeliveryError(message)
-        if 500 <= code < 600:
-            return PermanentDeliveryError(message)
-        return TemporaryDeliveryError(message)  # odd codes: let a later retry decide
-
-    def _scrub(self, text: str) -> str:
-        password = _reveal(self._password)
-        return text.replace(password, "***") if password else text
+        secrets = password_secrets(_reveal(self._password), self.username)
+        return scrub(" ".join(scrub(text, secrets).split()), secrets)[:300]
 
     # ------------------------------------------------------------------ connecting
 
     def _connection(self) -> smtplib.SMTP:
         if self._smtp is None:
-            try:
-                self._smtp = self._connect()
-            except DeliveryError as exc:  # the server, not this message: say so
-                raise TransportUnavailable(
-                    str(exc), permanent=isinstance(exc, PermanentDeliveryError)
-                ) from None
+            self._smtp = self._connect()
         return self._smtp
 
     def _connect(self) -> smtplib.SMTP:
         opened: list[smtplib.SMTP] = []
+        self._stage = "connect"
         try:
             smtp = self._open(opened)
-        except OSError as exc:  # smtplib's and ssl's errors are OSErrors too
+        except (OSError, DeliveryError) as exc:  # smtplib's and ssl's errors are OSErrors too
             _close_quietly(opened[0] if opened else None)
-            raise self._connect_error(exc) from None
-        except DeliveryError:
-            _close_quietly(opened[0] if opened else None)
-            raise
+            raise self._unavailable(exc) from None
         self.connections_opened += 1
         log.debug("%s: connected (%s)", self._where, self.security)
         return smtp
@@ -225,38 +354,79 @@ class SmtpTransport:
                 self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
             )
         opened.append(smtp)
+        self._stage = "EHLO"
         smtp.ehlo()
         if self.security == "starttls":
             if not smtp.has_extn("starttls"):
-                raise PermanentDeliveryError(
-                    f"{self._where}: server does not offer STARTTLS (security='starttls')"
+                raise TransportUnavailable(
+                    f"{self._where}: server does not offer STARTTLS (security='starttls')",
+                    permanent=True,
                 )
+            self._stage = "STARTTLS"
             smtp.starttls(context=self.ssl_context)
+            self._stage = "EHLO"
             smtp.ehlo()
         if self.username is not None:
+            self._stage = "AUTH"
             smtp.login(self.username, _reveal(self._password) or "")
         return smtp
 
-    def _connect_error(self, exc: OSError) -> DeliveryError:
-        """What a failure to connect or log in means: worth retrying, or a configuration
-        error a person must fix."""
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
-            return self._reply_error("authentication failed", exc.smtp_code, exc.smtp_error)
-        if isinstance(exc, smtplib.SMTPResponseException):
-            return self._reply_error("connection refused", exc.smtp_code, exc.smtp_error)
-        if isinstance(exc, smtplib.SMTPNotSupportedError):
-            return PermanentDeliveryError(f"{self._where}: {exc}")
+    def _unavailable(self, exc: OSError | DeliveryError) -> TransportUnavailable:
+        """What a failure to connect, secure or log in means: worth another batch later, or a
+        configuration error a person must fix."""
+        if isinstance(exc, TransportUnavailable):
+            return exc
+        if isinstance(exc, DeliveryError):
+            return TransportUnavailable(str(exc), permanent=isinstance(exc, PermanentDeliveryError))
+        if _timed_out(exc):
+            return TransportUnavailable(
+                f"{self._where}: no answer within {self.timeout:g}s ({self._stage})"
+            )
+        if isinstance(exc, smtplib.SMTPResponseException):  # greeting, EHLO, STARTTLS, AUTH
+            what = (
+                "authentication failed"
+                if isinstance(exc, smtplib.SMTPAuthenticationError)
+                else f"{self._stage} refused"
+            )
+            return TransportUnavailable(
+                f"{self._where}: {what}: {exc.smtp_code} {self._scrubbed(exc.smtp_error)}",
+                permanent=exc.smtp_code >= 500,
+            )
+        return self._unavailable_locally(exc)
+
+    def _unavailable_locally(self, exc: OSError) -> TransportUnavailable:
+        """A failure without a reply from the server: TLS, a lost connection, the network."""
+        where, stage = self._where, self._stage
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return TemporaryDeliveryError(
-                f"{self._where}: TLS certificate verification failed ({exc.verify_message})"
+            return TransportUnavailable(
+                f"{where}: TLS certificate verification failed ({exc.verify_message})",
+                permanent=True,
+            )
+        if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return TransportUnavailable(f"{where}: connection closed during the TLS handshake")
+        if isinstance(exc, ssl.SSLError):  # e.g. TLS spoken to a plain-text port
+            return TransportUnavailable(
+                f"{where}: TLS failed ({exc.reason}): check the security setting and the port",
+                permanent=True,
             )
         if isinstance(exc, smtplib.SMTPServerDisconnected):
-            return TemporaryDeliveryError(f"{self._where}: server closed the connection")
-        if isinstance(exc, smtplib.SMTPException):  # e.g. no usable AUTH mechanism
-            return PermanentDeliveryError(f"{self._where}: {self._scrub(str(exc))}")
-        return TemporaryDeliveryError(
-            f"{self._where}: cannot connect ({type(exc).__name__}: {self._scrub(str(exc))})"
+            return TransportUnavailable(f"{where}: server closed the connection ({stage})")
+        if isinstance(exc, smtplib.SMTPException):  # AUTH not offered, no usable mechanism
+            return TransportUnavailable(f"{where}: {self._scrubbed(str(exc))}", permanent=True)
+        return TransportUnavailable(
+            f"{where}: cannot connect ({type(exc).__name__}: {self._scrubbed(str(exc))})"
         )
+
+
+def _address_header(name: str, value: object) -> AddressHeader | None:
+    """A header value as parsed by the email package (whatever the message's policy)."""
+    if isinstance(value, AddressHeader):
+        return value
+    try:
+        parsed = policy.SMTP.header_factory(name, str(value))
+    except (ValueError, TypeError, errors.MessageError):
+        return None
+    return parsed if isinstance(parsed, AddressHeader) else None
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:

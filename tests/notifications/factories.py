@@ -1,11 +1,21 @@
-"""Digest/Pick builders shared by the notification tests (import, don't collect)."""
+"""Digest/Pick builders and transport helpers shared by the notification tests (import,
+don't collect)."""
 
 from __future__ import annotations
 
+import socket
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+import httpx
+
 from notifications.digest import Digest, Pick
+from notifications.render import render_email, render_slack
+from notifications.transports.base import EmailOut, SlackOut
+from notifications.transports.slack import SlackWebhookTransport
+from notifications.transports.smtp import SmtpTransport
+from tests.servers import SmtpServer
 
 EVIL_TITLE = "<script>alert(1)</script> Attention & <b>Transformers</b>"
 EVIL_ABSTRACT = "We show <img src=x onerror=alert(2)> that a < b & c > d. " + "word " * 150
@@ -49,3 +59,67 @@ def evil_digest() -> Digest:
             make_pick(2, like_url="JavaScript:alert(4)", dislike_url="data:text/html,<b>x</b>"),
         )
     )
+
+
+# ------------------------------------------------------------------ transports
+
+USER = "alice"
+PASSWORD = "correct-horse-battery-staple"
+SECRET_PATH = "/services/T0000/B0000/XXXXSECRETXXXX"
+
+
+def email_for(recipient: str, digest: Digest | None = None) -> EmailOut:
+    return render_email(
+        digest or make_digest(),
+        sender="digest@pw.example.org",
+        recipient=recipient,
+        message_id_domain="pw.example.org",
+    )
+
+
+def transport_for(server: SmtpServer, **overrides: object) -> SmtpTransport:
+    kwargs: dict[str, object] = {
+        "security": "starttls",
+        "username": USER,
+        "password": PASSWORD,
+        "timeout": 5.0,
+        "ssl_context": server.ssl_context_trusting_ca,
+    }
+    kwargs.update(overrides)
+    return SmtpTransport(server.host, server.port, **kwargs)  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class FakeClock:
+    """An injected clock: ``sleep`` records and advances time instantly."""
+
+    now: float = 1000.0
+    sleeps: list[float] = field(default_factory=list)
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def slack_transport(http: httpx.Client, clock: FakeClock) -> SlackWebhookTransport:
+    return SlackWebhookTransport(http, sleep=clock.sleep, monotonic=clock.monotonic)
+
+
+def slack_out(url: str, picks: int = 2) -> SlackOut:
+    digest = make_digest(tuple(make_pick(i) for i in range(1, picks + 1)))
+    return render_slack(digest, webhook_url=url)
+
+
+def assert_secret_hidden(exc: BaseException) -> None:
+    for text in (str(exc), repr(exc)):
+        assert "SECRET" not in text and "/services" not in text
+    assert "127.0.0.1/…" in str(exc)

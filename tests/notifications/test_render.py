@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
@@ -25,6 +26,7 @@ from notifications.render import (
     shorten_abstract,
     shorten_authors,
 )
+from notifications.transports.base import BadAddress, PermanentDeliveryError
 from tests.notifications.factories import (
     EVIL_TITLE,
     WEBHOOK,
@@ -150,6 +152,103 @@ def test_header_injection_through_recipient_name_is_impossible() -> None:
     assert msg["Bcc"] is None
     (address,) = msg["To"].addresses
     assert address.addr_spec == "grace@example.com"
+
+
+# Every character that could end a header line somewhere (CR, LF, NEL, U+2028, U+2029...),
+# and other control characters a header has no business carrying.
+HOSTILE = [
+    "\r\nBcc: evil@example.com",
+    "\nBcc: evil@example.com",
+    "\rBcc: evil@example.com",
+    "\x85Bcc: evil@example.com",
+    "\u2028Bcc: evil@example.com",
+    "\u2029Bcc: evil@example.com",
+    "\x00\x1b[31m\x7f\x0b\x0c",
+]
+HEADER_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _render_with(field: str, bad: str) -> bytes:
+    def hostile(name: str, value: str) -> str:
+        return value.replace("|", bad if field == name else "")
+
+    digest = make_digest(
+        recipient_name=hostile("recipient_name", "Grace|"),
+        product_name=hostile("product_name", "paperwire|"),
+    )
+    out = render_email(
+        digest,
+        sender=hostile("sender", "paperwire| <digest@pw.example.org>"),
+        recipient="grace@example.com",
+        message_id_domain=hostile("message_id_domain", "pw.example.org|"),
+        subject_prefix=hostile("subject_prefix", "[pw]|"),
+    )
+    return out.message.as_bytes(policy=policy.SMTP)
+
+
+def _header_names(raw: bytes) -> list[str]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [
+        line.split(b":", 1)[0].decode("ascii")
+        for line in head.split(b"\r\n")
+        if line and line[:1] not in (b" ", b"\t")
+    ]
+
+
+@pytest.mark.parametrize("bad", HOSTILE)
+@pytest.mark.parametrize(
+    "field", ["recipient_name", "product_name", "sender", "message_id_domain", "subject_prefix"]
+)
+def test_no_control_character_reaches_a_header(field: str, bad: str) -> None:
+    raw = _render_with(field, bad)
+    assert _header_names(raw) == _header_names(_render_with(field, ""))  # no new header line
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert head.isascii() and b"\r\nBcc" not in head and b"\n\nBcc" not in head
+    assert not re.search(rb"[\x00-\x08\x0a-\x1f\x7f]", head.replace(b"\r\n", b""))
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["Bcc"] is None
+    for name, value in parsed.items():
+        assert not HEADER_CONTROL.search(str(value)), (name, str(value))
+    (address,) = parsed["To"].addresses
+    assert address.addr_spec == "grace@example.com"
+
+
+@pytest.mark.parametrize(
+    "recipient",
+    [
+        "victim@example.com\nBcc: evil@example.com",
+        "victim@example.com\r\nBcc: evil@example.com",
+        "victim@example.com\u2028Bcc: evil@example.com",
+        "not an address",
+        "",
+        "Grace <grace@example.com>",
+        "grace@localhost",  # special-use domain (email-validator's rule)
+        "用户@example.com",  # would need SMTPUTF8, which we do not send
+    ],
+)
+def test_a_bad_recipient_is_a_permanent_failure_with_a_clear_reason(recipient: str) -> None:
+    with pytest.raises(BadAddress) as info:
+        render_email(
+            make_digest(),
+            sender="digest@pw.example.org",
+            recipient=recipient,
+            message_id_domain="pw.example.org",
+        )
+    assert isinstance(info.value, PermanentDeliveryError) and isinstance(info.value, ValueError)
+    message = str(info.value)
+    assert "is not a valid email address" in message
+    assert "\n" not in message and "\r" not in message and "\u2028" not in message
+
+
+def test_a_recipient_is_written_in_its_checked_form() -> None:
+    out = render_email(
+        make_digest(recipient_name=""),
+        sender="digest@pw.example.org",
+        recipient="Grace@Bücher.Example",
+        message_id_domain="pw.example.org",
+    )
+    assert out.recipient == "Grace@xn--bcher-kva.example"  # the domain in ASCII, lower case
+    assert out.message["To"] == "Grace@xn--bcher-kva.example"
 
 
 def test_cold_start_digest_is_labelled() -> None:

@@ -1,0 +1,209 @@
+"""The Slack webhook transport against the real local HTTP server made to fail on purpose:
+each fault's classification, its bound in time, and the webhook's secret path kept out of
+every error and log line, even when the server echoes it back.
+
+No test depends on speed: sleeps go through a fake clock, the hang uses a short timeout, and
+the assertions are on what was attempted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from notifications.transports.base import (
+    DeliveryError,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TransportUnavailable,
+)
+from notifications.transports.slack import MAX_RETRY_AFTER, SlackWebhookTransport
+from tests.notifications.factories import SECRET_PATH, FakeClock, assert_secret_hidden, slack_out
+from tests.servers import HttpServer, http_server
+
+HANG_TIMEOUT = 0.5
+TOKEN = SECRET_PATH.rsplit("/", 1)[1]  # XXXXSECRETXXXX
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=5.0) as client:
+        yield client
+
+
+@pytest.fixture
+def server() -> Iterator[HttpServer]:
+    with http_server() as hooks:
+        yield hooks
+
+
+def transport(http: httpx.Client, clock: FakeClock, **kwargs: float) -> SlackWebhookTransport:
+    return SlackWebhookTransport(http, sleep=clock.sleep, monotonic=clock.monotonic, **kwargs)
+
+
+def outcome(t: SlackWebhookTransport, url: str) -> DeliveryError | None:
+    try:
+        t.send(slack_out(url, picks=1))
+    except DeliveryError as exc:
+        return exc
+    return None
+
+
+# ------------------------------------------------------------------ the issue's faults
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "headers", "expected", "retry_after"),
+    [
+        (429, "rate_limited", {"Retry-After": "120"}, TemporaryDeliveryError, 120.0),
+        (500, "internal_error", {}, TemporaryDeliveryError, None),
+        (503, "service_unavailable", {"Retry-After": "40"}, TemporaryDeliveryError, 40.0),
+        (400, "invalid_payload", {}, PermanentDeliveryError, None),
+        (404, "channel_not_found", {}, PermanentDeliveryError, None),
+    ],
+)
+def test_each_webhook_fault_has_one_clear_classification(
+    http: httpx.Client,
+    clock: FakeClock,
+    server: HttpServer,
+    status: int,
+    body: str,
+    headers: dict[str, str],
+    expected: type[DeliveryError],
+    retry_after: float | None,
+) -> None:
+    server.reply(status, body, headers)
+    server.reply(200, "ok")  # what a retry in the same send would get
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert type(error) is expected, error
+    assert isinstance(error, DeliveryError)
+    assert f"HTTP {status}" in str(error)
+    assert status == 429 or body in str(error)
+    assert len(server.requests) == 1  # not retried within the send: the job decides when
+    assert clock.sleeps == []
+    if isinstance(error, TemporaryDeliveryError):
+        assert error.retry_after == retry_after
+    assert_secret_hidden(error)
+
+
+def test_short_429s_are_slept_through_within_a_budget_per_message(
+    http: httpx.Client, clock: FakeClock, server: HttpServer
+) -> None:
+    for _ in range(3):
+        server.reply(429, "rate_limited", {"Retry-After": "20"})
+    t = transport(http, clock)
+    error = outcome(t, server.url_for(SECRET_PATH))
+    assert clock.sleeps == [20.0]  # the second 20 s would pass the 30 s budget
+    assert isinstance(error, TemporaryDeliveryError) and error.retry_after == 20.0
+    assert len(server.requests) == 2
+    assert sum(clock.sleeps) <= t.max_retry_after
+
+
+@pytest.mark.parametrize(
+    "value", ["inf", "nan", "1e300", "-5", "soon", "Wed, 21 Oct 9999 07:28:00"]
+)
+def test_a_garbled_retry_after_stays_a_sane_number(
+    http: httpx.Client, clock: FakeClock, server: HttpServer, value: str
+) -> None:
+    for _ in range(5):
+        server.reply(429, "rate_limited", {"Retry-After": value})
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert isinstance(error, TemporaryDeliveryError)
+    assert error.retry_after is not None and 0 <= error.retry_after <= MAX_RETRY_AFTER
+    assert sum(clock.sleeps) <= SlackWebhookTransport.max_retry_after
+
+
+def test_a_webhook_server_that_never_answers_costs_one_timeout_per_batch(
+    http: httpx.Client, clock: FakeClock, server: HttpServer
+) -> None:
+    server.hang(times=10)
+    with http_server() as other:
+        t = transport(http, clock, timeout=HANG_TIMEOUT)
+        with t:
+            first = outcome(t, server.url_for(SECRET_PATH))
+            second = outcome(t, server.url_for("/services/T1111/B1111/ANOTHERTOKEN"))
+            elsewhere = outcome(t, other.url_for(SECRET_PATH))
+        assert type(first) is TemporaryDeliveryError  # that message: retried later
+        assert "no answer within 0.5s" in str(first)
+        assert type(second) is TemporaryDeliveryError and "not tried" in str(second)
+        assert len(server.requests) == 1  # the second message did not wait for it again
+        assert elsewhere is None and len(other.requests) == 1  # other servers are not held up
+        assert not isinstance(first, TransportUnavailable)
+        assert_secret_hidden(first)
+        assert "ANOTHERTOKEN" not in str(second)
+        # the next batch tries the server again
+        with t:
+            assert isinstance(outcome(t, server.url_for(SECRET_PATH)), TemporaryDeliveryError)
+        assert len(server.requests) == 2
+
+
+# ------------------------------------------------------------------ the secret path
+
+
+ECHOES = [
+    "<html><body><h1>404 Not Found</h1><p>Cannot POST {path}</p></body></html>",
+    '{{"error": "no route", "path": "{json_path}"}}',
+    "not found: {quoted}",
+    "not found: {upper}",
+    "unknown token {token}",
+]
+
+
+@pytest.mark.parametrize("status", [404, 502])
+@pytest.mark.parametrize("template", ECHOES)
+def test_a_server_echoing_the_webhook_path_never_leaks_it(
+    http: httpx.Client,
+    clock: FakeClock,
+    server: HttpServer,
+    caplog: pytest.LogCaptureFixture,
+    template: str,
+    status: int,
+) -> None:
+    """The issue's proxy 404 page quoting `/services/T…/B…/X…`, and its other spellings."""
+    caplog.set_level(logging.DEBUG)
+    body = template.format(
+        path=SECRET_PATH,
+        json_path=json.dumps(SECRET_PATH)[1:-1].replace("/", "\\/"),
+        quoted=quote(SECRET_PATH, safe=""),
+        upper=SECRET_PATH.upper(),
+        token=TOKEN,
+    )
+    server.reply(status, body)
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert isinstance(error, PermanentDeliveryError if status == 404 else TemporaryDeliveryError)
+    assert_secret_hidden(error)
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("notifications")]
+    text = f"{error} {error!r} " + " ".join(ours)  # (httpx's own log is the daemon's to quiet)
+    for secret in ("SECRET", "secret", "T0000", "B0000"):
+        assert secret not in text, text
+
+
+def test_a_webhook_url_that_is_not_one_is_permanent_and_not_requested(
+    http: httpx.Client, clock: FakeClock, server: HttpServer
+) -> None:
+    for url in (
+        server.url_for(SECRET_PATH) + "\r\nX-Evil: 1",
+        "ftp://127.0.0.1" + SECRET_PATH,
+        "https:///services/no/host/SECRET",
+    ):
+        error = outcome(transport(http, clock), url)
+        assert isinstance(error, PermanentDeliveryError), url
+        assert "SECRET" not in str(error) and "not a usable webhook URL" in str(error)
+    assert server.requests == []
+
+
+def test_only_the_start_of_a_huge_answer_is_read(
+    http: httpx.Client, clock: FakeClock, server: HttpServer
+) -> None:
+    server.reply(500, "x" * 2_000_000)
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert isinstance(error, TemporaryDeliveryError) and len(str(error)) < 200

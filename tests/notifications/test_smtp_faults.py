@@ -1,0 +1,337 @@
+"""The SMTP transport against a real aiosmtpd server made to fail on purpose: whose fault each
+failure is (the message's, the session's, the server's or the configuration's), that the
+session is clean for the next message, and that a hung server costs one timeout per batch.
+
+No test depends on speed: timeouts are short, and the assertions are on what was attempted."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage
+
+import pytest
+
+from notifications.transports.base import (
+    BadAddress,
+    DeliveryError,
+    EmailOut,
+    PermanentDeliveryError,
+    TemporaryDeliveryError,
+    TransportUnavailable,
+)
+from notifications.transports.smtp import SmtpTransport
+from tests.notifications.factories import PASSWORD, USER, email_for, transport_for
+from tests.servers import FaultAction, SmtpServer, smtp_server
+
+HANG_TIMEOUT = 0.5  # seconds the transport waits for a reply in the hang tests
+SHUTTING_DOWN = "421 4.3.2 Service shutting down, closing transmission channel"
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with smtp_server(users={USER: PASSWORD}) as smtp:
+        yield smtp
+
+
+def send_all(transport: SmtpTransport, recipients: list[str]) -> list[DeliveryError | None]:
+    """Send one message to each recipient, as the delivery job does: what each send raised."""
+    outcomes: list[DeliveryError | None] = []
+    with transport:
+        for recipient in recipients:
+            try:
+                transport.send(email_for(recipient))
+            except DeliveryError as exc:
+                outcomes.append(exc)
+            else:
+                outcomes.append(None)
+    return outcomes
+
+
+def delivered(server: SmtpServer) -> list[str]:
+    return [m.rcpt_tos[0] for m in server.messages]
+
+
+def people(n: int) -> list[str]:
+    return [f"reader{i}@example.com" for i in range(n)]
+
+
+# ------------------------------------------------------------------ the session is reset
+
+
+def test_a_busy_reply_to_data_resets_the_session_and_the_batch_goes_on(
+    server: SmtpServer,
+) -> None:
+    """The issue's 452 after DATA: the server keeps the transaction open; without RSET the
+    next MAIL FROM got "503 nested MAIL command", filed as permanent (10 of 20 given up)."""
+    server.fail("DATA", reply="452 4.3.1 Insufficient system storage")
+    recipients = people(20)
+    first, *rest = send_all(transport_for(server), recipients)
+    assert isinstance(first, TemporaryDeliveryError) and "452" in str(first)
+    assert not isinstance(first, TransportUnavailable)  # this message: retried later
+    assert rest == [None] * 19
+    assert delivered(server) == recipients[1:]
+    assert server.connections == 1
+    verbs = server.verbs(1)
+    assert verbs[verbs.index("DATA") + 1] == "RSET"  # the failed transaction was ended
+
+
+@pytest.mark.parametrize(
+    ("command", "reply", "expected"),
+    [
+        ("RCPT", "451 4.3.0 Mailbox busy", TemporaryDeliveryError),
+        ("RCPT", "550 5.1.1 No such user", PermanentDeliveryError),
+        ("DATA", "554 5.5.1 Error: no valid recipients", PermanentDeliveryError),
+        ("END_OF_DATA", "452 4.3.1 Try again later", TemporaryDeliveryError),
+        ("END_OF_DATA", "554 5.7.1 Looks like spam", PermanentDeliveryError),
+    ],
+)
+def test_after_a_refused_message_the_next_one_starts_clean(
+    server: SmtpServer, command: str, reply: str, expected: type[DeliveryError]
+) -> None:
+    server.fail(command, reply=reply)
+    first, second = send_all(transport_for(server), people(2))
+    assert type(first) is expected and reply.split()[0] in str(first)
+    assert second is None
+    assert delivered(server) == people(2)[1:]
+    assert server.connections == 1 and "RSET" in server.verbs()
+
+
+# ------------------------------------------------------------------ the session's fault
+
+
+@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA", "END_OF_DATA"])
+def test_a_421_is_the_sessions_fault_the_message_goes_on_a_new_connection(
+    server: SmtpServer, command: str
+) -> None:
+    server.fail(command, "close", SHUTTING_DOWN)
+    assert send_all(transport_for(server), people(3)) == [None, None, None]
+    assert delivered(server) == people(3)
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("command", ["MAIL", "RCPT", "DATA"])
+def test_a_503_is_the_sessions_fault_not_the_messages(server: SmtpServer, command: str) -> None:
+    server.fail(command, reply="503 5.5.1 Error: bad sequence of commands")
+    assert send_all(transport_for(server), people(3)) == [None, None, None]
+    assert delivered(server) == people(3)
+    assert server.connections == 2
+
+
+def test_a_connection_dropped_in_the_middle_of_data_is_retried_on_a_new_one(
+    server: SmtpServer,
+) -> None:
+    server.fail("DATA", "drop_mid_data")
+    assert send_all(transport_for(server), people(2)) == [None, None]
+    assert delivered(server) == people(2)
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "action", "reply"),
+    [
+        ("MAIL", "reply", "503 5.5.1 Error: nested MAIL command"),
+        ("RCPT", "close", SHUTTING_DOWN),
+        ("DATA", "drop_mid_data", ""),
+        ("END_OF_DATA", "drop", ""),
+    ],
+)
+def test_a_session_fault_that_persists_holds_the_batch_not_the_message(
+    server: SmtpServer, command: str, action: FaultAction, reply: str
+) -> None:
+    server.fail(command, action, reply, times=None)
+    outcomes = send_all(transport_for(server), people(5))
+    assert all(type(o) is TransportUnavailable for o in outcomes), outcomes
+    assert not any(isinstance(o, TransportUnavailable) and o.permanent for o in outcomes)
+    assert server.messages == []
+    assert server.connections == 2  # a try and one retry; the rest of the batch waits
+
+
+# ------------------------------------------------------------------ the configuration
+
+
+@pytest.mark.parametrize("username", [None, USER])
+def test_a_server_that_demands_starttls_we_do_not_use_is_a_configuration_problem(
+    username: str | None,
+) -> None:
+    """`security = "none"` against "530 Must issue a STARTTLS command first" (or, with a
+    login, no AUTH offered before TLS): every digest waits for a person, none is failed."""
+    with smtp_server(users={USER: PASSWORD}) as server:
+        password = PASSWORD if username else None
+        transport = transport_for(server, security="none", username=username, password=password)
+        outcomes = send_all(transport, people(3))
+        assert all(isinstance(o, TransportUnavailable) and o.permanent for o in outcomes)
+        assert "530" in str(outcomes[0]) or "AUTH" in str(outcomes[0])
+        assert server.connections == 1  # asked once per batch
+        assert server.messages == [] and server.auth_attempts == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "permanent"),
+    [
+        ("553 5.7.1 Sender address rejected: not owned by user alice", True),
+        ("550 5.7.1 Sender address rejected: Access denied", True),
+        ("530 5.7.0 Authentication required", True),
+        ("451 4.3.0 Temporary local problem, try later", False),
+    ],
+)
+def test_a_refused_sender_is_never_the_messages_fault(
+    server: SmtpServer, reply: str, permanent: bool
+) -> None:
+    server.fail("MAIL", reply=reply, times=None)
+    outcomes = send_all(transport_for(server), people(3))
+    assert all(isinstance(o, TransportUnavailable) for o in outcomes), outcomes
+    first = outcomes[0]
+    assert isinstance(first, TransportUnavailable) and first.permanent is permanent
+    assert reply.split()[0] in str(first)
+    assert server.verbs().count("MAIL") == 1  # the rest of the batch was not tried
+
+
+def test_a_message_over_the_size_limit_is_its_own_fault(server: SmtpServer) -> None:
+    server.fail("MAIL", reply="552 5.3.4 Message size exceeds fixed limit")
+    first, second = send_all(transport_for(server), people(2))
+    assert type(first) is PermanentDeliveryError and "552" in str(first)
+    assert second is None
+
+
+def test_a_sender_that_is_not_one_address_is_a_configuration_problem(
+    server: SmtpServer,
+) -> None:
+    out = email_for("grace@example.com")
+    out.message.replace_header("From", "paperwire <a@example.org>, other <b@example.org>")
+    with transport_for(server) as transport, pytest.raises(TransportUnavailable) as info:
+        transport.send(out)
+    assert info.value.permanent and "sender" in str(info.value)
+    assert server.connections == 0
+
+
+# ------------------------------------------------------------------ a server that hangs
+
+
+@pytest.mark.parametrize("command", ["CONNECT", "EHLO", "AUTH", "MAIL", "DATA", "END_OF_DATA"])
+def test_a_server_that_stops_answering_costs_one_timeout_per_batch(
+    server: SmtpServer, command: str
+) -> None:
+    server.fail(command, "hang", times=None)
+    transport = transport_for(server, timeout=HANG_TIMEOUT)
+    outcomes = send_all(transport, people(5))
+    assert all(type(o) is TransportUnavailable for o in outcomes), outcomes
+    first = outcomes[0]
+    assert isinstance(first, TransportUnavailable) and not first.permanent
+    assert "no answer within 0.5s" in str(first)
+    # the other four were not attempted (no new connection, no second MAIL), and the end of
+    # the batch did not wait on the hung server to say goodbye
+    assert server.connections == 1
+    assert server.verbs().count("MAIL") <= 1
+    assert "QUIT" not in server.verbs()
+    assert server.messages == []
+
+
+def test_a_new_batch_tries_the_server_again(server: SmtpServer) -> None:
+    server.fail("CONNECT", "hang")
+    transport = transport_for(server, timeout=HANG_TIMEOUT)
+    assert isinstance(send_all(transport, people(2))[0], TransportUnavailable)
+    assert send_all(transport, people(2)) == [None, None]  # the same object, a new batch
+    assert server.connections == 2
+
+
+def test_a_hang_after_a_refused_message_is_noticed_once(server: SmtpServer) -> None:
+    server.fail("RCPT", reply="450 4.2.0 Mailbox busy")
+    server.fail("RSET", "hang")
+    first, *rest = send_all(transport_for(server, timeout=HANG_TIMEOUT), people(4))
+    assert type(first) is TemporaryDeliveryError  # that message's own answer
+    assert all(type(o) is TransportUnavailable for o in rest)
+    assert server.connections == 1 and server.verbs().count("MAIL") == 1
+
+
+# ------------------------------------------------------------------ addresses and headers
+
+BAD_RECIPIENTS = [
+    "victim@example.com\nBcc: evil@example.com",
+    "victim@example.com\r\nBcc: evil@example.com",
+    "victim@example.com>\r\nRCPT TO:<evil@example.com",
+    "victim@example.com\x00",
+    "not an address",
+    "",
+    "Grace <grace@example.com>",
+    "grace@@example.com",
+]
+
+
+@pytest.mark.parametrize("recipient", BAD_RECIPIENTS)
+def test_a_bad_recipient_is_a_permanent_failure_and_nothing_is_sent(
+    server: SmtpServer, recipient: str
+) -> None:
+    rendered = email_for("grace@example.com")
+    out = EmailOut(message=rendered.message, recipient=recipient, digest_id=17)
+    with transport_for(server) as transport:
+        with pytest.raises(BadAddress) as info:
+            transport.send(out)
+        transport.send(email_for("fine@example.com"))  # the batch goes on
+    assert isinstance(info.value, PermanentDeliveryError)
+    assert "not a valid email address" in str(info.value)
+    assert "\n" not in str(info.value) and "\r" not in str(info.value)
+    assert delivered(server) == ["fine@example.com"]
+    assert server.verbs().count("RCPT") == 1
+
+
+def test_a_header_with_a_line_feed_never_reaches_the_server(server: SmtpServer) -> None:
+    """A message not made by `render_email`, with the lenient compat32 policy, which lets a
+    line feed into a header (and writes it out as a new header line)."""
+    message = EmailMessage(policy=policy.compat32)
+    message["From"] = "digest@pw.example.org"
+    message["To"] = "grace@example.com"
+    message["X-Note"] = "hello\r\nBcc: evil@example.com"
+    message.set_payload("hello\r\n")
+    assert b"\r\nBcc: evil" in message.as_bytes(policy=policy.SMTP)  # what would go out
+    out = EmailOut(message=message, recipient="grace@example.com")
+    with transport_for(server) as transport:
+        with pytest.raises(PermanentDeliveryError) as info:
+            transport.send(out)
+        del message["X-Note"]
+        transport.send(out)  # the same message without that header goes
+    assert "X-Note" in str(info.value)
+    assert delivered(server) == ["grace@example.com"]
+    assert "evil" not in server.messages[0].data.decode()
+
+
+# ------------------------------------------------------------------ secrets
+
+
+def _plain(login: str, password: str) -> str:
+    return base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+
+
+ECHOES: list[Callable[[str, str], str]] = [
+    lambda login, password: f"535 5.7.8 Authentication failed for {login}:{password}",
+    lambda login, password: f"535 5.7.8 Bad password {password.upper()}",
+    lambda login, password: f"535 5.7.8 Rejected {base64.b64encode(password.encode()).decode()}",
+    lambda login, password: f"535 5.7.8 Rejected AUTH PLAIN {_plain(login, password)}",
+]
+
+
+@pytest.mark.parametrize("echo", ECHOES)
+def test_the_password_never_appears_even_when_the_server_echoes_it(
+    echo: Callable[[str, str], str],
+) -> None:
+    wrong = "not  the password, hunter2"
+    with smtp_server(users={USER: PASSWORD}, auth_failure_reply=echo) as server:
+        transport = transport_for(server, password=wrong)
+        (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "535" in str(outcome)
+    text = f"{outcome} {outcome!r}"
+    for form in (wrong, " ".join(wrong.split()), "hunter2", "HUNTER2"):
+        assert form not in text
+    assert base64.b64encode(wrong.encode()).decode() not in text
+    assert _plain(USER, wrong) not in text
+
+
+def test_tls_spoken_to_a_plain_text_port_is_a_configuration_problem() -> None:
+    with smtp_server(tls="none") as server:
+        transport = transport_for(server, security="tls", username=None, password=None)
+        outcomes = send_all(transport, people(2))
+    assert all(isinstance(o, TransportUnavailable) and o.permanent for o in outcomes), outcomes
+    assert "TLS failed" in str(outcomes[0])
+    assert server.connections == 1
