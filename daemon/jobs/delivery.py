@@ -279,6 +279,8 @@ def _render_all(
                 continue
             out = CHANNELS[channel.kind].render(app, digest, channel.address)
             batches.setdefault(channel.kind, []).append((d, out))
+        except PermanentDeliveryError as e:  # e.g. an address that can never receive mail
+            _record_failure(run, d.digest_id, d.attempts, e)
         except Exception as e:  # a digest that cannot be rendered waits; the others go on
             log.exception("digest could not be rendered", extra={"digest": d.digest_id})
             _record_failure(run, d.digest_id, d.attempts, e)
