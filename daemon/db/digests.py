@@ -203,6 +203,40 @@ class Digests(Repository):
         with self.session() as s:
             return DigestRow.of(s.get_one(Digest, digest_id))
 
+    def contents(self, digest_ids: Sequence[int]) -> dict[int, DigestContent]:
+        """`content` of many digests in four queries (a delivery batch renders them all)."""
+        if not digest_ids:
+            return {}
+        ids = list(digest_ids)
+        with self.session() as s:
+            digests = s.exec(select(Digest).where(col(Digest.id).in_(ids))).all()
+            user_ids = list({d.user_id for d in digests})
+            channel_ids = list({d.channel_id for d in digests})
+            users = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids)))}
+            channels = {
+                c.id: c for c in s.exec(select(Channel).where(col(Channel.id).in_(channel_ids)))
+            }
+            q = (
+                select(DigestItem, Paper)
+                .join(Paper, col(Paper.id) == col(DigestItem.paper_id))
+                .where(col(DigestItem.digest_id).in_(ids))
+                .order_by(col(DigestItem.digest_id), col(DigestItem.rank))
+            )
+            items: dict[int, list[tuple[DigestItemRow, PaperRow]]] = {}
+            for item, paper in s.exec(q).all():
+                items.setdefault(item.digest_id, []).append(
+                    (DigestItemRow.of(item), PaperRow.of(paper))
+                )
+            return {
+                d.id or 0: DigestContent(
+                    digest=DigestRow.of(d),
+                    user=UserRow.of(users[d.user_id]),
+                    channel=ChannelRow.of(channels[d.channel_id]),
+                    items=tuple(items.get(d.id or 0, ())),
+                )
+                for d in digests
+            }
+
     def content(self, digest_id: int) -> DigestContent:
         """The digest with its user, channel and picks (in rank order)."""
         with self.session() as s:

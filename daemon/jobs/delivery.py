@@ -26,7 +26,7 @@ from types import TracebackType
 from daemon.app import App
 from daemon.channels import CHANNELS
 from daemon.db.models import ChannelKind, Outcome
-from daemon.db.rows import ChannelRow, DueDelivery, UserRow
+from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, UserRow
 from daemon.jobs.progress import Progress, no_progress
 from notifications.digest import Digest, Pick
 from notifications.transports.base import (
@@ -67,8 +67,13 @@ class DeliveryReport:
 
 def build_digest(app: App, digest_id: int) -> tuple[Digest, ChannelRow, UserRow]:
     """The stored digest as plain data for rendering, with signed links for every pick."""
-    content = app.store.digests.content(digest_id)
+    return digest_of(app, app.store.digests.content(digest_id))
+
+
+def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, UserRow]:
+    """A digest read from the store, as plain data for rendering, with signed links."""
     user, links = content.user, app.links
+    digest_id = content.digest.id
     picks = tuple(
         Pick(
             paper_key=paper.key,
@@ -263,9 +268,10 @@ def _render_all(
     """Every claimed digest rendered for its channel, grouped by channel kind."""
     app = run.app
     batches: dict[ChannelKind, list[tuple[DueDelivery, Outgoing]]] = {}
+    contents = app.store.digests.contents([d.digest_id for d in due])
     for d in due:
         try:
-            digest, channel, user = build_digest(app, d.digest_id)
+            digest, channel, user = digest_of(app, contents[d.digest_id])
             if not (user.active and channel.active):
                 # unsubscribed (link or CLI) after the digest was made, e.g. while it waited
                 # for a retry: never send it; record why

@@ -36,7 +36,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from email.message import EmailMessage
+from email import policy
+from email.message import Message
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -127,12 +128,27 @@ class TransportUnavailable(TemporaryDeliveryError):
 
 @dataclass(frozen=True)
 class EmailOut:
-    """A rendered email ready to send: the message carries To, From, Subject, Message-ID."""
+    """A rendered email ready to send: the message carries To, From, Subject, Message-ID
+    (serialise it with `message_bytes`)."""
 
-    message: EmailMessage
+    message: Message
     recipient: str
     digest_id: int | None = None  # for file names and logs; optional
     period: date | None = None
+    html: str | None = None  # its HTML part as rendered (the file transport's preview)
+
+
+# compat32 messages (what `render_email` builds: headers already encoded, parts already
+# quoted-printable) are written out as they are, a few times faster than with the header
+# parsing and refolding of the modern policy; any other message gets `policy.SMTP`.
+_WIRE = policy.compat32.clone(linesep="\r\n", max_line_length=0)
+
+
+def message_bytes(message: Message) -> bytes:
+    """The message as sent over SMTP (CRLF line ends)."""
+    if isinstance(message.policy, policy.Compat32):
+        return message.as_bytes(policy=_WIRE)
+    return message.as_bytes(policy=policy.SMTP)
 
 
 @dataclass(frozen=True)

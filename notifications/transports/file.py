@@ -7,11 +7,17 @@ import os
 import re
 import tempfile
 from datetime import date
-from email import policy
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
-from notifications.transports.base import EmailOut, Outgoing, SlackOut, TemporaryDeliveryError
+from notifications.transports.base import (
+    EmailOut,
+    Outgoing,
+    SlackOut,
+    TemporaryDeliveryError,
+    message_bytes,
+)
 
 _MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})@")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
@@ -76,8 +82,9 @@ class FileTransport:
         else:
             digest_part, period_part = str(digest_id), period.isoformat()
         stem = f"{period_part or 'undated'}-{digest_part or 'nodigest'}-{safe_name(out.recipient)}"
-        self._write(f"{stem}.eml", out.message.as_bytes(policy=policy.SMTP))
-        html = _html_part(out.message)
+        data = message_bytes(out.message)
+        self._write(f"{stem}.eml", data)
+        html = out.html if out.html is not None else _html_part(data)
         if html is not None:
             self._write(f"{stem}.html", html.encode("utf-8"))
 
@@ -98,7 +105,9 @@ def _period(period: date | None) -> str:
     return period.isoformat() if period is not None else "undated"
 
 
-def _html_part(message: EmailMessage) -> str | None:
+def _html_part(data: bytes) -> str | None:
+    message = message_from_bytes(data, policy=policy.default)
+    assert isinstance(message, EmailMessage)
     part = message.get_body(preferencelist=("html",))
     if part is None or not isinstance(part, EmailMessage):
         return None

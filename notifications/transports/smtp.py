@@ -9,7 +9,7 @@ import smtplib
 import ssl
 from email import errors, policy
 from email.headerregistry import AddressHeader
-from email.message import EmailMessage
+from email.message import Message
 from typing import ClassVar, Literal, Protocol
 
 from notifications.addresses import HEADER_UNSAFE, email_address, shown
@@ -20,6 +20,7 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailable,
+    message_bytes,
     password_secrets,
     scrub,
 )
@@ -276,7 +277,7 @@ class SmtpTransport:
         if code != 250:
             self._discard()
 
-    def _envelope(self, message: EmailMessage) -> tuple[str, bytes]:
+    def _envelope(self, message: Message) -> tuple[str, bytes]:
         """The envelope sender (the From address) and the bytes to send, or why not."""
         for name, value in message.items():
             if HEADER_UNSAFE.search(str(value).replace("\t", " ")):
@@ -285,14 +286,14 @@ class SmtpTransport:
                 )
         sender = self._sender(message)
         try:
-            data = message.as_bytes(policy=policy.SMTP)
+            data = message_bytes(message)
         except (ValueError, TypeError, errors.MessageError) as exc:
             raise PermanentDeliveryError(
                 f"{self._where}: the message cannot be written out ({type(exc).__name__})"
             ) from None
         return sender, data
 
-    def _sender(self, message: EmailMessage) -> str:
+    def _sender(self, message: Message) -> str:
         """The one address of the From header (the configured sender): anything else is a
         configuration problem, the same for every message."""
         headers = [_address_header("From", h) for h in message.get_all("From") or []]
