@@ -370,17 +370,20 @@ class Digests(Repository):
     ) -> None:
         """Record an attempt: SENT, TEMPORARY (retry at `retry_at`, or give up when None) or
         PERMANENT."""
+        changes: dict[str, object]
+        if outcome == Outcome.SENT:
+            changes = {"state": DigestState.SENT, "sent_at": now, "last_error": None}
+        elif outcome == Outcome.TEMPORARY and retry_at is not None:
+            changes = {"next_attempt_at": retry_at, "last_error": detail}
+        else:
+            changes = {"state": DigestState.FAILED, "last_error": detail}
+        # two statements, no read: one short transaction per message sent
         with self.session() as s:
-            d = s.get_one(Digest, digest_id)
-            d.attempts += 1
-            d.leased_until = None
-            if outcome == Outcome.SENT:
-                d.state, d.sent_at, d.last_error = DigestState.SENT, now, None
-            elif outcome == Outcome.TEMPORARY and retry_at is not None:
-                d.next_attempt_at, d.last_error = retry_at, detail
-            else:
-                d.state, d.last_error = DigestState.FAILED, detail
-            s.add(d)
+            s.execute(
+                sa.update(Digest)
+                .where(col(Digest.id) == digest_id)
+                .values(attempts=col(Digest.attempts) + 1, leased_until=None, **changes)
+            )
             s.add(DeliveryAttempt(digest_id=digest_id, at=now, outcome=outcome, detail=detail))
             s.commit()
 
