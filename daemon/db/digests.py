@@ -4,7 +4,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from sqlmodel import SQLModel, col, select
 from daemon.db.engine import Repository
 from daemon.db.models import (
     Channel,
+    ChannelKind,
     DeliveryAttempt,
     Digest,
     DigestItem,
@@ -56,6 +57,7 @@ def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
     raise NotImplementedError(f"digests on {dialect}: use SQLite or PostgreSQL")
 
 
+_PAPER_FIELDS = tuple(f.name for f in fields(PaperRow))
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
@@ -208,34 +210,57 @@ class Digests(Repository):
         if not digest_ids:
             return {}
         ids = list(digest_ids)
-        with self.session() as s:
-            digests = s.exec(select(Digest).where(col(Digest.id).in_(ids))).all()
+        digest_t, user_t, channel_t = _table(Digest), _table(User), _table(Channel)
+        item_t, paper_t = _table(DigestItem), _table(Paper)
+        # Core rows, not ORM objects: a delivery batch reads ~1,000 items and papers here
+        with self.engine.connect() as conn:
+            digests = [
+                DigestRow(**{**r._asdict(), "state": DigestState(r.state)})
+                for r in conn.execute(sa.select(digest_t).where(digest_t.c.id.in_(ids)))
+            ]
             user_ids = list({d.user_id for d in digests})
             channel_ids = list({d.channel_id for d in digests})
-            users = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids)))}
+            users = {
+                r.id: UserRow(**r._asdict())
+                for r in conn.execute(sa.select(user_t).where(user_t.c.id.in_(user_ids)))
+            }
             channels = {
-                c.id: c for c in s.exec(select(Channel).where(col(Channel.id).in_(channel_ids)))
+                r.id: ChannelRow(**{**r._asdict(), "kind": ChannelKind(r.kind)})
+                for r in conn.execute(
+                    sa.select(channel_t).where(channel_t.c.id.in_(channel_ids))
+                )
             }
             q = (
-                select(DigestItem, Paper)
-                .join(Paper, col(Paper.id) == col(DigestItem.paper_id))
-                .where(col(DigestItem.digest_id).in_(ids))
-                .order_by(col(DigestItem.digest_id), col(DigestItem.rank))
+                sa.select(
+                    item_t.c.digest_id,
+                    item_t.c.rank,
+                    item_t.c.score,
+                    item_t.c.kind,
+                    item_t.c.reason,
+                    *(paper_t.c[name] for name in _PAPER_FIELDS),
+                )
+                .join(paper_t, paper_t.c.id == item_t.c.paper_id)
+                .where(item_t.c.digest_id.in_(ids))
+                .order_by(item_t.c.digest_id, item_t.c.rank)
             )
             items: dict[int, list[tuple[DigestItemRow, PaperRow]]] = {}
-            for item, paper in s.exec(q).all():
-                items.setdefault(item.digest_id, []).append(
-                    (DigestItemRow.of(item), PaperRow.of(paper))
+            for r in conn.execute(q):
+                paper = PaperRow(
+                    **{name: r._mapping[paper_t.c[name]] for name in _PAPER_FIELDS},
                 )
-            return {
-                d.id or 0: DigestContent(
-                    digest=DigestRow.of(d),
-                    user=UserRow.of(users[d.user_id]),
-                    channel=ChannelRow.of(channels[d.channel_id]),
-                    items=tuple(items.get(d.id or 0, ())),
+                paper = replace(paper, authors=tuple(paper.authors))
+                items.setdefault(r.digest_id, []).append(
+                    (DigestItemRow(r.rank, r.score, r.kind, r.reason), paper)
                 )
-                for d in digests
-            }
+        return {
+            d.id: DigestContent(
+                digest=d,
+                user=users[d.user_id],
+                channel=channels[d.channel_id],
+                items=tuple(items.get(d.id, ())),
+            )
+            for d in digests
+        }
 
     def content(self, digest_id: int) -> DigestContent:
         """The digest with its user, channel and picks (in rank order)."""
