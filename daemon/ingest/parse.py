@@ -249,7 +249,7 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
     papers: list[PaperIn] = []
     skipped: list[str] = []
     for n, e in enumerate(entries[:MAX_ENTRIES], 1):
-        result = _entry_paper(e, channel_date)
+        result = _entry_paper(e, channel_date, rss=str(parsed.get("version", "")).startswith("rss"))
         if isinstance(result, str):
             skipped.append(f"entry {n}: {result}")
         else:
@@ -270,23 +270,28 @@ def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
     return plain_text(item.get(name), limit)
 
 
-def _names(raw: str, arxiv: bool) -> list[str]:
-    """The people in one author field: arXiv's lists are split (one name per link in the old
-    RSS 1.0 feed, else at commas), "et al. (N additional authors not shown)" dropped."""
-    if arxiv and (anchors := _ANCHOR.findall(raw)):
+def _names(raw: str, *, rss: bool, arxiv_list: bool) -> list[str]:
+    """The people in one author field. An Atom name is text; an RSS author field may hold HTML
+    (the old arXiv RSS 1.0 feed: one link per author). An arXiv RSS list is split (one name per
+    link, else at commas and a collaboration's colon); "et al. (N additional authors not
+    shown)" is nobody."""
+    if arxiv_list and (anchors := _ANCHOR.findall(raw)):
         pieces = [html_text(a, NAME_MAX) for a in anchors]
     else:
-        text = html_text(raw, NAME_MAX * 50) if looks_like_markup(raw) else plain_text(raw, 10**6)
-        pieces = _NAME_SEPARATORS.split(text) if arxiv else [text]
+        limit = NAME_MAX * AUTHORS_MAX if arxiv_list else NAME_MAX
+        is_html = rss and looks_like_markup(raw)
+        text = html_text(raw, limit) if is_html else plain_text(raw, limit)
+        pieces = _NAME_SEPARATORS.split(text) if arxiv_list else [text]
     return [cap(p, NAME_MAX) for p in pieces if is_name(p)]
 
 
-def _authors(e: Mapping[str, Any], arxiv: bool) -> tuple[str, ...]:
+def _authors(e: Mapping[str, Any], *, rss: bool, arxiv: bool) -> tuple[str, ...]:
     raw = [a.get("name") for a in e.get("authors") or [] if isinstance(a, dict)]
+    arxiv_list = rss and arxiv and len(raw) == 1  # arXiv's dc:creator: everyone in one field
     names: list[str] = []
     for value in raw[:AUTHORS_MAX]:
         if isinstance(value, str):
-            names.extend(_names(value, arxiv and len(raw) == 1))
+            names.extend(_names(value, rss=rss, arxiv_list=arxiv_list))
     return tuple(names[:AUTHORS_MAX])
 
 
@@ -299,8 +304,11 @@ def _abstract(e: Mapping[str, Any]) -> tuple[str, str | None]:
     return _field(e, "summary", ABSTRACT_MAX), None
 
 
-def _entry_paper(e: Mapping[str, Any], channel_date: datetime | None) -> PaperIn | str:
-    """A `PaperIn`, or the reason the entry is skipped."""
+def _entry_paper(
+    e: Mapping[str, Any], channel_date: datetime | None, *, rss: bool
+) -> PaperIn | str:
+    """A `PaperIn`, or the reason the entry is skipped. `rss`: an RSS feed (arXiv's list its
+    authors in one dc:creator; the arXiv API, Atom, has one <author> each)."""
     guid = plain_text(e.get("id"), 10**6) or None
     link = _url(e.get("link")) or None
     label = cap(guid or link or "without id", 200)
@@ -338,7 +346,7 @@ def _entry_paper(e: Mapping[str, Any], channel_date: datetime | None) -> PaperIn
         key=paper_key(arxiv_id, doi, guid or link or ""),
         title=title,
         abstract=abstract,
-        authors=_authors(e, bool(arxiv_id)),
+        authors=_authors(e, rss=rss, arxiv=bool(arxiv_id)),
         url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else _url(page),
         published=published,
         arxiv_id=arxiv_id,

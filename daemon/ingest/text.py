@@ -194,4 +194,4 @@ _ET_AL = re.compile(
 
 def is_name(text: str) -> bool:
     """False for the pieces of an author list that are no person: "et al. (9 … not shown)"."""
-    return bool(text) and not _ET_AL.match(text) and any(c.isalpha() for c in text)
+    return bool(text) and not _ET_AL.match(text)
