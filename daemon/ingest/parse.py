@@ -2,7 +2,10 @@
 
 CONTRACT (owned by the parsing work): `parse_feed(content, *, url, content_type)` returns a
 `ParsedFeed`. Format is detected from the bytes: JSON → Hugging Face daily papers; anything else →
-feedparser (RSS 0.9x/1.0/2.0, Atom; arXiv RSS and arXiv API are Atom/RSS with arXiv extensions).
+feedparser (RSS 0.9x/1.0/2.0, Atom; arXiv RSS and arXiv API are Atom/RSS with arXiv extensions),
+after `xmlsafe` has decoded and checked the bytes (no entity declarations, no deep nesting, a
+feed's root element). Text fields are read by their kind (`text`: plain text stays text, HTML
+becomes text) and capped. The ingest job runs this under a time and memory budget (`bounded`).
 """
 
 from __future__ import annotations
@@ -55,14 +58,14 @@ class PaperIn:
     """
 
     key: str
-    title: str  # plain text, whitespace collapsed
-    abstract: str  # plain text (HTML stripped, whitespace collapsed); "" when absent
-    authors: tuple[str, ...]
+    title: str  # text (never markup: templates escape it), whitespace collapsed, capped
+    abstract: str  # text as the title; "" when absent
+    authors: tuple[str, ...]  # one person each
     url: str  # the abstract page (https://arxiv.org/abs/<id> for arXiv papers)
     published: datetime | None  # timezone-aware UTC
     arxiv_id: str | None = None
     version: int | None = None  # arXiv version number when the feed gives one
-    doi: str | None = None
+    doi: str | None = None  # lower case
     categories: tuple[str, ...] = ()
     announce_type: str | None = None  # arXiv RSS: new / cross / replace / replace-cross
     upvotes: int | None = None  # Hugging Face daily papers
