@@ -41,11 +41,11 @@ class Papers(Repository):
         with self.session() as s:
             index = _Index()
             for start in range(0, len(incoming), _CHUNK):
-                chunk = incoming[start : start + _CHUNK]
+                chunk = [(p, _identity_in(p)) for p in incoming[start : start + _CHUNK]]
                 for row in s.exec(select(Paper).where(_candidates(chunk))).all():
                     index.add(row)
-                for p in chunk:
-                    match = index.match(_identity_in(p))
+                for p, ident in chunk:
+                    match = index.match(ident)
                     if match is None:
                         row = _new_paper(p, feed_id, now)
                         new += 1
@@ -120,12 +120,12 @@ def _identity_of(row: Paper) -> Identity:
     return Identity(row.key, row.arxiv_id, row.doi, row.title_key, tuple(row.authors))
 
 
-def _candidates(chunk: Sequence[PaperIn]) -> sa.ColumnElement[bool]:
+def _candidates(chunk: Sequence[tuple[PaperIn, Identity]]) -> sa.ColumnElement[bool]:
     """Rows that may be one of `chunk`'s papers: same key, arXiv id, DOI or title key."""
-    keys = [p.key for p in chunk]
-    ids = [p.arxiv_id for p in chunk if p.arxiv_id]
-    dois = [p.doi for p in chunk if p.doi]
-    titles = [t for p in chunk if (t := title_key(p.title))]
+    keys = [i.key for _, i in chunk]
+    ids = [i.arxiv_id for _, i in chunk if i.arxiv_id]
+    dois = [i.doi for _, i in chunk if i.doi]
+    titles = [i.title_key for _, i in chunk if i.title_key]
     return sa.or_(
         col(Paper.key).in_(keys),
         col(Paper.arxiv_id).in_(ids),
@@ -140,6 +140,7 @@ class _Index:
     def __init__(self) -> None:
         # rows are told apart by identity (`id()`): a new row has no database id yet
         self._by: dict[tuple[str, str], dict[int, Paper]] = {}
+        self._idents: dict[int, Identity] = {}
 
     @staticmethod
     def _slots(ident: Identity) -> list[tuple[str, str]]:
@@ -148,11 +149,12 @@ class _Index:
         return [(kind, value) for kind, value in pairs if value]
 
     def add(self, row: Paper) -> None:
-        for slot in self._slots(_identity_of(row)):
+        ident = self._idents[id(row)] = _identity_of(row)
+        for slot in self._slots(ident):
             self._by.setdefault(slot, {})[id(row)] = row
 
     def forget(self, row: Paper) -> None:
-        for slot in self._slots(_identity_of(row)):
+        for slot in self._slots(self._idents.pop(id(row))):
             self._by.get(slot, {}).pop(id(row), None)
 
     def match(self, ident: Identity) -> Paper | None:
@@ -160,7 +162,7 @@ class _Index:
         for slot in self._slots(ident):
             found.update(self._by.get(slot, {}))
         rows = sorted(found.values(), key=lambda r: (r.id is None, r.id or 0))  # stored first
-        best = best_match(ident, [_identity_of(r) for r in rows])
+        best = best_match(ident, [self._idents[id(r)] for r in rows])
         return None if best is None else rows[best]
 
     def has_key(self, key: str) -> bool:
