@@ -49,6 +49,12 @@ def expand_url(url: str, now: datetime) -> str:
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressRefused(FetchError):
+    """The guard refused a host (it does not resolve, or to a non-public address)."""
+
+
 Resolver = Callable[[str, int], Iterable[str]]  # (host, port) → IP addresses, as text
 
 
@@ -82,13 +88,13 @@ class AddressGuard:
                 found = list(dict.fromkeys(self.resolve(host, port)))
             except (OSError, UnicodeError) as e:
                 why = getattr(e, "strerror", None) or str(e)
-                raise FetchError(f"cannot resolve host {host!r}: {why}") from e
+                raise AddressRefused(f"cannot resolve host {host!r}: {why}") from e
             if not found:
-                raise FetchError(f"cannot resolve host {host!r}: no address")
+                raise AddressRefused(f"cannot resolve host {host!r}: no address")
         for text in found:
             address = _ip(text)
             if address is None or not (self.allow_private or self.allowed(address)):
-                raise FetchError(
+                raise AddressRefused(
                     f"refusing to connect to {host!r}: it resolves to the non-public address "
                     f"{text} (set ingest.allow_private_addresses = true to allow it)"
                 )
@@ -246,7 +252,7 @@ class Fetcher:
                 )
         except httpx.HTTPError as e:
             raise FetchError(f"{url}: {type(e).__name__}: {e}") from e
-        except FetchError as e:  # refused by the guard, for this URL or a redirect
+        except AddressRefused as e:  # refused by the guard, for this URL or a redirect
             raise FetchError(f"{url}: {e}") from e
 
     def _too_big(self, url: str) -> str:
