@@ -90,6 +90,8 @@ class IngestSettings(_Section):
     arxiv_min_interval_seconds: float = Field(default=3.0, ge=0)
     allow_private_addresses: bool = False
     allow_files: bool = False
+    parse_timeout_seconds: float = Field(default=120.0, gt=0)
+    parse_memory_mb: int = Field(default=512, ge=32)
 
 
 class FeedSettings(_Section):

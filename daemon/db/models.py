@@ -85,9 +85,11 @@ class Paper(SQLModel, table=True):
     abstract: str = ""
     authors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     url: str
-    arxiv_id: str | None = None
+    arxiv_id: str | None = Field(default=None, index=True)
     version: int | None = None
-    doi: str | None = None
+    doi: str | None = Field(default=None, index=True)  # lower case (daemon.ingest.identity)
+    # the title folded for matching across sources (identity.title_key); None when too short
+    title_key: str | None = Field(default=None, index=True)
     categories: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     upvotes: int | None = None
     published_at: datetime | None = Field(default=None, sa_column=_ts())

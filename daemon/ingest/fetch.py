@@ -2,19 +2,29 @@
 
 httpx with timeouts, a size cap, a User-Agent, conditional GET (ETag / Last-Modified), a guard
 against requests to private addresses (SSRF), and at most one request every few seconds to arXiv.
+
+The guard sits where the connection is made, not before the request: `PinnedBackend` resolves
+the host once, refuses it if any address is not public, and connects to exactly the addresses it
+checked — for the first request and for every redirect, each a connection of its own. A DNS
+answer that changes between the check and the connection (DNS rebinding) cannot send a request
+inside the network. TLS still verifies the certificate for, and sends SNI with, the host name
+of the URL (httpcore takes them from the URL, not from the address), and the Host header is the
+URL's. Proxy settings from the environment are not used by this client: it connects itself.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from daemon.errors import FetchError
@@ -38,19 +48,128 @@ def expand_url(url: str, now: datetime) -> str:
     return url.replace("{date}", now.astimezone(UTC).date().isoformat())
 
 
-def check_address(host: str) -> None:
-    """Refuse hosts that resolve to private, loopback, link-local or reserved addresses."""
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class AddressRefused(FetchError):
+    """The guard refused a host (it does not resolve, or to a non-public address)."""
+
+
+Resolver = Callable[[str, int], Iterable[str]]  # (host, port) → IP addresses, as text
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """The addresses the system resolver gives for `host`, in its order, each once."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_public(address: IPAddress) -> bool:
+    """Public internet addresses only: no private, loopback, link-local, shared, reserved …"""
+    return address.is_global and not address.is_multicast
+
+
+@dataclass(frozen=True)
+class AddressGuard:
+    """Resolves a host once and says which addresses may be connected to (SSRF guard)."""
+
+    allow_private: bool = False
+    resolve: Resolver = system_resolver
+    allowed: Callable[[IPAddress], bool] = is_public
+
+    def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to for `host`; `FetchError` when it does not resolve or
+        when any of its addresses is refused (one bad answer refuses the host)."""
+        literal = _ip(host)
+        if literal is not None:
+            found = [str(literal)]
+        else:
+            try:
+                found = list(dict.fromkeys(self.resolve(host, port)))
+            except (OSError, UnicodeError) as e:
+                why = getattr(e, "strerror", None) or str(e)
+                raise AddressRefused(f"cannot resolve host {host!r}: {why}") from e
+            if not found:
+                raise AddressRefused(f"cannot resolve host {host!r}: no address")
+        for text in found:
+            address = _ip(text)
+            if address is None or not (self.allow_private or self.allowed(address)):
+                raise AddressRefused(
+                    f"refusing to connect to {host!r}: it resolves to the non-public address "
+                    f"{text} (set ingest.allow_private_addresses = true to allow it)"
+                )
+        return found
+
+
+def _ip(text: str) -> IPAddress | None:
     try:
-        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as e:
-        raise FetchError(f"cannot resolve host {host!r}: {e.strerror}") from e
-    for info in infos:
-        addr = ipaddress.ip_address(info[4][0])
-        if not addr.is_global:
-            raise FetchError(
-                f"refusing to fetch from {host!r}: it resolves to the non-public address {addr} "
-                f"(set ingest.allow_private_addresses = true to allow it)"
-            )
+        return ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def check_address(host: str, guard: AddressGuard | None = None) -> None:
+    """Refuse hosts that resolve to private, loopback, link-local or reserved addresses."""
+    (guard or AddressGuard()).addresses(host, 0)
+
+
+class PinnedBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, connecting only to addresses the guard resolved and checked.
+
+    httpcore asks it for every new connection (first request, redirects, reconnects) by host
+    name; it resolves that name once, checks every address, and opens the TCP connection to the
+    checked address itself, so no second DNS answer is ever used."""
+
+    def __init__(self, guard: AddressGuard, inner: httpcore.NetworkBackend | None = None) -> None:
+        self.guard = guard
+        self.inner = inner or httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        error: httpcore.ConnectError | None = None
+        for address in self.guard.addresses(host, port):
+            try:
+                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as e:  # the next address, as a resolver's order says
+                error = e
+        assert error is not None
+        raise error
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("feeds are never fetched over a Unix socket")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class PinnedTransport(httpx.HTTPTransport):
+    """httpx's transport over a `PinnedBackend` (TLS verification and SNI as usual)."""
+
+    def __init__(
+        self,
+        guard: AddressGuard,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        backend: httpcore.NetworkBackend | None = None,
+    ) -> None:
+        super().__init__()
+        # httpx has no parameter for the network backend: its pool is replaced by an
+        # identical one that has ours (tests/daemon/ingest/test_fetch.py would see it fail).
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context or httpx.create_ssl_context(),
+            network_backend=PinnedBackend(guard, backend),
+        )
 
 
 @dataclass
@@ -84,13 +203,11 @@ class Fetcher:
         *,
         max_bytes: int,
         throttle: Throttle,
-        allow_private: bool = False,
         allow_files: bool = False,
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
         self.throttle = throttle
-        self.allow_private = allow_private
         self.allow_files = allow_files
 
     def fetch(
@@ -109,7 +226,6 @@ class Fetcher:
         self.throttle.wait(parts.hostname)
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
-                self._check_peer(resp, url)
                 if resp.status_code == 304:
                     return Fetched(url=url, content=None, etag=etag, last_modified=last_modified)
                 if resp.status_code >= 400:
@@ -136,6 +252,8 @@ class Fetcher:
                 )
         except httpx.HTTPError as e:
             raise FetchError(f"{url}: {type(e).__name__}: {e}") from e
+        except AddressRefused as e:  # refused by the guard, for this URL or a redirect
+            raise FetchError(f"{url}: {e}") from e
 
     def _too_big(self, url: str) -> str:
         return (
@@ -156,24 +274,6 @@ class Fetcher:
             raise FetchError(self._too_big(url))
         return Fetched(url=url, content=data)
 
-    def _check_peer(self, resp: httpx.Response, url: str) -> None:
-        """The address actually connected to must be public too: a DNS answer that changed
-        between the check and the connection (DNS rebinding) is caught before the body is read."""
-        if self.allow_private:
-            return
-        stream = resp.extensions.get("network_stream")
-        peer = stream.get_extra_info("server_addr") if stream is not None else None
-        if peer and not ipaddress.ip_address(peer[0]).is_global:
-            raise FetchError(
-                f"{url}: connected to the non-public address {peer[0]}; refused "
-                f"(set ingest.allow_private_addresses = true to allow it)"
-            )
-
-    def guard_request(self, request: httpx.Request) -> None:
-        """httpx request hook: applied to every request, redirects included."""
-        if not self.allow_private:
-            check_address(request.url.host)
-
 
 def make_fetcher(
     *,
@@ -184,21 +284,23 @@ def make_fetcher(
     allow_private: bool,
     allow_files: bool,
     transport: httpx.BaseTransport | None = None,
+    guard: AddressGuard | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Fetcher:
-    """A Fetcher whose client checks every request (redirects too) against the SSRF guard."""
+    """A Fetcher whose client connects only to addresses the SSRF guard checked, for every
+    request and redirect. `transport` replaces all that (tests that answer without a network);
+    `guard` and `ssl_context` are for tests (a resolver of their own, a test CA)."""
+    guard = guard or AddressGuard(allow_private=allow_private)
     client = httpx.Client(
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": user_agent},
         follow_redirects=True,
         max_redirects=5,
-        transport=transport,
+        transport=transport or PinnedTransport(guard, ssl_context=ssl_context),
     )
-    fetcher = Fetcher(
+    return Fetcher(
         client,
         max_bytes=max_bytes,
         throttle=Throttle(min_interval),
-        allow_private=allow_private,
         allow_files=allow_files,
     )
-    client.event_hooks["request"] = [fetcher.guard_request]
-    return fetcher

@@ -1,15 +1,26 @@
-"""A paper's identity: arXiv ids in every form they come in, canonicalised in one place.
+"""A paper's identity: the one place that decides whether two records are the same paper.
 
 A stored paper's key is ``arxiv:<id without version>`` (``arxiv:2503.01785``,
 ``arxiv:astro-ph/0601001``), else ``doi:<lower-cased doi>``, else ``guid:<guid or link>``.
 Parsing feeds and finding a paper named on the command line both go through here, so
 ``math.GT/0309136``, ``arXiv:math/0309136v2`` and ``https://arxiv.org/abs/math/0309136`` are the
 same paper everywhere.
+
+Across sources a paper is linked by, in this order: its key or arXiv id, its DOI, its
+normalised title (`same_paper`). A journal item that only has a DOI and the arXiv record that
+names the same DOI are one paper; so are a DOI-less journal item and the arXiv record with the
+same title and a shared author. Two different arXiv ids, or two different DOIs, are never one
+paper, and two records with neither (blog posts) are linked only by their key.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote
 
 # New-style ids (0704.0001 … 2503.01785, 4 or 5 digits after the dot) and old-style ids
 # (astro-ph/0601001, math.GT/0309136 — the ".GT" subject class is not part of the identifier).
@@ -63,3 +74,144 @@ def paper_keys(ref: str) -> list[str]:
         keys.append(f"arxiv:{found[0]}")
     keys.append(f"doi:{ref.lower()}")
     return list(dict.fromkeys(keys))
+
+
+# --- DOIs -------------------------------------------------------------------------------------
+
+# "10.<registrant>/<suffix>": the suffix may hold almost anything but white space.
+_DOI = re.compile(r"10\.\d{4,9}/\S+")
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.I)
+_DOI_URL = re.compile(r"^https?://(?:dx\.)?doi\.org/", re.I)
+DOI_MAX = 300
+
+
+def canonical_doi(text: object) -> str | None:
+    """``https://doi.org/10.1103/PhysRevB.85`` / ``doi:10.1103/…`` / ``10.1103/…`` → the DOI in
+    lower case (DOIs are case-insensitive); None when `text` is no DOI. Of several DOIs
+    separated by white space (arXiv's ``arxiv:doi`` may list two), the first."""
+    if not isinstance(text, str):
+        return None
+    first = text.strip().split()[0] if text.strip() else ""
+    candidate = unquote(_DOI_PREFIX.sub("", first))
+    if not _DOI.fullmatch(candidate) or len(candidate) > DOI_MAX:
+        return None
+    return candidate.rstrip(".,;").lower()
+
+
+def find_doi(fields: Iterable[object], urls: Iterable[object] = ()) -> str | None:
+    """The first DOI among fields that hold one (``prism:doi``, ``arxiv:doi``,
+    ``dc:identifier``), else among `urls` that are ``doi.org`` links."""
+    for value in fields:
+        if doi := canonical_doi(value):
+            return doi
+    for url in urls:
+        if isinstance(url, str) and _DOI_URL.match(url.strip()) and (doi := canonical_doi(url)):
+            return doi
+    return None
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+GUID_MAX = 1_000
+_KEY_RANK = {"arxiv": 3, "doi": 2}  # anything else (guid:) ranks 1
+
+
+def paper_key(arxiv_id: str | None, doi: str | None, guid: str) -> str:
+    """The key of a paper: ``arxiv:<id>``, else ``doi:<doi>``, else ``guid:<guid or link>``
+    (a guid longer than 1,000 characters is replaced by its SHA-256)."""
+    if arxiv_id:
+        return f"arxiv:{arxiv_id}"
+    if doi:
+        return f"doi:{doi}"
+    if len(guid) > GUID_MAX:
+        guid = "sha256:" + hashlib.sha256(guid.encode("utf-8", "replace")).hexdigest()
+    return f"guid:{guid}"
+
+
+def key_rank(key: str) -> int:
+    """How specific a key is: arXiv (3) > DOI (2) > guid (1). A stored paper takes the most
+    specific key it has been seen with."""
+    return _KEY_RANK.get(key.partition(":")[0].lower(), 1)
+
+
+# --- titles -----------------------------------------------------------------------------------
+
+_LATEX_COMMAND = re.compile(r"\\[A-Za-z]+")
+_NON_WORD = re.compile(r"[\W_]+")
+TITLE_KEY_MIN_WORDS = 4
+TITLE_KEY_MIN_CHARS = 20
+
+
+def title_key(title: str) -> str | None:
+    """A title folded for matching (case, accents, punctuation, LaTeX commands and spacing
+    dropped): ``"Schrödinger's  Cat: a $\\mathbb{Z}$-Study"`` → ``"schrodinger s cat a z study"``.
+
+    None for titles too short to identify a paper ("Editorial", "Reply to comments"): those
+    never link two records. Stored in ``paper.title_key``; changing this function needs a
+    migration that recomputes that column.
+    """
+    folded = _NON_WORD.sub(" ", _folded(_LATEX_COMMAND.sub(" ", title))).strip()
+    if len(folded) < TITLE_KEY_MIN_CHARS or folded.count(" ") + 1 < TITLE_KEY_MIN_WORDS:
+        return None
+    return folded[:500]
+
+
+def _folded(text: str) -> str:
+    """Case-folded, compatibility-decomposed, accents dropped: the base of matching keys."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _surnames(authors: Sequence[str]) -> set[str]:
+    names = set()
+    for name in authors:
+        words = _NON_WORD.sub(" ", _folded(name)).split()
+        if words:
+            names.add(words[-1])
+    return names
+
+
+# --- one paper? ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What identifies a record of a paper, from a feed or from the database."""
+
+    key: str
+    arxiv_id: str | None
+    doi: str | None
+    title_key: str | None
+    authors: tuple[str, ...] = ()
+
+
+LINK_KEY, LINK_DOI, LINK_TITLE = 3, 2, 1  # how strongly two records are linked
+
+
+def same_paper(a: Identity, b: Identity) -> int:
+    """How `a` and `b` are the same paper: `LINK_KEY` (key or arXiv id), `LINK_DOI`,
+    `LINK_TITLE` (normalised title and, when both name authors, a shared surname), or 0."""
+    if a.key == b.key:
+        return LINK_KEY
+    if a.arxiv_id and b.arxiv_id:  # both on arXiv: the id decides alone
+        return LINK_KEY if a.arxiv_id == b.arxiv_id else 0
+    if a.doi and b.doi:  # both have a DOI: it decides alone
+        return LINK_DOI if a.doi == b.doi else 0
+    if not (a.arxiv_id or a.doi or b.arxiv_id or b.doi):  # two blog posts: only their keys
+        return 0
+    if a.title_key is None or a.title_key != b.title_key:
+        return 0
+    if a.authors and b.authors and not (_surnames(a.authors) & _surnames(b.authors)):
+        return 0
+    return LINK_TITLE
+
+
+def best_match(record: Identity, candidates: Sequence[Identity]) -> int | None:
+    """The index of the candidate that is the same paper as `record`, most strongly linked
+    (the first among equals), or None."""
+    best: tuple[int, int] | None = None
+    for i, candidate in enumerate(candidates):
+        strength = same_paper(record, candidate)
+        if strength and (best is None or strength > best[0]):
+            best = (strength, i)
+    return best[1] if best else None

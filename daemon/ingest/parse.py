@@ -2,26 +2,50 @@
 
 CONTRACT (owned by the parsing work): `parse_feed(content, *, url, content_type)` returns a
 `ParsedFeed`. Format is detected from the bytes: JSON → Hugging Face daily papers; anything else →
-feedparser (RSS 0.9x/1.0/2.0, Atom; arXiv RSS and arXiv API are Atom/RSS with arXiv extensions).
+feedparser (RSS 0.9x/1.0/2.0, Atom; arXiv RSS and arXiv API are Atom/RSS with arXiv extensions),
+after `xmlsafe` has decoded and checked the bytes (no entity declarations, no deep nesting, a
+feed's root element). Text fields are read by their kind (`text`: plain text stays text, HTML
+becomes text) and capped. The ingest job runs this under a time and memory budget (`bounded`).
 """
 
 from __future__ import annotations
 
 import calendar
-import html
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
-import nh3
 
 from daemon.errors import ParseError
-from daemon.ingest.identity import ID_PATTERN, bare_arxiv_id, find_arxiv_ref
+from daemon.ingest.identity import (
+    ID_PATTERN,
+    bare_arxiv_id,
+    find_arxiv_ref,
+    find_doi,
+    paper_key,
+)
+from daemon.ingest.text import (
+    ABSTRACT_MAX,
+    AUTHORS_MAX,
+    CATEGORIES_MAX,
+    CATEGORY_MAX,
+    FEED_TITLE_MAX,
+    NAME_MAX,
+    TITLE_MAX,
+    URL_MAX,
+    NestingError,
+    cap,
+    html_text,
+    is_name,
+    looks_like_markup,
+    plain_text,
+)
+from daemon.ingest.xmlsafe import safe_xml
 
 
 @dataclass(frozen=True)
@@ -34,14 +58,14 @@ class PaperIn:
     """
 
     key: str
-    title: str  # plain text, whitespace collapsed
-    abstract: str  # plain text (HTML stripped, whitespace collapsed); "" when absent
-    authors: tuple[str, ...]
+    title: str  # text (never markup: templates escape it), whitespace collapsed, capped
+    abstract: str  # text as the title; "" when absent
+    authors: tuple[str, ...]  # one person each
     url: str  # the abstract page (https://arxiv.org/abs/<id> for arXiv papers)
     published: datetime | None  # timezone-aware UTC
     arxiv_id: str | None = None
     version: int | None = None  # arXiv version number when the feed gives one
-    doi: str | None = None
+    doi: str | None = None  # lower case
     categories: tuple[str, ...] = ()
     announce_type: str | None = None  # arXiv RSS: new / cross / replace / replace-cross
     upvotes: int | None = None  # Hugging Face daily papers
@@ -55,51 +79,46 @@ class ParsedFeed:
 
 
 # arXiv RSS 2.0 description: "arXiv:2203.01250v3 Announce Type: replace-cross \nAbstract: …"
-_ANNOUNCE = re.compile(r"^arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.I)
+_ANNOUNCE = re.compile(r"^\s*arXiv:\S+\s+Announce Type:\s*([\w-]+)\s*(?:Abstract:\s*)?", re.I)
 # Old arXiv RSS 1.0 title suffix: "Title. (arXiv:1805.06430v2 [nucl-th] UPDATED)"
 _RDF_SUFFIX = re.compile(
-    rf"\.?\s*\(arXiv:(?:{ID_PATTERN})(?:v(\d+))?\s*\[[^\]]*\]\s*(UPDATED|CROSS LISTED)?\)\s*$", re.I
+    rf"\.?\s*\(arXiv:(?:{ID_PATTERN})(?:v(\d+))?\s*\[([^\]]*)\]\s*(UPDATED|CROSS LISTED)?\)\s*$",
+    re.I,
 )
 _RDF_TYPES = {"UPDATED": "replace", "CROSS LISTED": "cross"}
-_WS = re.compile(r"\s+")
-# A "<" that starts neither a tag (<b>, </p>, <a href=…>, <br/>) nor a comment/doctype (<!…).
-_LONE_LT = re.compile(r"<(?!/?[a-z][a-z0-9-]*(?:\s[^<>]*)?/?>|!)", re.I)
+# arXiv lists authors separated by commas; a collaboration comes first, before a colon:
+# "LHCb collaboration: R. Aaij, …, et al. (909 additional authors not shown)".
+_NAME_SEPARATORS = re.compile(r"\s*[,:;]\s*")
+_ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.I | re.S)
+_HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+MAX_ENTRIES = 10_000  # entries read from one feed (arXiv serves at most 2,000 per request)
 
 
 def parse_feed(content: bytes, *, url: str = "", content_type: str | None = None) -> ParsedFeed:
-    """Parse the bytes of one feed response; raise `ParseError` when they are not a feed."""
+    """Parse the bytes of one feed response; raise `ParseError` when they are not a feed.
+
+    In-process and unbounded in time and memory for what got past the checks: the ingest job
+    runs it through `daemon.ingest.bounded`, which adds the budget."""
     head = content.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
-    if head in (b"[", b"{"):
-        return _parse_hf(content, url)
-    return _parse_xml(content, url, content_type)
+    try:
+        if head in (b"[", b"{"):
+            return _parse_hf(content, url)
+        return _parse_xml(content, url, content_type)
+    except (RecursionError, NestingError) as exc:  # deeper than any feed: JSON, HTML in a field
+        raise _not_a_feed(
+            url, f"the document is nested too deeply to be a feed ({exc})", "check the URL"
+        ) from exc
 
 
-# --- text helpers ----------------------------------------------------------------------------
-
-
-def _text(value: object) -> str:
-    """Untrusted HTML (or text) → plain text: tags dropped, entities decoded, whitespace collapsed.
-
-    A ``<`` that does not open a real-looking tag is text, not markup: arXiv abstracts are full of
-    ``$y(u)<y(v)$`` and an HTML parser would swallow everything after it. Repeated until stable so
-    that double-escaped markup (``&amp;lt;script&amp;gt;``) cannot come back as a tag.
-    """
-    if not isinstance(value, str):
-        return ""
-    text = value
-    for _ in range(5):
-        cleaned = html.unescape(nh3.clean(_LONE_LT.sub("&lt;", text), tags=set()))
-        if cleaned == text:
-            break
-        text = cleaned
-    else:  # still changing (escaped over and over): stop decoding, keep it inert
-        text = nh3.clean(_LONE_LT.sub("&lt;", text), tags=set())
-    return _WS.sub(" ", text).strip()
+# --- helpers -----------------------------------------------------------------------------------
 
 
 def _utc(parsed: object) -> datetime | None:
     if isinstance(parsed, time.struct_time):  # feedparser normalises to UTC
-        return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        try:
+            return datetime.fromtimestamp(calendar.timegm(parsed), tz=UTC)
+        except (OverflowError, ValueError, OSError):  # year 99999 and friends
+            return None
     return None
 
 
@@ -117,7 +136,20 @@ def _not_a_feed(url: str, what: str, check: str) -> ParseError:
     return ParseError(f"{url or '<no url>'}: {what}; {check}")
 
 
-# --- Hugging Face daily papers (JSON) --------------------------------------------------------
+def _url(value: object) -> str:
+    """A link as stored: white space removed, empty when longer than any real link."""
+    if not isinstance(value, str):
+        return ""
+    link = "".join(value.split())
+    return link if len(link) <= URL_MAX else ""
+
+
+def _categories(terms: Iterable[object]) -> tuple[str, ...]:
+    found = (plain_text(t, CATEGORY_MAX) for t in terms)
+    return tuple(dict.fromkeys(t for t in found if t))[:CATEGORIES_MAX]
+
+
+# --- Hugging Face daily papers (JSON): every field is plain text -------------------------------
 
 
 def _parse_hf(content: bytes, url: str) -> ParsedFeed:
@@ -128,7 +160,8 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
             url, f"invalid JSON ({exc})", "check that the URL returns the daily papers API"
         ) from exc
     if isinstance(data, dict) and "error" in data:
-        raise _not_a_feed(url, f"the API reported an error: {data['error']!r}", "check the URL")
+        error = plain_text(str(data["error"]), 200)
+        raise _not_a_feed(url, f"the API reported an error: {error!r}", "check the URL")
     if not isinstance(data, list) or (
         data and not any(isinstance(i, dict) and isinstance(i.get("paper"), dict) for i in data)
     ):
@@ -139,7 +172,7 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
         )
     papers: list[PaperIn] = []
     skipped: list[str] = []
-    for n, item in enumerate(data, 1):
+    for n, item in enumerate(data[:MAX_ENTRIES], 1):
         paper = item.get("paper") if isinstance(item, dict) else None
         if not isinstance(paper, dict):
             skipped.append(f"item {n}: no 'paper' object")
@@ -149,6 +182,8 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
             skipped.append(f"item {n}: {result}")
         else:
             papers.append(result)
+    if len(data) > MAX_ENTRIES:
+        skipped.append(f"items after the first {MAX_ENTRIES}: not read")
     return ParsedFeed(
         title="Hugging Face daily papers", papers=tuple(papers), skipped=tuple(skipped)
     )
@@ -156,8 +191,8 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
 
 def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | str:
     """A `PaperIn`, or the reason the item is skipped."""
-    raw_id = str(paper.get("id") or "").strip()
-    title = _text(paper.get("title") or item.get("title"))
+    raw_id = plain_text(paper.get("id"), 100)
+    title = plain_text(paper.get("title") or item.get("title"), TITLE_MAX)
     if not title:
         return f"paper {raw_id or '?'} has no title"
     if not raw_id:
@@ -165,22 +200,24 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
     authors = paper.get("authors")
     names = tuple(
         name
-        for a in (authors if isinstance(authors, list) else [])
-        if isinstance(a, dict) and (name := _text(a.get("name")))
+        for a in (authors if isinstance(authors, list) else [])[:AUTHORS_MAX]
+        if isinstance(a, dict) and (name := plain_text(a.get("name"), NAME_MAX))
     )
     upvotes = paper.get("upvotes")
     arxiv_id, version = bare_arxiv_id(raw_id) or (None, None)
-    page = f"https://huggingface.co/papers/{raw_id}"
+    page = _url(f"https://huggingface.co/papers/{raw_id}")
     return PaperIn(
-        key=f"arxiv:{arxiv_id}" if arxiv_id else f"guid:{page}",
+        key=paper_key(arxiv_id, None, page),
         title=title,
-        abstract=_text(paper.get("summary") or item.get("summary")),
+        abstract=plain_text(paper.get("summary") or item.get("summary"), ABSTRACT_MAX),
         authors=names,
         url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else page,
         published=_iso_utc(paper.get("publishedAt")) or _iso_utc(item.get("publishedAt")),
         arxiv_id=arxiv_id,
         version=version,
-        upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
+        upvotes=upvotes
+        if isinstance(upvotes, int) and not isinstance(upvotes, bool) and 0 <= upvotes < 2**31
+        else None,
     )
 
 
@@ -188,11 +225,14 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
 
 
 def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed:
-    headers = {"content-location": url}
-    if content_type:
-        headers["content-type"] = content_type
-    # Always bytes: feedparser would fetch a URL or open a path if given a str.
-    parsed = feedparser.parse(content, response_headers=headers)
+    # Always bytes: feedparser would fetch a URL or open a path if given a str. Its sanitizer
+    # and relative-URI resolution are off: every HTML field goes through `html_text` anyway.
+    parsed = feedparser.parse(
+        safe_xml(content, url, content_type),
+        response_headers={"content-location": url},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
     entries: list[Any] = list(parsed.entries)
     if not entries and not parsed.get("version"):
         why = parsed.get("bozo_exception") or "no RSS/Atom root element"
@@ -205,72 +245,116 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
         if "arxiv.org/api/errors" in str(e.get("id", "")) and e.get("title") == "Error":
             raise ParseError(
                 f"{url or '<no url>'}: the arXiv API reported an error: "
-                f"{_text(e.get('summary')) or e.get('id')}; check the query parameters"
+                f"{_field(e, 'summary', 500) or e.get('id')}; check the query parameters"
             )
+    channel = parsed.feed
+    channel_date = _utc(channel.get("updated_parsed")) or _utc(channel.get("published_parsed"))
     papers: list[PaperIn] = []
     skipped: list[str] = []
-    for n, e in enumerate(entries, 1):
-        result = _entry_paper(e)
+    for n, e in enumerate(entries[:MAX_ENTRIES], 1):
+        result = _entry_paper(e, channel_date, rss=str(parsed.get("version", "")).startswith("rss"))
         if isinstance(result, str):
             skipped.append(f"entry {n}: {result}")
         else:
             papers.append(result)
+    if len(entries) > MAX_ENTRIES:
+        skipped.append(f"entries after the first {MAX_ENTRIES}: not read")
     return ParsedFeed(
-        title=_text(parsed.feed.get("title")), papers=tuple(papers), skipped=tuple(skipped)
+        title=_field(channel, "title", FEED_TITLE_MAX), papers=tuple(papers), skipped=tuple(skipped)
     )
 
 
-def _entry_paper(e: Mapping[str, Any]) -> PaperIn | str:
-    """A `PaperIn`, or the reason the entry is skipped."""
-    guid: str | None = e.get("id") or None
-    link: str | None = e.get("link") or None
-    label = guid or link or "without id"
+def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
+    """A text field by its declared kind: HTML is read as HTML, anything else stays text."""
+    detail = item.get(f"{name}_detail")
+    kind = detail.get("type") if isinstance(detail, Mapping) else None
+    if isinstance(kind, str) and kind.lower() in _HTML_TYPES:
+        return html_text(item.get(name), limit)
+    return plain_text(item.get(name), limit)
+
+
+def _names(raw: str, *, rss: bool, arxiv_list: bool) -> list[str]:
+    """The people in one author field. An Atom name is text; an RSS author field may hold HTML
+    (the old arXiv RSS 1.0 feed: one link per author). An arXiv RSS list is split (one name per
+    link, else at commas and a collaboration's colon); "et al. (N additional authors not
+    shown)" is nobody."""
+    if arxiv_list and (anchors := _ANCHOR.findall(raw)):
+        pieces = [html_text(a, NAME_MAX) for a in anchors]
+    else:
+        limit = NAME_MAX * AUTHORS_MAX if arxiv_list else NAME_MAX
+        is_html = rss and looks_like_markup(raw)
+        text = html_text(raw, limit) if is_html else plain_text(raw, limit)
+        pieces = _NAME_SEPARATORS.split(text) if arxiv_list else [text]
+    return [cap(p, NAME_MAX) for p in pieces if is_name(p)]
+
+
+def _authors(e: Mapping[str, Any], *, rss: bool, arxiv: bool) -> tuple[str, ...]:
+    raw = [a.get("name") for a in e.get("authors") or [] if isinstance(a, dict)]
+    arxiv_list = rss and arxiv and len(raw) == 1  # arXiv's dc:creator: everyone in one field
+    names: list[str] = []
+    for value in raw[:AUTHORS_MAX]:
+        if isinstance(value, str):
+            names.extend(_names(value, rss=rss, arxiv_list=arxiv_list))
+    return tuple(names[:AUTHORS_MAX])
+
+
+def _abstract(e: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(abstract, announce type). An arXiv RSS 2.0 description is plain text after its
+    "arXiv:… Announce Type: …" prefix; any other summary is read by its declared kind."""
+    raw = e.get("summary")
+    if isinstance(raw, str) and (m := _ANNOUNCE.match(raw)):
+        return plain_text(raw[m.end() :], ABSTRACT_MAX), m.group(1).lower()
+    return _field(e, "summary", ABSTRACT_MAX), None
+
+
+def _entry_paper(
+    e: Mapping[str, Any], channel_date: datetime | None, *, rss: bool
+) -> PaperIn | str:
+    """A `PaperIn`, or the reason the entry is skipped. `rss`: an RSS feed (arXiv's list its
+    authors in one dc:creator; the arXiv API, Atom, has one <author> each)."""
+    guid = plain_text(e.get("id"), 10**6) or None
+    link = _url(e.get("link")) or None
+    label = cap(guid or link or "without id", 200)
+    title = _field(e, "title", TITLE_MAX)
     if not guid and not link:
-        return f"{_text(e.get('title'))[:60]!r} has no link and no id"
-    title = _text(e.get("title"))
+        return f"{title[:60]!r} has no link and no id"
     if not title:
         return f"{label} has no title"
     hrefs = [lk.get("href") for lk in e.get("links") or [] if isinstance(lk, dict)]
     ref = find_arxiv_ref(guid, link, *hrefs)
     arxiv_id, version = ref if ref else (None, None)
 
-    announce_type = e.get("arxiv_announce_type") or None
+    abstract, announce_type = _abstract(e)
+    announce_type = plain_text(e.get("arxiv_announce_type"), 30) or announce_type
+    categories = [t.get("term") for t in e.get("tags") or [] if isinstance(t, dict)]
     if arxiv_id and (m := _RDF_SUFFIX.search(title)):  # old RSS 1.0 title suffix
         title = title[: m.start()].strip()
         version = version or (int(m.group(1)) if m.group(1) else None)
-        announce_type = announce_type or _RDF_TYPES.get((m.group(2) or "").upper(), "new")
-    abstract = _text(e.get("summary"))
-    if m := _ANNOUNCE.match(abstract):  # arXiv RSS 2.0 description prefix
-        announce_type = announce_type or m.group(1).lower()
-        version = version or (v[1] if (v := find_arxiv_ref(abstract[: m.end()])) else None)
-        abstract = abstract[m.end() :]
+        categories.insert(0, m.group(2))
+        announce_type = announce_type or _RDF_TYPES.get((m.group(3) or "").upper(), "new")
+    if announce_type and version is None and isinstance(e.get("summary"), str):
+        version = v[1] if (v := find_arxiv_ref(e["summary"][:100])) else None
 
-    names = [
-        n for a in e.get("authors") or [] if isinstance(a, dict) and (n := _text(a.get("name")))
-    ]
-    if arxiv_id and len(names) == 1:  # arXiv RSS: one dc:creator, authors separated by commas
-        names = [n.strip() for n in names[0].split(",") if n.strip()]
-    doi: str | None = (e.get("arxiv_doi") or e.get("prism_doi") or "").strip() or None
-    if arxiv_id:
-        key, page = f"arxiv:{arxiv_id}", f"https://arxiv.org/abs/{arxiv_id}"
-    else:
-        key = f"doi:{doi.lower()}" if doi else f"guid:{guid or link}"
-        page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
-    tags = [t.get("term") for t in e.get("tags") or [] if isinstance(t, dict)]
+    doi = find_doi(
+        (e.get("arxiv_doi"), e.get("prism_doi"), e.get("dc_identifier")), (guid, link, *hrefs)
+    )
+    published = (
+        _utc(e.get("published_parsed"))
+        or _utc(e.get("updated_parsed"))
+        or _utc(e.get("created_parsed"))
+        or (channel_date if arxiv_id else None)  # arXiv RSS 1.0: the channel's dc:date
+    )
+    page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
     return PaperIn(
-        key=key,
+        key=paper_key(arxiv_id, doi, guid or link or ""),
         title=title,
         abstract=abstract,
-        authors=tuple(names),
-        url=page,
-        published=_utc(e.get("published_parsed"))
-        or _utc(e.get("updated_parsed"))
-        or _utc(e.get("created_parsed")),
+        authors=_authors(e, rss=rss, arxiv=bool(arxiv_id)),
+        url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else _url(page),
+        published=published,
         arxiv_id=arxiv_id,
         version=version,
         doi=doi,
-        categories=tuple(
-            dict.fromkeys(t.strip() for t in tags if isinstance(t, str) and t.strip())
-        ),
+        categories=_categories(categories),
         announce_type=announce_type,
     )

@@ -9,8 +9,8 @@ from datetime import datetime
 from daemon.app import App
 from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
+from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import expand_url
-from daemon.ingest.parse import parse_feed
 from daemon.jobs.progress import Progress, no_progress
 
 log = logging.getLogger("paperwire.jobs")
@@ -56,7 +56,13 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         report.feeds_unchanged += 1
         log.info("feed unchanged", extra={"feed": feed.name})
         return
-    parsed = parse_feed(fetched.content, url=url, content_type=fetched.content_type)
+    budget = ParseBudget(
+        seconds=app.settings.ingest.parse_timeout_seconds,
+        memory_mb=app.settings.ingest.parse_memory_mb,
+    )
+    parsed = parse_bounded(
+        fetched.content, url=url, content_type=fetched.content_type, budget=budget
+    )
     new, known = app.store.papers.upsert(parsed.papers, feed.id, now)
     app.store.feeds.record_fetch(
         feed.id,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -10,6 +12,7 @@ from sqlmodel import SQLModel
 import daemon.db.models  # noqa: F401  (registers the tables)
 from daemon.db import make_engine
 from daemon.db.engine import _alembic_config, check_schema, head_revision, upgrade
+from daemon.ingest.identity import title_key
 from tests.daemon.conftest import BOTH_BACKENDS
 
 
@@ -31,3 +34,14 @@ def test_the_head_revision_read_without_alembic_is_alembics() -> None:
     # check_schema reads the head from the migration files' names, so commands start without
     # Alembic: that must agree with what Alembic itself says
     assert head_revision() == ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def test_title_keys_of_the_migration_and_of_identity_agree() -> None:
+    migration = importlib.import_module("daemon.db.migrations.versions.0003_paper_identity")
+    for title in (
+        "Attention Is All You Need: Transformers for Sequence Transduction",
+        "Schrödinger's Cat: a $\\mathbb{Z}$-Study of Things",
+        "Editorial",
+        "Observation of excited $\\Omega_c^0$ baryons in $\\Omega_b^- \\to \\Xi_c^+ K^-\\pi^-$",
+    ):
+        assert migration._title_key(title) == title_key(title)

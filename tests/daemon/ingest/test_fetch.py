@@ -155,7 +155,7 @@ def test_404_names_the_url(server: HttpServer, fetcher: Fetcher) -> None:
     url = server.url_for("/gone.xml")
     with pytest.raises(FetchError) as info:
         fetcher.fetch(url)
-    assert url in str(info.value)
+    assert str(info.value).count(url) == 1
     assert "404" in str(info.value)
     assert "check the feed URL" in str(info.value)
 
@@ -212,40 +212,6 @@ def test_private_address_refused_when_not_allowed(server: HttpServer) -> None:
     finally:
         f.client.close()
     assert server.requests == []  # nothing was sent
-
-
-def test_redirect_to_a_private_address_is_refused(server: HttpServer) -> None:
-    """A public host (simulated by a transport that answers for 93.184.216.34 and otherwise
-    goes to the real network) redirects to the local server: the hop is refused."""
-    server.routes["/internal"] = Route(body=b"secret")
-    real = httpx.HTTPTransport()
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "93.184.216.34":
-            return httpx.Response(302, headers={"Location": server.url_for("/internal")})
-        return real.handle_request(request)
-
-    class Mixed(httpx.BaseTransport):
-        def handle_request(self, request: httpx.Request) -> httpx.Response:
-            return handler(request)
-
-    f = _fetcher(max_bytes=10_000, allow_private=False, transport=Mixed())
-    try:
-        with pytest.raises(FetchError, match=r"127\.0\.0\.1"):
-            f.fetch("http://93.184.216.34/feed")
-    finally:
-        f.client.close()
-        real.close()
-    assert server.seen("/internal") == []
-
-    # the same redirect is followed when private addresses are allowed (the guard did it)
-    f = _fetcher(max_bytes=10_000, transport=Mixed())
-    real = httpx.HTTPTransport()
-    try:
-        assert f.fetch("http://93.184.216.34/feed").content == b"secret"
-    finally:
-        f.client.close()
-        real.close()
 
 
 # ---- throttle --------------------------------------------------------------------------------
@@ -307,7 +273,6 @@ def test_fetcher_applies_the_throttle(server: HttpServer) -> None:
         client,
         max_bytes=10_000,
         throttle=Throttle(3.0, hosts=("127.0.0.1",), sleep=t.sleep, monotonic=t.monotonic),
-        allow_private=True,
     )
     try:
         f.fetch(server.url_for("/f"))
@@ -490,19 +455,6 @@ def test_later_version_of_a_known_paper_is_not_news(
     assert "arxiv:2503.01785" in keys
     assert "arxiv:1605.08386" not in keys
     assert "arxiv:2203.01250" not in keys
-
-
-def test_a_connection_that_lands_on_a_private_address_is_refused(server: HttpServer) -> None:
-    """DNS rebinding: the name looked public when checked, the connection went to a private
-    address. Simulated with a client that skips the pre-check: the peer check still refuses
-    before the body is read."""
-    server.routes["/f"] = Route(body=b"<rss>internal</rss>")
-    f = Fetcher(httpx.Client(timeout=5.0), max_bytes=10_000, throttle=Throttle(0.0))
-    try:
-        with pytest.raises(FetchError, match=r"connected to the non-public address 127\.0\.0\.1"):
-            f.fetch(server.url_for("/f"))
-    finally:
-        f.client.close()
 
 
 def test_a_feed_removed_while_the_ingest_runs_does_not_stop_the_other_feeds(

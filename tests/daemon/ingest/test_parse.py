@@ -30,6 +30,7 @@ FEED_FILES = sorted(p for p in FEEDS.rglob("*") if p.is_file() and p.suffix in {
 API = FEEDS / "arxiv-api"
 RSS2 = FEEDS / "arxiv-rss" / "rss2_math.OC_constructed.xml"
 RSS1 = FEEDS / "arxiv-rss" / "rss1_rdf_constructed.xml"
+RSS1_HEP = FEEDS / "arxiv-rss" / "rss1_hep-ex_collaboration_constructed.xml"
 HOSTILE = FEEDS / "generic" / "hostile_atom_constructed.xml"
 PLAIN_RSS = FEEDS / "generic" / "plain_rss2_constructed.xml"
 HF_FILES = sorted((FEEDS / "hf").glob("*.json"))
@@ -143,7 +144,7 @@ def test_doi_and_guid_keys_for_non_arxiv_entries() -> None:
     doi = papers["A journal article known by its DOI"]
     assert (doi.key, doi.doi, doi.arxiv_id) == (
         "doi:10.1234/abc.2025.42",
-        "10.1234/ABC.2025.42",
+        "10.1234/abc.2025.42",  # DOIs are case-insensitive: kept in their canonical lower case
         None,
     )
     blog = {p.title: p for p in _parse(PLAIN_RSS).papers}
@@ -164,7 +165,7 @@ def test_api_doi_kept() -> None:
     assert (paper.key, paper.version, paper.doi) == (
         "arxiv:1111.2011",
         2,
-        "10.1103/PhysRevB.85.115117",
+        "10.1103/physrevb.85.115117",
     )
 
 
@@ -199,6 +200,43 @@ def test_rss1_title_suffix_and_html_authors() -> None:
     assert papers["arxiv:1605.08386"].announce_type == "new"
     assert papers["arxiv:math/0309136"].announce_type == "cross"
     assert "$0 < x < 1$" in papers["arxiv:math/0309136"].abstract
+
+
+def test_rss1_is_read_fully_collaboration_authors_category_and_channel_date() -> None:
+    """Were: authors "LHCb collaboration: R. Aaij" and "et al. (909 additional authors not
+    shown)" as two people, no category, no date."""
+    papers = {p.key: p for p in _parse(RSS1_HEP).papers}
+    lhcb = papers["arxiv:2107.03419"]
+    assert lhcb.authors == ("LHCb collaboration", "R. Aaij")
+    assert lhcb.categories == ("hep-ex",)
+    assert lhcb.title.endswith(r"K^-\pi^-$ decays")  # the suffix is gone, the LaTeX kept
+    assert lhcb.abstract == (
+        "Placeholder abstract: four excited states are seen with $m < 3.2$ GeV, in pp collisions."
+    )
+    channel_date = datetime(2021, 7, 9, 1, 30, tzinfo=UTC)  # 2021-07-08T20:30:00-05:00
+    assert all(p.published == channel_date for p in papers.values())
+    assert papers["arxiv:2106.00550"].categories == ("math.GR",)
+    assert papers["arxiv:2106.00550"].announce_type == "cross"
+    assert papers["arxiv:2007.03939"].authors == (
+        "Partha Pratim Bhaduri",
+        "Mubarak Alqahtani",
+        "Nicolas Borghini",
+    )
+    assert (papers["arxiv:2007.03939"].announce_type, papers["arxiv:2007.03939"].version) == (
+        "replace",
+        2,
+    )
+
+
+def test_arxiv_rss2_collaboration_list_is_split_too() -> None:
+    content = (
+        b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t</title>'
+        b"<item><title>T</title><link>https://arxiv.org/abs/2501.00003</link>"
+        b"<dc:creator>ATLAS Collaboration: G. Aad, B. Abbott, et al. (2900 additional authors "
+        b"not shown)</dc:creator></item></channel></rss>"
+    )
+    (paper,) = parse_feed(content, url="https://rss.arxiv.org/rss/hep-ex").papers
+    assert paper.authors == ("ATLAS Collaboration", "G. Aad", "B. Abbott")
 
 
 # --- arXiv API errors and empty results ------------------------------------------------------
@@ -271,7 +309,9 @@ def test_hostile_feed_is_plain_text() -> None:
     assert first.abstract == "Our preprint is here."
 
 
-def test_double_escaped_script_in_rss_title_is_removed() -> None:
+def test_double_escaped_markup_is_text_read_once_never_a_tag() -> None:
+    """HTML is read once, as a browser shows it: `&amp;lt;script&amp;gt;` in an RSS title is
+    the text `<script>` (escaped again by every template), not a script to cut out."""
     xml = (
         b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
         b"<title>A &amp;lt;script&amp;gt;alert(1)&amp;lt;/script&amp;gt;B</title>"
@@ -280,7 +320,7 @@ def test_double_escaped_script_in_rss_title_is_removed() -> None:
         b"</item></channel></rss>"
     )
     (paper,) = parse_feed(xml, url="https://x.test/feed").papers
-    assert paper.title == "A B"
+    assert paper.title == "A <script>alert(1)</script>B"
     assert paper.abstract == "text & more"
 
 

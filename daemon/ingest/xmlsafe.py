@@ -1,0 +1,148 @@
+"""Feed bytes → UTF-8 XML that is safe to hand to an XML parser, or a `ParseError`.
+
+Before any XML parser sees a byte:
+
+1. **Encoding**: the document is decoded the way feedparser would (RFC 3023: HTTP charset, XML
+   declaration, byte-order mark), except that a document that says nothing is tried as UTF-8 and
+   then guessed by `chardet` rather than read as ISO-8859-1, so legacy encodings without a correct
+   declaration (KOI8-R, EUC-JP, Big5, windows-1255 …) are not mojibake. The result is re-encoded
+   as UTF-8 with a matching declaration: the checks below and the parser read the same text.
+2. **No entity declarations**: ``<!ENTITY`` anywhere outside comments and CDATA sections is
+   refused. A billion-laughs feed (entities that expand to gigabytes, on one line or many) is
+   rejected in milliseconds instead of expanded; the predefined entities (``&amp;`` …) and
+   character references need no declaration and still work.
+3. **A feed, not a document that mentions one**: the root element must be ``rss``, ``feed``
+   (Atom) or ``rdf:RDF`` (RSS 1.0), after nothing but an XML declaration, comments, processing
+   instructions and a DOCTYPE. A web page or a manual that quotes an Atom example is refused.
+"""
+
+from __future__ import annotations
+
+import re
+
+from feedparser.encodings import convert_to_utf8
+
+from daemon.errors import ParseError
+
+FEED_ROOTS = frozenset({"rss", "feed", "rdf"})  # local names, case-insensitive
+
+_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?\?>")
+_PROLOG_ITEM = re.compile(
+    rb"\s+|<\?.*?\?>|<!--.*?-->|<!doctype(?:[^\[>\"']|\"[^\"]*\"|'[^']*')*(?:\[.*?\]\s*)?>",
+    re.S | re.I,
+)
+_ROOT = re.compile(rb"<((?:[A-Za-z_][-\w.]*:)?([A-Za-z_][-\w.]*))")
+# HTTP media types that say "this is not XML" (feedparser reads them anyway).
+_NOT_XML = ("text/html", "application/json", "text/plain", "application/pdf", "image/")
+_UTF = ("utf-8", "utf-16", "utf-32", "utf_8", "utf8", "u8")
+
+
+def safe_xml(content: bytes, url: str, content_type: str | None) -> bytes:
+    """`content` as UTF-8 bytes with an XML declaration saying so, checked as described above."""
+    data = _to_utf8(content, content_type)
+    body = _DECLARATION.sub(b"", data, count=1)  # feedparser's ("utf-8")
+    body = _DECLARATION.sub(b"", body, count=1).lstrip()  # the document's, after white space
+    _check_root(body, url, content_type)
+    problem = _check_markup(body)
+    if problem == "entity":
+        raise ParseError(
+            f"{url or '<no url>'}: refused: the document declares XML entities "
+            "(<!ENTITY …>), which no feed needs and which can expand to gigabytes "
+            "(a 'billion laughs' attack); ask the publisher to remove the DTD"
+        )
+    if problem == "depth":
+        raise ParseError(
+            f"{url or '<no url>'}: refused: elements nested more than {MAX_DEPTH} deep, "
+            "which no feed needs; check that the URL points to a feed"
+        )
+    return b"<?xml version='1.0' encoding='utf-8'?>\n" + body
+
+
+MAX_DEPTH = 500  # element nesting (a feed is ~5 deep; inline XHTML adds a few dozen at most)
+# A start or end tag, quotes respected (">" is allowed in XML attribute values).
+_TAG = re.compile(rb"<(/?)[A-Za-z_][^\s/>]*(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*\s*(/?)>")
+
+
+_CLOSING = {b"<!--": b"-->", b"<![C": b"]]>"}  # comments and CDATA sections are skipped whole
+
+
+def _check_markup(body: bytes) -> str | None:
+    """One linear pass: "entity" for an entity declaration outside comments and CDATA
+    sections, "depth" for elements nested deeper than `MAX_DEPTH`, else None."""
+    depth = pos = 0
+    while True:
+        at = body.find(b"<!", pos)
+        for m in _TAG.finditer(body, pos, len(body) if at == -1 else at):
+            if m.group(1):
+                depth = max(depth - 1, 0)
+            elif not m.group(2):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return "depth"
+        if at == -1:
+            return None
+        if body[at + 2 : at + 8].lower() == b"entity":
+            return "entity"
+        closing = _CLOSING.get(body[at : at + 4])
+        if closing is None:  # <!DOCTYPE …>, or a declaration inside its internal subset
+            pos = at + 2
+            continue
+        end = body.find(closing, at + 4)
+        if end == -1:  # an unclosed comment or section: nothing after it is markup
+            return None
+        pos = end + len(closing)
+
+
+def _to_utf8(content: bytes, content_type: str | None) -> bytes:
+    # feedparser's own detection, given no headers when the server sent no Content-Type: then
+    # an undeclared document is tried as UTF-8 and guessed by chardet (ISO-8859-1 otherwise).
+    headers = {"content-type": content_type} if content_type else {}
+    result: dict[str, object] = {}
+    data: bytes = convert_to_utf8(headers, content, result)
+    encoding = str(result.get("encoding") or "").lower()
+    if not encoding.startswith(_UTF) and _is_utf8_text(content):
+        # Declared (or defaulted to) a legacy encoding but valid UTF-8 with non-ASCII
+        # characters: UTF-8 mislabelled; read as declared it would be mojibake ("Ã©").
+        utf8: bytes = convert_to_utf8(
+            {"content-type": "application/xml; charset=utf-8"}, content, {}
+        )
+        return utf8
+    if not encoding:  # no encoding decoded it: not text at all
+        return content.decode("utf-8", "replace").encode("utf-8")
+    return data
+
+
+def _is_utf8_text(content: bytes) -> bool:
+    if content.isascii():
+        return False
+    try:
+        content.removeprefix(b"\xef\xbb\xbf").decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _check_root(body: bytes, url: str, content_type: str | None) -> None:
+    pos = 0
+    while (m := _PROLOG_ITEM.match(body, pos)) is not None and m.end() > pos:
+        pos = m.end()
+    root = _ROOT.match(body, pos)
+    if root is not None and root.group(2).decode("ascii", "replace").lower() in FEED_ROOTS:
+        return
+    if root is not None:
+        what = f"its root element is <{root.group(1).decode('utf-8', 'replace')}>"
+    elif pos >= len(body):
+        what = "it is empty"
+    else:
+        start = body[pos : pos + 40].decode("utf-8", "replace")
+        what = f"it is not XML (it starts with {start!r})"
+    served = f" (served as {content_type})" if content_type else ""
+    hint = (
+        "the server says it is not XML: "
+        if content_type and content_type.lower().startswith(_NOT_XML)
+        else ""
+    )
+    raise ParseError(
+        f"{url or '<no url>'}: not an RSS/Atom feed{served}: {what}; {hint}"
+        "check that the URL points to a feed and not to a web page, a document or an error page"
+    )

@@ -1,0 +1,95 @@
+"""Each feed is parsed in a worker process under a time and memory budget; a feed over budget
+is recorded as failed with the reason and the other feeds go on."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from daemon import jobs
+from daemon.app import App
+from daemon.errors import ParseError
+from daemon.ingest.bounded import ParseBudget, parse_bounded
+from daemon.ingest.parse import parse_feed
+from tests.daemon.conftest import FEEDS
+from tests.daemon.ingest.test_xmlsafe import billion_laughs
+from tests.servers import Reply, Route, http_server
+
+API = FEEDS / "arxiv-api" / "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"
+HF = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+URL = "https://feeds.test/big"
+
+
+def big_api_feed(copies: int) -> bytes:
+    """The recorded 100-entry arXiv API response with its entries repeated `copies` times."""
+    text = API.read_text(encoding="utf-8")
+    head, rest = text.split("<entry>", 1)
+    entries = "<entry>" + rest.rsplit("</entry>", 1)[0] + "</entry>"
+    return (head + entries * copies + "</feed>").encode()
+
+
+def test_a_feed_parsed_in_the_worker_is_the_feed_parsed_in_process() -> None:
+    content = API.read_bytes()
+    bounded = parse_bounded(content, url=URL, content_type=None, budget=ParseBudget())
+    assert bounded == parse_feed(content, url=URL)
+
+
+def test_parse_errors_come_back_with_their_message() -> None:
+    with pytest.raises(ParseError) as info:
+        parse_bounded(billion_laughs(100_000), url=URL, content_type=None, budget=ParseBudget())
+    assert URL in str(info.value) and "billion laughs" in str(info.value)
+
+
+def test_a_parse_over_the_time_budget_is_stopped() -> None:
+    content = big_api_feed(10)  # 1,000 entries, 2.3 MB: about 2.5 s of parsing
+    started = time.monotonic()
+    with pytest.raises(ParseError) as info:
+        parse_bounded(content, url=URL, content_type=None, budget=ParseBudget(seconds=0.3))
+    assert time.monotonic() - started < 2.0  # stopped, not waited for
+    assert URL in str(info.value)
+    assert "longer than 0.3 s" in str(info.value)
+    assert "ingest.parse_timeout_seconds" in str(info.value)
+
+
+def test_a_parse_over_the_memory_budget_is_stopped() -> None:
+    content = big_api_feed(25)  # 5.8 MB: needs more than 32 MB (less than 64 MB) to parse
+    with pytest.raises(ParseError) as info:
+        parse_bounded(content, url=URL, content_type=None, budget=ParseBudget(memory_mb=32))
+    assert URL in str(info.value)
+    assert "memory budget of 32 MB" in str(info.value)
+    assert "ingest.parse_memory_mb" in str(info.value)
+
+
+def test_the_ingest_job_records_hostile_and_oversized_feeds_and_goes_on(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    with http_server(Reply(404, "not found")) as server:
+        server.routes["/laughs.xml"] = Route(
+            body=billion_laughs(500_000), content_type="application/rss+xml"
+        )
+        server.routes["/big.xml"] = Route(
+            body=big_api_feed(10), content_type="application/atom+xml"
+        )
+        server.routes["/hf.json"] = Route(body=HF.read_bytes(), content_type="application/json")
+        settings = make_settings(
+            ingest={"parse_timeout_seconds": 0.3},
+            feeds=[
+                {"name": "laughs", "url": server.url_for("/laughs.xml")},
+                {"name": "big", "url": server.url_for("/big.xml")},
+                {"name": "hf", "url": server.url_for("/hf.json")},
+            ],
+        )
+        app = app_factory(settings)
+        started = time.monotonic()
+        report = jobs.ingest(app, clock())
+    assert time.monotonic() - started < 10
+    assert (report.feeds_ok, report.feeds_failed) == (1, 2)
+    assert report.papers_new == 15
+    errors = {f.name: f.last_error for f in app.store.feeds.all()}
+    assert errors["hf"] is None
+    assert errors["laughs"] is not None and "billion laughs" in errors["laughs"]
+    assert errors["big"] is not None and "longer than 0.3 s" in errors["big"]
+    assert any(e.startswith("big: ") for e in report.errors)
