@@ -72,7 +72,6 @@ SLACK_MAX_CONTEXT_ELEMENTS = 10
 SLACK_MAX_FALLBACK_CHARS = 3000
 
 
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -226,9 +226,7 @@ class Digests(Repository):
             }
             channels = {
                 r.id: ChannelRow(**{**r._asdict(), "kind": ChannelKind(r.kind)})
-                for r in conn.execute(
-                    sa.select(channel_t).where(channel_t.c.id.in_(channel_ids))
-                )
+                for r in conn.execute(sa.select(channel_t).where(channel_t.c.id.in_(channel_ids)))
             }
             q = (
                 sa.select(

@@ -7,6 +7,8 @@ import itertools
 import json
 from collections.abc import Callable
 from datetime import date
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
@@ -23,6 +25,7 @@ from daemon.ingest.text import NAME_MAX, TITLE_MAX, is_name, plain_text
 from daemon.web.pages import make_web
 from notifications.digest import Digest, Pick
 from notifications.render import render_email, render_slack, shorten_abstract
+from notifications.transports.base import message_bytes
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 
 pytestmark = BOTH_BACKENDS
@@ -132,13 +135,16 @@ def test_any_plain_text_round_trips_to_every_output_escaped_and_intact(
         )
         digest = _digest(row, app, user_id)
         # email: the text part holds the text itself, the HTML part its escaped form
-        message = render_email(
+        rendered = render_email(
             digest, sender="pw@example.org", recipient="ada@example.org", message_id_domain="x"
-        ).message
+        )
+        message = message_from_bytes(message_bytes(rendered.message), policy=policy.default)
+        assert isinstance(message, EmailMessage)  # as a mail client reads the bytes sent
         text_part = message.get_body(("plain",))
         html_part = message.get_body(("html",))
         assert text_part is not None and html_part is not None
-        text, html = text_part.get_content(), html_part.get_content()
+        text = text_part.get_content().replace("\r\n", "\n")  # lines end as a reader shows them
+        html = html_part.get_content()
         assert f"1. {expected}\n" in text
         assert str(markupsafe.escape(expected)) in html
         short = shorten_abstract(row.abstract)
