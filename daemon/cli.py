@@ -8,7 +8,7 @@ checks that importing this module loads none of them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -92,6 +92,17 @@ def _open_app(*, check: bool = True) -> Iterator[App]:
         yield app
     finally:
         app.close()
+
+
+def _audit(app: App, action: str, target: str = "", detail: str = "") -> None:
+    """Record a change made from the command line in the audit log the console shows."""
+    import getpass
+
+    try:
+        who = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container)
+        who = "unknown"
+    app.store.admin.audit(app.clock(), f"cli:{who}", action, target, detail)
 
 
 @contextmanager
@@ -383,25 +394,31 @@ def users_add(
     slack_webhook: Annotated[
         str | None, typer.Option(help="Slack incoming-webhook URL for the digest.")
     ] = None,
-    display_name: Annotated[str, typer.Option(help="Name used in greetings.")] = "",
+    display_name: Annotated[
+        str, typer.Option(help="Name used in greetings (default: from 'Name <address>').")
+    ] = "",
     timezone: Annotated[str, typer.Option(help="IANA time zone of the user.")] = "UTC",
     digest_hour: Annotated[
         int | None, typer.Option(min=0, max=23, help="Local hour of the digest (default: config).")
     ] = None,
 ) -> None:
     """Add a subscriber with an email address and/or a Slack webhook."""
+    from daemon.checks import check_handle
+
+    _checked(check_handle, name, "NAME")
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
-    channels = _check_user_options(email, slack_webhook, timezone)
+    channels, named = _check_user_options(email, slack_webhook, timezone)
     with _open_app() as app:
         app.store.people.add(
             name,
             app.clock(),
             channels={k: v for k, v in channels.items() if v},
-            display_name=display_name,
+            display_name=display_name or named,
             timezone=timezone,
             digest_hour=digest_hour,
         )
+        _audit(app, "user added", name)
         out.print(f"added user {name}", markup=False)
 
 
@@ -427,53 +444,69 @@ def users_set(
         typer.Option("--subscribe/--unsubscribe", help="Resume or stop the user's digests."),
     ] = None,
 ) -> None:
-    """Change a subscriber's channels, time zone, digest hour, size or subscription."""
-    channels = _check_user_options(email, slack_webhook, timezone)
+    """Change a subscriber's channels, time zone, digest hour, size or subscription (all at
+    once or nothing: a subscribed user keeps at least one channel)."""
+    channels, _ = _check_user_options(email, slack_webhook, timezone)
+    changes: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("display_name", display_name),
+            ("timezone", timezone),
+            ("digest_hour", digest_hour),
+            ("max_picks", max_picks),
+        )
+        if value is not None
+    }
     with _open_app() as app:
-        changes: dict[str, object] = {
-            key: value
-            for key, value in (
-                ("display_name", display_name),
-                ("timezone", timezone),
-                ("digest_hour", digest_hour),
-                ("max_picks", max_picks),
-            )
-            if value is not None
-        }
-        user = app.store.people.update(name, **changes)
-        if subscribed is not None:
-            app.store.people.set_subscribed(user.id, subscribed, app.clock())
-        for kind, address in channels.items():
-            app.store.people.set_channel(user.id, kind, address or None)
+        app.store.people.edit(
+            name,
+            app.clock(),
+            changes=changes,
+            channels={kind: address or None for kind, address in channels.items()},
+            subscribed=subscribed,
+        )
+        _audit(app, "user changed", name)
         out.print(f"updated user {name}", markup=False)
+
+
+def _checked(check: Callable[[str], str], value: str, label: str) -> str:
+    """`check(value)`, its ValueError a one-line error naming the input."""
+    try:
+        return check(value)
+    except ValueError as e:
+        raise PaperwireError(f"{label}: {e}") from None
 
 
 def _check_user_options(
     email: str | None, slack_webhook: str | None, timezone: str | None
-) -> dict[ChannelKind, str]:
+) -> tuple[dict[ChannelKind, str], str]:
     """The channels given (an empty address: remove that channel), each checked by its kind's
-    rule in `daemon.channels`; and the time zone."""
-    from daemon.channels import CHANNELS
+    rule in `daemon.channels`, and the display name in 'Name <address>'; the time zone."""
+    from daemon.channels import CHANNELS, parse_email
     from daemon.db.models import ChannelKind
     from daemon.settings import check_timezone
 
     channels: dict[ChannelKind, str] = {}
-    for kind, option, address in (
-        (ChannelKind.EMAIL, "--email", email),
-        (ChannelKind.SLACK, "--slack-webhook", slack_webhook),
-    ):
-        if address is None:
-            continue
-        try:
-            channels[kind] = CHANNELS[kind].check(address) if address else ""
-        except ValueError as e:
-            raise PaperwireError(f"{option}: {e}") from None
+    named = ""
+    if email:
+        channels[ChannelKind.EMAIL], named = _parse(parse_email, email, "--email")
+    elif email == "":
+        channels[ChannelKind.EMAIL] = ""
+    if slack_webhook is not None:
+        check = CHANNELS[ChannelKind.SLACK].check
+        channels[ChannelKind.SLACK] = (
+            _checked(check, slack_webhook, "--slack-webhook") if slack_webhook else ""
+        )
     if timezone is not None:
-        try:
-            check_timezone(timezone)
-        except ValueError as e:
-            raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
-    return channels
+        _checked(check_timezone, timezone, f"--timezone {timezone!r}")
+    return channels, named
+
+
+def _parse(parse: Callable[[str], tuple[str, str]], value: str, label: str) -> tuple[str, str]:
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise PaperwireError(f"{label}: {e}") from None
 
 
 @users_cli.command("list")
@@ -499,6 +532,7 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
         app.store.people.remove(name)
+        _audit(app, "user removed", name)
         out.print(f"removed user {name}", markup=False)
 
 
@@ -541,19 +575,22 @@ def follow(
     remove: Annotated[bool, typer.Option("--remove", help="Forget these follows/mutes.")] = False,
 ) -> None:
     """Follow (or mute) keywords and authors; works from day one, before any like."""
+    from daemon.checks import check_follow
     from daemon.db.models import FollowKind
 
     if not keyword and not author:
         raise PaperwireError("give at least one --keyword or --author")
+    keyword = [_checked(check_follow, k, "--keyword") for k in keyword or []]
+    author = [_checked(lambda a: check_follow(a, "author"), a, "--author") for a in author or []]
     with _open_app() as app:
         people = app.store.people
         u = people.get(user)
         for kind, values in ((FollowKind.KEYWORD, keyword), (FollowKind.AUTHOR, author)):
-            for value in values or []:
+            for value in values:
                 if remove:
                     people.remove_follow(u.id, kind, value)
                 else:
-                    people.set_follow(u.id, kind, value.strip(), muted=mute)
+                    people.set_follow(u.id, kind, value, muted=mute)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
             f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
@@ -576,11 +613,19 @@ def feeds_add(
         ),
     ],
 ) -> None:
-    """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers)."""
-    if not url.startswith(("http://", "https://", "file:")):
-        raise PaperwireError(f"{url!r} is not an http(s) URL")
+    """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers).
+
+    The URL is checked as the fetcher will treat it (http/https, a public host); `feeds test`
+    fetches it once without storing anything."""
+    from daemon.checks import check_feed_url, check_handle
+
+    _checked(lambda n: check_handle(n, "feed name"), name, "NAME")
     with _open_app() as app:
+        ing = app.settings.ingest
+        policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
+        _checked(lambda u: check_feed_url(u, **policy), url, "URL")
         app.store.feeds.add(name, url, app.clock())
+        _audit(app, "feed added", name, url)
         out.print(f"added feed {name}", markup=False)
 
 
@@ -609,6 +654,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
         app.store.feeds.set_enabled(name, True)
+        _audit(app, "feed enabled", name)
         out.print(f"enabled feed {name}", markup=False)
 
 
@@ -617,6 +663,7 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
         app.store.feeds.set_enabled(name, False)
+        _audit(app, "feed disabled", name)
         out.print(f"disabled feed {name}", markup=False)
 
 
@@ -625,6 +672,7 @@ def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
         app.store.feeds.remove(name)
+        _audit(app, "feed removed", name)
         out.print(f"removed feed {name}", markup=False)
 
 

@@ -63,7 +63,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         now,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
-        papers=len(parsed.papers),
+        papers=new,  # new ones only: a feed fetched six times has not brought six times more
     )
     report.feeds_ok += 1
     report.papers_new += new
