@@ -8,6 +8,7 @@ checks that importing this module loads none of them).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,9 +32,13 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-users_cli = typer.Typer(help="Add, list and remove subscribers.", no_args_is_help=True)
-feeds_cli = typer.Typer(help="Add, list and remove feeds.", no_args_is_help=True)
-config_cli = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+users_cli = typer.Typer(
+    help="Add, show, change, import, list and remove subscribers.", no_args_is_help=True
+)
+feeds_cli = typer.Typer(
+    help="Add, test, list, enable, disable and remove feeds.", no_args_is_help=True
+)
+config_cli = typer.Typer(help="Check, show and change the configuration.", no_args_is_help=True)
 db_cli = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(feeds_cli, name="feeds")
@@ -84,8 +89,9 @@ def _open_app(*, check: bool = True) -> Iterator[App]:
     """The wired app for one command (schema checked first), closed afterwards."""
     from daemon.app import make_app
     from daemon.db import check_schema
+    from daemon.settings import config_path
 
-    app = make_app(_settings())
+    app = make_app(_settings(), config_file=config_path(_state.config))
     try:
         if check:
             check_schema(app.store.engine)
@@ -94,23 +100,60 @@ def _open_app(*, check: bool = True) -> Iterator[App]:
         app.close()
 
 
-def _audit(app: App, action: str, target: str = "", detail: str = "") -> None:
-    """Record a change made from the command line in the audit log the console shows."""
+def _who() -> str:
+    """Who acts from the command line, for the audit log: cli:<unix user>."""
     import getpass
 
     try:
-        who = getpass.getuser()
+        return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no name for this uid (a container)
-        who = "unknown"
-    app.store.admin.audit(app.clock(), f"cli:{who}", action, target, detail)
+        return "cli:unknown"
+
+
+def _audit(app: App, action: str, target: str = "", detail: str = "") -> None:
+    """Record a change made from the command line in the audit log the console shows."""
+    app.store.admin.audit(app.clock(), _who(), action, target, detail)
+
+
+# Events the command's own summary reports (once, on stderr): not logged as well.
+SUMMARISED = frozenset(
+    {
+        ("paperwire.jobs", "feed failed"),
+        ("paperwire.jobs", "delivery failed for good"),
+        ("paperwire.jobs", "transport unavailable; digests wait"),
+        ("paperwire.jobs", "ranking failed"),
+    }
+)
+
+
+def _not_summarised(record: logging.LogRecord) -> bool:
+    return (record.name, record.msg) not in SUMMARISED
 
 
 @contextmanager
 def _progress() -> Iterator[jobs.Progress]:
-    """A Rich progress bar on a terminal; silent otherwise."""
+    """While a job runs for the command line: a Rich progress bar on a terminal (silent
+    otherwise) with the log lines printed above it, not through it; the events the summary
+    reports are not logged too."""
+    root = logging.getLogger()
+    handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    for h in handlers:
+        h.addFilter(_not_summarised)
+    try:
+        with _bar() as update:
+            yield update
+    finally:
+        for h in handlers:
+            h.removeFilter(_not_summarised)
+
+
+@contextmanager
+def _bar() -> Iterator[jobs.Progress]:
     if not err.is_terminal:
         yield lambda what, done, total: None
         return
+    import sys
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -126,7 +169,19 @@ def _progress() -> Iterator[jobs.Progress]:
         def update(what: str, done: int, total: int) -> None:
             bar.update(task, description=what, completed=done, total=total)
 
-        yield update
+        # Rich redirects sys.stderr while the bar is live; the log handler still holds the
+        # stream it was made with: point it at the redirected one meanwhile
+        swapped = [
+            (h, h.setStream(sys.stderr))
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler)
+        ]
+        try:
+            yield update
+        finally:
+            for h, stream in swapped:
+                if stream is not None:  # None: it was the same stream
+                    h.setStream(stream)
 
 
 def entry() -> None:
@@ -182,11 +237,17 @@ def run() -> None:
 
     with _open_app() as app:
         app.recommender_config  # noqa: B018  (validates recommender.options before starting)
-        out.print(
-            f"paperwire running; links served on {app.settings.server.base_url}; "
-            "Ctrl-C or SIGTERM stops it"
-        )
-        serve(app)
+        base = str(app.settings.server.base_url).rstrip("/")
+
+        def announce() -> None:
+            console = f"{base}/admin" if app.settings.admin.passwords else "closed (no admin yet)"
+            out.print(
+                f"paperwire running; links served on {base}; console: {console}; "
+                "Ctrl-C or SIGTERM stops it",
+                markup=False,
+            )
+
+        serve(app, announce)
 
 
 @cli.command()
@@ -240,8 +301,12 @@ def deliver() -> None:
     """Send the digests that are due (new ones and retries)."""
     from daemon import jobs
 
-    with _open_app() as app, _progress() as progress:
-        _print_delivery(jobs.deliver(app, app.clock(), progress=progress))
+    with _open_app() as app:
+        with _progress() as progress:
+            report = jobs.deliver(app, app.clock(), progress=progress)
+        _print_delivery(report)
+        _print_waiting(app)
+    _exit_if_unusable(report)
 
 
 @cli.command()
@@ -259,6 +324,8 @@ def cycle(
         with _progress() as progress:
             report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)
         _print_cycle(report, time.perf_counter() - started)
+        _print_waiting(app)
+    _exit_if_unusable(report.delivery)
 
 
 @cli.command()
@@ -720,8 +787,40 @@ def _print_delivery(r: jobs.DeliveryReport) -> None:
         err.print(f"  [red]delivery failed[/]: {escape(e)}", highlight=False)
 
 
+def _print_waiting(app: App) -> None:
+    """Digests held for later (a retry, or a transport that could deliver nothing) are not
+    claimed by a run: say that they wait, and until when."""
+    from datetime import UTC
+
+    n, first = app.store.digests.waiting(app.clock())
+    if n:
+        at = first.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if first else "later"
+        out.print(
+            f"{n} digest(s) wait for a later try, the first at {at} "
+            "(`paperwire deliveries list --state pending`; `deliveries retry` tries now)"
+        )
+
+
+def _exit_if_unusable(r: jobs.DeliveryReport) -> None:
+    """A transport that could deliver nothing needs a person: exit status 1."""
+    if r.postponed:
+        err.print(
+            "[bold red]error:[/] a transport could deliver nothing; fix the [email] or [slack] "
+            "settings (see the error above), the digests are kept",
+            highlight=False,
+        )
+        raise SystemExit(1)
+
+
 def _print_cycle(r: jobs.CycleReport, seconds: float) -> None:
     _print_ingest(r.ingest)
     _print_digests(r.digests, show_picks=False)
     _print_delivery(r.delivery)
     out.print(f"cycle took {seconds:.1f} s")
+
+
+# the admin's commands (status, deliveries, preview, users show/import, feeds test, config
+# set/unset, admin) live beside this module and add themselves to the command tree
+from daemon import cli_admin as _cli_admin  # noqa: E402
+
+__all__ = ["_cli_admin", "cli", "entry", "main"]

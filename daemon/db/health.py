@@ -201,6 +201,16 @@ class Health(Repository):
         failed = self.deliveries([DigestState.FAILED], limit=10_000) if ids else []
         return [d for d in failed if d.id in ids]
 
+    def known_papers(self, keys: Sequence[str]) -> set[str]:
+        """Which of these paper keys are stored already (what a feed test would not add)."""
+        found: set[str] = set()
+        unique = sorted(set(keys))
+        with self.session() as s:
+            for start in range(0, len(unique), 1000):
+                chunk = unique[start : start + 1000]
+                found.update(s.exec(select(Paper.key).where(col(Paper.key).in_(chunk))).all())
+        return found
+
     def counts(self) -> dict[str, int]:
         """How many digests are in each state, with "postponed" apart from "pending"."""
         with self.session() as s:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -24,6 +25,19 @@ from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals
 from daemon.errors import NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
+
+
+@dataclass(frozen=True)
+class Imported:
+    """One subscriber of an import, checked: what the file says about them (None: the file
+    does not say; an empty address: no channel of that kind)."""
+
+    name: str
+    channels: Mapping[ChannelKind, str]
+    timezone: str | None = None
+    digest_hour: int | None = None
+    display_name: str | None = None
+
 
 Subscriber = tuple[UserRow, list[ChannelRow]]
 
@@ -130,6 +144,49 @@ class People(Repository):
             _check_reachable(s, user)
             s.commit()
             return UserRow.of(user)
+
+    def import_many(self, rows: Sequence[Imported], now: datetime) -> tuple[int, int, int]:
+        """Add or update many subscribers in one transaction: (added, updated, unchanged).
+        Running it again with the same rows changes nothing; it never subscribes again someone
+        who unsubscribed. Refused as a whole when an email address is another user's."""
+        names = [r.name for r in rows]
+        added = updated = 0
+        with self.session() as s:
+            users = {u.name: u for u in _users_named(s, names)}
+            emails = {
+                address.lower(): name
+                for address, name in s.exec(
+                    select(Channel.address, User.name)
+                    .join(User, col(User.id) == col(Channel.user_id))
+                    .where(Channel.kind == ChannelKind.EMAIL)
+                ).all()
+            }
+            for r in rows:
+                email = r.channels.get(ChannelKind.EMAIL)
+                owner = emails.get(email.lower()) if email else None
+                if owner is not None and owner != r.name:
+                    raise PaperwireError(
+                        f"{r.name}: {email} is already the email address of user {owner!r}"
+                    )
+            for r in rows:
+                user = users.get(r.name)
+                if user is None:
+                    user = User(name=r.name, display_name=r.display_name or r.name, created_at=now)
+                    added += 1
+                elif not _import_changes(s, user, r):
+                    continue
+                else:
+                    updated += 1
+                user.timezone = r.timezone or user.timezone
+                user.digest_hour = r.digest_hour if r.digest_hour is not None else user.digest_hour
+                user.display_name = r.display_name or user.display_name
+                s.add(user)
+                s.flush()
+                assert user.id is not None
+                for kind, address in r.channels.items():
+                    _replace_channel(s, user.id, kind, address or None)
+            s.commit()
+        return added, updated, len(rows) - added - updated
 
     def set_subscribed(self, user_id: int, subscribed: bool, now: datetime) -> None:
         """Subscribe (refused without a channel) or unsubscribe a user."""
@@ -271,6 +328,29 @@ def _named(s: Session, name: str) -> User:
     if user is None:
         raise NotFoundError(f"no user named {name!r}; `paperwire users list` shows them")
     return user
+
+
+def _users_named(s: Session, names: Sequence[str]) -> list[User]:
+    found: list[User] = []
+    for start in range(0, len(names), 1000):
+        q = select(User).where(col(User.name).in_(list(names[start : start + 1000])))
+        found.extend(s.exec(q).all())
+    return found
+
+
+def _import_changes(s: Session, user: User, r: Imported) -> bool:
+    """Whether the row says anything new about this existing user."""
+    if r.timezone is not None and r.timezone != user.timezone:
+        return True
+    if r.digest_hour is not None and r.digest_hour != user.digest_hour:
+        return True
+    if r.display_name and r.display_name != user.display_name:
+        return True
+    have = {
+        ChannelKind(c.kind): c.address
+        for c in s.exec(select(Channel).where(Channel.user_id == user.id)).all()
+    }
+    return any(have.get(kind, "") != (address or "") for kind, address in r.channels.items())
 
 
 def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str | None) -> None:
