@@ -59,6 +59,10 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
         return JSONResponse({"ok": True, "papers": app.store.papers.count()})
 
     web.include_router(feedback_routes(app, pages))
+    from daemon.web.console import ago, install, local_time
+
+    pages.env.globals.update(when=local_time, ago=ago)
+    install(web, app, pages, daemon)
     if daemon is not None:
         metrics = daemon.metrics
 
