@@ -10,8 +10,8 @@ from datetime import date
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 640, 170
-LEFT, RIGHT, TOP, BOTTOM = 40, 8, 26, 22
+WIDTH, HEIGHT = 640, 180
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 38, 22
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ def bar_chart(title: str, days: Sequence[date], series: Sequence[Series], *, ide
         f"<title>{escape(title)}</title>",
         f'<text x="{LEFT}" y="12" font-size="12" font-weight="600">{escape(title)}</text>',
     ]
-    x_legend = LEFT + 8 + 7.2 * len(title)
-    for s in series:
+    x_legend = float(LEFT)
+    for s in series:  # the legend, on its own line under the title
         parts.append(
-            f'<rect x="{x_legend:.0f}" y="3" width="10" height="10" fill="{escape(s.color)}"/>'
-            f'<text x="{x_legend + 14:.0f}" y="12" font-size="11">{escape(s.label)}</text>'
+            f'<rect x="{x_legend:.0f}" y="18" width="10" height="10" fill="{escape(s.color)}"/>'
+            f'<text x="{x_legend + 14:.0f}" y="27" font-size="11">{escape(s.label)}</text>'
         )
         x_legend += 24 + 6.5 * len(s.label)
     base = TOP + plot_h

@@ -11,6 +11,7 @@ came from (303) with a one-line message in a short-lived signed cookie.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -238,7 +239,7 @@ def _try_login(console: Console, request: Request, name: str, password: str, ip:
     app, limiter = console.app, console.limiter
     locked = limiter.locked_until(app, ip, name)
     if locked is not None:
-        minutes = max(1, int((locked - app.clock()).total_seconds() // 60) + 1)
+        minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
         console.audit(name or "?", "login refused: locked out", ip)
         return _login_form(console, request, 429, f"Too many failed logins: try again in "
                            f"{minutes} minute(s).", name)  # fmt: skip
