@@ -1,10 +1,15 @@
-"""The console's fixtures: a daemon (scheduler not running, web app, metrics) built from a real
-configuration file with one admin, on the test database and the test's clock."""
+"""Fixtures of the web tests: Debian's Chromium driven by Playwright (skipped with the reason
+where it is missing, except with PAPERWIRE_REQUIRE_BROWSER=1, as in CI), and the console's
+daemon (scheduler not running, web app, metrics) built from a real configuration file with one
+admin, on the test database and the test's clock."""
 
 from __future__ import annotations
 
 import functools
+import os
 import re
+import shutil
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +23,43 @@ from daemon.db.engine import upgrade
 from daemon.passwords import hash_password
 from daemon.scheduler import Daemon, make_daemon
 from daemon.settings import load_settings
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _browser_problem() -> str | None:
+    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright is not installed (pip install -e '.[dev]')"
+    return None
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    problem = _browser_problem()
+    if problem:
+        if os.environ.get("PAPERWIRE_REQUIRE_BROWSER") == "1":
+            pytest.fail(problem + " (PAPERWIRE_REQUIRE_BROWSER=1)")
+        pytest.skip(problem)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
 
 PASSWORD = "correct horse battery"
 
