@@ -333,12 +333,20 @@ def demo(
     outbox: Annotated[
         Path | None, typer.Option(help="Where to leave the digests (default: from the config).")
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Then run the daemon on the demo: the console, the links."),
+    ] = False,
 ) -> None:
-    """Ingest the bundled real feed samples into SQLite, add demo subscribers, run one cycle."""
-    from daemon.demo import run_demo
+    """Ingest the bundled real feed samples into SQLite, add demo subscribers, run one cycle;
+    print the console's address and a demo password (`--serve` then runs it)."""
+    from daemon.demo import run_demo, serve_demo
+    from daemon.settings import config_path
 
     settings = _settings()
-    run_demo(settings, console=out, outbox=outbox)
+    run_demo(settings, console=out, outbox=outbox, source=config_path(_state.config))
+    if serve:
+        serve_demo(out)
 
 
 @cli.command("eval")
