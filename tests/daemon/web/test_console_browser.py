@@ -48,11 +48,11 @@ def live(console_factory: ConsoleFactory) -> Iterator[tuple[Console, str]]:
         thread.join(timeout=10)
 
 
-def _shoot(page: Any, name: str) -> None:
+def _shoot(page: Any, name: str, *, full: bool = True) -> None:
     folder = os.environ.get("CONSOLE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=True)
+        page.screenshot(path=str(Path(folder) / f"console-{name}.png"), full_page=full)
 
 
 def _log_in(page: Any, base: str, password: str) -> None:
@@ -109,7 +109,7 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     expect(page.locator("#trial-summary")).to_contain_text("15 paper(s), 15 new")
     expect(page.locator("#message")).to_contain_text("Added feed hf")
     expect(page.locator("#feed-hf")).to_be_visible()
-    _shoot(page, "feeds")
+    _shoot(page, "feeds", full=False)
     jobs.ingest(app, app.clock())
 
     # two subscribers, added in the console; ada gets her own hour
@@ -130,7 +130,7 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
 
     # the digest hour and the digest job's schedule in the configuration: applied at once
     page.goto(f"{base}/admin/config")
-    _shoot(page, "config")
+    _shoot(page, "config", full=False)
     page.locator('[id="schedule.digest_hour"]').fill("11")
     page.locator('[id="schedule.digest_cron"]').fill("35 * * * *")
     page.click("#save-config")
