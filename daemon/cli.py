@@ -706,11 +706,11 @@ def feeds_add(
 
 @feeds_cli.command("list")
 def feeds_list() -> None:
-    """List feeds with their last fetch and error."""
+    """List feeds with their last fetch, the new papers they brought, and their last error."""
     from rich.table import Table
 
     with _open_app() as app:
-        table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
+        table = Table("name", "url", "enabled", "last ok", "new papers (last / all)", "last error")
         for f in app.store.feeds.all():
             last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
             table.add_row(
@@ -718,7 +718,7 @@ def feeds_list() -> None:
                 escape(f.url),
                 "yes" if f.enabled else "no",
                 last_ok,
-                str(f.papers_seen),
+                f"{f.last_new_papers} / {f.papers_seen}",
                 escape(f.last_error or ""),
             )
         out.print(table)

@@ -30,7 +30,7 @@ from daemon import jobs
 from daemon.app import App
 from daemon.errors import ConfigError, PaperwireError
 from daemon.metrics import Metrics
-from daemon.settings import Settings, crontab_trigger
+from daemon.settings import Settings, crontab_trigger, load_settings
 from daemon.web.pages import make_web
 
 log = logging.getLogger("paperwire.daemon")
@@ -161,7 +161,11 @@ class ConfigWatch:
         if now is None or now == self.seen:
             return
         try:
-            restart = self.app.reload_settings()
+            new = load_settings(self.app.config_file)
+            if new == self.app.settings:  # written by the console, which applied it already
+                self.seen = now
+                return
+            restart = self.app.apply_settings(new)
         except ConfigError as e:
             if now != self.refused:  # said once per version of the file
                 log.error("configuration not applied", extra={"error": str(e)})

@@ -202,7 +202,7 @@ def _login_routes(router: APIRouter, console: Console) -> None:
     @router.post("/login")
     async def login(request: Request) -> Response:
         form = await request.form()
-        name = str(form.get("name") or "").strip().lower()
+        name = str(form.get("name") or "").strip().lower()[:64]  # it goes to the audit log
         password = str(form.get("password") or "")
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
             raise BadForm()
