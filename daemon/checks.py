@@ -36,6 +36,19 @@ def check_follow(value: str, what: str = "keyword") -> str:
     return text
 
 
+DISPLAY_NAME_MAX = 100
+
+
+def check_display_name(text: str) -> str:
+    """The name used in greetings and in the digest's To: header: one line, not too long."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r} contains a line break or a control character")
+    name = " ".join(text.split())
+    if len(name) > DISPLAY_NAME_MAX:
+        raise ValueError(f"a display name of {len(name)} characters is too long (at most 100)")
+    return name
+
+
 def _has_space_or_control(text: str) -> bool:
     return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text)
 

@@ -478,9 +478,10 @@ def users_add(
     ] = None,
 ) -> None:
     """Add a subscriber with an email address and/or a Slack webhook."""
-    from daemon.checks import check_handle
+    from daemon.checks import check_display_name, check_handle
 
     _checked(check_handle, name, "NAME")
+    display_name = _checked(check_display_name, display_name, "--display-name")
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
     channels, named = _check_user_options(email, slack_webhook, timezone)
@@ -521,7 +522,11 @@ def users_set(
 ) -> None:
     """Change a subscriber's channels, time zone, digest hour, size or subscription (all at
     once or nothing: a subscribed user keeps at least one channel)."""
+    from daemon.checks import check_display_name
+
     channels, _ = _check_user_options(email, slack_webhook, timezone)
+    if display_name is not None:
+        display_name = _checked(check_display_name, display_name, "--display-name")
     changes: dict[str, object] = {
         key: value
         for key, value in (

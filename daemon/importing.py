@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.channels import CHANNELS, parse_email
-from daemon.checks import check_handle
+from daemon.checks import check_display_name, check_handle
 from daemon.db.models import ChannelKind
 from daemon.db.people import Imported
 from daemon.settings import check_timezone
@@ -102,6 +102,8 @@ def _row(cells: dict[str, str], problems: list[str]) -> Imported | None:
     _checked(check_handle, name, "name", problems)
     channels: dict[ChannelKind, str] = {}
     display = cells.get("display_name") or None
+    if display is not None and _checked(check_display_name, display, "display_name", problems):
+        display = check_display_name(display)
     if "email" in cells:
         channels[ChannelKind.EMAIL] = ""
         if cells["email"]:

@@ -14,7 +14,7 @@ from starlette.datastructures import UploadFile
 
 from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
-from daemon.checks import check_feed_url, check_follow, check_handle
+from daemon.checks import check_display_name, check_feed_url, check_follow, check_handle
 from daemon.db.models import ChannelKind
 from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import PaperwireError
@@ -168,7 +168,10 @@ def _read_user_form(form: Posted, *, adding: bool) -> UserForm:
     got.changes["digest_hour"] = _number(got, v["hour"], "digest hour", 0, 23)
     got.changes["max_picks"] = _number(got, v["max_picks"], "papers per digest", 1, 100)
     if v["display_name"]:
-        got.changes["display_name"] = v["display_name"]
+        try:
+            got.changes["display_name"] = check_display_name(v["display_name"])
+        except ValueError as e:
+            got.errors.append(f"display name: {e}")
     return got
 
 

@@ -112,6 +112,16 @@ def test_user_names_are_handles(name: str) -> None:
         check_handle(name)
 
 
+def test_a_display_name_is_one_line(pw: Runner, tmp_path: Path) -> None:
+    msg = _refused(pw, "users", "add", "eve", "--email", "eve@lab.example",
+                   "--display-name", "Eve\r\nBcc: all@lab.example")  # fmt: skip
+    assert "--display-name" in msg and "line break" in msg
+    assert _rows(tmp_path, "select count(*) from user") == [(0,)]
+    pw("users", "add", "eve", "--email", "eve@lab.example", "--display-name", "  Eve   L. ")
+    assert "line break" in _refused(pw, "users", "set", "eve", "--display-name", "a\nb")
+    assert _rows(tmp_path, "select display_name from user") == [("Eve L.",)]
+
+
 def test_an_empty_user_name_is_refused(pw: Runner, tmp_path: Path) -> None:
     msg = _refused(pw, "users", "add", "", "--email", "x@lab.example")
     assert "NAME: a user name cannot be empty" in msg
