@@ -286,8 +286,9 @@ def digest(
             made, delivered = jobs.digest_and_deliver(
                 app, now, users=user or None, force=True, progress=progress
             )
-            _print_digests(made, show_picks=False)
-            _print_delivery(delivered)
+        _print_digests(made, show_picks=False)
+        _print_delivery(delivered)
+    _exit_if_unusable(delivered)
 
 
 def _check_users(app: App, names: list[str] | None) -> None:
@@ -429,6 +430,7 @@ def config_show() -> None:
     settings = load_settings(_state.config)
     data = json.loads(settings.model_dump_json())
     data["database"]["url"] = _redact_db(settings.database.url)
+    data["admin"]["passwords"] = dict.fromkeys(data["admin"]["passwords"], "**********")
     out.print_json(data=data)
 
 

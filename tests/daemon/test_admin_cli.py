@@ -371,6 +371,8 @@ def test_admin_set_password_writes_an_argon2_hash(
 
     assert verify_password("correct horse battery", hashed)
     assert "root (file)" in pw("admin", "list").stdout
+    shown = pw("config", "show").stdout
+    assert "$argon2" not in shown and '"root": "**********"' in shown
     monkeypatch.setattr(sys, "stdin", io.StringIO("another long password\n"))
     printed = pw("admin", "set-password", "ops", "--print").stdout
     assert printed.startswith("PAPERWIRE_ADMIN__PASSWORDS__OPS='$argon2id$")
