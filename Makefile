@@ -1,5 +1,8 @@
-# paperwire — `make demo` runs one real cycle on bundled samples; `make test` runs every check.
+# paperwire — `make demo` runs one real cycle on bundled samples and then serves the admin's
+# console on it (Ctrl-C stops it; `make demo DEMO_FLAGS=` only runs the cycle); `make test`
+# runs every check.
 PYTHON ?= python3
+DEMO_FLAGS ?= --serve
 VENV ?= .venv
 BIN := $(VENV)/bin
 
@@ -23,7 +26,7 @@ lock: install
 		--generate-hashes --no-header --quiet --upgrade -o requirements.lock
 
 demo: install
-	$(BIN)/paperwire demo
+	$(BIN)/paperwire demo $(DEMO_FLAGS)
 
 # Two workers (pytest-xdist, one per core here); the 15 slowest tests are listed at the end.
 test: install

@@ -6,6 +6,7 @@ for them (nor for importing httpx)."""
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import secrets
 import ssl
@@ -14,13 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from daemon.clock import utcnow
 from daemon.db import Store, make_engine
 from daemon.errors import ConfigError
 from daemon.settings import Settings
 from daemon.web.links import Links
+
+log = logging.getLogger("paperwire.daemon")
 
 if TYPE_CHECKING:  # the recommender imports scikit-learn: only load it when ranking
     import httpx
@@ -42,6 +45,10 @@ class App:
     # set on SIGTERM: jobs finish what is in flight, give back what they have not started
     stopping: threading.Event = field(default_factory=threading.Event)
     model_cache: tuple[int, Recommender] | None = None  # (fitted size, model) between runs
+    config_file: Path | None = None  # where the settings came from (None: built in code)
+    # called with (old, new) when the settings change while running (the scheduler's jobs)
+    settings_hooks: list[Callable[[Settings, Settings], None]] = field(default_factory=list)
+    _retired: list[Any] = field(default_factory=list)  # clients a running job may still use
 
     @functools.cached_property
     def fetcher(self) -> Fetcher:
@@ -76,12 +83,58 @@ class App:
         touch it at start so bad options still fail early."""
         return recommender_config(self.settings)
 
+    def apply_settings(self, new: Settings) -> list[str]:
+        """Run on new settings without a restart: what is built from them is rebuilt on next
+        use (a job already running keeps the client it holds), the links' key and address,
+        the log level, and the hooks (the scheduler's jobs). Returns the changed keys that
+        only apply at the next start (database, listening address)."""
+        old, self.settings = self.settings, new
+        if old.ingest != new.ingest and "fetcher" in self.__dict__:
+            self._retired.append(self.__dict__.pop("fetcher").client)
+        if old.slack != new.slack and "slack_http" in self.__dict__:
+            self._retired.append(self.__dict__.pop("slack_http"))
+        if old.recommender != new.recommender:
+            self.__dict__.pop("recommender_config", None)
+        if old.server.base_url != new.server.base_url or _key_changed(old, new):
+            self.links = Links(link_secret(new), str(new.server.base_url))
+        if old.log != new.log:
+            from daemon.logs import setup_logging
+
+            setup_logging(new.log.level, as_json=new.log.json_format)
+        for hook in self.settings_hooks:
+            hook(old, new)
+        restart = [
+            f"{section}.{key}"
+            for section, keys in (("database", ("url", "echo")), ("server", ("host", "port")))
+            for key in keys
+            if getattr(getattr(old, section), key) != getattr(getattr(new, section), key)
+        ]
+        log.info("settings applied", extra={"needs_restart": ",".join(restart) or "nothing"})
+        return restart
+
+    def reload_settings(self) -> list[str]:
+        """Read the configuration file again and apply it (ConfigError: nothing changes)."""
+        from daemon.settings import load_settings
+
+        if self.config_file is None:
+            return []
+        return self.apply_settings(load_settings(self.config_file))
+
     def close(self) -> None:
         if "fetcher" in self.__dict__:
             self.fetcher.client.close()
         if "slack_http" in self.__dict__:
             self.slack_http.close()
+        for client in self._retired:
+            client.close()
         self.store.engine.dispose()
+
+
+def _key_changed(old: Settings, new: Settings) -> bool:
+    return (
+        old.server.secret_key.get_secret_value() != new.server.secret_key.get_secret_value()
+        or old.server.secret_key_file != new.server.secret_key_file
+    )
 
 
 def link_secret(settings: Settings) -> str:
@@ -129,6 +182,7 @@ def make_app(
     clock: Callable[[], datetime] = utcnow,
     http_transport: httpx.BaseTransport | None = None,
     smtp_ssl_context: ssl.SSLContext | None = None,
+    config_file: Path | None = None,
 ) -> App:
     return App(
         settings=settings,
@@ -137,4 +191,5 @@ def make_app(
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,
         http_transport=http_transport,
+        config_file=config_file,
     )

@@ -5,6 +5,7 @@ channel kind means adding an entry here (and its renderer and transport in `noti
 
 from __future__ import annotations
 
+import re
 import ssl
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -33,10 +34,25 @@ class ChannelType:
 # ---- email ------------------------------------------------------------------------------------
 
 
+def parse_email(text: str) -> tuple[str, str]:
+    """(the address, normalised; the display name, or "") of `ada@lab.example` or
+    `Ada Lovelace <ada@lab.example>`; ValueError says what is wrong. A line break anywhere is
+    refused: an address ends up in a mail header."""
+    from email_validator import EmailNotValidError, validate_email
+
+    if not text.strip():
+        raise ValueError("an email address cannot be empty")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r} contains a line break or a control character")
+    try:
+        valid = validate_email(text, check_deliverability=False, allow_display_name=True)
+    except EmailNotValidError as e:
+        raise ValueError(f"{text!r} is not an email address: {e}") from None
+    return valid.normalized, valid.display_name or ""
+
+
 def _check_email(address: str) -> str:
-    if "@" not in address or address.strip() != address or not address:
-        raise ValueError(f"{address!r} is not an email address")
-    return address
+    return parse_email(address)[0]
 
 
 def _render_email(app: App, digest: Digest, address: str) -> Outgoing:
@@ -78,9 +94,30 @@ def _email_transport(app: App) -> AbstractContextManager[Transport]:
 # ---- Slack -------------------------------------------------------------------------------------
 
 
+SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+_SLACK_HOOK_PATH = re.compile(r"/services/T\w+/B\w+/[\w-]+|/(workflows|triggers)/[\w/-]+")
+
+
 def _check_webhook(address: str) -> str:
-    if not address.startswith("https://") or address.strip() != address:
-        raise ValueError("a Slack incoming webhook is an https:// URL")
+    """An incoming-webhook URL of Slack. The URL is a secret: the error shows its host only."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(address)
+        looks_right = (
+            parts.scheme == "https"
+            and parts.hostname in SLACK_HOOK_HOSTS
+            and parts.port is None
+            and not (parts.query or parts.fragment or parts.username)
+            and _SLACK_HOOK_PATH.fullmatch(parts.path) is not None
+        )
+    except ValueError:  # a port that is not a number, a broken IPv6 host
+        looks_right = False
+    if not looks_right:
+        raise ValueError(
+            f"{redact_url(address)} is not a Slack incoming-webhook URL; copy it from Slack's "
+            "app settings: https://hooks.slack.com/services/T…/B…/…"
+        )
     return address
 
 

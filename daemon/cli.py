@@ -8,7 +8,8 @@ checks that importing this module loads none of them).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -31,9 +32,13 @@ cli = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-users_cli = typer.Typer(help="Add, list and remove subscribers.", no_args_is_help=True)
-feeds_cli = typer.Typer(help="Add, list and remove feeds.", no_args_is_help=True)
-config_cli = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+users_cli = typer.Typer(
+    help="Add, show, change, import, list and remove subscribers.", no_args_is_help=True
+)
+feeds_cli = typer.Typer(
+    help="Add, test, list, enable, disable and remove feeds.", no_args_is_help=True
+)
+config_cli = typer.Typer(help="Check, show and change the configuration.", no_args_is_help=True)
 db_cli = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(feeds_cli, name="feeds")
@@ -84,8 +89,9 @@ def _open_app(*, check: bool = True) -> Iterator[App]:
     """The wired app for one command (schema checked first), closed afterwards."""
     from daemon.app import make_app
     from daemon.db import check_schema
+    from daemon.settings import config_path
 
-    app = make_app(_settings())
+    app = make_app(_settings(), config_file=config_path(_state.config))
     try:
         if check:
             check_schema(app.store.engine)
@@ -94,12 +100,60 @@ def _open_app(*, check: bool = True) -> Iterator[App]:
         app.close()
 
 
+def _who() -> str:
+    """Who acts from the command line, for the audit log: cli:<unix user>."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "cli:unknown"
+
+
+def _audit(app: App, action: str, target: str = "", detail: str = "") -> None:
+    """Record a change made from the command line in the audit log the console shows."""
+    app.store.admin.audit(app.clock(), _who(), action, target, detail)
+
+
+# Events the command's own summary reports (once, on stderr): not logged as well.
+SUMMARISED = frozenset(
+    {
+        ("paperwire.jobs", "feed failed"),
+        ("paperwire.jobs", "delivery failed for good"),
+        ("paperwire.jobs", "transport unavailable; digests wait"),
+        ("paperwire.jobs", "ranking failed"),
+    }
+)
+
+
+def _not_summarised(record: logging.LogRecord) -> bool:
+    return (record.name, record.msg) not in SUMMARISED
+
+
 @contextmanager
 def _progress() -> Iterator[jobs.Progress]:
-    """A Rich progress bar on a terminal; silent otherwise."""
+    """While a job runs for the command line: a Rich progress bar on a terminal (silent
+    otherwise) with the log lines printed above it, not through it; the events the summary
+    reports are not logged too."""
+    root = logging.getLogger()
+    handlers = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    for h in handlers:
+        h.addFilter(_not_summarised)
+    try:
+        with _bar() as update:
+            yield update
+    finally:
+        for h in handlers:
+            h.removeFilter(_not_summarised)
+
+
+@contextmanager
+def _bar() -> Iterator[jobs.Progress]:
     if not err.is_terminal:
         yield lambda what, done, total: None
         return
+    import sys
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
@@ -115,7 +169,19 @@ def _progress() -> Iterator[jobs.Progress]:
         def update(what: str, done: int, total: int) -> None:
             bar.update(task, description=what, completed=done, total=total)
 
-        yield update
+        # Rich redirects sys.stderr while the bar is live; the log handler still holds the
+        # stream it was made with: point it at the redirected one meanwhile
+        swapped = [
+            (h, h.setStream(sys.stderr))
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler)
+        ]
+        try:
+            yield update
+        finally:
+            for h, stream in swapped:
+                if stream is not None:  # None: it was the same stream
+                    h.setStream(stream)
 
 
 def entry() -> None:
@@ -171,11 +237,17 @@ def run() -> None:
 
     with _open_app() as app:
         app.recommender_config  # noqa: B018  (validates recommender.options before starting)
-        out.print(
-            f"paperwire running; links served on {app.settings.server.base_url}; "
-            "Ctrl-C or SIGTERM stops it"
-        )
-        serve(app)
+        base = str(app.settings.server.base_url).rstrip("/")
+
+        def announce() -> None:
+            console = f"{base}/admin" if app.settings.admin.passwords else "closed (no admin yet)"
+            out.print(
+                f"paperwire running; links served on {base}; console: {console}; "
+                "Ctrl-C or SIGTERM stops it",
+                markup=False,
+            )
+
+        serve(app, announce)
 
 
 @cli.command()
@@ -214,8 +286,9 @@ def digest(
             made, delivered = jobs.digest_and_deliver(
                 app, now, users=user or None, force=True, progress=progress
             )
-            _print_digests(made, show_picks=False)
-            _print_delivery(delivered)
+        _print_digests(made, show_picks=False)
+        _print_delivery(delivered)
+    _exit_if_unusable(delivered)
 
 
 def _check_users(app: App, names: list[str] | None) -> None:
@@ -229,8 +302,12 @@ def deliver() -> None:
     """Send the digests that are due (new ones and retries)."""
     from daemon import jobs
 
-    with _open_app() as app, _progress() as progress:
-        _print_delivery(jobs.deliver(app, app.clock(), progress=progress))
+    with _open_app() as app:
+        with _progress() as progress:
+            report = jobs.deliver(app, app.clock(), progress=progress)
+        _print_delivery(report)
+        _print_waiting(app)
+    _exit_if_unusable(report)
 
 
 @cli.command()
@@ -248,6 +325,8 @@ def cycle(
         with _progress() as progress:
             report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)
         _print_cycle(report, time.perf_counter() - started)
+        _print_waiting(app)
+    _exit_if_unusable(report.delivery)
 
 
 @cli.command()
@@ -255,12 +334,20 @@ def demo(
     outbox: Annotated[
         Path | None, typer.Option(help="Where to leave the digests (default: from the config).")
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Then run the daemon on the demo: the console, the links."),
+    ] = False,
 ) -> None:
-    """Ingest the bundled real feed samples into SQLite, add demo subscribers, run one cycle."""
-    from daemon.demo import run_demo
+    """Ingest the bundled real feed samples into SQLite, add demo subscribers, run one cycle;
+    print the console's address and a demo password (`--serve` then runs it)."""
+    from daemon.demo import run_demo, serve_demo
+    from daemon.settings import config_path
 
     settings = _settings()
-    run_demo(settings, console=out, outbox=outbox)
+    run_demo(settings, console=out, outbox=outbox, source=config_path(_state.config))
+    if serve:
+        serve_demo(out)
 
 
 @cli.command("eval")
@@ -343,6 +430,7 @@ def config_show() -> None:
     settings = load_settings(_state.config)
     data = json.loads(settings.model_dump_json())
     data["database"]["url"] = _redact_db(settings.database.url)
+    data["admin"]["passwords"] = dict.fromkeys(data["admin"]["passwords"], "**********")
     out.print_json(data=data)
 
 
@@ -383,25 +471,32 @@ def users_add(
     slack_webhook: Annotated[
         str | None, typer.Option(help="Slack incoming-webhook URL for the digest.")
     ] = None,
-    display_name: Annotated[str, typer.Option(help="Name used in greetings.")] = "",
+    display_name: Annotated[
+        str, typer.Option(help="Name used in greetings (default: from 'Name <address>').")
+    ] = "",
     timezone: Annotated[str, typer.Option(help="IANA time zone of the user.")] = "UTC",
     digest_hour: Annotated[
         int | None, typer.Option(min=0, max=23, help="Local hour of the digest (default: config).")
     ] = None,
 ) -> None:
     """Add a subscriber with an email address and/or a Slack webhook."""
+    from daemon.checks import check_display_name, check_handle
+
+    _checked(check_handle, name, "NAME")
+    display_name = _checked(check_display_name, display_name, "--display-name")
     if not email and not slack_webhook:
         raise PaperwireError("give --email and/or --slack-webhook: a digest needs somewhere to go")
-    channels = _check_user_options(email, slack_webhook, timezone)
+    channels, named = _check_user_options(email, slack_webhook, timezone)
     with _open_app() as app:
         app.store.people.add(
             name,
             app.clock(),
             channels={k: v for k, v in channels.items() if v},
-            display_name=display_name,
+            display_name=display_name or named,
             timezone=timezone,
             digest_hour=digest_hour,
         )
+        _audit(app, "user added", name)
         out.print(f"added user {name}", markup=False)
 
 
@@ -427,53 +522,73 @@ def users_set(
         typer.Option("--subscribe/--unsubscribe", help="Resume or stop the user's digests."),
     ] = None,
 ) -> None:
-    """Change a subscriber's channels, time zone, digest hour, size or subscription."""
-    channels = _check_user_options(email, slack_webhook, timezone)
+    """Change a subscriber's channels, time zone, digest hour, size or subscription (all at
+    once or nothing: a subscribed user keeps at least one channel)."""
+    from daemon.checks import check_display_name
+
+    channels, _ = _check_user_options(email, slack_webhook, timezone)
+    if display_name is not None:
+        display_name = _checked(check_display_name, display_name, "--display-name")
+    changes: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("display_name", display_name),
+            ("timezone", timezone),
+            ("digest_hour", digest_hour),
+            ("max_picks", max_picks),
+        )
+        if value is not None
+    }
     with _open_app() as app:
-        changes: dict[str, object] = {
-            key: value
-            for key, value in (
-                ("display_name", display_name),
-                ("timezone", timezone),
-                ("digest_hour", digest_hour),
-                ("max_picks", max_picks),
-            )
-            if value is not None
-        }
-        user = app.store.people.update(name, **changes)
-        if subscribed is not None:
-            app.store.people.set_subscribed(user.id, subscribed, app.clock())
-        for kind, address in channels.items():
-            app.store.people.set_channel(user.id, kind, address or None)
+        app.store.people.edit(
+            name,
+            app.clock(),
+            changes=changes,
+            channels={kind: address or None for kind, address in channels.items()},
+            subscribed=subscribed,
+        )
+        _audit(app, "user changed", name)
         out.print(f"updated user {name}", markup=False)
+
+
+def _checked(check: Callable[[str], str], value: str, label: str) -> str:
+    """`check(value)`, its ValueError a one-line error naming the input."""
+    try:
+        return check(value)
+    except ValueError as e:
+        raise PaperwireError(f"{label}: {e}") from None
 
 
 def _check_user_options(
     email: str | None, slack_webhook: str | None, timezone: str | None
-) -> dict[ChannelKind, str]:
+) -> tuple[dict[ChannelKind, str], str]:
     """The channels given (an empty address: remove that channel), each checked by its kind's
-    rule in `daemon.channels`; and the time zone."""
-    from daemon.channels import CHANNELS
+    rule in `daemon.channels`, and the display name in 'Name <address>'; the time zone."""
+    from daemon.channels import CHANNELS, parse_email
     from daemon.db.models import ChannelKind
     from daemon.settings import check_timezone
 
     channels: dict[ChannelKind, str] = {}
-    for kind, option, address in (
-        (ChannelKind.EMAIL, "--email", email),
-        (ChannelKind.SLACK, "--slack-webhook", slack_webhook),
-    ):
-        if address is None:
-            continue
-        try:
-            channels[kind] = CHANNELS[kind].check(address) if address else ""
-        except ValueError as e:
-            raise PaperwireError(f"{option}: {e}") from None
+    named = ""
+    if email:
+        channels[ChannelKind.EMAIL], named = _parse(parse_email, email, "--email")
+    elif email == "":
+        channels[ChannelKind.EMAIL] = ""
+    if slack_webhook is not None:
+        check = CHANNELS[ChannelKind.SLACK].check
+        channels[ChannelKind.SLACK] = (
+            _checked(check, slack_webhook, "--slack-webhook") if slack_webhook else ""
+        )
     if timezone is not None:
-        try:
-            check_timezone(timezone)
-        except ValueError as e:
-            raise PaperwireError(f"--timezone {timezone!r}: {e}") from None
-    return channels
+        _checked(check_timezone, timezone, f"--timezone {timezone!r}")
+    return channels, named
+
+
+def _parse(parse: Callable[[str], tuple[str, str]], value: str, label: str) -> tuple[str, str]:
+    try:
+        return parse(value)
+    except ValueError as e:
+        raise PaperwireError(f"{label}: {e}") from None
 
 
 @users_cli.command("list")
@@ -499,6 +614,7 @@ def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
         app.store.people.remove(name)
+        _audit(app, "user removed", name)
         out.print(f"removed user {name}", markup=False)
 
 
@@ -541,19 +657,22 @@ def follow(
     remove: Annotated[bool, typer.Option("--remove", help="Forget these follows/mutes.")] = False,
 ) -> None:
     """Follow (or mute) keywords and authors; works from day one, before any like."""
+    from daemon.checks import check_follow
     from daemon.db.models import FollowKind
 
     if not keyword and not author:
         raise PaperwireError("give at least one --keyword or --author")
+    keyword = [_checked(check_follow, k, "--keyword") for k in keyword or []]
+    author = [_checked(lambda a: check_follow(a, "author"), a, "--author") for a in author or []]
     with _open_app() as app:
         people = app.store.people
         u = people.get(user)
         for kind, values in ((FollowKind.KEYWORD, keyword), (FollowKind.AUTHOR, author)):
-            for value in values or []:
+            for value in values:
                 if remove:
                     people.remove_follow(u.id, kind, value)
                 else:
-                    people.set_follow(u.id, kind, value.strip(), muted=mute)
+                    people.set_follow(u.id, kind, value, muted=mute)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
             f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
@@ -576,21 +695,29 @@ def feeds_add(
         ),
     ],
 ) -> None:
-    """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers)."""
-    if not url.startswith(("http://", "https://", "file:")):
-        raise PaperwireError(f"{url!r} is not an http(s) URL")
+    """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers).
+
+    The URL is checked as the fetcher will treat it (http/https, a public host); `feeds test`
+    fetches it once without storing anything."""
+    from daemon.checks import check_feed_url, check_handle
+
+    _checked(lambda n: check_handle(n, "feed name"), name, "NAME")
     with _open_app() as app:
+        ing = app.settings.ingest
+        policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
+        _checked(lambda u: check_feed_url(u, **policy), url, "URL")
         app.store.feeds.add(name, url, app.clock())
+        _audit(app, "feed added", name, url)
         out.print(f"added feed {name}", markup=False)
 
 
 @feeds_cli.command("list")
 def feeds_list() -> None:
-    """List feeds with their last fetch and error."""
+    """List feeds with their last fetch, the new papers they brought, and their last error."""
     from rich.table import Table
 
     with _open_app() as app:
-        table = Table("name", "url", "enabled", "last ok", "papers seen", "last error")
+        table = Table("name", "url", "enabled", "last ok", "new papers (last / all)", "last error")
         for f in app.store.feeds.all():
             last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
             table.add_row(
@@ -598,7 +725,7 @@ def feeds_list() -> None:
                 escape(f.url),
                 "yes" if f.enabled else "no",
                 last_ok,
-                str(f.papers_seen),
+                f"{f.last_new_papers} / {f.papers_seen}",
                 escape(f.last_error or ""),
             )
         out.print(table)
@@ -609,6 +736,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
         app.store.feeds.set_enabled(name, True)
+        _audit(app, "feed enabled", name)
         out.print(f"enabled feed {name}", markup=False)
 
 
@@ -617,6 +745,7 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
         app.store.feeds.set_enabled(name, False)
+        _audit(app, "feed disabled", name)
         out.print(f"disabled feed {name}", markup=False)
 
 
@@ -625,6 +754,7 @@ def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
         app.store.feeds.remove(name)
+        _audit(app, "feed removed", name)
         out.print(f"removed feed {name}", markup=False)
 
 
@@ -672,8 +802,40 @@ def _print_delivery(r: jobs.DeliveryReport) -> None:
         err.print(f"  [red]delivery failed[/]: {escape(e)}", highlight=False)
 
 
+def _print_waiting(app: App) -> None:
+    """Digests held for later (a retry, or a transport that could deliver nothing) are not
+    claimed by a run: say that they wait, and until when."""
+    from datetime import UTC
+
+    n, first = app.store.digests.waiting(app.clock())
+    if n:
+        at = first.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if first else "later"
+        out.print(
+            f"{n} digest(s) wait for a later try, the first at {at} "
+            "(`paperwire deliveries list --state pending`; `deliveries retry` tries now)"
+        )
+
+
+def _exit_if_unusable(r: jobs.DeliveryReport) -> None:
+    """A transport that could deliver nothing needs a person: exit status 1."""
+    if r.postponed:
+        err.print(
+            "[bold red]error:[/] a transport could deliver nothing; fix the [email] or [slack] "
+            "settings (see the error above), the digests are kept",
+            highlight=False,
+        )
+        raise SystemExit(1)
+
+
 def _print_cycle(r: jobs.CycleReport, seconds: float) -> None:
     _print_ingest(r.ingest)
     _print_digests(r.digests, show_picks=False)
     _print_delivery(r.delivery)
     out.print(f"cycle took {seconds:.1f} s")
+
+
+# the admin's commands (status, deliveries, preview, users show/import, feeds test, config
+# set/unset, admin) live beside this module and add themselves to the command tree
+from daemon import cli_admin as _cli_admin  # noqa: E402
+
+__all__ = ["_cli_admin", "cli", "entry", "main"]

@@ -2,11 +2,14 @@
 
 It starts from a fresh SQLite database each time, ingests the samples in config/demo/, adds a few
 subscribers (an email reader with likes, a Slack reader with likes, a keyword follower and a
-newcomer with nothing yet), runs one full cycle and prints where the digests are.
+newcomer with nothing yet), runs one full cycle and prints where the digests are. It also writes
+var/demo/paperwire.toml with a console admin `demo` and a fresh random password, and prints the
+console's address and that password; `paperwire demo --serve` then runs the daemon on it.
 """
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import time
 from dataclasses import dataclass
@@ -24,11 +27,14 @@ from daemon.settings import (
     DatabaseSettings,
     FeedSettings,
     Settings,
+    config_path,
+    load_settings,
 )
 
 SAMPLES = Path(__file__).resolve().parent.parent / "config" / "demo"
 DEMO_DIR = Path("var/demo")
 DEMO_WEBHOOK = "https://hooks.slack.com/services/T000DEMO/B000DEMO/demo-not-a-real-webhook"
+DEMO_ADMIN = "demo"
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,69 @@ def demo_settings(base: Settings, root: Path) -> Settings:
     )
 
 
-def run_demo(base: Settings, *, console: Console, outbox: Path | None = None) -> jobs.CycleReport:
+def write_demo_config(root: Path, source: Path | None, settings: Settings, password: str) -> Path:
+    """var/demo/paperwire.toml: the configuration paperwire was started with (its comments
+    kept), pointed at the demo's database, samples and outbox, with the console admin `demo`."""
+    import tomlkit
+
+    from daemon.passwords import hash_password
+
+    bundled = Path(__file__).resolve().parent.parent / "config" / "paperwire.toml"
+    text = (source if source and source.is_file() else bundled).read_text(encoding="utf-8")
+    doc = tomlkit.parse(text)
+    admins = tomlkit.inline_table()
+    admins.update({DEMO_ADMIN: hash_password(password)})
+    overrides: dict[tuple[str, str], object] = {
+        ("database", "url"): settings.database.url,
+        ("ingest", "allow_files"): True,
+        ("email", "transport"): "file",
+        ("slack", "transport"): "file",
+        ("delivery", "outbox_dir"): str(settings.delivery.outbox_dir),
+        ("server", "secret_key_file"): str(settings.server.secret_key_file),
+        ("admin", "passwords"): admins,
+    }
+    for (section, key), value in overrides.items():
+        if section not in doc:
+            doc[section] = tomlkit.table()
+        doc[section][key] = value
+    feeds = tomlkit.aot()
+    for f in settings.feeds:
+        feeds.append(tomlkit.item({"name": f.name, "url": f.url}))
+    doc["feeds"] = feeds
+    path = root / "paperwire.toml"
+    path.write_text(tomlkit.dumps(doc), encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+def serve_demo(console: Console) -> None:
+    """`paperwire demo --serve`: the daemon on var/demo/paperwire.toml (the links, the console
+    and the jobs) until Ctrl-C."""
+    from daemon.scheduler import serve
+
+    path = DEMO_DIR / "paperwire.toml"
+    settings = demo_settings(load_settings(path), DEMO_DIR)
+    app = make_app(settings, config_file=path)
+    try:
+        serve(app, lambda: console.print(
+            f"paperwire demo running: console {_console_url(settings)} — Ctrl-C stops it",
+            highlight=False,
+        ))  # fmt: skip
+    finally:
+        app.close()
+
+
+def _console_url(settings: Settings) -> str:
+    return f"{str(settings.server.base_url).rstrip('/')}/admin"
+
+
+def run_demo(
+    base: Settings,
+    *,
+    console: Console,
+    outbox: Path | None = None,
+    source: Path | None = None,
+) -> jobs.CycleReport:
     root = DEMO_DIR
     if root.exists():
         shutil.rmtree(root)
@@ -107,6 +175,14 @@ def run_demo(base: Settings, *, console: Console, outbox: Path | None = None) ->
         seconds = time.perf_counter() - started
         report = jobs.CycleReport(ingest=ingested, digests=digests, delivery=delivery)
         _print(console, report, settings, seconds)
+        password = secrets.token_urlsafe(9)
+        config = write_demo_config(root, source or config_path(), settings, password)
+        console.print(
+            f"\nThe console: [bold]{_console_url(settings)}[/] — name [bold]{DEMO_ADMIN}[/], "
+            f"password [bold]{password}[/] (new at every demo). Start it with "
+            f"`paperwire demo --serve`, or `paperwire --config {config} run`.",
+            highlight=False,
+        )
         return report
     finally:
         app.close()

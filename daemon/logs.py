@@ -47,8 +47,9 @@ def _quote(v: Any) -> str:
 
 
 # Libraries whose INFO lines are noise or would leak secrets: httpx logs every request's full
-# URL, and a Slack webhook's URL is its secret.
-QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler.executors.default", "mail.log", "alembic")
+# URL, and a Slack webhook's URL is its secret; APScheduler announces every job it adds and
+# runs (paperwire logs "scheduled" and "job done" itself). Their warnings still show.
+QUIET_LIBRARIES = ("httpx", "httpcore", "apscheduler", "mail.log", "alembic")
 
 
 def quiet_libraries() -> None:

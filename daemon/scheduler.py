@@ -1,18 +1,24 @@
-"""`paperwire run`: APScheduler 3 says *when*; the web app serves the links; SIGTERM stops both.
+"""`paperwire run`: APScheduler 3 says *when*; the web app serves the links, the console and
+/metrics; SIGTERM stops both.
 
 Ingest and digest jobs run on cron triggers in the configured time zone. A run missed during
 downtime is caught up once at start (coalesce, misfire grace), and the digest job itself is
-idempotent and catches up on any user whose local digest hour has passed.
+idempotent and catches up on any user whose local digest hour has passed. The configuration
+file is watched: a change (from the console, `paperwire config set`, or an editor) is applied
+without a restart, and a new schedule reschedules the jobs (a job running meanwhile finishes).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import FrameType
 
@@ -22,18 +28,29 @@ from fastapi import FastAPI
 
 from daemon import jobs
 from daemon.app import App
-from daemon.settings import crontab_trigger
+from daemon.errors import ConfigError, PaperwireError
+from daemon.metrics import Metrics
+from daemon.settings import Settings, crontab_trigger, load_settings
 from daemon.web.pages import make_web
 
 log = logging.getLogger("paperwire.daemon")
 
+CONFIG_WATCH_SECONDS = 10
 
-def _guarded(name: str, fn: Callable[[App, datetime], object], app: App) -> Callable[[], None]:
+
+def _guarded(
+    name: str,
+    fn: Callable[[App, datetime], object],
+    app: App,
+    metrics: Metrics | None = None,
+) -> Callable[[], None]:
     def run() -> None:
         now = app.clock()
         try:
             result = fn(app, now)
             log.info("job done", extra={"job": name, "result": _summary(result)})
+            if metrics is not None:
+                metrics.observe(result, now, app.clock() + timedelta(seconds=1))
         except Exception:  # the job boundary: log and wait for the next run
             log.exception("job failed", extra={"job": name})
 
@@ -64,7 +81,8 @@ def _catch_up(app: App, now: datetime) -> jobs.DeliveryReport:
     return _digest_and_deliver(app, now)
 
 
-def make_scheduler(app: App) -> BackgroundScheduler:
+def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundScheduler:
+    """The jobs on their schedule; they follow later changes of the settings."""
     sched = app.settings.schedule
     scheduler = BackgroundScheduler(
         timezone=sched.timezone,
@@ -76,25 +94,136 @@ def make_scheduler(app: App) -> BackgroundScheduler:
     )
     tz = sched.timezone
     scheduler.add_job(
-        _guarded("ingest", jobs.ingest, app),
+        _guarded("ingest", jobs.ingest, app, metrics),
         crontab_trigger(sched.ingest_cron, tz),
         id="ingest",
         name="ingest feeds",
     )
     scheduler.add_job(
-        _guarded("digest", _digest_and_deliver, app),
+        _guarded("digest", _digest_and_deliver, app, metrics),
         crontab_trigger(sched.digest_cron, tz),
         id="digest",
         name="make and deliver digests",
     )
     # catch up once after downtime: each job only does what is still owed
     scheduler.add_job(
-        _guarded("catch-up", _catch_up, app),
+        _guarded("catch-up", _catch_up, app, metrics),
         "date",
         run_date=app.clock() + timedelta(seconds=5),
         id="catch-up",
     )
+    if app.config_file is not None:
+        scheduler.add_job(
+            ConfigWatch(app),
+            "interval",
+            seconds=CONFIG_WATCH_SECONDS,
+            id="config-watch",
+            name="apply a changed configuration file",
+        )
+    app.settings_hooks.append(lambda old, new: reschedule(scheduler, old, new))
     return scheduler
+
+
+def reschedule(scheduler: BackgroundScheduler, old: Settings, new: Settings) -> None:
+    """Put the cron jobs on the new schedule (a job running now finishes first; its next run
+    follows the new times)."""
+    a, b = old.schedule, new.schedule
+    for job_id, before, after in (
+        ("ingest", a.ingest_cron, b.ingest_cron),
+        ("digest", a.digest_cron, b.digest_cron),
+    ):
+        if scheduler.get_job(job_id) is None:
+            continue
+        if (before, a.timezone) != (after, b.timezone):
+            scheduler.reschedule_job(job_id, trigger=crontab_trigger(after, b.timezone))
+            log.info("rescheduled", extra={"job": job_id, "cron": after, "tz": b.timezone})
+        if a.misfire_grace_seconds != b.misfire_grace_seconds:
+            scheduler.modify_job(job_id, misfire_grace_time=b.misfire_grace_seconds)
+
+
+class ConfigWatch:
+    """A job that applies the configuration file when it has changed (its size or time)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.seen = self._signature()
+        self.refused: tuple[int, int] | None = None
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            st = self.app.config_file.stat() if self.app.config_file else None
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size) if st else None
+
+    def __call__(self) -> None:
+        now = self._signature()
+        if now is None or now == self.seen:
+            return
+        try:
+            new = load_settings(self.app.config_file)
+            if new == self.app.settings:  # written by the console, which applied it already
+                self.seen = now
+                return
+            restart = self.app.apply_settings(new)
+        except ConfigError as e:
+            if now != self.refused:  # said once per version of the file
+                log.error("configuration not applied", extra={"error": str(e)})
+                self.refused = now
+            return
+        except Exception:
+            log.exception("configuration not applied")
+            return
+        self.seen = now
+        log.info("configuration file applied", extra={"restart_for": ",".join(restart)})
+
+
+@dataclass
+class Daemon:
+    """What `paperwire run` runs: the jobs, the web app (links, console, /metrics) and the
+    metrics they share."""
+
+    app: App
+    scheduler: BackgroundScheduler
+    web: FastAPI
+    metrics: Metrics
+
+    def deliver_now(self) -> None:
+        """Start a delivery run at once (the console's "retry now" and "resend")."""
+        self.scheduler.add_job(
+            _guarded("deliver", jobs.deliver, self.app, self.metrics),
+            id="deliver-now",
+            replace_existing=True,
+        )
+
+
+def make_daemon(app: App) -> Daemon:
+    metrics = Metrics(app.store)
+    scheduler = make_scheduler(app, metrics)
+    daemon = Daemon(app, scheduler, FastAPI(), metrics)
+    daemon.web = make_web(app, daemon)
+    return daemon
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything starts: a port already taken is one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        why = (
+            "the port is in use (another `paperwire run`?)"
+            if e.errno == errno.EADDRINUSE
+            else (e.strerror or str(e))
+        )
+        raise PaperwireError(
+            f"cannot listen on {host}:{port}: {why}; stop the other process or set server.port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 class _Server(uvicorn.Server):
@@ -118,10 +247,13 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(app: App) -> None:
-    """Run the scheduler and the web app until SIGTERM or Ctrl-C."""
-    scheduler = make_scheduler(app)
-    web = make_web(app)
+def serve(app: App, announce: Callable[[], None] = lambda: None) -> None:
+    """Run the scheduler and the web app until SIGTERM or Ctrl-C (`announce` runs once the
+    address is taken)."""
+    server = app.settings.server
+    sock = _listen(server.host, server.port)
+    daemon = make_daemon(app)
+    scheduler, web = daemon.scheduler, daemon.web
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -138,8 +270,8 @@ def serve(app: App) -> None:
             log.info("scheduler stopped")
 
     web.router.lifespan_context = lifespan
-    server = app.settings.server
     config = uvicorn.Config(
         web, host=server.host, port=server.port, log_level="warning", access_log=False
     )
-    _Server(config, app).run()
+    announce()
+    _Server(config, app).run(sockets=[sock])

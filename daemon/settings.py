@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -145,6 +146,31 @@ class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_format: bool = False
 
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.strip().upper() if isinstance(v, str) else v
+
+
+class AdminSettings(_Section):
+    # name → argon2 hash of the admin's password (`paperwire admin set-password NAME`)
+    passwords: dict[str, str] = Field(default_factory=dict)
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    max_failed_logins: int = Field(default=5, ge=1)
+    lockout_minutes: float = Field(default=15.0, gt=0)
+
+    @field_validator("passwords")
+    @classmethod
+    def _hashes(cls, v: dict[str, str]) -> dict[str, str]:
+        """Admin names are case-insensitive (environment variables come lower-cased)."""
+        for name, hashed in v.items():
+            if not name.strip() or not hashed.startswith("$argon2"):
+                raise ValueError(
+                    f"the entry of {name!r} is not an argon2 hash; write it with "
+                    f"`paperwire admin set-password {name or 'NAME'}`"
+                )
+        return {name.lower(): hashed for name, hashed in v.items()}
+
 
 class Settings(BaseSettings):
     """The whole configuration; frozen once loaded."""
@@ -167,6 +193,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = SlackSettings()
     delivery: DeliverySettings = DeliverySettings()
     log: LogSettings = LogSettings()
+    admin: AdminSettings = AdminSettings()
     feeds: tuple[FeedSettings, ...] = ()
 
     @classmethod
@@ -242,9 +269,70 @@ def config_path(explicit: str | Path | None = None) -> Path:
     return Path(env) if env else DEFAULT_CONFIG
 
 
-def load_settings(path: str | Path | None = None) -> Settings:
-    """Read, validate and freeze the settings; raise ConfigError naming the key and the value."""
+ENV_PREFIX = "PAPERWIRE_"
+# PAPERWIRE_ variables that are not keys: the file to read, and the test suite's own switches
+OTHER_VARIABLES = ("PAPERWIRE_CONFIG",)
+TEST_VARIABLES = ("PAPERWIRE_TEST_", "PAPERWIRE_REQUIRE_", "PAPERWIRE_REGEN")
+
+
+def _section_models() -> dict[str, type[BaseModel] | None]:
+    """Each top-level key → its section's model (None: not a section, i.e. `feeds`)."""
+    found: dict[str, type[BaseModel] | None] = {}
+    for name, info in Settings.model_fields.items():
+        ann = info.annotation
+        found[name] = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return found
+
+
+def _env_names() -> dict[str, tuple[str, bool]]:
+    """Every variable that sets something → (the dotted key, whether it is a table whose
+    entries may be set one by one: PAPERWIRE_ADMIN__PASSWORDS__ADA)."""
+    names: dict[str, tuple[str, bool]] = {}
+    for section, model in _section_models().items():
+        names[f"{ENV_PREFIX}{section.upper()}"] = (section, False)
+        for key, info in (model.model_fields if model else {}).items():
+            is_table = getattr(info.annotation, "__origin__", None) is dict
+            names[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = (f"{section}.{key}", is_table)
+    return names
+
+
+def environment_keys(environ: Mapping[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """The keys set by PAPERWIRE_ variables ({dotted key: variable}; a whole section's variable
+    names the section), and one line per variable that sets nothing, with a suggestion."""
+    env = os.environ if environ is None else environ
+    names = _env_names()
+    keys: dict[str, str] = {}
+    problems: list[str] = []
+    for var in sorted(env):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in OTHER_VARIABLES:
+            continue
+        if upper.startswith(TEST_VARIABLES):
+            continue
+        if upper in names:
+            keys[names[upper][0]] = var
+            continue
+        head, sep, _ = upper.rpartition("__")
+        if sep and head in names and names[head][1]:  # one entry of a table
+            keys[names[head][0]] = var
+            continue
+        bare = [n.removeprefix(ENV_PREFIX) for n in names]
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX), bare, n=1, cutoff=0.7)
+        hint = (
+            f"did you mean {ENV_PREFIX}{close[0]}?"
+            if close
+            else "keys are set as PAPERWIRE_<SECTION>__<KEY>, e.g. PAPERWIRE_EMAIL__PASSWORD"
+        )
+        problems.append(f"  {var}: unknown environment variable ({hint})")
+    return keys, problems
+
+
+def load_settings(path: str | Path | None = None, *, shown_as: Path | None = None) -> Settings:
+    """Read, validate and freeze the settings; raise ConfigError naming the key and the value
+    (and any PAPERWIRE_ variable that sets nothing). `shown_as`: the file named in messages
+    (a change is checked in a temporary copy before it replaces the file)."""
     file = config_path(path)
+    shown = shown_as or file
     if not file.is_file():
         raise ConfigError(
             f"{file}: configuration file not found; pass --config FILE or set PAPERWIRE_CONFIG "
@@ -254,22 +342,33 @@ def load_settings(path: str | Path | None = None) -> Settings:
         with file.open("rb") as fh:
             tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{file}: not valid TOML: {e}") from e
+        raise ConfigError(f"{shown}: not valid TOML: {e}") from e
     from_file: type[Settings] = type(
         "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}}
     )
+    _, env_problems = environment_keys()
     try:
-        return from_file()
+        settings = from_file()
     except ValidationError as e:
-        raise ConfigError(describe_errors(file, e)) from None
+        raise ConfigError(describe_errors(shown, e, env_problems)) from None
+    if env_problems:
+        raise ConfigError(
+            f"{shown}: invalid configuration ({len(env_problems)} problem(s)):\n"
+            + "\n".join(env_problems)
+        )
+    return settings
 
 
-def describe_errors(file: Path, error: ValidationError) -> str:
-    """One line per bad key: where, the bad value, and what is allowed."""
-    lines = [f"{file}: invalid configuration ({error.error_count()} problem(s)):"]
+def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()) -> str:
+    """One line per bad key: where, the bad value, and what is allowed (`more`: further lines,
+    such as unknown environment variables)."""
+    lines = list(more)
     for err in error.errors():
         key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
+        variable = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
+        if err["type"] == "extra_forbidden" and any(variable in line for line in more):
+            continue  # an unknown environment variable, reported as such above
         if err["type"] == "extra_forbidden":
             hint = _did_you_mean(err["loc"])
             lines.append(f"  {key}: unknown key{hint}; see config/paperwire.toml for every key")
@@ -277,8 +376,9 @@ def describe_errors(file: Path, error: ValidationError) -> str:
         msg = err["msg"].removeprefix("Value error, ")
         shown = "(missing)" if err["type"] == "missing" else repr(_redact(key, value))
         lines.append(f"  {key} = {shown}: {msg}")
-    lines.append("  (environment variables PAPERWIRE_<SECTION>__<KEY> override the file)")
-    return "\n".join(lines)
+    head = f"{file}: invalid configuration ({len(lines)} problem(s)):"
+    tail = "  (environment variables PAPERWIRE_<SECTION>__<KEY> override the file)"
+    return "\n".join([head, *lines, tail])
 
 
 def _redact(key: str, value: Any) -> Any:

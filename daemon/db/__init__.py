@@ -2,17 +2,20 @@
 and one small store per entity, each returning plain frozen rows (`rows`).
 
 `Store` gathers them: `store.feeds`, `store.papers`, `store.people`, `store.digests`,
-`store.models`. Every method opens its own short transaction; times come in as parameters
-(this package never reads the clock).
+`store.models`, `store.health` (the figures of the console and `paperwire status`) and
+`store.admin` (audit log, console sessions). Every method opens its own short transaction;
+times come in as parameters (this package never reads the clock).
 """
 
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
+from daemon.db.admin import AdminRecords
 from daemon.db.digests import Digests
 from daemon.db.engine import SchemaError, check_schema, make_engine
 from daemon.db.feeds import Feeds
+from daemon.db.health import Health
 from daemon.db.model_state import ModelStates
 from daemon.db.papers import Papers
 from daemon.db.people import People
@@ -28,6 +31,8 @@ class Store:
         self.people = People(engine)
         self.digests = Digests(engine)
         self.models = ModelStates(engine)
+        self.health = Health(engine)
+        self.admin = AdminRecords(engine)
 
 
 __all__ = ["SchemaError", "Store", "check_schema", "make_engine"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -417,3 +417,77 @@ class Digests(Repository):
             d.parts_sent = parts_sent
             s.add(d)
             s.commit()
+
+    # ---- the admin's actions (console and `paperwire deliveries`) ----------------------------
+    # Kept together at the end of the class: the delivery job above does not use them.
+
+    def retry_now(self, digest_ids: Collection[int], now: datetime) -> list[int]:
+        """Make digests due now: pending ones (waiting for a retry or a transport) at once,
+        failed ones again from their first attempt. Sent, empty and leased digests are left
+        alone. Returns the ids changed."""
+        changed: list[int] = []
+        with self.session() as s:
+            for d in s.exec(select(Digest).where(col(Digest.id).in_(list(digest_ids)))).all():
+                leased = d.leased_until is not None and d.leased_until > now
+                if leased or d.state not in (DigestState.PENDING, DigestState.FAILED):
+                    continue
+                if d.state == DigestState.FAILED:
+                    d.state, d.attempts = DigestState.PENDING, 0
+                d.next_attempt_at = now
+                s.add(d)
+                changed.append(d.id or 0)
+            s.commit()
+        return sorted(changed)
+
+    def cancel(self, digest_ids: Collection[int], reason: str) -> list[int]:
+        """Give up pending digests (not one being sent: its lease is held) with the reason as
+        their last error. Returns the ids changed."""
+        changed: list[int] = []
+        with self.session() as s:
+            q = select(Digest).where(
+                col(Digest.id).in_(list(digest_ids)), Digest.state == DigestState.PENDING
+            )
+            for d in s.exec(q).all():
+                if d.leased_until is not None:
+                    continue
+                d.state, d.last_error = DigestState.FAILED, reason
+                s.add(d)
+                changed.append(d.id or 0)
+            s.commit()
+        return sorted(changed)
+
+    def resend(self, digest_id: int, now: datetime) -> bool:
+        """Send a digest once more (it keeps its Message-ID): back to pending, due now.
+        False when it is pending already or has nothing to send."""
+        with self.session() as s:
+            d = s.get_one(Digest, digest_id)
+            has_items = s.exec(
+                select(DigestItem.id).where(DigestItem.digest_id == digest_id)
+            ).first()
+            if d.state == DigestState.PENDING or (d.state == DigestState.EMPTY and not has_items):
+                return False
+            d.state, d.attempts, d.parts_sent = DigestState.PENDING, 0, 0
+            d.next_attempt_at, d.leased_until, d.sent_at = now, None, None
+            s.add(d)
+            s.commit()
+            return True
+
+    def waiting(self, now: datetime) -> tuple[int, datetime | None]:
+        """Pending digests not due yet (a retry, or a transport that could deliver nothing):
+        how many, and when the first is due."""
+        with self.session() as s:
+            q = select(sa.func.count(), sa.func.min(Digest.next_attempt_at)).where(
+                Digest.state == DigestState.PENDING, col(Digest.next_attempt_at) > now
+            )
+            n, first = s.exec(q).one()
+            if isinstance(first, datetime) and first.tzinfo is None:  # SQLite: no offset kept
+                first = first.replace(tzinfo=UTC)
+            return int(n), first
+
+    def sent_between(self, since: datetime, until: datetime) -> list[float]:
+        """Seconds from made to sent of the digests sent in [since, until) (delivery latency)."""
+        with self.session() as s:
+            q = select(Digest.created_at, Digest.sent_at).where(
+                col(Digest.sent_at) >= since, col(Digest.sent_at) < until
+            )
+            return [(sent - made).total_seconds() for made, sent in s.exec(q).all() if sent]

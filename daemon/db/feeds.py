@@ -82,6 +82,7 @@ class Feeds(Repository):
         last_modified: str | None = None,
         papers: int = 0,
     ) -> None:
+        """One fetch: its outcome, and on success how many new papers it brought."""
         with self.session() as s:
             feed = s.get(Feed, feed_id)
             if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
@@ -94,6 +95,7 @@ class Feeds(Repository):
                 feed.etag = etag or feed.etag
                 feed.last_modified = last_modified or feed.last_modified
                 feed.papers_seen += papers
+                feed.last_new_papers = papers
             else:
                 feed.last_error = error[:1000]
                 feed.consecutive_errors += 1

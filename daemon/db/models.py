@@ -74,7 +74,8 @@ class Feed(SQLModel, table=True):
     last_ok_at: datetime | None = Field(default=None, sa_column=_ts())
     last_error: str | None = None
     consecutive_errors: int = 0
-    papers_seen: int = 0
+    papers_seen: int = 0  # new papers this feed brought, in all
+    last_new_papers: int = 0  # new papers of the last successful fetch
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
@@ -192,7 +193,31 @@ class ModelState(SQLModel, table=True):
     blob: bytes = Field(sa_column=Column(sa.LargeBinary, nullable=False))
 
 
+class AuditEntry(SQLModel, table=True):
+    """One admin action (console or command line): who, what, on what, when."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+    admin: str  # the console's admin name, or "cli:<unix user>"
+    action: str  # "feed added", "config changed", "login failed", …
+    target: str = ""  # a user's or feed's name, a config key, a digest id
+    detail: str = ""  # never a secret
+
+
+class AdminSession(SQLModel, table=True):
+    """A console login: the cookie holds a random token, the database its SHA-256."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    admin: str
+    csrf_token: str
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    expires_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
+
+
 __all__ = [
+    "AdminSession",
+    "AuditEntry",
     "Channel",
     "ChannelKind",
     "DeliveryAttempt",

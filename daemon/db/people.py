@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -25,6 +26,19 @@ from daemon.errors import NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
 
+
+@dataclass(frozen=True)
+class Imported:
+    """One subscriber of an import, checked: what the file says about them (None: the file
+    does not say; an empty address: no channel of that kind)."""
+
+    name: str
+    channels: Mapping[ChannelKind, str]
+    timezone: str | None = None
+    digest_hour: int | None = None
+    display_name: str | None = None
+
+
 Subscriber = tuple[UserRow, list[ChannelRow]]
 
 
@@ -41,10 +55,18 @@ class People(Repository):
         timezone: str = "UTC",
         digest_hour: int | None = None,
     ) -> UserRow:
-        """A new subscriber with a channel per kind given (`{ChannelKind.EMAIL: "a@b.c"}`)."""
+        """A new subscriber with a channel per kind given (`{ChannelKind.EMAIL: "a@b.c"}`).
+        Refused when an email address is another user's."""
         with self.session() as s:
             if s.exec(select(User).where(User.name == name)).first():
                 raise PaperwireError(f"user {name!r} already exists")
+            if not any((channels or {}).values()):
+                raise PaperwireError(
+                    f"user {name!r} needs an email address or a Slack webhook: a digest needs "
+                    "somewhere to go"
+                )
+            for kind, address in (channels or {}).items():
+                _check_free(s, None, kind, address)
             user = User(
                 name=name,
                 display_name=display_name or name,
@@ -93,12 +115,87 @@ class People(Repository):
             s.delete(_named(s, name))
             s.commit()
 
+    def edit(
+        self,
+        name: str,
+        now: datetime,
+        *,
+        changes: Mapping[str, object] | None = None,
+        channels: Mapping[ChannelKind, str | None] | None = None,
+        subscribed: bool | None = None,
+    ) -> UserRow:
+        """Change a user in one transaction: settings (display_name, timezone, digest_hour,
+        max_picks), channels (an empty address removes that kind) and subscription. Nothing
+        changes when the result would leave the user subscribed without a channel, or give them
+        another user's email address."""
+        with self.session() as s:
+            user = _named(s, name)
+            assert user.id is not None
+            for key, value in (changes or {}).items():
+                setattr(user, key, value)
+            if subscribed is not None and subscribed != user.active:
+                user.active = subscribed
+                user.unsubscribed_at = None if subscribed else now
+            s.add(user)
+            for kind, address in (channels or {}).items():
+                _check_free(s, user.id, kind, address)
+                _replace_channel(s, user.id, kind, address or None)
+            s.flush()
+            _check_reachable(s, user)
+            s.commit()
+            return UserRow.of(user)
+
+    def import_many(self, rows: Sequence[Imported], now: datetime) -> tuple[int, int, int]:
+        """Add or update many subscribers in one transaction: (added, updated, unchanged).
+        Running it again with the same rows changes nothing; it never subscribes again someone
+        who unsubscribed. Refused as a whole when an email address is another user's."""
+        names = [r.name for r in rows]
+        added = updated = 0
+        with self.session() as s:
+            users = {u.name: u for u in _users_named(s, names)}
+            emails = {
+                address.lower(): name
+                for address, name in s.exec(
+                    select(Channel.address, User.name)
+                    .join(User, col(User.id) == col(Channel.user_id))
+                    .where(Channel.kind == ChannelKind.EMAIL)
+                ).all()
+            }
+            for r in rows:
+                email = r.channels.get(ChannelKind.EMAIL)
+                owner = emails.get(email.lower()) if email else None
+                if owner is not None and owner != r.name:
+                    raise PaperwireError(
+                        f"{r.name}: {email} is already the email address of user {owner!r}"
+                    )
+            for r in rows:
+                user = users.get(r.name)
+                if user is None:
+                    user = User(name=r.name, display_name=r.display_name or r.name, created_at=now)
+                    added += 1
+                elif not _import_changes(s, user, r):
+                    continue
+                else:
+                    updated += 1
+                user.timezone = r.timezone or user.timezone
+                user.digest_hour = r.digest_hour if r.digest_hour is not None else user.digest_hour
+                user.display_name = r.display_name or user.display_name
+                s.add(user)
+                s.flush()
+                assert user.id is not None
+                for kind, address in r.channels.items():
+                    _replace_channel(s, user.id, kind, address or None)
+            s.commit()
+        return added, updated, len(rows) - added - updated
+
     def set_subscribed(self, user_id: int, subscribed: bool, now: datetime) -> None:
+        """Subscribe (refused without a channel) or unsubscribe a user."""
         with self.session() as s:
             user = s.get_one(User, user_id)
             user.active = subscribed
             user.unsubscribed_at = None if subscribed else now
             s.add(user)
+            _check_reachable(s, user)
             s.commit()
 
     def subscribers(self, names: Sequence[str] | None = None) -> list[Subscriber]:
@@ -120,29 +217,20 @@ class People(Repository):
     # ---- channels ----------------------------------------------------------------------------
 
     def set_channel(self, user_id: int, kind: ChannelKind, address: str | None) -> None:
-        """Replace the user's channel of this kind; None removes it.
-
-        A changed address is updated in place: deleting the row would cascade to its digests,
-        so today's digest would be made and sent again and the record of what was sent lost."""
+        """Replace the user's channel of this kind; None removes it (refused when that leaves a
+        subscribed user without a channel)."""
         with self.session() as s:
-            olds = list(
-                s.exec(
-                    select(Channel)
-                    .where(Channel.user_id == user_id, Channel.kind == kind)
-                    .order_by(col(Channel.id))
-                ).all()
-            )
-            keep = olds[0] if olds and address else None
-            for old in olds:
-                if old is not keep:
-                    s.delete(old)
+            _check_free(s, user_id, kind, address)
+            _replace_channel(s, user_id, kind, address)
             s.flush()
-            if keep is not None:
-                keep.address, keep.active = str(address), True
-                s.add(keep)
-            elif address:
-                s.add(Channel(user_id=user_id, kind=kind, address=address))
+            _check_reachable(s, s.get_one(User, user_id))
             s.commit()
+
+    def owner_of(self, kind: ChannelKind, address: str) -> str | None:
+        """The name of the user with this address (email: compared ignoring case), if any."""
+        with self.session() as s:
+            owner = _owner(s, kind, address)
+            return owner[1] if owner else None
 
     # ---- feedback and follows ------------------------------------------------------------------
 
@@ -167,6 +255,8 @@ class People(Repository):
             return int(s.exec(select(sa.func.count()).select_from(Feedback)).one())
 
     def set_follow(self, user_id: int, kind: FollowKind, value: str, *, muted: bool) -> None:
+        if not value.strip():  # the command line and the console refuse it first
+            raise PaperwireError(f"an empty {kind} matches nothing; give a word or a name")
         with self.session() as s:
             row = s.exec(
                 select(Follow).where(
@@ -238,6 +328,90 @@ def _named(s: Session, name: str) -> User:
     if user is None:
         raise NotFoundError(f"no user named {name!r}; `paperwire users list` shows them")
     return user
+
+
+def _users_named(s: Session, names: Sequence[str]) -> list[User]:
+    found: list[User] = []
+    for start in range(0, len(names), 1000):
+        q = select(User).where(col(User.name).in_(list(names[start : start + 1000])))
+        found.extend(s.exec(q).all())
+    return found
+
+
+def _import_changes(s: Session, user: User, r: Imported) -> bool:
+    """Whether the row says anything new about this existing user."""
+    if r.timezone is not None and r.timezone != user.timezone:
+        return True
+    if r.digest_hour is not None and r.digest_hour != user.digest_hour:
+        return True
+    if r.display_name and r.display_name != user.display_name:
+        return True
+    have = {
+        ChannelKind(c.kind): c.address
+        for c in s.exec(select(Channel).where(Channel.user_id == user.id)).all()
+    }
+    return any(have.get(kind, "") != (address or "") for kind, address in r.channels.items())
+
+
+def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str | None) -> None:
+    """A changed address is updated in place: deleting the row would cascade to its digests,
+    so today's digest would be made and sent again and the record of what was sent lost."""
+    olds = list(
+        s.exec(
+            select(Channel)
+            .where(Channel.user_id == user_id, Channel.kind == kind)
+            .order_by(col(Channel.id))
+        ).all()
+    )
+    keep = olds[0] if olds and address else None
+    for old in olds:
+        if old is not keep:
+            s.delete(old)
+    s.flush()
+    if keep is not None:
+        keep.address, keep.active = str(address), True
+        s.add(keep)
+    elif address:
+        s.add(Channel(user_id=user_id, kind=kind, address=address))
+
+
+def _owner(s: Session, kind: ChannelKind, address: str) -> tuple[int, str] | None:
+    """(id, name) of the user with this address."""
+    match = (
+        sa.func.lower(Channel.address) == address.lower()
+        if kind == ChannelKind.EMAIL
+        else col(Channel.address) == address
+    )
+    q = (
+        select(User.id, User.name)
+        .join(Channel, col(Channel.user_id) == col(User.id))
+        .where(Channel.kind == kind, match)
+    )
+    row = s.exec(q).first()
+    return (int(row[0] or 0), row[1]) if row else None
+
+
+def _check_free(s: Session, user_id: int | None, kind: ChannelKind, address: str | None) -> None:
+    """An email address belongs to one user: two would get each other's digests (and links).
+    (A Slack channel may be shared: each webhook post is the user's own.)"""
+    if kind != ChannelKind.EMAIL or not address:
+        return
+    owner = _owner(s, kind, address)
+    if owner is not None and owner[0] != user_id:
+        raise PaperwireError(f"{address} is already the email address of user {owner[1]!r}")
+
+
+def _check_reachable(s: Session, user: User) -> None:
+    """A subscribed user always has somewhere for the digest to go."""
+    if not user.active:
+        return
+    q = select(sa.func.count()).select_from(Channel)
+    q = q.where(Channel.user_id == user.id, col(Channel.active).is_(True))
+    if int(s.exec(q).one()) == 0:
+        raise PaperwireError(
+            f"user {user.name!r} would be subscribed with no channel: give an email address or "
+            "a Slack webhook, or unsubscribe them"
+        )
 
 
 def _channels_by_user(channels: Sequence[Channel]) -> dict[int, list[ChannelRow]]:

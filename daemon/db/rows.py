@@ -40,7 +40,8 @@ class FeedRow:
     last_ok_at: datetime | None
     last_error: str | None
     consecutive_errors: int
-    papers_seen: int
+    papers_seen: int  # new papers it brought, in all
+    last_new_papers: int  # new papers of the last successful fetch
     created_at: datetime
 
     @classmethod
@@ -57,6 +58,7 @@ class FeedRow:
             last_error=f.last_error,
             consecutive_errors=f.consecutive_errors,
             papers_seen=f.papers_seen,
+            last_new_papers=f.last_new_papers,
             created_at=f.created_at,
         )
 

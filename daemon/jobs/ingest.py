@@ -11,9 +11,36 @@ from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import expand_url
+from daemon.ingest.parse import PaperIn, parse_feed
 from daemon.jobs.progress import Progress, no_progress
 
 log = logging.getLogger("paperwire.jobs")
+
+
+@dataclass(frozen=True)
+class FeedTrial:
+    """What one fetch of a feed would ingest (nothing is stored)."""
+
+    url: str  # with {date} filled in
+    papers: list[PaperIn]
+    new: int  # not stored yet
+    skipped: int  # entries that are not papers
+    error: str | None = None
+
+
+def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
+    """Fetch and parse a feed once, as the ingest job would, and say what it would bring;
+    store nothing. A failure is returned in `error`, not raised."""
+    expanded = expand_url(url, now)
+    try:
+        fetched = app.fetcher.fetch(expanded)
+        assert fetched.content is not None  # no validators sent: never a 304
+        parsed = parse_feed(fetched.content, url=expanded, content_type=fetched.content_type)
+    except FeedError as e:
+        return FeedTrial(expanded, [], 0, 0, str(e))
+    known = app.store.health.known_papers([p.key for p in parsed.papers])
+    new = len({p.key for p in parsed.papers} - known)
+    return FeedTrial(expanded, list(parsed.papers), new, len(parsed.skipped))
 
 
 @dataclass
@@ -69,7 +96,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         now,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
-        papers=len(parsed.papers),
+        papers=new,  # new ones only: a feed fetched six times has not brought six times more
     )
     report.feeds_ok += 1
     report.papers_new += new

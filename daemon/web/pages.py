@@ -3,15 +3,18 @@ exception handler that turns a bad or stale link into a friendly page."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from daemon.app import App
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink
+
+if TYPE_CHECKING:
+    from daemon.scheduler import Daemon
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -35,7 +38,9 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
-def make_web(app: App) -> FastAPI:
+def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
+    """The web app: the pages behind the digest's links, /healthz; with the daemon (`paperwire
+    run`) also the console under /admin and /metrics."""
     from daemon.web.feedback import feedback_routes
 
     pages = Pages()
@@ -54,4 +59,17 @@ def make_web(app: App) -> FastAPI:
         return JSONResponse({"ok": True, "papers": app.store.papers.count()})
 
     web.include_router(feedback_routes(app, pages))
+    from daemon.web.console import ago, install, local_time
+
+    pages.env.globals.update(when=local_time, ago=ago)
+    install(web, app, pages, daemon)
+    if daemon is not None:
+        metrics = daemon.metrics
+
+        @web.get("/metrics")
+        def prometheus() -> Response:
+            from daemon.metrics import CONTENT_TYPE
+
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     return web

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.cli import main
+from daemon.cli import err, main, out
 
 
 def cli_env() -> dict[str, str]:
@@ -33,15 +33,19 @@ def run_paperwire(*args: str, cwd: Path) -> Ran:
     stdout, stderr = io.StringIO(), io.StringIO()
     code = 0
     saved_env, saved_cwd = dict(os.environ), Path.cwd()
+    saved_widths = out.width, err.width
     os.environ.clear()
     os.environ.update(cli_env())
     os.chdir(cwd)
+    # the consoles read COLUMNS when this module was imported: give them the run's width
+    out.width = err.width = int(os.environ["COLUMNS"])
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
             main(list(args))
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     finally:
+        out.width, err.width = saved_widths
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)

@@ -284,10 +284,13 @@ def test_brackets_in_names_and_feed_text_are_printed_not_taken_for_markup(tmp_pa
     with a traceback (MarkupError) after the change was already stored."""
     pw = Runner(write_config(tmp_path), tmp_path)
     pw("db", "upgrade")
-    assert "added user a[/]b" in pw("users", "add", "a[/]b", "--email", "a@lab.example").stdout
+    refused = pw("users", "add", "a[/]b", "--email", "a@lab.example", expect=1)
+    assert "'a[/]b' is not a valid user name" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    pw("users", "add", "ab", "--email", "a@lab.example", "--display-name", "A [/]b [bold]")
     missing = pw("like", "no[/]one", "2401.00001", expect=1)
     assert "no user named 'no[/]one'" in missing.stderr and "Traceback" not in missing.stderr
-    assert "a[/]b" in pw("users", "list").stdout
+    assert "A [/]b [bold]" in pw("users", "show", "ab").stdout
     feed = tmp_path / "feed.xml"
     feed.write_text(
         '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
@@ -296,7 +299,7 @@ def test_brackets_in_names_and_feed_text_are_printed_not_taken_for_markup(tmp_pa
     )
     pw("feeds", "add", "local", feed.as_uri())
     pw("ingest")
-    liked = pw("like", "a[/]b", "guid:https://example.org/p1")
+    liked = pw("like", "ab", "guid:https://example.org/p1")
     assert "Closing [/] tags [bold]everywhere" in liked.stdout
 
 

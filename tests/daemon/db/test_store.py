@@ -12,7 +12,7 @@ import pytest
 from daemon.app import App
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, DigestState
-from daemon.errors import NotFoundError
+from daemon.errors import NotFoundError, PaperwireError
 from daemon.ingest.parse import PaperIn
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 
@@ -146,8 +146,13 @@ def test_changing_a_channel_address_keeps_its_digests(app_factory: Callable[...,
         assert now_channel.address == address
         assert store.digests.channels_done(uid, period) == {now_channel.id}
         assert store.people.signals([uid])[uid].sent == {pid}
+    # the last channel of a subscribed user cannot go: the digest would have nowhere to go
+    with pytest.raises(PaperwireError, match="no channel"):
+        store.people.set_channel(uid, ChannelKind.EMAIL, None)
+    assert store.people.subscribers()[0][1] == [now_channel]
+    store.people.set_subscribed(uid, False, NOW)
     store.people.set_channel(uid, ChannelKind.EMAIL, None)
-    assert store.people.subscribers()[0][1] == []
+    assert store.people.all()[0][1] == []
 
 
 def test_a_number_too_large_for_an_id_is_not_found_on_every_backend(

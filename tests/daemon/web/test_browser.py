@@ -7,13 +7,9 @@ PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 import uvicorn
@@ -23,49 +19,14 @@ from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _browser_problem() -> str | None:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        return "playwright is not installed (pip install -e '.[dev]')"
-    return None
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    problem = _browser_problem()
-    if problem:
-        if os.environ.get("PAPERWIRE_REQUIRE_BROWSER") == "1":
-            pytest.fail(problem + " (PAPERWIRE_REQUIRE_BROWSER=1)")
-        pytest.skip(problem)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            yield browser.new_page()
-        finally:
-            browser.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.daemon.web.conftest import free_port
 
 
 @pytest.fixture
 def served(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> Iterator[tuple[App, str]]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     feed = (FEEDS / "arxiv-api" / "2016-10-09_api_search_au_del_maestro.xml").as_uri()
     app = app_factory(

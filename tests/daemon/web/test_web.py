@@ -290,7 +290,7 @@ def test_healthz(world: World) -> None:
 
 def test_unknown_path_is_404(world: World) -> None:
     assert world.client.get("/f").status_code == 404
-    assert world.client.get("/admin").status_code == 404
+    assert world.client.get("/admin/no-such-page").status_code == 404  # /admin: the console
 
 
 def test_a_javascript_paper_link_is_never_made_a_live_link(world: World) -> None:

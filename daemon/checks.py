@@ -1,0 +1,93 @@
+"""Checks of what people type, applied where it enters (the command line, the console, a CSV
+import): handles, follows, feed URLs. Each returns the value to store, or raises ValueError
+whose message names the value and what to write instead. (Channel addresses are checked by
+their kind in `daemon.channels`; time zones by `daemon.settings.check_timezone`.)
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+HANDLE_MAX = 64
+_HANDLE = re.compile(rf"\w[\w.-]{{0,{HANDLE_MAX - 1}}}")
+FOLLOW_MAX = 200
+
+
+def check_handle(name: str, what: str = "user name") -> str:
+    """A short handle typed on the command line: letters, digits, '.', '_' and '-'."""
+    if not name.strip():
+        raise ValueError(f"a {what} cannot be empty; use a short handle like 'ada'")
+    if not _HANDLE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a valid {what}: use letters, digits, '.', '_' or '-' "
+            f"(at most {HANDLE_MAX}, starting with a letter or digit), e.g. 'ada' or 'grace.h'"
+        )
+    return name
+
+
+def check_follow(value: str, what: str = "keyword") -> str:
+    """A keyword or an author's name: not empty, one line."""
+    text = " ".join(value.split())
+    if not text:
+        raise ValueError(f"an empty {what} matches nothing; give a word or a name")
+    if len(text) > FOLLOW_MAX:
+        raise ValueError(f"a {what} of {len(text)} characters is too long (at most {FOLLOW_MAX})")
+    return text
+
+
+DISPLAY_NAME_MAX = 100
+
+
+def check_display_name(text: str) -> str:
+    """The name used in greetings and in the digest's To: header: one line, not too long."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"{text!r} contains a line break or a control character")
+    name = " ".join(text.split())
+    if len(name) > DISPLAY_NAME_MAX:
+        raise ValueError(f"a display name of {len(name)} characters is too long (at most 100)")
+    return name
+
+
+def _has_space_or_control(text: str) -> bool:
+    return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
+    """A feed's address, checked as the fetcher will treat it: http(s) with a host that is not
+    internal (unless `ingest.allow_private_addresses`), or `file:` only with `ingest.allow_files`.
+    The host is resolved to apply the address policy."""
+    from daemon.errors import FetchError
+    from daemon.ingest.fetch import check_address
+
+    if not url.strip():
+        raise ValueError("a feed URL cannot be empty; e.g. https://rss.arxiv.org/rss/cs.LG")
+    if _has_space_or_control(url):
+        raise ValueError(f"{url!r} contains a space or a line break; write a space as %20")
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as e:
+        raise ValueError(f"{url!r} is not a URL ({e})") from None
+    if parts.scheme == "file":
+        if not allow_files:
+            raise ValueError(
+                f"{url!r}: local files are read only when ingest.allow_files = true "
+                "(meant for the demo and tests)"
+            )
+        if not parts.path or parts.path == "/":
+            raise ValueError(f"{url!r} names no file; e.g. file:///srv/feeds/cs.LG.xml")
+        return url
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(
+            f"{url!r} is not an http(s) URL; a feed's address starts with https:// "
+            "(e.g. https://rss.arxiv.org/rss/cs.LG)"
+        )
+    if not host:
+        raise ValueError(f"{url!r} has no host; e.g. https://rss.arxiv.org/rss/cs.LG")
+    if not allow_private:
+        try:
+            check_address(host)
+        except FetchError as e:
+            raise ValueError(str(e)) from None
+    return url

@@ -1,0 +1,477 @@
+"""The admin's commands: `status`, `deliveries`, `preview`, `users show/import`, `feeds test`,
+`config set/unset`, `admin set-password/remove/list`. Registered on the command tree of
+`daemon.cli` (which imports this module); heavy libraries are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.markup import escape
+
+from daemon.cli import (
+    _audit,
+    _checked,
+    _open_app,
+    _print_delivery,
+    _progress,
+    _state,
+    _who,
+    cli,
+    config_cli,
+    err,
+    feeds_cli,
+    out,
+    users_cli,
+)
+from daemon.errors import PaperwireError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from daemon.app import App
+    from daemon.db.health import Delivery
+    from daemon.status import Status
+
+deliveries_cli = typer.Typer(
+    help="List the digests by delivery state; retry or cancel them.", no_args_is_help=True
+)
+admin_cli = typer.Typer(help="The console's admins and their passwords.", no_args_is_help=True)
+cli.add_typer(deliveries_cli, name="deliveries")
+cli.add_typer(admin_cli, name="admin")
+
+STATES = ("pending", "postponed", "sent", "failed", "empty")
+
+
+def _time(t: datetime | None) -> str:
+    from datetime import UTC
+
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if t else "—"
+
+
+# ---- status --------------------------------------------------------------------------------------
+
+
+@cli.command()
+def status(
+    days: Annotated[int, typer.Option(min=1, max=90, help="Days of figures to show.")] = 7,
+) -> None:
+    """Feed health and deliveries by state for the last days, with the last errors.
+
+    Exits 1 when something needs a person: a feed failing for a day, digests held back by a
+    transport that could deliver nothing, digests that failed for good today."""
+    from daemon.status import status as read_status
+
+    with _open_app() as app:
+        report = read_status(app.store, app.clock(), days)
+    _print_status(report)
+    if report.problems:
+        raise SystemExit(1)
+
+
+def _print_status(s: Status) -> None:
+    from rich.table import Table
+
+    from daemon.status import feed_outcome
+
+    feeds = Table("feed", "state", "last fetch", "last ok", "new (last)", "new (all)", "last error")
+    for f in s.feeds:
+        feeds.add_row(
+            escape(f.name),
+            feed_outcome(f),
+            _time(f.last_fetched_at),
+            _time(f.last_ok_at),
+            str(f.last_new_papers),
+            str(f.papers_seen),
+            escape(f.last_error or ""),
+        )
+    out.print(feeds if s.feeds else "no feeds: add one with `paperwire feeds add`")
+    table = Table(
+        "day (UTC)", "papers", "sent", "failed", "pending", "postponed", "empty", "feedback",
+        "unsubscribed", title="digests by day", title_justify="left",
+    )  # fmt: skip
+    for d in s.days:
+        table.add_row(
+            d.day.isoformat(),
+            *(
+                str(n)
+                for n in (d.papers, d.sent, d.failed, d.pending, d.postponed, d.empty, d.feedback)
+            ),
+            str(d.unsubscribes),
+        )
+    out.print(table)
+    counts = ", ".join(f"{n} {state}" for state, n in s.counts.items())
+    out.print(f"digests now: {counts}")
+    for e in s.recent_errors:
+        out.print(
+            f"  last error of digest {e.id} ({escape(e.user)}, {e.kind}, {e.period}, {e.state}): "
+            f"{escape(e.last_error or '')}",
+            highlight=False,
+        )
+    if not s.problems:
+        out.print("[green]ok[/]: nothing needs a person")
+    for p in s.problems:
+        err.print(
+            f"[bold red]needs a person[/]: {escape(p.what)} — {escape(p.fix)}", highlight=False
+        )
+
+
+# ---- deliveries ----------------------------------------------------------------------------------
+
+
+@deliveries_cli.command("list")
+def deliveries_list(
+    state: Annotated[
+        str | None, typer.Option(help=f"Only this state: {', '.join(STATES)}.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user's digests.")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many (newest first).")] = 50,
+) -> None:
+    """Digests newest first, with their state, attempts, next try and last error."""
+    from daemon.db.models import DigestState
+
+    if state is not None and state not in STATES:
+        raise PaperwireError(f"--state {state!r}: give one of {', '.join(STATES)}")
+    with _open_app() as app:
+        if user is not None:
+            app.store.people.get(user)
+        if state == "postponed":
+            rows = app.store.health.deliveries(user=user, postponed_only=True, limit=limit)
+        else:
+            states = [DigestState(state)] if state else None
+            rows = app.store.health.deliveries(states, user=user, limit=limit)
+    _print_deliveries(rows)
+
+
+def _print_deliveries(rows: list[Delivery]) -> None:
+    from rich.table import Table
+
+    if not rows:
+        out.print("no digests")
+        return
+    table = Table("id", "user", "channel", "day", "state", "tries", "next try", "sent", "error")
+    for d in rows:
+        table.add_row(
+            str(d.id),
+            escape(d.user),
+            str(d.kind),
+            d.period.isoformat(),
+            "postponed" if d.postponed else str(d.state),
+            str(d.attempts),
+            _time(d.next_attempt_at) if d.state == "pending" else "",
+            _time(d.sent_at) if d.sent_at else "",
+            escape(d.last_error or ""),
+        )
+    out.print(table)
+
+
+IdsArgument = Annotated[list[int] | None, typer.Argument(help="Digest ids (`deliveries list`).")]
+
+
+@deliveries_cli.command("retry")
+def deliveries_retry(
+    ids: IdsArgument = None,
+    postponed: Annotated[
+        bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
+    ] = False,
+) -> None:
+    """Make digests due now (pending or failed ones) and deliver what is due."""
+    from daemon import jobs
+
+    with _open_app() as app:
+        chosen = _chosen(app, ids, postponed)
+        changed = app.store.digests.retry_now(chosen, app.clock())
+        _audit(app, "deliveries retried", ",".join(map(str, changed)))
+        out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
+        if changed:
+            with _progress() as progress:
+                report = jobs.deliver(app, app.clock(), progress=progress)
+            _print_delivery(report)
+            if report.postponed:
+                raise SystemExit(1)
+
+
+@deliveries_cli.command("cancel")
+def deliveries_cancel(
+    ids: IdsArgument = None,
+    postponed: Annotated[
+        bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
+    ] = False,
+) -> None:
+    """Give up pending digests: they are marked failed, 'cancelled by …', and not sent."""
+    with _open_app() as app:
+        chosen = _chosen(app, ids, postponed)
+        who = _who()
+        changed = app.store.digests.cancel(chosen, f"cancelled by {who}")
+        _audit(app, "deliveries cancelled", ",".join(map(str, changed)))
+        out.print(f"{len(changed)} digest(s) cancelled" + _skipped(chosen, changed))
+
+
+def _chosen(app: App, ids: list[int] | None, postponed: bool) -> list[int]:
+    chosen = list(ids or [])
+    if postponed:
+        chosen += [d.id for d in app.store.health.deliveries(postponed_only=True, limit=100_000)]
+    if not chosen and not postponed:
+        raise PaperwireError("give digest ids (see `paperwire deliveries list`) or --postponed")
+    return chosen
+
+
+def _skipped(chosen: list[int], changed: list[int]) -> str:
+    left = sorted(set(chosen) - set(changed))
+    if not left:
+        return ""
+    return f"; left alone (sent, empty, being sent or unknown): {', '.join(map(str, left))}"
+
+
+# ---- users ---------------------------------------------------------------------------------------
+
+
+@cli.command()
+def preview(
+    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    output: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the HTML here (default: stdout).")
+    ] = None,
+    text: Annotated[bool, typer.Option("--text", help="The plain-text part instead.")] = False,
+) -> None:
+    """Write the digest USER would get today (HTML), without storing or sending it."""
+    from daemon.jobs.preview import preview as make_preview
+
+    with _open_app() as app:
+        made = make_preview(app, user, app.clock())
+    body = made.text if text else made.html
+    if output is None:
+        sys.stdout.write(body)
+        return
+    output.write_text(body, encoding="utf-8")
+    err.print(
+        f"{escape(made.subject)}: {len(made.picks)} paper(s); written to {escape(str(output))}",
+        highlight=False,
+    )
+
+
+@users_cli.command("show")
+def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
+    """Everything about one subscriber: settings, channels, follows, likes, last digests."""
+    from daemon.channels import CHANNELS
+
+    with _open_app() as app:
+        user = app.store.people.get(name)
+        channels = next(c for u, c in app.store.people.all() if u.id == user.id)
+        signals = app.store.people.signals([user.id])[user.id]
+        digests = app.store.health.deliveries(user=name, limit=10)
+        default_hour = app.settings.schedule.digest_hour
+        default_picks = app.settings.digest.max_picks
+    hour = f"{user.digest_hour}" if user.digest_hour is not None else f"{default_hour} (default)"
+    picks = f"{user.max_picks}" if user.max_picks is not None else f"{default_picks} (default)"
+    lines = [
+        f"user {user.name} — {user.display_name}",
+        f"  subscribed: {'yes' if user.active else 'no, since ' + _time(user.unsubscribed_at)}",
+        f"  time zone: {user.timezone}; digest hour: {hour}; papers per digest: {picks}",
+        f"  since: {_time(user.created_at)}",
+    ]
+    lines += [f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" for c in channels] or [
+        "  no channel"
+    ]
+    for f in signals.follows:
+        lines.append(f"  {'mutes' if f.muted else 'follows'} {f.kind}: {f.value}")
+    lines.append(f"  likes: {len(signals.likes)}, dislikes: {len(signals.dislikes)}")
+    for line in lines:
+        out.print(line, markup=False, highlight=False)
+    if digests:
+        out.print("last digests:", markup=False)
+        _print_deliveries(digests)
+
+
+@users_cli.command("import")
+def users_import(
+    file: Annotated[Path, typer.Argument(help="CSV: name, email, slack_webhook, timezone, hour.")],
+) -> None:
+    """Add or update subscribers from a CSV file, all or nothing: every row is checked first
+    (errors by line); importing the same file again changes nothing."""
+    from daemon.importing import read_csv
+
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise PaperwireError(f"{file}: cannot read it as UTF-8 text ({e})") from None
+    read = read_csv(text)
+    for problem in read.errors:
+        err.print(f"{escape(str(file))}: {escape(problem)}", highlight=False)
+    if read.errors:
+        raise PaperwireError(f"{file}: {len(read.errors)} problem(s); nothing imported")
+    with _open_app() as app:
+        added, updated, same = app.store.people.import_many(read.rows, app.clock())
+        _audit(app, "users imported", file.name, f"{added} added, {updated} updated")
+    out.print(f"imported {file.name}: {added} added, {updated} updated, {same} unchanged")
+
+
+# ---- feeds ---------------------------------------------------------------------------------------
+
+
+@feeds_cli.command("test")
+def feeds_test(
+    feed: Annotated[str, typer.Argument(help="A feed's name, or a URL.")],
+    show: Annotated[int, typer.Option(min=0, help="Titles to show.")] = 10,
+) -> None:
+    """Fetch a feed once and show what it would ingest; store nothing."""
+    from daemon.checks import check_feed_url
+    from daemon.jobs.ingest import try_feed
+
+    with _open_app() as app:
+        known = {f.name: f.url for f in app.store.feeds.all()}
+        url = known.get(feed, feed)
+        ing = app.settings.ingest
+        policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
+        _checked(lambda u: check_feed_url(u, **policy), url, "URL")
+        trial = try_feed(app, url, app.clock())
+    if trial.error:
+        raise PaperwireError(f"{feed}: {trial.error}")
+    out.print(
+        f"{escape(trial.url)}: {len(trial.papers)} paper(s), {trial.new} new, "
+        f"{trial.skipped} skipped (not papers)",
+        highlight=False,
+    )
+    for p in trial.papers[:show]:
+        out.print(f"  {escape(p.key)}  {escape(p.title)}", highlight=False)
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+
+def _config_file() -> Path:
+    from daemon.settings import config_path
+
+    path = config_path(_state.config)
+    if not path.is_file():
+        raise PaperwireError(f"{path}: configuration file not found; pass --config FILE")
+    return path
+
+
+@config_cli.command("set")
+def config_set(
+    key: Annotated[str, typer.Argument(help="section.key, e.g. schedule.digest_hour")],
+    value: Annotated[str, typer.Argument(help="The new value (true/false, a number, text).")],
+) -> None:
+    """Change one key of the configuration file, keeping its comments. The new file is
+    checked first (nothing is written if it is invalid); the old one is kept as FILE.previous.
+    A running daemon applies it within seconds."""
+    from daemon.config_file import edit, value_of
+
+    path = _config_file()
+    new = value_of(key, value)
+    edit(path, {key: new})
+    shown = "(secret)" if _secret(key) else repr(new)
+    _record_config("config changed", key, shown)
+    out.print(f"{key} = {shown} written to {path}", markup=False, highlight=False)
+
+
+@config_cli.command("unset")
+def config_unset(
+    key: Annotated[str, typer.Argument(help="section.key, e.g. digest.subject_prefix")],
+) -> None:
+    """Remove one key from the configuration file: its default applies again."""
+    from daemon.config_file import UNSET, edit, keys
+
+    path = _config_file()
+    if key not in {k.key for k in keys()} and not key.startswith("admin.passwords."):
+        raise PaperwireError(f"{key}: unknown key; `paperwire config show` lists them")
+    edit(path, {key: UNSET})
+    _record_config("config unset", key, "")
+    out.print(f"{key} removed from {path} (its default applies)", markup=False)
+
+
+def _secret(key: str) -> bool:
+    from daemon.config_file import keys
+
+    return any(k.secret for k in keys() if k.key == key) or key.startswith("admin.passwords")
+
+
+def _record_config(action: str, key: str, detail: str) -> None:
+    """The audit entry of a change, when the database can be reached (the file changed in any
+    case)."""
+    try:
+        with _open_app() as app:
+            _audit(app, action, key, detail)
+    except PaperwireError as e:
+        err.print(f"[yellow]not in the audit log[/]: {escape(str(e))}", highlight=False)
+
+
+# ---- admins --------------------------------------------------------------------------------------
+
+
+def _read_password() -> str:
+    from daemon.passwords import check_new_password
+
+    if not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    return _checked(check_new_password, password, "password")
+
+
+@admin_cli.command("set-password")
+def admin_set_password(
+    name: Annotated[str, typer.Argument(help="The admin's login name.")],
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--print",
+            help="Print the hash for PAPERWIRE_ADMIN__PASSWORDS__NAME instead of writing it.",
+        ),
+    ] = False,
+) -> None:
+    """Set an admin's console password (asked twice; or one line on standard input): its
+    argon2 hash goes into the configuration file, never the password itself."""
+    from daemon.checks import check_handle
+    from daemon.config_file import edit
+    from daemon.passwords import hash_password
+
+    login = _checked(lambda n: check_handle(n, "admin name"), name, "NAME").lower()
+    hashed = hash_password(_read_password())
+    if show:
+        print(f"PAPERWIRE_ADMIN__PASSWORDS__{login.upper()}='{hashed}'")
+        return
+    settings = edit(_config_file(), {f"admin.passwords.{login}": hashed})
+    _end_sessions(login, "admin password set")
+    out.print(f"password of admin {login} set; log in at {settings.server.base_url}admin")
+
+
+@admin_cli.command("remove")
+def admin_remove(name: Annotated[str, typer.Argument(help="The admin's login name.")]) -> None:
+    """Remove an admin: their password leaves the file and their sessions end."""
+    from daemon.config_file import UNSET, edit
+
+    login = name.lower()
+    path = _config_file()
+    settings = edit(path, {f"admin.passwords.{login}": UNSET})
+    if login in settings.admin.passwords:  # still set by the environment
+        raise PaperwireError(f"admin {login} is set by PAPERWIRE_ADMIN__PASSWORDS__{login.upper()}")
+    _end_sessions(login, "admin removed")
+    out.print(f"admin {login} removed", markup=False)
+
+
+@admin_cli.command("list")
+def admin_list() -> None:
+    """The admins who can log in to the console (names only)."""
+    from daemon.settings import environment_keys, load_settings
+
+    settings = load_settings(_state.config)
+    from_env, _ = environment_keys()
+    for login in sorted(settings.admin.passwords):
+        where = "environment" if "admin.passwords" in from_env else "file"
+        out.print(f"{login} ({where})", markup=False)
+    if not settings.admin.passwords:
+        out.print("no admins: the console is closed; `paperwire admin set-password NAME`")
+
+
+def _end_sessions(login: str, action: str) -> None:
+    try:
+        with _open_app() as app:
+            app.store.admin.close_sessions_of(login)
+            _audit(app, action, login)
+    except PaperwireError as e:
+        err.print(f"[yellow]sessions not ended[/]: {escape(str(e))}", highlight=False)

@@ -1,0 +1,282 @@
+"""The configuration file, edited: `paperwire config set/unset`, `admin set-password`, the
+console's configuration page.
+
+A change is checked by the rules paperwire applies at start-up before anything is written; the
+file is then rewritten atomically (a temporary file in the same folder, fsync, rename) with
+tomlkit, so its comments and the order of its keys survive, and the version before is kept
+beside it as FILE.previous. Writers take a lock file first, so two concurrent changes both land
+and the file is never half written. A key set by a PAPERWIRE_ environment variable is not
+written: the variable would win anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, SecretStr
+
+from daemon.errors import ConfigError
+from daemon.settings import DEFAULT_CONFIG, Settings, environment_keys, load_settings
+
+BUNDLED = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG  # every key, commented
+RESTART_KEYS = frozenset({"database.url", "database.echo", "server.host", "server.port"})
+SECRET_KEYS = frozenset({"server.secret_key", "email.password", "database.url"})
+NOT_IN_FORM = frozenset({"admin.passwords"})  # `paperwire admin set-password`
+
+
+class Unset:
+    """The value of a key to remove from the file (its default applies again)."""
+
+
+UNSET = Unset()
+Change = Any  # a TOML value, or UNSET
+
+Kind = Literal["bool", "int", "float", "choice", "table", "text"]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the configuration, as the console's form and `config set` see it."""
+
+    key: str  # "schedule.digest_hour"
+    section: str
+    name: str
+    kind: Kind
+    choices: tuple[str, ...]
+    default: Any
+    comment: str  # from the bundled config/paperwire.toml
+    secret: bool  # never shown; an empty field keeps it
+    restart: bool  # takes effect at the next start
+
+
+def _kind(annotation: Any) -> tuple[Kind, tuple[str, ...]]:
+    if annotation is bool:
+        return "bool", ()
+    if annotation is int:
+        return "int", ()
+    if annotation is float:
+        return "float", ()
+    if get_origin(annotation) is dict:
+        return "table", ()
+    if get_origin(annotation) is Literal:
+        return "choice", tuple(str(a) for a in get_args(annotation))
+    return "text", ()
+
+
+def _default(info: Any) -> Any:
+    value = info.get_default(call_default_factory=True)
+    if isinstance(value, SecretStr):
+        return ""
+    return str(value) if isinstance(value, Path) or type(value).__name__ == "HttpUrl" else value
+
+
+def keys() -> list[Key]:
+    """Every key of every section, in the order of the settings (not `[[feeds]]`: the Feeds
+    page and `paperwire feeds` manage feeds)."""
+    comments = key_comments(BUNDLED.read_text(encoding="utf-8")) if BUNDLED.is_file() else {}
+    found = []
+    for section, section_info in Settings.model_fields.items():
+        model = section_info.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for name, info in model.model_fields.items():
+            dotted = f"{section}.{name}"
+            kind, choices = _kind(info.annotation)
+            found.append(
+                Key(
+                    key=dotted,
+                    section=section,
+                    name=name,
+                    kind=kind,
+                    choices=choices,
+                    default=_default(info),
+                    comment=comments.get(dotted, ""),
+                    secret=dotted in SECRET_KEYS or info.annotation is SecretStr,
+                    restart=dotted in RESTART_KEYS,
+                )
+            )
+    return found
+
+
+_SECTION = re.compile(r"^\[([\w.]+)\]\s*$")
+_KEY = re.compile(r"^(\w+)\s*=")
+
+
+def key_comments(text: str) -> dict[str, str]:
+    """{"section.key": its comment} from a commented TOML file: the comment lines right above
+    each key."""
+    found: dict[str, str] = {}
+    section, block = "", []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            block.append(line.lstrip("#").strip())
+            continue
+        if m := _SECTION.match(line):
+            section = m.group(1)
+        elif (m := _KEY.match(line)) and section:
+            found[f"{section}.{m.group(1)}"] = " ".join(b for b in block if b)
+        block = []
+    return found
+
+
+def value_of(key: str, text: str) -> Any:
+    """A value typed on the command line, as the TOML value of `key`: true/false for a switch,
+    a number, an inline table `{ a = 1 }`, else the text itself."""
+    known = {k.key: k for k in keys()}
+    if key not in known:
+        raise ConfigError(f"{key}: unknown key{_suggest(key, known)}")
+    kind = known[key].kind
+    if kind == "bool":
+        word = text.strip().lower()
+        if word in ("true", "yes", "on", "1"):
+            return True
+        if word in ("false", "no", "off", "0"):
+            return False
+        raise ConfigError(f"{key} = {text!r}: give true or false")
+    if kind in ("int", "float"):
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            raise ConfigError(f"{key} = {text!r}: give a number") from None
+    if kind == "table":
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(
+                f"{key}: {text!r} is not a TOML table like {{ a = 1 }} ({e})"
+            ) from None
+    return text
+
+
+def _suggest(key: str, known: Mapping[str, Key]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, list(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else "; `paperwire config show` lists them"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """One writer at a time (across processes): a lock file beside the configuration."""
+    lock = path.with_name(path.name + ".lock")
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as e:
+        raise ConfigError(f"{lock}: cannot lock the configuration ({e.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _check_writable(changes: Mapping[str, Change]) -> None:
+    set_by_env, _ = environment_keys()
+    for key in changes:
+        for env_key, variable in set_by_env.items():
+            if key == env_key or key.startswith(env_key + "."):
+                raise ConfigError(
+                    f"{key} is set by the environment variable {variable}; the file's value "
+                    f"would have no effect: change (or unset) the variable instead"
+                )
+        if key.split(".")[0] == "feeds":
+            raise ConfigError(
+                f"{key}: feeds are managed with `paperwire feeds add/remove` or in the file"
+            )
+
+
+def _apply(doc: Any, key: str, value: Change) -> None:
+    """Set or remove `section.key` (or `section.table.entry`) in a tomlkit document."""
+    import tomlkit
+
+    parts = key.split(".")
+    node = doc
+    for part in parts[:-1]:
+        if part not in node:
+            if value is UNSET:
+                return
+            node[part] = tomlkit.table() if node is doc else tomlkit.inline_table()
+        node = node[part]
+    if value is UNSET:
+        if parts[-1] in node:
+            del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+
+
+def edit(path: Path, changes: Mapping[str, Change]) -> Settings:
+    """Apply the changes ({"section.key": value or UNSET}) to the file at `path` and return
+    the new settings. Nothing is written unless the result is valid."""
+    import tomlkit
+
+    _check_writable(changes)
+    with _locked(path):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
+        try:
+            doc = tomlkit.parse(text)
+        except Exception as e:  # tomlkit's own parse errors
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        for key, value in changes.items():
+            _apply(doc, key, value)
+        new_text = tomlkit.dumps(doc)
+        return _replace(path, text, new_text)
+
+
+def _replace(path: Path, old_text: str, new_text: str) -> Settings:
+    mode = path.stat().st_mode & 0o777
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(new_text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        settings = load_settings(tmp, shown_as=path)  # the rules of start-up, env included
+        from daemon.app import recommender_config
+
+        recommender_config(settings)
+        previous = path.with_name(path.name + ".previous")
+        previous.write_text(old_text, encoding="utf-8")
+        os.chmod(previous, mode)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _sync_folder(path.parent)
+    return settings
+
+
+def _sync_folder(folder: Path) -> None:
+    """The rename itself survives a power cut once the folder is synced."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def restore_previous(path: Path) -> Settings:
+    """Put FILE.previous back (it is validated like any change)."""
+    previous = path.with_name(path.name + ".previous")
+    if not previous.is_file():
+        raise ConfigError(f"{previous}: no previous version kept")
+    with _locked(path):
+        old = path.read_text(encoding="utf-8")
+        return _replace(path, old, previous.read_text(encoding="utf-8"))
+
+
+__all__ = ["UNSET", "Key", "edit", "key_comments", "keys", "restore_previous", "value_of"]

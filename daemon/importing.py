@@ -1,0 +1,139 @@
+"""Subscribers from a CSV file (`paperwire users import FILE.csv`, the console's upload).
+
+The first row names the columns: `name` and at least one of `email` and `slack_webhook`, then
+optionally `timezone`, `hour` (the local digest hour) and `display_name`. Every row is checked
+by the rules of `users add`; any error is reported with its line and nothing is imported.
+Importing the same file again changes nothing (existing users are updated to what the file
+says), and nobody who unsubscribed is subscribed again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from daemon.channels import CHANNELS, parse_email
+from daemon.checks import check_display_name, check_handle
+from daemon.db.models import ChannelKind
+from daemon.db.people import Imported
+from daemon.settings import check_timezone
+
+MAX_ROWS = 100_000
+COLUMNS = {
+    "name": "name",
+    "user": "name",
+    "email": "email",
+    "e_mail": "email",
+    "slack_webhook": "slack",
+    "slack": "slack",
+    "webhook": "slack",
+    "timezone": "timezone",
+    "time_zone": "timezone",
+    "tz": "timezone",
+    "hour": "hour",
+    "digest_hour": "hour",
+    "display_name": "display_name",
+}
+
+
+@dataclass
+class ReadRows:
+    rows: list[Imported] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "line 7: …"
+
+
+def _column(header: str) -> str | None:
+    return COLUMNS.get(header.strip().lower().replace(" ", "_").replace("-", "_"))
+
+
+def read_csv(text: str) -> ReadRows:
+    """The rows of a CSV file, each checked; errors name the line and the column."""
+    result = ReadRows()
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = next(reader, None)
+    columns = [_column(h) for h in header or []]
+    if "name" not in columns or not ({"email", "slack"} & set(columns)):
+        result.errors.append(
+            "line 1: the first row must name the columns: name, email and/or slack_webhook, "
+            "then optionally timezone, hour, display_name"
+        )
+        return result
+    seen_names: dict[str, int] = {}
+    seen_emails: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue  # a blank line
+        if len(result.rows) + len(result.errors) >= MAX_ROWS:
+            result.errors.append(f"line {line}: more than {MAX_ROWS} rows; split the file")
+            break
+        cells = {col: value.strip() for col, value in zip(columns, record, strict=False) if col}
+        problems: list[str] = []
+        row = _row(cells, problems)
+        if row is not None:
+            if row.name in seen_names:
+                problems.append(f"user {row.name!r} is already on line {seen_names[row.name]}")
+            email = row.channels.get(ChannelKind.EMAIL, "").lower()
+            if email and email in seen_emails:
+                problems.append(f"{email} is already on line {seen_emails[email]}")
+            seen_names.setdefault(row.name, line)
+            if email:
+                seen_emails.setdefault(email, line)
+        if problems:
+            result.errors.extend(f"line {line}: {p}" for p in problems)
+        elif row is not None:
+            result.rows.append(row)
+    return result
+
+
+def _checked(check: Callable[[str], object], value: str, label: str, problems: list[str]) -> bool:
+    try:
+        check(value)
+    except ValueError as e:
+        problems.append(f"{label}: {e}")
+        return False
+    return True
+
+
+def _row(cells: dict[str, str], problems: list[str]) -> Imported | None:
+    name = cells.get("name", "")
+    _checked(check_handle, name, "name", problems)
+    channels: dict[ChannelKind, str] = {}
+    display = cells.get("display_name") or None
+    if display is not None and _checked(check_display_name, display, "display_name", problems):
+        display = check_display_name(display)
+    if "email" in cells:
+        channels[ChannelKind.EMAIL] = ""
+        if cells["email"]:
+            try:
+                channels[ChannelKind.EMAIL], named = parse_email(cells["email"])
+                display = display or named or None
+            except ValueError as e:
+                problems.append(f"email: {e}")
+    if "slack" in cells:
+        slack = cells["slack"]
+        check = CHANNELS[ChannelKind.SLACK].check
+        if not slack or _checked(check, slack, "slack_webhook", problems):
+            channels[ChannelKind.SLACK] = slack
+    if not cells.get("email") and not cells.get("slack"):
+        problems.append("give an email address or a Slack webhook: a digest needs somewhere to go")
+    timezone = cells.get("timezone") or None
+    if timezone is not None:
+        _checked(check_timezone, timezone, "timezone", problems)
+    hour = _hour(cells.get("hour", ""), problems)
+    if problems:
+        return None
+    return Imported(
+        name=name, channels=channels, timezone=timezone, digest_hour=hour, display_name=display
+    )
+
+
+def _hour(text: str, problems: list[str]) -> int | None:
+    if not text:
+        return None
+    if not text.isdigit() or not 0 <= int(text) <= 23:
+        problems.append(f"hour: {text!r} is not an hour from 0 to 23")
+        return None
+    return int(text)

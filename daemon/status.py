@@ -1,0 +1,99 @@
+"""How the daemon is doing, for `paperwire status` and the console's health page: each feed's
+last fetch, figures per day, deliveries by state with their last errors, and the problems that
+need a person (a feed failing for a day, digests held back by an unusable transport, digests
+given up today)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from daemon.db import Store
+from daemon.db.health import Day, Delivery, day_start
+from daemon.db.models import DigestState
+from daemon.db.rows import FeedRow
+
+FAILING_FOR = timedelta(days=1)  # a feed failing this long needs a person
+SHOWN_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    what: str  # one line: what is wrong
+    fix: str  # what to do
+
+
+@dataclass(frozen=True)
+class Status:
+    now: datetime
+    feeds: list[FeedRow]
+    days: list[Day]  # oldest first, today last
+    counts: dict[str, int]  # digests by state, "postponed" apart from "pending"
+    postponed: list[Delivery]
+    failed_today: list[Delivery]
+    recent_errors: list[Delivery]  # pending or failed digests with an error, newest first
+    problems: list[Problem]
+
+
+def feed_outcome(feed: FeedRow) -> str:
+    """never fetched | ok | failing | disabled."""
+    if not feed.enabled:
+        return "disabled"
+    if feed.last_fetched_at is None:
+        return "never fetched"
+    return "failing" if feed.last_error else "ok"
+
+
+def status(store: Store, now: datetime, days: int = 7) -> Status:
+    today = now.astimezone(UTC).date()
+    failing = store.health.failing_feeds(now, FAILING_FOR)
+    postponed = store.health.deliveries(postponed_only=True, limit=1000)
+    failed_today = store.health.failed_since(day_start(today))
+    errors = [
+        d
+        for d in store.health.deliveries([DigestState.PENDING, DigestState.FAILED], limit=50)
+        if d.last_error
+    ][:SHOWN_ERRORS]
+    feeds = store.feeds.all()
+    by_name = {f.name: f for f in feeds}
+    problems = [
+        Problem(
+            f"feed {name} has failed since "
+            f"{_when(by_name[name].last_ok_at or by_name[name].created_at)}: "
+            f"{by_name[name].last_error}",
+            f"check its URL (`paperwire feeds test {name}`), or disable it",
+        )
+        for name in failing
+    ]
+    if postponed:
+        problems.append(
+            Problem(
+                f"{len(postponed)} digest(s) wait for a transport that could deliver nothing: "
+                f"{postponed[0].last_error}",
+                "fix the [email] or [slack] settings (server, login); they are sent at the "
+                "next run, or now with `paperwire deliveries retry`",
+            )
+        )
+    if failed_today:
+        problems.append(
+            Problem(
+                f"{len(failed_today)} digest(s) failed for good today: "
+                f"{failed_today[0].last_error}",
+                "see `paperwire deliveries list --state failed`; fix the address, then "
+                "`paperwire deliveries retry ID`",
+            )
+        )
+    return Status(
+        now=now,
+        feeds=feeds,
+        days=store.health.days(today - timedelta(days=days - 1), today),
+        counts=store.health.counts(),
+        postponed=postponed,
+        failed_today=failed_today,
+        recent_errors=errors,
+        problems=problems,
+    )
+
+
+def _when(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -1,0 +1,156 @@
+"""Who may use the console: password login (argon2 hashes from `admin.passwords`), sessions,
+CSRF tokens, a login rate limit with lockout, and the audit log entry of every action.
+
+- A session is a random token in an HTTP-only, SameSite=Strict cookie scoped to /admin (Secure
+  unless the console is served over plain http on a non-loopback address); the database keeps
+  only its SHA-256, with the admin's name, a CSRF token and an expiry (`admin.session_hours`).
+  A session ends at logout, at expiry, and when its admin is removed or given a new password.
+- Every form carries the session's CSRF token; a POST without it is refused (403). The login
+  form, before any session, uses a double-submit token (a cookie and the same value in the
+  form).
+- After `admin.max_failed_logins` wrong passwords for one name from one address (or four times
+  that from one address, whatever the names), logins from there wait `admin.lockout_minutes`;
+  the password is not even checked meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import secrets
+import threading
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from fastapi import Request
+from fastapi.responses import Response
+
+from daemon.app import App
+from daemon.db.admin import SessionRow
+from daemon.passwords import verify_password
+
+SESSION_COOKIE = "paperwire_admin"
+LOGIN_COOKIE = "paperwire_login"
+COOKIE_PATH = "/admin"
+IP_FACTOR = 4  # one address may fail this many times more, across all names
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def secure_cookies(app: App) -> bool:
+    """Secure cookies, unless the console's public address is plain http on a non-loopback
+    host (a browser would never send them back there)."""
+    parts = urlsplit(str(app.settings.server.base_url))
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def set_cookie(app: App, response: Response, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        secure=secure_cookies(app),
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def clear_cookie(app: App, response: Response, name: str) -> None:
+    response.delete_cookie(
+        name, path=COOKIE_PATH, secure=secure_cookies(app), httponly=True, samesite="strict"
+    )
+
+
+@dataclass(frozen=True)
+class Admin:
+    """The admin of a request, with the CSRF token its forms must carry."""
+
+    name: str
+    csrf: str
+
+
+def current_admin(app: App, request: Request) -> Admin | None:
+    """The request's admin, from a live session of an admin who still exists."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    row: SessionRow | None = app.store.admin.find_session(_digest(token), app.clock())
+    if row is None or row.admin not in app.settings.admin.passwords:
+        return None
+    return Admin(row.admin, row.csrf_token)
+
+
+def csrf_ok(expected: str, given: object) -> bool:
+    return isinstance(given, str) and bool(given) and hmac.compare_digest(expected, given)
+
+
+def open_session(app: App, response: Response, name: str) -> None:
+    token = secrets.token_urlsafe(32)
+    now = app.clock()
+    hours = app.settings.admin.session_hours
+    app.store.admin.open_session(
+        _digest(token), name, secrets.token_urlsafe(32), now, now + timedelta(hours=hours)
+    )
+    set_cookie(app, response, SESSION_COOKIE, token, int(hours * 3600))
+
+
+def close_session(app: App, request: Request, response: Response) -> None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        app.store.admin.close_session(_digest(token))
+    clear_cookie(app, response, SESSION_COOKIE)
+
+
+class LoginLimiter:
+    """Failed logins per (address, name) and per address, within the lockout window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+
+    def _recent(self, key: tuple[str, str], now: datetime, window: timedelta) -> deque[datetime]:
+        times = self._failures[key]
+        while times and times[0] <= now - window:
+            times.popleft()
+        return times
+
+    def locked_until(self, app: App, ip: str, name: str) -> datetime | None:
+        """When logins of `name` from `ip` may be tried again, if they are locked now."""
+        s, now = app.settings.admin, app.clock()
+        window = timedelta(minutes=s.lockout_minutes)
+        with self._lock:
+            for key, limit in (
+                ((ip, name), s.max_failed_logins),
+                ((ip, ""), IP_FACTOR * s.max_failed_logins),
+            ):
+                times = self._recent(key, now, window)
+                if len(times) >= limit:
+                    return times[-1] + window
+        return None
+
+    def failed(self, app: App, ip: str, name: str) -> None:
+        now = app.clock()
+        with self._lock:
+            self._failures[(ip, name)].append(now)
+            self._failures[(ip, "")].append(now)
+
+    def succeeded(self, ip: str, name: str) -> None:
+        with self._lock:
+            self._failures.pop((ip, name), None)
+
+
+def check_password(app: App, name: str, password: str) -> bool:
+    """argon2 verification against `admin.passwords` (an unknown name costs the same time)."""
+    return verify_password(password, app.settings.admin.passwords.get(name))

@@ -1,0 +1,368 @@
+"""The admin's console under /admin, served by `paperwire run`: login, health (with charts),
+deliveries and the audit log here; feeds and subscribers in `console_people`, the
+configuration form in `console_config`; sessions, CSRF and the login limit in `auth`.
+
+Pages are plain server-rendered HTML (Jinja2, autoescaped) with inline SVG charts: no script
+at all, no external asset, under a Content-Security-Policy that allows neither. Every form is
+a POST carrying the session's CSRF token; a GET never changes anything. Every action goes to
+the audit log with the admin's name. After an action the browser is sent back to the page it
+came from (303) with a one-line message in a short-lived signed cookie.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.datastructures import FormData
+
+from daemon.app import App, link_secret
+from daemon.web import auth
+from daemon.web.charts import Series, bar_chart
+from daemon.web.pages import Pages
+
+if TYPE_CHECKING:
+    from daemon.scheduler import Daemon
+
+CONSOLE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+}
+FLASH_COOKIE = "paperwire_flash"
+HEALTH_DAYS = 14
+STATES = ("pending", "postponed", "failed", "sent", "empty")
+
+
+class NotLoggedIn(Exception):
+    """No live session: GETs go to the login page, POSTs are refused."""
+
+
+class BadForm(Exception):
+    """A POST without the session's CSRF token."""
+
+
+@dataclass
+class Posted:
+    """A POSTed console form, its CSRF token checked."""
+
+    admin: auth.Admin
+    form: FormData
+
+    def text(self, name: str) -> str:
+        value = self.form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+
+@dataclass
+class Console:
+    """What every console page shares."""
+
+    app: App
+    pages: Pages
+    daemon: Daemon | None
+    limiter: auth.LoginLimiter = field(default_factory=auth.LoginLimiter)
+
+    def _flash_signer(self) -> URLSafeSerializer:
+        return URLSafeSerializer(link_secret(self.app.settings), salt="paperwire-console-flash")
+
+    def render(
+        self,
+        request: Request,
+        admin: auth.Admin | None,
+        template: str,
+        status: int = 200,
+        **ctx: Any,
+    ) -> HTMLResponse:
+        flash = None
+        raw = request.cookies.get(FLASH_COOKIE)
+        if raw:
+            try:
+                flash = self._flash_signer().loads(raw)
+            except BadSignature:
+                flash = None
+        html = self.pages.env.get_template(f"console/{template}").render(
+            admin=admin, csrf=admin.csrf if admin else "", flash=flash, here=request.url.path,
+            **ctx,
+        )  # fmt: skip
+        response = HTMLResponse(html, status_code=status, headers=CONSOLE_HEADERS)
+        if raw:
+            auth.clear_cookie(self.app, response, FLASH_COOKIE)
+        return response
+
+    def back(self, to: str, message: str, *, error: bool = False) -> RedirectResponse:
+        """Back to a page (303) with a one-line message."""
+        response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
+        value = self._flash_signer().dumps([message, error])
+        auth.set_cookie(self.app, response, FLASH_COOKIE, value, 60)
+        return response
+
+    def audit(self, admin: str, action: str, target: str = "", detail: str = "") -> None:
+        self.app.store.admin.audit(self.app.clock(), admin, action, target, detail)
+
+    def deliver_now(self) -> str:
+        """Start a delivery run now when the scheduler runs; say when it happens."""
+        if self.daemon is None:
+            return "they go out at the next delivery run"
+        self.daemon.deliver_now()
+        return "a delivery run has started"
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        """The next run of each scheduled job (empty without the scheduler)."""
+        if self.daemon is None:
+            return {}
+        now = self.app.clock()
+        return {
+            # a scheduler not started yet has no next_run_time: ask the trigger
+            job.id: getattr(job, "next_run_time", None) or job.trigger.get_next_fire_time(None, now)
+            for job in self.daemon.scheduler.get_jobs()
+        }
+
+
+def install(web: FastAPI, app: App, pages: Pages, daemon: Daemon | None) -> Console:
+    """Mount the console on the web app."""
+    from daemon.web.console_config import config_routes
+    from daemon.web.console_people import people_routes
+
+    console = Console(app, pages, daemon)
+
+    def admin(request: Request) -> auth.Admin:
+        found = auth.current_admin(app, request)
+        if found is None:
+            raise NotLoggedIn()
+        return found
+
+    async def posted(request: Request) -> Posted:
+        who = admin(request)
+        form = await request.form()
+        if not auth.csrf_ok(who.csrf, form.get("csrf")):
+            raise BadForm()
+        return Posted(who, form)
+
+    router = APIRouter(prefix="/admin")
+    _login_routes(router, console)
+    _watch_routes(router, console, Depends(admin), Depends(posted))
+    people_routes(router, console, Depends(admin), Depends(posted))
+    config_routes(router, console, Depends(admin), Depends(posted))
+    web.include_router(router)
+    web.add_exception_handler(NotLoggedIn, _not_logged_in(console))
+    web.add_exception_handler(BadForm, _bad_form(console))
+    return console
+
+
+def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        if request.method == "GET":
+            return RedirectResponse("/admin/login", status_code=303, headers=CONSOLE_HEADERS)
+        return console.render(
+            request, None, "message.html", 403, title="Not logged in",
+            message="Your session has ended or you are not logged in: log in again.",
+        )  # fmt: skip
+
+    return handle
+
+
+def _bad_form(console: Console) -> Callable[[Request, Exception], Awaitable[Response]]:
+    async def handle(request: Request, exc: Exception) -> Response:
+        return console.render(
+            request, None, "message.html", 403, title="Form refused",
+            message="This form did not come from your console session (its CSRF token is "
+            "missing or stale): nothing was changed. Reload the page and try again.",
+        )  # fmt: skip
+
+    return handle
+
+
+# ---- login ---------------------------------------------------------------------------------------
+
+
+def _login_routes(router: APIRouter, console: Console) -> None:
+    app = console.app
+
+    @router.get("")
+    def home() -> RedirectResponse:
+        return RedirectResponse("/admin/health", status_code=303)
+
+    @router.get("/login")
+    def login_page(request: Request) -> HTMLResponse:
+        if auth.current_admin(app, request) is not None:
+            return console.render(request, None, "message.html", title="Logged in",
+                                  message="You are logged in.", link="/admin/health")  # fmt: skip
+        return _login_form(console, request)
+
+    @router.post("/login")
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        name = str(form.get("name") or "").strip().lower()[:64]  # it goes to the audit log
+        password = str(form.get("password") or "")
+        if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
+            raise BadForm()
+        ip = request.client.host if request.client else "?"
+        return _try_login(console, request, name, password, ip)
+
+    @router.post("/logout")
+    async def logout(request: Request) -> Response:
+        who = auth.current_admin(app, request)
+        form = await request.form()
+        if who is None or not auth.csrf_ok(who.csrf, form.get("csrf")):
+            raise BadForm()
+        console.audit(who.name, "logged out")
+        response = console.back("/admin/login", "You are logged out.")
+        auth.close_session(app, request, response)
+        return response
+
+
+def _login_form(
+    console: Console, request: Request, status: int = 200, error: str = "", name: str = ""
+) -> HTMLResponse:
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    response = console.render(
+        request, None, "login.html", status, token=token, error=error, name=name,
+        closed=not console.app.settings.admin.passwords,
+    )  # fmt: skip
+    auth.set_cookie(console.app, response, auth.LOGIN_COOKIE, token, 3600)
+    return response
+
+
+def _try_login(console: Console, request: Request, name: str, password: str, ip: str) -> Response:
+    app, limiter = console.app, console.limiter
+    locked = limiter.locked_until(app, ip, name)
+    if locked is not None:
+        minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
+        console.audit(name or "?", "login refused: locked out", ip)
+        return _login_form(console, request, 429, f"Too many failed logins: try again in "
+                           f"{minutes} minute(s).", name)  # fmt: skip
+    if not name or not auth.check_password(app, name, password):
+        limiter.failed(app, ip, name)
+        console.audit(name or "?", "login failed", ip)
+        return _login_form(console, request, 401, "Wrong name or password.", name)
+    limiter.succeeded(ip, name)
+    console.audit(name, "logged in", ip)
+    response = RedirectResponse("/admin/health", status_code=303, headers=CONSOLE_HEADERS)
+    auth.open_session(app, response, name)
+    auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
+    return response
+
+
+# ---- health, deliveries, audit log ---------------------------------------------------------------
+
+
+def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
+    app = console.app
+
+    @router.get("/health")
+    def health(request: Request, who: auth.Admin = admin) -> HTMLResponse:
+        from daemon.status import feed_outcome, status
+
+        now = app.clock()
+        report = status(app.store, now, HEALTH_DAYS)
+        return console.render(
+            request, who, "health.html", title="Health", report=report, charts=_charts(report),
+            outcome=feed_outcome, runs=console.next_runs(), schedule=app.settings.schedule,
+            now=now,
+        )  # fmt: skip
+
+    @router.get("/deliveries")
+    def deliveries(request: Request, state: str = "pending", who: auth.Admin = admin) -> Response:
+        from daemon.db.models import DigestState
+
+        state = state if state in STATES else "pending"
+        health = app.store.health
+        if state == "postponed":
+            rows = health.deliveries(postponed_only=True, limit=200)
+        else:
+            rows = health.deliveries([DigestState(state)], limit=200)
+        return console.render(
+            request, who, "deliveries.html", title="Deliveries", rows=rows, state=state,
+            states=STATES, counts=health.counts(),
+        )  # fmt: skip
+
+    @router.post("/deliveries/retry")
+    def retry(form: Posted = posted) -> Response:
+        ids = _ids(app, form)
+        changed = app.store.digests.retry_now(ids, app.clock())
+        console.audit(form.admin.name, "deliveries retried", ",".join(map(str, changed)))
+        when = console.deliver_now() if changed else ""
+        return console.back(
+            f"/admin/deliveries?state={form.text('state') or 'pending'}",
+            f"{len(changed)} digest(s) due now; {when}" if changed else "Nothing to retry.",
+        )
+
+    @router.post("/deliveries/cancel")
+    def cancel(form: Posted = posted) -> Response:
+        changed = app.store.digests.cancel(_ids(app, form), f"cancelled by {form.admin.name}")
+        console.audit(form.admin.name, "deliveries cancelled", ",".join(map(str, changed)))
+        return console.back(
+            f"/admin/deliveries?state={form.text('state') or 'pending'}",
+            f"{len(changed)} digest(s) cancelled." if changed else "Nothing to cancel.",
+        )
+
+    @router.get("/audit")
+    def audit_log(request: Request, page: int = 0, who: auth.Admin = admin) -> HTMLResponse:
+        page = max(page, 0)
+        rows = app.store.admin.audit_log(limit=100, offset=100 * page)
+        return console.render(request, who, "audit.html", title="Audit log", rows=rows,
+                              page=page)  # fmt: skip
+
+
+def _ids(app: App, form: Posted) -> list[int]:
+    """The digest ids of a deliveries form (`id` fields, or every postponed one)."""
+    if form.text("all") == "postponed":
+        return [d.id for d in app.store.health.deliveries(postponed_only=True, limit=100_000)]
+    return [int(v) for v in form.form.getlist("id") if isinstance(v, str) and v.isdigit()]
+
+
+def _charts(report: Any) -> dict[str, Any]:
+    days = [d.day for d in report.days]
+    return {
+        "papers": bar_chart(
+            "New papers per day", days,
+            [Series("papers", [d.papers for d in report.days], "#0969da")], ident="chart-papers",
+        ),
+        "digests": bar_chart(
+            "Digests per day", days,
+            [
+                Series("sent", [d.sent for d in report.days], "#1f883d"),
+                Series("failed", [d.failed for d in report.days], "#cf222e"),
+                Series("pending", [d.pending for d in report.days], "#8c959f"),
+                Series("postponed", [d.postponed for d in report.days], "#bf8700"),
+            ],
+            ident="chart-digests",
+        ),
+        "people": bar_chart(
+            "Feedback and unsubscribes per day", days,
+            [
+                Series("likes/dislikes", [d.feedback for d in report.days], "#8250df"),
+                Series("unsubscribes", [d.unsubscribes for d in report.days], "#bc4c00"),
+            ],
+            ident="chart-people",
+        ),
+    }  # fmt: skip
+
+
+def local_time(t: datetime | None) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if t else "—"
+
+
+def ago(t: datetime | None, now: datetime) -> str:
+    if t is None:
+        return "never"
+    seconds = (now - t).total_seconds()
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{seconds // 60:.0f} min ago"
+    if seconds < timedelta(days=2).total_seconds():
+        return f"{seconds // 3600:.0f} h ago"
+    return f"{seconds // 86400:.0f} days ago"

@@ -1,0 +1,457 @@
+"""The console's feeds and subscribers pages: the same checks and stores as the command line
+(`daemon.checks`, `daemon.channels`, `daemon.importing`), every change in the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from starlette.datastructures import UploadFile
+
+from daemon.app import App
+from daemon.channels import CHANNELS, parse_email
+from daemon.checks import check_display_name, check_feed_url, check_follow, check_handle
+from daemon.db.models import ChannelKind
+from daemon.db.rows import ChannelRow, UserRow
+from daemon.errors import PaperwireError
+from daemon.settings import check_timezone, crontab_trigger
+from daemon.web import auth
+from daemon.web.console import Console, Posted
+
+PAGE = 100  # subscribers per page
+MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
+
+
+def next_digest(app: App, user: UserRow, made_today: bool, now: datetime) -> datetime | None:
+    """When the scheduled job will make this subscriber's next digest: the first run of
+    `schedule.digest_cron` from their local digest hour on (today's, if not made yet)."""
+    if not user.active:
+        return None
+    s = app.settings.schedule
+    try:
+        zone = ZoneInfo(user.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    hour = user.digest_hour if user.digest_hour is not None else s.digest_hour
+    start = local.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if local >= start:
+        start = start + timedelta(days=1) if made_today else local
+    fire: datetime | None = crontab_trigger(s.digest_cron, s.timezone).get_next_fire_time(
+        None, start
+    )
+    return fire
+
+
+# ---- feeds ---------------------------------------------------------------------------------------
+
+
+def _feeds_page(console: Console, request: Request, who: auth.Admin, **ctx: Any) -> HTMLResponse:
+    app = console.app
+    declared = {f.name for f in app.settings.feeds}
+    return console.render(
+        request,
+        who,
+        "feeds.html",
+        title="Feeds",
+        feeds=app.store.feeds.all(),
+        declared=declared,
+        now=app.clock(),
+        **{"name": "", "url": "", "trial": None, **ctx},
+    )
+
+
+def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
+    app = console.app
+
+    @router.get("/feeds")
+    def feeds(request: Request, who: auth.Admin = admin) -> HTMLResponse:
+        return _feeds_page(console, request, who)
+
+    @router.post("/feeds")
+    def add_or_test(request: Request, form: Posted = posted) -> Response:
+        return _add_or_test_feed(console, request, form)
+
+    @router.post("/feeds/{name}/{action}")
+    def change(name: str, action: str, form: Posted = posted) -> Response:
+        feeds = app.store.feeds
+        if name in {f.name for f in app.settings.feeds}:
+            return console.back(
+                "/admin/feeds",
+                f"{name} is declared in the configuration file: change it there.",
+                error=True,
+            )
+        if action == "enable":
+            feeds.set_enabled(name, True)
+        elif action == "disable":
+            feeds.set_enabled(name, False)
+        elif action == "remove":
+            feeds.remove(name)
+        else:
+            return console.back("/admin/feeds", f"unknown action {action!r}", error=True)
+        console.audit(form.admin.name, f"feed {action}d", name)
+        return console.back("/admin/feeds", f"Feed {name} {action}d.")
+
+
+def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Response:
+    """Check the URL, fetch it once; with action=add and a good fetch, add the feed."""
+    from daemon.jobs.ingest import try_feed
+
+    app = console.app
+    name, url, action = form.text("name"), form.text("url"), form.text("action")
+    ing = app.settings.ingest
+
+    def page(status: int = 200, **ctx: Any) -> HTMLResponse:
+        return _feeds_page(console, request, form.admin, status=status, name=name, url=url, **ctx)
+
+    try:
+        check_handle(name, "feed name")
+        check_feed_url(url, allow_files=ing.allow_files, allow_private=ing.allow_private_addresses)
+    except ValueError as e:
+        return page(400, error=str(e))
+    trial = try_feed(app, url, app.clock())
+    if action != "add":
+        return page(trial=trial)
+    if trial.error:
+        return page(400, error=f"not added: the test fetch failed: {trial.error}", trial=trial)
+    try:
+        app.store.feeds.add(name, url, app.clock())
+    except PaperwireError as e:
+        return page(400, error=str(e), trial=trial)
+    console.audit(form.admin.name, "feed added", name, url)
+    message = f"Added feed {name}: the next ingest stores its {trial.new} new paper(s)."
+    return _feeds_page(console, request, form.admin, message=message, trial=trial)
+
+
+# ---- subscribers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class UserForm:
+    """A subscriber's form, checked like `users add` / `users set`."""
+
+    values: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+    channels: dict[ChannelKind, str | None] = field(default_factory=dict)
+    changes: dict[str, object] = field(default_factory=dict)
+
+
+def _read_user_form(form: Posted, *, adding: bool) -> UserForm:
+    names = ("name", "display_name", "email", "slack", "timezone", "hour", "max_picks")
+    got = UserForm({k: form.text(k) for k in names})
+    v = got.values
+    if adding:
+        _check(got, lambda: check_handle(v["name"]), "name")
+    if v["email"]:
+        try:
+            address, named = parse_email(v["email"])
+            got.channels[ChannelKind.EMAIL] = address
+            if adding and not v["display_name"]:
+                v["display_name"] = named
+        except ValueError as e:
+            got.errors.append(f"email: {e}")
+    elif not adding:
+        got.channels[ChannelKind.EMAIL] = None
+    if v["slack"]:
+        try:
+            got.channels[ChannelKind.SLACK] = CHANNELS[ChannelKind.SLACK].check(v["slack"])
+        except ValueError as e:
+            got.errors.append(f"Slack webhook: {e}")
+    elif form.text("remove_slack"):
+        got.channels[ChannelKind.SLACK] = None
+    _check(got, lambda: check_timezone(v["timezone"] or "UTC"), "time zone")
+    got.changes["timezone"] = v["timezone"] or "UTC"
+    got.changes["digest_hour"] = _number(got, v["hour"], "digest hour", 0, 23)
+    got.changes["max_picks"] = _number(got, v["max_picks"], "papers per digest", 1, 100)
+    if v["display_name"]:
+        try:
+            got.changes["display_name"] = check_display_name(v["display_name"])
+        except ValueError as e:
+            got.errors.append(f"display name: {e}")
+    return got
+
+
+def _check(got: UserForm, check: Any, label: str) -> None:
+    try:
+        check()
+    except ValueError as e:
+        got.errors.append(f"{label}: {e}")
+
+
+def _number(got: UserForm, text: str, label: str, low: int, high: int) -> int | None:
+    if not text or text == "default":
+        return None
+    if not text.isdigit() or not low <= int(text) <= high:
+        got.errors.append(f"{label}: {text!r} is not a number from {low} to {high}")
+        return None
+    return int(text)
+
+
+def _subscribers_page(
+    console: Console, request: Request, who: auth.Admin, q: str = "", page: int = 0, **ctx: Any
+) -> HTMLResponse:
+    app = console.app
+    now = app.clock()
+    everyone = app.store.people.all()
+    needle = q.strip().lower()
+    found = [
+        (u, chans)
+        for u, chans in everyone
+        if not needle
+        or needle in u.name.lower()
+        or needle in u.display_name.lower()
+        or any(c.kind == ChannelKind.EMAIL and needle in c.address.lower() for c in chans)
+    ]
+    shown = found[page * PAGE : (page + 1) * PAGE]
+    made = _made_today(app, [u for u, _ in shown], now)
+    rows = [(u, chans, next_digest(app, u, u.id in made, now)) for u, chans in shown]
+    return console.render(
+        request,
+        who,
+        "subscribers.html",
+        title="Subscribers",
+        rows=rows,
+        q=q,
+        page=page,
+        total=len(found),
+        pages=(len(found) + PAGE - 1) // PAGE,
+        show=_show,
+        form=ctx.pop("form", {}),
+        default_hour=app.settings.schedule.digest_hour,
+        **ctx,
+    )
+
+
+def _made_today(app: App, users: list[UserRow], now: datetime) -> set[int]:
+    """Ids of these users whose digest for their local today exists."""
+    from daemon.jobs import period_for
+
+    periods = {u.id: period_for(u, now) for u in users}
+    made = app.store.digests.made(set(periods.values()))
+    mine = {c.id: u.id for u, chans in app.store.people.all() if u.id in periods for c in chans}
+    return {mine[c] for c, p in made if c in mine and periods[mine[c]] == p}
+
+
+def _show(channel: ChannelRow) -> str:
+    return CHANNELS[channel.kind].show(channel.address)
+
+
+def _subscriber_page(
+    console: Console, request: Request, who: auth.Admin, name: str, status: int = 200, **ctx: Any
+) -> HTMLResponse:
+    app = console.app
+    now = app.clock()
+    user = app.store.people.get(name)
+    channels = next(c for u, c in app.store.people.all() if u.id == user.id)
+    signals = app.store.people.signals([user.id])[user.id]
+    return console.render(
+        request,
+        who,
+        "subscriber.html",
+        status,
+        title=user.name,
+        user=user,
+        channels=channels,
+        show=_show,
+        signals=signals,
+        digests=app.store.health.deliveries(user=name, limit=20),
+        next_at=next_digest(app, user, user.id in _made_today(app, [user], now), now),
+        email=next((c.address for c in channels if c.kind == ChannelKind.EMAIL), ""),
+        has_slack=any(c.kind == ChannelKind.SLACK for c in channels),
+        default_hour=app.settings.schedule.digest_hour,
+        default_picks=app.settings.digest.max_picks,
+        errors=ctx.pop("errors", []),
+        **ctx,
+    )
+
+
+def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
+    @router.get("/subscribers")
+    def subscribers(
+        request: Request, q: str = "", page: int = 0, who: auth.Admin = admin
+    ) -> HTMLResponse:
+        return _subscribers_page(console, request, who, q, max(page, 0))
+
+    @router.post("/subscribers")
+    def add(request: Request, form: Posted = posted) -> Response:
+        return _add_user(console, request, form)
+
+    @router.post("/subscribers/import")
+    async def import_csv(request: Request, form: Posted = posted) -> Response:
+        upload = form.form.get("file")
+        data = await upload.read(MAX_UPLOAD + 1) if isinstance(upload, UploadFile) else b""
+        name = upload.filename or "" if isinstance(upload, UploadFile) else ""
+        return _import_users(console, request, form, data, name)
+
+    @router.get("/subscribers/{name}")
+    def subscriber(request: Request, name: str, who: auth.Admin = admin) -> HTMLResponse:
+        return _subscriber_page(console, request, who, name)
+
+    @router.post("/subscribers/{name}")
+    def edit(request: Request, name: str, form: Posted = posted) -> Response:
+        return _edit_user(console, request, form, name)
+
+    @router.post("/subscribers/{name}/follow")
+    def follow(name: str, form: Posted = posted) -> Response:
+        return _follow(console, form, name)
+
+    @router.post("/subscribers/{name}/{action}")
+    def act(name: str, action: str, form: Posted = posted) -> Response:
+        return _act(console, form, name, action)
+
+    @router.get("/subscribers/{name}/preview")
+    def preview(request: Request, name: str, who: auth.Admin = admin) -> Response:
+        return _preview(console, request, who, name)
+
+
+def _add_user(console: Console, request: Request, form: Posted) -> Response:
+    app = console.app
+    got = _read_user_form(form, adding=True)
+    if not got.channels and not got.errors:
+        got.errors.append(
+            "give an email address or a Slack webhook: a digest needs somewhere to go"
+        )
+    if not got.errors:
+        try:
+            app.store.people.add(
+                got.values["name"],
+                app.clock(),
+                channels={k: v for k, v in got.channels.items() if v},
+                display_name=str(got.changes.get("display_name", "")),
+                timezone=str(got.changes["timezone"]),
+                digest_hour=got.changes["digest_hour"],  # type: ignore[arg-type]
+            )
+        except PaperwireError as e:
+            got.errors.append(str(e))
+    if got.errors:
+        return _subscribers_page(
+            console, request, form.admin, status=400, errors=got.errors, form=got.values
+        )
+    name = got.values["name"]
+    console.audit(form.admin.name, "user added", name)
+    return console.back(f"/admin/subscribers/{name}", f"Added {name}.")
+
+
+def _import_users(
+    console: Console, request: Request, form: Posted, data: bytes, filename: str
+) -> Response:
+    from daemon.importing import read_csv
+
+    app = console.app
+    if not data:
+        errors = ["choose a CSV file first"]
+    elif len(data) > MAX_UPLOAD:
+        errors = [f"the file is larger than {MAX_UPLOAD // 1_000_000} MB; split it"]
+    else:
+        try:
+            read = read_csv(data.decode("utf-8"))
+            errors = read.errors
+        except UnicodeDecodeError:
+            errors = ["the file is not UTF-8 text (save it as CSV UTF-8)"]
+    if not errors:
+        try:
+            added, updated, same = app.store.people.import_many(read.rows, app.clock())
+        except PaperwireError as e:
+            errors = [str(e)]
+    if errors:
+        return _subscribers_page(console, request, form.admin, status=400, import_errors=errors)
+    console.audit(form.admin.name, "users imported", filename, f"{added} added, {updated} updated")
+    return console.back(
+        "/admin/subscribers", f"Imported: {added} added, {updated} updated, {same} unchanged."
+    )
+
+
+def _edit_user(console: Console, request: Request, form: Posted, name: str) -> Response:
+    app = console.app
+    got = _read_user_form(form, adding=False)
+    if not got.errors:
+        try:
+            app.store.people.edit(name, app.clock(), changes=got.changes, channels=got.channels)
+        except PaperwireError as e:
+            got.errors.append(str(e))
+    if got.errors:
+        return _subscriber_page(console, request, form.admin, name, 400, errors=got.errors)
+    console.audit(form.admin.name, "user changed", name)
+    return console.back(f"/admin/subscribers/{name}", f"Saved {name}.")
+
+
+def _follow(console: Console, form: Posted, name: str) -> Response:
+    from daemon.db.models import FollowKind
+
+    app = console.app
+    kind = FollowKind.AUTHOR if form.text("kind") == "author" else FollowKind.KEYWORD
+    try:
+        value = check_follow(form.text("value"), str(kind))
+    except ValueError as e:
+        return console.back(f"/admin/subscribers/{name}", f"{kind}: {e}", error=True)
+    user = app.store.people.get(name)
+    app.store.people.set_follow(user.id, kind, value, muted=form.text("muted") == "yes")
+    console.audit(form.admin.name, "follow added", name, f"{kind}: {value}")
+    return console.back(f"/admin/subscribers/{name}", f"{name} follows {kind} {value!r}.")
+
+
+def _act(console: Console, form: Posted, name: str, action: str) -> Response:
+    """Pause, resume, remove or resend."""
+    app = console.app
+    user = app.store.people.get(name)
+    here = f"/admin/subscribers/{name}"
+    if action in ("pause", "resume"):
+        try:
+            app.store.people.set_subscribed(user.id, action == "resume", app.clock())
+        except PaperwireError as e:
+            return console.back(here, str(e), error=True)
+        console.audit(form.admin.name, f"user {action}d", name)
+        verb = "resumed" if action == "resume" else "paused"
+        return console.back(here, f"{name}: digests {verb}.")
+    if action == "remove":
+        app.store.people.remove(name)
+        console.audit(form.admin.name, "user removed", name)
+        return console.back("/admin/subscribers", f"Removed {name} with their likes and digests.")
+    if action == "resend" and form.text("digest").isdigit():
+        return _resend(console, form, user, int(form.text("digest")))
+    return console.back(here, f"unknown action {action!r}", error=True)
+
+
+def _resend(console: Console, form: Posted, user: UserRow, digest_id: int) -> Response:
+    app = console.app
+    here = f"/admin/subscribers/{user.name}"
+    if app.store.digests.get(digest_id).user_id != user.id:
+        return console.back(here, "that digest is not this subscriber's", error=True)
+    if not app.store.digests.resend(digest_id, app.clock()):
+        return console.back(here, f"digest {digest_id} is already waiting to be sent", error=True)
+    console.audit(form.admin.name, "digest resent", user.name, str(digest_id))
+    return console.back(here, f"Digest {digest_id} queued again; {console.deliver_now()}.")
+
+
+def _preview(console: Console, request: Request, who: auth.Admin, name: str) -> Response:
+    from daemon.jobs.preview import preview as make_preview
+
+    app = console.app
+    try:
+        made = make_preview(app, name, app.clock())
+    except PaperwireError as e:
+        return console.render(
+            request, who, "message.html", 400, title="No preview", message=str(e),
+            link=f"/admin/subscribers/{name}",
+        )  # fmt: skip
+    return HTMLResponse(made.html, headers=PREVIEW_HEADERS)
+
+
+PREVIEW_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    # the email as it is: inline styles, no script, images only over https
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "img-src https: data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+}
+
+
+def people_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
+    _feed_routes(router, console, admin, posted)
+    _subscriber_routes(router, console, admin, posted)

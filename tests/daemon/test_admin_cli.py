@@ -1,0 +1,482 @@
+"""The admin's commands on a temporary SQLite database (in this process through `main`, and
+as real processes where the process matters: concurrent writers, a taken port, a terminal)."""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from daemon.db import Store, make_engine
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind, Outcome
+from daemon.ingest.parse import PaperIn
+from tests.daemon.conftest import FEEDS
+from tests.daemon.in_process import Runner, cli_env
+from tests.daemon.test_cli import PAPERWIRE, write_config
+
+HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
+
+
+@pytest.fixture
+def pw(tmp_path: Path) -> Runner:
+    runner = Runner(write_config(tmp_path), tmp_path)
+    runner("db", "upgrade")
+    return runner
+
+
+@pytest.fixture
+def store(tmp_path: Path, pw: Runner) -> Iterator[Store]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")
+    yield Store(engine)
+    engine.dispose()
+
+
+def _flat(text: str) -> str:
+    return " ".join(re.sub(r"[│┃┏┓┗┛┡┩━─╇┳┻╋└┘┌┐├┤┬┴┼]", " ", text).split())
+
+
+def _smtp_down(config: Path) -> None:
+    """The mail server: nothing listens on port 1."""
+    text = config.read_text()
+    config.write_text(
+        text + '\n[email]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = 1\nsecurity = "none"\n'
+    )
+
+
+def _paper(i: int, now: datetime) -> PaperIn:
+    return PaperIn(
+        key=f"arxiv:2612.{i:05d}",
+        title=f"Paper {i} on graph learning",
+        abstract="Graphs.",
+        authors=("A. Author",),
+        url=f"https://arxiv.org/abs/2612.{i:05d}",
+        published=now,
+    )
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+
+def test_status_is_ok_then_names_what_needs_a_person(pw: Runner, store: Store) -> None:
+    done = pw("status")
+    assert "nothing needs a person" in done.stdout and "no feeds" in done.stdout
+    now = datetime.now(UTC)
+    # a feed failing for more than a day
+    store.feeds.add("broken", "https://example.org/feed.xml", now - timedelta(days=3))
+    feed = store.feeds.all()[0]
+    store.feeds.record_fetch(feed.id, now - timedelta(hours=1), error="HTTP 404 Not Found")
+    # a digest held back by an unusable transport, one given up today
+    ada = store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    bob = store.people.add("bob", now, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    store.papers.upsert([_paper(1, now)], None, now)
+    pid = store.papers.find("arxiv:2612.00001").id
+    made = {}
+    for user in (ada, bob):
+        (channel,) = store.people.all()[0 if user is ada else 1][1]
+        made[user.name] = store.digests.create(
+            user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+            cold_start=False,
+        )  # fmt: skip
+    store.digests.postpone(made["ada"] or 0, now, now + timedelta(minutes=5), "SMTP down")
+    store.digests.finish(made["bob"] or 0, now, outcome=Outcome.PERMANENT, detail="550 no mailbox")
+
+    done = pw("status", expect=1)
+    needs = _flat(done.stderr)
+    assert "needs a person: feed broken has failed since" in needs and "HTTP 404" in needs
+    assert "`paperwire feeds test broken`" in needs
+    assert "1 digest(s) wait for a transport that could deliver nothing: SMTP down" in needs
+    assert "1 digest(s) failed for good today: 550 no mailbox" in needs
+    shown = _flat(done.stdout)
+    assert "1 postponed" in shown and "1 failed" in shown and "broken failing" in shown
+    assert "last error of digest" in shown and "550 no mailbox" in shown
+
+
+# ---- deliver, cycle, deliveries ---------------------------------------------------------------
+
+
+def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    _smtp_down(config)
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    cycled = pw("cycle", expect=1)
+    assert "1 waiting for the transport" in cycled.stdout
+    assert "a transport could deliver nothing" in cycled.stderr
+    assert "1 digest(s) wait for a later try" in cycled.stdout
+    # the next deliver has nothing due, and says what waits (it printed "0 sent" and nothing)
+    again = pw("deliver")
+    assert (
+        "0 sent" in again.stdout
+        and "1 digest(s) wait for a later try, the first at" in again.stdout
+    )
+    listed = _flat(pw("deliveries", "list", "--state", "postponed").stdout)
+    assert "ada email" in listed and "postponed" in listed and "Connection refused" in listed
+    assert "1 digest(s) due now" in pw("deliveries", "retry", "--postponed", expect=1).stdout
+    # the admin fixes the configuration; retry now delivers
+    pw("config", "set", "email.transport", "file")
+    (digest_id,) = re.findall(r"^\D*(\d+)\s", pw("deliveries", "list").stdout, re.M)[:1]
+    retried = pw("deliveries", "retry", digest_id)
+    assert "1 digest(s) due now" in retried.stdout and "delivery: 1 sent" in retried.stdout
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+    assert "sent" in pw("deliveries", "list", "--state", "sent").stdout
+    assert "left alone" in pw("deliveries", "retry", digest_id).stdout  # sent: nothing to do
+
+
+def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Path) -> None:
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    now = datetime.now(UTC)
+    (channel,) = store.people.all()[0][1]
+    pid = store.papers.find("2608.16590").id
+    digest_id = store.digests.create(
+        channel.user_id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")],
+        now + timedelta(hours=1), cold_start=False,
+    )  # fmt: skip
+    assert "1 digest(s) cancelled" in pw("deliveries", "cancel", str(digest_id)).stdout
+    failed = _flat(pw("deliveries", "list", "--state", "failed").stdout)
+    assert "cancelled by cli:" in failed
+    assert "0 sent" in pw("deliver").stdout
+    assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))
+    assert "give digest ids" in pw("deliveries", "cancel", expect=1).stderr
+    assert "--state 'lost'" in pw("deliveries", "list", "--state", "lost", expect=1).stderr
+
+
+# ---- users, preview, feeds test --------------------------------------------------------------
+
+
+def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example", "--slack-webhook", HOOK,
+       "--timezone", "Europe/Berlin", "--digest-hour", "6")  # fmt: skip
+    pw("follow", "ada", "--keyword", "agents")
+    pw("like", "ada", "2608.16590")
+    shown = pw("users", "show", "ada").stdout
+    assert "time zone: Europe/Berlin; digest hour: 6" in shown
+    assert "email: ada@lab.example" in shown and "hooks.slack.com" in shown
+    assert "s3cretToken" not in shown  # a webhook URL is a secret
+    assert "follows keyword: agents" in shown and "likes: 1" in shown
+
+    html = tmp_path / "preview.html"
+    done = pw("preview", "ada", "--out", str(html))
+    assert "paper(s); written to" in done.stderr
+    page = html.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "/f/" in page  # the usual one-click links
+    assert "Zetta" in page or "Co-RL" in page  # picks from the feed
+    assert pw("deliveries", "list").stdout.strip() == "no digests"  # nothing stored or sent
+    text = pw("preview", "ada", "--text").stdout
+    assert "<" not in text.splitlines()[0] and ("Zetta" in text or "Co-RL" in text)
+    assert "no user named 'nobody'" in pw("preview", "nobody", expect=1).stderr
+    pw("users", "set", "ada", "--unsubscribe")
+    assert "unsubscribed" in pw("preview", "ada", expect=1).stderr
+
+
+def test_feeds_test_shows_what_would_be_ingested(pw: Runner, tmp_path: Path) -> None:
+    done = pw("feeds", "test", HF_FILE.as_uri(), "--show", "2")
+    assert "15 paper(s), 15 new" in done.stdout
+    assert len(re.findall(r"^\s+arxiv:\d{4}\.\d{5}", done.stdout, re.M)) == 2
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    assert "15 paper(s), 0 new" in pw("feeds", "test", "hf").stdout
+    missing = pw("feeds", "test", (tmp_path / "nope.xml").as_uri(), expect=1)
+    assert "cannot read feed file" in missing.stderr
+    assert "not an http(s) URL" in pw("feeds", "test", "nope", expect=1).stderr
+    assert _count_papers(tmp_path) == 15  # the tests stored nothing; the ingest did
+
+
+def _count_papers(tmp_path: Path) -> int:
+    engine = make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")
+    try:
+        return Store(engine).papers.count()
+    finally:
+        engine.dispose()
+
+
+# ---- config set / unset ------------------------------------------------------------------------
+
+
+COMMENTED = """\
+# my lab's paperwire
+[database]
+url = "sqlite:///{db}"  # the lab's database
+
+[server]
+secret_key = "cli-test-secret"
+secret_key_file = "{key}"
+
+[schedule]
+# everyone gets their digest at seven
+digest_hour = 7
+
+[delivery]
+outbox_dir = "{outbox}"
+
+[log]
+level = "WARNING"
+"""
+
+
+def _commented(tmp_path: Path) -> Path:
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        COMMENTED.format(
+            db=tmp_path / "paperwire.db", key=tmp_path / "key", outbox=tmp_path / "outbox"
+        )
+    )
+    return path
+
+
+def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> None:
+    path = _commented(tmp_path)
+    before = path.read_text()
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    assert "schedule.digest_hour = 9" in pw("config", "set", "schedule.digest_hour", "9").stdout
+    after = path.read_text()
+    assert after == before.replace("digest_hour = 7", "digest_hour = 9")
+    assert "# everyone gets their digest at seven" in after and "# the lab's database" in after
+    assert path.with_name("lab.toml.previous").read_text() == before
+    pw("config", "set", "digest.send_empty", "yes")
+    pw("config", "set", "recommender.options", "{ max_interests = 3 }")
+    pw("config", "set", "log.level", "info")
+    data = tomllib.loads(path.read_text())
+    assert data["digest"]["send_empty"] is True
+    assert data["recommender"]["options"] == {"max_interests": 3}
+    pw("config", "unset", "digest.send_empty")
+    assert "send_empty" not in path.read_text()
+    audit = Store(make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")).admin.audit_log()
+    assert [(a.action, a.target) for a in audit][-1] == ("config changed", "schedule.digest_hour")
+    assert audit[-1].detail == "9" and audit[-1].admin.startswith("cli:")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("schedule.digest_hour", "25", "schedule.digest_hour = 25: Input should be less than"),
+        ("schedule.digest_hour", "seven", "give a number"),
+        ("schedule.digest_cron", "every morning", "not a 5-field crontab expression"),
+        ("schedule.timezone", "Mars/Base", "IANA"),
+        ("digest.send_empty", "maybe", "give true or false"),
+        ("email.transport", "pigeon", "Input should be 'file' or 'smtp'"),
+        ("digest.max_pick", "3", "did you mean 'digest.max_picks'"),
+        ("recommender.options", "{ max_interest = 3 }", "max_interest"),
+        ("feeds.name", "x", "unknown key"),
+    ],
+)
+def test_config_set_refuses_an_invalid_value_without_touching_the_file(
+    tmp_path: Path, key: str, value: str, message: str
+) -> None:
+    path = _commented(tmp_path)
+    before = path.read_bytes()
+    stamp = path.stat().st_mtime_ns
+    done = Runner(path, tmp_path)("config", "set", key, value, expect=1)
+    assert message in " ".join(done.stderr.split()), done.stderr
+    assert "Traceback" not in done.stderr
+    assert path.read_bytes() == before and path.stat().st_mtime_ns == stamp
+    assert not path.with_name("lab.toml.previous").exists()
+    assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_a_key_set_by_the_environment_is_read_only(tmp_path: Path) -> None:
+    path = _commented(tmp_path)
+    env = {**cli_env(), "PAPERWIRE_DIGEST__MAX_PICKS": "4"}
+    done = subprocess.run(
+        [str(PAPERWIRE), "--config", str(path), "config", "set", "digest.max_picks", "9"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "set by the environment variable PAPERWIRE_DIGEST__MAX_PICKS" in done.stderr
+
+
+def test_a_secret_is_never_echoed(tmp_path: Path) -> None:
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    done = pw("config", "set", "email.password", "hunter2-secret")
+    assert "hunter2-secret" not in done.stdout + done.stderr and "(secret)" in done.stdout
+    audit = Store(make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")).admin.audit_log()
+    assert all("hunter2" not in a.detail for a in audit)
+    shown = pw("config", "show").stdout
+    assert "hunter2-secret" not in shown
+
+
+def test_concurrent_config_sets_never_leave_a_broken_file(tmp_path: Path) -> None:
+    """Six `paperwire config set` processes at once, each on its own key: every change lands
+    (the lock serialises the writers) and the file is always whole."""
+    path = _commented(tmp_path)
+    changes = {
+        "digest.max_picks": "3",
+        "digest.window_hours": "24",
+        "delivery.max_attempts": "4",
+        "slack.min_interval_seconds": "2.5",
+        "schedule.digest_hour": "8",
+        "digest.subject_prefix": "[lab] ",
+    }
+
+    def run(item: tuple[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PAPERWIRE), "--config", str(path), "config", "set", *item],
+            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=len(changes)) as pool:
+        results = list(pool.map(run, changes.items()))
+    assert [r.returncode for r in results] == [0] * len(changes), [r.stderr for r in results]
+    data = tomllib.loads(path.read_text())
+    assert data["digest"]["max_picks"] == 3 and data["digest"]["window_hours"] == 24
+    assert data["delivery"]["max_attempts"] == 4 and data["slack"]["min_interval_seconds"] == 2.5
+    assert data["schedule"]["digest_hour"] == 8 and data["digest"]["subject_prefix"] == "[lab] "
+    assert "# everyone gets their digest at seven" in path.read_text()
+
+
+# ---- admins ------------------------------------------------------------------------------------
+
+
+def test_admin_set_password_writes_an_argon2_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    assert "at least 10 characters" in pw("admin", "set-password", "root", expect=1).stderr
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery\n"))
+    pw("admin", "set-password", "Root")
+    text = path.read_text()
+    assert "correct horse" not in text
+    hashed = tomllib.loads(text)["admin"]["passwords"]["root"]
+    assert hashed.startswith("$argon2id$")
+    from daemon.passwords import verify_password
+
+    assert verify_password("correct horse battery", hashed)
+    assert "root (file)" in pw("admin", "list").stdout
+    shown = pw("config", "show").stdout
+    assert "$argon2" not in shown and '"root": "**********"' in shown
+    monkeypatch.setattr(sys, "stdin", io.StringIO("another long password\n"))
+    printed = pw("admin", "set-password", "ops", "--print").stdout
+    assert printed.startswith("PAPERWIRE_ADMIN__PASSWORDS__OPS='$argon2id$")
+    assert "ops" not in tomllib.loads(path.read_text())["admin"]["passwords"]
+    pw("admin", "remove", "root")
+    assert "no admins" in pw("admin", "list").stdout
+
+
+# ---- real processes: the daemon's port, metrics, and the terminal ------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_a_second_run_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    port = _free_port()
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
+        .replace('level = "WARNING"', 'level = "INFO"')
+    )  # fmt: skip
+    Runner(config, tmp_path)("db", "upgrade")
+    log = tmp_path / "first.log"
+    with log.open("w") as stderr:
+        first = subprocess.Popen(
+            [str(PAPERWIRE), "--config", str(config), "run"],
+            cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+        )  # fmt: skip
+        try:
+            metrics = None
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and first.poll() is None:
+                try:
+                    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert metrics is not None and metrics.status_code == 200, log.read_text()
+            assert 'paperwire_digests{state="pending"} 0.0' in metrics.text
+            assert "paperwire_feeds_fetched_total" in metrics.text
+            assert "paperwire_delivery_latency_seconds_bucket" in metrics.text
+            second = subprocess.run(
+                [str(PAPERWIRE), "--config", str(config), "run"],
+                cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert second.returncode == 1
+            lines = second.stderr.strip().splitlines()
+            assert len(lines) == 1, second.stderr
+            assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in lines[0]
+            assert "paperwire running" not in second.stdout
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(timeout=60) == 0
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait(timeout=10)
+    text = log.read_text()
+    assert "scheduled job=ingest" in text  # paperwire's own line
+    for chatter in ("Adding job", "Added job", "Scheduler started", "Running job"):
+        assert chatter not in text  # APScheduler's INFO stays below the log level
+
+
+def _in_a_terminal(args: list[str], cwd: Path) -> str:
+    """Run paperwire with its output on a pseudo-terminal (Rich draws its progress bar)."""
+    leader, follower = pty.openpty()
+    env = {**cli_env(), "TERM": "xterm", "COLUMNS": "120"}
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [str(PAPERWIRE), *args], cwd=cwd, env=env, stdin=follower, stdout=follower,
+        stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+
+
+def test_in_a_terminal_log_lines_and_errors_are_printed_once_and_whole(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace('level = "WARNING"', 'level = "INFO"'))
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("feeds", "add", "gone", (tmp_path / "gone.xml").as_uri())
+    shown = _in_a_terminal(["--config", str(config), "ingest"], tmp_path)
+    lines = [line.strip() for line in shown.replace("\r", "\n").splitlines() if line.strip()]
+    assert shown.count("cannot read feed file") == 1, shown  # the summary's line, not the log's
+    assert any(re.fullmatch(r"feed failed: gone: .*cannot read feed file.*", x) for x in lines)
+    ingested = [x for x in lines if "feed ingested" in x]
+    assert len(ingested) == 1 and re.fullmatch(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO +paperwire\.jobs: feed ingested feed=hf new=15 "
+        r"known=0 skipped=0",
+        ingested[0],
+    ), shown
+    assert any(x.startswith("ingest: 1 feed(s) ok") for x in lines)

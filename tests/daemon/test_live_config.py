@@ -1,0 +1,83 @@
+"""Settings changed while the daemon runs: the watched file is applied (jobs rescheduled), an
+invalid one is not (and said once), and what is built from the settings follows them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from daemon.app import App, make_app
+from daemon.config_file import edit, keys
+from daemon.db.engine import upgrade
+from daemon.scheduler import ConfigWatch, make_scheduler
+from daemon.settings import load_settings
+from tests.daemon.web.conftest import write_console_config
+
+
+@pytest.fixture
+def watched(
+    tmp_path: Path, db_url: str, clock: Callable[[], datetime]
+) -> Iterator[tuple[App, Path]]:
+    config = write_console_config(tmp_path, db_url, "http://127.0.0.1:8080")
+    app = make_app(load_settings(config), clock=clock, config_file=config)
+    upgrade(app.store.engine)
+    yield app, config
+    app.close()
+
+
+def test_every_key_has_a_comment_for_the_console_form() -> None:
+    assert [k.key for k in keys() if not k.comment] == []
+
+
+def test_a_changed_file_is_applied_and_the_jobs_rescheduled(
+    watched: tuple[App, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    app, config = watched
+    scheduler = make_scheduler(app)
+    scheduler.start(paused=True)
+    try:
+        watch = ConfigWatch(app)
+        watch()  # nothing changed: nothing happens
+        assert app.settings.schedule.digest_cron == "5 * * * *"
+        edit(config, {"schedule.digest_cron": "35 6 * * *", "schedule.timezone": "Asia/Tokyo"})
+        watch()
+        assert app.settings.schedule.digest_cron == "35 6 * * *"
+        trigger = scheduler.get_job("digest").trigger
+        fields = {f.name: str(f) for f in trigger.fields}
+        assert (fields["minute"], fields["hour"], str(trigger.timezone)) == (
+            "35",
+            "6",
+            "Asia/Tokyo",
+        )
+
+        # a broken file is not applied, and said once
+        good = config.read_text()
+        config.write_text(good.replace('digest_cron = "35 6 * * *"', 'digest_cron = "soon"'))
+        with caplog.at_level(logging.ERROR, logger="paperwire.daemon"):
+            watch()
+            watch()
+        assert [r.msg for r in caplog.records].count("configuration not applied") == 1
+        assert app.settings.schedule.digest_cron == "35 6 * * *"
+        config.write_text(good.replace("35 6", "50 7"))
+        watch()
+        assert {f.name: str(f) for f in scheduler.get_job("digest").trigger.fields}["hour"] == "7"
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_what_is_built_from_the_settings_follows_them(watched: tuple[App, Path]) -> None:
+    app, config = watched
+    fetcher = app.fetcher
+    links = app.links
+    assert app.apply_settings(edit(config, {"digest.max_picks": 4})) == []
+    assert app.fetcher is fetcher and app.links is links  # untouched by a digest key
+    app.apply_settings(edit(config, {"ingest.timeout_seconds": 7.5}))
+    assert app.fetcher is not fetcher  # rebuilt on next use; the old client closes at the end
+    app.apply_settings(edit(config, {"server.base_url": "https://papers.lab.example"}))
+    assert app.links.unsubscribe_url(1).startswith("https://papers.lab.example/unsubscribe/")
+    restart = app.apply_settings(edit(config, {"server.port": 9090}))
+    assert restart == ["server.port"]

@@ -1,0 +1,438 @@
+"""The console over HTTP (FastAPI's test client, https so the Secure cookies travel): closed
+without a session, login with a limit, CSRF on every form, the audit log, and each page's
+actions with the validation of the command line. The browser tests are in
+test_console_browser.py."""
+
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from daemon import jobs
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind
+from tests.daemon.conftest import FEEDS
+from tests.daemon.web.conftest import PASSWORD, Console, ConsoleFactory, csrf_of, log_in
+
+HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
+HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
+PAGES = ("health", "feeds", "subscribers", "deliveries", "config", "audit")
+
+
+@pytest.fixture
+def console(console_factory: ConsoleFactory) -> Console:
+    return console_factory()
+
+
+@pytest.fixture
+def client(console: Console) -> TestClient:
+    return TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+
+
+def _audit(console: Console) -> list[tuple[str, str, str]]:
+    return [(a.admin, a.action, a.target) for a in console.app.store.admin.audit_log()]
+
+
+# ---- closed without a session --------------------------------------------------------------------
+
+
+def test_every_page_is_closed_without_a_session(client: TestClient) -> None:
+    for page in (*PAGES, "subscribers/ada", "subscribers/ada/preview"):
+        r = client.get(f"/admin/{page}", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/admin/login", page
+    for action in ("feeds", "subscribers", "config", "deliveries/retry", "feeds/x/remove"):
+        r = client.post(f"/admin/{action}", data={"csrf": "guess"})
+        assert r.status_code == 403 and "Not logged in" in r.text, action
+
+
+def test_with_no_admin_the_console_says_it_is_closed(console_factory: ConsoleFactory) -> None:
+    console = console_factory(extra="")
+    console.config.write_text(console.config.read_text().replace("root = ", "# root = "))
+    text = console.config.read_text().replace("passwords = { # root", "passwords = {} # { root")
+    console.config.write_text(text)
+    console.app.reload_settings()
+    page = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080").get("/admin/login")
+    assert "The console is closed" in page.text and "paperwire admin set-password" in page.text
+
+
+# ---- login ---------------------------------------------------------------------------------------
+
+
+def test_login_sets_a_strict_cookie_and_logout_ends_the_session(
+    console: Console, client: TestClient
+) -> None:
+    page = client.get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    r = client.post(
+        "/admin/login",
+        data={"name": "Root", "password": PASSWORD, "token": token.group(1)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("paperwire_admin="))
+    for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/admin"):
+        assert flag in cookie
+    health = client.get("/admin/health")
+    assert health.status_code == 200 and "Health" in health.text
+    csp = health.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script" not in csp  # no script is allowed at all
+    assert "<script" not in health.text
+    stolen = dict(client.cookies)
+    client.post("/admin/logout", data={"csrf": csrf_of(health.text)})
+    assert client.get("/admin/health", follow_redirects=False).status_code == 303
+    # the old cookie is dead: the session is gone from the database
+    replay = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080", cookies=stolen)
+    assert replay.get("/admin/health", follow_redirects=False).status_code == 303
+    assert [a[1] for a in _audit(console)][:2] == ["logged out", "logged in"]
+
+
+def test_wrong_passwords_are_refused_then_locked_out(console: Console, client: TestClient) -> None:
+    from tests.daemon.conftest import NOW
+
+    def attempt(name: str, password: str) -> Any:
+        page = client.get("/admin/login")
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert token
+        return client.post(
+            "/admin/login", data={"name": name, "password": password, "token": token.group(1)}
+        )
+
+    for _ in range(3):  # admin.max_failed_logins = 3
+        r = attempt("root", "wrong password!")
+        assert r.status_code == 401 and "Wrong name or password" in r.text
+    locked = attempt("root", PASSWORD)  # even the right password waits now
+    assert locked.status_code == 429 and "try again in 15 minute(s)" in locked.text
+    assert client.get("/admin/health", follow_redirects=False).status_code == 303
+    assert attempt("nobody", "x").status_code == 401  # an unknown name: the same answer
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(minutes=16)
+    assert attempt("root", PASSWORD).url.path == "/admin/health"
+    actions = [a[1] for a in _audit(console)]
+    assert actions.count("login failed") == 4 and "login refused: locked out" in actions
+
+
+def test_the_login_form_needs_its_own_token(client: TestClient) -> None:
+    client.get("/admin/login")
+    r = client.post("/admin/login", data={"name": "root", "password": PASSWORD, "token": "x"})
+    assert r.status_code == 403 and "Form refused" in r.text
+
+
+def test_a_removed_admin_loses_the_session(console: Console, client: TestClient) -> None:
+    from daemon.config_file import UNSET, edit
+
+    log_in(client)
+    console.app.apply_settings(edit(console.config, {"admin.passwords.root": UNSET}))
+    assert client.get("/admin/health", follow_redirects=False).status_code == 303
+
+
+# ---- CSRF ----------------------------------------------------------------------------------------
+
+
+def test_a_form_without_its_csrf_token_is_refused_and_changes_nothing(
+    console: Console, client: TestClient
+) -> None:
+    log_in(client)
+    for data in ({}, {"csrf": ""}, {"csrf": "forged-token"}):
+        r = client.post("/admin/feeds", data={**data, "name": "hf", "url": HF, "action": "add"})
+        assert r.status_code == 403 and "CSRF" in r.text
+    assert console.app.store.feeds.all() == []
+    # another session's token does not do either
+    other = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+    token = log_in(other)
+    r = client.post("/admin/feeds", data={"csrf": token, "name": "hf", "url": HF, "action": "add"})
+    assert r.status_code == 403 and console.app.store.feeds.all() == []
+
+
+# ---- feeds ---------------------------------------------------------------------------------------
+
+
+def test_feeds_are_checked_test_fetched_added_and_changed(
+    console: Console, client: TestClient
+) -> None:
+    csrf = log_in(client)
+
+    def post(**d: str) -> Any:
+        return client.post("/admin/feeds", data={"csrf": csrf, **d})
+
+    for url, rule in (
+        ("https://", "has no host"),
+        ("https://x y/feed", "contains a space"),
+        ("127.0.0.1", "not an http(s) URL"),
+        ("file:///nope.xml", "cannot read"),
+    ):
+        r = post(name="bad", url=url, action="add")
+        assert r.status_code == 400 and rule in r.text, url
+    tested = post(name="hf", url=HF, action="test")
+    assert "15 paper(s), 15 new" in tested.text and console.app.store.feeds.all() == []
+    added = post(name="hf", url=HF, action="add")
+    assert "Added feed hf" in added.text and "15 paper(s), 15 new" in added.text
+    assert [f.name for f in console.app.store.feeds.all()] == ["hf"]
+    assert "already exists" in post(name="hf", url=HF, action="add").text
+    client.post("/admin/feeds/hf/disable", data={"csrf": csrf})
+    assert console.app.store.feeds.all()[0].enabled is False
+    client.post("/admin/feeds/hf/enable", data={"csrf": csrf})
+    r = client.post("/admin/feeds/hf/remove", data={"csrf": csrf})
+    assert "Feed hf removed" in r.text and console.app.store.feeds.all() == []
+    assert ("root", "feed added", "hf") in _audit(console)
+
+
+# ---- subscribers ---------------------------------------------------------------------------------
+
+
+def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
+    console: Console, client: TestClient
+) -> None:
+    csrf = log_in(client)
+    people = console.app.store.people
+
+    def add(**d: str) -> Any:
+        return client.post("/admin/subscribers", data={"csrf": csrf, "timezone": "UTC", **d})
+
+    assert "is not an email address" in add(name="dan", email="dan@").text
+    assert "is not a valid user name" in add(name="a b", email="ab@lab.example").text
+    assert "somewhere to go" in add(name="carol").text
+    assert "not a Slack incoming-webhook URL" in add(name="s", slack="https://example.org/x").text
+    assert "s3cretToken" not in add(name="s", slack=HOOK.replace("https", "http")).text
+    assert (
+        "time zone: not a known time zone"
+        in add(name="m", email="m@lab.example", timezone="Mars/Base").text
+    )
+    r = add(name="eve", email="Eve <eve@lab.example>", hour="6")
+    assert r.url.path == "/admin/subscribers/eve" and "Added eve" in r.text
+    eve = people.get("eve")
+    assert (eve.display_name, eve.digest_hour) == ("Eve", 6)
+    taken = html.unescape(add(name="eve2", email="EVE@lab.example").text)
+    assert "already the email address of user 'eve'" in taken
+
+    def edit(**d: str) -> Any:
+        return client.post("/admin/subscribers/eve", data={"csrf": csrf, "timezone": "UTC", **d})
+
+    assert "no channel" in edit(email="").text  # her only channel
+    r = edit(email="eve@lab.example", hour="9", slack=HOOK, display_name="Eve L.")
+    assert "Saved eve" in r.text and "s3cretToken" not in r.text
+    assert people.get("eve").digest_hour == 9
+    assert {c.kind for c in people.all()[0][1]} == {ChannelKind.EMAIL, ChannelKind.SLACK}
+    edit(email="eve@lab.example", hour="9")  # an empty webhook field keeps the webhook
+    assert len(people.all()[0][1]) == 2
+    edit(email="eve@lab.example", hour="", remove_slack="yes")
+    assert len(people.all()[0][1]) == 1 and people.get("eve").digest_hour is None
+
+    bad = client.post("/admin/subscribers/eve/follow", data={"csrf": csrf, "value": "  "})
+    assert "empty keyword" in bad.text
+    client.post("/admin/subscribers/eve/pause", data={"csrf": csrf})
+    assert not people.get("eve").active
+    client.post("/admin/subscribers/eve/resume", data={"csrf": csrf})
+    assert people.get("eve").active
+    found = client.get("/admin/subscribers?q=lab.example")
+    assert "user-eve" in found.text
+    assert "user-eve" not in client.get("/admin/subscribers?q=nobody").text
+    client.post("/admin/subscribers/eve/remove", data={"csrf": csrf})
+    assert people.all() == []
+    actions = [a[1] for a in _audit(console)]
+    for done in ("user added", "user changed", "user paused", "user resumed", "user removed"):
+        assert done in actions
+
+
+def test_the_csv_upload_reports_errors_by_line_or_imports_all(
+    console: Console, client: TestClient
+) -> None:
+    csrf = log_in(client)
+    bad = "name,email\nada,ada@lab.example\ndan,dan@\n"
+    r = client.post("/admin/subscribers/import", data={"csrf": csrf},
+                    files={"file": ("lab.csv", bad, "text/csv")})  # fmt: skip
+    assert r.status_code == 400 and "line 3: email: &#39;dan@&#39;" in r.text
+    assert console.app.store.people.all() == []
+    good = "name,email,hour\nada,ada@lab.example,7\nbob,bob@lab.example,\n"
+    r = client.post("/admin/subscribers/import", data={"csrf": csrf},
+                    files={"file": ("lab.csv", good, "text/csv")})  # fmt: skip
+    assert "Imported: 2 added, 0 updated, 0 unchanged" in r.text
+    r = client.post("/admin/subscribers/import", data={"csrf": csrf},
+                    files={"file": ("lab.csv", good, "text/csv")})  # fmt: skip
+    assert "0 added, 0 updated, 2 unchanged" in r.text
+
+
+def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> None:
+    app = console.app
+    now = app.clock()
+    app.store.feeds.add("hf", HF, now)
+    jobs.ingest(app, now)
+    user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    csrf = log_in(client)
+    preview = client.get("/admin/subscribers/ada/preview")
+    assert preview.status_code == 200 and "<!DOCTYPE html>" in preview.text
+    assert "script-src" not in preview.headers["content-security-policy"]
+    assert app.store.health.counts()["sent"] == 0  # nothing stored or sent
+    jobs.digest_and_deliver(app, now, force=True)
+    (digest,) = app.store.health.deliveries(user="ada")
+    assert digest.state == "sent"
+    r = client.post("/admin/subscribers/ada/resend", data={"csrf": csrf, "digest": str(digest.id)})
+    assert f"Digest {digest.id} queued again" in r.text
+    assert app.store.digests.get(digest.id).state == "pending"
+    pending = client.get("/admin/deliveries?state=pending")
+    assert f"digest-{digest.id}" in pending.text
+    r = client.post("/admin/deliveries/cancel", data={"csrf": csrf, "id": str(digest.id)})
+    assert "1 digest(s) cancelled" in r.text
+    assert app.store.digests.get(digest.id).last_error == "cancelled by root"
+    r = client.post("/admin/deliveries/retry", data={"csrf": csrf, "id": str(digest.id),
+                                                     "state": "failed"})  # fmt: skip
+    assert "1 digest(s) due now" in r.text and app.store.digests.get(digest.id).state == "pending"
+    other = app.store.digests.create(
+        user.id, app.store.people.all()[0][1][0].id, now.date() - timedelta(days=1),
+        [NewItem(app.store.papers.find("2608.16590").id, 0.5, "similar", "r")], now,
+        cold_start=False,
+    )  # fmt: skip
+    assert other is not None
+    assert "left alone" not in r.text
+
+
+# ---- configuration -------------------------------------------------------------------------------
+
+
+def _config_form(client: TestClient) -> dict[str, str]:
+    """Every field of the configuration page as the browser would send it."""
+    page = client.get("/admin/config").text
+    fields: dict[str, str] = {"csrf": csrf_of(page)}
+    for name, value in re.findall(
+        r'<input type="text" id="[^"]+" name="([^"]+)" value="([^"]*)"', page
+    ):
+        fields[name] = html.unescape(value)
+    for name, body in re.findall(r'<select id="[^"]+" name="([^"]+)">(.*?)</select>', page):
+        chosen = re.search(r"<option selected>([^<]*)</option>", body)
+        fields[name] = chosen.group(1) if chosen else ""
+    for name in re.findall(r'<input type="password" id="[^"]+" name="([^"]+)"', page):
+        fields[name] = ""
+    return fields
+
+
+def test_the_configuration_form_saves_checked_values_and_applies_them(
+    console: Console, client: TestClient
+) -> None:
+    log_in(client)
+    page = client.get("/admin/config").text
+    for section in ("database", "server", "schedule", "digest", "email", "admin"):
+        assert f'id="section-{section}"' in page
+    assert "Default local hour of the digest" in page  # the bundled file's comment
+    assert "Default: <code>7</code>" in page
+    form = _config_form(client)
+    assert len(form) > 40
+    unchanged = client.post("/admin/config", data=form)
+    assert "Nothing changed" in unchanged.text
+    before = console.config.read_text()
+
+    form.update({"schedule.digest_cron": "35 * * * *", "schedule.digest_hour": "9"})
+    form["email.password"] = "hunter2-secret"
+    saved = client.post("/admin/config", data=form)
+    assert (
+        "Saved and applied: email.password, schedule.digest_cron, schedule.digest_hour"
+        in saved.text
+    )
+    text = console.config.read_text()
+    assert "# the digest job's schedule" in text and "# where the links point" in text
+    data = tomllib.loads(text)
+    assert data["schedule"] == {"digest_cron": "35 * * * *", "digest_hour": 9}
+    assert console.config.with_name("paperwire.toml.previous").read_text() == before
+    app = console.app
+    assert app.settings.schedule.digest_hour == 9  # applied, no restart
+    trigger = console.daemon.scheduler.get_job("digest").trigger
+    assert {f.name: str(f) for f in trigger.fields}["minute"] == "35"  # rescheduled
+    assert (
+        "hunter2-secret" not in saved.text
+        and "hunter2-secret" not in client.get("/admin/config").text
+    )
+    # an empty secret field keeps the secret
+    client.post("/admin/config", data={**_config_form(client), "digest.max_picks": "5"})
+    assert app.settings.email.password.get_secret_value() == "hunter2-secret"
+    assert ("root", "config changed", "email.password") in _audit(console)
+    assert all("hunter2" not in a.detail for a in app.store.admin.audit_log())
+
+
+def test_an_invalid_configuration_is_refused_and_the_file_untouched(
+    console: Console, client: TestClient
+) -> None:
+    log_in(client)
+    before = console.config.read_bytes()
+    form = _config_form(client)
+    form.update({"schedule.digest_hour": "25", "schedule.timezone": "Mars/Base"})
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "Nothing was written" in r.text
+    assert "schedule.digest_hour = 25" in r.text and "Mars/Base" in r.text
+    assert 'value="Mars/Base"' in r.text  # what was typed stays in the form
+    assert console.config.read_bytes() == before
+    form = _config_form(client)
+    form["digest.send_empty"] = "maybe"
+    assert "give true or false" in client.post("/admin/config", data=form).text
+    assert console.config.read_bytes() == before
+
+
+def test_keys_set_by_the_environment_are_read_only(
+    console_factory: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERWIRE_DIGEST__MAX_PICKS", "4")
+    console = console_factory()
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+    log_in(client)
+    page = client.get("/admin/config").text
+    assert "set by the environment variable PAPERWIRE_DIGEST__MAX_PICKS" in page
+    assert 'name="digest.max_picks"' not in page
+    form = {**_config_form(client), "digest.max_picks": "9"}
+    client.post("/admin/config", data=form)
+    assert "max_picks" not in console.config.read_text()
+
+
+def test_restore_the_previous_version(console: Console, client: TestClient) -> None:
+    log_in(client)
+    original = console.config.read_text()
+    client.post("/admin/config", data={**_config_form(client), "digest.max_picks": "3"})
+    assert console.app.settings.digest.max_picks == 3
+    r = client.post("/admin/config/restore", data={"csrf": _config_form(client)["csrf"]})
+    assert "The previous version is back" in r.text
+    assert console.config.read_text() == original and console.app.settings.digest.max_picks == 10
+
+
+# ---- health, audit, metrics ----------------------------------------------------------------------
+
+
+def test_health_charts_audit_and_metrics(console: Console, client: TestClient) -> None:
+    app = console.app
+    now = app.clock()
+    app.store.feeds.add("hf", HF, now)
+    app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    report = jobs.ingest(app, now)
+    console.daemon.metrics.observe(report, now, now)
+    log_in(client)
+    health = client.get("/admin/health").text
+    for chart in ("chart-papers", "chart-digests", "chart-people"):
+        assert f'<svg id="{chart}"' in health
+    assert '<rect class="bar"' in health and "15 papers</title>" in health
+    assert 'id="next-digest"' in health and "UTC" in health
+    assert "Nothing needs a person" in health
+    assert "logged in" in client.get("/admin/audit").text
+    metrics = client.get("/metrics").text
+    assert 'paperwire_feeds_fetched_total{outcome="ok"} 1.0' in metrics
+    assert "paperwire_papers_ingested_total 15.0" in metrics
+    assert 'paperwire_feeds{state="ok"} 1.0' in metrics and "paperwire_papers 15.0" in metrics
+
+
+def test_console_pages_escape_feed_text(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    evil = tmp_path / "evil.xml"
+    evil.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+        "<title>&lt;script&gt;alert(1)&lt;/script&gt; Attention</title>"
+        "<link>https://example.org/p1</link><guid>https://example.org/p1</guid></item>"
+        "</channel></rss>"
+    )
+    csrf = log_in(client)
+    r = client.post("/admin/feeds", data={"csrf": csrf, "name": "evil", "url": evil.as_uri(),
+                                          "action": "test"})  # fmt: skip
+    assert r.status_code == 200 and "Attention" in r.text
+    assert "<script>alert" not in r.text
