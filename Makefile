@@ -1,12 +1,11 @@
-# paperwire — `make demo` runs one real cycle on bundled samples and then serves the admin's
-# console on it (Ctrl-C stops it; `make demo DEMO_FLAGS=` only runs the cycle); `make test`
-# runs every check.
+# paperwire — `make demo` runs one real cycle on bundled samples (and prints how to browse it:
+# `make demo-serve` serves its links and the admin's console until Ctrl-C); `make test` runs
+# every check.
 PYTHON ?= python3
-DEMO_FLAGS ?= --serve
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck install lock clean
+.PHONY: demo demo-serve test lint typecheck install lock clean
 
 # Exact versions come from requirements.lock (hashed); the ranges stay in pyproject.toml.
 $(BIN)/paperwire: pyproject.toml requirements.lock
@@ -26,7 +25,10 @@ lock: install
 		--generate-hashes --no-header --quiet --upgrade -o requirements.lock
 
 demo: install
-	$(BIN)/paperwire demo $(DEMO_FLAGS)
+	$(BIN)/paperwire demo
+
+demo-serve: install
+	$(BIN)/paperwire demo --serve
 
 # Two workers (pytest-xdist, one per core here); the 15 slowest tests are listed at the end.
 test: install

@@ -179,8 +179,9 @@ def run_demo(
         config = write_demo_config(root, source or config_path(), settings, password)
         console.print(
             f"\nThe console: [bold]{_console_url(settings)}[/] — name [bold]{DEMO_ADMIN}[/], "
-            f"password [bold]{password}[/] (new at every demo). Start it with "
-            f"`paperwire demo --serve`, or `paperwire --config {config} run`.",
+            f"password [bold]{password}[/] (new at every demo). To browse a fresh demo: "
+            f"`make demo-serve` (`paperwire demo --serve`); this one: "
+            f"`paperwire --config {config} run`.",
             highlight=False,
         )
         return report
