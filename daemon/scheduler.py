@@ -109,7 +109,7 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
     scheduler.add_job(
         _guarded("catch-up", _catch_up, app, metrics),
         "date",
-        run_date=app.clock() + timedelta(seconds=5),
+        run_date=app.clock() + timedelta(seconds=sched.catch_up_delay_seconds),
         id="catch-up",
     )
     if app.config_file is not None:

@@ -68,6 +68,7 @@ class ScheduleSettings(_Section):
     digest_cron: str = "5 * * * *"
     digest_hour: int = Field(default=7, ge=0, le=23)
     misfire_grace_seconds: int = Field(default=6 * 3600, ge=1)
+    catch_up_delay_seconds: float = Field(default=5.0, ge=0)
 
     @field_validator("timezone")
     @classmethod

@@ -1,20 +1,13 @@
-"""daemon.scheduler and the digest timing in daemon.jobs; `paperwire run` as a real process."""
+"""daemon.scheduler and the digest timing in daemon.jobs (`paperwire run` as a real process:
+tests/daemon/test_admin_cli.py and test_stopping.py)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -27,9 +20,6 @@ from daemon.db.rows import UserRow
 from daemon.ingest.parse import PaperIn
 from daemon.scheduler import make_scheduler
 from daemon.settings import crontab_trigger
-
-PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
-
 
 # ---- make_scheduler --------------------------------------------------------------------------
 
@@ -248,73 +238,3 @@ def test_digest_job_only_for_users_whose_hour_has_come(
 
 
 # ---- `paperwire run` as a process ------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_run_serves_healthz_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    config = tmp_path / "paperwire.toml"
-    config.write_text(
-        f"""
-[database]
-url = "sqlite:///{tmp_path / "paperwire.db"}"
-
-[server]
-base_url = "http://127.0.0.1:{port}"
-host = "127.0.0.1"
-port = {port}
-secret_key = "run-test-secret"
-
-[delivery]
-outbox_dir = "{tmp_path / "outbox"}"
-"""
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
-    upgraded = subprocess.run(
-        [str(PAPERWIRE), "--config", str(config), "db", "upgrade"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert upgraded.returncode == 0, upgraded.stderr
-
-    stderr_path = tmp_path / "stderr.log"
-    with stderr_path.open("w") as stderr:
-        proc = subprocess.Popen(
-            [str(PAPERWIRE), "--config", str(config), "run"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-        try:
-            health = None
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            assert proc.poll() is None, f"paperwire run died:\n{stderr_path.read_text()}"
-            assert health is not None, f"no answer on /healthz:\n{stderr_path.read_text()}"
-            assert health.status_code == 200
-            assert health.json() == {"ok": True, "papers": 0}
-
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
-    log = stderr_path.read_text()
-    assert code == 0, log
-    assert "scheduler stopped" in log
-    assert "Traceback" not in log

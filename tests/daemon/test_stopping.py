@@ -83,6 +83,7 @@ secret_key = "stop-test-secret"
 [schedule]
 ingest_cron = "0 0 1 1 *"
 digest_cron = "0 0 1 1 *"
+catch_up_delay_seconds = 0.5
 [email]
 transport = "smtp"
 host = "127.0.0.1"

@@ -13,10 +13,11 @@ import daemon.db.models  # noqa: F401  (registers the tables)
 from daemon.db import make_engine
 from daemon.db.engine import _alembic_config, check_schema, head_revision, upgrade
 from daemon.ingest.identity import title_key
-from tests.daemon.conftest import BOTH_BACKENDS
+from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE
 
 
 @BOTH_BACKENDS
+@EMPTY_DATABASE
 def test_models_and_migrations_agree(db_url: str) -> None:
     engine = make_engine(db_url)
     try:

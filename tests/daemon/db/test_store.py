@@ -14,7 +14,7 @@ from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, DigestState
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.ingest.parse import PaperIn
-from tests.daemon.conftest import BOTH_BACKENDS, NOW
+from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE, NOW
 
 pytestmark = BOTH_BACKENDS  # the backend matters here
 
@@ -107,6 +107,7 @@ def test_same_paper_twice_is_one_row_and_a_new_version_is_not_news(
     ] == []
 
 
+@EMPTY_DATABASE
 def test_upgrading_a_database_from_the_first_schema_keeps_its_rows(db_url: str) -> None:
     from daemon.db import Store, make_engine
     from daemon.db.engine import schema_revisions, upgrade
