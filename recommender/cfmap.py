@@ -44,10 +44,11 @@ def _library_rows(f: _Fitted, libraries: Sequence[Feedback]) -> list[np.ndarray]
     return out
 
 
-def _fit_map(f: _Fitted, libraries: Sequence[Feedback], cfg: RecommenderConfig) -> None:
-    """Learn item factors from who liked what, and a ridge map text → factors (sets the map
-    fields of `f`; leaves them None with fewer than `cf_min_users` libraries)."""
-    learned = _learn_map(f.matrix, _library_rows(f, libraries), cfg)
+def _fit_map(f: _Fitted, libraries: Sequence[np.ndarray], cfg: RecommenderConfig) -> None:
+    """Learn item factors from who liked what (`libraries`: each one's liked corpus rows), and
+    a ridge map text → factors (sets the map fields of `f`; leaves them None with fewer than
+    `cf_min_users` libraries)."""
+    learned = _learn_map(f.matrix, libraries, cfg)
     if learned is None:
         return
     v, s = learned.factors, learned.singular
@@ -66,10 +67,14 @@ def _fit_map(f: _Fitted, libraries: Sequence[Feedback], cfg: RecommenderConfig) 
 
 
 def _learn_map(
-    matrix: sp.csr_matrix, libraries: Sequence[np.ndarray], cfg: RecommenderConfig
+    matrix: sp.csr_matrix,
+    libraries: Sequence[np.ndarray],
+    cfg: RecommenderConfig,
+    iterations: int | None = None,
 ) -> _Map | None:
     """Item factors and the text → factors map from libraries given as corpus rows of
-    `matrix` (None: fewer than `cf_min_users` libraries, or too few liked papers).
+    `matrix` (None: fewer than `cf_min_users` libraries, or too few liked papers);
+    `iterations`: conjugate-gradient steps, if fewer than `cf_iterations`.
 
     R = libraries × papers (binary), columns scaled by popularity^-β, rows L2-normalised;
     R ≈ U S Vᵀ (randomized truncated SVD). Each liked paper's factor is its row of V; the
@@ -97,7 +102,8 @@ def _learn_map(
         _, s64, vt = randomized_svd(r, rank, n_iter=SVD_POWER_ITERATIONS, random_state=0)
     v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
     target = (vt.T * (s64**cfg.cf_singular_power)).astype(np.float32)
-    w = _ridge_cg(matrix[liked_items], target, cfg.cf_lambda, cfg.cf_iterations)
+    steps = cfg.cf_iterations if iterations is None else min(iterations, cfg.cf_iterations)
+    w = _ridge_cg(matrix[liked_items], target, cfg.cf_lambda, steps)
     return _Map(w, v, liked_items, s64.astype(np.float32), pop[liked_items])
 
 
