@@ -6,7 +6,7 @@ text rows) minus a share of the disliked ones (`_Profiles`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -103,6 +103,27 @@ def _profile_alpha(n_likes: np.ndarray, prior_likes: float) -> np.ndarray:
     return alpha
 
 
+def _factor_profiles(
+    build: Callable[[np.ndarray], np.ndarray],
+    learned: np.ndarray,
+    predicted: np.ndarray | None,
+    n_likes: np.ndarray,
+    prior_likes: float,
+) -> np.ndarray:
+    """Profile rows in factor space (`build`: table → profile rows, `n_likes`: per row): of the
+    liked papers' learned factors, of their predicted ones, or n/(n+m) of the first and the
+    rest of the second (m = `prior_likes`), each part a unit row."""
+    if predicted is None or prior_likes == 0:
+        return build(learned)
+    if math.isinf(prior_likes):
+        return build(predicted)
+    alpha = _profile_alpha(n_likes, prior_likes)[:, None]
+    mixed: np.ndarray = alpha * normalize(build(learned)) + (1.0 - alpha) * normalize(
+        build(predicted)
+    )
+    return mixed
+
+
 def _profiles(
     plans: list[_Plan],
     items: _Items,
@@ -164,10 +185,8 @@ def _profiles(
     fac = None
     text = None
     if items.fac is not None:
-        prof = build(items.fac)
-        if items.pred is not None and prior_likes > 0:
-            alpha = _profile_alpha(np.bincount(lr, minlength=row), prior_likes)[:, None]
-            prof = alpha * normalize(prof) + (1.0 - alpha) * normalize(build(items.pred))
+        n_likes = np.bincount(lr, minlength=row)
+        prof = _factor_profiles(build, items.fac, items.pred, n_likes, prior_likes)
         fac = on_grid(prof, LEFT_BITS)  # exact products (recommender.exact)
     if items.fac is None or text_weight > 0:
         text = sp.csr_matrix(build(items.text), dtype=np.float32)
