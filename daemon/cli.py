@@ -369,6 +369,21 @@ def evaluate(
     max_users: Annotated[
         int | None, typer.Option(help="evaluate an even sample of this many users")
     ] = None,
+    max_likes: Annotated[
+        int | None,
+        typer.Option(min=1, help="keep a random N of each user's training likes (a young install)"),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="seed of the --max-likes / --newcomers draws (default 7)")
+    ] = None,
+    newcomers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="cut only K random users down to --max-likes likes and score only them "
+            "(newcomers in a mature install)",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     rankings_out: Annotated[
         Path | None, typer.Option(help="write user<TAB>item<TAB>rank for the top max(k)")
@@ -377,7 +392,7 @@ def evaluate(
     """Measure rankers on libraries of liked papers: recall@k, nDCG@k, time per user.
 
     `paperwire` is the daemon's own recommender (the same code the daily job runs)."""
-    from recommender.evaluate import DEFAULT_METHODS, format_table
+    from recommender.evaluate import DEFAULT_METHODS, DEFAULT_SEED, format_table
     from recommender.evaluate import evaluate as run_eval
 
     for path in (items, train, test, *([candidates] if candidates else [])):
@@ -387,6 +402,8 @@ def evaluate(
         ks = [int(x) for x in k.split(",") if x.strip()]
     except ValueError:
         raise PaperwireError(f"--k {k!r}: give cut-offs like 10,50,100") from None
+    if newcomers is not None and max_likes is None:
+        raise PaperwireError("--newcomers: give --max-likes too (the likes each newcomer keeps)")
     with _progress() as progress:
         report = run_eval(
             items,
@@ -396,6 +413,9 @@ def evaluate(
             ks=ks,
             methods=method.split(",") if method else list(DEFAULT_METHODS),
             max_users=max_users,
+            max_likes=max_likes,
+            seed=DEFAULT_SEED if seed is None else seed,
+            newcomers=newcomers,
             rankings_out=rankings_out,
             progress=progress,
         )

@@ -4,6 +4,15 @@ Takes and returns plain data (ids, texts, arrays); imports nothing from `daemon`
 """
 
 from recommender.engine import Recommender, RecommenderConfig
-from recommender.types import Doc, Feedback, Kind, Like, Recommendation
+from recommender.types import Calibration, Doc, Feedback, Kind, Like, Recommendation
 
-__all__ = ["Doc", "Feedback", "Kind", "Like", "Recommendation", "Recommender", "RecommenderConfig"]
+__all__ = [
+    "Calibration",
+    "Doc",
+    "Feedback",
+    "Kind",
+    "Like",
+    "Recommendation",
+    "Recommender",
+    "RecommenderConfig",
+]

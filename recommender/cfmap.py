@@ -6,6 +6,7 @@ nobody has liked yet (every new paper) gets predicted factors from its text alon
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,33 +23,77 @@ CG_TINY = 1e-30  # ridge CG: keeps the step sizes finite when a column has conve
 CG_TOLERANCE = 1e-12  # ridge CG: stop when every residual² ≤ this × the largest ‖XᵀY column‖²
 
 
-def _fit_map(f: _Fitted, libraries: Sequence[Feedback], cfg: RecommenderConfig) -> None:
-    """Learn item factors from who liked what, and a ridge map text → factors (sets the map
-    fields of `f`; leaves them None with fewer than `cf_min_users` libraries).
+class _Map(NamedTuple):
+    """What `_learn_map` learns from a set of libraries."""
+
+    text_map: np.ndarray  # features × rank (float32): text → factors in the target scale
+    factors: np.ndarray  # liked papers × rank (float32): rows of V
+    rows: np.ndarray  # corpus row of each liked paper (ascending)
+    singular: np.ndarray  # rank singular values (float32)
+    popularity: np.ndarray  # likes of each liked paper
+
+
+def _library_rows(f: _Fitted, libraries: Sequence[Feedback]) -> list[np.ndarray]:
+    """The corpus rows each library liked (sorted, distinct; libraries without a like in the
+    corpus are left out), in the order of `libraries`."""
+    out = []
+    for fb in libraries:
+        liked = {f.index[lk.doc_id] for lk in fb.likes if lk.doc_id in f.index}
+        if liked:
+            out.append(np.array(sorted(liked), dtype=np.int64))
+    return out
+
+
+def _fit_map(f: _Fitted, libraries: Sequence[np.ndarray], cfg: RecommenderConfig) -> None:
+    """Learn item factors from who liked what (`libraries`: each one's liked corpus rows), and
+    a ridge map text → factors (sets the map fields of `f`; leaves them None with fewer than
+    `cf_min_users` libraries)."""
+    learned = _learn_map(f.matrix, libraries, cfg)
+    if learned is None:
+        return
+    v, s = learned.factors, learned.singular
+    if cfg.cf_prior_likes > 0:  # shrink rarely-liked papers' factors toward their text's
+        predicted = np.asarray(f.matrix[learned.rows] @ learned.text_map) / (
+            s**cfg.cf_singular_power
+        )
+        n_likes = learned.popularity[:, None].astype(np.float32)
+        v = (n_likes * v + cfg.cf_prior_likes * predicted) / (n_likes + cfg.cf_prior_likes)
+    factor_row = np.full(len(f.ids), -1, dtype=np.int32)
+    factor_row[learned.rows] = np.arange(len(learned.rows), dtype=np.int32)
+    f.text_map = learned.text_map.astype(STORE_DTYPE)
+    f.factors = v.astype(STORE_DTYPE)
+    f.factor_row = factor_row
+    f.singular = s
+
+
+def _learn_map(
+    matrix: sp.csr_matrix,
+    libraries: Sequence[np.ndarray],
+    cfg: RecommenderConfig,
+    iterations: int | None = None,
+) -> _Map | None:
+    """Item factors and the text → factors map from libraries given as corpus rows of
+    `matrix` (None: fewer than `cf_min_users` libraries, or too few liked papers);
+    `iterations`: conjugate-gradient steps, if fewer than `cf_iterations`.
 
     R = libraries × papers (binary), columns scaled by popularity^-β, rows L2-normalised;
     R ≈ U S Vᵀ (randomized truncated SVD). Each liked paper's factor is its row of V; the
     map W minimises ‖X W − V S^α‖² + λ‖W‖² over the liked papers' TF-IDF rows X, solved by
     block conjugate gradient. A paper nobody liked gets predicted factors x W."""
-    rows: list[int] = []
-    cols: list[int] = []
-    n_users = 0
-    for fb in libraries:
-        liked = {f.index[lk.doc_id] for lk in fb.likes if lk.doc_id in f.index}
-        if liked:
-            rows.extend([n_users] * len(liked))
-            cols.extend(liked)
-            n_users += 1
+    libraries = [lib for lib in libraries if len(lib)]
+    n_users = len(libraries)
     if n_users < max(2, cfg.cf_min_users):
-        return
+        return None
+    cols = np.concatenate(libraries)
+    rows = np.repeat(np.arange(n_users), [len(lib) for lib in libraries])
     likes = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(n_users, len(f.ids))
+        (np.ones(len(cols), dtype=np.float64), (rows, cols)), shape=(n_users, matrix.shape[0])
     )
     pop = np.asarray(likes.sum(axis=0)).ravel()
     liked_items = np.flatnonzero(pop > 0)
     rank = min(cfg.cf_rank, n_users - 1, len(liked_items) - 1)
     if rank < 1:
-        return
+        return None
     r = likes[:, liked_items] @ sp.diags(pop[liked_items] ** -cfg.cf_popularity_exponent)
     r = normalize(r.tocsr())
     # float64, and LAPACK on one thread: its results depend on the thread count, and the
@@ -56,19 +101,10 @@ def _fit_map(f: _Fitted, libraries: Sequence[Feedback], cfg: RecommenderConfig) 
     with threadpool_limits(limits=1, user_api="blas"):
         _, s64, vt = randomized_svd(r, rank, n_iter=SVD_POWER_ITERATIONS, random_state=0)
     v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
-    s = s64.astype(np.float32)
     target = (vt.T * (s64**cfg.cf_singular_power)).astype(np.float32)
-    w = _ridge_cg(f.matrix[liked_items], target, cfg.cf_lambda, cfg.cf_iterations)
-    factor_row = np.full(len(f.ids), -1, dtype=np.int32)
-    factor_row[liked_items] = np.arange(len(liked_items), dtype=np.int32)
-    f.text_map = w.astype(STORE_DTYPE)
-    if cfg.cf_prior_likes > 0:  # shrink rarely-liked papers' factors toward their text's
-        predicted = np.asarray(f.matrix[liked_items] @ w) / (s**cfg.cf_singular_power)
-        n_likes = pop[liked_items][:, None].astype(np.float32)
-        v = (n_likes * v + cfg.cf_prior_likes * predicted) / (n_likes + cfg.cf_prior_likes)
-    f.factors = v.astype(STORE_DTYPE)
-    f.factor_row = factor_row
-    f.singular = s
+    steps = cfg.cf_iterations if iterations is None else min(iterations, cfg.cf_iterations)
+    w = _ridge_cg(matrix[liked_items], target, cfg.cf_lambda, steps)
+    return _Map(w, v, liked_items, s64.astype(np.float32), pop[liked_items])
 
 
 def _ridge_cg(x: sp.csr_matrix, y: np.ndarray, lam: float, iters: int) -> np.ndarray:

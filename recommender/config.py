@@ -49,7 +49,13 @@ class RecommenderConfig:
     cf_iterations: int = 40  # conjugate-gradient steps of the ridge solve
     cf_prior_likes: float = 0.0  # >0: a paper's factors lean on its text's until it has likes
     cf_min_users: int = 20  # fewer libraries than this → text only
-    text_weight: float = 0.0  # blend in the plain TF-IDF cosine (0 = off)
+    # --- how far each signal is trusted (None: chosen at fit on held-out likes) ------------
+    # a profile of n likes = n/(n+m) × its liked papers' learned factors + m/(n+m) × the ones
+    # predicted from their text (m = 0: learned only; math.inf: predicted only)
+    profile_prior_likes: float | None = None
+    text_weight: float | None = None  # score = (1 − w) factor cosine + w TF-IDF cosine
+    calibration_holdout: float = 0.2  # share of liked papers held out to choose them (0 = off)
+    calibration_seed: int = 0
     # --- profile -------------------------------------------------------------------------
     like_weight: float = 1.0
     dislike_weight: float = 0.5  # Rocchio gamma
@@ -164,7 +170,12 @@ _RULES: dict[str, _Rule] = {
     "cf_iterations": _integer(1),
     "cf_prior_likes": _number(0),
     "cf_min_users": _integer(0),
-    "text_weight": _SHARE,
+    "profile_prior_likes": _optional(
+        _Rule(lambda v: (_is_number(v) and v >= 0) or v == math.inf, "a number ≥ 0 or math.inf")
+    ),
+    "text_weight": _optional(_SHARE),
+    "calibration_holdout": _number(0, 0.5),
+    "calibration_seed": _integer(0),
     "like_weight": _WEIGHT,
     "dislike_weight": _WEIGHT,
     "recency_half_life_days": _optional(_number(0, above=True)),

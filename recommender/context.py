@@ -30,8 +30,9 @@ class _Items:
 
     ids: list[str]
     text: sp.csr_matrix
-    fac: np.ndarray | None
+    fac: np.ndarray | None  # learned factors (predicted for a doc liked after the fit)
     topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
+    pred: np.ndarray | None = None  # factors predicted from the text (None: not needed)
 
 
 class _Context:
@@ -100,13 +101,18 @@ class _Context:
             if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
                 fac[predicted] = self.rec.predicted_factors(text[predicted]) / scale
+            pred = None
+            if dense.predicted is not None:  # the profiles also lean on the text's factors
+                pred = fac.copy()
+                pred[true] = dense.predicted[frow[true]]
+            topic_sim = None
             if dense.topic_sims is not None and len(rows):
                 # exact products, row by row: the fitted rows' are computed once per model
                 topic_sim = np.empty((len(rows), dense.topic_sims.shape[1]), dtype=np.float32)
                 topic_sim[true] = dense.topic_sims[frow[true]]
                 if len(predicted):
                     topic_sim[predicted] = _topic_sims(fac[predicted], f)
-                return _Items([*self.slots], text, fac, topic_sim)
+            return _Items([*self.slots], text, fac, topic_sim, pred)
         return _Items([*self.slots], text, fac)
 
     def title(self, doc_id: str) -> str:

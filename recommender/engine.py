@@ -37,7 +37,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse as sp
 
-from recommender.cfmap import _fit_map
+from recommender.calibration import _calibrate
+from recommender.cfmap import _fit_map, _library_rows
 from recommender.config import ASL_TOKEN_PATTERN, RecommenderConfig
 from recommender.context import _Context, _Items
 from recommender.explain import _explain
@@ -54,7 +55,7 @@ from recommender.selection import (
     _select,
 )
 from recommender.state import FORMAT_VERSION, _Fitted
-from recommender.types import Doc, Feedback, Recommendation
+from recommender.types import Calibration, Doc, Feedback, Recommendation
 
 # States pickled before the split name `recommender.engine._Fitted` and `._identity` (the
 # author analyzer): both must stay importable from here for those states to load.
@@ -69,6 +70,9 @@ class _Dense(NamedTuple):
     text_map: np.ndarray  # features × rank
     factors: np.ndarray  # liked-at-fit papers × rank
     topic_sims: np.ndarray | None  # liked-at-fit papers × topics (None: no topics)
+    # liked-at-fit papers × rank: their factors predicted from their text, unscaled like
+    # `factors` (None: the profiles use the learned factors only, `profile_prior_likes` = 0)
+    predicted: np.ndarray | None
 
 
 class Recommender:
@@ -94,6 +98,12 @@ class Recommender:
         """True when the doc was in the fitted corpus (else `rank` needs it in `known`)."""
         return self._fitted is not None and doc_id in self._fitted.index
 
+    @property
+    def calibration(self) -> Calibration | None:
+        """How far the fitted model trusts each signal, and what the held-out likes measured
+        (None: not fitted, or text similarity only)."""
+        return None if self._fitted is None else self._fitted.calibration
+
     def fit(self, corpus: Sequence[Doc], libraries: Sequence[Feedback] = ()) -> None:
         """Fit TF-IDF on `corpus`; learn the content → collaborative map from `libraries`
         (every subscriber's feedback; may be empty — the method then falls back to text)."""
@@ -103,9 +113,14 @@ class Recommender:
             raise ValueError("cannot fit on an empty corpus")
         fitted = _fit_features(docs, cfg)
         if cfg.method == "cf-map":
-            _fit_map(fitted, libraries, cfg)
+            liked = _library_rows(fitted, libraries)
+            _fit_map(fitted, liked, cfg)
             if fitted.factors is not None and fitted.singular is not None:
                 fitted.topics = _learn_topics(fitted.factors, fitted.singular, cfg)
+                calibration = _calibrate(fitted, liked, cfg)
+                fitted.profile_prior_likes = calibration.profile_prior_likes
+                fitted.text_weight = calibration.text_weight
+                fitted.calibration = calibration
         elif cfg.method != "tfidf-centroid":
             raise ValueError(f"unknown recommender method: {cfg.method!r}")
         self._fitted = fitted
@@ -137,9 +152,16 @@ class Recommender:
         f = self._require()
         if self._dense is None:
             assert f.text_map is not None and f.factors is not None
+            text_map = f.text_map.astype(np.float64)
             factors = f.factors.astype(np.float64)
             sims = _topic_sims(factors, f) if f.topics is not None else None
-            self._dense = _Dense(f.text_map.astype(np.float64), factors, sims)
+            predicted = None
+            if f.profile_prior_likes > 0:  # rows of `factors` ↔ corpus rows, both ascending
+                assert f.factor_row is not None and f.singular is not None
+                rows = np.flatnonzero(f.factor_row >= 0)
+                scale = f.singular.astype(np.float64) ** self.config.cf_singular_power
+                predicted = np.asarray(f.matrix[rows] @ text_map, dtype=np.float64) / scale
+            self._dense = _Dense(text_map, factors, sims, predicted)
         return self._dense
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
@@ -203,7 +225,10 @@ class Recommender:
         """Top `k` for one batch of users (user_id → recommendations): their profiles are
         scored in one product; users without usable likes get the cold start."""
         cfg = self.config
-        profiles = _profiles(plans, items, cfg)
+        f = self._require()
+        profiles = _profiles(
+            plans, items, cfg, prior_likes=f.profile_prior_likes, text_weight=f.text_weight
+        )
         sc = _batch_scores(profiles, ctx, cfg)
         out: dict[str, list[Recommendation]] = {}
         follows: dict[int, _Follows] = {}  # batch position → its follows and mutes

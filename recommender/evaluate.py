@@ -28,6 +28,7 @@ import gc
 import json
 import math
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,7 +42,7 @@ from sklearn.preprocessing import normalize
 from sklearn.svm import LinearSVC
 
 from recommender.engine import ASL_TOKEN_PATTERN, Recommender, RecommenderConfig
-from recommender.types import Doc, Feedback, Like
+from recommender.types import Calibration, Doc, Feedback, Like
 
 DEFAULT_METHODS = ("tfidf-centroid", "asl-centroid", "asl-svm", "zotero", "paperwire")
 ANCHORS = ("tfidf-centroid", "asl-centroid", "asl-svm", "zotero")
@@ -49,6 +50,7 @@ Progress = Callable[[str, int, int], None]  # (method, users done, users total)
 # `paperwire` is timed on calls of `Recommender.rank` with this many users each (the daemon makes
 # one call for all due users; per-call work such as vectorising the candidates is shared).
 RANK_CALL_USERS = 1000
+DEFAULT_SEED = 7  # draws of `max_likes` / `newcomers`
 
 
 @dataclass
@@ -59,9 +61,10 @@ class MethodResult:
     ndcg: dict[int, float]
     ms_per_user: float
     fit_seconds: float
+    calibration: Calibration | None = None  # paperwire: what its fit chose from held-out likes
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "method": self.method,
             "n_users": self.n_users,
             "recall": {str(k): v for k, v in self.recall.items()},
@@ -69,6 +72,15 @@ class MethodResult:
             "ms_per_user": self.ms_per_user,
             "fit_seconds": self.fit_seconds,
         }
+        if self.calibration is not None:
+            c = self.calibration
+            out["calibration"] = {
+                "profile_prior_likes": c.profile_prior_likes,
+                "text_weight": c.text_weight,
+                "users": c.users,
+                "objective": None if math.isnan(c.objective) else c.objective,
+            }
+        return out
 
 
 @dataclass
@@ -166,10 +178,12 @@ def _coerce(value: str, current: Any) -> Any:
         return float(value) if "." in value else int(value)
     if isinstance(current, float):
         return float(value)
-    try:
-        return float(value) if "." in value else int(value)
-    except ValueError:
-        return value
+    for number in (int, float):  # a field whose default is None: 3, 0.5, inf
+        try:
+            return number(value)
+        except ValueError:
+            pass
+    return value
 
 
 def config_from(
@@ -304,7 +318,7 @@ def _run_paperwire(
     task: _Task,
     users: list[str],
     progress: Progress | None,
-) -> tuple[dict[str, list[str]], float, float]:
+) -> tuple[dict[str, list[str]], float, float, Calibration | None]:
     cfg = config_from(opts)
     libraries = [
         Feedback(user_id=u, likes=tuple(Like(i) for i in items)) for u, items in task.train.items()
@@ -337,7 +351,7 @@ def _run_paperwire(
                 progress(name, min(start + step, len(users)), len(users))
     finally:
         gc.unfreeze()
-    return out, elapsed, fit_s
+    return out, elapsed, fit_s, rec.calibration
 
 
 # ----------------------------------------------------------------------------- main
@@ -350,6 +364,9 @@ def evaluate(
     ks: Sequence[int] = (10, 50, 100),
     methods: Sequence[str] = DEFAULT_METHODS,
     max_users: int | None = None,
+    max_likes: int | None = None,
+    seed: int = DEFAULT_SEED,
+    newcomers: int | None = None,
     rankings_out: str | Path | None = None,
     progress: Progress | None = None,
 ) -> EvalReport:
@@ -357,6 +374,10 @@ def evaluate(
 
     `max_users` evaluates a deterministic subsample (every n-th user) for all methods; a
     method spec may also carry its own ``max_users=`` (used for the slow ``asl-svm``).
+    `max_likes` keeps a seeded random `max_likes` of each user's training likes (a young
+    install: everyone liked only a few papers so far); with `newcomers` = K, only K random
+    evaluated users are cut down so (newcomers in a mature install, whose libraries the others
+    keep whole) and only they are scored. Test likes are never changed; `seed` drives both.
     `rankings_out` writes user<TAB>item<TAB>rank (1-based) for the top max(ks); with several
     methods, one file per method (``name.METHOD.tsv``)."""
     ks = tuple(sorted(set(int(k) for k in ks)))
@@ -369,8 +390,8 @@ def evaluate(
         cand_rows = np.array(sorted({index[c] for c in cand_ids}), dtype=np.int64)
     else:
         cand_rows = np.arange(len(docs), dtype=np.int64)
-    users = sorted(u for u in train if test.get(u))
-    users = _subsample(users, max_users)
+    users = _subsample(sorted(u for u in train if test.get(u)), max_users)
+    train, users = _small_libraries(train, users, max_likes, newcomers, seed)
     task = _Task(docs, index, train, users, cand_rows, max(ks))
     report = EvalReport(
         ks=ks,
@@ -381,36 +402,18 @@ def evaluate(
             "train": str(train_path),
             "test": str(test_path),
             "candidates": str(candidates_path) if candidates_path else "",
+            "max_likes": "" if max_likes is None else str(max_likes),
+            "newcomers": "" if newcomers is None else str(newcomers),
+            "seed": str(seed) if max_likes is not None else "",
         },
     )
-    texts_cache: dict[bool, list[str]] = {}
-
-    def texts(authors: bool) -> list[str]:
-        if authors not in texts_cache:
-            texts_cache[authors] = [_doc_text(d, authors) for d in docs]
-        return texts_cache[authors]
-
     matrices: dict[str, sp.csr_matrix] = {}
     for spec in methods:
         name, opts = parse_method(spec)
         m_users = _subsample(users, int(opts["max_users"])) if "max_users" in opts else users
-        t0 = time.perf_counter()
-        fit_s = 0.0
-        if name in ("tfidf-centroid", "asl-centroid", "asl-svm", "zotero"):
-            key = "tfidf" if name == "tfidf-centroid" else "asl"
-            if key not in matrices:
-                vec = (
-                    TfidfVectorizer(stop_words="english", dtype=np.float32)
-                    if key == "tfidf"
-                    else asl_vectorizer()
-                )
-                try:
-                    matrices[key] = vec.fit_transform(texts(key == "asl")).tocsr()
-                except ValueError:  # tiny data: min_df/max_df prune everything
-                    vec.set_params(min_df=1, max_df=1.0)
-                    matrices[key] = vec.fit_transform(texts(key == "asl")).tocsr()
-            fit_s = time.perf_counter() - t0
-            x = matrices[key]
+        calib = None
+        if name in ANCHORS:
+            x, fit_s = _anchor_matrix(name, docs, matrices)
             t1 = time.perf_counter()
             if name == "asl-svm":
                 ranked = _run_svm(spec, task, x, m_users, progress)
@@ -419,10 +422,12 @@ def evaluate(
                 ranked = _rank_profiles(spec, task, x, w, m_users, progress)
             elapsed = time.perf_counter() - t1
         elif name == "paperwire":
-            ranked, elapsed, fit_s = _run_paperwire(spec, opts, task, m_users, progress)
+            ranked, elapsed, fit_s, calib = _run_paperwire(spec, opts, task, m_users, progress)
         else:
             raise ValueError(f"unknown method: {name}")
-        report.results.append(_score(spec, ranked, m_users, test, ks, elapsed, fit_s))
+        result = _score(spec, ranked, m_users, test, ks, elapsed, fit_s)
+        result.calibration = calib
+        report.results.append(result)
         if rankings_out is not None:
             path = Path(rankings_out)
             if len(methods) > 1:
@@ -430,6 +435,71 @@ def evaluate(
                 path = path.with_name(f"{path.stem}.{safe}{path.suffix or '.tsv'}")
             write_rankings(path, ranked, m_users, max(ks))
     return report
+
+
+def _anchor_matrix(
+    name: str, docs: list[Doc], cache: dict[str, sp.csr_matrix]
+) -> tuple[sp.csr_matrix, float]:
+    """The TF-IDF rows an anchor method scores with (sklearn defaults for ``tfidf-centroid``,
+    arxiv-sanity-lite's vectorizer for the others; made once per run) and the seconds it took
+    now (0 when made for an earlier method)."""
+    key = "tfidf" if name == "tfidf-centroid" else "asl"
+    t0 = time.perf_counter()
+    if key not in cache:
+        vec = (
+            TfidfVectorizer(stop_words="english", dtype=np.float32)
+            if key == "tfidf"
+            else asl_vectorizer()
+        )
+        texts = [_doc_text(d, key == "asl") for d in docs]
+        try:
+            cache[key] = vec.fit_transform(texts).tocsr()
+        except ValueError:  # tiny data: min_df/max_df prune everything
+            vec.set_params(min_df=1, max_df=1.0)
+            cache[key] = vec.fit_transform(texts).tocsr()
+    return cache[key], time.perf_counter() - t0
+
+
+def _small_libraries(
+    train: dict[str, list[str]],
+    users: list[str],
+    max_likes: int | None,
+    newcomers: int | None,
+    seed: int,
+) -> tuple[dict[str, list[str]], list[str]]:
+    """(training likes, users to score) after `max_likes` / `newcomers` (see `evaluate`)."""
+    if newcomers is not None:
+        if max_likes is None:
+            raise ValueError("newcomers: give max_likes too (the likes each newcomer keeps)")
+        users = _draw_users(users, newcomers, seed)
+        return {**train, **_cap_likes({u: train[u] for u in users}, max_likes, seed)}, users
+    if max_likes is not None:
+        return _cap_likes(train, max_likes, seed), users
+    return train, users
+
+
+def _cap_likes(train: Mapping[str, list[str]], n: int, seed: int) -> dict[str, list[str]]:
+    """A seeded random `n` of every user's likes, in their original order. A user's draw
+    depends only on (seed, user id, their likes): not on the other users or their order."""
+    if n < 1:
+        raise ValueError(f"max_likes must be ≥ 1, not {n}")
+    out = {}
+    for u, items in train.items():
+        if len(items) > n:
+            rng = np.random.default_rng([seed, zlib.crc32(u.encode("utf-8"))])
+            items = [items[i] for i in sorted(rng.choice(len(items), n, replace=False))]
+        out[u] = list(items)
+    return out
+
+
+def _draw_users(users: list[str], k: int, seed: int) -> list[str]:
+    """A seeded random `k` of `users` (sorted ids), in id order."""
+    if k < 1:
+        raise ValueError(f"newcomers must be ≥ 1, not {k}")
+    if k >= len(users):
+        return list(users)
+    chosen = np.random.default_rng(seed).choice(len(users), k, replace=False)
+    return [users[i] for i in sorted(chosen)]
 
 
 def _subsample(users: list[str], n: int | None) -> list[str]:
@@ -475,6 +545,14 @@ def format_table(report: EvalReport) -> str:
         cells += [f"{r.ndcg[k]:.4f}" for k in report.ks]
         cells += [f"{r.ms_per_user:.2f}", f"{r.fit_seconds:.1f}"]
         lines.append("| " + " | ".join(cells) + " |")
+    for r in report.results:
+        c = r.calibration
+        if c is not None:
+            how = f"measured on {c.users} libraries" if c.users else "not measured"
+            lines.append(
+                f"\n{r.method}: profile_prior_likes={c.profile_prior_likes:g}, "
+                f"text_weight={c.text_weight:g} ({how})"
+            )
     return "\n".join(lines)
 
 
@@ -491,6 +569,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--k", default="10,50,100")
     ap.add_argument("--method", help="comma-separated; e.g. asl-svm:max_users=200,paperwire")
     ap.add_argument("--max-users", type=int)
+    ap.add_argument("--max-likes", type=int, help="keep a seeded random N of each user's likes")
+    ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="for --max-likes/--newcomers")
+    ap.add_argument("--newcomers", type=int, help="cut down (and score) only K random users")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--rankings-out")
     a = ap.parse_args(argv)
@@ -507,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         ks=[int(k) for k in a.k.split(",")],
         methods=methods,
         max_users=a.max_users,
+        max_likes=a.max_likes,
+        seed=a.seed,
+        newcomers=a.newcomers,
         rankings_out=a.rankings_out,
         progress=prog,
     )

@@ -5,7 +5,8 @@ text rows) minus a share of the disliked ones (`_Profiles`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -90,8 +91,51 @@ def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderCo
     return _Plan(liked=liked, disliked=disliked)
 
 
-def _profiles(plans: list[_Plan], items: _Items, cfg: RecommenderConfig) -> _Profiles:
-    """One row per (user, interest) in factor space and/or text space (`plans`: the batch's)."""
+def _profile_alpha(n_likes: np.ndarray, prior_likes: float) -> np.ndarray:
+    """The weight of the learned factors in a profile of `n_likes` likes: n / (n + m), m =
+    `prior_likes` (0: 1, the learned factors only; math.inf: 0, the predicted ones only)."""
+    n = np.asarray(n_likes, dtype=np.float64)
+    if prior_likes == 0.0:
+        return np.ones_like(n)
+    if math.isinf(prior_likes):
+        return np.zeros_like(n)
+    alpha: np.ndarray = n / (n + prior_likes)
+    return alpha
+
+
+def _factor_profiles(
+    build: Callable[[np.ndarray], np.ndarray],
+    learned: np.ndarray,
+    predicted: np.ndarray | None,
+    n_likes: np.ndarray,
+    prior_likes: float,
+) -> np.ndarray:
+    """Profile rows in factor space (`build`: table → profile rows, `n_likes`: per row): of the
+    liked papers' learned factors, of their predicted ones, or n/(n+m) of the first and the
+    rest of the second (m = `prior_likes`), each part a unit row."""
+    if predicted is None or prior_likes == 0:
+        return build(learned)
+    if math.isinf(prior_likes):
+        return build(predicted)
+    alpha = _profile_alpha(n_likes, prior_likes)[:, None]
+    mixed: np.ndarray = alpha * normalize(build(learned)) + (1.0 - alpha) * normalize(
+        build(predicted)
+    )
+    return mixed
+
+
+def _profiles(
+    plans: list[_Plan],
+    items: _Items,
+    cfg: RecommenderConfig,
+    *,
+    prior_likes: float = 0.0,
+    text_weight: float = 0.0,
+) -> _Profiles:
+    """One row per (user, interest) in factor space and/or text space (`plans`: the batch's).
+    A factor profile of n likes leans n / (n + `prior_likes`) on the learned factors of the
+    liked papers and the rest on the ones predicted from their text (`items.pred`);
+    `text_weight` > 0 also builds the text profiles (`recommender.calibration`)."""
     n_slots = len(items.ids)
     lr: list[int] = []
     lc: list[int] = []
@@ -141,7 +185,9 @@ def _profiles(plans: list[_Plan], items: _Items, cfg: RecommenderConfig) -> _Pro
     fac = None
     text = None
     if items.fac is not None:
-        fac = on_grid(build(items.fac), LEFT_BITS)  # exact products (recommender.exact)
-    if items.fac is None or cfg.text_weight > 0:
+        n_likes = np.bincount(lr, minlength=row)
+        prof = _factor_profiles(build, items.fac, items.pred, n_likes, prior_likes)
+        fac = on_grid(prof, LEFT_BITS)  # exact products (recommender.exact)
+    if items.fac is None or text_weight > 0:
         text = sp.csr_matrix(build(items.text), dtype=np.float32)
     return _Profiles(fac, text, owner, group_sizes)

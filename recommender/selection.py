@@ -63,11 +63,12 @@ class _BatchScores:
 def _score(profiles: _Profiles, ctx: _Context, cfg: RecommenderConfig) -> np.ndarray:
     """Profiles × candidates → cosine-like score in [0, 1] per (user, interest) row."""
     fac, text = profiles.fac, profiles.text
+    text_weight = ctx.f.text_weight  # the fitted value (`RecommenderConfig.text_weight`)
     parts: list[tuple[float, np.ndarray]] = []
     if fac is not None:
-        parts.append((1.0 - cfg.text_weight, fac @ ctx.cand_factors().T))
+        parts.append((1.0 - text_weight, fac @ ctx.cand_factors().T))
     if text is not None:
-        w = cfg.text_weight if fac is not None else 1.0
+        w = text_weight if fac is not None else 1.0
         parts.append((w, np.asarray((text @ ctx.xc_t).todense(), dtype=np.float32)))
     total = parts[0][0] * parts[0][1]
     for w, s in parts[1:]:

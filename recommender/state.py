@@ -14,7 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-FORMAT_VERSION = 3
+from recommender.types import Calibration
+
+FORMAT_VERSION = 4
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 
@@ -34,3 +36,7 @@ class _Fitted:
     factor_row: np.ndarray | None = None  # corpus row → row of `factors` (−1: none)
     singular: np.ndarray | None = None  # rank singular values (float32)
     topics: np.ndarray | None = None  # interest topics × rank, unit rows (None: off)
+    # how far each signal is trusted (chosen at fit on held-out likes; see recommender.calibration)
+    profile_prior_likes: float = 0.0  # m: a profile of n likes leans n/(n+m) on learned factors
+    text_weight: float = 0.0  # w: share of the TF-IDF centroid cosine in a score
+    calibration: Calibration | None = None

@@ -53,3 +53,14 @@ class Recommendation(NamedTuple):
     reason: str  # words a researcher understands
     closest_liked_id: str | None = None
     shared_terms: tuple[str, ...] = ()
+
+
+class Calibration(NamedTuple):
+    """How far `Recommender.fit` trusts each signal, chosen from the install's own held-out
+    likes (`recommender.calibration`; values the config fixes are kept as they are)."""
+
+    profile_prior_likes: float  # m: a profile of n likes leans n/(n+m) on learned factors
+    text_weight: float  # w: the TF-IDF centroid cosine's share of the score
+    users: int  # libraries measured on held-out likes (0: not measured, fixed/fallback values)
+    objective: float  # their mean nDCG@10 + recall@50 with the chosen values (nan: not measured)
+    table: tuple[tuple[float, float, float], ...] = ()  # (m, w, objective) of every variant

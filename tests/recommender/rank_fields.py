@@ -3,12 +3,16 @@
 `python -m tests.recommender.rank_fields` — the determinism test runs it under different BLAS
 thread counts and compares the output byte for byte. It walks the whole ranking path: fitting
 (TF-IDF, SVD, ridge map, interest topics), profiles with likes, dislikes, follows and mutes,
-one and several interests, the text fallback, selection and explanations.
+one and several interests, the text fallback, selection and explanations; the calibration at
+fit time (held-out likes of whole and of cut-down libraries) and profiles that lean on the
+factors predicted from the text, with TF-IDF blended into the scores.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from datetime import UTC, datetime
 
 from recommender import Doc, Feedback, Like, Recommender, RecommenderConfig
@@ -51,16 +55,26 @@ def readers(corpus: dict[str, Doc], libraries: list[Feedback]) -> list[Feedback]
     return [*libraries, *mixed, Feedback("newcomer"), Feedback("follower", keywords=("gene",))]
 
 
+# a young install: every library cut to its first likes (the calibration then measures other
+# variants than on the whole libraries)
+YOUNG_LIKES = 3
+
+
 def main() -> None:
     corpus, libraries = _corpus(), _libraries()
+    young = [dataclasses.replace(fb, likes=fb.likes[:YOUNG_LIKES]) for fb in libraries]
     users = readers(corpus, libraries)
     cands = list(corpus.values())
-    for name, cfg in [
-        ("cf-map", RecommenderConfig()),
-        ("text", RecommenderConfig(method="tfidf-centroid", max_interests=3)),
+    for name, cfg, libs in [
+        ("cf-map", RecommenderConfig(), libraries),  # calibrated: learned + predicted factors
+        ("young", RecommenderConfig(), young),
+        # profiles of predicted factors only, TF-IDF blended into the scores
+        ("blend", RecommenderConfig(profile_prior_likes=math.inf, text_weight=0.3), libraries),
+        ("text", RecommenderConfig(method="tfidf-centroid", max_interests=3), libraries),
     ]:
         rec = Recommender(cfg)
-        rec.fit(cands, libraries)
+        rec.fit(cands, libs)
+        print(json.dumps([name, "calibration", rec.calibration]))
         ranked = rec.rank(cands, users, k=10, now=NOW, known=corpus)
         for u in users:
             for r in ranked[u.user_id]:

@@ -52,7 +52,13 @@ def test_a_wrong_method_gets_a_suggestion_when_one_is_close(method: str, hint: s
         ("mmr_lambda", 1.5, "a number in [0, 1]"),
         ("mmr_lambda", -0.1, "a number in [0, 1]"),
         ("mmr_lambda", math.nan, "a number in [0, 1]"),
-        ("text_weight", "0.1", "a number in [0, 1]"),
+        ("text_weight", "0.1", "None or a number in [0, 1]"),
+        ("text_weight", 1.5, "None or a number in [0, 1]"),
+        ("profile_prior_likes", -1.0, "None or a number ≥ 0 or math.inf"),
+        ("profile_prior_likes", math.nan, "None or a number ≥ 0 or math.inf"),
+        ("profile_prior_likes", "inf", "None or a number ≥ 0 or math.inf"),
+        ("calibration_holdout", 0.6, "a number in [0, 0.5]"),
+        ("calibration_seed", -1, "an integer ≥ 0"),
         ("interest_min_share", 2, "a number in [0, 1]"),
         ("cf_lambda", -1.0, "a number ≥ 0"),
         ("cf_lambda", math.inf, "a number ≥ 0"),
@@ -91,6 +97,12 @@ def test_a_bad_value_is_refused_naming_field_value_and_what_is_allowed(
         ("mmr_lambda", 0),
         ("mmr_lambda", 1.0),
         ("text_weight", 1),
+        ("text_weight", None),  # chosen at fit on held-out likes
+        ("profile_prior_likes", None),
+        ("profile_prior_likes", 0),
+        ("profile_prior_likes", 10.0),
+        ("profile_prior_likes", math.inf),  # predicted factors only
+        ("calibration_holdout", 0),  # calibration off: the fallback values
         ("min_df", 1),
         ("min_df", 0.01),
         ("max_df", 1.0),
@@ -125,6 +137,11 @@ def test_replace_and_the_eval_overrides_are_checked_too() -> None:
     with pytest.raises(ValueError, match=r"^cf_rank: 0 is not an integer ≥ 1$"):
         config_from({"cf_rank": "0"})
     assert config_from({"ngram_range": "1-3", "mmr_lambda": "0.5"}).ngram_range == (1, 3)
+    # fields whose default is None (chosen at fit) take numbers, math.inf and None
+    cfg = config_from({"profile_prior_likes": "inf", "text_weight": "0.2"})
+    assert (cfg.profile_prior_likes, cfg.text_weight) == (math.inf, 0.2)
+    assert config_from({"profile_prior_likes": "3"}).profile_prior_likes == 3
+    assert config_from({"text_weight": "none"}).text_weight is None
 
 
 def test_the_error_is_also_a_type_error() -> None:

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 import recommender.engine as engine
-from recommender.evaluate import evaluate, format_table, ndcg_at, recall_at
+from recommender.evaluate import _cap_likes, evaluate, format_table, load_pairs, ndcg_at, recall_at
+from tests.daemon.in_process import run_paperwire
+from tests.recommender.rank_fields import FIELDS_DATA
 
 ITEMS = {
     "1": "apple fruit",
@@ -129,3 +131,129 @@ def test_training_items_never_ranked(tiny: dict[str, Path]) -> None:
         rows = [ln.split("\t") for ln in path.read_text().splitlines()]
         assert rows
         assert not [r for r in rows if (r[0], r[1]) in {("u1", "1"), ("u1", "2"), ("u2", "5")}]
+
+
+# ----------------------------------------------------------------------------- small libraries
+def test_cap_likes_keeps_a_seeded_random_n_of_each_library() -> None:
+    train = {f"u{n}": [str(i) for i in range(10 * n, 10 * n + 8)] for n in range(6)}
+    train["short"] = ["a", "b"]
+    kept = _cap_likes(train, 3, seed=7)
+    assert kept["short"] == ["a", "b"]  # three or fewer: unchanged
+    for u, items in train.items():
+        if u != "short":
+            assert len(kept[u]) == 3 and len(set(kept[u])) == 3
+            assert kept[u] == [i for i in items if i in kept[u]]  # a subset, in the file's order
+    assert _cap_likes(train, 3, seed=7) == kept
+    # a library's draw depends on the seed and on itself only, not on the other libraries
+    assert _cap_likes({"u3": train["u3"]}, 3, seed=7)["u3"] == kept["u3"]
+    assert _cap_likes(train, 3, seed=8) != kept
+    with pytest.raises(ValueError):
+        _cap_likes(train, 0, seed=7)
+
+
+def _write(path: Path, pairs: dict[str, list[str]]) -> Path:
+    path.write_text("".join(f"{u}\t{i}\n" for u, items in pairs.items() for i in items))
+    return path
+
+
+def _rankings(rep_dir: Path, stem: str) -> dict[str, str]:
+    return {p.name.removeprefix(stem): p.read_text() for p in sorted(rep_dir.glob(f"{stem}.*"))}
+
+
+METHODS = ["tfidf-centroid", "paperwire:min_df=1"]
+
+
+def test_max_likes_is_the_same_as_a_train_file_with_the_kept_likes(tiny: dict[str, Path]) -> None:
+    kept = _cap_likes(load_pairs(tiny["train"]), 1, seed=3)
+    assert kept["u1"] in (["1"], ["2"])
+    small = _write(tiny["dir"] / "small.tsv", kept)
+    capped = evaluate(
+        tiny["items"], tiny["train"], tiny["test"], ks=(1, 2), methods=METHODS,
+        max_likes=1, seed=3, rankings_out=tiny["dir"] / "a.tsv",
+    )  # fmt: skip
+    by_hand = evaluate(
+        tiny["items"], small, tiny["test"], ks=(1, 2), methods=METHODS,
+        rankings_out=tiny["dir"] / "b.tsv",
+    )  # fmt: skip
+    assert [r.recall for r in capped.results] == [r.recall for r in by_hand.results]
+    assert [r.ndcg for r in capped.results] == [r.ndcg for r in by_hand.results]
+    assert _rankings(tiny["dir"], "a") == _rankings(tiny["dir"], "b")
+    assert capped.data["max_likes"] == "1" and capped.data["seed"] == "3"
+
+
+def test_newcomers_cut_down_and_score_only_k_users(tiny: dict[str, Path]) -> None:
+    train, test = load_pairs(tiny["train"]), load_pairs(tiny["test"])
+    train["u1"] += ["5", "6"]  # three likes
+    train["u2"] += ["6", "8"]
+    full = _write(tiny["dir"] / "full.tsv", train)
+    rep = evaluate(
+        tiny["items"], full, tiny["test"], ks=(1, 2), methods=METHODS,
+        max_likes=1, newcomers=1, seed=0, rankings_out=tiny["dir"] / "a.tsv",
+    )  # fmt: skip
+    assert rep.n_users == 1 and all(r.n_users == 1 for r in rep.results)
+    (newcomer,) = {ln.split("\t")[0] for ln in (tiny["dir"] / "a.tfidf-centroid.tsv").open()}
+    # the same as: only the newcomer's library cut (the same draw), only the newcomer tested
+    cut = {**train, newcomer: _cap_likes({newcomer: train[newcomer]}, 1, seed=0)[newcomer]}
+    assert len(cut[newcomer]) == 1 and cut != train
+    by_hand = evaluate(
+        tiny["items"], _write(tiny["dir"] / "cut.tsv", cut),
+        _write(tiny["dir"] / "t.tsv", {newcomer: test[newcomer]}), ks=(1, 2), methods=METHODS,
+        rankings_out=tiny["dir"] / "b.tsv",
+    )  # fmt: skip
+    assert [r.ndcg for r in rep.results] == [r.ndcg for r in by_hand.results]
+    assert _rankings(tiny["dir"], "a") == _rankings(tiny["dir"], "b")
+    assert rep.data["newcomers"] == "1"
+    with pytest.raises(ValueError, match="max_likes"):
+        evaluate(tiny["items"], full, tiny["test"], methods=METHODS, newcomers=1)
+
+
+def _fields_split(tmp_path: Path) -> dict[str, Path]:
+    """The interest-topic sample (480 real CiteULike papers, 983 libraries): each library's last
+    like is its test item."""
+    train: dict[str, list[str]] = {}
+    test: dict[str, list[str]] = {}
+    for user, items in load_pairs(FIELDS_DATA / "likes.tsv").items():
+        if len(items) > 1:
+            train[user], test[user] = items[:-1], items[-1:]
+        else:
+            train[user] = items
+    return {
+        "items": FIELDS_DATA / "items.jsonl",
+        "train": _write(tmp_path / "train.tsv", train),
+        "test": _write(tmp_path / "test.tsv", test),
+    }
+
+
+def test_paperwire_reports_what_its_calibration_chose(tmp_path: Path) -> None:
+    data = _fields_split(tmp_path)
+    rep = evaluate(data["items"], data["train"], data["test"], ks=(10,), methods=["paperwire"])
+    (pw,) = rep.results
+    assert pw.calibration is not None and pw.calibration.users > 50
+    shown = json.loads(rep.to_json())["results"][0]["calibration"]
+    assert shown["profile_prior_likes"] == pw.calibration.profile_prior_likes
+    assert shown["text_weight"] == pw.calibration.text_weight
+    assert shown["users"] == pw.calibration.users
+    assert f"(measured on {pw.calibration.users} libraries)" in format_table(rep)
+
+
+def test_paperwire_eval_passes_the_small_library_options_on(tmp_path: Path) -> None:
+    """`paperwire eval --max-likes N --seed S --newcomers K` (daemon/cli.py) runs the same
+    evaluation as `recommender.evaluate.evaluate`."""
+    data = _fields_split(tmp_path)
+    files = ["--items", str(data["items"]), "--train", str(data["train"]),
+             "--test", str(data["test"])]  # fmt: skip
+    common = [*files, "--k", "10", "--method", "asl-centroid", "--json"]
+    done = run_paperwire("eval", *common, "--max-likes", "2", "--seed", "5", "--newcomers", "40",
+                         cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    direct = evaluate(
+        data["items"], data["train"], data["test"], ks=(10,), methods=["asl-centroid"],
+        max_likes=2, seed=5, newcomers=40,
+    )  # fmt: skip
+    assert shown["n_users"] == 40 and shown["data"] == direct.data
+    assert shown["results"][0]["ndcg"] == json.loads(direct.to_json())["results"][0]["ndcg"]
+    young = json.loads(run_paperwire("eval", *common, "--max-likes", "1", cwd=tmp_path).stdout)
+    assert young["data"]["max_likes"] == "1" and young["data"]["seed"] == "7"  # the default
+    refused = run_paperwire("eval", *common, "--newcomers", "5", cwd=tmp_path)
+    assert refused.returncode == 1 and "--max-likes" in refused.stderr
