@@ -32,7 +32,7 @@ demo-serve: install
 
 # Two workers (pytest-xdist, one per core here); the 15 slowest tests are listed at the end.
 test: install
-	$(BIN)/python -m pytest -n auto --durations=15
+	$(BIN)/python -m pytest -n auto --dist worksteal --durations=15
 
 lint: install
 	$(BIN)/ruff check .
