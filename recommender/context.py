@@ -6,7 +6,7 @@ and per-call caches (near-duplicates, trending order, keyword and author matches
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -35,19 +35,20 @@ class _Items:
     pred: np.ndarray | None = None  # factors predicted from the text (None: not needed)
 
 
-class _Context:
-    """What one rank call shares between its users (computed lazily, once)."""
+class Candidates:
+    """Papers to rank, prepared once for a fitted model: in id order, with their feature rows
+    and, on demand, their predicted factors, near-duplicates, trending order and keyword and
+    author matches. Make one with `Recommender.candidates(docs)` and pass it to every `rank`
+    call of the day (the daemon ranks its subscribers in batches against the same papers)."""
 
-    def __init__(
-        self, rec: Recommender, f: _Fitted, cands: list[Doc], known: Mapping[str, Doc]
-    ) -> None:
+    def __init__(self, rec: Recommender, f: _Fitted, docs: Sequence[Doc]) -> None:
         self.rec = rec
-        self.f = f
-        self.cands = cands
-        self.known = known
-        self.cand_ids = [d.id for d in cands]
+        self.fitted = f  # the model state these rows and factors belong to
+        # in id order: equal scores break by id, whatever order they came in
+        self.cands = sorted({d.id: d for d in docs}.values(), key=lambda d: d.id)
+        self.cand_ids = [d.id for d in self.cands]
         self.cand_pos = {d: i for i, d in enumerate(self.cand_ids)}
-        self.xc = rec.vectorize(cands)
+        self.xc = rec.vectorize(self.cands)
         self._xc_t: sp.csr_matrix | None = None
         self._qc: np.ndarray | None = None
         self._dups: dict[int, list[int]] | None = None
@@ -55,6 +56,71 @@ class _Context:
         self._texts: list[str] | None = None
         self._kw: dict[str, np.ndarray] = {}
         self._au: dict[str, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.cands)
+
+    @property
+    def xc_t(self) -> sp.csr_matrix:
+        if self._xc_t is None:
+            self._xc_t = self.xc.T.tocsr()
+        return self._xc_t
+
+    def cand_factors(self) -> np.ndarray:
+        """Normalised candidate factors, predicted from the text (also for a candidate that had
+        likes at fit time: mixing learned and predicted factors made P=10 worse)."""
+        if self._qc is None:
+            self._qc = on_grid(self.rec.predicted_factors(self.xc), RIGHT_BITS)
+        return self._qc
+
+    def duplicates(self) -> dict[int, list[int]]:
+        if self._dups is None:
+            self._dups = _near_duplicates(self.xc, self.rec.config.duplicate_threshold)
+        return self._dups
+
+    def trending(self) -> np.ndarray:
+        if self._trending is None:
+            self._trending = _trending_order(self.cands)
+        return self._trending
+
+    def keyword_mask(self, word: str) -> np.ndarray:
+        """Candidates whose title or abstract holds `word` as a whole word (folded)."""
+        key = _fold(word).strip()
+        if key not in self._kw:
+            if self._texts is None:
+                self._texts = [_fold(_doc_text(d, True)) for d in self.cands]
+            pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
+            self._kw[key] = np.fromiter(
+                (bool(key) and pat.search(t) is not None for t in self._texts),
+                bool,
+                len(self._texts),
+            )
+        return self._kw[key]
+
+    def author_mask(self, name: str) -> np.ndarray:
+        """Candidates by the author `name` (last name, and the initial when both have one)."""
+        if name not in self._au:
+            self._au[name] = np.fromiter(
+                (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
+            )
+        return self._au[name]
+
+
+class _Context:
+    """What one rank call shares between its users: the prepared candidates, and the table of
+    the liked and disliked docs its users refer to."""
+
+    def __init__(
+        self, rec: Recommender, f: _Fitted, cands: Candidates, known: Mapping[str, Doc]
+    ) -> None:
+        self.rec = rec
+        self.f = f
+        self.candidates = cands
+        self.cands = cands.cands
+        self.cand_ids = cands.cand_ids
+        self.cand_pos = cands.cand_pos
+        self.xc = cands.xc
+        self.known = known
         self.slots: dict[str, int] = {}
         self._slot_row: list[int] = []  # corpus row, or −1
         self._slot_doc: list[Doc | None] = []  # the doc when outside the corpus
@@ -124,30 +190,6 @@ class _Context:
             doc = self.cands[self.cand_pos[doc_id]]
         return doc.title if doc is not None else doc_id
 
-    # ---- candidates
-    @property
-    def xc_t(self) -> sp.csr_matrix:
-        if self._xc_t is None:
-            self._xc_t = self.xc.T.tocsr()
-        return self._xc_t
-
-    def cand_factors(self) -> np.ndarray:
-        """Normalised candidate factors, predicted from the text (also for a candidate that had
-        likes at fit time: mixing learned and predicted factors made P=10 worse)."""
-        if self._qc is None:
-            self._qc = on_grid(self.rec.predicted_factors(self.xc), RIGHT_BITS)
-        return self._qc
-
-    def duplicates(self) -> dict[int, list[int]]:
-        if self._dups is None:
-            self._dups = _near_duplicates(self.xc, self.rec.config.duplicate_threshold)
-        return self._dups
-
-    def trending(self) -> np.ndarray:
-        if self._trending is None:
-            self._trending = _trending_order(self.cands)
-        return self._trending
-
     def blocked(self, fb: Feedback) -> np.ndarray:
         """Candidates this user must never get: liked, disliked, already sent."""
         pos = self.cand_pos
@@ -159,24 +201,21 @@ class _Context:
             out += [j for d, j in pos.items() if d in fb.exclude]
         return np.asarray(out, dtype=np.int64)
 
+    @property
+    def xc_t(self) -> sp.csr_matrix:
+        return self.candidates.xc_t
+
+    def cand_factors(self) -> np.ndarray:
+        return self.candidates.cand_factors()
+
+    def duplicates(self) -> dict[int, list[int]]:
+        return self.candidates.duplicates()
+
+    def trending(self) -> np.ndarray:
+        return self.candidates.trending()
+
     def keyword_mask(self, word: str) -> np.ndarray:
-        """Candidates whose title or abstract holds `word` as a whole word (folded)."""
-        key = _fold(word).strip()
-        if key not in self._kw:
-            if self._texts is None:
-                self._texts = [_fold(_doc_text(d, True)) for d in self.cands]
-            pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
-            self._kw[key] = np.fromiter(
-                (bool(key) and pat.search(t) is not None for t in self._texts),
-                bool,
-                len(self._texts),
-            )
-        return self._kw[key]
+        return self.candidates.keyword_mask(word)
 
     def author_mask(self, name: str) -> np.ndarray:
-        """Candidates by the author `name` (last name, and the initial when both have one)."""
-        if name not in self._au:
-            self._au[name] = np.fromiter(
-                (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
-            )
-        return self._au[name]
+        return self.candidates.author_mask(name)

@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from recommender.calibration import _calibrate
 from recommender.cfmap import _fit_map, _library_rows
 from recommender.config import ASL_TOKEN_PATTERN, RecommenderConfig
-from recommender.context import _Context, _Items
+from recommender.context import Candidates, _Context, _Items
 from recommender.explain import _explain
 from recommender.features import _fit_features, _vectorize
 from recommender.interests import _learn_topics, _nearest_topics, _topic_sims
@@ -186,9 +186,14 @@ class Recommender:
         return np.asarray(x @ w, dtype=np.float64)
 
     # ------------------------------------------------------------------ ranking
+    def candidates(self, docs: Sequence[Doc]) -> Candidates:
+        """The papers to rank, prepared once (feature rows, predicted factors, near-duplicates
+        …) for every `rank` call against them."""
+        return Candidates(self, self._require(), docs)
+
     def rank(
         self,
-        candidates: Sequence[Doc],
+        candidates: Sequence[Doc] | Candidates,
         users: Sequence[Feedback],
         *,
         k: int,
@@ -196,15 +201,17 @@ class Recommender:
         known: Mapping[str, Doc] | None = None,
         explain: bool = True,
     ) -> dict[str, list[Recommendation]]:
-        """Top `k` of `candidates` for every user (user_id → recommendations, best first)."""
+        """Top `k` of `candidates` for every user (user_id → recommendations, best first).
+        `candidates`: docs, or `candidates(docs)` prepared once for several calls."""
         f = self._require()
         cfg = self.config
-        # candidates in id order: equal scores break by id, whatever order they came in
-        cands = sorted({d.id: d for d in candidates}.values(), key=lambda d: d.id)
+        if not isinstance(candidates, Candidates) or candidates.fitted is not f:
+            docs = candidates.cands if isinstance(candidates, Candidates) else candidates
+            candidates = Candidates(self, f, docs)
         out: dict[str, list[Recommendation]] = {u.user_id: [] for u in users}
-        if not cands or k <= 0 or not users:
+        if not len(candidates) or k <= 0 or not users:
             return out
-        ctx = _Context(self, f, cands, known or {})
+        ctx = _Context(self, f, candidates, known or {})
         plans = [_profile_plan(fb, ctx, now, cfg) for fb in users]
         items = ctx.build_items()
         step = max(1, cfg.batch_size)

@@ -18,7 +18,7 @@ from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender, to_doc, to_feedback
 
 if TYPE_CHECKING:
-    from recommender import Recommendation
+    from recommender import Candidates, Recommendation, Recommender
 
 log = logging.getLogger("paperwire.jobs")
 
@@ -103,12 +103,13 @@ def make_digests(
         now - timedelta(hours=s.digest.window_hours), now + timedelta(seconds=1)
     )
     report.candidates = len(window)
+    day = _Day(app, now, window)
     for start in range(0, len(todo), USER_BATCH):
         if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
             break
         batch = todo[start : start + USER_BATCH]
         progress("digests", start, len(todo))
-        _make_batch(app, now, window, batch, report, dry_run=dry_run)
+        _make_batch(day, batch, report, dry_run=dry_run)
         if after_batch is not None and not dry_run:
             after_batch()
     progress("digests", len(todo), len(todo))
@@ -141,24 +142,33 @@ def _due(
     return todo
 
 
-def _make_batch(
-    app: App,
-    now: datetime,
-    window: list[PaperRow],
-    batch: list[_Due],
-    report: DigestReport,
-    *,
-    dry_run: bool,
-) -> None:
+class _Day:
+    """What every batch of one run shares: the window's papers, and the model with those papers
+    prepared for ranking (made on first use: a run with no one due never fits)."""
+
+    def __init__(self, app: App, now: datetime, window: list[PaperRow]) -> None:
+        self.app, self.now, self.window = app, now, window
+        self.rows = {p.id: p for p in window}
+        self._ranking: tuple[Recommender, Candidates] | None = None
+
+    def ranking(self) -> tuple[Recommender, Candidates]:
+        if self._ranking is None:
+            model = load_recommender(self.app, self.now)
+            self._ranking = model, model.candidates([to_doc(p) for p in self.window])
+        return self._ranking
+
+
+def _make_batch(day: _Day, batch: list[_Due], report: DigestReport, *, dry_run: bool) -> None:
+    app, now = day.app, day.now
     s = app.settings
     report.users += len(batch)
     try:
-        ranked = _rank(app, now, window, [d.user for d in batch])
+        ranked = _rank(day, [d.user for d in batch])
     except Exception as e:  # the job boundary: this batch's subscribers wait, the others go on
         log.exception("ranking failed", extra={"users": len(batch)})
         report.failed_users.extend(f"{d.user.name}: {type(e).__name__}: {e}" for d in batch)
         return
-    rows = {p.id: p for p in window}
+    rows = day.rows
     new: list[NewDigest] = []
     for d in batch:
         recs = [
@@ -186,14 +196,13 @@ def _make_batch(
     ]
 
 
-def _rank(
-    app: App, now: datetime, window: list[PaperRow], users: list[UserRow]
-) -> dict[str, list[Recommendation]]:
+def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
     """The recommender's picks for each user (by str(user id)), best first."""
-    if not window:
+    if not day.window:
         return {}
+    app, now = day.app, day.now
     signals = app.store.people.signals([u.id for u in users])
-    model = load_recommender(app, now)
+    model, candidates = day.ranking()
     # papers the model does not know (liked after its fit) are passed as text
     referred = {pid for sig in signals.values() for pid, _ in sig.likes}
     referred |= {pid for sig in signals.values() for pid in sig.dislikes}
@@ -201,7 +210,7 @@ def _rank(
     known_rows = app.store.papers.by_ids(unknown)
     k = max([app.settings.digest.max_picks] + [u.max_picks or 0 for u in users])
     return model.rank(
-        [to_doc(p) for p in window],
+        candidates,
         [to_feedback(signals[u.id]) for u in users],
         k=k,
         now=now,
