@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
-from recommender.features import _author_matches, _doc_text, _fold
+from recommender.features import _doc_text, _fold, _name_key
 from recommender.interests import _topic_sims
 from recommender.selection import _near_duplicates, _trending_order
 from recommender.state import _Fitted
@@ -56,6 +56,7 @@ class Candidates:
         self._texts: list[str] | None = None
         self._kw: dict[str, np.ndarray] = {}
         self._au: dict[str, np.ndarray] = {}
+        self._author_keys: list[list[tuple[str, str]]] | None = None
 
     def __len__(self) -> int:
         return len(self.cands)
@@ -100,8 +101,20 @@ class Candidates:
     def author_mask(self, name: str) -> np.ndarray:
         """Candidates by the author `name` (last name, and the initial when both have one)."""
         if name not in self._au:
+            if self._author_keys is None:  # every candidate's authors, folded once
+                self._author_keys = [[_name_key(a) for a in d.authors] for d in self.cands]
+            last, initial = _name_key(name)
             self._au[name] = np.fromiter(
-                (_author_matches(name, d) for d in self.cands), bool, len(self.cands)
+                (
+                    bool(last)
+                    and any(
+                        a_last == last and (not initial or not a_init or a_init == initial)
+                        for a_last, a_init in keys
+                    )
+                    for keys in self._author_keys
+                ),
+                bool,
+                len(self.cands),
             )
         return self._au[name]
 

@@ -61,17 +61,6 @@ def _identity(tokens: list[str]) -> list[str]:
     return tokens
 
 
-def _author_matches(followed: str, doc: Doc) -> bool:
-    f_last, f_init = _name_key(followed)
-    if not f_last:
-        return False
-    for name in doc.authors:
-        last, init = _name_key(name)
-        if last == f_last and (not f_init or not init or f_init == init):
-            return True
-    return False
-
-
 def _drop_stop_words(vec: TfidfVectorizer) -> None:
     """Older scikit-learn keeps every pruned term in `stop_words_` (only for inspection)."""
     if hasattr(vec, "stop_words_"):

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import SQLModel, col, select
+from sqlmodel import col, select
 
 from daemon.db.engine import Repository
+from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
     ChannelKind,
@@ -31,13 +32,8 @@ from daemon.db.rows import (
     DueDelivery,
     PaperRow,
     UserRow,
+    row_of,
 )
-
-
-def _table(model: type[SQLModel]) -> sa.Table:
-    table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
-    assert isinstance(table, sa.Table)
-    return table
 
 
 def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
@@ -215,17 +211,17 @@ class Digests(Repository):
         # Core rows, not ORM objects: a delivery batch reads ~1,000 items and papers here
         with self.engine.connect() as conn:
             digests = [
-                DigestRow(**{**r._asdict(), "state": DigestState(r.state)})
+                row_of(DigestRow, r._mapping, state=DigestState(r.state))
                 for r in conn.execute(sa.select(digest_t).where(digest_t.c.id.in_(ids)))
             ]
             user_ids = list({d.user_id for d in digests})
             channel_ids = list({d.channel_id for d in digests})
             users = {
-                r.id: UserRow(**r._asdict())
+                r.id: row_of(UserRow, r._mapping)
                 for r in conn.execute(sa.select(user_t).where(user_t.c.id.in_(user_ids)))
             }
             channels = {
-                r.id: ChannelRow(**{**r._asdict(), "kind": ChannelKind(r.kind)})
+                r.id: row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind))
                 for r in conn.execute(sa.select(channel_t).where(channel_t.c.id.in_(channel_ids)))
             }
             q = (

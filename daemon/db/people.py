@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from daemon.db.engine import Repository
+from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
     ChannelKind,
@@ -21,7 +22,7 @@ from daemon.db.models import (
     FollowKind,
     User,
 )
-from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals
+from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, row_of
 from daemon.errors import NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
@@ -200,19 +201,20 @@ class People(Repository):
 
     def subscribers(self, names: Sequence[str] | None = None) -> list[Subscriber]:
         """Active users (by id) with their active channels (optionally only those named)."""
-        with self.session() as s:
-            q = select(User).where(col(User.active).is_(True)).order_by(col(User.id))
+        user_t, channel_t = _table(User), _table(Channel)
+        # Core rows: the digest job reads every subscriber here
+        with self.engine.connect() as conn:
+            q = sa.select(user_t).where(user_t.c.active.is_(True)).order_by(user_t.c.id)
             if names:
-                q = q.where(col(User.name).in_(list(names)))
-            users = list(s.exec(q).all())
-            chans = s.exec(
-                select(Channel)
-                .where(col(Channel.user_id).in_([u.id for u in users]))
-                .where(col(Channel.active).is_(True))
-                .order_by(col(Channel.id))
-            ).all()
-            by_user = _channels_by_user(chans)
-            return [(UserRow.of(u), by_user.get(u.id or 0, [])) for u in users]
+                q = q.where(user_t.c.name.in_(list(names)))
+            users = [row_of(UserRow, r._mapping) for r in conn.execute(q)]
+            q = sa.select(channel_t).where(channel_t.c.active.is_(True)).order_by(channel_t.c.id)
+            if names:
+                q = q.where(channel_t.c.user_id.in_([u.id for u in users]))
+            by_user: dict[int, list[ChannelRow]] = defaultdict(list)
+            for r in conn.execute(q):
+                by_user[r.user_id].append(row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind)))
+            return [(u, by_user.get(u.id, [])) for u in users]
 
     # ---- channels ----------------------------------------------------------------------------
 
@@ -290,26 +292,33 @@ class People(Repository):
         dislikes: dict[int, list[int]] = defaultdict(list)
         follows: dict[int, list[FollowRow]] = defaultdict(list)
         sent: dict[int, set[int]] = defaultdict(set)
-        with self.session() as s:
-            for fb in s.exec(
-                select(Feedback)
-                .where(col(Feedback.user_id).in_(ids))
-                .order_by(col(Feedback.created_at), col(Feedback.id))
-            ).all():
-                if fb.value > 0:
-                    likes[fb.user_id].append((fb.paper_id, fb.created_at))
-                else:
-                    dislikes[fb.user_id].append(fb.paper_id)
-            for f in s.exec(
-                select(Follow).where(col(Follow.user_id).in_(ids)).order_by(col(Follow.id))
-            ).all():
-                follows[f.user_id].append(FollowRow(FollowKind(f.kind), f.value, f.muted))
+        fb_t, follow_t = _table(Feedback), _table(Follow)
+        digest_t, item_t = _table(Digest), _table(DigestItem)
+        # Core rows, not ORM objects: the digest job reads every like of a thousand users here
+        with self.engine.connect() as conn:
             q = (
-                select(Digest.user_id, DigestItem.paper_id)
-                .join(DigestItem, col(DigestItem.digest_id) == col(Digest.id))
-                .where(col(Digest.user_id).in_(ids))
+                sa.select(fb_t.c.user_id, fb_t.c.paper_id, fb_t.c.value, fb_t.c.created_at)
+                .where(fb_t.c.user_id.in_(ids))
+                .order_by(fb_t.c.created_at, fb_t.c.id)
             )
-            for uid, pid in s.exec(q).all():
+            for uid, pid, value, at in conn.execute(q):
+                if value > 0:
+                    likes[uid].append((pid, at))
+                else:
+                    dislikes[uid].append(pid)
+            q = (
+                sa.select(follow_t.c.user_id, follow_t.c.kind, follow_t.c.value, follow_t.c.muted)
+                .where(follow_t.c.user_id.in_(ids))
+                .order_by(follow_t.c.id)
+            )
+            for uid, kind, value, muted in conn.execute(q):
+                follows[uid].append(FollowRow(FollowKind(kind), value, muted))
+            q = (
+                sa.select(digest_t.c.user_id, item_t.c.paper_id)
+                .join(item_t, item_t.c.digest_id == digest_t.c.id)
+                .where(digest_t.c.user_id.in_(ids))
+            )
+            for uid, pid in conn.execute(q):
                 sent[uid].add(pid)
         return {
             uid: UserSignals(

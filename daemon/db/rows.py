@@ -6,8 +6,10 @@ object's id is `int | None` until it is flushed).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date, datetime
+from typing import Any, TypeVar
 
 from daemon.db.models import (
     Channel,
@@ -20,6 +22,19 @@ from daemon.db.models import (
     Paper,
     User,
 )
+
+
+def row_of(cls: type[_R], values: Mapping[Any, Any], **converted: Any) -> _R:
+    """A row from a Core result's mapping: the dataclass's fields by name (a column the row does
+    not carry is ignored), with `converted` values (enums) given as keyword arguments."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    return cls(**{n: converted[n] if n in converted else values[n] for n in names})
+
+
+_R = TypeVar("_R")
+_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 def _id(value: int | None) -> int:
