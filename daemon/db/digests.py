@@ -396,15 +396,18 @@ class Digests(Repository):
             changes = {"next_attempt_at": retry_at, "last_error": detail}
         else:
             changes = {"state": DigestState.FAILED, "last_error": detail}
-        # two statements, no read: one short transaction per message sent
-        with self.session() as s:
-            s.execute(
-                sa.update(Digest)
-                .where(col(Digest.id) == digest_id)
-                .values(attempts=col(Digest.attempts) + 1, leased_until=None, **changes)
+        # two Core statements, no read: one short transaction per message sent
+        digest_t = _table(Digest)
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(digest_t)
+                .where(digest_t.c.id == digest_id)
+                .values(attempts=digest_t.c.attempts + 1, leased_until=None, **changes)
             )
-            s.add(DeliveryAttempt(digest_id=digest_id, at=now, outcome=outcome, detail=detail))
-            s.commit()
+            conn.execute(
+                sa.insert(_table(DeliveryAttempt)),
+                {"digest_id": digest_id, "at": now, "outcome": outcome, "detail": detail},
+            )
 
     def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
         """Remember that the first `parts_sent` parts of a split message were accepted."""

@@ -32,12 +32,13 @@ echoes it back: transports scrub what servers say (:func:`scrub`).
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
-from email import policy
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
 from typing import Any, Protocol
 from urllib.parse import quote, unquote, urlsplit
 
@@ -128,26 +129,34 @@ class TransportUnavailable(TemporaryDeliveryError):
 
 @dataclass(frozen=True)
 class EmailOut:
-    """A rendered email ready to send: the message carries To, From, Subject, Message-ID
-    (serialise it with `message_bytes`)."""
+    """A rendered email ready to send: `data` is the message exactly as it goes over SMTP
+    (CRLF line ends; To, From, Subject, Message-ID …); `message` reads it back."""
 
-    message: Message
+    data: bytes
     recipient: str
     digest_id: int | None = None  # for file names and logs; optional
     period: date | None = None
     html: str | None = None  # its HTML part as rendered (the file transport's preview)
 
+    @classmethod
+    def of(cls, message: Message, recipient: str, **fields: Any) -> EmailOut:
+        """From a message object (written out with `policy.SMTP`)."""
+        return cls(message_bytes(message), recipient, **fields)
 
-# compat32 messages (what `render_email` builds: headers already encoded, parts already
-# quoted-printable) are written out as they are, a few times faster than with the header
-# parsing and refolding of the modern policy; any other message gets `policy.SMTP`.
-_WIRE = policy.compat32.clone(linesep="\r\n", max_line_length=0)
+    @functools.cached_property
+    def message(self) -> EmailMessage:
+        """The message parsed back, as a mail client reads it."""
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    def header_block(self) -> bytes:
+        """The raw header lines (up to the first empty line)."""
+        return self.data.split(b"\r\n\r\n", 1)[0]
 
 
 def message_bytes(message: Message) -> bytes:
-    """The message as sent over SMTP (CRLF line ends)."""
-    if isinstance(message.policy, policy.Compat32):
-        return message.as_bytes(policy=_WIRE)
+    """A message object as sent over SMTP (CRLF line ends)."""
     return message.as_bytes(policy=policy.SMTP)
 
 

@@ -16,7 +16,6 @@ from notifications.transports.base import (
     Outgoing,
     SlackOut,
     TemporaryDeliveryError,
-    message_bytes,
 )
 
 _MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})@")
@@ -82,9 +81,8 @@ class FileTransport:
         else:
             digest_part, period_part = str(digest_id), period.isoformat()
         stem = f"{period_part or 'undated'}-{digest_part or 'nodigest'}-{safe_name(out.recipient)}"
-        data = message_bytes(out.message)
-        self._write(f"{stem}.eml", data)
-        html = out.html if out.html is not None else _html_part(data)
+        self._write(f"{stem}.eml", out.data)
+        html = out.html if out.html is not None else _html_part(out.data)
         if html is not None:
             self._write(f"{stem}.html", html.encode("utf-8"))
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import ssl
 from email import errors, policy
 from email.headerregistry import AddressHeader
-from email.message import Message
 from typing import ClassVar, Literal, Protocol
 
-from notifications.addresses import HEADER_UNSAFE, email_address, shown
+from notifications.addresses import email_address, shown
 from notifications.transports.base import (
     DeliveryError,
     EmailOut,
@@ -20,12 +20,15 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailable,
-    message_bytes,
     password_secrets,
     scrub,
 )
 
 log = logging.getLogger(__name__)
+
+# In a header line (split at CRLF): a control character (a lone CR or LF, NUL …; a tab is
+# folding) or a byte that is not ASCII (we do not send SMTPUTF8) has no place.
+_UNSAFE_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
 
 Security = Literal["starttls", "tls", "none"]
 Fault = Literal["session", "config", "server", "temporary", "permanent"]
@@ -147,6 +150,7 @@ class SmtpTransport:
         self.local_hostname = local_hostname
         self._smtp: smtplib.SMTP | None = None
         self._down: TransportUnavailable | None = None  # raised again until the batch ends
+        self._senders: dict[tuple[str, ...], str | None] = {}  # From values, parsed once
         self._stage = "connect"
         self.connections_opened = 0
 
@@ -190,8 +194,8 @@ class SmtpTransport:
             raise TransportUnavailable(str(self._down), permanent=self._down.permanent)
         recipient = email_address(out.recipient)
         try:
-            sender, data = self._envelope(out.message)
-            self._deliver(sender, recipient, data)
+            sender = self._envelope(out)
+            self._deliver(sender, recipient, out.data)
         except TransportUnavailable as exc:
             self._down = exc
             raise
@@ -277,36 +281,46 @@ class SmtpTransport:
         if code != 250:
             self._discard()
 
-    def _envelope(self, message: Message) -> tuple[str, bytes]:
-        """The envelope sender (the From address) and the bytes to send, or why not."""
-        for name, value in message.items():
-            if HEADER_UNSAFE.search(str(value).replace("\t", " ")):
+    def _envelope(self, out: EmailOut) -> str:
+        """The envelope sender (the From address), once the header lines are checked."""
+        froms: list[str] = []
+        name = ""
+        for line in out.header_block().split(b"\r\n"):
+            folded = line[:1] in (b" ", b"\t")  # the header above goes on
+            if not folded:
+                name = line.split(b":", 1)[0].decode("ascii", "replace")
+            if _UNSAFE_HEADER_BYTES.search(line):
                 raise PermanentDeliveryError(
-                    f"{self._where}: the {name} header contains a control character"
+                    f"{self._where}: the {shown(name)} header contains a control character "
+                    f"or a byte that is not ASCII"
                 )
-        sender = self._sender(message)
-        try:
-            data = message_bytes(message)
-        except (ValueError, TypeError, errors.MessageError) as exc:
-            raise PermanentDeliveryError(
-                f"{self._where}: the message cannot be written out ({type(exc).__name__})"
-            ) from None
-        return sender, data
+            if folded:
+                if name.lower() == "from":
+                    froms[-1] += line.decode("ascii")
+                continue
+            if name.lower() == "from":
+                froms.append(line.split(b":", 1)[1].decode("ascii").strip())
+        return self._sender(tuple(froms))
 
-    def _sender(self, message: Message) -> str:
+    def _sender(self, froms: tuple[str, ...]) -> str:
         """The one address of the From header (the configured sender): anything else is a
-        configuration problem, the same for every message."""
-        headers = [_address_header("From", h) for h in message.get_all("From") or []]
-        addresses = [a for h in headers if h is not None for a in h.addresses]
-        if len(headers) == 1 and len(addresses) == 1:
-            address = addresses[0]
-            if address.username and address.domain:
-                return address.addr_spec
-        sender = shown(str(headers[0])) if headers else "(none)"
-        raise TransportUnavailable(
-            f"{self._where}: the sender {sender} is not one email address (check the settings)",
-            permanent=True,
-        )
+        configuration problem, the same for every message (parsed once per value)."""
+        if froms not in self._senders:
+            headers = [_address_header("From", h) for h in froms]
+            addresses = [a for h in headers if h is not None for a in h.addresses]
+            if len(headers) == 1 and len(addresses) == 1 and addresses[0].username:
+                self._senders[froms] = addresses[0].addr_spec if addresses[0].domain else None
+            else:
+                self._senders[froms] = None
+        sender = self._senders[froms]
+        if sender is None:
+            shown_from = shown(froms[0]) if froms else "(none)"
+            raise TransportUnavailable(
+                f"{self._where}: the sender {shown_from} is not one email address "
+                f"(check the settings)",
+                permanent=True,
+            )
+        return sender
 
     def _discard(self) -> None:
         """Drop the connection without a word (after a timeout QUIT would wait as long)."""

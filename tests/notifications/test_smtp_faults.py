@@ -7,6 +7,7 @@ No test depends on speed: timeouts are short, and the assertions are on what was
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Callable, Iterator
 from email import policy
 from email.message import EmailMessage
@@ -198,8 +199,9 @@ def test_a_message_over_the_size_limit_is_its_own_fault(server: SmtpServer) -> N
 def test_a_sender_that_is_not_one_address_is_a_configuration_problem(
     server: SmtpServer,
 ) -> None:
-    out = email_for("grace@example.com")
-    out.message.replace_header("From", "paperwire <a@example.org>, other <b@example.org>")
+    message = email_for("grace@example.com").message
+    message.replace_header("From", "paperwire <a@example.org>, other <b@example.org>")
+    out = EmailOut.of(message, "grace@example.com")
     with transport_for(server) as transport, pytest.raises(TransportUnavailable) as info:
         transport.send(out)
     assert info.value.permanent and "sender" in str(info.value)
@@ -264,7 +266,7 @@ def test_a_bad_recipient_is_a_permanent_failure_and_nothing_is_sent(
     server: SmtpServer, recipient: str
 ) -> None:
     rendered = email_for("grace@example.com")
-    out = EmailOut(message=rendered.message, recipient=recipient, digest_id=17)
+    out = dataclasses.replace(rendered, recipient=recipient, digest_id=17)
     with transport_for(server) as transport:
         with pytest.raises(BadAddress) as info:
             transport.send(out)
@@ -284,13 +286,14 @@ def test_a_header_with_a_line_feed_never_reaches_the_server(server: SmtpServer) 
     message["To"] = "grace@example.com"
     message["X-Note"] = "hello\r\nBcc: evil@example.com"
     message.set_payload("hello\r\n")
-    assert b"\r\nBcc: evil" in message.as_bytes(policy=policy.SMTP)  # what would go out
-    out = EmailOut(message=message, recipient="grace@example.com")
+    data = message.as_bytes(policy=policy.SMTP)
+    assert b"\r\nBcc: evil" in data  # what would go out
+    out = EmailOut(data.replace(b"hello\r\nBcc", b"hello\nBcc"), "grace@example.com")
     with transport_for(server) as transport:
         with pytest.raises(PermanentDeliveryError) as info:
             transport.send(out)
         del message["X-Note"]
-        transport.send(out)  # the same message without that header goes
+        transport.send(EmailOut.of(message, "grace@example.com"))  # without it, it goes
     assert "X-Note" in str(info.value)
     assert delivered(server) == ["grace@example.com"]
     assert "evil" not in server.messages[0].data.decode()

@@ -351,7 +351,7 @@ def test_file_transport_writes_slack_payloads_without_the_webhook(tmp_path: Path
 
 def test_file_transport_names_are_safe(tmp_path: Path) -> None:
     rendered = email_for("grace@example.com")
-    bare = EmailOut(message=rendered.message, recipient="../../etc/passwd")  # no id/period
+    bare = EmailOut(rendered.data, recipient="../../etc/passwd")  # no id/period
     transport = FileTransport(tmp_path / "box")
     transport.send(bare)
     assert [p.name for p in transport.written] == [
