@@ -98,9 +98,22 @@ def _clean(text: str) -> str:
     return " ".join(text.split())
 
 
-@functools.lru_cache(maxsize=16384)  # a paper's link recurs in every digest that picks it
+# The common case, at once: http(s), a plain host name, a port, a path of URL characters
+# (the signed links of a digest, arXiv's pages). Anything else goes through urlsplit.
+_PLAIN_URL = re.compile(
+    r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*)?"
+)
+
+
 def safe_url(url: str) -> str | None:
     """Return ``url`` if it is an absolute http(s) URL, else None (never link it)."""
+    if _PLAIN_URL.fullmatch(url) and url[url.index("/") + 2 :][:1] not in (".", "-", ""):
+        return url
+    return _checked_url(url)
+
+
+@functools.lru_cache(maxsize=16384)  # a paper's link recurs in every digest that picks it
+def _checked_url(url: str) -> str | None:
     candidate = url.strip()
     if not candidate or HEADER_UNSAFE.search(candidate) or " " in candidate:
         return None
