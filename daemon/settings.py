@@ -126,6 +126,7 @@ class EmailSettings(_Section):
     password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=30.0, gt=0)
     ca_file: str = ""
+    connections: int = Field(default=4, ge=1, le=32)
 
 
 class SlackSettings(_Section):

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -44,6 +45,7 @@ MARK_SENT_TRIES = 3  # a digest the server accepted but recorded as unsent would
 GIVE_UP_WAITING = timedelta(days=1)  # yesterday's papers are no longer news
 ERROR_CHARS = 500  # of an error kept with the digest
 HEARTBEATS_PER_LEASE = 3  # the lease is renewed this often within its length
+MESSAGES_PER_LANE = 25  # a batch opens one more connection per this many messages
 
 
 @dataclass
@@ -187,19 +189,24 @@ class _Run:
     clock: _Clock
     report: DeliveryReport
     progress: Progress
-    transports: dict[ChannelKind, Transport] = field(default_factory=dict)
+    transports: dict[tuple[ChannelKind, int], Transport] = field(default_factory=dict)
     down: dict[ChannelKind, TransportUnavailable] = field(default_factory=dict)
     closers: list[Callable[[], object]] = field(default_factory=list)
     done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)  # lanes share the report
 
-    def transport(self, kind: ChannelKind) -> Transport:
-        """The kind's transport, opened on first use and kept for the whole run (one SMTP
-        connection for many messages)."""
-        if kind not in self.transports:
-            opener = CHANNELS[kind].transport(self.app)
-            self.transports[kind] = opener.__enter__()
-            self.closers.append(lambda: opener.__exit__(None, None, None))
-        return self.transports[kind]
+    def transport(self, kind: ChannelKind, lane: int = 0) -> Transport:
+        """The transport of one lane of a kind, opened on first use and kept for the whole run
+        (one SMTP connection for many messages)."""
+        with self.lock:
+            if (kind, lane) not in self.transports:
+                opener = CHANNELS[kind].transport(self.app)
+                self.transports[(kind, lane)] = opener.__enter__()
+                self.closers.append(lambda: opener.__exit__(None, None, None))
+            return self.transports[(kind, lane)]
+
+    def opened(self, kind: ChannelKind, lane: int) -> bool:
+        return (kind, lane) in self.transports
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -234,31 +241,79 @@ def deliver(app: App, now: datetime, *, progress: Progress = no_progress) -> Del
 
 def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
     for kind, batch in _render_all(run, claimed).items():
-        for n, (d, out) in enumerate(batch):
-            if run.app.stopping.is_set():
-                return  # the rest are given back when the lease is left
-            if kind in run.down:  # this run already found the transport unavailable
-                _postpone(run, [d for d, _ in batch[n:]], run.down[kind], held)
-                break
-            if not held.start(d.digest_id):
-                # our lease ran out and another worker took the digest over
-                log.warning("digest left to another worker", extra={"digest": d.digest_id})
-                continue
-            run.progress(f"deliver {kind}", run.done, run.done + len(batch) - n)
-            try:
-                transport = run.transport(kind)
-                _deliver_one(run, transport, d, out)
-            except TransportUnavailable as e:  # the server, not this digest: the kind waits
-                run.down[kind] = e
-            except Exception as e:  # the transport could not be opened at all
-                if kind in run.transports:
-                    raise  # not the transport's doing: the job boundary records it
-                run.down[kind] = TransportUnavailable(f"{type(e).__name__}: {e}")
-            finally:
-                held.finish(d.digest_id)
-            if kind in run.down:
-                _postpone(run, [d for d, _ in batch[n:]], run.down[kind], held)
-                break
+        if run.app.stopping.is_set():
+            return  # the rest are given back when the lease is left
+        queue = _Queue(batch)
+        lanes = _lanes(run, kind, len(batch))
+        if lanes == 1:
+            _lane(run, held, kind, 0, queue)
+        else:  # a few connections at once: one waits on the server while another works
+            with ThreadPoolExecutor(lanes, thread_name_prefix=f"deliver-{kind}") as pool:
+                for future in [pool.submit(_lane, run, held, kind, n, queue) for n in range(lanes)]:
+                    future.result()
+        if kind in run.down:
+            _postpone(run, queue.rest(), run.down[kind], held)
+
+
+def _lanes(run: _Run, kind: ChannelKind, messages: int) -> int:
+    """Connections used at once for a kind: `email.connections` for email when the batch is
+    big enough to share (a few messages go through one connection); one for the others
+    (Slack's limit is per webhook)."""
+    if kind != ChannelKind.EMAIL:
+        return 1
+    wanted = run.app.settings.email.connections
+    return max(1, min(wanted, messages // MESSAGES_PER_LANE))
+
+
+class _Queue:
+    """A batch's messages, taken one at a time by the lanes."""
+
+    def __init__(self, batch: list[tuple[DueDelivery, Outgoing]]) -> None:
+        self._items = list(batch)
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> tuple[DueDelivery, Outgoing] | None:
+        with self._lock:
+            if self._next >= len(self._items):
+                return None
+            self._next += 1
+            return self._items[self._next - 1]
+
+    def rest(self) -> list[DueDelivery]:
+        """The messages no lane took (the kind became unavailable), taken now."""
+        with self._lock:
+            rest, self._next = self._items[self._next :], len(self._items)
+        return [d for d, _ in rest]
+
+
+def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) -> None:
+    """Send messages of the queue, one after another on one connection, until it is empty,
+    the daemon stops, or the kind's transport is found unavailable."""
+    while not run.app.stopping.is_set() and kind not in run.down:
+        item = queue.take()
+        if item is None:
+            return
+        d, out = item
+        if not held.start(d.digest_id):
+            # our lease ran out and another worker took the digest over
+            log.warning("digest left to another worker", extra={"digest": d.digest_id})
+            continue
+        run.progress(f"deliver {kind}", run.done, run.done + 1)
+        try:
+            _deliver_one(run, run.transport(kind, lane), d, out)
+        except TransportUnavailable as e:  # the server, not this digest: the kind waits
+            run.down.setdefault(kind, e)
+            _postpone(run, [d], e, held)
+        except Exception as e:  # the transport could not be opened at all
+            if run.opened(kind, lane):
+                raise  # not the transport's doing: the job boundary records it
+            unavailable = TransportUnavailable(f"{type(e).__name__}: {e}")
+            run.down.setdefault(kind, unavailable)
+            _postpone(run, [d], unavailable, held)
+        finally:
+            held.finish(d.digest_id)
+        with run.lock:
             run.done += 1
 
 
@@ -310,7 +365,8 @@ def _deliver_one(run: _Run, transport: Transport, d: DueDelivery, out: Outgoing)
         _record_failure(run, d.digest_id, d.attempts, e)
         return
     _mark_sent(run, d.digest_id)
-    run.report.sent += 1
+    with run.lock:
+        run.report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
@@ -345,13 +401,16 @@ def _postpone(
         held.finish(d.digest_id)
         if d.created_at is not None and now - d.created_at > GIVE_UP_WAITING:
             app.store.digests.finish(d.digest_id, now, outcome=Outcome.TEMPORARY, detail=detail)
-            report.failed += 1
-            report.errors.append(f"digest {d.digest_id}: {detail}")
+            with run.lock:
+                report.failed += 1
+                report.errors.append(f"digest {d.digest_id}: {detail}")
             continue
         app.store.digests.postpone(d.digest_id, now, retry_at, detail)
-        report.postponed += 1
+        with run.lock:
+            report.postponed += 1
     if waiting:
-        report.errors.append(f"{len(waiting)} digest(s) wait: {detail}")
+        with run.lock:
+            report.errors.append(f"{len(waiting)} digest(s) wait: {detail}")
 
 
 def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) -> None:
@@ -371,11 +430,13 @@ def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) 
             detail=detail,
             retry_at=now + timedelta(seconds=wait),
         )
-        report.retrying += 1
+        with run.lock:
+            report.retrying += 1
         log.warning("delivery will be retried", extra={"digest": digest_id, "error": detail})
         return
     outcome = Outcome.PERMANENT if permanent else Outcome.TEMPORARY
     app.store.digests.finish(digest_id, now, outcome=outcome, detail=detail)
-    report.failed += 1
-    report.errors.append(f"digest {digest_id}: {detail}")
+    with run.lock:
+        report.failed += 1
+        report.errors.append(f"digest {digest_id}: {detail}")
     log.error("delivery failed for good", extra={"digest": digest_id, "error": detail})

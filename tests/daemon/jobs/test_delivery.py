@@ -22,6 +22,7 @@ from daemon.jobs import delivery
 from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
+from tests.servers import smtp_server
 
 Hook = Callable[[Outgoing], None]
 
@@ -66,6 +67,22 @@ def _users_with_digests(app: App, n: int) -> list[int]:
     pid = app.store.papers.find("arxiv:1").id
     ids = []
     for i in range(n):
+        user = app.store.people.add(f"u{i}", NOW, channels={ChannelKind.EMAIL: f"u{i}@x.org"})
+        (channel,) = app.store.people.subscribers([user.name])[0][1]
+        digest_id = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
+            cold_start=False,
+        )  # fmt: skip
+        assert digest_id is not None
+        ids.append(digest_id)
+    return ids
+
+
+def _more_digests(app: App, n: int, start: int) -> list[int]:
+    """n more subscribers with a pending digest each (after `_users_with_digests`)."""
+    pid = app.store.papers.find("arxiv:1").id
+    ids = []
+    for i in range(start, start + n):
         user = app.store.people.add(f"u{i}", NOW, channels={ChannelKind.EMAIL: f"u{i}@x.org"})
         (channel,) = app.store.people.subscribers([user.name])[0][1]
         digest_id = app.store.digests.create(
@@ -152,3 +169,29 @@ def test_each_attempt_is_recorded_at_its_own_time(
     with Session(app.store.engine) as s:
         times = sorted(a.at for a in s.exec(select(DeliveryAttempt)).all())
     assert times == [NOW + timedelta(minutes=10), NOW + timedelta(minutes=20)]
+
+
+@BOTH_BACKENDS
+def test_a_big_batch_goes_out_on_several_connections_exactly_once(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """60 digests, `email.connections = 3`: up to three SMTP connections send them side by
+    side, each message once; then the server starts refusing connections (421): they wait."""
+    with smtp_server(tls="none", require_starttls=False) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 3}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
+        ids = _users_with_digests(app, 60)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 60 and report.failed == report.postponed == 0
+        assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(
+            f"u{i}@x.org" for i in range(60)
+        )
+        assert 1 <= server.connections <= 3  # lanes open theirs on first use (scheduling)
+        assert set(_states(app).values()) == {DigestState.SENT}
+
+        more = _more_digests(app, 40, start=len(ids))
+        server.fail("CONNECT", "reply", "421 4.3.2 not now", times=None)
+        later = jobs.deliver(app, NOW)
+        assert later.sent == 0 and later.postponed == len(more)
+        assert len(server.messages) == 60
