@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from daemon.db.engine import Repository
+from daemon.db.engine import Repository, table_of
 from daemon.db.models import Paper
-from daemon.db.rows import PaperRow
+from daemon.db.rows import PaperRow, row_of
 from daemon.errors import NotFoundError
 from daemon.ingest.identity import Identity, best_match, key_rank, paper_keys, title_key
 from daemon.ingest.text import CATEGORIES_MAX
@@ -63,9 +63,11 @@ class Papers(Repository):
             return int(s.exec(select(sa.func.count()).select_from(Paper)).one())
 
     def all(self) -> list[PaperRow]:
-        """Every stored paper, by id."""
-        with self.session() as s:
-            return [PaperRow.of(p) for p in s.exec(select(Paper).order_by(col(Paper.id))).all()]
+        """Every stored paper, by id (Core rows: the fit reads them all)."""
+        paper_t = table_of(Paper)
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.select(paper_t).order_by(paper_t.c.id)).mappings()
+            return [row_of(PaperRow, r, authors=tuple(r["authors"])) for r in result]
 
     def by_ids(self, ids: Iterable[int]) -> dict[int, PaperRow]:
         wanted = list(set(ids))

@@ -51,6 +51,19 @@ def to_feedback(sig: UserSignals) -> Feedback:
     )
 
 
+def libraries(app: App) -> list[Feedback]:
+    """Every subscriber's likes, as the fit reads them (by user id). The fit uses only the
+    liked ids — and the like times when a recency half-life is configured."""
+    from recommender import Feedback, Like
+
+    cfg = app.recommender_config
+    dated = bool(cfg.recency_half_life_days or cfg.recency_half_life_likes)
+    return [
+        Feedback(user_id=str(uid), likes=tuple(Like(doc_id=str(pid), at=at) for pid, at in liked))
+        for uid, liked in sorted(app.store.people.libraries(dated).items())
+    ]
+
+
 def corpus_size(app: App) -> int:
     """What the refit policy measures: stored papers + likes and dislikes."""
     return app.store.papers.count() + app.store.people.count_feedback()
@@ -83,13 +96,8 @@ def load_recommender(app: App, now: datetime) -> Recommender:
             if usable(size_at_fit, model):
                 app.model_cache = (size_at_fit, model)
                 return model
-    people = app.store.people
-    everyone = people.signals([u.id for u, _ in people.all()])
     model = Recommender(app.recommender_config)
-    model.fit(
-        [to_doc(p) for p in app.store.papers.all()],
-        [to_feedback(everyone[uid]) for uid in sorted(everyone)],
-    )
+    model.fit([to_doc(p) for p in app.store.papers.all()], libraries(app))
     app.store.models.save(size, model.dumps(), now)
     app.model_cache = (size, model)
     log.info("recommender fitted", extra={"size": size})
