@@ -41,7 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
 
-from recommender.cfmap import _learn_map, _Map
+from recommender.cfmap import _learn_map, _Map, _sample
 from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
 from recommender.profiles import _profile_alpha
@@ -55,6 +55,7 @@ TEXT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)  # text_weight w (1: the m
 # 0.004 nDCG@10 of the best variant at every library size on CiteULike (docs/recommender.md)
 FALLBACK_PRIOR_LIKES = 10.0
 FALLBACK_TEXT_WEIGHT = 0.2
+MAX_LIBRARIES = 5000  # the second map learns from at most this many libraries (a seeded sample)
 MIN_USERS = 20  # libraries with likes on both sides needed to measure anything
 # the second map's ridge solve stops after this many conjugate-gradient steps: within ~2e-4
 # (relative) of the converged map on CiteULike, enough to compare variants, at a third of the time
@@ -80,6 +81,7 @@ def _calibrate(f: _Fitted, libraries: Sequence[np.ndarray], cfg: RecommenderConf
         return Calibration(priors[0], texts[0], 0, math.nan, ())
     if cfg.calibration_holdout <= 0:
         return _fallback(cfg)
+    libraries = _sample(list(libraries), MAX_LIBRARIES)
     rng = np.random.default_rng(cfg.calibration_seed)
     train, held = _hold_out(f, libraries, cfg.calibration_holdout, rng)
     users = [i for i in range(len(libraries)) if len(train[i]) and len(held[i])]

@@ -20,6 +20,8 @@ from recommender.types import Feedback
 
 SVD_POWER_ITERATIONS = 5  # randomized SVD: power iterations (scikit-learn's n_iter)
 CG_TINY = 1e-30  # ridge CG: keeps the step sizes finite when a column has converged to zero
+SAMPLE_SEED = 0  # the libraries the map learns from, when there are more than cf_max_libraries
+MAP_MAX_PAPERS = 30_000  # the text → factors map is fitted on at most this many liked papers
 CG_TOLERANCE = 1e-12  # ridge CG: stop when every residual² ≤ this × the largest ‖XᵀY column‖²
 
 
@@ -42,6 +44,19 @@ def _library_rows(f: _Fitted, libraries: Sequence[Feedback]) -> list[np.ndarray]
         if liked:
             out.append(np.array(sorted(liked), dtype=np.int64))
     return out
+
+
+def _sample(libraries: list[np.ndarray], cap: int) -> list[np.ndarray]:
+    """At most `cap` of `libraries` (0: all): a seeded sample, in their order, so the same
+    libraries give the same sample on every machine."""
+    if cap <= 0 or len(libraries) <= cap:
+        return libraries
+    return [libraries[i] for i in _seeded_subset(len(libraries), cap)]
+
+
+def _seeded_subset(n: int, cap: int) -> np.ndarray:
+    """`cap` of range(n), ascending, drawn by a fixed seed."""
+    return np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, cap, replace=False))
 
 
 def _fit_map(f: _Fitted, libraries: Sequence[np.ndarray], cfg: RecommenderConfig) -> None:
@@ -103,7 +118,10 @@ def _learn_map(
     v = np.ascontiguousarray(vt.T, dtype=np.float32)  # liked papers × rank
     target = (vt.T * (s64**cfg.cf_singular_power)).astype(np.float32)
     steps = cfg.cf_iterations if iterations is None else min(iterations, cfg.cf_iterations)
-    w = _ridge_cg(matrix[liked_items], target, cfg.cf_lambda, steps)
+    fit_rows = np.arange(len(liked_items))
+    if len(fit_rows) > MAP_MAX_PAPERS:  # a regression of 512 targets: a seeded sample will do
+        fit_rows = _seeded_subset(len(fit_rows), MAP_MAX_PAPERS)
+    w = _ridge_cg(matrix[liked_items[fit_rows]], target[fit_rows], cfg.cf_lambda, steps)
     return _Map(w, v, liked_items, s64.astype(np.float32), pop[liked_items])
 
 

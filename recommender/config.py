@@ -49,6 +49,10 @@ class RecommenderConfig:
     cf_iterations: int = 40  # conjugate-gradient steps of the ridge solve
     cf_prior_likes: float = 0.0  # >0: a paper's factors lean on its text's until it has likes
     cf_min_users: int = 20  # fewer libraries than this → text only
+    # the map learns from at most this many libraries (a seeded sample; 0 = all): bounds the
+    # fit's time and memory as subscribers grow; papers liked only outside the sample get
+    # factors predicted from their text, like new papers
+    cf_max_libraries: int = 10_000
     # --- how far each signal is trusted (None: chosen at fit on held-out likes) ------------
     # a profile of n likes = n/(n+m) × its liked papers' learned factors + m/(n+m) × the ones
     # predicted from their text (m = 0: learned only; math.inf: predicted only)
@@ -170,6 +174,7 @@ _RULES: dict[str, _Rule] = {
     "cf_iterations": _integer(1),
     "cf_prior_likes": _number(0),
     "cf_min_users": _integer(0),
+    "cf_max_libraries": _integer(0),
     "profile_prior_likes": _optional(
         _Rule(lambda v: (_is_number(v) and v >= 0) or v == math.inf, "a number ≥ 0 or math.inf")
     ),

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.calibration import _calibrate
-from recommender.cfmap import _fit_map, _library_rows
+from recommender.cfmap import _fit_map, _library_rows, _sample
 from recommender.config import ASL_TOKEN_PATTERN, RecommenderConfig
 from recommender.context import Candidates, _Context, _Items
 from recommender.explain import _explain
@@ -113,7 +113,7 @@ class Recommender:
             raise ValueError("cannot fit on an empty corpus")
         fitted = _fit_features(docs, cfg)
         if cfg.method == "cf-map":
-            liked = _library_rows(fitted, libraries)
+            liked = _sample(_library_rows(fitted, libraries), cfg.cf_max_libraries)
             _fit_map(fitted, liked, cfg)
             if fitted.factors is not None and fitted.singular is not None:
                 fitted.topics = _learn_topics(fitted.factors, fitted.singular, cfg)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 # interest topics: at most one per this many liked papers (a topic is a field, not a paper)
 TOPIC_MIN_PAPERS = 50
 KMEANS_RESTARTS = 8  # interest topics: best of this many seeded k-means runs
+TOPIC_MAX_PAPERS = 20_000  # interest topics: k-means on at most this many liked papers (seeded)
 TOPIC_KMEANS_ITERATIONS = 20  # interest topics: at most this many steps per k-means run
 TEXT_KMEANS_ITERATIONS = 10  # text method: at most this many steps of a person's k-means
 
@@ -33,9 +34,12 @@ def _learn_topics(
 ) -> np.ndarray | None:
     """The interest topics of a fit (None: too few liked papers, or switched off)."""
     n_topics = min(cfg.interest_topics, factors.shape[0] // TOPIC_MIN_PAPERS)
-    if n_topics > 1:
-        return _spherical_kmeans_dense(factors.astype(np.float64) * singular, n_topics)
-    return None
+    if n_topics <= 1:
+        return None
+    if factors.shape[0] > TOPIC_MAX_PAPERS:  # the topics of a big install, at a bounded cost
+        rows = np.random.default_rng(0).choice(factors.shape[0], TOPIC_MAX_PAPERS, replace=False)
+        factors = factors[np.sort(rows)]
+    return _spherical_kmeans_dense(factors.astype(np.float64) * singular, n_topics)
 
 
 def _topic_sims(fac: np.ndarray, f: _Fitted) -> np.ndarray:
