@@ -53,13 +53,24 @@ def to_feedback(sig: UserSignals) -> Feedback:
 
 def libraries(app: App) -> list[Feedback]:
     """Every subscriber's likes, as the fit reads them (by user id). The fit uses only the
-    liked ids — and the like times when a recency half-life is configured."""
+    liked ids — and the like times when a recency half-life is configured; undated, one `Like`
+    per paper is shared by every library that holds it (2 million likes, 70,000 papers)."""
     from recommender import Feedback, Like
 
     cfg = app.recommender_config
     dated = bool(cfg.recency_half_life_days or cfg.recency_half_life_likes)
+    shared: dict[int, Like] = {}
+
+    def like(pid: int, at: datetime | None) -> Like:
+        if dated:
+            return Like(doc_id=str(pid), at=at)
+        lk = shared.get(pid)
+        if lk is None:
+            lk = shared[pid] = Like(doc_id=str(pid))
+        return lk
+
     return [
-        Feedback(user_id=str(uid), likes=tuple(Like(doc_id=str(pid), at=at) for pid, at in liked))
+        Feedback(user_id=str(uid), likes=tuple([like(pid, at) for pid, at in liked]))
         for uid, liked in sorted(app.store.people.libraries(dated).items())
     ]
 
