@@ -20,6 +20,7 @@ from daemon.db.models import (
     Feedback,
     Follow,
     FollowKind,
+    Frequency,
     User,
 )
 from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, row_of
@@ -207,7 +208,10 @@ class People(Repository):
             q = sa.select(user_t).where(user_t.c.active.is_(True)).order_by(user_t.c.id)
             if names:
                 q = q.where(user_t.c.name.in_(list(names)))
-            users = [row_of(UserRow, r._mapping) for r in conn.execute(q)]
+            users = [
+                row_of(UserRow, r._mapping, frequency=Frequency(r.frequency))
+                for r in conn.execute(q)
+            ]
             q = sa.select(channel_t).where(channel_t.c.active.is_(True)).order_by(channel_t.c.id)
             if names:
                 q = q.where(channel_t.c.user_id.in_([u.id for u in users]))

@@ -19,6 +19,7 @@ from daemon.db.models import (
     DigestState,
     Feed,
     FollowKind,
+    Frequency,
     Paper,
     User,
 )
@@ -116,6 +117,9 @@ class UserRow:
     active: bool
     unsubscribed_at: datetime | None
     created_at: datetime
+    frequency: Frequency = Frequency.DAILY
+    digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday
+    paused_until: date | None = None  # no digest before this date (the user's local date)
 
     @classmethod
     def of(cls, u: User) -> UserRow:
@@ -129,6 +133,9 @@ class UserRow:
             active=u.active,
             unsubscribed_at=u.unsubscribed_at,
             created_at=u.created_at,
+            frequency=Frequency(u.frequency),
+            digest_weekday=u.digest_weekday,
+            paused_until=u.paused_until,
         )
 
 
