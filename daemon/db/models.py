@@ -231,6 +231,7 @@ class AdminSession(SQLModel, table=True):
 
 
 __all__ = [
+    "WEEKDAYS",
     "AdminSession",
     "AuditEntry",
     "Channel",
@@ -248,5 +249,4 @@ __all__ = [
     "Outcome",
     "Paper",
     "User",
-    "WEEKDAYS",
 ]
