@@ -257,6 +257,8 @@ def preview(
 def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
     """Everything about one subscriber: settings, channels, follows, likes, last digests."""
     from daemon.channels import CHANNELS
+    from daemon.checks import frequency_text
+    from daemon.jobs.digests import local_today
 
     with _open_app() as app:
         user = app.store.people.get(name)
@@ -265,12 +267,15 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         digests = app.store.health.deliveries(user=name, limit=10)
         default_hour = app.settings.schedule.digest_hour
         default_picks = app.settings.digest.max_picks
+        today = local_today(user, app.clock())
+    often = frequency_text(user.frequency, user.digest_weekday, user.paused_until, today)
     hour = f"{user.digest_hour}" if user.digest_hour is not None else f"{default_hour} (default)"
     picks = f"{user.max_picks}" if user.max_picks is not None else f"{default_picks} (default)"
     lines = [
         f"user {user.name} — {user.display_name}",
         f"  subscribed: {'yes' if user.active else 'no, since ' + _time(user.unsubscribed_at)}",
         f"  time zone: {user.timezone}; digest hour: {hour}; papers per digest: {picks}",
+        f"  frequency: {often}",
         f"  since: {_time(user.created_at)}",
     ]
     lines += [f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" for c in channels] or [

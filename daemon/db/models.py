@@ -45,9 +45,6 @@ class Frequency(StrEnum):
     WEEKLY = "weekly"  # on User.digest_weekday
 
 
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # User.digest_weekday 0..6
-
-
 class FollowKind(StrEnum):
     KEYWORD = "keyword"
     AUTHOR = "author"
@@ -231,7 +228,6 @@ class AdminSession(SQLModel, table=True):
 
 
 __all__ = [
-    "WEEKDAYS",
     "AdminSession",
     "AuditEntry",
     "Channel",
