@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -90,6 +90,31 @@ def is_due(user: UserRow, now: datetime, default_hour: int) -> bool:
         return False
     hour = user.digest_hour if user.digest_hour is not None else default_hour
     return local.hour >= hour
+
+
+def next_due(user: UserRow, now: datetime, default_hour: int, *, made: bool) -> datetime:
+    """From when the user's next digest is due: `now` if it is due and not `made` (the digest
+    of their current period exists), else their hour on their next delivery day (the next day,
+    or their weekday), not before the end of a pause. Aware, in the user's time zone."""
+    zone = _zone(user)
+    local = now.astimezone(zone)
+    today = local.date()
+    weekly = user.frequency == Frequency.WEEKLY
+    step = 7 if weekly else 1
+
+    def delivery_day(on_or_after: date) -> date:
+        if not weekly:
+            return on_or_after
+        return on_or_after + timedelta(days=(_weekday(user) - on_or_after.weekday()) % 7)
+
+    day = delivery_day(today)
+    if day == today and made:
+        day += timedelta(days=step)
+    if user.paused_until is not None and day < user.paused_until:
+        day = delivery_day(user.paused_until)
+    hour = user.digest_hour if user.digest_hour is not None else default_hour
+    start = datetime.combine(day, time(hour), zone).astimezone(UTC).astimezone(zone)
+    return local if start <= local else start
 
 
 def window_hours(user: UserRow, daily_hours: int) -> int:
