@@ -237,7 +237,8 @@ def preview(
     ] = None,
     text: Annotated[bool, typer.Option("--text", help="The plain-text part instead.")] = False,
 ) -> None:
-    """Write the digest USER would get today (HTML), without storing or sending it."""
+    """Write the digest USER would get today (this week's, from a week of papers, for a weekly
+    subscriber) as HTML, without storing or sending it."""
     from daemon.jobs.preview import preview as make_preview
 
     with _open_app() as app:
