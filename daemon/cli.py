@@ -21,7 +21,7 @@ from rich.markup import escape
 from daemon.errors import PaperwireError
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import date, datetime
 
     from daemon import jobs
     from daemon.app import App
@@ -612,8 +612,6 @@ def _frequency_changes(
 ) -> dict[str, object]:
     """The user's frequency, weekday and pause after `users set`'s options, checked together:
     a weekly digest needs a day (given now, or the one it had), a daily one takes none."""
-    from zoneinfo import ZoneInfo
-
     from daemon.checks import check_frequency, check_pause_until, check_weekday
 
     freq = (
@@ -640,14 +638,20 @@ def _frequency_changes(
         changes["paused_until"] = None
     elif pause_until is not None:
         try:
-            today = now.astimezone(ZoneInfo(zone)).date()
-        except (ValueError, KeyError):  # a zone edited by hand into the database
-            today = now.date()
-        try:
-            changes["paused_until"] = check_pause_until(pause_until, today)
+            changes["paused_until"] = check_pause_until(pause_until, _today(zone, now))
         except ValueError as e:
             raise PaperwireError(f"--pause-until: {e}") from None
     return changes
+
+
+def _today(zone: str, now: datetime) -> date:
+    """The date now in this time zone (UTC's, for a zone edited by hand into the database)."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        return now.astimezone(ZoneInfo(zone)).date()
+    except (ValueError, KeyError):
+        return now.date()
 
 
 def _checked(check: Callable[[str], str], value: str, label: str) -> str:
@@ -697,7 +701,6 @@ def users_list() -> None:
 
     from daemon.channels import CHANNELS
     from daemon.checks import frequency_text
-    from daemon.jobs.digests import local_today
 
     with _open_app() as app:
         now = app.clock()
@@ -706,7 +709,7 @@ def users_list() -> None:
             where = ", ".join(escape(CHANNELS[c.kind].show(c.address)) for c in channels)
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
             often = frequency_text(
-                user.frequency, user.digest_weekday, user.paused_until, local_today(user, now)
+                user.frequency, user.digest_weekday, user.paused_until, _today(user.timezone, now)
             )
             table.add_row(
                 escape(user.name),

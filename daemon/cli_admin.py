@@ -19,6 +19,7 @@ from daemon.cli import (
     _print_delivery,
     _progress,
     _state,
+    _today,
     _who,
     cli,
     config_cli,
@@ -259,7 +260,6 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
     """Everything about one subscriber: settings, channels, follows, likes, last digests."""
     from daemon.channels import CHANNELS
     from daemon.checks import frequency_text
-    from daemon.jobs.digests import local_today
 
     with _open_app() as app:
         user = app.store.people.get(name)
@@ -268,7 +268,7 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         digests = app.store.health.deliveries(user=name, limit=10)
         default_hour = app.settings.schedule.digest_hour
         default_picks = app.settings.digest.max_picks
-        today = local_today(user, app.clock())
+        today = _today(user.timezone, app.clock())
     often = frequency_text(user.frequency, user.digest_weekday, user.paused_until, today)
     hour = f"{user.digest_hour}" if user.digest_hour is not None else f"{default_hour} (default)"
     picks = f"{user.max_picks}" if user.max_picks is not None else f"{default_picks} (default)"

@@ -55,11 +55,6 @@ def _zone(user: UserRow) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def local_today(user: UserRow, now: datetime) -> date:
-    """The user's date now, in their time zone."""
-    return now.astimezone(_zone(user)).date()
-
-
 def period_for(user: UserRow, now: datetime) -> date:
     """The period a digest made now is for, as a day in the user's time zone: today for a daily
     subscriber; for a weekly one, the delivery day of the current week (their weekday, today or
