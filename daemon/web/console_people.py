@@ -258,6 +258,7 @@ def _subscribers_page(
         show=_show,
         form=ctx.pop("form", {}),
         default_hour=app.settings.schedule.digest_hour,
+        weekdays=WEEKDAYS,
         **ctx,
     )
 

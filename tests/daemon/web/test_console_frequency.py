@@ -46,6 +46,7 @@ def test_the_subscriber_form_sets_frequency_day_and_pause(
     )  # fmt: skip
     page = client.get("/admin/subscribers/eve").text
     assert "weekly on mon, paused until 2026-12-10" in page
+    assert "weekly on mon" in client.get("/admin/subscribers").text
     assert "Preview this week&#39;s digest" in page or "Preview this week's digest" in page
     # the next digest: the first Monday from the end of the pause, 07:00 (the default hour)
     assert "2026-12-14" in page.split('id="next-digest">')[1].split("<")[0]
