@@ -20,7 +20,6 @@ from daemon.db.models import (
     Digest,
     DigestItem,
     DigestState,
-    Frequency,
     Outcome,
     Paper,
     User,
@@ -33,6 +32,7 @@ from daemon.db.rows import (
     DueDelivery,
     PaperRow,
     UserRow,
+    frequency_of,
     row_of,
 )
 
@@ -218,7 +218,7 @@ class Digests(Repository):
             user_ids = list({d.user_id for d in digests})
             channel_ids = list({d.channel_id for d in digests})
             users = {
-                r.id: row_of(UserRow, r._mapping, frequency=Frequency(r.frequency))
+                r.id: row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
                 for r in conn.execute(sa.select(user_t).where(user_t.c.id.in_(user_ids)))
             }
             channels = {

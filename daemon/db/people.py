@@ -23,7 +23,7 @@ from daemon.db.models import (
     Frequency,
     User,
 )
-from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, row_of
+from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, frequency_of, row_of
 from daemon.errors import NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
@@ -214,7 +214,7 @@ class People(Repository):
             if names:
                 q = q.where(user_t.c.name.in_(list(names)))
             users = [
-                row_of(UserRow, r._mapping, frequency=Frequency(r.frequency))
+                row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
                 for r in conn.execute(q)
             ]
             q = sa.select(channel_t).where(channel_t.c.active.is_(True)).order_by(channel_t.c.id)

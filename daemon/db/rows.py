@@ -106,6 +106,15 @@ class PaperRow:
         )
 
 
+def frequency_of(value: str) -> Frequency:
+    """A user's frequency; a value edited by hand into the database that is none reads as daily
+    (rather than stopping everyone's digests)."""
+    try:
+        return Frequency(value)
+    except ValueError:
+        return Frequency.DAILY
+
+
 @dataclass(frozen=True)
 class UserRow:
     id: int
@@ -133,7 +142,7 @@ class UserRow:
             active=u.active,
             unsubscribed_at=u.unsubscribed_at,
             created_at=u.created_at,
-            frequency=Frequency(u.frequency),
+            frequency=frequency_of(u.frequency),
             digest_weekday=u.digest_weekday,
             paused_until=u.paused_until,
         )

@@ -353,3 +353,6 @@ def test_the_store_refuses_a_weekly_digest_without_its_day(
     )
     ((user, _),) = app.store.people.subscribers()
     assert user.frequency is Frequency.WEEKLY and user.paused_until == date(2027, 1, 4)
+    app.store.people.update("ada", frequency="fortnightly")  # edited by hand in the database
+    ((user, _),) = app.store.people.subscribers()
+    assert user.frequency is Frequency.DAILY  # read as daily: the job goes on for everyone
