@@ -60,7 +60,24 @@ def period_for(user: UserRow, now: datetime) -> date:
     subscriber; for a weekly one, the delivery day of the current week (their weekday, today or
     the latest before). A day holds one digest whatever the frequency, so switching between
     daily and weekly never makes two digests for the same day."""
-    today = now.astimezone(_zone(user)).date()
+    return _period(user, now.astimezone(_zone(user)).date())
+
+
+def is_paused(user: UserRow, now: datetime) -> bool:
+    """Whether the user asked for no digest on their local today (paused until a later day)."""
+    return _paused(user, now.astimezone(_zone(user)).date())
+
+
+def is_due(user: UserRow, now: datetime, default_hour: int) -> bool:
+    """A user's digest is due from their local digest hour on (a late run still catches up the
+    same day): every day, or a weekly subscriber's weekday only; never while paused."""
+    return _due_at(user, now.astimezone(_zone(user)), default_hour)
+
+
+# the same on the user's local time (the digest job computes it once per time zone)
+
+
+def _period(user: UserRow, today: date) -> date:
     if user.frequency == Frequency.WEEKLY:
         return today - timedelta(days=(today.weekday() - _weekday(user)) % 7)
     return today
@@ -70,15 +87,11 @@ def _weekday(user: UserRow) -> int:
     return user.digest_weekday if user.digest_weekday is not None else 0  # weekly: Monday
 
 
-def is_paused(user: UserRow, now: datetime) -> bool:
-    """Whether the user asked for no digest on their local today (paused until a later day)."""
-    return user.paused_until is not None and now.astimezone(_zone(user)).date() < user.paused_until
+def _paused(user: UserRow, today: date) -> bool:
+    return user.paused_until is not None and today < user.paused_until
 
 
-def is_due(user: UserRow, now: datetime, default_hour: int) -> bool:
-    """A user's digest is due from their local digest hour on (a late run still catches up the
-    same day): every day, or a weekly subscriber's weekday only; never while paused."""
-    local = now.astimezone(_zone(user))
+def _due_at(user: UserRow, local: datetime, default_hour: int) -> bool:
     if user.paused_until is not None and local.date() < user.paused_until:
         return False
     if user.frequency == Frequency.WEEKLY and local.weekday() != _weekday(user):
@@ -191,11 +204,16 @@ def _due(
     """The subscribers owed a digest now, with their channels still without one (one query for
     the digests already made, whatever the number of subscribers)."""
     hour = app.settings.schedule.digest_hour
-    subscribers = [
-        (u, chans, period_for(u, now))
-        for u, chans in app.store.people.subscribers(users)
-        if chans and (is_due(u, now, hour) or (force and (paused_too or not is_paused(u, now))))
-    ]
+    local_now: dict[str, datetime] = {}  # by time zone: a few zones for many subscribers
+    subscribers = []
+    for u, chans in app.store.people.subscribers(users):
+        if not chans:
+            continue
+        local = local_now.get(u.timezone)
+        if local is None:
+            local = local_now[u.timezone] = now.astimezone(_zone(u))
+        if _due_at(u, local, hour) or (force and (paused_too or not _paused(u, local.date()))):
+            subscribers.append((u, chans, _period(u, local.date())))
     done = set() if dry_run else app.store.digests.made({p for _, _, p in subscribers})
     todo = []
     for user, channels, period in subscribers:
