@@ -92,7 +92,7 @@ def _paused(user: UserRow, today: date) -> bool:
 
 
 def _due_at(user: UserRow, local: datetime, default_hour: int) -> bool:
-    if user.paused_until is not None and local.date() < user.paused_until:
+    if _paused(user, local.date()):
         return False
     if user.frequency == Frequency.WEEKLY and local.weekday() != _weekday(user):
         return False
