@@ -1,12 +1,13 @@
 """Checks of what people type, applied where it enters (the command line, the console, a CSV
-import): handles, follows, feed URLs. Each returns the value to store, or raises ValueError
-whose message names the value and what to write instead. (Channel addresses are checked by
-their kind in `daemon.channels`; time zones by `daemon.settings.check_timezone`.)
+import): handles, follows, feed URLs, delivery frequencies. Each returns the value to store, or
+raises ValueError whose message names the value and what to write instead. (Channel addresses
+are checked by their kind in `daemon.channels`; time zones by `daemon.settings.check_timezone`.)
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date
 from urllib.parse import urlsplit
 
 HANDLE_MAX = 64
@@ -91,3 +92,53 @@ def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
         except FetchError as e:
             raise ValueError(str(e)) from None
     return url
+
+
+FREQUENCIES = ("daily", "weekly")  # daemon.db.models.Frequency
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # User.digest_weekday 0 … 6
+_WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def check_frequency(text: str) -> str:
+    """How often a subscriber gets a digest: 'daily' or 'weekly'."""
+    value = text.strip().lower()
+    if value not in FREQUENCIES:
+        raise ValueError(f"{text!r} is not a frequency: write daily or weekly")
+    return value
+
+
+def check_weekday(text: str) -> int:
+    """A day of the week, 'mon' … 'sun' (or the full English name): 0 = Monday … 6 = Sunday."""
+    value = text.strip().lower()
+    for number, (short, full) in enumerate(zip(WEEKDAYS, _WEEKDAY_NAMES, strict=True)):
+        if value in (short, full):
+            return number
+    raise ValueError(f"{text!r} is not a day of the week: write one of {', '.join(WEEKDAYS)}")
+
+
+def weekday_name(number: int) -> str:
+    return WEEKDAYS[number] if 0 <= number < len(WEEKDAYS) else str(number)
+
+
+def frequency_text(
+    frequency: str, weekday: int | None, paused_until: date | None, today: date | None = None
+) -> str:
+    """'daily', 'weekly on mon', '…, paused until 2027-01-04' (a pause over by `today` unsaid)."""
+    text = f"weekly on {weekday_name(weekday or 0)}" if frequency == "weekly" else "daily"
+    if paused_until is not None and (today is None or paused_until > today):
+        text += f", paused until {paused_until.isoformat()}"
+    return text
+
+
+def check_pause_until(text: str, today: date) -> date:
+    """The day digests start again (YYYY-MM-DD), after `today` (the user's local date)."""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date: write YYYY-MM-DD, e.g. 2027-01-04") from None
+    if day <= today:
+        raise ValueError(
+            f"{day.isoformat()} is not after today ({today.isoformat()} in the user's time "
+            "zone): give the first day digests should come again"
+        )
+    return day

@@ -21,9 +21,12 @@ from rich.markup import escape
 from daemon.errors import PaperwireError
 
 if TYPE_CHECKING:
+    from datetime import date, datetime
+
     from daemon import jobs
     from daemon.app import App
     from daemon.db.models import ChannelKind
+    from daemon.db.rows import UserRow
     from daemon.settings import Settings
 
 cli = typer.Typer(
@@ -541,14 +544,34 @@ def users_set(
         bool | None,
         typer.Option("--subscribe/--unsubscribe", help="Resume or stop the user's digests."),
     ] = None,
+    frequency: Annotated[
+        str | None,
+        typer.Option(metavar="daily|weekly", help="How often: daily, or weekly (on --weekday)."),
+    ] = None,
+    weekday: Annotated[
+        str | None,
+        typer.Option(metavar="mon..sun", help="The day of a weekly digest (its local date)."),
+    ] = None,
+    pause_until: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="No digest before this day (in the user's time zone), then as before.",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="End a pause (--pause-until) now.")
+    ] = False,
 ) -> None:
-    """Change a subscriber's channels, time zone, digest hour, size or subscription (all at
-    once or nothing: a subscribed user keeps at least one channel)."""
+    """Change a subscriber's channels, time zone, digest hour, size, frequency, pause or
+    subscription (all at once or nothing: a subscribed user keeps at least one channel)."""
     from daemon.checks import check_display_name
 
     channels, _ = _check_user_options(email, slack_webhook, timezone)
     if display_name is not None:
         display_name = _checked(check_display_name, display_name, "--display-name")
+    if pause_until is not None and resume:
+        raise PaperwireError("--pause-until and --resume contradict each other: give one")
     changes: dict[str, object] = {
         key: value
         for key, value in (
@@ -560,6 +583,13 @@ def users_set(
         if value is not None
     }
     with _open_app() as app:
+        if frequency is not None or weekday is not None or pause_until is not None or resume:
+            user = app.store.people.get(name)
+            # a pause's date is the user's local date (in their new zone, if it changes)
+            zone = timezone or user.timezone
+            changes.update(
+                _frequency_changes(user, app.clock(), zone, frequency, weekday, pause_until, resume)
+            )
         app.store.people.edit(
             name,
             app.clock(),
@@ -569,6 +599,59 @@ def users_set(
         )
         _audit(app, "user changed", name)
         out.print(f"updated user {name}", markup=False)
+
+
+def _frequency_changes(
+    user: UserRow,
+    now: datetime,
+    zone: str,
+    frequency: str | None,
+    weekday: str | None,
+    pause_until: str | None,
+    resume: bool,
+) -> dict[str, object]:
+    """The user's frequency, weekday and pause after `users set`'s options, checked together:
+    a weekly digest needs a day (given now, or the one it had), a daily one takes none."""
+    from daemon.checks import check_frequency, check_pause_until, check_weekday
+
+    freq = (
+        user.frequency if frequency is None else _checked(check_frequency, frequency, "--frequency")
+    )
+    day = None
+    if weekday is not None:
+        try:
+            day = check_weekday(weekday)
+        except ValueError as e:
+            raise PaperwireError(f"--weekday: {e}") from None
+    changes: dict[str, object] = {"frequency": freq}
+    if freq == "weekly":
+        changes["digest_weekday"] = day if day is not None else user.digest_weekday
+        if changes["digest_weekday"] is None:
+            raise PaperwireError("a weekly digest needs its day: add --weekday mon..sun")
+    elif day is not None:
+        raise PaperwireError(
+            f"--weekday is for weekly digests and {user.name}'s are daily: add --frequency weekly"
+        )
+    else:
+        changes["digest_weekday"] = None
+    if resume:
+        changes["paused_until"] = None
+    elif pause_until is not None:
+        try:
+            changes["paused_until"] = check_pause_until(pause_until, _today(zone, now))
+        except ValueError as e:
+            raise PaperwireError(f"--pause-until: {e}") from None
+    return changes
+
+
+def _today(zone: str, now: datetime) -> date:
+    """The date now in this time zone (UTC's, for a zone edited by hand into the database)."""
+    from zoneinfo import ZoneInfo
+
+    try:
+        return now.astimezone(ZoneInfo(zone)).date()
+    except (ValueError, KeyError):
+        return now.date()
 
 
 def _checked(check: Callable[[str], str], value: str, label: str) -> str:
@@ -617,14 +700,24 @@ def users_list() -> None:
     from rich.table import Table
 
     from daemon.channels import CHANNELS
+    from daemon.checks import frequency_text
 
     with _open_app() as app:
-        table = Table("name", "channels", "time zone", "hour", "subscribed")
+        now = app.clock()
+        table = Table("name", "channels", "time zone", "hour", "frequency", "subscribed")
         for user, channels in app.store.people.all():
             where = ", ".join(escape(CHANNELS[c.kind].show(c.address)) for c in channels)
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
+            often = frequency_text(
+                user.frequency, user.digest_weekday, user.paused_until, _today(user.timezone, now)
+            )
             table.add_row(
-                escape(user.name), where, user.timezone, hour, "yes" if user.active else "no"
+                escape(user.name),
+                where,
+                escape(user.timezone),
+                hour,
+                often,
+                "yes" if user.active else "no",
             )
         out.print(table)
 

@@ -19,6 +19,7 @@ from daemon.cli import (
     _print_delivery,
     _progress,
     _state,
+    _today,
     _who,
     cli,
     config_cli,
@@ -237,7 +238,8 @@ def preview(
     ] = None,
     text: Annotated[bool, typer.Option("--text", help="The plain-text part instead.")] = False,
 ) -> None:
-    """Write the digest USER would get today (HTML), without storing or sending it."""
+    """Write the digest USER would get today (this week's, from a week of papers, for a weekly
+    subscriber) as HTML, without storing or sending it."""
     from daemon.jobs.preview import preview as make_preview
 
     with _open_app() as app:
@@ -257,6 +259,7 @@ def preview(
 def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
     """Everything about one subscriber: settings, channels, follows, likes, last digests."""
     from daemon.channels import CHANNELS
+    from daemon.checks import frequency_text
 
     with _open_app() as app:
         user = app.store.people.get(name)
@@ -265,12 +268,15 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         digests = app.store.health.deliveries(user=name, limit=10)
         default_hour = app.settings.schedule.digest_hour
         default_picks = app.settings.digest.max_picks
+        today = _today(user.timezone, app.clock())
+    often = frequency_text(user.frequency, user.digest_weekday, user.paused_until, today)
     hour = f"{user.digest_hour}" if user.digest_hour is not None else f"{default_hour} (default)"
     picks = f"{user.max_picks}" if user.max_picks is not None else f"{default_picks} (default)"
     lines = [
         f"user {user.name} — {user.display_name}",
         f"  subscribed: {'yes' if user.active else 'no, since ' + _time(user.unsubscribed_at)}",
         f"  time zone: {user.timezone}; digest hour: {hour}; papers per digest: {picks}",
+        f"  frequency: {often}",
         f"  since: {_time(user.created_at)}",
     ]
     lines += [f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" for c in channels] or [

@@ -32,6 +32,7 @@ from daemon.db.rows import (
     DueDelivery,
     PaperRow,
     UserRow,
+    frequency_of,
     row_of,
 )
 
@@ -217,7 +218,7 @@ class Digests(Repository):
             user_ids = list({d.user_id for d in digests})
             channel_ids = list({d.channel_id for d in digests})
             users = {
-                r.id: row_of(UserRow, r._mapping)
+                r.id: row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
                 for r in conn.execute(sa.select(user_t).where(user_t.c.id.in_(user_ids)))
             }
             channels = {

@@ -38,6 +38,13 @@ class ChannelKind(StrEnum):
     SLACK = "slack"
 
 
+class Frequency(StrEnum):
+    """How often a subscriber gets a digest."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"  # on User.digest_weekday
+
+
 class FollowKind(StrEnum):
     KEYWORD = "keyword"
     AUTHOR = "author"
@@ -106,6 +113,11 @@ class User(SQLModel, table=True):
     timezone: str = "UTC"
     digest_hour: int | None = None  # local hour; None: the configured default
     max_picks: int | None = None
+    frequency: str = Field(  # Frequency
+        default=Frequency.DAILY, sa_column_kwargs={"server_default": Frequency.DAILY.value}
+    )
+    digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday; daily: None
+    paused_until: date | None = None  # no digest before this local date
     active: bool = True
     unsubscribed_at: datetime | None = Field(default=None, sa_column=_ts())
     created_at: datetime = Field(sa_column=_ts(nullable=False))
@@ -228,6 +240,7 @@ __all__ = [
     "Feedback",
     "Follow",
     "FollowKind",
+    "Frequency",
     "ModelState",
     "Outcome",
     "Paper",

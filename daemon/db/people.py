@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -20,9 +20,10 @@ from daemon.db.models import (
     Feedback,
     Follow,
     FollowKind,
+    Frequency,
     User,
 )
-from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, row_of
+from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, frequency_of, row_of
 from daemon.errors import NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
@@ -126,14 +127,19 @@ class People(Repository):
         subscribed: bool | None = None,
     ) -> UserRow:
         """Change a user in one transaction: settings (display_name, timezone, digest_hour,
-        max_picks), channels (an empty address removes that kind) and subscription. Nothing
-        changes when the result would leave the user subscribed without a channel, or give them
-        another user's email address."""
+        max_picks, frequency, digest_weekday, paused_until), channels (an empty address removes
+        that kind) and subscription. Nothing changes when the result would leave the user
+        subscribed without a channel, give them another user's email address, or make a weekly
+        digest without its day (a daily one with a day)."""
         with self.session() as s:
             user = _named(s, name)
             assert user.id is not None
             for key, value in (changes or {}).items():
                 setattr(user, key, value)
+            if _FREQUENCY_KEYS & set(changes or {}):
+                user.frequency, user.digest_weekday = _checked_frequency(
+                    user.frequency, user.digest_weekday
+                )
             if subscribed is not None and subscribed != user.active:
                 user.active = subscribed
                 user.unsubscribed_at = None if subscribed else now
@@ -207,7 +213,10 @@ class People(Repository):
             q = sa.select(user_t).where(user_t.c.active.is_(True)).order_by(user_t.c.id)
             if names:
                 q = q.where(user_t.c.name.in_(list(names)))
-            users = [row_of(UserRow, r._mapping) for r in conn.execute(q)]
+            users = [
+                row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
+                for r in conn.execute(q)
+            ]
             q = sa.select(channel_t).where(channel_t.c.active.is_(True)).order_by(channel_t.c.id)
             if names:
                 q = q.where(channel_t.c.user_id.in_([u.id for u in users]))
@@ -215,6 +224,28 @@ class People(Repository):
             for r in conn.execute(q):
                 by_user[r.user_id].append(row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind)))
             return [(u, by_user.get(u.id, [])) for u in users]
+
+    def set_frequency(
+        self,
+        user_id: int,
+        frequency: Frequency,
+        weekday: int | None = None,
+        paused_until: date | None = None,
+    ) -> UserRow:
+        """Set how often the user gets a digest: daily, or weekly on `weekday` (0 = Monday …
+        6 = Sunday; required for weekly, refused for daily), and none before `paused_until` (a
+        date in the user's time zone; None: not paused). The digest job reads the three
+        together; a day holds at most one digest whatever they are."""
+        frequency, weekday = _checked_frequency(frequency, weekday)
+        with self.session() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                raise NotFoundError(f"no user with id {user_id}")
+            user.frequency, user.digest_weekday = frequency, weekday
+            user.paused_until = paused_until
+            s.add(user)
+            s.commit()
+            return UserRow.of(user)
 
     # ---- channels ----------------------------------------------------------------------------
 
@@ -347,6 +378,21 @@ class People(Repository):
             )
             for uid in ids
         }
+
+
+_FREQUENCY_KEYS = {"frequency", "digest_weekday"}
+
+
+def _checked_frequency(frequency: str, weekday: int | None) -> tuple[Frequency, int | None]:
+    try:
+        freq = Frequency(frequency)
+    except ValueError:
+        raise PaperwireError(f"{frequency!r} is not a frequency: daily or weekly") from None
+    if freq == Frequency.WEEKLY and (weekday is None or not 0 <= weekday <= 6):
+        raise PaperwireError("a weekly digest needs its day of the week (0 = Monday … 6 = Sunday)")
+    if freq == Frequency.DAILY and weekday is not None:
+        raise PaperwireError("a day of the week is for weekly digests; this one is daily")
+    return freq, weekday
 
 
 def _named(s: Session, name: str) -> User:

@@ -19,6 +19,7 @@ from daemon.db.models import (
     DigestState,
     Feed,
     FollowKind,
+    Frequency,
     Paper,
     User,
 )
@@ -105,6 +106,15 @@ class PaperRow:
         )
 
 
+def frequency_of(value: str) -> Frequency:
+    """A user's frequency; a value edited by hand into the database that is none reads as daily
+    (rather than stopping everyone's digests)."""
+    try:
+        return Frequency(value)
+    except ValueError:
+        return Frequency.DAILY
+
+
 @dataclass(frozen=True)
 class UserRow:
     id: int
@@ -116,6 +126,9 @@ class UserRow:
     active: bool
     unsubscribed_at: datetime | None
     created_at: datetime
+    frequency: Frequency = Frequency.DAILY
+    digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday
+    paused_until: date | None = None  # no digest before this date (the user's local date)
 
     @classmethod
     def of(cls, u: User) -> UserRow:
@@ -129,6 +142,9 @@ class UserRow:
             active=u.active,
             unsubscribed_at=u.unsubscribed_at,
             created_at=u.created_at,
+            frequency=frequency_of(u.frequency),
+            digest_weekday=u.digest_weekday,
+            paused_until=u.paused_until,
         )
 
 

@@ -13,7 +13,15 @@ from datetime import datetime
 
 from daemon.app import App
 from daemon.jobs.delivery import DeliveryReport, build_digest, deliver
-from daemon.jobs.digests import DigestReport, PlannedDigest, is_due, make_digests, period_for
+from daemon.jobs.digests import (
+    DigestReport,
+    PlannedDigest,
+    is_due,
+    is_paused,
+    make_digests,
+    period_for,
+    window_hours,
+)
 from daemon.jobs.ingest import IngestReport, ingest
 from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender
@@ -74,8 +82,10 @@ __all__ = [
     "digest_and_deliver",
     "ingest",
     "is_due",
+    "is_paused",
     "load_recommender",
     "make_digests",
     "no_progress",
     "period_for",
+    "window_hours",
 ]

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.app import App
 from daemon.db.digests import NewDigest, NewItem
-from daemon.db.models import ChannelKind, DigestState
+from daemon.db.models import ChannelKind, DigestState, Frequency
 from daemon.db.rows import ChannelRow, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender, to_doc, to_feedback
@@ -56,15 +56,79 @@ def _zone(user: UserRow) -> ZoneInfo:
 
 
 def period_for(user: UserRow, now: datetime) -> date:
-    """The day (in the user's time zone) a digest made now is for."""
-    return now.astimezone(_zone(user)).date()
+    """The period a digest made now is for, as a day in the user's time zone: today for a daily
+    subscriber; for a weekly one, the delivery day of the current week (their weekday, today or
+    the latest before). A day holds one digest whatever the frequency, so switching between
+    daily and weekly never makes two digests for the same day."""
+    return _period(user, now.astimezone(_zone(user)).date())
+
+
+def is_paused(user: UserRow, now: datetime) -> bool:
+    """Whether the user asked for no digest on their local today (paused until a later day)."""
+    return _paused(user, now.astimezone(_zone(user)).date())
 
 
 def is_due(user: UserRow, now: datetime, default_hour: int) -> bool:
-    """A user's digest is due from their local digest hour on; a late run still catches up."""
-    local = now.astimezone(_zone(user))
+    """A user's digest is due from their local digest hour on (a late run still catches up the
+    same day): every day, or a weekly subscriber's weekday only; never while paused."""
+    return _due_at(user, now.astimezone(_zone(user)), default_hour)
+
+
+# the same on the user's local time (the digest job computes it once per time zone)
+
+
+def _period(user: UserRow, today: date) -> date:
+    if user.frequency == Frequency.WEEKLY:
+        return today - timedelta(days=(today.weekday() - _weekday(user)) % 7)
+    return today
+
+
+def _weekday(user: UserRow) -> int:
+    return user.digest_weekday if user.digest_weekday is not None else 0  # weekly: Monday
+
+
+def _paused(user: UserRow, today: date) -> bool:
+    return user.paused_until is not None and today < user.paused_until
+
+
+def _due_at(user: UserRow, local: datetime, default_hour: int) -> bool:
+    if _paused(user, local.date()):
+        return False
+    if user.frequency == Frequency.WEEKLY and local.weekday() != _weekday(user):
+        return False
     hour = user.digest_hour if user.digest_hour is not None else default_hour
     return local.hour >= hour
+
+
+def next_due(user: UserRow, now: datetime, default_hour: int, *, made: bool) -> datetime:
+    """From when the user's next digest is due: `now` if it is due and not `made` (the digest
+    of their current period exists), else their hour on their next delivery day (the next day,
+    or their weekday), not before the end of a pause. Aware, in the user's time zone."""
+    zone = _zone(user)
+    local = now.astimezone(zone)
+    today = local.date()
+    weekly = user.frequency == Frequency.WEEKLY
+    step = 7 if weekly else 1
+
+    def delivery_day(on_or_after: date) -> date:
+        if not weekly:
+            return on_or_after
+        return on_or_after + timedelta(days=(_weekday(user) - on_or_after.weekday()) % 7)
+
+    day = delivery_day(today)
+    if day == today and made:
+        day += timedelta(days=step)
+    if user.paused_until is not None and day < user.paused_until:
+        day = delivery_day(user.paused_until)
+    hour = user.digest_hour if user.digest_hour is not None else default_hour
+    start = datetime.combine(day, time(hour), zone).astimezone(UTC).astimezone(zone)
+    return local if start <= local else start
+
+
+def window_hours(user: UserRow, daily_hours: int) -> int:
+    """How far back a digest's candidates go: `digest.window_hours` for a daily subscriber; a
+    weekly one's covers the six days before too (the week, with the same margin)."""
+    return daily_hours + 6 * 24 if user.frequency == Frequency.WEEKLY else daily_hours
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
@@ -84,6 +148,7 @@ def make_digests(
     users: Sequence[str] | None = None,
     force: bool = False,
     dry_run: bool = False,
+    paused_too: bool = False,
     progress: Progress = no_progress,
     after_batch: Callable[[], object] | None = None,
 ) -> DigestReport:
@@ -92,24 +157,34 @@ def make_digests(
     Subscribers go through in batches of USER_BATCH: ranked together, stored in one
     transaction, then `after_batch` runs (the daemon delivers there, so the first subscribers
     do not wait for the last to be ranked). `force` makes every selected user due now
-    (one-off commands); the scheduled job waits for each user's local digest hour. A dry run
-    computes the picks and stores nothing."""
+    (one-off commands: the digest of their current period, today's or this week's); the
+    scheduled job waits for each user's local digest hour (and weekday). A paused user gets
+    none, unless `paused_too` (the preview). A dry run computes the picks and stores nothing.
+
+    Daily and weekly subscribers differ in their window (`window_hours`): each window's papers
+    are read and prepared for ranking once, with one model for both."""
     s = app.settings
     report = DigestReport()
-    todo = _due(app, now, report, users=users, force=force, dry_run=dry_run)
+    todo = _due(app, now, report, users=users, force=force, dry_run=dry_run, paused_too=paused_too)
     if not todo:
         return report
-    window = app.store.papers.window(
-        now - timedelta(hours=s.digest.window_hours), now + timedelta(seconds=1)
-    )
-    report.candidates = len(window)
-    day = _Day(app, now, window)
-    for start in range(0, len(todo), USER_BATCH):
+    by_window: dict[int, list[_Due]] = {}
+    for d in todo:
+        by_window.setdefault(window_hours(d.user, s.digest.window_hours), []).append(d)
+    model = _Model(app, now)
+    batches: list[tuple[_Day, list[_Due]]] = []
+    for hours, due in sorted(by_window.items()):
+        window = app.store.papers.window(now - timedelta(hours=hours), now + timedelta(seconds=1))
+        report.candidates = max(report.candidates, len(window))
+        day = _Day(model, window)
+        batches += [(day, due[i : i + USER_BATCH]) for i in range(0, len(due), USER_BATCH)]
+    done = 0
+    for day, batch in batches:
         if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
             break
-        batch = todo[start : start + USER_BATCH]
-        progress("digests", start, len(todo))
+        progress("digests", done, len(todo))
         _make_batch(day, batch, report, dry_run=dry_run)
+        done += len(batch)
         if after_batch is not None and not dry_run:
             after_batch()
     progress("digests", len(todo), len(todo))
@@ -124,14 +199,21 @@ def _due(
     users: Sequence[str] | None,
     force: bool,
     dry_run: bool,
+    paused_too: bool,
 ) -> list[_Due]:
     """The subscribers owed a digest now, with their channels still without one (one query for
     the digests already made, whatever the number of subscribers)."""
-    subscribers = [
-        (u, chans, period_for(u, now))
-        for u, chans in app.store.people.subscribers(users)
-        if chans and (force or is_due(u, now, app.settings.schedule.digest_hour))
-    ]
+    hour = app.settings.schedule.digest_hour
+    local_now: dict[str, datetime] = {}  # by time zone: a few zones for many subscribers
+    subscribers = []
+    for u, chans in app.store.people.subscribers(users):
+        if not chans:
+            continue
+        local = local_now.get(u.timezone)
+        if local is None:
+            local = local_now[u.timezone] = now.astimezone(_zone(u))
+        if _due_at(u, local, hour) or (force and (paused_too or not _paused(u, local.date()))):
+            subscribers.append((u, chans, _period(u, local.date())))
     done = set() if dry_run else app.store.digests.made({p for _, _, p in subscribers})
     todo = []
     for user, channels, period in subscribers:
@@ -142,18 +224,32 @@ def _due(
     return todo
 
 
-class _Day:
-    """What every batch of one run shares: the window's papers, and the model with those papers
-    prepared for ranking (made on first use: a run with no one due never fits)."""
+class _Model:
+    """The fitted model, loaded on first use (a run with no one due never fits) and shared by
+    the windows of one run."""
 
-    def __init__(self, app: App, now: datetime, window: list[PaperRow]) -> None:
-        self.app, self.now, self.window = app, now, window
+    def __init__(self, app: App, now: datetime) -> None:
+        self.app, self.now = app, now
+        self._model: Recommender | None = None
+
+    def get(self) -> Recommender:
+        if self._model is None:
+            self._model = load_recommender(self.app, self.now)
+        return self._model
+
+
+class _Day:
+    """What every batch of one window shares: the window's papers, and the model with those
+    papers prepared for ranking (made on first use)."""
+
+    def __init__(self, model: _Model, window: list[PaperRow]) -> None:
+        self.app, self.now, self.model, self.window = model.app, model.now, model, window
         self.rows = {p.id: p for p in window}
         self._ranking: tuple[Recommender, Candidates] | None = None
 
     def ranking(self) -> tuple[Recommender, Candidates]:
         if self._ranking is None:
-            model = load_recommender(self.app, self.now)
+            model = self.model.get()
             self._ranking = model, model.candidates([to_doc(p) for p in self.window])
         return self._ranking
 

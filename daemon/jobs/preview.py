@@ -32,14 +32,16 @@ class Preview:
 
 
 def preview(app: App, name: str, now: datetime) -> Preview:
-    """Today's digest of the user `name` (NotFoundError if there is no such user;
-    PaperwireError if they get none: unsubscribed, or ranking failed)."""
+    """The digest of the user `name` for their current period (today's, or this week's for a
+    weekly subscriber, from a week of papers; what they would get even while paused).
+    NotFoundError if there is no such user; PaperwireError if they get none: unsubscribed, or
+    ranking failed."""
     from notifications.render import render_email
 
     user = app.store.people.get(name)
     if not user.active:
         raise PaperwireError(f"user {name!r} is unsubscribed: no digest to preview")
-    report = make_digests(app, now, users=[name], force=True, dry_run=True)
+    report = make_digests(app, now, users=[name], force=True, dry_run=True, paused_too=True)
     if report.failed_users:
         raise PaperwireError(f"the digest of {name!r} could not be made: {report.failed_users[0]}")
     if not report.planned:

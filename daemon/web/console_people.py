@@ -4,9 +4,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -14,7 +13,16 @@ from starlette.datastructures import UploadFile
 
 from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
-from daemon.checks import check_display_name, check_feed_url, check_follow, check_handle
+from daemon.checks import (
+    WEEKDAYS,
+    check_display_name,
+    check_feed_url,
+    check_follow,
+    check_frequency,
+    check_handle,
+    check_pause_until,
+    check_weekday,
+)
 from daemon.db.models import ChannelKind
 from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import PaperwireError
@@ -28,19 +36,14 @@ MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
 
 def next_digest(app: App, user: UserRow, made_today: bool, now: datetime) -> datetime | None:
     """When the scheduled job will make this subscriber's next digest: the first run of
-    `schedule.digest_cron` from their local digest hour on (today's, if not made yet)."""
+    `schedule.digest_cron` from their local digest hour on their next delivery day (today's, if
+    its digest is not made yet; a weekly subscriber's weekday; after a pause)."""
+    from daemon.jobs.digests import next_due
+
     if not user.active:
         return None
     s = app.settings.schedule
-    try:
-        zone = ZoneInfo(user.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    local = now.astimezone(zone)
-    hour = user.digest_hour if user.digest_hour is not None else s.digest_hour
-    start = local.replace(hour=hour, minute=0, second=0, microsecond=0)
-    if local >= start:
-        start = start + timedelta(days=1) if made_today else local
+    start = next_due(user, now, s.digest_hour, made=made_today)
     fire: datetime | None = crontab_trigger(s.digest_cron, s.timezone).get_next_fire_time(
         None, start
     )
@@ -140,8 +143,11 @@ class UserForm:
     changes: dict[str, object] = field(default_factory=dict)
 
 
-def _read_user_form(form: Posted, *, adding: bool) -> UserForm:
-    names = ("name", "display_name", "email", "slack", "timezone", "hour", "max_picks")
+def _read_user_form(form: Posted, *, adding: bool, now: datetime | None = None) -> UserForm:
+    names = (
+        *("name", "display_name", "email", "slack", "timezone", "hour", "max_picks"),
+        *("frequency", "weekday", "paused_until"),
+    )
     got = UserForm({k: form.text(k) for k in names})
     v = got.values
     if adding:
@@ -172,7 +178,37 @@ def _read_user_form(form: Posted, *, adding: bool) -> UserForm:
             got.changes["display_name"] = check_display_name(v["display_name"])
         except ValueError as e:
             got.errors.append(f"display name: {e}")
+    if v["frequency"] and now is not None:
+        _read_frequency(got, now)
     return got
+
+
+def _read_frequency(got: UserForm, now: datetime) -> None:
+    """Frequency, weekday (weekly only) and pause (a date in the user's zone, after today;
+    empty: not paused), as `users set --frequency --weekday --pause-until` checks them."""
+    from zoneinfo import ZoneInfo
+
+    v = got.values
+    try:
+        frequency = check_frequency(v["frequency"])
+    except ValueError as e:
+        got.errors.append(f"frequency: {e}")
+        return
+    got.changes["frequency"] = frequency
+    got.changes["digest_weekday"] = None
+    if frequency == "weekly":
+        _check(got, lambda: got.changes.update(digest_weekday=check_weekday(v["weekday"])), "day")
+    got.changes["paused_until"] = None
+    if v["paused_until"]:
+        try:
+            today = now.astimezone(ZoneInfo(str(got.changes["timezone"]))).date()
+        except (ValueError, KeyError):  # the time zone's own error is reported already
+            today = now.date()
+        _check(
+            got,
+            lambda: got.changes.update(paused_until=check_pause_until(v["paused_until"], today)),
+            "paused until",
+        )
 
 
 def _check(got: UserForm, check: Any, label: str) -> None:
@@ -222,6 +258,7 @@ def _subscribers_page(
         show=_show,
         form=ctx.pop("form", {}),
         default_hour=app.settings.schedule.digest_hour,
+        weekdays=WEEKDAYS,
         **ctx,
     )
 
@@ -264,9 +301,18 @@ def _subscriber_page(
         has_slack=any(c.kind == ChannelKind.SLACK for c in channels),
         default_hour=app.settings.schedule.digest_hour,
         default_picks=app.settings.digest.max_picks,
+        weekdays=WEEKDAYS,
+        pause_shown=_pause_shown(user, now),
         errors=ctx.pop("errors", []),
         **ctx,
     )
+
+
+def _pause_shown(user: UserRow, now: datetime) -> str:
+    """The pause's last day as the form shows it: empty once it is over."""
+    from daemon.jobs.digests import is_paused
+
+    return user.paused_until.isoformat() if user.paused_until and is_paused(user, now) else ""
 
 
 def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
@@ -367,7 +413,7 @@ def _import_users(
 
 def _edit_user(console: Console, request: Request, form: Posted, name: str) -> Response:
     app = console.app
-    got = _read_user_form(form, adding=False)
+    got = _read_user_form(form, adding=False, now=app.clock())
     if not got.errors:
         try:
             app.store.people.edit(name, app.clock(), changes=got.changes, channels=got.channels)
