@@ -100,7 +100,7 @@ def zotero_entry(where: str, data: Mapping[str, Any]) -> Entry | Problem:
             name = " ".join(p for p in parts if isinstance(p, str) and p)
         names.append(name)
     extra = _text(data.get("extra"))
-    doi_lines = [line for line in extra.splitlines() if line.lower().startswith("doi:")]
+    doi_lines = [line[4:] for line in extra.splitlines() if line.lower().startswith("doi:")]
     return make_entry(
         where,
         title=_text(data.get("title")),
