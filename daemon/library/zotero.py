@@ -52,6 +52,11 @@ def read_zotero(source: ZoteroSource, *, endpoint: str) -> Library:
         items: list[Any] = client.everything(first)
     except Exception as e:  # pyzotero's errors (HTTP status, network) have no common base
         raise LibraryError(f"{name}: cannot be read ({_why(e)}); {_ZOTERO_HELP}") from None
+    if not isinstance(items, list):
+        raise LibraryError(
+            f"{name}: the answer is not a list of items (is ingest.zotero_api_url the Zotero "
+            "web API?)"
+        )
     library = Library("zotero")
     for n, item in enumerate(items, 1):
         data = item.get("data") if isinstance(item, dict) else None

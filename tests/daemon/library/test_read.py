@@ -80,7 +80,8 @@ def test_bibtex_dblp_and_arxiv_styles() -> None:
   eprint    = {1706.03762},
 }
 @misc{gould2006frequency,
-      title={Frequency of Hot {J}upiters and Very Hot {J}upiters from the {OGLE-III} Transit Surveys},
+      title={Frequency of Hot {J}upiters and Very Hot {J}upiters from the {OGLE-III} Transit
+             Surveys},
       author={Andrew Gould and Susan Dorsher and B. Scott Gaudi and Andrzej Udalski},
       year={2006},
       eprint={astro-ph/0601001},
@@ -349,7 +350,11 @@ def test_numbers_that_are_no_ids_are_not_found(text: str) -> None:
 
 
 def test_json_export_with_items_wrapper() -> None:
-    data = {"items": [{"title": "Wrapped in an items object, as some tools do", "DOI": "10.1038/nature14539"}]}
+    data = {
+        "items": [
+            {"title": "Wrapped in an items object, as some tools do", "DOI": "10.1038/nature14539"}
+        ]
+    }
     lib = read_library(json.dumps(data).encode(), name="w.json")
     assert [(e.title, e.doi) for e in lib.entries] == [
         ("Wrapped in an items object, as some tools do", "10.1038/nature14539")
