@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from daemon.errors import NotFoundError
-from daemon.ingest.identity import Identity, arxiv_ids_in, bare_arxiv_id, paper_key, title_key
+from daemon.ingest.identity import (
+    Identity,
+    arxiv_ids_in,
+    bare_arxiv_id,
+    paper_key,
+    plausible_id,
+    title_key,
+)
 from daemon.library.read import Entry, Library, LibraryError, Problem, read_library
 from daemon.library.zotero import ZoteroSource, read_zotero
 
@@ -262,7 +269,7 @@ def like_papers(app: App, user: str, refs: Sequence[str]) -> LikeReport:
             continue
         except NotFoundError as e:
             found = bare_arxiv_id(ref) or next(((i, None) for i in arxiv_ids_in(ref)), None)
-            if found is None:
+            if found is None or not plausible_id(found[0]):  # 9999.99999: no arXiv id
                 report.failed.append(Problem(ref, str(e)))
                 continue
         wanted.append((ref, found[0]))
