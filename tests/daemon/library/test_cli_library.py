@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,9 @@ level = "WARNING"
 
 
 @pytest.fixture
-def arxiv() -> HttpServer:
+def arxiv() -> Iterator[HttpServer]:
     with http_server() as server:
-        yield server  # type: ignore[misc]
+        yield server
 
 
 def test_import_bibtex_reports_every_entry_and_twice_changes_nothing(
