@@ -10,9 +10,9 @@ ids that are not stored are asked from a local stand-in of the arXiv API that an
 recorded empty response (no network: those papers are then created from the file), with no
 interval between requests (arXiv's 3 s apply for real: 3 s per 100 unknown ids).
 
-Times the reading of the file, the first import (matching, fetching, storing, liking) and the second one (reading
-and matching: it changes nothing),
-each with the daemon's own code, and prints a Markdown table.
+Times the reading of the file, the first import (matching, fetching, storing, liking) and
+the second one (reading and matching: it changes nothing), each with the daemon's own code,
+and prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "citeulike-a-dev" / "items.jsonl"
 SMALL = ROOT / "tests" / "data" / "citeulike-small" / "items.jsonl"
-EMPTY_ANSWER = (
-    ROOT / "tests/data/feeds/arxiv-api/2026_recorded_id_0000.0000_s0_m100_8b51d9633a68.status200.xml"
-)
+RECORDED = ROOT / "tests" / "data" / "feeds" / "arxiv-api"
+EMPTY_ANSWER = RECORDED / "2026_recorded_id_0000.0000_s0_m100_8b51d9633a68.status200.xml"
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 SURNAMES = ("Smith", "Müller", "Nakamura", "García", "Okafor", "Ivanova", "Chen", "Dubois")
 
@@ -72,7 +71,7 @@ class _EmptyArxiv(BaseHTTPRequestHandler):
     body = EMPTY_ANSWER.read_bytes()
     requests = 0
 
-    def do_GET(self) -> None:  # noqa: N802  (http.server's name)
+    def do_GET(self) -> None:
         type(self).requests += 1
         self.send_response(200)
         self.send_header("Content-Type", "application/atom+xml")
@@ -80,7 +79,7 @@ class _EmptyArxiv(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(self.body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -144,8 +143,9 @@ def main() -> None:
         app.close()
     server.shutdown()
 
+    asked = _EmptyArxiv.requests
     print(f"{len(library.entries)} BibTeX entries ({len(bib) / 1000:.0f} kB), {len(stored)} "
-          f"papers stored before, {_EmptyArxiv.requests} request(s) to the arXiv stand-in\n")  # fmt: skip
+          f"papers stored before, {asked} request(s) to the arXiv stand-in\n")  # fmt: skip
     print("| step | seconds | result |")
     print("|---|---|---|")
     print(f"| read (bibtexparser, LaTeX → Unicode) | {t_read:.2f} | "
