@@ -661,7 +661,7 @@ def like(
         typer.Argument(
             help="arXiv ids or URLs, keys (arxiv:…), DOIs or paper ids; arXiv ids not stored "
             "yet are fetched from arXiv.",
-            metavar="PAPER...",
+            metavar="PAPER",
         ),
     ],
 ) -> None:

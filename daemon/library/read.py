@@ -318,6 +318,9 @@ def _bibtex_trouble(chunk: str, key: str) -> str:
     return "cannot be read: check the commas between fields and the field = {value} syntax"
 
 
+_BARE_PERCENT = re.compile(r"(?<!\\)%")
+
+
 @functools.cache
 def _latex() -> Any:
     from pylatexenc.latex2text import LatexNodes2Text
@@ -330,6 +333,7 @@ def latex_text(value: str) -> str:
     ``$\\alpha$`` → α; text that is no valid LaTeX loses only its braces."""
     if not any(c in value for c in "\\{}$~%"):
         return value
+    value = _BARE_PERCENT.sub(r"\\%", value)  # "50% of": a per cent sign, not a comment
     try:
         return str(_latex().latex_to_text(value))
     except Exception:  # pylatexenc is tolerant; anything it still cannot read stays text

@@ -131,6 +131,7 @@ def test_latex_to_unicode() -> None:
     assert latex_text(r"Schr{\"o}dinger's {$\alpha$-Cat}") == "Schrödinger's α-Cat"
     assert latex_text(r"Erd\H{o}s--R\'enyi graphs \& more") == "Erdős–Rényi graphs & more"
     assert latex_text("plain words stay") == "plain words stay"
+    assert latex_text(r"gains of 50% and 20\% over {GPT-2}") == "gains of 50% and 20% over GPT-2"
     assert bibtex_names(r"M{\"u}ller, J{\"o}rg and {Barnes and Noble} and Knuth, Jr, Donald") == [
         "Jörg Müller",
         "Barnes and Noble",  # a braced name is one name
