@@ -248,10 +248,12 @@ def read_bibtex(text: str, name: str = "") -> Library:
     """The entries of a BibTeX file. The whole file is parsed once; an entry the parser left
     out (an unbalanced brace, a missing comma) is parsed again on its own, and reported with
     its line when it still cannot be read."""
-    starts = [
-        (m.start(), text.count("\n", 0, m.start()) + 1, m.group(1).lower(), m.group(2))
-        for m in _BIBTEX_START.finditer(text)
-    ]
+    starts: list[tuple[int, int, str, str]] = []  # (offset, line, type, key)
+    line, counted = 1, 0
+    for m in _BIBTEX_START.finditer(text):
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
+        starts.append((m.start(), line, m.group(1).lower(), m.group(2)))
     macros = "".join(
         text[start : _next_start(starts, i, len(text))]
         for i, (start, _, kind, _) in enumerate(starts)
