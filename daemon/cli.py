@@ -728,6 +728,9 @@ def import_library(
         zotero = ZoteroSource(zotero_library, zotero_key, zotero_collection, zotero_group)
     with _open_app() as app:
         report = import_source(app, user, file, fmt=fmt, zotero=zotero)
+        if report.liked:
+            detail = f"{report.liked} paper(s) liked from {report.source} ({report.format})"
+            _audit(app, "library imported", user, detail)
     _print_import(report)
     if report.failed:
         raise SystemExit(1)

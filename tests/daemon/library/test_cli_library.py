@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.daemon.conftest import FEEDS, ROOT
 from tests.daemon.in_process import Runner
@@ -85,6 +86,11 @@ def test_import_bibtex_reports_every_entry_and_twice_changes_nothing(
     )
     assert "entry broken2020 (line 49): cannot be read: 2 unclosed brace(s)" in first.stderr
     assert "Traceback" not in first.stderr
+    audit = sa.create_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")
+    with audit.connect() as conn:
+        rows = conn.execute(sa.text("SELECT action, target, detail FROM auditentry")).all()
+    audit.dispose()
+    assert ("library imported", "ada", f"6 paper(s) liked from {bib} (bibtex)") in rows
     second = pw("import", "ada", bib, expect=1)
     assert "0 paper(s) liked" in second.stdout and "6 already liked" in second.stdout
     assert len(arxiv.requests) == 1
