@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -42,7 +42,7 @@ class Papers(Repository):
         (a new version or a second feed is not news). `news=False`: new rows are not news
         either (papers from someone's library are no candidates for today's digests)."""
         with self.session() as s:
-            rows, new = _upsert(s, papers, feed_id, now, news=news)
+            rows, new = _upsert(s, papers, feed_id, now, news=lambda p: news)
             s.commit()
         return new, len(rows) - new
 
@@ -62,14 +62,26 @@ class Papers(Repository):
         return found
 
     def like_library(
-        self, user_id: int, known: Sequence[int], new: Sequence[PaperIn], now: datetime
+        self,
+        user_id: int,
+        known: Sequence[int],
+        new: Sequence[PaperIn],
+        now: datetime,
+        *,
+        news_since: datetime | None = None,
     ) -> LibraryStored:
-        """In one transaction: store the `new` papers (not news: see `upsert`), then make every
-        paper of `known` (ids) and `new` a like of the user. A dislike becomes a like; a like
-        already given is left as it was (its time too), so storing a library twice changes
-        nothing."""
+        """In one transaction: store the `new` papers, then make every paper of `known` (ids)
+        and `new` a like of the user. A new paper is news only when it was published since
+        `news_since` (a paper of today's listing, liked before the ingest saw it); older ones
+        are not (a library's papers are no candidates for today's digests). A dislike becomes
+        a like; a like already given is left as it was (its time too), so storing a library
+        twice changes nothing."""
+
+        def is_news(p: PaperIn) -> bool:
+            return news_since is not None and p.published is not None and p.published >= news_since
+
         with self.session() as s:
-            rows, created = _upsert(s, new, None, now, news=False)
+            rows, created = _upsert(s, new, None, now, news=is_news)
             s.flush()
             ids = {key: _id_of(row) for key, row in rows.items()}
             wanted = list(dict.fromkeys([*known, *(ids[p.key] for p in new)]))
@@ -198,7 +210,12 @@ def _id_of(row: Paper) -> int:
 
 
 def _upsert(
-    s: Session, papers: Sequence[PaperIn], feed_id: int | None, now: datetime, *, news: bool
+    s: Session,
+    papers: Sequence[PaperIn],
+    feed_id: int | None,
+    now: datetime,
+    *,
+    news: Callable[[PaperIn], bool],
 ) -> tuple[dict[str, Paper], int]:
     """`Papers.upsert` in the session `s`: the row of each distinct key, and how many are new."""
     by_key: dict[str, PaperIn] = {}
@@ -215,7 +232,7 @@ def _upsert(
         for p, ident in chunk:
             match = index.match(ident)
             if match is None:
-                row = _new_paper(p, feed_id, now, news=news)
+                row = _new_paper(p, feed_id, now, news=news(p))
                 new += 1
             else:
                 row = match

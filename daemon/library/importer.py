@@ -6,7 +6,8 @@ DOI, then normalised title with a shared author. An entry with an arXiv id that 
 stored paper is asked from the arXiv API (`daemon.ingest.arxiv`: 100 ids a request, arXiv's
 request interval); what arXiv cannot give (offline, a DOI-only entry, an error) is stored from
 the file's own title, abstract, authors and year, so an import works without a network. Papers
-stored this way are not news: they never show up in today's digests.
+stored this way are not news (they never show up in today's digests) unless they were
+published within the digest window.
 
 Importing the same library twice changes nothing the second time (already liked); a broken
 entry is reported and the others are imported; nothing is stored for an entry that fails.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -157,7 +158,11 @@ def import_library(
             why = lookup.missing.get(e.arxiv_id or "", "not stored")
             report.not_found.append(Problem(e.where, _not_found(e, why)))
     result = app.store.papers.like_library(
-        u.id, [row.id for _, row in matched], [p for _, p in (*fetched, *created)], now
+        u.id,
+        [row.id for _, row in matched],
+        [p for _, p in (*fetched, *created)],
+        now,
+        news_since=_news_since(app, now),
     )
     for e, row in matched:
         item = Item(e.where, row.key, row.title)
@@ -168,6 +173,12 @@ def import_library(
             liked_before = result.paper_ids[p.key] in result.already_liked
             (report.already_liked if liked_before else kind).append(item)
     return report
+
+
+def _news_since(app: App, now: datetime) -> datetime:
+    """Papers published since then are news (the digest window): a paper of today's listing
+    liked before the ingest saw it is still sent to the others."""
+    return now - timedelta(hours=app.settings.digest.window_hours)
 
 
 def _not_found(e: Entry, why: str) -> str:
@@ -286,8 +297,13 @@ def like_papers(app: App, user: str, refs: Sequence[str]) -> LikeReport:
                 else ""
             )
             report.failed.append(Problem(ref, f"not stored, and {why}{hint}"))
+    now = app.clock()
     result = app.store.papers.like_library(
-        u.id, [row.id for _, row in known], [p for _, p in fetched], app.clock()
+        u.id,
+        [row.id for _, row in known],
+        [p for _, p in fetched],
+        now,
+        news_since=_news_since(app, now),
     )
     for ref, row in known:
         report.liked.append(Liked(ref, row, already=row.id in result.already_liked))

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -315,6 +316,18 @@ def test_like_several_ids_fetching_the_unknown(
     again = like_papers(app, "ada", ["1605.08386"])
     assert again.liked[0].already and not again.liked[0].fetched
     assert len(arxiv.requests) == 1
+
+
+def test_a_paper_of_the_digest_window_liked_before_the_ingest_is_still_news(
+    build: Callable[[str], App], arxiv: HttpServer, clock: Any
+) -> None:
+    app = build(arxiv.url_for("/api/query"))
+    clock.now = datetime(2016, 5, 27, 8, 0, tzinfo=UTC)  # the day after 1605.08386 appeared
+    arxiv.reply(200, ONE_ID.read_text())
+    like_papers(app, "ada", ["1605.08386"])
+    assert _paper(app, "arxiv:1605.08386").is_news is True
+    window = app.store.papers.window(clock.now - timedelta(days=1), clock.now + timedelta(1))
+    assert [p.key for p in window] == ["arxiv:1605.08386"]  # a candidate for every digest
 
 
 def test_like_offline_names_the_id_and_likes_the_others(build: Callable[[str], App]) -> None:
