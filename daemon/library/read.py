@@ -111,14 +111,15 @@ _FORMAT_NAMES = {
     "csl-json": "CSL JSON file",
 }
 _BIBTEX_START = re.compile(r"^[ \t]*@[ \t]*([A-Za-z]+)[ \t]*[{(][ \t]*([^,\s{}()]*)", re.M)
+_JSON_START = re.compile(r"\s*(?:\[\s*[\[{\]]|\{\s*[\"}])")
 _RIS_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
 
 
 def detect_format(text: str) -> str:
-    """The format of a library file's text: JSON → ``csl-json``; an ``@type{`` line →
+    """The format of a library file's text: JSON (a list of objects, an object) →
+    ``csl-json``; an ``@type{`` line →
     ``bibtex``; a ``TY  -`` line → ``ris``; anything else → ``arxiv`` (a list of ids)."""
-    head = text.lstrip()[:1]
-    if head in ("[", "{"):
+    if _JSON_START.match(text):  # "[1] arXiv:2401.01234" is a numbered list, not JSON
         return "csl-json"
     if _BIBTEX_START.search(text):
         return "bibtex"

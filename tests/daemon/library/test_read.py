@@ -198,6 +198,9 @@ def test_arxiv_id_list() -> None:
 
 def test_detection_and_override() -> None:
     assert detect_format(" \n[{}]") == "csl-json"
+    assert detect_format('{\n  "items": []}') == "csl-json"
+    assert detect_format("[]") == "csl-json"
+    assert detect_format("[1] arXiv:2401.01234\n[2] arXiv:2312.00752\n") == "arxiv"
     assert detect_format("% comment\n  @Article{x, title={y}}") == "bibtex"
     assert detect_format("TY  - JOUR\nER  - \n") == "ris"
     assert detect_format("2401.01234\n") == "arxiv"
