@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from daemon.app import App
     from daemon.db.models import ChannelKind
     from daemon.db.rows import UserRow
+    from daemon.library.importer import ImportReport
     from daemon.settings import Settings
 
 cli = typer.Typer(
@@ -43,10 +44,12 @@ feeds_cli = typer.Typer(
 )
 config_cli = typer.Typer(help="Check, show and change the configuration.", no_args_is_help=True)
 db_cli = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
+papers_cli = typer.Typer(help="Find stored papers.", no_args_is_help=True)
 cli.add_typer(users_cli, name="users")
 cli.add_typer(feeds_cli, name="feeds")
 cli.add_typer(config_cli, name="config")
 cli.add_typer(db_cli, name="db")
+cli.add_typer(papers_cli, name="papers")
 
 UsersOption = Annotated[
     list[str] | None,
@@ -746,10 +749,84 @@ def _record_feedback(user: str, paper: str, value: int) -> None:
 @cli.command()
 def like(
     user: Annotated[str, typer.Argument(help="The user's handle.")],
-    paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
+    papers: Annotated[
+        list[str],
+        typer.Argument(
+            help="arXiv ids or URLs, keys (arxiv:…), DOIs or paper ids; arXiv ids not stored "
+            "yet are fetched from arXiv.",
+            metavar="PAPER",
+        ),
+    ],
 ) -> None:
-    """Record that USER liked PAPER (a stored paper)."""
-    _record_feedback(user, paper, 1)
+    """Record that USER liked each PAPER (exit status 1 when one could not be liked: the
+    others are)."""
+    from daemon.library.importer import like_papers
+
+    with _open_app() as app:
+        report = like_papers(app, user, papers)
+    for done in report.liked:
+        p = done.paper
+        how = (
+            " (already liked)"
+            if done.already
+            else (" (fetched from arXiv)" if done.fetched else "")
+        )
+        out.print(f"{user} likes {p.key}: {p.title}{how}", highlight=False, markup=False)
+    for problem in report.failed:
+        err.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False)
+    if report.failed:
+        raise SystemExit(1)
+
+
+@cli.command("import")
+def import_library(
+    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="BibTeX, RIS, CSL JSON or a text of arXiv ids/URLs; - reads standard input.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="arxiv, bibtex, ris or csl-json (default: told from the file)."
+        ),
+    ] = None,
+    zotero_library: Annotated[
+        str | None, typer.Option(help="Read a Zotero library (its numeric id) instead of FILE.")
+    ] = None,
+    zotero_key: Annotated[
+        str | None,
+        typer.Option(envvar="ZOTERO_API_KEY", help="Zotero API key (or $ZOTERO_API_KEY)."),
+    ] = None,
+    zotero_collection: Annotated[
+        str | None, typer.Option(help="Only this collection (its key) of the Zotero library.")
+    ] = None,
+    zotero_group: Annotated[
+        bool, typer.Option("--zotero-group", help="The Zotero library is a group's.")
+    ] = False,
+) -> None:
+    """Import USER's paper library as likes: each entry is matched to a stored paper (arXiv
+    id, DOI, title), unknown arXiv ids are fetched from arXiv, the rest stored from the file.
+
+    Running it again changes nothing; entries that cannot be read are listed (exit status 1),
+    the others imported. See docs/subscribers.md."""
+    from daemon.library.importer import import_source
+    from daemon.library.zotero import ZoteroSource
+
+    zotero = None
+    if zotero_library is not None:
+        zotero = ZoteroSource(zotero_library, zotero_key, zotero_collection, zotero_group)
+    with _open_app() as app:
+        report = import_source(app, user, file, fmt=fmt, zotero=zotero)
+        if report.liked:
+            detail = f"{report.liked} paper(s) liked from {report.source} ({report.format})"
+            _audit(app, "library imported", user, detail)
+    _print_import(report)
+    if report.failed:
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -792,6 +869,27 @@ def follow(
             highlight=False,
             markup=False,
         )
+
+
+@papers_cli.command("search")
+def papers_search(
+    text: Annotated[str, typer.Argument(help="Title words, an author, an arXiv id, key or DOI.")],
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+) -> None:
+    """Find stored papers by title words, author, or id (newest first)."""
+    from rich.table import Table
+
+    with _open_app() as app:
+        found = app.store.papers.search(text, limit)
+    if not found:
+        out.print(f"no stored paper matches {text!r}", markup=False, highlight=False)
+        return
+    table = Table("id", "key", "date", "title", "authors")
+    for p in found:
+        date = p.published_at.strftime("%Y-%m-%d") if p.published_at else ""
+        authors = ", ".join(p.authors[:3]) + (" et al." if len(p.authors) > 3 else "")
+        table.add_row(str(p.id), escape(p.key), date, escape(p.title), escape(authors))
+    out.print(table)
 
 
 # ---- feeds -----------------------------------------------------------------------------------
@@ -881,6 +979,34 @@ def _print_ingest(r: jobs.IngestReport) -> None:
     )
     for e in r.errors:
         err.print(f"  [yellow]feed failed[/]: {escape(e)}", highlight=False)
+
+
+def _print_import(r: ImportReport) -> None:
+    out.print(
+        f"import into {r.user} from {r.source} ({r.format}): {r.liked} paper(s) liked — "
+        f"{len(r.matched)} matched to stored papers, {len(r.fetched)} fetched from arXiv, "
+        f"{len(r.created)} created from the file; {len(r.already_liked)} already liked, "
+        f"{len(r.duplicates)} duplicate(s), {len(r.failed)} not imported",
+        highlight=False,
+        markup=False,
+    )
+    lists = (("matched", r.matched), ("fetched", r.fetched), ("created from the file", r.created),
+             ("already liked", r.already_liked))  # fmt: skip
+    for label, items in lists:
+        if items:
+            out.print(f"{label}:", markup=False)
+        for item in items:
+            out.print(f"  {item.where}: {item.key} {item.title}", highlight=False, markup=False)
+    if r.duplicates:
+        out.print("duplicates (imported once):", markup=False)
+        for problem in r.duplicates:
+            out.print(f"  {problem}", highlight=False, markup=False)
+    if r.arxiv_error:
+        err.print(f"  [yellow]arXiv[/]: {escape(r.arxiv_error)}; entries were stored from the file")
+    if r.failed:
+        err.print("[yellow]not imported[/] (fix these entries and import again):")
+    for problem in r.failed:
+        err.print(f"  {escape(str(problem))}", highlight=False)
 
 
 def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:

@@ -94,6 +94,8 @@ class IngestSettings(_Section):
     allow_files: bool = False
     parse_timeout_seconds: float = Field(default=120.0, gt=0)
     parse_memory_mb: int = Field(default=512, ge=32)
+    arxiv_api_url: HttpUrl = HttpUrl("https://export.arxiv.org/api/query")
+    zotero_api_url: HttpUrl = HttpUrl("https://api.zotero.org")
 
 
 class FeedSettings(_Section):

@@ -493,9 +493,11 @@ class _HttpHandler(BaseHTTPRequestHandler):
         if isinstance(answer, Reply) and answer.hang:
             self.state._stopping.wait(HANG_SECONDS)
             self.close_connection = True
-        elif isinstance(answer, Reply):
-            self._send(answer.status, answer.body.encode(), "text/plain; charset=utf-8",
-                       answer.headers)  # fmt: skip
+        elif isinstance(answer, Reply):  # a Content-Type among its headers replaces text/plain
+            types = [v for k, v in answer.headers.items() if k.lower() == "content-type"]
+            others = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
+            content_type = types[0] if types else "text/plain; charset=utf-8"
+            self._send(answer.status, answer.body.encode(), content_type, others)
         else:
             self._serve(answer)
 

@@ -15,6 +15,9 @@ RULES: dict[str, tuple[str, ...]] = {
     "notifications": ("daemon", "recommender"),  # digest → messages → transports; no SQL
     "daemon.ingest": ("daemon.db", "daemon.jobs", "daemon.web", "daemon.app", "recommender"),
     "daemon.db": ("daemon.jobs", "daemon.web", "daemon.app", "daemon.cli", "recommender"),
+    "daemon.library": ("daemon.jobs", "daemon.web", "daemon.cli", "recommender"),
+    # a library file's bytes → entries: no database, no network
+    "daemon.library.read": ("daemon.db", "daemon.app", "daemon.ingest.fetch", "httpx"),
 }
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from daemon.db.engine import Repository, table_of
-from daemon.db.models import Paper
+from daemon.db.models import Feedback, Paper
 from daemon.db.rows import PaperRow, row_of
 from daemon.errors import NotFoundError
 from daemon.ingest.identity import Identity, best_match, key_rank, paper_keys, title_key
@@ -24,7 +26,12 @@ POSTGRES_INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER: a larger id is an error, n
 
 class Papers(Repository):
     def upsert(
-        self, papers: Sequence[PaperIn], feed_id: int | None, now: datetime
+        self,
+        papers: Sequence[PaperIn],
+        feed_id: int | None,
+        now: datetime,
+        *,
+        news: bool = True,
     ) -> tuple[int, int]:
         """Store papers, one row per paper whatever the source; returns (new, already known).
 
@@ -32,31 +39,104 @@ class Papers(Repository):
         arXiv id, then DOI, then normalised title) and fills what that row lacks — arXiv id and
         key, DOI, categories, date, abstract, a longer author list, upvotes, version — without
         overwriting better data with worse. A paper already stored keeps its first-seen time
-        (a new version or a second feed is not news)."""
-        by_key: dict[str, PaperIn] = {}
-        for p in papers:
-            by_key.setdefault(p.key, p)
-        incoming = list(by_key.values())
-        new = 0
+        (a new version or a second feed is not news). `news=False`: new rows are not news
+        either (papers from someone's library are no candidates for today's digests)."""
         with self.session() as s:
-            index = _Index()
-            for start in range(0, len(incoming), _CHUNK):
-                chunk = [(p, _identity_in(p)) for p in incoming[start : start + _CHUNK]]
+            rows, new = _upsert(s, papers, feed_id, now, news=lambda p: news)
+            s.commit()
+        return new, len(rows) - new
+
+    def match(self, idents: Sequence[Identity]) -> list[PaperRow | None]:
+        """The stored paper each identity is (`identity.same_paper`: key or arXiv id, then
+        DOI, then normalised title with a shared author), or None; in the order given."""
+        found: list[PaperRow | None] = []
+        with self.session() as s:
+            for start in range(0, len(idents), _CHUNK):
+                chunk = idents[start : start + _CHUNK]
+                index = _Index()
                 for row in s.exec(select(Paper).where(_candidates(chunk))).all():
                     index.add(row)
-                for p, ident in chunk:
-                    match = index.match(ident)
-                    if match is None:
-                        row = _new_paper(p, feed_id, now)
-                        new += 1
-                    else:
-                        row = match
-                        index.forget(row)
-                        _merge(row, p, index)
-                    s.add(row)
-                    index.add(row)
+                for ident in chunk:
+                    hit = index.match(ident)
+                    found.append(PaperRow.of(hit) if hit is not None else None)
+        return found
+
+    def like_library(
+        self,
+        user_id: int,
+        known: Sequence[int],
+        new: Sequence[PaperIn],
+        now: datetime,
+        *,
+        news_since: datetime | None = None,
+    ) -> LibraryStored:
+        """In one transaction: store the `new` papers, then make every paper of `known` (ids)
+        and `new` a like of the user. A new paper is news only when it was published since
+        `news_since` (a paper of today's listing, liked before the ingest saw it); older ones
+        are not (a library's papers are no candidates for today's digests). A dislike becomes
+        a like; a like already given is left as it was (its time too), so storing a library
+        twice changes nothing."""
+
+        def is_news(p: PaperIn) -> bool:
+            return news_since is not None and p.published is not None and p.published >= news_since
+
+        with self.session() as s:
+            rows, created = _upsert(s, new, None, now, news=is_news)
+            s.flush()
+            ids = {key: _id_of(row) for key, row in rows.items()}
+            wanted = list(dict.fromkeys([*known, *(ids[p.key] for p in new)]))
+            given: dict[int, Feedback] = {}
+            for start in range(0, len(wanted), _CHUNK):
+                part = wanted[start : start + _CHUNK]
+                q = select(Feedback).where(
+                    Feedback.user_id == user_id, col(Feedback.paper_id).in_(part)
+                )
+                given.update((fb.paper_id, fb) for fb in s.exec(q).all())
+            already: set[int] = set()
+            for paper_id in wanted:
+                fb = given.get(paper_id)
+                if fb is not None and fb.value > 0:
+                    already.add(paper_id)
+                elif fb is not None:
+                    fb.value, fb.created_at = 1, now
+                    s.add(fb)
+                else:
+                    s.add(Feedback(user_id=user_id, paper_id=paper_id, value=1, created_at=now))
             s.commit()
-        return new, len(incoming) - new
+        return LibraryStored(paper_ids=ids, created=created, already_liked=frozenset(already))
+
+    def search(self, text: str, limit: int = 20) -> list[PaperRow]:
+        """Stored papers for a search: the paper a key, arXiv id, URL or DOI names first, then
+        papers with every word in their title or authors, newest first."""
+        text = text.strip()
+        words = text.split()[:20]
+        if not words:
+            return []
+        found: dict[int, PaperRow] = {}
+        try:
+            exact = self.find(text)
+            found[exact.id] = exact
+        except NotFoundError:
+            pass
+        authors = sa.cast(col(Paper.authors), sa.String)
+        conditions = []
+        for w in words:
+            escaped = json.dumps(w)[1:-1]  # names are stored as JSON: "Schr\u00f6dinger"
+            options = [col(Paper.title).icontains(w, autoescape=True)]
+            options.append(authors.icontains(w, autoescape=True))
+            if escaped != w:
+                options.append(authors.icontains(escaped, autoescape=True))
+            conditions.append(sa.or_(*options))
+        q = (
+            select(Paper)
+            .where(sa.and_(*conditions))
+            .order_by(col(Paper.published_at).desc().nulls_last(), col(Paper.id).desc())
+            .limit(limit)
+        )
+        with self.session() as s:
+            for row in s.exec(q).all():
+                found.setdefault(_id_of(row), PaperRow.of(row))
+        return list(found.values())[:limit]
 
     def count(self) -> int:
         with self.session() as s:
@@ -114,6 +194,56 @@ class Papers(Repository):
 _CHUNK = 500  # records looked up per query (SQLite allows 32,766 bound values)
 
 
+@dataclass(frozen=True)
+class LibraryStored:
+    """What `Papers.like_library` did: the id of each new record's paper (by the record's
+    key), how many rows were new, and which papers the user had liked already."""
+
+    paper_ids: dict[str, int]
+    created: int
+    already_liked: frozenset[int]
+
+
+def _id_of(row: Paper) -> int:
+    assert row.id is not None  # flushed
+    return row.id
+
+
+def _upsert(
+    s: Session,
+    papers: Sequence[PaperIn],
+    feed_id: int | None,
+    now: datetime,
+    *,
+    news: Callable[[PaperIn], bool],
+) -> tuple[dict[str, Paper], int]:
+    """`Papers.upsert` in the session `s`: the row of each distinct key, and how many are new."""
+    by_key: dict[str, PaperIn] = {}
+    for p in papers:
+        by_key.setdefault(p.key, p)
+    incoming = list(by_key.values())
+    rows: dict[str, Paper] = {}
+    new = 0
+    index = _Index()
+    for start in range(0, len(incoming), _CHUNK):
+        chunk = [(p, _identity_in(p)) for p in incoming[start : start + _CHUNK]]
+        for row in s.exec(select(Paper).where(_candidates([i for _, i in chunk]))).all():
+            index.add(row)
+        for p, ident in chunk:
+            match = index.match(ident)
+            if match is None:
+                row = _new_paper(p, feed_id, now, news=news(p))
+                new += 1
+            else:
+                row = match
+                index.forget(row)
+                _merge(row, p, index)
+            s.add(row)
+            index.add(row)
+            rows[p.key] = row
+    return rows, new
+
+
 def _identity_in(p: PaperIn) -> Identity:
     return Identity(p.key, p.arxiv_id, p.doi, title_key(p.title), p.authors)
 
@@ -122,12 +252,12 @@ def _identity_of(row: Paper) -> Identity:
     return Identity(row.key, row.arxiv_id, row.doi, row.title_key, tuple(row.authors))
 
 
-def _candidates(chunk: Sequence[tuple[PaperIn, Identity]]) -> sa.ColumnElement[bool]:
+def _candidates(chunk: Sequence[Identity]) -> sa.ColumnElement[bool]:
     """Rows that may be one of `chunk`'s papers: same key, arXiv id, DOI or title key."""
-    keys = [i.key for _, i in chunk]
-    ids = [i.arxiv_id for _, i in chunk if i.arxiv_id]
-    dois = [i.doi for _, i in chunk if i.doi]
-    titles = [i.title_key for _, i in chunk if i.title_key]
+    keys = [i.key for i in chunk]
+    ids = [i.arxiv_id for i in chunk if i.arxiv_id]
+    dois = [i.doi for i in chunk if i.doi]
+    titles = [i.title_key for i in chunk if i.title_key]
     return sa.or_(
         col(Paper.key).in_(keys),
         col(Paper.arxiv_id).in_(ids),
@@ -197,7 +327,7 @@ def _merge(row: Paper, p: PaperIn, index: _Index) -> None:
         row.categories = categories
 
 
-def _new_paper(p: PaperIn, feed_id: int | None, now: datetime) -> Paper:
+def _new_paper(p: PaperIn, feed_id: int | None, now: datetime, *, news: bool = True) -> Paper:
     return Paper(
         key=p.key,
         title=p.title,
@@ -212,6 +342,6 @@ def _new_paper(p: PaperIn, feed_id: int | None, now: datetime) -> Paper:
         upvotes=p.upvotes,
         published_at=p.published,
         first_seen_at=now,
-        is_news=p.announce_type not in ("replace", "replace-cross"),
+        is_news=news and p.announce_type not in ("replace", "replace-cross"),
         feed_id=feed_id,
     )

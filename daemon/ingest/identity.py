@@ -58,6 +58,44 @@ def bare_arxiv_id(text: str) -> tuple[str, int | None] | None:
     return canonical_id(m.group(1)), int(m.group(2)) if m.group(2) else None
 
 
+# In free text (a pasted list, a BibTeX field): a bare id stands alone (not inside a longer
+# number, path or DOI); arXiv's own DOIs (10.48550/arXiv.2401.01234) name an id too.
+_BARE_IN_TEXT = re.compile(rf"(?<![\w./-])({ID_PATTERN})(?:v(\d+))?(?![\w/-])", re.I)
+_ARXIV_DOI = re.compile(rf"10\.48550/arxiv\.({ID_PATTERN})(?:v(\d+))?(?!\d)", re.I)
+_FIRST_NEW_STYLE = 704  # 0704.0001: the first new-style id (April 2007)
+_FIVE_DIGITS_FROM = 1501  # from January 2015 the number has 5 digits
+
+
+def plausible_id(arxiv_id: str) -> bool:
+    """Whether a new-style id names a month arXiv had (0704 …) with the right number of
+    digits (4 until 1412, 5 from 1501); old-style ids are taken as they are."""
+    if "/" in arxiv_id:
+        return True
+    yymm, _, number = arxiv_id.partition(".")
+    month = int(yymm[2:])
+    if not 1 <= month <= 12 or int(yymm) < _FIRST_NEW_STYLE:
+        return False
+    return len(number) == (5 if int(yymm) >= _FIVE_DIGITS_FROM else 4)
+
+
+def arxiv_ids_in(text: str) -> list[str]:
+    """The canonical arXiv ids named in `text`, in order, each once: URLs (abs, pdf, html),
+    ``arXiv:…``, arXiv DOIs and bare ids (a bare new-style id only when it is plausible, so
+    ``1234.5678`` in prose is no paper); versions are dropped."""
+    found: list[tuple[int, str]] = []
+    taken: list[tuple[int, int]] = []
+    for pattern in (_ARXIV_REF, _ARXIV_DOI):
+        for m in pattern.finditer(text):
+            found.append((m.start(), canonical_id(m.group(1))))
+            taken.append(m.span(1))
+    for m in _BARE_IN_TEXT.finditer(text):
+        if any(start <= m.start(1) < end for start, end in taken):
+            continue
+        if plausible_id(m.group(1)):
+            found.append((m.start(), canonical_id(m.group(1))))
+    return list(dict.fromkeys(arxiv_id for _, arxiv_id in sorted(found)))
+
+
 def paper_keys(ref: str) -> list[str]:
     """The keys a reference given by a person may mean, most specific first: a key as it is,
     an arXiv id (bare, ``arXiv:…`` or a URL, any version), a DOI."""

@@ -357,6 +357,8 @@ def test_the_cli_starts_without_its_heavy_libraries(tmp_path: Path) -> None:
     assert "daemon.cli" in bare
     for heavy in ("sklearn", "scipy", "alembic", "sqlalchemy", "pydantic", "fastapi", "httpx"):
         assert not _loaded(bare, heavy), heavy
+    for library in ("bibtexparser", "pyparsing", "pyzotero", "pylatexenc", "rispy"):
+        assert not _loaded(bare, library), library  # only `paperwire import` loads them
     config = write_config(tmp_path)
     Runner(config, tmp_path)("db", "upgrade")
     listing = _imported(

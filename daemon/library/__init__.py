@@ -1,0 +1,1 @@
+"""A subscriber's paper library."""

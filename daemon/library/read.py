@@ -1,0 +1,511 @@
+"""A library file → entries: pure functions of the file's bytes, no database, no network.
+
+Formats (`detect_format` tells them apart from the bytes; `--format` overrides it):
+
+* ``arxiv`` — any text naming arXiv papers: ids old and new (``hep-th/9901001``,
+  ``2401.01234v2``), ``arXiv:…``, arxiv.org abs/pdf/html URLs, arXiv DOIs; one entry per id,
+  a line that names none is reported (``#`` starts a comment line).
+* ``bibtex`` — BibTeX (bibtexparser 1.x, ``@string`` macros expanded); the arXiv id is read
+  from ``eprint``/``arxivid``, the URL, an arXiv DOI, ``journal``/``volume`` (dblp's
+  ``CoRR abs/…``) or ``note``; LaTeX in titles, abstracts and names becomes Unicode text
+  (pylatexenc).
+* ``ris`` — RIS (rispy), one record from ``TY`` to ``ER``.
+* ``csl-json`` — CSL JSON, as Zotero, Mendeley and citation.js export it.
+
+An entry that cannot be read is a `Problem` naming its line or citation key and why; the other
+entries are read. A file in which nothing can be read is a `LibraryError` saying what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemon.errors import PaperwireError
+from daemon.ingest.identity import arxiv_ids_in, bare_arxiv_id, find_doi
+from daemon.ingest.text import ABSTRACT_MAX, AUTHORS_MAX, NAME_MAX, TITLE_MAX, URL_MAX, plain_text
+
+FORMATS = ("arxiv", "bibtex", "ris", "csl-json")
+MAX_ENTRIES = 100_000  # entries read from one file
+MAX_BYTES = 50_000_000
+
+
+class LibraryError(PaperwireError):
+    """A library file (or the Zotero library) cannot be read at all."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One paper of a library, as the file describes it (text fields plain, capped)."""
+
+    where: str  # "line 12", "entry vaswani2017 (line 40)", "item 3 (ABCD1234)"
+    arxiv_id: str | None = None  # canonical: no version
+    doi: str | None = None  # lower case
+    title: str = ""
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    year: int | None = None
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.why}"
+
+
+@dataclass
+class Library:
+    """What a file holds: its format, the entries read, and the entries that could not be."""
+
+    format: str
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+WHAT_TO_DO = (
+    "export the library as BibTeX, RIS or CSL JSON (Zotero: File → Export Library…; Mendeley: "
+    "File → Export), or give a text file of arXiv ids or URLs, one per line"
+)
+
+
+def read_library(data: bytes, *, name: str, fmt: str | None = None) -> Library:
+    """The entries of a library file. `name` names the file in messages; `fmt` is one of
+    `FORMATS` (None: detected). Raises `LibraryError` when the file cannot be read at all."""
+    if len(data) > MAX_BYTES:
+        raise LibraryError(f"{name}: larger than {MAX_BYTES // 1_000_000} MB; split it")
+    text = _decode(data, name)
+    fmt = fmt or detect_format(text)
+    readers: dict[str, Callable[[str, str], Library]] = {
+        "arxiv": read_arxiv_list,
+        "bibtex": read_bibtex,
+        "ris": read_ris,
+        "csl-json": read_csl_json,
+    }
+    if fmt not in readers:
+        raise LibraryError(f"--format {fmt!r}: give one of {', '.join(FORMATS)}")
+    library = readers[fmt](text, name)
+    if not library.entries and not library.problems:
+        raise LibraryError(f"{name}: no paper found in this {_FORMAT_NAMES[fmt]}; {WHAT_TO_DO}")
+    if not library.entries and fmt == "arxiv":
+        raise LibraryError(
+            f"{name}: found no arXiv id, BibTeX entry, RIS record or CSL JSON item "
+            f"(first problem: {library.problems[0]}); {WHAT_TO_DO}"
+        )
+    if len(library.entries) > MAX_ENTRIES:
+        raise LibraryError(f"{name}: more than {MAX_ENTRIES} entries; split the file")
+    return library
+
+
+_FORMAT_NAMES = {
+    "arxiv": "list of arXiv ids",
+    "bibtex": "BibTeX file",
+    "ris": "RIS file",
+    "csl-json": "CSL JSON file",
+}
+_BIBTEX_START = re.compile(r"^[ \t]*@[ \t]*([A-Za-z]+)[ \t]*[{(][ \t]*([^,\s{}()]*)", re.M)
+_JSON_START = re.compile(r"\s*(?:\[\s*[\[{\]]|\{\s*[\"}])")
+_RIS_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+
+
+def detect_format(text: str) -> str:
+    """The format of a library file's text: JSON (a list of objects, an object) →
+    ``csl-json``; an ``@type{`` line →
+    ``bibtex``; a ``TY  -`` line → ``ris``; anything else → ``arxiv`` (a list of ids)."""
+    if _JSON_START.match(text):  # "[1] arXiv:2401.01234" is a numbered list, not JSON
+        return "csl-json"
+    if _BIBTEX_START.search(text):
+        return "bibtex"
+    if re.search(r"^TY  -", text, re.M):
+        return "ris"
+    return "arxiv"
+
+
+def _decode(data: bytes, name: str) -> str:
+    if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
+        raise LibraryError(
+            f"{name}: this is a binary file (a PDF, a zip, …), not a library; {WHAT_TO_DO}"
+        )
+    boms = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+    for bom, encoding in boms:
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace").lstrip("\ufeff")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace")  # old BibTeX files: Latin-1 / Windows
+
+
+# ---- shared: one entry from its fields ----------------------------------------------------------
+
+
+def make_entry(
+    where: str,
+    *,
+    title: str,
+    authors: Iterable[str],
+    id_fields: Sequence[object] = (),
+    doi_fields: Sequence[object] = (),
+    urls: Sequence[object] = (),
+    abstract: str = "",
+    year: object = None,
+) -> Entry | Problem:
+    """An entry from the fields of a record (plain text already), or the problem with it.
+    The arXiv id is the first found among `id_fields`, the URLs and an arXiv DOI."""
+    arxiv_id = _arxiv_id(id_fields, urls, doi_fields)
+    doi = find_doi(doi_fields, urls)
+    if doi and doi.startswith("10.48550/arxiv."):
+        doi = None  # arXiv's own DOI: the id says it all
+    title = plain_text(title, TITLE_MAX)
+    if not (title or arxiv_id or doi):
+        return Problem(where, "no title, arXiv id or DOI: nothing to find the paper by")
+    url = next((u for u in (_clean_url(x) for x in urls) if u), "")
+    names = [n for n in (plain_text(a, NAME_MAX) for a in authors) if n and n != "others"]
+    return Entry(
+        where=where,
+        arxiv_id=arxiv_id,
+        doi=doi,
+        title=title,
+        abstract=plain_text(abstract, ABSTRACT_MAX),
+        authors=tuple(names[:AUTHORS_MAX]),
+        year=_year(year),
+        url=url,
+    )
+
+
+def _arxiv_id(
+    id_fields: Sequence[object], urls: Sequence[object], doi_fields: Sequence[object]
+) -> str | None:
+    for value in (*id_fields, *urls, *doi_fields):
+        if not isinstance(value, str) or not value.strip():
+            continue
+        text = value.strip()
+        text = re.sub(r"^(?:abs/|arxiv:\s*)", "", text, flags=re.I)  # dblp: CoRR abs/1706.03762
+        found = bare_arxiv_id(text)
+        if found:
+            return found[0]
+        ids = arxiv_ids_in(value)
+        if ids:
+            return ids[0]
+    return None
+
+
+def _clean_url(value: object) -> str:
+    if not isinstance(value, str):
+        return ""
+    url = "".join(value.split())
+    return url if url.startswith(("http://", "https://")) and len(url) <= URL_MAX else ""
+
+
+def _year(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if 1000 <= value <= 2999 else None
+    if isinstance(value, str) and (m := re.search(r"(?<!\d)([12]\d{3})(?!\d)", value)):
+        return int(m.group(1))
+    return None
+
+
+def _person(name: str) -> str:
+    """ "Last, First" (and "Last, Jr, First") → "First Last"; anything else as it is."""
+    parts = [p.strip() for p in name.split(",")]
+    if len(parts) == 2 and parts[1]:
+        return f"{parts[1]} {parts[0]}"
+    if len(parts) == 3 and parts[2]:
+        return f"{parts[2]} {parts[0]} {parts[1]}"
+    return " ".join(name.split())
+
+
+# ---- a list of arXiv ids ------------------------------------------------------------------------
+
+
+def read_arxiv_list(text: str, name: str = "") -> Library:
+    """One entry per arXiv id named anywhere in the text; lines that name none are problems."""
+    library = Library("arxiv")
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        ids = arxiv_ids_in(line)
+        if not ids:
+            shown = stripped if len(stripped) <= 60 else stripped[:59] + "…"
+            library.problems.append(Problem(f"line {n}", f"no arXiv id in {shown!r}"))
+        library.entries.extend(Entry(where=f"line {n}", arxiv_id=i) for i in ids)
+    return library
+
+
+# ---- BibTeX -------------------------------------------------------------------------------------
+
+_NOT_ENTRIES = {"comment", "string", "preamble"}
+
+
+def read_bibtex(text: str, name: str = "") -> Library:
+    """The entries of a BibTeX file. The whole file is parsed once; an entry the parser left
+    out (an unbalanced brace, a missing comma) is parsed again on its own, and reported with
+    its line when it still cannot be read."""
+    starts: list[tuple[int, int, str, str]] = []  # (offset, line, type, key)
+    line, counted = 1, 0
+    for m in _BIBTEX_START.finditer(text):
+        line += text.count("\n", counted, m.start())
+        counted = m.start()
+        starts.append((m.start(), line, m.group(1).lower(), m.group(2)))
+    macros = "".join(
+        text[start : _next_start(starts, i, len(text))]
+        for i, (start, _, kind, _) in enumerate(starts)
+        if kind == "string"
+    )
+    parsed = _parse_bibtex(text)
+    by_key: dict[str, list[dict[str, str]]] = {}
+    for record in parsed:
+        by_key.setdefault(record.get("ID", ""), []).append(record)
+    library = Library("bibtex")
+    for i, (start, line, kind, key) in enumerate(starts):
+        if kind in _NOT_ENTRIES:
+            continue
+        where = f"entry {key} (line {line})" if key else f"entry at line {line}"
+        records = by_key.get(key)
+        if records:
+            record = records.pop(0)
+        else:
+            chunk = text[start : _next_start(starts, i, len(text))]
+            again = _parse_bibtex(macros + chunk)
+            if not again or not key:
+                library.problems.append(Problem(where, _bibtex_trouble(chunk, key)))
+                continue
+            record = again[0]
+        library_entry = _bibtex_entry(where, record)
+        if isinstance(library_entry, Problem):
+            library.problems.append(library_entry)
+        else:
+            library.entries.append(library_entry)
+    return library
+
+
+def _next_start(starts: Sequence[tuple[int, int, str, str]], i: int, end: int) -> int:
+    return starts[i + 1][0] if i + 1 < len(starts) else end
+
+
+def _parse_bibtex(text: str) -> list[dict[str, str]]:
+    import logging
+
+    import bibtexparser
+    from bibtexparser.bparser import BibTexParser
+
+    parser = BibTexParser(common_strings=True, ignore_nonstandard_types=False)
+    logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # it logs every skipped entry
+    try:
+        entries: list[dict[str, str]] = bibtexparser.loads(text, parser=parser).entries
+    except Exception:  # pyparsing's errors are its own; the caller reports the entry
+        return []
+    return entries
+
+
+def _bibtex_trouble(chunk: str, key: str) -> str:
+    if not key:
+        return "no citation key (write @article{key, …)"
+    depth = 0
+    for c in chunk:
+        depth += {"{": 1, "}": -1}.get(c, 0)
+    if depth > 0:
+        return f"cannot be read: {depth} unclosed brace(s)"
+    if depth < 0:
+        return f"cannot be read: {-depth} brace(s) closed that were never opened"
+    if chunk.count('"') % 2:
+        return "cannot be read: an unclosed quote"
+    return "cannot be read: check the commas between fields and the field = {value} syntax"
+
+
+_BARE_PERCENT = re.compile(r"(?<!\\)%")
+
+
+@functools.cache
+def _latex() -> Any:
+    from pylatexenc.latex2text import LatexNodes2Text
+
+    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+
+
+def latex_text(value: str) -> str:
+    """LaTeX → Unicode text: ``Schr\\"{o}dinger`` → Schrödinger, ``{BERT}`` → BERT,
+    ``$\\alpha$`` → α; text that is no valid LaTeX loses only its braces."""
+    if not any(c in value for c in "\\{}$~%"):
+        return value
+    value = _BARE_PERCENT.sub(r"\\%", value)  # "50% of": a per cent sign, not a comment
+    try:
+        return str(_latex().latex_to_text(value))
+    except Exception:  # pylatexenc is tolerant; anything it still cannot read stays text
+        return value.replace("{", "").replace("}", "")
+
+
+_AND = re.compile(r"\s+and\s+", re.I)
+
+
+def bibtex_names(value: str) -> list[str]:
+    """The people of a BibTeX name list ("Last, First and First Last and {Org and Co}")."""
+    names: list[str] = []
+    depth, piece = 0, list[str]()
+    i = 0
+    while i < len(value):
+        c = value[i]
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        m = _AND.match(value, i) if depth == 0 and c.isspace() else None
+        if m:
+            names.append("".join(piece))
+            piece, i = [], m.end()
+            continue
+        piece.append(c)
+        i += 1
+    names.append("".join(piece))
+    return [_person(latex_text(n.strip())) for n in names if n.strip()]
+
+
+def _bibtex_entry(where: str, record: Mapping[str, str]) -> Entry | Problem:
+    f = {k.lower(): v for k, v in record.items()}
+    prefix = (f.get("archiveprefix") or f.get("eprinttype") or "arxiv").lower()
+    eprint = f.get("eprint") if prefix == "arxiv" else None
+    return make_entry(
+        where,
+        title=latex_text(f.get("title", "")),
+        authors=bibtex_names(f.get("author", "")),
+        id_fields=[
+            eprint,
+            f.get("arxivid"),
+            f.get("arxiv"),
+            f.get("journal"),
+            f.get("volume"),
+            f.get("note"),
+            f.get("howpublished"),
+        ],
+        doi_fields=[f.get("doi")],
+        urls=[f.get("url")],
+        abstract=latex_text(f.get("abstract", "")),
+        year=f.get("year") or f.get("date"),
+    )
+
+
+# ---- RIS ----------------------------------------------------------------------------------------
+
+
+def read_ris(text: str, name: str = "") -> Library:
+    """The records of a RIS file, each from its ``TY`` line to its ``ER`` line."""
+    library = Library("ris")
+    record: list[str] = []
+    first = 0
+    for n, line in enumerate(text.splitlines(), 1):
+        m = _RIS_TAG.match(line.rstrip())
+        tag = m.group(1) if m else None
+        if tag == "TY":
+            if record:
+                why = f"no ER line before the next record (line {n}): the record is cut short"
+                library.problems.append(Problem(f"record at line {first}", why))
+            record, first = [line], n
+        elif record:
+            record.append(line)
+            if tag == "ER":
+                library_entry = _ris_entry(f"record at line {first}", "\n".join(record) + "\n")
+                if isinstance(library_entry, Problem):
+                    library.problems.append(library_entry)
+                else:
+                    library.entries.append(library_entry)
+                record = []
+    if record:
+        library.problems.append(
+            Problem(f"record at line {first}", "no ER line: the record is cut short")
+        )
+    return library
+
+
+def _ris_entry(where: str, record: str) -> Entry | Problem:
+    import rispy
+
+    try:
+        parsed = rispy.loads(record)
+    except Exception as e:  # rispy raises plain IOError/ValueError for a bad tag or order
+        return Problem(where, f"cannot be read ({e})")
+    if not parsed:
+        return Problem(where, "cannot be read")
+    r: dict[str, Any] = parsed[0]
+    notes = [*r.get("notes", []), r.get("note"), r.get("journal_name"), r.get("secondary_title")]
+    return make_entry(
+        where,
+        title=str(r.get("title") or r.get("primary_title") or r.get("translated_title") or ""),
+        authors=[_person(a) for a in [*r.get("authors", []), *r.get("first_authors", [])]],
+        id_fields=notes,
+        doi_fields=[r.get("doi")],
+        urls=list(r.get("urls", [])),
+        abstract=str(r.get("abstract") or r.get("notes_abstract") or ""),
+        year=r.get("year") or r.get("publication_year") or r.get("date"),
+    )
+
+
+# ---- CSL JSON -----------------------------------------------------------------------------------
+
+
+def read_csl_json(text: str, name: str = "") -> Library:
+    """The items of a CSL JSON file (a list of items, or ``{"items": [...]}``)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LibraryError(
+            f"{name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); {WHAT_TO_DO}"
+        ) from None
+    items = data.get("items") if isinstance(data, dict) else data
+    if isinstance(data, dict) and items is None and ("title" in data or "DOI" in data):
+        items = [data]  # one item on its own
+    if not isinstance(items, list):
+        raise LibraryError(f"{name}: JSON, but not a list of CSL items; {WHAT_TO_DO}")
+    library = Library("csl-json")
+    for n, item in enumerate(items, 1):
+        label = item.get("id") if isinstance(item, dict) else None
+        where = f"item {n}" + (f" ({label})" if isinstance(label, str | int) else "")
+        if not isinstance(item, dict):
+            library.problems.append(Problem(where, "not a JSON object"))
+            continue
+        library_entry = csl_entry(where, item)
+        if isinstance(library_entry, Problem):
+            library.problems.append(library_entry)
+        else:
+            library.entries.append(library_entry)
+    return library
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def csl_entry(where: str, item: Mapping[str, Any]) -> Entry | Problem:
+    """One CSL item: ``title``, ``author`` (``family``/``given`` or ``literal``), ``DOI``,
+    ``URL``, ``abstract``, ``issued``, and the arXiv id in ``number``, ``archive_location``,
+    ``note``, ``container-title`` or the URL."""
+    authors = []
+    for a in item.get("author") or []:
+        if isinstance(a, dict):
+            literal = _text(a.get("literal"))
+            full = " ".join(x for x in (_text(a.get("given")), _text(a.get("family"))) if x)
+            authors.append(literal or full)
+    issued = item.get("issued")
+    year: object = None
+    if isinstance(issued, dict):
+        parts = issued.get("date-parts")
+        if isinstance(parts, list) and parts and isinstance(parts[0], list) and parts[0]:
+            year = parts[0][0]
+            year = int(year) if isinstance(year, str) and year.isdigit() else year
+        else:
+            year = issued.get("raw") or issued.get("literal")
+    ids = [item.get(k) for k in ("number", "archive_location", "note", "container-title")]
+    return make_entry(
+        where,
+        title=_text(item.get("title")),
+        authors=authors,
+        id_fields=ids,
+        doi_fields=[item.get("DOI"), item.get("doi")],
+        urls=[item.get("URL")],
+        abstract=_text(item.get("abstract")),
+        year=year,
+    )

@@ -1,0 +1,163 @@
+"""`paperwire import`, `paperwire like` with several ids and `paperwire papers search`, in this
+process through the entry point's `main` (exit status, output), on a temporary SQLite database,
+with the arXiv API a local HTTP server (or a port nobody listens on: offline)."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.daemon.conftest import FEEDS, ROOT
+from tests.daemon.in_process import Runner
+from tests.servers import HttpServer, http_server
+
+LIBRARY = ROOT / "tests" / "data" / "library"
+HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+API = FEEDS / "arxiv-api"
+TWO_IDS = API / "2026_recorded_id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.status200.xml"
+ONE_ID = API / "2026_recorded_id_1605.08386_s0_m100_199195aa31ad.status200.xml"
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/api/query"
+
+
+def _session(tmp_path: Path, api_url: str) -> Runner:
+    """A configured paperwire with the HF daily papers ingested and the user ada."""
+    config = tmp_path / "paperwire.toml"
+    config.write_text(
+        f"""
+[database]
+url = "sqlite:///{tmp_path / "paperwire.db"}"
+
+[server]
+secret_key = "cli-test-secret"
+secret_key_file = "{tmp_path / "secret.key"}"
+
+[ingest]
+allow_files = true
+allow_private_addresses = true
+arxiv_min_interval_seconds = 0.0
+timeout_seconds = 5.0
+arxiv_api_url = "{api_url}"
+
+[log]
+level = "WARNING"
+"""
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    return pw
+
+
+@pytest.fixture
+def arxiv() -> Iterator[HttpServer]:
+    with http_server() as server:
+        yield server
+
+
+def test_import_bibtex_reports_every_entry_and_twice_changes_nothing(
+    tmp_path: Path, arxiv: HttpServer
+) -> None:
+    pw = _session(tmp_path, arxiv.url_for("/api/query"))
+    arxiv.reply(200, TWO_IDS.read_text())
+    bib = str(LIBRARY / "zotero_export.bib")
+    first = pw("import", "ada", bib, expect=1)  # two entries could not be read
+    assert (
+        f"import into ada from {bib} (bibtex): 6 paper(s) liked — 2 matched to stored papers, "
+        "1 fetched from arXiv, 3 created from the file; 0 already liked, 1 duplicate(s), "
+        "2 not imported"
+    ) in " ".join(first.stdout.split())
+    assert "entry ding2026zetta (line 17): arxiv:2608.16590 Zetta ζ" in first.stdout
+    assert "entry immink2017proceedings (line 41): arxiv:1707.08567 Proceedings" in first.stdout
+    assert (
+        "entry schrodinger1935 (line 55): doi:10.1007/bf01491891 Die gegenwärtige" in first.stdout
+    )
+    assert "entry broken2020 (line 49): cannot be read: 2 unclosed brace(s)" in first.stderr
+    assert "Traceback" not in first.stderr
+    audit = sa.create_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")
+    with audit.connect() as conn:
+        rows = conn.execute(sa.text("SELECT action, target, detail FROM auditentry")).all()
+    audit.dispose()
+    assert ("library imported", "ada", f"6 paper(s) liked from {bib} (bibtex)") in rows
+    second = pw("import", "ada", bib, expect=1)
+    assert "0 paper(s) liked" in second.stdout and "6 already liked" in second.stdout
+    assert len(arxiv.requests) == 1
+
+    found = pw("papers", "search", "Quantenmechanik").stdout
+    assert "doi:10.1007/bf01491891" in found and "1935-01-01" in found
+    assert "Erwin Schrödinger" in found
+    by_author = pw("papers", "search", "Immink", "--limit", "5").stdout
+    assert "arxiv:1707.08567" in by_author
+    assert "no stored paper matches 'zzzz qqqq'" in pw("papers", "search", "zzzz qqqq").stdout
+
+
+def test_import_from_standard_input_with_a_format(
+    tmp_path: Path, arxiv: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pw = _session(tmp_path, arxiv.url_for("/api/query"))
+    text = "2608.16590\nhttps://arxiv.org/abs/2608.17253v1\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    done = pw("import", "ada", "-", "--format", "arxiv")
+    assert "from standard input (arxiv): 2 paper(s) liked — 2 matched" in done.stdout
+    assert arxiv.requests == []
+
+
+def test_an_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
+    pw = _session(tmp_path, _closed_port_url())
+    notes = tmp_path / "notes.txt"
+    notes.write_text("things to read\nsome day\n")
+    done = pw("import", "ada", str(notes), expect=1)
+    assert f"error: {notes}: found no arXiv id, BibTeX entry, RIS record or CSL JSON item" in (
+        " ".join(done.stderr.split())
+    )
+    assert "export the library as BibTeX, RIS or CSL JSON" in done.stderr
+    missing = pw("import", "ada", str(tmp_path / "nope.bib"), expect=1)
+    assert "nope.bib: cannot read the file (No such file or directory)" in missing.stderr
+    nothing = pw("import", "ada", expect=1)
+    assert "give a FILE (or - for standard input) or --zotero-library" in nothing.stderr
+    bad = pw("import", "ada", str(notes), "--format", "endnote", expect=1)
+    assert "--format 'endnote': give one of arxiv, bibtex, ris, csl-json" in bad.stderr
+
+
+def test_import_offline_stores_from_the_file(tmp_path: Path) -> None:
+    pw = _session(tmp_path, _closed_port_url())
+    done = pw("import", "ada", str(LIBRARY / "zotero_export.bib"), expect=1)
+    assert "0 fetched from arXiv, 4 created from the file" in done.stdout
+    assert "arXiv: arXiv could not be asked" in " ".join(done.stderr.split())
+
+
+def test_like_several_ids_fetches_the_unknown_one(tmp_path: Path, arxiv: HttpServer) -> None:
+    pw = _session(tmp_path, arxiv.url_for("/api/query"))
+    arxiv.reply(200, ONE_ID.read_text())
+    done = pw("like", "ada", "2608.16590", "arXiv:1605.08386v1")
+    assert "ada likes arxiv:2608.16590: Zetta" in done.stdout
+    assert (
+        "ada likes arxiv:1605.08386: Heat-bath random walks with Markov bases "
+        "(fetched from arXiv)" in done.stdout
+    )
+    again = pw("like", "ada", "1605.08386")
+    assert "(already liked)" in again.stdout
+    assert len(arxiv.requests) == 1
+
+
+def test_readme_quick_start_like_offline_is_a_clear_message(tmp_path: Path) -> None:
+    """README: `paperwire like ada 2401.01234` — not ingested, arXiv out of reach."""
+    pw = _session(tmp_path, _closed_port_url())
+    done = pw("like", "ada", "2401.01234", "2608.16590", expect=1)
+    assert "ada likes arxiv:2608.16590" in done.stdout  # the other one is liked
+    message = " ".join(done.stderr.split())
+    assert "error: 2401.01234: not stored, and arXiv could not be asked" in message
+    assert "run `paperwire ingest` first, or try again when arXiv can be reached" in message
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,365 @@
+"""Library files → entries (no database, no network): each format on small real-shaped exports
+with broken entries (reported with their line or key, the others read), format detection,
+unreadable files, LaTeX to Unicode, Zotero items, and arXiv ids found in any text (hypothesis).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from daemon.ingest.identity import arxiv_ids_in, plausible_id
+from daemon.library.read import (
+    Entry,
+    LibraryError,
+    bibtex_names,
+    detect_format,
+    latex_text,
+    read_bibtex,
+    read_library,
+)
+from daemon.library.zotero import zotero_entry
+from tests.daemon.conftest import ROOT
+
+LIBRARY = ROOT / "tests" / "data" / "library"
+
+
+def _read(name: str, fmt: str | None = None) -> tuple[str, list[Entry], list[str]]:
+    lib = read_library((LIBRARY / name).read_bytes(), name=name, fmt=fmt)
+    return lib.format, lib.entries, [str(p) for p in lib.problems]
+
+
+def test_bibtex_export() -> None:
+    fmt, entries, problems = _read("zotero_export.bib")
+    assert fmt == "bibtex"
+    by_key = {e.where.split()[1]: e for e in entries}
+    assert list(by_key) == [
+        "murray2012quantum",
+        "ding2026zetta",
+        "yang2026corl",
+        "nobody2008",
+        "immink2017proceedings",
+        "schrodinger1935",
+        "murray2012duplicate",
+    ]
+    murray = by_key["murray2012quantum"]
+    assert murray.where == "entry murray2012quantum (line 6)"
+    assert murray.doi == "10.1103/physrevb.85.115117"  # DOIs are case-insensitive: lower case
+    assert murray.arxiv_id is None
+    assert murray.authors == ("James M. Murray", "Adrian Del Maestro", "Zlatko Tešanović")
+    assert murray.title.startswith("Quantum Criticality for Extended Nodes on a Bethe Lattice")
+    assert by_key["ding2026zetta"].arxiv_id == "2608.16590"  # eprint, version dropped
+    assert by_key["ding2026zetta"].title.startswith("Zetta ζ: An Efficient")  # $\zeta$ → ζ
+    assert by_key["yang2026corl"].title.startswith("Co-RL: Unsupervised")  # {Co-RL}: braces gone
+    assert by_key["nobody2008"].arxiv_id == "0808.05394"  # from journal = {arXiv preprint …}
+    assert by_key["immink2017proceedings"].arxiv_id == "1707.08567"  # from the URL
+    schrodinger = by_key["schrodinger1935"]
+    assert schrodinger.title == "Die gegenwärtige Situation in der Quantenmechanik"
+    assert schrodinger.authors == ("Erwin Schrödinger",)
+    assert schrodinger.abstract.startswith("Eine Katze wird in eine Stahlkammer gesperrt")
+    assert "Höllenmaschine" in schrodinger.abstract
+    assert (schrodinger.year, schrodinger.doi) == (1935, "10.1007/bf01491891")
+    assert problems == [
+        "entry broken2020 (line 49): cannot be read: 2 unclosed brace(s)",
+        "entry empty2021 (line 67): no title, arXiv id or DOI: nothing to find the paper by",
+    ]
+
+
+def test_bibtex_dblp_and_arxiv_styles() -> None:
+    text = r"""
+@article{DBLP:journals/corr/VaswaniSPUJGKP17,
+  author    = {Ashish Vaswani and Noam Shazeer and Niki Parmar},
+  title     = {Attention Is All You Need},
+  journal   = {CoRR},
+  volume    = {abs/1706.03762},
+  year      = {2017},
+  eprinttype = {arXiv},
+  eprint    = {1706.03762},
+}
+@misc{gould2006frequency,
+      title={Frequency of Hot {J}upiters and Very Hot {J}upiters from the {OGLE-III} Transit
+             Surveys},
+      author={Andrew Gould and Susan Dorsher and B. Scott Gaudi and Andrzej Udalski},
+      year={2006},
+      eprint={astro-ph/0601001},
+      archivePrefix={arXiv},
+      primaryClass={astro-ph}
+}
+@article{collab,
+  title = {Observation of a new particle in the search for the Standard Model Higgs boson},
+  author = {{ATLAS Collaboration} and others},
+  doi = {10.48550/arXiv.1207.7214},
+}
+@article{ssrn, title = {A working paper}, eprint = {3456789}, eprinttype = {ssrn}}
+"""
+    lib = read_bibtex(text)
+    assert [(e.arxiv_id, e.doi) for e in lib.entries] == [
+        ("1706.03762", None),
+        ("astro-ph/0601001", None),
+        ("1207.7214", None),  # arXiv's own DOI names the id; no other DOI kept
+        (None, None),  # an SSRN eprint is no arXiv id
+    ]
+    assert lib.entries[0].authors == ("Ashish Vaswani", "Noam Shazeer", "Niki Parmar")
+    assert lib.entries[1].title.startswith("Frequency of Hot Jupiters and Very Hot Jupiters")
+    assert lib.entries[2].authors == ("ATLAS Collaboration",)  # "others" is nobody
+    assert lib.problems == []
+
+
+def test_bibtex_string_macros_and_an_entry_broken_in_the_middle() -> None:
+    text = """@string{ml = {Machine Learning}}
+@article{good1, title = {A first paper about learning}, journal = ml, year = 2020}
+@article{bad, title = {Missing the comma} year = 2021}
+@article{good2, title = {A second paper about learning}, journal = ml, year = 2022}
+@article{, title = {No key at all}}
+"""
+    lib = read_bibtex(text)
+    assert [e.title for e in lib.entries] == [
+        "A first paper about learning",
+        "A second paper about learning",
+    ]
+    assert [str(p) for p in lib.problems] == [
+        "entry bad (line 3): cannot be read: check the commas between fields and the "
+        "field = {value} syntax",
+        "entry at line 5: no citation key (write @article{key, …)",
+    ]
+
+
+def test_latex_to_unicode() -> None:
+    assert latex_text(r"Schr{\"o}dinger's {$\alpha$-Cat}") == "Schrödinger's α-Cat"
+    assert latex_text(r"Erd\H{o}s--R\'enyi graphs \& more") == "Erdős–Rényi graphs & more"
+    assert latex_text("plain words stay") == "plain words stay"
+    assert latex_text(r"gains of 50% and 20\% over {GPT-2}") == "gains of 50% and 20% over GPT-2"
+    assert bibtex_names(r"M{\"u}ller, J{\"o}rg and {Barnes and Noble} and Knuth, Jr, Donald") == [
+        "Jörg Müller",
+        "Barnes and Noble",  # a braced name is one name
+        "Donald Knuth Jr",
+    ]
+
+
+def test_ris_export() -> None:
+    fmt, entries, problems = _read("zotero_export.ris")
+    assert fmt == "ris"
+    assert [(e.where, e.arxiv_id, e.doi) for e in entries] == [
+        ("record at line 1", "2608.17253", None),  # arXiv DOI and URL: the id
+        ("record at line 16", None, "10.1103/physrevb.85.115117"),
+        ("record at line 30", None, "10.1007/bf01491891"),
+    ]
+    assert entries[0].authors == ("Yunhao Yang", "Yuexin Bian", "Yunjie Tian")
+    assert entries[0].abstract.startswith("Reasoning emerges")
+    assert entries[1].authors[2] == "Zlatko Tešanović"
+    assert entries[2].year == 1935
+    assert problems == [
+        "record at line 41: no title, arXiv id or DOI: nothing to find the paper by",
+        "record at line 46: no ER line: the record is cut short",
+    ]
+
+
+def test_ris_record_without_end_before_the_next() -> None:
+    text = "TY  - JOUR\nTI  - First title of a paper\nTY  - JOUR\nTI  - Second title\nER  - \n"
+    lib = read_library(text.encode(), name="x.ris")
+    assert [e.title for e in lib.entries] == ["Second title"]
+    assert [str(p) for p in lib.problems] == [
+        "record at line 1: no ER line before the next record (line 3): the record is cut short"
+    ]
+
+
+def test_csl_json_export() -> None:
+    fmt, entries, problems = _read("zotero_export.json")
+    assert fmt == "csl-json"
+    assert [(e.arxiv_id, e.doi, e.year) for e in entries] == [
+        ("2608.18565", None, 2026),
+        (None, "10.1007/bf01491891", 1935),
+        (None, None, 2024),
+    ]
+    assert entries[0].where == "item 1 (http://zotero.org/users/1234567/items/8XKQ2ZJD)"
+    assert entries[0].authors == ("Yanlun Tu", "Huacan Wang", "Ziyue Zhou")
+    assert entries[2].authors == ("Working Group on Open Science",)
+    assert problems == [
+        "item 4 (ITEM-4): no title, arXiv id or DOI: nothing to find the paper by",
+        "item 5: not a JSON object",
+    ]
+
+
+def test_arxiv_id_list() -> None:
+    fmt, entries, problems = _read("ids.txt")
+    assert fmt == "arxiv"
+    assert [(e.where, e.arxiv_id) for e in entries] == [
+        ("line 2", "2608.16590"),
+        ("line 3", "2608.17253"),
+        ("line 4", "1111.2011"),
+        ("line 5", "astro-ph/0601001"),
+        ("line 5", "2608.18565"),
+    ]
+    assert problems == ["line 6: no arXiv id in '2608.1659'"]
+
+
+def test_detection_and_override() -> None:
+    assert detect_format(" \n[{}]") == "csl-json"
+    assert detect_format('{\n  "items": []}') == "csl-json"
+    assert detect_format("[]") == "csl-json"
+    assert detect_format("[1] arXiv:2401.01234\n[2] arXiv:2312.00752\n") == "arxiv"
+    assert detect_format("% comment\n  @Article{x, title={y}}") == "bibtex"
+    assert detect_format("TY  - JOUR\nER  - \n") == "ris"
+    assert detect_format("2401.01234\n") == "arxiv"
+    # a BibTeX file that happens to start with a JSON-like line, read as BibTeX when told so
+    text = b"[draft]\n@misc{k, title={A paper told by its format}, eprint={2401.01234}}\n"
+    assert read_library(text, name="f", fmt="bibtex").entries[0].arxiv_id == "2401.01234"
+    with pytest.raises(LibraryError, match="--format 'endnote': give one of arxiv, bibtex"):
+        read_library(b"x", name="f", fmt="endnote")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"%PDF-1.7\n\x00\x01binary", "mylib: this is a binary file"),
+        (b"[{'title': 'single quotes'}]", "mylib: not valid JSON (line 1, column 3"),
+        (b'{"error": "no items"}', "mylib: JSON, but not a list of CSL items"),
+        (b"just some notes\nabout nothing\n", "mylib: found no arXiv id, BibTeX entry"),
+        (b"", "mylib: no paper found in this list of arXiv ids"),
+        (b"@comment{only a comment}\n", "mylib: no paper found in this BibTeX file"),
+    ],
+)
+def test_unreadable_files_are_one_clear_error(data: bytes, message: str) -> None:
+    with pytest.raises(LibraryError) as e:
+        read_library(data, name="mylib")
+    assert str(e.value).startswith(message)
+    assert "export the library as BibTeX, RIS or CSL JSON" in str(e.value)
+
+
+def test_latin1_bibtex_is_read() -> None:
+    text = "@article{k, title = {Über die Quantenmechanik der Elektronen}, year = 1928}\n"
+    lib = read_library(text.encode("cp1252"), name="old.bib")
+    assert lib.entries[0].title == "Über die Quantenmechanik der Elektronen"
+
+
+def test_zotero_items() -> None:
+    """The `data` of items as the Zotero web API returns them (preprint, journal article)."""
+    preprint = {
+        "key": "8XKQ2ZJD",
+        "itemType": "preprint",
+        "title": "Co-RL: Unsupervised Reasoning Emerges from Diverse Cohort in Multi-agent RL",
+        "creators": [
+            {"creatorType": "author", "firstName": "Yunhao", "lastName": "Yang"},
+            {"creatorType": "author", "firstName": "Yuexin", "lastName": "Bian"},
+            {"creatorType": "editor", "firstName": "Ed", "lastName": "Itor"},
+        ],
+        "abstractNote": "Reasoning emerges.",
+        "repository": "arXiv",
+        "archiveID": "arXiv:2608.17253",
+        "date": "2026-08-19",
+        "DOI": "10.48550/arXiv.2608.17253",
+        "url": "http://arxiv.org/abs/2608.17253",
+        "extra": "arXiv:2608.17253 [cs]",
+    }
+    entry = zotero_entry("item 8XKQ2ZJD", preprint)
+    assert isinstance(entry, Entry)
+    assert (entry.arxiv_id, entry.doi, entry.year) == ("2608.17253", None, 2026)
+    assert entry.authors == ("Yunhao Yang", "Yuexin Bian")  # editors are no authors
+    article = {
+        "itemType": "journalArticle",
+        "title": "Die gegenwärtige Situation in der Quantenmechanik",
+        "creators": [{"creatorType": "author", "name": "Erwin Schrödinger"}],
+        "publicationTitle": "Naturwissenschaften",
+        "date": "1935",
+        "DOI": "",
+        "extra": "DOI: 10.1007/BF01491891",
+    }
+    entry = zotero_entry("item 2", article)
+    assert isinstance(entry, Entry)
+    assert (entry.arxiv_id, entry.doi, entry.authors) == (
+        None,
+        "10.1007/bf01491891",
+        ("Erwin Schrödinger",),
+    )
+
+
+# ---- arXiv ids in any text --------------------------------------------------------------------
+
+NEW_STYLE = st.builds(
+    lambda yy, mm, n: f"{yy:02d}{mm:02d}." + (f"{n:05d}" if yy >= 15 else f"{n % 10000:04d}"),
+    st.integers(7, 29),
+    st.integers(1, 12),
+    st.integers(1, 99999),
+).filter(plausible_id)
+OLD_STYLE = st.builds(
+    lambda archive, yy, mm, n: f"{archive}/{yy:02d}{mm:02d}{n:03d}",
+    st.sampled_from(["hep-th", "astro-ph", "math", "cond-mat", "quant-ph", "math.GT", "cs.LG"]),
+    st.sampled_from([91, 95, 99, 0, 3, 7]),
+    st.integers(1, 12),
+    st.integers(1, 999),
+)
+FORMS = st.sampled_from(
+    [
+        "{id}",
+        "{id}v{v}",
+        "arXiv:{id}",
+        "arXiv:{id}v{v}",
+        "https://arxiv.org/abs/{id}",
+        "https://arxiv.org/abs/{id}v{v}",
+        "http://arxiv.org/pdf/{id}v{v}.pdf",
+        "https://arxiv.org/pdf/{id}",
+        "https://arxiv.org/html/{id}v{v}",
+        "({id})",
+        "[arXiv:{id}],",
+    ]
+)
+WORDS = st.lists(
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz,;.!?()", min_size=1, max_size=8), max_size=3
+).map(" ".join)
+
+
+def _canonical(arxiv_id: str) -> str:
+    if "/" in arxiv_id:
+        archive, number = arxiv_id.split("/")
+        return f"{archive.split('.')[0]}/{number}"
+    return arxiv_id
+
+
+@given(
+    st.lists(
+        st.tuples(st.one_of(NEW_STYLE, OLD_STYLE), FORMS, st.integers(1, 30), WORDS), max_size=6
+    )
+)
+def test_ids_are_found_in_any_form_in_any_text(
+    refs: list[tuple[str, str, int, str]],
+) -> None:
+    text = " ".join(f"{words} {form.format(id=i, v=v)} {words}" for i, form, v, words in refs)
+    expected = list(dict.fromkeys(_canonical(i) for i, _, _, _ in refs))
+    assert arxiv_ids_in(text) == expected
+    # the same on one line each, as a list file is read
+    lines = "\n".join(form.format(id=i, v=v) for i, form, v, _ in refs)
+    found = read_library(lines.encode(), name="ids", fmt="arxiv").entries if refs else []
+    assert list(dict.fromkeys(e.arxiv_id for e in found)) == expected
+
+
+@given(st.one_of(NEW_STYLE, OLD_STYLE), st.integers(1, 99))
+def test_a_version_never_matters(arxiv_id: str, version: int) -> None:
+    assert arxiv_ids_in(f"{arxiv_id}v{version}") == arxiv_ids_in(arxiv_id) == [_canonical(arxiv_id)]
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\A[0-9]{1,3}\.[0-9]{1,8}\Z"),  # prices, versions, measurements
+        st.from_regex(r"\A[0-9]{4}\.[0-9]{6,9}\Z"),  # too many digits
+        st.from_regex(r"\A[0-9]{2}(1[3-9]|[2-9][0-9]|00)\.[0-9]{4,5}\Z"),  # no such month
+        st.from_regex(r"\A10\.[0-9]{4}/[A-Za-z]+\.[0-9]{4}\.[0-9]{4,5}\Z"),  # a journal's DOI
+        st.from_regex(r"\A[a-z]+/[0-9]{4}\.[0-9]{5}\Z"),  # inside a path
+    )
+)
+def test_numbers_that_are_no_ids_are_not_found(text: str) -> None:
+    assert arxiv_ids_in(f"see {text} here") == []
+
+
+def test_json_export_with_items_wrapper() -> None:
+    data = {
+        "items": [
+            {"title": "Wrapped in an items object, as some tools do", "DOI": "10.1038/nature14539"}
+        ]
+    }
+    lib = read_library(json.dumps(data).encode(), name="w.json")
+    assert [(e.title, e.doi) for e in lib.entries] == [
+        ("Wrapped in an items object, as some tools do", "10.1038/nature14539")
+    ]
