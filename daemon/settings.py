@@ -60,6 +60,7 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("")
     secret_key_file: Path = Path("var/secret.key")
+    manage_link_days: int = Field(default=30, ge=1, le=365)
 
 
 class ScheduleSettings(_Section):

@@ -190,14 +190,53 @@ class People(Repository):
         return added, updated, len(rows) - added - updated
 
     def set_subscribed(self, user_id: int, subscribed: bool, now: datetime) -> None:
-        """Subscribe (refused without a channel) or unsubscribe a user."""
+        """Subscribe (refused without a channel) or unsubscribe a user. Subscribing a user whose
+        channels were all stopped one by one (their own links) starts them all again."""
         with self.session() as s:
             user = s.get_one(User, user_id)
             user.active = subscribed
             user.unsubscribed_at = None if subscribed else now
             s.add(user)
+            channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
+            if subscribed and not any(c.active for c in channels):
+                for c in channels:
+                    c.active = True
+                    s.add(c)
+            s.flush()
             _check_reachable(s, user)
             s.commit()
+
+    def set_channel_active(
+        self, user_id: int, channel_id: int, active: bool, now: datetime
+    ) -> tuple[UserRow, ChannelRow]:
+        """Stop or start one channel of a user (the links of a digest act on the channel it went
+        to). Stopping the last active channel unsubscribes the user as a whole
+        (`unsubscribed_at`); starting a channel of an unsubscribed user subscribes them again.
+        NotFoundError when the channel is not the user's (anymore)."""
+        with self.session() as s:
+            channel = s.get(Channel, channel_id)
+            if channel is None or channel.user_id != user_id:
+                raise NotFoundError("this channel no longer exists")
+            user = s.get_one(User, user_id)
+            channel.active = active
+            s.add(channel)
+            s.flush()
+            if active and not user.active:
+                user.active, user.unsubscribed_at = True, None
+            elif not active and user.active:
+                q = select(sa.func.count()).select_from(Channel)
+                q = q.where(Channel.user_id == user_id, col(Channel.active).is_(True))
+                if int(s.exec(q).one()) == 0:
+                    user.active, user.unsubscribed_at = False, now
+            s.add(user)
+            s.commit()
+            return UserRow.of(user), ChannelRow.of(channel)
+
+    def channels_of(self, user_id: int) -> list[ChannelRow]:
+        """All channels of a user (active or not), by id."""
+        with self.session() as s:
+            q = select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))
+            return [ChannelRow.of(c) for c in s.exec(q).all()]
 
     def subscribers(self, names: Sequence[str] | None = None) -> list[Subscriber]:
         """Active users (by id) with their active channels (optionally only those named)."""

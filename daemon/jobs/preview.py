@@ -68,6 +68,7 @@ def preview(app: App, name: str, now: datetime) -> Preview:
         unsubscribe_url=links.unsubscribe_url(user.id),
         one_click_unsubscribe_url=links.unsubscribe_url(user.id),
         cold_start=bool(plan.picks) and all(rec.kind == "trending" for _, rec in plan.picks),
+        manage_url=links.manage_url(user.id, now),
     )
     s = app.settings
     out = render_email(
