@@ -47,16 +47,21 @@ def resolve(app: App, token: str, *expected: str) -> tuple[LinkAction, PaperRow 
     return action, replace(paper, url=safe_url(paper.url) or "")
 
 
+def hide_webhook(address: str) -> str:
+    """A Slack webhook URL as it may be shown: `hooks.slack.com/services/T…/B…/…` (the team and
+    hook ids tell two channels apart; the last part is the secret)."""
+    parts = address.split("/")
+    if len(parts) == 7 and parts[3] == "services":
+        return f"{parts[2]}/services/{parts[4]}/{parts[5]}/…"
+    return CHANNELS[ChannelKind.SLACK].show(address)
+
+
 def describe_channel(channel: ChannelRow) -> str:
     """The channel as the pages name it: the email address, or the Slack webhook with its
-    secret part hidden (`hooks.slack.com/services/T…/B…/…`: the team and hook ids tell two
-    channels apart, the last part is the secret)."""
+    secret part hidden."""
     if channel.kind == ChannelKind.EMAIL:
         return channel.address
-    parts = channel.address.split("/")
-    if len(parts) == 7 and parts[3] == "services":
-        return f"the Slack channel of webhook {parts[2]}/services/{parts[4]}/{parts[5]}/…"
-    return f"the Slack channel of webhook {CHANNELS[channel.kind].show(channel.address)}"
+    return f"the Slack channel of webhook {hide_webhook(channel.address)}"
 
 
 def link_channel(app: App, action: LinkAction) -> ChannelRow | None:

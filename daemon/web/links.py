@@ -111,6 +111,11 @@ class Links:
             )
         return link
 
+    def form_token(self, token: str) -> str:
+        """The CSRF token the forms of a page opened by `token` carry (derived from it: the
+        page keeps no session)."""
+        return hmac.new(self._key, b"form:" + token.encode(), hashlib.sha256).hexdigest()[:32]
+
     def read(self, token: str) -> LinkAction:
         try:
             data = self._signer.loads(token)

@@ -62,6 +62,9 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
         return JSONResponse({"ok": True, "papers": app.store.papers.count()})
 
     web.include_router(feedback_routes(app, pages))
+    from daemon.web.subscriber import subscriber_routes
+
+    web.include_router(subscriber_routes(app, pages))
     from daemon.web.console import ago, install, local_time
 
     pages.env.globals.update(when=local_time, ago=ago)
