@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from daemon.db.digests import NewItem
 from daemon.db.models import Channel, ChannelKind, Digest, Feedback, Follow, FollowKind, User
 from daemon.db.people import DISLIKE, LIKE
 from daemon.ingest.parse import PaperIn
-from daemon.web.links import Links
 from daemon.web import subscriber
+from daemon.web.links import Links
 from daemon.web.pages import make_web
 
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
