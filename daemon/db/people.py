@@ -420,7 +420,8 @@ def _import_changes(s: Session, user: User, r: Imported) -> bool:
 
 def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str | None) -> None:
     """A changed address is updated in place: deleting the row would cascade to its digests,
-    so today's digest would be made and sent again and the record of what was sent lost."""
+    so today's digest would be made and sent again and the record of what was sent lost.
+    A changed address is active; an unchanged one keeps its state."""
     olds = list(
         s.exec(
             select(Channel)
@@ -434,8 +435,12 @@ def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str |
             s.delete(old)
     s.flush()
     if keep is not None:
-        keep.address, keep.active = str(address), True
-        s.add(keep)
+        if keep.address != address:
+            # a new address is a new start; the same address keeps its state (a channel its
+            # subscriber stopped stays stopped when an admin saves the form, or a file is
+            # imported)
+            keep.address, keep.active = str(address), True
+            s.add(keep)
     elif address:
         s.add(Channel(user_id=user_id, kind=kind, address=address))
 

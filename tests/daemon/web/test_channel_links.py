@@ -236,3 +236,19 @@ def test_tokens_are_checked(world: World) -> None:
     for action in ("like", "unsubscribe"):
         token = links.token(action, world.user_id, 1 if action == "like" else None, 9)
         assert links.read(token).channel_id == 9
+
+
+def test_an_admin_saving_the_same_address_keeps_a_stopped_channel_stopped(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, world.email.id)))
+    people = world.app.store.people
+    people.edit(
+        "ada",
+        clock(),
+        changes={"display_name": "Ada L."},
+        channels={ChannelKind.EMAIL: "ada@example.org", ChannelKind.SLACK: HOOK},
+    )
+    assert _active(world) == (True, False, True)
+    people.edit("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    assert _active(world) == (True, True, True)  # a new address starts afresh
