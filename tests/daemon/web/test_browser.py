@@ -1,6 +1,6 @@
-"""The pages behind the digest's links, and the subscriber's own page, in a real browser (Debian's Chromium via Playwright),
+"""The pages behind the digest's links, in a real browser (Debian's Chromium via Playwright),
 served by uvicorn on 127.0.0.1: one click on "More like this" records the like; the unsubscribe
-page needs a press of its button.
+page needs a press of its button; the digest's "Manage your digest" opens the subscriber's page.
 
 Skipped with the reason shown where Chromium or Playwright is missing, except when
 PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails."""
