@@ -45,6 +45,7 @@ class LinkAction:
 
 
 SALT = b"paperwire-links-v1"
+SIGNUP_SALT = b"paperwire-signup-v1"  # a sign-up link names an address, not a user
 
 
 class Links:
@@ -58,6 +59,7 @@ class Links:
         # than rendering the rest of the message
         self._key = hashlib.sha1(SALT + b"signer" + secret.encode()).digest()
         self.base_url = base_url.rstrip("/")
+        self._signup = URLSafeSerializer(secret, salt=SIGNUP_SALT)
 
     def token(
         self,
@@ -110,6 +112,28 @@ class Links:
                 "(it is mailed to you at once)"
             )
         return link
+
+    def signup_url(self, address: str, issued_at: datetime) -> str:
+        """The link that confirms a self-signup of `address` (double opt-in)."""
+        token = self._signup.dumps([address, int(issued_at.timestamp())])
+        return f"{self.base_url}/signup/{token}"
+
+    def read_signup(self, token: str, now: datetime, hours: int) -> str:
+        """The address a sign-up link confirms (BadLink if forged or older than `hours`)."""
+        try:
+            data = self._signup.loads(token)
+        except BadSignature as e:
+            raise BadLink("this link is not valid (it may be cut short or altered)") from e
+        if not (
+            isinstance(data, list)
+            and len(data) == 2
+            and isinstance(data[0], str)
+            and isinstance(data[1], int)
+        ):
+            raise BadLink("this link is not valid")
+        if now >= datetime.fromtimestamp(data[1], UTC) + timedelta(hours=hours):
+            raise BadLink("this link has expired: sign up again on the page /signup")
+        return data[0]
 
     def form_token(self, token: str) -> str:
         """The CSRF token the forms of a page opened by `token` carry (derived from it: the

@@ -65,6 +65,9 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     from daemon.web.subscriber import subscriber_routes
 
     web.include_router(subscriber_routes(app, pages))
+    from daemon.web.signup import signup_routes
+
+    web.include_router(signup_routes(app, pages))
     from daemon.web.console import ago, install, local_time
 
     pages.env.globals.update(when=local_time, ago=ago)

@@ -51,6 +51,8 @@ DONE = {  # the one-line notes after a change (never text from the request)
     "follow": "Saved: your follows are updated.",
     "channel": "Saved: that channel is updated.",
     "settings": "Saved: your delivery settings are updated.",
+    "welcome": "Welcome! Your first digest comes at your digest hour; like a few papers "
+    "in it and the next ones follow your taste.",
 }
 
 
@@ -73,34 +75,39 @@ class RequestLimiter:
             return True
 
 
-def send_manage_link(app: App, user: UserRow, address: str) -> None:
-    """Mail a fresh link to the user's page through the app's email transport. Errors are
-    logged, never shown: the page gave its answer already."""
+def send_notice(app: App, address: str, subject: str, text: str) -> None:
+    """Mail a short text through the app's email transport. Errors are logged, never shown:
+    the page gave its answer already (the same whether the address is known or not)."""
     from notifications.notice import render_notice
 
-    s, now = app.settings, app.clock()
-    days = s.server.manage_link_days
-    text = (
-        f"Hello {user.display_name or user.name},\n\n"
-        "Someone (we hope you) asked for a link to your paperwire page, where you see and "
-        "change your digest: likes, follows, channels, delivery time, export, deletion.\n\n"
-        f"{app.links.manage_url(user.id, now)}\n\n"
-        f"The link works for {days} days. If you did not ask for it, ignore this message: "
-        "nothing changes unless the link is opened and a button pressed.\n"
-    )
+    s = app.settings
     try:
         out = render_notice(
-            "Your paperwire page",
+            subject,
             text,
             sender=s.email.sender,
             recipient=address,
             message_id_domain=s.email.message_id_domain,
-            now=now,
+            now=app.clock(),
         )
         with CHANNELS[ChannelKind.EMAIL].transport(app) as transport:
             transport.send(out)
     except Exception:  # the job boundary of this one message
-        log.exception("the link to a subscriber's page could not be mailed")
+        log.exception("a message of the subscriber pages could not be mailed")
+
+
+def send_manage_link(app: App, user: UserRow, address: str) -> None:
+    """Mail a fresh link to the user's page."""
+    days = app.settings.server.manage_link_days
+    text = (
+        f"Hello {user.display_name or user.name},\n\n"
+        "Someone (we hope you) asked for a link to your paperwire page, where you see and "
+        "change your digest: likes, follows, channels, delivery time, export, deletion.\n\n"
+        f"{app.links.manage_url(user.id, app.clock())}\n\n"
+        f"The link works for {days} days. If you did not ask for it, ignore this message: "
+        "nothing changes unless the link is opened and a button pressed.\n"
+    )
+    send_notice(app, address, "Your paperwire page", text)
 
 
 def _bibtex_escape(text: str) -> str:
