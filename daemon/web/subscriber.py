@@ -241,7 +241,12 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
     @router.get("/manage")
     def manage_form() -> HTMLResponse:
-        return pages.render("manage.html", title="Your digest", sent=False)
+        return pages.render(
+            "manage.html",
+            title="Your digest",
+            sent=False,
+            signup=app.settings.server.signup == "open",
+        )
 
     @router.post("/manage")
     async def manage_request(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
