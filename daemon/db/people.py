@@ -142,6 +142,9 @@ class People(Repository):
                 _check_free(s, user.id, kind, address)
                 _replace_channel(s, user.id, kind, address or None)
             s.flush()
+            if subscribed:
+                _start_all_if_none(s, user.id)
+                s.flush()
             _check_reachable(s, user)
             s.commit()
             return UserRow.of(user)
@@ -197,11 +200,8 @@ class People(Repository):
             user.active = subscribed
             user.unsubscribed_at = None if subscribed else now
             s.add(user)
-            channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
-            if subscribed and not any(c.active for c in channels):
-                for c in channels:
-                    c.active = True
-                    s.add(c)
+            if subscribed:
+                _start_all_if_none(s, user_id)
             s.flush()
             _check_reachable(s, user)
             s.commit()
@@ -469,6 +469,15 @@ def _check_free(s: Session, user_id: int | None, kind: ChannelKind, address: str
     owner = _owner(s, kind, address)
     if owner is not None and owner[0] != user_id:
         raise PaperwireError(f"{address} is already the email address of user {owner[1]!r}")
+
+
+def _start_all_if_none(s: Session, user_id: int) -> None:
+    """Subscribing again a user whose channels were all stopped one by one starts them all."""
+    channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
+    if not any(c.active for c in channels):
+        for c in channels:
+            c.active = True
+            s.add(c)
 
 
 def _check_reachable(s: Session, user: User) -> None:

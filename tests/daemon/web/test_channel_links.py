@@ -252,3 +252,12 @@ def test_an_admin_saving_the_same_address_keeps_a_stopped_channel_stopped(
     assert _active(world) == (True, False, True)
     people.edit("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
     assert _active(world) == (True, True, True)  # a new address starts afresh
+
+
+def test_the_admin_subscribing_again_starts_the_stopped_channels(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    for channel in (world.email, world.slack):
+        world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, channel.id)))
+    world.app.store.people.edit("ada", clock(), subscribed=True)  # `users set --subscribe`
+    assert _active(world) == (True, True, True)
