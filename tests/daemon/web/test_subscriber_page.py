@@ -25,6 +25,8 @@ from daemon.ingest.parse import PaperIn
 from daemon.web import subscriber
 from daemon.web.links import Links
 from daemon.web.pages import make_web
+from tests.daemon.conftest import SettingsFactory
+from tests.servers import smtp_server
 
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
 
@@ -368,3 +370,35 @@ def test_delete_the_account_after_a_confirm_step(world: World) -> None:
         assert _rows(world.app, model) == []
     assert len(world.app.store.papers.by_ids(world.papers)) == 2  # the papers stay
     assert world.client.get(world.page).status_code == 400
+
+
+def test_manage_mails_the_link_over_smtp(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, clock: Any
+) -> None:
+    """Through the app's real email transport: STARTTLS and login on a local SMTP server."""
+    with smtp_server(users={"paperwire": "s3cret-pass"}) as smtp:
+        settings = make_settings(
+            email={
+                "transport": "smtp",
+                "host": smtp.host,
+                "port": smtp.port,
+                "security": "starttls",
+                "username": "paperwire",
+                "password": "s3cret-pass",
+                "sender": "paperwire <digest@lab.example>",
+                "message_id_domain": "lab.example",
+            }
+        )
+        app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
+        app.store.people.add("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+        with TestClient(make_web(app)) as client:
+            client.post("/manage", data={"email": "ada@lab.example"})
+            client.post("/manage", data={"email": "eve@lab.example"})
+            (mail,) = smtp.messages
+            assert mail.rcpt_tos == ("ada@lab.example",)
+            message = mail.message
+            assert message["Subject"] == "Your paperwire page"
+            assert message["Auto-Submitted"] == "auto-generated"
+            link = re.search(r"http://127\.0\.0\.1:8080(/me/[\w.-]+)", message.get_content())
+            assert link is not None
+            assert "Your digest, ada" in client.get(link.group(1)).text
