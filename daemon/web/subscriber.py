@@ -110,6 +110,11 @@ def send_manage_link(app: App, user: UserRow, address: str) -> None:
     send_notice(app, address, "Your paperwire page", text)
 
 
+def _file(user: UserRow) -> str:
+    """The user's name as it may go into a header's file name (a handle may hold "ë")."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", user.name)
+
+
 def _bibtex_escape(text: str) -> str:
     text = " ".join(text.split())
     text = text.replace("\\", r"\textbackslash{}")
@@ -378,7 +383,7 @@ def _data_routes(router: APIRouter, page: _Page) -> None:
             media_type="application/json",
             headers={
                 **SECURITY_HEADERS,
-                "Content-Disposition": f'attachment; filename="paperwire-{user.name}.json"',
+                "Content-Disposition": f'attachment; filename="paperwire-{_file(user)}.json"',
             },
         )
 
@@ -391,7 +396,7 @@ def _data_routes(router: APIRouter, page: _Page) -> None:
             media_type="application/x-bibtex; charset=utf-8",
             headers={
                 **SECURITY_HEADERS,
-                "Content-Disposition": f'attachment; filename="paperwire-{user.name}-likes.bib"',
+                "Content-Disposition": f'attachment; filename="paperwire-{_file(user)}-likes.bib"',
             },
         )
 

@@ -402,3 +402,15 @@ def test_manage_mails_the_link_over_smtp(
             link = re.search(r"http://127\.0\.0\.1:8080(/me/[\w.-]+)", message.get_content())
             assert link is not None
             assert "Your digest, ada" in client.get(link.group(1)).text
+
+
+def test_export_of_a_user_with_a_non_ascii_handle(world: World) -> None:
+    zoe = world.app.store.people.add(
+        "zoë", world.clock(), channels={ChannelKind.EMAIL: "zoe@example.org"}
+    )
+    path = urlsplit(world.app.links.manage_url(zoe.id, world.clock())).path
+    for export in ("export.json", "likes.bib"):
+        resp = world.client.get(f"{path}/{export}")
+        assert resp.status_code == 200
+        assert 'filename="paperwire-zo_' in resp.headers["Content-Disposition"]
+    assert json.loads(world.client.get(f"{path}/export.json").text)["user"]["name"] == "zoë"
