@@ -279,9 +279,10 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         f"  frequency: {often}",
         f"  since: {_time(user.created_at)}",
     ]
-    lines += [f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" for c in channels] or [
-        "  no channel"
-    ]
+    lines += [
+        f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" + ("" if c.active else " (stopped)")
+        for c in channels
+    ] or ["  no channel"]
     for f in signals.follows:
         lines.append(f"  {'mutes' if f.muted else 'follows'} {f.kind}: {f.value}")
     lines.append(f"  likes: {len(signals.likes)}, dislikes: {len(signals.dislikes)}")

@@ -60,6 +60,26 @@ class ServerSettings(_Section):
     port: int = Field(default=8080, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("")
     secret_key_file: Path = Path("var/secret.key")
+    manage_link_days: int = Field(default=30, ge=1, le=365)
+    signup: Literal["closed", "open"] = "closed"
+    signup_domains: list[str] = Field(default_factory=list)
+
+    @field_validator("signup_domains", mode="before")
+    @classmethod
+    def _domains(cls, v: object) -> object:
+        """A list of domains; a string (the console's text field) holds them separated by
+        commas or spaces. Each is a domain name, compared in lower case."""
+        if isinstance(v, str):
+            v = re.findall(r"[^\s,'\"\[\]]+", v)
+        if not isinstance(v, list):
+            return v
+        out = []
+        for item in v:
+            domain = str(item).strip().lower().lstrip("@")
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+                raise ValueError(f"{item!r} is not a domain name like 'lab.example'")
+            out.append(domain)
+        return out
 
 
 class ScheduleSettings(_Section):

@@ -34,6 +34,7 @@ class Digest:
     one_click_unsubscribe_url: str  # RFC 8058 target of List-Unsubscribe-Post
     cold_start: bool = False  # no likes yet: picks are the window's most upvoted / newest
     product_name: str = "paperwire"
+    manage_url: str = ""  # the subscriber's own page (signed, expiring); "" when there is none
 
     @property
     def is_empty(self) -> bool:

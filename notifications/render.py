@@ -213,6 +213,7 @@ def _context(digest: Digest) -> dict[str, Any]:
         "like_label": LIKE_LABEL,
         "dislike_label": DISLIKE_LABEL,
         "unsubscribe_url": safe_url(digest.unsubscribe_url),
+        "manage_url": safe_url(digest.manage_url) if digest.manage_url else None,
     }
 
 
@@ -444,6 +445,9 @@ def render_slack(digest: Digest, *, webhook_url: str) -> SlackOut:
     unsubscribe = _slack_url(safe_url(digest.unsubscribe_url))
     product = _mrkdwn_escape(_clean(digest.product_name) or "paperwire", 100)
     footer_elements = [{"type": "mrkdwn", "text": f"Sent by {product}"}]
+    manage = _slack_url(safe_url(digest.manage_url)) if digest.manage_url else None
+    if manage:
+        footer_elements.append({"type": "mrkdwn", "text": f"<{manage}|Manage your digest>"})
     if unsubscribe:
         footer_elements.append({"type": "mrkdwn", "text": f"<{unsubscribe}|Unsubscribe>"})
     footer = {"type": "context", "elements": footer_elements}

@@ -3,7 +3,8 @@ and one small store per entity, each returning plain frozen rows (`rows`).
 
 `Store` gathers them: `store.feeds`, `store.papers`, `store.people`, `store.digests`,
 `store.models`, `store.health` (the figures of the console and `paperwire status`) and
-`store.admin` (audit log, console sessions). Every method opens its own short transaction;
+`store.admin` (audit log, console sessions) and `store.subscriber` (what a subscriber's own
+page reads). Every method opens its own short transaction;
 times come in as parameters (this package never reads the clock).
 """
 
@@ -19,6 +20,7 @@ from daemon.db.health import Health
 from daemon.db.model_state import ModelStates
 from daemon.db.papers import Papers
 from daemon.db.people import People
+from daemon.db.subscriber import SubscriberPages
 
 
 class Store:
@@ -33,6 +35,7 @@ class Store:
         self.models = ModelStates(engine)
         self.health = Health(engine)
         self.admin = AdminRecords(engine)
+        self.subscriber = SubscriberPages(engine)
 
 
 __all__ = ["SchemaError", "Store", "check_schema", "make_engine"]

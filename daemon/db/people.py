@@ -148,6 +148,9 @@ class People(Repository):
                 _check_free(s, user.id, kind, address)
                 _replace_channel(s, user.id, kind, address or None)
             s.flush()
+            if subscribed:
+                _start_all_if_none(s, user.id)
+                s.flush()
             _check_reachable(s, user)
             s.commit()
             return UserRow.of(user)
@@ -196,14 +199,50 @@ class People(Repository):
         return added, updated, len(rows) - added - updated
 
     def set_subscribed(self, user_id: int, subscribed: bool, now: datetime) -> None:
-        """Subscribe (refused without a channel) or unsubscribe a user."""
+        """Subscribe (refused without a channel) or unsubscribe a user. Subscribing a user whose
+        channels were all stopped one by one (their own links) starts them all again."""
         with self.session() as s:
             user = s.get_one(User, user_id)
             user.active = subscribed
             user.unsubscribed_at = None if subscribed else now
             s.add(user)
+            if subscribed:
+                _start_all_if_none(s, user_id)
+            s.flush()
             _check_reachable(s, user)
             s.commit()
+
+    def set_channel_active(
+        self, user_id: int, channel_id: int, active: bool, now: datetime
+    ) -> tuple[UserRow, ChannelRow]:
+        """Stop or start one channel of a user (the links of a digest act on the channel it went
+        to). Stopping the last active channel unsubscribes the user as a whole
+        (`unsubscribed_at`); starting a channel of an unsubscribed user subscribes them again.
+        NotFoundError when the channel is not the user's (anymore)."""
+        with self.session() as s:
+            channel = s.get(Channel, channel_id)
+            if channel is None or channel.user_id != user_id:
+                raise NotFoundError("this channel no longer exists")
+            user = s.get_one(User, user_id)
+            channel.active = active
+            s.add(channel)
+            s.flush()
+            if active and not user.active:
+                user.active, user.unsubscribed_at = True, None
+            elif not active and user.active:
+                q = select(sa.func.count()).select_from(Channel)
+                q = q.where(Channel.user_id == user_id, col(Channel.active).is_(True))
+                if int(s.exec(q).one()) == 0:
+                    user.active, user.unsubscribed_at = False, now
+            s.add(user)
+            s.commit()
+            return UserRow.of(user), ChannelRow.of(channel)
+
+    def channels_of(self, user_id: int) -> list[ChannelRow]:
+        """All channels of a user (active or not), by id."""
+        with self.session() as s:
+            q = select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))
+            return [ChannelRow.of(c) for c in s.exec(q).all()]
 
     def subscribers(self, names: Sequence[str] | None = None) -> list[Subscriber]:
         """Active users (by id) with their active channels (optionally only those named)."""
@@ -427,7 +466,8 @@ def _import_changes(s: Session, user: User, r: Imported) -> bool:
 
 def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str | None) -> None:
     """A changed address is updated in place: deleting the row would cascade to its digests,
-    so today's digest would be made and sent again and the record of what was sent lost."""
+    so today's digest would be made and sent again and the record of what was sent lost.
+    A changed address is active; an unchanged one keeps its state."""
     olds = list(
         s.exec(
             select(Channel)
@@ -441,8 +481,12 @@ def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str |
             s.delete(old)
     s.flush()
     if keep is not None:
-        keep.address, keep.active = str(address), True
-        s.add(keep)
+        if keep.address != address:
+            # a new address is a new start; the same address keeps its state (a channel its
+            # subscriber stopped stays stopped when an admin saves the form, or a file is
+            # imported)
+            keep.address, keep.active = str(address), True
+            s.add(keep)
     elif address:
         s.add(Channel(user_id=user_id, kind=kind, address=address))
 
@@ -471,6 +515,15 @@ def _check_free(s: Session, user_id: int | None, kind: ChannelKind, address: str
     owner = _owner(s, kind, address)
     if owner is not None and owner[0] != user_id:
         raise PaperwireError(f"{address} is already the email address of user {owner[1]!r}")
+
+
+def _start_all_if_none(s: Session, user_id: int) -> None:
+    """Subscribing again a user whose channels were all stopped one by one starts them all."""
+    channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
+    if not any(c.active for c in channels):
+        for c in channels:
+            c.active = True
+            s.add(c)
 
 
 def _check_reachable(s: Session, user: User) -> None:

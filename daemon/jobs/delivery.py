@@ -74,7 +74,7 @@ def build_digest(app: App, digest_id: int) -> tuple[Digest, ChannelRow, UserRow]
 
 def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, UserRow]:
     """A digest read from the store, as plain data for rendering, with signed links."""
-    user, links = content.user, app.links
+    user, links, channel_id = content.user, app.links, content.channel.id
     digest_id = content.digest.id
     picks = tuple(
         Pick(
@@ -85,13 +85,13 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
             abstract=paper.abstract,
             score=item.score,
             reason=item.reason,
-            like_url=links.feedback_url("like", user.id, paper.id),
-            dislike_url=links.feedback_url("dislike", user.id, paper.id),
+            like_url=links.feedback_url("like", user.id, paper.id, channel_id),
+            dislike_url=links.feedback_url("dislike", user.id, paper.id, channel_id),
             upvotes=paper.upvotes,
         )
         for item, paper in content.items
     )
-    unsubscribe = links.unsubscribe_url(user.id)
+    unsubscribe = links.unsubscribe_url(user.id, channel_id)  # that address (channel) only
     digest = Digest(
         digest_id=digest_id,
         period=content.digest.period,
@@ -100,6 +100,7 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
         unsubscribe_url=unsubscribe,
         one_click_unsubscribe_url=unsubscribe,
         cold_start=content.digest.cold_start,
+        manage_url=links.manage_url(user.id, app.clock()),
     )
     return digest, content.channel, user
 

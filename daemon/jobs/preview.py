@@ -48,6 +48,15 @@ def preview(app: App, name: str, now: datetime) -> Preview:
         raise PaperwireError(f"user {name!r} has no channel: no digest to preview")
     plan = report.planned[0]
     links = app.links
+    # the links of the email it would be: they name its address (None: no email channel)
+    email = next(
+        (
+            c.id
+            for c in app.store.people.channels_of(user.id)
+            if c.kind == ChannelKind.EMAIL and c.active
+        ),
+        None,
+    )
     digest = Digest(
         digest_id=0,
         period=plan.period,
@@ -61,15 +70,16 @@ def preview(app: App, name: str, now: datetime) -> Preview:
                 abstract=paper.abstract,
                 score=rec.score,
                 reason=rec.reason,
-                like_url=links.feedback_url("like", user.id, paper.id),
-                dislike_url=links.feedback_url("dislike", user.id, paper.id),
+                like_url=links.feedback_url("like", user.id, paper.id, email),
+                dislike_url=links.feedback_url("dislike", user.id, paper.id, email),
                 upvotes=paper.upvotes,
             )
             for paper, rec in plan.picks
         ),
-        unsubscribe_url=links.unsubscribe_url(user.id),
-        one_click_unsubscribe_url=links.unsubscribe_url(user.id),
+        unsubscribe_url=links.unsubscribe_url(user.id, email),
+        one_click_unsubscribe_url=links.unsubscribe_url(user.id, email),
         cold_start=bool(plan.picks) and all(rec.kind == "trending" for _, rec in plan.picks),
+        manage_url=links.manage_url(user.id, now),
     )
     s = app.settings
     out = render_email(

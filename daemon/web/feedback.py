@@ -5,6 +5,11 @@ headless browser that runs the page's JavaScript. So a link only shows a page wi
 and the button's POST records the answer: nothing is saved without a person's click, and a
 person needs just that one click after the link. Mail clients use the RFC 8058 one-click POST
 (`List-Unsubscribe-Post`) on the unsubscribe URL directly.
+
+A link names the channel its digest went to: unsubscribing from an email stops that address
+only, from a Slack message that Slack channel only; the pages say which. When the last channel
+of a subscriber stops, the subscriber is unsubscribed as a whole. A link made before links
+named their channel unsubscribes the subscriber from everything, as it always did.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from daemon.app import App
+from daemon.channels import CHANNELS
+from daemon.db.models import ChannelKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
-from daemon.db.rows import PaperRow
+from daemon.db.rows import ChannelRow, PaperRow
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink, LinkAction
 from daemon.web.pages import Pages
@@ -40,6 +47,33 @@ def resolve(app: App, token: str, *expected: str) -> tuple[LinkAction, PaperRow 
     return action, replace(paper, url=safe_url(paper.url) or "")
 
 
+def hide_webhook(address: str) -> str:
+    """A Slack webhook URL as it may be shown: `hooks.slack.com/services/T…/B…/…` (the team and
+    hook ids tell two channels apart; the last part is the secret)."""
+    parts = address.split("/")
+    if len(parts) == 7 and parts[3] == "services":
+        return f"{parts[2]}/services/{parts[4]}/{parts[5]}/…"
+    return CHANNELS[ChannelKind.SLACK].show(address)
+
+
+def describe_channel(channel: ChannelRow) -> str:
+    """The channel as the pages name it: the email address, or the Slack webhook with its
+    secret part hidden."""
+    if channel.kind == ChannelKind.EMAIL:
+        return channel.address
+    return f"the Slack channel of webhook {hide_webhook(channel.address)}"
+
+
+def link_channel(app: App, action: LinkAction) -> ChannelRow | None:
+    """The channel a link names (None for a link made before links named one)."""
+    if action.channel_id is None:
+        return None
+    for channel in app.store.people.channels_of(action.user_id):
+        if channel.id == action.channel_id:
+            return channel
+    raise NotFoundError("this link's address or channel is no longer among your channels")
+
+
 def resolve_paper(app: App, token: str) -> tuple[LinkAction, PaperRow]:
     action, paper = resolve(app, token, "like", "dislike")
     assert paper is not None  # a like/dislike link always names a paper (links.read)
@@ -58,6 +92,7 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
             title="More like this" if liking else "Less like this",
             heading="More papers like this one?" if liking else "Fewer papers like this one?",
             button="👍 Yes, more like this" if liking else "👎 Yes, fewer like this",
+            note="Nothing is saved until you press the button.",
             paper=paper,
         )
 
@@ -84,11 +119,19 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
 
     @router.get("/unsubscribe/{token}")
     def unsubscribe_page(token: str) -> HTMLResponse:
-        resolve(app, token, "unsubscribe")
+        action, _ = resolve(app, token, "unsubscribe")
+        channel = link_channel(app, action)
+        if channel is None:
+            heading, note = "Stop receiving paperwire digests?", "This stops all your digests."
+        else:
+            where = describe_channel(channel)
+            heading = f"Stop the digests to {where}?"
+            note = "Your other addresses and channels, if any, keep receiving theirs."
         return pages.render(
             "confirm.html",
             title="Unsubscribe",
-            heading="Stop receiving paperwire digests?",
+            heading=heading,
+            note=note,
             button="Unsubscribe",
             paper=None,
         )
@@ -97,13 +140,23 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
     async def unsubscribe(token: str, request: Request) -> HTMLResponse:
         await request.body()  # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do
         action, _ = resolve(app, token, "unsubscribe")
-        app.store.people.set_subscribed(action.user_id, False, app.clock())
+        channel = link_channel(app, action)
+        if channel is None:
+            app.store.people.set_subscribed(action.user_id, False, app.clock())
+            message = "You will receive no more digests."
+        else:
+            user, _ = app.store.people.set_channel_active(
+                action.user_id, channel.id, False, app.clock()
+            )
+            message = f"No more digests go to {describe_channel(channel)}."
+            if not user.active:
+                message += " That was your last one: you receive no more digests."
         return pages.render(
             "done.html",
             title="Unsubscribed",
             heading="You are unsubscribed.",
             paper=None,
-            message="You will receive no more digests.",
+            message=message,
             undo_url=f"/unsubscribe/{token}/undo",
             undo_label="Subscribe again",
         )
@@ -111,9 +164,15 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
     @router.post("/unsubscribe/{token}/undo")
     def resubscribe(token: str) -> HTMLResponse:
         action, _ = resolve(app, token, "unsubscribe")
-        app.store.people.set_subscribed(action.user_id, True, app.clock())
+        channel = link_channel(app, action)
+        if channel is None:
+            app.store.people.set_subscribed(action.user_id, True, app.clock())
+            message = ""
+        else:
+            app.store.people.set_channel_active(action.user_id, channel.id, True, app.clock())
+            message = f"Digests go to {describe_channel(channel)} again."
         return pages.render(
-            "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=""
+            "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
         )
 
     return router

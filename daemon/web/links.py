@@ -1,4 +1,17 @@
-"""Signed links in digests: like, dislike and unsubscribe, verifiable without a database lookup."""
+"""Signed links in digests: like, dislike, unsubscribe and the subscriber's own page ("manage"),
+verifiable without a database lookup.
+
+Payloads (compact JSON lists):
+
+- ``["like" | "dislike", user, paper, channel]``: the channel the digest went to;
+- ``["unsubscribe", user, channel]``: stops that channel (address) only;
+- ``["manage", user, issued_at]`` (unix seconds): opens the subscriber's page until it expires
+  (`server.manage_link_days`).
+
+Tokens made before channels were named (``["like", user, paper]``, ``["unsubscribe", user]``)
+stay readable: their `channel_id` is None, and an unsubscribe without a channel stops every
+channel of the user, as it always did.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +21,14 @@ import hmac
 import json
 import zlib
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from daemon.errors import PaperwireError
 
-Action = Literal["like", "dislike", "unsubscribe"]
+Action = Literal["like", "dislike", "unsubscribe", "manage"]
 
 
 class BadLink(PaperwireError):
@@ -26,9 +40,12 @@ class LinkAction:
     action: Action
     user_id: int
     paper_id: int | None = None
+    channel_id: int | None = None  # None: a link made before links named their channel
+    issued_at: int | None = None  # "manage" only: unix seconds
 
 
 SALT = b"paperwire-links-v1"
+SIGNUP_SALT = b"paperwire-signup-v1"  # a sign-up link names an address, not a user
 
 
 class Links:
@@ -42,13 +59,22 @@ class Links:
         # than rendering the rest of the message
         self._key = hashlib.sha1(SALT + b"signer" + secret.encode()).digest()
         self.base_url = base_url.rstrip("/")
+        self._signup = URLSafeSerializer(secret, salt=SIGNUP_SALT)
 
-    def token(self, action: Action, user_id: int, paper_id: int | None = None) -> str:
+    def token(
+        self,
+        action: Action,
+        user_id: int,
+        paper_id: int | None = None,
+        channel_id: int | None = None,
+        issued_at: int | None = None,
+    ) -> str:
         """The same token as `URLSafeSerializer(secret, salt=SALT).dumps(payload)` (tested):
         a payload this small is never compressed."""
         payload: list[object] = [action, user_id]
-        if paper_id is not None:
-            payload.append(paper_id)
+        for extra in (paper_id, channel_id, issued_at):
+            if extra is not None:
+                payload.append(extra)
         data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
         if len(zlib.compress(data)) < len(data) - 1:  # never for these, but keep the format
             return str(self._signer.dumps(payload))
@@ -56,23 +82,84 @@ class Links:
         mac = hmac.new(self._key, body, hashlib.sha1).digest()
         return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
 
-    def feedback_url(self, action: Literal["like", "dislike"], user_id: int, paper_id: int) -> str:
-        return f"{self.base_url}/f/{self.token(action, user_id, paper_id)}"
+    def feedback_url(
+        self,
+        action: Literal["like", "dislike"],
+        user_id: int,
+        paper_id: int,
+        channel_id: int | None = None,
+    ) -> str:
+        return f"{self.base_url}/f/{self.token(action, user_id, paper_id, channel_id)}"
 
-    def unsubscribe_url(self, user_id: int) -> str:
-        return f"{self.base_url}/unsubscribe/{self.token('unsubscribe', user_id)}"
+    def unsubscribe_url(self, user_id: int, channel_id: int | None = None) -> str:
+        token = self.token("unsubscribe", user_id, channel_id=channel_id)
+        return f"{self.base_url}/unsubscribe/{token}"
+
+    def manage_url(self, user_id: int, issued_at: datetime) -> str:
+        """The subscriber's own page, valid `server.manage_link_days` from `issued_at`."""
+        token = self.token("manage", user_id, issued_at=int(issued_at.timestamp()))
+        return f"{self.base_url}/me/{token}"
+
+    def read_manage(self, token: str, now: datetime, days: int) -> LinkAction:
+        """A manage token, checked and not expired (BadLink otherwise)."""
+        link = self.read(token)
+        if link.action != "manage" or link.issued_at is None:
+            raise BadLink("this link does not open a subscriber's page")
+        issued = datetime.fromtimestamp(link.issued_at, UTC)
+        if now >= issued + timedelta(days=days) or issued > now + timedelta(minutes=5):
+            raise BadLink(
+                "this link has expired: ask for a fresh one on the page /manage "
+                "(it is mailed to you at once)"
+            )
+        return link
+
+    def signup_url(self, address: str, issued_at: datetime) -> str:
+        """The link that confirms a self-signup of `address` (double opt-in)."""
+        token = self._signup.dumps([address, int(issued_at.timestamp())])
+        return f"{self.base_url}/signup/{token}"
+
+    def read_signup(self, token: str, now: datetime, hours: int) -> str:
+        """The address a sign-up link confirms (BadLink if forged or older than `hours`)."""
+        try:
+            data = self._signup.loads(token)
+        except BadSignature as e:
+            raise BadLink("this link is not valid (it may be cut short or altered)") from e
+        if not (
+            isinstance(data, list)
+            and len(data) == 2
+            and isinstance(data[0], str)
+            and isinstance(data[1], int)
+        ):
+            raise BadLink("this link is not valid")
+        if now >= datetime.fromtimestamp(data[1], UTC) + timedelta(hours=hours):
+            raise BadLink("this link has expired: sign up again on the page /signup")
+        return data[0]
+
+    def form_token(self, token: str) -> str:
+        """The CSRF token the forms of a page opened by `token` carry (derived from it: the
+        page keeps no session)."""
+        return hmac.new(self._key, b"form:" + token.encode(), hashlib.sha256).hexdigest()[:32]
 
     def read(self, token: str) -> LinkAction:
         try:
             data = self._signer.loads(token)
         except BadSignature as e:
             raise BadLink("this link is not valid (it may be cut short or altered)") from e
-        if not isinstance(data, list) or len(data) not in (2, 3):
+        if not isinstance(data, list) or not 2 <= len(data) <= 4:
             raise BadLink("this link is not valid")
-        action, user_id = data[0], data[1]
-        if action not in ("like", "dislike", "unsubscribe") or not isinstance(user_id, int):
+        action, user_id, rest = data[0], data[1], data[2:]
+        if not isinstance(user_id, int) or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in rest
+        ):
             raise BadLink("this link is not valid")
-        paper_id = data[2] if len(data) == 3 else None
-        if action != "unsubscribe" and not isinstance(paper_id, int):
-            raise BadLink("this link is not valid")
-        return LinkAction(action=action, user_id=user_id, paper_id=paper_id)
+        if action in ("like", "dislike") and len(rest) in (1, 2):
+            return LinkAction(action, user_id, paper_id=rest[0], channel_id=_opt(rest, 1))
+        if action == "unsubscribe" and len(rest) in (0, 1):
+            return LinkAction(action, user_id, channel_id=_opt(rest, 0))
+        if action == "manage" and len(rest) == 1:
+            return LinkAction(action, user_id, issued_at=rest[0])
+        raise BadLink("this link is not valid")
+
+
+def _opt(values: list[int], index: int) -> int | None:
+    return values[index] if len(values) > index else None

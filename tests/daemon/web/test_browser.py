@@ -1,6 +1,6 @@
 """The pages behind the digest's links, in a real browser (Debian's Chromium via Playwright),
 served by uvicorn on 127.0.0.1: one click on "More like this" records the like; the unsubscribe
-page needs a press of its button.
+page needs a press of its button; the digest's "Manage your digest" opens the subscriber's page.
 
 Skipped with the reason shown where Chromium or Playwright is missing, except when
 PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails."""
@@ -89,3 +89,44 @@ def test_like_is_one_click_and_unsubscribe_needs_the_button(
     # a forged link gets a clear page, not a crash
     page.goto(app.links.unsubscribe_url(uid)[:-3] + "xyz")
     expect(page.locator("h1")).to_contain_text("Link not valid")
+
+
+def test_manage_link_from_a_digest_change_something_and_export(
+    served: tuple[App, str], browser_page: object
+) -> None:
+    """The digest's "Manage your digest" opens the subscriber's page; a change is saved with
+    its button; the export downloads."""
+    import json
+    import re
+    from pathlib import Path
+
+    from playwright.sync_api import Page, expect
+
+    app, _ = served
+    page: Page = browser_page  # type: ignore[assignment]
+    now = app.clock()
+    app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    jobs.cycle(app, now)
+    (html,) = Path(app.settings.delivery.outbox_dir).glob("*.html")
+    link = re.search(r'href="([^"]+/me/[^"]+)"[^>]*>Manage your digest<', html.read_text())
+    assert link is not None
+
+    page.goto(link.group(1))
+    expect(page.locator("h1")).to_contain_text("Your digest, ada")
+    page.locator("#hour").fill("6")
+    page.locator("#timezone").select_option("Europe/Berlin")
+    page.locator("#save-settings").click()
+    expect(page.locator("#note")).to_contain_text("delivery settings are updated")
+    user = app.store.people.get("ada")
+    assert (user.digest_hour, user.timezone) == (6, "Europe/Berlin")
+
+    page.locator("#follow-value").fill("quantum")
+    page.get_by_role("button", name="Follow", exact=True).click()
+    expect(page.locator("#note")).to_contain_text("follows are updated")
+
+    with page.expect_download() as download:
+        page.locator("#export-json").click()
+    data = json.loads(Path(download.value.path()).read_text())
+    assert data["user"]["timezone"] == "Europe/Berlin"
+    assert data["follows"] == [{"kind": "keyword", "value": "quantum", "muted": False}]
+    assert len(data["digests"]) == 1 and data["digests"][0]["papers"]

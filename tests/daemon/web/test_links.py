@@ -24,3 +24,31 @@ def test_a_token_signed_with_another_key_is_refused() -> None:
     token = Links("one key", "http://h").token("like", 1, 2)
     with pytest.raises(BadLink):
         Links("another key", "http://h").read(token)
+
+
+def test_channel_and_manage_tokens_are_the_serializers_own_too() -> None:
+    links, reference = Links("k", "http://h"), URLSafeSerializer("k", salt=SALT)
+    assert links.token("like", 1, 2, 3) == reference.dumps(["like", 1, 2, 3])
+    assert links.token("unsubscribe", 1, channel_id=3) == reference.dumps(["unsubscribe", 1, 3])
+    manage = links.token("manage", 1, issued_at=1_700_000_000)
+    assert manage == reference.dumps(["manage", 1, 1_700_000_000])
+    read = links.read(manage)
+    assert (read.action, read.user_id, read.issued_at) == ("manage", 1, 1_700_000_000)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        ["manage", 1],  # no issue time
+        ["manage", 1, 2, 3],
+        ["like", 1],  # no paper
+        ["like", 1, 2, 3, 4],
+        ["unsubscribe", 1, True],
+        ["unsubscribe", 1, "3"],
+        ["admin", 1, 2],
+    ],
+)
+def test_malformed_payloads_are_refused(payload: list[object]) -> None:
+    token = URLSafeSerializer("k", salt=SALT).dumps(payload)
+    with pytest.raises(BadLink):
+        Links("k", "http://h").read(token)

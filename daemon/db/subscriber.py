@@ -1,0 +1,146 @@
+"""What a subscriber's own page (/me) reads: their likes and dislikes with the papers, their
+recent digests, and everything stored about them for the export. Changes go through
+`people.py`; this store only reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import col, select
+
+from daemon.db.engine import Repository
+from daemon.db.models import Channel, ChannelKind, Digest, Feedback, Follow, Paper, User
+from daemon.db.rows import FollowRow, PaperRow, UserRow
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
+
+
+class SubscriberPages(Repository):
+    def user_by_email(self, address: str) -> UserRow | None:
+        """The user with this email address (compared ignoring case), if any."""
+        import sqlalchemy as sa
+
+        with self.session() as s:
+            q = (
+                select(User)
+                .join(Channel, col(Channel.user_id) == col(User.id))
+                .where(
+                    Channel.kind == ChannelKind.EMAIL,
+                    sa.func.lower(Channel.address) == address.lower(),
+                )
+            )
+            user = s.exec(q).first()
+            return UserRow.of(user) if user is not None else None
+
+    def feedback(self, user_id: int) -> list[tuple[PaperRow, int, datetime]]:
+        """The user's likes (+1) and dislikes (-1) with their papers, newest first."""
+        with self.session() as s:
+            q = (
+                select(Feedback, Paper)
+                .join(Paper, col(Paper.id) == col(Feedback.paper_id))
+                .where(Feedback.user_id == user_id)
+                .order_by(col(Feedback.created_at).desc(), col(Feedback.id).desc())
+            )
+            return [(PaperRow.of(p), f.value, f.created_at) for f, p in s.exec(q).all()]
+
+    def follows(self, user_id: int) -> list[FollowRow]:
+        from daemon.db.models import FollowKind
+
+        with self.session() as s:
+            q = (
+                select(Follow)
+                .where(Follow.user_id == user_id)
+                .order_by(col(Follow.kind), col(Follow.value))
+            )
+            return [FollowRow(FollowKind(f.kind), f.value, f.muted) for f in s.exec(q).all()]
+
+    def recent_digest_ids(self, user_id: int, limit: int = 10) -> list[int]:
+        """The user's latest digests, newest first (every channel, every state)."""
+        with self.session() as s:
+            q = (
+                select(Digest.id)
+                .where(Digest.user_id == user_id)
+                .order_by(col(Digest.period).desc(), col(Digest.id).desc())
+                .limit(limit)
+            )
+            return [int(i) for i in s.exec(q).all() if i is not None]
+
+    def export(self, user_id: int, show: dict[ChannelKind, Any]) -> dict[str, Any]:
+        """Everything stored about the user, as JSON-ready data. `show` gives, per channel
+        kind, how an address may be shown (a Slack webhook is a secret: hidden)."""
+        from daemon.db.models import DigestItem
+
+        with self.session() as s:
+            user = s.get_one(User, user_id)
+            channels = s.exec(
+                select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))
+            ).all()
+            digests = s.exec(
+                select(Digest)
+                .where(Digest.user_id == user_id)
+                .order_by(col(Digest.period), col(Digest.id))
+            ).all()
+            items: dict[int, list[dict[str, Any]]] = {}
+            q = (
+                select(DigestItem, Paper)
+                .join(Paper, col(Paper.id) == col(DigestItem.paper_id))
+                .join(Digest, col(Digest.id) == col(DigestItem.digest_id))
+                .where(Digest.user_id == user_id)
+                .order_by(col(DigestItem.digest_id), col(DigestItem.rank))
+            )
+            for item, paper in s.exec(q).all():
+                items.setdefault(item.digest_id, []).append(
+                    {
+                        "rank": item.rank,
+                        "paper": paper.key,
+                        "title": paper.title,
+                        "score": item.score,
+                        "why": item.reason,
+                    }
+                )
+            channel_names = {c.id: show[ChannelKind(c.kind)](c.address) for c in channels}
+        feedback = self.feedback(user_id)
+        return {
+            "user": {
+                "name": user.name,
+                "display_name": user.display_name,
+                "timezone": user.timezone,
+                "digest_hour": user.digest_hour,
+                "max_picks": user.max_picks,
+                "subscribed": user.active,
+                "unsubscribed_at": _iso(user.unsubscribed_at),
+                "created_at": _iso(user.created_at),
+            },
+            "channels": [
+                {"kind": c.kind, "address": channel_names[c.id], "active": c.active}
+                for c in channels
+            ],
+            "likes_and_dislikes": [
+                {
+                    "paper": p.key,
+                    "title": p.title,
+                    "authors": list(p.authors),
+                    "url": p.url,
+                    "value": "like" if value > 0 else "dislike",
+                    "at": _iso(at),
+                }
+                for p, value, at in feedback
+            ],
+            "follows": [
+                {"kind": str(f.kind), "value": f.value, "muted": f.muted}
+                for f in self.follows(user_id)
+            ],
+            "digests": [
+                {
+                    "period": d.period.isoformat(),
+                    "channel": channel_names.get(d.channel_id, ""),
+                    "state": d.state,
+                    "sent_at": _iso(d.sent_at),
+                    "papers": items.get(d.id or 0, []),
+                }
+                for d in digests
+            ],
+        }

@@ -1,0 +1,159 @@
+"""Self-signup (`server.signup = "open"`; closed by default), with double opt-in: `/signup`
+takes an address (limited to `server.signup_domains` when set) and mails it a confirmation
+link; only that link's page, with a press of its button, makes the subscriber, who then lands
+on their own page. The answer is the same whether the address is known or not (a known
+address is mailed a link to its page instead), limited per address and per client address
+like `/manage`."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from daemon.app import App
+from daemon.channels import parse_email
+from daemon.db.models import ChannelKind
+from daemon.errors import NotFoundError, PaperwireError
+from daemon.web.pages import SECURITY_HEADERS, Pages
+from daemon.web.subscriber import (
+    REQUESTS_PER_ADDRESS,
+    REQUESTS_PER_CLIENT,
+    RequestLimiter,
+    send_manage_link,
+    send_notice,
+)
+
+SIGNUP_LINK_HOURS = 48
+
+
+def domain_allowed(app: App, address: str) -> bool:
+    domains = app.settings.server.signup_domains
+    return not domains or address.rpartition("@")[2].lower() in domains
+
+
+def send_signup_link(app: App, address: str) -> None:
+    text = (
+        "Hello,\n\n"
+        "Someone (we hope you) asked to receive a daily digest of new research papers from "
+        "paperwire at this address. To start it, open this link and press its button:\n\n"
+        f"{app.links.signup_url(address, app.clock())}\n\n"
+        f"The link works for {SIGNUP_LINK_HOURS} hours. If you did not ask for it, ignore this "
+        "message: nothing is sent to you unless the link is confirmed.\n"
+    )
+    send_notice(app, address, "Confirm your paperwire digest", text)
+
+
+def new_handle(app: App, address: str) -> str:
+    """A free user name from the address's local part ("ada.l", "ada.l-2", …)."""
+    base = re.sub(r"[^\w.-]+", "-", address.partition("@")[0]).strip(".-")[:56] or "user"
+    if not re.match(r"\w", base):
+        base = "u" + base
+    names = {u.name for u, _ in app.store.people.all()}
+    name, n = base, 1
+    while name in names:
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+def _closed(app: App, pages: Pages) -> HTMLResponse | None:
+    """The page that says sign-up is closed (404), when it is."""
+    if app.settings.server.signup == "open":
+        return None
+    return pages.render(
+        "error.html",
+        404,
+        title="Sign-up is closed",
+        heading="Sign-up is closed",
+        message="Ask the person who runs paperwire for your lab to add you.",
+    )
+
+
+def signup_routes(app: App, pages: Pages) -> APIRouter:
+    router = APIRouter()
+    _ask_routes(router, app, pages)
+    _confirm_routes(router, app, pages)
+    return router
+
+
+def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
+    limiter = RequestLimiter()
+
+    def form(status: int = 200, error: str = "", sent: bool = False) -> HTMLResponse:
+        return pages.render(
+            "signup.html",
+            status,
+            title="Subscribe",
+            error=error,
+            sent=sent,
+            domains=app.settings.server.signup_domains,
+            hours=SIGNUP_LINK_HOURS,
+        )
+
+    @router.get("/signup")
+    def signup_form() -> Response:
+        if (shut := _closed(app, pages)) is not None:
+            return shut
+        return form()
+
+    @router.post("/signup")
+    async def signup(request: Request, tasks: BackgroundTasks) -> Response:
+        if (shut := _closed(app, pages)) is not None:
+            return shut
+        raw = str((await request.form()).get("email") or "")
+        try:
+            address = parse_email(raw)[0]
+        except ValueError as e:
+            return form(400, error=str(e))
+        if not domain_allowed(app, address):
+            return form(400, error="Addresses of that domain cannot sign up here.")
+        now = app.clock()
+        client = request.client.host if request.client else "?"
+        if not limiter.allow(f"client:{client}", REQUESTS_PER_CLIENT, now):
+            return form(429, error="Too many requests from your network: try again in an hour.")
+        if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
+            user = app.store.subscriber.user_by_email(address)
+            if user is None:
+                tasks.add_task(send_signup_link, app, address)
+            else:  # already subscribed: their page, where they can start their digest again
+                tasks.add_task(send_manage_link, app, user, address)
+        return form(sent=True)  # the same answer, known address or not
+
+
+def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:
+    @router.get("/signup/{token}")
+    def confirm_page(token: str) -> Response:
+        if (shut := _closed(app, pages)) is not None:
+            return shut
+        address = app.links.read_signup(token, app.clock(), SIGNUP_LINK_HOURS)
+        return pages.render(
+            "confirm.html",
+            title="Subscribe",
+            heading=f"Start the paperwire digest for {address}?",
+            note="Nothing happens until you press the button.",
+            button="Yes, subscribe me",
+            paper=None,
+        )
+
+    @router.post("/signup/{token}")
+    def confirm(token: str) -> Response:
+        if (shut := _closed(app, pages)) is not None:
+            return shut
+        now = app.clock()
+        address = app.links.read_signup(token, now, SIGNUP_LINK_HOURS)
+        if not domain_allowed(app, address):  # the domains changed since
+            raise NotFoundError("addresses of that domain cannot sign up here anymore")
+        user = app.store.subscriber.user_by_email(address)
+        if user is None:
+            try:
+                user = app.store.people.add(
+                    new_handle(app, address), now, channels={ChannelKind.EMAIL: address}
+                )
+            except PaperwireError:  # confirmed twice at once: the other one made it
+                user = app.store.subscriber.user_by_email(address)
+                if user is None:
+                    raise
+        manage = app.links.manage_url(user.id, now).removeprefix(app.links.base_url)
+        return RedirectResponse(f"{manage}?done=welcome", status_code=303, headers=SECURITY_HEADERS)

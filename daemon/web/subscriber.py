@@ -1,0 +1,443 @@
+"""A subscriber's own page. Subscribers have no password: a signed, expiring link
+(`Links.manage_url`, valid `server.manage_link_days`) opens `/me/{token}`, where they see and
+change everything about their digest. Every digest carries a fresh link ("Manage your
+digest"); `/manage` mails one to an address on request — the same answer whether the address
+is known or not, limited per address and per client address.
+
+A GET never changes anything. Each form POST carries a token derived from the link
+(`Links.form_token`: the page keeps no session) and is refused without it, or when the browser
+says it comes from another site (`Origin`). The link is the key: whoever holds it may change
+the digest, so it expires, and a Slack channel's link belongs to whoever reads that channel.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+from collections import defaultdict, deque
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from daemon.app import App
+from daemon.channels import CHANNELS
+from daemon.checks import check_follow
+from daemon.db.models import ChannelKind, FollowKind
+from daemon.db.people import DISLIKE, LIKE, NEITHER
+from daemon.db.rows import PaperRow, UserRow
+from daemon.errors import NotFoundError, PaperwireError
+from daemon.settings import check_timezone
+from daemon.web.auth import csrf_ok
+from daemon.web.feedback import describe_channel, hide_webhook
+from daemon.web.pages import SECURITY_HEADERS, Pages
+from notifications.render import safe_url
+
+log = logging.getLogger("paperwire.web")
+
+REQUEST_WINDOW = timedelta(hours=1)
+REQUESTS_PER_ADDRESS = 3  # links mailed to one address per hour
+REQUESTS_PER_CLIENT = 10  # requests from one client address per hour
+HISTORY = 10  # recent digests shown
+
+DONE = {  # the one-line notes after a change (never text from the request)
+    "feedback": "Your answer on that paper is saved.",
+    "follow": "Saved: your follows are updated.",
+    "channel": "Saved: that channel is updated.",
+    "settings": "Saved: your delivery settings are updated.",
+    "welcome": "Welcome! Your first digest comes at your digest hour; like a few papers "
+    "in it and the next ones follow your taste.",
+}
+
+
+class RequestLimiter:
+    """Recent requests per key (an address, a client), within `REQUEST_WINDOW`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[datetime]] = defaultdict(deque)
+
+    def allow(self, key: str, limit: int, now: datetime) -> bool:
+        """Count one request of `key`; False when it already made `limit` in the window."""
+        with self._lock:
+            times = self._seen[key]
+            while times and times[0] <= now - REQUEST_WINDOW:
+                times.popleft()
+            if len(times) >= limit:
+                return False
+            times.append(now)
+            return True
+
+
+def send_notice(app: App, address: str, subject: str, text: str) -> None:
+    """Mail a short text through the app's email transport. Errors are logged, never shown:
+    the page gave its answer already (the same whether the address is known or not)."""
+    from notifications.notice import render_notice
+
+    s = app.settings
+    try:
+        out = render_notice(
+            subject,
+            text,
+            sender=s.email.sender,
+            recipient=address,
+            message_id_domain=s.email.message_id_domain,
+            now=app.clock(),
+        )
+        with CHANNELS[ChannelKind.EMAIL].transport(app) as transport:
+            transport.send(out)
+    except Exception:  # the job boundary of this one message
+        log.exception("a message of the subscriber pages could not be mailed")
+
+
+def send_manage_link(app: App, user: UserRow, address: str) -> None:
+    """Mail a fresh link to the user's page."""
+    days = app.settings.server.manage_link_days
+    text = (
+        f"Hello {user.display_name or user.name},\n\n"
+        "Someone (we hope you) asked for a link to your paperwire page, where you see and "
+        "change your digest: likes, follows, channels, delivery time, export, deletion.\n\n"
+        f"{app.links.manage_url(user.id, app.clock())}\n\n"
+        f"The link works for {days} days. If you did not ask for it, ignore this message: "
+        "nothing changes unless the link is opened and a button pressed.\n"
+    )
+    send_notice(app, address, "Your paperwire page", text)
+
+
+def _file(user: UserRow) -> str:
+    """The user's name as it may go into a header's file name (a handle may hold "ë")."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", user.name)
+
+
+def _bibtex_escape(text: str) -> str:
+    text = " ".join(text.split())
+    text = text.replace("\\", r"\textbackslash{}")
+    text = re.sub(r"([{}&%$#_])", r"\\\1", text)
+    return text.replace("~", r"\textasciitilde{}").replace("^", r"\textasciicircum{}")
+
+
+def bibtex(papers: list[PaperRow]) -> str:
+    """BibTeX entries (@misc) of the papers; arXiv ids and DOIs from the paper's key."""
+    entries: list[str] = []
+    used: set[str] = set()
+    for p in papers:
+        scheme, _, ident = p.key.partition(":")
+        cite = re.sub(r"[^A-Za-z0-9]+", "_", f"{scheme}{ident}").strip("_") or f"paper{p.id}"
+        while cite in used:
+            cite += "_"
+        used.add(cite)
+        fields = [("title", "{" + _bibtex_escape(p.title) + "}")]
+        if p.authors:
+            fields.append(("author", " and ".join(_bibtex_escape(a) for a in p.authors)))
+        if p.published_at is not None:
+            fields.append(("year", str(p.published_at.year)))
+        if scheme == "arxiv":
+            fields += [("eprint", ident), ("archivePrefix", "arXiv")]
+        elif scheme == "doi":
+            fields.append(("doi", _bibtex_escape(ident)))
+        url = safe_url(p.url)
+        if url:
+            fields.append(("url", url.replace("{", "%7B").replace("}", "%7D")))
+        body = ",\n".join(f"  {name} = {{{value}}}" for name, value in fields)
+        entries.append(f"@misc{{{cite},\n{body}\n}}\n")
+    return "\n".join(entries)
+
+
+class _Page:
+    """What every route of the page needs: the link checked, the form checked, the page."""
+
+    def __init__(self, app: App, pages: Pages) -> None:
+        self.app, self.pages = app, pages
+        self.zones = sorted(available_timezones())
+
+    def open_page(self, token: str) -> UserRow:
+        link = self.app.links.read_manage(
+            token, self.app.clock(), self.app.settings.server.manage_link_days
+        )
+        user = self.app.store.people.by_id(link.user_id)
+        if user is None:
+            raise NotFoundError("this subscriber no longer exists")
+        return user
+
+    def forbidden(self) -> HTMLResponse:
+        return self.pages.render(
+            "error.html",
+            403,
+            title="Not allowed",
+            heading="This form cannot be sent from here",
+            message="Open your page again from its link and use its buttons.",
+        )
+
+    async def checked_form(self, token: str, request: Request) -> dict[str, str] | None:
+        """The POSTed form if it carries the page's token and comes from this site."""
+        origin = request.headers.get("origin")
+        if origin and origin != "null":
+            host = urlsplit(origin).netloc
+            ours = {
+                request.headers.get("host", ""),
+                urlsplit(str(self.app.settings.server.base_url)).netloc,
+            }
+            if host not in ours:
+                return None
+        form = await request.form()
+        values = {k: v for k, v in form.items() if isinstance(v, str)}
+        if not csrf_ok(self.app.links.form_token(token), values.get("csrf")):
+            return None
+        return values
+
+    def back(self, token: str, done: str, anchor: str) -> RedirectResponse:
+        return RedirectResponse(
+            f"/me/{token}?done={done}#{anchor}", status_code=303, headers=SECURITY_HEADERS
+        )
+
+    def show(
+        self, token: str, user: UserRow, *, note: str = "", error: str = "", status: int = 200
+    ) -> HTMLResponse:
+        people = self.app.store.people
+        channels = [
+            {"id": c.id, "kind": c.kind, "where": describe_channel(c), "active": c.active}
+            for c in people.channels_of(user.id)
+        ]
+        feedback = [
+            (p, safe_url(p.url), value, at)
+            for p, value, at in self.app.store.subscriber.feedback(user.id)
+        ]
+        given = {p.id: value for p, _, value, _ in feedback}
+        contents = self.app.store.digests.contents(
+            self.app.store.subscriber.recent_digest_ids(user.id, HISTORY)
+        )
+        history = sorted(
+            contents.values(), key=lambda c: (c.digest.period, c.digest.id), reverse=True
+        )
+        return self.pages.render(
+            "me.html",
+            status,
+            title="Your digest",
+            token=token,
+            csrf=self.app.links.form_token(token),
+            user=user,
+            channels=channels,
+            feedback=feedback,
+            given=given,
+            follows=self.app.store.subscriber.follows(user.id),
+            history=[
+                (c.digest, describe_channel(c.channel), [(p, safe_url(p.url)) for _, p in c.items])
+                for c in history
+            ],
+            zones=self.zones,
+            default_hour=self.app.settings.schedule.digest_hour,
+            default_picks=self.app.settings.digest.max_picks,
+            note=note,
+            error=error,
+            days=self.app.settings.server.manage_link_days,
+        )
+
+
+def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
+    limiter = RequestLimiter()
+
+    # ---- asking for a link ------------------------------------------------------------------
+
+    @router.get("/manage")
+    def manage_form() -> HTMLResponse:
+        return pages.render(
+            "manage.html",
+            title="Your digest",
+            sent=False,
+            signup=app.settings.server.signup == "open",
+        )
+
+    @router.post("/manage")
+    async def manage_request(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
+        form = await request.form()
+        address = str(form.get("email") or "").strip()
+        now = app.clock()
+        client = request.client.host if request.client else "?"
+        if not limiter.allow(f"client:{client}", REQUESTS_PER_CLIENT, now):
+            return pages.render(
+                "error.html",
+                429,
+                title="Too many requests",
+                heading="Too many requests",
+                message="Too many links were asked for from your network: try again in an hour.",
+            )
+        if address and limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
+            user = app.store.subscriber.user_by_email(address)
+            if user is not None:
+                tasks.add_task(send_manage_link, app, user, address)
+        # the same answer, known address or not, limited or not
+        return pages.render(
+            "manage.html", title="Your digest", sent=True, days=app.settings.server.manage_link_days
+        )
+
+
+def _edit_routes(router: APIRouter, page: _Page) -> None:
+    app = page.app
+    # ---- the page ---------------------------------------------------------------------------
+
+    @router.get("/me/{token}")
+    def me(token: str, done: str = "") -> HTMLResponse:
+        user = page.open_page(token)
+        return page.show(token, user, note=DONE.get(done, ""))
+
+    @router.post("/me/{token}/feedback")
+    async def set_feedback(token: str, request: Request) -> Response:
+        user = page.open_page(token)
+        form = await page.checked_form(token, request)
+        if form is None:
+            return page.forbidden()
+        value = {"like": LIKE, "dislike": DISLIKE, "none": NEITHER}.get(form.get("value", ""))
+        paper_id = form.get("paper", "")
+        if value is None or not paper_id.isdigit():
+            return page.show(
+                token, user, error="That answer is not one of the buttons.", status=400
+            )
+        if int(paper_id) not in app.store.papers.by_ids([int(paper_id)]):
+            return page.show(token, user, error="That paper is no longer stored.", status=400)
+        app.store.people.set_feedback(user.id, int(paper_id), value, app.clock())
+        return page.back(token, "feedback", "history" if form.get("from") == "history" else "likes")
+
+    @router.post("/me/{token}/follow")
+    async def follow(token: str, request: Request) -> Response:
+        user = page.open_page(token)
+        form = await page.checked_form(token, request)
+        if form is None:
+            return page.forbidden()
+        try:
+            kind = FollowKind(form.get("kind", ""))
+        except ValueError:
+            return page.show(token, user, error="Choose a keyword or an author.", status=400)
+        what = "keyword" if kind == FollowKind.KEYWORD else "author"
+        if form.get("op") == "remove":
+            app.store.people.remove_follow(user.id, kind, form.get("value", ""))
+        else:
+            try:
+                value = check_follow(form.get("value", ""), what)
+            except ValueError as e:
+                return page.show(token, user, error=str(e), status=400)
+            muted = form.get("op") == "mute"
+            app.store.people.set_follow(user.id, kind, value, muted=muted)
+        return page.back(token, "follow", "follows")
+
+
+def _settings_routes(router: APIRouter, page: _Page) -> None:
+    app = page.app
+
+    @router.post("/me/{token}/channel")
+    async def channel(token: str, request: Request) -> Response:
+        user = page.open_page(token)
+        form = await page.checked_form(token, request)
+        if form is None:
+            return page.forbidden()
+        op, channel_id = form.get("op"), form.get("channel", "")
+        if op not in ("pause", "resume") or not channel_id.isdigit():
+            return page.show(token, user, error="That is not one of the buttons.", status=400)
+        app.store.people.set_channel_active(user.id, int(channel_id), op == "resume", app.clock())
+        return page.back(token, "channel", "channels")
+
+    @router.post("/me/{token}/settings")
+    async def settings(token: str, request: Request) -> Response:
+        user = page.open_page(token)
+        form = await page.checked_form(token, request)
+        if form is None:
+            return page.forbidden()
+        changes: dict[str, object] = {}
+        try:
+            changes["timezone"] = check_timezone(form.get("timezone", "").strip() or "UTC")
+            for key, field, top in (("hour", "digest_hour", 23), ("picks", "max_picks", 100)):
+                raw = form.get(key, "").strip()
+                low = 0 if key == "hour" else 1
+                if raw and not (raw.isdigit() and low <= int(raw) <= top):
+                    raise ValueError(f"{raw!r} is not a number from {low} to {top}")
+                changes[field] = int(raw) if raw else None
+        except ValueError as e:
+            return page.show(token, user, error=str(e), status=400)
+        # FREQUENCY (helper "schedule"): daily / weekly / paused-until is read from this form
+        # and stored here once the User has those columns; see me.html's marked place.
+        app.store.people.update(user.name, **changes)
+        return page.back(token, "settings", "delivery")
+
+
+def _data_routes(router: APIRouter, page: _Page) -> None:
+    app, pages = page.app, page.pages
+
+    @router.get("/me/{token}/export.json")
+    def export_json(token: str) -> Response:
+        user = page.open_page(token)
+        show_address = {
+            ChannelKind.EMAIL: lambda a: a,
+            ChannelKind.SLACK: hide_webhook,
+        }
+        data: dict[str, Any] = {
+            "exported_at": app.clock().isoformat(),
+            **app.store.subscriber.export(user.id, show_address),
+        }
+        return Response(
+            json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+            media_type="application/json",
+            headers={
+                **SECURITY_HEADERS,
+                "Content-Disposition": f'attachment; filename="paperwire-{_file(user)}.json"',
+            },
+        )
+
+    @router.get("/me/{token}/likes.bib")
+    def export_bibtex(token: str) -> Response:
+        user = page.open_page(token)
+        likes = [p for p, value, _ in app.store.subscriber.feedback(user.id) if value > 0]
+        return Response(
+            bibtex(likes),
+            media_type="application/x-bibtex; charset=utf-8",
+            headers={
+                **SECURITY_HEADERS,
+                "Content-Disposition": f'attachment; filename="paperwire-{_file(user)}-likes.bib"',
+            },
+        )
+
+    @router.get("/me/{token}/delete")
+    def delete_page(token: str) -> HTMLResponse:
+        page.open_page(token)
+        return pages.render(
+            "me_delete.html",
+            title="Delete your account",
+            token=token,
+            csrf=app.links.form_token(token),
+        )
+
+    @router.post("/me/{token}/delete")
+    async def delete(token: str, request: Request) -> Response:
+        user = page.open_page(token)
+        form = await page.checked_form(token, request)
+        if form is None:
+            return page.forbidden()
+        if form.get("confirm") != "yes":
+            return RedirectResponse(
+                f"/me/{token}/delete", status_code=303, headers=SECURITY_HEADERS
+            )
+        with contextlib.suppress(PaperwireError):  # removed meanwhile
+            app.store.people.remove(user.name)
+        return pages.render(
+            "done.html",
+            title="Deleted",
+            heading="Your account is deleted.",
+            paper=None,
+            message="Your channels, likes, follows and digests are gone; no more digests come. "
+            "The papers themselves stay: they are the feeds', not yours.",
+            undo_url=None,
+        )
+
+
+def subscriber_routes(app: App, pages: Pages) -> APIRouter:
+    router = APIRouter()
+    page = _Page(app, pages)
+    _request_routes(router, app, pages)
+    _edit_routes(router, page)
+    _settings_routes(router, page)
+    _data_routes(router, page)
+    return router

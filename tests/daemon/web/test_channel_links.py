@@ -1,0 +1,263 @@
+"""Links name their channel: unsubscribing from an email stops that address only, from Slack
+that Slack channel only; the last channel stopped unsubscribes the user; old tokens (no
+channel) act on the user as before; RFC 8058 one-click POST works per address; the confirm
+pages are honest without JavaScript."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from email import message_from_bytes, policy
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from daemon.app import App
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind
+from daemon.db.rows import ChannelRow
+from daemon.ingest.parse import PaperIn
+from daemon.jobs.delivery import build_digest
+from daemon.web.links import BadLink
+from daemon.web.pages import make_web
+from notifications.render import render_email, render_slack
+
+HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
+
+
+@dataclass
+class World:
+    app: App
+    client: TestClient
+    user_id: int
+    paper_id: int
+    email: ChannelRow
+    slack: ChannelRow
+
+
+@pytest.fixture
+def world(app_factory: Callable[..., App], clock: Callable[[], datetime]) -> Iterator[World]:
+    app = app_factory()
+    now = clock()
+    user = app.store.people.add(
+        "ada", now, channels={ChannelKind.EMAIL: "ada@example.org", ChannelKind.SLACK: HOOK}
+    )
+    app.store.papers.upsert(
+        [
+            PaperIn(
+                key="arxiv:2608.16590",
+                title="A plain paper",
+                abstract="About things.",
+                authors=("Xin Ding",),
+                url="https://arxiv.org/abs/2608.16590",
+                published=now,
+                arxiv_id="2608.16590",
+            )
+        ],
+        None,
+        now,
+    )
+    paper = app.store.papers.find("2608.16590")
+    email, slack = app.store.people.channels_of(user.id)
+    assert email.kind == ChannelKind.EMAIL and slack.kind == ChannelKind.SLACK
+    with TestClient(make_web(app)) as client:
+        yield World(app, client, user.id, paper.id, email, slack)
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def _active(w: World) -> tuple[bool, bool, bool]:
+    user = w.app.store.people.by_id(w.user_id)
+    assert user is not None
+    email, slack = w.app.store.people.channels_of(w.user_id)
+    return user.active, email.active, slack.active
+
+
+def _subscribed_channels(w: World) -> list[ChannelKind]:
+    """What the digest job sees: active users with their active channels."""
+    return [c.kind for _, channels in w.app.store.people.subscribers() for c in channels]
+
+
+def _digest(w: World, channel: ChannelRow, clock: Callable[[], datetime]) -> int:
+    item = NewItem(paper_id=w.paper_id, score=0.5, kind="similar", reason="close")
+    digest_id = w.app.store.digests.create(
+        w.user_id, channel.id, clock().date(), [item], clock(), cold_start=False
+    )
+    assert digest_id is not None
+    return digest_id
+
+
+def test_email_unsubscribe_stops_that_address_only(world: World) -> None:
+    path = _path(world.app.links.unsubscribe_url(world.user_id, world.email.id))
+    page = world.client.get(path)
+    assert page.status_code == 200
+    assert "Stop the digests to ada@example.org?" in page.text
+    assert _active(world) == (True, True, True)  # a GET changes nothing
+
+    done = world.client.post(path)
+    assert "No more digests go to ada@example.org." in done.text
+    assert _active(world) == (True, False, True)
+    assert _subscribed_channels(world) == [ChannelKind.SLACK]
+
+    world.client.post(path + "/undo")
+    assert _active(world) == (True, True, True)
+
+
+def test_slack_unsubscribe_stops_that_channel_only_and_hides_the_webhook(world: World) -> None:
+    path = _path(world.app.links.unsubscribe_url(world.user_id, world.slack.id))
+    page = world.client.get(path)
+    assert "hooks.slack.com/services/T0ABC/B0DEF/…" in page.text
+    assert "s3cretToken" not in page.text
+    done = world.client.post(path)
+    assert "s3cretToken" not in done.text
+    assert _active(world) == (True, True, False)
+    assert _subscribed_channels(world) == [ChannelKind.EMAIL]
+
+
+def test_the_last_channel_stopped_unsubscribes_the_user(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    for channel in (world.email, world.slack):
+        world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, channel.id)))
+    user = world.app.store.people.by_id(world.user_id)
+    assert user is not None and user.active is False and user.unsubscribed_at == clock()
+    assert world.app.store.people.subscribers() == []
+    # subscribing again from one channel's link starts that channel and the user
+    world.client.post(
+        _path(world.app.links.unsubscribe_url(world.user_id, world.slack.id)) + "/undo"
+    )
+    assert _active(world) == (True, False, True)
+
+
+def test_an_old_token_without_channel_unsubscribes_from_everything(world: World) -> None:
+    old = world.app.links.token("unsubscribe", world.user_id)  # as made before channels
+    assert world.app.links.read(old).channel_id is None
+    page = world.client.get(f"/unsubscribe/{old}")
+    assert "Stop receiving paperwire digests?" in page.text
+    world.client.post(f"/unsubscribe/{old}")
+    user, *_ = _active(world)
+    assert user is False
+    assert world.app.store.people.subscribers() == []
+    world.client.post(f"/unsubscribe/{old}/undo")
+    assert _active(world) == (True, True, True)
+
+
+def test_subscribing_again_after_every_channel_stopped_starts_them_all(world: World) -> None:
+    for channel in (world.email, world.slack):
+        world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, channel.id)))
+    old = world.app.links.token("unsubscribe", world.user_id)
+    world.client.post(f"/unsubscribe/{old}/undo")
+    assert _active(world) == (True, True, True)
+
+
+def test_old_like_tokens_still_work(world: World) -> None:
+    old = world.app.links.token("like", world.user_id, world.paper_id)
+    assert world.client.post(f"/f/{old}").status_code == 200
+    assert world.app.store.people.signals([world.user_id])[world.user_id].likes
+
+
+def test_a_channel_of_someone_else_is_refused(world: World, clock: Callable[[], datetime]) -> None:
+    eve = world.app.store.people.add("eve", clock(), channels={ChannelKind.EMAIL: "eve@x.org"})
+    (eve_email,) = world.app.store.people.channels_of(eve.id)
+    forged = world.app.links.unsubscribe_url(world.user_id, eve_email.id)
+    resp = world.client.post(_path(forged))
+    assert resp.status_code == 400
+    assert _active(world) == (True, True, True)
+    assert world.app.store.people.channels_of(eve.id)[0].active is True
+
+
+def test_rfc8058_one_click_post_stops_the_address_of_that_email(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    digest, channel, _ = build_digest(world.app, _digest(world, world.email, clock))
+    out = render_email(
+        digest, sender="p@lab.example", recipient=channel.address, message_id_domain="lab.example"
+    )
+    message = message_from_bytes(out.data, policy=policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    target = str(message["List-Unsubscribe"]).strip("<>")
+    assert world.app.links.read(target.rsplit("/", 1)[1]).channel_id == world.email.id
+    resp = world.client.post(
+        _path(target),
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert resp.status_code == 200
+    assert _active(world) == (True, False, True)
+
+
+def test_slack_digest_links_name_the_slack_channel(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    digest, channel, _ = build_digest(world.app, _digest(world, world.slack, clock))
+    out = render_slack(digest, webhook_url=channel.address)
+    text = str(out.payloads)
+    tokens = re.findall(r"/(?:f|unsubscribe|me)/([\w.-]+)", text)
+    actions = {world.app.links.read(t).action: world.app.links.read(t) for t in tokens}
+    assert set(actions) == {"like", "dislike", "unsubscribe", "manage"}
+    assert actions["like"].channel_id == world.slack.id
+    assert actions["unsubscribe"].channel_id == world.slack.id
+    assert "Manage your digest" in text
+
+
+def test_email_digest_carries_the_manage_link(world: World, clock: Callable[[], datetime]) -> None:
+    digest, channel, _ = build_digest(world.app, _digest(world, world.email, clock))
+    out = render_email(
+        digest, sender="p@lab.example", recipient=channel.address, message_id_domain="lab.example"
+    )
+    assert out.html is not None and "Manage your digest" in out.html
+    link = re.search(r'href="[^"]*/me/([\w.-]+)"', out.html)
+    assert link is not None
+    assert world.app.links.read(link.group(1)).user_id == world.user_id
+
+
+def test_like_page_without_javascript_is_honest(world: World) -> None:
+    """The page holds no script; it says nothing is saved and shows a button; GET saves
+    nothing."""
+    url = world.app.links.feedback_url("like", world.user_id, world.paper_id, world.email.id)
+    resp = world.client.get(_path(url))
+    assert "<script" not in resp.text.lower()
+    assert "Saving" not in resp.text
+    assert "Nothing is saved until you press the button." in resp.text
+    assert re.search(r'<form method="post"[^>]*>\s*<button type="submit"', resp.text)
+    assert "script-src" not in resp.headers["Content-Security-Policy"]
+    assert not world.app.store.people.signals([world.user_id])[world.user_id].likes
+
+
+def test_tokens_are_checked(world: World) -> None:
+    links = world.app.links
+    with pytest.raises(BadLink):
+        links.read(links.token("unsubscribe", 1, 2, 3))  # a paper in an unsubscribe token
+    for action in ("like", "unsubscribe"):
+        token = links.token(action, world.user_id, 1 if action == "like" else None, 9)
+        assert links.read(token).channel_id == 9
+
+
+def test_an_admin_saving_the_same_address_keeps_a_stopped_channel_stopped(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, world.email.id)))
+    people = world.app.store.people
+    people.edit(
+        "ada",
+        clock(),
+        changes={"display_name": "Ada L."},
+        channels={ChannelKind.EMAIL: "ada@example.org", ChannelKind.SLACK: HOOK},
+    )
+    assert _active(world) == (True, False, True)
+    people.edit("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    assert _active(world) == (True, True, True)  # a new address starts afresh
+
+
+def test_the_admin_subscribing_again_starts_the_stopped_channels(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    for channel in (world.email, world.slack):
+        world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, channel.id)))
+    world.app.store.people.edit("ada", clock(), subscribed=True)  # `users set --subscribe`
+    assert _active(world) == (True, True, True)

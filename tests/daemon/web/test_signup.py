@@ -1,0 +1,115 @@
+"""Self-signup: closed by default; open, it is double opt-in (a link mailed to the address, a
+button on its page), limited to `server.signup_domains`, with the same answer for a known
+address (which is mailed a link to its page instead)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from daemon.app import App
+from daemon.db.models import ChannelKind
+from daemon.settings import ServerSettings
+from daemon.web.pages import make_web
+from tests.daemon.conftest import SettingsFactory
+
+
+def _app(app_factory: Callable[..., App], make_settings: SettingsFactory, **server: Any) -> App:
+    return app_factory(
+        make_settings(
+            server={
+                "base_url": "http://127.0.0.1:8080",
+                "secret_key": "test-secret-key",
+                **server,
+            }
+        )
+    )
+
+
+def _mail_bodies(app: App) -> list[str]:
+    outbox = Path(app.settings.delivery.outbox_dir)
+    return [f.read_text() for f in sorted(outbox.glob("*.eml"))] if outbox.exists() else []
+
+
+def test_signup_is_closed_by_default(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    app = _app(app_factory, make_settings)
+    assert app.settings.server.signup == "closed"
+    with TestClient(make_web(app)) as client:
+        assert client.get("/signup").status_code == 404
+        assert client.post("/signup", data={"email": "a@lab.example"}).status_code == 404
+        token = app.links.signup_url("a@lab.example", app.clock()).rsplit("/", 1)[1]
+        assert client.post(f"/signup/{token}").status_code == 404
+    assert app.store.people.all() == []
+
+
+def test_double_opt_in(app_factory: Callable[..., App], make_settings: SettingsFactory) -> None:
+    app = _app(app_factory, make_settings, signup="open", signup_domains=["lab.example"])
+    with TestClient(make_web(app)) as client:
+        assert 'name="email"' in client.get("/signup").text
+        refused = client.post("/signup", data={"email": "eve@elsewhere.example"})
+        assert refused.status_code == 400
+        assert client.post("/signup", data={"email": "not an address"}).status_code == 400
+        answer = client.post("/signup", data={"email": "grace.h@lab.example"})
+        assert answer.status_code == 200 and 'id="sent"' in answer.text
+        assert app.store.people.all() == []  # nothing until the link is confirmed
+        (body,) = _mail_bodies(app)
+        link = re.search(r"http://127\.0\.0\.1:8080(/signup/[\w.-]+)", body.replace("=\n", ""))
+        assert link is not None
+        page = client.get(link.group(1))
+        assert "grace.h@lab.example" in page.text
+        assert app.store.people.all() == []  # the GET made nobody
+        done = client.post(link.group(1))
+        assert done.status_code == 200 and "Welcome!" in done.text  # on their own page
+        ((user, channels),) = app.store.people.all()
+        assert user.name == "grace.h" and user.active
+        assert [(c.kind, c.address) for c in channels] == [
+            (ChannelKind.EMAIL, "grace.h@lab.example")
+        ]
+        # confirming again makes no second subscriber
+        client.post(link.group(1))
+        assert len(app.store.people.all()) == 1
+
+
+def test_a_known_address_gets_the_same_answer(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    app = _app(app_factory, make_settings, signup="open")
+    app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    with TestClient(make_web(app)) as client:
+        known = client.post("/signup", data={"email": "ada@lab.example"})
+        unknown = client.post("/signup", data={"email": "bob@lab.example"})
+        assert known.text == unknown.text
+    bodies = _mail_bodies(app)
+    assert any("/me/" in b for b in bodies) and any("/signup/" in b for b in bodies)
+
+
+def test_the_signup_link_expires(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, clock: Any
+) -> None:
+    app = _app(app_factory, make_settings, signup="open")
+    path = "/signup/" + app.links.signup_url("x@lab.example", clock()).rsplit("/", 1)[1]
+    clock.now = clock.now + timedelta(hours=48)
+    with TestClient(make_web(app)) as client:
+        assert client.post(path).status_code == 400
+        assert client.post(path[:-2]).status_code == 400
+    assert app.store.people.all() == []
+
+
+def test_signup_domains_are_checked() -> None:
+    assert ServerSettings(signup_domains="Lab.example, @uni.example").signup_domains == [
+        "lab.example",
+        "uni.example",
+    ]
+    with pytest.raises(ValidationError):
+        ServerSettings(signup_domains=["not a domain"])
+    with pytest.raises(ValidationError):
+        ServerSettings(signup="maybe")

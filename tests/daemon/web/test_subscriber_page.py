@@ -1,0 +1,416 @@
+"""A subscriber's own page: the manage link (expiry, forgery), /manage (same answer, rate
+limits, the mail), every action of the page with its CSRF check, export, deletion."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from email import message_from_bytes, policy
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from daemon.app import App
+from daemon.db.digests import NewItem
+from daemon.db.models import Channel, ChannelKind, Digest, Feedback, Follow, FollowKind, User
+from daemon.db.people import DISLIKE, LIKE
+from daemon.ingest.parse import PaperIn
+from daemon.web import subscriber
+from daemon.web.links import Links
+from daemon.web.pages import make_web
+from tests.daemon.conftest import SettingsFactory
+from tests.servers import smtp_server
+
+HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
+
+
+@dataclass
+class World:
+    app: App
+    client: TestClient
+    user_id: int
+    papers: list[int]
+    token: str
+    clock: Any
+
+    @property
+    def page(self) -> str:
+        return f"/me/{self.token}"
+
+    def form(self, **values: str) -> dict[str, str]:
+        return {"csrf": self.app.links.form_token(self.token), **values}
+
+    def post(self, action: str, **values: str) -> Any:
+        return self.client.post(f"{self.page}/{action}", data=self.form(**values))
+
+
+@pytest.fixture
+def world(app_factory: Callable[..., App], clock: Any) -> Iterator[World]:
+    app = app_factory()
+    now = clock()
+    user = app.store.people.add(
+        "ada",
+        now,
+        channels={ChannelKind.EMAIL: "ada@example.org", ChannelKind.SLACK: HOOK},
+        display_name="Ada",
+    )
+    app.store.papers.upsert(
+        [
+            PaperIn(
+                key="arxiv:2608.16590",
+                title="Diffusion & {braces}",
+                abstract="About things.",
+                authors=("Xin Ding", "Ana Müller"),
+                url="https://arxiv.org/abs/2608.16590",
+                published=now,
+                arxiv_id="2608.16590",
+            ),
+            PaperIn(
+                key="arxiv:2608.17253",
+                title="<b>Second</b> paper",
+                abstract="",
+                authors=("Mallory",),
+                url="https://arxiv.org/abs/2608.17253",
+                published=now,
+                arxiv_id="2608.17253",
+            ),
+        ],
+        None,
+        now,
+    )
+    papers = [app.store.papers.find(i).id for i in ("2608.16590", "2608.17253")]
+    token = urlsplit(app.links.manage_url(user.id, now)).path.rsplit("/", 1)[1]
+    with TestClient(make_web(app)) as client:
+        yield World(app, client, user.id, papers, token, clock)
+
+
+def _rows(app: App, model: Any) -> list[Any]:
+    with Session(app.store.engine) as s:
+        return list(s.exec(select(model)).all())
+
+
+def _user(w: World) -> Any:
+    user = w.app.store.people.by_id(w.user_id)
+    assert user is not None
+    return user
+
+
+# ---- the link --------------------------------------------------------------------------------
+
+
+def test_the_page_opens_and_a_get_changes_nothing(world: World) -> None:
+    world.app.store.people.set_feedback(world.user_id, world.papers[0], LIKE, world.clock())
+    before = [_rows(world.app, m) for m in (User, Channel, Feedback, Follow)]
+    resp = world.client.get(world.page)
+    assert resp.status_code == 200
+    assert "Your digest, Ada" in resp.text
+    assert "ada@example.org" in resp.text
+    assert "hooks.slack.com/services/T0ABC/B0DEF/…" in resp.text
+    assert "s3cretToken" not in resp.text
+    assert "Diffusion &amp; {braces}" in resp.text
+    assert "<script" not in resp.text.lower()
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert [_rows(world.app, m) for m in (User, Channel, Feedback, Follow)] == before
+
+
+def test_the_link_expires(world: World) -> None:
+    days = world.app.settings.server.manage_link_days
+    world.clock.now = world.clock.now + timedelta(days=days) - timedelta(seconds=1)
+    assert world.client.get(world.page).status_code == 200
+    world.clock.now = world.clock.now + timedelta(seconds=1)
+    resp = world.client.get(world.page)
+    assert resp.status_code == 400
+    assert "expired" in resp.text
+    assert world.post("settings", hour="3", timezone="UTC").status_code == 400
+    assert _user(world).digest_hour is None
+
+
+def test_forged_and_other_links_do_not_open_the_page(world: World) -> None:
+    other = Links("another-installation-secret", "http://127.0.0.1:8080")
+    forged = urlsplit(other.manage_url(world.user_id, world.clock())).path
+    assert world.client.get(forged).status_code == 400
+    like = world.app.links.token("like", world.user_id, world.papers[0])
+    assert world.client.get(f"/me/{like}").status_code == 400
+    unsubscribe = world.app.links.token("unsubscribe", world.user_id)
+    assert world.client.get(f"/me/{unsubscribe}").status_code == 400
+    assert world.client.get(world.page[:-3]).status_code == 400
+    # and a manage token opens no like or unsubscribe page
+    assert world.client.post(f"/f/{world.token}").status_code == 400
+    assert world.client.post(f"/unsubscribe/{world.token}").status_code == 400
+    assert _user(world).active is True
+
+
+def test_a_post_without_the_form_token_or_from_another_site_changes_nothing(
+    world: World,
+) -> None:
+    resp = world.client.post(f"{world.page}/settings", data={"hour": "3", "timezone": "UTC"})
+    assert resp.status_code == 403
+    other = world.app.links.form_token("x" + world.token)
+    data = {"csrf": other, "hour": "3", "timezone": "UTC"}
+    assert world.client.post(f"{world.page}/settings", data=data).status_code == 403
+    resp = world.client.post(
+        f"{world.page}/settings",
+        data=world.form(hour="3", timezone="UTC"),
+        headers={"Origin": "https://evil.example"},
+    )
+    assert resp.status_code == 403
+    assert _user(world).digest_hour is None
+
+
+# ---- /manage -----------------------------------------------------------------------------------
+
+
+def _mails(app: App) -> list[Any]:
+    outbox = Path(app.settings.delivery.outbox_dir)
+    files = sorted(outbox.glob("*.eml")) if outbox.exists() else []
+    return [message_from_bytes(f.read_bytes(), policy=policy.default) for f in files]
+
+
+def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: World) -> None:
+    form = world.client.get("/manage")
+    assert form.status_code == 200 and 'name="email"' in form.text
+    known = world.client.post("/manage", data={"email": "ADA@example.org"})
+    unknown = world.client.post("/manage", data={"email": "nobody@example.org"})
+    assert known.status_code == unknown.status_code == 200
+    assert known.text == unknown.text
+    mails = _mails(world.app)
+    assert len(mails) == 1
+    assert mails[0]["To"] == "ADA@example.org"
+    body = mails[0].get_content()
+    link = re.search(r"http://127\.0\.0\.1:8080(/me/[\w.-]+)", body)
+    assert link is not None
+    assert world.client.get(link.group(1)).status_code == 200
+
+
+def test_manage_is_rate_limited_per_address_and_per_client(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(
+        subscriber, "send_manage_link", lambda app, user, address: sent.append(address)
+    )
+    answers = {world.client.post("/manage", data={"email": "ada@example.org"}).text}
+    for _ in range(4):
+        answers.add(world.client.post("/manage", data={"email": "ada@example.org"}).text)
+    assert len(answers) == 1  # the same answer, limited or not
+    assert len(sent) == 3  # REQUESTS_PER_ADDRESS
+    for i in range(5):
+        assert world.client.post("/manage", data={"email": f"x{i}@example.org"}).status_code == 200
+    assert world.client.post("/manage", data={"email": "y@example.org"}).status_code == 429
+    world.clock.now = world.clock.now + timedelta(hours=1)
+    assert world.client.post("/manage", data={"email": "ada@example.org"}).status_code == 200
+    assert len(sent) == 4
+
+
+# ---- the page's actions ------------------------------------------------------------------------
+
+
+def test_remove_a_like_and_a_dislike(world: World) -> None:
+    people = world.app.store.people
+    people.set_feedback(world.user_id, world.papers[0], LIKE, world.clock())
+    people.set_feedback(world.user_id, world.papers[1], DISLIKE, world.clock())
+    resp = world.post("feedback", paper=str(world.papers[0]), value="none")
+    assert resp.status_code == 200  # after the redirect
+    assert "Your answer on that paper is saved." in resp.text
+    assert [(f.paper_id, f.value) for f in _rows(world.app, Feedback)] == [
+        (world.papers[1], DISLIKE)
+    ]
+    world.post("feedback", paper=str(world.papers[1]), value="none")
+    assert _rows(world.app, Feedback) == []
+
+
+def test_history_shows_digests_and_answers_from_there(world: World) -> None:
+    (email, _slack) = world.app.store.people.channels_of(world.user_id)
+    items = [NewItem(p, 0.5, "similar", "close") for p in world.papers]
+    world.app.store.digests.create(
+        world.user_id, email.id, world.clock().date(), items, world.clock(), cold_start=False
+    )
+    page = world.client.get(world.page).text
+    assert world.clock().date().isoformat() in page
+    assert "&lt;b&gt;Second&lt;/b&gt; paper" in page
+    assert page.count("👍 More like this") == 2
+    world.post("feedback", paper=str(world.papers[1]), value="dislike", **{"from": "history"})
+    assert [(f.paper_id, f.value) for f in _rows(world.app, Feedback)] == [
+        (world.papers[1], DISLIKE)
+    ]
+    assert world.post("feedback", paper="999999", value="like").status_code == 400
+
+
+def test_follow_mute_and_remove(world: World) -> None:
+    world.post("follow", kind="keyword", value="  diffusion   models ", op="follow")
+    world.post("follow", kind="author", value="Yann LeCun", op="mute")
+    follows = {(f.kind, f.value, f.muted) for f in _rows(world.app, Follow)}
+    assert follows == {("keyword", "diffusion models", False), ("author", "Yann LeCun", True)}
+    page = world.client.get(world.page).text
+    assert "diffusion models" in page and "muted (fewer papers)" in page
+    world.post("follow", kind="keyword", value="diffusion models", op="remove")
+    assert [(f.kind, f.value) for f in _rows(world.app, Follow)] == [("author", "Yann LeCun")]
+    assert world.post("follow", kind="keyword", value="   ", op="follow").status_code == 400
+    assert world.post("follow", kind="venue", value="x", op="follow").status_code == 400
+
+
+def test_pause_and_start_a_channel(world: World) -> None:
+    email, slack = world.app.store.people.channels_of(world.user_id)
+    world.post("channel", channel=str(slack.id), op="pause")
+    assert [c.active for c in world.app.store.people.channels_of(world.user_id)] == [True, False]
+    assert _user(world).active is True
+    world.post("channel", channel=str(email.id), op="pause")
+    assert _user(world).active is False  # the last one: unsubscribed as a whole
+    assert "You are unsubscribed" in world.client.get(world.page).text
+    world.post("channel", channel=str(email.id), op="resume")
+    assert _user(world).active is True
+    assert [c.active for c in world.app.store.people.channels_of(world.user_id)] == [True, False]
+
+
+def test_a_channel_of_someone_else_cannot_be_paused(world: World) -> None:
+    eve = world.app.store.people.add(
+        "eve", world.clock(), channels={ChannelKind.EMAIL: "eve@example.org"}
+    )
+    (channel,) = world.app.store.people.channels_of(eve.id)
+    assert world.post("channel", channel=str(channel.id), op="pause").status_code == 400
+    assert world.app.store.people.channels_of(eve.id)[0].active is True
+
+
+def test_hour_time_zone_and_picks(world: World) -> None:
+    resp = world.post("settings", hour="6", timezone="Europe/Berlin", picks="5")
+    assert "delivery settings are updated" in resp.text
+    user = _user(world)
+    assert (user.digest_hour, user.timezone, user.max_picks) == (6, "Europe/Berlin", 5)
+    assert "<option selected>Europe/Berlin</option>" in resp.text
+    world.post("settings", hour="", timezone="UTC", picks="")
+    user = _user(world)
+    assert (user.digest_hour, user.timezone, user.max_picks) == (None, "UTC", None)
+    for bad in ({"timezone": "Mars/Olympus"}, {"hour": "24"}, {"picks": "0"}, {"hour": "x"}):
+        data = {"hour": "", "timezone": "UTC", "picks": "", **bad}
+        assert world.post("settings", **data).status_code == 400
+    assert _user(world).timezone == "UTC"
+
+
+# ---- export and deletion -------------------------------------------------------------------------
+
+
+def test_export_json_holds_everything_and_no_secret(world: World) -> None:
+    people = world.app.store.people
+    people.set_feedback(world.user_id, world.papers[0], LIKE, world.clock())
+    people.set_feedback(world.user_id, world.papers[1], DISLIKE, world.clock())
+    people.set_follow(world.user_id, FollowKind.KEYWORD, "diffusion", muted=False)
+    email, _ = people.channels_of(world.user_id)
+    world.app.store.digests.create(
+        world.user_id,
+        email.id,
+        world.clock().date(),
+        [NewItem(world.papers[0], 0.5, "similar", "close")],
+        world.clock(),
+        cold_start=False,
+    )
+    resp = world.client.get(f"{world.page}/export.json")
+    assert resp.status_code == 200
+    assert resp.headers["Content-Type"].startswith("application/json")
+    assert "attachment" in resp.headers["Content-Disposition"]
+    assert "s3cretToken" not in resp.text
+    data = json.loads(resp.text)
+    assert data["user"]["name"] == "ada" and data["user"]["subscribed"] is True
+    assert [c["address"] for c in data["channels"]] == [
+        "ada@example.org",
+        "hooks.slack.com/services/T0ABC/B0DEF/…",
+    ]
+    assert {(f["paper"], f["value"]) for f in data["likes_and_dislikes"]} == {
+        ("arxiv:2608.16590", "like"),
+        ("arxiv:2608.17253", "dislike"),
+    }
+    assert data["follows"] == [{"kind": "keyword", "value": "diffusion", "muted": False}]
+    (digest,) = data["digests"]
+    assert digest["channel"] == "ada@example.org"
+    assert [p["paper"] for p in digest["papers"]] == ["arxiv:2608.16590"]
+
+
+def test_export_bibtex_of_likes(world: World) -> None:
+    people = world.app.store.people
+    people.set_feedback(world.user_id, world.papers[0], LIKE, world.clock())
+    people.set_feedback(world.user_id, world.papers[1], DISLIKE, world.clock())
+    resp = world.client.get(f"{world.page}/likes.bib")
+    assert resp.status_code == 200
+    text = resp.text
+    assert text.count("@misc{") == 1
+    assert "@misc{arxiv2608_16590," in text
+    assert r"title = {{Diffusion \& \{braces\}}}" in text
+    assert "author = {Xin Ding and Ana Müller}" in text
+    assert "eprint = {2608.16590}" in text and "archivePrefix = {arXiv}" in text
+    assert f"year = {{{world.clock().year}}}" in text
+    assert "Second" not in text
+
+
+def test_delete_the_account_after_a_confirm_step(world: World) -> None:
+    people = world.app.store.people
+    people.set_feedback(world.user_id, world.papers[0], LIKE, world.clock())
+    people.set_follow(world.user_id, FollowKind.AUTHOR, "Xin Ding", muted=False)
+    email, _ = people.channels_of(world.user_id)
+    world.app.store.digests.create(
+        world.user_id,
+        email.id,
+        world.clock().date(),
+        [NewItem(world.papers[0], 0.5, "similar", "close")],
+        world.clock(),
+        cold_start=False,
+    )
+    confirm = world.client.get(f"{world.page}/delete")
+    assert confirm.status_code == 200 and 'id="delete"' in confirm.text
+    assert people.by_id(world.user_id) is not None  # the GET deleted nothing
+    assert world.client.post(f"{world.page}/delete", data={"confirm": "yes"}).status_code == 403
+    resp = world.post("delete", confirm="yes")
+    assert resp.status_code == 200 and "Your account is deleted." in resp.text
+    for model in (User, Channel, Feedback, Follow, Digest):
+        assert _rows(world.app, model) == []
+    assert len(world.app.store.papers.by_ids(world.papers)) == 2  # the papers stay
+    assert world.client.get(world.page).status_code == 400
+
+
+def test_manage_mails_the_link_over_smtp(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, clock: Any
+) -> None:
+    """Through the app's real email transport: STARTTLS and login on a local SMTP server."""
+    with smtp_server(users={"paperwire": "s3cret-pass"}) as smtp:
+        settings = make_settings(
+            email={
+                "transport": "smtp",
+                "host": smtp.host,
+                "port": smtp.port,
+                "security": "starttls",
+                "username": "paperwire",
+                "password": "s3cret-pass",
+                "sender": "paperwire <digest@lab.example>",
+                "message_id_domain": "lab.example",
+            }
+        )
+        app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
+        app.store.people.add("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+        with TestClient(make_web(app)) as client:
+            client.post("/manage", data={"email": "ada@lab.example"})
+            client.post("/manage", data={"email": "eve@lab.example"})
+            (mail,) = smtp.messages
+            assert mail.rcpt_tos == ("ada@lab.example",)
+            message = mail.message
+            assert message["Subject"] == "Your paperwire page"
+            assert message["Auto-Submitted"] == "auto-generated"
+            link = re.search(r"http://127\.0\.0\.1:8080(/me/[\w.-]+)", message.get_content())
+            assert link is not None
+            assert "Your digest, ada" in client.get(link.group(1)).text
+
+
+def test_export_of_a_user_with_a_non_ascii_handle(world: World) -> None:
+    zoe = world.app.store.people.add(
+        "zoë", world.clock(), channels={ChannelKind.EMAIL: "zoe@example.org"}
+    )
+    path = urlsplit(world.app.links.manage_url(zoe.id, world.clock())).path
+    for export in ("export.json", "likes.bib"):
+        resp = world.client.get(f"{path}/{export}")
+        assert resp.status_code == 200
+        assert 'filename="paperwire-zo_' in resp.headers["Content-Disposition"]
+    assert json.loads(world.client.get(f"{path}/export.json").text)["user"]["name"] == "zoë"
