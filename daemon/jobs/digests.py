@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,8 +41,14 @@ class DigestReport:
     created: int = 0
     already: int = 0
     empty: int = 0
+    too_old: int = 0  # first seen in the window, but dated long before (digest.max_age_days)
     failed_users: list[str] = field(default_factory=list)
     planned: list[PlannedDigest] = field(default_factory=list)
+
+
+def _aware(t: datetime) -> datetime:
+    """A stored time as UTC (SQLite gives them back without a zone)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _zone(user: UserRow) -> ZoneInfo:
@@ -102,6 +108,12 @@ def make_digests(
     window = app.store.papers.window(
         now - timedelta(hours=s.digest.window_hours), now + timedelta(seconds=1)
     )
+    oldest = now - timedelta(days=s.digest.max_age_days)
+    fresh = [p for p in window if _aware(p.day) >= oldest]
+    report.too_old = len(window) - len(fresh)
+    if report.too_old:
+        log.info("old papers not announced as new", extra={"papers": report.too_old})
+    window = fresh
     report.candidates = len(window)
     day = _Day(app, now, window)
     for start in range(0, len(todo), USER_BATCH):
