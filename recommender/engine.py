@@ -55,6 +55,7 @@ from recommender.selection import (
     _select,
 )
 from recommender.state import FORMAT_VERSION, _Fitted
+from recommender.terms import _topic_labels
 from recommender.types import Calibration, Doc, Feedback, Recommendation
 
 # States pickled before the split name `recommender.engine._Fitted` and `._identity` (the
@@ -82,6 +83,7 @@ class Recommender:
         self.config = config or RecommenderConfig()
         self._fitted: _Fitted | None = None
         self._dense: _Dense | None = None
+        self._labels: list[str] | None = None  # interest topics' names, made on first use
 
     # ------------------------------------------------------------------ fitting / state
     @property
@@ -125,6 +127,7 @@ class Recommender:
             raise ValueError(f"unknown recommender method: {cfg.method!r}")
         self._fitted = fitted
         self._dense = None
+        self._labels = None
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -163,6 +166,16 @@ class Recommender:
                 predicted = np.asarray(f.matrix[rows] @ text_map, dtype=np.float64) / scale
             self._dense = _Dense(text_map, factors, sims, predicted)
         return self._dense
+
+    def _topic_labels(self) -> list[str]:
+        """The name of every interest topic ("gene expression"), from the terms of its liked
+        papers; made once per model, when an explanation first needs one."""
+        if self._labels is None:
+            f = self._require()
+            sims = self._arrays().topic_sims
+            assert sims is not None
+            self._labels = _topic_labels(f, sims.argmax(axis=1), sims.shape[1])
+        return self._labels
 
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         """Feature rows (L2-normalised) for docs; fitted-corpus docs reuse their stored row."""

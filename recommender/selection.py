@@ -289,7 +289,7 @@ def _cold(
             s = float(min(1.0, bonus[j]))
             recs.append(Recommendation(ctx.cands[j].id, s, "followed", fol.reason[j]))
         else:
-            recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Trending today"))
+            recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Popular today"))
     return recs
 
 
