@@ -92,6 +92,8 @@ def _label(cols: np.ndarray, scores: np.ndarray, f: _Fitted) -> str:
     words: list[str] = []
     for c in cols[order]:
         if c < f.n_word_features and " " not in (t := str(f.terms[c])) and _meaningful(t):
+            if any(t.rstrip("s") == w.rstrip("s") for w in words):  # "microrna", "micrornas"
+                continue
             words.append(t)
             if len(words) >= LABEL_WORDS:
                 break
@@ -124,10 +126,10 @@ def _topic_labels(f: _Fitted, liked_topic: np.ndarray, n_topics: int) -> list[st
     weight = (onehot @ x).tocsr()
     present = (onehot @ (x > 0).astype(np.float64)).tocsr()
     df = np.asarray((x > 0).sum(axis=0), dtype=np.float64).ravel()
-    labels = []
-    for t in range(n_topics):
-        a, z = weight.indptr[t], weight.indptr[t + 1]
-        cols = weight.indices[a:z]
-        share = np.asarray(present[t, cols].todense()).ravel() / df[cols]
-        labels.append(_label(cols, weight.data[a:z] * share, f))
-    return labels
+    share = present @ sp.diags(1.0 / np.maximum(df, 1.0))  # the topic's share of the term
+    score = weight.multiply(share).tocsr()
+    score.sort_indices()
+    return [
+        _label(score.indices[a:z], score.data[a:z], f)
+        for a, z in zip(score.indptr[:-1], score.indptr[1:], strict=True)
+    ]
