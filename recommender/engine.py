@@ -46,6 +46,7 @@ from recommender.features import _fit_features, _vectorize
 from recommender.interests import _learn_topics, _nearest_topics, _topic_sims
 from recommender.profiles import _Plan, _profile_plan, _profiles
 from recommender.selection import (
+    KEYWORD_SHARE,
     _batch_scores,
     _boost_and_block,
     _cold,
@@ -213,9 +214,15 @@ class Recommender:
         now: datetime,
         known: Mapping[str, Doc] | None = None,
         explain: bool = True,
+        keyword_share: float = KEYWORD_SHARE,
     ) -> dict[str, list[Recommendation]]:
         """Top `k` of `candidates` for every user (user_id → recommendations, best first).
-        `candidates`: docs, or `candidates(docs)` prepared once for several calls."""
+        `candidates`: docs, or `candidates(docs)` prepared once for several calls.
+        `keyword_share`: papers matching a followed keyword (by no followed author) hold at
+        most this share of every prefix of a list while other papers remain (1: no limit; a
+        reader without likes gets them all)."""
+        if not 0.0 <= keyword_share <= 1.0:
+            raise ValueError(f"keyword_share must be within [0, 1], not {keyword_share!r}")
         f = self._require()
         cfg = self.config
         if not isinstance(candidates, Candidates) or candidates.fitted is not f:
@@ -230,7 +237,7 @@ class Recommender:
         step = max(1, cfg.batch_size)
         for start in range(0, len(users), step):
             batch, batch_plans = users[start : start + step], plans[start : start + step]
-            out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain))
+            out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain, keyword_share))
         return out
 
     def _rank_batch(
@@ -241,6 +248,7 @@ class Recommender:
         ctx: _Context,
         k: int,
         explain: bool,
+        keyword_share: float = KEYWORD_SHARE,
     ) -> dict[str, list[Recommendation]]:
         """Top `k` for one batch of users (user_id → recommendations): their profiles are
         scored in one product; users without usable likes get the cold start."""
@@ -262,7 +270,7 @@ class Recommender:
                 out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg)
         if not sc.users:
             return out
-        picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg)
+        picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg, keyword_share)
         if explain:
             recs = _explain(picked, plans, follows, items, ctx, cfg)
         else:

@@ -227,4 +227,5 @@ def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
         k=k,
         now=now,
         known={str(pid): to_doc(p) for pid, p in known_rows.items()},
+        keyword_share=app.settings.digest.keyword_share,
     )
