@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
@@ -65,9 +66,8 @@ def test_followed_authors_are_not_capped(rec: Recommender, docs: dict[str, Doc])
 
 
 def test_capped_order() -> None:
-    hit = [False] * 10
-    for j in (0, 1, 2, 3, 4, 5):
-        hit[j] = True
+    hit = np.zeros(10, dtype=bool)
+    hit[:6] = True
     picks = [0, 1, 2, 3, 4, 5, 6, 7, 8]  # hits first, as their bonus puts them
     assert _capped(picks, hit, 0.5, 6) == [6, 0, 7, 1, 8, 2]
     assert _capped(picks, hit, 0.5, 9) == [6, 0, 7, 1, 8, 2, 3, 4, 5]  # the rest ran out
