@@ -22,9 +22,11 @@ def _hits(recs: list[Recommendation], docs: dict[str, Doc], word: str) -> list[b
 
 
 def _rank(
-    rec: Recommender, docs: dict[str, Doc], fb: Feedback, **kw: float
+    rec: Recommender, docs: dict[str, Doc], fb: Feedback, keyword_share: float = KEYWORD_SHARE
 ) -> list[Recommendation]:
-    return rec.rank(list(docs.values()), [fb], k=10, now=NOW, known=docs, **kw)[fb.user_id]
+    cands = list(docs.values())
+    out = rec.rank(cands, [fb], k=10, now=NOW, known=docs, keyword_share=keyword_share)
+    return out[fb.user_id]
 
 
 def test_keyword_hits_hold_at_most_their_share_of_every_prefix(
