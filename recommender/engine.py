@@ -23,8 +23,9 @@ Fewer than `cf_min_users` libraries (a new install, a demo) → TF-IDF centroid 
 `Recommender` here is the front door; the stages live in their own modules: `config`
 (`RecommenderConfig`), `state` (what `fit` learns and `dumps` stores), `features` (1), `cfmap`
 (2–3), `interests` (4), `profiles` (5 and the scores of 6), `selection` (the rest of 6 and the
-cold start), `explain` (the reasons), `context` (what one `rank` call shares between its
-users) and `exact` (products with the same bits on every machine).
+cold start), `explain` (the reasons), `terms` (the words worth naming in them, with the
+academic stop list as data, and interest labels), `context` (what one `rank` call shares
+between its users) and `exact` (products with the same bits on every machine).
 """
 
 from __future__ import annotations
