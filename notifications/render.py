@@ -243,6 +243,7 @@ class _PaperView:
     authors: str
     abstract: str
     upvotes: int | None
+    facts: str  # "arXiv:2611.01234 · cs.LG · 2026-11-27 · ▲ 42 upvotes" (plain text)
 
 
 @functools.lru_cache(maxsize=8192)  # a paper recurs in every digest that picks it
@@ -257,16 +258,26 @@ def _paper_view(
     category: str | None,
 ) -> _PaperView:
     arxiv = arxiv_id if arxiv_id and _ARXIV_ID.fullmatch(arxiv_id) else None
+    shown_category = _clean(category)[:CATEGORY_CHARS] or None if category else None
+    shown_day = day.isoformat() if day else None
+    votes = upvotes if upvotes and upvotes > 0 else None
+    facts = [
+        f"arXiv:{arxiv}" if arxiv else None,
+        shown_category,
+        shown_day,
+        f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
+    ]
     return _PaperView(
         title=readable(title) or "(untitled)",
         url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
         pdf_url=f"https://arxiv.org/pdf/{arxiv}" if arxiv else None,
         arxiv_id=arxiv,
-        category=_clean(category)[:CATEGORY_CHARS] or None if category else None,
-        day=day.isoformat() if day else None,
+        category=shown_category,
+        day=shown_day,
         authors=shorten_authors(authors),
         abstract=shorten_abstract(readable(abstract)),
-        upvotes=upvotes if upvotes and upvotes > 0 else None,
+        upvotes=votes,
+        facts=" · ".join(f for f in facts if f),
     )
 
 
@@ -496,7 +507,8 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _facts(paper: _PaperView) -> list[str]:
+@functools.lru_cache(maxsize=8192)  # per paper, like `_paper_view`
+def _facts(paper: _PaperView) -> tuple[str, ...]:
     """The paper's identity line in mrkdwn: arXiv id, category, date, PDF link, upvotes."""
     facts = []
     if paper.arxiv_id:
@@ -509,7 +521,7 @@ def _facts(paper: _PaperView) -> list[str]:
         facts.append(_slack_link(paper.pdf_url, "PDF"))
     if paper.upvotes:
         facts.append(f"▲ {paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
-    return facts
+    return tuple(facts)
 
 
 def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
