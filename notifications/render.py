@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from notifications.addresses import HEADER_UNSAFE, email_address, header_text
 from notifications.digest import Digest, Pick
@@ -244,6 +245,8 @@ class _PaperView:
     abstract: str
     upvotes: int | None
     facts: str  # "arXiv:2611.01234 · cs.LG · 2026-11-27 · ▲ 42 upvotes" (plain text)
+    html: Markup  # the paper's part of the HTML digest (templates/paper.html)
+    text: str  # the paper's part of the text digest, after its number (paper.txt)
 
 
 @functools.lru_cache(maxsize=8192)  # a paper recurs in every digest that picks it
@@ -267,7 +270,7 @@ def _paper_view(
         shown_day,
         f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
     ]
-    return _PaperView(
+    fields: dict[str, Any] = dict(
         title=readable(title) or "(untitled)",
         url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
         pdf_url=f"https://arxiv.org/pdf/{arxiv}" if arxiv else None,
@@ -278,6 +281,12 @@ def _paper_view(
         abstract=shorten_abstract(readable(abstract)),
         upvotes=votes,
         facts=" · ".join(f for f in facts if f),
+    )
+    env = environment()  # the paper's parts of the digests, rendered once (autoescaped HTML)
+    return _PaperView(
+        **fields,
+        html=Markup(env.get_template("paper.html").render(paper=fields).strip()),
+        text=env.get_template("paper.txt").render(paper=fields),
     )
 
 
