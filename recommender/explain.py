@@ -137,7 +137,11 @@ def _explain_chunk(
             kind: Kind = "similar"
             if fol is not None and fol.bonus[j] > 0:
                 kind = "followed"
-                also = f"also close to “{title}” you liked" if near else "also " + reason.lower()
+                also = (
+                    f"also from your interest in {interest}"
+                    if interest
+                    else f"also close to “{title}” you liked"
+                )
                 reason = f"{fol.reason[j]} · {also}"
             recs.append(
                 Recommendation(
