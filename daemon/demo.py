@@ -70,6 +70,11 @@ DEMO_USERS = (
 )
 
 
+# the bundled samples are recorded feeds, years older than any run: their papers still count
+# as news in the demo (`digest.max_age_days`)
+DEMO_MAX_AGE_DAYS = 36500
+
+
 def demo_settings(base: Settings, root: Path) -> Settings:
     """The given settings, pointed at a throw-away SQLite database, file transports and the
     bundled samples."""
@@ -78,6 +83,7 @@ def demo_settings(base: Settings, root: Path) -> Settings:
         update={
             "database": DatabaseSettings(url=f"sqlite:///{root / 'paperwire.db'}"),
             "ingest": base.ingest.model_copy(update={"allow_files": True}),
+            "digest": base.digest.model_copy(update={"max_age_days": DEMO_MAX_AGE_DAYS}),
             "email": base.email.model_copy(update={"transport": "file"}),
             "slack": base.slack.model_copy(update={"transport": "file"}),
             "delivery": base.delivery.model_copy(update={"outbox_dir": root / "outbox"}),
@@ -102,6 +108,7 @@ def write_demo_config(root: Path, source: Path | None, settings: Settings, passw
     overrides: dict[tuple[str, str], object] = {
         ("database", "url"): settings.database.url,
         ("ingest", "allow_files"): True,
+        ("digest", "max_age_days"): DEMO_MAX_AGE_DAYS,
         ("email", "transport"): "file",
         ("slack", "transport"): "file",
         ("delivery", "outbox_dir"): str(settings.delivery.outbox_dir),

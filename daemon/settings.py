@@ -130,6 +130,8 @@ class DigestSettings(_Section):
     min_score: float = Field(default=0.02, ge=0)
     send_empty: bool = False
     subject_prefix: str = ""
+    max_age_days: int = Field(default=30, ge=1)
+    keyword_share: float = Field(default=0.5, ge=0, le=1)
 
 
 class RecommenderSettings(_Section):

@@ -20,6 +20,12 @@ class Pick:
     like_url: str
     dislike_url: str
     upvotes: int | None = None
+    # similar: learned from likes; followed: a followed keyword/author; trending: a filler
+    # ("Popular today": most upvoted / newest, shown without a score)
+    kind: str = "similar"
+    day: date | None = None  # submitted / announced (else first seen)
+    arxiv_id: str | None = None  # without version: links to the abstract page and the PDF
+    category: str | None = None  # primary arXiv category, e.g. "cs.LG"
 
 
 @dataclass(frozen=True)

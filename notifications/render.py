@@ -5,6 +5,8 @@ Feed text (titles, authors, abstracts, reasons) is untrusted plain text:
 * the HTML template is rendered with autoescape on, so ``<script>`` arrives as text;
 * only ``http``/``https`` URLs are ever turned into links (``javascript:`` and friends are
   dropped);
+* LaTeX in titles, abstracts and reasons becomes readable Unicode (`readable`, pylatexenc;
+  malformed LaTeX falls back to the raw text), once per paper (`_paper_view` is cached);
 * Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>`` and never lets a title
   break out of a ``<url|title>`` link;
 * no header value carries a control character (CR, LF, NUL, U+2028...: they become spaces),
@@ -20,7 +22,7 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
@@ -29,6 +31,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 
 from notifications.addresses import HEADER_UNSAFE, email_address, header_text
 from notifications.digest import Digest, Pick
@@ -38,11 +41,14 @@ from notifications.transports.slack import SlackWebhookTransport
 __all__ = [
     "COLD_START_NOTE",
     "EMPTY_NOTE",
+    "FILLER_LABEL",
     "SLACK_MAX_BLOCKS",
     "SLACK_MAX_HEADER_CHARS",
     "SLACK_MAX_SECTION_CHARS",
     "environment",
+    "match_cue",
     "message_id",
+    "readable",
     "render_email",
     "render_slack",
     "safe_url",
@@ -56,11 +62,18 @@ COLD_START_NOTE = (
     "Like a few to personalise."
 )
 EMPTY_NOTE = "Nothing new for you today: no fresh papers matched your interests."
+FILLER_LABEL = "Popular today"  # a filler (too few picks of one's own): no score
+# A pick learned from likes gets a relative cue, never a raw percentage ("9% match" reads as
+# weak): cosines of a profile and a paper; on CiteULike the top 10 of a library score 0.44 /
+# 0.53 / 0.63 at the quartiles, so about a third are strong, half good, the rest get no cue
+STRONG_MATCH = 0.6
+GOOD_MATCH = 0.4
 LIKE_LABEL = "👍 More like this"
 DISLIKE_LABEL = "👎 Less like this"
 
 ABSTRACT_CHARS = 400
 MAX_AUTHORS = 3
+CATEGORY_CHARS = 30
 
 # Slack's documented limits (https://api.slack.com/reference/block-kit/blocks), declared
 # by the transport that has to live with them.
@@ -145,10 +158,6 @@ def shorten_abstract(text: str, limit: int = ABSTRACT_CHARS) -> str:
     return cut.rstrip(" ,;:.-–—") + "…"
 
 
-def _percent(score: float) -> str:
-    return f"{round(max(0.0, min(1.0, score)) * 100)}%"
-
-
 def _plural(n: int) -> str:
     return f"{n} pick" if n == 1 else f"{n} picks"
 
@@ -171,30 +180,145 @@ def message_id(digest: Digest, domain: str) -> str:
     return f"<paperwire-digest-{digest.digest_id}-{digest.period.isoformat()}@{domain}>"
 
 
+# arXiv ids as stored (no version): 2611.01234, astro-ph/0601001, math.GT/0309136
+_ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7}")
+# what a LaTeX command or math looks like: anything else is plain text, returned as it is
+_LATEX_HINT = re.compile(r"\\[A-Za-z'`^\"~=.{}\\]|\$")
+_LATEX_UNESCAPED = re.compile(r"(?<!\\)([%&#])")  # comments / alignment in LaTeX, text here
+_LATEX_REFERENCE = re.compile(r"\s*\\(?:cite[a-zA-Z]*|ref|eqref|label)\*?(?:\[[^]]*\])*\{[^}]*\}")
+_LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted text may lose
+LATEX_MAX_CHARS = 3 * ABSTRACT_CHARS  # of a text converted (the rest is cut off anyway)
+
+
+@functools.lru_cache(maxsize=1)
+def _latex() -> Any:
+    from pylatexenc.latex2text import LatexNodes2Text  # 0.1 s to import: on first LaTeX
+
+    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+
+
+@functools.lru_cache(maxsize=16384)  # a reason names a liked title, seen in many digests
+def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
+    """Feed text with its LaTeX as readable Unicode (``$\\omega$Test`` → ``ωTest``,
+    ``R\\'{e}nyi`` → ``Rényi``), whitespace collapsed. Text without LaTeX is returned as it is
+    (fast); only the first `limit` characters of a longer text are converted. Malformed
+    LaTeX never fails: whatever pylatexenc cannot read, the raw text is kept."""
+    text = _clean(text)
+    if not _LATEX_HINT.search(text):
+        return text
+    if len(text) > limit:
+        space = text.rfind(" ", 0, limit)
+        text = text[: space if space > limit // 2 else limit]
+    try:
+        latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
+        out = _clean(_latex().latex_to_text(latex))
+    except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
+        return text
+    # LaTeX that swallows the text (\\verb, \\iffalse …) is worse than the raw text
+    return out if len(out) * 2 >= len(_LATEX_MARKUP.sub("", text)) else text
+
+
+def match_cue(score: float, kind: str) -> str | None:
+    """A relative cue for a pick learned from likes ("Strong match", "Good match"), or None:
+    no cue for a weaker one, a followed match (its reason says why) or a filler."""
+    if kind != "similar":
+        return None
+    if score >= STRONG_MATCH:
+        return "Strong match"
+    if score >= GOOD_MATCH:
+        return "Good match"
+    return None
+
+
 @dataclass(frozen=True)
-class _PickView:
-    """What the templates see of one pick: cleaned, shortened, URLs vetted."""
+class _PaperView:
+    """What the templates see of a paper: cleaned, LaTeX made readable, shortened, URLs vetted.
+    The same in every digest that picks the paper: made once (`_paper_view`)."""
 
     title: str
-    url: str | None
+    url: str | None  # the abstract page
+    pdf_url: str | None  # arXiv papers only
+    arxiv_id: str | None
+    category: str | None
+    day: str | None  # ISO date
     authors: str
     abstract: str
-    score: str | None
-    reason: str
     upvotes: int | None
+    facts: str  # "arXiv:2611.01234 · cs.LG · 2026-11-27 · ▲ 42 upvotes" (plain text)
+    html: Markup  # the paper's part of the HTML digest (templates/paper.html)
+    text: str  # the paper's part of the text digest, after its number (paper.txt)
+
+
+@functools.lru_cache(maxsize=8192)  # a paper recurs in every digest that picks it
+def _paper_view(
+    title: str,
+    url: str,
+    authors: tuple[str, ...],
+    abstract: str,
+    upvotes: int | None,
+    day: date | None,
+    arxiv_id: str | None,
+    category: str | None,
+) -> _PaperView:
+    arxiv = arxiv_id if arxiv_id and _ARXIV_ID.fullmatch(arxiv_id) else None
+    shown_category = _clean(category)[:CATEGORY_CHARS] or None if category else None
+    shown_day = day.isoformat() if day else None
+    votes = upvotes if upvotes and upvotes > 0 else None
+    facts = [
+        f"arXiv:{arxiv}" if arxiv else None,
+        shown_category,
+        shown_day,
+        f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
+    ]
+    fields: dict[str, Any] = dict(
+        title=readable(title) or "(untitled)",
+        url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
+        pdf_url=f"https://arxiv.org/pdf/{arxiv}" if arxiv else None,
+        arxiv_id=arxiv,
+        category=shown_category,
+        day=shown_day,
+        authors=shorten_authors(authors),
+        abstract=shorten_abstract(readable(abstract)),
+        upvotes=votes,
+        facts=" · ".join(f for f in facts if f),
+    )
+    env = environment()  # the paper's parts of the digests, rendered once (autoescaped HTML)
+    return _PaperView(
+        **fields,
+        html=Markup(env.get_template("paper.html").render(paper=fields).strip()),
+        text=env.get_template("paper.txt").render(paper=fields),
+    )
+
+
+@dataclass(frozen=True)
+class _PickView:
+    """What the templates see of one pick: its paper, and what is this reader's own."""
+
+    paper: _PaperView
+    cue: str | None  # "Strong match" / "Good match" (never a percentage)
+    label: str | None  # FILLER_LABEL for a filler
+    reason: str
     like_url: str | None
     dislike_url: str | None
 
 
 def _view(pick: Pick, cold_start: bool) -> _PickView:
+    paper = _paper_view(
+        pick.title,
+        pick.url,
+        pick.authors,
+        pick.abstract,
+        pick.upvotes,
+        pick.day,
+        pick.arxiv_id,
+        pick.category,
+    )
+    filler = cold_start or pick.kind == "trending"
     return _PickView(
-        title=_clean(pick.title) or "(untitled)",
-        url=safe_url(pick.url),
-        authors=shorten_authors(pick.authors),
-        abstract=shorten_abstract(pick.abstract),
-        score=None if cold_start else _percent(pick.score),
-        reason=_clean(pick.reason),
-        upvotes=pick.upvotes,
+        paper=paper,
+        cue=None if filler else match_cue(pick.score, pick.kind),
+        label=FILLER_LABEL if filler else None,
+        reason="" if filler else readable(pick.reason),
         like_url=safe_url(pick.like_url),
         dislike_url=safe_url(pick.dislike_url),
     )
@@ -393,19 +517,40 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
-    head = [f"*{_slack_link(view.url, view.title)}*"]
-    if view.authors:
-        head.append(_mrkdwn_escape(view.authors, 300))
-    abstract = [_mrkdwn_escape(view.abstract, 1000)] if view.abstract else []
+@functools.lru_cache(maxsize=8192)  # per paper, like `_paper_view`
+def _facts(paper: _PaperView) -> tuple[str, ...]:
+    """The paper's identity line in mrkdwn: arXiv id, category, date, PDF link, upvotes."""
     facts = []
-    if view.score is not None:
-        facts.append(f"*{view.score}* match")
+    if paper.arxiv_id:
+        facts.append(f"arXiv:{paper.arxiv_id}")
+    if paper.category:
+        facts.append(_mrkdwn_escape(paper.category))
+    if paper.day:
+        facts.append(paper.day)
+    if paper.pdf_url:
+        facts.append(_slack_link(paper.pdf_url, "PDF"))
+    if paper.upvotes:
+        facts.append(f"▲ {paper.upvotes} upvote{'s' if paper.upvotes != 1 else ''}")
+    return tuple(facts)
+
+
+def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
+    paper = view.paper
+    head = [f"*{_slack_link(paper.url, paper.title)}*"]
+    if paper.authors:
+        head.append(_mrkdwn_escape(paper.authors, 300))
+    facts = _facts(paper)
+    if facts:
+        head.append(" · ".join(facts))
+    abstract = [_mrkdwn_escape(paper.abstract, 1000)] if paper.abstract else []
+    why = []
+    if view.label:
+        why.append(f"*{view.label}*")
+    if view.cue:
+        why.append(f"*{view.cue}*")
     if view.reason:
-        facts.append(_mrkdwn_escape(view.reason, 400))
-    if view.upvotes:
-        facts.append(f"▲ {view.upvotes} upvote{'s' if view.upvotes != 1 else ''}")
-    tail = [" · ".join(facts)] if facts else []
+        why.append(_mrkdwn_escape(view.reason, 400))
+    tail = [" · ".join(why)] if why else []
     text = "\n".join(head + abstract + tail)
     if len(text) > SLACK_MAX_SECTION_CHARS:  # only with very long URLs: drop the abstract
         text = _truncate("\n".join(head + tail), SLACK_MAX_SECTION_CHARS)

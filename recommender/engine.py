@@ -23,8 +23,9 @@ Fewer than `cf_min_users` libraries (a new install, a demo) → TF-IDF centroid 
 `Recommender` here is the front door; the stages live in their own modules: `config`
 (`RecommenderConfig`), `state` (what `fit` learns and `dumps` stores), `features` (1), `cfmap`
 (2–3), `interests` (4), `profiles` (5 and the scores of 6), `selection` (the rest of 6 and the
-cold start), `explain` (the reasons), `context` (what one `rank` call shares between its
-users) and `exact` (products with the same bits on every machine).
+cold start), `explain` (the reasons), `terms` (the words worth naming in them, with the
+academic stop list as data, and interest labels), `context` (what one `rank` call shares
+between its users) and `exact` (products with the same bits on every machine).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from recommender.features import _fit_features, _vectorize
 from recommender.interests import _learn_topics, _nearest_topics, _topic_sims
 from recommender.profiles import _Plan, _profile_plan, _profiles
 from recommender.selection import (
+    KEYWORD_SHARE,
     _batch_scores,
     _boost_and_block,
     _cold,
@@ -55,6 +57,7 @@ from recommender.selection import (
     _select,
 )
 from recommender.state import FORMAT_VERSION, _Fitted
+from recommender.terms import _topic_labels
 from recommender.types import Calibration, Doc, Feedback, Recommendation
 
 # States pickled before the split name `recommender.engine._Fitted` and `._identity` (the
@@ -82,6 +85,7 @@ class Recommender:
         self.config = config or RecommenderConfig()
         self._fitted: _Fitted | None = None
         self._dense: _Dense | None = None
+        self._labels: list[str] | None = None  # interest topics' names, made on first use
 
     # ------------------------------------------------------------------ fitting / state
     @property
@@ -125,6 +129,7 @@ class Recommender:
             raise ValueError(f"unknown recommender method: {cfg.method!r}")
         self._fitted = fitted
         self._dense = None
+        self._labels = None
 
     def dumps(self) -> bytes:
         return pickle.dumps(
@@ -164,6 +169,16 @@ class Recommender:
             self._dense = _Dense(text_map, factors, sims, predicted)
         return self._dense
 
+    def _topic_labels(self) -> list[str]:
+        """The name of every interest topic ("gene expression"), from the terms of its liked
+        papers; made once per model, when an explanation first needs one."""
+        if self._labels is None:
+            f = self._require()
+            sims = self._arrays().topic_sims
+            assert sims is not None
+            self._labels = _topic_labels(f, sims.argmax(axis=1), sims.shape[1])
+        return self._labels
+
     def vectorize(self, docs: Sequence[Doc]) -> sp.csr_matrix:
         """Feature rows (L2-normalised) for docs; fitted-corpus docs reuse their stored row."""
         return _vectorize(self._require(), docs, self.config)
@@ -200,9 +215,15 @@ class Recommender:
         now: datetime,
         known: Mapping[str, Doc] | None = None,
         explain: bool = True,
+        keyword_share: float = KEYWORD_SHARE,
     ) -> dict[str, list[Recommendation]]:
         """Top `k` of `candidates` for every user (user_id → recommendations, best first).
-        `candidates`: docs, or `candidates(docs)` prepared once for several calls."""
+        `candidates`: docs, or `candidates(docs)` prepared once for several calls.
+        `keyword_share`: papers matching a followed keyword (by no followed author) hold at
+        most this share of every prefix of a list while other papers remain (1: no limit; a
+        reader without likes gets them all)."""
+        if not 0.0 <= keyword_share <= 1.0:
+            raise ValueError(f"keyword_share must be within [0, 1], not {keyword_share!r}")
         f = self._require()
         cfg = self.config
         if not isinstance(candidates, Candidates) or candidates.fitted is not f:
@@ -217,7 +238,7 @@ class Recommender:
         step = max(1, cfg.batch_size)
         for start in range(0, len(users), step):
             batch, batch_plans = users[start : start + step], plans[start : start + step]
-            out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain))
+            out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain, keyword_share))
         return out
 
     def _rank_batch(
@@ -228,6 +249,7 @@ class Recommender:
         ctx: _Context,
         k: int,
         explain: bool,
+        keyword_share: float = KEYWORD_SHARE,
     ) -> dict[str, list[Recommendation]]:
         """Top `k` for one batch of users (user_id → recommendations): their profiles are
         scored in one product; users without usable likes get the cold start."""
@@ -249,7 +271,7 @@ class Recommender:
                 out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg)
         if not sc.users:
             return out
-        picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg)
+        picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg, keyword_share)
         if explain:
             recs = _explain(picked, plans, follows, items, ctx, cfg)
         else:

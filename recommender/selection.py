@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 # the short list holds shortlist_factor × k candidates plus this many: room for the
 # near-duplicates and interest shares of a small k
 SHORTLIST_EXTRA = 20
+# a digest keeps at most this share for papers matching a followed keyword (the daemon's
+# `digest.keyword_share`): they do not crowd out the papers learned from likes
+KEYWORD_SHARE = 0.5
 DUPLICATE_CHUNK = 2048  # near-duplicates: candidate rows per sparse product (bounds memory)
 
 
@@ -37,6 +40,7 @@ class _Follows:
     bonus: np.ndarray  # per candidate: author_boost if by a followed author, + keyword_boost
     reason: dict[int, str]  # boosted candidate → why ("By …, whom you follow")
     muted: np.ndarray  # per candidate: matches a muted keyword or author
+    keyword_only: np.ndarray  # per candidate: matches a followed keyword, by no followed author
 
 
 @dataclass(frozen=True)
@@ -116,12 +120,15 @@ def _follows(fb: Feedback, ctx: _Context, cfg: RecommenderConfig) -> _Follows | 
         bonus[hit] = np.maximum(bonus[hit], cfg.author_boost)
         for j in np.flatnonzero(hit):
             reason.setdefault(int(j), f"By {a.strip()}, whom you follow")
+    by_author = bonus > 0
+    keyword = np.zeros(n, dtype=bool)
     for w in fb.keywords:
         hit = ctx.keyword_mask(w)
+        keyword |= hit
         bonus[hit] += cfg.keyword_boost
         for j in np.flatnonzero(hit):
             reason.setdefault(int(j), f"Matches your keyword “{w.strip()}”")
-    return _Follows(bonus, reason, muted)
+    return _Follows(bonus, reason, muted, keyword & ~by_author)
 
 
 def _boost_and_block(
@@ -154,9 +161,12 @@ def _select(
     ctx: _Context,
     k: int,
     cfg: RecommenderConfig,
+    keyword_share: float = 1.0,
 ) -> list[_PickList]:
     """Every user's `k` picks from their short list (`group_sizes`: per batch position, the
-    likes of each interest; `follows`: per batch position that follows or mutes anything)."""
+    likes of each interest; `follows`: per batch position that follows or mutes anything).
+    Papers matching a followed keyword (and no followed author) hold at most `keyword_share`
+    of every prefix of a digest while other papers remain."""
     n = len(ctx.cands)
     m = min(n, max(1, cfg.shortlist_factor) * k + SHORTLIST_EXTRA)
     short, vals = _top_rows(sc.total, m)
@@ -167,12 +177,42 @@ def _select(
         rows = sc.user_rows[b] if len(sc.user_rows[b]) > 1 else []
         fol = follows.get(b)
         fbonus = None if fol is None else fol.bonus
+        if fol is not None and keyword_share < 1.0 and fol.keyword_only[pool].any():
+            # keyword hits may fill the short list: a short list of each kind, then capped
+            order = np.argsort(-total, kind="stable")
+            order = order[np.isfinite(total[order])]
+            hit = fol.keyword_only[order]
+            keep = np.sort(np.concatenate([np.flatnonzero(hit)[:m], np.flatnonzero(~hit)[:m]]))
+            pool = order[keep]
+            picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, len(pool), cfg)
+            picks = _capped(picks, fol.keyword_only, keyword_share, k)
+            out.append(_PickList(b, picks, np.clip(total[picks], 0.0, 1.0).tolist()))
+            continue
         picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, k, cfg)
         if len(picks) < k and m < n:  # short list exhausted by duplicates: full order
             pool = np.argsort(-total, kind="stable")
             pool = pool[np.isfinite(total[pool])]
             picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, k, cfg)
         out.append(_PickList(b, picks, np.clip(total[picks], 0.0, 1.0).tolist()))
+    return out
+
+
+def _capped(picks: list[int], keyword: np.ndarray, share: float, k: int) -> list[int]:
+    """The first `k` of `picks` (best first) reordered so that the keyword hits (`keyword`:
+    per candidate) hold at most `share` of every prefix while other picks remain; each kind
+    keeps its order. 0.5: other, hit, other, hit, …"""
+    hits = [i for i, j in enumerate(picks) if keyword[j]]  # positions in `picks`
+    rest = [i for i, j in enumerate(picks) if not keyword[j]]
+    out: list[int] = []
+    h = r = 0
+    while len(out) < k and (h < len(hits) or r < len(rest)):
+        allowed = (h + 1) <= share * (len(out) + 1) + 1e-9
+        if h < len(hits) and (r >= len(rest) or (allowed and hits[h] < rest[r])):
+            out.append(picks[hits[h]])
+            h += 1
+        else:
+            out.append(picks[rest[r]])
+            r += 1
     return out
 
 
@@ -289,7 +329,7 @@ def _cold(
             s = float(min(1.0, bonus[j]))
             recs.append(Recommendation(ctx.cands[j].id, s, "followed", fol.reason[j]))
         else:
-            recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Trending today"))
+            recs.append(Recommendation(ctx.cands[j].id, 0.0, "trending", "Popular today"))
     return recs
 
 

@@ -243,7 +243,9 @@ class Digests(Repository):
                 paper = PaperRow(
                     **{name: r._mapping[paper_t.c[name]] for name in _PAPER_FIELDS},
                 )
-                paper = replace(paper, authors=tuple(paper.authors))
+                paper = replace(
+                    paper, authors=tuple(paper.authors), categories=tuple(paper.categories or ())
+                )
                 items.setdefault(r.digest_id, []).append(
                     (DigestItemRow(r.rank, r.score, r.kind, r.reason), paper)
                 )

@@ -147,7 +147,10 @@ class Papers(Repository):
         paper_t = table_of(Paper)
         with self.engine.connect() as conn:
             result = conn.execute(sa.select(paper_t).order_by(paper_t.c.id)).mappings()
-            return [row_of(PaperRow, r, authors=tuple(r["authors"])) for r in result]
+            return [
+                row_of(PaperRow, r, authors=tuple(r["authors"]), categories=tuple(r["categories"]))
+                for r in result
+            ]
 
     def by_ids(self, ids: Iterable[int]) -> dict[int, PaperRow]:
         wanted = list(set(ids))

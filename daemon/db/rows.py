@@ -90,6 +90,13 @@ class PaperRow:
     published_at: datetime | None
     first_seen_at: datetime
     upvotes: int | None
+    arxiv_id: str | None = None
+    categories: tuple[str, ...] = ()  # arXiv's primary category first
+
+    @property
+    def day(self) -> datetime:
+        """When the paper appeared: submitted / announced, else when it was first seen."""
+        return self.published_at or self.first_seen_at
 
     @classmethod
     def of(cls, p: Paper) -> PaperRow:
@@ -103,6 +110,8 @@ class PaperRow:
             published_at=p.published_at,
             first_seen_at=p.first_seen_at,
             upvotes=p.upvotes,
+            arxiv_id=p.arxiv_id,
+            categories=tuple(p.categories),
         )
 
 

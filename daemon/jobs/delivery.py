@@ -88,6 +88,10 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
             like_url=links.feedback_url("like", user.id, paper.id, channel_id),
             dislike_url=links.feedback_url("dislike", user.id, paper.id, channel_id),
             upvotes=paper.upvotes,
+            kind=item.kind,
+            day=paper.day.date(),
+            arxiv_id=paper.arxiv_id,
+            category=paper.categories[0] if paper.categories else None,
         )
         for item, paper in content.items
     )

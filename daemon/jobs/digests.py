@@ -41,8 +41,14 @@ class DigestReport:
     created: int = 0
     already: int = 0
     empty: int = 0
+    too_old: int = 0  # first seen in the window, but dated long before (digest.max_age_days)
     failed_users: list[str] = field(default_factory=list)
     planned: list[PlannedDigest] = field(default_factory=list)
+
+
+def _aware(t: datetime) -> datetime:
+    """A stored time as UTC (SQLite gives them back without a zone)."""
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _zone(user: UserRow) -> ZoneInfo:
@@ -172,12 +178,17 @@ def make_digests(
     for d in todo:
         by_window.setdefault(window_hours(d.user, s.digest.window_hours), []).append(d)
     model = _Model(app, now)
+    oldest = now - timedelta(days=s.digest.max_age_days)
     batches: list[tuple[_Day, list[_Due]]] = []
     for hours, due in sorted(by_window.items()):
         window = app.store.papers.window(now - timedelta(hours=hours), now + timedelta(seconds=1))
-        report.candidates = max(report.candidates, len(window))
-        day = _Day(model, window)
+        fresh = [p for p in window if _aware(p.day) >= oldest]
+        report.too_old = max(report.too_old, len(window) - len(fresh))
+        report.candidates = max(report.candidates, len(fresh))
+        day = _Day(model, fresh)
         batches += [(day, due[i : i + USER_BATCH]) for i in range(0, len(due), USER_BATCH)]
+    if report.too_old:
+        log.info("old papers not announced as new", extra={"papers": report.too_old})
     done = 0
     for day, batch in batches:
         if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
@@ -311,4 +322,5 @@ def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
         k=k,
         now=now,
         known={str(pid): to_doc(p) for pid, p in known_rows.items()},
+        keyword_share=app.settings.digest.keyword_share,
     )

@@ -73,6 +73,10 @@ def preview(app: App, name: str, now: datetime) -> Preview:
                 like_url=links.feedback_url("like", user.id, paper.id, email),
                 dislike_url=links.feedback_url("dislike", user.id, paper.id, email),
                 upvotes=paper.upvotes,
+                kind=rec.kind,
+                day=paper.day.date(),
+                arxiv_id=paper.arxiv_id,
+                category=paper.categories[0] if paper.categories else None,
             )
             for paper, rec in plan.picks
         ),

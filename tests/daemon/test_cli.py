@@ -38,6 +38,9 @@ secret_key_file = "{tmp_path / "secret.key"}"
 [ingest]
 allow_files = true
 
+[digest]
+max_age_days = 36500  # the recorded feeds are older than any run
+
 [delivery]
 outbox_dir = "{tmp_path / "outbox"}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -12,14 +12,19 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifications.digest import Digest
 from notifications.render import (
     COLD_START_NOTE,
+    FILLER_LABEL,
     SLACK_MAX_BLOCKS,
     SLACK_MAX_HEADER_CHARS,
     SLACK_MAX_SECTION_CHARS,
     environment,
+    match_cue,
+    readable,
     render_email,
     render_slack,
     safe_url,
@@ -114,7 +119,7 @@ def test_email_body_content() -> None:
     for body in (text, html):
         assert "Ada One, Bo Two, Cy Three et al." in body
         assert "Di Four" not in body
-        assert "87%" in body
+        assert "Strong match" in body and "%" not in body  # 0.873: a cue, not a percentage
         assert "close to your like" in body
         assert "42 upvotes" in body or "Upvotes: 42" in body
         assert "👍 More like this" in body and "👎 Less like this" in body
@@ -413,3 +418,128 @@ def test_slack_cold_start_and_empty() -> None:
 def test_slack_out_repr_hides_the_webhook() -> None:
     out = render_slack(make_digest(), webhook_url=WEBHOOK)
     assert "SECRET" not in repr(out)
+
+
+# ------------------------------------------------------------------ what a pick shows
+
+
+def _all_renderings(digest: Digest) -> dict[str, str]:
+    """The digest as the reader sees it: the email's text and HTML, and the Slack text."""
+    text, html = parts(email_of(digest))
+    slack = render_slack(digest, webhook_url=WEBHOOK)
+    blocks = "\n".join(t for p in slack.payloads for t in sections(p))
+    return {"text": text, "html": html, "slack": blocks}
+
+
+def _arxiv_pick(i: int = 1, **overrides: Any) -> Any:
+    values: dict[str, Any] = {
+        "arxiv_id": f"2611.{i:05d}",
+        "category": "cs.LG",
+        "day": date(2026, 11, 27),
+    }
+    values.update(overrides)
+    return make_pick(i, **values)
+
+
+def test_a_pick_shows_its_id_category_date_and_links_everywhere() -> None:
+    other = make_pick(2, url="https://example.org/papers/7", upvotes=None)
+    rendered = _all_renderings(make_digest((_arxiv_pick(1), other)))
+    for where, body in rendered.items():
+        assert "arXiv:2611.00001" in body, where
+        assert "cs.LG" in body, where
+        assert "2026-11-27" in body, where
+        assert "https://arxiv.org/abs/2611.00001" in body, where
+        assert "https://arxiv.org/pdf/2611.00001" in body, where
+        assert "42 upvotes" in body, where
+        assert "Ada One, Bo Two, Cy Three et al." in body, where
+        assert "https://example.org/papers/7" in body, where  # a paper outside arXiv: its page
+        assert "arxiv.org/pdf/2611.00002" not in body, where  # no id known: no PDF link
+    hrefs = links(rendered["html"]).hrefs
+    assert "https://arxiv.org/pdf/2611.00001" in hrefs
+    assert "<https://arxiv.org/pdf/2611.00001|PDF>" in rendered["slack"]
+
+
+def test_an_id_that_is_not_an_arxiv_id_makes_no_link() -> None:
+    pick = _arxiv_pick(1, arxiv_id="2611.1/../../evil", url="https://example.org/p")
+    for where, body in _all_renderings(make_digest((pick,))).items():
+        assert "evil" not in body and "arxiv.org/pdf" not in body, where
+        assert "https://example.org/p" in body, where
+
+
+def test_latex_becomes_readable_unicode_everywhere() -> None:
+    pick = _arxiv_pick(
+        1,
+        title=r"$\omega$Test: R\'{e}nyi divergences",
+        abstract=r"We bound $\alpha$-divergences \cite{x} for 50% of \emph{all} "
+        r"$x \in \mathbb{R}^n$.",
+        reason=r"Close to “$\beta$-VAE” you liked",
+    )
+    for where, body in _all_renderings(make_digest((pick,))).items():
+        assert "ωTest: Rényi divergences" in body, where
+        assert "α-divergences" in body and "50% of all" in body and "ℝ^n" in body, where
+        assert "β-VAE" in body, where
+        assert "\\" not in body and "$" not in body and "cite" not in body, where
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (r"$\omega$Test", "ωTest"),
+        (r"R\'{e}nyi", "Rényi"),
+        ("A plain title: 100% & more, {braces}", "A plain title: 100% & more, {braces}"),
+        ("$5 and 3 $", "5 and 3"),
+        (r"unclosed {{{{ $\alpha", "unclosed α"),  # malformed: read as far as it goes
+        (r"\verb|x| text here", "text here"),
+        ("", ""),
+    ],
+)
+def test_readable(raw: str, expected: str) -> None:
+    assert readable(raw) == expected
+
+
+@given(st.text(alphabet=st.sampled_from(list("\\${}^_%&#~ab1 \n\\'`\"")), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_readable_never_fails_on_malformed_latex(raw: str) -> None:
+    assert isinstance(readable(raw), str)
+
+
+def test_no_percentages_only_relative_cues() -> None:
+    assert match_cue(0.9, "similar") == "Strong match"
+    assert match_cue(0.45, "similar") == "Good match"
+    assert match_cue(0.09, "similar") is None
+    assert match_cue(1.0, "followed") is None and match_cue(1.0, "trending") is None
+    picks = (
+        make_pick(1, score=0.09),
+        make_pick(2, score=0.0),
+        make_pick(3, score=1.0, kind="followed", reason="Matches your keyword “graphs”"),
+    )
+    for where, body in _all_renderings(make_digest(picks)).items():
+        assert not re.search(r"\d\s*%", body), where
+        assert "match" not in body.replace("Matches", ""), where
+        assert "close to your like" in body, where
+
+
+def test_fillers_are_popular_today_without_a_score() -> None:
+    picks = (
+        make_pick(1, score=0.8),
+        make_pick(2, score=0.95, kind="trending", reason="Trending today", upvotes=7),
+    )
+    for where, body in _all_renderings(make_digest(picks)).items():
+        assert body.count(FILLER_LABEL) == 1, where
+        assert body.count("Strong match") == 1, where  # the learned pick only
+        assert "Trending today" not in body, where
+        assert "7 upvotes" in body, where
+    cold = _all_renderings(make_digest(cold_start=True))
+    for where, body in cold.items():
+        assert body.count(FILLER_LABEL) == 2 and "match" not in body.lower(), where
+
+
+def test_readable_keeps_the_raw_text_when_the_converter_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Broken:
+        def latex_to_text(self, text: str) -> str:
+            raise ValueError("unreadable")
+
+    monkeypatch.setattr("notifications.render._latex", lambda: Broken())
+    assert readable(r"$\gamma$ rays", 999) == r"$\gamma$ rays"

@@ -61,7 +61,7 @@ def test_long_liked_titles_are_shortened(text_rec: Recommender, docs: dict[str, 
     assert len(long_title.title) > 60
     fb = Feedback("cy", likes=(Like(long_title.id),))
     recs = _rank(text_rec, docs, fb, k=10)
-    shown = next(r for r in recs if r.closest_liked_id == long_title.id).reason
+    shown = next(r.reason for r in recs if r.reason.startswith("Close to"))
     assert "…”" in shown
 
 
@@ -112,7 +112,9 @@ def test_keyword_follow_after_likes(rec: Recommender, docs: dict[str, Doc]) -> N
     fb = Feedback("gu", likes=tuple(Like(i) for i in protein[:5]), keywords=("microarray",))
     recs = _rank(rec, docs, fb, k=40)
     kinds = [x.kind for x in recs]
-    assert kinds[0] == "followed" and "similar" in kinds
+    # keyword matches come early but hold at most half of the list (`keyword_share`)
+    assert kinds[:2] == ["similar", "followed"]
+    assert all(kinds[:n].count("followed") <= n / 2 for n in range(1, 41))
     for x in recs:
         if x.kind == "followed":
             assert "microarray" in _text(docs[x.doc_id])
@@ -172,7 +174,7 @@ def test_cold_start_is_trending_by_upvotes_then_newest(rec: Recommender) -> None
     ]
     out = rec.rank(cands, [Feedback("new")], k=3, now=NOW)["new"]
     assert [x.doc_id for x in out] == ["b", "c", "a"]
-    assert {x.kind for x in out} == {"trending"} and out[0].reason == "Trending today"
+    assert {x.kind for x in out} == {"trending"} and out[0].reason == "Popular today"
 
 
 def test_liked_paper_outside_corpus_via_known(text_rec: Recommender, docs: dict[str, Doc]) -> None:
@@ -256,8 +258,8 @@ def test_cf_map_explanation_names_a_liked_paper(
     fb = Feedback("oa", likes=tuple(Like(i) for i in liked))
     recs = _rank(r, docs, fb, k=5)
     assert recs and all(x.closest_liked_id in liked for x in recs)
-    for x in recs:
-        assert x.reason.startswith("Close to “")
+    for x in recs:  # far from every liked paper in text: the interest it comes from
+        assert x.reason.startswith(("Close to “", "From your interest in "))
         text = _text(docs[x.doc_id]) + " " + _text(docs[x.closest_liked_id or ""])
         for term in x.shared_terms:
             assert all(w in text for w in term.split())

@@ -191,3 +191,23 @@ def test_share_order_interleaves_by_share() -> None:
     # a thin interest: once its candidates run out, the others fill the digest
     thin = _share_order(groups[:, [0, 1, 2, 3, 6]], np.array([1.0, 1.0])).tolist()
     assert thin == [0, 4, 1, 2, 3]
+
+
+def test_interest_topics_are_named_and_name_far_picks(
+    default_rec: Recommender, corpus: dict[str, Doc], by_field: dict[str, list[str]]
+) -> None:
+    """Each topic has a label from its papers' words; a pick far in text from every liked
+    paper says which of the reader's interests it comes from."""
+    labels = default_rec._topic_labels()
+    assert len(labels) >= 2 and all(labels)
+    liked = _in_main_topic(default_rec, corpus, by_field["micro"])[:6]
+    fb = Feedback("far", likes=tuple(Like(i) for i in liked))
+    # candidates of another field only: the best of them are still far from microarrays
+    others = [corpus[i] for i in by_field["social"]]
+    recs = default_rec.rank(others, [fb], k=10, now=NOW, known=corpus)["far"]
+    far = [r for r in recs if r.reason.startswith("From your interest in ")]
+    assert far
+    topic = default_rec.topic_of([corpus[liked[0]]])[0]
+    for r in far:
+        assert r.reason.removeprefix("From your interest in ") in labels
+    assert any(r.reason.endswith(labels[topic]) for r in far)

@@ -24,7 +24,7 @@ from daemon.ingest.parse import ParsedFeed, parse_feed
 from daemon.ingest.text import NAME_MAX, TITLE_MAX, is_name, plain_text
 from daemon.web.pages import make_web
 from notifications.digest import Digest, Pick
-from notifications.render import render_email, render_slack, shorten_abstract
+from notifications.render import readable, render_email, render_slack, shorten_abstract
 from notifications.transports.base import message_bytes
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 
@@ -145,9 +145,10 @@ def test_any_plain_text_round_trips_to_every_output_escaped_and_intact(
         assert text_part is not None and html_part is not None
         text = text_part.get_content().replace("\r\n", "\n")  # lines end as a reader shows them
         html = html_part.get_content()
-        assert f"1. {expected}\n" in text
-        assert str(markupsafe.escape(expected)) in html
-        short = shorten_abstract(row.abstract)
+        shown = readable(expected)  # LaTeX as Unicode ("$\\alpha<\\beta$" → "α<β")
+        assert f"1. {shown}\n" in text
+        assert str(markupsafe.escape(shown)) in html
+        short = shorten_abstract(readable(row.abstract))
         if short:
             assert str(markupsafe.escape(short)) in html
         for name in row.authors:
@@ -155,7 +156,7 @@ def test_any_plain_text_round_trips_to_every_output_escaped_and_intact(
         # Slack: "&", "<", ">" escaped, nothing of the title can open a link or a mention
         (payload,) = render_slack(digest, webhook_url="https://hooks.slack.test/x").payloads
         section = payload["blocks"][1]["text"]["text"]
-        label = _slack_escape(expected.replace("|", " "))  # "|" would end the link's label
+        label = _slack_escape(shown.replace("|", " "))  # "|" would end the link's label
         if len(label) < 299:
             assert f"|{label}>*" in section
         else:  # Slack's label limit: cut, never inside an entity

@@ -4,7 +4,8 @@ are made), one query for the digests already made, duplicates left to the unique
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from daemon.db.digests import NewDigest, NewItem
 from daemon.db.models import ChannelKind, DigestState
 from daemon.ingest.parse import PaperIn
 from daemon.jobs import digests as digests_job
+from daemon.jobs.delivery import build_digest
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 
 
@@ -76,3 +78,49 @@ def test_a_digest_made_meanwhile_by_another_worker_is_skipped(
         (ada_chans[0].id, period),
         (bob_chans[0].id, period),
     }
+
+
+@BOTH_BACKENDS
+def test_papers_dated_long_before_the_window_are_not_announced_as_new(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    """An arXiv API query can return 2010 papers: first seen today, they are not news."""
+    app = app_factory(make_settings(digest={"max_age_days": 30}))
+    old, fresh, undated = (
+        PaperIn(key="arxiv:1001.00001", title="Graph networks of 2010", abstract="", authors=(),
+                url="", published=datetime(2010, 1, 4, tzinfo=UTC), arxiv_id="1001.00001"),
+        PaperIn(key="arxiv:2611.00002", title="Protein folding kinetics", abstract="",
+                authors=(), url="", published=NOW - timedelta(days=29), arxiv_id="2611.00002"),
+        PaperIn(key="guid:blog-1", title="Lattice quantum chromodynamics", abstract="", authors=(),
+                url="https://blog.example/1", published=None),
+    )  # fmt: skip
+    app.store.papers.upsert([old, fresh, undated], None, NOW - timedelta(hours=1))
+    app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    report = jobs.make_digests(app, NOW, force=True, dry_run=True)
+    assert report.too_old == 1 and report.candidates == 2
+    (plan,) = report.planned
+    assert sorted(p.key for p, _ in plan.picks) == ["arxiv:2611.00002", "guid:blog-1"]
+    # undated: judged by when it was first seen (long ago: not in the window at all)
+    strict = app_factory(make_settings(digest={"max_age_days": 28}))
+    assert jobs.make_digests(strict, NOW, force=True, dry_run=True).candidates == 1
+
+
+@BOTH_BACKENDS
+def test_a_stored_digest_carries_what_the_reader_sees_of_each_paper(
+    app_factory: Callable[..., App],
+) -> None:
+    app = app_factory()
+    paper = PaperIn(
+        key="arxiv:2611.00042", title=r"$\omega$Test", abstract="", authors=("A. Author",),
+        url="https://arxiv.org/abs/2611.00042", published=datetime(2026, 11, 26, 20, tzinfo=UTC),
+        arxiv_id="2611.00042", categories=("cs.LG", "stat.ML"), upvotes=5,
+    )  # fmt: skip
+    app.store.papers.upsert([paper], None, NOW - timedelta(hours=1))
+    app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    report = jobs.make_digests(app, NOW, force=True)
+    (plan,) = report.planned
+    assert plan.digest_id is not None
+    digest, _, _ = build_digest(app, plan.digest_id)
+    (pick,) = digest.picks
+    assert (pick.arxiv_id, pick.category, pick.day) == ("2611.00042", "cs.LG", date(2026, 11, 26))
+    assert pick.kind == "trending" and pick.upvotes == 5  # no likes: a filler

@@ -1,0 +1,119 @@
+"""Explanations: shared terms worth naming (no academic filler, bigrams first), and a pick far
+from every liked paper explained by the reader's interest instead of a weak "close to"."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from recommender import Doc, Feedback, Like, Recommendation, Recommender
+from recommender.explain import FAR_SIMILARITY
+from recommender.terms import _readable_terms, academic_stopwords
+from tests.recommender.conftest import CONFIGS, topic
+
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
+FOLDING = ("117", "1315", "2721", "4340")  # four CiteULike papers on protein folding
+
+
+def _fitted(terms: list[str], authors: int = 0) -> Any:
+    return SimpleNamespace(terms=np.array(terms + [""] * authors), n_word_features=len(terms))
+
+
+def test_the_stop_list_is_data_and_holds_the_filler_of_academic_prose() -> None:
+    stop = academic_stopwords()
+    assert {"furthermore", "general", "better", "users", "propose", "results"} <= stop
+    assert not {"protein", "graph", "networks", "folding", "learning"} & stop
+
+
+def test_filler_words_are_never_named() -> None:
+    f = _fitted(["furthermore", "users", "general", "better", "proposed method", "ab", "2019"])
+    cols = np.arange(7)
+    assert _readable_terms(cols, np.ones(7), f, 3) == []
+    f = _fitted(["users", "mobile users", "graph", "better"])
+    assert _readable_terms(np.arange(4), np.array([0.9, 0.1, 0.5, 0.8]), f, 3) == [
+        "mobile users",  # a bigram with one meaningful word is named
+        "graph",
+    ]
+
+
+def test_bigrams_come_before_single_words() -> None:
+    f = _fitted(["graph", "networks", "neural networks", "message passing", "passing", "x"], 1)
+    cols = np.arange(7)
+    vals = np.array([0.9, 0.8, 0.2, 0.1, 0.7, 0.0, 5.0])  # the author column is heaviest
+    assert _readable_terms(cols, vals, f, 3) == ["neural networks", "message passing", "graph"]
+    assert _readable_terms(cols, vals, f, 1) == ["neural networks"]
+    # two bigrams sharing a word are not both named
+    f = _fitted(["small world", "world network", "network model"])
+    assert _readable_terms(np.arange(3), np.array([0.3, 0.5, 0.4]), f, 3) == ["world network"]
+
+
+def _all(rec: Recommender, docs: dict[str, Doc], users: list[Feedback]) -> list[Recommendation]:
+    out = rec.rank(list(docs.values()), users, k=10, now=NOW, known=docs)
+    return [r for recs in out.values() for r in recs]
+
+
+@pytest.mark.parametrize("method", sorted(CONFIGS))
+def test_explanations_on_real_papers_name_no_filler(
+    method: str, docs: dict[str, Doc], libraries: list[Feedback]
+) -> None:
+    rec = Recommender(CONFIGS[method])
+    rec.fit(list(docs.values()), libraries)
+    stop = academic_stopwords()
+    recs = _all(rec, docs, libraries)
+    assert any(r.shared_terms for r in recs)
+    for r in recs:
+        for term in r.shared_terms:
+            words = term.split()
+            assert not (set(words) <= stop), r.reason
+        for filler in (" furthermore", " general,", " better", " users"):
+            assert filler not in r.reason.split("—")[-1], r.reason
+
+
+def test_a_far_pick_is_explained_by_the_interest_it_comes_from(text_rec: Recommender) -> None:
+    docs = {d.id: d for d in _docs_of(text_rec)}
+    fb = Feedback("fa", likes=tuple(Like(i) for i in FOLDING))
+    # candidates from another field: no liked paper is close to any of them in text
+    others = [docs[i] for i in topic(docs, "social network")[:5]]
+    recs = text_rec.rank(others, [fb], k=3, now=NOW, known=docs)["fa"]
+    assert recs
+    for r in recs:
+        sim = _cosine(text_rec, docs[r.doc_id], docs[r.closest_liked_id or ""])
+        assert sim < FAR_SIMILARITY
+        assert r.reason.startswith("From your interest in "), r.reason
+        # named by words of the liked papers ("protein" and "folding" are in too many of
+        # these 80 papers to be features: "speed limit", of "The protein folding 'speed limit'")
+        words = r.reason.removeprefix("From your interest in ").replace(" and ", " ").split()
+        liked_text = " ".join(docs[i].title.lower() for i in FOLDING)
+        assert words and all(w in liked_text for w in words), r.reason
+        assert "Close to" not in r.reason and r.shared_terms == ()
+    # the same reader's near picks still name the liked paper
+    near = text_rec.rank(list(docs.values()), [fb], k=2, now=NOW, known=docs)["fa"]
+    assert all(r.reason.startswith("Close to “") for r in near)
+
+
+def test_an_interest_is_named_by_the_words_its_papers_share(text_rec: Recommender) -> None:
+    from recommender.terms import _group_label
+
+    f = text_rec._require()
+    docs = {d.id: d for d in _docs_of(text_rec)}
+    social = topic(docs, "social network")[:6]
+    rows = text_rec.vectorize([docs[i] for i in social])
+    label = _group_label(rows, f)
+    assert label and all(
+        w in " ".join(docs[i].title.lower() for i in social) for w in label.split()
+    )
+    assert not set(label.replace(" and ", " ").split()) & academic_stopwords()
+
+
+def _docs_of(rec: Recommender) -> list[Doc]:
+    from tests.recommender.conftest import _docs
+
+    return list(_docs().values())
+
+
+def _cosine(rec: Recommender, a: Doc, b: Doc) -> float:
+    return float(rec.vectorize([a]).multiply(rec.vectorize([b])).sum())
