@@ -341,13 +341,16 @@ def run_day(
         with app.store.engine.connect() as conn:
             ids = [i for (i,) in conn.execute(sa.text("SELECT id FROM digest ORDER BY id"))]
         sample = ids[:: max(1, len(ids) // args.render_sample)][: args.render_sample]
-        with measure(stages, "render (email HTML + text, Slack)", "digests") as st:
+        with measure(stages, "read digests to render (database)", "digests") as st:
+            read = []
             for start in range(0, len(sample), 100):  # as delivery does: 100 read together
                 contents = app.store.digests.contents(sample[start : start + 100])
-                for content in contents.values():
-                    digest, channel, _ = digest_of(app, content)
-                    CHANNELS[channel.kind].render(app, digest, channel.address)
-            st.count = len(sample)
+                read += [digest_of(app, content) for content in contents.values()]
+            st.count = len(read)
+        with measure(stages, "render (email HTML + text, Slack)", "digests") as st:
+            for digest, channel, _ in read:
+                CHANNELS[channel.kind].render(app, digest, channel.address)
+            st.count = len(read)
         with measure(stages, "deliver (local SMTP server; file for Slack)", "messages") as st:
             sent = jobs.deliver(app, NOW)
             st.count = sent.sent

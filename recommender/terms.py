@@ -38,6 +38,24 @@ def _meaningful(term: str) -> bool:
     return bool(good) if len(words) > 1 else len(good) == 1
 
 
+_TABLES: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}  # id(terms) → table
+
+
+def _term_table(f: _Fitted) -> tuple[list[str], np.ndarray]:
+    """The model's terms as Python strings, and which columns may be named (word columns
+    that pass `_meaningful`): computed once per model, not per explanation."""
+    hit = _TABLES.get(id(f.terms))
+    if hit is not None and hit[0] is f.terms:
+        return hit[1], hit[2]
+    names = [str(t) for t in f.terms]
+    ok = np.zeros(len(names), dtype=bool)
+    ok[: f.n_word_features] = [_meaningful(t) for t in names[: f.n_word_features]]
+    if len(_TABLES) >= 4:  # a process holds one model, two while a refit replaces it
+        _TABLES.clear()
+    _TABLES[id(f.terms)] = (f.terms, names, ok)
+    return names, ok
+
+
 def _readable_terms(
     cols: np.ndarray, vals: np.ndarray, f: _Fitted, limit: int, *, bigrams_first: bool = True
 ) -> list[str]:
@@ -46,9 +64,9 @@ def _readable_terms(
     columns, filler words and short words are never named."""
     if len(cols) == 0 or limit <= 0:
         return []
-    order = np.argsort(-vals, kind="stable")
-    terms = (str(f.terms[c]) for c in cols[order] if c < f.n_word_features)
-    named = (t for t in terms if _meaningful(t))
+    names, ok = _term_table(f)
+    ordered = cols[np.argsort(-vals, kind="stable")]
+    named = iter([names[c] for c in ordered[ok[ordered]].tolist()])
     return _bigrams_first(named, limit) if bigrams_first else _by_weight(named, limit)
 
 
