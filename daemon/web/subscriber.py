@@ -18,17 +18,24 @@ import logging
 import re
 import threading
 from collections import defaultdict, deque
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from daemon.app import App
 from daemon.channels import CHANNELS
-from daemon.checks import check_follow
+from daemon.checks import (
+    WEEKDAYS,
+    check_follow,
+    check_frequency,
+    check_pause_until,
+    check_weekday,
+    frequency_text,
+)
 from daemon.db.models import ChannelKind, FollowKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import PaperRow, UserRow
@@ -231,6 +238,15 @@ class _Page:
                 for c in history
             ],
             zones=self.zones,
+            weekdays=WEEKDAYS,
+            often=frequency_text(
+                user.frequency,
+                user.digest_weekday,
+                user.paused_until,
+                local_today(user.timezone, self.app.clock()),
+            ),
+            paused=user.paused_until is not None
+            and user.paused_until > local_today(user.timezone, self.app.clock()),
             default_hour=self.app.settings.schedule.digest_hour,
             default_picks=self.app.settings.digest.max_picks,
             note=note,
@@ -356,12 +372,44 @@ def _settings_routes(router: APIRouter, page: _Page) -> None:
                 if raw and not (raw.isdigit() and low <= int(raw) <= top):
                     raise ValueError(f"{raw!r} is not a number from {low} to {top}")
                 changes[field] = int(raw) if raw else None
+            changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
         except ValueError as e:
             return page.show(token, user, error=str(e), status=400)
-        # FREQUENCY (helper "schedule"): daily / weekly / paused-until is read from this form
-        # and stored here once the User has those columns; see me.html's marked place.
-        app.store.people.update(user.name, **changes)
+        try:
+            app.store.people.edit(user.name, app.clock(), changes=changes)
+        except PaperwireError as e:
+            return page.show(token, user, error=str(e), status=400)
         return page.back(token, "settings", "delivery")
+
+
+def _schedule(form: dict[str, str], user: UserRow, zone: str, now: datetime) -> dict[str, object]:
+    """How often, from the settings form: `frequency` daily or weekly, `weekday` (mon … sun,
+    weekly only), `pause_until` (a date in the user's time zone after today; empty: no pause)
+    and the "Resume now" button (`op=resume`). A pause date the page showed (the stored one)
+    is kept as it is."""
+    frequency = check_frequency(form.get("frequency", "") or user.frequency)
+    changes: dict[str, object] = {"frequency": frequency, "digest_weekday": None}
+    if frequency == "weekly":
+        raw = form.get("weekday", "").strip()
+        if not raw:
+            raise ValueError("A weekly digest needs its day of the week: choose one.")
+        changes["digest_weekday"] = check_weekday(raw)
+    raw = form.get("pause_until", "").strip()
+    if form.get("op") == "resume" or not raw:
+        changes["paused_until"] = None
+    elif user.paused_until is not None and raw == user.paused_until.isoformat():
+        changes["paused_until"] = user.paused_until
+    else:
+        changes["paused_until"] = check_pause_until(raw, local_today(zone, now))
+    return changes
+
+
+def local_today(zone: str, now: datetime) -> date:
+    """The date now in this time zone (UTC's, for a zone that is none)."""
+    try:
+        return now.astimezone(ZoneInfo(zone)).date()
+    except (ValueError, KeyError):
+        return now.date()
 
 
 def _data_routes(router: APIRouter, page: _Page) -> None:
