@@ -6,9 +6,10 @@ docs/img/subscriber-page.png.
 
 It builds the demo's world in a temporary directory (the bundled samples in config/demo/, the
 demo's subscribers, one cycle: nothing under var/ is touched, no network), imports
-config/demo/library.bib for the newcomer, serves the web app on 127.0.0.1 for the page and
-closes everything when done. Needs Chromium at /usr/bin/chromium (apt-get install chromium fonts-noto-color-emoji;
-no browser is downloaded) and the dev dependencies (playwright).
+config/demo/library.bib into Ada's likes, serves the web app on 127.0.0.1 for her page and
+closes everything when done. Needs Chromium at /usr/bin/chromium (no browser is downloaded),
+an emoji font (apt-get install chromium fonts-noto-color-emoji) and the dev dependencies
+(playwright).
 """
 
 from __future__ import annotations
