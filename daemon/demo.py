@@ -184,6 +184,7 @@ def run_demo(
         _print(console, report, settings, seconds)
         password = secrets.token_urlsafe(9)
         config = write_demo_config(root, source or config_path(), settings, password)
+        _print_subscriber_side(console, settings)
         console.print(
             f"\nThe console: [bold]{_console_url(settings)}[/] — name [bold]{DEMO_ADMIN}[/], "
             f"password [bold]{password}[/] (new at every demo). To browse a fresh demo: "
@@ -194,6 +195,26 @@ def run_demo(
         return report
     finally:
         app.close()
+
+
+def _print_subscriber_side(console: Console, settings: Settings) -> None:
+    """How to try what a subscriber does: a like from the digest, their page, an import."""
+    outbox = settings.delivery.outbox_dir
+    digest = next(iter(sorted(outbox.glob("*nova*.html"))), None) if outbox.exists() else None
+    if digest is None:
+        return
+    library = SAMPLES / "library.bib"
+    console.print(
+        "\nWhat a subscriber does, with `make demo-serve` running (the links point at "
+        f"{str(settings.server.base_url).rstrip('/')}):\n"
+        f"  1. open Nova's digest {digest} in a browser and press “👍 More like this” on a "
+        "paper (the page that opens asks for one more press: links never act by themselves);\n"
+        "  2. “Manage your digest” at the end of the digest opens Nova's own page: how often "
+        "(daily, weekly, a pause), channels, follows, likes, export, deletion;\n"
+        f"  3. on that page, “Bring your library” imports {library} (a small BibTeX export) "
+        "and shows what was matched and what was stored from the file.",
+        highlight=False,
+    )
 
 
 def _print(console: Console, r: jobs.CycleReport, settings: Settings, seconds: float) -> None:

@@ -71,6 +71,7 @@ class SubscriberPages(Repository):
     def export(self, user_id: int, show: dict[ChannelKind, Any]) -> dict[str, Any]:
         """Everything stored about the user, as JSON-ready data. `show` gives, per channel
         kind, how an address may be shown (a Slack webhook is a secret: hidden)."""
+        from daemon.checks import weekday_name
         from daemon.db.models import DigestItem
 
         with self.session() as s:
@@ -110,6 +111,11 @@ class SubscriberPages(Repository):
                 "timezone": user.timezone,
                 "digest_hour": user.digest_hour,
                 "max_picks": user.max_picks,
+                "frequency": user.frequency,
+                "digest_weekday": weekday_name(user.digest_weekday)
+                if user.digest_weekday is not None
+                else None,
+                "paused_until": user.paused_until.isoformat() if user.paused_until else None,
                 "subscribed": user.active,
                 "unsubscribed_at": _iso(user.unsubscribed_at),
                 "created_at": _iso(user.created_at),

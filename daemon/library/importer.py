@@ -135,16 +135,34 @@ def _key(e: Entry) -> str:
 
 
 def import_library(
-    app: App, user: str, library: Library, now: datetime, *, source: str = ""
+    app: App,
+    user: str,
+    library: Library,
+    now: datetime,
+    *,
+    source: str = "",
+    max_fetch: int | None = None,
 ) -> ImportReport:
-    """Like every paper of `library` for `user`: matched, fetched, or created from the file."""
+    """Like every paper of `library` for `user`: matched, fetched, or created from the file.
+    `max_fetch` bounds the arXiv ids asked from the API (the web page asks one request's
+    worth, 100, so an upload never waits on arXiv's request interval); the others are created
+    from the file, or reported when the file gives no title — importing again fetches them."""
     u = app.store.people.get(user)
     report = ImportReport(user, source, library.format, unreadable=list(library.problems))
     entries = _without_duplicates(library.entries, report)
     stored = app.store.papers.match([_identity(e) for e in entries])
     matched = [(e, row) for e, row in zip(entries, stored, strict=True) if row is not None]
     unmatched = [e for e, row in zip(entries, stored, strict=True) if row is None]
-    lookup = _ask_arxiv(app, [e.arxiv_id for e in unmatched if e.arxiv_id])
+    wanted = list(dict.fromkeys(e.arxiv_id for e in unmatched if e.arxiv_id))
+    later = wanted[max_fetch:] if max_fetch is not None else []
+    lookup = _ask_arxiv(app, wanted[: len(wanted) - len(later)])
+    lookup.missing.update(
+        dict.fromkeys(
+            later,
+            f"not asked: at most {max_fetch} papers are fetched from arXiv in one import "
+            "(import the file again for the next ones)",
+        )
+    )
     report.arxiv_requests, report.arxiv_error = lookup.requests, lookup.error
     fetched: list[tuple[Entry, PaperIn]] = []
     created: list[tuple[Entry, PaperIn]] = []

@@ -18,21 +18,31 @@ import logging
 import re
 import threading
 from collections import defaultdict, deque
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import available_timezones
+from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
 
 from daemon.app import App
 from daemon.channels import CHANNELS
-from daemon.checks import check_follow
+from daemon.checks import (
+    WEEKDAYS,
+    check_follow,
+    check_frequency,
+    check_pause_until,
+    check_weekday,
+    frequency_text,
+)
 from daemon.db.models import ChannelKind, FollowKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import NotFoundError, PaperwireError
+from daemon.library.read import FORMATS
 from daemon.settings import check_timezone
 from daemon.web.auth import csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
@@ -45,6 +55,8 @@ REQUEST_WINDOW = timedelta(hours=1)
 REQUESTS_PER_ADDRESS = 3  # links mailed to one address per hour
 REQUESTS_PER_CLIENT = 10  # requests from one client address per hour
 HISTORY = 10  # recent digests shown
+UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
+UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 
 DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
@@ -174,8 +186,8 @@ class _Page:
             message="Open your page again from its link and use its buttons.",
         )
 
-    async def checked_form(self, token: str, request: Request) -> dict[str, str] | None:
-        """The POSTed form if it carries the page's token and comes from this site."""
+    def same_site(self, request: Request) -> bool:
+        """False when the browser says the form comes from another site (`Origin`)."""
         origin = request.headers.get("origin")
         if origin and origin != "null":
             host = urlsplit(origin).netloc
@@ -184,7 +196,13 @@ class _Page:
                 urlsplit(str(self.app.settings.server.base_url)).netloc,
             }
             if host not in ours:
-                return None
+                return False
+        return True
+
+    async def checked_form(self, token: str, request: Request) -> dict[str, str] | None:
+        """The POSTed form if it carries the page's token and comes from this site."""
+        if not self.same_site(request):
+            return None
         form = await request.form()
         values = {k: v for k, v in form.items() if isinstance(v, str)}
         if not csrf_ok(self.app.links.form_token(token), values.get("csrf")):
@@ -231,6 +249,15 @@ class _Page:
                 for c in history
             ],
             zones=self.zones,
+            weekdays=WEEKDAYS,
+            often=frequency_text(
+                user.frequency,
+                user.digest_weekday,
+                user.paused_until,
+                local_today(user.timezone, self.app.clock()),
+            ),
+            paused=user.paused_until is not None
+            and user.paused_until > local_today(user.timezone, self.app.clock()),
             default_hour=self.app.settings.schedule.digest_hour,
             default_picks=self.app.settings.digest.max_picks,
             note=note,
@@ -356,12 +383,95 @@ def _settings_routes(router: APIRouter, page: _Page) -> None:
                 if raw and not (raw.isdigit() and low <= int(raw) <= top):
                     raise ValueError(f"{raw!r} is not a number from {low} to {top}")
                 changes[field] = int(raw) if raw else None
+            changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
         except ValueError as e:
             return page.show(token, user, error=str(e), status=400)
-        # FREQUENCY (helper "schedule"): daily / weekly / paused-until is read from this form
-        # and stored here once the User has those columns; see me.html's marked place.
-        app.store.people.update(user.name, **changes)
+        try:
+            app.store.people.edit(user.name, app.clock(), changes=changes)
+        except PaperwireError as e:
+            return page.show(token, user, error=str(e), status=400)
         return page.back(token, "settings", "delivery")
+
+
+def _schedule(form: dict[str, str], user: UserRow, zone: str, now: datetime) -> dict[str, object]:
+    """How often, from the settings form: `frequency` daily or weekly, `weekday` (mon … sun,
+    weekly only), `pause_until` (a date in the user's time zone after today; empty: no pause)
+    and the "Resume now" button (`op=resume`). A pause date the page showed (the stored one)
+    is kept as it is."""
+    frequency = check_frequency(form.get("frequency", "") or user.frequency)
+    changes: dict[str, object] = {"frequency": frequency, "digest_weekday": None}
+    if frequency == "weekly":
+        raw = form.get("weekday", "").strip()
+        if not raw:
+            raise ValueError("A weekly digest needs its day of the week: choose one.")
+        changes["digest_weekday"] = check_weekday(raw)
+    raw = form.get("pause_until", "").strip()
+    if form.get("op") == "resume" or not raw:
+        changes["paused_until"] = None
+    elif user.paused_until is not None and raw == user.paused_until.isoformat():
+        changes["paused_until"] = user.paused_until
+    else:
+        changes["paused_until"] = check_pause_until(raw, local_today(zone, now))
+    return changes
+
+
+def local_today(zone: str, now: datetime) -> date:
+    """The date now in this time zone (UTC's, for a zone that is none)."""
+    try:
+        return now.astimezone(ZoneInfo(zone)).date()
+    except (ValueError, KeyError):
+        return now.date()
+
+
+def _import_routes(router: APIRouter, page: _Page) -> None:
+    app, pages = page.app, page.pages
+
+    @router.post("/me/{token}/import")
+    async def import_upload(token: str, request: Request) -> Response:
+        """A library file (BibTeX, RIS, CSL JSON, arXiv ids) → likes, with the report. At most
+        `UPLOAD_BYTES`; arXiv is asked for at most `UPLOAD_FETCH` papers (one request)."""
+        from daemon.library.importer import import_library
+        from daemon.library.read import LibraryError, read_library
+
+        user = page.open_page(token)
+        if not page.same_site(request):
+            return page.forbidden()
+        too_big = (
+            f"That file is larger than {UPLOAD_BYTES // 1_000_000} MB: export a part of your "
+            "library (a collection), or ask the admin to run `paperwire import` with it."
+        )
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > UPLOAD_BYTES + 64_000:
+            return page.show(token, user, error=too_big, status=413)
+        form = await request.form(max_files=1, max_fields=10)
+        csrf = form.get("csrf")
+        if not csrf_ok(app.links.form_token(token), csrf if isinstance(csrf, str) else None):
+            return page.forbidden()
+        upload = form.get("library")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            return page.show(token, user, error="Choose a file to import.", status=400)
+        data = await upload.read(UPLOAD_BYTES + 1)
+        if len(data) > UPLOAD_BYTES:
+            return page.show(token, user, error=too_big, status=413)
+        fmt = form.get("format")
+        fmt = fmt if isinstance(fmt, str) and fmt in FORMATS else None
+        name = upload.filename[:200]
+        try:
+            library = read_library(data, name=name, fmt=fmt)
+        except LibraryError as e:
+            return page.show(token, user, error=str(e), status=400)
+        report = await run_in_threadpool(
+            import_library,
+            app,
+            user.name,
+            library,
+            app.clock(),
+            source=name,
+            max_fetch=UPLOAD_FETCH,
+        )
+        return pages.render(
+            "me_import.html", title="Your library", token=token, report=report, user=user
+        )
 
 
 def _data_routes(router: APIRouter, page: _Page) -> None:
@@ -439,5 +549,6 @@ def subscriber_routes(app: App, pages: Pages) -> APIRouter:
     _request_routes(router, app, pages)
     _edit_routes(router, page)
     _settings_routes(router, page)
+    _import_routes(router, page)
     _data_routes(router, page)
     return router

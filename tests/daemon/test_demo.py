@@ -30,6 +30,12 @@ def test_the_demo_prints_the_console_and_a_password_that_opens_it(
     url, password = found.groups()
     assert url == "http://127.0.0.1:8080/admin"
     assert "paperwire demo --serve" in flat
+    # how to try the subscriber's side: a like, the page, an import of the demo's library
+    assert "“👍 More like this”" in flat and "“Manage your digest”" in flat
+    library = re.search(r"imports (\S+library\.bib) ", flat)
+    assert library and Path(library.group(1)).is_file()
+    digest = re.search(r"open Nova's digest (\S+\.html) ", flat)
+    assert digest and "Manage your digest" in (tmp_path / digest.group(1)).read_text()
 
     monkeypatch.chdir(tmp_path)  # the demo's paths are relative to where it ran
     config = DEMO_DIR / "paperwire.toml"

@@ -293,6 +293,75 @@ def test_hour_time_zone_and_picks(world: World) -> None:
     assert _user(world).timezone == "UTC"
 
 
+def test_how_often_daily_weekly_pause_and_resume(world: World) -> None:
+    base = {"hour": "", "timezone": "UTC", "picks": ""}
+    page = world.client.get(world.page).text
+    assert "now: daily" in page
+    assert 'id="resume"' not in page
+    resp = world.post("settings", **base, frequency="weekly", weekday="thu")
+    assert "delivery settings are updated" in resp.text
+    user = _user(world)
+    assert (user.frequency, user.digest_weekday, user.paused_until) == ("weekly", 3, None)
+    assert "now: weekly on thu" in resp.text
+    assert '<option value="thu" selected>' in resp.text
+    today = world.clock().date()
+    later = (today + timedelta(days=10)).isoformat()
+    resp = world.post("settings", **base, frequency="weekly", weekday="thu", pause_until=later)
+    assert _user(world).paused_until == today + timedelta(days=10)
+    assert f"paused until {later}" in resp.text
+    assert f'value="{later}"' in resp.text
+    assert 'id="resume"' in resp.text
+    # saving the form again as shown keeps the pause; daily drops the weekday
+    world.post("settings", **base, frequency="daily", weekday="thu", pause_until=later)
+    user = _user(world)
+    assert (user.frequency, user.digest_weekday) == ("daily", None)
+    assert user.paused_until == today + timedelta(days=10)
+    resp = world.post("settings", **base, frequency="daily", pause_until=later, op="resume")
+    assert _user(world).paused_until is None
+    assert "now: daily" in resp.text
+    # an empty date ends a pause too
+    world.post("settings", **base, frequency="daily", pause_until=later)
+    world.post("settings", **base, frequency="daily", pause_until="")
+    assert _user(world).paused_until is None
+
+
+def test_how_often_refuses_what_makes_no_sense(world: World) -> None:
+    base = {"hour": "", "timezone": "UTC", "picks": ""}
+    today = world.clock().date()
+    for bad, says in (
+        ({"frequency": "hourly"}, "not a frequency"),
+        ({"frequency": "weekly", "weekday": ""}, "needs its day"),
+        ({"frequency": "weekly", "weekday": "someday"}, "not a day of the week"),
+        ({"frequency": "daily", "pause_until": "tomorrow"}, "not a date"),
+        ({"frequency": "daily", "pause_until": today.isoformat()}, "not after today"),
+    ):
+        resp = world.post("settings", **base, **bad)
+        assert resp.status_code == 400, bad
+        assert says in resp.text, bad
+        assert 'id="error"' in resp.text
+    user = _user(world)
+    assert (user.frequency, user.digest_weekday, user.paused_until) == ("daily", None, None)
+    # the form's checks hold for the schedule as for the rest
+    resp = world.client.post(
+        f"{world.page}/settings", data={**base, "frequency": "weekly", "weekday": "mon"}
+    )
+    assert resp.status_code == 403
+    assert _user(world).frequency == "daily"
+
+
+def test_a_pause_is_a_date_in_the_subscribers_time_zone(world: World) -> None:
+    # 23:30 UTC is already tomorrow in Tokyo: "tomorrow" by UTC is today there
+    now = world.clock()
+    world.clock.now = now.replace(hour=23, minute=30)
+    tomorrow = (world.clock().date() + timedelta(days=1)).isoformat()
+    base = {"hour": "", "picks": "", "frequency": "daily", "pause_until": tomorrow}
+    assert world.post("settings", **base, timezone="UTC").status_code == 200
+    world.post("settings", **base, timezone="UTC", op="resume")
+    resp = world.post("settings", **base, timezone="Asia/Tokyo")
+    assert resp.status_code == 400
+    assert "not after today" in resp.text
+
+
 # ---- export and deletion -------------------------------------------------------------------------
 
 

@@ -1,0 +1,216 @@
+"""A library uploaded on the subscriber's page: the report (matched, fetched, created from the
+file, already liked, duplicates, not imported with line and key), twice changes nothing, the
+size limit, an unreadable file, the form's checks, and arXiv asked for a bounded number of ids.
+arXiv's API is a local HTTP server answering a recorded response (or a closed port: offline)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from daemon.app import App
+from daemon.db.models import ChannelKind
+from daemon.ingest.parse import parse_feed
+from daemon.library.importer import import_library
+from daemon.library.read import read_library
+from daemon.web import subscriber
+from daemon.web.pages import make_web
+from tests.daemon.conftest import FEEDS, NOW, ROOT, SettingsFactory
+from tests.servers import HttpServer, http_server
+
+LIBRARY = ROOT / "tests" / "data" / "library"
+API = FEEDS / "arxiv-api"
+TWO_IDS = API / "2026_recorded_id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.status200.xml"
+HF = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+API_1111 = API / "2016-10-09_api_id_list_1111.2011v2.xml"
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on: "no network"
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/api/query"
+
+
+class Page:
+    def __init__(self, app: App, client: TestClient, token: str) -> None:
+        self.app, self.client, self.token = app, client, token
+
+    def upload(self, name: str, data: bytes, *, csrf: bool = True, **headers: str) -> Any:
+        form = {"csrf": self.app.links.form_token(self.token)} if csrf else {}
+        return self.client.post(
+            f"/me/{self.token}/import",
+            data=form,
+            files={"library": (name, data, "application/octet-stream")},
+            headers=headers,
+        )
+
+    def likes(self) -> int:
+        user = self.app.store.people.get("ada")
+        return sum(1 for _, v, _ in self.app.store.subscriber.feedback(user.id) if v > 0)
+
+
+@pytest.fixture
+def arxiv() -> Iterator[HttpServer]:
+    with http_server() as server:
+        yield server
+
+
+@pytest.fixture
+def open_page(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> Iterator[Callable[[str], Page]]:
+    clients: list[TestClient] = []
+
+    def make(api_url: str) -> Page:
+        app = app_factory(make_settings(ingest={"arxiv_api_url": api_url}))
+        for path in (HF, API_1111):
+            app.store.papers.upsert(parse_feed(path.read_bytes()).papers, None, NOW)
+        user = app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+        token = urlsplit(app.links.manage_url(user.id, app.clock())).path.rsplit("/", 1)[1]
+        client = TestClient(make_web(app))
+        client.__enter__()
+        clients.append(client)
+        return Page(app, client, token)
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+def test_the_page_offers_the_upload(open_page: Callable[[str], Page]) -> None:
+    page = open_page(_closed_port_url())
+    html = page.client.get(f"/me/{page.token}").text
+    assert 'enctype="multipart/form-data"' in html
+    assert f'action="/me/{page.token}/import"' in html
+
+
+def test_a_bibtex_upload_shows_the_report_and_twice_changes_nothing(
+    open_page: Callable[[str], Page], arxiv: HttpServer
+) -> None:
+    page = open_page(arxiv.url_for("/api/query"))
+    arxiv.reply(200, TWO_IDS.read_text(), {"Content-Type": "application/atom+xml"})
+    resp = page.upload("zotero_export.bib", (LIBRARY / "zotero_export.bib").read_bytes())
+    assert resp.status_code == 200
+    html = resp.text
+    assert (
+        "6 paper(s) liked</strong> — 3 matched to stored papers, 1 fetched from arXiv, "
+        "2 created from the file; 0 already liked, 1 duplicate(s), 2 not imported" in html
+    )
+    assert "From zotero_export.bib (bibtex)" in html
+    for where in (
+        "entry murray2012quantum (line 6)",  # matched
+        "entry immink2017proceedings (line 41)",  # fetched
+        "entry schrodinger1935 (line 55)",  # created from the file
+    ):
+        assert where in html
+    assert (
+        "<strong>entry broken2020 (line 49)</strong>: cannot be read: 2 unclosed brace(s)" in html
+    )
+    assert "<strong>entry empty2021 (line 67)</strong>: no title, arXiv id or DOI" in html
+    assert "the same paper as entry murray2012quantum (line 6)" in html
+    assert "Die gegenwärtige Situation in der Quantenmechanik" in html
+    assert "<script" not in html.lower()
+    assert resp.headers["Referrer-Policy"] == "no-referrer"
+    assert page.likes() == 6
+    assert len(arxiv.requests) == 1
+
+    again = page.upload("zotero_export.bib", (LIBRARY / "zotero_export.bib").read_bytes())
+    assert (
+        "0 matched to stored papers, 0 fetched from arXiv, 0 created from the file; "
+        "6 already liked" in again.text
+    )
+    assert page.likes() == 6
+    assert len(arxiv.requests) == 1
+    # and the likes are on the page
+    assert "Zetta ζ" in page.client.get(f"/me/{page.token}").text
+
+
+@pytest.mark.parametrize("name", ["zotero_export.ris", "zotero_export.json", "ids.txt"])
+def test_ris_csl_json_and_id_lists_offline(open_page: Callable[[str], Page], name: str) -> None:
+    page = open_page(_closed_port_url())
+    resp = page.upload(name, (LIBRARY / name).read_bytes())
+    assert resp.status_code == 200
+    assert "Your library is imported" in resp.text
+    assert page.likes() > 0
+    assert f"From {name} (" in resp.text
+
+
+def test_too_large_a_file_is_refused_with_a_clear_error(
+    open_page: Callable[[str], Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    page = open_page(_closed_port_url())
+    monkeypatch.setattr(subscriber, "UPLOAD_BYTES", 1000)
+    data = (LIBRARY / "zotero_export.bib").read_bytes()
+    assert len(data) > 1000
+    resp = page.upload("zotero_export.bib", data)
+    assert resp.status_code == 413
+    assert 'id="error"' in resp.text and "larger than" in resp.text
+    assert page.likes() == 0
+
+
+def test_the_real_limit_is_five_megabytes(open_page: Callable[[str], Page]) -> None:
+    page = open_page(_closed_port_url())
+    resp = page.upload("big.bib", b"% " + b"x" * subscriber.UPLOAD_BYTES)
+    assert resp.status_code == 413
+    assert "larger than 5 MB" in resp.text
+
+
+def test_an_unreadable_file_or_no_file_says_what_to_do(open_page: Callable[[str], Page]) -> None:
+    page = open_page(_closed_port_url())
+    resp = page.upload("paper.pdf", b"%PDF-1.7\n\x00\x01\x02 binary")
+    assert resp.status_code == 400
+    assert 'id="error"' in resp.text
+    assert "paper.pdf" in resp.text
+    assert page.likes() == 0
+    resp = page.client.post(
+        f"/me/{page.token}/import", data={"csrf": page.app.links.form_token(page.token)}
+    )
+    assert resp.status_code == 400
+    assert "Choose a file" in resp.text
+
+
+def test_without_the_form_token_or_from_another_site_nothing_is_imported(
+    open_page: Callable[[str], Page],
+) -> None:
+    page = open_page(_closed_port_url())
+    data = (LIBRARY / "ids.txt").read_bytes()
+    assert page.upload("ids.txt", data, csrf=False).status_code == 403
+    resp = page.upload("ids.txt", data, Origin="https://evil.example")
+    assert resp.status_code == 403
+    assert page.likes() == 0
+
+
+def test_arxiv_is_asked_for_a_bounded_number_of_ids(
+    open_page: Callable[[str], Page], arxiv: HttpServer
+) -> None:
+    page = open_page(arxiv.url_for("/api/query"))
+    arxiv.reply(200, TWO_IDS.read_text(), {"Content-Type": "application/atom+xml"})
+    library = read_library((LIBRARY / "zotero_export.bib").read_bytes(), name="lib.bib")
+    report = import_library(page.app, "ada", library, NOW, max_fetch=1)
+    assert [r.path for r in arxiv.requests] == ["/api/query?id_list=0808.05394&max_results=1"]
+    assert report.fetched == []  # 0808.05394 arXiv has not; 1707.08567 was not asked
+    assert [i.key for i in report.created] == [
+        "arxiv:0808.05394",
+        "arxiv:1707.08567",
+        "doi:10.1007/bf01491891",
+    ]
+    # an id without a title that was not asked is reported, saying to import again
+    ids = read_library(b"1707.08567\n", name="ids.txt")
+    report = import_library(page.app, "ada", ids, NOW, max_fetch=0)
+    assert report.already_liked and not report.failed  # stored by now: matched
+
+
+def test_a_body_announced_too_large_is_refused_before_it_is_read(
+    open_page: Callable[[str], Page],
+) -> None:
+    page = open_page(_closed_port_url())
+    resp = page.upload("huge.txt", b"2401.01234\n" * 600_000)  # 6.6 MB
+    assert resp.status_code == 413
+    assert "larger than 5 MB" in resp.text
+    assert page.likes() == 0
