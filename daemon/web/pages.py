@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from daemon.app import App
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink
+from notifications.render import readable
 
 if TYPE_CHECKING:
     from daemon.scheduler import Daemon
@@ -35,6 +36,8 @@ class Pages:
             loader=PackageLoader("daemon.web", "templates"),
             autoescape=select_autoescape(default=True),
         )
+        # paper titles as the digest shows them: LaTeX as readable Unicode ($\omega$ → ω)
+        self.env.filters["readable"] = readable
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(**ctx)

@@ -315,3 +315,19 @@ def test_a_javascript_paper_link_is_never_made_a_live_link(world: World) -> None
         assert resp.status_code == 200
         assert "Click me" in resp.text
         assert "javascript:" not in resp.text
+
+
+def test_paper_titles_show_their_latex_as_the_digest_does(world: World) -> None:
+    now = world.app.clock()
+    title = r"$\omega$Test: R\'{e}nyi entropies <i>now</i>"
+    world.app.store.papers.upsert(
+        [PaperIn(key="arxiv:2608.20001", title=title, abstract="", authors=(), url="",
+                 published=now, arxiv_id="2608.20001")],
+        None,
+        now,
+    )  # fmt: skip
+    paper = world.app.store.papers.find("2608.20001")
+    path = _path(world.app.links.feedback_url("like", world.user_id, paper.id))
+    for resp in (world.client.get(path), world.client.post(path)):
+        assert "ωTest: Rényi entropies" in resp.text
+        assert "\\omega" not in resp.text and "<i>now</i>" not in resp.text
