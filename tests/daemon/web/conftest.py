@@ -10,10 +10,14 @@ import os
 import re
 import shutil
 import socket
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -53,6 +57,26 @@ def browser_page() -> Iterator[object]:
             yield browser.new_page()
         finally:
             browser.close()
+
+
+@contextmanager
+def served_on_loopback(web: Any, port: int) -> Iterator[None]:
+    """A real uvicorn server for `web` (a FastAPI app) on 127.0.0.1:`port`, in a thread, for
+    the browser tests; stopped on exit."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(web, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def free_port() -> int:

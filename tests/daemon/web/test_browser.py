@@ -7,19 +7,16 @@ PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvicorn
 
 from daemon import jobs
 from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
-from tests.daemon.web.conftest import free_port
+from tests.daemon.web.conftest import free_port, served_on_loopback
 
 
 @pytest.fixture
@@ -32,20 +29,8 @@ def served(
     app = app_factory(
         make_settings(server={"base_url": base}, feeds=[{"name": "maestro", "url": feed}])
     )
-    server = uvicorn.Server(
-        uvicorn.Config(make_web(app), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
+    with served_on_loopback(make_web(app), port):
         yield app, base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_like_is_one_click_and_unsubscribe_needs_the_button(

@@ -12,22 +12,19 @@ from __future__ import annotations
 import json
 import re
 import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from daemon import jobs
 from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, ROOT, SettingsFactory
-from tests.daemon.web.conftest import free_port
+from tests.daemon.web.conftest import free_port, served_on_loopback
 from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
 
 LIBRARY = ROOT / "tests" / "data" / "library" / "small_lab.bib"
@@ -72,20 +69,8 @@ def world(
             digest={"max_picks": 3, "min_score": 0.0, "max_age_days": 36500},
         )
         app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
-        server = uvicorn.Server(
-            uvicorn.Config(make_web(app), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        try:
+        with served_on_loopback(make_web(app), port):
             yield app, smtp, slack
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
 
 
 def _slack_text(payload: dict[str, Any]) -> str:

@@ -10,19 +10,22 @@ Content-Security-Policy violation on any page.
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from daemon import jobs
 from tests.daemon.conftest import FEEDS, NOW
-from tests.daemon.web.conftest import PASSWORD, Console, ConsoleFactory, free_port
+from tests.daemon.web.conftest import (
+    PASSWORD,
+    Console,
+    ConsoleFactory,
+    free_port,
+    served_on_loopback,
+)
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
 
@@ -32,20 +35,8 @@ def live(console_factory: ConsoleFactory) -> Iterator[tuple[Console, str]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"  # loopback: Chromium keeps Secure cookies over http
     console = console_factory(base_url=base)
-    server = uvicorn.Server(
-        uvicorn.Config(console.daemon.web, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
+    with served_on_loopback(console.daemon.web, port):
         yield console, base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _shoot(page: Any, name: str, *, full: bool = True) -> None:
