@@ -190,6 +190,13 @@ _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted tex
 LATEX_MAX_CHARS = 3 * ABSTRACT_CHARS  # of a text converted (the rest is cut off anyway)
 
 
+def arxiv_pdf_url(arxiv_id: str | None) -> str | None:
+    """The PDF of an arXiv paper (None when the id does not look like one)."""
+    return (
+        f"https://arxiv.org/pdf/{arxiv_id}" if arxiv_id and _ARXIV_ID.fullmatch(arxiv_id) else None
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def _latex() -> Any:
     from pylatexenc.latex2text import LatexNodes2Text  # 0.1 s to import: on first LaTeX
@@ -273,7 +280,7 @@ def _paper_view(
     fields: dict[str, Any] = dict(
         title=readable(title) or "(untitled)",
         url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
-        pdf_url=f"https://arxiv.org/pdf/{arxiv}" if arxiv else None,
+        pdf_url=arxiv_pdf_url(arxiv),
         arxiv_id=arxiv,
         category=shown_category,
         day=shown_day,

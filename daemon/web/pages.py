@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from daemon.app import App
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink
-from notifications.render import readable
+from notifications.render import arxiv_pdf_url, readable
 
 if TYPE_CHECKING:
     from daemon.scheduler import Daemon
@@ -38,6 +38,7 @@ class Pages:
         )
         # paper titles as the digest shows them: LaTeX as readable Unicode ($\omega$ → ω)
         self.env.filters["readable"] = readable
+        self.env.filters["pdf_url"] = arxiv_pdf_url
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
         html = self.env.get_template(name).render(**ctx)

@@ -236,6 +236,7 @@ def test_history_shows_digests_and_answers_from_there(world: World) -> None:
     assert world.clock().date().isoformat() in page
     assert "&lt;b&gt;Second&lt;/b&gt; paper" in page
     assert page.count("👍 More like this") == 2
+    assert "arXiv:2608.16590" in page and 'href="https://arxiv.org/pdf/2608.16590"' in page
     world.post("feedback", paper=str(world.papers[1]), value="dislike", **{"from": "history"})
     assert [(f.paper_id, f.value) for f in _rows(world.app, Feedback)] == [
         (world.papers[1], DISLIKE)
