@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -75,7 +74,8 @@ class Links:
         for extra in (paper_id, channel_id, issued_at):
             if extra is not None:
                 payload.append(extra)
-        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        # what json.dumps(payload, separators=(",", ":")) writes for an ASCII action and ints
+        data = ('["' + action + '",' + ",".join(map(str, payload[1:])) + "]").encode()
         if len(zlib.compress(data)) < len(data) - 1:  # never for these, but keep the format
             return str(self._signer.dumps(payload))
         body = base64.urlsafe_b64encode(data).rstrip(b"=")

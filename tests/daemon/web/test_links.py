@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from itsdangerous import URLSafeSerializer
 
 from daemon.web.links import SALT, BadLink, Links
@@ -52,3 +54,15 @@ def test_malformed_payloads_are_refused(payload: list[object]) -> None:
     token = URLSafeSerializer("k", salt=SALT).dumps(payload)
     with pytest.raises(BadLink):
         Links("k", "http://h").read(token)
+
+
+@given(
+    action=st.sampled_from(["like", "dislike", "unsubscribe", "manage"]),
+    numbers=st.lists(st.integers(min_value=0, max_value=10**15), min_size=1, max_size=4),
+)
+def test_any_payload_is_the_serializers_own(action: str, numbers: list[int]) -> None:
+    links, reference = Links("k", "http://h"), URLSafeSerializer("k", salt=SALT)
+    user, *rest = numbers
+    extra = rest + [None] * (3 - len(rest))
+    token = links.token(action, user, *extra)  # type: ignore[arg-type]
+    assert token == reference.dumps([action, *numbers])
