@@ -222,3 +222,31 @@ def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
     app.store.people.update("bob", timezone="Mars/Olympus_Mons")  # edited by hand
     report = jobs.make_digests(app, NOW, force=True)
     assert report.created == 2 and report.failed_users == []
+
+
+def test_libraries_are_every_users_likes_with_times_only_when_asked(
+    app_factory: Callable[..., App],
+) -> None:
+    app = app_factory()
+    store = app.store
+    store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
+    pid = [store.papers.find(f"arxiv:{i}").id for i in range(1, 5)]
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    store.people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})  # no likes
+    store.people.set_feedback(ada.id, pid[2], 1, NOW + timedelta(minutes=2))
+    store.people.set_feedback(ada.id, pid[0], 1, NOW + timedelta(minutes=1))
+    store.people.set_feedback(ada.id, pid[1], -1, NOW)  # a dislike is no part of a library
+    store.people.set_feedback(bob.id, pid[3], 1, NOW)
+    undated = store.people.libraries()
+    assert {u: sorted(p for p, _ in likes) for u, likes in undated.items()} == {
+        ada.id: sorted([pid[0], pid[2]]),
+        bob.id: [pid[3]],
+    }
+    assert all(at is None for likes in undated.values() for _, at in likes)
+    dated = store.people.libraries(dated=True)
+    assert [p for p, _ in dated[ada.id]] == [pid[0], pid[2]]  # in the order given
+    assert [at for _, at in dated[ada.id]] == [
+        NOW + timedelta(minutes=1),
+        NOW + timedelta(minutes=2),
+    ]
