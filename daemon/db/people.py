@@ -370,10 +370,16 @@ class People(Repository):
             return True
 
     def signals(self, user_ids: Sequence[int]) -> dict[int, UserSignals]:
-        """Likes, dislikes, follows and already-sent papers of the given users, in 3 queries."""
+        """Likes, dislikes, follows and already-sent papers of the given users, in 3 queries
+        (per IN_CHUNK users: PostgreSQL takes at most 65,535 parameters in a statement)."""
         if not user_ids:
             return {}
         ids = list(user_ids)
+        if len(ids) > IN_CHUNK:
+            out: dict[int, UserSignals] = {}
+            for start in range(0, len(ids), IN_CHUNK):
+                out.update(self.signals(ids[start : start + IN_CHUNK]))
+            return out
         likes: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
         dislikes: dict[int, list[int]] = defaultdict(list)
         follows: dict[int, list[FollowRow]] = defaultdict(list)
@@ -419,6 +425,7 @@ class People(Repository):
 
 
 _FREQUENCY_KEYS = {"frequency", "digest_weekday"}
+IN_CHUNK = 10_000  # users in one IN (…) list
 
 
 def _checked_frequency(frequency: str, weekday: int | None) -> tuple[Frequency, int | None]:
