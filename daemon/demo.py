@@ -184,7 +184,7 @@ def run_demo(
         _print(console, report, settings, seconds)
         password = secrets.token_urlsafe(9)
         config = write_demo_config(root, source or config_path(), settings, password)
-        _print_subscriber_side(console, settings)
+        _print_subscriber_side(console, settings, config)
         console.print(
             f"\nThe console: [bold]{_console_url(settings)}[/] — name [bold]{DEMO_ADMIN}[/], "
             f"password [bold]{password}[/] (new at every demo). To browse a fresh demo: "
@@ -197,7 +197,7 @@ def run_demo(
         app.close()
 
 
-def _print_subscriber_side(console: Console, settings: Settings) -> None:
+def _print_subscriber_side(console: Console, settings: Settings, config: Path) -> None:
     """How to try what a subscriber does: a like from the digest, their page, an import."""
     outbox = settings.delivery.outbox_dir
     digest = next(iter(sorted(outbox.glob("*nova*.html"))), None) if outbox.exists() else None
@@ -212,7 +212,9 @@ def _print_subscriber_side(console: Console, settings: Settings) -> None:
         "  2. “Manage your digest” at the end of the digest opens Nova's own page: how often "
         "(daily, weekly, a pause), channels, follows, likes, export, deletion;\n"
         f"  3. on that page, “Bring your library” imports {library} (a small BibTeX export) "
-        "and shows what was matched and what was stored from the file.",
+        "and shows what was matched and what was stored from the file;\n"
+        f"  4. `paperwire --config {config} preview nova --text` shows the digest she would "
+        "get now: her likes and her library have changed it.",
         highlight=False,
     )
 

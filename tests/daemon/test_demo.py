@@ -36,6 +36,7 @@ def test_the_demo_prints_the_console_and_a_password_that_opens_it(
     assert library and Path(library.group(1)).is_file()
     digest = re.search(r"open Nova's digest (\S+\.html) ", flat)
     assert digest and "Manage your digest" in (tmp_path / digest.group(1)).read_text()
+    assert "paperwire.toml preview nova --text` shows the digest she would get now" in flat
 
     monkeypatch.chdir(tmp_path)  # the demo's paths are relative to where it ran
     config = DEMO_DIR / "paperwire.toml"
