@@ -252,12 +252,17 @@ def test_libraries_are_every_users_likes_with_times_only_when_asked(
     ]
 
 
-def test_signals_of_more_users_than_one_statement_takes(app_factory: Callable[..., App]) -> None:
+def test_signals_of_more_users_than_one_statement_takes(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import daemon.db.people
+
+    monkeypatch.setattr(daemon.db.people, "IN_CHUNK", 7)  # PostgreSQL: ≤ 65,535 parameters
     app = app_factory()
     store = app.store
     ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
     store.papers.upsert([_paper("arxiv:1")], None, NOW)
     store.people.set_feedback(ada.id, store.papers.find("arxiv:1").id, 1, NOW)
-    ids = [ada.id, *range(ada.id + 1, ada.id + 70_000)]  # PostgreSQL: ≤ 65,535 parameters
+    ids = [*range(ada.id + 1, ada.id + 20), ada.id, *range(ada.id + 20, ada.id + 30)]
     signals = store.people.signals(ids)
-    assert len(signals) == 70_000 and len(signals[ada.id].likes) == 1
+    assert list(signals) == ids and len(signals[ada.id].likes) == 1
