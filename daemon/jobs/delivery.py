@@ -23,12 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import TracebackType
+from typing import Protocol
 
 from daemon.app import App
 from daemon.channels import CHANNELS
 from daemon.db.models import ChannelKind, Outcome
-from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, UserRow
+from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
+from daemon.web.links import Links
 from notifications.digest import Digest, Pick
 from notifications.transports.base import (
     Outgoing,
@@ -72,29 +74,45 @@ def build_digest(app: App, digest_id: int) -> tuple[Digest, ChannelRow, UserRow]
     return digest_of(app, app.store.digests.content(digest_id))
 
 
+class Scored(Protocol):
+    """What a pick says of why it was chosen: a stored digest item or a fresh recommendation."""
+
+    @property
+    def score(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def pick_of(
+    links: Links, user_id: int, channel_id: int | None, paper: PaperRow, why: Scored
+) -> Pick:
+    """A paper of a digest as the renderers take it, with its signed like/dislike links (they
+    name the channel the digest goes to; None: the user's links of old, every channel)."""
+    return Pick(
+        paper_key=paper.key,
+        title=paper.title,
+        url=paper.url,
+        authors=paper.authors,
+        abstract=paper.abstract,
+        score=why.score,
+        reason=why.reason,
+        like_url=links.feedback_url("like", user_id, paper.id, channel_id),
+        dislike_url=links.feedback_url("dislike", user_id, paper.id, channel_id),
+        upvotes=paper.upvotes,
+        kind=why.kind,
+        day=paper.day.date(),
+        arxiv_id=paper.arxiv_id,
+        category=paper.categories[0] if paper.categories else None,
+    )
+
+
 def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, UserRow]:
     """A digest read from the store, as plain data for rendering, with signed links."""
     user, links, channel_id = content.user, app.links, content.channel.id
     digest_id = content.digest.id
-    picks = tuple(
-        Pick(
-            paper_key=paper.key,
-            title=paper.title,
-            url=paper.url,
-            authors=paper.authors,
-            abstract=paper.abstract,
-            score=item.score,
-            reason=item.reason,
-            like_url=links.feedback_url("like", user.id, paper.id, channel_id),
-            dislike_url=links.feedback_url("dislike", user.id, paper.id, channel_id),
-            upvotes=paper.upvotes,
-            kind=item.kind,
-            day=paper.day.date(),
-            arxiv_id=paper.arxiv_id,
-            category=paper.categories[0] if paper.categories else None,
-        )
-        for item, paper in content.items
-    )
+    picks = tuple(pick_of(links, user.id, channel_id, paper, item) for item, paper in content.items)
     unsubscribe = links.unsubscribe_url(user.id, channel_id)  # that address (channel) only
     digest = Digest(
         digest_id=digest_id,

@@ -13,8 +13,9 @@ from email.message import EmailMessage
 from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.errors import PaperwireError
+from daemon.jobs.delivery import pick_of
 from daemon.jobs.digests import Picks, make_digests
-from notifications.digest import Digest, Pick
+from notifications.digest import Digest
 from notifications.transports.base import message_bytes
 
 PREVIEW_ADDRESS = "preview@example.org"  # for a Slack-only subscriber's email rendering
@@ -61,25 +62,7 @@ def preview(app: App, name: str, now: datetime) -> Preview:
         digest_id=0,
         period=plan.period,
         recipient_name=user.display_name or user.name,
-        picks=tuple(
-            Pick(
-                paper_key=paper.key,
-                title=paper.title,
-                url=paper.url,
-                authors=paper.authors,
-                abstract=paper.abstract,
-                score=rec.score,
-                reason=rec.reason,
-                like_url=links.feedback_url("like", user.id, paper.id, email),
-                dislike_url=links.feedback_url("dislike", user.id, paper.id, email),
-                upvotes=paper.upvotes,
-                kind=rec.kind,
-                day=paper.day.date(),
-                arxiv_id=paper.arxiv_id,
-                category=paper.categories[0] if paper.categories else None,
-            )
-            for paper, rec in plan.picks
-        ),
+        picks=tuple(pick_of(links, user.id, email, paper, rec) for paper, rec in plan.picks),
         unsubscribe_url=links.unsubscribe_url(user.id, email),
         one_click_unsubscribe_url=links.unsubscribe_url(user.id, email),
         cold_start=bool(plan.picks) and all(rec.kind == "trending" for _, rec in plan.picks),
