@@ -34,7 +34,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from bench.daily import database
 
 PAPERWIRE = Path(sys.executable).parent / "paperwire"
 MESSAGE_ID = re.compile(rb"^Message-ID:\s*<paperwire-digest-(\d+)-", re.M | re.I)
@@ -80,23 +81,6 @@ def smtp_recorder(log_path: Path) -> Iterator[int]:
     finally:
         proc.kill()
         proc.join()
-
-
-@contextmanager
-def database(url: str, folder: Path) -> Iterator[str]:
-    if not url:
-        yield f"sqlite:///{folder / 'crash.db'}"
-        return
-    name = f"paperwire_crash_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.engine.make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def prepare(url: str, digests: int) -> None:
@@ -158,7 +142,7 @@ def deliver(config: Path, cwd: Path) -> subprocess.Popen[bytes]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    with tempfile.TemporaryDirectory() as tmp, database(args.db, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, database(args.db) as url:
         folder = Path(tmp)
         received_log = folder / "received.txt"
         received_log.touch()
