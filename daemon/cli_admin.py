@@ -170,14 +170,15 @@ def _print_deliveries(rows: list[Delivery]) -> None:
 
 
 IdsArgument = Annotated[list[int] | None, typer.Argument(help="Digest ids (`deliveries list`).")]
+PostponedOption = Annotated[
+    bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
+]
 
 
 @deliveries_cli.command("retry")
 def deliveries_retry(
     ids: IdsArgument = None,
-    postponed: Annotated[
-        bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
-    ] = False,
+    postponed: PostponedOption = False,
 ) -> None:
     """Make digests due now (pending or failed ones) and deliver what is due."""
     from daemon import jobs
@@ -198,9 +199,7 @@ def deliveries_retry(
 @deliveries_cli.command("cancel")
 def deliveries_cancel(
     ids: IdsArgument = None,
-    postponed: Annotated[
-        bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
-    ] = False,
+    postponed: PostponedOption = False,
 ) -> None:
     """Give up pending digests: they are marked failed, 'cancelled by …', and not sent."""
     with _open_app() as app:
