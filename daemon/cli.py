@@ -989,6 +989,7 @@ def _print_import(r: ImportReport) -> None:
         f"{len(r.duplicates)} duplicate(s), {len(r.failed)} not imported",
         highlight=False,
         markup=False,
+        soft_wrap=True,  # one line, however long the file's path: a report is grepped
     )
     lists = (("matched", r.matched), ("fetched", r.fetched), ("created from the file", r.created),
              ("already liked", r.already_liked))  # fmt: skip
@@ -996,7 +997,8 @@ def _print_import(r: ImportReport) -> None:
         if items:
             out.print(f"{label}:", markup=False)
         for item in items:
-            out.print(f"  {item.where}: {item.key} {item.title}", highlight=False, markup=False)
+            line = f"  {item.where}: {item.key} {item.title}"
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
     if r.duplicates:
         out.print("duplicates (imported once):", markup=False)
         for problem in r.duplicates:
