@@ -310,7 +310,7 @@ def deliver() -> None:
 
     with _open_app() as app:
         with _progress() as progress:
-            report = jobs.deliver(app, app.clock(), progress=progress)
+            report = jobs.deliver_due(app, app.clock(), progress=progress)
         _print_delivery(report)
         _print_waiting(app)
     _exit_if_unusable(report)

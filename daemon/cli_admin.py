@@ -190,7 +190,7 @@ def deliveries_retry(
         out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
         if changed:
             with _progress() as progress:
-                report = jobs.deliver(app, app.clock(), progress=progress)
+                report = jobs.deliver_due(app, app.clock(), progress=progress)
             _print_delivery(report)
             if report.postponed:
                 raise SystemExit(1)

@@ -166,6 +166,7 @@ class DeliverySettings(_Section):
     lease_seconds: int = Field(default=60, ge=10)
     claim_batch: int = Field(default=100, ge=1, le=10_000)
     max_run_seconds: float = Field(default=3000.0, gt=0)
+    workers: int = Field(default=1, ge=1, le=32)  # delivery processes (daemon/jobs/workers.py)
 
 
 class LogSettings(_Section):

@@ -4,7 +4,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -55,6 +55,7 @@ def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
 
 
 _PAPER_FIELDS = tuple(f.name for f in fields(PaperRow))
+IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
@@ -202,8 +203,12 @@ class Digests(Repository):
         with self.session() as s:
             return DigestRow.of(s.get_one(Digest, digest_id))
 
-    def contents(self, digest_ids: Sequence[int]) -> dict[int, DigestContent]:
-        """`content` of many digests in four queries (a delivery batch renders them all)."""
+    def contents(
+        self, digest_ids: Sequence[int], papers: dict[int, PaperRow] | None = None
+    ) -> dict[int, DigestContent]:
+        """`content` of many digests in five queries (a delivery batch renders them all).
+        `papers`, when given, is a cache of papers by id kept across calls: a delivery run
+        reads each of the day's papers once, not once per digest that picks it."""
         if not digest_ids:
             return {}
         ids = list(digest_ids)
@@ -232,22 +237,27 @@ class Digests(Repository):
                     item_t.c.score,
                     item_t.c.kind,
                     item_t.c.reason,
-                    *(paper_t.c[name] for name in _PAPER_FIELDS),
+                    item_t.c.paper_id,
                 )
-                .join(paper_t, paper_t.c.id == item_t.c.paper_id)
                 .where(item_t.c.digest_id.in_(ids))
                 .order_by(item_t.c.digest_id, item_t.c.rank)
             )
+            rows = conn.execute(q).all()
+            # the day's digests pick from a few thousand papers: each is read once per cache
+            known = papers if papers is not None else {}
+            missing = list({r.paper_id for r in rows} - known.keys())
+            for start in range(0, len(missing), IN_CHUNK):
+                chunk = missing[start : start + IN_CHUNK]
+                for r in conn.execute(sa.select(paper_t).where(paper_t.c.id.in_(chunk))):
+                    m = r._mapping
+                    fields_ = {name: m[paper_t.c[name]] for name in _PAPER_FIELDS}
+                    fields_["authors"] = tuple(fields_["authors"])
+                    fields_["categories"] = tuple(fields_["categories"] or ())
+                    known[r.id] = PaperRow(**fields_)
             items: dict[int, list[tuple[DigestItemRow, PaperRow]]] = {}
-            for r in conn.execute(q):
-                paper = PaperRow(
-                    **{name: r._mapping[paper_t.c[name]] for name in _PAPER_FIELDS},
-                )
-                paper = replace(
-                    paper, authors=tuple(paper.authors), categories=tuple(paper.categories or ())
-                )
+            for r in rows:
                 items.setdefault(r.digest_id, []).append(
-                    (DigestItemRow(r.rank, r.score, r.kind, r.reason), paper)
+                    (DigestItemRow(r.rank, r.score, r.kind, r.reason), known[r.paper_id])
                 )
         return {
             d.id: DigestContent(

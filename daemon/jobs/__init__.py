@@ -25,6 +25,7 @@ from daemon.jobs.digests import (
 from daemon.jobs.ingest import IngestReport, ingest
 from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender
+from daemon.jobs.workers import DeliveryWorkers, worker_count
 
 
 @dataclass
@@ -43,7 +44,13 @@ def digest_and_deliver(
     progress: Progress = no_progress,
 ) -> tuple[DigestReport, DeliveryReport]:
     """Make the digests owed now and deliver them batch by batch as they are made (the first
-    subscribers do not wait for the last to be ranked), then whatever else is due (retries)."""
+    subscribers do not wait for the last to be ranked), then whatever else is due (retries).
+    With `delivery.workers` > 1, worker processes deliver while this one makes the digests."""
+    workers = worker_count(app)
+    if workers > 1:
+        with DeliveryWorkers(app, now, workers, progress=progress) as deliverers:
+            made = make_digests(app, now, users=users, force=force, progress=progress)
+            return made, deliverers.join()
     delivered = DeliveryReport()
 
     def deliver_batch() -> None:
@@ -54,6 +61,15 @@ def digest_and_deliver(
     )
     delivered.add(deliver(app, now, progress=progress))
     return made, delivered
+
+
+def deliver_due(app: App, now: datetime, *, progress: Progress = no_progress) -> DeliveryReport:
+    """Send every due digest: in this process, or in `delivery.workers` processes."""
+    workers = worker_count(app)
+    if workers > 1:
+        with DeliveryWorkers(app, now, workers, progress=progress) as deliverers:
+            return deliverers.join()
+    return deliver(app, now, progress=progress)
 
 
 def cycle(
@@ -79,6 +95,7 @@ __all__ = [
     "build_digest",
     "cycle",
     "deliver",
+    "deliver_due",
     "digest_and_deliver",
     "ingest",
     "is_due",

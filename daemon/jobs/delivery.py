@@ -216,6 +216,7 @@ class _Run:
     down: dict[ChannelKind, TransportUnavailable] = field(default_factory=dict)
     closers: list[Callable[[], object]] = field(default_factory=list)
     done: int = 0
+    papers: dict[int, PaperRow] = field(default_factory=dict)  # read once per run, by id
     lock: threading.Lock = field(default_factory=threading.Lock)  # lanes share the report
 
     def transport(self, kind: ChannelKind, lane: int = 0) -> Transport:
@@ -346,7 +347,7 @@ def _render_all(
     """Every claimed digest rendered for its channel, grouped by channel kind."""
     app = run.app
     batches: dict[ChannelKind, list[tuple[DueDelivery, Outgoing]]] = {}
-    contents = app.store.digests.contents([d.digest_id for d in due])
+    contents = app.store.digests.contents([d.digest_id for d in due], run.papers)
     for d in due:
         try:
             digest, channel, user = digest_of(app, contents[d.digest_id])

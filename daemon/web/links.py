@@ -79,7 +79,7 @@ class Links:
         if len(zlib.compress(data)) < len(data) - 1:  # never for these, but keep the format
             return str(self._signer.dumps(payload))
         body = base64.urlsafe_b64encode(data).rstrip(b"=")
-        mac = hmac.new(self._key, body, hashlib.sha1).digest()
+        mac = hmac.digest(self._key, body, "sha1")  # one C call: ~22 links per digest
         return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
 
     def feedback_url(

@@ -24,6 +24,7 @@ from daemon.db.models import ChannelKind, FollowKind
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
 from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, SettingsFactory
+from tests.notifications.factories import html_of
 from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
 
 pytestmark = BOTH_BACKENDS  # the backend matters here
@@ -114,7 +115,7 @@ def _parts(msg: EmailMessage) -> tuple[str, str]:
     plain = msg.get_body(("plain",))
     html = msg.get_body(("html",))
     assert plain is not None and html is not None, "both a text and an HTML part"
-    return plain.get_content(), html.get_content()
+    return plain.get_content(), html_of(html)
 
 
 def test_full_cycle_delivers_by_smtp_and_slack_and_never_twice(

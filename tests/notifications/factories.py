@@ -3,9 +3,11 @@ don't collect)."""
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from datetime import date
+from email.message import MIMEPart
 from typing import Any
 
 import httpx
@@ -20,6 +22,21 @@ from tests.servers import SmtpServer
 EVIL_TITLE = "<script>alert(1)</script> Attention & <b>Transformers</b>"
 EVIL_ABSTRACT = "We show <img src=x onerror=alert(2)> that a < b & c > d. " + "word " * 150
 WEBHOOK = "https://hooks.slack.com/services/T000/B000/SECRETSECRET"
+
+
+_NON_ASCII_REF = re.compile(r"&#(\d{3,});")
+
+
+def html_of(part: MIMEPart) -> str:
+    """An email's HTML part as its reader's characters: the HTML goes out as 7bit with every
+    non-ASCII character written as a character reference (`&#945;` for α); those are
+    written back here. Markup escapes (`&lt;`, `&#39;`: ASCII) stay as they were sent."""
+
+    def char(m: re.Match[str]) -> str:
+        code = int(m.group(1))
+        return chr(code) if code > 127 else m.group(0)
+
+    return _NON_ASCII_REF.sub(char, part.get_content())
 
 
 def make_pick(i: int = 1, **overrides: Any) -> Pick:

@@ -36,6 +36,7 @@ from tests.notifications.factories import (
     EVIL_TITLE,
     WEBHOOK,
     evil_digest,
+    html_of,
     make_digest,
     make_pick,
 )
@@ -59,7 +60,7 @@ def parts(msg: EmailMessage) -> tuple[str, str]:
     text = msg.get_body(preferencelist=("plain",))
     html = msg.get_body(preferencelist=("html",))
     assert isinstance(text, EmailMessage) and isinstance(html, EmailMessage)
-    return text.get_content(), html.get_content()
+    return text.get_content(), html_of(html)
 
 
 class _Links(HTMLParser):
@@ -543,3 +544,38 @@ def test_readable_keeps_the_raw_text_when_the_converter_fails(
 
     monkeypatch.setattr("notifications.render._latex", lambda: Broken())
     assert readable(r"$\gamma$ rays", 999) == r"$\gamma$ rays"
+
+
+def test_html_part_is_7bit_ascii_with_character_references_and_the_same_text() -> None:
+    pick = make_pick(1, title="Über “quotes” — α-VAE 👍", abstract="naïve café " * 5)
+    rendered = render_email(
+        make_digest((pick,)), sender="pw@example.org", recipient="a@example.org",
+        message_id_domain="example.org",
+    )  # fmt: skip
+    msg = BytesParser(policy=policy.default).parsebytes(rendered.data)
+    assert isinstance(msg, EmailMessage)
+    html = msg.get_body(preferencelist=("html",))
+    assert isinstance(html, EmailMessage)
+    assert html["Content-Transfer-Encoding"] == "7bit"
+    raw = html.get_payload(decode=True)
+    assert isinstance(raw, bytes) and raw.isascii()
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+    assert "&#220;ber &#8220;quotes&#8221;" in raw.decode()  # what any HTML reader shows as…
+    # …the rendered HTML, character for character (lines end in CRLF on the wire)
+    assert html_of(html).replace("\r\n", "\n") == rendered.html
+    text = msg.get_body(preferencelist=("plain",))
+    assert isinstance(text, EmailMessage)
+    assert text["Content-Transfer-Encoding"] == "quoted-printable"
+    assert "Über “quotes” — α-VAE 👍" in text.get_content()
+
+
+def test_html_with_a_line_over_smtp_limit_goes_quoted_printable() -> None:
+    from notifications.render import _mime
+
+    html = "<p>" + "ä" * 1200 + "</p>\n"  # one line of 2,400 UTF-8 octets
+    msg = BytesParser(policy=policy.default).parsebytes(_mime([("Subject", "s")], "text", html))
+    assert isinstance(msg, EmailMessage)
+    part = msg.get_body(preferencelist=("html",))
+    assert isinstance(part, EmailMessage)
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == html

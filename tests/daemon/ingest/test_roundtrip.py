@@ -27,6 +27,7 @@ from notifications.digest import Digest, Pick
 from notifications.render import readable, render_email, render_slack, shorten_abstract
 from notifications.transports.base import message_bytes
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
+from tests.notifications.factories import html_of
 
 pytestmark = BOTH_BACKENDS
 
@@ -144,7 +145,7 @@ def test_any_plain_text_round_trips_to_every_output_escaped_and_intact(
         html_part = message.get_body(("html",))
         assert text_part is not None and html_part is not None
         text = text_part.get_content().replace("\r\n", "\n")  # lines end as a reader shows them
-        html = html_part.get_content()
+        html = html_of(html_part)
         shown = readable(expected)  # LaTeX as Unicode ("$\\alpha<\\beta$" → "α<β")
         assert f"1. {shown}\n" in text
         assert str(markupsafe.escape(shown)) in html

@@ -1,0 +1,176 @@
+"""Delivery in worker processes (`delivery.workers` > 1), alongside the making of digests.
+
+One Python process sends about 250 messages a second, bound by its one core (rendering,
+signing links, recording each message). With `delivery.workers = N` the daemon starts N
+processes that run the ordinary delivery job (`deliver`) over and over while the digests are
+being made, so each batch goes out as soon as it is stored and the work is spread over the
+machine's cores. They share nothing but the database: claims and leases already keep two
+workers from sending the same digest, and a worker that dies leaves its claims to be taken
+over when their lease ends (docs/reliability.md).
+
+A worker stops when it was told the making is over and a delivery run then found nothing due,
+or when the daemon is stopping (the message in flight is finished and recorded, the other
+claims are given back). Each sends back its report; the caller gets their sum.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from datetime import datetime
+from multiprocessing.context import SpawnProcess
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from daemon.app import App
+from daemon.jobs.delivery import DeliveryReport, deliver
+from daemon.jobs.progress import Progress, no_progress
+from daemon.settings import Settings
+
+log = logging.getLogger("paperwire.jobs")
+
+IDLE_WAIT = 0.2  # seconds a worker waits when nothing is due yet (digests are being made)
+JOIN_POLL = 0.25  # seconds between the parent's looks at its workers
+STOP_GRACE = 120.0  # seconds stopping workers get to finish their message and give claims back
+
+
+def worker_count(app: App) -> int:
+    """How many delivery processes to use: `delivery.workers`, or 1 (in this process) when
+    the database cannot be shared between processes (SQLite in memory)."""
+    wanted = app.settings.delivery.workers
+    url = app.store.engine.url
+    if wanted > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        log.warning("delivery.workers ignored: an in-memory database is not shared")
+        return 1
+    return wanted
+
+
+class DeliveryWorkers:
+    """`count` processes delivering whatever is due until `join()` says nothing more will be
+    made (or the daemon stops); used as a context manager around the making of digests."""
+
+    def __init__(
+        self, app: App, now: datetime, count: int, *, progress: Progress = no_progress
+    ) -> None:
+        self._app, self._count, self._progress = app, count, progress
+        ctx = multiprocessing.get_context("spawn")  # no threads or sockets copied by fork
+        self._done, self._stopping = ctx.Event(), ctx.Event()
+        self._sent = ctx.Array("q", count, lock=False)  # messages handled, one slot per worker
+        self._results: Any = ctx.Queue()
+        self._procs: list[SpawnProcess] = [
+            ctx.Process(
+                target=_work,
+                args=(
+                    app.settings,
+                    app.config_file,
+                    now,
+                    n,
+                    self._done,
+                    self._stopping,
+                    self._sent,
+                    self._results,
+                ),
+                name=f"paperwire-deliver-{n}",
+                daemon=True,
+            )
+            for n in range(count)
+        ]
+
+    def __enter__(self) -> DeliveryWorkers:
+        for proc in self._procs:
+            proc.start()
+        log.info("delivery workers started", extra={"workers": self._count})
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if any(p.is_alive() for p in self._procs):  # left early (an error): stop them cleanly
+            self._stopping.set()
+            for proc in self._procs:
+                proc.join(STOP_GRACE)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+
+    def join(self) -> DeliveryReport:
+        """Nothing more will be made: wait for the workers to send what is due, and sum their
+        reports. A worker that died is reported (its claims are taken over after their lease)."""
+        self._done.set()
+        report = DeliveryReport()
+        pending = dict(enumerate(self._procs))
+        while pending:
+            if self._app.stopping.is_set():
+                self._stopping.set()
+            handled = sum(self._sent)
+            self._progress("deliveries", handled, handled)
+            try:
+                n, part = self._results.get(timeout=JOIN_POLL)
+            except Exception:  # queue.Empty: look at the workers again
+                for n, proc in list(pending.items()):
+                    if not proc.is_alive() and proc.exitcode != 0:
+                        del pending[n]
+                        report.errors.append(
+                            f"delivery worker {n} stopped with exit code {proc.exitcode}; its "
+                            "digests are sent by the next run once their lease has run out"
+                        )
+                        log.error("delivery worker died", extra={"exit_code": proc.exitcode})
+                continue
+            pending.pop(n, None)
+            report.add(part)
+        for proc in self._procs:
+            proc.join()
+        return report
+
+
+def _work(
+    settings: Settings,
+    config_file: Path | None,
+    now: datetime,
+    slot: int,
+    done: Any,
+    stopping: Any,
+    sent: Any,
+    results: Any,
+) -> None:
+    """One worker process: deliver until the making is over and nothing is due."""
+    from daemon.app import make_app
+    from daemon.logs import setup_logging
+
+    setup_logging(settings.log.level, as_json=settings.log.json_format)
+    app = make_app(settings, config_file=config_file)
+
+    def mirror_stop() -> None:  # the parent's stop, seen by this process's delivery job
+        stopping.wait()
+        app.stopping.set()
+
+    threading.Thread(target=mirror_stop, name="stop-mirror", daemon=True).start()
+    report = DeliveryReport()
+    base = 0
+
+    def progress(_: str, done_: int, __: int) -> None:
+        sent[slot] = base + done_
+
+    try:
+        while not app.stopping.is_set():
+            finished = done.is_set()  # read first: what was made before is due in this run
+            part = deliver(app, now, progress=progress)
+            report.add(part)
+            handled = part.sent + part.retrying + part.failed + part.postponed + part.released
+            base += handled
+            sent[slot] = base
+            if handled == 0:
+                if finished:
+                    break
+                stopping.wait(IDLE_WAIT)
+    except Exception as e:  # the database went away…: say so, the next run resumes
+        log.exception("delivery worker failed")
+        report.errors.append(f"delivery worker {slot}: {type(e).__name__}: {e}")
+    finally:
+        results.put((slot, report))
+        app.close()

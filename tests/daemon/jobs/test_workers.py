@@ -1,0 +1,102 @@
+"""Delivery in worker processes (`delivery.workers` > 1): real processes, a real aiosmtpd
+server on 127.0.0.1, both database backends. Every digest goes out exactly once, while the
+digests are still being made, and a dead worker does not hang the run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from daemon import jobs
+from daemon.app import App, make_app
+from daemon.db.models import DigestState
+from daemon.jobs import workers
+from daemon.settings import Settings
+from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
+from tests.daemon.jobs.test_delivery import _more_digests, _states, _users_with_digests
+from tests.servers import SmtpServer, smtp_server
+
+
+def _app(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, server: SmtpServer
+) -> App:
+    email = {"transport": "smtp", "host": server.host, "port": server.port, "security": "none"}
+    delivery = {"workers": 2, "claim_batch": 5}
+    return app_factory(make_settings(email=email, delivery=delivery))
+
+
+def _recipients(server: SmtpServer) -> list[str]:
+    return sorted(m.rcpt_tos[0] for m in server.messages)
+
+
+@BOTH_BACKENDS
+def test_two_workers_send_every_due_digest_exactly_once(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        ids = _users_with_digests(app, 40)
+        report = jobs.deliver_due(app, NOW)
+        assert report.sent == 40 and report.failed == report.postponed == 0, report.errors
+        assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(40))
+        assert set(_states(app).values()) == {DigestState.SENT}
+        assert len(ids) == 40
+
+
+@BOTH_BACKENDS
+def test_digests_go_out_while_the_others_are_still_being_made(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The making (here: three batches of stored digests) waits after each batch until the
+    workers have sent it: it would wait forever if they only started at the end."""
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        batches: list[list[int]] = []
+
+        def make_in_batches(app_: App, now: datetime, **_: Any) -> jobs.DigestReport:
+            for n in range(3):
+                made = _more_digests(app_, 10, 10 * n) if n else _users_with_digests(app_, 10)
+                batches.append(made)
+                deadline = time.monotonic() + 60
+                while len(server.messages) < 10 * (n + 1):
+                    assert time.monotonic() < deadline, f"batch {n} was not sent while making"
+                    time.sleep(0.05)
+            return jobs.DigestReport(created=30)
+
+        monkeypatch.setattr(jobs, "make_digests", make_in_batches)
+        made, delivered = jobs.digest_and_deliver(app, NOW, force=True)
+        assert made.created == 30 and delivered.sent == 30, delivered.errors
+        assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(30))
+
+
+def test_a_worker_that_dies_is_reported_and_the_other_sends_everything(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        _users_with_digests(app, 20)
+        with workers.DeliveryWorkers(app, NOW, 2) as pool:
+            pool._procs[0].kill()  # before it could claim anything: its process is gone
+            report = pool.join()
+        assert report.sent == 20
+        assert any("delivery worker 0 stopped with exit code" in e for e in report.errors)
+        assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(20))
+
+
+def test_an_in_memory_database_delivers_in_this_process(tmp_path: Any) -> None:
+    settings = Settings(
+        database={"url": "sqlite://"},
+        server={"secret_key": "k", "secret_key_file": f"{tmp_path}/key"},
+        delivery={"workers": 4},
+    )
+    app = make_app(settings)
+    try:
+        assert workers.worker_count(app) == 1
+    finally:
+        app.close()
