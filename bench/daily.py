@@ -54,9 +54,28 @@ CHUNK = 20_000  # rows per bulk INSERT
 # ---- measuring ----------------------------------------------------------------------------
 
 
+NOT_COUNTED: set[int] = set()  # processes of the bench itself (the SMTP sink)
+
+
 def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """Resident memory of this process and its child processes (the delivery workers), not
+    counting the bench's own SMTP sink."""
+    pids = ["self"]
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            pids += (task / "children").read_text().split()
+        except OSError:  # the thread ended
+            continue
+    total = 0
+    for pid in pids:
+        if pid != "self" and int(pid) in NOT_COUNTED:
+            continue
+        try:
+            with open(f"/proc/{pid}/statm") as fh:
+                total += int(fh.read().split()[1])
+        except OSError:  # the process ended
+            continue
+    return total * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 @dataclass
@@ -271,6 +290,7 @@ def smtp_sink() -> Iterator[tuple[int, Any]]:
     count, ready = ctx.Value("i", 0), ctx.Event()
     proc = ctx.Process(target=_sink, args=(port, count, ready), daemon=True)
     proc.start()
+    NOT_COUNTED.add(proc.pid or 0)
     ready.wait(30)
     try:
         yield port, count
@@ -325,8 +345,9 @@ def run_day(
             server={"secret_key": "bench", "secret_key_file": f"{tmp}/key"},
             email={"transport": "smtp", "host": "127.0.0.1", "port": port, "security": "none"},
             slack={"transport": "file"},
-            delivery={"outbox_dir": f"{tmp}/outbox"},
+            delivery={"outbox_dir": f"{tmp}/outbox", "workers": args.workers},
             digest={"window_hours": 24},
+            log={"level": "WARNING"},  # not a line per message sent on the bench's terminal
         )
         app = make_app(settings, clock=lambda: NOW)
         upgrade(app.store.engine)
@@ -351,8 +372,9 @@ def run_day(
             for digest, channel, _ in read:
                 CHANNELS[channel.kind].render(app, digest, channel.address)
             st.count = len(read)
-        with measure(stages, "deliver (local SMTP server; file for Slack)", "messages") as st:
-            sent = jobs.deliver(app, NOW)
+        name = f"deliver ({args.workers} worker processes; local SMTP server, file for Slack)"
+        with measure(stages, name, "messages") as st:
+            sent = jobs.deliver_due(app, NOW)
             st.count = sent.sent
         info.update(created=made.created, sent=sent.sent, received=received.value,
                     failed=sent.failed + sent.retrying + sent.postponed)  # fmt: skip
@@ -366,11 +388,28 @@ def run_day(
                 for blob in blobs:
                     n += len(parse_feed(blob).papers)
             st.count = n
+        # the day again as the daemon runs it: digests made and delivered at the same time
+        _forget_digests(app.store.engine)
+        before = received.value
+        with measure(stages, "make + deliver together, as the daemon does", "digests") as st:
+            again, delivered = jobs.digest_and_deliver(app, NOW, force=True)
+            st.count = delivered.sent
+        info.update(together_made=again.created, together_sent=delivered.sent,
+                    together_received=received.value - before)  # fmt: skip
         if not args.smoke:
             side = side_by_side(app, model, texts, args.sample)
         info.update(side)
         app.close()
     return stages, info
+
+
+def _forget_digests(engine: sa.Engine) -> None:
+    """Delete the day's digests (and their items and attempts) to make them again."""
+    from daemon.db.models import DeliveryAttempt, Digest, DigestItem
+
+    with engine.begin() as conn:
+        for model in (DeliveryAttempt, DigestItem, Digest):
+            conn.execute(sa.delete(getattr(model, "__table__")))  # noqa: B009
 
 
 def side_by_side(app: Any, model: Any, texts: Texts, n: int) -> dict[str, float]:
@@ -429,7 +468,9 @@ def side_by_side(app: Any, model: Any, texts: Texts, n: int) -> dict[str, float]
 
 
 def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> None:
-    total = sum(s.seconds for s in stages if not s.name.startswith("build"))
+    parts = ("fit", "make digests", "deliver", "ingest")  # read + render are inside deliver
+    total = sum(s.seconds for s in stages if s.name.startswith(parts))
+    daemon = sum(s.seconds for s in stages if s.name.startswith(("fit", "make +", "ingest")))
     print(f"\n{info['users']:,} subscribers, {info['papers']:,} papers ({info['new']:,} new), "
           f"{info['likes']:,} likes — {backend}; {info['created']:,} digests made, "
           f"{info['sent']:,} sent ({info['received']:,} received by the server), "
@@ -437,8 +478,15 @@ def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> No
     print("\n| stage | s | throughput | peak RSS MB |\n|---|---|---|---|")
     for s in stages:
         print(f"| {s.name} | {s.seconds:.1f} | {s.rate} | {s.peak_mb:,.0f} |")
-    print(f"| **whole cycle** (all but building) | **{total:.1f}** | | "
-          f"{max(s.peak_mb for s in stages):,.0f} |")  # fmt: skip
+    peak = max(s.peak_mb for s in stages if not s.name.startswith("build"))
+    print(f"| **whole cycle, stage after stage** (fit, make, deliver, ingest) | **{total:.1f}** "
+          f"| | {peak:,.0f} |")  # fmt: skip
+    print(f"| **whole cycle as the daemon runs it** (fit, make + deliver together, ingest) | "
+          f"**{daemon:.1f}** | | {peak:,.0f} |")  # fmt: skip
+    if "together_sent" in info:
+        print(f"\nmade and delivered together: {info['together_made']:,} made, "
+              f"{info['together_sent']:,} sent, "
+              f"{info['together_received']:,} received")  # fmt: skip
     if "svm_ms" in info:
         b = info["batched_ms"]
         print("\n| ranking, ms per user | ms | × our batched ranking |\n|---|---|---|")
@@ -463,6 +511,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=300, help="users for the side-by-side rows")
     ap.add_argument("--render-sample", type=int, default=5000)
     ap.add_argument("--parse-rounds", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2, help="delivery.workers (processes)")
     ap.add_argument("--smoke", action="store_true", help="small and quick: no side-by-side")
     args = ap.parse_args()
     if args.smoke:  # CI: every stage runs once, small, no timing asserted
