@@ -59,6 +59,23 @@ IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 p
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
+def _finished(**values: object) -> sa.Update:
+    """UPDATE digest: one more attempt, the lease given up, and `values`, for :digest_id."""
+    digest_t = _table(Digest)
+    return (
+        sa.update(digest_t)
+        .where(digest_t.c.id == sa.bindparam("digest_id"))
+        .values(attempts=digest_t.c.attempts + 1, leased_until=None, **values)
+    )
+
+
+# what `Digests.finish` writes, built once: it runs once for every message sent
+_SENT = _finished(state=DigestState.SENT, sent_at=sa.bindparam("now"), last_error=None)
+_RETRY = _finished(next_attempt_at=sa.bindparam("retry_at"), last_error=sa.bindparam("detail"))
+_FAILED = _finished(state=DigestState.FAILED, last_error=sa.bindparam("detail"))
+_ATTEMPT = sa.insert(_table(DeliveryAttempt))
+
+
 @dataclass(frozen=True)
 class NewItem:
     """One pick of a digest, in rank order."""
@@ -402,24 +419,19 @@ class Digests(Repository):
     ) -> None:
         """Record an attempt: SENT, TEMPORARY (retry at `retry_at`, or give up when None) or
         PERMANENT."""
-        changes: dict[str, object]
+        values: dict[str, object]
         if outcome == Outcome.SENT:
-            changes = {"state": DigestState.SENT, "sent_at": now, "last_error": None}
+            update, values = _SENT, {"now": now}
         elif outcome == Outcome.TEMPORARY and retry_at is not None:
-            changes = {"next_attempt_at": retry_at, "last_error": detail}
+            update, values = _RETRY, {"retry_at": retry_at, "detail": detail}
         else:
-            changes = {"state": DigestState.FAILED, "last_error": detail}
-        # two Core statements, no read: one short transaction per message sent
-        digest_t = _table(Digest)
+            update, values = _FAILED, {"detail": detail}
+        # two statements built once (compiled once), no read: one short transaction per
+        # message sent
         with self.engine.begin() as conn:
+            conn.execute(update, {"digest_id": digest_id, **values})
             conn.execute(
-                sa.update(digest_t)
-                .where(digest_t.c.id == digest_id)
-                .values(attempts=digest_t.c.attempts + 1, leased_until=None, **changes)
-            )
-            conn.execute(
-                sa.insert(_table(DeliveryAttempt)),
-                {"digest_id": digest_id, "at": now, "outcome": outcome, "detail": detail},
+                _ATTEMPT, {"digest_id": digest_id, "at": now, "outcome": outcome, "detail": detail}
             )
 
     def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
