@@ -63,7 +63,7 @@ class DeliveryWorkers:
             ctx.Process(
                 target=_work,
                 args=(
-                    app.settings,
+                    _picklable(app.settings),
                     app.config_file,
                     now,
                     n,
@@ -126,6 +126,13 @@ class DeliveryWorkers:
         for proc in self._procs:
             proc.join()
         return report
+
+
+def _picklable(settings: Settings) -> Settings:
+    """The same settings as an instance of `Settings` itself: the daemon's are of a subclass
+    made for its configuration file, which another process cannot import."""
+    values = {name: getattr(settings, name) for name in Settings.model_fields}
+    return Settings.model_construct(_fields_set=settings.model_fields_set, **values)
 
 
 def _work(

@@ -4,6 +4,7 @@ digests are still being made, and a dead worker does not hang the run."""
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -15,7 +16,7 @@ from daemon import jobs
 from daemon.app import App, make_app
 from daemon.db.models import DigestState
 from daemon.jobs import workers
-from daemon.settings import Settings
+from daemon.settings import Settings, load_settings
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.test_delivery import _more_digests, _states, _users_with_digests
 from tests.servers import SmtpServer, smtp_server
@@ -100,3 +101,19 @@ def test_an_in_memory_database_delivers_in_this_process(tmp_path: Any) -> None:
         assert workers.worker_count(app) == 1
     finally:
         app.close()
+
+
+def test_settings_read_from_a_file_reach_the_workers_unchanged(tmp_path: Any) -> None:
+    """The daemon's settings are of a class made for its file; a worker gets the same values
+    as plain `Settings` (pickling the former failed: "Can't pickle <class 'abc.Settings'>")."""
+    config = tmp_path / "paperwire.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path}/pw.db"\n'
+        f'[server]\nsecret_key_file = "{tmp_path}/key"\n'
+        "[delivery]\nworkers = 3\n[email]\nconnections = 2\n"
+    )
+    settings = load_settings(config)
+    copy = pickle.loads(pickle.dumps(workers._picklable(settings)))
+    assert type(copy) is Settings
+    assert copy.model_dump() == settings.model_dump()
+    assert copy.delivery.workers == 3 and copy.email.connections == 2
