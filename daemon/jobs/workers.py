@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import threading
 from datetime import datetime
 from multiprocessing.context import SpawnProcess
@@ -32,6 +33,7 @@ from daemon.settings import Settings
 log = logging.getLogger("paperwire.jobs")
 
 IDLE_WAIT = 0.2  # seconds a worker waits when nothing is due yet (digests are being made)
+STOP_POLL = 0.1  # seconds between a worker's looks at the stop signals
 JOIN_POLL = 0.25  # seconds between the parent's looks at its workers
 STOP_GRACE = 120.0  # seconds stopping workers get to finish their message and give claims back
 
@@ -146,14 +148,22 @@ def _work(
     results: Any,
 ) -> None:
     """One worker process: deliver until the making is over and nothing is due."""
+    # Ctrl-C reaches the whole process group: the daemon decides, and tells us (`stopping`).
+    # SIGTERM (systemd stops the whole group): stop as the daemon does, the message in flight
+    # finished and recorded, the other claims given back.
+    asked_to_stop = threading.Event()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: asked_to_stop.set())
+
     from daemon.app import make_app
     from daemon.logs import setup_logging
 
     setup_logging(settings.log.level, as_json=settings.log.json_format)
     app = make_app(settings, config_file=config_file)
 
-    def mirror_stop() -> None:  # the parent's stop, seen by this process's delivery job
-        stopping.wait()
+    def mirror_stop() -> None:  # either stop, seen by this process's delivery job
+        while not (stopping.wait(STOP_POLL) or asked_to_stop.is_set()):
+            pass
         app.stopping.set()
 
     threading.Thread(target=mirror_stop, name="stop-mirror", daemon=True).start()

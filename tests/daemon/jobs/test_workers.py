@@ -4,7 +4,9 @@ digests are still being made, and a dead worker does not hang the run."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -117,3 +119,29 @@ def test_settings_read_from_a_file_reach_the_workers_unchanged(tmp_path: Any) ->
     assert type(copy) is Settings
     assert copy.model_dump() == settings.model_dump()
     assert copy.delivery.workers == 3 and copy.email.connections == 2
+
+
+def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """systemd stops the whole process group with SIGTERM: each worker finishes its message in
+    flight, records it, gives its other claims back and exits 0; the next run sends the rest."""
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        ids = _users_with_digests(app, 300)
+        with workers.DeliveryWorkers(app, NOW, 2) as pool:
+            deadline = time.monotonic() + 60
+            while not all(pool._sent):  # both are running (a worker still starting dies)
+                assert time.monotonic() < deadline, "a worker sent nothing"
+                time.sleep(0.01)
+            for proc in pool._procs:
+                os.kill(proc.pid or 0, signal.SIGTERM)
+            stopped = pool.join()
+            assert [proc.exitcode for proc in pool._procs] == [0, 0]
+        assert not stopped.errors
+        states = _states(app)
+        sent = [i for i in ids if states[i] == DigestState.SENT]
+        assert len(sent) == stopped.sent == len(server.messages) < len(ids)
+        rest = jobs.deliver_due(app, NOW)
+        assert stopped.sent + rest.sent == len(ids)
+        assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(len(ids)))
