@@ -363,9 +363,9 @@ def run_day(
             ids = [i for (i,) in conn.execute(sa.text("SELECT id FROM digest ORDER BY id"))]
         sample = ids[:: max(1, len(ids) // args.render_sample)][: args.render_sample]
         with measure(stages, "read digests to render (database)", "digests") as st:
-            read = []
-            for start in range(0, len(sample), 100):  # as delivery does: 100 read together
-                contents = app.store.digests.contents(sample[start : start + 100])
+            read, papers = [], {}  # as delivery does: 100 read together, each paper once
+            for start in range(0, len(sample), 100):
+                contents = app.store.digests.contents(sample[start : start + 100], papers)
                 read += [digest_of(app, content) for content in contents.values()]
             st.count = len(read)
         with measure(stages, "render (email HTML + text, Slack)", "digests") as st:
