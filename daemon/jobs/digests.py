@@ -43,6 +43,8 @@ class DigestReport:
     empty: int = 0
     too_old: int = 0  # first seen in the window, but dated long before (digest.max_age_days)
     failed_users: list[str] = field(default_factory=list)
+    # the digests planned, with their picks: all of them in a dry run, the first PLANNED_KEPT
+    # in a real run (at 100,000 subscribers they held 0.9 GB; the counts above cover everyone)
     planned: list[PlannedDigest] = field(default_factory=list)
 
 
@@ -138,6 +140,7 @@ def window_hours(user: UserRow, daily_hours: int) -> int:
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
+PLANNED_KEPT = 1000  # digests of a real run kept with their picks in the report, for showing
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,7 @@ def _make_batch(day: _Day, batch: list[_Due], report: DigestReport, *, dry_run: 
         replace(p, digest_id=created.get((n.user_id, n.channel_id)))
         for p, n in zip(report.planned[start:], new, strict=True)
     ]
+    del report.planned[PLANNED_KEPT:]  # at scale, counts: memory must not grow with users
 
 
 def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:

@@ -124,3 +124,20 @@ def test_a_stored_digest_carries_what_the_reader_sees_of_each_paper(
     (pick,) = digest.picks
     assert (pick.arxiv_id, pick.category, pick.day) == ("2611.00042", "cs.LG", date(2026, 11, 26))
     assert pick.kind == "trending" and pick.upvotes == 5  # no likes: a filler
+
+
+def test_a_real_run_keeps_the_picks_of_a_few_digests_a_dry_run_of_all(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's picks are for showing: kept for PLANNED_KEPT digests of a real run (memory
+    must not grow with the subscribers), for every digest of a dry run; the counts are whole."""
+    app = app_factory()
+    _world(app, 7)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    monkeypatch.setattr(digests_job, "PLANNED_KEPT", 3)
+    dry = jobs.make_digests(app, NOW, force=True, dry_run=True)
+    assert len(dry.planned) == 7
+    report = jobs.make_digests(app, NOW, force=True)
+    assert report.created == 7 and report.users == 7
+    assert [p.user for p in report.planned] == ["u0", "u1", "u2"]
+    assert all(p.digest_id is not None for p in report.planned)
