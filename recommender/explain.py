@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, on_grid
 from recommender.interests import _interests
-from recommender.terms import _group_label, _readable_terms
+from recommender.terms import _group_label, _readable_terms_of_rows
 from recommender.types import Kind, Recommendation
 
 if TYPE_CHECKING:
@@ -104,6 +104,11 @@ def _explain_chunk(
     best_slots = ps[starts + best]
     overlap = pick_vecs.multiply(items.text[best_slots]).tocsr()
     overlap.sort_indices()
+    terms = _readable_terms_of_rows(overlap, f, cfg.reason_terms)
+    near_of = (best_sim >= FAR_SIMILARITY).tolist()
+    best_of = best.tolist()
+    titles: dict[str, str] = {}  # liked paper → its shortened title (liked by many users)
+    ids = ctx.cand_ids
     out: list[list[Recommendation]] = []
     r = 0  # row of the pick in all_picks
     for t in todo:
@@ -112,19 +117,14 @@ def _explain_chunk(
         named: list[tuple[sp.csr_matrix, list[str]]] = []  # the user's interests, once made
         recs: list[Recommendation] = []
         for j, sc in zip(t.picks, t.scores, strict=True):
-            liked_id = p.liked[int(best[r])].doc_id
-            title = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
-            a, z = overlap.indptr[r], overlap.indptr[r + 1]
-            near = best_sim[r] >= FAR_SIMILARITY
-            shared = (
-                _readable_terms(overlap.indices[a:z], overlap.data[a:z], f, cfg.reason_terms)
-                if near
-                else []
-            )
+            liked_id = p.liked[best_of[r]].doc_id
+            title = titles.get(liked_id)
+            if title is None:
+                title = titles[liked_id] = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
+            near = near_of[r]
+            shared = terms[r] if near else []
             interest = (
-                ""
-                if near
-                else _interest_label(p, int(best[r]), pick_vecs[r], named, items, ctx, cfg)
+                "" if near else _interest_label(p, best_of[r], pick_vecs[r], named, items, ctx, cfg)
             )
             if shared:
                 reason = f"Close to “{title}” you liked — shared: {', '.join(shared)}"
@@ -144,18 +144,16 @@ def _explain_chunk(
                 )
                 reason = f"{fol.reason[j]} · {also}"
             recs.append(
-                Recommendation(
-                    doc_id=ctx.cand_ids[j],
-                    score=sc,
-                    kind=kind,
-                    reason=reason,
-                    closest_liked_id=liked_id,
-                    shared_terms=tuple(shared),
-                )
+                _new_tuple(Recommendation, (ids[j], sc, kind, reason, liked_id, tuple(shared)))
             )
             r += 1
         out.append(recs)
     return out
+
+
+# `Recommendation(…)` without the keyword handling of the named tuple's constructor: one per
+# pick of every digest (equal to the normal construction, tested in selection's `_plain_rec`)
+_new_tuple = tuple.__new__
 
 
 def _interest_label(

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
 from recommender.explain import FAR_SIMILARITY
-from recommender.terms import _readable_terms, academic_stopwords
+from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -49,6 +50,25 @@ def test_bigrams_come_before_single_words() -> None:
     # two bigrams sharing a word are not both named
     f = _fitted(["small world", "world network", "network model"])
     assert _readable_terms(np.arange(3), np.array([0.3, 0.5, 0.4]), f, 3) == ["world network"]
+
+
+def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
+    f = _fitted(["graph", "networks", "neural networks", "message passing", "passing", "x",
+                 "users", "small world", "world network", "network model"], 1)  # fmt: skip
+    rng = np.random.default_rng(3)
+    dense = rng.random((40, 11)) * (rng.random((40, 11)) < 0.5)
+    dense[5] = 0.0  # a row with no shared term
+    dense[7] = 0.0
+    dense[7, :4] = 0.25  # equal weights: in column order
+    m = sp.csr_matrix(dense)
+    for limit in (0, 1, 3):
+        rows = _readable_terms_of_rows(m, f, limit)
+        assert rows == [
+            _readable_terms(m.indices[a:z], m.data[a:z], f, limit)
+            for a, z in zip(m.indptr[:-1], m.indptr[1:], strict=True)
+        ]
+    assert rows[5] == []
+    assert rows[7] == ["neural networks", "message passing", "graph"]
 
 
 def _all(rec: Recommender, docs: dict[str, Doc], users: list[Feedback]) -> list[Recommendation]:
