@@ -3,8 +3,10 @@ channel and period (the database's unique constraint makes a second run a no-op)
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -194,12 +196,29 @@ def make_digests(
         if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
             break
         progress("digests", done, len(todo))
-        _make_batch(day, batch, report, dry_run=dry_run)
+        with _no_cycle_collection():
+            _make_batch(day, batch, report, dry_run=dry_run)
         done += len(batch)
         if after_batch is not None and not dry_run:
             after_batch()
     progress("digests", len(todo), len(todo))
     return report
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic garbage collector paused while a batch is made. A batch allocates hundreds of
+    thousands of short-lived tuples (likes, picks, rows to insert; no reference cycles), and
+    each full collection they trigger walks everything the process holds: a fifth of the job's
+    time at 10,000 subscribers. Reference counting still frees them; a cycle made meanwhile
+    waits for the next collection, after the batch."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _due(
