@@ -327,7 +327,9 @@ def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
     if not day.window:
         return {}
     app, now = day.app, day.now
-    signals = app.store.people.signals([u.id for u in users])
+    cfg = app.recommender_config
+    dated = bool(cfg.recency_half_life_days or cfg.recency_half_life_likes)
+    signals = app.store.people.signals([u.id for u in users], dated=dated)
     model, candidates = day.ranking()
     # papers the model does not know (liked after its fit) are passed as text
     referred = {pid for sig in signals.values() for pid, _ in sig.likes}
