@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
-from recommender.selection import _plain_rec
+from recommender.selection import _plain_rec, _top_rows
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -335,3 +335,16 @@ def test_demo_sized_corpus(docs: dict[str, Doc]) -> None:
     assert all(len(v) == 3 for v in out.values())
     assert {x.kind for x in out["c"]} == {"trending"}
     assert out["b"][0].kind == "followed"
+
+
+def test_the_short_list_is_the_best_columns_ties_by_column() -> None:
+    rng = np.random.default_rng(5)
+    total = rng.integers(0, 6, size=(60, 40)).astype(np.float32) / 5  # many equal values
+    total[3] = -np.inf  # a user who may get nothing
+    total[4, :10] = -np.inf
+    for m in (1, 7, 39):
+        short, vals = _top_rows(total, m)
+        for i, row in enumerate(total):
+            expected = np.lexsort((np.arange(len(row)), -row))[:m]  # by value, then column
+            assert short[i].tolist() == expected.tolist()
+            assert vals[i].tolist() == row[expected].tolist()
