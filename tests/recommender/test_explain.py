@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
-from recommender.explain import FAR_SIMILARITY
+from recommender.explain import FAR_SIMILARITY, _pair_sims
 from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
 
@@ -137,3 +137,30 @@ def _docs_of(rec: Recommender) -> list[Doc]:
 
 def _cosine(rec: Recommender, a: Doc, b: Doc) -> float:
     return float(rec.vectorize([a]).multiply(rec.vectorize([b])).sum())
+
+
+@pytest.mark.parametrize("sorted_rows", [True, False])
+def test_pair_similarities_are_scipys_bit_for_bit(sorted_rows: bool) -> None:
+    rng = np.random.default_rng(11)
+
+    def rows(n: int, cols: int, density: float) -> sp.csr_matrix:
+        m = sp.random(n, cols, density=density, format="csr", dtype=np.float32, rng=rng)
+        if not sorted_rows:  # as the vectorizer leaves them: columns in no order
+            for a, z in zip(m.indptr[:-1], m.indptr[1:], strict=True):
+                perm = rng.permutation(z - a)
+                m.indices[a:z], m.data[a:z] = m.indices[a:z][perm], m.data[a:z][perm]
+            m.has_sorted_indices = False
+        return m
+
+    text = rows(300, 400, 0.3)  # up to ~150 shared columns: numpy's pairwise sums
+    picks = rows(40, 400, 0.4)
+    slot_lists = [rng.choice(300, size=rng.integers(1, 30)) for _ in range(7)]
+    group = np.sort(rng.integers(0, 7, size=40))
+    group[:7] = np.arange(7)
+    group.sort()
+    pp = np.repeat(np.arange(40), [len(slot_lists[g]) for g in group])
+    ps = np.concatenate([slot_lists[g] for g in group])
+    expected = np.asarray(picks[pp].multiply(text[ps]).sum(axis=1)).ravel()
+    got = _pair_sims(picks, group, text, slot_lists)
+    assert got.dtype == expected.dtype
+    assert got.tobytes() == expected.tobytes()
