@@ -186,7 +186,7 @@ def _pair_sims(
         np.cumsum(sizes) - sizes, sizes
     )  # in the user's list
     key = q_user[q_of] * n_cols + liked.indices
-    by_key = np.argsort(key, kind="stable")
+    by_key = np.argsort(key)  # equal keys: likes of one user, their order never matters
     key = key[by_key]
     # the picks' entries, each matched with the likes of its user holding its column
     pick_len = np.diff(picks.indptr)
