@@ -124,3 +124,36 @@ def test_a_stored_digest_carries_what_the_reader_sees_of_each_paper(
     (pick,) = digest.picks
     assert (pick.arxiv_id, pick.category, pick.day) == ("2611.00042", "cs.LG", date(2026, 11, 26))
     assert pick.kind == "trending" and pick.upvotes == 5  # no likes: a filler
+
+
+def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    app = app_factory()
+    _world(app, 3)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    during: list[bool] = []
+    after: list[bool] = []
+    make_batch = digests_job._make_batch
+
+    def watched(*args: Any, **kwargs: Any) -> None:
+        during.append(gc.isenabled())
+        make_batch(*args, **kwargs)
+
+    monkeypatch.setattr(digests_job, "_make_batch", watched)
+    assert gc.isenabled()
+    report = jobs.make_digests(
+        app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
+    )
+    assert report.created == 3
+    assert during == [False, False] and after == [True, True]  # delivery runs with it on
+    assert gc.isenabled()
+    app.store.people.add("late", NOW, channels={ChannelKind.EMAIL: "late@lab.example"})
+    gc.disable()  # a caller that turned it off keeps it off
+    try:
+        assert jobs.make_digests(app, NOW, force=True, users=["late"]).created == 1
+        assert during[-1] is False and not gc.isenabled()
+    finally:
+        gc.enable()
