@@ -20,7 +20,7 @@ from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender, to_doc, to_feedback
 
 if TYPE_CHECKING:
-    from recommender import Candidates, Recommendation, Recommender
+    from recommender import Candidates, Like, Recommendation, Recommender
 
 log = logging.getLogger("paperwire.jobs")
 
@@ -261,6 +261,7 @@ class _Model:
     def __init__(self, app: App, now: datetime) -> None:
         self.app, self.now = app, now
         self._model: Recommender | None = None
+        self.likes: dict[int, Like] = {}  # undated likes, one per paper (`to_feedback`)
 
     def get(self) -> Recommender:
         if self._model is None:
@@ -339,7 +340,7 @@ def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
     k = max([app.settings.digest.max_picks] + [u.max_picks or 0 for u in users])
     return model.rank(
         candidates,
-        [to_feedback(signals[u.id]) for u in users],
+        [to_feedback(signals[u.id], day.model.likes) for u in users],
         k=k,
         now=now,
         known={str(pid): to_doc(p) for pid, p in known_rows.items()},

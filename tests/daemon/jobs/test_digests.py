@@ -157,3 +157,18 @@ def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
         assert during[-1] is False and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_undated_likes_are_made_once_per_paper() -> None:
+    from daemon.db.rows import UserSignals
+    from daemon.jobs.recommend import to_feedback
+    from recommender import Like
+
+    ada = UserSignals(1, ((7, None), (8, None)), (), (), frozenset())
+    bob = UserSignals(2, ((8, None), (9, NOW)), (), (), frozenset())
+    shared: dict[int, Like] = {}
+    a, b = to_feedback(ada, shared), to_feedback(bob, shared)
+    assert a.likes == (Like("7"), Like("8")) and b.likes == (Like("8"), Like("9", NOW))
+    assert a.likes[1] is b.likes[0]  # one Like for paper 8
+    assert set(shared) == {7, 8}  # a dated like is the user's own
+    assert to_feedback(bob) == b  # the same feedback without sharing
