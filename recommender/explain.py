@@ -182,9 +182,8 @@ def _pair_sims(
     q_of = np.repeat(np.arange(liked.shape[0]), liked_len)  # entry → its row of `liked`
     sizes = np.asarray([len(s) for s in slot_lists], dtype=np.int64)
     q_user = np.repeat(np.arange(len(slot_lists)), sizes)  # row of `liked` → user
-    q_pos = np.arange(liked.shape[0]) - np.repeat(
-        np.cumsum(sizes) - sizes, sizes
-    )  # in the user's list
+    first_q = np.cumsum(sizes) - sizes  # each user's first row of `liked`
+    q_pos = np.arange(liked.shape[0]) - np.repeat(first_q, sizes)  # row → in the user's list
     key = q_user[q_of] * n_cols + liked.indices
     by_key = np.argsort(key)  # equal keys: likes of one user, their order never matters
     key = key[by_key]
