@@ -184,16 +184,17 @@ def _pair_sims(
     q_user = np.repeat(np.arange(len(slot_lists)), sizes)  # row of `liked` → user
     first_q = np.cumsum(sizes) - sizes  # each user's first row of `liked`
     q_pos = np.arange(liked.shape[0]) - np.repeat(first_q, sizes)  # row → in the user's list
-    key = q_user[q_of] * n_cols + liked.indices
-    by_key = np.argsort(key)  # equal keys: likes of one user, their order never matters
-    key = key[by_key]
-    # the picks' entries, each matched with the likes of its user holding its column
+    by_key = _by_user_and_column(q_user[q_of], liked.indices, n_cols)
+    key = (q_user[q_of] * n_cols + liked.indices)[by_key]
+    # the picks' entries (in key order: sorted queries search faster), each matched with the
+    # likes of its user holding its column
     pick_len = np.diff(picks.indptr)
     r_of = np.repeat(np.arange(picks.shape[0]), pick_len)
-    pick_key = group[r_of] * n_cols + picks.indices
+    pick_order = _by_user_and_column(group[r_of], picks.indices, n_cols)
+    pick_key = (group[r_of] * n_cols + picks.indices)[pick_order]
     lo = np.searchsorted(key, pick_key, "left")
     count = np.searchsorted(key, pick_key, "right") - lo
-    e = np.repeat(np.arange(picks.nnz), count)  # per product: the pick's entry
+    e = np.repeat(pick_order, count)  # per product: the pick's entry
     m = by_key[np.arange(len(e)) - np.repeat(np.cumsum(count) - count - lo, count)]
     prod = picks.data.astype(dtype, copy=False)[e] * liked.data.astype(dtype, copy=False)[m]
     pair_start = np.concatenate([[0], np.cumsum(sizes[group])[:-1]])
@@ -211,6 +212,16 @@ def _pair_sims(
         first = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
         sims[pair[first]] = np.add.reduceat(prod, first)
     return sims
+
+
+def _by_user_and_column(user: np.ndarray, col: np.ndarray, n_cols: int) -> np.ndarray:
+    """The order of entries by (user, column): two stable radix sorts on 16 bits when both fit
+    (twice as fast as sorting the combined keys), else one sort of them. Entries of equal
+    (user, column) keep their order."""
+    if n_cols <= 1 << 16 and (len(user) == 0 or int(user.max()) < 1 << 16):
+        by_col = np.argsort(col.astype(np.uint16), kind="stable")
+        return by_col[np.argsort(user[by_col].astype(np.uint16), kind="stable")]
+    return np.argsort(user.astype(np.int64) * n_cols + col, kind="stable")
 
 
 def _sorted_rows(m: sp.csr_matrix) -> bool:

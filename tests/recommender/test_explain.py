@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
-from recommender.explain import FAR_SIMILARITY, _pair_sims
+from recommender.explain import FAR_SIMILARITY, _by_user_and_column, _pair_sims
 from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
 
@@ -164,3 +164,12 @@ def test_pair_similarities_are_scipys_bit_for_bit(sorted_rows: bool) -> None:
     got = _pair_sims(picks, group, text, slot_lists)
     assert got.dtype == expected.dtype
     assert got.tobytes() == expected.tobytes()
+
+
+def test_entries_are_ordered_by_user_then_column_whatever_the_sizes() -> None:
+    rng = np.random.default_rng(2)
+    user = np.sort(rng.integers(0, 9, size=500))
+    col = rng.integers(0, 300, size=500).astype(np.int32)
+    expected = np.lexsort((col, user))  # stable: equal entries keep their order
+    assert _by_user_and_column(user, col, 300).tolist() == expected.tolist()
+    assert _by_user_and_column(user, col, 100_000).tolist() == expected.tolist()  # one sort
