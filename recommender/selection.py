@@ -249,19 +249,18 @@ def _top_rows(total: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
     (candidates are in id order: ties break by id, also at the cut). Returns (columns, values)."""
     n = total.shape[1]
     if m < n:
-        part = np.argpartition(-total, m, axis=1)  # one kth: a third faster than (m − 1, m)
-        short = part[:, :m]
-        vals = np.take_along_axis(total, short, axis=1)
-        cut = vals.min(axis=1)  # the m-th value
-        after = np.take_along_axis(total, part[:, m : m + 1], axis=1)[:, 0]  # the (m+1)-th
-        # a value equal at the m-th and the (m+1)-th place: argpartition may have kept any of
-        # the tied candidates; keep the first ones (rare: scores are exact, mostly distinct)
-        for i in np.flatnonzero(cut == after):
-            cut_i = cut[i]
-            above = np.flatnonzero(total[i] > cut_i)
-            tied = np.flatnonzero(total[i] == cut_i)[: m - len(above)]
-            short[i] = np.concatenate([above, tied])
-            vals[i] = total[i, short[i]]
+        # the m-th best value of each row (a partition of values: faster than of indices),
+        # then everything at or above it, row by row in column order
+        cut = np.partition(total, n - m, axis=1)[:, n - m]
+        keep = total >= cut[:, None]
+        # a value equal at the m-th and the (m+1)-th place: keep the first of the tied
+        # candidates (rare: scores are exact, mostly distinct)
+        for i in np.flatnonzero(keep.sum(axis=1) > m):
+            above = int(np.count_nonzero(total[i] > cut[i]))
+            keep[i, np.flatnonzero(total[i] == cut[i])[m - above :]] = False
+        rows, cols = np.nonzero(keep)
+        short = cols.reshape(-1, m)
+        vals = total[rows, cols].reshape(-1, m)
     else:
         short = np.broadcast_to(np.arange(n), total.shape)
         vals = total
