@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -59,9 +59,9 @@ _PAPER_FIELDS = tuple(f.name for f in fields(PaperRow))
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
-@dataclass(frozen=True)
-class NewItem:
-    """One pick of a digest, in rank order."""
+class NewItem(NamedTuple):
+    """One pick of a digest, in rank order (a named tuple: a million of them for 100,000
+    subscribers, built at a third of a frozen dataclass's cost)."""
 
     paper_id: int
     score: float
