@@ -173,17 +173,18 @@ class _Context:
             assert f.factor_row is not None and f.singular is not None
             dense = self.rec._arrays()
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
-            fac = np.zeros((len(rows), dense.factors.shape[1]), dtype=np.float64)
             true = frow >= 0
-            fac[true] = dense.factors[frow[true]]
+            # one gather each (no zeroed table filled in, no copy): the rows of papers without
+            # learned factors are overwritten below
+            fac = dense.factors[np.maximum(frow, 0)]
             predicted = np.flatnonzero(~true)
             if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
                 fac[predicted] = self.rec.predicted_factors(text[predicted]) / scale
             pred = None
             if dense.predicted is not None:  # the profiles also lean on the text's factors
-                pred = fac.copy()
-                pred[true] = dense.predicted[frow[true]]
+                pred = dense.predicted[np.maximum(frow, 0)]
+                pred[predicted] = fac[predicted]
             topic_sim = None
             if dense.topic_sims is not None and len(rows):
                 # exact products, row by row: the fitted rows' are computed once per model

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, on_grid
 from recommender.interests import _interests
-from recommender.terms import _group_label, _readable_terms
+from recommender.terms import _group_label, _readable_terms_of_rows
 from recommender.types import Kind, Recommendation
 
 if TYPE_CHECKING:
@@ -70,24 +70,12 @@ def _explain_chunk(
     cfg: RecommenderConfig,
 ) -> list[list[Recommendation]]:
     f = ctx.f
-    all_picks: list[int] = []
-    pair_pick: list[np.ndarray] = []  # index into all_picks
-    pair_slot: list[np.ndarray] = []
-    group_len: list[int] = []  # pairs per pick (= the user's liked count)
-    for t in todo:
-        picks = t.picks
-        slots = np.asarray([sl for _, sl, _ in plans[t.user].liked], dtype=np.int64)
-        base = len(all_picks)
-        all_picks.extend(picks)
-        pair_pick.append(np.repeat(np.arange(base, base + len(picks)), len(slots)))
-        pair_slot.append(np.tile(slots, len(picks)))
-        group_len.extend([len(slots)] * len(picks))
+    all_picks, pick_group, slot_lists, group_len = _pairs(todo, plans)
     if not all_picks:
         return [[] for _ in todo]
-    pp = np.concatenate(pair_pick)
-    ps = np.concatenate(pair_slot)
     pick_vecs = ctx.xc[all_picks]
-    sims = np.asarray(pick_vecs[pp].multiply(items.text[ps]).sum(axis=1)).ravel()
+    ps = np.concatenate([slot_lists[g] for g in pick_group])  # pairs: every pick × its user's likes
+    sims = _pair_sims(pick_vecs, np.asarray(pick_group), items.text, slot_lists)
     lens = np.asarray(group_len, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
     best_sim = np.maximum.reduceat(sims, starts)
@@ -104,6 +92,11 @@ def _explain_chunk(
     best_slots = ps[starts + best]
     overlap = pick_vecs.multiply(items.text[best_slots]).tocsr()
     overlap.sort_indices()
+    terms = _readable_terms_of_rows(overlap, f, cfg.reason_terms)
+    near_of = (best_sim >= FAR_SIMILARITY).tolist()
+    best_of = best.tolist()
+    titles: dict[str, str] = {}  # liked paper → its shortened title (liked by many users)
+    ids = ctx.cand_ids
     out: list[list[Recommendation]] = []
     r = 0  # row of the pick in all_picks
     for t in todo:
@@ -112,19 +105,14 @@ def _explain_chunk(
         named: list[tuple[sp.csr_matrix, list[str]]] = []  # the user's interests, once made
         recs: list[Recommendation] = []
         for j, sc in zip(t.picks, t.scores, strict=True):
-            liked_id = p.liked[int(best[r])].doc_id
-            title = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
-            a, z = overlap.indptr[r], overlap.indptr[r + 1]
-            near = best_sim[r] >= FAR_SIMILARITY
-            shared = (
-                _readable_terms(overlap.indices[a:z], overlap.data[a:z], f, cfg.reason_terms)
-                if near
-                else []
-            )
+            liked_id = p.liked[best_of[r]].doc_id
+            title = titles.get(liked_id)
+            if title is None:
+                title = titles[liked_id] = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
+            near = near_of[r]
+            shared = terms[r] if near else []
             interest = (
-                ""
-                if near
-                else _interest_label(p, int(best[r]), pick_vecs[r], named, items, ctx, cfg)
+                "" if near else _interest_label(p, best_of[r], pick_vecs[r], named, items, ctx, cfg)
             )
             if shared:
                 reason = f"Close to “{title}” you liked — shared: {', '.join(shared)}"
@@ -144,18 +132,104 @@ def _explain_chunk(
                 )
                 reason = f"{fol.reason[j]} · {also}"
             recs.append(
-                Recommendation(
-                    doc_id=ctx.cand_ids[j],
-                    score=sc,
-                    kind=kind,
-                    reason=reason,
-                    closest_liked_id=liked_id,
-                    shared_terms=tuple(shared),
-                )
+                _new_tuple(Recommendation, (ids[j], sc, kind, reason, liked_id, tuple(shared)))
             )
             r += 1
         out.append(recs)
     return out
+
+
+# `Recommendation(…)` without the keyword handling of the named tuple's constructor: one per
+# pick of every digest (equal to the normal construction, tested in selection's `_plain_rec`)
+_new_tuple = tuple.__new__
+
+
+def _pairs(
+    todo: list[_PickList], plans: list[_Plan]
+) -> tuple[list[int], list[int], list[np.ndarray], list[int]]:
+    """The picks of a chunk (candidate positions), each pick's user (a position in the list
+    of slot lists), the slots of the liked papers of every user with picks, and per pick the
+    number of its pairs (its user's liked papers)."""
+    all_picks: list[int] = []
+    pick_group: list[int] = []
+    slot_lists: list[np.ndarray] = []
+    group_len: list[int] = []
+    for t in todo:
+        if not t.picks:
+            continue
+        slots = np.asarray([sl for _, sl, _ in plans[t.user].liked], dtype=np.int64)
+        all_picks.extend(t.picks)
+        pick_group.extend([len(slot_lists)] * len(t.picks))
+        slot_lists.append(slots)
+        group_len.extend([len(slots)] * len(t.picks))
+    return all_picks, pick_group, slot_lists, group_len
+
+
+def _pair_sims(
+    picks: sp.csr_matrix, group: np.ndarray, text: sp.csr_matrix, slot_lists: list[np.ndarray]
+) -> np.ndarray:
+    """The dot product of every pick (a row of `picks`, of user `group[row]`) with every liked
+    paper of its user (rows `slot_lists[user]` of `text`), pick by pick: equal bit for bit to
+    `picks[pp].multiply(text[ps]).sum(axis=1)` over those pairs, without building the pairs'
+    rows. The products of the columns both hold are joined on (user, column) and summed per
+    pair in scipy's order (`np.add.reduceat` over them, in the order its element-wise product
+    lists them: by column for sorted rows, else in reverse order of the pick's row)."""
+    n_cols = picks.shape[1]
+    dtype = np.result_type(picks.dtype, text.dtype)
+    # the likes' entries: (user, column) keys, sorted
+    liked = text[np.concatenate(slot_lists)]
+    liked_len = np.diff(liked.indptr)
+    q_of = np.repeat(np.arange(liked.shape[0]), liked_len)  # entry → its row of `liked`
+    sizes = np.asarray([len(s) for s in slot_lists], dtype=np.int64)
+    q_user = np.repeat(np.arange(len(slot_lists)), sizes)  # row of `liked` → user
+    first_q = np.cumsum(sizes) - sizes  # each user's first row of `liked`
+    q_pos = np.arange(liked.shape[0]) - np.repeat(first_q, sizes)  # row → in the user's list
+    by_key = _by_user_and_column(q_user[q_of], liked.indices, n_cols)
+    key = (q_user[q_of] * n_cols + liked.indices)[by_key]
+    # the picks' entries (in key order: sorted queries search faster), each matched with the
+    # likes of its user holding its column
+    pick_len = np.diff(picks.indptr)
+    r_of = np.repeat(np.arange(picks.shape[0]), pick_len)
+    pick_order = _by_user_and_column(group[r_of], picks.indices, n_cols)
+    pick_key = (group[r_of] * n_cols + picks.indices)[pick_order]
+    lo = np.searchsorted(key, pick_key, "left")
+    count = np.searchsorted(key, pick_key, "right") - lo
+    e = np.repeat(pick_order, count)  # per product: the pick's entry
+    m = by_key[np.arange(len(e)) - np.repeat(np.cumsum(count) - count - lo, count)]
+    prod = picks.data.astype(dtype, copy=False)[e] * liked.data.astype(dtype, copy=False)[m]
+    pair_start = np.concatenate([[0], np.cumsum(sizes[group])[:-1]])
+    pair = pair_start[r_of[e]] + q_pos[q_of[m]]
+    if _sorted_rows(picks) and _sorted_rows(liked):  # scipy's canonical path: by column
+        within = picks.indices[e]
+    else:  # its general path: the pick row's columns in reverse order
+        within = -(e - picks.indptr[r_of[e]])
+    order = np.lexsort((within, pair))
+    prod, pair = prod[order], pair[order]
+    nonzero = prod != 0
+    prod, pair = prod[nonzero], pair[nonzero]
+    sims = np.zeros(int(sizes[group].sum()), dtype=dtype)
+    if len(pair):
+        first = np.flatnonzero(np.concatenate([[True], pair[1:] != pair[:-1]]))
+        sims[pair[first]] = np.add.reduceat(prod, first)
+    return sims
+
+
+def _by_user_and_column(user: np.ndarray, col: np.ndarray, n_cols: int) -> np.ndarray:
+    """The order of entries by (user, column): two stable radix sorts on 16 bits when both fit
+    (twice as fast as sorting the combined keys), else one sort of them. Entries of equal
+    (user, column) keep their order."""
+    if n_cols <= 1 << 16 and (len(user) == 0 or int(user.max()) < 1 << 16):
+        by_col = np.argsort(col.astype(np.uint16), kind="stable")
+        return by_col[np.argsort(user[by_col].astype(np.uint16), kind="stable")]
+    return np.argsort(user.astype(np.int64) * n_cols + col, kind="stable")
+
+
+def _sorted_rows(m: sp.csr_matrix) -> bool:
+    """Whether every row's columns strictly increase (scipy's canonical format)."""
+    up = np.ones(m.nnz, dtype=bool)
+    up[1:] = m.indices[1:] > m.indices[:-1]
+    up[m.indptr[:-1][np.diff(m.indptr) > 0]] = True  # a row's first entry
+    return bool(up.all())
 
 
 def _interest_label(

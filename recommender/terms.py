@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from importlib import resources
+from itertools import pairwise
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -38,22 +40,32 @@ def _meaningful(term: str) -> bool:
     return bool(good) if len(words) > 1 else len(good) == 1
 
 
-_TABLES: dict[int, tuple[np.ndarray, list[str], np.ndarray]] = {}  # id(terms) → table
+class _TermTable(NamedTuple):
+    """A model's terms as explanations use them, computed once per model."""
+
+    names: list[str]  # every column's term as a Python string
+    ok: np.ndarray  # per column: may be named (a word column that passes `_meaningful`)
+    pairs: list[frozenset[str] | None]  # per column: a bigram's words (None: a single word)
 
 
-def _term_table(f: _Fitted) -> tuple[list[str], np.ndarray]:
-    """The model's terms as Python strings, and which columns may be named (word columns
-    that pass `_meaningful`): computed once per model, not per explanation."""
+_TABLES: dict[int, tuple[np.ndarray, _TermTable]] = {}  # id(terms) → table
+
+
+def _term_table(f: _Fitted) -> _TermTable:
+    """The model's terms as Python strings, which columns may be named, and the words of each
+    bigram: computed once per model, not per explanation."""
     hit = _TABLES.get(id(f.terms))
     if hit is not None and hit[0] is f.terms:
-        return hit[1], hit[2]
+        return hit[1]
     names = [str(t) for t in f.terms]
     ok = np.zeros(len(names), dtype=bool)
     ok[: f.n_word_features] = [_meaningful(t) for t in names[: f.n_word_features]]
+    pairs = [frozenset(t.split()) if " " in t else None for t in names]
     if len(_TABLES) >= 4:  # a process holds one model, two while a refit replaces it
         _TABLES.clear()
-    _TABLES[id(f.terms)] = (f.terms, names, ok)
-    return names, ok
+    table = _TermTable(names, ok, pairs)
+    _TABLES[id(f.terms)] = (f.terms, table)
+    return table
 
 
 def _readable_terms(
@@ -64,27 +76,49 @@ def _readable_terms(
     columns, filler words and short words are never named."""
     if len(cols) == 0 or limit <= 0:
         return []
-    names, ok = _term_table(f)
+    table = _term_table(f)
     ordered = cols[np.argsort(-vals, kind="stable")]
-    named = iter([names[c] for c in ordered[ok[ordered]].tolist()])
-    return _bigrams_first(named, limit) if bigrams_first else _by_weight(named, limit)
+    named = ordered[table.ok[ordered]].tolist()
+    if bigrams_first:
+        return _bigrams_first(named, table, limit)
+    return _by_weight(iter([table.names[c] for c in named]), limit)
 
 
-def _bigrams_first(terms: Iterator[str], limit: int) -> list[str]:
-    """Bigrams first (two sharing a word are not both named), then the single words that no
-    chosen bigram holds."""
+def _readable_terms_of_rows(m: sp.csr_matrix, f: _Fitted, limit: int) -> list[list[str]]:
+    """`_readable_terms` of every row of `m` (columns × weights, sorted indices), bigrams
+    first: the rows' terms are ordered and filtered in one pass, not row by row."""
+    n = m.shape[0]
+    if m.nnz == 0 or limit <= 0:
+        return [[] for _ in range(n)]
+    table = _term_table(f)
+    row = np.repeat(np.arange(n), np.diff(m.indptr))
+    # by row, then heaviest first; equal weights keep their column order (lexsort is stable)
+    order = np.lexsort((-m.data, row))
+    cols = m.indices[order]
+    keep = table.ok[cols]
+    cols, row = cols[keep], row[order][keep]
+    bounds = np.searchsorted(row, np.arange(n + 1)).tolist()
+    named = cols.tolist()
+    return [_bigrams_first(named[a:z], table, limit) if z > a else [] for a, z in pairwise(bounds)]
+
+
+def _bigrams_first(cols: list[int], table: _TermTable, limit: int) -> list[str]:
+    """Of the nameable columns `cols` (heaviest first): bigrams first (two sharing a word are
+    not both named), then the single words that no chosen bigram holds."""
+    names, pairs = table.names, table.pairs
     bigrams: list[str] = []
+    held: set[str] = set()  # the words of the chosen bigrams
     words: list[str] = []
-    for term in terms:
-        if " " in term:
-            pair = set(term.split())
-            if not any(pair & set(b.split()) for b in bigrams):
-                bigrams.append(term)
+    for c in cols:
+        pair = pairs[c]
+        if pair is not None:
+            if held.isdisjoint(pair):
+                bigrams.append(names[c])
+                held |= pair
                 if len(bigrams) >= limit:
                     break
         elif len(words) < limit:
-            words.append(term)
-    held = {w for b in bigrams for w in b.split()}
+            words.append(names[c])
     return (bigrams + [w for w in words if w not in held])[:limit]
 
 

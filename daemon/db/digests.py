@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from daemon.db.engine import Repository
 from daemon.db.engine import table_of as _table
@@ -76,9 +77,9 @@ _FAILED = _finished(state=DigestState.FAILED, last_error=sa.bindparam("detail"))
 _ATTEMPT = sa.insert(_table(DeliveryAttempt))
 
 
-@dataclass(frozen=True)
-class NewItem:
-    """One pick of a digest, in rank order."""
+class NewItem(NamedTuple):
+    """One pick of a digest, in rank order (a named tuple: a million of them for 100,000
+    subscribers, built at a third of a frozen dataclass's cost)."""
 
     paper_id: int
     score: float
@@ -97,7 +98,30 @@ class NewDigest:
     cold_start: bool
 
 
-ITEM_ROWS_PER_INSERT = 5000  # digest items per multi-row INSERT
+ITEM_ROWS_PER_INSERT = 5000  # digest items per executemany
+_ITEM_COLUMNS = ("digest_id", "paper_id", "rank", "score", "kind", "reason")
+
+
+def _insert_rows(
+    s: Session, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
+) -> None:
+    """INSERT rows given as tuples (values of `columns`), passed to the driver's executemany as
+    they are: SQLAlchemy's per-row parameter processing cost as much as the inserts themselves
+    (110,000 digest items for 10,000 subscribers). For columns needing no type conversion
+    (numbers, text)."""
+    if not rows:
+        return
+    conn = s.connection()
+    compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
+    params: list[Any]
+    if compiled.positional:  # SQLite: "?" in the compiled order of the columns
+        assert compiled.positiontup is not None
+        order = [columns.index(k) for k in compiled.positiontup]
+        in_order = order == list(range(len(columns)))
+        params = list(rows) if in_order else [tuple(r[i] for i in order) for r in rows]
+    else:  # PostgreSQL (psycopg): named parameters
+        params = [dict(zip(columns, r, strict=True)) for r in rows]
+    conn.exec_driver_sql(compiled.string, params)
 
 
 class Digests(Repository):
@@ -151,21 +175,24 @@ class Digests(Repository):
             ).all()
             created = {(u, c): i for i, u, c in returned}
             items = [
-                {
-                    "digest_id": created[(n.user_id, n.channel_id)],
-                    "paper_id": item.paper_id,
-                    "rank": rank,
-                    "score": item.score,
-                    "kind": item.kind,
-                    "reason": item.reason,
-                }
+                (
+                    created[(n.user_id, n.channel_id)],
+                    item.paper_id,
+                    rank,
+                    item.score,
+                    item.kind,
+                    item.reason,
+                )
                 for n in new
                 if (n.user_id, n.channel_id) in created
                 for rank, item in enumerate(n.items, start=1)
             ]
             for start in range(0, len(items), ITEM_ROWS_PER_INSERT):
-                s.execute(
-                    sa.insert(_table(DigestItem)), items[start : start + ITEM_ROWS_PER_INSERT]
+                _insert_rows(
+                    s,
+                    _table(DigestItem),
+                    _ITEM_COLUMNS,
+                    items[start : start + ITEM_ROWS_PER_INSERT],
                 )
             s.commit()
             return created

@@ -235,7 +235,7 @@ class UserSignals:
     """Everything a user told us, as the recommender adapter needs it."""
 
     user_id: int
-    likes: tuple[tuple[int, datetime], ...]  # (paper id, when)
+    likes: tuple[tuple[int, datetime | None], ...]  # (paper id, when: None if not read)
     dislikes: tuple[int, ...]
     follows: tuple[FollowRow, ...]
     sent: frozenset[int]  # papers already in one of their digests

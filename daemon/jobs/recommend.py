@@ -15,7 +15,7 @@ from daemon.db.models import FollowKind
 from daemon.db.rows import PaperRow, UserSignals
 
 if TYPE_CHECKING:
-    from recommender import Doc, Feedback, Recommender
+    from recommender import Doc, Feedback, Like, Recommender
 
 log = logging.getLogger("paperwire.jobs")
 
@@ -33,15 +33,26 @@ def to_doc(p: PaperRow) -> Doc:
     )
 
 
-def to_feedback(sig: UserSignals) -> Feedback:
+def to_feedback(sig: UserSignals, shared: dict[int, Like] | None = None) -> Feedback:
+    """The recommender's view of a user's signals. `shared`: undated likes made once per paper
+    and reused by every user who liked it (a `Like` is immutable; the digest job makes one per
+    paper, not one per like of a million)."""
     from recommender import Feedback, Like
 
     def follows(kind: FollowKind, muted: bool) -> tuple[str, ...]:
         return tuple(f.value for f in sig.follows if f.kind == kind and f.muted == muted)
 
+    def like(pid: int, at: datetime | None) -> Like:
+        if at is not None or shared is None:
+            return Like(doc_id=str(pid), at=at)
+        lk = shared.get(pid)
+        if lk is None:
+            lk = shared[pid] = Like(doc_id=str(pid))
+        return lk
+
     return Feedback(
         user_id=str(sig.user_id),
-        likes=tuple(Like(doc_id=str(pid), at=at) for pid, at in sig.likes),
+        likes=tuple([like(pid, at) for pid, at in sig.likes]),
         dislikes=tuple(str(pid) for pid in sig.dislikes),
         keywords=follows(FollowKind.KEYWORD, False),
         authors=follows(FollowKind.AUTHOR, False),

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
-from recommender.selection import _plain_rec
+from recommender.selection import _dense_product, _plain_rec, _top_rows
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -335,3 +336,36 @@ def test_demo_sized_corpus(docs: dict[str, Doc]) -> None:
     assert all(len(v) == 3 for v in out.values())
     assert {x.kind for x in out["c"]} == {"trending"}
     assert out["b"][0].kind == "followed"
+
+
+def test_the_short_list_is_the_best_columns_ties_by_column() -> None:
+    rng = np.random.default_rng(5)
+    total = rng.integers(0, 6, size=(60, 40)).astype(np.float32) / 5  # many equal values
+    total[3] = -np.inf  # a user who may get nothing
+    total[4, :10] = -np.inf
+    for m in (1, 7, 39):
+        short, vals = _top_rows(total, m)
+        for i, row in enumerate(total):
+            expected = np.lexsort((np.arange(len(row)), -row))[:m]  # by value, then column
+            assert short[i].tolist() == expected.tolist()
+            assert vals[i].tolist() == row[expected].tolist()
+
+
+def test_the_dense_product_is_scipys_bit_for_bit() -> None:
+    rng = np.random.default_rng(8)
+    a = sp.random(70, 300, density=0.3, format="csr", dtype=np.float32, rng=rng)
+    a.data -= 0.3  # profiles subtract the disliked papers: negative entries, sums near 0
+    for start, end in zip(a.indptr[:-1], a.indptr[1:], strict=True):  # columns in no order
+        perm = rng.permutation(end - start)
+        a.indices[start:end], a.data[start:end] = (
+            a.indices[start:end][perm],
+            a.data[start:end][perm],
+        )
+    a.has_sorted_indices = False
+    b = sp.random(300, 90, density=0.2, format="csr", dtype=np.float32, rng=rng)
+    b.data[b.indices == 5] = 0.0  # a column nothing reaches
+    b.eliminate_zeros()
+    got = _dense_product(a, b)
+    expected = (a @ b).toarray()
+    assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    assert _dense_product(a[:0], b).shape == (0, 90)

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
-from recommender.explain import FAR_SIMILARITY
-from recommender.terms import _readable_terms, academic_stopwords
+from recommender.explain import FAR_SIMILARITY, _by_user_and_column, _pair_sims
+from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -49,6 +50,25 @@ def test_bigrams_come_before_single_words() -> None:
     # two bigrams sharing a word are not both named
     f = _fitted(["small world", "world network", "network model"])
     assert _readable_terms(np.arange(3), np.array([0.3, 0.5, 0.4]), f, 3) == ["world network"]
+
+
+def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
+    f = _fitted(["graph", "networks", "neural networks", "message passing", "passing", "x",
+                 "users", "small world", "world network", "network model"], 1)  # fmt: skip
+    rng = np.random.default_rng(3)
+    dense = rng.random((40, 11)) * (rng.random((40, 11)) < 0.5)
+    dense[5] = 0.0  # a row with no shared term
+    dense[7] = 0.0
+    dense[7, :4] = 0.25  # equal weights: in column order
+    m = sp.csr_matrix(dense)
+    for limit in (0, 1, 3):
+        rows = _readable_terms_of_rows(m, f, limit)
+        assert rows == [
+            _readable_terms(m.indices[a:z], m.data[a:z], f, limit)
+            for a, z in zip(m.indptr[:-1], m.indptr[1:], strict=True)
+        ]
+    assert rows[5] == []
+    assert rows[7] == ["neural networks", "message passing", "graph"]
 
 
 def _all(rec: Recommender, docs: dict[str, Doc], users: list[Feedback]) -> list[Recommendation]:
@@ -117,3 +137,39 @@ def _docs_of(rec: Recommender) -> list[Doc]:
 
 def _cosine(rec: Recommender, a: Doc, b: Doc) -> float:
     return float(rec.vectorize([a]).multiply(rec.vectorize([b])).sum())
+
+
+@pytest.mark.parametrize("sorted_rows", [True, False])
+def test_pair_similarities_are_scipys_bit_for_bit(sorted_rows: bool) -> None:
+    rng = np.random.default_rng(11)
+
+    def rows(n: int, cols: int, density: float) -> sp.csr_matrix:
+        m = sp.random(n, cols, density=density, format="csr", dtype=np.float32, rng=rng)
+        if not sorted_rows:  # as the vectorizer leaves them: columns in no order
+            for a, z in zip(m.indptr[:-1], m.indptr[1:], strict=True):
+                perm = rng.permutation(z - a)
+                m.indices[a:z], m.data[a:z] = m.indices[a:z][perm], m.data[a:z][perm]
+            m.has_sorted_indices = False
+        return m
+
+    text = rows(300, 400, 0.3)  # up to ~150 shared columns: numpy's pairwise sums
+    picks = rows(40, 400, 0.4)
+    slot_lists = [rng.choice(300, size=rng.integers(1, 30)) for _ in range(7)]
+    group = np.sort(rng.integers(0, 7, size=40))
+    group[:7] = np.arange(7)
+    group.sort()
+    pp = np.repeat(np.arange(40), [len(slot_lists[g]) for g in group])
+    ps = np.concatenate([slot_lists[g] for g in group])
+    expected = np.asarray(picks[pp].multiply(text[ps]).sum(axis=1)).ravel()
+    got = _pair_sims(picks, group, text, slot_lists)
+    assert got.dtype == expected.dtype
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_entries_are_ordered_by_user_then_column_whatever_the_sizes() -> None:
+    rng = np.random.default_rng(2)
+    user = np.sort(rng.integers(0, 9, size=500))
+    col = rng.integers(0, 300, size=500).astype(np.int32)
+    expected = np.lexsort((col, user))  # stable: equal entries keep their order
+    assert _by_user_and_column(user, col, 300).tolist() == expected.tolist()
+    assert _by_user_and_column(user, col, 100_000).tolist() == expected.tolist()  # one sort

@@ -266,3 +266,19 @@ def test_signals_of_more_users_than_one_statement_takes(
     ids = [*range(ada.id + 1, ada.id + 20), ada.id, *range(ada.id + 20, ada.id + 30)]
     signals = store.people.signals(ids)
     assert list(signals) == ids and len(signals[ada.id].likes) == 1
+
+
+def test_signals_without_the_times_of_the_likes(app_factory: Callable[..., App]) -> None:
+    app = app_factory()
+    store = app.store
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2"), _paper("arxiv:3")], None, NOW)
+    first, second, disliked = (store.papers.find(f"arxiv:{i}").id for i in (1, 2, 3))
+    store.people.set_feedback(ada.id, second, 1, NOW)
+    store.people.set_feedback(ada.id, first, 1, NOW + timedelta(hours=1))
+    store.people.set_feedback(ada.id, disliked, -1, NOW)
+    dated = store.people.signals([ada.id])[ada.id]
+    undated = store.people.signals([ada.id], dated=False)[ada.id]
+    assert dated.likes == ((second, NOW), (first, NOW + timedelta(hours=1)))
+    assert undated.likes == ((second, None), (first, None))  # the same order, by time
+    assert undated.dislikes == dated.dislikes == (disliked,)

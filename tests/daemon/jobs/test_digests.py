@@ -141,3 +141,51 @@ def test_a_real_run_keeps_the_picks_of_a_few_digests_a_dry_run_of_all(
     assert report.created == 7 and report.users == 7
     assert [p.user for p in report.planned] == ["u0", "u1", "u2"]
     assert all(p.digest_id is not None for p in report.planned)
+
+
+def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    app = app_factory()
+    _world(app, 3)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    during: list[bool] = []
+    after: list[bool] = []
+    make_batch = digests_job._make_batch
+
+    def watched(*args: Any, **kwargs: Any) -> None:
+        during.append(gc.isenabled())
+        make_batch(*args, **kwargs)
+
+    monkeypatch.setattr(digests_job, "_make_batch", watched)
+    assert gc.isenabled()
+    report = jobs.make_digests(
+        app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
+    )
+    assert report.created == 3
+    assert during == [False, False] and after == [True, True]  # delivery runs with it on
+    assert gc.isenabled()
+    app.store.people.add("late", NOW, channels={ChannelKind.EMAIL: "late@lab.example"})
+    gc.disable()  # a caller that turned it off keeps it off
+    try:
+        assert jobs.make_digests(app, NOW, force=True, users=["late"]).created == 1
+        assert during[-1] is False and not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_undated_likes_are_made_once_per_paper() -> None:
+    from daemon.db.rows import UserSignals
+    from daemon.jobs.recommend import to_feedback
+    from recommender import Like
+
+    ada = UserSignals(1, ((7, None), (8, None)), (), (), frozenset())
+    bob = UserSignals(2, ((8, None), (9, NOW)), (), (), frozenset())
+    shared: dict[int, Like] = {}
+    a, b = to_feedback(ada, shared), to_feedback(bob, shared)
+    assert a.likes == (Like("7"), Like("8")) and b.likes == (Like("8"), Like("9", NOW))
+    assert a.likes[1] is b.likes[0]  # one Like for paper 8
+    assert set(shared) == {7, 8}  # a dated like is the user's own
+    assert to_feedback(bob) == b  # the same feedback without sharing
