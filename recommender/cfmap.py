@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import chain, repeat
+from operator import attrgetter
 from typing import NamedTuple
 
 import numpy as np
@@ -42,13 +44,19 @@ class _Map(NamedTuple):
 
 def _library_rows(f: _Fitted, libraries: Sequence[Feedback]) -> list[np.ndarray]:
     """The corpus rows each library liked (sorted, distinct; libraries without a like in the
-    corpus are left out), in the order of `libraries`."""
-    out = []
-    for fb in libraries:
-        liked = {f.index[lk.doc_id] for lk in fb.likes if lk.doc_id in f.index}
-        if liked:
-            out.append(np.array(sorted(liked), dtype=np.int64))
-    return out
+    corpus are left out), in the order of `libraries`. Vectorised: 2 million likes at 100,000
+    subscribers go through `map` and numpy, not a Python loop."""
+    lens = np.fromiter((len(fb.likes) for fb in libraries), np.int64, len(libraries))
+    ids = map(attrgetter("doc_id"), chain.from_iterable(fb.likes for fb in libraries))
+    rows = np.fromiter(map(f.index.get, ids, repeat(-1)), np.int64, int(lens.sum()))
+    lib = np.repeat(np.arange(len(libraries), dtype=np.int64), lens)
+    known = rows >= 0
+    n = max(1, len(f.ids))
+    pairs = np.sort(lib[known] * n + rows[known])  # (library, row), sorted
+    # distinct (np.unique takes 20 × as long here: numpy 2.4, 2 million int64)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs
+    lib, rows = np.divmod(pairs, n)
+    return np.split(rows, np.flatnonzero(np.diff(lib)) + 1) if len(rows) else []
 
 
 def _sample(libraries: list[np.ndarray], cap: int) -> list[np.ndarray]:
@@ -214,14 +222,18 @@ def _ridge_cg(x: sp.csr_matrix, y: np.ndarray, lam: float, iters: int) -> np.nda
     p = r.copy()
     rs = (r * r).sum(axis=0)
     tiny = np.float32(CG_TINY)
+    stop = CG_TOLERANCE * max(1.0, float((b * b).sum(axis=0).max()))
+    tmp = np.empty_like(b)  # every elementwise product goes here: no new 50 MB array per step
     for _ in range(max(1, iters)):
-        ap = np.asarray(_spmm(xt, p, first=x), dtype=np.float32) + lam * p
-        alpha = rs / ((p * ap).sum(axis=0) + tiny)
-        w += p * alpha
-        r -= ap * alpha
-        rs_new = (r * r).sum(axis=0)
-        if float(rs_new.max()) <= CG_TOLERANCE * max(1.0, float((b * b).sum(axis=0).max())):
+        ap = np.asarray(_spmm(xt, p, first=x), dtype=np.float32)
+        ap += np.multiply(p, lam, out=tmp)
+        alpha = rs / (np.multiply(p, ap, out=tmp).sum(axis=0) + tiny)
+        w += np.multiply(p, alpha, out=tmp)
+        r -= np.multiply(ap, alpha, out=tmp)
+        rs_new = np.multiply(r, r, out=tmp).sum(axis=0)
+        if float(rs_new.max()) <= stop:
             break
-        p = r + p * (rs_new / (rs + tiny))
+        p *= rs_new / (rs + tiny)  # p ← r + β p
+        p += r
         rs = rs_new
     return w
