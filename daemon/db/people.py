@@ -346,11 +346,11 @@ class People(Repository):
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cursor.execute(str(q.compile(self.engine)))
-                rows = cursor.fetchall()
+                for rows in iter(lambda: cursor.fetchmany(FETCH_ROWS), []):
+                    for uid, pid in rows:
+                        out[uid].append((pid, None))
             finally:
                 cursor.close()
-        for uid, pid in rows:
-            out[uid].append((pid, None))
         return dict(out)
 
     def count_feedback(self) -> int:
@@ -440,6 +440,7 @@ class People(Repository):
 
 
 _FREQUENCY_KEYS = {"frequency", "digest_weekday"}
+FETCH_ROWS = 10_000  # rows fetched at a time by People.libraries: never all 2 million at once
 IN_CHUNK = 10_000  # users in one IN (…) list
 
 
