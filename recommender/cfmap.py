@@ -119,6 +119,7 @@ def _learn_map(
     s64, v64 = _randomized_svd(r, rank)
     v = np.ascontiguousarray(v64, dtype=np.float32)  # liked papers × rank
     target = (v64 * (s64**cfg.cf_singular_power)).astype(np.float32)
+    del v64  # float64, papers × rank: not held through the CG
     steps = cfg.cf_iterations if iterations is None else min(iterations, cfg.cf_iterations)
     fit_rows = np.arange(len(liked_items))
     if len(fit_rows) > MAP_MAX_PAPERS:  # a regression of 512 targets: a seeded sample will do
@@ -167,7 +168,8 @@ def _randomized_svd(r: sp.csr_matrix, rank: int) -> tuple[np.ndarray, np.ndarray
     libs = short_t.T if wide else long
     signs = np.sign(libs[np.abs(libs).argmax(axis=0), np.arange(libs.shape[1])])
     papers = long if wide else short_t.T
-    return s[:rank], papers[:, :rank] * signs[:rank]
+    papers *= signs  # in place: no second papers × rank array
+    return s[:rank], papers[:, :rank]
 
 
 def _cholesky(gram: np.ndarray) -> np.ndarray | None:
