@@ -329,13 +329,28 @@ class People(Repository):
         millions of rows unless the times are used."""
         fb_t = _table(Feedback)
         out: dict[int, list[tuple[int, datetime | None]]] = defaultdict(list)
-        at = fb_t.c.created_at if dated else sa.null()
-        q = sa.select(fb_t.c.user_id, fb_t.c.paper_id, at).where(fb_t.c.value > 0)
         if dated:
-            q = q.order_by(fb_t.c.user_id, fb_t.c.created_at, fb_t.c.id)
+            q = (
+                sa.select(fb_t.c.user_id, fb_t.c.paper_id, fb_t.c.created_at)
+                .where(fb_t.c.value > 0)
+                .order_by(fb_t.c.user_id, fb_t.c.created_at, fb_t.c.id)
+            )
+            with self.engine.connect() as conn:
+                for uid, pid, when in conn.execute(q):
+                    out[uid].append((pid, when))
+            return dict(out)
+        # two integers a row, read on the DBAPI cursor itself: SQLAlchemy's result rows cost
+        # twice the fetch (2 million likes: 3.4 s against 1.6 s with the grouping, SQLite)
+        q = sa.select(fb_t.c.user_id, fb_t.c.paper_id).where(fb_t.c.value > sa.literal_column("0"))
         with self.engine.connect() as conn:
-            for uid, pid, when in conn.execute(q):
-                out[uid].append((pid, when))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(str(q.compile(self.engine)))
+                for rows in iter(lambda: cursor.fetchmany(FETCH_ROWS), []):
+                    for uid, pid in rows:
+                        out[uid].append((pid, None))
+            finally:
+                cursor.close()
         return dict(out)
 
     def count_feedback(self) -> int:
@@ -428,6 +443,7 @@ class People(Repository):
 
 
 _FREQUENCY_KEYS = {"frequency", "digest_weekday"}
+FETCH_ROWS = 10_000  # rows fetched at a time by People.libraries: never all 2 million at once
 IN_CHUNK = 10_000  # users in one IN (…) list
 
 

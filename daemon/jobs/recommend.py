@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from daemon.app import App
@@ -70,19 +71,18 @@ def libraries(app: App) -> list[Feedback]:
 
     cfg = app.recommender_config
     dated = bool(cfg.recency_half_life_days or cfg.recency_half_life_likes)
-    shared: dict[int, Like] = {}
-
-    def like(pid: int, at: datetime | None) -> Like:
-        if dated:
-            return Like(doc_id=str(pid), at=at)
-        lk = shared.get(pid)
-        if lk is None:
-            lk = shared[pid] = Like(doc_id=str(pid))
-        return lk
-
+    by_user = sorted(app.store.people.libraries(dated).items())
+    if dated:
+        return [
+            Feedback(user_id=str(uid), likes=tuple([Like(str(pid), at) for pid, at in liked]))
+            for uid, liked in by_user
+        ]
+    first = itemgetter(0)  # (paper id, None) → paper id; map() keeps the 2 million in C
+    papers = set().union(*(map(first, liked) for _, liked in by_user))
+    shared = {pid: Like(doc_id=str(pid)) for pid in papers}
     return [
-        Feedback(user_id=str(uid), likes=tuple([like(pid, at) for pid, at in liked]))
-        for uid, liked in sorted(app.store.people.libraries(dated).items())
+        Feedback(user_id=str(uid), likes=tuple(map(shared.__getitem__, map(first, liked))))
+        for uid, liked in by_user
     ]
 
 

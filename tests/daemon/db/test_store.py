@@ -225,8 +225,11 @@ def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
 
 
 def test_libraries_are_every_users_likes_with_times_only_when_asked(
-    app_factory: Callable[..., App],
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import daemon.db.people
+
+    monkeypatch.setattr(daemon.db.people, "FETCH_ROWS", 2)  # the undated read: in several fetches
     app = app_factory()
     store = app.store
     store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
