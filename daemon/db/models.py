@@ -178,7 +178,8 @@ class Digest(SQLModel, table=True):
 class DigestItem(SQLModel, table=True):
     __table_args__ = (sa.UniqueConstraint("digest_id", "paper_id"),)
     id: int | None = Field(default=None, primary_key=True)
-    digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
+    # no index of its own: the unique (digest_id, paper_id) index serves lookups by digest_id
+    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
     paper_id: int = Field(foreign_key="paper.id", index=True, ondelete="CASCADE")
     rank: int
     score: float
