@@ -161,7 +161,8 @@ class Digest(SQLModel, table=True):
 
     __table_args__ = (sa.UniqueConstraint("user_id", "channel_id", "period"),)
     id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
+    # no index of its own: the unique (user_id, channel_id, period) index serves lookups by user
+    user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
     channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
     period: date
     cold_start: bool = False

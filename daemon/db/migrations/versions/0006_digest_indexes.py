@@ -1,5 +1,7 @@
-"""digest items: drop the index on digest_id alone (the unique (digest_id, paper_id) index
-serves every lookup by digest_id); one index less to keep up for a million rows a day
+"""digests and their items: drop the indexes on user_id and digest_id alone (the unique
+(user_id, channel_id, period) and (digest_id, paper_id) indexes serve those lookups): one
+index less to keep up for each of the 110,000 digests and 1.1 million items of a day at
+100,000 subscribers
 
 Revision ID: 0006
 Revises: 0005
@@ -18,7 +20,9 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.drop_index("ix_digestitem_digest_id", table_name="digestitem")
+    op.drop_index("ix_digest_user_id", table_name="digest")
 
 
 def downgrade() -> None:
+    op.create_index("ix_digest_user_id", "digest", ["user_id"])
     op.create_index("ix_digestitem_digest_id", "digestitem", ["digest_id"])
