@@ -142,6 +142,7 @@ def window_hours(user: UserRow, daily_hours: int) -> int:
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
+SENT_MARGIN = timedelta(days=1)  # papers of digests older than the window (+ this) are not read
 PLANNED_KEPT = 1000  # digests of a real run kept with their picks in the report, for showing
 
 
@@ -337,7 +338,10 @@ def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:
     app, now = day.app, day.now
     cfg = app.recommender_config
     dated = bool(cfg.recency_half_life_days or cfg.recency_half_life_likes)
-    signals = app.store.people.signals([u.id for u in users], dated=dated)
+    # papers sent before the longest window of the batch cannot be candidates again
+    hours = max(window_hours(u, app.settings.digest.window_hours) for u in users)
+    since = now - timedelta(hours=hours) - SENT_MARGIN
+    signals = app.store.people.signals([u.id for u in users], dated=dated, sent_since=since)
     model, candidates = day.ranking()
     # papers the model does not know (liked after its fit) are passed as text
     referred = {pid for sig in signals.values() for pid, _ in sig.likes}

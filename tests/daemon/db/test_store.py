@@ -285,3 +285,23 @@ def test_signals_without_the_times_of_the_likes(app_factory: Callable[..., App])
     assert dated.likes == ((second, NOW), (first, NOW + timedelta(hours=1)))
     assert undated.likes == ((second, None), (first, None))  # the same order, by time
     assert undated.dislikes == dated.dislikes == (disliked,)
+
+
+def test_signals_read_the_papers_of_recent_digests_only_when_asked(
+    app_factory: Callable[..., App],
+) -> None:
+    """The digest job asks for the papers sent since its window began (older ones cannot be
+    candidates again); everyone else sees every paper ever sent."""
+    app = app_factory()
+    store = app.store
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.subscribers()[0][1]
+    store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2")], None, NOW)
+    old, new = (store.papers.find(f"arxiv:{i}").id for i in (1, 2))
+    for days, pid in ((10, old), (0, new)):
+        made = NOW - timedelta(days=days)
+        item = [NewItem(pid, 0.5, "similar", "r")]
+        assert store.digests.create(ada.id, channel.id, made.date(), item, made, cold_start=False)
+    assert store.people.signals([ada.id])[ada.id].sent == {old, new}
+    since = NOW - timedelta(days=2)
+    assert store.people.signals([ada.id], sent_since=since)[ada.id].sent == {new}
