@@ -107,11 +107,19 @@ def _insert_rows(
 ) -> None:
     """INSERT rows given as tuples (values of `columns`), passed to the driver's executemany as
     they are: SQLAlchemy's per-row parameter processing cost as much as the inserts themselves
-    (110,000 digest items for 10,000 subscribers). For columns needing no type conversion
-    (numbers, text)."""
+    (110,000 digest items for 10,000 subscribers). On PostgreSQL, COPY: a third of
+    executemany's time. For columns needing no type conversion (numbers, text)."""
     if not rows:
         return
     conn = s.connection()
+    if conn.dialect.name == "postgresql":  # in the session's transaction, on its connection
+        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        sql = f"COPY {conn.dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
+        raw: Any = conn.connection.dbapi_connection  # psycopg's connection: it has COPY
+        with raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
     compiled = sa.insert(table).compile(dialect=conn.dialect, column_keys=list(columns))
     params: list[Any]
     if compiled.positional:  # SQLite: "?" in the compiled order of the columns
@@ -119,7 +127,7 @@ def _insert_rows(
         order = [columns.index(k) for k in compiled.positiontup]
         in_order = order == list(range(len(columns)))
         params = list(rows) if in_order else [tuple(r[i] for i in order) for r in rows]
-    else:  # PostgreSQL (psycopg): named parameters
+    else:  # another driver with named parameters
         params = [dict(zip(columns, r, strict=True)) for r in rows]
     conn.exec_driver_sql(compiled.string, params)
 

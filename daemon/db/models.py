@@ -159,7 +159,19 @@ class Follow(SQLModel, table=True):
 class Digest(SQLModel, table=True):
     """Exactly one per (user, channel, period); it is also the delivery's state machine."""
 
-    __table_args__ = (sa.UniqueConstraint("user_id", "channel_id", "period"),)
+    __table_args__ = (
+        sa.UniqueConstraint("user_id", "channel_id", "period"),
+        # the delivery's claims read the pending digests in id order from here, only them; on
+        # PostgreSQL, with the index of the state, each claim of 100 fetched and sorted every
+        # pending digest, or walked the sent ones (321 messages a second at 100,000
+        # subscribers against 476 at 10,000)
+        sa.Index(
+            "ix_digest_pending",
+            "id",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     # no index of its own: the unique (user_id, channel_id, period) index serves lookups by user
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
