@@ -130,6 +130,22 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 SettingsFactory = Callable[..., Settings]
+SMTP_LOGIN = ("paperwire", "s3cret-pass")  # the login of `smtp_server(users=…)` in the tests
+
+
+def starttls_email(host: str, port: int) -> dict[str, Any]:
+    """The `[email]` settings for a local `smtp_server(users=dict([SMTP_LOGIN]))`: STARTTLS,
+    that login, the lab's sender."""
+    return {
+        "transport": "smtp",
+        "host": host,
+        "port": port,
+        "security": "starttls",
+        "username": SMTP_LOGIN[0],
+        "password": SMTP_LOGIN[1],
+        "sender": "paperwire <digest@lab.example>",
+        "message_id_domain": "lab.example",
+    }
 
 
 @pytest.fixture

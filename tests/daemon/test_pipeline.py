@@ -23,7 +23,13 @@ from daemon.app import App
 from daemon.db.models import ChannelKind, FollowKind
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
-from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, SettingsFactory
+from tests.daemon.conftest import (
+    BOTH_BACKENDS,
+    FEEDS,
+    SMTP_LOGIN,
+    SettingsFactory,
+    starttls_email,
+)
 from tests.notifications.factories import html_of
 from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
 
@@ -42,7 +48,7 @@ def feed_server() -> Iterator[HttpServer]:
 
 @pytest.fixture
 def smtp() -> Iterator[SmtpServer]:
-    with smtp_server(users={"paperwire": "s3cret-pass"}) as server:
+    with smtp_server(users=dict([SMTP_LOGIN])) as server:
         yield server
 
 
@@ -62,16 +68,7 @@ def pipeline(
 ) -> App:
     base = feed_server.url
     settings = make_settings(
-        email={
-            "transport": "smtp",
-            "host": smtp.host,
-            "port": smtp.port,
-            "security": "starttls",
-            "username": "paperwire",
-            "password": "s3cret-pass",
-            "sender": "paperwire <digest@lab.example>",
-            "message_id_domain": "lab.example",
-        },
+        email=starttls_email(smtp.host, smtp.port),
         slack={"transport": "webhook", "min_interval_seconds": 0.0},
         feeds=[
             {

@@ -23,7 +23,7 @@ from daemon import jobs
 from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
-from tests.daemon.conftest import FEEDS, ROOT, SettingsFactory
+from tests.daemon.conftest import FEEDS, ROOT, SMTP_LOGIN, SettingsFactory, starttls_email
 from tests.daemon.web.conftest import free_port, served_on_loopback
 from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
 
@@ -44,7 +44,7 @@ def world(
 ) -> Iterator[tuple[App, SmtpServer, HttpServer]]:
     port = free_port()
     feed = (FEEDS / "arxiv-api" / "2016-10-09_api_search_au_del_maestro.xml").as_uri()
-    with smtp_server(users={"paperwire": "s3cret-pass"}) as smtp, http_server() as slack:
+    with smtp_server(users=dict([SMTP_LOGIN])) as smtp, http_server() as slack:
         settings = make_settings(
             server={"base_url": f"http://127.0.0.1:{port}", "secret_key": "journey-secret"},
             feeds=[{"name": "maestro", "url": feed}],
@@ -55,16 +55,7 @@ def world(
                 "timeout_seconds": 5.0,
                 "arxiv_api_url": _closed_port_url(),
             },
-            email={
-                "transport": "smtp",
-                "host": smtp.host,
-                "port": smtp.port,
-                "security": "starttls",
-                "username": "paperwire",
-                "password": "s3cret-pass",
-                "sender": "paperwire <digest@lab.example>",
-                "message_id_domain": "lab.example",
-            },
+            email=starttls_email(smtp.host, smtp.port),
             slack={"transport": "webhook", "min_interval_seconds": 0.0},
             digest={"max_picks": 3, "min_score": 0.0, "max_age_days": 36500},
         )

@@ -25,7 +25,7 @@ from daemon.ingest.parse import PaperIn
 from daemon.web import subscriber
 from daemon.web.links import Links
 from daemon.web.pages import make_web
-from tests.daemon.conftest import SettingsFactory
+from tests.daemon.conftest import SMTP_LOGIN, SettingsFactory, starttls_email
 from tests.servers import smtp_server
 
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -446,19 +446,8 @@ def test_manage_mails_the_link_over_smtp(
     app_factory: Callable[..., App], make_settings: SettingsFactory, clock: Any
 ) -> None:
     """Through the app's real email transport: STARTTLS and login on a local SMTP server."""
-    with smtp_server(users={"paperwire": "s3cret-pass"}) as smtp:
-        settings = make_settings(
-            email={
-                "transport": "smtp",
-                "host": smtp.host,
-                "port": smtp.port,
-                "security": "starttls",
-                "username": "paperwire",
-                "password": "s3cret-pass",
-                "sender": "paperwire <digest@lab.example>",
-                "message_id_domain": "lab.example",
-            }
-        )
+    with smtp_server(users=dict([SMTP_LOGIN])) as smtp:
+        settings = make_settings(email=starttls_email(smtp.host, smtp.port))
         app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
         app.store.people.add("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
         with TestClient(make_web(app)) as client:
