@@ -50,9 +50,21 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # `reading()`: a plain BEGIN, which in WAL mode reads beside a writer
+            read = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
+
+
+READ_ONLY = "paperwire_read_only"  # execution option: this connection only reads
+
+
+def in_memory(engine: Engine) -> bool:
+    """True for an in-memory SQLite database: one connection (per thread) holds it, so it
+    cannot be shared with another thread's connection or another process."""
+    url = engine.url
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -71,6 +83,11 @@ class Repository:
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    def reading(self) -> sa.Connection:
+        """A connection for reads only. On SQLite it does not take the write lock (every
+        other transaction does, up front): it reads the last commit while a writer writes."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def _alembic_config() -> Config:

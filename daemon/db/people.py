@@ -408,7 +408,8 @@ class People(Repository):
         fb_t, follow_t = _table(Feedback), _table(Follow)
         digest_t, item_t = _table(Digest), _table(DigestItem)
         # Core rows, not ORM objects: the digest job reads every like of a thousand users here
-        with self.engine.connect() as conn:
+        # (while its writer thread stores the batch before: `reading`)
+        with self.reading() as conn:
             at = fb_t.c.created_at if dated else sa.null()  # a time converted per like costs
             q = (
                 sa.select(fb_t.c.user_id, fb_t.c.paper_id, fb_t.c.value, at)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from daemon.app import App
 from daemon.db.digests import NewDigest, NewItem
+from daemon.db.engine import in_memory
 from daemon.db.models import ChannelKind, DigestState, Frequency
 from daemon.db.rows import ChannelRow, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("paperwire.jobs")
 
 Picks = tuple[tuple[PaperRow, "Recommendation"], ...]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,8 +170,9 @@ def make_digests(
     """Rank the window's papers for every due subscriber and store one digest per channel.
 
     Subscribers go through in batches of USER_BATCH: ranked together, stored in one
-    transaction, then `after_batch` runs (the daemon delivers there, so the first subscribers
-    do not wait for the last to be ranked). `force` makes every selected user due now
+    transaction by a writer thread while the next batch is ranked, then `after_batch` runs
+    (the daemon delivers there, so the first subscribers do not wait for the last to be
+    ranked). `force` makes every selected user due now
     (one-off commands: the digest of their current period, today's or this week's); the
     scheduled job waits for each user's local digest hour (and weekday). A paused user gets
     none, unless `paused_too` (the preview). A dry run computes the picks and stores nothing.
@@ -199,17 +203,47 @@ def make_digests(
     if report.too_old:
         log.info("old papers not announced as new", extra={"papers": report.too_old})
     done = 0
-    for day, batch in batches:
-        if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
-            break
-        progress("digests", done, len(todo))
-        with _no_cycle_collection():
-            _make_batch(day, batch, report, dry_run=dry_run)
-        done += len(batch)
-        if after_batch is not None and not dry_run:
-            after_batch()
+    # a batch is stored by the writer thread while the next one is ranked (the database's
+    # driver and numpy's products run outside the GIL); `after_batch` runs once it is stored
+    with _writer(app) as writer:
+        stored: Future[_Stored] | None = None
+        for day, batch in batches:
+            if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
+                break
+            progress("digests", done, len(todo))
+            with _no_cycle_collection():
+                planned = _plan_batch(day, batch, report)
+            done += len(batch)
+            if dry_run:  # every digest planned is shown, none is stored
+                report.planned += planned.planned
+                continue
+            if stored is not None:
+                _finish_batch(stored.result(), report, after_batch)
+            stored = writer.submit(_store_batch, app, planned, now)
+        if stored is not None:
+            _finish_batch(stored.result(), report, after_batch)
     progress("digests", len(todo), len(todo))
     return report
+
+
+def _writer(app: App) -> Executor:
+    """The thread that stores the batches; none (stored at once) for an in-memory SQLite
+    database, which another thread's connection would not see."""
+    if in_memory(app.store.engine):
+        return _AtOnce()
+    return ThreadPoolExecutor(1, thread_name_prefix="paperwire-digest-store")
+
+
+class _AtOnce(Executor):
+    """Runs what is submitted at once, in the caller's thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args, **kwargs))
+        except Exception as e:
+            done.set_exception(e)
+        return done
 
 
 @contextmanager
@@ -292,18 +326,29 @@ class _Day:
         return self._ranking
 
 
-def _make_batch(day: _Day, batch: list[_Due], report: DigestReport, *, dry_run: bool) -> None:
-    app, now = day.app, day.now
-    s = app.settings
+@dataclass
+class _Stored:
+    """A batch's digests as planned, and the ids of those inserted."""
+
+    new: list[NewDigest]
+    planned: list[PlannedDigest]
+    created: dict[tuple[int, int], int]
+
+
+def _plan_batch(day: _Day, batch: list[_Due], report: DigestReport) -> _Stored:
+    """Rank a batch of subscribers: their digests to store, one per channel (none when the
+    ranking failed: the batch's subscribers are reported and wait for the next run)."""
+    s = day.app.settings
     report.users += len(batch)
     try:
         ranked = _rank(day, [d.user for d in batch])
     except Exception as e:  # the job boundary: this batch's subscribers wait, the others go on
         log.exception("ranking failed", extra={"users": len(batch)})
         report.failed_users.extend(f"{d.user.name}: {type(e).__name__}: {e}" for d in batch)
-        return
+        return _Stored([], [], {})
     rows = day.rows
     new: list[NewDigest] = []
+    planned: list[PlannedDigest] = []
     for d in batch:
         recs = [
             r
@@ -314,21 +359,35 @@ def _make_batch(day: _Day, batch: list[_Due], report: DigestReport, *, dry_run: 
         cold = bool(picks) and all(r.kind == "trending" for _, r in picks)
         items = tuple(NewItem(p.id, r.score, r.kind, r.reason) for p, r in picks)
         for ch in d.channels:
-            report.planned.append(PlannedDigest(d.user.name, ch.kind, d.period, picks, None))
+            planned.append(PlannedDigest(d.user.name, ch.kind, d.period, picks, None))
             new.append(NewDigest(d.user.id, ch.id, d.period, items, cold))
-    if dry_run:
-        return
-    empty = DigestState.PENDING if s.digest.send_empty else DigestState.EMPTY
-    created = app.store.digests.create_many(new, now, empty_state=empty)
+    return _Stored(new, planned, {})
+
+
+def _store_batch(app: App, batch: _Stored, now: datetime) -> _Stored:
+    """Insert a batch's digests (one transaction; on the writer thread)."""
+    empty = DigestState.PENDING if app.settings.digest.send_empty else DigestState.EMPTY
+    batch.created = app.store.digests.create_many(batch.new, now, empty_state=empty)
+    return batch
+
+
+def _finish_batch(
+    batch: _Stored, report: DigestReport, after_batch: Callable[[], object] | None
+) -> None:
+    """Count a stored batch in the report, then run `after_batch` (the daemon delivers)."""
+    created = batch.created
     report.created += len(created)
-    report.already += len(new) - len(created)
-    report.empty += sum(1 for n in new if (n.user_id, n.channel_id) in created and not n.items)
-    start = len(report.planned) - len(new)
-    report.planned[start:] = [
+    report.already += len(batch.new) - len(created)
+    report.empty += sum(
+        1 for n in batch.new if (n.user_id, n.channel_id) in created and not n.items
+    )
+    room = max(0, PLANNED_KEPT - len(report.planned))  # at scale, counts: memory must not grow
+    report.planned += [
         replace(p, digest_id=created.get((n.user_id, n.channel_id)))
-        for p, n in zip(report.planned[start:], new, strict=True)
+        for p, n in zip(batch.planned[:room], batch.new, strict=False)
     ]
-    del report.planned[PLANNED_KEPT:]  # at scale, counts: memory must not grow with users
+    if after_batch is not None:
+        after_batch()
 
 
 def _rank(day: _Day, users: list[UserRow]) -> dict[str, list[Recommendation]]:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from daemon.app import App
+from daemon.db.engine import in_memory
 from daemon.jobs.delivery import DeliveryReport, deliver
 from daemon.jobs.progress import Progress, no_progress
 from daemon.settings import Settings
@@ -42,8 +43,7 @@ def worker_count(app: App) -> int:
     """How many delivery processes to use: `delivery.workers`, or 1 (in this process) when
     the database cannot be shared between processes (SQLite in memory)."""
     wanted = app.settings.delivery.workers
-    url = app.store.engine.url
-    if wanted > 1 and url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if wanted > 1 and in_memory(app.store.engine):
         log.warning("delivery.workers ignored: an in-memory database is not shared")
         return 1
     return wanted

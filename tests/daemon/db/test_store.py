@@ -305,3 +305,36 @@ def test_signals_read_the_papers_of_recent_digests_only_when_asked(
     assert store.people.signals([ada.id])[ada.id].sent == {old, new}
     since = NOW - timedelta(days=2)
     assert store.people.signals([ada.id], sent_since=since)[ada.id].sent == {new}
+
+
+def test_signals_are_read_while_another_connection_writes(
+    app_factory: Callable[..., App],
+) -> None:
+    """The digest job reads the next batch's signals while its writer thread stores the last
+    batch: the reading connection neither waits for the write lock (SQLite: a plain BEGIN in
+    WAL mode; every other transaction takes the lock up front) nor sees uncommitted rows."""
+    import sqlalchemy as sa
+
+    app = app_factory()
+    store = app.store
+    user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2")], None, NOW)
+    first, second = (store.papers.find(k).id for k in ("arxiv:1", "arxiv:2"))
+    store.people.set_feedback(user.id, first, 1, NOW)
+    # the writer holds the write lock (SQLite: BEGIN IMMEDIATE) until the block ends
+    with store.engine.connect() as writer, writer.begin():
+        writer.execute(
+            sa.text(
+                "INSERT INTO feedback (user_id, paper_id, value, created_at) VALUES (:u, :p, 1, :t)"
+            ),
+            {"u": user.id, "p": second, "t": NOW},
+        )
+        done: list[object] = []
+        reader = threading.Thread(target=lambda: done.append(store.people.signals([user.id])))
+        reader.start()
+        reader.join(20)
+        assert done, "the read waited for the writer"
+        signals = done[0]
+        assert isinstance(signals, dict)
+        assert [pid for pid, _ in signals[user.id].likes] == [first]
+    assert {pid for pid, _ in store.people.signals([user.id])[user.id].likes} == {first, second}

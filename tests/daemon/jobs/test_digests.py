@@ -153,13 +153,13 @@ def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
     monkeypatch.setattr(digests_job, "USER_BATCH", 2)
     during: list[bool] = []
     after: list[bool] = []
-    make_batch = digests_job._make_batch
+    plan_batch = digests_job._plan_batch
 
-    def watched(*args: Any, **kwargs: Any) -> None:
+    def watched(*args: Any, **kwargs: Any) -> Any:
         during.append(gc.isenabled())
-        make_batch(*args, **kwargs)
+        return plan_batch(*args, **kwargs)
 
-    monkeypatch.setattr(digests_job, "_make_batch", watched)
+    monkeypatch.setattr(digests_job, "_plan_batch", watched)
     assert gc.isenabled()
     report = jobs.make_digests(
         app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
@@ -189,3 +189,79 @@ def test_undated_likes_are_made_once_per_paper() -> None:
     assert a.likes[1] is b.likes[0]  # one Like for paper 8
     assert set(shared) == {7, 8}  # a dated like is the user's own
     assert to_feedback(bob) == b  # the same feedback without sharing
+
+
+@BOTH_BACKENDS
+def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store of batch 1 waits until batch 2 is being ranked: made one after the other,
+    the job would never get there (the wait times out and the test fails)."""
+    import threading
+
+    app = app_factory()
+    _world(app, 4)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    second_ranked = threading.Event()
+    plan_batch, store_batch = digests_job._plan_batch, digests_job._store_batch
+    seen: list[tuple[str, str]] = []
+
+    def plan(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("plan", threading.current_thread().name))
+        planned = plan_batch(*args, **kwargs)
+        if len([s for s in seen if s[0] == "plan"]) == 2:
+            second_ranked.set()
+        return planned
+
+    def store(*args: Any, **kwargs: Any) -> Any:
+        seen.append(("store", threading.current_thread().name))
+        if len([s for s in seen if s[0] == "store"]) == 1:
+            assert second_ranked.wait(30), "batch 1 was stored before batch 2 was ranked"
+        return store_batch(*args, **kwargs)
+
+    monkeypatch.setattr(digests_job, "_plan_batch", plan)
+    monkeypatch.setattr(digests_job, "_store_batch", store)
+    report = jobs.make_digests(app, NOW, force=True)
+    assert report.created == 4 and report.failed_users == []
+    assert {name for step, name in seen if step == "store"} == {"paperwire-digest-store_0"}
+    assert {name for step, name in seen if step == "plan"} == {threading.current_thread().name}
+    assert app.store.digests.counts().get(DigestState.PENDING) == 4
+
+
+def test_a_failure_to_store_stops_the_job_with_the_error(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer thread's error reaches the caller (the scheduler logs a failed run); nothing
+    is counted as made."""
+    app = app_factory()
+    _world(app, 3)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(app.store.digests, "create_many", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        jobs.make_digests(app, NOW, force=True)
+
+
+def test_an_in_memory_database_stores_in_this_thread(tmp_path: Any) -> None:
+    """SQLite in memory is one connection per thread: a writer thread would write into another,
+    empty, database (and fail: no tables). Its batches are stored at once."""
+    from daemon.app import make_app
+    from daemon.db.engine import upgrade
+    from daemon.settings import Settings
+
+    settings = Settings(
+        database={"url": "sqlite://"},
+        server={"secret_key": "k", "secret_key_file": f"{tmp_path}/key"},
+    )
+    app = make_app(settings, clock=lambda: NOW)
+    try:
+        upgrade(app.store.engine)
+        _world(app, 3)
+        assert isinstance(digests_job._writer(app), digests_job._AtOnce)
+        assert jobs.make_digests(app, NOW, force=True).created == 3
+        assert app.store.digests.counts().get(DigestState.PENDING) == 3
+    finally:
+        app.close()
