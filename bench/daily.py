@@ -397,8 +397,9 @@ def run_day(
             st.count = delivered.sent
         info.update(together_made=again.created, together_sent=delivered.sent,
                     together_received=received.value - before)  # fmt: skip
-        if not args.smoke:
-            side = side_by_side(app, model, texts, args.sample)
+        side = (
+            bare_kernel(app, model) if args.smoke else side_by_side(app, model, texts, args.sample)
+        )
         info.update(side)
         app.close()
     return stages, info
@@ -546,8 +547,8 @@ def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> No
     make = next((s for s in stages if s.name.startswith("make digests")), None)
     if make is not None and info.get("kernel_s"):
         print(f"\nmake digests {make.seconds:.1f} s ÷ the bare kernel for every subscriber "
-              f"{info['kernel_s']:.1f} s = {make.seconds / info['kernel_s']:.1f}× "
-              f"(factor products alone: {info['kernel_factor_s']:.1f} s)")  # fmt: skip
+              f"{info['kernel_s']:.2f} s = {make.seconds / info['kernel_s']:.1f}× "
+              f"(factor products alone: {info['kernel_factor_s']:.2f} s)")  # fmt: skip
 
 
 def main() -> None:
@@ -559,7 +560,7 @@ def main() -> None:
     ap.add_argument("--db", default="", help="a PostgreSQL server URL (default: SQLite)")
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--sample", type=int, default=300, help="users for the side-by-side rows")
-    ap.add_argument("--render-sample", type=int, default=5000)
+    ap.add_argument("--render-sample", type=int, default=20_000)
     ap.add_argument("--parse-rounds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2, help="delivery.workers (processes)")
     ap.add_argument("--smoke", action="store_true", help="small and quick: no side-by-side")
