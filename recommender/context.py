@@ -174,13 +174,15 @@ class _Context:
         text = sp.vstack(parts).tocsr()[perm] if len(outside) else parts[0]
         fac = None
         if self.rec.learned:
+            assert f.factors is not None
             assert f.factor_row is not None and f.singular is not None
             dense = self.rec._arrays()
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
             true = frow >= 0
-            # one gather each (no zeroed table filled in, no copy): the rows of papers without
+            # one gather each (no zeroed table filled in), the learned factors converted from
+            # the state's float16 rows (no float64 copy of them all): the rows of papers without
             # learned factors are overwritten below
-            fac = dense.factors[np.maximum(frow, 0)]
+            fac = f.factors[np.maximum(frow, 0)].astype(np.float64)
             predicted = np.flatnonzero(~true)
             if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
