@@ -93,12 +93,16 @@ def _readable_terms_of_rows(m: sp.csr_matrix, f: _Fitted, limit: int) -> list[li
     if m.nnz == 0 or limit <= 0:
         return [[] for _ in range(n)]
     table = _term_table(f)
-    row = np.repeat(np.arange(n), np.diff(m.indptr))
-    # by row, then heaviest first; equal weights keep their column order (lexsort is stable)
-    order = np.lexsort((-m.data, row))
-    cols = m.indices[order]
-    keep = table.ok[cols]
-    cols, row = cols[keep], row[order][keep]
+    named = np.flatnonzero(table.ok[m.indices])
+    row = np.repeat(np.arange(n), np.diff(m.indptr))[named]
+    data = m.data[named]
+    # by row, then heaviest first; equal weights keep their column order (stable sorts)
+    if data.dtype == np.float32 and not (np.signbit(data).any() or np.isnan(data).any()):
+        # the bits of a non-negative float32 order as its value: one sort of a single key
+        order = np.argsort((row.astype(np.int64) << 32) - data.view(np.int32), kind="stable")
+    else:
+        order = np.lexsort((-data, row))
+    cols, row = m.indices[named[order]], row[order]
     single = ~table.bigram[cols]
     seen = np.cumsum(single)  # single words up to each entry (inclusive)
     bounds = np.searchsorted(row, np.arange(n + 1))
@@ -107,10 +111,10 @@ def _readable_terms_of_rows(m: sp.csr_matrix, f: _Fitted, limit: int) -> list[li
     cols, row = cols[keep], row[keep]
     bigrams = np.bincount(row[~single[keep]], minlength=n).tolist()
     bounds = np.searchsorted(row, np.arange(n + 1)).tolist()
-    named = cols.tolist()
-    names = list(map(table.names.__getitem__, named))
+    terms = cols.tolist()
+    names = list(map(table.names.__getitem__, terms))
     return [
-        _bigrams_first(named[a:z], table, limit) if b else names[a:z]
+        _bigrams_first(terms[a:z], table, limit) if b else names[a:z]
         for a, z, b in zip(bounds[:-1], bounds[1:], bigrams, strict=True)
     ]
 

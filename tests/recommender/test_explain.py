@@ -77,9 +77,11 @@ def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
     assert rows[7] == ["neural networks", "message passing", "graph"]
 
 
-def test_the_terms_of_many_long_rows_are_those_of_each_row() -> None:
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_terms_of_many_long_rows_are_those_of_each_row(dtype: type) -> None:
     # rows with many single words and bigrams sharing words: the single words past a row's
-    # first `limit` are dropped before the bigrams are chosen
+    # first `limit` are dropped before the bigrams are chosen (float32 weights, as the
+    # explanations' products: sorted by their bits; others by value)
     words = [f"w{i:02d}x" for i in range(30)]
     rng = np.random.default_rng(5)
     bigrams = {" ".join(rng.choice(words, size=2, replace=False)) for _ in range(40)}
@@ -88,7 +90,7 @@ def test_the_terms_of_many_long_rows_are_those_of_each_row() -> None:
     dense = rng.random((200, n_cols)) * (rng.random((200, n_cols)) < 0.3)
     dense[::7, 30:] = 0.0  # some rows without bigrams
     dense[3, :] = 0.5  # all equal: column order
-    m = sp.csr_matrix(dense.astype(np.float32))
+    m = sp.csr_matrix(dense.astype(dtype))
     for limit in (1, 2, 3, 5):
         assert _readable_terms_of_rows(m, f, limit) == [
             _readable_terms(m.indices[a:z], m.data[a:z], f, limit)
