@@ -100,9 +100,10 @@ def _dense_product(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
         np.asarray(b.data, dtype=dtype),
         indptr, indices, data,
     )  # fmt: skip
+    # the result's entries into a zeroed array by scipy's own kernel (its `toarray`): every
+    # entry is a nonzero sum (the product keeps no zeros) of a column of its own, added to 0
     out = np.zeros((m, n), dtype=dtype)
-    nnz = int(indptr[-1])
-    out[np.repeat(np.arange(m), np.diff(indptr)), indices[:nnz]] = data[:nnz]
+    _sparsetools.csr_todense(m, n, indptr, indices, data, out)
     return out
 
 
