@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
+from recommender.explain import _shorten
 from recommender.features import _doc_text, _fold, _name_key
 from recommender.interests import _topic_sims
 from recommender.selection import _near_duplicates, _trending_order
@@ -57,6 +58,9 @@ class Candidates:
         self._kw: dict[str, np.ndarray] = {}
         self._au: dict[str, np.ndarray] = {}
         self._author_keys: list[list[tuple[str, str]]] | None = None
+        # shortened titles of corpus docs named by explanations, by (doc id, length limit):
+        # the same liked papers are named in many digests of the day
+        self._short_titles: dict[tuple[str, int], str] = {}
 
     def __len__(self) -> int:
         return len(self.cands)
@@ -170,13 +174,15 @@ class _Context:
         text = sp.vstack(parts).tocsr()[perm] if len(outside) else parts[0]
         fac = None
         if self.rec.learned:
+            assert f.factors is not None
             assert f.factor_row is not None and f.singular is not None
             dense = self.rec._arrays()
             frow = np.where(rows >= 0, f.factor_row[np.maximum(rows, 0)], -1)
             true = frow >= 0
-            # one gather each (no zeroed table filled in, no copy): the rows of papers without
+            # one gather each (no zeroed table filled in), the learned factors converted from
+            # the state's float16 rows (no float64 copy of them all): the rows of papers without
             # learned factors are overwritten below
-            fac = dense.factors[np.maximum(frow, 0)]
+            fac = f.factors[np.maximum(frow, 0)].astype(np.float64)
             predicted = np.flatnonzero(~true)
             if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
@@ -194,6 +200,24 @@ class _Context:
                     topic_sim[predicted] = _topic_sims(fac[predicted], f)
             return _Items([*self.slots], text, fac, topic_sim, pred)
         return _Items([*self.slots], text, fac)
+
+    def short_titles(self, doc_ids: Sequence[str], limit: int) -> dict[str, str]:
+        """The title of each doc, shortened to `limit` characters (`_shorten`): those of corpus
+        docs kept for every rank call against the same candidates."""
+        cache = self.candidates._short_titles
+        index = self.f.index
+        out: dict[str, str] = {}
+        for doc_id in doc_ids:
+            if doc_id in out:
+                continue
+            key = (doc_id, limit)
+            title = cache.get(key)
+            if title is None:
+                title = _shorten(self.title(doc_id), limit)
+                if doc_id in index:
+                    cache[key] = title
+            out[doc_id] = title
+        return out
 
     def title(self, doc_id: str) -> str:
         row = self.f.index.get(doc_id)

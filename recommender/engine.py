@@ -68,14 +68,19 @@ __all__ = ["ASL_TOKEN_PATTERN", "FORMAT_VERSION", "Recommender", "RecommenderCon
 
 
 class _Dense(NamedTuple):
-    """float64 copies of the learned arrays, for scoring (the state keeps them as float16)."""
+    """float64 arrays for scoring, made once per model (the state keeps the learned ones as
+    float16). The learned factors have no float64 copy: a rank call converts the rows it needs
+    (`_Context.build_items`), equal to those of a copy."""
 
     text_map: np.ndarray  # features × rank
-    factors: np.ndarray  # liked-at-fit papers × rank
     topic_sims: np.ndarray | None  # liked-at-fit papers × topics (None: no topics)
     # liked-at-fit papers × rank: their factors predicted from their text, unscaled like
     # `factors` (None: the profiles use the learned factors only, `profile_prior_likes` = 0)
     predicted: np.ndarray | None
+
+
+# rows of the float16 factors converted at once for the topic similarities (bounds the memory)
+TOPIC_SIMS_ROWS = 8192
 
 
 class Recommender:
@@ -153,20 +158,28 @@ class Recommender:
         return self._fitted
 
     def _arrays(self) -> _Dense:
-        """float64 (text map, factors); the state keeps them as float16."""
+        """float64 text map (and predicted factors of the liked papers), the liked papers'
+        interest topics; the state keeps the learned arrays as float16."""
         f = self._require()
         if self._dense is None:
             assert f.text_map is not None and f.factors is not None
             text_map = f.text_map.astype(np.float64)
-            factors = f.factors.astype(np.float64)
-            sims = _topic_sims(factors, f) if f.topics is not None else None
+            sims = None
+            if f.topics is not None:  # row by row: blocks of rows give the same bits
+                step = TOPIC_SIMS_ROWS
+                sims = np.concatenate(
+                    [
+                        _topic_sims(f.factors[a : a + step].astype(np.float64), f)
+                        for a in range(0, max(len(f.factors), 1), step)
+                    ]
+                )
             predicted = None
             if f.profile_prior_likes > 0:  # rows of `factors` ↔ corpus rows, both ascending
                 assert f.factor_row is not None and f.singular is not None
                 rows = np.flatnonzero(f.factor_row >= 0)
                 scale = f.singular.astype(np.float64) ** self.config.cf_singular_power
                 predicted = np.asarray(f.matrix[rows] @ text_map, dtype=np.float64) / scale
-            self._dense = _Dense(text_map, factors, sims, predicted)
+            self._dense = _Dense(text_map, sims, predicted)
         return self._dense
 
     def _topic_labels(self) -> list[str]:
@@ -189,10 +202,10 @@ class Recommender:
         f = self._require()
         if f.topics is None or not docs:
             return [-1] * len(docs)
-        factors = self._arrays().factors
+        assert f.factors is not None
         predicted = self.predicted_factors(self.vectorize(docs))
         rows = [f.index.get(d.id, -1) for d in docs]
-        return _nearest_topics(f, rows, factors, predicted, self.config.cf_singular_power)
+        return _nearest_topics(f, rows, f.factors, predicted, self.config.cf_singular_power)
 
     def predicted_factors(self, x: sp.csr_matrix) -> np.ndarray:
         """Predicted collaborative factors of feature rows (in the scale of the targets),

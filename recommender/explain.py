@@ -70,32 +70,38 @@ def _explain_chunk(
     cfg: RecommenderConfig,
 ) -> list[list[Recommendation]]:
     f = ctx.f
-    all_picks, pick_group, slot_lists, group_len = _pairs(todo, plans)
+    all_picks, group, slot_lists = _pairs(todo, plans)
     if not all_picks:
         return [[] for _ in todo]
     pick_vecs = ctx.xc[all_picks]
-    ps = np.concatenate([slot_lists[g] for g in pick_group])  # pairs: every pick × its user's likes
-    sims = _pair_sims(pick_vecs, np.asarray(pick_group), items.text, slot_lists)
-    lens = np.asarray(group_len, dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+    sizes = np.fromiter(map(len, slot_lists), np.int64, len(slot_lists))
+    lens = sizes[group]  # per pick: its pairs, one per liked paper of its user
+    starts = np.cumsum(lens) - lens
+    # pairs: every pick × its user's likes (`ps`: the liked paper's slot, in the user's order)
+    first = np.cumsum(sizes) - sizes  # each user's first position in `flat`
+    flat = np.concatenate(slot_lists)
+    ps = flat[np.arange(int(lens.sum())) + np.repeat(first[group] - starts, lens)]
+    sims = _pair_sims(pick_vecs, group, items.text, slot_lists)
     best_sim = np.maximum.reduceat(sims, starts)
     # first position of the maximum inside each pick's group of pairs
     hit = np.flatnonzero(sims == np.repeat(best_sim, lens))
     best = hit[np.searchsorted(hit, starts)] - starts  # index into the user's liked list
     far = best_sim < FAR_SIMILARITY  # the link is collaborative: closest in factor space
-    if items.fac is not None and far.any():
-        qc = ctx.cand_factors()
-        for q in np.flatnonzero(far):
-            s0 = starts[q]
-            fac = on_grid(items.fac[ps[s0 : s0 + lens[q]]], LEFT_BITS)
-            best[q] = np.argmax(fac @ qc[all_picks[q]])
+    far_rows = np.flatnonzero(far)
+    if items.fac is not None and len(far_rows):
+        best[far_rows] = _closest_in_factors(far_rows, group, slot_lists, all_picks, items, ctx)
     best_slots = ps[starts + best]
     overlap = pick_vecs.multiply(items.text[best_slots]).tocsr()
     overlap.sort_indices()
     terms = _readable_terms_of_rows(overlap, f, cfg.reason_terms)
-    near_of = (best_sim >= FAR_SIMILARITY).tolist()
-    best_of = best.tolist()
-    titles: dict[str, str] = {}  # liked paper → its shortened title (liked by many users)
+    interests: dict[int, str] = {}  # far pick → the reader's interest it comes from
+    if items.topic_sim is not None and len(far_rows):
+        labels = ctx.rec._topic_labels()
+        topics = items.topic_sim[best_slots[far_rows]].argmax(axis=1).tolist()
+        interests = {q: labels[t] for q, t in zip(far_rows.tolist(), topics, strict=True)}
+    near_of = (~far).tolist()
+    liked_ids = [items.ids[s] for s in best_slots.tolist()]
+    titles = ctx.short_titles(liked_ids, cfg.reason_title_chars)
     ids = ctx.cand_ids
     out: list[list[Recommendation]] = []
     r = 0  # row of the pick in all_picks
@@ -105,15 +111,16 @@ def _explain_chunk(
         named: list[tuple[sp.csr_matrix, list[str]]] = []  # the user's interests, once made
         recs: list[Recommendation] = []
         for j, sc in zip(t.picks, t.scores, strict=True):
-            liked_id = p.liked[best_of[r]].doc_id
-            title = titles.get(liked_id)
-            if title is None:
-                title = titles[liked_id] = _shorten(ctx.title(liked_id), cfg.reason_title_chars)
+            liked_id = liked_ids[r]
+            title = titles[liked_id]
             near = near_of[r]
             shared = terms[r] if near else []
-            interest = (
-                "" if near else _interest_label(p, best_of[r], pick_vecs[r], named, items, ctx, cfg)
-            )
+            if near:
+                interest = ""
+            elif items.topic_sim is not None:
+                interest = interests[r]
+            else:
+                interest = _interest_label(p, pick_vecs[r], named, items, ctx, cfg)
             if shared:
                 reason = f"Close to “{title}” you liked — shared: {', '.join(shared)}"
             elif interest:
@@ -139,6 +146,30 @@ def _explain_chunk(
     return out
 
 
+def _closest_in_factors(
+    rows: np.ndarray,
+    group: np.ndarray,
+    slot_lists: list[np.ndarray],
+    all_picks: list[int],
+    items: _Items,
+    ctx: _Context,
+) -> np.ndarray:
+    """For the picks `rows` (far from every liked paper in text; positions in `all_picks`, of
+    user `group[row]`): the position in their user's liked list (`slot_lists[user]`) of the
+    liked paper closest in factor space, the first of equals. A user's far picks share one
+    table of the factors of their liked papers: on the grid, its product by all of them has
+    the bits of its product by each (`recommender.exact`)."""
+    assert items.fac is not None
+    qc = ctx.cand_factors()
+    picks = np.asarray(all_picks, dtype=np.int64)[rows]
+    best = np.empty(len(rows), dtype=np.int64)
+    first = np.flatnonzero(np.diff(group[rows], prepend=-1)).tolist()  # each user's first
+    for a, z in zip(first, [*first[1:], len(rows)], strict=True):
+        fac = on_grid(items.fac[slot_lists[group[rows[a]]]], LEFT_BITS)
+        best[a:z] = np.argmax(fac @ qc[picks[a:z]].T, axis=0)
+    return best
+
+
 # `Recommendation(…)` without the keyword handling of the named tuple's constructor: one per
 # pick of every digest (equal to the normal construction, tested in selection's `_plain_rec`)
 _new_tuple = tuple.__new__
@@ -146,23 +177,20 @@ _new_tuple = tuple.__new__
 
 def _pairs(
     todo: list[_PickList], plans: list[_Plan]
-) -> tuple[list[int], list[int], list[np.ndarray], list[int]]:
+) -> tuple[list[int], np.ndarray, list[np.ndarray]]:
     """The picks of a chunk (candidate positions), each pick's user (a position in the list
-    of slot lists), the slots of the liked papers of every user with picks, and per pick the
-    number of its pairs (its user's liked papers)."""
+    of slot lists), and the slots of the liked papers of every user with picks."""
     all_picks: list[int] = []
     pick_group: list[int] = []
     slot_lists: list[np.ndarray] = []
-    group_len: list[int] = []
     for t in todo:
         if not t.picks:
             continue
-        slots = np.asarray([sl for _, sl, _ in plans[t.user].liked], dtype=np.int64)
+        liked = plans[t.user].liked
         all_picks.extend(t.picks)
         pick_group.extend([len(slot_lists)] * len(t.picks))
-        slot_lists.append(slots)
-        group_len.extend([len(slots)] * len(t.picks))
-    return all_picks, pick_group, slot_lists, group_len
+        slot_lists.append(np.fromiter((sl for _, sl, _ in liked), np.int64, len(liked)))
+    return all_picks, np.asarray(pick_group, dtype=np.int64), slot_lists
 
 
 def _pair_sims(
@@ -200,10 +228,11 @@ def _pair_sims(
     pair_start = np.concatenate([[0], np.cumsum(sizes[group])[:-1]])
     pair = pair_start[r_of[e]] + q_pos[q_of[m]]
     if _sorted_rows(picks) and _sorted_rows(liked):  # scipy's canonical path: by column
-        within = picks.indices[e]
-    else:  # its general path: the pick row's columns in reverse order
-        within = -(e - picks.indptr[r_of[e]])
-    order = np.lexsort((within, pair))
+        # a pair's products come by column already (the picks' entries are in key order)
+        order = np.argsort(pair, kind="stable")
+    else:  # its general path: the pick row's columns in reverse order (one sort of both keys)
+        width = int(pick_len.max()) + 1
+        order = np.argsort(pair * width - (e - picks.indptr[r_of[e]]), kind="stable")
     prod, pair = prod[order], pair[order]
     nonzero = prod != 0
     prod, pair = prod[nonzero], pair[nonzero]
@@ -234,21 +263,18 @@ def _sorted_rows(m: sp.csr_matrix) -> bool:
 
 def _interest_label(
     p: _Plan,
-    liked: int,
     pick: sp.csr_matrix,
     named: list[tuple[sp.csr_matrix, list[str]]],
     items: _Items,
     ctx: _Context,
     cfg: RecommenderConfig,
 ) -> str:
-    """The name of the reader's interest a far pick comes from. With interest topics (cf-map):
-    the label of the topic of the liked paper closest to it in factor space (`liked`, a
-    position in `p.liked`). Else: of the reader's interests (their liked papers, grouped),
-    the one whose papers' terms the pick (`pick`: its TF-IDF row) shares most, named by the
-    words its papers have in common ("protein folding"). "" when nothing can be named.
-    `named`: the user's interests (summed rows, names) once made."""
-    if items.topic_sim is not None:
-        return ctx.rec._topic_labels()[int(items.topic_sim[p.liked[liked].slot].argmax())]
+    """The name of the reader's interest a far pick comes from, without interest topics (with
+    them, cf-map: the label of the topic of the liked paper closest to it in factor space, made
+    for all far picks of a chunk at once in `_explain_chunk`). Of the reader's interests (their
+    liked papers, grouped), the one whose papers' terms the pick (`pick`: its TF-IDF row)
+    shares most, named by the words its papers have in common ("protein folding"). "" when
+    nothing can be named. `named`: the user's interests (summed rows, names) once made."""
     if not named:
         groups = [items.text[[p.liked[i].slot for i in g]] for g in _interests(p, items, cfg)]
         sums = sp.vstack([sp.csr_matrix(g.sum(axis=0)) for g in groups]).tocsr()

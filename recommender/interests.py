@@ -57,8 +57,8 @@ def _nearest_topics(
     f: _Fitted, rows: list[int], factors: np.ndarray, predicted: np.ndarray, power: float
 ) -> list[int]:
     """The interest topic (0 … topics − 1) of each doc (`rows`: its corpus row, −1 outside
-    the corpus): its nearest topic, from its factors learned at fit time (`factors`: the
-    float64 `f.factors`), else the ones predicted from its text (`predicted`: one row per doc,
+    the corpus): its nearest topic, from its factors learned at fit time (`factors`:
+    `f.factors`), else the ones predicted from its text (`predicted`: one row per doc,
     in the scale of the targets, i.e. × singular^power)."""
     assert f.factor_row is not None and f.singular is not None
     frow = [int(f.factor_row[r]) if r >= 0 else -1 for r in rows]

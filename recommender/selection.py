@@ -100,9 +100,10 @@ def _dense_product(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
         np.asarray(b.data, dtype=dtype),
         indptr, indices, data,
     )  # fmt: skip
+    # the result's entries into a zeroed array by scipy's own kernel (its `toarray`): every
+    # entry is a nonzero sum (the product keeps no zeros) of a column of its own, added to 0
     out = np.zeros((m, n), dtype=dtype)
-    nnz = int(indptr[-1])
-    out[np.repeat(np.arange(m), np.diff(indptr)), indices[:nnz]] = data[:nnz]
+    _sparsetools.csr_todense(m, n, indptr, indices, data, out)
     return out
 
 
@@ -207,11 +208,7 @@ def _select(
         fbonus = None if fol is None else fol.bonus
         if fol is not None and keyword_share < 1.0 and fol.keyword_only[pool].any():
             # keyword hits may fill the short list: a short list of each kind, then capped
-            order = np.argsort(-total, kind="stable")
-            order = order[np.isfinite(total[order])]
-            hit = fol.keyword_only[order]
-            keep = np.sort(np.concatenate([np.flatnonzero(hit)[:m], np.flatnonzero(~hit)[:m]]))
-            pool = order[keep]
+            pool = _two_short_lists(total, fol.keyword_only, m)
             picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, len(pool), cfg)
             picks = _capped(picks, fol.keyword_only, keyword_share, k)
             out.append(_PickList(b, picks, np.clip(total[picks], 0.0, 1.0).tolist()))
@@ -223,6 +220,18 @@ def _select(
             picks = _pick(pool, total, sc.scores, rows, group_sizes[b], fbonus, ctx, k, cfg)
         out.append(_PickList(b, picks, np.clip(total[picks], 0.0, 1.0).tolist()))
     return out
+
+
+def _two_short_lists(total: np.ndarray, kind: np.ndarray, m: int) -> np.ndarray:
+    """The `m` best candidates of each kind (`kind`: per candidate, True or False) of the
+    finite ones of `total`, together, best first, equal values by column: the first `m` of
+    each kind in the order of a stable sort of the whole row, without sorting it all."""
+    parts = []
+    for of_kind in (np.where(kind, total, -np.inf), np.where(kind, -np.inf, total)):
+        cols, vals = _top_rows(of_kind[None, :], min(m, len(total)))
+        parts.append(cols[0][np.isfinite(vals[0])])
+    pool = np.concatenate(parts)
+    return pool[np.lexsort((pool, -total[pool]))]
 
 
 def _capped(picks: list[int], keyword: np.ndarray, share: float, k: int) -> list[int]:

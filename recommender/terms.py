@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator
 from importlib import resources
-from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -46,6 +45,7 @@ class _TermTable(NamedTuple):
     names: list[str]  # every column's term as a Python string
     ok: np.ndarray  # per column: may be named (a word column that passes `_meaningful`)
     pairs: list[frozenset[str] | None]  # per column: a bigram's words (None: a single word)
+    bigram: np.ndarray  # per column: a bigram
 
 
 _TABLES: dict[int, tuple[np.ndarray, _TermTable]] = {}  # id(terms) → table
@@ -63,7 +63,7 @@ def _term_table(f: _Fitted) -> _TermTable:
     pairs = [frozenset(t.split()) if " " in t else None for t in names]
     if len(_TABLES) >= 4:  # a process holds one model, two while a refit replaces it
         _TABLES.clear()
-    table = _TermTable(names, ok, pairs)
+    table = _TermTable(names, ok, pairs, np.asarray([p is not None for p in pairs], dtype=bool))
     _TABLES[id(f.terms)] = (f.terms, table)
     return table
 
@@ -86,20 +86,37 @@ def _readable_terms(
 
 def _readable_terms_of_rows(m: sp.csr_matrix, f: _Fitted, limit: int) -> list[list[str]]:
     """`_readable_terms` of every row of `m` (columns × weights, sorted indices), bigrams
-    first: the rows' terms are ordered and filtered in one pass, not row by row."""
+    first: the rows' terms are ordered and filtered in one pass, not row by row; a row's
+    single words past its first `limit` are dropped there (`_bigrams_first` never names
+    them), and a row without a bigram is its first single words."""
     n = m.shape[0]
     if m.nnz == 0 or limit <= 0:
         return [[] for _ in range(n)]
     table = _term_table(f)
-    row = np.repeat(np.arange(n), np.diff(m.indptr))
-    # by row, then heaviest first; equal weights keep their column order (lexsort is stable)
-    order = np.lexsort((-m.data, row))
-    cols = m.indices[order]
-    keep = table.ok[cols]
-    cols, row = cols[keep], row[order][keep]
+    named = np.flatnonzero(table.ok[m.indices])
+    row = np.repeat(np.arange(n), np.diff(m.indptr))[named]
+    data = m.data[named]
+    # by row, then heaviest first; equal weights keep their column order (stable sorts)
+    if data.dtype == np.float32 and not (np.signbit(data).any() or np.isnan(data).any()):
+        # the bits of a non-negative float32 order as its value: one sort of a single key
+        order = np.argsort((row.astype(np.int64) << 32) - data.view(np.int32), kind="stable")
+    else:
+        order = np.lexsort((-data, row))
+    cols, row = m.indices[named[order]], row[order]
+    single = ~table.bigram[cols]
+    seen = np.cumsum(single)  # single words up to each entry (inclusive)
+    bounds = np.searchsorted(row, np.arange(n + 1))
+    before = np.concatenate([[0], seen])[bounds[:-1]]  # single words before each row
+    keep = ~single | (seen - before[row] <= limit)
+    cols, row = cols[keep], row[keep]
+    bigrams = np.bincount(row[~single[keep]], minlength=n).tolist()
     bounds = np.searchsorted(row, np.arange(n + 1)).tolist()
-    named = cols.tolist()
-    return [_bigrams_first(named[a:z], table, limit) if z > a else [] for a, z in pairwise(bounds)]
+    terms = cols.tolist()
+    names = list(map(table.names.__getitem__, terms))
+    return [
+        _bigrams_first(terms[a:z], table, limit) if b else names[a:z]
+        for a, z, b in zip(bounds[:-1], bounds[1:], bigrams, strict=True)
+    ]
 
 
 def _bigrams_first(cols: list[int], table: _TermTable, limit: int) -> list[str]:

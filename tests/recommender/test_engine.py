@@ -369,3 +369,37 @@ def test_the_dense_product_is_scipys_bit_for_bit() -> None:
     expected = (a @ b).toarray()
     assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
     assert _dense_product(a[:0], b).shape == (0, 90)
+
+
+def test_unit_rows_are_sklearns_normalize_bit_for_bit() -> None:
+    from sklearn.preprocessing import normalize
+
+    from recommender.profiles import _unit_rows
+
+    rng = np.random.default_rng(4)
+    for dtype in (np.float64, np.float32):
+        x = rng.standard_normal((200, 64)).astype(dtype)
+        x[3] = 0.0  # a zero row stays zero
+        x[5] = 1e-20  # a near-zero norm is not divided by
+        x[7] *= 1e-6
+        expected = normalize(x)
+        got = _unit_rows(x.copy())
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    m = sp.random(30, 50, density=0.2, format="csr", rng=rng)
+    assert (_unit_rows(m) != normalize(m)).nnz == 0
+
+
+def test_two_short_lists_are_the_first_of_each_kind_in_a_stable_sort() -> None:
+    from recommender.selection import _two_short_lists
+
+    rng = np.random.default_rng(6)
+    for _ in range(300):
+        n, m = int(rng.integers(1, 120)), int(rng.integers(1, 40))
+        total = rng.integers(0, 6, n).astype(np.float32) / 6  # many ties, also at the cuts
+        total[rng.random(n) < 0.2] = -np.inf  # blocked
+        kind = rng.random(n) < rng.random()
+        order = np.argsort(-total, kind="stable")
+        order = order[np.isfinite(total[order])]
+        hit = kind[order]
+        keep = np.sort(np.concatenate([np.flatnonzero(hit)[:m], np.flatnonzero(~hit)[:m]]))
+        assert _two_short_lists(total, kind, min(m, n)).tolist() == order[keep].tolist()

@@ -12,7 +12,13 @@ import pytest
 import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
-from recommender.explain import FAR_SIMILARITY, _by_user_and_column, _pair_sims
+from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
+from recommender.explain import (
+    FAR_SIMILARITY,
+    _by_user_and_column,
+    _closest_in_factors,
+    _pair_sims,
+)
 from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
 
@@ -69,6 +75,47 @@ def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
         ]
     assert rows[5] == []
     assert rows[7] == ["neural networks", "message passing", "graph"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_terms_of_many_long_rows_are_those_of_each_row(dtype: type) -> None:
+    # rows with many single words and bigrams sharing words: the single words past a row's
+    # first `limit` are dropped before the bigrams are chosen (float32 weights, as the
+    # explanations' products: sorted by their bits; others by value)
+    words = [f"w{i:02d}x" for i in range(30)]
+    rng = np.random.default_rng(5)
+    bigrams = {" ".join(rng.choice(words, size=2, replace=False)) for _ in range(40)}
+    f = _fitted(words + sorted(bigrams) + ["users", "2019"], 2)
+    n_cols = len(f.terms)
+    dense = rng.random((200, n_cols)) * (rng.random((200, n_cols)) < 0.3)
+    dense[::7, 30:] = 0.0  # some rows without bigrams
+    dense[3, :] = 0.5  # all equal: column order
+    m = sp.csr_matrix(dense.astype(dtype))
+    for limit in (1, 2, 3, 5):
+        assert _readable_terms_of_rows(m, f, limit) == [
+            _readable_terms(m.indices[a:z], m.data[a:z], f, limit)
+            for a, z in zip(m.indptr[:-1], m.indptr[1:], strict=True)
+        ]
+
+
+def test_far_picks_of_a_user_share_one_product_with_the_bits_of_each() -> None:
+    rng = np.random.default_rng(8)
+    fac = rng.standard_normal((50, 16))
+    fac[7] = fac[3]  # equal rows: the first of equals
+    qc = on_grid(rng.standard_normal((20, 16)), RIGHT_BITS)
+    slot_lists = [rng.choice(50, size=n, replace=False) for n in (5, 1, 12, 8)]
+    slot_lists[3][:2] = [3, 7]
+    group = np.array([0, 0, 1, 2, 2, 2, 3, 3])
+    all_picks = rng.integers(0, 20, size=len(group)).tolist()
+    rows = np.array([0, 1, 2, 3, 5, 6, 7])  # the far ones (pick 4 is near)
+    items = SimpleNamespace(fac=fac)
+    ctx = SimpleNamespace(cand_factors=lambda: qc)
+    got = _closest_in_factors(rows, group, slot_lists, all_picks, items, ctx)  # type: ignore[arg-type]
+    expected = [
+        int(np.argmax(on_grid(fac[slot_lists[group[q]]], LEFT_BITS) @ qc[all_picks[q]]))
+        for q in rows
+    ]
+    assert got.tolist() == expected
 
 
 def _all(rec: Recommender, docs: dict[str, Doc], users: list[Feedback]) -> list[Recommendation]:
