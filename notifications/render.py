@@ -27,10 +27,10 @@ from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
 from functools import cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup
 
 from notifications.addresses import HEADER_UNSAFE, email_address, header_text
@@ -85,6 +85,8 @@ SLACK_MAX_HEADER_CHARS = SlackWebhookTransport.max_header_chars
 SLACK_MAX_CONTEXT_ELEMENTS = 10
 SLACK_MAX_FALLBACK_CHARS = 3000
 
+T = TypeVar("T")
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -106,10 +108,23 @@ def environment() -> Environment:
         auto_reload=False,  # the templates ship with the package: no stat() per render
     )
     env.filters["wrap"] = wrap
+    env.filters["numbered"] = numbered
     # no globals (range, lipsum, ...): a template sees what it is given, and a render's context
     # is then one dict, not a copy of a ChainMap of globals walked in Python (two per message)
     env.globals.clear()
     return env
+
+
+@cache
+def _template(name: str) -> Template:
+    """A template of `environment`, looked up once (not in Jinja's locked cache per message)."""
+    return environment().get_template(name)
+
+
+def numbered(items: Iterable[T]) -> Iterable[tuple[int, T]]:
+    """``(1, first), (2, second), ...``: the text digest's numbers without Jinja's ``loop``
+    (an object with a lookahead for every pick)."""
+    return enumerate(items, 1)
 
 
 def _clean(text: str) -> str:
@@ -120,15 +135,13 @@ def _clean(text: str) -> str:
 # The common case, at once: http(s), a plain host name, a port, a path of URL characters
 # (the signed links of a digest, arXiv's pages). Anything else goes through urlsplit.
 _PLAIN_URL = re.compile(
-    r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*)?"
+    r"https?://[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~!$&'()*+,;=:@/%?-]*)?"
 )
 
 
 def safe_url(url: str) -> str | None:
     """Return ``url`` if it is an absolute http(s) URL, else None (never link it)."""
-    if _PLAIN_URL.fullmatch(url) and url[url.index("/") + 2 :][:1] not in (".", "-", ""):
-        return url
-    return _checked_url(url)
+    return url if _PLAIN_URL.fullmatch(url) else _checked_url(url)
 
 
 @functools.lru_cache(maxsize=16384)  # a paper's link recurs in every digest that picks it
@@ -295,11 +308,10 @@ def _paper_view(
         upvotes=votes,
         facts=" · ".join(f for f in facts if f),
     )
-    env = environment()  # the paper's parts of the digests, rendered once (autoescaped HTML)
-    return _PaperView(
+    return _PaperView(  # the paper's parts of the digests, rendered once (autoescaped HTML)
         **fields,
-        html=Markup(env.get_template("paper.html").render(paper=fields).strip()),
-        text=env.get_template("paper.txt").render(paper=fields),
+        html=Markup(_template("paper.html").render(paper=fields).strip()),
+        text=_template("paper.txt").render(paper=fields),
     )
 
 
@@ -375,9 +387,8 @@ def render_email(
     address = email_address(recipient)
     context = _context(digest)
     context["subject"] = subject_for(digest, subject_prefix)
-    env = environment()
-    text = env.get_template("digest.txt").render(context)
-    html = env.get_template("digest.html").render(context)
+    text = _template("digest.txt").render(context)
+    html = _template("digest.html").render(context)
 
     domain = header_text(message_id_domain).replace(" ", "")
     # every header value encoded here (RFC 2047 for non-ASCII) and free of control
