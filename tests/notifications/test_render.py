@@ -626,3 +626,23 @@ def test_the_date_header_is_the_time_in_its_own_zone(hours: float) -> None:
     _date(instant)  # the same instant in UTC first: never the header of another zone
     now = instant.astimezone(timezone(timedelta(hours=hours)))
     assert _date(now) == format_datetime(now)
+
+
+@given(st.binary(max_size=40) | st.text(alphabet="=_a", max_size=40).map(str.encode))
+@settings(max_examples=400, deadline=None)
+def test_holds_is_in(data: bytes) -> None:
+    from notifications.render import _holds
+
+    assert _holds(data, b"=_") == (b"=_" in data)
+
+
+def test_html_holding_a_boundary_start_goes_quoted_printable() -> None:
+    from notifications.render import _mime
+
+    html = '<p title="=_paperwire_x">a</p>\n'  # "=_" starts every boundary of ours
+    msg = BytesParser(policy=policy.default).parsebytes(_mime([("Subject", "s")], "text", html))
+    assert isinstance(msg, EmailMessage)
+    part = msg.get_body(preferencelist=("html",))
+    assert isinstance(part, EmailMessage)
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == html
