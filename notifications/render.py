@@ -27,6 +27,7 @@ from email.charset import Charset
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
 from functools import cache
+from types import SimpleNamespace
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -308,10 +309,11 @@ def _paper_view(
         upvotes=votes,
         facts=" · ".join(f for f in facts if f),
     )
+    paper = SimpleNamespace(**fields)  # `paper.title` an attribute: no AttributeError, then key
     return _PaperView(  # the paper's parts of the digests, rendered once (autoescaped HTML)
         **fields,
-        html=Markup(_template("paper.html").render(paper=fields).strip()),
-        text=_template("paper.txt").render(paper=fields),
+        html=Markup(_template("paper.html").render(paper=paper).strip()),
+        text=_template("paper.txt").render(paper=paper),
     )
 
 
