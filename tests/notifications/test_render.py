@@ -579,3 +579,70 @@ def test_html_with_a_line_over_smtp_limit_goes_quoted_printable() -> None:
     assert isinstance(part, EmailMessage)
     assert part["Content-Transfer-Encoding"] == "quoted-printable"
     assert part.get_content().replace("\r\n", "\n") == html
+
+
+@given(st.lists(st.integers(0, 1100), max_size=30), st.booleans(), st.sampled_from([998, 76, 9]))
+@settings(max_examples=400, deadline=None)
+def test_short_lines_measures_the_longest_line(lengths: list[int], end: bool, limit: int) -> None:
+    from notifications.render import _short_lines
+
+    data = b"\n".join(b"x" * n for n in lengths) + (b"\n" if end else b"")
+    assert _short_lines(data, limit) == (max(map(len, data.split(b"\n"))) <= limit)
+
+
+@pytest.mark.parametrize("line_end", ["\r\n", "\r"])
+def test_every_line_end_goes_out_as_crlf(line_end: str) -> None:
+    from notifications.render import _mime
+
+    text, html = f"one{line_end}two ä\n", f"<p>one{line_end}two ä</p>\n"
+    raw = _mime([("Subject", "s")], text, html)
+    assert raw.count(b"\r") == raw.count(b"\r\n")  # no lone CR, no CR CR LF
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    assert isinstance(msg, EmailMessage)
+    html_7bit = html.encode("ascii", "xmlcharrefreplace").decode()  # "ä" as "&#228;"
+    for kind, sent in (("plain", text), ("html", html_7bit)):
+        part = msg.get_body(preferencelist=(kind,))
+        assert isinstance(part, EmailMessage)
+        assert part.get_content().replace("\r\n", "\n") == sent.replace(line_end, "\n")
+
+
+def test_the_email_templates_carry_the_feedback_labels() -> None:
+    from notifications.render import DISLIKE_LABEL, LIKE_LABEL
+
+    env = environment()
+    for name in ("digest.html", "digest.txt"):
+        source = env.loader.get_source(env, name)[0]  # type: ignore[union-attr]
+        assert LIKE_LABEL in source and DISLIKE_LABEL in source
+
+
+@pytest.mark.parametrize("hours", [0, 1, -5, 5.5])
+def test_the_date_header_is_the_time_in_its_own_zone(hours: float) -> None:
+    from datetime import timedelta, timezone
+    from email.utils import format_datetime
+
+    from notifications.render import _date
+
+    instant = datetime(2026, 11, 27, 9, 0, 0, 250_000, tzinfo=UTC)
+    _date(instant)  # the same instant in UTC first: never the header of another zone
+    now = instant.astimezone(timezone(timedelta(hours=hours)))
+    assert _date(now) == format_datetime(now)
+
+
+@given(st.binary(max_size=40) | st.text(alphabet="=_a", max_size=40).map(str.encode))
+@settings(max_examples=400, deadline=None)
+def test_holds_is_in(data: bytes) -> None:
+    from notifications.render import _holds
+
+    assert _holds(data, b"=_") == (b"=_" in data)
+
+
+def test_html_holding_a_boundary_start_goes_quoted_printable() -> None:
+    from notifications.render import _mime
+
+    html = '<p title="=_paperwire_x">a</p>\n'  # "=_" starts every boundary of ours
+    msg = BytesParser(policy=policy.default).parsebytes(_mime([("Subject", "s")], "text", html))
+    assert isinstance(msg, EmailMessage)
+    part = msg.get_body(preferencelist=("html",))
+    assert isinstance(part, EmailMessage)
+    assert part["Content-Transfer-Encoding"] == "quoted-printable"
+    assert part.get_content().replace("\r\n", "\n") == html
