@@ -4,15 +4,15 @@ text without control characters.
 An address is checked with `email-validator` (syntax only: no DNS at send time), the same
 check at rendering (`render_email`) and at sending (`SmtpTransport.send`). A bad address is
 the message's own fault and never gets better by waiting: :class:`BadAddress`, a permanent
-failure. The common plain address (``ada.lovelace@lab.example.org``) is recognised at once
-(`_plain_address`); every other one goes through `email-validator`.
+failure.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, validate_email
 
 from notifications.transports.base import BadAddress
 
@@ -27,38 +27,16 @@ def header_text(text: str) -> str:
     return " ".join(HEADER_UNSAFE.sub(" ", text).split())
 
 
-# A subset of what `email-validator` accepts (with the options below) and gives back unchanged:
-# a lower-case dot-atom of at most 64 characters before the "@"; lower-case ASCII labels of at
-# most 63 characters, none with "--" (no Punycode, no R-LDH label), a letters-only top-level
-# domain; at most 254 characters in all. Special-use domains are left to email-validator.
-_PLAIN_ADDRESS = re.compile(
-    r"[a-z0-9_+-]{1,64}(?:\.[a-z0-9_+-]+)*@(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{1,63}"
-)
-_SPECIAL_USE = re.compile(rf"\.(?:{'|'.join(map(re.escape, SPECIAL_USE_DOMAIN_NAMES))})\Z")
-
-
-def _plain_address(address: str) -> bool:
-    """Whether `address` is one `email_address` would return as it is, known without
-    `email-validator` (which took a tenth of rendering a digest email): see `_PLAIN_ADDRESS`."""
-    return (
-        len(address) <= 254
-        and _PLAIN_ADDRESS.fullmatch(address) is not None
-        and address.index("@") <= 64
-        and "--" not in address[address.index("@") :]
-        and _SPECIAL_USE.search(address) is None
-    )
-
-
+@lru_cache(maxsize=1024)  # the render and the send of one message check the same address
 def email_address(address: str) -> str:
     """``address`` as it may go into a header and an SMTP command (the domain in ASCII, in
     lower case), or :class:`BadAddress` saying what is wrong with it.
 
     A bare address only (``grace@example.org``, no display name), ASCII before the ``@``
     (we do not send SMTPUTF8); local domains without a dot (``root@mailhost``) are accepted,
-    special-use ones (``localhost``, ``.local``, ``.test``, ``.invalid``) are not.
+    special-use ones (``localhost``, ``.local``, ``.test``, ``.invalid``) are not. The last
+    addresses checked are remembered (a bad one is checked again each time).
     """
-    if _plain_address(address):
-        return address
     try:
         checked = validate_email(
             address,
