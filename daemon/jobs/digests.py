@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -147,7 +148,7 @@ def window_hours(user: UserRow, daily_hours: int) -> int:
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
-RANKERS = 2  # batches ranked side by side (threads)
+RANKERS = min(2, os.cpu_count() or 1)  # batches ranked side by side (threads; one core: one)
 SENT_MARGIN = timedelta(days=1)  # papers of digests older than the window (+ this) are not read
 PLANNED_KEPT = 1000  # digests of a real run kept with their picks in the report, for showing
 
