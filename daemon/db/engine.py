@@ -6,6 +6,7 @@ commands start without it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,13 +24,41 @@ class SchemaError(PaperwireError):
     """The database schema is missing or older than this code."""
 
 
+PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked before use
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Check a pooled connection before use (the server may have restarted meanwhile) when it
+    sat in the pool for a while: not one given back a moment ago. The delivery checks out a
+    connection for every message it records; a ping each time (`pool_pre_ping`) was a round
+    trip more per message. A dead connection found here is replaced, and the others of the pool
+    with it, as `pool_pre_ping` does."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def _checkin(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return  # a new connection, or one used a moment ago
+        try:
+            alive = engine.dialect.do_ping(dbapi_conn)
+        except Exception as e:
+            raise sa.exc.InvalidatePoolError(f"{type(e).__name__}: {e}") from e
+        if not alive:
+            raise sa.exc.InvalidatePoolError("the connection did not answer")
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for `url`; SQLite gets its folder created, foreign keys and a busy timeout."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, echo=echo, pool_pre_ping=True)
+    engine = create_engine(url, echo=echo)
+    _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
         # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two
         # workers claiming deliveries are serialised instead of both reading the same rows;
