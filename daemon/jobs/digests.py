@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -148,7 +145,6 @@ def window_hours(user: UserRow, daily_hours: int) -> int:
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
-RANKERS = min(2, os.cpu_count() or 1)  # batches ranked side by side (threads; one core: one)
 SENT_MARGIN = timedelta(days=1)  # papers of digests older than the window (+ this) are not read
 PLANNED_KEPT = 1000  # digests of a real run kept with their picks in the report, for showing
 
@@ -206,66 +202,36 @@ def make_digests(
         batches += [(day, due[i : i + USER_BATCH]) for i in range(0, len(due), USER_BATCH)]
     if report.too_old:
         log.info("old papers not announced as new", extra={"papers": report.too_old})
-    _make_all(app, now, batches, len(todo), report, dry_run, progress, after_batch)
-    return report
-
-
-def _make_all(
-    app: App,
-    now: datetime,
-    batches: list[tuple[_Day, list[_Due]]],
-    total: int,
-    report: DigestReport,
-    dry_run: bool,
-    progress: Progress,
-    after_batch: Callable[[], object] | None,
-) -> None:
-    """Rank and store the batches: RANKERS threads rank batches side by side (numpy's and
-    scipy's products and the database's driver run outside the GIL: one thread's products
-    overlap another's Python), one writer thread stores them, in order, while the next ones
-    are ranked; `after_batch` runs once a batch is stored."""
     done = 0
-    ranking: deque[Future[_Stored]] = deque()
-    stored: Future[_Stored] | None = None
-
-    def take(planned: _Stored) -> None:
-        nonlocal done, stored
-        done += planned.users
-        report.users += planned.users
-        report.failed_users += planned.failed
-        progress("digests", done, total)
-        if dry_run:  # every digest planned is shown, none is stored
-            report.planned += planned.planned
-            return
-        if stored is not None:
-            _finish_batch(stored.result(), report, after_batch)
-        stored = writer.submit(_store_batch, app, planned, now)
-
-    progress("digests", 0, total)
-    with _threads(app, "store", 1) as writer, _threads(app, "rank", RANKERS) as rankers:
-        warm: set[int] = set()
+    # a batch is stored by the writer thread while the next one is ranked (the database's
+    # driver and numpy's products run outside the GIL); `after_batch` runs once it is stored
+    with _writer(app) as writer:
+        stored: Future[_Stored] | None = None
         for day, batch in batches:
             if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
                 break
-            # a window's first batch is ranked alone: it loads the model and fills the caches
-            # every batch shares (the candidates' products, near-duplicates, topic labels)
-            first = id(day) not in warm
-            ranking.append(rankers.submit(_plan_batch, day, batch))
-            while ranking and (first or len(ranking) >= RANKERS):
-                take(ranking.popleft().result())
-            warm.add(id(day))
-        while ranking:
-            take(ranking.popleft().result())
+            progress("digests", done, len(todo))
+            with _no_cycle_collection():
+                planned = _plan_batch(day, batch, report)
+            done += len(batch)
+            if dry_run:  # every digest planned is shown, none is stored
+                report.planned += planned.planned
+                continue
+            if stored is not None:
+                _finish_batch(stored.result(), report, after_batch)
+            stored = writer.submit(_store_batch, app, planned, now)
         if stored is not None:
             _finish_batch(stored.result(), report, after_batch)
+    progress("digests", len(todo), len(todo))
+    return report
 
 
-def _threads(app: App, name: str, count: int) -> Executor:
-    """`count` threads; none (run at once, in this thread) for an in-memory SQLite database,
-    which another thread's connection would not see."""
+def _writer(app: App) -> Executor:
+    """The thread that stores the batches; none (stored at once) for an in-memory SQLite
+    database, which another thread's connection would not see."""
     if in_memory(app.store.engine):
         return _AtOnce()
-    return ThreadPoolExecutor(count, thread_name_prefix=f"paperwire-digest-{name}")
+    return ThreadPoolExecutor(1, thread_name_prefix="paperwire-digest-store")
 
 
 class _AtOnce(Executor):
@@ -280,32 +246,20 @@ class _AtOnce(Executor):
         return done
 
 
-_gc_lock = threading.Lock()
-_gc_pauses = 0  # threads inside `_no_cycle_collection`
-_gc_was_enabled = False
-
-
 @contextmanager
 def _no_cycle_collection() -> Iterator[None]:
     """The cyclic garbage collector paused while the subscribers are read and while a batch is
     made. Both allocate hundreds of thousands of objects (rows, likes, picks, rows to insert;
     no reference cycles), and each full collection they trigger walks everything the process
     holds: a fifth of the job's time at 10,000 subscribers. Reference counting still frees
-    them; a cycle made meanwhile waits for the next collection, after the batch. Counted: with
-    batches ranked side by side, the collector resumes when the last of them is made."""
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
+    them; a cycle made meanwhile waits for the next collection, after the batch."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
         yield
     finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
+        if enabled:
+            gc.enable()
 
 
 def _due(
@@ -379,25 +333,19 @@ class _Stored:
     new: list[NewDigest]
     planned: list[PlannedDigest]
     created: dict[tuple[int, int], int]
-    users: int  # subscribers ranked
-    failed: list[str] = field(default_factory=list)  # "name: error" when the ranking failed
 
 
-def _plan_batch(day: _Day, batch: list[_Due]) -> _Stored:
+def _plan_batch(day: _Day, batch: list[_Due], report: DigestReport) -> _Stored:
     """Rank a batch of subscribers: their digests to store, one per channel (none when the
     ranking failed: the batch's subscribers are reported and wait for the next run)."""
-    with _no_cycle_collection():
-        return _planned(day, batch)
-
-
-def _planned(day: _Day, batch: list[_Due]) -> _Stored:
     s = day.app.settings
+    report.users += len(batch)
     try:
         ranked = _rank(day, [d.user for d in batch])
     except Exception as e:  # the job boundary: this batch's subscribers wait, the others go on
         log.exception("ranking failed", extra={"users": len(batch)})
-        failed = [f"{d.user.name}: {type(e).__name__}: {e}" for d in batch]
-        return _Stored([], [], {}, len(batch), failed)
+        report.failed_users.extend(f"{d.user.name}: {type(e).__name__}: {e}" for d in batch)
+        return _Stored([], [], {})
     rows = day.rows
     new: list[NewDigest] = []
     planned: list[PlannedDigest] = []
@@ -413,7 +361,7 @@ def _planned(day: _Day, batch: list[_Due]) -> _Stored:
         for ch in d.channels:
             planned.append(PlannedDigest(d.user.name, ch.kind, d.period, picks, None))
             new.append(NewDigest(d.user.id, ch.id, d.period, items, cold))
-    return _Stored(new, planned, {}, len(batch))
+    return _Stored(new, planned, {})
 
 
 def _store_batch(app: App, batch: _Stored, now: datetime) -> _Stored:

@@ -153,13 +153,13 @@ def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
     monkeypatch.setattr(digests_job, "USER_BATCH", 2)
     during: list[bool] = []
     after: list[bool] = []
-    planned = digests_job._planned
+    plan_batch = digests_job._plan_batch
 
     def watched(*args: Any, **kwargs: Any) -> Any:
         during.append(gc.isenabled())
-        return planned(*args, **kwargs)
+        return plan_batch(*args, **kwargs)
 
-    monkeypatch.setattr(digests_job, "_planned", watched)
+    monkeypatch.setattr(digests_job, "_plan_batch", watched)
     assert gc.isenabled()
     report = jobs.make_digests(
         app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
@@ -224,7 +224,7 @@ def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
     report = jobs.make_digests(app, NOW, force=True)
     assert report.created == 4 and report.failed_users == []
     assert {name for step, name in seen if step == "store"} == {"paperwire-digest-store_0"}
-    assert all(name.startswith("paperwire-digest-rank_") for step, name in seen if step == "plan")
+    assert {name for step, name in seen if step == "plan"} == {threading.current_thread().name}
     assert app.store.digests.counts().get(DigestState.PENDING) == 4
 
 
@@ -260,53 +260,8 @@ def test_an_in_memory_database_stores_in_this_thread(tmp_path: Any) -> None:
     try:
         upgrade(app.store.engine)
         _world(app, 3)
-        assert isinstance(digests_job._threads(app, "store", 1), digests_job._AtOnce)
+        assert isinstance(digests_job._writer(app), digests_job._AtOnce)
         assert jobs.make_digests(app, NOW, force=True).created == 3
         assert app.store.digests.counts().get(DigestState.PENDING) == 3
     finally:
         app.close()
-
-
-@BOTH_BACKENDS
-def test_batches_are_ranked_side_by_side_after_the_first_and_stored_in_order(
-    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The first batch is ranked alone (it loads the model); then RANKERS batches at once: the
-    second waits until the third is being ranked, which one thread at a time never reaches.
-    The report and the stored digests are those of ranking one batch after the other."""
-    import threading
-
-    app = app_factory()
-    _world(app, 6)
-    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
-    monkeypatch.setattr(digests_job, "RANKERS", 1)
-    serial = jobs.make_digests(app, NOW, force=True, dry_run=True)
-    monkeypatch.setattr(digests_job, "RANKERS", 2)  # as on any machine of two cores or more
-    started: list[int] = []
-    third_started = threading.Event()
-    planned = digests_job._planned
-
-    def plan(day: Any, batch: list[Any]) -> Any:
-        n = len(started) + 1
-        started.append(n)
-        if n == 3:
-            third_started.set()
-        if n == 2:
-            assert third_started.wait(30), "the batches were ranked one at a time"
-        return planned(day, batch)
-
-    monkeypatch.setattr(digests_job, "_planned", plan)
-    stored: list[list[str]] = []
-    store_batch = digests_job._store_batch
-
-    def store(app_: App, batch: Any, now: datetime) -> Any:
-        stored.append(sorted({p.user for p in batch.planned}))
-        return store_batch(app_, batch, now)
-
-    monkeypatch.setattr(digests_job, "_store_batch", store)
-    report = jobs.make_digests(app, NOW, force=True)
-    assert report.created == 6 and report.users == 6 and report.failed_users == []
-    assert stored == [["u0", "u1"], ["u2", "u3"], ["u4", "u5"]]  # in order, whatever finished first
-    assert [(p.user, [r.doc_id for _, r in p.picks]) for p in report.planned] == [
-        (p.user, [r.doc_id for _, r in p.picks]) for p in serial.planned
-    ]
