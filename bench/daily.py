@@ -13,9 +13,10 @@ some with dislikes, followed keywords and authors, a second channel, other time 
 hours; and `--new` papers first seen today. Then, timed one by one: the fit, making the
 digests (rank, select, explain, store), rendering them (HTML + text email, Slack blocks),
 delivering them to a local SMTP server (an aiosmtpd sink in another process) with their state
-recorded, and parsing the bundled feed samples. Side by side, on a sample of users: the bare
-ranking kernel (profile × candidates products and top-k, nothing else), our scoring called one
-user at a time, and arxiv-sanity-lite's ranker (a LinearSVC per user), each per user.
+recorded, and parsing the bundled feed samples. Side by side: the bare ranking kernel for every
+subscriber (the profile and score products, factors and TF-IDF, and the top k: nothing else),
+and, on a sample of users, our scoring called one user at a time and arxiv-sanity-lite's
+ranker (a LinearSVC per user), each per user.
 
 Prints Markdown tables; copy them into bench/README.md with the machine they came from.
 """
