@@ -106,6 +106,12 @@ BOTH_BACKENDS = pytest.mark.parametrize(
 )
 
 
+# Run a test on PostgreSQL only: what SQLite has no counterpart of (a server, its connections).
+POSTGRES_ONLY = pytest.mark.parametrize(
+    "db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+)
+
+
 # A test that needs a database without any schema (migrations from the first one) says so.
 EMPTY_DATABASE = pytest.mark.empty_database
 

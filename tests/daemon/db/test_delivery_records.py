@@ -15,9 +15,7 @@ from daemon.app import App
 from daemon.db import engine as db_engine
 from daemon.db.models import ChannelKind, DeliveryAttempt, DigestState, Outcome
 from daemon.db.rows import DueDelivery
-from tests.daemon.conftest import BOTH_BACKENDS, NOW
-
-pytestmark = BOTH_BACKENDS  # the backend matters here
+from tests.daemon.conftest import BOTH_BACKENDS, NOW, POSTGRES_ONLY
 
 
 def _pending(store: Any, n: int) -> list[int]:
@@ -34,6 +32,7 @@ def _pending(store: Any, n: int) -> list[int]:
     return ids
 
 
+@BOTH_BACKENDS  # the backend matters here
 def test_a_claim_leases_the_first_due_digests_in_id_order(app_factory: Callable[..., App]) -> None:
     store = app_factory().store
     ids = _pending(store, 5)
@@ -47,6 +46,7 @@ def test_a_claim_leases_the_first_due_digests_in_id_order(app_factory: Callable[
     assert [store.digests.get(i).leased_until for i in ids] == [until, None, until, until, None]
 
 
+@BOTH_BACKENDS
 def test_each_outcome_is_recorded_with_its_attempt(app_factory: Callable[..., App]) -> None:
     app = app_factory()
     store = app.store
@@ -77,14 +77,13 @@ def test_each_outcome_is_recorded_with_its_attempt(app_factory: Callable[..., Ap
         ]
 
 
+@POSTGRES_ONLY
 def test_a_pooled_connection_the_server_dropped_is_replaced(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Connections idle in the pool are checked before use (the server restarted, or an idle
     timeout closed them): the next statement runs on a new one."""
     engine = app_factory().store.engine
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has no server to drop a connection")
     monkeypatch.setattr(db_engine, "PING_AFTER_IDLE", 0.0)
     with engine.connect() as conn:
         before = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
