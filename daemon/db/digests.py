@@ -3,6 +3,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, timedelta
@@ -36,6 +37,8 @@ from daemon.db.rows import (
     frequency_of,
     row_of,
 )
+
+log = logging.getLogger("paperwire.db")
 
 
 def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
@@ -362,6 +365,21 @@ class Digests(Repository):
                 channel=ChannelRow.of(channel),
                 items=items,
             )
+
+    def analyze(self) -> None:
+        """PostgreSQL: refresh the planner's statistics of the digests and their items (a
+        fraction of a second: ANALYZE reads a sample). Until autovacuum's first analysis of
+        them, a new database plans a delivery batch's read for hundreds of thousands of rows
+        and compiles it (JIT): 1,150 digests read a second at 100,000 subscribers, 7,360 with
+        statistics. The digest job calls it after storing a run's first batch, before the
+        delivery reads them. A failure is logged: only the speed depends on it."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE digest, digestitem")
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("ANALYZE of the digests failed", extra={"error": str(e)})
 
     def counts(self) -> dict[DigestState, int]:
         """How many digests are in each state."""

@@ -207,6 +207,7 @@ def make_digests(
     # driver and numpy's products run outside the GIL); `after_batch` runs once it is stored
     with _writer(app) as writer:
         stored: Future[_Stored] | None = None
+        first = True
         for day, batch in batches:
             if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
                 break
@@ -219,7 +220,8 @@ def make_digests(
                 continue
             if stored is not None:
                 _finish_batch(stored.result(), report, after_batch)
-            stored = writer.submit(_store_batch, app, planned, now)
+            stored = writer.submit(_store_batch, app, planned, now, first)
+            first = False
         if stored is not None:
             _finish_batch(stored.result(), report, after_batch)
     progress("digests", len(todo), len(todo))
@@ -364,10 +366,13 @@ def _plan_batch(day: _Day, batch: list[_Due], report: DigestReport) -> _Stored:
     return _Stored(new, planned, {})
 
 
-def _store_batch(app: App, batch: _Stored, now: datetime) -> _Stored:
-    """Insert a batch's digests (one transaction; on the writer thread)."""
+def _store_batch(app: App, batch: _Stored, now: datetime, first: bool = False) -> _Stored:
+    """Insert a batch's digests (one transaction; on the writer thread). After the run's first
+    batch the database refreshes its statistics of the digests (`Digests.analyze`)."""
     empty = DigestState.PENDING if app.settings.digest.send_empty else DigestState.EMPTY
     batch.created = app.store.digests.create_many(batch.new, now, empty_state=empty)
+    if first and batch.created:
+        app.store.digests.analyze()
     return batch
 
 

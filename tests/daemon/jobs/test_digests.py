@@ -265,3 +265,36 @@ def test_an_in_memory_database_stores_in_this_thread(tmp_path: Any) -> None:
         assert app.store.digests.counts().get(DigestState.PENDING) == 3
     finally:
         app.close()
+
+
+@BOTH_BACKENDS
+def test_the_first_batch_stored_refreshes_the_statistics_of_the_digests(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a new database has no statistics of its digests until autovacuum gets to
+    them, and plans the delivery's reads for the whole table: the job analyzes them after the
+    first batch, once a run (SQLite: nothing to do)."""
+    import sqlalchemy as sa
+
+    app = app_factory()
+    _world(app, 5)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    calls: list[int] = []
+    analyze = app.store.digests.analyze
+
+    def counted() -> None:
+        calls.append(app.store.digests.counts().get(DigestState.PENDING, 0))
+        analyze()
+
+    monkeypatch.setattr(app.store.digests, "analyze", counted)
+    assert jobs.make_digests(app, NOW, force=True).created == 5
+    assert calls == [2]  # once, after the first batch
+    if app.store.engine.dialect.name == "postgresql":
+        with app.store.engine.connect() as conn:
+            analyzed = conn.execute(
+                sa.text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE last_analyze IS NOT NULL "
+                    "AND relname IN ('digest', 'digestitem') ORDER BY relname"
+                )
+            ).scalars()
+            assert list(analyzed) == ["digest", "digestitem"]
