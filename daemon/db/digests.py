@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import Repository
+from daemon.db.engine import IN_CHUNK, Repository
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
@@ -58,8 +58,6 @@ def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
     raise NotImplementedError(f"digests on {dialect}: use SQLite or PostgreSQL")
 
 
-_PAPER_FIELDS = tuple(f.name for f in fields(PaperRow))
-IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 
 
@@ -321,11 +319,12 @@ class Digests(Repository):
             for start in range(0, len(missing), IN_CHUNK):
                 chunk = missing[start : start + IN_CHUNK]
                 for r in conn.execute(sa.select(paper_t).where(paper_t.c.id.in_(chunk))):
-                    m = r._mapping
-                    fields_ = {name: m[paper_t.c[name]] for name in _PAPER_FIELDS}
-                    fields_["authors"] = tuple(fields_["authors"])
-                    fields_["categories"] = tuple(fields_["categories"] or ())
-                    known[r.id] = PaperRow(**fields_)
+                    known[r.id] = row_of(
+                        PaperRow,
+                        r._mapping,
+                        authors=tuple(r.authors),
+                        categories=tuple(r.categories or ()),
+                    )
             items: dict[int, list[tuple[DigestItemRow, PaperRow]]] = {}
             for r in rows:
                 items.setdefault(r.digest_id, []).append(

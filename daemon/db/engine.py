@@ -86,6 +86,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
+IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
 READ_ONLY = "paperwire_read_only"  # execution option: this connection only reads
 
 

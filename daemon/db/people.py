@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import Repository
+from daemon.db.engine import IN_CHUNK, Repository
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
@@ -467,7 +467,6 @@ def _plain_rows(conn: sa.Connection, q: sa.ClauseElement) -> Iterator[tuple[Any,
 
 _FREQUENCY_KEYS = {"frequency", "digest_weekday"}
 FETCH_ROWS = 10_000  # rows fetched at a time by `_plain_rows`: never all 2 million likes at once
-IN_CHUNK = 10_000  # users in one IN (…) list
 
 
 def _checked_frequency(frequency: str, weekday: int | None) -> tuple[Frequency, int | None]:
