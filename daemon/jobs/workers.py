@@ -1,6 +1,6 @@
 """Delivery in worker processes (`delivery.workers` > 1), alongside the making of digests.
 
-One Python process sends about 250 messages a second, bound by its one core (rendering,
+One Python process sends about 400 messages a second, bound by its one core (rendering,
 signing links, recording each message). With `delivery.workers = N` the daemon starts N
 processes that run the ordinary delivery job (`deliver`) over and over while the digests are
 being made, so each batch goes out as soon as it is stored and the work is spread over the
