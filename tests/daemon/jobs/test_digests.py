@@ -228,6 +228,43 @@ def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
     assert app.store.digests.counts().get(DigestState.PENDING) == 4
 
 
+@BOTH_BACKENDS
+def test_a_batch_that_cannot_be_read_or_ranked_waits_and_the_others_are_made(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One batch's failure (its signals unreadable, or its ranking) is reported with its
+    subscribers' names; the other batches are made, and the next run makes the missing ones."""
+    app = app_factory()
+    _world(app, 6)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    signals, rank = app.store.people.signals, digests_job._rank
+    u = {user.name: user.id for user, _ in app.store.people.subscribers()}
+
+    def unreadable(ids: Any, **kwargs: Any) -> Any:
+        if u["u0"] in ids:
+            raise OSError("disk I/O error")
+        return signals(ids, **kwargs)
+
+    def unrankable(day: Any, users: Any) -> Any:
+        if any(user.name == "u5" for user in users):
+            raise ValueError("bad model")
+        return rank(day, users)
+
+    monkeypatch.setattr(app.store.people, "signals", unreadable)
+    monkeypatch.setattr(digests_job, "_rank", unrankable)
+    report = jobs.make_digests(app, NOW, force=True)
+    assert report.created == 2 and report.users == 6
+    assert report.failed_users == [
+        "u0: OSError: disk I/O error",
+        "u1: OSError: disk I/O error",
+        "u4: ValueError: bad model",
+        "u5: ValueError: bad model",
+    ]
+    monkeypatch.undo()
+    again = jobs.make_digests(app, NOW, force=True)
+    assert again.created == 4 and again.already == 2 and again.failed_users == []
+
+
 def test_a_failure_to_store_stops_the_job_with_the_error(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
