@@ -221,7 +221,7 @@ def make_digests(
             if stored is not None:
                 _finish_batch(stored.result(), report, after_batch)
             stored = writer.submit(_store_batch, app, planned, now, first)
-            first = False
+            first = first and not planned.new  # a batch that failed to rank stores nothing
         if stored is not None:
             _finish_batch(stored.result(), report, after_batch)
     progress("digests", len(todo), len(todo))
