@@ -18,7 +18,8 @@ subscriber (the profile and score products, factors and TF-IDF, and the top k: n
 and, on a sample of users, our scoring called one user at a time and arxiv-sanity-lite's
 ranker (a LinearSVC per user), each per user.
 
-Prints Markdown tables; copy them into bench/README.md with the machine they came from.
+Prints the machine (with a Python and a BLAS timing to place it against another) and Markdown
+tables; copy them into bench/README.md with the machine line.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import platform
 import random
 import socket
 import tempfile
@@ -512,6 +514,44 @@ def bare_kernel(app: Any, model: Any, k: int = 10) -> dict[str, float]:
     return {"kernel_s": full, "kernel_factor_s": factor_only}
 
 
+def machine() -> str:
+    """The machine a run's figures come from, and two timings that place it against another:
+    a loop of plain Python (dict reads and appends, like the per-subscriber work around the
+    kernel) and one batch's factor product (BLAS, like the kernel). Best of three each."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]  # fmt: skip
+        model = names[0] if names else model
+    table = {i: i for i in range(1000)}
+
+    def python_loop() -> None:
+        out = []
+        for i in range(1_000_000):
+            out.append(table[i % 1000])
+
+    rng = np.random.default_rng(0)
+    profiles = rng.random((1000, 512), dtype=np.float32)
+    candidates = rng.random((3000, 512), dtype=np.float32)
+
+    def best_ms(work: Any) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - start)
+        return 1000 * min(times)
+
+    py_ms = best_ms(python_loop)
+    blas_ms = best_ms(lambda: profiles @ candidates.T)
+    return (
+        f"machine: {model}, {os.cpu_count()} logical cores, Python {platform.python_version()}; "
+        f"1 M dict reads and appends in Python {py_ms:.0f} ms, one batch's factor product "
+        f"(1,000 × 512 · 512 × 3,000, float32) {blas_ms:.1f} ms"
+    )
+
+
 def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> None:
     parts = ("fit", "make digests", "deliver", "ingest")  # read + render are inside deliver
     total = sum(s.seconds for s in stages if s.name.startswith(parts))
@@ -575,12 +615,14 @@ def main() -> None:
     texts = load_texts(args.data)
     backend = "PostgreSQL" if args.db else "SQLite"
     sizes = [int(s) for s in args.growth.split(",") if s] or [args.users]
+    print(machine(), flush=True)
     growth = []
     for users in sizes:
         print(f"— {users:,} subscribers on {backend}", flush=True)
         stages, info = run_day(args, texts, users)
         _print_stages(stages, info, backend)
         growth.append((users, stages))
+    print("\nat the end, " + machine(), flush=True)  # a shared host's speed drifts: compare
     if len(growth) > 1:
         names = [s.name for s in growth[0][1]]
         print("\n| stage | " + " | ".join(f"{u:,} users" for u, _ in growth) + " |")
