@@ -18,6 +18,9 @@ from daemon.jobs import DeliveryReport, IngestReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 48 * 3600)
+# a scheduled job's run: a lab's ingest takes seconds, 100,000 subscribers' digests minutes
+JOB_BUCKETS = (1, 5, 15, 60, 180, 300, 600, 1800, 3600, 4 * 3600)
+JOBS = ("ingest", "digest", "catch-up", "deliver")
 
 
 class _StoreState(Collector):
@@ -81,6 +84,22 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.job_seconds = Histogram(
+            "paperwire_job_seconds",
+            "How long each run of a scheduled job took, by job (failed runs too)",
+            ["job"],
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
+        self.job_failures = Counter(
+            "paperwire_job_failures",
+            "Runs of a scheduled job that stopped with an error, by job",
+            ["job"],
+            registry=self.registry,
+        )
+        for job in JOBS:
+            self.job_seconds.labels(job)
+            self.job_failures.labels(job)
         for outcome in ("ok", "unchanged", "failed"):
             self.feeds_fetched.labels(outcome)
         for outcome in ("sent", "retrying", "failed", "postponed"):
@@ -99,6 +118,12 @@ class Metrics:
                 self.deliveries.labels(outcome).inc(getattr(result, outcome))
             for seconds in self.store.digests.sent_between(started, finished):
                 self.latency.observe(max(seconds, 0.0))
+
+    def ran(self, job: str, seconds: float, *, failed: bool = False) -> None:
+        """Count one run of a scheduled job: its duration, and whether it failed."""
+        self.job_seconds.labels(job).observe(seconds)
+        if failed:
+            self.job_failures.labels(job).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

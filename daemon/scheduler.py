@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -46,13 +47,22 @@ def _guarded(
 ) -> Callable[[], None]:
     def run() -> None:
         now = app.clock()
+        started = time.monotonic()
+        failed = False
         try:
             result = fn(app, now)
-            log.info("job done", extra={"job": name, "result": _summary(result)})
+            seconds = round(time.monotonic() - started, 1)
+            done = {"job": name, "seconds": seconds, "result": _summary(result)}
+            log.info("job done", extra=done)
             if metrics is not None:
                 metrics.observe(result, now, app.clock() + timedelta(seconds=1))
         except Exception:  # the job boundary: log and wait for the next run
-            log.exception("job failed", extra={"job": name})
+            failed = True
+            seconds = round(time.monotonic() - started, 1)
+            log.exception("job failed", extra={"job": name, "seconds": seconds})
+        finally:
+            if metrics is not None:
+                metrics.ran(name, time.monotonic() - started, failed=failed)
 
     return run
 
