@@ -62,19 +62,12 @@ def _hf_feed(arxiv_id: str, title: str, abstract: str, author: str) -> ParsedFee
 def _repaired_as_mojibake(text: str) -> bool:
     """Whether feedparser takes `text` for UTF-8 encoded twice and repairs it (its mixin.py:
     text of Latin-1 characters only whose bytes are valid UTF-8, "Ã©" → "é"). Such a string
-    does not come back as it went in; `test_feedparser_repairs_utf8_encoded_twice` pins it."""
+    does not come back as it went in; test_parse.py's
+    `test_feedparser_repairs_utf8_encoded_twice` pins it."""
     try:
         return text.encode("iso-8859-1").decode("utf-8") != text
     except (UnicodeEncodeError, UnicodeDecodeError):
         return False
-
-
-def test_feedparser_repairs_utf8_encoded_twice(db_url: str) -> None:  # `pytestmark`: both
-    """An Atom title read as Latin-1 and encoded again ("Ã©tude") comes out repaired; a title
-    with any other character is kept as it is (found by the round trip below: "Â¡" → "¡")."""
-    assert _api_feed("2501.99998", "Ã©tude", "a", "b").papers[0].title == "étude"
-    assert _api_feed("2501.99999", "Ã©tude ∑", "a", "b").papers[0].title == "Ã©tude ∑"
-    assert _repaired_as_mojibake("Â¡") and not _repaired_as_mojibake("¡")
 
 
 def _api_feed(arxiv_id: str, title: str, abstract: str, author: str) -> ParsedFeed:
