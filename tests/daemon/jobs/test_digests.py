@@ -160,12 +160,21 @@ def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
         return plan_batch(*args, **kwargs)
 
     monkeypatch.setattr(digests_job, "_plan_batch", watched)
+    stored: list[bool] = []
+    store_batch = digests_job._store_batch
+
+    def storing(*args: Any, **kwargs: Any) -> Any:
+        stored.append(gc.isenabled())
+        return store_batch(*args, **kwargs)
+
+    monkeypatch.setattr(digests_job, "_store_batch", storing)
     assert gc.isenabled()
     report = jobs.make_digests(
         app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
     )
     assert report.created == 3
     assert during == [False, False] and after == [True, True]  # delivery runs with it on
+    assert stored == [False, False]  # off between the batches too, not turned on after each
     assert gc.isenabled()
     app.store.people.add("late", NOW, channels={ChannelKind.EMAIL: "late@lab.example"})
     gc.disable()  # a caller that turned it off keeps it off
