@@ -120,6 +120,33 @@ ITEM_ROWS_PER_INSERT = 5000  # digest items per executemany
 _ITEM_COLUMNS = ("digest_id", "paper_id", "rank", "score", "kind", "reason")
 
 
+def _insert_digests_as_arrays(
+    s: Session, table: sa.Table, rows: list[dict[str, Any]], now: datetime
+) -> Sequence[Any]:
+    """PostgreSQL: `rows` inserted by one short statement of five arrays (`unnest`), skipping
+    those that exist. SQLAlchemy's multi-row VALUES statement for a batch of 1,000 digests is
+    too long for psycopg's statement cache: psycopg parsed it anew each time (44 % of the
+    writer thread at 100,000 subscribers). Returns (id, user id, channel id) of those made."""
+    arrays = {
+        "users": [r["user_id"] for r in rows],
+        "channels": [r["channel_id"] for r in rows],
+        "periods": [r["period"] for r in rows],
+        "colds": [r["cold_start"] for r in rows],
+        "states": [str(r["state"]) for r in rows],
+    }
+    name = s.get_bind().dialect.identifier_preparer.format_table(table)
+    statement = sa.text(
+        f"INSERT INTO {name} (user_id, channel_id, period, cold_start, state, attempts,"
+        " parts_sent, next_attempt_at, created_at)"
+        " SELECT u, c, p, cold, st, 0, 0, :now, :now FROM unnest(CAST(:users AS integer[]),"
+        " CAST(:channels AS integer[]), CAST(:periods AS date[]), CAST(:colds AS boolean[]),"
+        " CAST(:states AS varchar[])) AS t(u, c, p, cold, st)"
+        " ON CONFLICT (user_id, channel_id, period) DO NOTHING"
+        " RETURNING id, user_id, channel_id"
+    ).bindparams(sa.bindparam("now", type_=table.c.created_at.type))
+    return s.execute(statement, {"now": now, **arrays}).all()
+
+
 def _insert_rows(
     s: Session, table: sa.Table, columns: Sequence[str], rows: Sequence[tuple[object, ...]]
 ) -> None:
@@ -195,10 +222,13 @@ class Digests(Repository):
         ]
         table = _table(Digest)
         with self.session() as s:
-            insert = _insert_ignoring_duplicates(s.get_bind().dialect.name, table)
-            returned = s.execute(
-                insert.returning(table.c.id, table.c.user_id, table.c.channel_id), rows
-            ).all()
+            if s.get_bind().dialect.name == "postgresql":
+                returned = _insert_digests_as_arrays(s, table, rows, now)
+            else:
+                insert = _insert_ignoring_duplicates(s.get_bind().dialect.name, table)
+                returned = s.execute(
+                    insert.returning(table.c.id, table.c.user_id, table.c.channel_id), rows
+                ).all()
             created = {(u, c): i for i, u, c in returned}
             items = [
                 (

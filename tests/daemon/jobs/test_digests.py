@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlmodel import col, select
 
 from daemon import jobs
 from daemon.app import App
 from daemon.db.digests import NewDigest, NewItem
-from daemon.db.models import ChannelKind, DigestState
+from daemon.db.models import ChannelKind, Digest, DigestState
 from daemon.ingest.parse import PaperIn
 from daemon.jobs import digests as digests_job
 from daemon.jobs.delivery import build_digest
@@ -78,6 +79,24 @@ def test_a_digest_made_meanwhile_by_another_worker_is_skipped(
         (ada_chans[0].id, period),
         (bob_chans[0].id, period),
     }
+    # every column as the ORM would set it (on PostgreSQL the digests go in as arrays)
+    with app.store.digests.session() as s:
+        rows = s.exec(select(Digest).order_by(col(Digest.user_id))).all()
+    assert [(d.user_id, d.channel_id, d.period) for d in rows] == [
+        (ada.id, ada_chans[0].id, period),
+        (bob.id, bob_chans[0].id, period),
+    ]
+    assert [(d.state, d.cold_start, d.attempts, d.parts_sent) for d in rows] == [
+        (DigestState.PENDING, False, 0, 0),
+        (DigestState.EMPTY, False, 0, 0),  # nothing to send
+    ]
+    assert all(d.created_at == NOW and d.next_attempt_at == NOW for d in rows)
+    cold = app.store.digests.create_many(
+        [NewDigest(ada.id, ada_chans[0].id, date(2026, 11, 28), item, True)], NOW
+    )
+    with app.store.digests.session() as s:
+        made = s.get(Digest, cold[(ada.id, ada_chans[0].id)])
+    assert made is not None and made.cold_start and made.period == date(2026, 11, 28)
 
 
 @BOTH_BACKENDS
