@@ -162,6 +162,17 @@ def test_a_real_run_keeps_the_picks_of_a_few_digests_a_dry_run_of_all(
     assert all(p.digest_id is not None for p in report.planned)
 
 
+def _noting_gc(work: Callable[..., Any], seen: list[bool]) -> Callable[..., Any]:
+    """`work`, noting in `seen` whether the cycle collector is on at each call."""
+    import gc
+
+    def noted(*args: Any, **kwargs: Any) -> Any:
+        seen.append(gc.isenabled())
+        return work(*args, **kwargs)
+
+    return noted
+
+
 def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -170,23 +181,11 @@ def test_batches_are_made_without_the_cycle_collector_and_it_is_restored(
     app = app_factory()
     _world(app, 3)
     monkeypatch.setattr(digests_job, "USER_BATCH", 2)
-    during: list[bool] = []
-    after: list[bool] = []
-    plan_batch = digests_job._plan_batch
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        during.append(gc.isenabled())
-        return plan_batch(*args, **kwargs)
-
-    monkeypatch.setattr(digests_job, "_plan_batch", watched)
+    during: list[bool] = []  # per batch: the collector on while it is made, and stored
     stored: list[bool] = []
-    store_batch = digests_job._store_batch
-
-    def storing(*args: Any, **kwargs: Any) -> Any:
-        stored.append(gc.isenabled())
-        return store_batch(*args, **kwargs)
-
-    monkeypatch.setattr(digests_job, "_store_batch", storing)
+    after: list[bool] = []
+    for name, seen in (("_plan_batch", during), ("_store_batch", stored)):
+        monkeypatch.setattr(digests_job, name, _noting_gc(getattr(digests_job, name), seen))
     assert gc.isenabled()
     report = jobs.make_digests(
         app, NOW, force=True, after_batch=lambda: after.append(gc.isenabled())
