@@ -132,6 +132,45 @@ def test_cron_fields_follow_the_settings(
     )
 
 
+def test_each_job_run_is_timed_in_the_log_and_the_metrics(
+    app_factory: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A run's duration is in its "job done" / "job failed" line and in
+    `paperwire_job_seconds{job}`; a failed run also counts in `paperwire_job_failures{job}`
+    and stops nothing (the next run comes)."""
+    import logging
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from daemon.metrics import Metrics
+    from daemon.scheduler import _guarded
+
+    app = app_factory()
+    metrics = Metrics(app.store)
+
+    def broken(app: App, now: datetime) -> None:
+        raise RuntimeError("feed server on fire")
+
+    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
+        _guarded("ingest", jobs.ingest, app, metrics)()
+        _guarded("ingest", jobs.ingest, app, metrics)()
+        _guarded("digest", broken, app, metrics)()
+    lines = {(r.getMessage(), getattr(r, "job", "")) for r in caplog.records}
+    assert lines == {("job done", "ingest"), ("job failed", "digest")}
+    assert all(isinstance(getattr(r, "seconds", None), float) for r in caplog.records)
+    samples = {
+        (s.name, s.labels.get("job")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples[("paperwire_job_seconds_count", "ingest")] == 2
+    assert samples[("paperwire_job_seconds_count", "digest")] == 1
+    assert samples[("paperwire_job_seconds_count", "deliver")] == 0  # listed before it runs
+    assert samples[("paperwire_job_failures_total", "digest")] == 1
+    assert samples[("paperwire_job_failures_total", "ingest")] == 0
+    assert samples[("paperwire_job_seconds_sum", "ingest")] >= 0
+
+
 # ---- is_due / period_for across time zones ---------------------------------------------------
 
 
@@ -235,45 +274,3 @@ def test_digest_job_only_for_users_whose_hour_has_come(
     third = jobs.make_digests(app, datetime(2026, 11, 27, 22, 30, tzinfo=UTC))
     assert planned(third) == [("tokyo", date(2026, 11, 28))]
     assert third.already == 1  # la's digest for its 27 Nov exists
-
-
-# ---- `paperwire run` as a process ------------------------------------------------------------
-
-
-def test_each_job_run_is_timed_in_the_log_and_the_metrics(
-    app_factory: Callable[..., App], caplog: pytest.LogCaptureFixture
-) -> None:
-    """A run's duration is in its "job done" / "job failed" line and in
-    `paperwire_job_seconds{job}`; a failed run also counts in `paperwire_job_failures{job}`
-    and stops nothing (the next run comes)."""
-    import logging
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    from daemon.metrics import Metrics
-    from daemon.scheduler import _guarded
-
-    app = app_factory()
-    metrics = Metrics(app.store)
-
-    def broken(app: App, now: datetime) -> None:
-        raise RuntimeError("feed server on fire")
-
-    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
-        _guarded("ingest", jobs.ingest, app, metrics)()
-        _guarded("ingest", jobs.ingest, app, metrics)()
-        _guarded("digest", broken, app, metrics)()
-    lines = {(r.getMessage(), getattr(r, "job", "")) for r in caplog.records}
-    assert lines == {("job done", "ingest"), ("job failed", "digest")}
-    assert all(isinstance(getattr(r, "seconds", None), float) for r in caplog.records)
-    samples = {
-        (s.name, s.labels.get("job")): s.value
-        for family in text_string_to_metric_families(metrics.render().decode())
-        for s in family.samples
-    }
-    assert samples[("paperwire_job_seconds_count", "ingest")] == 2
-    assert samples[("paperwire_job_seconds_count", "digest")] == 1
-    assert samples[("paperwire_job_seconds_count", "deliver")] == 0  # listed before it runs
-    assert samples[("paperwire_job_failures_total", "digest")] == 1
-    assert samples[("paperwire_job_failures_total", "ingest")] == 0
-    assert samples[("paperwire_job_seconds_sum", "ingest")] >= 0
