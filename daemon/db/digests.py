@@ -41,20 +41,22 @@ from daemon.db.rows import (
 log = logging.getLogger("paperwire.db")
 
 
-def _insert_ignoring_duplicates(dialect: str, table: sa.Table) -> sa.Insert:
-    """INSERT … ON CONFLICT DO NOTHING on the one-digest-per-(user, channel, period) key."""
+def _insert_ignoring_duplicates(
+    s: Session, table: sa.Table, rows: list[dict[str, Any]], now: datetime
+) -> Sequence[Any]:
+    """INSERT `rows` … ON CONFLICT DO NOTHING on the one-digest-per-(user, channel, period)
+    key. Returns (id, user id, channel id) of those inserted."""
+    dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing(
-            index_elements=["user_id", "channel_id", "period"]
-        )
+        return _insert_digests_as_arrays(s, table, rows, now)
     if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        return sqlite_insert(table).on_conflict_do_nothing(
+        insert = sqlite_insert(table).on_conflict_do_nothing(
             index_elements=["user_id", "channel_id", "period"]
         )
+        returning = insert.returning(table.c.id, table.c.user_id, table.c.channel_id)
+        return s.execute(returning, rows).all()
     raise NotImplementedError(f"digests on {dialect}: use SQLite or PostgreSQL")
 
 
@@ -222,13 +224,7 @@ class Digests(Repository):
         ]
         table = _table(Digest)
         with self.session() as s:
-            if s.get_bind().dialect.name == "postgresql":
-                returned = _insert_digests_as_arrays(s, table, rows, now)
-            else:
-                insert = _insert_ignoring_duplicates(s.get_bind().dialect.name, table)
-                returned = s.execute(
-                    insert.returning(table.c.id, table.c.user_id, table.c.channel_id), rows
-                ).all()
+            returned = _insert_ignoring_duplicates(s, table, rows, now)
             created = {(u, c): i for i, u, c in returned}
             items = [
                 (
