@@ -272,10 +272,10 @@ def test_a_batch_that_cannot_be_read_or_ranked_waits_and_the_others_are_made(
             raise OSError("disk I/O error")
         return signals(ids, **kwargs)
 
-    def unrankable(day: Any, users: Any) -> Any:
+    def unrankable(day: Any, users: Any, signals: Any) -> Any:
         if any(user.name == "u5" for user in users):
             raise ValueError("bad model")
-        return rank(day, users)
+        return rank(day, users, signals)
 
     monkeypatch.setattr(app.store.people, "signals", unreadable)
     monkeypatch.setattr(digests_job, "_rank", unrankable)
@@ -354,11 +354,11 @@ def test_the_first_batch_stored_refreshes_the_statistics_of_the_digests(
     rank = digests_job._rank
     failed = [False]
 
-    def first_fails(day: Any, users: Any) -> Any:
+    def first_fails(day: Any, users: Any, signals: Any) -> Any:
         if not failed[0]:
             failed[0] = True
             raise ValueError("bad model")
-        return rank(day, users)
+        return rank(day, users, signals)
 
     monkeypatch.setattr(digests_job, "_rank", first_fails)
     assert jobs.make_digests(app, NOW, force=True).created == 3
