@@ -216,14 +216,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--digests", type=int, default=2000)
+    ap.add_argument("--digests", type=int, default=2000, help="pending digests to deliver")
     ap.add_argument("--trials", type=int, default=30, help="deliver processes killed")
     ap.add_argument("--workers", type=int, default=4, help="concurrent workers that finish")
     ap.add_argument("--lease", type=int, default=10, help="delivery.lease_seconds")
-    ap.add_argument("--claim-batch", type=int, default=100)
+    ap.add_argument("--claim-batch", type=int, default=100, help="delivery.claim_batch")
     ap.add_argument("--connections", type=int, default=4, help="email.connections (lanes)")
-    ap.add_argument("--finish-timeout", type=float, default=600)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--finish-timeout", type=float, default=600, help="seconds for the whole run, at most"
+    )
+    ap.add_argument("--seed", type=int, default=1, help="of the random kill points")
     ap.add_argument("--db", default="", help="a PostgreSQL server URL (default: SQLite)")
     args = ap.parse_args()
     r = run(args)

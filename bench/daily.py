@@ -610,15 +610,29 @@ def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> No
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--users", type=int, default=10_000)
+    ap.add_argument("--users", type=int, default=10_000, help="subscribers (default: 10,000)")
     ap.add_argument("--growth", default="", help="sizes, comma-separated: one day each, a table")
     ap.add_argument("--papers", type=int, default=0, help="history (default: users, ≤ 100,000)")
-    ap.add_argument("--new", type=int, default=3000, help="papers first seen today")
+    ap.add_argument(
+        "--new", type=int, default=3000, help="papers first seen today (default: 3,000)"
+    )
     ap.add_argument("--db", default="", help="a PostgreSQL server URL (default: SQLite)")
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument(
+        "--data", type=Path, default=DATA, help="the CiteULike-a folder (default: ../shared/data)"
+    )
     ap.add_argument("--sample", type=int, default=300, help="users for the side-by-side rows")
-    ap.add_argument("--render-sample", type=int, default=20_000)
-    ap.add_argument("--parse-rounds", type=int, default=20)
+    ap.add_argument(
+        "--render-sample",
+        type=int,
+        default=20_000,
+        help="digests read and rendered (default: 20,000)",
+    )
+    ap.add_argument(
+        "--parse-rounds",
+        type=int,
+        default=20,
+        help="times the feed samples are parsed (default: 20)",
+    )
     ap.add_argument("--workers", type=int, default=2, help="delivery.workers (processes)")
     ap.add_argument("--smoke", action="store_true", help="small and quick: no side-by-side")
     args = ap.parse_args()

@@ -85,7 +85,7 @@ class _EmptyArxiv(BaseHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--entries", type=int, default=300)
+    parser.add_argument("--entries", type=int, default=300, help="entries in the library")
     parser.add_argument("--db", help="database URL (default: SQLite in a temporary folder)")
     args = parser.parse_args()
 

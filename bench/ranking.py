@@ -17,12 +17,15 @@ import argparse
 import resource
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 from sklearn.svm import LinearSVC
 
 from recommender import Feedback, Like, Recommender, RecommenderConfig
 from recommender.evaluate import asl_vectorizer, load_ids, load_items, load_pairs
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-a-dev"
 
 
 def _best_of(runs: int, fn: object) -> float:
@@ -35,10 +38,10 @@ def _best_of(runs: int, fn: object) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default="/work/shared/data/citeulike-a-dev")
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("--data", default=str(DATA), help="the CiteULike-a folder (../shared/data)")
     ap.add_argument("--users", type=int, default=0, help="0 = every user with a library")
-    ap.add_argument("--svm-users", type=int, default=300)
+    ap.add_argument("--svm-users", type=int, default=300, help="users ranked by asl's per-user SVM")
     ap.add_argument("--runs", type=int, default=3, help="rank timings: best of this many")
     a = ap.parse_args()
     docs = load_items(f"{a.data}/items.jsonl")
