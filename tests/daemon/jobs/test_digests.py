@@ -255,6 +255,45 @@ def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
     assert app.store.digests.counts().get(DigestState.PENDING) == 4
 
 
+def test_on_sqlite_no_batch_is_read_while_one_is_stored(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch's signals are read before the writer stores a batch, not meanwhile: on
+    SQLite each fetched row hands the GIL over, and a read during the inserts took 2.5 times
+    as long. Each store lasts a moment longer here, so a read during one would be seen."""
+    import threading
+    import time
+
+    app = app_factory()
+    _world(app, 7)
+    monkeypatch.setattr(digests_job, "USER_BATCH", 2)
+    lock = threading.Lock()
+    storing = [0]
+    read_while_storing: list[int] = []  # per signals read: stores in progress
+    signals, store_batch = app.store.people.signals, digests_job._store_batch
+
+    def read(ids: Any, **kwargs: Any) -> Any:
+        with lock:
+            read_while_storing.append(storing[0])
+        return signals(ids, **kwargs)
+
+    def store(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            storing[0] += 1
+        try:
+            time.sleep(0.2)
+            return store_batch(*args, **kwargs)
+        finally:
+            with lock:
+                storing[0] -= 1
+
+    monkeypatch.setattr(app.store.people, "signals", read)
+    monkeypatch.setattr(digests_job, "_store_batch", store)
+    report = jobs.make_digests(app, NOW, force=True)
+    assert report.created == 7 and report.failed_users == []
+    assert read_while_storing == [0, 0, 0, 0]  # four batches, each read once, none meanwhile
+
+
 @BOTH_BACKENDS
 def test_a_batch_that_cannot_be_read_or_ranked_waits_and_the_others_are_made(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
