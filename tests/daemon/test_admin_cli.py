@@ -412,7 +412,7 @@ def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: P
                 except httpx.TransportError:
                     time.sleep(0.2)
             assert metrics is not None and metrics.status_code == 200, log.read_text()
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
             assert health.status_code == 200 and health.json() == {"ok": True, "papers": 0}
             assert 'paperwire_digests{state="pending"} 0.0' in metrics.text
             assert "paperwire_feeds_fetched_total" in metrics.text

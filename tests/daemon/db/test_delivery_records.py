@@ -90,8 +90,13 @@ def test_a_pooled_connection_the_server_dropped_is_replaced(
     other = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT")  # not from the pool
     with other.connect() as admin:
         admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": before})
+        # the backend exits on its own time: wait until it has (a fixed pause was a bet on
+        # the machine's speed)
+        gone = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+        deadline = time.monotonic() + 30
+        while admin.execute(gone, {"pid": before}).scalar() and time.monotonic() < deadline:
+            time.sleep(0.01)
     other.dispose()
-    time.sleep(0.1)
     with engine.connect() as conn:
         after = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
     assert after != before
