@@ -17,15 +17,13 @@ import argparse
 import resource
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 from sklearn.svm import LinearSVC
 
+from bench.daily import DATA
 from recommender import Feedback, Like, Recommender, RecommenderConfig
 from recommender.evaluate import asl_vectorizer, load_ids, load_items, load_pairs
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-a-dev"
 
 
 def _best_of(runs: int, fn: object) -> float:
