@@ -294,6 +294,35 @@ def test_on_sqlite_no_batch_is_read_while_one_is_stored(
     assert read_while_storing == [0, 0, 0, 0]  # four batches, each read once, none meanwhile
 
 
+def test_ranking_runs_blas_on_one_thread_and_gives_the_others_back(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between its small products, OpenBLAS's other threads wait spinning on a core that the
+    writer thread and the delivery workers need: the job ranks with one, and the process's
+    own setting is back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from recommender import Recommender
+
+    def blas_threads() -> set[int]:
+        return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
+
+    app = app_factory()
+    _world(app, 3)
+    seen: list[set[int]] = []
+    rank = Recommender.rank
+
+    def ranking(self: Recommender, *args: Any, **kwargs: Any) -> Any:
+        seen.append(blas_threads())
+        return rank(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recommender, "rank", ranking)
+    with threadpool_limits(limits=2, user_api="blas"):
+        report = jobs.make_digests(app, NOW, force=True)
+        assert blas_threads() == {2}
+    assert report.created == 3 and seen == [{1}]
+
+
 @BOTH_BACKENDS
 def test_a_batch_that_cannot_be_read_or_ranked_waits_and_the_others_are_made(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
