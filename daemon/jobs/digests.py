@@ -462,8 +462,8 @@ def _rank(
     known = {str(pid): to_doc(p) for pid, p in known_rows.items()}
     # BLAS on one thread: its products here are small and far apart, and between them its
     # other threads wait spinning (OpenBLAS), which held a core the writer thread and, in the
-    # daemon, the delivery workers need: the same time with a third less CPU (exact products:
-    # the thread count changes no bit)
+    # daemon, the delivery workers need (100,000 subscribers: 60.7 → 58.9 s, and the process's
+    # CPU 93.6 → 72.1 s). Exact products: the thread count changes no bit.
     with threadpool_limits(limits=1, user_api="blas"):
         return model.rank(
             candidates,
