@@ -14,9 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy import linalg
 from sklearn.preprocessing import normalize
-from threadpoolctl import threadpool_limits
 
 from recommender.config import RecommenderConfig
+from recommender.exact import one_blas_thread
 from recommender.state import STORE_DTYPE, _Fitted
 from recommender.types import Feedback
 
@@ -147,7 +147,7 @@ def _randomized_svd(r: sp.csr_matrix, rank: int) -> tuple[np.ndarray, np.ndarray
     a = r if wide else r.T.tocsr()  # short side × long side
     at = a.T.tocsr()
     size = min(rank + SVD_OVERSAMPLES, a.shape[0])
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         z = np.random.RandomState(0).normal(size=(a.shape[0], size))
         for _ in range(SVD_POWER_ITERATIONS):  # z spans (a aᵀ)^i Ω
             z, _ = linalg.lu(_spmm(a, b=z, first=at), permute_l=True, check_finite=False)

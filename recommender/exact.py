@@ -20,7 +20,13 @@ decide a digest, and the eval figures stay within ±0.001 (docs/recommender.md).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 LEFT_BITS = 11  # profiles, liked papers (the left operand of a product)
 RIGHT_BITS = 12  # candidates, topics (the right operand)
@@ -34,3 +40,31 @@ def on_grid(x: np.ndarray, bits: int, dtype: type[np.floating] = np.float32) -> 
     norms[norms == 0.0] = 1.0
     scale = float(2**bits)
     return np.asarray(np.rint(x64 * (scale / norms)[:, None]) / scale, dtype=dtype)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0  # threads inside `one_blas_thread`
+_blas_limit: Any = None  # the limit they share, restored by the last to leave
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread while any thread of the process is inside. threadpoolctl's limits are
+    process-wide: two overlapping `threadpool_limits` blocks of two threads give the setting
+    back in the wrong order (the first to leave restores two threads while the other is still
+    inside, the second then restores one for good), which would let a fit's LAPACK calls, whose
+    results depend on the thread count, run on two. Here the first to enter sets the limit and
+    the last to leave restores what was there before."""
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None

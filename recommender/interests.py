@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 from sklearn.preprocessing import normalize
-from threadpoolctl import threadpool_limits
 
 from recommender.config import RecommenderConfig
-from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
+from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid, one_blas_thread
 from recommender.state import _Fitted
 
 if TYPE_CHECKING:
@@ -149,7 +148,7 @@ def _spherical_kmeans_dense(x: np.ndarray, m: int, restarts: int = KMEANS_RESTAR
     # products: the threads change no bit), chosen in the order of their seeds
     seeds = range(max(1, restarts))
     with (
-        threadpool_limits(limits=1, user_api="blas"),
+        one_blas_thread(),
         ThreadPoolExecutor(min(os.cpu_count() or 1, len(seeds))) as pool,
     ):
         runs = list(pool.map(run, seeds))

@@ -13,8 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from threadpoolctl import threadpool_limits
-
 from daemon.app import App
 from daemon.db.digests import NewDigest, NewItem
 from daemon.db.engine import in_memory
@@ -448,6 +446,8 @@ def _rank(
     day: _Day, users: list[UserRow], signals: dict[int, UserSignals]
 ) -> dict[str, list[Recommendation]]:
     """The recommender's picks for each user (by str(user id)), best first."""
+    from recommender.exact import one_blas_thread  # the recommender: when a digest is made
+
     if not day.window:
         return {}
     app, now = day.app, day.now
@@ -464,7 +464,7 @@ def _rank(
     # other threads wait spinning (OpenBLAS), which held a core the writer thread and, in the
     # daemon, the delivery workers need (100,000 subscribers: 60.7 → 58.9 s, and the process's
     # CPU 93.6 → 72.1 s). Exact products: the thread count changes no bit.
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         return model.rank(
             candidates,
             feedback,

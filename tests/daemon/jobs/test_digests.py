@@ -307,6 +307,8 @@ def test_ranking_runs_blas_on_one_thread_and_gives_the_others_back(
     def blas_threads() -> set[int]:
         return {p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"}
 
+    if not blas_threads():
+        pytest.skip("threadpoolctl finds no BLAS it can limit here (not OpenBLAS / MKL / BLIS)")
     app = app_factory()
     _world(app, 3)
     seen: list[set[int]] = []
