@@ -86,8 +86,8 @@ def test_one_blas_thread_holds_until_the_last_overlapping_thread_leaves() -> Non
     """Threads A and B (as the scheduler's jobs and the web server's run): A enters, B enters,
     A leaves, B leaves. B still runs on one thread after A left (plain `threadpool_limits`
     gave two back there, and one for good after B), and the setting before is back after
-    both. In a new process, and in threads, not the main one: the OpenBLAS here lets no other
-    thread change the count once the main thread has set it."""
+    both. In a new process, and in threads, not the main one: once the main thread has set a
+    count, what OpenBLAS reports to another thread no longer follows (what it runs does)."""
     import json
 
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARS}
