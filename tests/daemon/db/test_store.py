@@ -255,6 +255,28 @@ def test_libraries_are_every_users_likes_with_times_only_when_asked(
     ]
 
 
+@pytest.mark.parametrize("dated", [False, True])
+def test_each_users_likes_come_in_the_order_given_whatever_the_ids(
+    app_factory: Callable[..., App], dated: bool
+) -> None:
+    """A profile sums a user's likes in order (the same bits everywhere): by time given, then
+    by id, whatever the order of the papers' or the feedback's ids and the other users'."""
+    app = app_factory()
+    store = app.store
+    store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
+    pid = [store.papers.find(f"arxiv:{i}").id for i in range(1, 5)]
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    store.people.set_feedback(bob.id, pid[1], 1, NOW + timedelta(minutes=3))
+    store.people.set_feedback(ada.id, pid[3], 1, NOW + timedelta(minutes=2))
+    store.people.set_feedback(ada.id, pid[0], 1, NOW + timedelta(minutes=1))
+    store.people.set_feedback(bob.id, pid[2], 1, NOW)
+    store.people.set_feedback(ada.id, pid[2], 1, NOW + timedelta(minutes=2))  # same time: by id
+    signals = store.people.signals([bob.id, ada.id], dated=dated)
+    assert [p for p, _ in signals[ada.id].likes] == [pid[0], pid[3], pid[2]]
+    assert [p for p, _ in signals[bob.id].likes] == [pid[2], pid[1]]
+
+
 def test_signals_of_more_users_than_one_statement_takes(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
