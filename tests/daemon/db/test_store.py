@@ -10,8 +10,10 @@ from datetime import date, timedelta
 import pytest
 
 from daemon.app import App
+from daemon.db import Store
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, DigestState
+from daemon.db.rows import UserRow
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.ingest.parse import PaperIn
 from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE, NOW
@@ -224,18 +226,23 @@ def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
     assert report.created == 2 and report.failed_users == []
 
 
+def _four_papers_and_two_readers(store: Store) -> tuple[list[int], UserRow, UserRow]:
+    """Four papers (their ids) and two subscribers, ada and bob, without feedback yet."""
+    store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
+    pid = [store.papers.find(f"arxiv:{i}").id for i in range(1, 5)]
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    return pid, ada, bob
+
+
 def test_libraries_are_every_users_likes_with_times_only_when_asked(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import daemon.db.people
 
     monkeypatch.setattr(daemon.db.people, "FETCH_ROWS", 2)  # the undated read: in several fetches
-    app = app_factory()
-    store = app.store
-    store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
-    pid = [store.papers.find(f"arxiv:{i}").id for i in range(1, 5)]
-    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
-    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    store = app_factory().store
+    pid, ada, bob = _four_papers_and_two_readers(store)
     store.people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})  # no likes
     store.people.set_feedback(ada.id, pid[2], 1, NOW + timedelta(minutes=2))
     store.people.set_feedback(ada.id, pid[0], 1, NOW + timedelta(minutes=1))
@@ -261,12 +268,8 @@ def test_each_users_likes_come_in_the_order_given_whatever_the_ids(
 ) -> None:
     """A profile sums a user's likes in order (the same bits everywhere): by time given, then
     by id, whatever the order of the papers' or the feedback's ids and the other users'."""
-    app = app_factory()
-    store = app.store
-    store.papers.upsert([_paper(f"arxiv:{i}") for i in range(1, 5)], None, NOW)
-    pid = [store.papers.find(f"arxiv:{i}").id for i in range(1, 5)]
-    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
-    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    store = app_factory().store
+    pid, ada, bob = _four_papers_and_two_readers(store)
     store.people.set_feedback(bob.id, pid[1], 1, NOW + timedelta(minutes=3))
     store.people.set_feedback(ada.id, pid[3], 1, NOW + timedelta(minutes=2))
     store.people.set_feedback(ada.id, pid[0], 1, NOW + timedelta(minutes=1))
