@@ -55,6 +55,7 @@ __all__ = [
     "safe_url",
     "shorten_abstract",
     "shorten_authors",
+    "shown_title",
     "subject_for",
 ]
 
@@ -225,6 +226,12 @@ def _latex() -> Any:
 
 
 @functools.lru_cache(maxsize=16384)  # a reason names a liked title, seen in many digests
+def shown_title(title: str) -> str:
+    """A paper's title as digests and pages show it: `readable`, or "(untitled)" when nothing
+    readable is left (a title of "$" alone)."""
+    return readable(title) or "(untitled)"
+
+
 def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
     """Feed text with its LaTeX as readable Unicode (``$\\omega$Test`` → ``ωTest``,
     ``R\\'{e}nyi`` → ``Rényi``), whitespace collapsed. Text without LaTeX is returned as it is
@@ -298,7 +305,7 @@ def _paper_view(
         f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
     ]
     fields: dict[str, Any] = dict(
-        title=readable(title) or "(untitled)",
+        title=shown_title(title),
         url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
         pdf_url=arxiv_pdf_url(arxiv),
         arxiv_id=arxiv,

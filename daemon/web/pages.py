@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from daemon.app import App
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink
-from notifications.render import arxiv_pdf_url, readable
+from notifications.render import arxiv_pdf_url, shown_title
 
 if TYPE_CHECKING:
     from daemon.scheduler import Daemon
@@ -36,8 +36,9 @@ class Pages:
             loader=PackageLoader("daemon.web", "templates"),
             autoescape=select_autoescape(default=True),
         )
-        # paper titles as the digest shows them: LaTeX as readable Unicode ($\omega$ → ω)
-        self.env.filters["readable"] = readable
+        # paper titles as the digest shows them: LaTeX as readable Unicode ($\omega$ → ω), and
+        # "(untitled)" when nothing readable is left
+        self.env.filters["readable"] = shown_title
         self.env.filters["pdf_url"] = arxiv_pdf_url
 
     def render(self, name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
