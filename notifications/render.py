@@ -225,13 +225,13 @@ def _latex() -> Any:
     return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
 
 
-@functools.lru_cache(maxsize=16384)  # a reason names a liked title, seen in many digests
 def shown_title(title: str) -> str:
     """A paper's title as digests and pages show it: `readable`, or "(untitled)" when nothing
     readable is left (a title of "$" alone)."""
     return readable(title) or "(untitled)"
 
 
+@functools.lru_cache(maxsize=16384)  # a reason names a liked title, seen in many digests
 def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
     """Feed text with its LaTeX as readable Unicode (``$\\omega$Test`` → ``ωTest``,
     ``R\\'{e}nyi`` → ``Rényi``), whitespace collapsed. Text without LaTeX is returned as it is
