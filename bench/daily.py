@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -496,9 +496,8 @@ def bare_kernel(app: Any, model: Any, k: int = 10) -> dict[str, float]:
     else: the likes are resolved to table rows and the tables gathered before the clock starts.
     Also the factor product alone (the part measured before the text product was counted).
     Twice: BLAS on one thread, as the digest job ranks (`kernel_s`), and on every core."""
-    from threadpoolctl import threadpool_limits
-
     from daemon.jobs.recommend import to_doc
+    from recommender.exact import one_blas_thread
 
     f = model._fitted
     if f is None or f.factors is None:
@@ -510,8 +509,8 @@ def bare_kernel(app: Any, model: Any, k: int = 10) -> dict[str, float]:
     liked = [[f.index[str(pid)] for pid, _ in signals[u].likes if str(pid) in f.index]
              for u in everyone]  # fmt: skip
     out: dict[str, float] = {}
-    for key, limit in (("kernel", 1), ("kernel_all_cores", None)):
-        with threadpool_limits(limits=limit, user_api="blas"):
+    for key, blas in (("kernel", one_blas_thread()), ("kernel_all_cores", nullcontext())):
+        with blas:  # as the job ranks; then as the process runs BLAS
             out[f"{key}_s"], out[f"{key}_factor_s"] = _kernel_pass(model, cands, liked, k)
     return out
 
