@@ -78,7 +78,7 @@ def test_any_payload_is_the_serializers_own(action: str, numbers: list[int]) -> 
     extra = rest + [None] * (3 - len(rest))
     token = links.token(action, user, *extra)  # type: ignore[arg-type]
     made = reference.dumps([action, *numbers])
-    if made.startswith("."):  # the serializer compressed it (long runs of a digit): we do not
+    if made.startswith("."):  # the serializer compressed it (repeated digits): we do not
         assert reference.loads(token) == [action, *numbers]
     else:
         assert token == made
