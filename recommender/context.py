@@ -34,6 +34,10 @@ class _Items:
     fac: np.ndarray | None  # learned factors (predicted for a doc liked after the fit)
     topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
     pred: np.ndarray | None = None  # factors predicted from the text (None: not needed)
+    # when set, `pred` is the model's whole table of them (one row per paper liked at fit time),
+    # read in place: slot s's row is `pred_row[s]`, or its row of `fac` where that is −1 (a
+    # paper without learned factors: those in `fac` are predicted); no table made per call
+    pred_row: np.ndarray | None = None
 
 
 class Candidates:
@@ -187,10 +191,10 @@ class _Context:
             if len(predicted):  # liked after the fit, or never liked at fit time: predicted
                 scale = f.singular**self.rec.config.cf_singular_power
                 fac[predicted] = self.rec.predicted_factors(text[predicted]) / scale
-            pred = None
-            if dense.predicted is not None:  # the profiles also lean on the text's factors
-                pred = dense.predicted[np.maximum(frow, 0)]
-                pred[predicted] = fac[predicted]
+            # the profiles also lean on the text's factors: the model's table, read in place
+            # (not 86 MB gathered for every 1,000 subscribers), and `fac` for the predicted
+            pred = dense.predicted
+            pred_row = None if pred is None else frow
             topic_sim = None
             if dense.topic_sims is not None and len(rows):
                 # exact products, row by row: the fitted rows' are computed once per model
@@ -198,7 +202,7 @@ class _Context:
                 topic_sim[true] = dense.topic_sims[frow[true]]
                 if len(predicted):
                     topic_sim[predicted] = _topic_sims(fac[predicted], f)
-            return _Items([*self.slots], text, fac, topic_sim, pred)
+            return _Items([*self.slots], text, fac, topic_sim, pred, pred_row)
         return _Items([*self.slots], text, fac)
 
     def short_titles(self, doc_ids: Sequence[str], limit: int) -> dict[str, str]:

@@ -164,9 +164,13 @@ def _closest_in_factors(
     picks = np.asarray(all_picks, dtype=np.int64)[rows]
     best = np.empty(len(rows), dtype=np.int64)
     first = np.flatnonzero(np.diff(group[rows], prepend=-1)).tolist()  # each user's first
-    for a, z in zip(first, [*first[1:], len(rows)], strict=True):
-        fac = on_grid(items.fac[slot_lists[group[rows[a]]]], LEFT_BITS)
-        best[a:z] = np.argmax(fac @ qc[picks[a:z]].T, axis=0)
+    users = group[rows[first]].tolist()
+    # the liked papers of these users on the grid, in one call (row by row: the same rows)
+    sizes = [len(slot_lists[u]) for u in users]
+    grid = on_grid(items.fac[np.concatenate([slot_lists[u] for u in users])], LEFT_BITS)
+    ends = np.cumsum(sizes).tolist()
+    for a, z, start, end in zip(first, [*first[1:], len(rows)], [0, *ends[:-1]], ends, strict=True):
+        best[a:z] = np.argmax(grid[start:end] @ qc[picks[a:z]].T, axis=0)
     return best
 
 

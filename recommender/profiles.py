@@ -5,6 +5,7 @@ text rows) minus a share of the disliked ones (`_Profiles`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ class _Liked(NamedTuple):
     doc_id: str
     slot: int  # row of the rank call's item table (`_Items`)
     weight: float  # like_weight, halved per recency half-life
+
+
+# `_Liked(…)` without the named tuple's Python-level constructor: one per like of every
+# subscriber ranked (equal to it, tested)
+_new_liked = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderCo
     if not weighted:  # the common case: every like weighs the same
         w = cfg.like_weight
         liked = [
-            _Liked(lk.doc_id, s, w)
+            _new_liked(_Liked, (lk.doc_id, s, w))
             for lk in fb.likes
             if (s := known_slot(lk.doc_id)) is not None or (s := slot(lk.doc_id)) is not None
         ]
@@ -119,22 +125,59 @@ def _profile_alpha(n_likes: np.ndarray, prior_likes: float) -> np.ndarray:
 def _factor_profiles(
     build: Callable[[np.ndarray], np.ndarray],
     learned: np.ndarray,
-    predicted: np.ndarray | None,
+    predicted: Callable[[], np.ndarray] | None,
     n_likes: np.ndarray,
     prior_likes: float,
 ) -> np.ndarray:
-    """Profile rows in factor space (`build`: table → profile rows, `n_likes`: per row): of the
-    liked papers' learned factors, of their predicted ones, or n/(n+m) of the first and the
-    rest of the second (m = `prior_likes`), each part a unit row."""
+    """Profile rows in factor space (`build`: table → profile rows, `predicted`: the profile
+    rows of the predicted factors, `n_likes`: per row): of the liked papers' learned factors,
+    of their predicted ones, or n/(n+m) of the first and the rest of the second (m =
+    `prior_likes`), each part a unit row."""
     if predicted is None or prior_likes == 0:
         return build(learned)
     if math.isinf(prior_likes):
-        return build(predicted)
+        return predicted()
     alpha = _profile_alpha(n_likes, prior_likes)[:, None]
-    mixed: np.ndarray = alpha * _unit_rows(build(learned)) + (1.0 - alpha) * _unit_rows(
-        build(predicted)
-    )
+    mixed: np.ndarray = alpha * _unit_rows(build(learned)) + (1.0 - alpha) * _unit_rows(predicted())
     return mixed
+
+
+def _predicted(
+    build: Callable[[np.ndarray], np.ndarray],
+    liked: sp.csr_matrix,
+    disliked: sp.csr_matrix | None,
+    gamma: float,
+    items: _Items,
+) -> np.ndarray:
+    """`build` of the liked papers' predicted factors: the model's table, read in place at
+    `items.pred_row` (with `items.fac` for the slots without a row there)."""
+    assert items.pred is not None and items.fac is not None
+    if items.pred_row is None:
+        return build(items.pred)
+    table, rows, fac = items.pred, items.pred_row, items.fac
+    prof = _unit_rows(_in_place(liked, rows, table, fac))
+    if disliked is not None and gamma > 0:
+        prof = prof - gamma * _unit_rows(_in_place(disliked, rows, table, fac))
+    return prof  # type: ignore[no-any-return]
+
+
+def _in_place(m: sp.csr_matrix, rows: np.ndarray, table: np.ndarray, fac: np.ndarray) -> Any:
+    """`m` (profile rows × slots) @ the slots' factors, read in place: slot s is row `rows[s]`
+    of `table`, or row s of `fac` where `rows[s]` is −1. Both products keep the entries'
+    order: a profile row without slots of the second kind sums exactly as `m` @ a table of
+    the slots' rows would (+ 0.0), the others add the two parts."""
+    at = rows[m.indices]
+    own = at < 0
+    n = m.shape[0]
+    if not own.any():
+        return sp.csr_matrix((m.data, at, m.indptr), shape=(n, len(table))) @ table
+    row_of = np.repeat(np.arange(n), np.diff(m.indptr))
+
+    def part(keep: np.ndarray, cols: np.ndarray, width: int) -> sp.csr_matrix:
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(row_of[keep], minlength=n))])
+        return sp.csr_matrix((m.data[keep], cols[keep], indptr), shape=(n, width))
+
+    return part(~own, at, len(table)) @ table + part(own, m.indices, len(fac)) @ fac
 
 
 def _profiles(
@@ -199,7 +242,10 @@ def _profiles(
     text = None
     if items.fac is not None:
         n_likes = np.bincount(lr, minlength=row)
-        prof = _factor_profiles(build, items.fac, items.pred, n_likes, prior_likes)
+        predicted = None
+        if items.pred is not None:
+            predicted = functools.partial(_predicted, build, liked, disliked, gamma, items)
+        prof = _factor_profiles(build, items.fac, predicted, n_likes, prior_likes)
         fac = on_grid(prof, LEFT_BITS)  # exact products (recommender.exact)
     if items.fac is None or text_weight > 0:
         text = sp.csr_matrix(build(items.text), dtype=np.float32)

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
+from recommender.profiles import _in_place, _Liked, _new_liked
 from recommender.selection import _dense_product, _plain_rec, _top_rows
 from tests.recommender.conftest import CONFIGS, topic
 
@@ -318,6 +319,35 @@ def test_plain_recommendation_equals_the_constructor() -> None:
     fast = _plain_rec("12", 0.25, "similar")
     slow = Recommendation("12", 0.25, "similar", "")
     assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+
+
+def test_a_plain_liked_paper_equals_the_constructor() -> None:
+    fast = _new_liked(_Liked, ("12", 3, 0.5))
+    assert fast == _Liked("12", 3, 0.5) and type(fast) is _Liked and fast.weight == 0.5
+
+
+def test_predicted_factors_read_in_place_sum_as_a_gathered_table() -> None:
+    """The profiles read the model's predicted factors in place (`_in_place`), not from a
+    table gathered per rank call: a profile row of slots that all have a row there sums bit
+    for bit as before; one holding a slot without one (its factors in `fac`) adds two parts."""
+    rng = np.random.default_rng(5)
+    table, fac = rng.standard_normal((40, 8)), rng.standard_normal((12, 8))
+    rows = rng.choice(40, size=12, replace=False)
+    rows[[2, 9]] = -1  # two slots without a row in the model's table
+    gathered = table[np.maximum(rows, 0)]
+    gathered[rows < 0] = fac[rows < 0]
+    # as `_profiles` makes them: from (row, slot, weight) triples; row 3 is empty
+    r = [0, 0, 0, 1, 1, 2, 2, 2, 2, 4, 4]
+    c = [5, 1, 7, 2, 4, 0, 9, 3, 11, 6, 8]
+    m = sp.csr_matrix((rng.random(len(r)), (r, c)), shape=(5, 12))
+    got, expected = _in_place(m, rows, table, fac), m @ gathered
+    plain = [0, 3, 4]  # rows without a slot of the second kind
+    assert np.array_equal(got[plain], expected[plain])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert not got[3].any()
+    every = np.arange(12)  # no slot without a row: one product, the same bits everywhere
+    whole = _in_place(m, every, fac, table)
+    assert np.array_equal(whole, m @ fac)
 
 
 def test_demo_sized_corpus(docs: dict[str, Doc]) -> None:
