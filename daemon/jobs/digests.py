@@ -10,6 +10,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -332,11 +333,21 @@ class _Model:
         self.app, self.now = app, now
         self._model: Recommender | None = None
         self.likes: dict[int, Like] = {}  # undated likes, one per paper (`to_feedback`)
+        self._known: set[int] = set()  # papers looked up in the model, by what it answered
+        self._unknown: set[int] = set()
 
     def get(self) -> Recommender:
         if self._model is None:
             self._model = load_recommender(self.app, self.now)
         return self._model
+
+    def unknown(self, papers: set[int]) -> set[int]:
+        """The papers the model does not know (liked after its fit), each looked up once a
+        run: the batches' likes are mostly the same papers."""
+        model = self.get()
+        for pid in papers - self._known - self._unknown:
+            (self._known if model.knows(str(pid)) else self._unknown).add(pid)
+        return papers & self._unknown
 
 
 class _Day:
@@ -453,10 +464,12 @@ def _rank(
     app, now = day.app, day.now
     model, candidates = day.ranking()
     # papers the model does not know (liked after its fit) are passed as text
-    referred = {pid for sig in signals.values() for pid, _ in sig.likes}
-    referred |= {pid for sig in signals.values() for pid in sig.dislikes}
-    unknown = {pid for pid in referred if not model.knows(str(pid))}
-    known_rows = app.store.papers.by_ids(unknown)
+    first = itemgetter(0)  # (paper id, time) → paper id: the likes' ids gathered in C
+    referred = set().union(
+        *[map(first, sig.likes) for sig in signals.values()],
+        *[sig.dislikes for sig in signals.values()],
+    )
+    known_rows = app.store.papers.by_ids(day.model.unknown(referred))
     k = max([app.settings.digest.max_picks] + [u.max_picks or 0 for u in users])
     feedback = [to_feedback(signals[u.id], day.model.likes) for u in users]
     known = {str(pid): to_doc(p) for pid, p in known_rows.items()}

@@ -218,6 +218,24 @@ def test_undated_likes_are_made_once_per_paper() -> None:
     assert to_feedback(bob) == b  # the same feedback without sharing
 
 
+def test_each_paper_is_looked_up_in_the_model_once_a_run() -> None:
+    """The papers liked after the fit are passed to the ranking as text: which they are is
+    asked of the model once per paper and run, not once per batch that likes it."""
+    asked: list[str] = []
+
+    class FakeModel:  # a fitted model that knows papers 1 and 2 (the real one: recommender)
+        def knows(self, doc_id: str) -> bool:
+            asked.append(doc_id)
+            return doc_id in {"1", "2"}
+
+    model = digests_job._Model(None, NOW)  # type: ignore[arg-type]
+    model._model = FakeModel()  # type: ignore[assignment]
+    assert model.unknown({1, 2, 3}) == {3}
+    assert model.unknown({2, 3, 4}) == {3, 4}
+    assert model.unknown(set()) == set()
+    assert sorted(asked) == ["1", "2", "3", "4"]
+
+
 @BOTH_BACKENDS
 def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
     app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
