@@ -310,8 +310,10 @@ class Digests(Repository):
         ids = list(digest_ids)
         digest_t, user_t, channel_t = _table(Digest), _table(User), _table(Channel)
         item_t, paper_t = _table(DigestItem), _table(Paper)
-        # Core rows, not ORM objects: a delivery batch reads ~1,000 items and papers here
-        with self.engine.connect() as conn:
+        # Core rows, not ORM objects: a delivery batch reads ~1,000 items and papers here, on
+        # a connection that reads beside a writer (SQLite: without the write lock, which the
+        # digest job's writer and the other delivery workers take to store and record)
+        with self.reading() as conn:
             digests = [
                 row_of(DigestRow, r._mapping, state=DigestState(r.state))
                 for r in conn.execute(sa.select(digest_t).where(digest_t.c.id.in_(ids)))

@@ -338,28 +338,58 @@ def test_signals_are_read_while_another_connection_writes(
     """The digest job reads the next batch's signals while its writer thread stores the last
     batch: the reading connection neither waits for the write lock (SQLite: a plain BEGIN in
     WAL mode; every other transaction takes the lock up front) nor sees uncommitted rows."""
-    import sqlalchemy as sa
-
     app = app_factory()
     store = app.store
     user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
     store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2")], None, NOW)
     first, second = (store.papers.find(k).id for k in ("arxiv:1", "arxiv:2"))
     store.people.set_feedback(user.id, first, 1, NOW)
-    # the writer holds the write lock (SQLite: BEGIN IMMEDIATE) until the block ends
+    signals = _while_another_connection_writes(
+        store, user.id, second, lambda: store.people.signals([user.id])
+    )
+    assert isinstance(signals, dict)
+    assert [pid for pid, _ in signals[user.id].likes] == [first]  # not the uncommitted like
+    assert {pid for pid, _ in store.people.signals([user.id])[user.id].likes} == {first, second}
+
+
+def test_digests_are_read_for_delivery_while_another_connection_writes(
+    app_factory: Callable[..., App],
+) -> None:
+    """A delivery worker reads its batch's digests while the digest job's writer thread, or
+    another worker recording what it sent, holds the write lock: it does not wait for them."""
+    app = app_factory()
+    store = app.store
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.subscribers()[0][1]
+    store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2")], None, NOW)
+    first, second = (store.papers.find(k).id for k in ("arxiv:1", "arxiv:2"))
+    item = [NewItem(first, 0.5, "similar", "close to what you liked")]
+    made = store.digests.create(ada.id, channel.id, NOW.date(), item, NOW, cold_start=False)
+    assert made is not None
+    contents = _while_another_connection_writes(
+        store, ada.id, second, lambda: store.digests.contents([made])
+    )
+    assert isinstance(contents, dict)
+    assert [paper.id for _, paper in contents[made].items] == [first]
+
+
+def _while_another_connection_writes(
+    store: Store, user_id: int, paper_id: int, read: Callable[[], object]
+) -> object:
+    """What `read` returns in another thread while a connection holds the write lock (SQLite:
+    BEGIN IMMEDIATE) with a like of `paper_id` by `user_id` uncommitted; fails if it waited."""
+    import sqlalchemy as sa
+
     with store.engine.connect() as writer, writer.begin():
         writer.execute(
             sa.text(
                 "INSERT INTO feedback (user_id, paper_id, value, created_at) VALUES (:u, :p, 1, :t)"
             ),
-            {"u": user.id, "p": second, "t": NOW},
+            {"u": user_id, "p": paper_id, "t": NOW},
         )
         done: list[object] = []
-        reader = threading.Thread(target=lambda: done.append(store.people.signals([user.id])))
+        reader = threading.Thread(target=lambda: done.append(read()))
         reader.start()
         reader.join(20)
         assert done, "the read waited for the writer"
-        signals = done[0]
-        assert isinstance(signals, dict)
-        assert [pid for pid, _ in signals[user.id].likes] == [first]
-    assert {pid for pid, _ in store.people.signals([user.id])[user.id].likes} == {first, second}
+        return done[0]
