@@ -7,6 +7,8 @@ commands start without it.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +120,12 @@ class Repository:
         """A connection for reads only. On SQLite it does not take the write lock (every
         other transaction does, up front): it reads the last commit while a writer writes."""
         return self.engine.connect().execution_options(**{READ_ONLY: True})
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session on a `reading()` connection: ORM reads that do not wait for a writer."""
+        with self.reading() as conn, Session(conn, expire_on_commit=False) as s:
+            yield s
 
 
 def _alembic_config() -> Config:

@@ -153,10 +153,12 @@ class Papers(Repository):
             ]
 
     def by_ids(self, ids: Iterable[int]) -> dict[int, PaperRow]:
+        """Papers by id. Read beside a writer: the digest job asks for the papers liked since
+        its model's fit while its writer thread stores the batch before."""
         wanted = list(set(ids))
         if not wanted:
             return {}
-        with self.session() as s:
+        with self.read_session() as s:
             rows = s.exec(select(Paper).where(col(Paper.id).in_(wanted))).all()
             return {r.id: PaperRow.of(r) for r in rows if r.id is not None}
 

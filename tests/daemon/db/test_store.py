@@ -352,11 +352,12 @@ def test_signals_are_read_while_another_connection_writes(
     assert {pid for pid, _ in store.people.signals([user.id])[user.id].likes} == {first, second}
 
 
-def test_digests_are_read_for_delivery_while_another_connection_writes(
+def test_digests_and_papers_are_read_while_another_connection_writes(
     app_factory: Callable[..., App],
 ) -> None:
-    """A delivery worker reads its batch's digests while the digest job's writer thread, or
-    another worker recording what it sent, holds the write lock: it does not wait for them."""
+    """A delivery worker reads its batch's digests, and the digest job the papers liked since
+    its fit, while the job's writer thread or another worker recording what it sent holds the
+    write lock: neither waits for them."""
     app = app_factory()
     store = app.store
     ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
@@ -371,13 +372,19 @@ def test_digests_are_read_for_delivery_while_another_connection_writes(
     )
     assert isinstance(contents, dict)
     assert [paper.id for _, paper in contents[made].items] == [first]
+    # and the papers liked since the model's fit, which the digest job reads per batch
+    papers = _while_another_connection_writes(  # (the like of `second` was committed)
+        store, ada.id, first, lambda: store.papers.by_ids([first, second])
+    )
+    assert isinstance(papers, dict) and set(papers) == {first, second}
 
 
 def _while_another_connection_writes(
     store: Store, user_id: int, paper_id: int, read: Callable[[], object]
 ) -> object:
     """What `read` returns in another thread while a connection holds the write lock (SQLite:
-    BEGIN IMMEDIATE) with a like of `paper_id` by `user_id` uncommitted; fails if it waited."""
+    BEGIN IMMEDIATE) with a like of `paper_id` by `user_id` uncommitted (committed after);
+    fails if it waited."""
     import sqlalchemy as sa
 
     with store.engine.connect() as writer, writer.begin():
