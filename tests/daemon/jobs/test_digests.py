@@ -218,6 +218,39 @@ def test_undated_likes_are_made_once_per_paper() -> None:
     assert to_feedback(bob) == b  # the same feedback without sharing
 
 
+@BOTH_BACKENDS
+def test_a_paper_liked_after_the_fit_is_ranked_from_its_text(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    """A paper stored after the model's fit (no refit: papers and likes grew less than
+    `refit_growth`) reaches the ranking as text: a subscriber whose only like it is gets the
+    papers close to it, not the cold start's trending ones."""
+    app = app_factory(make_settings(recommender={"refit_growth": 100.0}))
+    topics = {
+        "protein": "protein folding energy landscape of the folded protein chain",
+        "graph": "graph neural networks pass messages along the edges of a graph",
+    }
+    app.store.papers.upsert(
+        [PaperIn(key=f"arxiv:{t}{n}", title=f"{t} study {n}", abstract=text, authors=(), url="",
+                 published=NOW) for t, text in topics.items() for n in range(3)],
+        None, NOW - timedelta(hours=1),
+    )  # fmt: skip
+    ada = app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    model = jobs.load_recommender(app, NOW)
+    late = PaperIn(key="arxiv:late", title="Protein folding", abstract=topics["protein"],
+                   authors=(), url="", published=NOW - timedelta(days=9))  # fmt: skip
+    app.store.papers.upsert([late], None, NOW - timedelta(days=9))  # not a candidate today
+    late_id = app.store.papers.find("arxiv:late").id
+    app.store.people.set_feedback(ada.id, late_id, 1, NOW)
+    assert not model.knows(str(late_id))
+    report = jobs.make_digests(app, NOW, force=True)
+    assert jobs.load_recommender(app, NOW) is model  # ranked by the model fitted before
+    (planned,) = report.planned
+    kinds = {r.kind for _, r in planned.picks}
+    assert kinds == {"similar"}
+    assert planned.picks[0][0].key.startswith("arxiv:protein")
+
+
 def test_each_paper_is_looked_up_in_the_model_once_a_run() -> None:
     """The papers liked after the fit are passed to the ranking as text: which they are is
     asked of the model once per paper and run, not once per batch that likes it."""
