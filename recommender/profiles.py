@@ -123,42 +123,42 @@ def _profile_alpha(n_likes: np.ndarray, prior_likes: float) -> np.ndarray:
 
 
 def _factor_profiles(
-    build: Callable[[np.ndarray], np.ndarray],
-    learned: np.ndarray,
+    learned: Callable[[], np.ndarray],
     predicted: Callable[[], np.ndarray] | None,
     n_likes: np.ndarray,
     prior_likes: float,
 ) -> np.ndarray:
-    """Profile rows in factor space (`build`: table → profile rows, `predicted`: the profile
-    rows of the predicted factors, `n_likes`: per row): of the liked papers' learned factors,
-    of their predicted ones, or n/(n+m) of the first and the rest of the second (m =
-    `prior_likes`), each part a unit row."""
+    """Profile rows in factor space (`learned`, `predicted`: the profile rows of the liked
+    papers' learned and predicted factors, `n_likes`: per row): of the first, of the second,
+    or n/(n+m) of the first and the rest of the second (m = `prior_likes`), each part a unit
+    row."""
     if predicted is None or prior_likes == 0:
-        return build(learned)
+        return learned()
     if math.isinf(prior_likes):
         return predicted()
     alpha = _profile_alpha(n_likes, prior_likes)[:, None]
-    mixed: np.ndarray = alpha * _unit_rows(build(learned)) + (1.0 - alpha) * _unit_rows(predicted())
+    mixed: np.ndarray = alpha * _unit_rows(learned()) + (1.0 - alpha) * _unit_rows(predicted())
     return mixed
 
 
-def _predicted(
-    build: Callable[[np.ndarray], np.ndarray],
-    liked: sp.csr_matrix,
-    disliked: sp.csr_matrix | None,
-    gamma: float,
-    items: _Items,
-) -> np.ndarray:
-    """`build` of the liked papers' predicted factors: the model's table, read in place at
-    `items.pred_row` (with `items.fac` for the slots without a row there)."""
-    assert items.pred is not None and items.fac is not None
-    if items.pred_row is None:
-        return build(items.pred)
-    table, rows, fac = items.pred, items.pred_row, items.fac
-    prof = _unit_rows(_in_place(liked, rows, table, fac))
-    if disliked is not None and gamma > 0:
-        prof = prof - gamma * _unit_rows(_in_place(disliked, rows, table, fac))
-    return prof  # type: ignore[no-any-return]
+def _times(table: Any) -> Callable[[sp.csr_matrix], Any]:
+    """The product of profile rows × slots by `table` (one row per slot)."""
+    if sp.issparse(table):
+        return lambda m: sp.csr_matrix(m @ table)
+    return lambda m: m @ table
+
+
+def _predicted_times(items: _Items) -> Callable[[sp.csr_matrix], Any] | None:
+    """The product by the liked papers' predicted factors (None: not needed): by the call's
+    table, or by the model's, read in place at `items.pred_row` (`items.fac` for the slots
+    without a row there)."""
+    pred, rows, fac = items.pred, items.pred_row, items.fac
+    if pred is None:
+        return None
+    if rows is None:
+        return _times(pred)
+    assert fac is not None
+    return lambda m: _in_place(m, rows, pred, fac)
 
 
 def _in_place(m: sp.csr_matrix, rows: np.ndarray, table: np.ndarray, fac: np.ndarray) -> Any:
@@ -231,22 +231,22 @@ def _profiles(
     disliked = sp.csr_matrix((dv, (dr, dc)), shape=shape, dtype=np.float64) if dr else None
     gamma = cfg.dislike_weight
 
-    def build(table: Any) -> Any:
-        prof = _unit_rows(sp.csr_matrix(liked @ table) if sp.issparse(table) else liked @ table)
+    def build(times: Callable[[sp.csr_matrix], Any]) -> Any:
+        """Profile rows from the products of the weights (`times`: weights → product)."""
+        prof = _unit_rows(times(liked))
         if disliked is not None and gamma > 0:
-            neg = disliked @ table
-            prof = prof - gamma * _unit_rows(sp.csr_matrix(neg) if sp.issparse(neg) else neg)
+            prof = prof - gamma * _unit_rows(times(disliked))
         return prof
 
     fac = None
     text = None
     if items.fac is not None:
         n_likes = np.bincount(lr, minlength=row)
-        predicted = None
-        if items.pred is not None:
-            predicted = functools.partial(_predicted, build, liked, disliked, gamma, items)
-        prof = _factor_profiles(build, items.fac, predicted, n_likes, prior_likes)
+        by_predicted = _predicted_times(items)
+        predicted = None if by_predicted is None else functools.partial(build, by_predicted)
+        learned = functools.partial(build, _times(items.fac))
+        prof = _factor_profiles(learned, predicted, n_likes, prior_likes)
         fac = on_grid(prof, LEFT_BITS)  # exact products (recommender.exact)
     if items.fac is None or text_weight > 0:
-        text = sp.csr_matrix(build(items.text), dtype=np.float32)
+        text = sp.csr_matrix(build(_times(items.text)), dtype=np.float32)
     return _Profiles(fac, text, owner, group_sizes)
