@@ -33,10 +33,11 @@ class _Items:
     text: sp.csr_matrix
     fac: np.ndarray | None  # learned factors (predicted for a doc liked after the fit)
     topic_sim: np.ndarray | None = None  # slots × interest topics: cosine to each topic
-    pred: np.ndarray | None = None  # factors predicted from the text (None: not needed)
-    # when set, `pred` is the model's whole table of them (one row per paper liked at fit time),
-    # read in place: slot s's row is `pred_row[s]`, or its row of `fac` where that is −1 (a
-    # paper without learned factors: those in `fac` are predicted); no table made per call
+    # factors predicted from the text (None: not needed): the model's table of them (one row
+    # per paper liked at fit time), read in place, no table made per call: slot s's row is
+    # `pred_row[s]`, or its row of `fac` where that is −1 (a paper without learned factors:
+    # those in `fac` are predicted)
+    pred: np.ndarray | None = None
     pred_row: np.ndarray | None = None
 
 

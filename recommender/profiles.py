@@ -149,15 +149,12 @@ def _times(table: Any) -> Callable[[sp.csr_matrix], Any]:
 
 
 def _predicted_times(items: _Items) -> Callable[[sp.csr_matrix], Any] | None:
-    """The product by the liked papers' predicted factors (None: not needed): by the call's
-    table, or by the model's, read in place at `items.pred_row` (`items.fac` for the slots
-    without a row there)."""
+    """The product by the liked papers' predicted factors (None: not needed): the model's
+    table, read in place at `items.pred_row` (`items.fac` for the slots without a row there)."""
     pred, rows, fac = items.pred, items.pred_row, items.fac
     if pred is None:
         return None
-    if rows is None:
-        return _times(pred)
-    assert fac is not None
+    assert rows is not None and fac is not None
     return lambda m: _in_place(m, rows, pred, fac)
 
 
