@@ -18,7 +18,7 @@ from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, on_grid
 from recommender.interests import _interests
 from recommender.terms import _group_label, _readable_terms_of_rows
-from recommender.types import Kind, Recommendation
+from recommender.types import Kind, Recommendation, _new_tuple
 
 if TYPE_CHECKING:
     from recommender.context import _Context, _Items
@@ -172,11 +172,6 @@ def _closest_in_factors(
     for a, z, start, end in zip(first, [*first[1:], len(rows)], [0, *ends[:-1]], ends, strict=True):
         best[a:z] = np.argmax(grid[start:end] @ qc[picks[a:z]].T, axis=0)
     return best
-
-
-# `Recommendation(…)` without the keyword handling of the named tuple's constructor: one per
-# pick of every digest (equal to the normal construction, tested in selection's `_plain_rec`)
-_new_tuple = tuple.__new__
 
 
 def _pairs(

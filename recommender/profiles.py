@@ -19,7 +19,7 @@ from sklearn.preprocessing import normalize
 from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, on_grid
 from recommender.interests import _interests, _several_interests
-from recommender.types import Feedback
+from recommender.types import Feedback, _new_tuple
 
 if TYPE_CHECKING:
     from recommender.context import _Context, _Items
@@ -33,11 +33,6 @@ class _Liked(NamedTuple):
     doc_id: str
     slot: int  # row of the rank call's item table (`_Items`)
     weight: float  # like_weight, halved per recency half-life
-
-
-# `_Liked(…)` without the named tuple's Python-level constructor: one per like of every
-# subscriber ranked (equal to it, tested)
-_new_liked = tuple.__new__
 
 
 @dataclass(frozen=True)
@@ -77,7 +72,7 @@ def _profile_plan(fb: Feedback, ctx: _Context, now: datetime, cfg: RecommenderCo
     if not weighted:  # the common case: every like weighs the same
         w = cfg.like_weight
         liked = [
-            _new_liked(_Liked, (lk.doc_id, s, w))
+            _new_tuple(_Liked, (lk.doc_id, s, w))
             for lk in fb.likes
             if (s := known_slot(lk.doc_id)) is not None or (s := slot(lk.doc_id)) is not None
         ]

@@ -19,7 +19,7 @@ from scipy.sparse import _sparsetools  # the sparse product's kernel (`_dense_pr
 from recommender.config import RecommenderConfig
 from recommender.interests import _share_order
 from recommender.profiles import _aware
-from recommender.types import Doc, Feedback, Kind, Recommendation
+from recommender.types import Doc, Feedback, Kind, Recommendation, _new_tuple
 
 if TYPE_CHECKING:
     from recommender.context import _Context
@@ -393,9 +393,6 @@ def _recommend(pl: _PickList, fol: _Follows | None, ctx: _Context) -> list[Recom
         _plain_rec(ids[j], s, "followed" if fbonus[j] > 0 else "similar")
         for j, s in zip(picks, score, strict=True)
     ]
-
-
-_new_tuple = tuple.__new__
 
 
 def _plain_rec(doc_id: str, score: float, kind: Kind) -> Recommendation:

@@ -11,8 +11,9 @@ import pytest
 import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
-from recommender.profiles import _in_place, _Liked, _new_liked
+from recommender.profiles import _in_place, _Liked
 from recommender.selection import _dense_product, _plain_rec, _top_rows
+from recommender.types import _new_tuple
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -322,7 +323,7 @@ def test_plain_recommendation_equals_the_constructor() -> None:
 
 
 def test_a_plain_liked_paper_equals_the_constructor() -> None:
-    fast = _new_liked(_Liked, ("12", 3, 0.5))
+    fast = _new_tuple(_Liked, ("12", 3, 0.5))
     assert fast == _Liked("12", 3, 0.5) and type(fast) is _Liked and fast.weight == 0.5
 
 
