@@ -25,9 +25,9 @@ from daemon.db import Store, make_engine
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, Outcome
 from daemon.ingest.parse import PaperIn
+from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner, cli_env
-from tests.daemon.test_cli import PAPERWIRE, write_config
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -47,7 +47,7 @@ def store(tmp_path: Path, pw: Runner) -> Iterator[Store]:
     engine.dispose()
 
 
-def _flat(text: str) -> str:
+def flat(text: str) -> str:
     return " ".join(re.sub(r"[│┃┏┓┗┛┡┩━─╇┳┻╋└┘┌┐├┤┬┴┼]", " ", text).split())
 
 
@@ -97,12 +97,12 @@ def test_status_is_ok_then_names_what_needs_a_person(pw: Runner, store: Store) -
     store.digests.finish(made["bob"] or 0, now, outcome=Outcome.PERMANENT, detail="550 no mailbox")
 
     done = pw("status", expect=1)
-    needs = _flat(done.stderr)
+    needs = flat(done.stderr)
     assert "needs a person: feed broken has failed since" in needs and "HTTP 404" in needs
     assert "`paperwire feeds test broken`" in needs
     assert "1 digest(s) wait for a transport that could deliver nothing: SMTP down" in needs
     assert "1 digest(s) failed for good today: 550 no mailbox" in needs
-    shown = _flat(done.stdout)
+    shown = flat(done.stdout)
     assert "1 postponed" in shown and "1 failed" in shown and "broken failing" in shown
     assert "last error of digest" in shown and "550 no mailbox" in shown
 
@@ -129,7 +129,7 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
         "0 sent" in again.stdout
         and "1 digest(s) wait for a later try, the first at" in again.stdout
     )
-    listed = _flat(pw("deliveries", "list", "--state", "postponed").stdout)
+    listed = flat(pw("deliveries", "list", "--state", "postponed").stdout)
     assert "ada email" in listed and "postponed" in listed and "Connection refused" in listed
     assert "1 digest(s) due now" in pw("deliveries", "retry", "--postponed", expect=1).stdout
     # the admin fixes the configuration; retry now delivers
@@ -154,7 +154,7 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
         now + timedelta(hours=1), cold_start=False,
     )  # fmt: skip
     assert "1 digest(s) cancelled" in pw("deliveries", "cancel", str(digest_id)).stdout
-    failed = _flat(pw("deliveries", "list", "--state", "failed").stdout)
+    failed = flat(pw("deliveries", "list", "--state", "failed").stdout)
     assert "cancelled by cli:" in failed
     assert "0 sent" in pw("deliver").stdout
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))

@@ -17,43 +17,11 @@ import typer
 from typer.testing import CliRunner
 
 from daemon.cli import cli
+from tests.daemon.cli_helpers import PAPERWIRE, flat, write_config
 from tests.daemon.conftest import FEEDS, ROOT
 from tests.daemon.in_process import Runner, cli_env
 
-PAPERWIRE = Path(sys.executable).parent / "paperwire"  # the venv running the tests
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
-
-
-def write_config(tmp_path: Path, db_name: str = "paperwire.db") -> Path:
-    path = tmp_path / "paperwire.toml"
-    path.write_text(
-        f"""
-[database]
-url = "sqlite:///{tmp_path / db_name}"
-
-[server]
-secret_key = "cli-test-secret"
-secret_key_file = "{tmp_path / "secret.key"}"
-
-[ingest]
-allow_files = true
-
-[digest]
-max_age_days = 36500  # the recorded feeds are older than any run
-
-[delivery]
-outbox_dir = "{tmp_path / "outbox"}"
-
-[log]
-level = "WARNING"
-"""
-    )
-    return path
-
-
-def _flat(text: str) -> str:
-    """Help output without Rich's box drawing, whitespace collapsed."""
-    return " ".join(re.sub(r"[│╭╮╰╯─┃]", " ", text).split())
 
 
 # ---- --help for every command ----------------------------------------------------------------
@@ -78,8 +46,8 @@ def _help_problem(path: tuple[str, ...], command: Any, rc: int, stdout: str) -> 
     description = (command.help or "").strip()
     if not description:
         return f"{name}: no description"
-    first_paragraph = _flat(description.split("\n\n")[0])
-    out = _flat(stdout)
+    first_paragraph = flat(description.split("\n\n")[0])
+    out = flat(stdout)
     if rc != 0 or "Usage:" not in out or first_paragraph not in out:
         return f"{name}: exit {rc}, description {first_paragraph!r} not in {stdout!r}"
     return None
@@ -128,7 +96,7 @@ def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
         for (path, command), done in zip(groups, results, strict=True)
     ]
     assert [p for p in problems if p] == []
-    root = _flat(results[0].stdout)
+    root = flat(results[0].stdout)
     for path, _ in _all_commands():
         if len(path) == 1:
             assert path[0] in root  # every top-level command is listed
@@ -225,9 +193,9 @@ def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     )  # fmt: skip
     listed = pw("users", "list").stdout
     assert "Asia/Tokyo" in listed and "hooks.slack.com" in listed and "secret" not in listed
-    assert re.search(r"ada .* no", _flat(listed))
+    assert re.search(r"ada .* no", flat(listed))
     pw("users", "set", "ada", "--email", "", "--subscribe")
-    listed = _flat(pw("users", "list").stdout)
+    listed = flat(pw("users", "list").stdout)
     assert "ada@lab.example" not in listed and re.search(r"ada .* yes", listed)
     bad = pw("users", "set", "ada", "--timezone", "Mars/Base", expect=1)
     assert "Mars/Base" in bad.stderr and "IANA" in bad.stderr

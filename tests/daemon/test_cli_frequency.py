@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.daemon.cli_helpers import flat, write_config
 from tests.daemon.in_process import Runner
-from tests.daemon.test_cli import _flat, write_config
 
 FAR = "2099-01-05"  # the command line reads the real clock: a pause far ahead is in the future
 
@@ -16,7 +16,7 @@ def test_users_set_frequency_weekday_and_pause(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     pw("db", "upgrade")
     pw("users", "add", "ada", "--email", "ada@lab.example", "--timezone", "Asia/Tokyo")
-    assert re.search(r"ada .* daily.* yes", _flat(pw("users", "list").stdout))
+    assert re.search(r"ada .* daily.* yes", flat(pw("users", "list").stdout))
 
     def refused(*args: str) -> str:
         done = pw("users", "set", "ada", *args, expect=1)
@@ -36,17 +36,17 @@ def test_users_set_frequency_weekday_and_pause(tmp_path: Path) -> None:
     )
     assert "2001-01-01 is not after today" in refused("--pause-until", "2001-01-01")
     assert "contradict" in refused("--pause-until", FAR, "--resume")
-    listed = _flat(pw("users", "list").stdout)
+    listed = flat(pw("users", "list").stdout)
     assert re.search(r"ada .* daily.* yes", listed)  # nothing changed
 
     pw("users", "set", "ada", "--frequency", "weekly", "--weekday", "Friday")
-    assert re.search(r"ada .* weekly on fri.* yes", _flat(pw("users", "list").stdout))
+    assert re.search(r"ada .* weekly on fri.* yes", flat(pw("users", "list").stdout))
     pw("users", "set", "ada", "--weekday", "sun", "--pause-until", FAR)  # still weekly
-    listed = _flat(pw("users", "list").stdout)
+    listed = flat(pw("users", "list").stdout)
     assert re.search(rf"ada .* weekly on sun, paused until {FAR}.* yes", listed)
     assert f"frequency: weekly on sun, paused until {FAR}" in pw("users", "show", "ada").stdout
     pw("users", "set", "ada", "--resume", "--frequency", "daily")
-    listed = _flat(pw("users", "list").stdout)
+    listed = flat(pw("users", "list").stdout)
     assert re.search(r"ada .* daily.* yes", listed) and "paused" not in listed
     # other changes and a bad frequency: nothing is written
     refused("--timezone", "Europe/Paris", "--frequency", "hourly")

@@ -14,8 +14,8 @@ from daemon.demo import DEMO_DIR, demo_settings
 from daemon.passwords import verify_password
 from daemon.scheduler import make_daemon
 from daemon.settings import load_settings
+from tests.daemon.cli_helpers import write_config
 from tests.daemon.in_process import Runner
-from tests.daemon.test_cli import write_config
 from tests.daemon.web.conftest import log_in
 
 

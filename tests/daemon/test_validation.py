@@ -14,9 +14,9 @@ from daemon.checks import check_feed_url, check_follow, check_handle
 from daemon.db.models import ChannelKind
 from daemon.errors import ConfigError
 from daemon.settings import load_settings
+from tests.daemon.cli_helpers import write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner
-from tests.daemon.test_cli import write_config
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"

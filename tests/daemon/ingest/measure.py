@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.daemon.ingest.test_xmlsafe import billion_laughs
+from tests.daemon.ingest.helpers import billion_laughs
 
 ROOT = Path(__file__).resolve().parents[3]
 API = ROOT / "tests/data/feeds/arxiv-api/2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"

@@ -15,7 +15,7 @@ from daemon.errors import ParseError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.parse import parse_feed
 from tests.daemon.conftest import FEEDS
-from tests.daemon.ingest.test_xmlsafe import billion_laughs
+from tests.daemon.ingest.helpers import billion_laughs
 from tests.servers import Reply, Route, http_server
 
 API = FEEDS / "arxiv-api" / "2026_recorded_q_testing_s0_m100_cfe7536492ca.status200.xml"

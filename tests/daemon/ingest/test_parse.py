@@ -21,6 +21,7 @@ import pytest
 
 from daemon.errors import ParseError
 from daemon.ingest.parse import PaperIn, ParsedFeed, parse_feed
+from tests.daemon.ingest.helpers import repaired_as_mojibake
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 FEEDS = DATA / "feeds"
@@ -405,8 +406,7 @@ def test_utf8_bom_json_is_detected_as_json() -> None:
 def test_feedparser_repairs_utf8_encoded_twice() -> None:
     """An Atom title read as Latin-1 and encoded again ("Ã©tude") comes out repaired; a title
     with any other character is kept as it is (found by the round trip of test_roundtrip.py:
-    "Â¡" → "¡", which it leaves out with `_repaired_as_mojibake`)."""
-    from tests.daemon.ingest.test_roundtrip import _repaired_as_mojibake
+    "Â¡" → "¡", which it leaves out with `helpers.repaired_as_mojibake`)."""
 
     def title(text: str) -> str:
         xml = (
@@ -419,4 +419,4 @@ def test_feedparser_repairs_utf8_encoded_twice() -> None:
 
     assert title("Ã©tude") == "étude"
     assert title("Ã©tude ∑") == "Ã©tude ∑"
-    assert _repaired_as_mojibake("Â¡") and not _repaired_as_mojibake("¡")
+    assert repaired_as_mojibake("Â¡") and not repaired_as_mojibake("¡")

@@ -14,25 +14,12 @@ import pytest
 from daemon.errors import ParseError
 from daemon.ingest.parse import parse_feed
 from daemon.ingest.xmlsafe import MAX_DEPTH, safe_xml
+from tests.daemon.ingest.helpers import billion_laughs
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 CORPUS = DATA / "feedparser-encoding"
 NOT_FEEDS = DATA / "not-feeds"
 URL = "https://hostile.test/feed"
-
-
-def billion_laughs(size: int, *, one_line: bool = True) -> bytes:
-    """A feed whose one entity is referenced over and over: ~80× amplification per reference,
-    under expat's limit, so without a guard a 0.5 MB feed expands to ~40 MB of text (and
-    feedparser needs ~1 GB and several seconds to digest it; 2 MB took 24 s and 3.5 GB)."""
-    sep = "" if one_line else "\n"
-    head = (
-        f'<?xml version="1.0"?>{sep}<!DOCTYPE rss [{sep}<!ENTITY a "{"lol " * 60}">{sep}]>{sep}'
-        '<rss version="2.0"><channel><title>t</title><item><title>x</title>'
-        "<link>https://x.test/1</link><description>"
-    )
-    tail = "</description></item></channel></rss>"
-    return (head + "&a;" * ((size - len(head) - len(tail)) // 3) + tail).encode()
 
 
 # --- entity declarations ------------------------------------------------------------------------

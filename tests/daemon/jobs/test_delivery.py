@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,13 +15,12 @@ from sqlmodel import Session, select
 
 from daemon import channels, jobs
 from daemon.app import App
-from daemon.db.digests import NewItem
-from daemon.db.models import ChannelKind, DeliveryAttempt, Digest, DigestState
-from daemon.ingest.parse import PaperIn
+from daemon.db.models import ChannelKind, DeliveryAttempt, DigestState
 from daemon.jobs import delivery
 from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
+from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.servers import smtp_server
 
 Hook = Callable[[Outgoing], None]
@@ -57,58 +56,16 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Hook]]:
     yield hooks
 
 
-def _users_with_digests(app: App, n: int) -> list[int]:
-    """n subscribers, each with a pending digest of one paper; returns the digest ids."""
-    app.store.papers.upsert(
-        [PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=NOW)],
-        None,
-        NOW,
-    )
-    pid = app.store.papers.find("arxiv:1").id
-    ids = []
-    for i in range(n):
-        user = app.store.people.add(f"u{i}", NOW, channels={ChannelKind.EMAIL: f"u{i}@x.org"})
-        (channel,) = app.store.people.subscribers([user.name])[0][1]
-        digest_id = app.store.digests.create(
-            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
-            cold_start=False,
-        )  # fmt: skip
-        assert digest_id is not None
-        ids.append(digest_id)
-    return ids
-
-
-def _more_digests(app: App, n: int, start: int) -> list[int]:
-    """n more subscribers with a pending digest each (after `_users_with_digests`)."""
-    pid = app.store.papers.find("arxiv:1").id
-    ids = []
-    for i in range(start, start + n):
-        user = app.store.people.add(f"u{i}", NOW, channels={ChannelKind.EMAIL: f"u{i}@x.org"})
-        (channel,) = app.store.people.subscribers([user.name])[0][1]
-        digest_id = app.store.digests.create(
-            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
-            cold_start=False,
-        )  # fmt: skip
-        assert digest_id is not None
-        ids.append(digest_id)
-    return ids
-
-
-def _states(app: App) -> dict[int, DigestState]:
-    with Session(app.store.engine) as s:
-        return {d.id or 0: DigestState(d.state) for d in s.exec(select(Digest)).all()}
-
-
 @BOTH_BACKENDS
 def test_one_run_delivers_every_due_digest_batch_after_batch(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
     # 7 due, 3 claimed at a time: one run sends all of them (it used to stop at one claim)
     app = app_factory(make_settings(delivery={"claim_batch": 3}))
-    ids = _users_with_digests(app, 7)
+    ids = users_with_digests(app, 7)
     report = jobs.deliver(app, NOW)
     assert report.sent == 7 and report.released == 0
-    assert set(_states(app).values()) == {DigestState.SENT}
+    assert set(digest_states(app).values()) == {DigestState.SENT}
     assert len(list(app.settings.delivery.outbox_dir.glob("*.eml"))) == len(ids)
 
 
@@ -117,16 +74,16 @@ def test_a_stop_finishes_the_message_in_flight_and_gives_the_rest_back(
     app_factory: Callable[..., App], make_settings: SettingsFactory, hook: list[Hook]
 ) -> None:
     app = app_factory(make_settings(delivery={"claim_batch": 10}))
-    _users_with_digests(app, 5)
+    users_with_digests(app, 5)
     hook.append(lambda out: app.stopping.set())  # SIGTERM arrives while the first is sent
     report = jobs.deliver(app, NOW)
     assert report.sent == 1 and report.released == 4
-    assert sorted(_states(app).values()) == [DigestState.PENDING] * 4 + [DigestState.SENT]
+    assert sorted(digest_states(app).values()) == [DigestState.PENDING] * 4 + [DigestState.SENT]
     # given back: another worker (or the next run) claims them at once, not after the lease
     app.stopping.clear()
     hook.clear()
     assert jobs.deliver(app, NOW).sent == 4
-    assert set(_states(app).values()) == {DigestState.SENT}
+    assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
 def test_the_lease_is_renewed_while_a_slow_message_is_being_sent(
@@ -135,7 +92,7 @@ def test_the_lease_is_renewed_while_a_slow_message_is_being_sent(
     """A send slower than the lease: the heartbeat keeps the digest ours (with a lease that ran
     out, a second worker would send it again while the first is still sending it)."""
     app = app_factory()
-    (digest_id,) = _users_with_digests(app, 1)
+    (digest_id,) = users_with_digests(app, 1)
     monkeypatch.setattr(delivery, "HEARTBEATS_PER_LEASE", 2000)  # a beat every 30 ms
     leases: list[datetime | None] = []
 
@@ -159,7 +116,7 @@ def test_each_attempt_is_recorded_at_its_own_time(
     app_factory: Callable[..., App], hook: list[Hook]
 ) -> None:
     app = app_factory()
-    _users_with_digests(app, 2)
+    users_with_digests(app, 2)
 
     def ten_minutes_per_message(out: Outgoing) -> None:
         app.clock.now += timedelta(minutes=10)  # type: ignore[attr-defined]
@@ -181,16 +138,16 @@ def test_a_big_batch_goes_out_on_several_connections_exactly_once(
         email = {"transport": "smtp", "host": server.host, "port": server.port,
                  "security": "none", "connections": 3}  # fmt: skip
         app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
-        ids = _users_with_digests(app, 60)
+        ids = users_with_digests(app, 60)
         report = jobs.deliver(app, NOW)
         assert report.sent == 60 and report.failed == report.postponed == 0
         assert sorted(m.rcpt_tos[0] for m in server.messages) == sorted(
             f"u{i}@x.org" for i in range(60)
         )
         assert 1 <= server.connections <= 3  # lanes open theirs on first use (scheduling)
-        assert set(_states(app).values()) == {DigestState.SENT}
+        assert set(digest_states(app).values()) == {DigestState.SENT}
 
-        more = _more_digests(app, 40, start=len(ids))
+        more = more_digests(app, 40, start=len(ids))
         server.fail("CONNECT", "reply", "421 4.3.2 not now", times=None)
         later = jobs.deliver(app, NOW)
         assert later.sent == 0 and later.postponed == len(more)

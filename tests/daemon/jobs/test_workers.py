@@ -20,7 +20,7 @@ from daemon.db.models import DigestState
 from daemon.jobs import workers
 from daemon.settings import Settings, load_settings
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
-from tests.daemon.jobs.test_delivery import _more_digests, _states, _users_with_digests
+from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.servers import SmtpServer, smtp_server
 
 
@@ -42,11 +42,11 @@ def test_two_workers_send_every_due_digest_exactly_once(
 ) -> None:
     with smtp_server(tls="none", require_starttls=False) as server:
         app = _app(app_factory, make_settings, server)
-        ids = _users_with_digests(app, 40)
+        ids = users_with_digests(app, 40)
         report = jobs.deliver_due(app, NOW)
         assert report.sent == 40 and report.failed == report.postponed == 0, report.errors
         assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(40))
-        assert set(_states(app).values()) == {DigestState.SENT}
+        assert set(digest_states(app).values()) == {DigestState.SENT}
         assert len(ids) == 40
 
 
@@ -64,7 +64,7 @@ def test_digests_go_out_while_the_others_are_still_being_made(
 
         def make_in_batches(app_: App, now: datetime, **_: Any) -> jobs.DigestReport:
             for n in range(3):
-                made = _more_digests(app_, 10, 10 * n) if n else _users_with_digests(app_, 10)
+                made = more_digests(app_, 10, 10 * n) if n else users_with_digests(app_, 10)
                 batches.append(made)
                 deadline = time.monotonic() + 60
                 while len(server.messages) < 10 * (n + 1):
@@ -83,7 +83,7 @@ def test_a_worker_that_dies_is_reported_and_the_other_sends_everything(
 ) -> None:
     with smtp_server(tls="none", require_starttls=False) as server:
         app = _app(app_factory, make_settings, server)
-        _users_with_digests(app, 20)
+        users_with_digests(app, 20)
         with workers.DeliveryWorkers(app, NOW, 2) as pool:
             pool._procs[0].kill()  # before it could claim anything: its process is gone
             report = pool.join()
@@ -128,7 +128,7 @@ def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
     flight, records it, gives its other claims back and exits 0; the next run sends the rest."""
     with smtp_server(tls="none", require_starttls=False) as server:
         app = _app(app_factory, make_settings, server)
-        ids = _users_with_digests(app, 300)
+        ids = users_with_digests(app, 300)
         with workers.DeliveryWorkers(app, NOW, 2) as pool:
             deadline = time.monotonic() + 60
             while not all(pool._sent):  # both are running (a worker still starting dies)
@@ -139,7 +139,7 @@ def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
             stopped = pool.join()
             assert [proc.exitcode for proc in pool._procs] == [0, 0]
         assert not stopped.errors
-        states = _states(app)
+        states = digest_states(app)
         sent = [i for i in ids if states[i] == DigestState.SENT]
         assert len(sent) == stopped.sent == len(server.messages) < len(ids)
         rest = jobs.deliver_due(app, NOW)
