@@ -57,16 +57,15 @@ def test_one_blas_thread_holds_until_the_last_overlapping_thread_leaves(
 
     blas = {"threads": 2}
 
-    class FakeLimit:  # threadpoolctl's `threadpool_limits` called as a function
-        def __init__(self, limits: int, user_api: str) -> None:
-            assert user_api == "blas"
+    class FakeLimit:  # threadpoolctl's limit, set when made
+        def __init__(self, limits: int) -> None:
             self.found = blas["threads"]
             blas["threads"] = limits
 
         def restore_original_limits(self) -> None:
             blas["threads"] = self.found
 
-    monkeypatch.setattr(exact, "threadpool_limits", FakeLimit)
+    monkeypatch.setattr(exact, "_limit_blas", FakeLimit)
     b_inside, a_left = threading.Event(), threading.Event()
     seen: dict[str, int] = {}
 
