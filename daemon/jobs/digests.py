@@ -29,6 +29,7 @@ log = logging.getLogger("paperwire.jobs")
 
 Picks = tuple[tuple[PaperRow, "Recommendation"], ...]
 T = TypeVar("T")
+_new_tuple = tuple.__new__  # a named tuple made without its Python constructor (`NewItem`)
 
 
 @dataclass(frozen=True)
@@ -203,7 +204,7 @@ def make_digests(
         batches += [(day, due[i : i + USER_BATCH]) for i in range(0, len(due), USER_BATCH)]
     if report.too_old:
         log.info("old papers not announced as new", extra={"papers": report.too_old})
-    done = 0
+    done = kept = 0  # subscribers planned; digests planned with their picks, for the report
     # a batch is stored by the writer thread while the next one is ranked (the database's
     # driver and numpy's products run outside the GIL); `after_batch` runs once it is stored
     after_batch = _collecting(after_batch)
@@ -222,7 +223,9 @@ def make_digests(
             if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
                 break
             progress("digests", done, len(todo))
-            planned = _plan_batch(day, batch, report, ahead or _read_signals(day, batch))
+            keep = None if dry_run else max(0, PLANNED_KEPT - kept)
+            planned = _plan_batch(day, batch, report, ahead or _read_signals(day, batch), keep)
+            kept += len(planned.planned)
             done += len(batch)
             if dry_run:  # every digest planned is shown, none is stored
                 report.planned += planned.planned
@@ -393,11 +396,16 @@ def _read_signals(day: _Day, batch: list[_Due]) -> Future[dict[int, UserSignals]
 
 
 def _plan_batch(
-    day: _Day, batch: list[_Due], report: DigestReport, signals: Future[dict[int, UserSignals]]
+    day: _Day,
+    batch: list[_Due],
+    report: DigestReport,
+    signals: Future[dict[int, UserSignals]],
+    keep: int | None = None,
 ) -> _Stored:
     """Rank a batch of subscribers (`signals`: theirs, `_read_signals`): their digests to
     store, one per channel (none when reading or ranking failed: the batch's subscribers are
-    reported and wait for the next run)."""
+    reported and wait for the next run), and the first `keep` of them as planned (None:
+    all) for the report."""
     s = day.app.settings
     report.users += len(batch)
     try:
@@ -407,20 +415,21 @@ def _plan_batch(
         report.failed_users.extend(f"{d.user.name}: {type(e).__name__}: {e}" for d in batch)
         return _Stored([], [], {})
     rows = day.rows
+    min_score, max_picks = s.digest.min_score, s.digest.max_picks
     new: list[NewDigest] = []
     planned: list[PlannedDigest] = []
     for d in batch:
+        user = d.user
         recs = [
-            r
-            for r in ranked.get(str(d.user.id), [])
-            if r.kind == "trending" or r.score >= s.digest.min_score
-        ][: d.user.max_picks or s.digest.max_picks]
-        picks = tuple((rows[int(r.doc_id)], r) for r in recs if int(r.doc_id) in rows)
-        cold = bool(picks) and all(r.kind == "trending" for _, r in picks)
-        items = tuple(NewItem(p.id, r.score, r.kind, r.reason) for p, r in picks)
+            r for r in ranked.get(str(user.id), ()) if r.kind == "trending" or r.score >= min_score
+        ][: user.max_picks or max_picks]
+        picks = tuple([(p, r) for r in recs if (p := rows.get(int(r.doc_id))) is not None])
+        cold = bool(picks) and all([r.kind == "trending" for _, r in picks])
+        items = tuple([_new_tuple(NewItem, (p.id, r.score, r.kind, r.reason)) for p, r in picks])
         for ch in d.channels:
-            planned.append(PlannedDigest(d.user.name, ch.kind, d.period, picks, None))
-            new.append(NewDigest(d.user.id, ch.id, d.period, items, cold))
+            if keep is None or len(planned) < keep:
+                planned.append(PlannedDigest(user.name, ch.kind, d.period, picks, None))
+            new.append(NewDigest(user.id, ch.id, d.period, items, cold))
     return _Stored(new, planned, {})
 
 
