@@ -32,6 +32,7 @@ import multiprocessing
 import os
 import platform
 import random
+import re
 import socket
 import tempfile
 import threading
@@ -252,14 +253,27 @@ class _People:
                 self._feedback.setdefault((uid, h + 1), {
                     "user_id": uid, "paper_id": h + 1, "value": -1,
                     "created_at": NOW - timedelta(days=9)})  # fmt: skip
-        if u % 10 == 7:
-            word = KEYWORDS[u % len(KEYWORDS)]
-            self.follows.append({"user_id": uid, "kind": "keyword", "value": word,
-                                 "muted": False})  # fmt: skip
+        if u % 10 == 7:  # a popular keyword, and one of their own from a paper they liked
+            for word in dict.fromkeys((KEYWORDS[u % len(KEYWORDS)], self._own_keyword(u, liked))):
+                if word:
+                    self.follows.append({"user_id": uid, "kind": "keyword", "value": word,
+                                         "muted": False})  # fmt: skip
         authors = self.texts.items[liked[0] % len(self.texts.items)]["authors"] if liked else []
         if u % 20 == 9 and authors:
             self.follows.append({"user_id": uid, "kind": "author", "value": authors[0],
                                  "muted": False})  # fmt: skip
+
+    def _own_keyword(self, u: int, liked: list[int]) -> str:
+        """A word of five letters or more, or two words, of the title of a paper `u` liked:
+        subscribers follow keywords of their own (tens of thousands of distinct ones)."""
+        if not liked:
+            return ""
+        title = self.texts.items[liked[-1] % len(self.texts.items)]["title"]
+        words = re.findall(r"[A-Za-z][a-z]{4,}", title)
+        if not words:
+            return ""
+        i = u % len(words)
+        return (" ".join(words[i : i + 2]) if u % 3 == 0 else words[i]).lower()
 
     def _library(self, u: int) -> list[int]:
         """History positions: a real library (extended by others) cut to a heavy-tailed size

@@ -1,0 +1,74 @@
+"""Which candidates a followed keyword or author matches: the indexed lookups give what a search
+of every candidate's text and authors gives (the definition, written out here), for the real
+CiteULike papers and for made-up texts and keys of any characters."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from recommender import Doc, Recommender
+from recommender.context import Candidates
+from recommender.features import _doc_text, _fold, _name_key
+
+
+def _searched(cands: Candidates, word: str) -> np.ndarray:
+    """The definition: the folded key stands in the folded title and abstract with no letter
+    a–z or digit right before or after it."""
+    key = _fold(word).strip()
+    pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
+    texts = [_fold(_doc_text(d, True)) for d in cands.cands]
+    return np.array([bool(key) and pat.search(t) is not None for t in texts], dtype=bool)
+
+
+def _by_author(cands: Candidates, name: str) -> np.ndarray:
+    """The definition: an author of the same last name, and the same initial when both have
+    one."""
+    last, initial = _name_key(name)
+    return np.array(
+        [
+            bool(last)
+            and any(
+                a_last == last and (not initial or not a_init or a_init == initial)
+                for a_last, a_init in map(_name_key, d.authors)
+            )
+            for d in cands.cands
+        ],
+        dtype=bool,
+    )
+
+
+def test_every_title_word_and_author_of_the_real_papers(
+    rec: Recommender, docs: dict[str, Doc]
+) -> None:
+    cands = rec.candidates(list(docs.values()))
+    words = {w for d in docs.values() for w in re.findall(r"\S+", d.title)}
+    pairs = {" ".join(d.title.split()[i : i + 2]) for d in docs.values() for i in range(3)}
+    checked = 0
+    for word in sorted(words | pairs | {"", "  ", "α", "x-ray", "c++", "(", "2d"}):
+        want = _searched(cands, word)
+        assert np.array_equal(cands.keyword_mask(word), want), word
+        checked += int(want.any())
+    assert checked > 600  # of 634 keys: the lookups were put to work
+    names = {a for d in docs.values() for a in d.authors}
+    for name in sorted(names | {"", "Smith", "J. Smith", "Smith, J", "Müller, K"}):
+        assert np.array_equal(cands.author_mask(name), _by_author(cands, name)), name
+
+
+TEXT = st.text(st.sampled_from("ab0 -.,é'αﬁXß+\u0301"), max_size=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts=st.lists(TEXT, min_size=1, max_size=8), keys=st.lists(TEXT, max_size=6))
+@example(texts=["a-b ab a"], keys=["a-b", "b a", "ab", "a b", " a"])
+@example(texts=["ﬁx é0 fix"], keys=["fix", "e0", "é", "ﬁ"])
+def test_any_text_and_key(rec: Recommender, texts: list[str], keys: list[str]) -> None:
+    docs = [Doc(str(i), t, t[::-1], (t, t[:3])) for i, t in enumerate(texts)]
+    cands = rec.candidates(docs)
+    # keys cut from the texts too, so that there are matches to find
+    for key in keys + [t[i : i + 4] for t in texts for i in range(0, len(t), 3)]:
+        assert np.array_equal(cands.keyword_mask(key), _searched(cands, key)), key
+        assert np.array_equal(cands.author_mask(key), _by_author(cands, key)), key
