@@ -6,6 +6,7 @@ and per-call caches (near-duplicates, trending order, keyword and author matches
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -160,10 +161,10 @@ class Candidates:
         """Every run of a–z and digits in the candidates' folded texts → the candidates that
         hold it (ascending)."""
         if self._runs is None:
-            where: dict[str, list[int]] = {}
+            where: defaultdict[str, list[int]] = defaultdict(list)
             for i in range(len(self.cands)):
                 for run in set(_RUN.findall(self._text(i))):
-                    where.setdefault(run, []).append(i)
+                    where[run].append(i)
             self._runs = {r: np.asarray(ids, dtype=np.int64) for r, ids in where.items()}
         return self._runs
 

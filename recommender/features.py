@@ -28,6 +28,11 @@ def _doc_text(doc: Doc, use_abstract: bool) -> str:
 
 
 def _fold(text: str) -> str:
+    """`text` without accents (NFKD, combining marks dropped), in lower case. ASCII text is
+    only lowered: it has nothing to decompose (most titles and abstracts; the character loop
+    took 60 ms for a day's 3,000 candidates)."""
+    if text.isascii():
+        return text.lower()
     return "".join(
         c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
     ).lower()

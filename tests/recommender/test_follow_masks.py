@@ -5,6 +5,7 @@ CiteULike papers and for made-up texts and keys of any characters."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
@@ -72,3 +73,14 @@ def test_any_text_and_key(rec: Recommender, texts: list[str], keys: list[str]) -
     for key in keys + [t[i : i + 4] for t in texts for i in range(0, len(t), 3)]:
         assert np.array_equal(cands.keyword_mask(key), _searched(cands, key)), key
         assert np.array_equal(cands.author_mask(key), _by_author(cands, key)), key
+
+
+@given(st.text() | st.text(st.characters(max_codepoint=127)))
+@example("Ångström ﬁx Straße")
+@example("Deep Learning: A-B 2D")
+def test_folding_ascii_text_only_lowers_it(text: str) -> None:
+    """Accents dropped (NFKD, no combining marks), lower case; ASCII text takes a short cut."""
+    spelled = "".join(
+        c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+    ).lower()
+    assert _fold(text) == spelled
