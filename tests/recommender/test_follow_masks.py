@@ -8,10 +8,11 @@ import re
 import unicodedata
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from recommender import Doc, Recommender
+from recommender import Doc, Recommender, context
 from recommender.context import Candidates
 from recommender.features import _doc_text, _fold, _name_key
 
@@ -84,3 +85,20 @@ def test_folding_ascii_text_only_lowers_it(text: str) -> None:
         c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
     ).lower()
     assert _fold(text) == spelled
+
+
+def test_the_masks_kept_are_bounded(
+    rec: Recommender, docs: dict[str, Doc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tens of thousands of subscribers' own keywords do not pile up: the oldest mask goes;
+    looked up again, it is the same."""
+    monkeypatch.setattr(context, "MASKS_KEPT", 3)
+    cands = rec.candidates(list(docs.values()))
+    words = ["protein", "network", "social", "gene expression", "learning"]
+    first = {w: cands.keyword_mask(w).copy() for w in words}
+    for name in ["Smith", "Wang", "Li", "Chen"]:
+        cands.author_mask(name)
+    assert list(cands._kw) == ["social", "gene expression", "learning"]
+    assert list(cands._au) == ["Wang", "Li", "Chen"]
+    assert all(np.array_equal(cands.keyword_mask(w), first[w]) for w in words)
+    assert sum(int(m.any()) for m in first.values()) >= 4
