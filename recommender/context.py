@@ -5,6 +5,7 @@ and per-call caches (near-duplicates, trending order, keyword and author matches
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -109,18 +110,17 @@ class Candidates:
         if mask is not None:
             return mask
         mask = np.zeros(len(self.cands), dtype=bool)
-        runs = _RUN.findall(key)
+        runs = set(_RUN.findall(key))
         if runs:
             index = self._run_index()
-            found = [index.get(r) for r in dict.fromkeys(runs)]
-            held = found[0] if all(f is not None for f in found) else None
-            for more in found[1:]:
-                held = None if held is None or more is None else np.intersect1d(held, more)
-            if held is not None and len(held):
+            found = [index[r] for r in runs if r in index]
+            if len(found) == len(runs):  # the candidates holding every run:
+                held: np.ndarray = functools.reduce(np.intersect1d, found)
                 if _RUN.fullmatch(key):
                     mask[held] = True
                 else:
-                    mask[[i for i in held.tolist() if _keyword(key).search(self._text(i))]] = True
+                    pat = _keyword(key)
+                    mask[[i for i in held.tolist() if pat.search(self._text(i))]] = True
         elif key:  # nothing of a–z or digits to look up ("αβ"): every text is searched
             pat = _keyword(key)
             mask[[i for i in range(len(self.cands)) if pat.search(self._text(i))]] = True
