@@ -83,7 +83,7 @@ class RecommenderConfig:
     shortlist_factor: int = 3  # per-user selection looks at the top factor × k (+ 20)
     reason_terms: int = 3
     reason_title_chars: int = 60
-    batch_size: int = 512  # users per matrix product
+    batch_size: int = 512  # users per matrix product (fewer above 3,000 candidates)
 
     def __post_init__(self) -> None:
         problems = [_problem(f.name, getattr(self, f.name)) for f in fields(self)]

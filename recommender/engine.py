@@ -79,6 +79,11 @@ class _Dense(NamedTuple):
     predicted: np.ndarray | None
 
 
+# `batch_size` users per product for up to this many candidates (a day's papers); above, fewer
+# in proportion, so that a product's tables stay a day's size: 1,000 users against a weekly
+# digest's 21,000 candidates peaked at 194 MB of numpy tables in batches of 512, 66 MB in
+# batches of 73, and ranked no slower (1.6 against 1.7 s)
+BATCH_CANDIDATES = 3000
 # rows of the float16 factors converted at once for the topic similarities (bounds the memory)
 TOPIC_SIMS_ROWS = 8192
 
@@ -248,7 +253,7 @@ class Recommender:
         ctx = _Context(self, f, candidates, known or {})
         plans = [_profile_plan(fb, ctx, now, cfg) for fb in users]
         items = ctx.build_items()
-        step = max(1, cfg.batch_size)
+        step = max(1, cfg.batch_size * BATCH_CANDIDATES // max(BATCH_CANDIDATES, len(candidates)))
         for start in range(0, len(users), step):
             batch, batch_plans = users[start : start + step], plans[start : start + step]
             out.update(self._rank_batch(batch, batch_plans, items, ctx, k, explain, keyword_share))

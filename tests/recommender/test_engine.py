@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig
+from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig, engine
 from recommender.profiles import _in_place, _Liked
 from recommender.selection import _dense_product, _plain_rec, _top_rows
 from recommender.types import _new_tuple
@@ -208,6 +208,34 @@ def test_many_users_in_small_batches_match_one_batch(docs: dict[str, Doc]) -> No
     b.fit(list(docs.values()))
     cands = list(docs.values())
     assert a.rank(cands, users, k=5, now=NOW) == b.rank(cands, users, k=5, now=NOW)
+
+
+def test_more_candidates_than_a_day_rank_fewer_users_per_product(
+    docs: dict[str, Doc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`batch_size` users per product up to BATCH_CANDIDATES candidates, fewer in proportion
+    above (a weekly digest's week): the same picks, in smaller products."""
+    users = [
+        Feedback(f"u{n}", likes=tuple(Like(i) for i in list(docs)[n : n + 3]))
+        for n in range(0, 40, 4)
+    ]
+    rec = Recommender(RecommenderConfig(method="tfidf-centroid", min_df=1, batch_size=8))
+    rec.fit(list(docs.values()))
+    cands = list(docs.values())
+    sizes: list[int] = []
+    rank_batch = rec._rank_batch
+
+    def noted(batch: list[Feedback], *args: object, **kwargs: object) -> object:
+        sizes.append(len(batch))
+        return rank_batch(batch, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rec, "_rank_batch", noted)
+    whole = rec.rank(cands, users, k=5, now=NOW)
+    assert sizes == [8, 2] and len(cands) <= engine.BATCH_CANDIDATES
+    sizes.clear()
+    monkeypatch.setattr(engine, "BATCH_CANDIDATES", len(cands) // 4)  # 8 × 1/4: 2 a product
+    assert rec.rank(cands, users, k=5, now=NOW) == whole
+    assert sizes == [2] * 5
 
 
 def test_cf_map_falls_back_without_libraries(docs: dict[str, Doc]) -> None:
