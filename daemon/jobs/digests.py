@@ -223,6 +223,7 @@ def make_digests(
             if app.stopping.is_set():  # the daemon is stopping: the next run makes the rest
                 break
             progress("digests", done, len(todo))
+            # at scale the report counts: memory must not grow with the subscribers
             keep = None if dry_run else max(0, PLANNED_KEPT - kept)
             planned = _plan_batch(day, batch, report, ahead or _read_signals(day, batch), keep)
             kept += len(planned.planned)
@@ -453,10 +454,10 @@ def _finish_batch(
     report.empty += sum(
         1 for n in batch.new if (n.user_id, n.channel_id) in created and not n.items
     )
-    room = max(0, PLANNED_KEPT - len(report.planned))  # at scale, counts: memory must not grow
+    # the batch's planned digests are the first of its new ones: those the report keeps
     report.planned += [
         replace(p, digest_id=created.get((n.user_id, n.channel_id)))
-        for p, n in zip(batch.planned[:room], batch.new, strict=False)
+        for p, n in zip(batch.planned, batch.new, strict=False)
     ]
     if after_batch is not None:
         after_batch()
