@@ -109,21 +109,19 @@ class Candidates:
         mask = self._kw.get(key)
         if mask is not None:
             return mask
-        mask = np.zeros(len(self.cands), dtype=bool)
         runs = set(_RUN.findall(key))
+        held: np.ndarray  # the candidates that may match: those holding every run of the key
         if runs:
             index = self._run_index()
-            found = [index[r] for r in runs if r in index]
-            if len(found) == len(runs):  # the candidates holding every run:
-                held: np.ndarray = functools.reduce(np.intersect1d, found)
-                if _RUN.fullmatch(key):
-                    mask[held] = True
-                else:
-                    pat = _keyword(key)
-                    mask[[i for i in held.tolist() if pat.search(self._text(i))]] = True
-        elif key:  # nothing of a–z or digits to look up ("αβ"): every text is searched
+            held = functools.reduce(np.intersect1d, [index.get(r, _NONE) for r in runs])
+        else:  # nothing of a–z or digits to look up ("αβ"): every text is searched
+            held = np.arange(len(self.cands)) if key else _NONE
+        mask = np.zeros(len(self.cands), dtype=bool)
+        if _RUN.fullmatch(key):  # one run: every candidate holding it matches
+            mask[held] = True
+        else:
             pat = _keyword(key)
-            mask[[i for i in range(len(self.cands)) if pat.search(self._text(i))]] = True
+            mask[[i for i in held.tolist() if pat.search(self._text(i))]] = True
         _keep(self._kw, key, mask)
         return mask
 
@@ -168,6 +166,7 @@ class Candidates:
 
 
 _RUN = re.compile(r"[a-z0-9]+")
+_NONE = np.empty(0, dtype=np.int64)  # no candidate
 MASKS_KEPT = 5_000  # keyword masks, and author masks, kept per day's candidates (3 kB each)
 
 
