@@ -29,7 +29,9 @@ log = logging.getLogger("paperwire.jobs")
 
 Picks = tuple[tuple[PaperRow, "Recommendation"], ...]
 T = TypeVar("T")
-_new_tuple = tuple.__new__  # a named tuple made without its Python constructor (`NewItem`)
+# a named tuple made without its Python constructor (`NewItem`); recommender.types has the
+# same alias, but importing it here would load scikit-learn with every command
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True)
