@@ -262,7 +262,7 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
 
     with _open_app() as app:
         user = app.store.people.get(name)
-        channels = next(c for u, c in app.store.people.all() if u.id == user.id)
+        channels = app.store.people.channels_of(user.id)
         signals = app.store.people.signals([user.id])[user.id]
         digests = app.store.health.deliveries(user=name, limit=10)
         default_hour = app.settings.schedule.digest_hour

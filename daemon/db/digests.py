@@ -186,14 +186,19 @@ class Digests(Repository):
             q = select(Digest.channel_id).where(Digest.user_id == user_id, Digest.period == period)
             return set(s.exec(q).all())
 
-    def made(self, periods: Collection[date]) -> set[tuple[int, date]]:
-        """(channel id, period) of every digest already made for these periods, in one query."""
-        if not periods:
+    def made(
+        self, periods: Collection[date], channels: Collection[int] | None = None
+    ) -> set[tuple[int, date]]:
+        """(channel id, period) of every digest already made for these periods (of these
+        channels only, when given), in one query."""
+        if not periods or (channels is not None and not channels):
             return set()
         with self.session() as s:
             q = select(col(Digest.channel_id), col(Digest.period)).where(
                 col(Digest.period).in_(periods)
             )
+            if channels is not None:
+                q = q.where(col(Digest.channel_id).in_(channels))
             return {(c, p) for c, p in s.exec(q).all()}
 
     def create_many(

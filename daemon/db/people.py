@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import IN_CHUNK, Repository
+from daemon.db.engine import IN_CHUNK, Repository, lowered
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
@@ -101,6 +101,55 @@ class People(Repository):
             users = s.exec(select(User).order_by(col(User.name))).all()
             by_user = _channels_by_user(s.exec(select(Channel).order_by(col(Channel.id))).all())
             return [(UserRow.of(u), by_user.get(u.id or 0, [])) for u in users]
+
+    def find(
+        self, text: str = "", *, offset: int = 0, limit: int = 100
+    ) -> tuple[int, list[Subscriber]]:
+        """The users whose handle, display name or email address holds `text` (in any case;
+        "": every user), by name: how many there are, and `limit` of them from `offset`, each
+        with all their channels. The database filters and counts: a page of the console reads
+        its page, not every subscriber."""
+        user_t, channel_t = _table(User), _table(Channel)
+        match: sa.ColumnElement[bool] = sa.true()
+        needle = text.strip().lower()
+        if needle:
+            email = (
+                sa.select(channel_t.c.id)
+                .where(
+                    channel_t.c.user_id == user_t.c.id,
+                    channel_t.c.kind == ChannelKind.EMAIL.value,
+                    lowered(channel_t.c.address).contains(needle, autoescape=True),
+                )
+                .exists()
+            )
+            match = sa.or_(
+                lowered(user_t.c.name).contains(needle, autoescape=True),
+                lowered(user_t.c.display_name).contains(needle, autoescape=True),
+                email,
+            )
+        with self.reading() as conn:
+            count = sa.select(sa.func.count()).select_from(user_t).where(match)
+            total = conn.execute(count).scalar_one()
+            q = sa.select(user_t).where(match).order_by(user_t.c.name)
+            users = [
+                row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
+                for r in conn.execute(q.offset(max(offset, 0)).limit(limit))
+            ]
+            q = sa.select(channel_t).order_by(channel_t.c.id)
+            q = q.where(channel_t.c.user_id.in_([u.id for u in users]))
+            by_user: dict[int, list[ChannelRow]] = defaultdict(list)
+            for r in conn.execute(q):
+                by_user[r.user_id].append(row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind)))
+        return total, [(u, by_user.get(u.id, [])) for u in users]
+
+    def names_from(self, base: str) -> set[str]:
+        """The handles taken among `base` and `base-…` (for a new handle made from `base`)."""
+        name = _table(User).c.name
+        q = sa.select(name).where(
+            sa.or_(name == base, name.startswith(f"{base}-", autoescape=True))
+        )
+        with self.reading() as conn:
+            return set(conn.execute(q).scalars())
 
     def update(self, name: str, **changes: object) -> UserRow:
         """Change a user's settings (display_name, timezone, digest_hour, max_picks, active)."""

@@ -24,6 +24,7 @@ from daemon.checks import (
     check_weekday,
 )
 from daemon.db.models import ChannelKind
+from daemon.db.people import Subscriber
 from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import PaperwireError
 from daemon.settings import check_timezone, crontab_trigger
@@ -232,18 +233,8 @@ def _subscribers_page(
 ) -> HTMLResponse:
     app = console.app
     now = app.clock()
-    everyone = app.store.people.all()
-    needle = q.strip().lower()
-    found = [
-        (u, chans)
-        for u, chans in everyone
-        if not needle
-        or needle in u.name.lower()
-        or needle in u.display_name.lower()
-        or any(c.kind == ChannelKind.EMAIL and needle in c.address.lower() for c in chans)
-    ]
-    shown = found[page * PAGE : (page + 1) * PAGE]
-    made = _made_today(app, [u for u, _ in shown], now)
+    total, shown = app.store.people.find(q, offset=page * PAGE, limit=PAGE)
+    made = _made_today(app, shown, now)
     rows = [(u, chans, next_digest(app, u, u.id in made, now)) for u, chans in shown]
     return console.render(
         request,
@@ -253,8 +244,8 @@ def _subscribers_page(
         rows=rows,
         q=q,
         page=page,
-        total=len(found),
-        pages=(len(found) + PAGE - 1) // PAGE,
+        total=total,
+        pages=(total + PAGE - 1) // PAGE,
         show=_show,
         form=ctx.pop("form", {}),
         default_hour=app.settings.schedule.digest_hour,
@@ -263,14 +254,14 @@ def _subscribers_page(
     )
 
 
-def _made_today(app: App, users: list[UserRow], now: datetime) -> set[int]:
+def _made_today(app: App, shown: list[Subscriber], now: datetime) -> set[int]:
     """Ids of these users whose digest for their local today exists."""
     from daemon.jobs import period_for
 
-    periods = {u.id: period_for(u, now) for u in users}
-    made = app.store.digests.made(set(periods.values()))
-    mine = {c.id: u.id for u, chans in app.store.people.all() if u.id in periods for c in chans}
-    return {mine[c] for c, p in made if c in mine and periods[mine[c]] == p}
+    periods = {u.id: period_for(u, now) for u, _ in shown}
+    mine = {c.id: u.id for u, chans in shown for c in chans}
+    made = app.store.digests.made(set(periods.values()), mine)
+    return {mine[c] for c, p in made if periods[mine[c]] == p}
 
 
 def _show(channel: ChannelRow) -> str:
@@ -283,7 +274,7 @@ def _subscriber_page(
     app = console.app
     now = app.clock()
     user = app.store.people.get(name)
-    channels = next(c for u, c in app.store.people.all() if u.id == user.id)
+    channels = app.store.people.channels_of(user.id)
     signals = app.store.people.signals([user.id])[user.id]
     return console.render(
         request,
@@ -296,7 +287,7 @@ def _subscriber_page(
         show=_show,
         signals=signals,
         digests=app.store.health.deliveries(user=name, limit=20),
-        next_at=next_digest(app, user, user.id in _made_today(app, [user], now), now),
+        next_at=next_digest(app, user, user.id in _made_today(app, [(user, channels)], now), now),
         email=next((c.address for c in channels if c.kind == ChannelKind.EMAIL), ""),
         has_slack=any(c.kind == ChannelKind.SLACK for c in channels),
         default_hour=app.settings.schedule.digest_hour,

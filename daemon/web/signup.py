@@ -50,7 +50,7 @@ def new_handle(app: App, address: str) -> str:
     base = re.sub(r"[^\w.-]+", "-", address.partition("@")[0]).strip(".-")[:56] or "user"
     if not re.match(r"\w", base):
         base = "u" + base
-    names = {u.name for u, _ in app.store.people.all()}
+    names = app.store.people.names_from(base)
     name, n = base, 1
     while name in names:
         n += 1

@@ -400,3 +400,42 @@ def _while_another_connection_writes(
         reader.join(20)
         assert done, "the read waited for the writer"
         return done[0]
+
+
+def test_find_filters_counts_and_pages_in_the_database(app_factory: Callable[..., App]) -> None:
+    people = app_factory().store.people
+    email, slack = ChannelKind.EMAIL, ChannelKind.SLACK
+    hook = "https://hooks.slack.com/services/T0/B0/x"
+    people.add("ada", NOW, channels={email: "ada@lab.example"}, display_name="Ada Lovelace")
+    people.add("éva", NOW, channels={email: "EVA@Uni.example"}, display_name="Éva Tardos")
+    people.add("bob_1", NOW, channels={slack: hook}, display_name="Bob")
+    people.add("pct", NOW, channels={email: "pct@x.example"}, display_name="100% sure")
+    people.add("under", NOW, channels={email: "u@x.example"}, display_name="a_b")
+
+    def names(text: str, offset: int = 0, limit: int = 100) -> tuple[int, list[str]]:
+        total, found = people.find(text, offset=offset, limit=limit)
+        return total, [u.name for u, _ in found]
+
+    everyone = sorted(["ada", "éva", "bob_1", "pct", "under"])
+    assert names("") == (5, everyone)
+    assert names("", offset=2, limit=2) == (5, everyone[2:4])  # a page, the count of all
+    assert names("  LAB.Example ") == (1, ["ada"])  # an email address, in any case
+    assert names("eva@uni") == (1, ["éva"])
+    assert names("éva t") == (1, ["éva"])  # "Éva Tardos": beyond ASCII too (SQLite included)
+    assert names("lovelace") == (1, ["ada"])  # the display name
+    assert names("%") == (1, ["pct"])  # LIKE's wildcards are the characters themselves
+    assert names("_") == (2, ["bob_1", "under"])
+    assert names("hooks.slack") == (0, [])  # a webhook is not searched
+    _, ((ada, channels), *_) = people.find("ada")
+    assert channels == people.channels_of(ada.id) and channels[0].address == "ada@lab.example"
+
+
+def test_names_from_a_base_are_the_base_and_its_numbered_ones(
+    app_factory: Callable[..., App],
+) -> None:
+    people = app_factory().store.people
+    for name in ("ada", "ada-2", "adam", "ada-x", "a_a-2", "aba-2"):
+        people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+    assert people.names_from("ada") == {"ada", "ada-2", "ada-x"}
+    assert people.names_from("a_a") == {"a_a-2"}  # "_" is no wildcard: "aba-2" is not one
+    assert people.names_from("eve") == set()

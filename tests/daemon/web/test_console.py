@@ -241,6 +241,38 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
         assert done in actions
 
 
+def test_the_subscriber_list_is_searched_and_paged(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from daemon.web import console_people
+
+    monkeypatch.setattr(console_people, "PAGE", 2)
+    app = console.app
+    for name in ("ann", "bea", "cat", "dan", "eve"):
+        app.store.people.add(name, app.clock(), channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+    jobs.make_digests(app, app.clock(), force=True)  # a digest made today for each
+    log_in(client)
+
+    def shown(url: str) -> list[str]:
+        return re.findall(r'<tr id="user-(\w+)"', client.get(url).text)
+
+    assert shown("/admin/subscribers") == ["ann", "bea"]
+    page = client.get("/admin/subscribers?page=1").text
+    assert re.findall(r'<tr id="user-(\w+)"', page) == ["cat", "dan"]
+    assert "page 2 of 3" in page and "page=0" in page and "page=2" in page
+    assert shown("/admin/subscribers?page=2") == ["eve"]
+    app.store.people.add("fay", app.clock(), channels={ChannelKind.EMAIL: "fay@lab.example"})
+    last = client.get("/admin/subscribers?page=2").text  # eve's digest is made, fay's is not
+    assert re.findall(r'<tr id="user-(\w+)"', last) == ["eve", "fay"]
+    eve, fay = re.findall(r'<td class="next-digest">([^<]*)</td>', last)
+    assert eve != fay and eve == re.findall(r'<td class="next-digest">([^<]*)</td>', page)[0]
+    assert shown("/admin/subscribers?page=7") == []
+    assert "6 subscriber(s)" in client.get("/admin/subscribers?page=7").text
+    assert shown("/admin/subscribers?q=E%40LAB") == ["eve"]  # the address, in any case
+    assert shown("/admin/subscribers?q=N") == ["ann", "dan"]
+    assert "page 1 of" not in client.get("/admin/subscribers?q=n").text  # one page of two
+
+
 def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     console: Console, client: TestClient
 ) -> None:

@@ -18,7 +18,7 @@ from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.settings import ServerSettings
 from daemon.web.pages import make_web
-from tests.daemon.conftest import SettingsFactory
+from tests.daemon.conftest import NOW, SettingsFactory
 
 
 def _app(app_factory: Callable[..., App], make_settings: SettingsFactory, **server: Any) -> App:
@@ -113,3 +113,16 @@ def test_signup_domains_are_checked() -> None:
         ServerSettings(signup_domains=["not a domain"])
     with pytest.raises(ValidationError):
         ServerSettings(signup="maybe")
+
+
+def test_a_new_handle_is_the_first_free_one_from_the_address(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    from daemon.web.signup import new_handle
+
+    app = _app(app_factory, make_settings)
+    assert new_handle(app, "ada@lab.example") == "ada"
+    for name in ("ada", "ada-2", "adam"):
+        app.store.people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+    assert new_handle(app, "ada@other.example") == "ada-3"
+    assert new_handle(app, "-eve.@lab.example") == "eve"
