@@ -29,7 +29,7 @@ class Status:
     feeds: list[FeedRow]
     days: list[Day]  # oldest first, today last
     counts: dict[str, int]  # digests by state, "postponed" apart from "pending"
-    postponed: list[Delivery]
+    postponed: list[Delivery]  # the latest digest held back, if any (how many: counts)
     failed_today: list[Delivery]
     recent_errors: list[Delivery]  # pending or failed digests with an error, newest first
     problems: list[Problem]
@@ -47,7 +47,8 @@ def feed_outcome(feed: FeedRow) -> str:
 def status(store: Store, now: datetime, days: int = 7) -> Status:
     today = now.astimezone(UTC).date()
     failing = store.health.failing_feeds(now, FAILING_FOR)
-    postponed = store.health.deliveries(postponed_only=True, limit=1000)
+    counts = store.health.counts()
+    postponed = store.health.deliveries(postponed_only=True, limit=1) if counts["postponed"] else []
     failed_today = store.health.failed_since(day_start(today))
     errors = [
         d
@@ -68,7 +69,7 @@ def status(store: Store, now: datetime, days: int = 7) -> Status:
     if postponed:
         problems.append(
             Problem(
-                f"{len(postponed)} digest(s) wait for a transport that could deliver nothing: "
+                f"{counts['postponed']} digest(s) wait for a transport that could deliver nothing: "
                 f"{postponed[0].last_error}",
                 "fix the [email] or [slack] settings (server, login); they are sent at the "
                 "next run, or now with `paperwire deliveries retry`",
@@ -87,7 +88,7 @@ def status(store: Store, now: datetime, days: int = 7) -> Status:
         now=now,
         feeds=feeds,
         days=store.health.days(today - timedelta(days=days - 1), today),
-        counts=store.health.counts(),
+        counts=counts,
         postponed=postponed,
         failed_today=failed_today,
         recent_errors=errors,

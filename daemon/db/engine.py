@@ -118,6 +118,25 @@ def _lowered_sqlite(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
+class utc_day(FunctionElement[str]):
+    """The UTC day of a timestamp column as "YYYY-MM-DD": SQLite keeps a timestamp as UTC text
+    (its first ten characters), PostgreSQL as `timestamptz`. Lets a query count by day."""
+
+    type = sa.String()
+    name = "utc_day"
+    inherit_cache = True
+
+
+@compiles(utc_day)
+def _utc_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+
+
 IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
 READ_ONLY = "paperwire_read_only"  # execution option: this connection only reads
 

@@ -1,8 +1,8 @@
 """What the admin watches, read-only: figures per day, deliveries by state with their last
 error, and the problems that need a person (`paperwire status`, the console, /metrics).
 
-Days are UTC days. Timestamps are bucketed here rather than in SQL (date functions differ
-between SQLite and PostgreSQL); only the rows of the days asked for are read.
+Days are UTC days, counted by the database (`utc_day`): a day's figures cost a row whatever
+the number of likes or digests, and so does every count here.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import Repository
+from daemon.db.engine import IN_CHUNK, Repository, utc_day
+from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
     ChannelKind,
@@ -79,28 +80,16 @@ class Health(Repository):
     def days(self, first: date, last: date) -> list[Day]:
         """Figures for every UTC day from `first` to `last`, oldest first."""
         since, until = day_start(first), day_start(last + timedelta(days=1))
-        with self.session() as s:
-            papers = _by_day(
-                s.exec(
-                    select(Paper.first_seen_at).where(
-                        col(Paper.first_seen_at) >= since, col(Paper.first_seen_at) < until
-                    )
-                ).all()
-            )
-            feedback = _by_day(
-                s.exec(
-                    select(Feedback.created_at).where(
-                        col(Feedback.created_at) >= since, col(Feedback.created_at) < until
-                    )
-                ).all()
-            )
-            unsubscribed = _by_day(
-                s.exec(
-                    select(User.unsubscribed_at).where(
-                        col(User.unsubscribed_at) >= since, col(User.unsubscribed_at) < until
-                    )
-                ).all()
-            )
+
+        def by_day(stamp: sa.ColumnElement[datetime]) -> Counter[date]:
+            day = utc_day(stamp)
+            q = sa.select(day, sa.func.count()).where(stamp >= since, stamp < until)
+            return Counter({date.fromisoformat(d): int(n) for d, n in s.execute(q.group_by(day))})
+
+        with self.read_session() as s:
+            papers = by_day(_table(Paper).c.first_seen_at)
+            feedback = by_day(_table(Feedback).c.created_at)
+            unsubscribed = by_day(_table(User).c.unsubscribed_at)
             states: dict[date, Counter[str]] = defaultdict(Counter)
             q = (
                 select(col(Digest.period), col(Digest.state), sa.func.count())
@@ -109,14 +98,16 @@ class Health(Repository):
             )
             for period, state, n in s.exec(q).all():
                 states[period][state] = int(n)
-            held: dict[date, set[int]] = defaultdict(set)
-            q2 = select(DeliveryAttempt.digest_id, DeliveryAttempt.at).where(
-                DeliveryAttempt.outcome == Outcome.POSTPONED,
-                col(DeliveryAttempt.at) >= since,
-                col(DeliveryAttempt.at) < until,
+            # digests held back each day (each once a day, however many times it was tried)
+            attempt = _table(DeliveryAttempt).c
+            day = utc_day(attempt.at)
+            q2 = (
+                sa.select(day, sa.func.count(sa.distinct(attempt.digest_id)))
+                .where(attempt.outcome == Outcome.POSTPONED.value, attempt.at >= since)
+                .where(attempt.at < until)
+                .group_by(day)
             )
-            for digest_id, at in s.exec(q2).all():
-                held[at.astimezone(UTC).date()].add(digest_id)
+            held = {date.fromisoformat(d): int(n) for d, n in s.execute(q2)}
         return [
             Day(
                 day=d,
@@ -125,7 +116,7 @@ class Health(Repository):
                 failed=states[d][DigestState.FAILED],
                 pending=states[d][DigestState.PENDING],
                 empty=states[d][DigestState.EMPTY],
-                postponed=len(held[d]),
+                postponed=held.get(d, 0),
                 feedback=feedback[d],
                 unsubscribes=unsubscribed[d],
             )
@@ -166,7 +157,9 @@ class Health(Repository):
                 q = q.where(User.name == user)
             if postponed_only:
                 q = q.where(Digest.state == DigestState.PENDING)
-            rows = list(s.exec(q.limit(limit if not postponed_only else None)).all())
+            if postponed_only:
+                q = q.where(col(Digest.id).in_(_held_back()))
+            rows = list(s.exec(q.limit(limit)).all())
             held = _postponed(s, [d.id for d, _, _ in rows if d.state == DigestState.PENDING])
         found = [
             Delivery(
@@ -183,7 +176,7 @@ class Health(Repository):
             )
             for d, name, kind in rows
         ]
-        return [d for d in found if d.postponed][:limit] if postponed_only else found
+        return found
 
     def failed_since(self, since: datetime) -> list[Delivery]:
         """Digests given up on since `since` (a permanent error, or too many temporary ones),
@@ -216,25 +209,38 @@ class Health(Repository):
         with self.session() as s:
             q = select(Digest.state, sa.func.count()).group_by(col(Digest.state))
             found = {str(state): int(n) for state, n in s.exec(q).all()}
-            pending = s.exec(select(Digest.id).where(Digest.state == DigestState.PENDING)).all()
-            held = len(_postponed(s, [i for i in pending if i is not None]))
+            held = s.execute(sa.select(sa.func.count()).select_from(_held_back().subquery()))
+            held_back = int(held.scalar_one())
         counts = {str(state): found.get(str(state), 0) for state in DigestState}
-        counts["postponed"] = held
-        counts[DigestState.PENDING] -= held
+        counts["postponed"] = held_back
+        counts[DigestState.PENDING] -= held_back
         return counts
+
+
+def _held_back(among: Sequence[int] | None = None) -> sa.Select[tuple[int]]:
+    """The ids of the pending digests (`among` these, when given) whose latest attempt (by
+    time, then id) was postponed: held back by a transport that could deliver nothing."""
+    a, b, d = (_table(DeliveryAttempt).alias("a"), _table(DeliveryAttempt).alias("b"),
+               _table(Digest))  # fmt: skip
+    later = (
+        sa.select(b.c.id)
+        .where(b.c.digest_id == a.c.digest_id)
+        .where(sa.or_(b.c.at > a.c.at, sa.and_(b.c.at == a.c.at, b.c.id > a.c.id)))
+        .exists()
+    )
+    q = (
+        sa.select(a.c.digest_id)
+        .join(d, d.c.id == a.c.digest_id)
+        .where(d.c.state == DigestState.PENDING.value, a.c.outcome == Outcome.POSTPONED.value)
+        .where(~later)
+    )
+    return q if among is None else q.where(a.c.digest_id.in_(among))
 
 
 def _postponed(s: Session, pending_ids: Sequence[int | None]) -> set[int]:
     """Of these pending digests, those whose latest attempt was postponed."""
     ids = [i for i in pending_ids if i is not None]
-    if not ids:
-        return set()
-    latest: dict[int, tuple[datetime, int, str]] = {}
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
-        q = select(DeliveryAttempt).where(col(DeliveryAttempt.digest_id).in_(chunk))
-        for a in s.exec(q).all():
-            key = (a.at, a.id or 0, a.outcome)
-            if a.digest_id not in latest or key > latest[a.digest_id]:
-                latest[a.digest_id] = key
-    return {i for i, (_, _, outcome) in latest.items() if outcome == Outcome.POSTPONED}
+    held: set[int] = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        held.update(s.execute(_held_back(ids[start : start + IN_CHUNK])).scalars())
+    return held

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
@@ -439,3 +439,54 @@ def test_names_from_a_base_are_the_base_and_its_numbered_ones(
     assert people.names_from("ada") == {"ada", "ada-2", "ada-x"}
     assert people.names_from("a_a") == {"a_a-2"}  # "_" is no wildcard: "aba-2" is not one
     assert people.names_from("eve") == set()
+
+
+def test_health_counts_by_utc_day_and_finds_held_back_digests_in_the_database(
+    app_factory: Callable[..., App],
+) -> None:
+    from daemon.db.models import Outcome
+
+    store = app_factory().store
+    day = NOW.date()
+    midnight = datetime.combine(day, time(0), tzinfo=UTC)
+    last_moment = midnight - timedelta(microseconds=1)  # the day before, in UTC
+    store.papers.upsert([_paper("arxiv:1")], None, last_moment)
+    store.papers.upsert([_paper("arxiv:2"), _paper("arxiv:3")], None, midnight)
+    ids = [store.papers.find(k).id for k in ("arxiv:1", "arxiv:2", "arxiv:3")]
+    users = [
+        store.people.add(n, NOW, channels={ChannelKind.EMAIL: f"{n}@lab.example"})
+        for n in ("ada", "bob", "cy")
+    ]
+    store.people.set_feedback(users[0].id, ids[0], 1, last_moment)
+    store.people.set_feedback(users[0].id, ids[1], 1, midnight + timedelta(hours=23))
+    store.people.set_feedback(users[1].id, ids[1], -1, midnight)
+    store.people.set_subscribed(users[2].id, False, midnight)
+    digests = [
+        store.digests.create(u.id, store.people.channels_of(u.id)[0].id, day,
+                             [NewItem(ids[2], 0.5, "similar", "r")], NOW, cold_start=False)
+        for u in users
+    ]  # fmt: skip
+    ada, bob, cy = (d for d in digests if d is not None)
+    # ada: held back twice; bob: held back, then a temporary error (no longer held back);
+    # cy: held back, then sent
+    store.digests.postpone(ada, midnight, NOW, "refused")
+    store.digests.postpone(ada, midnight + timedelta(hours=1), NOW, "refused again")
+    store.digests.postpone(bob, last_moment, NOW, "refused")
+    store.digests.finish(bob, midnight, outcome=Outcome.TEMPORARY, retry_at=NOW)
+    store.digests.postpone(cy, midnight, NOW, "refused")
+    store.digests.finish(cy, midnight + timedelta(minutes=5), outcome=Outcome.SENT)
+
+    before, today = store.health.days(day - timedelta(days=1), day)
+    assert (before.day, today.day) == (day - timedelta(days=1), day)
+    assert (before.papers, today.papers) == (1, 2)
+    assert (before.feedback, today.feedback) == (1, 2)
+    assert (before.unsubscribes, today.unsubscribes) == (0, 1)
+    assert (before.postponed, today.postponed) == (1, 2)  # each digest once a day
+    assert (today.pending, today.sent) == (2, 1)
+    counts = store.health.counts()
+    assert (counts["pending"], counts["postponed"], counts["sent"]) == (1, 1, 1)
+    held = store.health.deliveries(postponed_only=True)
+    assert [(d.id, d.postponed, d.last_error) for d in held] == [(ada, True, "refused again")]
+    listed = {d.id: d.postponed for d in store.health.deliveries()}
+    assert listed == {ada: True, bob: False, cy: False}
+    assert store.health.deliveries(postponed_only=True, limit=0) == []
