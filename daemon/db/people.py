@@ -228,12 +228,15 @@ class People(Repository):
                     raise PaperwireError(
                         f"{r.name}: {email} is already the email address of user {owner!r}"
                     )
+            have = _channels_of_users(s, [u.id for u in users.values() if u.id is not None])
+            new: list[tuple[User, Imported]] = []
             for r in rows:
                 user = users.get(r.name)
                 if user is None:
                     user = User(name=r.name, display_name=r.display_name or r.name, created_at=now)
+                    new.append((user, r))
                     added += 1
-                elif not _import_changes(s, user, r):
+                elif not _import_changes(user, r, have.get(user.id or 0, [])):
                     continue
                 else:
                     updated += 1
@@ -241,10 +244,17 @@ class People(Repository):
                 user.digest_hour = r.digest_hour if r.digest_hour is not None else user.digest_hour
                 user.display_name = r.display_name or user.display_name
                 s.add(user)
-                s.flush()
+                if user.id is not None:
+                    for kind, address in r.channels.items():
+                        _replace_channel(s, user.id, kind, address or None, have.get(user.id, []))
+            s.flush()  # the new users, inserted together (their ids come back in one statement)
+            for user, r in new:
                 assert user.id is not None
-                for kind, address in r.channels.items():
-                    _replace_channel(s, user.id, kind, address or None)
+                s.add_all(
+                    Channel(user_id=user.id, kind=kind, address=address)
+                    for kind, address in r.channels.items()
+                    if address
+                )
             s.commit()
         return added, updated, len(rows) - added - updated
 
@@ -548,37 +558,48 @@ def _users_named(s: Session, names: Sequence[str]) -> list[User]:
     return found
 
 
-def _import_changes(s: Session, user: User, r: Imported) -> bool:
-    """Whether the row says anything new about this existing user."""
+def _channels_of_users(s: Session, user_ids: Sequence[int]) -> dict[int, list[Channel]]:
+    """Every channel of these users, by id, read a thousand users at a time."""
+    out: dict[int, list[Channel]] = defaultdict(list)
+    for start in range(0, len(user_ids), 1000):
+        q = select(Channel).where(col(Channel.user_id).in_(list(user_ids[start : start + 1000])))
+        for c in s.exec(q.order_by(col(Channel.id))).all():
+            out[c.user_id].append(c)
+    return out
+
+
+def _import_changes(user: User, r: Imported, channels: Sequence[Channel]) -> bool:
+    """Whether the row says anything new about this existing user (`channels`: all theirs)."""
     if r.timezone is not None and r.timezone != user.timezone:
         return True
     if r.digest_hour is not None and r.digest_hour != user.digest_hour:
         return True
     if r.display_name and r.display_name != user.display_name:
         return True
-    have = {
-        ChannelKind(c.kind): c.address
-        for c in s.exec(select(Channel).where(Channel.user_id == user.id)).all()
-    }
+    have = {ChannelKind(c.kind): c.address for c in channels}
     return any(have.get(kind, "") != (address or "") for kind, address in r.channels.items())
 
 
-def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str | None) -> None:
+def _replace_channel(
+    s: Session,
+    user_id: int,
+    kind: ChannelKind,
+    address: str | None,
+    channels: Sequence[Channel] | None = None,
+) -> None:
     """A changed address is updated in place: deleting the row would cascade to its digests,
     so today's digest would be made and sent again and the record of what was sent lost.
-    A changed address is active; an unchanged one keeps its state."""
-    olds = list(
-        s.exec(
-            select(Channel)
-            .where(Channel.user_id == user_id, Channel.kind == kind)
-            .order_by(col(Channel.id))
-        ).all()
-    )
+    A changed address is active; an unchanged one keeps its state. `channels`: all the
+    user's, when read already (else they are read here)."""
+    if channels is None:
+        channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
+    olds = sorted((c for c in channels if c.kind == kind), key=lambda c: c.id or 0)
     keep = olds[0] if olds and address else None
     for old in olds:
         if old is not keep:
             s.delete(old)
-    s.flush()
+    if len(olds) > (keep is not None):
+        s.flush()
     if keep is not None:
         if keep.address != address:
             # a new address is a new start; the same address keeps its state (a channel its
@@ -593,7 +614,7 @@ def _replace_channel(s: Session, user_id: int, kind: ChannelKind, address: str |
 def _owner(s: Session, kind: ChannelKind, address: str) -> tuple[int, str] | None:
     """(id, name) of the user with this address."""
     match = (
-        sa.func.lower(Channel.address) == address.lower()
+        lowered(col(Channel.address)) == address.lower()
         if kind == ChannelKind.EMAIL
         else col(Channel.address) == address
     )

@@ -490,3 +490,55 @@ def test_health_counts_by_utc_day_and_finds_held_back_digests_in_the_database(
     listed = {d.id: d.postponed for d in store.health.deliveries()}
     assert listed == {ada: True, bob: False, cy: False}
     assert store.health.deliveries(postponed_only=True, limit=0) == []
+
+
+def test_an_import_updates_channels_in_place_and_adds_new_users_with_theirs(
+    app_factory: Callable[..., App],
+) -> None:
+    from daemon.db.people import Imported
+
+    store = app_factory().store
+    people = store.people
+    email, slack = ChannelKind.EMAIL, ChannelKind.SLACK
+    hook = "https://hooks.slack.com/services/T0/B0/x"
+    rows = [
+        Imported("ada", {email: "ada@lab.example"}),
+        Imported("bob", {email: "bob@lab.example"}),
+    ]
+    assert people.import_many(rows, NOW) == (2, 0, 0)
+    ada, bob = people.get("ada"), people.get("bob")
+    (ada_mail,) = people.channels_of(ada.id)
+    (bob_mail,) = people.channels_of(bob.id)
+    store.papers.upsert([_paper("arxiv:1")], None, NOW)
+    item = NewItem(store.papers.find("arxiv:1").id, 0.5, "similar", "r")
+    digest = store.digests.create(ada.id, ada_mail.id, NOW.date(), [item], NOW, cold_start=False)
+    people.set_channel_active(bob.id, bob_mail.id, False, NOW)
+    again = [
+        Imported("ada", {email: "ada@new.example", slack: hook}, timezone="Europe/Paris"),
+        Imported("bob", {email: "bob@lab.example"}),  # the same: bob's stopped channel stays so
+        Imported("cy", {email: "cy@lab.example", slack: hook}, display_name="Cy"),
+    ]
+    assert people.import_many(again, NOW) == (1, 1, 1)
+    mail, hooked = people.channels_of(ada.id)
+    assert (mail.id, mail.address, mail.active) == (ada_mail.id, "ada@new.example", True)
+    assert (hooked.kind, hooked.address) == (slack, hook)
+    assert store.digests.get(digest or 0).channel_id == ada_mail.id  # kept: not made again
+    assert people.get("ada").timezone == "Europe/Paris"
+    assert [c.active for c in people.channels_of(bob.id)] == [False]
+    cy = people.get("cy")
+    assert cy.display_name == "Cy"
+    assert [(c.kind, c.address) for c in people.channels_of(cy.id)] == [
+        (email, "cy@lab.example"),
+        (slack, hook),
+    ]
+    assert people.import_many([Imported("ada", {email: ""})], NOW) == (0, 1, 0)
+    assert [c.kind for c in people.channels_of(ada.id)] == [slack]  # the email removed
+
+
+def test_an_email_address_is_one_users_in_any_case_beyond_ascii_too(
+    app_factory: Callable[..., App],
+) -> None:
+    people = app_factory().store.people
+    people.add("eva", NOW, channels={ChannelKind.EMAIL: "Éva@lab.example"})
+    with pytest.raises(PaperwireError, match="already the email address of user 'eva'"):
+        people.add("other", NOW, channels={ChannelKind.EMAIL: "éVA@LAB.example"})
