@@ -698,8 +698,22 @@ def _parse(parse: Callable[[str], tuple[str, str]], value: str, label: str) -> t
 
 
 @users_cli.command("list")
-def users_list() -> None:
-    """List subscribers and where their digests go (webhook URLs shown by host only)."""
+def users_list(
+    search: Annotated[
+        str,
+        typer.Option(
+            "--search",
+            help="Only the users whose handle, display name or email address holds this text "
+            "(in any case).",
+        ),
+    ] = "",
+    limit: Annotated[
+        int, typer.Option(min=0, help="At most this many users, by name (0: all of them).")
+    ] = 100,
+    page: Annotated[int, typer.Option(min=1, help="Which page of --limit users to show.")] = 1,
+) -> None:
+    """List subscribers and where their digests go (webhook URLs shown by host only), by name,
+    a page of --limit at a time."""
     from rich.table import Table
 
     from daemon.channels import CHANNELS
@@ -707,8 +721,10 @@ def users_list() -> None:
 
     with _open_app() as app:
         now = app.clock()
+        offset = (page - 1) * limit
+        total, found = app.store.people.find(search, offset=offset, limit=limit or None)
         table = Table("name", "channels", "time zone", "hour", "frequency", "subscribed")
-        for user, channels in app.store.people.all():
+        for user, channels in found:
             where = ", ".join(escape(CHANNELS[c.kind].show(c.address)) for c in channels)
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
             often = frequency_text(
@@ -723,6 +739,10 @@ def users_list() -> None:
                 "yes" if user.active else "no",
             )
         out.print(table)
+    if len(found) < total:
+        shown = f"{offset + 1:,}–{offset + len(found):,}" if found else "none"
+        more = f"--page {page + 1} for the next, " if offset + len(found) < total else ""
+        out.print(f"users {shown} of {total:,}: {more}--limit 0 for all", markup=False)
 
 
 @users_cli.command("remove")

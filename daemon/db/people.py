@@ -103,12 +103,12 @@ class People(Repository):
             return [(UserRow.of(u), by_user.get(u.id or 0, [])) for u in users]
 
     def find(
-        self, text: str = "", *, offset: int = 0, limit: int = 100
+        self, text: str = "", *, offset: int = 0, limit: int | None = 100
     ) -> tuple[int, list[Subscriber]]:
         """The users whose handle, display name or email address holds `text` (in any case;
-        "": every user), by name: how many there are, and `limit` of them from `offset`, each
-        with all their channels. The database filters and counts: a page of the console reads
-        its page, not every subscriber."""
+        "": every user), by name: how many there are, and `limit` of them (None: all) from
+        `offset`, each with all their channels. The database filters and counts: a page of the
+        console reads its page, not every subscriber."""
         user_t, channel_t = _table(User), _table(Channel)
         match: sa.ColumnElement[bool] = sa.true()
         needle = text.strip().lower()
@@ -135,11 +135,13 @@ class People(Repository):
                 row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
                 for r in conn.execute(q.offset(max(offset, 0)).limit(limit))
             ]
-            q = sa.select(channel_t).order_by(channel_t.c.id)
-            q = q.where(channel_t.c.user_id.in_([u.id for u in users]))
             by_user: dict[int, list[ChannelRow]] = defaultdict(list)
-            for r in conn.execute(q):
-                by_user[r.user_id].append(row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind)))
+            for start in range(0, len(users), IN_CHUNK):
+                ids = [u.id for u in users[start : start + IN_CHUNK]]
+                q = sa.select(channel_t).where(channel_t.c.user_id.in_(ids))
+                for r in conn.execute(q.order_by(channel_t.c.id)):
+                    channel = row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind))
+                    by_user[r.user_id].append(channel)
         return total, [(u, by_user.get(u.id, [])) for u in users]
 
     def names_from(self, base: str) -> set[str]:

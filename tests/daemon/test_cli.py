@@ -183,6 +183,26 @@ def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> No
     assert "database revision: none" in pw("db", "status").stdout
 
 
+def test_users_list_shows_a_page_at_a_time_and_searches(tmp_path: Path) -> None:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    for name in ("cy", "ada", "bob"):
+        pw("users", "add", name, "--email", f"{name}@lab.example")
+
+    def names(*args: str) -> tuple[list[str], str]:
+        shown = pw("users", "list", *args).stdout
+        return re.findall(r"^│ (\w+) ", shown, re.MULTILINE), flat(shown)
+
+    assert names()[0] == ["ada", "bob", "cy"]
+    first, said = names("--limit", "2")
+    assert first == ["ada", "bob"] and "users 1–2 of 3: --page 2 for the next" in said
+    last, said = names("--limit", "2", "--page", "2")
+    assert last == ["cy"] and "users 3–3 of 3: --limit 0 for all" in said
+    assert names("--search", "BOB@LAB")[0] == ["bob"]
+    assert names("--search", "nobody")[0] == []
+    assert "--page" in pw("users", "list", "--help").stdout
+
+
 def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     pw("db", "upgrade")
