@@ -95,13 +95,6 @@ class People(Repository):
             user = s.get(User, user_id)
             return UserRow.of(user) if user is not None else None
 
-    def all(self) -> list[Subscriber]:
-        """Every user (by name) with all their channels."""
-        with self.session() as s:
-            users = s.exec(select(User).order_by(col(User.name))).all()
-            by_user = _channels_by_user(s.exec(select(Channel).order_by(col(Channel.id))).all())
-            return [(UserRow.of(u), by_user.get(u.id or 0, [])) for u in users]
-
     def find(
         self, text: str = "", *, offset: int = 0, limit: int | None = 100
     ) -> tuple[int, list[Subscriber]]:

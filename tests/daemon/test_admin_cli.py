@@ -88,7 +88,7 @@ def test_status_is_ok_then_names_what_needs_a_person(pw: Runner, store: Store) -
     pid = store.papers.find("arxiv:2612.00001").id
     made = {}
     for user in (ada, bob):
-        (channel,) = store.people.all()[0 if user is ada else 1][1]
+        (channel,) = store.people.channels_of(user.id)
         made[user.name] = store.digests.create(
             user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
             cold_start=False,
@@ -147,7 +147,7 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
     pw("ingest")
     pw("users", "add", "ada", "--email", "ada@lab.example")
     now = datetime.now(UTC)
-    (channel,) = store.people.all()[0][1]
+    (channel,) = store.people.find()[1][0][1]
     pid = store.papers.find("2608.16590").id
     digest_id = store.digests.create(
         channel.user_id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")],

@@ -219,11 +219,16 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
     r = edit(email="eve@lab.example", hour="9", slack=HOOK, display_name="Eve L.")
     assert "Saved eve" in r.text and "s3cretToken" not in r.text
     assert people.get("eve").digest_hour == 9
-    assert {c.kind for c in people.all()[0][1]} == {ChannelKind.EMAIL, ChannelKind.SLACK}
+    assert {c.kind for c in people.channels_of(people.get("eve").id)} == {
+        ChannelKind.EMAIL,
+        ChannelKind.SLACK,
+    }
     edit(email="eve@lab.example", hour="9")  # an empty webhook field keeps the webhook
-    assert len(people.all()[0][1]) == 2
+    assert len(people.channels_of(people.get("eve").id)) == 2
     edit(email="eve@lab.example", hour="", remove_slack="yes")
-    assert len(people.all()[0][1]) == 1 and people.get("eve").digest_hour is None
+    assert (
+        len(people.channels_of(people.get("eve").id)) == 1 and people.get("eve").digest_hour is None
+    )
 
     bad = client.post("/admin/subscribers/eve/follow", data={"csrf": csrf, "value": "  "})
     assert "empty keyword" in bad.text
@@ -235,7 +240,7 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
     assert "user-eve" in found.text
     assert "user-eve" not in client.get("/admin/subscribers?q=nobody").text
     client.post("/admin/subscribers/eve/remove", data={"csrf": csrf})
-    assert people.all() == []
+    assert people.find() == (0, [])
     actions = [a[1] for a in _audit(console)]
     for done in ("user added", "user changed", "user paused", "user resumed", "user removed"):
         assert done in actions
@@ -281,7 +286,7 @@ def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     r = client.post("/admin/subscribers/import", data={"csrf": csrf},
                     files={"file": ("lab.csv", bad, "text/csv")})  # fmt: skip
     assert r.status_code == 400 and "line 3: email: &#39;dan@&#39;" in r.text
-    assert console.app.store.people.all() == []
+    assert console.app.store.people.find() == (0, [])
     good = "name,email,hour\nada,ada@lab.example,7\nbob,bob@lab.example,\n"
     r = client.post("/admin/subscribers/import", data={"csrf": csrf},
                     files={"file": ("lab.csv", good, "text/csv")})  # fmt: skip
@@ -317,7 +322,7 @@ def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> 
                                                      "state": "failed"})  # fmt: skip
     assert "1 digest(s) due now" in r.text and app.store.digests.get(digest.id).state == "pending"
     other = app.store.digests.create(
-        user.id, app.store.people.all()[0][1][0].id, now.date() - timedelta(days=1),
+        user.id, app.store.people.channels_of(user.id)[0].id, now.date() - timedelta(days=1),
         [NewItem(app.store.papers.find("2608.16590").id, 0.5, "similar", "r")], now,
         cold_start=False,
     )  # fmt: skip
