@@ -652,10 +652,3 @@ def _check_reachable(s: Session, user: User) -> None:
             f"user {user.name!r} would be subscribed with no channel: give an email address or "
             "a Slack webhook, or unsubscribe them"
         )
-
-
-def _channels_by_user(channels: Sequence[Channel]) -> dict[int, list[ChannelRow]]:
-    out: dict[int, list[ChannelRow]] = defaultdict(list)
-    for c in channels:
-        out[c.user_id].append(ChannelRow.of(c))
-    return out
