@@ -171,6 +171,10 @@ class Digest(SQLModel, table=True):
             postgresql_where=sa.text("state = 'pending'"),
             sqlite_where=sa.text("state = 'pending'"),
         ),
+        # a day's reads stay a day's size as the digests pile up (migration 0007): the papers
+        # each subscriber was sent lately; the digests made for today, and by day and state
+        sa.Index("ix_digest_user_created", "user_id", "created_at"),
+        sa.Index("ix_digest_period", "period", "state", "channel_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
     # no index of its own: the unique (user_id, channel_id, period) index serves lookups by user

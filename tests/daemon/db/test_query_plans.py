@@ -1,0 +1,54 @@
+"""Query plans: the reads a day makes go through an index, so they stay a day's size as the
+days of digests pile up. SQLite only: its planner takes an index whatever the table's size
+(PostgreSQL's scans a small table, whatever the indexes); the indexes are the same on both."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from daemon.app import App
+from daemon.db.digests import NewItem
+from daemon.db.models import ChannelKind
+from daemon.ingest.parse import PaperIn
+from tests.daemon.conftest import NOW
+
+
+def test_the_days_reads_of_digests_search_an_index_not_every_digest_ever_made(
+    app_factory: Callable[..., App],
+) -> None:
+    """The digest job's and the health page's reads of digests find today's through an index
+    (migration 0007): a scan of the table grows with every day of digests kept."""
+    app = app_factory()
+    store = app.store
+    user = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    paper = PaperIn(key="arxiv:1", title="A paper", abstract="", authors=("A. Author",),
+                    url="https://example.org/1", published=NOW)  # fmt: skip
+    store.papers.upsert([paper], None, NOW)
+    item = NewItem(store.papers.find("arxiv:1").id, 0.5, "similar", "r")
+    channel = store.people.channels_of(user.id)[0].id
+    store.digests.create(user.id, channel, NOW.date(), [item], NOW, cold_start=False)
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM digest" in statement and not statement.startswith("EXPLAIN"):
+            statements.append((statement, parameters))
+
+    sa.event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        store.people.signals([user.id], sent_since=NOW - timedelta(days=1))
+        store.digests.made({NOW.date()})
+        store.health.days(NOW.date() - timedelta(days=13), NOW.date())
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", seen)
+    assert len(statements) >= 3
+    with store.engine.connect() as conn:
+        for statement, parameters in statements:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            steps = " / ".join(str(row[-1]) for row in plan)
+            assert "SCAN digest" not in steps, (statement, steps)
+            if "digest.created_at >=" in statement:  # the recent ones only, not all of a user's
+                assert "created_at>?" in steps, (statement, steps)
