@@ -119,7 +119,9 @@ class User(SQLModel, table=True):
     digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday; daily: None
     paused_until: date | None = None  # no digest before this local date
     active: bool = True
-    unsubscribed_at: datetime | None = Field(default=None, sa_column=_ts())
+    # indexed, as the other times counted by day (migration 0007): the health page's figures
+    # read the days asked for, not every row ever written
+    unsubscribed_at: datetime | None = Field(default=None, sa_column=_ts(index=True))
     created_at: datetime = Field(sa_column=_ts(nullable=False))
 
 
@@ -142,7 +144,7 @@ class Feedback(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     paper_id: int = Field(foreign_key="paper.id", ondelete="CASCADE")
     value: int
-    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    created_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
 
 
 class Follow(SQLModel, table=True):
@@ -207,6 +209,8 @@ class DigestItem(SQLModel, table=True):
 class DeliveryAttempt(SQLModel, table=True):
     """The record of every try to deliver a digest."""
 
+    # the attempts of one outcome in a time range (the health page's postponed and failed)
+    __table_args__ = (sa.Index("ix_deliveryattempt_outcome_at", "outcome", "at"),)
     id: int | None = Field(default=None, primary_key=True)
     digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
     at: datetime = Field(sa_column=_ts(nullable=False))
