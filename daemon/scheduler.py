@@ -81,7 +81,9 @@ def _summary(result: object) -> str:
 
 
 def _digest_and_deliver(app: App, now: datetime) -> jobs.DeliveryReport:
-    return jobs.digest_and_deliver(app, now)[1]
+    delivered = jobs.digest_and_deliver(app, now)[1]
+    jobs.prune_digests(app, now)  # then the digests past `digest.keep_days` go
+    return delivered
 
 
 def _catch_up(app: App, now: datetime) -> jobs.DeliveryReport:

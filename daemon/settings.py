@@ -124,6 +124,9 @@ class FeedSettings(_Section):
     enabled: bool = True
 
 
+MIN_KEEP_DAYS = 14  # digest.keep_days: a weekly window and its margin, with room to spare
+
+
 class DigestSettings(_Section):
     window_hours: int = Field(default=48, ge=1)
     max_picks: int = Field(default=10, ge=1, le=100)
@@ -132,6 +135,17 @@ class DigestSettings(_Section):
     subject_prefix: str = ""
     max_age_days: int = Field(default=30, ge=1)
     keyword_share: float = Field(default=0.5, ge=0, le=1)
+    keep_days: int = Field(default=365, ge=0)
+
+    @field_validator("keep_days")
+    @classmethod
+    def _keeps_a_fortnight(cls, v: int) -> int:
+        if 0 < v < MIN_KEEP_DAYS:
+            raise ValueError(
+                f"keep at least {MIN_KEEP_DAYS} days of digests (what a subscriber was sent "
+                "lately is never sent again), or 0 to keep them all"
+            )
+        return v
 
 
 class RecommenderSettings(_Section):

@@ -4,6 +4,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -61,6 +62,7 @@ def _insert_ignoring_duplicates(
 
 
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
+PRUNE_CHUNK = 5_000  # old digests deleted a transaction (with some 50,000 items)
 
 
 def _finished(**values: object) -> sa.Update:
@@ -412,6 +414,29 @@ class Digests(Repository):
                 conn.exec_driver_sql("ANALYZE digest, digestitem")
         except sa.exc.SQLAlchemyError as e:
             log.warning("ANALYZE of the digests failed", extra={"error": str(e)})
+
+    def prune(self, before: date, chunk: int = PRUNE_CHUNK, deadline: float | None = None) -> int:
+        """Delete the digests of days before `before` that are done with (sent, failed,
+        empty), with their items and delivery attempts; pending ones stay. `chunk` digests a
+        transaction, so that SQLite's write lock is never held for long; none begun after
+        `deadline` (`time.monotonic()`; the next call goes on). Returns how many."""
+        d, item, attempt = _table(Digest), _table(DigestItem), _table(DeliveryAttempt)
+        # "not pending" rather than the three other states: SQLite then reads the old days
+        # from the (period, …) index (0.1 ms) instead of every sent digest from the state's
+        # (340 ms with 2 million digests kept)
+        done = d.c.state != DigestState.PENDING.value
+        pruned = 0
+        while deadline is None or time.monotonic() < deadline:
+            with self.engine.begin() as conn:
+                q = sa.select(d.c.id).where(d.c.period < before, done).limit(chunk)
+                ids = list(conn.execute(q).scalars())
+                if not ids:
+                    return pruned
+                conn.execute(sa.delete(item).where(item.c.digest_id.in_(ids)))
+                conn.execute(sa.delete(attempt).where(attempt.c.digest_id.in_(ids)))
+                conn.execute(sa.delete(d).where(d.c.id.in_(ids)))
+            pruned += len(ids)
+        return pruned
 
     def counts(self) -> dict[DigestState, int]:
         """How many digests are in each state."""

@@ -20,6 +20,7 @@ from daemon.jobs.digests import (
     is_paused,
     make_digests,
     period_for,
+    prune_digests,
     window_hours,
 )
 from daemon.jobs.ingest import IngestReport, ingest
@@ -104,5 +105,6 @@ __all__ = [
     "make_digests",
     "no_progress",
     "period_for",
+    "prune_digests",
     "window_hours",
 ]

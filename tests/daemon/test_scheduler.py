@@ -132,6 +132,35 @@ def test_cron_fields_follow_the_settings(
     )
 
 
+def test_the_digest_job_deletes_digests_past_keep_days(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    from datetime import timedelta
+
+    from daemon.db.digests import NewItem
+    from daemon.db.models import Outcome
+
+    app = app_factory(make_settings(digest={"keep_days": 14}))
+    now = app.clock()
+    user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    channel = app.store.people.channels_of(user.id)[0].id
+    paper = PaperIn(key="arxiv:1", title="A paper", abstract="", authors=("A. Author",),
+                    url="https://example.org/1", published=now)  # fmt: skip
+    app.store.papers.upsert([paper], None, now)
+    item = NewItem(app.store.papers.find("arxiv:1").id, 0.5, "similar", "r")
+    made = {}
+    for days in (15, 13):
+        period = now.date() - timedelta(days=days)
+        made[days] = app.store.digests.create(
+            user.id, channel, period, [item], now, cold_start=False
+        )
+        app.store.digests.finish(made[days] or 0, now, outcome=Outcome.SENT)
+    by_id = {j.id: j for j in make_scheduler(app).get_jobs()}
+    by_id["digest"].func()  # as the scheduler runs it: make and deliver, then prune
+    kept = {d.id for d in app.store.health.deliveries(user="ada")}
+    assert made[13] in kept and made[15] not in kept
+
+
 def test_each_job_run_is_timed_in_the_log_and_the_metrics(
     app_factory: Callable[..., App], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -321,3 +321,11 @@ def test_an_unwritable_link_key_file_is_a_clear_error(tmp_path: Path) -> None:
     settings = Settings(server={"secret_key_file": str(blocker / "secret.key")})
     with pytest.raises(ConfigError, match="cannot create the link-signing key"):
         link_secret(settings)
+
+
+def test_digests_are_kept_a_fortnight_at_least_or_for_ever(tmp_path: Path) -> None:
+    assert load_settings(_write(tmp_path, "")).digest.keep_days == 365
+    assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 0\n")).digest.keep_days == 0
+    assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 14\n")).digest.keep_days == 14
+    with pytest.raises(ConfigError, match=r"digest.keep_days.*at least 14 days.*or 0"):
+        load_settings(_write(tmp_path, "[digest]\nkeep_days = 7\n"))

@@ -42,9 +42,10 @@ def test_the_days_reads_of_digests_search_an_index_not_every_digest_ever_made(
         store.people.signals([user.id], sent_since=NOW - timedelta(days=1))
         store.digests.made({NOW.date()})
         store.health.days(NOW.date() - timedelta(days=13), NOW.date())
+        store.digests.prune(NOW.date() - timedelta(days=365))
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", seen)
-    assert len(statements) >= 3
+    assert len(statements) >= 4
     with store.engine.connect() as conn:
         for statement, parameters in statements:
             plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
@@ -52,3 +53,5 @@ def test_the_days_reads_of_digests_search_an_index_not_every_digest_ever_made(
             assert "SCAN digest" not in steps, (statement, steps)
             if "digest.created_at >=" in statement:  # the recent ones only, not all of a user's
                 assert "created_at>?" in steps, (statement, steps)
+            if "digest.period < ?" in statement:  # the old days only, not every sent digest
+                assert "ix_digest_period (period<?)" in steps, (statement, steps)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from sqlalchemy.exc import NoResultFound
 
 from daemon.app import App
 from daemon.db import Store
@@ -542,3 +543,51 @@ def test_an_email_address_is_one_users_in_any_case_beyond_ascii_too(
     people.add("eva", NOW, channels={ChannelKind.EMAIL: "Éva@lab.example"})
     with pytest.raises(PaperwireError, match="already the email address of user 'eva'"):
         people.add("other", NOW, channels={ChannelKind.EMAIL: "éVA@LAB.example"})
+
+
+def test_prune_deletes_old_digests_done_with_and_theirs_in_chunks(
+    app_factory: Callable[..., App],
+) -> None:
+    from time import monotonic
+
+    from daemon.db.models import Outcome
+
+    store = app_factory().store
+    store.papers.upsert([_paper("arxiv:1")], None, NOW)
+    item = NewItem(store.papers.find("arxiv:1").id, 0.5, "similar", "r")
+    today, old = NOW.date(), NOW.date() - timedelta(days=40)
+    made: dict[str, int] = {}
+    for name, period in (("sent", old), ("failed", old), ("pending", old), ("empty", old),
+                         ("recent", today), ("edge", today - timedelta(days=30))):  # fmt: skip
+        user = store.people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+        channel = store.people.channels_of(user.id)[0].id
+        items = [] if name == "empty" else [item]
+        digest = store.digests.create(user.id, channel, period, items, NOW, cold_start=False)
+        assert digest is not None
+        made[name] = digest
+    for name in ("sent", "recent", "edge"):
+        store.digests.finish(made[name], NOW, outcome=Outcome.SENT)
+    store.digests.finish(made["failed"], NOW, outcome=Outcome.PERMANENT, detail="550 no such user")
+    assert store.digests.get(made["empty"]).state == DigestState.EMPTY
+
+    passed = monotonic() - 1  # no chunk begins after the deadline: the next run goes on
+    assert store.digests.prune(today - timedelta(days=30), deadline=passed) == 0
+    assert store.digests.prune(today - timedelta(days=30), chunk=2) == 3
+    left = {name for name, i in made.items() if _exists(store, i)}
+    assert left == {"pending", "recent", "edge"}  # pending waits; the day of the edge is kept
+    assert store.digests.prune(today - timedelta(days=30)) == 0
+    with store.engine.connect() as conn:
+        for table in ("digestitem", "deliveryattempt"):
+            orphans = conn.exec_driver_sql(
+                f"SELECT count(*) FROM {table} WHERE digest_id NOT IN (SELECT id FROM digest)"
+            ).scalar_one()
+            assert orphans == 0, table
+    assert len(store.digests.content(made["recent"]).items) == 1
+
+
+def _exists(store: Store, digest_id: int) -> bool:
+    try:
+        store.digests.get(digest_id)
+    except NoResultFound:
+        return False
+    return True
