@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -99,42 +99,40 @@ def _lower(text: str | None) -> str | None:
     return None if text is None else text.lower()
 
 
-class lowered(FunctionElement[str]):
+class _PerBackend(FunctionElement[str]):
+    """An SQL function of one argument written per backend: `sql[dialect name]`, else
+    `sql[""]`, with `{}` for the argument."""
+
+    type = sa.String()
+    inherit_cache = True
+    sql: ClassVar[dict[str, str]] = {}
+
+
+@compiles(_PerBackend)
+def _per_backend(element: _PerBackend, compiler: SQLCompiler, **kw: Any) -> str:
+    sql = element.sql.get(compiler.dialect.name, element.sql[""])
+    return sql.format(compiler.process(element.clauses, **kw))
+
+
+class lowered(_PerBackend):
     """`lower(x)` that lowers every letter on both backends: SQLite's own `lower` only knows
     ASCII ("ÉVA" stays "ÉVA"), so there it is Python's `str.lower`, registered on connect."""
 
-    type = sa.String()
     name = "lowered"
-    inherit_cache = True
+    inherit_cache = True  # the cache key holds the class: each its own SQL
+    sql: ClassVar[dict[str, str]] = {"": "lower({})", "sqlite": SQLITE_LOWER + "({})"}
 
 
-@compiles(lowered)
-def _lowered(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(lowered, "sqlite")
-def _lowered_sqlite(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
-
-
-class utc_day(FunctionElement[str]):
+class utc_day(_PerBackend):
     """The UTC day of a timestamp column as "YYYY-MM-DD": SQLite keeps a timestamp as UTC text
     (its first ten characters), PostgreSQL as `timestamptz`. Lets a query count by day."""
 
-    type = sa.String()
     name = "utc_day"
     inherit_cache = True
-
-
-@compiles(utc_day)
-def _utc_day(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-
-
-@compiles(utc_day, "sqlite")
-def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"substr({compiler.process(element.clauses, **kw)}, 1, 10)"
+    sql: ClassVar[dict[str, str]] = {
+        "": "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "sqlite": "substr({}, 1, 10)",
+    }
 
 
 IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
