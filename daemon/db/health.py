@@ -73,10 +73,6 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _by_day(stamps: Sequence[datetime | None]) -> Counter[date]:
-    return Counter(t.astimezone(UTC).date() for t in stamps if t is not None)
-
-
 class Health(Repository):
     def days(self, first: date, last: date) -> list[Day]:
         """Figures for every UTC day from `first` to `last`, oldest first."""
@@ -164,8 +160,6 @@ class Health(Repository):
                 q = q.where(col(Digest.state).in_(list(states)))
             if user is not None:
                 q = q.where(User.name == user)
-            if postponed_only:
-                q = q.where(Digest.state == DigestState.PENDING)
             if postponed_only:
                 q = q.where(col(Digest.id).in_(_held_back()))
             rows = list(s.exec(q.limit(limit)).all())
