@@ -4,8 +4,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
@@ -415,18 +414,20 @@ class Digests(Repository):
         except sa.exc.SQLAlchemyError as e:
             log.warning("ANALYZE of the digests failed", extra={"error": str(e)})
 
-    def prune(self, before: date, chunk: int = PRUNE_CHUNK, deadline: float | None = None) -> int:
+    def prune(
+        self, before: date, chunk: int = PRUNE_CHUNK, stop: Callable[[], bool] | None = None
+    ) -> int:
         """Delete the digests of days before `before` that are done with (sent, failed,
         empty), with their items and delivery attempts; pending ones stay. `chunk` digests a
-        transaction, so that SQLite's write lock is never held for long; none begun after
-        `deadline` (`time.monotonic()`; the next call goes on). Returns how many."""
+        transaction, so that SQLite's write lock is never held for long; none begun once
+        `stop()` is true (the next call goes on). Returns how many."""
         d, item, attempt = _table(Digest), _table(DigestItem), _table(DeliveryAttempt)
         # "not pending" rather than the three other states: SQLite then reads the old days
         # from the (period, …) index (0.1 ms) instead of every sent digest from the state's
         # (340 ms with 2 million digests kept)
         done = d.c.state != DigestState.PENDING.value
         pruned = 0
-        while deadline is None or time.monotonic() < deadline:
+        while stop is None or not stop():
             with self.engine.begin() as conn:
                 q = sa.select(d.c.id).where(d.c.period < before, done).limit(chunk)
                 ids = list(conn.execute(q).scalars())

@@ -253,14 +253,17 @@ def prune_digests(app: App, now: datetime) -> int:
     with, with their items and attempts: the database holds a year, not every day ever. At
     most PRUNE_SECONDS a run (SQLite deleted 3,900 digests a second, with 10 items each:
     a day at 100,000 subscribers takes about 30 s, and a long history after an upgrade is
-    deleted over several runs without delaying the next). A failure is logged (the next run
-    tries again); returns how many were deleted."""
+    deleted over several runs without delaying the next), and none once the daemon stops. A
+    failure is logged (the next run tries again); returns how many were deleted."""
     keep = app.settings.digest.keep_days
     if not keep:
         return 0
     before = (now.astimezone(UTC) - timedelta(days=keep)).date()
     try:
-        pruned = app.store.digests.prune(before, deadline=monotonic() + PRUNE_SECONDS)
+        deadline = monotonic() + PRUNE_SECONDS
+        pruned = app.store.digests.prune(
+            before, stop=lambda: app.stopping.is_set() or monotonic() > deadline
+        )
     except SQLAlchemyError as e:
         log.warning("deleting old digests failed", extra={"error": str(e)})
         return 0

@@ -159,6 +159,13 @@ def test_the_digest_job_deletes_digests_past_keep_days(
     by_id["digest"].func()  # as the scheduler runs it: make and deliver, then prune
     kept = {d.id for d in app.store.health.deliveries(user="ada")}
     assert made[13] in kept and made[15] not in kept
+    old = app.store.digests.create(user.id, channel, now.date() - timedelta(days=20), [item],
+                                   now, cold_start=False)  # fmt: skip
+    app.store.digests.finish(old or 0, now, outcome=Outcome.SENT)
+    app.stopping.set()  # the daemon stops: nothing more is deleted, the next run does it
+    assert jobs.prune_digests(app, now) == 0
+    app.stopping.clear()
+    assert jobs.prune_digests(app, now) == 1
 
 
 def test_each_job_run_is_timed_in_the_log_and_the_metrics(
