@@ -8,6 +8,7 @@ environment (`PAPERWIRE_<SECTION>__<KEY>`, e.g. `PAPERWIRE_EMAIL__PASSWORD`), th
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import tomllib
@@ -25,6 +26,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -124,7 +126,7 @@ class FeedSettings(_Section):
     enabled: bool = True
 
 
-MIN_KEEP_DAYS = 14  # digest.keep_days: a weekly window and its margin, with room to spare
+MIN_KEEP_DAYS = 14  # digest.keep_days, at least: a weekly window and its margin, and room
 
 
 class DigestSettings(_Section):
@@ -137,15 +139,18 @@ class DigestSettings(_Section):
     keyword_share: float = Field(default=0.5, ge=0, le=1)
     keep_days: int = Field(default=365, ge=0)
 
-    @field_validator("keep_days")
-    @classmethod
-    def _keeps_a_fortnight(cls, v: int) -> int:
-        if 0 < v < MIN_KEEP_DAYS:
+    @model_validator(mode="after")
+    def _keeps_what_was_sent_lately(self) -> DigestSettings:
+        # the digest job reads what each subscriber was sent within a weekly window (the
+        # window + 6 days) and a day's margin: those digests must still be there
+        need = max(MIN_KEEP_DAYS, math.ceil((self.window_hours + 8 * 24) / 24) + 1)
+        if 0 < self.keep_days < need:
             raise ValueError(
-                f"keep at least {MIN_KEEP_DAYS} days of digests (what a subscriber was sent "
-                "lately is never sent again), or 0 to keep them all"
+                f"keep_days = {self.keep_days}: keep at least {need} days of digests with "
+                f"window_hours = {self.window_hours} (what a subscriber was sent lately is "
+                "never sent again), or 0 to keep them all"
             )
-        return v
+        return self
 
 
 class RecommenderSettings(_Section):

@@ -4,6 +4,7 @@ delivery's state machine (pending → sent | empty | failed), claimed by workers
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -62,6 +63,7 @@ def _insert_ignoring_duplicates(
 
 CLAIM_LIMIT = 100  # digests leased by one claim (the delivery job claims batch after batch)
 PRUNE_CHUNK = 5_000  # old digests deleted a transaction (with some 50,000 items)
+PRUNE_PAUSE = 0.2  # seconds between two such transactions, for the writers waiting
 
 
 def _finished(**values: object) -> sa.Update:
@@ -415,13 +417,19 @@ class Digests(Repository):
             log.warning("ANALYZE of the digests failed", extra={"error": str(e)})
 
     def prune(
-        self, before: date, chunk: int = PRUNE_CHUNK, stop: Callable[[], bool] | None = None
+        self,
+        before: date,
+        chunk: int = PRUNE_CHUNK,
+        stop: Callable[[], bool] | None = None,
+        pause: float = PRUNE_PAUSE,
     ) -> int:
         """Delete the digests of days before `before` that are done with (sent, failed,
-        empty), with their items and delivery attempts; pending ones stay. `chunk` digests a
-        transaction, so that SQLite's write lock is never held for long; none begun once
-        `stop()` is true (the next call goes on). Returns how many."""
-        d, item, attempt = _table(Digest), _table(DigestItem), _table(DeliveryAttempt)
+        empty), with their items and delivery attempts (the foreign keys cascade); pending
+        ones stay, also one made pending again meanwhile (the state is read again as they are
+        deleted). `chunk` digests a transaction, then `pause` seconds: SQLite's busy handler
+        polls, and a writer waiting (a click, the console) gets the lock in the gap. None
+        begun once `stop()` is true (the next call goes on). Returns how many."""
+        d = _table(Digest)
         # "not pending" rather than the three other states: SQLite then reads the old days
         # from the (period, …) index (0.1 ms) instead of every sent digest from the state's
         # (340 ms with 2 million digests kept)
@@ -431,12 +439,12 @@ class Digests(Repository):
             with self.engine.begin() as conn:
                 q = sa.select(d.c.id).where(d.c.period < before, done).limit(chunk)
                 ids = list(conn.execute(q).scalars())
-                if not ids:
-                    return pruned
-                conn.execute(sa.delete(item).where(item.c.digest_id.in_(ids)))
-                conn.execute(sa.delete(attempt).where(attempt.c.digest_id.in_(ids)))
-                conn.execute(sa.delete(d).where(d.c.id.in_(ids)))
-            pruned += len(ids)
+                if ids:
+                    gone = conn.execute(sa.delete(d).where(d.c.id.in_(ids), done))
+                    pruned += gone.rowcount
+            if len(ids) < chunk:
+                return pruned
+            time.sleep(pause)
         return pruned
 
     def counts(self) -> dict[DigestState, int]:

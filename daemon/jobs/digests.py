@@ -251,7 +251,7 @@ def make_digests(
 def prune_digests(app: App, now: datetime) -> int:
     """Delete the digests of days more than `digest.keep_days` ago (0: none) that are done
     with, with their items and attempts: the database holds a year, not every day ever. At
-    most PRUNE_SECONDS a run (SQLite deleted 3,900 digests a second, with 10 items each:
+    most PRUNE_SECONDS a run (SQLite deleted 3,500 digests a second, with 10 items each:
     a day at 100,000 subscribers takes about 30 s, and a long history after an upgrade is
     deleted over several runs without delaying the next), and none once the daemon stops. A
     failure is logged (the next run tries again); returns how many were deleted."""

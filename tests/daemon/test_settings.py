@@ -327,5 +327,10 @@ def test_digests_are_kept_a_fortnight_at_least_or_for_ever(tmp_path: Path) -> No
     assert load_settings(_write(tmp_path, "")).digest.keep_days == 365
     assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 0\n")).digest.keep_days == 0
     assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 14\n")).digest.keep_days == 14
-    with pytest.raises(ConfigError, match=r"digest.keep_days.*at least 14 days.*or 0"):
+    with pytest.raises(ConfigError, match=r"keep_days = 7: keep at least 14 days.*or 0"):
         load_settings(_write(tmp_path, "[digest]\nkeep_days = 7\n"))
+    # a longer window needs longer: a weekly subscriber's 10 + 6 days and a day's margin
+    ten_days = "[digest]\nwindow_hours = 240\nkeep_days = {}\n"
+    with pytest.raises(ConfigError, match=r"keep at least 19 days .* window_hours = 240"):
+        load_settings(_write(tmp_path, ten_days.format(18)))
+    assert load_settings(_write(tmp_path, ten_days.format(19))).digest.keep_days == 19

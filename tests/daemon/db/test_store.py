@@ -456,7 +456,7 @@ def test_health_counts_by_utc_day_and_finds_held_back_digests_in_the_database(
     ids = [store.papers.find(k).id for k in ("arxiv:1", "arxiv:2", "arxiv:3")]
     users = [
         store.people.add(n, NOW, channels={ChannelKind.EMAIL: f"{n}@lab.example"})
-        for n in ("ada", "bob", "cy")
+        for n in ("ada", "bob", "cy", "dee")
     ]
     store.people.set_feedback(users[0].id, ids[0], 1, last_moment)
     store.people.set_feedback(users[0].id, ids[1], 1, midnight + timedelta(hours=23))
@@ -467,7 +467,7 @@ def test_health_counts_by_utc_day_and_finds_held_back_digests_in_the_database(
                              [NewItem(ids[2], 0.5, "similar", "r")], NOW, cold_start=False)
         for u in users
     ]  # fmt: skip
-    ada, bob, cy = (d for d in digests if d is not None)
+    ada, bob, cy, dee = (d for d in digests if d is not None)
     # ada: held back twice; bob: held back, then a temporary error (no longer held back);
     # cy: held back, then sent
     store.digests.postpone(ada, midnight, NOW, "refused")
@@ -476,20 +476,25 @@ def test_health_counts_by_utc_day_and_finds_held_back_digests_in_the_database(
     store.digests.finish(bob, midnight, outcome=Outcome.TEMPORARY, retry_at=NOW)
     store.digests.postpone(cy, midnight, NOW, "refused")
     store.digests.finish(cy, midnight + timedelta(minutes=5), outcome=Outcome.SENT)
+    # dee: held back, then a temporary error at the same time: the later attempt (by id) decides
+    store.digests.postpone(dee, midnight + timedelta(hours=2), NOW, "refused")
+    store.digests.finish(
+        dee, midnight + timedelta(hours=2), outcome=Outcome.TEMPORARY, retry_at=NOW
+    )
 
     before, today = store.health.days(day - timedelta(days=1), day)
     assert (before.day, today.day) == (day - timedelta(days=1), day)
     assert (before.papers, today.papers) == (1, 2)
     assert (before.feedback, today.feedback) == (1, 2)
     assert (before.unsubscribes, today.unsubscribes) == (0, 1)
-    assert (before.postponed, today.postponed) == (1, 2)  # each digest once a day
-    assert (today.pending, today.sent) == (2, 1)
+    assert (before.postponed, today.postponed) == (1, 3)  # each digest once a day
+    assert (today.pending, today.sent) == (3, 1)
     counts = store.health.counts()
-    assert (counts["pending"], counts["postponed"], counts["sent"]) == (1, 1, 1)
+    assert (counts["pending"], counts["postponed"], counts["sent"]) == (2, 1, 1)
     held = store.health.deliveries(postponed_only=True)
     assert [(d.id, d.postponed, d.last_error) for d in held] == [(ada, True, "refused again")]
     listed = {d.id: d.postponed for d in store.health.deliveries()}
-    assert listed == {ada: True, bob: False, cy: False}
+    assert listed == {ada: True, bob: False, cy: False, dee: False}
     assert store.health.deliveries(postponed_only=True, limit=0) == []
 
 
@@ -570,7 +575,7 @@ def test_prune_deletes_old_digests_done_with_and_theirs_in_chunks(
 
     # no chunk begins once told to stop (the time is up, the daemon stops): the next run goes on
     assert store.digests.prune(today - timedelta(days=30), stop=lambda: True) == 0
-    assert store.digests.prune(today - timedelta(days=30), chunk=2) == 3
+    assert store.digests.prune(today - timedelta(days=30), chunk=2, pause=0) == 3
     left = {name for name, i in made.items() if _exists(store, i)}
     assert left == {"pending", "recent", "edge"}  # pending waits; the day of the edge is kept
     assert store.digests.prune(today - timedelta(days=30)) == 0
