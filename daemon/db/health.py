@@ -76,10 +76,9 @@ def _days(first: date, last: date) -> list[date]:
 class Health(Repository):
     def days(self, first: date, last: date) -> list[Day]:
         """Figures for every UTC day from `first` to `last`, oldest first."""
-        since, until = day_start(first), day_start(last + timedelta(days=1))
-
         days = _days(first, last)
         starts = [day_start(d) for d in [*days, last + timedelta(days=1)]]
+        since, until = starts[0], starts[-1]
 
         def by_day(stamp: sa.Column[datetime]) -> Counter[date]:
             # a count of each day's range of the time's index: the database counts index
