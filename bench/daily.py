@@ -50,6 +50,8 @@ import scipy.sparse as sp
 import sqlalchemy as sa
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "citeulike-a-dev"
+# without ../shared (a clone on its own): the 480 CiteULike papers and 3,011 likes the tests use
+BUNDLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "citeulike-small" / "fields"
 SAMPLES = Path(__file__).resolve().parents[1] / "config" / "demo"
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 ZONES = ("UTC", "Europe/Berlin", "Europe/London", "America/New_York", "America/Los_Angeles",
@@ -158,10 +160,14 @@ def load_texts(data: Path) -> Texts:
     items = [json.loads(line) for line in (data / "items.jsonl").open(encoding="utf-8")]
     pos = {str(it["id"]): n for n, it in enumerate(items)}
     libs: dict[str, list[int]] = {}
-    for line in (data / "coldstart" / "train.tsv").open():
+    cold = data / "coldstart"  # the dataset's layout; the bundled subset: likes.tsv alone
+    for line in (cold / "train.tsv" if cold.is_dir() else data / "likes.tsv").open():
         user, item = line.split()
         libs.setdefault(user, []).append(pos[item])
-    new = [pos[i] for i in (data / "coldstart" / "candidates.txt").read_text().split()]
+    if cold.is_dir():
+        new = [pos[i] for i in (cold / "candidates.txt").read_text().split()]
+    else:  # every tenth paper's text for today's papers
+        new = list(range(0, len(items), 10))
     samples = []
     for path in sorted(SAMPLES.glob("*.json")) + sorted(SAMPLES.glob("*.xml")):
         for p in parse_feed(path.read_bytes(), url=path.name).papers:
@@ -671,7 +677,10 @@ def main() -> None:
     )
     ap.add_argument("--db", default="", help="a PostgreSQL server URL (default: SQLite)")
     ap.add_argument(
-        "--data", type=Path, default=DATA, help="the CiteULike-a folder (default: ../shared/data)"
+        "--data",
+        type=Path,
+        default=None,
+        help="the CiteULike-a folder (default: ../shared/data, else the tests' small subset)",
     )
     ap.add_argument("--sample", type=int, default=300, help="users for the side-by-side rows")
     ap.add_argument(
@@ -692,6 +701,10 @@ def main() -> None:
     if args.smoke:  # CI: every stage runs once, small, no timing asserted
         args.papers, args.new = args.papers or 3000, min(args.new, 300)
         args.render_sample, args.parse_rounds = min(args.render_sample, 100), 1
+    if args.data is None:
+        args.data = DATA if DATA.is_dir() else BUNDLED
+        if args.data == BUNDLED:
+            print(f"{DATA} not found: the tests' 480 CiteULike papers ({BUNDLED})", flush=True)
     texts = load_texts(args.data)
     backend = "PostgreSQL" if args.db else "SQLite"
     sizes = [int(s) for s in args.growth.split(",") if s] or [args.users]
