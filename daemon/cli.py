@@ -487,6 +487,37 @@ def db_status() -> None:
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")
 
 
+@db_cli.command("prune")
+def db_prune(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count the digests that would be deleted.")
+    ] = False,
+) -> None:
+    """Delete the digests of days more than digest.keep_days ago that are done with (sent,
+    failed, empty), with their papers and delivery attempts, all of them now. The daemon does
+    this after each digest run, at most 120 s a run; pending digests always stay. Stopping it
+    midway loses nothing: what is deleted goes 5,000 digests at a time."""
+    from daemon import jobs
+
+    with _open_app() as app:
+        before = jobs.prune_before(app, app.clock())
+        keep = app.settings.digest.keep_days
+        if before is None:
+            out.print("digest.keep_days is 0: every digest is kept, none is deleted")
+            return
+        total = app.store.digests.prunable(before)
+        if dry_run or not total:
+            what = f"{total:,} digests done with from before {before} (keep_days = {keep})"
+            out.print(f"{what}: {'would be deleted' if dry_run else 'nothing to delete'}")
+            return
+        with _progress() as progress:
+            pruned = app.store.digests.prune(
+                before, progress=lambda n: progress("deleting old digests", n, total)
+            )
+        _audit(app, "old digests deleted", detail=f"{pruned} from before {before}")
+        out.print(f"deleted {pruned:,} digests from before {before} (keep_days = {keep})")
+
+
 # ---- users, feedback, follows ----------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from daemon.jobs.digests import (
     is_paused,
     make_digests,
     period_for,
+    prune_before,
     prune_digests,
     window_hours,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "make_digests",
     "no_progress",
     "period_for",
+    "prune_before",
     "prune_digests",
     "window_hours",
 ]

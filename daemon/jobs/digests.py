@@ -248,6 +248,13 @@ def make_digests(
     return report
 
 
+def prune_before(app: App, now: datetime) -> date | None:
+    """The first day whose digests are kept (`digest.keep_days` before `now`, in UTC as the
+    digests' days are); None when every day is kept (`keep_days` = 0)."""
+    keep = app.settings.digest.keep_days
+    return (now.astimezone(UTC) - timedelta(days=keep)).date() if keep else None
+
+
 def prune_digests(app: App, now: datetime) -> int:
     """Delete the digests of days more than `digest.keep_days` ago (0: none) that are done
     with, with their items and attempts: the database holds a year, not every day ever. At
@@ -255,10 +262,9 @@ def prune_digests(app: App, now: datetime) -> int:
     a day at 100,000 subscribers takes about 30 s, and a long history after an upgrade is
     deleted over several runs without delaying the next), and none once the daemon stops. A
     failure is logged (the next run tries again); returns how many were deleted."""
-    keep = app.settings.digest.keep_days
-    if not keep:
+    before = prune_before(app, now)
+    if before is None:
         return 0
-    before = (now.astimezone(UTC) - timedelta(days=keep)).date()
     try:
         deadline = monotonic() + PRUNE_SECONDS
         pruned = app.store.digests.prune(

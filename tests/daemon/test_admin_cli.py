@@ -23,7 +23,7 @@ import pytest
 
 from daemon.db import Store, make_engine
 from daemon.db.digests import NewItem
-from daemon.db.models import ChannelKind, Outcome
+from daemon.db.models import ChannelKind, DigestState, Outcome
 from daemon.ingest.parse import PaperIn
 from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
@@ -160,6 +160,37 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))
     assert "give digest ids" in pw("deliveries", "cancel", expect=1).stderr
     assert "--state 'lost'" in pw("deliveries", "list", "--state", "lost", expect=1).stderr
+
+
+def test_db_prune_deletes_the_old_digests_done_with_now(pw: Runner, store: Store) -> None:
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    now = datetime.now(UTC)
+    (channel,) = store.people.find()[1][0][1]
+    item = NewItem(store.papers.find("2608.16590").id, 0.5, "similar", "r")
+    made = {}
+    for days, sent in ((400, True), (380, True), (370, False), (2, True)):
+        day = now.date() - timedelta(days=days)
+        digest = store.digests.create(
+            channel.user_id, channel.id, day, [item], now, cold_start=False
+        )
+        assert digest is not None
+        if sent:
+            store.digests.finish(digest, now, outcome=Outcome.SENT)
+        made[days] = digest
+    cutoff = now.date() - timedelta(days=365)
+    dry = pw("db", "prune", "--dry-run").stdout
+    assert f"2 digests done with from before {cutoff} (keep_days = 365): would be deleted" in dry
+    assert len(store.digests.counts()) == 2 and sum(store.digests.counts().values()) == 4
+
+    assert f"deleted 2 digests from before {cutoff}" in pw("db", "prune").stdout
+    # the pending one stays, and the recent one
+    assert store.digests.get(made[370]).state == DigestState.PENDING
+    assert store.digests.get(made[2]).state == DigestState.SENT
+    assert sum(store.digests.counts().values()) == 2
+    assert store.admin.audit_log()[0].action == "old digests deleted"
+    assert "nothing to delete" in pw("db", "prune").stdout
 
 
 # ---- users, preview, feeds test --------------------------------------------------------------

@@ -575,7 +575,11 @@ def test_prune_deletes_old_digests_done_with_and_theirs_in_chunks(
 
     # no chunk begins once told to stop (the time is up, the daemon stops): the next run goes on
     assert store.digests.prune(today - timedelta(days=30), stop=lambda: True) == 0
-    assert store.digests.prune(today - timedelta(days=30), chunk=2, pause=0) == 3
+    assert store.digests.prunable(today - timedelta(days=30)) == 3
+    seen: list[int] = []
+    assert store.digests.prune(today - timedelta(days=30), 2, pause=0, progress=seen.append) == 3
+    assert seen == [2, 3]
+    assert store.digests.prunable(today - timedelta(days=30)) == 0
     left = {name for name, i in made.items() if _exists(store, i)}
     assert left == {"pending", "recent", "edge"}  # pending waits; the day of the edge is kept
     assert store.digests.prune(today - timedelta(days=30)) == 0
