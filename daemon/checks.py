@@ -7,12 +7,20 @@ are checked by their kind in `daemon.channels`; time zones by `daemon.settings.c
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, timedelta
 from urllib.parse import urlsplit
 
 HANDLE_MAX = 64
 _HANDLE = re.compile(rf"\w[\w.-]{{0,{HANDLE_MAX - 1}}}")
 FOLLOW_MAX = 200
+
+
+def as_id(text: str) -> int | None:
+    """A row id or a whole number typed in a form: ASCII digits that fit a database integer;
+    None for anything else ("", "²" and "٣" are digits to `str.isdigit`, 30 digits overflow)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
 
 
 def check_handle(name: str, what: str = "user name") -> str:
@@ -32,6 +40,8 @@ def check_follow(value: str, what: str = "keyword") -> str:
     text = " ".join(value.split())
     if not text:
         raise ValueError(f"an empty {what} matches nothing; give a word or a name")
+    if _has_space_or_control(text.replace(" ", "")):
+        raise ValueError(f"{value!r} contains a control character; give a word or a name")
     if len(text) > FOLLOW_MAX:
         raise ValueError(f"a {what} of {len(text)} characters is too long (at most {FOLLOW_MAX})")
     return text
@@ -95,6 +105,8 @@ def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
 
 
 FREQUENCIES = ("daily", "weekly")  # daemon.db.models.Frequency
+# a pause ends within two years (a date as far as 9999-12-31 has no delivery day after it)
+MAX_PAUSE_DAYS = 731
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # User.digest_weekday 0 … 6
 _WEEKDAY_NAMES = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -131,7 +143,8 @@ def frequency_text(
 
 
 def check_pause_until(text: str, today: date) -> date:
-    """The day digests start again (YYYY-MM-DD), after `today` (the user's local date)."""
+    """The day digests start again (YYYY-MM-DD), after `today` (the user's local date) and
+    at most MAX_PAUSE_DAYS later."""
     try:
         day = date.fromisoformat(text.strip())
     except ValueError:
@@ -140,5 +153,11 @@ def check_pause_until(text: str, today: date) -> date:
         raise ValueError(
             f"{day.isoformat()} is not after today ({today.isoformat()} in the user's time "
             "zone): give the first day digests should come again"
+        )
+    if (day - today).days > MAX_PAUSE_DAYS:
+        latest = today + timedelta(days=MAX_PAUSE_DAYS)
+        raise ValueError(
+            f"{day.isoformat()} is more than two years away: a pause ends by "
+            f"{latest.isoformat()}; to stop the digests for good, unsubscribe instead"
         )
     return day

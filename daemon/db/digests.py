@@ -316,6 +316,12 @@ class Digests(Repository):
         with self.session() as s:
             return DigestRow.of(s.get_one(Digest, digest_id))
 
+    def owner(self, digest_id: int) -> int | None:
+        """The id of the user a digest is for; None when there is no such digest."""
+        with self.engine.connect() as conn:
+            q = sa.select(_table(Digest).c.user_id).where(_table(Digest).c.id == digest_id)
+            return conn.execute(q).scalar_one_or_none()
+
     def contents(
         self, digest_ids: Sequence[int], papers: dict[int, PaperRow] | None = None
     ) -> dict[int, DigestContent]:

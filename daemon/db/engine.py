@@ -123,18 +123,6 @@ class lowered(_PerBackend):
     sql: ClassVar[dict[str, str]] = {"": "lower({})", "sqlite": SQLITE_LOWER + "({})"}
 
 
-class utc_day(_PerBackend):
-    """The UTC day of a timestamp column as "YYYY-MM-DD": SQLite keeps a timestamp as UTC text
-    (its first ten characters), PostgreSQL as `timestamptz`. Lets a query count by day."""
-
-    name = "utc_day"
-    inherit_cache = True
-    sql: ClassVar[dict[str, str]] = {
-        "": "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "sqlite": "substr({}, 1, 10)",
-    }
-
-
 IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
 READ_ONLY = "paperwire_read_only"  # execution option: this connection only reads
 

@@ -16,7 +16,7 @@ from itertools import pairwise
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import IN_CHUNK, Repository, utc_day
+from daemon.db.engine import IN_CHUNK, Repository
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
@@ -44,7 +44,7 @@ class Day:
     failed: int = 0
     pending: int = 0
     empty: int = 0
-    postponed: int = 0  # digests held back that day by a transport that could deliver nothing
+    postponed: int = 0  # pending and held back by a transport that could deliver nothing
     feedback: int = 0  # likes and dislikes given
     unsubscribes: int = 0
 
@@ -78,7 +78,6 @@ class Health(Repository):
         """Figures for every UTC day from `first` to `last`, oldest first."""
         days = _days(first, last)
         starts = [day_start(d) for d in [*days, last + timedelta(days=1)]]
-        since, until = starts[0], starts[-1]
 
         def by_day(stamp: sa.Column[datetime]) -> Counter[date]:
             # a count of each day's range of the time's index: the database counts index
@@ -102,23 +101,22 @@ class Health(Repository):
             )
             for period, state, n in s.exec(q).all():
                 states[period][state] = int(n)
-            # digests held back each day (each once a day, however many times it was tried)
-            attempt = _table(DeliveryAttempt).c
-            day = utc_day(attempt.at)
+            # of each day's pending digests, those held back now (by a transport that could
+            # deliver nothing): apart, so that a day's states add up to its digests
+            d = _table(Digest).c
             q2 = (
-                sa.select(day, sa.func.count(sa.distinct(attempt.digest_id)))
-                .where(attempt.outcome == Outcome.POSTPONED.value, attempt.at >= since)
-                .where(attempt.at < until)
-                .group_by(day)
+                sa.select(d.period, sa.func.count())
+                .where(d.id.in_(_held_back()), d.period >= first, d.period <= last)
+                .group_by(d.period)
             )
-            held = {date.fromisoformat(d): int(n) for d, n in s.execute(q2)}
+            held = {day: int(n) for day, n in s.execute(q2)}
         return [
             Day(
                 day=d,
                 papers=papers[d],
                 sent=states[d][DigestState.SENT],
                 failed=states[d][DigestState.FAILED],
-                pending=states[d][DigestState.PENDING],
+                pending=states[d][DigestState.PENDING] - held.get(d, 0),
                 empty=states[d][DigestState.EMPTY],
                 postponed=held.get(d, 0),
                 feedback=feedback[d],

@@ -139,7 +139,8 @@ def next_due(user: UserRow, now: datetime, default_hour: int, *, made: bool) -> 
     if day == today and made:
         day += timedelta(days=step)
     if user.paused_until is not None and day < user.paused_until:
-        day = delivery_day(user.paused_until)
+        # a pause stored before pauses were capped may end near date.max: no day after it
+        day = delivery_day(min(user.paused_until, date.max - timedelta(days=14)))
     hour = user.digest_hour if user.digest_hour is not None else default_hour
     start = datetime.combine(day, time(hour), zone).astimezone(UTC).astimezone(zone)
     return local if start <= local else start

@@ -15,14 +15,15 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.datastructures import FormData
 
 from daemon.app import App, link_secret
+from daemon.checks import as_id
 from daemon.web import auth
 from daemon.web.charts import Series, bar_chart
 from daemon.web.pages import Pages
@@ -41,6 +42,9 @@ CONSOLE_HEADERS = {
 FLASH_COOKIE = "paperwire_flash"
 HEALTH_DAYS = 14
 STATES = ("pending", "postponed", "failed", "sent", "empty")
+# a page of a long list (?page=N, from 0): beyond this no list reaches (a 30-digit page number
+# overflowed the database's offset); a wrong one gets the 400 page
+PageNumber = Annotated[int, Query(ge=0, le=1_000_000)]
 
 
 class NotLoggedIn(Exception):
@@ -309,8 +313,7 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         )
 
     @router.get("/audit")
-    def audit_log(request: Request, page: int = 0, who: auth.Admin = admin) -> HTMLResponse:
-        page = max(page, 0)
+    def audit_log(request: Request, page: PageNumber = 0, who: auth.Admin = admin) -> HTMLResponse:
         rows = app.store.admin.audit_log(limit=100, offset=100 * page)
         return console.render(request, who, "audit.html", title="Audit log", rows=rows,
                               page=page)  # fmt: skip
@@ -320,7 +323,8 @@ def _ids(app: App, form: Posted) -> list[int]:
     """The digest ids of a deliveries form (`id` fields, or every postponed one)."""
     if form.text("all") == "postponed":
         return [d.id for d in app.store.health.deliveries(postponed_only=True, limit=100_000)]
-    return [int(v) for v in form.form.getlist("id") if isinstance(v, str) and v.isdigit()]
+    ids = (as_id(v) for v in form.form.getlist("id") if isinstance(v, str))
+    return [i for i in ids if i is not None]
 
 
 def _charts(report: Any) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
 from daemon.checks import (
     WEEKDAYS,
+    as_id,
     check_display_name,
     check_feed_url,
     check_follow,
@@ -29,7 +30,7 @@ from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import PaperwireError
 from daemon.settings import check_timezone, crontab_trigger
 from daemon.web import auth
-from daemon.web.console import Console, Posted
+from daemon.web.console import Console, PageNumber, Posted
 
 PAGE = 100  # subscribers per page
 MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
@@ -222,10 +223,11 @@ def _check(got: UserForm, check: Any, label: str) -> None:
 def _number(got: UserForm, text: str, label: str, low: int, high: int) -> int | None:
     if not text or text == "default":
         return None
-    if not text.isdigit() or not low <= int(text) <= high:
+    number = as_id(text)
+    if number is None or not low <= number <= high:
         got.errors.append(f"{label}: {text!r} is not a number from {low} to {high}")
         return None
-    return int(text)
+    return number
 
 
 def _subscribers_page(
@@ -309,9 +311,9 @@ def _pause_shown(user: UserRow, now: datetime) -> str:
 def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
     @router.get("/subscribers")
     def subscribers(
-        request: Request, q: str = "", page: int = 0, who: auth.Admin = admin
+        request: Request, q: str = "", page: PageNumber = 0, who: auth.Admin = admin
     ) -> HTMLResponse:
-        return _subscribers_page(console, request, who, q, max(page, 0))
+        return _subscribers_page(console, request, who, q, page)
 
     @router.post("/subscribers")
     def add(request: Request, form: Posted = posted) -> Response:
@@ -448,16 +450,19 @@ def _act(console: Console, form: Posted, name: str, action: str) -> Response:
         app.store.people.remove(name)
         console.audit(form.admin.name, "user removed", name)
         return console.back("/admin/subscribers", f"Removed {name} with their likes and digests.")
-    if action == "resend" and form.text("digest").isdigit():
-        return _resend(console, form, user, int(form.text("digest")))
+    if action == "resend":
+        digest = as_id(form.text("digest"))
+        if digest is None:
+            return console.back(here, f"{form.text('digest')!r} is not a digest's id", error=True)
+        return _resend(console, form, user, digest)
     return console.back(here, f"unknown action {action!r}", error=True)
 
 
 def _resend(console: Console, form: Posted, user: UserRow, digest_id: int) -> Response:
     app = console.app
     here = f"/admin/subscribers/{user.name}"
-    if app.store.digests.get(digest_id).user_id != user.id:
-        return console.back(here, "that digest is not this subscriber's", error=True)
+    if app.store.digests.owner(digest_id) != user.id:
+        return console.back(here, f"digest {digest_id} is not one of {user.name}'s", error=True)
     if not app.store.digests.resend(digest_id, app.clock()):
         return console.back(here, f"digest {digest_id} is already waiting to be sent", error=True)
     console.audit(form.admin.name, "digest resent", user.name, str(digest_id))

@@ -1,13 +1,18 @@
-"""The FastAPI app `paperwire run` serves: shared page rendering, security headers, and one
-exception handler that turns a bad or stale link into a friendly page."""
+"""The FastAPI app `paperwire run` serves: shared page rendering, security headers, and the
+exception handlers that answer with a page, never a traceback or JSON: a bad or stale link, a
+console page of something that does not exist (404), an unknown address (404), a query that
+is not valid (400), and a bug (500, the traceback in the log)."""
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
 
 from daemon.app import App
 from daemon.errors import NotFoundError
@@ -54,13 +59,43 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     pages = Pages()
     web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
 
+    def page(status: int, heading: str, message: str, **ctx: Any) -> HTMLResponse:
+        return pages.render("error.html", status, title=heading, heading=heading, message=message,
+                            **ctx)  # fmt: skip
+
     async def bad_link(request: Request, exc: Exception) -> HTMLResponse:
-        return pages.render(
-            "error.html", 400, title="Link not valid", heading="Link not valid", message=str(exc)
-        )
+        return page(400, "Link not valid", str(exc), bad_link=True)
+
+    async def not_found(request: Request, exc: Exception) -> HTMLResponse:
+        if request.url.path.startswith("/admin"):  # a subscriber or feed that is not there
+            return page(404, "Not found", str(exc))
+        return await bad_link(request, exc)  # a link to someone deleted since
+
+    async def http_error(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            response = page(404, "Page not found", "There is no page at this address.")
+        else:
+            response = page(exc.status_code, HTTPStatus(exc.status_code).phrase, str(exc.detail))
+        response.headers.update(exc.headers or {})  # e.g. 405's Allow
+        return response
+
+    async def bad_query(request: Request, exc: Exception) -> HTMLResponse:
+        assert isinstance(exc, RequestValidationError)
+        wrong = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
+        return page(400, "Bad request", f"The address holds a value that is not valid ({wrong}).")
+
+    async def bug(request: Request, exc: Exception) -> HTMLResponse:
+        # Starlette raises the exception again after this page is sent: the server logs it
+        return page(500, "Something went wrong",
+                    "This is a bug; it is in the server's log. Try again later, or tell the person "
+                    "who runs paperwire what you did.")  # fmt: skip
 
     web.add_exception_handler(BadLink, bad_link)
-    web.add_exception_handler(NotFoundError, bad_link)
+    web.add_exception_handler(NotFoundError, not_found)
+    web.add_exception_handler(HTTPException, http_error)
+    web.add_exception_handler(RequestValidationError, bad_query)
+    web.add_exception_handler(Exception, bug)
 
     @web.get("/healthz")
     def healthz() -> JSONResponse:

@@ -32,6 +32,7 @@ from daemon.app import App
 from daemon.channels import CHANNELS
 from daemon.checks import (
     WEEKDAYS,
+    as_id,
     check_follow,
     check_frequency,
     check_pause_until,
@@ -320,14 +321,14 @@ def _edit_routes(router: APIRouter, page: _Page) -> None:
         if form is None:
             return page.forbidden()
         value = {"like": LIKE, "dislike": DISLIKE, "none": NEITHER}.get(form.get("value", ""))
-        paper_id = form.get("paper", "")
-        if value is None or not paper_id.isdigit():
+        paper_id = as_id(form.get("paper", ""))
+        if value is None or paper_id is None:
             return page.show(
                 token, user, error="That answer is not one of the buttons.", status=400
             )
-        if int(paper_id) not in app.store.papers.by_ids([int(paper_id)]):
+        if paper_id not in app.store.papers.by_ids([paper_id]):
             return page.show(token, user, error="That paper is no longer stored.", status=400)
-        app.store.people.set_feedback(user.id, int(paper_id), value, app.clock())
+        app.store.people.set_feedback(user.id, paper_id, value, app.clock())
         return page.back(token, "feedback", "history" if form.get("from") == "history" else "likes")
 
     @router.post("/me/{token}/follow")
@@ -362,10 +363,10 @@ def _settings_routes(router: APIRouter, page: _Page) -> None:
         form = await page.checked_form(token, request)
         if form is None:
             return page.forbidden()
-        op, channel_id = form.get("op"), form.get("channel", "")
-        if op not in ("pause", "resume") or not channel_id.isdigit():
+        op, channel_id = form.get("op"), as_id(form.get("channel", ""))
+        if op not in ("pause", "resume") or channel_id is None:
             return page.show(token, user, error="That is not one of the buttons.", status=400)
-        app.store.people.set_channel_active(user.id, int(channel_id), op == "resume", app.clock())
+        app.store.people.set_channel_active(user.id, channel_id, op == "resume", app.clock())
         return page.back(token, "channel", "channels")
 
     @router.post("/me/{token}/settings")
@@ -380,9 +381,10 @@ def _settings_routes(router: APIRouter, page: _Page) -> None:
             for key, field, top in (("hour", "digest_hour", 23), ("picks", "max_picks", 100)):
                 raw = form.get(key, "").strip()
                 low = 0 if key == "hour" else 1
-                if raw and not (raw.isdigit() and low <= int(raw) <= top):
+                number = as_id(raw)
+                if raw and (number is None or not low <= number <= top):
                     raise ValueError(f"{raw!r} is not a number from {low} to {top}")
-                changes[field] = int(raw) if raw else None
+                changes[field] = number
             changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
         except ValueError as e:
             return page.show(token, user, error=str(e), status=400)
@@ -441,7 +443,7 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
             "library (a collection), or ask the admin to run `paperwire import` with it."
         )
         length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > UPLOAD_BYTES + 64_000:
+        if length and (as_id(length) or UPLOAD_BYTES + 64_001) > UPLOAD_BYTES + 64_000:
             return page.show(token, user, error=too_big, status=413)
         form = await request.form(max_files=1, max_fields=10)
         csrf = form.get("csrf")

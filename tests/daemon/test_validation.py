@@ -172,6 +172,13 @@ def test_empty_follows_are_refused(value: str) -> None:
         check_follow(value)
 
 
+@pytest.mark.parametrize("value", ["naïve\x00null", "a\x7fb", "x\x1by"])
+def test_follows_with_a_control_character_are_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="contains a control character"):
+        check_follow(value)
+    assert check_follow(" naïve\u00a0 bayes\n") == "naïve bayes"  # spaces: one each
+
+
 def test_follow_refuses_empty_keywords_and_authors(pw: Runner, tmp_path: Path) -> None:
     pw("users", "add", "ada", "--email", "ada@lab.example")
     assert "--keyword" in _refused(pw, "follow", "ada", "--keyword", "")

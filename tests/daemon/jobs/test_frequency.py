@@ -118,6 +118,10 @@ def test_next_due_follows_the_frequency_the_weekday_and_the_pause() -> None:
     early = datetime(2026, 10, 25, 4, 0, tzinfo=UTC)
     assert next_due(sunday, early, 9, made=False) == datetime(2026, 10, 25, 7, tzinfo=berlin)
     assert next_due(sunday, early, 9, made=True) == datetime(2026, 11, 1, 7, tzinfo=berlin)
+    # a pause stored before pauses were capped, to the last day there is: no OverflowError
+    for frequency, weekday in ((Frequency.WEEKLY, SUN), (Frequency.DAILY, None)):
+        endless = _user(frequency=frequency, weekday=weekday, paused_until=date.max)
+        assert next_due(endless, wednesday_noon, 9, made=False).year == 9999
 
 
 # ---- the scheduled job, hour after hour ---------------------------------------------------------

@@ -330,6 +330,59 @@ def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> 
     assert "left alone" not in r.text
 
 
+def test_numbers_that_are_not_ids_and_things_not_there_get_pages_not_errors(
+    console: Console, client: TestClient
+) -> None:
+    """'²' is a digit to `str.isdigit`; 30 digits overflow the database's integer; a page
+    number of 25 digits overflowed its offset. Each got a 500 before."""
+    app = console.app
+    now = app.clock()
+    app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    csrf = log_in(client)
+    huge = "9" * 30
+    for digest in ("99999", huge, "²"):
+        r = client.post("/admin/subscribers/ada/resend", data={"csrf": csrf, "digest": digest})
+        assert r.status_code == 200 and r.url.path == "/admin/subscribers/ada", digest
+        text = html.unescape(r.text)
+        assert "is not one of ada's" in text or "is not a digest's id" in text
+    for action in ("retry", "cancel"):
+        for ident in (huge, "²"):
+            r = client.post(f"/admin/deliveries/{action}", data={"csrf": csrf, "id": ident})
+            assert r.status_code == 200, (action, ident, r.text[:300])
+    for path in ("/admin/subscribers", "/admin/audit"):
+        for page in ("1" + "0" * 24, "abc", "-1"):
+            r = client.get(f"{path}?page={page}")
+            assert r.status_code == 400 and "<h1>Bad request</h1>" in r.text, (path, page)
+            assert r.headers["content-type"].startswith("text/html")
+    form = {"csrf": csrf, "timezone": "UTC", "email": "ada@lab.example", "max_picks": "²"}
+    r = client.post("/admin/subscribers/ada", data=form)
+    assert r.status_code == 400 and "papers per digest: '²' is not a number" in html.unescape(
+        r.text
+    )
+    missing = client.get("/admin/subscribers/nobody")
+    assert missing.status_code == 404 and "<h1>Not found</h1>" in missing.text
+    assert "Link not valid" not in missing.text
+    nowhere = client.get("/admin/no-such-page")
+    assert nowhere.status_code == 404 and "<h1>Page not found</h1>" in nowhere.text
+
+
+def test_a_bug_gets_a_page_and_the_log_its_traceback(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = TestClient(
+        console.daemon.web, base_url="https://127.0.0.1:8080", raise_server_exceptions=False
+    )
+    log_in(client)
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret-detail-xyz")
+
+    monkeypatch.setattr(console.app.store.people, "find", broken)
+    r = client.get("/admin/subscribers")
+    assert r.status_code == 500 and "<h1>Something went wrong</h1>" in r.text
+    assert "RuntimeError" not in r.text and "secret-detail-xyz" not in r.text
+
+
 # ---- configuration -------------------------------------------------------------------------------
 
 

@@ -473,3 +473,33 @@ def test_export_of_a_user_with_a_non_ascii_handle(world: World) -> None:
         assert resp.status_code == 200
         assert 'filename="paperwire-zo_' in resp.headers["Content-Disposition"]
     assert json.loads(world.client.get(f"{path}/export.json").text)["user"]["name"] == "zoë"
+
+
+@pytest.mark.parametrize("number", ["²", "٣", "9" * 30, "-1", ""])
+def test_a_number_that_is_not_one_gets_the_page_again_not_a_server_error(
+    world: World, number: str
+) -> None:
+    """'²' and '٣' are digits to `str.isdigit`; 30 digits overflow the database's integer."""
+    for action, values in (
+        ("feedback", {"value": "like", "paper": number}),
+        ("channel", {"op": "pause", "channel": number}),
+        ("settings", {"timezone": "UTC", "hour": number or "x", "frequency": "daily"}),
+    ):
+        r = world.post(action, **values)
+        assert r.status_code == 400, (action, r.status_code, r.text[:300])
+        assert "not one of the buttons" in r.text or "is not a number from 0 to 23" in r.text
+    assert _rows(world.app, Feedback) == []
+    assert all(c.active for c in world.app.store.people.channels_of(world.user_id))
+
+
+def test_a_pause_ends_within_two_years(world: World) -> None:
+    r = world.post("settings", timezone="UTC", frequency="weekly", weekday="sun",
+                   pause_until="9999-12-31")  # fmt: skip
+    assert r.status_code == 400 and "is more than two years away" in r.text
+    assert _user(world).paused_until is None
+
+
+def test_a_follow_with_a_control_character_is_refused(world: World) -> None:
+    r = world.post("follow", kind="keyword", value="naïve\x00null")
+    assert r.status_code == 400 and "control character" in r.text
+    assert _rows(world.app, Follow) == []
