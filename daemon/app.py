@@ -166,8 +166,20 @@ def link_secret(settings: Settings) -> str:
 
 
 def recommender_config(settings: Settings) -> RecommenderConfig:
+    import dataclasses
+    import difflib
+
     from recommender import RecommenderConfig
 
+    known = [f.name for f in dataclasses.fields(RecommenderConfig)]
+    for name in settings.recommender.options:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"recommender.options: {name!r} is not an option of the recommender; {hint}"
+                "see docs/recommender.md for the allowed options"
+            )
     try:
         return RecommenderConfig(**settings.recommender.options)
     except (TypeError, ValueError) as e:

@@ -34,6 +34,9 @@ class ChannelType:
 # ---- email ------------------------------------------------------------------------------------
 
 
+_UNQUOTED_NAME = re.compile(r'\s*([^"<>\\]*[^"<>\\\s])\s*<([^<>]*)>\s*')
+
+
 def parse_email(text: str) -> tuple[str, str]:
     """(the address, normalised; the display name, or "") of `ada@lab.example` or
     `Ada Lovelace <ada@lab.example>`; ValueError says what is wrong. A line break anywhere is
@@ -44,8 +47,12 @@ def parse_email(text: str) -> tuple[str, str]:
         raise ValueError("an email address cannot be empty")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ValueError(f"{text!r} contains a line break or a control character")
+    # a display name as people write it ("Zoë Smith", "Dr. Who", "Lovelace, Ada") is quoted
+    # for the validator, which takes only ASCII letters and spaces unquoted (RFC 5322)
+    named = _UNQUOTED_NAME.fullmatch(text)
+    quoted = f'"{named[1]}" <{named[2]}>' if named else text
     try:
-        valid = validate_email(text, check_deliverability=False, allow_display_name=True)
+        valid = validate_email(quoted, check_deliverability=False, allow_display_name=True)
     except EmailNotValidError as e:
         raise ValueError(f"{text!r} is not an email address: {e}") from None
     return valid.normalized, valid.display_name or ""

@@ -161,6 +161,29 @@ class RecommenderSettings(_Section):
 class EmailSettings(_Section):
     transport: Literal["file", "smtp"] = "file"
     sender: str = "paperwire <paperwire@localhost>"
+
+    @field_validator("sender")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        """One mailbox, as the SMTP transport reads the From header to send (else every
+        message would fail there, as a configuration problem)."""
+        from email import errors, policy
+        from email.headerregistry import AddressHeader
+
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+            raise ValueError(f"{value!r} contains a line break or a control character")
+        try:
+            header = policy.SMTP.header_factory("From", value)
+        except (ValueError, TypeError, IndexError, errors.MessageError):  # "a@": IndexError
+            header = None
+        found = header.addresses if isinstance(header, AddressHeader) else ()
+        if len(found) != 1 or not found[0].username or not found[0].domain:
+            raise ValueError(
+                f"{value!r} is not one email address: write e.g. "
+                "'paperwire <digests@lab.example>' or 'digests@lab.example'"
+            )
+        return value
+
     message_id_domain: str = "paperwire.localhost"
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)

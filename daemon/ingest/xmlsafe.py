@@ -133,6 +133,8 @@ def _check_root(body: bytes, url: str, content_type: str | None) -> None:
         what = f"its root element is <{root.group(1).decode('utf-8', 'replace')}>"
     elif pos >= len(body):
         what = "it is empty"
+    elif url.startswith("file:"):  # a local file's first bytes are not the console's to show
+        what = "it is not XML"
     else:
         start = body[pos : pos + 40].decode("utf-8", "replace")
         what = f"it is not XML (it starts with {start!r})"

@@ -106,7 +106,7 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
             title="Thanks",
             heading="Thanks — noted." if value == LIKE else "Got it — fewer like this.",
             paper=paper,
-            message="Tomorrow's digest takes this into account.",
+            message="Your next digest takes this into account.",
             undo_url=f"/f/{token}/undo",
             undo_label="Undo",
         )

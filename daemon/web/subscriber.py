@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from daemon.app import App
-from daemon.channels import CHANNELS
+from daemon.channels import CHANNELS, parse_email
 from daemon.checks import (
     WEEKDAYS,
     as_id,
@@ -295,7 +295,13 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 heading="Too many requests",
                 message="Too many links were asked for from your network: try again in an hour.",
             )
-        if address and limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
+        try:
+            parse_email(address)
+        except ValueError as e:  # a typo, said as such: the answer below is for addresses
+            return pages.render("manage.html", 400, title="Your digest", sent=False,
+                                error=str(e), address=address,
+                                signup=app.settings.server.signup == "open")  # fmt: skip
+        if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)
             if user is not None:
                 tasks.add_task(send_manage_link, app, user, address)

@@ -439,7 +439,7 @@ def _address_header(name: str, value: object) -> AddressHeader | None:
         return value
     try:
         parsed = policy.SMTP.header_factory(name, str(value))
-    except (ValueError, TypeError, errors.MessageError):
+    except (ValueError, TypeError, IndexError, errors.MessageError):  # "a@": IndexError
         return None
     return parsed if isinstance(parsed, AddressHeader) else None
 

@@ -334,3 +334,34 @@ def test_digests_are_kept_a_fortnight_at_least_or_for_ever(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match=r"keep at least 19 days .* window_hours = 240"):
         load_settings(_write(tmp_path, ten_days.format(18)))
     assert load_settings(_write(tmp_path, ten_days.format(19))).digest.keep_days == 19
+
+
+@pytest.mark.parametrize(
+    ("sender", "says"),
+    [
+        ("not an email", "is not one email address"),
+        ("", "is not one email address"),
+        ("a@", "is not one email address"),
+        ("a@b.org, c@d.org", "is not one email address"),
+        ("Bob <bob@x.org>\\nBcc: z@y.org", "contains a line break or a control character"),
+    ],
+)
+def test_the_sender_is_one_address(tmp_path: Path, sender: str, says: str) -> None:
+    """Every message would fail at the SMTP transport with another sender (a QA pass saved
+    'not an email' from the console, and messages went out 'From: not')."""
+    msg = _error(_write(tmp_path, f'[email]\nsender = "{sender}"\n'))
+    assert "email.sender" in msg and says in msg
+
+
+@pytest.mark.parametrize("sender", ["Zoë <zoe@lab.example>", '\\"Lab, Inc.\\" <x@lab.example>'])
+def test_a_sender_may_have_any_display_name(tmp_path: Path, sender: str) -> None:
+    settings = load_settings(_write(tmp_path, f'[email]\nsender = "{sender}"\n'))
+    assert settings.email.sender.endswith("lab.example>")
+
+
+def test_an_unknown_recommender_option_is_named_with_the_closest(tmp_path: Path) -> None:
+    from daemon.app import recommender_config
+
+    settings = load_settings(_write(tmp_path, "[recommender.options]\ncf_rnak = 64\n"))
+    with pytest.raises(ConfigError, match=r"'cf_rnak' is not an option .* did you mean 'cf_rank'"):
+        recommender_config(settings)

@@ -66,6 +66,13 @@ def test_bad_email_addresses_are_refused(address: str, why: str) -> None:
 def test_an_address_is_normalised_and_a_display_name_parsed() -> None:
     assert parse_email("Eve <eve@Lab.Example>") == ("eve@lab.example", "Eve")
     assert parse_email("ada@lab.example") == ("ada@lab.example", "")
+    # names as people write them, unquoted: beyond ASCII, with a dot or a comma
+    assert parse_email("Zoë Núñez <zoe@lab.example>") == ("zoe@lab.example", "Zoë Núñez")
+    assert parse_email(" Dr. Who  <who@lab.example> ") == ("who@lab.example", "Dr. Who")
+    assert parse_email("Lovelace, Ada <ada@lab.example>")[1] == "Lovelace, Ada"
+    assert parse_email('"Zoë" <zoe@lab.example>') == ("zoe@lab.example", "Zoë")
+    with pytest.raises(ValueError, match="angle bracket"):
+        parse_email("Ada <ada@lab.example")
     assert CHANNELS[ChannelKind.EMAIL].check("Eve <eve@lab.example>") == "eve@lab.example"
 
 

@@ -135,6 +135,14 @@ def test_arxivs_api_manual_with_an_atom_example_is_not_a_feed() -> None:
         parse_feed(manual, url=URL, content_type="text/markdown")
     assert URL in str(info.value)
     assert "not an RSS/Atom feed" in str(info.value) and "it is not XML" in str(info.value)
+    assert '(it starts with "---' in str(info.value)  # what the server sent
+
+
+def test_a_local_files_first_bytes_are_not_shown() -> None:
+    """`ingest.allow_files` (the demo) lets the console's feed test read any local file."""
+    with pytest.raises(ParseError) as info:
+        parse_feed(b"root:x:0:0:root:/root:/bin/bash\n", url="file:///etc/passwd")
+    assert "it is not XML" in str(info.value) and "root:x" not in str(info.value)
 
 
 @pytest.mark.parametrize(

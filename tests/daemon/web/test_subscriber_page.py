@@ -189,6 +189,16 @@ def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: Worl
     assert world.client.get(link.group(1)).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("typed", "says"), [("", "cannot be empty"), ("not-an-email", "is not an email address")]
+)
+def test_manage_says_a_typo_is_not_an_address(world: World, typed: str, says: str) -> None:
+    r = world.client.post("/manage", data={"email": typed})
+    assert r.status_code == 400 and says in r.text and 'id="sent"' not in r.text
+    assert f'value="{typed}"' in r.text  # kept in the field, to correct
+    assert _mails(world.app) == []
+
+
 def test_manage_is_rate_limited_per_address_and_per_client(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
