@@ -128,8 +128,9 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
     except PaperwireError as e:
         return page(400, error=str(e), trial=trial)
     console.audit(form.admin.name, "feed added", name, url)
+    # back to the list (303): reloading the page must not post the feed again
     message = f"Added feed {name}: the next ingest stores its {trial.new} new paper(s)."
-    return _feeds_page(console, request, form.admin, message=message, trial=trial)
+    return console.back("/admin/feeds", message)
 
 
 # ---- subscribers ---------------------------------------------------------------------------------
@@ -447,6 +448,9 @@ def _act(console: Console, form: Posted, name: str, action: str) -> Response:
         verb = "resumed" if action == "resume" else "paused"
         return console.back(here, f"{name}: digests {verb}.")
     if action == "remove":
+        if form.text("confirm") != "yes":  # the box the browser requires: nothing undoes this
+            return console.back(here, f"{name} was not removed: tick “yes, for good” first.",
+                                error=True)  # fmt: skip
         app.store.people.remove(name)
         console.audit(form.admin.name, "user removed", name)
         return console.back("/admin/subscribers", f"Removed {name} with their likes and digests.")

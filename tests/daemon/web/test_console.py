@@ -173,7 +173,8 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     tested = post(name="hf", url=HF, action="test")
     assert "15 paper(s), 15 new" in tested.text and console.app.store.feeds.all() == []
     added = post(name="hf", url=HF, action="add")
-    assert "Added feed hf" in added.text and "15 paper(s), 15 new" in added.text
+    assert added.history[0].status_code == 303 and added.url.path == "/admin/feeds"
+    assert "Added feed hf: the next ingest stores its 15 new paper(s)" in added.text
     assert [f.name for f in console.app.store.feeds.all()] == ["hf"]
     assert "already exists" in post(name="hf", url=HF, action="add").text
     client.post("/admin/feeds/hf/disable", data={"csrf": csrf})
@@ -239,7 +240,9 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
     found = client.get("/admin/subscribers?q=lab.example")
     assert "user-eve" in found.text
     assert "user-eve" not in client.get("/admin/subscribers?q=nobody").text
-    client.post("/admin/subscribers/eve/remove", data={"csrf": csrf})
+    kept = client.post("/admin/subscribers/eve/remove", data={"csrf": csrf})
+    assert "eve was not removed" in kept.text and people.get("eve")  # not without the box
+    client.post("/admin/subscribers/eve/remove", data={"csrf": csrf, "confirm": "yes"})
     assert people.find() == (0, [])
     actions = [a[1] for a in _audit(console)]
     for done in ("user added", "user changed", "user paused", "user resumed", "user removed"):
