@@ -414,6 +414,7 @@ class Route:
     chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
     declared_length: int | None = None  # lie about Content-Length, send `body`, then close
     location: str | None = None
+    drip: float = 0.0  # chunked: 16 bytes, then this many seconds, and so on (a slow server)
 
 
 @dataclass(frozen=True)
@@ -533,9 +534,13 @@ class _HttpHandler(BaseHTTPRequestHandler):
         if route.chunked:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for i in range(0, len(route.body), 4096):
-                piece = route.body[i : i + 4096]
+            size = 16 if route.drip else 4096
+            for i in range(0, len(route.body), size):
+                piece = route.body[i : i + size]
                 self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                if route.drip:
+                    if self.close_connection or self.state._stopping.wait(route.drip):
+                        return  # the client gave up, or the server stops
             self._write(b"0\r\n\r\n")
             return
         self.send_header("Content-Length", str(route.declared_length))

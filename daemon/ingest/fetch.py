@@ -15,6 +15,7 @@ URL's. Proxy settings from the environment are not used by this client: it conne
 from __future__ import annotations
 
 import ipaddress
+import math
 import socket
 import ssl
 import time
@@ -30,6 +31,9 @@ import httpx
 from daemon.errors import FetchError
 
 THROTTLED_HOSTS = ("arxiv.org", "export.arxiv.org", "rss.arxiv.org")
+# a whole response within this many `ingest.timeout_seconds` (each read within one): a server
+# that sends a byte now and then held the ingest for as long as it went on (10 min seen)
+TOTAL_TIMEOUTS = 4
 
 
 @dataclass(frozen=True)
@@ -204,9 +208,11 @@ class Fetcher:
         max_bytes: int,
         throttle: Throttle,
         allow_files: bool = False,
+        total_seconds: float = math.inf,
     ) -> None:
         self.client = client
         self.max_bytes = max_bytes
+        self.total_seconds = total_seconds
         self.throttle = throttle
         self.allow_files = allow_files
 
@@ -224,6 +230,7 @@ class Fetcher:
         if last_modified:
             headers["If-Modified-Since"] = last_modified
         self.throttle.wait(parts.hostname)
+        deadline = time.monotonic() + self.total_seconds
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
                 if resp.status_code == 304:
@@ -233,19 +240,9 @@ class Fetcher:
                         f"{url}: HTTP {resp.status_code} {resp.reason_phrase}"
                         + (" (check the feed URL)" if resp.status_code in (404, 410) else "")
                     )
-                declared = resp.headers.get("content-length")
-                if declared and declared.isdigit() and int(declared) > self.max_bytes:
-                    raise FetchError(self._too_big(url))
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise FetchError(self._too_big(url))
-                    chunks.append(chunk)
                 return Fetched(
                     url=url,
-                    content=b"".join(chunks),
+                    content=self._body(resp, url, deadline),
                     content_type=resp.headers.get("content-type"),
                     etag=resp.headers.get("etag"),
                     last_modified=resp.headers.get("last-modified"),
@@ -254,6 +251,26 @@ class Fetcher:
             raise FetchError(f"{url}: {type(e).__name__}: {e}") from e
         except AddressRefused as e:  # refused by the guard, for this URL or a redirect
             raise FetchError(f"{url}: {e}") from e
+
+    def _body(self, resp: httpx.Response, url: str, deadline: float) -> bytes:
+        """The response's bytes: at most `max_bytes`, all of them by `deadline`."""
+        declared = resp.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(self._too_big(url))
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FetchError(self._too_big(url))
+            if time.monotonic() > deadline:  # each read in time, but no end to them
+                raise FetchError(
+                    f"{url}: the server sent {size:,} bytes in {self.total_seconds:.0f} s and "
+                    f"was not done ({TOTAL_TIMEOUTS} × ingest.timeout_seconds for a whole "
+                    "response); it sends too slowly"
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _too_big(self, url: str) -> str:
         return (
@@ -303,4 +320,5 @@ def make_fetcher(
         max_bytes=max_bytes,
         throttle=Throttle(min_interval),
         allow_files=allow_files,
+        total_seconds=TOTAL_TIMEOUTS * timeout,
     )

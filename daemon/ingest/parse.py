@@ -183,7 +183,9 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
         else:
             papers.append(result)
     if len(data) > MAX_ENTRIES:
-        skipped.append(f"items after the first {MAX_ENTRIES}: not read")
+        skipped.append(
+            f"{len(data) - MAX_ENTRIES:,} items after the first {MAX_ENTRIES:,}: not read"
+        )
     return ParsedFeed(
         title="Hugging Face daily papers", papers=tuple(papers), skipped=tuple(skipped)
     )
@@ -258,7 +260,9 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
         else:
             papers.append(result)
     if len(entries) > MAX_ENTRIES:
-        skipped.append(f"entries after the first {MAX_ENTRIES}: not read")
+        skipped.append(
+            f"{len(entries) - MAX_ENTRIES:,} entries after the first {MAX_ENTRIES:,}: not read"
+        )
     return ParsedFeed(
         title=_field(channel, "title", FEED_TITLE_MAX), papers=tuple(papers), skipped=tuple(skipped)
     )

@@ -105,3 +105,6 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         "feed ingested",
         extra={"feed": feed.name, "new": new, "known": known, "skipped": len(parsed.skipped)},
     )
+    capped = [s for s in parsed.skipped if s.endswith(": not read")]
+    if capped:  # a feed far longer than any real one: say so, not "skipped=1"
+        log.warning("feed cut short", extra={"feed": feed.name, "why": capped[0]})

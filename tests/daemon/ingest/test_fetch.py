@@ -148,6 +148,19 @@ def test_size_cap_without_content_length_chunked(server: HttpServer) -> None:
         f.client.close()
 
 
+def test_a_server_that_sends_too_slowly_is_cut_off(server: HttpServer) -> None:
+    """16 bytes every 0.1 s: each read comes within the timeout, the whole would take 10 s.
+    The fetch stops after 4 timeouts (0.8 s) and says why; a QA pass saw such a feed hold
+    the ingest for 10 minutes."""
+    server.routes["/drip.xml"] = Route(body=b"<rss>" + b" " * 1600, chunked=True, drip=0.1)
+    f = _fetcher(timeout=0.2)
+    try:  # read to its end, the response would be no error: cut off before
+        with pytest.raises(FetchError, match=r"was not done \(4 × ingest.timeout_seconds"):
+            f.fetch(server.url_for("/drip.xml"))
+    finally:
+        f.client.close()
+
+
 # ---- errors ----------------------------------------------------------------------------------
 
 
