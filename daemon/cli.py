@@ -997,6 +997,7 @@ def feeds_list() -> None:
 def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
+        _not_declared(app, name)
         app.store.feeds.set_enabled(name, True)
         _audit(app, "feed enabled", name)
         out.print(f"enabled feed {name}", markup=False)
@@ -1006,6 +1007,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
 def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
+        _not_declared(app, name)
         app.store.feeds.set_enabled(name, False)
         _audit(app, "feed disabled", name)
         out.print(f"disabled feed {name}", markup=False)
@@ -1015,9 +1017,19 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
 def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
+        _not_declared(app, name)
         app.store.feeds.remove(name)
         _audit(app, "feed removed", name)
         out.print(f"removed feed {name}", markup=False)
+
+
+def _not_declared(app: App, name: str) -> None:
+    """A feed of the configuration file is changed there: the next ingest would undo it."""
+    if name in {f.name for f in app.settings.feeds}:
+        raise PaperwireError(
+            f"feed {name!r} is declared in the configuration file ([[feeds]]): change or "
+            "remove it there"
+        )
 
 
 # ---- printing --------------------------------------------------------------------------------
@@ -1112,8 +1124,8 @@ def _exit_if_unusable(r: jobs.DeliveryReport) -> None:
     """A transport that could deliver nothing needs a person: exit status 1."""
     if r.postponed:
         err.print(
-            "[bold red]error:[/] a transport could deliver nothing; fix the [email] or [slack] "
-            "settings (see the error above), the digests are kept",
+            "[bold red]error:[/] a transport could deliver nothing; fix its settings (\\[email], "
+            "\\[slack] or delivery.outbox_dir: see the error above), the digests are kept",
             highlight=False,
         )
         raise SystemExit(1)

@@ -125,6 +125,32 @@ class FeedSettings(_Section):
     url: str = Field(min_length=1)
     enabled: bool = True
 
+    @field_validator("name")
+    @classmethod
+    def _handle(cls, v: str) -> str:
+        from daemon.checks import check_handle
+
+        return check_handle(v, "feed name")
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, v: str) -> str:
+        """What can be told without the network (`feeds add` also resolves the host)."""
+        from urllib.parse import urlsplit
+
+        if any(c.isspace() or ord(c) < 32 for c in v):
+            raise ValueError(f"{v!r} contains a space or a line break; write a space as %20")
+        try:
+            parts = urlsplit(v)
+            host = parts.hostname
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a URL ({e})") from None
+        if parts.scheme == "file" or (parts.scheme in ("http", "https") and host):
+            return v
+        raise ValueError(
+            f"{v!r} is not an http(s) URL with a host; e.g. https://rss.arxiv.org/rss/cs.LG"
+        )
+
 
 MIN_KEEP_DAYS = 14  # digest.keep_days, at least: a weekly window and its margin, and room
 
@@ -264,6 +290,20 @@ class Settings(BaseSettings):
     log: LogSettings = LogSettings()
     admin: AdminSettings = AdminSettings()
     feeds: tuple[FeedSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _feeds_fit(self) -> Settings:
+        names = [f.name for f in self.feeds]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"[[feeds]]: the name {twice[0]!r} is given to more than one feed")
+        local = [f.name for f in self.feeds if f.url.startswith("file:")]
+        if local and not self.ingest.allow_files:
+            raise ValueError(
+                f"[[feeds]] {local[0]!r} is a local file: files are read only with "
+                "ingest.allow_files = true (meant for the demo and tests)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -15,7 +15,7 @@ from notifications.transports.base import (
     EmailOut,
     Outgoing,
     SlackOut,
-    TemporaryDeliveryError,
+    TransportUnavailable,
 )
 
 _MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})@")
@@ -55,7 +55,9 @@ class FileTransport:
         return None
 
     def send(self, out: Outgoing) -> None:
-        """Write ``out`` to the outbox; an OS error is a TemporaryDeliveryError."""
+        """Write ``out`` to the outbox. An OS error (a folder that cannot be made or written,
+        a full disk) is the outbox's, not the message's: TransportUnavailable, which a person
+        must fix (every waiting digest is kept, and `deliver` exits 1)."""
         try:
             self.outbox.mkdir(parents=True, exist_ok=True)
             if isinstance(out, EmailOut):
@@ -67,7 +69,11 @@ class FileTransport:
             else:
                 raise TypeError(f"cannot write {type(out).__name__}")
         except OSError as exc:
-            raise TemporaryDeliveryError(f"file outbox {self.outbox}: {exc}") from None
+            raise TransportUnavailable(
+                f"file outbox {self.outbox} cannot be written ({exc.strerror or exc}): fix "
+                "delivery.outbox_dir or its permissions",
+                permanent=True,
+            ) from None
 
     def _write_email(self, out: EmailOut) -> None:
         digest_id, period = out.digest_id, out.period

@@ -121,7 +121,7 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
     pw("users", "add", "ada", "--email", "ada@lab.example")
     cycled = pw("cycle", expect=1)
     assert "1 waiting for the transport" in cycled.stdout
-    assert "a transport could deliver nothing" in cycled.stderr
+    assert "fix its settings ([email], [slack] or delivery.outbox_dir" in flat(cycled.stderr)
     assert "1 digest(s) wait for a later try" in cycled.stdout
     # the next deliver has nothing due, and says what waits (it printed "0 sent" and nothing)
     again = pw("deliver")
@@ -140,6 +140,25 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     assert "sent" in pw("deliveries", "list", "--state", "sent").stdout
     assert "left alone" in pw("deliveries", "retry", digest_id).stdout  # sent: nothing to do
+
+
+def test_an_outbox_that_cannot_be_written_makes_deliver_fail_and_keeps_the_digest(
+    tmp_path: Path,
+) -> None:
+    """It was a temporary error per digest, and `cycle` exited 0 (a QA pass)."""
+    config = write_config(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    pw("config", "set", "delivery.outbox_dir", str(tmp_path / "a-file" / "outbox"))
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    cycled = pw("cycle", expect=1)
+    assert "1 waiting for the transport" in cycled.stdout
+    assert "cannot be written (Not a directory): fix delivery.outbox_dir" in flat(cycled.stderr)
+    assert "postponed" in pw("deliveries", "list", "--state", "postponed").stdout
+    pw("config", "set", "delivery.outbox_dir", str(tmp_path / "outbox"))
+    assert "delivery: 1 sent" in pw("deliveries", "retry", "--postponed").stdout
 
 
 def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Path) -> None:
@@ -191,6 +210,22 @@ def test_db_prune_deletes_the_old_digests_done_with_now(pw: Runner, store: Store
     assert sum(store.digests.counts().values()) == 2
     assert store.admin.audit_log()[0].action == "old digests deleted"
     assert "nothing to delete" in pw("db", "prune").stdout
+
+
+def test_a_feed_of_the_configuration_file_is_changed_there(tmp_path: Path) -> None:
+    """`feeds remove/disable` said it was done, and the next ingest put the feed back."""
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text() + f'\n[[feeds]]\nname = "hf"\nurl = "{HF_FILE.as_uri()}"\n'
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    pw("ingest")
+    for verb in ("remove", "disable", "enable"):
+        refused = pw("feeds", verb, "hf", expect=1)
+        assert "declared in the configuration file" in refused.stderr, verb
+        assert "Traceback" not in refused.stderr
+    assert re.search(r"hf .* yes", flat(pw("feeds", "list").stdout))
 
 
 # ---- users, preview, feeds test --------------------------------------------------------------

@@ -365,3 +365,24 @@ def test_an_unknown_recommender_option_is_named_with_the_closest(tmp_path: Path)
     settings = load_settings(_write(tmp_path, "[recommender.options]\ncf_rnak = 64\n"))
     with pytest.raises(ConfigError, match=r"'cf_rnak' is not an option .* did you mean 'cf_rank'"):
         recommender_config(settings)
+
+
+@pytest.mark.parametrize(
+    ("feeds", "says"),
+    [
+        ('{name = "a", url = "https://x.org/a"}, {name = "a", url = "https://x.org/b"}',
+         "the name 'a' is given to more than one feed"),
+        ('{name = "a", url = "htp://nowhere"}', "is not an http(s) URL with a host"),
+        ('{name = "a", url = "https:///path"}', "is not an http(s) URL with a host"),
+        ('{name = "a", url = "https://x.org/a b"}', "contains a space"),
+        ('{name = "a b", url = "https://x.org/a"}', "is not a valid feed name"),
+        ('{name = "a", url = "file:///srv/a.xml"}', "ingest.allow_files = true"),
+    ],
+)  # fmt: skip
+def test_feeds_of_the_file_are_checked_as_feeds_add_checks_them(
+    tmp_path: Path, feeds: str, says: str
+) -> None:
+    """A QA pass: two feeds of one name passed `config check`, then the ingest failed on the
+    database's unique name; 'htp://nowhere' failed only at the ingest."""
+    msg = _error(_write(tmp_path, f"feeds = [{feeds}]\n"))
+    assert says in msg
