@@ -538,9 +538,7 @@ class _HttpHandler(BaseHTTPRequestHandler):
             for i in range(0, len(route.body), size):
                 piece = route.body[i : i + size]
                 self._write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                if route.drip and (
-                    self.close_connection or self.state._stopping.wait(route.drip)
-                ):
+                if route.drip and (self.close_connection or self.state._stopping.wait(route.drip)):
                     return  # the client gave up, or the server stops
             self._write(b"0\r\n\r\n")
             return
