@@ -86,7 +86,15 @@ def _email_transport(app: App) -> AbstractContextManager[Transport]:
 
     context = app.smtp_ssl_context
     if context is None and es.security != "none":
-        context = ssl.create_default_context(cafile=es.ca_file or None)
+        try:
+            context = ssl.create_default_context(cafile=es.ca_file or None)
+        except (OSError, ssl.SSLError) as e:  # deleted, or not PEM, since the check at start
+            from notifications.transports.base import TransportUnavailable
+
+            why = getattr(e, "strerror", None) or e
+            raise TransportUnavailable(
+                f"email.ca_file = {es.ca_file!r} cannot be used: {why}", permanent=True
+            ) from None
     return SmtpTransport(
         es.host,
         es.port,

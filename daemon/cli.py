@@ -137,6 +137,15 @@ def _not_summarised(record: logging.LogRecord) -> bool:
 
 
 @contextmanager
+def _as_error(*kinds: type[Exception]) -> Iterator[None]:
+    """These exceptions are the user's input: a one-line error (exit 1), not a traceback."""
+    try:
+        yield
+    except kinds as e:
+        raise PaperwireError(str(e)) from None
+
+
+@contextmanager
 def _progress() -> Iterator[jobs.Progress]:
     """While a job runs for the command line: a Rich progress bar on a terminal (silent
     otherwise) with the log lines printed above it, not through it; the events the summary
@@ -398,7 +407,7 @@ def evaluate(
     """Measure rankers on libraries of liked papers: recall@k, nDCG@k, time per user.
 
     `paperwire` is the daemon's own recommender (the same code the daily job runs)."""
-    from recommender.evaluate import DEFAULT_METHODS, DEFAULT_SEED, format_table
+    from recommender.evaluate import DEFAULT_METHODS, DEFAULT_SEED, DataError, format_table
     from recommender.evaluate import evaluate as run_eval
 
     for path in (items, train, test, *([candidates] if candidates else [])):
@@ -410,7 +419,7 @@ def evaluate(
         raise PaperwireError(f"--k {k!r}: give cut-offs like 10,50,100") from None
     if newcomers is not None and max_likes is None:
         raise PaperwireError("--newcomers: give --max-likes too (the likes each newcomer keeps)")
-    with _progress() as progress:
+    with _progress() as progress, _as_error(DataError):
         report = run_eval(
             items,
             train,

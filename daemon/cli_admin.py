@@ -247,7 +247,10 @@ def preview(
     if output is None:
         sys.stdout.write(body)
         return
-    output.write_text(body, encoding="utf-8")
+    try:
+        output.write_text(body, encoding="utf-8")
+    except OSError as e:
+        raise PaperwireError(f"--out {output}: cannot write it ({e.strerror or e})") from None
     err.print(
         f"{escape(made.subject)}: {len(made.picks)} paper(s); written to {escape(str(output))}",
         highlight=False,

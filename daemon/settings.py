@@ -51,8 +51,18 @@ class DatabaseSettings(_Section):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, v: str) -> str:
-        if not v.startswith(("sqlite:", "postgresql", "mysql", "mariadb")):
-            raise ValueError("use an SQLAlchemy URL: sqlite:///path.db or postgresql+psycopg://…")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(v).get_backend_name()
+        except ArgumentError:
+            backend = ""
+        if backend not in ("sqlite", "postgresql"):
+            raise ValueError(
+                "paperwire runs on SQLite or PostgreSQL: write sqlite:///path/to/paperwire.db "
+                "or postgresql+psycopg://user@host/dbname"
+            )
         return v
 
 
@@ -218,6 +228,14 @@ class EmailSettings(_Section):
     password: SecretStr = SecretStr("")
     timeout_seconds: float = Field(default=30.0, gt=0)
     ca_file: str = ""
+
+    @field_validator("ca_file")
+    @classmethod
+    def _a_file(cls, v: str) -> str:
+        if v and not Path(v).expanduser().is_file():
+            raise ValueError(f"{v!r} is not a file: give the path of a PEM file of CA certificates")
+        return v
+
     connections: int = Field(default=4, ge=1, le=32)
 
 

@@ -105,16 +105,38 @@ class EvalReport:
 
 
 # ----------------------------------------------------------------------------- loading
+class DataError(ValueError):
+    """An eval input that cannot be read (the message names the file and line), or a method
+    that does not exist."""
+
+
+def check_methods(methods: Sequence[str]) -> None:
+    """DataError for a method spec naming no ranker (before any data is read or ranked)."""
+    for spec in methods:
+        name, _ = parse_method(spec)
+        if name not in (*ANCHORS, "paperwire"):
+            raise DataError(
+                f"unknown method {name!r}: the methods are {', '.join(DEFAULT_METHODS)}"
+            )
+
+
 def load_items(path: str | Path) -> list[Doc]:
     docs = []
     with open(path, encoding="utf-8") as fh:
-        for line in fh:
+        for n, line in enumerate(fh, 1):
             if not line.strip():
                 continue
-            o = json.loads(line)
+            try:
+                o = json.loads(line)
+                item_id = str(o["id"])
+            except (ValueError, KeyError, TypeError) as e:
+                what = "no 'id'" if isinstance(e, KeyError | TypeError) else f"not JSON ({e})"
+                raise DataError(
+                    f"{path}:{n}: {what}; each line is {{id, title, abstract, authors}}"
+                ) from None
             docs.append(
                 Doc(
-                    id=str(o["id"]),
+                    id=item_id,
                     title=o.get("title") or "",
                     abstract=o.get("abstract") or "",
                     authors=tuple(o.get("authors") or ()),
@@ -381,6 +403,7 @@ def evaluate(
     `rankings_out` writes user<TAB>item<TAB>rank (1-based) for the top max(ks); with several
     methods, one file per method (``name.METHOD.tsv``)."""
     ks = tuple(sorted(set(int(k) for k in ks)))
+    check_methods(methods)
     docs = load_items(items_path)
     index = {d.id: i for i, d in enumerate(docs)}
     train = load_pairs(train_path)
@@ -423,8 +446,8 @@ def evaluate(
             elapsed = time.perf_counter() - t1
         elif name == "paperwire":
             ranked, elapsed, fit_s, calib = _run_paperwire(spec, opts, task, m_users, progress)
-        else:
-            raise ValueError(f"unknown method: {name}")
+        else:  # check_methods refused it already
+            raise DataError(f"unknown method {name!r}")
         result = _score(spec, ranked, m_users, test, ks, elapsed, fit_s)
         result.calibration = calib
         report.results.append(result)

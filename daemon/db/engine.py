@@ -175,6 +175,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema with the Alembic migrations."""
     from alembic import command
 
+    _not_newer(_current_revision(engine))
     cfg = _alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
@@ -197,6 +198,7 @@ def check_schema(engine: Engine) -> None:
     the revision is one row of `alembic_version`, the head is the newest migration file)."""
     current = _current_revision(engine)
     head = head_revision()
+    _not_newer(current)
     if current != head:
         raise SchemaError(
             f"database schema is at revision {current or 'none (empty database)'}, this version "
@@ -217,7 +219,23 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 
 def head_revision() -> str:
     """The newest migration: revisions are numbered files (0001_…, 0002_…) in one line."""
+    return _revisions()[-1]
+
+
+def _revisions() -> list[str]:
     names = sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
     if not names:
         raise SchemaError(f"no migrations found in {MIGRATIONS}")
-    return names[-1][:4]
+    return [name[:4] for name in names]
+
+
+def _not_newer(current: str | None) -> None:
+    """A database a newer paperwire upgraded: neither `db upgrade` nor any command can use it
+    (Alembic's own error was a traceback: "Can't locate revision identified by …")."""
+    known = _revisions()
+    if current is not None and current not in known:
+        raise SchemaError(
+            f"database schema is at revision {current}, which this version of paperwire does "
+            f"not know (it knows up to {known[-1]}): a newer version upgraded it; run that "
+            "version, or restore a backup made before the upgrade"
+        )

@@ -254,6 +254,9 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     text = pw("preview", "ada", "--text").stdout
     assert "<" not in text.splitlines()[0] and ("Zetta" in text or "Co-RL" in text)
     assert "no user named 'nobody'" in pw("preview", "nobody", expect=1).stderr
+    for where in (tmp_path / "no-such-folder" / "x.html", tmp_path):  # tracebacks before
+        refused = pw("preview", "ada", "--out", str(where), expect=1).stderr
+        assert f"--out {where}: cannot write it" in " ".join(refused.split())
     pw("users", "set", "ada", "--unsubscribe")
     assert "unsubscribed" in pw("preview", "ada", expect=1).stderr
 

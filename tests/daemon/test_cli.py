@@ -268,6 +268,14 @@ def test_eval_prints_figures_and_writes_rankings(tmp_path: Path) -> None:
     missing = pw("eval", "--items", str(tmp_path / "nope.jsonl"), "--train", str(train),
                  "--test", str(test), expect=1)  # fmt: skip
     assert "nope.jsonl" in missing.stderr
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"id": "1", "title": "a"}\n{"title": "no id"}\n')
+    bad = pw("eval", "--items", str(broken), "--train", str(train), "--test", str(test),
+             expect=1)  # fmt: skip
+    assert f"{broken}:2: no 'id'" in bad.stderr and "Traceback" not in bad.stderr
+    bogus = pw("eval", "--items", str(small / "items.jsonl"), "--train", str(train),
+               "--test", str(test), "--method", "bogus", expect=1)  # fmt: skip
+    assert "unknown method 'bogus': the methods are" in " ".join(bogus.stderr.split())
 
 
 def test_brackets_in_names_and_feed_text_are_printed_not_taken_for_markup(tmp_path: Path) -> None:

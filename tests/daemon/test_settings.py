@@ -386,3 +386,16 @@ def test_feeds_of_the_file_are_checked_as_feeds_add_checks_them(
     database's unique name; 'htp://nowhere' failed only at the ingest."""
     msg = _error(_write(tmp_path, f"feeds = [{feeds}]\n"))
     assert says in msg
+
+
+def test_a_ca_file_that_is_not_there_is_named(tmp_path: Path) -> None:
+    """It passed, and each delivery failed with a FileNotFoundError naming no file."""
+    msg = _error(_write(tmp_path, '[email]\nca_file = "/nonexistent.pem"\n'))
+    assert "email.ca_file" in msg and "'/nonexistent.pem' is not a file" in msg
+
+
+@pytest.mark.parametrize("url", ["sqlite:/nowhere/x.db", "mysql://x", "postgres-ish"])
+def test_a_database_url_paperwire_cannot_use_is_refused_at_once(tmp_path: Path, url: str) -> None:
+    """'sqlite:/nowhere' was an SQLAlchemy traceback at start, 'mysql://' one for its driver."""
+    msg = _error(_write(tmp_path, f'[database]\nurl = "{url}"\n'))
+    assert "database.url" in msg and "paperwire runs on SQLite or PostgreSQL" in msg

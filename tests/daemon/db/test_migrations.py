@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -11,7 +13,7 @@ from sqlmodel import SQLModel
 
 import daemon.db.models  # noqa: F401  (registers the tables)
 from daemon.db import make_engine
-from daemon.db.engine import _alembic_config, check_schema, head_revision, upgrade
+from daemon.db.engine import SchemaError, _alembic_config, check_schema, head_revision, upgrade
 from daemon.ingest.identity import title_key
 from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE
 
@@ -46,3 +48,16 @@ def test_title_keys_of_the_migration_and_of_identity_agree() -> None:
         "Observation of excited $\\Omega_c^0$ baryons in $\\Omega_b^- \\to \\Xi_c^+ K^-\\pi^-$",
     ):
         assert migration._title_key(title) == title_key(title)
+
+
+def test_a_database_a_newer_version_upgraded_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'newer.db'}")
+    try:
+        upgrade(engine)
+        with engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+        for call in (check_schema, upgrade):  # upgrade: Alembic's traceback before
+            with pytest.raises(SchemaError, match="at revision 9999, which this version of"):
+                call(engine)
+    finally:
+        engine.dispose()
