@@ -610,6 +610,10 @@ def users_set(
     subscription (all at once or nothing: a subscribed user keeps at least one channel)."""
     from daemon.checks import check_display_name
 
+    options = (email, slack_webhook, display_name, timezone, digest_hour, max_picks, subscribed,
+               frequency, weekday, pause_until)  # fmt: skip
+    if all(o is None for o in options) and not resume:
+        raise PaperwireError(f"nothing to change for {name}: give an option (`users set --help`)")
     channels, _ = _check_user_options(email, slack_webhook, timezone)
     if display_name is not None:
         display_name = _checked(check_display_name, display_name, "--display-name")
@@ -917,12 +921,18 @@ def follow(
     with _open_app() as app:
         people = app.store.people
         u = people.get(user)
+        absent: list[str] = []  # --remove of what the user never followed: a typo, said so
         for kind, values in ((FollowKind.KEYWORD, keyword), (FollowKind.AUTHOR, author)):
             for value in values:
                 if remove:
-                    people.remove_follow(u.id, kind, value)
+                    if not people.remove_follow(u.id, kind, value):
+                        absent.append(f"{kind} {value!r}")
                 else:
                     people.set_follow(u.id, kind, value, muted=mute)
+        if absent and len(absent) == len(keyword) + len(author):
+            raise PaperwireError(f"{user} follows or mutes no {' or '.join(absent)}")
+        if absent:
+            err.print(f"not followed, nothing to forget: {', '.join(absent)}", markup=False)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
             f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",

@@ -188,6 +188,7 @@ def deliveries_retry(
         changed = app.store.digests.retry_now(chosen, app.clock())
         _audit(app, "deliveries retried", ",".join(map(str, changed)))
         out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
+        _none_of_the_ids(ids, changed)
         if changed:
             with _progress() as progress:
                 report = jobs.deliver_due(app, app.clock(), progress=progress)
@@ -208,6 +209,7 @@ def deliveries_cancel(
         changed = app.store.digests.cancel(chosen, f"cancelled by {who}")
         _audit(app, "deliveries cancelled", ",".join(map(str, changed)))
         out.print(f"{len(changed)} digest(s) cancelled" + _skipped(chosen, changed))
+        _none_of_the_ids(ids, changed)
 
 
 def _chosen(app: App, ids: list[int] | None, postponed: bool) -> list[int]:
@@ -217,6 +219,12 @@ def _chosen(app: App, ids: list[int] | None, postponed: bool) -> list[int]:
     if not chosen and not postponed:
         raise PaperwireError("give digest ids (see `paperwire deliveries list`) or --postponed")
     return chosen
+
+
+def _none_of_the_ids(ids: list[int] | None, changed: list[int]) -> None:
+    """Exit 1 when ids were given and none of them could be changed (unknown, or done)."""
+    if ids and not changed:
+        raise SystemExit(1)
 
 
 def _skipped(chosen: list[int], changed: list[int]) -> str:
@@ -453,9 +461,12 @@ def admin_set_password(
 def admin_remove(name: Annotated[str, typer.Argument(help="The admin's login name.")]) -> None:
     """Remove an admin: their password leaves the file and their sessions end."""
     from daemon.config_file import UNSET, edit
+    from daemon.settings import load_settings
 
     login = name.lower()
     path = _config_file()
+    if login not in load_settings(path).admin.passwords:
+        raise PaperwireError(f"no admin named {login!r}; `paperwire admin list` names them")
     settings = edit(path, {f"admin.passwords.{login}": UNSET})
     if login in settings.admin.passwords:  # still set by the environment
         raise PaperwireError(f"admin {login} is set by PAPERWIRE_ADMIN__PASSWORDS__{login.upper()}")

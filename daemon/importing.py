@@ -10,12 +10,13 @@ says), and nobody who unsubscribed is subscribed again.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.channels import CHANNELS, parse_email
-from daemon.checks import check_display_name, check_handle
+from daemon.checks import as_id, check_display_name, check_handle
 from daemon.db.models import ChannelKind
 from daemon.db.people import Imported
 from daemon.settings import check_timezone
@@ -54,6 +55,9 @@ def read_csv(text: str) -> ReadRows:
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     header = next(reader, None)
     columns = [_column(h) for h in header or []]
+    result.errors.extend(_unknown_columns(header or [], columns))
+    if result.errors:
+        return result
     if "name" not in columns or not ({"email", "slack"} & set(columns)):
         result.errors.append(
             "line 1: the first row must name the columns: name, email and/or slack_webhook, "
@@ -71,7 +75,7 @@ def read_csv(text: str) -> ReadRows:
             break
         cells = {col: value.strip() for col, value in zip(columns, record, strict=False) if col}
         problems: list[str] = []
-        row = _row(cells, problems)
+        row = _row(cells, problems, line)
         if row is not None:
             if row.name in seen_names:
                 problems.append(f"user {row.name!r} is already on line {seen_names[row.name]}")
@@ -88,6 +92,20 @@ def read_csv(text: str) -> ReadRows:
     return result
 
 
+def _unknown_columns(header: list[str], columns: list[str | None]) -> list[str]:
+    """A column no name of COLUMNS: a typo would silently drop the whole column."""
+    errors = []
+    for title, column in zip(header, columns, strict=True):
+        if column is None and title.strip():
+            close = difflib.get_close_matches(title.strip().lower(), COLUMNS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            errors.append(
+                f"line 1: {title.strip()!r} is not a column paperwire reads; {hint}the columns "
+                "are name, email, slack_webhook, timezone, hour, display_name"
+            )
+    return errors
+
+
 def _checked(check: Callable[[str], object], value: str, label: str, problems: list[str]) -> bool:
     try:
         check(value)
@@ -97,7 +115,7 @@ def _checked(check: Callable[[str], object], value: str, label: str, problems: l
     return True
 
 
-def _row(cells: dict[str, str], problems: list[str]) -> Imported | None:
+def _row(cells: dict[str, str], problems: list[str], line: int) -> Imported | None:
     name = cells.get("name", "")
     _checked(check_handle, name, "name", problems)
     channels: dict[ChannelKind, str] = {}
@@ -125,15 +143,15 @@ def _row(cells: dict[str, str], problems: list[str]) -> Imported | None:
     hour = _hour(cells.get("hour", ""), problems)
     if problems:
         return None
-    return Imported(
-        name=name, channels=channels, timezone=timezone, digest_hour=hour, display_name=display
-    )
+    return Imported(name=name, channels=channels, timezone=timezone, digest_hour=hour,
+                    display_name=display, line=line)  # fmt: skip
 
 
 def _hour(text: str, problems: list[str]) -> int | None:
     if not text:
         return None
-    if not text.isdigit() or not 0 <= int(text) <= 23:
+    hour = as_id(text)
+    if hour is None or not 0 <= hour <= 23:
         problems.append(f"hour: {text!r} is not an hour from 0 to 23")
         return None
-    return int(text)
+    return hour

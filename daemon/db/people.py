@@ -40,6 +40,7 @@ class Imported:
     timezone: str | None = None
     digest_hour: int | None = None
     display_name: str | None = None
+    line: int = 0  # of the file it comes from (0: none), named in an error
 
 
 Subscriber = tuple[UserRow, list[ChannelRow]]
@@ -220,8 +221,10 @@ class People(Repository):
                 email = r.channels.get(ChannelKind.EMAIL)
                 owner = emails.get(email.lower()) if email else None
                 if owner is not None and owner != r.name:
+                    where = f"line {r.line}: " if r.line else ""
                     raise PaperwireError(
-                        f"{r.name}: {email} is already the email address of user {owner!r}"
+                        f"{where}{r.name}: {email} is already the email address of user "
+                        f"{owner!r}; nothing imported"
                     )
             have = _channels_of_users(s, [u.id for u in users.values() if u.id is not None])
             new: list[tuple[User, Imported]] = []

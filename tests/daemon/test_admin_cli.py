@@ -139,7 +139,12 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
     assert "1 digest(s) due now" in retried.stdout and "delivery: 1 sent" in retried.stdout
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
     assert "sent" in pw("deliveries", "list", "--state", "sent").stdout
-    assert "left alone" in pw("deliveries", "retry", digest_id).stdout  # sent: nothing to do
+    # sent: nothing to do, and exit 1 (the ids given changed nothing)
+    assert "left alone" in pw("deliveries", "retry", digest_id, expect=1).stdout
+    assert (
+        "left alone (sent, empty, being sent or unknown): 99"
+        in pw("deliveries", "cancel", "99", expect=1).stdout
+    )
 
 
 def test_an_outbox_that_cannot_be_written_makes_deliver_fail_and_keeps_the_digest(
@@ -444,6 +449,7 @@ def test_admin_set_password_writes_an_argon2_hash(
     assert "ops" not in tomllib.loads(path.read_text())["admin"]["passwords"]
     pw("admin", "remove", "root")
     assert "no admins" in pw("admin", "list").stdout
+    assert "no admin named 'nobody'" in pw("admin", "remove", "nobody", expect=1).stderr
 
 
 # ---- real processes: the daemon's port, metrics, and the terminal ------------------------------

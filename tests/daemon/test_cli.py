@@ -146,6 +146,11 @@ def test_a_whole_session(tmp_path: Path) -> None:
     assert _count(db, "feedback") == 1
     assert "ada follows: diffusion" in pw("follow", "ada", "--keyword", "diffusion").stdout
     assert _count(db, "follow") == 1
+    # forgetting what was never followed is a typo, said so (it printed "ada forgot: …")
+    typo = pw("follow", "ada", "--keyword", "difusion", "--remove", expect=1)
+    assert "ada follows or mutes no keyword 'difusion'" in typo.stderr
+    assert "nothing to change for ada" in pw("users", "set", "ada", expect=1).stderr
+    assert _count(db, "follow") == 1
 
     dry = pw("digest", "--dry-run").stdout
     assert re.search(r"ada \(email, \d{4}-\d{2}-\d{2}\)", dry), dry

@@ -340,6 +340,24 @@ def test_import_reports_every_bad_row_by_line_and_imports_nothing(
     assert _rows(tmp_path, "select count(*) from user") == [(0,)]
 
 
+def test_import_refuses_a_column_it_does_not_read_and_names_a_taken_address_by_line(
+    pw: Runner, tmp_path: Path
+) -> None:
+    """A QA pass: 'timezon' was dropped in silence (the user got UTC); a taken address was
+    reported without its line; an hour of '²' would have been a traceback."""
+    csv = tmp_path / "typo.csv"
+    csv.write_text("name,email,timezon,hour\numa,uma@lab.example,Asia/Tokyo,6\n")
+    refused = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "line 1: 'timezon' is not a column paperwire reads; did you mean 'timezone'?" in refused
+    csv.write_text("name,email,hour\numa,uma@lab.example,²\n")
+    assert "line 2: hour: '²' is not an hour" in pw("users", "import", str(csv), expect=1).stderr
+    pw("users", "add", "bob", "--email", "bob@lab.example")
+    csv.write_text("name,email\numa,uma@lab.example\nrex,BOB@lab.example\n")
+    taken = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "line 3: rex: BOB@lab.example is already the email address of user 'bob'" in taken
+    assert _rows(tmp_path, "select count(*) from user") == [(1,)]
+
+
 def test_import_is_idempotent_and_never_resubscribes(pw: Runner, tmp_path: Path) -> None:
     csv = tmp_path / "lab.csv"
     rows = [f"user{i:04d},User {i} <u{i}@lab.example>,,Asia/Tokyo,{i % 24}" for i in range(300)]
