@@ -62,8 +62,9 @@ class People(Repository):
         """A new subscriber with a channel per kind given (`{ChannelKind.EMAIL: "a@b.c"}`).
         Refused when an email address is another user's."""
         with self.session() as s:
-            if s.exec(select(User).where(User.name == name)).first():
-                raise PaperwireError(f"user {name!r} already exists")
+            twins = _case_twins(s, [name])
+            if twins:
+                raise PaperwireError(f"user {twins[0]!r} already exists (a handle in any case)")
             if not any((channels or {}).values()):
                 raise PaperwireError(
                     f"user {name!r} needs an email address or a Slack webhook: a digest needs "
@@ -209,6 +210,14 @@ class People(Repository):
         added = updated = 0
         with self.session() as s:
             users = {u.name: u for u in _users_named(s, names)}
+            twins = {t.lower(): t for t in _case_twins(s, [n for n in names if n not in users])}
+            for r in rows:
+                if r.name not in users and r.name.lower() in twins:
+                    where = f"line {r.line}: " if r.line else ""
+                    raise PaperwireError(
+                        f"{where}{r.name}: user {twins[r.name.lower()]!r} already exists (a handle "
+                        "in any case); nothing imported"
+                    )
             emails = {
                 address.lower(): name
                 for address, name in s.exec(
@@ -542,10 +551,26 @@ def _checked_frequency(frequency: str, weekday: int | None) -> tuple[Frequency, 
 
 
 def _named(s: Session, name: str) -> User:
+    """The user of this handle; else the one of this handle in another case ("ADA")."""
     user = s.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        twins = _case_twins(s, [name])
+        if len(twins) == 1:
+            user = s.exec(select(User).where(User.name == twins[0])).first()
     if user is None:
         raise NotFoundError(f"no user named {name!r}; `paperwire users list` shows them")
     return user
+
+
+def _case_twins(s: Session, names: Sequence[str]) -> list[str]:
+    """The handles of users that are one of `names` in any case (handles added before they
+    were compared so may be twins: "ada" and "Ada")."""
+    found: list[str] = []
+    lowered_names = sorted({n.lower() for n in names})
+    for start in range(0, len(lowered_names), IN_CHUNK):
+        chunk = lowered_names[start : start + IN_CHUNK]
+        found += s.exec(select(User.name).where(lowered(col(User.name)).in_(chunk))).all()
+    return sorted(found)
 
 
 def _users_named(s: Session, names: Sequence[str]) -> list[User]:

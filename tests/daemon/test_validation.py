@@ -358,6 +358,19 @@ def test_import_refuses_a_column_it_does_not_read_and_names_a_taken_address_by_l
     assert _rows(tmp_path, "select count(*) from user") == [(1,)]
 
 
+def test_a_handle_is_one_users_in_any_case(pw: Runner, tmp_path: Path) -> None:
+    """'Ada' was added beside 'ada', and `users show ADA` then found neither (a QA pass)."""
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    taken = pw("users", "add", "Ada", "--email", "other@lab.example", expect=1).stderr
+    assert "user 'ada' already exists (a handle in any case)" in taken
+    assert "ada@lab.example" in pw("users", "show", "ADA").stdout
+    csv = tmp_path / "twins.csv"
+    csv.write_text("name,email\nbo,bo@lab.example\nADA,other@lab.example\n")
+    refused = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "line 3: ADA: user 'ada' already exists (a handle in any case)" in refused
+    assert _rows(tmp_path, "select name from user") == [("ada",)]
+
+
 def test_import_is_idempotent_and_never_resubscribes(pw: Runner, tmp_path: Path) -> None:
     csv = tmp_path / "lab.csv"
     rows = [f"user{i:04d},User {i} <u{i}@lab.example>,,Asia/Tokyo,{i % 24}" for i in range(300)]
