@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +58,10 @@ UsersOption = Annotated[
     typer.Option("--user", "-u", metavar="NAME", help="Only this user (repeatable)."),
 ]
 
-out = Console()
+# Piped (a timer's mail, `| less`, a file), Rich would fit tables to 80 columns and cut every
+# cell short ("2026-…", "postpo…"): as wide as their contents instead, up to PIPED_WIDTH.
+PIPED_WIDTH = 200
+out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else PIPED_WIDTH)
 err = Console(stderr=True, soft_wrap=True)  # messages: one line each, never cut mid-word
 
 

@@ -372,6 +372,18 @@ def test_config_set_refuses_an_invalid_value_without_touching_the_file(
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
+def test_piped_tables_are_as_wide_as_their_cells(pw: Runner, tmp_path: Path) -> None:
+    """`paperwire status | mail …` (no terminal, no COLUMNS): Rich fitted the tables to 80
+    columns and cut every day to "2026-…" (a QA pass)."""
+    env = {k: v for k, v in cli_env().items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    done = subprocess.run(
+        [str(PAPERWIRE), "--config", str(pw.config), "status", "--days", "3"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    today = datetime.now(UTC).date().isoformat()
+    assert f" {today} " in done.stdout and "…" not in done.stdout, done.stdout
+
+
 def test_a_key_set_by_the_environment_is_read_only(tmp_path: Path) -> None:
     path = _commented(tmp_path)
     env = {**cli_env(), "PAPERWIRE_DIGEST__MAX_PICKS": "4"}
