@@ -28,9 +28,10 @@ def check_handle(name: str, what: str = "user name") -> str:
     if not name.strip():
         raise ValueError(f"a {what} cannot be empty; use a short handle like 'ada'")
     if not _HANDLE.fullmatch(name):
+        example = "'arxiv-cs.LG' or 'hf_daily'" if what == "feed name" else "'ada' or 'grace.h'"
         raise ValueError(
             f"{name!r} is not a valid {what}: use letters, digits, '.', '_' or '-' "
-            f"(at most {HANDLE_MAX}, starting with a letter or digit), e.g. 'ada' or 'grace.h'"
+            f"(at most {HANDLE_MAX}, starting with a letter or digit), e.g. {example}"
         )
     return name
 

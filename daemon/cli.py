@@ -827,8 +827,8 @@ def like(
         ),
     ],
 ) -> None:
-    """Record that USER liked each PAPER (exit status 1 when one could not be liked: the
-    others are)."""
+    """Record that USER liked each PAPER. Exit status 1 when one could not be liked (the
+    others are liked all the same)."""
     from daemon.library.importer import like_papers
 
     with _open_app() as app:

@@ -313,8 +313,10 @@ def users_import(
 
     try:
         text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise PaperwireError(f"{file}: cannot read it as UTF-8 text ({e})") from None
+    except OSError as e:
+        raise PaperwireError(f"{file}: cannot read it ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise PaperwireError(f"{file}: not UTF-8 text ({e}); save it as UTF-8 CSV") from None
     read = read_csv(text)
     for problem in read.errors:
         err.print(f"{escape(str(file))}: {escape(problem)}", highlight=False)
@@ -341,12 +343,14 @@ def feeds_test(
     with _open_app() as app:
         known = {f.name: f.url for f in app.store.feeds.all()}
         url = known.get(feed, feed)
+        if url == feed and "/" not in feed and ":" not in feed:  # a name, not a URL
+            raise PaperwireError(f"no feed named {feed!r}; `paperwire feeds list` shows them")
         ing = app.settings.ingest
         policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
         _checked(lambda u: check_feed_url(u, **policy), url, "URL")
         trial = try_feed(app, url, app.clock())
-    if trial.error:
-        raise PaperwireError(f"{feed}: {trial.error}")
+    if trial.error:  # it names the URL
+        raise PaperwireError(trial.error if url == feed else f"feed {feed}: {trial.error}")
     out.print(
         f"{escape(trial.url)}: {len(trial.papers)} paper(s), {trial.new} new, "
         f"{trial.skipped} skipped (not papers)",

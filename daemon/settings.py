@@ -491,7 +491,7 @@ def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()
     such as unknown environment variables)."""
     lines = list(more)
     for err in error.errors():
-        key = ".".join(str(p) for p in err["loc"])
+        key = _key_of(err["loc"])
         value = err.get("input")
         variable = ENV_PREFIX + "__".join(str(p) for p in err["loc"]).upper()
         if err["type"] == "extra_forbidden" and any(variable in line for line in more):
@@ -501,11 +501,23 @@ def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()
             lines.append(f"  {key}: unknown key{hint}; see config/paperwire.toml for every key")
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        if isinstance(value, dict):  # a rule of a section or of the whole file: its message
+            lines.append(f"  {key or 'the file'}: {msg}")  # (the values may hold secrets)
+            continue
         shown = "(missing)" if err["type"] == "missing" else repr(_redact(key, value))
         lines.append(f"  {key} = {shown}: {msg}")
     head = f"{file}: invalid configuration ({len(lines)} problem(s)):"
     tail = "  (environment variables PAPERWIRE_<SECTION>__<KEY> override the file)"
     return "\n".join([head, *lines, tail])
+
+
+def _key_of(loc: tuple[Any, ...]) -> str:
+    """ "digest.max_picks"; a feed by its place in the file, from 1: "[[feeds]] 3.url"."""
+    parts = [f"[[{loc[0]}]] {p + 1}" if isinstance(p, int) and i == 1 else str(p)
+             for i, p in enumerate(loc)]  # fmt: skip
+    if len(parts) > 1 and parts[1].startswith("[["):
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 def _redact(key: str, value: Any) -> Any:

@@ -275,7 +275,8 @@ def test_feeds_test_shows_what_would_be_ingested(pw: Runner, tmp_path: Path) -> 
     assert "15 paper(s), 0 new" in pw("feeds", "test", "hf").stdout
     missing = pw("feeds", "test", (tmp_path / "nope.xml").as_uri(), expect=1)
     assert "cannot read feed file" in missing.stderr
-    assert "not an http(s) URL" in pw("feeds", "test", "nope", expect=1).stderr
+    assert "no feed named 'nope'" in pw("feeds", "test", "nope", expect=1).stderr
+    assert "not an http(s) URL" in pw("feeds", "test", "ftp://x.org/a", expect=1).stderr
     assert _count_papers(tmp_path) == 15  # the tests stored nothing; the ingest did
 
 

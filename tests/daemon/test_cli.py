@@ -184,7 +184,10 @@ def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> No
     for args in (("users", "list"), ("ingest",)):
         done = pw(*args, expect=1)
         assert "paperwire db upgrade" in done.stderr, args
+        assert f"no database at {tmp_path / 'paperwire.db'}" in " ".join(done.stderr.split())
         assert "Traceback" not in done.stderr
+    # nothing left behind: a mistyped path got an empty database file before
+    assert not (tmp_path / "paperwire.db").exists()
     assert "database revision: none" in pw("db", "status").stdout
 
 

@@ -384,8 +384,11 @@ def test_feeds_of_the_file_are_checked_as_feeds_add_checks_them(
 ) -> None:
     """A QA pass: two feeds of one name passed `config check`, then the ingest failed on the
     database's unique name; 'htp://nowhere' failed only at the ingest."""
-    msg = _error(_write(tmp_path, f"feeds = [{feeds}]\n"))
+    secret = '[email]\npassword = "hunter2-secret"\n'
+    msg = _error(_write(tmp_path, f"feeds = [{feeds}]\n{secret}"))
     assert says in msg
+    # a rule of the whole file said what broke it, not the file's values (its secrets too)
+    assert "hunter2" not in msg and "{" not in msg.split(says)[0].split("\n")[-1]
 
 
 def test_a_ca_file_that_is_not_there_is_named(tmp_path: Path) -> None:
