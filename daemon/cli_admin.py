@@ -385,7 +385,13 @@ def config_set(
     path = _config_file()
     new = value_of(key, value)
     edit(path, {key: new})
-    shown = "(secret)" if _secret(key) else repr(new)
+    import tomlkit
+
+    item = tomlkit.item(new)
+    if isinstance(new, dict):  # one line, as the value was given
+        item = tomlkit.inline_table()
+        item.update(new)
+    shown = "(secret)" if _secret(key) else item.as_string()  # as the file writes it
     _record_config("config changed", key, shown)
     out.print(f"{key} = {shown} written to {path}", markup=False, highlight=False)
 

@@ -332,9 +332,13 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
     assert after == before.replace("digest_hour = 7", "digest_hour = 9")
     assert "# everyone gets their digest at seven" in after and "# the lab's database" in after
     assert path.with_name("lab.toml.previous").read_text() == before
-    pw("config", "set", "digest.send_empty", "yes")
-    pw("config", "set", "recommender.options", "{ max_interests = 3 }")
-    pw("config", "set", "log.level", "info")
+    # each value echoed as the file writes it (it said True and 'info', Python's way)
+    assert (
+        "digest.send_empty = true written" in pw("config", "set", "digest.send_empty", "yes").stdout
+    )
+    options = pw("config", "set", "recommender.options", "{ max_interests = 3 }").stdout
+    assert "recommender.options = {max_interests = 3} written" in options
+    assert 'log.level = "info" written' in pw("config", "set", "log.level", "info").stdout
     data = tomllib.loads(path.read_text())
     assert data["digest"]["send_empty"] is True
     assert data["recommender"]["options"] == {"max_interests": 3}
