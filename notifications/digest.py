@@ -41,6 +41,7 @@ class Digest:
     cold_start: bool = False  # no likes yet: picks are the window's most upvoted / newest
     product_name: str = "paperwire"
     manage_url: str = ""  # the subscriber's own page (signed, expiring); "" when there is none
+    weekly: bool = False  # a weekly digest: the week's papers, said so ("this week")
 
     @property
     def is_empty(self) -> bool:

@@ -20,6 +20,7 @@ import binascii
 import functools
 import random
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -43,6 +44,7 @@ __all__ = [
     "COLD_START_NOTE",
     "EMPTY_NOTE",
     "FILLER_LABEL",
+    "NEWEST_LABEL",
     "SLACK_MAX_BLOCKS",
     "SLACK_MAX_HEADER_CHARS",
     "SLACK_MAX_SECTION_CHARS",
@@ -64,7 +66,11 @@ COLD_START_NOTE = (
     "Like a few to personalise."
 )
 EMPTY_NOTE = "Nothing new for you today: no fresh papers matched your interests."
+# a weekly digest's (the week's papers)
+WEEKLY_COLD_START_NOTE = COLD_START_NOTE.replace("today's", "this week's")
+WEEKLY_EMPTY_NOTE = EMPTY_NOTE.replace("today", "this week")
 FILLER_LABEL = "Popular today"  # a filler (too few picks of one's own): no score
+NEWEST_LABEL = "Newest"  # a filler nobody upvoted (fillers: most upvoted, then newest)
 # A pick learned from likes gets a relative cue, never a raw percentage ("9% match" reads as
 # weak): cosines of a profile and a paper; on CiteULike the top 10 of a library score 0.44 /
 # 0.53 / 0.63 at the quartiles, so about a third are strong, half good, the rest get no cue
@@ -184,8 +190,9 @@ def _plural(n: int) -> str:
 
 
 def subject_for(digest: Digest, subject_prefix: str = "") -> str:
-    """``"Your papers for 2026-11-28 — 8 picks"`` (``"Trending papers ..."`` on cold start)."""
-    day = digest.period.isoformat()
+    """``"Your papers for 2026-11-28 — 8 picks"`` (``"Trending papers ..."`` on cold start;
+    ``"… for the week to 2026-11-28 …"`` weekly)."""
+    day = f"the week to {digest.period.isoformat()}" if digest.weekly else digest.period.isoformat()
     if digest.is_empty:
         core = f"No new papers for {day}"
     elif digest.cold_start:
@@ -338,7 +345,7 @@ class _PickView(NamedTuple):
     dislike_url: str | None
 
 
-def _view(pick: Pick, cold_start: bool) -> _PickView:
+def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
     paper = _paper_view(
         pick.title,
         pick.url,
@@ -350,10 +357,14 @@ def _view(pick: Pick, cold_start: bool) -> _PickView:
         pick.category,
     )
     filler = cold_start or pick.kind == "trending"
+    label = None
+    if filler:
+        label = FILLER_LABEL if paper.upvotes else NEWEST_LABEL
+        label = label.replace("today", "this week") if weekly else label
     return _PickView(
         paper,
         None if filler else match_cue(pick.score, pick.kind),  # cue
-        FILLER_LABEL if filler else None,  # label
+        label,
         "" if filler else readable(pick.reason),  # reason
         safe_url(pick.like_url),
         safe_url(pick.dislike_url),
@@ -366,10 +377,11 @@ def _context(digest: Digest) -> dict[str, Any]:
         "product": product,
         "recipient_name": _clean(digest.recipient_name),
         "period": digest.period.isoformat(),
-        "picks": [_view(p, digest.cold_start) for p in digest.picks],
+        "picks": [_view(p, digest.cold_start, digest.weekly) for p in digest.picks],
         "cold_start": digest.cold_start,
-        "cold_start_note": COLD_START_NOTE,
-        "empty_note": EMPTY_NOTE,
+        "cold_start_note": WEEKLY_COLD_START_NOTE if digest.weekly else COLD_START_NOTE,
+        "empty_note": WEEKLY_EMPTY_NOTE if digest.weekly else EMPTY_NOTE,
+        "heading": subject_for(digest),  # the subject without `subject_prefix` (mail only)
         "unsubscribe_url": safe_url(digest.unsubscribe_url),
         "manage_url": safe_url(digest.manage_url) if digest.manage_url else None,
     }
@@ -412,10 +424,9 @@ def render_email(
     ]
     one_click = safe_url(digest.one_click_unsubscribe_url)
     if one_click is not None:
-        headers += [
-            ("List-Unsubscribe", f"<{quote(one_click, safe=URL_SAFE)}>"),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ]
+        headers.append(("List-Unsubscribe", f"<{quote(one_click, safe=URL_SAFE)}>"))
+        if one_click.startswith("https:"):  # RFC 8058 §3.1: one click only over HTTPS
+            headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     product = header_text(context["product"])
     list_label = re.sub(r"[^A-Za-z0-9-]", "-", product.lower()) or "paperwire"
     headers += [
@@ -551,23 +562,57 @@ def _named(name: str, address: str) -> str:
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
-    """Plain text wrapped at `width` on spaces (a word longer than that keeps its own line),
-    lines after the first starting with `indent` — textwrap's job for this one case, without
-    its cost (the text digest wraps ten abstracts per message)."""
+    """Plain text wrapped at `width` columns on spaces, lines after the first starting with
+    `indent` — textwrap's job for this one case, without its cost. A word wider than `width`
+    is cut into pieces (text without spaces: Chinese, Japanese), except a link, which keeps
+    its own line whole. East Asian wide characters take two columns."""
     words = text.split()
+    # the usual case: a character is a column (curly quotes too; ten reasons a message)
+    plain = text.isascii() or _WIDE.search(text) is None
+    if not plain or any(len(word) > width for word in words):
+        words = [piece for word in words for piece in _pieces(word, width)]
     if not words:
         return ""
     lines: list[str] = []
-    line, size = [words[0]], len(words[0])
+    line, size = [words[0]], _columns(words[0])
     for word in words[1:]:
-        if size + 1 + len(word) > width:
+        columns = len(word) if plain else _columns(word)
+        if size + 1 + columns > width:
             lines.append(" ".join(line))
-            line, size = [word], len(word)
+            line, size = [word], columns
         else:
             line.append(word)
-            size += 1 + len(word)
+            size += 1 + columns
     lines.append(" ".join(line))
     return ("\n" + indent).join(lines)
+
+
+# where East Asian wide characters may be (CJK, Hangul, fullwidth forms, emoji): text without
+# any of them is a column a character
+_WIDE = re.compile(
+    "[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f"
+    "\uff00-\uff60\uffe0-\uffe6\U0001f000-\U0001faff\U00020000-\U0003fffd]"
+)
+
+
+def _columns(word: str) -> int:
+    if word.isascii() or _WIDE.search(word) is None:
+        return len(word)
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
+
+
+def _pieces(word: str, width: int) -> list[str]:
+    if len(word) <= width // 2 or _columns(word) <= width or "://" in word:
+        return [word]
+    pieces, piece, size = [], "", 0
+    for c in word:
+        columns = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        if size + columns > width:
+            pieces.append(piece)
+            piece, size = "", 0
+        piece += c
+        size += columns
+    return [*pieces, piece]
 
 
 # --------------------------------------------------------------------------- slack
@@ -676,7 +721,7 @@ def render_slack(digest: Digest, *, webhook_url: str) -> SlackOut:
     unsubscribe link; a pick's blocks are never split across two payloads.
     """
     title = subject_for(digest)
-    views = [_view(p, digest.cold_start) for p in digest.picks]
+    views = [_view(p, digest.cold_start, digest.weekly) for p in digest.picks]
     unsubscribe = _slack_url(safe_url(digest.unsubscribe_url))
     product = _mrkdwn_escape(_clean(digest.product_name) or "paperwire", 100)
     footer_elements = [{"type": "mrkdwn", "text": f"Sent by {product}"}]
@@ -689,9 +734,10 @@ def render_slack(digest: Digest, *, webhook_url: str) -> SlackOut:
 
     intro: list[dict[str, Any]] = []
     if digest.is_empty:
-        intro.append(_section(_mrkdwn_escape(EMPTY_NOTE)))
+        intro.append(_section(_mrkdwn_escape(WEEKLY_EMPTY_NOTE if digest.weekly else EMPTY_NOTE)))
     elif digest.cold_start:
-        intro.append(_section(f"_{_mrkdwn_escape(COLD_START_NOTE)}_"))
+        note = WEEKLY_COLD_START_NOTE if digest.weekly else COLD_START_NOTE
+        intro.append(_section(f"_{_mrkdwn_escape(note)}_"))
 
     # Group blocks per pick, then pack groups into messages of ≤ SLACK_MAX_BLOCKS blocks,
     # keeping one slot for each message's header and one for the footer.

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from daemon.app import App
 from daemon.channels import CHANNELS
-from daemon.db.models import ChannelKind, Outcome
+from daemon.db.models import ChannelKind, Frequency, Outcome
 from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
 from daemon.web.links import Links
@@ -122,6 +122,7 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
         unsubscribe_url=unsubscribe,
         one_click_unsubscribe_url=unsubscribe,
         cold_start=content.digest.cold_start,
+        weekly=user.frequency == Frequency.WEEKLY,
         manage_url=links.manage_url(user.id, app.clock()),
     )
     return digest, content.channel, user

@@ -11,7 +11,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from daemon.app import App
-from daemon.db.models import ChannelKind
+from daemon.db.models import ChannelKind, Frequency
 from daemon.errors import PaperwireError
 from daemon.jobs.delivery import pick_of
 from daemon.jobs.digests import Picks, make_digests
@@ -67,6 +67,7 @@ def preview(app: App, name: str, now: datetime) -> Preview:
         one_click_unsubscribe_url=links.unsubscribe_url(user.id, email),
         cold_start=bool(plan.picks) and all(rec.kind == "trending" for _, rec in plan.picks),
         manage_url=links.manage_url(user.id, now),
+        weekly=user.frequency == Frequency.WEEKLY,
     )
     s = app.settings
     out = render_email(

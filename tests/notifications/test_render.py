@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
@@ -19,6 +20,7 @@ from notifications.digest import Digest
 from notifications.render import (
     COLD_START_NOTE,
     FILLER_LABEL,
+    NEWEST_LABEL,
     SLACK_MAX_BLOCKS,
     SLACK_MAX_HEADER_CHARS,
     SLACK_MAX_SECTION_CHARS,
@@ -102,6 +104,32 @@ def test_email_headers() -> None:
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert msg["List-Id"].endswith("<paperwire-digest.pw.example.org>")
     assert msg["Auto-Submitted"] == "auto-generated"
+    # the prefix is the subject's only (a mail filter's), not the digest's heading
+    text, html = parts(msg)
+    assert "[pw]" not in text and "[pw]" not in html
+    assert "<h1" in html and "Your papers for 2026-11-28 — 2 picks</h1>" in html
+    # RFC 8058 §3.1: the one-click POST only over HTTPS (the link itself stays)
+    plain = email_of(
+        replace(make_digest(), one_click_unsubscribe_url="http://pw.example.org/u?t=a")
+    )
+    assert plain["List-Unsubscribe"] == "<http://pw.example.org/u?t=a>"
+    assert plain["List-Unsubscribe-Post"] is None
+
+
+def test_a_weekly_digest_says_week_not_today() -> None:
+    weekly = replace(make_digest(), weekly=True)
+    msg = email_of(weekly)
+    assert msg["Subject"] == "Your papers for the week to 2026-11-28 — 2 picks"
+    empty = email_of(replace(weekly, picks=()))
+    text, _ = parts(empty)
+    assert "Nothing new for you this week" in text and "today" not in text
+    cold = render_slack(replace(weekly, cold_start=True), webhook_url=WEBHOOK)
+    assert "this week's most upvoted" in json.dumps(cold.payloads)
+
+
+def test_the_footer_links_are_apart() -> None:
+    _, html = parts(email_of(replace(make_digest(), manage_url="https://pw.example.org/me/x")))
+    assert "Manage your digest</a> · <a" in " ".join(html.split())  # it was "</a> ·<a"
 
 
 def test_message_id_is_stable_across_renders() -> None:
@@ -533,6 +561,16 @@ def test_fillers_are_popular_today_without_a_score() -> None:
     cold = _all_renderings(make_digest(cold_start=True))
     for where, body in cold.items():
         assert body.count(FILLER_LABEL) == 2 and "match" not in body.lower(), where
+    # a filler nobody upvoted is not "popular" (a QA pass saw 76 of 100 so labelled)
+    unvoted = (
+        make_pick(1, kind="trending", upvotes=None),
+        make_pick(2, kind="trending", upvotes=0),
+    )
+    for where, body in _all_renderings(make_digest(unvoted, cold_start=True)).items():
+        assert body.count(NEWEST_LABEL) == 2 and FILLER_LABEL not in body, where
+    weekly = _all_renderings(replace(make_digest(cold_start=True), weekly=True))
+    for where, body in weekly.items():
+        assert body.count("Popular this week") == 2, where
 
 
 def test_readable_keeps_the_raw_text_when_the_converter_fails(
@@ -647,3 +685,27 @@ def test_html_holding_a_boundary_start_goes_quoted_printable() -> None:
     part = _html_part(html)
     assert part["Content-Transfer-Encoding"] == "quoted-printable"
     assert part.get_content().replace("\r\n", "\n") == html
+
+
+def test_the_text_digest_keeps_to_78_columns_but_for_links() -> None:
+    """RFC 5322 §2.1.1: lines SHOULD be at most 78 characters. Titles and reasons were not
+    wrapped (a 467-column title), nor text without spaces (an 805-column Chinese abstract)."""
+    from unicodedata import east_asian_width
+
+    long_title = " ".join(["Transformers"] * 40)
+    chinese = "我们提出了一种新的方法来研究大规模语言模型的推理能力" * 12
+    picks = (
+        make_pick(1, title=long_title, abstract=chinese, reason="Close to " + "words " * 40),
+        make_pick(2, title="A " + "very-long-hyphenated-" * 8 + "title"),
+    )
+    text, _ = parts(email_of(make_digest(picks)))
+
+    def columns(line: str) -> int:
+        return sum(2 if east_asian_width(c) in "WF" else 1 for c in line)
+
+    wide = [ln for ln in text.splitlines() if columns(ln) > 78 and "://" not in ln]
+    assert wide == []
+    assert "Transformers Transformers" in text and "我们提出了" in text
+    assert "Why: Close to words" in text
+    # a link is never cut
+    assert re.search(r"https://pw\.example\.org/f/like\?p=1&t=tok$", text, re.M)
