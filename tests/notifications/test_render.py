@@ -709,3 +709,15 @@ def test_the_text_digest_keeps_to_78_columns_but_for_links() -> None:
     assert "Why: Close to words" in text
     # a link is never cut
     assert re.search(r"https://pw\.example\.org/f/like\?p=1&t=tok$", text, re.M)
+
+
+def test_a_long_digest_has_its_links_at_the_top_too() -> None:
+    """Gmail clips a message's HTML after about 102 KB: 100 picks are about 150 KB, and the
+    Manage and Unsubscribe links at the end were cut off (a QA pass)."""
+    many = tuple(make_pick(i, abstract="word " * 120) for i in range(100))
+    digest = replace(make_digest(many), manage_url="https://pw.example.org/me/x")
+    _, html = parts(email_of(digest))
+    head = html.encode()[:100_000].decode(errors="ignore")
+    assert "https://pw.example.org/me/x" in head and "https://pw.example.org/unsubscribe" in head
+    _, short = parts(email_of(replace(make_digest(), manage_url="https://pw.example.org/me/x")))
+    assert short.count("https://pw.example.org/me/x") == 1  # ten picks: at the end only
