@@ -76,6 +76,18 @@ class ServerSettings(_Section):
     signup: Literal["closed", "open"] = "closed"
     signup_domains: list[str] = Field(default_factory=list)
 
+    @field_validator("base_url")
+    @classmethod
+    def _at_the_root(cls, v: HttpUrl) -> HttpUrl:
+        """The pages link to each other from the root ("/manage", "/admin/…"): under a path
+        a proxy forwards, those links would leave it."""
+        if (v.path or "/") != "/" or v.query or v.fragment:
+            raise ValueError(
+                "serve paperwire at the root of a host name (e.g. https://papers.lab.example), "
+                "not under a path: the pages' own links start at /"
+            )
+        return v
+
     @field_validator("signup_domains", mode="before")
     @classmethod
     def _domains(cls, v: object) -> object:

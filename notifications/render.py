@@ -563,13 +563,13 @@ def _named(name: str, address: str) -> str:
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Plain text wrapped at `width` columns on spaces, lines after the first starting with
-    `indent` — textwrap's job for this one case, without its cost. A word wider than `width`
-    is cut into pieces (text without spaces: Chinese, Japanese), except a link, which keeps
-    its own line whole. East Asian wide characters take two columns."""
+    `indent` — textwrap's job for this one case, without its cost. East Asian wide characters
+    take two columns, and a word of them wider than `width` is cut into pieces (Chinese and
+    Japanese are written without spaces); any other word keeps its own line whole (a link)."""
     words = text.split()
     # the usual case: a character is a column (curly quotes too; ten reasons a message)
     plain = text.isascii() or _WIDE.search(text) is None
-    if not plain or any(len(word) > width for word in words):
+    if not plain:
         words = [piece for word in words for piece in _pieces(word, width)]
     if not words:
         return ""
@@ -602,7 +602,7 @@ def _columns(word: str) -> int:
 
 
 def _pieces(word: str, width: int) -> list[str]:
-    if len(word) <= width // 2 or _columns(word) <= width or "://" in word:
+    if len(word) <= width // 2 or _columns(word) <= width or _WIDE.search(word) is None:
         return [word]
     pieces, piece, size = [], "", 0
     for c in word:

@@ -402,3 +402,11 @@ def test_a_database_url_paperwire_cannot_use_is_refused_at_once(tmp_path: Path, 
     """'sqlite:/nowhere' was an SQLAlchemy traceback at start, 'mysql://' one for its driver."""
     msg = _error(_write(tmp_path, f'[database]\nurl = "{url}"\n'))
     assert "database.url" in msg and "paperwire runs on SQLite or PostgreSQL" in msg
+
+
+def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
+    """Under a path, the pages' own links (/manage, /admin/…) would leave the proxy's path."""
+    msg = _error(_write(tmp_path, '[server]\nbase_url = "https://lab.example/papers/"\n'))
+    assert "server.base_url" in msg and "not under a path" in msg
+    ok = load_settings(_write(tmp_path, '[server]\nbase_url = "https://papers.lab.example/"\n'))
+    assert str(ok.server.base_url) == "https://papers.lab.example/"

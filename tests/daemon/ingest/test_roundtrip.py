@@ -24,7 +24,7 @@ from daemon.ingest.parse import ParsedFeed, parse_feed
 from daemon.ingest.text import NAME_MAX, TITLE_MAX, is_name, plain_text
 from daemon.web.pages import make_web
 from notifications.digest import Digest, Pick
-from notifications.render import readable, render_email, render_slack, shorten_abstract
+from notifications.render import readable, render_email, render_slack, shorten_abstract, wrap
 from notifications.transports.base import message_bytes
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 from tests.daemon.ingest.helpers import repaired_as_mojibake
@@ -151,7 +151,7 @@ def test_any_plain_text_round_trips_to_every_output_escaped_and_intact(
         html = html_of(html_part)
         # LaTeX as Unicode ("$\\alpha<\\beta$" → "α<β"); nothing readable left ("$"): untitled
         shown = readable(expected) or "(untitled)"
-        assert f"1. {shown}\n" in text
+        assert f"1. {wrap(shown, 72, '   ')}\n" in text  # within 78 columns (RFC 5322)
         assert str(markupsafe.escape(shown)) in html
         short = shorten_abstract(readable(row.abstract))
         if short:
