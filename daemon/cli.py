@@ -257,13 +257,21 @@ def run() -> None:
 
     with _open_app() as app:
         app.recommender_config  # noqa: B018  (validates recommender.options before starting)
-        base = str(app.settings.server.base_url).rstrip("/")
+        s = app.settings
+        base = str(s.server.base_url).rstrip("/")
 
         def announce() -> None:
-            console = f"{base}/admin" if app.settings.admin.passwords else "closed (no admin yet)"
+            console = f"{base}/admin" if s.admin.passwords else "closed (no admin yet)"
+            listening = f"http://{s.server.host}:{s.server.port}"
+            if s.log.json_format:  # every line JSON: the start is a log event too
+                logging.getLogger("paperwire.daemon").info(
+                    "paperwire running",
+                    extra={"listening": listening, "base_url": base, "console": console},
+                )
+                return
             out.print(
-                f"paperwire running; links served on {base}; console: {console}; "
-                "Ctrl-C or SIGTERM stops it",
+                f"paperwire running on {listening}; the digests' links point to {base}; "
+                f"console: {console}; Ctrl-C or SIGTERM stops it",
                 markup=False,
             )
 

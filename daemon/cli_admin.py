@@ -107,8 +107,9 @@ def _print_status(s: Status) -> None:
     counts = ", ".join(f"{n} {state}" for state, n in s.counts.items())
     out.print(f"digests now: {counts}")
     for e in s.recent_errors:
+        state = "postponed" if e.postponed else e.state  # as `deliveries list` says it
         out.print(
-            f"  last error of digest {e.id} ({escape(e.user)}, {e.kind}, {e.period}, {e.state}): "
+            f"  last error of digest {e.id} ({escape(e.user)}, {e.kind}, {e.period}, {state}): "
             f"{escape(e.last_error or '')}",
             highlight=False,
         )
@@ -420,11 +421,17 @@ def _secret(key: str) -> bool:
 def _record_config(action: str, key: str, detail: str) -> None:
     """The audit entry of a change, when the database can be reached (the file changed in any
     case)."""
+    from sqlalchemy.exc import OperationalError
+
     try:
         with _open_app() as app:
             _audit(app, action, key, detail)
     except PaperwireError as e:
         err.print(f"[yellow]not in the audit log[/]: {escape(str(e))}", highlight=False)
+    except OperationalError as e:  # a database.url just set that does not answer (yet)
+        reason = escape(" ".join(str(e.orig).split()))
+        err.print(f"[yellow]not in the audit log[/]: the database cannot be reached ({reason})",
+                  highlight=False)  # fmt: skip
 
 
 # ---- admins --------------------------------------------------------------------------------------

@@ -24,8 +24,13 @@ class StructuredFormatter(logging.Formatter):
         fields: dict[str, Any] = {
             k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
         }
-        if record.exc_info:
-            fields["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        trace = ""
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            # the exception's own words on the line (SQLAlchemy's last line is a help link),
+            # the traceback below it (JSON: a field of its own)
+            fields.setdefault("error", f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            trace = self.formatException(record.exc_info)
         if self.as_json:
             base = {
                 "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
@@ -33,12 +38,14 @@ class StructuredFormatter(logging.Formatter):
                 "logger": record.name,
                 "event": record.getMessage(),
             }
-            return json.dumps(base | fields, default=str, ensure_ascii=False)
+            return json.dumps(base | fields | ({"traceback": trace} if trace else {}),
+                              default=str, ensure_ascii=False)  # fmt: skip
         kv = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
         ts = self.formatTime(record, "%Y-%m-%d %H:%M:%S")
-        return f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
+        line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
             f" {kv}" if kv else ""
         )
+        return f"{line}\n{trace}" if trace else line
 
 
 def _quote(v: Any) -> str:

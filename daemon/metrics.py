@@ -30,13 +30,27 @@ class _StoreState(Collector):
         self.store = store
 
     def collect(self) -> Iterator[Metric]:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:  # the database's gauges, or none while it is out of reach: the counters still go
+            counts = self.store.health.counts()
+            rows = self.store.feeds.all()
+            papers = self.store.papers.count()
+        except SQLAlchemyError:
+            yield GaugeMetricFamily(
+                "paperwire_database_up", "1: the database answered this scrape", value=0
+            )
+            return
+        yield GaugeMetricFamily(
+            "paperwire_database_up", "1: the database answered this scrape", value=1
+        )
         digests = GaugeMetricFamily(
             "paperwire_digests",
             "Digests by delivery state (postponed: held back by a "
             "transport that could deliver nothing)",
             labels=["state"],
         )
-        for state, n in self.store.health.counts().items():
+        for state, n in counts.items():
             digests.add_metric([state], n)
         yield digests
         feeds = GaugeMetricFamily(
@@ -44,14 +58,11 @@ class _StoreState(Collector):
             "Feeds: enabled and fetching fine, failing, disabled",
             labels=["state"],
         )
-        rows = self.store.feeds.all()
         feeds.add_metric(["ok"], sum(1 for f in rows if f.enabled and not f.last_error))
         feeds.add_metric(["failing"], sum(1 for f in rows if f.enabled and f.last_error))
         feeds.add_metric(["disabled"], sum(1 for f in rows if not f.enabled))
         yield feeds
-        yield GaugeMetricFamily(
-            "paperwire_papers", "Papers stored", value=self.store.papers.count()
-        )
+        yield GaugeMetricFamily("paperwire_papers", "Papers stored", value=papers)
 
 
 class Metrics:

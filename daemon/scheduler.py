@@ -282,8 +282,11 @@ def serve(app: App, announce: Callable[[], None] = lambda: None) -> None:
             log.info("scheduler stopped")
 
     web.router.lifespan_context = lifespan
+    # log_config=None: uvicorn's lines (a request's traceback) go through paperwire's own
+    # handler, as key=value or JSON like the rest, not uvicorn's plain format
     config = uvicorn.Config(
-        web, host=server.host, port=server.port, log_level="warning", access_log=False
-    )
+        web, host=server.host, port=server.port, log_level="warning", access_log=False,
+        log_config=None,
+    )  # fmt: skip
     announce()
     _Server(config, app).run(sockets=[sock])

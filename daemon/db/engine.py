@@ -62,7 +62,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    engine = create_engine(url, echo=echo)
+    # hide_parameters: an error's text never carries the values of a statement (a Slack
+    # webhook is a secret, an address personal), and errors are logged
+    engine = create_engine(url, echo=echo, hide_parameters=True)
     _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
         # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two

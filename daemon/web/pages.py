@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from daemon.app import App
@@ -58,6 +59,41 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
 
     pages = Pages()
     web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
+    _error_pages(web, pages)
+
+    @web.get("/healthz")
+    def healthz() -> JSONResponse:
+        try:
+            papers = app.store.papers.count()
+        except SQLAlchemyError:  # an outage, not a bug: a monitor's answer
+            return JSONResponse({"ok": False, "error": "database unavailable"}, status_code=503)
+        return JSONResponse({"ok": True, "papers": papers})
+
+    web.include_router(feedback_routes(app, pages))
+    from daemon.web.subscriber import subscriber_routes
+
+    web.include_router(subscriber_routes(app, pages))
+    from daemon.web.signup import signup_routes
+
+    web.include_router(signup_routes(app, pages))
+    from daemon.web.console import ago, install, local_time
+
+    pages.env.globals.update(when=local_time, ago=ago)
+    install(web, app, pages, daemon)
+    if daemon is not None:
+        metrics = daemon.metrics
+
+        @web.get("/metrics")
+        def prometheus() -> Response:
+            from daemon.metrics import CONTENT_TYPE
+
+            return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return web
+
+
+def _error_pages(web: FastAPI, pages: Pages) -> None:
+    """A page for every error, never a traceback or JSON."""
 
     def page(status: int, heading: str, message: str, **ctx: Any) -> HTMLResponse:
         return pages.render("error.html", status, title=heading, heading=heading, message=message,
@@ -85,6 +121,11 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
         wrong = "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors())
         return page(400, "Bad request", f"The address holds a value that is not valid ({wrong}).")
 
+    async def outage(request: Request, exc: Exception) -> HTMLResponse:
+        return page(503, "Not available just now",
+                    "The database cannot be reached just now; nothing was changed. Try again in "
+                    "a few minutes.")  # fmt: skip
+
     async def bug(request: Request, exc: Exception) -> HTMLResponse:
         # Starlette raises the exception again after this page is sent: the server logs it
         return page(500, "Something went wrong",
@@ -95,30 +136,5 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     web.add_exception_handler(NotFoundError, not_found)
     web.add_exception_handler(HTTPException, http_error)
     web.add_exception_handler(RequestValidationError, bad_query)
+    web.add_exception_handler(OperationalError, outage)  # the database out of reach
     web.add_exception_handler(Exception, bug)
-
-    @web.get("/healthz")
-    def healthz() -> JSONResponse:
-        return JSONResponse({"ok": True, "papers": app.store.papers.count()})
-
-    web.include_router(feedback_routes(app, pages))
-    from daemon.web.subscriber import subscriber_routes
-
-    web.include_router(subscriber_routes(app, pages))
-    from daemon.web.signup import signup_routes
-
-    web.include_router(signup_routes(app, pages))
-    from daemon.web.console import ago, install, local_time
-
-    pages.env.globals.update(when=local_time, ago=ago)
-    install(web, app, pages, daemon)
-    if daemon is not None:
-        metrics = daemon.metrics
-
-        @web.get("/metrics")
-        def prometheus() -> Response:
-            from daemon.metrics import CONTENT_TYPE
-
-            return Response(metrics.render(), media_type=CONTENT_TYPE)
-
-    return web

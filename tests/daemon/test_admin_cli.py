@@ -4,6 +4,7 @@ as real processes where the process matters: concurrent writers, a taken port, a
 from __future__ import annotations
 
 import io
+import json
 import os
 import pty
 import re
@@ -131,6 +132,9 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
     )
     listed = flat(pw("deliveries", "list", "--state", "postponed").stdout)
     assert "ada email" in listed and "postponed" in listed and "Connection refused" in listed
+    # status names its state as the list does (it said "pending")
+    assert re.search(r"last error of digest \d+ \(ada, email, [\d-]+, postponed\)",
+                     pw("status", expect=1).stdout)  # fmt: skip
     assert "1 digest(s) due now" in pw("deliveries", "retry", "--postponed", expect=1).stdout
     # the admin fixes the configuration; retry now delivers
     pw("config", "set", "email.transport", "file")
@@ -377,6 +381,19 @@ def test_config_set_refuses_an_invalid_value_without_touching_the_file(
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
+def test_config_set_of_a_database_that_does_not_answer_says_what_it_did(tmp_path: Path) -> None:
+    """It wrote the file and then said 'error: cannot use the database' (exit 1): the admin
+    would think nothing changed, and the next start used the new URL (a QA pass)."""
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    done = pw("config", "set", "database.url", url)
+    assert "database.url = " in done.stdout and "written to" in done.stdout
+    assert "not in the audit log: the database cannot be reached" in " ".join(done.stderr.split())
+    assert tomllib.loads(path.read_text())["database"]["url"] == url
+
+
 def test_piped_tables_are_as_wide_as_their_cells(pw: Runner, tmp_path: Path) -> None:
     """`paperwire status | mail …` (no terminal, no COLUMNS): Rich fitted the tables to 80
     columns and cut every day to "2026-…" (a QA pass)."""
@@ -476,6 +493,48 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None:
+    """uvicorn's own lines (a bad request, a request's traceback) and the start line were
+    plain text among the JSON (a QA pass)."""
+    port = _free_port()
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
+        .replace('level = "WARNING"', 'level = "INFO"\njson_format = true')
+    )  # fmt: skip
+    Runner(config, tmp_path)("db", "upgrade")
+    log = tmp_path / "daemon.log"
+    with log.open("w") as stderr:
+        daemon = subprocess.Popen(
+            [str(PAPERWIRE), "--config", str(config), "run"],
+            cwd=tmp_path, env=cli_env(), stdout=stderr, stderr=stderr,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and daemon.poll() is None:
+                try:
+                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs it (a warning)
+                s.recv(1024)
+            daemon.send_signal(signal.SIGTERM)
+            assert daemon.wait(timeout=60) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=10)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # each line JSON, or this fails
+    names = {(e["logger"], e["event"]) for e in events}
+    assert ("paperwire.daemon", "paperwire running") in names, names
+    assert any(e["logger"].startswith("uvicorn") for e in events), names
+    start = next(e for e in events if e["event"] == "paperwire running")
+    assert start["listening"] == f"http://127.0.0.1:{port}"
 
 
 def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: Path) -> None:

@@ -514,6 +514,34 @@ def test_health_charts_audit_and_metrics(console: Console, client: TestClient) -
     assert 'paperwire_feeds{state="ok"} 1.0' in metrics and "paperwire_papers 15.0" in metrics
 
 
+def test_a_database_out_of_reach_is_an_outage_not_a_bug(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    """/healthz and /metrics answered with the 500 "This is a bug" page while the database was
+    out of reach (a QA pass on PostgreSQL), and Prometheus lost every counter."""
+    app = console.app
+    now = app.clock()
+    app.store.feeds.add("hf", HF, now)
+    console.daemon.metrics.observe(jobs.ingest(app, now), now, now)
+    log_in(client)
+    assert "paperwire_database_up 1.0" in client.get("/metrics").text
+    # the database file goes (a directory where it was): no new connection opens
+    db = Path(app.store.engine.url.database or "")
+    db.rename(tmp_path / "moved.db")
+    db.mkdir()
+    app.store.engine.dispose()
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.json() == {
+        "ok": False,
+        "error": "database unavailable",
+    }
+    metrics = client.get("/metrics")
+    assert metrics.status_code == 200 and "paperwire_database_up 0.0" in metrics.text
+    assert "paperwire_papers_ingested_total 15.0" in metrics.text  # the counters still go
+    page = client.get("/admin/health")
+    assert page.status_code == 503 and "cannot be reached just now" in page.text
+
+
 def test_console_pages_escape_feed_text(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
