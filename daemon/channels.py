@@ -5,6 +5,7 @@ channel kind means adding an entry here (and its renderer and transport in `noti
 
 from __future__ import annotations
 
+import os
 import re
 import ssl
 from collections.abc import Callable
@@ -34,7 +35,7 @@ class ChannelType:
 # ---- email ------------------------------------------------------------------------------------
 
 
-_UNQUOTED_NAME = re.compile(r'\s*([^"<>\\]*[^"<>\\\s])\s*<([^<>]*)>\s*')
+ADDRESS_MAX = 400  # characters of "Name <address>" (an address is at most 254)
 
 
 def parse_email(text: str) -> tuple[str, str]:
@@ -43,14 +44,20 @@ def parse_email(text: str) -> tuple[str, str]:
     refused: an address ends up in a mail header."""
     from email_validator import EmailNotValidError, validate_email
 
-    if not text.strip():
+    text = text.strip()
+    if not text:
         raise ValueError("an email address cannot be empty")
+    if len(text) > ADDRESS_MAX:  # before any parsing: a sign-up form is anyone's to fill
+        raise ValueError(f"an address of {len(text)} characters is too long")
     if any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise ValueError(f"{text!r} contains a line break or a control character")
     # a display name as people write it ("Zoë Smith", "Dr. Who", "Lovelace, Ada") is quoted
     # for the validator, which takes only ASCII letters and spaces unquoted (RFC 5322)
-    named = _UNQUOTED_NAME.fullmatch(text)
-    quoted = f'"{named[1]}" <{named[2]}>' if named else text
+    name, bracket, rest = text.rpartition("<")
+    name = name.strip()
+    quoted = text
+    if bracket and name and rest.endswith(">") and not any(c in name for c in '"<>\\'):
+        quoted = f'"{name}" <{rest}'
     try:
         valid = validate_email(quoted, check_deliverability=False, allow_display_name=True)
     except EmailNotValidError as e:
@@ -87,7 +94,8 @@ def _email_transport(app: App) -> AbstractContextManager[Transport]:
     context = app.smtp_ssl_context
     if context is None and es.security != "none":
         try:
-            context = ssl.create_default_context(cafile=es.ca_file or None)
+            cafile = os.path.expanduser(es.ca_file) if es.ca_file else None  # as checked
+            context = ssl.create_default_context(cafile=cafile)
         except (OSError, ssl.SSLError) as e:  # deleted, or not PEM, since the check at start
             from notifications.transports.base import TransportUnavailable
 

@@ -15,10 +15,14 @@ _HANDLE = re.compile(rf"\w[\w.-]{{0,{HANDLE_MAX - 1}}}")
 FOLLOW_MAX = 200
 
 
+ID_MAX = 2**31 - 1  # the id columns are INTEGER: PostgreSQL's 4 bytes
+
+
 def as_id(text: str) -> int | None:
-    """A row id or a whole number typed in a form: ASCII digits that fit a database integer;
-    None for anything else ("", "²" and "٣" are digits to `str.isdigit`, 30 digits overflow)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+    """A row id or a whole number typed in a form: ASCII digits that fit the id columns (a
+    PostgreSQL INTEGER); None for anything else ("", "²" and "٣" are digits to `str.isdigit`,
+    99999999999 overflowed on PostgreSQL)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > ID_MAX:
         return None
     return int(text)
 

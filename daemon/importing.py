@@ -77,12 +77,14 @@ def read_csv(text: str) -> ReadRows:
         problems: list[str] = []
         row = _row(cells, problems, line)
         if row is not None:
-            if row.name in seen_names:
-                problems.append(f"user {row.name!r} is already on line {seen_names[row.name]}")
+            if row.name.lower() in seen_names:  # a handle is one user's in any case
+                problems.append(
+                    f"user {row.name!r} is already on line {seen_names[row.name.lower()]}"
+                )
             email = row.channels.get(ChannelKind.EMAIL, "").lower()
             if email and email in seen_emails:
                 problems.append(f"{email} is already on line {seen_emails[email]}")
-            seen_names.setdefault(row.name, line)
+            seen_names.setdefault(row.name.lower(), line)
             if email:
                 seen_emails.setdefault(email, line)
         if problems:

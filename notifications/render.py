@@ -590,7 +590,7 @@ def wrap(text: str, width: int = 72, indent: str = "") -> str:
 # where East Asian wide characters may be (CJK, Hangul, fullwidth forms, emoji): text without
 # any of them is a column a character
 _WIDE = re.compile(
-    "[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f"
+    "[\u1100-\u115f\u231a-\u231b\u23e9-\u23fa\u2600-\u27bf\u2b00-\u2bff\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f"
     "\uff00-\uff60\uffe0-\uffe6\U0001f000-\U0001faff\U00020000-\U0003fffd]"
 )
 

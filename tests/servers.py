@@ -415,6 +415,7 @@ class Route:
     declared_length: int | None = None  # lie about Content-Length, send `body`, then close
     location: str | None = None
     drip: float = 0.0  # chunked: 16 bytes, then this many seconds, and so on (a slow server)
+    drip_headers: float = 0.0  # the status line and headers a byte at a time, this far apart
 
 
 @dataclass(frozen=True)
@@ -516,6 +517,19 @@ class _HttpHandler(BaseHTTPRequestHandler):
         self._write(body)
 
     def _serve(self, route: Route) -> None:
+        if route.drip_headers:
+            head = (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                + b"X-Pad: "
+                + (b"x" * 4000)
+                + b"\r\nContent-Length: %d\r\n\r\n" % len(route.body)
+            )
+            for i in range(len(head)):
+                self._write(head[i : i + 1])
+                if self.close_connection or self.state._stopping.wait(route.drip_headers):
+                    return  # the client gave up, or the server stops
+            self._write(route.body)
+            return
         validators = {
             k: v for k, v in (("ETag", route.etag), ("Last-Modified", route.last_modified)) if v
         }

@@ -140,11 +140,11 @@ class People(Repository):
         return total, [(u, by_user.get(u.id, [])) for u in users]
 
     def names_from(self, base: str) -> set[str]:
-        """The handles taken among `base` and `base-…` (for a new handle made from `base`)."""
-        name = _table(User).c.name
-        q = sa.select(name).where(
-            sa.or_(name == base, name.startswith(f"{base}-", autoescape=True))
-        )
+        """The handles taken among `base` and `base-…`, in any case and lowered (for a new
+        handle made from `base`: a handle is one user's in any case)."""
+        name = lowered(_table(User).c.name)
+        low = base.lower()
+        q = sa.select(name).where(sa.or_(name == low, name.startswith(f"{low}-", autoescape=True)))
         with self.reading() as conn:
             return set(conn.execute(q).scalars())
 

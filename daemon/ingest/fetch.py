@@ -18,6 +18,7 @@ import ipaddress
 import math
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ THROTTLED_HOSTS = ("arxiv.org", "export.arxiv.org", "rss.arxiv.org")
 # a whole response within this many `ingest.timeout_seconds` (each read within one): a server
 # that sends a byte now and then held the ingest for as long as it went on (10 min seen)
 TOTAL_TIMEOUTS = 4
+FINISH_SECONDS = 0.5  # past the deadline, for the fetch's own check to say so first
 
 
 @dataclass(frozen=True)
@@ -231,10 +233,37 @@ class Fetcher:
             headers["If-Modified-Since"] = last_modified
         self.throttle.wait(parts.hostname)
         deadline = time.monotonic() + self.total_seconds
+        if math.isinf(self.total_seconds):
+            return self._get(url, headers, deadline)
+        # the whole exchange in a thread of its own, waited for until the deadline: a server
+        # that sends its headers a byte now and then (each within the read timeout) is not
+        # waited for any longer than one that so sends its body; the thread ends by itself
+        box: list[Fetched | Exception] = []
+        worker = threading.Thread(
+            target=_into, args=(box, self._get, url, headers, deadline), daemon=True,
+            name="paperwire-fetch",
+        )  # fmt: skip
+        worker.start()
+        worker.join(self.total_seconds + FINISH_SECONDS)
+        if not box:
+            raise FetchError(
+                f"{url}: no whole response in {self.total_seconds:.0f} s ({TOTAL_TIMEOUTS} × "
+                "ingest.timeout_seconds); the server answers too slowly"
+            )
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
+    def _get(self, url: str, headers: dict[str, str], deadline: float) -> Fetched:
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
                 if resp.status_code == 304:
-                    return Fetched(url=url, content=None, etag=etag, last_modified=last_modified)
+                    return Fetched(
+                        url=url,
+                        content=None,
+                        etag=headers.get("If-None-Match"),
+                        last_modified=headers.get("If-Modified-Since"),
+                    )
                 if resp.status_code >= 400:
                     raise FetchError(
                         f"{url}: HTTP {resp.status_code} {resp.reason_phrase}"
@@ -322,3 +351,11 @@ def make_fetcher(
         allow_files=allow_files,
         total_seconds=TOTAL_TIMEOUTS * timeout,
     )
+
+
+def _into(box: list[Fetched | Exception], get: Callable[..., Fetched], *args: object) -> None:
+    """`get(*args)`'s result or exception, into `box` (a fetch's thread)."""
+    try:
+        box.append(get(*args))
+    except Exception as e:
+        box.append(e)

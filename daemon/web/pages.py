@@ -5,6 +5,7 @@ is not valid (400), and a bug (500, the traceback in the log)."""
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from notifications.render import arxiv_pdf_url, shown_title
 
 if TYPE_CHECKING:
     from daemon.scheduler import Daemon
+
+log = logging.getLogger("paperwire.web")
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
@@ -122,6 +125,9 @@ def _error_pages(web: FastAPI, pages: Pages) -> None:
         return page(400, "Bad request", f"The address holds a value that is not valid ({wrong}).")
 
     async def outage(request: Request, exc: Exception) -> HTMLResponse:
+        # logged with its traceback: on SQLite a schema's fault ("no such table") is an
+        # OperationalError too, and must not pass for an outage unseen
+        log.error("database error on a page", extra={"path": request.url.path}, exc_info=exc)
         return page(503, "Not available just now",
                     "The database cannot be reached just now; nothing was changed. Try again in "
                     "a few minutes.")  # fmt: skip

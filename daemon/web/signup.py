@@ -50,9 +50,9 @@ def new_handle(app: App, address: str) -> str:
     base = re.sub(r"[^\w.-]+", "-", address.partition("@")[0]).strip(".-")[:56] or "user"
     if not re.match(r"\w", base):
         base = "u" + base
-    names = app.store.people.names_from(base)
+    names = app.store.people.names_from(base)  # lowered
     name, n = base, 1
-    while name in names:
+    while name.lower() in names:
         n += 1
         name = f"{base}-{n}"
     return name

@@ -449,7 +449,8 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
             "library (a collection), or ask the admin to run `paperwire import` with it."
         )
         length = request.headers.get("content-length", "")
-        if length and (as_id(length) or UPLOAD_BYTES + 64_001) > UPLOAD_BYTES + 64_000:
+        declared = as_id(length)  # None: not a number, or beyond any upload
+        if length and (declared is None or declared > UPLOAD_BYTES + 64_000):
             return page.show(token, user, error=too_big, status=413)
         form = await request.form(max_files=1, max_fields=10)
         csrf = form.get("csrf")

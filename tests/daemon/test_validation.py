@@ -63,6 +63,21 @@ def test_bad_email_addresses_are_refused(address: str, why: str) -> None:
         parse_email(address)
 
 
+def test_a_very_long_address_is_refused_before_it_is_parsed() -> None:
+    """/signup takes anyone's text: a regex over 40,000 spaces took 13 s (a second read)."""
+    with pytest.raises(ValueError, match="an address of 500 characters is too long"):
+        parse_email("x" * 484 + " <a@lab.example>")  # 500 characters
+    assert parse_email(" " * 40_000 + "a@lab.example")[0] == "a@lab.example"  # stripped first
+
+
+def test_ids_fit_the_id_columns() -> None:
+    """PostgreSQL's INTEGER: 99999999999 passed as an id, and the query failed with a 500."""
+    from daemon.checks import as_id
+
+    assert as_id("2147483647") == 2**31 - 1
+    assert [as_id(t) for t in ("2147483648", "99999999999", "²", "", "-1", "0x1")] == [None] * 6
+
+
 def test_an_address_is_normalised_and_a_display_name_parsed() -> None:
     assert parse_email("Eve <eve@Lab.Example>") == ("eve@lab.example", "Eve")
     assert parse_email("ada@lab.example") == ("ada@lab.example", "")
@@ -349,6 +364,9 @@ def test_import_refuses_a_column_it_does_not_read_and_names_a_taken_address_by_l
     csv.write_text("name,email,timezon,hour\numa,uma@lab.example,Asia/Tokyo,6\n")
     refused = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
     assert "line 1: 'timezon' is not a column paperwire reads; did you mean 'timezone'?" in refused
+    csv.write_text("name,email\nada,ada@lab.example\nAda,other@lab.example\n")
+    twins = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "line 3: user 'Ada' is already on line 2" in twins  # in any case, in one file too
     csv.write_text("name,email,hour\numa,uma@lab.example,²\n")
     assert "line 2: hour: '²' is not an hour" in pw("users", "import", str(csv), expect=1).stderr
     pw("users", "add", "bob", "--email", "bob@lab.example")

@@ -161,6 +161,18 @@ def test_a_server_that_sends_too_slowly_is_cut_off(server: HttpServer) -> None:
         f.client.close()
 
 
+def test_a_server_that_sends_its_headers_too_slowly_is_cut_off(server: HttpServer) -> None:
+    """Headers a byte every 0.05 s: each read in time, the whole would take minutes; the deadline
+    was checked only between the body's chunks (a second read of the change)."""
+    server.routes["/slow-head.xml"] = Route(body=b"<rss/>", drip_headers=0.05)
+    f = _fetcher(timeout=0.2)
+    try:
+        with pytest.raises(FetchError, match=r"no whole response in 1 s \(4 × ingest.timeout"):
+            f.fetch(server.url_for("/slow-head.xml"))
+    finally:
+        f.client.close()
+
+
 # ---- errors ----------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ test_console_browser.py."""
 from __future__ import annotations
 
 import html
+import logging
 import re
 import tomllib
 from datetime import timedelta
@@ -515,7 +516,7 @@ def test_health_charts_audit_and_metrics(console: Console, client: TestClient) -
 
 
 def test_a_database_out_of_reach_is_an_outage_not_a_bug(
-    console: Console, client: TestClient, tmp_path: Path
+    console: Console, client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """/healthz and /metrics answered with the 500 "This is a bug" page while the database was
     out of reach (a QA pass on PostgreSQL), and Prometheus lost every counter."""
@@ -538,8 +539,12 @@ def test_a_database_out_of_reach_is_an_outage_not_a_bug(
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and "paperwire_database_up 0.0" in metrics.text
     assert "paperwire_papers_ingested_total 15.0" in metrics.text  # the counters still go
-    page = client.get("/admin/health")
+    with caplog.at_level(logging.ERROR, logger="paperwire.web"):
+        page = client.get("/admin/health")
     assert page.status_code == 503 and "cannot be reached just now" in page.text
+    # logged, with its traceback: on SQLite a schema's fault is an OperationalError too
+    (record,) = [r for r in caplog.records if r.name == "paperwire.web"]
+    assert record.getMessage() == "database error on a page" and record.exc_info
 
 
 def test_console_pages_escape_feed_text(

@@ -126,3 +126,7 @@ def test_a_new_handle_is_the_first_free_one_from_the_address(
         app.store.people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
     assert new_handle(app, "ada@other.example") == "ada-3"
     assert new_handle(app, "-eve.@lab.example") == "eve"
+    # a handle is one user's in any case: "Ada@…" beside "ada" got "Ada", and a 500
+    assert new_handle(app, "Ada@other.example") == "Ada-3"
+    app.store.people.add(new_handle(app, "ADA@x.example"), NOW,
+                         channels={ChannelKind.EMAIL: "ADA@x.example"})  # fmt: skip

@@ -214,3 +214,10 @@ def test_a_body_announced_too_large_is_refused_before_it_is_read(
     assert resp.status_code == 413
     assert "larger than 5 MB" in resp.text
     assert page.likes() == 0
+
+
+def test_an_empty_body_is_not_taken_for_a_too_large_one(open_page: Callable[[str], Page]) -> None:
+    """Content-Length: 0 was answered 413 "larger than 5 MB" (0 is falsy; a second read)."""
+    page = open_page(_closed_port_url())
+    resp = page.client.post(f"/me/{page.token}/import", content=b"")
+    assert resp.status_code == 403 and "larger than" not in resp.text  # no form token: refused
