@@ -495,16 +495,34 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _first_answer(daemon: subprocess.Popen[bytes], url: str) -> httpx.Response | None:
+    """The daemon's first answer at `url` once it listens (None: it ended, or 60 s passed)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and daemon.poll() is None:
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.2)
+    return None
+
+
+def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
+    """A configuration for `paperwire run` on 127.0.0.1:`port` (`log`: the [log] lines), its
+    database upgraded."""
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
+        .replace('level = "WARNING"', log)
+    )  # fmt: skip
+    Runner(config, tmp_path)("db", "upgrade")
+    return config
+
+
 def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None:
     """uvicorn's own lines (a bad request, a request's traceback) and the start line were
     plain text among the JSON (a QA pass)."""
     port = _free_port()
-    config = write_config(tmp_path)
-    config.write_text(
-        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
-        .replace('level = "WARNING"', 'level = "INFO"\njson_format = true')
-    )  # fmt: skip
-    Runner(config, tmp_path)("db", "upgrade")
+    config = _daemon_config(tmp_path, port, 'level = "INFO"\njson_format = true')
     log = tmp_path / "daemon.log"
     with log.open("w") as stderr:
         daemon = subprocess.Popen(
@@ -512,13 +530,7 @@ def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None
             cwd=tmp_path, env=cli_env(), stdout=stderr, stderr=stderr,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and daemon.poll() is None:
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            _first_answer(daemon, f"http://127.0.0.1:{port}/healthz")
             with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                 s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs it (a warning)
                 s.recv(1024)
@@ -541,12 +553,7 @@ def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: P
     """`paperwire run` as a real process: /healthz and /metrics answer, a second `run` on the
     taken port fails in one line, SIGTERM stops the first cleanly (exit 0)."""
     port = _free_port()
-    config = write_config(tmp_path)
-    config.write_text(
-        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
-        .replace('level = "WARNING"', 'level = "INFO"')
-    )  # fmt: skip
-    Runner(config, tmp_path)("db", "upgrade")
+    config = _daemon_config(tmp_path, port, 'level = "INFO"')
     log = tmp_path / "first.log"
     with log.open("w") as stderr:
         first = subprocess.Popen(
@@ -554,14 +561,7 @@ def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: P
             cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
         try:
-            metrics = None
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and first.poll() is None:
-                try:
-                    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            metrics = _first_answer(first, f"http://127.0.0.1:{port}/metrics")
             assert metrics is not None and metrics.status_code == 200, log.read_text()
             health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
             assert health.status_code == 200 and health.json() == {"ok": True, "papers": 0}

@@ -168,6 +168,16 @@ def console_factory(
         daemon.app.close()
 
 
+@pytest.fixture
+def live(console_factory: ConsoleFactory) -> Iterator[tuple[Console, str]]:
+    """A console served by uvicorn on 127.0.0.1 for a real browser, and its address."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"  # loopback: Chromium keeps Secure cookies over http
+    console = console_factory(base_url=base)
+    with served_on_loopback(console.daemon.web, port):
+        yield console, base
+
+
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "no CSRF token in the page"

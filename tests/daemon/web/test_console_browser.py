@@ -10,33 +10,18 @@ Content-Security-Policy violation on any page.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from daemon import jobs
 from tests.daemon.conftest import FEEDS, NOW
 from tests.daemon.web.conftest import (
     PASSWORD,
     Console,
-    ConsoleFactory,
-    free_port,
-    served_on_loopback,
 )
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
-
-
-@pytest.fixture
-def live(console_factory: ConsoleFactory) -> Iterator[tuple[Console, str]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"  # loopback: Chromium keeps Secure cookies over http
-    console = console_factory(base_url=base)
-    with served_on_loopback(console.daemon.web, port):
-        yield console, base
 
 
 def _shoot(page: Any, name: str, *, full: bool = True) -> None:

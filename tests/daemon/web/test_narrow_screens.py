@@ -13,13 +13,10 @@ PAPERWIRE_REQUIRE_BROWSER=1 (set by .ci/run): then it fails.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import pytest
 
 from daemon import jobs
 from daemon.db.models import ChannelKind
@@ -28,9 +25,6 @@ from tests.daemon.conftest import FEEDS
 from tests.daemon.web.conftest import (
     PASSWORD,
     Console,
-    ConsoleFactory,
-    free_port,
-    served_on_loopback,
 )
 
 NARROW, WIDE = 375, 1280
@@ -49,15 +43,6 @@ LONG_ERROR = (
     "ConnectError: [Errno -3] Temporary failure in name resolution while fetching "
     "https://hooks.slack.com/services/T0123456789ABCDEFGHIJ/B0987654321ZYXWVUTSRQ/…"
 )
-
-
-@pytest.fixture
-def live(console_factory: ConsoleFactory) -> Iterator[tuple[Console, str]]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"  # loopback: Chromium keeps Secure cookies over http
-    console = console_factory(base_url=base)
-    with served_on_loopback(console.daemon.web, port):
-        yield console, base
 
 
 def _fill(console: Console) -> dict[str, str]:
