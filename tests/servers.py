@@ -36,12 +36,14 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import random
+import socket
 import ssl
 import sys
 import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -72,6 +74,28 @@ HANG_SECONDS = 3600.0  # "for ever": a hung handler is cancelled or woken when i
 
 
 # =============================================================================== SMTP
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on, for a server a test starts later. Taken
+    below the system's ephemeral range: a port the system hands out (bind to 0) may meanwhile
+    become the source port of any outgoing connection of another test, and the server then
+    finds it in use (seen once in a full run)."""
+    low = 32768
+    with suppress(OSError, ValueError, IndexError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    picker = random.Random()  # the port only: nothing the tests assert depends on it
+    for _ in range(200):
+        port = picker.randrange(max(1024, low - 12_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # the range is full: the system's choice
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from daemon.ingest.parse import PaperIn
 from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner, cli_env
+from tests.servers import free_port
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -489,12 +490,6 @@ def test_admin_set_password_writes_an_argon2_hash(
 # ---- real processes: the daemon's port, metrics, and the terminal ------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _first_answer(daemon: subprocess.Popen[bytes], url: str) -> httpx.Response | None:
     """The daemon's first answer at `url` once it listens (None: it ended, or 60 s passed)."""
     deadline = time.monotonic() + 60
@@ -521,7 +516,7 @@ def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
 def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None:
     """uvicorn's own lines (a bad request, a request's traceback) and the start line were
     plain text among the JSON (a QA pass)."""
-    port = _free_port()
+    port = free_port()
     config = _daemon_config(tmp_path, port, 'level = "INFO"\njson_format = true')
     log = tmp_path / "daemon.log"
     with log.open("w") as stderr:
@@ -552,7 +547,7 @@ def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None
 def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: Path) -> None:
     """`paperwire run` as a real process: /healthz and /metrics answer, a second `run` on the
     taken port fails in one line, SIGTERM stops the first cleanly (exit 0)."""
-    port = _free_port()
+    port = free_port()
     config = _daemon_config(tmp_path, port, 'level = "INFO"')
     log = tmp_path / "first.log"
     with log.open("w") as stderr:

@@ -26,6 +26,7 @@ from daemon.db.digests import NewItem
 from daemon.db.engine import upgrade
 from daemon.db.models import ChannelKind
 from daemon.ingest.parse import PaperIn
+from tests.servers import free_port
 
 PAPERWIRE = Path(sys.executable).parent / "paperwire"
 DIGESTS = 12
@@ -61,16 +62,10 @@ def slow_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[int, SlowMailbox
         controller.stop()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _prepare(tmp_path: Path, smtp_port: int) -> tuple[Path, str]:
     """A configuration and a database with DIGESTS pending digests."""
     db = f"sqlite:///{tmp_path / 'paperwire.db'}"
-    port = _free_port()
+    port = free_port()
     config = tmp_path / "paperwire.toml"
     config.write_text(
         f"""

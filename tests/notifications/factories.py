@@ -4,7 +4,6 @@ don't collect)."""
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass, field
 from datetime import date
 from email.message import MIMEPart
@@ -104,12 +103,6 @@ def transport_for(server: SmtpServer, **overrides: object) -> SmtpTransport:
     }
     kwargs.update(overrides)
     return SmtpTransport(server.host, server.port, **kwargs)  # type: ignore[arg-type]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

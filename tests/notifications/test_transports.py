@@ -33,14 +33,13 @@ from tests.notifications.factories import (
     FakeClock,
     assert_secret_hidden,
     email_for,
-    free_port,
     make_digest,
     make_pick,
     slack_out,
     slack_transport,
     transport_for,
 )
-from tests.servers import SmtpServer, http_server, smtp_server
+from tests.servers import SmtpServer, free_port, http_server, smtp_server
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import functools
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from daemon.db.engine import upgrade
 from daemon.passwords import hash_password
 from daemon.scheduler import Daemon, make_daemon
 from daemon.settings import load_settings
+from tests.servers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -77,12 +77,6 @@ def served_on_loopback(web: Any, port: int) -> Iterator[None]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 PASSWORD = "correct horse battery"

@@ -16,7 +16,8 @@ from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, SettingsFactory
-from tests.daemon.web.conftest import free_port, served_on_loopback
+from tests.daemon.web.conftest import served_on_loopback
+from tests.servers import free_port
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from daemon.app import App
 from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, ROOT, SMTP_LOGIN, SettingsFactory, starttls_email
-from tests.daemon.web.conftest import free_port, served_on_loopback
-from tests.servers import HttpServer, SmtpServer, http_server, smtp_server
+from tests.daemon.web.conftest import served_on_loopback
+from tests.servers import HttpServer, SmtpServer, free_port, http_server, smtp_server
 
 LIBRARY = ROOT / "tests" / "data" / "library" / "small_lab.bib"
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"
