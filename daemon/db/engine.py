@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -101,28 +101,23 @@ def _lower(text: str | None) -> str | None:
     return None if text is None else text.lower()
 
 
-class _PerBackend(FunctionElement[str]):
-    """An SQL function of one argument written per backend: `sql[dialect name]`, else
-    `sql[""]`, with `{}` for the argument."""
-
-    type = sa.String()
-    inherit_cache = True
-    sql: ClassVar[dict[str, str]] = {}
-
-
-@compiles(_PerBackend)
-def _per_backend(element: _PerBackend, compiler: SQLCompiler, **kw: Any) -> str:
-    sql = element.sql.get(compiler.dialect.name, element.sql[""])
-    return sql.format(compiler.process(element.clauses, **kw))
-
-
-class lowered(_PerBackend):
+class lowered(FunctionElement[str]):
     """`lower(x)` that lowers every letter on both backends: SQLite's own `lower` only knows
     ASCII ("ÉVA" stays "ÉVA"), so there it is Python's `str.lower`, registered on connect."""
 
+    type = sa.String()
     name = "lowered"
-    inherit_cache = True  # the cache key holds the class: each its own SQL
-    sql: ClassVar[dict[str, str]] = {"": "lower({})", "sqlite": SQLITE_LOWER + "({})"}
+    inherit_cache = True
+
+
+@compiles(lowered)
+def _lowered(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(lowered, "sqlite")
+def _lowered_sqlite(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{SQLITE_LOWER}({compiler.process(element.clauses, **kw)})"
 
 
 IN_CHUNK = 10_000  # ids in one IN (…) list (PostgreSQL takes at most 65,535 parameters)
