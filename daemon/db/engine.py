@@ -6,6 +6,7 @@ commands start without it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -226,11 +227,12 @@ def head_revision() -> str:
     return _revisions()[-1]
 
 
-def _revisions() -> list[str]:
+@functools.cache  # the files of this version: read once, not once per check of a command
+def _revisions() -> tuple[str, ...]:
     names = sorted(p.name for p in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
     if not names:
         raise SchemaError(f"no migrations found in {MIGRATIONS}")
-    return [name[:4] for name in names]
+    return tuple(name[:4] for name in names)
 
 
 def _not_newer(current: str | None) -> None:
