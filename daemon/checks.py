@@ -72,10 +72,8 @@ def _has_space_or_control(text: str) -> bool:
 def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
     """A feed's address, checked as the fetcher will treat it: http(s) with a host that is not
     internal (unless `ingest.allow_private_addresses`), or `file:` only with `ingest.allow_files`.
-    The host is resolved to apply the address policy."""
-    from daemon.errors import FetchError
-    from daemon.ingest.fetch import check_address
-
+    The host is resolved to apply the address policy (not with `allow_private`: then nothing
+    here needs the network, nor imports the fetcher)."""
     if not url.strip():
         raise ValueError("a feed URL cannot be empty; e.g. https://rss.arxiv.org/rss/cs.LG")
     if _has_space_or_control(url):
@@ -102,6 +100,9 @@ def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
     if not host:
         raise ValueError(f"{url!r} has no host; e.g. https://rss.arxiv.org/rss/cs.LG")
     if not allow_private:
+        from daemon.errors import FetchError
+        from daemon.ingest.fetch import check_address
+
         try:
             check_address(host)
         except FetchError as e:

@@ -157,21 +157,11 @@ class FeedSettings(_Section):
     @field_validator("url")
     @classmethod
     def _fetchable(cls, v: str) -> str:
-        """What can be told without the network (`feeds add` also resolves the host)."""
-        from urllib.parse import urlsplit
+        """`feeds add`'s check of what can be told without the network (it also resolves
+        the host; `ingest.allow_files` is checked with the whole file, `_feeds_fit`)."""
+        from daemon.checks import check_feed_url
 
-        if any(c.isspace() or ord(c) < 32 for c in v):
-            raise ValueError(f"{v!r} contains a space or a line break; write a space as %20")
-        try:
-            parts = urlsplit(v)
-            host = parts.hostname
-        except ValueError as e:
-            raise ValueError(f"{v!r} is not a URL ({e})") from None
-        if parts.scheme == "file" or (parts.scheme in ("http", "https") and host):
-            return v
-        raise ValueError(
-            f"{v!r} is not an http(s) URL with a host; e.g. https://rss.arxiv.org/rss/cs.LG"
-        )
+        return check_feed_url(v, allow_files=True, allow_private=True)
 
 
 MIN_KEEP_DAYS = 14  # digest.keep_days, at least: a weekly window and its margin, and room

@@ -372,8 +372,8 @@ def test_an_unknown_recommender_option_is_named_with_the_closest(tmp_path: Path)
     [
         ('{name = "a", url = "https://x.org/a"}, {name = "a", url = "https://x.org/b"}',
          "the name 'a' is given to more than one feed"),
-        ('{name = "a", url = "htp://nowhere"}', "is not an http(s) URL with a host"),
-        ('{name = "a", url = "https:///path"}', "is not an http(s) URL with a host"),
+        ('{name = "a", url = "htp://nowhere"}', "is not an http(s) URL; a feed's address starts"),
+        ('{name = "a", url = "https:///path"}', "'https:///path' has no host"),
         ('{name = "a", url = "https://x.org/a b"}', "contains a space"),
         ('{name = "a b", url = "https://x.org/a"}', "is not a valid feed name"),
         ('{name = "a", url = "file:///srv/a.xml"}', "ingest.allow_files = true"),
