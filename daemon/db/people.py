@@ -42,6 +42,11 @@ class Imported:
     display_name: str | None = None
     line: int = 0  # of the file it comes from (0: none), named in an error
 
+    @property
+    def where(self) -> str:
+        """ "line 7: " when the row has a line, for an error about it."""
+        return f"line {self.line}: " if self.line else ""
+
 
 Subscriber = tuple[UserRow, list[ChannelRow]]
 
@@ -213,10 +218,9 @@ class People(Repository):
             twins = {t.lower(): t for t in _case_twins(s, [n for n in names if n not in users])}
             for r in rows:
                 if r.name not in users and r.name.lower() in twins:
-                    where = f"line {r.line}: " if r.line else ""
                     raise PaperwireError(
-                        f"{where}{r.name}: user {twins[r.name.lower()]!r} already exists (a handle "
-                        "in any case); nothing imported"
+                        f"{r.where}{r.name}: user {twins[r.name.lower()]!r} already exists (a "
+                        "handle in any case); nothing imported"
                     )
             emails = {
                 address.lower(): name
@@ -230,9 +234,8 @@ class People(Repository):
                 email = r.channels.get(ChannelKind.EMAIL)
                 owner = emails.get(email.lower()) if email else None
                 if owner is not None and owner != r.name:
-                    where = f"line {r.line}: " if r.line else ""
                     raise PaperwireError(
-                        f"{where}{r.name}: {email} is already the email address of user "
+                        f"{r.where}{r.name}: {email} is already the email address of user "
                         f"{owner!r}; nothing imported"
                     )
             have = _channels_of_users(s, [u.id for u in users.values() if u.id is not None])
