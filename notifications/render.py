@@ -598,7 +598,11 @@ _WIDE = re.compile(
 def _columns(word: str) -> int:
     if word.isascii() or _WIDE.search(word) is None:
         return len(word)
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in word)
+    return sum(map(_char_columns, word))
+
+
+def _char_columns(c: str) -> int:
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
 
 
 def _pieces(word: str, width: int) -> list[str]:
@@ -606,7 +610,7 @@ def _pieces(word: str, width: int) -> list[str]:
         return [word]
     pieces, piece, size = [], "", 0
     for c in word:
-        columns = 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        columns = _char_columns(c)
         if size + columns > width:
             pieces.append(piece)
             piece, size = "", 0
