@@ -16,8 +16,10 @@ import time
 import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -501,6 +503,20 @@ def _first_answer(daemon: subprocess.Popen[bytes], url: str) -> httpx.Response |
     return None
 
 
+@contextmanager
+def _running(config: Path, tmp_path: Path, **outputs: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """`paperwire run` as a real process (`outputs`: its stdout and stderr), killed at the
+    end if the test did not stop it."""
+    daemon = subprocess.Popen([str(PAPERWIRE), "--config", str(config), "run"], cwd=tmp_path,
+                              env=cli_env(), **outputs)  # fmt: skip
+    try:
+        yield daemon
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=10)
+
+
 def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
     """A configuration for `paperwire run` on 127.0.0.1:`port` (`log`: the [log] lines), its
     database upgraded."""
@@ -519,22 +535,16 @@ def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None
     port = free_port()
     config = _daemon_config(tmp_path, port, 'level = "INFO"\njson_format = true')
     log = tmp_path / "daemon.log"
-    with log.open("w") as stderr:
-        daemon = subprocess.Popen(
-            [str(PAPERWIRE), "--config", str(config), "run"],
-            cwd=tmp_path, env=cli_env(), stdout=stderr, stderr=stderr,
-        )  # fmt: skip
-        try:
-            _first_answer(daemon, f"http://127.0.0.1:{port}/healthz")
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-                s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs it (a warning)
-                s.recv(1024)
-            daemon.send_signal(signal.SIGTERM)
-            assert daemon.wait(timeout=60) == 0
-        finally:
-            if daemon.poll() is None:
-                daemon.kill()
-                daemon.wait(timeout=10)
+    with (
+        log.open("w") as stderr,
+        _running(config, tmp_path, stdout=stderr, stderr=stderr) as daemon,
+    ):
+        _first_answer(daemon, f"http://127.0.0.1:{port}/healthz")
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs it (a warning)
+            s.recv(1024)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=60) == 0
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     events = [json.loads(line) for line in lines]  # each line JSON, or this fails
     names = {(e["logger"], e["event"]) for e in events}
@@ -550,34 +560,28 @@ def test_run_serves_and_a_second_run_on_its_port_says_so_in_one_line(tmp_path: P
     port = free_port()
     config = _daemon_config(tmp_path, port, 'level = "INFO"')
     log = tmp_path / "first.log"
-    with log.open("w") as stderr:
-        first = subprocess.Popen(
+    with (
+        log.open("w") as stderr,
+        _running(config, tmp_path, stdout=subprocess.DEVNULL, stderr=stderr) as first,
+    ):
+        metrics = _first_answer(first, f"http://127.0.0.1:{port}/metrics")
+        assert metrics is not None and metrics.status_code == 200, log.read_text()
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        assert health.status_code == 200 and health.json() == {"ok": True, "papers": 0}
+        assert 'paperwire_digests{state="pending"} 0.0' in metrics.text
+        assert "paperwire_feeds_fetched_total" in metrics.text
+        assert "paperwire_delivery_latency_seconds_bucket" in metrics.text
+        second = subprocess.run(
             [str(PAPERWIRE), "--config", str(config), "run"],
-            cwd=tmp_path, env=cli_env(), stdout=subprocess.DEVNULL, stderr=stderr,
+            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120,
         )  # fmt: skip
-        try:
-            metrics = _first_answer(first, f"http://127.0.0.1:{port}/metrics")
-            assert metrics is not None and metrics.status_code == 200, log.read_text()
-            health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=30)
-            assert health.status_code == 200 and health.json() == {"ok": True, "papers": 0}
-            assert 'paperwire_digests{state="pending"} 0.0' in metrics.text
-            assert "paperwire_feeds_fetched_total" in metrics.text
-            assert "paperwire_delivery_latency_seconds_bucket" in metrics.text
-            second = subprocess.run(
-                [str(PAPERWIRE), "--config", str(config), "run"],
-                cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
-            assert second.returncode == 1
-            lines = second.stderr.strip().splitlines()
-            assert len(lines) == 1, second.stderr
-            assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in lines[0]
-            assert "paperwire running" not in second.stdout
-            first.send_signal(signal.SIGTERM)
-            assert first.wait(timeout=60) == 0
-        finally:
-            if first.poll() is None:
-                first.kill()
-                first.wait(timeout=10)
+        assert second.returncode == 1
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1, second.stderr
+        assert f"cannot listen on 127.0.0.1:{port}: the port is in use" in lines[0]
+        assert "paperwire running" not in second.stdout
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=60) == 0
     text = log.read_text()
     assert "scheduler stopped" in text  # SIGTERM: a clean stop, exit 0 (above)
     assert "scheduled job=ingest" in text  # paperwire's own line
