@@ -215,6 +215,15 @@ _LATEX_HINT = re.compile(r"\\[A-Za-z'`^\"~=.{}\\]|\$")
 _LATEX_UNESCAPED = re.compile(r"(?<!\\)([%&#])")  # comments / alignment in LaTeX, text here
 _LATEX_REFERENCE = re.compile(r"\s*\\(?:cite[a-zA-Z]*|ref|eqref|label)\*?(?:\[[^]]*\])*\{[^}]*\}")
 _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted text may lose
+# a super- or subscript in math: one character, or a group without macros (innermost first)
+_SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*]))")
+_MATH = re.compile(r"\$([^$]+)\$")
+_MACRO_END = re.compile(r"\\[A-Za-z]+$")
+_SUPERSCRIPT = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW*",
+                        "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ*",
+                        strict=True))  # fmt: skip
+_SUBSCRIPT = dict(zip("0123456789+-=()aehijklmnoprstuvx", "₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎ₐₑₕᵢⱼₖₗₘₙₒₚᵣₛₜᵤᵥₓ",
+                      strict=True))  # fmt: skip
 LATEX_MAX_CHARS = 3 * ABSTRACT_CHARS  # of a text converted (the rest is cut off anyway)
 
 
@@ -252,11 +261,34 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
         text = text[: space if space > limit // 2 else limit]
     try:
         latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
+        latex = _MATH.sub(_scripts, latex)
         out = _clean(_latex().latex_to_text(latex))
     except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
         return text
     # LaTeX that swallows the text (\\verb, \\iffalse …) is worse than the raw text
     return out if len(out) * 2 >= len(_LATEX_MARKUP.sub("", text)) else text
+
+
+def _scripts(math: re.Match[str]) -> str:
+    """Super- and subscripts of a math span as Unicode where every character has one
+    (``$e^{-x^2}$`` → ``e⁻ˣ²``, ``H$_2$O`` → ``H₂O``); a longer one that has not keeps its
+    extent in parentheses (``W_{KQ}`` → ``W_(KQ)``), which pylatexenc would drop with the braces."""
+    text = math.group(1).replace("^\\prime", "′").replace("^{\\prime}", "′")
+    for _ in range(8):  # nested groups, innermost first; deeper nesting stays as LaTeX reads
+        text, n = _SCRIPT.subn(_script, text)
+        if not n:
+            break
+    return f"${text}$"
+
+
+def _script(m: re.Match[str]) -> str:
+    mark, body = m.group(1), "".join((m.group(2) or m.group(3) or "").split())
+    table = _SUPERSCRIPT if mark == "^" else _SUBSCRIPT
+    own = set(table.values())
+    if all(c in table or c in own for c in body):
+        after_macro = _MACRO_END.search(m.string, 0, m.start())  # \\sumᵢ would be one name
+        return ("{}" if after_macro else "") + "".join(table.get(c, c) for c in body)
+    return f"{mark}{body}" if len(body) == 1 else f"{mark}({body})"
 
 
 def match_cue(score: float, kind: str) -> str | None:

@@ -505,7 +505,7 @@ def test_latex_becomes_readable_unicode_everywhere() -> None:
     )
     for where, body in _all_renderings(make_digest((pick,))).items():
         assert "ωTest: Rényi divergences" in body, where
-        assert "α-divergences" in body and "50% of all" in body and "ℝ^n" in body, where
+        assert "α-divergences" in body and "50% of all" in body and "ℝⁿ" in body, where
         assert "β-VAE" in body, where
         assert "\\" not in body and "$" not in body and "cite" not in body, where
 
@@ -519,6 +519,11 @@ def test_latex_becomes_readable_unicode_everywhere() -> None:
         ("$5 and 3 $", "5 and 3"),
         (r"unclosed {{{{ $\alpha", "unclosed α"),  # malformed: read as far as it goes
         (r"\verb|x| text here", "text here"),
+        # scripts: Unicode where each character has one, else their extent kept
+        (r"H$_2$O and $O(n^{2})$ and $10^{-3}$", "H₂O and O(n²) and 10⁻³"),
+        (r"$e^{-x^2}$, $x_{ij}$, $\sum_{i=1}^{N} x_i$", "e⁻ˣ², xᵢⱼ, ∑ᵢ₌₁ᴺ xᵢ"),
+        (r"$W_{KQ}$ vs $W_Q$, $e^{x_1}$, $f^\prime$", "W_(KQ) vs W_Q, e^(x₁), f′"),
+        ("snake_case_name", "snake_case_name"),  # not math: kept
         ("", ""),
     ],
 )
