@@ -502,9 +502,14 @@ def db_upgrade() -> None:
 @db_cli.command("status")
 def db_status() -> None:
     """Show the database's schema revision and what this version needs."""
-    from daemon.db.engine import schema_revisions
+    from daemon.db.engine import head_revision, missing_file, schema_revisions
 
     with _open_app(check=False) as app:
+        path = missing_file(app.store.engine)
+        if path:  # not created by looking
+            out.print(f"no database at {path}; this version needs: {head_revision()}")
+            out.print("`paperwire db upgrade` creates it; or correct database.url")
+            raise typer.Exit(1)
         current, head = schema_revisions(app.store.engine)
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")
 

@@ -191,12 +191,20 @@ def schema_revisions(engine: Engine) -> tuple[str | None, str]:
     return current, str(head)
 
 
+def missing_file(engine: Engine) -> str | None:
+    """The path of a SQLite database file that does not exist (connecting would create an
+    empty file there: a mistyped path would leave one behind), else None."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
+        return path
+    return None
+
+
 def check_schema(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the code's (without loading Alembic:
     the revision is one row of `alembic_version`, the head is the newest migration file)."""
-    path = engine.url.database if engine.dialect.name == "sqlite" else None
-    if path and path != ":memory:" and not path.startswith("file:") and not Path(path).exists():
-        # connecting would create an empty file there (a mistyped path left one behind)
+    path = missing_file(engine)
+    if path:
         raise SchemaError(
             f"no database at {path}: run `paperwire db upgrade` to create it, or correct "
             "database.url"

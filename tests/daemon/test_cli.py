@@ -188,7 +188,12 @@ def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> No
         assert "Traceback" not in done.stderr
     # nothing left behind: a mistyped path got an empty database file before
     assert not (tmp_path / "paperwire.db").exists()
-    assert "database revision: none" in pw("db", "status").stdout
+    status = pw("db", "status", expect=1).stdout
+    assert f"no database at {tmp_path / 'paperwire.db'}" in " ".join(status.split())
+    assert not (tmp_path / "paperwire.db").exists()  # `db status` only looks
+    pw("db", "upgrade")
+    status = pw("db", "status").stdout
+    assert "database revision: " in status and "none" not in status
 
 
 def test_users_list_shows_a_page_at_a_time_and_searches(tmp_path: Path) -> None:
