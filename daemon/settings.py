@@ -205,17 +205,11 @@ class EmailSettings(_Section):
     def _one_address(cls, value: str) -> str:
         """One mailbox, as the SMTP transport reads the From header to send (else every
         message would fail there, as a configuration problem)."""
-        from email import errors, policy
-        from email.headerregistry import AddressHeader
+        from notifications.mailbox import one_mailbox
 
         if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
             raise ValueError(f"{value!r} contains a line break or a control character")
-        try:
-            header = policy.SMTP.header_factory("From", value)
-        except (ValueError, TypeError, IndexError, errors.MessageError):  # "a@": IndexError
-            header = None
-        found = header.addresses if isinstance(header, AddressHeader) else ()
-        if len(found) != 1 or not found[0].username or not found[0].domain:
+        if one_mailbox(value) is None:
             raise ValueError(
                 f"{value!r} is not one email address: write e.g. "
                 "'paperwire <digests@lab.example>' or 'digests@lab.example'"

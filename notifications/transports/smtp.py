@@ -8,11 +8,10 @@ import logging
 import re
 import smtplib
 import ssl
-from email import errors, policy
-from email.headerregistry import AddressHeader
 from typing import ClassVar, Literal, Protocol
 
 from notifications.addresses import email_address, shown
+from notifications.mailbox import one_mailbox
 from notifications.transports.base import (
     DeliveryError,
     EmailOut,
@@ -306,12 +305,8 @@ class SmtpTransport:
         """The one address of the From header (the configured sender): anything else is a
         configuration problem, the same for every message (parsed once per value)."""
         if froms not in self._senders:
-            headers = [_address_header("From", h) for h in froms]
-            addresses = [a for h in headers if h is not None for a in h.addresses]
-            if len(headers) == 1 and len(addresses) == 1 and addresses[0].username:
-                self._senders[froms] = addresses[0].addr_spec if addresses[0].domain else None
-            else:
-                self._senders[froms] = None
+            mailbox = one_mailbox(froms[0]) if len(froms) == 1 else None
+            self._senders[froms] = mailbox.addr_spec if mailbox else None
         sender = self._senders[froms]
         if sender is None:
             shown_from = shown(froms[0]) if froms else "(none)"
@@ -431,17 +426,6 @@ class SmtpTransport:
         return TransportUnavailable(
             f"{where}: cannot connect ({type(exc).__name__}: {self._scrubbed(str(exc))})"
         )
-
-
-def _address_header(name: str, value: object) -> AddressHeader | None:
-    """A header value as parsed by the email package (whatever the message's policy)."""
-    if isinstance(value, AddressHeader):
-        return value
-    try:
-        parsed = policy.SMTP.header_factory(name, str(value))
-    except (ValueError, TypeError, IndexError, errors.MessageError):  # "a@": IndexError
-        return None
-    return parsed if isinstance(parsed, AddressHeader) else None
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:
