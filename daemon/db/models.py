@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -66,6 +67,16 @@ class Outcome(StrEnum):
     POSTPONED = "postponed"  # the transport was unavailable; not counted as an attempt
 
 
+def _lowered_copy(source: str) -> Any:
+    """The column default of a lowered copy of `source` (Python's `str.lower`, as
+    `engine.lowered` on SQLite), for rows inserted through the ORM or in bulk."""
+
+    def default(context: Any) -> str:
+        return str(context.get_current_parameters()[source]).lower()
+
+    return default
+
+
 def _ts(nullable: bool = True, index: bool = False) -> Column[datetime]:
     return Column(UTCDateTime(), nullable=nullable, index=index)
 
@@ -109,6 +120,11 @@ class Paper(SQLModel, table=True):
 class User(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)  # a short handle used on the command line
+    # `name` lowered: a handle is one user's in any case, found through this index (migration
+    # 0008; not unique, as twins added before handles were compared so may exist)
+    name_key: str | None = Field(
+        default=None, index=True, sa_column_kwargs={"default": _lowered_copy("name")}
+    )
     display_name: str = ""
     timezone: str = "UTC"
     digest_hour: int | None = None  # local hour; None: the configured default
@@ -133,7 +149,17 @@ class Channel(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     kind: str  # ChannelKind
     address: str
+    # `address` lowered: an email address is one user's in any case (migration 0008); kept up
+    # to date by `_address_key` below
+    address_key: str | None = Field(
+        default=None, index=True, sa_column_kwargs={"default": _lowered_copy("address")}
+    )
     active: bool = True
+
+
+@sa.event.listens_for(Channel, "before_update")
+def _address_key(mapper: Any, connection: Any, channel: Channel) -> None:
+    channel.address_key = channel.address.lower()
 
 
 class Feedback(SQLModel, table=True):

@@ -118,12 +118,12 @@ class People(Repository):
                 .where(
                     channel_t.c.user_id == user_t.c.id,
                     channel_t.c.kind == ChannelKind.EMAIL.value,
-                    lowered(channel_t.c.address).contains(needle, autoescape=True),
+                    channel_t.c.address_key.contains(needle, autoescape=True),
                 )
                 .exists()
             )
             match = sa.or_(
-                lowered(user_t.c.name).contains(needle, autoescape=True),
+                user_t.c.name_key.contains(needle, autoescape=True),
                 lowered(user_t.c.display_name).contains(needle, autoescape=True),
                 email,
             )
@@ -147,7 +147,7 @@ class People(Repository):
     def names_from(self, base: str) -> set[str]:
         """The handles taken among `base` and `base-…`, in any case and lowered (for a new
         handle made from `base`: a handle is one user's in any case)."""
-        name = lowered(_table(User).c.name)
+        name = _table(User).c.name_key
         low = base.lower()
         q = sa.select(name).where(sa.or_(name == low, name.startswith(f"{low}-", autoescape=True)))
         with self.reading() as conn:
@@ -572,7 +572,7 @@ def _case_twins(s: Session, names: Sequence[str]) -> list[str]:
     lowered_names = sorted({n.lower() for n in names})
     for start in range(0, len(lowered_names), IN_CHUNK):
         chunk = lowered_names[start : start + IN_CHUNK]
-        found += s.exec(select(User.name).where(lowered(col(User.name)).in_(chunk))).all()
+        found += s.exec(select(User.name).where(col(User.name_key).in_(chunk))).all()
     return sorted(found)
 
 
@@ -639,11 +639,9 @@ def _replace_channel(
 
 def _owner(s: Session, kind: ChannelKind, address: str) -> tuple[int, str] | None:
     """(id, name) of the user with this address."""
-    match = (
-        lowered(col(Channel.address)) == address.lower()
-        if kind == ChannelKind.EMAIL
-        else col(Channel.address) == address
-    )
+    match = col(Channel.address_key) == address.lower()  # indexed
+    if kind != ChannelKind.EMAIL:  # a webhook is compared as it is
+        match = sa.and_(match, col(Channel.address) == address)
     q = (
         select(User.id, User.name)
         .join(Channel, col(Channel.user_id) == col(User.id))
