@@ -175,9 +175,30 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     _not_newer(_current_revision(engine))
     cfg = _alembic_config()
-    with engine.begin() as conn:
+    with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+@contextmanager
+def _foreign_keys_off(conn: sa.Connection) -> Iterator[None]:
+    """SQLite: foreign keys off while the migrations rebuild tables (dropping the old table
+    would delete the rows that refer to it), checked and on again after. The pragma works
+    only outside a transaction: it goes to the driver's connection before the migrations'
+    BEGIN."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise SchemaError(f"the migration left rows that refer to nothing: {broken[:5]}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:

@@ -117,7 +117,14 @@ class Paper(SQLModel, table=True):
     feed_id: int | None = Field(default=None, foreign_key="feed.id", ondelete="SET NULL")
 
 
+# SQLite: ids never reused (AUTOINCREMENT, migration 0009). Links name a user and a channel by
+# id: without it, the next subscriber added after the newest one was deleted took its id, and
+# the deleted one's links opened, changed and exported the newcomer's account.
+_IDS_NOT_REUSED = {"sqlite_autoincrement": True}
+
+
 class User(SQLModel, table=True):
+    __table_args__ = _IDS_NOT_REUSED
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)  # a short handle used on the command line
     # `name` lowered: a handle is one user's in any case, found through this index (migration
@@ -144,7 +151,7 @@ class User(SQLModel, table=True):
 class Channel(SQLModel, table=True):
     """Where a user's digest goes: an email address or a Slack incoming-webhook URL (secret)."""
 
-    __table_args__ = (sa.UniqueConstraint("user_id", "kind", "address"),)
+    __table_args__ = (sa.UniqueConstraint("user_id", "kind", "address"), _IDS_NOT_REUSED)
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True, ondelete="CASCADE")
     kind: str  # ChannelKind

@@ -1,0 +1,84 @@
+"""Ids are never reused (migration 0009): a digest's links name the subscriber and the channel
+by id, so a deleted subscriber's links must not open the next newcomer's account. Migrations
+0008 (lowered keys) and 0009 (on SQLite, the user and channel tables rebuilt) keep every row,
+and every row that refers to them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from daemon.db import make_engine
+from daemon.db.engine import upgrade
+from daemon.db.models import ChannelKind
+from daemon.db.people import People
+from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE
+
+NOW = datetime(2026, 11, 30, 9, tzinfo=UTC)
+
+
+def _rows(conn: sa.Connection, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in conn.execute(sa.text(sql))]
+
+
+@BOTH_BACKENDS
+@EMPTY_DATABASE
+def test_the_migrations_keep_every_row_and_ids_are_not_reused_after(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        with engine.begin() as conn:
+            for name, address in (("ada", "Ada@Lab.example"), ("Bob", "bob@lab.example")):
+                conn.execute(
+                    sa.text(
+                        'INSERT INTO "user" (name, display_name, timezone, active, created_at,'
+                        " frequency) VALUES (:n, :n, 'UTC', true, :at, 'daily')"
+                    ),
+                    {"n": name, "at": NOW},
+                )
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO channel (user_id, kind, address, active) SELECT id, "
+                        "'email', :a, true FROM \"user\" WHERE name = :n"
+                    ),
+                    {"n": name, "a": address},
+                )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO paper (id, key, title, abstract, authors, url, categories, "
+                    "first_seen_at, is_news) VALUES (7, 'k', 'T', '', '[]', "
+                    "'https://x.example/7', '[]', :at, true)"
+                ),
+                {"at": NOW},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO feedback (user_id, paper_id, value, created_at) "
+                    "SELECT id, 7, 1, :at FROM \"user\" WHERE name = 'Bob'"
+                ),
+                {"at": NOW},
+            )
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert _rows(conn, 'SELECT id, name, name_key FROM "user" ORDER BY id') == [
+                (1, "ada", "ada"),
+                (2, "Bob", "bob"),
+            ]
+            assert _rows(conn, "SELECT user_id, address_key FROM channel ORDER BY id") == [
+                (1, "ada@lab.example"),
+                (2, "bob@lab.example"),
+            ]
+            assert _rows(conn, "SELECT user_id, paper_id FROM feedback") == [(2, 7)]
+        people = People(engine)
+        assert people.owner_of(ChannelKind.EMAIL, "ADA@lab.EXAMPLE") == "ada"
+        people.remove("bob")  # any case; its channel and like go with it (the cascade holds)
+        with engine.connect() as conn:
+            assert _rows(conn, "SELECT count(*) FROM channel") == [(1,)]
+            assert _rows(conn, "SELECT count(*) FROM feedback") == [(0,)]
+        eve = people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
+        assert eve.id == 3  # not Bob's 2
+        with engine.connect() as conn:
+            assert _rows(conn, "SELECT max(id) FROM channel") == [(3,)]
+    finally:
+        engine.dispose()
