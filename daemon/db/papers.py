@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -68,17 +68,17 @@ class Papers(Repository):
         new: Sequence[PaperIn],
         now: datetime,
         *,
-        news_since: datetime | None = None,
+        news: Collection[str] = (),
     ) -> LibraryStored:
         """In one transaction: store the `new` papers, then make every paper of `known` (ids)
-        and `new` a like of the user. A new paper is news only when it was published since
-        `news_since` (a paper of today's listing, liked before the ingest saw it); older ones
+        and `new` a like of the user. A new paper is news only when its key is in `news` (a
+        paper of today's listing fetched from arXiv, liked before the ingest saw it); others
         are not (a library's papers are no candidates for today's digests). A dislike becomes
         a like; a like already given is left as it was (its time too), so storing a library
         twice changes nothing."""
 
         def is_news(p: PaperIn) -> bool:
-            return news_since is not None and p.published is not None and p.published >= news_since
+            return p.key in news
 
         with self.session() as s:
             rows, created = _upsert(s, new, None, now, news=is_news)

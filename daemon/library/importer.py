@@ -180,7 +180,7 @@ def import_library(
         [row.id for _, row in matched],
         [p for _, p in (*fetched, *created)],
         now,
-        news_since=_news_since(app, now),
+        news=_news(app, now, [p for _, p in fetched]),  # not `created`: its date is the file's
     )
     for e, row in matched:
         item = Item(e.where, row.key, row.title)
@@ -193,10 +193,13 @@ def import_library(
     return report
 
 
-def _news_since(app: App, now: datetime) -> datetime:
-    """Papers published since then are news (the digest window): a paper of today's listing
-    liked before the ingest saw it is still sent to the others."""
-    return now - timedelta(hours=app.settings.digest.window_hours)
+def _news(app: App, now: datetime, fetched: Sequence[PaperIn]) -> set[str]:
+    """The keys of the papers fetched from arXiv that are news for everyone: published within
+    the digest window (a paper of today's listing liked before the ingest saw it is still sent
+    to the others). A paper made from a file's own fields never is: its date is whatever the
+    file says, and anyone with a manage link would put their paper in everyone's digest."""
+    since = now - timedelta(hours=app.settings.digest.window_hours)
+    return {p.key for p in fetched if p.published is not None and since <= p.published <= now}
 
 
 def _not_found(e: Entry, why: str) -> str:
@@ -321,7 +324,7 @@ def like_papers(app: App, user: str, refs: Sequence[str]) -> LikeReport:
         [row.id for _, row in known],
         [p for _, p in fetched],
         now,
-        news_since=_news_since(app, now),
+        news=_news(app, now, [p for _, p in fetched]),
     )
     for ref, row in known:
         report.liked.append(Liked(ref, row, already=row.id in result.already_liked))

@@ -444,3 +444,24 @@ def test_zotero_errors_are_one_clear_error(
     assert [r.path.split("?")[0] for r in zotero.requests] == [
         "/groups/42/collections/ABCD2345/items/top"
     ]
+
+
+def test_a_paper_made_from_a_file_is_never_news_whatever_its_year(
+    build: Callable[[str], App], arxiv: HttpServer, clock: Any
+) -> None:
+    # anyone with a manage link imports a file: a paper dated by the file (this year, or a
+    # year to come) must not reach everyone's digest with the file's title and link
+    app = build(arxiv.url_for("/api/query"))
+    clock.now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    bib = "".join(
+        f"@article{{x{year}, title={{Verify your lab account now {year}}}, year={{{year}}},"
+        f" url={{https://evil.example/{year}}}}}\n"
+        for year in (2026, 2027, 9999)
+    )
+    report = import_library(app, "ada", read_library(bib.encode(), name="x.bib"), clock.now)
+    assert [i.key for i in report.created] == [
+        f"guid:https://evil.example/{y}" for y in (2026, 2027, 9999)
+    ]
+    assert not [i for i in report.created if _paper(app, i.key).is_news]
+    window = app.store.papers.window(clock.now - timedelta(days=400), clock.now + timedelta(1))
+    assert "evil.example" not in " ".join(p.url for p in window)
