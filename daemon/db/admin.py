@@ -28,6 +28,7 @@ class SessionRow:
     admin: str
     csrf_token: str
     expires_at: datetime
+    password_stamp: str  # of the password hash the admin logged in with
 
 
 class AdminRecords(Repository):
@@ -59,7 +60,13 @@ class AdminRecords(Repository):
     # ---- console sessions ----------------------------------------------------------------------
 
     def open_session(
-        self, token_hash: str, admin: str, csrf_token: str, now: datetime, expires: datetime
+        self,
+        token_hash: str,
+        admin: str,
+        csrf_token: str,
+        now: datetime,
+        expires: datetime,
+        password_stamp: str,
     ) -> None:
         with self.session() as s:
             s.execute(sa.delete(AdminSession).where(col(AdminSession.expires_at) <= now))
@@ -68,6 +75,7 @@ class AdminRecords(Repository):
                     token_hash=token_hash,
                     admin=admin,
                     csrf_token=csrf_token,
+                    password_stamp=password_stamp,
                     created_at=now,
                     expires_at=expires,
                 )
@@ -82,7 +90,9 @@ class AdminRecords(Repository):
                     AdminSession.token_hash == token_hash, col(AdminSession.expires_at) > now
                 )
             ).first()
-            return SessionRow(row.admin, row.csrf_token, row.expires_at) if row else None
+            if row is None:
+                return None
+            return SessionRow(row.admin, row.csrf_token, row.expires_at, row.password_stamp)
 
     def close_session(self, token_hash: str) -> None:
         with self.session() as s:

@@ -278,6 +278,9 @@ class AdminSession(SQLModel, table=True):
     token_hash: str = Field(unique=True)
     admin: str
     csrf_token: str
+    # of the admin's password hash when the session opened: a new password ends the session,
+    # however it was set (migration 0010; sessions opened before have "", and end)
+    password_stamp: str = Field(default="", sa_column_kwargs={"server_default": ""})
     created_at: datetime = Field(sa_column=_ts(nullable=False))
     expires_at: datetime = Field(sa_column=_ts(nullable=False, index=True))
 

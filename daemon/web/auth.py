@@ -89,7 +89,17 @@ def current_admin(app: App, request: Request) -> Admin | None:
     row: SessionRow | None = app.store.admin.find_session(_digest(token), app.clock())
     if row is None or row.admin not in app.settings.admin.passwords:
         return None
+    # a new password ends the session, whichever way it was set (the command, the file, the
+    # environment): the session names the hash it was opened with
+    stamp = password_stamp(app.settings.admin.passwords[row.admin])
+    if not hmac.compare_digest(row.password_stamp, stamp):
+        return None
     return Admin(row.admin, row.csrf_token)
+
+
+def password_stamp(password_hash: str) -> str:
+    """What a session keeps of its admin's password hash: enough to tell a new one."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 def csrf_ok(expected: str, given: object) -> bool:
@@ -101,7 +111,12 @@ def open_session(app: App, response: Response, name: str) -> None:
     now = app.clock()
     hours = app.settings.admin.session_hours
     app.store.admin.open_session(
-        _digest(token), name, secrets.token_urlsafe(32), now, now + timedelta(hours=hours)
+        _digest(token),
+        name,
+        secrets.token_urlsafe(32),
+        now,
+        now + timedelta(hours=hours),
+        password_stamp(app.settings.admin.passwords[name]),
     )
     set_cookie(app, response, SESSION_COOKIE, token, int(hours * 3600))
 

@@ -134,6 +134,24 @@ def test_a_removed_admin_loses_the_session(console: Console, client: TestClient)
     assert client.get("/admin/health", follow_redirects=False).status_code == 303
 
 
+def test_a_new_password_ends_the_sessions_however_it_was_set(
+    console: Console, client: TestClient
+) -> None:
+    # `admin set-password --print` puts the hash in the file or the environment by hand: the
+    # command ends no session then, and an attacker's session must end all the same
+    from daemon.config_file import edit
+    from daemon.passwords import hash_password
+
+    log_in(client)
+    assert client.get("/admin/health", follow_redirects=False).status_code == 200
+    same = console.app.settings.admin.passwords["root"]
+    console.app.apply_settings(edit(console.config, {"admin.passwords.root": same}))
+    assert client.get("/admin/health", follow_redirects=False).status_code == 200  # unchanged
+    new = hash_password("another long password")
+    console.app.apply_settings(edit(console.config, {"admin.passwords.root": new}))
+    assert client.get("/admin/health", follow_redirects=False).status_code == 303
+
+
 # ---- CSRF ----------------------------------------------------------------------------------------
 
 
