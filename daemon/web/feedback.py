@@ -77,6 +77,7 @@ def link_channel(app: App, action: LinkAction) -> ChannelRow | None:
 def resolve_paper(app: App, token: str) -> tuple[LinkAction, PaperRow]:
     action, paper = resolve(app, token, "like", "dislike")
     assert paper is not None  # a like/dislike link always names a paper (links.read)
+    link_channel(app, action)  # a channel removed since: its digests' links are refused
     return action, paper
 
 

@@ -215,6 +215,17 @@ def test_link_of_a_removed_user_is_a_clear_400(world: World) -> None:
     assert "no longer exists" in resp.text
 
 
+def test_like_link_of_a_removed_channel_is_refused(world: World) -> None:
+    people = world.app.store.people
+    email = people.channels_of(world.user_id)[0].id
+    like = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id, email))
+    people.set_channel(world.user_id, ChannelKind.SLACK, "https://hooks.slack.com/services/T/B/x")
+    people.set_channel(world.user_id, ChannelKind.EMAIL, None)  # removed by the admin
+    for resp in (world.client.get(like), world.client.post(like)):
+        assert resp.status_code == 400 and "no longer among your channels" in resp.text
+    assert _signals(world) == ([], [])
+
+
 def test_link_to_an_unknown_paper_is_a_clear_400(world: World) -> None:
     path = _path(world.app.links.feedback_url("like", world.user_id, 999_999))
     resp = world.client.post(path)
