@@ -127,7 +127,9 @@ def _error_pages(web: FastAPI, pages: Pages) -> None:
     async def outage(request: Request, exc: Exception) -> HTMLResponse:
         # logged with its traceback: on SQLite a schema's fault ("no such table") is an
         # OperationalError too, and must not pass for an outage unseen
-        log.error("database error on a page", extra={"path": request.url.path}, exc_info=exc)
+        # the route, not the address: a page's address holds its link's token (a key to it)
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("database error on a page", extra={"route": route}, exc_info=exc)
         return page(503, "Not available just now",
                     "The database cannot be reached just now; nothing was changed. Try again in "
                     "a few minutes.")  # fmt: skip

@@ -563,6 +563,14 @@ def test_a_database_out_of_reach_is_an_outage_not_a_bug(
     # logged, with its traceback: on SQLite a schema's fault is an OperationalError too
     (record,) = [r for r in caplog.records if r.name == "paperwire.web"]
     assert record.getMessage() == "database error on a page" and record.exc_info
+    # a subscriber's page: the route is logged, never the address (its token opens the page)
+    caplog.clear()
+    manage = app.links.manage_url(1, now).removeprefix(app.links.base_url)
+    with caplog.at_level(logging.ERROR, logger="paperwire.web"):
+        assert client.get(manage).status_code == 503
+    (record,) = [r for r in caplog.records if r.name == "paperwire.web"]
+    assert getattr(record, "route", None) == "/me/{token}"
+    assert manage.split("/")[-1] not in str(record.__dict__)
 
 
 def test_console_pages_escape_feed_text(
