@@ -483,9 +483,9 @@ def config_show() -> None:
 
 
 def _redact_db(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from daemon.settings import shown_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return shown_url(url)
 
 
 @db_cli.command("upgrade")

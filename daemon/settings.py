@@ -519,12 +519,18 @@ def _key_of(loc: tuple[Any, ...]) -> str:
 def _redact(key: str, value: Any) -> Any:
     if any(s in key for s in ("password", "secret")):
         return "**********"
-    if isinstance(value, str):  # a database URL carries its password: user:PASSWORD@host
-        return _URL_PASSWORD.sub(r"\1**********@", value)
-    return value
+    return shown_url(value) if isinstance(value, str) else value
 
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+_SECRET_PARAMETER = re.compile(r"([?&][^=&#\s]*(?:pass|secret|key|token)[^=&#\s]*=)[^&#\s]*", re.I)
+
+
+def shown_url(text: str) -> str:
+    """A URL (or any text) as it may be shown or logged: a password masked, whether it is in
+    the URL's user part (user:PASSWORD@host) or a parameter (?password=…, sslpassword=…)."""
+    text = _URL_PASSWORD.sub(r"\1**********@", text)
+    return _SECRET_PARAMETER.sub(r"\1**********", text)
 
 
 def _did_you_mean(loc: tuple[Any, ...]) -> str:

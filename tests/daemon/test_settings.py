@@ -410,3 +410,25 @@ def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
     assert "server.base_url" in msg and "not under a path" in msg
     ok = load_settings(_write(tmp_path, '[server]\nbase_url = "https://papers.lab.example/"\n'))
     assert str(ok.server.base_url) == "https://papers.lab.example/"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://lab:pw@db/x", "postgresql://lab:**********@db/x"),
+        (
+            "postgresql://lab@db/x?sslmode=require&password=pw",
+            "postgresql://lab@db/x?sslmode=require&password=**********",
+        ),
+        (
+            "sqlite:////srv/p.db?sslpassword=k&mode=ro",
+            "sqlite:////srv/p.db?sslpassword=**********&mode=ro",
+        ),
+        ("sqlite:///var/paperwire.db", "sqlite:///var/paperwire.db"),
+    ],
+)
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    # `config show` printed a password given as a parameter of the URL (security QA)
+    from daemon.settings import shown_url
+
+    assert shown_url(url) == shown
