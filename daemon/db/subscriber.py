@@ -72,7 +72,7 @@ class SubscriberPages(Repository):
         """Everything stored about the user, as JSON-ready data. `show` gives, per channel
         kind, how an address may be shown (a Slack webhook is a secret: hidden)."""
         from daemon.checks import weekday_name
-        from daemon.db.models import DigestItem
+        from daemon.db.models import DeliveryAttempt, DigestItem
 
         with self.session() as s:
             user = s.get_one(User, user_id)
@@ -101,6 +101,17 @@ class SubscriberPages(Repository):
                         "score": item.score,
                         "why": item.reason,
                     }
+                )
+            attempts: dict[int, list[dict[str, Any]]] = {}
+            tries = (
+                select(DeliveryAttempt)
+                .join(Digest, col(Digest.id) == col(DeliveryAttempt.digest_id))
+                .where(Digest.user_id == user_id)
+                .order_by(col(DeliveryAttempt.at), col(DeliveryAttempt.id))
+            )
+            for a in s.exec(tries).all():
+                attempts.setdefault(a.digest_id, []).append(
+                    {"at": _iso(a.at), "outcome": a.outcome, "detail": a.detail}
                 )
             channel_names = {c.id: show[ChannelKind(c.kind)](c.address) for c in channels}
         feedback = self.feedback(user_id)
@@ -145,7 +156,9 @@ class SubscriberPages(Repository):
                     "channel": channel_names.get(d.channel_id, ""),
                     "state": d.state,
                     "sent_at": _iso(d.sent_at),
+                    "last_error": d.last_error,
                     "papers": items.get(d.id or 0, []),
+                    "delivery_attempts": attempts.get(d.id or 0, []),
                 }
                 for d in digests
             ],

@@ -390,6 +390,8 @@ def test_export_json_holds_everything_and_no_secret(world: World) -> None:
         world.clock(),
         cold_start=False,
     )
+    (made,) = world.app.store.digests.claim_due(world.clock(), timedelta(minutes=5))
+    world.app.store.digests.postpone(made.digest_id, world.clock(), world.clock(), "server busy")
     resp = world.client.get(f"{world.page}/export.json")
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("application/json")
@@ -409,6 +411,10 @@ def test_export_json_holds_everything_and_no_secret(world: World) -> None:
     (digest,) = data["digests"]
     assert digest["channel"] == "ada@example.org"
     assert [p["paper"] for p in digest["papers"]] == ["arxiv:2608.16590"]
+    assert digest["last_error"] == "server busy"
+    assert [(a["outcome"], a["detail"]) for a in digest["delivery_attempts"]] == [
+        ("postponed", "server busy")
+    ]
 
 
 def test_export_bibtex_of_likes(world: World) -> None:
