@@ -34,6 +34,7 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
     "form-action 'self'; frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",  # export.json and likes.bib are read as what they are
 }
 
 

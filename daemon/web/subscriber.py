@@ -128,11 +128,16 @@ def _file(user: UserRow) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", user.name)
 
 
+_BIBTEX_SPECIAL = {"\\": r"\textbackslash{}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
 def _bibtex_escape(text: str) -> str:
-    text = " ".join(text.split())
-    text = text.replace("\\", r"\textbackslash{}")
-    text = re.sub(r"([{}&%$#_])", r"\\\1", text)
-    return text.replace("~", r"\textasciitilde{}").replace("^", r"\textasciicircum{}")
+    """Text as BibTeX reads it back, in one pass (a backslash's own braces stay braces)."""
+    return re.sub(
+        r"[\\{}&%$#_~^]",
+        lambda m: _BIBTEX_SPECIAL.get(m.group(), "\\" + m.group()),
+        " ".join(text.split()),
+    )
 
 
 def bibtex(papers: list[PaperRow]) -> str:

@@ -396,6 +396,7 @@ def test_export_json_holds_everything_and_no_secret(world: World) -> None:
     assert resp.status_code == 200
     assert resp.headers["Content-Type"].startswith("application/json")
     assert "attachment" in resp.headers["Content-Disposition"]
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "s3cretToken" not in resp.text
     data = json.loads(resp.text)
     assert data["user"]["name"] == "ada" and data["user"]["subscribed"] is True
@@ -519,3 +520,12 @@ def test_a_follow_with_a_control_character_is_refused(world: World) -> None:
     r = world.post("follow", kind="keyword", value="naïve\x00null")
     assert r.status_code == 400 and "control character" in r.text
     assert _rows(world.app, Follow) == []
+
+
+def test_bibtex_escapes_each_special_character_once() -> None:
+    from daemon.web.subscriber import _bibtex_escape
+
+    # the backslash's own braces were escaped again: "\\textbackslash\\{\\}"
+    assert _bibtex_escape("a\\b {c} 50% $x_1$ ~^") == (
+        r"a\textbackslash{}b \{c\} 50\% \$x\_1\$ \textasciitilde{}\textasciicircum{}"
+    )
