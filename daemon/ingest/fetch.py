@@ -70,9 +70,23 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are IPv4
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291), still routed by some
+
+
 def is_public(address: IPAddress) -> bool:
-    """Public internet addresses only: no private, loopback, link-local, shared, reserved …"""
-    return address.is_global and not address.is_multicast
+    """Public internet addresses only: no private, loopback, link-local, shared, reserved …
+    An IPv6 address that carries an IPv4 one (6to4, NAT64, IPv4-compatible or -mapped) is
+    public only when that one is too: [2002:7f00:1::] reaches 127.0.0.1 through a 6to4 relay."""
+    if not address.is_global or address.is_multicast:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        inner = address.ipv4_mapped or address.sixtofour
+        if inner is None and (address in _NAT64 or address in _IPV4_COMPATIBLE):
+            inner = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if inner is not None:
+            return is_public(inner)
+    return True
 
 
 @dataclass(frozen=True)

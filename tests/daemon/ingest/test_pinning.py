@@ -328,9 +328,15 @@ def test_the_default_policy_refuses_every_non_public_address() -> None:
         "::1",
         "fe80::1%eth0",
         "100.64.0.1",
+        # IPv6 addresses that carry a non-public IPv4 one (security QA: all three passed)
+        "::127.0.0.1",  # IPv4-compatible
+        "2002:7f00:1::",  # 6to4
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "::ffff:10.0.0.1",  # IPv4-mapped
     ):
         with pytest.raises(FetchError, match="non-public"):
             guard.addresses(literal, 80)
-    assert guard.addresses("93.184.216.34", 80) == ["93.184.216.34"]
+    for public in ("93.184.216.34", "2002:5db8:d822::", "64:ff9b::5db8:d822", "2606:4700::1"):
+        assert guard.addresses(public, 80) == [public]
     with pytest.raises(FetchError, match="cannot resolve"):
         guard.addresses("nowhere.test", 80)
