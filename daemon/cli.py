@@ -7,6 +7,7 @@ checks that importing this module loads none of them).
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -1178,5 +1179,19 @@ def _print_cycle(r: jobs.CycleReport, seconds: float) -> None:
 # the admin's commands (status, deliveries, preview, users show/import, feeds test, config
 # set/unset, admin) live beside this module and add themselves to the command tree
 from daemon import cli_admin as _cli_admin  # noqa: E402
+
+
+def _one_line_summaries(app: typer.Typer) -> None:
+    """Each command's summary in a group's list: its docstring's first paragraph on one line.
+    Typer's rich help keeps the docstring's line breaks there ("… (the" / "others are …")."""
+    for info in app.registered_commands:
+        doc = info.help or inspect.getdoc(info.callback) or ""
+        info.short_help = info.short_help or " ".join(doc.split("\n\n")[0].split())
+    for group in app.registered_groups:
+        if group.typer_instance is not None:
+            _one_line_summaries(group.typer_instance)
+
+
+_one_line_summaries(cli)
 
 __all__ = ["_cli_admin", "cli", "entry", "main"]

@@ -73,6 +73,29 @@ def test_help_works_for_every_command() -> None:
     assert [p for p in problems if p] == []
 
 
+def test_a_group_lists_each_command_summary_without_the_docstrings_line_breaks() -> None:
+    # Typer's rich help kept the docstring's line breaks in the list ("… (the" / "others …")
+    runner = CliRunner()
+    groups = [(p, c) for p, c in _all_commands() if getattr(c, "commands", None)]
+    assert len(groups) >= 5
+    for path, group in groups:
+        out = runner.invoke(cli, [*path, "--help"], env=cli_env()).output
+        panel = [ln[1:-1].rstrip() for ln in out.splitlines() if ln.startswith("│ ")]
+        rows: dict[str, list[str]] = {}
+        for line in panel:
+            if line[1] != " ":
+                rows[line.split()[0]] = [line]
+            elif rows:
+                rows[list(rows)[-1]].append(line)
+        for name, command in group.commands.items():
+            summary = flat((command.help or "").split("\n\n")[0])
+            assert summary in flat(" ".join(rows[name])), (path, name, rows[name])
+            # the output is 200 columns wide (piped): a summary that fits is on one line, not
+            # cut where the docstring had a line break
+            if len(summary) <= 150:
+                assert len(rows[name]) == 1, (path, rows[name])
+
+
 def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
     """`paperwire [GROUP] --help` as a real process (the root and two groups; the rest is
     covered in-process above)."""
