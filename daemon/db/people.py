@@ -18,6 +18,7 @@ from daemon.db.models import (
     ChannelKind,
     Digest,
     DigestItem,
+    DigestState,
     Feedback,
     Follow,
     FollowKind,
@@ -503,10 +504,13 @@ class People(Repository):
             for uid, kind, value, muted in conn.execute(q):
                 follows[uid].append(FollowRow(FollowKind(kind), value, muted))
             recent = [] if sent_since is None else [digest_t.c.created_at >= sent_since]
+            # a digest given up on was never read: its papers may be offered again (pending
+            # ones count: they are on their way)
+            delivered = digest_t.c.state != DigestState.FAILED.value
             q = (
                 sa.select(digest_t.c.user_id, item_t.c.paper_id)
                 .join(item_t, item_t.c.digest_id == digest_t.c.id)
-                .where(digest_t.c.user_id.in_(ids), *recent)
+                .where(digest_t.c.user_id.in_(ids), delivered, *recent)
             )
             for uid, pid in conn.execute(q):
                 sent[uid].add(pid)

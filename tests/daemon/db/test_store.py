@@ -13,7 +13,7 @@ from sqlalchemy.exc import NoResultFound
 from daemon.app import App
 from daemon.db import Store
 from daemon.db.digests import NewItem
-from daemon.db.models import ChannelKind, DigestState
+from daemon.db.models import ChannelKind, DigestState, Outcome
 from daemon.db.rows import UserRow
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.ingest.parse import PaperIn
@@ -331,6 +331,26 @@ def test_signals_read_the_papers_of_recent_digests_only_when_asked(
     assert store.people.signals([ada.id])[ada.id].sent == {old, new}
     since = NOW - timedelta(days=2)
     assert store.people.signals([ada.id], sent_since=since)[ada.id].sent == {new}
+
+
+def test_the_papers_of_a_digest_given_up_on_are_not_counted_as_sent(
+    app_factory: Callable[..., App],
+) -> None:
+    # a bounced digest was never read: tomorrow's may offer its papers again (QA: they were
+    # left out for good, while a pending digest's are on their way)
+    store = app_factory().store
+    ada = store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.subscribers()[0][1]
+    store.papers.upsert([_paper("arxiv:1"), _paper("arxiv:2")], None, NOW)
+    failed, pending = (store.papers.find(f"arxiv:{i}").id for i in (1, 2))
+    for days, pid in ((1, failed), (0, pending)):
+        made = NOW - timedelta(days=days)
+        item = [NewItem(pid, 0.5, "similar", "r")]
+        assert store.digests.create(ada.id, channel.id, made.date(), item, made, cold_start=False)
+    bounced = store.digests.claim_due(NOW, timedelta(minutes=5))[0].digest_id
+    store.digests.finish(bounced, NOW, outcome=Outcome.PERMANENT, detail="550 no such mailbox")
+    assert store.digests.get(bounced).state == DigestState.FAILED
+    assert store.people.signals([ada.id])[ada.id].sent == {pending}
 
 
 def test_signals_are_read_while_another_connection_writes(
