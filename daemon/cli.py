@@ -788,7 +788,10 @@ def users_list(
         total, found = app.store.people.find(search, offset=offset, limit=limit or None)
         table = Table("name", "channels", "time zone", "hour", "frequency", "subscribed")
         for user, channels in found:
-            where = ", ".join(escape(CHANNELS[c.kind].show(c.address)) for c in channels)
+            where = ", ".join(
+                escape(CHANNELS[c.kind].show(c.address)) + ("" if c.active else " (stopped)")
+                for c in channels
+            )
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
             often = frequency_text(
                 user.frequency, user.digest_weekday, user.paused_until, _today(user.timezone, now)

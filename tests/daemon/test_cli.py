@@ -250,6 +250,19 @@ def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     listed = pw("users", "list").stdout
     assert "Asia/Tokyo" in listed and "hooks.slack.com" in listed and "secret" not in listed
     assert re.search(r"ada .* no", flat(listed))
+    # a channel its subscriber stopped (a digest's unsubscribe link) says so, as in `users show`
+    from datetime import UTC, datetime
+
+    from daemon.db import Store, make_engine
+
+    store = Store(make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}"))
+    ada = store.people.get("ada")
+    email = next(c for c in store.people.channels_of(ada.id) if c.kind == "email")
+    store.people.set_channel_active(ada.id, email.id, True, datetime.now(UTC))  # subscribed
+    assert "(stopped)" not in pw("users", "list").stdout
+    store.people.set_channel_active(ada.id, email.id, False, datetime.now(UTC))
+    listed = flat(pw("users", "list").stdout)
+    assert "ada@lab.example (stopped)" in listed
     pw("users", "set", "ada", "--email", "", "--subscribe")
     listed = flat(pw("users", "list").stdout)
     assert "ada@lab.example" not in listed and re.search(r"ada .* yes", listed)
