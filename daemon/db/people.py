@@ -377,12 +377,25 @@ class People(Repository):
 
     # ---- feedback and follows ------------------------------------------------------------------
 
-    def set_feedback(self, user_id: int, paper_id: int, value: int, now: datetime) -> None:
-        """Record a like (LIKE) or dislike (DISLIKE); the latest word wins; NEITHER removes it."""
+    def set_feedback(
+        self,
+        user_id: int,
+        paper_id: int,
+        value: int,
+        now: datetime,
+        *,
+        only_if: int | None = None,
+    ) -> int:
+        """Record a like (LIKE) or dislike (DISLIKE); the latest word wins; NEITHER removes it.
+        Returns the word it replaced (NEITHER for none). With `only_if`, nothing changes unless
+        the current word is that one (an undo of an answer changed since)."""
         with self.session() as s:
             row = s.exec(
                 select(Feedback).where(Feedback.user_id == user_id, Feedback.paper_id == paper_id)
             ).first()
+            before = row.value if row is not None else NEITHER
+            if only_if is not None and before != only_if:
+                return before
             if value == NEITHER:
                 if row is not None:
                     s.delete(row)
@@ -392,6 +405,7 @@ class People(Repository):
                 row.value, row.created_at = value, now
                 s.add(row)
             s.commit()
+            return before
 
     def libraries(self, dated: bool = False) -> dict[int, list[tuple[int, datetime | None]]]:
         """Every user's likes (paper id, and when it was given if `dated`), by user id; users

@@ -15,8 +15,9 @@ named their channel unsubscribes the subscriber from everything, as it always di
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from daemon.app import App
@@ -101,21 +102,30 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
     def feedback(token: str) -> HTMLResponse:
         action, paper = resolve_paper(app, token)
         value = LIKE if action.action == "like" else DISLIKE
-        app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
+        before = app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
         return pages.render(
             "done.html",
             title="Thanks",
             heading="Thanks — noted." if value == LIKE else "Got it — fewer like this.",
             paper=paper,
             message="Your next digest takes this into account.",
-            undo_url=f"/f/{token}/undo",
+            # the answer it replaced (a dislike turned into a like): undo gives it back
+            undo_url=f"/f/{token}/undo" + (f"?was={before}" if before != NEITHER else ""),
             undo_label="Undo",
         )
 
     @router.post("/f/{token}/undo")
-    def undo_feedback(token: str) -> HTMLResponse:
+    def undo_feedback(
+        token: str, was: Annotated[int, Query(ge=DISLIKE, le=LIKE)] = NEITHER
+    ) -> HTMLResponse:
         action, paper = resolve_paper(app, token)
-        app.store.people.set_feedback(action.user_id, paper.id, NEITHER, app.clock())
+        value = LIKE if action.action == "like" else DISLIKE
+        now = app.clock()
+        current = app.store.people.set_feedback(action.user_id, paper.id, was, now, only_if=value)
+        if current != value:  # answered otherwise since (another link, the page): kept
+            return pages.render("done.html", title="Nothing to undo", heading="Nothing to undo.",
+                                paper=paper, message="Your answer on this paper has changed "
+                                "since; it stays as it is.")  # fmt: skip
         return pages.render("done.html", title="Undone", heading="Undone.", paper=paper, message="")
 
     @router.get("/unsubscribe/{token}")

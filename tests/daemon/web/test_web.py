@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,6 +127,25 @@ def test_post_like_records_it_and_undo_removes_it(world: World) -> None:
     assert undo.status_code == 200
     assert "Undone" in undo.text
     assert _signals(world) == ([], [])
+
+
+def test_undo_gives_back_the_answer_replaced_and_never_one_given_since(world: World) -> None:
+    like = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    dislike = _path(world.app.links.feedback_url("dislike", world.user_id, world.paper_id))
+    world.client.post(dislike)
+    page = world.client.post(like)  # a dislike turned into a like
+    undo = re.search(r'action="([^"]+/undo[^"]*)"', page.text)
+    assert undo is not None and _signals(world) == ([world.paper_id], [])
+    assert "Undone" in world.client.post(html.unescape(undo.group(1))).text
+    assert _signals(world) == ([], [world.paper_id])  # the dislike again, not nothing
+    # a stale undo page: the answer changed since (disliked again elsewhere) is kept
+    world.client.post(like)
+    world.client.post(dislike)
+    stale = world.client.post(like + "/undo")
+    assert stale.status_code == 200 and "Nothing to undo" in stale.text
+    assert _signals(world) == ([], [world.paper_id])
+    # `was` is a word, nothing else
+    assert world.client.post(like + "/undo?was=7").status_code == 400
 
 
 def test_dislike_works_the_same(world: World) -> None:
