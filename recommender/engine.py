@@ -285,8 +285,9 @@ class Recommender:
                 follows[b] = fol
             i = sc.row_of.get(b)
             blocked = _boost_and_block(fb, fol, None if i is None else sc.total[i], ctx, cfg)
-            if i is None:  # no usable likes: follows, then trending
-                out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg)
+            if i is None:  # no usable likes: follows, then trending (away from dislikes)
+                disliked = items.text[plans[b].disliked] if plans[b].disliked else None
+                out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg, disliked)
         if not sc.users:
             return out
         picked = _select(sc, profiles.group_sizes, follows, ctx, k, cfg, keyword_share)

@@ -31,6 +31,10 @@ SHORTLIST_EXTRA = 20
 # a digest keeps at most this share for papers matching a followed keyword (the daemon's
 # `digest.keyword_share`): they do not crowd out the papers learned from likes
 KEYWORD_SHARE = 0.5
+# a reader without likes: candidates this close in text (TF-IDF cosine) to a paper they
+# disliked come after the others. On CiteULike-a, 11 % of the pairs of papers of one library
+# are this close, 0.7 % of the pairs drawn at random (1,500 of each).
+DISLIKED_NEAR = 0.1
 DUPLICATE_CHUNK = 2048  # near-duplicates: candidate rows per sparse product (bounds memory)
 
 
@@ -356,13 +360,25 @@ def _greedy(
 
 
 def _cold(
-    ctx: _Context, k: int, blocked: np.ndarray, fol: _Follows | None, cfg: RecommenderConfig
+    ctx: _Context,
+    k: int,
+    blocked: np.ndarray,
+    fol: _Follows | None,
+    cfg: RecommenderConfig,
+    disliked: sp.csr_matrix | None = None,
 ) -> list[Recommendation]:
     """No usable likes: followed keywords/authors first (trending among equals), then
-    trending (most upvoted, then newest)."""
+    trending (most upvoted, then newest). With dislikes (`disliked`: their TF-IDF rows), a
+    near-duplicate of a disliked paper is left out and the papers close to one in text come
+    after the others."""
     n = len(ctx.cands)
     ban = np.zeros(n, dtype=bool)
     ban[blocked] = True
+    near = np.zeros(n, dtype=bool)
+    if disliked is not None and disliked.shape[0]:
+        closest = np.asarray((ctx.xc @ disliked.T).max(axis=1).todense()).ravel()
+        ban |= closest >= cfg.duplicate_threshold
+        near = closest >= DISLIKED_NEAR
     bonus = fol.bonus if fol is not None else np.zeros(n, dtype=np.float32)
     trending = ctx.trending()
     tr_rank = np.empty(n, dtype=np.int64)
@@ -370,6 +386,8 @@ def _cold(
     eligible = np.flatnonzero((bonus > 0) & ~ban)
     order = eligible[np.lexsort((tr_rank[eligible], -bonus[eligible]))]
     rest = [int(j) for j in trending if not ban[j] and bonus[j] <= 0]
+    if near.any():  # stable: trending order within each part
+        rest = [j for j in rest if not near[j]] + [j for j in rest if near[j]]
     picks = _greedy([int(j) for j in order] + rest, ctx, k, None, cfg)
     recs = []
     for j in picks:

@@ -180,6 +180,36 @@ def test_cold_start_is_trending_by_upvotes_then_newest(rec: Recommender) -> None
     assert {x.kind for x in out} == {"trending"} and out[0].reason == "Popular today"
 
 
+def test_a_reader_with_only_dislikes_gets_trending_away_from_them(rec: Recommender) -> None:
+    # "Less like this" on every paper of a first digest changed nothing (learning-loop QA): a
+    # reworded copy of a disliked paper came first the next day
+    day = datetime(2024, 4, 30, tzinfo=UTC)
+    folding = "protein folding kinetics of small globular proteins measured by fluorescence"
+    cands = [
+        Doc(
+            "copy", "Protein folding kinetics", folding + " spectroscopy", upvotes=50, published=day
+        ),
+        Doc(
+            "near",
+            "Folding of globular proteins",
+            "kinetics of protein folding",
+            upvotes=40,
+            published=day,
+        ),
+        Doc(
+            "soc", "Social networks of scientists", "coauthorship graphs", upvotes=10, published=day
+        ),
+        Doc("phy", "Phylogenetic trees", "species trees from gene trees", upvotes=5, published=day),
+    ]
+    disliked = Doc("old", "Protein folding kinetics", folding, published=day)
+    plain = rec.rank(cands, [Feedback("new")], k=4, now=NOW)["new"]
+    assert [x.doc_id for x in plain] == ["copy", "near", "soc", "phy"]
+    fb = Feedback("dana", dislikes=("old",))
+    out = rec.rank(cands, [fb], k=4, now=NOW, known={"old": disliked})["dana"]
+    assert [x.doc_id for x in out] == ["soc", "phy", "near"]  # the copy is left out
+    assert {x.kind for x in out} == {"trending"}
+
+
 def test_liked_paper_outside_corpus_via_known(text_rec: Recommender, docs: dict[str, Doc]) -> None:
     extra = Doc("new-1", "Protein folding kinetics from molecular dynamics simulation")
     fb = Feedback("ka", likes=(Like("new-1", at=NOW),))
