@@ -11,11 +11,13 @@ without a restart, and a new schedule reschedules the jobs (a job running meanwh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -44,8 +46,17 @@ def _guarded(
     fn: Callable[[App, datetime], object],
     app: App,
     metrics: Metrics | None = None,
+    one_at_a_time: threading.Lock | None = None,
 ) -> Callable[[], None]:
+    """The job `fn` as the scheduler runs it: logged, measured, its failure kept to itself.
+    Jobs given one `one_at_a_time` lock wait for each other: ingest, digests and the catch-up
+    (a digest run that started during the catch-up's ingest made empty digests)."""
+
     def run() -> None:
+        with one_at_a_time or contextlib.nullcontext():
+            _run()
+
+    def _run() -> None:
         now = app.clock()
         started = time.monotonic()
         failed = False
@@ -105,21 +116,22 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
         },
     )
     tz = sched.timezone
+    serial = threading.Lock()  # ingest, digests and the catch-up: one after the other
     scheduler.add_job(
-        _guarded("ingest", jobs.ingest, app, metrics),
+        _guarded("ingest", jobs.ingest, app, metrics, serial),
         crontab_trigger(sched.ingest_cron, tz),
         id="ingest",
         name="ingest feeds",
     )
     scheduler.add_job(
-        _guarded("digest", _digest_and_deliver, app, metrics),
+        _guarded("digest", _digest_and_deliver, app, metrics, serial),
         crontab_trigger(sched.digest_cron, tz),
         id="digest",
         name="make and deliver digests",
     )
     # catch up once after downtime: each job only does what is still owed
     scheduler.add_job(
-        _guarded("catch-up", _catch_up, app, metrics),
+        _guarded("catch-up", _catch_up, app, metrics, serial),
         "date",
         run_date=app.clock() + timedelta(seconds=sched.catch_up_delay_seconds),
         id="catch-up",

@@ -310,3 +310,42 @@ def test_digest_job_only_for_users_whose_hour_has_come(
     third = jobs.make_digests(app, datetime(2026, 11, 27, 22, 30, tzinfo=UTC))
     assert planned(third) == [("tokyo", date(2026, 11, 28))]
     assert third.already == 1  # la's digest for its 27 Nov exists
+
+
+def test_the_digest_job_waits_for_the_catch_up_ingest(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a restart the catch-up ingests first; a digest run starting meanwhile (its cron
+    minute came) made every digest empty, before the day's papers were in (learning-loop QA).
+    The jobs are run here by hand, as the scheduler's threads would run them."""
+    import threading
+
+    app = app_factory()
+    ingesting, release = threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_ingest(app: App, now: datetime) -> jobs.IngestReport:
+        order.append("ingest")
+        ingesting.set()
+        release.wait(60)
+        return jobs.IngestReport()
+
+    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
+        order.append("digests")
+        return jobs.DigestReport(), jobs.DeliveryReport()
+
+    monkeypatch.setattr(jobs, "ingest", slow_ingest)
+    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
+    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+    by_id = {j.id: j for j in make_scheduler(app).get_jobs()}
+    catch_up = threading.Thread(target=by_id["catch-up"].func)
+    catch_up.start()
+    assert ingesting.wait(60)
+    digest = threading.Thread(target=by_id["digest"].func)
+    digest.start()
+    digest.join(1.0)
+    assert digest.is_alive() and order == ["ingest"]  # waiting, whatever the machine's speed
+    release.set()
+    catch_up.join(60)
+    digest.join(60)
+    assert order == ["ingest", "digests", "digests"]
