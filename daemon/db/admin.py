@@ -48,7 +48,7 @@ class AdminRecords(Repository):
 
     def audit_log(self, limit: int = 100, offset: int = 0) -> list[AuditRow]:
         """The newest entries first."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(AuditEntry)
                 .order_by(col(AuditEntry.at).desc(), col(AuditEntry.id).desc())
@@ -84,7 +84,7 @@ class AdminRecords(Repository):
 
     def find_session(self, token_hash: str, now: datetime) -> SessionRow | None:
         """The session of this token, unless it has expired."""
-        with self.session() as s:
+        with self.read_session() as s:
             row = s.exec(
                 select(AdminSession).where(
                     AdminSession.token_hash == token_hash, col(AdminSession.expires_at) > now

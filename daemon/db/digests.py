@@ -194,7 +194,7 @@ def _insert_rows(
 class Digests(Repository):
     def channels_done(self, user_id: int, period: date) -> set[int]:
         """Ids of the user's channels that already have a digest for this period."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Digest.channel_id).where(Digest.user_id == user_id, Digest.period == period)
             return set(s.exec(q).all())
 
@@ -205,7 +205,7 @@ class Digests(Repository):
         channels only, when given), in one query."""
         if not periods or (channels is not None and not channels):
             return set()
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(col(Digest.channel_id), col(Digest.period)).where(
                 col(Digest.period).in_(periods)
             )
@@ -313,7 +313,7 @@ class Digests(Repository):
             return digest.id
 
     def get(self, digest_id: int) -> DigestRow:
-        with self.session() as s:
+        with self.read_session() as s:
             return DigestRow.of(s.get_one(Digest, digest_id))
 
     def owner(self, digest_id: int) -> int | None:
@@ -396,7 +396,7 @@ class Digests(Repository):
 
     def content(self, digest_id: int) -> DigestContent:
         """The digest with its user, channel and picks (in rank order)."""
-        with self.session() as s:
+        with self.read_session() as s:
             digest = s.get_one(Digest, digest_id)
             user = s.get_one(User, digest.user_id)
             channel = s.get_one(Channel, digest.channel_id)
@@ -471,7 +471,7 @@ class Digests(Repository):
 
     def counts(self) -> dict[DigestState, int]:
         """How many digests are in each state."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Digest.state, sa.func.count()).group_by(col(Digest.state))
             return {DigestState(state): int(n) for state, n in s.exec(q).all()}
 
@@ -669,7 +669,7 @@ class Digests(Repository):
     def waiting(self, now: datetime) -> tuple[int, datetime | None]:
         """Pending digests not due yet (a retry, or a transport that could deliver nothing):
         how many, and when the first is due."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(sa.func.count(), sa.func.min(Digest.next_attempt_at)).where(
                 Digest.state == DigestState.PENDING, col(Digest.next_attempt_at) > now
             )
@@ -680,7 +680,7 @@ class Digests(Repository):
 
     def sent_between(self, since: datetime, until: datetime) -> list[float]:
         """Seconds from made to sent of the digests sent in [since, until) (delivery latency)."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Digest.created_at, Digest.sent_at).where(
                 col(Digest.sent_at) >= since, col(Digest.sent_at) < until
             )

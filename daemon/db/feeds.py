@@ -47,7 +47,7 @@ class Feeds(Repository):
         return changed
 
     def all(self, *, enabled_only: bool = False) -> list[FeedRow]:
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Feed).order_by(col(Feed.name))
             if enabled_only:
                 q = q.where(col(Feed.enabled).is_(True))

@@ -128,7 +128,7 @@ class Health(Repository):
     def failing_feeds(self, now: datetime, since: timedelta) -> list[str]:
         """Enabled feeds that have failed for at least `since` (no good fetch within it)."""
         cutoff = now - since
-        with self.session() as s:
+        with self.read_session() as s:
             feeds = s.exec(
                 select(Feed)
                 .where(col(Feed.enabled).is_(True), col(Feed.last_error).is_not(None))
@@ -146,7 +146,7 @@ class Health(Repository):
     ) -> list[Delivery]:
         """Digests, newest first, with their user and channel kind (optionally of some states,
         of one user, or only those held back by an unusable transport)."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(Digest, User.name, Channel.kind)
                 .join(User, col(User.id) == col(Digest.user_id))
@@ -181,7 +181,7 @@ class Health(Repository):
     def failed_since(self, since: datetime) -> list[Delivery]:
         """Digests given up on since `since` (a permanent error, or too many temporary ones),
         not counting those of people who unsubscribed meanwhile."""
-        with self.session() as s:
+        with self.read_session() as s:
             ids = set(
                 s.exec(
                     select(DeliveryAttempt.digest_id).where(
@@ -198,7 +198,7 @@ class Health(Repository):
         """Which of these paper keys are stored already (what a feed test would not add)."""
         found: set[str] = set()
         unique = sorted(set(keys))
-        with self.session() as s:
+        with self.read_session() as s:
             for start in range(0, len(unique), 1000):
                 chunk = unique[start : start + 1000]
                 found.update(s.exec(select(Paper.key).where(col(Paper.key).in_(chunk))).all())
@@ -206,7 +206,7 @@ class Health(Repository):
 
     def counts(self) -> dict[str, int]:
         """How many digests are in each state, with "postponed" apart from "pending"."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Digest.state, sa.func.count()).group_by(col(Digest.state))
             found = {str(state): int(n) for state, n in s.exec(q).all()}
             held = s.execute(sa.select(sa.func.count()).select_from(_held_back().subquery()))

@@ -13,7 +13,7 @@ from daemon.db.models import ModelState
 class ModelStates(Repository):
     def load(self) -> tuple[int, bytes] | None:
         """(the corpus size it was fitted on, its state), or None before the first fit."""
-        with self.session() as s:
+        with self.read_session() as s:
             row = s.exec(select(ModelState).order_by(col(ModelState.id).desc())).first()
             return (row.fitted_size, row.blob) if row else None
 

@@ -50,7 +50,7 @@ class Papers(Repository):
         """The stored paper each identity is (`identity.same_paper`: key or arXiv id, then
         DOI, then normalised title with a shared author), or None; in the order given."""
         found: list[PaperRow | None] = []
-        with self.session() as s:
+        with self.read_session() as s:
             for start in range(0, len(idents), _CHUNK):
                 chunk = idents[start : start + _CHUNK]
                 index = _Index()
@@ -133,13 +133,13 @@ class Papers(Repository):
             .order_by(col(Paper.published_at).desc().nulls_last(), col(Paper.id).desc())
             .limit(limit)
         )
-        with self.session() as s:
+        with self.read_session() as s:
             for row in s.exec(q).all():
                 found.setdefault(_id_of(row), PaperRow.of(row))
         return list(found.values())[:limit]
 
     def count(self) -> int:
-        with self.session() as s:
+        with self.read_session() as s:
             return int(s.exec(select(sa.func.count()).select_from(Paper)).one())
 
     def all(self) -> list[PaperRow]:
@@ -164,7 +164,7 @@ class Papers(Repository):
 
     def window(self, since: datetime, until: datetime) -> list[PaperRow]:
         """Papers first seen in [since, until) that are news (not replacements), by id."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(Paper)
                 .where(col(Paper.first_seen_at) >= since, col(Paper.first_seen_at) < until)
@@ -177,7 +177,7 @@ class Papers(Repository):
         """A paper by key, arXiv id (any style, with or without version), arXiv URL, DOI or
         database id."""
         ref = ref.strip()
-        with self.session() as s:
+        with self.read_session() as s:
             for key in paper_keys(ref):
                 row = s.exec(select(Paper).where(Paper.key == key)).first()
                 if row is None and key.startswith("doi:"):  # a DOI of a paper keyed by arXiv

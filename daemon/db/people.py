@@ -95,11 +95,11 @@ class People(Repository):
             return UserRow.of(user)
 
     def get(self, name: str) -> UserRow:
-        with self.session() as s:
+        with self.read_session() as s:
             return UserRow.of(_named(s, name))
 
     def by_id(self, user_id: int) -> UserRow | None:
-        with self.session() as s:
+        with self.read_session() as s:
             user = s.get(User, user_id)
             return UserRow.of(user) if user is not None else None
 
@@ -311,7 +311,7 @@ class People(Repository):
 
     def channels_of(self, user_id: int) -> list[ChannelRow]:
         """All channels of a user (active or not), by id."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))
             return [ChannelRow.of(c) for c in s.exec(q).all()]
 
@@ -371,7 +371,7 @@ class People(Repository):
 
     def owner_of(self, kind: ChannelKind, address: str) -> str | None:
         """The name of the user with this address (email: compared ignoring case), if any."""
-        with self.session() as s:
+        with self.read_session() as s:
             owner = _owner(s, kind, address)
             return owner[1] if owner else None
 
@@ -433,7 +433,7 @@ class People(Repository):
         return dict(out)
 
     def count_feedback(self) -> int:
-        with self.session() as s:
+        with self.read_session() as s:
             return int(s.exec(select(sa.func.count()).select_from(Feedback)).one())
 
     def set_follow(self, user_id: int, kind: FollowKind, value: str, *, muted: bool) -> None:

@@ -23,7 +23,7 @@ class SubscriberPages(Repository):
         """The user with this email address (compared ignoring case), if any."""
         import sqlalchemy as sa
 
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(User)
                 .join(Channel, col(Channel.user_id) == col(User.id))
@@ -37,7 +37,7 @@ class SubscriberPages(Repository):
 
     def feedback(self, user_id: int) -> list[tuple[PaperRow, int, datetime]]:
         """The user's likes (+1) and dislikes (-1) with their papers, newest first."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(Feedback, Paper)
                 .join(Paper, col(Paper.id) == col(Feedback.paper_id))
@@ -49,7 +49,7 @@ class SubscriberPages(Repository):
     def follows(self, user_id: int) -> list[FollowRow]:
         from daemon.db.models import FollowKind
 
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(Follow)
                 .where(Follow.user_id == user_id)
@@ -59,7 +59,7 @@ class SubscriberPages(Repository):
 
     def recent_digest_ids(self, user_id: int, limit: int = 10) -> list[int]:
         """The user's latest digests, newest first (every channel, every state)."""
-        with self.session() as s:
+        with self.read_session() as s:
             q = (
                 select(Digest.id)
                 .where(Digest.user_id == user_id)
@@ -74,7 +74,7 @@ class SubscriberPages(Repository):
         from daemon.checks import weekday_name
         from daemon.db.models import DeliveryAttempt, DigestItem
 
-        with self.session() as s:
+        with self.read_session() as s:
             user = s.get_one(User, user_id)
             channels = s.exec(
                 select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.datastructures import FormData
@@ -211,18 +212,23 @@ def _login_routes(router: APIRouter, console: Console) -> None:
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
             raise BadForm()
         ip = request.client.host if request.client else "?"
-        return _try_login(console, request, name, password, ip)
+        # argon2 and the audit log's write: in a worker thread, not on the event loop
+        return await run_in_threadpool(_try_login, console, request, name, password, ip)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        who = auth.current_admin(app, request)
         form = await request.form()
-        if who is None or not auth.csrf_ok(who.csrf, form.get("csrf")):
-            raise BadForm()
-        console.audit(who.name, "logged out")
-        response = console.back("/admin/login", "You are logged out.")
-        auth.close_session(app, request, response)
-        return response
+        return await run_in_threadpool(_log_out, console, request, form.get("csrf"))
+
+
+def _log_out(console: Console, request: Request, csrf: object) -> Response:
+    who = auth.current_admin(console.app, request)
+    if who is None or not auth.csrf_ok(who.csrf, csrf):
+        raise BadForm()
+    console.audit(who.name, "logged out")
+    response = console.back("/admin/login", "You are logged out.")
+    auth.close_session(console.app, request, response)
+    return response
 
 
 def _login_form(

@@ -9,6 +9,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from daemon.app import App
@@ -325,7 +326,8 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
         upload = form.form.get("file")
         data = await upload.read(MAX_UPLOAD + 1) if isinstance(upload, UploadFile) else b""
         name = upload.filename or "" if isinstance(upload, UploadFile) else ""
-        return _import_users(console, request, form, data, name)
+        # in a worker thread: 30,000 rows take seconds, and the event loop serves every page
+        return await run_in_threadpool(_import_users, console, request, form, data, name)
 
     @router.get("/subscribers/{name}")
     def subscriber(request: Request, name: str, who: auth.Admin = admin) -> HTMLResponse:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import HTMLResponse
 
 from daemon.app import App
@@ -148,8 +148,8 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
         )
 
     @router.post("/unsubscribe/{token}")
-    async def unsubscribe(token: str, request: Request) -> HTMLResponse:
-        await request.body()  # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do
+    def unsubscribe(token: str) -> HTMLResponse:
+        # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do. Not async: it writes
         action, _ = resolve(app, token, "unsubscribe")
         channel = link_channel(app, action)
         if channel is None:

@@ -317,7 +317,6 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
 
 def _edit_routes(router: APIRouter, page: _Page) -> None:
-    app = page.app
     # ---- the page ---------------------------------------------------------------------------
 
     @router.get("/me/{token}")
@@ -327,83 +326,25 @@ def _edit_routes(router: APIRouter, page: _Page) -> None:
 
     @router.post("/me/{token}/feedback")
     async def set_feedback(token: str, request: Request) -> Response:
-        user = page.open_page(token)
         form = await page.checked_form(token, request)
-        if form is None:
-            return page.forbidden()
-        value = {"like": LIKE, "dislike": DISLIKE, "none": NEITHER}.get(form.get("value", ""))
-        paper_id = as_id(form.get("paper", ""))
-        if value is None or paper_id is None:
-            return page.show(
-                token, user, error="That answer is not one of the buttons.", status=400
-            )
-        if paper_id not in app.store.papers.by_ids([paper_id]):
-            return page.show(token, user, error="That paper is no longer stored.", status=400)
-        app.store.people.set_feedback(user.id, paper_id, value, app.clock())
-        return page.back(token, "feedback", "history" if form.get("from") == "history" else "likes")
+        return await run_in_threadpool(_set_feedback, page, token, form)
 
     @router.post("/me/{token}/follow")
     async def follow(token: str, request: Request) -> Response:
-        user = page.open_page(token)
         form = await page.checked_form(token, request)
-        if form is None:
-            return page.forbidden()
-        try:
-            kind = FollowKind(form.get("kind", ""))
-        except ValueError:
-            return page.show(token, user, error="Choose a keyword or an author.", status=400)
-        what = "keyword" if kind == FollowKind.KEYWORD else "author"
-        if form.get("op") == "remove":
-            app.store.people.remove_follow(user.id, kind, form.get("value", ""))
-        else:
-            try:
-                value = check_follow(form.get("value", ""), what)
-            except ValueError as e:
-                return page.show(token, user, error=str(e), status=400)
-            muted = form.get("op") == "mute"
-            app.store.people.set_follow(user.id, kind, value, muted=muted)
-        return page.back(token, "follow", "follows")
+        return await run_in_threadpool(_follow, page, token, form)
 
 
 def _settings_routes(router: APIRouter, page: _Page) -> None:
-    app = page.app
-
     @router.post("/me/{token}/channel")
     async def channel(token: str, request: Request) -> Response:
-        user = page.open_page(token)
         form = await page.checked_form(token, request)
-        if form is None:
-            return page.forbidden()
-        op, channel_id = form.get("op"), as_id(form.get("channel", ""))
-        if op not in ("pause", "resume") or channel_id is None:
-            return page.show(token, user, error="That is not one of the buttons.", status=400)
-        app.store.people.set_channel_active(user.id, channel_id, op == "resume", app.clock())
-        return page.back(token, "channel", "channels")
+        return await run_in_threadpool(_channel, page, token, form)
 
     @router.post("/me/{token}/settings")
     async def settings(token: str, request: Request) -> Response:
-        user = page.open_page(token)
         form = await page.checked_form(token, request)
-        if form is None:
-            return page.forbidden()
-        changes: dict[str, object] = {}
-        try:
-            changes["timezone"] = check_timezone(form.get("timezone", "").strip() or "UTC")
-            for key, field, top in (("hour", "digest_hour", 23), ("picks", "max_picks", 100)):
-                raw = form.get(key, "").strip()
-                low = 0 if key == "hour" else 1
-                number = as_id(raw)
-                if raw and (number is None or not low <= number <= top):
-                    raise ValueError(f"{raw!r} is not a number from {low} to {top}")
-                changes[field] = number
-            changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
-        except ValueError as e:
-            return page.show(token, user, error=str(e), status=400)
-        try:
-            app.store.people.edit(user.name, app.clock(), changes=changes)
-        except PaperwireError as e:
-            return page.show(token, user, error=str(e), status=400)
-        return page.back(token, "settings", "delivery")
+        return await run_in_threadpool(_settings, page, token, form)
 
 
 def _schedule(form: dict[str, str], user: UserRow, zone: str, now: datetime) -> dict[str, object]:
@@ -470,8 +411,9 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         fmt = form.get("format")
         fmt = fmt if isinstance(fmt, str) and fmt in FORMATS else None
         name = upload.filename[:200]
-        try:
-            library = read_library(data, name=name, fmt=fmt)
+        try:  # in a worker thread: 5 MB of BibTeX takes pyparsing a minute, and the event
+            # loop serves every page and /healthz meanwhile
+            library = await run_in_threadpool(read_library, data, name=name, fmt=fmt)
         except LibraryError as e:
             return page.show(token, user, error=str(e), status=400)
         report = await run_in_threadpool(
@@ -536,25 +478,8 @@ def _data_routes(router: APIRouter, page: _Page) -> None:
 
     @router.post("/me/{token}/delete")
     async def delete(token: str, request: Request) -> Response:
-        user = page.open_page(token)
         form = await page.checked_form(token, request)
-        if form is None:
-            return page.forbidden()
-        if form.get("confirm") != "yes":
-            return RedirectResponse(
-                f"/me/{token}/delete", status_code=303, headers=SECURITY_HEADERS
-            )
-        with contextlib.suppress(PaperwireError):  # removed meanwhile
-            app.store.people.remove(user.name)
-        return pages.render(
-            "done.html",
-            title="Deleted",
-            heading="Your account is deleted.",
-            paper=None,
-            message="Your channels, likes, follows and digests are gone; no more digests come. "
-            "The papers themselves stay: they are the feeds', not yours.",
-            undo_url=None,
-        )
+        return await run_in_threadpool(_delete, page, token, form)
 
 
 def subscriber_routes(app: App, pages: Pages) -> APIRouter:
@@ -566,3 +491,101 @@ def subscriber_routes(app: App, pages: Pages) -> APIRouter:
     _import_routes(router, page)
     _data_routes(router, page)
     return router
+
+
+# ---- what the POSTs above do, in a worker thread (they write to the database: a write waits
+# for SQLite's lock, which must not hold up the event loop that serves every page)
+
+
+def _set_feedback(page: _Page, token: str, form: dict[str, str] | None) -> Response:
+    app = page.app
+    user = page.open_page(token)
+    if form is None:
+        return page.forbidden()
+    value = {"like": LIKE, "dislike": DISLIKE, "none": NEITHER}.get(form.get("value", ""))
+    paper_id = as_id(form.get("paper", ""))
+    if value is None or paper_id is None:
+        return page.show(token, user, error="That answer is not one of the buttons.", status=400)
+    if paper_id not in app.store.papers.by_ids([paper_id]):
+        return page.show(token, user, error="That paper is no longer stored.", status=400)
+    app.store.people.set_feedback(user.id, paper_id, value, app.clock())
+    return page.back(token, "feedback", "history" if form.get("from") == "history" else "likes")
+
+
+def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:
+    app = page.app
+    user = page.open_page(token)
+    if form is None:
+        return page.forbidden()
+    try:
+        kind = FollowKind(form.get("kind", ""))
+    except ValueError:
+        return page.show(token, user, error="Choose a keyword or an author.", status=400)
+    what = "keyword" if kind == FollowKind.KEYWORD else "author"
+    if form.get("op") == "remove":
+        app.store.people.remove_follow(user.id, kind, form.get("value", ""))
+    else:
+        try:
+            value = check_follow(form.get("value", ""), what)
+        except ValueError as e:
+            return page.show(token, user, error=str(e), status=400)
+        muted = form.get("op") == "mute"
+        app.store.people.set_follow(user.id, kind, value, muted=muted)
+    return page.back(token, "follow", "follows")
+
+
+def _channel(page: _Page, token: str, form: dict[str, str] | None) -> Response:
+    app = page.app
+    user = page.open_page(token)
+    if form is None:
+        return page.forbidden()
+    op, channel_id = form.get("op"), as_id(form.get("channel", ""))
+    if op not in ("pause", "resume") or channel_id is None:
+        return page.show(token, user, error="That is not one of the buttons.", status=400)
+    app.store.people.set_channel_active(user.id, channel_id, op == "resume", app.clock())
+    return page.back(token, "channel", "channels")
+
+
+def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
+    app = page.app
+    user = page.open_page(token)
+    if form is None:
+        return page.forbidden()
+    changes: dict[str, object] = {}
+    try:
+        changes["timezone"] = check_timezone(form.get("timezone", "").strip() or "UTC")
+        for key, field, top in (("hour", "digest_hour", 23), ("picks", "max_picks", 100)):
+            raw = form.get(key, "").strip()
+            low = 0 if key == "hour" else 1
+            number = as_id(raw)
+            if raw and (number is None or not low <= number <= top):
+                raise ValueError(f"{raw!r} is not a number from {low} to {top}")
+            changes[field] = number
+        changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
+    except ValueError as e:
+        return page.show(token, user, error=str(e), status=400)
+    try:
+        app.store.people.edit(user.name, app.clock(), changes=changes)
+    except PaperwireError as e:
+        return page.show(token, user, error=str(e), status=400)
+    return page.back(token, "settings", "delivery")
+
+
+def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
+    app, pages = page.app, page.pages
+    user = page.open_page(token)
+    if form is None:
+        return page.forbidden()
+    if form.get("confirm") != "yes":
+        return RedirectResponse(f"/me/{token}/delete", status_code=303, headers=SECURITY_HEADERS)
+    with contextlib.suppress(PaperwireError):  # removed meanwhile
+        app.store.people.remove(user.name)
+    return pages.render(
+        "done.html",
+        title="Deleted",
+        heading="Your account is deleted.",
+        paper=None,
+        message="Your channels, likes, follows and digests are gone; no more digests come. "
+        "The papers themselves stay: they are the feeds', not yours.",
+        undo_url=None,
+    )

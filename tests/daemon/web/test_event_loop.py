@@ -1,0 +1,105 @@
+"""The pages' event loop is never held up by one request: a library being parsed (pyparsing
+took a minute for 5 MB of BibTeX, and /healthz waited 56 s) or a write waiting for SQLite's
+lock (the digest job's writer holds it) runs in a worker thread while the other pages answer.
+A real uvicorn server on 127.0.0.1; the slow part is held by the test, so nothing depends on
+the machine's speed."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from daemon.db.models import ChannelKind
+from daemon.library import read
+from tests.daemon.web.conftest import Console, csrf_of
+
+
+def _page(console: Console, base: str) -> tuple[str, str]:
+    app = console.app
+    user = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@x.org"})
+    page = app.links.manage_url(user.id, app.clock())
+    return page, csrf_of(httpx.get(page).text)
+
+
+def _in_thread(fn: Any) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(fn()))
+    thread.start()
+    return thread, answers
+
+
+def test_pages_answer_while_a_library_is_being_read(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console, base = live
+    page, csrf = _page(console, base)
+    reading, release = threading.Event(), threading.Event()
+    real = read.read_library
+
+    def held(*args: Any, **kw: Any) -> Any:
+        reading.set()
+        release.wait(60)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(read, "read_library", held)
+    upload, answers = _in_thread(
+        lambda: httpx.post(
+            f"{page}/import",
+            data={"csrf": csrf},
+            files={"library": ("ids.txt", b"2608.16590\n")},
+            headers={"Origin": base},
+            timeout=120,
+        )
+    )
+    try:
+        assert reading.wait(60)
+        assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+        assert upload.is_alive() and not answers  # answered while the file was being read
+    finally:
+        release.set()
+        upload.join(120)
+    assert answers and answers[0].status_code == 200
+
+
+def test_pages_answer_while_a_subscriber_waits_for_the_database_lock(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    console, base = live
+    page, csrf = _page(console, base)
+    people = console.app.store.people
+    writing = threading.Event()
+    real = people.set_follow
+
+    def announced(*args: Any, **kw: Any) -> Any:
+        writing.set()
+        return real(*args, **kw)
+
+    monkeypatch.setattr(people, "set_follow", announced)
+    writer = console.app.store.engine.connect()
+    writer.begin()  # BEGIN IMMEDIATE: the lock, as the digest job's writer holds it
+    writer.execute(sa.text("UPDATE user SET display_name = 'Ada' WHERE name = 'ada'"))
+    follow, answers = _in_thread(
+        lambda: httpx.post(
+            f"{page}/follow",
+            data={"csrf": csrf, "kind": "keyword", "value": "diffusion"},
+            headers={"Origin": base},
+            timeout=120,
+        )
+    )
+    try:
+        assert writing.wait(60)  # the follow is now waiting for the lock the test holds
+        # the health check reads beside a writer, and the page is served meanwhile
+        assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+        assert httpx.get(page, timeout=30).status_code == 200
+        assert follow.is_alive() and not answers
+    finally:
+        writer.commit()
+        writer.close()
+        follow.join(120)
+    assert answers and answers[0].status_code == 303
+    (user,) = [u for u, _ in console.app.store.people.subscribers()]
+    assert [f.value for f in console.app.store.subscriber.follows(user.id)] == ["diffusion"]
