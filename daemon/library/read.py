@@ -129,14 +129,22 @@ def detect_format(text: str) -> str:
 
 
 def _decode(data: bytes, name: str) -> str:
-    if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04") or b"\x00" in data[:4096]:
+    """The text of a library file: UTF-8 or UTF-16 (with a BOM, or ASCII-looking UTF-16 as
+    Windows tools write it), else Windows-1252; a binary file is refused."""
+    boms = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+    for bom, encoding in boms:  # before the NUL test: UTF-16 is full of NULs
+        if data.startswith(bom):
+            return data.decode(encoding, errors="replace").lstrip("\ufeff")
+    head = data[:4096]
+    for encoding, high, low in (("utf-16-le", head[1::2], head[0::2]),
+                                ("utf-16-be", head[0::2], head[1::2])):  # fmt: skip
+        # mostly-ASCII text in UTF-16: NUL high bytes (3 in 4 at least), no NUL low byte
+        if len(head) >= 8 and high.count(0) * 4 >= len(high) * 3 and 0 not in low:
+            return data.decode(encoding, errors="replace")
+    if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04") or b"\x00" in head:
         raise LibraryError(
             f"{name}: this is a binary file (a PDF, a zip, …), not a library; {WHAT_TO_DO}"
         )
-    boms = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
-    for bom, encoding in boms:
-        if data.startswith(bom):
-            return data.decode(encoding, errors="replace").lstrip("\ufeff")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:

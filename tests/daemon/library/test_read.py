@@ -229,6 +229,16 @@ def test_unreadable_files_are_one_clear_error(data: bytes, message: str) -> None
     assert "export the library as BibTeX, RIS or CSL JSON" in str(e.value)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_libraries_are_read_with_or_without_a_bom(encoding: str) -> None:
+    # EndNote's "Unicode" export: it was refused as a binary file (its NULs)
+    text = "@article{k, title = {Über die Quantenmechanik der Elektronen}, year = 1928}\n"
+    lib = read_library(text.encode(encoding), name="endnote.bib")
+    assert lib.entries[0].title == "Über die Quantenmechanik der Elektronen"
+    json_text = '[{"title": "Zoë’s paper", "DOI": "10.1/x"}]'
+    assert read_library(json_text.encode(encoding), name="x.json").entries[0].title == "Zoë’s paper"
+
+
 def test_latin1_bibtex_is_read() -> None:
     text = "@article{k, title = {Über die Quantenmechanik der Elektronen}, year = 1928}\n"
     lib = read_library(text.encode("cp1252"), name="old.bib")
