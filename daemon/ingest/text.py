@@ -55,6 +55,15 @@ _HTML_ELEMENTS = frozenset(nh3.ALLOWED_TAGS) | {
     "slot", "source", "style", "svg", "template", "textarea", "tfoot", "title", "track",
     "video", "xmp",
 }  # fmt: skip
+# MathML (journal feeds: APS, Elsevier): its tags go before the sanitizer (which drops foreign
+# elements with their text), its text stays: <msup><mi>x</mi><mn>2</mn></msup> → "x2"
+_MATHML = frozenset({
+    "maction", "math", "menclose", "merror", "mfenced", "mfrac", "mi", "mmultiscripts", "mn",
+    "mo", "mover", "mpadded", "mphantom", "mprescripts", "mroot", "mrow", "ms", "mspace",
+    "msqrt", "mstyle", "msub", "msubsup", "msup", "mtable", "mtd", "mtext", "mtr", "munder",
+    "munderover", "none", "semantics",
+})  # fmt: skip
+_HTML_ELEMENTS |= _MATHML | {"annotation", "annotation-xml"}
 # Attributes that are complete without a value; `<b and c>` has none of them, so it is text.
 _BOOLEAN_ATTRIBUTES = frozenset({
     "allowfullscreen", "async", "autofocus", "autoplay", "checked", "compact", "controls",
@@ -63,7 +72,7 @@ _BOOLEAN_ATTRIBUTES = frozenset({
     "playsinline", "readonly", "required", "reversed", "selected",
 })  # fmt: skip
 _TAG = re.compile(
-    r"<(/?)([A-Za-z][A-Za-z0-9]*)"  # name
+    r"<(/?)([A-Za-z][A-Za-z0-9-]*)"  # name
     r"((?:\s+[^\s\"'<>/=]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)"  # attributes
     r"\s*/?>"
 )
@@ -83,7 +92,8 @@ class NestingError(ValueError):
 
 
 # Elements whose whole content is dropped; left unclosed, they would swallow the rest.
-_DROPPED_CONTENT = ("script", "style")
+# (a MathML annotation repeats the formula in TeX or another markup: dropped with its content)
+_DROPPED_CONTENT = ("script", "style", "annotation", "annotation-xml")
 # Elements that separate words: a space where they start or end ("<p>a</p><p>b</p>" → "a b").
 _BLOCKS = frozenset({
     "address", "article", "aside", "blockquote", "br", "caption", "dd", "details", "dialog",
@@ -110,7 +120,7 @@ def html_text(value: object, limit: int) -> str:
     if "<" not in value and "&" not in value:
         return plain_text(value, limit)
     marked = _mark_tags(_UNTEXT.sub(" ", value[: limit * _RAW_FACTOR]))
-    text = html.unescape(nh3.clean(marked, tags=set()))
+    text = html.unescape(nh3.clean(marked, tags=set(), clean_content_tags=set(_DROPPED_CONTENT)))
     return cap(_WS.sub(" ", _UNTEXT.sub(" ", text)).strip(), limit)
 
 
@@ -160,7 +170,8 @@ def _mark_tags(value: str) -> str:
         m = _TAG.match(value, lt)
         if m is not None and _is_tag(m) and _closed(m, last_close):
             name = m.group(2).lower()
-            out.append(f" {m.group(0)} " if name in _BLOCKS else m.group(0))
+            if name not in _MATHML:
+                out.append(f" {m.group(0)} " if name in _BLOCKS else m.group(0))
             pos = m.end()
             if name not in _FLAT and not m.group(0).endswith("/>"):
                 depth = max(depth - 1, 0) if m.group(1) else depth + 1

@@ -177,3 +177,17 @@ def test_cap_never_exceeds_its_limit(text: str, limit: int) -> None:
     assert len(cap(text, limit)) <= limit
     assert len(plain_text(text, limit)) <= limit
     assert len(html_text(text, limit)) <= limit
+
+
+def test_mathml_in_a_feed_becomes_its_text() -> None:
+    # journal feeds (APS, Elsevier) write formulas in MathML: its tags were shown as text
+    # ("&lt;msup&gt;…" in the digest), and a TeX annotation would repeat the formula
+    assert html_text("Bounds on <math><msup><mi>x</mi><mn>2</mn></msup></math> growth", 200) == (
+        "Bounds on x2 growth"
+    )
+    semantics = (
+        '<math display="inline"><semantics><mrow><mi>a</mi><mo>+</mo><mi>b</mi></mrow>'
+        '<annotation encoding="application/x-tex">a+b</annotation></semantics></math> rules'
+    )
+    assert html_text(semantics, 200) == "a+b rules"
+    assert html_text("<math><mi>x</mi><script>alert(1)</script></math>", 200) == "x"
