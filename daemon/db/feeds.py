@@ -25,26 +25,28 @@ class Feeds(Repository):
             s.commit()
             return FeedRow.of(feed)
 
-    def ensure(self, feeds: Iterable[tuple[str, str, bool]], now: datetime) -> int:
+    def ensure(self, feeds: Iterable[tuple[str, str, bool]], now: datetime) -> list[str]:
         """Make the feeds declared in the configuration match it (by name): add the missing ones,
-        update the URL and `enabled` of the others. Returns how many rows changed."""
-        changed = 0
+        update the URL and `enabled` of the others, and remove those it declared before and no
+        longer does (their papers stay). Returns the names of the feeds removed."""
         with self.session() as s:
             known = {f.name: f for f in s.exec(select(Feed)).all()}
+            wanted = set()
             for name, url, enabled in feeds:
+                wanted.add(name)
                 row = known.get(name)
                 if row is None:
-                    s.add(Feed(name=name, url=url, enabled=enabled, created_at=now))
-                elif (row.url, row.enabled) != (url, enabled):
+                    s.add(Feed(name=name, url=url, enabled=enabled, declared=True, created_at=now))
+                elif (row.url, row.enabled, row.declared) != (url, enabled, True):
                     if row.url != url:  # another address: its validators mean nothing there
                         row.url, row.etag, row.last_modified = url, None, None
-                    row.enabled = enabled
+                    row.enabled, row.declared = enabled, True
                     s.add(row)
-                else:
-                    continue
-                changed += 1
+            gone = sorted(n for n, row in known.items() if row.declared and n not in wanted)
+            for name in gone:
+                s.delete(known[name])
             s.commit()
-        return changed
+        return gone
 
     def all(self, *, enabled_only: bool = False) -> list[FeedRow]:
         with self.read_session() as s:

@@ -56,7 +56,9 @@ class IngestReport:
 def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> IngestReport:
     """Fetch, parse and store every enabled feed. One bad feed never stops the others."""
     feeds_store = app.store.feeds
-    feeds_store.ensure(((f.name, f.url, f.enabled) for f in app.settings.feeds), now)
+    gone = feeds_store.ensure(((f.name, f.url, f.enabled) for f in app.settings.feeds), now)
+    if gone:
+        log.info("feeds no longer in the configuration file removed", extra={"feeds": gone})
     report = IngestReport()
     feeds = feeds_store.all(enabled_only=True)
     for i, feed in enumerate(feeds):

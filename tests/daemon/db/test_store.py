@@ -199,12 +199,13 @@ def test_a_lease_that_ran_out_and_was_taken_over_is_not_renewed(
 
 def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App]) -> None:
     store = app_factory().store
-    assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == 1
+    assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == []
     (feed,) = store.feeds.all()
     store.feeds.record_fetch(feed.id, NOW, etag='"v1"', last_modified="Thu, 26 Nov 2026")
-    assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == 0
+    store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW)
+    assert store.feeds.all()[0].etag == '"v1"'  # nothing changed
     # the admin fixes the URL in the file: the old validators are dropped with the old address
-    assert store.feeds.ensure([("cs", "https://b.example/rss", False)], NOW) == 1
+    store.feeds.ensure([("cs", "https://b.example/rss", False)], NOW)
     (feed,) = store.feeds.all()
     assert (feed.url, feed.enabled, feed.etag, feed.last_modified) == (
         "https://b.example/rss",
@@ -212,6 +213,11 @@ def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App])
         None,
         None,
     )
+    # a feed taken out of the file goes (it was fetched on and on); one added with `feeds
+    # add` stays, as the file never declared it
+    store.feeds.add("mine", "https://c.example/rss", NOW)
+    assert store.feeds.ensure([("hf", "https://d.example/rss", True)], NOW) == ["cs"]
+    assert sorted(f.name for f in store.feeds.all()) == ["hf", "mine"]
 
 
 def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(
