@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 
 from daemon.app import App
 from daemon.db.rows import FeedRow
@@ -77,6 +78,19 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
     return report
 
 
+# a paper dated this far ahead of the ingest is dated by it instead (a feed's 2099 stayed the
+# "newest" paper of every digest); a day: a listing's date is the announcement day somewhere
+FUTURE_SLACK = timedelta(days=1)
+
+
+def _not_ahead(papers: Sequence[PaperIn], now: datetime) -> list[PaperIn]:
+    ahead = now + FUTURE_SLACK
+    return [
+        replace(p, published=now) if p.published is not None and p.published > ahead else p
+        for p in papers
+    ]
+
+
 def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> None:
     url = expand_url(feed.url, now)
     fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
@@ -92,7 +106,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
     parsed = parse_bounded(
         fetched.content, url=url, content_type=fetched.content_type, budget=budget
     )
-    new, known = app.store.papers.upsert(parsed.papers, feed.id, now)
+    new, known = app.store.papers.upsert(_not_ahead(parsed.papers, now), feed.id, now)
     app.store.feeds.record_fetch(
         feed.id,
         now,

@@ -371,3 +371,24 @@ def test_a_wrong_smtp_password_keeps_the_digests_for_later_without_using_up_atte
         "nova@lab.example",
     ]
     assert app.store.digests.counts() == {"sent": 4}
+
+
+def test_a_paper_dated_ahead_is_dated_by_its_ingest(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    # a pubDate of 2099 stayed the "newest" paper of every newcomer's digest (imports/feeds QA)
+    rss = tmp_path / "future.xml"
+    rss.write_text(
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        "<item><title>From the future</title><link>https://x.example/f</link>"
+        "<pubDate>Mon, 30 Nov 2099 10:00:00 GMT</pubDate></item>"
+        "<item><title>Of today</title><link>https://x.example/t</link>"
+        "<pubDate>Mon, 30 Nov 2026 10:00:00 GMT</pubDate></item>"
+        "</channel></rss>"
+    )
+    app = app_factory(make_settings(feeds=[{"name": "f", "url": rss.as_uri()}]))
+    now = app.clock()
+    assert jobs.ingest(app, now).papers_new == 2
+    future, today = (app.store.papers.find(f"guid:https://x.example/{k}") for k in "ft")
+    assert future.published_at == now
+    assert today.published_at is not None and today.published_at.year == 2026
