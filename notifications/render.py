@@ -211,13 +211,16 @@ def message_id(digest: Digest, domain: str) -> str:
 # arXiv ids as stored (no version): 2611.01234, astro-ph/0601001, math.GT/0309136
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7}")
 # what a LaTeX command or math looks like: anything else is plain text, returned as it is
-_LATEX_HINT = re.compile(r"\\[A-Za-z'`^\"~=.{}\\]|\$")
+_LATEX_HINT = re.compile(r"\\[A-Za-z'`^\"~=.{}\\&%#_$]|\$")
 _LATEX_UNESCAPED = re.compile(r"(?<!\\)([%&#])")  # comments / alignment in LaTeX, text here
 _LATEX_REFERENCE = re.compile(r"\s*\\(?:cite[a-zA-Z]*|ref|eqref|label)\*?(?:\[[^]]*\])*\{[^}]*\}")
 _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted text may lose
 # a super- or subscript in math: one character, or a group without macros (innermost first)
 _SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*]))")
-_MATH = re.compile(r"\$([^$]+)\$")
+# math between dollars as pandoc reads it: the opening $ before a non-space, the closing one
+# after a non-space and not before a digit ("$5 and $10" is money, not math)
+_MATH = re.compile(r"(?<!\\)\$(?=[^\s$])([^$]*?[^\s$\\])\$(?!\d)")
+_DOLLAR = re.compile(r"(?<!\\)\$")
 _MACRO_END = re.compile(r"\\[A-Za-z]+$")
 _SUPERSCRIPT = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW*",
                         "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ*",
@@ -261,7 +264,10 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
         text = text[: space if space > limit // 2 else limit]
     try:
         latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
-        latex = _MATH.sub(_scripts, latex)
+        latex = "".join(  # a dollar that opens no math is a dollar
+            f"${_scripts(part)}$" if i % 2 else _DOLLAR.sub(r"\\$", part)
+            for i, part in enumerate(_MATH.split(latex))
+        )
         out = _clean(_latex().latex_to_text(latex))
     except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
         return text
@@ -269,16 +275,16 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
     return out if len(out) * 2 >= len(_LATEX_MARKUP.sub("", text)) else text
 
 
-def _scripts(math: re.Match[str]) -> str:
+def _scripts(math: str) -> str:
     """Super- and subscripts of a math span as Unicode where every character has one
     (``$e^{-x^2}$`` → ``e⁻ˣ²``, ``H$_2$O`` → ``H₂O``); a longer one that has not keeps its
     extent in parentheses (``W_{KQ}`` → ``W_(KQ)``), which pylatexenc would drop with the braces."""
-    text = math.group(1).replace("^\\prime", "′").replace("^{\\prime}", "′")
+    text = math.replace("^\\prime", "′").replace("^{\\prime}", "′")
     for _ in range(8):  # nested groups, innermost first; deeper nesting stays as LaTeX reads
         text, n = _SCRIPT.subn(_script, text)
         if not n:
             break
-    return f"${text}$"
+    return text
 
 
 def _script(m: re.Match[str]) -> str:

@@ -516,8 +516,13 @@ def test_latex_becomes_readable_unicode_everywhere() -> None:
         (r"$\omega$Test", "ωTest"),
         (r"R\'{e}nyi", "Rényi"),
         ("A plain title: 100% & more, {braces}", "A plain title: 100% & more, {braces}"),
-        ("$5 and 3 $", "5 and 3"),
-        (r"unclosed {{{{ $\alpha", "unclosed α"),  # malformed: read as far as it goes
+        # dollars as pandoc reads them: math opens before a non-space and closes after one,
+        # not before a digit; any other dollar is a dollar (imports/feeds QA: "5 and10")
+        ("$5 and 3 $", "$5 and 3 $"),
+        ("Price is $5 and $10 today", "Price is $5 and $10 today"),
+        (r"Costs $5 and $\alpha$ tuning", "Costs $5 and α tuning"),
+        (r"Q\&A systems at AT\&T, 50\% off", "Q&A systems at AT&T, 50% off"),
+        (r"unclosed {{{{ $\alpha", "unclosed $α"),  # malformed: a lone dollar is a dollar
         (r"\verb|x| text here", "text here"),
         # scripts: Unicode where each character has one, else their extent kept
         (r"H$_2$O and $O(n^{2})$ and $10^{-3}$", "H₂O and O(n²) and 10⁻³"),
