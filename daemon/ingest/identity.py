@@ -110,7 +110,7 @@ def paper_keys(ref: str) -> list[str]:
     found = bare_arxiv_id(ref) or find_arxiv_ref(ref)
     if found:
         keys.append(f"arxiv:{found[0]}")
-    keys.append(f"doi:{ref.lower()}")
+    keys.append(f"doi:{canonical_doi(ref) or ref.lower()}")  # https://doi.org/10.… too
     return list(dict.fromkeys(keys))
 
 

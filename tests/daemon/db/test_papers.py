@@ -87,6 +87,12 @@ def test_a_doi_only_journal_item_and_the_arxiv_record_are_one_paper(
     assert len(row.authors) == 3  # the arXiv list, longer than the journal item's one name
     assert app.store.papers.find("1111.2011").id == row.id
     assert app.store.papers.find("10.1103/PhysRevB.85.115117").id == row.id
+    # as a person pastes it: the DOI's link (QA: "no stored paper matches")
+    for ref in ("https://doi.org/10.1103/PhysRevB.85.115117", "doi:10.1103/physrevb.85.115117"):
+        assert app.store.papers.find(ref).id == row.id, ref
+    assert [
+        p.id for p in app.store.papers.search("https://doi.org/10.1103/PhysRevB.85.115117")
+    ] == [row.id]
 
 
 def test_records_of_one_batch_are_linked_too(app_factory: Callable[..., App]) -> None:
