@@ -373,10 +373,17 @@ def _config_file() -> Path:
     return path
 
 
-@config_cli.command("set")
+# a value may be a negative number ("-1"), not an option
+@config_cli.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: Annotated[str, typer.Argument(help="section.key, e.g. schedule.digest_hour")],
-    value: Annotated[str, typer.Argument(help="The new value (true/false, a number, text).")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="The new value: true/false, a number, text, or a table as TOML writes it "
+            "inline, e.g. '{ max_interests = 3 }'."
+        ),
+    ],
 ) -> None:
     """Change one key of the configuration file, keeping its comments. The new file is
     checked first (nothing is written if it is invalid); the old one is kept as FILE.previous.

@@ -170,7 +170,7 @@ MIN_KEEP_DAYS = 14  # digest.keep_days, at least: a weekly window and its margin
 class DigestSettings(_Section):
     window_hours: int = Field(default=48, ge=1)
     max_picks: int = Field(default=10, ge=1, le=100)
-    min_score: float = Field(default=0.02, ge=0)
+    min_score: float = Field(default=0.02, ge=0, le=1)  # scores are within [0, 1]
     send_empty: bool = False
     subject_prefix: str = ""
     max_age_days: int = Field(default=30, ge=1)

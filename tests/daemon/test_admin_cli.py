@@ -368,6 +368,9 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
         ("digest.max_pick", "3", "did you mean 'digest.max_picks'"),
         ("recommender.options", "{ max_interest = 3 }", "max_interest"),
         ("feeds.name", "x", "unknown key"),
+        # a negative number is a value, not an option ("No such option: -1" before)
+        ("ingest.max_bytes", "-1", "ingest.max_bytes = -1: Input should be greater than"),
+        ("digest.min_score", "1.5", "digest.min_score = 1.5: Input should be less than"),
     ],
 )
 def test_config_set_refuses_an_invalid_value_without_touching_the_file(
