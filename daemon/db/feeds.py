@@ -20,6 +20,9 @@ class Feeds(Repository):
                 raise PaperwireError(
                     f"feed {name!r} already exists; remove it first or pick a name"
                 )
+            twin = s.exec(select(Feed).where(Feed.url == url)).first()
+            if twin is not None:  # each fetch would bring the same papers twice
+                raise PaperwireError(f"feed {twin.name!r} already has the address {url}")
             feed = Feed(name=name, url=url, enabled=enabled, created_at=now)
             s.add(feed)
             s.commit()

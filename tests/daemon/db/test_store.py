@@ -197,6 +197,17 @@ def test_a_lease_that_ran_out_and_was_taken_over_is_not_renewed(
     assert third.digest_id == second.digest_id
 
 
+def test_a_feed_address_is_added_once(app_factory: Callable[..., App]) -> None:
+    # under two names each fetch stored the same papers twice over (imports/feeds QA)
+    store = app_factory().store
+    store.feeds.add("cs", "https://a.example/rss", NOW)
+    with pytest.raises(PaperwireError, match="feed 'cs' already has the address"):
+        store.feeds.add("cs-again", "https://a.example/rss", NOW)
+    with pytest.raises(PaperwireError, match="feed 'cs' already exists"):
+        store.feeds.add("cs", "https://b.example/rss", NOW)
+    assert [f.name for f in store.feeds.all()] == ["cs"]
+
+
 def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App]) -> None:
     store = app_factory().store
     assert store.feeds.ensure([("cs", "https://a.example/rss", True)], NOW) == []
