@@ -15,6 +15,7 @@ CSRF tokens, a login rate limit with lockout, and the audit log entry of every a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -106,7 +107,9 @@ def csrf_ok(expected: str, given: object) -> bool:
     return isinstance(given, str) and bool(given) and hmac.compare_digest(expected, given)
 
 
-def open_session(app: App, response: Response, name: str) -> None:
+def open_session(app: App, response: Response, name: str, password_hash: str) -> None:
+    """A session for `name`, who logged in with the password of `password_hash` (the hash
+    checked, not read again: the file may have changed meanwhile)."""
     token = secrets.token_urlsafe(32)
     now = app.clock()
     hours = app.settings.admin.session_hours
@@ -116,7 +119,7 @@ def open_session(app: App, response: Response, name: str) -> None:
         secrets.token_urlsafe(32),
         now,
         now + timedelta(hours=hours),
-        password_stamp(app.settings.admin.passwords[name]),
+        password_stamp(password_hash),
     )
     set_cookie(app, response, SESSION_COOKIE, token, int(hours * 3600))
 
@@ -141,8 +144,12 @@ class LoginLimiter:
             times.popleft()
         return times
 
-    def locked_until(self, app: App, ip: str, name: str) -> datetime | None:
-        """When logins of `name` from `ip` may be tried again, if they are locked now."""
+    def attempt(self, app: App, ip: str, name: str) -> tuple[datetime | None, datetime]:
+        """A login of `name` from `ip` about to be checked: (when such logins may be tried
+        again if they are locked now, else None; the attempt's time). An attempt let through
+        counts as a failure at once, in the same step as the check, so that logins checked at
+        the same time (in worker threads) cannot pass the limit together; `succeeded` takes
+        it back."""
         s, now = app.settings.admin, app.clock()
         window = timedelta(minutes=s.lockout_minutes)
         with self._lock:
@@ -152,20 +159,23 @@ class LoginLimiter:
             ):
                 times = self._recent(key, now, window)
                 if len(times) >= limit:
-                    return times[-1] + window
-        return None
-
-    def failed(self, app: App, ip: str, name: str) -> None:
-        now = app.clock()
-        with self._lock:
+                    return times[-1] + window, now
             self._failures[(ip, name)].append(now)
             self._failures[(ip, "")].append(now)
+        return None, now
 
-    def succeeded(self, ip: str, name: str) -> None:
+    def succeeded(self, ip: str, name: str, attempt: datetime) -> None:
         with self._lock:
             self._failures.pop((ip, name), None)
+            with contextlib.suppress(ValueError):  # gone already: out of the window
+                self._failures[(ip, "")].remove(attempt)
 
 
-def check_password(app: App, name: str, password: str) -> bool:
-    """argon2 verification against `admin.passwords` (an unknown name costs the same time)."""
-    return verify_password(password, app.settings.admin.passwords.get(name))
+# argon2 as pwdlib hashes (m = 64 MiB each): a few at a time, whatever arrives at once
+_VERIFYING = threading.BoundedSemaphore(2)
+
+
+def check_password(password: str, hashed: str | None) -> bool:
+    """argon2 verification against an admin's hash (None, an unknown name: the same time)."""
+    with _VERIFYING:
+        return verify_password(password, hashed)

@@ -247,20 +247,22 @@ def _login_form(
 
 def _try_login(console: Console, request: Request, name: str, password: str, ip: str) -> Response:
     app, limiter = console.app, console.limiter
-    locked = limiter.locked_until(app, ip, name)
+    locked, attempt = limiter.attempt(app, ip, name)
     if locked is not None:
         minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
         console.audit(name or "?", "login refused: locked out", ip)
         return _login_form(console, request, 429, f"Too many failed logins: try again in "
                            f"{minutes} minute(s).", name)  # fmt: skip
-    if not name or not auth.check_password(app, name, password):
-        limiter.failed(app, ip, name)
-        console.audit(name or "?", "login failed", ip)
+    hashed = app.settings.admin.passwords.get(name)  # read once: checked and stamped
+    if not name or hashed is None or not auth.check_password(password, hashed):
+        if hashed is None:  # an unknown name costs the same time
+            auth.check_password(password, None)
+        console.audit(name or "?", "login failed", ip)  # counted by `attempt` already
         return _login_form(console, request, 401, "Wrong name or password.", name)
-    limiter.succeeded(ip, name)
+    limiter.succeeded(ip, name, attempt)
     console.audit(name, "logged in", ip)
     response = RedirectResponse("/admin/health", status_code=303, headers=CONSOLE_HEADERS)
-    auth.open_session(app, response, name)
+    auth.open_session(app, response, name, hashed)
     auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
     return response
 

@@ -6,6 +6,7 @@ the machine's speed."""
 
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -103,3 +104,28 @@ def test_pages_answer_while_a_subscriber_waits_for_the_database_lock(
     assert answers and answers[0].status_code == 303
     (user,) = [u for u, _ in console.app.store.people.subscribers()]
     assert [f.value for f in console.app.store.subscriber.follows(user.id)] == ["diffusion"]
+
+
+def test_logins_checked_at_the_same_time_still_stop_at_the_limit(
+    live: tuple[Console, str],
+) -> None:
+    # logins are checked in worker threads: the check of the limit and the count of the
+    # attempt are one step, or 30 at once would all be tried (second read of this change)
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, base = live
+    with httpx.Client(base_url=base) as client:
+        page = client.get("/admin/login")
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert token
+
+        # the login cookie is Secure: httpx keeps it from plain http, a browser on loopback not
+        cookie = "; ".join(f"{k}={v}" for k, v in page.cookies.items())
+
+        def wrong(_: int) -> int:
+            data = {"name": "root", "password": "wrong password!", "token": token.group(1)}
+            return client.post("/admin/login", data=data, headers={"Cookie": cookie}).status_code
+
+        with ThreadPoolExecutor(max_workers=30) as pool:
+            codes = sorted(pool.map(wrong, range(30)))
+    assert codes == [401] * 3 + [429] * 27  # admin.max_failed_logins = 3
