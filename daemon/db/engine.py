@@ -173,19 +173,28 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema with the Alembic migrations."""
     from alembic import command
 
-    _not_newer(_current_revision(engine))
+    current = _current_revision(engine)
+    _not_newer(current)
+    if revision == "head" and current == head_revision():
+        return  # nothing to do (`db upgrade` runs before every start)
     cfg = _alembic_config()
     with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
+        broken = _broken_references(conn)  # rows that already referred to nothing
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+        new = [row for row in _broken_references(conn) if row not in broken]
+        if new:  # rolled back with the migration
+            raise SchemaError(
+                f"the migration would leave {len(new)} row(s) referring to nothing (first: "
+                f"{new[0][0]} row {new[0][1]} → {new[0][2]}); nothing was changed"
+            )
 
 
 @contextmanager
 def _foreign_keys_off(conn: sa.Connection) -> Iterator[None]:
     """SQLite: foreign keys off while the migrations rebuild tables (dropping the old table
-    would delete the rows that refer to it), checked and on again after. The pragma works
-    only outside a transaction: it goes to the driver's connection before the migrations'
-    BEGIN."""
+    would delete the rows that refer to it), on again after. The pragma works only outside a
+    transaction: it goes to the driver's connection before the migrations' BEGIN."""
     if conn.dialect.name != "sqlite":
         yield
         return
@@ -194,11 +203,16 @@ def _foreign_keys_off(conn: sa.Connection) -> Iterator[None]:
     raw.execute("PRAGMA foreign_keys=OFF")
     try:
         yield
-        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise SchemaError(f"the migration left rows that refer to nothing: {broken[:5]}")
     finally:
         raw.execute("PRAGMA foreign_keys=ON")
+
+
+def _broken_references(conn: sa.Connection) -> list[tuple[object, ...]]:
+    """SQLite: the rows whose foreign key refers to no row (what foreign keys off could let
+    through); PostgreSQL checks them itself."""
+    if conn.dialect.name != "sqlite":
+        return []
+    return [tuple(r) for r in conn.exec_driver_sql("PRAGMA foreign_key_check")]
 
 
 def schema_revisions(engine: Engine) -> tuple[str | None, str]:

@@ -179,7 +179,13 @@ class _Page:
             token, self.app.clock(), self.app.settings.server.manage_link_days
         )
         user = self.app.store.people.by_id(link.user_id)
-        if user is None:
+        # a link made before this subscriber was added is a former holder's of the id (SQLite
+        # gave a deleted subscriber's id again before migration 0009)
+        if (
+            user is None
+            or link.issued_at is None
+            or link.issued_at < int(user.created_at.timestamp())
+        ):
             raise NotFoundError("this subscriber no longer exists")
         return user
 

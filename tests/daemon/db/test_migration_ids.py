@@ -77,8 +77,36 @@ def test_the_migrations_keep_every_row_and_ids_are_not_reused_after(db_url: str)
             assert _rows(conn, "SELECT count(*) FROM channel") == [(1,)]
             assert _rows(conn, "SELECT count(*) FROM feedback") == [(0,)]
         eve = people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
-        assert eve.id == 3  # not Bob's 2
+        # not Bob's 2; on SQLite a margin above the ids left at the upgrade, for those deleted
+        # before it (their links must open nobody's account)
+        assert eve.id == (10_003 if engine.dialect.name == "sqlite" else 3)
         with engine.connect() as conn:
-            assert _rows(conn, "SELECT max(id) FROM channel") == [(3,)]
+            assert _rows(conn, "SELECT max(id) FROM channel") == [(eve.id,)]
+    finally:
+        engine.dispose()
+
+
+@EMPTY_DATABASE
+def test_rows_that_already_referred_to_nothing_do_not_stop_an_upgrade(db_url: str) -> None:
+    # an orphan left by a sqlite3 shell (foreign keys off there) made every `db upgrade` fail
+    # after the migration had been committed, and the daemon's start with it (second read)
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        with engine.connect() as conn:  # as the shell writes: no transaction, no checks
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA foreign_keys=OFF")
+            raw.execute(
+                "INSERT INTO channel (user_id, kind, address, active) "
+                "VALUES (99, 'email', 'ghost@lab.example', 1)"
+            )
+            raw.execute("PRAGMA foreign_keys=ON")
+        upgrade(engine)
+        upgrade(engine)  # at head: nothing to do, nothing checked
+        with engine.connect() as conn:
+            assert _rows(conn, "SELECT version_num FROM alembic_version") == [("0011",)]
+            assert _rows(conn, "SELECT address_key FROM channel") == [("ghost@lab.example",)]
+            assert _rows(conn, "PRAGMA foreign_keys") == [(1,)]
     finally:
         engine.dispose()

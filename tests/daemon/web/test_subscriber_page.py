@@ -143,6 +143,11 @@ def test_forged_and_other_links_do_not_open_the_page(world: World) -> None:
     assert world.client.get(world.page[:-3]).status_code == 400
     # and a manage token opens no like or unsubscribe page
     assert world.client.post(f"/f/{world.token}").status_code == 400
+    # a link made before this subscriber was added: a former holder's of the id
+    before = world.clock() - timedelta(days=1)
+    earlier = urlsplit(world.app.links.manage_url(world.user_id, before)).path
+    resp = world.client.get(earlier)
+    assert resp.status_code == 400 and "no longer exists" in resp.text
     assert world.client.post(f"/unsubscribe/{world.token}").status_code == 400
     assert _user(world).active is True
 

@@ -22,14 +22,24 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The newest subscribers deleted before this revision left no trace of their ids: the next
+# ids start this far above the highest one left, so that their links open nobody's account.
+MARGIN = 10_000
+
+
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
+    conn = op.get_bind()
+    if conn.dialect.name != "sqlite":
         return
     for table in ("user", "channel"):
         with op.batch_alter_table(
             table, recreate="always", table_kwargs={"sqlite_autoincrement": True}
         ):
             pass
+        # the copy into the new table set its sequence to the highest id (none: empty)
+        conn.exec_driver_sql(
+            "UPDATE sqlite_sequence SET seq = seq + ? WHERE name = ?", (MARGIN, table)
+        )
 
 
 def downgrade() -> None:
