@@ -38,5 +38,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, _, key in reversed(KEYS):
         op.drop_index(f"ix_{table}_{key}", table_name=table)
-        with op.batch_alter_table(table) as batch:
-            batch.drop_column(key)
+        # in place (SQLite 3.35+): a rebuild of "user" would delete what refers to it
+        op.execute(f'ALTER TABLE "{table}" DROP COLUMN {key}')

@@ -26,5 +26,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("adminsession") as batch:
-        batch.drop_column("password_stamp")
+    op.execute('ALTER TABLE "adminsession" DROP COLUMN password_stamp')  # in place: no rebuild (SQLite 3.35+)
