@@ -26,4 +26,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute('ALTER TABLE "feed" DROP COLUMN declared')  # in place: no rebuild (SQLite 3.35+)
+    # in place (SQLite 3.35+): a rebuild drops the table, with what refers to it
+    op.execute('ALTER TABLE "feed" DROP COLUMN declared')
