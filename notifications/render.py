@@ -277,8 +277,9 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
 
 def _scripts(math: str) -> str:
     """Super- and subscripts of a math span as Unicode where every character has one
-    (``$e^{-x^2}$`` → ``e⁻ˣ²``, ``H$_2$O`` → ``H₂O``); a longer one that has not keeps its
-    extent in parentheses (``W_{KQ}`` → ``W_(KQ)``), which pylatexenc would drop with the braces."""
+    (``$10^{-3}$`` → ``10⁻³``, ``H$_2$O`` → ``H₂O``); a longer one that has not, or holds a
+    script of its own, keeps its extent in parentheses (``W_{KQ}`` → ``W_(KQ)``, ``e^{-x^2}``
+    → ``e^(-x²)``), which pylatexenc would drop with the braces."""
     text = math.replace("^\\prime", "′").replace("^{\\prime}", "′")
     for _ in range(8):  # nested groups, innermost first; deeper nesting stays as LaTeX reads
         text, n = _SCRIPT.subn(_script, text)
@@ -290,8 +291,10 @@ def _scripts(math: str) -> str:
 def _script(m: re.Match[str]) -> str:
     mark, body = m.group(1), "".join((m.group(2) or m.group(3) or "").split())
     table = _SUPERSCRIPT if mark == "^" else _SUBSCRIPT
-    own = set(table.values())
-    if all(c in table or c in own for c in body):
+    if not body:
+        return ""
+    # a script within a script stays apart: 2^{2^n} is 2^(2ⁿ), not 2²ⁿ (which reads as 4ⁿ)
+    if all(c in table for c in body):
         after_macro = _MACRO_END.search(m.string, 0, m.start())  # \\sumᵢ would be one name
         return ("{}" if after_macro else "") + "".join(table.get(c, c) for c in body)
     return f"{mark}{body}" if len(body) == 1 else f"{mark}({body})"

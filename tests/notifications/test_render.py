@@ -526,7 +526,8 @@ def test_latex_becomes_readable_unicode_everywhere() -> None:
         (r"\verb|x| text here", "text here"),
         # scripts: Unicode where each character has one, else their extent kept
         (r"H$_2$O and $O(n^{2})$ and $10^{-3}$", "H₂O and O(n²) and 10⁻³"),
-        (r"$e^{-x^2}$, $x_{ij}$, $\sum_{i=1}^{N} x_i$", "e⁻ˣ², xᵢⱼ, ∑ᵢ₌₁ᴺ xᵢ"),
+        (r"$e^{-x^2}$, $x_{ij}$, $\sum_{i=1}^{N} x_i$", "e^(-x²), xᵢⱼ, ∑ᵢ₌₁ᴺ xᵢ"),
+        (r"$2^{2^n}$ and $x^{  }$", "2^(2ⁿ) and x"),  # not 2²ⁿ, which reads as 4ⁿ
         (r"$W_{KQ}$ vs $W_Q$, $e^{x_1}$, $f^\prime$", "W_(KQ) vs W_Q, e^(x₁), f′"),
         ("snake_case_name", "snake_case_name"),  # not math: kept
         ("", ""),
