@@ -243,6 +243,11 @@ def _upsert(
                 row = match
                 index.forget(row)
                 _merge(row, p, index)
+                if row.feed_id is None and feed_id is not None and not row.is_news:
+                    # stored from someone's library (dated by the file, or not fetched from
+                    # arXiv), now brought by a feed: news as any paper the feed brings first
+                    row.feed_id, row.first_seen_at = feed_id, now
+                    row.is_news = news(p) and p.announce_type not in ("replace", "replace-cross")
             s.add(row)
             index.add(row)
             rows[p.key] = row

@@ -215,3 +215,42 @@ def test_hugging_face_fills_upvotes_and_arxiv_fills_categories(
     assert row.upvotes == hf.upvotes == 24  # the larger count stays
     assert row.categories == list(rss.categories)
     assert row.version == rss.version
+
+
+def test_a_paper_from_a_library_becomes_news_when_a_feed_brings_it(
+    app_factory: Callable[..., App],
+) -> None:
+    # stored from a file's own fields (arXiv not asked: over an import's limit, or down) it is
+    # no news; today's listing then brought it and it reached no digest (second read)
+    from datetime import timedelta
+
+    from daemon.db.models import ChannelKind
+
+    app = app_factory()
+    ada = app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    from_file = PaperIn(
+        key="arxiv:2611.00001",
+        title="A paper of today's listing",
+        abstract="",
+        authors=("A. Author",),
+        url="https://arxiv.org/abs/2611.00001",
+        published=None,
+        arxiv_id="2611.00001",
+    )
+    imported_at = NOW - timedelta(days=3)
+    app.store.papers.like_library(ada.id, [], [from_file], imported_at)
+    (row,) = _papers(app)
+    assert not row.is_news and row.feed_id is None
+    feed = app.store.feeds.add("arxiv", "https://rss.arxiv.org/rss/cs", NOW)
+    listed = replace(from_file, abstract="Its abstract.", published=NOW)
+    assert app.store.papers.upsert([listed], feed.id, NOW) == (0, 1)
+    (row,) = _papers(app)
+    assert (row.is_news, row.feed_id, row.abstract) == (True, feed.id, "Its abstract.")
+    window = app.store.papers.window(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert [p.key for p in window] == ["arxiv:2611.00001"]
+    # a second feed bringing it changes nothing: it is a feed's paper now
+    other = app.store.feeds.add("hf", "https://huggingface.co/api/daily_papers", NOW)
+    later = NOW + timedelta(days=1)
+    app.store.papers.upsert([listed], other.id, later)
+    (row,) = _papers(app)
+    assert row.feed_id == feed.id and row.first_seen_at == NOW
