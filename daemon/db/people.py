@@ -519,8 +519,11 @@ class People(Repository):
                 follows[uid].append(FollowRow(FollowKind(kind), value, muted))
             recent = [] if sent_since is None else [digest_t.c.created_at >= sent_since]
             # a digest given up on was never read: its papers may be offered again (pending
-            # ones count: they are on their way)
-            delivered = digest_t.c.state != DigestState.FAILED.value
+            # ones count: they are on their way; so does a Slack message given up on after
+            # some of its parts went out)
+            delivered = sa.or_(
+                digest_t.c.state != DigestState.FAILED.value, digest_t.c.parts_sent > 0
+            )
             q = (
                 sa.select(digest_t.c.user_id, item_t.c.paper_id)
                 .join(item_t, item_t.c.digest_id == digest_t.c.id)

@@ -71,6 +71,8 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the last 32 bits are IPv4
+# RFC 8215: local NAT64, private (Python knows it as such only from 3.12.4 / 3.11.10 on)
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # deprecated (RFC 4291), still routed by some
 
 
@@ -78,7 +80,7 @@ def is_public(address: IPAddress) -> bool:
     """Public internet addresses only: no private, loopback, link-local, shared, reserved …
     An IPv6 address that carries an IPv4 one (6to4, NAT64, IPv4-compatible or -mapped) is
     public only when that one is too: [2002:7f00:1::] reaches 127.0.0.1 through a 6to4 relay."""
-    if not address.is_global or address.is_multicast:
+    if not address.is_global or address.is_multicast or address in _LOCAL_NAT64:
         return False
     if isinstance(address, ipaddress.IPv6Address):
         inner = address.ipv4_mapped or address.sixtofour

@@ -368,6 +368,9 @@ def test_the_papers_of_a_digest_given_up_on_are_not_counted_as_sent(
     store.digests.finish(bounced, NOW, outcome=Outcome.PERMANENT, detail="550 no such mailbox")
     assert store.digests.get(bounced).state == DigestState.FAILED
     assert store.people.signals([ada.id])[ada.id].sent == {pending}
+    # a Slack message given up on after some of its parts went out was read in part: counted
+    store.digests.record_part_sent(bounced, 1)
+    assert store.people.signals([ada.id])[ada.id].sent == {failed, pending}
 
 
 def test_signals_are_read_while_another_connection_writes(

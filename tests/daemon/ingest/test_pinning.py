@@ -333,6 +333,7 @@ def test_the_default_policy_refuses_every_non_public_address() -> None:
         "2002:7f00:1::",  # 6to4
         "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
         "::ffff:10.0.0.1",  # IPv4-mapped
+        "64:ff9b:1::a00:1",  # local-use NAT64 (RFC 8215), whatever the Python patch release
     ):
         with pytest.raises(FetchError, match="non-public"):
             guard.addresses(literal, 80)
