@@ -172,6 +172,11 @@ def _address_key(mapper: Any, connection: Any, channel: Channel) -> None:
     channel.address_key = channel.address.lower()
 
 
+@sa.event.listens_for(User, "before_update")
+def _name_key(mapper: Any, connection: Any, user: User) -> None:
+    user.name_key = user.name.lower()  # no command renames a user; one that does stays right
+
+
 class Feedback(SQLModel, table=True):
     """A like (+1) or dislike (-1); the latest word of a user on a paper wins."""
 
