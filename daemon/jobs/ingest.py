@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from daemon.app import App
 from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import expand_url
-from daemon.ingest.parse import PaperIn, parse_feed
+from daemon.ingest.parse import PaperIn, ParsedFeed, parse_feed
 from daemon.jobs.progress import Progress, no_progress
 
 log = logging.getLogger("paperwire.jobs")
@@ -91,28 +91,51 @@ def _not_ahead(papers: Sequence[PaperIn], now: datetime) -> list[PaperIn]:
     ]
 
 
+# a feed of the day ({date}: Hugging Face's daily papers): the days since its last good fetch
+# are read again, the last of them included (papers join a day's list after its last fetch),
+# at most this many days back (a daemon down for a month does not read a month of lists)
+MISSED_DAYS_MAX = 7
+
+
+def _missed_days(feed: FeedRow, now: datetime) -> list[date]:
+    """The days before today whose list of a `{date}` feed may hold papers not read yet."""
+    if "{date}" not in feed.url:
+        return []
+    today = now.astimezone(UTC).date()
+    last = feed.last_ok_at.astimezone(UTC).date() if feed.last_ok_at else today - timedelta(1)
+    first = max(last, today - timedelta(days=MISSED_DAYS_MAX))
+    return [first + timedelta(days=n) for n in range((today - first).days)]
+
+
 def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> None:
+    earlier = 0  # new papers of the days missed
+    for day in _missed_days(feed, now):
+        missed = feed.url.replace("{date}", day.isoformat())
+        try:  # without validators: they are today's address's
+            got = app.fetcher.fetch(missed)
+            if got.content is not None:
+                new, known, _ = _store(app, feed, missed, got.content, got.content_type, now)
+                earlier += new
+                report.papers_new += new
+                report.papers_known += known
+        except Exception as e:  # a missed day is a bonus: today's list is what must work
+            log.warning(
+                "missed day not read", extra={"feed": feed.name, "day": str(day), "error": str(e)}
+            )
     url = expand_url(feed.url, now)
     fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
     if fetched.content is None:
-        app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag)
+        app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag, papers=earlier)
         report.feeds_unchanged += 1
         log.info("feed unchanged", extra={"feed": feed.name})
         return
-    budget = ParseBudget(
-        seconds=app.settings.ingest.parse_timeout_seconds,
-        memory_mb=app.settings.ingest.parse_memory_mb,
-    )
-    parsed = parse_bounded(
-        fetched.content, url=url, content_type=fetched.content_type, budget=budget
-    )
-    new, known = app.store.papers.upsert(_not_ahead(parsed.papers, now), feed.id, now)
+    new, known, parsed = _store(app, feed, url, fetched.content, fetched.content_type, now)
     app.store.feeds.record_fetch(
         feed.id,
         now,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
-        papers=new,  # new ones only: a feed fetched six times has not brought six times more
+        papers=new + earlier,  # new ones only: a feed fetched six times has not brought more
     )
     report.feeds_ok += 1
     report.papers_new += new
@@ -124,3 +147,17 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
     capped = [s for s in parsed.skipped if s.endswith(": not read")]
     if capped:  # a feed far longer than any real one: say so, not "skipped=1"
         log.warning("feed cut short", extra={"feed": feed.name, "why": capped[0]})
+
+
+def _store(
+    app: App, feed: FeedRow, url: str, content: bytes, content_type: str | None, now: datetime
+) -> tuple[int, int, ParsedFeed]:
+    """Parse a fetched feed (bounded in time and memory) and store its papers: (new, known,
+    the parsed feed)."""
+    budget = ParseBudget(
+        seconds=app.settings.ingest.parse_timeout_seconds,
+        memory_mb=app.settings.ingest.parse_memory_mb,
+    )
+    parsed = parse_bounded(content, url=url, content_type=content_type, budget=budget)
+    new, known = app.store.papers.upsert(_not_ahead(parsed.papers, now), feed.id, now)
+    return new, known, parsed

@@ -392,3 +392,32 @@ def test_a_paper_dated_ahead_is_dated_by_its_ingest(
     future, today = (app.store.papers.find(f"guid:https://x.example/{k}") for k in "ft")
     assert future.published_at == now
     assert today.published_at is not None and today.published_at.year == 2026
+
+
+def test_a_feed_of_the_day_reads_the_days_it_missed(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # Hugging Face's daily papers by {date}: after two days down, the lists of those days were
+    # never read, nor the papers that joined a day's list after its last fetch (loop QA)
+    from datetime import UTC, datetime
+
+    from tests.servers import Route
+
+    day = (FEEDS / "hf" / "daily_papers_2026-08-20.json").read_bytes()
+    with http_server() as hf:
+        hf.routes["/hf?date=2026-08-20"] = Route(body=day, content_type="application/json")
+        for d in ("2026-08-21", "2026-08-22", "2026-08-23", "2026-08-24"):
+            hf.routes[f"/hf?date={d}"] = Route(body=b"[]", content_type="application/json")
+        app = app_factory(make_settings(feeds=[{"name": "hf", "url": hf.url + "/hf?date={date}"}]))
+        first = datetime(2026, 8, 21, 9, tzinfo=UTC)
+        report = jobs.ingest(app, first)  # a new feed: yesterday's list too
+        assert report.papers_new > 0 and report.feeds_failed == 0
+        assert [r.path for r in hf.requests] == ["/hf?date=2026-08-20", "/hf?date=2026-08-21"]
+        hf.requests.clear()
+        jobs.ingest(app, first + timedelta(hours=4))  # the same day: today's list alone
+        assert [r.path for r in hf.requests] == ["/hf?date=2026-08-21"]
+        hf.requests.clear()
+        jobs.ingest(app, datetime(2026, 8, 24, 9, tzinfo=UTC))  # down since the 21st
+        assert [r.path for r in hf.requests] == [
+            f"/hf?date=2026-08-{d}" for d in ("21", "22", "23", "24")
+        ]
