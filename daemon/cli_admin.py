@@ -306,7 +306,13 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
 
 @users_cli.command("import")
 def users_import(
-    file: Annotated[Path, typer.Argument(help="CSV: name, email, slack_webhook, timezone, hour.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV in UTF-8 (',' or ';' between cells) whose first row names the columns: "
+            "name, email, slack_webhook, timezone, hour, display_name."
+        ),
+    ],
 ) -> None:
     """Add or update subscribers from a CSV file, all or nothing: every row is checked first
     (errors by line); importing the same file again changes nothing."""

@@ -52,7 +52,11 @@ def _column(header: str) -> str | None:
 def read_csv(text: str) -> ReadRows:
     """The rows of a CSV file, each checked; errors name the line and the column."""
     result = ReadRows()
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    text = text.lstrip("\ufeff")
+    first = text.split("\n", 1)[0]
+    # Excel writes ";" where "," is the decimal comma (most of Europe): read as it wrote
+    delimiter = ";" if ";" in first and "," not in first else ","
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = next(reader, None)
     columns = [_column(h) for h in header or []]
     result.errors.extend(_unknown_columns(header or [], columns))

@@ -389,6 +389,15 @@ def test_a_handle_is_one_users_in_any_case(pw: Runner, tmp_path: Path) -> None:
     assert _rows(tmp_path, "select name from user") == [("ada",)]
 
 
+def test_import_reads_the_semicolons_excel_writes_in_europe(pw: Runner, tmp_path: Path) -> None:
+    # "'name;email;…' is not a column" before (imports/feeds QA)
+    csv = tmp_path / "excel.csv"
+    csv.write_text("name;email;timezone;hour\nzoe;Zoë <zoe@lab.example>;Europe/Berlin;7\n")
+    assert "1 added, 0 updated, 0 unchanged" in pw("users", "import", str(csv)).stdout
+    zoe = "select display_name, timezone, digest_hour from user where name = 'zoe'"
+    assert _rows(tmp_path, zoe) == [("Zoë", "Europe/Berlin", 7)]
+
+
 def test_import_is_idempotent_and_never_resubscribes(pw: Runner, tmp_path: Path) -> None:
     csv = tmp_path / "lab.csv"
     rows = [f"user{i:04d},User {i} <u{i}@lab.example>,,Asia/Tokyo,{i % 24}" for i in range(300)]
