@@ -207,11 +207,54 @@ def _apply(doc: Any, key: str, value: Change) -> None:
                 return
             node[part] = tomlkit.table() if node is doc else tomlkit.inline_table()
         node = node[part]
+    container = node.value if isinstance(node, tomlkit.items.Table) else node
+    if isinstance(value, dict):  # one line where it was ("options = { … }"), not a new [table]
+        inline = tomlkit.inline_table()
+        inline.update(value)
+        value = inline
     if value is UNSET:
-        if parts[-1] in node:
+        if parts[-1] in node and not _comment_out(container, parts[-1]):
             del node[parts[-1]]
+    elif parts[-1] not in node and _uncomment(container, parts[-1], value):
+        return
     else:
         node[parts[-1]] = value
+
+
+def _comment_out(container: Any, key: str) -> bool:
+    """`key = value` becomes `# key = value` where it was, under its comment (so that a later
+    `set` puts it back there). False for what is not one line of its own (a table)."""
+    from tomlkit.container import Container
+    from tomlkit.items import Comment, SingleKey, Table, Trivia
+
+    index = container._map.get(SingleKey(key)) if isinstance(container, Container) else None
+    if not isinstance(index, int):
+        return False
+    item = container.body[index][1]
+    text = item.as_string().strip()
+    if "\n" in text or isinstance(item, Table):
+        return False
+    container.remove(key)  # leaves its place in the body (tomlkit keeps the indices)
+    line = f"# {key} = {text}"
+    container.body[index] = (None, Comment(Trivia(comment_ws="", comment=line, trail="\n")))
+    return True
+
+
+def _uncomment(container: Any, key: str, value: object) -> bool:
+    """Set `key` where a line `# key = …` of the section has it commented out (the shipped
+    file shows every key so, or `unset` left it so). False when there is none."""
+    from tomlkit.container import Container
+    from tomlkit.items import Comment, Null
+
+    if not isinstance(container, Container):
+        return False
+    commented = re.compile(rf"#\s*{re.escape(key)}\s*=")
+    for index, (k, item) in enumerate(container.body):
+        if k is None and isinstance(item, Comment) and commented.match(item.as_string().strip()):
+            container.body[index] = (None, Null())
+            container._insert_at(index, key, value)
+            return True
+    return False
 
 
 def edit(path: Path, changes: Mapping[str, Change]) -> Settings:

@@ -349,8 +349,15 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
     data = tomllib.loads(path.read_text())
     assert data["digest"]["send_empty"] is True
     assert data["recommender"]["options"] == {"max_interests": 3}
+    # unset: commented out where it was, under its own comment; set puts it back there (QA:
+    # the comment was left above the next key, and the key came back at the section's end)
     pw("config", "unset", "digest.send_empty")
-    assert "send_empty" not in path.read_text()
+    assert "\n# send_empty = true\n" in path.read_text()
+    assert "send_empty" not in tomllib.loads(path.read_text())["digest"]
+    pw("config", "unset", "schedule.digest_hour")
+    assert "# everyone gets their digest at seven\n# digest_hour = 9\n" in path.read_text()
+    pw("config", "set", "schedule.digest_hour", "8")
+    assert "# everyone gets their digest at seven\ndigest_hour = 8\n" in path.read_text()
     audit = Store(make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")).admin.audit_log()
     assert [(a.action, a.target) for a in audit][-1] == ("config changed", "schedule.digest_hour")
     assert audit[-1].detail == "9" and audit[-1].admin.startswith("cli:")
