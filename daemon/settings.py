@@ -88,6 +88,25 @@ class ServerSettings(_Section):
             )
         return v
 
+    def links_elsewhere(self) -> str:
+        """A warning when `base_url` names this machine on another port than the one paperwire
+        listens on (the port was changed, not the address): the digests' links reach nothing
+        there. "" otherwise (a proxy on another host is the normal case)."""
+        url = self.base_url
+        loopback = url.host in ("127.0.0.1", "localhost", "[::1]", "::1")
+        port = url.port or (443 if url.scheme == "https" else 80)
+        if (
+            not loopback
+            or port == self.port
+            or self.host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::")
+        ):
+            return ""
+        return (
+            f"server.base_url {str(url).rstrip('/')} points at this machine on port {port}, but "
+            f"paperwire listens on port {self.port}: the digests' links reach nothing there; "
+            f"set server.base_url to the address readers use (e.g. http://127.0.0.1:{self.port})"
+        )
+
     @field_validator("signup_domains", mode="before")
     @classmethod
     def _domains(cls, v: object) -> object:

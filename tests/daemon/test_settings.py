@@ -432,3 +432,19 @@ def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> N
     from daemon.settings import shown_url
 
     assert shown_url(url) == shown
+
+
+def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
+    # the port changed, not the address: every digest's link reached nothing (imports QA)
+    assert Settings().server.links_elsewhere() == ""
+    moved = Settings(server={"port": 18301}).server.links_elsewhere()
+    assert "points at this machine on port 8080, but paperwire listens on port 18301" in moved
+    assert "http://127.0.0.1:18301" in moved
+    proxied = {"port": 18301, "base_url": "https://papers.lab.example"}
+    assert Settings(server=proxied).server.links_elsewhere() == ""
+    assert (
+        Settings(
+            server={"port": 18301, "base_url": "http://localhost:18301"}
+        ).server.links_elsewhere()
+        == ""
+    )
