@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from xml.sax import SAXException
 
 import feedparser
 
@@ -225,6 +226,8 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
 
 # --- RSS / Atom (feedparser) -----------------------------------------------------------------
 
+BROKEN_XML = "the feed's XML is broken"
+
 
 def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed:
     # Always bytes: feedparser would fetch a URL or open a path if given a str. Its sanitizer
@@ -263,6 +266,9 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
         skipped.append(
             f"{len(entries) - MAX_ENTRIES:,} entries after the first {MAX_ENTRIES:,}: not read"
         )
+    if parsed.get("bozo") and isinstance(parsed.get("bozo_exception"), SAXException):
+        # malformed XML (cut short, a stray "&"): what came before the fault was read
+        skipped.append(f"{BROKEN_XML}: {parsed.get('bozo_exception')}; entries after it may be lost")
     return ParsedFeed(
         title=_field(channel, "title", FEED_TITLE_MAX), papers=tuple(papers), skipped=tuple(skipped)
     )

@@ -12,7 +12,7 @@ from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import expand_url
-from daemon.ingest.parse import PaperIn, ParsedFeed, parse_feed
+from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed, parse_feed
 from daemon.jobs.progress import Progress, no_progress
 
 log = logging.getLogger("paperwire.jobs")
@@ -144,8 +144,8 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         "feed ingested",
         extra={"feed": feed.name, "new": new, "known": known, "skipped": len(parsed.skipped)},
     )
-    capped = [s for s in parsed.skipped if s.endswith(": not read")]
-    if capped:  # a feed far longer than any real one: say so, not "skipped=1"
+    capped = [s for s in parsed.skipped if s.endswith(": not read") or s.startswith(BROKEN_XML)]
+    if capped:  # a feed far longer than any real one, or broken: say so, not "skipped=1"
         log.warning("feed cut short", extra={"feed": feed.name, "why": capped[0]})
 
 

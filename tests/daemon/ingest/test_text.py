@@ -191,3 +191,18 @@ def test_mathml_in_a_feed_becomes_its_text() -> None:
     )
     assert html_text(semantics, 200) == "a+b rules"
     assert html_text("<math><mi>x</mi><script>alert(1)</script></math>", 200) == "x"
+
+
+def test_a_feed_cut_short_says_so() -> None:
+    # it was recorded as a healthy fetch, its fault in no report (imports/feeds QA)
+    from daemon.ingest.parse import BROKEN_XML
+
+    cut = (
+        b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        b"<item><title>One paper</title><link>https://x.example/1</link></item><item><title>Tw"
+    )
+    parsed = parse_feed(cut, url="https://x.example/rss")
+    assert [p.title for p in parsed.papers] == ["One paper"]
+    assert any(s.startswith(BROKEN_XML) for s in parsed.skipped)
+    whole = cut.rsplit(b"<item><title>Tw", 1)[0] + b"</channel></rss>"
+    assert not any(s.startswith(BROKEN_XML) for s in parse_feed(whole, url="x").skipped)
