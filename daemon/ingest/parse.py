@@ -268,7 +268,8 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
         )
     if parsed.get("bozo") and isinstance(parsed.get("bozo_exception"), SAXException):
         # malformed XML (cut short, a stray "&"): what came before the fault was read
-        skipped.append(f"{BROKEN_XML}: {parsed.get('bozo_exception')}; entries after it may be lost")
+        fault = parsed.get("bozo_exception")
+        skipped.append(f"{BROKEN_XML}: {fault}; entries after it may be lost")
     return ParsedFeed(
         title=_field(channel, "title", FEED_TITLE_MAX), papers=tuple(papers), skipped=tuple(skipped)
     )
