@@ -213,7 +213,9 @@ def _apply(doc: Any, key: str, value: Change) -> None:
         inline.update(value)
         value = inline
     if value is UNSET:
-        if parts[-1] in node and not _comment_out(container, parts[-1]):
+        # a secret goes for good: commented out, it would still be in the file
+        secret = key in SECRET_KEYS or key.startswith("admin.") or "password" in key
+        if parts[-1] in node and (secret or not _comment_out(container, parts[-1])):
             del node[parts[-1]]
     elif parts[-1] not in node and _uncomment(container, parts[-1], value):
         return
@@ -230,31 +232,43 @@ def _comment_out(container: Any, key: str) -> bool:
     index = container._map.get(SingleKey(key)) if isinstance(container, Container) else None
     if not isinstance(index, int):
         return False
-    item = container.body[index][1]
+    written, item = container.body[index]
     text = item.as_string().strip()
-    if "\n" in text or isinstance(item, Table):
+    # one line of its own, under its plain name (not "digest.max_picks = 5" at the top)
+    if "\n" in text or isinstance(item, Table) or written.as_string().strip() != key:
         return False
     container.remove(key)  # leaves its place in the body (tomlkit keeps the indices)
-    line = f"# {key} = {text}"
+    line = f"# {key} = {text}{'  ' + item.trivia.comment if item.trivia.comment else ''}"
     container.body[index] = (None, Comment(Trivia(comment_ws="", comment=line, trail="\n")))
     return True
 
 
 def _uncomment(container: Any, key: str, value: object) -> bool:
-    """Set `key` where a line `# key = …` of the section has it commented out (the shipped
-    file shows every key so, or `unset` left it so). False when there is none."""
+    """Set `key` where the section has it commented out (`# key = value`, as `unset` leaves
+    it): the last such line whose rest reads as TOML; prose ("# key = how many …") is not
+    one. False when there is none."""
     from tomlkit.container import Container
     from tomlkit.items import Comment, Null
 
     if not isinstance(container, Container):
         return False
-    commented = re.compile(rf"#\s*{re.escape(key)}\s*=")
-    for index, (k, item) in enumerate(container.body):
-        if k is None and isinstance(item, Comment) and commented.match(item.as_string().strip()):
+    commented = re.compile(rf"#\s*({re.escape(key)}\s*=.*)")
+    for index in reversed(range(len(container.body))):
+        k, item = container.body[index]
+        found = commented.fullmatch(item.as_string().strip()) if isinstance(item, Comment) else None
+        if k is None and found and _reads_as_toml(found.group(1)):
             container.body[index] = (None, Null())
             container._insert_at(index, key, value)
             return True
     return False
+
+
+def _reads_as_toml(line: str) -> bool:
+    try:
+        tomllib.loads(line)
+    except tomllib.TOMLDecodeError:
+        return False
+    return True
 
 
 def edit(path: Path, changes: Mapping[str, Change]) -> Settings:

@@ -641,3 +641,23 @@ def test_in_a_terminal_log_lines_and_errors_are_printed_once_and_whole(tmp_path:
         ingested[0],
     ), shown
     assert any(x.startswith("ingest: 1 feed(s) ok") for x in lines)
+
+
+def test_config_unset_of_a_secret_leaves_no_trace_and_prose_stays(tmp_path: Path) -> None:
+    # unset comments a key out where it was, but a secret commented out is still in the file
+    # (second read); a comment that is prose ("# max_picks = how many …") is no key's place
+    path = tmp_path / "lab.toml"
+    path.write_text(
+        COMMENTED.format(db=tmp_path / "p.db", key=tmp_path / "key", outbox=tmp_path / "o")
+        + '\n[email]\npassword = "hunter2-smtp"  # the relay\'s\n'
+        + "\n[digest]\n# max_picks = how many papers a digest holds\nmax_picks = 5  # ours\n"
+    )
+    pw = Runner(path, tmp_path)
+    pw("config", "unset", "email.password")
+    assert "hunter2" not in path.read_text()
+    pw("config", "unset", "digest.max_picks")
+    assert "\n# max_picks = 5  # ours\n" in path.read_text()
+    pw("config", "set", "digest.max_picks", "7")
+    text = path.read_text()
+    assert "# max_picks = how many papers a digest holds\nmax_picks = 7\n" in text
+    assert tomllib.loads(text)["digest"]["max_picks"] == 7
