@@ -30,8 +30,10 @@ class Feeds(Repository):
 
     def ensure(self, feeds: Iterable[tuple[str, str, bool]], now: datetime) -> list[str]:
         """Make the feeds declared in the configuration match it (by name): add the missing ones,
-        update the URL and `enabled` of the others, and remove those it declared before and no
-        longer does (their papers stay). Returns the names of the feeds removed."""
+        update the URL and `enabled` of the others, and disable those it declared before and no
+        longer does. Those are kept, with their history (another configuration, a variable of
+        the environment missing, a file half written: declared again, they come back as they
+        were); `feeds remove` deletes one. Returns the names of the feeds disabled."""
         with self.session() as s:
             known = {f.name: f for f in s.exec(select(Feed)).all()}
             wanted = set()
@@ -47,7 +49,9 @@ class Feeds(Repository):
                     s.add(row)
             gone = sorted(n for n, row in known.items() if row.declared and n not in wanted)
             for name in gone:
-                s.delete(known[name])
+                row = known[name]
+                row.enabled, row.declared = False, False
+                s.add(row)
             s.commit()
         return gone
 

@@ -86,8 +86,8 @@ class Feed(SQLModel, table=True):
     name: str = Field(unique=True)
     url: str
     enabled: bool = True
-    # declared in the configuration file ([[feeds]]): removed from the database when the file
-    # no longer declares it (migration 0011)
+    # declared in the configuration file ([[feeds]]): disabled when the file no longer
+    # declares it (migration 0011)
     declared: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     etag: str | None = None
     last_modified: str | None = None

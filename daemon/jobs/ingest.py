@@ -59,7 +59,11 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
     feeds_store = app.store.feeds
     gone = feeds_store.ensure(((f.name, f.url, f.enabled) for f in app.settings.feeds), now)
     if gone:
-        log.info("feeds no longer in the configuration file removed", extra={"feeds": gone})
+        log.warning(
+            "feeds no longer in the configuration file disabled (`paperwire feeds remove` "
+            "deletes them)",
+            extra={"feeds": gone},
+        )
     report = IngestReport()
     feeds = feeds_store.all(enabled_only=True)
     for i, feed in enumerate(feeds):

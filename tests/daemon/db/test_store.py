@@ -224,11 +224,19 @@ def test_feeds_declared_in_the_config_follow_it(app_factory: Callable[..., App])
         None,
         None,
     )
-    # a feed taken out of the file goes (it was fetched on and on); one added with `feeds
-    # add` stays, as the file never declared it
+    # a feed taken out of the file is no longer fetched (it was, on and on), but kept with
+    # its history: another configuration or a missing variable must not delete it (second
+    # read); declared again, it is as the file says. One added with `feeds add` is the
+    # admin's: the file never declared it
+    store.feeds.ensure([("cs", "https://b.example/rss", True)], NOW)
     store.feeds.add("mine", "https://c.example/rss", NOW)
     assert store.feeds.ensure([("hf", "https://d.example/rss", True)], NOW) == ["cs"]
-    assert sorted(f.name for f in store.feeds.all()) == ["hf", "mine"]
+    assert sorted(f.name for f in store.feeds.all(enabled_only=True)) == ["hf", "mine"]
+    assert sorted(f.name for f in store.feeds.all()) == ["cs", "hf", "mine"]
+    assert store.feeds.ensure([], NOW) == ["hf"]  # an empty list disables, deletes nothing
+    store.feeds.ensure([("cs", "https://b.example/rss", True)], NOW)
+    assert sorted(f.name for f in store.feeds.all(enabled_only=True)) == ["cs", "mine"]
+    store.feeds.remove("hf")  # no longer declared: the admin may delete it
 
 
 def test_an_unknown_time_zone_in_the_database_does_not_stop_the_digests(

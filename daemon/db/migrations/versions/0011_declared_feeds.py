@@ -1,7 +1,7 @@
 """feed.declared: the feeds the configuration file declares ([[feeds]]), so that a feed taken
-out of the file is removed from the database too (it was fetched on and on). Feeds the file
-declares now are marked at the next ingest; one taken out of it before this revision is
-not known as such and stays until `paperwire feeds remove`.
+out of the file is disabled (it was fetched on and on). Feeds the file declares now are
+marked at the next ingest; one taken out of it before this revision is not known as such and
+stays until `paperwire feeds disable` or `remove`.
 
 Revision ID: 0011
 Revises: 0010
