@@ -217,10 +217,12 @@ _LATEX_REFERENCE = re.compile(r"\s*\\(?:cite[a-zA-Z]*|ref|eqref|label)\*?(?:\[[^
 _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted text may lose
 # a super- or subscript in math: one character, or a group without macros (innermost first)
 _SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*]))")
-# math between dollars as pandoc reads it: the opening $ before a non-space, the closing one
-# after a non-space and not before a digit ("$5 and $10" is money, not math)
-_MATH = re.compile(r"(?<!\\)\$(?=[^\s$])([^$]*?[^\s$\\])\$(?!\d)")
-_DOLLAR = re.compile(r"(?<!\\)\$")
+# math between dollars as pandoc reads it: $$display$$, or $inline$ opening before a non-space
+# and closing after one, not before a digit ("$5 and $10" is money); any other dollar is a
+# dollar (the last alternative)
+_MATH_OR_DOLLAR = re.compile(
+    r"(?<!\\)\$\$(.+?)\$\$|(?<!\\)\$(?=[^\s$])([^$]*?[^\s$\\])\$(?!\d)|(?<!\\)\$"
+)
 _MACRO_END = re.compile(r"\\[A-Za-z]+$")
 _SUPERSCRIPT = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW*",
                         "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ᵃᵇᶜᵈᵉᶠᵍʰⁱʲᵏˡᵐⁿᵒᵖʳˢᵗᵘᵛʷˣʸᶻᴬᴮᴰᴱᴳᴴᴵᴶᴷᴸᴹᴺᴼᴾᴿᵀᵁⱽᵂ*",
@@ -264,15 +266,19 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
         text = text[: space if space > limit // 2 else limit]
     try:
         latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
-        latex = "".join(  # a dollar that opens no math is a dollar
-            f"${_scripts(part)}$" if i % 2 else _DOLLAR.sub(r"\\$", part)
-            for i, part in enumerate(_MATH.split(latex))
-        )
+        latex = _MATH_OR_DOLLAR.sub(_math_or_dollar, latex)
         out = _clean(_latex().latex_to_text(latex))
     except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
         return text
     # LaTeX that swallows the text (\\verb, \\iffalse …) is worse than the raw text
     return out if len(out) * 2 >= len(_LATEX_MARKUP.sub("", text)) else text
+
+
+def _math_or_dollar(m: re.Match[str]) -> str:
+    display, inline = m.group(1), m.group(2)
+    if display is not None:
+        return f"$${_scripts(display)}$$"
+    return f"${_scripts(inline)}$" if inline is not None else r"\$"
 
 
 def _scripts(math: str) -> str:

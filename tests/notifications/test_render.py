@@ -520,6 +520,7 @@ def test_latex_becomes_readable_unicode_everywhere() -> None:
         # not before a digit; any other dollar is a dollar (imports/feeds QA: "5 and10")
         ("$5 and 3 $", "$5 and 3 $"),
         ("Price is $5 and $10 today", "Price is $5 and $10 today"),
+        ("$$E=mc^2$$ holds", "E=mc² holds"),  # display math
         (r"Costs $5 and $\alpha$ tuning", "Costs $5 and α tuning"),
         (r"Q\&A systems at AT\&T, 50\% off", "Q&A systems at AT&T, 50% off"),
         (r"unclosed {{{{ $\alpha", "unclosed $α"),  # malformed: a lone dollar is a dollar
