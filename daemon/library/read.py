@@ -136,10 +136,12 @@ def _decode(data: bytes, name: str) -> str:
         if data.startswith(bom):
             return data.decode(encoding, errors="replace").lstrip("\ufeff")
     head = data[:4096]
-    for encoding, high, low in (("utf-16-le", head[1::2], head[0::2]),
-                                ("utf-16-be", head[0::2], head[1::2])):  # fmt: skip
-        # mostly-ASCII text in UTF-16: NUL high bytes (3 in 4 at least), no NUL low byte
-        if len(head) >= 8 and high.count(0) * 4 >= len(high) * 3 and 0 not in low:
+    pairs = list(zip(head[0::2], head[1::2], strict=False))
+    whole_nul = any(a == 0 and b == 0 for a, b in pairs)  # U+0000: no text has it
+    for encoding, high in (("utf-16-le", head[1::2]), ("utf-16-be", head[0::2])):
+        # UTF-16 of a library's ASCII syntax: NUL high bytes, one in two at least (CJK titles
+        # have none; 一 is 00 4E in LE, so a NUL low byte alone is no sign of anything)
+        if len(head) >= 8 and not whole_nul and high.count(0) * 2 >= len(high):
             return data.decode(encoding, errors="replace")
     if data.startswith(b"%PDF") or data.startswith(b"PK\x03\x04") or b"\x00" in head:
         raise LibraryError(

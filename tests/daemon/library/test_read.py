@@ -237,6 +237,10 @@ def test_utf16_libraries_are_read_with_or_without_a_bom(encoding: str) -> None:
     assert lib.entries[0].title == "Über die Quantenmechanik der Elektronen"
     json_text = '[{"title": "Zoë’s paper", "DOI": "10.1/x"}]'
     assert read_library(json_text.encode(encoding), name="x.json").entries[0].title == "Zoë’s paper"
+    # characters whose low byte is NUL (一 U+4E00, 退 U+9000, the ideographic space U+3000)
+    cjk = '[{"title": "统一的深度学习框架　退化模型", "DOI": "10.1/y"}]'
+    assert read_library(cjk.encode(encoding), name="y.json").entries[0].title.startswith("统一")
+    assert read_library(json_text.encode(encoding), name="x.json").entries[0].title == "Zoë’s paper"
 
 
 def test_latin1_bibtex_is_read() -> None:
