@@ -72,7 +72,7 @@ _BOOLEAN_ATTRIBUTES = frozenset({
     "playsinline", "readonly", "required", "reversed", "selected",
 })  # fmt: skip
 _TAG = re.compile(
-    r"<(/?)([A-Za-z][A-Za-z0-9-]*)"  # name
+    r"<(/?)((?:[A-Za-z][A-Za-z0-9-]*:)?[A-Za-z][A-Za-z0-9-]*)"  # name, maybe prefixed (mml:)
     r"((?:\s+[^\s\"'<>/=]+(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?)*)"  # attributes
     r"\s*/?>"
 )
@@ -139,8 +139,14 @@ def cap(text: str, limit: int) -> str:
     return cut.rstrip() + ELLIPSIS
 
 
+def _name(m: re.Match[str]) -> str:
+    """A tag's name in lower case, without its namespace prefix (JATS and Crossref write
+    MathML as <mml:math>)."""
+    return m.group(2).lower().rpartition(":")[2]
+
+
 def _is_tag(m: re.Match[str]) -> bool:
-    if m.group(2).lower() not in _HTML_ELEMENTS:
+    if _name(m) not in _HTML_ELEMENTS:
         return False
     attributes = m.group(3)
     if not attributes.strip():
@@ -169,7 +175,7 @@ def _mark_tags(value: str) -> str:
         out.append(value[pos:lt])
         m = _TAG.match(value, lt)
         if m is not None and _is_tag(m) and _closed(m, last_close):
-            name = m.group(2).lower()
+            name = _name(m)
             if name not in _MATHML:
                 out.append(f" {m.group(0)} " if name in _BLOCKS else m.group(0))
             pos = m.end()
@@ -188,7 +194,7 @@ def _mark_tags(value: str) -> str:
 
 def _closed(m: re.Match[str], last_close: dict[str, int]) -> bool:
     """A `<script>` or `<style>` counts as a tag only when it is closed later on."""
-    name = m.group(2).lower()
+    name = _name(m)
     if m.group(1) or name not in _DROPPED_CONTENT or m.group(0).endswith("/>"):
         return True
     return last_close[name] >= m.end()

@@ -191,6 +191,9 @@ def test_mathml_in_a_feed_becomes_its_text() -> None:
     )
     assert html_text(semantics, 200) == "a+b rules"
     assert html_text("<math><mi>x</mi><script>alert(1)</script></math>", 200) == "x"
+    # with the namespace prefix JATS and Crossref write
+    jats = "<mml:math><mml:msub><mml:mi>E</mml:mi><mml:mn>0</mml:mn></mml:msub></mml:math> levels"
+    assert html_text(jats, 200) == "E0 levels"
 
 
 def test_a_feed_cut_short_says_so() -> None:
