@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import command
 
 from daemon.db import make_engine
-from daemon.db.engine import _alembic_config, upgrade
+from daemon.db.engine import downgrade, upgrade
 from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE
 
 
@@ -33,10 +32,7 @@ def test_existing_subscribers_stay_daily_and_the_migration_goes_down(db_url: str
                 sa.text('SELECT frequency, digest_weekday, paused_until FROM "user"')
             ).one()
         assert tuple(row) == ("daily", None, None)
-        cfg = _alembic_config()
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0004")
+        downgrade(engine, "0004")
         columns = {c["name"] for c in sa.inspect(engine).get_columns("user")}
         assert "frequency" not in columns and "paused_until" not in columns
         assert "digest_hour" in columns
