@@ -532,7 +532,10 @@ def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
     database upgraded."""
     config = write_config(tmp_path)
     config.write_text(
-        config.read_text().replace("[server]", f"[server]\nport = {port}\nhost = \"127.0.0.1\"")
+        config.read_text().replace(
+            "[server]",
+            f'[server]\nport = {port}\nhost = "127.0.0.1"\nbase_url = "http://127.0.0.1:{port}"',
+        )
         .replace('level = "WARNING"', log)
     )  # fmt: skip
     Runner(config, tmp_path)("db", "upgrade")
