@@ -161,8 +161,16 @@ def _work(
     setup_logging(settings.log.level, as_json=settings.log.json_format)
     app = make_app(settings, config_file=config_file)
 
-    def mirror_stop() -> None:  # either stop, seen by this process's delivery job
-        while not (stopping.wait(STOP_POLL) or asked_to_stop.is_set()):
+    parent = multiprocessing.parent_process()
+
+    def mirror_stop() -> None:  # any stop, seen by this process's delivery job
+        # the daemon killed (kill -9, OOM): no one will say the making is over, and the
+        # worker would deliver on, then wait, for ever (seen: an operations QA pass)
+        while not (
+            stopping.wait(STOP_POLL)
+            or asked_to_stop.is_set()
+            or (parent is not None and not parent.is_alive())
+        ):
             pass
         app.stopping.set()
 

@@ -145,3 +145,55 @@ def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
         rest = jobs.deliver_due(app, NOW)
         assert stopped.sent + rest.sent == len(ids)
         assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(len(ids)))
+
+
+_PARENT = """
+import datetime, pickle, sys, time
+from daemon.app import make_app
+from daemon.jobs import workers
+app = make_app(pickle.loads(open(sys.argv[1], "rb").read()))
+now = datetime.datetime(2026, 11, 27, 9, tzinfo=datetime.UTC)
+with workers.DeliveryWorkers(app, now, 2) as pool:
+    while not all(p.pid for p in pool._procs):
+        time.sleep(0.01)
+    print(" ".join(str(p.pid) for p in pool._procs), flush=True)
+    time.sleep(600)  # the making goes on: the workers wait for what it stores
+"""
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is no zombie (an orphan's end is reaped by whoever adopts it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_of_a_killed_daemon_stop(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Any
+) -> None:
+    """kill -9 of the daemon while digests are being made: no one says the making is over,
+    and its workers polled the database for ever (an operations QA pass: 4 minutes on, until
+    they were killed by hand). They see their parent gone and stop."""
+    import subprocess
+    import sys
+
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        settings = tmp_path / "settings.pickle"
+        settings.write_bytes(pickle.dumps(workers._picklable(app.settings)))
+        parent = subprocess.Popen(
+            [sys.executable, "-c", _PARENT, str(settings)], stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert parent.stdout is not None
+            pids = [int(p) for p in parent.stdout.readline().split()]
+            assert len(pids) == 2 and all(map(_running, pids))
+        finally:
+            parent.kill()
+            parent.wait()
+        deadline = time.monotonic() + 60
+        while any(map(_running, pids)):
+            assert time.monotonic() < deadline, "the workers outlived their daemon"
+            time.sleep(0.1)
