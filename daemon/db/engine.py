@@ -176,7 +176,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     current = _current_revision(engine)
     _not_newer(current)
     if revision == "head" and current == head_revision():
-        return  # nothing to do (`db upgrade` runs before every start)
+        _fill_keys(engine)
+        return  # nothing else to do (`db upgrade` runs before every start)
     cfg = _alembic_config()
     with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
         broken = _broken_references(conn)  # rows that already referred to nothing
@@ -204,6 +205,24 @@ def downgrade(engine: Engine, revision: str) -> None:
         new = [row for row in _broken_references(conn) if row not in broken]
         if new:
             raise SchemaError(f"going down would leave {len(new)} row(s) referring to nothing")
+
+
+def _fill_keys(engine: Engine) -> None:
+    """The lowered keys of the users and channels a daemon of the version before 0008 added
+    after `db upgrade` (it went on until its restart, and knows no such column)."""
+    from daemon.db.models import Channel, User
+
+    with engine.begin() as conn:
+        for model, source, key in ((User, "name", "name_key"), (Channel, "address", "address_key")):
+            t = table_of(model)
+            rows = conn.execute(sa.select(t.c.id, t.c[source]).where(t.c[key].is_(None))).all()
+            if rows:
+                conn.execute(
+                    sa.update(t)
+                    .where(t.c.id == sa.bindparam("row"))
+                    .values({key: sa.bindparam("lowered")}),
+                    [{"row": i, "lowered": str(v).lower()} for i, v in rows],
+                )
 
 
 @contextmanager

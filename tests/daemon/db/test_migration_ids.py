@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 import sqlalchemy as sa
 
 from daemon.db import make_engine
 from daemon.db.engine import downgrade, upgrade
 from daemon.db.models import ChannelKind
 from daemon.db.people import People
+from daemon.errors import PaperwireError
 from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE
 
 NOW = datetime(2026, 11, 30, 9, tzinfo=UTC)
@@ -126,5 +128,36 @@ def test_going_down_to_the_first_revision_and_up_again_keeps_every_row(db_url: s
                 assert _rows(conn, "SELECT address FROM channel") == [("ada@lab.example",)]
         upgrade(engine)
         assert People(engine).owner_of(ChannelKind.EMAIL, "ADA@lab.example") == "ada"
+    finally:
+        engine.dispose()
+
+
+@BOTH_BACKENDS
+def test_users_an_old_daemon_added_after_the_upgrade_get_their_keys_at_the_next(
+    db_url: str,
+) -> None:
+    # the docs' order: `db upgrade`, then restart; the old daemon adds users meanwhile, with
+    # no lowered keys, and twins by case were accepted after (operations QA)
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:  # as the version before 0008 writes a user
+            conn.execute(
+                sa.text(
+                    'INSERT INTO "user" (name, display_name, timezone, active, created_at,'
+                    " frequency) VALUES ('Winnie', 'W', 'UTC', true, :at, 'daily')"
+                ),
+                {"at": NOW},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO channel (user_id, kind, address, active) SELECT id, 'email', "
+                    "'Winnie@Lab.Example', true FROM \"user\" WHERE name = 'Winnie'"
+                )
+            )
+        upgrade(engine)  # at head: `db upgrade` before the new version's start
+        people = People(engine)
+        assert people.owner_of(ChannelKind.EMAIL, "winnie@lab.example") == "Winnie"
+        with pytest.raises(PaperwireError, match="already exists"):
+            people.add("winnie", NOW, channels={ChannelKind.EMAIL: "other@lab.example"})
     finally:
         engine.dispose()
