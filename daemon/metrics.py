@@ -118,8 +118,12 @@ class Metrics:
         self.registry.register(_StoreState(store))
 
     def observe(self, result: object, started: datetime, finished: datetime) -> None:
-        """Count a job's report in; for a delivery, the latency of each digest it sent."""
-        if isinstance(result, IngestReport):
+        """Count a job's report in (a tuple: each of its reports); for a delivery, the latency
+        of each digest it sent."""
+        if isinstance(result, tuple):
+            for part in result:
+                self.observe(part, started, finished)
+        elif isinstance(result, IngestReport):
             self.feeds_fetched.labels("ok").inc(result.feeds_ok)
             self.feeds_fetched.labels("unchanged").inc(result.feeds_unchanged)
             self.feeds_fetched.labels("failed").inc(result.feeds_failed)

@@ -79,6 +79,8 @@ def _guarded(
 
 
 def _summary(result: object) -> str:
+    if isinstance(result, tuple):  # a job of several parts (the catch-up)
+        return " ".join(filter(None, map(_summary, result)))
     if isinstance(result, jobs.IngestReport):
         return f"new={result.papers_new} failed_feeds={result.feeds_failed}"
     if isinstance(result, jobs.DigestReport):
@@ -97,11 +99,11 @@ def _digest_and_deliver(app: App, now: datetime) -> jobs.DeliveryReport:
     return delivered
 
 
-def _catch_up(app: App, now: datetime) -> jobs.DeliveryReport:
+def _catch_up(app: App, now: datetime) -> tuple[jobs.IngestReport, jobs.DeliveryReport]:
     """At start: fetch what was missed (conditional GETs make this cheap), then do whatever
-    digests are still owed for today."""
-    jobs.ingest(app, now)
-    return _digest_and_deliver(app, now)
+    digests are still owed for today. Both reports count in the metrics."""
+    ingested = jobs.ingest(app, now)
+    return ingested, _digest_and_deliver(app, now)
 
 
 def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundScheduler:

@@ -207,6 +207,30 @@ def test_each_job_run_is_timed_in_the_log_and_the_metrics(
     assert samples[("paperwire_job_seconds_sum", "ingest")] >= 0
 
 
+def test_the_catch_up_counts_its_ingest_in_the_metrics(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Any
+) -> None:
+    # its ingest report was dropped: the feeds it fetched and the papers it stored were not
+    # in paperwire_feeds_fetched_total / paperwire_papers_ingested_total (operations QA)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from daemon.metrics import Metrics
+    from daemon.scheduler import _catch_up, _guarded
+    from tests.daemon.conftest import FEEDS
+
+    sample = FEEDS / "hf" / "daily_papers_2026-08-20.json"
+    app = app_factory(make_settings(feeds=[{"name": "hf", "url": sample.as_uri()}]))
+    metrics = Metrics(app.store)
+    _guarded("catch-up", _catch_up, app, metrics)()
+    samples = {
+        (s.name, s.labels.get("outcome")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    assert samples[("paperwire_feeds_fetched_total", "ok")] == 1
+    assert samples[("paperwire_papers_ingested_total", None)] > 0
+
+
 # ---- is_due / period_for across time zones ---------------------------------------------------
 
 
