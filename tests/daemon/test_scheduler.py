@@ -208,7 +208,7 @@ def test_each_job_run_is_timed_in_the_log_and_the_metrics(
 
 
 def test_the_catch_up_counts_its_ingest_in_the_metrics(
-    app_factory: Callable[..., App], make_settings: SettingsFactory, tmp_path: Any
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
 ) -> None:
     # its ingest report was dropped: the feeds it fetched and the papers it stored were not
     # in paperwire_feeds_fetched_total / paperwire_papers_ingested_total (operations QA)
