@@ -507,7 +507,8 @@ def db_upgrade() -> None:
 
 @db_cli.command("status")
 def db_status() -> None:
-    """Show the database's schema revision and what this version needs."""
+    """Show the database's schema revision and what this version needs; exit status 1 while
+    they differ."""
     from daemon.db.engine import head_revision, missing_file, schema_revisions
 
     with _open_app(check=False) as app:
@@ -518,6 +519,9 @@ def db_status() -> None:
             raise typer.Exit(1)
         current, head = schema_revisions(app.store.engine)
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")
+        if current != head:  # a check a script or a unit can run: exit 1 until upgraded
+            out.print("`paperwire db upgrade` brings it there")
+            raise typer.Exit(1)
 
 
 @db_cli.command("prune")
