@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,33 +178,32 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     if revision == "head" and current == head_revision():
         _fill_keys(engine)
         return  # nothing else to do (`db upgrade` runs before every start)
-    cfg = _alembic_config()
-    with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
-        broken = _broken_references(conn)  # rows that already referred to nothing
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-        new = [row for row in _broken_references(conn) if row not in broken]
-        if new:  # rolled back with the migration
-            raise SchemaError(
-                f"the migration would leave {len(new)} row(s) referring to nothing (first: "
-                f"{new[0][0]} row {new[0][1]} → {new[0][2]}); nothing was changed"
-            )
+    _migrate(engine, command.upgrade, revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to `revision` (no command does: tests, and an operator's last
-    resort), as `upgrade` goes: with foreign keys off on SQLite, where a migration's way down
-    rebuilds a table, and the references checked before the commit."""
+    resort), as `upgrade` goes: a migration's way down rebuilds tables on SQLite too."""
     from alembic import command
 
+    _migrate(engine, command.downgrade, revision)
+
+
+def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str) -> None:
+    """Alembic's `step` to `revision` in one transaction, with foreign keys off on SQLite
+    (a rebuilt table is dropped, which would delete what refers to it); rolled back when it
+    leaves rows referring to nothing that did not before."""
     cfg = _alembic_config()
     with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
-        broken = _broken_references(conn)
+        broken = _broken_references(conn)  # rows that already referred to nothing
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+        step(cfg, revision)
         new = [row for row in _broken_references(conn) if row not in broken]
         if new:
-            raise SchemaError(f"going down would leave {len(new)} row(s) referring to nothing")
+            raise SchemaError(
+                f"the migration would leave {len(new)} row(s) referring to nothing (first: "
+                f"{new[0][0]} row {new[0][1]} → {new[0][2]}); nothing was changed"
+            )
 
 
 def _fill_keys(engine: Engine) -> None:
