@@ -149,11 +149,11 @@ def test_size_cap_without_content_length_chunked(server: HttpServer) -> None:
 
 
 def test_a_server_that_sends_too_slowly_is_cut_off(server: HttpServer) -> None:
-    """16 bytes every 0.1 s: each read comes within the timeout, the whole would take 10 s.
-    The fetch stops after 4 timeouts (0.8 s) and says why; a QA pass saw such a feed hold
-    the ingest for 10 minutes."""
-    server.routes["/drip.xml"] = Route(body=b"<rss>" + b" " * 1600, chunked=True, drip=0.1)
-    f = _fetcher(timeout=0.2)
+    """16 bytes every 0.05 s: each read comes well within the timeout (1 s: a loaded machine's
+    pauses do not make it a read timeout), the whole would take 5 s. The fetch stops after 4
+    timeouts (4 s) and says why; a QA pass saw such a feed hold the ingest for 10 minutes."""
+    server.routes["/drip.xml"] = Route(body=b"<rss>" + b" " * 1600, chunked=True, drip=0.05)
+    f = _fetcher(timeout=1.0)
     try:  # read to its end, the response would be no error: cut off before
         with pytest.raises(FetchError, match=r"was not done \(4 × ingest.timeout_seconds"):
             f.fetch(server.url_for("/drip.xml"))
@@ -164,10 +164,12 @@ def test_a_server_that_sends_too_slowly_is_cut_off(server: HttpServer) -> None:
 def test_a_server_that_sends_its_headers_too_slowly_is_cut_off(server: HttpServer) -> None:
     """Headers a byte every 0.05 s: each read in time, the whole would take minutes; the deadline
     was checked only between the body's chunks (a second read of the change)."""
+    # each byte 20 times faster than the read timeout: a loaded machine's pauses do not turn
+    # the test into a read timeout (it did once, at 0.05 s a byte against 0.2 s)
     server.routes["/slow-head.xml"] = Route(body=b"<rss/>", drip_headers=0.05)
-    f = _fetcher(timeout=0.2)
+    f = _fetcher(timeout=1.0)
     try:
-        with pytest.raises(FetchError, match=r"no whole response in 1 s \(4 × ingest.timeout"):
+        with pytest.raises(FetchError, match=r"no whole response in 4 s \(4 × ingest.timeout"):
             f.fetch(server.url_for("/slow-head.xml"))
     finally:
         f.client.close()
