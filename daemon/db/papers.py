@@ -247,7 +247,7 @@ def _upsert(
                     # stored from someone's library (dated by the file, or not fetched from
                     # arXiv), now brought by a feed: news as any paper the feed brings first
                     row.feed_id, row.first_seen_at = feed_id, now
-                    row.is_news = news(p) and p.announce_type not in ("replace", "replace-cross")
+                    row.is_news = news(p) and not _replaces(p)
             s.add(row)
             index.add(row)
             rows[p.key] = row
@@ -337,6 +337,11 @@ def _merge(row: Paper, p: PaperIn, index: _Index) -> None:
         row.categories = categories
 
 
+def _replaces(p: PaperIn) -> bool:
+    """An arXiv listing's new version of an older paper: no news."""
+    return p.announce_type in ("replace", "replace-cross")
+
+
 def _new_paper(p: PaperIn, feed_id: int | None, now: datetime, *, news: bool = True) -> Paper:
     return Paper(
         key=p.key,
@@ -352,6 +357,6 @@ def _new_paper(p: PaperIn, feed_id: int | None, now: datetime, *, news: bool = T
         upvotes=p.upvotes,
         published_at=p.published,
         first_seen_at=now,
-        is_news=news and p.announce_type not in ("replace", "replace-cross"),
+        is_news=news and not _replaces(p),
         feed_id=feed_id,
     )

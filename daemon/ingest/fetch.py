@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -49,9 +49,11 @@ class Fetched:
     last_modified: str | None = None
 
 
-def expand_url(url: str, now: datetime) -> str:
-    """Fill `{date}` (UTC, YYYY-MM-DD) in feed URLs such as the Hugging Face daily-papers API."""
-    return url.replace("{date}", now.astimezone(UTC).date().isoformat())
+def expand_url(url: str, when: datetime | date) -> str:
+    """Fill `{date}` (YYYY-MM-DD: `when`'s UTC date, or a day) in feed URLs such as the
+    Hugging Face daily-papers API."""
+    day = when.astimezone(UTC).date() if isinstance(when, datetime) else when
+    return url.replace("{date}", day.isoformat())
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

@@ -114,7 +114,7 @@ def _missed_days(feed: FeedRow, now: datetime) -> list[date]:
 def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> None:
     earlier = 0  # new papers of the days missed
     for day in _missed_days(feed, now):
-        missed = feed.url.replace("{date}", day.isoformat())
+        missed = expand_url(feed.url, day)
         try:  # without validators: they are today's address's
             got = app.fetcher.fetch(missed)
             if got.content is not None:
