@@ -394,7 +394,7 @@ def config_set(
     """Change one key of the configuration file, keeping its comments. The new file is
     checked first (nothing is written if it is invalid); the old one is kept as FILE.previous.
     A running daemon applies it within seconds."""
-    from daemon.config_file import edit, value_of
+    from daemon.config_file import edit, is_secret, value_of
 
     path = _config_file()
     new = value_of(key, value)
@@ -405,7 +405,7 @@ def config_set(
     if isinstance(new, dict):  # one line, as the value was given
         item = tomlkit.inline_table()
         item.update(new)
-    shown = "(secret)" if _secret(key) else item.as_string()  # as the file writes it
+    shown = "(secret)" if is_secret(key) else item.as_string()  # as the file writes it
     _record_config("config changed", key, shown)
     out.print(f"{key} = {shown} written to {path}", markup=False, highlight=False)
 
@@ -423,12 +423,6 @@ def config_unset(
     edit(path, {key: UNSET})
     _record_config("config unset", key, "")
     out.print(f"{key} removed from {path} (its default applies)", markup=False)
-
-
-def _secret(key: str) -> bool:
-    from daemon.config_file import keys
-
-    return any(k.secret for k in keys() if k.key == key) or key.startswith("admin.passwords")
 
 
 def _record_config(action: str, key: str, detail: str) -> None:

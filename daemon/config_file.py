@@ -213,14 +213,21 @@ def _apply(doc: Any, key: str, value: Change) -> None:
         inline.update(value)
         value = inline
     if value is UNSET:
-        # a secret goes for good: commented out, it would still be in the file
-        secret = key in SECRET_KEYS or key.startswith("admin.") or "password" in key
+        # a secret goes for good: commented out, it would still be in the file (so does
+        # every admin.* key, beside the hashes)
+        secret = is_secret(key) or key.startswith("admin.")
         if parts[-1] in node and (secret or not _comment_out(container, parts[-1])):
             del node[parts[-1]]
     elif parts[-1] not in node and _uncomment(container, parts[-1], value):
         return
     else:
         node[parts[-1]] = value
+
+
+def is_secret(key: str) -> bool:
+    """A key whose value is never shown or echoed: a password, the secret key, the database
+    URL (it may carry a password), an admin's hash."""
+    return key in SECRET_KEYS or key.startswith("admin.passwords")
 
 
 def _comment_out(container: Any, key: str) -> bool:
