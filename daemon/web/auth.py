@@ -15,6 +15,7 @@ CSRF tokens, a login rate limit with lockout, and the audit log entry of every a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -171,11 +172,15 @@ class LoginLimiter:
                 self._failures[(ip, "")].remove(attempt)
 
 
-# argon2 as pwdlib hashes (m = 64 MiB each): a few at a time, whatever arrives at once
-_VERIFYING = threading.BoundedSemaphore(2)
+# argon2 as pwdlib hashes (m = 64 MiB each): logins checked at once, whatever arrives; the
+# others wait their turn on the event loop (`login_gate`), holding no worker thread
+LOGINS_AT_ONCE = 2
+
+
+def login_gate() -> asyncio.Semaphore:
+    return asyncio.Semaphore(LOGINS_AT_ONCE)
 
 
 def check_password(password: str, hashed: str | None) -> bool:
     """argon2 verification against an admin's hash (None, an unknown name: the same time)."""
-    with _VERIFYING:
-        return verify_password(password, hashed)
+    return verify_password(password, hashed)

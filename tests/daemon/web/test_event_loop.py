@@ -129,3 +129,48 @@ def test_logins_checked_at_the_same_time_still_stop_at_the_limit(
         with ThreadPoolExecutor(max_workers=30) as pool:
             codes = sorted(pool.map(wrong, range(30)))
     assert codes == [401] * 3 + [429] * 27  # admin.max_failed_logins = 3
+
+
+def test_pages_answer_while_many_logins_wait_for_their_password_check(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at most 2 argon2 checks run at once (64 MiB each); the logins waiting their turn wait on
+    # the event loop, not in worker threads: 45 at once held all 40 of the pool's threads, and
+    # every page served by a thread waited behind them (a flood of logins from many addresses)
+    from concurrent.futures import ThreadPoolExecutor
+
+    from daemon.web import auth
+
+    _, base = live
+    checking, release = threading.Semaphore(0), threading.Event()
+
+    def held(password: str, hashed: str | None) -> bool:
+        checking.release()
+        release.wait(120)
+        return False
+
+    monkeypatch.setattr(auth, "verify_password", held)
+    monkeypatch.setattr(
+        auth.LoginLimiter, "attempt", lambda self, app, ip, name: (None, app.clock())
+    )
+    with httpx.Client(base_url=base, timeout=180) as client:
+        page = client.get("/admin/login")
+        token = re.search(r'name="token" value="([^"]+)"', page.text)
+        assert token
+        cookie = "; ".join(f"{k}={v}" for k, v in page.cookies.items())
+
+        def wrong(i: int) -> int:
+            data = {"name": f"name{i}", "password": "wrong password!", "token": token.group(1)}
+            return client.post("/admin/login", data=data, headers={"Cookie": cookie}).status_code
+
+        with ThreadPoolExecutor(max_workers=45) as pool:
+            codes = pool.map(wrong, range(45))
+            try:
+                assert checking.acquire(timeout=60) and checking.acquire(timeout=60)
+                with httpx.Client(base_url=base, timeout=30) as other:
+                    assert other.get("/healthz").status_code == 200  # a page in a thread
+                    assert other.get("/admin/login").status_code == 200
+                assert not checking.acquire(blocking=False)  # two checks at once, no more
+            finally:
+                release.set()
+            assert sorted(codes) == [401] * 45
