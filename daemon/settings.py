@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -542,14 +543,24 @@ def _redact(key: str, value: Any) -> Any:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
-_SECRET_PARAMETER = re.compile(r"([?&][^=&#\s]*(?:pass|secret|key|token)[^=&#\s]*=)[^&#\s]*", re.I)
+_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
+_SECRET_NAME = re.compile(r"pass|secret|key|token", re.I)
 
 
 def shown_url(text: str) -> str:
     """A URL (or any text) as it may be shown or logged: a password masked, whether it is in
     the URL's user part (user:PASSWORD@host) or a parameter (?password=…, sslpassword=…)."""
     text = _URL_PASSWORD.sub(r"\1**********@", text)
-    return _SECRET_PARAMETER.sub(r"\1**********", text)
+    return _PARAMETER.sub(_masked_parameter, text)
+
+
+def _masked_parameter(m: re.Match[str]) -> str:
+    """A URL parameter, its value masked if its name (as the driver reads it: %-decoded, `+`
+    a space) says secret."""
+    sep, name, _ = m.groups()
+    if _SECRET_NAME.search(unquote_plus(name)):
+        return f"{sep}{name}=**********"
+    return m.group(0)
 
 
 def _did_you_mean(loc: tuple[Any, ...]) -> str:

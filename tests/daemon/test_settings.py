@@ -425,6 +425,10 @@ def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
             "sqlite:////srv/p.db?sslpassword=**********&mode=ro",
         ),
         ("sqlite:///var/paperwire.db", "sqlite:///var/paperwire.db"),
+        (  # the name as the driver reads it, percent-decoded
+            "postgresql://lab@db/x?%70assword=pw&ssl%6Dode=require",
+            "postgresql://lab@db/x?%70assword=**********&ssl%6Dode=require",
+        ),
     ],
 )
 def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
