@@ -98,7 +98,8 @@ def arxiv_ids_in(text: str) -> list[str]:
 
 def paper_keys(ref: str) -> list[str]:
     """The keys a reference given by a person may mean, most specific first: a key as it is,
-    an arXiv id (bare, ``arXiv:…`` or a URL, any version), a DOI."""
+    an arXiv id (bare, ``arXiv:…``, a URL or arXiv's DOI ``10.48550/arXiv.…``, any version), a
+    DOI."""
     ref = ref.strip()
     keys: list[str] = []
     if _KEY.fullmatch(ref):
@@ -108,9 +109,12 @@ def paper_keys(ref: str) -> list[str]:
             keys.append(f"arxiv:{found[0]}")
         keys.append(f"{scheme}:{rest.lower() if scheme == 'doi' else rest}")
     found = bare_arxiv_id(ref) or find_arxiv_ref(ref)
+    doi = canonical_doi(ref)
     if found:
         keys.append(f"arxiv:{found[0]}")
-    keys.append(f"doi:{canonical_doi(ref) or ref.lower()}")  # https://doi.org/10.… too
+    elif doi and (m := _ARXIV_DOI.fullmatch(doi)):  # arXiv's own DOI names its paper
+        keys.append(f"arxiv:{canonical_id(m.group(1))}")
+    keys.append(f"doi:{doi or ref.lower()}")  # https://doi.org/10.… too
     return list(dict.fromkeys(keys))
 
 

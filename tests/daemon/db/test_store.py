@@ -102,6 +102,9 @@ def test_same_paper_twice_is_one_row_and_a_new_version_is_not_news(
     assert store.papers.upsert([_paper("arxiv:2401.00001", 2)], None, later) == (0, 1)
     row = store.papers.find("2401.00001v2")
     assert row.first_seen_at == NOW
+    # arXiv's own DOI names the paper too (a paper without that DOI stored: found by its id)
+    assert store.papers.find("https://doi.org/10.48550/arXiv.2401.00001").id == row.id
+    assert store.papers.find("10.48550/ARXIV.2401.00001v2").id == row.id
     assert store.papers.window(later - timedelta(hours=48), later) == []
     # a replacement of a paper never seen is stored but is not news
     store.papers.upsert([_paper("arxiv:2301.00002", 3, announce="replace")], None, later)
