@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import scipy.sparse as sp
@@ -175,12 +176,15 @@ def load_texts(data: Path) -> Texts:
     return Texts(items, list(libs.values()), new, samples)
 
 
-def build_day(engine: sa.Engine, texts: Texts, users: int, papers: int, new: int) -> dict[str, int]:
-    """Fill a fresh database with bulk inserts; returns counts."""
+def build_day(
+    engine: sa.Engine, texts: Texts, users: int, papers: int, new: int, weekly: float = 0.0
+) -> dict[str, int]:
+    """Fill a fresh database with bulk inserts; returns counts. `weekly`: the share of
+    subscribers who get a digest a week (today), with a week of history to rank."""
     from daemon.db.models import Channel, Feedback, Follow, Paper, User
 
-    paper_rows = _papers(texts, papers, new)
-    people = _People(texts, papers)
+    paper_rows = _papers(texts, papers, new, week=weekly > 0)
+    people = _People(texts, papers, round(1 / weekly) if weekly > 0 else 0)
     for u in range(users):
         people.add(u)
     with engine.begin() as conn:
@@ -197,17 +201,25 @@ def build_day(engine: sa.Engine, texts: Texts, users: int, papers: int, new: int
                     f"SELECT setval(pg_get_serial_sequence('{quoted}', 'id'), "
                     f"(SELECT max(id) FROM {quoted}))"
                 ))  # fmt: skip
-    return {"papers": papers + new, "new": new, "users": users, "likes": people.likes}
+    return {"papers": papers + new, "new": new, "users": users, "likes": people.likes,
+            "weekly": people.weekly}  # fmt: skip
 
 
-def _papers(texts: Texts, papers: int, new: int) -> list[dict[str, Any]]:
+def _papers(texts: Texts, papers: int, new: int, week: bool = False) -> list[dict[str, Any]]:
     """History (ids 1…papers) then today's papers; one in 50 (history) or 10 (today) is from
-    the bundled feed samples, the others CiteULike texts."""
+    the bundled feed samples, the others CiteULike texts. The history was first seen 3 days
+    ago; with a `week`, `new` a day in each of the 6 days before today's window and the rest
+    8 days ago and before (a weekly subscriber's window holds 7 days of papers)."""
     n_items, samples = len(texts.items), texts.samples
     rows = []
     for i in range(papers):
         src = texts.items[i % n_items] if i % 50 else samples[i // 50 % len(samples)]
-        rows.append(_paper_row(f"bench:h{i}", src, NOW - timedelta(days=3, seconds=i)))
+        seen = NOW - timedelta(days=3, seconds=i)
+        if week:
+            day = 1 + i // new  # the first 6 × new papers: days 1 … 6, after the 24 h window
+            seen = NOW - (timedelta(days=day, hours=1) if day <= 6 else timedelta(days=8))
+            seen -= timedelta(seconds=i % new)
+        rows.append(_paper_row(f"bench:h{i}", src, seen))
     for i in range(new):
         if i % 10:
             src = texts.items[texts.new_items[i % len(texts.new_items)]]
@@ -222,8 +234,9 @@ def _papers(texts: Texts, papers: int, new: int) -> list[dict[str, Any]]:
 class _People:
     """Subscribers with real libraries mapped onto the history's blocks of copies."""
 
-    def __init__(self, texts: Texts, papers: int) -> None:
+    def __init__(self, texts: Texts, papers: int, weekly_every: int = 0) -> None:
         self.texts, self.papers = texts, papers
+        self.weekly_every, self.weekly = weekly_every, 0  # one in `weekly_every`: weekly
         self.blocks = max(1, papers // len(texts.items))
         self.rng = random.Random(7)
         self.users: list[dict[str, Any]] = []
@@ -241,8 +254,13 @@ class _People:
     def add(self, u: int) -> None:
         uid = u + 1
         zone = ZONES[u % len(ZONES)] if u % 5 == 0 else "UTC"
+        weekly = bool(self.weekly_every) and u % self.weekly_every == 1
+        self.weekly += weekly
         self.users.append({"id": uid, "name": f"u{u}", "display_name": f"User {u}",
                            "timezone": zone, "digest_hour": 6 + u % 4, "max_picks": None,
+                           "frequency": "weekly" if weekly else "daily",
+                           "digest_weekday": NOW.astimezone(ZoneInfo(zone)).weekday()
+                           if weekly else None,
                            "active": True, "unsubscribed_at": None, "created_at": NOW})  # fmt: skip
         self.channels.append({"user_id": uid, "kind": "email", "address": f"u{u}@lab.example",
                               "active": True})  # fmt: skip
@@ -394,7 +412,7 @@ def run_day(
         app = make_app(settings, clock=lambda: NOW)
         upgrade(app.store.engine)
         with measure(stages, "build the day (bulk inserts)") as st:
-            info.update(build_day(app.store.engine, texts, users, papers, args.new))
+            info.update(build_day(app.store.engine, texts, users, papers, args.new, args.weekly))
             _as_autovacuum_would(app.store.engine)
         with measure(stages, "fit (papers + every library)") as st:
             model = jobs.load_recommender(app, NOW)
@@ -522,16 +540,23 @@ def bare_kernel(app: Any, model: Any, k: int = 10) -> dict[str, float]:
     f = model._fitted
     if f is None or f.factors is None:
         return {}
-    window = app.store.papers.window(NOW - timedelta(hours=24), NOW + timedelta(seconds=1))
-    cands = model.candidates([to_doc(p) for p in window])
-    everyone = [u.id for u, _ in app.store.people.subscribers()]
-    signals = app.store.people.signals(everyone)
-    liked = [[f.index[str(pid)] for pid, _ in signals[u].likes if str(pid) in f.index]
-             for u in everyone]  # fmt: skip
+    groups = []  # daily subscribers rank today's papers, weekly ones (--weekly) the week's
+    subscribers = [u for u, _ in app.store.people.subscribers()]
+    for frequency, hours in (("daily", 24), ("weekly", 24 + 6 * 24)):
+        users = [u.id for u in subscribers if u.frequency == frequency]
+        if users:
+            since, until = NOW - timedelta(hours=hours), NOW + timedelta(seconds=1)
+            window = app.store.papers.window(since, until)
+            signals = app.store.people.signals(users)
+            liked = [[f.index[str(pid)] for pid, _ in signals[u].likes if str(pid) in f.index]
+                     for u in users]  # fmt: skip
+            groups.append((model.candidates([to_doc(p) for p in window]), liked))
     out: dict[str, float] = {}
     for key, blas in (("kernel", one_blas_thread()), ("kernel_all_cores", nullcontext())):
         with blas:  # as the job ranks; then as the process runs BLAS
-            out[f"{key}_s"], out[f"{key}_factor_s"] = _kernel_pass(model, cands, liked, k)
+            passes = [_kernel_pass(model, cands, liked, k) for cands, liked in groups]
+            out[f"{key}_s"] = sum(whole for whole, _ in passes)
+            out[f"{key}_factor_s"] = sum(factor for _, factor in passes)
     return out
 
 
@@ -623,7 +648,8 @@ def _print_stages(stages: list[Stage], info: dict[str, Any], backend: str) -> No
     total = sum(s.seconds for s in stages if s.name.startswith(parts))
     daemon = sum(s.seconds for s in stages if s.name.startswith(("fit", "make +", "ingest")))
     print(f"\n{info['users']:,} subscribers, {info['papers']:,} papers ({info['new']:,} new), "
-          f"{info['likes']:,} likes — {backend}; {info['created']:,} digests made, "
+          f"{info['likes']:,} likes, {info['weekly']:,} weekly subscribers — {backend}; "
+          f"{info['created']:,} digests made, "
           f"{info['sent']:,} sent ({info['received']:,} received by the server), "
           f"{info['failed']} not sent")  # fmt: skip
     print("\n| stage | s | throughput | peak RSS MB |\n|---|---|---|---|")
@@ -697,6 +723,12 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=2, help="delivery.workers (processes)")
     ap.add_argument("--smoke", action="store_true", help="small and quick: no side-by-side")
+    ap.add_argument(
+        "--weekly",
+        type=float,
+        default=0.0,
+        help="share of weekly subscribers, due today, who rank a week of papers (default: 0)",
+    )
     args = ap.parse_args()
     if args.smoke:  # CI: every stage runs once, small, no timing asserted
         args.papers, args.new = args.papers or 3000, min(args.new, 300)
@@ -705,6 +737,8 @@ def main() -> None:
         args.data = DATA if DATA.is_dir() else BUNDLED
         if args.data == BUNDLED:
             print(f"{DATA} not found: the tests' 480 CiteULike papers ({BUNDLED})", flush=True)
+    if args.weekly and (args.papers or 10 * args.new) < 6 * args.new:
+        ap.error(f"--weekly needs a history of 6 days' papers: --papers ≥ {6 * args.new}")
     texts = load_texts(args.data)
     backend = "PostgreSQL" if args.db else "SQLite"
     sizes = [int(s) for s in args.growth.split(",") if s] or [args.users]
