@@ -42,6 +42,9 @@ class Digest:
     product_name: str = "paperwire"
     manage_url: str = ""  # the subscriber's own page (signed, expiring); "" when there is none
     weekly: bool = False  # a weekly digest: the week's papers, said so ("this week")
+    # the channel the digest goes to (its id is never reused, unlike a digest's on SQLite:
+    # the two together name the digest for ever, in its Message-ID); 0 when there is none
+    channel_id: int = 0
 
     @property
     def is_empty(self) -> bool:

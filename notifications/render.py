@@ -204,8 +204,12 @@ def subject_for(digest: Digest, subject_prefix: str = "") -> str:
 
 
 def message_id(digest: Digest, domain: str) -> str:
-    """Stable Message-ID: the same digest always gets the same id (dedup on resend)."""
-    return f"<paperwire-digest-{digest.digest_id}-{digest.period.isoformat()}@{domain}>"
+    """Stable Message-ID: the same digest always gets the same id (dedup on resend), and no
+    other digest ever gets it. A digest's id alone may come again on SQLite (the newest row
+    deleted, the next one takes its id); its channel's never does (migration 0009), and a
+    channel has one digest a period."""
+    period = digest.period.isoformat()
+    return f"<paperwire-digest-{digest.digest_id}-{period}-c{digest.channel_id}@{domain}>"
 
 
 # arXiv ids as stored (no version): 2611.01234, astro-ph/0601001, math.GT/0309136

@@ -124,6 +124,7 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
         cold_start=content.digest.cold_start,
         weekly=user.frequency == Frequency.WEEKLY,
         manage_url=links.manage_url(user.id, app.clock()),
+        channel_id=channel_id,
     )
     return digest, content.channel, user
 

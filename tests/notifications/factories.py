@@ -63,6 +63,7 @@ def make_digest(picks: tuple[Pick, ...] | None = None, **overrides: Any) -> Dige
         "picks": picks if picks is not None else (make_pick(1), make_pick(2)),
         "unsubscribe_url": "https://pw.example.org/unsubscribe?t=abc",
         "one_click_unsubscribe_url": "https://pw.example.org/unsubscribe/one-click?t=abc",
+        "channel_id": 5,
     }
     values.update(overrides)
     return Digest(**values)

@@ -70,7 +70,7 @@ def test_smtp_batch_uses_one_starttls_connection(smtp: SmtpServer) -> None:
     assert [m.rcpt_tos for m in smtp.messages] == [(r,) for r in recipients]
     assert {m.connection for m in smtp.messages} == {1}
     received = smtp.messages[0].message
-    assert received["Message-ID"] == "<paperwire-digest-17-2026-11-28@pw.example.org>"
+    assert received["Message-ID"] == "<paperwire-digest-17-2026-11-28-c5@pw.example.org>"
     assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert received.get_content_type() == "multipart/alternative"
 
@@ -329,7 +329,7 @@ def test_file_transport_writes_email_and_html_preview(tmp_path: Path) -> None:
     assert transport.written == [eml, html]
     parsed = BytesParser(policy=policy.default).parsebytes(eml.read_bytes())
     assert isinstance(parsed, EmailMessage)
-    assert parsed["Message-ID"] == "<paperwire-digest-17-2026-11-28@pw.example.org>"
+    assert parsed["Message-ID"] == "<paperwire-digest-17-2026-11-28-c5@pw.example.org>"
     assert parsed.get_body(preferencelist=("plain",)) is not None
     preview = html.read_text("utf-8")
     assert preview.startswith("<!DOCTYPE html>")

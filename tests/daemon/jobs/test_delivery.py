@@ -17,6 +17,7 @@ from daemon import channels, jobs
 from daemon.app import App
 from daemon.db.models import ChannelKind, DeliveryAttempt, DigestState
 from daemon.jobs import delivery
+from notifications import render
 from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
@@ -152,3 +153,24 @@ def test_a_big_batch_goes_out_on_several_connections_exactly_once(
         later = jobs.deliver(app, NOW)
         assert later.sent == 0 and later.postponed == len(more)
         assert len(server.messages) == 60
+
+
+def test_a_message_id_is_never_given_to_another_digest(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """The newest subscriber deleted and added again the same day: SQLite gives the new digest
+    row the deleted one's id. Its message must not carry the deleted digest's Message-ID
+    (Gmail drops a message whose Message-ID it has seen), while a resend keeps its own."""
+    with smtp_server(tls="none", require_starttls=False) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email))
+        (first,) = users_with_digests(app, 1)
+        jobs.deliver(app, NOW)
+        app.store.people.remove("u0")
+        (again,) = more_digests(app, 1, start=0)  # the same address, the same day
+        assert again == first  # SQLite: max(id) + 1
+        jobs.deliver(app, NOW)
+        old, new = (m.message["Message-ID"] for m in server.messages)
+        assert old != new
+        assert new == render.message_id(delivery.build_digest(app, again)[0], "paperwire.localhost")
