@@ -7,8 +7,9 @@ Feed text (titles, authors, abstracts, reasons) is untrusted plain text:
   dropped);
 * LaTeX in titles, abstracts and reasons becomes readable Unicode (`readable`, pylatexenc;
   malformed LaTeX falls back to the raw text), once per paper (`_paper_view` is cached);
-* Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>`` and never lets a title
-  break out of a ``<url|title>`` link;
+* Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>``, shows its formatting
+  characters (``*``, ``_``, ``~``, backtick) as look-alikes, and never lets a title break out
+  of a ``<url|title>`` link;
 * no header value carries a control character (CR, LF, NUL, U+2028...: they become spaces),
   and the recipient must be an email address (`email-validator`), else :class:`BadAddress`,
   a permanent failure of that message.
@@ -673,12 +674,24 @@ def _pieces(word: str, width: int) -> list[str]:
 # --------------------------------------------------------------------------- slack
 
 
+# mrkdwn has no escape for its formatting characters (`*` bold, `_` italic, `~` strike, `` ` ``
+# code): in feed text each becomes a look-alike Slack does not read as markup, so that a title
+# ("A* search", "~2x faster and ~30% smaller") never ends the bold of its link nor formats
+# what follows. An underscore within a word (snake_case, x_i) is no markup: it stays.
+_MRKDWN_MARKS = str.maketrans({"*": "∗", "~": "∼", "`": "ˋ"})
+_MRKDWN_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+
+
 def _mrkdwn_escape(text: str, limit: int | None = None) -> str:
-    """Escape ``& < >`` for Slack; cut (with "…") so the *escaped* text fits ``limit``.
+    """Escape ``& < >`` for Slack and make its formatting characters plain look-alikes; cut
+    (with "…") so the *escaped* text fits ``limit``.
 
     Never cuts inside an entity such as ``&amp;``.
     """
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = escaped.translate(_MRKDWN_MARKS)
+    if "_" in escaped:
+        escaped = _MRKDWN_UNDERSCORE.sub("ˍ", escaped)
     if limit is None or len(escaped) <= limit - 1:
         return escaped
     cut = escaped[: limit - 1]
@@ -697,8 +710,9 @@ def _slack_url(url: str | None, limit: int = 1000) -> str | None:
 
 
 def _slack_link(url: str | None, label: str, label_limit: int = 300) -> str:
-    """``<url|label>`` with the label escaped and ``|`` removed; plain label if no URL."""
-    text = _mrkdwn_escape(label.replace("|", " "), label_limit)
+    """``<url|label>`` with the label escaped and each ``|`` (which would end the URL's part
+    there) shown as "∣"; plain label if no URL."""
+    text = _mrkdwn_escape(label.replace("|", "∣"), label_limit)
     target = _slack_url(url)
     return f"<{target}|{text}>" if target else text
 
