@@ -59,7 +59,11 @@ def parse_email(text: str) -> tuple[str, str]:
     if bracket and name and rest.endswith(">") and not any(c in name for c in '"<>\\'):
         quoted = f'"{name}" <{rest}'
     try:
-        valid = validate_email(quoted, check_deliverability=False, allow_display_name=True)
+        # ASCII before the @, as every message is sent (no SMTPUTF8: `email_address`): an
+        # address such as "josé@…" was taken, and each of its digests then given up
+        valid = validate_email(
+            quoted, check_deliverability=False, allow_display_name=True, allow_smtputf8=False
+        )
     except EmailNotValidError as e:
         raise ValueError(f"{text!r} is not an email address: {e}") from None
     return valid.normalized, valid.display_name or ""

@@ -14,6 +14,7 @@ from daemon.checks import check_feed_url, check_follow, check_handle
 from daemon.db.models import ChannelKind
 from daemon.errors import ConfigError
 from daemon.settings import load_settings
+from notifications.addresses import email_address
 from tests.daemon.cli_helpers import write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner
@@ -56,6 +57,8 @@ def _refused(pw: Runner, *args: str) -> str:
         ("eve@lab.example\r\nBcc: all@lab.example", "line break"),
         ("", "cannot be empty"),
         ("no-at-sign.example", "@-sign"),
+        # accepted, and every digest to it was then given up (sent without SMTPUTF8)
+        ("josé@lab.example", "Internationalized characters before the @-sign"),
     ],
 )
 def test_bad_email_addresses_are_refused(address: str, why: str) -> None:
@@ -86,6 +89,7 @@ def test_an_address_is_normalised_and_a_display_name_parsed() -> None:
     assert parse_email(" Dr. Who  <who@lab.example> ") == ("who@lab.example", "Dr. Who")
     assert parse_email("Lovelace, Ada <ada@lab.example>")[1] == "Lovelace, Ada"
     assert parse_email('"Zoë" <zoe@lab.example>') == ("zoe@lab.example", "Zoë")
+    assert email_address(parse_email("zoe@bücher.example")[0]) == "zoe@xn--bcher-kva.example"
     with pytest.raises(ValueError, match="angle bracket"):
         parse_email("Ada <ada@lab.example")
     assert CHANNELS[ChannelKind.EMAIL].check("Eve <eve@lab.example>") == "eve@lab.example"
