@@ -33,6 +33,7 @@ Security = Literal["starttls", "tls", "none"]
 Fault = Literal["session", "config", "server", "temporary", "permanent"]
 
 QUIT_TIMEOUT = 5.0  # saying goodbye is never worth a long wait
+IMPLICIT_TLS_PORT = 465  # submission over TLS from the first byte (RFC 8314): no plain greeting
 SESSION_CODES = frozenset({421, 503})  # closing; bad sequence of commands
 CONFIG_CODES = frozenset({530, 534, 535, 538})  # auth or encryption required / refused
 
@@ -389,6 +390,18 @@ class SmtpTransport:
         if isinstance(exc, DeliveryError):
             return TransportUnavailable(str(exc), permanent=isinstance(exc, PermanentDeliveryError))
         if _timed_out(exc):
+            if (
+                self._stage == "connect"
+                and self.port == IMPLICIT_TLS_PORT
+                and self.security != "tls"
+            ):
+                # the server waits for our TLS handshake while we wait for its greeting
+                return TransportUnavailable(
+                    f"{self._where}: no greeting within {self.timeout:g}s: port "
+                    f"{IMPLICIT_TLS_PORT} speaks TLS from the first byte; set security = "
+                    f"'tls' (not {self.security!r})",
+                    permanent=True,
+                )
             return TransportUnavailable(
                 f"{self._where}: no answer within {self.timeout:g}s ({self._stage})"
             )

@@ -14,6 +14,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from notifications.transports import smtp
 from notifications.transports.base import (
     BadAddress,
     DeliveryError,
@@ -338,3 +339,17 @@ def test_tls_spoken_to_a_plain_text_port_is_a_configuration_problem() -> None:
     assert all(isinstance(o, TransportUnavailable) and o.permanent for o in outcomes), outcomes
     assert "TLS failed" in str(outcomes[0])
     assert server.connections == 1
+
+
+def test_starttls_to_the_implicit_tls_port_says_to_set_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Port 465 with the default security ("starttls"): the server waits for our TLS
+    handshake, we for its greeting. It said "no answer within 30s (connect)" and was not a
+    configuration problem: every digest waited a day, then was given up."""
+    with smtp_server(tls="implicit") as server:
+        monkeypatch.setattr(smtp, "IMPLICIT_TLS_PORT", server.port, raising=False)  # not 465
+        transport = transport_for(server, timeout=HANG_TIMEOUT)
+        (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert f"port {server.port} speaks TLS from the first byte; set security = 'tls'" in str(
+        outcome
+    )
