@@ -380,8 +380,10 @@ def _deliver_one(run: _Run, transport: Transport, d: DueDelivery, out: Outgoing)
     try:
         if isinstance(out, SlackOut) and len(out.payloads) > 1:
             # a message split in parts: each accepted part is recorded, a retry resumes after it
-            for part in range(d.parts_sent, len(out.payloads)):
-                transport.send(replace(out, payloads=(out.payloads[part],)))
+            parts = len(out.payloads)
+            for part in range(d.parts_sent, parts):
+                one = (out.payloads[part],)  # its errors say "payload 2/3", not "1/1"
+                transport.send(replace(out, payloads=one, first_part=part + 1, parts=parts))
                 app.store.digests.record_part_sent(d.digest_id, part + 1)
         else:
             transport.send(out)

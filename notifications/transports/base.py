@@ -168,6 +168,10 @@ class SlackOut:
     payloads: tuple[dict[str, Any], ...]
     digest_id: int
     period: date | None = None  # for file names and logs; optional
+    # the payloads' place in the whole message when they are some of its parts (a retry
+    # resumes with the part that failed): their first number, and how many parts in all
+    first_part: int = 1
+    parts: int | None = None  # None: these payloads are the whole message
 
 
 Outgoing = EmailOut | SlackOut

@@ -124,8 +124,8 @@ class SlackWebhookTransport:
                 f"{hook.where}: not tried, the server did not answer earlier in this batch"
             )
         budget = self.max_retry_after
-        total = len(out.payloads)
-        for index, payload in enumerate(out.payloads, start=1):
+        total = out.parts or len(out.payloads)
+        for index, payload in enumerate(out.payloads, start=out.first_part):
             budget = self._post(hook, payload, f"{hook.where} (payload {index}/{total})", budget)
 
     # ------------------------------------------------------------------ internals

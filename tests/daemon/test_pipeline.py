@@ -17,12 +17,15 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from sqlmodel import Session, select
 
 from daemon import jobs
 from daemon.app import App
-from daemon.db.models import ChannelKind, FollowKind
+from daemon.db.models import ChannelKind, Digest, FollowKind
+from daemon.jobs import delivery
 from daemon.logs import StructuredFormatter, quiet_libraries
 from daemon.web.pages import make_web
+from notifications.render import render_slack
 from tests.daemon.conftest import (
     BOTH_BACKENDS,
     FEEDS,
@@ -318,6 +321,11 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     assert first.delivery.retrying == 1
     sent = [r.json() for r in slack.requests]
     assert len(sent) == 2
+    with Session(app.store.engine) as s:
+        ((digest_id, error),) = s.exec(select(Digest.id, Digest.last_error)).all()
+    digest = delivery.build_digest(app, digest_id or 0)[0]
+    parts = len(render_slack(digest, webhook_url="").payloads)
+    assert f"(payload 2/{parts}): HTTP 500 internal_error" in str(error)  # it said "1/1"
 
     later = jobs.deliver(app, now + timedelta(minutes=5))
     assert later.sent == 1
