@@ -64,6 +64,8 @@ class FileTransport:
                 self._write_email(out)
             elif isinstance(out, SlackOut):
                 stem = f"{_period(out.period)}-{out.digest_id}-slack"
+                if out.parts is not None:  # one part of a split message: each its own file
+                    stem += f"-{out.first_part}of{out.parts}"
                 data = json.dumps(list(out.payloads), indent=2, ensure_ascii=False) + "\n"
                 self._write(f"{stem}.json", data.encode("utf-8"))
             else:

@@ -15,7 +15,9 @@ from sqlmodel import Session, select
 
 from daemon import channels, jobs
 from daemon.app import App
+from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind, DeliveryAttempt, DigestState
+from daemon.ingest.parse import PaperIn
 from daemon.jobs import delivery
 from notifications import render
 from notifications.transports.base import Outgoing
@@ -174,3 +176,29 @@ def test_a_message_id_is_never_given_to_another_digest(
         old, new = (m.message["Message-ID"] for m in server.messages)
         assert old != new
         assert new == render.message_id(delivery.build_digest(app, again)[0], "paperwire.localhost")
+
+
+def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """The file transport wrote each part of a split Slack message to the same file: only the
+    last one was left to read."""
+    app = app_factory(make_settings())
+    papers = [
+        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
+                published=NOW)
+        for i in range(30)
+    ]  # fmt: skip
+    app.store.papers.upsert(papers, None, NOW)
+    hook = "https://hooks.slack.com/services/T0/B0/XXXX"
+    user = app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: hook})
+    (channel,) = app.store.people.subscribers([user.name])[0][1]
+    items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
+    digest_id = app.store.digests.create(
+        user.id, channel.id, NOW.date(), items, NOW, cold_start=False
+    )
+    assert jobs.deliver(app, NOW).sent == 1
+    files = sorted(Path(app.settings.delivery.outbox_dir).glob("*-slack*.json"))
+    assert [f.name for f in files] == [f"2026-11-27-{digest_id}-slack-{n}of2.json" for n in (1, 2)]
+    titles = "".join(f.read_text("utf-8") for f in files)
+    assert all(f"*Paper {i}*" in titles for i in range(30))
