@@ -3,7 +3,8 @@
     .venv/bin/python -m bench.daily --users 100000                  # SQLite in a temp folder
     .venv/bin/python -m bench.daily --users 100000 --db postgresql+psycopg://postgres@127.0.0.1/postgres
     .venv/bin/python -m bench.daily --growth 1000,10000,100000      # the growth table
-    .venv/bin/python -m bench.daily --users 300 --smoke             # the CI smoke run (small)
+    .venv/bin/python -m bench.daily --users 20000 --weekly 0.1      # 10 % weekly subscribers
+    .venv/bin/python -m bench.daily --users 300 --smoke --weekly 0.1  # the CI smoke run (small)
 
 The day is built in a fresh database with bulk inserts: a history of `--papers` papers (the
 real CiteULike-a texts of ../shared/data, reused in blocks when more are asked for, and the
