@@ -58,7 +58,18 @@ class _Refused(Exception):
         self.stage, self.code, self.reply = stage, code, reply
 
 
-def classify(stage: str, code: int) -> Fault:
+# A server that relays only for senders it knows refuses every recipient elsewhere, with a 5xx
+# (Postfix "Relay access denied", Sendmail "Relaying denied", Exim "relay not permitted",
+# Exchange "Unable to relay"): a setting to fix, not this address's fault. Not "User unknown in
+# relay recipient table" (Postfix): that recipient does not exist.
+_RELAY_REFUSED = re.compile(
+    r"relay(?:ing)?\s+(?:access\s+)?(?:denied|not\s+permitted|prohibited|refused)"
+    r"|unable\s+to\s+relay|(?:not\s+allowed\s+to|do\s+not|does\s+not)\s+relay",
+    re.I,
+)
+
+
+def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
     """Whose fault a reply ``code`` to ``stage`` (``"MAIL FROM"``, ``"RCPT TO"``, ``"DATA"``,
     ``"end of data"``) is:
 
@@ -69,7 +80,8 @@ def classify(stage: str, code: int) -> Fault:
       person fixes the settings;
     * ``server`` — a 4xx to MAIL FROM (before any recipient is named, so about no message);
     * ``temporary`` / ``permanent`` — 4xx / 5xx about this message (its recipient, its
-      content, its size).
+      content, its size); a 5xx to RCPT TO that refuses to relay (`reply`) is temporary: the
+      server will not relay for us until a person sets a login (retried meanwhile).
     """
     if code in SESSION_CODES or not 400 <= code < 600:
         return "session"
@@ -77,7 +89,13 @@ def classify(stage: str, code: int) -> Fault:
         return "config"
     if stage == "MAIL FROM" and code != 552:  # 552 to MAIL FROM: this message's SIZE
         return "server" if code < 500 else "config"
+    if stage == "RCPT TO" and _RELAY_REFUSED.search(_text(reply)):
+        return "temporary"
     return "temporary" if code < 500 else "permanent"
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 def _timed_out(exc: BaseException | None) -> bool:
@@ -251,8 +269,13 @@ class SmtpTransport:
             raise _Refused("end of data", code, reply)
 
     def _refused(self, smtp: smtplib.SMTP, refused: _Refused) -> str:
-        fault = classify(refused.stage, refused.code)
+        fault = classify(refused.stage, refused.code, refused.reply)
         what = f"{refused.stage}: {refused.code} {self._scrubbed(refused.reply)}".rstrip()
+        if fault == "temporary" and refused.code >= 500:  # a refused relay
+            what += (
+                " (the server does not relay for this sender: set email.username and "
+                "email.password, or use a server that relays for this host; retried meanwhile)"
+            )
         if fault == "session":
             self._discard()
             return what

@@ -100,6 +100,36 @@ def test_after_a_refused_message_the_next_one_starts_clean(
     assert server.connections == 1 and "RSET" in server.verbs()
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "554 5.7.1 <reader0@example.com>: Relay access denied",  # Postfix
+        "550 5.7.1 Relaying denied",  # Sendmail
+        "550 relay not permitted",  # Exim
+        "550 5.7.54 SMTP; Unable to relay recipient in non-accepted domain",  # Exchange
+    ],
+)
+def test_a_refused_relay_is_retried_and_says_what_to_set(server: SmtpServer, reply: str) -> None:
+    # a server that relays only for logged-in senders refuses every recipient with a 5xx: each
+    # digest was given up at once (delivery QA); it is retried now, with what to check
+    server.fail("RCPT", reply=reply, times=2)
+    outcomes = send_all(transport_for(server), people(2))
+    assert all(type(o) is TemporaryDeliveryError for o in outcomes), outcomes
+    assert "relay" in str(outcomes[0]) and "email.username" in str(outcomes[0])
+
+
+def test_an_unknown_user_in_the_relay_table_is_still_the_recipients_fault(
+    server: SmtpServer,
+) -> None:
+    reply = (
+        "550 5.1.1 <reader0@example.com>: Recipient address rejected: User unknown in relay "
+        "recipient table"
+    )
+    server.fail("RCPT", reply=reply)
+    first, second = send_all(transport_for(server), people(2))
+    assert type(first) is PermanentDeliveryError and second is None
+
+
 # ------------------------------------------------------------------ the session's fault
 
 
