@@ -8,8 +8,8 @@ Feed text (titles, authors, abstracts, reasons) is untrusted plain text:
 * LaTeX in titles, abstracts and reasons becomes readable Unicode (`readable`, pylatexenc;
   malformed LaTeX falls back to the raw text), once per paper (`_paper_view` is cached);
 * Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>``, shows its formatting
-  characters (``*``, ``_``, ``~``, backtick) as look-alikes, and never lets a title break out
-  of a ``<url|title>`` link;
+  characters (``*``, ``_``, ``~``, backtick) as look-alikes, never lets a title break out
+  of a ``<url|title>`` link, and is sent ``verbatim`` (no "@channel" in it notifies anyone);
 * no header value carries a control character (CR, LF, NUL, U+2028...: they become spaces),
   and the recipient must be an email address (`email-validator`), else :class:`BadAddress`,
   a permanent failure of that message.
@@ -758,7 +758,10 @@ def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
     text = "\n".join(head + abstract + tail)
     if len(text) > SLACK_MAX_SECTION_CHARS:  # only with very long URLs: drop the abstract
         text = _truncate("\n".join(head + tail), SLACK_MAX_SECTION_CHARS)
-    blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]
+    # verbatim: feed text is shown as written; Slack's automatic parsing would otherwise turn
+    # an "@channel" or "@here" in a title or an abstract into a mention that notifies everyone
+    section = {"type": "mrkdwn", "text": text, "verbatim": True}
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": section}]
     feedback = [
         {"type": "mrkdwn", "text": _slack_link(url, label)}
         for url, label in ((view.like_url, LIKE_LABEL), (view.dislike_url, DISLIKE_LABEL))

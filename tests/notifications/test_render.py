@@ -427,6 +427,16 @@ def test_slack_escapes_feed_text_and_drops_unsafe_links() -> None:
     assert "<https://pw.example.org/f/dislike?p=1&t=tok|👎 Less like this>" in contexts
 
 
+def test_slack_shows_a_papers_text_verbatim_so_no_mention_notifies() -> None:
+    # Slack's automatic parsing (verbatim false, the default) may turn a plain "@channel" or
+    # "@here" in feed text into a mention that notifies the whole channel (delivery QA)
+    pick = make_pick(1, title="@channel: a survey", abstract="Ping @here and @everyone.")
+    out = render_slack(make_digest((pick,)), webhook_url=WEBHOOK)
+    texts = [b["text"] for p in out.payloads for b in p["blocks"] if b["type"] == "section"]
+    (paper,) = [t for t in texts if "@channel" in t["text"]]
+    assert paper["verbatim"] is True and "@here" in paper["text"]
+
+
 def test_slack_link_labels_never_contain_a_pipe() -> None:
     out = render_slack(make_digest((make_pick(1, title="x|y|z"),)), webhook_url=WEBHOOK)
     (text,) = sections(out.payloads[0])[:1]
