@@ -407,6 +407,16 @@ class People(Repository):
             s.commit()
             return before
 
+    def answer(self, user_id: int, paper_id: int) -> int:
+        """The user's word on the paper: LIKE, DISLIKE or NEITHER."""
+        with self.read_session() as s:
+            value = s.exec(
+                select(Feedback.value).where(
+                    Feedback.user_id == user_id, Feedback.paper_id == paper_id
+                )
+            ).first()
+            return NEITHER if value is None else value
+
     def libraries(self, dated: bool = False) -> dict[int, list[tuple[int, datetime | None]]]:
         """Every user's likes (paper id, and when it was given if `dated`), by user id; users
         without likes are left out. Dated, in the order they were given; else in no order (a

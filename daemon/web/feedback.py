@@ -6,6 +6,9 @@ and the button's POST records the answer: nothing is saved without a person's cl
 person needs just that one click after the link. Mail clients use the RFC 8058 one-click POST
 (`List-Unsubscribe-Post`) on the unsubscribe URL directly.
 
+A like's or dislike's POST answers with a redirect to its result page (POST/redirect/GET): a
+reload, a double click or the back button never posts it again.
+
 A link names the channel its digest went to: unsubscribing from an email stops that address
 only, from a Slack message that Slack channel only; the pages say which. When the last channel
 of a subscriber stops, the subscriber is unsubscribed as a whole. A link made before links
@@ -18,7 +21,7 @@ from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from daemon.app import App
 from daemon.channels import CHANNELS
@@ -27,7 +30,7 @@ from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import ChannelRow, PaperRow
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink, LinkAction
-from daemon.web.pages import Pages
+from daemon.web.pages import SECURITY_HEADERS, Pages
 from notifications.render import safe_url
 
 
@@ -84,7 +87,12 @@ def resolve_paper(app: App, token: str) -> tuple[LinkAction, PaperRow]:
 
 def feedback_routes(app: App, pages: Pages) -> APIRouter:
     router = APIRouter()
+    _answer_routes(router, app, pages)
+    _unsubscribe_routes(router, app, pages)
+    return router
 
+
+def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
     @router.get("/f/{token}")
     def feedback_page(token: str) -> HTMLResponse:
         action, paper = resolve_paper(app, token)
@@ -99,35 +107,55 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
         )
 
     @router.post("/f/{token}")
-    def feedback(token: str) -> HTMLResponse:
+    def feedback(token: str) -> RedirectResponse:
         action, paper = resolve_paper(app, token)
         value = LIKE if action.action == "like" else DISLIKE
         before = app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
+        # the answer it replaced (a dislike turned into a like): undo gives it back; the same
+        # answer again (a reload, a double click) replaced nothing
+        was = f"?was={before}" if before not in (NEITHER, value) else ""
+        return _see(f"/f/{token}/done{was}")
+
+    @router.get("/f/{token}/done")
+    def feedback_done(
+        token: str, was: Annotated[int, Query(ge=DISLIKE, le=LIKE)] = NEITHER
+    ) -> Response:
+        action, paper = resolve_paper(app, token)
+        value = LIKE if action.action == "like" else DISLIKE
+        if app.store.people.answer(action.user_id, paper.id) != value:  # undone since
+            return _see(f"/f/{token}")
         return pages.render(
             "done.html",
             title="Thanks",
             heading="Thanks — noted." if value == LIKE else "Got it — fewer like this.",
             paper=paper,
             message="Your next digest takes this into account.",
-            # the answer it replaced (a dislike turned into a like): undo gives it back
-            undo_url=f"/f/{token}/undo" + (f"?was={before}" if before != NEITHER else ""),
+            undo_url=f"/f/{token}/undo" + (f"?was={was}" if was != NEITHER else ""),
             undo_label="Undo",
         )
 
     @router.post("/f/{token}/undo")
     def undo_feedback(
         token: str, was: Annotated[int, Query(ge=DISLIKE, le=LIKE)] = NEITHER
-    ) -> HTMLResponse:
+    ) -> RedirectResponse:
         action, paper = resolve_paper(app, token)
         value = LIKE if action.action == "like" else DISLIKE
         now = app.clock()
         current = app.store.people.set_feedback(action.user_id, paper.id, was, now, only_if=value)
-        if current != value:  # answered otherwise since (another link, the page): kept
+        # answered otherwise since (another link, the page): kept
+        return _see(f"/f/{token}/undone" + ("?kept=1" if current != value else ""))
+
+    @router.get("/f/{token}/undone")
+    def feedback_undone(token: str, kept: bool = False) -> HTMLResponse:
+        _, paper = resolve_paper(app, token)
+        if kept:
             return pages.render("done.html", title="Nothing to undo", heading="Nothing to undo.",
                                 paper=paper, message="Your answer on this paper has changed "
                                 "since; it stays as it is.")  # fmt: skip
         return pages.render("done.html", title="Undone", heading="Undone.", paper=paper, message="")
 
+
+def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
     @router.get("/unsubscribe/{token}")
     def unsubscribe_page(token: str) -> HTMLResponse:
         action, _ = resolve(app, token, "unsubscribe")
@@ -186,4 +214,8 @@ def feedback_routes(app: App, pages: Pages) -> APIRouter:
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
         )
 
-    return router
+
+def _see(path: str) -> RedirectResponse:
+    """After a POST, the page of its result (303, a GET): reloading it or coming back to it
+    never sends the POST again."""
+    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)

@@ -77,6 +77,37 @@ def test_like_is_one_click_and_unsubscribe_needs_the_button(
     expect(page.locator("h1")).to_contain_text("Link not valid")
 
 
+def test_reload_and_back_after_a_like_post_nothing_again(
+    served: tuple[App, str], browser_page: object
+) -> None:
+    """The like's result is a page of its own (POST/redirect/GET): a reload asks for no
+    "resubmit the form?" and posts nothing; coming back to it after the undo shows the
+    question again; Undo after a reload removes the like (it said "Undone." and kept it)."""
+    from playwright.sync_api import Page, expect
+
+    app, _ = served
+    page: Page = browser_page  # type: ignore[assignment]
+    now = app.clock()
+    jobs.ingest(app, now)
+    uid = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"}).id
+    paper = app.store.papers.find("1303.6954")
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+
+    page.goto(app.links.feedback_url("like", uid, paper.id))
+    page.locator("#confirm").click()
+    expect(page.locator("#done")).to_contain_text("Thanks")
+    page.reload()
+    expect(page.locator("#done")).to_contain_text("Thanks")
+    assert len(posts) == 1
+    page.locator("#undo").click()
+    expect(page.locator("h1")).to_contain_text("Undone")
+    assert app.store.people.signals([uid])[uid].likes == ()
+    page.go_back()  # to the result page: the like is gone, the question is asked again
+    expect(page.locator("#confirm")).to_be_visible()
+    assert len(posts) == 2 and app.store.people.signals([uid])[uid].likes == ()
+
+
 def test_manage_link_from_a_digest_change_something_and_export(
     served: tuple[App, str], browser_page: object
 ) -> None:

@@ -148,6 +148,32 @@ def test_undo_gives_back_the_answer_replaced_and_never_one_given_since(world: Wo
     assert world.client.post(like + "/undo?was=7").status_code == 400
 
 
+def test_like_answers_with_a_redirect_so_reload_and_double_click_do_not_spoil_undo(
+    world: World,
+) -> None:
+    """POST/redirect/GET: the result is a page of its own (a reload or the back button never
+    posts again), and a second POST of the same answer (a double click, a reload confirmed)
+    leaves an undo that still removes the like (it said "Undone." and kept it)."""
+    path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    first = world.client.post(path, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == f"{path}/done"
+    again = world.client.post(path, follow_redirects=False)  # the second click
+    assert again.headers["location"] == f"{path}/done"
+    done = world.client.get(again.headers["location"])
+    assert done.status_code == 200 and "Thanks" in done.text
+    assert world.client.get(f"{path}/done").text == done.text  # a reload: the same, no write
+    assert _signals(world) == ([world.paper_id], [])
+    undo = re.search(r'action="([^"]+/undo[^"]*)"', done.text)
+    assert undo is not None
+    undone = world.client.post(html.unescape(undo.group(1)), follow_redirects=False)
+    assert undone.status_code == 303
+    assert "Undone." in world.client.get(undone.headers["location"]).text
+    assert _signals(world) == ([], [])
+    # back to the result page after the undo: it no longer says "noted", it asks again
+    back = world.client.get(f"{path}/done")
+    assert "More papers like this one?" in back.text and _signals(world) == ([], [])
+
+
 def test_dislike_works_the_same(world: World) -> None:
     path = _path(world.app.links.feedback_url("dislike", world.user_id, world.paper_id))
     before = _snapshot(world.app)
