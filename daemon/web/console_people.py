@@ -280,6 +280,19 @@ def _subscriber_page(
     user = app.store.people.get(name)
     channels = app.store.people.channels_of(user.id)
     signals = app.store.people.signals([user.id])[user.id]
+    email = next((c.address for c in channels if c.kind == ChannelKind.EMAIL), "")
+    # the form as stored, or as the admin sent it when it was refused (kept, to correct)
+    shown = {
+        "display_name": user.display_name,
+        "email": email,
+        "timezone": user.timezone,
+        "hour": "" if user.digest_hour is None else str(user.digest_hour),
+        "max_picks": "" if user.max_picks is None else str(user.max_picks),
+        "frequency": user.frequency,
+        "weekday": WEEKDAYS[user.digest_weekday] if user.digest_weekday is not None else "",
+        "paused_until": _pause_shown(user, now),
+        **ctx.pop("form", {}),
+    }
     return console.render(
         request,
         who,
@@ -292,7 +305,8 @@ def _subscriber_page(
         signals=signals,
         digests=app.store.health.deliveries(user=name, limit=20),
         next_at=next_digest(app, user, user.id in _made_today(app, [(user, channels)], now), now),
-        email=next((c.address for c in channels if c.kind == ChannelKind.EMAIL), ""),
+        email=email,
+        form=shown,
         has_slack=any(c.kind == ChannelKind.SLACK for c in channels),
         default_hour=app.settings.schedule.digest_hour,
         default_picks=app.settings.digest.max_picks,
@@ -416,7 +430,9 @@ def _edit_user(console: Console, request: Request, form: Posted, name: str) -> R
         except PaperwireError as e:
             got.errors.append(str(e))
     if got.errors:
-        return _subscriber_page(console, request, form.admin, name, 400, errors=got.errors)
+        return _subscriber_page(
+            console, request, form.admin, name, 400, errors=got.errors, form=got.values
+        )
     console.audit(form.admin.name, "user changed", name)
     return console.back(f"/admin/subscribers/{name}", f"Saved {name}.")
 

@@ -268,6 +268,29 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
         assert done in actions
 
 
+def test_a_refused_edit_keeps_what_the_admin_typed(console: Console, client: TestClient) -> None:
+    """A subscriber's form refused for one field shows the error and keeps every field as
+    sent, to be corrected (it showed the stored values: the other changes were to type again)."""
+    csrf = log_in(client)
+    console.app.store.people.add(
+        "eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"}
+    )
+    sent = {"display_name": "Eve L.", "email": "eve.l@lab.example", "timezone": "Europe/Berln",
+            "hour": "9", "max_picks": "12", "frequency": "weekly", "weekday": "fri"}  # fmt: skip
+    r = client.post("/admin/subscribers/eve", data={"csrf": csrf, **sent})
+    assert r.status_code == 400 and "time zone: not a known time zone" in r.text
+    start = r.text.index('id="edit-user"')
+    form = r.text[start : r.text.index("</form>", start)]
+    for name in ("display_name", "email", "timezone", "max_picks"):
+        assert f'name="{name}" value="{sent[name]}"' in form, name
+    assert '<option value="9" selected>' in form
+    assert '<option value="weekly" selected>' in form and '<option value="fri" selected>' in form
+    assert console.app.store.people.get("eve").timezone == "UTC"  # nothing saved
+    # the stored values when nothing was refused
+    page = client.get("/admin/subscribers/eve").text
+    assert 'name="email" value="eve@lab.example"' in page and 'value="UTC"' in page
+
+
 def test_the_subscriber_list_is_searched_and_paged(
     console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
