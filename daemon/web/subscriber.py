@@ -227,9 +227,30 @@ class _Page:
         )
 
     def show(
-        self, token: str, user: UserRow, *, note: str = "", error: str = "", status: int = 200
+        self,
+        token: str,
+        user: UserRow,
+        *,
+        note: str = "",
+        error: str = "",
+        status: int = 200,
+        sent: dict[str, str] | None = None,
     ) -> HTMLResponse:
+        """The page; `sent`: the settings form as it was sent and refused (kept, to correct)."""
         people = self.app.store.people
+        today = local_today(user.timezone, self.app.clock())
+        paused = user.paused_until is not None and user.paused_until > today
+        settings = {
+            "hour": "" if user.digest_hour is None else str(user.digest_hour),
+            "timezone": user.timezone,
+            "picks": "" if user.max_picks is None else str(user.max_picks),
+            "frequency": user.frequency,
+            "weekday": WEEKDAYS[user.digest_weekday or 0],
+            "pause_until": user.paused_until.isoformat() if paused and user.paused_until else "",
+            **{k: v for k, v in (sent or {}).items() if k != "csrf"},
+        }
+        if settings["timezone"] not in self.zones:  # the list shows only those
+            settings["timezone"] = user.timezone
         channels = [
             {"id": c.id, "kind": c.kind, "where": describe_channel(c), "active": c.active}
             for c in people.channels_of(user.id)
@@ -262,14 +283,9 @@ class _Page:
             ],
             zones=self.zones,
             weekdays=WEEKDAYS,
-            often=frequency_text(
-                user.frequency,
-                user.digest_weekday,
-                user.paused_until,
-                local_today(user.timezone, self.app.clock()),
-            ),
-            paused=user.paused_until is not None
-            and user.paused_until > local_today(user.timezone, self.app.clock()),
+            often=frequency_text(user.frequency, user.digest_weekday, user.paused_until, today),
+            paused=paused,
+            settings=settings,
             default_hour=self.app.settings.schedule.digest_hour,
             default_picks=self.app.settings.digest.max_picks,
             note=note,
@@ -569,11 +585,11 @@ def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
             changes[field] = number
         changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
     except ValueError as e:
-        return page.show(token, user, error=str(e), status=400)
+        return page.show(token, user, error=str(e), status=400, sent=form)
     try:
         app.store.people.edit(user.name, app.clock(), changes=changes)
     except PaperwireError as e:
-        return page.show(token, user, error=str(e), status=400)
+        return page.show(token, user, error=str(e), status=400, sent=form)
     return page.back(token, "settings", "delivery")
 
 

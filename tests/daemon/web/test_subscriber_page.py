@@ -365,6 +365,28 @@ def test_how_often_refuses_what_makes_no_sense(world: World) -> None:
     assert _user(world).frequency == "daily"
 
 
+def test_refused_settings_keep_what_was_chosen(world: World) -> None:
+    """The settings form refused for one field (a pause date already past) shows the error and
+    keeps every choice as sent, to be corrected (it showed the stored ones: the weekly day,
+    hour and time zone chosen with it were to choose again)."""
+    yesterday = (world.clock().date() - timedelta(days=1)).isoformat()
+    sent = {"hour": "6", "timezone": "Europe/Berlin", "picks": "12", "frequency": "weekly",
+            "weekday": "fri", "pause_until": yesterday}  # fmt: skip
+    resp = world.post("settings", **sent)
+    assert resp.status_code == 400 and "not after today" in resp.text
+    page = resp.text
+    assert 'id="hour" name="hour" min="0" max="23" value="6"' in page
+    assert 'id="picks" name="picks" min="1" max="100" value="12"' in page
+    assert "<option selected>Europe/Berlin</option>" in page
+    assert 'value="weekly" checked' in page and '<option value="fri" selected>' in page
+    assert f'name="pause_until" value="{yesterday}"' in page
+    user = _user(world)
+    assert (user.digest_hour, user.timezone, user.frequency) == (None, "UTC", "daily")
+    # the stored values otherwise
+    page = world.client.get(world.page).text
+    assert 'value="daily" checked' in page and "<option selected>UTC</option>" in page
+
+
 def test_a_pause_is_a_date_in_the_subscribers_time_zone(world: World) -> None:
     # 23:30 UTC is already tomorrow in Tokyo: "tomorrow" by UTC is today there
     now = world.clock()
