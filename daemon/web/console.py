@@ -240,7 +240,7 @@ def _login_form(
 
     token = secrets.token_urlsafe(24)
     response = console.render(
-        request, None, "login.html", status, token=token, error=error, name=name,
+        request, None, "login.html", status, title="Log in", token=token, error=error, name=name,
         closed=not console.app.settings.admin.passwords,
     )  # fmt: skip
     auth.set_cookie(console.app, response, auth.LOGIN_COOKIE, token, 3600)

@@ -70,6 +70,7 @@ def test_login_sets_a_strict_cookie_and_logout_ends_the_session(
     console: Console, client: TestClient
 ) -> None:
     page = client.get("/admin/login")
+    assert "<title>Log in · paperwire console</title>" in page.text  # it had none
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token
     r = client.post(
