@@ -93,10 +93,10 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
         )
 
     @router.get("/signup")
-    def signup_form() -> Response:
+    def signup_form(sent: bool = False) -> Response:
         if (shut := _closed(app, pages)) is not None:
             return shut
-        return form()
+        return form(sent=sent)  # sent: the answer to the POST below, on a page of its own
 
     @router.post("/signup")
     async def signup(request: Request, tasks: BackgroundTasks) -> Response:
@@ -119,7 +119,9 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 tasks.add_task(send_signup_link, app, address)
             else:  # already subscribed: their page, where they can start their digest again
                 tasks.add_task(send_manage_link, app, user, address)
-        return form(sent=True)  # the same answer, known address or not
+        # the same answer, known address or not; a page of its own (303): a reload must not
+        # mail another link
+        return RedirectResponse("/signup?sent=1", status_code=303, headers=SECURITY_HEADERS)
 
 
 def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:

@@ -300,7 +300,10 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
     # ---- asking for a link ------------------------------------------------------------------
 
     @router.get("/manage")
-    def manage_form() -> HTMLResponse:
+    def manage_form(sent: bool = False) -> HTMLResponse:
+        if sent:  # the answer to the POST below, on a page of its own
+            return pages.render("manage.html", title="Your digest", sent=True,
+                                days=app.settings.server.manage_link_days)  # fmt: skip
         return pages.render(
             "manage.html",
             title="Your digest",
@@ -309,7 +312,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
         )
 
     @router.post("/manage")
-    async def manage_request(request: Request, tasks: BackgroundTasks) -> HTMLResponse:
+    async def manage_request(request: Request, tasks: BackgroundTasks) -> Response:
         form = await request.form()
         address = str(form.get("email") or "").strip()
         now = app.clock()
@@ -332,10 +335,9 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
             user = app.store.subscriber.user_by_email(address)
             if user is not None:
                 tasks.add_task(send_manage_link, app, user, address)
-        # the same answer, known address or not, limited or not
-        return pages.render(
-            "manage.html", title="Your digest", sent=True, days=app.settings.server.manage_link_days
-        )
+        # the same answer, known address or not, limited or not; a page of its own (303): a
+        # reload must not ask for another link
+        return RedirectResponse("/manage?sent=1", status_code=303, headers=SECURITY_HEADERS)
 
 
 def _edit_routes(router: APIRouter, page: _Page) -> None:

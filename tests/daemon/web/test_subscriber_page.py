@@ -194,6 +194,17 @@ def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: Worl
     assert world.client.get(link.group(1)).status_code == 200
 
 
+def test_a_reload_of_the_answer_to_manage_mails_no_second_link(world: World) -> None:
+    """The answer is a page of its own (POST/redirect/GET): reloading it, or coming back to it,
+    asks for nothing (the POST was sent again: one more mail each time, up to the limit)."""
+    asked = world.client.post("/manage", data={"email": "ada@example.org"}, follow_redirects=False)
+    assert asked.status_code == 303 and asked.headers["location"] == "/manage?sent=1"
+    for _ in range(3):
+        answer = world.client.get(asked.headers["location"])
+        assert answer.status_code == 200 and 'id="sent"' in answer.text
+    assert len(_mails(world.app)) == 1
+
+
 @pytest.mark.parametrize(
     ("typed", "says"), [("", "cannot be empty"), ("not-an-email", "is not an email address")]
 )
