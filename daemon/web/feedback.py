@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from daemon.app import App
@@ -176,43 +177,84 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         )
 
     @router.post("/unsubscribe/{token}")
-    def unsubscribe(token: str) -> HTMLResponse:
-        # RFC 8058 sends "List-Unsubscribe=One-Click"; any POST will do. Not async: it writes
+    async def unsubscribe(token: str, request: Request) -> Response:
+        # RFC 8058's mail client sends "List-Unsubscribe=One-Click" and must get no redirect
+        # (§3.2): it gets the page; the page's button gets a redirect to it (a reload or the
+        # back button never posts again). Any POST unsubscribes.
+        one_click = (await request.form()).get("List-Unsubscribe") == "One-Click"
+        action, channel = await run_in_threadpool(_stop, app, token)  # it writes
+        if one_click:
+            return _unsubscribed(app, pages, token, action, channel)
+        return _see(f"/unsubscribe/{token}/done")
+
+    @router.get("/unsubscribe/{token}/done")
+    def unsubscribed(token: str) -> Response:
         action, _ = resolve(app, token, "unsubscribe")
         channel = link_channel(app, action)
-        if channel is None:
-            app.store.people.set_subscribed(action.user_id, False, app.clock())
-            message = "You will receive no more digests."
-        else:
-            user, _ = app.store.people.set_channel_active(
-                action.user_id, channel.id, False, app.clock()
-            )
-            message = f"No more digests go to {describe_channel(channel)}."
-            if not user.active:
-                message += " That was your last one: you receive no more digests."
-        return pages.render(
-            "done.html",
-            title="Unsubscribed",
-            heading="You are unsubscribed.",
-            paper=None,
-            message=message,
-            undo_url=f"/unsubscribe/{token}/undo",
-            undo_label="Subscribe again",
-        )
+        if not _stopped(app, action, channel):  # subscribed again since
+            return _see(f"/unsubscribe/{token}")
+        return _unsubscribed(app, pages, token, action, channel)
 
     @router.post("/unsubscribe/{token}/undo")
-    def resubscribe(token: str) -> HTMLResponse:
+    def resubscribe(token: str) -> RedirectResponse:
         action, _ = resolve(app, token, "unsubscribe")
         channel = link_channel(app, action)
         if channel is None:
             app.store.people.set_subscribed(action.user_id, True, app.clock())
-            message = ""
         else:
             app.store.people.set_channel_active(action.user_id, channel.id, True, app.clock())
-            message = f"Digests go to {describe_channel(channel)} again."
+        return _see(f"/unsubscribe/{token}/again")
+
+    @router.get("/unsubscribe/{token}/again")
+    def subscribed_again(token: str) -> Response:
+        action, _ = resolve(app, token, "unsubscribe")
+        channel = link_channel(app, action)
+        if _stopped(app, action, channel):  # unsubscribed again since
+            return _see(f"/unsubscribe/{token}/done")
+        message = "" if channel is None else f"Digests go to {describe_channel(channel)} again."
         return pages.render(
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
         )
+
+
+def _stop(app: App, token: str) -> tuple[LinkAction, ChannelRow | None]:
+    """What an unsubscribe link stops: its channel, or (a link naming none) every channel."""
+    action, _ = resolve(app, token, "unsubscribe")
+    channel = link_channel(app, action)
+    if channel is None:
+        app.store.people.set_subscribed(action.user_id, False, app.clock())
+    else:
+        app.store.people.set_channel_active(action.user_id, channel.id, False, app.clock())
+    return action, channel
+
+
+def _stopped(app: App, action: LinkAction, channel: ChannelRow | None) -> bool:
+    """Whether what the link stops is stopped now."""
+    if channel is not None:
+        return not channel.active
+    user = app.store.people.by_id(action.user_id)
+    return user is not None and not user.active
+
+
+def _unsubscribed(
+    app: App, pages: Pages, token: str, action: LinkAction, channel: ChannelRow | None
+) -> HTMLResponse:
+    if channel is None:
+        message = "You will receive no more digests."
+    else:
+        message = f"No more digests go to {describe_channel(channel)}."
+        user = app.store.people.by_id(action.user_id)
+        if user is not None and not user.active:
+            message += " That was your last one: you receive no more digests."
+    return pages.render(
+        "done.html",
+        title="Unsubscribed",
+        heading="You are unsubscribed.",
+        paper=None,
+        message=message,
+        undo_url=f"/unsubscribe/{token}/undo",
+        undo_label="Subscribe again",
+    )
 
 
 def _see(path: str) -> RedirectResponse:

@@ -319,6 +319,36 @@ def test_one_click_unsubscribe_and_undo(world: World, clock: Callable[[], dateti
     assert [u.name for u, _ in world.app.store.people.subscribers()] == ["ada"]
 
 
+def test_the_unsubscribe_button_answers_with_a_redirect_the_one_click_post_does_not(
+    world: World,
+) -> None:
+    """The page's button gets its result as a page of its own (POST/redirect/GET): after
+    "Subscribe again", the back button re-posted the unsubscribe (Chromium's "Confirm form
+    resubmission"); now the result page asks the question again. RFC 8058's one-click POST
+    gets the page itself: a mail client must get no redirect (§3.2)."""
+    path = _path(world.app.links.unsubscribe_url(world.user_id))
+    pressed = world.client.post(path, follow_redirects=False)
+    assert pressed.status_code == 303 and pressed.headers["location"] == f"{path}/done"
+    done = world.client.get(f"{path}/done")
+    assert "You are unsubscribed." in done.text and f'action="{path}/undo"' in done.text
+    assert world.client.get(f"{path}/done").text == done.text  # a reload: the same page
+    again = world.client.post(f"{path}/undo", follow_redirects=False)
+    assert again.status_code == 303 and again.headers["location"] == f"{path}/again"
+    assert "Welcome back." in world.client.get(f"{path}/again").text
+    assert _user(world).active is True
+    # back to the result page: it says what is true now, and changes nothing
+    back = world.client.get(f"{path}/done")
+    assert "Stop receiving paperwire digests?" in back.text and _user(world).active is True
+    one_click = world.client.post(
+        path,
+        content="List-Unsubscribe=One-Click",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        follow_redirects=False,
+    )
+    assert one_click.status_code == 200 and "You are unsubscribed." in one_click.text
+    assert _user(world).active is False
+
+
 def test_plain_form_post_unsubscribes_too(world: World) -> None:
     path = _path(world.app.links.unsubscribe_url(world.user_id))
     assert world.client.post(path).status_code == 200
