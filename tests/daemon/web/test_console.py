@@ -315,8 +315,8 @@ def test_the_subscriber_list_is_searched_and_paged(
     app.store.people.add("fay", app.clock(), channels={ChannelKind.EMAIL: "fay@lab.example"})
     last = client.get("/admin/subscribers?page=2").text  # eve's digest is made, fay's is not
     assert re.findall(r'<tr id="user-(\w+)"', last) == ["eve", "fay"]
-    eve, fay = re.findall(r'<td class="next-digest">([^<]*)</td>', last)
-    assert eve != fay and eve == re.findall(r'<td class="next-digest">([^<]*)</td>', page)[0]
+    eve, fay = re.findall(r'<td class="next-digest"[^>]*>([^<]*)</td>', last)
+    assert eve != fay and eve == re.findall(r'<td class="next-digest"[^>]*>([^<]*)</td>', page)[0]
     assert shown("/admin/subscribers?page=7") == []
     assert "6 subscriber(s)" in client.get("/admin/subscribers?page=7").text
     assert shown("/admin/subscribers?q=E%40LAB") == ["eve"]  # the address, in any case
