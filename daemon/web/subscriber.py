@@ -514,6 +514,7 @@ def subscriber_routes(app: App, pages: Pages) -> APIRouter:
     _settings_routes(router, page)
     _import_routes(router, page)
     _data_routes(router, page)
+    _deleted_routes(router, pages)
     return router
 
 
@@ -596,7 +597,7 @@ def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
 
 
 def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
-    app, pages = page.app, page.pages
+    app = page.app
     user = page.open_page(token)
     if form is None:
         return page.forbidden()
@@ -604,12 +605,21 @@ def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
         return RedirectResponse(f"/me/{token}/delete", status_code=303, headers=SECURITY_HEADERS)
     with contextlib.suppress(PaperwireError):  # removed meanwhile
         app.store.people.remove(user.name)
-    return pages.render(
-        "done.html",
-        title="Deleted",
-        heading="Your account is deleted.",
-        paper=None,
-        message="Your channels, likes, follows and digests are gone; no more digests come. "
-        "The papers themselves stay: they are the feeds', not yours.",
-        undo_url=None,
-    )
+    # a page of its own (303): a reload or the back button posted again, and the link of an
+    # account that is no more got "Link not valid"
+    return RedirectResponse("/deleted", status_code=303, headers=SECURITY_HEADERS)
+
+
+def _deleted_routes(router: APIRouter, pages: Pages) -> None:
+    @router.get("/deleted")
+    def deleted() -> HTMLResponse:
+        """The answer to a deletion (it names nobody: the account is gone)."""
+        return pages.render(
+            "done.html",
+            title="Deleted",
+            heading="Your account is deleted.",
+            paper=None,
+            message="Your channels, likes, follows and digests are gone; no more digests come. "
+            "The papers themselves stay: they are the feeds', not yours.",
+            undo_url=None,
+        )
