@@ -84,8 +84,24 @@ SCROLLING = (
 )
 
 
+# the buttons and fields lower than a finger's target (WCAG 2.5.8: 24 px; a radio button or a
+# box has its label to press too)
+SMALL = (
+    "[...document.querySelectorAll('button, select, textarea, input:not([type=hidden])"
+    ":not([type=radio]):not([type=checkbox])')].filter(e => e.offsetParent !== null"
+    " && e.getBoundingClientRect().height < 24)"
+    ".map(e => e.tagName + ' ' + (e.id || e.innerText.slice(0, 30)))"
+)
+
+
 def _measure(
-    page: Any, base: str, path: str, name: str, widths: dict[str, int], sideways: list[str]
+    page: Any,
+    base: str,
+    path: str,
+    name: str,
+    widths: dict[str, int],
+    sideways: list[str],
+    small: set[str],
 ) -> None:
     page.goto(f"{base}{path}")
     width = page.evaluate("document.documentElement.scrollWidth")
@@ -93,6 +109,7 @@ def _measure(
     widths[f"{name} @{viewport}"] = width
     if viewport == NARROW:
         sideways += [f"{name}: {table}" for table in page.evaluate(SCROLLING)]
+        small.update({f"{name}: {what}" for what in page.evaluate(SMALL)})
     folder = os.environ.get("NARROW_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
@@ -128,9 +145,10 @@ def test_no_page_is_wider_than_a_phone(live: tuple[Console, str], browser_page: 
 
     widths: dict[str, int] = {}
     sideways: list[str] = []
+    small: set[str] = set()
     page.set_viewport_size({"width": NARROW, "height": 800})
     for path, name in subscriber_pages:
-        _measure(page, base, path, name, widths, sideways)
+        _measure(page, base, path, name, widths, sideways, small)
     page.goto(f"{base}/admin/login")
     page.fill("#name", "root")
     page.fill("#password", PASSWORD)
@@ -139,10 +157,10 @@ def test_no_page_is_wider_than_a_phone(live: tuple[Console, str], browser_page: 
     for width in (NARROW, WIDE):
         page.set_viewport_size({"width": width, "height": 800})
         for path, name in console_pages:
-            _measure(page, base, path, name, widths, sideways)
+            _measure(page, base, path, name, widths, sideways, small)
     page.set_viewport_size({"width": WIDE, "height": 800})
     for path, name in subscriber_pages:
-        _measure(page, base, path, name, widths, sideways)
+        _measure(page, base, path, name, widths, sideways, small)
 
     too_wide = {
         name: width
@@ -153,6 +171,9 @@ def test_no_page_is_wider_than_a_phone(live: tuple[Console, str], browser_page: 
     # on a phone a list's rows are blocks, their cells one under the other: no column (a
     # digest's Resend button, a feed's Remove) is out of sight in a box scrolled sideways
     assert sideways == []
+    # on a phone a finger can press each button: the rows' 👍 / 👎 and Remove were 22 px
+    # high side by side, the fields 21 px
+    assert small == set()
 
     # the subscriber sees the whole Slack webhook shown and presses its button without
     # scrolling sideways
