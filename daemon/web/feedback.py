@@ -174,18 +174,20 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
             note=note,
             button="Unsubscribe",
             paper=None,
+            from_page=True,
         )
 
     @router.post("/unsubscribe/{token}")
     async def unsubscribe(token: str, request: Request) -> Response:
-        # RFC 8058's mail client sends "List-Unsubscribe=One-Click" and must get no redirect
-        # (§3.2): it gets the page; the page's button gets a redirect to it (a reload or the
-        # back button never posts again). Any POST unsubscribes.
-        one_click = (await request.form()).get("List-Unsubscribe") == "One-Click"
+        # Any POST unsubscribes. The page's button ("from=page") gets a redirect to the result
+        # (a reload or the back button never posts again); any other POST, such as RFC 8058's
+        # one-click ("List-Unsubscribe=One-Click", in whatever encoding), gets the page: a mail
+        # client must get no redirect (§3.2). The body is not parsed: nothing in it can fail.
+        from_page = await request.body() == b"from=page"
         action, channel = await run_in_threadpool(_stop, app, token)  # it writes
-        if one_click:
-            return _unsubscribed(app, pages, token, action, channel)
-        return _see(f"/unsubscribe/{token}/done")
+        if from_page:
+            return _see(f"/unsubscribe/{token}/done")
+        return _unsubscribed(app, pages, token, action, channel)
 
     @router.get("/unsubscribe/{token}/done")
     def unsubscribed(token: str) -> Response:
