@@ -48,13 +48,24 @@ def secure_cookies(app: App) -> bool:
     """Secure cookies, unless the console's public address is plain http on a non-loopback
     host (a browser would never send them back there)."""
     parts = urlsplit(str(app.settings.server.base_url))
-    if parts.scheme == "https":
-        return True
-    host = parts.hostname or ""
+    return parts.scheme == "https" or _loopback(parts.hostname or "")
+
+
+def _loopback(host: str) -> bool:
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def cookies_refused(app: App, request: Request) -> bool:
+    """Whether this request's browser keeps no cookie of the console: they are Secure (an
+    https base_url) and the page was opened over plain http at a non-loopback address."""
+    return (
+        secure_cookies(app)
+        and request.url.scheme == "http"
+        and not _loopback(request.url.hostname or "")
+    )
 
 
 def set_cookie(app: App, response: Response, name: str, value: str, max_age: int) -> None:

@@ -211,6 +211,13 @@ def _login_routes(router: APIRouter, console: Console) -> None:
         name = str(form.get("name") or "").strip().lower()[:64]  # it goes to the audit log
         password = str(form.get("password") or "")
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
+            if auth.LOGIN_COOKIE not in request.cookies and auth.cookies_refused(app, request):
+                # "reload and try again" would never help: say what does
+                base = str(app.settings.server.base_url).rstrip("/")
+                return _login_form(console, request, 400, "Your browser keeps no cookie of "
+                                   "the console at this plain http address (they are Secure: "
+                                   f"server.base_url is {base}). Open the console at "
+                                   f"{base}/admin.", name)  # fmt: skip
             raise BadForm()
         ip = request.client.host if request.client else "?"
         # argon2 and the audit log's write: in a worker thread, not on the event loop

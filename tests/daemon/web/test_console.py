@@ -127,6 +127,31 @@ def test_the_login_form_needs_its_own_token(client: TestClient) -> None:
     assert r.status_code == 403 and "Form refused" in r.text
 
 
+def test_a_console_opened_over_plain_http_says_where_its_cookies_work(
+    console_factory: ConsoleFactory,
+) -> None:
+    """An https base_url makes the cookies Secure: a browser at a plain http address of the
+    machine (not loopback) keeps none, and every login was "Form refused … reload the page and
+    try again", which never helped. It says where to open the console instead."""
+    console = console_factory(base_url="https://papers.lab.example")
+    lan = TestClient(console.daemon.web, base_url="http://192.0.2.7:8080")
+    page = lan.get("/admin/login")
+    assert "Secure" in page.headers["set-cookie"]
+    lan.cookies.clear()  # what a browser does with a Secure cookie over plain http
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    r = lan.post("/admin/login", data={"name": "root", "password": PASSWORD,
+                                       "token": token.group(1)})  # fmt: skip
+    assert r.status_code == 400 and "Form refused" not in r.text
+    assert "Open the console at https://papers.lab.example/admin" in r.text
+    assert 'value="root"' in r.text  # the name kept
+    # at the right address, or with a stale form, the form is refused as before
+    stale = TestClient(console.daemon.web, base_url="https://papers.lab.example")
+    stale.get("/admin/login")
+    r = stale.post("/admin/login", data={"name": "root", "password": PASSWORD, "token": "x"})
+    assert r.status_code == 403 and "Form refused" in r.text
+
+
 def test_a_removed_admin_loses_the_session(console: Console, client: TestClient) -> None:
     from daemon.config_file import UNSET, edit
 
