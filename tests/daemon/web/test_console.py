@@ -526,10 +526,15 @@ def test_an_invalid_configuration_is_refused_and_the_file_untouched(
     assert r.status_code == 400 and "Nothing was written" in r.text
     assert "schedule.digest_hour = 25" in r.text and "Mars/Base" in r.text
     assert 'value="Mars/Base"' in r.text  # what was typed stays in the form
+    # each problem is also under its field, not only at the top of a page of 60 fields
+    field = r.text[r.text.index('id="schedule.timezone"') :]
+    assert field.index('id="error-schedule.timezone"') < field.index('class="field"')
+    assert 'id="error-schedule.digest_hour"' in r.text
     assert console.config.read_bytes() == before
     form = _config_form(client)
     form["digest.send_empty"] = "maybe"
-    assert "give true or false" in client.post("/admin/config", data=form).text
+    refused = client.post("/admin/config", data=form).text
+    assert "give true or false" in refused and 'id="error-digest.send_empty"' in refused
     assert console.config.read_bytes() == before
 
 
