@@ -232,7 +232,11 @@ def _login_routes(router: APIRouter, console: Console) -> None:
 
 def _log_out(console: Console, request: Request, csrf: object) -> Response:
     who = auth.current_admin(console.app, request)
-    if who is None or not auth.csrf_ok(who.csrf, csrf):
+    if who is None:  # the session has ended already (expired overnight): nothing to refuse
+        response = console.back("/admin/login", "You are logged out.")
+        auth.clear_cookie(console.app, response, auth.SESSION_COOKIE)
+        return response
+    if not auth.csrf_ok(who.csrf, csrf):
         raise BadForm()
     console.audit(who.name, "logged out")
     response = console.back("/admin/login", "You are logged out.")

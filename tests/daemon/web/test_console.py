@@ -96,6 +96,25 @@ def test_login_sets_a_strict_cookie_and_logout_ends_the_session(
     assert [a[1] for a in _audit(console)][:2] == ["logged out", "logged in"]
 
 
+def test_log_out_after_the_session_ended_goes_to_the_login_page(
+    console: Console, client: TestClient
+) -> None:
+    """The console left open overnight: its session has expired (admin.session_hours), and
+    "Log out" said "Form refused … reload the page and try again"."""
+    from tests.daemon.conftest import NOW
+
+    csrf = log_in(client)
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=13)  # session_hours = 12
+    r = client.post("/admin/logout", data={"csrf": csrf})
+    assert r.status_code == 200 and r.url.path == "/admin/login"
+    assert "Form refused" not in r.text and "You are logged out." in r.text
+    # a live session still needs the form's token to end
+    log_in(client)
+    refused = client.post("/admin/logout", data={"csrf": "guess"})
+    assert refused.status_code == 403 and client.get("/admin/health").url.path == "/admin/health"
+
+
 def test_wrong_passwords_are_refused_then_locked_out(console: Console, client: TestClient) -> None:
     from tests.daemon.conftest import NOW
 
