@@ -59,6 +59,7 @@ HISTORY = 10  # recent digests shown
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 
+SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
 DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
@@ -222,8 +223,12 @@ class _Page:
         return values
 
     def back(self, token: str, done: str, anchor: str) -> RedirectResponse:
+        """Back to the page at the section of the change, its note in that section (at the
+        top of the page it was out of sight: the browser shows the section)."""
         return RedirectResponse(
-            f"/me/{token}?done={done}#{anchor}", status_code=303, headers=SECURITY_HEADERS
+            f"/me/{token}?done={done}&at={anchor}#{anchor}",
+            status_code=303,
+            headers=SECURITY_HEADERS,
         )
 
     def show(
@@ -235,6 +240,7 @@ class _Page:
         error: str = "",
         status: int = 200,
         sent: dict[str, str] | None = None,
+        note_at: str = "",
     ) -> HTMLResponse:
         """The page; `sent`: the settings form as it was sent and refused (kept, to correct)."""
         people = self.app.store.people
@@ -289,6 +295,7 @@ class _Page:
             default_hour=self.app.settings.schedule.digest_hour,
             default_picks=self.app.settings.digest.max_picks,
             note=note,
+            note_at=note_at if note_at in SECTIONS else "",
             error=error,
             days=self.app.settings.server.manage_link_days,
         )
@@ -344,9 +351,9 @@ def _edit_routes(router: APIRouter, page: _Page) -> None:
     # ---- the page ---------------------------------------------------------------------------
 
     @router.get("/me/{token}")
-    def me(token: str, done: str = "") -> HTMLResponse:
+    def me(token: str, done: str = "", at: str = "") -> HTMLResponse:
         user = page.open_page(token)
-        return page.show(token, user, note=DONE.get(done, ""))
+        return page.show(token, user, note=DONE.get(done, ""), note_at=at)
 
     @router.post("/me/{token}/feedback")
     async def set_feedback(token: str, request: Request) -> Response:

@@ -128,12 +128,16 @@ def test_manage_link_from_a_digest_change_something_and_export(
     link = re.search(r'href="([^"]+/me/[^"]+)"[^>]*>Manage your digest<', html.read_text())
     assert link is not None
 
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
     page.goto(link.group(1))
     expect(page.locator("h1")).to_contain_text("Your digest, ada")
     page.locator("#hour").fill("6")
     page.locator("#timezone").select_option("Europe/Berlin")
     page.locator("#save-settings").click()
     expect(page.locator("#note")).to_contain_text("delivery settings are updated")
+    # the page comes back at the section saved: its note is there, in sight (it was at the
+    # top of the page, out of sight above the section)
+    expect(page.locator("#note")).to_be_in_viewport()
     user = app.store.people.get("ada")
     assert (user.digest_hour, user.timezone) == (6, "Europe/Berlin")
 
