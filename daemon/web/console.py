@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -166,8 +167,10 @@ def install(web: FastAPI, app: App, pages: Pages, daemon: Daemon | None) -> Cons
 
 def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
-        if request.method == "GET":
-            return RedirectResponse("/admin/login", status_code=303, headers=CONSOLE_HEADERS)
+        if request.method == "GET":  # the login leads back to the page asked for
+            path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            to = "/admin/login" + (f"?{urlencode({'next': path})}" if _back_to(path) else "")
+            return RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
         return console.render(
             request, None, "message.html", 403, title="Not logged in",
             message="Your session has ended or you are not logged in: log in again.",
@@ -199,17 +202,18 @@ def _login_routes(router: APIRouter, console: Console) -> None:
         return RedirectResponse("/admin/health", status_code=303)
 
     @router.get("/login")
-    def login_page(request: Request) -> HTMLResponse:
+    def login_page(request: Request, next: str = "") -> HTMLResponse:
         if auth.current_admin(app, request) is not None:
             return console.render(request, None, "message.html", title="Logged in",
                                   message="You are logged in.", link="/admin/health")  # fmt: skip
-        return _login_form(console, request)
+        return _login_form(console, request, then=next)
 
     @router.post("/login")
     async def login(request: Request) -> Response:
         form = await request.form()
         name = str(form.get("name") or "").strip().lower()[:64]  # it goes to the audit log
         password = str(form.get("password") or "")
+        then = str(form.get("next") or "")
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
             if auth.LOGIN_COOKIE not in request.cookies and auth.cookies_refused(app, request):
                 # "reload and try again" would never help: say what does
@@ -217,12 +221,12 @@ def _login_routes(router: APIRouter, console: Console) -> None:
                 return _login_form(console, request, 400, "Your browser keeps no cookie of "
                                    "the console at this plain http address (they are Secure: "
                                    f"server.base_url is {base}). Open the console at "
-                                   f"{base}/admin.", name)  # fmt: skip
+                                   f"{base}/admin.", name, then)  # fmt: skip
             raise BadForm()
         ip = request.client.host if request.client else "?"
         # argon2 and the audit log's write: in a worker thread, not on the event loop
         async with gate:
-            return await run_in_threadpool(_try_login, console, request, name, password, ip)
+            return await run_in_threadpool(_try_login, console, request, name, password, ip, then)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -244,37 +248,50 @@ def _log_out(console: Console, request: Request, csrf: object) -> Response:
     return response
 
 
+def _back_to(path: str) -> bool:
+    """Whether a login may lead to this path: a console page of this site, none else."""
+    return path.startswith("/admin/") and not path.startswith("/admin/log") and "\\" not in path
+
+
 def _login_form(
-    console: Console, request: Request, status: int = 200, error: str = "", name: str = ""
+    console: Console,
+    request: Request,
+    status: int = 200,
+    error: str = "",
+    name: str = "",
+    then: str = "",
 ) -> HTMLResponse:
     import secrets
 
     token = secrets.token_urlsafe(24)
     response = console.render(
         request, None, "login.html", status, title="Log in", token=token, error=error, name=name,
-        closed=not console.app.settings.admin.passwords,
+        closed=not console.app.settings.admin.passwords, then=then if _back_to(then) else "",
     )  # fmt: skip
     auth.set_cookie(console.app, response, auth.LOGIN_COOKIE, token, 3600)
     return response
 
 
-def _try_login(console: Console, request: Request, name: str, password: str, ip: str) -> Response:
+def _try_login(
+    console: Console, request: Request, name: str, password: str, ip: str, then: str = ""
+) -> Response:
     app, limiter = console.app, console.limiter
     locked, attempt = limiter.attempt(app, ip, name)
     if locked is not None:
         minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
         console.audit(name or "?", "login refused: locked out", ip)
         return _login_form(console, request, 429, f"Too many failed logins: try again in "
-                           f"{minutes} minute(s).", name)  # fmt: skip
+                           f"{minutes} minute(s).", name, then)  # fmt: skip
     hashed = app.settings.admin.passwords.get(name)  # read once: checked and stamped
     if not name or hashed is None or not auth.check_password(password, hashed):
         if hashed is None:  # an unknown name costs the same time
             auth.check_password(password, None)
         console.audit(name or "?", "login failed", ip)  # counted by `attempt` already
-        return _login_form(console, request, 401, "Wrong name or password.", name)
+        return _login_form(console, request, 401, "Wrong name or password.", name, then)
     limiter.succeeded(ip, name, attempt)
     console.audit(name, "logged in", ip)
-    response = RedirectResponse("/admin/health", status_code=303, headers=CONSOLE_HEADERS)
+    to = then if _back_to(then) else "/admin/health"
+    response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
     auth.open_session(app, response, name, hashed)
     auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
     return response

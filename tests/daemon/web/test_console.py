@@ -12,6 +12,7 @@ import tomllib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -47,7 +48,8 @@ def _audit(console: Console) -> list[tuple[str, str, str]]:
 def test_every_page_is_closed_without_a_session(client: TestClient) -> None:
     for page in (*PAGES, "subscribers/ada", "subscribers/ada/preview"):
         r = client.get(f"/admin/{page}", follow_redirects=False)
-        assert r.status_code == 303 and r.headers["location"] == "/admin/login", page
+        assert r.status_code == 303, page
+        assert r.headers["location"] == f"/admin/login?next=%2Fadmin%2F{quote(page, safe='')}"
     for action in ("feeds", "subscribers", "config", "deliveries/retry", "feeds/x/remove"):
         r = client.post(f"/admin/{action}", data={"csrf": "guess"})
         assert r.status_code == 403 and "Not logged in" in r.text, action
@@ -113,6 +115,37 @@ def test_log_out_after_the_session_ended_goes_to_the_login_page(
     log_in(client)
     refused = client.post("/admin/logout", data={"csrf": "guess"})
     assert refused.status_code == 403 and client.get("/admin/health").url.path == "/admin/health"
+
+
+def test_the_login_leads_back_to_the_page_asked_for(client: TestClient) -> None:
+    """A console page opened without a session (it expired; a bookmark) goes to the login,
+    and the login back to that page, through a wrong password too (it went to Health)."""
+    r = client.get("/admin/deliveries?state=failed")
+    assert (
+        r.url.path == "/admin/login"
+        and 'name="next" value="/admin/deliveries?state=failed"' in r.text
+    )
+    token = re.search(r'name="token" value="([^"]+)"', r.text)
+    assert token
+    form = {"name": "root", "token": token.group(1), "next": "/admin/deliveries?state=failed"}
+    wrong = client.post("/admin/login", data={**form, "password": "wrong password!"})
+    assert wrong.status_code == 401 and 'value="/admin/deliveries?state=failed"' in wrong.text
+    token = re.search(r'name="token" value="([^"]+)"', wrong.text)
+    assert token
+    done = client.post("/admin/login", data={**form, "token": token.group(1), "password": PASSWORD})
+    assert done.url.path == "/admin/deliveries" and done.url.query == b"state=failed"
+
+
+@pytest.mark.parametrize(
+    "then", ["https://evil.example/admin/", "//evil.example/admin/", "/admin/logout", "/me/x"]
+)
+def test_the_login_leads_nowhere_else(client: TestClient, then: str) -> None:
+    page = client.get(f"/admin/login?next={quote(then, safe='')}")
+    assert 'name="next"' not in page.text
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    data = {"name": "root", "password": PASSWORD, "token": token.group(1), "next": then}
+    assert client.post("/admin/login", data=data).url.path == "/admin/health"
 
 
 def test_wrong_passwords_are_refused_then_locked_out(console: Console, client: TestClient) -> None:

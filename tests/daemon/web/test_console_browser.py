@@ -50,7 +50,7 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
 
     # closed without login: every page leads to the login form
     page.goto(f"{base}/admin/health")
-    expect(page).to_have_url(f"{base}/admin/login")
+    expect(page).to_have_url(f"{base}/admin/login?next=%2Fadmin%2Fhealth")
     _shoot(page, "login")
 
     # a wrong password is refused, and after admin.max_failed_logins (3) logins wait
@@ -60,7 +60,7 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     _log_in(page, base, PASSWORD)
     expect(page.locator("#error")).to_contain_text("Too many failed logins")
     page.goto(f"{base}/admin/health")
-    expect(page).to_have_url(f"{base}/admin/login")
+    expect(page).to_have_url(f"{base}/admin/login?next=%2Fadmin%2Fhealth")
     clock: Any = app.clock
     clock.now = NOW + timedelta(minutes=16)  # the lockout is over
     _log_in(page, base, PASSWORD)
