@@ -309,11 +309,11 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
     @router.get("/manage")
     def manage_form(sent: bool = False) -> HTMLResponse:
         if sent:  # the answer to the POST below, on a page of its own
-            return pages.render("manage.html", title="Your digest", sent=True,
+            return pages.render("manage.html", title="A link to your page", sent=True,
                                 days=app.settings.server.manage_link_days)  # fmt: skip
         return pages.render(
             "manage.html",
-            title="Your digest",
+            title="A link to your page",
             sent=False,
             signup=app.settings.server.signup == "open",
         )
@@ -335,7 +335,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
         try:
             parse_email(address)
         except ValueError as e:  # a typo, said as such: the answer below is for addresses
-            return pages.render("manage.html", 400, title="Your digest", sent=False,
+            return pages.render("manage.html", 400, title="A link to your page", sent=False,
                                 error=str(e), address=address,
                                 signup=app.settings.server.signup == "open")  # fmt: skip
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):

@@ -181,6 +181,9 @@ def _mails(app: App) -> list[Any]:
 def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: World) -> None:
     form = world.client.get("/manage")
     assert form.status_code == 200 and 'name="email"' in form.text
+    # its own title: "Your digest" is the page the link opens (two tabs read the same)
+    assert "<title>A link to your page · paperwire</title>" in form.text
+    assert "<title>Your digest · paperwire</title>" in world.client.get(world.page).text
     known = world.client.post("/manage", data={"email": "ADA@example.org"})
     unknown = world.client.post("/manage", data={"email": "nobody@example.org"})
     assert known.status_code == unknown.status_code == 200
