@@ -294,7 +294,11 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
     def add(**d: str) -> Any:
         return client.post("/admin/subscribers", data={"csrf": csrf, "timezone": "UTC", **d})
 
-    assert "is not an email address" in add(name="dan", email="dan@").text
+    refused = add(name="dan", email="dan@").text
+    assert "is not an email address" in refused
+    # said at the top too: the form is below a list of up to 100 subscribers, out of sight
+    assert refused.index('id="refused"') < refused.index('id="subscribers"')
+    assert "Not added: email: &#39;dan@&#39; is not an email address" in refused
     assert "is not a valid user name" in add(name="a b", email="ab@lab.example").text
     assert "somewhere to go" in add(name="carol").text
     assert "not a Slack incoming-webhook URL" in add(name="s", slack="https://example.org/x").text
@@ -409,6 +413,7 @@ def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     r = client.post("/admin/subscribers/import", data={"csrf": csrf},
                     files={"file": ("lab.csv", bad, "text/csv")})  # fmt: skip
     assert r.status_code == 400 and "line 3: email: &#39;dan@&#39;" in r.text
+    assert r.text.index('id="refused"') < r.text.index('id="subscribers"')  # seen at the top
     assert console.app.store.people.find() == (0, [])
     good = "name,email,hour\nada,ada@lab.example,7\nbob,bob@lab.example,\n"
     r = client.post("/admin/subscribers/import", data={"csrf": csrf},
