@@ -382,14 +382,39 @@ def _add_user(console: Console, request: Request, form: Posted) -> Response:
                 digest_hour=got.changes["digest_hour"],  # type: ignore[arg-type]
             )
         except PaperwireError as e:
+            # the second request of a double click (the one the browser shows): the first
+            # added it, and "already exists" said the add had failed
+            if _there_as_given(app, got):
+                name = got.values["name"]
+                return console.back(
+                    f"/admin/subscribers/{name}", f"{name} is there already, as given."
+                )
             got.errors.append(str(e))
+    name = got.values["name"]
     if got.errors:
         return _subscribers_page(
             console, request, form.admin, status=400, errors=got.errors, form=got.values
         )
-    name = got.values["name"]
     console.audit(form.admin.name, "user added", name)
     return console.back(f"/admin/subscribers/{name}", f"Added {name}.")
+
+
+def _there_as_given(app: App, got: UserForm) -> bool:
+    """Whether the subscriber of this add, refused by the store, exists exactly as the form
+    gives it: its handle, channels, display name, time zone and hour."""
+    name = got.values["name"]
+    try:
+        user = app.store.people.get(name)
+    except PaperwireError:  # not there
+        return False
+    channels = {c.kind: c.address for c in app.store.people.channels_of(user.id)}
+    return (
+        user.name == name
+        and channels == {k: v for k, v in got.channels.items() if v}
+        and user.display_name == (str(got.changes.get("display_name", "")) or name)
+        and user.timezone == got.changes["timezone"]
+        and user.digest_hour == got.changes["digest_hour"]
+    )
 
 
 def _import_users(

@@ -373,6 +373,27 @@ def test_a_refused_edit_keeps_what_the_admin_typed(console: Console, client: Tes
     assert 'name="email" value="eve@lab.example"' in page and 'value="UTC"' in page
 
 
+def test_a_double_click_on_add_shows_the_subscriber_added(
+    console: Console, client: TestClient
+) -> None:
+    """The second request of a double click is the one the browser shows: it said "user 'eve'
+    already exists", as if the add had failed. The same subscriber again, exactly as given,
+    leads to its page; anything different is refused as before."""
+    csrf = log_in(client)
+    form = {"csrf": csrf, "name": "eve", "email": "eve@lab.example", "timezone": "UTC",
+            "hour": "6"}  # fmt: skip
+    first = client.post("/admin/subscribers", data=form)
+    second = client.post("/admin/subscribers", data=form)
+    assert first.url.path == second.url.path == "/admin/subscribers/eve"
+    assert "eve is there already, as given." in second.text and second.status_code == 200
+    assert console.app.store.people.find()[0] == 1
+    assert [a[1] for a in _audit(console)].count("user added") == 1
+    other = client.post("/admin/subscribers", data={**form, "hour": "7"})
+    assert other.status_code == 400 and "already exists" in other.text
+    other = client.post("/admin/subscribers", data={**form, "email": "eve@other.example"})
+    assert other.status_code == 400 and "already exists" in other.text
+
+
 def test_the_subscriber_list_is_searched_and_paged(
     console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
