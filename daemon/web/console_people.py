@@ -119,6 +119,10 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
         check_feed_url(url, allow_files=ing.allow_files, allow_private=ing.allow_private_addresses)
     except ValueError as e:
         return page(400, error=str(e))
+    if action == "add" and any(f.name == name and f.url == url for f in app.store.feeds.all()):
+        # the second request of a double click (the one the browser shows): it fetched the
+        # feed again and said the name was taken, as if the add had failed
+        return console.back("/admin/feeds", f"Feed {name} is there already, as given.")
     trial = try_feed(app, url, app.clock())
     if action != "add":
         return page(trial=trial)

@@ -273,7 +273,11 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     assert added.history[0].status_code == 303 and added.url.path == "/admin/feeds"
     assert "Added feed hf: the next ingest stores its 15 new paper(s)" in added.text
     assert [f.name for f in console.app.store.feeds.all()] == ["hf"]
-    assert "already exists" in post(name="hf", url=HF, action="add").text
+    # the same feed again (the second request of a double click, the one the browser shows)
+    # is the feed added, not "already exists"; another address under its name is refused
+    again = post(name="hf", url=HF, action="add")
+    assert again.url.path == "/admin/feeds" and "Feed hf is there already, as given." in again.text
+    assert "already exists" in post(name="hf", url=HF + "?other", action="add").text
     client.post("/admin/feeds/hf/disable", data={"csrf": csrf})
     assert console.app.store.feeds.all()[0].enabled is False
     client.post("/admin/feeds/hf/enable", data={"csrf": csrf})
