@@ -263,7 +263,9 @@ def _login_form(
 ) -> HTMLResponse:
     import secrets
 
-    token = secrets.token_urlsafe(24)
+    # the browser's token, while it has one: a second login tab took a new one, and the
+    # first tab's form was then refused ("Form refused … reload the page")
+    token = request.cookies.get(auth.LOGIN_COOKIE) or secrets.token_urlsafe(24)
     response = console.render(
         request, None, "login.html", status, title="Log in", token=token, error=error, name=name,
         closed=not console.app.settings.admin.passwords, then=then if _back_to(then) else "",

@@ -204,6 +204,16 @@ def test_a_console_opened_over_plain_http_says_where_its_cookies_work(
     assert r.status_code == 403 and "Form refused" in r.text
 
 
+def test_two_login_tabs_both_log_in(client: TestClient) -> None:
+    """The login page opened in two tabs: the first tab's form was refused, the second had
+    replaced the browser's login token."""
+    first = re.search(r'name="token" value="([^"]+)"', client.get("/admin/login").text)
+    second = re.search(r'name="token" value="([^"]+)"', client.get("/admin/login").text)
+    assert first and second
+    data = {"name": "root", "password": PASSWORD, "token": first.group(1)}
+    assert client.post("/admin/login", data=data).url.path == "/admin/health"
+
+
 def test_a_removed_admin_loses_the_session(console: Console, client: TestClient) -> None:
     from daemon.config_file import UNSET, edit
 
