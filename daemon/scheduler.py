@@ -52,11 +52,14 @@ def _guarded(
     Jobs given one `one_at_a_time` lock wait for each other: ingest, digests and the catch-up
     (a digest run that started during the catch-up's ingest made empty digests)."""
 
+    last_error, failures = "", 0  # the runs in a row that failed with the same error
+
     def run() -> None:
         with one_at_a_time or contextlib.nullcontext():
             _run()
 
     def _run() -> None:
+        nonlocal last_error, failures
         now = app.clock()
         started = time.monotonic()
         failed = False
@@ -65,17 +68,32 @@ def _guarded(
             seconds = round(time.monotonic() - started, 1)
             done = {"job": name, "seconds": seconds, "result": _summary(result)}
             log.info("job done", extra=done)
+            last_error, failures = "", 0
             if metrics is not None:
                 metrics.observe(result, now, app.clock() + timedelta(seconds=1))
-        except Exception:  # the job boundary: log and wait for the next run
+        except Exception as e:  # the job boundary: log and wait for the next run
             failed = True
             seconds = round(time.monotonic() - started, 1)
-            log.exception("job failed", extra={"job": name, "seconds": seconds})
+            error = _cause(e)
+            failures = failures + 1 if error == last_error else 1
+            last_error = error
+            if failures == 1:
+                log.exception("job failed", extra={"job": name, "seconds": seconds})
+            else:  # the same again (the database still down): one line, its traceback is above
+                again = {"job": name, "seconds": seconds, "error": error, "failed_runs": failures}
+                log.error("job failed", extra=again)
         finally:
             if metrics is not None:
                 metrics.ran(name, time.monotonic() - started, failed=failed)
 
     return run
+
+
+def _cause(e: Exception) -> str:
+    """A job's error in one line; a database's by the driver's words (SQLAlchemy's add the
+    statement and its parameters, which change from run to run)."""
+    cause = getattr(e, "orig", None) or e
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
 
 
 def _summary(result: object) -> str:

@@ -207,6 +207,44 @@ def test_each_job_run_is_timed_in_the_log_and_the_metrics(
     assert samples[("paperwire_job_seconds_sum", "ingest")] >= 0
 
 
+def test_a_job_failing_the_same_way_again_is_one_line_without_its_traceback(
+    app_factory: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    # with PostgreSQL down, every run of every job logged the same 110-line traceback (one
+    # outage of an hour at a run a minute: 13,000 lines; operations QA)
+    import logging
+
+    import sqlalchemy as sa
+
+    from daemon.metrics import Metrics
+    from daemon.scheduler import _guarded
+
+    app = app_factory()
+    metrics = Metrics(app.store)
+    down = True
+    runs = iter(range(100))
+
+    def job(app: App, now: datetime) -> None:
+        if down:  # as SQLAlchemy says it: the statement and its parameters change each run
+            raise sa.exc.OperationalError(
+                "SELECT 1", {"now": next(runs)}, ConnectionRefusedError("connection refused")
+            )
+
+    guarded = _guarded("digest", job, app, metrics)
+    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
+        for _ in range(3):
+            guarded()
+        down = False
+        guarded()
+        down = True
+        guarded()
+    failed = [r for r in caplog.records if r.getMessage() == "job failed"]
+    assert [r.exc_info is not None for r in failed] == [True, False, False, True]
+    assert [getattr(r, "failed_runs", 1) for r in failed] == [1, 2, 3, 1]
+    assert failed[1].error == "ConnectionRefusedError: connection refused"  # type: ignore[attr-defined]
+    assert metrics.job_failures.labels("digest")._value.get() == 4  # each run still counts
+
+
 def test_the_catch_up_counts_its_ingest_in_the_metrics(
     app_factory: Callable[..., App], make_settings: Callable[..., Any]
 ) -> None:
