@@ -43,7 +43,7 @@ from notifications.transports.base import (
 
 log = logging.getLogger("paperwire.jobs")
 
-MARK_SENT_TRIES = 3  # a digest the server accepted but recorded as unsent would go out twice
+MARK_SENT_PAUSE = 5.0  # at most, between two tries to record a sent digest (its lease holds)
 GIVE_UP_WAITING = timedelta(days=1)  # yesterday's papers are no longer news
 ERROR_CHARS = 500  # of an error kept with the digest
 HEARTBEATS_PER_LEASE = 3  # the lease is renewed this often within its length
@@ -327,7 +327,7 @@ def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) 
             continue
         run.progress(f"deliver {kind}", run.done, run.done + 1)
         try:
-            _deliver_one(run, run.transport(kind, lane), d, out)
+            _deliver_one(run, run.transport(kind, lane), d, out, held)
         except TransportUnavailable as e:  # the server, not this digest: the kind waits
             run.down.setdefault(kind, e)
             _postpone(run, [d], e, held)
@@ -374,7 +374,9 @@ def _render_all(
     return batches
 
 
-def _deliver_one(run: _Run, transport: Transport, d: DueDelivery, out: Outgoing) -> None:
+def _deliver_one(
+    run: _Run, transport: Transport, d: DueDelivery, out: Outgoing, held: _Lease
+) -> None:
     """Send one digest and record the outcome; TransportUnavailable is for the caller."""
     app = run.app
     try:
@@ -392,24 +394,30 @@ def _deliver_one(run: _Run, transport: Transport, d: DueDelivery, out: Outgoing)
     except Exception as e:
         _record_failure(run, d.digest_id, d.attempts, e)
         return
-    _mark_sent(run, d.digest_id)
+    _mark_sent(run, d.digest_id, held)
     with run.lock:
         run.report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
-def _mark_sent(run: _Run, digest_id: int, tries: int = MARK_SENT_TRIES) -> None:
-    """The server accepted the message: record it, insisting a little — a digest recorded as
-    unsent would be sent again."""
-    for attempt in range(1, tries + 1):
+def _mark_sent(run: _Run, digest_id: int, held: _Lease) -> None:
+    """The server accepted the message: record it, insisting while its lease holds (no other
+    worker can take it meanwhile) — a digest recorded as unsent would be sent again."""
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             run.app.store.digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
             return
         except Exception:
-            if attempt == tries:
+            pause = min(float(attempt), MARK_SENT_PAUSE)
+            if held.until is None or run.clock() + timedelta(seconds=pause) >= held.until:
                 log.critical("sent but not recorded as sent", extra={"digest": digest_id})
                 raise
-            time.sleep(attempt)
+            if attempt == 1:
+                log.warning("sent, not recorded yet: trying again", extra={"digest": digest_id},
+                            exc_info=True)  # fmt: skip
+            time.sleep(pause)
 
 
 def _postpone(

@@ -115,6 +115,46 @@ def test_the_lease_is_renewed_while_a_slow_message_is_being_sent(
     assert leases[0] == NOW + timedelta(minutes=5) + timedelta(seconds=60)
 
 
+def test_a_sent_digest_is_recorded_when_the_database_is_back_within_its_lease(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL cut for 15 s just after the server accepted a message: the job gave up
+    # recording it after 3 s ("sent but not recorded as sent"), and the next run sent it
+    # again, though its lease kept it ours for 60 s (operations QA, a proxy cut)
+    import sqlalchemy as sa
+
+    app = app_factory()
+    (digest_id,) = users_with_digests(app, 1)
+    finish = app.store.digests.finish
+    down_until = NOW + timedelta(seconds=15)
+    tries: list[datetime] = []
+
+    def database_down(digest_id: int, at: datetime, **kwargs: object) -> None:
+        tries.append(at)
+        if at < down_until:
+            raise sa.exc.OperationalError("UPDATE digest", {}, ConnectionRefusedError())
+        finish(digest_id, at, **kwargs)  # type: ignore[arg-type]
+
+    def pause(seconds: float) -> None:  # the job's clock moves on, no real time passes
+        app.clock.now += timedelta(seconds=seconds)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(app.store.digests, "finish", database_down)
+    monkeypatch.setattr(time, "sleep", pause)
+    assert jobs.deliver(app, NOW).sent == 1
+    assert digest_states(app) == {digest_id: DigestState.SENT}
+    assert len(tries) > 3 and tries[-1] < NOW + timedelta(seconds=60)  # within the lease
+
+    # down for longer than the lease: given up before it runs out, as sent but not recorded
+    (later,) = more_digests(app, 1, 1)
+    down_until = app.clock.now + timedelta(hours=1)  # type: ignore[attr-defined]
+    leased_at = app.clock.now  # type: ignore[attr-defined]
+    tries.clear()
+    with pytest.raises(sa.exc.OperationalError):
+        jobs.deliver(app, leased_at)
+    assert tries[-1] < leased_at + timedelta(seconds=60)
+    assert digest_states(app)[later] == DigestState.PENDING
+
+
 def test_each_attempt_is_recorded_at_its_own_time(
     app_factory: Callable[..., App], hook: list[Hook]
 ) -> None:
