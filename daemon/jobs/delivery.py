@@ -216,6 +216,7 @@ class _Run:
     progress: Progress
     transports: dict[tuple[ChannelKind, int], Transport] = field(default_factory=dict)
     down: dict[ChannelKind, TransportUnavailable] = field(default_factory=dict)
+    waiting: dict[ChannelKind, int] = field(default_factory=dict)  # postponed, said at the end
     closers: list[Callable[[], object]] = field(default_factory=list)
     done: int = 0
     papers: dict[int, PaperRow] = field(default_factory=dict)  # read once per run, by id
@@ -259,6 +260,8 @@ def deliver(app: App, now: datetime, *, progress: Progress = no_progress) -> Del
             run.report.released += held.released
     finally:
         run.close()
+        for kind, n in run.waiting.items():  # one line a kind, however many batches waited
+            _say_waiting(run, n, run.down[kind])
     if app.stopping.is_set() and run.report.released:
         log.info("stopping: claims given back", extra={"digests": run.report.released})
     progress("deliveries", run.done, run.done)
@@ -278,7 +281,7 @@ def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
                 for future in [pool.submit(_lane, run, held, kind, n, queue) for n in range(lanes)]:
                     future.result()
         if kind in run.down:
-            _postpone(run, queue.rest(), run.down[kind], held)
+            _postpone(run, kind, queue.rest(), held)
 
 
 def _lanes(run: _Run, kind: ChannelKind, messages: int) -> int:
@@ -330,13 +333,13 @@ def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) 
             _deliver_one(run, run.transport(kind, lane), d, out, held)
         except TransportUnavailable as e:  # the server, not this digest: the kind waits
             run.down.setdefault(kind, e)
-            _postpone(run, [d], e, held)
+            _postpone(run, kind, [d], held)
         except Exception as e:  # the transport could not be opened at all
             if run.opened(kind, lane):
                 raise  # not the transport's doing: the job boundary records it
             unavailable = TransportUnavailable(f"{type(e).__name__}: {e}")
             run.down.setdefault(kind, unavailable)
-            _postpone(run, [d], unavailable, held)
+            _postpone(run, kind, [d], held)
         finally:
             held.finish(d.digest_id)
         with run.lock:
@@ -420,17 +423,12 @@ def _mark_sent(run: _Run, digest_id: int, held: _Lease) -> None:
             time.sleep(pause)
 
 
-def _postpone(
-    run: _Run, waiting: list[DueDelivery], error: TransportUnavailable, held: _Lease
-) -> None:
-    """Keep every waiting digest for a later run without counting an attempt; a digest that
-    has waited a whole day is given up (yesterday's papers are no longer news)."""
+def _postpone(run: _Run, kind: ChannelKind, waiting: list[DueDelivery], held: _Lease) -> None:
+    """Keep every waiting digest of a kind found unavailable for a later run without counting
+    an attempt; a digest that has waited a whole day is given up (yesterday's papers are no
+    longer news)."""
     app, report = run.app, run.report
-    detail = f"{type(error).__name__}: {error}"[:ERROR_CHARS]
-    log.error(
-        "transport unavailable; digests wait",
-        extra={"digests": len(waiting), "error": detail, "fix_config": error.permanent},
-    )
+    detail = _detail(run.down[kind])
     now = run.clock()
     retry_at = now + timedelta(seconds=app.settings.delivery.backoff_seconds)
     for d in waiting:
@@ -444,9 +442,21 @@ def _postpone(
         app.store.digests.postpone(d.digest_id, now, retry_at, detail)
         with run.lock:
             report.postponed += 1
-    if waiting:
-        with run.lock:
-            report.errors.append(f"{len(waiting)} digest(s) wait: {detail}")
+    with run.lock:
+        run.waiting[kind] = run.waiting.get(kind, 0) + len(waiting)
+
+
+def _say_waiting(run: _Run, n: int, error: TransportUnavailable) -> None:
+    detail = _detail(error)
+    log.error(
+        "transport unavailable; digests wait",
+        extra={"digests": n, "error": detail, "fix_config": error.permanent},
+    )
+    run.report.errors.append(f"{n} digest(s) wait: {detail}")
+
+
+def _detail(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:ERROR_CHARS]
 
 
 def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) -> None:

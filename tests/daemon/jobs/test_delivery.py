@@ -155,6 +155,32 @@ def test_a_sent_digest_is_recorded_when_the_database_is_back_within_its_lease(
     assert digest_states(app)[later] == DigestState.PENDING
 
 
+def test_a_mail_server_down_is_one_line_a_run_however_many_batches_wait(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # connection refused: each batch of `claim_batch` logged its own error, twice (the first
+    # digest, then the rest): 2,000 ERROR lines an hour at 100,000 subscribers; `paperwire
+    # deliver` printed a line per batch (operations QA, SMTP down)
+    import logging
+
+    from tests.servers import free_port
+
+    email = {"transport": "smtp", "host": "127.0.0.1", "port": free_port(), "security": "none"}
+    app = app_factory(make_settings(email=email, delivery={"claim_batch": 3}))
+    users_with_digests(app, 7)
+    with caplog.at_level(logging.INFO, logger="paperwire.jobs"):
+        report = jobs.deliver(app, NOW)
+    assert report.postponed == 7 and report.sent == report.failed == 0
+    said = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [(r.getMessage(), getattr(r, "digests", None)) for r in said] == [
+        ("transport unavailable; digests wait", 7)
+    ]
+    assert len(report.errors) == 1 and report.errors[0].startswith("7 digest(s) wait: ")
+    assert set(digest_states(app).values()) == {DigestState.PENDING}
+
+
 def test_each_attempt_is_recorded_at_its_own_time(
     app_factory: Callable[..., App], hook: list[Hook]
 ) -> None:
