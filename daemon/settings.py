@@ -516,7 +516,7 @@ def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()
             hint = _did_you_mean(err["loc"])
             lines.append(f"  {key}: unknown key{hint}; see config/paperwire.toml for every key")
             continue
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = shown_url(err["msg"].removeprefix("Value error, "))  # it may quote the value
         if isinstance(value, dict):  # a rule of a section or of the whole file: its message
             lines.append(f"  {key or 'the file'}: {msg}")  # (the values may hold secrets)
             continue

@@ -147,6 +147,20 @@ def test_a_rejected_database_url_does_not_echo_its_password(tmp_path: Path) -> N
     assert "hunter2-secret" not in msg
 
 
+def test_a_rejected_feed_url_does_not_echo_its_token(tmp_path: Path) -> None:
+    # the value was masked, but the check's message quoted it whole: `config check`, and the
+    # daemon's "configuration not applied" line, showed a private feed's token (operations QA)
+    path = _write(
+        tmp_path,
+        '[[feeds]]\nname = "lab"\nurl = "htps://feeds.lab.example/new?token=hunter2-secret"\n'
+        '[[feeds]]\nname = "own"\nurl = "ftp://lab:hunter2-secret@feeds.lab.example/new"\n',
+    )
+    msg = _error(path)
+    assert "is not an http(s) URL" in msg
+    assert "token=**********" in msg and "lab:**********@" in msg
+    assert "hunter2-secret" not in msg
+
+
 def test_secrets_are_masked_in_repr(tmp_path: Path) -> None:
     settings = load_settings(_write(tmp_path, '[email]\npassword = "hunter2-secret"\n'))
     assert settings.email.password.get_secret_value() == "hunter2-secret"
