@@ -14,6 +14,7 @@ from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import expand_url
 from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed, parse_feed
 from daemon.jobs.progress import Progress, no_progress
+from daemon.settings import shown_url
 
 log = logging.getLogger("paperwire.jobs")
 
@@ -74,6 +75,7 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
             _ingest_one(app, feed, now, report)
         except Exception as e:  # the job boundary: record, go on with the next feed
             message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
+            message = shown_url(message)  # a private feed's ?token= or password is masked
             feeds_store.record_fetch(feed.id, now, error=message)
             report.feeds_failed += 1
             report.errors.append(f"{feed.name}: {message}")
@@ -124,7 +126,8 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
                 report.papers_known += known
         except Exception as e:  # a missed day is a bonus: today's list is what must work
             log.warning(
-                "missed day not read", extra={"feed": feed.name, "day": str(day), "error": str(e)}
+                "missed day not read",
+                extra={"feed": feed.name, "day": str(day), "error": shown_url(str(e))},
             )
     url = expand_url(feed.url, now)
     fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)

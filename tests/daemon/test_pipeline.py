@@ -429,3 +429,24 @@ def test_a_feed_of_the_day_reads_the_days_it_missed(
         assert [r.path for r in hf.requests] == [
             f"/hf?date=2026-08-{d}" for d in ("21", "22", "23", "24")
         ]
+
+
+def test_a_failing_private_feed_is_reported_without_its_token(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the error named the feed by its whole URL: its ?token= (or user:password) went to the
+    # log, `paperwire status` and the console's health page (operations QA)
+    import logging
+
+    with http_server() as private:  # answers "ok": not a feed
+        url = private.url.replace("://", "://lab:hunter2-pass@") + "/atom?token=hunter2-token"
+        app = app_factory(make_settings(feeds=[{"name": "lab", "url": url}]))
+        with caplog.at_level(logging.WARNING, logger="paperwire.jobs"):
+            report = jobs.ingest(app, app.clock())
+    assert report.feeds_failed == 1
+    (feed,) = app.store.feeds.all()
+    said = [report.errors[0], feed.last_error or "", *(r.error for r in caplog.records)]  # type: ignore[attr-defined]
+    assert all("token=**********" in s and "lab:**********@" in s for s in said), said
+    assert not any("hunter2" in s for s in said)
