@@ -64,6 +64,7 @@ class App:
             allow_private=ing.allow_private_addresses,
             allow_files=ing.allow_files,
             transport=self.http_transport,
+            stopping=self.stopping,
         )
 
     @functools.cached_property

@@ -36,6 +36,7 @@ THROTTLED_HOSTS = ("arxiv.org", "export.arxiv.org", "rss.arxiv.org")
 # that sends a byte now and then held the ingest for as long as it went on (10 min seen)
 TOTAL_TIMEOUTS = 4
 FINISH_SECONDS = 0.5  # past the deadline, for the fetch's own check to say so first
+STOP_CHECK_SECONDS = 0.2  # how often a fetch in flight looks whether the daemon is stopping
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ def expand_url(url: str, when: datetime | date) -> str:
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class FetchStopped(FetchError):
+    """The daemon is stopping: the fetch in flight was left (the next run fetches the feed)."""
 
 
 class AddressRefused(FetchError):
@@ -229,8 +234,10 @@ class Fetcher:
         throttle: Throttle,
         allow_files: bool = False,
         total_seconds: float = math.inf,
+        stopping: threading.Event | None = None,
     ) -> None:
         self.client = client
+        self.stopping = stopping or threading.Event()
         self.max_bytes = max_bytes
         self.total_seconds = total_seconds
         self.throttle = throttle
@@ -262,7 +269,11 @@ class Fetcher:
             name="paperwire-fetch",
         )  # fmt: skip
         worker.start()
-        worker.join(self.total_seconds + FINISH_SECONDS)
+        until = time.monotonic() + self.total_seconds + FINISH_SECONDS
+        while worker.is_alive() and (left := until - time.monotonic()) > 0:
+            worker.join(min(left, STOP_CHECK_SECONDS))
+            if worker.is_alive() and self.stopping.is_set():  # SIGTERM: not 4 timeouts later
+                raise FetchStopped(f"{url}: not fetched, paperwire is stopping")
         if not box:
             raise FetchError(
                 f"{url}: no whole response in {self.total_seconds:.0f} s ({TOTAL_TIMEOUTS} × "
@@ -350,10 +361,12 @@ def make_fetcher(
     transport: httpx.BaseTransport | None = None,
     guard: AddressGuard | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    stopping: threading.Event | None = None,
 ) -> Fetcher:
     """A Fetcher whose client connects only to addresses the SSRF guard checked, for every
     request and redirect. `transport` replaces all that (tests that answer without a network);
-    `guard` and `ssl_context` are for tests (a resolver of their own, a test CA)."""
+    `guard` and `ssl_context` are for tests (a resolver of their own, a test CA). A fetch in
+    flight is left when `stopping` is set."""
     guard = guard or AddressGuard(allow_private=allow_private)
     client = httpx.Client(
         timeout=httpx.Timeout(timeout),
@@ -368,6 +381,7 @@ def make_fetcher(
         throttle=Throttle(min_interval),
         allow_files=allow_files,
         total_seconds=TOTAL_TIMEOUTS * timeout,
+        stopping=stopping,
     )
 
 

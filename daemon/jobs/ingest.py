@@ -11,7 +11,7 @@ from daemon.app import App
 from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
-from daemon.ingest.fetch import expand_url
+from daemon.ingest.fetch import FetchStopped, expand_url
 from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed, parse_feed
 from daemon.jobs.progress import Progress, no_progress
 from daemon.settings import shown_url
@@ -73,6 +73,8 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
         progress(f"feed {feed.name}", i, len(feeds))
         try:
             _ingest_one(app, feed, now, report)
+        except FetchStopped:  # left in flight: not a failure of the feed's
+            break
         except Exception as e:  # the job boundary: record, go on with the next feed
             message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
             message = shown_url(message)  # a private feed's ?token= or password is masked
@@ -124,6 +126,8 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
                 earlier += new
                 report.papers_new += new
                 report.papers_known += known
+        except FetchStopped:
+            raise
         except Exception as e:  # a missed day is a bonus: today's list is what must work
             log.warning(
                 "missed day not read",

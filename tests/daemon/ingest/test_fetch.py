@@ -175,6 +175,34 @@ def test_a_server_that_sends_its_headers_too_slowly_is_cut_off(server: HttpServe
         f.client.close()
 
 
+def test_a_stop_leaves_the_fetch_in_flight_without_failing_the_feed(
+    server: HttpServer, app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    # SIGTERM while a feed's server was silent: the daemon waited for the read timeout (30 s),
+    # and for 4 of them (2 minutes, systemd's TimeoutStopSec) for a server sending a byte now
+    # and then; the feed was then recorded as failing (operations QA)
+    import threading
+
+    server.routes["/hf.json"] = Route(body=HF_FILE.read_bytes(), content_type="application/json")
+    settings = make_settings(
+        ingest={"timeout_seconds": 30.0, "allow_private_addresses": True},
+        feeds=[{"name": "hf", "url": server.url_for("/hf.json")}],
+    )
+    app = app_factory(settings)
+    server.hang()
+    sigterm = threading.Timer(0.5, app.stopping.set)
+    sigterm.start()
+    try:
+        stopped = jobs.ingest(app, app.clock())
+    finally:
+        sigterm.cancel()
+    assert (stopped.feeds_ok, stopped.feeds_failed, stopped.errors) == (0, 0, [])
+    (feed,) = app.store.feeds.all()
+    assert feed.last_error is None and feed.last_fetched_at is None
+    app.stopping.clear()  # the next run fetches it
+    assert jobs.ingest(app, app.clock()).papers_new == HF_IDS
+
+
 # ---- errors ----------------------------------------------------------------------------------
 
 
