@@ -31,6 +31,9 @@ class SchemaError(PaperwireError):
 
 
 PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked before use
+# PostgreSQL: a server that takes the connection and never answers (a host gone, a proxy or
+# firewall holding it) is given up after this long; libpq's default waits for ever
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -65,7 +68,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # hide_parameters: an error's text never carries the values of a statement (a Slack
     # webhook is a secret, an address personal), and errors are logged
-    engine = create_engine(url, echo=echo, hide_parameters=True)
+    connect_args: dict[str, Any] = {}
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    engine = create_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args)
     _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":
         # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two

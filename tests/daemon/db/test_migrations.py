@@ -61,3 +61,44 @@ def test_a_database_a_newer_version_upgraded_is_refused_with_what_to_do(tmp_path
                 call(engine)
     finally:
         engine.dispose()
+
+
+def test_a_postgresql_server_that_never_answers_is_given_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a server that takes the connection and says nothing (a host gone behind a proxy, a
+    # firewall holding it): `paperwire status` and the daemon's jobs waited for ever, with
+    # no line said (operations QA, a proxy that stopped forwarding)
+    import socket
+    import threading
+
+    import sqlalchemy as sa
+
+    from daemon.db import engine as engines
+
+    monkeypatch.setattr(engines, "CONNECT_TIMEOUT_SECONDS", 2)  # libpq's least
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # the kernel completes the handshake; nobody ever answers
+    port = silent.getsockname()[1]
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            engines.make_engine(f"postgresql+psycopg://paperwire@127.0.0.1:{port}/x").connect()
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    try:
+        worker = threading.Thread(target=connect, daemon=True)
+        worker.start()
+        worker.join(60)  # 30 times the timeout
+        assert outcome, "still waiting for a server that never answers"
+        assert isinstance(outcome[0], sa.exc.OperationalError)
+        assert "timeout" in str(outcome[0]).lower()
+    finally:
+        silent.close()
+    # a connect_timeout in the URL is the operator's
+    url = engines.make_engine("postgresql+psycopg://u@h/x?connect_timeout=30").url
+    assert url.query["connect_timeout"] == "30"
