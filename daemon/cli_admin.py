@@ -62,12 +62,13 @@ def status(
 ) -> None:
     """Feed health and deliveries by state for the last days, with the last errors.
 
-    Exits 1 when something needs a person: a feed failing for a day, digests held back by a
-    transport that could deliver nothing, digests that failed for good today."""
+    Exits 1 when something needs a person: a feed failing for a day, no fetch at all for a
+    day longer than the ingest schedule says (the daemon is not running), digests held back by
+    a transport that could deliver nothing, digests that failed for good today."""
     from daemon.status import status as read_status
 
     with _open_app() as app:
-        report = read_status(app.store, app.clock(), days)
+        report = read_status(app.store, app.clock(), days, app.settings.schedule)
     _print_status(report)
     if report.problems:
         raise SystemExit(1)

@@ -5,6 +5,7 @@ given up today)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -12,9 +13,11 @@ from daemon.db import Store
 from daemon.db.health import Day, Delivery, day_start
 from daemon.db.models import DigestState
 from daemon.db.rows import FeedRow
+from daemon.settings import ScheduleSettings, crontab_trigger
 
 FAILING_FOR = timedelta(days=1)  # a feed failing this long needs a person
 SHOWN_ERRORS = 5
+LOOKAHEAD = timedelta(days=8)  # the ingest schedule's gaps are measured over this long
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,24 @@ def feed_outcome(feed: FeedRow) -> str:
     return "failing" if feed.last_error else "ok"
 
 
-def status(store: Store, now: datetime, days: int = 7) -> Status:
+def quiet_limit(schedule: ScheduleSettings, now: datetime) -> timedelta:
+    """How long with no fetch at all says the daemon is not running: a day more than the
+    longest gap between two runs of the ingest schedule."""
+    trigger = crontab_trigger(schedule.ingest_cron, schedule.timezone)
+    fires: list[datetime] = []
+    t = trigger.get_next_fire_time(None, now)
+    while t is not None and t < now + LOOKAHEAD and len(fires) < 200:
+        fires.append(t)
+        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+    gaps = [b - a for a, b in itertools.pairwise(fires)]
+    return FAILING_FOR + max(gaps, default=LOOKAHEAD)
+
+
+def status(
+    store: Store, now: datetime, days: int = 7, schedule: ScheduleSettings | None = None
+) -> Status:
+    """The report; with the `schedule`, a daemon that has fetched nothing for longer than it
+    would (stopped, or not started again) is a problem too."""
     today = now.astimezone(UTC).date()
     failing = store.health.failing_feeds(now, FAILING_FOR)
     counts = store.health.counts()
@@ -66,6 +86,16 @@ def status(store: Store, now: datetime, days: int = 7) -> Status:
         )
         for name in failing
     ]
+    enabled = [f for f in feeds if f.enabled]
+    if enabled and schedule is not None:
+        last = max(f.last_fetched_at or f.created_at for f in enabled)
+        if now - last > quiet_limit(schedule, now):
+            problems.append(
+                Problem(
+                    f"no feed fetched since {_when(last)}: is `paperwire run` running?",
+                    "start it (systemd: `systemctl status paperwire`; its log says why it stopped)",
+                )
+            )
     if postponed:
         problems.append(
             Problem(

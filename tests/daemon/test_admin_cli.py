@@ -111,6 +111,19 @@ def test_status_is_ok_then_names_what_needs_a_person(pw: Runner, store: Store) -
     assert "last error of digest" in shown and "550 no mailbox" in shown
 
 
+def test_status_names_a_daemon_that_fetches_nothing_any_more(pw: Runner, store: Store) -> None:
+    # the daemon stopped (or crash-looped) two days ago: feeds fine at their last fetch, no
+    # digest failed, and `paperwire status` said "ok: nothing needs a person" (operations QA)
+    now = datetime.now(UTC)
+    store.feeds.add("cs.LG", "https://example.org/feed.xml", now - timedelta(days=30))
+    (feed,) = store.feeds.all()
+    store.feeds.record_fetch(feed.id, now - timedelta(hours=20))  # ingest_cron: every 4 h
+    assert "nothing needs a person" in pw("status").stdout
+    store.feeds.record_fetch(feed.id, now - timedelta(days=2))
+    needs = flat(pw("status", expect=1).stderr)
+    assert "needs a person: no feed fetched since" in needs and "paperwire run" in needs
+
+
 # ---- deliver, cycle, deliveries ---------------------------------------------------------------
 
 
