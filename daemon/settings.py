@@ -482,10 +482,18 @@ def load_settings(path: str | Path | None = None, *, shown_as: Path | None = Non
             f"(a commented default is config/paperwire.toml)"
         )
     try:
-        with file.open("rb") as fh:
-            tomllib.load(fh)
+        data = file.read_bytes()
+        tomllib.loads(data.decode("utf-8"))
+    except OSError as e:  # not readable by the user paperwire runs as
+        raise ConfigError(f"{shown}: cannot read it ({e.strerror}); check its permissions") from e
+    except UnicodeDecodeError as e:  # an editor's Latin-1 or UTF-16
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{shown}: not UTF-8 text (line {line}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{shown}: not valid TOML: {e}") from e
+        bom = " (it starts with a byte-order mark: save it as UTF-8 without BOM)"
+        raise ConfigError(
+            f"{shown}: not valid TOML: {e}" + (bom if data.startswith(b"\xef\xbb\xbf") else "")
+        ) from e
     from_file: type[Settings] = type(
         "Settings", (Settings,), {"model_config": {**Settings.model_config, "toml_file": file}}
     )

@@ -102,6 +102,18 @@ def test_bad_toml_syntax_names_the_file_and_the_line(tmp_path: Path) -> None:
     assert "line 3" in msg
 
 
+def test_a_file_not_in_utf8_is_a_configuration_error_naming_the_line(tmp_path: Path) -> None:
+    # an editor's Latin-1 "é" in a comment, or Windows' UTF-16: a traceback (UnicodeDecodeError)
+    # at start, and from the daemon's watch of the file one every 10 s (operations QA)
+    path = tmp_path / "paperwire.toml"
+    path.write_bytes("[digest]\n# équipe\nmax_picks = 3\n".encode("latin-1"))
+    assert _error(path) == f"{path}: not UTF-8 text (line 2); save it as UTF-8"
+    path.write_bytes("[digest]\nmax_picks = 3\n".encode("utf-16"))
+    assert "not UTF-8 text (line 1)" in _error(path)
+    path.write_bytes("[digest]\nmax_picks = 3\n".encode("utf-8-sig"))  # Notepad's BOM
+    assert "byte-order mark" in _error(path)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "nowhere" / "paperwire.toml"
     msg = _error(path)
