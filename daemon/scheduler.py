@@ -210,13 +210,13 @@ class ConfigWatch:
                 self.seen = now
                 return
             restart = self.app.apply_settings(new)
-        except ConfigError as e:
-            if now != self.refused:  # said once per version of the file
-                log.error("configuration not applied", extra={"error": str(e)})
+        except Exception as e:
+            if now != self.refused:  # said once per version of the file, not every 10 s
+                if isinstance(e, ConfigError):
+                    log.error("configuration not applied", extra={"error": str(e)})
+                else:
+                    log.exception("configuration not applied")
                 self.refused = now
-            return
-        except Exception:
-            log.exception("configuration not applied")
             return
         self.seen = now
         log.info("configuration file applied", extra={"restart_for": ",".join(restart)})

@@ -69,6 +69,26 @@ def test_a_changed_file_is_applied_and_the_jobs_rescheduled(
         scheduler.shutdown(wait=False)
 
 
+def test_a_file_that_fails_to_apply_is_said_once_not_every_ten_seconds(
+    watched: tuple[App, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an error other than a ConfigError (a non-UTF-8 file's UnicodeDecodeError was one) logged
+    # its traceback at every look at the file, every 10 s (operations QA)
+    app, config = watched
+    watch = ConfigWatch(app)
+
+    def broken(new: object) -> list[str]:
+        raise RuntimeError("cannot apply")
+
+    monkeypatch.setattr(app, "apply_settings", broken)
+    edit(config, {"digest.max_picks": "3"})
+    with caplog.at_level(logging.ERROR, logger="paperwire.daemon"):
+        for _ in range(3):
+            watch()
+    assert [r.msg for r in caplog.records] == ["configuration not applied"]
+    assert caplog.records[0].exc_info is not None  # with its traceback, once
+
+
 def test_what_is_built_from_the_settings_follows_them(watched: tuple[App, Path]) -> None:
     app, config = watched
     fetcher = app.fetcher
