@@ -89,15 +89,18 @@ class App:
         use (a job already running keeps the client it holds), the links' key and address,
         the log level, and the hooks (the scheduler's jobs). Returns the changed keys that
         only apply at the next start (database, listening address)."""
-        old, self.settings = self.settings, new
+        old = self.settings
+        links = self.links
+        if old.server.base_url != new.server.base_url or _key_changed(old, new):
+            # first: a key file that cannot be read or made refuses the whole change
+            links = Links(link_secret(new), str(new.server.base_url))
+        self.settings, self.links = new, links
         if old.ingest != new.ingest and "fetcher" in self.__dict__:
             self._retired.append(self.__dict__.pop("fetcher").client)
         if old.slack != new.slack and "slack_http" in self.__dict__:
             self._retired.append(self.__dict__.pop("slack_http"))
         if old.recommender != new.recommender:
             self.__dict__.pop("recommender_config", None)
-        if old.server.base_url != new.server.base_url or _key_changed(old, new):
-            self.links = Links(link_secret(new), str(new.server.base_url))
         if old.log != new.log:
             from daemon.logs import setup_logging
 

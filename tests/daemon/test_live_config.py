@@ -89,6 +89,23 @@ def test_a_file_that_fails_to_apply_is_said_once_not_every_ten_seconds(
     assert caplog.records[0].exc_info is not None  # with its traceback, once
 
 
+def test_a_change_refused_for_its_key_file_changes_nothing(
+    watched: tuple[App, Path], tmp_path: Path
+) -> None:
+    # a key file too short (or in a folder it cannot write) refused the change, said so ("not
+    # applied"), but the settings had been replaced already: the jobs ran on them, the
+    # schedule did not follow (operations QA)
+    app, config = watched
+    watch = ConfigWatch(app)
+    before = app.settings
+    short = tmp_path / "short.key"
+    short.write_text("abc")
+    edit(config, {"server.secret_key": "", "server.secret_key_file": str(short),
+                  "digest.max_picks": "3"})  # fmt: skip
+    watch()
+    assert app.settings == before and app.settings.digest.max_picks != 3
+
+
 def test_what_is_built_from_the_settings_follows_them(watched: tuple[App, Path]) -> None:
     app, config = watched
     fetcher = app.fetcher
