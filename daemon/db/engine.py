@@ -34,6 +34,18 @@ PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked
 # PostgreSQL: a server that takes the connection and never answers (a host gone, a proxy or
 # firewall holding it) is given up after this long; libpq's default waits for ever
 CONNECT_TIMEOUT_SECONDS = 10
+# PostgreSQL: an open connection to a server that is gone (a host down, a network cut) is
+# noticed within about a minute, not after the kernel's 2 hours of silence: TCP keepalives
+# after 30 s idle, every 10 s, 3 unanswered; data unacknowledged for 60 s ends it too. A job
+# waiting on it held every other job (they run one at a time). The URL's own values win.
+_PG_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # ms
+}
 
 
 def _ping_when_idle(engine: Engine) -> None:
@@ -70,8 +82,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # webhook is a secret, an address personal), and errors are logged
     connect_args: dict[str, Any] = {}
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    if parsed.get_backend_name() == "postgresql":
+        defaults = {**_PG_CONNECT_ARGS, "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
     engine = create_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args)
     _ping_when_idle(engine)
     if engine.dialect.name == "sqlite":

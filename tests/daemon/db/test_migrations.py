@@ -102,3 +102,27 @@ def test_a_postgresql_server_that_never_answers_is_given_up(
     # a connect_timeout in the URL is the operator's
     url = engines.make_engine("postgresql+psycopg://u@h/x?connect_timeout=30").url
     assert url.query["connect_timeout"] == "30"
+
+
+@pytest.mark.postgres
+def test_a_postgresql_connection_notices_a_server_gone_within_a_minute(pg_server: str) -> None:
+    # an open connection to a host that died waited for the kernel's keepalive, 2 hours,
+    # and the job on it held every other job (operations QA, left there)
+    from daemon.db import engine as engines
+
+    def parameters(url: str) -> dict[str, str]:
+        engine = engines.make_engine(url)
+        try:
+            with engine.connect() as conn:
+                info = conn.connection.driver_connection.info  # type: ignore[union-attr]
+                return dict(info.get_parameters())
+        finally:
+            engine.dispose()
+
+    given = parameters(pg_server)
+    assert {k: given.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval",
+                                      "keepalives_count", "tcp_user_timeout")} == {
+        "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10",
+        "keepalives_count": "3", "tcp_user_timeout": "60000"}  # fmt: skip
+    separator = "&" if "?" in pg_server else "?"
+    assert parameters(f"{pg_server}{separator}keepalives_idle=120")["keepalives_idle"] == "120"
