@@ -381,7 +381,6 @@ def _deliver_one(
     run: _Run, transport: Transport, d: DueDelivery, out: Outgoing, held: _Lease
 ) -> None:
     """Send one digest and record the outcome; TransportUnavailable is for the caller."""
-    app = run.app
     try:
         if isinstance(out, SlackOut) and len(out.payloads) > 1:
             # a message split in parts: each accepted part is recorded, a retry resumes after it
@@ -389,7 +388,7 @@ def _deliver_one(
             for part in range(d.parts_sent, parts):
                 one = (out.payloads[part],)  # its errors say "payload 2/3", not "1/1"
                 transport.send(replace(out, payloads=one, first_part=part + 1, parts=parts))
-                app.store.digests.record_part_sent(d.digest_id, part + 1)
+                _record_sent(run, d.digest_id, held, part=part + 1)
         else:
             transport.send(out)
     except TransportUnavailable:
@@ -397,20 +396,25 @@ def _deliver_one(
     except Exception as e:
         _record_failure(run, d.digest_id, d.attempts, e)
         return
-    _mark_sent(run, d.digest_id, held)
+    _record_sent(run, d.digest_id, held)
     with run.lock:
         run.report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
-def _mark_sent(run: _Run, digest_id: int, held: _Lease) -> None:
-    """The server accepted the message: record it, insisting while its lease holds (no other
-    worker can take it meanwhile) — a digest recorded as unsent would be sent again."""
+def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = None) -> None:
+    """The server accepted the message (or its `part`, of a split Slack message): record it,
+    insisting while its lease holds (no other worker can take it meanwhile) — what is recorded
+    as unsent would be sent again."""
+    digests = run.app.store.digests
     attempt = 0
     while True:
         attempt += 1
         try:
-            run.app.store.digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
+            if part is None:
+                digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
+            else:
+                digests.record_part_sent(digest_id, part)
             return
         except Exception:
             pause = min(float(attempt), MARK_SENT_PAUSE)

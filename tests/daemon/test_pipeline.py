@@ -5,6 +5,7 @@ standing in for the Slack incoming webhook. Runs on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -332,6 +333,53 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     resent = [r.json() for r in slack.requests[2:]]
     assert resent[0] == sent[1], "the retry starts with the part that failed"
     assert all(p != sent[0] for p in resent), "the part already accepted is not sent again"
+    assert app.store.digests.counts() == {"sent": 1}
+
+
+def test_a_split_slack_part_is_recorded_when_the_database_is_back_within_its_lease(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    slack: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the database out for a moment just after Slack accepted a part: the part was recorded
+    # as unsent and went out again at the retry (operations QA, left there; the whole
+    # digest's record already insisted while its lease held)
+    import time
+
+    import sqlalchemy as sa
+
+    feeds = [{"name": "hf", "url": (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()},
+             {"name": "testing", "url": (FEEDS / "arxiv-api" / TESTING_FEED).as_uri()}]  # fmt: skip
+    app = app_factory(
+        make_settings(
+            feeds=feeds,
+            slack={"transport": "webhook", "min_interval_seconds": 0.0},
+            digest={"max_picks": 60, "min_score": 0.0},
+        )
+    )
+    now = app.clock()
+    jobs.ingest(app, now)
+    app.store.people.add("grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)})
+    record = app.store.digests.record_part_sent
+    failures = [2, 2]  # the first record of each of the first two parts fails twice
+
+    def database_blip(digest_id: int, parts: int) -> None:
+        if parts <= len(failures) and failures[parts - 1]:
+            failures[parts - 1] -= 1
+            raise sa.exc.OperationalError("UPDATE digest", {}, ConnectionRefusedError())
+        record(digest_id, parts)
+
+    def pause(seconds: float) -> None:  # the job's clock moves on, no real time passes
+        app.clock.now += timedelta(seconds=seconds)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(app.store.digests, "record_part_sent", database_blip)
+    monkeypatch.setattr(time, "sleep", pause)
+    slack.reply(200, "ok")
+    report = jobs.cycle(app, now)
+    assert report.delivery.sent == 1 and failures == [0, 0]
+    sent = [r.json() for r in slack.requests]
+    assert len(sent) > 2 and len({json.dumps(p, sort_keys=True) for p in sent}) == len(sent)
     assert app.store.digests.counts() == {"sent": 1}
 
 
