@@ -41,7 +41,7 @@ class StructuredFormatter(logging.Formatter):
             return json.dumps(base | fields | ({"traceback": trace} if trace else {}),
                               default=str, ensure_ascii=False)  # fmt: skip
         kv = " ".join(f"{k}={_quote(v)}" for k, v in fields.items())
-        ts = self.formatTime(record, "%Y-%m-%d %H:%M:%S")
+        ts = self.formatTime(record, "%Y-%m-%d %H:%M:%S%z")  # local, with its offset
         line = f"{ts} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
             f" {kv}" if kv else ""
         )

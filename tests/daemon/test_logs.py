@@ -38,6 +38,26 @@ def test_a_failed_job_says_why_and_where() -> None:
     assert "port 6543 refused" in data["error"] and data["traceback"].startswith("Traceback")
 
 
+def test_a_text_line_says_its_time_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # on a machine whose TZ is not UTC a text line's time read as local without saying so,
+    # while `status` speaks UTC (operations QA)
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        record = logging.LogRecord("paperwire", logging.INFO, __file__, 1, "x", None, None)
+        record.created = 1_780_000_000.0  # 2026-05-28 20:26:40 UTC: EDT, UTC-4
+        assert (
+            StructuredFormatter(as_json=False)
+            .format(record)
+            .startswith("2026-05-28 16:26:40-0400 INFO")
+        )
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
 def test_a_database_error_never_shows_the_values_of_its_statement(tmp_path: Path) -> None:
     """A Slack webhook is a secret and errors are logged: SQLAlchemy printed the parameters."""
     engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
