@@ -652,8 +652,8 @@ def test_in_a_terminal_log_lines_and_errors_are_printed_once_and_whole(tmp_path:
     assert any(re.fullmatch(r"feed failed: gone: .*cannot read feed file.*", x) for x in lines)
     ingested = [x for x in lines if "feed ingested" in x]
     assert len(ingested) == 1 and re.fullmatch(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO +paperwire\.jobs: feed ingested feed=hf new=15 "
-        r"known=0 skipped=0",
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4} INFO +paperwire\.jobs: "
+        r"feed ingested feed=hf new=15 known=0 skipped=0",
         ingested[0],
     ), shown
     assert any(x.startswith("ingest: 1 feed(s) ok") for x in lines)
