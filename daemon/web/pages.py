@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from daemon.app import App
 from daemon.errors import NotFoundError
@@ -96,6 +97,18 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     return web
 
 
+def _page_above(request: Request) -> str | None:
+    """The nearest address above the request's that a GET is served at (/me/TOKEN for
+    /me/TOKEN/settings, /admin/subscribers for /admin/subscribers/import), or None."""
+    path = request.url.path.rstrip("/")
+    while path.count("/") > 1:
+        path = path.rsplit("/", 1)[0]
+        scope = {"type": "http", "path": path, "root_path": "", "method": "GET"}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            return path
+    return None
+
+
 def _error_pages(web: FastAPI, pages: Pages) -> None:
     """A page for every error, never a traceback or JSON."""
 
@@ -111,8 +124,14 @@ def _error_pages(web: FastAPI, pages: Pages) -> None:
             return page(404, "Not found", str(exc))
         return await bad_link(request, exc)  # a link to someone deleted since
 
-    async def http_error(request: Request, exc: Exception) -> HTMLResponse:
+    async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 405 and request.method in ("GET", "HEAD"):
+            # an address a form posts to, opened in the address bar (a refused form's page
+            # reloaded by Enter): the page the form is on
+            above = _page_above(request)
+            if above is not None:
+                return RedirectResponse(above, status_code=303)
         if exc.status_code == 404:
             response = page(404, "Page not found", "There is no page at this address.")
         else:

@@ -577,3 +577,16 @@ def test_bibtex_escapes_each_special_character_once() -> None:
     assert _bibtex_escape("a\\b {c} 50% $x_1$ ~^") == (
         r"a\textbackslash{}b \{c\} 50\% \$x\_1\$ \textasciitilde{}\textasciicircum{}"
     )
+
+
+def test_an_address_a_form_posts_to_opened_by_hand_leads_to_its_page(world: World) -> None:
+    # a refused form's page reloaded from the address bar (a GET) said only "Method Not
+    # Allowed", with no way back (web QA)
+    for action in ("settings", "feedback", "import"):
+        answer = world.client.get(f"{world.page}/{action}", follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == world.page
+    answer = world.client.get("/admin/deliveries/retry", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin/deliveries"
+    # a POST to a page's address is still refused, and an unknown address still not found
+    assert world.client.post(world.page, data=world.form()).status_code == 405
+    assert world.client.get(f"{world.page}/nothing-here").status_code in (400, 404)
