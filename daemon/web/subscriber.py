@@ -60,6 +60,7 @@ UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 
 SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
+_PAPER_ANCHOR = re.compile(r"paper-\d{1,18}")  # or a paper of the recent digests, by its id
 DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
@@ -295,7 +296,7 @@ class _Page:
             default_hour=self.app.settings.schedule.digest_hour,
             default_picks=self.app.settings.digest.max_picks,
             note=note,
-            note_at=note_at if note_at in SECTIONS else "",
+            note_at=note_at if note_at in SECTIONS or _PAPER_ANCHOR.fullmatch(note_at) else "",
             error=error,
             days=self.app.settings.server.manage_link_days,
         )
@@ -541,7 +542,10 @@ def _set_feedback(page: _Page, token: str, form: dict[str, str] | None) -> Respo
     if paper_id not in app.store.papers.by_ids([paper_id]):
         return page.show(token, user, error="That paper is no longer stored.", status=400)
     app.store.people.set_feedback(user.id, paper_id, value, app.clock())
-    return page.back(token, "feedback", "history" if form.get("from") == "history" else "likes")
+    # from the recent digests: back to the paper answered (its list may be long), else to the
+    # likes, where the answer now shows
+    at = f"paper-{paper_id}" if form.get("from") == "history" else "likes"
+    return page.back(token, "feedback", at)
 
 
 def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:

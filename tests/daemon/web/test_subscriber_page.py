@@ -266,10 +266,21 @@ def test_history_shows_digests_and_answers_from_there(world: World) -> None:
     assert "&lt;b&gt;Second&lt;/b&gt; paper" in page
     assert page.count("👍 More like this") == 2
     assert "arXiv:2608.16590" in page and 'href="https://arxiv.org/pdf/2608.16590"' in page
-    world.post("feedback", paper=str(world.papers[1]), value="dislike", **{"from": "history"})
+    answer = world.client.post(
+        f"{world.page}/feedback",
+        data=world.form(paper=str(world.papers[1]), value="dislike", **{"from": "history"}),
+        follow_redirects=False,
+    )
     assert [(f.paper_id, f.value) for f in _rows(world.app, Feedback)] == [
         (world.papers[1], DISLIKE)
     ]
+    # back at the paper answered, its note beside it (web QA: the page jumped to the list's
+    # heading, the reader's place lost among 10 digests)
+    anchor = f"paper-{world.papers[1]}"
+    assert answer.status_code == 303 and answer.headers["location"].endswith(f"#{anchor}")
+    back = world.client.get(answer.headers["location"]).text
+    item = back[back.index(f'<li id="{anchor}">') :]
+    assert item.index('class="note"') < item.index("</li>")
     assert world.post("feedback", paper="999999", value="like").status_code == 400
 
 
