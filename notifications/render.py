@@ -8,8 +8,9 @@ Feed text (titles, authors, abstracts, reasons) is untrusted plain text:
 * LaTeX in titles, abstracts and reasons becomes readable Unicode (`readable`, pylatexenc;
   malformed LaTeX falls back to the raw text), once per paper (`_paper_view` is cached);
 * Slack text escapes mrkdwn's control characters ``&``, ``<``, ``>``, shows its formatting
-  characters (``*``, ``_``, ``~``, backtick) as look-alikes, never lets a title break out
-  of a ``<url|title>`` link, and is sent ``verbatim`` (no "@channel" in it notifies anyone);
+  characters (``*``, ``_``, ``~``, backtick) as look-alikes (not within a URL: it stays
+  whole), never lets a title break out of a ``<url|title>`` link, and is sent ``verbatim``
+  (no "@channel" in it notifies anyone);
 * no header value carries a control character (CR, LF, NUL, U+2028...: they become spaces),
   and the recipient must be an email address (`email-validator`), else :class:`BadAddress`,
   a permanent failure of that message.
@@ -680,18 +681,29 @@ def _pieces(word: str, width: int) -> list[str]:
 # what follows. An underscore within a word (snake_case, x_i) is no markup: it stays.
 _MRKDWN_MARKS = str.maketrans({"*": "∗", "~": "∼", "`": "ˋ"})
 _MRKDWN_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+# a URL in feed text ("code: https://www.cs.toronto.edu/~kriz/…") is linked by Slack as it is:
+# its characters stay (a look-alike in it links to a page that is not there)
+_FEED_URL = re.compile(r"https?://\S+", re.I)
 
 
-def _mrkdwn_escape(text: str, limit: int | None = None) -> str:
-    """Escape ``& < >`` for Slack and make its formatting characters plain look-alikes; cut
-    (with "…") so the *escaped* text fits ``limit``.
+def _look_alikes(text: str) -> str:
+    text = text.translate(_MRKDWN_MARKS)
+    return _MRKDWN_UNDERSCORE.sub("ˍ", text) if "_" in text else text
+
+
+def _mrkdwn_escape(text: str, limit: int | None = None, *, urls: bool = True) -> str:
+    """Escape ``& < >`` for Slack and make its formatting characters plain look-alikes, except
+    within the http(s) URLs of `text` (`urls`: Slack links them); cut (with "…") so the
+    *escaped* text fits ``limit``.
 
     Never cuts inside an entity such as ``&amp;``.
     """
     escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    escaped = escaped.translate(_MRKDWN_MARKS)
-    if "_" in escaped:
-        escaped = _MRKDWN_UNDERSCORE.sub("ˍ", escaped)
+    kept = list(_FEED_URL.finditer(escaped)) if urls and "://" in escaped else []
+    starts = [0, *(m.end() for m in kept)]
+    ends = [*(m.start() for m in kept), len(escaped)]
+    prose = [_look_alikes(escaped[a:b]) for a, b in zip(starts, ends, strict=True)]
+    escaped = "".join(p + m.group(0) for p, m in zip(prose, kept, strict=False)) + prose[-1]
     if limit is None or len(escaped) <= limit - 1:
         return escaped
     cut = escaped[: limit - 1]
@@ -712,7 +724,7 @@ def _slack_url(url: str | None, limit: int = 1000) -> str | None:
 def _slack_link(url: str | None, label: str, label_limit: int = 300) -> str:
     """``<url|label>`` with the label escaped and each ``|`` (which would end the URL's part
     there) shown as "∣"; plain label if no URL."""
-    text = _mrkdwn_escape(label.replace("|", "∣"), label_limit)
+    text = _mrkdwn_escape(label.replace("|", "∣"), label_limit, urls=False)  # not linked
     target = _slack_url(url)
     return f"<{target}|{text}>" if target else text
 

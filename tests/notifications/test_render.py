@@ -444,6 +444,21 @@ def test_slack_link_labels_never_contain_a_pipe() -> None:
     assert link.count("|") == 1
 
 
+def test_slack_keeps_the_urls_of_feed_text_as_they_are() -> None:
+    # the look-alikes of mrkdwn's marks are for prose: a URL in an abstract, which Slack links,
+    # is sent whole (a ~ or _ made ∼ or ˍ linked to a page that is not there)
+    abstract = (
+        "Code: https://www.cs.toronto.edu/~kriz/cifar.html and "
+        "https://github.com/lab/_x/blob/main/__init__.py, ~2x faster"
+    )
+    out = render_slack(make_digest((make_pick(1, abstract=abstract),)), webhook_url=WEBHOOK)
+    (text,) = sections(out.payloads[0])[:1]
+    assert (
+        "Code: https://www.cs.toronto.edu/~kriz/cifar.html and "
+        "https://github.com/lab/_x/blob/main/__init__.py, ∼2x faster"
+    ) in text
+
+
 def test_slack_cold_start_and_empty() -> None:
     cold = render_slack(make_digest(cold_start=True), webhook_url=WEBHOOK)
     assert "You have no likes yet" in all_text(cold.payloads[0])
