@@ -185,7 +185,7 @@ def build_day(
     from daemon.db.models import Channel, Feedback, Follow, Paper, User
 
     paper_rows = _papers(texts, papers, new, week=weekly > 0)
-    people = _People(texts, papers, round(1 / weekly) if weekly > 0 else 0)
+    people = _People(texts, papers, weekly)
     for u in range(users):
         people.add(u)
     with engine.begin() as conn:
@@ -235,9 +235,9 @@ def _papers(texts: Texts, papers: int, new: int, week: bool = False) -> list[dic
 class _People:
     """Subscribers with real libraries mapped onto the history's blocks of copies."""
 
-    def __init__(self, texts: Texts, papers: int, weekly_every: int = 0) -> None:
+    def __init__(self, texts: Texts, papers: int, weekly_share: float = 0.0) -> None:
         self.texts, self.papers = texts, papers
-        self.weekly_every, self.weekly = weekly_every, 0  # one in `weekly_every`: weekly
+        self.weekly_share, self.weekly = weekly_share, 0  # that share of them: weekly
         self.blocks = max(1, papers // len(texts.items))
         self.rng = random.Random(7)
         self.users: list[dict[str, Any]] = []
@@ -255,7 +255,8 @@ class _People:
     def add(self, u: int) -> None:
         uid = u + 1
         zone = ZONES[u % len(ZONES)] if u % 5 == 0 else "UTC"
-        weekly = bool(self.weekly_every) and u % self.weekly_every == 1
+        # the share spread evenly (0.1: u9, u19, …; 1: everyone)
+        weekly = int((u + 1) * self.weekly_share) > int(u * self.weekly_share)
         self.weekly += weekly
         self.users.append({"id": uid, "name": f"u{u}", "display_name": f"User {u}",
                            "timezone": zone, "digest_hour": 6 + u % 4, "max_picks": None,
@@ -738,6 +739,8 @@ def main() -> None:
         args.data = DATA if DATA.is_dir() else BUNDLED
         if args.data == BUNDLED:
             print(f"{DATA} not found: the tests' 480 CiteULike papers ({BUNDLED})", flush=True)
+    if not 0 <= args.weekly <= 1:
+        ap.error(f"--weekly is a share of the subscribers, 0 … 1, not {args.weekly}")
     if args.weekly and (args.papers or 10 * args.new) < 6 * args.new:
         ap.error(f"--weekly needs a history of 6 days' papers: --papers ≥ {6 * args.new}")
     texts = load_texts(args.data)
