@@ -22,6 +22,7 @@ import hmac
 import ipaddress
 import secrets
 import threading
+import weakref
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -184,14 +185,32 @@ class LoginLimiter:
 
 
 # argon2 as pwdlib hashes (m = 64 MiB each): logins checked at once, whatever arrives; the
-# others wait their turn on the event loop (`login_gate`), holding no worker thread
+# others wait their turn on the event loop (`LoginGate`), holding no worker thread
 LOGINS_AT_ONCE = 2
+_VERIFYING = threading.BoundedSemaphore(LOGINS_AT_ONCE)  # the same, whatever the event loops
 
 
-def login_gate() -> asyncio.Semaphore:
-    return asyncio.Semaphore(LOGINS_AT_ONCE)
+class LoginGate:
+    """Where logins wait for their password check: a semaphore of `LOGINS_AT_ONCE` per event
+    loop serving the app (uvicorn has one). An asyncio semaphore's waiters belong to one loop:
+    shared by the loops of a TestClient (one per request), a login waiting on one was woken
+    from another thread and never answered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
+
+    def __call__(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(LOGINS_AT_ONCE)
+            return gate
 
 
 def check_password(password: str, hashed: str | None) -> bool:
     """argon2 verification against an admin's hash (None, an unknown name: the same time)."""
-    return verify_password(password, hashed)
+    with _VERIFYING:  # waits only when several event loops serve logins (see `LoginGate`)
+        return verify_password(password, hashed)

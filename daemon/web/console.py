@@ -195,7 +195,7 @@ def _bad_form(console: Console) -> Callable[[Request, Exception], Awaitable[Resp
 
 def _login_routes(router: APIRouter, console: Console) -> None:
     app = console.app
-    gate = auth.login_gate()  # argon2 a few at a time; the others wait here, not in threads
+    gate = auth.LoginGate()  # argon2 a few at a time; the others wait here, not in threads
 
     @router.get("")
     def home() -> RedirectResponse:
@@ -225,7 +225,7 @@ def _login_routes(router: APIRouter, console: Console) -> None:
             raise BadForm()
         ip = request.client.host if request.client else "?"
         # argon2 and the audit log's write: in a worker thread, not on the event loop
-        async with gate:
+        async with gate():
             return await run_in_threadpool(_try_login, console, request, name, password, ip, then)
 
     @router.post("/logout")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import time
 import tomllib
 from datetime import timedelta
 from pathlib import Path
@@ -171,6 +172,48 @@ def test_wrong_passwords_are_refused_then_locked_out(console: Console, client: T
     assert attempt("root", PASSWORD).url.path == "/admin/health"
     actions = [a[1] for a in _audit(console)]
     assert actions.count("login failed") == 4 and "login refused: locked out" in actions
+
+
+def test_logins_waiting_on_other_event_loops_are_answered(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a TestClient serves each request on an event loop of its own: a login that waited for
+    # the two being checked was woken from the other loop's thread, and hung for ever
+    import threading
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from daemon.web import auth
+
+    checking, release = threading.Semaphore(0), threading.Event()
+
+    def held(password: str, hashed: str | None) -> bool:
+        checking.release()
+        release.wait(60)
+        return False
+
+    monkeypatch.setattr(auth, "verify_password", held)
+    page = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080").get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+
+    def wrong(i: int) -> int:
+        client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+        client.cookies.set(auth.LOGIN_COOKIE, page.cookies[auth.LOGIN_COOKIE], path="/admin")
+        data = {"name": f"name{i}", "password": "wrong password!", "token": token.group(1)}
+        return client.post("/admin/login", data=data).status_code
+
+    pool = ThreadPoolExecutor(max_workers=6)
+    try:
+        logins = [pool.submit(wrong, i) for i in range(6)]
+        assert checking.acquire(timeout=30) and checking.acquire(timeout=30)
+        time.sleep(0.5)  # the other four wait for their turn
+        assert not checking.acquire(blocking=False)  # two checks at once, no more
+    finally:
+        release.set()
+    done, waiting = wait(logins, timeout=30)
+    pool.shutdown(wait=not waiting)
+    assert not waiting, f"{len(waiting)} logins never answered"
+    assert sorted(f.result() for f in done) == [401] * 6
 
 
 def test_the_login_form_needs_its_own_token(client: TestClient) -> None:
