@@ -33,7 +33,8 @@ class FileTransport:
     * email → ``<period>-<digest>-<recipient>.eml`` plus ``.html`` (a preview of its html
       part);
     * Slack → ``<period>-<digest>-slack.json`` (the list of payloads; the webhook URL, a
-      secret, is not written).
+      secret, is not written); a part of a split message, sent alone, its own
+      ``<period>-<digest>-slack-2of3.json``.
 
     Every path written is appended to :attr:`written`. Sending the same digest again
     overwrites its files (writes are atomic: temp file + rename).
