@@ -151,16 +151,11 @@ class UserForm:
     changes: dict[str, object] = field(default_factory=dict)
 
 
-def _read_user_form(form: Posted, *, adding: bool, now: datetime | None = None) -> UserForm:
-    names = (
-        *("name", "display_name", "email", "slack", "timezone", "hour", "max_picks"),
-        *("frequency", "weekday", "paused_until"),
-    )
-    got = UserForm({k: form.text(k) for k in names})
+def _read_email(got: UserForm, adding: bool, stored_email: str | None) -> None:
     v = got.values
-    if adding:
-        _check(got, lambda: check_handle(v["name"]), "name")
-    if v["email"]:
+    if v["email"] and v["email"] == stored_email:  # unchanged: as stored, whatever the checks
+        got.channels[ChannelKind.EMAIL] = stored_email  # of today say (an earlier one took it)
+    elif v["email"]:
         try:
             address, named = parse_email(v["email"])
             got.channels[ChannelKind.EMAIL] = address
@@ -170,6 +165,20 @@ def _read_user_form(form: Posted, *, adding: bool, now: datetime | None = None) 
             got.errors.append(f"email: {e}")
     elif not adding:
         got.channels[ChannelKind.EMAIL] = None
+
+
+def _read_user_form(
+    form: Posted, *, adding: bool, now: datetime | None = None, stored_email: str | None = None
+) -> UserForm:
+    names = (
+        *("name", "display_name", "email", "slack", "timezone", "hour", "max_picks"),
+        *("frequency", "weekday", "paused_until"),
+    )
+    got = UserForm({k: form.text(k) for k in names})
+    v = got.values
+    if adding:
+        _check(got, lambda: check_handle(v["name"]), "name")
+    _read_email(got, adding, stored_email)
     if v["slack"]:
         try:
             got.channels[ChannelKind.SLACK] = CHANNELS[ChannelKind.SLACK].check(v["slack"])
@@ -452,7 +461,13 @@ def _import_users(
 
 def _edit_user(console: Console, request: Request, form: Posted, name: str) -> Response:
     app = console.app
-    got = _read_user_form(form, adding=False, now=app.clock())
+    user = app.store.people.get(name)
+    stored = [
+        c.address for c in app.store.people.channels_of(user.id) if c.kind == ChannelKind.EMAIL
+    ]
+    got = _read_user_form(
+        form, adding=False, now=app.clock(), stored_email=next(iter(stored), None)
+    )
     if not got.errors:
         try:
             app.store.people.edit(name, app.clock(), changes=got.changes, channels=got.channels)
