@@ -143,12 +143,17 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
         value = LIKE if action.action == "like" else DISLIKE
         now = app.clock()
         current = app.store.people.set_feedback(action.user_id, paper.id, was, now, only_if=value)
-        # answered otherwise since (another link, the page): kept
-        return _see(f"/f/{token}/undone" + ("?kept=1" if current != value else ""))
+        # answered otherwise since (another link, the page): kept; the answer it gives back
+        # there already is an undo done (a double click's second request)
+        kept = current not in (value, was)
+        return _see(f"/f/{token}/undone" + ("?kept=1" if kept else ""))
 
     @router.get("/f/{token}/undone")
-    def feedback_undone(token: str, kept: bool = False) -> HTMLResponse:
-        _, paper = resolve_paper(app, token)
+    def feedback_undone(token: str, kept: bool = False) -> Response:
+        action, paper = resolve_paper(app, token)
+        value = LIKE if action.action == "like" else DISLIKE
+        if not kept and app.store.people.answer(action.user_id, paper.id) == value:
+            return _see(f"/f/{token}/done")  # answered so again since: not undone
         if kept:
             return pages.render("done.html", title="Nothing to undo", heading="Nothing to undo.",
                                 paper=paper, message="Your answer on this paper has changed "

@@ -174,6 +174,22 @@ def test_like_answers_with_a_redirect_so_reload_and_double_click_do_not_spoil_un
     assert "More papers like this one?" in back.text and _signals(world) == ([], [])
 
 
+def test_undo_says_what_is_true_after_a_double_click_or_a_new_answer(world: World) -> None:
+    """The second request of a double click on Undo (the one the browser shows) said "Nothing
+    to undo: your answer has changed since", though the first had undone it; the undo's
+    result page, reached again after the same answer was given anew, said "Undone."."""
+    path = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    world.client.post(path)
+    world.client.post(f"{path}/undo")
+    second = world.client.post(f"{path}/undo")  # the double click's second request
+    assert "Undone." in second.text and "Nothing to undo" not in second.text
+    assert _signals(world) == ([], [])
+    world.client.post(path)  # liked again: the undo's page no longer says "Undone."
+    back = world.client.get(f"{path}/undone")
+    assert "Undone." not in back.text and "Thanks" in back.text
+    assert _signals(world) == ([world.paper_id], [])
+
+
 def test_dislike_works_the_same(world: World) -> None:
     path = _path(world.app.links.feedback_url("dislike", world.user_id, world.paper_id))
     before = _snapshot(world.app)
