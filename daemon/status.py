@@ -53,7 +53,9 @@ def quiet_limit(schedule: ScheduleSettings, now: datetime) -> timedelta:
     trigger = crontab_trigger(schedule.ingest_cron, schedule.timezone)
     fires: list[datetime] = []
     t = trigger.get_next_fire_time(None, now)
-    while t is not None and t < now + LOOKAHEAD and len(fires) < 200:
+    # over LOOKAHEAD, or longer for a schedule with fewer runs (a fortnight's, a month's): two
+    # gaps at least
+    while t is not None and (t < now + LOOKAHEAD or len(fires) < 3) and len(fires) < 200:
         fires.append(t)
         t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
     gaps = [b - a for a, b in itertools.pairwise(fires)]

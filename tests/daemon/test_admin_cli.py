@@ -124,6 +124,23 @@ def test_status_names_a_daemon_that_fetches_nothing_any_more(pw: Runner, store: 
     assert "needs a person: no feed fetched since" in needs and "paperwire run" in needs
 
 
+def test_status_knows_an_ingest_schedule_of_a_fortnight(store: Store) -> None:
+    # ingest_cron "0 6 1,15 * *": two weeks between runs; a daemon that ran on the 15th was
+    # "not running" from the 24th on (the gaps were read over the next 8 days only, one run)
+    from daemon.settings import ScheduleSettings
+    from daemon.status import status
+
+    fortnight = ScheduleSettings(ingest_cron="0 6 1,15 * *")
+    now = datetime(2026, 11, 30, 9, tzinfo=UTC)
+    store.feeds.add("cs.LG", "https://example.org/feed.xml", now - timedelta(days=60))
+    (feed,) = store.feeds.all()
+    store.feeds.record_fetch(feed.id, datetime(2026, 11, 15, 6, tzinfo=UTC))  # its last run
+    assert status(store, now, 7, fortnight).problems == []
+    store.feeds.record_fetch(feed.id, datetime(2026, 11, 1, 6, tzinfo=UTC))  # one run missed
+    (problem,) = status(store, now, 7, fortnight).problems
+    assert "no feed fetched since" in problem.what
+
+
 # ---- deliver, cycle, deliveries ---------------------------------------------------------------
 
 
