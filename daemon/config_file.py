@@ -285,10 +285,7 @@ def edit(path: Path, changes: Mapping[str, Change]) -> Settings:
 
     _check_writable(changes)
     with _locked(path):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
+        text = _read(path)
         try:
             doc = tomlkit.parse(text)
         except Exception as e:  # tomlkit's own parse errors
@@ -339,8 +336,20 @@ def restore_previous(path: Path) -> Settings:
     if not previous.is_file():
         raise ConfigError(f"{previous}: no previous version kept")
     with _locked(path):
-        old = path.read_text(encoding="utf-8")
-        return _replace(path, old, previous.read_text(encoding="utf-8"))
+        return _replace(path, _read(path), _read(previous))
+
+
+def _read(path: Path) -> str:
+    """The file's text, in UTF-8 as `load_settings` reads it; a ConfigError if it is not."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:  # an editor's Latin-1 or UTF-16
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (line {line}); save it as UTF-8") from None
 
 
 __all__ = ["UNSET", "Key", "edit", "key_comments", "keys", "restore_previous", "value_of"]

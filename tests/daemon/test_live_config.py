@@ -89,6 +89,27 @@ def test_a_file_that_fails_to_apply_is_said_once_not_every_ten_seconds(
     assert caplog.records[0].exc_info is not None  # with its traceback, once
 
 
+def test_a_file_not_in_utf8_is_a_configuration_error_at_a_change_too(
+    watched: tuple[App, Path],
+) -> None:
+    # an editor's Latin-1 "é" put in the file while the daemon runs: the watch says "not UTF-8
+    # text", but the console's Save (and `config set`) answered a UnicodeDecodeError, a 500
+    from daemon.config_file import restore_previous
+    from daemon.errors import ConfigError
+
+    _, config = watched
+    edit(config, {"digest.max_picks": "4"})  # a previous version, kept
+    text = config.read_text(encoding="utf-8")
+    config.write_bytes(text.replace("[digest]", "# équipe\n[digest]", 1).encode("latin-1"))
+    line = text.split("[digest]")[0].count("\n") + 1
+    said = rf"not UTF-8 text \(line {line}\)"
+    with pytest.raises(ConfigError, match=said):
+        edit(config, {"digest.max_picks": "3"})
+    with pytest.raises(ConfigError, match=said):
+        restore_previous(config)
+    assert b"\xe9quipe" in config.read_bytes()  # left as it was
+
+
 def test_a_change_refused_for_its_key_file_changes_nothing(
     watched: tuple[App, Path], tmp_path: Path
 ) -> None:
