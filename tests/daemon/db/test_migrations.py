@@ -99,9 +99,31 @@ def test_a_postgresql_server_that_never_answers_is_given_up(
         assert "timeout" in str(outcome[0]).lower()
     finally:
         silent.close()
-    # a connect_timeout in the URL is the operator's
-    url = engines.make_engine("postgresql+psycopg://u@h/x?connect_timeout=30").url
-    assert url.query["connect_timeout"] == "30"
+    # a connect_timeout in the URL is the operator's: what the driver is given, not the URL
+    # (the URL keeps it whatever make_engine passes besides, and connect_args win over it)
+    for query, given in (("?connect_timeout=30&sslmode=disable", "30"), ("?sslmode=disable", 2)):
+        asked = _driver_params(f"postgresql+psycopg://u@127.0.0.1:{port}/x{query}")
+        assert asked["connect_timeout"] == given and asked["sslmode"] == "disable"
+
+
+def _driver_params(url: str) -> dict[str, object]:
+    """What make_engine's engine gives the driver to connect (it does not connect)."""
+    import sqlalchemy as sa
+
+    from daemon.db import engine as engines
+
+    engine = engines.make_engine(url)
+    asked: list[dict[str, object]] = []
+
+    @sa.event.listens_for(engine, "do_connect")
+    def stop(dialect: object, record: object, args: object, params: dict[str, object]) -> None:
+        asked.append(dict(params))
+        raise ConnectionAbortedError("not connecting")
+
+    with pytest.raises(ConnectionAbortedError):
+        engine.connect()
+    engine.dispose()
+    return asked[0]
 
 
 @pytest.mark.postgres
