@@ -191,7 +191,7 @@ class ConfigWatch:
     def __init__(self, app: App) -> None:
         self.app = app
         self.seen = self._signature()
-        self.refused: tuple[int, int] | None = None
+        self.refused: tuple[tuple[int, int], str] | None = None  # the file's version, its error
 
     def _signature(self) -> tuple[int, int] | None:
         try:
@@ -211,12 +211,14 @@ class ConfigWatch:
                 return
             restart = self.app.apply_settings(new)
         except Exception as e:
-            if now != self.refused:  # said once per version of the file, not every 10 s
+            # said once per version of the file and error, not every 10 s; another error for
+            # the same file (a key file it names mended, then refused otherwise) is said too
+            if (now, f"{type(e).__name__}: {e}") != self.refused:
                 if isinstance(e, ConfigError):
                     log.error("configuration not applied", extra={"error": str(e)})
                 else:
                     log.exception("configuration not applied")
-                self.refused = now
+                self.refused = now, f"{type(e).__name__}: {e}"
             return
         self.seen = now
         log.info("configuration file applied", extra={"restart_for": ",".join(restart)})

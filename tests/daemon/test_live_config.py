@@ -13,6 +13,7 @@ import pytest
 from daemon.app import App, make_app
 from daemon.config_file import edit, keys
 from daemon.db.engine import upgrade
+from daemon.errors import ConfigError
 from daemon.scheduler import ConfigWatch, make_scheduler
 from daemon.settings import load_settings
 from tests.daemon.web.conftest import write_console_config
@@ -89,13 +90,32 @@ def test_a_file_that_fails_to_apply_is_said_once_not_every_ten_seconds(
     assert caplog.records[0].exc_info is not None  # with its traceback, once
 
 
+def test_a_new_error_for_the_same_file_is_said_too(
+    watched: tuple[App, Path], caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # said once per version of the file: the key file it names mended, and refused now for
+    # another reason (unreadable), the daemon said nothing and ran on the old settings
+    app, config = watched
+    watch = ConfigWatch(app)
+    errors = iter([ConfigError("key file too short")] * 2 + [ConfigError("key file unreadable")])
+
+    def refused(new: object) -> list[str]:
+        raise next(errors)
+
+    monkeypatch.setattr(app, "apply_settings", refused)
+    edit(config, {"digest.max_picks": "3"})
+    with caplog.at_level(logging.ERROR, logger="paperwire.daemon"):
+        for _ in range(3):
+            watch()
+    assert [r.error for r in caplog.records] == ["key file too short", "key file unreadable"]  # type: ignore[attr-defined]
+
+
 def test_a_file_not_in_utf8_is_a_configuration_error_at_a_change_too(
     watched: tuple[App, Path],
 ) -> None:
     # an editor's Latin-1 "é" put in the file while the daemon runs: the watch says "not UTF-8
     # text", but the console's Save (and `config set`) answered a UnicodeDecodeError, a 500
     from daemon.config_file import restore_previous
-    from daemon.errors import ConfigError
 
     _, config = watched
     edit(config, {"digest.max_picks": "4"})  # a previous version, kept
