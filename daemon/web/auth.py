@@ -61,10 +61,14 @@ def _loopback(host: str) -> bool:
 
 def cookies_refused(app: App, request: Request) -> bool:
     """Whether this request's browser keeps no cookie of the console: they are Secure (an
-    https base_url) and the page was opened over plain http at a non-loopback address."""
+    https base_url) and the page was opened over plain http at a non-loopback address. A TLS
+    proxy uvicorn does not trust (on another machine) says https in X-Forwarded-Proto: the
+    browser is at https there, and keeps them."""
+    proxied = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
     return (
         secure_cookies(app)
         and request.url.scheme == "http"
+        and proxied != "https"
         and not _loopback(request.url.hostname or "")
     )
 

@@ -257,6 +257,25 @@ def test_two_login_tabs_both_log_in(client: TestClient) -> None:
     assert client.post("/admin/login", data=data).url.path == "/admin/health"
 
 
+def test_a_console_behind_a_tls_proxy_is_not_told_to_open_itself(
+    console_factory: ConsoleFactory,
+) -> None:
+    """Behind a TLS proxy on another machine (a container's: its X-Forwarded-Proto not
+    trusted), the request is plain http at the public name: a login form kept open for more
+    than its token's hour said "Open the console at https://papers.lab.example/admin", the
+    page it was on, where a reload is what helps."""
+    console = console_factory(base_url="https://papers.lab.example")
+    proxied = TestClient(console.daemon.web, base_url="http://papers.lab.example",
+                         headers={"X-Forwarded-Proto": "https"})  # fmt: skip
+    page = proxied.get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    proxied.cookies.clear()  # the login token's cookie expired (an hour)
+    r = proxied.post("/admin/login", data={"name": "root", "password": PASSWORD,
+                                           "token": token.group(1)})  # fmt: skip
+    assert r.status_code == 403 and "Form refused" in r.text and "Open the console" not in r.text
+
+
 def test_a_removed_admin_loses_the_session(console: Console, client: TestClient) -> None:
     from daemon.config_file import UNSET, edit
 
