@@ -189,10 +189,8 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         # one-click ("List-Unsubscribe=One-Click", in whatever encoding), gets the page: a mail
         # client must get no redirect (§3.2). The body is not parsed: nothing in it can fail.
         from_page = await request.body() == b"from=page"
-        action, channel = await run_in_threadpool(_stop, app, token)  # it writes
-        if from_page:
-            return _see(f"/unsubscribe/{token}/done")
-        return _unsubscribed(app, pages, token, action, channel)
+        # it writes, and its page reads: in a worker thread, not on the event loop
+        return await run_in_threadpool(_unsubscribe, app, pages, token, from_page)
 
     @router.get("/unsubscribe/{token}/done")
     def unsubscribed(token: str) -> Response:
@@ -222,6 +220,13 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         return pages.render(
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
         )
+
+
+def _unsubscribe(app: App, pages: Pages, token: str, from_page: bool) -> Response:
+    action, channel = _stop(app, token)
+    if from_page:
+        return _see(f"/unsubscribe/{token}/done")
+    return _unsubscribed(app, pages, token, action, channel)
 
 
 def _stop(app: App, token: str) -> tuple[LinkAction, ChannelRow | None]:

@@ -377,6 +377,40 @@ def test_the_unsubscribe_button_answers_with_a_redirect_the_one_click_post_does_
         assert odd.status_code == 200 and _user(world).active is False, content_type
 
 
+def test_the_one_click_answer_reads_the_database_off_the_event_loop(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The handler became async (to read the body): its page for a one-click POST read the
+    subscriber on the event loop, where a slow database (PostgreSQL cut: 10 s to give up)
+    held every other request of the web app."""
+    import asyncio
+
+    people = world.app.store.people
+    (channel,) = people.channels_of(world.user_id)
+    path = _path(world.app.links.unsubscribe_url(world.user_id, channel.id))
+    on_loop: list[bool] = []
+
+    def reading(name: str) -> Callable[..., Any]:
+        real = getattr(people, name)
+
+        def read(*args: Any, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            return real(*args, **kwargs)
+
+        return read
+
+    for name in ("by_id", "channels_of", "set_channel_active"):
+        monkeypatch.setattr(people, name, reading(name))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = world.client.post(path, content="List-Unsubscribe=One-Click", headers=form)
+    assert r.status_code == 200 and "You are unsubscribed." in r.text
+    assert on_loop and not any(on_loop), on_loop
+
+
 def test_plain_form_post_unsubscribes_too(world: World) -> None:
     path = _path(world.app.links.unsubscribe_url(world.user_id))
     assert world.client.post(path).status_code == 200
