@@ -142,7 +142,12 @@ def _save(console: Console, request: Request, form: Posted) -> Response:
     except ConfigError as e:  # the file is untouched
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
         return _page(console, request, form.admin, 400, errors=lines, submitted=submitted)
-    restart = app.apply_settings(new)
+    try:
+        restart = app.apply_settings(new)
+    except ConfigError as e:  # refused when applied (the link-signing key file it names):
+        restore_previous(app.config_file)  # the file as it was, which the daemon starts on
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        return _page(console, request, form.admin, 400, errors=lines, submitted=submitted)
     secret = {k.key for k in keys() if k.secret}
     for key, value in changes.items():
         detail = "(secret)" if key in secret else repr(value)
@@ -159,7 +164,11 @@ def _restore(console: Console, form: Posted) -> Response:
         new = restore_previous(app.config_file)
     except ConfigError as e:
         return console.back("/admin/config", str(e).splitlines()[0], error=True)
-    app.apply_settings(new)
+    try:
+        app.apply_settings(new)
+    except ConfigError as e:  # refused when applied: the file as it was
+        restore_previous(app.config_file)
+        return console.back("/admin/config", str(e).splitlines()[0], error=True)
     console.audit(form.admin.name, "config restored", str(app.config_file))
     return console.back("/admin/config", "The previous version is back, and applied.")
 

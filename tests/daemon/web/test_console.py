@@ -711,6 +711,28 @@ def test_an_invalid_configuration_is_refused_and_the_file_untouched(
     assert console.config.read_bytes() == before
 
 
+def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    """A key file too short (or in a folder the daemon cannot write) passed the file's checks:
+    the file was written, applying it failed (a 500, no audit line), and the daemon would not
+    start again on that file."""
+    from daemon.config_file import UNSET, edit
+
+    good, short = tmp_path / "good.key", tmp_path / "short.key"
+    good.write_text("a-link-signing-key-long-enough")
+    short.write_text("abc")
+    keyed = {"server.secret_key": UNSET, "server.secret_key_file": str(good)}
+    console.app.apply_settings(edit(console.config, keyed))
+    log_in(client)
+    before, settings = console.config.read_bytes(), console.app.settings
+    form = _config_form(client)
+    form["server.secret_key_file"] = str(short)
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "the link-signing key is empty or too short" in r.text
+    assert console.config.read_bytes() == before and console.app.settings == settings
+
+
 def test_keys_set_by_the_environment_are_read_only(
     console_factory: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
