@@ -522,7 +522,7 @@ def subscriber_routes(app: App, pages: Pages) -> APIRouter:
     _settings_routes(router, page)
     _import_routes(router, page)
     _data_routes(router, page)
-    _deleted_routes(router, pages)
+    _deleted_routes(router, page)
     return router
 
 
@@ -618,14 +618,22 @@ def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
         app.store.people.remove(user.name)
     # a page of its own (303): a reload or the back button posted again, and the link of an
     # account that is no more got "Link not valid"
-    return RedirectResponse("/deleted", status_code=303, headers=SECURITY_HEADERS)
+    return RedirectResponse(f"/me/{token}/deleted", status_code=303, headers=SECURITY_HEADERS)
 
 
-def _deleted_routes(router: APIRouter, pages: Pages) -> None:
-    @router.get("/deleted")
-    def deleted() -> HTMLResponse:
-        """The answer to a deletion (it names nobody: the account is gone)."""
-        return pages.render(
+def _deleted_routes(router: APIRouter, page: _Page) -> None:
+    @router.get("/me/{token}/deleted")
+    def deleted(token: str) -> Response:
+        """The answer to a deletion (it names nobody: the account is gone). With the page's
+        link only, of an account that is no more: at an address of its own, anyone could be
+        shown "Your account is deleted" on the lab's site."""
+        try:
+            page.open_page(token)
+        except NotFoundError:  # gone: deleted (BadLink, a link not valid, is its own page)
+            pass
+        else:
+            return RedirectResponse(f"/me/{token}", status_code=303, headers=SECURITY_HEADERS)
+        return page.pages.render(
             "done.html",
             title="Deleted",
             heading="Your account is deleted.",

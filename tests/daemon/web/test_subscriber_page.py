@@ -508,14 +508,25 @@ def test_delete_the_account_after_a_confirm_step(world: World) -> None:
     )
     # the answer is a page of its own: a reload or the back button does not post again (it
     # got "Link not valid: this subscriber no longer exists")
-    assert resp.status_code == 303 and resp.headers["location"] == "/deleted"
+    assert resp.status_code == 303 and resp.headers["location"] == f"{world.page}/deleted"
     for _ in range(2):
-        done = world.client.get("/deleted")
+        done = world.client.get(f"{world.page}/deleted")
         assert done.status_code == 200 and "Your account is deleted." in done.text
     for model in (User, Channel, Feedback, Follow, Digest):
         assert _rows(world.app, model) == []
     assert len(world.app.store.papers.by_ids(world.papers)) == 2  # the papers stay
     assert world.client.get(world.page).status_code == 400
+
+
+def test_the_deleted_page_cannot_be_forged(world: World) -> None:
+    """The page "Your account is deleted" was at /deleted for anyone: a link on the lab's own
+    site telling a subscriber their account was gone, a pretext. It needs the page's link
+    now, of an account that is no more."""
+    assert world.client.get("/deleted").status_code == 404
+    alive = world.client.get(f"{world.page}/deleted", follow_redirects=False)
+    assert alive.status_code == 303 and alive.headers["location"] == world.page
+    cut = world.client.get(f"{world.page[:-4]}/deleted")
+    assert cut.status_code == 400 and "deleted" not in cut.text.lower()
 
 
 def test_manage_mails_the_link_over_smtp(
