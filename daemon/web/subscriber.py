@@ -60,7 +60,10 @@ UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 
 SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
-_PAPER_ANCHOR = re.compile(r"paper-\d{1,18}")  # or a paper of the recent digests, by its id
+# or a paper of a recent digest: d<digest id>-p<paper id> (a paper may be in two digests, the
+# email's and the Slack message's)
+_PAPER_ANCHOR = re.compile(r"d\d{1,18}-p\d{1,18}")
+_FROM_DIGEST = re.compile(r"history-(\d{1,18})")
 DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
@@ -544,7 +547,9 @@ def _set_feedback(page: _Page, token: str, form: dict[str, str] | None) -> Respo
     app.store.people.set_feedback(user.id, paper_id, value, app.clock())
     # from the recent digests: back to the paper answered (its list may be long), else to the
     # likes, where the answer now shows
-    at = f"paper-{paper_id}" if form.get("from") == "history" else "likes"
+    origin = form.get("from", "")
+    digest = _FROM_DIGEST.fullmatch(origin)
+    at = f"d{digest[1]}-p{paper_id}" if digest else ("history" if origin == "history" else "likes")
     return page.back(token, "feedback", at)
 
 

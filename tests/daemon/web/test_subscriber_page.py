@@ -266,9 +266,11 @@ def test_history_shows_digests_and_answers_from_there(world: World) -> None:
     assert "&lt;b&gt;Second&lt;/b&gt; paper" in page
     assert page.count("👍 More like this") == 2
     assert "arXiv:2608.16590" in page and 'href="https://arxiv.org/pdf/2608.16590"' in page
+    origin = re.search(r'name="from" value="(history-\d+)"', page)
+    assert origin, "the recent digests' buttons say which digest they are in"
     answer = world.client.post(
         f"{world.page}/feedback",
-        data=world.form(paper=str(world.papers[1]), value="dislike", **{"from": "history"}),
+        data=world.form(paper=str(world.papers[1]), value="dislike", **{"from": origin[1]}),
         follow_redirects=False,
     )
     assert [(f.paper_id, f.value) for f in _rows(world.app, Feedback)] == [
@@ -276,7 +278,7 @@ def test_history_shows_digests_and_answers_from_there(world: World) -> None:
     ]
     # back at the paper answered, its note beside it (web QA: the page jumped to the list's
     # heading, the reader's place lost among 10 digests)
-    anchor = f"paper-{world.papers[1]}"
+    anchor = f"d{origin[1].removeprefix('history-')}-p{world.papers[1]}"
     assert answer.status_code == 303 and answer.headers["location"].endswith(f"#{anchor}")
     back = world.client.get(answer.headers["location"]).text
     item = back[back.index(f'<li id="{anchor}">') :]
