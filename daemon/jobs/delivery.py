@@ -405,9 +405,13 @@ def _deliver_one(
 def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = None) -> None:
     """The server accepted the message (or its `part`, of a split Slack message): record it,
     insisting while its lease holds (no other worker can take it meanwhile) — what is recorded
-    as unsent would be sent again."""
+    as unsent would be sent again. Only the database out of reach (or locked) is waited for,
+    and only until the lease held at the first failure ends (the heartbeat renews it): any
+    other error would come again."""
+    from sqlalchemy.exc import OperationalError
+
     digests = run.app.store.digests
-    attempt = 0
+    attempt, until = 0, held.until
     while True:
         attempt += 1
         try:
@@ -416,9 +420,10 @@ def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = Non
             else:
                 digests.record_part_sent(digest_id, part)
             return
-        except Exception:
+        except Exception as e:
             pause = min(float(attempt), MARK_SENT_PAUSE)
-            if held.until is None or run.clock() + timedelta(seconds=pause) >= held.until:
+            out_of_time = until is None or run.clock() + timedelta(seconds=pause) >= until
+            if out_of_time or not isinstance(e, OperationalError):
                 log.critical("sent but not recorded as sent", extra={"digest": digest_id})
                 raise
             if attempt == 1:

@@ -155,6 +155,28 @@ def test_a_sent_digest_is_recorded_when_the_database_is_back_within_its_lease(
     assert digest_states(app)[later] == DigestState.PENDING
 
 
+def test_recording_a_sent_digest_waits_for_the_database_only(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an error that is not the database out of reach comes again: it is not retried (the
+    # heartbeat renews the lease, so "while the lease holds" could last for ever; second read)
+    import sqlalchemy as sa
+
+    app = app_factory()
+    users_with_digests(app, 1)
+    tries: list[datetime] = []
+
+    def broken(digest_id: int, at: datetime, **kwargs: object) -> None:
+        tries.append(at)
+        raise sa.exc.IntegrityError("UPDATE digest", {}, ValueError("a lasting fault"))
+
+    monkeypatch.setattr(app.store.digests, "finish", broken)
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("waited for a lasting fault"))
+    with pytest.raises(sa.exc.IntegrityError):
+        jobs.deliver(app, NOW)
+    assert len(tries) == 1
+
+
 def test_a_mail_server_down_is_one_line_a_run_however_many_batches_wait(
     app_factory: Callable[..., App],
     make_settings: SettingsFactory,
