@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -250,7 +250,14 @@ def _log_out(console: Console, request: Request, csrf: object) -> Response:
 
 def _back_to(path: str) -> bool:
     """Whether a login may lead to this path: a console page of this site, none else."""
-    return path.startswith("/admin/") and not path.startswith("/admin/log") and "\\" not in path
+    route = path.split("?", 1)[0]
+    dots = any(part in (".", "..") for part in unquote(route).split("/"))  # /admin/../me/…
+    return (
+        path.startswith("/admin/")
+        and not path.startswith("/admin/log")
+        and "\\" not in path
+        and not dots
+    )
 
 
 def _login_form(

@@ -138,7 +138,11 @@ def test_the_login_leads_back_to_the_page_asked_for(client: TestClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "then", ["https://evil.example/admin/", "//evil.example/admin/", "/admin/logout", "/me/x"]
+    "then",
+    [
+        *("https://evil.example/admin/", "//evil.example/admin/", "/admin/logout", "/me/x"),
+        *("/admin/../me/x", "/admin/%2e%2e/me/x", "/admin/./../unsubscribe/x"),  # second read
+    ],
 )
 def test_the_login_leads_nowhere_else(client: TestClient, then: str) -> None:
     page = client.get(f"/admin/login?next={quote(then, safe='')}")
