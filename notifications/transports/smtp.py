@@ -275,6 +275,9 @@ class SmtpTransport:
             what += (
                 " (the server does not relay for this sender: set email.username and "
                 "email.password, or use a server that relays for this host; retried meanwhile)"
+                if self.username is None
+                else f" (the server does not relay for the login {self.username!r}: check that "
+                "it may send to other domains; retried meanwhile)"
             )
         if fault == "session":
             self._discard()

@@ -115,7 +115,11 @@ def test_a_refused_relay_is_retried_and_says_what_to_set(server: SmtpServer, rep
     server.fail("RCPT", reply=reply, times=2)
     outcomes = send_all(transport_for(server), people(2))
     assert all(type(o) is TemporaryDeliveryError for o in outcomes), outcomes
-    assert "relay" in str(outcomes[0]) and "email.username" in str(outcomes[0])
+    # logged in (as every transport of these tests): the login is named, not "set one"
+    assert "relay" in str(outcomes[0]) and f"the login {USER!r}" in str(outcomes[0])
+    server.fail("RCPT", reply=reply)
+    (anonymous,) = send_all(transport_for(server, username=None, password=None), people(1))
+    assert type(anonymous) is TemporaryDeliveryError and "set email.username" in str(anonymous)
 
 
 def test_an_unknown_user_in_the_relay_table_is_still_the_recipients_fault(
