@@ -119,9 +119,13 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
         check_feed_url(url, allow_files=ing.allow_files, allow_private=ing.allow_private_addresses)
     except ValueError as e:
         return page(400, error=str(e))
-    if action == "add" and any(f.name == name and f.url == url for f in app.store.feeds.all()):
+    same = [f for f in app.store.feeds.all() if f.name == name and f.url == url]
+    if action == "add" and same:
         # the second request of a double click (the one the browser shows): it fetched the
         # feed again and said the name was taken, as if the add had failed
+        if not same[0].enabled:  # not the add of a moment ago: an old feed, switched off
+            return console.back("/admin/feeds", f"Feed {name} is there already, disabled: "
+                                "enable it in its row.", error=True)  # fmt: skip
         return console.back("/admin/feeds", f"Feed {name} is there already, as given.")
     trial = try_feed(app, url, app.clock())
     if action != "add":

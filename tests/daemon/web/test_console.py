@@ -356,6 +356,8 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     assert "already exists" in post(name="hf", url=HF + "?other", action="add").text
     client.post("/admin/feeds/hf/disable", data={"csrf": csrf})
     assert console.app.store.feeds.all()[0].enabled is False
+    # added again while disabled: it says so, not "as given" (second read)
+    assert "Feed hf is there already, disabled" in post(name="hf", url=HF, action="add").text
     client.post("/admin/feeds/hf/enable", data={"csrf": csrf})
     r = client.post("/admin/feeds/hf/remove", data={"csrf": csrf})
     assert "Feed hf removed" in r.text and console.app.store.feeds.all() == []
