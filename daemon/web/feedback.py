@@ -86,6 +86,12 @@ def resolve_paper(app: App, token: str) -> tuple[LinkAction, PaperRow]:
     return action, paper
 
 
+def _link_answer(app: App, token: str) -> tuple[LinkAction, PaperRow, int]:
+    """A like or dislike link's action, its paper and the answer it gives (LIKE, DISLIKE)."""
+    action, paper = resolve_paper(app, token)
+    return action, paper, LIKE if action.action == "like" else DISLIKE
+
+
 def feedback_routes(app: App, pages: Pages) -> APIRouter:
     router = APIRouter()
     _answer_routes(router, app, pages)
@@ -109,8 +115,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
     @router.post("/f/{token}")
     def feedback(token: str) -> RedirectResponse:
-        action, paper = resolve_paper(app, token)
-        value = LIKE if action.action == "like" else DISLIKE
+        action, paper, value = _link_answer(app, token)
         before = app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
         # the answer it replaced (a dislike turned into a like): undo gives it back; the same
         # answer again (a reload, a double click) replaced nothing
@@ -121,8 +126,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
     def feedback_done(
         token: str, was: Annotated[int, Query(ge=DISLIKE, le=LIKE)] = NEITHER
     ) -> Response:
-        action, paper = resolve_paper(app, token)
-        value = LIKE if action.action == "like" else DISLIKE
+        action, paper, value = _link_answer(app, token)
         if app.store.people.answer(action.user_id, paper.id) != value:  # undone since
             return _see(f"/f/{token}")
         return pages.render(
@@ -139,8 +143,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
     def undo_feedback(
         token: str, was: Annotated[int, Query(ge=DISLIKE, le=LIKE)] = NEITHER
     ) -> RedirectResponse:
-        action, paper = resolve_paper(app, token)
-        value = LIKE if action.action == "like" else DISLIKE
+        action, paper, value = _link_answer(app, token)
         now = app.clock()
         current = app.store.people.set_feedback(action.user_id, paper.id, was, now, only_if=value)
         # answered otherwise since (another link, the page): kept; the answer it gives back
@@ -150,8 +153,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
     @router.get("/f/{token}/undone")
     def feedback_undone(token: str, kept: bool = False) -> Response:
-        action, paper = resolve_paper(app, token)
-        value = LIKE if action.action == "like" else DISLIKE
+        action, paper, value = _link_answer(app, token)
         if not kept and app.store.people.answer(action.user_id, paper.id) == value:
             return _see(f"/f/{token}/done")  # answered so again since: not undone
         if kept:

@@ -297,9 +297,11 @@ def test_sends_nothing_when_nothing_is_worth_sending(
     assert jobs.cycle(noted, noted.clock()).delivery.sent == 1
 
 
-def test_a_split_slack_message_resumes_after_the_parts_already_sent(
+def _split_slack_day(
     app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpServer
-) -> None:
+) -> App:
+    """A day whose one subscriber, on Slack with no likes yet, gets 60 picks: a message split
+    in several parts."""
     feeds = [
         {"name": "testing", "url": (FEEDS / "arxiv-api" / TESTING_FEED).as_uri()},
         {"name": "hf", "url": (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()},
@@ -313,9 +315,15 @@ def test_a_split_slack_message_resumes_after_the_parts_already_sent(
     )
     now = app.clock()
     jobs.ingest(app, now)
-    app.store.people.add(
-        "grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)}
-    )  # cold start: 60
+    app.store.people.add("grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)})
+    return app
+
+
+def test_a_split_slack_message_resumes_after_the_parts_already_sent(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpServer
+) -> None:
+    app = _split_slack_day(app_factory, make_settings, slack)
+    now = app.clock()
     slack.reply(200, "ok")
     slack.reply(500, "internal_error")  # the second part fails for now
     first = jobs.cycle(app, now)
@@ -349,18 +357,8 @@ def test_a_split_slack_part_is_recorded_when_the_database_is_back_within_its_lea
 
     import sqlalchemy as sa
 
-    feeds = [{"name": "hf", "url": (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()},
-             {"name": "testing", "url": (FEEDS / "arxiv-api" / TESTING_FEED).as_uri()}]  # fmt: skip
-    app = app_factory(
-        make_settings(
-            feeds=feeds,
-            slack={"transport": "webhook", "min_interval_seconds": 0.0},
-            digest={"max_picks": 60, "min_score": 0.0},
-        )
-    )
+    app = _split_slack_day(app_factory, make_settings, slack)
     now = app.clock()
-    jobs.ingest(app, now)
-    app.store.people.add("grace", now, channels={ChannelKind.SLACK: slack.url_for(HOOK_PATH)})
     record = app.store.digests.record_part_sent
     failures = [2, 2]  # the first record of each of the first two parts fails twice
 
