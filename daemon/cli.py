@@ -284,7 +284,8 @@ def run() -> None:
 
 @cli.command()
 def ingest() -> None:
-    """Fetch every enabled feed once and store the new papers."""
+    """Fetch every enabled feed once and store the new papers. Exit status 1 when every feed
+    failed (one that fails among others is reported, and the others are stored)."""
     from daemon import jobs
 
     with _open_app() as app:
