@@ -284,8 +284,11 @@ def run() -> None:
 
 @cli.command()
 def ingest() -> None:
-    """Fetch every enabled feed once and store the new papers. Exit status 1 when every feed
-    failed (one that fails among others is reported, and the others are stored)."""
+    """Fetch every enabled feed once and store the new papers.
+
+    Exit status 1 when every feed failed (one failing among others is reported, and the others
+    are stored).
+    """
     from daemon import jobs
 
     with _open_app() as app:
@@ -303,7 +306,10 @@ def digest(
     ] = False,
     user: UsersOption = None,
 ) -> None:
-    """Rank the window's papers for every subscriber now and deliver their digests."""
+    """Rank the window's papers for every subscriber now and deliver their digests.
+
+    Exit status 1 when a transport could deliver nothing (the digests are kept).
+    """
     from daemon import jobs
 
     with _open_app() as app:
@@ -332,7 +338,10 @@ def _check_users(app: App, names: list[str] | None) -> None:
 
 @cli.command()
 def deliver() -> None:
-    """Send the digests that are due (new ones and retries)."""
+    """Send the digests that are due (new ones and retries).
+
+    Exit status 1 when a transport could deliver nothing (the digests are kept).
+    """
     from daemon import jobs
 
     with _open_app() as app:
@@ -347,7 +356,10 @@ def deliver() -> None:
 def cycle(
     user: UsersOption = None,
 ) -> None:
-    """Ingest, score and deliver once, for every subscriber, right now."""
+    """Ingest, score and deliver once, for every subscriber, right now.
+
+    Exit status 1 when a transport could deliver nothing (the digests are kept).
+    """
     import time
 
     from daemon import jobs

@@ -96,6 +96,15 @@ def test_a_group_lists_each_command_summary_without_the_docstrings_line_breaks()
                 assert len(rows[name]) == 1, (path, rows[name])
 
 
+def test_the_help_of_a_command_that_exits_1_says_when() -> None:
+    # README and docs/operations.md say when `deliver` and `cycle` exit 1 (a timer or a script
+    # relies on it); their --help, and ingest's and digest's, said nothing of it
+    runner = CliRunner()
+    for path in (("ingest",), ("digest",), ("deliver",), ("cycle",), ("status",), ("db", "status")):
+        out = flat(runner.invoke(cli, [*path, "--help"], env=cli_env()).output)
+        assert re.search(r"[Ee]xits? (status )?1 (when|while)", out), (path, out)
+
+
 def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
     """`paperwire [GROUP] --help` as a real process (the root and two groups; the rest is
     covered in-process above)."""
