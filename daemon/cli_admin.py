@@ -415,7 +415,8 @@ def config_set(
 def config_unset(
     key: Annotated[str, typer.Argument(help="section.key, e.g. digest.subject_prefix")],
 ) -> None:
-    """Remove one key from the configuration file: its default applies again."""
+    """Comment one key out of the configuration file (`# key = value`, where it was): its
+    default applies again, and a later `config set` writes the key back there."""
     from daemon.config_file import UNSET, edit, keys
 
     path = _config_file()
