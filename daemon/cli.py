@@ -377,7 +377,7 @@ def cycle(
 @cli.command()
 def demo(
     outbox: Annotated[
-        Path | None, typer.Option(help="Where to leave the digests (default: from the config).")
+        Path | None, typer.Option(help="Where to leave the digests (default: var/demo/outbox).")
     ] = None,
     serve: Annotated[
         bool,
