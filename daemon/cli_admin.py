@@ -182,7 +182,10 @@ def deliveries_retry(
     ids: IdsArgument = None,
     postponed: PostponedOption = False,
 ) -> None:
-    """Make digests due now (pending or failed ones) and deliver what is due."""
+    """Make digests due now (pending or failed ones) and deliver what is due.
+
+    Exit status 1 when a transport could still deliver nothing (the digests are kept).
+    """
     from daemon import jobs
 
     with _open_app() as app:

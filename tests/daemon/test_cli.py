@@ -100,7 +100,15 @@ def test_the_help_of_a_command_that_exits_1_says_when() -> None:
     # README and docs/operations.md say when `deliver` and `cycle` exit 1 (a timer or a script
     # relies on it); their --help, and ingest's and digest's, said nothing of it
     runner = CliRunner()
-    for path in (("ingest",), ("digest",), ("deliver",), ("cycle",), ("status",), ("db", "status")):
+    for path in (
+        ("ingest",),
+        ("digest",),
+        ("deliver",),
+        ("cycle",),
+        ("status",),
+        ("db", "status"),
+        ("deliveries", "retry"),
+    ):
         out = flat(runner.invoke(cli, [*path, "--help"], env=cli_env()).output)
         assert re.search(r"[Ee]xits? (status )?1 (when|while)", out), (path, out)
 
