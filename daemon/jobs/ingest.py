@@ -76,6 +76,8 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
         except FetchStopped:  # left in flight: not a failure of the feed's
             break
         except Exception as e:  # the job boundary: record, go on with the next feed
+            if app.stopping.is_set():  # cut short by the stop (SIGTERM killed the parser): left
+                break
             message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
             message = shown_url(message)  # a private feed's ?token= or password is masked
             feeds_store.record_fetch(feed.id, now, error=message)

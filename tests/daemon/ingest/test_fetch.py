@@ -203,6 +203,41 @@ def test_a_stop_leaves_the_fetch_in_flight_without_failing_the_feed(
     assert jobs.ingest(app, app.clock()).papers_new == HF_IDS
 
 
+def test_a_parse_cut_short_by_the_stop_does_not_fail_the_feed(
+    server: HttpServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # systemd's SIGTERM goes to the whole group: the parsers' fork server died with it and the
+    # feed being parsed was recorded as failing, "EOFError: unexpected EOF" (docs QA: `run`
+    # stopped 3 s after its catch-up began)
+    import importlib
+
+    ingest_job = importlib.import_module("daemon.jobs.ingest")  # `jobs.ingest` is the function
+
+    server.routes["/hf.json"] = Route(body=HF_FILE.read_bytes(), content_type="application/json")
+    settings = make_settings(
+        ingest={"allow_private_addresses": True},
+        feeds=[{"name": "hf", "url": server.url_for("/hf.json")}],
+    )
+    app = app_factory(settings)
+    parse = ingest_job.parse_bounded
+
+    def stopped(*args: Any, **kwargs: Any) -> Any:
+        app.stopping.set()  # SIGTERM, to this process and its fork server
+        raise EOFError("unexpected EOF")
+
+    monkeypatch.setattr(ingest_job, "parse_bounded", stopped)
+    report = jobs.ingest(app, app.clock())
+    assert (report.feeds_ok, report.feeds_failed, report.errors) == (0, 0, [])
+    (feed,) = app.store.feeds.all()
+    assert feed.last_error is None and feed.consecutive_errors == 0
+    monkeypatch.setattr(ingest_job, "parse_bounded", parse)
+    app.stopping.clear()  # the next run fetches it
+    assert jobs.ingest(app, app.clock()).papers_new == HF_IDS
+
+
 # ---- errors ----------------------------------------------------------------------------------
 
 
