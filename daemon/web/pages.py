@@ -57,6 +57,51 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
+# No request body beyond this is read: above the largest upload (the console's CSV, 20 MB). The
+# pages' forms are read whole into memory before their token is checked, so a gigabyte posted
+# to a link's address would have been held whole.
+MAX_BODY = 21_000_000
+_TOO_LARGE = (
+    b"<!doctype html><title>Too large</title><p>This request is too large: nothing was read."
+)
+
+
+class _BodyLimit:
+    """ASGI middleware: a body announced above `MAX_BODY` is answered 413 unread; one that
+    grows beyond it while read (no Content-Length) ends as a client gone."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > MAX_BODY:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 413,
+                    "headers": [
+                        (b"content-type", b"text/html; charset=utf-8"),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _TOO_LARGE})
+            return
+        read = 0
+
+        async def counted() -> Any:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if read > MAX_BODY else message
+
+        await self.app(scope, counted, send)
+
+
 def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     """The web app: the pages behind the digest's links, /healthz; with the daemon (`paperwire
     run`) also the console under /admin and /metrics."""
@@ -64,6 +109,7 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
 
     pages = Pages()
     web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
+    web.add_middleware(_BodyLimit)
     _error_pages(web, pages)
 
     @web.get("/healthz")

@@ -174,3 +174,23 @@ def test_pages_answer_while_many_logins_wait_for_their_password_check(
             finally:
                 release.set()
             assert sorted(codes) == [401] * 45
+
+
+def test_a_body_larger_than_any_form_is_refused_unread(live: tuple[Console, str]) -> None:
+    # the pages read a posted form whole into memory before checking its token (unsubscribe,
+    # signup, manage): a body above any form's or upload's size is now refused unread
+    # (second read)
+    import socket
+
+    from daemon.web.pages import MAX_BODY
+
+    _, base = live
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            b"POST /unsubscribe/x HTTP/1.1\r\nHost: " + host.encode() + b"\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: " + str(MAX_BODY + 1).encode() + b"\r\n\r\n"
+        )  # and no body: the answer comes without waiting for it
+        assert conn.recv(64).startswith(b"HTTP/1.1 413 ")
+    assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
