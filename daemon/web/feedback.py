@@ -204,12 +204,7 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
     @router.post("/unsubscribe/{token}/undo")
     def resubscribe(token: str) -> RedirectResponse:
-        action, _ = resolve(app, token, "unsubscribe")
-        channel = link_channel(app, action)
-        if channel is None:
-            app.store.people.set_subscribed(action.user_id, True, app.clock())
-        else:
-            app.store.people.set_channel_active(action.user_id, channel.id, True, app.clock())
+        _switch(app, token, active=True)
         return _see(f"/unsubscribe/{token}/again")
 
     @router.get("/unsubscribe/{token}/again")
@@ -225,20 +220,21 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
 
 def _unsubscribe(app: App, pages: Pages, token: str, from_page: bool) -> Response:
-    action, channel = _stop(app, token)
+    action, channel = _switch(app, token, active=False)
     if from_page:
         return _see(f"/unsubscribe/{token}/done")
     return _unsubscribed(app, pages, token, action, channel)
 
 
-def _stop(app: App, token: str) -> tuple[LinkAction, ChannelRow | None]:
-    """What an unsubscribe link stops: its channel, or (a link naming none) every channel."""
+def _switch(app: App, token: str, *, active: bool) -> tuple[LinkAction, ChannelRow | None]:
+    """What an unsubscribe link stops (or its undo starts again): its channel, or (a link
+    naming none) every channel."""
     action, _ = resolve(app, token, "unsubscribe")
     channel = link_channel(app, action)
     if channel is None:
-        app.store.people.set_subscribed(action.user_id, False, app.clock())
+        app.store.people.set_subscribed(action.user_id, active, app.clock())
     else:
-        app.store.people.set_channel_active(action.user_id, channel.id, False, app.clock())
+        app.store.people.set_channel_active(action.user_id, channel.id, active, app.clock())
     return action, channel
 
 
