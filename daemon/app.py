@@ -148,13 +148,7 @@ def link_secret(settings: Settings) -> str:
         return configured
     path: Path = settings.server.secret_key_file
     if path.is_file():
-        kept = path.read_text().strip()
-        if len(kept) < 16:  # e.g. emptied by a crash while it was written: anyone could sign
-            raise ConfigError(
-                f"{path}: the link-signing key is empty or too short; delete the file to make a "
-                f"new one (links in digests already sent stop working) or set server.secret_key"
-            )
-        return kept
+        return _kept_key(path)
     key = secrets.token_urlsafe(32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +161,24 @@ def link_secret(settings: Settings) -> str:
             f"writable, point server.secret_key_file elsewhere, or set server.secret_key"
         ) from None
     return key
+
+
+def check_link_secret(settings: Settings) -> None:
+    """ConfigError when the link-signing key file the settings name exists and would be refused
+    (`link_secret` without its side effect: a missing file is made where the daemon runs)."""
+    path: Path = settings.server.secret_key_file
+    if not settings.server.secret_key.get_secret_value() and path.is_file():
+        _kept_key(path)
+
+
+def _kept_key(path: Path) -> str:
+    kept = path.read_text().strip()
+    if len(kept) < 16:  # e.g. emptied by a crash while it was written: anyone could sign
+        raise ConfigError(
+            f"{path}: the link-signing key is empty or too short; delete the file to make a "
+            f"new one (links in digests already sent stop working) or set server.secret_key"
+        )
+    return kept
 
 
 def recommender_config(settings: Settings) -> RecommenderConfig:

@@ -307,9 +307,10 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         settings = load_settings(tmp, shown_as=path)  # the rules of start-up, env included
-        from daemon.app import recommender_config
+        from daemon.app import check_link_secret, recommender_config
 
         recommender_config(settings)
+        check_link_secret(settings)  # a key file too short: the next start would fail
         previous = path.with_name(path.name + ".previous")
         previous.write_text(old_text, encoding="utf-8")
         os.chmod(previous, mode)

@@ -424,6 +424,23 @@ def test_config_set_refuses_an_invalid_value_without_touching_the_file(
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
 
 
+def test_config_set_refuses_a_link_signing_key_file_too_short(tmp_path: Path) -> None:
+    # accepted from the command line: the daemon then said "not applied", and its next start
+    # failed on the file (the console checked it when applying; second read)
+    path = _commented(tmp_path)
+    Runner(path, tmp_path)("config", "unset", "server.secret_key")  # the key file signs
+    short = tmp_path / "short.key"
+    short.write_text("abc\n")
+    before = path.read_bytes()
+    done = Runner(path, tmp_path)("config", "set", "server.secret_key_file", str(short), expect=1)
+    assert "link-signing key is empty or too short" in " ".join(done.stderr.split())
+    assert path.read_bytes() == before and short.read_text() == "abc\n"
+    good = tmp_path / "good.key"
+    good.write_text("k" * 32)
+    Runner(path, tmp_path)("config", "set", "server.secret_key_file", str(good))
+    assert str(good) in path.read_text()
+
+
 def test_config_set_of_a_database_that_does_not_answer_says_what_it_did(tmp_path: Path) -> None:
     """It wrote the file and then said 'error: cannot use the database' (exit 1): the admin
     would think nothing changed, and the next start used the new URL (a QA pass)."""
