@@ -25,7 +25,13 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, SecretStr
 
 from daemon.errors import ConfigError
-from daemon.settings import DEFAULT_CONFIG, Settings, environment_keys, load_settings
+from daemon.settings import (
+    DEFAULT_CONFIG,
+    Settings,
+    config_text,
+    environment_keys,
+    load_settings,
+)
 
 BUNDLED = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG  # every key, commented
 RESTART_KEYS = frozenset({"database.url", "database.echo", "server.host", "server.port"})
@@ -346,11 +352,7 @@ def _read(path: Path) -> str:
         data = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read the configuration ({e.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:  # an editor's Latin-1 or UTF-16
-        line = data[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{path}: not UTF-8 text (line {line}); save it as UTF-8") from None
+    return config_text(data, path)
 
 
 __all__ = ["UNSET", "Key", "edit", "key_comments", "keys", "restore_previous", "value_of"]

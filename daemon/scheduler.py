@@ -213,12 +213,13 @@ class ConfigWatch:
         except Exception as e:
             # said once per version of the file and error, not every 10 s; another error for
             # the same file (a key file it names mended, then refused otherwise) is said too
-            if (now, f"{type(e).__name__}: {e}") != self.refused:
+            refused = now, f"{type(e).__name__}: {e}"
+            if refused != self.refused:
                 if isinstance(e, ConfigError):
                     log.error("configuration not applied", extra={"error": str(e)})
                 else:
                     log.exception("configuration not applied")
-                self.refused = now, f"{type(e).__name__}: {e}"
+                self.refused = refused
             return
         self.seen = now
         log.info("configuration file applied", extra={"restart_for": ",".join(restart)})

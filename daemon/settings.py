@@ -470,6 +470,15 @@ def environment_keys(environ: Mapping[str, str] | None = None) -> tuple[dict[str
     return keys, problems
 
 
+def config_text(data: bytes, shown: Path) -> str:
+    """A configuration file's bytes as text: UTF-8, else a ConfigError naming the line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:  # an editor's Latin-1 or UTF-16
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{shown}: not UTF-8 text (line {line}); save it as UTF-8") from None
+
+
 def load_settings(path: str | Path | None = None, *, shown_as: Path | None = None) -> Settings:
     """Read, validate and freeze the settings; raise ConfigError naming the key and the value
     (and any PAPERWIRE_ variable that sets nothing). `shown_as`: the file named in messages
@@ -483,12 +492,9 @@ def load_settings(path: str | Path | None = None, *, shown_as: Path | None = Non
         )
     try:
         data = file.read_bytes()
-        tomllib.loads(data.decode("utf-8"))
+        tomllib.loads(config_text(data, shown))
     except OSError as e:  # not readable by the user paperwire runs as
         raise ConfigError(f"{shown}: cannot read it ({e.strerror}); check its permissions") from e
-    except UnicodeDecodeError as e:  # an editor's Latin-1 or UTF-16
-        line = data[: e.start].count(b"\n") + 1
-        raise ConfigError(f"{shown}: not UTF-8 text (line {line}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as e:
         bom = " (it starts with a byte-order mark: save it as UTF-8 without BOM)"
         raise ConfigError(

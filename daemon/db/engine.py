@@ -38,8 +38,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 # noticed within about a minute, not after the kernel's 2 hours of silence: TCP keepalives
 # after 30 s idle, every 10 s, 3 unanswered; data unacknowledged for 60 s ends it too. A job
 # waiting on it held every other job (they run one at a time). The URL's own values win.
-_PG_CONNECT_ARGS: dict[str, int] = {
-    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+_PG_KEEPALIVES: dict[str, int] = {
     "keepalives": 1,
     "keepalives_idle": 30,
     "keepalives_interval": 10,
@@ -83,7 +82,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     connect_args: dict[str, Any] = {}
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        defaults = {**_PG_CONNECT_ARGS, "connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        defaults = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, **_PG_KEEPALIVES}
         connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
     engine = create_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args)
     _ping_when_idle(engine)

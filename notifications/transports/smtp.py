@@ -352,7 +352,7 @@ class SmtpTransport:
 
     def _scrubbed(self, reply: bytes | str) -> str:
         """A server's words, one line, at most 300 characters, with no secret in them."""
-        text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+        text = _text(reply)
         secrets = password_secrets(_reveal(self._password), self.username)
         return scrub(" ".join(scrub(text, secrets).split()), secrets)[:300]
 
