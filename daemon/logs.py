@@ -29,7 +29,7 @@ class StructuredFormatter(logging.Formatter):
             exc = record.exc_info[1]
             # the exception's own words on the line (SQLAlchemy's last line is a help link),
             # the traceback below it (JSON: a field of its own)
-            fields.setdefault("error", f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+            fields.setdefault("error", one_line(exc))
             trace = self.formatException(record.exc_info)
         if self.as_json:
             base = {
@@ -46,6 +46,11 @@ class StructuredFormatter(logging.Formatter):
             f" {kv}" if kv else ""
         )
         return f"{line}\n{trace}" if trace else line
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its type and its words."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _quote(v: Any) -> str:

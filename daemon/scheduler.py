@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from daemon import jobs
 from daemon.app import App
 from daemon.errors import ConfigError, PaperwireError
+from daemon.logs import one_line
 from daemon.metrics import Metrics
 from daemon.settings import Settings, crontab_trigger, load_settings
 from daemon.web.pages import make_web
@@ -92,8 +93,7 @@ def _guarded(
 def _cause(e: Exception) -> str:
     """A job's error in one line; a database's by the driver's words (SQLAlchemy's add the
     statement and its parameters, which change from run to run)."""
-    cause = getattr(e, "orig", None) or e
-    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+    return one_line(getattr(e, "orig", None) or e)
 
 
 def _summary(result: object) -> str:
