@@ -188,3 +188,21 @@ def log_in(client: TestClient, name: str = "root", password: str = PASSWORD) -> 
     )
     assert done.status_code == 200 and done.url.path == "/admin/health", done.text
     return csrf_of(done.text)
+
+
+def hold_password_checks(
+    monkeypatch: pytest.MonkeyPatch, hold: float
+) -> tuple[threading.Semaphore, threading.Event]:
+    """Every login's password check waits (at most `hold` seconds) until the test sets the
+    event, and fails; the semaphore counts the checks begun."""
+    from daemon.web import auth
+
+    checking, release = threading.Semaphore(0), threading.Event()
+
+    def held(password: str, hashed: str | None) -> bool:
+        checking.release()
+        release.wait(hold)
+        return False
+
+    monkeypatch.setattr(auth, "verify_password", held)
+    return checking, release

@@ -22,7 +22,14 @@ from daemon import jobs
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind
 from tests.daemon.conftest import FEEDS
-from tests.daemon.web.conftest import PASSWORD, Console, ConsoleFactory, csrf_of, log_in
+from tests.daemon.web.conftest import (
+    PASSWORD,
+    Console,
+    ConsoleFactory,
+    csrf_of,
+    hold_password_checks,
+    log_in,
+)
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -183,19 +190,11 @@ def test_logins_waiting_on_other_event_loops_are_answered(
 ) -> None:
     # a TestClient serves each request on an event loop of its own: a login that waited for
     # the two being checked was woken from the other loop's thread, and hung for ever
-    import threading
     from concurrent.futures import ThreadPoolExecutor, wait
 
     from daemon.web import auth
 
-    checking, release = threading.Semaphore(0), threading.Event()
-
-    def held(password: str, hashed: str | None) -> bool:
-        checking.release()
-        release.wait(60)
-        return False
-
-    monkeypatch.setattr(auth, "verify_password", held)
+    checking, release = hold_password_checks(monkeypatch, hold=60)
     page = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080").get("/admin/login")
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from daemon.db.models import ChannelKind
 from daemon.library import read
-from tests.daemon.web.conftest import Console, csrf_of
+from tests.daemon.web.conftest import Console, csrf_of, hold_password_checks
 
 
 def _page(console: Console, base: str) -> tuple[str, str]:
@@ -142,14 +142,7 @@ def test_pages_answer_while_many_logins_wait_for_their_password_check(
     from daemon.web import auth
 
     _, base = live
-    checking, release = threading.Semaphore(0), threading.Event()
-
-    def held(password: str, hashed: str | None) -> bool:
-        checking.release()
-        release.wait(120)
-        return False
-
-    monkeypatch.setattr(auth, "verify_password", held)
+    checking, release = hold_password_checks(monkeypatch, hold=120)
     monkeypatch.setattr(
         auth.LoginLimiter, "attempt", lambda self, app, ip, name: (None, app.clock())
     )
