@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -28,7 +28,7 @@ from daemon.checks import (
 from daemon.db.models import ChannelKind
 from daemon.db.people import Subscriber
 from daemon.db.rows import ChannelRow, UserRow
-from daemon.errors import PaperwireError
+from daemon.errors import NotFoundError, PaperwireError
 from daemon.settings import check_timezone, crontab_trigger
 from daemon.web import auth
 from daemon.web.console import Console, PageNumber, Posted
@@ -361,8 +361,15 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
         return await run_in_threadpool(_import_users, console, request, form, data, name)
 
     @router.get("/subscribers/{name}")
-    def subscriber(request: Request, name: str, who: auth.Admin = admin) -> HTMLResponse:
-        return _subscriber_page(console, request, who, name)
+    def subscriber(request: Request, name: str, who: auth.Admin = admin) -> Response:
+        try:
+            return _subscriber_page(console, request, who, name)
+        except NotFoundError:
+            if name != "import":
+                raise
+            # the importer's address opened by hand (a refused import reloaded from the
+            # address bar): its form, not "no user named 'import'"
+            return RedirectResponse("/admin/subscribers#import-csv", status_code=303)
 
     @router.post("/subscribers/{name}")
     def edit(request: Request, name: str, form: Posted = posted) -> Response:

@@ -545,6 +545,21 @@ def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     assert "0 added, 0 updated, 2 unchanged" in r.text
 
 
+def test_the_importers_address_opened_by_hand_leads_to_its_form(
+    console: Console, client: TestClient
+) -> None:
+    # a refused import reloaded from the address bar read as the subscriber "import": "Not
+    # found: no user named 'import'"
+    log_in(client)
+    r = client.get("/admin/subscribers/import", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/admin/subscribers#import-csv"
+    assert client.get("/admin/subscribers/nobody").status_code == 404  # others: not found
+    console.app.store.people.add(
+        "import", console.app.clock(), channels={ChannelKind.EMAIL: "i@lab.example"}
+    )
+    assert "i@lab.example" in client.get("/admin/subscribers/import").text  # one so named
+
+
 def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> None:
     app = console.app
     now = app.clock()
