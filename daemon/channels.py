@@ -81,7 +81,7 @@ def _render_email(app: App, digest: Digest, address: str) -> Outgoing:
         digest,
         sender=s.email.sender,
         recipient=address,
-        message_id_domain=s.email.message_id_domain,
+        message_id_domain=s.email.id_domain,
         subject_prefix=s.digest.subject_prefix,
         now=app.clock(),
     )

@@ -236,7 +236,20 @@ class EmailSettings(_Section):
             )
         return value
 
-    message_id_domain: str = "paperwire.localhost"
+    # the right-hand side of every Message-ID; "": the sender's domain (unique to whoever
+    # owns it: two installations that both kept one fixed default could give the same id)
+    message_id_domain: str = ""
+
+    @property
+    def id_domain(self) -> str:
+        """The Message-ID's domain: `message_id_domain`, else the sender's domain."""
+        from notifications.mailbox import one_mailbox
+
+        if self.message_id_domain:
+            return self.message_id_domain
+        mailbox = one_mailbox(self.sender)
+        return mailbox.domain if mailbox is not None else "paperwire.localhost"
+
     host: str = "localhost"
     port: int = Field(default=587, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"

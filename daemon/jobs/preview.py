@@ -74,7 +74,7 @@ def preview(app: App, name: str, now: datetime) -> Preview:
         digest,
         sender=s.email.sender,
         recipient=PREVIEW_ADDRESS,
-        message_id_domain=s.email.message_id_domain,
+        message_id_domain=s.email.id_domain,
         subject_prefix=s.digest.subject_prefix,
         now=now,
     )

@@ -105,7 +105,7 @@ def send_notice(app: App, address: str, subject: str, text: str) -> None:
             text,
             sender=s.email.sender,
             recipient=address,
-            message_id_domain=s.email.message_id_domain,
+            message_id_domain=s.email.id_domain,
             now=app.clock(),
         )
         with CHANNELS[ChannelKind.EMAIL].transport(app) as transport:

@@ -478,3 +478,14 @@ def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
         ).server.links_elsewhere()
         == ""
     )
+
+
+def test_the_message_id_domain_is_the_senders_unless_given() -> None:
+    # one fixed default ("paperwire.localhost") gave two installations the same Message-ID for
+    # the same digest id, channel and day: a mailbox that gets both dropped the second
+    email = Settings(email={"sender": "Lab digests <digests@lab.example>"}).email
+    assert email.id_domain == "lab.example"
+    given = Settings(email={"sender": "digests@lab.example", "message_id_domain": "pw.lab.example"})
+    assert given.email.id_domain == "pw.lab.example"
+    shipped = load_settings(ROOT / "config" / "paperwire.toml")  # the file a clone starts with
+    assert shipped.email.id_domain == "localhost"  # its sender, paperwire@localhost

@@ -263,7 +263,7 @@ def test_a_message_id_is_never_given_to_another_digest(
         jobs.deliver(app, NOW)
         old, new = (m.message["Message-ID"] for m in server.messages)
         assert old != new
-        assert new == render.message_id(delivery.build_digest(app, again)[0], "paperwire.localhost")
+        assert new == render.message_id(delivery.build_digest(app, again)[0], "localhost")
 
 
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
