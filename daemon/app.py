@@ -93,7 +93,7 @@ class App:
         links = self.links
         if old.server.base_url != new.server.base_url or _key_changed(old, new):
             # first: a key file that cannot be read or made refuses the whole change
-            links = Links(link_secret(new), str(new.server.base_url))
+            links = _links(new)
         self.settings, self.links = new, links
         if old.ingest != new.ingest and "fetcher" in self.__dict__:
             self._retired.append(self.__dict__.pop("fetcher").client)
@@ -163,6 +163,27 @@ def link_secret(settings: Settings) -> str:
     return key
 
 
+# a key shorter than the one kept in a key file is taken (an installation's links keep working)
+# but said: anyone who guesses it can sign any link (unsubscribe anyone, answer for them)
+SHORT_KEY = 16
+
+
+def _links(settings: Settings) -> Links:
+    """The links made with the settings' key and address; a short `server.secret_key` is
+    warned of."""
+    key = link_secret(settings)
+    if len(key) < SHORT_KEY and settings.server.secret_key.get_secret_value():
+        log.warning(
+            "server.secret_key is %d characters long: anyone who guesses it can sign the "
+            "digests' links (unsubscribe anyone, answer for them); set at least %d random "
+            "ones, e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` "
+            "(links in digests already sent then stop working)",
+            len(key),
+            SHORT_KEY,
+        )
+    return Links(key, str(settings.server.base_url))
+
+
 def check_link_secret(settings: Settings) -> None:
     """ConfigError when the link-signing key file the settings name exists and would be refused
     (`link_secret` without its side effect: a missing file is made where the daemon runs)."""
@@ -173,7 +194,7 @@ def check_link_secret(settings: Settings) -> None:
 
 def _kept_key(path: Path) -> str:
     kept = path.read_text().strip()
-    if len(kept) < 16:  # e.g. emptied by a crash while it was written: anyone could sign
+    if len(kept) < SHORT_KEY:  # e.g. emptied by a crash while it was written: anyone could sign
         raise ConfigError(
             f"{path}: the link-signing key is empty or too short; delete the file to make a "
             f"new one (links in digests already sent stop working) or set server.secret_key"
@@ -215,7 +236,7 @@ def make_app(
     return App(
         settings=settings,
         store=Store(make_engine(settings.database.url, echo=settings.database.echo)),
-        links=Links(link_secret(settings), str(settings.server.base_url)),
+        links=_links(settings),
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,
         http_transport=http_transport,
