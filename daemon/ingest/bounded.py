@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
 from daemon.errors import ParseError
+from daemon.ingest.fetch import STOP_CHECK_SECONDS, FetchStopped
 from daemon.ingest.parse import ParsedFeed, parse_feed
 
 
@@ -43,9 +46,16 @@ def _context() -> Any:
 
 
 def parse_bounded(
-    content: bytes, *, url: str, content_type: str | None, budget: ParseBudget
+    content: bytes,
+    *,
+    url: str,
+    content_type: str | None,
+    budget: ParseBudget,
+    stopping: threading.Event | None = None,
 ) -> ParsedFeed:
-    """`parse_feed` in a worker process; `ParseError` when it fails or runs over `budget`."""
+    """`parse_feed` in a worker process; `ParseError` when it fails or runs over `budget`,
+    `FetchStopped` (the worker killed) as soon as `stopping` is set: a SIGTERM to the daemon
+    alone (`docker stop`, `kill PID`) reaches no worker, which may parse for minutes."""
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
     worker = ctx.Process(
@@ -57,7 +67,9 @@ def parse_bounded(
     worker.start()
     writer.close()
     try:
-        if not reader.poll(budget.seconds):
+        if not _answered(reader, budget.seconds, stopping):
+            if stopping is not None and stopping.is_set():
+                raise FetchStopped(f"{url or '<no url>'}: not parsed, paperwire is stopping")
             raise ParseError(
                 f"{url or '<no url>'}: parsing took longer than {budget.seconds:g} s and was "
                 "stopped; the feed is hostile or far larger than a feed should be "
@@ -79,6 +91,16 @@ def parse_bounded(
     if kind == "memory":
         raise ParseError(_over_memory(url, budget))
     raise ParseError(str(value))
+
+
+def _answered(reader: Connection, seconds: float, stopping: threading.Event | None) -> bool:
+    """Whether the worker answered within `seconds`, looking at `stopping` meanwhile (False as
+    soon as it is set)."""
+    deadline = time.monotonic() + seconds
+    while not reader.poll(max(0.0, min(STOP_CHECK_SECONDS, deadline - time.monotonic()))):
+        if (stopping is not None and stopping.is_set()) or time.monotonic() >= deadline:
+            return False
+    return True
 
 
 def _died(url: str, exitcode: int | None, budget: ParseBudget) -> str:

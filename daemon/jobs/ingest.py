@@ -171,6 +171,8 @@ def _store(
         seconds=app.settings.ingest.parse_timeout_seconds,
         memory_mb=app.settings.ingest.parse_memory_mb,
     )
-    parsed = parse_bounded(content, url=url, content_type=content_type, budget=budget)
+    parsed = parse_bounded(
+        content, url=url, content_type=content_type, budget=budget, stopping=app.stopping
+    )
     new, known = app.store.papers.upsert(_not_ahead(parsed.papers, now), feed.id, now)
     return new, known, parsed

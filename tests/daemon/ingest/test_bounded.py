@@ -60,6 +60,24 @@ def test_a_parse_over_the_time_budget_is_stopped() -> None:
     assert "ingest.parse_timeout_seconds" in str(info.value)
 
 
+def test_a_parse_is_left_as_soon_as_the_daemon_stops() -> None:
+    """A SIGTERM to the daemon alone (`docker stop`, `kill PID`) never reached the worker: the
+    stop waited for the parse, up to its budget of two minutes, and Docker then killed it."""
+    import multiprocessing
+    import threading
+
+    from daemon.ingest.fetch import FetchStopped
+
+    stopping = threading.Event()
+    threading.Timer(0.2, stopping.set).start()  # SIGTERM while the parse runs
+    started = time.monotonic()
+    with pytest.raises(FetchStopped, match="not parsed, paperwire is stopping"):
+        parse_bounded(big_api_feed(SLOW_COPIES), url=URL, content_type=None,
+                      budget=ParseBudget(seconds=600), stopping=stopping)  # fmt: skip
+    assert time.monotonic() - started < 300  # not the budget's 600 s, however slow the machine
+    assert [p for p in multiprocessing.active_children() if p.name == "paperwire-parse"] == []
+
+
 def test_a_parse_over_the_memory_budget_is_stopped() -> None:
     content = big_api_feed(25)  # 5.8 MB: needs more than 32 MB (less than 64 MB) to parse
     with pytest.raises(ParseError) as info:
