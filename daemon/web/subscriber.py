@@ -245,8 +245,10 @@ class _Page:
         status: int = 200,
         sent: dict[str, str] | None = None,
         note_at: str = "",
+        invalid: str = "",
     ) -> HTMLResponse:
-        """The page; `sent`: the settings form as it was sent and refused (kept, to correct)."""
+        """The page; `sent`: the form as it was sent and refused (kept, to correct), and
+        `invalid`: the id of its field the `error` is about (marked, and linked from it)."""
         people = self.app.store.people
         today = local_today(user.timezone, self.app.clock())
         paused = user.paused_until is not None and user.paused_until > today
@@ -301,6 +303,7 @@ class _Page:
             note=note,
             note_at=note_at if note_at in SECTIONS or _PAPER_ANCHOR.fullmatch(note_at) else "",
             error=error,
+            invalid=invalid,
             days=self.app.settings.server.manage_link_days,
         )
 
@@ -382,6 +385,14 @@ def _settings_routes(router: APIRouter, page: _Page) -> None:
         return await run_in_threadpool(_settings, page, token, form)
 
 
+class _FieldError(ValueError):
+    """A form's value refused, with the id of its field."""
+
+    def __init__(self, field: str, error: ValueError) -> None:
+        super().__init__(str(error))
+        self.field = field
+
+
 def _schedule(form: dict[str, str], user: UserRow, zone: str, now: datetime) -> dict[str, object]:
     """How often, from the settings form: `frequency` daily or weekly, `weekday` (mon … sun,
     weekly only), `pause_until` (a date in the user's time zone after today; empty: no pause)
@@ -391,16 +402,22 @@ def _schedule(form: dict[str, str], user: UserRow, zone: str, now: datetime) -> 
     changes: dict[str, object] = {"frequency": frequency, "digest_weekday": None}
     if frequency == "weekly":
         raw = form.get("weekday", "").strip()
-        if not raw:
-            raise ValueError("A weekly digest needs its day of the week: choose one.")
-        changes["digest_weekday"] = check_weekday(raw)
+        try:
+            if not raw:
+                raise ValueError("A weekly digest needs its day of the week: choose one.")
+            changes["digest_weekday"] = check_weekday(raw)
+        except ValueError as e:
+            raise _FieldError("weekday", e) from None
     raw = form.get("pause_until", "").strip()
     if form.get("op") == "resume" or not raw:
         changes["paused_until"] = None
     elif user.paused_until is not None and raw == user.paused_until.isoformat():
         changes["paused_until"] = user.paused_until
     else:
-        changes["paused_until"] = check_pause_until(raw, local_today(zone, now))
+        try:
+            changes["paused_until"] = check_pause_until(raw, local_today(zone, now))
+        except ValueError as e:
+            raise _FieldError("pause-until", e) from None
     return changes
 
 
@@ -432,17 +449,19 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         length = request.headers.get("content-length", "")
         declared = as_id(length)  # None: not a number, or beyond any upload
         if length and (declared is None or declared > UPLOAD_BYTES + 64_000):
-            return page.show(token, user, error=too_big, status=413)
+            return page.show(token, user, error=too_big, status=413, invalid="library")
         form = await request.form(max_files=1, max_fields=10)
         csrf = form.get("csrf")
         if not csrf_ok(app.links.form_token(token), csrf if isinstance(csrf, str) else None):
             return page.forbidden()
         upload = form.get("library")
         if not isinstance(upload, UploadFile) or not upload.filename:
-            return page.show(token, user, error="Choose a file to import.", status=400)
+            return page.show(
+                token, user, error="Choose a file to import.", status=400, invalid="library"
+            )
         data = await upload.read(UPLOAD_BYTES + 1)
         if len(data) > UPLOAD_BYTES:
-            return page.show(token, user, error=too_big, status=413)
+            return page.show(token, user, error=too_big, status=413, invalid="library")
         fmt = form.get("format")
         fmt = fmt if isinstance(fmt, str) and fmt in FORMATS else None
         name = upload.filename[:200]
@@ -450,7 +469,7 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
             # loop serves every page and /healthz meanwhile
             library = await run_in_threadpool(read_library, data, name=name, fmt=fmt)
         except LibraryError as e:
-            return page.show(token, user, error=str(e), status=400)
+            return page.show(token, user, error=str(e), status=400, invalid="library")
         report = await run_in_threadpool(
             import_library,
             app,
@@ -569,7 +588,9 @@ def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:
         try:
             value = check_follow(form.get("value", ""), what)
         except ValueError as e:
-            return page.show(token, user, error=str(e), status=400)
+            sent = {"follow_kind": kind.value, "follow_value": form.get("value", "")}
+            return page.show(token, user, error=str(e), status=400, sent=sent,
+                             invalid="follow-value")  # fmt: skip
         muted = form.get("op") == "mute"
         app.store.people.set_follow(user.id, kind, value, muted=muted)
     return page.back(token, "follow", "follows")
@@ -593,18 +614,22 @@ def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     if form is None:
         return page.forbidden()
     changes: dict[str, object] = {}
+    invalid = "timezone"  # the field being read: the one an error is about
     try:
         changes["timezone"] = check_timezone(form.get("timezone", "").strip() or "UTC")
         for key, field, top in (("hour", "digest_hour", 23), ("picks", "max_picks", 100)):
+            invalid = key
             raw = form.get(key, "").strip()
             low = 0 if key == "hour" else 1
             number = as_id(raw)
             if raw and (number is None or not low <= number <= top):
                 raise ValueError(f"{raw!r} is not a number from {low} to {top}")
             changes[field] = number
+        invalid = "how-often"
         changes.update(_schedule(form, user, str(changes["timezone"]), app.clock()))
     except ValueError as e:
-        return page.show(token, user, error=str(e), status=400, sent=form)
+        invalid = e.field if isinstance(e, _FieldError) else invalid
+        return page.show(token, user, error=str(e), status=400, sent=form, invalid=invalid)
     try:
         app.store.people.edit(user.name, app.clock(), changes=changes)
     except PaperwireError as e:

@@ -414,6 +414,39 @@ def test_refused_settings_keep_what_was_chosen(world: World) -> None:
     assert 'value="daily" checked' in page and "<option selected>UTC</option>" in page
 
 
+def _marked(page: str) -> list[str]:
+    """The ids of the page's fields marked invalid (each pointing at the error)."""
+    return re.findall(r'id="([\w-]+)"[^>]*aria-invalid="true" aria-describedby="error"', page)
+
+
+@pytest.mark.parametrize(
+    ("sent", "field"),
+    [
+        ({"hour": "25"}, "hour"),
+        ({"picks": "0"}, "picks"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"frequency": "weekly", "weekday": ""}, "weekday"),
+        ({"frequency": "monthly"}, "how-often"),
+        ({"pause_until": "2001-01-01"}, "pause-until"),
+    ],
+)
+def test_a_refused_setting_marks_its_field(world: World, sent: dict[str, str], field: str) -> None:
+    """The error stood at the top of the page, with nothing to tell which field it was about
+    (a screen reader user had to guess): the field is marked and the error links to it."""
+    resp = world.post("settings", **{"hour": "", "picks": "", "timezone": "UTC", **sent})
+    assert resp.status_code == 400
+    assert _marked(resp.text) == [field] and f'<a href="#{field}">To the field</a>' in resp.text
+
+
+def test_a_refused_follow_keeps_what_was_typed_and_marks_it(world: World) -> None:
+    long = "Augusta Ada King, Countess of Lovelace " * 6  # 234 characters: too long a name
+    resp = world.post("follow", kind="author", value=long, op="follow")
+    assert resp.status_code == 400 and _marked(resp.text) == ["follow-value"]
+    assert f'value="{long}"' in resp.text  # to shorten, not to type again
+    assert '<option value="author" selected>' in resp.text
+    assert _marked(world.client.get(world.page).text) == []  # the page as it is otherwise
+
+
 def test_a_pause_is_a_date_in_the_subscribers_time_zone(world: World) -> None:
     # 23:30 UTC is already tomorrow in Tokyo: "tomorrow" by UTC is today there
     now = world.clock()
