@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -111,16 +111,24 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
             button="👍 Yes, more like this" if liking else "👎 Yes, fewer like this",
             note="Nothing is saved until you press the button.",
             paper=paper,
+            # the answer as the page found it: a double click's second request (the one the
+            # browser shows) finds its own answer already given, and its undo must still
+            # give back this one
+            was=app.store.people.answer(action.user_id, paper.id),
         )
 
     @router.post("/f/{token}")
-    def feedback(token: str) -> RedirectResponse:
+    def feedback(
+        token: str, shown: Annotated[int, Form(alias="was", ge=DISLIKE, le=LIKE)] = NEITHER
+    ) -> RedirectResponse:
         action, paper, value = _link_answer(app, token)
         before = app.store.people.set_feedback(action.user_id, paper.id, value, app.clock())
-        # the answer it replaced (a dislike turned into a like): undo gives it back; the same
-        # answer again (a reload, a double click) replaced nothing
-        was = f"?was={before}" if before not in (NEITHER, value) else ""
-        return _see(f"/f/{token}/done{was}")
+        # the answer it replaced (a dislike turned into a like): undo gives it back. The same
+        # answer again (a double click, a reload) replaced nothing: the answer the page was
+        # shown with, then (the first click replaced it)
+        was = shown if before == value else before
+        query = f"?was={was}" if was not in (NEITHER, value) else ""
+        return _see(f"/f/{token}/done{query}")
 
     @router.get("/f/{token}/done")
     def feedback_done(

@@ -174,6 +174,29 @@ def test_like_answers_with_a_redirect_so_reload_and_double_click_do_not_spoil_un
     assert "More papers like this one?" in back.text and _signals(world) == ([], [])
 
 
+def test_undo_after_a_double_click_gives_back_the_answer_the_page_replaced(world: World) -> None:
+    """A double click on "Yes, more like this" for a paper disliked before: the first request
+    replaced the dislike, the second (the one the browser shows) replaced nothing, and its
+    Undo removed the like instead of giving the dislike back."""
+    like = _path(world.app.links.feedback_url("like", world.user_id, world.paper_id))
+    dislike = _path(world.app.links.feedback_url("dislike", world.user_id, world.paper_id))
+    world.client.post(dislike)
+    page = world.client.get(like).text
+    field = re.search(r'name="was" value="(-?\d)"', page)
+    assert field is not None and field.group(1) == "-1"
+    world.client.post(like, data={"was": "-1"})  # the first click
+    second = world.client.post(like, data={"was": "-1"})  # the second: the page shown
+    undo = re.search(r'action="([^"]+/undo[^"]*)"', second.text)
+    assert undo is not None and "was=-1" in undo.group(1)
+    world.client.post(html.unescape(undo.group(1)))
+    assert _signals(world) == ([], [world.paper_id])  # disliked, as before the clicks
+    # a page shown before an answer given elsewhere: what was replaced wins over the page
+    world.client.post(like, data={"was": "-1"})
+    fresh = world.client.post(dislike, data={"was": "-1"})
+    assert "was=1" in fresh.text and _signals(world) == ([], [world.paper_id])
+    assert world.client.post(like, data={"was": "5"}).status_code == 400  # a word or nothing
+
+
 def test_undo_says_what_is_true_after_a_double_click_or_a_new_answer(world: World) -> None:
     """The second request of a double click on Undo (the one the browser shows) said "Nothing
     to undo: your answer has changed since", though the first had undone it; the undo's
