@@ -570,7 +570,9 @@ def _redact(key: str, value: Any) -> Any:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
-_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*)")
+# a value ends before the punctuation that ends the text around it (an error's "URL: reason",
+# a quoted 'URL', a URL in parentheses): the mask keeps that text whole
+_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*?)(?=[:'\",;.)\]>]*(?:[&#\s]|$))")
 _SECRET_NAME = re.compile(r"pass|secret|key|token", re.I)
 
 

@@ -496,3 +496,5 @@ def test_a_failing_private_feed_is_reported_without_its_token(
     said = [report.errors[0], feed.last_error or "", *(r.error for r in caplog.records)]  # type: ignore[attr-defined]
     assert all("token=**********" in s and "lab:**********@" in s for s in said), said
     assert not any("hunter2" in s for s in said)
+    # the mask ends where the token does: the error's "URL: reason" keeps its colon
+    assert all("token=**********: " in s for s in said), said

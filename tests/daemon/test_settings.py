@@ -470,6 +470,10 @@ def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
             "sqlite:////srv/p.db?sslpassword=**********&mode=ro",
         ),
         ("sqlite:///var/paperwire.db", "sqlite:///var/paperwire.db"),
+        (  # an error naming the URL: the punctuation after the token is the message's
+            "'https://lab/atom?token=t0k': HTTP 404 (https://lab/?key=k), next",
+            "'https://lab/atom?token=**********': HTTP 404 (https://lab/?key=**********), next",
+        ),
         (  # the name as the driver reads it, percent-decoded
             "postgresql://lab@db/x?%70assword=pw&ssl%6Dode=require",
             "postgresql://lab@db/x?%70assword=**********&ssl%6Dode=require",
