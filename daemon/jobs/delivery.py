@@ -30,6 +30,7 @@ from daemon.channels import CHANNELS
 from daemon.db.models import ChannelKind, Frequency, Outcome
 from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
+from daemon.logs import one_line
 from daemon.web.links import Links
 from notifications.digest import Digest, Pick
 from notifications.transports.base import (
@@ -177,11 +178,19 @@ class _Lease:
 
     def _beat(self) -> None:
         interval = self._length.total_seconds() / HEARTBEATS_PER_LEASE
+        failed = 0  # beats failed in a row: an outage is one line, then one for its end
         while not self._stop.wait(interval):
             try:
                 self.renew()
-            except Exception:  # the database hiccuped: the next beat tries again
-                log.exception("lease renewal failed")
+            except Exception as e:  # the database hiccuped: the next beat tries again
+                if not failed:
+                    error = one_line(getattr(e, "orig", None) or e)
+                    log.warning("lease renewal failed", extra={"error": error})
+                failed += 1
+            else:
+                if failed:
+                    log.info("lease renewal recovered", extra={"failed_beats": failed})
+                failed = 0
 
     def renew(self) -> None:
         with self._lock:

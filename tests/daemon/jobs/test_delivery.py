@@ -290,3 +290,42 @@ def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
     assert [f.name for f in files] == [f"2026-11-27-{digest_id}-slack-{n}of2.json" for n in (1, 2)]
     titles = "".join(f.read_text("utf-8") for f in files)
     assert all(f"*Paper {i}*" in titles for i in range(30))
+
+
+def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery(
+    app_factory: Callable[..., App],
+    hook: list[Hook],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the database out while a message was in flight: "lease renewal failed" with its whole
+    # traceback every 20 s for as long as it lasted (known, left by earlier sessions)
+    import logging
+
+    import sqlalchemy as sa
+
+    app = app_factory()
+    users_with_digests(app, 1)
+    monkeypatch.setattr(delivery, "HEARTBEATS_PER_LEASE", 2000)  # a beat every 30 ms
+    renew = app.store.digests.renew_leases
+    beats: list[str] = []
+
+    def outage(*args: object) -> set[int]:
+        beats.append("down" if len(beats) < 4 else "up")
+        if beats[-1] == "down":
+            raise sa.exc.OperationalError("UPDATE digest", {}, ConnectionRefusedError("refused"))
+        return renew(*args)  # type: ignore[arg-type]
+
+    def slow_server(out: Outgoing) -> None:
+        deadline = time.monotonic() + 30
+        while beats.count("up") < 2 and time.monotonic() < deadline:  # not a timing assertion
+            time.sleep(0.01)
+
+    monkeypatch.setattr(app.store.digests, "renew_leases", outage)
+    hook.append(slow_server)
+    with caplog.at_level(logging.INFO, logger="paperwire.jobs"):
+        assert jobs.deliver(app, NOW).sent == 1
+    said = [r for r in caplog.records if "lease renewal" in r.getMessage()]
+    assert [r.getMessage() for r in said] == ["lease renewal failed", "lease renewal recovered"]
+    assert said[0].exc_info is None and "ConnectionRefusedError: refused" in said[0].error  # type: ignore[attr-defined]
+    assert said[1].failed_beats == 4  # type: ignore[attr-defined]
