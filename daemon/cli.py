@@ -1061,7 +1061,7 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
         _not_declared(app, name)
-        app.store.feeds.set_enabled(name, True)
+        app.store.feeds.set_enabled(name, True, app.clock())
         _audit(app, "feed enabled", name)
         out.print(f"enabled feed {name}", markup=False)
 
@@ -1071,7 +1071,7 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
         _not_declared(app, name)
-        app.store.feeds.set_enabled(name, False)
+        app.store.feeds.set_enabled(name, False, app.clock())
         _audit(app, "feed disabled", name)
         out.print(f"disabled feed {name}", markup=False)
 

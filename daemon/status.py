@@ -90,7 +90,7 @@ def status(
     ]
     enabled = [f for f in feeds if f.enabled]
     if enabled and schedule is not None:
-        last = max(f.last_fetched_at or f.created_at for f in enabled)
+        last = max(_heard_of(f) for f in enabled)
         if now - last > quiet_limit(schedule, now):
             problems.append(
                 Problem(
@@ -126,6 +126,11 @@ def status(
         recent_errors=errors,
         problems=problems,
     )
+
+
+def _heard_of(feed: FeedRow) -> datetime:
+    """Its last fetch, or when it was enabled again after a time off if that is later."""
+    return max(feed.last_fetched_at or feed.created_at, feed.enabled_at or feed.created_at)
 
 
 def _when(t: datetime) -> str:

@@ -45,6 +45,8 @@ class Feeds(Repository):
                 elif (row.url, row.enabled, row.declared) != (url, enabled, True):
                     if row.url != url:  # another address: its validators mean nothing there
                         row.url, row.etag, row.last_modified = url, None, None
+                    if enabled and not row.enabled:
+                        row.enabled_at = now
                     row.enabled, row.declared = enabled, True
                     s.add(row)
             gone = sorted(n for n, row in known.items() if row.declared and n not in wanted)
@@ -67,9 +69,11 @@ class Feeds(Repository):
             s.delete(self._named(s, name))
             s.commit()
 
-    def set_enabled(self, name: str, enabled: bool) -> None:
+    def set_enabled(self, name: str, enabled: bool, now: datetime) -> None:
         with self.session() as s:
             feed = self._named(s, name)
+            if enabled and not feed.enabled:
+                feed.enabled_at = now
             feed.enabled = enabled
             s.add(feed)
             s.commit()

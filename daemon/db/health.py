@@ -134,7 +134,12 @@ class Health(Repository):
                 .where(col(Feed.enabled).is_(True), col(Feed.last_error).is_not(None))
                 .order_by(col(Feed.name))
             ).all()
-            return [f.name for f in feeds if (f.last_ok_at or f.created_at) <= cutoff]
+            # from its last good fetch, or from when it was enabled again if that is later
+            return [
+                f.name
+                for f in feeds
+                if max(f.last_ok_at or f.created_at, f.enabled_at or f.created_at) <= cutoff
+            ]
 
     def deliveries(
         self,

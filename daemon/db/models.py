@@ -93,6 +93,9 @@ class Feed(SQLModel, table=True):
     last_modified: str | None = None
     last_fetched_at: datetime | None = Field(default=None, sa_column=_ts())
     last_ok_at: datetime | None = Field(default=None, sa_column=_ts())
+    # when it was last enabled again: status counts its silence and failure from then
+    # (migration 0012)
+    enabled_at: datetime | None = Field(default=None, sa_column=_ts())
     last_error: str | None = None
     consecutive_errors: int = 0
     papers_seen: int = 0  # new papers this feed brought, in all

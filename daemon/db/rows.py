@@ -59,6 +59,7 @@ class FeedRow:
     papers_seen: int  # new papers it brought, in all
     last_new_papers: int  # new papers of the last successful fetch
     created_at: datetime
+    enabled_at: datetime | None = None  # when it was last enabled again, if it was
 
     @classmethod
     def of(cls, f: Feed) -> FeedRow:
@@ -76,6 +77,7 @@ class FeedRow:
             papers_seen=f.papers_seen,
             last_new_papers=f.last_new_papers,
             created_at=f.created_at,
+            enabled_at=f.enabled_at,
         )
 
 

@@ -92,9 +92,9 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
                 error=True,
             )
         if action == "enable":
-            feeds.set_enabled(name, True)
+            feeds.set_enabled(name, True, app.clock())
         elif action == "disable":
-            feeds.set_enabled(name, False)
+            feeds.set_enabled(name, False, app.clock())
         elif action == "remove":
             feeds.remove(name)
         else:

@@ -141,6 +141,42 @@ def test_status_knows_an_ingest_schedule_of_a_fortnight(store: Store) -> None:
     assert "no feed fetched since" in problem.what
 
 
+def test_status_counts_a_feed_re_enabled_from_when_it_was_enabled(pw: Runner, store: Store) -> None:
+    # every feed disabled for a month, then enabled again: "no feed fetched since …: is
+    # `paperwire run` running?" and "feed … has failed since …", exit 1, until the next
+    # ingest, up to 4 h later (the feeds kept no time of being enabled; known, left by
+    # earlier sessions)
+    now = datetime.now(UTC)
+    store.feeds.add("cs.LG", "https://example.org/feed.xml", now - timedelta(days=60))
+    store.feeds.add("broken", "https://example.org/gone.xml", now - timedelta(days=60))
+    ok, broken = sorted(store.feeds.all(), key=lambda f: f.name != "cs.LG")
+    store.feeds.record_fetch(ok.id, now - timedelta(days=30))
+    store.feeds.record_fetch(broken.id, now - timedelta(days=30), error="HTTP 404 Not Found")
+    for name in ("cs.LG", "broken"):
+        pw("feeds", "disable", name)
+    assert "nothing needs a person" in pw("status").stdout  # nothing to fetch: nothing late
+    for name in ("cs.LG", "broken"):
+        pw("feeds", "enable", name)
+    assert "nothing needs a person" in pw("status").stdout
+    # and a day (plus the schedule's gap) after enabling them, with no fetch, it is a problem
+    later = status_at(store, now + timedelta(days=2))
+    assert any("no feed fetched since" in p.what for p in later)
+    assert any("feed broken has failed since" in p.what for p in later)
+    # a feed the configuration file declares, disabled there and enabled again
+    url = "https://example.org/declared.xml"
+    store.feeds.ensure([("declared", url, False)], now - timedelta(days=30))
+    store.feeds.ensure([("declared", url, True)], now)
+    (declared,) = [f for f in store.feeds.all() if f.name == "declared"]
+    assert declared.enabled and declared.enabled_at == now
+
+
+def status_at(store: Store, at: datetime) -> list[Any]:
+    from daemon.settings import ScheduleSettings
+    from daemon.status import status
+
+    return status(store, at, 7, ScheduleSettings()).problems
+
+
 # ---- deliver, cycle, deliveries ---------------------------------------------------------------
 
 
