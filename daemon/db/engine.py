@@ -198,6 +198,8 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         _fill_keys(engine)
         return  # nothing else to do (`db upgrade` runs before every start)
     _migrate(engine, command.upgrade, revision)
+    if revision == "head":  # rows an old daemon added since an upgrade to 0008 … head - 1
+        _fill_keys(engine)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
