@@ -1019,21 +1019,44 @@ def feeds_add(
             "(https://huggingface.co/api/daily_papers?date={date})."
         ),
     ],
+    no_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-check",
+            help="Add it without the test fetch (its server is down right now); the next "
+            "ingest fetches it and `feeds list` shows how that went.",
+        ),
+    ] = False,
 ) -> None:
     """Add a feed (any RSS/Atom feed, an arXiv feed or API query, Hugging Face daily papers).
 
-    The URL is checked as the fetcher will treat it (http/https, a public host); `feeds test`
-    fetches it once without storing anything."""
+    The URL is checked as the fetcher will treat it (http/https, a public host) and fetched
+    once: the feed is added when it is one ("42 entries (40 new), newest 2026-11-29"), and
+    refused, saying why, when it is not. Nothing is stored but the feed; the next ingest
+    stores its papers."""
     from daemon.checks import check_feed_url, check_handle
+    from daemon.jobs.ingest import try_feed
 
     _checked(lambda n: check_handle(n, "feed name"), name, "NAME")
     with _open_app() as app:
         ing = app.settings.ingest
         policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
         _checked(lambda u: check_feed_url(u, **policy), url, "URL")
+        app.store.feeds.check_new(name, url)
+        found = ""
+        if not no_check:
+            trial = try_feed(app, url, app.clock())
+            if trial.error:  # it names the URL
+                raise PaperwireError(
+                    f"feed {name} not added: {trial.error}\n(when the address is right and its "
+                    "server is down right now, add it anyway with --no-check)"
+                )
+            found = f": {trial.summary()}"
         app.store.feeds.add(name, url, app.clock())
         _audit(app, "feed added", name, url)
-        out.print(f"added feed {name}", markup=False)
+        out.print(f"added feed {name}{found}", markup=False, highlight=False)
+        if no_check:
+            out.print("not fetched (--no-check): the next ingest fetches it", highlight=False)
 
 
 @feeds_cli.command("list")

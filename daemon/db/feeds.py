@@ -14,15 +14,23 @@ from daemon.errors import NotFoundError, PaperwireError
 
 
 class Feeds(Repository):
+    def check_new(self, name: str, url: str) -> None:
+        """`PaperwireError` when a feed has that name or that address already (checked before
+        a test fetch, and again by `add`)."""
+        with self.session() as s:
+            self._check_new(s, name, url)
+
+    @staticmethod
+    def _check_new(s: Session, name: str, url: str) -> None:
+        if s.exec(select(Feed).where(Feed.name == name)).first():
+            raise PaperwireError(f"feed {name!r} already exists; remove it first or pick a name")
+        twin = s.exec(select(Feed).where(Feed.url == url)).first()
+        if twin is not None:  # each fetch would bring the same papers twice
+            raise PaperwireError(f"feed {twin.name!r} already has the address {url}")
+
     def add(self, name: str, url: str, now: datetime, *, enabled: bool = True) -> FeedRow:
         with self.session() as s:
-            if s.exec(select(Feed).where(Feed.name == name)).first():
-                raise PaperwireError(
-                    f"feed {name!r} already exists; remove it first or pick a name"
-                )
-            twin = s.exec(select(Feed).where(Feed.url == url)).first()
-            if twin is not None:  # each fetch would bring the same papers twice
-                raise PaperwireError(f"feed {twin.name!r} already has the address {url}")
+            self._check_new(s, name, url)
             feed = Feed(name=name, url=url, enabled=enabled, created_at=now)
             s.add(feed)
             s.commit()

@@ -29,6 +29,17 @@ class FeedTrial:
     skipped: int  # entries that are not papers
     error: str | None = None
 
+    def summary(self) -> str:
+        """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
+        entries = len(self.papers) + self.skipped
+        if not entries:
+            return "0 entries: the feed is empty now (check that it is the one you meant)"
+        dates = [p.published for p in self.papers if p.published is not None]
+        newest = f", newest {max(dates):%Y-%m-%d}" if dates else ", none dated"
+        skipped = f", {self.skipped} skipped (not papers)" if self.skipped else ""
+        noun = "entry" if entries == 1 else "entries"
+        return f"{entries} {noun} ({self.new} new{skipped}){newest}"
+
 
 def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
     """Fetch and parse a feed once, as the ingest job would, and say what it would bring;

@@ -120,17 +120,23 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
     except ValueError as e:
         return page(400, error=str(e))
     same = [f for f in app.store.feeds.all() if f.name == name and f.url == url]
-    if action == "add" and same:
+    if action in ("add", "add-unchecked") and same:
         # the second request of a double click (the one the browser shows): it fetched the
         # feed again and said the name was taken, as if the add had failed
         if not same[0].enabled:  # not the add of a moment ago: an old feed, switched off
             return console.back("/admin/feeds", f"Feed {name} is there already, disabled: "
                                 "enable it in its row.", error=True)  # fmt: skip
         return console.back("/admin/feeds", f"Feed {name} is there already, as given.")
-    trial = try_feed(app, url, app.clock())
-    if action != "add":
+    if action in ("add", "add-unchecked"):
+        try:  # before the fetch: a name taken is said at once
+            app.store.feeds.check_new(name, url)
+        except PaperwireError as e:
+            return page(400, error=str(e))
+    trial = None if action == "add-unchecked" else try_feed(app, url, app.clock())
+    if trial is not None and action != "add":
         return page(trial=trial)
-    if trial.error:
+    if trial is not None and trial.error:
+        # "Add anyway" (the page offers it with the error) adds it without a fetch
         return page(400, error=f"not added: the test fetch failed: {trial.error}", trial=trial)
     try:
         app.store.feeds.add(name, url, app.clock())
@@ -138,7 +144,10 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
         return page(400, error=str(e), trial=trial)
     console.audit(form.admin.name, "feed added", name, url)
     # back to the list (303): reloading the page must not post the feed again
-    message = f"Added feed {name}: the next ingest stores its {trial.new} new paper(s)."
+    if trial is None:
+        message = f"Added feed {name} without a test fetch: the next ingest fetches it."
+    else:
+        message = f"Added feed {name}: {trial.summary()}; the next ingest stores the new ones."
     return console.back("/admin/feeds", message)
 
 

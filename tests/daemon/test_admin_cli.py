@@ -31,7 +31,7 @@ from daemon.ingest.parse import PaperIn
 from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner, cli_env
-from tests.servers import free_port
+from tests.servers import Reply, Route, free_port, http_server
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -351,6 +351,49 @@ def test_feeds_test_shows_what_would_be_ingested(pw: Runner, tmp_path: Path) -> 
     assert "no feed named 'nope'" in pw("feeds", "test", "nope", expect=1).stderr
     assert "not an http(s) URL" in pw("feeds", "test", "ftp://x.org/a", expect=1).stderr
     assert _count_papers(tmp_path) == 15  # the tests stored nothing; the ingest did
+
+
+def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) -> None:
+    # `feeds add` stored any URL that passed the address check: a typo, a journal's web page
+    # or a dead server was found only by the next ingest, hours later
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[ingest]", "[ingest]\nallow_private_addresses = true")
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    rss = (FEEDS / "generic" / "plain_rss2_constructed.xml").read_bytes()
+    page = b"<!DOCTYPE html><html><head><title>A journal</title></head><body>Hi</body></html>"
+    with http_server(Reply(404, "not found")) as server:
+        server.routes["/feed.xml"] = Route(body=rss, content_type="application/rss+xml")
+        server.routes["/journal"] = Route(body=page, content_type="text/html; charset=utf-8")
+        empty = b'<rss version="2.0"><channel><title>e</title></channel></rss>'
+        server.routes["/empty.xml"] = Route(body=empty, content_type="text/xml")
+        added = pw("feeds", "add", "blog", server.url_for("/feed.xml"))
+        assert added.stdout.strip() == "added feed blog: 2 entries (2 new), newest 2025-03-01"
+        assert (
+            "0 entries: the feed is empty now"
+            in pw("feeds", "add", "quiet", server.url_for("/empty.xml")).stdout
+        )
+        for path, why in (
+            ("/typo.xml", "HTTP 404 Not Found"),
+            ("/journal", "root element is <html>"),
+        ):
+            refused = " ".join(
+                pw("feeds", "add", "bad", server.url_for(path), expect=1).stderr.split()
+            )
+            assert f"feed bad not added: {server.url_for(path)}: " in refused and why in refused
+            assert "add it anyway with --no-check" in refused
+        # a name taken is said before anything is fetched
+        before = len(server.requests)
+        taken = pw("feeds", "add", "blog", server.url_for("/other.xml"), expect=1).stderr
+        assert "feed 'blog' already exists" in taken and len(server.requests) == before
+    dead = server.url_for("/feed.xml")  # the server has stopped: nothing answers there
+    assert "Connection refused" in pw("feeds", "add", "later", dead + "?x", expect=1).stderr
+    unchecked = pw("feeds", "add", "later", dead + "?x", "--no-check").stdout
+    assert "added feed later" in unchecked and "the next ingest fetches it" in unchecked
+    listed = pw("feeds", "list").stdout
+    assert "blog" in listed and "quiet" in listed and "later" in listed and "bad" not in listed
 
 
 def _count_papers(tmp_path: Path) -> int:
@@ -715,7 +758,7 @@ def test_in_a_terminal_log_lines_and_errors_are_printed_once_and_whole(tmp_path:
     pw = Runner(config, tmp_path)
     pw("db", "upgrade")
     pw("feeds", "add", "hf", HF_FILE.as_uri())
-    pw("feeds", "add", "gone", (tmp_path / "gone.xml").as_uri())
+    pw("feeds", "add", "gone", (tmp_path / "gone.xml").as_uri(), "--no-check")
     shown = _in_a_terminal(["--config", str(config), "ingest"], tmp_path)
     lines = [line.strip() for line in shown.replace("\r", "\n").splitlines() if line.strip()]
     assert shown.count("cannot read feed file") == 1, shown  # the summary's line, not the log's

@@ -346,7 +346,7 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     assert "15 paper(s), 15 new" in tested.text and console.app.store.feeds.all() == []
     added = post(name="hf", url=HF, action="add")
     assert added.history[0].status_code == 303 and added.url.path == "/admin/feeds"
-    assert "Added feed hf: the next ingest stores its 15 new paper(s)" in added.text
+    assert "Added feed hf: 15 entries (15 new), newest 2026-08-" in added.text
     assert [f.name for f in console.app.store.feeds.all()] == ["hf"]
     # the same feed again (the second request of a double click, the one the browser shows)
     # is the feed added, not "already exists"; another address under its name is refused
@@ -361,6 +361,27 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     r = client.post("/admin/feeds/hf/remove", data={"csrf": csrf})
     assert "Feed hf removed" in r.text and console.app.store.feeds.all() == []
     assert ("root", "feed added", "hf") in _audit(console)
+
+
+def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    # the console refused any feed whose test fetch failed: a journal's server down for the
+    # afternoon could not be added until it was back
+    csrf = log_in(client)
+    later = (tmp_path / "later.xml").as_uri()  # not there yet: the test fetch fails
+    refused = client.post(
+        "/admin/feeds", data={"csrf": csrf, "name": "j", "url": later, "action": "add"}
+    )
+    assert refused.status_code == 400 and "not added: the test fetch failed" in refused.text
+    assert 'value="add-unchecked"' in refused.text and console.app.store.feeds.all() == []
+    form = {"csrf": csrf, "name": "j", "url": later, "action": "add-unchecked"}
+    added = client.post("/admin/feeds", data=form)
+    assert added.url.path == "/admin/feeds" and "Added feed j without a test fetch" in added.text
+    assert [(f.name, f.url) for f in console.app.store.feeds.all()] == [("j", later)]
+    assert "Feed j is there already, as given." in client.post("/admin/feeds", data=form).text
+    taken = client.post("/admin/feeds", data=form | {"url": HF})
+    assert taken.status_code == 400 and "feed 'j' already exists" in html.unescape(taken.text)
 
 
 # ---- subscribers ---------------------------------------------------------------------------------
