@@ -18,7 +18,9 @@ Before any XML parser sees a byte:
 
 from __future__ import annotations
 
+import html
 import re
+from urllib.parse import urljoin
 
 from feedparser.encodings import convert_to_utf8
 
@@ -144,7 +146,40 @@ def _check_root(body: bytes, url: str, content_type: str | None) -> None:
         if content_type and content_type.lower().startswith(_NOT_XML)
         else ""
     )
-    raise ParseError(
-        f"{url or '<no url>'}: not an RSS/Atom feed{served}: {what}; {hint}"
-        "check that the URL points to a feed and not to a web page, a document or an error page"
+    feeds = feed_links(body, url)
+    check = (
+        f"the page names its feed {feeds[0]}: add that URL instead"
+        if len(feeds) == 1
+        else f"the page names its feeds {', '.join(feeds)}: add one of those instead"
+        if feeds
+        else "check that the URL points to a feed and not to a web page, a document or an "
+        "error page"
     )
+    raise ParseError(f"{url or '<no url>'}: not an RSS/Atom feed{served}: {what}; {hint}{check}")
+
+
+# <link rel="alternate" type="application/rss+xml" href="…">: how a web page names its feeds
+_LINK = re.compile(rb"<link\b[^>]*>", re.I)
+_ATTRIBUTE = re.compile(rb"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
+_FEED_TYPES = (b"application/rss+xml", b"application/atom+xml", b"application/rdf+xml")
+FEED_LINKS_MAX = 3
+_HEAD_BYTES = 200_000  # the <head> of any page
+
+
+def feed_links(page: bytes, url: str) -> list[str]:
+    """The feeds an HTML page names with <link rel="alternate" type="application/rss+xml"
+    href="…"> (or Atom, RDF), as absolute URLs, in order, at most `FEED_LINKS_MAX`."""
+    found: list[str] = []
+    for tag in _LINK.findall(page[:_HEAD_BYTES]):
+        attrs = {
+            m.group(1).lower(): m.group(2) or m.group(3) or m.group(4) or b""
+            for m in _ATTRIBUTE.finditer(tag)
+        }
+        rel = attrs.get(b"rel", b"").lower().split()
+        kind = attrs.get(b"type", b"").lower().split(b";")[0].strip()
+        href = html.unescape(attrs.get(b"href", b"").decode("utf-8", "replace")).strip()
+        if b"alternate" in rel and kind in _FEED_TYPES and href:
+            link = urljoin(url, href) if url else href
+            if link.startswith(("http://", "https://")) and link not in found:
+                found.append(link)
+    return found[:FEED_LINKS_MAX]

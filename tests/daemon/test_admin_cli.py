@@ -363,7 +363,10 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
     pw = Runner(config, tmp_path)
     pw("db", "upgrade")
     rss = (FEEDS / "generic" / "plain_rss2_constructed.xml").read_bytes()
-    page = b"<!DOCTYPE html><html><head><title>A journal</title></head><body>Hi</body></html>"
+    page = (
+        b"<!DOCTYPE html><html><head><title>A journal</title><link rel='alternate' "
+        b"type='application/rss+xml' href='/feed.xml'></head><body>Hi</body></html>"
+    )
     with http_server(Reply(404, "not found")) as server:
         server.routes["/feed.xml"] = Route(body=rss, content_type="application/rss+xml")
         server.routes["/journal"] = Route(body=page, content_type="text/html; charset=utf-8")
@@ -377,7 +380,7 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
         )
         for path, why in (
             ("/typo.xml", "HTTP 404 Not Found"),
-            ("/journal", "root element is <html>"),
+            ("/journal", f"the page names its feed {server.url_for('/feed.xml')}: add that URL"),
         ):
             refused = " ".join(
                 pw("feeds", "add", "bad", server.url_for(path), expect=1).stderr.split()

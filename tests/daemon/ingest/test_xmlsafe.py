@@ -159,6 +159,32 @@ def test_documents_whose_root_is_not_a_feed_are_refused(content: bytes, said: st
         parse_feed(content, url=URL, content_type="text/html")
 
 
+def test_a_web_page_that_names_its_feed_says_which_url_to_add() -> None:
+    # a journal's page (what an admin copies from the address bar) was refused as "not a feed"
+    # though its <head> names the feed behind it: the admin had to read the page's source
+    page = (
+        b"<!DOCTYPE html><html lang='en'><head><title>Nature</title>"
+        b'<link rel="stylesheet" href="/s.css"><link rel="alternate" hreflang="de" href="/de">'
+        b'<link rel="alternate" type="application/rss+xml" title="Nature" href="/nature.rss">'
+        b"<LINK REL='alternate' TYPE='application/atom+xml' HREF='https://feeds.example.org/a?x=1&amp;y=2'>"
+        b'<link rel="alternate" type="application/rss+xml" href="/nature.rss"></head><body/></html>'
+    )
+    with pytest.raises(ParseError) as info:
+        parse_feed(page, url="https://www.example.org/nature/", content_type="text/html")
+    said = str(info.value)
+    assert said.startswith("https://www.example.org/nature/: not an RSS/Atom feed")
+    assert said.endswith(
+        "the page names its feeds https://www.example.org/nature.rss, "
+        "https://feeds.example.org/a?x=1&y=2: add one of those instead"
+    )
+    one = page.replace(b"<LINK", b"<meta")
+    with pytest.raises(
+        ParseError,
+        match=r"names its feed https://www\.example\.org/nature\.rss: add that URL instead",
+    ):
+        parse_feed(one, url="https://www.example.org/nature/", content_type="text/html")
+
+
 @pytest.mark.parametrize(
     "root",
     [
