@@ -122,18 +122,28 @@ def paper_keys(ref: str) -> list[str]:
 
 # "10.<registrant>/<suffix>": the suffix may hold almost anything but white space.
 _DOI = re.compile(r"10\.\d{4,9}/\S+")
-_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*)", re.I)
-_DOI_URL = re.compile(r"^https?://(?:dx\.)?doi\.org/", re.I)
+_DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*|info:doi/)", re.I)
+_DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|info:doi/)", re.I)
+# A publisher's page named by its DOI: …/doi/10.1021/…, …/doi/abs/10.1126/… (the Atypon sites:
+# ACS, Wiley, Science, Taylor & Francis, SAGE, ACM), link.springer.com/[article/]10.1007/….
+_DOI_PAGE = re.compile(
+    r"^https?://(?:[^/?#]+/(?:[^?#]*/)?doi(?:/(?:abs|full|pdf|epdf|epub|reader))?"
+    r"|link\.springer\.com(?:/(?:article|chapter))?)/(10\.\d{4,9}/[^?#]+)",
+    re.I,
+)
 DOI_MAX = 300
 
 
 def canonical_doi(text: object) -> str | None:
-    """``https://doi.org/10.1103/PhysRevB.85`` / ``doi:10.1103/…`` / ``10.1103/…`` → the DOI in
-    lower case (DOIs are case-insensitive); None when `text` is no DOI. Of several DOIs
-    separated by white space (arXiv's ``arxiv:doi`` may list two), the first."""
+    """``https://doi.org/10.1103/PhysRevB.85`` / ``doi:10.1103/…`` / ``info:doi/10.1103/…`` /
+    ``10.1103/…`` → the DOI in lower case (DOIs are case-insensitive); None when `text` is no
+    DOI. Of several DOIs separated by white space (arXiv's ``arxiv:doi`` may list two), the
+    first. A doi.org link's query and fragment are no part of it (``?af=R``: a feed's mark)."""
     if not isinstance(text, str):
         return None
     first = text.strip().split()[0] if text.strip() else ""
+    if _DOI_URL.match(first) and first[:4].lower() == "http":
+        first = re.split(r"[?#]", first, maxsplit=1)[0]
     candidate = unquote(_DOI_PREFIX.sub("", first))
     if not _DOI.fullmatch(candidate) or len(candidate) > DOI_MAX:
         return None
@@ -142,12 +152,17 @@ def canonical_doi(text: object) -> str | None:
 
 def find_doi(fields: Iterable[object], urls: Iterable[object] = ()) -> str | None:
     """The first DOI among fields that hold one (``prism:doi``, ``arxiv:doi``,
-    ``dc:identifier``), else among `urls` that are ``doi.org`` links."""
+    ``dc:identifier``), else among `urls` that are ``doi.org`` links or ``info:doi/`` ids,
+    else among `urls` that are a publisher's page named by its DOI (``…/doi/10.1021/…``)."""
     for value in fields:
         if doi := canonical_doi(value):
             return doi
-    for url in urls:
-        if isinstance(url, str) and _DOI_URL.match(url.strip()) and (doi := canonical_doi(url)):
+    links = [u.strip() for u in urls if isinstance(u, str)]
+    for url in links:
+        if _DOI_URL.match(url) and (doi := canonical_doi(url)):
+            return doi
+    for url in links:
+        if (m := _DOI_PAGE.match(url)) and (doi := canonical_doi(m.group(1))):
             return doi
     return None
 

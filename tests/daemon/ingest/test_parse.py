@@ -35,6 +35,7 @@ RSS1_HEP = FEEDS / "arxiv-rss" / "rss1_hep-ex_collaboration_constructed.xml"
 HOSTILE = FEEDS / "generic" / "hostile_atom_constructed.xml"
 PLAIN_RSS = FEEDS / "generic" / "plain_rss2_constructed.xml"
 HF_FILES = sorted((FEEDS / "hf").glob("*.json"))
+JOURNALS = FEEDS / "journals"
 ERROR_400 = API / "2026_recorded_id_abc_s0_m100_b79c8dcf6bc3.status400.xml"
 EMPTY = API / "2026_recorded_id_0000.0000_s0_m100_8b51d9633a68.status200.xml"
 
@@ -153,6 +154,40 @@ def test_doi_and_guid_keys_for_non_arxiv_entries() -> None:
     assert blog["Reading group: diffusion models"].key == (
         "guid:https://blog.example.org/2025/03/reading-group"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "doi"),
+    [
+        # the link is dx.doi.org/…?af=R: the query was kept in the DOI ("…6c01234?af=r")
+        ("acs_rss2_constructed.xml", "10.1021/acs.jctc.6c01234"),
+        # the link is link.springer.com/10.1007/…: no DOI found
+        ("springer_rss2_constructed.xml", "10.1007/s10994-026-06789-0"),
+    ],
+)
+def test_journal_dois_in_links_and_ids_are_found_whole(name: str, doi: str) -> None:
+    # a DOI missed or wrong: the journal's record and the arXiv one that names the DOI stay
+    # two papers, recommended twice
+    (paper,) = _parse(JOURNALS / name).papers
+    assert (paper.key, paper.doi) == (f"doi:{doi}", doi)
+
+
+def test_dois_in_publisher_links() -> None:
+    from daemon.ingest.identity import find_doi
+
+    for link, doi in (
+        ("https://pubs.acs.org/doi/10.1021/acs.jctc.3c00001?af=R", "10.1021/acs.jctc.3c00001"),
+        ("https://www.science.org/doi/abs/10.1126/science.adk1234?af=R", "10.1126/science.adk1234"),
+        ("https://onlinelibrary.wiley.com/doi/full/10.1002/anie.2023", "10.1002/anie.2023"),
+        ("https://link.springer.com/article/10.1007/s10994-1#sec1", "10.1007/s10994-1"),
+        ("https://doi.org/10.1000/a%3Fb?utm_source=rss", "10.1000/a?b"),  # an escaped "?" is in it
+        ("https://example.org/blog/10.1234/x", None),  # a path that looks like a DOI
+        ("https://www.nature.com/articles/s41586-026-01234-5", None),
+    ):
+        assert find_doi((), [link]) == doi, link
+    # a field's DOI comes first, then a doi.org link, then a publisher's page
+    assert find_doi(["doi:10.1000/a"], ["https://doi.org/10.1000/b"]) == "10.1000/a"
+    assert find_doi([], ["https://x.org/doi/10.1000/c", "info:doi/10.1000/b"]) == "10.1000/b"
 
 
 def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:
