@@ -315,6 +315,13 @@ def _abstract(e: Mapping[str, Any]) -> tuple[str, str | None]:
     raw = e.get("summary")
     if isinstance(raw, str) and (m := _ANNOUNCE.match(raw)):
         return plain_text(raw[m.end() :], ABSTRACT_MAX), m.group(1).lower()
+    contents = e.get("content")
+    if "summary_detail" not in e and contents and isinstance(contents[0], Mapping):
+        # no summary: feedparser copies the first <content> (Atom, RSS content:encoded) into
+        # it without its type, which says HTML (PLOS's and most blogs' Atom feeds)
+        return _field(
+            {"summary": raw, "summary_detail": contents[0]}, "summary", ABSTRACT_MAX
+        ), None
     return _field(e, "summary", ABSTRACT_MAX), None
 
 

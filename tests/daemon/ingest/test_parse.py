@@ -161,6 +161,8 @@ def test_doi_and_guid_keys_for_non_arxiv_entries() -> None:
     [
         # the link is dx.doi.org/…?af=R: the query was kept in the DOI ("…6c01234?af=r")
         ("acs_rss2_constructed.xml", "10.1021/acs.jctc.6c01234"),
+        # <id>info:doi/10.1371/…</id>: no DOI found, the paper was keyed by that id
+        ("plos_atom_constructed.xml", "10.1371/journal.pone.0312345"),
         # the link is link.springer.com/10.1007/…: no DOI found
         ("springer_rss2_constructed.xml", "10.1007/s10994-026-06789-0"),
     ],
@@ -170,6 +172,24 @@ def test_journal_dois_in_links_and_ids_are_found_whole(name: str, doi: str) -> N
     # two papers, recommended twice
     (paper,) = _parse(JOURNALS / name).papers
     assert (paper.key, paper.doi) == (f"doi:{doi}", doi)
+
+
+def test_an_html_content_without_a_summary_is_read_as_html() -> None:
+    # an Atom entry with only <content type="html"> (PLOS, most blogs) or an RSS item with only
+    # content:encoded: the abstract was stored with its tags, "<p>by …</p> <p>Gut bacteria …"
+    (plos,) = _parse(JOURNALS / "plos_atom_constructed.xml").papers
+    assert plos.abstract == "by Chiara Bianchi, Tomás Silva Gut bacteria change sleep in flies."
+    rss = (
+        b'<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
+        b"<title>t</title><item><title>A post</title><link>https://blog.test/1</link>"
+        b"<content:encoded><![CDATA[<p>Hello <b>world</b> &amp; a&lt;b</p>]]></content:encoded>"
+        b"</item></channel></rss>"
+    )
+    (post,) = parse_feed(rss, url="https://blog.test/feed").papers
+    assert post.abstract == "Hello world & a<b"
+    text = b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><title>x</title>'
+    text += b'<id>tag:t,1</id><content type="text">if a&lt;b and c&gt;d</content></entry></feed>'
+    assert parse_feed(text, url="https://t.test/").papers[0].abstract == "if a<b and c>d"
 
 
 def test_dois_in_publisher_links() -> None:
