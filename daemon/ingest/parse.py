@@ -92,6 +92,9 @@ _RDF_TYPES = {"UPDATED": "replace", "CROSS LISTED": "cross"}
 _NAME_SEPARATORS = re.compile(r"\s*[,:;]\s*")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.I | re.S)
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
+# A whole MathML element in an RSS title (Elsevier's, Wiley's: <mml:math …>…</mml:math>), which
+# feedparser does not count as HTML: the title showed its tags as text
+_MATHML = re.compile(r"<((?:[A-Za-z][\w.-]*:)?math)\b[^<>]*>.*?</\1\s*>", re.S)
 MAX_ENTRIES = 10_000  # entries read from one feed (arXiv serves at most 2,000 per request)
 
 
@@ -279,9 +282,12 @@ def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
     """A text field by its declared kind: HTML is read as HTML, anything else stays text."""
     detail = item.get(f"{name}_detail")
     kind = detail.get("type") if isinstance(detail, Mapping) else None
+    value = item.get(name)
     if isinstance(kind, str) and kind.lower() in _HTML_TYPES:
-        return html_text(item.get(name), limit)
-    return plain_text(item.get(name), limit)
+        return html_text(value, limit)
+    if isinstance(value, str) and _MATHML.search(value):  # feedparser's "not HTML": read as HTML
+        return html_text(value, limit)
+    return plain_text(value, limit)
 
 
 def _names(raw: str, *, rss: bool, arxiv_list: bool) -> list[str]:

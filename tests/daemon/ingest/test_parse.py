@@ -192,6 +192,19 @@ def test_an_html_content_without_a_summary_is_read_as_html() -> None:
     assert parse_feed(text, url="https://t.test/").papers[0].abstract == "if a<b and c>d"
 
 
+def test_mathml_in_an_rss_title_is_read_as_markup() -> None:
+    # ScienceDirect's titles carry MathML, which feedparser does not take for HTML: the title
+    # was stored, and shown in digests, as 'Learning <math xmlns="http://www.w3.org/…"><mi>k</mi>…'
+    first, board = _parse(JOURNALS / "sciencedirect_rss2_constructed.xml").papers
+    assert first.title == "Learning k-sparse policies with ℓ1 regularisation"
+    assert board.title == "Editorial Board"
+    rss = b'<rss version="2.0"><channel><title>t</title><item><title>%s</title>'
+    rss += b"<link>https://blog.test/1</link></item></channel></rss>"
+    for title in ("Why the &lt;math&gt; tag is hard", "<think> tokens and <eos>"):
+        (paper,) = parse_feed(rss % title.encode(), url="https://blog.test/feed").papers
+        assert paper.title == title.replace("&lt;", "<").replace("&gt;", ">")
+
+
 def test_dois_in_publisher_links() -> None:
     from daemon.ingest.identity import find_doi
 
