@@ -290,28 +290,54 @@ def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
     return plain_text(value, limit)
 
 
-def _names(raw: str, *, rss: bool, arxiv_list: bool) -> list[str]:
+def _names(raw: str, *, rss: bool, arxiv_list: bool, listed: bool = False) -> list[str]:
     """The people in one author field. An Atom name is text; an RSS author field may hold HTML
     (the old arXiv RSS 1.0 feed: one link per author). An arXiv RSS list is split (one name per
     link, else at commas and a collaboration's colon); "et al. (N additional authors not
-    shown)" is nobody."""
+    shown)" is nobody. `listed`: a journal's one author field, which may name several people
+    (`_people`)."""
     if arxiv_list and (anchors := _ANCHOR.findall(raw)):
         pieces = [html_text(a, NAME_MAX) for a in anchors]
     else:
-        limit = NAME_MAX * AUTHORS_MAX if arxiv_list else NAME_MAX
+        limit = NAME_MAX * AUTHORS_MAX if arxiv_list or listed else NAME_MAX
         is_html = rss and looks_like_markup(raw)
         text = html_text(raw, limit) if is_html else plain_text(raw, limit)
-        pieces = _NAME_SEPARATORS.split(text) if arxiv_list else [text]
+        pieces = _NAME_SEPARATORS.split(text) if arxiv_list else _people(text) if listed else [text]
     return [cap(p, NAME_MAX) for p in pieces if is_name(p)]
+
+
+# A journal's one author field: "A, B, and C", "A; B", bioRxiv's "Kim, S., Okafor, C. N."
+_LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+")
+_INITIALS = re.compile(r"(?:[A-Z][a-z]?\.?(?:\s*-\s*|\s+)?){1,4}")  # "S.", "C. N.", "J.-P.", "CN"
+
+
+def _people(text: str) -> list[str]:
+    """The people one author field names: "Alice Brown, Bob Chen, and Carla Diaz" or
+    "A. Brown; B. Chen" are three and two; bioRxiv's "Kim, S., Okafor, C. N." ("Last,
+    Initials" pairs) is "S. Kim", "C. N. Okafor". Anything else ("Smith, John", "Jane Doe",
+    "Doe, Jane and Roe, Richard") stays one field, as it was."""
+    pieces = [p.strip() for p in _LIST_SEPARATORS.split(text) if p.strip()]
+    if len(pieces) < 2:
+        return [text]
+    if ";" in text:
+        return pieces
+    if len(pieces) % 2 == 0 and all(_INITIALS.fullmatch(p) for p in pieces[1::2]):
+        return [
+            f"{initials} {last}" for last, initials in zip(pieces[::2], pieces[1::2], strict=True)
+        ]
+    if all(len(p.split()) >= 2 for p in pieces):
+        return pieces
+    return [text]
 
 
 def _authors(e: Mapping[str, Any], *, rss: bool, arxiv: bool) -> tuple[str, ...]:
     raw = [a.get("name") for a in e.get("authors") or [] if isinstance(a, dict)]
     arxiv_list = rss and arxiv and len(raw) == 1  # arXiv's dc:creator: everyone in one field
+    listed = rss and not arxiv and len(raw) == 1  # a journal's, the same (ACS, bioRxiv)
     names: list[str] = []
     for value in raw[:AUTHORS_MAX]:
         if isinstance(value, str):
-            names.extend(_names(value, rss=rss, arxiv_list=arxiv_list))
+            names.extend(_names(value, rss=rss, arxiv_list=arxiv_list, listed=listed))
     return tuple(names[:AUTHORS_MAX])
 
 

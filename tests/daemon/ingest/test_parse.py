@@ -205,6 +205,37 @@ def test_mathml_in_an_rss_title_is_read_as_markup() -> None:
         assert paper.title == title.replace("&lt;", "<").replace("&gt;", ">")
 
 
+def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
+    # ACS's dc:creator "Alice Brown, Bob Chen, and Carla Diaz" and bioRxiv's "Kim, S., Okafor,
+    # C. N., Lindqvist, E." were one author each: following "Carla Diaz" never matched, the
+    # author features saw one made-up person, and the digest listed one name
+    (acs,) = _parse(JOURNALS / "acs_rss2_constructed.xml").papers
+    assert acs.authors == ("Alice Brown", "Bob Chen", "Carla Diaz")
+    (biorxiv,) = _parse(JOURNALS / "biorxiv_rss1_constructed.xml").papers
+    assert biorxiv.authors == ("S. Kim", "C. N. Okafor", "E. Lindqvist")
+    rss = b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t'
+    rss += (
+        b"</title><item><title>A post</title><link>https://b.test/1</link>%s</item></channel></rss>"
+    )
+    for creators, people in (
+        ("A. Brown; B. Chen", ("A. Brown", "B. Chen")),
+        ("van der Berg, J., M\u00fcller, J.-P.", ("J. van der Berg", "J.-P. M\u00fcller")),
+        ("Jean-Pierre Dupont and Marie Curie", ("Jean-Pierre Dupont", "Marie Curie")),
+        ("Smith, John", ("Smith, John",)),  # one person, last name first: as it was
+        ("Doe, Jane and Roe, Richard", ("Doe, Jane and Roe, Richard",)),  # not told apart
+        ("The ATLAS Collaboration", ("The ATLAS Collaboration",)),
+    ):
+        one = f"<dc:creator>{creators}</dc:creator>".encode()
+        (paper,) = parse_feed(rss % one, url="https://b.test/feed").papers
+        assert paper.authors == people, creators
+    # two dc:creator fields are two people, whatever they hold
+    two = b"<dc:creator>Doe, Jane</dc:creator><dc:creator>Roe, Richard</dc:creator>"
+    assert parse_feed(rss % two, url="https://b.test/").papers[0].authors == (
+        "Doe, Jane",
+        "Roe, Richard",
+    )
+
+
 def test_dois_in_publisher_links() -> None:
     from daemon.ingest.identity import find_doi
 
