@@ -367,6 +367,8 @@ def feeds_test(
         f"{trial.skipped} skipped (not papers)",
         highlight=False,
     )
+    if trial.cut_short:  # broken XML, or more entries than are read
+        err.print(f"[yellow]warning[/]: {escape(trial.cut_short)}", highlight=False)
     for p in trial.papers[:show]:
         out.print(f"  {escape(p.key)}  {escape(p.title)}", highlight=False)
 

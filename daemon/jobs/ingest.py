@@ -28,6 +28,7 @@ class FeedTrial:
     new: int  # not stored yet
     skipped: int  # entries that are not papers
     error: str | None = None
+    cut_short: str | None = None  # why entries may be missing: broken XML, too many entries
 
     def summary(self) -> str:
         """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
@@ -38,7 +39,8 @@ class FeedTrial:
         newest = f", newest {max(dates):%Y-%m-%d}" if dates else ", none dated"
         skipped = f", {self.skipped} skipped (not papers)" if self.skipped else ""
         noun = "entry" if entries == 1 else "entries"
-        return f"{entries} {noun} ({self.new} new{skipped}){newest}"
+        cut = f"; {self.cut_short}" if self.cut_short else ""
+        return f"{entries} {noun} ({self.new} new{skipped}){newest}{cut}"
 
 
 def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
@@ -53,7 +55,14 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
         return FeedTrial(expanded, [], 0, 0, str(e))
     known = app.store.health.known_papers([p.key for p in parsed.papers])
     new = len({p.key for p in parsed.papers} - known)
-    return FeedTrial(expanded, list(parsed.papers), new, len(parsed.skipped))
+    cut = _cut_short(parsed)
+    skipped = len(parsed.skipped) - len(cut)
+    return FeedTrial(expanded, list(parsed.papers), new, skipped, cut_short=cut[0] if cut else None)
+
+
+def _cut_short(parsed: ParsedFeed) -> list[str]:
+    """The lines of `parsed.skipped` that are no entry but say entries may be missing."""
+    return [s for s in parsed.skipped if s.endswith(": not read") or s.startswith(BROKEN_XML)]
 
 
 @dataclass
@@ -168,7 +177,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         "feed ingested",
         extra={"feed": feed.name, "new": new, "known": known, "skipped": len(parsed.skipped)},
     )
-    capped = [s for s in parsed.skipped if s.endswith(": not read") or s.startswith(BROKEN_XML)]
+    capped = _cut_short(parsed)
     if capped:  # a feed far longer than any real one, or broken: say so, not "skipped=1"
         log.warning("feed cut short", extra={"feed": feed.name, "why": capped[0]})
 

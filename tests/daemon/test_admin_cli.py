@@ -372,12 +372,24 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
         server.routes["/journal"] = Route(body=page, content_type="text/html; charset=utf-8")
         empty = b'<rss version="2.0"><channel><title>e</title></channel></rss>'
         server.routes["/empty.xml"] = Route(body=empty, content_type="text/xml")
+        cut = rss[: rss.index(b"</item>") + 7]  # cut after its first item
+        server.routes["/cut.xml"] = Route(body=cut, content_type="text/xml")
         added = pw("feeds", "add", "blog", server.url_for("/feed.xml"))
         assert added.stdout.strip() == "added feed blog: 2 entries (2 new), newest 2025-03-01"
         assert (
             "0 entries: the feed is empty now"
             in pw("feeds", "add", "quiet", server.url_for("/empty.xml")).stdout
         )
+        # a feed cut short was "2 entries (1 new, 1 skipped (not papers))": the broken XML
+        # counted as an entry and was not said
+        cut_short = pw("feeds", "add", "cut", server.url_for("/cut.xml")).stdout
+        assert " ".join(cut_short.split()).startswith(
+            "added feed cut: 1 entry (1 new), newest 2025-03-01; the feed's XML is broken: "
+        )
+        assert "entries after it may be lost" in cut_short and "skipped" not in cut_short
+        tested = pw("feeds", "test", "cut")  # it said "1 skipped (not papers)", and no more
+        assert "1 paper(s), 1 new, 0 skipped (not papers)" in tested.stdout
+        assert "warning: the feed's XML is broken" in tested.stderr
         for path, why in (
             ("/typo.xml", "HTTP 404 Not Found"),
             ("/journal", f"the page names its feed {server.url_for('/feed.xml')}: add that URL"),
@@ -396,7 +408,13 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
     unchecked = pw("feeds", "add", "later", dead + "?x", "--no-check").stdout
     assert "added feed later" in unchecked and "the next ingest fetches it" in unchecked
     listed = pw("feeds", "list").stdout
-    assert "blog" in listed and "quiet" in listed and "later" in listed and "bad" not in listed
+    assert (
+        "blog" in listed
+        and "cut" in listed
+        and "quiet" in listed
+        and "later" in listed
+        and "bad" not in listed
+    )
 
 
 def _count_papers(tmp_path: Path) -> int:
