@@ -14,11 +14,14 @@ Before any XML parser sees a byte:
 3. **A feed, not a document that mentions one**: the root element must be ``rss``, ``feed``
    (Atom) or ``rdf:RDF`` (RSS 1.0), after nothing but an XML declaration, comments, processing
    instructions and a DOCTYPE. A web page or a manual that quotes an Atom example is refused.
+4. **HTML's named entities** (``&eacute;``, ``&nbsp;``, which RSS 0.91's DTD declared) outside
+   CDATA sections and comments become character references, so they do not break the XML.
 """
 
 from __future__ import annotations
 
 import html
+import html.entities
 import re
 from urllib.parse import urljoin
 
@@ -57,7 +60,34 @@ def safe_xml(content: bytes, url: str, content_type: str | None) -> bytes:
             f"{url or '<no url>'}: refused: elements nested more than {MAX_DEPTH} deep, "
             "which no feed needs; check that the URL points to a feed"
         )
-    return b"<?xml version='1.0' encoding='utf-8'?>\n" + body
+    return b"<?xml version='1.0' encoding='utf-8'?>\n" + _html_entities(body)
+
+
+# &eacute; &nbsp; &mdash;: HTML's named entities, which RSS 0.91's DTD declared and hand-made
+# feeds still write; XML knows five. The parser stopped at the first one and the rest was read
+# by feedparser's loose parser, with "the feed's XML is broken" logged at every ingest.
+_NAMED = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
+_XML_NAMED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
+_LITERAL = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.S)  # text taken as it is
+
+
+def _html_entities(body: bytes) -> bytes:
+    """HTML's named entities outside CDATA sections and comments, as character references."""
+    if not _NAMED.search(body):
+        return body
+
+    def reference(m: re.Match[bytes]) -> bytes:
+        if m.group(1) in _XML_NAMED:
+            return m.group(0)
+        code = html.entities.name2codepoint.get(m.group(1).decode("ascii"))
+        return b"&#%d;" % code if code else m.group(0)
+
+    parts, pos = [], 0
+    for literal in _LITERAL.finditer(body):
+        parts += [_NAMED.sub(reference, body[pos : literal.start()]), literal.group(0)]
+        pos = literal.end()
+    parts.append(_NAMED.sub(reference, body[pos:]))
+    return b"".join(parts)
 
 
 MAX_DEPTH = 500  # element nesting (a feed is ~5 deep; inline XHTML adds a few dozen at most)

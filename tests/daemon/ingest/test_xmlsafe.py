@@ -159,6 +159,28 @@ def test_documents_whose_root_is_not_a_feed_are_refused(content: bytes, said: st
         parse_feed(content, url=URL, content_type="text/html")
 
 
+def test_html_named_entities_of_an_rss_091_feed_are_read_without_a_broken_xml_warning() -> None:
+    # RSS 0.91's DTD declared HTML's entities, and hand-made feeds still write &eacute; &nbsp;:
+    # the XML parser stopped at the first, the rest was read by feedparser's loose parser, and
+    # every ingest logged "feed cut short … the feed's XML is broken: undefined entity"
+    feed = (
+        b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE rss PUBLIC "-//Netscape '
+        b'Communications//DTD RSS 0.91//EN" "http://my.netscape.com/publish/formats/rss-0.91.dtd">'
+        b'<rss version="0.91"><channel><title>Caf&eacute; des Sciences</title><link>http://c.test/'
+        b"</link><description>d</description><item><title>R&eacute;seaux&nbsp;&mdash; &amp; "
+        b"th&eacute;orie</title><link>http://c.test/1</link><description>Une note&hellip;"
+        b"</description></item><item><title><![CDATA[Kept as written: &eacute;]]></title><link>"
+        b"http://c.test/2</link><!-- &eacute; --></item></channel></rss>"
+    )
+    parsed = parse_feed(feed, url=URL)
+    assert parsed.skipped == () and parsed.title == "Café des Sciences"
+    first, second = parsed.papers
+    assert (first.title, first.abstract) == ("Réseaux — & théorie", "Une note…")
+    assert second.title == "Kept as written: é"  # CDATA untouched (feedparser reads it as HTML)
+    unknown = feed.replace(b"&mdash;", b"&nosuchentity;")
+    assert "undefined entity" in parse_feed(unknown, url=URL).skipped[0]  # truly broken: said
+
+
 def test_a_web_page_that_names_its_feed_says_which_url_to_add() -> None:
     # a journal's page (what an admin copies from the address bar) was refused as "not a feed"
     # though its <head> names the feed behind it: the admin had to read the page's source
