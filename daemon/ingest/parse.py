@@ -311,6 +311,10 @@ _LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+
 _INITIALS = re.compile(r"(?:[A-Z][a-z]?\.?(?:\s*-\s*|\s+)?){1,4}")  # "S.", "C. N.", "J.-P.", "CN"
 
 
+# ScienceDirect's description: "Publication date: … Source: … Author(s): A, B, C" (no dc:creator)
+_AUTHORS_LINE = re.compile(r"(?:^|\s)Author\(s\):\s*(.*?)\s*$")
+
+
 def _people(text: str) -> list[str]:
     """The people one author field names: "Alice Brown, Bob Chen, and Carla Diaz" or
     "A. Brown; B. Chen" are three and two; bioRxiv's "Kim, S., Okafor, C. N." ("Last,
@@ -395,11 +399,16 @@ def _entry_paper(
         or (channel_date if arxiv_id else None)  # arXiv RSS 1.0: the channel's dc:date
     )
     page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
+    authors = _authors(e, rss=rss, arxiv=bool(arxiv_id))
+    if not authors and (m := _AUTHORS_LINE.search(abstract)):  # ScienceDirect's, in the text
+        names = _people(m.group(1)) if m.group(1) else []
+        authors = tuple(cap(p, NAME_MAX) for p in names if is_name(p))[:AUTHORS_MAX]
+        abstract = abstract[: m.start()].rstrip()
     return PaperIn(
         key=paper_key(arxiv_id, doi, guid or link or ""),
         title=title,
         abstract=abstract,
-        authors=_authors(e, rss=rss, arxiv=bool(arxiv_id)),
+        authors=authors,
         url=f"https://arxiv.org/abs/{arxiv_id}" if arxiv_id else _url(page),
         published=published,
         arxiv_id=arxiv_id,

@@ -236,6 +236,25 @@ def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
     )
 
 
+def test_sciencedirect_authors_are_read_from_the_description() -> None:
+    # ScienceDirect has no dc:creator: its authors are the description's "Author(s): …" line,
+    # which was stored as the abstract's end, and the paper had no authors (no follow matched)
+    article, board = _parse(JOURNALS / "sciencedirect_rss2_constructed.xml").papers
+    assert article.authors == ("Maria Rossi", "Kenji Tanaka", "Lucas Dubois")
+    assert article.abstract == (
+        "Publication date: January 2027 Source: Artificial Intelligence, Volume 342"
+    )
+    assert board.authors == () and not board.abstract.endswith("Author(s):")
+    # an entry that has authors keeps its text as it is
+    rss = b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t'
+    rss += b"</title><item><title>A post</title><link>https://b.test/1</link><dc:creator>Ann Lee"
+    rss += (
+        b"</dc:creator><description>Author(s): Bob Ray, Cy Tan</description></item></channel></rss>"
+    )
+    (post,) = parse_feed(rss, url="https://b.test/feed").papers
+    assert (post.authors, post.abstract) == (("Ann Lee",), "Author(s): Bob Ray, Cy Tan")
+
+
 def test_dois_in_publisher_links() -> None:
     from daemon.ingest.identity import find_doi
 
