@@ -297,6 +297,7 @@ class Fetcher:
                     raise FetchError(
                         f"{url}: HTTP {resp.status_code} {resp.reason_phrase}"
                         + (" (check the feed URL)" if resp.status_code in (404, 410) else "")
+                        + _come_back(resp)
                     )
                 return Fetched(
                     url=url,
@@ -348,6 +349,16 @@ class Fetcher:
         if len(data) > self.max_bytes:
             raise FetchError(self._too_big(url))
         return Fetched(url=url, content=data)
+
+
+def _come_back(resp: httpx.Response) -> str:
+    """What a 429 or 503's Retry-After asks (seconds, or an HTTP date), for the error: the
+    admin sees the failure is the server's, for a while."""
+    after = " ".join(resp.headers.get("retry-after", "").split())[:40]
+    if resp.status_code not in (429, 503) or not after.isprintable() or not after:
+        return ""
+    when = f"in {int(after):,} s" if after.isdigit() else f"after {after}"
+    return f" (the server asks to come back {when}; the next ingest tries again)"
 
 
 def make_fetcher(

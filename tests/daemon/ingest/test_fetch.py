@@ -256,6 +256,30 @@ def test_server_error_names_the_url(server: HttpServer, fetcher: Fetcher) -> Non
         fetcher.fetch(server.url_for("/boom"))
 
 
+def test_a_429_or_503_says_when_the_server_asks_to_come_back(
+    server: HttpServer, fetcher: Fetcher
+) -> None:
+    # "HTTP 429 Too Many Requests" alone: the admin could not tell a server that asks to wait
+    # an hour from a feed that is broken
+    server.reply(429, "slow down", {"Retry-After": "3600"})
+    server.reply(503, "maintenance", {"Retry-After": "Fri, 04 Dec 2026 10:00:00 GMT"})
+    server.reply(503, "maintenance", {"Retry-After": "\x1b[31mred"})  # not shown as it is
+    server.reply(404, "gone", {"Retry-After": "60"})  # not a wait: the URL is wrong
+    said = []
+    for _ in range(4):
+        with pytest.raises(FetchError) as info:
+            fetcher.fetch(server.url_for("/journal.rss"))
+        said.append(str(info.value).partition(": ")[2])
+    assert said == [
+        "HTTP 429 Too Many Requests (the server asks to come back in 3,600 s; the next ingest "
+        "tries again)",
+        "HTTP 503 Service Unavailable (the server asks to come back after Fri, 04 Dec 2026 "
+        "10:00:00 GMT; the next ingest tries again)",
+        "HTTP 503 Service Unavailable",
+        "HTTP 404 Not Found (check the feed URL)",
+    ]
+
+
 def test_connection_refused_is_a_fetch_error(fetcher: Fetcher) -> None:
     import socket
 
