@@ -1052,6 +1052,10 @@ def feeds_add(
                     "server is down right now, add it anyway with --no-check)"
                 )
             found = f": {trial.summary()}"
+            if trial.moved_to:  # a 301: the old address may stop redirecting one day
+                url = trial.moved_to
+                app.store.feeds.check_new(name, url)
+                found += f"\nthe server says it moved for good to {url}: added with that address"
         app.store.feeds.add(name, url, app.clock())
         _audit(app, "feed added", name, url)
         out.print(f"added feed {name}{found}", markup=False, highlight=False)

@@ -48,6 +48,7 @@ class Fetched:
     content_type: str | None = None
     etag: str | None = None
     last_modified: str | None = None
+    moved_to: str | None = None  # where every redirect followed was permanent (301, 308)
 
 
 def expand_url(url: str, when: datetime | date) -> str:
@@ -305,6 +306,9 @@ class Fetcher:
                     content_type=resp.headers.get("content-type"),
                     etag=resp.headers.get("etag"),
                     last_modified=resp.headers.get("last-modified"),
+                    moved_to=str(resp.url)
+                    if resp.history and all(r.status_code in (301, 308) for r in resp.history)
+                    else None,
                 )
         except httpx.HTTPError as e:
             raise FetchError(f"{url}: {type(e).__name__}: {e}") from e

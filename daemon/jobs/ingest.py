@@ -29,6 +29,7 @@ class FeedTrial:
     skipped: int  # entries that are not papers
     error: str | None = None
     cut_short: str | None = None  # why entries may be missing: broken XML, too many entries
+    moved_to: str | None = None  # the server said the feed moved there for good (301, 308)
 
     def summary(self) -> str:
         """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
@@ -57,7 +58,16 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
     new = len({p.key for p in parsed.papers} - known)
     cut = _cut_short(parsed)
     skipped = len(parsed.skipped) - len(cut)
-    return FeedTrial(expanded, list(parsed.papers), new, skipped, cut_short=cut[0] if cut else None)
+    # a {date} feed's address is made anew each day: where today's moved is not the feed's
+    moved = fetched.moved_to if "{date}" not in url else None
+    return FeedTrial(
+        expanded,
+        list(parsed.papers),
+        new,
+        skipped,
+        cut_short=cut[0] if cut else None,
+        moved_to=moved,
+    )
 
 
 def _cut_short(parsed: ParsedFeed) -> list[str]:

@@ -138,16 +138,19 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
     if trial is not None and trial.error:
         # "Add anyway" (the page offers it with the error) adds it without a fetch
         return page(400, error=f"not added: the test fetch failed: {trial.error}", trial=trial)
+    moved = trial.moved_to if trial is not None else None
     try:
-        app.store.feeds.add(name, url, app.clock())
+        app.store.feeds.add(name, moved or url, app.clock())
     except PaperwireError as e:
         return page(400, error=str(e), trial=trial)
-    console.audit(form.admin.name, "feed added", name, url)
+    console.audit(form.admin.name, "feed added", name, moved or url)
     # back to the list (303): reloading the page must not post the feed again
     if trial is None:
         message = f"Added feed {name} without a test fetch: the next ingest fetches it."
     else:
         message = f"Added feed {name}: {trial.summary()}; the next ingest stores the new ones."
+        if moved:
+            message += f" The server says it moved for good to {moved}: added with that address."
     return console.back("/admin/feeds", message)
 
 

@@ -399,6 +399,19 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
             )
             assert f"feed bad not added: {server.url_for(path)}: " in refused and why in refused
             assert "add it anyway with --no-check" in refused
+        # a feed that moved for good (301) is added with its new address; one that moved for
+        # now (302) keeps the address given; one that moved to a feed there already is refused
+        server.routes["/old.rss"] = Route(status=301, location=server.url_for("/new.rss"))
+        server.routes["/new.rss"] = Route(body=rss, content_type="application/rss+xml")
+        server.routes["/today.rss"] = Route(status=302, location=server.url_for("/new.rss"))
+        server.routes["/blog.rss"] = Route(status=308, location=server.url_for("/feed.xml"))
+        moved = " ".join(pw("feeds", "add", "moved", server.url_for("/old.rss")).stdout.split())
+        assert f"moved for good to {server.url_for('/new.rss')}: added with that address" in moved
+        assert "moved for good" not in pw("feeds", "add", "t", server.url_for("/today.rss")).stdout
+        twin = pw("feeds", "add", "b2", server.url_for("/blog.rss"), expect=1).stderr
+        assert f"feed 'blog' already has the address {server.url_for('/feed.xml')}" in twin
+        listed = pw("feeds", "list").stdout
+        assert "/old.rss" not in listed and "/new.rss" in listed and "/today.rss" in listed
         # a name taken is said before anything is fetched
         before = len(server.requests)
         taken = pw("feeds", "add", "blog", server.url_for("/other.xml"), expect=1).stderr

@@ -30,6 +30,7 @@ from tests.daemon.web.conftest import (
     hold_password_checks,
     log_in,
 )
+from tests.servers import Reply, Route, http_server
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -380,6 +381,14 @@ def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
     assert added.url.path == "/admin/feeds" and "Added feed j without a test fetch" in added.text
     assert [(f.name, f.url) for f in console.app.store.feeds.all()] == [("j", later)]
     assert "Feed j is there already, as given." in client.post("/admin/feeds", data=form).text
+    rss = (FEEDS / "generic" / "plain_rss2_constructed.xml").read_bytes()
+    with http_server(Reply(404, "not found")) as server:  # a feed that moved for good
+        server.routes["/old.rss"] = Route(status=301, location=server.url_for("/new.rss"))
+        server.routes["/new.rss"] = Route(body=rss, content_type="application/rss+xml")
+        moved = {"csrf": csrf, "name": "m", "url": server.url_for("/old.rss"), "action": "add"}
+        shown = html.unescape(client.post("/admin/feeds", data=moved).text)
+    assert f"moved for good to {server.url_for('/new.rss')}: added with that address" in shown
+    assert console.app.store.feeds.all()[-1].url == server.url_for("/new.rss")
     taken = client.post("/admin/feeds", data=form | {"url": HF})
     assert taken.status_code == 400 and "feed 'j' already exists" in html.unescape(taken.text)
 
