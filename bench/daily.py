@@ -404,7 +404,7 @@ def run_day(
     ):
         settings = Settings(
             database={"url": url},
-            server={"secret_key": "bench", "secret_key_file": f"{tmp}/key"},
+            server={"secret_key": "bench-secret-key-0123", "secret_key_file": f"{tmp}/key"},
             email={"transport": "smtp", "host": "127.0.0.1", "port": port, "security": "none"},
             slack={"transport": "file"},
             delivery={"outbox_dir": f"{tmp}/outbox", "workers": args.workers},

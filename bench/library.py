@@ -102,7 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database={"url": args.db or f"sqlite:///{tmp}/paperwire.db"},
-            server={"secret_key": "bench-secret-key"},
+            server={"secret_key": "bench-secret-key-0123"},
             ingest={
                 "allow_private_addresses": True,
                 "arxiv_min_interval_seconds": 0.0,

@@ -51,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             database={"url": args.db or f"sqlite:///{tmp}/bench.db"},
-            server={"secret_key": "bench"},
+            server={"secret_key": "bench-secret-key-0123"},
             delivery={"outbox_dir": f"{tmp}/outbox"},
             digest={"window_hours": 24},
         )

@@ -18,7 +18,7 @@ def write_config(tmp_path: Path, db_name: str = "paperwire.db") -> Path:
 url = "sqlite:///{tmp_path / db_name}"
 
 [server]
-secret_key = "cli-test-secret"
+secret_key = "cli-test-secret-0123"
 secret_key_file = "{tmp_path / "secret.key"}"
 
 [ingest]

@@ -166,7 +166,7 @@ def make_settings(tmp_path: Path, db_url: str) -> SettingsFactory:
             "database": {"url": db_url},
             "server": {
                 "base_url": "http://127.0.0.1:8080",
-                "secret_key": "test-secret-key",
+                "secret_key": "test-secret-key-0123",
             },
             "ingest": {
                 "allow_private_addresses": True,

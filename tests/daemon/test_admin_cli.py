@@ -447,7 +447,7 @@ COMMENTED = """\
 url = "sqlite:///{db}"  # the lab's database
 
 [server]
-secret_key = "cli-test-secret"
+secret_key = "cli-test-secret-0123"
 secret_key_file = "{key}"
 
 [schedule]

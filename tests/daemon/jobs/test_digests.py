@@ -439,7 +439,7 @@ def test_an_in_memory_database_stores_in_this_thread(tmp_path: Any) -> None:
 
     settings = Settings(
         database={"url": "sqlite://"},
-        server={"secret_key": "k", "secret_key_file": f"{tmp_path}/key"},
+        server={"secret_key": "k" * 16, "secret_key_file": f"{tmp_path}/key"},
     )
     app = make_app(settings, clock=lambda: NOW)
     try:

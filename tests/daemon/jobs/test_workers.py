@@ -95,7 +95,7 @@ def test_a_worker_that_dies_is_reported_and_the_other_sends_everything(
 def test_an_in_memory_database_delivers_in_this_process(tmp_path: Any) -> None:
     settings = Settings(
         database={"url": "sqlite://"},
-        server={"secret_key": "k", "secret_key_file": f"{tmp_path}/key"},
+        server={"secret_key": "k" * 16, "secret_key_file": f"{tmp_path}/key"},
         delivery={"workers": 4},
     )
     app = make_app(settings)

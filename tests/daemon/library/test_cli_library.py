@@ -39,7 +39,7 @@ def _session(tmp_path: Path, api_url: str) -> Runner:
 url = "sqlite:///{tmp_path / "paperwire.db"}"
 
 [server]
-secret_key = "cli-test-secret"
+secret_key = "cli-test-secret-0123"
 secret_key_file = "{tmp_path / "secret.key"}"
 
 [ingest]

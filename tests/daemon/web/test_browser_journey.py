@@ -46,7 +46,7 @@ def world(
     feed = (FEEDS / "arxiv-api" / "2016-10-09_api_search_au_del_maestro.xml").as_uri()
     with smtp_server(users=dict([SMTP_LOGIN])) as smtp, http_server() as slack:
         settings = make_settings(
-            server={"base_url": f"http://127.0.0.1:{port}", "secret_key": "journey-secret"},
+            server={"base_url": f"http://127.0.0.1:{port}", "secret_key": "journey-secret-0123"},
             feeds=[{"name": "maestro", "url": feed}],
             ingest={
                 "allow_private_addresses": True,

@@ -26,7 +26,7 @@ def _app(app_factory: Callable[..., App], make_settings: SettingsFactory, **serv
         make_settings(
             server={
                 "base_url": "http://127.0.0.1:8080",
-                "secret_key": "test-secret-key",
+                "secret_key": "test-secret-key-0123",
                 **server,
             }
         )
