@@ -235,14 +235,22 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
         raise SystemExit(1) from None
     except Exception as e:
-        from sqlalchemy.exc import OperationalError  # loaded only when something went wrong
+        from sqlalchemy.exc import DBAPIError, OperationalError  # loaded only when it failed
 
-        if not isinstance(e, OperationalError):
+        reason = " ".join(str(getattr(e, "orig", "")).split())
+        if isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
+            fix = "check database.url"
+        elif isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", "") == "42501":
+            # PostgreSQL 15+: only the database's owner may create tables in its schema public
+            reason = " ".join(str(e.orig).splitlines()[0].split())  # not the statement after
+            fix = (
+                "the user of database.url must own the database: `ALTER DATABASE name OWNER "
+                "TO user` (or create it with `createdb -O user name`)"
+            )
+        else:
             raise
-        # database down, wrong credentials, unreadable file
-        reason = " ".join(str(e.orig).split())
         err.print(
-            f"[bold red]error:[/] cannot use the database: {escape(reason)}; check database.url",
+            f"[bold red]error:[/] cannot use the database: {escape(reason)}; {escape(fix)}",
             highlight=False,
         )
         raise SystemExit(1) from None

@@ -148,3 +148,40 @@ def test_a_postgresql_connection_notices_a_server_gone_within_a_minute(pg_server
         "keepalives_count": "3", "tcp_user_timeout": "60000"}  # fmt: skip
     separator = "&" if "?" in pg_server else "?"
     assert parameters(f"{pg_server}{separator}keepalives_idle=120")["keepalives_idle"] == "120"
+
+
+def test_a_database_its_user_may_not_create_tables_in_says_what_to_do(
+    pg_url: str, tmp_path: Path
+) -> None:
+    # docs/operations.md's `createdb paperwire` made a database owned by another role: on
+    # PostgreSQL 15 its user may not create tables in the schema public, and `db upgrade`
+    # printed a traceback of 120 lines (upgrade QA)
+    import uuid
+
+    import sqlalchemy as sa
+
+    from tests.daemon.cli_helpers import write_config
+    from tests.daemon.in_process import Runner
+
+    role = f"paperwire_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE ROLE "{role}" LOGIN'))
+        conn.execute(sa.text("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))  # as PostgreSQL 15
+    url = sa.engine.make_url(pg_url).set(username=role, password=None)
+    config = write_config(tmp_path)
+    text = config.read_text().replace(
+        f'url = "sqlite:///{tmp_path / "paperwire.db"}"',
+        f'url = "{url.render_as_string(hide_password=False)}"',
+    )
+    config.write_text(text)
+    try:
+        done = Runner(config, tmp_path)("db", "upgrade", expect=1)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP ROLE "{role}"'))
+        admin.dispose()
+    said = " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 3, done.stderr
+    assert "permission denied for schema public" in said
+    assert f"createdb -O {role}" in said or "OWNER TO" in said, said
