@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from daemon import jobs
     from daemon.app import App
     from daemon.db.models import ChannelKind
-    from daemon.db.rows import UserRow
+    from daemon.db.rows import ChannelRow, UserRow
     from daemon.library.importer import ImportReport
     from daemon.settings import Settings
 
@@ -509,6 +509,17 @@ def config_show() -> None:
     out.print_json(data=data)
 
 
+def _stopped(channel: ChannelRow, why: bool = False) -> str:
+    """ " (stopped)" after a stopped channel's address, "" after an active one; stopped by
+    paperwire (its digests refused), with the reason when `why`."""
+    if channel.active:
+        return ""
+    if channel.stopped_reason:
+        reason = f": {channel.stopped_reason}" if why else ""
+        return f" (stopped by paperwire{reason}; `users set --subscribe` starts it again)"
+    return " (stopped)"
+
+
 def _redact_db(url: str) -> str:
     from daemon.settings import shown_url
 
@@ -819,8 +830,7 @@ def users_list(
         table = Table("name", "channels", "time zone", "hour", "frequency", "subscribed")
         for user, channels in found:
             where = ", ".join(
-                escape(CHANNELS[c.kind].show(c.address)) + ("" if c.active else " (stopped)")
-                for c in channels
+                escape(CHANNELS[c.kind].show(c.address)) + _stopped(c) for c in channels
             )
             hour = str(user.digest_hour) if user.digest_hour is not None else "default"
             often = frequency_text(

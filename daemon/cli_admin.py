@@ -19,6 +19,7 @@ from daemon.cli import (
     _print_delivery,
     _progress,
     _state,
+    _stopped,
     _today,
     _who,
     cli,
@@ -295,8 +296,7 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         f"  since: {_time(user.created_at)}",
     ]
     lines += [
-        f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" + ("" if c.active else " (stopped)")
-        for c in channels
+        f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" + _stopped(c, why=True) for c in channels
     ] or ["  no channel"]
     for f in signals.follows:
         lines.append(f"  {'mutes' if f.muted else 'follows'} {f.kind}: {f.value}")

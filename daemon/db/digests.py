@@ -41,6 +41,8 @@ from daemon.db.rows import (
 
 log = logging.getLogger("paperwire.db")
 
+REASON_CHARS = 600  # of why a channel was stopped (the error of its last digest, and a preface)
+
 
 def _insert_ignoring_duplicates(
     s: Session, table: sa.Table, rows: list[dict[str, Any]], now: datetime
@@ -603,6 +605,53 @@ class Digests(Repository):
         with self.engine.begin() as conn:  # SQLite: no INSERT in a WITH clause
             conn.execute(update, params)
             conn.execute(_ATTEMPT, params)
+
+    def stop_refusing_channel(self, digest_id: int, refusals: int) -> tuple[str, str] | None:
+        """Stop the channel of a digest just given up for good when its last `refusals`
+        digests (empty ones aside) were all given up for good, while digests went out through
+        other channels of its kind meanwhile (since the day of the one refused before this one:
+        the server works, the refusal is this address's; not only on this day, whose others
+        may be sent after this one). Returns (the user's name, the reason recorded), or None:
+        nothing stopped. Sending every day to a mailbox that does not exist costs the sender's
+        standing with the mail providers."""
+        with self.session() as s:
+            digest = s.get(Digest, digest_id)
+            channel = s.get(Channel, digest.channel_id) if digest is not None else None
+            if digest is None or channel is None or not channel.active:
+                return None
+            recent = s.exec(
+                select(col(Digest.id), col(Digest.state), col(Digest.period))
+                .where(Digest.channel_id == channel.id, Digest.state != DigestState.EMPTY)
+                .order_by(col(Digest.period).desc())
+                .limit(refusals)
+            ).all()
+            if len(recent) < refusals or any(st != DigestState.FAILED for _, st, _ in recent):
+                return None
+            refused = s.exec(
+                select(sa.func.count(sa.distinct(col(DeliveryAttempt.digest_id)))).where(
+                    col(DeliveryAttempt.digest_id).in_([i for i, _, _ in recent]),
+                    DeliveryAttempt.outcome == Outcome.PERMANENT,
+                )
+            ).one()
+            others_got_theirs = s.exec(
+                select(Digest.id)
+                .join(Channel, col(Channel.id) == col(Digest.channel_id))
+                .where(
+                    Digest.period >= recent[min(1, len(recent) - 1)][2],
+                    Digest.state == DigestState.SENT,
+                    Channel.kind == channel.kind,
+                    Channel.id != channel.id,
+                )
+                .limit(1)
+            ).first()
+            if refused < refusals or others_got_theirs is None:
+                return None
+            reason = f"its last {refusals} digests were refused: {digest.last_error or '?'}"
+            channel.active, channel.stopped_reason = False, reason[:REASON_CHARS]
+            s.add(channel)
+            user = s.get_one(User, channel.user_id)
+            s.commit()
+            return user.name, channel.stopped_reason
 
     def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
         """Remember that the first `parts_sent` parts of a split message were accepted."""

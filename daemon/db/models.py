@@ -168,6 +168,10 @@ class Channel(SQLModel, table=True):
         default=None, index=True, sa_column_kwargs={"default": _lowered_copy("address")}
     )
     active: bool = True
+    # why paperwire stopped it (migration 0013): its last digests were all refused for good
+    # (a mailbox that does not exist, a Slack webhook revoked). None: active, or stopped by
+    # the subscriber
+    stopped_reason: str | None = None
 
 
 @sa.event.listens_for(Channel, "before_update")

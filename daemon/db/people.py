@@ -296,6 +296,7 @@ class People(Repository):
                 raise NotFoundError("this channel no longer exists")
             user = s.get_one(User, user_id)
             channel.active = active
+            channel.stopped_reason = None  # started, or stopped by its subscriber now
             s.add(channel)
             s.flush()
             if active and not user.active:
@@ -662,7 +663,7 @@ def _replace_channel(
             # a new address is a new start; the same address keeps its state (a channel its
             # subscriber stopped stays stopped when an admin saves the form, or a file is
             # imported)
-            keep.address, keep.active = str(address), True
+            keep.address, keep.active, keep.stopped_reason = str(address), True, None
             s.add(keep)
     elif address:
         s.add(Channel(user_id=user_id, kind=kind, address=address))
@@ -693,11 +694,13 @@ def _check_free(s: Session, user_id: int | None, kind: ChannelKind, address: str
 
 
 def _start_all_if_none(s: Session, user_id: int) -> None:
-    """Subscribing again a user whose channels were all stopped one by one starts them all."""
+    """Subscribing again a user whose channels were all stopped one by one starts them all;
+    a channel paperwire stopped (its digests refused) starts again in any case."""
     channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
-    if not any(c.active for c in channels):
-        for c in channels:
-            c.active = True
+    none = not any(c.active for c in channels)
+    for c in channels:
+        if none or c.stopped_reason:
+            c.active, c.stopped_reason = True, None
             s.add(c)
 
 

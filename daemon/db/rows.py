@@ -166,6 +166,7 @@ class ChannelRow:
     kind: ChannelKind
     address: str  # an email address, or a Slack webhook URL (a secret)
     active: bool
+    stopped_reason: str | None = None  # stopped by paperwire: why (its digests refused)
 
     @classmethod
     def of(cls, c: Channel) -> ChannelRow:
@@ -175,6 +176,7 @@ class ChannelRow:
             kind=ChannelKind(c.kind),
             address=c.address,
             active=c.active,
+            stopped_reason=c.stopped_reason,
         )
 
 

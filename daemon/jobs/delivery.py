@@ -504,3 +504,22 @@ def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) 
         report.failed += 1
         report.errors.append(f"digest {digest_id}: {detail}")
     log.error("delivery failed for good", extra={"digest": digest_id, "error": detail})
+    if permanent and ds.stop_channel_after:
+        _stop_if_refusing(run, digest_id, ds.stop_channel_after)
+
+
+def _stop_if_refusing(run: _Run, digest_id: int, refusals: int) -> None:
+    """Stop the channel of a digest refused for good when its last `refusals` were too (the
+    store checks that others of its kind got theirs that day)."""
+    stopped = run.app.store.digests.stop_refusing_channel(digest_id, refusals)
+    if stopped is None:
+        return
+    user, reason = stopped
+    run.app.store.admin.audit(run.clock(), "paperwire", "channel stopped", user, reason)
+    with run.lock:
+        run.report.errors.append(f"{user}: channel stopped, {reason}")
+    log.warning(
+        "channel stopped: its digests are refused (the subscriber's page, or the address given "
+        "again, starts it)",
+        extra={"user": user, "digest": digest_id, "refusals": refusals},
+    )

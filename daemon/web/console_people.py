@@ -532,6 +532,14 @@ def _act(console: Console, form: Posted, name: str, action: str) -> Response:
         console.audit(form.admin.name, f"user {action}d", name)
         verb = "resumed" if action == "resume" else "paused"
         return console.back(here, f"{name}: digests {verb}.")
+    if action == "start-channel":  # one stopped by paperwire (its digests were refused)
+        channel = next((c for c in app.store.people.channels_of(user.id)
+                        if str(c.id) == form.text("channel")), None)  # fmt: skip
+        if channel is None:
+            return console.back(here, "That channel is no longer there.", error=True)
+        app.store.people.set_channel_active(user.id, channel.id, True, app.clock())
+        console.audit(form.admin.name, "channel started", name, channel.kind.value)
+        return console.back(here, f"{name}: the {channel.kind.value} channel starts again.")
     if action == "remove":
         if form.text("confirm") != "yes":  # the box the browser requires: nothing undoes this
             return console.back(here, f"{name} was not removed: tick “yes, for good” first.",

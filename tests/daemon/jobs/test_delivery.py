@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -329,3 +329,64 @@ def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery
     assert [r.getMessage() for r in said] == ["lease renewal failed", "lease renewal recovered"]
     assert said[0].exc_info is None and "ConnectionRefusedError: refused" in said[0].error  # type: ignore[attr-defined]
     assert said[1].failed_beats == 4  # type: ignore[attr-defined]
+
+
+def _day_of_digests(app: App, day: int) -> None:
+    """A digest for every subscriber for 2026-11-(26 + day)."""
+    pid = app.store.papers.find("arxiv:1").id
+    for user, user_channels in app.store.people.subscribers():
+        for channel in user_channels:
+            app.store.digests.create(
+                user.id, channel.id, date(2026, 11, 26 + day),
+                [NewItem(pid, 0.5, "similar", "r")], NOW, cold_start=False,
+            )  # fmt: skip
+
+
+@BOTH_BACKENDS
+def test_a_channel_whose_digests_are_refused_for_good_is_stopped(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """A mailbox that does not exist got its digest every day, refused every day ("550 no such
+    user"): mail providers count such sends against the sender. After `stop_channel_after`
+    refusals in a row, while others got theirs, the channel is stopped and says why."""
+    refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 3}))
+        users_with_digests(app, 2)  # u0 (refused) and u1, day 1
+        for day in (1, 2, 3):
+            if day > 1:
+                _day_of_digests(app, day)
+            report = jobs.deliver(app, NOW)
+            assert (report.sent, report.failed) == (1, 1)
+            (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+            assert u0.active == (day < 3), day
+        assert u0.stopped_reason is not None and "550 5.1.1" in u0.stopped_reason
+        assert any("u0: channel stopped" in e for e in report.errors)
+        assert [e.action for e in app.store.admin.audit_log()][:1] == ["channel stopped"]
+        _day_of_digests(app, 4)  # none for u0 now
+        assert jobs.deliver(app, NOW).sent == 1
+        assert [m.rcpt_tos for m in server.messages] == [("u1@x.org",)] * 4
+        # the subscriber (their page), or the admin subscribing them again, starts it
+        app.store.people.edit("u0", NOW, subscribed=True)
+        (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+        assert u0.active and u0.stopped_reason is None
+
+
+@pytest.mark.parametrize(("refused", "after"), [(2, 1), (1, 0)])
+def test_a_channel_is_not_stopped_when_nobody_gets_theirs_or_when_told_never(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, refused: int, after: int
+) -> None:
+    # every recipient refused (a server that refuses everyone for a reason of its own): the
+    # fault is not one address's, and no channel is stopped; nor with stop_channel_after = 0
+    replies = {f"u{i}@x.org": "550 5.7.1 policy refusal" for i in range(refused)}
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=replies) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": after}))
+        users_with_digests(app, 2)
+        assert jobs.deliver(app, NOW).failed == refused
+        for name in ("u0", "u1"):
+            (channel,) = app.store.people.channels_of(app.store.people.get(name).id)
+            assert channel.active and channel.stopped_reason is None

@@ -461,6 +461,35 @@ def test_subscribers_are_added_edited_paused_and_removed_with_the_cli_rules(
         assert done in actions
 
 
+def test_a_channel_paperwire_stopped_says_why_and_starts_again(
+    console: Console, client: TestClient
+) -> None:
+    from sqlmodel import Session
+
+    from daemon.db.models import Channel
+
+    app = console.app
+    user = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = app.store.people.channels_of(user.id)
+    with Session(app.store.engine) as s:  # as the delivery job stops one (test_delivery)
+        row = s.get_one(Channel, channel.id)
+        row.active, row.stopped_reason = False, "its last 3 digests were refused: 550 no user"
+        s.add(row)
+        s.commit()
+    csrf = log_in(client)
+    page = client.get("/admin/subscribers/ada").text
+    assert "stopped by paperwire" in page and "550 no user" in page
+    assert "stopped by the subscriber" not in page
+    r = client.post("/admin/subscribers/ada/start-channel",
+                    data={"csrf": csrf, "channel": str(channel.id)})  # fmt: skip
+    assert "the email channel starts again" in r.text
+    (channel,) = app.store.people.channels_of(user.id)
+    assert channel.active and channel.stopped_reason is None
+    assert app.store.admin.audit_log()[0].action == "channel started"
+    r = client.post("/admin/subscribers/ada/start-channel", data={"csrf": csrf, "channel": "99"})
+    assert "no longer there" in r.text
+
+
 def test_a_refused_edit_keeps_what_the_admin_typed(console: Console, client: TestClient) -> None:
     """A subscriber's form refused for one field shows the error and keeps every field as
     sent, to be corrected (it showed the stored values: the other changes were to type again)."""
