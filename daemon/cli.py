@@ -1050,8 +1050,9 @@ def feeds_add(
 
     The URL is checked as the fetcher will treat it (http/https, a public host) and fetched
     once: the feed is added when it is one ("42 entries (40 new), newest 2026-11-29"), and
-    refused, saying why, when it is not. Nothing is stored but the feed; the next ingest
-    stores its papers."""
+    refused, saying why, when it is not (for a web page, the feed its <link rel="alternate">
+    names). A feed that moved for good (301) is added with its new address. Nothing is stored
+    but the feed; the next ingest stores its papers."""
     from daemon.checks import check_feed_url, check_handle
     from daemon.jobs.ingest import try_feed
 

@@ -369,6 +369,12 @@ def feeds_test(
     )
     if trial.cut_short:  # broken XML, or more entries than are read
         err.print(f"[yellow]warning[/]: {escape(trial.cut_short)}", highlight=False)
+    if trial.too_old:
+        err.print(
+            f"[yellow]warning[/]: {trial.too_old} paper(s) dated more than {trial.max_age_days} "
+            "days ago (digest.max_age_days): not announced as new",
+            highlight=False,
+        )
     for p in trial.papers[:show]:
         out.print(f"  {escape(p.key)}  {escape(p.title)}", highlight=False)
 

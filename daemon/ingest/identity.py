@@ -123,7 +123,7 @@ def paper_keys(ref: str) -> list[str]:
 # "10.<registrant>/<suffix>": the suffix may hold almost anything but white space.
 _DOI = re.compile(r"10\.\d{4,9}/\S+")
 _DOI_PREFIX = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|doi:\s*|info:doi/)", re.I)
-_DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|info:doi/)", re.I)
+_DOI_URL = re.compile(r"^(?:https?://(?:dx\.)?doi\.org/|info:doi/|doi:)", re.I)
 # A publisher's page named by its DOI: …/doi/10.1021/…, …/doi/abs/10.1126/… (the Atypon sites:
 # ACS, Wiley, Science, Taylor & Francis, SAGE, ACM), link.springer.com/[article/]10.1007/….
 _DOI_PAGE = re.compile(
@@ -152,7 +152,8 @@ def canonical_doi(text: object) -> str | None:
 
 def find_doi(fields: Iterable[object], urls: Iterable[object] = ()) -> str | None:
     """The first DOI among fields that hold one (``prism:doi``, ``arxiv:doi``,
-    ``dc:identifier``), else among `urls` that are ``doi.org`` links or ``info:doi/`` ids,
+    ``dc:identifier``), else among `urls` (guid, links) that are ``doi.org`` links or
+    ``info:doi/`` or ``doi:`` ids,
     else among `urls` that are a publisher's page named by its DOI (``…/doi/10.1021/…``)."""
     for value in fields:
         if doi := canonical_doi(value):

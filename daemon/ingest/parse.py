@@ -92,9 +92,11 @@ _RDF_TYPES = {"UPDATED": "replace", "CROSS LISTED": "cross"}
 _NAME_SEPARATORS = re.compile(r"\s*[,:;]\s*")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.I | re.S)
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
-# A whole MathML element in an RSS title (Elsevier's, Wiley's: <mml:math …>…</mml:math>), which
-# feedparser does not count as HTML: the title showed its tags as text
-_MATHML = re.compile(r"<((?:[A-Za-z][\w.-]*:)?math)\b[^<>]*>.*?</\1\s*>", re.S)
+# MathML in an RSS title (Elsevier's, Wiley's: <mml:math …>…</mml:math>), which feedparser does
+# not count as HTML: the title showed its tags as text. An opening and a closing tag, each found
+# in one linear search (one pattern for the pair took 10 s for 120 KB of "<math>")
+_MATH_OPEN = re.compile(r"<(?:[A-Za-z][\w.-]*:)?math\b[^<>]*>")
+_MATH_CLOSE = re.compile(r"</(?:[A-Za-z][\w.-]*:)?math\s*>")
 MAX_ENTRIES = 10_000  # entries read from one feed (arXiv serves at most 2,000 per request)
 
 
@@ -163,6 +165,12 @@ def _parse_hf(content: bytes, url: str) -> ParsedFeed:
         raise _not_a_feed(
             url, f"invalid JSON ({exc})", "check that the URL returns the daily papers API"
         ) from exc
+    if isinstance(data, dict) and "jsonfeed.org" in str(data.get("version", "")):
+        raise _not_a_feed(
+            url,
+            "a JSON Feed (jsonfeed.org), which paperwire does not read",
+            'use the site\'s RSS or Atom feed (its pages name it in <link rel="alternate">)',
+        )
     if isinstance(data, dict) and "error" in data:
         error = plain_text(str(data["error"]), 200)
         raise _not_a_feed(url, f"the API reported an error: {error!r}", "check the URL")
@@ -285,7 +293,7 @@ def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
     value = item.get(name)
     if isinstance(kind, str) and kind.lower() in _HTML_TYPES:
         return html_text(value, limit)
-    if isinstance(value, str) and _MATHML.search(value):  # feedparser's "not HTML": read as HTML
+    if isinstance(value, str) and _MATH_OPEN.search(value) and _MATH_CLOSE.search(value):
         return html_text(value, limit)
     return plain_text(value, limit)
 
@@ -308,11 +316,12 @@ def _names(raw: str, *, rss: bool, arxiv_list: bool, listed: bool = False) -> li
 
 # A journal's one author field: "A, B, and C", "A; B", bioRxiv's "Kim, S., Okafor, C. N."
 _LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+")
-_INITIALS = re.compile(r"(?:[A-Z][a-z]?\.?(?:\s*-\s*|\s+)?){1,4}")  # "S.", "C. N.", "J.-P.", "CN"
+# initials: "S.", "C. N.", "J.-P.", "SY" (single capitals: "Bo Li" is a name)
+_INITIALS = re.compile(r"(?:[A-Z]\.?(?:\s*-\s*|\s+)?){1,4}")
 
 
 # ScienceDirect's description: "Publication date: … Source: … Author(s): A, B, C" (no dc:creator)
-_AUTHORS_LINE = re.compile(r"(?:^|\s)Author\(s\):\s*(.*?)\s*$")
+_AUTHORS_LINE = "Author(s):"
 
 
 def _people(text: str) -> list[str]:
@@ -400,10 +409,15 @@ def _entry_paper(
     )
     page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
     authors = _authors(e, rss=rss, arxiv=bool(arxiv_id))
-    if not authors and (m := _AUTHORS_LINE.search(abstract)):  # ScienceDirect's, in the text
-        names = _people(m.group(1)) if m.group(1) else []
+    line = abstract.rfind(_AUTHORS_LINE)  # ScienceDirect's authors, in the text
+    if not authors and line >= 0 and (line == 0 or abstract[line - 1] == " "):
+        listed = abstract[line + len(_AUTHORS_LINE) :].strip()
+        names = _people(listed) if listed else []
         authors = tuple(cap(p, NAME_MAX) for p in names if is_name(p))[:AUTHORS_MAX]
-        abstract = abstract[: m.start()].rstrip()
+        abstract = abstract[:line].rstrip()
+    byline = f"by {', '.join(authors)} "  # PLOS's content opens with its authors again
+    if authors and abstract.startswith(byline):
+        abstract = abstract[len(byline) :]
     return PaperIn(
         key=paper_key(arxiv_id, doi, guid or link or ""),
         title=title,

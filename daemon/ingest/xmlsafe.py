@@ -68,11 +68,12 @@ def safe_xml(content: bytes, url: str, content_type: str | None) -> bytes:
 # by feedparser's loose parser, with "the feed's XML is broken" logged at every ingest.
 _NAMED = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _XML_NAMED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
-_LITERAL = re.compile(rb"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.S)  # text taken as it is
+_LITERAL = re.compile(rb"<!\[CDATA\[|<!--")  # text taken as it is, to its _CLOSING
 
 
 def _html_entities(body: bytes) -> bytes:
-    """HTML's named entities outside CDATA sections and comments, as character references."""
+    """HTML's named entities outside CDATA sections and comments, as character references.
+    One pass: each section's end is looked for once (an unclosed one runs to the end)."""
     if not _NAMED.search(body):
         return body
 
@@ -83,9 +84,12 @@ def _html_entities(body: bytes) -> bytes:
         return b"&#%d;" % code if code else m.group(0)
 
     parts, pos = [], 0
-    for literal in _LITERAL.finditer(body):
-        parts += [_NAMED.sub(reference, body[pos : literal.start()]), literal.group(0)]
-        pos = literal.end()
+    while (literal := _LITERAL.search(body, pos)) is not None:
+        closing = _CLOSING[body[literal.start() : literal.start() + 4]]
+        end = body.find(closing, literal.end())
+        end = len(body) if end == -1 else end + len(closing)
+        parts += [_NAMED.sub(reference, body[pos : literal.start()]), body[literal.start() : end]]
+        pos = end
     parts.append(_NAMED.sub(reference, body[pos:]))
     return b"".join(parts)
 
@@ -189,7 +193,7 @@ def _check_root(body: bytes, url: str, content_type: str | None) -> None:
 
 
 # <link rel="alternate" type="application/rss+xml" href="…">: how a web page names its feeds
-_LINK = re.compile(rb"<link\b[^>]*>", re.I)
+_LINK = re.compile(rb"<link\b[^<>]*>", re.I)  # [^<>]: linear, however many "<link" there are
 _ATTRIBUTE = re.compile(rb"""([\w:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""")
 _FEED_TYPES = (b"application/rss+xml", b"application/atom+xml", b"application/rdf+xml")
 FEED_LINKS_MAX = 3

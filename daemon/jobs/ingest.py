@@ -12,7 +12,7 @@ from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import FetchStopped, expand_url
-from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed, parse_feed
+from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed
 from daemon.jobs.progress import Progress, no_progress
 from daemon.settings import shown_url
 
@@ -30,6 +30,8 @@ class FeedTrial:
     error: str | None = None
     cut_short: str | None = None  # why entries may be missing: broken XML, too many entries
     moved_to: str | None = None  # the server said the feed moved there for good (301, 308)
+    too_old: int = 0  # papers dated before digest.max_age_days: never announced as new
+    max_age_days: int = 0
 
     def summary(self) -> str:
         """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
@@ -41,17 +43,26 @@ class FeedTrial:
         skipped = f", {self.skipped} skipped (not papers)" if self.skipped else ""
         noun = "entry" if entries == 1 else "entries"
         cut = f"; {self.cut_short}" if self.cut_short else ""
-        return f"{entries} {noun} ({self.new} new{skipped}){newest}{cut}"
+        old = (
+            f"; {'all' if self.too_old == len(self.papers) else self.too_old} dated more than "
+            f"{self.max_age_days} days ago (digest.max_age_days): not announced as new"
+            if self.too_old
+            else ""
+        )
+        return f"{entries} {noun} ({self.new} new{skipped}){newest}{old}{cut}"
 
 
 def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
-    """Fetch and parse a feed once, as the ingest job would, and say what it would bring;
-    store nothing. A failure is returned in `error`, not raised."""
+    """Fetch and parse a feed once, as the ingest job would (under the same parse budget: the
+    console runs it in the daemon), and say what it would bring; store nothing. A failure is
+    returned in `error`, not raised."""
     expanded = expand_url(url, now)
     try:
         fetched = app.fetcher.fetch(expanded)
         assert fetched.content is not None  # no validators sent: never a 304
-        parsed = parse_feed(fetched.content, url=expanded, content_type=fetched.content_type)
+        parsed = parse_bounded(
+            fetched.content, url=expanded, content_type=fetched.content_type, budget=_budget(app)
+        )
     except FeedError as e:
         return FeedTrial(expanded, [], 0, 0, str(e))
     known = app.store.health.known_papers([p.key for p in parsed.papers])
@@ -60,6 +71,9 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
     skipped = len(parsed.skipped) - len(cut)
     # a {date} feed's address is made anew each day: where today's moved is not the feed's
     moved = fetched.moved_to if "{date}" not in url else None
+    max_age = app.settings.digest.max_age_days
+    oldest = now - timedelta(days=max_age)
+    too_old = sum(1 for p in parsed.papers if p.published is not None and p.published < oldest)
     return FeedTrial(
         expanded,
         list(parsed.papers),
@@ -67,7 +81,15 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
         skipped,
         cut_short=cut[0] if cut else None,
         moved_to=moved,
+        too_old=too_old,
+        max_age_days=max_age,
     )
+
+
+def _budget(app: App) -> ParseBudget:
+    """The time and memory a feed's parse may take (`ingest.parse_*`)."""
+    ing = app.settings.ingest
+    return ParseBudget(seconds=ing.parse_timeout_seconds, memory_mb=ing.parse_memory_mb)
 
 
 def _cut_short(parsed: ParsedFeed) -> list[str]:
@@ -197,12 +219,8 @@ def _store(
 ) -> tuple[int, int, ParsedFeed]:
     """Parse a fetched feed (bounded in time and memory) and store its papers: (new, known,
     the parsed feed)."""
-    budget = ParseBudget(
-        seconds=app.settings.ingest.parse_timeout_seconds,
-        memory_mb=app.settings.ingest.parse_memory_mb,
-    )
     parsed = parse_bounded(
-        content, url=url, content_type=content_type, budget=budget, stopping=app.stopping
+        content, url=url, content_type=content_type, budget=_budget(app), stopping=app.stopping
     )
     new, known = app.store.papers.upsert(_not_ahead(parsed.papers, now), feed.id, now)
     return new, known, parsed

@@ -430,6 +430,23 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
     )
 
 
+def test_feeds_add_says_when_a_feeds_papers_are_too_old_to_be_announced(tmp_path: Path) -> None:
+    # a feed whose papers are all dated before digest.max_age_days (a quarterly journal dated
+    # by its issue, an archive) was added as "2 entries (2 new)": none would ever reach a digest
+    config = write_config(tmp_path)
+    config.write_text(config.read_text().replace("max_age_days = 36500", "max_age_days = 30"))
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    feed = (FEEDS / "generic" / "plain_rss2_constructed.xml").as_uri()  # dated March 2025
+    added = " ".join(pw("feeds", "add", "archive", feed).stdout.split())
+    assert added == (
+        "added feed archive: 2 entries (2 new), newest 2025-03-01; all dated more than 30 days "
+        "ago (digest.max_age_days): not announced as new"
+    )
+    tested = " ".join(pw("feeds", "test", "archive").stderr.split())
+    assert "warning: 2 paper(s) dated more than 30 days ago (digest.max_age_days)" in tested
+
+
 def _count_papers(tmp_path: Path) -> int:
     engine = make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}")
     try:

@@ -117,3 +117,21 @@ def test_the_ingest_job_records_hostile_and_oversized_feeds_and_goes_on(
     assert errors["laughs"] is not None and "billion laughs" in errors["laughs"]
     assert errors["big"] is not None and "longer than 0.3 s" in errors["big"]
     assert any(e.startswith("big: ") for e in report.errors)
+
+
+def test_a_test_fetch_is_parsed_under_the_same_budget(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    # `feeds test`, `feeds add` and the console's Test and Add parsed the feed in the calling
+    # process with no budget: in the console, a stranger's feed ran feedparser inside the
+    # daemon, its memory and time unbounded
+    from daemon.jobs.ingest import try_feed
+
+    with http_server(Reply(404, "not found")) as server:
+        server.routes["/big.xml"] = Route(
+            body=big_api_feed(25), content_type="application/atom+xml"
+        )  # 5.8 MB: more than 32 MB to parse
+        app = app_factory(make_settings(ingest={"parse_memory_mb": 32}))
+        trial = try_feed(app, server.url_for("/big.xml"), clock())
+    assert trial.error is not None and "memory budget of 32 MB" in trial.error
+    assert trial.papers == []

@@ -178,7 +178,7 @@ def test_an_html_content_without_a_summary_is_read_as_html() -> None:
     # an Atom entry with only <content type="html"> (PLOS, most blogs) or an RSS item with only
     # content:encoded: the abstract was stored with its tags, "<p>by …</p> <p>Gut bacteria …"
     (plos,) = _parse(JOURNALS / "plos_atom_constructed.xml").papers
-    assert plos.abstract == "by Chiara Bianchi, Tomás Silva Gut bacteria change sleep in flies."
+    assert plos.abstract == "Gut bacteria change sleep in flies."  # its "by …" byline dropped
     rss = (
         b'<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel>'
         b"<title>t</title><item><title>A post</title><link>https://blog.test/1</link>"
@@ -205,6 +205,21 @@ def test_mathml_in_an_rss_title_is_read_as_markup() -> None:
         assert paper.title == title.replace("&lt;", "<").replace("&gt;", ">")
 
 
+def test_a_title_of_math_tags_without_an_end_costs_no_more_than_any_title() -> None:
+    # the first MathML check was one pattern for the pair of tags: each "<math>" scanned the
+    # rest of the field for its end, 10 s for 120 KB, hours for this feed (the parse budget
+    # stopped it: a 0.6 MB feed failed as hostile); two linear searches read it at once
+    from daemon.ingest.bounded import ParseBudget, parse_bounded
+
+    rss = b'<rss version="2.0"><channel><title>t</title><item><title>%s</title>'
+    rss += b"<link>https://b.test/1</link></item></channel></rss>"
+    hostile = rss % (b"&lt;math&gt;" * 100_000)
+    parsed = parse_bounded(
+        hostile, url="https://b.test/", content_type=None, budget=ParseBudget(30)
+    )
+    assert parsed.papers[0].title.startswith("<math><math>")  # no closing tag: text
+
+
 def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
     # ACS's dc:creator "Alice Brown, Bob Chen, and Carla Diaz" and bioRxiv's "Kim, S., Okafor,
     # C. N., Lindqvist, E." were one author each: following "Carla Diaz" never matched, the
@@ -221,6 +236,8 @@ def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
         ("A. Brown; B. Chen", ("A. Brown", "B. Chen")),
         ("van der Berg, J., M\u00fcller, J.-P.", ("J. van der Berg", "J.-P. M\u00fcller")),
         ("Jean-Pierre Dupont and Marie Curie", ("Jean-Pierre Dupont", "Marie Curie")),
+        ("Jane Doe, Bo Li", ("Jane Doe", "Bo Li")),  # "Bo Li" is a name, not initials
+        ("Kim, SY, Li, B", ("SY Kim", "B Li")),
         ("Smith, John", ("Smith, John",)),  # one person, last name first: as it was
         ("Doe, Jane and Roe, Richard", ("Doe, Jane and Roe, Richard",)),  # not told apart
         ("The ATLAS Collaboration", ("The ATLAS Collaboration",)),
@@ -255,6 +272,18 @@ def test_sciencedirect_authors_are_read_from_the_description() -> None:
     assert (post.authors, post.abstract) == (("Ann Lee",), "Author(s): Bob Ray, Cy Tan")
 
 
+def test_a_json_feed_is_refused_with_its_name_not_as_a_broken_hugging_face_list() -> None:
+    # a blog's JSON Feed was refused as "JSON is not a list of {'paper': {...}} objects; check
+    # that the URL is the Hugging Face /api/daily_papers?date=YYYY-MM-DD endpoint"
+    feed = b'{"version": "https://jsonfeed.org/version/1.1", "title": "A blog", "items": []}'
+    with pytest.raises(ParseError) as info:
+        parse_feed(feed, url="https://blog.test/feed.json")
+    assert str(info.value) == (
+        "https://blog.test/feed.json: a JSON Feed (jsonfeed.org), which paperwire does not read; "
+        'use the site\'s RSS or Atom feed (its pages name it in <link rel="alternate">)'
+    )
+
+
 def test_dois_in_publisher_links() -> None:
     from daemon.ingest.identity import find_doi
 
@@ -271,6 +300,8 @@ def test_dois_in_publisher_links() -> None:
     # a field's DOI comes first, then a doi.org link, then a publisher's page
     assert find_doi(["doi:10.1000/a"], ["https://doi.org/10.1000/b"]) == "10.1000/a"
     assert find_doi([], ["https://x.org/doi/10.1000/c", "info:doi/10.1000/b"]) == "10.1000/b"
+    # a guid "doi:10.…" names one too (a journal's guid; its PMID in dc:identifier is none)
+    assert find_doi(["PMID:12345678"], ["doi:10.1000/example.1"]) == "10.1000/example.1"
 
 
 def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:

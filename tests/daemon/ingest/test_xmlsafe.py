@@ -181,6 +181,18 @@ def test_html_named_entities_of_an_rss_091_feed_are_read_without_a_broken_xml_wa
     assert "undefined entity" in parse_feed(unknown, url=URL).skipped[0]  # truly broken: said
 
 
+def test_unclosed_comments_and_cdata_after_an_html_entity_cost_one_pass() -> None:
+    # the first entity rewrite found each section with one pattern to its end: every unclosed
+    # "<!--" scanned the rest of the feed (53 s for 200 KB), so a 1 MB feed hit the parse
+    # budget and failed as hostile
+    from daemon.ingest.bounded import ParseBudget, parse_bounded
+
+    for opening in (b"<!--", b"<![CDATA["):
+        hostile = b'<rss version="2.0"><channel><title>Caf&eacute;</title>' + opening * 250_000
+        parsed = parse_bounded(hostile, url=URL, content_type=None, budget=ParseBudget(30))
+        assert parsed.title == "Café" and parsed.papers == ()
+
+
 def test_a_web_page_that_names_its_feed_says_which_url_to_add() -> None:
     # a journal's page (what an admin copies from the address bar) was refused as "not a feed"
     # though its <head> names the feed behind it: the admin had to read the page's source
