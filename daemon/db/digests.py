@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from daemon.db.engine import IN_CHUNK, Repository
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
+    UNSUBSCRIBED_DETAIL,
     Channel,
     ChannelKind,
     DeliveryAttempt,
@@ -631,6 +632,8 @@ class Digests(Repository):
                 select(sa.func.count(sa.distinct(col(DeliveryAttempt.digest_id)))).where(
                     col(DeliveryAttempt.digest_id).in_([i for i, _, _ in recent]),
                     DeliveryAttempt.outcome == Outcome.PERMANENT,
+                    # one not sent because its channel was stopped then: not a refusal
+                    col(DeliveryAttempt.detail) != UNSUBSCRIBED_DETAIL,
                 )
             ).one()
             others_got_theirs = s.exec(

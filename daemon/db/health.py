@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from daemon.db.engine import IN_CHUNK, Repository
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
+    UNSUBSCRIBED_DETAIL,
     Channel,
     ChannelKind,
     DeliveryAttempt,
@@ -30,8 +31,6 @@ from daemon.db.models import (
     Paper,
     User,
 )
-
-UNSUBSCRIBED_DETAIL = "unsubscribed before delivery"  # daemon.jobs.delivery: not a failure
 
 
 @dataclass(frozen=True)

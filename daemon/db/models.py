@@ -58,6 +58,11 @@ class DigestState(StrEnum):
     FAILED = "failed"  # given up; last_error says why
 
 
+# the detail of a digest's last attempt when it was not sent because its channel or user had
+# been stopped after it was made (daemon.jobs.delivery): given up, but not a failure
+UNSUBSCRIBED_DETAIL = "unsubscribed before delivery"
+
+
 class Outcome(StrEnum):
     """What one delivery attempt came to."""
 

@@ -27,7 +27,7 @@ from typing import Protocol
 
 from daemon.app import App
 from daemon.channels import CHANNELS
-from daemon.db.models import ChannelKind, Frequency, Outcome
+from daemon.db.models import UNSUBSCRIBED_DETAIL, ChannelKind, Frequency, Outcome
 from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
 from daemon.logs import one_line
@@ -372,7 +372,7 @@ def _render_all(
                     d.digest_id,
                     run.clock(),
                     outcome=Outcome.PERMANENT,
-                    detail="unsubscribed before delivery",
+                    detail=UNSUBSCRIBED_DETAIL,
                 )
                 log.info("digest not sent: unsubscribed", extra={"digest": d.digest_id})
                 continue

@@ -390,3 +390,25 @@ def test_a_channel_is_not_stopped_when_nobody_gets_theirs_or_when_told_never(
         for name in ("u0", "u1"):
             (channel,) = app.store.people.channels_of(app.store.people.get(name).id)
             assert channel.active and channel.stopped_reason is None
+
+
+def test_a_digest_not_sent_for_an_unsubscribe_is_no_refusal(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # a digest given up because its channel was stopped before it went out counted as one
+    # refused: a subscriber back from an unsubscribe had their channel stopped at one refusal
+    refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 2}))
+        users_with_digests(app, 2)
+        user = app.store.people.get("u0")
+        (channel,) = app.store.people.channels_of(user.id)
+        app.store.people.set_channel_active(user.id, channel.id, False, NOW)  # unsubscribed
+        assert jobs.deliver(app, NOW).sent == 1  # u0's: "unsubscribed before delivery"
+        app.store.people.set_channel_active(user.id, channel.id, True, NOW)  # back
+        _day_of_digests(app, 2)
+        assert jobs.deliver(app, NOW).failed == 1  # refused once
+        (channel,) = app.store.people.channels_of(user.id)
+        assert channel.active and channel.stopped_reason is None
