@@ -119,6 +119,27 @@ def parse_feed(content: bytes, *, url: str = "", content_type: str | None = None
 # --- helpers -----------------------------------------------------------------------------------
 
 
+_SLASHED = re.compile(r"\s*(\d{4})/(\d{1,2})/(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?\s*")
+
+
+def _slashed_date(text: str) -> time.struct_time | None:
+    """ "2026/11/28" (and "2026/11/28 10:00:00", taken as UTC), which journal feeds write and
+    feedparser read as the first of the month: a paper of the 28th was 27 days old, past
+    `digest.max_age_days`, and never in a digest. None for any other text (feedparser's own
+    handlers then read it)."""
+    m = _SLASHED.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in m.groups())
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC).utctimetuple()
+    except ValueError:  # 2026/13/45
+        return None
+
+
+feedparser.registerDateHandler(_slashed_date)
+
+
 def _utc(parsed: object) -> datetime | None:
     if isinstance(parsed, time.struct_time):  # feedparser normalises to UTC
         try:
@@ -405,6 +426,9 @@ def _entry_paper(
         _utc(e.get("published_parsed"))
         or _utc(e.get("updated_parsed"))
         or _utc(e.get("created_parsed"))
+        # journals' PRISM dates (ISO 8601), which feedparser keeps as text
+        or _iso_utc(e.get("prism_publicationdate"))
+        or _iso_utc(e.get("prism_coverdate"))
         or (channel_date if arxiv_id else None)  # arXiv RSS 1.0: the channel's dc:date
     )
     page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")

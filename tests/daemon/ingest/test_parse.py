@@ -569,3 +569,30 @@ def test_feedparser_repairs_utf8_encoded_twice() -> None:
     assert title("Ã©tude") == "étude"
     assert title("Ã©tude ∑") == "Ã©tude ∑"
     assert repaired_as_mojibake("Â¡") and not repaired_as_mojibake("¡")
+
+
+def test_journal_dates_are_read_as_written() -> None:
+    """feedparser read "2026/11/28" as 2026-11-01: a journal's paper of the 28th was 27 days
+    old, past digest.max_age_days, and never in a digest. A date given only as PRISM's
+    publicationDate (or coverDate) was not read at all."""
+    items = "".join(
+        f"<item><title>Paper {i}</title><link>https://journal.example/{i}</link>{date}</item>"
+        for i, date in enumerate([
+            "<pubDate>2026/11/28</pubDate>",
+            "<pubDate>2026/11/28 10:30:00</pubDate>",
+            "<prism:publicationDate>2026-11-27</prism:publicationDate>",
+            "<prism:coverDate>2026-12-01</prism:coverDate>",
+        ])
+    )  # fmt: skip
+    feed = (
+        '<?xml version="1.0"?><rss version="2.0" '
+        'xmlns:prism="http://prismstandard.org/namespaces/basic/2.0/"><channel>'
+        f"<title>J</title><link>https://journal.example/</link>{items}</channel></rss>"
+    ).encode()
+    dates = [p.published for p in parse_feed(feed, url="https://journal.example/rss").papers]
+    assert dates == [
+        datetime(2026, 11, 28, tzinfo=UTC),
+        datetime(2026, 11, 28, 10, 30, tzinfo=UTC),
+        datetime(2026, 11, 27, tzinfo=UTC),
+        datetime(2026, 12, 1, tzinfo=UTC),
+    ]
