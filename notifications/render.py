@@ -39,6 +39,7 @@ from markupsafe import Markup
 
 from notifications.addresses import HEADER_UNSAFE, email_address, header_text
 from notifications.digest import Digest, Pick
+from notifications.latex import converter
 from notifications.transports.base import EmailOut, SlackOut
 from notifications.transports.slack import SlackWebhookTransport
 
@@ -224,10 +225,13 @@ _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted tex
 # a super- or subscript in math: one character, or a group without macros (innermost first)
 _SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*]))")
 # math between dollars as pandoc reads it: $$display$$, or $inline$ opening before a non-space
-# and closing after one, not before a digit ("$5 and $10" is money); any other dollar is a
-# dollar (the last alternative)
+# and closing after one, not before a digit ("$5 and $10" is money) unless it opens with a
+# macro ("$\\sim$100 GPUs", as arXiv abstracts write it); any other dollar is a dollar (the
+# last alternative)
 _MATH_OR_DOLLAR = re.compile(
-    r"(?<!\\)\$\$(.+?)\$\$|(?<!\\)\$(?=[^\s$])([^$]*?[^\s$\\])\$(?!\d)|(?<!\\)\$"
+    r"(?<!\\)\$\$(.+?)\$\$"
+    r"|(?<!\\)\$(?=[^\s$])((?=\\[A-Za-z])[^$]*?[^\s$\\]|[^$]*?[^\s$\\](?=\$(?!\d)))\$"
+    r"|(?<!\\)\$"
 )
 _MACRO_END = re.compile(r"\\[A-Za-z]+$")
 _SUPERSCRIPT = dict(zip("0123456789+-=()abcdefghijklmnoprstuvwxyzABDEGHIJKLMNOPRTUVW*",
@@ -245,11 +249,8 @@ def arxiv_pdf_url(arxiv_id: str | None) -> str | None:
     )
 
 
-@functools.lru_cache(maxsize=1)
 def _latex() -> Any:
-    from pylatexenc.latex2text import LatexNodes2Text  # 0.1 s to import: on first LaTeX
-
-    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+    return converter()
 
 
 def shown_title(title: str) -> str:

@@ -18,7 +18,6 @@ entries are read. A file in which nothing can be read is a `LibraryError` saying
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,6 +27,7 @@ from typing import Any
 from daemon.errors import PaperwireError
 from daemon.ingest.identity import arxiv_ids_in, bare_arxiv_id, find_doi
 from daemon.ingest.text import ABSTRACT_MAX, AUTHORS_MAX, NAME_MAX, TITLE_MAX, URL_MAX, plain_text
+from notifications.latex import converter
 
 FORMATS = ("arxiv", "bibtex", "ris", "csl-json")
 MAX_ENTRIES = 100_000  # entries read from one file
@@ -334,11 +334,8 @@ def _bibtex_trouble(chunk: str, key: str) -> str:
 _BARE_PERCENT = re.compile(r"(?<!\\)%")
 
 
-@functools.cache
 def _latex() -> Any:
-    from pylatexenc.latex2text import LatexNodes2Text
-
-    return LatexNodes2Text(math_mode="text", strict_latex_spaces=False)
+    return converter()
 
 
 def latex_text(value: str) -> str:
