@@ -19,7 +19,7 @@ from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
 from recommender.features import _doc_text, _fold, _name_key
 from recommender.interests import _topic_sims
-from recommender.selection import _near_duplicates, _trending_order
+from recommender.selection import SAME_PAPER_TERMS, _near_duplicates, _trending_order
 from recommender.state import _Fitted
 from recommender.types import Doc, Feedback
 
@@ -69,6 +69,11 @@ class Candidates:
         # shortened titles of corpus docs named by explanations, by (doc id, length limit):
         # the same liked papers are named in many digests of the day
         self._short_titles: dict[tuple[str, int], str] = {}
+        # liked, disliked papers → the candidates that are another record of them
+        # (`selection._near_known`): the same papers are liked by many subscribers
+        self.records: dict[str, np.ndarray] = {}
+        self._long_mask: np.ndarray | None = None
+        self._long: tuple[np.ndarray, sp.csr_matrix] | None = None
 
     def __len__(self) -> int:
         return len(self.cands)
@@ -90,6 +95,20 @@ class Candidates:
         if self._dups is None:
             self._dups = _near_duplicates(self.xc, self.rec.config.duplicate_threshold)
         return self._dups
+
+    def long(self) -> np.ndarray:
+        """Per candidate: its text has enough terms to tell another record of it by text."""
+        if self._long_mask is None:
+            self._long_mask = np.diff(self.xc.indptr) >= SAME_PAPER_TERMS
+        return self._long_mask
+
+    def long_rows(self) -> tuple[np.ndarray, sp.csr_matrix]:
+        """The positions of the candidates with enough text (`long`) and their feature rows,
+        transposed (features × those candidates)."""
+        if self._long is None:
+            cols = np.flatnonzero(self.long())
+            self._long = (cols, self.xc[cols].T.tocsr())
+        return self._long
 
     def trending(self) -> np.ndarray:
         if self._trending is None:

@@ -47,12 +47,14 @@ from recommender.features import _fit_features, _vectorize
 from recommender.interests import _learn_topics, _nearest_topics, _topic_sims
 from recommender.profiles import _Plan, _profile_plan, _profiles
 from recommender.selection import (
+    _NO_CANDIDATE,
     KEYWORD_SHARE,
     _batch_scores,
     _boost_and_block,
     _cold,
     _Follows,
     _follows,
+    _near_known,
     _recommend,
     _select,
 )
@@ -279,12 +281,24 @@ class Recommender:
         sc = _batch_scores(profiles, ctx, cfg)
         out: dict[str, list[Recommendation]] = {}
         follows: dict[int, _Follows] = {}  # batch position → its follows and mutes
+        # near-duplicates of the liked and disliked papers: the arXiv and the journal version
+        known = [[lk.slot for lk in p.liked] + p.disliked for p in plans]
+        slots = sorted(set().union(*known))
+        near = _near_known(items.text, slots, items.ids, ctx, cfg.duplicate_threshold)
         for b, fb in enumerate(batch):
             fol = _follows(fb, ctx, cfg)
             if fol is not None:
                 follows[b] = fol
             i = sc.row_of.get(b)
-            blocked = _boost_and_block(fb, fol, None if i is None else sc.total[i], ctx, cfg)
+            mine = [near[s] for s in known[b] if s in near]
+            blocked = _boost_and_block(
+                fb,
+                fol,
+                None if i is None else sc.total[i],
+                ctx,
+                cfg,
+                np.concatenate(mine) if mine else _NO_CANDIDATE,
+            )
             if i is None:  # no usable likes: follows, then trending (away from dislikes)
                 disliked = items.text[plans[b].disliked] if plans[b].disliked else None
                 out[fb.user_id] = _cold(ctx, k, blocked, fol, cfg, disliked)

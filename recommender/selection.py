@@ -7,6 +7,7 @@ MMR — and the cold start (follows, then trending) for users without usable lik
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import scipy.sparse as sp
 from scipy.sparse import _sparsetools  # the sparse product's kernel (`_dense_product`)
 
 from recommender.config import RecommenderConfig
+from recommender.features import _fold
 from recommender.interests import _share_order
 from recommender.profiles import _aware
 from recommender.types import Doc, Feedback, Kind, Recommendation, _new_tuple
@@ -36,6 +38,12 @@ KEYWORD_SHARE = 0.5
 # are this close, 0.7 % of the pairs drawn at random (1,500 of each).
 DISLIKED_NEAR = 0.1
 DUPLICATE_CHUNK = 2048  # near-duplicates: candidate rows per sparse product (bounds memory)
+_NO_CANDIDATE = np.empty(0, dtype=np.int64)
+# another record of a liked or disliked paper (`_near_known`): enough text on both sides to
+# tell (a title alone has 5–20 terms, with an abstract 60–200) and half the title's words
+SAME_PAPER_TERMS = 40
+SAME_PAPER_TITLE = 0.5
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -170,11 +178,17 @@ def _boost_and_block(
     total: np.ndarray | None,
     ctx: _Context,
     cfg: RecommenderConfig,
+    near: np.ndarray = _NO_CANDIDATE,
 ) -> np.ndarray:
-    """The candidates `fb` must not get: liked, disliked, already sent, and muted (unless
-    `mute_penalty` pushes them down instead). With a profile (`total`: the user's row of the
-    batch's totals), adds the follow bonus to it and sets the blocked ones to −∞, in place."""
+    """The candidates `fb` must not get: liked, disliked, already sent, another record of one
+    of those (`near`: of the liked and disliked papers, `_near_known`; `_sent_twins`), and
+    muted (unless `mute_penalty` pushes them down instead). With a profile (`total`: the
+    user's row of the batch's totals), adds the follow bonus to it and sets the blocked ones
+    to −∞, in place."""
     blocked = ctx.blocked(fb)
+    twins = _sent_twins(fb, ctx) if fb.exclude else []
+    if twins or len(near):
+        blocked = np.concatenate([blocked, near, np.asarray(twins, dtype=np.int64)])
     if fol is not None:
         if total is not None and cfg.mute_penalty is not None:
             total += fol.bonus - cfg.mute_penalty * fol.muted
@@ -435,6 +449,61 @@ def _near_duplicates(
         for r, c in zip(block.row[keep] + start, block.col[keep], strict=True):
             out.setdefault(int(r), []).append(int(c))
     return out
+
+
+def _near_known(
+    text: sp.csr_matrix,
+    slots: list[int],
+    ids: Sequence[str],
+    ctx: _Context,
+    threshold: float,
+) -> dict[int, np.ndarray]:
+    """The candidates that are another record of one of the item table's `slots` (rows of
+    `text`, `ids` their docs), for those that have any: the arXiv and the journal version of
+    a paper someone liked, which no id joins. Another record: a TF-IDF cosine ≥ `threshold`,
+    both texts of at least `SAME_PAPER_TERMS` terms, and titles sharing `SAME_PAPER_TITLE` of
+    their words — the cosine alone joins different papers where the vocabulary leaves a title
+    few words ("iPhoto '08: The Missing Manual" and "Dreamweaver CS3: …", 1.0 on CiteULike).
+    Each doc's are found once per day's candidates (`Candidates.records`)."""
+    if threshold > 1.0 or not slots:
+        return {}
+    found = ctx.candidates.records
+    long = np.diff(text.indptr) >= SAME_PAPER_TERMS
+    todo = [s for s in slots if long[s] and ids[s] not in found]
+    if todo:
+        cols, xt = ctx.candidates.long_rows()
+        for start in range(0, len(todo), DUPLICATE_CHUNK):
+            part = todo[start : start + DUPLICATE_CHUNK]
+            block = (text[part] @ xt).tocoo()
+            keep = block.data >= threshold
+            hits: dict[int, list[int]] = {}
+            for r, c in zip(block.row[keep].tolist(), cols[block.col[keep]].tolist(), strict=True):
+                if _title_overlap(ctx.title(ids[part[r]]), ctx.cands[c].title) >= SAME_PAPER_TITLE:
+                    hits.setdefault(part[r], []).append(c)
+            for slot in part:
+                found[ids[slot]] = np.asarray(hits.get(slot, ()), dtype=np.int64)
+    return {s: found[ids[s]] for s in slots if long[s] and len(found[ids[s]])}
+
+
+def _sent_twins(fb: Feedback, ctx: _Context) -> list[int]:
+    """The candidates that are another record (as `_near_known` tells) of a candidate `fb`
+    was already sent."""
+    dups, pos, cands = ctx.duplicates(), ctx.cand_pos, ctx.cands
+    long = ctx.candidates.long()
+    sent = [pos[d] for d in fb.exclude if d in pos]
+    return [
+        c
+        for j in sent
+        if j in dups and long[j]
+        for c in dups[j]
+        if long[c] and _title_overlap(cands[j].title, cands[c].title) >= SAME_PAPER_TITLE
+    ]
+
+
+def _title_overlap(a: str, b: str) -> float:
+    """The words two titles share, of all their words (Jaccard; case and accents folded)."""
+    wa, wb = set(_WORD.findall(_fold(a))), set(_WORD.findall(_fold(b)))
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
 
 
 def _trending_order(cands: Sequence[Doc]) -> np.ndarray:

@@ -95,6 +95,57 @@ def test_near_duplicates_collapse(rec: Recommender, docs: dict[str, Doc]) -> Non
     assert not (original.id in ids and copy.id in ids)
 
 
+# papers on protein folding with an abstract: an identity from text needs more than a title
+FOLDING_ABSTRACTS = ("3801", "4653", "6547")
+
+
+def _other_record(d: Doc, title: str | None = None) -> Doc:
+    """The same paper under another id (a journal's record of an arXiv paper: no id joins
+    them), its title in capitals."""
+    return dataclasses.replace(d, id="journal-" + d.id, title=title or d.title.upper())
+
+
+def test_another_record_of_a_liked_or_disliked_paper_is_not_picked(
+    rec: Recommender, docs: dict[str, Doc]
+) -> None:
+    fb = Feedback("ed", likes=tuple(Like(i) for i in FOLDING_ABSTRACTS))
+    cands = [d for d in docs.values() if d.id not in FOLDING_ABSTRACTS]
+    before = [x.doc_id for x in rec.rank(cands, [fb], k=10, now=NOW, known=docs)["ed"]]
+    twin = _other_record(docs[FOLDING_ABSTRACTS[0]])
+    recs = rec.rank([*cands, twin], [fb], k=10, now=NOW, known=docs)["ed"]
+    # the liked paper's other record was the first pick ("Close to … you liked")
+    assert [x.doc_id for x in recs] == before
+    # a disliked paper's other record is not picked either, with likes or without
+    for user in (dataclasses.replace(fb, dislikes=("6400",)), Feedback("fi", dislikes=("6400",))):
+        other = _other_record(docs["6400"])
+        picks = rec.rank([*cands, other], [user], k=80, now=NOW, known=docs)[user.user_id]
+        assert other.id not in [x.doc_id for x in picks]
+        assert len(picks) == min(80, len(cands) - 1)
+    # the same text under another title is another paper (a title-only pair: too little text)
+    other = _other_record(docs[FOLDING_ABSTRACTS[0]], title="Folding kinetics of small proteins")
+    recs = rec.rank([*cands, other], [fb], k=10, now=NOW, known=docs)["ed"]
+    assert recs[0].doc_id == other.id
+    title_only = Feedback("gi", likes=tuple(Like(i) for i in FOLDING))
+    twin = _other_record(docs[FOLDING[0]])
+    cands = [d for d in docs.values() if d.id not in FOLDING]
+    recs = rec.rank([*cands, twin], [title_only], k=80, now=NOW, known=docs)["gi"]
+    assert twin.id in [x.doc_id for x in recs]
+
+
+def test_another_record_of_a_paper_already_sent_is_not_picked(
+    rec: Recommender, docs: dict[str, Doc]
+) -> None:
+    sent, liked = FOLDING_ABSTRACTS[0], FOLDING_ABSTRACTS[1:]
+    fb = Feedback("ed", likes=tuple(Like(i) for i in liked))
+    twin = _other_record(docs[sent])
+    cands = [*(d for d in docs.values() if d.id not in liked), twin]
+    before = [x.doc_id for x in rec.rank(cands, [fb], k=80, now=NOW, known=docs)["ed"]]
+    assert len({sent, twin.id} & set(before)) == 1  # in one digest: collapsed
+    fb = dataclasses.replace(fb, exclude=frozenset({sent}))
+    recs = [x.doc_id for x in rec.rank(cands, [fb], k=80, now=NOW, known=docs)["ed"]]
+    assert recs == [i for i in before if i not in (sent, twin.id)]  # on a later day: neither
+
+
 def test_keyword_and_author_follow_before_first_like(
     rec: Recommender, docs: dict[str, Doc]
 ) -> None:
