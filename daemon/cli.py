@@ -1171,9 +1171,11 @@ def _print_import(r: ImportReport) -> None:
         for item in items:
             line = f"  {item.where}: {item.key} {item.title}"
             out.print(line, highlight=False, markup=False, soft_wrap=True)
-    if r.duplicates:
-        out.print("duplicates (imported once):", markup=False)
-        for problem in r.duplicates:
+    for label, problems in (("duplicates (imported once)", r.duplicates),
+                            ("not a paper (not liked)", r.skipped)):  # fmt: skip
+        if problems:
+            out.print(f"{label}:", markup=False)
+        for problem in problems:
             out.print(f"  {problem}", highlight=False, markup=False)
     if r.arxiv_error:
         err.print(f"  [yellow]arXiv[/]: {escape(r.arxiv_error)}; entries were stored from the file")

@@ -53,7 +53,8 @@ class Item:
 @dataclass
 class ImportReport:
     """What an import did, entry by entry. The lists are disjoint: an entry is matched,
-    fetched or created (and newly liked), already liked, a duplicate, or not imported."""
+    fetched or created (and newly liked), already liked, a duplicate, skipped (no paper: a
+    volume other entries cross-reference), or not imported."""
 
     user: str
     source: str
@@ -65,6 +66,7 @@ class ImportReport:
     duplicates: list[Problem] = field(default_factory=list)  # the same paper as an earlier entry
     unreadable: list[Problem] = field(default_factory=list)  # could not be read
     not_found: list[Problem] = field(default_factory=list)  # read, but nothing to store
+    skipped: list[Problem] = field(default_factory=list)  # no paper (a crossref volume)
     arxiv_requests: int = 0
     arxiv_error: str | None = None
 
@@ -148,7 +150,13 @@ def import_library(
     worth, 100, so an upload never waits on arXiv's request interval); the others are created
     from the file, or reported when the file gives no title — importing again fetches them."""
     u = app.store.people.get(user)
-    report = ImportReport(user, source, library.format, unreadable=list(library.problems))
+    report = ImportReport(
+        user,
+        source,
+        library.format,
+        unreadable=list(library.problems),
+        skipped=list(library.skipped),
+    )
     entries = _without_duplicates(library.entries, report)
     stored = app.store.papers.match([_identity(e) for e in entries])
     matched = [(e, row) for e, row in zip(entries, stored, strict=True) if row is not None]

@@ -68,6 +68,9 @@ class Library:
     format: str
     entries: list[Entry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # entries that are no paper of the library, said why: a BibTeX volume (@proceedings,
+    # @book) that other entries name in their crossref field
+    skipped: list[Problem] = field(default_factory=list)
 
 
 WHAT_TO_DO = (
@@ -92,7 +95,7 @@ def read_library(data: bytes, *, name: str, fmt: str | None = None) -> Library:
     if fmt not in readers:
         raise LibraryError(f"--format {fmt!r}: give one of {', '.join(FORMATS)}")
     library = readers[fmt](text, name)
-    if not library.entries and not library.problems:
+    if not library.entries and not library.problems and not library.skipped:
         raise LibraryError(f"{name}: no paper found in this {_FORMAT_NAMES[fmt]}; {WHAT_TO_DO}")
     if not library.entries and fmt == "arxiv":
         raise LibraryError(
@@ -253,6 +256,7 @@ def read_arxiv_list(text: str, name: str = "") -> Library:
 # ---- BibTeX -------------------------------------------------------------------------------------
 
 _NOT_ENTRIES = {"comment", "string", "preamble"}
+_INHERITED = ("year", "date")  # what an entry takes from its crossref volume when it lacks it
 
 
 def read_bibtex(text: str, name: str = "") -> Library:
@@ -274,11 +278,19 @@ def read_bibtex(text: str, name: str = "") -> Library:
     by_key: dict[str, list[dict[str, str]]] = {}
     for record in parsed:
         by_key.setdefault(record.get("ID", ""), []).append(record)
+    # crossref: an entry takes the fields it lacks from the volume it names, as BibTeX does;
+    # the volume is only there for its entries (keys compared without case, as BibTeX does)
+    volumes = {r["ID"].casefold(): r for r in parsed if r.get("ID")}
+    named = {r["crossref"].strip().casefold() for r in parsed if r.get("crossref", "").strip()}
     library = Library("bibtex")
     for i, (start, line, kind, key) in enumerate(starts):
         if kind in _NOT_ENTRIES:
             continue
         where = f"entry {key} (line {line})" if key else f"entry at line {line}"
+        if key.casefold() in named:
+            why = "a volume other entries name in their crossref field: they are imported, not it"
+            library.skipped.append(Problem(where, why))
+            continue
         records = by_key.get(key)
         if records:
             record = records.pop(0)
@@ -289,6 +301,9 @@ def read_bibtex(text: str, name: str = "") -> Library:
                 library.problems.append(Problem(where, _bibtex_trouble(chunk, key)))
                 continue
             record = again[0]
+        volume = volumes.get(record.get("crossref", "").strip().casefold())
+        if volume is not None:
+            record = {k: v for k, v in volume.items() if k in _INHERITED} | record
         library_entry = _bibtex_entry(where, record)
         if isinstance(library_entry, Problem):
             library.problems.append(library_entry)

@@ -138,6 +138,18 @@ def test_import_offline_stores_from_the_file(tmp_path: Path) -> None:
     assert "arXiv: arXiv could not be asked" in " ".join(done.stderr.split())
 
 
+def test_import_reports_crossref_volumes_as_not_papers(tmp_path: Path) -> None:
+    pw = _session(tmp_path, _closed_port_url())
+    done = pw("import", "ada", str(LIBRARY / "jabref_crossref.bib"))
+    assert "3 paper(s) liked — 0 matched to stored papers, 0 fetched from arXiv, 3 created" in (
+        " ".join(done.stdout.split())
+    )
+    assert "not a paper (not liked):\n  entry NIPS2017 (line 21): a volume other entries" in (
+        done.stdout
+    )
+    assert "Advances in Neural" not in pw("papers", "search", "Neural Information").stdout
+
+
 def test_like_several_ids_fetches_the_unknown_one(tmp_path: Path, arxiv: HttpServer) -> None:
     pw = _session(tmp_path, arxiv.url_for("/api/query"))
     arxiv.reply(200, ONE_ID.read_text())

@@ -128,6 +128,30 @@ def test_bibtex_string_macros_and_an_entry_broken_in_the_middle() -> None:
     ]
 
 
+def test_bibtex_crossref_volumes_give_their_year_and_are_not_papers() -> None:
+    # JabRef exports the @proceedings its entries name in `crossref`: the volume was liked as
+    # a paper ("Advances in Neural Information Processing Systems 30") and the entries had
+    # no year (it is the volume's)
+    data = (LIBRARY / "jabref_crossref.bib").read_bytes()
+    lib = read_library(data, name="jabref_crossref.bib")
+    assert [(e.where, e.title, e.year) for e in lib.entries] == [
+        ("entry Vaswani2017 (line 6)", "Attention is All you Need", 2017),
+        ("entry Ho2020 (line 13)", "Denoising Diffusion Probabilistic Models", 2020),
+        (
+            "entry Schrodinger1935 (line 33)",
+            "Die gegenwärtige Situation in der Quantenmechanik",
+            1935,
+        ),
+    ]
+    assert lib.entries[1].arxiv_id == "2006.11239"
+    assert not lib.problems
+    volume = "a volume other entries name in their crossref field: they are imported, not it"
+    assert [str(p) for p in lib.skipped] == [
+        f"entry NIPS2017 (line 21): {volume}",
+        f"entry NeurIPS2020 (line 27): {volume}",
+    ]
+
+
 def test_malformed_latex_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     # pylatexenc noted every tolerated error at INFO: `paperwire import` of a Mendeley export
     # printed a line per abstract with a stray brace (a 5 MB file: one per 400 entries)
