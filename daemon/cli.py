@@ -910,7 +910,7 @@ def import_library(
     file: Annotated[
         str | None,
         typer.Argument(
-            help="BibTeX, RIS, CSL JSON or a text of arXiv ids/URLs; - reads standard input.",
+            help="BibTeX, RIS, CSL JSON or a text of arXiv ids, URLs or DOIs; - reads stdin.",
             show_default=False,
         ),
     ] = None,

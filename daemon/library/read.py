@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import PaperwireError
-from daemon.ingest.identity import arxiv_ids_in, bare_arxiv_id, find_doi
+from daemon.ingest.identity import arxiv_ids_in, bare_arxiv_id, canonical_doi, find_doi
 from daemon.ingest.text import ABSTRACT_MAX, AUTHORS_MAX, NAME_MAX, TITLE_MAX, URL_MAX, plain_text
 from notifications.latex import converter
 
@@ -75,7 +75,7 @@ class Library:
 
 WHAT_TO_DO = (
     "export the library as BibTeX, RIS or CSL JSON (Zotero: File → Export Library…; Mendeley: "
-    "File → Export), or give a text file of arXiv ids or URLs, one per line"
+    "File → Export), or give a text file of arXiv ids, URLs or DOIs, one per line"
 )
 
 
@@ -99,7 +99,7 @@ def read_library(data: bytes, *, name: str, fmt: str | None = None) -> Library:
         raise LibraryError(f"{name}: no paper found in this {_FORMAT_NAMES[fmt]}; {WHAT_TO_DO}")
     if not library.entries and fmt == "arxiv":
         raise LibraryError(
-            f"{name}: found no arXiv id, BibTeX entry, RIS record or CSL JSON item "
+            f"{name}: found no arXiv id, DOI, BibTeX entry, RIS record or CSL JSON item "
             f"(first problem: {library.problems[0]}); {WHAT_TO_DO}"
         )
     if len(library.entries) > MAX_ENTRIES:
@@ -239,16 +239,22 @@ def _person(name: str) -> str:
 
 
 def read_arxiv_list(text: str, name: str = "") -> Library:
-    """One entry per arXiv id named anywhere in the text; lines that name none are problems."""
+    """One entry per arXiv id named anywhere in the text, else per DOI of a line; lines that
+    name neither are problems."""
     library = Library("arxiv")
     for n, line in enumerate(text.splitlines(), 1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
         ids = arxiv_ids_in(line)
-        if not ids:
-            shown = stripped if len(stripped) <= 60 else stripped[:59] + "…"
-            library.problems.append(Problem(f"line {n}", f"no arXiv id in {shown!r}"))
+        if not ids:  # a DOI (`10.1038/…`, `doi:…`, a doi.org link): matched when stored
+            dois = dict.fromkeys(
+                d for t in stripped.split() if (d := canonical_doi(t.strip("<>()[]\"'")))
+            )
+            library.entries.extend(Entry(where=f"line {n}", doi=d) for d in dois)
+            if not dois:
+                shown = stripped if len(stripped) <= 60 else stripped[:59] + "…"
+                library.problems.append(Problem(f"line {n}", f"no arXiv id or DOI in {shown!r}"))
         library.entries.extend(Entry(where=f"line {n}", arxiv_id=i) for i in ids)
     return library
 

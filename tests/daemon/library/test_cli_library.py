@@ -119,7 +119,7 @@ def test_an_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("things to read\nsome day\n")
     done = pw("import", "ada", str(notes), expect=1)
-    assert f"error: {notes}: found no arXiv id, BibTeX entry, RIS record or CSL JSON item" in (
+    assert f"error: {notes}: found no arXiv id, DOI, BibTeX entry, RIS record or CSL JSON item" in (
         " ".join(done.stderr.split())
     )
     assert "export the library as BibTeX, RIS or CSL JSON" in done.stderr
@@ -148,6 +148,21 @@ def test_import_reports_crossref_volumes_as_not_papers(tmp_path: Path) -> None:
         done.stdout
     )
     assert "Advances in Neural" not in pw("papers", "search", "Neural Information").stdout
+
+
+def test_import_a_list_of_dois(tmp_path: Path) -> None:
+    # a DOI of a list was "no arXiv id", not imported, even when the paper was stored
+    pw = _session(tmp_path, _closed_port_url())
+    pw("import", "ada", str(LIBRARY / "zotero_export.bib"), expect=1)
+    pw("users", "add", "bo", "--email", "bo@lab.example")
+    dois = tmp_path / "dois.txt"
+    dois.write_text("https://doi.org/10.1007/BF01491891\n10.9999/nobody.knows\nto read\n")
+    done = pw("import", "bo", str(dois), expect=1)
+    assert "1 paper(s) liked — 1 matched to stored papers" in done.stdout
+    assert "line 1: doi:10.1007/bf01491891 Die gegenwärtige Situation" in done.stdout
+    err = " ".join(done.stderr.split())
+    assert "line 2: DOI 10.9999/nobody.knows is not stored, and the file gives no title" in err
+    assert "line 3: no arXiv id or DOI in 'to read'" in err
 
 
 def test_like_several_ids_fetches_the_unknown_one(tmp_path: Path, arxiv: HttpServer) -> None:

@@ -227,7 +227,12 @@ def test_arxiv_id_list() -> None:
         ("line 5", "astro-ph/0601001"),
         ("line 5", "2608.18565"),
     ]
-    assert problems == ["line 6: no arXiv id in '2608.1659'"]
+    assert problems == ["line 6: no arXiv id or DOI in '2608.1659'"]
+    lines = "10.1038/nature14539 Deep learning\n<https://doi.org/10.1103/PhysRevB.85.115117>\n"
+    assert [(e.where, e.doi) for e in read_library(lines.encode(), name="dois").entries] == [
+        ("line 1", "10.1038/nature14539"),
+        ("line 2", "10.1103/physrevb.85.115117"),
+    ]
 
 
 def test_detection_and_override() -> None:
@@ -251,7 +256,7 @@ def test_detection_and_override() -> None:
         (b"%PDF-1.7\n\x00\x01binary", "mylib: this is a binary file"),
         (b"[{'title': 'single quotes'}]", "mylib: not valid JSON (line 1, column 3"),
         (b'{"error": "no items"}', "mylib: JSON, but not a list of CSL items"),
-        (b"just some notes\nabout nothing\n", "mylib: found no arXiv id, BibTeX entry"),
+        (b"just some notes\nabout nothing\n", "mylib: found no arXiv id, DOI, BibTeX entry"),
         (b"", "mylib: no paper found in this list of arXiv ids"),
         (b"@comment{only a comment}\n", "mylib: no paper found in this BibTeX file"),
     ],
