@@ -176,7 +176,7 @@ def make_entry(
     doi = find_doi(doi_fields, urls)
     if doi and doi.startswith("10.48550/arxiv."):
         doi = None  # arXiv's own DOI: the id says it all
-    title = plain_text(title, TITLE_MAX)
+    title = plain_text(_unmarked(title), TITLE_MAX)
     if not (title or arxiv_id or doi):
         return Problem(where, "no title, arXiv id or DOI: nothing to find the paper by")
     url = next((u for u in (_clean_url(x) for x in urls) if u), "")
@@ -186,11 +186,25 @@ def make_entry(
         arxiv_id=arxiv_id,
         doi=doi,
         title=title,
-        abstract=plain_text(abstract, ABSTRACT_MAX),
+        abstract=plain_text(_unmarked(abstract), ABSTRACT_MAX),
         authors=tuple(names[:AUTHORS_MAX]),
         year=_year(year),
         url=url,
     )
+
+
+# Zotero's rich text in titles (also in its CSL JSON and RIS): "<i>E. coli</i>",
+# "CO<sub>2</sub>", '<span class="nocase">iPhone</span>'; JATS markup in abstracts fetched
+# from Crossref: "<jats:title>Abstract</jats:title><jats:p>…</jats:p>"
+_RICH_TEXT = re.compile(r"</?(?:i|b|sc|sub|sup)>|<span\b[^<>]*>|</span>", re.I)
+_JATS = re.compile(r"</?jats:[A-Za-z-]+\b[^<>]*>")
+
+
+def _unmarked(text: str) -> str:
+    """`text` without Zotero's rich-text tags (their text kept) and JATS tags."""
+    if "<" not in text:
+        return text
+    return _JATS.sub(" ", _RICH_TEXT.sub("", text))
 
 
 def _arxiv_id(

@@ -465,3 +465,20 @@ def test_a_paper_made_from_a_file_is_never_news_whatever_its_year(
     assert not [i for i in report.created if _paper(app, i.key).is_news]
     window = app.store.papers.window(clock.now - timedelta(days=400), clock.now + timedelta(1))
     assert "evil.example" not in " ".join(p.url for p in window)
+
+
+def test_a_zotero_title_in_rich_text_matches_the_stored_paper(
+    build: Callable[[str], App],
+) -> None:
+    # "<i>Zetta</i> ζ: …" (Zotero's italics) did not match the stored arXiv paper by title:
+    # the paper was stored a second time, from the file
+    app = build(_closed_port_url())
+    item = {
+        "title": "<i>Zetta</i> ζ: An Efficient Closed-Loop Embodied Harness for Self-Evolving "
+        "Physical Intelligence",
+        "author": [{"family": "Ding", "given": "Xin"}],
+    }
+    library = read_library(json.dumps([item]).encode(), name="zotero.json")
+    report = import_library(app, "ada", library, NOW, source="zotero.json")
+    assert [(i.key, i.title[:7]) for i in report.matched] == [("arxiv:2608.16590", "Zetta ζ")]
+    assert not report.created

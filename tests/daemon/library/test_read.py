@@ -16,7 +16,9 @@ from daemon.ingest.identity import arxiv_ids_in, plausible_id
 from daemon.library.read import (
     Entry,
     LibraryError,
+    Problem,
     bibtex_names,
+    csl_entry,
     detect_format,
     latex_text,
     read_bibtex,
@@ -150,6 +152,22 @@ def test_bibtex_crossref_volumes_give_their_year_and_are_not_papers() -> None:
         f"entry NIPS2017 (line 21): {volume}",
         f"entry NeurIPS2020 (line 27): {volume}",
     ]
+
+
+def test_zotero_rich_text_and_jats_markup_are_text() -> None:
+    # Zotero keeps a title's italics, sub- and superscripts as tags (API, CSL JSON, RIS);
+    # they were stored as written ("<i>E. coli</i>"), shown so, and no title matched
+    title = 'Growth of <i>E. coli</i> under CO<sub>2</sub> on an <span class="nocase">iPhone</span>'
+    abstract = "<jats:title>Abstract</jats:title><jats:p>We grow <i>E. coli</i>.</jats:p>"
+    for entry in (
+        csl_entry("item 1", {"title": title, "abstract": abstract}),
+        zotero_entry("item X", {"title": title, "abstractNote": abstract}),
+    ):
+        assert not isinstance(entry, Problem)
+        assert entry.title == "Growth of E. coli under CO2 on an iPhone"
+        assert entry.abstract == "Abstract We grow E. coli."
+    kept = csl_entry("item 2", {"title": "When a<b and c>d: <script> in titles"})
+    assert not isinstance(kept, Problem) and kept.title == "When a<b and c>d: <script> in titles"
 
 
 def test_malformed_latex_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
