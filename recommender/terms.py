@@ -18,6 +18,7 @@ from recommender.state import _Fitted
 
 MIN_TERM_CHARS = 3  # shorter words ("ab", "iv") say nothing
 LABEL_WORDS = 2  # an interest is named by its two best words, or the bigram they make
+PHRASE_WORDS = 6  # bigrams that continue each other are named as one phrase of at most this
 
 
 @functools.cache
@@ -120,23 +121,58 @@ def _readable_terms_of_rows(m: sp.csr_matrix, f: _Fitted, limit: int) -> list[li
 
 
 def _bigrams_first(cols: list[int], table: _TermTable, limit: int) -> list[str]:
-    """Of the nameable columns `cols` (heaviest first): bigrams first (two sharing a word are
-    not both named), then the single words that no chosen bigram holds."""
-    names, pairs = table.names, table.pairs
-    bigrams: list[str] = []
-    held: set[str] = set()  # the words of the chosen bigrams
+    """Of the nameable columns `cols` (heaviest first): bigrams first, then the single words
+    that no chosen bigram holds. Bigrams that continue each other are one phrase ("quantum
+    monte", "monte carlo", "carlo simulations" → "quantum monte carlo simulations", at most
+    `PHRASE_WORDS` words), where they read as fragments before ("shared: carlo simulations,
+    quantum monte"); another bigram sharing a word with one seen is not named."""
+    names = table.names
+    phrases: list[list[str]] = []  # in the order of their heaviest bigram
+    seen: set[str] = set()  # the words of the bigrams seen
     words: list[str] = []
     for c in cols:
-        pair = pairs[c]
-        if pair is not None:
-            if held.isdisjoint(pair):
-                bigrams.append(names[c])
-                held |= pair
-                if len(bigrams) >= limit:
-                    break
-        elif len(words) < limit:
-            words.append(names[c])
-    return (bigrams + [w for w in words if w not in held])[:limit]
+        if table.pairs[c] is None:
+            if len(words) < limit:
+                words.append(names[c])
+            continue
+        first, second = names[c].split()
+        if first == second:
+            continue
+        _join(phrases, seen, first, second)
+    held = {w for p in phrases for w in p}
+    named = [" ".join(p[:-1] if _acronym(p[-1], p[:-1]) else p) for p in phrases]
+    return (named + [w for w in words if w not in held])[:limit]
+
+
+def _join(phrases: list[list[str]], held: set[str], first: str, second: str) -> None:
+    """Add the bigram "first second" to `phrases` (`held`: the words of the bigrams seen so
+    far): the end of one and the start of another join, it extends the phrase it continues,
+    or it starts a phrase of its own when it shares no word with those seen. A word is in one
+    phrase at most; a phrase is not made longer than `PHRASE_WORDS` (the bigram is left out,
+    and a later one that touches it too, so no fragment of a long phrase is named)."""
+    ends = next((p for p in phrases if p[-1] == first), None)
+    starts = next((p for p in phrases if p[0] == second), None)
+    if ends is not None and starts is not None and ends is not starts:
+        if len(ends) + len(starts) <= PHRASE_WORDS and not set(ends) & set(starts):
+            ends.extend(starts)
+            phrases.remove(starts)
+    elif ends is not None:
+        if len(ends) < PHRASE_WORDS and second not in held:
+            ends.append(second)
+    elif starts is not None:
+        if len(starts) < PHRASE_WORDS and first not in held:
+            starts.insert(0, first)
+    elif first not in held and second not in held:
+        phrases.append([first, second])
+    held.update((first, second))
+
+
+def _acronym(word: str, phrase: list[str]) -> bool:
+    """Whether `word` abbreviates the end of `phrase` ("metamorphic testing (MT)", "large
+    language models (LLMs)"): the phrase names it already."""
+    letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
+    n = len(letters)
+    return 1 < n <= len(phrase) and letters == "".join(w[0] for w in phrase[-n:])
 
 
 def _by_weight(terms: Iterator[str], limit: int) -> list[str]:

@@ -53,9 +53,40 @@ def test_bigrams_come_before_single_words() -> None:
     vals = np.array([0.9, 0.8, 0.2, 0.1, 0.7, 0.0, 5.0])  # the author column is heaviest
     assert _readable_terms(cols, vals, f, 3) == ["neural networks", "message passing", "graph"]
     assert _readable_terms(cols, vals, f, 1) == ["neural networks"]
-    # two bigrams sharing a word are not both named
-    f = _fitted(["small world", "world network", "network model"])
-    assert _readable_terms(np.arange(3), np.array([0.3, 0.5, 0.4]), f, 3) == ["world network"]
+    # bigrams that continue each other are one phrase; one sharing a word otherwise is not named
+    f = _fitted(["small world", "world network", "network model", "world models"])
+    vals = np.array([0.3, 0.5, 0.4, 0.45])
+    assert _readable_terms(np.arange(4), vals, f, 3) == ["small world network model"]
+
+
+def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
+    # "shared: luttinger liquid, carlo simulations, quantum monte" (demo digest) and
+    # "shared: large language" read as fragments
+    f = _fitted(["luttinger liquid", "carlo simulations", "quantum monte", "monte carlo",
+                 "simulations", "large language", "language models", "models"])  # fmt: skip
+    vals = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    assert _readable_terms(np.arange(8), vals, f, 3) == [
+        "luttinger liquid",
+        "quantum monte carlo simulations",
+        "large language models",
+    ]
+    # a word is never repeated; at most six words, and no fragment of a longer chain is named
+    f = _fitted(["deep neural", "neural network", "network training", "training data",
+                 "data deep"])  # fmt: skip
+    assert _readable_terms(np.arange(5), np.ones(5), f, 3) == ["deep neural network training data"]
+    f = _fitted(["large scale", "scale quantum", "quantum monte", "monte carlo", "carlo path",
+                 "path integral", "integral simulations", "helium"])  # fmt: skip
+    assert _readable_terms(np.arange(8), np.ones(8), f, 3) == [
+        "large scale quantum monte carlo path",
+        "helium",
+    ]
+    # an abbreviation after its words is not a word of the phrase
+    f = _fitted(["large language", "language models", "models llms", "metamorphic testing",
+                 "testing mt"])  # fmt: skip
+    assert _readable_terms(np.arange(5), np.ones(5), f, 3) == [
+        "large language models",
+        "metamorphic testing",
+    ]
 
 
 def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
