@@ -8,6 +8,7 @@ and a bigram is named before its words.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -284,8 +285,26 @@ def _interest_label(
 
 
 def _shorten(title: str, limit: int) -> str:
+    """`title` cut at a word boundary to `limit` characters with "…", never inside LaTeX math
+    or a braced group: "order $\\widetilde{O}(\\sqrt{d T \\log…" became, made readable, "order
+    $O(√(d T log…” you liked)" (the rest of the reason inside the root)."""
     title = " ".join(title.split())
     if len(title) <= limit:
         return title
     cut = title[: limit - 1].rsplit(" ", 1)[0]
-    return cut.rstrip(" ,.;:") + "…"
+    words = cut.split(" ")
+    while len(words) > 1 and not _closed(" ".join(words)):
+        words.pop()
+    return " ".join(words).rstrip(" ,.;:") + "…"
+
+
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_BRACE = re.compile(r"(?<!\\)[{}]")
+
+
+def _closed(text: str) -> bool:
+    """Whether `text` closes every math span and braced group it opens."""
+    depth = 0
+    for m in _BRACE.finditer(text):
+        depth += 1 if m.group() == "{" else -1
+    return depth == 0 and len(_DOLLAR.findall(text)) % 2 == 0

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from notifications.render import readable
 from recommender import Doc, Feedback, Like, Recommendation, Recommender
 from recommender.exact import LEFT_BITS, RIGHT_BITS, on_grid
 from recommender.explain import (
@@ -18,6 +19,7 @@ from recommender.explain import (
     _by_user_and_column,
     _closest_in_factors,
     _pair_sims,
+    _shorten,
 )
 from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
 from tests.recommender.conftest import CONFIGS, topic
@@ -57,6 +59,19 @@ def test_bigrams_come_before_single_words() -> None:
     f = _fitted(["small world", "world network", "network model", "world models"])
     vals = np.array([0.3, 0.5, 0.4, 0.45])
     assert _readable_terms(np.arange(4), vals, f, 3) == ["small world network model"]
+
+
+def test_a_liked_title_is_never_cut_inside_latex() -> None:
+    # cut inside the math, the reason read "Close to “Tight regret bounds of order $O(√(d T
+    # log…” you liked)" once made readable
+    title = r"Tight regret bounds of order $\widetilde{O}(\sqrt{d T \log K})$ for linear bandits"
+    assert _shorten(title, 60) == "Tight regret bounds of order…"
+    assert readable(f"Close to “{_shorten(title, 60)}” you liked").endswith("” you liked")
+    math = r"Sorting networks that achieve $\mathcal{O}(n \log n)$ comparisons in streams"
+    assert _shorten(math, 60) == r"Sorting networks that achieve $\mathcal{O}(n \log n)$…"
+    assert _shorten("A plain title that goes on and on beyond sixty characters, yes", 60) == (
+        "A plain title that goes on and on beyond sixty characters…"
+    )
 
 
 def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
