@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
-from recommender.features import _doc_text, _fold, _name_key
+from recommender.features import _doc_text, _fold, _surname_key
 from recommender.interests import _topic_sims
 from recommender.selection import SAME_PAPER_TERMS, _near_duplicates, _trending_order
 from recommender.state import _Fitted
@@ -151,12 +151,12 @@ class Candidates:
         if mask is not None:
             return mask
         mask = np.zeros(len(self.cands), dtype=bool)
-        last, initial = _name_key(name)
+        last, initial = _surname_key(name)
         if last:
             if self._by_last is None:  # every candidate's authors, folded once
                 self._by_last = {}
                 for i, d in enumerate(self.cands):
-                    for a_last, a_init in map(_name_key, d.authors):
+                    for a_last, a_init in map(_surname_key, d.authors):
                         self._by_last.setdefault(a_last, []).append((i, a_init))
             hits = [
                 i

@@ -53,6 +53,25 @@ def _name_key(name: str) -> tuple[str, str]:
     return last, first[:1]
 
 
+def _surname_key(name: str) -> tuple[str, str]:
+    """("surname's last word", "first initial") of "Last, First" or "First Last": the key a
+    followed author is matched by. `_name_key` keeps a comma form's whole surname
+    ("Del Maestro, Adrian" → "delmaestro", and "Adrian Del Maestro" → "maestro"), so a follow
+    written one way never matched a paper that writes the name the other way."""
+    folded = _fold(name).strip()
+    if "," in folded:  # "Last, First" or BibTeX's "Last, Jr, First"
+        parts = folded.split(",")
+        last, first = parts[0], parts[-1]
+        surname = last.split()[-1:]
+    else:
+        parts = folded.split()
+        surname, first = parts[-1:], " ".join(parts[:-1])
+    if not surname:
+        return "", ""
+    first = re.sub(r"[^a-z ]+", " ", first).strip()
+    return re.sub(r"[^a-z0-9]+", "", surname[0]), first[:1]
+
+
 def _author_tokens(doc: Doc) -> list[str]:
     out = []
     for name in doc.authors:

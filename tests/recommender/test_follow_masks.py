@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from recommender import Doc, Recommender, context
 from recommender.context import Candidates
-from recommender.features import _doc_text, _fold, _name_key
+from recommender.features import _doc_text, _fold, _surname_key
 
 
 def _searched(cands: Candidates, word: str) -> np.ndarray:
@@ -27,15 +27,15 @@ def _searched(cands: Candidates, word: str) -> np.ndarray:
 
 
 def _by_author(cands: Candidates, name: str) -> np.ndarray:
-    """The definition: an author of the same last name, and the same initial when both have
-    one."""
-    last, initial = _name_key(name)
+    """The definition: an author of the same last name (its last word), and the same initial
+    when both have one."""
+    last, initial = _surname_key(name)
     return np.array(
         [
             bool(last)
             and any(
                 a_last == last and (not initial or not a_init or a_init == initial)
-                for a_last, a_init in map(_name_key, d.authors)
+                for a_last, a_init in map(_surname_key, d.authors)
             )
             for d in cands.cands
         ],
@@ -58,6 +58,23 @@ def test_every_title_word_and_author_of_the_real_papers(
     names = {a for d in docs.values() for a in d.authors}
     for name in sorted(names | {"", "Smith", "J. Smith", "Smith, J", "Müller, K"}):
         assert np.array_equal(cands.author_mask(name), _by_author(cands, name)), name
+
+
+def test_a_followed_author_matches_however_either_side_writes_the_name(rec: Recommender) -> None:
+    # "Del Maestro, Adrian" (as BibTeX writes it) never matched the arXiv API's "Adrian Del
+    # Maestro": a comma form kept the whole surname ("delmaestro"), the other its last word
+    docs = [
+        Doc("1", "Superfluid helium in nanopores", authors=("Adrian Del Maestro",)),
+        Doc("2", "Luttinger liquids", authors=("Del Maestro, A.",)),
+        Doc("3", "Visualizing data using t-SNE", authors=("van der Maaten, Laurens",)),
+        Doc("4", "Literate programming", authors=("Knuth, Jr, Donald",)),
+        Doc("5", "Another Maestro", authors=("Bruno Maestro",)),
+    ]
+    cands = rec.candidates(docs)
+    for name in ("Del Maestro, Adrian", "Adrian Del Maestro", "A. Del Maestro"):
+        assert cands.author_mask(name).tolist() == [True, True, False, False, False], name
+    assert cands.author_mask("Laurens van der Maaten").tolist() == [0, 0, 1, 0, 0]
+    assert cands.author_mask("Donald Knuth").tolist() == [0, 0, 0, 1, 0]
 
 
 TEXT = st.text(st.sampled_from("ab0 -.,é'αﬁXß+\u0301"), max_size=30)
