@@ -290,7 +290,7 @@ class Recommender:
             if fol is not None:
                 follows[b] = fol
             i = sc.row_of.get(b)
-            mine = [near[s] for s in known[b] if s in near]
+            mine = [near[s] for s in known[b] if s in near] if near else []
             blocked = _boost_and_block(
                 fb,
                 fol,
