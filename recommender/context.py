@@ -117,14 +117,16 @@ class Candidates:
 
     def keyword_mask(self, word: str) -> np.ndarray:
         """Candidates whose title or abstract holds `word` as a whole word (folded): where the
-        folded key stands with no letter a–z or digit right before or after it.
+        folded key stands with no letter a–z or digit right before or after it. Spaces and
+        hyphens between words are alike (`_separated`): "self-supervised" matches "self
+        supervised" and the other way round.
 
         Each run of a–z and digits in the key then stands whole in the text too, so only the
         candidates holding every one of those runs (an index of the day's candidates, made
         once) are searched; a key that is one run is answered by the index alone. A new
         keyword costs its matches, not a search of every text (12 ms for 3,000 candidates):
         100,000 subscribers follow keywords of their own."""
-        key = _fold(word).strip()
+        key = _separated(_fold(word)).strip()
         mask = self._kw.get(key)
         if mask is not None:
             return mask
@@ -169,7 +171,7 @@ class Candidates:
 
     def _text(self, i: int) -> str:
         if self._texts is None:
-            self._texts = [_fold(_doc_text(d, True)) for d in self.cands]
+            self._texts = [_separated(_fold(_doc_text(d, True))) for d in self.cands]
         return self._texts[i]
 
     def _run_index(self) -> dict[str, np.ndarray]:
@@ -196,6 +198,16 @@ def _keep(masks: dict[str, np.ndarray], key: str, mask: np.ndarray) -> None:
     if len(masks) >= MASKS_KEPT:
         del masks[next(iter(masks))]
     masks[key] = mask
+
+
+# what separates the words of a term: white space and hyphens, dashes (‐ ‑ ‒ –)
+_SEPARATOR = re.compile(r"[\s\-\u2010-\u2013]+")
+
+
+def _separated(text: str) -> str:
+    """`text` with every run of white space and hyphens as one space: "self-supervised",
+    "self supervised" and "self - supervised" are one key."""
+    return _SEPARATOR.sub(" ", text)
 
 
 def _keyword(key: str) -> re.Pattern[str]:
