@@ -193,13 +193,15 @@ def _plural(n: int) -> str:
 
 
 def subject_for(digest: Digest, subject_prefix: str = "") -> str:
-    """``"Your papers for 2026-11-28 — 8 picks"`` (``"Trending papers ..."`` on cold start;
-    ``"… for the week to 2026-11-28 …"`` weekly)."""
+    """``"Your papers for 2026-11-28 — 8 picks"`` (``"Trending papers ..."`` on cold start,
+    ``"New papers ..."`` when none of them was upvoted: from a feed without votes nothing
+    trends; ``"… for the week to 2026-11-28 …"`` weekly)."""
     day = f"the week to {digest.period.isoformat()}" if digest.weekly else digest.period.isoformat()
     if digest.is_empty:
         core = f"No new papers for {day}"
     elif digest.cold_start:
-        core = f"Trending papers for {day} — {_plural(len(digest.picks))}"
+        lead = "Trending papers" if any(p.upvotes for p in digest.picks) else "New papers"
+        core = f"{lead} for {day} — {_plural(len(digest.picks))}"
     else:
         core = f"Your papers for {day} — {_plural(len(digest.picks))}"
     prefix = _clean(subject_prefix)

@@ -295,6 +295,16 @@ def test_cold_start_digest_is_labelled() -> None:
     assert "0%" not in text and "0%" not in html  # no meaningless similarity score
 
 
+def test_a_cold_start_digest_of_papers_nobody_upvoted_is_not_called_trending() -> None:
+    # a newcomer's first digest from arXiv feeds (no votes) said "Trending papers"
+    picks = tuple(make_pick(i, score=0.0, upvotes=None) for i in (1, 2))
+    assert email_of(make_digest(picks, cold_start=True))["Subject"] == (
+        "New papers for 2026-11-28 — 2 picks"
+    )
+    slack = render_slack(make_digest(picks, cold_start=True), webhook_url=WEBHOOK)
+    assert slack.payloads[0]["blocks"][0]["text"]["text"].startswith("New papers")
+
+
 def test_empty_digest_is_a_short_note() -> None:
     msg = email_of(make_digest(()))
     assert msg["Subject"] == "No new papers for 2026-11-28"
