@@ -1200,11 +1200,8 @@ def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
         )
         if not plan.picks:
             out.print("  nothing worth sending today")
-        for i, (paper, rec) in enumerate(plan.picks, 1):
-            out.print(
-                f"  {i:2}. {escape(paper.title)}  [dim]{rec.score:.2f} — {escape(rec.reason)}[/]",
-                highlight=False,
-            )
+        for i, (title, score, why) in enumerate(plan.shown(), 1):
+            out.print(f"  {i:2}. {escape(title)}  [dim]{score} — {escape(why)}[/]", highlight=False)
 
 
 def _print_delivery(r: jobs.DeliveryReport) -> None:

@@ -234,8 +234,8 @@ def _print(console: Console, r: jobs.CycleReport, settings: Settings, seconds: f
         table.add_column("paper")
         table.add_column("score", justify="right")
         table.add_column("why")
-        for i, (paper, rec) in enumerate(plan.picks[:5], 1):
-            table.add_row(str(i), paper.title[:70], f"{rec.score:.2f}", rec.reason[:80])
+        for i, (title, score, why) in enumerate(plan.shown()[:5], 1):
+            table.add_row(str(i), title[:70], score, why[:80])
         console.print(table)
     outbox = settings.delivery.outbox_dir
     files = sorted(outbox.glob("*")) if outbox.exists() else []

@@ -52,6 +52,7 @@ __all__ = [
     "SLACK_MAX_HEADER_CHARS",
     "SLACK_MAX_SECTION_CHARS",
     "environment",
+    "filler_label",
     "match_cue",
     "message_id",
     "readable",
@@ -401,6 +402,13 @@ class _PickView(NamedTuple):
     dislike_url: str | None
 
 
+def filler_label(upvotes: int | None, weekly: bool = False) -> str:
+    """What a filler (a pick not learned from likes) shows in place of a reason and a score:
+    "Popular today" when it was upvoted, else "Newest" ("this week" in a weekly digest)."""
+    label = FILLER_LABEL if upvotes else NEWEST_LABEL
+    return label.replace("today", "this week") if weekly else label
+
+
 def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
     paper = _paper_view(
         pick.title,
@@ -413,10 +421,7 @@ def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
         pick.category,
     )
     filler = cold_start or pick.kind == "trending"
-    label = None
-    if filler:
-        label = FILLER_LABEL if paper.upvotes else NEWEST_LABEL
-        label = label.replace("today", "this week") if weekly else label
+    label = filler_label(paper.upvotes, weekly) if filler else None
     return _PickView(
         paper,
         None if filler else match_cue(pick.score, pick.kind),  # cue

@@ -44,6 +44,20 @@ class PlannedDigest:
     period: date
     picks: Picks
     digest_id: int | None  # None in a dry run, or when it already existed
+    weekly: bool = False  # a weekly subscriber's (its fillers are "Popular this week")
+
+    def shown(self) -> list[tuple[str, str, str]]:
+        """Each pick as its digest shows it, for a terminal: the title with its LaTeX readable,
+        the score ("—" for a filler, which shows none) and the reason (a filler's label:
+        "Newest", "Popular this week" …)."""
+        from notifications.render import filler_label, readable, shown_title
+
+        return [
+            (shown_title(paper.title), "—", filler_label(paper.upvotes, self.weekly))
+            if rec.kind == "trending"
+            else (shown_title(paper.title), f"{rec.score:.2f}", readable(rec.reason))
+            for paper, rec in self.picks
+        ]
 
 
 @dataclass
@@ -466,7 +480,8 @@ def _plan_batch(
         items = tuple([_new_tuple(NewItem, (p.id, r.score, r.kind, r.reason)) for p, r in picks])
         for ch in d.channels:
             if keep is None or len(planned) < keep:
-                planned.append(PlannedDigest(user.name, ch.kind, d.period, picks, None))
+                weekly = user.frequency == Frequency.WEEKLY
+                planned.append(PlannedDigest(user.name, ch.kind, d.period, picks, None, weekly))
             new.append(NewDigest(user.id, ch.id, d.period, items, cold))
     return _Stored(new, planned, {})
 

@@ -493,3 +493,33 @@ def test_the_first_batch_stored_refreshes_the_statistics_of_the_digests(
                 )
             ).scalars()
             assert list(analyzed) == ["digest", "digestitem"]
+
+
+def test_a_planned_digest_is_shown_as_its_digest_shows_it() -> None:
+    """`digest --dry-run` and the demo printed a filler's raw reason with a score of 0.00 and
+    titles with their LaTeX ("$\\omega$Test"), where the digest says "Newest" or "Popular
+    this week", shows no score, and reads "ωTest"."""
+    from daemon.db.models import ChannelKind as Kind
+    from daemon.db.rows import PaperRow
+    from daemon.jobs.digests import PlannedDigest
+    from recommender.types import Recommendation
+
+    def paper(title: str, upvotes: int | None) -> PaperRow:
+        return PaperRow(1, "k", title, "", (), "", None, NOW, upvotes)
+
+    def rec(i: str, score: float, kind: Any, reason: str) -> Recommendation:
+        return Recommendation(i, score, kind, reason, None, ())
+
+    picks = (
+        (paper("$\\omega$Test", None), rec("1", 0.6312, "similar", "Close to “$\\alpha$”")),
+        (paper("Voted", 12), rec("2", 0.0, "trending", "most upvoted")),
+        (paper("Unvoted", None), rec("3", 0.0, "trending", "newest")),
+    )
+    daily = PlannedDigest("ada", Kind.EMAIL, date(2026, 11, 28), picks, None)
+    assert daily.shown() == [
+        ("ωTest", "0.63", "Close to “α”"),
+        ("Voted", "—", "Popular today"),
+        ("Unvoted", "—", "Newest"),
+    ]
+    weekly = PlannedDigest("ada", Kind.EMAIL, date(2026, 11, 28), picks, None, weekly=True)
+    assert weekly.shown()[1] == ("Voted", "—", "Popular this week")
