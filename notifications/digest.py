@@ -26,6 +26,7 @@ class Pick:
     day: date | None = None  # submitted / announced (else first seen)
     arxiv_id: str | None = None  # without version: links to the abstract page and the PDF
     category: str | None = None  # primary arXiv category, e.g. "cs.LG"
+    doi: str | None = None  # a journal's paper: shown and linked when it has no arXiv id
 
 
 @dataclass(frozen=True)

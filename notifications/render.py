@@ -218,6 +218,9 @@ def message_id(digest: Digest, domain: str) -> str:
     return f"<paperwire-digest-{digest.digest_id}-{period}-c{digest.channel_id}@{domain}>"
 
 
+# a DOI as stored (daemon.ingest.identity: lower case, one word), and what its link keeps
+_DOI = re.compile(r"10\.\d{4,9}/[^\s\x00-\x1f\x7f]+")
+DOI_SAFE = "/:;()._-"
 # arXiv ids as stored (no version): 2611.01234, astro-ph/0601001, math.GT/0309136
 _ARXIV_ID = re.compile(r"\d{4}\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/\d{7}")
 # what a LaTeX command or math looks like: anything else is plain text, returned as it is
@@ -337,6 +340,8 @@ class _PaperView:
     url: str | None  # the abstract page
     pdf_url: str | None  # arXiv papers only
     arxiv_id: str | None
+    doi: str | None  # a paper without an arXiv id (a journal's): shown, and linked at doi_url
+    doi_url: str | None
     category: str | None
     day: str | None  # ISO date
     authors: str
@@ -357,13 +362,16 @@ def _paper_view(
     day: date | None,
     arxiv_id: str | None,
     category: str | None,
+    doi: str | None = None,
 ) -> _PaperView:
     arxiv = arxiv_id if arxiv_id and _ARXIV_ID.fullmatch(arxiv_id) else None
+    doi = doi if doi and not arxiv and _DOI.fullmatch(doi) else None
     shown_category = _clean(category)[:CATEGORY_CHARS] or None if category else None
     shown_day = day.isoformat() if day else None
     votes = upvotes if upvotes and upvotes > 0 else None
     facts = [
         f"arXiv:{arxiv}" if arxiv else None,
+        f"doi:{doi}" if doi else None,
         shown_category,
         shown_day,
         f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
@@ -373,6 +381,8 @@ def _paper_view(
         url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
         pdf_url=arxiv_pdf_url(arxiv),
         arxiv_id=arxiv,
+        doi=doi,
+        doi_url=f"https://doi.org/{quote(doi, safe=DOI_SAFE)}" if doi else None,
         category=shown_category,
         day=shown_day,
         authors=shorten_authors(authors),
@@ -419,6 +429,7 @@ def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
         pick.day,
         pick.arxiv_id,
         pick.category,
+        pick.doi,
     )
     filler = cold_start or pick.kind == "trending"
     label = filler_label(paper.upvotes, weekly) if filler else None
@@ -747,6 +758,8 @@ def _facts(paper: _PaperView) -> tuple[str, ...]:
     facts = []
     if paper.arxiv_id:
         facts.append(f"arXiv:{paper.arxiv_id}")
+    if paper.doi_url:
+        facts.append(_slack_link(paper.doi_url, f"doi:{paper.doi}"))
     if paper.category:
         facts.append(_mrkdwn_escape(paper.category))
     if paper.day:

@@ -94,6 +94,7 @@ class PaperRow:
     upvotes: int | None
     arxiv_id: str | None = None
     categories: tuple[str, ...] = ()  # arXiv's primary category first
+    doi: str | None = None  # lower case (daemon.ingest.identity)
 
     @property
     def day(self) -> datetime:
@@ -114,6 +115,7 @@ class PaperRow:
             upvotes=p.upvotes,
             arxiv_id=p.arxiv_id,
             categories=tuple(p.categories),
+            doi=p.doi,
         )
 
 

@@ -106,6 +106,7 @@ def pick_of(
         day=paper.day.date(),
         arxiv_id=paper.arxiv_id,
         category=paper.categories[0] if paper.categories else None,
+        doi=paper.doi,
     )
 
 

@@ -783,3 +783,22 @@ def test_a_long_digest_has_its_links_at_the_top_too() -> None:
     assert "https://pw.example.org/me/x" in head and "https://pw.example.org/unsubscribe" in head
     _, short = parts(email_of(replace(make_digest(), manage_url="https://pw.example.org/me/x")))
     assert short.count("https://pw.example.org/me/x") == 1  # ten picks: at the end only
+
+
+def test_a_journal_paper_shows_and_links_its_doi() -> None:
+    # a journal's paper (no arXiv id) showed neither its DOI nor a link to it: a reader who
+    # cites it had to find it on the publisher's page
+    journal = make_pick(1, arxiv_id=None, paper_key="doi:10.1021/acs.jcim.6c01234",
+                        url="https://pubs.acs.org/doi/10.1021/acs.jcim.6c01234",
+                        doi="10.1021/acs.jcim.6c01234")  # fmt: skip
+    arxiv = make_pick(2, arxiv_id="2611.00002", doi="10.48550/arxiv.2611.00002")
+    odd = make_pick(3, arxiv_id=None, doi='10.1000/a"b<c>', url="https://j.example/3")
+    text, html = parts(email_of(make_digest((journal, arxiv, odd))))
+    link = "https://doi.org/10.1021/acs.jcim.6c01234"
+    assert f'<a class="doi" href="{link}"' in html and ">doi:10.1021/acs.jcim.6c01234</a>" in html
+    assert f"DOI: {link}" in text and "doi:10.1021/acs.jcim.6c01234" in text
+    assert "10.48550" not in html and "10.48550" not in text  # arXiv's: its own links say it
+    assert 'href="https://doi.org/10.1000/a%22b%3Cc%3E"' in html  # quoted, then escaped
+    assert "doi:10.1000/a&#34;b&lt;c&gt;" in html or "doi:10.1000/a&quot;b&lt;c&gt;" in html
+    slack = all_text(render_slack(make_digest((journal,)), webhook_url=WEBHOOK).payloads[0])
+    assert f"<{link}|doi:10.1021/acs.jcim.6c01234>" in slack
