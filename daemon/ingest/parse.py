@@ -337,6 +337,7 @@ def _names(raw: str, *, rss: bool, arxiv_list: bool, listed: bool = False) -> li
 
 # A journal's one author field: "A, B, and C", "A; B", bioRxiv's "Kim, S., Okafor, C. N."
 _LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+")
+_SEMICOLONS = re.compile(r"\s*;\s*(?:(?:and|&)\s+)?")
 # initials: "S.", "C. N.", "J.-P.", "SY" (single capitals: "Bo Li" is a name)
 _INITIALS = re.compile(r"(?:[A-Z]\.?(?:\s*-\s*|\s+)?){1,4}")
 
@@ -347,14 +348,14 @@ _AUTHORS_LINE = "Author(s):"
 
 def _people(text: str) -> list[str]:
     """The people one author field names: "Alice Brown, Bob Chen, and Carla Diaz" or
-    "A. Brown; B. Chen" are three and two; bioRxiv's "Kim, S., Okafor, C. N." ("Last,
-    Initials" pairs) is "S. Kim", "C. N. Okafor". Anything else ("Smith, John", "Jane Doe",
-    "Doe, Jane and Roe, Richard") stays one field, as it was."""
+    "A. Brown; B. Chen" are three and two, "Doe, Jane; Roe, Richard" two; bioRxiv's "Kim, S.,
+    Okafor, C. N." ("Last, Initials" pairs) is "S. Kim", "C. N. Okafor". Anything else
+    ("Smith, John", "Jane Doe", "Doe, Jane and Roe, Richard") stays one field, as it was."""
     pieces = [p.strip() for p in _LIST_SEPARATORS.split(text) if p.strip()]
     if len(pieces) < 2:
         return [text]
-    if ";" in text:
-        return pieces
+    if ";" in text:  # each part is one person, maybe "Last, First" or "Last, Initials"
+        return [name for part in _SEMICOLONS.split(text) if part for name in _people(part)]
     if len(pieces) % 2 == 0 and all(_INITIALS.fullmatch(p) for p in pieces[1::2]):
         return [
             f"{initials} {last}" for last, initials in zip(pieces[::2], pieces[1::2], strict=True)

@@ -240,6 +240,11 @@ def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
         ("Kim, SY, Li, B", ("SY Kim", "B Li")),
         ("Smith, John", ("Smith, John",)),  # one person, last name first: as it was
         ("Doe, Jane and Roe, Richard", ("Doe, Jane and Roe, Richard",)),  # not told apart
+        # ";" parts each name one person: "Doe, Jane; Roe, Richard" was "Doe", "Jane", "Roe",
+        # "Richard" (four people, two named by their first name)
+        ("Doe, Jane; Roe, Richard", ("Doe, Jane", "Roe, Richard")),
+        ("Lee, K.; Park, J.-H.", ("K. Lee", "J.-H. Park")),
+        ("Alice Brown; Bob Chen; and Carla Diaz", ("Alice Brown", "Bob Chen", "Carla Diaz")),
         ("The ATLAS Collaboration", ("The ATLAS Collaboration",)),
     ):
         one = f"<dc:creator>{creators}</dc:creator>".encode()
