@@ -342,8 +342,10 @@ _SEMICOLONS = re.compile(r"\s*;\s*(?:(?:and|&)\s+)?")
 _INITIALS = re.compile(r"(?:[A-Z]\.?(?:\s*-\s*|\s+)?){1,4}")
 
 
-# ScienceDirect's description: "Publication date: … Source: … Author(s): A, B, C" (no dc:creator)
-_AUTHORS_LINE = "Author(s):"
+# ScienceDirect's description: "Publication date: … Source: … Author(s): A, B, C" (no dc:creator);
+# only there: another feed's abstract that mentions "Author(s):" is no list of its authors
+_SCIENCEDIRECT = "Publication date:"
+_AUTHORS_LINE = " Author(s):"
 
 
 def _people(text: str) -> list[str]:
@@ -435,7 +437,7 @@ def _entry_paper(
     page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
     authors = _authors(e, rss=rss, arxiv=bool(arxiv_id))
     line = abstract.rfind(_AUTHORS_LINE)  # ScienceDirect's authors, in the text
-    if not authors and line >= 0 and (line == 0 or abstract[line - 1] == " "):
+    if not authors and line >= 0 and abstract.startswith(_SCIENCEDIRECT):
         listed = abstract[line + len(_AUTHORS_LINE) :].strip()
         names = _people(listed) if listed else []
         authors = tuple(cap(p, NAME_MAX) for p in names if is_name(p))[:AUTHORS_MAX]

@@ -275,6 +275,16 @@ def test_sciencedirect_authors_are_read_from_the_description() -> None:
     )
     (post,) = parse_feed(rss, url="https://b.test/feed").papers
     assert (post.authors, post.abstract) == (("Ann Lee",), "Author(s): Bob Ray, Cy Tan")
+    # so does another feed's abstract that mentions "Author(s):": it was cut there, and its
+    # end stored as authors ("Author(s): Jane Doe We study …" was no abstract, one author)
+    rss = b'<rss version="2.0"><channel><title>t</title><item><title>A post</title>'
+    rss += b"<link>https://b.test/1</link><description>%s</description></item></channel></rss>"
+    for text in (
+        "&lt;p&gt;Author(s): Jane Doe&lt;/p&gt;&lt;p&gt;We study things.&lt;/p&gt;",
+        "We survey how journals list them. Author(s): often missing; we say why.",
+    ):
+        (post,) = parse_feed(rss % text.encode(), url="https://b.test/feed").papers
+        assert post.authors == () and post.abstract.endswith(("things.", "why.")), text
 
 
 def test_a_json_feed_is_refused_with_its_name_not_as_a_broken_hugging_face_list() -> None:
