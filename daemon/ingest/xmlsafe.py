@@ -28,6 +28,7 @@ from urllib.parse import urljoin
 from feedparser.encodings import convert_to_utf8
 
 from daemon.errors import ParseError
+from daemon.ingest.text import URL_MAX
 
 FEED_ROOTS = frozenset({"rss", "feed", "rdf"})  # local names, case-insensitive
 
@@ -214,6 +215,8 @@ def feed_links(page: bytes, url: str) -> list[str]:
         href = html.unescape(attrs.get(b"href", b"").decode("utf-8", "replace")).strip()
         if b"alternate" in rel and kind in _FEED_TYPES and href:
             link = urljoin(url, href) if url else href
-            if link.startswith(("http://", "https://")) and link not in found:
+            # longer than any link is kept (URL_MAX): it would fill the error, the log, the page
+            long = len(link) > URL_MAX
+            if link.startswith(("http://", "https://")) and not long and link not in found:
                 found.append(link)
     return found[:FEED_LINKS_MAX]

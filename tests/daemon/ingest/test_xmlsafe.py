@@ -217,6 +217,18 @@ def test_a_web_page_that_names_its_feed_says_which_url_to_add() -> None:
         match=r"names its feed https://www\.example\.org/nature\.rss: add that URL instead",
     ):
         parse_feed(one, url="https://www.example.org/nature/", content_type="text/html")
+    # a link longer than any link paperwire keeps is no feed to add: 150 KB of it made the
+    # error 150 KB, printed by `feeds add`, logged at every ingest, shown by the console
+    huge = b'<link rel="alternate" type="application/rss+xml" href="/%s">' % (b"a" * 150_000)
+    with pytest.raises(ParseError) as info:
+        parse_feed(
+            one.replace(b"<head>", b"<head>" + huge),
+            url="https://www.example.org/nature/",
+            content_type="text/html",
+        )
+    assert str(info.value).endswith(
+        "names its feed https://www.example.org/nature.rss: add that URL instead"
+    )
 
 
 @pytest.mark.parametrize(
