@@ -359,7 +359,9 @@ def _come_back(resp: httpx.Response) -> str:
     """What a 429 or 503's Retry-After asks (seconds, or an HTTP date), for the error: the
     admin sees the failure is the server's, for a while."""
     after = " ".join(resp.headers.get("retry-after", "").split())[:40]
-    if resp.status_code not in (429, 503) or not after.isprintable() or not after:
+    if resp.status_code not in (429, 503) or not (
+        after and after.isascii() and after.isprintable()
+    ):
         return ""
     when = f"in {int(after):,} s" if after.isdigit() else f"after {after}"
     return f" (the server asks to come back {when}; the next ingest tries again)"

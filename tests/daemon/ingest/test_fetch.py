@@ -278,6 +278,14 @@ def test_a_429_or_503_says_when_the_server_asks_to_come_back(
         "HTTP 503 Service Unavailable",
         "HTTP 404 Not Found (check the feed URL)",
     ]
+    # not ASCII, as no Retry-After is: "²" is a digit int() does not read, and the fetch
+    # raised ValueError, no FetchError (`feeds add` printed a traceback)
+    server.reply(503, "maintenance", {"Retry-After": "\u00b2"})
+    server.reply(503, "maintenance", {"Retry-After": " "})
+    for _ in range(2):
+        with pytest.raises(FetchError) as info:
+            fetcher.fetch(server.url_for("/journal.rss"))
+        assert str(info.value).endswith(": HTTP 503 Service Unavailable")
 
 
 def test_connection_refused_is_a_fetch_error(fetcher: Fetcher) -> None:
