@@ -340,6 +340,8 @@ _LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+
 _SEMICOLONS = re.compile(r"\s*;\s*(?:(?:and|&)\s+)?")
 # initials: "S.", "C. N.", "J.-P.", "SY" (single capitals: "Bo Li" is a name)
 _INITIALS = re.compile(r"(?:[A-Z]\.?(?:\s*-\s*|\s+)?){1,4}")
+# what follows a name after a comma and looks like initials: "Jane Doe, MD" is no "MD Jane Doe"
+_AFTER_NAME = frozenset({"MD", "M.D.", "DO", "D.O.", "RN", "R.N.", "MPH", "II", "III", "IV"})
 
 
 # ScienceDirect's description: "Publication date: … Source: … Author(s): A, B, C" (no dc:creator);
@@ -358,10 +360,11 @@ def _people(text: str) -> list[str]:
         return [text]
     if ";" in text:  # each part is one person, maybe "Last, First" or "Last, Initials"
         return [name for part in _SEMICOLONS.split(text) if part for name in _people(part)]
-    if len(pieces) % 2 == 0 and all(_INITIALS.fullmatch(p) for p in pieces[1::2]):
-        return [
-            f"{initials} {last}" for last, initials in zip(pieces[::2], pieces[1::2], strict=True)
-        ]
+    lasts, firsts = pieces[::2], pieces[1::2]
+    if len(pieces) % 2 == 0 and all(
+        _INITIALS.fullmatch(p) and p not in _AFTER_NAME for p in firsts
+    ):
+        return [f"{initials} {last}" for last, initials in zip(lasts, firsts, strict=True)]
     if all(len(p.split()) >= 2 for p in pieces):
         return pieces
     return [text]

@@ -245,6 +245,11 @@ def test_a_journals_one_author_field_naming_several_people_is_split() -> None:
         ("Doe, Jane; Roe, Richard", ("Doe, Jane", "Roe, Richard")),
         ("Lee, K.; Park, J.-H.", ("K. Lee", "J.-H. Park")),
         ("Alice Brown; Bob Chen; and Carla Diaz", ("Alice Brown", "Bob Chen", "Carla Diaz")),
+        # a degree or a generation after the name is no initials: "MD Jane Doe" was stored
+        ("Jane Doe, MD", ("Jane Doe, MD",)),
+        ("Jane Doe, M.D., and John Roe, M.D.", ("Jane Doe, M.D., and John Roe, M.D.",)),
+        ("Jane Doe, MD; John Roe, DO", ("Jane Doe, MD", "John Roe, DO")),
+        ("John Smith, III", ("John Smith, III",)),
         ("The ATLAS Collaboration", ("The ATLAS Collaboration",)),
     ):
         one = f"<dc:creator>{creators}</dc:creator>".encode()
