@@ -1,9 +1,9 @@
 """Migration 0014: a DOI stored with the query of its doi.org link (ACS's "?af=r") loses it,
-so the next ingest, whose parser drops the query, finds the paper it stored before."""
+and a paper keyed by a guid that names a DOI (PLOS, Springer) gets it, so the next ingest, whose
+parser reads them so, finds the papers it stored before."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -13,24 +13,24 @@ from daemon.db.engine import upgrade
 from daemon.ingest.parse import parse_feed
 from tests.daemon.conftest import BOTH_BACKENDS, EMPTY_DATABASE, FEEDS
 
-ACS = FEEDS / "journals" / "acs_rss2_constructed.xml"
+JOURNALS = FEEDS / "journals"
 AT = datetime(2026, 11, 28, tzinfo=UTC)
 
 
-def _paper(conn: sa.Connection, key: str, doi: str | None, title: str) -> None:
+def _paper(conn: sa.Connection, key: str, doi: str | None, title: str, url: str = "") -> None:
     conn.execute(
         sa.text(
             "INSERT INTO paper (key, title, abstract, authors, url, doi, categories, "
-            "first_seen_at, is_news) VALUES (:key, :title, '', :authors, '', :doi, '[]', :at, "
+            "first_seen_at, is_news) VALUES (:key, :title, '', :authors, :url, :doi, '[]', :at, "
             "true)"
         ),
-        {"key": key, "doi": doi, "title": title, "authors": json.dumps(["A B"]), "at": AT},
+        {"key": key, "doi": doi, "title": title, "url": url, "authors": '["A B"]', "at": AT},
     )
 
 
 @BOTH_BACKENDS
 @EMPTY_DATABASE
-def test_a_doi_stored_with_its_links_query_is_the_papers_doi_after_the_upgrade(
+def test_journal_papers_stored_before_have_the_doi_the_parser_now_reads(
     db_url: str,
 ) -> None:
     engine = make_engine(db_url)
@@ -45,9 +45,13 @@ def test_a_doi_stored_with_its_links_query_is_the_papers_doi_after_the_upgrade(
             _paper(conn, "doi:10.1000/what?", "10.1000/what?", "d")
             _paper(conn, "doi:10.1002/(sici)1;2-#", "10.1002/(sici)1;2-#", "e")
             _paper(conn, "guid:x", None, "f")
+            # keyed by a guid that names the DOI; "Editorial" is too short to join by title
+            _paper(conn, "guid:info:doi/10.1371/journal.pone.0312345", None, "g")
+            springer = "https://link.springer.com/10.1007/s10994-026-06789-0"
+            _paper(conn, f"guid:{springer}", None, "Editorial", springer)
         upgrade(engine)
         with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT title, key, doi FROM paper ORDER BY title"))
+            rows = conn.execute(sa.text("SELECT title, key, doi FROM paper ORDER BY id"))
             assert [tuple(r) for r in rows] == [
                 ("a", "doi:10.1021/acs.jctc.6c01234", "10.1021/acs.jctc.6c01234"),
                 ("b", "doi:10.1021/twin?af=r", "10.1021/twin"),
@@ -55,9 +59,17 @@ def test_a_doi_stored_with_its_links_query_is_the_papers_doi_after_the_upgrade(
                 ("d", "doi:10.1000/what?", "10.1000/what?"),
                 ("e", "doi:10.1002/(sici)1;2-#", "10.1002/(sici)1;2-#"),
                 ("f", "guid:x", None),
+                ("g", "doi:10.1371/journal.pone.0312345", "10.1371/journal.pone.0312345"),
+                ("Editorial", "doi:10.1007/s10994-026-06789-0", "10.1007/s10994-026-06789-0"),
             ]
-        # the ACS feed read again: the paper stored before, not a second one announced anew
-        papers = parse_feed(ACS.read_bytes(), url="https://pubs.acs.org/feed").papers
-        assert Store(engine).papers.upsert(papers, None, AT) == (0, 1)
+        # the feeds read again: the papers stored before, not second ones announced anew
+        papers = [
+            paper
+            for name in ("acs_rss2", "plos_atom", "springer_rss2")
+            for paper in parse_feed(
+                (JOURNALS / f"{name}_constructed.xml").read_bytes(), url="https://j.test/"
+            ).papers
+        ]
+        assert Store(engine).papers.upsert(papers, None, AT) == (0, 3)
     finally:
         engine.dispose()

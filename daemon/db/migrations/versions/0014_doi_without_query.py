@@ -1,7 +1,13 @@
-"""paper.doi and its doi: key without the query of the doi.org link they were read from: ACS's
-links are dx.doi.org/10.1021/…?af=R, and "10.1021/…?af=r" was stored as the DOI. The parser
-now drops the query, so the first ingest after an upgrade stored each such paper again (two
-different DOIs are never one paper), announced as news once more.
+"""paper.doi and the doi: key as the parser now reads them from a journal's links and ids, so
+the first ingest after the upgrade finds the papers stored before instead of storing each
+again, announced as news once more:
+
+- a DOI read from a doi.org link kept the link's query: ACS's links are
+  dx.doi.org/10.1021/…?af=R, and "10.1021/…?af=r" was stored (two different DOIs are never one
+  paper);
+- a paper keyed by its guid had no DOI where the guid or link names one (PLOS's info:doi/…,
+  link.springer.com/10.1007/…, a publisher's …/doi/10.…): a record with the DOI joins it only
+  by its title, never for a short one ("Editorial").
 
 Revision ID: 0014
 Revises: 0013
@@ -14,6 +20,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+# the parser's own reading (not a copy): the next ingest must find what this stores
+from daemon.ingest.identity import find_doi
+
 revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
@@ -25,19 +34,25 @@ _QUERY = re.compile(r"\?[\w.-]+=[^?#&\s]*(?:&[\w.-]+=[^?#&\s]*)*$")
 
 def upgrade() -> None:
     conn = op.get_bind()
-    t = sa.table("paper", sa.column("id"), sa.column("key"), sa.column("doi"))
-    rows = conn.execute(sa.select(t.c.id, t.c.key, t.c.doi).where(t.c.doi.like("%?%"))).all()
+    t = sa.table("paper", sa.column("id"), sa.column("key"), sa.column("doi"), sa.column("url"))
     keys = set(conn.execute(sa.select(t.c.key).where(t.c.key.like("doi:%"))).scalars())
-    for row_id, key, doi in rows:
-        if not (m := _QUERY.search(doi)) or m.start() == 0:
-            continue
-        fixed = doi[: m.start()]
-        values = {"doi": fixed}
-        if key == f"doi:{doi}" and f"doi:{fixed}" not in keys:  # a twin keeps its key
-            values["key"] = f"doi:{fixed}"
+
+    def fix(row_id: int, key: str, doi: str, *, rekey: bool) -> None:
+        values = {"doi": doi}
+        if rekey and f"doi:{doi}" not in keys:  # a twin already keyed by it keeps its key
+            values["key"] = f"doi:{doi}"
             keys.add(values["key"])
         conn.execute(sa.update(t).where(t.c.id == row_id).values(values))
 
+    queried = sa.select(t.c.id, t.c.key, t.c.doi).where(t.c.doi.like("%?%"))
+    for row_id, key, doi in conn.execute(queried).all():
+        if (m := _QUERY.search(doi)) and m.start() > 0:
+            fix(row_id, key, doi[: m.start()], rekey=key == f"doi:{doi}")
+    guids = sa.select(t.c.id, t.c.key, t.c.url).where(t.c.doi.is_(None), t.c.key.like("guid:%"))
+    for row_id, key, url in conn.execute(guids).all():
+        if doi := find_doi([], [key.removeprefix("guid:"), url]):
+            fix(row_id, key, doi, rekey=True)
+
 
 def downgrade() -> None:
-    pass  # the query was never part of the DOI: nothing to give back
+    pass  # the DOIs were the papers' all along: nothing to give back
