@@ -1067,8 +1067,9 @@ def feeds_add(
             trial = try_feed(app, url, app.clock())
             if trial.error:  # it names the URL
                 raise PaperwireError(
-                    f"feed {name} not added: {trial.error}\n(when the address is right and its "
-                    "server is down right now, add it anyway with --no-check)"
+                    f"feed {name} not added: {trial.error}\n(when you are sure of the address "
+                    "and its server is only down or out of order right now, add it anyway with "
+                    "--no-check)"
                 )
             found = f": {trial.summary()}"
             if trial.moved_to:  # a 301: the old address may stop redirecting one day
