@@ -609,12 +609,12 @@ class Digests(Repository):
 
     def stop_refusing_channel(self, digest_id: int, refusals: int) -> tuple[str, str] | None:
         """Stop the channel of a digest just given up for good when its last `refusals`
-        digests (empty ones aside) were all given up for good, while digests went out through
-        other channels of its kind meanwhile (since the day of the one refused before this one:
-        the server works, the refusal is this address's; not only on this day, whose others
-        may be sent after this one). Returns (the user's name, the reason recorded), or None:
-        nothing stopped. Sending every day to a mailbox that does not exist costs the sender's
-        standing with the mail providers."""
+        digests (empty ones aside) were all given up for good, while a digest went out through
+        another channel of its kind meanwhile: after the refusal before this one (the server
+        works, the refusal is this address's; one sent earlier that day says nothing of a
+        server refusing everyone since), or on the same day when one refusal stops. Returns
+        (the user's name, the reason recorded), or None: nothing stopped. Sending every day to
+        a mailbox that does not exist costs the sender's standing with the mail providers."""
         with self.session() as s:
             digest = s.get(Digest, digest_id)
             channel = s.get(Channel, digest.channel_id) if digest is not None else None
@@ -636,11 +636,20 @@ class Digests(Repository):
                     col(DeliveryAttempt.detail) != UNSUBSCRIBED_DETAIL,
                 )
             ).one()
+            # of the day of the refusal before this one, or later (the index of the period)
+            meanwhile = [col(Digest.period) >= recent[min(1, len(recent) - 1)][2]]
+            if len(recent) > 1:  # and sent after that refusal
+                since = s.exec(
+                    select(sa.func.max(DeliveryAttempt.at)).where(
+                        DeliveryAttempt.digest_id == recent[1][0]
+                    )
+                ).one()
+                meanwhile.append(col(Digest.sent_at) >= since)
             others_got_theirs = s.exec(
                 select(Digest.id)
                 .join(Channel, col(Channel.id) == col(Digest.channel_id))
                 .where(
-                    Digest.period >= recent[min(1, len(recent) - 1)][2],
+                    *meanwhile,
                     Digest.state == DigestState.SENT,
                     Channel.kind == channel.kind,
                     Channel.id != channel.id,

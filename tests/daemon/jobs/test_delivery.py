@@ -358,7 +358,7 @@ def test_a_channel_whose_digests_are_refused_for_good_is_stopped(
         for day in (1, 2, 3):
             if day > 1:
                 _day_of_digests(app, day)
-            report = jobs.deliver(app, NOW)
+            report = jobs.deliver(app, NOW + timedelta(days=day - 1))  # each day at 8:00
             assert (report.sent, report.failed) == (1, 1)
             (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
             assert u0.active == (day < 3), day
@@ -412,3 +412,36 @@ def test_a_digest_not_sent_for_an_unsubscribe_is_no_refusal(
         assert jobs.deliver(app, NOW).failed == 1  # refused once
         (channel,) = app.store.people.channels_of(user.id)
         assert channel.active and channel.stopped_reason is None
+
+
+@BOTH_BACKENDS
+def test_a_server_refusing_everyone_from_midday_stops_no_channel(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # u1 got its digest in the morning; from noon the server refused every recipient, for a
+    # day and more. u0, whose hour came after noon, was stopped: its two refusals were the
+    # server's, and "others got theirs" counted u1's morning digest of the first day
+    refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}  # once the server works
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 2}))
+        users_with_digests(app, 0)
+        more_digests(app, 1, 1)  # u1, 8:00
+        assert jobs.deliver(app, NOW).sent == 1
+        # noon: the server refuses everyone, its next three recipients (u0; u1 and u0 next day)
+        server.fail("RCPT", reply="554 5.7.1 policy refusal", times=3)
+        more_digests(app, 1, 0)  # u0, 14:00
+        assert jobs.deliver(app, NOW + timedelta(hours=6)).failed == 1
+        _day_of_digests(app, 2)
+        assert jobs.deliver(app, NOW + timedelta(days=1)).failed == 2
+        for name in ("u0", "u1"):
+            (channel,) = app.store.people.channels_of(app.store.people.get(name).id)
+            assert channel.active and channel.stopped_reason is None, name
+        # the server works again: u1 gets its digests, and u0, refused after that, is stopped
+        # (the day after at the latest: on the first, its refusal may come before u1's send)
+        for day in (3, 4):
+            _day_of_digests(app, day)
+            jobs.deliver(app, NOW + timedelta(days=day - 1))
+        (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+        assert not u0.active and u0.stopped_reason is not None
