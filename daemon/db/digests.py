@@ -621,16 +621,22 @@ class Digests(Repository):
             if digest is None or channel is None or not channel.active:
                 return None
             recent = s.exec(
-                select(col(Digest.id), col(Digest.state), col(Digest.period))
+                select(
+                    col(Digest.id), col(Digest.state), col(Digest.period), col(Digest.parts_sent)
+                )
                 .where(Digest.channel_id == channel.id, Digest.state != DigestState.EMPTY)
                 .order_by(col(Digest.period).desc())
                 .limit(refusals)
             ).all()
-            if len(recent) < refusals or any(st != DigestState.FAILED for _, st, _ in recent):
+            # a part of a split message accepted (Slack): the address works, its refusal was
+            # of the message
+            if len(recent) < refusals or any(
+                st != DigestState.FAILED or parts for _, st, _, parts in recent
+            ):
                 return None
             refused = s.exec(
                 select(sa.func.count(sa.distinct(col(DeliveryAttempt.digest_id)))).where(
-                    col(DeliveryAttempt.digest_id).in_([i for i, _, _ in recent]),
+                    col(DeliveryAttempt.digest_id).in_([i for i, _, _, _ in recent]),
                     DeliveryAttempt.outcome == Outcome.PERMANENT,
                     # one not sent because its channel was stopped then: not a refusal
                     col(DeliveryAttempt.detail) != UNSUBSCRIBED_DETAIL,

@@ -24,7 +24,7 @@ from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
-from tests.servers import smtp_server
+from tests.servers import http_server, smtp_server
 
 Hook = Callable[[Outgoing], None]
 
@@ -445,3 +445,37 @@ def test_a_server_refusing_everyone_from_midday_stops_no_channel(
             jobs.deliver(app, NOW + timedelta(days=day - 1))
         (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
         assert not u0.active and u0.stopped_reason is not None
+
+
+def test_a_slack_channel_that_takes_the_first_part_of_its_digests_is_not_stopped(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # a long digest split in two: Slack took the first part every day and refused the second
+    # (its blocks); the webhook works, yet the channel was stopped after three days, and its
+    # subscriber then got nothing at all
+    papers = [
+        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
+                published=NOW)
+        for i in range(30)
+    ]  # fmt: skip
+    with http_server() as slack:
+        slack_settings = {"transport": "webhook", "min_interval_seconds": 0.0}
+        app = app_factory(make_settings(slack=slack_settings))
+        app.store.papers.upsert(papers, None, NOW)
+        items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
+        hooks = {name: slack.url_for(f"/hooks/{name}") for name in ("ada", "bo")}
+        for name, hook in hooks.items():
+            app.store.people.add(name, NOW, channels={ChannelKind.SLACK: hook})
+        for day in (1, 2, 3):
+            for name, replies in (("bo", [200]), ("ada", [200, 400])):
+                user, (channel,) = app.store.people.subscribers([name])[0]
+                app.store.digests.create(
+                    user.id, channel.id, date(2026, 11, 26 + day),
+                    items[: len(replies) * 15], NOW, cold_start=False,
+                )  # fmt: skip
+                for status in replies:
+                    slack.reply(status, "ok" if status == 200 else "invalid_blocks")
+                jobs.deliver(app, NOW + timedelta(days=day - 1, hours=len(replies)))
+        assert app.store.digests.counts() == {"sent": 3, "failed": 3}
+        (ada,) = app.store.people.channels_of(app.store.people.get("ada").id)
+        assert ada.active and ada.stopped_reason is None
