@@ -705,11 +705,15 @@ def _start_all_if_none(s: Session, user_id: int) -> None:
 
 
 def _check_reachable(s: Session, user: User) -> None:
-    """A subscribed user always has somewhere for the digest to go."""
+    """A subscribed user always has somewhere for the digest to go (or a channel paperwire
+    stopped, its digests refused: the user stays subscribed until it starts again)."""
     if not user.active:
         return
     q = select(sa.func.count()).select_from(Channel)
-    q = q.where(Channel.user_id == user.id, col(Channel.active).is_(True))
+    q = q.where(
+        Channel.user_id == user.id,
+        sa.or_(col(Channel.active).is_(True), col(Channel.stopped_reason).is_not(None)),
+    )
     if int(s.exec(q).one()) == 0:
         raise PaperwireError(
             f"user {user.name!r} would be subscribed with no channel: give an email address or "

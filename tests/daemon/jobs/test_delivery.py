@@ -479,3 +479,27 @@ def test_a_slack_channel_that_takes_the_first_part_of_its_digests_is_not_stopped
         assert app.store.digests.counts() == {"sent": 3, "failed": 3}
         (ada,) = app.store.people.channels_of(app.store.people.get("ada").id)
         assert ada.active and ada.stopped_reason is None
+
+
+def test_a_subscriber_whose_only_channel_paperwire_stopped_can_still_be_edited(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # every change to such a subscriber (their own page's settings, the console's Save, `users
+    # set --digest-hour`) was refused: "user 'u0' would be subscribed with no channel"
+    refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 1}))
+        users_with_digests(app, 0)
+        more_digests(app, 1, 1)
+        assert jobs.deliver(app, NOW).sent == 1
+        more_digests(app, 1, 0)
+        assert jobs.deliver(app, NOW + timedelta(hours=1)).failed == 1
+    people = app.store.people
+    (u0,) = people.channels_of(people.get("u0").id)
+    assert not u0.active and u0.stopped_reason is not None
+    people.edit("u0", NOW, changes={"digest_hour": 9}, channels={ChannelKind.EMAIL: "u0@x.org"})
+    assert people.get("u0").digest_hour == 9 and people.get("u0").active
+    (u0,) = people.channels_of(people.get("u0").id)
+    assert not u0.active and u0.stopped_reason is not None  # still stopped, still said why
