@@ -572,9 +572,11 @@ def _redact(key: str, value: Any) -> Any:
 
 
 _URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
-# a value ends before the punctuation that ends the text around it (an error's "URL: reason",
-# a quoted 'URL', a URL in parentheses): the mask keeps that text whole
-_PARAMETER = re.compile(r"([?&])([^=&#\s]*)=([^&#\s]*?)(?=[:'\",;.)\]>]*(?:[&#\s]|$))")
+# one scan of the text whatever it holds (a name has no "?": "?a?a…" read each rest again)
+_PARAMETER = re.compile(r"([?&])([^=&#?\s]*)=([^&#\s]*)")
+# the punctuation that ends the text around a value (an error's "URL: reason", a quoted 'URL',
+# a URL in parentheses): kept after the mask, the text stays whole
+_AFTER_VALUE = ":'\",;.)]>"
 _SECRET_NAME = re.compile(r"pass|secret|key|token", re.I)
 
 
@@ -588,9 +590,9 @@ def shown_url(text: str) -> str:
 def _masked_parameter(m: re.Match[str]) -> str:
     """A URL parameter, its value masked if its name (as the driver reads it: %-decoded, `+`
     a space) says secret."""
-    sep, name, _ = m.groups()
+    sep, name, value = m.groups()
     if _SECRET_NAME.search(unquote_plus(name)):
-        return f"{sep}{name}=**********"
+        return f"{sep}{name}=**********{value[len(value.rstrip(_AFTER_VALUE)) :]}"
     return m.group(0)
 
 

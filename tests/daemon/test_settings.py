@@ -487,6 +487,26 @@ def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> N
     assert shown_url(url) == shown
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "https://lab/atom?token=" + ":" * 50_000 + "x",  # a web page's <link> in a feed error
+        "https://lab/" + "?a" * 25_000,
+    ],
+)
+def test_masking_a_long_text_takes_no_time(text: str) -> None:
+    # every feed error goes through shown_url, and a web page given as a feed is quoted with
+    # the feed links its <head> names (200 KB of it): 50,000 colons took 20 s, 200,000 five
+    # minutes of the ingest, "?a" repeated as long
+    import time
+
+    from daemon.settings import shown_url
+
+    started = time.process_time()
+    shown_url(text)
+    assert time.process_time() - started < 2.0
+
+
 def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
     # the port changed, not the address: every digest's link reached nothing (imports QA)
     assert Settings().server.links_elsewhere() == ""
