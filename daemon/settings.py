@@ -283,7 +283,7 @@ class DeliverySettings(_Section):
     max_run_seconds: float = Field(default=3000.0, gt=0)
     workers: int = Field(default=1, ge=1, le=32)  # delivery processes (daemon/jobs/workers.py)
     # a channel whose last N digests were refused for good is stopped (0: never)
-    stop_channel_after: int = Field(default=3, ge=0)
+    stop_channel_after: int = Field(default=3, ge=0, le=1000)
 
 
 class LogSettings(_Section):

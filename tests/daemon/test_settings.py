@@ -208,6 +208,15 @@ def test_bad_environment_value_is_reported(tmp_path: Path, monkeypatch: pytest.M
     assert "less than or equal to 100" in msg
 
 
+def test_a_channel_stop_after_more_refusals_than_a_database_counts_is_refused(
+    tmp_path: Path,
+) -> None:
+    # accepted (by `config set` too), it broke the whole delivery run at the first digest
+    # refused for good: "OverflowError: Python int too large to convert to SQLite INTEGER"
+    msg = _error(_write(tmp_path, "[delivery]\nstop_channel_after = 99999999999999999999\n"))
+    assert "delivery.stop_channel_after" in msg and "less than or equal to 1000" in msg
+
+
 def test_paperwire_config_variable_names_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
