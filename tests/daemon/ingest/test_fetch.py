@@ -190,12 +190,23 @@ def test_a_stop_leaves_the_fetch_in_flight_without_failing_the_feed(
     )
     app = app_factory(settings)
     server.hang()
-    sigterm = threading.Timer(0.5, app.stopping.set)
-    sigterm.start()
+    asked = threading.Event()  # ended by the test: the thread never outlives it
+
+    def sigterm_once_asked() -> None:
+        # the stop while the request is in flight, not before it is sent: a timer set it first
+        # on a loaded machine, the ingest then asked nothing, and the next got the hang (flaky)
+        while not server.seen("/hf.json") and not asked.wait(0.01):
+            pass
+        app.stopping.set()
+
+    thread = threading.Thread(target=sigterm_once_asked, daemon=True)
+    thread.start()
     try:
         stopped = jobs.ingest(app, app.clock())
     finally:
-        sigterm.cancel()
+        asked.set()
+        thread.join()
+    assert server.seen("/hf.json")  # fetched, then left in flight
     assert (stopped.feeds_ok, stopped.feeds_failed, stopped.errors) == (0, 0, [])
     (feed,) = app.store.feeds.all()
     assert feed.last_error is None and feed.last_fetched_at is None
