@@ -264,7 +264,13 @@ class _Page:
         if settings["timezone"] not in self.zones:  # the list shows only those
             settings["timezone"] = user.timezone
         channels = [
-            {"id": c.id, "kind": c.kind, "where": describe_channel(c), "active": c.active}
+            {
+                "id": c.id,
+                "kind": c.kind,
+                "where": describe_channel(c),
+                "active": c.active,
+                "stopped": c.stopped_reason,
+            }
             for c in people.channels_of(user.id)
         ]
         feedback = [

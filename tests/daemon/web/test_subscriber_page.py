@@ -438,6 +438,24 @@ def test_a_refused_setting_marks_its_field(world: World, sent: dict[str, str], f
     assert _marked(resp.text) == [field] and f'<a href="#{field}">To the field</a>' in resp.text
 
 
+def test_a_channel_paperwire_stopped_says_why_and_starts_again_from_the_page(world: World) -> None:
+    # it said "paused", as if the subscriber had paused it, with no word of the refusals
+    channel = world.app.store.people.channels_of(world.user_id)[0]
+    with Session(world.app.store.engine) as s:  # as the delivery job stops one
+        row = s.get_one(Channel, channel.id)
+        row.active, row.stopped_reason = False, "its last 3 digests were refused: 550 no user"
+        s.add(row)
+        s.commit()
+    page = world.client.get(world.page).text
+    assert (
+        f'id="stopped-{channel.id}">stopped by paperwire: its last 3 digests were refused' in page
+    )
+    assert "550 no user" in page
+    world.post("channel", channel=str(channel.id), op="resume")
+    channel = world.app.store.people.channels_of(world.user_id)[0]
+    assert channel.active and channel.stopped_reason is None
+
+
 def test_a_refused_follow_keeps_what_was_typed_and_marks_it(world: World) -> None:
     long = "Augusta Ada King, Countess of Lovelace " * 6  # 234 characters: too long a name
     resp = world.post("follow", kind="author", value=long, op="follow")
