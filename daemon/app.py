@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from daemon.clock import utcnow
 from daemon.db import Store, make_engine
 from daemon.errors import ConfigError
-from daemon.settings import Settings
+from daemon.settings import SHORT_KEY, Settings
 from daemon.web.links import Links
 
 log = logging.getLogger("paperwire.daemon")
@@ -163,25 +163,9 @@ def link_secret(settings: Settings) -> str:
     return key
 
 
-# a key shorter than the one kept in a key file is taken (an installation's links keep working)
-# but said: anyone who guesses it can sign any link (unsubscribe anyone, answer for them)
-SHORT_KEY = 16
-
-
 def _links(settings: Settings) -> Links:
-    """The links made with the settings' key and address; a short `server.secret_key` is
-    warned of."""
-    key = link_secret(settings)
-    if len(key) < SHORT_KEY and settings.server.secret_key.get_secret_value():
-        log.warning(
-            "server.secret_key is %d characters long: anyone who guesses it can sign the "
-            "digests' links (unsubscribe anyone, answer for them); set at least %d random "
-            "ones, e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'` "
-            "(links in digests already sent then stop working)",
-            len(key),
-            SHORT_KEY,
-        )
-    return Links(key, str(settings.server.base_url))
+    """The links made with the settings' key and address."""
+    return Links(link_secret(settings), str(settings.server.base_url))
 
 
 def check_link_secret(settings: Settings) -> None:

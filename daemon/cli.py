@@ -269,8 +269,9 @@ def run() -> None:
         s = app.settings
         base = str(s.server.base_url).rstrip("/")
 
-        if warning := s.server.links_elsewhere():
-            logging.getLogger("paperwire.daemon").warning(warning)
+        for warning in (s.server.links_elsewhere(), s.server.weak_key()):
+            if warning:
+                logging.getLogger("paperwire.daemon").warning(warning)
 
         def announce() -> None:
             console = f"{base}/admin" if s.admin.passwords else "closed (no admin yet)"
@@ -489,8 +490,9 @@ def config_check() -> None:
 
     settings = load_settings(_state.config)
     recommender_config(settings)
-    if warning := settings.server.links_elsewhere():
-        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    for warning in (settings.server.links_elsewhere(), settings.server.weak_key()):
+        if warning:
+            err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(
         f"[green]ok[/]: {config_path(_state.config)} is valid "
         f"({len(settings.feeds)} configured feed(s), database {_redact_db(settings.database.url)})"

@@ -41,6 +41,10 @@ from daemon.errors import ConfigError
 DEFAULT_CONFIG = Path("config/paperwire.toml")
 
 
+# a link-signing key shorter than this is warned of (set) or refused (a key file: daemon.app)
+SHORT_KEY = 16
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -88,6 +92,19 @@ class ServerSettings(_Section):
                 "not under a path: the pages' own links start at /"
             )
         return v
+
+    def weak_key(self) -> str:
+        """A warning when `secret_key` is set but short: anyone who guesses it can sign any
+        link. "" otherwise. A short key is still used: the links already sent keep working."""
+        key = self.secret_key.get_secret_value()
+        if not key or len(key) >= SHORT_KEY:
+            return ""
+        return (
+            f"server.secret_key is {len(key)} characters long: anyone who guesses it can sign "
+            f"the digests' links (unsubscribe anyone, answer for them); set at least {SHORT_KEY} "
+            "random ones, e.g. from `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            " (links in digests already sent then stop working)"
+        )
 
     def links_elsewhere(self) -> str:
         """A warning when `base_url` names this machine on another port than the one paperwire
