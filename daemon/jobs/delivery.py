@@ -185,8 +185,12 @@ class _Lease:
                 self.renew()
             except Exception as e:  # the database hiccuped: the next beat tries again
                 if not failed:
+                    from sqlalchemy.exc import DBAPIError
+
                     error = one_line(getattr(e, "orig", None) or e)
-                    log.warning("lease renewal failed", extra={"error": error})
+                    # an outage is one line; anything else is a bug, with its traceback
+                    log.warning("lease renewal failed", extra={"error": error},
+                                exc_info=None if isinstance(e, DBAPIError) else e)  # fmt: skip
                 failed += 1
             else:
                 if failed:

@@ -292,11 +292,13 @@ def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
     assert all(f"*Paper {i}*" in titles for i in range(30))
 
 
+@pytest.mark.parametrize("bug", [False, True])
 def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery(
     app_factory: Callable[..., App],
     hook: list[Hook],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
+    bug: bool,
 ) -> None:
     # the database out while a message was in flight: "lease renewal failed" with its whole
     # traceback every 20 s for as long as it lasted (known, left by earlier sessions)
@@ -312,6 +314,8 @@ def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery
 
     def outage(*args: object) -> set[int]:
         beats.append("down" if len(beats) < 4 else "up")
+        if beats[-1] == "down" and bug:  # not the database's: a bug, with its traceback
+            raise KeyError("refused")
         if beats[-1] == "down":
             raise sa.exc.OperationalError("UPDATE digest", {}, ConnectionRefusedError("refused"))
         return renew(*args)  # type: ignore[arg-type]
@@ -327,7 +331,8 @@ def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery
         assert jobs.deliver(app, NOW).sent == 1
     said = [r for r in caplog.records if "lease renewal" in r.getMessage()]
     assert [r.getMessage() for r in said] == ["lease renewal failed", "lease renewal recovered"]
-    assert said[0].exc_info is None and "ConnectionRefusedError: refused" in said[0].error  # type: ignore[attr-defined]
+    assert (said[0].exc_info is not None) == bug
+    assert "Error: " in said[0].error and "refused" in said[0].error  # type: ignore[attr-defined]
     assert said[1].failed_beats == 4  # type: ignore[attr-defined]
 
 
