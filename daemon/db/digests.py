@@ -319,11 +319,14 @@ class Digests(Repository):
         with self.read_session() as s:
             return DigestRow.of(s.get_one(Digest, digest_id))
 
-    def owner(self, digest_id: int) -> int | None:
-        """The id of the user a digest is for; None when there is no such digest."""
+    def owner(self, digest_id: int) -> tuple[int, int] | None:
+        """The ids of the user and the channel a digest is for; None when there is no such
+        digest."""
+        digest_t = _table(Digest)
         with self.engine.connect() as conn:
-            q = sa.select(_table(Digest).c.user_id).where(_table(Digest).c.id == digest_id)
-            return conn.execute(q).scalar_one_or_none()
+            q = sa.select(digest_t.c.user_id, digest_t.c.channel_id)
+            row = conn.execute(q.where(digest_t.c.id == digest_id)).first()
+            return None if row is None else (row.user_id, row.channel_id)
 
     def contents(
         self, digest_ids: Sequence[int], papers: dict[int, PaperRow] | None = None

@@ -558,8 +558,14 @@ def _act(console: Console, form: Posted, name: str, action: str) -> Response:
 def _resend(console: Console, form: Posted, user: UserRow, digest_id: int) -> Response:
     app = console.app
     here = f"/admin/subscribers/{user.name}"
-    if app.store.digests.owner(digest_id) != user.id:
+    owner = app.store.digests.owner(digest_id)
+    if owner is None or owner[0] != user.id:
         return console.back(here, f"digest {digest_id} is not one of {user.name}'s", error=True)
+    channel = next((c for c in app.store.people.channels_of(user.id) if c.id == owner[1]), None)
+    if channel is None or not channel.active or not user.active:
+        # it would be given up at once, as "unsubscribed before delivery"
+        return console.back(here, f"digest {digest_id} was not resent: its channel is stopped "
+                            "(start it again first)", error=True)  # fmt: skip
     if not app.store.digests.resend(digest_id, app.clock()):
         return console.back(here, f"digest {digest_id} is already waiting to be sent", error=True)
     console.audit(form.admin.name, "digest resent", user.name, str(digest_id))

@@ -633,6 +633,14 @@ def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> 
     jobs.digest_and_deliver(app, now, force=True)
     (digest,) = app.store.health.deliveries(user="ada")
     assert digest.state == "sent"
+    # to a channel stopped since: refused, where it was queued and given up at once as
+    # "unsubscribed before delivery" (second read)
+    (channel,) = app.store.people.channels_of(user.id)
+    app.store.people.set_channel_active(user.id, channel.id, False, now)
+    r = client.post("/admin/subscribers/ada/resend", data={"csrf": csrf, "digest": str(digest.id)})
+    assert "was not resent: its channel is stopped" in r.text
+    assert app.store.digests.get(digest.id).state == "sent"
+    app.store.people.set_channel_active(user.id, channel.id, True, now)
     r = client.post("/admin/subscribers/ada/resend", data={"csrf": csrf, "digest": str(digest.id)})
     assert f"Digest {digest.id} queued again" in r.text
     assert app.store.digests.get(digest.id).state == "pending"
