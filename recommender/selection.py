@@ -40,11 +40,12 @@ DISLIKED_NEAR = 0.1
 DUPLICATE_CHUNK = 2048  # near-duplicates: candidate rows per sparse product (bounds memory)
 _NO_CANDIDATE = np.empty(0, dtype=np.int64)
 # another record of a liked or disliked paper (`_near_known`): enough text on both sides to
-# tell (on CiteULike a title alone has 7 terms in the median, with its abstract 81) and half
-# the title's words
+# tell (on CiteULike a title alone has 7 terms in the median, with its abstract 81), half
+# the title's words and the same numbers in the titles
 SAME_PAPER_TERMS = 40
 SAME_PAPER_TITLE = 0.5
 _WORD = re.compile(r"\w+")
+_NUMBER = re.compile(r"\d+|(?=[ivx])x{0,3}(?:ix|iv|v?i{0,3})")  # "2", "2015", "ii", "xiii"
 
 
 @dataclass(frozen=True)
@@ -463,8 +464,9 @@ def _near_known(
     `text`, `ids` their docs), for those that have any: the arXiv and the journal version of
     a paper someone liked, which no id joins. Another record: a TF-IDF cosine ≥ `threshold`,
     both texts of at least `SAME_PAPER_TERMS` terms, and titles sharing `SAME_PAPER_TITLE` of
-    their words — the cosine alone joins different papers where the vocabulary leaves a title
-    few words ("iPhoto '08: The Missing Manual" and "Dreamweaver CS3: …", 1.0 on CiteULike).
+    their words and the same numbers (`_same_title`) — the cosine alone joins different
+    papers where the vocabulary leaves a title few words ("iPhoto '08: The Missing Manual"
+    and "Dreamweaver CS3: …", 1.0 on CiteULike).
     Each doc's are found once per day's candidates (`Candidates.records`)."""
     if threshold > 1.0 or not slots:
         return {}
@@ -479,7 +481,7 @@ def _near_known(
             keep = block.data >= threshold
             hits: dict[int, list[int]] = {}
             for r, c in zip(block.row[keep].tolist(), cols[block.col[keep]].tolist(), strict=True):
-                if _title_overlap(ctx.title(ids[part[r]]), ctx.cands[c].title) >= SAME_PAPER_TITLE:
+                if _same_title(ctx.title(ids[part[r]]), ctx.cands[c].title):
                     hits.setdefault(part[r], []).append(c)
             for slot in part:
                 found[ids[slot]] = np.asarray(hits.get(slot, ()), dtype=np.int64)
@@ -497,14 +499,18 @@ def _sent_twins(fb: Feedback, ctx: _Context) -> list[int]:
         for j in sent
         if j in dups and long[j]
         for c in dups[j]
-        if long[c] and _title_overlap(cands[j].title, cands[c].title) >= SAME_PAPER_TITLE
+        if long[c] and _same_title(cands[j].title, cands[c].title)
     ]
 
 
-def _title_overlap(a: str, b: str) -> float:
-    """The words two titles share, of all their words (Jaccard; case and accents folded)."""
+def _same_title(a: str, b: str) -> bool:
+    """Whether two titles can be of one paper: they share `SAME_PAPER_TITLE` of their words
+    (Jaccard; case and accents folded) and the same numbers (digits, roman numerals): the
+    parts of a work ("… I", "… II", "Part 2") often share their abstract word for word."""
     wa, wb = set(_WORD.findall(_fold(a))), set(_WORD.findall(_fold(b)))
-    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+    if not (wa and wb) or len(wa & wb) < SAME_PAPER_TITLE * len(wa | wb):
+        return False
+    return {w for w in wa if _NUMBER.fullmatch(w)} == {w for w in wb if _NUMBER.fullmatch(w)}
 
 
 def _trending_order(cands: Sequence[Doc]) -> np.ndarray:

@@ -12,7 +12,7 @@ import scipy.sparse as sp
 
 from recommender import Doc, Feedback, Like, Recommendation, Recommender, RecommenderConfig, engine
 from recommender.profiles import _in_place, _Liked
-from recommender.selection import _dense_product, _plain_rec, _top_rows
+from recommender.selection import _dense_product, _plain_rec, _same_title, _top_rows
 from recommender.types import _new_tuple
 from tests.recommender.conftest import CONFIGS, topic
 
@@ -130,6 +130,24 @@ def test_another_record_of_a_liked_or_disliked_paper_is_not_picked(
     cands = [d for d in docs.values() if d.id not in FOLDING]
     recs = rec.rank([*cands, twin], [title_only], k=80, now=NOW, known=docs)["gi"]
     assert twin.id in [x.doc_id for x in recs]
+
+
+def test_a_numbered_sequel_of_a_liked_paper_is_another_paper(
+    rec: Recommender, docs: dict[str, Doc]
+) -> None:
+    """Companion papers ("… I", "… II", "Part 2") often share their abstract word for word:
+    the text and most title words agree, only the number tells them apart, and the sequel is
+    what the reader of the first part wants."""
+    fb = Feedback("ed", likes=tuple(Like(i) for i in FOLDING_ABSTRACTS))
+    cands = [d for d in docs.values() if d.id not in FOLDING_ABSTRACTS]
+    liked = docs[FOLDING_ABSTRACTS[0]]
+    for title in (liked.title + " II", liked.title + ": Part 2"):
+        sequel = _other_record(liked, title)
+        recs = rec.rank([*cands, sequel], [fb], k=10, now=NOW, known=docs)["ed"]
+        assert recs[0].doc_id == sequel.id, title
+    assert _same_title("GPT-4 Technical Report, part II", "GPT-4 technical report. Part II")
+    assert not _same_title("Quantum gravity II", "Quantum gravity III")
+    assert not _same_title("Planck 2015 results. XIII.", "Planck 2018 results. XIII.")
 
 
 def test_another_record_of_a_paper_already_sent_is_not_picked(
