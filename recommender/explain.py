@@ -293,7 +293,8 @@ def _shorten(title: str, limit: int) -> str:
         return title
     cut = title[: limit - 1].rsplit(" ", 1)[0]
     words = cut.split(" ")
-    while len(words) > 1 and not _closed(" ".join(words)):
+    spans = _latex_spans(title)
+    while len(words) > 1 and any(a < len(" ".join(words)) <= b for a, b in spans):
         words.pop()
     return " ".join(words).rstrip(" ,.;:") + "…"
 
@@ -302,9 +303,15 @@ _DOLLAR = re.compile(r"(?<!\\)\$")
 _BRACE = re.compile(r"(?<!\\)[{}]")
 
 
-def _closed(text: str) -> bool:
-    """Whether `text` closes every math span and braced group it opens."""
-    depth = 0
+def _latex_spans(text: str) -> list[tuple[int, int]]:
+    """(opening, closing) positions of `text`'s math spans (dollars taken in pairs) and braced
+    groups. A dollar or brace that nothing closes opens nothing: "$100 budget: …" is money."""
+    dollars = [m.start() for m in _DOLLAR.finditer(text)]
+    spans = list(zip(dollars[::2], dollars[1::2], strict=False))
+    opened: list[int] = []
     for m in _BRACE.finditer(text):
-        depth += 1 if m.group() == "{" else -1
-    return depth == 0 and len(_DOLLAR.findall(text)) % 2 == 0
+        if m.group() == "{":
+            opened.append(m.start())
+        elif opened:
+            spans.append((opened.pop(), m.start()))
+    return spans

@@ -72,6 +72,11 @@ def test_a_liked_title_is_never_cut_inside_latex() -> None:
     assert _shorten("A plain title that goes on and on beyond sixty characters, yes", 60) == (
         "A plain title that goes on and on beyond sixty characters…"
     )
+    # a dollar or brace that opens nothing closed later is no LaTeX: the cut is where it was
+    money = "$100 budget: training language models on consumer hardware, with care"
+    assert _shorten(money, 60) == "$100 budget: training language models on consumer…"
+    brace = "Smileys :-{ in the titles of papers scraped from the web at a large scale"
+    assert _shorten(brace, 60) == "Smileys :-{ in the titles of papers scraped from the web…"
 
 
 def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
