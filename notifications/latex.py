@@ -41,7 +41,7 @@ def converter() -> Any:
 
     logging.getLogger("pylatexenc").setLevel(logging.WARNING)
     db = get_default_latex_context_db().filter_context()  # a copy: the default is shared
-    macros = [MacroTextSpec(m, simplify_repl="%s") for m in TEXT_MACROS]
+    macros = [MacroTextSpec(m, discard=False) for m in TEXT_MACROS]
     macros += [MacroTextSpec(m, simplify_repl=text) for m, text in TEXT_SYMBOLS.items()]
     db.add_context_category("paperwire-text", macros=macros, prepend=True)
     return LatexNodes2Text(latex_context=db, math_mode="text", strict_latex_spaces=False)

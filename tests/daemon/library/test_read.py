@@ -183,6 +183,9 @@ def test_latex_to_unicode() -> None:
     assert latex_text(r"Erd\H{o}s--R\'enyi graphs \& more") == "Erdős–Rényi graphs & more"
     assert latex_text("plain words stay") == "plain words stay"
     assert latex_text(r"{\texttt{LLaMA}}-style \textsf{Bench}") == "LLaMA-style Bench"
+    # with no argument they are nothing (they read "%s", with a warning on stderr)
+    assert latex_text(r"The \mbox command") == "The command"
+    assert latex_text(r"\texttt") == ""
     # Zotero's BibTeX export of "<think> tokens for O(n^2) a|b": the brackets were lost
     zotero = r"\textless{}think\textgreater{} tokens for O(n\textasciicircum{}2) a\textbar{}b"
     assert latex_text(zotero) == "<think> tokens for O(n^2) a|b"
