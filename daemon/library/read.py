@@ -276,7 +276,7 @@ def read_arxiv_list(text: str, name: str = "") -> Library:
 # ---- BibTeX -------------------------------------------------------------------------------------
 
 _NOT_ENTRIES = {"comment", "string", "preamble"}
-_INHERITED = ("year", "date")  # what an entry takes from its crossref volume when it lacks it
+_INHERITED = ("year", "date")  # what an entry takes from its crossref volume when it has neither
 
 
 def read_bibtex(text: str, name: str = "") -> Library:
@@ -322,7 +322,7 @@ def read_bibtex(text: str, name: str = "") -> Library:
                 continue
             record = again[0]
         volume = volumes.get(record.get("crossref", "").strip().casefold())
-        if volume is not None:
+        if volume is not None and not any(record.get(k) for k in _INHERITED):
             record = {k: v for k, v in volume.items() if k in _INHERITED} | record
         library_entry = _bibtex_entry(where, record)
         if isinstance(library_entry, Problem):

@@ -152,6 +152,11 @@ def test_bibtex_crossref_volumes_give_their_year_and_are_not_papers() -> None:
         f"entry NIPS2017 (line 21): {volume}",
         f"entry NeurIPS2020 (line 27): {volume}",
     ]
+    # an entry's own BibLaTeX `date` is its year: the volume's `year` does not replace it
+    bib = b"""@inproceedings{a, title={Paper A}, date={2019-05}, crossref={conf}}
+@proceedings{conf, title={Proceedings of Conf}, year={2018}}
+"""
+    assert [e.year for e in read_library(bib, name="biblatex.bib").entries] == [2019]
 
 
 def test_zotero_rich_text_and_jats_markup_are_text() -> None:
