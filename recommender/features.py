@@ -53,19 +53,22 @@ def _name_key(name: str) -> tuple[str, str]:
     return last, first[:1]
 
 
+_SUFFIX = re.compile(r"(?:^|\s)(?:jr|sr|ii|iii|iv)\b\.?\s*$")  # "Jr.", "III" ending a name
+
+
 def _surname_key(name: str) -> tuple[str, str]:
     """("surname's last word", "first initial") of "Last, First" or "First Last": the key a
     followed author is matched by. `_name_key` keeps a comma form's whole surname
     ("Del Maestro, Adrian" → "delmaestro", and "Adrian Del Maestro" → "maestro"), so a follow
-    written one way never matched a paper that writes the name the other way."""
-    folded = _fold(name).strip()
-    if "," in folded:  # "Last, First" or BibTeX's "Last, Jr, First"
-        parts = folded.split(",")
+    written one way never matched a paper that writes the name the other way. A suffix ("Jr.",
+    "III") ending a part is left out: "S. James Gates, Jr." is no "Last, First"."""
+    parts = [p for p in (_SUFFIX.sub("", p) for p in _fold(name).split(",")) if p.strip()]
+    if len(parts) > 1:  # "Last, First" or BibTeX's "Last, Jr, First"
         last, first = parts[0], parts[-1]
         surname = last.split()[-1:]
     else:
-        parts = folded.split()
-        surname, first = parts[-1:], " ".join(parts[:-1])
+        words = " ".join(parts).split()
+        surname, first = words[-1:], " ".join(words[:-1])
     if not surname:
         return "", ""
     first = re.sub(r"[^a-z ]+", " ", first).strip()

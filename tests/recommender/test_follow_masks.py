@@ -96,6 +96,21 @@ def test_a_followed_author_matches_however_either_side_writes_the_name(rec: Reco
     assert cands.author_mask("Donald Knuth").tolist() == [0, 0, 0, 1, 0]
 
 
+def test_a_name_suffix_is_neither_surname_nor_first_name(rec: Recommender) -> None:
+    # "S. James Gates, Jr." (arXiv's way) was read as "Last, First": surname Gates, initial
+    # J, so a follow of "Jane Gates" matched him and one of "S. James Gates" did not
+    docs = [
+        Doc("1", "Supersymmetry", authors=("S. James Gates, Jr.",)),
+        Doc("2", "Adinkras", authors=("Gates Jr., S. J.",)),
+        Doc("3", "Gauge fields", authors=("Sylvester Gates III",)),
+        Doc("4", "Nothing to do", authors=("Jane Gates",)),
+    ]
+    cands = rec.candidates(docs)
+    for name in ("S. James Gates", "Gates, S. James", "S. James Gates Jr.", "Gates, Jr., S."):
+        assert cands.author_mask(name).tolist() == [True, True, True, False], name
+    assert cands.author_mask("Jane Gates").tolist() == [False, False, False, True]
+
+
 TEXT = st.text(st.sampled_from("ab0 -.,é'αﬁXß+\u0301"), max_size=30)
 
 
