@@ -301,17 +301,24 @@ def _shorten(title: str, limit: int) -> str:
 
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _BRACE = re.compile(r"(?<!\\)[{}]")
+_MACRO_END = re.compile(r"\\[A-Za-z]+\s*$")
 
 
 def _latex_spans(text: str) -> list[tuple[int, int]]:
-    """(opening, closing) positions of `text`'s math spans (dollars taken in pairs) and braced
-    groups. A dollar or brace that nothing closes opens nothing: "$100 budget: …" is money."""
+    """(opening, closing) positions of `text`'s math spans (dollars taken in pairs) and macro
+    arguments ("\\sqrt{…}", "\\frac{…}{…}"). A dollar or brace that nothing closes opens
+    nothing ("$100 budget: …" is money), and a group no macro opens is text: "{The yeast …}"."""
     dollars = [m.start() for m in _DOLLAR.finditer(text)]
     spans = list(zip(dollars[::2], dollars[1::2], strict=False))
-    opened: list[int] = []
+    opened: list[tuple[int, bool]] = []  # an open brace, and whether it opens a macro argument
+    argument_end = -2  # where the last macro argument closed: "}{" opens the next one
     for m in _BRACE.finditer(text):
+        at = m.start()
         if m.group() == "{":
-            opened.append(m.start())
+            opened.append((at, at == argument_end + 1 or bool(_MACRO_END.search(text, 0, at))))
         elif opened:
-            spans.append((opened.pop(), m.start()))
+            start, argument = opened.pop()
+            if argument:
+                spans.append((start, at))
+                argument_end = at
     return spans

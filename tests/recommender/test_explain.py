@@ -77,6 +77,12 @@ def test_a_liked_title_is_never_cut_inside_latex() -> None:
     assert _shorten(money, 60) == "$100 budget: training language models on consumer…"
     brace = "Smileys :-{ in the titles of papers scraped from the web at a large scale"
     assert _shorten(brace, 60) == "Smileys :-{ in the titles of papers scraped from the web…"
+    # a group no macro opens is plain text (CiteULike and BibTeX titles are often all in one)
+    yeast = "{The yeast protein interaction network evolves rapidly and contains few redundant}"
+    assert _shorten(yeast, 60) == "{The yeast protein interaction network evolves rapidly and…"
+    root = r"Bounds of \sqrt{d T \log K} regret, and \frac{1}{2 + \epsilon} for bandits"
+    assert _shorten(root, 25) == "Bounds of…"
+    assert _shorten(root, 50) == r"Bounds of \sqrt{d T \log K} regret, and…"
 
 
 def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
