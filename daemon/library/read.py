@@ -196,7 +196,11 @@ def make_entry(
 # Zotero's rich text in titles (also in its CSL JSON and RIS): "<i>E. coli</i>",
 # "CO<sub>2</sub>", '<span class="nocase">iPhone</span>'; JATS markup in abstracts fetched
 # from Crossref: "<jats:title>Abstract</jats:title><jats:p>…</jats:p>"
-_RICH_TEXT = re.compile(r"</?(?:i|b|sc|sub|sup)>|<span\b[^<>]*>|</span>", re.I)
+_RICH_TEXT = re.compile(
+    r"</?(?:i|b|sc|sub|sup)>|<span\b[^<>]*>|</span>"
+    r"|</?jats:(?:italic|bold|sc|sub|sup|monospace|underline)\b[^<>]*>",  # inside words
+    re.I,
+)
 _JATS = re.compile(r"</?jats:[A-Za-z-]+\b[^<>]*>")
 
 

@@ -171,6 +171,10 @@ def test_zotero_rich_text_and_jats_markup_are_text() -> None:
         assert not isinstance(entry, Problem)
         assert entry.title == "Growth of E. coli under CO2 on an iPhone"
         assert entry.abstract == "Abstract We grow E. coli."
+    # JATS's inline tags are inside words and sentences ("CO 2", "E. coli ." before)
+    inline = "<jats:p>CO<jats:sub>2</jats:sub> fixed by <jats:italic>E. coli</jats:italic>."
+    entry = csl_entry("item 3", {"title": "CO2", "abstract": inline})
+    assert not isinstance(entry, Problem) and entry.abstract == "CO2 fixed by E. coli."
     kept = csl_entry("item 2", {"title": "When a<b and c>d: <script> in titles"})
     assert not isinstance(kept, Problem) and kept.title == "When a<b and c>d: <script> in titles"
 
