@@ -189,6 +189,12 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
             )
     url = expand_url(feed.url, now)
     fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
+    if fetched.moved_to and "{date}" not in feed.url:  # followed, and said: it may stop
+        log.warning(
+            "feed moved for good: change its address before the old one stops redirecting "
+            "(feeds remove, then feeds add with the new one, or its [[feeds]] url)",
+            extra={"feed": feed.name, "to": shown_url(fetched.moved_to)},
+        )
     if fetched.content is None:
         app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag, papers=earlier)
         report.feeds_unchanged += 1

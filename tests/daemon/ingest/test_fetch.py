@@ -320,6 +320,29 @@ def test_redirect_is_followed(server: HttpServer, fetcher: Fetcher) -> None:
     assert fetcher.fetch(server.url_for("/old")).content == b"<rss/>"
 
 
+def test_an_ingest_says_when_a_feed_moved_for_good(
+    server: HttpServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # a 301 was followed at every ingest and said nowhere: the feed stopped the day the old
+    # address stopped redirecting
+    import logging
+
+    server.routes["/old.json"] = Route(status=301, location="/hf.json")
+    server.routes["/hf.json"] = Route(body=HF_FILE.read_bytes(), content_type="application/json")
+    settings = make_settings(
+        ingest={"allow_private_addresses": True},
+        feeds=[{"name": "hf", "url": server.url_for("/old.json")}],
+    )
+    app = app_factory(settings)
+    with caplog.at_level(logging.WARNING, logger="paperwire.jobs"):
+        assert jobs.ingest(app, app.clock()).papers_new == HF_IDS
+    (said,) = [r for r in caplog.records if r.getMessage().startswith("feed moved for good")]
+    assert said.feed == "hf" and said.to == server.url_for("/hf.json")  # type: ignore[attr-defined]
+
+
 # ---- SSRF guard ------------------------------------------------------------------------------
 
 
