@@ -7,8 +7,10 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -336,6 +338,22 @@ def test_a_lease_renewal_failing_through_an_outage_is_one_line_then_its_recovery
     assert said[1].failed_beats == 4  # type: ignore[attr-defined]
 
 
+@contextmanager
+def _refusing(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    replies: dict[str, str],
+    stop_channel_after: int,
+) -> Iterator[tuple[Any, App]]:
+    """A real SMTP server giving `replies` to those recipients (the others get theirs), and an
+    app delivering to it that stops a channel after `stop_channel_after` refusals."""
+    with smtp_server(tls="none", require_starttls=False, rcpt_replies=replies) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        delivery = {"stop_channel_after": stop_channel_after}
+        yield server, app_factory(make_settings(email=email, delivery=delivery))
+
+
 def _day_of_digests(app: App, day: int) -> None:
     """A digest for every subscriber for 2026-11-(26 + day)."""
     pid = app.store.papers.find("arxiv:1").id
@@ -355,10 +373,7 @@ def test_a_channel_whose_digests_are_refused_for_good_is_stopped(
     user"): mail providers count such sends against the sender. After `stop_channel_after`
     refusals in a row, while others got theirs, the channel is stopped and says why."""
     refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
-    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
-        email = {"transport": "smtp", "host": server.host, "port": server.port,
-                 "security": "none"}  # fmt: skip
-        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 3}))
+    with _refusing(app_factory, make_settings, refused, 3) as (server, app):
         users_with_digests(app, 2)  # u0 (refused) and u1, day 1
         for day in (1, 2, 3):
             if day > 1:
@@ -386,10 +401,7 @@ def test_a_channel_is_not_stopped_when_nobody_gets_theirs_or_when_told_never(
     # every recipient refused (a server that refuses everyone for a reason of its own): the
     # fault is not one address's, and no channel is stopped; nor with stop_channel_after = 0
     replies = {f"u{i}@x.org": "550 5.7.1 policy refusal" for i in range(refused)}
-    with smtp_server(tls="none", require_starttls=False, rcpt_replies=replies) as server:
-        email = {"transport": "smtp", "host": server.host, "port": server.port,
-                 "security": "none"}  # fmt: skip
-        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": after}))
+    with _refusing(app_factory, make_settings, replies, after) as (_server, app):
         users_with_digests(app, 2)
         assert jobs.deliver(app, NOW).failed == refused
         for name in ("u0", "u1"):
@@ -403,10 +415,7 @@ def test_a_digest_not_sent_for_an_unsubscribe_is_no_refusal(
     # a digest given up because its channel was stopped before it went out counted as one
     # refused: a subscriber back from an unsubscribe had their channel stopped at one refusal
     refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
-    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
-        email = {"transport": "smtp", "host": server.host, "port": server.port,
-                 "security": "none"}  # fmt: skip
-        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 2}))
+    with _refusing(app_factory, make_settings, refused, 2) as (_server, app):
         users_with_digests(app, 2)
         user = app.store.people.get("u0")
         (channel,) = app.store.people.channels_of(user.id)
@@ -427,10 +436,7 @@ def test_a_server_refusing_everyone_from_midday_stops_no_channel(
     # day and more. u0, whose hour came after noon, was stopped: its two refusals were the
     # server's, and "others got theirs" counted u1's morning digest of the first day
     refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}  # once the server works
-    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
-        email = {"transport": "smtp", "host": server.host, "port": server.port,
-                 "security": "none"}  # fmt: skip
-        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 2}))
+    with _refusing(app_factory, make_settings, refused, 2) as (server, app):
         users_with_digests(app, 0)
         more_digests(app, 1, 1)  # u1, 8:00
         assert jobs.deliver(app, NOW).sent == 1
@@ -492,10 +498,7 @@ def test_a_subscriber_whose_only_channel_paperwire_stopped_can_still_be_edited(
     # every change to such a subscriber (their own page's settings, the console's Save, `users
     # set --digest-hour`) was refused: "user 'u0' would be subscribed with no channel"
     refused = {"u0@x.org": "550 5.1.1 <u0@x.org>: no such user"}
-    with smtp_server(tls="none", require_starttls=False, rcpt_replies=refused) as server:
-        email = {"transport": "smtp", "host": server.host, "port": server.port,
-                 "security": "none"}  # fmt: skip
-        app = app_factory(make_settings(email=email, delivery={"stop_channel_after": 1}))
+    with _refusing(app_factory, make_settings, refused, 1) as (_server, app):
         users_with_digests(app, 0)
         more_digests(app, 1, 1)
         assert jobs.deliver(app, NOW).sent == 1
