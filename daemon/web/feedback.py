@@ -31,7 +31,7 @@ from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import ChannelRow, PaperRow
 from daemon.errors import NotFoundError
 from daemon.web.links import BadLink, LinkAction
-from daemon.web.pages import SECURITY_HEADERS, Pages
+from daemon.web.pages import Pages, see_other
 from notifications.render import safe_url
 
 
@@ -128,7 +128,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
         # shown with, then (the first click replaced it)
         was = shown if before == value else before
         query = f"?was={was}" if was not in (NEITHER, value) else ""
-        return _see(f"/f/{token}/done{query}")
+        return see_other(f"/f/{token}/done{query}")
 
     @router.get("/f/{token}/done")
     def feedback_done(
@@ -136,7 +136,7 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
     ) -> Response:
         action, paper, value = _link_answer(app, token)
         if app.store.people.answer(action.user_id, paper.id) != value:  # undone since
-            return _see(f"/f/{token}")
+            return see_other(f"/f/{token}")
         return pages.render(
             "done.html",
             title="Thanks",
@@ -157,13 +157,13 @@ def _answer_routes(router: APIRouter, app: App, pages: Pages) -> None:
         # answered otherwise since (another link, the page): kept; the answer it gives back
         # there already is an undo done (a double click's second request)
         kept = current not in (value, was)
-        return _see(f"/f/{token}/undone" + ("?kept=1" if kept else ""))
+        return see_other(f"/f/{token}/undone" + ("?kept=1" if kept else ""))
 
     @router.get("/f/{token}/undone")
     def feedback_undone(token: str, kept: bool = False) -> Response:
         action, paper, value = _link_answer(app, token)
         if not kept and app.store.people.answer(action.user_id, paper.id) == value:
-            return _see(f"/f/{token}/done")  # answered so again since: not undone
+            return see_other(f"/f/{token}/done")  # answered so again since: not undone
         if kept:
             return pages.render("done.html", title="Nothing to undo", heading="Nothing to undo.",
                                 paper=paper, message="Your answer on this paper has changed "
@@ -207,20 +207,20 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         action, _ = resolve(app, token, "unsubscribe")
         channel = link_channel(app, action)
         if not _stopped(app, action, channel):  # subscribed again since
-            return _see(f"/unsubscribe/{token}")
+            return see_other(f"/unsubscribe/{token}")
         return _unsubscribed(app, pages, token, action, channel)
 
     @router.post("/unsubscribe/{token}/undo")
     def resubscribe(token: str) -> RedirectResponse:
         _switch(app, token, active=True)
-        return _see(f"/unsubscribe/{token}/again")
+        return see_other(f"/unsubscribe/{token}/again")
 
     @router.get("/unsubscribe/{token}/again")
     def subscribed_again(token: str) -> Response:
         action, _ = resolve(app, token, "unsubscribe")
         channel = link_channel(app, action)
         if _stopped(app, action, channel):  # unsubscribed again since
-            return _see(f"/unsubscribe/{token}/done")
+            return see_other(f"/unsubscribe/{token}/done")
         message = "" if channel is None else f"Digests go to {describe_channel(channel)} again."
         return pages.render(
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
@@ -230,7 +230,7 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
 def _unsubscribe(app: App, pages: Pages, token: str, from_page: bool) -> Response:
     action, channel = _switch(app, token, active=False)
     if from_page:
-        return _see(f"/unsubscribe/{token}/done")
+        return see_other(f"/unsubscribe/{token}/done")
     return _unsubscribed(app, pages, token, action, channel)
 
 
@@ -273,9 +273,3 @@ def _unsubscribed(
         undo_url=f"/unsubscribe/{token}/undo",
         undo_label="Subscribe again",
     )
-
-
-def _see(path: str) -> RedirectResponse:
-    """After a POST, the page of its result (303, a GET): reloading it or coming back to it
-    never sends the POST again."""
-    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)

@@ -39,6 +39,12 @@ SECURITY_HEADERS = {
 }
 
 
+def see_other(path: str) -> RedirectResponse:
+    """After a POST, the page of its result (303, a GET, with the pages' headers): reloading
+    it or coming back to it never sends the POST again."""
+    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)
+
+
 class Pages:
     """Renders the HTML templates (autoescaped: feed text is untrusted)."""
 

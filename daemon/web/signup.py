@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 
 from fastapi import APIRouter, BackgroundTasks, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from daemon.app import App
 from daemon.channels import parse_email
 from daemon.db.models import ChannelKind
 from daemon.errors import NotFoundError, PaperwireError
-from daemon.web.pages import SECURITY_HEADERS, Pages
+from daemon.web.pages import Pages, see_other
 from daemon.web.subscriber import (
     REQUESTS_PER_ADDRESS,
     REQUESTS_PER_CLIENT,
@@ -121,7 +121,7 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 tasks.add_task(send_manage_link, app, user, address)
         # the same answer, known address or not; a page of its own (303): a reload must not
         # mail another link
-        return RedirectResponse("/signup?sent=1", status_code=303, headers=SECURITY_HEADERS)
+        return see_other("/signup?sent=1")
 
 
 def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:
@@ -158,4 +158,4 @@ def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 if user is None:
                     raise
         manage = app.links.manage_url(user.id, now).removeprefix(app.links.base_url)
-        return RedirectResponse(f"{manage}?done=welcome", status_code=303, headers=SECURITY_HEADERS)
+        return see_other(f"{manage}?done=welcome")

@@ -47,7 +47,7 @@ from daemon.library.read import FORMATS
 from daemon.settings import check_timezone
 from daemon.web.auth import csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
-from daemon.web.pages import SECURITY_HEADERS, Pages
+from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
 from notifications.render import safe_url
 
 log = logging.getLogger("paperwire.web")
@@ -229,11 +229,7 @@ class _Page:
     def back(self, token: str, done: str, anchor: str) -> RedirectResponse:
         """Back to the page at the section of the change, its note in that section (at the
         top of the page it was out of sight: the browser shows the section)."""
-        return RedirectResponse(
-            f"/me/{token}?done={done}&at={anchor}#{anchor}",
-            status_code=303,
-            headers=SECURITY_HEADERS,
-        )
+        return see_other(f"/me/{token}?done={done}&at={anchor}#{anchor}")
 
     def show(
         self,
@@ -357,7 +353,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 tasks.add_task(send_manage_link, app, user, address)
         # the same answer, known address or not, limited or not; a page of its own (303): a
         # reload must not ask for another link
-        return RedirectResponse("/manage?sent=1", status_code=303, headers=SECURITY_HEADERS)
+        return see_other("/manage?sent=1")
 
 
 def _edit_routes(router: APIRouter, page: _Page) -> None:
@@ -649,12 +645,12 @@ def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     if form is None:
         return page.forbidden()
     if form.get("confirm") != "yes":
-        return RedirectResponse(f"/me/{token}/delete", status_code=303, headers=SECURITY_HEADERS)
+        return see_other(f"/me/{token}/delete")
     with contextlib.suppress(PaperwireError):  # removed meanwhile
         app.store.people.remove(user.name)
     # a page of its own (303): a reload or the back button posted again, and the link of an
     # account that is no more got "Link not valid"
-    return RedirectResponse(f"/me/{token}/deleted", status_code=303, headers=SECURITY_HEADERS)
+    return see_other(f"/me/{token}/deleted")
 
 
 def _deleted_routes(router: APIRouter, page: _Page) -> None:
@@ -668,7 +664,7 @@ def _deleted_routes(router: APIRouter, page: _Page) -> None:
         except NotFoundError:  # gone: deleted (BadLink, a link not valid, is its own page)
             pass
         else:
-            return RedirectResponse(f"/me/{token}", status_code=303, headers=SECURITY_HEADERS)
+            return see_other(f"/me/{token}")
         return page.pages.render(
             "done.html",
             title="Deleted",
