@@ -255,10 +255,6 @@ def arxiv_pdf_url(arxiv_id: str | None) -> str | None:
     )
 
 
-def _latex() -> Any:
-    return converter()
-
-
 def shown_title(title: str) -> str:
     """A paper's title as digests and pages show it: `readable`, or "(untitled)" when nothing
     readable is left (a title of "$" alone)."""
@@ -280,7 +276,7 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
     try:
         latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
         latex = _MATH_OR_DOLLAR.sub(_math_or_dollar, latex)
-        out = _clean(_latex().latex_to_text(latex))
+        out = _clean(converter().latex_to_text(latex))
     except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
         return text
     # LaTeX that swallows the text (\\verb, \\iffalse …) is worse than the raw text

@@ -373,10 +373,6 @@ def _bibtex_trouble(chunk: str, key: str) -> str:
 _BARE_PERCENT = re.compile(r"(?<!\\)%")
 
 
-def _latex() -> Any:
-    return converter()
-
-
 def latex_text(value: str) -> str:
     """LaTeX → Unicode text: ``Schr\\"{o}dinger`` → Schrödinger, ``{BERT}`` → BERT,
     ``$\\alpha$`` → α; text that is no valid LaTeX loses only its braces."""
@@ -384,7 +380,7 @@ def latex_text(value: str) -> str:
         return value
     value = _BARE_PERCENT.sub(r"\\%", value)  # "50% of": a per cent sign, not a comment
     try:
-        return str(_latex().latex_to_text(value))
+        return str(converter().latex_to_text(value))
     except Exception:  # pylatexenc is tolerant; anything it still cannot read stays text
         return value.replace("{", "").replace("}", "")
 

@@ -634,7 +634,7 @@ def test_readable_keeps_the_raw_text_when_the_converter_fails(
         def latex_to_text(self, text: str) -> str:
             raise ValueError("unreadable")
 
-    monkeypatch.setattr("notifications.render._latex", lambda: Broken())
+    monkeypatch.setattr("notifications.render.converter", lambda: Broken())
     assert readable(r"$\gamma$ rays", 999) == r"$\gamma$ rays"
 
 
