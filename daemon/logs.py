@@ -53,6 +53,12 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
+def cause(exc: BaseException) -> str:
+    """An error in one line; a database's by the driver's words (SQLAlchemy's add the
+    statement and its parameters, which change from one try to the next)."""
+    return one_line(getattr(exc, "orig", None) or exc)
+
+
 def _quote(v: Any) -> str:
     s = str(v)
     return json.dumps(s, ensure_ascii=False) if (" " in s or not s) else s

@@ -32,7 +32,7 @@ from fastapi import FastAPI
 from daemon import jobs
 from daemon.app import App
 from daemon.errors import ConfigError, PaperwireError
-from daemon.logs import one_line
+from daemon.logs import cause
 from daemon.metrics import Metrics
 from daemon.settings import Settings, crontab_trigger, load_settings
 from daemon.web.pages import make_web
@@ -75,7 +75,7 @@ def _guarded(
         except Exception as e:  # the job boundary: log and wait for the next run
             failed = True
             seconds = round(time.monotonic() - started, 1)
-            error = _cause(e)
+            error = cause(e)
             failures = failures + 1 if error == last_error else 1
             last_error = error
             if failures == 1:
@@ -88,12 +88,6 @@ def _guarded(
                 metrics.ran(name, time.monotonic() - started, failed=failed)
 
     return run
-
-
-def _cause(e: Exception) -> str:
-    """A job's error in one line; a database's by the driver's words (SQLAlchemy's add the
-    statement and its parameters, which change from run to run)."""
-    return one_line(getattr(e, "orig", None) or e)
 
 
 def _summary(result: object) -> str:

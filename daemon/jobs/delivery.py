@@ -30,7 +30,7 @@ from daemon.channels import CHANNELS
 from daemon.db.models import UNSUBSCRIBED_DETAIL, ChannelKind, Frequency, Outcome
 from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
-from daemon.logs import one_line
+from daemon.logs import cause
 from daemon.web.links import Links
 from notifications.digest import Digest, Pick
 from notifications.transports.base import (
@@ -187,7 +187,7 @@ class _Lease:
                 if not failed:
                     from sqlalchemy.exc import DBAPIError
 
-                    error = one_line(getattr(e, "orig", None) or e)
+                    error = cause(e)
                     # an outage is one line; anything else is a bug, with its traceback
                     log.warning("lease renewal failed", extra={"error": error},
                                 exc_info=None if isinstance(e, DBAPIError) else e)  # fmt: skip
