@@ -53,9 +53,8 @@ class Feeds(Repository):
                 elif (row.url, row.enabled, row.declared) != (url, enabled, True):
                     if row.url != url:  # another address: its validators mean nothing there
                         row.url, row.etag, row.last_modified = url, None, None
-                    if enabled and not row.enabled:
-                        row.enabled_at = now
-                    row.enabled, row.declared = enabled, True
+                    _set_enabled(row, enabled, now)
+                    row.declared = True
                     s.add(row)
             gone = sorted(n for n, row in known.items() if row.declared and n not in wanted)
             for name in gone:
@@ -80,9 +79,7 @@ class Feeds(Repository):
     def set_enabled(self, name: str, enabled: bool, now: datetime) -> None:
         with self.session() as s:
             feed = self._named(s, name)
-            if enabled and not feed.enabled:
-                feed.enabled_at = now
-            feed.enabled = enabled
+            _set_enabled(feed, enabled, now)
             s.add(feed)
             s.commit()
 
@@ -122,3 +119,11 @@ class Feeds(Repository):
                 feed.consecutive_errors += 1
             s.add(feed)
             s.commit()
+
+
+def _set_enabled(feed: Feed, enabled: bool, now: datetime) -> None:
+    """Switch a feed on or off; one switched on again keeps when (`status` counts its silence
+    and failure from then)."""
+    if enabled and not feed.enabled:
+        feed.enabled_at = now
+    feed.enabled = enabled

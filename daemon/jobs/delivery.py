@@ -515,7 +515,7 @@ def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) 
 
 def _stop_if_refusing(run: _Run, digest_id: int, refusals: int) -> None:
     """Stop the channel of a digest refused for good when its last `refusals` were too (the
-    store checks that others of its kind got theirs that day)."""
+    store checks that others of its kind got theirs meanwhile)."""
     stopped = run.app.store.digests.stop_refusing_channel(digest_id, refusals)
     if stopped is None:
         return
@@ -524,7 +524,7 @@ def _stop_if_refusing(run: _Run, digest_id: int, refusals: int) -> None:
     with run.lock:
         run.report.errors.append(f"{user}: channel stopped, {reason}")
     log.warning(
-        "channel stopped: its digests are refused (the subscriber's page, or the address given "
-        "again, starts it)",
+        "channel stopped: its digests are refused (the subscriber's page, the console or "
+        "`users set --subscribe` starts it again)",
         extra={"user": user, "digest": digest_id, "refusals": refusals},
     )

@@ -11,7 +11,7 @@ from daemon.app import App
 from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
-from daemon.ingest.fetch import FetchStopped, expand_url
+from daemon.ingest.fetch import Fetched, FetchStopped, expand_url
 from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed
 from daemon.jobs.progress import Progress, no_progress
 from daemon.settings import shown_url
@@ -69,8 +69,7 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
     new = len({p.key for p in parsed.papers} - known)
     cut = _cut_short(parsed)
     skipped = len(parsed.skipped) - len(cut)
-    # a {date} feed's address is made anew each day: where today's moved is not the feed's
-    moved = fetched.moved_to if "{date}" not in url else None
+    moved = _moved(fetched, url)
     max_age = app.settings.digest.max_age_days
     oldest = now - timedelta(days=max_age)
     too_old = sum(1 for p in parsed.papers if p.published is not None and p.published < oldest)
@@ -84,6 +83,12 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
         too_old=too_old,
         max_age_days=max_age,
     )
+
+
+def _moved(fetched: Fetched, feed_url: str) -> str | None:
+    """Where a feed's server says it moved for good (301, 308); None for a `{date}` feed,
+    whose address is made anew each day: where today's moved is not the feed's."""
+    return fetched.moved_to if "{date}" not in feed_url else None
 
 
 def _budget(app: App) -> ParseBudget:
@@ -189,11 +194,11 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
             )
     url = expand_url(feed.url, now)
     fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
-    if fetched.moved_to and "{date}" not in feed.url:  # followed, and said: it may stop
+    if moved := _moved(fetched, feed.url):  # followed, and said: it may stop redirecting
         log.warning(
             "feed moved for good: change its address before the old one stops redirecting "
             "(feeds remove, then feeds add with the new one, or its [[feeds]] url)",
-            extra={"feed": feed.name, "to": shown_url(fetched.moved_to)},
+            extra={"feed": feed.name, "to": shown_url(moved)},
         )
     if fetched.content is None:
         app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag, papers=earlier)
