@@ -19,7 +19,7 @@ from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
 from recommender.features import _doc_text, _fold, _surname_key
 from recommender.interests import _topic_sims
-from recommender.selection import SAME_PAPER_TERMS, _near_duplicates, _trending_order
+from recommender.selection import _enough_text, _near_duplicates, _trending_order
 from recommender.state import _Fitted
 from recommender.types import Doc, Feedback
 
@@ -99,7 +99,7 @@ class Candidates:
     def long(self) -> np.ndarray:
         """Per candidate: its text has enough terms to tell another record of it by text."""
         if self._long_mask is None:
-            self._long_mask = np.diff(self.xc.indptr) >= SAME_PAPER_TERMS
+            self._long_mask = _enough_text(self.xc)
         return self._long_mask
 
     def long_rows(self) -> tuple[np.ndarray, sp.csr_matrix]:

@@ -471,7 +471,7 @@ def _near_known(
     if threshold > 1.0 or not slots:
         return {}
     found = ctx.candidates.records
-    long = np.diff(text.indptr) >= SAME_PAPER_TERMS
+    long = _enough_text(text)
     todo = [s for s in slots if long[s] and ids[s] not in found]
     if todo:
         cols, xt = ctx.candidates.long_rows()
@@ -486,6 +486,13 @@ def _near_known(
             for slot in part:
                 found[ids[slot]] = np.asarray(hits.get(slot, ()), dtype=np.int64)
     return {s: found[ids[s]] for s in slots if long[s] and len(found[ids[s]])}
+
+
+def _enough_text(rows: sp.csr_matrix) -> np.ndarray:
+    """Per row: its text has enough terms (`SAME_PAPER_TERMS`) to tell another record of it
+    by text."""
+    indptr: np.ndarray = rows.indptr
+    return np.diff(indptr) >= SAME_PAPER_TERMS
 
 
 def _sent_twins(fb: Feedback, ctx: _Context) -> list[int]:
