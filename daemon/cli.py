@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from daemon.errors import PaperwireError
+from daemon.errors import NotFoundError, PaperwireError
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -1055,34 +1055,75 @@ def feeds_add(
     refused, saying why, when it is not (for a web page, the feed its <link rel="alternate">
     names). A feed that moved for good (301) is added with its new address. Nothing is stored
     but the feed; the next ingest stores its papers."""
-    from daemon.checks import check_feed_url, check_handle
-    from daemon.jobs.ingest import try_feed
+    from daemon.checks import check_handle
 
     _checked(lambda n: check_handle(n, "feed name"), name, "NAME")
     with _open_app() as app:
-        ing = app.settings.ingest
-        policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
-        _checked(lambda u: check_feed_url(u, **policy), url, "URL")
         app.store.feeds.check_new(name, url)
-        found = ""
-        if not no_check:
-            trial = try_feed(app, url, app.clock())
-            if trial.error:  # it names the URL
-                raise PaperwireError(
-                    f"feed {name} not added: {trial.error}\n(when you are sure of the address "
-                    "and its server is only down or out of order right now, add it anyway with "
-                    "--no-check)"
-                )
-            found = f": {trial.summary()}"
-            if trial.moved_to:  # a 301: the old address may stop redirecting one day
-                url = trial.moved_to
-                app.store.feeds.check_new(name, url)
-                found += f"\nthe server says it moved for good to {url}: added with that address"
+        given = url
+        url, found = _try_address(app, name, url, no_check, "added")
+        if url != given:  # moved for good: is the new address free?
+            app.store.feeds.check_new(name, url)
         app.store.feeds.add(name, url, app.clock())
         _audit(app, "feed added", name, url)
         out.print(f"added feed {name}{found}", markup=False, highlight=False)
-        if no_check:
-            out.print("not fetched (--no-check): the next ingest fetches it", highlight=False)
+
+
+@feeds_cli.command("set-url")
+def feeds_set_url(
+    name: Annotated[str, typer.Argument(help="The feed's name.")],
+    url: Annotated[str, typer.Argument(help="Its new address.")],
+    no_check: Annotated[
+        bool,
+        typer.Option(
+            "--no-check",
+            help="Change it without the test fetch; the next ingest fetches it and `feeds "
+            "list` shows how that went.",
+        ),
+    ] = False,
+) -> None:
+    """Give a feed a new address (its site moved without a redirect, or a query changed).
+
+    The new URL is checked and fetched once, as by `feeds add`; the feed keeps its name, its
+    papers and its counts, and its last error and run of failures are forgotten."""
+    with _open_app() as app:
+        _not_declared(app, name)
+        old = next((f for f in app.store.feeds.all() if f.name == name), None)
+        if old is None:
+            raise NotFoundError(f"no feed named {name!r}; `paperwire feeds list` shows them")
+        url, found = _try_address(app, name, url, no_check, "changed")
+        app.store.feeds.set_url(name, url, app.clock())
+        _audit(app, "feed address changed", name, f"{old.url} → {url}")
+        out.print(f"feed {name} now fetches {url}{found}", markup=False, highlight=False)
+
+
+_VERB = {"added": "add", "changed": "change"}
+
+
+def _try_address(app: App, name: str, url: str, no_check: bool, done: str) -> tuple[str, str]:
+    """A feed's address checked as the fetcher will treat it and fetched once (not with
+    `no_check`): (the address to keep, what the fetch found, for the admin). A 301 gives the
+    new address; a fetch that fails stops the command, saying why."""
+    from daemon.checks import check_feed_url
+    from daemon.jobs.ingest import try_feed
+
+    ing = app.settings.ingest
+    policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
+    _checked(lambda u: check_feed_url(u, **policy), url, "URL")
+    if no_check:
+        return url, "\nnot fetched (--no-check): the next ingest fetches it"
+    trial = try_feed(app, url, app.clock())
+    if trial.error:  # it names the URL
+        raise PaperwireError(
+            f"feed {name} not {done}: {trial.error}\n(when you are sure of the address and its "
+            f"server is only down or out of order right now, {_VERB[done]} it anyway with "
+            "--no-check)"
+        )
+    found = f": {trial.summary()}"
+    if trial.moved_to:  # a 301: the old address may stop redirecting one day
+        url = trial.moved_to
+        found += f"\nthe server says it moved for good to {url}: {done} with that address"
+    return url, found
 
 
 @feeds_cli.command("list")

@@ -64,6 +64,25 @@ class Feeds(Repository):
             s.commit()
         return gone
 
+    def set_url(self, name: str, url: str, now: datetime) -> FeedRow:
+        """Give a feed a new address (its site moved, without a redirect): its name, papers and
+        counts stay; what it knew of the old address goes (the server's validators, the last
+        error and the run of failures), and its silence is counted from now (`status`)."""
+        with self.session() as s:
+            feed = self._named(s, name)
+            if feed.url == url:
+                return FeedRow.of(feed)
+            twin = s.exec(select(Feed).where(Feed.url == url)).first()
+            if twin is not None:
+                raise PaperwireError(f"feed {twin.name!r} already has the address {url}")
+            feed.url, feed.etag, feed.last_modified = url, None, None
+            feed.last_error, feed.consecutive_errors = None, 0
+            if feed.enabled:
+                feed.enabled_at = now
+            s.add(feed)
+            s.commit()
+            return FeedRow.of(feed)
+
     def all(self, *, enabled_only: bool = False) -> list[FeedRow]:
         with self.read_session() as s:
             q = select(Feed).order_by(col(Feed.name))

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from daemon.db import Store, make_engine
 from daemon.db.digests import NewItem
@@ -428,6 +429,51 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
         and "later" in listed
         and "bad" not in listed
     )
+
+
+def test_feeds_set_url_gives_a_moved_feed_its_new_address_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    # a site that moved without a redirect: the admin could only remove the feed and add it
+    # again, which lost its counts (and its name's history in the audit log)
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[ingest]", "[ingest]\nallow_private_addresses = true")
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    rss = (FEEDS / "generic" / "plain_rss2_constructed.xml").read_bytes()
+    with http_server(Reply(404, "not found")) as server:
+        server.routes["/old.xml"] = Route(body=rss, content_type="application/rss+xml")
+        pw("feeds", "add", "blog", server.url_for("/old.xml"))
+        pw("feeds", "add", "other", HF_FILE.as_uri())
+        pw("ingest")
+        del server.routes["/old.xml"]  # the site moved: the old address is a 404 now
+        pw("ingest", expect=None)
+        assert "HTTP 404" in pw("feeds", "list").stdout
+        before = len(server.requests)
+        refused = flat(pw("feeds", "set-url", "blog", server.url_for("/typo.xml"), expect=1).stderr)
+        assert f"feed blog not changed: {server.url_for('/typo.xml')}: HTTP 404" in refused
+        assert "change it anyway with --no-check" in refused and len(server.requests) > before
+        taken = pw("feeds", "set-url", "blog", HF_FILE.as_uri(), expect=1).stderr
+        assert f"feed 'other' already has the address {HF_FILE.as_uri()}" in taken
+        assert "no feed named 'nope'" in pw("feeds", "set-url", "nope", "x", expect=1).stderr
+        server.routes["/new.xml"] = Route(body=rss, content_type="application/rss+xml")
+        changed = flat(pw("feeds", "set-url", "blog", server.url_for("/new.xml")).stdout)
+        assert changed.startswith(f"feed blog now fetches {server.url_for('/new.xml')}: 2 ")
+        with make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}").connect() as conn:
+            row = conn.execute(
+                sa.text(
+                    "SELECT url, last_error, consecutive_errors, papers_seen FROM feed "
+                    "WHERE name = 'blog'"
+                )  # fmt: skip
+            ).one()
+            audit = conn.execute(sa.text("SELECT action, detail FROM auditentry")).all()
+        assert row == (server.url_for("/new.xml"), None, 0, 2)
+        assert ("feed address changed", f"{server.url_for('/old.xml')} → "
+                f"{server.url_for('/new.xml')}") in [tuple(a) for a in audit]  # fmt: skip
+    unchecked = pw("feeds", "set-url", "blog", server.url_for("/later.xml"), "--no-check").stdout
+    assert "not fetched (--no-check)" in unchecked
 
 
 def test_feeds_add_says_when_a_feeds_papers_are_too_old_to_be_announced(tmp_path: Path) -> None:
