@@ -627,7 +627,12 @@ class Digests(Repository):
                 select(
                     col(Digest.id), col(Digest.state), col(Digest.period), col(Digest.parts_sent)
                 )
-                .where(Digest.channel_id == channel.id, Digest.state != DigestState.EMPTY)
+                .where(
+                    Digest.channel_id == channel.id,
+                    Digest.state != DigestState.EMPTY,
+                    # not those of its old address, or from before it was started again
+                    col(Digest.id) > (channel.fresh_after_digest or 0),
+                )
                 .order_by(col(Digest.period).desc())
                 .limit(refusals)
             ).all()

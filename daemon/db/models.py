@@ -177,11 +177,23 @@ class Channel(SQLModel, table=True):
     # (a mailbox that does not exist, a Slack webhook revoked). None: active, or stopped by
     # the subscriber
     stopped_reason: str | None = None
+    # the channel's last digest when its address changed or it started again (migration
+    # 0015): refusals up to it were the old address's, or came before the start, and do not
+    # count toward stopping it. Kept up to date by `_address_key` below
+    fresh_after_digest: int | None = None
 
 
 @sa.event.listens_for(Channel, "before_update")
 def _address_key(mapper: Any, connection: Any, channel: Channel) -> None:
     channel.address_key = channel.address.lower()
+    state = sa.inspect(channel)
+    started = state.attrs.active.history.deleted == [False] and channel.active
+    if state.attrs.address.history.has_changes() or started:
+        channel.fresh_after_digest = connection.execute(
+            sa.select(sa.func.max(sa.column("id")))
+            .select_from(sa.table("digest"))
+            .where(sa.column("channel_id") == channel.id)
+        ).scalar()
 
 
 @sa.event.listens_for(User, "before_update")

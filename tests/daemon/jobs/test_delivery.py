@@ -360,7 +360,7 @@ def _day_of_digests(app: App, day: int) -> None:
     for user, user_channels in app.store.people.subscribers():
         for channel in user_channels:
             app.store.digests.create(
-                user.id, channel.id, date(2026, 11, 26 + day),
+                user.id, channel.id, date(2026, 11, 26) + timedelta(days=day),
                 [NewItem(pid, 0.5, "similar", "r")], NOW, cold_start=False,
             )  # fmt: skip
 
@@ -392,6 +392,42 @@ def test_a_channel_whose_digests_are_refused_for_good_is_stopped(
         app.store.people.edit("u0", NOW, subscribed=True)
         (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
         assert u0.active and u0.stopped_reason is None
+
+
+@BOTH_BACKENDS
+def test_refusals_of_an_old_address_or_before_a_start_do_not_count(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """The refusals of a channel's old address counted toward stopping it: an address given
+    after two refusals of a mistyped one was stopped by its own first refusal. So was a channel
+    started again after being stopped. Its count starts again at each."""
+    refused = {
+        address: f"550 5.1.1 <{address}>: no such user"
+        for address in ("u0@x.org", "u0@x.orgg", "u0@y.org")
+    }
+    day = 0
+    with _refusing(app_factory, make_settings, refused, 3) as (_, app):
+
+        def next_day() -> bool:
+            nonlocal day
+            day += 1
+            if day > 1:
+                _day_of_digests(app, day)
+            report = jobs.deliver(app, NOW + timedelta(days=day - 1))
+            assert (report.sent, report.failed) == (1, 1), day
+            (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+            return u0.active
+
+        users_with_digests(app, 2)
+        assert next_day() and next_day()  # u0@x.org refused twice
+        app.store.people.edit("u0", NOW, channels={ChannelKind.EMAIL: "u0@x.orgg"})
+        assert next_day() and next_day()  # the new address refused twice: still active
+        assert not next_day()  # three times: stopped
+        app.store.people.edit("u0", NOW, subscribed=True)  # started again, the same address
+        assert next_day() and next_day() and not next_day()
+        app.store.people.edit("u0", NOW, channels={ChannelKind.EMAIL: "u0@y.org"})
+        app.store.people.edit("u0", NOW, channels={ChannelKind.EMAIL: "u0@y.org"})  # the same
+        assert next_day() and next_day() and not next_day()
 
 
 @pytest.mark.parametrize(("refused", "after"), [(2, 1), (1, 0)])
@@ -481,7 +517,7 @@ def test_a_slack_channel_that_takes_the_first_part_of_its_digests_is_not_stopped
             for name, replies in (("bo", [200]), ("ada", [200, 400])):
                 user, (channel,) = app.store.people.subscribers([name])[0]
                 app.store.digests.create(
-                    user.id, channel.id, date(2026, 11, 26 + day),
+                    user.id, channel.id, date(2026, 11, 26) + timedelta(days=day),
                     items[: len(replies) * 15], NOW, cold_start=False,
                 )  # fmt: skip
                 for status in replies:
