@@ -462,16 +462,12 @@ def test_feeds_set_url_gives_a_moved_feed_its_new_address_and_keeps_the_rest(
         changed = flat(pw("feeds", "set-url", "blog", server.url_for("/new.xml")).stdout)
         assert changed.startswith(f"feed blog now fetches {server.url_for('/new.xml')}: 2 ")
         with make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}").connect() as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT url, last_error, consecutive_errors, papers_seen FROM feed "
-                    "WHERE name = 'blog'"
-                )  # fmt: skip
-            ).one()
+            query = "SELECT url, last_error, consecutive_errors, papers_seen FROM feed WHERE name = ?"
+            row = conn.exec_driver_sql(query, ("blog",)).one()
             audit = conn.execute(sa.text("SELECT action, detail FROM auditentry")).all()
         assert row == (server.url_for("/new.xml"), None, 0, 2)
-        assert ("feed address changed", f"{server.url_for('/old.xml')} → "
-                f"{server.url_for('/new.xml')}") in [tuple(a) for a in audit]  # fmt: skip
+        moved = f"{server.url_for('/old.xml')} → {server.url_for('/new.xml')}"
+        assert ("feed address changed", moved) in [tuple(a) for a in audit]
     unchecked = pw("feeds", "set-url", "blog", server.url_for("/later.xml"), "--no-check").stdout
     assert "not fetched (--no-check)" in unchecked
 
