@@ -462,7 +462,7 @@ def test_feeds_set_url_gives_a_moved_feed_its_new_address_and_keeps_the_rest(
         changed = flat(pw("feeds", "set-url", "blog", server.url_for("/new.xml")).stdout)
         assert changed.startswith(f"feed blog now fetches {server.url_for('/new.xml')}: 2 ")
         with make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}").connect() as conn:
-            query = "SELECT url, last_error, consecutive_errors, papers_seen FROM feed WHERE name = ?"
+            query = "SELECT url, last_error, consecutive_errors, papers_seen FROM feed WHERE name=?"
             row = conn.exec_driver_sql(query, ("blog",)).one()
             audit = conn.execute(sa.text("SELECT action, detail FROM auditentry")).all()
         assert row == (server.url_for("/new.xml"), None, 0, 2)
