@@ -43,7 +43,8 @@ users_cli = typer.Typer(
     help="Add, show, change, import, list and remove subscribers.", no_args_is_help=True
 )
 feeds_cli = typer.Typer(
-    help="Add, test, list, enable, disable and remove feeds.", no_args_is_help=True
+    help="Add, test, list, enable, disable, re-address (set-url) and remove feeds.",
+    no_args_is_help=True,
 )
 config_cli = typer.Typer(help="Check, show and change the configuration.", no_args_is_help=True)
 db_cli = typer.Typer(help="Create and upgrade the database schema.", no_args_is_help=True)
