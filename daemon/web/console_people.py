@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,7 @@ from daemon.web import auth
 from daemon.web.console import Console, PageNumber, Posted
 
 PAGE = 100  # subscribers per page
+_Page = Callable[..., HTMLResponse]  # the feeds page again, with what the form held
 MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
 
 
@@ -67,7 +69,7 @@ def _feeds_page(console: Console, request: Request, who: auth.Admin, **ctx: Any)
         feeds=app.store.feeds.all(),
         declared=declared,
         now=app.clock(),
-        **{"name": "", "url": "", "trial": None, **ctx},
+        **{"name": "", "url": "", "trial": None, "editing": False, **ctx},
     )
 
 
@@ -75,8 +77,12 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
     app = console.app
 
     @router.get("/feeds")
-    def feeds(request: Request, who: auth.Admin = admin) -> HTMLResponse:
-        return _feeds_page(console, request, who)
+    def feeds(request: Request, edit: str = "", who: auth.Admin = admin) -> HTMLResponse:
+        # ?edit=NAME: the form above the list holds that feed, to give it a new address
+        feed = next((f for f in app.store.feeds.all() if f.name == edit), None)
+        if feed is None:
+            return _feeds_page(console, request, who)
+        return _feeds_page(console, request, who, name=feed.name, url=feed.url, editing=True)
 
     @router.post("/feeds")
     def add_or_test(request: Request, form: Posted = posted) -> Response:
@@ -104,21 +110,32 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
 
 
 def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Response:
-    """Check the URL, fetch it once; with action=add and a good fetch, add the feed."""
-    from daemon.jobs.ingest import try_feed
-
+    """Check the URL, fetch it once; with action=add and a good fetch, add the feed (with
+    set-url: give the feed that address)."""
     app = console.app
     name, url, action = form.text("name"), form.text("url"), form.text("action")
     ing = app.settings.ingest
+    editing = action in ("test-new-url", "set-url", "set-url-unchecked")
 
     def page(status: int = 200, **ctx: Any) -> HTMLResponse:
-        return _feeds_page(console, request, form.admin, status=status, name=name, url=url, **ctx)
+        return _feeds_page(
+            console, request, form.admin, status=status, name=name, url=url, editing=editing, **ctx
+        )
 
     try:
         check_handle(name, "feed name")
         check_feed_url(url, allow_files=ing.allow_files, allow_private=ing.allow_private_addresses)
     except ValueError as e:
         return page(400, error=str(e))
+    return (_set_feed_url if editing else _add_feed)(console, form, name, url, action, page)
+
+
+def _add_feed(
+    console: Console, form: Posted, name: str, url: str, action: str, page: _Page
+) -> Response:
+    from daemon.jobs.ingest import try_feed
+
+    app = console.app
     same = [f for f in app.store.feeds.all() if f.name == name and f.url == url]
     if action in ("add", "add-unchecked") and same:
         # the second request of a double click (the one the browser shows): it fetched the
@@ -151,6 +168,45 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
         message = f"Added feed {name}: {trial.summary()}; the next ingest stores the new ones."
         if moved:
             message += f" The server says it moved for good to {moved}: added with that address."
+    return console.back("/admin/feeds", message)
+
+
+def _set_feed_url(
+    console: Console, form: Posted, name: str, url: str, action: str, page: _Page
+) -> Response:
+    """A feed's new address (`paperwire feeds set-url`): fetched once, then set, unless the
+    fetch fails (then "Change anyway": set without it)."""
+    from daemon.jobs.ingest import try_feed
+
+    app = console.app
+    old = next((f for f in app.store.feeds.all() if f.name == name), None)
+    if old is None:
+        return console.back("/admin/feeds", f"There is no feed {name} any more.", error=True)
+    if name in {f.name for f in app.settings.feeds}:
+        return console.back(
+            "/admin/feeds",
+            f"{name} is declared in the configuration file: change it there.",
+            error=True,
+        )
+    if old.url == url:  # the second request of a double click, or nothing changed
+        return console.back("/admin/feeds", f"Feed {name} fetches {url}.")
+    trial = None if action == "set-url-unchecked" else try_feed(app, url, app.clock())
+    if trial is not None and action == "test-new-url":
+        return page(trial=trial)
+    if trial is not None and trial.error:
+        return page(400, error=f"not changed: the test fetch failed: {trial.error}", trial=trial)
+    new = (trial.moved_to if trial is not None else None) or url
+    try:
+        app.store.feeds.set_url(name, new, app.clock())
+    except PaperwireError as e:
+        return page(400, error=str(e), trial=trial)
+    console.audit(form.admin.name, "feed address changed", name, f"{old.url} → {new}")
+    if trial is None:
+        message = f"Feed {name} now fetches {new}, not fetched yet: the next ingest fetches it."
+    else:
+        message = f"Feed {name} now fetches {new}: {trial.summary()}."
+        if new != url:
+            message += f" The server says {url} moved for good there."
     return console.back("/admin/feeds", message)
 
 

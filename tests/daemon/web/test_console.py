@@ -393,6 +393,48 @@ def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
     assert taken.status_code == 400 and "feed 'j' already exists" in html.unescape(taken.text)
 
 
+def test_a_feed_that_moved_gets_its_new_address_from_its_row(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    # the console could add, disable and remove a feed, not give it a new address: a journal
+    # whose site moved lost its counts to a remove and an add
+    csrf = log_in(client)
+    feeds = console.app.store.feeds
+    old = (tmp_path / "old.xml").as_uri()
+    feeds.add("j", old, console.app.clock())
+    listed = client.get("/admin/feeds").text
+    assert 'href="/admin/feeds?edit=j"' in listed
+    form = client.get("/admin/feeds?edit=j").text
+    assert "A new address for j" in form and f'value="{old}"' in form
+    assert 'value="set-url"' in form and 'value="add"' not in form
+
+    def post(**d: str) -> Any:
+        return client.post("/admin/feeds", data={"csrf": csrf, "name": "j", **d})
+
+    later = (tmp_path / "later.xml").as_uri()  # not there yet: the test fetch fails
+    refused = post(url=later, action="set-url")
+    assert refused.status_code == 400 and "not changed: the test fetch failed" in refused.text
+    assert 'value="set-url-unchecked"' in refused.text and feeds.all()[0].url == old
+    tested = post(url=HF, action="test-new-url")
+    assert "15 paper(s), 15 new" in tested.text and feeds.all()[0].url == old
+    changed = post(url=HF, action="set-url")
+    assert changed.url.path == "/admin/feeds"
+    assert f"Feed j now fetches {HF}: 15 entries (15 new)" in html.unescape(changed.text)
+    assert [(f.name, f.url) for f in feeds.all()] == [("j", HF)]
+    assert f"Feed j fetches {HF}." in html.unescape(post(url=HF, action="set-url").text)
+    unchecked = html.unescape(post(url=later, action="set-url-unchecked").text)
+    assert f"Feed j now fetches {later}, not fetched yet" in unchecked
+    feeds.add("k", HF, console.app.clock())
+    taken = post(url=HF, action="set-url-unchecked")
+    assert taken.status_code == 400 and "feed 'k' already has the address" in html.unescape(
+        taken.text
+    )
+    assert ("root", "feed address changed", "j") in _audit(console)
+    gone = client.post("/admin/feeds", data={"csrf": csrf, "name": "z", "url": HF,
+                                             "action": "set-url"})  # fmt: skip
+    assert "There is no feed z any more." in gone.text
+
+
 # ---- subscribers ---------------------------------------------------------------------------------
 
 
