@@ -59,10 +59,10 @@ def parse_email(text: str) -> tuple[str, str]:
     if bracket and name and rest.endswith(">") and not any(c in name for c in '"<>\\'):
         quoted = f'"{name}" <{rest}'
     try:
-        # ASCII before the @, as every message is sent (no SMTPUTF8: `email_address`): an
-        # address such as "josé@…" was taken, and each of its digests then given up
+        # beyond ASCII before the @ ("jörg@…") too: sent with SMTPUTF8 when the server
+        # speaks it, else that digest fails saying so (`SmtpTransport`)
         valid = validate_email(
-            quoted, check_deliverability=False, allow_display_name=True, allow_smtputf8=False
+            quoted, check_deliverability=False, allow_display_name=True, allow_smtputf8=True
         )
     except EmailNotValidError as e:
         raise ValueError(f"{text!r} is not an email address: {e}") from None

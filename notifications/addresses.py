@@ -32,8 +32,10 @@ def email_address(address: str) -> str:
     """``address`` as it may go into a header and an SMTP command (the domain in ASCII, in
     lower case), or :class:`BadAddress` saying what is wrong with it.
 
-    A bare address only (``grace@example.org``, no display name), ASCII before the ``@``
-    (we do not send SMTPUTF8); local domains without a dot (``root@mailhost``) are accepted,
+    A bare address only (``grace@example.org``, no display name). The part before the ``@``
+    may go beyond ASCII (``jörg@bücher.example`` → ``jörg@xn--bcher-kva.example``): such a
+    message needs a server that speaks SMTPUTF8 (`needs_smtputf8`; the SMTP transport says so
+    when it does not). Local domains without a dot (``root@mailhost``) are accepted,
     special-use ones (``localhost``, ``.local``, ``.test``, ``.invalid``) are not. The last
     addresses checked are remembered (a bad one is checked again each time).
     """
@@ -42,17 +44,22 @@ def email_address(address: str) -> str:
             address,
             check_deliverability=False,  # no DNS here: the server decides deliverability
             globally_deliverable=False,  # a self-hosted relay may deliver to local domains
-            allow_smtputf8=False,
+            allow_smtputf8=True,
             allow_display_name=False,
             allow_quoted_local=False,
             allow_domain_literal=False,
         )
     except EmailNotValidError as exc:
         raise BadAddress(f"{shown(address)} is not a valid email address: {exc}") from None
-    ascii_address = checked.ascii_email
-    if ascii_address is None:  # cannot happen with allow_smtputf8=False; never send it
-        raise BadAddress(f"{shown(address)} needs SMTPUTF8, which is not supported")
-    return ascii_address
+    if checked.ascii_email is not None:
+        return checked.ascii_email
+    # SMTPUTF8 takes the domain in either form: the ASCII one is what every resolver knows
+    return f"{checked.local_part}@{checked.ascii_domain}"
+
+
+def needs_smtputf8(address: str) -> bool:
+    """Whether mail to `address` (as `email_address` gives it) needs SMTPUTF8 (RFC 6531)."""
+    return not address.isascii()
 
 
 def shown(address: str, limit: int = 80) -> str:

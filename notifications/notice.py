@@ -5,10 +5,11 @@ value carries a control character."""
 from __future__ import annotations
 
 from datetime import datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from notifications.addresses import email_address, header_text
+from notifications.addresses import email_address, header_text, needs_smtputf8
 from notifications.transports.base import EmailOut
 
 
@@ -32,4 +33,6 @@ def render_notice(
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)
+    if needs_smtputf8(address):  # the address as it is (RFC 6532), never an encoded word
+        return EmailOut(message.as_bytes(policy=policy.SMTPUTF8), address)
     return EmailOut.of(message, address)

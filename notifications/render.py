@@ -535,7 +535,8 @@ def _mime(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
             *lines,
         ]
     )
-    out = [head.replace("\r\n", "\n").replace("\n", "\r\n").encode("ascii"), CRLF, CRLF]
+    # ASCII but for an address beyond ASCII (RFC 6532: sent with SMTPUTF8), in UTF-8
+    out = [head.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8"), CRLF, CRLF]
     for subtype, body in ((b"plain", text), (b"html", html)):
         encoding, data = b"quoted-printable", b""
         if subtype == b"html":
@@ -623,10 +624,14 @@ def _mailbox(value: str) -> str:
 
 def _named(name: str, address: str) -> str:
     """``Name <address>``, the name quoted as needed or RFC 2047-encoded (in words of at most
-    75 characters) when it is not ASCII."""
-    if name.isascii():
+    75 characters) when it is not ASCII. An address beyond ASCII (SMTPUTF8) is written as it
+    is (RFC 6532): no encoding applies to it."""
+    if not name.isascii():
+        return f"{_encoded(name)} <{address}>"
+    if address.isascii():
         return formataddr((name, address))
-    return f"{_encoded(name)} <{address}>"
+    quoted = formataddr((name, "x@x")).removesuffix(" <x@x>")  # formataddr takes ASCII only
+    return f"{quoted} <{address}>"
 
 
 def wrap(text: str, width: int = 72, indent: str = "") -> str:

@@ -106,6 +106,7 @@ class ReceivedMail:
     rcpt_tos: tuple[str, ...]
     data: bytes
     connection: int  # 1-based number of the TCP connection it arrived on
+    mail_options: tuple[str, ...] = ()  # MAIL FROM's parameters (SIZE=…, SMTPUTF8)
 
     @property
     def message(self) -> EmailMessage:
@@ -254,6 +255,7 @@ class _Handler:
                 rcpt_tos=tuple(envelope.rcpt_tos),
                 data=content,
                 connection=getattr(server, "connection_number", 0),
+                mail_options=tuple(envelope.mail_options),
             )
         )
         return "250 Message accepted for delivery"
@@ -357,6 +359,7 @@ def smtp_server(
     rcpt_replies: Mapping[str, str] | None = None,
     data_reply: str | None = None,
     auth_failure_reply: Callable[[str, str], str] | None = None,
+    smtputf8: bool = False,
 ) -> Iterator[SmtpServer]:
     """Run an SMTP server on 127.0.0.1 (a free port) for the duration of the block.
 
@@ -364,6 +367,7 @@ def smtp_server(
     ``tls``: ``"starttls"`` (default, and required unless ``require_starttls=False``),
     ``"implicit"`` (TLS from the first byte, like port 465) or ``"none"``.
     ``auth_failure_reply(login, password)``: the reply to a failed login (default 535).
+    ``smtputf8``: offer SMTPUTF8 (RFC 6531: addresses beyond ASCII), as not every server does.
     """
     ca = trustme.CA()
     cert = ca.issue_cert(LOCALHOST, "localhost")
@@ -389,7 +393,7 @@ def smtp_server(
         reply = auth_failure_reply(login, password) if auth_failure_reply else None
         return AuthResult(success=False, handled=False, message=reply)
 
-    kwargs: dict[str, Any] = {"hostname": LOCALHOST, "port": 0}
+    kwargs: dict[str, Any] = {"hostname": LOCALHOST, "port": 0, "enable_SMTPUTF8": smtputf8}
     if tls == "starttls":
         kwargs.update(tls_context=server_ctx, require_starttls=require_starttls)
     elif tls == "implicit":

@@ -10,7 +10,7 @@ import smtplib
 import ssl
 from typing import ClassVar, Literal, Protocol
 
-from notifications.addresses import email_address, shown
+from notifications.addresses import email_address, needs_smtputf8, shown
 from notifications.mailbox import one_mailbox
 from notifications.transports.base import (
     DeliveryError,
@@ -26,8 +26,10 @@ from notifications.transports.base import (
 log = logging.getLogger(__name__)
 
 # In a header line (split at CRLF): a control character (a lone CR or LF, NUL …; a tab is
-# folding) or a byte that is not ASCII (we do not send SMTPUTF8) has no place.
+# folding) has no place, nor a byte that is not ASCII but in a message sent with SMTPUTF8
+# (RFC 6532: UTF-8 headers, the recipient's address), where it must be UTF-8.
 _UNSAFE_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
+_UNSAFE_UTF8_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
 Security = Literal["starttls", "tls", "none"]
 Fault = Literal["session", "config", "server", "temporary", "permanent"]
@@ -212,7 +214,7 @@ class SmtpTransport:
             raise TransportUnavailable(str(self._down), permanent=self._down.permanent)
         recipient = email_address(out.recipient)
         try:
-            sender = self._envelope(out)
+            sender = self._envelope(out, utf8=needs_smtputf8(recipient))
             self._deliver(sender, recipient, out.data)
         except TransportUnavailable as exc:
             self._down = exc
@@ -253,6 +255,14 @@ class SmtpTransport:
     def _transaction(self, smtp: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
         self._stage = "MAIL FROM"
         options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
+        if needs_smtputf8(recipient):
+            if not smtp.has_extn("smtputf8"):  # before MAIL FROM: the session goes on
+                raise PermanentDeliveryError(
+                    f"{self._where}: {shown(recipient)} goes beyond ASCII before the @, which "
+                    "needs SMTPUTF8, and this server does not offer it: give the subscriber an "
+                    "address in ASCII, or send through a server that speaks SMTPUTF8"
+                )
+            options.append("SMTPUTF8")  # smtplib then sends the commands in UTF-8
         code, reply = smtp.mail(sender, options)
         if code != 250:
             raise _Refused(self._stage, code, reply)
@@ -307,25 +317,27 @@ class SmtpTransport:
         if code != 250:
             self._discard()
 
-    def _envelope(self, out: EmailOut) -> str:
-        """The envelope sender (the From address), once the header lines are checked."""
+    def _envelope(self, out: EmailOut, *, utf8: bool = False) -> str:
+        """The envelope sender (the From address), once the header lines are checked (`utf8`:
+        the message goes with SMTPUTF8, its headers may hold UTF-8)."""
         froms: list[str] = []
         name = ""
+        unsafe = _UNSAFE_UTF8_HEADER_BYTES if utf8 else _UNSAFE_HEADER_BYTES
         for line in out.header_block().split(b"\r\n"):
             folded = line[:1] in (b" ", b"\t")  # the header above goes on
             if not folded:
                 name = line.split(b":", 1)[0].decode("ascii", "replace")
-            if _UNSAFE_HEADER_BYTES.search(line):
+            if unsafe.search(line) or (utf8 and not _is_utf8(line)):
                 raise PermanentDeliveryError(
                     f"{self._where}: the {shown(name)} header contains a control character "
                     f"or a byte that is not ASCII"
                 )
             if folded:
                 if name.lower() == "from":
-                    froms[-1] += line.decode("ascii")
+                    froms[-1] += line.decode("utf-8")
                 continue
             if name.lower() == "from":
-                froms.append(line.split(b":", 1)[1].decode("ascii").strip())
+                froms.append(line.split(b":", 1)[1].decode("utf-8").strip())
         return self._sender(tuple(froms))
 
     def _sender(self, froms: tuple[str, ...]) -> str:
@@ -465,6 +477,14 @@ class SmtpTransport:
         return TransportUnavailable(
             f"{where}: cannot connect ({type(exc).__name__}: {self._scrubbed(str(exc))})"
         )
+
+
+def _is_utf8(line: bytes) -> bool:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _close_quietly(smtp: smtplib.SMTP | None) -> None:

@@ -257,7 +257,7 @@ def test_no_control_character_reaches_a_header(field: str, bad: str) -> None:
         "",
         "Grace <grace@example.com>",
         "grace@localhost",  # special-use domain (email-validator's rule)
-        "用户@example.com",  # would need SMTPUTF8, which we do not send
+        "用户@@example.com",  # beyond ASCII is taken (SMTPUTF8), not a malformed address
     ],
 )
 def test_a_bad_recipient_is_a_permanent_failure_with_a_clear_reason(recipient: str) -> None:
