@@ -108,6 +108,27 @@ class _BodyLimit:
         await self.app(scope, counted, send)
 
 
+class _HeadAsGet:
+    """ASGI middleware: a HEAD request gets the GET's answer without its body (RFC 9110
+    §9.3.2). FastAPI routes a GET route's HEAD nowhere (405): link scanners send HEAD before
+    following a digest's links. A GET changes nothing here, so neither does a HEAD."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def without_body(message: Any) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)
+
+
 def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     """The web app: the pages behind the digest's links, /healthz; with the daemon (`paperwire
     run`) also the console under /admin and /metrics."""
@@ -116,6 +137,7 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     pages = Pages()
     web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
     web.add_middleware(_BodyLimit)
+    web.add_middleware(_HeadAsGet)
     _error_pages(web, pages)
 
     @web.get("/healthz")

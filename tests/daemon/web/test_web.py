@@ -320,6 +320,37 @@ def test_link_to_an_unknown_paper_is_a_clear_400(world: World) -> None:
     assert _signals(world) == ([], [])
 
 
+def test_a_scanners_head_request_is_answered_as_the_get_and_changes_nothing(world: World) -> None:
+    """Link scanners (Outlook Safe Links, corporate gateways) send HEAD before GET: every link
+    of a digest answered 405 Method Not Allowed, which a scanner may take for a dead link.
+    HEAD is the GET's answer without its body (RFC 9110 §9.3.2), and as harmless."""
+    links = world.app.links
+    paths = [
+        _path(links.feedback_url("like", world.user_id, world.paper_id)),
+        _path(links.feedback_url("dislike", world.user_id, world.paper_id)),
+        _path(links.unsubscribe_url(world.user_id)),
+        _path(links.manage_url(world.user_id, world.app.clock())),
+        "/healthz",
+    ]
+    before = _snapshot(world.app)
+    for path in paths:
+        got = world.client.get(path)
+        head = world.client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.headers.get("cache-control") == got.headers.get("cache-control")
+    assert _snapshot(world.app) == before
+    assert _signals(world) == ([], []) and _user(world).active is True
+    # a forged link: the GET's 400, without a body; a POST-only address: what a GET gets
+    assert world.client.head(paths[0] + "x").status_code == 400
+    undo = paths[0] + "/undo"
+    assert world.client.head(undo, follow_redirects=False).status_code == (
+        world.client.get(undo, follow_redirects=False).status_code
+    )
+    assert _snapshot(world.app) == before
+
+
 # ---- unsubscribe -----------------------------------------------------------------------------
 
 
