@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+import idna
 from email_validator import EmailNotValidError, validate_email
 
 from notifications.transports.base import BadAddress
@@ -60,6 +61,32 @@ def email_address(address: str) -> str:
 def needs_smtputf8(address: str) -> bool:
     """Whether mail to `address` (as `email_address` gives it) needs SMTPUTF8 (RFC 6531)."""
     return not address.isascii()
+
+
+@lru_cache(maxsize=64)  # the configured sender's and Message-ID's domains
+def ascii_domain(domain: str) -> str:
+    """A domain as it may go into a header (a Message-ID's, the sender's): its ASCII form
+    (IDNA, ``bücher.example`` → ``xn--bcher-kva.example``); as it is when it is ASCII or has
+    no such form."""
+    if domain.isascii():
+        return domain
+    try:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return domain
+
+
+def ascii_mailbox(value: str) -> str:
+    """``Name <local@domain>`` (or a bare address) with the domain in its ASCII form; any
+    other value as it is."""
+    if value.isascii():
+        return value
+    head, at, domain = value.rpartition("@")
+    if not at:
+        return value
+    closing = ">" if domain.rstrip().endswith(">") else ""
+    domain = domain.rstrip().removesuffix(">").strip() if closing else domain.strip()
+    return f"{head}@{ascii_domain(domain)}{closing}"
 
 
 def shown(address: str, limit: int = 80) -> str:

@@ -9,7 +9,13 @@ from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from notifications.addresses import email_address, header_text, needs_smtputf8
+from notifications.addresses import (
+    ascii_domain,
+    ascii_mailbox,
+    email_address,
+    header_text,
+    needs_smtputf8,
+)
 from notifications.transports.base import EmailOut
 
 
@@ -26,10 +32,11 @@ def render_notice(
     address = email_address(recipient)
     message = EmailMessage()
     message["Subject"] = header_text(subject)
-    message["From"] = header_text(sender)
+    message["From"] = ascii_mailbox(header_text(sender))  # the domain as IDNA, as in a digest
     message["To"] = address
     message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid("paperwire", domain=header_text(message_id_domain))
+    domain = ascii_domain(header_text(message_id_domain))
+    message["Message-ID"] = make_msgid("paperwire", domain=domain)
     message["Auto-Submitted"] = "auto-generated"
     message["X-Auto-Response-Suppress"] = "All"
     message.set_content(text)

@@ -37,7 +37,13 @@ from urllib.parse import quote, urlsplit
 from jinja2 import Environment, PackageLoader, StrictUndefined, Template, select_autoescape
 from markupsafe import Markup
 
-from notifications.addresses import HEADER_UNSAFE, email_address, header_text
+from notifications.addresses import (
+    HEADER_UNSAFE,
+    ascii_domain,
+    ascii_mailbox,
+    email_address,
+    header_text,
+)
 from notifications.digest import Digest, Pick
 from notifications.latex import converter
 from notifications.transports.base import EmailOut, SlackOut
@@ -479,13 +485,13 @@ def render_email(
     text = _template("digest.txt").render(context)
     html = _template("digest.html").render(context)
 
-    domain = header_text(message_id_domain).replace(" ", "")
+    domain = ascii_domain(header_text(message_id_domain).replace(" ", ""))
     # every header value encoded here (RFC 2047 for non-ASCII) and free of control
     # characters (`header_text`): the message is then written out directly (_mime)
     name = header_text(context["recipient_name"])
     headers = [
         ("Subject", _encoded(header_text(context["subject"]))),
-        ("From", _mailbox(header_text(sender))),
+        ("From", _mailbox(ascii_mailbox(header_text(sender)))),
         ("To", _named(name, address) if name else address),
         ("Date", _date(now or datetime.now(UTC))),
         ("Message-ID", _encoded(header_text(message_id(digest, domain)))),

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from notifications.digest import Digest
+from notifications.notice import render_notice
 from notifications.render import (
     COLD_START_NOTE,
     FILLER_LABEL,
@@ -36,12 +37,16 @@ from notifications.render import (
 from notifications.transports.base import BadAddress, PermanentDeliveryError
 from tests.notifications.factories import (
     EVIL_TITLE,
+    PASSWORD,
+    USER,
     WEBHOOK,
     evil_digest,
     html_of,
     make_digest,
     make_pick,
+    transport_for,
 )
+from tests.servers import smtp_server
 
 
 def email_of(digest: Digest, **kwargs: Any) -> EmailMessage:
@@ -139,6 +144,40 @@ def test_message_id_is_stable_across_renders() -> None:
     assert first["Message-ID"] == again["Message-ID"]
     others = [email_of(make_digest(digest_id=18)), email_of(make_digest(channel_id=6))]
     assert first["Message-ID"] not in {other["Message-ID"] for other in others}
+
+
+def test_a_sender_at_a_domain_beyond_ascii_gives_ascii_headers_that_go_out() -> None:
+    """`email.sender = "Bücher Lab <digest@bücher.example>"` passes `config check`, and every
+    digest then failed for good: the From header was one encoded word (no address in it), the
+    Message-ID an encoded word, and the List-Id carried raw UTF-8 that the SMTP transport
+    refused ("the 'List-Id' header contains … a byte that is not ASCII"). The domain goes in
+    its ASCII form (IDNA), as it does for recipients."""
+    out = render_email(
+        make_digest(),
+        sender="Bücher Lab <digest@bücher.example>",
+        recipient="grace@lab.example",
+        message_id_domain="bücher.example",
+    )
+    assert out.header_block().isascii()
+    message = out.message
+    assert message["From"].addresses[0].display_name == "Bücher Lab"
+    assert message["From"].addresses[0].addr_spec == "digest@xn--bcher-kva.example"
+    assert message["Message-ID"].endswith("@xn--bcher-kva.example>")
+    assert message["List-Id"].endswith("<paperwire-digest.xn--bcher-kva.example>")
+    with smtp_server(users={USER: PASSWORD}) as server, transport_for(server) as smtp:
+        smtp.send(out)
+    assert server.messages[0].mail_from == "digest@xn--bcher-kva.example"
+    notice = render_notice(
+        "Your link",
+        "…",
+        sender="Bücher Lab <digest@bücher.example>",
+        recipient="grace@lab.example",
+        message_id_domain="bücher.example",
+        now=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    assert notice.header_block().isascii()
+    assert notice.message["From"].addresses[0].addr_spec == "digest@xn--bcher-kva.example"
+    assert notice.message["Message-ID"].endswith("@xn--bcher-kva.example>")
 
 
 def test_email_body_content() -> None:
