@@ -506,6 +506,7 @@ def render_email(
     headers += [
         ("List-Id", f"{_encoded(product)} digest <{list_label}-digest.{domain}>"),
         ("Auto-Submitted", "auto-generated"),
+        ("Precedence", "bulk"),  # vacation(1) and other responders older than Auto-Submitted
         ("X-Auto-Response-Suppress", "All"),
     ]
     return EmailOut(
