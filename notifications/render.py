@@ -598,8 +598,15 @@ ENCODED_WORD_MAX = 75  # RFC 2047: longer text is split over several encoded wor
 
 def _encoded(value: str) -> str:
     """A header value as it may be written: ASCII as it is, anything else RFC 2047-encoded
-    (one encoded word when it fits, which is twenty times faster than `Header`'s splitting)."""
-    return value if value.isascii() else _encoded_words(value)
+    (one encoded word when it fits, which is twenty times faster than `Header`'s splitting);
+    so is ASCII text that reads as an encoded word (``=?utf-8?q?Admin?=``), which a mail
+    client would decode (quotes do not stop every client): it is shown as written."""
+    return value if _plain(value) else _encoded_words(value)
+
+
+def _plain(text: str) -> bool:
+    """Whether header text may be written as it is: ASCII, nothing like an encoded word."""
+    return text.isascii() and "=?" not in text
 
 
 @functools.lru_cache(maxsize=1024)  # the subject ("… — 10 picks") recurs in every message
@@ -631,9 +638,9 @@ def _mailbox(value: str) -> str:
 
 def _named(name: str, address: str) -> str:
     """``Name <address>``, the name quoted as needed or RFC 2047-encoded (in words of at most
-    75 characters) when it is not ASCII. An address beyond ASCII (SMTPUTF8) is written as it
-    is (RFC 6532): no encoding applies to it."""
-    if not name.isascii():
+    75 characters) when it is not ASCII or reads as an encoded word. An address beyond ASCII
+    (SMTPUTF8) is written as it is (RFC 6532): no encoding applies to it."""
+    if not _plain(name):
         return f"{_encoded(name)} <{address}>"
     if address.isascii():
         return formataddr((name, address))

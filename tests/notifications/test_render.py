@@ -121,6 +121,25 @@ def test_email_headers() -> None:
     assert plain["List-Unsubscribe-Post"] is None
 
 
+def test_old_vacation_responders_are_told_it_is_bulk_mail() -> None:
+    """Auto-Submitted (RFC 3834) and X-Auto-Response-Suppress (Exchange) were there, but not
+    `Precedence: bulk`, the header the vacation programs of Unix mail hosts (vacation(1),
+    procmail recipes, mutt users' servers) look for: each digest to someone away got an
+    out-of-office reply to the sender's address."""
+    assert email_of(make_digest())["Precedence"] == "bulk"
+
+
+def test_a_name_that_reads_as_an_encoded_word_is_quoted_and_shown_as_written() -> None:
+    """A display name `=?utf-8?q?Admin?=` (from the console or /signup) went out unquoted,
+    and mail clients decoded it: the To header showed "Admin"."""
+    msg = email_of(make_digest(recipient_name="=?utf-8?q?Admin?="))
+    assert msg["To"].addresses[0].display_name == "=?utf-8?q?Admin?="
+    assert msg["To"].addresses[0].addr_spec == "grace@example.com"
+    assert email_of(make_digest(recipient_name="Ada Lovelace"))["To"] == (
+        "Ada Lovelace <grace@example.com>"  # a plain name stays unquoted
+    )
+
+
 def test_a_weekly_digest_says_week_not_today() -> None:
     weekly = replace(make_digest(), weekly=True)
     msg = email_of(weekly)
