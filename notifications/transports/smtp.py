@@ -440,8 +440,15 @@ class SmtpTransport:
                     f"'tls' (not {self.security!r})",
                     permanent=True,
                 )
+            hint = ""
+            if self._stage == "connect" and self.security != "tls":
+                # the same wait as on 465 above, on a port we cannot know speaks TLS at once
+                hint = (
+                    ": if this port speaks TLS from the first byte (as 465 does), set "
+                    "security = 'tls'"
+                )
             return TransportUnavailable(
-                f"{self._where}: no answer within {self.timeout:g}s ({self._stage})"
+                f"{self._where}: no answer within {self.timeout:g}s ({self._stage}){hint}"
             )
         if isinstance(exc, smtplib.SMTPResponseException):  # greeting, EHLO, STARTTLS, AUTH
             what = (
@@ -459,8 +466,15 @@ class SmtpTransport:
         """A failure without a reply from the server: TLS, a lost connection, the network."""
         where, stage = self._where, self._stage
         if isinstance(exc, ssl.SSLCertVerificationError):
+            why = str(exc.verify_message)
+            fix = (
+                "set email.host to a name the certificate is for"
+                if "mismatch" in why.lower()
+                else "a private or self-signed CA: set email.ca_file to the PEM file of the CA "
+                "that signed it"
+            )
             return TransportUnavailable(
-                f"{where}: TLS certificate verification failed ({exc.verify_message})",
+                f"{where}: TLS certificate verification failed ({why}): {fix}",
                 permanent=True,
             )
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):

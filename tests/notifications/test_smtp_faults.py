@@ -387,3 +387,23 @@ def test_starttls_to_the_implicit_tls_port_says_to_set_tls(monkeypatch: pytest.M
     assert f"port {server.port} speaks TLS from the first byte; set security = 'tls'" in str(
         outcome
     )
+
+
+def test_implicit_tls_on_another_port_with_starttls_says_what_to_set() -> None:
+    """Implicit TLS on a port other than 465 (a relay's 2465) with security = "starttls": the
+    error said "no answer within 0.5s (connect)", nothing about the setting to change."""
+    with smtp_server(tls="implicit") as server:
+        transport = transport_for(server, timeout=HANG_TIMEOUT)
+        (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable)
+    assert "if this port speaks TLS from the first byte" in str(outcome)
+    assert "set security = 'tls'" in str(outcome)
+
+
+def test_a_certificate_that_does_not_verify_says_what_to_set(server: SmtpServer) -> None:
+    """A self-signed or private CA's certificate (a lab's own relay): "TLS certificate
+    verification failed (unable to get local issuer certificate)" named no setting."""
+    transport = transport_for(server, ssl_context=None)  # system CAs: the test CA is unknown
+    (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "set email.ca_file to the PEM file of the CA that signed it" in str(outcome)
