@@ -246,10 +246,16 @@ class EmailSettings(_Section):
 
         if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
             raise ValueError(f"{value!r} contains a line break or a control character")
-        if one_mailbox(value) is None:
+        mailbox = one_mailbox(value)
+        if mailbox is None:
             raise ValueError(
                 f"{value!r} is not one email address: write e.g. "
                 "'paperwire <digests@lab.example>' or 'digests@lab.example'"
+            )
+        if not mailbox.username.isascii():  # the domain may be (it goes as IDNA)
+            raise ValueError(
+                f"{value!r}: the part before the @ must be ASCII (mail from it would need "
+                "SMTPUTF8 at every server on the way): write e.g. 'Отчёт <digests@lab.example>'"
             )
         return value
 
