@@ -38,6 +38,11 @@ from pydantic_settings import (
 
 from daemon.errors import ConfigError
 
+# a domain name as a Message-ID's right-hand side takes it: labels of letters, digits and
+# hyphens (neither first nor last), at most 63 characters each, dot-separated
+_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # fmt: skip
+
 DEFAULT_CONFIG = Path("config/paperwire.toml")
 
 
@@ -262,6 +267,28 @@ class EmailSettings(_Section):
     # the right-hand side of every Message-ID; "": the sender's domain (unique to whoever
     # owns it: two installations that both kept one fixed default could give the same id)
     message_id_domain: str = ""
+
+    @field_validator("message_id_domain")
+    @classmethod
+    def _a_domain(cls, value: str) -> str:
+        """Empty, or a domain name (beyond ASCII too: written as IDNA), as a Message-ID's
+        right-hand side must be."""
+        if not value:
+            return value
+        ascii_form = value
+        if not value.isascii():
+            import idna
+
+            try:
+                ascii_form = idna.encode(value, uts46=True).decode("ascii")
+            except idna.IDNAError:
+                ascii_form = ""
+        if not _DOMAIN.fullmatch(ascii_form):
+            raise ValueError(
+                f"{value!r} is not a domain name: write e.g. 'lab.example', or leave it empty "
+                "for the sender's domain"
+            )
+        return value
 
     @property
     def id_domain(self) -> str:

@@ -538,6 +538,20 @@ def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
     )
 
 
+@pytest.mark.parametrize("domain", ["pw lab.example", "lab.example>", "a@lab.example", "lab_ü"])
+def test_a_message_id_domain_that_is_no_domain_is_refused(tmp_path: Path, domain: str) -> None:
+    """It passed `config check`, and every digest's Message-ID was then broken ("lab_ü" went
+    out as an encoded word, "lab.example>" closed the id early): the threads and duplicates
+    that mail clients tell by it were lost."""
+    msg = _error(_write(tmp_path, f'[email]\nmessage_id_domain = "{domain}"\n'))
+    assert "email.message_id_domain" in msg and "is not a domain name" in msg
+
+
+def test_a_message_id_domain_beyond_ascii_is_taken() -> None:
+    email = Settings(email={"sender": "d@lab.example", "message_id_domain": "bücher.example"})
+    assert email.email.id_domain == "bücher.example"  # written as IDNA in the header
+
+
 def test_the_message_id_domain_is_the_senders_unless_given() -> None:
     # one fixed default ("paperwire.localhost") gave two installations the same Message-ID for
     # the same digest id, channel and day: a mailbox that gets both dropped the second
