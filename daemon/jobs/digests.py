@@ -376,8 +376,34 @@ def _due(
         missing = [c for c in channels if (c.id, period) not in done]
         if missing:
             todo.append(_Due(user, missing, period))
+    if not force and not dry_run:
+        todo = _not_made_today(app, todo, local_now)
     report.already = len(subscribers) - len(todo)
     return todo
+
+
+def _not_made_today(app: App, todo: list[_Due], local_now: dict[str, datetime]) -> list[_Due]:
+    """`todo` without the channels that had a digest made since midnight in the subscriber's
+    time zone. In one zone that digest is today's (its period is made already); after a move to
+    a zone ahead (Los Angeles to Auckland, after Los Angeles' digest of Wednesday was made on
+    Thursday morning in Auckland) its period is another day, and a second digest that local
+    day would follow hours later. One query, for the subscribers still owed a digest."""
+    if not todo:
+        return todo
+    midnight = {
+        tz: datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
+        for tz, local in local_now.items()
+    }
+    made = app.store.digests.made_since([d.user.id for d in todo], min(midnight.values()))
+    if not made:
+        return todo
+    left = []
+    for d in todo:
+        start = midnight[d.user.timezone]
+        channels = [c for c in d.channels if c.id not in made or made[c.id] < start]
+        if channels:
+            left.append(replace(d, channels=channels))
+    return left
 
 
 class _Model:

@@ -298,6 +298,42 @@ def test_switching_frequency_mid_week_never_makes_two_digests_a_day_nor_stops_th
 
 
 @BOTH_BACKENDS
+def test_moving_to_a_zone_ahead_gives_no_second_digest_that_local_day(
+    app_factory: Callable[..., App],
+) -> None:
+    app = app_factory()
+    _papers(app, WEEK - timedelta(days=3), days=14)
+    _add(app, "ada", tz="America/Los_Angeles")  # daily, 07:00
+    auckland = ZoneInfo("Pacific/Auckland")
+    # Wednesday 21 Oct 07:05 in Los Angeles (14:05 UTC) is Thursday 22 Oct 03:05 in Auckland:
+    # Wednesday's digest is made; at Thursday noon there ada moves to Auckland
+    moved = datetime(2026, 10, 22, 12, tzinfo=auckland).astimezone(UTC) + timedelta(minutes=5)
+    for now in _hours(WEEK, 7 * 24):
+        if now == moved:
+            app.store.people.update("ada", timezone="Pacific/Auckland")
+        jobs.make_digests(app, now)
+    made = _digests(app)["ada"]
+    assert [p for p, _, _ in made] == [
+        date(2026, 10, 18),  # Sunday afternoon in Los Angeles at the first run
+        date(2026, 10, 19),
+        date(2026, 10, 20),
+        date(2026, 10, 21),  # made on Thursday 22 Oct at 03:05 in Auckland
+        # not Thursday's too at 12:05: that day in Auckland had its digest
+        date(2026, 10, 23),  # Friday 07:05 in Auckland, and every day on
+        date(2026, 10, 24),
+        date(2026, 10, 25),
+        date(2026, 10, 26),
+    ]
+    made_in_auckland = [at.astimezone(auckland) for _, at, _ in made[3:]]
+    assert [at.hour for at in made_in_auckland] == [3, 7, 7, 7, 7]
+    assert len({at.date() for at in made_in_auckland}) == len(made_in_auckland)
+    sent = [at for p, _, _ in made for at in _first_seen(app, "ada", p)]
+    assert len(sent) == len(set(sent))  # no paper twice
+    # papers first seen since Wednesday's are not lost: Friday's has them (31 hours' worth)
+    assert _first_seen(app, "ada", date(2026, 10, 23))[0] < made[3][1] + timedelta(hours=6)
+
+
+@BOTH_BACKENDS
 def test_one_off_commands_make_a_weekly_subscribers_digest_of_this_week_once(
     app_factory: Callable[..., App],
 ) -> None:
