@@ -216,23 +216,30 @@ class Digests(Repository):
                 q = q.where(col(Digest.channel_id).in_(channels))
             return {(c, p) for c, p in s.exec(q).all()}
 
-    def made_since(self, user_ids: Collection[int], since: datetime) -> dict[int, datetime]:
-        """The time of the latest digest made at or after `since` for each channel of these
-        users that has one (by channel id; UTC)."""
-        out: dict[int, datetime] = {}
+    def made_since(
+        self, user_ids: Collection[int], since: datetime
+    ) -> dict[int, tuple[int, datetime]]:
+        """The latest digest made at or after `since` for each channel of these users that has
+        one: {channel id: (user id, when, in UTC)}."""
+        out: dict[int, tuple[int, datetime]] = {}
         ids = sorted(set(user_ids))
         with self.read_session() as s:
             for start in range(0, len(ids), IN_CHUNK):
                 q = (
-                    select(col(Digest.channel_id), sa.func.max(col(Digest.created_at)))
+                    select(
+                        col(Digest.channel_id),
+                        col(Digest.user_id),
+                        sa.func.max(col(Digest.created_at)),
+                    )
                     .where(
                         col(Digest.user_id).in_(ids[start : start + IN_CHUNK]),
                         col(Digest.created_at) >= since,
                     )
-                    .group_by(col(Digest.channel_id))
+                    .group_by(col(Digest.channel_id), col(Digest.user_id))
                 )
-                for channel_id, at in s.exec(q).all():
-                    out[channel_id] = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+                for channel_id, user_id, at in s.exec(q).all():
+                    at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+                    out[channel_id] = (user_id, at)
         return out
 
     def create_many(

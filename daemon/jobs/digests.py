@@ -68,6 +68,7 @@ class DigestReport:
     already: int = 0
     empty: int = 0
     too_old: int = 0  # first seen in the window, but dated long before (digest.max_age_days)
+    users_due: int = 0  # subscribers whose digest is due now (made already or not)
     failed_users: list[str] = field(default_factory=list)
     # the digests planned, with their picks: all of them in a dry run, the first PLANNED_KEPT
     # in a real run (at 100,000 subscribers they held 0.9 GB; the counts above cover everyone)
@@ -210,18 +211,24 @@ def make_digests(
         )
     if not todo:
         return report
-    by_window: dict[int, list[_Due]] = {}
+    made = _made_lately(app, now, todo)
+    if not force and not dry_run:
+        todo = _not_made_today(todo, now, made)
+        report.already = report.users_due - len(todo)
+    last = _last_made(made)
+    by_window: dict[datetime, list[_Due]] = {}
     for d in todo:
-        by_window.setdefault(window_hours(d.user, s.digest.window_hours), []).append(d)
+        since = _since(d.user, now, s.digest.window_hours, last.get(d.user.id))
+        by_window.setdefault(since, []).append(d)
     model = _Model(app, now)
     oldest = now - timedelta(days=s.digest.max_age_days)
     batches: list[tuple[_Day, list[_Due]]] = []
-    for hours, due in sorted(by_window.items()):
-        window = app.store.papers.window(now - timedelta(hours=hours), now + timedelta(seconds=1))
+    for since, due in sorted(by_window.items(), reverse=True):
+        window = app.store.papers.window(since, now + timedelta(seconds=1))
         fresh = [p for p in window if _aware(p.day) >= oldest]
         report.too_old = max(report.too_old, len(window) - len(fresh))
         report.candidates = max(report.candidates, len(fresh))
-        day = _Day(model, fresh)
+        day = _Day(model, fresh, since)
         batches += [(day, due[i : i + USER_BATCH]) for i in range(0, len(due), USER_BATCH)]
     if report.too_old:
         log.info("old papers not announced as new", extra={"papers": report.too_old})
@@ -376,31 +383,67 @@ def _due(
         missing = [c for c in channels if (c.id, period) not in done]
         if missing:
             todo.append(_Due(user, missing, period))
-    if not force and not dry_run:
-        todo = _not_made_today(app, todo, local_now)
+    report.users_due = len(subscribers)
     report.already = len(subscribers) - len(todo)
     return todo
 
 
-def _not_made_today(app: App, todo: list[_Due], local_now: dict[str, datetime]) -> list[_Due]:
+# how far back a digest's candidates go at most, beyond `digest.window_hours` (`_since`): a
+# weekly window and a day, within what `digest.keep_days` keeps of what was sent
+LONGEST = timedelta(days=7)
+
+
+def _made_lately(app: App, now: datetime, todo: list[_Due]) -> dict[int, tuple[int, datetime]]:
+    """The latest digest of each channel of these subscribers made since the longest window
+    ({channel id: (user id, when)}; one query)."""
+    since = now - timedelta(hours=app.settings.digest.window_hours) - LONGEST
+    return app.store.digests.made_since([d.user.id for d in todo], since)
+
+
+def _last_made(made: dict[int, tuple[int, datetime]]) -> dict[int, datetime]:
+    """The time of each user's latest digest, any channel."""
+    last: dict[int, datetime] = {}
+    for uid, at in made.values():
+        if uid not in last or at > last[uid]:
+            last[uid] = at
+    return last
+
+
+def _since(user: UserRow, now: datetime, daily_hours: int, last: datetime | None) -> datetime:
+    """Where the window of the user's digest made now starts: `window_hours` before now, or, when
+    their `last` digest is older (a day of 25 hours at the end of summer time, a run made late
+    the day before, the daemon down, a pause), from that digest's hour on, so that no paper first
+    seen between two of their digests is skipped (the papers sent are left out anyway); at most
+    LONGEST further back."""
+    start = now - timedelta(hours=window_hours(user, daily_hours))
+    if last is None or last >= start:
+        return start
+    # from the hour: a run's subscribers share a window
+    return max(
+        last.replace(minute=0, second=0, microsecond=0),
+        now - timedelta(hours=daily_hours) - LONGEST,
+    )
+
+
+def _not_made_today(
+    todo: list[_Due], now: datetime, made: dict[int, tuple[int, datetime]]
+) -> list[_Due]:
     """`todo` without the channels that had a digest made since midnight in the subscriber's
     time zone. In one zone that digest is today's (its period is made already); after a move to
     a zone ahead (Los Angeles to Auckland, after Los Angeles' digest of Wednesday was made on
     Thursday morning in Auckland) its period is another day, and a second digest that local
-    day would follow hours later. One query, for the subscribers still owed a digest."""
-    if not todo:
-        return todo
-    midnight = {
-        tz: datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
-        for tz, local in local_now.items()
-    }
-    made = app.store.digests.made_since([d.user.id for d in todo], min(midnight.values()))
+    day would follow hours later."""
     if not made:
         return todo
+    midnight: dict[str, datetime] = {}  # by time zone
     left = []
     for d in todo:
-        start = midnight[d.user.timezone]
-        channels = [c for c in d.channels if c.id not in made or made[c.id] < start]
+        start = midnight.get(d.user.timezone)
+        if start is None:
+            local = now.astimezone(_zone(d.user))
+            start = datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
+            midnight[d.user.timezone] = start
+        channels = [c for c in d.channels if c.id not in made or made[c.id][1] < start]
         if channels:
             left.append(replace(d, channels=channels))
     return left
@@ -435,8 +478,9 @@ class _Day:
     """What every batch of one window shares: the window's papers, and the model with those
     papers prepared for ranking (made on first use)."""
 
-    def __init__(self, model: _Model, window: list[PaperRow]) -> None:
+    def __init__(self, model: _Model, window: list[PaperRow], since: datetime) -> None:
         self.app, self.now, self.model, self.window = model.app, model.now, model, window
+        self.since = since  # the window's start
         self.rows = {p.id: p for p in window}
         self._ranking: tuple[Recommender, Candidates] | None = None
 
@@ -462,14 +506,13 @@ def _read_signals(day: _Day, batch: list[_Due]) -> Future[dict[int, UserSignals]
     if not day.window:  # nothing to rank
         return _AtOnce().submit(dict)
     users = [d.user for d in batch]
-    # papers sent before the longest window of the batch cannot be candidates again
-    hours = max(window_hours(u, day.app.settings.digest.window_hours) for u in users)
+    # papers sent before the window cannot be candidates again
     cfg = day.app.recommender_config
     return _AtOnce().submit(
         day.app.store.people.signals,
         [u.id for u in users],
         dated=bool(cfg.recency_half_life_days or cfg.recency_half_life_likes),
-        sent_since=day.now - timedelta(hours=hours) - SENT_MARGIN,
+        sent_since=day.since - SENT_MARGIN,
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -331,6 +332,49 @@ def test_moving_to_a_zone_ahead_gives_no_second_digest_that_local_day(
     assert len(sent) == len(set(sent))  # no paper twice
     # papers first seen since Wednesday's are not lost: Friday's has them (31 hours' worth)
     assert _first_seen(app, "ada", date(2026, 10, 23))[0] < made[3][1] + timedelta(hours=6)
+
+
+@BOTH_BACKENDS
+def test_no_paper_first_seen_between_two_digests_is_skipped_by_a_window_of_a_day(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any]
+) -> None:
+    app = app_factory(make_settings(digest={"window_hours": 24, "max_age_days": 36500}))
+    start = WEEK - timedelta(days=1)
+    papers = [start + timedelta(hours=2 * n, minutes=25) for n in range(10 * 12)]
+    for n, seen in enumerate(papers):  # a paper first seen every two hours
+        app.store.papers.upsert(
+            [
+                PaperIn(
+                    key=f"arxiv:2610.{n:05d}",
+                    title=f"Zeta{n}kappa and omicron{n}delta",
+                    abstract=f"Lambda{n}sigma meets upsilon{n}gamma.",
+                    authors=("A. Author",),
+                    url=f"https://arxiv.org/abs/2610.{n:05d}",
+                    published=seen,
+                    upvotes=n,
+                )
+            ],
+            None,
+            seen,
+        )
+    _add(app, "london", tz="Europe/London")  # a day of 25 hours on Sunday 25 Oct
+    _add(app, "kathmandu", tz="Asia/Kathmandu")
+    _add(app, "weekly", tz="Europe/London", frequency=Frequency.WEEKLY, weekday=MON)
+    # the daemon down on Thursday 22 Oct from 05:00 to 12:00 UTC: that day's digests late
+    down = (datetime(2026, 10, 22, 5, tzinfo=UTC), datetime(2026, 10, 22, 12, tzinfo=UTC))
+    for now in _hours(WEEK, 8 * 24):
+        if not down[0] <= now < down[1]:
+            jobs.make_digests(app, now)
+    made = _digests(app)
+    assert [p for p, _, _ in made["london"]] == [date(2026, 10, d) for d in range(19, 27)]
+    for name, digests in made.items():
+        sent = [at for p, _, _ in digests for at in _first_seen(app, name, p)]
+        assert len(sent) == len(set(sent)), name  # none twice
+        first, last = digests[0][1], digests[-1][1]
+        # and every paper first seen after their first digest, up to their last
+        assert sorted(at for at in sent if at > first) == [
+            at for at in papers if first < at < last
+        ], name
 
 
 @BOTH_BACKENDS
