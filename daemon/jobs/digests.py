@@ -425,6 +425,22 @@ def _since(user: UserRow, now: datetime, daily_hours: int, last: datetime | None
     )
 
 
+def local_midnight(user: UserRow, now: datetime) -> datetime:
+    """The start of the user's local today, in UTC."""
+    local = now.astimezone(_zone(user))
+    return datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
+
+
+def made_since_midnight(app: App, users: Sequence[UserRow], now: datetime) -> set[int]:
+    """Ids of the users with a digest made since their local midnight (a day holds one: the
+    digest job makes none more that day, `_not_made_today`)."""
+    if not users:
+        return set()
+    midnight = {u.id: local_midnight(u, now) for u in users}
+    made = app.store.digests.made_since(list(midnight), min(midnight.values()))
+    return {uid for uid, at in made.values() if at >= midnight[uid]}
+
+
 def _not_made_today(
     todo: list[_Due], now: datetime, made: dict[int, tuple[int, datetime]]
 ) -> list[_Due]:
@@ -440,9 +456,7 @@ def _not_made_today(
     for d in todo:
         start = midnight.get(d.user.timezone)
         if start is None:
-            local = now.astimezone(_zone(d.user))
-            start = datetime.combine(local.date(), time(), local.tzinfo).astimezone(UTC)
-            midnight[d.user.timezone] = start
+            start = midnight[d.user.timezone] = local_midnight(d.user, now)
         channels = [c for c in d.channels if c.id not in made or made[c.id][1] < start]
         if channels:
             left.append(replace(d, channels=channels))

@@ -344,13 +344,17 @@ def _subscribers_page(
 
 
 def _made_today(app: App, shown: list[Subscriber], now: datetime) -> set[int]:
-    """Ids of these users whose digest for their local today exists."""
+    """Ids of these users whose digest for their local today exists, or who had one made
+    since their local midnight (after a move to a zone ahead: the job makes none more that
+    day)."""
     from daemon.jobs import period_for
+    from daemon.jobs.digests import made_since_midnight
 
     periods = {u.id: period_for(u, now) for u, _ in shown}
     mine = {c.id: u.id for u, chans in shown for c in chans}
     made = app.store.digests.made(set(periods.values()), mine)
-    return {mine[c] for c, p in made if periods[mine[c]] == p}
+    today = {mine[c] for c, p in made if periods[mine[c]] == p}
+    return today | made_since_midnight(app, [u for u, _ in shown if u.id not in today], now)
 
 
 def _show(channel: ChannelRow) -> str:

@@ -4,11 +4,12 @@ the command line's checks; the page says when the next digest comes."""
 from __future__ import annotations
 
 import html
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from daemon import jobs
 from daemon.db.models import ChannelKind, Frequency
 from tests.daemon.web.conftest import ConsoleFactory, log_in
 
@@ -57,3 +58,27 @@ def test_the_subscriber_form_sets_frequency_day_and_pause(
     people.set_frequency(eve.id, Frequency.WEEKLY, 4)
     edit(hour="9")
     assert people.get("eve").frequency == Frequency.WEEKLY
+
+
+def test_the_next_digest_after_a_move_to_a_zone_ahead_is_the_next_local_day(
+    console_factory: ConsoleFactory, clock: Any
+) -> None:
+    console = console_factory()
+    app = console.app
+    people = app.store.people
+    # Los Angeles' digest of Wednesday 21 Oct, made at 07:05 there (Thursday 03:05 in Auckland)
+    made_at = datetime(2026, 10, 21, 14, 5, tzinfo=UTC)
+    ada = people.add(
+        "ada", made_at, channels={ChannelKind.EMAIL: "ada@lab.example"},
+        timezone="America/Los_Angeles", digest_hour=7,
+    )  # fmt: skip
+    ((_, (channel,)),) = people.subscribers(["ada"])
+    app.store.digests.create(ada.id, channel.id, date(2026, 10, 21), [], made_at, cold_start=False)
+    # at Thursday noon in Auckland ada moves there: the job makes Friday's next (07:05 there)
+    clock.now = datetime(2026, 10, 21, 23, 30, tzinfo=UTC)
+    people.update("ada", timezone="Pacific/Auckland")
+    assert jobs.make_digests(app, clock.now).created == 0
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+    log_in(client)
+    page = client.get("/admin/subscribers/ada").text
+    assert page.split('id="next-digest">')[1].split("<")[0] == "2026-10-22 18:05 UTC"
