@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 import uvicorn
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
@@ -150,6 +151,7 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
         run_date=app.clock() + timedelta(seconds=sched.catch_up_delay_seconds),
         id="catch-up",
     )
+    scheduler.add_listener(_CatchUpWhenMissed(scheduler, app, metrics, serial), EVENT_JOB_MISSED)
     if app.config_file is not None:
         scheduler.add_job(
             ConfigWatch(app),
@@ -160,6 +162,38 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
         )
     app.settings_hooks.append(lambda old, new: reschedule(scheduler, old, new))
     return scheduler
+
+
+class _CatchUpWhenMissed:
+    """A listener of APScheduler's missed runs: an ingest or digest run missed by more than
+    `misfire_grace_seconds` (the machine asleep that long, not restarted: no catch-up at start)
+    starts the catch-up at once. Without it the next digest run came first, made the digests
+    owed that day before any feed was fetched (empty ones, not sent), and the ingest came up to
+    its interval later."""
+
+    def __init__(
+        self,
+        scheduler: BackgroundScheduler,
+        app: App,
+        metrics: Metrics | None,
+        serial: threading.Lock,
+    ) -> None:
+        self.scheduler, self.app, self.metrics, self.serial = scheduler, app, metrics, serial
+
+    def __call__(self, event: JobExecutionEvent) -> None:
+        if event.job_id not in ("ingest", "digest"):
+            return
+        log.warning(
+            "run missed, catching up",
+            extra={"job": event.job_id, "scheduled": str(event.scheduled_run_time)},
+        )
+        # the two jobs missed together start one catch-up (the second replaces the first,
+        # or finds it running and is skipped)
+        self.scheduler.add_job(
+            _guarded("catch-up", _catch_up, self.app, self.metrics, self.serial),
+            id="catch-up-missed",
+            replace_existing=True,
+        )
 
 
 def reschedule(scheduler: BackgroundScheduler, old: Settings, new: Settings) -> None:

@@ -411,3 +411,45 @@ def test_the_digest_job_waits_for_the_catch_up_ingest(
     catch_up.join(60)
     digest.join(60)
     assert order == ["ingest", "digests", "digests"]
+
+
+def test_a_run_missed_while_the_machine_slept_starts_the_catch_up(
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine asleep longer than `misfire_grace_seconds` (not restarted: no catch-up at
+    start): the missed ingest was dropped and the next digest run came first, making that day's
+    digests from the papers fetched before the sleep (empty ones: not sent)."""
+    import threading
+    from datetime import timedelta
+
+    order: list[str] = []
+    done = threading.Event()
+
+    def ingest(app: App, now: datetime) -> jobs.IngestReport:
+        order.append("ingest")
+        return jobs.IngestReport()
+
+    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
+        order.append("digests")
+        done.set()
+        return jobs.DigestReport(), jobs.DeliveryReport()
+
+    monkeypatch.setattr(jobs, "ingest", ingest)
+    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
+    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+    schedule = {"misfire_grace_seconds": 1, "catch_up_delay_seconds": 3600.0}
+    app = app_factory(make_settings(schedule=schedule))
+    app.clock = lambda: datetime.now(UTC)
+    scheduler = make_scheduler(app)
+    scheduler.start()
+    try:
+        # the machine wakes up: the ingest's run time passed 10 minutes ago
+        woke = datetime.now(UTC)
+        scheduler.modify_job("ingest", next_run_time=woke - timedelta(minutes=10))
+        assert done.wait(30)
+        assert order == ["ingest", "digests"]  # the feeds first, then the digests owed
+        assert scheduler.get_job("ingest").next_run_time > woke  # and its schedule goes on
+    finally:
+        scheduler.shutdown(wait=True)
