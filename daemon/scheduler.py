@@ -138,17 +138,23 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
         id="ingest",
         name="ingest feeds",
     )
+    # catch up once after downtime: each job only does what is still owed
+    catch_up_at = app.clock() + timedelta(seconds=sched.catch_up_delay_seconds)
+    digest_trigger = crontab_trigger(sched.digest_cron, tz)
     scheduler.add_job(
         _guarded("digest", _digest_and_deliver, app, metrics, serial),
-        crontab_trigger(sched.digest_cron, tz),
+        digest_trigger,
         id="digest",
         name="make and deliver digests",
+        # a digest run due before the catch-up is the catch-up's: it fetches the feeds first
+        # (started at 10:04:58, the 10:05 run made the digests owed from the papers fetched
+        # before the downtime)
+        next_run_time=digest_trigger.get_next_fire_time(None, catch_up_at + timedelta(seconds=1)),
     )
-    # catch up once after downtime: each job only does what is still owed
     scheduler.add_job(
         _guarded("catch-up", _catch_up, app, metrics, serial),
         "date",
-        run_date=app.clock() + timedelta(seconds=sched.catch_up_delay_seconds),
+        run_date=catch_up_at,
         id="catch-up",
     )
     scheduler.add_listener(_CatchUpWhenMissed(scheduler, app, metrics, serial), EVENT_JOB_MISSED)

@@ -453,3 +453,25 @@ def test_a_run_missed_while_the_machine_slept_starts_the_catch_up(
         assert scheduler.get_job("ingest").next_run_time > woke  # and its schedule goes on
     finally:
         scheduler.shutdown(wait=True)
+
+
+def test_a_digest_run_due_before_the_catch_up_is_left_to_it(
+    app_factory: Callable[..., App], make_settings: Callable[..., Any], clock: Any
+) -> None:
+    """Started at 10:04:58 (the machine back after days off), the digest run of 10:05 came
+    before the catch-up of 10:05:03 and made the digests owed from the papers fetched before the
+    downtime; the catch-up makes them, after its ingest, and the digest job's next run is 11:05."""
+    schedule = {"digest_cron": "5 * * * *", "catch_up_delay_seconds": 5.0}
+    for started, catch_up, digest in (
+        ((10, 4, 58), (10, 5, 3), (11, 5, 0)),
+        ((10, 0, 0), (10, 0, 5), (10, 5, 0)),
+    ):
+        clock.now = datetime(2026, 11, 30, *started, tzinfo=UTC)
+        scheduler = make_scheduler(app_factory(make_settings(schedule=schedule)))
+        scheduler.start(paused=True)
+        try:
+            by_id = {j.id: j for j in scheduler.get_jobs()}
+            assert by_id["catch-up"].next_run_time == datetime(2026, 11, 30, *catch_up, tzinfo=UTC)
+            assert by_id["digest"].next_run_time == datetime(2026, 11, 30, *digest, tzinfo=UTC)
+        finally:
+            scheduler.shutdown(wait=False)
