@@ -377,6 +377,37 @@ def test_no_paper_first_seen_between_two_digests_is_skipped_by_a_window_of_a_day
         ], name
 
 
+def test_three_days_without_digest_runs_give_one_digest_of_every_paper_seen_meanwhile(
+    app_factory: Callable[..., App],
+) -> None:
+    """The digest job did not run from Tuesday to Thursday (the daemon's digests broken while
+    `paperwire ingest` went on from cron): on Friday each subscriber gets one digest, not
+    three, with the papers first seen since their last one (the 48-hour window alone dropped
+    Tuesday's), none sent twice."""
+    app = app_factory()
+    _papers(app, WEEK - timedelta(days=2), days=8)  # a paper every 6 hours
+    zones = ("Pacific/Auckland", "America/Los_Angeles", "Asia/Kathmandu", "Pacific/Chatham")
+    for i, tz in enumerate(zones):
+        _add(app, f"u{i}", tz=tz)
+    off = (datetime(2026, 10, 20, 0, tzinfo=UTC), datetime(2026, 10, 23, 0, tzinfo=UTC))
+    for now in _hours(WEEK, 5 * 24):
+        if not off[0] <= now < off[1]:
+            jobs.make_digests(app, now)
+    for i, tz in enumerate(zones):
+        made = _digests(app)[f"u{i}"]
+        before = [d for d in made if d[1] < off[0]]
+        after = [d for d in made if d[1] >= off[1]]
+        local_days = [at.astimezone(ZoneInfo(tz)).date() for _, at, _ in after]
+        assert len(local_days) == len(set(local_days)), tz  # one a local day after the break
+        first_back = after[0]
+        seen = _first_seen(app, f"u{i}", first_back[0])
+        last_before = before[-1][1]
+        expected = (first_back[1] - last_before) // timedelta(hours=6)
+        assert abs(len(seen) - expected) <= 1 and seen[0] - last_before < timedelta(hours=6), tz
+        sent = [at for p, _, _ in made for at in _first_seen(app, f"u{i}", p)]
+        assert len(sent) == len(set(sent)), tz
+
+
 @BOTH_BACKENDS
 def test_one_off_commands_make_a_weekly_subscribers_digest_of_this_week_once(
     app_factory: Callable[..., App],
