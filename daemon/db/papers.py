@@ -258,6 +258,7 @@ def _upsert(
                     # arXiv), now brought by a feed: news as any paper the feed brings first
                     row.feed_id, row.first_seen_at = feed_id, now
                     row.is_news = news(p) and not _replaces(p)
+                    _feed_text(row, p)
             s.add(row)
             index.add(row)
             rows[p.key] = row
@@ -345,6 +346,18 @@ def _merge(row: Paper, p: PaperIn, index: _Index) -> None:
     categories = list(dict.fromkeys([*row.categories, *p.categories]))[:CATEGORIES_MAX]
     if categories != row.categories:
         row.categories = categories
+
+
+def _feed_text(row: Paper, p: PaperIn) -> None:
+    """A paper stored from someone's library, now brought by a feed: the feed's text, not the
+    file's. Whoever holds a manage link writes the file; kept, its title and abstract would go
+    to every subscriber as today's news of that arXiv id or DOI."""
+    row.title, row.title_key = p.title, title_key(p.title)
+    row.abstract, row.authors = p.abstract, list(p.authors)
+    if p.url:
+        row.url = p.url
+    if p.published is not None:
+        row.published_at = p.published
 
 
 def _replaces(p: PaperIn) -> bool:

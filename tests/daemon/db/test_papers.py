@@ -254,3 +254,43 @@ def test_a_paper_from_a_library_becomes_news_when_a_feed_brings_it(
     app.store.papers.upsert([listed], other.id, later)
     (row,) = _papers(app)
     assert row.feed_id == feed.id and row.first_seen_at == NOW
+
+
+def test_a_feed_replaces_the_text_a_library_file_gave_its_paper(
+    app_factory: Callable[..., App],
+) -> None:
+    # a subscriber's upload names an arXiv id not stored yet (tomorrow's, or one over the
+    # import's limit of arXiv requests) with a title and abstract of their own; when the
+    # listing brings the paper it goes to every subscriber as news: with the listing's text,
+    # not the file's ("URGENT: your account expires, log in at …")
+    from datetime import timedelta
+
+    from daemon.db.models import ChannelKind
+
+    app = app_factory()
+    eve = app.store.people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
+    planted = PaperIn(
+        key="arxiv:2611.00002",
+        title="URGENT: your lab account expires today, log in at https://evil.example",
+        abstract="Reset your password at https://evil.example/login now.",
+        authors=("IT Support",) * 40,
+        url="https://arxiv.org/abs/2611.00002",
+        published=datetime(2026, 1, 1, tzinfo=UTC),
+        arxiv_id="2611.00002",
+    )
+    app.store.papers.like_library(eve.id, [], [planted], NOW - timedelta(days=1))
+    feed = app.store.feeds.add("arxiv", "https://rss.arxiv.org/rss/cs", NOW)
+    listed = replace(
+        planted,
+        title="Sparse attention for long documents",
+        abstract="",
+        authors=("A. Author", "B. Author"),
+        published=NOW,
+    )
+    app.store.papers.upsert([listed], feed.id, NOW)
+    (row,) = _papers(app)
+    assert row.is_news and row.feed_id == feed.id
+    assert row.title == "Sparse attention for long documents"
+    assert row.abstract == ""
+    assert row.authors == ["A. Author", "B. Author"]
+    assert row.published_at == NOW
