@@ -7,9 +7,10 @@ commands start without it.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +193,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or upgrade the schema with the Alembic migrations."""
     from alembic import command
 
+    _create_private(engine)
     current = _current_revision(engine)
     _not_newer(current)
     if revision == "head" and current == head_revision():
@@ -200,6 +202,16 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     _migrate(engine, command.upgrade, revision)
     if revision == "head":  # rows an old daemon added since an upgrade to 0008 … head - 1
         _fill_keys(engine)
+
+
+def _create_private(engine: Engine) -> None:
+    """A SQLite file about to be created, made first readable by its owner only (SQLite gives
+    its -wal and -shm files the same mode): it holds the subscribers' addresses and Slack
+    webhooks, which are secrets, and the usual umask would leave it readable by everyone."""
+    path = missing_file(engine)
+    if path:
+        with suppress(FileExistsError):  # made meanwhile: its mode is its maker's
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def downgrade(engine: Engine, revision: str) -> None:

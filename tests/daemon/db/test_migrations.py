@@ -185,3 +185,28 @@ def test_a_database_its_user_may_not_create_tables_in_says_what_to_do(
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 3, done.stderr
     assert "permission denied for schema public" in said
     assert f"createdb -O {role}" in said or "OWNER TO" in said, said
+
+
+def test_a_sqlite_database_db_upgrade_creates_is_readable_by_its_owner_only(
+    tmp_path: Path,
+) -> None:
+    # it holds every subscriber's address and Slack webhooks (secrets): with the usual umask
+    # 022 the file `db upgrade` made, and its -wal, were readable by every account of the host
+    import os
+
+    path = tmp_path / "var" / "paperwire.db"
+    old = os.umask(0o022)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade(engine)
+            with engine.connect() as conn:  # WAL: the -wal and -shm files exist while open
+                conn.exec_driver_sql("SELECT 1")
+                made = [p for p in path.parent.iterdir() if p.name.startswith("paperwire.db")]
+                assert {p.name for p in made} >= {"paperwire.db", "paperwire.db-wal"}
+                modes = {p.name: oct(p.stat().st_mode & 0o777) for p in made}
+        finally:
+            engine.dispose()
+    finally:
+        os.umask(old)
+    assert set(modes.values()) == {"0o600"}, modes
