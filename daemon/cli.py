@@ -270,7 +270,11 @@ def run() -> None:
         s = app.settings
         base = str(s.server.base_url).rstrip("/")
 
-        for warning in (s.server.links_elsewhere(), s.server.weak_key()):
+        from daemon.config_file import readable_by_others
+        from daemon.settings import config_path
+
+        exposed = readable_by_others(config_path(_state.config))
+        for warning in (s.server.links_elsewhere(), s.server.weak_key(), exposed):
             if warning:
                 logging.getLogger("paperwire.daemon").warning(warning)
 
@@ -487,11 +491,13 @@ def evaluate(
 def config_check() -> None:
     """Validate the configuration file and environment; start nothing."""
     from daemon.app import recommender_config
+    from daemon.config_file import readable_by_others
     from daemon.settings import config_path, load_settings
 
     settings = load_settings(_state.config)
     recommender_config(settings)
-    for warning in (settings.server.links_elsewhere(), settings.server.weak_key()):
+    exposed = readable_by_others(config_path(_state.config))
+    for warning in (settings.server.links_elsewhere(), settings.server.weak_key(), exposed):
         if warning:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(

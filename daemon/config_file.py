@@ -302,8 +302,46 @@ def edit(path: Path, changes: Mapping[str, Change]) -> Settings:
         return _replace(path, text, new_text)
 
 
+def secrets_in(text: str) -> list[str]:
+    """The secrets a configuration file's text sets itself (not through the environment):
+    `email.password`, `server.secret_key`, a password in `database.url`, admins' hashes."""
+    from daemon.settings import shown_url
+
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []
+    found = []
+    for key in ("email.password", "server.secret_key", "database.url", "admin.passwords"):
+        section, name = key.split(".")
+        value = doc.get(section, {}).get(name) if isinstance(doc.get(section), dict) else None
+        if key == "database.url":
+            value = value if isinstance(value, str) and shown_url(value) != value else None
+        if value:
+            found.append(key)
+    return found
+
+
+def readable_by_others(path: Path) -> str:
+    """A warning when the configuration file sets a secret and every account of the machine
+    may read it; "" otherwise."""
+    try:
+        mode, text = path.stat().st_mode, config_text(path.read_bytes(), path)
+    except (OSError, ConfigError):
+        return ""
+    held = secrets_in(text)
+    if not mode & 0o004 or not held:
+        return ""
+    return (
+        f"{path} sets {', '.join(held)} and every account of this machine may read it: "
+        f"`chmod o-rwx {path}` (or put them in the environment, PAPERWIRE_EMAIL__PASSWORD …)"
+    )
+
+
 def _replace(path: Path, old_text: str, new_text: str) -> Settings:
     mode = path.stat().st_mode & 0o777
+    if secrets_in(new_text) or secrets_in(old_text):  # both: FILE.previous keeps the old one
+        mode &= ~0o007  # a password written into a file every account may read
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
@@ -318,8 +356,10 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
         recommender_config(settings)
         check_link_secret(settings)  # a key file too short: the next start would fail
         previous = path.with_name(path.name + ".previous")
-        previous.write_text(old_text, encoding="utf-8")
-        os.chmod(previous, mode)
+        fd = os.open(previous, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, mode)  # before its text: a secret is never in a file others may read
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(old_text)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -355,4 +395,14 @@ def _read(path: Path) -> str:
     return config_text(data, path)
 
 
-__all__ = ["UNSET", "Key", "edit", "key_comments", "keys", "restore_previous", "value_of"]
+__all__ = [
+    "UNSET",
+    "Key",
+    "edit",
+    "key_comments",
+    "keys",
+    "readable_by_others",
+    "restore_previous",
+    "secrets_in",
+    "value_of",
+]

@@ -883,3 +883,32 @@ def test_config_unset_of_a_secret_leaves_no_trace_and_prose_stays(tmp_path: Path
     text = path.read_text()
     assert "# max_picks = how many papers a digest holds\nmax_picks = 7\n" in text
     assert tomllib.loads(text)["digest"]["max_picks"] == 7
+
+
+def test_a_secret_written_into_the_file_leaves_it_readable_by_no_other_account(
+    tmp_path: Path,
+) -> None:
+    # `cp config/paperwire.toml my.toml` under umask 022 makes it 0644; `config set
+    # email.password` then wrote the SMTP password into a file every account of the machine
+    # could read (and into FILE.previous after a change or an unset), and `config check` said ok
+    path = _commented(tmp_path)
+    path.write_text(path.read_text().replace('secret_key = "cli-test-secret-0123"\n', ""))
+    path.chmod(0o644)
+    pw = Runner(path, tmp_path)
+    pw("config", "set", "schedule.digest_hour", "9")
+    assert path.stat().st_mode & 0o777 == 0o644  # nothing secret in it: left as it was
+    pw("config", "set", "email.password", "hunter2-smtp")
+    previous = path.with_name(path.name + ".previous")
+    assert path.stat().st_mode & 0o777 == 0o640
+    pw("config", "unset", "email.password")  # FILE.previous now holds it
+    assert "hunter2-smtp" in previous.read_text()
+    assert previous.stat().st_mode & 0o777 == 0o640
+    # a file made readable by hand: `config check` says so, with the command that mends it
+    pw("config", "set", "email.password", "hunter2-smtp")
+    path.chmod(0o644)
+    checked = pw("config", "check")
+    assert "sets email.password and every account of this machine may read it" in flat(
+        checked.stderr
+    )
+    assert f"chmod o-rwx {path}" in flat(checked.stderr)
+    assert "hunter2" not in checked.stdout + checked.stderr
