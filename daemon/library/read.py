@@ -493,6 +493,10 @@ def read_csl_json(text: str, name: str = "") -> Library:
     """The items of a CSL JSON file (a list of items, or ``{"items": [...]}``)."""
     try:
         data = json.loads(text)
+    except RecursionError:  # [[[[…: a bug page before
+        raise LibraryError(
+            f"{name}: its JSON is nested too deeply to be a CSL JSON export; {WHAT_TO_DO}"
+        ) from None
     except json.JSONDecodeError as e:
         raise LibraryError(
             f"{name}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); {WHAT_TO_DO}"

@@ -200,7 +200,8 @@ class LoginGate:
     shared by the loops of a TestClient (one per request), a login waiting on one was woken
     from another thread and never answered."""
 
-    def __init__(self) -> None:
+    def __init__(self, at_once: int = LOGINS_AT_ONCE) -> None:
+        self._at_once = at_once  # the library uploads' gate has its own number
         self._lock = threading.Lock()
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
         self._gates = weakref.WeakKeyDictionary()
@@ -210,7 +211,7 @@ class LoginGate:
         with self._lock:
             gate = self._gates.get(loop)
             if gate is None:
-                gate = self._gates[loop] = asyncio.Semaphore(LOGINS_AT_ONCE)
+                gate = self._gates[loop] = asyncio.Semaphore(self._at_once)
             return gate
 
 

@@ -58,6 +58,7 @@ REQUESTS_PER_CLIENT = 10  # requests from one client address per hour
 HISTORY = 10  # recent digests shown
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
+UPLOADS_AT_ONCE = 2  # files read at once (each in a worker process); the others wait their turn
 
 SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
 # or a paper of a recent digest: d<digest id>-p<paper id> (a paper may be in two digests, the
@@ -432,14 +433,19 @@ def local_today(zone: str, now: datetime) -> date:
 
 
 def _import_routes(router: APIRouter, page: _Page) -> None:
+    from daemon.web.auth import LoginGate
+
     app, pages = page.app, page.pages
+    gate = LoginGate(UPLOADS_AT_ONCE)  # uploads waiting hold no worker thread nor memory
 
     @router.post("/me/{token}/import")
     async def import_upload(token: str, request: Request) -> Response:
         """A library file (BibTeX, RIS, CSL JSON, arXiv ids) → likes, with the report. At most
         `UPLOAD_BYTES`; arXiv is asked for at most `UPLOAD_FETCH` papers (one request)."""
+        from daemon.ingest.bounded import ParseBudget
+        from daemon.library.bounded import read_library_bounded
         from daemon.library.importer import import_library
-        from daemon.library.read import LibraryError, read_library
+        from daemon.library.read import LibraryError
 
         user = page.open_page(token)
         if not page.same_site(request):
@@ -467,9 +473,15 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         fmt = form.get("format")
         fmt = fmt if isinstance(fmt, str) and fmt in FORMATS else None
         name = upload.filename[:200]
-        try:  # in a worker thread: 5 MB of BibTeX takes pyparsing a minute, and the event
-            # loop serves every page and /healthz meanwhile
-            library = await run_in_threadpool(read_library, data, name=name, fmt=fmt)
+        ing = app.settings.ingest
+        budget = ParseBudget(ing.parse_timeout_seconds, ing.parse_memory_mb)
+        try:  # in a worker process under the parse budget (5 MB of BibTeX takes pyparsing a
+            # minute, a crafted MB far longer), waited for in a worker thread: the event loop
+            # serves every page and /healthz meanwhile
+            async with gate():
+                library = await run_in_threadpool(
+                    read_library_bounded, data, name=name, fmt=fmt, budget=budget
+                )
         except LibraryError as e:
             return page.show(token, user, error=str(e), status=400, invalid="library")
         report = await run_in_threadpool(

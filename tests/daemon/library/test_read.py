@@ -292,6 +292,8 @@ def test_detection_and_override() -> None:
         (b"just some notes\nabout nothing\n", "mylib: found no arXiv id, DOI, BibTeX entry"),
         (b"", "mylib: no paper found in this list of arXiv ids"),
         (b"@comment{only a comment}\n", "mylib: no paper found in this BibTeX file"),
+        # a RecursionError before: the page's "Something went wrong", the command a traceback
+        (b"[" * 100_000 + b"]" * 100_000, "mylib: its JSON is nested too deeply"),
     ],
 )
 def test_unreadable_files_are_one_clear_error(data: bytes, message: str) -> None:

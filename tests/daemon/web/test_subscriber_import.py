@@ -175,6 +175,40 @@ def test_an_unreadable_file_or_no_file_says_what_to_do(open_page: Callable[[str]
     assert "Choose a file" in resp.text
 
 
+def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_meanwhile(
+    open_page: Callable[[str], Page], make_settings: SettingsFactory
+) -> None:
+    # one BibTeX entry of many fields makes pyparsing's work grow with their square (1 MB of
+    # `a=b,` ran for more than five minutes), in the daemon's own process: a file is read in a
+    # worker process under the parse budget
+    import threading
+    import time
+
+    page = open_page(_closed_port_url())
+    page.app.settings = page.app.settings.model_copy(
+        update={"ingest": page.app.settings.ingest.model_copy(update={"parse_timeout_seconds": 2})}
+    )
+    crafted = b"@article{x," + b"a=b," * 60_000 + b"}"
+    answers: list[Any] = []
+    upload = threading.Thread(target=lambda: answers.append(page.upload("lib.bib", crafted)))
+    started = time.monotonic()
+    upload.start()
+    time.sleep(0.5)
+    health = page.client.get("/healthz")
+    answered_in = time.monotonic() - started
+    upload.join(60)
+    assert health.status_code == 200 and answered_in < 1.5
+    (resp,) = answers
+    assert resp.status_code == 400
+    assert "lib.bib: reading it took longer than 2 s and was stopped" in resp.text
+    assert "export a part of your library" in resp.text
+    assert time.monotonic() - started < 10
+    assert page.likes() == 0
+    # a file that reads is imported as before, through the worker
+    resp = page.upload("ids.txt", b"arXiv:1111.2011\n")
+    assert resp.status_code == 200 and page.likes() == 1
+
+
 def test_without_the_form_token_or_from_another_site_nothing_is_imported(
     open_page: Callable[[str], Page],
 ) -> None:
