@@ -154,11 +154,18 @@ class LoginLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+        self._told: set[tuple[str, datetime]] = set()  # (address, end) of lockouts audited
 
     def _recent(self, key: tuple[str, str], now: datetime, window: timedelta) -> deque[datetime]:
-        times = self._failures[key]
+        """The failures of `key` within the window; a key with none is forgotten (a locked
+        address trying a new name each time kept one entry per name for ever)."""
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
         while times and times[0] <= now - window:
             times.popleft()
+        if not times:
+            del self._failures[key]
         return times
 
     def attempt(self, app: App, ip: str, name: str) -> tuple[datetime | None, datetime]:
@@ -170,6 +177,9 @@ class LoginLimiter:
         s, now = app.settings.admin, app.clock()
         window = timedelta(minutes=s.lockout_minutes)
         with self._lock:
+            # failures out of the window are forgotten, whoever made them
+            for old in [k for k, t in self._failures.items() if not t or t[-1] <= now - window]:
+                del self._failures[old]
             for key, limit in (
                 ((ip, name), s.max_failed_logins),
                 ((ip, ""), IP_FACTOR * s.max_failed_logins),
@@ -180,6 +190,17 @@ class LoginLimiter:
             self._failures[(ip, name)].append(now)
             self._failures[(ip, "")].append(now)
         return None, now
+
+    def first_refusal(self, ip: str, until: datetime, now: datetime) -> bool:
+        """Whether this refusal of a locked login is the first of its lockout (ending at
+        `until`) for this address: the one the audit log records. A locked address refused at
+        request speed, a new name each time, wrote a row (and kept a limiter entry) each time."""
+        with self._lock:
+            self._told = {told for told in self._told if told[1] > now}
+            if (ip, until) in self._told:
+                return False
+            self._told.add((ip, until))
+            return True
 
     def succeeded(self, ip: str, name: str, attempt: datetime) -> None:
         with self._lock:

@@ -288,7 +288,8 @@ def _try_login(
     locked, attempt = limiter.attempt(app, ip, name)
     if locked is not None:
         minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
-        console.audit(name or "?", "login refused: locked out", ip)
+        if limiter.first_refusal(ip, locked, app.clock()):  # once a lockout
+            console.audit(name or "?", "login refused: locked out", ip)
         return _login_form(console, request, 429, f"Too many failed logins: try again in "
                            f"{minutes} minute(s).", name, then)  # fmt: skip
     hashed = app.settings.admin.passwords.get(name)  # read once: checked and stamped

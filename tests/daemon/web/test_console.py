@@ -966,3 +966,34 @@ def test_console_pages_escape_feed_text(
                                           "action": "test"})  # fmt: skip
     assert r.status_code == 200 and "Attention" in r.text
     assert "<script>alert" not in r.text
+
+
+def test_a_locked_address_trying_name_after_name_fills_neither_the_audit_log_nor_memory(
+    console: Console, client: TestClient
+) -> None:
+    # refused logins skip argon2, so they come at request speed: each wrote an audit row
+    # ("login refused: locked out") and left the limiter an entry for its name, for ever
+    page = client.get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+
+    def attempt(name: str) -> int:
+        data = {"name": name, "password": "wrong password!", "token": token.group(1)}
+        return client.post("/admin/login", data=data).status_code
+
+    codes = [attempt(f"guess{i}") for i in range(12 + 200)]  # 4 × max_failed_logins (3)
+    assert codes[:12] == [401] * 12 and set(codes[12:]) == {429}
+    actions = [a[1] for a in _audit(console)]
+    assert actions.count("login failed") == 12
+    assert actions.count("login refused: locked out") == 1
+    # the limiter itself forgets a key once its failures are out of the window
+    from daemon.web.auth import LoginLimiter
+
+    limiter = LoginLimiter()
+    for i in range(200):
+        limiter.attempt(console.app, "192.0.2.1", f"guess{i}")
+    assert len(limiter._failures) == 13  # the address, and the 12 names that failed
+    clock: Any = console.app.clock
+    clock.now = clock.now + timedelta(hours=1)
+    limiter.attempt(console.app, "192.0.2.1", "later")
+    assert set(limiter._failures) == {("192.0.2.1", "later"), ("192.0.2.1", "")}
