@@ -85,6 +85,10 @@ class RequestLimiter:
     def allow(self, key: str, limit: int, now: datetime) -> bool:
         """Count one request of `key`; False when it already made `limit` in the window."""
         with self._lock:
+            # keys whose requests are all out of the window are forgotten: one a new address
+            # asked for (or signed up) was kept for ever
+            for old in [k for k, t in self._seen.items() if not t or t[-1] <= now - REQUEST_WINDOW]:
+                del self._seen[old]
             times = self._seen[key]
             while times and times[0] <= now - REQUEST_WINDOW:
                 times.popleft()

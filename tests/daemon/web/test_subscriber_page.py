@@ -25,7 +25,7 @@ from daemon.ingest.parse import PaperIn
 from daemon.web import subscriber
 from daemon.web.links import Links
 from daemon.web.pages import make_web
-from tests.daemon.conftest import SMTP_LOGIN, SettingsFactory, starttls_email
+from tests.daemon.conftest import NOW, SMTP_LOGIN, SettingsFactory, starttls_email
 from tests.servers import smtp_server
 
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -665,3 +665,18 @@ def test_an_address_a_form_posts_to_opened_by_hand_leads_to_its_page(world: Worl
     # a POST to a page's address is still refused, and an unknown address still not found
     assert world.client.post(world.page, data=world.form()).status_code == 405
     assert world.client.get(f"{world.page}/nothing-here").status_code in (400, 404)
+
+
+def test_the_request_limiter_forgets_what_is_out_of_its_window() -> None:
+    # /manage and /signup count requests per address: every address ever asked for stayed
+    from datetime import timedelta
+
+    from daemon.web.subscriber import REQUEST_WINDOW, RequestLimiter
+
+    limiter = RequestLimiter()
+    for i in range(1000):
+        assert limiter.allow(f"address:a{i}@lab.example", 3, NOW)
+    assert not limiter.allow("client:192.0.2.1", 0, NOW)
+    later = NOW + REQUEST_WINDOW + timedelta(seconds=1)
+    assert limiter.allow("address:a0@lab.example", 3, later)
+    assert set(limiter._seen) == {"address:a0@lab.example"}
