@@ -757,6 +757,7 @@ def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
         )
         .replace('level = "WARNING"', log)
     )  # fmt: skip
+    config.chmod(0o600)  # it sets server.secret_key: readable by all, `run` warns (one more line)
     Runner(config, tmp_path)("db", "upgrade")
     return config
 

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from daemon.db.models import ChannelKind
-from daemon.library import read
+from daemon.library import bounded
 from tests.daemon.web.conftest import Console, csrf_of, hold_password_checks
 
 
@@ -39,14 +39,14 @@ def test_pages_answer_while_a_library_is_being_read(
     console, base = live
     page, csrf = _page(console, base)
     reading, release = threading.Event(), threading.Event()
-    real = read.read_library
+    real = bounded.read_library_bounded  # the worker process's wait, in a worker thread
 
     def held(*args: Any, **kw: Any) -> Any:
         reading.set()
         release.wait(60)
         return real(*args, **kw)
 
-    monkeypatch.setattr(read, "read_library", held)
+    monkeypatch.setattr(bounded, "read_library_bounded", held)
     upload, answers = _in_thread(
         lambda: httpx.post(
             f"{page}/import",
