@@ -148,8 +148,23 @@ def close_session(app: App, request: Request, response: Response) -> None:
     clear_cookie(app, response, SESSION_COOKIE)
 
 
+def client_key(ip: str) -> str:
+    """The address failed logins are counted by: an IPv6 address's /64 (one subscriber line
+    or host holds a whole /64, and stepping through it gave each try a fresh count)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return ip
+
+
 class LoginLimiter:
-    """Failed logins per (address, name) and per address, within the lockout window."""
+    """Failed logins per (address, name) and per address (an IPv6 address's /64), within the
+    lockout window."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -176,6 +191,7 @@ class LoginLimiter:
         it back."""
         s, now = app.settings.admin, app.clock()
         window = timedelta(minutes=s.lockout_minutes)
+        ip = client_key(ip)
         with self._lock:
             # failures out of the window are forgotten, whoever made them
             for old in [k for k, t in self._failures.items() if not t or t[-1] <= now - window]:
@@ -195,6 +211,7 @@ class LoginLimiter:
         """Whether this refusal of a locked login is the first of its lockout (ending at
         `until`) for this address: the one the audit log records. A locked address refused at
         request speed, a new name each time, wrote a row (and kept a limiter entry) each time."""
+        ip = client_key(ip)
         with self._lock:
             self._told = {told for told in self._told if told[1] > now}
             if (ip, until) in self._told:
@@ -203,6 +220,7 @@ class LoginLimiter:
             return True
 
     def succeeded(self, ip: str, name: str, attempt: datetime) -> None:
+        ip = client_key(ip)
         with self._lock:
             self._failures.pop((ip, name), None)
             with contextlib.suppress(ValueError):  # gone already: out of the window

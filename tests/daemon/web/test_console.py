@@ -997,3 +997,19 @@ def test_a_locked_address_trying_name_after_name_fills_neither_the_audit_log_nor
     clock.now = clock.now + timedelta(hours=1)
     limiter.attempt(console.app, "192.0.2.1", "later")
     assert set(limiter._failures) == {("192.0.2.1", "later"), ("192.0.2.1", "")}
+
+
+def test_an_ipv6_attacker_stepping_through_its_64_is_one_address(console: Console) -> None:
+    # a host or a subscriber line holds a whole /64: each new address of it got a fresh count
+    # of failed logins, so the lockout never came
+    from daemon.web.auth import LoginLimiter
+
+    limiter = LoginLimiter()
+    tries = [limiter.attempt(console.app, f"2001:db8:1:2::{i:x}", "root")[0] for i in range(1, 10)]
+    assert tries[:3] == [None] * 3  # admin.max_failed_logins = 3
+    assert all(locked is not None for locked in tries[3:])
+    assert limiter.attempt(console.app, "2001:db8:1:3::1", "root")[0] is None  # another /64
+    assert limiter.attempt(console.app, "::ffff:192.0.2.7", "root")[0] is None
+    assert limiter.attempt(console.app, "192.0.2.7", "root")[0] is None
+    assert limiter.attempt(console.app, "192.0.2.7", "root")[0] is None
+    assert limiter.attempt(console.app, "::ffff:192.0.2.7", "root")[0] is not None  # the same
