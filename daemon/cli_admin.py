@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -261,8 +262,11 @@ def preview(
     if output is None:
         sys.stdout.write(body)
         return
-    try:
-        output.write_text(body, encoding="utf-8")
+    try:  # its links are the subscriber's keys (their page, for manage_link_days)
+        fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file there already: its mode too
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(body)
     except OSError as e:
         raise PaperwireError(f"--out {output}: cannot write it ({e.strerror or e})") from None
     err.print(

@@ -328,6 +328,8 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     assert "paper(s); written to" in done.stderr
     page = html.read_text()
     assert page.startswith("<!DOCTYPE html>") and "/f/" in page  # the usual one-click links
+    # its links open ada's page (change, delete) for weeks: no other account may read it
+    assert "/me/" in page and html.stat().st_mode & 0o777 == 0o600
     assert "Zetta" in page or "Co-RL" in page  # picks from the feed
     assert pw("deliveries", "list").stdout.strip() == "no digests"  # nothing stored or sent
     text = pw("preview", "ada", "--text").stdout
