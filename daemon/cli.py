@@ -238,8 +238,14 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as e:
         from sqlalchemy.exc import DBAPIError, OperationalError  # loaded only when it failed
 
-        reason = " ".join(str(getattr(e, "orig", "")).split())
+        from daemon.settings import shown_url
+
+        reason = shown_url(" ".join(str(getattr(e, "orig", "")).split()))
         if isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
+            fix = "check database.url"
+        elif isinstance(e, DBAPIError) and e.statement is None:
+            # refused before any statement: the connection's own parameters (a libpq one in
+            # the URL that psycopg cannot read: "bad value for connect_timeout")
             fix = "check database.url"
         elif isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", "") == "42501":
             # PostgreSQL 15+: only the database's owner may create tables in its schema public

@@ -387,6 +387,22 @@ def test_an_unreachable_database_is_a_clear_message_not_a_traceback(tmp_path: Pa
         assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stderr
 
 
+def test_a_database_url_with_a_bad_parameter_is_a_clear_message_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # operations.md: any libpq parameter may be given in the URL; a wrong one was psycopg's
+    # ProgrammingError, raised as a 150-line traceback by every command
+    config = write_config(tmp_path)
+    url = "postgresql://lab:hunter2-secret@127.0.0.1:1/pw?connect_timeout=soon"
+    config.write_text(config.read_text().replace(f"sqlite:///{tmp_path / 'paperwire.db'}", url))
+    pw = Runner(config, tmp_path)
+    for args in (("users", "list"), ("status",)):
+        done = pw(*args, expect=1)
+        assert "cannot use the database: bad value for connect_timeout: 'soon'" in done.stderr
+        assert "check database.url" in done.stderr
+        assert "Traceback" not in done.stderr and "hunter2-secret" not in done.stderr
+
+
 # ---- real processes: exit status and start-up ------------------------------------------------
 
 
