@@ -59,6 +59,8 @@ HISTORY = 10  # recent digests shown
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 UPLOADS_AT_ONCE = 2  # files read at once (each in a worker process); the others wait their turn
+# files one subscriber may upload an hour: each may store up to 100,000 papers nobody deletes
+UPLOADS_PER_HOUR = 10
 
 SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
 # or a paper of a recent digest: d<digest id>-p<paper id> (a paper may be in two digests, the
@@ -441,6 +443,7 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
 
     app, pages = page.app, page.pages
     gate = LoginGate(UPLOADS_AT_ONCE)  # uploads waiting hold no worker thread nor memory
+    uploads = RequestLimiter()
 
     @router.post("/me/{token}/import")
     async def import_upload(token: str, request: Request) -> Response:
@@ -466,6 +469,11 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         csrf = form.get("csrf")
         if not csrf_ok(app.links.form_token(token), csrf if isinstance(csrf, str) else None):
             return page.forbidden()
+        if not uploads.allow(f"user:{user.id}", UPLOADS_PER_HOUR, app.clock()):
+            return page.show(token, user, status=429, invalid="library", error=(
+                f"You have uploaded {UPLOADS_PER_HOUR} files in the last hour: try again in an "
+                "hour, or ask the admin to run `paperwire import` with your file."
+            ))  # fmt: skip
         upload = form.get("library")
         if not isinstance(upload, UploadFile) or not upload.filename:
             return page.show(

@@ -209,6 +209,23 @@ def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_mean
     assert resp.status_code == 200 and page.likes() == 1
 
 
+def test_one_subscriber_uploads_at_most_ten_files_an_hour(
+    open_page: Callable[[str], Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each upload may store up to 100,000 papers from the file (never deleted) and keep a
+    # worker busy for the parse budget: a link's holder could repeat it without end
+    page = open_page(_closed_port_url())
+    files = [f"@misc{{k{i}, title={{Junk paper number {i}}}}}\n".encode() for i in range(11)]
+    assert all(page.upload(f"lib{i}.bib", f).status_code == 200 for i, f in enumerate(files[:10]))
+    refused = page.upload("lib10.bib", files[10])
+    assert refused.status_code == 429
+    assert "You have uploaded 10 files in the last hour" in refused.text
+    assert page.likes() == 10
+    clock: Any = page.app.clock
+    monkeypatch.setattr(page.app, "clock", lambda: clock() + subscriber.REQUEST_WINDOW)
+    assert page.upload("lib10.bib", files[10]).status_code == 200 and page.likes() == 11
+
+
 def test_without_the_form_token_or_from_another_site_nothing_is_imported(
     open_page: Callable[[str], Page],
 ) -> None:
