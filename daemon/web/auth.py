@@ -124,21 +124,22 @@ def csrf_ok(expected: str, given: object) -> bool:
     return isinstance(given, str) and bool(given) and hmac.compare_digest(expected, given)
 
 
-def open_session(app: App, response: Response, name: str, password_hash: str) -> None:
+def open_session(app: App, response: Response, name: str, password_hash: str) -> str:
     """A session for `name`, who logged in with the password of `password_hash` (the hash
-    checked, not read again: the file may have changed meanwhile)."""
-    token = secrets.token_urlsafe(32)
+    checked, not read again: the file may have changed meanwhile); returns its CSRF token."""
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = app.clock()
     hours = app.settings.admin.session_hours
     app.store.admin.open_session(
         _digest(token),
         name,
-        secrets.token_urlsafe(32),
+        csrf,
         now,
         now + timedelta(hours=hours),
         password_stamp(password_hash),
     )
     set_cookie(app, response, SESSION_COOKIE, token, int(hours * 3600))
+    return csrf
 
 
 def close_session(app: App, request: Request, response: Response) -> None:

@@ -171,6 +171,9 @@ def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable
             path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             to = "/admin/login" + (f"?{urlencode({'next': path})}" if _back_to(path) else "")
             return RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
+        kept = await _kept_form(request)
+        if kept is not None:  # the login keeps what was typed, to be sent after it
+            return _login_form(console, request, 403, kept=kept, title="Not logged in")
         return console.render(
             request, None, "message.html", 403, title="Not logged in",
             message="Your session has ended or you are not logged in: log in again.",
@@ -181,6 +184,12 @@ def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable
 
 def _bad_form(console: Console) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
+        who = auth.current_admin(console.app, request)
+        kept = await _kept_form(request) if who is not None else None
+        if who is not None and kept is not None:  # a tab of an older session: send it again
+            why = ("This form did not carry your session's CSRF token (a tab of an earlier "
+                   "session, or a page from elsewhere). ")  # fmt: skip
+            return _send_kept(console, request, who, kept, 403, why)
         return console.render(
             request, None, "message.html", 403, title="Form refused",
             message="This form did not come from your console session (its CSRF token is "
@@ -188,6 +197,54 @@ def _bad_form(console: Console) -> Callable[[Request, Exception], Awaitable[Resp
         )  # fmt: skip
 
     return handle
+
+
+@dataclass
+class Kept:
+    """A console form that arrived without a live session or with an older session's token:
+    where it went and what it held (its CSRF token and files left out), to be sent again."""
+
+    to: str
+    fields: list[tuple[str, str]]
+    files: list[str] = field(default_factory=list)  # its file fields: a file cannot be kept
+
+    def note(self) -> str:
+        again = " Choose the file again before sending it." if self.files else ""
+        return ("Your form was not sent: nothing was changed. What you typed is kept; "
+                "check it and send it now." + again)  # fmt: skip
+
+
+KEPT_FIELD = "kept."  # the login form's hidden copies of a kept form's fields
+KEPT_TO = "kept_to"
+
+
+async def _kept_form(request: Request) -> Kept | None:
+    """The form of this refused POST, when it is one a login may lead back to."""
+    path = request.url.path
+    if not _back_to(path) or request.url.query:
+        return None
+    try:
+        form = await request.form()
+    except Exception:  # a body that is no form (or cut short): nothing to keep
+        return None
+    fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"]
+    files = [k for k, v in form.multi_items() if not isinstance(v, str)]
+    return Kept(path, fields, files)
+
+
+def _send_kept(
+    console: Console,
+    request: Request,
+    who: auth.Admin,
+    kept: Kept,
+    status: int = 200,
+    why: str = "Your session had ended. ",
+) -> HTMLResponse:
+    """The page that sends a kept form with this session's token, once the admin says so."""
+    return console.render(
+        request, who, "kept.html", status, title="Your form was not sent", kept=kept,
+        csrf_now=who.csrf, why=why,
+    )  # fmt: skip
 
 
 # ---- login ---------------------------------------------------------------------------------------
@@ -214,6 +271,13 @@ def _login_routes(router: APIRouter, console: Console) -> None:
         name = str(form.get("name") or "").strip().lower()[:64]  # it goes to the audit log
         password = str(form.get("password") or "")
         then = str(form.get("next") or "")
+        kept_to = str(form.get(KEPT_TO) or "")
+        kept = None
+        if kept_to and _back_to(kept_to):
+            fields = [(k.removeprefix(KEPT_FIELD), v) for k, v in form.multi_items()
+                      if k.startswith(KEPT_FIELD) and isinstance(v, str)]  # fmt: skip
+            files = [v for v in form.getlist("kept_files") if isinstance(v, str)]
+            kept = Kept(kept_to, fields, files)
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
             if auth.LOGIN_COOKIE not in request.cookies and auth.cookies_refused(app, request):
                 # "reload and try again" would never help: say what does
@@ -221,12 +285,14 @@ def _login_routes(router: APIRouter, console: Console) -> None:
                 return _login_form(console, request, 400, "Your browser keeps no cookie of "
                                    "the console at this plain http address (they are Secure: "
                                    f"server.base_url is {base}). Open the console at "
-                                   f"{base}/admin.", name, then)  # fmt: skip
+                                   f"{base}/admin.", name, then, kept)  # fmt: skip
             raise BadForm()
         ip = request.client.host if request.client else "?"
         # argon2 and the audit log's write: in a worker thread, not on the event loop
         async with gate():
-            return await run_in_threadpool(_try_login, console, request, name, password, ip, then)
+            return await run_in_threadpool(
+                _try_login, console, request, name, password, ip, then, kept
+            )
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
@@ -267,6 +333,8 @@ def _login_form(
     error: str = "",
     name: str = "",
     then: str = "",
+    kept: Kept | None = None,
+    title: str = "Log in",
 ) -> HTMLResponse:
     import secrets
 
@@ -274,15 +342,22 @@ def _login_form(
     # first tab's form was then refused ("Form refused … reload the page")
     token = request.cookies.get(auth.LOGIN_COOKIE) or secrets.token_urlsafe(24)
     response = console.render(
-        request, None, "login.html", status, title="Log in", token=token, error=error, name=name,
+        request, None, "login.html", status, title=title, token=token, error=error, name=name,
         closed=not console.app.settings.admin.passwords, then=then if _back_to(then) else "",
+        kept=kept, kept_field=KEPT_FIELD, kept_to=KEPT_TO,
     )  # fmt: skip
     auth.set_cookie(console.app, response, auth.LOGIN_COOKIE, token, 3600)
     return response
 
 
 def _try_login(
-    console: Console, request: Request, name: str, password: str, ip: str, then: str = ""
+    console: Console,
+    request: Request,
+    name: str,
+    password: str,
+    ip: str,
+    then: str = "",
+    kept: Kept | None = None,
 ) -> Response:
     app, limiter = console.app, console.limiter
     locked, attempt = limiter.attempt(app, ip, name)
@@ -291,18 +366,26 @@ def _try_login(
         if limiter.first_refusal(ip, locked, app.clock()):  # once a lockout
             console.audit(name or "?", "login refused: locked out", ip)
         return _login_form(console, request, 429, f"Too many failed logins: try again in "
-                           f"{minutes} minute(s).", name, then)  # fmt: skip
+                           f"{minutes} minute(s).", name, then, kept)  # fmt: skip
     hashed = app.settings.admin.passwords.get(name)  # read once: checked and stamped
     if not name or hashed is None or not auth.check_password(password, hashed):
         if hashed is None:  # an unknown name costs the same time
             auth.check_password(password, None)
         console.audit(name or "?", "login failed", ip)  # counted by `attempt` already
-        return _login_form(console, request, 401, "Wrong name or password.", name, then)
+        return _login_form(console, request, 401, "Wrong name or password.", name, then, kept)
     limiter.succeeded(ip, name, attempt)
     console.audit(name, "logged in", ip)
-    to = then if _back_to(then) else "/admin/health"
-    response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
-    auth.open_session(app, response, name, hashed)
+    response: Response
+    if kept is not None:  # the form the session's end refused: shown, sent when the admin says
+        response = HTMLResponse("")
+        csrf = auth.open_session(app, response, name, hashed)
+        page = _send_kept(console, request, auth.Admin(name, csrf), kept)
+        page.raw_headers += [h for h in response.raw_headers if h[0] == b"set-cookie"]
+        response = page
+    else:
+        to = then if _back_to(then) else "/admin/health"
+        response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
+        auth.open_session(app, response, name, hashed)
     auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
     return response
 

@@ -1013,3 +1013,108 @@ def test_an_ipv6_attacker_stepping_through_its_64_is_one_address(console: Consol
     assert limiter.attempt(console.app, "192.0.2.7", "root")[0] is None
     assert limiter.attempt(console.app, "192.0.2.7", "root")[0] is None
     assert limiter.attempt(console.app, "::ffff:192.0.2.7", "root")[0] is not None  # the same
+
+
+# ---- a form sent after the session ended ---------------------------------------------------------
+
+
+HIDDEN = r'<input type="hidden" name="([^"]+)" value="([^"]*)">'
+
+
+def _kept_form(page: str) -> tuple[str, dict[str, list[str]]]:
+    """The action and fields of the page's form that sends the kept input."""
+    found = re.search(r'action="([^"]+)" id="send-kept"[^>]*>(.*?)</form>', page, re.S)
+    assert found, page
+    fields: dict[str, list[str]] = {}
+    for name, value in re.findall(HIDDEN, found[2]):
+        fields.setdefault(html.unescape(name), []).append(html.unescape(value))
+    return html.unescape(found[1]), fields
+
+
+def _log_in_again(client: TestClient, page: str) -> Any:
+    """The login form of `page` sent with the right password, its hidden fields as they are."""
+    start = page.index('id="login"')
+    form = page[start : page.index("</form>", start)]
+    data: dict[str, list[str]] = {}
+    for name, value in re.findall(HIDDEN, form):
+        data.setdefault(html.unescape(name), []).append(html.unescape(value))
+    return client.post("/admin/login", data={**data, "name": "root", "password": PASSWORD})
+
+
+def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
+    console: Console, client: TestClient
+) -> None:
+    """The console open all day: the admin edits a subscriber after the session expired
+    (admin.session_hours) and presses Save. The page said "Not logged in … log in again" and
+    the login led to the health page: everything typed was lost. Now the login page keeps the
+    form, and after the login one button sends it, with the new session's token."""
+    from tests.daemon.conftest import NOW
+
+    log_in(client)
+    people = console.app.store.people
+    people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=13)  # session_hours = 12
+    typed = {"display_name": "Eve <Lovelace> & co", "email": "eve.l@lab.example",
+             "timezone": "Europe/Paris", "hour": "7", "max_picks": "12",
+             "frequency": "daily"}  # fmt: skip
+    r = client.post("/admin/subscribers/eve", data={"csrf": "stale", **typed})
+    assert r.status_code == 403 and "Not logged in" in r.text
+    assert "was not sent" in r.text and 'id="login"' in r.text
+    assert people.get("eve").timezone == "UTC"  # nothing changed yet
+    wrong = client.post("/admin/login", data={"name": "root", "password": "nope", "token": "x"})
+    assert wrong.status_code == 403  # the login's own token is still needed
+    page = _log_in_again(client, r.text)
+    assert page.status_code == 200 and "was not sent" in page.text
+    action, fields = _kept_form(page.text)
+    assert action == "/admin/subscribers/eve"
+    assert fields["display_name"] == [typed["display_name"]] and fields["csrf"] != ["stale"]
+    assert people.get("eve").timezone == "UTC"  # not sent behind the admin's back
+    done = client.post(action, data={k: v[0] for k, v in fields.items()})
+    assert done.status_code == 200 and "Saved eve" in done.text
+    eve = people.get("eve")
+    assert (eve.timezone, eve.digest_hour) == ("Europe/Paris", 7)
+    assert eve.display_name == typed["display_name"]
+    # a wrong password first: the login page comes back, the form still kept
+    clock.now = NOW + timedelta(hours=26)
+    feed = {"name": "nature", "url": "https://www.nature.com/nature.rss", "action": "test"}
+    r = client.post("/admin/feeds", data={"csrf": "stale", **feed})
+    start = r.text.index('id="login"')
+    token = re.search(r'name="token" value="([^"]+)"', r.text)
+    assert token
+    kept = r.text[start : r.text.index("</form>", start)]
+    fields_kept = dict(re.findall(r'name="(kept[^"]*)" value="([^"]*)"', kept))
+    login = {"name": "root", "password": "wrong", "token": token[1]}
+    again = client.post("/admin/login", data={**login, **fields_kept})
+    assert again.status_code == 401 and "was not sent" in again.text
+    action, fields = _kept_form(_log_in_again(client, again.text).text)
+    assert action == "/admin/feeds" and fields["url"] == [feed["url"]]
+
+
+def test_a_form_of_an_older_session_is_kept_to_send_again(
+    console: Console, client: TestClient
+) -> None:
+    """Two tabs: the session ended and the admin logged in again in one of them; a form of
+    the other, sent with the old session's token, was refused ("Form refused … reload the
+    page"), its input lost. It is now shown to be sent again with the live session's token."""
+    from tests.daemon.conftest import NOW
+
+    old = log_in(client)
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=13)  # session_hours = 12
+    log_in(client)  # a new session in the other tab: this tab's token is stale
+    feed = {"name": "nature", "url": "https://www.nature.com/nature.rss", "action": "test"}
+    r = client.post("/admin/feeds", data={"csrf": old, **feed})
+    assert r.status_code == 403 and "was not sent" in r.text
+    action, fields = _kept_form(r.text)
+    assert action == "/admin/feeds" and fields["name"] == ["nature"]
+    assert console.app.store.feeds.all() == []
+    # an upload: the file cannot be kept; its field is there to choose it again
+    csv = b"name,email\nada,ada@lab.example\n"
+    r = client.post("/admin/subscribers/import", data={"csrf": old},
+                    files={"file": ("people.csv", csv, "text/csv")})  # fmt: skip
+    assert r.status_code == 403 and "Choose the file again" in r.text
+    assert 'enctype="multipart/form-data"' in r.text and 'type="file" name="file"' in r.text
+    # a form posted to where no login may lead is not offered again
+    r = client.post("/admin/logout", data={"csrf": "guess"})
+    assert r.status_code == 403 and 'id="send-kept"' not in r.text
