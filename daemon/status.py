@@ -72,11 +72,10 @@ def status(
     counts = store.health.counts()
     postponed = store.health.deliveries(postponed_only=True, limit=1) if counts["postponed"] else []
     failed_today = store.health.failed_since(day_start(today))
-    errors = [
-        d
-        for d in store.health.deliveries([DigestState.PENDING, DigestState.FAILED], limit=50)
-        if d.last_error
-    ][:SHOWN_ERRORS]
+    # filtered by the database: the newest digests of a day are pending with no error yet
+    errors = store.health.deliveries(
+        [DigestState.PENDING, DigestState.FAILED], with_error=True, limit=SHOWN_ERRORS
+    )
     feeds = store.feeds.all()
     by_name = {f.name: f for f in feeds}
     problems = [

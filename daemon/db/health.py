@@ -146,10 +146,12 @@ class Health(Repository):
         *,
         user: str | None = None,
         postponed_only: bool = False,
+        with_error: bool = False,
         limit: int = 100,
     ) -> list[Delivery]:
         """Digests, newest first, with their user and channel kind (optionally of some states,
-        of one user, or only those held back by an unusable transport)."""
+        of one user, only those held back by an unusable transport, or only those with an
+        error)."""
         with self.read_session() as s:
             q = (
                 select(Digest, User.name, Channel.kind)
@@ -163,6 +165,8 @@ class Health(Repository):
                 q = q.where(User.name == user)
             if postponed_only:
                 q = q.where(col(Digest.id).in_(_held_back()))
+            if with_error:
+                q = q.where(col(Digest.last_error).is_not(None), col(Digest.last_error) != "")
             rows = list(s.exec(q.limit(limit)).all())
             held = _postponed(s, [d.id for d, _, _ in rows if d.state == DigestState.PENDING])
         found = [

@@ -915,3 +915,25 @@ def test_a_secret_written_into_the_file_leaves_it_readable_by_no_other_account(
     )
     assert f"chmod o-rwx {path}" in flat(checked.stderr)
     assert "hunter2" not in checked.stdout + checked.stderr
+
+
+def test_the_last_delivery_errors_are_found_behind_a_day_of_pending_digests(store: Store) -> None:
+    """At 5,000 subscribers the health page's "Last delivery errors" said "None." while the
+    cards said 2,200 failed: it looked for errors among the 50 newest pending or failed
+    digests only, and today's pending digests (no error yet) were all of them."""
+    from daemon.status import status
+
+    now = datetime.now(UTC)
+    store.papers.upsert([_paper(1, now)], None, now)
+    pid = store.papers.find("arxiv:2612.00001").id
+    made = []
+    for i in range(60):
+        user = store.people.add(f"u{i}", now, channels={ChannelKind.EMAIL: f"u{i}@lab.example"})
+        (channel,) = store.people.channels_of(user.id)
+        day = now.date() - timedelta(days=1 if i == 0 else 0)
+        made.append(store.digests.create(
+            user.id, channel.id, day, [NewItem(pid, 0.5, "similar", "r")], now, cold_start=False
+        ))  # fmt: skip
+    store.digests.finish(made[0] or 0, now, outcome=Outcome.PERMANENT, detail="550 no mailbox")
+    report = status(store, now)
+    assert [(d.user, d.last_error) for d in report.recent_errors] == [("u0", "550 no mailbox")]
