@@ -68,13 +68,17 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     cookie = next(c for c in page.context.cookies() if c["name"] == "paperwire_admin")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
 
-    # a form posted without its CSRF token is refused, and changes nothing
+    # a form posted without its CSRF token is refused, and changes nothing; what was typed
+    # is shown, to be sent with the session's token only when the admin presses the button
     page.goto(f"{base}/admin/feeds")
     page.locator("#add-feed input[name=csrf]").evaluate("input => input.remove()")
     page.fill("#feed-name", "hf")
     page.fill("#feed-url", HF)
     page.click("#add-feed-button")
-    expect(page.locator("h1")).to_contain_text("Form refused")
+    expect(page.locator("h1")).to_contain_text("Your form was not sent")
+    expect(page.locator("#message")).to_contain_text("CSRF token")
+    expect(page.locator("#kept-fields")).to_contain_text(HF)
+    expect(page.locator("#send-kept-button")).to_be_focused()
     assert app.store.feeds.all() == []
 
     # add a feed and see its test fetch
