@@ -220,8 +220,8 @@ KEPT_TO = "kept_to"
 
 async def _kept_form(request: Request) -> Kept | None:
     """The form of this refused POST, when it is one a login may lead back to."""
-    path = request.url.path
-    if not _back_to(path) or request.url.query:
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if not _back_to(path):
         return None
     try:
         form = await request.form()

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,6 +54,21 @@ def next_digest(app: App, user: UserRow, made_today: bool, now: datetime) -> dat
         None, start
     )
     return fire
+
+
+def list_query(q: str = "", page: int = 0) -> str:
+    """The query of a page of the subscriber list (a search, a page number), for the links
+    and forms of a subscriber opened from it: they lead back to the same place."""
+    params = {k: v for k, v in (("q", q), ("page", page)) if v}
+    return f"?{urlencode(params)}" if params else ""
+
+
+def _back_to_list(q: str, page: int, name: str) -> tuple[str, str]:
+    """The link from a subscriber's page to the list where they were found, and its text."""
+    label = (
+        "← Subscribers" + (f" matching “{q}”" if q else "") + (f", page {page + 1}" if page else "")
+    )
+    return f"/admin/subscribers{list_query(q, page)}#user-{name}", label
 
 
 # ---- feeds ---------------------------------------------------------------------------------------
@@ -337,6 +353,7 @@ def _subscribers_page(
         pages=(total + PAGE - 1) // PAGE,
         show=_show,
         form=ctx.pop("form", {}),
+        list_query=list_query(q, page),
         default_hour=app.settings.schedule.digest_hour,
         weekdays=WEEKDAYS,
         **ctx,
@@ -362,7 +379,14 @@ def _show(channel: ChannelRow) -> str:
 
 
 def _subscriber_page(
-    console: Console, request: Request, who: auth.Admin, name: str, status: int = 200, **ctx: Any
+    console: Console,
+    request: Request,
+    who: auth.Admin,
+    name: str,
+    status: int = 200,
+    q: str = "",
+    page: int = 0,
+    **ctx: Any,
 ) -> HTMLResponse:
     app = console.app
     now = app.clock()
@@ -402,6 +426,8 @@ def _subscriber_page(
         weekdays=WEEKDAYS,
         pause_shown=_pause_shown(user, now),
         errors=ctx.pop("errors", []),
+        list_query=list_query(q, page),
+        back_to_list=_back_to_list(q, page, user.name),
         **ctx,
     )
 
@@ -433,9 +459,11 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
         return await run_in_threadpool(_import_users, console, request, form, data, name)
 
     @router.get("/subscribers/{name}")
-    def subscriber(request: Request, name: str, who: auth.Admin = admin) -> Response:
+    def subscriber(
+        request: Request, name: str, q: str = "", page: PageNumber = 0, who: auth.Admin = admin
+    ) -> Response:
         try:
-            return _subscriber_page(console, request, who, name)
+            return _subscriber_page(console, request, who, name, q=q, page=page)
         except NotFoundError:
             if name != "import":
                 raise
@@ -443,17 +471,22 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
             # address bar): its form, not "no user named 'import'"
             return RedirectResponse("/admin/subscribers#import-csv", status_code=303)
 
+    # the query of the list the subscriber was opened from (list_query) is kept by each action
     @router.post("/subscribers/{name}")
-    def edit(request: Request, name: str, form: Posted = posted) -> Response:
-        return _edit_user(console, request, form, name)
+    def edit(
+        request: Request, name: str, q: str = "", page: PageNumber = 0, form: Posted = posted
+    ) -> Response:
+        return _edit_user(console, request, form, name, q, page)
 
     @router.post("/subscribers/{name}/follow")
-    def follow(name: str, form: Posted = posted) -> Response:
-        return _follow(console, form, name)
+    def follow(name: str, q: str = "", page: PageNumber = 0, form: Posted = posted) -> Response:
+        return _follow(console, form, name, list_query(q, page))
 
     @router.post("/subscribers/{name}/{action}")
-    def act(name: str, action: str, form: Posted = posted) -> Response:
-        return _act(console, form, name, action)
+    def act(
+        name: str, action: str, q: str = "", page: PageNumber = 0, form: Posted = posted
+    ) -> Response:
+        return _act(console, form, name, action, list_query(q, page))
 
     @router.get("/subscribers/{name}/preview")
     def preview(request: Request, name: str, who: auth.Admin = admin) -> Response:
@@ -542,7 +575,9 @@ def _import_users(
     )
 
 
-def _edit_user(console: Console, request: Request, form: Posted, name: str) -> Response:
+def _edit_user(
+    console: Console, request: Request, form: Posted, name: str, q: str = "", page: int = 0
+) -> Response:
     app = console.app
     user = app.store.people.get(name)
     stored = [
@@ -558,32 +593,33 @@ def _edit_user(console: Console, request: Request, form: Posted, name: str) -> R
             got.errors.append(str(e))
     if got.errors:
         return _subscriber_page(
-            console, request, form.admin, name, 400, errors=got.errors, form=got.values
+            console, request, form.admin, name, 400, q, page, errors=got.errors, form=got.values
         )
     console.audit(form.admin.name, "user changed", name)
-    return console.back(f"/admin/subscribers/{name}", f"Saved {name}.")
+    return console.back(f"/admin/subscribers/{name}{list_query(q, page)}", f"Saved {name}.")
 
 
-def _follow(console: Console, form: Posted, name: str) -> Response:
+def _follow(console: Console, form: Posted, name: str, listed: str = "") -> Response:
     from daemon.db.models import FollowKind
 
     app = console.app
+    here = f"/admin/subscribers/{name}{listed}"
     kind = FollowKind.AUTHOR if form.text("kind") == "author" else FollowKind.KEYWORD
     try:
         value = check_follow(form.text("value"), str(kind))
     except ValueError as e:
-        return console.back(f"/admin/subscribers/{name}", f"{kind}: {e}", error=True)
+        return console.back(here, f"{kind}: {e}", error=True)
     user = app.store.people.get(name)
     app.store.people.set_follow(user.id, kind, value, muted=form.text("muted") == "yes")
     console.audit(form.admin.name, "follow added", name, f"{kind}: {value}")
-    return console.back(f"/admin/subscribers/{name}", f"{name} follows {kind} {value!r}.")
+    return console.back(here, f"{name} follows {kind} {value!r}.")
 
 
-def _act(console: Console, form: Posted, name: str, action: str) -> Response:
-    """Pause, resume, remove or resend."""
+def _act(console: Console, form: Posted, name: str, action: str, listed: str = "") -> Response:
+    """Pause, resume, remove or resend (`listed`: the query of the list it was opened from)."""
     app = console.app
     user = app.store.people.get(name)
-    here = f"/admin/subscribers/{name}"
+    here = f"/admin/subscribers/{name}{listed}"
     if action in ("pause", "resume"):
         try:
             app.store.people.set_subscribed(user.id, action == "resume", app.clock())
@@ -606,18 +642,19 @@ def _act(console: Console, form: Posted, name: str, action: str) -> Response:
                                 error=True)  # fmt: skip
         app.store.people.remove(name)
         console.audit(form.admin.name, "user removed", name)
-        return console.back("/admin/subscribers", f"Removed {name} with their likes and digests.")
+        return console.back(
+            f"/admin/subscribers{listed}", f"Removed {name} with their likes and digests."
+        )
     if action == "resend":
         digest = as_id(form.text("digest"))
         if digest is None:
             return console.back(here, f"{form.text('digest')!r} is not a digest's id", error=True)
-        return _resend(console, form, user, digest)
+        return _resend(console, form, user, digest, here)
     return console.back(here, f"unknown action {action!r}", error=True)
 
 
-def _resend(console: Console, form: Posted, user: UserRow, digest_id: int) -> Response:
+def _resend(console: Console, form: Posted, user: UserRow, digest_id: int, here: str) -> Response:
     app = console.app
-    here = f"/admin/subscribers/{user.name}"
     owner = app.store.digests.owner(digest_id)
     if owner is None or owner[0] != user.id:
         return console.back(here, f"digest {digest_id} is not one of {user.name}'s", error=True)

@@ -627,6 +627,46 @@ def test_the_subscriber_list_is_searched_and_paged(
     assert "page 1 of" not in client.get("/admin/subscribers?q=n").text  # one page of two
 
 
+def test_a_subscriber_opened_from_a_page_of_a_search_leads_back_there(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Among 5,000 subscribers the admin searched, went to page 3, opened one, saved a change
+    (or removed them): the subscriber's page had no way back but the browser's Back button
+    (twice, after a save), and a removal led to the first page of the whole list. The list's
+    links carry the search and page; the subscriber's page links back to that place, its
+    forms keep it, and a removal goes back there."""
+    from daemon.web import console_people
+
+    monkeypatch.setattr(console_people, "PAGE", 2)
+    app = console.app
+    for name in ("ann", "bea", "cat", "dan", "eve", "fay"):
+        app.store.people.add(name, app.clock(), channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+    csrf = log_in(client)
+    page = client.get("/admin/subscribers?q=lab&page=1").text
+    link = re.search(r'<a href="(/admin/subscribers/cat[^"]*)"', page)
+    assert link and html.unescape(link[1]) == "/admin/subscribers/cat?q=lab&page=1"
+    there = client.get(html.unescape(link[1])).text
+    back = re.search(r'<a href="([^"]+)" id="back-to-list">([^<]+)</a>', there)
+    assert back and html.unescape(back[1]) == "/admin/subscribers?q=lab&page=1#user-cat"
+    assert "page 2" in back[2] and "lab" in back[2]
+    form = re.search(r'<form method="post" action="([^"]+)" id="edit-user">', there)
+    assert form and html.unescape(form[1]) == "/admin/subscribers/cat?q=lab&page=1"
+    saved = client.post(html.unescape(form[1]), data={"csrf": csrf, "email": "cat@lab.example",
+                                                      "timezone": "UTC", "hour": "9"})  # fmt: skip
+    assert "Saved cat" in saved.text and str(saved.url).endswith(
+        "/admin/subscribers/cat?q=lab&page=1"
+    )
+    assert 'id="back-to-list"' in saved.text
+    gone = client.post("/admin/subscribers/cat/remove?q=lab&page=1",
+                       data={"csrf": csrf, "confirm": "yes"})  # fmt: skip
+    assert gone.url.path == "/admin/subscribers" and gone.url.query == b"q=lab&page=1"
+    assert re.findall(r'<tr id="user-(\w+)"', gone.text) == ["dan", "eve"]
+    # opened from nowhere (a bookmark): the link is to the whole list
+    plain = client.get("/admin/subscribers/dan").text
+    back = re.search(r'<a href="([^"]+)" id="back-to-list">', plain)
+    assert back and html.unescape(back[1]) == "/admin/subscribers#user-dan"
+
+
 def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     console: Console, client: TestClient
 ) -> None:
