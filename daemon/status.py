@@ -33,7 +33,8 @@ class Status:
     days: list[Day]  # oldest first, today last
     counts: dict[str, int]  # digests by state, "postponed" apart from "pending"
     postponed: list[Delivery]  # the latest digest held back, if any (how many: counts)
-    failed_today: list[Delivery]
+    failed_today: int  # digests given up on today
+    failed_causes: list[tuple[str, int]]  # their most frequent errors, with how many each
     recent_errors: list[Delivery]  # pending or failed digests with an error, newest first
     problems: list[Problem]
 
@@ -71,7 +72,7 @@ def status(
     failing = store.health.failing_feeds(now, FAILING_FOR)
     counts = store.health.counts()
     postponed = store.health.deliveries(postponed_only=True, limit=1) if counts["postponed"] else []
-    failed_today = store.health.failed_since(day_start(today))
+    failed_today, causes = store.health.failed_since(day_start(today))
     # filtered by the database: the newest digests of a day are pending with no error yet
     errors = store.health.deliveries(
         [DigestState.PENDING, DigestState.FAILED], with_error=True, limit=SHOWN_ERRORS
@@ -107,10 +108,13 @@ def status(
             )
         )
     if failed_today:
+        shown = "; ".join(error if n == failed_today else f"{n} × {error}" for error, n in causes)
+        others = failed_today - sum(n for _, n in causes)
+        if others:
+            shown += f"; {others} with other errors"
         problems.append(
             Problem(
-                f"{len(failed_today)} digest(s) failed for good today: "
-                f"{failed_today[0].last_error}",
+                f"{failed_today} digest(s) failed for good today: {shown}",
                 "see `paperwire deliveries list --state failed`; fix the address, then "
                 "`paperwire deliveries retry ID`",
             )
@@ -122,6 +126,7 @@ def status(
         counts=counts,
         postponed=postponed,
         failed_today=failed_today,
+        failed_causes=causes,
         recent_errors=errors,
         problems=problems,
     )

@@ -186,21 +186,31 @@ class Health(Repository):
         ]
         return found
 
-    def failed_since(self, since: datetime) -> list[Delivery]:
-        """Digests given up on since `since` (a permanent error, or too many temporary ones),
-        not counting those of people who unsubscribed meanwhile."""
+    def failed_since(self, since: datetime, causes: int = 3) -> tuple[int, list[tuple[str, int]]]:
+        """How many digests were given up on since `since` (a permanent error, or too many
+        temporary ones), not counting those of people who unsubscribed meanwhile; and their
+        most frequent errors (at most `causes`), each with how many digests it ended. Counted
+        by the database: a day of a mail server refusing is thousands of digests."""
+        given_up = sa.select(col(DeliveryAttempt.digest_id)).where(
+            col(DeliveryAttempt.outcome).in_([Outcome.PERMANENT, Outcome.TEMPORARY]),
+            col(DeliveryAttempt.at) >= since,
+            col(DeliveryAttempt.detail) != UNSUBSCRIBED_DETAIL,
+        )
+        failed = (col(Digest.state) == DigestState.FAILED, col(Digest.id).in_(given_up))
+        n = sa.func.count()
         with self.read_session() as s:
-            ids = set(
-                s.exec(
-                    select(DeliveryAttempt.digest_id).where(
-                        col(DeliveryAttempt.outcome).in_([Outcome.PERMANENT, Outcome.TEMPORARY]),
-                        col(DeliveryAttempt.at) >= since,
-                        col(DeliveryAttempt.detail) != UNSUBSCRIBED_DETAIL,
-                    )
-                ).all()
+            total = int(s.exec(select(n).select_from(Digest).where(*failed)).one())
+            if not total:
+                return 0, []
+            q = (
+                select(Digest.last_error, n)
+                .where(*failed)
+                .group_by(col(Digest.last_error))
+                .order_by(n.desc(), col(Digest.last_error))
+                .limit(causes)
             )
-        failed = self.deliveries([DigestState.FAILED], limit=10_000) if ids else []
-        return [d for d in failed if d.id in ids]
+            found = [(error or "(no error recorded)", int(k)) for error, k in s.exec(q).all()]
+        return total, found
 
     def known_papers(self, keys: Sequence[str]) -> set[str]:
         """Which of these paper keys are stored already (what a feed test would not add)."""

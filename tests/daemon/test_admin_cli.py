@@ -937,3 +937,40 @@ def test_the_last_delivery_errors_are_found_behind_a_day_of_pending_digests(stor
     store.digests.finish(made[0] or 0, now, outcome=Outcome.PERMANENT, detail="550 no mailbox")
     report = status(store, now)
     assert [(d.user, d.last_error) for d in report.recent_errors] == [("u0", "550 no mailbox")]
+
+
+def test_digests_failed_today_are_counted_by_the_database_and_each_cause_named(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 5,000 subscribers the health page took a second: to say "N digest(s) failed for
+    good today" it read every failed digest (up to 10,000, then undercounted) into Python. And
+    the line named the newest error only: a Slack webhook gone (404 no_service) was hidden
+    behind 2,000 refusals of the mail server. Now the database counts them, a few are read,
+    and the line names each cause among them."""
+    from daemon.db import health
+    from daemon.status import status
+
+    built = []
+
+    class Counted(health.Delivery):
+        def __post_init__(self) -> None:
+            built.append(self.id)
+
+    monkeypatch.setattr(health, "Delivery", Counted)
+    now = datetime.now(UTC)
+    store.papers.upsert([_paper(1, now)], None, now)
+    pid = store.papers.find("arxiv:2612.00001").id
+    for i in range(60):
+        kind, address = (ChannelKind.SLACK, f"{HOOK}{i}") if i < 2 else (
+            ChannelKind.EMAIL, f"u{i}@lab.example")  # fmt: skip
+        user = store.people.add(f"u{i}", now, channels={kind: address})
+        (channel,) = store.people.channels_of(user.id)
+        item = NewItem(pid, 0.5, "similar", "r")
+        made = store.digests.create(user.id, channel.id, now.date(), [item], now, cold_start=False)
+        error = "Slack webhook hooks.slack.com/…: HTTP 404 no_service" if i < 2 else "SMTP 530"
+        store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail=error)
+    report = status(store, now)
+    (line,) = [p.what for p in report.problems]
+    assert line.startswith("60 digest(s) failed for good today: ")
+    assert "SMTP 530" in line and "HTTP 404 no_service" in line
+    assert len(built) <= 2 * 50  # a few read, not every failed digest (twice: status, errors)
