@@ -618,7 +618,16 @@ def _follow(console: Console, form: Posted, name: str, listed: str = "") -> Resp
 def _act(console: Console, form: Posted, name: str, action: str, listed: str = "") -> Response:
     """Pause, resume, remove or resend (`listed`: the query of the list it was opened from)."""
     app = console.app
-    user = app.store.people.get(name)
+    try:
+        user = app.store.people.get(name)
+    except NotFoundError:
+        if action != "remove":
+            raise
+        # the second request of a double click (the one the browser shows): the first removed
+        # them, and the 404 page "no user named …" said the removal had failed
+        return console.back(
+            f"/admin/subscribers{listed}", f"{name} is not there (removed already)."
+        )
     here = f"/admin/subscribers/{name}{listed}"
     if action in ("pause", "resume"):
         try:

@@ -595,6 +595,28 @@ def test_a_double_click_on_add_shows_the_subscriber_added(
     assert other.status_code == 400 and "already exists" in other.text
 
 
+def test_a_double_click_on_remove_shows_the_subscriber_removed(
+    console: Console, client: TestClient
+) -> None:
+    """The second request of a double click on "Remove" (the one the browser shows) got the
+    404 page "no user named 'eve'; `paperwire users list` shows them", as if the removal had
+    failed. It now goes back to the list, which says she is removed."""
+    csrf = log_in(client)
+    console.app.store.people.add(
+        "eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"}
+    )
+    first = client.post("/admin/subscribers/eve/remove?q=ev", data={"csrf": csrf, "confirm": "yes"})
+    assert "Removed eve" in first.text
+    again = client.post("/admin/subscribers/eve/remove?q=ev", data={"csrf": csrf, "confirm": "yes"})
+    assert again.status_code == 200 and again.url.path == "/admin/subscribers"
+    assert again.url.query == b"q=ev" and "eve is not there (removed already)." in again.text
+    assert [a for a in _audit(console) if a[1] == "user removed"] == [
+        ("root", "user removed", "eve")
+    ]
+    # any other action on someone not there is still the 404 page
+    assert client.post("/admin/subscribers/eve/pause", data={"csrf": csrf}).status_code == 404
+
+
 def test_the_subscriber_list_is_searched_and_paged(
     console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
