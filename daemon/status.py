@@ -24,6 +24,8 @@ LOOKAHEAD = timedelta(days=8)  # the ingest schedule's gaps are measured over th
 class Problem:
     what: str  # one line: what is wrong
     fix: str  # what to do
+    page: str = ""  # where the console does it
+    action: str = ""  # the link's text there
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def status(
             f"{_when(by_name[name].last_ok_at or by_name[name].created_at)}: "
             f"{by_name[name].last_error}",
             f"check its URL (`paperwire feeds test {name}`), or disable it",
+            "/admin/feeds",
+            "Feeds: test its URL, or disable it",
         )
         for name in failing
     ]
@@ -105,6 +109,8 @@ def status(
                 f"{postponed[0].last_error}",
                 "fix the [email] or [slack] settings (server, login); they are sent at the "
                 "next run, or now with `paperwire deliveries retry`",
+                "/admin/deliveries?state=postponed",
+                "Deliveries: retry every postponed digest now (after fixing the settings)",
             )
         )
     if failed_today:
@@ -117,6 +123,8 @@ def status(
                 f"{failed_today} digest(s) failed for good today: {shown}",
                 "see `paperwire deliveries list --state failed`; fix the address, then "
                 "`paperwire deliveries retry ID`",
+                "/admin/deliveries?state=failed",
+                "Deliveries: the failed digests, to retry",
             )
         )
     return Status(

@@ -973,6 +973,47 @@ def test_health_charts_audit_and_metrics(console: Console, client: TestClient) -
     assert 'paperwire_feeds{state="ok"} 1.0' in metrics and "paperwire_papers 15.0" in metrics
 
 
+def test_what_needs_a_person_links_to_the_console_page_that_mends_it(
+    console: Console, client: TestClient
+) -> None:
+    """The health page's "Needs a person" said what to do with commands only (`paperwire
+    deliveries list --state failed`, `paperwire feeds test …`): the admin in the console had
+    to find the page themselves. Each problem now links to its page."""
+    from daemon.db.models import Outcome
+
+    app = console.app
+    now = app.clock()
+    app.store.feeds.add("broken", "https://example.org/feed.xml", now - timedelta(days=3))
+    (feed,) = app.store.feeds.all()
+    app.store.feeds.record_fetch(feed.id, now - timedelta(hours=1), error="HTTP 404 Not Found")
+    ada = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    bob = app.store.people.add("bob", now, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    app.store.papers.upsert([_paper_in()], None, now)
+    pid = app.store.papers.find("arxiv:2611.00001").id
+    made = {}
+    for user in (ada, bob):
+        (channel,) = app.store.people.channels_of(user.id)
+        made[user.name] = app.store.digests.create(
+            user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+            cold_start=False,
+        )  # fmt: skip
+    app.store.digests.postpone(made["ada"] or 0, now, now + timedelta(minutes=5), "SMTP down")
+    app.store.digests.finish(made["bob"] or 0, now, outcome=Outcome.PERMANENT, detail="550")
+    log_in(client)
+    page = client.get("/admin/health").text
+    problems = page[page.index('id="problems"') : page.index("</div>", page.index('id="problems"'))]
+    for link in ("/admin/feeds", "/admin/deliveries?state=postponed",
+                 "/admin/deliveries?state=failed"):  # fmt: skip
+        assert f'<a href="{link}">' in problems, link
+
+
+def _paper_in() -> Any:
+    from daemon.ingest.parse import PaperIn
+
+    return PaperIn(key="arxiv:2611.00001", title="A paper", abstract="", authors=(),
+                   url="https://arxiv.org/abs/2611.00001", published=None)  # fmt: skip
+
+
 def test_a_database_out_of_reach_is_an_outage_not_a_bug(
     console: Console, client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
