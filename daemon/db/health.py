@@ -148,6 +148,7 @@ class Health(Repository):
         postponed_only: bool = False,
         with_error: bool = False,
         limit: int = 100,
+        offset: int = 0,
     ) -> list[Delivery]:
         """Digests, newest first, with their user and channel kind (optionally of some states,
         of one user, only those held back by an unusable transport, or only those with an
@@ -167,7 +168,7 @@ class Health(Repository):
                 q = q.where(col(Digest.id).in_(_held_back()))
             if with_error:
                 q = q.where(col(Digest.last_error).is_not(None), col(Digest.last_error) != "")
-            rows = list(s.exec(q.limit(limit)).all())
+            rows = list(s.exec(q.offset(offset).limit(limit)).all())
             held = _postponed(s, [d.id for d, _, _ in rows if d.state == DigestState.PENDING])
         found = [
             Delivery(

@@ -44,6 +44,7 @@ CONSOLE_HEADERS = {
 FLASH_COOKIE = "paperwire_flash"
 HEALTH_DAYS = 14
 STATES = ("pending", "postponed", "failed", "sent", "empty")
+DELIVERIES_PAGE = 200  # digests a page of the deliveries list
 # a page of a long list (?page=N, from 0): beyond this no list reaches (a 30-digit page number
 # overflowed the database's offset); a wrong one gets the 400 page
 PageNumber = Annotated[int, Query(ge=0, le=1_000_000)]
@@ -409,18 +410,25 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         )  # fmt: skip
 
     @router.get("/deliveries")
-    def deliveries(request: Request, state: str = "pending", who: auth.Admin = admin) -> Response:
+    def deliveries(
+        request: Request, state: str = "pending", page: PageNumber = 0, who: auth.Admin = admin
+    ) -> Response:
         from daemon.db.models import DigestState
 
         state = state if state in STATES else "pending"
         health = app.store.health
+        limit, offset = DELIVERIES_PAGE, page * DELIVERIES_PAGE
         if state == "postponed":
-            rows = health.deliveries(postponed_only=True, limit=200)
+            rows = health.deliveries(postponed_only=True, limit=limit, offset=offset)
         else:
-            rows = health.deliveries([DigestState(state)], limit=200)
+            rows = health.deliveries([DigestState(state)], limit=limit, offset=offset)
+        counts = health.counts()
+        # the pending list holds the postponed digests too (pending, held back)
+        total = counts.get(state, 0) + (counts["postponed"] if state == "pending" else 0)
         return console.render(
             request, who, "deliveries.html", title="Deliveries", rows=rows, state=state,
-            states=STATES, counts=health.counts(),
+            states=STATES, counts=counts, page=page, total=total, first=page * DELIVERIES_PAGE,
+            pages=(total + DELIVERIES_PAGE - 1) // DELIVERIES_PAGE,
         )  # fmt: skip
 
     @router.post("/deliveries/retry")

@@ -765,6 +765,44 @@ def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> 
     assert "left alone" not in r.text
 
 
+def test_the_deliveries_page_says_how_many_and_pages_through_them(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With 5,999 failed digests the Deliveries page showed the newest 200 and nothing said
+    there were more, nor led to them. It now says which of how many it shows, pages through
+    them, and each row's buttons name their digest for a screen reader."""
+    from daemon.db.models import Outcome
+    from daemon.web import console as console_module
+
+    monkeypatch.setattr(console_module, "DELIVERIES_PAGE", 2)
+    app = console.app
+    now = app.clock()
+    app.store.papers.upsert([_paper_in()], None, now)
+    pid = app.store.papers.find("arxiv:2611.00001").id
+    for name in ("ann", "bea", "cat", "dan", "eve"):
+        user = app.store.people.add(name, now, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+        (channel,) = app.store.people.channels_of(user.id)
+        made = app.store.digests.create(
+            user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+            cold_start=False,
+        )  # fmt: skip
+        app.store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail="550")
+    log_in(client)
+
+    def shown(url: str) -> tuple[list[str], str]:
+        page = client.get(url).text
+        return re.findall(r'<td data-label="subscriber"><a [^>]*>(\w+)</a>', page), page
+
+    rows, page = shown("/admin/deliveries?state=failed")
+    assert rows == ["eve", "dan"] and "1–2 of 5" in page
+    assert 'href="/admin/deliveries?state=failed&amp;page=1"' in page
+    assert re.search(r'<button type="submit" aria-label="Retry digest \d+ of eve now">', page)
+    rows, page = shown("/admin/deliveries?state=failed&page=2")
+    assert rows == ["ann"] and "5–5 of 5" in page and "page=1" in page
+    assert shown("/admin/deliveries?state=failed&page=9")[0] == []
+    assert client.get("/admin/deliveries?state=failed&page=-1").status_code == 400
+
+
 def test_numbers_that_are_not_ids_and_things_not_there_get_pages_not_errors(
     console: Console, client: TestClient
 ) -> None:
