@@ -148,3 +148,28 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     _shoot(page, "deliveries")
 
     assert problems == []  # no Content-Security-Policy violation on any page
+
+
+def test_the_console_by_keyboard(live: tuple[Console, str], browser_page: object) -> None:
+    """An admin on the keyboard: every page began with the seven links of the menu before its
+    own first field (Tab × 8, on every page, all day), and a list of 40 feeds had 40 buttons
+    a screen reader called "Disable" and 40 called "Remove". A skip link comes first and
+    leads to the page; each feed's buttons name their feed."""
+    from playwright.sync_api import expect
+
+    console, base = live
+    console.app.store.feeds.add("nature", "https://www.nature.com/nature.rss", NOW)
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+    page.goto(f"{base}/admin/subscribers")
+    page.keyboard.press("Tab")
+    skip = page.locator("a.skip")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_visible()  # seen when it has the focus
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    expect(page.locator("#q")).to_be_focused()  # the search, the page's first field
+    page.goto(f"{base}/admin/feeds")
+    expect(page.locator("a.skip")).not_to_be_in_viewport()  # out of sight without the focus
+    expect(page.get_by_role("button", name="Disable feed nature")).to_have_count(1)
+    expect(page.get_by_role("button", name="Remove feed nature")).to_have_count(1)
