@@ -580,9 +580,8 @@ def _edit_user(
 ) -> Response:
     app = console.app
     user = app.store.people.get(name)
-    stored = [
-        c.address for c in app.store.people.channels_of(user.id) if c.kind == ChannelKind.EMAIL
-    ]
+    before = app.store.people.channels_of(user.id)
+    stored = [c.address for c in before if c.kind == ChannelKind.EMAIL]
     got = _read_user_form(
         form, adding=False, now=app.clock(), stored_email=next(iter(stored), None)
     )
@@ -595,8 +594,47 @@ def _edit_user(
         return _subscriber_page(
             console, request, form.admin, name, 400, q, page, errors=got.errors, form=got.values
         )
-    console.audit(form.admin.name, "user changed", name)
+    after = app.store.people.get(name)
+    changed = _changes(user, before, after, app.store.people.channels_of(after.id))
+    console.audit(form.admin.name, "user changed", name, changed)
     return console.back(f"/admin/subscribers/{name}{list_query(q, page)}", f"Saved {name}.")
+
+
+AUDITED = (
+    *(("display_name", "display name"), ("timezone", "time zone"), ("digest_hour", "digest hour")),
+    *(("max_picks", "papers per digest"), ("frequency", "frequency")),
+    *(("digest_weekday", "day"), ("paused_until", "paused until"), ("active", "subscribed")),
+)
+
+
+def _changes(
+    old: UserRow, old_channels: list[ChannelRow], new: UserRow, new_channels: list[ChannelRow]
+) -> str:
+    """What an edit changed, for the audit log: each setting old → new; the email address;
+    a Slack webhook only as set or removed (it is a secret)."""
+
+    def shown(value: object) -> str:
+        if value is None:
+            return "default"
+        return repr(value) if isinstance(value, str) else str(value)
+
+    said = [
+        f"{label}: {shown(getattr(old, key))} → {shown(getattr(new, key))}"
+        for key, label in AUDITED
+        if getattr(old, key) != getattr(new, key)
+    ]
+    for kind, label in ((ChannelKind.EMAIL, "email"), (ChannelKind.SLACK, "Slack webhook")):
+        was = {c.address for c in old_channels if c.kind == kind}
+        now = {c.address for c in new_channels if c.kind == kind}
+        if was == now:
+            continue
+        if kind == ChannelKind.SLACK:
+            said.append(f"{label}: {'set' if now else 'removed'}")
+        else:
+            said.append(
+                f"{label}: {', '.join(sorted(was)) or 'none'} → {', '.join(sorted(now)) or 'none'}"
+            )
+    return "; ".join(said) or "nothing changed"
 
 
 def _follow(console: Console, form: Posted, name: str, listed: str = "") -> Response:

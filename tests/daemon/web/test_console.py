@@ -532,6 +532,32 @@ def test_a_channel_paperwire_stopped_says_why_and_starts_again(
     assert "no longer there" in r.text
 
 
+def test_the_audit_log_says_what_an_edit_changed(console: Console, client: TestClient) -> None:
+    """The audit log said "ada · user changed · u1200" and nothing more: which of the
+    subscriber's settings the admin changed was not recorded. Its detail now names each
+    change (a webhook only as set or removed: it is a secret)."""
+    csrf = log_in(client)
+    console.app.store.people.add(
+        "eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"}
+    )
+    sent = {"csrf": csrf, "display_name": "Eve L.", "email": "eve.l@lab.example",
+            "timezone": "Europe/Paris", "hour": "9", "slack": HOOK,
+            "frequency": "daily"}  # fmt: skip
+    assert "Saved eve" in client.post("/admin/subscribers/eve", data=sent).text
+    (entry,) = [a for a in console.app.store.admin.audit_log() if a.action == "user changed"]
+    assert entry.detail == (
+        "display name: 'eve' → 'Eve L.'; time zone: 'UTC' → 'Europe/Paris'; digest hour: "
+        "default → 9; email: eve@lab.example → eve.l@lab.example; Slack webhook: set"
+    )
+    client.post("/admin/subscribers/eve", data={**sent, "slack": "", "remove_slack": "yes"})
+    entry = next(a for a in console.app.store.admin.audit_log() if a.action == "user changed")
+    assert entry.detail == "Slack webhook: removed"
+    client.post("/admin/subscribers/eve", data={**sent, "slack": ""})
+    entry = next(a for a in console.app.store.admin.audit_log() if a.action == "user changed")
+    assert entry.detail == "nothing changed"
+    assert "s3cretToken" not in client.get("/admin/audit").text
+
+
 def test_a_refused_edit_keeps_what_the_admin_typed(console: Console, client: TestClient) -> None:
     """A subscriber's form refused for one field shows the error and keeps every field as
     sent, to be corrected (it showed the stored values: the other changes were to type again)."""
