@@ -104,12 +104,13 @@ class People(Repository):
             return UserRow.of(user) if user is not None else None
 
     def find(
-        self, text: str = "", *, offset: int = 0, limit: int | None = 100
+        self, text: str = "", *, offset: int = 0, limit: int | None = 100, order: str = "name"
     ) -> tuple[int, list[Subscriber]]:
         """The users whose handle, display name or email address holds `text` (in any case;
-        "": every user), by name: how many there are, and `limit` of them (None: all) from
-        `offset`, each with all their channels. The database filters and counts: a page of the
-        console reads its page, not every subscriber."""
+        "": every user), by name (`order`: "newest", the newest first; "paused", the paused
+        first): how many there are, and `limit` of them (None: all) from `offset`, each with
+        all their channels. The database filters and counts: a page of the console reads its
+        page, not every subscriber."""
         user_t, channel_t = _table(User), _table(Channel)
         match: sa.ColumnElement[bool] = sa.true()
         needle = text.strip().lower()
@@ -131,7 +132,12 @@ class People(Repository):
         with self.reading() as conn:
             count = sa.select(sa.func.count()).select_from(user_t).where(match)
             total = conn.execute(count).scalar_one()
-            q = sa.select(user_t).where(match).order_by(user_t.c.name)
+            by: tuple[sa.ColumnElement[Any], ...] = (user_t.c.name,)
+            if order == "newest":
+                by = (user_t.c.created_at.desc(), user_t.c.id.desc())
+            elif order == "paused":
+                by = (user_t.c.active, user_t.c.name)  # false first
+            q = sa.select(user_t).where(match).order_by(*by)
             users = [
                 row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
                 for r in conn.execute(q.offset(max(offset, 0)).limit(limit))

@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -37,6 +37,9 @@ from daemon.web.console import Console, PageNumber, Posted
 
 PAGE = 100  # subscribers per page
 _Page = Callable[..., HTMLResponse]  # the feeds page again, with what the form held
+# the list's orders: by handle, the newest first, the paused first (a wrong one: the 400 page)
+Sort = Annotated[Literal["name", "newest", "paused"], Query()]
+SORTS = {"name": "by name", "newest": "newest first", "paused": "paused first"}
 MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
 
 
@@ -56,19 +59,25 @@ def next_digest(app: App, user: UserRow, made_today: bool, now: datetime) -> dat
     return fire
 
 
-def list_query(q: str = "", page: int = 0) -> str:
-    """The query of a page of the subscriber list (a search, a page number), for the links
-    and forms of a subscriber opened from it: they lead back to the same place."""
+def list_query(q: str = "", page: int = 0, sort: str = "name") -> str:
+    """The query of a page of the subscriber list (a search, a page number, an order), for the
+    links and forms of a subscriber opened from it: they lead back to the same place."""
     params = {k: v for k, v in (("q", q), ("page", page)) if v}
+    if sort != "name":
+        params["sort"] = sort
     return f"?{urlencode(params)}" if params else ""
 
 
-def _back_to_list(q: str, page: int, name: str) -> tuple[str, str]:
+def _at_page(q: str, page: int, sort: str) -> str:
+    """The query of another page of the list (page=0 too: "previous" says it)."""
+    return "?" + urlencode({"q": q, "page": page, **({"sort": sort} if sort != "name" else {})})
+
+
+def _back_to_list(q: str, page: int, name: str, sort: str = "name") -> tuple[str, str]:
     """The link from a subscriber's page to the list where they were found, and its text."""
-    label = (
-        "← Subscribers" + (f" matching “{q}”" if q else "") + (f", page {page + 1}" if page else "")
-    )
-    return f"/admin/subscribers{list_query(q, page)}#user-{name}", label
+    label = "← Subscribers" + (f" matching “{q}”" if q else "")
+    label += (f", page {page + 1}" if page else "") + (f", {SORTS[sort]}" if sort != "name" else "")
+    return f"/admin/subscribers{list_query(q, page, sort)}#user-{name}", label
 
 
 # ---- feeds ---------------------------------------------------------------------------------------
@@ -334,11 +343,17 @@ def _number(got: UserForm, text: str, label: str, low: int, high: int) -> int | 
 
 
 def _subscribers_page(
-    console: Console, request: Request, who: auth.Admin, q: str = "", page: int = 0, **ctx: Any
+    console: Console,
+    request: Request,
+    who: auth.Admin,
+    q: str = "",
+    page: int = 0,
+    sort: str = "name",
+    **ctx: Any,
 ) -> HTMLResponse:
     app = console.app
     now = app.clock()
-    total, shown = app.store.people.find(q, offset=page * PAGE, limit=PAGE)
+    total, shown = app.store.people.find(q, offset=page * PAGE, limit=PAGE, order=sort)
     made = _made_today(app, shown, now)
     rows = [(u, chans, next_digest(app, u, u.id in made, now)) for u, chans in shown]
     return console.render(
@@ -353,7 +368,10 @@ def _subscribers_page(
         pages=(total + PAGE - 1) // PAGE,
         show=_show,
         form=ctx.pop("form", {}),
-        list_query=list_query(q, page),
+        list_query=list_query(q, page, sort),
+        sort=sort,
+        sorts=SORTS,
+        at_page=lambda n: _at_page(q, n, sort),
         default_hour=app.settings.schedule.digest_hour,
         weekdays=WEEKDAYS,
         **ctx,
@@ -386,6 +404,7 @@ def _subscriber_page(
     status: int = 200,
     q: str = "",
     page: int = 0,
+    sort: str = "name",
     **ctx: Any,
 ) -> HTMLResponse:
     app = console.app
@@ -426,8 +445,8 @@ def _subscriber_page(
         weekdays=WEEKDAYS,
         pause_shown=_pause_shown(user, now),
         errors=ctx.pop("errors", []),
-        list_query=list_query(q, page),
-        back_to_list=_back_to_list(q, page, user.name),
+        list_query=list_query(q, page, sort),
+        back_to_list=_back_to_list(q, page, user.name, sort),
         **ctx,
     )
 
@@ -442,9 +461,13 @@ def _pause_shown(user: UserRow, now: datetime) -> str:
 def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -> None:
     @router.get("/subscribers")
     def subscribers(
-        request: Request, q: str = "", page: PageNumber = 0, who: auth.Admin = admin
+        request: Request,
+        q: str = "",
+        page: PageNumber = 0,
+        sort: Sort = "name",
+        who: auth.Admin = admin,
     ) -> HTMLResponse:
-        return _subscribers_page(console, request, who, q, page)
+        return _subscribers_page(console, request, who, q, page, sort)
 
     @router.post("/subscribers")
     def add(request: Request, form: Posted = posted) -> Response:
@@ -460,10 +483,15 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
 
     @router.get("/subscribers/{name}")
     def subscriber(
-        request: Request, name: str, q: str = "", page: PageNumber = 0, who: auth.Admin = admin
+        request: Request,
+        name: str,
+        q: str = "",
+        page: PageNumber = 0,
+        sort: Sort = "name",
+        who: auth.Admin = admin,
     ) -> Response:
         try:
-            return _subscriber_page(console, request, who, name, q=q, page=page)
+            return _subscriber_page(console, request, who, name, q=q, page=page, sort=sort)
         except NotFoundError:
             if name != "import":
                 raise
@@ -474,19 +502,31 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
     # the query of the list the subscriber was opened from (list_query) is kept by each action
     @router.post("/subscribers/{name}")
     def edit(
-        request: Request, name: str, q: str = "", page: PageNumber = 0, form: Posted = posted
+        request: Request,
+        name: str,
+        q: str = "",
+        page: PageNumber = 0,
+        sort: Sort = "name",
+        form: Posted = posted,
     ) -> Response:
-        return _edit_user(console, request, form, name, q, page)
+        return _edit_user(console, request, form, name, q, page, sort)
 
     @router.post("/subscribers/{name}/follow")
-    def follow(name: str, q: str = "", page: PageNumber = 0, form: Posted = posted) -> Response:
-        return _follow(console, form, name, list_query(q, page))
+    def follow(
+        name: str, q: str = "", page: PageNumber = 0, sort: Sort = "name", form: Posted = posted
+    ) -> Response:
+        return _follow(console, form, name, list_query(q, page, sort))
 
     @router.post("/subscribers/{name}/{action}")
     def act(
-        name: str, action: str, q: str = "", page: PageNumber = 0, form: Posted = posted
+        name: str,
+        action: str,
+        q: str = "",
+        page: PageNumber = 0,
+        sort: Sort = "name",
+        form: Posted = posted,
     ) -> Response:
-        return _act(console, form, name, action, list_query(q, page))
+        return _act(console, form, name, action, list_query(q, page, sort))
 
     @router.get("/subscribers/{name}/preview")
     def preview(request: Request, name: str, who: auth.Admin = admin) -> Response:
@@ -576,7 +616,13 @@ def _import_users(
 
 
 def _edit_user(
-    console: Console, request: Request, form: Posted, name: str, q: str = "", page: int = 0
+    console: Console,
+    request: Request,
+    form: Posted,
+    name: str,
+    q: str = "",
+    page: int = 0,
+    sort: str = "name",
 ) -> Response:
     app = console.app
     user = app.store.people.get(name)
@@ -592,12 +638,14 @@ def _edit_user(
             got.errors.append(str(e))
     if got.errors:
         return _subscriber_page(
-            console, request, form.admin, name, 400, q, page, errors=got.errors, form=got.values
-        )
+            console, request, form.admin, name, 400, q, page, sort, errors=got.errors,
+            form=got.values,
+        )  # fmt: skip
     after = app.store.people.get(name)
     changed = _changes(user, before, after, app.store.people.channels_of(after.id))
     console.audit(form.admin.name, "user changed", name, changed)
-    return console.back(f"/admin/subscribers/{name}{list_query(q, page)}", f"Saved {name}.")
+    back = f"/admin/subscribers/{name}{list_query(q, page, sort)}"
+    return console.back(back, f"Saved {name}.")
 
 
 AUDITED = (
