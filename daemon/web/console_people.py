@@ -127,7 +127,10 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
         elif action == "disable":
             feeds.set_enabled(name, False, app.clock())
         elif action == "remove":
-            feeds.remove(name)
+            try:
+                feeds.remove(name)
+            except NotFoundError:  # the second request of a double click: the first removed it
+                return console.back("/admin/feeds", f"{name} is not there (removed already).")
         else:
             return console.back("/admin/feeds", f"unknown action {action!r}", error=True)
         console.audit(form.admin.name, f"feed {action}d", name)

@@ -364,6 +364,25 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     assert ("root", "feed added", "hf") in _audit(console)
 
 
+def test_a_double_click_on_a_feeds_remove_shows_it_removed(
+    console: Console, client: TestClient
+) -> None:
+    """The second request of a double click on a feed's "Remove" got the 404 page "no feed
+    named 'nature'", as if the removal had failed; it now goes back to the feeds."""
+    csrf = log_in(client)
+    console.app.store.feeds.add("nature", "https://www.nature.com/nature.rss", console.app.clock())
+    assert (
+        "Feed nature removed" in client.post("/admin/feeds/nature/remove", data={"csrf": csrf}).text
+    )
+    again = client.post("/admin/feeds/nature/remove", data={"csrf": csrf})
+    assert again.status_code == 200 and again.url.path == "/admin/feeds"
+    assert "nature is not there (removed already)." in again.text
+    assert [a for a in _audit(console) if a[1] == "feed removed"] == [
+        ("root", "feed removed", "nature")
+    ]
+    assert client.post("/admin/feeds/nature/disable", data={"csrf": csrf}).status_code == 404
+
+
 def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
