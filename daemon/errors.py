@@ -23,3 +23,16 @@ class ParseError(FeedError):
 
 class NotFoundError(PaperwireError):
     """A user, feed or paper named on the command line or in a link does not exist."""
+
+
+class ImportRefused(PaperwireError):
+    """A file of subscribers refused as a whole: every row's problem, by line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        if len(problems) == 1:
+            super().__init__(f"{problems[0]}; nothing imported")
+        else:
+            super().__init__(
+                "\n".join(problems) + f"\n{len(problems)} problem(s); nothing imported"
+            )

@@ -26,7 +26,7 @@ from daemon.db.models import (
     User,
 )
 from daemon.db.rows import ChannelRow, FollowRow, UserRow, UserSignals, frequency_of, row_of
-from daemon.errors import NotFoundError, PaperwireError
+from daemon.errors import ImportRefused, NotFoundError, PaperwireError
 
 LIKE, DISLIKE, NEITHER = 1, -1, 0  # Feedback.value
 
@@ -217,17 +217,19 @@ class People(Repository):
     def import_many(self, rows: Sequence[Imported], now: datetime) -> tuple[int, int, int]:
         """Add or update many subscribers in one transaction: (added, updated, unchanged).
         Running it again with the same rows changes nothing; it never subscribes again someone
-        who unsubscribed. Refused as a whole when an email address is another user's."""
+        who unsubscribed. Refused as a whole (`ImportRefused`, naming every such row) when an email
+        address is another user's or a handle is one in another case."""
         names = [r.name for r in rows]
         added = updated = 0
         with self.session() as s:
             users = {u.name: u for u in _users_named(s, names)}
             twins = {t.lower(): t for t in _case_twins(s, [n for n in names if n not in users])}
-            for r in rows:
+            problems: dict[int, str] = {}  # every row refused, by its place: said at once
+            for i, r in enumerate(rows):
                 if r.name not in users and r.name.lower() in twins:
-                    raise PaperwireError(
+                    problems[i] = (
                         f"{r.where}{r.name}: user {twins[r.name.lower()]!r} already exists (a "
-                        "handle in any case); nothing imported"
+                        "handle in any case)"
                     )
             emails = {
                 address.lower(): name
@@ -237,14 +239,15 @@ class People(Repository):
                     .where(Channel.kind == ChannelKind.EMAIL)
                 ).all()
             }
-            for r in rows:
+            for i, r in enumerate(rows):
                 email = r.channels.get(ChannelKind.EMAIL)
                 owner = emails.get(email.lower()) if email else None
-                if owner is not None and owner != r.name:
-                    raise PaperwireError(
-                        f"{r.where}{r.name}: {email} is already the email address of user "
-                        f"{owner!r}; nothing imported"
+                if owner is not None and owner != r.name and i not in problems:
+                    problems[i] = (
+                        f"{r.where}{r.name}: {email} is already the email address of user {owner!r}"
                     )
+            if problems:
+                raise ImportRefused([problems[i] for i in sorted(problems)])
             have = _channels_of_users(s, [u.id for u in users.values() if u.id is not None])
             new: list[tuple[User, Imported]] = []
             for r in rows:

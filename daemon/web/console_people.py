@@ -30,7 +30,7 @@ from daemon.checks import (
 from daemon.db.models import ChannelKind
 from daemon.db.people import Subscriber
 from daemon.db.rows import ChannelRow, UserRow
-from daemon.errors import NotFoundError, PaperwireError
+from daemon.errors import ImportRefused, NotFoundError, PaperwireError
 from daemon.settings import check_timezone, crontab_trigger
 from daemon.web import auth
 from daemon.web.console import Console, PageNumber, Posted
@@ -608,6 +608,8 @@ def _import_users(
     if not errors:
         try:
             added, updated, same = app.store.people.import_many(read.rows, app.clock())
+        except ImportRefused as e:
+            errors = e.problems
         except PaperwireError as e:
             errors = [str(e)]
     if errors:

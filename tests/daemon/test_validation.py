@@ -424,3 +424,28 @@ def test_import_is_idempotent_and_never_resubscribes(pw: Runner, tmp_path: Path)
         tmp_path,
         "select c.kind from channel c join user u on u.id = c.user_id where u.name = 'user0002'",
     ) == [("slack",)]
+
+
+def test_import_names_every_row_whose_name_or_address_is_taken_at_once(
+    pw: Runner, tmp_path: Path
+) -> None:
+    """A file of 6,000 subscribers with three addresses already other users' and a handle
+    taken in another case: the import named the first only ("line 3: …; nothing imported"),
+    so the admin fixed one line per try, four tries. Every such row is named at once."""
+    pw("users", "add", "bob", "--email", "bob@lab.example")
+    pw("users", "add", "cy", "--email", "cy@lab.example")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    csv = tmp_path / "people.csv"
+    csv.write_text(
+        "name,email\numa,uma@lab.example\nrex,BOB@lab.example\nval,val@lab.example\n"
+        "sam,cy@lab.example\nADA,ada2@lab.example\n"
+    )
+    refused = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    for said in (
+        "line 3: rex: BOB@lab.example is already the email address of user 'bob'",
+        "line 5: sam: cy@lab.example is already the email address of user 'cy'",
+        "line 6: ADA: user 'ada' already exists (a handle in any case)",
+        "3 problem(s); nothing imported",
+    ):
+        assert said in refused, said
+    assert _rows(tmp_path, "select count(*) from user") == [(3,)]

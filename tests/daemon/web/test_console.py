@@ -783,6 +783,18 @@ def test_the_csv_upload_reports_errors_by_line_or_imports_all(
     r = client.post("/admin/subscribers/import", data={"csrf": csrf},
                     files={"file": ("lab.csv", good, "text/csv")})  # fmt: skip
     assert "0 added, 0 updated, 2 unchanged" in r.text
+    # every address already another's is named at once, each in its own item
+    taken = "name,email\ncy,ADA@lab.example\ndee,dee@lab.example\neli,bob@lab.example\n"
+    r = client.post("/admin/subscribers/import", data={"csrf": csrf},
+                    files={"file": ("lab.csv", taken, "text/csv")})  # fmt: skip
+    listed = html.unescape(r.text[r.text.index('id="import-errors"') :])
+    assert (
+        "<li>line 2: cy: ADA@lab.example is already the email address of user 'ada'</li>" in listed
+    )
+    assert (
+        "<li>line 4: eli: bob@lab.example is already the email address of user 'bob'</li>" in listed
+    )
+    assert "2 problem(s)" in r.text and console.app.store.people.find()[0] == 2
 
 
 def test_the_importers_address_opened_by_hand_leads_to_its_form(
