@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -220,9 +220,11 @@ KEPT_TO = "kept_to"
 
 
 async def _kept_form(request: Request) -> Kept | None:
-    """The form of this refused POST, when it is one a login may lead back to."""
+    """The form of this refused POST, when it is one a login may lead back to and came from
+    this site: a form another site made the browser send (a forged one, which SameSite keeps
+    without the session) is refused as before, never offered to be sent after a login."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if not _back_to(path):
+    if not _back_to(path) or _from_elsewhere(request):
         return None
     try:
         form = await request.form()
@@ -231,6 +233,19 @@ async def _kept_form(request: Request) -> Kept | None:
     fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"]
     files = [k for k, v in form.multi_items() if not isinstance(v, str)]
     return Kept(path, fields, files)
+
+
+def _from_elsewhere(request: Request) -> bool:
+    """Whether the browser says this request comes from another site (Sec-Fetch-Site, or an
+    Origin other than the console's own address)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:  # what a browser says (its Origin is "null" under no-referrer)
+        return site not in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    if origin is None or origin == "null":
+        return False
+    # the host only: behind a TLS proxy this side may see http where the browser is at https
+    return urlsplit(origin).netloc != request.url.netloc
 
 
 def _send_kept(

@@ -1345,6 +1345,21 @@ def test_a_form_of_an_older_session_is_kept_to_send_again(
                     files={"file": ("people.csv", csv, "text/csv")})  # fmt: skip
     assert r.status_code == 403 and "Choose the file again" in r.text
     assert 'enctype="multipart/form-data"' in r.text and 'type="file" name="file"' in r.text
+    # a form from another site (a forged one: the browser says where it comes from) is never
+    # kept, not even to be confirmed: the plain refusals, as before
+    for header in ({"Origin": "https://evil.example"}, {"Sec-Fetch-Site": "cross-site"}):
+        r = client.post("/admin/feeds", data={"csrf": old, **feed}, headers=header)
+        assert r.status_code == 403 and "Form refused" in r.text and "send-kept" not in r.text
+    client.cookies.clear()
+    forged = {"csrf": "x", "confirm": "yes"}
+    r = client.post(
+        "/admin/subscribers/ada/remove", data=forged, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert r.status_code == 403 and "Not logged in" in r.text and "kept." not in r.text
+    ours = {"Origin": "https://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}
+    r = client.post("/admin/subscribers/ada/remove", data=forged, headers=ours)
+    assert 'name="kept.confirm"' in r.text  # the console's own page: kept
+    log_in(client)
     # a form posted to where no login may lead is not offered again
     r = client.post("/admin/logout", data={"csrf": "guess"})
     assert r.status_code == 403 and 'id="send-kept"' not in r.text
