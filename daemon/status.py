@@ -121,8 +121,7 @@ def status(
         problems.append(
             Problem(
                 f"{failed_today} digest(s) failed for good today: {shown}",
-                "see `paperwire deliveries list --state failed`; fix the address, then "
-                "`paperwire deliveries retry ID`",
+                _failed_fix(causes),
                 "/admin/deliveries?state=failed",
                 "Deliveries: the failed digests, to retry",
             )
@@ -138,6 +137,34 @@ def status(
         recent_errors=errors,
         problems=problems,
     )
+
+
+GONE_WEBHOOK = (
+    "no_service",
+    "channel_not_found",
+    "channel_is_archived",
+    "invalid_token",
+    "no_team",
+)
+
+
+def _failed_fix(causes: list[tuple[str, int]]) -> str:
+    """What to do about digests given up on, for the causes seen: a transport that refused
+    everything for a day (its settings), a Slack webhook removed in Slack (a new one from its
+    subscriber), else an address to correct."""
+    said = ["see `paperwire deliveries list --state failed`"]
+    errors = [error for error, _ in causes]
+    down = [e for e in errors if "TransportUnavailable" in e]
+    gone = [e for e in errors if "Slack webhook" in e and any(w in e for w in GONE_WEBHOOK)]
+    if down:
+        said.append("the mail server or Slack delivered nothing for a day: fix the [email] or "
+                    "[slack] settings")  # fmt: skip
+    if gone:
+        said.append("a webhook answering no_service or channel_not_found was removed in Slack: "
+                    "ask its subscriber for a new one")  # fmt: skip
+    if len(down) + len(gone) < len(errors) or not errors:
+        said.append("fix the address, then `paperwire deliveries retry ID`")
+    return "; ".join(said)
 
 
 def _heard_of(feed: FeedRow) -> datetime:

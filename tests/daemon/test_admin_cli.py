@@ -973,4 +973,7 @@ def test_digests_failed_today_are_counted_by_the_database_and_each_cause_named(
     (line,) = [p.what for p in report.problems]
     assert line.startswith("60 digest(s) failed for good today: ")
     assert "SMTP 530" in line and "HTTP 404 no_service" in line
+    # what to do says what each cause needs: here a webhook removed in Slack (no address to fix)
+    (fix,) = [p.fix for p in report.problems]
+    assert "removed in Slack: ask its subscriber for a new one" in fix
     assert len(built) <= 2 * 50  # a few read, not every failed digest (twice: status, errors)
