@@ -732,6 +732,9 @@ def main() -> None:
         help="share of weekly subscribers, due today, who rank a week of papers (default: 0)",
     )
     args = ap.parse_args()
+    for name in ("users", "new", "sample", "render_sample", "parse_rounds", "workers"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.smoke:  # CI: every stage runs once, small, no timing asserted
         args.papers, args.new = args.papers or 3000, min(args.new, 300)
         args.render_sample, args.parse_rounds = min(args.render_sample, 100), 1

@@ -292,12 +292,13 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
     often = frequency_text(user.frequency, user.digest_weekday, user.paused_until, today)
     hour = f"{user.digest_hour}" if user.digest_hour is not None else f"{default_hour} (default)"
     picks = f"{user.max_picks}" if user.max_picks is not None else f"{default_picks} (default)"
+    subscribed = "yes" if user.active else f"no, since {_time(user.unsubscribed_at)} UTC"
     lines = [
         f"user {user.name} — {user.display_name}",
-        f"  subscribed: {'yes' if user.active else 'no, since ' + _time(user.unsubscribed_at)}",
+        f"  subscribed: {subscribed}",
         f"  time zone: {user.timezone}; digest hour: {hour}; papers per digest: {picks}",
         f"  frequency: {often}",
-        f"  since: {_time(user.created_at)}",
+        f"  since: {_time(user.created_at)} UTC",
     ]
     lines += [
         f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" + _stopped(c, why=True) for c in channels
