@@ -416,18 +416,9 @@ def _subscriber_page(
     channels = app.store.people.channels_of(user.id)
     signals = app.store.people.signals([user.id])[user.id]
     email = next((c.address for c in channels if c.kind == ChannelKind.EMAIL), "")
+    stored = _stored_form(user, channels, now)
     # the form as stored, or as the admin sent it when it was refused (kept, to correct)
-    shown = {
-        "display_name": user.display_name,
-        "email": email,
-        "timezone": user.timezone,
-        "hour": "" if user.digest_hour is None else str(user.digest_hour),
-        "max_picks": "" if user.max_picks is None else str(user.max_picks),
-        "frequency": user.frequency,
-        "weekday": WEEKDAYS[user.digest_weekday] if user.digest_weekday is not None else "",
-        "paused_until": _pause_shown(user, now),
-        **ctx.pop("form", {}),
-    }
+    shown = {**stored, **ctx.pop("form", {})}
     return console.render(
         request,
         who,
@@ -450,8 +441,37 @@ def _subscriber_page(
         errors=ctx.pop("errors", []),
         list_query=list_query(q, page, sort),
         back_to_list=_back_to_list(q, page, user.name, sort),
+        seen=_version(stored),
         **ctx,
     )
+
+
+def _stored_form(user: UserRow, channels: list[ChannelRow], now: datetime) -> dict[str, str]:
+    """The subscriber's form as stored (the Slack webhook apart: its field is write-only)."""
+    return {
+        "display_name": user.display_name,
+        "email": next((c.address for c in channels if c.kind == ChannelKind.EMAIL), ""),
+        "timezone": user.timezone,
+        "hour": "" if user.digest_hour is None else str(user.digest_hour),
+        "max_picks": "" if user.max_picks is None else str(user.max_picks),
+        "frequency": str(user.frequency),
+        "weekday": WEEKDAYS[user.digest_weekday] if user.digest_weekday is not None else "",
+        "paused_until": _pause_shown(user, now),
+    }
+
+
+def _version(stored: dict[str, str]) -> str:
+    """A short fingerprint of a stored form: the page sends it back with its Save, which is
+    refused when the subscriber was changed meanwhile (it would undo that change)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
+
+
+LABELS = {"display_name": "display name", "email": "email", "timezone": "time zone",
+          "hour": "digest hour", "max_picks": "papers per digest", "frequency": "frequency",
+          "weekday": "day", "paused_until": "paused until"}  # fmt: skip
 
 
 def _pause_shown(user: UserRow, now: datetime) -> str:
@@ -633,6 +653,20 @@ def _edit_user(
     user = app.store.people.get(name)
     before = app.store.people.channels_of(user.id)
     stored = [c.address for c in before if c.kind == ChannelKind.EMAIL]
+    now_stored = _stored_form(user, before, app.clock())
+    seen = form.text("seen")
+    if seen and seen != _version(now_stored):
+        # opened before another change (a second tab, a colleague, the subscriber's own page):
+        # its fields, sent back as they were shown, would undo that change in silence
+        values = {k: form.text(k) for k in now_stored}
+        now_is = "; ".join(f"{LABELS[k]} is now {v or '(empty)'}" for k, v in now_stored.items()
+                           if v != values[k])  # fmt: skip
+        error = (f"{name} was changed since you opened this page (see the audit log): "
+                 f"{now_is or 'see the page'}. Your input is kept below: check it and Save "
+                 "again to apply it.")  # fmt: skip
+        return _subscriber_page(
+            console, request, form.admin, name, 409, q, page, sort, errors=[error], form=values
+        )
     got = _read_user_form(
         form, adding=False, now=app.clock(), stored_email=next(iter(stored), None)
     )

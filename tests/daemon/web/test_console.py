@@ -577,6 +577,37 @@ def test_the_audit_log_says_what_an_edit_changed(console: Console, client: TestC
     assert "s3cretToken" not in client.get("/admin/audit").text
 
 
+def test_a_save_from_a_page_opened_before_another_change_does_not_undo_it(
+    console: Console, client: TestClient
+) -> None:
+    """Two tabs (or the subscriber on their own page, or a colleague): the admin opened eve's
+    page, someone else then changed her address, and the admin saved a new display name from
+    the page opened before: the form sent the old address back and undid the change in
+    silence. A save from a page older than the stored subscriber is now refused with what
+    changed, keeping what the admin typed; Save again applies it knowingly."""
+    csrf = log_in(client)
+    people = console.app.store.people
+    people.add("eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"})
+    page = client.get("/admin/subscribers/eve").text
+    seen = re.search(r'name="seen" value="([^"]+)"', page)
+    assert seen
+    form = {"csrf": csrf, "seen": seen[1], "email": "eve@lab.example", "timezone": "UTC",
+            "frequency": "daily", "display_name": "Eve L."}  # fmt: skip
+    # meanwhile, in another tab
+    other = {**form, "email": "eve.new@lab.example", "display_name": "eve"}
+    assert "Saved eve" in client.post("/admin/subscribers/eve", data=other).text
+    r = client.post("/admin/subscribers/eve", data=form)
+    assert r.status_code == 409 and "changed since you opened this page" in r.text
+    assert "email is now eve.new@lab.example" in html.unescape(r.text)
+    assert 'name="display_name" value="Eve L."' in r.text  # what the admin typed is kept
+    (channel,) = people.channels_of(people.get("eve").id)
+    assert channel.address == "eve.new@lab.example" and people.get("eve").display_name == "eve"
+    again = re.search(r'name="seen" value="([^"]+)"', r.text)
+    assert again and again[1] != seen[1]
+    done = client.post("/admin/subscribers/eve", data={**form, "seen": again[1]})
+    assert "Saved eve" in done.text and people.get("eve").display_name == "Eve L."
+
+
 def test_a_refused_edit_keeps_what_the_admin_typed(console: Console, client: TestClient) -> None:
     """A subscriber's form refused for one field shows the error and keeps every field as
     sent, to be corrected (it showed the stored values: the other changes were to type again)."""
