@@ -441,7 +441,7 @@ def _subscriber_page(
         errors=ctx.pop("errors", []),
         list_query=list_query(q, page, sort),
         back_to_list=_back_to_list(q, page, user.name, sort),
-        seen=_version(stored),
+        seen=stored,
         **ctx,
     )
 
@@ -458,15 +458,6 @@ def _stored_form(user: UserRow, channels: list[ChannelRow], now: datetime) -> di
         "weekday": WEEKDAYS[user.digest_weekday] if user.digest_weekday is not None else "",
         "paused_until": _pause_shown(user, now),
     }
-
-
-def _version(stored: dict[str, str]) -> str:
-    """A short fingerprint of a stored form: the page sends it back with its Save, which is
-    refused when the subscriber was changed meanwhile (it would undo that change)."""
-    import hashlib
-    import json
-
-    return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
 
 
 LABELS = {"display_name": "display name", "email": "email", "timezone": "time zone",
@@ -654,16 +645,16 @@ def _edit_user(
     before = app.store.people.channels_of(user.id)
     stored = [c.address for c in before if c.kind == ChannelKind.EMAIL]
     now_stored = _stored_form(user, before, app.clock())
-    seen = form.text("seen")
-    if seen and seen != _version(now_stored):
-        # opened before another change (a second tab, a colleague, the subscriber's own page):
-        # its fields, sent back as they were shown, would undo that change in silence
+    # the values the page showed (seen.*): those stored since then would be undone in silence
+    seen = {k: form.form.get(f"seen.{k}") for k in now_stored}
+    meanwhile = [k for k, v in seen.items() if isinstance(v, str) and v != now_stored[k]]
+    if meanwhile:
+        # opened before another change (a second tab, a colleague, the subscriber's own page)
         values = {k: form.text(k) for k in now_stored}
-        now_is = "; ".join(f"{LABELS[k]} is now {v or '(empty)'}" for k, v in now_stored.items()
-                           if v != values[k])  # fmt: skip
+        now_is = "; ".join(f"{LABELS[k]} is now {now_stored[k] or '(empty)'}" for k in meanwhile)
         error = (f"{name} was changed since you opened this page (see the audit log): "
-                 f"{now_is or 'see the page'}. Your input is kept below: check it and Save "
-                 "again to apply it.")  # fmt: skip
+                 f"{now_is}. Your input is kept below: check it and Save again to apply "
+                 "it.")  # fmt: skip
         return _subscriber_page(
             console, request, form.admin, name, 409, q, page, sort, errors=[error], form=values
         )

@@ -589,22 +589,23 @@ def test_a_save_from_a_page_opened_before_another_change_does_not_undo_it(
     people = console.app.store.people
     people.add("eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"})
     page = client.get("/admin/subscribers/eve").text
-    seen = re.search(r'name="seen" value="([^"]+)"', page)
-    assert seen
-    form = {"csrf": csrf, "seen": seen[1], "email": "eve@lab.example", "timezone": "UTC",
-            "frequency": "daily", "display_name": "Eve L."}  # fmt: skip
+    seen = dict(re.findall(r'name="(seen\.\w+)" value="([^"]*)"', page))
+    assert seen["seen.email"] == "eve@lab.example"
+    form = {"csrf": csrf, **seen, "email": "eve@lab.example", "timezone": "UTC",
+            "frequency": "daily", "weekday": "mon", "display_name": "Eve L."}  # fmt: skip
     # meanwhile, in another tab
     other = {**form, "email": "eve.new@lab.example", "display_name": "eve"}
     assert "Saved eve" in client.post("/admin/subscribers/eve", data=other).text
     r = client.post("/admin/subscribers/eve", data=form)
     assert r.status_code == 409 and "changed since you opened this page" in r.text
-    assert "email is now eve.new@lab.example" in html.unescape(r.text)
+    said = html.unescape(r.text)
+    assert "(see the audit log): email is now eve.new@lab.example. Your input" in said  # only it
     assert 'name="display_name" value="Eve L."' in r.text  # what the admin typed is kept
     (channel,) = people.channels_of(people.get("eve").id)
     assert channel.address == "eve.new@lab.example" and people.get("eve").display_name == "eve"
-    again = re.search(r'name="seen" value="([^"]+)"', r.text)
-    assert again and again[1] != seen[1]
-    done = client.post("/admin/subscribers/eve", data={**form, "seen": again[1]})
+    again = dict(re.findall(r'name="(seen\.\w+)" value="([^"]*)"', r.text))
+    assert again["seen.email"] == "eve.new@lab.example"
+    done = client.post("/admin/subscribers/eve", data={**form, **again})
     assert "Saved eve" in done.text and people.get("eve").display_name == "Eve L."
 
 
