@@ -38,11 +38,6 @@ from pydantic_settings import (
 
 from daemon.errors import ConfigError
 
-# a domain name as a Message-ID's right-hand side takes it: labels of letters, digits and
-# hyphens (neither first nor last), at most 63 characters each, dot-separated
-_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                     r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # fmt: skip
-
 DEFAULT_CONFIG = Path("config/paperwire.toml")
 
 
@@ -247,6 +242,7 @@ class EmailSettings(_Section):
     def _one_address(cls, value: str) -> str:
         """One mailbox, as the SMTP transport reads the From header to send (else every
         message would fail there, as a configuration problem)."""
+        from notifications.addresses import is_domain_name
         from notifications.mailbox import one_mailbox
 
         if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
@@ -262,6 +258,12 @@ class EmailSettings(_Section):
                 f"{value!r}: the part before the @ must be ASCII (mail from it would need "
                 "SMTPUTF8 at every server on the way): write e.g. 'Отчёт <digests@lab.example>'"
             )
+        if not is_domain_name(mailbox.domain):  # it goes into every From, Message-ID, List-Id
+            raise ValueError(
+                f"{value!r}: {mailbox.domain!r} after the @ is not a domain name (letters, "
+                "digits and hyphens between dots, in any script): write e.g. "
+                "'paperwire <digests@lab.example>'"
+            )
         return value
 
     # the right-hand side of every Message-ID; "": the sender's domain (unique to whoever
@@ -275,15 +277,9 @@ class EmailSettings(_Section):
         right-hand side must be."""
         if not value:
             return value
-        ascii_form = value
-        if not value.isascii():
-            import idna
+        from notifications.addresses import is_domain_name
 
-            try:
-                ascii_form = idna.encode(value, uts46=True).decode("ascii")
-            except idna.IDNAError:
-                ascii_form = ""
-        if not _DOMAIN.fullmatch(ascii_form):
+        if not is_domain_name(value):
             raise ValueError(
                 f"{value!r} is not a domain name: write e.g. 'lab.example', or leave it empty "
                 "for the sender's domain"

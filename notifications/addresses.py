@@ -76,6 +76,17 @@ def ascii_domain(domain: str) -> str:
         return domain
 
 
+# a domain name as a header takes it (a Message-ID's right-hand side, the sender's domain):
+# labels of letters, digits and hyphens (neither first nor last), at most 63 characters each
+_DOMAIN_NAME = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
+                          r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # fmt: skip
+
+
+def is_domain_name(domain: str) -> bool:
+    """Whether `domain` is a domain name, beyond ASCII too (as `ascii_domain` writes it)."""
+    return _DOMAIN_NAME.fullmatch(ascii_domain(domain)) is not None
+
+
 def ascii_mailbox(value: str) -> str:
     """``Name <local@domain>`` (or a bare address) with the domain in its ASCII form; any
     other value as it is."""
