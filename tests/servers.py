@@ -45,6 +45,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -360,6 +361,7 @@ def smtp_server(
     data_reply: str | None = None,
     auth_failure_reply: Callable[[str, str], str] | None = None,
     smtputf8: bool = False,
+    cert_not_after: datetime | None = None,
 ) -> Iterator[SmtpServer]:
     """Run an SMTP server on 127.0.0.1 (a free port) for the duration of the block.
 
@@ -368,9 +370,10 @@ def smtp_server(
     ``"implicit"`` (TLS from the first byte, like port 465) or ``"none"``.
     ``auth_failure_reply(login, password)``: the reply to a failed login (default 535).
     ``smtputf8``: offer SMTPUTF8 (RFC 6531: addresses beyond ASCII), as not every server does.
+    ``cert_not_after``: the end of the server certificate's validity (in the past: expired).
     """
     ca = trustme.CA()
-    cert = ca.issue_cert(LOCALHOST, "localhost")
+    cert = ca.issue_cert(LOCALHOST, "localhost", not_after=cert_not_after)
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(server_ctx)
     client_ctx = ssl.create_default_context()

@@ -31,6 +31,24 @@ log = logging.getLogger(__name__)
 _UNSAFE_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f-\xff]")
 _UNSAFE_UTF8_HEADER_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 
+# What to change for a certificate that does not verify, by OpenSSL's X509_V_ERR_* code; for
+# any other reason (revoked, a bad signature…) the server's certificate itself is at fault.
+_PRIVATE_CA = (
+    "a private or self-signed CA: set email.ca_file to the PEM file of the CA that signed it"
+)
+_EXPIRED = "renew the server's certificate, or set this machine's clock right"
+_CERT_FIXES = {
+    2: _PRIVATE_CA,  # unable to get issuer certificate
+    18: _PRIVATE_CA,  # self-signed certificate
+    19: _PRIVATE_CA,  # self-signed certificate in certificate chain
+    20: _PRIVATE_CA,  # unable to get local issuer certificate
+    21: _PRIVATE_CA,  # unable to verify the first certificate
+    9: _EXPIRED,  # certificate is not yet valid
+    10: _EXPIRED,  # certificate has expired
+    62: "set email.host to a name the certificate is for",  # hostname mismatch
+    64: "set email.host to a name the certificate is for",  # IP address mismatch
+}
+
 Security = Literal["starttls", "tls", "none"]
 Fault = Literal["session", "config", "server", "temporary", "permanent"]
 
@@ -466,15 +484,10 @@ class SmtpTransport:
         """A failure without a reply from the server: TLS, a lost connection, the network."""
         where, stage = self._where, self._stage
         if isinstance(exc, ssl.SSLCertVerificationError):
-            why = str(exc.verify_message)
-            fix = (
-                "set email.host to a name the certificate is for"
-                if "mismatch" in why.lower()
-                else "a private or self-signed CA: set email.ca_file to the PEM file of the CA "
-                "that signed it"
-            )
+            fix = _CERT_FIXES.get(exc.verify_code, "")
             return TransportUnavailable(
-                f"{where}: TLS certificate verification failed ({why}): {fix}",
+                f"{where}: TLS certificate verification failed ({exc.verify_message})"
+                + (f": {fix}" if fix else ""),
                 permanent=True,
             )
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 
@@ -407,3 +408,14 @@ def test_a_certificate_that_does_not_verify_says_what_to_set(server: SmtpServer)
     (outcome,) = send_all(transport, people(1))
     assert isinstance(outcome, TransportUnavailable) and outcome.permanent
     assert "set email.ca_file to the PEM file of the CA that signed it" in str(outcome)
+
+
+def test_an_expired_certificate_is_not_blamed_on_a_missing_ca() -> None:
+    """cdeb232 told every certificate that does not verify but a name mismatch to set
+    email.ca_file: an expired one (its CA known) too, which no CA file mends."""
+    with smtp_server(users={USER: PASSWORD}, cert_not_after=datetime(2020, 1, 1)) as server:
+        (outcome,) = send_all(transport_for(server), people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "certificate has expired" in str(outcome)
+    assert "renew the server's certificate, or set this machine's clock right" in str(outcome)
+    assert "email.ca_file" not in str(outcome)
