@@ -242,8 +242,7 @@ class EmailSettings(_Section):
     def _one_address(cls, value: str) -> str:
         """One mailbox, as the SMTP transport reads the From header to send (else every
         message would fail there, as a configuration problem)."""
-        from notifications.addresses import is_domain_name
-        from notifications.mailbox import one_mailbox
+        from notifications.mailbox import is_domain_name, one_mailbox
 
         if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
             raise ValueError(f"{value!r} contains a line break or a control character")
@@ -277,7 +276,7 @@ class EmailSettings(_Section):
         right-hand side must be."""
         if not value:
             return value
-        from notifications.addresses import is_domain_name
+        from notifications.mailbox import is_domain_name
 
         if not is_domain_name(value):
             raise ValueError(

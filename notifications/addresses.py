@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import idna
 from email_validator import EmailNotValidError, validate_email
 
 from notifications.transports.base import BadAddress
@@ -61,43 +60,6 @@ def email_address(address: str) -> str:
 def needs_smtputf8(address: str) -> bool:
     """Whether mail to `address` (as `email_address` gives it) needs SMTPUTF8 (RFC 6531)."""
     return not address.isascii()
-
-
-@lru_cache(maxsize=64)  # the configured sender's and Message-ID's domains
-def ascii_domain(domain: str) -> str:
-    """A domain as it may go into a header (a Message-ID's, the sender's): its ASCII form
-    (IDNA, ``bücher.example`` → ``xn--bcher-kva.example``); as it is when it is ASCII or has
-    no such form."""
-    if domain.isascii():
-        return domain
-    try:
-        return idna.encode(domain, uts46=True).decode("ascii")
-    except idna.IDNAError:
-        return domain
-
-
-# a domain name as a header takes it (a Message-ID's right-hand side, the sender's domain):
-# labels of letters, digits and hyphens (neither first nor last), at most 63 characters each
-_DOMAIN_NAME = re.compile(r"(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*"
-                          r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")  # fmt: skip
-
-
-def is_domain_name(domain: str) -> bool:
-    """Whether `domain` is a domain name, beyond ASCII too (as `ascii_domain` writes it)."""
-    return _DOMAIN_NAME.fullmatch(ascii_domain(domain)) is not None
-
-
-def ascii_mailbox(value: str) -> str:
-    """``Name <local@domain>`` (or a bare address) with the domain in its ASCII form; any
-    other value as it is."""
-    if value.isascii():
-        return value
-    head, at, domain = value.rpartition("@")
-    if not at:
-        return value
-    closing = ">" if domain.rstrip().endswith(">") else ""
-    domain = domain.rstrip().removesuffix(">").strip() if closing else domain.strip()
-    return f"{head}@{ascii_domain(domain)}{closing}"
 
 
 def shown(address: str, limit: int = 80) -> str:

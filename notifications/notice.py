@@ -10,12 +10,11 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from notifications.addresses import (
-    ascii_domain,
-    ascii_mailbox,
     email_address,
     header_text,
     needs_smtputf8,
 )
+from notifications.mailbox import ascii_domain, ascii_mailbox
 from notifications.transports.base import EmailOut
 
 

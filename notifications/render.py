@@ -39,13 +39,12 @@ from markupsafe import Markup
 
 from notifications.addresses import (
     HEADER_UNSAFE,
-    ascii_domain,
-    ascii_mailbox,
     email_address,
     header_text,
 )
 from notifications.digest import Digest, Pick
 from notifications.latex import converter
+from notifications.mailbox import ascii_domain, ascii_mailbox
 from notifications.transports.base import EmailOut, SlackOut
 from notifications.transports.slack import SlackWebhookTransport
 

@@ -199,6 +199,31 @@ def test_a_sender_at_a_domain_beyond_ascii_gives_ascii_headers_that_go_out() -> 
     assert notice.message["Message-ID"].endswith("@xn--bcher-kva.example>")
 
 
+def test_a_sender_beyond_ascii_in_comment_form_goes_out() -> None:
+    """`email.sender = "digest@bücher.example (Bücher Lab)"` passes `config check`; 491162c cut
+    the value at its last @ and found no domain in "bücher.example (Bücher Lab)": the From
+    header stayed one encoded word, and every digest waited ("not one email address")."""
+    sender = "digest@bücher.example (Bücher Lab)"
+    out = render_email(
+        make_digest(), sender=sender, recipient="grace@lab.example", message_id_domain="x.example"
+    )
+    assert out.header_block().isascii()
+    assert out.message["From"].addresses[0].addr_spec == "digest@xn--bcher-kva.example"
+    notice = render_notice(
+        "Your link",
+        "…",
+        sender=sender,
+        recipient="grace@lab.example",
+        message_id_domain="bücher.example",
+        now=datetime(2026, 11, 28, tzinfo=UTC),
+    )
+    assert notice.message["From"].addresses[0].addr_spec == "digest@xn--bcher-kva.example"
+    with smtp_server(users={USER: PASSWORD}) as server, transport_for(server) as smtp:
+        smtp.send(out)
+        smtp.send(notice)
+    assert [m.mail_from for m in server.messages] == ["digest@xn--bcher-kva.example"] * 2
+
+
 def test_email_body_content() -> None:
     long_abstract = "Graph neural networks " * 60
     digest = make_digest((make_pick(1, abstract=long_abstract), make_pick(2, upvotes=None)))
