@@ -110,6 +110,12 @@ class PermanentDeliveryError(DeliveryError):
     """Never worth retrying (5xx SMTP reply, Slack `invalid_payload`, `channel_not_found`...)."""
 
 
+class NotOffered(PermanentDeliveryError):
+    """The message needs what the transport does not offer (an address beyond ASCII, and a
+    server without SMTPUTF8): nothing was sent and no server refused the address, so it does
+    not count toward stopping the channel (`delivery.stop_channel_after`)."""
+
+
 class BadAddress(PermanentDeliveryError, ValueError):
     """The recipient is not an email address we can send to (it may not even be one: a line
     feed and a ``Bcc:`` in it). Raised by rendering and by the SMTP transport, before

@@ -15,6 +15,7 @@ from notifications.mailbox import one_mailbox
 from notifications.transports.base import (
     DeliveryError,
     EmailOut,
+    NotOffered,
     Outgoing,
     PermanentDeliveryError,
     TemporaryDeliveryError,
@@ -275,7 +276,7 @@ class SmtpTransport:
         options = [f"SIZE={len(data)}"] if smtp.has_extn("size") else []
         if needs_smtputf8(recipient):
             if not smtp.has_extn("smtputf8"):  # before MAIL FROM: the session goes on
-                raise PermanentDeliveryError(
+                raise NotOffered(
                     f"{self._where}: {shown(recipient)} goes beyond ASCII before the @, which "
                     "needs SMTPUTF8, and this server does not offer it: give the subscriber an "
                     "address in ASCII, or send through a server that speaks SMTPUTF8"

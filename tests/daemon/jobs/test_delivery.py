@@ -430,6 +430,27 @@ def test_refusals_of_an_old_address_or_before_a_start_do_not_count(
         assert next_day() and next_day() and not next_day()
 
 
+@BOTH_BACKENDS
+def test_an_address_beyond_ascii_through_a_server_without_smtputf8_is_not_stopped(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """04ce097 fails such a digest for good before MAIL FROM: no server refused the address,
+    nothing was sent. Three days of it stopped the channel ("its digests are refused"), which
+    stayed stopped once the lab's server spoke SMTPUTF8."""
+    with _refusing(app_factory, make_settings, {}, 3) as (server, app):
+        users_with_digests(app, 2)
+        app.store.people.edit("u0", NOW, channels={ChannelKind.EMAIL: "jörg@x.org"})
+        for day in (1, 2, 3, 4):
+            if day > 1:
+                _day_of_digests(app, day)
+            report = jobs.deliver(app, NOW + timedelta(days=day - 1))
+            assert (report.sent, report.failed) == (1, 1), day
+        assert "SMTPUTF8" in report.errors[0]
+        (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+        assert u0.active and u0.stopped_reason is None
+        assert [m.rcpt_tos for m in server.messages] == [("u1@x.org",)] * 4
+
+
 @pytest.mark.parametrize(("refused", "after"), [(2, 1), (1, 0)])
 def test_a_channel_is_not_stopped_when_nobody_gets_theirs_or_when_told_never(
     app_factory: Callable[..., App], make_settings: SettingsFactory, refused: int, after: int
