@@ -447,11 +447,10 @@ class SmtpTransport:
         if isinstance(exc, DeliveryError):
             return TransportUnavailable(str(exc), permanent=isinstance(exc, PermanentDeliveryError))
         if _timed_out(exc):
-            if (
-                self._stage == "connect"
-                and self.port == IMPLICIT_TLS_PORT
-                and self.security != "tls"
-            ):
+            # connected, and no greeting came (smtplib reports that wait as a lost connection);
+            # a bare timeout at "connect" is the TCP connection itself: no server answered
+            greeting = self._stage == "connect" and isinstance(exc, smtplib.SMTPServerDisconnected)
+            if greeting and self.port == IMPLICIT_TLS_PORT and self.security != "tls":
                 # the server waits for our TLS handshake while we wait for its greeting
                 return TransportUnavailable(
                     f"{self._where}: no greeting within {self.timeout:g}s: port "
@@ -460,11 +459,15 @@ class SmtpTransport:
                     permanent=True,
                 )
             hint = ""
-            if self._stage == "connect" and self.security != "tls":
+            if greeting and self.security != "tls":
                 # the same wait as on 465 above, on a port we cannot know speaks TLS at once
                 hint = (
                     ": if this port speaks TLS from the first byte (as 465 does), set "
                     "security = 'tls'"
+                )
+            elif self._stage == "connect" and not greeting:
+                hint = (
+                    ": check email.host and email.port, and that no firewall drops the connection"
                 )
             return TransportUnavailable(
                 f"{self._where}: no answer within {self.timeout:g}s ({self._stage}){hint}"

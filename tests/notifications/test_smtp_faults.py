@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from email import policy
@@ -419,3 +420,22 @@ def test_an_expired_certificate_is_not_blamed_on_a_missing_ca() -> None:
     assert "certificate has expired" in str(outcome)
     assert "renew the server's certificate, or set this machine's clock right" in str(outcome)
     assert "email.ca_file" not in str(outcome)
+
+
+@pytest.mark.parametrize("port", [2465, 465])
+def test_no_tcp_connection_at_all_is_not_taken_for_implicit_tls(
+    monkeypatch: pytest.MonkeyPatch, port: int
+) -> None:
+    """A host or port a firewall drops (no TCP connection within the timeout) was told, after
+    cdeb232, to set security = 'tls' if the port speaks TLS at once (on 465: that it does,
+    as a configuration error): no server had answered at all."""
+
+    def dropped(*args: object, **kwargs: object) -> None:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", dropped)  # as smtplib connects
+    transport = SmtpTransport("192.0.2.1", port, security="starttls", timeout=HANG_TIMEOUT)
+    (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable) and not outcome.permanent
+    assert "security = 'tls'" not in str(outcome)
+    assert "check email.host and email.port" in str(outcome)
