@@ -161,10 +161,12 @@ def next_due(user: UserRow, now: datetime, default_hour: int, *, made: bool) -> 
     return local if start <= local else start
 
 
-def window_hours(user: UserRow, daily_hours: int) -> int:
-    """How far back a digest's candidates go: `digest.window_hours` for a daily subscriber; a
-    weekly one's covers the six days before too (the week, with the same margin)."""
-    return daily_hours + 6 * 24 if user.frequency == Frequency.WEEKLY else daily_hours
+def window_hours(user: UserRow | str, daily_hours: int) -> int:
+    """How far back a digest's candidates go (for a user or a `Frequency`):
+    `digest.window_hours` for a daily subscriber; a weekly one's covers the six days before too
+    (the week, with the same margin)."""
+    frequency = user if isinstance(user, str) else user.frequency
+    return daily_hours + 6 * 24 if frequency == Frequency.WEEKLY else daily_hours
 
 
 USER_BATCH = 1000  # subscribers ranked, stored (and, in the daemon, delivered) together
@@ -211,14 +213,16 @@ def make_digests(
         )
     if not todo:
         return report
-    made = _made_lately(app, now, todo)
+    daily = s.digest.window_hours
+    floor = now - timedelta(hours=daily) - LONGEST
+    starts = {f: now - timedelta(hours=window_hours(f, daily)) for f in Frequency}
+    last = _made_lately(app, todo, starts, floor)
     if not force and not dry_run:
-        todo = _not_made_today(todo, now, made)
+        todo = _not_made_today(app, todo, now, last)
         report.already = report.users_due - len(todo)
-    last = _last_made(made)
     by_window: dict[datetime, list[_Due]] = {}
     for d in todo:
-        since = _since(d.user, now, s.digest.window_hours, last.get(d.user.id))
+        since = _since(starts[d.user.frequency], floor, last.get(d.user.id))
         by_window.setdefault(since, []).append(d)
     model = _Model(app, now)
     oldest = now - timedelta(days=s.digest.max_age_days)
@@ -393,36 +397,40 @@ def _due(
 LONGEST = timedelta(days=7)
 
 
-def _made_lately(app: App, now: datetime, todo: list[_Due]) -> dict[int, tuple[int, datetime]]:
-    """The latest digest of each channel of these subscribers made since the longest window
-    ({channel id: (user id, when)}; one query)."""
-    since = now - timedelta(hours=app.settings.digest.window_hours) - LONGEST
-    return app.store.digests.made_since([d.user.id for d in todo], since)
-
-
-def _last_made(made: dict[int, tuple[int, datetime]]) -> dict[int, datetime]:
-    """The time of each user's latest digest, any channel."""
+def _made_lately(
+    app: App, todo: list[_Due], starts: dict[Frequency, datetime], floor: datetime
+) -> dict[int, datetime]:
+    """When each of these subscribers' latest digest (any channel) was made, since `floor` at
+    most ({user id: when}). Read from the start of each one's window first (a day or two of
+    digests each, and most have one there), then from `floor` for those without one (the few
+    back after a pause or days off, and new subscribers): not a week of digests for each."""
+    by_start: dict[datetime, list[int]] = {}
+    for d in todo:
+        by_start.setdefault(starts[d.user.frequency], []).append(d.user.id)
     last: dict[int, datetime] = {}
-    for uid, at in made.values():
-        if uid not in last or at > last[uid]:
-            last[uid] = at
+    for since, ids in by_start.items():
+        last.update(app.store.digests.last_made(ids, since))
+    older = [d.user.id for d in todo if d.user.id not in last]
+    if older:
+        last.update(app.store.digests.last_made(older, floor))
     return last
 
 
-def _since(user: UserRow, now: datetime, daily_hours: int, last: datetime | None) -> datetime:
-    """Where the window of the user's digest made now starts: `window_hours` before now, or, when
-    their `last` digest is older (a day of 25 hours at the end of summer time, a run made late
-    the day before, the daemon down, a pause), from that digest's hour on, so that no paper first
-    seen between two of their digests is skipped (the papers sent are left out anyway); at most
-    LONGEST further back."""
-    start = now - timedelta(hours=window_hours(user, daily_hours))
+DAY = timedelta(days=1)
+
+
+def _since(start: datetime, floor: datetime, last: datetime | None) -> datetime:
+    """Where the window of a digest made now starts: at `start` (`window_hours` before now),
+    or, when the subscriber's `last` digest is older (a day of 25 hours at the end of summer
+    time, a run made late the day before, the daemon down, a pause), whole days before `start`,
+    back to that digest at least, so that no paper first seen between two of their digests is
+    skipped (the papers sent are left out anyway); not before `floor` (LONGEST further back).
+    In whole days, a run has a few windows, each read and prepared for ranking once: from the
+    hour of each last digest, the catch-up after days off made one per hour of those digests,
+    each holding up to a week of papers at once."""
     if last is None or last >= start:
         return start
-    # from the hour: a run's subscribers share a window
-    return max(
-        last.replace(minute=0, second=0, microsecond=0),
-        now - timedelta(hours=daily_hours) - LONGEST,
-    )
+    return max(start + DAY * ((last - start) // DAY), floor)
 
 
 def local_midnight(user: UserRow, now: datetime) -> datetime:
@@ -437,26 +445,39 @@ def made_since_midnight(app: App, users: Sequence[UserRow], now: datetime) -> se
     if not users:
         return set()
     midnight = {u.id: local_midnight(u, now) for u in users}
-    made = app.store.digests.made_since(list(midnight), min(midnight.values()))
-    return {uid for uid, at in made.values() if at >= midnight[uid]}
+    made = app.store.digests.last_made(list(midnight), min(midnight.values()))
+    return {uid for uid, at in made.items() if at >= midnight[uid]}
 
 
 def _not_made_today(
-    todo: list[_Due], now: datetime, made: dict[int, tuple[int, datetime]]
+    app: App, todo: list[_Due], now: datetime, last: dict[int, datetime]
 ) -> list[_Due]:
     """`todo` without the channels that had a digest made since midnight in the subscriber's
     time zone. In one zone that digest is today's (its period is made already); after a move to
     a zone ahead (Los Angeles to Auckland, after Los Angeles' digest of Wednesday was made on
     Thursday morning in Auckland) its period is another day, and a second digest that local
-    day would follow hours later."""
-    if not made:
-        return todo
+    day would follow hours later. `last`: each subscriber's latest digest (`_made_lately`); the
+    digests by channel are read for those whose latest is that recent only (a few)."""
     midnight: dict[str, datetime] = {}  # by time zone
-    left = []
+    recent: dict[int, datetime] = {}  # user id: their local midnight
     for d in todo:
+        at = last.get(d.user.id)
+        if at is None:
+            continue
         start = midnight.get(d.user.timezone)
         if start is None:
             start = midnight[d.user.timezone] = local_midnight(d.user, now)
+        if at >= start:
+            recent[d.user.id] = start
+    if not recent:
+        return todo
+    made = app.store.digests.made_since(list(recent), min(recent.values()))
+    left = []
+    for d in todo:
+        start = recent.get(d.user.id)
+        if start is None:
+            left.append(d)
+            continue
         channels = [c for c in d.channels if c.id not in made or made[c.id][1] < start]
         if channels:
             left.append(replace(d, channels=channels))

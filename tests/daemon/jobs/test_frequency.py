@@ -18,7 +18,7 @@ from daemon import jobs
 from daemon.app import App
 from daemon.db.engine import table_of
 from daemon.db.models import ChannelKind, Digest, DigestItem, Frequency, Paper, User
-from daemon.db.rows import UserRow
+from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import PaperwireError
 from daemon.ingest.parse import PaperIn
 from daemon.jobs.digests import next_due
@@ -375,6 +375,42 @@ def test_no_paper_first_seen_between_two_digests_is_skipped_by_a_window_of_a_day
         assert sorted(at for at in sent if at > first) == [
             at for at in papers if first < at < last
         ], name
+
+
+@BOTH_BACKENDS
+def test_the_catch_up_after_days_off_reads_a_few_windows_not_one_per_hour_of_the_last_digests(
+    app_factory: Callable[..., App],
+) -> None:
+    """Back after three days off, the subscribers' last digests were made at every hour of the
+    day: each hour gave a window of its own, read and prepared for ranking apart (up to a week
+    of papers each, all held at once). Whole days back from the window's start, a few windows
+    hold them, each reaching back to the last digest of its subscribers at least."""
+    app = app_factory()
+    now = WEEK + timedelta(days=4, hours=10)
+    _papers(app, WEEK - timedelta(days=3), days=8)  # a paper every 6 hours
+    last: dict[str, datetime] = {}
+    for h in range(30):  # last digests 49 to 78 hours before now, an hour apart
+        name = f"u{h}"
+        uid = _add(app, name, tz="UTC", hour=0)
+        ((_, (channel,)),) = app.store.people.subscribers([name])
+        last[name] = now - timedelta(hours=49 + h)
+        app.store.digests.create(
+            uid, channel.id, last[name].date(), [], last[name], cold_start=False
+        )
+    starts: list[datetime] = []
+    window = app.store.papers.window
+
+    def window_read(since: datetime, until: datetime) -> list[PaperRow]:
+        starts.append(since)
+        return window(since, until)
+
+    app.store.papers.window = window_read  # type: ignore[method-assign]
+    assert jobs.make_digests(app, now).created == 30
+    assert len(starts) <= 3, sorted(starts)  # a run has a window a day at most, not one an hour
+    seen = sorted(p.first_seen_at for p in window(WEEK - timedelta(days=3), now))
+    for name, at in last.items():  # every paper first seen since their last digest
+        got = _first_seen(app, name, now.date())
+        assert [p for p in got if p > at] == [p for p in seen if p > at], name
 
 
 def test_three_days_without_digest_runs_give_one_digest_of_every_paper_seen_meanwhile(
