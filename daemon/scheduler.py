@@ -119,6 +119,19 @@ def _catch_up(app: App, now: datetime) -> tuple[jobs.IngestReport, jobs.Delivery
     return ingested, _digest_and_deliver(app, now)
 
 
+# A digest run is late by more than this only when the machine slept through it (the daemon
+# restarted schedules anew): it is then missed, not run, and `_CatchUpWhenMissed` runs the
+# catch-up, which fetches the feeds before making the digests owed. With the whole grace
+# (6 hours, longer than the ingest's 4), the woken machine ran the overdue digest run and
+# the ingest at once, the digests first: APScheduler runs the latest missed run time of a
+# job (coalesce), always within the grace, so no run was missed and no catch-up came.
+DIGEST_GRACE_SECONDS = 300
+
+
+def _digest_grace(grace: int) -> int:
+    return min(grace, DIGEST_GRACE_SECONDS)
+
+
 def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundScheduler:
     """The jobs on their schedule; they follow later changes of the settings."""
     sched = app.settings.schedule
@@ -146,6 +159,7 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
         digest_trigger,
         id="digest",
         name="make and deliver digests",
+        misfire_grace_time=_digest_grace(sched.misfire_grace_seconds),
         # a digest run due before the catch-up is the catch-up's: it fetches the feeds first
         # (started at 10:04:58, the 10:05 run made the digests owed from the papers fetched
         # before the downtime)
@@ -171,11 +185,11 @@ def make_scheduler(app: App, metrics: Metrics | None = None) -> BackgroundSchedu
 
 
 class _CatchUpWhenMissed:
-    """A listener of APScheduler's missed runs: an ingest or digest run missed by more than
-    `misfire_grace_seconds` (the machine asleep that long, not restarted: no catch-up at start)
-    starts the catch-up at once. Without it the next digest run came first, made the digests
-    owed that day before any feed was fetched (empty ones, not sent), and the ingest came up to
-    its interval later."""
+    """A listener of APScheduler's missed runs: an ingest run missed by more than
+    `misfire_grace_seconds`, or a digest run by more than DIGEST_GRACE_SECONDS (the machine
+    asleep through it, not restarted: no catch-up at start) starts the catch-up at once.
+    Without it the next digest run came first, made the digests owed that day before any feed
+    was fetched (empty ones, not sent), and the ingest came up to its interval later."""
 
     def __init__(
         self,
@@ -216,7 +230,10 @@ def reschedule(scheduler: BackgroundScheduler, old: Settings, new: Settings) -> 
             scheduler.reschedule_job(job_id, trigger=crontab_trigger(after, b.timezone))
             log.info("rescheduled", extra={"job": job_id, "cron": after, "tz": b.timezone})
         if a.misfire_grace_seconds != b.misfire_grace_seconds:
-            scheduler.modify_job(job_id, misfire_grace_time=b.misfire_grace_seconds)
+            grace = b.misfire_grace_seconds
+            scheduler.modify_job(
+                job_id, misfire_grace_time=_digest_grace(grace) if job_id == "digest" else grace
+            )
 
 
 class ConfigWatch:

@@ -67,7 +67,8 @@ def test_jobs_are_coalesced_with_a_misfire_grace(started: tuple[App, BackgroundS
     for job_id in ("ingest", "digest", "catch-up"):
         job = by_id[job_id]
         assert job.coalesce is True
-        assert job.misfire_grace_time == 1234
+        # a digest run later than 5 minutes was slept through: missed, the catch-up fetches first
+        assert job.misfire_grace_time == (300 if job_id == "digest" else 1234)
         assert job.max_instances == 1
 
 
@@ -475,3 +476,48 @@ def test_a_digest_run_due_before_the_catch_up_is_left_to_it(
             assert by_id["digest"].next_run_time == datetime(2026, 11, 30, *digest, tzinfo=UTC)
         finally:
             scheduler.shutdown(wait=False)
+
+
+def test_a_machine_woken_after_days_asleep_fetches_before_making_the_digests_owed(
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the default grace (6 hours, longer than the ingest's 4-hour interval), APScheduler
+    runs the latest run time of each job slept through (coalesce): within the grace, none
+    was missed and no catch-up came; the overdue digest run went first, making the digests
+    owed from the papers fetched before the sleep. A digest run that late is missed now, and
+    the catch-up fetches first."""
+    import threading
+    from datetime import timedelta
+
+    order: list[str] = []
+    done = threading.Event()
+
+    def ingest(app: App, now: datetime) -> jobs.IngestReport:
+        order.append("ingest")
+        return jobs.IngestReport()
+
+    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
+        order.append("digests")
+        done.set()
+        return jobs.DigestReport(), jobs.DeliveryReport()
+
+    monkeypatch.setattr(jobs, "ingest", ingest)
+    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
+    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+    app = app_factory(make_settings(schedule={"catch_up_delay_seconds": 3600.0}))
+    app.clock = lambda: datetime.now(UTC)
+    scheduler = make_scheduler(app)
+    scheduler.start(paused=True)
+    try:
+        woke = datetime.now(UTC)
+        # asleep three days: the digest run was due 50 minutes before the ingest
+        scheduler.modify_job("digest", next_run_time=woke - timedelta(days=3, minutes=50))
+        scheduler.modify_job("ingest", next_run_time=woke - timedelta(days=3))
+        scheduler.resume()
+        assert done.wait(30)
+        assert order[0] == "ingest", order  # the feeds first, then the digests owed
+        assert scheduler.get_job("digest").next_run_time > woke  # and its schedule goes on
+    finally:
+        scheduler.shutdown(wait=True)
