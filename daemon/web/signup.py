@@ -21,6 +21,7 @@ from daemon.web.subscriber import (
     REQUESTS_PER_ADDRESS,
     REQUESTS_PER_CLIENT,
     RequestLimiter,
+    client_of,
     send_manage_link,
     send_notice,
 )
@@ -110,8 +111,7 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
         if not domain_allowed(app, address):
             return form(400, error="Addresses of that domain cannot sign up here.")
         now = app.clock()
-        client = request.client.host if request.client else "?"
-        if not limiter.allow(f"client:{client}", REQUESTS_PER_CLIENT, now):
+        if not limiter.allow(f"client:{client_of(request)}", REQUESTS_PER_CLIENT, now):
             return form(429, error="Too many requests from your network: try again in an hour.")
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)

@@ -45,7 +45,7 @@ from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.library.read import FORMATS
 from daemon.settings import check_timezone
-from daemon.web.auth import csrf_ok
+from daemon.web.auth import client_key, csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
 from notifications.render import safe_url
@@ -98,6 +98,12 @@ class RequestLimiter:
                 return False
             times.append(now)
             return True
+
+
+def client_of(request: Request) -> str:
+    """The client a request is counted against: its address, an IPv6 one's /64 (as the
+    console's logins: stepping through the addresses of one's /64 got a fresh count each)."""
+    return client_key(request.client.host) if request.client else "?"
 
 
 def send_notice(app: App, address: str, subject: str, text: str) -> None:
@@ -339,8 +345,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
         form = await request.form()
         address = str(form.get("email") or "").strip()
         now = app.clock()
-        client = request.client.host if request.client else "?"
-        if not limiter.allow(f"client:{client}", REQUESTS_PER_CLIENT, now):
+        if not limiter.allow(f"client:{client_of(request)}", REQUESTS_PER_CLIENT, now):
             return pages.render(
                 "error.html",
                 429,

@@ -680,3 +680,20 @@ def test_the_request_limiter_forgets_what_is_out_of_its_window() -> None:
     later = NOW + REQUEST_WINDOW + timedelta(seconds=1)
     assert limiter.allow("address:a0@lab.example", 3, later)
     assert set(limiter._seen) == {"address:a0@lab.example"}
+
+
+def test_an_ipv6_client_stepping_through_its_64_is_one_client(world: World) -> None:
+    # the console's logins count an IPv6 address's /64 (b5d96b6); /manage and /signup counted
+    # each address: a host holding a /64 asked for links without end, a new address each time
+    web = world.client.app
+
+    def ask(host: str, address: str) -> int:
+        with TestClient(web, client=(host, 50000)) as client:
+            return client.post("/manage", data={"email": address}).status_code
+
+    codes = [
+        ask(f"2001:db8:1:2::{i:x}", f"x{i}@example.org")
+        for i in range(1, subscriber.REQUESTS_PER_CLIENT + 2)
+    ]
+    assert codes == [200] * subscriber.REQUESTS_PER_CLIENT + [429]
+    assert ask("2001:db8:1:3::1", "y@example.org") == 200  # another /64
