@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -264,7 +265,8 @@ def preview(
         return
     try:  # its links are the subscriber's keys (their page, for manage_link_days)
         fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # a file there already: its mode too
+        if stat.S_ISREG(os.fstat(fd).st_mode):  # a file there already: its mode too (not
+            os.fchmod(fd, 0o600)  # a pipe's nor a device's: /dev/null for everyone)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(body)
     except OSError as e:

@@ -331,6 +331,20 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     # its links open ada's page (change, delete) for weeks: no other account may read it
     assert "/me/" in page and html.stat().st_mode & 0o777 == 0o600
     assert "Zetta" in page or "Co-RL" in page  # picks from the feed
+    # --out to what is no file of its own (a pipe; /dev/stdout, /dev/null run by root): its
+    # mode is left alone; 492035c made root's `--out /dev/null` a /dev/null for root only
+    import threading
+
+    fifo = tmp_path / "preview.fifo"
+    os.mkfifo(fifo, 0o666)
+    fifo.chmod(0o644)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)
+    reader.start()
+    pw("preview", "ada", "--out", str(fifo))
+    reader.join(30)
+    assert read and read[0].startswith("<!DOCTYPE html>")
+    assert fifo.stat().st_mode & 0o777 == 0o644
     assert pw("deliveries", "list").stdout.strip() == "no digests"  # nothing stored or sent
     text = pw("preview", "ada", "--text").stdout
     assert "<" not in text.splitlines()[0] and ("Zetta" in text or "Co-RL" in text)
