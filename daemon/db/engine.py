@@ -205,13 +205,15 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def _create_private(engine: Engine) -> None:
-    """A SQLite file about to be created, made first readable by its owner only (SQLite gives
-    its -wal and -shm files the same mode): it holds the subscribers' addresses and Slack
-    webhooks, which are secrets, and the usual umask would leave it readable by everyone."""
+    """A SQLite file about to be created, made first without any right of other accounts
+    (SQLite gives its -wal and -shm files the same mode): it holds the subscribers' addresses
+    and Slack webhooks, which are secrets, and the usual umask would leave it readable by
+    everyone. Its group keeps what the umask gives, as a configuration file's does: in a
+    folder shared by a group (umask 002), the daemon's account and the admins' both use it."""
     path = missing_file(engine)
     if path:
         with suppress(FileExistsError):  # made meanwhile: its mode is its maker's
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660))
 
 
 def downgrade(engine: Engine, revision: str) -> None:

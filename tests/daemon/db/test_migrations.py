@@ -187,7 +187,7 @@ def test_a_database_its_user_may_not_create_tables_in_says_what_to_do(
     assert f"createdb -O {role}" in said or "OWNER TO" in said, said
 
 
-def test_a_sqlite_database_db_upgrade_creates_is_readable_by_its_owner_only(
+def test_a_sqlite_database_db_upgrade_creates_is_readable_by_no_other_account(
     tmp_path: Path,
 ) -> None:
     # it holds every subscriber's address and Slack webhooks (secrets): with the usual umask
@@ -209,4 +209,22 @@ def test_a_sqlite_database_db_upgrade_creates_is_readable_by_its_owner_only(
             engine.dispose()
     finally:
         os.umask(old)
-    assert set(modes.values()) == {"0o600"}, modes
+    assert set(modes.values()) == {"0o640"}, modes  # no right for others; the group reads
+
+
+def test_a_sqlite_database_in_a_folder_a_group_shares_stays_the_groups(tmp_path: Path) -> None:
+    # the daemon's account and the admins share var/ through a group (umask 002): 2bcbd3a made
+    # the file `db upgrade` creates 0600, so the daemon could not open what an admin made
+    import os
+
+    path = tmp_path / "shared" / "paperwire.db"
+    old = os.umask(0o002)
+    try:
+        engine = make_engine(f"sqlite:///{path}")
+        try:
+            upgrade(engine)
+        finally:
+            engine.dispose()
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == "0o660"
