@@ -339,7 +339,8 @@ def readable_by_others(path: Path) -> str:
 
 
 def _replace(path: Path, old_text: str, new_text: str) -> Settings:
-    mode = path.stat().st_mode & 0o777
+    st = path.stat()
+    mode = st.st_mode & 0o777
     if secrets_in(new_text) or secrets_in(old_text):  # both: FILE.previous keeps the old one
         mode &= ~0o007  # a password written into a file every account may read
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -349,6 +350,7 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
             fh.write(new_text)
             fh.flush()
             os.fsync(fh.fileno())
+        _keep_group(tmp, st.st_gid)
         os.chmod(tmp, mode)
         settings = load_settings(tmp, shown_as=path)  # the rules of start-up, env included
         from daemon.app import check_link_secret, recommender_config
@@ -357,6 +359,7 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
         check_link_secret(settings)  # a key file too short: the next start would fail
         previous = path.with_name(path.name + ".previous")
         fd = os.open(previous, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        _keep_group(fd, st.st_gid)
         os.fchmod(fd, mode)  # before its text: a secret is never in a file others may read
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(old_text)
@@ -365,6 +368,18 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
         tmp.unlink(missing_ok=True)
     _sync_folder(path.parent)
     return settings
+
+
+def _keep_group(file: Path | int, gid: int) -> None:
+    """The new file gets the group of the one it replaces (a file its writer makes has the
+    writer's group): a file root or an admin edits for the daemon's account is read through
+    its group (`chgrp paperwire`, 0640) once a secret takes the rights of others away. Left as
+    made when the writer may not give that group."""
+    with contextlib.suppress(OSError):
+        if isinstance(file, int):
+            os.fchown(file, -1, gid)
+        else:
+            os.chown(file, -1, gid)
 
 
 def _sync_folder(folder: Path) -> None:

@@ -991,3 +991,21 @@ def test_digests_failed_today_are_counted_by_the_database_and_each_cause_named(
     (fix,) = [p.fix for p in report.problems]
     assert "removed in Slack: ask its subscriber for a new one" in fix
     assert len(built) <= 2 * 50  # a few read, not every failed digest (twice: status, errors)
+
+
+def test_a_rewritten_file_keeps_its_group(tmp_path: Path) -> None:
+    # a file root or an admin edits for the daemon's account, read through its group (0640,
+    # `chgrp paperwire`): f67948b takes others' rights away once a secret is in it, so a file
+    # the writer's own group got instead (root:root) was one the daemon could no longer read
+    others = [g for g in os.getgroups() if g != os.getegid()]
+    group = 54321 if os.geteuid() == 0 else (others[0] if others else None)
+    if group is None:
+        pytest.skip("this account is in one group only")
+    path = _commented(tmp_path)
+    os.chown(path, -1, group)
+    path.chmod(0o640)
+    pw = Runner(path, tmp_path)
+    pw("config", "set", "email.password", "hunter2-smtp")
+    previous = path.with_name(path.name + ".previous")
+    assert (path.stat().st_gid, previous.stat().st_gid) == (group, group)
+    assert path.stat().st_mode & 0o777 == 0o640
