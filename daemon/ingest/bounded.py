@@ -15,6 +15,7 @@ import multiprocessing
 import resource
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -56,41 +57,81 @@ def parse_bounded(
     """`parse_feed` in a worker process; `ParseError` when it fails or runs over `budget`,
     `FetchStopped` (the worker killed) as soon as `stopping` is set: a SIGTERM to the daemon
     alone (`docker stop`, `kill PID`) reaches no worker, which may parse for minutes."""
+    answer = run_bounded(
+        _work,
+        (content, url, content_type, budget.memory_mb),
+        seconds=budget.seconds,
+        name="paperwire-parse",
+        stopping=stopping,
+    )
+    if answer is None:
+        if stopping is not None and stopping.is_set():
+            raise FetchStopped(f"{url or '<no url>'}: not parsed, paperwire is stopping")
+        raise ParseError(
+            f"{url or '<no url>'}: parsing took longer than {budget.seconds:g} s and was "
+            "stopped; the feed is hostile or far larger than a feed should be "
+            "(ingest.parse_timeout_seconds raises the limit)"
+        )
+    kind, value = answer
+    if kind == "ok":
+        assert isinstance(value, ParsedFeed)
+        return value
+    if kind == "died":
+        raise ParseError(_died(url, value if isinstance(value, int) else None, budget))
+    if kind == "memory":
+        raise ParseError(_over_memory(url, budget))
+    raise ParseError(str(value))
+
+
+def run_bounded(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    *,
+    seconds: float,
+    name: str,
+    stopping: threading.Event | None = None,
+) -> tuple[str, object] | None:
+    """`target(conn, *args)` in a worker process (the feeds' parses, the subscribers' library
+    files), killed when it outlasts `seconds` or `stopping` is set: None then, else what it
+    sent on `conn` (kind, value), or ("died", its exit code) when it ended without a word."""
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
-    worker = ctx.Process(
-        target=_work,
-        args=(writer, content, url, content_type, budget.memory_mb),
-        name="paperwire-parse",
-        daemon=True,
-    )
+    worker = ctx.Process(target=target, args=(writer, *args), name=name, daemon=True)
     worker.start()
     writer.close()
     try:
-        if not _answered(reader, budget.seconds, stopping):
-            if stopping is not None and stopping.is_set():
-                raise FetchStopped(f"{url or '<no url>'}: not parsed, paperwire is stopping")
-            raise ParseError(
-                f"{url or '<no url>'}: parsing took longer than {budget.seconds:g} s and was "
-                "stopped; the feed is hostile or far larger than a feed should be "
-                "(ingest.parse_timeout_seconds raises the limit)"
-            )
+        if not _answered(reader, seconds, stopping):
+            return None
         try:
-            kind, value = reader.recv()
+            answer: tuple[str, object] = reader.recv()
         except EOFError:
             worker.join(5)
-            raise ParseError(_died(url, worker.exitcode, budget)) from None
+            return "died", worker.exitcode
+        return answer
     finally:
         if worker.is_alive():
             worker.kill()
         worker.join()
         reader.close()
-    if kind == "ok":
-        assert isinstance(value, ParsedFeed)
-        return value
-    if kind == "memory":
-        raise ParseError(_over_memory(url, budget))
-    raise ParseError(str(value))
+
+
+def limit_memory(memory_mb: int) -> None:
+    """In a worker: its address space limited to what it has plus `memory_mb`."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = _vm_size() + memory_mb * 1024 * 1024
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def send_answer(conn: Connection, result: tuple[str, object]) -> None:
+    """In a worker: its answer sent (("memory", None) when even that runs out), `conn` closed."""
+    try:
+        conn.send(result)
+    except MemoryError:
+        conn.send(("memory", None))
+    finally:
+        conn.close()
 
 
 def _answered(reader: Connection, seconds: float, stopping: threading.Event | None) -> bool:
@@ -136,11 +177,7 @@ def _work(
 ) -> None:
     """The worker: limit the address space, parse, send ("ok" | "parse" | "memory", value)."""
     try:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = _vm_size() + memory_mb * 1024 * 1024
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        limit_memory(memory_mb)
         result: tuple[str, object] = ("ok", parse_feed(content, url=url, content_type=content_type))
     except ParseError as e:
         result = ("parse", str(e))
@@ -149,9 +186,4 @@ def _work(
     except Exception as e:  # a bug in a parser: reported, never raised in the daemon
         result = ("parse", f"{url or '<no url>'}: the parser failed: {type(e).__name__}: {e}")
     del content
-    try:
-        conn.send(result)
-    except MemoryError:
-        conn.send(("memory", None))
-    finally:
-        conn.close()
+    send_answer(conn, result)

@@ -10,10 +10,9 @@ worker the daemon goes on, and the upload is refused with what to do.
 
 from __future__ import annotations
 
-import resource
 from multiprocessing.connection import Connection
 
-from daemon.ingest.bounded import ParseBudget, _answered, _context, _vm_size
+from daemon.ingest.bounded import ParseBudget, limit_memory, run_bounded, send_answer
 from daemon.library.read import Library, LibraryError, read_library
 
 
@@ -22,35 +21,19 @@ def read_library_bounded(
 ) -> Library:
     """`read_library` in a worker process; `LibraryError` when the file cannot be read, or its
     reading runs over `budget`."""
-    ctx = _context()
-    reader, writer = ctx.Pipe(duplex=False)
-    worker = ctx.Process(
-        target=_work,
-        args=(writer, data, name, fmt, budget.memory_mb),
-        name="paperwire-library",
-        daemon=True,
+    answer = run_bounded(
+        _work, (data, name, fmt, budget.memory_mb), seconds=budget.seconds, name="paperwire-library"
     )
-    worker.start()
-    writer.close()
-    try:
-        if not _answered(reader, budget.seconds, None):
-            raise LibraryError(
-                f"{name}: reading it took longer than {budget.seconds:g} s and was stopped; "
-                f"{_WHAT_TO_DO}"
-            )
-        try:
-            kind, value = reader.recv()
-        except EOFError:
-            kind, value = "memory", None
-    finally:
-        if worker.is_alive():
-            worker.kill()
-        worker.join()
-        reader.close()
+    if answer is None:
+        raise LibraryError(
+            f"{name}: reading it took longer than {budget.seconds:g} s and was stopped; "
+            f"{_WHAT_TO_DO}"
+        )
+    kind, value = answer
     if kind == "ok":
         assert isinstance(value, Library)
         return value
-    if kind == "memory":
+    if kind in ("memory", "died"):  # died: killed over its address space, most likely
         raise LibraryError(
             f"{name}: reading it needed more than {budget.memory_mb} MB and was stopped; "
             f"{_WHAT_TO_DO}"
@@ -67,11 +50,7 @@ _WHAT_TO_DO = (
 def _work(conn: Connection, data: bytes, name: str, fmt: str | None, memory_mb: int) -> None:
     """The worker: limit the address space, read, send ("ok" | "error" | "memory", value)."""
     try:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = _vm_size() + memory_mb * 1024 * 1024
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+        limit_memory(memory_mb)
         result: tuple[str, object] = ("ok", read_library(data, name=name, fmt=fmt))
     except LibraryError as e:
         result = ("error", str(e))
@@ -80,9 +59,4 @@ def _work(conn: Connection, data: bytes, name: str, fmt: str | None, memory_mb: 
     except Exception as e:  # a bug in a reader, or a file it chokes on: said, never raised
         result = ("error", f"{name}: cannot be read ({type(e).__name__}: {e}); {_WHAT_TO_DO}")
     del data
-    try:
-        conn.send(result)
-    except MemoryError:
-        conn.send(("memory", None))
-    finally:
-        conn.close()
+    send_answer(conn, result)
