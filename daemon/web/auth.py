@@ -26,6 +26,7 @@ import weakref
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import Request
@@ -163,6 +164,24 @@ def client_key(ip: str) -> str:
     return ip
 
 
+class Forgetting:
+    """When a limiter forgets the keys whose times are all out of its window: at most once a
+    window, not at each request (a look at every key each time, at request speed, grew with
+    the keys: what a flood of new addresses or names makes). A key stays two windows at most."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+
+    def sweep(self, times_of: dict[Any, deque[datetime]], now: datetime, window: timedelta) -> None:
+        """Drop from `times_of` the keys whose latest time is out of the window, if a window
+        has passed since the last sweep (the caller holds its lock)."""
+        if self._last is not None and now - self._last < window:
+            return
+        self._last = now
+        for old in [k for k, t in times_of.items() if not t or t[-1] <= now - window]:
+            del times_of[old]
+
+
 class LoginLimiter:
     """Failed logins per (address, name) and per address (an IPv6 address's /64), within the
     lockout window."""
@@ -171,6 +190,7 @@ class LoginLimiter:
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
         self._told: set[tuple[str, datetime]] = set()  # (address, end) of lockouts audited
+        self._forgetting = Forgetting()
 
     def _recent(self, key: tuple[str, str], now: datetime, window: timedelta) -> deque[datetime]:
         """The failures of `key` within the window; a key with none is forgotten (a locked
@@ -194,9 +214,7 @@ class LoginLimiter:
         window = timedelta(minutes=s.lockout_minutes)
         ip = client_key(ip)
         with self._lock:
-            # failures out of the window are forgotten, whoever made them
-            for old in [k for k, t in self._failures.items() if not t or t[-1] <= now - window]:
-                del self._failures[old]
+            self._forgetting.sweep(self._failures, now, window)  # whoever made them
             for key, limit in (
                 ((ip, name), s.max_failed_logins),
                 ((ip, ""), IP_FACTOR * s.max_failed_logins),

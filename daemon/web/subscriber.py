@@ -45,7 +45,7 @@ from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.library.read import FORMATS
 from daemon.settings import check_timezone
-from daemon.web.auth import client_key, csrf_ok
+from daemon.web.auth import Forgetting, client_key, csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
 from notifications.render import safe_url
@@ -83,14 +83,14 @@ class RequestLimiter:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, deque[datetime]] = defaultdict(deque)
+        self._forgetting = Forgetting()
 
     def allow(self, key: str, limit: int, now: datetime) -> bool:
         """Count one request of `key`; False when it already made `limit` in the window."""
         with self._lock:
             # keys whose requests are all out of the window are forgotten: one a new address
             # asked for (or signed up) was kept for ever
-            for old in [k for k, t in self._seen.items() if not t or t[-1] <= now - REQUEST_WINDOW]:
-                del self._seen[old]
+            self._forgetting.sweep(self._seen, now, REQUEST_WINDOW)
             times = self._seen[key]
             while times and times[0] <= now - REQUEST_WINDOW:
                 times.popleft()

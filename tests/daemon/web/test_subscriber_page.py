@@ -697,3 +697,28 @@ def test_an_ipv6_client_stepping_through_its_64_is_one_client(world: World) -> N
     ]
     assert codes == [200] * subscriber.REQUESTS_PER_CLIENT + [429]
     assert ask("2001:db8:1:3::1", "y@example.org") == 200  # another /64
+
+
+def test_the_request_limiter_looks_at_its_keys_once_a_window_not_at_each_request() -> None:
+    # 232f487 went through every key at each request to forget the old ones: a flood of new
+    # addresses (one request each) made each request's work grow with the keys so far
+    from collections import defaultdict, deque
+    from datetime import datetime
+
+    from daemon.web.subscriber import REQUEST_WINDOW, RequestLimiter
+
+    class Looked(defaultdict[str, deque[datetime]]):
+        times = 0
+
+        def items(self) -> Any:
+            Looked.times += 1
+            return super().items()
+
+    limiter = RequestLimiter()
+    limiter._seen = Looked(deque)
+    for i in range(1000):
+        limiter.allow(f"address:a{i}@lab.example", 3, NOW + timedelta(seconds=i))
+    assert Looked.times == 1
+    later = NOW + REQUEST_WINDOW + timedelta(seconds=1)
+    assert limiter.allow("address:b@lab.example", 3, later)
+    assert Looked.times == 2 and "address:a0@lab.example" not in limiter._seen
