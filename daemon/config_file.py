@@ -350,7 +350,7 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
             fh.write(new_text)
             fh.flush()
             os.fsync(fh.fileno())
-        _keep_group(tmp, st.st_gid)
+        _keep_owner(tmp, st.st_uid, st.st_gid)
         os.chmod(tmp, mode)
         settings = load_settings(tmp, shown_as=path)  # the rules of start-up, env included
         from daemon.app import check_link_secret, recommender_config
@@ -359,7 +359,7 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
         check_link_secret(settings)  # a key file too short: the next start would fail
         previous = path.with_name(path.name + ".previous")
         fd = os.open(previous, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        _keep_group(fd, st.st_gid)
+        _keep_owner(fd, st.st_uid, st.st_gid)
         os.fchmod(fd, mode)  # before its text: a secret is never in a file others may read
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(old_text)
@@ -370,16 +370,18 @@ def _replace(path: Path, old_text: str, new_text: str) -> Settings:
     return settings
 
 
-def _keep_group(file: Path | int, gid: int) -> None:
-    """The new file gets the group of the one it replaces (a file its writer makes has the
-    writer's group): a file root or an admin edits for the daemon's account is read through
-    its group (`chgrp paperwire`, 0640) once a secret takes the rights of others away. Left as
-    made when the writer may not give that group."""
-    with contextlib.suppress(OSError):
-        if isinstance(file, int):
-            os.fchown(file, -1, gid)
-        else:
-            os.chown(file, -1, gid)
+def _keep_owner(file: Path | int, uid: int, gid: int) -> None:
+    """The new file gets the owner and group of the one it replaces (a file its writer makes
+    is the writer's): root editing the daemon's file (paperwire:paperwire 0600), or an admin
+    one read by the daemon through its group (0640), once a secret takes the rights of others
+    away. The group alone when the writer is not root; left as made when it may not give it."""
+    for owner in (uid, -1):
+        with contextlib.suppress(OSError):
+            if isinstance(file, int):
+                os.fchown(file, owner, gid)
+            else:
+                os.chown(file, owner, gid)
+            return
 
 
 def _sync_folder(folder: Path) -> None:

@@ -1009,3 +1009,18 @@ def test_a_rewritten_file_keeps_its_group(tmp_path: Path) -> None:
     previous = path.with_name(path.name + ".previous")
     assert (path.stat().st_gid, previous.stat().st_gid) == (group, group)
     assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_file_root_rewrites_keeps_its_owner(tmp_path: Path) -> None:
+    # the daemon's own file (paperwire:paperwire 0600) edited by root with `config set`: it
+    # came back root's, 0600, and the daemon could no longer read its configuration
+    if os.geteuid() != 0:
+        pytest.skip("only root gives a file to another account")
+    path = _commented(tmp_path)
+    os.chown(path, 54321, 54321)
+    path.chmod(0o600)
+    Runner(path, tmp_path)("config", "set", "email.password", "hunter2-smtp")
+    previous = path.with_name(path.name + ".previous")
+    assert (path.stat().st_uid, path.stat().st_gid) == (54321, 54321)
+    assert (previous.stat().st_uid, previous.stat().st_gid) == (54321, 54321)
+    assert path.stat().st_mode & 0o777 == 0o600
