@@ -1395,3 +1395,14 @@ def test_a_form_of_an_older_session_is_kept_to_send_again(
     # a form posted to where no login may lead is not offered again
     r = client.post("/admin/logout", data={"csrf": "guess"})
     assert r.status_code == 403 and 'id="send-kept"' not in r.text
+
+
+def test_ipv4_clients_through_nat64_are_not_one_address(console: Console) -> None:
+    # a server reached by IPv4 clients through NAT64 (64:ff9b::a.b.c.d) saw all of them in one
+    # /64 once b5d96b6 counted by /64: one lockout for every IPv4 client
+    from daemon.web.auth import LoginLimiter, client_key
+
+    assert client_key("64:ff9b::192.0.2.7") == "192.0.2.7"
+    limiter = LoginLimiter()
+    for i in range(1, 10):
+        assert limiter.attempt(console.app, f"64:ff9b::198.51.100.{i}", "root")[0] is None
