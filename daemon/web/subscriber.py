@@ -474,11 +474,6 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         csrf = form.get("csrf")
         if not csrf_ok(app.links.form_token(token), csrf if isinstance(csrf, str) else None):
             return page.forbidden()
-        if not uploads.allow(f"user:{user.id}", UPLOADS_PER_HOUR, app.clock()):
-            return page.show(token, user, status=429, invalid="library", error=(
-                f"You have uploaded {UPLOADS_PER_HOUR} files in the last hour: try again in an "
-                "hour, or ask the admin to run `paperwire import` with your file."
-            ))  # fmt: skip
         upload = form.get("library")
         if not isinstance(upload, UploadFile) or not upload.filename:
             return page.show(
@@ -487,6 +482,12 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         data = await upload.read(UPLOAD_BYTES + 1)
         if len(data) > UPLOAD_BYTES:
             return page.show(token, user, error=too_big, status=413, invalid="library")
+        # a file to read: counted (a submit without one, or one refused for its size, is not)
+        if not uploads.allow(f"user:{user.id}", UPLOADS_PER_HOUR, app.clock()):
+            return page.show(token, user, status=429, invalid="library", error=(
+                f"You have uploaded {UPLOADS_PER_HOUR} files in the last hour: try again in an "
+                "hour, or ask the admin to run `paperwire import` with your file."
+            ))  # fmt: skip
         fmt = form.get("format")
         fmt = fmt if isinstance(fmt, str) and fmt in FORMATS else None
         name = upload.filename[:200]

@@ -275,3 +275,16 @@ def test_an_empty_body_is_not_taken_for_a_too_large_one(open_page: Callable[[str
     page = open_page(_closed_port_url())
     resp = page.client.post(f"/me/{page.token}/import", content=b"")
     assert resp.status_code == 403 and "larger than" not in resp.text  # no form token: refused
+
+
+def test_a_submit_without_a_file_is_no_upload_of_the_ten(open_page: Callable[[str], Page]) -> None:
+    # ab15784 counted the upload before looking for the file: "Choose a file" (the button
+    # pressed before choosing one) used one of the hour's ten uploads
+    page = open_page(_closed_port_url())
+    for _ in range(subscriber.UPLOADS_PER_HOUR):
+        empty = page.client.post(
+            f"/me/{page.token}/import", data={"csrf": page.app.links.form_token(page.token)}
+        )
+        assert empty.status_code == 400 and "Choose a file" in empty.text
+    resp = page.upload("lib.bib", b"@misc{k, title={A paper of my own}}\n")
+    assert resp.status_code == 200 and page.likes() == 1
