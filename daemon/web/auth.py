@@ -125,10 +125,30 @@ def csrf_ok(expected: str, given: object) -> bool:
     return isinstance(given, str) and bool(given) and hmac.compare_digest(expected, given)
 
 
+def _made_for(name: str) -> str:
+    """The part of a session's CSRF token that names its admin (without saying the name)."""
+    return hashlib.sha256(f"csrf of {name}".encode()).hexdigest()[:12]
+
+
+def csrf_owner(given: object) -> str:
+    """Whose session made this CSRF token, as `_made_for` says it ("" for none): a form of an
+    ended session is offered again only to its own admin, never to the next one."""
+    if not isinstance(given, str) or given.count(".") != 1:
+        return ""
+    made_for, _ = given.split(".")
+    return made_for if len(made_for) == 12 else ""
+
+
+def csrf_of_admin(name: str, owner: str) -> bool:
+    """Whether `owner` (csrf_owner of a token) is this admin's."""
+    return bool(owner) and hmac.compare_digest(_made_for(name), owner)
+
+
 def open_session(app: App, response: Response, name: str, password_hash: str) -> str:
     """A session for `name`, who logged in with the password of `password_hash` (the hash
     checked, not read again: the file may have changed meanwhile); returns its CSRF token."""
-    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    # the CSRF token names its admin: a kept form of an ended session is for that admin only
+    token, csrf = secrets.token_urlsafe(32), f"{_made_for(name)}.{secrets.token_urlsafe(32)}"
     now = app.clock()
     hours = app.settings.admin.session_hours
     app.store.admin.open_session(

@@ -173,7 +173,7 @@ def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable
             to = "/admin/login" + (f"?{urlencode({'next': path})}" if _back_to(path) else "")
             return RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
         kept = await _kept_form(request)
-        if kept is not None:  # the login keeps what was typed, to be sent after it
+        if kept is not None and kept.by:  # the login keeps what was typed, to be sent after it
             return _login_form(console, request, 403, kept=kept, title="Not logged in")
         return console.render(
             request, None, "message.html", 403, title="Not logged in",
@@ -187,7 +187,8 @@ def _bad_form(console: Console) -> Callable[[Request, Exception], Awaitable[Resp
     async def handle(request: Request, exc: Exception) -> Response:
         who = auth.current_admin(console.app, request)
         kept = await _kept_form(request) if who is not None else None
-        if who is not None and kept is not None:  # a tab of an older session: send it again
+        # a tab of an older session of this admin: send it again; never another admin's form
+        if who is not None and kept is not None and auth.csrf_of_admin(who.name, kept.by):
             why = ("This form did not carry your session's CSRF token (a tab of an earlier "
                    "session, or a page from elsewhere). ")  # fmt: skip
             return _send_kept(console, request, who, kept, 403, why)
@@ -208,6 +209,7 @@ class Kept:
     to: str
     fields: list[tuple[str, str]]
     files: list[str] = field(default_factory=list)  # its file fields: a file cannot be kept
+    by: str = ""  # whose session made its token (auth.csrf_owner): only they may send it
 
     def note(self) -> str:
         again = " Choose the file again before sending it." if self.files else ""
@@ -217,6 +219,7 @@ class Kept:
 
 KEPT_FIELD = "kept."  # the login form's hidden copies of a kept form's fields
 KEPT_TO = "kept_to"
+KEPT_BY = "kept_by"
 
 
 async def _kept_form(request: Request) -> Kept | None:
@@ -232,7 +235,7 @@ async def _kept_form(request: Request) -> Kept | None:
         return None
     fields = [(k, v) for k, v in form.multi_items() if isinstance(v, str) and k != "csrf"]
     files = [k for k, v in form.multi_items() if not isinstance(v, str)]
-    return Kept(path, fields, files)
+    return Kept(path, fields, files, auth.csrf_owner(form.get("csrf")))
 
 
 def _from_elsewhere(request: Request) -> bool:
@@ -291,9 +294,10 @@ def _login_routes(router: APIRouter, console: Console) -> None:
         kept = None
         if kept_to and _back_to(kept_to):
             fields = [(k.removeprefix(KEPT_FIELD), v) for k, v in form.multi_items()
-                      if k.startswith(KEPT_FIELD) and isinstance(v, str)]  # fmt: skip
+                      if k.startswith(KEPT_FIELD) and k != f"{KEPT_FIELD}csrf"
+                      and isinstance(v, str)]  # fmt: skip
             files = [v for v in form.getlist("kept_files") if isinstance(v, str)]
-            kept = Kept(kept_to, fields, files)
+            kept = Kept(kept_to, fields, files, str(form.get(KEPT_BY) or ""))
         if not auth.csrf_ok(request.cookies.get(auth.LOGIN_COOKIE, ""), form.get("token")):
             if auth.LOGIN_COOKIE not in request.cookies and auth.cookies_refused(app, request):
                 # "reload and try again" would never help: say what does
@@ -360,7 +364,7 @@ def _login_form(
     response = console.render(
         request, None, "login.html", status, title=title, token=token, error=error, name=name,
         closed=not console.app.settings.admin.passwords, then=then if _back_to(then) else "",
-        kept=kept, kept_field=KEPT_FIELD, kept_to=KEPT_TO,
+        kept=kept, kept_field=KEPT_FIELD, kept_to=KEPT_TO, kept_by=KEPT_BY,
     )  # fmt: skip
     auth.set_cookie(console.app, response, auth.LOGIN_COOKIE, token, 3600)
     return response
@@ -392,7 +396,14 @@ def _try_login(
     limiter.succeeded(ip, name, attempt)
     console.audit(name, "logged in", ip)
     response: Response
-    if kept is not None:  # the form the session's end refused: shown, sent when the admin says
+    if kept is not None and not auth.csrf_of_admin(name, kept.by):
+        # another admin's form (their session ended at this browser): never theirs to send
+        response = console.back(
+            "/admin/health", "The form kept at the login was another admin's: it was not "
+            "sent, and is not offered to you.", error=True,
+        )  # fmt: skip
+        auth.open_session(app, response, name, hashed)
+    elif kept is not None:  # the form the session's end refused: shown, sent when the admin says
         response = HTMLResponse("")
         csrf = auth.open_session(app, response, name, hashed)
         page = _send_kept(console, request, auth.Admin(name, csrf), kept)

@@ -1293,14 +1293,16 @@ def _kept_form(page: str) -> tuple[str, dict[str, list[str]]]:
     return html.unescape(found[1]), fields
 
 
-def _log_in_again(client: TestClient, page: str) -> Any:
+def _log_in_again(
+    client: TestClient, page: str, name: str = "root", password: str = PASSWORD
+) -> Any:
     """The login form of `page` sent with the right password, its hidden fields as they are."""
     start = page.index('id="login"')
     form = page[start : page.index("</form>", start)]
     data: dict[str, list[str]] = {}
-    for name, value in re.findall(HIDDEN, form):
-        data.setdefault(html.unescape(name), []).append(html.unescape(value))
-    return client.post("/admin/login", data={**data, "name": "root", "password": PASSWORD})
+    for field, value in re.findall(HIDDEN, form):
+        data.setdefault(html.unescape(field), []).append(html.unescape(value))
+    return client.post("/admin/login", data={**data, "name": name, "password": password})
 
 
 def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
@@ -1312,7 +1314,7 @@ def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
     form, and after the login one button sends it, with the new session's token."""
     from tests.daemon.conftest import NOW
 
-    log_in(client)
+    old = log_in(client)  # the token of this tab's forms
     people = console.app.store.people
     people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
     clock: Any = console.app.clock
@@ -1320,7 +1322,7 @@ def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
     typed = {"display_name": "Eve <Lovelace> & co", "email": "eve.l@lab.example",
              "timezone": "Europe/Paris", "hour": "7", "max_picks": "12",
              "frequency": "daily"}  # fmt: skip
-    r = client.post("/admin/subscribers/eve", data={"csrf": "stale", **typed})
+    r = client.post("/admin/subscribers/eve", data={"csrf": old, **typed})
     assert r.status_code == 403 and "Not logged in" in r.text
     assert "was not sent" in r.text and 'id="login"' in r.text
     assert people.get("eve").timezone == "UTC"  # nothing changed yet
@@ -1330,7 +1332,7 @@ def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
     assert page.status_code == 200 and "was not sent" in page.text
     action, fields = _kept_form(page.text)
     assert action == "/admin/subscribers/eve"
-    assert fields["display_name"] == [typed["display_name"]] and fields["csrf"] != ["stale"]
+    assert fields["display_name"] == [typed["display_name"]] and fields["csrf"] != [old]
     assert people.get("eve").timezone == "UTC"  # not sent behind the admin's back
     done = client.post(action, data={k: v[0] for k, v in fields.items()})
     assert done.status_code == 200 and "Saved eve" in done.text
@@ -1340,7 +1342,7 @@ def test_a_form_sent_after_the_session_ended_is_kept_through_the_login(
     # a wrong password first: the login page comes back, the form still kept
     clock.now = NOW + timedelta(hours=26)
     feed = {"name": "nature", "url": "https://www.nature.com/nature.rss", "action": "test"}
-    r = client.post("/admin/feeds", data={"csrf": "stale", **feed})
+    r = client.post("/admin/feeds", data={"csrf": csrf_of(done.text), **feed})
     start = r.text.index('id="login"')
     token = re.search(r'name="token" value="([^"]+)"', r.text)
     assert token
@@ -1383,7 +1385,7 @@ def test_a_form_of_an_older_session_is_kept_to_send_again(
         r = client.post("/admin/feeds", data={"csrf": old, **feed}, headers=header)
         assert r.status_code == 403 and "Form refused" in r.text and "send-kept" not in r.text
     client.cookies.clear()
-    forged = {"csrf": "x", "confirm": "yes"}
+    forged = {"csrf": old, "confirm": "yes"}
     r = client.post(
         "/admin/subscribers/ada/remove", data=forged, headers={"Sec-Fetch-Site": "cross-site"}
     )
@@ -1406,3 +1408,48 @@ def test_ipv4_clients_through_nat64_are_not_one_address(console: Console) -> Non
     limiter = LoginLimiter()
     for i in range(1, 10):
         assert limiter.attempt(console.app, f"64:ff9b::198.51.100.{i}", "root")[0] is None
+
+
+def test_a_form_of_another_admins_session_is_never_offered_to_send(
+    console: Console, client: TestClient
+) -> None:
+    """The kept forms (21ec6b7) were offered to whoever had a session in that browser: root's
+    removal of a subscriber, from a tab of a session root logged out of, was shown to bob
+    (logged in since) behind an autofocused 'Send it now' with bob's token, bob named in the
+    audit log; and root's form kept by the login page after root's session ended was offered
+    to bob when bob logged in there. A form is kept only for the admin whose session made
+    its token; one without a session's token is not kept at all."""
+    from daemon.config_file import edit
+    from daemon.passwords import hash_password
+    from tests.daemon.conftest import NOW
+
+    other = "another long password"
+    console.app.apply_settings(edit(console.config, {"admin.passwords.bob": hash_password(other)}))
+    people = console.app.store.people
+    people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
+    roots = log_in(client)
+    client.post("/admin/logout", data={"csrf": roots})
+    log_in(client, "bob", other)
+    r = client.post("/admin/subscribers/eve/remove", data={"csrf": roots, "confirm": "yes"})
+    assert r.status_code == 403 and "Form refused" in r.text and 'id="send-kept"' not in r.text
+    # no session's token at all (removed from the page, or a form some page made): not kept
+    r = client.post("/admin/subscribers/eve/remove", data={"confirm": "yes"})
+    assert r.status_code == 403 and 'id="send-kept"' not in r.text
+    # root's session ends; the login page keeps root's form; bob logs in there
+    client.cookies.clear()
+    roots = log_in(client)
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=13)  # session_hours = 12
+    r = client.post("/admin/subscribers/eve/remove", data={"csrf": roots, "confirm": "yes"})
+    assert r.status_code == 403 and 'name="kept.confirm"' in r.text
+    page = _log_in_again(client, r.text, "bob", other)
+    assert page.status_code == 200 and 'id="send-kept"' not in page.text
+    assert "another admin" in page.text
+    assert people.get("eve").name == "eve"
+    # the same page, root logging in: kept for root
+    client.cookies.clear()
+    roots = log_in(client)
+    clock.now = NOW + timedelta(hours=26)
+    r = client.post("/admin/subscribers/eve/remove", data={"csrf": roots, "confirm": "yes"})
+    action, fields = _kept_form(_log_in_again(client, r.text).text)
+    assert action == "/admin/subscribers/eve/remove" and fields["confirm"] == ["yes"]

@@ -68,10 +68,12 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     cookie = next(c for c in page.context.cookies() if c["name"] == "paperwire_admin")
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
 
-    # a form posted without its CSRF token is refused, and changes nothing; what was typed
-    # is shown, to be sent with the session's token only when the admin presses the button
+    # a form posted with a stale CSRF token of this admin (a tab of an earlier session) is
+    # refused, and changes nothing; what was typed is shown, to be sent with the session's
+    # token only when the admin presses the button (a form without any token is not kept)
     page.goto(f"{base}/admin/feeds")
-    page.locator("#add-feed input[name=csrf]").evaluate("input => input.remove()")
+    stale = "input => { input.value = input.value.split('.')[0] + '.stale' }"
+    page.locator("#add-feed input[name=csrf]").evaluate(stale)
     page.fill("#feed-name", "hf")
     page.fill("#feed-url", HF)
     page.click("#add-feed-button")
