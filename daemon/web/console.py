@@ -266,6 +266,16 @@ def _send_kept(
     )  # fmt: skip
 
 
+def _deliveries_page_of(form: Posted) -> str:
+    """The page of the deliveries list a Retry or Cancel was pressed on (its state and page)."""
+    state = form.text("state") or "pending"
+    page = form.text("page")
+    query = {"state": state if state in STATES else "pending"}
+    if page.isdigit() and 0 < int(page) <= 1_000_000:  # as PageNumber
+        query["page"] = page
+    return f"/admin/deliveries?{urlencode(query)}"
+
+
 # ---- login ---------------------------------------------------------------------------------------
 
 
@@ -464,7 +474,7 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         console.audit(form.admin.name, "deliveries retried", ",".join(map(str, changed)))
         when = console.deliver_now() if changed else ""
         return console.back(
-            f"/admin/deliveries?state={form.text('state') or 'pending'}",
+            _deliveries_page_of(form),
             f"{len(changed)} digest(s) due now; {when}" if changed else "Nothing to retry.",
         )
 
@@ -473,7 +483,7 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         changed = app.store.digests.cancel(_ids(app, form), f"cancelled by {form.admin.name}")
         console.audit(form.admin.name, "deliveries cancelled", ",".join(map(str, changed)))
         return console.back(
-            f"/admin/deliveries?state={form.text('state') or 'pending'}",
+            _deliveries_page_of(form),
             f"{len(changed)} digest(s) cancelled." if changed else "Nothing to cancel.",
         )
 

@@ -924,6 +924,40 @@ def test_the_deliveries_page_says_how_many_and_pages_through_them(
     assert client.get("/admin/deliveries?state=failed&page=-1").status_code == 400
 
 
+def test_retry_and_cancel_on_a_later_page_of_deliveries_go_back_to_that_page(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deliveries' pages (4131d37): a 'Retry now' or 'Cancel' pressed on page 3 of the
+    failed digests led back to page 1 of the list; the admin paged through it again."""
+    from daemon.db.models import Outcome
+    from daemon.web import console as console_module
+
+    monkeypatch.setattr(console_module, "DELIVERIES_PAGE", 2)
+    app = console.app
+    now = app.clock()
+    app.store.papers.upsert([_paper_in()], None, now)
+    pid = app.store.papers.find("arxiv:2611.00001").id
+    for name in ("ann", "bea", "cat", "dan", "eve", "fay", "gus"):
+        user = app.store.people.add(name, now, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+        (channel,) = app.store.people.channels_of(user.id)
+        made = app.store.digests.create(
+            user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+            cold_start=False,
+        )  # fmt: skip
+        if name not in ("ann", "bea", "cat"):  # 3 pending, 4 failed: 2 pages each
+            app.store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail="550")
+    log_in(client)
+    for state, action in (("failed", "retry"), ("pending", "cancel")):
+        page = client.get(f"/admin/deliveries?state={state}&page=1").text
+        form = re.search(rf'<form class="inline" method="post" action="/admin/deliveries/'
+                         rf'{action}">(.*?)</form>', page, re.S)  # fmt: skip
+        assert form, page
+        data = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form[1]))
+        done = client.post(f"/admin/deliveries/{action}", data=data, follow_redirects=False)
+        assert done.status_code == 303
+        assert done.headers["location"] == f"/admin/deliveries?state={state}&page=1"
+
+
 def test_numbers_that_are_not_ids_and_things_not_there_get_pages_not_errors(
     console: Console, client: TestClient
 ) -> None:
