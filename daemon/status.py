@@ -121,7 +121,7 @@ def status(
         problems.append(
             Problem(
                 f"{failed_today} digest(s) failed for good today: {shown}",
-                _failed_fix(causes),
+                _failed_fix(causes, others),
                 "/admin/deliveries?state=failed",
                 "Deliveries: the failed digests, to retry",
             )
@@ -139,30 +139,24 @@ def status(
     )
 
 
-GONE_WEBHOOK = (
-    "no_service",
-    "channel_not_found",
-    "channel_is_archived",
-    "invalid_token",
-    "no_team",
-)
-
-
-def _failed_fix(causes: list[tuple[str, int]]) -> str:
+def _failed_fix(causes: list[tuple[str, int]], others: int = 0) -> str:
     """What to do about digests given up on, for the causes seen: a transport that refused
     everything for a day (its settings), a Slack webhook removed in Slack (a new one from its
-    subscriber), else an address to correct."""
+    subscriber), else (and for the `others`, errors beyond the causes named) an address to
+    correct."""
+    from notifications.transports.slack import WEBHOOK_GONE_ERRORS
+
     said = ["see `paperwire deliveries list --state failed`"]
     errors = [error for error, _ in causes]
     down = [e for e in errors if "TransportUnavailable" in e]
-    gone = [e for e in errors if "Slack webhook" in e and any(w in e for w in GONE_WEBHOOK)]
+    gone = [e for e in errors if "Slack webhook" in e and any(w in e for w in WEBHOOK_GONE_ERRORS)]
     if down:
         said.append("the mail server or Slack delivered nothing for a day: fix the [email] or "
                     "[slack] settings")  # fmt: skip
     if gone:
         said.append("a webhook answering no_service or channel_not_found was removed in Slack: "
                     "ask its subscriber for a new one")  # fmt: skip
-    if len(down) + len(gone) < len(errors) or not errors:
+    if len(down) + len(gone) < len(errors) or others or not errors:
         said.append("fix the address, then `paperwire deliveries retry ID`")
     return "; ".join(said)
 

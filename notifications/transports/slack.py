@@ -47,6 +47,19 @@ PERMANENT_SLACK_ERRORS = frozenset(
         "invalid_blocks_format",
     }
 )
+# those of them that say the webhook itself is gone (removed, its channel archived or
+# deleted): its subscriber must make a new one; nothing in paperwire's settings mends it
+WEBHOOK_GONE_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "channel_is_archived",
+        "no_service",
+        "no_service_id",
+        "no_team",
+        "team_disabled",
+        "invalid_token",
+    }
+)
 
 
 DEFAULT_TIMEOUT = 15.0  # when neither the caller nor its HTTP client says

@@ -1024,3 +1024,37 @@ def test_a_file_root_rewrites_keeps_its_owner(tmp_path: Path) -> None:
     assert (path.stat().st_uid, path.stat().st_gid) == (54321, 54321)
     assert (previous.stat().st_uid, previous.stat().st_gid) == (54321, 54321)
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_what_to_do_about_digests_failed_today_covers_the_errors_beyond_those_named(
+    store: Store,
+) -> None:
+    """9a1611e: the line names the three most frequent causes and says "N with other errors";
+    when those three were a transport down and webhooks removed in Slack, what to do left out
+    "fix the address" although the other errors (a mailbox that does not exist) needed it."""
+    from daemon.status import status
+
+    now = datetime.now(UTC)
+    store.papers.upsert([_paper(1, now)], None, now)
+    pid = store.papers.find("arxiv:2612.00001").id
+    down = "TransportUnavailable: smtp.lab.example: 530 authentication required"
+    gone = "PermanentDeliveryError: Slack webhook hooks.slack.com/…: HTTP 404 no_service"
+    archived = (
+        "PermanentDeliveryError: Slack webhook hooks.slack.com/…: HTTP 410 channel_is_archived"
+    )
+    errors = [down] * 4 + [gone] * 3 + [archived] * 2 + ["PermanentDeliveryError: 550 no mailbox"]
+    for i, error in enumerate(errors):
+        user = store.people.add(f"u{i}", now, channels={ChannelKind.EMAIL: f"u{i}@lab.example"})
+        (channel,) = store.people.channels_of(user.id)
+        item = NewItem(pid, 0.5, "similar", "r")
+        made = store.digests.create(user.id, channel.id, now.date(), [item], now, cold_start=False)
+        store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail=error)
+    (problem,) = status(store, now).problems
+    assert problem.what.endswith("; 1 with other errors")
+    assert "fix the [email] or [slack] settings" in problem.fix
+    assert "ask its subscriber for a new one" in problem.fix
+    assert "fix the address" in problem.fix
+    # the webhooks gone are among the errors the Slack transport gives up on at once
+    from notifications.transports.slack import PERMANENT_SLACK_ERRORS, WEBHOOK_GONE_ERRORS
+
+    assert WEBHOOK_GONE_ERRORS <= PERMANENT_SLACK_ERRORS
