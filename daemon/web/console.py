@@ -220,6 +220,10 @@ class Kept:
 KEPT_FIELD = "kept."  # the login form's hidden copies of a kept form's fields
 KEPT_TO = "kept_to"
 KEPT_BY = "kept_by"
+# a body above this is not kept (nor read to be): a console form is a few kilobytes, an upload
+# of subscribers is asked for again anyway, and a request without a session must not get its
+# body written back into the login page
+KEPT_MAX_BYTES = 1_000_000
 
 
 async def _kept_form(request: Request) -> Kept | None:
@@ -228,6 +232,9 @@ async def _kept_form(request: Request) -> Kept | None:
     without the session) is refused as before, never offered to be sent after a login."""
     path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if not _back_to(path) or _from_elsewhere(request):
+        return None
+    length = request.headers.get("content-length", "")
+    if not length.isdigit() or int(length) > KEPT_MAX_BYTES:
         return None
     try:
         form = await request.form()
