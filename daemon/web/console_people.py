@@ -739,11 +739,7 @@ def _act(console: Console, form: Posted, name: str, action: str, listed: str = "
     except NotFoundError:
         if action != "remove":
             raise
-        # the second request of a double click (the one the browser shows): the first removed
-        # them, and the 404 page "no user named …" said the removal had failed
-        return console.back(
-            f"/admin/subscribers{listed}", f"{name} is not there (removed already)."
-        )
+        return _removed_already(console, name, listed)
     here = f"/admin/subscribers/{name}{listed}"
     if action in ("pause", "resume"):
         try:
@@ -762,20 +758,33 @@ def _act(console: Console, form: Posted, name: str, action: str, listed: str = "
         console.audit(form.admin.name, "channel started", name, channel.kind.value)
         return console.back(here, f"{name}: the {channel.kind.value} channel starts again.")
     if action == "remove":
-        if form.text("confirm") != "yes":  # the box the browser requires: nothing undoes this
-            return console.back(here, f"{name} was not removed: tick “yes, for good” first.",
-                                error=True)  # fmt: skip
-        app.store.people.remove(name)
-        console.audit(form.admin.name, "user removed", name)
-        return console.back(
-            f"/admin/subscribers{listed}", f"Removed {name} with their likes and digests."
-        )
+        return _remove(console, form, name, here, listed)
     if action == "resend":
         digest = as_id(form.text("digest"))
         if digest is None:
             return console.back(here, f"{form.text('digest')!r} is not a digest's id", error=True)
         return _resend(console, form, user, digest, here)
     return console.back(here, f"unknown action {action!r}", error=True)
+
+
+def _remove(console: Console, form: Posted, name: str, here: str, listed: str) -> Response:
+    if form.text("confirm") != "yes":  # the box the browser requires: nothing undoes this
+        return console.back(here, f"{name} was not removed: tick “yes, for good” first.",
+                            error=True)  # fmt: skip
+    try:
+        console.app.store.people.remove(name)
+    except NotFoundError:  # the two requests of a double click at once: the other removed them
+        return _removed_already(console, name, listed)
+    console.audit(form.admin.name, "user removed", name)
+    return console.back(
+        f"/admin/subscribers{listed}", f"Removed {name} with their likes and digests."
+    )
+
+
+def _removed_already(console: Console, name: str, listed: str) -> Response:
+    """The second request of a double click on Remove (the one the browser shows): the first
+    removed them, and the 404 page "no user named …" said the removal had failed."""
+    return console.back(f"/admin/subscribers{listed}", f"{name} is not there (removed already).")
 
 
 def _resend(console: Console, form: Posted, user: UserRow, digest_id: int, here: str) -> Response:

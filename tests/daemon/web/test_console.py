@@ -1508,3 +1508,22 @@ def test_a_large_body_without_a_session_is_neither_read_nor_echoed_back(
     small = {"csrf": old, "name": "nature", "url": "x" * (console_module.KEPT_MAX_BYTES // 2)}
     r = client.post("/admin/feeds", data=small, headers={"Sec-Fetch-Site": "same-origin"})
     assert r.status_code == 403 and 'name="kept.url"' in r.text
+
+
+def test_the_two_requests_of_a_double_click_on_remove_at_once_are_one_removal(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """f9c50ed: the second request of a double click goes back to the list when the first
+    removed the subscriber already; but the two requests of a double click run at once, and
+    when the second read the subscriber before the first removed them its own removal found
+    no one: the 404 page "no user named 'eve'" again, as if the removal had failed."""
+    csrf = log_in(client)
+    people = console.app.store.people
+    people.add("eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"})
+    seen = people.get("eve")  # read by the second request, before the first removes eve
+    people.remove("eve")
+    monkeypatch.setattr(people, "get", lambda name: seen)
+    r = client.post("/admin/subscribers/eve/remove?q=ev", data={"csrf": csrf, "confirm": "yes"})
+    assert r.status_code == 200 and r.url.path == "/admin/subscribers"
+    assert "eve is not there (removed already)." in r.text
+    assert [a for a in _audit(console) if a[1] == "user removed"] == []
