@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
@@ -691,13 +692,17 @@ def _changes(
     """What an edit changed, for the audit log: each setting old → new; the email address;
     a Slack webhook only as set or removed (it is a secret)."""
 
-    def shown(value: object) -> str:
+    def shown(key: str, value: object) -> str:
+        if key == "digest_weekday":  # as the pages name it; none: not weekly
+            return WEEKDAYS[value] if isinstance(value, int) else "none"
         if value is None:
             return "default"
+        if isinstance(value, StrEnum):  # a frequency: its value, not the enum's repr
+            return value.value
         return repr(value) if isinstance(value, str) else str(value)
 
     said = [
-        f"{label}: {shown(getattr(old, key))} → {shown(getattr(new, key))}"
+        f"{label}: {shown(key, getattr(old, key))} → {shown(key, getattr(new, key))}"
         for key, label in AUDITED
         if getattr(old, key) != getattr(new, key)
     ]

@@ -1527,3 +1527,19 @@ def test_the_two_requests_of_a_double_click_on_remove_at_once_are_one_removal(
     assert r.status_code == 200 and r.url.path == "/admin/subscribers"
     assert "eve is not there (removed already)." in r.text
     assert [a for a in _audit(console) if a[1] == "user removed"] == []
+
+
+def test_the_audit_of_an_edit_names_a_frequency_and_a_weekday_as_the_page_does(
+    console: Console, client: TestClient
+) -> None:
+    """b2a3044 wrote a change of frequency into the audit log as Python's repr of the enum:
+    "frequency: <Frequency.DAILY: 'daily'> → <Frequency.WEEKLY: 'weekly'>; day: default → 2"."""
+    csrf = log_in(client)
+    console.app.store.people.add(
+        "eve", console.app.clock(), channels={ChannelKind.EMAIL: "eve@lab.example"}
+    )
+    sent = {"csrf": csrf, "display_name": "eve", "email": "eve@lab.example", "timezone": "UTC",
+            "frequency": "weekly", "weekday": "wed"}  # fmt: skip
+    assert "Saved eve" in client.post("/admin/subscribers/eve", data=sent).text
+    (entry,) = [a for a in console.app.store.admin.audit_log() if a.action == "user changed"]
+    assert entry.detail == "frequency: daily → weekly; day: none → wed"
