@@ -211,6 +211,15 @@ class Kept:
     files: list[str] = field(default_factory=list)  # its file fields: a file cannot be kept
     by: str = ""  # whose session made its token (auth.csrf_owner): only they may send it
 
+    def back(self) -> str:
+        """The page the form was on: its section's page, or the subscriber's (with the query
+        of the list it was opened from)."""
+        path, _, query = self.to.partition("?")
+        parts = path.split("/")  # "", "admin", section, …
+        if len(parts) > 3 and parts[2] == "subscribers" and parts[3] != "import":
+            return "/".join(parts[:4]) + (f"?{query}" if query else "")
+        return "/".join(parts[:3])
+
     def note(self) -> str:
         again = " Choose the file again before sending it." if self.files else ""
         return ("Your form was not sent: nothing was changed. What you typed is kept; "

@@ -1543,3 +1543,31 @@ def test_the_audit_of_an_edit_names_a_frequency_and_a_weekday_as_the_page_does(
     assert "Saved eve" in client.post("/admin/subscribers/eve", data=sent).text
     (entry,) = [a for a in console.app.store.admin.audit_log() if a.action == "user changed"]
     assert entry.detail == "frequency: daily → weekly; day: none → wed"
+
+
+def test_back_without_sending_leads_to_the_page_the_kept_form_was_on(
+    console: Console, client: TestClient
+) -> None:
+    """The kept page's 'Back, without sending' (21ec6b7) cut the last part off the form's
+    address: a feed's Disable (/admin/feeds/nature/disable) led to /admin/feeds/nature, a
+    404 page, and a subscriber's Save (/admin/subscribers/eve?q=ev) to the first page of the
+    whole list."""
+    from tests.daemon.conftest import NOW
+
+    console.app.store.people.add("eve", NOW, channels={ChannelKind.EMAIL: "eve@lab.example"})
+    old = log_in(client)
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=13)  # session_hours = 12
+    log_in(client)
+    for to, back in (
+        ("/admin/feeds/nature/disable", "/admin/feeds"),
+        ("/admin/subscribers/eve?q=ev&page=1", "/admin/subscribers/eve?q=ev&page=1"),
+        ("/admin/subscribers/eve/pause?q=ev", "/admin/subscribers/eve?q=ev"),
+        ("/admin/subscribers/import", "/admin/subscribers"),
+        ("/admin/deliveries/retry", "/admin/deliveries"),
+        ("/admin/config/restore", "/admin/config"),
+    ):
+        r = client.post(to, data={"csrf": old, "x": "1"})
+        found = re.search(r'<a href="([^"]*)">Back, without sending</a>', r.text)
+        assert found and html.unescape(found[1]) == back, (to, found and found[1])
+        assert client.get(back).status_code == 200
