@@ -35,7 +35,7 @@ def check_handle(name: str, what: str = "user name") -> str:
         example = "'arxiv-cs.LG' or 'hf_daily'" if what == "feed name" else "'ada' or 'grace.h'"
         raise ValueError(
             f"{name!r} is not a valid {what}: use letters, digits, '.', '_' or '-' "
-            f"(at most {HANDLE_MAX}, starting with a letter or digit), e.g. {example}"
+            f"(at most {HANDLE_MAX}, starting with a letter, a digit or '_'), e.g. {example}"
         )
     return name
 

@@ -129,14 +129,17 @@ class ServerSettings(_Section):
     @classmethod
     def _domains(cls, v: object) -> object:
         """A list of domains; a string (the console's text field) holds them separated by
-        commas or spaces. Each is a domain name, compared in lower case."""
+        commas or spaces. Each is a domain name, compared in lower case and in its ASCII form
+        (IDNA: `bücher.example` is kept as `xn--bcher-kva.example`)."""
         if isinstance(v, str):
             v = re.findall(r"[^\s,'\"\[\]]+", v)
         if not isinstance(v, list):
             return v
+        from notifications.mailbox import ascii_domain
+
         out = []
         for item in v:
-            domain = str(item).strip().lower().lstrip("@")
+            domain = ascii_domain(str(item).strip().lower().lstrip("@"))  # bücher → xn--…
             if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
                 raise ValueError(f"{item!r} is not a domain name like 'lab.example'")
             out.append(domain)

@@ -25,13 +25,16 @@ from daemon.web.subscriber import (
     send_manage_link,
     send_notice,
 )
+from notifications.mailbox import ascii_domain
 
 SIGNUP_LINK_HOURS = 48
 
 
 def domain_allowed(app: App, address: str) -> bool:
+    """Whether sign-up is open to the address's domain (`server.signup_domains`, kept in
+    ASCII: `jörg@bücher.example` is at `xn--bcher-kva.example`)."""
     domains = app.settings.server.signup_domains
-    return not domains or address.rpartition("@")[2].lower() in domains
+    return not domains or ascii_domain(address.rpartition("@")[2].lower()) in domains
 
 
 def send_signup_link(app: App, address: str) -> None:

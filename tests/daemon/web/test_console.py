@@ -541,6 +541,7 @@ def test_a_channel_paperwire_stopped_says_why_and_starts_again(
     page = client.get("/admin/subscribers/ada").text
     assert "stopped by paperwire" in page and "550 no user" in page
     assert "stopped by the subscriber" not in page
+    assert 'aria-label="Start the email channel again"' in page
     r = client.post("/admin/subscribers/ada/start-channel",
                     data={"csrf": csrf, "channel": str(channel.id)})  # fmt: skip
     assert "the email channel starts again" in r.text
@@ -858,6 +859,9 @@ def test_preview_resend_and_deliveries(console: Console, client: TestClient) -> 
     jobs.digest_and_deliver(app, now, force=True)
     (digest,) = app.store.health.deliveries(user="ada")
     assert digest.state == "sent"
+    # its button names the digest for a screen reader (each row's said only "Resend")
+    page = client.get("/admin/subscribers/ada").text
+    assert f'aria-label="Resend digest {digest.id} (email, ' in page
     # to a channel stopped since: refused, where it was queued and given up at once as
     # "unsubscribed before delivery" (second read)
     (channel,) = app.store.people.channels_of(user.id)

@@ -120,6 +120,24 @@ def test_signup_domains_are_checked() -> None:
         ServerSettings(signup="maybe")
 
 
+def test_a_domain_beyond_ascii_is_one_domain_in_either_form(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # addresses beyond ASCII are taken since SMTPUTF8 (04ce097), but signup_domains refused
+    # 'bücher.example', and 'xn--bcher-kva.example' never matched an address written in Unicode
+    assert ServerSettings(signup_domains="Bücher.example").signup_domains == [
+        "xn--bcher-kva.example"
+    ]
+    for listed in ("bücher.example", "xn--bcher-kva.example"):
+        app = _app(app_factory, make_settings, signup="open", signup_domains=[listed])
+        with TestClient(make_web(app)) as client:
+            for address in ("jörg@bücher.example", "jörg@xn--bcher-kva.example"):
+                answer = client.post("/signup", data={"email": address}, follow_redirects=False)
+                assert answer.status_code == 303, (listed, address)
+            refused = client.post("/signup", data={"email": "jörg@bucher.example"})
+            assert refused.status_code == 400
+
+
 def test_a_new_handle_is_the_first_free_one_from_the_address(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
