@@ -1245,7 +1245,7 @@ def _print_import(r: ImportReport) -> None:
 def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:
     out.print(
         f"digests: {r.candidates} candidate paper(s); {r.created} digest(s) created "
-        f"({r.empty} empty), {r.already} already made for this period"
+        f"({r.empty} empty), {r.already} subscriber(s) had theirs already"
     )
     for e in r.failed_users:
         err.print(f"  [red]user failed[/]: {escape(e)}", highlight=False)
