@@ -508,10 +508,14 @@ def test_a_machine_woken_after_days_asleep_fetches_before_making_the_digests_owe
     monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
     app = app_factory(make_settings(schedule={"catch_up_delay_seconds": 3600.0}))
     app.clock = lambda: datetime.now(UTC)
+    woke = datetime.now(UTC)
+    # fetched last before the sleep: in the minutes after a digest run's time (late by less
+    # than its grace: not missed, no catch-up) the digest run itself fetches first
+    feed = app.store.feeds.add("f", "https://lab.example/feed.xml", woke)
+    app.store.feeds.record_fetch(feed.id, woke - timedelta(days=3, hours=1))
     scheduler = make_scheduler(app)
     scheduler.start(paused=True)
     try:
-        woke = datetime.now(UTC)
         # asleep three days: the digest run was due 50 minutes before the ingest
         scheduler.modify_job("digest", next_run_time=woke - timedelta(days=3, minutes=50))
         scheduler.modify_job("ingest", next_run_time=woke - timedelta(days=3))
@@ -521,3 +525,57 @@ def test_a_machine_woken_after_days_asleep_fetches_before_making_the_digests_owe
         assert scheduler.get_job("digest").next_run_time > woke  # and its schedule goes on
     finally:
         scheduler.shutdown(wait=True)
+
+
+def test_a_digest_run_fetches_first_when_an_ingest_run_came_due_since_the_last_fetch(
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine woken in the five minutes after a digest run's time ran that run (not
+    missed) before the ingest: the day's digests came from papers fetched days before. Run
+    at 11:06 here, on a clock of its own (the test above meets that case only in those five
+    minutes of each hour)."""
+    from daemon.scheduler import _digest_job, _ingest_owed
+
+    order: list[str] = []
+
+    def ingest(app: App, now: datetime) -> jobs.IngestReport:
+        order.append("ingest")
+        return jobs.IngestReport()
+
+    monkeypatch.setattr(jobs, "ingest", ingest)
+    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+
+    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
+        order.append("digests")
+        return jobs.DigestReport(), jobs.DeliveryReport()
+
+    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
+    app = app_factory(make_settings(schedule={"timezone": "Europe/Berlin"}))  # 15 */4 * * *
+    at = datetime(2026, 11, 30, 11, 6, tzinfo=UTC)  # 12:06 in Berlin
+    feed = app.store.feeds.add("f", "https://lab.example/feed.xml", at)
+    assert not _ingest_owed(app, at)  # never fetched: the catch-up at start fetches
+    for fetched, owed in (
+        (datetime(2026, 11, 30, 7, 15, 0, tzinfo=UTC), False),  # at 08:15 Berlin, the run's time
+        (datetime(2026, 11, 30, 3, 15, 40, tzinfo=UTC), True),  # 04:15: the 08:15 run was due
+        (datetime(2026, 11, 27, 9, 0, tzinfo=UTC), True),  # three days asleep
+    ):
+        app.store.feeds.record_fetch(feed.id, fetched)
+        assert _ingest_owed(app, at) == owed, fetched
+        order.clear()
+        result = _digest_job(app, at)
+        assert order == (["ingest", "digests"] if owed else ["digests"]), fetched
+        assert isinstance(result, tuple) == owed
+    app.store.feeds.set_enabled("f", False, at)  # a disabled feed is not waited for
+    assert not _ingest_owed(app, at)
+    # an ingest that fails does not stop the digests owed
+    app.store.feeds.set_enabled("f", True, at)
+
+    def broken(app: App, now: datetime) -> jobs.IngestReport:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(jobs, "ingest", broken)
+    order.clear()
+    _digest_job(app, at)
+    assert order == ["digests"]
