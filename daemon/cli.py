@@ -21,7 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from daemon.errors import NotFoundError, PaperwireError
+from daemon.errors import PaperwireError
 
 if TYPE_CHECKING:
     from datetime import date, datetime
@@ -1101,9 +1101,7 @@ def feeds_set_url(
     papers and its counts, and its last error and run of failures are forgotten."""
     with _open_app() as app:
         _not_declared(app, name)
-        old = next((f for f in app.store.feeds.all() if f.name == name), None)
-        if old is None:
-            raise NotFoundError(f"no feed named {name!r}; `paperwire feeds list` shows them")
+        old = app.store.feeds.get(name)
         url, found = _try_address(app, name, url, no_check, "changed")
         app.store.feeds.set_url(name, url, app.clock())
         _audit(app, "feed address changed", name, f"{old.url} → {url}")

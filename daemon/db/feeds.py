@@ -83,6 +83,11 @@ class Feeds(Repository):
             s.commit()
             return FeedRow.of(feed)
 
+    def get(self, name: str) -> FeedRow:
+        """The feed of that name; NotFoundError (saying how to list them) when there is none."""
+        with self.read_session() as s:
+            return FeedRow.of(self._named(s, name))
+
     def all(self, *, enabled_only: bool = False) -> list[FeedRow]:
         with self.read_session() as s:
             q = select(Feed).order_by(col(Feed.name))

@@ -105,7 +105,10 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
     @router.get("/feeds")
     def feeds(request: Request, edit: str = "", who: auth.Admin = admin) -> HTMLResponse:
         # ?edit=NAME: the form above the list holds that feed, to give it a new address
-        feed = next((f for f in app.store.feeds.all() if f.name == edit), None)
+        try:
+            feed = app.store.feeds.get(edit) if edit else None
+        except NotFoundError:
+            feed = None
         if feed is None:
             return _feeds_page(console, request, who)
         return _feeds_page(console, request, who, name=feed.name, url=feed.url, editing=True)
@@ -117,12 +120,9 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
     @router.post("/feeds/{name}/{action}")
     def change(name: str, action: str, form: Posted = posted) -> Response:
         feeds = app.store.feeds
-        if name in {f.name for f in app.settings.feeds}:
-            return console.back(
-                "/admin/feeds",
-                f"{name} is declared in the configuration file: change it there.",
-                error=True,
-            )
+        declared = _declared(console, name)
+        if declared is not None:
+            return declared
         if action == "enable":
             feeds.set_enabled(name, True, app.clock())
         elif action == "disable":
@@ -136,6 +136,18 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
             return console.back("/admin/feeds", f"unknown action {action!r}", error=True)
         console.audit(form.admin.name, f"feed {action}d", name)
         return console.back("/admin/feeds", f"Feed {name} {action}d.")
+
+
+def _declared(console: Console, name: str) -> Response | None:
+    """Back to the feeds, saying so, for a feed of the configuration file (the next ingest
+    would undo a change made here); None for the others."""
+    if name not in {f.name for f in console.app.settings.feeds}:
+        return None
+    return console.back(
+        "/admin/feeds",
+        f"{name} is declared in the configuration file: change it there.",
+        error=True,
+    )
 
 
 def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Response:
@@ -208,15 +220,13 @@ def _set_feed_url(
     from daemon.jobs.ingest import try_feed
 
     app = console.app
-    old = next((f for f in app.store.feeds.all() if f.name == name), None)
-    if old is None:
+    try:
+        old = app.store.feeds.get(name)
+    except NotFoundError:
         return console.back("/admin/feeds", f"There is no feed {name} any more.", error=True)
-    if name in {f.name for f in app.settings.feeds}:
-        return console.back(
-            "/admin/feeds",
-            f"{name} is declared in the configuration file: change it there.",
-            error=True,
-        )
+    declared = _declared(console, name)
+    if declared is not None:
+        return declared
     if old.url == url:  # the second request of a double click, or nothing changed
         return console.back("/admin/feeds", f"Feed {name} fetches {url}.")
     trial = None if action == "set-url-unchecked" else try_feed(app, url, app.clock())
