@@ -3,6 +3,7 @@ tests/daemon/test_admin_cli.py and test_stopping.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -381,7 +382,6 @@ def test_the_digest_job_waits_for_the_catch_up_ingest(
     """After a restart the catch-up ingests first; a digest run starting meanwhile (its cron
     minute came) made every digest empty, before the day's papers were in (learning-loop QA).
     The jobs are run here by hand, as the scheduler's threads would run them."""
-    import threading
 
     app = app_factory()
     ingesting, release = threading.Event(), threading.Event()
@@ -414,17 +414,9 @@ def test_the_digest_job_waits_for_the_catch_up_ingest(
     assert order == ["ingest", "digests", "digests"]
 
 
-def test_a_run_missed_while_the_machine_slept_starts_the_catch_up(
-    app_factory: Callable[..., App],
-    make_settings: Callable[..., Any],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A machine asleep longer than `misfire_grace_seconds` (not restarted: no catch-up at
-    start): the missed ingest was dropped and the next digest run came first, making that day's
-    digests from the papers fetched before the sleep (empty ones: not sent)."""
-    import threading
-    from datetime import timedelta
-
+def _recorded_jobs(monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], threading.Event]:
+    """The ingest and the digests replaced by fakes that write their name, in the order they
+    ran, to the list; the event is set by the first digest run."""
     order: list[str] = []
     done = threading.Event()
 
@@ -440,6 +432,20 @@ def test_a_run_missed_while_the_machine_slept_starts_the_catch_up(
     monkeypatch.setattr(jobs, "ingest", ingest)
     monkeypatch.setattr(jobs, "digest_and_deliver", digests)
     monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+    return order, done
+
+
+def test_a_run_missed_while_the_machine_slept_starts_the_catch_up(
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A machine asleep longer than `misfire_grace_seconds` (not restarted: no catch-up at
+    start): the missed ingest was dropped and the next digest run came first, making that day's
+    digests from the papers fetched before the sleep (empty ones: not sent)."""
+    from datetime import timedelta
+
+    order, done = _recorded_jobs(monkeypatch)
     schedule = {"misfire_grace_seconds": 1, "catch_up_delay_seconds": 3600.0}
     app = app_factory(make_settings(schedule=schedule))
     app.clock = lambda: datetime.now(UTC)
@@ -488,24 +494,9 @@ def test_a_machine_woken_after_days_asleep_fetches_before_making_the_digests_owe
     was missed and no catch-up came; the overdue digest run went first, making the digests
     owed from the papers fetched before the sleep. A digest run that late is missed now, and
     the catch-up fetches first."""
-    import threading
     from datetime import timedelta
 
-    order: list[str] = []
-    done = threading.Event()
-
-    def ingest(app: App, now: datetime) -> jobs.IngestReport:
-        order.append("ingest")
-        return jobs.IngestReport()
-
-    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
-        order.append("digests")
-        done.set()
-        return jobs.DigestReport(), jobs.DeliveryReport()
-
-    monkeypatch.setattr(jobs, "ingest", ingest)
-    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
-    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
+    order, done = _recorded_jobs(monkeypatch)
     app = app_factory(make_settings(schedule={"catch_up_delay_seconds": 3600.0}))
     app.clock = lambda: datetime.now(UTC)
     woke = datetime.now(UTC)
@@ -538,20 +529,7 @@ def test_a_digest_run_fetches_first_when_an_ingest_run_came_due_since_the_last_f
     minutes of each hour)."""
     from daemon.scheduler import _digest_job, _ingest_owed
 
-    order: list[str] = []
-
-    def ingest(app: App, now: datetime) -> jobs.IngestReport:
-        order.append("ingest")
-        return jobs.IngestReport()
-
-    monkeypatch.setattr(jobs, "ingest", ingest)
-    monkeypatch.setattr(jobs, "prune_digests", lambda app, now: None)
-
-    def digests(app: App, now: datetime, **kw: Any) -> tuple[jobs.DigestReport, Any]:
-        order.append("digests")
-        return jobs.DigestReport(), jobs.DeliveryReport()
-
-    monkeypatch.setattr(jobs, "digest_and_deliver", digests)
+    order, _ = _recorded_jobs(monkeypatch)
     app = app_factory(make_settings(schedule={"timezone": "Europe/Berlin"}))  # 15 */4 * * *
     at = datetime(2026, 11, 30, 11, 6, tzinfo=UTC)  # 12:06 in Berlin
     feed = app.store.feeds.add("f", "https://lab.example/feed.xml", at)
