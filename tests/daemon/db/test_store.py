@@ -650,3 +650,41 @@ def _exists(store: Store, digest_id: int) -> bool:
     except NoResultFound:
         return False
     return True
+
+
+def test_last_made_is_each_users_latest_digest_since_a_time(
+    app_factory: Callable[..., App],
+) -> None:
+    """The digest job's `last_made`: per user, the latest digest of any channel made at or after
+    `since`, as an aware UTC time; a user whose digests are all older, or who has none, or an
+    id of no one, is left out (PostgreSQL reads it as an array, SQLite in lists of ids)."""
+    app = app_factory()
+    store = app.store
+    store.papers.upsert([_paper("arxiv:1")], None, NOW)
+    items = [NewItem(store.papers.find("arxiv:1").id, 0.5, "similar", "because")]
+    two = {ChannelKind.EMAIL: "ada@lab.example", ChannelKind.SLACK: "https://hooks.example/a"}
+    ada = store.people.add("ada", NOW, channels=two)
+    bob = store.people.add("bob", NOW, channels={ChannelKind.EMAIL: "bob@lab.example"})
+    cy = store.people.add("cy", NOW, channels={ChannelKind.EMAIL: "cy@lab.example"})
+    store.people.add("dee", NOW, channels={ChannelKind.EMAIL: "dee@lab.example"})  # none yet
+    made = {
+        (ada.id, 0): NOW - timedelta(days=3),
+        (ada.id, 1): NOW - timedelta(days=1, hours=2),  # the Slack one, later: ada's latest
+        (bob.id, 0): NOW - timedelta(days=1),
+        (cy.id, 0): NOW - timedelta(days=8),  # before `since`
+    }
+    for (uid, nth), at in made.items():
+        channel = store.people.channels_of(uid)[nth]
+        store.digests.create(uid, channel.id, at.date(), items, at, cold_start=False)
+    # bob's second digest, the same day on another period: the later of the two counts
+    channel = store.people.channels_of(bob.id)[0]
+    store.digests.create(bob.id, channel.id, NOW.date(), items, NOW, cold_start=False)
+    since = NOW - timedelta(days=7)
+    everyone = [ada.id, bob.id, cy.id, ada.id, 10**6]  # a repeat and an unknown id too
+    got = store.digests.last_made(everyone, since)
+    assert got == {ada.id: NOW - timedelta(days=1, hours=2), bob.id: NOW}
+    assert all(at.utcoffset() == timedelta(0) for at in got.values())
+    assert store.digests.last_made([cy.id], NOW - timedelta(days=8)) == {
+        cy.id: NOW - timedelta(days=8)
+    }
+    assert store.digests.last_made([], since) == {}
