@@ -91,6 +91,11 @@ LIKE_LABEL = "👍 More like this"
 DISLIKE_LABEL = "👎 Less like this"
 
 ABSTRACT_CHARS = 400
+# Gmail clips a message's HTML after about 102 KB ("[Message clipped]  View entire message"),
+# and the footer's Manage and Unsubscribe links with it: an HTML part longer than this, as sent
+# (7bit, character references, CRLF), has its abstracts shortened until it fits (`_fitting_html`)
+HTML_MAX_BYTES = 100_000
+MORE_LINK_BYTES = 50  # what a shortened abstract's link to its paper adds (`paper.html`)
 MAX_AUTHORS = 3
 CATEGORY_CHARS = 30
 
@@ -347,6 +352,7 @@ class _PaperView:
     day: str | None  # ISO date
     authors: str
     abstract: str
+    more_url: str | None  # the abstract shortened to fit the message (`_fitting_html`): its page
     upvotes: int | None
     facts: str  # "arXiv:2611.01234 · cs.LG · 2026-11-27 · ▲ 42 upvotes" (plain text)
     html: Markup  # the paper's part of the HTML digest (templates/paper.html)
@@ -364,6 +370,7 @@ def _paper_view(
     arxiv_id: str | None,
     category: str | None,
     doi: str | None = None,
+    abstract_chars: int = ABSTRACT_CHARS,
 ) -> _PaperView:
     arxiv = arxiv_id if arxiv_id and _ARXIV_ID.fullmatch(arxiv_id) else None
     doi = doi if doi and not arxiv and _DOI.fullmatch(doi) else None
@@ -377,9 +384,12 @@ def _paper_view(
         shown_day,
         f"▲ {votes} upvote{'s' if votes != 1 else ''}" if votes else None,
     ]
+    page = f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url)
+    full = readable(abstract)
+    shown = shorten_abstract(full, abstract_chars) if abstract_chars > 0 else ""
     fields: dict[str, Any] = dict(
         title=shown_title(title),
-        url=f"https://arxiv.org/abs/{arxiv}" if arxiv else safe_url(url),
+        url=page,
         pdf_url=arxiv_pdf_url(arxiv),
         arxiv_id=arxiv,
         doi=doi,
@@ -387,7 +397,8 @@ def _paper_view(
         category=shown_category,
         day=shown_day,
         authors=shorten_authors(authors),
-        abstract=shorten_abstract(readable(abstract)),
+        abstract=shown,
+        more_url=page if abstract_chars < ABSTRACT_CHARS and shown != full else None,
         upvotes=votes,
         facts=" · ".join(f for f in facts if f),
     )
@@ -420,7 +431,9 @@ def filler_label(upvotes: int | None, weekly: bool = False) -> str:
     return label.replace("today", "this week") if weekly else label
 
 
-def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
+def _view(
+    pick: Pick, cold_start: bool, weekly: bool = False, abstract_chars: int = ABSTRACT_CHARS
+) -> _PickView:
     paper = _paper_view(
         pick.title,
         pick.url,
@@ -431,6 +444,7 @@ def _view(pick: Pick, cold_start: bool, weekly: bool = False) -> _PickView:
         pick.arxiv_id,
         pick.category,
         pick.doi,
+        abstract_chars,
     )
     filler = cold_start or pick.kind == "trending"
     label = filler_label(paper.upvotes, weekly) if filler else None
@@ -482,7 +496,7 @@ def render_email(
     context = _context(digest)
     context["subject"] = subject_for(digest, subject_prefix)
     text = _template("digest.txt").render(context)
-    html = _template("digest.html").render(context)
+    html, html_ascii = _fitting_html(digest, context)
 
     domain = ascii_domain(header_text(message_id_domain).replace(" ", ""))
     # every header value encoded here (RFC 2047 for non-ASCII) and free of control
@@ -509,7 +523,7 @@ def render_email(
         ("X-Auto-Response-Suppress", "All"),
     ]
     return EmailOut(
-        data=_mime(headers, text, html),
+        data=_mime(headers, text, html, html_ascii),
         recipient=address,
         digest_id=digest.digest_id,
         period=digest.period,
@@ -517,19 +531,49 @@ def render_email(
     )
 
 
+def _fitting_html(digest: Digest, context: dict[str, Any]) -> tuple[str, bytes]:
+    """The HTML part, and as `_ascii_html` writes it, within `HTML_MAX_BYTES` as sent: when the
+    picks make it longer, their abstracts are shortened (each ending in "…" and a link to its
+    paper; the text part keeps them whole) until it fits, so that Gmail does not clip the
+    footer's Manage and Unsubscribe links. Abstracts are the one part of a pick that may be
+    cut without losing the pick. A message still too long without them (titles of thousands
+    of characters) goes as it is: a digest of more than 30 picks has those links at its top."""
+    chars = ABSTRACT_CHARS
+    while True:
+        html = _template("digest.html").render(context)
+        data = _ascii_html(html)
+        excess = len(data) + data.count(b"\n") - HTML_MAX_BYTES  # lines end in CRLF when sent
+        cut = sum(1 for view in context["picks"] if view.paper.abstract)
+        if excess <= 0 or not cut:
+            return html, data
+        link = MORE_LINK_BYTES if chars == ABSTRACT_CHARS else 0
+        chars = max(0, chars - (excess + cut - 1) // cut - link)
+        views = [_view(p, digest.cold_start, digest.weekly, chars) for p in digest.picks]
+        context = {**context, "picks": views}
+
+
+def _ascii_html(html: str) -> bytes:
+    """The HTML part as 7bit text: every non-ASCII character a character reference, LF line
+    ends (`_mime` sends it so, or quoted-printable when that cannot be)."""
+    return _lines(html.encode("ascii", "xmlcharrefreplace"))
+
+
 CRLF = b"\r\n"
 SMTP_LINE_MAX = 998  # octets in a line of a 7bit body, CRLF not counted (RFC 5322)
 URL_SAFE = ":/?#[]@!$&'()*+,;=%~"  # percent-encode only what a URL header may not hold
 
 
-def _mime(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
+def _mime(
+    headers: list[tuple[str, str]], text: str, html: str, html_ascii: bytes | None = None
+) -> bytes:
     """A multipart/alternative message (text/plain then text/html, UTF-8) as it goes over
     SMTP. The text is quoted-printable (binascii's C encoder keeps lines within 76
     characters). The HTML is sent as 7bit when it can be: every non-ASCII character written
     as a character reference (`&#8220;`, the same text to any HTML reader), every line within
     SMTP's 998; quoted-printable otherwise. The boundary starts with "=_", which
     quoted-printable text can never hold (it writes "=" as "=3D") and our HTML never does.
-    Written directly: the email package's generator took ten times as long."""
+    Written directly: the email package's generator took ten times as long. `html_ascii` is
+    `_ascii_html(html)` when the caller has it already."""
     # random as the email package's own boundaries are (`random`, not a system call per message:
     # the "=_" keeps it out of the parts, the 96 bits only tell messages apart)
     boundary = f"=_paperwire_{random.getrandbits(96):024x}".encode("ascii")
@@ -546,7 +590,7 @@ def _mime(headers: list[tuple[str, str]], text: str, html: str) -> bytes:
     for subtype, body in ((b"plain", text), (b"html", html)):
         encoding, data = b"quoted-printable", b""
         if subtype == b"html":
-            data = _lines(body.encode("ascii", "xmlcharrefreplace"))
+            data = _ascii_html(body) if html_ascii is None else html_ascii
             if _short_lines(data) and not _holds(data, b"=_"):
                 encoding = b"7bit"
         if encoding != b"7bit":

@@ -10,12 +10,15 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from markupsafe import escape
 
+from daemon.web.links import Links
 from notifications.digest import Digest
 from notifications.notice import render_notice
 from notifications.render import (
@@ -33,6 +36,7 @@ from notifications.render import (
     safe_url,
     shorten_abstract,
     shorten_authors,
+    shown_title,
 )
 from notifications.transports.base import BadAddress, PermanentDeliveryError
 from tests.notifications.factories import (
@@ -47,6 +51,8 @@ from tests.notifications.factories import (
     transport_for,
 )
 from tests.servers import smtp_server
+
+DATA = Path(__file__).parent.parent / "data"
 
 
 def email_of(digest: Digest, **kwargs: Any) -> EmailMessage:
@@ -885,3 +891,94 @@ def test_a_journal_paper_shows_and_links_its_doi() -> None:
     assert "doi:10.1000/a&#34;b&lt;c&gt;" in html or "doi:10.1000/a&quot;b&lt;c&gt;" in html
     slack = all_text(render_slack(make_digest((journal,)), webhook_url=WEBHOOK).payloads[0])
     assert f"<{link}|doi:10.1021/acs.jcim.6c01234>" in slack
+
+
+def _longest_real_papers(n: int) -> list[dict[str, Any]]:
+    """The `n` papers of the recorded arXiv API and Hugging Face responses (tests/data) with
+    the longest abstracts (1,000 to 1,900 characters), as parsed."""
+    papers = []
+    for path in sorted((DATA / "expected").glob("*/*.json")):
+        papers += json.loads(path.read_text(encoding="utf-8")).get("papers", [])
+    papers.sort(key=lambda p: (-len(p["abstract"] or ""), p["key"]))
+    assert len(papers) >= n
+    return papers[:n]
+
+
+def _real_digest(n: int) -> Digest:
+    """A digest of the `n` papers with the longest real abstracts, with the links the daemon
+    signs (user, paper and channel ids of a large installation) and a reason of the usual
+    length for each."""
+    links = Links("a-secret-key-of-forty-characters-or-so!!", "https://papers.example-lab.org")
+    user, channel = 12_345, 67_890
+    picks = tuple(
+        make_pick(
+            i,
+            paper_key=paper["key"],
+            title=paper["title"],
+            url=paper["url"],
+            authors=tuple(paper["authors"]),
+            abstract=paper["abstract"],
+            score=0.62,
+            reason="Close to “Attention Is All You Need” you liked — shared: attention, decoder",
+            like_url=links.feedback_url("like", user, 1_000_000 + i, channel),
+            dislike_url=links.feedback_url("dislike", user, 1_000_000 + i, channel),
+            upvotes=paper.get("upvotes"),
+            day=date(2026, 11, 27),
+            arxiv_id=paper["arxiv_id"],
+            category=paper["categories"][0] if paper["categories"] else None,
+        )
+        for i, paper in enumerate(_longest_real_papers(n))
+    )
+    manage = links.manage_url(user, datetime(2026, 11, 28, tzinfo=UTC))
+    unsubscribe = links.unsubscribe_url(user, channel)
+    return replace(make_digest(picks), manage_url=manage, unsubscribe_url=unsubscribe)
+
+
+def _sent_html(msg: EmailMessage) -> bytes:
+    """The HTML part as a mail client has it: its transfer encoding decoded, lines in CRLF."""
+    part = msg.get_body(preferencelist=("html",))
+    assert isinstance(part, EmailMessage)
+    data = part.get_payload(decode=True)
+    assert isinstance(data, bytes)
+    return data
+
+
+def test_a_hundred_picks_of_the_longest_real_abstracts_fit_before_gmail_clips() -> None:
+    """Gmail clips an HTML part after about 102 KB, hiding the footer's Manage and Unsubscribe
+    links. 100 picks (`digest.max_picks`) of real abstracts were 203 KB, 2,019 bytes a pick
+    (the styles inline on every element): their abstracts are shortened until it fits."""
+    digest = _real_digest(100)
+    msg = email_of(digest)
+    text, html = parts(msg)
+    sent = _sent_html(msg)
+    assert len(sent) <= 100_000
+    head = sent[:102_000].decode("ascii")
+    footer = head[head.index('<p class="footer"') :]
+    for url in (digest.manage_url, digest.unsubscribe_url):
+        assert f'href="{url}"' in footer
+    assert head.rstrip().endswith("</html>")
+    for pick in digest.picks:  # every pick is there, with its links; only abstracts are cut
+        title = escape(shown_title(pick.title))
+        assert f'<h2><a href="https://arxiv.org/abs/{pick.arxiv_id}">{title}</a></h2>' in html
+        assert pick.like_url in html and pick.dislike_url in html
+    more = re.findall(r'…\s<a href="https://arxiv\.org/abs/([^"]+)">more</a></p>', html)
+    assert more == [pick.arxiv_id for pick in digest.picks]
+    abstracts = re.findall(r"<p>([^<]*)… <a", html)
+    assert min(len(a) for a in abstracts) >= 80  # shortened, not gone
+    # the text part (not clipped) keeps each abstract's 400 characters
+    words = " ".join(text.split())
+    for pick in digest.picks:
+        assert shorten_abstract(readable(pick.abstract)) in words
+
+
+def test_the_html_of_a_pick_weighs_half_what_it_did() -> None:
+    """75 picks of the longest real abstracts go whole (no abstract shortened), within 100,000
+    bytes: 1,240 bytes a pick, from 2,019 (10 picks: 27 KB, from 21 KB)."""
+    msg = email_of(_real_digest(75))
+    sent = _sent_html(msg)
+    assert len(sent) <= 100_000
+    assert b">more</a>" not in sent
+    _, html = parts(msg)
+    assert len(re.findall(r"<p>[^<]{380,}…</p>", html)) == 75  # 400 characters, escaped
+    ten = len(_sent_html(email_of(_real_digest(10))))
+    assert ten < 10 * 1_300 + 2_000
