@@ -248,6 +248,9 @@ def _bad_tokens(w: World) -> dict[str, str]:
         "forged signature": f"{payload}.{forged_sig}",
         "other installation": other.token("like", w.user_id, w.paper_id),
         "garbage": "not-a-token",
+        "compact, truncated": w.app.links.feedback_token("like", w.user_id, w.paper_id)[:-1],
+        "compact, made a dislike": "d"
+        + w.app.links.feedback_token("like", w.user_id, w.paper_id)[1:],
     }
 
 
