@@ -130,6 +130,7 @@ def environment() -> Environment:
         auto_reload=False,  # the templates ship with the package: no stat() per render
     )
     env.filters["wrap"] = wrap
+    env.filters["link"] = link
     env.filters["numbered"] = numbered
     # no globals (range, lipsum, ...): a template sees what it is given, and a render's context
     # is then one dict, not a copy of a ChainMap of globals walked in Python (two per message)
@@ -239,7 +240,11 @@ _LATEX_UNESCAPED = re.compile(r"(?<!\\)([%&#])")  # comments / alignment in LaTe
 _LATEX_REFERENCE = re.compile(r"\s*\\(?:cite[a-zA-Z]*|ref|eqref|label)\*?(?:\[[^]]*\])*\{[^}]*\}")
 _LATEX_MARKUP = re.compile(r"\\[A-Za-z]+|[\\${}^_\s]")  # what the converted text may lose
 # a super- or subscript in math: one character, or a group without macros (innermost first)
-_SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*]))")
+_SCRIPT = re.compile(r"([\^_])\s*(?:\{([^{}\\$^_]*)\}|([A-Za-z0-9*+-]))")
+# a macro written straight before a letter beyond ASCII (arXiv's API gives "\mathbfθ" for
+# "\mathbf{\theta}"): TeX ends the name at the letter, pylatexenc took both for one unknown
+# macro and dropped it ("N(\mathbfθ, I)" read "N(, I)")
+_MACRO_BEFORE_UNICODE = re.compile(r"(\\[A-Za-z]+)([^\x00-\x7f])")
 # math between dollars as pandoc reads it: $$display$$, or $inline$ opening before a non-space
 # and closing after one, not before a digit ("$5 and $10" is money) unless it opens with a
 # macro ("$\\sim$100 GPUs", as arXiv abstracts write it); any other dollar is a dollar (the
@@ -285,6 +290,7 @@ def readable(text: str, limit: int = LATEX_MAX_CHARS) -> str:
         text = text[: space if space > limit // 2 else limit]
     try:
         latex = _LATEX_UNESCAPED.sub(r"\\\1", _LATEX_REFERENCE.sub("", text))
+        latex = _MACRO_BEFORE_UNICODE.sub(r"\1{\2}", latex)
         latex = _MATH_OR_DOLLAR.sub(_math_or_dollar, latex)
         out = _clean(converter().latex_to_text(latex))
     except Exception:  # pylatexenc on untrusted text: any failure keeps the raw text
@@ -715,6 +721,26 @@ def wrap(text: str, width: int = 72, indent: str = "") -> str:
             size += 1 + columns
     lines.append(" ".join(line))
     return ("\n" + indent).join(lines)
+
+
+TEXT_COLUMNS = 78  # RFC 5322 §2.1.1: a line SHOULD be at most 78 characters
+
+
+def link(url: str, label: str, indent: str = "") -> str:
+    """A link of the text digest: ``label: url`` on one line when it fits `TEXT_COLUMNS`, else
+    the URL alone on the line below when it fits there (a URL is never cut, and a mail client
+    links it whole); one line still when it is wider than a line anyway."""
+    columns = len(url) if url.isascii() else _columns(url)
+    if len(indent) + _label_columns(label) + 2 + columns <= TEXT_COLUMNS:
+        return f"{indent}{label}: {url}"
+    if len(indent) + columns <= TEXT_COLUMNS:
+        return f"{indent}{label}:\n{indent}{url}"
+    return f"{indent}{label}: {url}"
+
+
+@functools.lru_cache(maxsize=64)  # a few labels, in every message
+def _label_columns(label: str) -> int:
+    return _columns(label)
 
 
 # where East Asian wide characters may be (CJK, Hangul, fullwidth forms, emoji): text without

@@ -151,3 +151,64 @@ def test_manage_link_from_a_digest_change_something_and_export(
     assert data["user"]["timezone"] == "Europe/Berlin"
     assert data["follows"] == [{"kind": "keyword", "value": "quantum", "muted": False}]
     assert len(data["digests"]) == 1 and data["digests"][0]["papers"]
+
+
+def _rgb(css: str) -> tuple[float, float, float]:
+    r, g, b = (int(v) for v in css[css.index("(") + 1 : css.index(")")].split(",")[:3])
+    return r / 255, g / 255, b / 255
+
+
+def _contrast(fore: str, back: str) -> float:
+    """WCAG's contrast ratio of two computed colours ("rgb(r, g, b)")."""
+
+    def luminance(css: str) -> float:
+        lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in _rgb(css)]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    high, low = sorted((luminance(fore), luminance(back)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_a_digest_email_reads_in_dark_mode(browser_page: object) -> None:
+    """In a mail client's dark mode every text of a digest keeps a contrast of at least 4.5
+    (WCAG AA): as Apple Mail and Outlook for Mac and phones show it (prefers-color-scheme),
+    and as Outlook.com does, which darkens the inline colours of the page itself (marking
+    them data-ogsc / data-ogsb) but not those of its classes: the metadata's grey and the
+    links' colours were dark on dark."""
+    from playwright.sync_api import Page
+
+    from notifications.render import render_email
+    from tests.notifications.factories import make_digest, make_pick
+
+    page: Page = browser_page  # type: ignore[assignment]
+    picks = (make_pick(1, kind="trending"), make_pick(2, reason="Close to “Graph nets”"))
+    digest = make_digest(picks, cold_start=True, manage_url="https://pw.example.org/me/x")
+    html = render_email(
+        digest, sender="d@pw.example.org", recipient="a@example.org", message_id_domain="x.org"
+    ).html
+    assert html is not None
+    texts = ["h1", "h2 a", ".pick .m", ".pick p:not(.m)", "a.like", "a.dislike", ".footer",
+             ".footer a", ".cold-start"]  # fmt: skip
+    js = """(selectors) => selectors.map(s => {
+        const e = document.querySelector(s); let b = e, bg;
+        do { bg = getComputedStyle(b).backgroundColor; b = b.parentElement; }
+        while (bg === 'rgba(0, 0, 0, 0)' && b);
+        return [s, getComputedStyle(e).color, bg]; })"""
+
+    def low_contrast() -> list[tuple[str, float]]:
+        found = page.evaluate(js, texts)
+        return [(s, round(_contrast(c, b), 1)) for s, c, b in found if _contrast(c, b) < 4.5]
+
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.set_content(html)
+        assert low_contrast() == [], scheme
+        frame = page.evaluate("getComputedStyle(document.querySelector('.frame')).backgroundColor")
+        assert (sum(_rgb(frame)) < 0.5) == (scheme == "dark"), frame
+    # Outlook.com's dark mode: inline colours made dark / light and marked, classes left alone
+    page.emulate_media(color_scheme="light")
+    page.set_content(html)
+    page.evaluate("""() => { for (const e of [document.body, document.querySelector('.frame')]) {
+        e.style.backgroundColor = '#1f1f1f'; e.style.color = '#e6e6e6';
+        e.setAttribute('data-ogsc', ''); e.setAttribute('data-ogsb', ''); } }""")
+    assert low_contrast() == []
