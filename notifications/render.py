@@ -181,9 +181,17 @@ def _checked_url(url: str) -> str | None:
     return candidate
 
 
+# what parts names in a Chinese or Japanese list ("张三、李四"), never within one name: a list
+# stored as one author (read from a feed before daemon.ingest split it there) shows its names
+_EAST_ASIAN_SEPARATORS = re.compile(r"\s*[、，；]\s*")
+
+
 def shorten_authors(authors: Iterable[str], limit: int = MAX_AUTHORS) -> str:
     """``"A, B, C et al."`` when there are more than ``limit`` authors."""
-    names = [n for n in (_clean(a) for a in authors) if n]
+    names: list[str] = []
+    for author in authors:
+        pieces = _EAST_ASIAN_SEPARATORS.split(author) if not author.isascii() else (author,)
+        names += [n for n in map(_clean, pieces) if n]
     if len(names) > limit:
         return ", ".join(names[:limit]) + " et al."
     return ", ".join(names)

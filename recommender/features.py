@@ -1,5 +1,5 @@
 """Stage 1, text features: a paper's title + abstract → TF-IDF row, hstacked with a
-smaller-weight author block, rows L2-normalised; and the name helpers that match authors.
+smaller-weight author block, rows L2-normalised; and the name helper that matches authors.
 
 `_fit_features` learns the vocabularies on the corpus (the start of `Recommender.fit`),
 `_vectorize` turns any docs into rows of the same space.
@@ -38,30 +38,18 @@ def _fold(text: str) -> str:
     ).lower()
 
 
-def _name_key(name: str) -> tuple[str, str]:
-    """("last", "first initial") from "Last, First" or "First Last" (accents and case folded)."""
-    folded = _fold(name).strip()
-    if "," in folded:
-        last, _, first = folded.partition(",")
-    else:
-        parts = folded.split()
-        if not parts:
-            return "", ""
-        last, first = parts[-1], " ".join(parts[:-1])
-    last = re.sub(r"[^a-z0-9]+", "", last)
-    first = re.sub(r"[^a-z ]+", " ", first).strip()
-    return last, first[:1]
-
-
 _SUFFIX = re.compile(r"(?:^|\s)(?:jr|sr|ii|iii|iv)\b\.?\s*$")  # "Jr.", "III" ending a name
 
 
 def _surname_key(name: str) -> tuple[str, str]:
-    """("surname's last word", "first initial") of "Last, First" or "First Last": the key a
-    followed author is matched by. `_name_key` keeps a comma form's whole surname
-    ("Del Maestro, Adrian" → "delmaestro", and "Adrian Del Maestro" → "maestro"), so a follow
-    written one way never matched a paper that writes the name the other way. A suffix ("Jr.",
-    "III") ending a part is left out: "S. James Gates, Jr." is no "Last, First"."""
+    """("surname's last word", "first initial") of "Last, First" or "First Last": the key an
+    author is known by, in the features' author tokens and for a followed author alike (the
+    tokens kept a comma form's whole surname, "Del Maestro, Adrian" → "delmaestro" where
+    "Adrian Del Maestro" gave "maestro": a library's BibTeX and arXiv named two people). A
+    suffix ("Jr.", "III") ending a part is left out: "S. James Gates, Jr." is no "Last, First".
+    A name in Chinese, Japanese or Korean (`_east_asian`) is its own key, whole."""
+    if _east_asian(name):
+        return _east_asian_key(name), ""
     parts = [p for p in (_SUFFIX.sub("", p) for p in _fold(name).split(",")) if p.strip()]
     if len(parts) > 1:  # "Last, First" or BibTeX's "Last, Jr, First"
         last, first = parts[0], parts[-1]
@@ -75,10 +63,28 @@ def _surname_key(name: str) -> tuple[str, str]:
     return re.sub(r"[^a-z0-9]+", "", surname[0]), first[:1]
 
 
+def _east_asian(name: str) -> bool:
+    """Whether `name` is written in Chinese, Japanese or Korean (张三, 山田 太郎, 김철수): wide
+    characters (East Asian Width W or F) and no Latin letter."""
+    return (
+        not name.isascii()
+        and any(unicodedata.east_asian_width(c) in "WF" for c in name)
+        and not re.search(r"[A-Za-z]", name)
+    )
+
+
+def _east_asian_key(name: str) -> str:
+    """The key of a Chinese, Japanese or Korean name: its letters, in NFKC (fullwidth forms as
+    the usual ones, kana kept whole: NFKD would take the voicing mark off が), spaces and
+    marks left out. Family name first and given name written together, a surname alone or a
+    first initial says nothing: 张 or 李 is the family name of a hundred million people."""
+    return "".join(c for c in unicodedata.normalize("NFKC", name).casefold() if c.isalnum())
+
+
 def _author_tokens(doc: Doc) -> list[str]:
     out = []
     for name in doc.authors:
-        last, initial = _name_key(name)
+        last, initial = _surname_key(name)
         if last:
             out.append(f"{last}_{initial}")
     return out

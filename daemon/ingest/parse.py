@@ -14,6 +14,7 @@ import calendar
 import json
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,7 +90,7 @@ _RDF_SUFFIX = re.compile(
 _RDF_TYPES = {"UPDATED": "replace", "CROSS LISTED": "cross"}
 # arXiv lists authors separated by commas; a collaboration comes first, before a colon:
 # "LHCb collaboration: R. Aaij, …, et al. (909 additional authors not shown)".
-_NAME_SEPARATORS = re.compile(r"\s*[,:;]\s*")
+_NAME_SEPARATORS = re.compile(r"\s*[,:;，、；：]\s*")
 _ANCHOR = re.compile(r"<a\b[^>]*>(.*?)</a\s*>", re.I | re.S)
 _HTML_TYPES = ("text/html", "application/xhtml+xml", "html", "xhtml")
 # MathML in an RSS title (Elsevier's, Wiley's: <mml:math …>…</mml:math>), which feedparser does
@@ -331,13 +332,22 @@ def _names(raw: str, *, rss: bool, arxiv_list: bool, listed: bool = False) -> li
         limit = NAME_MAX * AUTHORS_MAX if arxiv_list or listed else NAME_MAX
         is_html = rss and looks_like_markup(raw)
         text = html_text(raw, limit) if is_html else plain_text(raw, limit)
-        pieces = _NAME_SEPARATORS.split(text) if arxiv_list else _people(text) if listed else [text]
+        pieces = (
+            _NAME_SEPARATORS.split(text)
+            if arxiv_list
+            else _people(text)
+            if listed
+            else _EAST_ASIAN_SEPARATORS.split(text)  # one person, unless listed the CJK way
+        )
     return [cap(p, NAME_MAX) for p in pieces if is_name(p)]
 
 
-# A journal's one author field: "A, B, and C", "A; B", bioRxiv's "Kim, S., Okafor, C. N."
-_LIST_SEPARATORS = re.compile(r"\s*;\s*|\s*,\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+")
-_SEMICOLONS = re.compile(r"\s*;\s*(?:(?:and|&)\s+)?")
+# A journal's one author field: "A, B, and C", "A; B", bioRxiv's "Kim, S., Okafor, C. N.",
+# and Chinese or Japanese lists: "张三、李四", "张三，李四" (fullwidth comma), "张三, 李四"
+_LIST_SEPARATORS = re.compile(r"\s*[;；]\s*|\s*[,，、]\s*(?:(?:and|&)\s+)?|\s+(?:and|&)\s+")
+_SEMICOLONS = re.compile(r"\s*[;；]\s*(?:(?:and|&)\s+)?")
+# what separates names in Chinese and Japanese, and never stands within one name
+_EAST_ASIAN_SEPARATORS = re.compile(r"\s*[、，；]\s*")
 # initials: "S.", "C. N.", "J.-P.", "SY" (single capitals: "Bo Li" is a name)
 _INITIALS = re.compile(r"(?:[A-Z]\.?(?:\s*-\s*|\s+)?){1,4}")
 # what follows a name after a comma and looks like initials: "Jane Doe, MD" is no "MD Jane Doe"
@@ -354,10 +364,14 @@ def _people(text: str) -> list[str]:
     """The people one author field names: "Alice Brown, Bob Chen, and Carla Diaz" or
     "A. Brown; B. Chen" are three and two, "Doe, Jane; Roe, Richard" two; bioRxiv's "Kim, S.,
     Okafor, C. N." ("Last, Initials" pairs) is "S. Kim", "C. N. Okafor". Anything else
-    ("Smith, John", "Jane Doe", "Doe, Jane and Roe, Richard") stays one field, as it was."""
+    ("Smith, John", "Jane Doe", "Doe, Jane and Roe, Richard") stays one field, as it was.
+    Chinese, Japanese and Korean names have no space within ("张三, 李四" is two, as are
+    "张三、李四" and "张三，李四": those separators only ever part names)."""
     pieces = [p.strip() for p in _LIST_SEPARATORS.split(text) if p.strip()]
     if len(pieces) < 2:
         return [text]
+    if _EAST_ASIAN_SEPARATORS.search(text):
+        return pieces
     if ";" in text:  # each part is one person, maybe "Last, First" or "Last, Initials"
         return [name for part in _SEMICOLONS.split(text) if part for name in _people(part)]
     lasts, firsts = pieces[::2], pieces[1::2]
@@ -365,9 +379,19 @@ def _people(text: str) -> list[str]:
         _INITIALS.fullmatch(p) and p not in _AFTER_NAME for p in firsts
     ):
         return [f"{initials} {last}" for last, initials in zip(lasts, firsts, strict=True)]
-    if all(len(p.split()) >= 2 for p in pieces):
+    if all(len(p.split()) >= 2 or _east_asian(p) for p in pieces):
         return pieces
     return [text]
+
+
+def _east_asian(name: str) -> bool:
+    """A name in Chinese, Japanese or Korean (张三, 山田 太郎, 김철수): wide characters (East
+    Asian Width W or F) and no Latin letter; recommender.features reads names alike."""
+    return (
+        not name.isascii()
+        and any(unicodedata.east_asian_width(c) in "WF" for c in name)
+        and not re.search(r"[A-Za-z]", name)
+    )
 
 
 def _authors(e: Mapping[str, Any], *, rss: bool, arxiv: bool) -> tuple[str, ...]:

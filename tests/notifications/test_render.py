@@ -445,6 +445,16 @@ def test_shorten_abstract_cuts_at_a_word_boundary() -> None:
     assert shorten_abstract("  tiny\n abstract ") == "tiny abstract"
 
 
+def test_a_chinese_or_japanese_author_list_is_shortened_as_any() -> None:
+    # a list stored as one author ("张三、李四、王五、赵六", as feeds were read before) was
+    # shown whole, with no "et al."
+    assert shorten_authors(["张三、李四、王五、赵六"]) == "张三, 李四, 王五 et al."
+    assert shorten_authors(["山田 太郎，佐藤 花子"]) == "山田 太郎, 佐藤 花子"
+    assert shorten_authors(["张三", "李四", "王五", "赵六"]) == "张三, 李四, 王五 et al."
+    text, html = parts(email_of(make_digest((make_pick(1, authors=("张三、李四、王五、赵六",)),))))
+    assert "张三, 李四, 王五 et al." in text and "张三, 李四, 王五 et al." in html
+
+
 def test_shorten_authors() -> None:
     assert shorten_authors(("A", "B", "C")) == "A, B, C"
     assert shorten_authors(("A", "B", "C", "D")) == "A, B, C et al."

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from recommender import Doc, Recommender, context
 from recommender.context import Candidates
-from recommender.features import _doc_text, _fold, _surname_key
+from recommender.features import _author_tokens, _doc_text, _fold, _surname_key
 
 
 def _searched(cands: Candidates, word: str) -> np.ndarray:
@@ -109,6 +109,34 @@ def test_a_name_suffix_is_neither_surname_nor_first_name(rec: Recommender) -> No
     for name in ("S. James Gates", "Gates, S. James", "S. James Gates Jr.", "Gates, Jr., S."):
         assert cands.author_mask(name).tolist() == [True, True, True, False], name
     assert cands.author_mask("Jane Gates").tolist() == [False, False, False, True]
+
+
+def test_a_followed_author_written_in_chinese_japanese_or_korean_matches_that_name(
+    rec: Recommender,
+) -> None:
+    # the key of a name was its Latin letters: "张三" had none, so a follow of him matched
+    # nothing (nor did his papers give the author features a token)
+    docs = [
+        Doc("1", "A", authors=("张三", "李四")),
+        Doc("2", "B", authors=("张伟",)),  # the same family name, another person
+        Doc("3", "C", authors=("李三",)),
+        Doc("4", "D", authors=("山田太郎",)),
+        Doc("5", "E", authors=("김철수",)),
+        Doc("6", "F", authors=("Zhang San",)),
+    ]
+    cands = rec.candidates(docs)
+    assert cands.author_mask("张三").tolist() == [1, 0, 0, 0, 0, 0]
+    assert cands.author_mask("李四").tolist() == [1, 0, 0, 0, 0, 0]
+    assert cands.author_mask("张").tolist() == [0, 0, 0, 0, 0, 0]  # a family name alone
+    assert cands.author_mask("山田 太郎").tolist() == [0, 0, 0, 1, 0, 0]  # with a space or not
+    assert cands.author_mask("김철수").tolist() == [0, 0, 0, 0, 1, 0]
+    assert cands.author_mask("Zhang San").tolist() == [0, 0, 0, 0, 0, 1]
+    assert _author_tokens(docs[0]) == ["张三_", "李四_"]
+    # the author tokens and the follows read a name alike: a library's BibTeX "Del Maestro,
+    # Adrian" and arXiv's "Adrian Del Maestro" are one token (they were "delmaestro_a" and
+    # "maestro_a")
+    both = Doc("7", "G", authors=("Del Maestro, Adrian", "Adrian Del Maestro"))
+    assert _author_tokens(both) == ["maestro_a", "maestro_a"]
 
 
 TEXT = st.text(st.sampled_from("ab0 -.,é'αﬁXß+\u0301"), max_size=30)

@@ -616,3 +616,35 @@ def test_journal_dates_are_read_as_written() -> None:
         datetime(2026, 11, 27, tzinfo=UTC),
         datetime(2026, 12, 1, tzinfo=UTC),
     ]
+
+
+def test_chinese_and_japanese_author_lists_are_split() -> None:
+    # "张三, 李四, 王五, 赵六" in one dc:creator was one author (its names have no space, so
+    # the list read as "Last, First"), as was any list parted by "、" or "，": the digest showed
+    # every name with no "et al.", and a follow of "李四" matched nothing
+    rss = b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>t'
+    rss += (
+        b"</title><item><title>A post</title><link>https://b.test/1</link>%s</item></channel></rss>"
+    )
+    four = ("张三", "李四", "王五", "赵六")
+    for creators, people in (
+        ("张三, 李四, 王五, 赵六", four),
+        ("张三、李四、王五、赵六", four),
+        ("张三，李四，王五，赵六", four),  # fullwidth commas
+        ("张三；李四；王五；赵六", four),
+        ("山田 太郎、佐藤 花子", ("山田 太郎", "佐藤 花子")),
+        ("김철수, 이영희", ("김철수", "이영희")),
+        ("张三, Smith", ("张三, Smith",)),  # not all of them names: one field, as before
+        ("Smith, John", ("Smith, John",)),
+    ):
+        one = f"<dc:creator>{creators}</dc:creator>".encode()
+        (paper,) = parse_feed(rss % one, url="https://b.test/feed").papers
+        assert paper.authors == people, creators
+    atom = (
+        '<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>x</id>'
+        "<entry><title>A</title><id>https://b.test/2</id><link href='https://b.test/2'/>"
+        "<author><name>山田 太郎、佐藤 花子</name></author><author><name>Doe, Jane</name></author>"
+        "<summary>s</summary></entry></feed>"
+    )
+    (paper,) = parse_feed(atom.encode(), url="https://b.test/atom").papers
+    assert paper.authors == ("山田 太郎", "佐藤 花子", "Doe, Jane")
