@@ -350,6 +350,8 @@ class AdminSettings(_Section):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     max_failed_logins: int = Field(default=5, ge=1)
     lockout_minutes: float = Field(default=15.0, gt=0)
+    # wrong passwords for one name an hour, from browsers without its device cookie
+    max_failed_logins_per_name: int = Field(default=20, ge=1)
 
     @field_validator("passwords")
     @classmethod

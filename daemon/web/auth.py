@@ -11,6 +11,12 @@ CSRF tokens, a login rate limit with lockout, and the audit log entry of every a
 - After `admin.max_failed_logins` wrong passwords for one name from one address (or four times
   that from one address, whatever the names), logins from there wait `admin.lockout_minutes`;
   the password is not even checked meanwhile.
+- A login gives the browser a signed device cookie naming its admin (OWASP's "device cookie"
+  scheme), kept a year. Wrong passwords from a browser holding a valid one for the name are
+  counted per that cookie (`admin.max_failed_logins` in the lockout window); those from other
+  browsers count against the name: after `admin.max_failed_logins_per_name` within an hour,
+  whatever the addresses, the name logs in only from browsers holding its device cookie until
+  the hour has passed. Guesses spread over many networks stop, and the admin is not locked out.
 """
 
 from __future__ import annotations
@@ -31,8 +37,9 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 from fastapi.responses import Response
+from itsdangerous import BadSignature, URLSafeSerializer
 
-from daemon.app import App
+from daemon.app import App, link_secret
 from daemon.db.admin import SessionRow
 from daemon.passwords import verify_password
 
@@ -40,6 +47,9 @@ SESSION_COOKIE = "paperwire_admin"
 LOGIN_COOKIE = "paperwire_login"
 COOKIE_PATH = "/admin"
 IP_FACTOR = 4  # one address may fail this many times more, across all names
+DEVICE_COOKIE = "paperwire_device"
+DEVICE_DAYS = 365  # how long a browser is known for the admin who logged in there
+NAME_WINDOW = timedelta(hours=1)  # the window of `admin.max_failed_logins_per_name`
 
 
 def _digest(token: str) -> str:
@@ -170,6 +180,36 @@ def close_session(app: App, request: Request, response: Response) -> None:
     clear_cookie(app, response, SESSION_COOKIE)
 
 
+def _device_signer(app: App) -> URLSafeSerializer:
+    return URLSafeSerializer(link_secret(app.settings), salt="paperwire-console-device")
+
+
+def set_device_cookie(app: App, response: Response, name: str) -> None:
+    """Mark this browser as one where `name` logged in: a signed [name, random id, unix time
+    made], kept `DEVICE_DAYS` (a logout leaves it)."""
+    made = int(app.clock().timestamp())
+    value = _device_signer(app).dumps([name, secrets.token_urlsafe(16), made])
+    set_cookie(app, response, DEVICE_COOKIE, value, DEVICE_DAYS * 24 * 3600)
+
+
+def device_of(app: App, request: Request, name: str) -> str | None:
+    """The id of this browser's device cookie when it is a valid one for `name`, made in the
+    last `DEVICE_DAYS`; None otherwise (none, forged, another name's, too old)."""
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not raw or not name:
+        return None
+    try:
+        payload = _device_signer(app).loads(raw)
+    except BadSignature:
+        return None
+    if not (isinstance(payload, list) and len(payload) == 3):
+        return None
+    owner, device, made = payload
+    now = app.clock().timestamp()
+    fresh = isinstance(made, int) and now - DEVICE_DAYS * 24 * 3600 < made <= now + 300
+    return device if owner == name and isinstance(device, str) and fresh else None
+
+
 def client_key(ip: str) -> str:
     """The address failed logins are counted by: an IPv6 address's /64 (one subscriber line
     or host holds a whole /64, and stepping through it gave each try a fresh count)."""
@@ -208,68 +248,103 @@ class Forgetting:
             del times_of[old]
 
 
+@dataclass(frozen=True)
+class Lockout:
+    """Logins refused until `until`: of an address (`key` is the address), of a name from
+    browsers without its device cookie (`for_name`), or of one device cookie."""
+
+    until: datetime
+    key: str  # whose lockout it is: what the audit log records once (`first_refusal`)
+    for_name: bool = False
+
+
 class LoginLimiter:
     """Failed logins per (address, name) and per address (an IPv6 address's /64), within the
-    lockout window."""
+    lockout window; and per device cookie, or per name from browsers without one (`_trust`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
-        self._told: set[tuple[str, datetime]] = set()  # (address, end) of lockouts audited
+        # ("device", its id) in the lockout window; ("name", name) in `NAME_WINDOW`
+        self._trust: dict[tuple[str, str], deque[datetime]] = defaultdict(deque)
+        self._told: set[tuple[str, datetime]] = set()  # (key, end) of lockouts audited
         self._forgetting = Forgetting()
+        self._forgetting_trust = Forgetting()
 
-    def _recent(self, key: tuple[str, str], now: datetime, window: timedelta) -> deque[datetime]:
+    @staticmethod
+    def _recent(
+        failures: dict[tuple[str, str], deque[datetime]],
+        key: tuple[str, str],
+        now: datetime,
+        window: timedelta,
+    ) -> deque[datetime]:
         """The failures of `key` within the window; a key with none is forgotten (a locked
         address trying a new name each time kept one entry per name for ever)."""
-        times = self._failures.get(key)
+        times = failures.get(key)
         if times is None:
             return deque()
         while times and times[0] <= now - window:
             times.popleft()
         if not times:
-            del self._failures[key]
+            del failures[key]
         return times
 
-    def attempt(self, app: App, ip: str, name: str) -> tuple[datetime | None, datetime]:
-        """A login of `name` from `ip` about to be checked: (when such logins may be tried
-        again if they are locked now, else None; the attempt's time). An attempt let through
-        counts as a failure at once, in the same step as the check, so that logins checked at
-        the same time (in worker threads) cannot pass the limit together; `succeeded` takes
-        it back."""
+    def attempt(
+        self, app: App, ip: str, name: str, device: str | None = None
+    ) -> tuple[Lockout | None, datetime]:
+        """A login of `name` from `ip`, by a browser holding the device cookie `device` for
+        that name (`device_of`) or none, about to be checked: (its lockout if such logins are
+        locked now, else None; the attempt's time). An attempt let through counts as a failure
+        at once, in the same step as the check, so that logins checked at the same time (in
+        worker threads) cannot pass the limit together; `succeeded` takes it back."""
         s, now = app.settings.admin, app.clock()
         window = timedelta(minutes=s.lockout_minutes)
         ip = client_key(ip)
+        trusted = ("device", device) if device else ("name", name)
+        trust_limit, trust_window = (
+            (s.max_failed_logins, window) if device else (s.max_failed_logins_per_name, NAME_WINDOW)
+        )
         with self._lock:
             self._forgetting.sweep(self._failures, now, window)  # whoever made them
+            self._forgetting_trust.sweep(self._trust, now, max(window, NAME_WINDOW))
             for key, limit in (
                 ((ip, name), s.max_failed_logins),
                 ((ip, ""), IP_FACTOR * s.max_failed_logins),
             ):
-                times = self._recent(key, now, window)
+                times = self._recent(self._failures, key, now, window)
                 if len(times) >= limit:
-                    return times[-1] + window, now
+                    return Lockout(times[-1] + window, ip), now
+            times = self._recent(self._trust, trusted, now, trust_window)
+            if len(times) >= trust_limit:
+                return Lockout(times[-1] + trust_window, ":".join(trusted), not device), now
             self._failures[(ip, name)].append(now)
             self._failures[(ip, "")].append(now)
+            self._trust[trusted].append(now)
         return None, now
 
-    def first_refusal(self, ip: str, until: datetime, now: datetime) -> bool:
-        """Whether this refusal of a locked login is the first of its lockout (ending at
-        `until`) for this address: the one the audit log records. A locked address refused at
-        request speed, a new name each time, wrote a row (and kept a limiter entry) each time."""
-        ip = client_key(ip)
+    def first_refusal(self, locked: Lockout, now: datetime) -> bool:
+        """Whether this refusal of a locked login is the first of its lockout: the one the
+        audit log records. A locked address refused at request speed, a new name each time,
+        wrote a row (and kept a limiter entry) each time."""
+        told = (locked.key, locked.until)
         with self._lock:
-            self._told = {told for told in self._told if told[1] > now}
-            if (ip, until) in self._told:
+            self._told = {t for t in self._told if t[1] > now}
+            if told in self._told:
                 return False
-            self._told.add((ip, until))
+            self._told.add(told)
             return True
 
-    def succeeded(self, ip: str, name: str, attempt: datetime) -> None:
+    def succeeded(self, ip: str, name: str, attempt: datetime, device: str | None = None) -> None:
         ip = client_key(ip)
         with self._lock:
             self._failures.pop((ip, name), None)
             with contextlib.suppress(ValueError):  # gone already: out of the window
                 self._failures[(ip, "")].remove(attempt)
+            if device:
+                self._trust.pop(("device", device), None)
+            else:  # the name's other failures stay: they may be an attacker's
+                with contextlib.suppress(ValueError):
+                    self._trust.get(("name", name), deque()).remove(attempt)
 
 
 # argon2 as pwdlib hashes (m = 64 MiB each): logins checked at once, whatever arrives; the

@@ -406,20 +406,17 @@ def _try_login(
     kept: Kept | None = None,
 ) -> Response:
     app, limiter = console.app, console.limiter
-    locked, attempt = limiter.attempt(app, ip, name)
+    device = auth.device_of(app, request, name)
+    locked, attempt = limiter.attempt(app, ip, name, device)
     if locked is not None:
-        minutes = max(1, math.ceil((locked - app.clock()).total_seconds() / 60))
-        if limiter.first_refusal(ip, locked, app.clock()):  # once a lockout
-            console.audit(name or "?", "login refused: locked out", ip)
-        return _login_form(console, request, 429, f"Too many failed logins: try again in "
-                           f"{minutes} minute(s).", name, then, kept)  # fmt: skip
+        return _locked_out(console, request, locked, name, ip, then, kept)
     hashed = app.settings.admin.passwords.get(name)  # read once: checked and stamped
     if not name or hashed is None or not auth.check_password(password, hashed):
         if hashed is None:  # an unknown name costs the same time
             auth.check_password(password, None)
         console.audit(name or "?", "login failed", ip)  # counted by `attempt` already
         return _login_form(console, request, 401, "Wrong name or password.", name, then, kept)
-    limiter.succeeded(ip, name, attempt)
+    limiter.succeeded(ip, name, attempt, device)
     console.audit(name, "logged in", ip)
     response: Response
     if kept is not None and not auth.csrf_of_admin(name, kept.by):
@@ -440,7 +437,32 @@ def _try_login(
         response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
         auth.open_session(app, response, name, hashed)
     auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
+    auth.set_device_cookie(app, response, name)  # this browser is known for `name` now
     return response
+
+
+def _locked_out(
+    console: Console,
+    request: Request,
+    locked: auth.Lockout,
+    name: str,
+    ip: str,
+    then: str,
+    kept: Kept | None,
+) -> HTMLResponse:
+    """The login page refusing a locked login; the lockout's first refusal is audited."""
+    now = console.app.clock()
+    minutes = max(1, math.ceil((locked.until - now).total_seconds() / 60))
+    if locked.for_name:
+        action = "login refused: too many failures for this name"
+        error = (f"Too many failed logins for this name: try again in {minutes} minute(s), or "
+                 "from a browser where you logged in before.")  # fmt: skip
+    else:
+        action = "login refused: locked out"
+        error = f"Too many failed logins: try again in {minutes} minute(s)."
+    if console.limiter.first_refusal(locked, now):  # once a lockout
+        console.audit(name or "?", action, ip)
+    return _login_form(console, request, 429, error, name, then, kept)
 
 
 # ---- health, deliveries, audit log ---------------------------------------------------------------

@@ -1575,3 +1575,58 @@ def test_back_without_sending_leads_to_the_page_the_kept_form_was_on(
         found = re.search(r'<a href="([^"]*)">Back, without sending</a>', r.text)
         assert found and html.unescape(found[1]) == back, (to, found and found[1])
         assert client.get(back).status_code == 200
+
+
+# ---- a name guessed from many networks -----------------------------------------------------------
+
+
+def _login_from(console: Console, ip: str, password: str, device: str = "") -> Any:
+    """A login of root from a browser at `ip` holding the device cookie `device` (or none)."""
+    from daemon.web import auth
+
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080", client=(ip, 50000))
+    if device:
+        client.cookies.set(auth.DEVICE_COOKIE, device, path="/admin")
+    page = client.get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+    return client.post(
+        "/admin/login", data={"name": "root", "password": password, "token": token.group(1)}
+    )
+
+
+def test_a_name_guessed_from_many_networks_is_locked_for_unknown_browsers_only(
+    console_factory: ConsoleFactory,
+) -> None:
+    # each network had its own count (admin.max_failed_logins), so guesses spread over many
+    # networks against one name were never stopped: two argon2 checks at a time, all day
+    from daemon.web import auth
+    from tests.daemon.conftest import NOW
+
+    console = console_factory(extra="max_failed_logins_per_name = 6")
+    known = _login_from(console, "198.51.100.1", PASSWORD)
+    assert known.url.path == "/admin/health"
+    device = known.history[0].cookies[auth.DEVICE_COOKIE]  # set with the session
+    cookie = next(c for c in known.history[0].headers.get_list("set-cookie")
+                  if c.startswith(auth.DEVICE_COOKIE))  # fmt: skip
+    assert "httponly" in cookie.lower() and "Path=/admin" in cookie
+    assert f"Max-Age={365 * 24 * 3600}" in cookie
+
+    codes = [_login_from(console, f"203.0.113.{i}", "guess!").status_code for i in range(1, 9)]
+    assert codes == [401] * 6 + [429] * 2  # one guess a network, six for the name an hour
+    refused = _login_from(console, "203.0.113.50", PASSWORD)  # the right one, from elsewhere
+    assert refused.status_code == 429 and "browser where you logged in before" in refused.text
+    forged = device[:-2] + ("AA" if not device.endswith("AA") else "BB")
+    assert _login_from(console, "203.0.113.51", PASSWORD, forged).status_code == 429
+    # the admin's browser still logs in, from any network
+    assert _login_from(console, "192.0.2.9", PASSWORD, device).url.path == "/admin/health"
+    refusals = [a for a in _audit(console) if a[1].startswith("login refused")]
+    assert refusals == [("root", "login refused: too many failures for this name", "203.0.113.7")]
+
+    # the device cookie has a limit of its own (admin.max_failed_logins = 3), a network each
+    codes = [_login_from(console, f"192.0.2.{i}", "typo!", device).status_code for i in range(3)]
+    assert codes == [401] * 3
+    assert _login_from(console, "192.0.2.13", PASSWORD, device).status_code == 429
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(minutes=61)  # the hour has passed: unknown browsers again
+    assert _login_from(console, "203.0.113.52", PASSWORD).url.path == "/admin/health"

@@ -144,7 +144,7 @@ def test_pages_answer_while_many_logins_wait_for_their_password_check(
     _, base = live
     checking, release = hold_password_checks(monkeypatch, hold=120)
     monkeypatch.setattr(
-        auth.LoginLimiter, "attempt", lambda self, app, ip, name: (None, app.clock())
+        auth.LoginLimiter, "attempt", lambda self, app, ip, name, device: (None, app.clock())
     )
     with httpx.Client(base_url=base, timeout=180) as client:
         page = client.get("/admin/login")
