@@ -403,12 +403,15 @@ def _config_file() -> Path:
 def config_set(
     key: Annotated[str, typer.Argument(help="section.key, e.g. schedule.digest_hour")],
     value: Annotated[
-        str,
+        str | None,
         typer.Argument(
             help="The new value: true/false, a number, text, or a table as TOML writes it "
-            "inline, e.g. '{ max_interests = 3 }'."
+            "inline, e.g. '{ max_interests = 3 }'. For a secret (email.password, "
+            "server.secret_key, database.url) leave it out or give '-': it is asked for "
+            "without echo, or read from one line of standard input "
+            "(printf '%s\\n' \"$PW\" | paperwire config set email.password -)."
         ),
-    ],
+    ] = None,
 ) -> None:
     """Change one key of the configuration file, keeping its comments. The new file is
     checked first (nothing is written if it is invalid); the old one is kept as FILE.previous.
@@ -416,7 +419,7 @@ def config_set(
     from daemon.config_file import edit, is_secret, value_of
 
     path = _config_file()
-    new = value_of(key, value)
+    new = value_of(key, _config_value(key, value))
     edit(path, {key: new})
     import tomlkit
 
@@ -427,6 +430,32 @@ def config_set(
     shown = "(secret)" if is_secret(key) else item.as_string()  # as the file writes it
     _record_config("config changed", key, shown)
     out.print(f"{key} = {shown} written to {path}", markup=False, highlight=False)
+
+
+def _config_value(key: str, given: str | None) -> str:
+    """The value `config set` writes: as given; for a secret left out (or '-'), asked for
+    without echo in a terminal, else one line of standard input; a secret given on the
+    command line is written with a warning (the shell's history and `ps` keep it)."""
+    from daemon.config_file import is_secret
+    from daemon.settings import shown_url
+
+    if not is_secret(key):
+        if given is None:
+            raise PaperwireError(f"{key}: give the value (only a secret's may be left out)")
+        return given
+    if given is not None and given != "-":
+        if key != "database.url" or shown_url(given) != given:  # a URL without password: no
+            err.print(f"[yellow]warning[/]: the value of {key} given on the command line stays "
+                      "in the shell's history and is seen in `ps`; leave it out (or give '-') "
+                      "to type it unseen or pipe it", highlight=False, soft_wrap=True)  # fmt: skip
+        return given
+    if sys.stdin.isatty():
+        typed: str = typer.prompt(f"Value of {key}", hide_input=True, confirmation_prompt=True)
+        return typed
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise PaperwireError(f"{key}: no value on standard input (one line is read)")
+    return line
 
 
 @config_cli.command("unset")

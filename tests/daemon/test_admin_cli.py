@@ -3,11 +3,13 @@ as real processes where the process matters: concurrent writers, a taken port, a
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import pty
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -675,6 +677,70 @@ def test_a_secret_is_never_echoed(tmp_path: Path) -> None:
     assert all("hunter2" not in a.detail for a in audit)
     shown = pw("config", "show").stdout
     assert "hunter2-secret" not in shown
+
+
+def test_a_secret_is_read_from_standard_input_not_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `config set email.password VALUE` was the only way: the password stayed in the shell's
+    # history and in `ps` for every account of the machine to read
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hunter2 piped\n"))
+    done = pw("config", "set", "email.password", "-")
+    assert "(secret)" in done.stdout and "hunter2" not in done.stdout + done.stderr
+    assert "warning" not in done.stderr
+    assert tomllib.loads(path.read_text())["email"]["password"] == "hunter2 piped"
+    monkeypatch.setattr(sys, "stdin", io.StringIO("hunter3 piped\n"))
+    pw("config", "set", "email.password")  # the value left out: the same
+    assert tomllib.loads(path.read_text())["email"]["password"] == "hunter3 piped"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    empty = pw("config", "set", "server.secret_key", "-", expect=1)
+    assert "server.secret_key: no value on standard input" in " ".join(empty.stderr.split())
+    # on the command line it is still written, with a warning of one line
+    given = pw("config", "set", "email.password", "hunter4-given")
+    warning = [line for line in given.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1 and "shell's history" in warning[0] and "hunter4" not in warning[0]
+    # a key that is no secret needs its value
+    needed = pw("config", "set", "schedule.digest_hour", expect=1)
+    assert "schedule.digest_hour: give the value" in " ".join(needed.stderr.split())
+
+
+def test_a_secret_is_asked_for_without_echo_in_a_terminal(tmp_path: Path) -> None:
+    path = _commented(tmp_path)
+    Runner(path, tmp_path)("db", "upgrade")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(PAPERWIRE), "--config", str(path), "config", "set", "email.password"],
+        cwd=tmp_path, env=cli_env(), stdin=follower, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    shown = b""
+
+    def read() -> bytes:
+        ready, _, _ = select.select([leader], [], [], 60)
+        assert ready, f"no answer in 60 s: {shown!r}"
+        return os.read(leader, 1024)
+
+    try:
+        for _ in range(2):  # asked twice, the second time to confirm
+            asked = len(shown)
+            # click writes "…:", then getpass turns the echo off (dropping what was typed
+            # before) and writes " ": the answer goes after that
+            while not shown[asked:].endswith(b": "):
+                shown += read()
+            os.write(leader, b"typed in secret\n")
+        with contextlib.suppress(OSError):  # the terminal closes with the process
+            while chunk := read():
+                shown += chunk
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.wait(timeout=120) == 0, shown
+    assert b"typed in secret" not in shown and b"(secret) written" in shown, shown
+    assert tomllib.loads(path.read_text())["email"]["password"] == "typed in secret"
 
 
 def test_concurrent_config_sets_never_leave_a_broken_file(tmp_path: Path) -> None:
