@@ -1069,6 +1069,7 @@ def feeds_add(
     names). A feed that moved for good (301) is added with its new address. Nothing is stored
     but the feed; the next ingest stores its papers."""
     from daemon.checks import check_handle
+    from daemon.settings import shown_url
 
     _checked(lambda n: check_handle(n, "feed name"), name, "NAME")
     with _open_app() as app:
@@ -1078,7 +1079,7 @@ def feeds_add(
         if url != given:  # moved for good: is the new address free?
             app.store.feeds.check_new(name, url)
         app.store.feeds.add(name, url, app.clock())
-        _audit(app, "feed added", name, url)
+        _audit(app, "feed added", name, shown_url(url))  # a private feed's token masked
         out.print(f"added feed {name}{found}", markup=False, highlight=False)
 
 
@@ -1099,12 +1100,14 @@ def feeds_set_url(
 
     The new URL is checked and fetched once, as by `feeds add`; the feed keeps its name, its
     papers and its counts, and its last error and run of failures are forgotten."""
+    from daemon.settings import shown_url
+
     with _open_app() as app:
         _not_declared(app, name)
         old = app.store.feeds.get(name)
         url, found = _try_address(app, name, url, no_check, "changed")
         app.store.feeds.set_url(name, url, app.clock())
-        _audit(app, "feed address changed", name, f"{old.url} → {url}")
+        _audit(app, "feed address changed", name, shown_url(f"{old.url} → {url}"))
         out.print(f"feed {name} now fetches {url}{found}", markup=False, highlight=False)
 
 

@@ -627,12 +627,17 @@ _PARAMETER = re.compile(r"([?&])([^=&#?\s]*)=([^&#\s]*)")
 # the punctuation that ends the text around a value (an error's "URL: reason", a quoted 'URL',
 # a URL in parentheses): kept after the mask, the text stays whole
 _AFTER_VALUE = ":'\",;.)]>"
-_SECRET_NAME = re.compile(r"pass|secret|key|token", re.I)
+# a name holding one of these (sslpassword, api_key, access_token), or one of these words alone
+# or as a part of it (auth, sig, X-Amz-Signature; not author, design)
+_SECRET_NAME = re.compile(
+    r"pass|secret|key|token|(?:^|[-_.\s])(?:auth|sig|signature)(?:$|[-_.\s])", re.I
+)
 
 
 def shown_url(text: str) -> str:
     """A URL (or any text) as it may be shown or logged: a password masked, whether it is in
-    the URL's user part (user:PASSWORD@host) or a parameter (?password=…, sslpassword=…)."""
+    the URL's user part (user:PASSWORD@host) or a parameter (?password=…, sslpassword=…, a
+    private feed's ?token=, ?key=, ?api_key=, ?auth=, a signed URL's sig=)."""
     text = _URL_PASSWORD.sub(r"\1**********@", text)
     return _PARAMETER.sub(_masked_parameter, text)
 

@@ -32,7 +32,7 @@ from daemon.db.models import ChannelKind
 from daemon.db.people import Subscriber
 from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import ImportRefused, NotFoundError, PaperwireError
-from daemon.settings import check_timezone, crontab_trigger
+from daemon.settings import check_timezone, crontab_trigger, shown_url
 from daemon.web import auth
 from daemon.web.console import Console, PageNumber, Posted
 
@@ -201,7 +201,8 @@ def _add_feed(
         app.store.feeds.add(name, moved or url, app.clock())
     except PaperwireError as e:
         return page(400, error=str(e), trial=trial)
-    console.audit(form.admin.name, "feed added", name, moved or url)
+    # a private feed's token masked (the feed keeps its address whole)
+    console.audit(form.admin.name, "feed added", name, shown_url(moved or url))
     # back to the list (303): reloading the page must not post the feed again
     if trial is None:
         message = f"Added feed {name} without a test fetch: the next ingest fetches it."
@@ -239,7 +240,7 @@ def _set_feed_url(
         app.store.feeds.set_url(name, new, app.clock())
     except PaperwireError as e:
         return page(400, error=str(e), trial=trial)
-    console.audit(form.admin.name, "feed address changed", name, f"{old.url} → {new}")
+    console.audit(form.admin.name, "feed address changed", name, shown_url(f"{old.url} → {new}"))
     if trial is None:
         message = f"Feed {name} now fetches {new}, not fetched yet: the next ingest fetches it."
     else:

@@ -490,6 +490,29 @@ def test_feeds_set_url_gives_a_moved_feed_its_new_address_and_keeps_the_rest(
     assert "not fetched (--no-check)" in unchecked
 
 
+def test_a_private_feeds_token_stays_out_of_the_audit_log(tmp_path: Path) -> None:
+    # `feeds add` and `feeds set-url` wrote a private feed's address whole into the audit log
+    # (Zotero's ?key=, Inoreader's ?token=, a signed URL's sig=), for whoever reads it
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text().replace("[ingest]", "[ingest]\nallow_private_addresses = true")
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    first = "http://127.0.0.1:1/feed.xml?token=abc123&tag=ml"
+    moved = "http://me:hunter2@127.0.0.1:1/feed.xml?sig=s1gn3d&auth=0auth"
+    pw("feeds", "add", "zotero", first, "--no-check")
+    pw("feeds", "set-url", "zotero", moved, "--no-check")
+    with make_engine(f"sqlite:///{tmp_path / 'paperwire.db'}").connect() as conn:
+        url = conn.exec_driver_sql("SELECT url FROM feed WHERE name='zotero'").scalar_one()
+        audit = [d for (d,) in conn.exec_driver_sql("SELECT detail FROM auditentry")]
+    assert url == moved  # the feed keeps its address whole
+    details = " ".join(audit)
+    for secret in ("abc123", "hunter2", "s1gn3d", "0auth"):
+        assert secret not in details, details
+    assert "http://127.0.0.1:1/feed.xml?token=**********&tag=ml" in details
+
+
 def test_feeds_add_says_when_a_feeds_papers_are_too_old_to_be_announced(tmp_path: Path) -> None:
     # a feed whose papers are all dated before digest.max_age_days (a quarterly journal dated
     # by its issue, an archive) was added as "2 entries (2 new)": none would ever reach a digest

@@ -496,6 +496,16 @@ def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
             "postgresql://lab@db/x?%70assword=pw&ssl%6Dode=require",
             "postgresql://lab@db/x?%70assword=**********&ssl%6Dode=require",
         ),
+        (  # a private feed's address: a signed URL, an auth parameter (author, design: no)
+            "https://lab/feed?auth=a1&sig=s2&Signature=s3&X-Amz-Signature=s4&author=Ann&design=d",
+            "https://lab/feed?auth=**********&sig=**********&Signature=**********"
+            "&X-Amz-Signature=**********&author=Ann&design=d",
+        ),
+        (
+            "https://u:p4ss@lab/feed?api_key=k1&apikey=k2&secret=s&password=p",
+            "https://u:**********@lab/feed?api_key=**********&apikey=**********"
+            "&secret=**********&password=**********",
+        ),
     ],
 )
 def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:

@@ -454,6 +454,25 @@ def test_a_feed_that_moved_gets_its_new_address_from_its_row(
     assert "There is no feed z any more." in gone.text
 
 
+def test_a_private_feeds_token_stays_out_of_the_console_audit_log(
+    console: Console, client: TestClient
+) -> None:
+    # the console's feed edits wrote a private feed's address whole into the audit log
+    csrf = log_in(client)
+    first = "http://127.0.0.1:1/feed.xml?key=zot3ro&tag=ml"
+    moved = "http://127.0.0.1:1/feed.xml?apikey=ino43ader"
+    data = {"csrf": csrf, "name": "z", "url": first, "action": "add-unchecked"}
+    assert client.post("/admin/feeds", data=data).url.path == "/admin/feeds"
+    data |= {"url": moved, "action": "set-url-unchecked"}
+    assert client.post("/admin/feeds", data=data).url.path == "/admin/feeds"
+    assert console.app.store.feeds.all()[0].url == moved  # kept whole
+    details = " ".join(a.detail for a in console.app.store.admin.audit_log())
+    assert "zot3ro" not in details and "ino43ader" not in details, details
+    assert "?key=**********&tag=ml" in details
+    page = client.get("/admin/audit").text
+    assert "zot3ro" not in page and "ino43ader" not in page
+
+
 # ---- subscribers ---------------------------------------------------------------------------------
 
 
