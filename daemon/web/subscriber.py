@@ -12,6 +12,7 @@ the digest, so it expires, and a Slack channel's link belongs to whoever reads t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -59,6 +60,8 @@ HISTORY = 10  # recent digests shown
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 UPLOADS_AT_ONCE = 2  # files read at once (each in a worker process); the others wait their turn
+UPLOAD_WAIT_SECONDS = 30.0  # how long an upload waits for its turn before the "busy" page (503)
+UPLOAD_RETRY_AFTER = 60  # seconds, in that page's Retry-After
 # files one subscriber may upload an hour: each may store up to 100,000 papers nobody deletes
 UPLOADS_PER_HOUR = 10
 
@@ -98,6 +101,11 @@ class RequestLimiter:
                 return False
             times.append(now)
             return True
+
+    def take_back(self, key: str, now: datetime) -> None:
+        """Forget the request `allow` counted at `now` for `key` (one not served after all)."""
+        with self._lock, contextlib.suppress(ValueError):  # gone already: out of the window
+            self._seen.get(key, deque()).remove(now)
 
 
 def client_of(request: Request) -> str:
@@ -483,7 +491,8 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         if len(data) > UPLOAD_BYTES:
             return page.show(token, user, error=too_big, status=413, invalid="library")
         # a file to read: counted (a submit without one, or one refused for its size, is not)
-        if not uploads.allow(f"user:{user.id}", UPLOADS_PER_HOUR, app.clock()):
+        counted = app.clock()
+        if not uploads.allow(f"user:{user.id}", UPLOADS_PER_HOUR, counted):
             return page.show(token, user, status=429, invalid="library", error=(
                 f"You have uploaded {UPLOADS_PER_HOUR} files in the last hour: try again in an "
                 "hour, or ask the admin to run `paperwire import` with your file."
@@ -493,15 +502,26 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
         name = upload.filename[:200]
         ing = app.settings.ingest
         budget = ParseBudget(ing.parse_timeout_seconds, ing.parse_memory_mb)
+        slot = gate()
+        try:  # its turn, waited for a bounded time: every reader busy, a page said nothing
+            await asyncio.wait_for(slot.acquire(), UPLOAD_WAIT_SECONDS)
+        except TimeoutError:
+            uploads.take_back(f"user:{user.id}", counted)  # not one of the hour's uploads
+            busy = page.show(token, user, status=503, invalid="library", error=(
+                "Busy reading other libraries; try again in a minute. Nothing was imported."
+            ))  # fmt: skip
+            busy.headers["Retry-After"] = str(UPLOAD_RETRY_AFTER)
+            return busy
         try:  # in a worker process under the parse budget (5 MB of BibTeX takes pyparsing a
             # minute, a crafted MB far longer), waited for in a worker thread: the event loop
             # serves every page and /healthz meanwhile
-            async with gate():
-                library = await run_in_threadpool(
-                    read_library_bounded, data, name=name, fmt=fmt, budget=budget
-                )
+            library = await run_in_threadpool(
+                read_library_bounded, data, name=name, fmt=fmt, budget=budget
+            )
         except LibraryError as e:
             return page.show(token, user, error=str(e), status=400, invalid="library")
+        finally:
+            slot.release()
         report = await run_in_threadpool(
             import_library,
             app,

@@ -288,3 +288,47 @@ def test_a_submit_without_a_file_is_no_upload_of_the_ten(open_page: Callable[[st
         assert empty.status_code == 400 and "Choose a file" in empty.text
     resp = page.upload("lib.bib", b"@misc{k, title={A paper of my own}}\n")
     assert resp.status_code == 200 and page.likes() == 1
+
+
+def test_an_upload_waits_a_bounded_time_for_a_reader_then_says_busy(
+    open_page: Callable[[str], Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with every reader busy (UPLOADS_AT_ONCE files read at once) an upload waited for one
+    # without end: the subscriber saw a page loading for ever, then perhaps a proxy's 504
+    import threading
+
+    from daemon.library import bounded
+
+    page = open_page(_closed_port_url())
+    reading, release = threading.Semaphore(0), threading.Event()
+    read = bounded.read_library_bounded
+
+    def held(data: bytes, **kwargs: Any) -> Any:
+        reading.release()
+        release.wait(60)
+        return read(data, **kwargs)
+
+    monkeypatch.setattr(bounded, "read_library_bounded", held)
+    monkeypatch.setattr(subscriber, "UPLOAD_WAIT_SECONDS", 0.5)
+    files = [f"@misc{{k{i}, title={{Busy paper number {i}}}}}\n".encode() for i in range(11)]
+    answers: list[Any] = []
+    readers = [
+        threading.Thread(target=lambda f=f: answers.append(page.upload("lib.bib", f)))
+        for f in files[:2]
+    ]
+    try:
+        for reader in readers:
+            reader.start()
+        assert reading.acquire(timeout=30) and reading.acquire(timeout=30)  # both slots taken
+        busy = page.upload("lib.bib", files[2])
+    finally:
+        release.set()
+    for reader in readers:
+        reader.join(60)
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "60"
+    assert "Busy reading other libraries; try again in a minute" in busy.text
+    assert "Nothing was imported" in busy.text
+    assert [a.status_code for a in answers] == [200, 200] and page.likes() == 2
+    # the busy answer was no upload of the hour's ten: eight more are read
+    assert all(page.upload("lib.bib", f).status_code == 200 for f in files[3:11])
+    assert page.likes() == 10
