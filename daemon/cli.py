@@ -277,10 +277,12 @@ def run() -> None:
         base = str(s.server.base_url).rstrip("/")
 
         from daemon.config_file import readable_by_others
+        from daemon.db.engine import make_private
         from daemon.settings import config_path
 
         exposed = readable_by_others(config_path(_state.config))
-        for warning in (s.server.links_elsewhere(), s.server.weak_key(), exposed):
+        private = make_private(app.store.engine)  # a file an earlier version left 0644
+        for warning in (s.server.links_elsewhere(), s.server.weak_key(), exposed, private):
             if warning:
                 logging.getLogger("paperwire.daemon").warning(warning)
 
@@ -544,10 +546,13 @@ def _redact_db(url: str) -> str:
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """Create the schema or bring it up to date (Alembic migrations)."""
-    from daemon.db.engine import schema_revisions, upgrade
+    from daemon.db.engine import make_private, schema_revisions, upgrade
 
     with _open_app(check=False) as app:
         upgrade(app.store.engine)
+        private = make_private(app.store.engine)  # a file an earlier version left 0644
+        if private:
+            out.print(private, markup=False, highlight=False, soft_wrap=True)
         current, _ = schema_revisions(app.store.engine)
         out.print(f"database at revision {current}")
 

@@ -216,6 +216,37 @@ def _create_private(engine: Engine) -> None:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660))
 
 
+def make_private(engine: Engine) -> str:
+    """A SQLite database file (and its -wal and -shm) that other accounts may use, made by an
+    earlier version (0644 under umask 022, before `_create_private`): their rights are taken
+    away, its owner's and group's kept. One line saying what changed, or "" for nothing."""
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return ""
+    changed: list[tuple[str, int]] = []
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o7777
+        except OSError:  # no -wal nor -shm while nothing has it open
+            continue
+        if not mode & 0o007:
+            continue
+        try:
+            os.chmod(name, mode & ~0o007)
+        except PermissionError:  # another account's file: its owner (or root) must do it
+            return (f"{name}: other accounts may read it ({mode & 0o777:04o}) and only its "
+                    f"owner can change that: chmod o-rwx {path}*")  # fmt: skip
+        changed.append((name, mode))
+    if not changed:
+        return ""
+    name, mode = changed[0]
+    also = (
+        f" (and {', '.join(n.removeprefix(path) for n, _ in changed[1:])})" if changed[1:] else ""
+    )
+    return (f"{name}{also}: other accounts could read the database, now no more "
+            f"({mode & 0o777:04o} → {mode & 0o770:04o}; owner and group kept)")  # fmt: skip
+
+
 def downgrade(engine: Engine, revision: str) -> None:
     """Take the schema back to `revision` (no command does: tests, and an operator's last
     resort), as `upgrade` goes: a migration's way down rebuilds tables on SQLite too."""

@@ -867,6 +867,44 @@ def _daemon_config(tmp_path: Path, port: int, log: str) -> Path:
     return config
 
 
+def test_a_database_file_others_may_read_is_made_private_by_db_upgrade_and_run(
+    tmp_path: Path,
+) -> None:
+    # eb6be4f made a new SQLite file 0640, but one an earlier version made (0644 under umask
+    # 022) stayed readable by every account: the subscribers' addresses and Slack webhooks
+    import sqlite3
+
+    port = free_port()
+    config = _daemon_config(tmp_path, port, 'level = "WARNING"')
+    db = tmp_path / "paperwire.db"
+    files = [db, db.with_name("paperwire.db-wal"), db.with_name("paperwire.db-shm")]
+    db.chmod(0o644)
+    reader = sqlite3.connect(db)  # open (WAL): its -wal and -shm exist, made as the file is
+    try:
+        reader.execute("SELECT * FROM alembic_version").fetchall()
+        assert [oct(f.stat().st_mode & 0o777) for f in files] == ["0o644"] * 3
+        said = Runner(config, tmp_path)("db", "upgrade").stdout
+        assert [oct(f.stat().st_mode & 0o777) for f in files] == ["0o640"] * 3
+    finally:
+        reader.close()
+    lines = [line for line in said.splitlines() if "other accounts" in line]
+    assert len(lines) == 1 and str(db) in lines[0] and "0644 → 0640" in lines[0], said
+    again = Runner(config, tmp_path)("db", "upgrade").stdout
+    assert "other accounts" not in again  # nothing more to say
+    # `run` at its start too (here it stops at once: its port is taken)
+    db.chmod(0o664)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        run = subprocess.run(
+            [str(PAPERWIRE), "--config", str(config), "run"],
+            cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert run.returncode == 1 and "the port is in use" in run.stderr
+    assert oct(db.stat().st_mode & 0o777) == "0o660"  # the group's rights stay
+    assert "0664 → 0660" in run.stderr, run.stderr
+
+
 def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None:
     """uvicorn's own lines (a bad request, a request's traceback) and the start line were
     plain text among the JSON (a QA pass)."""
