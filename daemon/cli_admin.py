@@ -493,14 +493,15 @@ def _record_config(action: str, key: str, detail: str) -> None:
 # ---- admins --------------------------------------------------------------------------------------
 
 
-def _read_password() -> str:
+def _read_password(name: str) -> str:
+    """The new password of the admin `name` (asked twice, or one line of standard input)."""
     from daemon.passwords import check_new_password
 
     if not sys.stdin.isatty():
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
-    return _checked(check_new_password, password, "password")
+    return _checked(lambda p: check_new_password(p, name), password, "password")
 
 
 @admin_cli.command("set-password")
@@ -515,13 +516,14 @@ def admin_set_password(
     ] = False,
 ) -> None:
     """Set an admin's console password (asked twice; or one line on standard input): its
-    argon2 hash goes into the configuration file, never the password itself."""
+    argon2 hash goes into the configuration file, never the password itself. At least 10
+    characters, not holding the admin's name, not one character repeated."""
     from daemon.checks import check_handle
     from daemon.config_file import edit
     from daemon.passwords import hash_password
 
     login = _checked(lambda n: check_handle(n, "admin name"), name, "NAME").lower()
-    hashed = hash_password(_read_password())
+    hashed = hash_password(_read_password(login), login)
     if show:
         print(f"PAPERWIRE_ADMIN__PASSWORDS__{login.upper()}='{hashed}'")
         return

@@ -19,16 +19,22 @@ def _hasher() -> PasswordHash:
     return PasswordHash.recommended()
 
 
-def check_new_password(password: str) -> str:
+def check_new_password(password: str, name: str = "") -> str:
+    """The password, if it may be one (of the admin `name`): long enough, not the name nor
+    holding it (a name of 3 characters or more, in any case), not one character repeated."""
     if len(password) < MIN_LENGTH:
         raise ValueError(f"a password needs at least {MIN_LENGTH} characters")
     if password != password.strip():
         raise ValueError("a password cannot start or end with a space")
+    if len(name) >= 3 and name.lower() in password.lower():
+        raise ValueError("a password that contains the admin's name is among the first guessed")
+    if len(set(password)) == 1:
+        raise ValueError("a password of one character repeated is among the first guessed")
     return password
 
 
-def hash_password(password: str) -> str:
-    return _hasher().hash(check_new_password(password))
+def hash_password(password: str, name: str = "") -> str:
+    return _hasher().hash(check_new_password(password, name))
 
 
 def verify_password(password: str, hashed: str | None) -> bool:

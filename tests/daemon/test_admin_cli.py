@@ -823,6 +823,27 @@ def test_admin_set_password_writes_an_argon2_hash(
     assert "no admin named 'nobody'" in pw("admin", "remove", "nobody", expect=1).stderr
 
 
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("ada-lovelace-1815", "contains the admin's name"),
+        ("MyNameIsADA!", "contains the admin's name"),
+        ("aaaaaaaaaaaa", "one character repeated"),
+    ],
+)
+def test_a_password_of_the_admins_name_or_one_repeated_character_is_refused(
+    pw: Runner, monkeypatch: pytest.MonkeyPatch, password: str, why: str
+) -> None:
+    # the rule checked only the length: `ada` could take "ada-lovelace-1815", root
+    # "aaaaaaaaaa", the first guesses of anyone
+    monkeypatch.setattr(sys, "stdin", io.StringIO(f"{password}\n"))
+    refused = pw("admin", "set-password", "Ada", expect=1).stderr
+    assert why in " ".join(refused.split()), refused
+    assert "ada" not in pw("admin", "list").stdout
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery\n"))
+    pw("admin", "set-password", "Ada")
+
+
 # ---- real processes: the daemon's port, metrics, and the terminal ------------------------------
 
 
