@@ -128,6 +128,9 @@ def _feed_routes(router: APIRouter, console: Console, admin: Any, posted: Any) -
         elif action == "disable":
             feeds.set_enabled(name, False, app.clock())
         elif action == "remove":
+            if form.text("confirm") != "yes":  # the box the browser requires: nothing undoes this
+                return console.back("/admin/feeds", f"Feed {name} was not removed: tick “yes, "
+                                    "for good” first.", error=True)  # fmt: skip
             try:
                 feeds.remove(name)
             except NotFoundError:  # the second request of a double click: the first removed it

@@ -359,7 +359,7 @@ def test_feeds_are_checked_test_fetched_added_and_changed(
     # added again while disabled: it says so, not "as given" (second read)
     assert "Feed hf is there already, disabled" in post(name="hf", url=HF, action="add").text
     client.post("/admin/feeds/hf/enable", data={"csrf": csrf})
-    r = client.post("/admin/feeds/hf/remove", data={"csrf": csrf})
+    r = client.post("/admin/feeds/hf/remove", data={"csrf": csrf, "confirm": "yes"})
     assert "Feed hf removed" in r.text and console.app.store.feeds.all() == []
     assert ("root", "feed added", "hf") in _audit(console)
 
@@ -371,16 +371,34 @@ def test_a_double_click_on_a_feeds_remove_shows_it_removed(
     named 'nature'", as if the removal had failed; it now goes back to the feeds."""
     csrf = log_in(client)
     console.app.store.feeds.add("nature", "https://www.nature.com/nature.rss", console.app.clock())
-    assert (
-        "Feed nature removed" in client.post("/admin/feeds/nature/remove", data={"csrf": csrf}).text
-    )
-    again = client.post("/admin/feeds/nature/remove", data={"csrf": csrf})
+    sure = {"csrf": csrf, "confirm": "yes"}
+    assert "Feed nature removed" in client.post("/admin/feeds/nature/remove", data=sure).text
+    again = client.post("/admin/feeds/nature/remove", data=sure)
     assert again.status_code == 200 and again.url.path == "/admin/feeds"
     assert "nature is not there (removed already)." in again.text
     assert [a for a in _audit(console) if a[1] == "feed removed"] == [
         ("root", "feed removed", "nature")
     ]
     assert client.post("/admin/feeds/nature/disable", data={"csrf": csrf}).status_code == 404
+
+
+def test_a_feeds_remove_asks_for_the_box_first(console: Console, client: TestClient) -> None:
+    """One press of a feed's "Remove" removed it (its papers no longer naming their source),
+    where a subscriber's asks for the box "yes, for good" first; a form without the box (a
+    keyboard's Enter, a page of before) now removes nothing and says why."""
+    csrf = log_in(client)
+    feeds = console.app.store.feeds
+    feeds.add("nature", "https://www.nature.com/nature.rss", console.app.clock())
+    page = client.get("/admin/feeds").text
+    assert 'name="confirm" value="yes" id="remove-confirm-nature"' in page
+    kept = client.post("/admin/feeds/nature/remove", data={"csrf": csrf})
+    assert kept.url.path == "/admin/feeds" and [f.name for f in feeds.all()] == ["nature"]
+    assert "Feed nature was not removed: tick “yes, for good” first." in kept.text
+    assert [a for a in _audit(console) if a[1] == "feed removed"] == []
+    done = client.post("/admin/feeds/nature/remove", data={"csrf": csrf, "confirm": "yes"})
+    assert "Feed nature removed" in done.text and feeds.all() == []
+    refused = client.post("/admin/feeds/nature/remove", data={"confirm": "yes"})  # no CSRF
+    assert refused.status_code == 403
 
 
 def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(

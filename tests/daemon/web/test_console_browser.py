@@ -175,3 +175,12 @@ def test_the_console_by_keyboard(live: tuple[Console, str], browser_page: object
     expect(page.locator("a.skip")).not_to_be_in_viewport()  # out of sight without the focus
     expect(page.get_by_role("button", name="Disable feed nature")).to_have_count(1)
     expect(page.get_by_role("button", name="Remove feed nature")).to_have_count(1)
+    # Remove asks for its box first, as a subscriber's does: without it nothing is sent
+    page.get_by_role("button", name="Remove feed nature").click()
+    expect(page).to_have_url(f"{base}/admin/feeds")
+    expect(page.locator("#feed-nature")).to_be_visible()
+    assert [f.name for f in console.app.store.feeds.all()] == ["nature"]
+    page.get_by_role("checkbox", name="yes, remove feed nature for good").check()
+    page.get_by_role("button", name="Remove feed nature").click()
+    expect(page.locator("#flash")).to_contain_text("Feed nature removed")
+    assert console.app.store.feeds.all() == []
