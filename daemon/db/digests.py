@@ -91,6 +91,26 @@ _ATTEMPT = sa.insert(_table(DeliveryAttempt)).values(
 )
 
 
+def _due_again(now: datetime, *, failed: bool) -> dict[str, object]:
+    """The values that make a digest due now (a failed one again from its first attempt)."""
+    again: dict[str, object] = {"next_attempt_at": now}
+    if failed:
+        again.update(state=DigestState.PENDING.value, attempts=0)
+    return again
+
+
+def _resendable() -> sa.ColumnElement[bool]:
+    """Of a digest: its channel and its subscriber are active (a resend would go out)."""
+    digest_t, channel_t, user_t = _table(Digest), _table(Channel), _table(User)
+    channel_on = sa.select(channel_t.c.id).where(
+        channel_t.c.id == digest_t.c.channel_id, channel_t.c.active.is_(True)
+    )
+    user_on = sa.select(user_t.c.id).where(
+        user_t.c.id == digest_t.c.user_id, user_t.c.active.is_(True)
+    )
+    return sa.and_(channel_on.exists(), user_on.exists())
+
+
 def _with_attempt(update: sa.Update) -> sa.Update:
     """The UPDATE with the attempt's INSERT in a WITH clause: one statement, which PostgreSQL
     runs as one transaction (one round trip to record a message instead of five)."""
@@ -762,13 +782,41 @@ class Digests(Repository):
                 leased = d.leased_until is not None and d.leased_until > now
                 if leased or d.state not in (DigestState.PENDING, DigestState.FAILED):
                     continue
-                if d.state == DigestState.FAILED:
-                    d.state, d.attempts = DigestState.PENDING, 0
-                d.next_attempt_at = now
+                for key, value in _due_again(now, failed=d.state == DigestState.FAILED).items():
+                    setattr(d, key, value)
                 s.add(d)
                 changed.append(d.id or 0)
             s.commit()
         return sorted(changed)
+
+    def failed_to_resend(self) -> tuple[int, int]:
+        """How many failed digests `resend_failed` would queue again, and how many failed ones
+        it leaves (their channel stopped, or their subscriber unsubscribed)."""
+        digest_t = _table(Digest)
+        failed = digest_t.c.state == DigestState.FAILED.value
+        q = sa.select(
+            sa.select(sa.func.count()).where(failed, _resendable()).scalar_subquery(),
+            sa.select(sa.func.count()).where(failed).scalar_subquery(),
+        )
+        with self.reading() as conn:
+            resendable, all_failed = conn.execute(q).one()
+        return int(resendable), int(all_failed) - int(resendable)
+
+    def resend_failed(self, now: datetime) -> int:
+        """Every failed digest due again now, as `retry_now` makes one (from its first
+        attempt), in one statement, but those whose channel is stopped or whose subscriber
+        unsubscribed (the delivery would give them up at once). A digest queued again meanwhile
+        is pending, not failed: left alone, so the two requests of a double click queue each
+        digest once. Returns how many."""
+        digest_t = _table(Digest)
+        update = (
+            sa.update(digest_t)
+            .where(digest_t.c.state == DigestState.FAILED.value, _resendable())
+            .where(sa.or_(digest_t.c.leased_until.is_(None), digest_t.c.leased_until <= now))
+            .values(**_due_again(now, failed=True))
+        )
+        with self.engine.begin() as conn:
+            return int(conn.execute(update).rowcount)
 
     def cancel(self, digest_ids: Collection[int], reason: str) -> list[int]:
         """Give up pending digests (not one being sent: its lease is held) with the reason as

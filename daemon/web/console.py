@@ -499,10 +499,12 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         counts = health.counts()
         # the pending list holds the postponed digests too (pending, held back)
         total = counts.get(state, 0) + (counts["postponed"] if state == "pending" else 0)
+        # the failed list offers to resend them all: how many would go, how many would not
+        resendable = app.store.digests.failed_to_resend() if state == "failed" else (0, 0)
         return console.render(
             request, who, "deliveries.html", title="Deliveries", rows=rows, state=state,
             states=STATES, counts=counts, page=page, total=total, first=page * DELIVERIES_PAGE,
-            pages=(total + DELIVERIES_PAGE - 1) // DELIVERIES_PAGE,
+            pages=(total + DELIVERIES_PAGE - 1) // DELIVERIES_PAGE, resendable=resendable,
         )  # fmt: skip
 
     @router.post("/deliveries/retry")
@@ -515,6 +517,10 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
             _deliveries_page_of(form),
             f"{len(changed)} digest(s) due now; {when}" if changed else "Nothing to retry.",
         )
+
+    @router.post("/deliveries/resend-failed")
+    def resend_failed(form: Posted = posted) -> Response:
+        return _resend_failed(console, form)
 
     @router.post("/deliveries/cancel")
     def cancel(form: Posted = posted) -> Response:
@@ -530,6 +536,26 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         rows = app.store.admin.audit_log(limit=100, offset=100 * page)
         return console.render(request, who, "audit.html", title="Audit log", rows=rows,
                               page=page)  # fmt: skip
+
+
+def _resend_failed(console: Console, form: Posted) -> Response:
+    """Every failed digest queued again (not those of a stopped channel), once the box that
+    says how many is ticked; audited once, with how many."""
+    back = _deliveries_page_of(form)
+    shown = form.text("count")
+    if form.text("confirm") != "yes":  # the box the browser requires
+        return console.back(back, "Nothing was resent: tick “yes, resend them” first.",
+                            error=True)  # fmt: skip
+    n = console.app.store.digests.resend_failed(console.app.clock())
+    if not n:  # the second request of a double click: the first queued them
+        return console.back(back, "No failed digest to resend (queued again already, or "
+                            "their channel is stopped).")  # fmt: skip
+    console.audit(form.admin.name, "failed digests resent", "", f"{n} digest(s)")
+    differs = (
+        f" (the page said {shown}: the failed ones changed meanwhile)" if shown != str(n) else ""
+    )
+    return console.back(back, f"{n} failed digest(s) queued again{differs}; "
+                        f"{console.deliver_now()}.")  # fmt: skip
 
 
 def _ids(app: App, form: Posted) -> list[int]:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from daemon import jobs
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind
-from tests.daemon.conftest import FEEDS
+from tests.daemon.conftest import BOTH_BACKENDS, FEEDS
 from tests.daemon.web.conftest import (
     PASSWORD,
     Console,
@@ -997,6 +997,68 @@ def test_retry_and_cancel_on_a_later_page_of_deliveries_go_back_to_that_page(
         done = client.post(f"/admin/deliveries/{action}", data=data, follow_redirects=False)
         assert done.status_code == 303
         assert done.headers["location"] == f"/admin/deliveries?state={state}&page=1"
+
+
+@BOTH_BACKENDS
+def test_every_failed_digest_is_resent_at_once_each_once(
+    console_factory: ConsoleFactory,
+) -> None:
+    """After an hour of the mail server down the failed list held hundreds of digests, each
+    with its own "Retry now". "Resend all failed" queues them again at once, after a box
+    that says how many; not those whose channel is stopped or whose subscriber unsubscribed,
+    nor again one queued already (a double click); audited once, with the count. The
+    delivery run then sends each of them once, to a real SMTP server."""
+    from daemon.db.models import Outcome
+    from tests.servers import smtp_server
+
+    with smtp_server(tls="none", require_starttls=False) as server:
+        email = (f'[email]\ntransport = "smtp"\nhost = "{server.host}"\n'
+                 f'port = {server.port}\nsecurity = "none"\n')  # fmt: skip
+        console = console_factory(extra=email)
+        app = console.app
+        now = app.clock()
+        app.store.papers.upsert([_paper_in()], None, now)
+        pid = app.store.papers.find("arxiv:2611.00001").id
+        people, digests = app.store.people, app.store.digests
+        names = [f"u{i:02}" for i in range(25)] + ["stopped", "gone", "requeued"]
+        made = {}
+        for name in names:
+            user = people.add(name, now, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+            (channel,) = people.channels_of(user.id)
+            made[name] = digests.create(
+                user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+                cold_start=False,
+            )  # fmt: skip
+            down = "451 4.3.0 mail server down"  # given up after too many tries
+            digests.finish(made[name] or 0, now, outcome=Outcome.TEMPORARY, detail=down)
+            if name == "stopped":
+                people.set_channel_active(user.id, channel.id, False, now)
+        people.set_subscribed(people.get("gone").id, False, now)
+        assert digests.retry_now([made["requeued"] or 0], now)  # queued again, alone, before
+
+        client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+        csrf = log_in(client)
+        page = client.get("/admin/deliveries?state=failed").text
+        assert "Resend all 25 failed digest(s)" in page
+        assert "2 more left failed: their channel is stopped" in page
+        form = {"csrf": csrf, "state": "failed", "page": "0", "count": "25"}
+        kept = client.post("/admin/deliveries/resend-failed", data=form)
+        assert "Nothing was resent" in html.unescape(kept.text)
+        assert app.store.health.counts()["failed"] == 27
+        sure = {**form, "confirm": "yes"}
+        done = client.post("/admin/deliveries/resend-failed", data=sure)
+        assert done.url.query == b"state=failed" and "25 failed digest(s) queued again" in done.text
+        again = client.post("/admin/deliveries/resend-failed", data=sure)  # a double click
+        assert "No failed digest to resend" in again.text
+        resent = [a for a in app.store.admin.audit_log() if a.action == "failed digests resent"]
+        assert [(a.admin, a.detail) for a in resent] == [("root", "25 digest(s)")]
+
+        report = jobs.deliver(app, now)
+        assert report.sent == 26 and report.failed == 0, report.errors
+        sent_to = sorted(m.rcpt_tos[0] for m in server.messages)
+        assert sent_to == sorted(f"{n}@lab.example" for n in names if n not in ("stopped", "gone"))
+        assert jobs.deliver(app, now).sent == 0  # each once
+        assert app.store.health.counts()["failed"] == 2
 
 
 def test_numbers_that_are_not_ids_and_things_not_there_get_pages_not_errors(
