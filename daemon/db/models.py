@@ -135,7 +135,16 @@ _IDS_NOT_REUSED = {"sqlite_autoincrement": True}
 
 
 class User(SQLModel, table=True):
-    __table_args__ = _IDS_NOT_REUSED
+    __table_args__ = (
+        # the console's list of subscribers, a page at a time (migration 0016): "newest first"
+        # read the newest through this index, "paused first" those unsubscribed and those
+        # paused until a date ahead through the next two; each sorted every subscriber before
+        # (170-400 ms a page at 100,000 on SQLite)
+        sa.Index("ix_user_created", "created_at", "id"),
+        sa.Index("ix_user_active_name", "active", "name"),
+        sa.Index("ix_user_paused_until", "paused_until"),
+        _IDS_NOT_REUSED,
+    )
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)  # a short handle used on the command line
     # `name` lowered: a handle is one user's in any case, found through this index (migration
@@ -274,10 +283,16 @@ class DigestItem(SQLModel, table=True):
 class DeliveryAttempt(SQLModel, table=True):
     """The record of every try to deliver a digest."""
 
-    # the attempts of one outcome in a time range (the health page's postponed and failed)
-    __table_args__ = (sa.Index("ix_deliveryattempt_outcome_at", "outcome", "at"),)
+    __table_args__ = (
+        # the attempts of one outcome in a time range (the health page's postponed and failed)
+        sa.Index("ix_deliveryattempt_outcome_at", "outcome", "at"),
+        # a digest's latest attempt, one step of the index (migration 0016): whether a pending
+        # digest is postponed read every attempt of its outage before
+        sa.Index("ix_deliveryattempt_digest_at", "digest_id", "at", "id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    digest_id: int = Field(foreign_key="digest.id", index=True, ondelete="CASCADE")
+    # no index of its own: the (digest_id, at, id) index serves lookups by digest_id
+    digest_id: int = Field(foreign_key="digest.id", ondelete="CASCADE")
     at: datetime = Field(sa_column=_ts(nullable=False))
     outcome: str  # Outcome
     detail: str = ""
