@@ -138,10 +138,11 @@ class User(SQLModel, table=True):
     __table_args__ = (
         # the console's list of subscribers, a page at a time (migration 0016): "newest first"
         # read the newest through this index, "paused first" those unsubscribed and those
-        # paused until a date ahead through the next two; each sorted every subscriber before
-        # (170-400 ms a page at 100,000 on SQLite)
+        # paused until a date ahead through the next two, then the others by name through the
+        # second (whose pause is read there too, not in each row skipped to a far page); each
+        # sorted every subscriber before (170-400 ms a page at 100,000 on SQLite)
         sa.Index("ix_user_created", "created_at", "id"),
-        sa.Index("ix_user_active_name", "active", "name"),
+        sa.Index("ix_user_active_name", "active", "name", "paused_until", "timezone"),
         sa.Index("ix_user_paused_until", "paused_until"),
         _IDS_NOT_REUSED,
     )

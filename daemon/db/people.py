@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -104,13 +104,20 @@ class People(Repository):
             return UserRow.of(user) if user is not None else None
 
     def find(
-        self, text: str = "", *, offset: int = 0, limit: int | None = 100, order: str = "name"
+        self,
+        text: str = "",
+        *,
+        offset: int = 0,
+        limit: int | None = 100,
+        order: str = "name",
+        now: datetime | None = None,
     ) -> tuple[int, list[Subscriber]]:
         """The users whose handle, display name or email address holds `text` (in any case;
-        "": every user), by name (`order`: "newest", the newest first; "paused", the paused
-        first): how many there are, and `limit` of them (None: all) from `offset`, each with
-        all their channels. The database filters and counts: a page of the console reads its
-        page, not every subscriber."""
+        "": every user), by name (`order`: "newest", the newest first; "paused", first those
+        getting no digest at `now`: unsubscribed, or paused until a day still ahead in their
+        time zone): how many there are, and `limit` of them (None: all) from `offset`, each
+        with all their channels. The database filters and counts through indexes: a page of
+        the console reads its page, not every subscriber."""
         user_t, channel_t = _table(User), _table(Channel)
         match: sa.ColumnElement[bool] = sa.true()
         needle = text.strip().lower()
@@ -132,16 +139,17 @@ class People(Repository):
         with self.reading() as conn:
             count = sa.select(sa.func.count()).select_from(user_t).where(match)
             total = conn.execute(count).scalar_one()
-            by: tuple[sa.ColumnElement[Any], ...] = (user_t.c.name,)
-            if order == "newest":
-                by = (user_t.c.created_at.desc(), user_t.c.id.desc())
-            elif order == "paused":
-                by = (user_t.c.active, user_t.c.name)  # false first
-            q = sa.select(user_t).where(match).order_by(*by)
-            users = [
-                row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency))
-                for r in conn.execute(q.offset(max(offset, 0)).limit(limit))
-            ]
+            if order == "paused":
+                if now is None:
+                    raise ValueError("the paused-first order needs the time (now)")
+                rows = _paused_first(conn, match, now, max(offset, 0), limit)
+            else:
+                by: tuple[sa.ColumnElement[Any], ...] = (user_t.c.name,)
+                if order == "newest":
+                    by = (user_t.c.created_at.desc(), user_t.c.id.desc())
+                q = sa.select(user_t).where(match).order_by(*by)
+                rows = list(conn.execute(q.offset(max(offset, 0)).limit(limit)))
+            users = [row_of(UserRow, r._mapping, frequency=frequency_of(r.frequency)) for r in rows]
             by_user: dict[int, list[ChannelRow]] = defaultdict(list)
             for start in range(0, len(users), IN_CHUNK):
                 ids = [u.id for u in users[start : start + IN_CHUNK]]
@@ -728,3 +736,61 @@ def _check_reachable(s: Session, user: User) -> None:
             f"user {user.name!r} would be subscribed with no channel: give an email address or "
             "a Slack webhook, or unsubscribe them"
         )
+
+
+def _paused_first(
+    conn: sa.Connection,
+    match: sa.ColumnElement[bool],
+    now: datetime,
+    offset: int,
+    limit: int | None,
+) -> list[sa.Row[Any]]:
+    """The users of `match` getting no digest at `now` by name, then the others by name:
+    `limit` of them from `offset`. Two reads of an index each (migration 0016), where an
+    order by "getting none now" sorted every subscriber for each page."""
+    user_t = _table(User)
+    paused = _paused_now(conn, now)
+    off = sa.or_(user_t.c.active == sa.false(), paused)
+    # paused_until is NULL for most: `paused` is NULL then, which is not "not paused"
+    on = sa.and_(
+        user_t.c.active == sa.true(), sa.or_(user_t.c.paused_until.is_(None), sa.not_(paused))
+    )
+    first = conn.execute(sa.select(sa.func.count()).select_from(user_t).where(match, off))
+    n_off = first.scalar_one()
+    rows: list[sa.Row[Any]] = []
+    if offset < n_off:
+        # sorted after reading them through their indexes: by the name's index, the database
+        # would walk every name to find the few getting no digest (`|| ''`: not that index)
+        q = sa.select(user_t).where(match, off).order_by(user_t.c.name + "")
+        rows += conn.execute(q.offset(offset).limit(limit))
+    rest = None if limit is None else limit - len(rows)
+    if rest is None or rest > 0:
+        q = sa.select(user_t).where(match, on).order_by(user_t.c.name)
+        rows += conn.execute(q.offset(max(offset - n_off, 0)).limit(rest))
+    return rows
+
+
+def _paused_now(conn: sa.Connection, now: datetime) -> sa.ColumnElement[bool]:
+    """Of a user: paused until a day still ahead in their time zone at `now` (as the digest
+    job reads it: today < paused_until). Their today is one of three days around UTC's:
+    paused until two days after UTC's today or later, they are; until UTC's today or the next
+    day, it depends on their zone, decided here for the few zones of those paused so."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    user_t = _table(User)
+    today = now.astimezone(UTC).date()
+    edge = (today, today + timedelta(days=1))
+    q = sa.select(user_t.c.paused_until, user_t.c.timezone).where(user_t.c.paused_until.in_(edge))
+    zones: dict[date, set[str]] = {day: set() for day in edge}
+    for until, zone in conn.execute(q.distinct()):
+        try:
+            local = now.astimezone(ZoneInfo(zone)).date()
+        except (ZoneInfoNotFoundError, ValueError):  # as the digest job: UTC then
+            local = today
+        if local < until:
+            zones[until].add(zone)
+    until = user_t.c.paused_until
+    return sa.or_(
+        until >= today + timedelta(days=2),
+        *(sa.and_(until == day, user_t.c.timezone.in_(sorted(zones[day]))) for day in edge),
+    )

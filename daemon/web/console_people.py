@@ -38,7 +38,8 @@ from daemon.web.console import Console, PageNumber, Posted
 
 PAGE = 100  # subscribers per page
 _Page = Callable[..., HTMLResponse]  # the feeds page again, with what the form held
-# the list's orders: by handle, the newest first, the paused first (a wrong one: the 400 page)
+# the list's orders: by handle, the newest first, the paused first: those getting no digest now,
+# unsubscribed or paused until a day ahead (a wrong one: the 400 page)
 Sort = Annotated[Literal["name", "newest", "paused"], Query()]
 SORTS = {"name": "by name", "newest": "newest first", "paused": "paused first"}
 MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
@@ -371,7 +372,7 @@ def _subscribers_page(
 ) -> HTMLResponse:
     app = console.app
     now = app.clock()
-    total, shown = app.store.people.find(q, offset=page * PAGE, limit=PAGE, order=sort)
+    total, shown = app.store.people.find(q, offset=page * PAGE, limit=PAGE, order=sort, now=now)
     made = _made_today(app, shown, now)
     rows = [(u, chans, next_digest(app, u, u.id in made, now)) for u, chans in shown]
     return console.render(
@@ -392,6 +393,7 @@ def _subscribers_page(
         at_page=lambda n: _at_page(q, n, sort),
         default_hour=app.settings.schedule.digest_hour,
         weekdays=WEEKDAYS,
+        pause_shown=lambda user: _pause_shown(user, now),
         **ctx,
     )
 

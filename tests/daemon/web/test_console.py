@@ -1632,6 +1632,64 @@ def test_the_two_requests_of_a_double_click_on_remove_at_once_are_one_removal(
     assert [a for a in _audit(console) if a[1] == "user removed"] == []
 
 
+@BOTH_BACKENDS
+def test_paused_first_lists_first_everyone_getting_no_digest_now(
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Paused first" put first those unsubscribed only: a subscriber paused until a date was
+    listed among the others, and shown "subscribed". It now lists first, by name, everyone
+    getting no digest now: unsubscribed, or paused until a day still ahead in their own time
+    zone (as the digest job reads it), shown "paused until DATE"; then the others by name,
+    a page at a time."""
+    from datetime import date
+
+    from daemon.jobs.digests import is_paused
+    from daemon.web import console_people
+    from tests.daemon.conftest import NOW
+
+    clock: Any = console.app.clock
+    clock.now = NOW + timedelta(hours=2, minutes=30)  # 10:30 UTC: Kiritimati is on the 28th
+    people = console.app.store.people
+    kiritimati, pago_pago = "Pacific/Kiritimati", "Pacific/Pago_Pago"  # UTC+14, UTC-11
+    for name, zone, until in (
+        ("ann", "UTC", None), ("bob", "UTC", None), ("cat", "UTC", date(2026, 12, 24)),
+        ("dan", "UTC", date(2026, 11, 20)), ("eve", kiritimati, date(2026, 11, 28)),
+        ("fay", "UTC", date(2026, 11, 28)), ("gus", pago_pago, date(2026, 11, 27)),
+        ("hal", "UTC", date(2026, 11, 27)),
+    ):  # fmt: skip
+        people.add(name, NOW, channels={ChannelKind.EMAIL: f"{name}@lab.example"}, timezone=zone)
+        if until is not None:
+            people.edit(name, NOW, changes={"paused_until": until})
+    people.set_subscribed(people.get("bob").id, False, NOW)
+    none_now = {"bob", "cat", "fay", "gus"}
+    assert {u.name for u, _ in people.find()[1]
+            if not u.active or is_paused(u, clock.now)} == none_now  # fmt: skip
+    log_in(client)
+
+    def listed(page: int) -> tuple[list[str], str]:
+        text = client.get(f"/admin/subscribers?sort=paused&page={page}").text
+        return re.findall(r'<tr id="user-(\w+)">', text), text
+
+    names, text = listed(0)
+    assert names == ["bob", "cat", "fay", "gus", "ann", "dan", "eve", "hal"]
+
+    def state(name: str) -> str:
+        found = re.search(rf'<tr id="user-{name}">.*?data-label="state">(.*?)</td>', text, re.S)
+        return found[1] if found else ""
+
+    assert state("cat") == "paused until 2026-12-24" and state("fay") == "paused until 2026-11-28"
+    assert state("bob") == "paused" and state("eve") == state("ann") == "subscribed"
+    for q, shown in (("ay", ["fay"]), ("an", ["ann", "dan"]), ("u", ["gus"])):  # a search
+        found = client.get(f"/admin/subscribers?sort=paused&q={q}").text
+        assert re.findall(r'<tr id="user-(\w+)">', found) == shown, q
+    monkeypatch.setattr(console_people, "PAGE", 3)  # the pages across the two parts
+    assert [listed(n)[0] for n in range(3)] == [
+        ["bob", "cat", "fay"],
+        ["gus", "ann", "dan"],
+        ["eve", "hal"],
+    ]
+
+
 def test_the_audit_of_an_edit_names_a_frequency_and_a_weekday_as_the_page_does(
     console: Console, client: TestClient
 ) -> None:
