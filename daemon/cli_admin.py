@@ -180,10 +180,21 @@ PostponedOption = Annotated[
 ]
 
 
+FailedOption = Annotated[
+    bool,
+    typer.Option(
+        "--failed",
+        help="Every failed digest (from its first attempt), but those of a stopped channel "
+        "or of a subscriber who unsubscribed.",
+    ),
+]
+
+
 @deliveries_cli.command("retry")
 def deliveries_retry(
     ids: IdsArgument = None,
     postponed: PostponedOption = False,
+    failed: FailedOption = False,
 ) -> None:
     """Make digests due now (pending or failed ones) and deliver what is due.
 
@@ -192,12 +203,15 @@ def deliveries_retry(
     from daemon import jobs
 
     with _open_app() as app:
-        chosen = _chosen(app, ids, postponed)
-        changed = app.store.digests.retry_now(chosen, app.clock())
-        _audit(app, "deliveries retried", ",".join(map(str, changed)))
-        out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
-        _none_of_the_ids(ids, changed)
-        if changed:
+        due = _retry_failed(app) if failed else 0
+        if ids or postponed or not failed:
+            chosen = _chosen(app, ids, postponed)
+            changed = app.store.digests.retry_now(chosen, app.clock())
+            _audit(app, "deliveries retried", ",".join(map(str, changed)))
+            out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
+            _none_of_the_ids(ids, changed)
+            due += len(changed)
+        if due:
             with _progress() as progress:
                 report = jobs.deliver_due(app, app.clock(), progress=progress)
             _print_delivery(report)
@@ -218,6 +232,20 @@ def deliveries_cancel(
         _audit(app, "deliveries cancelled", ",".join(map(str, changed)))
         out.print(f"{len(changed)} digest(s) cancelled" + _skipped(chosen, changed))
         _none_of_the_ids(ids, changed)
+
+
+def _retry_failed(app: App) -> int:
+    """Every failed digest due again (the console's "Resend all failed"), audited once with
+    the count; says how many, and how many are left. Returns how many."""
+    n = app.store.digests.resend_failed(app.clock())
+    if n:
+        _audit(app, "failed digests resent", "", f"{n} digest(s)")
+    left = app.store.digests.failed_to_resend()[1]
+    out.print(f"{n} failed digest(s) due again" + (
+        f"; {left} left failed: their channel is stopped or their subscriber unsubscribed"
+        if left else ""
+    ))  # fmt: skip
+    return n
 
 
 def _chosen(app: App, ids: list[int] | None, postponed: bool) -> list[int]:

@@ -259,6 +259,13 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
     assert "0 sent" in pw("deliver").stdout
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))
     assert "give digest ids" in pw("deliveries", "cancel", expect=1).stderr
+    # every failed digest again at once (the console's "Resend all failed"), then delivered
+    resent = pw("deliveries", "retry", "--failed").stdout
+    assert "1 failed digest(s) due again" in resent and "delivery: 1 sent" in resent
+    assert "0 failed digest(s) due again" in pw("deliveries", "retry", "--failed").stdout
+    assert [e.detail for e in store.admin.audit_log() if e.action == "failed digests resent"] == [
+        "1 digest(s)"
+    ]
     assert "--state 'lost'" in pw("deliveries", "list", "--state", "lost", expect=1).stderr
 
 
