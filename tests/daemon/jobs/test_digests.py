@@ -3,6 +3,7 @@ are made), one query for the digests already made, duplicates left to the unique
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,6 +18,9 @@ from daemon.db.models import ChannelKind, Digest, DigestState
 from daemon.ingest.parse import PaperIn
 from daemon.jobs import digests as digests_job
 from daemon.jobs.delivery import build_digest
+from daemon.jobs.recommend import corpus_size
+from recommender import Recommender
+from recommender.state import FORMAT_VERSION
 from tests.daemon.conftest import BOTH_BACKENDS, NOW
 
 
@@ -523,3 +527,35 @@ def test_a_planned_digest_is_shown_as_its_digest_shows_it() -> None:
     ]
     weekly = PlannedDigest("ada", Kind.EMAIL, date(2026, 11, 28), picks, None, weekly=True)
     assert weekly.shown()[1] == ("Voted", "—", "Popular this week")
+
+
+@BOTH_BACKENDS
+def test_a_model_stored_by_the_version_before_is_refitted_once(
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A state of FORMAT_VERSION 4 (author tokens of the old name key) is refused by `loads`:
+    the first run after the upgrade refits and stores a state of this version, which the next
+    process loads without fitting again."""
+    app = app_factory(make_settings(recommender={"refit_growth": 100.0}))
+    _world(app, 1)
+    state = pickle.loads(jobs.load_recommender(app, NOW).dumps())
+    assert state["version"] == FORMAT_VERSION == 5
+    app.store.models.save(corpus_size(app), pickle.dumps({**state, "version": 4}), NOW)
+    app.model_cache = None  # a process started after the upgrade
+    fits: list[int] = []
+    fit = Recommender.fit
+
+    def counted_fit(self: Recommender, *args: Any) -> None:
+        fits.append(1)
+        fit(self, *args)
+
+    monkeypatch.setattr(Recommender, "fit", counted_fit)
+    refitted = jobs.load_recommender(app, NOW)
+    assert len(fits) == 1
+    saved = app.store.models.load()
+    assert saved is not None and pickle.loads(saved[1])["version"] == 5
+    app.model_cache = None  # and the next process
+    assert jobs.load_recommender(app, NOW).config == refitted.config
+    assert len(fits) == 1  # loaded, not fitted again
