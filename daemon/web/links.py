@@ -52,7 +52,11 @@ class LinkAction:
 SALT = b"paperwire-links-v1"
 SIGNUP_SALT = b"paperwire-signup-v1"  # a sign-up link names an address, not a user
 FEEDBACK_SALT = b"paperwire-feedback-v2"  # the compact like / dislike tokens
-FEEDBACK_MAC_BYTES = 15  # 120 bits (RFC 2104 §5: at least half the hash, at least 80 bits)
+# 120 bits: a guessed MAC is right once in 2^120. RFC 2104 §5 asks at least 80 bits, and half
+# the hash (128 for SHA-256) for the birthday bound of an internal collision, which needs
+# about 2^128 links signed by us however many bits are kept: 15 bytes are 20 base64
+# characters without padding, where 16 would take 22
+FEEDBACK_MAC_BYTES = 15
 # a compact feedback token: action, user, paper, channel (optional: None), then its MAC
 _FEEDBACK = re.compile(
     r"([ld])([0-9a-z]{1,14})-([0-9a-z]{1,14})(?:-([0-9a-z]{1,14}))?\.([A-Za-z0-9_-]{20})"
