@@ -23,6 +23,7 @@ import functools
 import random
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
@@ -551,19 +552,36 @@ def _fitting_html(digest: Digest, context: dict[str, Any]) -> tuple[str, bytes]:
     paper; the text part keeps them whole) until it fits, so that Gmail does not clip the
     footer's Manage and Unsubscribe links. Abstracts are the one part of a pick that may be
     cut without losing the pick. A message still too long without them (titles of thousands
-    of characters) goes as it is: a digest of more than 30 picks has those links at its top."""
-    chars = ABSTRACT_CHARS
+    of characters) goes as it is: a digest of more than 30 picks has those links at its top.
+    Each try takes the most characters the abstracts' lengths say may fit (`_abstract_chars`),
+    fewer each time, so a message is rendered a few times, not once per character."""
+    lengths = [len(view.paper.abstract) for view in context["picks"]]
+    chars, needed = ABSTRACT_CHARS, 0
     while True:
         html = _template("digest.html").render(context)
         data = _ascii_html(html)
         excess = len(data) + data.count(b"\n") - HTML_MAX_BYTES  # lines end in CRLF when sent
-        cut = sum(1 for view in context["picks"] if view.paper.abstract)
-        if excess <= 0 or not cut:
+        if excess <= 0 or chars == 0 or not any(lengths):
             return html, data
-        link = MORE_LINK_BYTES if chars == ABSTRACT_CHARS else 0
-        chars = max(0, chars - (excess + cut - 1) // cut - link)
+        needed += excess  # what the last try's estimate fell short by
+        chars = _abstract_chars(lengths, needed, chars)
         views = [_view(p, digest.cold_start, digest.weekly, chars) for p in digest.picks]
         context = {**context, "picks": views}
+
+
+def _abstract_chars(lengths: list[int], needed: int, below: int) -> int:
+    """The most characters (fewer than `below`) the abstracts, of `lengths` as first shown, may
+    keep for the HTML to lose `needed` bytes: those longer lose what is beyond it but gain a
+    link "more" (`MORE_LINK_BYTES`), so cutting just below an abstract's length adds to the
+    message. 0 (no abstract at all) when no length does."""
+    by_length = Counter(lengths)
+    longer = [n for n in lengths if n >= below]
+    count, total = len(longer), sum(longer)
+    for chars in range(below - 1, 0, -1):
+        if total - count * (chars + MORE_LINK_BYTES) >= needed:
+            return chars
+        count, total = count + by_length[chars], total + chars * by_length[chars]
+    return 0
 
 
 def _ascii_html(html: str) -> bytes:

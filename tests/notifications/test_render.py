@@ -1036,3 +1036,32 @@ def test_a_message_too_long_even_without_abstracts_goes_as_it_is() -> None:
     assert len(html) > 200_000 and "word" not in html and html.count("<h2>") == 100
     head = html[: html.index("<h2>")]  # Manage and Unsubscribe at the top of a long digest
     assert "https://pw.example.org/me/x" in head and "https://pw.example.org/unsubscribe" in head
+
+
+def test_a_long_message_is_rendered_a_few_times_not_once_a_few_characters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Titles make 100 picks 782 bytes too long, and one abstract of 80 words is the only long
+    one: cutting it cannot save that much, and cutting the 99 short ones adds a link "more" to
+    each until none is left. Taking ceil(excess / abstracts) characters off a try, 2a2b4a0
+    rendered the message 49 times (1.3 s); the abstracts' lengths say at once that it fits
+    only without them."""
+    import notifications.render as render
+
+    tries: list[int] = []
+    ascii_html = render._ascii_html
+
+    def counted(html: str) -> bytes:
+        tries.append(len(html))
+        return ascii_html(html)
+
+    monkeypatch.setattr(render, "_ascii_html", counted)
+    picks = tuple(
+        make_pick(i, title=f"T{i:03d} " + "x" * 420, abstract=" ".join(["word"] * (8 if i else 80)))
+        for i in range(100)
+    )
+    msg = email_of(make_digest(picks))
+    assert len(_sent_html(msg)) <= 100_000
+    assert len(tries) <= 3
+    _, html = parts(msg)
+    assert "word" not in html and html.count("<h2>") == 100
