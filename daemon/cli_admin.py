@@ -184,8 +184,9 @@ FailedOption = Annotated[
     bool,
     typer.Option(
         "--failed",
-        help="Every failed digest (from its first attempt), but those of a stopped channel "
-        "or of a subscriber who unsubscribed.",
+        help="The failed digests of an outage: those made in the last 2 days (from their "
+        "first attempt), but those cancelled, of a stopped channel or of a subscriber who "
+        "unsubscribed; says how many are left. Older ones: give their ids.",
     ),
 ]
 
@@ -205,7 +206,7 @@ def deliveries_retry(
     with _open_app() as app:
         due = _retry_failed(app) if failed else 0
         if ids or postponed or not failed:
-            chosen = _chosen(app, ids, postponed)
+            chosen = _chosen(app, ids, postponed, also="--failed")
             changed = app.store.digests.retry_now(chosen, app.clock())
             _audit(app, "deliveries retried", ",".join(map(str, changed)))
             out.print(f"{len(changed)} digest(s) due now" + _skipped(chosen, changed))
@@ -228,32 +229,38 @@ def deliveries_cancel(
     with _open_app() as app:
         chosen = _chosen(app, ids, postponed)
         who = _who()
-        changed = app.store.digests.cancel(chosen, f"cancelled by {who}")
+        changed = app.store.digests.cancel(chosen, who)
         _audit(app, "deliveries cancelled", ",".join(map(str, changed)))
         out.print(f"{len(changed)} digest(s) cancelled" + _skipped(chosen, changed))
         _none_of_the_ids(ids, changed)
 
 
 def _retry_failed(app: App) -> int:
-    """Every failed digest due again (the console's "Resend all failed"), audited once with
-    the count; says how many, and how many are left. Returns how many."""
-    n = app.store.digests.resend_failed(app.clock())
+    """The failed digests of an outage due again (the console's "Resend"), audited once with
+    the count; says how many, and how many are left and why. Returns how many."""
+    from daemon.db.digests import RESEND_WITHIN
+
+    now = app.clock()
+    n = app.store.digests.resend_failed(now)
     if n:
         _audit(app, "failed digests resent", "", f"{n} digest(s)")
-    left = app.store.digests.failed_to_resend()[1]
-    out.print(f"{n} failed digest(s) due again" + (
-        f"; {left} left failed: their channel is stopped or their subscriber unsubscribed"
-        if left else ""
-    ))  # fmt: skip
+    left = app.store.digests.failed_to_resend(now).left()
+    out.print(
+        f"{n} failed digest(s) made in the last {RESEND_WITHIN.days} days due again"
+        + (f"; {left} (give their ids to retry one)" if left else "")
+    )
     return n
 
 
-def _chosen(app: App, ids: list[int] | None, postponed: bool) -> list[int]:
+def _chosen(app: App, ids: list[int] | None, postponed: bool, also: str = "") -> list[int]:
+    """The ids given, and every postponed digest's with --postponed (or `also`, the command's
+    other choice, named in the error when none is given)."""
     chosen = list(ids or [])
     if postponed:
         chosen += [d.id for d in app.store.health.deliveries(postponed_only=True, limit=100_000)]
     if not chosen and not postponed:
-        raise PaperwireError("give digest ids (see `paperwire deliveries list`) or --postponed")
+        flags = f", --postponed or {also}" if also else " or --postponed"
+        raise PaperwireError(f"give digest ids (see `paperwire deliveries list`){flags}")
     return chosen
 
 

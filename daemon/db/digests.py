@@ -43,6 +43,10 @@ from daemon.db.rows import (
 log = logging.getLogger("paperwire.db")
 
 REASON_CHARS = 600  # of why a channel was stopped (the error of its last digest, and a preface)
+# "Resend all failed" (console, `deliveries retry --failed`) takes the failed digests made within
+# this: an outage's, not a subscriber's digest of months ago (they are kept digest.keep_days)
+RESEND_WITHIN = timedelta(days=2)
+CANCELLED_BY = "cancelled by "  # the last error of a digest an admin cancelled: "cancelled by ada"
 
 
 def _insert_ignoring_duplicates(
@@ -99,8 +103,15 @@ def _due_again(now: datetime, *, failed: bool) -> dict[str, object]:
     return again
 
 
-def _resendable() -> sa.ColumnElement[bool]:
-    """Of a digest: its channel and its subscriber are active (a resend would go out)."""
+def _cancelled() -> sa.ColumnElement[bool]:
+    """Of a digest: an admin cancelled it (its last error says so; see `Digests.cancel`)."""
+    last_error = _table(Digest).c.last_error
+    return sa.and_(last_error.is_not(None), last_error.startswith(CANCELLED_BY, autoescape=True))
+
+
+def _stopped() -> sa.ColumnElement[bool]:
+    """Of a digest: its channel is stopped or its subscriber unsubscribed (a resend would be
+    given up at once)."""
     digest_t, channel_t, user_t = _table(Digest), _table(Channel), _table(User)
     channel_on = sa.select(channel_t.c.id).where(
         channel_t.c.id == digest_t.c.channel_id, channel_t.c.active.is_(True)
@@ -108,7 +119,36 @@ def _resendable() -> sa.ColumnElement[bool]:
     user_on = sa.select(user_t.c.id).where(
         user_t.c.id == digest_t.c.user_id, user_t.c.active.is_(True)
     )
-    return sa.and_(channel_on.exists(), user_on.exists())
+    return sa.not_(sa.and_(channel_on.exists(), user_on.exists()))
+
+
+def _failed_left(now: datetime) -> list[sa.ColumnElement[bool]]:
+    """Why "Resend all failed" leaves a failed digest, in `FailedToResend`'s order: cancelled
+    by an admin, made before `RESEND_WITHIN`, of a stopped channel or subscriber."""
+    return [_cancelled(), _table(Digest).c.created_at < now - RESEND_WITHIN, _stopped()]
+
+
+class FailedToResend(NamedTuple):
+    """The failed digests "Resend all failed" would queue again, and those it leaves: cancelled
+    by an admin, made before `RESEND_WITHIN`, or of a stopped channel or an unsubscribed
+    subscriber (each counted once, under the first of these reasons)."""
+
+    due: int
+    cancelled: int
+    older: int
+    stopped: int
+
+    def left(self) -> str:
+        """Those left, said for the console and the command line ("" when none)."""
+        parts = [
+            f"{self.cancelled} cancelled by an admin" if self.cancelled else "",
+            f"{self.older} made more than {RESEND_WITHIN.days} days ago" if self.older else "",
+            f"{self.stopped} of a stopped channel or an unsubscribed subscriber"
+            if self.stopped
+            else "",
+        ]
+        n = self.cancelled + self.older + self.stopped
+        return f"{n} more left failed: {', '.join(p for p in parts if p)}" if n else ""
 
 
 def _with_attempt(update: sa.Update) -> sa.Update:
@@ -789,38 +829,43 @@ class Digests(Repository):
             s.commit()
         return sorted(changed)
 
-    def failed_to_resend(self) -> tuple[int, int]:
-        """How many failed digests `resend_failed` would queue again, and how many failed ones
-        it leaves (their channel stopped, or their subscriber unsubscribed)."""
+    def failed_to_resend(self, now: datetime) -> FailedToResend:
+        """How many failed digests `resend_failed` would queue at `now`, and how many it
+        leaves, by reason."""
         digest_t = _table(Digest)
-        failed = digest_t.c.state == DigestState.FAILED.value
-        q = sa.select(
-            sa.select(sa.func.count()).where(failed, _resendable()).scalar_subquery(),
-            sa.select(sa.func.count()).where(failed).scalar_subquery(),
+        counted: list[sa.ColumnElement[Any]] = []
+        before: list[sa.ColumnElement[bool]] = []  # a digest counted once: its first reason
+        for reason in _failed_left(now):
+            counted.append(sa.func.count().filter(*before, reason))
+            before.append(sa.not_(reason))
+        q = sa.select(sa.func.count().filter(*before), *counted).where(
+            digest_t.c.state == DigestState.FAILED.value
         )
         with self.reading() as conn:
-            resendable, all_failed = conn.execute(q).one()
-        return int(resendable), int(all_failed) - int(resendable)
+            return FailedToResend(*(int(n or 0) for n in conn.execute(q).one()))
 
     def resend_failed(self, now: datetime) -> int:
-        """Every failed digest due again now, as `retry_now` makes one (from its first
-        attempt), in one statement, but those whose channel is stopped or whose subscriber
-        unsubscribed (the delivery would give them up at once). A digest queued again meanwhile
-        is pending, not failed: left alone, so the two requests of a double click queue each
-        digest once. Returns how many."""
+        """The failed digests of an outage due again now, as `retry_now` makes one (from its
+        first attempt), in one statement: those made within `RESEND_WITHIN`, but those an admin
+        cancelled, and those whose channel is stopped or whose subscriber unsubscribed (the
+        delivery would give them up at once). A digest queued again meanwhile is pending, not
+        failed: left alone, so the two requests of a double click queue each digest once.
+        Returns how many."""
         digest_t = _table(Digest)
         update = (
             sa.update(digest_t)
-            .where(digest_t.c.state == DigestState.FAILED.value, _resendable())
+            .where(digest_t.c.state == DigestState.FAILED.value)
+            .where(*(sa.not_(reason) for reason in _failed_left(now)))
             .where(sa.or_(digest_t.c.leased_until.is_(None), digest_t.c.leased_until <= now))
             .values(**_due_again(now, failed=True))
         )
         with self.engine.begin() as conn:
             return int(conn.execute(update).rowcount)
 
-    def cancel(self, digest_ids: Collection[int], reason: str) -> list[int]:
-        """Give up pending digests (not one being sent: its lease is held) with the reason as
-        their last error. Returns the ids changed."""
+    def cancel(self, digest_ids: Collection[int], by: str) -> list[int]:
+        """Give up pending digests (not one being sent: its lease is held), "cancelled by" the
+        admin `by` as their last error (which "Resend all failed" reads: it leaves them).
+        Returns the ids changed."""
         changed: list[int] = []
         with self.session() as s:
             q = select(Digest).where(
@@ -829,7 +874,7 @@ class Digests(Repository):
             for d in s.exec(q).all():
                 if d.leased_until is not None:
                     continue
-                d.state, d.last_error = DigestState.FAILED, reason
+                d.state, d.last_error = DigestState.FAILED, CANCELLED_BY + by
                 s.add(d)
                 changed.append(d.id or 0)
             s.commit()

@@ -26,6 +26,7 @@ from starlette.datastructures import FormData
 
 from daemon.app import App, link_secret
 from daemon.checks import as_id
+from daemon.db.digests import RESEND_WITHIN
 from daemon.web import auth
 from daemon.web.charts import Series, bar_chart
 from daemon.web.pages import Pages
@@ -499,12 +500,13 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         counts = health.counts()
         # the pending list holds the postponed digests too (pending, held back)
         total = counts.get(state, 0) + (counts["postponed"] if state == "pending" else 0)
-        # the failed list offers to resend them all: how many would go, how many would not
-        resendable = app.store.digests.failed_to_resend() if state == "failed" else (0, 0)
+        # the failed list offers to resend an outage's: how many would go, how many would not
+        resendable = app.store.digests.failed_to_resend(app.clock()) if state == "failed" else None
         return console.render(
             request, who, "deliveries.html", title="Deliveries", rows=rows, state=state,
             states=STATES, counts=counts, page=page, total=total, first=page * DELIVERIES_PAGE,
             pages=(total + DELIVERIES_PAGE - 1) // DELIVERIES_PAGE, resendable=resendable,
+            resend_days=RESEND_WITHIN.days,
         )  # fmt: skip
 
     @router.post("/deliveries/retry")
@@ -524,7 +526,7 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
 
     @router.post("/deliveries/cancel")
     def cancel(form: Posted = posted) -> Response:
-        changed = app.store.digests.cancel(_ids(app, form), f"cancelled by {form.admin.name}")
+        changed = app.store.digests.cancel(_ids(app, form), form.admin.name)
         console.audit(form.admin.name, "deliveries cancelled", ",".join(map(str, changed)))
         return console.back(
             _deliveries_page_of(form),
@@ -539,23 +541,26 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
 
 
 def _resend_failed(console: Console, form: Posted) -> Response:
-    """Every failed digest queued again (not those of a stopped channel), once the box that
-    says how many is ticked; audited once, with how many."""
+    """The failed digests of an outage queued again (made within `RESEND_WITHIN`, not those
+    cancelled nor those of a stopped channel), once the box that says how many is ticked;
+    audited once, with how many."""
     back = _deliveries_page_of(form)
     shown = form.text("count")
     if form.text("confirm") != "yes":  # the box the browser requires
         return console.back(back, "Nothing was resent: tick “yes, resend them” first.",
                             error=True)  # fmt: skip
-    n = console.app.store.digests.resend_failed(console.app.clock())
+    now, digests = console.app.clock(), console.app.store.digests
+    n = digests.resend_failed(now)
+    left = digests.failed_to_resend(now).left()  # "3 more left failed: 2 cancelled by …"
     if not n:  # the second request of a double click: the first queued them
-        return console.back(back, "No failed digest to resend (queued again already, or "
-                            "their channel is stopped).")  # fmt: skip
+        return console.back(back, f"No failed digest to resend ({left or 'queued again already'})."
+                            )  # fmt: skip
     console.audit(form.admin.name, "failed digests resent", "", f"{n} digest(s)")
     differs = (
         f" (the page said {shown}: the failed ones changed meanwhile)" if shown != str(n) else ""
     )
     return console.back(back, f"{n} failed digest(s) queued again{differs}; "
-                        f"{console.deliver_now()}.")  # fmt: skip
+                        f"{left + '; ' if left else ''}{console.deliver_now()}.")  # fmt: skip
 
 
 def _ids(app: App, form: Posted) -> list[int]:

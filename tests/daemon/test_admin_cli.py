@@ -259,13 +259,27 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
     assert "0 sent" in pw("deliver").stdout
     assert not (tmp_path / "outbox").exists() or not list((tmp_path / "outbox").glob("*.eml"))
     assert "give digest ids" in pw("deliveries", "cancel", expect=1).stderr
-    # every failed digest again at once (the console's "Resend all failed"), then delivered
-    resent = pw("deliveries", "retry", "--failed").stdout
-    assert "1 failed digest(s) due again" in resent and "delivery: 1 sent" in resent
-    assert "0 failed digest(s) due again" in pw("deliveries", "retry", "--failed").stdout
+    # the failed digests of an outage again at once (the console's "Resend"), then delivered;
+    # never the one cancelled above, nor one of 10 days ago (it took every failed one kept)
+    for days_ago in (0, 10):
+        at = now - timedelta(days=days_ago)
+        failed_id = store.digests.create(
+            channel.user_id, channel.id, at.date() - timedelta(days=1),
+            [NewItem(pid, 0.5, "similar", "r")], at, cold_start=False,
+        )  # fmt: skip
+        store.digests.finish(failed_id or 0, at, outcome=Outcome.PERMANENT, detail="550 no")
+    resent = flat(pw("deliveries", "retry", "--failed").stdout)
+    assert "1 failed digest(s) made in the last 2 days due again; 2 more left failed: " in resent
+    assert "1 cancelled by an admin, 1 made more than 2 days ago" in resent
+    assert "delivery: 1 sent" in resent
+    again = flat(pw("deliveries", "retry", "--failed").stdout)
+    assert "0 failed digest(s) made in the last 2 days due again; 2 more left" in again
+    assert "delivery" not in again
+    assert store.digests.get(digest_id or 0).state == DigestState.FAILED  # the cancelled one
     assert [e.detail for e in store.admin.audit_log() if e.action == "failed digests resent"] == [
         "1 digest(s)"
     ]
+    assert "--postponed or --failed" in pw("deliveries", "retry", expect=1).stderr
     assert "--state 'lost'" in pw("deliveries", "list", "--state", "lost", expect=1).stderr
 
 

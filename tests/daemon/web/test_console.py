@@ -1000,14 +1000,19 @@ def test_retry_and_cancel_on_a_later_page_of_deliveries_go_back_to_that_page(
 
 
 @BOTH_BACKENDS
-def test_every_failed_digest_is_resent_at_once_each_once(
+def test_an_outages_failed_digests_are_resent_at_once_each_once(
     console_factory: ConsoleFactory,
 ) -> None:
     """After an hour of the mail server down the failed list held hundreds of digests, each
-    with its own "Retry now". "Resend all failed" queues them again at once, after a box
-    that says how many; not those whose channel is stopped or whose subscriber unsubscribed,
-    nor again one queued already (a double click); audited once, with the count. The
-    delivery run then sends each of them once, to a real SMTP server."""
+    with its own "Retry now". "Resend" queues the outage's again at once, after a box that
+    says how many; not those whose channel is stopped or whose subscriber unsubscribed, nor
+    again one queued already (a double click); audited once, with the count. The delivery
+    run then sends each of them once, to a real SMTP server.
+
+    It took every failed digest kept (digest.keep_days, a year), a subscriber's of last March
+    and those an admin cancelled on purpose too: it now takes those made in the last two days
+    (RESEND_WITHIN) and never a cancelled one, and says how many it left, and why."""
+    from daemon.db.digests import RESEND_WITHIN
     from daemon.db.models import Outcome
     from tests.servers import smtp_server
 
@@ -1020,17 +1025,23 @@ def test_every_failed_digest_is_resent_at_once_each_once(
         app.store.papers.upsert([_paper_in()], None, now)
         pid = app.store.papers.find("arxiv:2611.00001").id
         people, digests = app.store.people, app.store.digests
-        names = [f"u{i:02}" for i in range(25)] + ["stopped", "gone", "requeued"]
+        made_at = {"march": now - timedelta(days=250), "older": now - RESEND_WITHIN - timedelta(1),
+                   "edge": now - RESEND_WITHIN + timedelta(minutes=1)}  # fmt: skip
+        names = [f"u{i:02}" for i in range(24)] + ["edge", "stopped", "gone", "requeued"]
+        names += ["march", "older", "cancelled"]
         made = {}
         for name in names:
-            user = people.add(name, now, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
+            at = made_at.get(name, now)
+            user = people.add(name, at, channels={ChannelKind.EMAIL: f"{name}@lab.example"})
             (channel,) = people.channels_of(user.id)
             made[name] = digests.create(
-                user.id, channel.id, now.date(), [NewItem(pid, 0.5, "similar", "r")], now,
+                user.id, channel.id, at.date(), [NewItem(pid, 0.5, "similar", "r")], at,
                 cold_start=False,
             )  # fmt: skip
+            if name == "cancelled":
+                continue  # pending: the admin cancels it below
             down = "451 4.3.0 mail server down"  # given up after too many tries
-            digests.finish(made[name] or 0, now, outcome=Outcome.TEMPORARY, detail=down)
+            digests.finish(made[name] or 0, at, outcome=Outcome.TEMPORARY, detail=down)
             if name == "stopped":
                 people.set_channel_active(user.id, channel.id, False, now)
         people.set_subscribed(people.get("gone").id, False, now)
@@ -1038,27 +1049,38 @@ def test_every_failed_digest_is_resent_at_once_each_once(
 
         client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
         csrf = log_in(client)
-        page = client.get("/admin/deliveries?state=failed").text
-        assert "Resend all 25 failed digest(s)" in page
-        assert "2 more left failed: their channel is stopped" in page
+        cancel = {"csrf": csrf, "id": str(made["cancelled"])}  # on purpose: never resent
+        assert "1 digest(s) cancelled" in client.post("/admin/deliveries/cancel", data=cancel).text
+        page = html.unescape(client.get("/admin/deliveries?state=failed").text)
+        assert "Resend the 25 digest(s) failed in the last 2 days" in page
+        left = ("5 more left failed: 1 cancelled by an admin, 2 made more than 2 days ago, "
+                "2 of a stopped channel or an unsubscribed subscriber")  # fmt: skip
+        assert left in page
         form = {"csrf": csrf, "state": "failed", "page": "0", "count": "25"}
         kept = client.post("/admin/deliveries/resend-failed", data=form)
         assert "Nothing was resent" in html.unescape(kept.text)
-        assert app.store.health.counts()["failed"] == 27
+        assert app.store.health.counts()["failed"] == 30
         sure = {**form, "confirm": "yes"}
         done = client.post("/admin/deliveries/resend-failed", data=sure)
-        assert done.url.query == b"state=failed" and "25 failed digest(s) queued again" in done.text
+        assert done.url.query == b"state=failed"
+        assert f"25 failed digest(s) queued again; {left}" in html.unescape(done.text)
         again = client.post("/admin/deliveries/resend-failed", data=sure)  # a double click
-        assert "No failed digest to resend" in again.text
+        assert f"No failed digest to resend ({left})." in html.unescape(again.text)
         resent = [a for a in app.store.admin.audit_log() if a.action == "failed digests resent"]
         assert [(a.admin, a.detail) for a in resent] == [("root", "25 digest(s)")]
+        page = html.unescape(client.get("/admin/deliveries?state=failed").text)
+        assert 'id="resend-failed-button"' not in page and f"None to resend at once: {left}" in page
 
         report = jobs.deliver(app, now)
         assert report.sent == 26 and report.failed == 0, report.errors
         sent_to = sorted(m.rcpt_tos[0] for m in server.messages)
-        assert sent_to == sorted(f"{n}@lab.example" for n in names if n not in ("stopped", "gone"))
+        not_sent = ("stopped", "gone", "march", "older", "cancelled")
+        assert sent_to == sorted(f"{n}@lab.example" for n in names if n not in not_sent)
         assert jobs.deliver(app, now).sent == 0  # each once
-        assert app.store.health.counts()["failed"] == 2
+        assert app.store.health.counts()["failed"] == 5
+        # the one an admin wants of those left, by its id: "Retry now" still resends it
+        retry = {"csrf": csrf, "state": "failed", "id": str(made["march"])}
+        assert "1 digest(s) due now" in client.post("/admin/deliveries/retry", data=retry).text
 
 
 def test_numbers_that_are_not_ids_and_things_not_there_get_pages_not_errors(
