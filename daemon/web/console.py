@@ -545,7 +545,7 @@ def _resend_failed(console: Console, form: Posted) -> Response:
     cancelled nor those of a stopped channel), once the box that says how many is ticked;
     audited once, with how many."""
     back = _deliveries_page_of(form)
-    shown = form.text("count")
+    shown = as_id(form.text("count"))  # what the page said: a number, or nothing to repeat
     if form.text("confirm") != "yes":  # the box the browser requires
         return console.back(back, "Nothing was resent: tick “yes, resend them” first.",
                             error=True)  # fmt: skip
@@ -557,7 +557,9 @@ def _resend_failed(console: Console, form: Posted) -> Response:
                             )  # fmt: skip
     console.audit(form.admin.name, "failed digests resent", "", f"{n} digest(s)")
     differs = (
-        f" (the page said {shown}: the failed ones changed meanwhile)" if shown != str(n) else ""
+        f" (the page said {shown}: the failed ones changed meanwhile)"
+        if shown is not None and shown != n
+        else ""
     )
     return console.back(back, f"{n} failed digest(s) queued again{differs}; "
                         f"{left + '; ' if left else ''}{console.deliver_now()}.")  # fmt: skip

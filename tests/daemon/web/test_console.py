@@ -1068,6 +1068,12 @@ def test_an_outages_failed_digests_are_resent_at_once_each_once(
         assert f"No failed digest to resend ({left})." in html.unescape(again.text)
         resent = [a for a in app.store.admin.audit_log() if a.action == "failed digests resent"]
         assert [(a.admin, a.detail) for a in resent] == [("root", "25 digest(s)")]
+        # the page's count is said again only when it differs, and only as a number: a form
+        # of 50,000 characters in that field made a flash cookie no browser keeps
+        for count, said in (("24", "(the page said 24: "), ("9" * 50_000, "queued again; 5 more")):
+            digests.finish(made["edge"] or 0, now, outcome=Outcome.PERMANENT, detail="550")  # again
+            odd = client.post("/admin/deliveries/resend-failed", data={**sure, "count": count})
+            assert said in odd.text and len(odd.text) < 20_000
         page = html.unescape(client.get("/admin/deliveries?state=failed").text)
         assert 'id="resend-failed-button"' not in page and f"None to resend at once: {left}" in page
 
