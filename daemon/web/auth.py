@@ -12,11 +12,12 @@ CSRF tokens, a login rate limit with lockout, and the audit log entry of every a
   that from one address, whatever the names), logins from there wait `admin.lockout_minutes`;
   the password is not even checked meanwhile.
 - A login gives the browser a signed device cookie naming its admin (OWASP's "device cookie"
-  scheme), kept a year. Wrong passwords from a browser holding a valid one for the name are
-  counted per that cookie (`admin.max_failed_logins` in the lockout window); those from other
-  browsers count against the name: after `admin.max_failed_logins_per_name` within an hour,
-  whatever the addresses, the name logs in only from browsers holding its device cookie until
-  the hour has passed. Guesses spread over many networks stop, and the admin is not locked out.
+  scheme), kept a year or until the admin's password changes. Wrong passwords from a browser
+  holding a valid one for the name are counted per that cookie (`admin.max_failed_logins` in
+  the lockout window); those from other browsers count against the name: after
+  `admin.max_failed_logins_per_name` within an hour, whatever the addresses, the name logs in
+  only from browsers holding its device cookie until the hour has passed. Guesses spread over
+  many networks stop, and the admin is not locked out.
 """
 
 from __future__ import annotations
@@ -184,30 +185,41 @@ def _device_signer(app: App) -> URLSafeSerializer:
     return URLSafeSerializer(link_secret(app.settings), salt="paperwire-console-device")
 
 
-def set_device_cookie(app: App, response: Response, name: str) -> None:
-    """Mark this browser as one where `name` logged in: a signed [name, random id, unix time
-    made], kept `DEVICE_DAYS` (a logout leaves it)."""
+def set_device_cookie(app: App, response: Response, name: str, password_hash: str) -> None:
+    """Mark this browser as one where `name` logged in with the password of `password_hash`: a
+    signed [name, random id, unix time made, the password's stamp], kept `DEVICE_DAYS` (a
+    logout leaves it; a new password voids it)."""
     made = int(app.clock().timestamp())
-    value = _device_signer(app).dumps([name, secrets.token_urlsafe(16), made])
+    stamp = _device_stamp(password_hash)
+    value = _device_signer(app).dumps([name, secrets.token_urlsafe(16), made, stamp])
     set_cookie(app, response, DEVICE_COOKIE, value, DEVICE_DAYS * 24 * 3600)
+
+
+def _device_stamp(password_hash: str) -> str:
+    """What a device cookie keeps of its admin's password hash: enough to tell a new one."""
+    return password_stamp(password_hash)[:16]
 
 
 def device_of(app: App, request: Request, name: str) -> str | None:
     """The id of this browser's device cookie when it is a valid one for `name`, made in the
-    last `DEVICE_DAYS`; None otherwise (none, forged, another name's, too old)."""
+    last `DEVICE_DAYS` with the name's password of now; None otherwise (none, forged, another
+    name's, too old, of an earlier password: whoever logged in with a password that was then
+    changed, many times over, held as many cookies, each with a limit of its own)."""
     raw = request.cookies.get(DEVICE_COOKIE)
-    if not raw or not name:
+    hashed = app.settings.admin.passwords.get(name) if name else None
+    if not raw or hashed is None:
         return None
     try:
         payload = _device_signer(app).loads(raw)
     except BadSignature:
         return None
-    if not (isinstance(payload, list) and len(payload) == 3):
+    if not (isinstance(payload, list) and len(payload) == 4):
         return None
-    owner, device, made = payload
+    owner, device, made, stamp = payload
     now = app.clock().timestamp()
     fresh = isinstance(made, int) and now - DEVICE_DAYS * 24 * 3600 < made <= now + 300
-    return device if owner == name and isinstance(device, str) and fresh else None
+    same = isinstance(stamp, str) and hmac.compare_digest(stamp, _device_stamp(hashed))
+    return device if owner == name and isinstance(device, str) and fresh and same else None
 
 
 def client_key(ip: str) -> str:

@@ -438,7 +438,7 @@ def _try_login(
         response = RedirectResponse(to, status_code=303, headers=CONSOLE_HEADERS)
         auth.open_session(app, response, name, hashed)
     auth.clear_cookie(app, response, auth.LOGIN_COOKIE)
-    auth.set_device_cookie(app, response, name)  # this browser is known for `name` now
+    auth.set_device_cookie(app, response, name, hashed)  # this browser is known for `name` now
     return response
 
 

@@ -1815,3 +1815,34 @@ def test_a_name_guessed_from_many_networks_is_locked_for_unknown_browsers_only(
     clock: Any = console.app.clock
     clock.now = NOW + timedelta(minutes=61)  # the hour has passed: unknown browsers again
     assert _login_from(console, "203.0.113.52", PASSWORD).url.path == "/admin/health"
+
+
+def test_a_new_password_voids_the_device_cookies_of_the_old_one(
+    console_factory: ConsoleFactory,
+) -> None:
+    # each login with a password gave a device cookie of its own, kept for a year whatever
+    # the password became: whoever knew an old one held as many cookies as logins, each
+    # with its own max_failed_logins, past the name's limit
+    from daemon.config_file import edit
+    from daemon.web import auth
+
+    console = console_factory(extra="max_failed_logins_per_name = 2")
+    old = _login_from(console, "198.51.100.1", PASSWORD)
+    device = old.history[0].cookies[auth.DEVICE_COOKIE]
+    codes = [_login_from(console, f"203.0.113.{i}", "guess!").status_code for i in range(1, 4)]
+    assert codes == [401, 401, 429]  # the name is locked for browsers without its cookie
+    assert _login_from(console, "198.51.100.1", "typo!", device).status_code == 401  # its own
+
+    new = "another long password"
+    hashed = console.app.settings.admin.passwords["root"]
+    console.app.apply_settings(edit(console.config, {"admin.passwords.root": hashed}))
+    assert _login_from(console, "198.51.100.2", "typo!", device).status_code == 401  # the same
+    console.app.apply_settings(edit(console.config, {"admin.passwords.root": _hash(new)}))
+    voided = _login_from(console, "198.51.100.3", new, device)
+    assert voided.status_code == 429 and "browser where you logged in before" in voided.text
+
+
+def _hash(password: str) -> str:
+    from daemon.passwords import hash_password
+
+    return hash_password(password)
