@@ -9,8 +9,8 @@ CSRF tokens, a login rate limit with lockout, and the audit log entry of every a
   form, before any session, uses a double-submit token (a cookie and the same value in the
   form).
 - After `admin.max_failed_logins` wrong passwords for one name from one address (or four times
-  that from one address, whatever the names), logins from there wait `admin.lockout_minutes`;
-  the password is not even checked meanwhile.
+  that from one address, whatever the names), logins from there wait `admin.lockout_minutes`,
+  but for browsers holding the name's device cookie; the password is not even checked meanwhile.
 - A login gives the browser a signed device cookie naming its admin (OWASP's "device cookie"
   scheme), kept a year or until the admin's password changes. Wrong passwords from a browser
   holding a valid one for the name are counted per that cookie (`admin.max_failed_logins` in
@@ -271,8 +271,9 @@ class Lockout:
 
 
 class LoginLimiter:
-    """Failed logins per (address, name) and per address (an IPv6 address's /64), within the
-    lockout window; and per device cookie, or per name from browsers without one (`_trust`)."""
+    """Failed logins of browsers without the name's device cookie: per (address, name) and per
+    address (an IPv6 address's /64) within the lockout window, per name (`_trust`) within
+    `NAME_WINDOW`; of a browser holding it, per that cookie alone (`_trust`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -312,26 +313,29 @@ class LoginLimiter:
         s, now = app.settings.admin, app.clock()
         window = timedelta(minutes=s.lockout_minutes)
         ip = client_key(ip)
-        trusted = ("device", device) if device else ("name", name)
-        trust_limit, trust_window = (
-            (s.max_failed_logins, window) if device else (s.max_failed_logins_per_name, NAME_WINDOW)
+        # a browser holding the name's device cookie is counted per that cookie alone: an
+        # address it shares with guessers (a NAT, a proxy whose X-Forwarded-For is not
+        # trusted) does not lock it out
+        counted = (
+            [(self._trust, ("device", device), s.max_failed_logins, window)]
+            if device
+            else [
+                (self._failures, (ip, name), s.max_failed_logins, window),
+                (self._failures, (ip, ""), IP_FACTOR * s.max_failed_logins, window),
+                (self._trust, ("name", name), s.max_failed_logins_per_name, NAME_WINDOW),
+            ]
         )
         with self._lock:
             self._forgetting.sweep(self._failures, now, window)  # whoever made them
             self._forgetting_trust.sweep(self._trust, now, max(window, NAME_WINDOW))
-            for key, limit in (
-                ((ip, name), s.max_failed_logins),
-                ((ip, ""), IP_FACTOR * s.max_failed_logins),
-            ):
-                times = self._recent(self._failures, key, now, window)
+            for failures, key, limit, span in counted:
+                times = self._recent(failures, key, now, span)
                 if len(times) >= limit:
-                    return Lockout(times[-1] + window, ip), now
-            times = self._recent(self._trust, trusted, now, trust_window)
-            if len(times) >= trust_limit:
-                return Lockout(times[-1] + trust_window, ":".join(trusted), not device), now
-            self._failures[(ip, name)].append(now)
-            self._failures[(ip, "")].append(now)
-            self._trust[trusted].append(now)
+                    whose = ":".join(key) if failures is self._trust else ip
+                    for_name = failures is self._trust and key[0] == "name"
+                    return Lockout(times[-1] + span, whose, for_name), now
+            for failures, key, _, _ in counted:
+                failures[key].append(now)
         return None, now
 
     def first_refusal(self, locked: Lockout, now: datetime) -> bool:
@@ -350,13 +354,13 @@ class LoginLimiter:
         ip = client_key(ip)
         with self._lock:
             self._failures.pop((ip, name), None)
+            if device:  # counted against its cookie alone (`attempt`)
+                self._trust.pop(("device", device), None)
+                return
             with contextlib.suppress(ValueError):  # gone already: out of the window
                 self._failures[(ip, "")].remove(attempt)
-            if device:
-                self._trust.pop(("device", device), None)
-            else:  # the name's other failures stay: they may be an attacker's
-                with contextlib.suppress(ValueError):
-                    self._trust.get(("name", name), deque()).remove(attempt)
+            with contextlib.suppress(ValueError):  # the name's others stay: an attacker's maybe
+                self._trust.get(("name", name), deque()).remove(attempt)
 
 
 # argon2 as pwdlib hashes (m = 64 MiB each): logins checked at once, whatever arrives; the
