@@ -1796,7 +1796,8 @@ def test_a_name_guessed_from_many_networks_is_locked_for_unknown_browsers_only(
     device = known.history[0].cookies[auth.DEVICE_COOKIE]  # set with the session
     cookie = next(c for c in known.history[0].headers.get_list("set-cookie")
                   if c.startswith(auth.DEVICE_COOKIE))  # fmt: skip
-    assert "httponly" in cookie.lower() and "Path=/admin" in cookie
+    for flag in ("HttpOnly", "Secure", "SameSite=strict", "Path=/admin"):
+        assert flag in cookie, (flag, cookie)
     assert f"Max-Age={365 * 24 * 3600}" in cookie
 
     codes = [_login_from(console, f"203.0.113.{i}", "guess!").status_code for i in range(1, 9)]

@@ -65,8 +65,10 @@ def test_the_console_in_chromium(live: tuple[Console, str], browser_page: object
     clock.now = NOW + timedelta(minutes=16)  # the lockout is over
     _log_in(page, base, PASSWORD)
     expect(page).to_have_url(f"{base}/admin/health")
-    cookie = next(c for c in page.context.cookies() if c["name"] == "paperwire_admin")
-    assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+    for name in ("paperwire_admin", "paperwire_device"):  # kept over plain http on loopback
+        cookie = next(c for c in page.context.cookies() if c["name"] == name)
+        assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
+        assert cookie["path"] == "/admin", cookie
 
     # a form posted with a stale CSRF token of this admin (a tab of an earlier session) is
     # refused, and changes nothing; what was typed is shown, to be sent with the session's
