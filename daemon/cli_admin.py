@@ -484,13 +484,19 @@ def _config_value(key: str, given: str | None) -> str:
                       "in the shell's history and is seen in `ps`; leave it out (or give '-') "
                       "to type it unseen or pipe it", highlight=False, soft_wrap=True)  # fmt: skip
         return given
-    if sys.stdin.isatty():
-        typed: str = typer.prompt(f"Value of {key}", hide_input=True, confirmation_prompt=True)
-        return typed
-    line = sys.stdin.readline().rstrip("\r\n")
+    line = _read_secret(f"Value of {key}")
     if not line:
         raise PaperwireError(f"{key}: no value on standard input (one line is read)")
     return line
+
+
+def _read_secret(label: str) -> str:
+    """A secret typed twice without echo in a terminal, else one line of standard input (its
+    line end, \\n or \\r\\n, taken off): `config set`'s and `admin set-password`'s."""
+    if sys.stdin.isatty():
+        typed: str = typer.prompt(label, hide_input=True, confirmation_prompt=True)
+        return typed
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @config_cli.command("unset")
@@ -532,10 +538,7 @@ def _read_password(name: str) -> str:
     """The new password of the admin `name` (asked twice, or one line of standard input)."""
     from daemon.passwords import check_new_password
 
-    if not sys.stdin.isatty():
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    password = _read_secret("New password")
     return _checked(lambda p: check_new_password(p, name), password, "password")
 
 

@@ -865,6 +865,19 @@ def test_a_password_of_the_admins_name_or_one_repeated_character_is_refused(
     pw("admin", "set-password", "Ada")
 
 
+def test_a_password_piped_with_a_crlf_line_end_is_the_password_without_it(
+    pw: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # admin set-password took off "\n" alone (config set, "\r\n"): a line from a file
+    # written on Windows was refused as ending with a space
+    from daemon.passwords import verify_password
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery\r\n"))
+    pw("admin", "set-password", "ada")
+    hashed = tomllib.loads(pw.config.read_text())["admin"]["passwords"]["ada"]
+    assert verify_password("correct horse battery", hashed)
+
+
 # ---- real processes: the daemon's port, metrics, and the terminal ------------------------------
 
 
