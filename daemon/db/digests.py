@@ -302,7 +302,8 @@ class Digests(Repository):
         """`last_made` on PostgreSQL: the ids as one array, each user's latest digest found by
         one step back in the index of (user, created_at). The lists of 10,000 ids read every
         digest of each user's window and bound a parameter per id: 100,000 subscribers with 30
-        days of digests, 2.3–3.0 s a run against 0.6–0.8 s this way (measured alternating)."""
+        days of digests, a median of 3.33 s a run against 1.05–1.26 s this way (5 runs each,
+        alternating; bench/README.md)."""
         q = sa.text(
             "SELECT u.id, (SELECT max(d.created_at) FROM digest AS d"
             " WHERE d.user_id = u.id AND d.created_at >= :since)"
