@@ -29,6 +29,17 @@ def address_header(name: str, value: object) -> AddressHeader | None:
 
 def one_mailbox(value: object) -> Address | None:
     """The one address of a From header's value, with a user and a domain; else None."""
+    if isinstance(value, str):
+        return _one_mailbox(value)
+    return _only_mailbox(value)
+
+
+@lru_cache(maxsize=64)  # the configured sender, asked for its domain at every message made
+def _one_mailbox(value: str) -> Address | None:
+    return _only_mailbox(value)
+
+
+def _only_mailbox(value: object) -> Address | None:
     header = address_header("From", value)
     found = header.addresses if header is not None else ()
     return found[0] if len(found) == 1 and found[0].username and found[0].domain else None

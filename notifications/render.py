@@ -723,6 +723,7 @@ def _named(name: str, address: str) -> str:
     return f"{quoted} <{address}>"
 
 
+@functools.lru_cache(maxsize=16384)  # a reason ("Why: …") recurs in the digests of many readers
 def wrap(text: str, width: int = 72, indent: str = "") -> str:
     """Plain text wrapped at `width` columns on spaces, lines after the first starting with
     `indent` — textwrap's job for this one case, without its cost. East Asian wide characters
