@@ -10,7 +10,7 @@ import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +21,7 @@ from recommender.features import _doc_text, _fold, _surname_key
 from recommender.interests import _topic_sims
 from recommender.selection import _enough_text, _near_duplicates, _trending_order
 from recommender.state import _Fitted
+from recommender.terms import _Words
 from recommender.types import Doc, Feedback
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class Candidates:
         # shortened titles of corpus docs named by explanations, by (doc id, length limit):
         # the same liked papers are named in many digests of the day
         self._short_titles: dict[tuple[str, int], str] = {}
+        # shared terms as each candidate writes them (`terms._surfaces`), and its words
+        self.surfaces: dict[tuple[Any, ...], tuple[str, ...]] = {}
+        self.words: dict[int, _Words] = {}
         # liked, disliked papers → the candidates that are another record of them
         # (`selection._near_known`): the same papers are liked by many subscribers
         self.records: dict[str, np.ndarray] = {}

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from recommender.config import RecommenderConfig
 from recommender.exact import LEFT_BITS, on_grid
 from recommender.interests import _interests
-from recommender.terms import _group_label, _readable_terms_of_rows
+from recommender.terms import _group_label, _readable_terms_of_rows, _surfaces
 from recommender.types import Kind, Recommendation, _new_tuple
 
 if TYPE_CHECKING:
@@ -104,6 +104,7 @@ def _explain_chunk(
     liked_ids = [items.ids[s] for s in best_slots.tolist()]
     titles = ctx.short_titles(liked_ids, cfg.reason_title_chars)
     ids = ctx.cand_ids
+    shown = _shown_terms(terms, near_of, all_picks, ctx, cfg)
     out: list[list[Recommendation]] = []
     r = 0  # row of the pick in all_picks
     for t in todo:
@@ -115,7 +116,7 @@ def _explain_chunk(
             liked_id = liked_ids[r]
             title = titles[liked_id]
             near = near_of[r]
-            shared = terms[r] if near else []
+            shared = shown[r]
             if near:
                 interest = ""
             elif items.topic_sim is not None:
@@ -139,11 +140,30 @@ def _explain_chunk(
                     else f"also close to “{title}” you liked"
                 )
                 reason = f"{fol.reason[j]} · {also}"
-            recs.append(
-                _new_tuple(Recommendation, (ids[j], sc, kind, reason, liked_id, tuple(shared)))
-            )
+            recs.append(_new_tuple(Recommendation, (ids[j], sc, kind, reason, liked_id, shared)))
             r += 1
         out.append(recs)
+    return out
+
+
+def _shown_terms(
+    terms: list[list[str]],
+    near: list[bool],
+    picks: list[int],
+    ctx: _Context,
+    cfg: RecommenderConfig,
+) -> list[tuple[str, ...]]:
+    """The shared terms of every pick near its liked paper as the pick writes them
+    (`terms._surfaces`: none across a sentence's end), remembered for the day's rank calls."""
+    cache, words, cands = ctx.candidates.surfaces, ctx.candidates.words, ctx.cands
+    out: list[tuple[str, ...]] = []
+    for j, named, close in zip(picks, terms, near, strict=True):
+        if not (close and named):
+            out.append(())
+            continue
+        key = (j, *named)
+        hit = cache.get(key)
+        out.append(hit if hit is not None else _surfaces(cache, words, cands[j], key, cfg))
     return out
 
 

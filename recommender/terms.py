@@ -7,14 +7,19 @@ their liked papers have in common.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterator
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from recommender.config import RecommenderConfig
+from recommender.features import _fold
 from recommender.state import _Fitted
+from recommender.types import Doc
 
 MIN_TERM_CHARS = 3  # shorter words ("ab", "iv") say nothing
 LABEL_WORDS = 2  # an interest is named by its two best words, or the bigram they make
@@ -139,8 +144,17 @@ def _bigrams_first(cols: list[int], table: _TermTable, limit: int) -> list[str]:
         if first == second:
             continue
         _join(phrases, seen, first, second)
-    held = {w for p in phrases for w in p}
-    named = [" ".join(p[:-1] if _acronym(p[-1], p[:-1]) else p) for p in phrases]
+    named: list[str] = []
+    held: set[str] = set()
+    for p in phrases:
+        if _acronym(p[-1], p[:-1]):
+            p = p[:-1]
+        elif _abbreviated_tail(p[-1], p[:-1]):
+            if len(p) == 2:  # "models llms": the words before it are not in the model
+                continue
+            p = p[:-1]
+        named.append(" ".join(p))
+        held.update(p)
     return (named + [w for w in words if w not in held])[:limit]
 
 
@@ -173,6 +187,18 @@ def _acronym(word: str, phrase: list[str]) -> bool:
     letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
     n = len(letters)
     return 1 < n <= len(phrase) and letters == "".join(w[0] for w in phrase[-n:])
+
+
+def _abbreviated_tail(word: str, phrase: list[str]) -> bool:
+    """Whether `word` abbreviates more words than `phrase` holds, of which the phrase is the
+    end: "models llms" of "large language models (LLMs)", "relations mrs" of "metamorphic
+    relations (MRs)" — a fragment, named as "models llms" before. With one word before it,
+    the abbreviation has no vowel (so "test set" is no such fragment)."""
+    letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
+    n, k = len(letters), len(phrase)
+    if not 1 < n <= 6 or k >= n or letters[-k:] != "".join(w[0] for w in phrase):
+        return False
+    return k > 1 or not set(letters) & set("aeiouy")
 
 
 def _by_weight(terms: Iterator[str], limit: int) -> list[str]:
@@ -238,3 +264,116 @@ def _topic_labels(f: _Fitted, liked_topic: np.ndarray, n_topics: int) -> list[st
         _label(score.indices[a:z], score.data[a:z], f)
         for a, z in zip(score.indptr[:-1], score.indptr[1:], strict=True)
     ]
+
+
+# ---- terms as the paper writes them
+
+# what may stand between two words of a phrase: spaces, hyphens, slashes, apostrophes.
+# Anything else ("." "," "(" …) ends a phrase: the vectorizer's bigram "models llms" of
+# "language models (LLMs)" or "generation test" of "… code generation. Test …" is none.
+_JOINER = re.compile(r"[\s\-\u2010-\u2013/'\u2019]*")
+_RUN = re.compile(r"\w+")
+_HYPHEN = re.compile(r"[\-\u2010\u2011]")
+GAP_WORDS = 2  # words the vectorizer skips ("of", "the", "3d") that a phrase may hold
+
+
+class _Words(NamedTuple):
+    """A paper's text as runs of word characters: each run's token as the vectorizer reads it
+    (None: a stop word, or a run it takes no token from), where the run is, and the positions
+    of every token."""
+
+    text: str
+    tokens: list[str | None]
+    spans: list[tuple[int, int]]
+    where: dict[str, list[int]]
+
+
+def _words(doc: Doc, cfg: RecommenderConfig) -> _Words:
+    # a title in capitals would name every term in capitals ("DEEP LEARNING")
+    title = doc.title.lower() if doc.title.isupper() else doc.title
+    text = f"{title}. {doc.abstract}" if cfg.use_abstract and doc.abstract else title
+    pattern = re.compile(cfg.token_pattern)
+    stop = ENGLISH_STOP_WORDS if cfg.stop_words == "english" else frozenset()
+    tokens: list[str | None] = []
+    spans: list[tuple[int, int]] = []
+    where: dict[str, list[int]] = {}
+    for m in _RUN.finditer(text):
+        found = pattern.findall(_fold(m.group()))
+        token = found[0] if len(found) == 1 and found[0] not in stop else None
+        if token is not None:
+            where.setdefault(token, []).append(len(tokens))
+        tokens.append(token)
+        spans.append(m.span())
+    return _Words(text, tokens, spans, where)
+
+
+def _surface(words: _Words, term: str) -> str | None:
+    """`term` as the paper writes it: the first place its words follow each other, with at
+    most `GAP_WORDS` skipped words between two of them and nothing but spaces, hyphens,
+    slashes or apostrophes around those ("communities of practice", "ChIP-seq data",
+    "next-generation"…). A word keeps its capitals when it has some after its first letter
+    ("RNA", "LLMs"), else it is in lower case. None for a bigram found only across the end of
+    a phrase or sentence; `term` itself when its words are not found in order (a phrase the
+    explanation joined from bigrams)."""
+    parts = term.split()
+    tokens, spans, text = words.tokens, words.spans, words.text
+    broken = False
+    for start in words.where.get(parts[0], ()):
+        at, ok = start, True
+        for part in parts[1:]:
+            nxt = at + 1
+            while nxt < len(tokens) and tokens[nxt] is None and nxt - at <= GAP_WORDS:
+                nxt += 1
+            if nxt >= len(tokens) or tokens[nxt] != part:
+                ok = False
+                break
+            gaps = (text[spans[i][1] : spans[i + 1][0]] for i in range(at, nxt))
+            if not all(_JOINER.fullmatch(g) for g in gaps):
+                ok, broken = False, True
+                break
+            at = nxt
+        if ok:
+            first = start  # and the words hyphenated to it: "next-generation sequencing",
+            # "peer-to-peer systems" (the bigram "peer systems"), not "to-peer systems"
+            while len(parts) > 1 and first and start - first < GAP_WORDS + 1:
+                if not _HYPHEN.fullmatch(text[spans[first - 1][1] : spans[first][0]]):
+                    break
+                first -= 1
+            shown = text[spans[first][0] : spans[at][1]]
+            return " ".join(_RUN.sub(_cased, shown).split())
+    return None if broken and len(parts) == 2 else term
+
+
+def _cased(m: re.Match[str]) -> str:
+    run = m.group()
+    return run if any(c.isupper() for c in run[1:]) else run.lower()
+
+
+MAX_SURFACES = 500_000  # picks' terms remembered for the day's rank calls
+
+
+def _surfaces(
+    cache: dict[tuple[Any, ...], tuple[str, ...]],
+    texts: dict[int, _Words],
+    doc: Doc,
+    key: tuple[Any, ...],
+    cfg: RecommenderConfig,
+) -> tuple[str, ...]:
+    """The terms `key[1:]` shared by the pick `doc` (candidate `key[0]`) and a liked paper,
+    each as `doc` writes it (`_surface`), those that are no phrase of its text left out;
+    remembered in `cache` under `key`. `cache` and `texts` (each candidate's `_words`): the
+    candidates' own, for every rank call of the day (the same pick has the same terms in
+    many digests)."""
+    j = key[0]
+    words = texts.get(j)
+    if words is None:
+        words = texts[j] = _words(doc, cfg)
+    out: list[str] = []
+    for term in key[1:]:
+        shown = _surface(words, term)
+        if shown is not None and shown not in out:
+            out.append(shown)
+    if len(cache) >= MAX_SURFACES:
+        cache.clear()
+    cache[key] = found = tuple(out)
+    return found

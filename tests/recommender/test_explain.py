@@ -21,7 +21,14 @@ from recommender.explain import (
     _pair_sims,
     _shorten,
 )
-from recommender.terms import _readable_terms, _readable_terms_of_rows, academic_stopwords
+from recommender.terms import (
+    _readable_terms,
+    _readable_terms_of_rows,
+    _surface,
+    _surfaces,
+    _words,
+    academic_stopwords,
+)
 from tests.recommender.conftest import CONFIGS, topic
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -113,6 +120,49 @@ def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
         "large language models",
         "metamorphic testing",
     ]
+    # nor, after a part of the words it abbreviates, a term of its own ("shared: models llms,
+    # relations mrs" in the demo): the words before it are named when they make a phrase
+    f = _fitted(["models llms", "relations mrs", "language models", "graph"])
+    assert _readable_terms(np.array([0, 1, 3]), np.ones(3), f, 3) == ["graph"]
+    assert _readable_terms(np.arange(4), np.ones(4), f, 3) == ["language models", "graph"]
+    f = _fitted(["test set", "neural networks", "networks gans", "graph"])
+    assert _readable_terms(np.arange(4), np.ones(4), f, 3) == [
+        "test set",  # "set" abbreviates nothing: a word with a vowel after a single one
+        "neural networks gans",  # "gans" might be a word: kept
+        "graph",
+    ]
+
+
+def test_a_shared_term_is_named_as_the_paper_writes_it() -> None:
+    # the vectorizer's bigrams skip stop words and read across punctuation: "communities
+    # practice", "chip seq data", "generation sequencing", "models llms" were named as such
+    doc = Doc(
+        "p",
+        "CULTIVATING COMMUNITIES OF PRACTICE IN NEXT-GENERATION SEQUENCING",
+        "ChIP-seq data of RNA polymerase II and large language models (LLMs). Code generation. "
+        "Test suites of peer-to-peer systems, and Protein Folding.",
+    )
+    w = _words(doc, CONFIGS["text"])
+    # a title in capitals is read in lower case (else "COMMUNITIES OF PRACTICE")
+    assert _surface(w, "communities practice") == "communities of practice"
+    assert _surface(w, "generation sequencing") == "next-generation sequencing"
+    assert _surface(w, "chip seq data") == "ChIP-seq data"
+    assert _surface(w, "rna polymerase ii") == "RNA polymerase II"
+    assert _surface(w, "peer systems") == "peer-to-peer systems"
+    assert _surface(w, "protein folding") == "protein folding"
+    assert _surface(w, "llms") == "LLMs"
+    # across a sentence's end or a parenthesis: no phrase of the paper, not named
+    assert _surface(w, "generation test") is None
+    assert _surface(w, "models llms") is None
+    # not found in order (a phrase joined from bigrams; another tokenizer): named as it was
+    assert _surface(w, "protein folding sequencing") == "protein folding sequencing"
+    assert _surface(w, "graph") == "graph"
+    cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    texts: dict[int, Any] = {}
+    key = (7, "generation test", "chip seq data", "communities practice", "ChIP-seq data")
+    shown = _surfaces(cache, texts, doc, key, CONFIGS["text"])
+    assert shown == ("ChIP-seq data", "communities of practice")  # each once
+    assert cache == {key: shown} and list(texts) == [7]  # the paper's words read once
 
 
 def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
