@@ -621,7 +621,9 @@ def _redact(key: str, value: Any) -> Any:
     return shown_url(value) if isinstance(value, str) else value
 
 
-_URL_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^/@\s]*@")
+# user:PASSWORD@ up to the authority's last "@": one typed raw in the user or the password
+# ("me@lab.org:p@ss@host", which the URL's own parser reads no better) is masked whole
+_URL_PASSWORD = re.compile(r"(://[^/:\s]*:)[^/\s]*@")
 # one scan of the text whatever it holds (a name has no "?": "?a?a…" read each rest again)
 _PARAMETER = re.compile(r"([?&])([^=&#?\s]*)=([^&#\s]*)")
 # the punctuation that ends the text around a value (an error's "URL: reason", a quoted 'URL',

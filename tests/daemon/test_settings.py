@@ -506,6 +506,11 @@ def test_the_base_url_is_the_root_of_a_host(tmp_path: Path) -> None:
             "https://u:**********@lab/feed?api_key=**********&apikey=**********"
             "&secret=**********&password=**********",
         ),
+        (  # an "@" typed raw in the password or the user name: masked to the last one
+            "https://u:p@ss@lab/feed and https://me@lab.org:s3cr@t@host/ (alice@lab.org)",
+            "https://u:**********@lab/feed and https://me@lab.org:**********@host/ (alice@lab.org)",
+        ),
+        ("https://lab:8443/@ann.rss", "https://lab:8443/@ann.rss"),  # no user: nothing masked
     ],
 )
 def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
