@@ -268,11 +268,18 @@ def _topic_labels(f: _Fitted, liked_topic: np.ndarray, n_topics: int) -> list[st
 
 # ---- terms as the paper writes them
 
-# what may stand between two words of a phrase: spaces, hyphens, slashes, apostrophes.
-# Anything else ("." "," "(" …) ends a phrase: the vectorizer's bigram "models llms" of
-# "language models (LLMs)" or "generation test" of "… code generation. Test …" is none.
-_JOINER = re.compile(r"[\s\-\u2010-\u2013/'\u2019]*")
-_RUN = re.compile(r"\w+")
+# what may stand between two words of a phrase: spaces; or, with no space around it, a hyphen
+# or an en dash ("ChIP-seq", "Hartree–Fock", LaTeX's "Hartree--Fock"), a slash, an apostrophe
+# ("Alzheimer's"); nothing ("$\Lambda$CDM": LaTeX's "$" is not read, `_gap`). Anything else
+# ("." "," "(" a quote, a spaced dash …) ends a phrase: the vectorizer's bigram "models llms"
+# of "language models (LLMs)", "generation test" of "… code generation. Test …", "folding
+# speed" of "folding 'speed limit'" or "networks survey" of "networks - a survey" is none.
+_JOINER = re.compile(r"\s+|[\-\u2010-\u2013]{1,2}|[/'\u2019]|")
+_POSSESSIVE = re.compile(r"['\u2019]\s+")  # after a plural: "users' preferences"
+# a word: a run of word characters and of the combining marks of decomposed (NFD) text, which
+# `\w` does not match ("Poincare\u0301 map" was two words and a gap; the vectorizer takes the
+# marks off: "poincare map")
+_RUN = re.compile(r"\w[\w\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*")
 _HYPHEN = re.compile(r"[\-\u2010\u2011]")
 GAP_WORDS = 2  # words the vectorizer skips ("of", "the", "3d") that a phrase may hold
 
@@ -309,8 +316,8 @@ def _words(doc: Doc, cfg: RecommenderConfig) -> _Words:
 
 def _surface(words: _Words, term: str) -> str | None:
     """`term` as the paper writes it: the first place its words follow each other, with at
-    most `GAP_WORDS` skipped words between two of them and nothing but spaces, hyphens,
-    slashes or apostrophes around those ("communities of practice", "ChIP-seq data",
+    most `GAP_WORDS` skipped words between two of them and nothing but spaces, or a hyphen,
+    slash or apostrophe, around those (`_JOINER`: "communities of practice", "ChIP-seq data",
     "next-generation"…). A word keeps its capitals when it has some after its first letter
     ("RNA", "LLMs"), else it is in lower case. None for a bigram found only across the end of
     a phrase or sentence; `term` itself when its words are not found in order (a phrase the
@@ -327,8 +334,7 @@ def _surface(words: _Words, term: str) -> str | None:
             if nxt >= len(tokens) or tokens[nxt] != part:
                 ok = False
                 break
-            gaps = (text[spans[i][1] : spans[i + 1][0]] for i in range(at, nxt))
-            if not all(_JOINER.fullmatch(g) for g in gaps):
+            if not all(_joins(text, spans, i) for i in range(at, nxt)):
                 ok, broken = False, True
                 break
             at = nxt
@@ -336,12 +342,26 @@ def _surface(words: _Words, term: str) -> str | None:
             first = start  # and the words hyphenated to it: "next-generation sequencing",
             # "peer-to-peer systems" (the bigram "peer systems"), not "to-peer systems"
             while len(parts) > 1 and first and start - first < GAP_WORDS + 1:
-                if not _HYPHEN.fullmatch(text[spans[first - 1][1] : spans[first][0]]):
+                if not _HYPHEN.fullmatch(_gap(text, spans, first - 1)):
                     break
                 first -= 1
-            shown = text[spans[first][0] : spans[at][1]]
+            shown = text[spans[first][0] : spans[at][1]].replace("$", "")
             return " ".join(_RUN.sub(_cased, shown).split())
     return None if broken and len(parts) == 2 else term
+
+
+def _gap(text: str, spans: list[tuple[int, int]], i: int) -> str:
+    """What stands between the words `i` and `i + 1`, LaTeX's math delimiters left out: the
+    vectorizer reads "$\\gamma$-ray" as "gamma ray" (named "gamma-ray")."""
+    return text[spans[i][1] : spans[i + 1][0]].replace("$", "")
+
+
+def _joins(text: str, spans: list[tuple[int, int]], i: int) -> bool:
+    """Whether the words `i` and `i + 1` may be of one phrase (`_JOINER`)."""
+    gap = _gap(text, spans, i)
+    if _JOINER.fullmatch(gap):
+        return True
+    return _POSSESSIVE.fullmatch(gap) is not None and text[spans[i][1] - 1] in "sS"
 
 
 def _cased(m: re.Match[str]) -> str:

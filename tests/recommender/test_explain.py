@@ -165,6 +165,48 @@ def test_a_shared_term_is_named_as_the_paper_writes_it() -> None:
     assert cache == {key: shown} and list(texts) == [7]  # the paper's words read once
 
 
+def test_a_quote_or_a_spaced_dash_ends_a_phrase() -> None:
+    # a straight quote was read as an apostrophe and a spaced dash as a hyphen: "folding
+    # 'speed" (of "The protein folding 'speed limit'", in tests/data), "networks - a survey"
+    doc = Doc(
+        "p",
+        "The protein folding 'speed limit'",
+        "Graph networks - a survey. Deep models – trained on 'speed limit' experiments. "
+        "Users' preferences in Alzheimer's disease, Hartree--Fock theory and input/output.",
+    )
+    w = _words(doc, CONFIGS["text"])
+    assert _surface(w, "folding speed") is None
+    assert _surface(w, "limit experiments") is None
+    assert _surface(w, "networks survey") is None
+    assert _surface(w, "models trained") is None
+    # an apostrophe in a word or a plural's, a hyphen, an en dash or a slash joins
+    assert _surface(w, "users preferences") == "users' preferences"
+    assert _surface(w, "alzheimer disease") == "alzheimer's disease"
+    assert _surface(w, "hartree fock") == "hartree--fock"
+    assert _surface(w, "input output") == "input/output"
+
+
+def test_a_term_in_latex_math_or_with_decomposed_accents_is_named() -> None:
+    # "$\gamma$-ray" or "$\Lambda$CDM" read as a phrase's end: the vectorizer's "gamma ray",
+    # "lambda cdm" (named before) were left out; so was "poincare map" in decomposed Unicode
+    # (NFD: a combining accent is no word character and ended the word)
+    doc = Doc(
+        "p",
+        "Poincare\u0301 maps",
+        r"Observations of $\gamma$-ray bursts in the $\Lambda$CDM model and $\alpha$ helix "
+        r"folding. The $x$. Test of $k$-means clustering.",
+    )
+    w = _words(doc, CONFIGS["text"])
+    assert _surface(w, "gamma ray") == "gamma-ray"
+    assert _surface(w, "lambda cdm") == "LambdaCDM"
+    assert _surface(w, "alpha helix") == "alpha helix"
+    assert _surface(w, "ray bursts") == "gamma-ray bursts"  # hyphenated as "next-generation"
+    assert _surface(w, "means clustering") == "k-means clustering"
+    assert _surface(w, "poincare maps") == "poincare\u0301 maps"
+    assert _surface(w, "helix folding") == "helix folding"
+    assert _surface(w, "folding test") is None  # "$x$. Test": a sentence's end still
+
+
 def test_the_terms_of_many_rows_are_those_of_each_row() -> None:
     f = _fitted(["graph", "networks", "neural networks", "message passing", "passing", "x",
                  "users", "small world", "world network", "network model"], 1)  # fmt: skip
