@@ -622,8 +622,12 @@ def _redact(key: str, value: Any) -> Any:
 
 
 # user:PASSWORD@ up to the authority's last "@": one typed raw in the user or the password
-# ("me@lab.org:p@ss@host", which the URL's own parser reads no better) is masked whole
-_URL_PASSWORD = re.compile(r"(://[^/:\s]*:)[^/\s]*@")
+# ("me@lab.org:p@ss@host", which the URL's own parser reads no better) is masked whole. A "/"
+# typed raw in the password (base64: "k9/Zq+w=="), where no "@" comes before it, is masked to
+# the next "@" (SQLAlchemy reads the password so, and connects with it), unless the user is a
+# host and the digits a port ("https://lab:8443/@ann.rss"); not past another URL's "://" (a
+# text without spaces is then read once, not once from each URL to its end)
+_URL_PASSWORD = re.compile(r"(://[^/:\s]*:)(?!\d*(?:[/?#\s]|$))(?:[^/\s]*@|(?:(?!://)[^@\s])*@)")
 # one scan of the text whatever it holds (a name has no "?": "?a?a…" read each rest again)
 _PARAMETER = re.compile(r"([?&])([^=&#?\s]*)=([^&#\s]*)")
 # the punctuation that ends the text around a value (an error's "URL: reason", a quoted 'URL',
