@@ -192,13 +192,13 @@ def _acronym(word: str, phrase: list[str]) -> bool:
 def _abbreviated_tail(word: str, phrase: list[str]) -> bool:
     """Whether `word` abbreviates more words than `phrase` holds, of which the phrase is the
     end: "models llms" of "large language models (LLMs)", "relations mrs" of "metamorphic
-    relations (MRs)" — a fragment, named as "models llms" before. With one word before it,
-    the abbreviation has no vowel (so "test set" is no such fragment)."""
+    relations (MRs)" — a fragment, named as "models llms" before. The abbreviation has no
+    vowel: "test set", "review evidence core", "network analysis dna" are no such fragment."""
     letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
     n, k = len(letters), len(phrase)
     if not 1 < n <= 6 or k >= n or letters[-k:] != "".join(w[0] for w in phrase):
         return False
-    return k > 1 or not set(letters) & set("aeiouy")
+    return not set(letters) & set("aeiouy")  # "review evidence core" is no "(RE)"
 
 
 def _by_weight(terms: Iterator[str], limit: int) -> list[str]:
@@ -280,7 +280,7 @@ _POSSESSIVE = re.compile(r"['\u2019]\s+")  # after a plural: "users' preferences
 # `\w` does not match ("Poincare\u0301 map" was two words and a gap; the vectorizer takes the
 # marks off: "poincare map")
 _RUN = re.compile(r"\w[\w\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*")
-_HYPHEN = re.compile(r"[\-\u2010\u2011]")
+_HYPHEN = re.compile(r"[\-\u2010-\u2013]{1,2}")  # as `_JOINER`: "Hartree–Fock theory" too
 GAP_WORDS = 2  # words the vectorizer skips ("of", "the", "3d") that a phrase may hold
 
 
@@ -296,9 +296,12 @@ class _Words(NamedTuple):
 
 
 def _words(doc: Doc, cfg: RecommenderConfig) -> _Words:
-    # a title in capitals would name every term in capitals ("DEEP LEARNING")
-    title = doc.title.lower() if doc.title.isupper() else doc.title
-    text = f"{title}. {doc.abstract}" if cfg.use_abstract and doc.abstract else title
+    title, abstract = doc.title, doc.abstract if cfg.use_abstract else ""
+    if title.isupper():  # it would name every term in capitals ("DEEP LEARNING"): read in
+        # lower case, after the abstract ("RNA polymerase" there, not "rna polymerase")
+        text = f"{abstract}. {title.lower()}" if abstract else title.lower()
+    else:
+        text = f"{title}. {abstract}" if abstract else title
     pattern = re.compile(cfg.token_pattern)
     stop = ENGLISH_STOP_WORDS if cfg.stop_words == "english" else frozenset()
     tokens: list[str | None] = []
@@ -393,6 +396,9 @@ def _surfaces(
         shown = _surface(words, term)
         if shown is not None and shown not in out:
             out.append(shown)
+    # a word that another term now shows, hyphenated to it ("ChIP" of "ChIP-seq data")
+    held = {w.lower() for t in out if " " in t or "-" in t for w in re.split(r"[\s\-]+", t)}
+    out = [t for t in out if " " in t or "-" in t or t.lower() not in held]
     if len(cache) >= MAX_SURFACES:
         cache.clear()
     cache[key] = found = tuple(out)

@@ -131,6 +131,12 @@ def test_bigrams_that_continue_each_other_are_one_phrase() -> None:
         "neural networks gans",  # "gans" might be a word: kept
         "graph",
     ]
+    # words that end in the initials of the words before them are words all the same
+    f = _fitted(["review evidence", "evidence core", "network analysis", "analysis dna"])
+    assert _readable_terms(np.arange(4), np.ones(4), f, 3) == [
+        "review evidence core",
+        "network analysis dna",
+    ]
 
 
 def test_a_shared_term_is_named_as_the_paper_writes_it() -> None:
@@ -163,6 +169,19 @@ def test_a_shared_term_is_named_as_the_paper_writes_it() -> None:
     shown = _surfaces(cache, texts, doc, key, CONFIGS["text"])
     assert shown == ("ChIP-seq data", "communities of practice")  # each once
     assert cache == {key: shown} and list(texts) == [7]  # the paper's words read once
+    # a word another term shows hyphenated to it is not named twice ("ChIP-seq data, ChIP")
+    again: tuple[Any, ...] = (7, "seq data", "chip", "llms")
+    assert _surfaces(cache, texts, doc, again, CONFIGS["text"]) == ("ChIP-seq data", "LLMs")
+
+
+def test_a_title_in_capitals_is_read_after_the_abstract() -> None:
+    doc = Doc("p", "RNA POLYMERASE II IN HARTREE–FOCK THEORY", "Yeast RNA polymerase II binds.")
+    w = _words(doc, CONFIGS["text"])
+    assert _surface(w, "rna polymerase ii") == "RNA polymerase II"  # the abstract's capitals
+    assert _surface(w, "fock theory") == "hartree–fock theory"  # an en dash joins, as a hyphen
+    assert _surface(w, "hartree") == "hartree"  # the title's, in lower case
+    alone = _words(Doc("q", "DEEP LEARNING"), CONFIGS["text"])
+    assert _surface(alone, "deep learning") == "deep learning"
 
 
 def test_a_quote_or_a_spaced_dash_ends_a_phrase() -> None:
