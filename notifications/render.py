@@ -131,6 +131,8 @@ def environment() -> Environment:
         auto_reload=False,  # the templates ship with the package: no stat() per render
     )
     env.filters["wrap"] = wrap
+    # a line made for one reader ("Hi Grace,"): not remembered, so it pushes out no reason
+    env.filters["wrap_once"] = wrap.__wrapped__
     env.filters["link"] = link
     env.filters["numbered"] = numbered
     # no globals (range, lipsum, ...): a template sees what it is given, and a render's context

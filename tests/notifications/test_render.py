@@ -37,6 +37,7 @@ from notifications.render import (
     shorten_abstract,
     shorten_authors,
     shown_title,
+    wrap,
 )
 from notifications.transports.base import BadAddress, PermanentDeliveryError
 from tests.notifications.factories import (
@@ -144,6 +145,18 @@ def test_a_name_that_reads_as_an_encoded_word_is_quoted_and_shown_as_written() -
     assert email_of(make_digest(recipient_name="Ada Lovelace"))["To"] == (
         "Ada Lovelace <grace@example.com>"  # a plain name stays unquoted
     )
+
+
+def test_a_greeting_is_not_remembered_but_reasons_are() -> None:
+    # wrapped lines are remembered for the reasons that recur in many digests; every reader's
+    # own "Hi …," line filled the cache and pushed them out
+    email_of(make_digest(recipient_name="Ada Lovelace"))
+    size = wrap.cache_info().currsize
+    hits = wrap.cache_info().hits
+    text = email_of(make_digest(recipient_name="Grace Hopper")).get_body(("plain",))
+    assert text is not None and "Hi Grace Hopper," in text.get_content()
+    assert wrap.cache_info().currsize == size  # nothing new: the greeting is not kept
+    assert wrap.cache_info().hits > hits  # the digest's other lines were found
 
 
 def test_a_weekly_digest_says_week_not_today() -> None:
