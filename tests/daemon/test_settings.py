@@ -584,6 +584,27 @@ def test_a_message_id_domain_beyond_ascii_is_taken() -> None:
     assert email.email.id_domain == "bücher.example"  # written as IDNA in the header
 
 
+def test_the_sender_is_parsed_once_not_at_every_message(monkeypatch: pytest.MonkeyPatch) -> None:
+    # every message asked `id_domain`, which parsed email.sender with the email package's
+    # header parser: 17 % of rendering a digest (the render regression of bench/README.md)
+    from notifications import mailbox
+
+    parsed: list[object] = []
+    real = mailbox.address_header
+
+    def counted(name: str, value: object) -> Any:
+        parsed.append(value)
+        return real(name, value)
+
+    monkeypatch.setattr(mailbox, "address_header", counted)
+    email = Settings(email={"sender": "Once <once@parsed-once.example>"}).email
+    assert {email.id_domain for _ in range(100)} == {"parsed-once.example"}
+    assert len(parsed) <= 1
+    # a new sender (the configuration changed while running) is its own
+    email = Settings(email={"sender": "Twice <twice@parsed-twice.example>"}).email
+    assert email.id_domain == "parsed-twice.example"
+
+
 def test_the_message_id_domain_is_the_senders_unless_given() -> None:
     # one fixed default ("paperwire.localhost") gave two installations the same Message-ID for
     # the same digest id, channel and day: a mailbox that gets both dropped the second
