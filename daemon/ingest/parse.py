@@ -394,9 +394,14 @@ def _east_asian(name: str) -> bool:
     )
 
 
-def _authors(e: Mapping[str, Any], *, rss: bool, arxiv: bool) -> tuple[str, ...]:
+def _authors(
+    e: Mapping[str, Any], *, rss: bool, arxiv: bool, listing: bool = False
+) -> tuple[str, ...]:
+    """`listing`: an arXiv listing (announce type known), whose Atom feed too lists its
+    authors in one dc:creator (the API's Atom has one <author> each)."""
     raw = [a.get("name") for a in e.get("authors") or [] if isinstance(a, dict)]
-    arxiv_list = rss and arxiv and len(raw) == 1  # arXiv's dc:creator: everyone in one field
+    # arXiv's dc:creator: everyone in one field
+    arxiv_list = (rss or listing) and arxiv and len(raw) == 1
     listed = rss and not arxiv and len(raw) == 1  # a journal's, the same (ACS, bioRxiv)
     names: list[str] = []
     for value in raw[:AUTHORS_MAX]:
@@ -462,7 +467,7 @@ def _entry_paper(
         or (channel_date if arxiv_id else None)  # arXiv RSS 1.0: the channel's dc:date
     )
     page = link or (guid if guid and guid.startswith(("http://", "https://")) else "")
-    authors = _authors(e, rss=rss, arxiv=bool(arxiv_id))
+    authors = _authors(e, rss=rss, arxiv=bool(arxiv_id), listing=bool(announce_type))
     line = abstract.rfind(_AUTHORS_LINE)  # ScienceDirect's authors, in the text
     if not authors and line >= 0 and abstract.startswith(_SCIENCEDIRECT):
         listed = abstract[line + len(_AUTHORS_LINE) :].strip()

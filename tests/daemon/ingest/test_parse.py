@@ -409,6 +409,25 @@ def test_arxiv_rss2_collaboration_list_is_split_too() -> None:
     assert paper.authors == ("ATLAS Collaboration", "G. Aad", "B. Abbott")
 
 
+def test_arxiv_atom_listing_authors_in_one_dc_creator_are_split() -> None:
+    """rss.arxiv.org/atom/… lists every author in one dc:creator, as its RSS does (arXiv's
+    atom_specifications.md); was one author "Antonin Monteil, Paul Pegon"."""
+    content = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xmlns:arxiv="http://arxiv.org/schemas/atom"'
+        b' xmlns:dc="http://purl.org/dc/elements/1.1/"><title>math.OC updates on arXiv.org</title>'
+        b"<id>http://rss.arxiv.org/atom/math.OC</id><entry><id>oai:arXiv.org:2203.01250v3</id>"
+        b"<title>Mass concentration in rescaled first order integral functionals</title>"
+        b'<link href="https://arxiv.org/abs/2203.01250" rel="alternate" type="text/html"/>'
+        b"<summary>arXiv:2203.01250v3 Announce Type: replace-cross \nAbstract: We consider."
+        b"</summary><published>2024-08-23T00:00:00-04:00</published>"
+        b"<arxiv:announce_type>replace-cross</arxiv:announce_type>"
+        b"<dc:creator>Antonin Monteil, Paul Pegon</dc:creator></entry></feed>"
+    )
+    (paper,) = parse_feed(content, url="https://rss.arxiv.org/atom/math.OC").papers
+    assert paper.authors == ("Antonin Monteil", "Paul Pegon")
+    assert (paper.announce_type, paper.version) == ("replace-cross", 3)
+
+
 # --- arXiv API errors and empty results ------------------------------------------------------
 
 
