@@ -15,7 +15,8 @@ Before any XML parser sees a byte:
    (Atom) or ``rdf:RDF`` (RSS 1.0), after nothing but an XML declaration, comments, processing
    instructions and a DOCTYPE. A web page or a manual that quotes an Atom example is refused.
 4. **HTML's named entities** (``&eacute;``, ``&nbsp;``, which RSS 0.91's DTD declared) outside
-   CDATA sections and comments become character references, so they do not break the XML.
+   CDATA sections and comments become character references, and an ``&`` that starts no
+   reference ("Q&A") becomes ``&amp;``, so they do not break the XML.
 """
 
 from __future__ import annotations
@@ -70,12 +71,16 @@ def safe_xml(content: bytes, url: str, content_type: str | None) -> bytes:
 _NAMED = re.compile(rb"&([A-Za-z][A-Za-z0-9]{1,31});")
 _XML_NAMED = frozenset({b"amp", b"lt", b"gt", b"quot", b"apos"})
 _LITERAL = re.compile(rb"<!\[CDATA\[|<!--")  # text taken as it is, to its _CLOSING
+# "Q&A", "R&D", "?a=1&b=2" written unescaped: an "&" that starts no reference is one "&" (the
+# parser stopped there too, and feedparser's loose parser made "Q&A" "Q&A;")
+_BARE_AMPERSAND = re.compile(rb"&(?!#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z_][\w.-]*;)")
 
 
 def _html_entities(body: bytes) -> bytes:
-    """HTML's named entities outside CDATA sections and comments, as character references.
-    One pass: each section's end is looked for once (an unclosed one runs to the end)."""
-    if not _NAMED.search(body):
+    """HTML's named entities outside CDATA sections and comments, as character references,
+    and a bare "&" there as "&amp;". One pass: each section's end is looked for once (an
+    unclosed one runs to the end)."""
+    if b"&" not in body:
         return body
 
     def reference(m: re.Match[bytes]) -> bytes:
@@ -84,14 +89,17 @@ def _html_entities(body: bytes) -> bytes:
         code = html.entities.name2codepoint.get(m.group(1).decode("ascii"))
         return b"&#%d;" % code if code else m.group(0)
 
+    def text(part: bytes) -> bytes:
+        return _BARE_AMPERSAND.sub(b"&amp;", _NAMED.sub(reference, part))
+
     parts, pos = [], 0
     while (literal := _LITERAL.search(body, pos)) is not None:
         closing = _CLOSING[body[literal.start() : literal.start() + 4]]
         end = body.find(closing, literal.end())
         end = len(body) if end == -1 else end + len(closing)
-        parts += [_NAMED.sub(reference, body[pos : literal.start()]), body[literal.start() : end]]
+        parts += [text(body[pos : literal.start()]), body[literal.start() : end]]
         pos = end
-    parts.append(_NAMED.sub(reference, body[pos:]))
+    parts.append(text(body[pos:]))
     return b"".join(parts)
 
 

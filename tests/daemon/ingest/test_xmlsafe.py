@@ -181,6 +181,25 @@ def test_html_named_entities_of_an_rss_091_feed_are_read_without_a_broken_xml_wa
     assert "undefined entity" in parse_feed(unknown, url=URL).skipped[0]  # truly broken: said
 
 
+def test_a_bare_ampersand_is_read_as_one_without_a_broken_xml_warning() -> None:
+    # "Q&A", "R&D", a link's "?a=1&b=2" written unescaped (hand-made and journal feeds): the
+    # XML parser stopped there, feedparser's loose parser read the rest, the title showed
+    # "Q&A; …" and every ingest logged "feed cut short … the feed's XML is broken"
+    feed = (
+        b'<rss version="2.0"><channel><title>R&D notes</title><item><title>Q&A on cells & '
+        b"tissue</title><link>https://j.test/1?a=1&b=2</link><description>AT&T &amp; "
+        b"caf&eacute; &#233; &#xE9;</description></item><item><title>Second</title><link>"
+        b"https://j.test/2</link><description><![CDATA[kept &amp; as written]]></description>"
+        b"</item></channel></rss>"
+    )
+    parsed = parse_feed(feed, url=URL)
+    assert parsed.skipped == () and parsed.title == "R&D notes"
+    first, second = parsed.papers
+    assert (first.title, first.url) == ("Q&A on cells & tissue", "https://j.test/1?a=1&b=2")
+    assert first.abstract == "AT&T & café é é"
+    assert second.abstract == "kept & as written"  # CDATA untouched (read as HTML)
+
+
 def test_unclosed_comments_and_cdata_after_an_html_entity_cost_one_pass() -> None:
     # the first entity rewrite found each section with one pattern to its end: every unclosed
     # "<!--" scanned the rest of the feed (53 s for 200 KB), so a 1 MB feed hit the parse
