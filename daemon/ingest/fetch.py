@@ -14,8 +14,10 @@ URL's. Proxy settings from the environment are not used by this client: it conne
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import math
+import re
 import socket
 import ssl
 import threading
@@ -299,6 +301,7 @@ class Fetcher:
                         f"{url}: HTTP {resp.status_code} {resp.reason_phrase}"
                         + (" (check the feed URL)" if resp.status_code in (404, 410) else "")
                         + _come_back(resp)
+                        + _api_error(resp, deadline)
                     )
                 return Fetched(
                     url=url,
@@ -365,6 +368,35 @@ def _come_back(resp: httpx.Response) -> str:
         return ""
     when = f"in {int(after):,} s" if after.isdigit() else f"after {after}"
     return f" (the server asks to come back {when}; the next ingest tries again)"
+
+
+# arXiv's API answers a bad query with HTTP 400 and an Atom error entry saying why
+_API_ERROR_BYTES = 65_536
+_API_ERROR = re.compile(
+    rb"<id>[^<]*arxiv\.org/api/errors[^<]*</id>.*?<summary[^>]*>([^<]{1,500})</summary>", re.S
+)
+
+
+def _api_error(resp: httpx.Response, deadline: float) -> str:
+    """The reason an arXiv API error entry in a 400's body gives, for the error ("" if none):
+    "HTTP 400 Bad Request" alone did not say which part of the query arXiv refused."""
+    if resp.status_code != 400:
+        return ""
+    head = b""
+    try:
+        for chunk in resp.iter_bytes():
+            head += chunk
+            if len(head) >= _API_ERROR_BYTES or time.monotonic() > deadline:
+                break
+    except httpx.HTTPError:
+        return ""
+    m = _API_ERROR.search(head[:_API_ERROR_BYTES])
+    if m is None:
+        return ""
+    reason = " ".join(html.unescape(m.group(1).decode("utf-8", "replace")).split())
+    if not (reason and reason.isprintable()):
+        return ""
+    return f": the arXiv API reported an error: {reason}; check the query parameters"
 
 
 def make_fetcher(

@@ -299,6 +299,29 @@ def test_a_429_or_503_says_when_the_server_asks_to_come_back(
         assert str(info.value).endswith(": HTTP 503 Service Unavailable")
 
 
+def test_an_arxiv_api_error_answered_with_400_names_the_apis_message(
+    server: HttpServer, fetcher: Fetcher
+) -> None:
+    # arXiv's API answers a bad query with HTTP 400 and its error entry: the feed's error was
+    # "HTTP 400 Bad Request" alone, the API's reason (recorded: "incorrect id format for abc")
+    # never shown
+    recorded = FEEDS / "arxiv-api" / "2026_recorded_id_abc_s0_m100_b79c8dcf6bc3.status400.xml"
+    server.routes["/api/query?id_list=abc"] = Route(
+        body=recorded.read_bytes(), status=400, content_type="application/atom+xml"
+    )
+    server.routes["/other"] = Route(body=b"<html>bad request</html>", status=400)
+    url = server.url_for("/api/query?id_list=abc")
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(url)
+    assert str(info.value) == (
+        f"{url}: HTTP 400 Bad Request: the arXiv API reported an error: incorrect id format "
+        "for abc; check the query parameters"
+    )
+    with pytest.raises(FetchError) as info:
+        fetcher.fetch(server.url_for("/other"))
+    assert str(info.value).endswith("/other: HTTP 400 Bad Request")
+
+
 def test_connection_refused_is_a_fetch_error(fetcher: Fetcher) -> None:
     import socket
 
