@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit
 
 from daemon.app import App
 from daemon.db.rows import FeedRow
@@ -36,6 +37,11 @@ class FeedTrial:
     def summary(self) -> str:
         """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
         entries = len(self.papers) + self.skipped
+        if not entries and _arxiv_listing(self.url):
+            return (
+                "0 entries: an arXiv listing is empty on the days arXiv announces nothing "
+                "(Saturdays, Sundays, holidays); it fills at the next announcement"
+            )
         if not entries:
             return "0 entries: the feed is empty now (check that it is the one you meant)"
         dates = [p.published for p in self.papers if p.published is not None]
@@ -50,6 +56,16 @@ class FeedTrial:
             else ""
         )
         return f"{entries} {noun} ({self.new} new{skipped}){newest}{old}{cut}"
+
+
+def _arxiv_listing(url: str) -> bool:
+    """Whether `url` is one of arXiv's daily listings (rss.arxiv.org/rss/cs.LG, …/atom/…,
+    arxiv.org/rss/…), not its API."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if host == "rss.arxiv.org":
+        return True
+    return host in ("arxiv.org", "export.arxiv.org") and parts.path.startswith("/rss/")
 
 
 def try_feed(app: App, url: str, now: datetime) -> FeedTrial:

@@ -1240,3 +1240,14 @@ def test_what_to_do_about_digests_failed_today_covers_the_errors_beyond_those_na
     from notifications.transports.slack import PERMANENT_SLACK_ERRORS, WEBHOOK_GONE_ERRORS
 
     assert WEBHOOK_GONE_ERRORS <= PERMANENT_SLACK_ERRORS
+
+
+def test_an_empty_arxiv_listing_says_arxiv_announces_nothing_that_day() -> None:
+    # `feeds add` of an arXiv listing on a Saturday said "check that it is the one you meant"
+    from daemon.jobs.ingest import FeedTrial
+
+    for url in ("https://rss.arxiv.org/rss/cs.LG", "https://export.arxiv.org/rss/hep-th"):
+        said = FeedTrial(url, [], 0, 0).summary()
+        assert "arXiv announces nothing" in said and "Saturdays" in said, url
+    for url in ("http://export.arxiv.org/api/query?search_query=cat:cs.LG", "https://lab/rss/"):
+        assert "the one you meant" in FeedTrial(url, [], 0, 0).summary(), url
