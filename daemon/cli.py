@@ -335,7 +335,7 @@ def digest(
     from daemon import jobs
 
     with _open_app() as app:
-        _check_users(app, user)
+        user = _check_users(app, user)
         now = app.clock()
         with _progress() as progress:
             if dry_run:
@@ -352,10 +352,10 @@ def digest(
     _exit_if_unusable(delivered)
 
 
-def _check_users(app: App, names: list[str] | None) -> None:
-    """--user names must exist (a typo would silently do nothing)."""
-    for name in names or []:
-        app.store.people.get(name)
+def _check_users(app: App, names: list[str] | None) -> list[str]:
+    """--user names must exist (a typo would silently do nothing); their handles as stored
+    ("ADA" is ada's, in any case)."""
+    return [app.store.people.get(name).name for name in names or []]
 
 
 @cli.command()
@@ -387,7 +387,7 @@ def cycle(
     from daemon import jobs
 
     with _open_app() as app:
-        _check_users(app, user)
+        user = _check_users(app, user)
         started = time.perf_counter()
         with _progress() as progress:
             report = jobs.cycle(app, app.clock(), users=user or None, progress=progress)

@@ -143,7 +143,7 @@ def deliveries_list(
         raise PaperwireError(f"--state {state!r}: give one of {', '.join(STATES)}")
     with _open_app() as app:
         if user is not None:
-            app.store.people.get(user)
+            user = app.store.people.get(user).name  # in any case, as `users show` finds it
         if state == "postponed":
             rows = app.store.health.deliveries(user=user, postponed_only=True, limit=limit)
         else:
@@ -322,7 +322,7 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         user = app.store.people.get(name)
         channels = app.store.people.channels_of(user.id)
         signals = app.store.people.signals([user.id])[user.id]
-        digests = app.store.health.deliveries(user=name, limit=10)
+        digests = app.store.health.deliveries(user=user.name, limit=10)
         default_hour = app.settings.schedule.digest_hour
         default_picks = app.settings.digest.max_picks
         today = _today(user.timezone, app.clock())

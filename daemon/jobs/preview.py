@@ -40,6 +40,7 @@ def preview(app: App, name: str, now: datetime) -> Preview:
     from notifications.render import render_email
 
     user = app.store.people.get(name)
+    name = user.name  # the handle as stored ("ADA" finds ada: her digests are ada's)
     if not user.active:
         raise PaperwireError(f"user {name!r} is unsubscribed: no digest to preview")
     report = make_digests(app, now, users=[name], force=True, dry_run=True, paused_too=True)

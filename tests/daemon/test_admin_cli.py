@@ -333,6 +333,21 @@ def test_a_feed_of_the_configuration_file_is_changed_there(tmp_path: Path) -> No
 # ---- users, preview, feeds test --------------------------------------------------------------
 
 
+def test_a_handle_in_another_case_is_the_users_own_everywhere(pw: Runner) -> None:
+    """A QA pass: `users show ADA` found ada but listed none of her digests, `deliveries list
+    --user ADA` said "no digests", `preview ADA` said she had no channel and `digest --dry-run
+    --user ADA` made nothing: the handle as typed went on past the lookup."""
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    pw("digest")
+    assert "last digests:" in pw("users", "show", "ADA").stdout
+    listed = flat(pw("deliveries", "list", "--user", "ADA").stdout)
+    assert "ada email" in listed and "no digests" not in listed
+    assert pw("preview", "ADA").stdout.startswith("<!DOCTYPE html>")  # not "no channel"
+    assert "ada (email, " in pw("digest", "--dry-run", "--user", "ADA").stdout
+
+
 def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     pw("feeds", "add", "hf", HF_FILE.as_uri())
     pw("ingest")
