@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import difflib
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from daemon.channels import CHANNELS, parse_email
 from daemon.checks import as_id, check_display_name, check_handle
@@ -56,8 +57,8 @@ def read_csv(text: str) -> ReadRows:
     first = text.split("\n", 1)[0]
     # Excel writes ";" where "," is the decimal comma (most of Europe): read as it wrote
     delimiter = ";" if ";" in first and "," not in first else ","
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = next(reader, None)
+    records = _records(csv.reader(io.StringIO(text), delimiter=delimiter), result.errors)
+    header = next(records, (1, None))[1]
     columns = [_column(h) for h in header or []]
     result.errors.extend(_unknown_columns(header or [], columns))
     if result.errors:
@@ -70,15 +71,14 @@ def read_csv(text: str) -> ReadRows:
         return result
     seen_names: dict[str, int] = {}
     seen_emails: dict[str, int] = {}
-    for record in reader:
-        line = reader.line_num
+    for line, record in records:
         if not any(cell.strip() for cell in record):
             continue  # a blank line
         if len(result.rows) + len(result.errors) >= MAX_ROWS:
             result.errors.append(f"line {line}: more than {MAX_ROWS} rows; split the file")
             break
-        cells = {col: value.strip() for col, value in zip(columns, record, strict=False) if col}
         problems: list[str] = []
+        cells = _cells(columns, record, delimiter, problems)
         row = _row(cells, problems, line)
         if row is not None:
             if row.name.lower() in seen_names:  # a handle is one user's in any case
@@ -96,6 +96,38 @@ def read_csv(text: str) -> ReadRows:
         elif row is not None:
             result.rows.append(row)
     return result
+
+
+def _cells(
+    columns: list[str | None], record: list[str], delimiter: str, problems: list[str]
+) -> dict[str, str]:
+    """A row's cells by column; cells beyond the columns the first row names are a problem
+    (an unquoted delimiter in a cell shifts the rest), but empty ones (as spreadsheets write)."""
+    if any(cell.strip() for cell in record[len(columns) :]):
+        problems.append(
+            f"{len(record)} cells where the first row names {len(columns)} columns; put a "
+            f"cell that holds {delimiter!r} in double quotes"
+        )
+    return {col: value.strip() for col, value in zip(columns, record, strict=False) if col}
+
+
+def _records(reader: Any, errors: list[str]) -> Iterator[tuple[int, list[str]]]:
+    """The rows of `reader` with the line each starts on; a row the csv module cannot read
+    (a quote left open runs its cell on past its field limit) ends the file with an error
+    naming the line where it starts."""
+    while True:
+        line = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            errors.append(
+                f"line {line}: cannot read it as CSV ({e}): is a double quote left open there? "
+                'A cell that holds one is written in double quotes, the quote doubled ("")'
+            )
+            return
+        yield line, record
 
 
 def _unknown_columns(header: list[str], columns: list[str | None]) -> list[str]:

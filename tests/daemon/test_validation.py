@@ -394,6 +394,27 @@ def test_a_handle_is_one_users_in_any_case(pw: Runner, tmp_path: Path) -> None:
     assert _rows(tmp_path, "select name from user") == [("ada",)]
 
 
+def test_import_of_a_file_the_csv_reader_cannot_read_names_the_line(
+    pw: Runner, tmp_path: Path
+) -> None:
+    """A QA pass: a quote left open early in a big file (its cell then runs on past the csv
+    module's field limit) was a traceback, `_csv.Error: field larger than field limit`; and a
+    row with more cells than the first row names (a display name's comma unquoted) lost the
+    extra cells in silence."""
+    csv = tmp_path / "open-quote.csv"
+    rows = [f"user{i:04d},u{i}@lab.example" for i in range(6000)]
+    csv.write_text('name,email\nada,"ada@lab.example\n' + "\n".join(rows) + "\n")
+    done = pw("users", "import", str(csv), expect=1)
+    assert "Traceback" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert "line 2:" in said and "nothing imported" in said
+    csv.write_text("name,email,display_name\nada,ada@lab.example,Lovelace, Ada\nbo,bo@x.org,,\n")
+    said = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "line 2: 4 cells where the first row names 3 columns" in said
+    assert "line 3" not in said  # empty cells at the end, as spreadsheets write them: fine
+    assert _rows(tmp_path, "select count(*) from user") == [(0,)]
+
+
 def test_import_reads_the_semicolons_excel_writes_in_europe(pw: Runner, tmp_path: Path) -> None:
     # "'name;email;…' is not a column" before (imports/feeds QA)
     csv = tmp_path / "excel.csv"
