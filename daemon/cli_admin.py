@@ -231,7 +231,8 @@ def deliveries_cancel(
         who = _who()
         changed = app.store.digests.cancel(chosen, who)
         _audit(app, "deliveries cancelled", ",".join(map(str, changed)))
-        out.print(f"{len(changed)} digest(s) cancelled" + _skipped(chosen, changed))
+        skipped = _skipped(chosen, changed, why="not pending: failed, sent, empty")
+        out.print(f"{len(changed)} digest(s) cancelled" + skipped)
         _none_of_the_ids(ids, changed)
 
 
@@ -270,11 +271,12 @@ def _none_of_the_ids(ids: list[int] | None, changed: list[int]) -> None:
         raise SystemExit(1)
 
 
-def _skipped(chosen: list[int], changed: list[int]) -> str:
+def _skipped(chosen: list[int], changed: list[int], why: str = "sent, empty") -> str:
+    """The ids left alone, and why (`why`: the states the command does not change)."""
     left = sorted(set(chosen) - set(changed))
     if not left:
         return ""
-    return f"; left alone (sent, empty, being sent or unknown): {', '.join(map(str, left))}"
+    return f"; left alone ({why}, being sent or unknown): {', '.join(map(str, left))}"
 
 
 # ---- users ---------------------------------------------------------------------------------------

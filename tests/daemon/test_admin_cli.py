@@ -218,7 +218,7 @@ def test_an_unusable_transport_makes_deliver_and_cycle_fail_and_keeps_the_digest
     # sent: nothing to do, and exit 1 (the ids given changed nothing)
     assert "left alone" in pw("deliveries", "retry", digest_id, expect=1).stdout
     assert (
-        "left alone (sent, empty, being sent or unknown): 99"
+        "left alone (not pending: failed, sent, empty, being sent or unknown): 99"
         in pw("deliveries", "cancel", "99", expect=1).stdout
     )
 
@@ -254,6 +254,11 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
         now + timedelta(hours=1), cold_start=False,
     )  # fmt: skip
     assert "1 digest(s) cancelled" in pw("deliveries", "cancel", str(digest_id)).stdout
+    # again: it is failed now, which the note left out ("sent, empty, being sent or unknown")
+    again = pw("deliveries", "cancel", str(digest_id), expect=1).stdout
+    assert f"left alone (not pending: failed, sent, empty, being sent or unknown): {digest_id}" in (
+        " ".join(again.split())
+    )
     failed = flat(pw("deliveries", "list", "--state", "failed").stdout)
     assert "cancelled by cli:" in failed
     assert "0 sent" in pw("deliver").stdout
