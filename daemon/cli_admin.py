@@ -592,12 +592,16 @@ def admin_remove(name: Annotated[str, typer.Argument(help="The admin's login nam
 @admin_cli.command("list")
 def admin_list() -> None:
     """The admins who can log in to the console (names only)."""
-    from daemon.settings import environment_keys, load_settings
+    from daemon.settings import load_settings
 
     settings = load_settings(_state.config)
-    from_env, _ = environment_keys()
+    # the whole table's variable, or this admin's own (not another admin's: ops's in the
+    # environment made root of the file "(environment)" too)
+    variables = {var.upper() for var in os.environ}
+    whole = "PAPERWIRE_ADMIN__PASSWORDS" in variables
     for login in sorted(settings.admin.passwords):
-        where = "environment" if "admin.passwords" in from_env else "file"
+        own = f"PAPERWIRE_ADMIN__PASSWORDS__{login.upper()}" in variables
+        where = "environment" if whole or own else "file"
         out.print(f"{login} ({where})", markup=False)
     if not settings.admin.passwords:
         out.print("no admins: the console is closed; `paperwire admin set-password NAME`")

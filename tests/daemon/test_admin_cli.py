@@ -864,6 +864,25 @@ def test_admin_set_password_writes_an_argon2_hash(
     assert "no admin named 'nobody'" in pw("admin", "remove", "nobody", expect=1).stderr
 
 
+def test_admin_list_says_where_each_admin_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QA pass: with one admin in the environment, `admin list` said "(environment)" of
+    every admin, those of the file too."""
+    path = _commented(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery\n"))
+    Runner(path, tmp_path)("admin", "set-password", "root")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("another long password\n"))
+    printed = Runner(path, tmp_path)("admin", "set-password", "ops", "--print").stdout
+    var, _, hashed = printed.strip().partition("=")
+    env = {**cli_env(), var: hashed.strip("'")}
+    done = subprocess.run(
+        [str(PAPERWIRE), "--config", str(path), "admin", "list"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.splitlines() == ["ops (environment)", "root (file)"], done.stdout
+
+
 @pytest.mark.parametrize(
     ("password", "why"),
     [
