@@ -456,6 +456,12 @@ def config_set(
     from daemon.config_file import edit, is_secret, value_of
 
     path = _config_file()
+    admin = key.removeprefix("admin.passwords.")
+    if admin != key:  # one admin's hash: not a key `config set` writes (nor asks a secret for)
+        raise PaperwireError(
+            f"{key}: an admin's password is set with `paperwire admin set-password {admin}` "
+            "(it writes the hash)"
+        )
     new = value_of(key, _config_value(key, value))
     edit(path, {key: new})
     import tomlkit

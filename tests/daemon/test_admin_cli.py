@@ -864,6 +864,23 @@ def test_admin_set_password_writes_an_argon2_hash(
     assert "no admin named 'nobody'" in pw("admin", "remove", "nobody", expect=1).stderr
 
 
+def test_config_set_of_one_admins_password_points_to_admin_set_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A QA pass: `config set admin.passwords.bob` asked for the value without echo (or read
+    it from standard input; given, it warned that it stays in the shell's history) and then
+    said "unknown key (did you mean 'admin.passwords'?)"."""
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("correct horse battery\n"))
+    refused = pw("config", "set", "admin.passwords.bob", "-", expect=1)
+    said = " ".join(refused.stderr.split())
+    assert "`paperwire admin set-password bob`" in said and "warning" not in said, said
+    assert sys.stdin.read() == "correct horse battery\n"  # not asked for
+    said = " ".join(pw("config", "set", "admin.passwords.bob", "x", expect=1).stderr.split())
+    assert "`paperwire admin set-password bob`" in said and "warning" not in said, said
+
+
 def test_admin_list_says_where_each_admin_is_set(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
