@@ -656,7 +656,12 @@ def _channel(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     op, channel_id = form.get("op"), as_id(form.get("channel", ""))
     if op not in ("pause", "resume") or channel_id is None:
         return page.show(token, user, error="That is not one of the buttons.", status=400)
-    app.store.people.set_channel_active(user.id, channel_id, op == "resume", app.clock())
+    try:
+        app.store.people.set_channel_active(user.id, channel_id, op == "resume", app.clock())
+    except NotFoundError:  # removed since the page was shown: the page, not "Link not valid"
+        return page.show(token, user, status=400, error="That address or channel is no "
+                         "longer one of yours (it was removed since the page was shown); the "
+                         "list below is what you have now.")  # fmt: skip
     return page.back(token, "channel", "channels")
 
 

@@ -321,6 +321,20 @@ def test_a_channel_of_someone_else_cannot_be_paused(world: World) -> None:
     assert world.app.store.people.channels_of(eve.id)[0].active is True
 
 
+def test_a_channel_removed_while_the_page_was_open_is_said_so_not_a_bad_link(
+    world: World,
+) -> None:
+    # the page shown, then the admin removes the Slack channel; its "Pause" button pressed
+    _, slack = world.app.store.people.channels_of(world.user_id)
+    world.app.store.people.edit("ada", world.clock(), channels={ChannelKind.SLACK: None})
+    resp = world.post("channel", channel=str(slack.id), op="pause")
+    assert resp.status_code == 400
+    assert "Your digest, Ada" in resp.text  # the page, with its channels as they are now
+    assert "Link not valid" not in resp.text and "new link" not in resp.text
+    assert "no longer one of yours" in resp.text
+    assert _user(world).active is True
+
+
 def test_hour_time_zone_and_picks(world: World) -> None:
     resp = world.post("settings", hour="6", timezone="Europe/Berlin", picks="5")
     assert "delivery settings are updated" in resp.text
