@@ -361,8 +361,8 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
                 heading="Too many requests",
                 message="Too many links were asked for from your network: try again in an hour.",
             )
-        try:
-            parse_email(address)
+        try:  # the address itself: "Ada <ada@lab.example>" (copied from a mail) is ada's
+            address = parse_email(address)[0]
         except ValueError as e:  # a typo, said as such: the answer below is for addresses
             return pages.render("manage.html", 400, title="A link to your page", sent=False,
                                 error=str(e), address=address,

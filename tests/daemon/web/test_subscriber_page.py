@@ -197,6 +197,25 @@ def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: Worl
     assert world.client.get(link.group(1)).status_code == 200
 
 
+def test_manage_reads_an_address_as_a_mail_program_shows_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An address copied from a mail's header ("Ada <ada@example.org>"), which the form takes,
+    is the subscriber's address: the link is mailed to it, and it counts against that address's
+    limit (a name in front is no new address)."""
+    assert (
+        world.client.post("/manage", data={"email": "Ada L <ada@example.org>"}).status_code == 200
+    )
+    assert [m["To"] for m in _mails(world.app)] == ["ada@example.org"]
+    sent: list[str] = []
+    monkeypatch.setattr(
+        subscriber, "send_manage_link", lambda app, user, address: sent.append(address)
+    )
+    for typed in (" <ada@example.org> ", "Ada <ada@EXAMPLE.org>", "A <ada@example.org>"):
+        assert world.client.post("/manage", data={"email": typed}).status_code == 200
+    assert sent == ["ada@example.org"] * 2  # REQUESTS_PER_ADDRESS, the first one included
+
+
 def test_a_reload_of_the_answer_to_manage_mails_no_second_link(world: World) -> None:
     """The answer is a page of its own (POST/redirect/GET): reloading it, or coming back to it,
     asks for nothing (the POST was sent again: one more mail each time, up to the limit)."""
