@@ -316,7 +316,9 @@ class _Page:
                 (c.digest, describe_channel(c.channel), [(p, safe_url(p.url)) for _, p in c.items])
                 for c in history
             ],
-            zones=self.zones,
+            # a zone the list lacks (set with the command line) is an option too: unlisted,
+            # none was chosen and a browser sent the list's first with any save
+            zones=self.zones if user.timezone in self.zones else [user.timezone, *self.zones],
             weekdays=WEEKDAYS,
             often=frequency_text(user.frequency, user.digest_weekday, user.paused_until, today),
             paused=paused,

@@ -369,6 +369,18 @@ def test_hour_time_zone_and_picks(world: World) -> None:
     assert _user(world).timezone == "UTC"
 
 
+def test_a_time_zone_the_list_lacks_is_shown_chosen_and_kept_by_a_save(world: World) -> None:
+    """A zone `paperwire users set --timezone` takes but the list does not name (the system's
+    posix/… and right/… copies, "posixrules"): shown chosen, not the list's first one, which a
+    browser would send with any save (the subscriber changing only the hour)."""
+    world.app.store.people.edit("ada", world.clock(), changes={"timezone": "posix/Europe/Berlin"})
+    page = world.client.get(world.page).text
+    assert "<option selected>posix/Europe/Berlin</option>" in page
+    assert "<option selected>" not in page.replace("<option selected>posix/Europe/Berlin", "")
+    world.post("settings", hour="6", timezone="posix/Europe/Berlin")  # what the browser sends
+    assert (_user(world).digest_hour, _user(world).timezone) == (6, "posix/Europe/Berlin")
+
+
 def test_how_often_daily_weekly_pause_and_resume(world: World) -> None:
     base = {"hour": "", "timezone": "UTC", "picks": ""}
     page = world.client.get(world.page).text
