@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from daemon.app import App
 from daemon.db.models import ChannelKind
-from daemon.ingest.parse import parse_feed
+from daemon.ingest.parse import PaperIn, parse_feed
 from daemon.library.importer import import_library
 from daemon.library.read import read_library
 from daemon.web import subscriber
@@ -139,6 +139,25 @@ def test_ris_csl_json_and_id_lists_offline(open_page: Callable[[str], Page], nam
     assert "Your library is imported" in resp.text
     assert page.likes() > 0
     assert f"From {name} (" in resp.text
+
+
+def test_the_report_shows_titles_as_the_page_does(open_page: Callable[[str], Page]) -> None:
+    """A stored title's LaTeX is shown readable (as on the page and in the digest), not raw."""
+    page = open_page(_closed_port_url())
+    paper = PaperIn(
+        key="arxiv:2608.19999",
+        title=r"$\alpha$-stable <i>noise</i> in diffusion",
+        abstract="",
+        authors=("Ada",),
+        url="https://arxiv.org/abs/2608.19999",
+        published=NOW,
+        arxiv_id="2608.19999",
+    )
+    page.app.store.papers.upsert([paper], None, NOW)
+    html = page.upload("ids.txt", b"2608.19999\n").text
+    assert "1 matched to stored papers" in html
+    assert "α-stable &lt;i&gt;noise&lt;/i&gt; in diffusion" in html
+    assert "$\\alpha$" not in html
 
 
 def test_too_large_a_file_is_refused_with_a_clear_error(
