@@ -698,7 +698,13 @@ def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
 
 def _delete(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     app = page.app
-    user = page.open_page(token)
+    try:
+        user = page.open_page(token)
+    except NotFoundError:
+        if form is None or form.get("confirm") != "yes":
+            raise
+        # deleted already: a double click's second POST, whose answer the browser shows
+        return see_other(f"/me/{token}/deleted")
     if form is None:
         return page.forbidden()
     if form.get("confirm") != "yes":

@@ -616,6 +616,24 @@ def test_delete_the_account_after_a_confirm_step(world: World) -> None:
     assert world.client.get(world.page).status_code == 400
 
 
+def test_a_double_click_on_delete_shows_the_account_deleted(world: World) -> None:
+    """A double click sends the POST twice; the browser shows the second answer, which found
+    the account gone: it is the deleted page too, not "Link not valid"."""
+    first = world.client.post(
+        f"{world.page}/delete", data=world.form(confirm="yes"), follow_redirects=False
+    )
+    second = world.client.post(
+        f"{world.page}/delete", data=world.form(confirm="yes"), follow_redirects=False
+    )
+    assert first.status_code == second.status_code == 303
+    assert second.headers["location"] == f"{world.page}/deleted"
+    shown = world.client.get(second.headers["location"])
+    assert shown.status_code == 200 and "Your account is deleted." in shown.text
+    # without the page's form token it does not get there
+    other = world.client.post(f"{world.page}/delete", data={"csrf": "x" * 32, "confirm": "yes"})
+    assert other.status_code == 400 and "deleted" not in other.text.lower()
+
+
 def test_the_deleted_page_cannot_be_forged(world: World) -> None:
     """The page "Your account is deleted" was at /deleted for anyone: a link on the lab's own
     site telling a subscriber their account was gone, a pretext. It needs the page's link
