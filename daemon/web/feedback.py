@@ -29,7 +29,7 @@ from daemon.channels import CHANNELS
 from daemon.db.models import ChannelKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import ChannelRow, PaperRow
-from daemon.errors import NotFoundError
+from daemon.errors import NotFoundError, PaperwireError
 from daemon.web.links import BadLink, LinkAction
 from daemon.web.pages import Pages, see_other
 from notifications.render import safe_url
@@ -211,8 +211,20 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         return _unsubscribed(app, pages, token, action, channel)
 
     @router.post("/unsubscribe/{token}/undo")
-    def resubscribe(token: str) -> RedirectResponse:
-        _switch(app, token, active=True)
+    def resubscribe(token: str) -> Response:
+        try:
+            _switch(app, token, active=True)
+        except (BadLink, NotFoundError):
+            raise
+        except PaperwireError:  # an old link's subscriber whose channels were all removed since
+            return pages.render(
+                "error.html",
+                409,
+                title="Nowhere to send",
+                heading="Nowhere to send your digests",
+                message="You have no address or channel here anymore: ask the person who runs "
+                "paperwire to add one.",
+            )
         return see_other(f"/unsubscribe/{token}/again")
 
     @router.get("/unsubscribe/{token}/again")

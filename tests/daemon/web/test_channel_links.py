@@ -155,6 +155,20 @@ def test_subscribing_again_after_every_channel_stopped_starts_them_all(world: Wo
     assert _active(world) == (True, True, True)
 
 
+def test_subscribing_again_with_no_channel_left_says_so(world: World) -> None:
+    """An old link's "Subscribe again" after the admin removed every channel of the
+    unsubscribed subscriber: a page saying there is nowhere to send to, not a server error."""
+    old = world.app.links.token("unsubscribe", world.user_id)
+    world.client.post(f"/unsubscribe/{old}")
+    gone = {ChannelKind.EMAIL: None, ChannelKind.SLACK: None}
+    world.app.store.people.edit("ada", world.app.clock(), channels=gone)
+    resp = world.client.post(f"/unsubscribe/{old}/undo")
+    assert resp.status_code == 409
+    assert "no address or channel" in resp.text and "Something went wrong" not in resp.text
+    user = world.app.store.people.by_id(world.user_id)
+    assert user is not None and user.active is False
+
+
 def test_old_like_tokens_still_work(world: World) -> None:
     old = world.app.links.token("like", world.user_id, world.paper_id)
     assert world.client.post(f"/f/{old}").status_code == 200
