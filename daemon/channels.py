@@ -126,13 +126,17 @@ _SLACK_HOOK_PATH = re.compile(r"/services/T\w+/B\w+/[\w-]+|/(workflows|triggers)
 
 
 def _check_webhook(address: str) -> str:
-    """An incoming-webhook URL of Slack. The URL is a secret: the error shows its host only."""
+    """An incoming-webhook URL of Slack, without the spaces around it. The URL is a secret:
+    the error shows its host only."""
     from urllib.parse import urlsplit
 
+    address = address.strip()
     try:
-        parts = urlsplit(address)
+        parts = urlsplit(address)  # (it drops tabs and line breaks: the check below sees them)
         looks_right = (
-            parts.scheme == "https"
+            address.isprintable()
+            and " " not in address
+            and parts.scheme == "https"
             and parts.hostname in SLACK_HOOK_HOSTS
             and parts.port is None
             and not (parts.query or parts.fragment or parts.username)

@@ -187,6 +187,30 @@ def test_slack_webhook_urls_must_look_like_webhooks(url: str) -> None:
     assert "T0ABC" not in str(info.value) and "s3cret" not in str(info.value)  # a secret
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/services/T0ABC/B0DEF/s3cret\nToken",
+        "https://hooks.slack.com/services/T0ABC/B0DEF/s3cret\tToken",
+        "https://hooks.slack.com/serv\r\nices/T0ABC/B0DEF/s3cretToken",
+        "\x01https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken",
+    ],
+)
+def test_a_webhook_url_with_a_line_break_or_control_character_is_refused(url: str) -> None:
+    # urlsplit drops tabs and line breaks (and a leading control character) before the
+    # check looked at the URL, which was then stored as typed: every digest to it failed
+    # for good ("not a usable webhook URL") until paperwire stopped the channel
+    with pytest.raises(ValueError, match="not a Slack incoming-webhook URL") as info:
+        CHANNELS[ChannelKind.SLACK].check(url)
+    assert "s3cret" not in str(info.value)
+
+
+def test_a_webhook_url_pasted_with_spaces_around_is_kept_without_them() -> None:
+    # " https://hooks.slack.com/…" (a copy with the space before it) was accepted as it was,
+    # and the transport refuses a URL with a space: every digest failed
+    assert CHANNELS[ChannelKind.SLACK].check(f" {HOOK}\n") == HOOK
+
+
 def test_real_webhook_shapes_are_accepted() -> None:
     check = CHANNELS[ChannelKind.SLACK].check
     for url in (HOOK, "https://hooks.slack.com/workflows/T01/A02/3456/abcdef"):
