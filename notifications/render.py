@@ -865,6 +865,21 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _cut_mrkdwn(text: str, limit: int) -> str:
+    """`text` (mrkdwn) cut with "…" to at most `limit` characters, never within an entity
+    (``&amp;``: at most 5 characters) nor a link (``<url|label>``: every ``<`` of our mrkdwn
+    starts one)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 4)
+    if amp >= 0 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    if cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]
+    return cut.rstrip() + "…"
+
+
 @functools.lru_cache(maxsize=8192)  # per paper, like `_paper_view`
 def _facts(paper: _PaperView) -> tuple[str, ...]:
     """The paper's identity line in mrkdwn: arXiv id, category, date, PDF link, upvotes."""
@@ -903,7 +918,7 @@ def _pick_blocks(view: _PickView) -> list[dict[str, Any]]:
     tail = [" · ".join(why)] if why else []
     text = "\n".join(head + abstract + tail)
     if len(text) > SLACK_MAX_SECTION_CHARS:  # only with very long URLs: drop the abstract
-        text = _truncate("\n".join(head + tail), SLACK_MAX_SECTION_CHARS)
+        text = _cut_mrkdwn("\n".join(head + tail), SLACK_MAX_SECTION_CHARS)
     # verbatim: feed text is shown as written; Slack's automatic parsing would otherwise turn
     # an "@channel" or "@here" in a title or an abstract into a mention that notifies everyone
     section = {"type": "mrkdwn", "text": text, "verbatim": True}

@@ -140,3 +140,27 @@ def test_a_digest_of_many_long_picks_is_accepted_whole(http: httpx.Client) -> No
     assert slack.refused == [] and len(slack.accepted) == len(out.payloads) > 1
     links = "".join(json.dumps(p) for p in slack.accepted)
     assert all(links.count(f"abs/2611.{i:05d}|") == 1 for i in range(1, 121))
+
+
+@pytest.mark.parametrize("shift", range(0, 40, 3))
+def test_a_pick_too_long_for_one_section_is_cut_between_entities_and_links(
+    http: httpx.Client, shift: int
+) -> None:
+    # very long URLs leave no room for the abstract: the section was then cut at 3,000
+    # characters wherever that fell, within an entity ("&am…") or a link ("<https://doi…")
+    pick = make_pick(
+        1,
+        url="https://example.org/p?" + "a" * 950,
+        title="T&" * 200,
+        authors=("&" * 100,) * 3,
+        doi="10.1000/" + "x" * (900 + shift),
+        reason="<&>" * 200,
+        abstract="a " * 500,
+    )
+    with fake_slack() as slack, slack_transport(http, FakeClock()) as transport:
+        transport.send(render_slack(make_digest((pick,)), webhook_url=slack.url))
+    assert slack.refused == []
+    (section,) = [b["text"]["text"] for b in slack.accepted[0]["blocks"] if b["type"] == "section"]
+    assert len(section) <= MAX_SECTION
+    assert re.search(r"&[a-z]*…", section) is None, section[-40:]
+    assert "<" not in LINK.sub("", section) and section.startswith("*<https://example.org/p?")
