@@ -13,6 +13,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -146,6 +147,9 @@ class ServerSettings(_Section):
         return out
 
 
+_CRON_CHECK_FROM = datetime(2000, 1, 1, tzinfo=UTC)  # a leap year's start: 29 February too
+
+
 class ScheduleSettings(_Section):
     timezone: str = "UTC"
     ingest_cron: str = "15 */4 * * *"
@@ -163,9 +167,13 @@ class ScheduleSettings(_Section):
     @classmethod
     def _cron(cls, v: str) -> str:
         try:
-            crontab_trigger(v)
+            trigger = crontab_trigger(v, "UTC")
         except ValueError as e:
             raise ValueError(f"not a 5-field crontab expression ({e}); e.g. '15 */4 * * *'") from e
+        # five valid fields may match no day ("0 0 30 2 *"): the job would get no run time,
+        # and APScheduler would pause it for good. Crontab has no year: any start date will do
+        if trigger.get_next_fire_time(None, _CRON_CHECK_FROM) is None:
+            raise ValueError("never fires: no date matches its day and month fields")
         return v
 
 

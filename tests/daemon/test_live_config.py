@@ -166,3 +166,30 @@ def test_what_is_built_from_the_settings_follows_them(watched: tuple[App, Path])
     assert app.links.unsubscribe_url(1).startswith("https://papers.lab.example/unsubscribe/")
     restart = app.apply_settings(edit(config, {"server.port": 9090}))
     assert restart == ["server.port"]
+
+
+def test_a_cron_that_never_fires_is_refused_naming_its_key_and_the_old_schedule_kept(
+    watched: tuple[App, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # "0 0 30 2 *" (30 February) is five valid fields, but no day matches: taken, the digest
+    # job got no next run time, and APScheduler paused it: no digest again, and no error said
+    app, config = watched
+    scheduler = make_scheduler(app)
+    scheduler.start(paused=True)
+    try:
+        watch = ConfigWatch(app)
+        good = config.read_text()
+        assert 'digest_cron = "5 * * * *"' in good
+        # written by an editor (`edit` refuses it as the console does)
+        config.write_text(good.replace('digest_cron = "5 * * * *"', 'digest_cron = "0 0 30 2 *"'))
+        with caplog.at_level(logging.ERROR, logger="paperwire.daemon"):
+            watch()
+        errors = [r.error for r in caplog.records if r.msg == "configuration not applied"]  # type: ignore[attr-defined]
+        assert len(errors) == 1
+        assert "schedule.digest_cron" in errors[0] and "never" in errors[0]
+        assert app.settings.schedule.digest_cron == "5 * * * *"
+        job = scheduler.get_job("digest")
+        assert {f.name: str(f) for f in job.trigger.fields}["minute"] == "5"
+        assert job.next_run_time is not None
+    finally:
+        scheduler.shutdown(wait=False)
