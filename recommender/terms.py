@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from recommender.config import RecommenderConfig
-from recommender.features import _fold
+from recommender.features import _doc_text, _fold
 from recommender.state import _Fitted
 from recommender.types import Doc
 
@@ -184,9 +184,14 @@ def _join(phrases: list[list[str]], held: set[str], first: str, second: str) -> 
 def _acronym(word: str, phrase: list[str]) -> bool:
     """Whether `word` abbreviates the end of `phrase` ("metamorphic testing (MT)", "large
     language models (LLMs)"): the phrase names it already."""
-    letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
+    letters = _initials(word)
     n = len(letters)
     return 1 < n <= len(phrase) and letters == "".join(w[0] for w in phrase[-n:])
+
+
+def _initials(word: str) -> str:
+    """The initials an abbreviation stands for: its letters, a plural's "s" left out ("llms")."""
+    return word[:-1] if word.endswith("s") and len(word) > 2 else word
 
 
 def _abbreviated_tail(word: str, phrase: list[str]) -> bool:
@@ -194,7 +199,7 @@ def _abbreviated_tail(word: str, phrase: list[str]) -> bool:
     end: "models llms" of "large language models (LLMs)", "relations mrs" of "metamorphic
     relations (MRs)" — a fragment, named as "models llms" before. The abbreviation has no
     vowel: "test set", "review evidence core", "network analysis dna" are no such fragment."""
-    letters = word[:-1] if word.endswith("s") and len(word) > 2 else word
+    letters = _initials(word)
     n, k = len(letters), len(phrase)
     if not 1 < n <= 6 or k >= n or letters[-k:] != "".join(w[0] for w in phrase):
         return False
@@ -296,12 +301,11 @@ class _Words(NamedTuple):
 
 
 def _words(doc: Doc, cfg: RecommenderConfig) -> _Words:
-    title, abstract = doc.title, doc.abstract if cfg.use_abstract else ""
-    if title.isupper():  # it would name every term in capitals ("DEEP LEARNING"): read in
+    text = _doc_text(doc, cfg.use_abstract)  # as the vectorizer read it
+    if doc.title.isupper():  # it would name every term in capitals ("DEEP LEARNING"): read in
         # lower case, after the abstract ("RNA polymerase" there, not "rna polymerase")
-        text = f"{abstract}. {title.lower()}" if abstract else title.lower()
-    else:
-        text = f"{title}. {abstract}" if abstract else title
+        abstract = doc.abstract if cfg.use_abstract else ""
+        text = f"{abstract}. {doc.title.lower()}" if abstract else doc.title.lower()
     pattern = re.compile(cfg.token_pattern)
     stop = ENGLISH_STOP_WORDS if cfg.stop_words == "english" else frozenset()
     tokens: list[str | None] = []
