@@ -16,6 +16,7 @@ from daemon.errors import ConfigError
 from daemon.settings import Settings, load_settings
 from tests.daemon.conftest import ROOT
 from tests.daemon.in_process import Ran, run_paperwire
+from tests.timing import LINEAR_LIMIT, growth
 
 DEFAULT_TOML = ROOT / "config" / "paperwire.toml"
 
@@ -546,27 +547,11 @@ def test_masking_a_text_takes_time_in_proportion_to_its_length(
 ) -> None:
     # every feed error goes through shown_url, and a web page given as a feed is quoted with
     # the feed links its <head> names (200 KB of it): 50,000 colons took 20 s, 200,000 five
-    # minutes of the ingest, "?a" repeated as long. Measured as a ratio of CPU times in one
-    # run, so the machine's speed cancels out: a text 4 times as long takes about 4 times as
-    # long when it is read once, 16 times when it is read again from each place
-    import time
-
+    # minutes of the ingest, "?a" repeated as long (each read again from every place)
     from daemon.settings import shown_url
 
-    def cpu_seconds(words: str) -> float:
-        started = time.process_time()
-        shown_url(words)
-        return time.process_time() - started
-
     short, long = text(size), text(4 * size)
-    # the least of several: a page fault or a collection adds time, never takes it away
-    once = min(cpu_seconds(short) for _ in range(5))
-    ratios = []
-    for _ in range(3):  # again only while it looks slow
-        ratios.append(cpu_seconds(long) / once)
-        if ratios[-1] < 10:
-            break
-    assert min(ratios) < 10, ratios
+    assert growth(lambda: shown_url(short), lambda: shown_url(long)) < LINEAR_LIMIT
 
 
 def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
