@@ -882,8 +882,10 @@ class Digests(Repository):
         return sorted(changed)
 
     def resend(self, digest_id: int, now: datetime) -> bool:
-        """Send a digest once more (it keeps its Message-ID): back to pending, due now.
-        False when it is pending already or has nothing to send."""
+        """Send a digest once more (it keeps its Message-ID): back to pending, due now. A sent
+        one is sent whole again; a failed one goes on from the part not taken (a split Slack
+        digest: the parts the channel shows already are not posted twice). False when it is
+        pending already or has nothing to send."""
         with self.session() as s:
             d = s.get_one(Digest, digest_id)
             has_items = s.exec(
@@ -891,7 +893,9 @@ class Digests(Repository):
             ).first()
             if d.state == DigestState.PENDING or (d.state == DigestState.EMPTY and not has_items):
                 return False
-            d.state, d.attempts, d.parts_sent = DigestState.PENDING, 0, 0
+            if d.state != DigestState.FAILED:
+                d.parts_sent = 0
+            d.state, d.attempts = DigestState.PENDING, 0
             d.next_attempt_at, d.leased_until, d.sent_at = now, None, None
             s.add(d)
             s.commit()

@@ -568,3 +568,40 @@ def test_a_subscriber_whose_only_channel_paperwire_stopped_can_still_be_edited(
     assert people.get("u0").digest_hour == 9 and people.get("u0").active
     (u0,) = people.channels_of(people.get("u0").id)
     assert not u0.active and u0.stopped_reason is not None  # still stopped, still said why
+
+
+def test_a_resent_failed_slack_digest_goes_on_from_the_part_slack_refused(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # the console's Resend of a split Slack digest that failed at its second part sent the
+    # first part again: the channel showed it twice (a sent digest's Resend sends it whole)
+    papers = [
+        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
+                published=NOW)
+        for i in range(30)
+    ]  # fmt: skip
+    with http_server() as slack:
+        app = app_factory(
+            make_settings(slack={"transport": "webhook", "min_interval_seconds": 0.0})
+        )
+        app.store.papers.upsert(papers, None, NOW)
+        items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
+        app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: slack.url_for("/hooks/a")})
+        user, (channel,) = app.store.people.subscribers(["ada"])[0]
+        digest_id = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
+        )
+        slack.reply(200, "ok")
+        slack.reply(400, "invalid_blocks")
+        jobs.deliver(app, NOW)
+        first, second = (r.json()["blocks"] for r in slack.seen("/hooks/a"))
+        assert app.store.digests.counts() == {"failed": 1}
+
+        assert app.store.digests.resend(digest_id, NOW + timedelta(hours=1))
+        assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1
+        assert [r.json()["blocks"] for r in slack.seen("/hooks/a")][2:] == [second]
+
+        # sent: a Resend sends it whole (the admin asks for it again)
+        assert app.store.digests.resend(digest_id, NOW + timedelta(hours=2))
+        assert jobs.deliver(app, NOW + timedelta(hours=2)).sent == 1
+        assert [r.json()["blocks"] for r in slack.seen("/hooks/a")][3:] == [first, second]
