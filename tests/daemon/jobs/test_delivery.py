@@ -591,6 +591,7 @@ def test_a_resent_failed_slack_digest_goes_on_from_the_part_slack_refused(
         digest_id = app.store.digests.create(
             user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
         )
+        assert digest_id is not None
         slack.reply(200, "ok")
         slack.reply(400, "invalid_blocks")
         jobs.deliver(app, NOW)
