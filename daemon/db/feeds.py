@@ -123,8 +123,13 @@ class Feeds(Repository):
         etag: str | None = None,
         last_modified: str | None = None,
         papers: int = 0,
+        not_modified: bool = False,
     ) -> None:
-        """One fetch: its outcome, and on success how many new papers it brought."""
+        """One fetch: its outcome, and on success how many new papers it brought. A fetch that
+        brought the feed (a 200) replaces the validators with the ones it came with, `None`
+        for one the server no longer sends (kept, it would go with every later request, and
+        the server may match it against a feed it no longer describes); a 304
+        (`not_modified`) keeps them."""
         with self.session() as s:
             feed = s.get(Feed, feed_id)
             if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
@@ -134,8 +139,8 @@ class Feeds(Repository):
                 feed.last_ok_at = now
                 feed.last_error = None
                 feed.consecutive_errors = 0
-                feed.etag = etag or feed.etag
-                feed.last_modified = last_modified or feed.last_modified
+                if not not_modified:
+                    feed.etag, feed.last_modified = etag, last_modified
                 feed.papers_seen += papers
                 feed.last_new_papers = papers
             else:

@@ -217,7 +217,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
             extra={"feed": feed.name, "to": shown_url(moved)},
         )
     if fetched.content is None:
-        app.store.feeds.record_fetch(feed.id, now, etag=fetched.etag, papers=earlier)
+        app.store.feeds.record_fetch(feed.id, now, papers=earlier, not_modified=True)
         report.feeds_unchanged += 1
         log.info("feed unchanged", extra={"feed": feed.name})
         return

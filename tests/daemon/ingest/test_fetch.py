@@ -566,6 +566,56 @@ def test_ingest_one_good_one_failing_feed_then_conditional_get(
     assert app.store.papers.count() == HF_IDS
 
 
+def test_a_validator_the_server_stops_sending_is_forgotten(
+    server: HttpServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
+) -> None:
+    # a 200 without ETag (or Last-Modified) kept the one stored before: every later fetch sent
+    # that stale If-None-Match, for ever (ingest QA)
+    body = HF_FILE.read_bytes()
+    server.routes["/hf.json"] = Route(
+        body=body, etag='"v1"', last_modified=LAST_MODIFIED, content_type="application/json"
+    )
+    app = app_factory(make_settings(feeds=[{"name": "hf", "url": server.url_for("/hf.json")}]))
+    jobs.ingest(app, clock())
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_unchanged == 1  # a 304 keeps both
+    assert (app.store.feeds.get("hf").etag, app.store.feeds.get("hf").last_modified) == (
+        '"v1"',
+        LAST_MODIFIED,
+    )
+    # the server changes the feed and sends a Last-Modified only: the ETag is forgotten
+    later = "Fri, 21 Aug 2026 10:00:00 GMT"
+    server.routes["/hf.json"] = Route(
+        body=body, last_modified=later, content_type="application/json"
+    )
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_ok == 1
+    feed = app.store.feeds.get("hf")
+    assert (feed.etag, feed.last_modified) == (None, later)
+    # then neither: both are forgotten, and the next fetch is not conditional
+    server.routes["/hf.json"] = Route(body=body, content_type="application/json")
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_ok == 1
+    feed = app.store.feeds.get("hf")
+    assert (feed.etag, feed.last_modified) == (None, None)
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_ok == 1
+    sent = [
+        (r.headers.get("if-none-match"), r.headers.get("if-modified-since"))
+        for r in server.seen("/hf.json")
+    ]
+    assert sent == [
+        (None, None),
+        ('"v1"', LAST_MODIFIED),
+        ('"v1"', LAST_MODIFIED),
+        (None, later),
+        (None, None),
+    ]
+
+
 def test_same_paper_in_two_feeds_is_stored_once(
     server: HttpServer,
     app_factory: Callable[..., App],
