@@ -52,7 +52,8 @@ class Feeds(Repository):
                     s.add(Feed(name=name, url=url, enabled=enabled, declared=True, created_at=now))
                 elif (row.url, row.enabled, row.declared) != (url, enabled, True):
                     if row.url != url:  # another address: its validators mean nothing there
-                        row.url, row.etag, row.last_modified = url, None, None
+                        row.url = url
+                        _forget_validators(row)
                     _set_enabled(row, enabled, now)
                     row.declared = True
                     s.add(row)
@@ -75,7 +76,8 @@ class Feeds(Repository):
             twin = s.exec(select(Feed).where(Feed.url == url)).first()
             if twin is not None:
                 raise PaperwireError(f"feed {twin.name!r} already has the address {url}")
-            feed.url, feed.etag, feed.last_modified = url, None, None
+            feed.url = url
+            _forget_validators(feed)
             feed.last_error, feed.consecutive_errors = None, 0
             if feed.enabled:
                 feed.enabled_at = now
@@ -122,14 +124,16 @@ class Feeds(Repository):
         error: str | None = None,
         etag: str | None = None,
         last_modified: str | None = None,
+        url: str | None = None,
         papers: int = 0,
         not_modified: bool = False,
     ) -> None:
         """One fetch: its outcome, and on success how many new papers it brought. A fetch that
         brought the feed (a 200) replaces the validators with the ones it came with, `None`
         for one the server no longer sends (kept, it would go with every later request, and
-        the server may match it against a feed it no longer describes); a 304
-        (`not_modified`) keeps them."""
+        the server may match it against a feed it no longer describes), and remembers the
+        address they came from, `url` (a `{date}` feed's, filled in): they are sent to that
+        one only. A 304 (`not_modified`) keeps them."""
         with self.session() as s:
             feed = s.get(Feed, feed_id)
             if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
@@ -141,6 +145,7 @@ class Feeds(Repository):
                 feed.consecutive_errors = 0
                 if not not_modified:
                     feed.etag, feed.last_modified = etag, last_modified
+                    feed.validators_url = url if etag or last_modified else None
                 feed.papers_seen += papers
                 feed.last_new_papers = papers
             else:
@@ -148,6 +153,11 @@ class Feeds(Repository):
                 feed.consecutive_errors += 1
             s.add(feed)
             s.commit()
+
+
+def _forget_validators(feed: Feed) -> None:
+    """The server's validators mean nothing at another address."""
+    feed.etag, feed.last_modified, feed.validators_url = None, None, None
 
 
 def _set_enabled(feed: Feed, enabled: bool, now: datetime) -> None:

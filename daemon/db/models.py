@@ -96,6 +96,9 @@ class Feed(SQLModel, table=True):
     declared: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     etag: str | None = None
     last_modified: str | None = None
+    # the address the validators came from, the only one they are sent to: a {date} feed's
+    # address is another each day (migration 0017)
+    validators_url: str | None = None
     last_fetched_at: datetime | None = Field(default=None, sa_column=_ts())
     last_ok_at: datetime | None = Field(default=None, sa_column=_ts())
     # when it was last enabled again: status counts its silence and failure from then

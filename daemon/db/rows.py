@@ -60,6 +60,7 @@ class FeedRow:
     last_new_papers: int  # new papers of the last successful fetch
     created_at: datetime
     enabled_at: datetime | None = None  # when it was last enabled again, if it was
+    validators_url: str | None = None  # the address `etag` and `last_modified` came from
 
     @classmethod
     def of(cls, f: Feed) -> FeedRow:
@@ -78,6 +79,7 @@ class FeedRow:
             last_new_papers=f.last_new_papers,
             created_at=f.created_at,
             enabled_at=f.enabled_at,
+            validators_url=f.validators_url,
         )
 
 

@@ -209,7 +209,13 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
                 extra={"feed": feed.name, "day": str(day), "error": shown_url(str(e))},
             )
     url = expand_url(feed.url, now)
-    fetched = app.fetcher.fetch(url, etag=feed.etag, last_modified=feed.last_modified)
+    # validators go to the address they came from only: a {date} feed's are of another day
+    ours = feed.validators_url == url
+    fetched = app.fetcher.fetch(
+        url,
+        etag=feed.etag if ours else None,
+        last_modified=feed.last_modified if ours else None,
+    )
     if moved := _moved(fetched, feed.url):  # followed, and said: it may stop redirecting
         log.warning(
             "feed moved for good: change its address before the old one stops redirecting "
@@ -227,6 +233,7 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         now,
         etag=fetched.etag,
         last_modified=fetched.last_modified,
+        url=url,
         papers=new + earlier,  # new ones only: a feed fetched six times has not brought more
     )
     report.feeds_ok += 1

@@ -478,6 +478,48 @@ def test_a_feed_of_the_day_reads_the_days_it_missed(
         ]
 
 
+def test_a_feed_of_the_day_sends_its_validators_to_the_address_they_came_from_only(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # a {date} feed sent yesterday's ETag / Last-Modified with today's URL: a server that
+    # matches them (the same ETag for two empty lists, a Last-Modified later than today's
+    # list) answered 304 for a list never read (ingest QA)
+    from datetime import UTC, datetime
+
+    from tests.servers import Route
+
+    day = (FEEDS / "hf" / "daily_papers_2026-08-20.json").read_bytes()
+    modified = "Thu, 20 Aug 2026 10:00:00 GMT"
+    with http_server() as hf:
+        for d in ("2026-08-20", "2026-08-21"):
+            hf.routes[f"/hf?date={d}"] = Route(
+                body=day if d.endswith("20") else b"[]",
+                etag=f'"{d}"',
+                last_modified=modified,
+                content_type="application/json",
+            )
+        app = app_factory(make_settings(feeds=[{"name": "hf", "url": hf.url + "/hf?date={date}"}]))
+        first = datetime(2026, 8, 20, 9, tzinfo=UTC)
+        jobs.ingest(app, first)
+        jobs.ingest(app, first + timedelta(hours=4))  # the same address: its validators
+        jobs.ingest(app, first + timedelta(days=1))  # the day after: none
+        jobs.ingest(app, first + timedelta(days=1, hours=4))  # then today's own
+    sent = [
+        (r.path, r.headers.get("if-none-match"), r.headers.get("if-modified-since"))
+        for r in hf.requests
+    ]
+    assert sent == [
+        ("/hf?date=2026-08-19", None, None),  # a new feed: yesterday's list too (a 404 here)
+        ("/hf?date=2026-08-20", None, None),
+        ("/hf?date=2026-08-20", '"2026-08-20"', modified),
+        ("/hf?date=2026-08-20", None, None),  # the day missed, read again without
+        ("/hf?date=2026-08-21", None, None),
+        ("/hf?date=2026-08-21", '"2026-08-21"', modified),
+    ]
+    (feed,) = app.store.feeds.all()
+    assert feed.etag == '"2026-08-21"' and feed.last_error is None
+
+
 def test_a_failing_private_feed_is_reported_without_its_token(
     app_factory: Callable[..., App],
     make_settings: SettingsFactory,
