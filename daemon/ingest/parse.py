@@ -46,6 +46,7 @@ from daemon.ingest.text import (
     is_name,
     looks_like_markup,
     plain_text,
+    reads_as_html,
 )
 from daemon.ingest.xmlsafe import safe_xml
 
@@ -308,14 +309,18 @@ def _parse_xml(content: bytes, url: str, content_type: str | None) -> ParsedFeed
     )
 
 
-def _field(item: Mapping[str, Any], name: str, limit: int) -> str:
-    """A text field by its declared kind: HTML is read as HTML, anything else stays text."""
+def _field(item: Mapping[str, Any], name: str, limit: int, *, rss: bool = False) -> str:
+    """A text field by its declared kind: HTML is read as HTML, anything else stays text.
+    `rss`: a field of RSS, whose kind feedparser guessed (RSS declares none), and guessed
+    text for HTML with a "<" in its words (`reads_as_html`)."""
     detail = item.get(f"{name}_detail")
     kind = detail.get("type") if isinstance(detail, Mapping) else None
     value = item.get(name)
     if isinstance(kind, str) and kind.lower() in _HTML_TYPES:
         return html_text(value, limit)
     if isinstance(value, str) and _MATH_OPEN.search(value) and _MATH_CLOSE.search(value):
+        return html_text(value, limit)
+    if rss and isinstance(value, str) and reads_as_html(value, limit):
         return html_text(value, limit)
     return plain_text(value, limit)
 
@@ -434,7 +439,7 @@ def _entry_paper(
     guid = plain_text(e.get("id"), 10**6) or None
     link = _url(e.get("link")) or None
     label = cap(guid or link or "without id", 200)
-    title = _field(e, "title", TITLE_MAX)
+    title = _field(e, "title", TITLE_MAX, rss=rss)
     if not guid and not link:
         return f"{title[:60]!r} has no link and no id"
     if not title:

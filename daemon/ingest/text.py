@@ -129,6 +129,17 @@ def looks_like_markup(value: str) -> bool:
     return any(_is_tag(m) for m in _TAG.finditer(value))
 
 
+def reads_as_html(value: str, limit: int) -> bool:
+    """Whether a field of no declared kind (an RSS title) is HTML: feedparser's guess (a
+    closing tag, and every tag one of HTML's), with a "<" that opens no tag counted as text,
+    as `html_text` reads it. feedparser took "x<y" for a tag "<y", so "<i>p</i>-values for
+    x<y" stayed text and showed its tags. A field without a closing tag of HTML ("<think> …
+    </think>", "Detecting <script> injection") or with a "<" that looks like a tag and is
+    none ("<think>", "a<b and c>") stays text."""
+    tags = list(_TAG.finditer(value[: limit * _RAW_FACTOR]))
+    return any(m.group(1) and _is_tag(m) for m in tags) and all(_is_tag(m) for m in tags)
+
+
 def cap(text: str, limit: int) -> str:
     """`text` cut to at most `limit` characters, at a word boundary when one is near, + "…"."""
     if len(text) <= limit:

@@ -205,6 +205,45 @@ def test_mathml_in_an_rss_title_is_read_as_markup() -> None:
         assert paper.title == title.replace("&lt;", "<").replace("&gt;", ">")
 
 
+def test_an_rss_title_with_html_tags_and_a_less_than_sign_is_read_as_html() -> None:
+    # "<i>p</i>-values for x<y": feedparser guesses an RSS title is HTML only when every "<"
+    # opens a tag of its list, and took "<y" for one: the title was plain text and showed its
+    # <i> and </i> (ingest QA). A "<" that opens no tag is text, as html_text reads it.
+    rss2 = b'<rss version="2.0"><channel><title>t</title><item><title>%s</title>'
+    rss2 += b"<link>https://b.test/1</link></item></channel></rss>"
+    rss1 = (
+        b'<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        b'xmlns="http://purl.org/rss/1.0/"><channel rdf:about="https://b.test/"><title>t'
+        b'</title></channel><item rdf:about="https://b.test/1"><title>%s</title>'
+        b"<link>https://b.test/1</link></item></rdf:RDF>"
+    )
+    for feed in (rss2, rss1):
+        for title, shown in (
+            ("&lt;i&gt;p&lt;/i&gt;-values for x&lt;y", "p-values for x<y"),
+            ("&lt;i&gt;p&lt;/i&gt;-values for x &lt;y", "p-values for x <y"),
+            ("&lt;i&gt;p&lt;/i&gt;-values for x &lt; y", "p-values for x < y"),
+            ("<![CDATA[<i>p</i>-values for $x<y$]]>", "p-values for $x<y$"),
+            # no closing tag of HTML, or a "<" that looks like a tag and is none: text
+            (
+                "&lt;think&gt; tokens and &lt;/think&gt; for x&lt;y",
+                "<think> tokens and </think> for x<y",
+            ),
+            (
+                "Detecting &lt;script&gt; injection when x&lt;y",
+                "Detecting <script> injection when x<y",
+            ),
+            ("&lt;i&gt;p&lt;/i&gt; for x&lt;y and &lt;think&gt;", "<i>p</i> for x<y and <think>"),
+            # (feedparser's own guess, as before: "<b and c>" is no tag, but text in HTML)
+            ("&lt;i&gt;p&lt;/i&gt; if a&lt;b and c&gt;d", "p if a<b and c>d"),
+        ):
+            (paper,) = parse_feed(feed % title.encode(), url="https://b.test/feed").papers
+            assert paper.title == shown, (feed[:12], title)
+    # an Atom title is of the kind it declares (text by default): never guessed
+    atom = b'<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><entry><id>tag:b,1</id>'
+    atom += b"<title>&lt;i&gt;p&lt;/i&gt;-values for x&lt;y</title></entry></feed>"
+    assert parse_feed(atom, url="https://b.test/").papers[0].title == "<i>p</i>-values for x<y"
+
+
 def test_a_title_of_math_tags_without_an_end_costs_no_more_than_any_title() -> None:
     # the first MathML check was one pattern for the pair of tags: each "<math>" scanned the
     # rest of the field for its end, 10 s for 120 KB, hours for this feed (the parse budget
