@@ -235,6 +235,8 @@ def _hf_paper(item: Mapping[str, Any], paper: Mapping[str, Any]) -> PaperIn | st
     if not raw_id:
         return f"paper {title[:60]!r} has no id"
     authors = paper.get("authors")
+    # every author, "hidden" ones too: the flag is an author's choice not to show the paper
+    # on their own profile (Hugging Face's "Show on profile"), not a name the paper lacks
     names = tuple(
         name
         for a in (authors if isinstance(authors, list) else [])[:AUTHORS_MAX]

@@ -505,6 +505,28 @@ def test_hf_first_paper_of_2025() -> None:
     assert "\n" not in first.abstract
 
 
+def test_hf_authors_marked_hidden_are_still_the_papers_authors() -> None:
+    # "hidden" rides on each author of the API's answer. In the recordings it is false for all
+    # 279 of them, those with a Hugging Face account (a "user", "status": "claimed_verified")
+    # and those without: no flag of what the paper page shows. Hugging Face lets an author
+    # who claimed a paper hide it from their own profile ("Show on profile", hub docs,
+    # paper-pages.md); the person is still an author (arXiv lists them), so they stay, in the
+    # order given: left out, the paper would lose a name its arXiv record has, and a
+    # subscriber who follows that author would never be shown it from this feed.
+    recorded = [
+        a for path in HF_FILES for item in json.loads(path.read_bytes())
+        for a in item["paper"]["authors"]
+    ]  # fmt: skip
+    assert len(recorded) == 279 and all(a["hidden"] is False for a in recorded)
+    items = json.loads(HF_FILES[1].read_bytes())
+    claimed = [a for a in items[0]["paper"]["authors"] if "user" in a]
+    assert claimed and all(a["hidden"] is False for a in claimed)
+    authors = items[0]["paper"]["authors"]
+    authors[1]["hidden"] = True
+    (first, *_) = parse_feed(json.dumps(items).encode(), url="https://hf.test/api/x").papers
+    assert first.authors == tuple(a["name"] for a in authors)
+
+
 def test_hf_broken_item_is_skipped_and_others_survive() -> None:
     items = json.loads(HF_FILES[0].read_bytes())
     items[1] = {"title": "no paper object"}
