@@ -33,6 +33,7 @@ class FeedTrial:
     moved_to: str | None = None  # the server said the feed moved there for good (301, 308)
     too_old: int = 0  # papers dated before digest.max_age_days: never announced as new
     max_age_days: int = 0
+    day: date | None = None  # a `{date}` feed's (Hugging Face's daily papers): its list's day
 
     def summary(self) -> str:
         """What the fetch found, for the admin: "42 entries (40 new), newest 2026-11-29"."""
@@ -41,6 +42,11 @@ class FeedTrial:
             return (
                 "0 entries: an arXiv listing is empty on the days arXiv announces nothing "
                 "(Saturdays, Sundays, holidays); it fills at the next announcement"
+            )
+        if not entries and self.day is not None:
+            return (
+                f"0 entries: the list of {self.day} is empty so far; papers join a day's list "
+                "during that day and after it, and each ingest reads the days since its last"
             )
         if not entries:
             return "0 entries: the feed is empty now (check that it is the one you meant)"
@@ -65,7 +71,8 @@ def _arxiv_listing(url: str) -> bool:
     host = (parts.hostname or "").lower()
     if host == "rss.arxiv.org":
         return True
-    return host in ("arxiv.org", "export.arxiv.org") and parts.path.startswith("/rss/")
+    listing_hosts = ("arxiv.org", "www.arxiv.org", "export.arxiv.org")
+    return host in listing_hosts and parts.path.startswith("/rss/")
 
 
 def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
@@ -73,6 +80,7 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
     console runs it in the daemon), and say what it would bring; store nothing. A failure is
     returned in `error`, not raised."""
     expanded = expand_url(url, now)
+    day = now.astimezone(UTC).date() if "{date}" in url else None  # as expand_url reads it
     try:
         fetched = app.fetcher.fetch(expanded)
         assert fetched.content is not None  # no validators sent: never a 304
@@ -98,6 +106,7 @@ def try_feed(app: App, url: str, now: datetime) -> FeedTrial:
         moved_to=moved,
         too_old=too_old,
         max_age_days=max_age,
+        day=day,
     )
 
 

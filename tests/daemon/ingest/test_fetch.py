@@ -616,6 +616,30 @@ def test_a_validator_the_server_stops_sending_is_forgotten(
     ]
 
 
+def test_an_empty_list_on_a_day_nothing_is_announced_does_not_say_the_feed_is_wrong(
+    server: HttpServer, app_factory: Callable[..., App], clock: Any
+) -> None:
+    # `feeds add` of Hugging Face's daily papers early on a day (or on a Sunday) said "the
+    # feed is empty now (check that it is the one you meant)": today's list is empty until
+    # papers join it; and an arXiv listing by www.arxiv.org was not known for one (ingest QA)
+    from daemon.jobs.ingest import FeedTrial, try_feed
+
+    server.routes["/hf?date=2026-11-29"] = Route(body=b"[]", content_type="application/json")
+    app = app_factory()
+    sunday = datetime(2026, 11, 29, 6, tzinfo=UTC)
+    trial = try_feed(app, server.url_for("/hf?date={date}"), sunday)
+    said = trial.summary()
+    assert trial.error is None and trial.url.endswith("/hf?date=2026-11-29")
+    assert "the one you meant" not in said and "the list of 2026-11-29 is empty so far" in said
+    assert (
+        "the one you meant"
+        in try_feed(app, server.url_for("/hf?date=2026-11-29"), sunday).summary()
+    )
+    for url in ("https://www.arxiv.org/rss/cs.LG", "https://ARXIV.org/rss/cs.LG"):
+        said = FeedTrial(url, [], 0, 0).summary()
+        assert "arXiv announces nothing" in said and "the one you meant" not in said, url
+
+
 def test_same_paper_in_two_feeds_is_stored_once(
     server: HttpServer,
     app_factory: Callable[..., App],
