@@ -133,7 +133,8 @@ class Feeds(Repository):
         for one the server no longer sends (kept, it would go with every later request, and
         the server may match it against a feed it no longer describes), and remembers the
         address they came from, `url` (a `{date}` feed's, filled in): they are sent to that
-        one only. A 304 (`not_modified`) keeps them."""
+        one only. A 304 (`not_modified`) keeps them, but for one it sends anew (a 304 carries
+        the validators a 200 would have)."""
         with self.session() as s:
             feed = s.get(Feed, feed_id)
             if feed is None:  # removed (`paperwire feeds remove`) while the ingest ran
@@ -146,6 +147,9 @@ class Feeds(Repository):
                 if not not_modified:
                     feed.etag, feed.last_modified = etag, last_modified
                     feed.validators_url = url if etag or last_modified else None
+                else:
+                    feed.etag = etag or feed.etag
+                    feed.last_modified = last_modified or feed.last_modified
                 feed.papers_seen += papers
                 feed.last_new_papers = papers
             else:

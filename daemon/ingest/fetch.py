@@ -289,12 +289,13 @@ class Fetcher:
     def _get(self, url: str, headers: dict[str, str], deadline: float) -> Fetched:
         try:
             with self.client.stream("GET", url, headers=headers) as resp:
-                if resp.status_code == 304:
+                if resp.status_code == 304:  # with the validators a 200 would have (if any)
                     return Fetched(
                         url=url,
                         content=None,
-                        etag=headers.get("If-None-Match"),
-                        last_modified=headers.get("If-Modified-Since"),
+                        etag=resp.headers.get("etag") or headers.get("If-None-Match"),
+                        last_modified=resp.headers.get("last-modified")
+                        or headers.get("If-Modified-Since"),
                     )
                 if resp.status_code >= 400:
                     raise FetchError(

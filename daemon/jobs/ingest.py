@@ -232,7 +232,10 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
             extra={"feed": feed.name, "to": shown_url(moved)},
         )
     if fetched.content is None:
-        app.store.feeds.record_fetch(feed.id, now, papers=earlier, not_modified=True)
+        app.store.feeds.record_fetch(
+            feed.id, now, papers=earlier, not_modified=True,
+            etag=fetched.etag, last_modified=fetched.last_modified,
+        )  # fmt: skip
         report.feeds_unchanged += 1
         log.info("feed unchanged", extra={"feed": feed.name})
         return

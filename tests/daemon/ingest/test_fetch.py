@@ -616,6 +616,35 @@ def test_a_validator_the_server_stops_sending_is_forgotten(
     ]
 
 
+def test_a_new_validator_sent_with_a_304_is_the_one_sent_next(
+    server: HttpServer,
+    app_factory: Callable[..., App],
+    make_settings: Callable[..., Any],
+    clock: Any,
+) -> None:
+    # RFC 9110: a 304 carries the ETag a 200 would have; one that changed (a server that
+    # versions its validators) was ignored, and the old one was sent again (ingest QA)
+    body = HF_FILE.read_bytes()
+    server.routes["/hf.json"] = Route(body=body, etag='"v1"', content_type="application/json")
+    app = app_factory(make_settings(feeds=[{"name": "hf", "url": server.url_for("/hf.json")}]))
+    jobs.ingest(app, clock())
+    server.reply(304, "", headers={"ETag": '"v2"', "Last-Modified": LAST_MODIFIED})
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_unchanged == 1
+    feed = app.store.feeds.get("hf")
+    assert (feed.etag, feed.last_modified) == ('"v2"', LAST_MODIFIED)
+    server.reply(304, "")  # a 304 that names none keeps what was sent
+    clock.now += timedelta(hours=4)
+    assert jobs.ingest(app, clock()).feeds_unchanged == 1
+    clock.now += timedelta(hours=4)
+    jobs.ingest(app, clock())
+    sent = [
+        (r.headers.get("if-none-match"), r.headers.get("if-modified-since"))
+        for r in server.seen("/hf.json")
+    ]
+    assert sent == [(None, None), ('"v1"', None), ('"v2"', LAST_MODIFIED), ('"v2"', LAST_MODIFIED)]
+
+
 def test_an_empty_list_on_a_day_nothing_is_announced_does_not_say_the_feed_is_wrong(
     server: HttpServer, app_factory: Callable[..., App], clock: Any
 ) -> None:
