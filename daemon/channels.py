@@ -27,7 +27,9 @@ class ChannelType:
     kind: ChannelKind
     noun: str  # "email address", "Slack webhook URL"
     check: Callable[[str], str]  # the address, normalised; ValueError says what is wrong
-    show: Callable[[str], str]  # the address as it may be shown (secrets hidden)
+    show: Callable[[str], str]  # the address as it may be shown (secrets hidden), its kind
+    # named where the address alone would not say it ("slack https://hooks.slack.com/…")
+    masked: Callable[[str], str]  # the address alone, secrets hidden, for a line its kind labels
     render: Callable[[App, Digest, str], Outgoing]  # (app, digest, address) → message
     transport: Callable[[App], AbstractContextManager[Transport]]  # one per batch
 
@@ -175,6 +177,7 @@ CHANNELS: dict[ChannelKind, ChannelType] = {
         "email address",
         check=_check_email,
         show=lambda address: address,
+        masked=lambda address: address,
         render=_render_email,
         transport=_email_transport,
     ),
@@ -183,6 +186,7 @@ CHANNELS: dict[ChannelKind, ChannelType] = {
         "Slack webhook URL",
         check=_check_webhook,
         show=lambda address: f"slack {redact_url(address)}",
+        masked=redact_url,
         render=_render_slack,
         transport=_slack_transport,
     ),

@@ -340,7 +340,8 @@ def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) 
         f"  since: {_time(user.created_at)} UTC",
     ]
     lines += [
-        f"  {c.kind}: {CHANNELS[c.kind].show(c.address)}" + _stopped(c, why=True) for c in channels
+        f"  {c.kind}: {CHANNELS[c.kind].masked(c.address)}" + _stopped(c, why=True)
+        for c in channels
     ] or ["  no channel"]
     for f in signals.follows:
         lines.append(f"  {'mutes' if f.muted else 'follows'} {f.kind}: {f.value}")

@@ -399,6 +399,18 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     assert "unsubscribed" in pw("preview", "ada", expect=1).stderr
 
 
+def test_users_show_names_each_channel_once(pw: Runner) -> None:
+    # a QA pass: `users show` printed a Slack channel as "slack: slack https://hooks.slack.com/…"
+    pw("users", "add", "ada", "--email", "Ada <ada@lab.example>", "--slack-webhook", HOOK)
+    lines = [line.strip() for line in pw("users", "show", "ada").stdout.splitlines()]
+    assert "email: ada@lab.example" in lines
+    assert "slack: https://hooks.slack.com/…" in lines  # the webhook's host only
+    assert not any("T0ABC" in line or "s3cretToken" in line for line in lines)
+    # a list of channels of any kind still names the kind beside a webhook
+    listed = flat(pw("users", "list").stdout)
+    assert "ada@lab.example, slack https://hooks.slack.com/…" in listed
+
+
 def test_feeds_test_shows_what_would_be_ingested(pw: Runner, tmp_path: Path) -> None:
     done = pw("feeds", "test", HF_FILE.as_uri(), "--show", "2")
     assert "15 paper(s), 15 new" in done.stdout
