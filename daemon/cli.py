@@ -717,15 +717,15 @@ def users_set(
             changes.update(
                 _frequency_changes(user, app.clock(), zone, frequency, weekday, pause_until, resume)
             )
-        app.store.people.edit(
+        edited = app.store.people.edit(
             name,
             app.clock(),
             changes=changes,
             channels={kind: address or None for kind, address in channels.items()},
             subscribed=subscribed,
         )
-        _audit(app, "user changed", name)
-        out.print(f"updated user {name}", markup=False)
+        _audit(app, "user changed", edited.name)  # the handle as stored ("ADA" is ada)
+        out.print(f"updated user {edited.name}", markup=False)
 
 
 def _frequency_changes(
@@ -875,6 +875,7 @@ def users_list(
 def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
+        name = app.store.people.get(name).name  # as stored, in any case typed
         app.store.people.remove(name)
         _audit(app, "user removed", name)
         out.print(f"removed user {name}", markup=False)
@@ -886,7 +887,7 @@ def _record_feedback(user: str, paper: str, value: int) -> None:
         p = app.store.papers.find(paper)
         app.store.people.set_feedback(u.id, p.id, value, app.clock())
         out.print(
-            f"{user} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}",
+            f"{u.name} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}",
             highlight=False,
             markup=False,
         )
@@ -917,7 +918,7 @@ def like(
             if done.already
             else (" (fetched from arXiv)" if done.fetched else "")
         )
-        out.print(f"{user} likes {p.key}: {p.title}{how}", highlight=False, markup=False)
+        out.print(f"{report.user} likes {p.key}: {p.title}{how}", highlight=False, markup=False)
     for problem in report.failed:
         err.print(f"[bold red]error:[/] {escape(str(problem))}", highlight=False)
     if report.failed:
@@ -969,7 +970,7 @@ def import_library(
         report = import_source(app, user, file, fmt=fmt, zotero=zotero)
         if report.liked:
             detail = f"{report.liked} paper(s) liked from {report.source} ({report.format})"
-            _audit(app, "library imported", user, detail)
+            _audit(app, "library imported", report.user, detail)
     _print_import(report)
     if report.failed:
         raise SystemExit(1)
@@ -1012,12 +1013,12 @@ def follow(
                 else:
                     people.set_follow(u.id, kind, value, muted=mute)
         if absent and len(absent) == len(keyword) + len(author):
-            raise PaperwireError(f"{user} follows or mutes no {' or '.join(absent)}")
+            raise PaperwireError(f"{u.name} follows or mutes no {' or '.join(absent)}")
         if absent:
             err.print(f"not followed, nothing to forget: {', '.join(absent)}", markup=False)
         verb = "forgot" if remove else ("muted" if mute else "follows")
         out.print(
-            f"{user} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
+            f"{u.name} {verb}: {', '.join([*(keyword or []), *(author or [])])}",
             highlight=False,
             markup=False,
         )

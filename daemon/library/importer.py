@@ -151,7 +151,7 @@ def import_library(
     from the file, or reported when the file gives no title — importing again fetches them."""
     u = app.store.people.get(user)
     report = ImportReport(
-        user,
+        u.name,  # as stored: "ADA" is ada's
         source,
         library.format,
         unreadable=list(library.problems),
@@ -291,6 +291,7 @@ class Liked:
 
 @dataclass
 class LikeReport:
+    user: str  # the handle as stored (the one given may be in another case)
     liked: list[Liked] = field(default_factory=list)
     failed: list[Problem] = field(default_factory=list)
 
@@ -300,7 +301,7 @@ def like_papers(app: App, user: str, refs: Sequence[str]) -> LikeReport:
     are not stored are fetched from the arXiv API. A ref that names nothing (or cannot be
     fetched) is a failure; the others are liked."""
     u = app.store.people.get(user)
-    report = LikeReport()
+    report = LikeReport(u.name)
     known: list[tuple[str, PaperRow]] = []
     wanted: list[tuple[str, str]] = []  # (ref, arXiv id)
     for ref in refs:

@@ -353,6 +353,43 @@ def test_a_handle_in_another_case_is_the_users_own_everywhere(pw: Runner) -> Non
     assert "ada (email, " in pw("digest", "--dry-run", "--user", "ADA").stdout
 
 
+def test_a_command_given_a_handle_in_another_case_names_the_stored_handle(
+    pw: Runner, store: Store, tmp_path: Path
+) -> None:
+    """A QA pass: `like ADA …` answered "ADA likes …", `follow ADA` "ADA follows …" (and so
+    did dislike, import, users set and users remove, and the audit log named ADA): the lookup
+    found ada, but the confirmation echoed the handle as typed."""
+    pw("feeds", "add", "hf", HF_FILE.as_uri())
+    pw("ingest")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    library = tmp_path / "library.txt"
+    library.write_text("2608.16590\n")
+    said = {
+        "like": pw("like", "ADA", "2608.16590").stdout,
+        "dislike": pw("dislike", "Ada", "2608.16590").stdout,
+        "follow": pw("follow", "ADA", "--keyword", "agents").stdout,
+        "import": pw("import", "ADA", str(library)).stdout,
+        "users set": pw("users", "set", "ADA", "--digest-hour", "6").stdout,
+    }
+    forgot = pw("follow", "ADA", "--keyword", "agents", "--keyword", "robots", "--remove")
+    said["follow --remove"] = forgot.stdout
+    refused = pw("follow", "ADA", "--keyword", "robots", "--remove", expect=1).stderr
+    said["users remove"] = pw("users", "remove", "ADA").stdout
+    assert said["like"].startswith("ada likes arxiv:2608.16590")
+    assert said["dislike"].startswith("ada dislikes arxiv:2608.16590")
+    assert said["follow"].startswith("ada follows: agents")
+    assert said["import"].startswith("import into ada from ")
+    assert said["users set"].strip() == "updated user ada"
+    assert said["follow --remove"].startswith("ada forgot: agents")
+    assert "ada follows or mutes no keyword 'robots'" in refused
+    assert said["users remove"].strip() == "removed user ada"
+    assert not [command for command, text in said.items() if "ADA" in text or "Ada" in text]
+    targets = {(row.action, row.target) for row in store.admin.audit_log()}
+    assert {("user changed", "ada"), ("user removed", "ada")} <= targets
+    assert ("library imported", "ada") in targets
+    assert not [t for t in targets if t[1] in ("ADA", "Ada")]
+
+
 def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     pw("feeds", "add", "hf", HF_FILE.as_uri())
     pw("ingest")
