@@ -137,7 +137,8 @@ def key_comments(text: str) -> dict[str, str]:
 
 def value_of(key: str, text: str) -> Any:
     """A value typed on the command line, as the TOML value of `key`: true/false for a switch,
-    a number, an inline table `{ a = 1 }`, else the text itself."""
+    a whole number for an integer key, a number for a float one, an inline table `{ a = 1 }`,
+    else the text itself."""
     known = {k.key: k for k in keys()}
     if key not in known:
         raise ConfigError(f"{key}: unknown key{_suggest(key, known)}")
@@ -149,9 +150,14 @@ def value_of(key: str, text: str) -> Any:
         if word in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"{key} = {text!r}: give true or false")
-    if kind in ("int", "float"):
+    if kind == "int":  # 7.5 is a number, but not one these keys take
         try:
-            return int(text) if kind == "int" else float(text)
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key} = {text!r}: give a whole number") from None
+    if kind == "float":
+        try:
+            return float(text)
         except ValueError:
             raise ConfigError(f"{key} = {text!r}: give a number") from None
     if kind == "table":

@@ -700,7 +700,11 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
     ("key", "value", "message"),
     [
         ("schedule.digest_hour", "25", "schedule.digest_hour = 25: Input should be less than"),
-        ("schedule.digest_hour", "seven", "give a number"),
+        ("schedule.digest_hour", "seven", "schedule.digest_hour = 'seven': give a whole number"),
+        # 7.5 is a number: "give a number" was no help (a QA pass)
+        ("schedule.digest_hour", "7.5", "schedule.digest_hour = '7.5': give a whole number"),
+        ("delivery.max_attempts", "2.5", "delivery.max_attempts = '2.5': give a whole number"),
+        ("admin.lockout_minutes", "soon", "admin.lockout_minutes = 'soon': give a number"),
         ("schedule.digest_cron", "every morning", "not a 5-field crontab expression"),
         ("schedule.timezone", "Mars/Base", "IANA"),
         ("digest.send_empty", "maybe", "give true or false"),
@@ -725,6 +729,28 @@ def test_config_set_refuses_an_invalid_value_without_touching_the_file(
     assert path.read_bytes() == before and path.stat().st_mtime_ns == stamp
     assert not path.with_name("lab.toml.previous").exists()
     assert [p.name for p in tmp_path.iterdir() if ".tmp" in p.name] == []
+
+
+def test_every_integer_key_asks_for_a_whole_number_and_every_float_key_takes_a_fraction(
+    tmp_path: Path,
+) -> None:
+    from daemon.config_file import keys, value_of
+    from daemon.errors import ConfigError
+
+    numeric = [k for k in keys() if k.kind in ("int", "float")]
+    assert {"int", "float"} <= {k.kind for k in numeric}
+    for k in numeric:
+        if k.kind == "float":
+            assert value_of(k.key, "7.5") == 7.5
+            continue
+        assert value_of(k.key, "7") == 7
+        with pytest.raises(ConfigError) as refused:
+            value_of(k.key, "7.5")
+        assert str(refused.value) == f"{k.key} = '7.5': give a whole number", k.key
+    path = _commented(tmp_path)
+    done = Runner(path, tmp_path)("config", "set", "admin.lockout_minutes", "7.5")
+    assert done.stdout.startswith("admin.lockout_minutes = 7.5 written to")
+    assert tomllib.loads(path.read_text())["admin"]["lockout_minutes"] == 7.5
 
 
 def test_config_set_refuses_a_link_signing_key_file_too_short(tmp_path: Path) -> None:
