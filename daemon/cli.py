@@ -847,6 +847,9 @@ def users_list(
         now = app.clock()
         offset = (page - 1) * limit
         total, found = app.store.people.find(search, offset=offset, limit=limit or None)
+        if not found:
+            _no_users(search, total, page, limit)
+            return
         table = Table("name", "channels", "time zone", "hour", "frequency", "subscribed")
         for user, channels in found:
             where = ", ".join(
@@ -866,9 +869,31 @@ def users_list(
             )
         out.print(table)
     if len(found) < total:
-        shown = f"{offset + 1:,}–{offset + len(found):,}" if found else "none"
+        shown = f"{offset + 1:,}–{offset + len(found):,}"
         more = f"--page {page + 1} for the next, " if offset + len(found) < total else ""
         out.print(f"users {shown} of {total:,}: {more}--limit 0 for all", markup=False)
+
+
+def _no_users(search: str, total: int, page: int, limit: int) -> None:
+    """What `users list` says instead of an empty table: why there is no one to show."""
+    if total:  # a page past the last
+        pages = -(-total // limit) if limit else 1
+        what = f"page {page} is past the last: {total:,} user(s), {pages:,} page(s) of {limit}"
+    elif search:
+        what = f"no subscriber matches {search!r}"
+    else:
+        what = _none_yet(
+            "subscribers",
+            "paperwire users add NAME --email ADDRESS",
+            " (many: `paperwire users import FILE.csv`)",
+        )
+    out.print(what, markup=False, highlight=False)
+
+
+def _none_yet(what: str, command: str, more: str = "") -> str:
+    """The line a list prints instead of an empty table on a new install: the command that
+    adds the first one."""
+    return f"no {what} yet: add one with `{command}`{more}"
 
 
 @users_cli.command("remove")
@@ -1152,8 +1177,12 @@ def feeds_list() -> None:
     from rich.table import Table
 
     with _open_app() as app:
+        feeds = app.store.feeds.all()
+        if not feeds:
+            out.print(_none_yet("feeds", "paperwire feeds add NAME URL"), markup=False)
+            return
         table = Table("name", "url", "enabled", "last ok", "new papers (last / all)", "last error")
-        for f in app.store.feeds.all():
+        for f in feeds:
             last_ok = f.last_ok_at.strftime("%Y-%m-%d %H:%M") if f.last_ok_at else "never"
             table.add_row(
                 escape(f.name),

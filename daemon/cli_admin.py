@@ -17,6 +17,7 @@ from rich.markup import escape
 from daemon.cli import (
     _audit,
     _checked,
+    _none_yet,
     _open_app,
     _print_delivery,
     _progress,
@@ -93,7 +94,7 @@ def _print_status(s: Status) -> None:
             str(f.papers_seen),
             escape(f.last_error or ""),
         )
-    out.print(feeds if s.feeds else "no feeds: add one with `paperwire feeds add`")
+    out.print(feeds if s.feeds else _none_yet("feeds", "paperwire feeds add NAME URL"))
     table = Table(
         "day (UTC)", "papers", "sent", "failed", "pending", "postponed", "empty", "feedback",
         "unsubscribed", title="digests by day", title_justify="left",
@@ -611,7 +612,8 @@ def admin_list() -> None:
         where = "environment" if whole or own else "file"
         out.print(f"{login} ({where})", markup=False)
     if not settings.admin.passwords:
-        out.print("no admins: the console is closed; `paperwire admin set-password NAME`")
+        added = _none_yet("admins", "paperwire admin set-password NAME")
+        out.print(f"{added}; the console is closed until then", markup=False)
 
 
 def _end_sessions(login: str, action: str) -> None:

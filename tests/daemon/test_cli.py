@@ -262,6 +262,35 @@ def test_users_list_shows_a_page_at_a_time_and_searches(tmp_path: Path) -> None:
     assert "--page" in pw("users", "list", "--help").stdout
 
 
+def test_an_empty_list_says_so_in_one_line_and_how_to_add_one(tmp_path: Path) -> None:
+    # a QA pass: `users list` and `feeds list` on a new install printed an empty table (a
+    # header and nothing under it), as did `users list --search` matching nobody
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+
+    def said(*args: str) -> str:
+        shown = pw(*args).stdout
+        assert len(shown.splitlines()) == 1 and not re.search(r"[┏│└]", shown), shown
+        return shown.strip()
+
+    assert said("users", "list") == (
+        "no subscribers yet: add one with `paperwire users add NAME --email ADDRESS` "
+        "(many: `paperwire users import FILE.csv`)"
+    )
+    assert said("feeds", "list") == "no feeds yet: add one with `paperwire feeds add NAME URL`"
+    assert said("deliveries", "list") == "no digests"
+    assert said("admin", "list") == (
+        "no admins yet: add one with `paperwire admin set-password NAME`; the console is "
+        "closed until then"
+    )
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    assert said("users", "list", "--search", "nobody") == "no subscriber matches 'nobody'"
+    assert said("users", "list", "--page", "3") == (
+        "page 3 is past the last: 1 user(s), 1 page(s) of 100"
+    )
+    assert "ada@lab.example" in pw("users", "list").stdout
+
+
 def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     pw("db", "upgrade")
