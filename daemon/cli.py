@@ -612,7 +612,7 @@ def db_prune(
 
 @users_cli.command("add")
 def users_add(
-    name: Annotated[str, typer.Argument(help="A short handle, e.g. 'ada'.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A short handle, e.g. 'ada'.")],
     email: Annotated[str | None, typer.Option(help="Email address for the digest.")] = None,
     slack_webhook: Annotated[
         str | None, typer.Option(help="Slack incoming-webhook URL for the digest.")
@@ -648,7 +648,7 @@ def users_add(
 
 @users_cli.command("set")
 def users_set(
-    name: Annotated[str, typer.Argument(help="The user's handle.")],
+    name: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
     email: Annotated[
         str | None, typer.Option(help="New email address ('' removes the email channel).")
     ] = None,
@@ -897,7 +897,9 @@ def _none_yet(what: str, command: str, more: str = "") -> str:
 
 
 @users_cli.command("remove")
-def users_remove(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
+def users_remove(
+    name: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
+) -> None:
     """Remove a subscriber with their likes, follows and digests."""
     with _open_app() as app:
         name = app.store.people.get(name).name  # as stored, in any case typed
@@ -920,7 +922,7 @@ def _record_feedback(user: str, paper: str, value: int) -> None:
 
 @cli.command()
 def like(
-    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
     papers: Annotated[
         list[str],
         typer.Argument(
@@ -952,10 +954,11 @@ def like(
 
 @cli.command("import")
 def import_library(
-    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
     file: Annotated[
         str | None,
         typer.Argument(
+            metavar="FILE",
             help="BibTeX, RIS, CSL JSON or a text of arXiv ids, URLs or DOIs; - reads stdin.",
             show_default=False,
         ),
@@ -1003,8 +1006,10 @@ def import_library(
 
 @cli.command()
 def dislike(
-    user: Annotated[str, typer.Argument(help="The user's handle.")],
-    paper: Annotated[str, typer.Argument(help="arXiv id, key (arxiv:…), DOI or paper id.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
+    paper: Annotated[
+        str, typer.Argument(metavar="PAPER", help="arXiv id, key (arxiv:…), DOI or paper id.")
+    ],
 ) -> None:
     """Record that USER disliked PAPER (fewer papers like it)."""
     _record_feedback(user, paper, -1)
@@ -1012,7 +1017,7 @@ def dislike(
 
 @cli.command()
 def follow(
-    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
     keyword: Annotated[list[str] | None, typer.Option(help="A keyword (repeatable).")] = None,
     author: Annotated[list[str] | None, typer.Option(help="An author's name (repeatable).")] = None,
     mute: Annotated[bool, typer.Option("--mute", help="See less of these instead.")] = False,
@@ -1051,7 +1056,9 @@ def follow(
 
 @papers_cli.command("search")
 def papers_search(
-    text: Annotated[str, typer.Argument(help="Title words, an author, an arXiv id, key or DOI.")],
+    text: Annotated[
+        str, typer.Argument(metavar="TEXT", help="Title words, an author, an arXiv id, key or DOI.")
+    ],
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
 ) -> None:
     """Find stored papers by title words, author, or id (newest first)."""
@@ -1075,12 +1082,13 @@ def papers_search(
 
 @feeds_cli.command("add")
 def feeds_add(
-    name: Annotated[str, typer.Argument(help="A short name, e.g. 'arxiv-cs.LG'.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A short name, e.g. 'arxiv-cs.LG'.")],
     url: Annotated[
         str,
         typer.Argument(
+            metavar="URL",
             help="RSS/Atom URL, arXiv API query, or HF daily papers "
-            "(https://huggingface.co/api/daily_papers?date={date})."
+            "(https://huggingface.co/api/daily_papers?date={date}).",
         ),
     ],
     no_check: Annotated[
@@ -1116,8 +1124,8 @@ def feeds_add(
 
 @feeds_cli.command("set-url")
 def feeds_set_url(
-    name: Annotated[str, typer.Argument(help="The feed's name.")],
-    url: Annotated[str, typer.Argument(help="Its new address.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The feed's name.")],
+    url: Annotated[str, typer.Argument(metavar="URL", help="Its new address.")],
     no_check: Annotated[
         bool,
         typer.Option(
@@ -1196,7 +1204,9 @@ def feeds_list() -> None:
 
 
 @feeds_cli.command("enable")
-def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+def feeds_enable(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The feed's name.")],
+) -> None:
     """Fetch this feed again at the next ingest."""
     with _open_app() as app:
         _not_declared(app, name)
@@ -1206,7 +1216,9 @@ def feeds_enable(name: Annotated[str, typer.Argument(help="The feed's name.")]) 
 
 
 @feeds_cli.command("disable")
-def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+def feeds_disable(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The feed's name.")],
+) -> None:
     """Stop fetching this feed (its papers stay)."""
     with _open_app() as app:
         _not_declared(app, name)
@@ -1216,7 +1228,9 @@ def feeds_disable(name: Annotated[str, typer.Argument(help="The feed's name.")])
 
 
 @feeds_cli.command("remove")
-def feeds_remove(name: Annotated[str, typer.Argument(help="The feed's name.")]) -> None:
+def feeds_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The feed's name.")],
+) -> None:
     """Remove a feed (its papers stay)."""
     with _open_app() as app:
         _not_declared(app, name)

@@ -175,7 +175,9 @@ def _print_deliveries(rows: list[Delivery]) -> None:
     out.print(table)
 
 
-IdsArgument = Annotated[list[int] | None, typer.Argument(help="Digest ids (`deliveries list`).")]
+IdsArgument = Annotated[
+    list[int] | None, typer.Argument(metavar="ID", help="Digest ids (`deliveries list`).")
+]
 PostponedOption = Annotated[
     bool, typer.Option("--postponed", help="Every digest waiting for its transport.")
 ]
@@ -285,7 +287,7 @@ def _skipped(chosen: list[int], changed: list[int], why: str = "sent, empty") ->
 
 @cli.command()
 def preview(
-    user: Annotated[str, typer.Argument(help="The user's handle.")],
+    user: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
     output: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write the HTML here (default: stdout).")
     ] = None,
@@ -316,7 +318,9 @@ def preview(
 
 
 @users_cli.command("show")
-def users_show(name: Annotated[str, typer.Argument(help="The user's handle.")]) -> None:
+def users_show(
+    name: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
+) -> None:
     """Everything about one subscriber: settings, channels, follows, likes, last digests."""
     from daemon.channels import CHANNELS
     from daemon.checks import frequency_text
@@ -359,8 +363,9 @@ def users_import(
     file: Annotated[
         Path,
         typer.Argument(
+            metavar="FILE.csv",
             help="CSV in UTF-8 (',' or ';' between cells) whose first row names the columns: "
-            "name, email, slack_webhook, timezone, hour, display_name."
+            "name, email, slack_webhook, timezone, hour, display_name.",
         ),
     ],
 ) -> None:
@@ -390,7 +395,7 @@ def users_import(
 
 @feeds_cli.command("test")
 def feeds_test(
-    feed: Annotated[str, typer.Argument(help="A feed's name, or a URL.")],
+    feed: Annotated[str, typer.Argument(metavar="NAME|URL", help="A feed's name, or a URL.")],
     show: Annotated[int, typer.Option(min=0, help="Titles to show.")] = 10,
 ) -> None:
     """Fetch a feed once and show what it would ingest; store nothing."""
@@ -440,15 +445,18 @@ def _config_file() -> Path:
 # a value may be a negative number ("-1"), not an option
 @config_cli.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
-    key: Annotated[str, typer.Argument(help="section.key, e.g. schedule.digest_hour")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="section.key, e.g. schedule.digest_hour")
+    ],
     value: Annotated[
         str | None,
         typer.Argument(
+            metavar="VALUE",
             help="The new value: true/false, a number, text, or a table as TOML writes it "
             "inline, e.g. '{ max_interests = 3 }'. For a secret (email.password, "
             "server.secret_key, database.url) leave it out or give '-': it is asked for "
             "without echo, or read from one line of standard input "
-            "(printf '%s\\n' \"$PW\" | paperwire config set email.password -)."
+            "(printf '%s\\n' \"$PW\" | paperwire config set email.password -).",
         ),
     ] = None,
 ) -> None:
@@ -511,7 +519,9 @@ def _read_secret(label: str) -> str:
 
 @config_cli.command("unset")
 def config_unset(
-    key: Annotated[str, typer.Argument(help="section.key, e.g. digest.subject_prefix")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="section.key, e.g. digest.subject_prefix")
+    ],
 ) -> None:
     """Comment one key out of the configuration file (`# key = value`, where it was): its
     default applies again, and a later `config set` writes the key back there."""
@@ -554,7 +564,7 @@ def _read_password(name: str) -> str:
 
 @admin_cli.command("set-password")
 def admin_set_password(
-    name: Annotated[str, typer.Argument(help="The admin's login name.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The admin's login name.")],
     show: Annotated[
         bool,
         typer.Option(
@@ -581,7 +591,9 @@ def admin_set_password(
 
 
 @admin_cli.command("remove")
-def admin_remove(name: Annotated[str, typer.Argument(help="The admin's login name.")]) -> None:
+def admin_remove(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The admin's login name.")],
+) -> None:
     """Remove an admin: their password leaves the file and their sessions end."""
     from daemon.config_file import UNSET, edit
     from daemon.settings import load_settings

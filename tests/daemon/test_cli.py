@@ -113,6 +113,53 @@ def test_the_help_of_a_command_that_exits_1_says_when() -> None:
         assert re.search(r"[Ee]xits? (status )?1 (when|while)", out), (path, out)
 
 
+def _usage_arguments(path: tuple[str, ...]) -> list[str]:
+    """The arguments of `paperwire PATH --help`'s usage line, as shown (`{USER}` → USER)."""
+    out = CliRunner().invoke(cli, [*path, "--help"], env=cli_env()).output
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    shown = usage.split("[OPTIONS]", 1)[1].split()
+    return [word.strip("{}[]").removesuffix("...").strip("{}[]") for word in shown]
+
+
+def test_every_option_and_argument_is_described() -> None:
+    undescribed = [
+        f"paperwire {' '.join(path)} {param.name}"
+        for path, command in _all_commands()
+        for param in command.params
+        if not (getattr(param, "help", None) or "").strip()
+    ]
+    assert undescribed == []
+
+
+def test_the_usage_names_each_argument_as_docs_admin_md_does() -> None:
+    """A QA pass: docs/admin.md's table (and the commands' own descriptions: "Record that USER
+    liked each PAPER") name the arguments USER, NAME, URL, KEY, ID…, but --help's usage line
+    showed the Python names: `paperwire like [OPTIONS] {user} {PAPER}...`, `users show {name}`,
+    `deliveries retry [ids]...`, `config set {key} [value]`."""
+    text = (ROOT / "docs" / "admin.md").read_text(encoding="utf-8")
+    commands = {" ".join(p): p for p, c in _all_commands() if not getattr(c, "commands", None)}
+    documented: dict[tuple[str, ...], list[str]] = {}
+    for row in re.findall(r"^\| (.+?) \|", text, re.MULTILINE):
+        for code in re.findall(r"`([^`]+)`", row.replace("\\|", "|")):
+            words = code.split()
+            cut = next((i for i in (2, 1) if " ".join(words[:i]) in commands), None)
+            if cut is None:
+                continue
+            path = commands[" ".join(words[:cut])]
+            placeholders = []
+            for word in words[cut:]:
+                if word.startswith(("[", "-", "|")):
+                    break
+                placeholders.append(word.removesuffix("…").removesuffix("|-"))
+            documented.setdefault(path, placeholders)  # the first row of a command
+    assert len(documented) >= 15 and ("preview",) in documented
+    shown = {path: _usage_arguments(path) for path in documented}
+    assert shown == documented
+    # the commands the table leaves out write their arguments the same way
+    for path in commands.values():
+        assert all(a == a.upper() or a == "FILE.csv" for a in _usage_arguments(path)), path
+
+
 def test_help_works_through_the_installed_entry_point(tmp_path: Path) -> None:
     """`paperwire [GROUP] --help` as a real process (the root and two groups; the rest is
     covered in-process above)."""
