@@ -74,6 +74,7 @@ DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
     "channel": "Saved: that channel is updated.",
+    "resumed": "Your digests are started again: the next one comes at your digest hour.",
     "settings": "Saved: your delivery settings are updated.",
     "welcome": "Welcome! Your first digest comes at your digest hour; like a few papers "
     "in it and the next ones follow your taste.",
@@ -290,6 +291,12 @@ class _Page:
             }
             for c in people.channels_of(user.id)
         ]
+        # unsubscribed as a whole (an unsubscribe link naming no channel, the admin): each
+        # channel's own switch may still be on, yet nothing is sent to any; "Start my digests
+        # again" starts the ones `People.set_subscribed` starts (those on, and those paperwire
+        # stopped; all of them when none is on)
+        all_off = not user.active and any(c["active"] for c in channels)
+        resumes = [str(c["where"]) for c in channels if c["active"] or c["stopped"]]
         feedback = [
             (p, safe_url(p.url), value, at)
             for p, value, at in self.app.store.subscriber.feedback(user.id)
@@ -309,6 +316,8 @@ class _Page:
             csrf=self.app.links.form_token(token),
             user=user,
             channels=channels,
+            all_off=all_off,
+            resumes=resumes if all_off else [],
             feedback=feedback,
             given=given,
             follows=self.app.store.subscriber.follows(user.id),
@@ -656,6 +665,13 @@ def _channel(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     if form is None:
         return page.forbidden()
     op, channel_id = form.get("op"), as_id(form.get("channel", ""))
+    if op == "resume-all":  # unsubscribed as a whole: start the digests again
+        try:
+            app.store.people.set_subscribed(user.id, True, app.clock())
+        except PaperwireError:  # no channel left (the admin removed them)
+            nowhere = "You have no address or channel here anymore: ask the person who runs "
+            return page.show(token, user, status=400, error=nowhere + "paperwire to add one.")
+        return page.back(token, "resumed", "channels")
     if op not in ("pause", "resume") or channel_id is None:
         return page.show(token, user, error="That is not one of the buttons.", status=400)
     try:

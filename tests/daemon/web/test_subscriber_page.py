@@ -785,3 +785,28 @@ def test_the_request_limiter_looks_at_its_keys_once_a_window_not_at_each_request
     later = NOW + REQUEST_WINDOW + timedelta(seconds=1)
     assert limiter.allow("address:b@lab.example", 3, later)
     assert Looked.times == 2 and "address:a0@lab.example" not in limiter._seen
+
+
+def test_unsubscribed_from_everything_the_page_says_so_and_resumes_in_one_click(
+    world: World,
+) -> None:
+    """The digest's "unsubscribe from everything" (a link naming no channel) leaves each
+    channel's own switch on: the page showed every channel "receiving" with only "Pause", and
+    no way back. It says nothing is received, and one button starts the digests again."""
+    old_link = world.app.links.token("unsubscribe", world.user_id)  # names no channel
+    world.client.post(f"/unsubscribe/{old_link}", data={"from": "page"})
+    assert _user(world).active is False
+    page = world.client.get(world.page).text
+    channels = page[page.index('id="channels"') : page.index('id="delivery"')]
+    assert "receiving" not in channels.replace("not receiving", "")
+    assert 'value="pause"' not in channels  # nothing to pause: nothing is sent
+    assert "you unsubscribed from all your digests" in channels
+    assert 'id="resume-all"' in channels
+    assert "ada@example.org" in channels[channels.index('id="resume-all"') - 600 :]
+    done = world.post("channel", op="resume-all")
+    assert done.status_code == 200 and "Saved: that channel is updated." not in done.text
+    assert "Your digests are started again" in done.text
+    assert _user(world).active is True
+    assert [c.active for c in world.app.store.people.channels_of(world.user_id)] == [True, True]
+    again = world.client.get(world.page).text
+    assert 'id="resume-all"' not in again and again.count('value="pause"') == 2
