@@ -20,7 +20,7 @@ import re
 import threading
 from collections import defaultdict, deque
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -50,6 +50,9 @@ from daemon.web.auth import Forgetting, client_key, csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
 from notifications.render import safe_url
+
+if TYPE_CHECKING:
+    from daemon.library.importer import ImportReport
 
 log = logging.getLogger("paperwire.web")
 
@@ -462,6 +465,43 @@ def local_today(zone: str, now: datetime) -> date:
         return now.date()
 
 
+def _entries(n: int) -> str:
+    return "1 entry" if n == 1 else f"{n} entries"
+
+
+def import_outcome(report: ImportReport) -> tuple[str, str]:
+    """The import page's heading and what to do next, as the report is: something liked, in
+    full or in part, nothing new (all of it liked already), or nothing at all."""
+    from daemon.library.read import WHAT_TO_DO
+
+    failed, already, source = len(report.failed), len(report.already_liked), report.source
+    fix = "fix the entries listed below and import the file again"
+    if report.liked:
+        if not failed:
+            return "Your library is imported", ""
+        return "Your library is imported in part", (
+            f"{_entries(failed)} could not be imported: {fix} (what is liked now stays liked, "
+            "and is not imported twice)."
+        )
+    if already:
+        papers = "The one paper" if already == 1 else f"All {already} papers"
+        if not failed:
+            return "Nothing new to import", (
+                f"{papers} of {source} {'was' if already == 1 else 'were'} already among your "
+                "likes: nothing changed."
+            )
+        return "Nothing new to import", (
+            f"The papers of {source} that could be read ({already}) were already among your "
+            f"likes, and {_entries(failed)} could not be imported: {fix}."
+        )
+    total = failed + len(report.skipped) + len(report.duplicates)
+    if failed:
+        return "No paper was imported", (
+            f"None of the {_entries(total)} of {source} could be imported: {fix}, or {WHAT_TO_DO}."
+        )
+    return "No paper was imported", f"No paper to like was found in {source}: {WHAT_TO_DO}."
+
+
 def _import_routes(router: APIRouter, page: _Page) -> None:
     from daemon.web.auth import LoginGate
 
@@ -542,8 +582,15 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
             source=name,
             max_fetch=UPLOAD_FETCH,
         )
+        heading, advice = import_outcome(report)
         return pages.render(
-            "me_import.html", title="Your library", token=token, report=report, user=user
+            "me_import.html",
+            title="Your library",
+            token=token,
+            report=report,
+            user=user,
+            heading=heading,
+            advice=advice,
         )
 
 

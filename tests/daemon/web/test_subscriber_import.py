@@ -358,3 +358,32 @@ def test_an_upload_waits_a_bounded_time_for_a_reader_then_says_busy(
     # the busy answer was no upload of the hour's ten: eight more are read
     assert all(page.upload("lib.bib", f).status_code == 200 for f in files[3:11])
     assert page.likes() == 10
+
+
+def test_an_upload_that_imports_nothing_says_so_and_what_to_do(
+    open_page: Callable[[str], Page],
+) -> None:
+    """The page said "Your library is imported" whatever the upload gave: a file whose every
+    entry was broken, or the same library again (all of it liked already)."""
+    page = open_page(_closed_port_url())
+    broken = b"@misc{a,\n title={x\n\n@misc{k, note={nothing}}\n"
+    html = page.upload("broken.bib", broken).text
+    assert "Your library is imported" not in html
+    assert '<h1 id="import-done">No paper was imported</h1>' in html
+    assert "None of the 2 entries of broken.bib could be imported" in html
+    assert "fix the entries listed below" in html
+    assert page.likes() == 0
+
+    ids = b"2608.16590\n1111.2011\n"  # both stored (the HF and arXiv API fixtures)
+    first = page.upload("ids.txt", ids).text
+    assert '<h1 id="import-done">Your library is imported</h1>' in first
+    again = page.upload("ids.txt", ids).text
+    assert "Your library is imported" not in again
+    assert '<h1 id="import-done">Nothing new to import</h1>' in again
+    assert "All 2 papers of ids.txt were already among your likes" in again
+    assert page.likes() == 2
+
+    library = b"@misc{k, note={nothing}}\n" + (LIBRARY / "zotero_export.bib").read_bytes()
+    part = page.upload("part.bib", library).text
+    assert '<h1 id="import-done">Your library is imported in part</h1>' in part
+    assert "3 entries could not be imported: fix the entries listed below" in part
