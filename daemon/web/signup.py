@@ -121,7 +121,7 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
             if user is None:
                 tasks.add_task(send_signup_link, app, address)
             else:  # already subscribed: their page, where they can start their digest again
-                tasks.add_task(send_manage_link, app, user, address)
+                tasks.add_task(send_manage_link, app, user, address, signup=True)
         # the same answer, known address or not; a page of its own (303): a reload must not
         # mail another link
         return see_other("/signup?sent=1")
@@ -133,6 +133,16 @@ def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:
         if (shut := _closed(app, pages)) is not None:
             return shut
         address = app.links.read_signup(token, app.clock(), SIGNUP_LINK_HOURS)
+        if app.store.subscriber.user_by_email(address) is not None:  # confirmed before
+            return pages.render(
+                "confirm.html",
+                title="Subscribe",
+                heading=f"You already have a paperwire digest at {address}",
+                note="Nothing is changed: the button opens your page, with your settings as "
+                "they are.",
+                button="Open my page",
+                paper=None,
+            )
         return pages.render(
             "confirm.html",
             title="Subscribe",
@@ -151,14 +161,16 @@ def _confirm_routes(router: APIRouter, app: App, pages: Pages) -> None:
         if not domain_allowed(app, address):  # the domains changed since
             raise NotFoundError("addresses of that domain cannot sign up here anymore")
         user = app.store.subscriber.user_by_email(address)
+        done = "existing"  # confirmed before, or added since: changed in nothing
         if user is None:
             try:
                 user = app.store.people.add(
                     new_handle(app, address), now, channels={ChannelKind.EMAIL: address}
                 )
+                done = "welcome"
             except PaperwireError:  # confirmed twice at once: the other one made it
                 user = app.store.subscriber.user_by_email(address)
                 if user is None:
                     raise
         manage = app.links.manage_url(user.id, now).removeprefix(app.links.base_url)
-        return see_other(f"{manage}?done=welcome")
+        return see_other(f"{manage}?done={done}")

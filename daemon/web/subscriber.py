@@ -81,6 +81,9 @@ DONE = {  # the one-line notes after a change (never text from the request)
     "settings": "Saved: your delivery settings are updated.",
     "welcome": "Welcome! Your first digest comes at your digest hour; like a few papers "
     "in it and the next ones follow your taste.",
+    # a sign-up confirmed again, or of an address that has an account since the link was mailed
+    "existing": "You already have an account at this address: nothing was changed. This is "
+    "your page, with your settings as they were.",
 }
 
 
@@ -139,12 +142,18 @@ def send_notice(app: App, address: str, subject: str, text: str) -> None:
         log.exception("a message of the subscriber pages could not be mailed")
 
 
-def send_manage_link(app: App, user: UserRow, address: str) -> None:
-    """Mail a fresh link to the user's page."""
+def send_manage_link(app: App, user: UserRow, address: str, *, signup: bool = False) -> None:
+    """Mail a fresh link to the user's page (`signup`: asked for by signing up again)."""
     days = app.settings.server.manage_link_days
+    asked = (
+        "Someone (we hope you) asked to sign up for paperwire with this address, which "
+        "already has a paperwire account: nothing was changed. Here is a link to your page"
+        if signup
+        else "Someone (we hope you) asked for a link to your paperwire page"
+    )
     text = (
         f"Hello {user.display_name or user.name},\n\n"
-        "Someone (we hope you) asked for a link to your paperwire page, where you see and "
+        f"{asked}, where you see and "
         "change your digest: likes, follows, channels, delivery time, export, deletion.\n\n"
         f"{app.links.manage_url(user.id, app.clock())}\n\n"
         f"The link works for {days} days. If you did not ask for it, ignore this message: "

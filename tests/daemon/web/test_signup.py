@@ -153,3 +153,37 @@ def test_a_new_handle_is_the_first_free_one_from_the_address(
     assert new_handle(app, "Ada@other.example") == "Ada-3"
     app.store.people.add(new_handle(app, "ADA@x.example"), NOW,
                          channels={ChannelKind.EMAIL: "ADA@x.example"})  # fmt: skip
+
+
+def test_a_repeated_confirmation_says_the_account_exists_and_changes_nothing(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """The confirm link pressed again (or a link of an address that has an account since)
+    greeted with "Welcome!" as if the account were new. It says the account exists, and its
+    settings stay as they are."""
+    app = _app(app_factory, make_settings, signup="open")
+    with TestClient(make_web(app)) as client:
+        link = app.links.signup_url("grace@lab.example", app.clock()).rsplit("/", 1)[1]
+        first = client.post(f"/signup/{link}")
+        assert "Welcome!" in first.text
+        _, ((user, _),) = app.store.people.find()
+        app.store.people.edit(user.name, app.clock(), changes={"digest_hour": 5})
+        app.store.people.set_subscribed(user.id, False, app.clock())
+        page = client.get(f"/signup/{link}")
+        assert "You already have a paperwire digest at grace@lab.example" in page.text
+        assert "Yes, subscribe me" not in page.text
+        again = client.post(f"/signup/{link}")
+        assert again.status_code == 200 and "Welcome!" not in again.text
+        assert "You already have an account at this address" in again.text
+        assert "nothing was changed" in again.text
+        count, ((after, _),) = app.store.people.find()
+        assert count == 1 and after.digest_hour == 5 and not after.active
+        # an address the admin added after the link was mailed: the same
+        other = app.links.signup_url("ada@lab.example", app.clock()).rsplit("/", 1)[1]
+        app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+        shown = client.post(f"/signup/{other}")
+        assert "Welcome!" not in shown.text and "You already have an account" in shown.text
+        # signing up again with a known address mails a link saying so, not a welcome
+        client.post("/signup", data={"email": "ada@lab.example"})
+    (body,) = [b for b in _mail_bodies(app) if "/me/" in b]
+    assert "already has a paperwire account" in body.replace("=\n", "")
