@@ -467,13 +467,35 @@ def _crontab_weekdays(field: str) -> str:
     return ",".join(_WEEKDAYS[d] for d in sorted(days))
 
 
+# keys of the zoneinfo database that name no place: a digest hour in them is nobody's hour
+NOT_PLACES = {
+    "localtime": "the server's own setting (it changes with the machine)",
+    "Factory": "the time-zone database's placeholder for a machine not set up yet (“-00”)",
+    "posixrules": "the time-zone database's template for rules written out in full",
+}
+_CHOOSE = "choose your region's IANA name, like 'Europe/Berlin', or 'UTC'"
+
+
+def is_place_zone(name: str) -> bool:
+    """Whether a zoneinfo key names a place's time (or a fixed offset: `UTC`, `Etc/GMT+5`),
+    not `localtime`, `Factory`, `posixrules` or their posix/ and right/ copies."""
+    return name.removeprefix("posix/").removeprefix("right/") not in NOT_PLACES
+
+
 def check_timezone(name: str) -> str:
+    """An IANA time zone of a place: any key zoneinfo reads (the page's list lacks some),
+    except those that name no place (`NOT_PLACES`)."""
+    base = name.removeprefix("posix/").removeprefix("right/")
+    if base in NOT_PLACES:
+        raise ValueError(
+            f"{name!r} is not a time zone of a place: it is {NOT_PLACES[base]}; {_CHOOSE}"
+        )
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(
-            "not a known time zone; use an IANA name like 'Europe/Berlin' or 'UTC'"
-        ) from e
+        # "not a known time zone" first: the console, the CLI and the CSV import put their
+        # label before it ("time zone: not a known time zone: 'Mars/Base'; …")
+        raise ValueError(f"not a known time zone: {name!r}; {_CHOOSE}") from e
     return name
 
 

@@ -45,7 +45,7 @@ from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import NotFoundError, PaperwireError
 from daemon.library.read import FORMATS
-from daemon.settings import check_timezone
+from daemon.settings import check_timezone, is_place_zone
 from daemon.web.auth import Forgetting, client_key, csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
@@ -211,7 +211,7 @@ class _Page:
 
     def __init__(self, app: App, pages: Pages) -> None:
         self.app, self.pages = app, pages
-        self.zones = sorted(available_timezones())
+        self.zones = sorted(z for z in available_timezones() if is_place_zone(z))
 
     def open_page(self, token: str) -> UserRow:
         link = self.app.links.read_manage(

@@ -810,3 +810,32 @@ def test_unsubscribed_from_everything_the_page_says_so_and_resumes_in_one_click(
     assert [c.active for c in world.app.store.people.channels_of(world.user_id)] == [True, True]
     again = world.client.get(world.page).text
     assert 'id="resume-all"' not in again and again.count('value="pause"') == 2
+
+
+@pytest.mark.parametrize(
+    "zone", ["localtime", "Factory", "posixrules", "posix/Factory", "right/Factory"]
+)
+def test_a_time_zone_of_no_place_is_refused_and_not_offered(world: World, zone: str) -> None:
+    """`localtime` (the server's own setting) and `Factory` (the database's placeholder, "-00")
+    were taken, and offered in the page's list: a digest hour in them is no hour of the
+    subscriber's. Refused, naming what was sent and what to choose instead."""
+    world.post("settings", hour="6", timezone="Europe/Berlin")
+    resp = world.post("settings", hour="7", timezone=zone)
+    assert resp.status_code == 400
+    error = re.search(r'<p class="error" id="error" role="alert">(.*?)</p>', resp.text, re.S)
+    assert error is not None
+    assert f"&#39;{zone}&#39;" in error[1] and "not a time zone of a place" in error[1]
+    assert "Europe/Berlin" in error[1] and "UTC" in error[1]
+    assert (_user(world).digest_hour, _user(world).timezone) == (6, "Europe/Berlin")
+    page = world.client.get(world.page).text
+    assert f"<option>{zone}</option>" not in page
+    assert "<option>Europe/Kyiv</option>" in page and "<option>Etc/GMT+5</option>" in page
+
+
+@pytest.mark.parametrize(
+    "zone", ["UTC", "Europe/Berlin", "US/Eastern", "EST5EDT", "Etc/GMT+5", "posix/Europe/Berlin"]
+)
+def test_a_real_time_zone_is_still_taken(zone: str) -> None:
+    from daemon.settings import check_timezone
+
+    assert check_timezone(zone) == zone
