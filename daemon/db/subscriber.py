@@ -35,16 +35,39 @@ class SubscriberPages(Repository):
             user = s.exec(q).first()
             return UserRow.of(user) if user is not None else None
 
-    def feedback(self, user_id: int) -> list[tuple[PaperRow, int, datetime]]:
-        """The user's likes (+1) and dislikes (-1) with their papers, newest first."""
+    def feedback(
+        self, user_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[tuple[PaperRow, int, datetime]]:
+        """The user's likes (+1) and dislikes (-1) with their papers, newest first (a page of
+        them: `limit` from `offset`; all without a limit)."""
         with self.read_session() as s:
             q = (
                 select(Feedback, Paper)
                 .join(Paper, col(Paper.id) == col(Feedback.paper_id))
                 .where(Feedback.user_id == user_id)
                 .order_by(col(Feedback.created_at).desc(), col(Feedback.id).desc())
+                .offset(offset)
+                .limit(limit)
             )
             return [(PaperRow.of(p), f.value, f.created_at) for f, p in s.exec(q).all()]
+
+    def feedback_count(self, user_id: int) -> int:
+        """How many likes and dislikes the user gave."""
+        import sqlalchemy as sa
+
+        with self.read_session() as s:
+            q = select(sa.func.count()).select_from(Feedback).where(Feedback.user_id == user_id)
+            return int(s.exec(q).one())
+
+    def answers(self, user_id: int, paper_ids: list[int]) -> dict[int, int]:
+        """The user's word (LIKE, DISLIKE) on those of the papers they answered."""
+        if not paper_ids:
+            return {}
+        with self.read_session() as s:
+            q = select(Feedback.paper_id, Feedback.value).where(
+                Feedback.user_id == user_id, col(Feedback.paper_id).in_(paper_ids)
+            )
+            return {int(p): int(v) for p, v in s.exec(q).all()}
 
     def follows(self, user_id: int) -> list[FollowRow]:
         from daemon.db.models import FollowKind

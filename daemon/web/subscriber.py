@@ -60,6 +60,7 @@ REQUEST_WINDOW = timedelta(hours=1)
 REQUESTS_PER_ADDRESS = 3  # links mailed to one address per hour
 REQUESTS_PER_CLIENT = 10  # requests from one client address per hour
 HISTORY = 10  # recent digests shown
+LIKES_PER_PAGE = 100  # likes and dislikes shown a page (5,000 of them made a 3 MB page)
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 UPLOADS_AT_ONCE = 2  # files read at once (each in a worker process); the others wait their turn
@@ -73,6 +74,7 @@ SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a no
 # email's and the Slack message's)
 _PAPER_ANCHOR = re.compile(r"d\d{1,18}-p\d{1,18}")
 _FROM_DIGEST = re.compile(r"history-(\d{1,18})")
+_FROM_LIKES = re.compile(r"likes-(\d{1,9})")  # a page of the likes
 DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
@@ -260,10 +262,12 @@ class _Page:
             return None
         return values
 
-    def back(self, token: str, done: str, anchor: str) -> RedirectResponse:
+    def back(self, token: str, done: str, anchor: str, likes: int = 1) -> RedirectResponse:
         """Back to the page at the section of the change, its note in that section (at the
-        top of the page it was out of sight: the browser shows the section)."""
-        return see_other(f"/me/{token}?done={done}&at={anchor}#{anchor}")
+        top of the page it was out of sight: the browser shows the section), and at the page
+        of the likes it was on."""
+        page = f"&likes={likes}" if likes > 1 else ""
+        return see_other(f"/me/{token}?done={done}&at={anchor}{page}#{anchor}")
 
     def show(
         self,
@@ -276,9 +280,12 @@ class _Page:
         sent: dict[str, str] | None = None,
         note_at: str = "",
         invalid: str = "",
+        likes_page: int = 1,
     ) -> HTMLResponse:
         """The page; `sent`: the form as it was sent and refused (kept, to correct), and
-        `invalid`: the id of its field the `error` is about (marked, and linked from it)."""
+        `invalid`: the id of its field the `error` is about (marked, and linked from it);
+        `likes_page`: which `LIKES_PER_PAGE` of the likes, newest first (beyond the last: the
+        last)."""
         people = self.app.store.people
         today = local_today(user.timezone, self.app.clock())
         paused = user.paused_until is not None and user.paused_until > today
@@ -309,17 +316,20 @@ class _Page:
         # stopped; all of them when none is on)
         all_off = not user.active and any(c["active"] for c in channels)
         resumes = [str(c["where"]) for c in channels if c["active"] or c["stopped"]]
+        store = self.app.store.subscriber
+        total = store.feedback_count(user.id)
+        likes_page = max(1, min(likes_page, -(-total // LIKES_PER_PAGE)))
+        first = (likes_page - 1) * LIKES_PER_PAGE
         feedback = [
             (p, safe_url(p.url), value, at)
-            for p, value, at in self.app.store.subscriber.feedback(user.id)
+            for p, value, at in store.feedback(user.id, limit=LIKES_PER_PAGE, offset=first)
         ]
-        given = {p.id: value for p, _, value, _ in feedback}
-        contents = self.app.store.digests.contents(
-            self.app.store.subscriber.recent_digest_ids(user.id, HISTORY)
-        )
+        contents = self.app.store.digests.contents(store.recent_digest_ids(user.id, HISTORY))
         history = sorted(
             contents.values(), key=lambda c: (c.digest.period, c.digest.id), reverse=True
         )
+        # the answers on the recent digests' papers, whichever page of the likes shows them
+        given = store.answers(user.id, sorted({p.id for c in history for _, p in c.items}))
         return self.pages.render(
             "me.html",
             status,
@@ -331,6 +341,13 @@ class _Page:
             all_off=all_off,
             resumes=resumes if all_off else [],
             feedback=feedback,
+            likes={
+                "page": likes_page,
+                "first": first + 1,
+                "last": first + len(feedback),
+                "total": total,
+                "older": first + len(feedback) < total,
+            },
             given=given,
             follows=self.app.store.subscriber.follows(user.id),
             history=[
@@ -403,9 +420,10 @@ def _edit_routes(router: APIRouter, page: _Page) -> None:
     # ---- the page ---------------------------------------------------------------------------
 
     @router.get("/me/{token}")
-    def me(token: str, done: str = "", at: str = "") -> HTMLResponse:
+    def me(token: str, done: str = "", at: str = "", likes: str = "") -> HTMLResponse:
         user = page.open_page(token)
-        return page.show(token, user, note=DONE.get(done, ""), note_at=at)
+        likes_page = as_id(likes) or 1  # not a number: the first page
+        return page.show(token, user, note=DONE.get(done, ""), note_at=at, likes_page=likes_page)
 
     @router.post("/me/{token}/feedback")
     async def set_feedback(token: str, request: Request) -> Response:
@@ -688,7 +706,8 @@ def _set_feedback(page: _Page, token: str, form: dict[str, str] | None) -> Respo
     origin = form.get("from", "")
     digest = _FROM_DIGEST.fullmatch(origin)
     at = f"d{digest[1]}-p{paper_id}" if digest else ("history" if origin == "history" else "likes")
-    return page.back(token, "feedback", at)
+    likes = _FROM_LIKES.fullmatch(origin)  # the page of the likes it was removed from
+    return page.back(token, "feedback", at, int(likes[1]) if likes else 1)
 
 
 def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:

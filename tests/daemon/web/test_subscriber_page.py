@@ -15,11 +15,20 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from daemon.app import App
 from daemon.db.digests import NewItem
-from daemon.db.models import Channel, ChannelKind, Digest, Feedback, Follow, FollowKind, User
+from daemon.db.models import (
+    Channel,
+    ChannelKind,
+    Digest,
+    Feedback,
+    Follow,
+    FollowKind,
+    Paper,
+    User,
+)
 from daemon.db.people import DISLIKE, LIKE
 from daemon.ingest.parse import PaperIn
 from daemon.web import subscriber
@@ -839,3 +848,93 @@ def test_a_real_time_zone_is_still_taken(zone: str) -> None:
     from daemon.settings import check_timezone
 
     assert check_timezone(zone) == zone
+
+
+def _many_likes(world: World, n: int) -> list[int]:
+    """`n` papers liked one minute apart, built in bulk; their ids, the oldest like first."""
+    start = world.clock() - timedelta(days=30)
+    world.app.store.papers.upsert(
+        [
+            PaperIn(
+                key=f"guid:bulk-{i}",
+                title=f"Bulk paper number {i:04d}",
+                abstract="",
+                authors=("Ada",),
+                url=f"https://example.org/bulk/{i}",
+                published=start,
+            )
+            for i in range(n)
+        ],
+        None,
+        start,
+    )
+    with Session(world.app.store.engine) as s:
+        ids = {
+            p.key: p.id
+            for p in s.exec(select(Paper).where(col(Paper.key).startswith("guid:bulk-"))).all()
+            if p.id is not None
+        }
+        papers = [ids[f"guid:bulk-{i}"] for i in range(n)]
+        s.add_all(
+            Feedback(
+                user_id=world.user_id,
+                paper_id=p,
+                value=LIKE,
+                created_at=start + timedelta(minutes=i),
+            )
+            for i, p in enumerate(papers)
+        )
+        s.commit()
+    return papers
+
+
+def _likes_shown(html: str) -> list[int]:
+    section = html[html.index('<h2 id="likes">') : html.index('<h2 id="import">')]
+    return [int(n) for n in re.findall(r"Bulk paper number (\d{4})", section)]
+
+
+def test_the_likes_are_shown_a_hundred_a_page_newest_first(world: World) -> None:
+    """5,000 likes made a 3 MB page: every like was on it. A hundred a page, newest first,
+    with links to the older and newer ones; Remove keeps the page, the recent digests' Undo
+    still knows a like that is on no page shown."""
+    papers = _many_likes(world, 250)
+    first = world.client.get(world.page).text
+    assert _likes_shown(first) == list(range(249, 149, -1))
+    assert "Likes and dislikes 1–100 of 250" in first
+    assert f'id="likes-older" href="/me/{world.token}?likes=2#likes"' in first
+    assert 'id="likes-newer"' not in first
+    second = world.client.get(f"{world.page}?likes=2").text
+    assert _likes_shown(second) == list(range(149, 49, -1))
+    assert f'id="likes-newer" href="/me/{world.token}?likes=1#likes"' in second
+    last = world.client.get(f"{world.page}?likes=3").text
+    assert _likes_shown(last) == list(range(49, -1, -1)) and 'id="likes-older"' not in last
+    # a page beyond the last, or no number: the nearest page, never an error
+    assert _likes_shown(world.client.get(f"{world.page}?likes=99").text) == _likes_shown(last)
+    assert _likes_shown(world.client.get(f"{world.page}?likes=x").text) == _likes_shown(first)
+
+    # Remove on page 2 comes back to page 2, one fewer
+    origin = re.search(r'name="from" value="(likes-2)"', second)
+    assert origin is not None
+    removed = world.client.post(
+        f"{world.page}/feedback",
+        data=world.form(paper=str(papers[100]), value="none", **{"from": origin[1]}),
+        follow_redirects=False,
+    )
+    assert removed.status_code == 303 and "likes=2" in removed.headers["location"]
+    back = world.client.get(removed.headers["location"]).text
+    assert 100 not in _likes_shown(back) and len(_likes_shown(back)) == 100
+    assert "Likes and dislikes 101–200 of 249" in back
+
+    # the oldest like, in a recent digest: "liked" with Undo there, on page 1
+    email, _ = world.app.store.people.channels_of(world.user_id)
+    world.app.store.digests.create(
+        world.user_id, email.id, world.clock().date(),
+        [NewItem(papers[0], 0.5, "similar", "close")], world.clock(), cold_start=False,
+    )  # fmt: skip
+    page = world.client.get(world.page).text
+    history = page[page.index('<h2 id="history">') :]
+    assert "Bulk paper number 0000" in history and ">Undo</button>" in history
+    undo = re.search(r'name="from" value="(history-\d+)"', history)
+    assert undo is not None
+    world.post("feedback", paper=str(papers[0]), value="none", **{"from": undo[1]})
+    assert world.app.store.people.answer(world.user_id, papers[0]) == 0
