@@ -25,6 +25,11 @@ class NotFoundError(PaperwireError):
     """A user, feed or paper named on the command line or in a link does not exist."""
 
 
+class SubscriberGone(NotFoundError):
+    """The subscriber a link was made for no longer exists (deleted): its page says so, and
+    how to subscribe again, where a link not valid advises asking for a fresh one."""
+
+
 class ImportRefused(PaperwireError):
     """A file of subscribers refused as a whole: every row's problem, by line."""
 

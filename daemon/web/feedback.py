@@ -29,7 +29,7 @@ from daemon.channels import CHANNELS
 from daemon.db.models import ChannelKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import ChannelRow, PaperRow
-from daemon.errors import NotFoundError, PaperwireError
+from daemon.errors import NotFoundError, PaperwireError, SubscriberGone
 from daemon.web.links import BadLink, LinkAction
 from daemon.web.pages import Pages, see_other
 from notifications.render import safe_url
@@ -41,7 +41,7 @@ def resolve(app: App, token: str, *expected: str) -> tuple[LinkAction, PaperRow 
     if action.action not in expected:
         raise BadLink("this link is not valid here")
     if app.store.people.by_id(action.user_id) is None:
-        raise NotFoundError("this subscriber no longer exists")
+        raise SubscriberGone("this subscriber no longer exists")
     if action.paper_id is None:
         return action, None
     rows = app.store.papers.by_ids([action.paper_id])

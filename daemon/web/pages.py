@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from daemon.app import App
-from daemon.errors import NotFoundError
+from daemon.errors import NotFoundError, SubscriberGone
 from daemon.web.links import BadLink
 from notifications.render import arxiv_pdf_url, shown_title
 
@@ -139,6 +139,7 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     web.add_middleware(_BodyLimit)
     web.add_middleware(_HeadAsGet)
     _error_pages(web, pages)
+    _gone(web, pages, app)
 
     @web.get("/healthz")
     def healthz() -> JSONResponse:
@@ -183,6 +184,27 @@ def _page_above(request: Request) -> str | None:
     return None
 
 
+def _gone(web: FastAPI, pages: Pages, app: App) -> None:
+    """The page of a link of an account deleted since (`SubscriberGone`): `/manage` mails it
+    nothing, so not "ask for a fresh link" (a link not valid) but how to subscribe again."""
+
+    async def gone(request: Request, exc: Exception) -> HTMLResponse:
+        return pages.render(
+            "error.html",
+            400,
+            title="This account was deleted",
+            heading="This account was deleted",
+            message="The paperwire account this link was made for no longer exists: it was "
+            "deleted (by its owner, or by the person who runs paperwire) with its likes, "
+            "settings and digests. Nothing is sent to it anymore, and no new link to its page "
+            "can be mailed.",
+            gone=True,
+            signup=app.settings.server.signup == "open",
+        )
+
+    web.add_exception_handler(SubscriberGone, gone)
+
+
 def _error_pages(web: FastAPI, pages: Pages) -> None:
     """A page for every error, never a traceback or JSON."""
 
@@ -196,7 +218,8 @@ def _error_pages(web: FastAPI, pages: Pages) -> None:
     async def not_found(request: Request, exc: Exception) -> HTMLResponse:
         if request.url.path.startswith("/admin"):  # a subscriber or feed that is not there
             return page(404, "Not found", str(exc))
-        return await bad_link(request, exc)  # a link to someone deleted since
+        return await bad_link(request, exc)  # a paper, a channel no longer there (deleted
+        # subscribers: `_gone`)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -43,11 +43,12 @@ from daemon.checks import (
 from daemon.db.models import ChannelKind, FollowKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
 from daemon.db.rows import PaperRow, UserRow
-from daemon.errors import NotFoundError, PaperwireError
+from daemon.errors import NotFoundError, PaperwireError, SubscriberGone
 from daemon.library.read import FORMATS
 from daemon.settings import check_timezone, is_place_zone
 from daemon.web.auth import Forgetting, client_key, csrf_ok
 from daemon.web.feedback import describe_channel, hide_webhook
+from daemon.web.links import BadLink, LinkAction
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
 from notifications.render import safe_url
 
@@ -216,9 +217,21 @@ class _Page:
         self.zones = sorted(z for z in available_timezones() if is_place_zone(z))
 
     def open_page(self, token: str) -> UserRow:
-        link = self.app.links.read_manage(
-            token, self.app.clock(), self.app.settings.server.manage_link_days
-        )
+        try:
+            link = self.app.links.read_manage(
+                token, self.app.clock(), self.app.settings.server.manage_link_days
+            )
+        except BadLink:  # expired, say: of an account deleted since, that first ("ask /manage
+            # for a fresh one" is no advice for it)
+            with contextlib.suppress(BadLink):
+                old = self.app.links.read(token)
+                if old.action == "manage":
+                    self.subscriber_of(old)
+            raise
+        return self.subscriber_of(link)
+
+    def subscriber_of(self, link: LinkAction) -> UserRow:
+        """The subscriber a page's link was made for; SubscriberGone when deleted since."""
         user = self.app.store.people.by_id(link.user_id)
         # a link made before this subscriber was added is a former holder's of the id (SQLite
         # gave a deleted subscriber's id again before migration 0009)
@@ -227,7 +240,7 @@ class _Page:
             or link.issued_at is None
             or link.issued_at < int(user.created_at.timestamp())
         ):
-            raise NotFoundError("this subscriber no longer exists")
+            raise SubscriberGone("this subscriber no longer exists")
         return user
 
     def forbidden(self) -> HTMLResponse:

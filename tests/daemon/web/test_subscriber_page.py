@@ -640,7 +640,9 @@ def test_a_double_click_on_delete_shows_the_account_deleted(world: World) -> Non
     assert shown.status_code == 200 and "Your account is deleted." in shown.text
     # without the page's form token it does not get there
     other = world.client.post(f"{world.page}/delete", data={"csrf": "x" * 32, "confirm": "yes"})
-    assert other.status_code == 400 and "deleted" not in other.text.lower()
+    # (the link's page for an account that is no more: "This account was deleted", no more)
+    assert other.status_code == 400 and "Your account is deleted." not in other.text
+    assert "This account was deleted" in other.text
 
 
 def test_the_deleted_page_cannot_be_forged(world: World) -> None:
@@ -938,3 +940,53 @@ def test_the_likes_are_shown_a_hundred_a_page_newest_first(world: World) -> None
     assert undo is not None
     world.post("feedback", paper=str(papers[0]), value="none", **{"from": undo[1]})
     assert world.app.store.people.answer(world.user_id, papers[0]) == 0
+
+
+@pytest.mark.parametrize("signup", ["closed", "open"])
+def test_the_links_of_a_deleted_account_say_so_and_how_to_come_back(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, clock: Any, signup: str
+) -> None:
+    """An old digest's links of a deleted account advised asking /manage for a fresh link,
+    which never mails a deleted account anything. They say the account is deleted and how to
+    subscribe again: sign up (where it is open), or ask the admin."""
+    app = app_factory(
+        make_settings(
+            server={
+                "base_url": "http://127.0.0.1:8080",
+                "secret_key": "test-secret-key-0123",
+                "signup": signup,
+            }
+        )
+    )
+    now = app.clock()
+    user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@example.org"})
+    (email,) = app.store.people.channels_of(user.id)
+    app.store.papers.upsert(
+        [PaperIn(key="guid:p", title="A paper", abstract="", authors=(), url="", published=now)],
+        None,
+        now,
+    )
+    paper = app.store.papers.find("guid:p").id
+    links = [
+        urlsplit(app.links.feedback_url("like", user.id, paper, email.id)).path,
+        urlsplit(app.links.feedback_url("dislike", user.id, paper, email.id)).path,
+        urlsplit(app.links.unsubscribe_url(user.id, email.id)).path,
+        urlsplit(app.links.manage_url(user.id, now)).path,
+    ]
+    app.store.people.remove("ada")
+    with TestClient(make_web(app)) as client:
+        answers = [client.get(link) for link in links]
+        answers += [client.post(link) for link in links[:3]]
+        # the page's link expired too (a digest of months ago): the same, not "ask /manage"
+        clock.now = clock.now + timedelta(days=app.settings.server.manage_link_days + 1)
+        answers.append(client.get(links[3]))
+    for resp in answers:
+        assert resp.status_code == 400
+        assert "This account was deleted" in resp.text
+        assert 'href="/manage"' not in resp.text and "fresh link" not in resp.text
+        if signup == "open":
+            assert 'href="/signup"' in resp.text
+        else:
+            assert 'href="/signup"' not in resp.text
+            assert "ask the person who runs paperwire" in resp.text
+    assert _mails(app) == []
