@@ -1395,6 +1395,23 @@ def test_console_pages_escape_feed_text(
     assert "<script>alert" not in r.text
 
 
+def test_the_test_fetch_of_an_empty_feed_says_what_feeds_add_says(
+    console: Console, client: TestClient, tmp_path: Path
+) -> None:
+    # the console said "0 paper(s), 0 new." where `feeds add` says why a feed may be empty and
+    # what to check (ingest QA)
+    empty = tmp_path / "empty.xml"
+    empty.write_text('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+                     "</channel></rss>")  # fmt: skip
+    csrf = log_in(client)
+    r = client.post("/admin/feeds", data={"csrf": csrf, "name": "empty", "url": empty.as_uri(),
+                                          "action": "test"})  # fmt: skip
+    summary = re.search(r'<p id="trial-summary">(.*?)</p>', r.text, re.S)
+    assert summary and html.unescape(summary.group(1)) == (
+        "0 entries: the feed is empty now (check that it is the one you meant)."
+    )
+
+
 def test_a_locked_address_trying_name_after_name_fills_neither_the_audit_log_nor_memory(
     console: Console, client: TestClient
 ) -> None:
