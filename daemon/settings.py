@@ -8,6 +8,7 @@ environment (`PAPERWIRE_<SECTION>__<KEY>`, e.g. `PAPERWIRE_EMAIL__PASSWORD`), th
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
@@ -30,10 +31,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -421,7 +425,56 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+        environment = _EnvironmentSource(settings_cls)
+        return (init_settings, environment, TomlConfigSettingsSource(settings_cls))
+
+
+class _UnreadableVariable(ValueError):
+    """A PAPERWIRE_ variable for a table or a list whose value is neither TOML nor JSON."""
+
+    def __init__(self, field: str, value: str) -> None:
+        super().__init__(f"{field}: {value!r} is no TOML or JSON value")
+        self.field = field
+        self.value = value
+
+
+class _EnvironmentSource(EnvSettingsSource):
+    """The PAPERWIRE_ variables; a table or a list is written as in the file (TOML:
+    `{ max_interests = 3 }`, `["lab.example"]`, as `config set` takes it) or in JSON."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo | None, value: Any) -> Any:
+        try:
+            return json.loads(value)
+        except ValueError:
+            pass
+        try:  # one value; any further line is another key, left out
+            return tomllib.loads(f"value = {value}")["value"]
+        except tomllib.TOMLDecodeError:
+            raise _UnreadableVariable(field_name, value) from None
+
+
+def _unreadable_variable(error: SettingsError) -> str:
+    """The problem line of a variable whose table or list could not be read: the variable,
+    its value (not when it may hold a secret) and how to write one."""
+    cause = error.__cause__
+    if not isinstance(cause, _UnreadableVariable):
+        return f"  {error}"
+    field, value = cause.field.upper(), cause.value
+    found = [
+        var
+        for var, text in os.environ.items()
+        if text == value
+        and var.upper().startswith(ENV_PREFIX)
+        and (var.upper().endswith(f"__{field}") or var.upper() == f"{ENV_PREFIX}{field}")
+    ]
+    var = found[0] if found else f"{ENV_PREFIX}…{field}"
+    section = var.upper().removeprefix(ENV_PREFIX).lower() in _section_models()
+    hidden = section or any(s in var.lower() for s in ("password", "secret", "url"))
+    shown = "**********" if hidden else repr(value)
+    return (
+        f"  {var} = {shown}: not a list or table; write it as in the file, e.g. "
+        '["lab.example"] or { max_interests = 3 } (TOML), or in JSON'
+    )
 
 
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
@@ -603,6 +656,11 @@ def load_settings(path: str | Path | None = None, *, shown_as: Path | None = Non
         settings = from_file()
     except ValidationError as e:
         raise ConfigError(describe_errors(shown, e, env_problems)) from None
+    except SettingsError as e:  # a variable's table or list that is no TOML or JSON
+        lines = [*env_problems, _unreadable_variable(e)]
+        raise ConfigError(
+            f"{shown}: invalid configuration ({len(lines)} problem(s)):\n" + "\n".join(lines)
+        ) from None
     if env_problems:
         raise ConfigError(
             f"{shown}: invalid configuration ({len(env_problems)} problem(s)):\n"

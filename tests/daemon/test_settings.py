@@ -209,6 +209,40 @@ def test_bad_environment_value_is_reported(tmp_path: Path, monkeypatch: pytest.M
     assert "less than or equal to 100" in msg
 
 
+def test_a_table_or_list_from_the_environment_is_written_as_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the file, `config set` and docs/admin.md write tables in TOML; from the environment
+    # only JSON was read, and the TOML form stopped every command with a pydantic traceback
+    path = _write(tmp_path, "")
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS", "{ max_interests = 3 }")
+    monkeypatch.setenv("PAPERWIRE_SERVER__SIGNUP_DOMAINS", '["lab.example"]')
+    settings = load_settings(path)
+    assert settings.recommender.options == {"max_interests": 3}
+    assert list(settings.server.signup_domains) == ["lab.example"]
+
+
+def test_an_environment_value_that_is_no_table_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _write(tmp_path, "")
+    monkeypatch.setenv("PAPERWIRE_SERVER__SIGNUP_DOMAINS", "lab.example")
+    msg = _error(path)
+    assert str(path) in msg
+    assert "PAPERWIRE_SERVER__SIGNUP_DOMAINS = 'lab.example'" in msg
+    assert '["lab.example"]' in msg  # how to write one
+    assert "Traceback" not in msg
+
+
+def test_an_unreadable_table_of_secrets_from_the_environment_is_not_echoed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PAPERWIRE_ADMIN__PASSWORDS", "{ada: $argon2id$v=19$hush}")
+    msg = _error(_write(tmp_path, ""))
+    assert "PAPERWIRE_ADMIN__PASSWORDS" in msg
+    assert "hush" not in msg
+
+
 def test_a_channel_stop_after_more_refusals_than_a_database_counts_is_refused(
     tmp_path: Path,
 ) -> None:
