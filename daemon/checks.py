@@ -69,11 +69,16 @@ def _has_space_or_control(text: str) -> bool:
     return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text)
 
 
+class HostNotResolved(ValueError):
+    """A feed's host whose name does not resolve now: no address to judge (the fetcher checks
+    the addresses again at every fetch)."""
+
+
 def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
     """A feed's address, checked as the fetcher will treat it: http(s) with a host that is not
     internal (unless `ingest.allow_private_addresses`), or `file:` only with `ingest.allow_files`.
     The host is resolved to apply the address policy (not with `allow_private`: then nothing
-    here needs the network, nor imports the fetcher)."""
+    here needs the network, nor imports the fetcher); `HostNotResolved` when it does not."""
     if not url.strip():
         raise ValueError("a feed URL cannot be empty; e.g. https://rss.arxiv.org/rss/cs.LG")
     if _has_space_or_control(url):
@@ -101,10 +106,12 @@ def check_feed_url(url: str, *, allow_files: bool, allow_private: bool) -> str:
         raise ValueError(f"{url!r} has no host; e.g. https://rss.arxiv.org/rss/cs.LG")
     if not allow_private:
         from daemon.errors import FetchError
-        from daemon.ingest.fetch import check_address
+        from daemon.ingest.fetch import HostUnresolved, check_address
 
         try:
             check_address(host)
+        except HostUnresolved as e:
+            raise HostNotResolved(str(e)) from None
         except FetchError as e:
             raise ValueError(str(e)) from None
     return url

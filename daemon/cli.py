@@ -1157,14 +1157,27 @@ def _try_address(app: App, name: str, url: str, no_check: bool, done: str) -> tu
     """A feed's address checked as the fetcher will treat it and fetched once (not with
     `no_check`): (the address to keep, what the fetch found, for the admin). A 301 gives the
     new address; a fetch that fails stops the command, saying why."""
-    from daemon.checks import check_feed_url
+    from urllib.parse import urlsplit
+
+    from daemon.checks import HostNotResolved, check_feed_url
     from daemon.jobs.ingest import try_feed
 
     ing = app.settings.ingest
     policy = {"allow_files": ing.allow_files, "allow_private": ing.allow_private_addresses}
-    _checked(lambda u: check_feed_url(u, **policy), url, "URL")
+    unresolved = ""
+    try:
+        check_feed_url(url, **policy)
+    except HostNotResolved as e:  # DNS down, or no network: the fetches will check it again
+        if not no_check:
+            raise PaperwireError(
+                f"URL: {e}\n(when you are sure of the address and its name only does not "
+                f"resolve right now, {_VERB[done]} it anyway with --no-check)"
+            ) from None
+        unresolved = f"; {urlsplit(url).hostname} does not resolve now"
+    except ValueError as e:
+        raise PaperwireError(f"URL: {e}") from None
     if no_check:
-        return url, "\nnot fetched (--no-check): the next ingest fetches it"
+        return url, f"\nnot fetched (--no-check){unresolved}: the next ingest fetches it"
     trial = try_feed(app, url, app.clock())
     if trial.error:  # it names the URL
         raise PaperwireError(

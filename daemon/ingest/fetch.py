@@ -71,6 +71,10 @@ class AddressRefused(FetchError):
     """The guard refused a host (it does not resolve, or to a non-public address)."""
 
 
+class HostUnresolved(AddressRefused):
+    """The host's name did not resolve (now: DNS may answer later)."""
+
+
 Resolver = Callable[[str, int], Iterable[str]]  # (host, port) → IP addresses, as text
 
 
@@ -120,9 +124,9 @@ class AddressGuard:
                 found = list(dict.fromkeys(self.resolve(host, port)))
             except (OSError, UnicodeError) as e:
                 why = getattr(e, "strerror", None) or str(e)
-                raise AddressRefused(f"cannot resolve host {host!r}: {why}") from e
+                raise HostUnresolved(f"cannot resolve host {host!r}: {why}") from e
             if not found:
-                raise AddressRefused(f"cannot resolve host {host!r}: no address")
+                raise HostUnresolved(f"cannot resolve host {host!r}: no address")
         for text in found:
             address = _ip(text)
             if address is None or not (self.allow_private or self.allowed(address)):

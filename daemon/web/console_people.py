@@ -19,6 +19,7 @@ from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
 from daemon.checks import (
     WEEKDAYS,
+    HostNotResolved,
     as_id,
     check_display_name,
     check_feed_url,
@@ -170,6 +171,8 @@ def _add_or_test_feed(console: Console, request: Request, form: Posted) -> Respo
     try:
         check_handle(name, "feed name")
         check_feed_url(url, allow_files=ing.allow_files, allow_private=ing.allow_private_addresses)
+    except HostNotResolved:  # DNS down, or no network: the test fetch says so and offers
+        pass  # "Add anyway"; every fetch checks the addresses again
     except ValueError as e:
         return page(400, error=str(e))
     return (_set_feed_url if editing else _add_feed)(console, form, name, url, action, page)

@@ -539,6 +539,37 @@ def test_feeds_add_fetches_the_feed_once_and_says_what_it_found(tmp_path: Path) 
     )
 
 
+def test_feeds_add_no_check_takes_a_feed_whose_host_does_not_resolve_now(
+    pw: Runner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--no-check` is for "its server is down right now", but a name that did not resolve (the
+    # README's quick start without internet, a DNS outage) was refused by it all the same:
+    # "error: URL: cannot resolve host 'rss.arxiv.org'", with no way to add the feed
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "feeds.lab.example":  # no DNS query leaves the machine
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = "https://feeds.lab.example/rss"
+    refused = " ".join(pw("feeds", "add", "lab", url, expect=1).stderr.split())
+    assert "cannot resolve host 'feeds.lab.example'" in refused
+    assert "add it anyway with --no-check" in refused
+    added = pw("feeds", "add", "lab", url, "--no-check").stdout
+    assert "added feed lab" in added and "the next ingest fetches it" in added
+    assert "feeds.lab.example does not resolve now" in " ".join(added.split())
+    moved = pw("feeds", "set-url", "lab", url + "2", "--no-check").stdout
+    assert f"feed lab now fetches {url}2" in moved
+    # the address policy still holds: a host inside the network is refused, checked or not
+    inside = pw("feeds", "add", "inside", "http://127.0.0.1/rss", "--no-check", expect=1).stderr
+    assert "non-public address" in inside
+    # the ingest fetches it and says why it failed
+    assert "cannot resolve host 'feeds.lab.example'" in pw("ingest", expect=1).stderr
+    assert "lab" in pw("feeds", "list").stdout
+
+
 def test_feeds_set_url_gives_a_moved_feed_its_new_address_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:

@@ -87,7 +87,9 @@ def root_hash() -> str:
     return hash_password(PASSWORD)
 
 
-def write_console_config(tmp_path: Path, db_url: str, base_url: str, extra: str = "") -> Path:
+def write_console_config(
+    tmp_path: Path, db_url: str, base_url: str, extra: str = "", allow_private: bool = True
+) -> Path:
     path = tmp_path / "paperwire.toml"
     path.write_text(
         f"""# the console's test configuration
@@ -104,7 +106,7 @@ secret_key = "console-test-secret"
 digest_cron = "5 * * * *"
 
 [ingest]
-allow_private_addresses = true
+allow_private_addresses = {str(allow_private).lower()}
 allow_files = true
 arxiv_min_interval_seconds = 0.0
 
@@ -147,8 +149,10 @@ def console_factory(
 ) -> Iterator[ConsoleFactory]:
     made: list[Daemon] = []
 
-    def build(base_url: str = "https://127.0.0.1:8080", extra: str = "") -> Console:
-        config = write_console_config(tmp_path, db_url, base_url, extra)
+    def build(
+        base_url: str = "https://127.0.0.1:8080", extra: str = "", allow_private: bool = True
+    ) -> Console:
+        config = write_console_config(tmp_path, db_url, base_url, extra, allow_private)
         app = make_app(load_settings(config), clock=clock, config_file=config)
         upgrade(app.store.engine)
         daemon = make_daemon(app)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import socket
 import time
 import tomllib
 from datetime import timedelta
@@ -428,6 +429,40 @@ def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
     assert console.app.store.feeds.all()[-1].url == server.url_for("/new.rss")
     taken = client.post("/admin/feeds", data=form | {"url": HF})
     assert taken.status_code == 400 and "feed 'j' already exists" in html.unescape(taken.text)
+
+
+def test_a_feed_whose_host_does_not_resolve_now_can_be_added_anyway(
+    console_factory: ConsoleFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "Add anyway" is for a server down right now, but a name that did not resolve (DNS down,
+    # no network yet) was refused before any fetch, without the button: no way to add it
+    real = socket.getaddrinfo
+
+    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "feeds.lab.example":  # no DNS query leaves the machine
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    console = console_factory(allow_private=False)
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+    csrf = log_in(client)
+    url = "https://feeds.lab.example/rss"
+    form = {"csrf": csrf, "name": "lab", "url": url, "action": "add"}
+    refused = client.post("/admin/feeds", data=form)
+    assert refused.status_code == 400
+    assert "cannot resolve host &#39;feeds.lab.example&#39;" in refused.text
+    assert 'value="add-unchecked"' in refused.text and console.app.store.feeds.all() == []
+    added = client.post("/admin/feeds", data=form | {"action": "add-unchecked"})
+    assert "Added feed lab without a test fetch" in added.text
+    assert [(f.name, f.url) for f in console.app.store.feeds.all()] == [("lab", url)]
+    moved = form | {"url": url + "2", "action": "set-url-unchecked"}
+    assert client.post("/admin/feeds", data=moved).status_code == 200
+    assert [f.url for f in console.app.store.feeds.all()] == [url + "2"]
+    # the address policy still holds: a host inside the network is refused, checked or not
+    inside = form | {"name": "in", "url": "http://127.0.0.1/rss", "action": "add-unchecked"}
+    kept_out = client.post("/admin/feeds", data=inside)
+    assert kept_out.status_code == 400 and "non-public address" in kept_out.text
 
 
 def test_a_feed_that_moved_gets_its_new_address_from_its_row(
