@@ -250,10 +250,7 @@ def main(argv: list[str] | None = None) -> None:
         elif isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", "") == "42501":
             # PostgreSQL 15+: only the database's owner may create tables in its schema public
             reason = " ".join(str(e.orig).splitlines()[0].split())  # not the statement after
-            fix = (
-                "the user of database.url must own the database: `ALTER DATABASE name OWNER "
-                "TO user` (or create it with `createdb -O user name`)"
-            )
+            fix = _owner_fix()
         else:
             raise
         err.print(
@@ -261,6 +258,34 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
         )
         raise SystemExit(1) from None
+
+
+def _owner_fix() -> str:
+    """What lets the user of database.url create its tables: own the database (PostgreSQL 15+),
+    with the names of database.url's database and user when it names both."""
+    from sqlalchemy.engine import make_url
+
+    from daemon.settings import load_settings
+
+    try:
+        url = make_url(load_settings(_state.config).database.url)
+        database, user = url.database, url.username
+    except Exception:  # the general advice then
+        database = user = None
+    if not database or not user:
+        return (
+            "the user of database.url must own the database: `ALTER DATABASE name OWNER "
+            "TO user` (or create it with `createdb -O user name`)"
+        )
+
+    def quoted(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    return (
+        f"the user of database.url must own the database: as a superuser, `ALTER DATABASE "
+        f"{quoted(database)} OWNER TO {quoted(user)};` (or create it with `createdb -O "
+        f"{user} {database}`)"
+    )
 
 
 # ---- the daemon and its jobs -------------------------------------------------------------------
