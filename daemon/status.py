@@ -93,6 +93,20 @@ def status(
         for name in failing
     ]
     enabled = [f for f in feeds if f.enabled]
+    if not enabled:  # "ok: nothing needs a person", and no paper ever came in
+        problems.append(
+            Problem(
+                "no feed is enabled: no paper comes in, so every digest is empty"
+                if feeds
+                else "no feed yet: no paper comes in, so every digest is empty",
+                "enable one: `paperwire feeds enable NAME`"
+                if feeds
+                else "add one: `paperwire feeds add NAME URL` (or a [[feeds]] entry in the "
+                "config file)",
+                "/admin/feeds",
+                "Feeds: add one" if not feeds else "Feeds: enable one",
+            )
+        )
     if enabled and schedule is not None:
         last = max(_heard_of(f) for f in enabled)
         if now - last > quiet_limit(schedule, now):
