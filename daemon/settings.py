@@ -452,6 +452,27 @@ class _EnvironmentSource(EnvSettingsSource):
         except tomllib.TOMLDecodeError:
             raise _UnreadableVariable(field_name, value) from None
 
+    def explode_env_vars(
+        self, field_name: str, field: FieldInfo, env_vars: Mapping[str, str | None]
+    ) -> dict[str, Any]:
+        """A section's entries; one recommender option (PAPERWIRE_RECOMMENDER__OPTIONS__
+        MAX_INTERESTS=3) read as a value in the file: 3, false, 0.2, "english"; text that is
+        no TOML value (tfidf-centroid) stays text. Any other key's type says how to read it."""
+        exploded = super().explode_env_vars(field_name, field, env_vars)
+        options = exploded.get("options") if field_name == "recommender" else None
+        if isinstance(options, dict):
+            exploded["options"] = {k: _toml_scalar(v) for k, v in options.items()}
+        return exploded
+
+
+def _toml_scalar(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        return value
+
 
 def _unreadable_variable(error: SettingsError) -> str:
     """The problem line of a variable whose table or list could not be read: the variable,

@@ -222,6 +222,27 @@ def test_a_table_or_list_from_the_environment_is_written_as_in_the_file(
     assert list(settings.server.signup_domains) == ["lab.example"]
 
 
+def test_one_recommender_option_from_the_environment_is_read_as_in_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PAPERWIRE_RECOMMENDER__OPTIONS__MAX_INTERESTS=3 was taken as a key and its value kept as
+    # text: "'3' is not an integer ≥ 1" (operator-docs QA)
+    path = _write(tmp_path, "[recommender.options]\nmax_interests = 2\n")
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__MAX_INTERESTS", "3")
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__USE_ABSTRACT", "false")
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__MAX_DF", "0.2")
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__METHOD", "tfidf-centroid")  # text
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__STOP_WORDS", '"english"')
+    settings = load_settings(path)
+    assert settings.recommender.options == {
+        "max_interests": 3,
+        "use_abstract": False,
+        "max_df": 0.2,
+        "method": "tfidf-centroid",
+        "stop_words": "english",
+    }
+
+
 def test_an_environment_value_that_is_no_table_names_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
