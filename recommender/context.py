@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
-from recommender.features import _doc_text, _fold, _surname_key
+from recommender.features import _doc_text, _keyword_fold, _surname_key
 from recommender.interests import _topic_sims
 from recommender.selection import _enough_text, _near_duplicates, _trending_order
 from recommender.state import _Fitted
@@ -130,7 +130,7 @@ class Candidates:
         once) are searched; a key that is one run is answered by the index alone. A new
         keyword costs its matches, not a search of every text (12 ms for 3,000 candidates):
         100,000 subscribers follow keywords of their own."""
-        key = _separated(_fold(word)).strip()
+        key = _separated(_keyword_fold(word)).strip()
         mask = self._kw.get(key)
         if mask is not None:
             return mask
@@ -175,7 +175,7 @@ class Candidates:
 
     def _text(self, i: int) -> str:
         if self._texts is None:
-            self._texts = [_separated(_fold(_doc_text(d, True))) for d in self.cands]
+            self._texts = [_separated(_keyword_fold(_doc_text(d, True))) for d in self.cands]
         return self._texts[i]
 
     def _run_index(self) -> dict[str, np.ndarray]:

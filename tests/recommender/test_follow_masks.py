@@ -14,19 +14,20 @@ from hypothesis import strategies as st
 
 from recommender import Doc, Recommender, context
 from recommender.context import Candidates
-from recommender.features import _author_tokens, _doc_text, _fold, _surname_key
+from recommender.features import _author_tokens, _doc_text, _fold, _keyword_fold, _surname_key
 
 
 def _searched(cands: Candidates, word: str) -> np.ndarray:
     """The definition: the folded key stands in the folded title and abstract with no letter
-    a–z or digit right before or after it, any run of spaces and hyphens as one space."""
+    a–z or digit right before or after it, any run of spaces and hyphens as one space (folded:
+    LaTeX read, accents and case folded, Greek letters by name, `_keyword_fold`)."""
 
     def spaced(text: str) -> str:
         return re.sub(r"[\s\-‐‑‒–]+", " ", text)
 
-    key = spaced(_fold(word)).strip()
+    key = spaced(_keyword_fold(word)).strip()
     pat = re.compile(r"(?<![a-z0-9])" + re.escape(key) + r"(?![a-z0-9])")
-    texts = [spaced(_fold(_doc_text(d, True))) for d in cands.cands]
+    texts = [spaced(_keyword_fold(_doc_text(d, True))) for d in cands.cands]
     return np.array([bool(key) and pat.search(t) is not None for t in texts], dtype=bool)
 
 
@@ -182,3 +183,29 @@ def test_the_masks_kept_are_bounded(
     assert list(cands._au) == ["Wang", "Li", "Chen"]
     assert all(np.array_equal(cands.keyword_mask(w), first[w]) for w in words)
     assert sum(int(m.any()) for m in first.values()) >= 4
+
+
+def test_a_keyword_matches_titles_written_in_latex_as_the_digest_shows_them(
+    rec: Recommender,
+) -> None:
+    # arXiv titles keep their LaTeX, and the digest shows them readable: a follow of
+    # "Schrödinger" (as the digest wrote it) missed "Schr\"odinger" and "Schr{\"o}dinger", and a
+    # follow of "gamma-ray bursts" or "γ-ray bursts" missed "$\gamma$-ray bursts"
+    docs = [
+        Doc("1", r"Solving the Schr\"odinger equation with neural networks"),
+        Doc("2", r"Schr{\"o}dinger bridges for generative models"),
+        Doc("3", "Schrödinger cats in superconducting circuits"),
+        Doc("4", r"Fermi-LAT observations of $\gamma$-ray bursts"),
+        Doc("5", "Prompt γ-ray bursts from magnetars"),
+        Doc("6", "Gamma-ray bursts: a review"),
+        Doc("7", r"Lattice gauge theory at strong coupling \cite{x}"),
+    ]
+    cands = rec.candidates(docs)
+    for key in ("Schrödinger", "schrodinger", r"Schr\"odinger"):
+        assert cands.keyword_mask(key).tolist() == [True, True, True] + [False] * 4, key
+    assert cands.keyword_mask("Schrödinger equation").tolist() == [True] + [False] * 6
+    for key in ("gamma-ray bursts", "γ-ray bursts", r"$\gamma$-ray"):
+        assert cands.keyword_mask(key).tolist() == [False] * 3 + [True] * 3 + [False], key
+    # a command is no word of the text, nor is the text around it joined
+    assert not cands.keyword_mask("cite").any()
+    assert cands.keyword_mask("strong coupling").tolist() == [False] * 6 + [True]
