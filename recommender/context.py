@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
-from recommender.features import _doc_text, _keyword_fold, _surname_key
+from recommender.features import _doc_text, _followed_author_key, _keyword_fold, _surname_key
 from recommender.interests import _topic_sims
 from recommender.selection import _enough_text, _near_duplicates, _trending_order
 from recommender.state import _Fitted
@@ -151,13 +151,14 @@ class Candidates:
         return mask
 
     def author_mask(self, name: str) -> np.ndarray:
-        """Candidates by the author `name` (last name, and the initial when both have one):
+        """Candidates by the author `name` (last name, and the initial when both have one; a
+        surname of several words alone, "Del Maestro", has none: `_followed_author_key`):
         looked up by last name in an index of the day's candidates' authors, made once."""
         mask = self._au.get(name)
         if mask is not None:
             return mask
         mask = np.zeros(len(self.cands), dtype=bool)
-        last, initial = _surname_key(name)
+        last, initial = _followed_author_key(name)
         if last:
             if self._by_last is None:  # every candidate's authors, folded once
                 self._by_last = {}

@@ -94,6 +94,26 @@ def _surname_key(name: str) -> tuple[str, str]:
     return re.sub(r"[^a-z0-9]+", "", surname[0]), first[:1]
 
 
+# words that begin a surname ("Del Maestro", "de Gennes", "van der Waals"): a followed name of
+# these and a last word alone is a surname, without a given name (`_followed_author_key`)
+_SURNAME_PARTICLES = frozenset({
+    "da", "das", "de", "degli", "del", "della", "den", "der", "des", "di", "do", "dos", "du",
+    "la", "le", "st", "ten", "ter", "van", "von", "zu",
+})  # fmt: skip
+
+
+def _followed_author_key(name: str) -> tuple[str, str]:
+    """The key of a followed or muted author (`_surname_key`): a name of surname particles and
+    a last word ("Del Maestro", "van der Waals") is a surname alone, matched whatever the
+    initial (as "Maestro" is), not a given name "Del" with the initial d."""
+    last, initial = _surname_key(name)
+    if initial and "," not in name:
+        words = _fold(name).split()
+        if len(words) > 1 and all(w in _SURNAME_PARTICLES for w in words[:-1]):
+            return last, ""
+    return last, initial
+
+
 def _east_asian(name: str) -> bool:
     """Whether `name` is written in Chinese, Japanese or Korean (张三, 山田 太郎, 김철수): wide
     characters (East Asian Width W or F) and no Latin letter."""

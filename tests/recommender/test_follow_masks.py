@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 
 from recommender import Doc, Recommender, context
 from recommender.context import Candidates
-from recommender.features import _author_tokens, _doc_text, _fold, _keyword_fold, _surname_key
+from recommender.features import (
+    _author_tokens,
+    _doc_text,
+    _fold,
+    _followed_author_key,
+    _keyword_fold,
+    _surname_key,
+)
 
 
 def _searched(cands: Candidates, word: str) -> np.ndarray:
@@ -33,8 +40,8 @@ def _searched(cands: Candidates, word: str) -> np.ndarray:
 
 def _by_author(cands: Candidates, name: str) -> np.ndarray:
     """The definition: an author of the same last name (its last word), and the same initial
-    when both have one."""
-    last, initial = _surname_key(name)
+    when both have one (a followed surname of several words alone has none)."""
+    last, initial = _followed_author_key(name)
     return np.array(
         [
             bool(last)
@@ -209,3 +216,24 @@ def test_a_keyword_matches_titles_written_in_latex_as_the_digest_shows_them(
     # a command is no word of the text, nor is the text around it joined
     assert not cands.keyword_mask("cite").any()
     assert cands.keyword_mask("strong coupling").tolist() == [False] * 6 + [True]
+
+
+def test_a_followed_surname_of_several_words_matches_without_a_given_name(
+    rec: Recommender,
+) -> None:
+    # a follow of "Del Maestro" read "Del" as a given name (initial d) and matched none of
+    # Adrian Del Maestro's papers; "de Gennes", "van der Waals" alike
+    docs = [
+        Doc("1", "Helium in nanopores", authors=("Adrian Del Maestro",)),
+        Doc("2", "Luttinger liquids", authors=("Del Maestro, A.",)),
+        Doc("3", "Soft matter", authors=("Pierre-Gilles de Gennes",)),
+        Doc("4", "Equation of state", authors=("J. D. van der Waals",)),
+        Doc("5", "Other work", authors=("Dario Maestro",)),
+    ]
+    cands = rec.candidates(docs)
+    assert cands.author_mask("Del Maestro").tolist() == [True, True, False, False, True]
+    assert cands.author_mask("de Gennes").tolist() == [False, False, True, False, False]
+    assert cands.author_mask("van der Waals").tolist() == [False, False, False, True, False]
+    # a given name still counts where there is one
+    assert cands.author_mask("A. Del Maestro").tolist() == [True, True, False, False, False]
+    assert cands.author_mask("Dario Maestro").tolist() == [False, False, False, False, True]
