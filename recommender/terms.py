@@ -321,14 +321,14 @@ def _words(doc: Doc, cfg: RecommenderConfig) -> _Words:
     return _Words(text, tokens, spans, where)
 
 
-def _surface(words: _Words, term: str) -> str | None:
+def _surface(words: _Words, term: str, *, joined_as_is: bool = True) -> str | None:
     """`term` as the paper writes it: the first place its words follow each other, with at
     most `GAP_WORDS` skipped words between two of them and nothing but spaces, or a hyphen,
     slash or apostrophe, around those (`_JOINER`: "communities of practice", "ChIP-seq data",
     "next-generation"…). A word keeps its capitals when it has some after its first letter
     ("RNA", "LLMs"), else it is in lower case. None for a bigram found only across the end of
-    a phrase or sentence; `term` itself when its words are not found in order (a phrase the
-    explanation joined from bigrams)."""
+    a phrase or sentence; `term` itself when its words are not found in order (another
+    tokenizer; a phrase the explanation joined from bigrams: None with `joined_as_is` False)."""
     parts = term.split()
     tokens, spans, text = words.tokens, words.spans, words.text
     broken = False
@@ -354,6 +354,8 @@ def _surface(words: _Words, term: str) -> str | None:
                 first -= 1
             shown = text[spans[first][0] : spans[at][1]].replace("$", "")
             return " ".join(_RUN.sub(_cased, shown).split())
+    if len(parts) > 2 and not joined_as_is:
+        return None
     return None if broken and len(parts) == 2 else term
 
 
@@ -397,9 +399,16 @@ def _surfaces(
         words = texts[j] = _words(doc, cfg)
     out: list[str] = []
     for term in key[1:]:
-        shown = _surface(words, term)
-        if shown is not None and shown not in out:
-            out.append(shown)
+        parts = term.split()
+        shown = _surface(words, term, joined_as_is=False)
+        # a phrase joined from bigrams that the pick does not write whole ("generation
+        # sequencing data" of "next-generation sequencing … amounts of sequencing data"): its
+        # longest parts the pick writes whole, not words it never writes together
+        named = [shown] if shown is not None or len(parts) < 3 else _written_parts(words, parts)
+        for s in named:
+            if s is not None and s not in out:
+                out.append(s)
+    out = out[: max(cfg.reason_terms, len(key) - 1)]
     # a word that another term now shows, hyphenated to it ("ChIP" of "ChIP-seq data")
     held = {w.lower() for t in out if " " in t or "-" in t for w in re.split(r"[\s\-]+", t)}
     out = [t for t in out if " " in t or "-" in t or t.lower() not in held]
@@ -407,3 +416,24 @@ def _surfaces(
         cache.clear()
     cache[key] = found = tuple(out)
     return found
+
+
+def _written_parts(words: _Words, parts: list[str]) -> list[str | None]:
+    """The phrase `parts` (joined from bigrams, not written whole by the paper) as the longest
+    runs of it the paper writes whole, each as written, from the first word on; each run
+    begins at the last word of the one before, so every bigram of the phrase is in one
+    ("personal information management systems" → "personal information management",
+    "management systems"); None for a bigram the paper writes only across a phrase's end."""
+    out: list[str | None] = []
+    i = 0
+    while i < len(parts) - 1:
+        j = len(parts)
+        shown = None
+        while j > i + 1:
+            shown = _surface(words, " ".join(parts[i:j]), joined_as_is=False)
+            if shown is not None or j == i + 2:
+                break
+            j -= 1
+        out.append(shown)
+        i = j - 1
+    return out

@@ -388,3 +388,32 @@ def test_entries_are_ordered_by_user_then_column_whatever_the_sizes() -> None:
     expected = np.lexsort((col, user))  # stable: equal entries keep their order
     assert _by_user_and_column(user, col, 300).tolist() == expected.tolist()
     assert _by_user_and_column(user, col, 100_000).tolist() == expected.tolist()  # one sort
+
+
+def test_a_phrase_joined_from_bigrams_is_named_only_as_the_pick_writes_it() -> None:
+    # "generation sequencing" and "sequencing data" are shared, and continue each other: they
+    # were named "generation sequencing data", words the pick (below, from CiteULike) never
+    # writes together; now its longest parts the pick writes whole are named, as written
+    doc = Doc(
+        "p",
+        "Optimal spliced alignments of short sequence reads",
+        "Next-generation sequencing technologies open exciting new possibilities. We map "
+        "massive amounts of sequencing data with splice site predictions. Personal "
+        "information management helps management systems.",
+    )
+    cache: dict[tuple[Any, ...], tuple[str, ...]] = {}
+    key = (3, "generation sequencing data", "splice site predictions")
+    shown = _surfaces(cache, {}, doc, key, CONFIGS["text"])
+    assert shown == ("next-generation sequencing", "sequencing data", "splice site predictions")
+    whole = (5, "personal information management systems")
+    named = ("personal information management", "management systems")
+    assert _surfaces({}, {}, doc, whole, CONFIGS["text"]) == named
+    # a part across a sentence's end is not named; all of them: nothing is
+    part = Doc("q", "Protein folding", "Folding. Sequencing of genomes.")
+    one = (4, "folding sequencing genomes")
+    assert _surfaces({}, {}, part, one, CONFIGS["text"]) == ("sequencing of genomes",)
+    gone = Doc("r", "Protein folding", "Folding. Sequencing. Genomes.")
+    assert _surfaces({}, {}, gone, (8, "folding sequencing genomes"), CONFIGS["text"]) == ()
+    # no more terms than the reason names (`reason_terms`)
+    many = (6, "generation sequencing data", "splice site predictions", "short sequence reads")
+    assert len(_surfaces({}, {}, doc, many, CONFIGS["text"])) == CONFIGS["text"].reason_terms
