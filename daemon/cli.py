@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -921,6 +921,17 @@ def _none_yet(what: str, command: str, more: str = "") -> str:
     return f"no {what} yet: add one with `{command}`{more}"
 
 
+def _no_feeds(declared: Sequence[str]) -> str:
+    """The line `feeds list` and `status` print for no feed stored: the configuration file's
+    enabled feeds (`declared`) are stored at the next ingest, else how to add one."""
+    if declared:
+        return (
+            f"no feeds stored yet: the configuration file's feeds ({', '.join(declared)}) come in "
+            "at the next ingest (`paperwire ingest`, or the daemon's)"
+        )
+    return _none_yet("feeds", "paperwire feeds add NAME URL")
+
+
 @users_cli.command("remove")
 def users_remove(
     name: Annotated[str, typer.Argument(metavar="USER", help="The user's handle.")],
@@ -1225,7 +1236,8 @@ def feeds_list() -> None:
     with _open_app() as app:
         feeds = app.store.feeds.all()
         if not feeds:
-            out.print(_none_yet("feeds", "paperwire feeds add NAME URL"), markup=False)
+            declared = [f.name for f in app.settings.feeds if f.enabled]
+            out.print(_no_feeds(declared), markup=False)
             return
         table = Table("name", "url", "enabled", "last ok", "new papers (last / all)", "last error")
         for f in feeds:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from daemon.cli import (
     _audit,
     _checked,
+    _no_feeds,
     _none_yet,
     _open_app,
     _print_delivery,
@@ -67,12 +68,14 @@ def status(
     """Feed health and deliveries by state for the last days, with the last errors.
 
     Exits 1 when something needs a person: a feed failing for a day, no fetch at all for a
-    day longer than the ingest schedule says (the daemon is not running), digests held back by
-    a transport that could deliver nothing, digests that failed for good today."""
+    day longer than the ingest schedule says (the daemon is not running), no feed enabled (or
+    the configuration file's not fetched yet), digests held back by a transport that could
+    deliver nothing, digests that failed for good today."""
     from daemon.status import status as read_status
 
     with _open_app() as app:
-        report = read_status(app.store, app.clock(), days, app.settings.schedule)
+        declared = [f.name for f in app.settings.feeds if f.enabled]
+        report = read_status(app.store, app.clock(), days, app.settings.schedule, declared)
     _print_status(report)
     if report.problems:
         raise SystemExit(1)
@@ -94,7 +97,10 @@ def _print_status(s: Status) -> None:
             str(f.papers_seen),
             escape(f.last_error or ""),
         )
-    out.print(feeds if s.feeds else _none_yet("feeds", "paperwire feeds add NAME URL"))
+    if s.feeds:
+        out.print(feeds)
+    else:
+        out.print(_no_feeds(s.declared), markup=False)
     table = Table(
         "day (UTC)", "papers", "sent", "failed", "pending", "postponed", "empty", "feedback",
         "unsubscribed", title="digests by day", title_justify="left",

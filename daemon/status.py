@@ -6,7 +6,8 @@ given up today)."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from daemon.db import Store
@@ -39,6 +40,7 @@ class Status:
     failed_causes: list[tuple[str, int]]  # their most frequent errors, with how many each
     recent_errors: list[Delivery]  # pending or failed digests with an error, newest first
     problems: list[Problem]
+    declared: list[str] = field(default_factory=list)  # enabled [[feeds]] of the config file
 
 
 def feed_outcome(feed: FeedRow) -> str:
@@ -66,10 +68,15 @@ def quiet_limit(schedule: ScheduleSettings, now: datetime) -> timedelta:
 
 
 def status(
-    store: Store, now: datetime, days: int = 7, schedule: ScheduleSettings | None = None
+    store: Store,
+    now: datetime,
+    days: int = 7,
+    schedule: ScheduleSettings | None = None,
+    declared: Sequence[str] = (),
 ) -> Status:
     """The report; with the `schedule`, a daemon that has fetched nothing for longer than it
-    would (stopped, or not started again) is a problem too."""
+    would (stopped, or not started again) is a problem too. `declared`: the enabled feeds of
+    the configuration file ([[feeds]]), which the next ingest stores and enables."""
     today = now.astimezone(UTC).date()
     failing = store.health.failing_feeds(now, FAILING_FOR)
     counts = store.health.counts()
@@ -93,7 +100,16 @@ def status(
         for name in failing
     ]
     enabled = [f for f in feeds if f.enabled]
-    if not enabled:  # "ok: nothing needs a person", and no paper ever came in
+    if not enabled and declared:  # declared, and no ingest since: "add one" is no advice
+        problems.append(
+            Problem(
+                f"no feed fetched yet: the configuration file's feeds ({', '.join(declared)}) "
+                "come in at the next ingest, and none has run since they were declared",
+                "start the daemon: `paperwire run` (it ingests at once), or ingest now: "
+                "`paperwire ingest`",
+            )
+        )
+    elif not enabled:  # "ok: nothing needs a person", and no paper ever came in
         problems.append(
             Problem(
                 "no feed is enabled: no paper comes in, so every digest is empty"
@@ -150,6 +166,7 @@ def status(
         failed_causes=causes,
         recent_errors=errors,
         problems=problems,
+        declared=list(declared),
     )
 
 

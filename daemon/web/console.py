@@ -477,7 +477,8 @@ def _watch_routes(router: APIRouter, console: Console, admin: Any, posted: Any) 
         from daemon.status import feed_outcome, status
 
         now = app.clock()
-        report = status(app.store, now, HEALTH_DAYS, app.settings.schedule)
+        declared = [f.name for f in app.settings.feeds if f.enabled]
+        report = status(app.store, now, HEALTH_DAYS, app.settings.schedule, declared)
         return console.render(
             request, who, "health.html", title="Health", report=report, charts=_charts(report),
             outcome=feed_outcome, runs=console.next_runs(), schedule=app.settings.schedule,

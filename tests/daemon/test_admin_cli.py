@@ -344,6 +344,31 @@ def test_a_feed_of_the_configuration_file_is_changed_there(tmp_path: Path) -> No
     assert re.search(r"hf .* yes", flat(pw("feeds", "list").stdout))
 
 
+def test_status_before_the_first_ingest_names_the_feeds_of_the_configuration_file(
+    tmp_path: Path,
+) -> None:
+    """A new install whose configuration file declares its feeds: they are stored at the first
+    ingest. `status` before it said "no feed yet: … add one: `paperwire feeds add NAME URL` (or
+    a [[feeds]] entry in the config file)" and `feeds list` "no feeds yet: add one", advice for
+    what was done already; what is missing is an ingest (the daemon started)."""
+    config = write_config(tmp_path)
+    config.write_text(
+        config.read_text() + f'\n[[feeds]]\nname = "hf"\nurl = "{HF_FILE.as_uri()}"\n'
+    )
+    pw = Runner(config, tmp_path)
+    pw("db", "upgrade")
+    before = pw("status", expect=1)
+    needs = flat(before.stderr)
+    assert "no feed fetched yet: the configuration file's feeds (hf)" in needs
+    assert "`paperwire run`" in needs and "`paperwire ingest`" in needs
+    assert "add one" not in needs and "add one" not in before.stdout
+    assert "come in at the next ingest" in flat(before.stdout)
+    listed = pw("feeds", "list").stdout
+    assert "add one" not in listed and "come in at the next ingest" in flat(listed)
+    pw("ingest")
+    assert "nothing needs a person" in pw("status").stdout
+
+
 # ---- users, preview, feeds test --------------------------------------------------------------
 
 
