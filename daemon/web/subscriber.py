@@ -80,7 +80,10 @@ DONE = {  # the one-line notes after a change (never text from the request)
     "feedback": "Your answer on that paper is saved.",
     "follow": "Saved: your follows are updated.",
     "channel": "Saved: that channel is updated.",
-    "resumed": "Your digests are started again: the next one comes at your digest hour.",
+    # how often ("daily", "weekly on mon", "…, paused until …") is filled in by `me`: a weekly
+    # or paused subscriber's next digest does not come at the next digest hour
+    "resumed": "Your digests are started again ({often}), at your digest hour: as set under "
+    "“When and how much” below.",
     "settings": "Saved: your delivery settings are updated.",
     "welcome": "Welcome! Your first digest comes at your digest hour; like a few papers "
     "in it and the next ones follow your taste.",
@@ -436,7 +439,12 @@ def _edit_routes(router: APIRouter, page: _Page) -> None:
     def me(token: str, done: str = "", at: str = "", likes: str = "") -> HTMLResponse:
         user = page.open_page(token)
         likes_page = as_id(likes) or 1  # not a number: the first page
-        return page.show(token, user, note=DONE.get(done, ""), note_at=at, likes_page=likes_page)
+        note = DONE.get(done, "")
+        if done == "resumed":
+            today = local_today(user.timezone, page.app.clock())
+            often = frequency_text(user.frequency, user.digest_weekday, user.paused_until, today)
+            note = note.format(often=often)
+        return page.show(token, user, note=note, note_at=at, likes_page=likes_page)
 
     @router.post("/me/{token}/feedback")
     async def set_feedback(token: str, request: Request) -> Response:

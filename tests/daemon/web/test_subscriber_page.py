@@ -823,6 +823,23 @@ def test_unsubscribed_from_everything_the_page_says_so_and_resumes_in_one_click(
     assert 'id="resume-all"' not in again and again.count('value="pause"') == 2
 
 
+def test_starting_the_digests_again_says_when_they_come(world: World) -> None:
+    """The note after "Start my digests again" said "the next one comes at your digest
+    hour" to a weekly subscriber too, whose next digest comes on their day (or after their
+    pause): it says how often they come, as "When and how much" does."""
+    user = _user(world)
+    world.app.store.people.edit(
+        user.name, world.clock(), changes={"frequency": "weekly", "digest_weekday": 0}
+    )
+    old_link = world.app.links.token("unsubscribe", world.user_id)  # names no channel
+    world.client.post(f"/unsubscribe/{old_link}", data={"from": "page"})
+    done = world.post("channel", op="resume-all").text
+    note = re.search(r'<p class="note" id="note" role="status">(.*?)</p>', done, re.S)
+    assert note is not None
+    assert "Your digests are started again" in note[1] and "weekly on mon" in note[1]
+    assert "the next one comes at your digest hour" not in note[1]
+
+
 @pytest.mark.parametrize(
     "zone", ["localtime", "Factory", "posixrules", "posix/Factory", "right/Factory"]
 )
