@@ -682,6 +682,18 @@ def _replace_channel(
             # imported)
             keep.address, keep.active, keep.stopped_reason = str(address), True, None
             s.add(keep)
+            # the parts of a split message (Slack) that went to the old address are not in
+            # the new one: a digest not sent whole (given up on, or waiting for a retry) goes
+            # there from its first part, on a Resend as on a retry
+            s.execute(
+                sa.update(Digest)
+                .where(
+                    col(Digest.channel_id) == keep.id,
+                    col(Digest.state).in_([DigestState.PENDING, DigestState.FAILED]),
+                    col(Digest.parts_sent) > 0,
+                )
+                .values(parts_sent=0)
+            )
     elif address:
         s.add(Channel(user_id=user_id, kind=kind, address=address))
 

@@ -606,3 +606,39 @@ def test_a_resent_failed_slack_digest_goes_on_from_the_part_slack_refused(
         assert app.store.digests.resend(digest_id, NOW + timedelta(hours=2))
         assert jobs.deliver(app, NOW + timedelta(hours=2)).sent == 1
         assert [r.json()["blocks"] for r in slack.seen("/hooks/a")][3:] == [first, second]
+
+
+@BOTH_BACKENDS
+def test_a_failed_slack_digest_resent_to_a_new_webhook_goes_there_whole(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # a Resend goes on from the part Slack refused (2058d47): the channel shows the parts
+    # before it. A new webhook (another channel, the old one removed) showed none of them,
+    # and got only the rest: the digest goes there whole
+    papers = [
+        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
+                published=NOW)
+        for i in range(30)
+    ]  # fmt: skip
+    with http_server() as slack:
+        app = app_factory(
+            make_settings(slack={"transport": "webhook", "min_interval_seconds": 0.0})
+        )
+        app.store.papers.upsert(papers, None, NOW)
+        items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
+        app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: slack.url_for("/hooks/a")})
+        user, (channel,) = app.store.people.subscribers(["ada"])[0]
+        digest_id = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
+        )
+        assert digest_id is not None
+        slack.reply(200, "ok")
+        slack.reply(404, "no_service")
+        jobs.deliver(app, NOW)
+        first, second = (r.json()["blocks"] for r in slack.seen("/hooks/a"))
+        assert app.store.digests.counts() == {"failed": 1}
+
+        app.store.people.set_channel(user.id, ChannelKind.SLACK, slack.url_for("/hooks/b"))
+        assert app.store.digests.resend(digest_id, NOW + timedelta(hours=1))
+        assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1
+        assert [r.json()["blocks"] for r in slack.seen("/hooks/b")] == [first, second]
