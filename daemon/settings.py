@@ -457,11 +457,20 @@ class _EnvironmentSource(EnvSettingsSource):
     ) -> dict[str, Any]:
         """A section's entries; one recommender option (PAPERWIRE_RECOMMENDER__OPTIONS__
         MAX_INTERESTS=3) read as a value in the file: 3, false, 0.2, "english"; text that is
-        no TOML value (tfidf-centroid) stays text. Any other key's type says how to read it."""
+        no TOML value (tfidf-centroid) stays text. A table of them (PAPERWIRE_RECOMMENDER__
+        OPTIONS='{ … }') is read as the file reads it: its quoted strings stay strings. Any
+        other key's type says how to read it."""
         exploded = super().explode_env_vars(field_name, field, env_vars)
         options = exploded.get("options") if field_name == "recommender" else None
         if isinstance(options, dict):
-            exploded["options"] = {k: _toml_scalar(v) for k, v in options.items()}
+            one = f"{self.env_prefix}{field_name}{self.env_nested_delimiter}options"
+            one += self.env_nested_delimiter or ""
+            if not self.case_sensitive:
+                one = one.lower()
+            alone = {name.removeprefix(one) for name in env_vars if name.startswith(one)}
+            exploded["options"] = {
+                k: _toml_scalar(v) if k in alone else v for k, v in options.items()
+            }
         return exploded
 
 

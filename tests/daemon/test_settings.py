@@ -243,6 +243,21 @@ def test_one_recommender_option_from_the_environment_is_read_as_in_the_file(
     }
 
 
+def test_a_string_in_a_table_of_options_from_the_environment_stays_a_string(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one option's variable is read as a value in the file (3, false, "english"); a table of
+    # them is read as the file reads it, its quoted strings strings: they were read a second
+    # time, "[1]" becoming a list, "true" a switch
+    path = _write(tmp_path, "[recommender]\nrefit_growth = 0.2\n")
+    monkeypatch.setenv(
+        "PAPERWIRE_RECOMMENDER__OPTIONS", '{ token_pattern = "[1]", stop_words = "true" }'
+    )
+    monkeypatch.setenv("PAPERWIRE_RECOMMENDER__OPTIONS__MAX_INTERESTS", "3")
+    options = load_settings(path).recommender.options
+    assert options == {"token_pattern": "[1]", "stop_words": "true", "max_interests": 3}
+
+
 def test_an_environment_value_that_is_no_table_names_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
