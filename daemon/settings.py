@@ -165,7 +165,8 @@ class ScheduleSettings(_Section):
     @field_validator("timezone")
     @classmethod
     def _zone(cls, v: str) -> str:
-        return check_timezone(v)
+        # the clock the cron times are read on: the server's own (`localtime`) is one too
+        return check_timezone(v, place=False)
 
     @field_validator("ingest_cron", "digest_cron")
     @classmethod
@@ -565,11 +566,12 @@ def is_place_zone(name: str) -> bool:
     return name.removeprefix("posix/").removeprefix("right/") not in NOT_PLACES
 
 
-def check_timezone(name: str) -> str:
+def check_timezone(name: str, *, place: bool = True) -> str:
     """An IANA time zone of a place: any key zoneinfo reads (the page's list lacks some),
-    except those that name no place (`NOT_PLACES`)."""
+    except those that name no place (`NOT_PLACES`; taken when not `place`: the schedule's
+    zone may be the server's own, `localtime`)."""
     base = name.removeprefix("posix/").removeprefix("right/")
-    if base in NOT_PLACES:
+    if place and base in NOT_PLACES:
         raise ValueError(
             f"{name!r} is not a time zone of a place: it is {NOT_PLACES[base]}; {_CHOOSE}"
         )

@@ -684,3 +684,12 @@ def test_the_message_id_domain_is_the_senders_unless_given() -> None:
     assert given.email.id_domain == "pw.lab.example"
     shipped = load_settings(ROOT / "config" / "paperwire.toml")  # the file a clone starts with
     assert shipped.email.id_domain == "localhost"  # its sender, paperwire@localhost
+
+
+def test_the_schedule_may_run_on_the_servers_own_clock() -> None:
+    # a subscriber's zone must be a place's (e1da1b3), but `[schedule] timezone = "localtime"`
+    # (the cron times on the server's clock) worked before that and stopped the daemon at start
+    # after the upgrade (second read)
+    assert Settings(schedule={"timezone": "localtime"}).schedule.timezone == "localtime"
+    with pytest.raises(ValidationError, match="not a known time zone"):
+        Settings(schedule={"timezone": "Mars/Base"})
