@@ -1131,8 +1131,9 @@ def feeds_add(
         bool,
         typer.Option(
             "--no-check",
-            help="Add it without the test fetch (its server is down right now); the next "
-            "ingest fetches it and `feeds list` shows how that went.",
+            help="Add it without the test fetch (its server is down, or its name does not "
+            "resolve, right now); the next ingest fetches it and `feeds list` shows how that "
+            "went.",
         ),
     ] = False,
 ) -> None:
