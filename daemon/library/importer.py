@@ -27,6 +27,7 @@ from daemon.ingest.identity import (
     Identity,
     arxiv_ids_in,
     bare_arxiv_id,
+    best_match,
     paper_key,
     plausible_id,
     title_key,
@@ -220,24 +221,61 @@ def _not_found(e: Entry, why: str) -> str:
 
 
 def _without_duplicates(entries: Sequence[Entry], report: ImportReport) -> list[Entry]:
-    """The entries, each paper once (the same arXiv id, DOI or title as an earlier entry is a
-    duplicate, reported)."""
-    seen: dict[tuple[str, str], str] = {}
+    """The entries, each paper once: an entry that is the same paper as an earlier one (by
+    `same_paper`, as feeds are matched: arXiv id or key, DOI, or title with a shared author)
+    is a duplicate, reported, and gives the earlier entry what it lacks — Google Scholar's
+    entry of a paper (a title) and arXiv's (its id) are imported once, as the arXiv paper."""
     kept: list[Entry] = []
+    index: dict[tuple[str, str], list[int]] = {}  # slot → entries of `kept` that fill it
     for e in entries:
         ident = _identity(e)
-        slots = [("arxiv", ident.arxiv_id), ("doi", ident.doi), ("title", ident.title_key)]
-        filled = [(kind, value) for kind, value in slots if value]
-        if not filled:
-            filled = [("key", ident.key)]
-        earlier = next((seen[s] for s in filled if s in seen), None)
-        if earlier is not None:
-            report.duplicates.append(Problem(e.where, f"the same paper as {earlier}"))
+        candidates = sorted({i for s in _slots(ident) for i in index.get(s, [])})
+        best = best_match(ident, [_identity(kept[i]) for i in candidates])
+        if best is None:
+            kept.append(e)
+            for s in _slots(ident):
+                index.setdefault(s, []).append(len(kept) - 1)
             continue
-        for s in filled:
-            seen[s] = e.where
-        kept.append(e)
+        i = candidates[best]
+        first = kept[i]
+        merged = _merged(first, e)
+        kept[i] = merged
+        for s in _slots(_identity(merged)):
+            if i not in index.setdefault(s, []):
+                index[s].append(i)
+        gained = [
+            f"{label} {value}"
+            for label, value, before in (
+                ("arXiv id", merged.arxiv_id, first.arxiv_id),
+                ("DOI", merged.doi, first.doi),
+            )
+            if value and not before
+        ]
+        kept_ids = f" (its {' and '.join(gained)} {'is' if len(gained) == 1 else 'are'} kept)"
+        report.duplicates.append(
+            Problem(e.where, f"the same paper as {first.where}" + (kept_ids if gained else ""))
+        )
     return kept
+
+
+def _slots(ident: Identity) -> list[tuple[str, str]]:
+    slots = [("key", ident.key), ("arxiv", ident.arxiv_id), ("doi", ident.doi)]
+    slots.append(("title", ident.title_key))
+    return [(kind, value) for kind, value in slots if value]
+
+
+def _merged(first: Entry, later: Entry) -> Entry:
+    """`first` with what it lacks taken from `later`, the same paper."""
+    return replace(
+        first,
+        arxiv_id=first.arxiv_id or later.arxiv_id,
+        doi=first.doi or later.doi,
+        title=first.title or later.title,
+        abstract=first.abstract or later.abstract,
+        authors=first.authors or later.authors,
+        year=first.year or later.year,
+        url=first.url or later.url,
+    )
 
 
 def _ask_arxiv(app: App, ids: Sequence[str]) -> ArxivLookup:

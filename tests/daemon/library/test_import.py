@@ -176,6 +176,25 @@ def test_offline_papers_come_from_the_file(build: Callable[[str], App]) -> None:
     assert offline.published_at == datetime(2017, 1, 1, tzinfo=UTC)
 
 
+def test_a_paper_entered_twice_keeps_the_ids_of_both_entries(build: Callable[[str], App]) -> None:
+    """Google Scholar's entry (a title, no id) then arXiv's entry of the same paper: imported
+    once, as the arXiv paper, not as a title with the arXiv id dropped."""
+    app = build(_closed_port_url())
+    report = _import(app, "scholar_and_arxiv.bib")
+    assert [(i.where, i.key) for i in report.created] == [
+        ("entry vaswani2017attention (line 5)", "arxiv:1706.03762"),
+        # the same title by other people, with a DOI: another paper
+        ("entry other2020attention (line 23)", "doi:10.1000/other.2020.1"),
+    ]
+    assert [str(p) for p in report.duplicates] == [
+        "entry vaswani2023attentionneed (line 13): the same paper as entry "
+        "vaswani2017attention (line 5) (its arXiv id 1706.03762 is kept)"
+    ]
+    paper = _paper(app, "arxiv:1706.03762")
+    assert (paper.arxiv_id, paper.url) == ("1706.03762", "https://arxiv.org/abs/1706.03762")
+    assert paper.title == "Attention is all you need"
+
+
 def test_offline_id_list_reports_what_it_cannot_store(build: Callable[[str], App]) -> None:
     app = build(_closed_port_url())
     report = _import(app, "ids.txt")
