@@ -347,12 +347,23 @@ def _parse_bibtex(text: str) -> list[dict[str, str]]:
     from bibtexparser.bparser import BibTexParser
 
     parser = BibTexParser(common_strings=True, ignore_nonstandard_types=False)
+    # a macro the file does not define (`journal = IEEE_J_PROC`, from IEEEabrv.bib) is empty,
+    # as BibTeX reads it (with a warning), instead of bibtexparser's UndefinedString, which
+    # failed the whole entry
+    parser.bib_database.strings = _Macros(parser.bib_database.strings)
     logging.getLogger("bibtexparser").setLevel(logging.ERROR)  # it logs every skipped entry
     try:
         entries: list[dict[str, str]] = bibtexparser.loads(text, parser=parser).entries
     except Exception:  # pyparsing's errors are its own; the caller reports the entry
         return []
     return entries
+
+
+class _Macros(dict[str, str]):
+    """The @string macros of a file; one it does not define is empty."""
+
+    def __missing__(self, name: str) -> str:
+        return ""
 
 
 def _bibtex_trouble(chunk: str, key: str) -> str:

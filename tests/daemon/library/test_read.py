@@ -130,6 +130,31 @@ def test_bibtex_string_macros_and_an_entry_broken_in_the_middle() -> None:
     ]
 
 
+def test_bibtex_macros_defined_in_another_file_are_empty_as_in_bibtex() -> None:
+    # journal = IEEE_J_PROC, defined by IEEEabrv.bib and not in the file: the entry was
+    # refused ("check the commas between fields") where BibTeX warns and reads it as empty
+    fmt, entries, problems = _read("ieee_abbrv.bib")
+    assert (fmt, problems) == ("bibtex", [])
+    assert [(e.where, e.doi, e.title) for e in entries] == [
+        (
+            "entry lecun1998 (line 6)",
+            "10.1109/5.726791",
+            "Gradient-based learning applied to document recognition",
+        ),
+        (
+            "entry he2016 (line 16)",
+            "10.1109/cvpr.2016.90",
+            "Deep Residual Learning for Image Recognition",
+        ),
+        (
+            "entry krizhevsky2017 (line 24)",
+            "10.1145/3065386",
+            "ImageNet Classification with Deep Convolutional Neural Networks",
+        ),
+    ]
+    assert entries[0].authors == ("Y. LeCun", "L. Bottou", "Y. Bengio", "P. Haffner")
+
+
 def test_bibtex_crossref_volumes_give_their_year_and_are_not_papers() -> None:
     # JabRef exports the @proceedings its entries name in `crossref`: the volume was liked as
     # a paper ("Advances in Neural Information Processing Systems 30") and the entries had
