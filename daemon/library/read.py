@@ -484,13 +484,22 @@ def _ris_entry(where: str, record: str) -> Entry | Problem:
     if not parsed:
         return Problem(where, "cannot be read")
     r: dict[str, Any] = parsed[0]
-    notes = [*r.get("notes", []), r.get("note"), r.get("journal_name"), r.get("secondary_title")]
+    # the journal ("arXiv preprint arXiv:…") is in JO, T2, JF (RefWorks, Google Scholar), JA
+    # or J2, the series in T3, a chapter's book in BT (rispy: unknown_tag)
+    unknown = r.get("unknown_tag") or {}
+    notes = [
+        *r.get("notes", []),
+        r.get("note"),
+        *(r.get(k) for k in ("journal_name", "secondary_title", "alternate_title3")),
+        *(r.get(k) for k in ("alternate_title2", "alternate_title1", "tertiary_title")),
+        *unknown.get("BT", []),
+    ]
     return make_entry(
         where,
         title=str(r.get("title") or r.get("primary_title") or r.get("translated_title") or ""),
         authors=[_person(a) for a in [*r.get("authors", []), *r.get("first_authors", [])]],
         id_fields=notes,
-        doi_fields=[r.get("doi")],
+        doi_fields=[r.get("doi"), r.get("type_of_work")],  # M3: older EndNote's DOI
         urls=list(r.get("urls", [])),
         abstract=str(r.get("abstract") or r.get("notes_abstract") or ""),
         year=r.get("year") or r.get("publication_year") or r.get("date"),

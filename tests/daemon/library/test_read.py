@@ -249,6 +249,17 @@ def test_ris_export() -> None:
     ]
 
 
+def test_ris_journal_and_doi_tags_of_other_exporters() -> None:
+    # RefWorks and Google Scholar put the journal in JF ("arXiv preprint arXiv:…"), older
+    # EndNote the DOI in M3: the arXiv id and the DOI were missed, the papers stored as titles
+    fmt, entries, problems = _read("refworks_endnote.ris")
+    assert (fmt, problems) == ("ris", [])
+    assert [(e.where, e.arxiv_id, e.doi) for e in entries] == [
+        ("record at line 1", "2002.05709", None),
+        ("record at line 10", None, "10.5555/birmingham.1963"),
+    ]
+
+
 def test_ris_record_without_end_before_the_next() -> None:
     text = "TY  - JOUR\nTI  - First title of a paper\nTY  - JOUR\nTI  - Second title\nER  - \n"
     lib = read_library(text.encode(), name="x.ris")
