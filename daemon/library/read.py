@@ -497,13 +497,22 @@ def _ris_entry(where: str, record: str) -> Entry | Problem:
     return make_entry(
         where,
         title=str(r.get("title") or r.get("primary_title") or r.get("translated_title") or ""),
-        authors=[_person(a) for a in [*r.get("authors", []), *r.get("first_authors", [])]],
+        authors=[_ris_person(a) for a in [*r.get("authors", []), *r.get("first_authors", [])]],
         id_fields=notes,
         doi_fields=[r.get("doi"), r.get("type_of_work")],  # M3: older EndNote's DOI
         urls=list(r.get("urls", [])),
         abstract=str(r.get("abstract") or r.get("notes_abstract") or ""),
         year=r.get("year") or r.get("publication_year") or r.get("date"),
     )
+
+
+def _ris_person(name: str) -> str:
+    """RIS's "Last, First, Suffix" (its suffix last, where BibTeX has it in the middle) →
+    "First Last Suffix"."""
+    parts = [p.strip() for p in name.split(",")]
+    if len(parts) == 3 and parts[1] and parts[2]:
+        return f"{parts[1]} {parts[0]} {parts[2]}"
+    return _person(name)
 
 
 # ---- CSL JSON -----------------------------------------------------------------------------------

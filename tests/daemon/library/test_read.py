@@ -258,6 +258,8 @@ def test_ris_journal_and_doi_tags_of_other_exporters() -> None:
         ("record at line 1", "2002.05709", None),
         ("record at line 10", None, "10.5555/birmingham.1963"),
     ]
+    # RIS writes a suffix last ("Last, First, Suffix"), BibTeX in the middle ("Last, Jr, First")
+    assert entries[1].authors == ("Martin Luther King Jr.", "Ralph Abernathy")
 
 
 def test_ris_record_without_end_before_the_next() -> None:
