@@ -116,6 +116,10 @@ _FORMAT_NAMES = {
 _BIBTEX_START = re.compile(r"^[ \t]*@[ \t]*([A-Za-z]+)[ \t]*[{(][ \t]*([^,\s{}()]*)", re.M)
 _JSON_START = re.compile(r"\s*(?:\[\s*[\[{\]]|\{\s*[\"}])")
 _RIS_TAG = re.compile(r"^([A-Z][A-Z0-9])  -(?: (.*))?$")
+# "TY - JOUR": one space before the dash (a download copied from the browser, which shows two
+# spaces as one; Zotero reads it), written back with two for rispy
+_RIS_TAG_ONE_SPACE = re.compile(r"^([A-Z][A-Z0-9]) -( |$)", re.M)
+_RIS_START = re.compile(r"^TY {1,2}-", re.M)
 
 
 def detect_format(text: str) -> str:
@@ -126,7 +130,7 @@ def detect_format(text: str) -> str:
         return "csl-json"
     if _BIBTEX_START.search(text):
         return "bibtex"
-    if re.search(r"^TY  -", text, re.M):
+    if _RIS_START.search(text):
         return "ris"
     return "arxiv"
 
@@ -448,6 +452,8 @@ def _bibtex_entry(where: str, record: Mapping[str, str]) -> Entry | Problem:
 def read_ris(text: str, name: str = "") -> Library:
     """The records of a RIS file, each from its ``TY`` line to its ``ER`` line."""
     library = Library("ris")
+    if not re.search(r"^TY  - ", text, re.M):  # every tag with one space before the dash
+        text = _RIS_TAG_ONE_SPACE.sub(r"\1  -\2", text)
     record: list[str] = []
     first = 0
     for n, line in enumerate(text.splitlines(), 1):

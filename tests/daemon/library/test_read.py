@@ -262,6 +262,24 @@ def test_ris_journal_and_doi_tags_of_other_exporters() -> None:
     assert entries[1].authors == ("Martin Luther King Jr.", "Ralph Abernathy")
 
 
+def test_ris_with_one_space_before_the_dash() -> None:
+    # "TY - JOUR": an RIS download copied from the browser (HTML shows two spaces as one), or
+    # a tool that writes it so (Zotero reads it): it was read as a list of ids, "no arXiv id
+    # or DOI in 'TY - JOUR'" for every line, and the titles lost
+    fmt, entries, problems = _read("one_space.ris")
+    assert (fmt, problems) == ("ris", [])
+    assert [(e.where, e.arxiv_id, e.doi, e.authors) for e in entries] == [
+        (
+            "record at line 1",
+            None,
+            "10.1103/physrevb.85.115117",
+            ("James M. Murray", "Adrian Del Maestro"),
+        ),
+        ("record at line 10", "2608.16590", None, ("Xin Ding",)),
+    ]
+    assert entries[0].title.startswith("Quantum Criticality for Extended Nodes")
+
+
 def test_ris_record_without_end_before_the_next() -> None:
     text = "TY  - JOUR\nTI  - First title of a paper\nTY  - JOUR\nTI  - Second title\nER  - \n"
     lib = read_library(text.encode(), name="x.ris")
@@ -313,6 +331,7 @@ def test_detection_and_override() -> None:
     assert detect_format("[1] arXiv:2401.01234\n[2] arXiv:2312.00752\n") == "arxiv"
     assert detect_format("% comment\n  @Article{x, title={y}}") == "bibtex"
     assert detect_format("TY  - JOUR\nER  - \n") == "ris"
+    assert detect_format("TY - JOUR\nER - \n") == "ris"
     assert detect_format("2401.01234\n") == "arxiv"
     # a BibTeX file that happens to start with a JSON-like line, read as BibTeX when told so
     text = b"[draft]\n@misc{k, title={A paper told by its format}, eprint={2401.01234}}\n"
