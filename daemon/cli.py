@@ -1002,7 +1002,7 @@ def import_library(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", help="arxiv, bibtex, ris or csl-json (default: told from the file)."
+            "--format", help="arxiv, bibtex, ris, csl-json or csv (default: told from the file)."
         ),
     ] = None,
     zotero_library: Annotated[

@@ -11,6 +11,8 @@ Formats (`detect_format` tells them apart from the bytes; `--format` overrides i
   (pylatexenc).
 * ``ris`` — RIS (rispy), one record from ``TY`` to ``ER``.
 * ``csl-json`` — CSL JSON, as Zotero, Mendeley and citation.js export it.
+* ``csv`` — a table with a header row naming a ``Title`` column (Zotero's, Google Scholar's,
+  Paperpile's CSV export; Python's csv module), one entry per row.
 
 An entry that cannot be read is a `Problem` naming its line or citation key and why; the other
 entries are read. A file in which nothing can be read is a `LibraryError` saying what to do.
@@ -29,7 +31,7 @@ from daemon.ingest.identity import arxiv_ids_in, bare_arxiv_id, canonical_doi, f
 from daemon.ingest.text import ABSTRACT_MAX, AUTHORS_MAX, NAME_MAX, TITLE_MAX, URL_MAX, plain_text
 from notifications.latex import converter
 
-FORMATS = ("arxiv", "bibtex", "ris", "csl-json")
+FORMATS = ("arxiv", "bibtex", "ris", "csl-json", "csv")
 MAX_ENTRIES = 100_000  # entries read from one file
 MAX_BYTES = 50_000_000
 
@@ -91,6 +93,7 @@ def read_library(data: bytes, *, name: str, fmt: str | None = None) -> Library:
         "bibtex": read_bibtex,
         "ris": read_ris,
         "csl-json": read_csl_json,
+        "csv": read_csv,
     }
     if fmt not in readers:
         raise LibraryError(f"--format {fmt!r}: give one of {', '.join(FORMATS)}")
@@ -112,6 +115,7 @@ _FORMAT_NAMES = {
     "bibtex": "BibTeX file",
     "ris": "RIS file",
     "csl-json": "CSL JSON file",
+    "csv": "CSV file",
 }
 _BIBTEX_START = re.compile(r"^[ \t]*@[ \t]*([A-Za-z]+)[ \t]*[{(][ \t]*([^,\s{}()]*)", re.M)
 _JSON_START = re.compile(r"\s*(?:\[\s*[\[{\]]|\{\s*[\"}])")
@@ -124,10 +128,13 @@ _RIS_START = re.compile(r"^TY {1,2}-", re.M)
 
 def detect_format(text: str) -> str:
     """The format of a library file's text: JSON (a list of objects, an object) →
-    ``csl-json``; an ``@type{`` line →
+    ``csl-json``; a first line of comma-, semicolon- or tab-separated column names with
+    ``Title`` among them → ``csv``; an ``@type{`` line →
     ``bibtex``; a ``TY  -`` line → ``ris``; anything else → ``arxiv`` (a list of ids)."""
     if _JSON_START.match(text):  # "[1] arXiv:2401.01234" is a numbered list, not JSON
         return "csl-json"
+    if _csv_header(text) is not None:
+        return "csv"
     if _BIBTEX_START.search(text):
         return "bibtex"
     if _RIS_START.search(text):
@@ -590,3 +597,103 @@ def csl_entry(where: str, item: Mapping[str, Any]) -> Entry | Problem:
         abstract=_text(item.get("abstract")),
         year=year,
     )
+
+
+# ---- CSV ----------------------------------------------------------------------------------------
+
+# column names (compared without case) → what they hold, as Zotero ("Author", "Publication
+# Year", "Abstract Note", "Extra"), Google Scholar ("Authors", "Publication", "Year") and
+# Paperpile ("Authors", "Journal", "arXiv ID", "URLs") name them
+_CSV_TITLE = ("title",)
+_CSV_AUTHORS = ("author", "authors", "creators")
+_CSV_YEAR = ("publication year", "year", "date", "issued")
+_CSV_DOI = ("doi",)
+_CSV_URL = ("url", "urls", "link", "links")
+_CSV_ABSTRACT = ("abstract note", "abstract")
+# where an arXiv id is the paper's own: not the abstract or the notes, which cite others
+_CSV_IDS = (
+    "arxiv id",
+    "arxiv",
+    "eprint",
+    "archive id",
+    "archive location",
+    "extra",
+    "number",
+    "publication title",
+    "publication",
+    "journal",
+)
+_CSV_LABEL = ("key", "citation key", "citationkey", "id", "item id")
+_CSV_DELIMITERS = ",;\t"
+
+
+def _csv_header(text: str) -> tuple[str, list[str]] | None:
+    """(delimiter, column names) of a CSV library's first line, None when it is no header
+    naming a title column and at least one other."""
+    import csv
+
+    first = text.lstrip("\r\n").split("\n", 1)[0].rstrip("\r")
+    for delimiter in _CSV_DELIMITERS:
+        if delimiter not in first:
+            continue
+        names = [n.strip().casefold() for n in next(csv.reader([first], delimiter=delimiter))]
+        if "title" in names and len(names) >= 2:
+            return delimiter, names
+    return None
+
+
+def read_csv(text: str, name: str = "") -> Library:
+    """The rows of a CSV library, one entry each, by the column names of its header row; a
+    row is named by its number as a spreadsheet shows it (the header is row 1) and its key."""
+    import csv
+    import io
+
+    library = Library("csv")
+    header = _csv_header(text)
+    if header is None:
+        raise LibraryError(
+            f"{name}: its first line names no Title column, as a CSV library's header does; "
+            f"{WHAT_TO_DO}"
+        )
+    delimiter, names = header
+    reader = csv.reader(io.StringIO(text.lstrip("\r\n"), newline=""), delimiter=delimiter)
+    next(reader)
+    for n, cells in enumerate(reader, 2):
+        if not any(c.strip() for c in cells):
+            continue
+        row: dict[str, str] = {}
+        for column, cell in zip(names, cells, strict=False):
+            row.setdefault(column, cell.strip())
+
+        def first(columns: Sequence[str], row: dict[str, str] = row) -> str:
+            return next((row[c] for c in columns if row.get(c)), "")
+
+        label = first(_CSV_LABEL)
+        where = f"row {n}" + (f" ({label})" if label else "")
+        urls = [u for u in re.split(r"[\s;]+", first(_CSV_URL)) if u]
+        library_entry = make_entry(
+            where,
+            title=first(_CSV_TITLE),
+            authors=_csv_names(first(_CSV_AUTHORS)),
+            id_fields=[row.get(c) for c in _CSV_IDS],
+            doi_fields=[first(_CSV_DOI)],
+            urls=urls,
+            abstract=first(_CSV_ABSTRACT),
+            year=first(_CSV_YEAR),
+        )
+        if isinstance(library_entry, Problem):
+            library.problems.append(library_entry)
+        else:
+            library.entries.append(library_entry)
+    return library
+
+
+def _csv_names(value: str) -> list[str]:
+    """The people of a CSV cell: "Last, First; Last, First" (Zotero) or "A Vaswani, N Shazeer"
+    (Google Scholar: names with a space between commas)."""
+    if ";" in value:
+        return [_person(n) for n in value.split(";") if n.strip()]
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if len(parts) > 1 and all(" " in p for p in parts):
+        return parts
+    return [_person(value)] if value.strip() else []

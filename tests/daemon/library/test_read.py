@@ -306,6 +306,44 @@ def test_csl_json_export() -> None:
     ]
 
 
+def test_csv_exports_of_zotero_and_google_scholar() -> None:
+    # read as a list of ids before: the paper an abstract cites (arXiv:1409.0473) was liked,
+    # the DOI of a quoted cell missed ("…Limit","Physical Review B","","","10.1103/…"), the
+    # titles lost, and every row without an arXiv id refused
+    fmt, entries, problems = _read("zotero_export.csv")
+    assert fmt == "csv"
+    assert [(e.where, e.arxiv_id, e.doi, e.year) for e in entries] == [
+        ("row 2 (8XK2PQ4M)", "1706.03762", None, 2017),
+        ("row 3 (ZB6T3C9E)", None, "10.1103/physrevb.85.115117", 2012),
+        ("row 4 (J4F7RR2N)", None, None, 1935),
+    ]
+    assert entries[0].title == "Attention Is All You Need"
+    assert entries[0].authors == ("Ashish Vaswani", "Noam Shazeer", "Niki Parmar")
+    assert entries[1].authors == ("James M. Murray", "Adrian Del Maestro", "Zlatko Tešanović")
+    assert entries[0].abstract.startswith("The dominant sequence transduction models")
+    assert entries[2].title == "Die gegenwärtige Situation in der Quantenmechanik"
+    assert problems == ["row 5 (Q9W8E7R6): no title, arXiv id or DOI: nothing to find the paper by"]
+
+    fmt, entries, problems = _read("scholar_export.csv")
+    assert (fmt, problems) == ("csv", [])
+    assert [(e.where, e.arxiv_id, e.title, e.authors, e.year) for e in entries] == [
+        (
+            "row 2",
+            None,
+            "Attention is all you need",
+            ("A Vaswani", "N Shazeer", "N Parmar"),
+            2017,
+        ),
+        (
+            "row 3",
+            "2002.05709",
+            "A simple framework for contrastive learning of visual representations",
+            ("T Chen", "S Kornblith", "M Norouzi"),
+            2020,
+        ),
+    ]
+
+
 def test_arxiv_id_list() -> None:
     fmt, entries, problems = _read("ids.txt")
     assert fmt == "arxiv"
@@ -333,6 +371,9 @@ def test_detection_and_override() -> None:
     assert detect_format("TY  - JOUR\nER  - \n") == "ris"
     assert detect_format("TY - JOUR\nER - \n") == "ris"
     assert detect_format("2401.01234\n") == "arxiv"
+    assert detect_format('"Key","Item Type","Title"\n"A1","preprint","x"\n') == "csv"
+    assert detect_format("Title;Authors;Year\n") == "csv"  # Excel where 0,5 is a number
+    assert detect_format("title ideas, to read\n2401.01234\n") == "arxiv"
     # a BibTeX file that happens to start with a JSON-like line, read as BibTeX when told so
     text = b"[draft]\n@misc{k, title={A paper told by its format}, eprint={2401.01234}}\n"
     assert read_library(text, name="f", fmt="bibtex").entries[0].arxiv_id == "2401.01234"
