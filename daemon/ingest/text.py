@@ -35,7 +35,7 @@ URL_MAX = 2_000
 DOI_MAX = 300
 FEED_TITLE_MAX = 300
 ELLIPSIS = "…"
-_RAW_FACTOR = 8  # a field's raw text (markup, runs of spaces) is read up to 8 × its cap
+RAW_FACTOR = 8  # a field's raw text (markup, runs of spaces) is read up to 8 × its cap
 
 _WS = re.compile(r"\s+")
 # What no stored text may hold: C0/C1 controls (whitespace among them becomes a space), lone
@@ -107,7 +107,7 @@ def plain_text(value: object, limit: int) -> str:
     """A plain-text field as stored: its words as they are, whitespace collapsed, capped."""
     if not isinstance(value, str):
         return ""
-    value = value[: limit * _RAW_FACTOR]  # whatever lies further is cut anyway
+    value = value[: limit * RAW_FACTOR]  # whatever lies further is cut anyway
     return cap(_WS.sub(" ", _UNTEXT.sub(" ", value)).strip(), limit)
 
 
@@ -119,7 +119,7 @@ def html_text(value: object, limit: int) -> str:
         return ""
     if "<" not in value and "&" not in value:
         return plain_text(value, limit)
-    marked = _mark_tags(_UNTEXT.sub(" ", value[: limit * _RAW_FACTOR]))
+    marked = _mark_tags(_UNTEXT.sub(" ", value[: limit * RAW_FACTOR]))
     text = html.unescape(nh3.clean(marked, tags=set(), clean_content_tags=set(_DROPPED_CONTENT)))
     return cap(_WS.sub(" ", _UNTEXT.sub(" ", text)).strip(), limit)
 
@@ -136,7 +136,7 @@ def reads_as_html(value: str, limit: int) -> bool:
     x<y" stayed text and showed its tags. A field without a closing tag of HTML ("<think> …
     </think>", "Detecting <script> injection") or with a "<" that looks like a tag and is
     none ("<think>", "a<b and c>") stays text."""
-    tags = list(_TAG.finditer(value[: limit * _RAW_FACTOR]))
+    tags = list(_TAG.finditer(value[: limit * RAW_FACTOR]))
     return any(m.group(1) and _is_tag(m) for m in tags) and all(_is_tag(m) for m in tags)
 
 

@@ -212,6 +212,29 @@ def test_malformed_latex_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
     assert not [r for r in caplog.records if r.name.startswith("pylatexenc")]
 
 
+def test_a_huge_field_is_cut_before_its_latex_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a 3.9 MB abstract (one entry) took 140 s of LaTeX conversion in `paperwire import`, for
+    # a text then cut to 20,000 characters
+    from daemon.ingest.text import ABSTRACT_MAX, RAW_FACTOR, TITLE_MAX
+    from daemon.library import read
+
+    seen: list[int] = []
+
+    def measured(value: str) -> str:
+        seen.append(len(value))
+        return latex_text(value)
+
+    monkeypatch.setattr(read, "latex_text", measured)
+    words = r"word $x$ caf\'e " * 300_000
+    text = f"@article{{huge, title = {{{words}}}, abstract = {{{words}}}, eprint = {{2101.00001}}}}"
+    [entry] = read_bibtex(text).entries
+    assert max(seen) <= ABSTRACT_MAX * RAW_FACTOR
+    # as long as before: capped, at a word, with "…"
+    assert TITLE_MAX - 10 <= len(entry.title) <= TITLE_MAX and entry.title.endswith("…")
+    assert ABSTRACT_MAX - 10 <= len(entry.abstract) <= ABSTRACT_MAX
+    assert entry.abstract.startswith("word x café word x café")
+
+
 def test_latex_to_unicode() -> None:
     assert latex_text(r"Schr{\"o}dinger's {$\alpha$-Cat}") == "Schrödinger's α-Cat"
     assert latex_text(r"Erd\H{o}s--R\'enyi graphs \& more") == "Erdős–Rényi graphs & more"
