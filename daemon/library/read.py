@@ -577,6 +577,10 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+# a CSL name's parts in reading order ("Johannes Diderik" "van der" "Waals", "Jr.")
+_CSL_NAME = ("given", "dropping-particle", "non-dropping-particle", "family", "suffix")
+
+
 def csl_entry(where: str, item: Mapping[str, Any]) -> Entry | Problem:
     """One CSL item: ``title``, ``author`` (``family``/``given`` or ``literal``), ``DOI``,
     ``URL``, ``abstract``, ``issued``, and the arXiv id in ``number``, ``archive_location``,
@@ -585,7 +589,7 @@ def csl_entry(where: str, item: Mapping[str, Any]) -> Entry | Problem:
     for a in item.get("author") or []:
         if isinstance(a, dict):
             literal = _text(a.get("literal"))
-            full = " ".join(x for x in (_text(a.get("given")), _text(a.get("family"))) if x)
+            full = " ".join(x for x in (_text(a.get(p)).strip() for p in _CSL_NAME) if x)
             authors.append(literal or full)
     issued = item.get("issued")
     year: object = None

@@ -329,6 +329,19 @@ def test_csl_json_export() -> None:
     ]
 
 
+def test_csl_json_names_keep_their_particles_and_suffix() -> None:
+    # pandoc (`pandoc refs.bib -t csljson`) and citation.js split "van der Waals" into a
+    # particle and a family name: the particle was dropped ("Johannes Diderik Waals"), and
+    # the suffix too
+    fmt, entries, problems = _read("pandoc_csl.json")
+    assert (fmt, problems) == ("csl-json", [])
+    assert entries[0].authors == (
+        "Johannes Diderik van der Waals",
+        "Carlos de la Fuente",
+        "Martin Luther King Jr.",
+    )
+
+
 def test_csv_exports_of_zotero_and_google_scholar() -> None:
     # read as a list of ids before: the paper an abstract cites (arXiv:1409.0473) was liked,
     # the DOI of a quoted cell missed ("…Limit","Physical Review B","","","10.1103/…"), the
