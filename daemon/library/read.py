@@ -95,6 +95,8 @@ def read_library(data: bytes, *, name: str, fmt: str | None = None) -> Library:
     if len(data) > MAX_BYTES:
         raise LibraryError(f"{name}: larger than {MAX_BYTES // 1_000_000} MB; split it")
     text = _decode(data, name)
+    if not text.strip():  # an export of an empty collection, or the wrong file
+        raise LibraryError(f"{name}: the file is empty; {WHAT_TO_DO}")
     fmt = fmt or detect_format(text)
     readers: dict[str, Callable[[str, str], Library]] = {
         "arxiv": read_arxiv_list,

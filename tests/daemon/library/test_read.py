@@ -424,7 +424,9 @@ def test_detection_and_override() -> None:
         (b"[{'title': 'single quotes'}]", "mylib: not valid JSON (line 1, column 3"),
         (b'{"error": "no items"}', "mylib: JSON, but not a list of CSL items"),
         (b"just some notes\nabout nothing\n", "mylib: found no arXiv id, DOI, BibTeX entry"),
-        (b"", "mylib: no paper found in this list of arXiv ids"),
+        # "no paper found in this list of arXiv ids" before, for an empty .bib or .ris
+        (b"", "mylib: the file is empty"),
+        (b"\xef\xbb\xbf\r\n  \r\n", "mylib: the file is empty"),
         (b"@comment{only a comment}\n", "mylib: no paper found in this BibTeX file"),
         # a RecursionError before: the page's "Something went wrong", the command a traceback
         (b"[" * 100_000 + b"]" * 100_000, "mylib: its JSON is nested too deeply"),
