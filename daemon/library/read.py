@@ -513,11 +513,13 @@ def _ris_entry(where: str, record: str) -> Entry | Problem:
     # or J2, the series in T3, a chapter's book in BT (rispy: unknown_tag)
     unknown = r.get("unknown_tag") or {}
     notes = [
-        *r.get("notes", []),
-        r.get("note"),
         *(r.get(k) for k in ("journal_name", "secondary_title", "alternate_title3")),
         *(r.get(k) for k in ("alternate_title2", "alternate_title1", "tertiary_title")),
         *unknown.get("BT", []),
+        # N1 (and M1) hold Zotero's and Mendeley's "arXiv:2608.17253 [cs]" but also the
+        # user's notes, which cite other papers: a note names the record only when it starts
+        # with an id
+        *(n for n in (*r.get("notes", []), r.get("note")) if _starts_with_arxiv_id(n)),
     ]
     return make_entry(
         where,
@@ -529,6 +531,16 @@ def _ris_entry(where: str, record: str) -> Entry | Problem:
         abstract=str(r.get("abstract") or r.get("notes_abstract") or ""),
         year=r.get("year") or r.get("publication_year") or r.get("date"),
     )
+
+
+_NOTE_START = re.compile(r"^\s*(?:<[^<>]*>\s*)*(?:arxiv\s*:?\s*)?([^\s,;<]+)", re.I)
+
+
+def _starts_with_arxiv_id(note: object) -> bool:
+    """Whether a note starts with an arXiv id ("arXiv:2608.17253 [cs]", "arXiv: 1706.03762",
+    "<p>1706.03762v2</p>"), as an id field does, not merely cites one."""
+    m = _NOTE_START.match(note) if isinstance(note, str) else None
+    return m is not None and bare_arxiv_id(m.group(1)) is not None
 
 
 def _ris_person(name: str) -> str:

@@ -303,6 +303,22 @@ def test_ris_with_one_space_before_the_dash() -> None:
     assert entries[0].title.startswith("Quantum Criticality for Extended Nodes")
 
 
+def test_ris_note_citing_another_paper_does_not_name_the_record() -> None:
+    # Zotero exports an item's notes as N1: a note citing arXiv:1409.0473 made "Attention Is
+    # All You Need" that paper (its own arXiv DOI and URL came after), and the import liked
+    # Bahdanau et al.'s paper instead; a note is the record's id only when it starts with
+    # one ("arXiv:2608.17253 [cs]", as in zotero_export.ris)
+    fmt, entries, problems = _read("zotero_note.ris")
+    assert (fmt, problems) == ("ris", [])
+    assert [(e.where, e.arxiv_id, e.doi) for e in entries] == [
+        ("record at line 1", "1706.03762", None),
+        ("record at line 16", None, "10.1103/physrevb.85.115117"),
+    ]
+    for note in ("arXiv:2608.17253 [cs]", "arXiv: 2608.17253", "<p>2608.17253v2</p>"):
+        ris = f"TY  - JOUR\nTI  - A paper known by its note\nN1  - {note}\nER  - \n"
+        assert read_library(ris.encode(), name="n").entries[0].arxiv_id == "2608.17253"
+
+
 def test_ris_record_without_end_before_the_next() -> None:
     text = "TY  - JOUR\nTI  - First title of a paper\nTY  - JOUR\nTI  - Second title\nER  - \n"
     lib = read_library(text.encode(), name="x.ris")
