@@ -141,7 +141,8 @@ def canonical_doi(text: object) -> str | None:
     first. A doi.org link's query and fragment are no part of it (``?af=R``: a feed's mark)."""
     if not isinstance(text, str):
         return None
-    first = text.strip().split()[0] if text.strip() else ""
+    text = re.sub(r"^(doi:)\s+", r"\1", text.strip(), flags=re.I)  # "doi: 10.1000/x"
+    first = text.split()[0] if text else ""
     if _DOI_URL.match(first) and first[:4].lower() == "http":
         first = re.split(r"[?#]", first, maxsplit=1)[0]
     candidate = unquote(_DOI_PREFIX.sub("", first))

@@ -363,6 +363,16 @@ def test_dois_in_publisher_links() -> None:
     assert find_doi(["PMID:12345678"], ["doi:10.1000/example.1"]) == "10.1000/example.1"
 
 
+def test_a_doi_written_with_a_space_after_its_prefix_is_read() -> None:
+    # "doi: 10.1000/x" (a library's note, a feed's dc:identifier) gave no DOI: the text was cut
+    # at its first space before the prefix was taken off (import QA)
+    from daemon.ingest.identity import canonical_doi
+
+    assert canonical_doi("doi: 10.1000/x") == "10.1000/x"
+    assert canonical_doi("DOI:  10.1000/X 10.1000/y") == "10.1000/x"
+    assert canonical_doi("doi: see the paper") is None
+
+
 def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:
     first = _parse(HOSTILE).papers[0]
     assert first.key == "guid:tag:example.org,2025:post-1"
