@@ -53,6 +53,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -639,3 +640,16 @@ def http_server(
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def unresolvable(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    """Name resolution of `host` fails as a DNS outage makes it fail (the other names resolve
+    as ever; no query for `host` leaves the machine)."""
+    real = socket.getaddrinfo
+
+    def resolver(name: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == host:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)

@@ -34,7 +34,7 @@ from daemon.ingest.parse import PaperIn
 from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
 from tests.daemon.in_process import Runner, cli_env
-from tests.servers import Reply, Route, free_port, http_server
+from tests.servers import Reply, Route, free_port, http_server, unresolvable
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -579,14 +579,7 @@ def test_feeds_add_no_check_takes_a_feed_whose_host_does_not_resolve_now(
     # `--no-check` is for "its server is down right now", but a name that did not resolve (the
     # README's quick start without internet, a DNS outage) was refused by it all the same:
     # "error: URL: cannot resolve host 'rss.arxiv.org'", with no way to add the feed
-    real = socket.getaddrinfo
-
-    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "feeds.lab.example":  # no DNS query leaves the machine
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    unresolvable(monkeypatch, "feeds.lab.example")
     url = "https://feeds.lab.example/rss"
     refused = " ".join(pw("feeds", "add", "lab", url, expect=1).stderr.split())
     assert "cannot resolve host 'feeds.lab.example'" in refused

@@ -26,7 +26,7 @@ from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
-from tests.servers import http_server, smtp_server
+from tests.servers import HttpServer, http_server, smtp_server
 
 Hook = Callable[[Outgoing], None]
 
@@ -575,23 +575,8 @@ def test_a_resent_failed_slack_digest_goes_on_from_the_part_slack_refused(
 ) -> None:
     # the console's Resend of a split Slack digest that failed at its second part sent the
     # first part again: the channel showed it twice (a sent digest's Resend sends it whole)
-    papers = [
-        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
-                published=NOW)
-        for i in range(30)
-    ]  # fmt: skip
     with http_server() as slack:
-        app = app_factory(
-            make_settings(slack={"transport": "webhook", "min_interval_seconds": 0.0})
-        )
-        app.store.papers.upsert(papers, None, NOW)
-        items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
-        app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: slack.url_for("/hooks/a")})
-        user, (channel,) = app.store.people.subscribers(["ada"])[0]
-        digest_id = app.store.digests.create(
-            user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
-        )
-        assert digest_id is not None
+        app, _, digest_id = _a_slack_digest_of_two_parts(app_factory, make_settings, slack)
         slack.reply(200, "ok")
         slack.reply(400, "invalid_blocks")
         jobs.deliver(app, NOW)
@@ -615,30 +600,37 @@ def test_a_failed_slack_digest_resent_to_a_new_webhook_goes_there_whole(
     # a Resend goes on from the part Slack refused (2058d47): the channel shows the parts
     # before it. A new webhook (another channel, the old one removed) showed none of them,
     # and got only the rest: the digest goes there whole
-    papers = [
-        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
-                published=NOW)
-        for i in range(30)
-    ]  # fmt: skip
     with http_server() as slack:
-        app = app_factory(
-            make_settings(slack={"transport": "webhook", "min_interval_seconds": 0.0})
-        )
-        app.store.papers.upsert(papers, None, NOW)
-        items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
-        app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: slack.url_for("/hooks/a")})
-        user, (channel,) = app.store.people.subscribers(["ada"])[0]
-        digest_id = app.store.digests.create(
-            user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
-        )
-        assert digest_id is not None
+        app, user_id, digest_id = _a_slack_digest_of_two_parts(app_factory, make_settings, slack)
         slack.reply(200, "ok")
         slack.reply(404, "no_service")
         jobs.deliver(app, NOW)
         first, second = (r.json()["blocks"] for r in slack.seen("/hooks/a"))
         assert app.store.digests.counts() == {"failed": 1}
 
-        app.store.people.set_channel(user.id, ChannelKind.SLACK, slack.url_for("/hooks/b"))
+        app.store.people.set_channel(user_id, ChannelKind.SLACK, slack.url_for("/hooks/b"))
         assert app.store.digests.resend(digest_id, NOW + timedelta(hours=1))
         assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1
         assert [r.json()["blocks"] for r in slack.seen("/hooks/b")] == [first, second]
+
+
+def _a_slack_digest_of_two_parts(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, slack: HttpServer
+) -> tuple[App, int, int]:
+    """ada's pending Slack digest of 30 picks to the webhook /hooks/a (two payloads): the
+    app, her id and the digest's."""
+    papers = [
+        PaperIn(key=f"arxiv:{i}", title=f"Paper {i}", abstract="", authors=(), url="",
+                published=NOW)
+        for i in range(30)
+    ]  # fmt: skip
+    app = app_factory(make_settings(slack={"transport": "webhook", "min_interval_seconds": 0.0}))
+    app.store.papers.upsert(papers, None, NOW)
+    items = [NewItem(app.store.papers.find(p.key).id, 0.5, "similar", "r") for p in papers]
+    app.store.people.add("ada", NOW, channels={ChannelKind.SLACK: slack.url_for("/hooks/a")})
+    user, (channel,) = app.store.people.subscribers(["ada"])[0]
+    digest_id = app.store.digests.create(
+        user.id, channel.id, date(2026, 11, 27), items, NOW, cold_start=False
+    )
+    assert digest_id is not None
+    return app, user.id, digest_id

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import socket
 import time
 import tomllib
 from datetime import timedelta
@@ -31,7 +30,7 @@ from tests.daemon.web.conftest import (
     hold_password_checks,
     log_in,
 )
-from tests.servers import Reply, Route, http_server
+from tests.servers import Reply, Route, http_server, unresolvable
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -436,14 +435,7 @@ def test_a_feed_whose_host_does_not_resolve_now_can_be_added_anyway(
 ) -> None:
     # "Add anyway" is for a server down right now, but a name that did not resolve (DNS down,
     # no network yet) was refused before any fetch, without the button: no way to add it
-    real = socket.getaddrinfo
-
-    def resolver(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host == "feeds.lab.example":  # no DNS query leaves the machine
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    unresolvable(monkeypatch, "feeds.lab.example")
     console = console_factory(allow_private=False)
     client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
     csrf = log_in(client)
