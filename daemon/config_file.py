@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import math
 import os
 import re
 import tempfile
@@ -150,11 +151,8 @@ def value_of(key: str, text: str) -> Any:
         if word in ("false", "no", "off", "0"):
             return False
         raise ConfigError(f"{key} = {text!r}: give true or false")
-    if kind == "int":  # 7.5 is a number, but not one these keys take
-        try:
-            return int(text)
-        except ValueError:
-            raise ConfigError(f"{key} = {text!r}: give a whole number") from None
+    if kind == "int":
+        return _whole_number(key, text)
     if kind == "float":
         try:
             return float(text)
@@ -168,6 +166,21 @@ def value_of(key: str, text: str) -> Any:
                 f"{key}: {text!r} is not a TOML table like {{ a = 1 }} ({e})"
             ) from None
     return text
+
+
+def _whole_number(key: str, text: str) -> int:
+    """7, or 7.0 (as the file takes it); 7.5 is a number, but not one these keys take."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if number.is_integer():
+        return int(number)
+    raise ConfigError(f"{key} = {text!r}: give a whole number")
 
 
 def _suggest(key: str, known: Mapping[str, Key]) -> str:

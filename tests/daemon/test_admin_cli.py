@@ -802,6 +802,8 @@ def test_every_integer_key_asks_for_a_whole_number_and_every_float_key_takes_a_f
             assert value_of(k.key, "7.5") == 7.5
             continue
         assert value_of(k.key, "7") == 7
+        # "7.0" is the whole number the file takes too (it was refused as none)
+        assert value_of(k.key, "7.0") == 7 and isinstance(value_of(k.key, "7.0"), int)
         with pytest.raises(ConfigError) as refused:
             value_of(k.key, "7.5")
         assert str(refused.value) == f"{k.key} = '7.5': give a whole number", k.key
