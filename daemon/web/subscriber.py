@@ -373,6 +373,11 @@ class _Page:
             # a zone the list lacks (set with the command line) is an option too: unlisted,
             # none was chosen and a browser sent the list's first with any save
             zones=self.zones if user.timezone in self.zones else [user.timezone, *self.zones],
+            # stored before such zones were refused: a save is refused until another is chosen
+            zone_problem=""
+            if is_place_zone(user.timezone)
+            else f"{user.timezone!r} is not a time zone of a place: choose yours in the list "
+            "(a save is refused until then)",
             weekdays=WEEKDAYS,
             often=frequency_text(user.frequency, user.digest_weekday, user.paused_until, today),
             paused=paused,

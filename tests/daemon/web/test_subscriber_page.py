@@ -860,6 +860,19 @@ def test_a_time_zone_of_no_place_is_refused_and_not_offered(world: World, zone: 
     assert "<option>Europe/Kyiv</option>" in page and "<option>Etc/GMT+5</option>" in page
 
 
+def test_a_stored_time_zone_of_no_place_is_pointed_out_before_a_save(world: World) -> None:
+    # a subscriber given `localtime` before such zones were refused (e1da1b3) had every save of
+    # the form refused, with no word on the page about it until then (second read)
+    world.app.store.people.edit(_user(world).name, world.clock(), changes={"timezone": "localtime"})
+    page = world.client.get(world.page).text
+    problem = re.search(r'<span class="error" id="timezone-problem">(.*?)</span>', page, re.S)
+    assert problem is not None
+    assert "&#39;localtime&#39; is not a time zone of a place" in problem[1]
+    assert "choose yours" in problem[1]
+    world.post("settings", hour="7", timezone="Europe/Berlin")
+    assert 'id="timezone-problem"' not in world.client.get(world.page).text
+
+
 @pytest.mark.parametrize(
     "zone", ["UTC", "Europe/Berlin", "US/Eastern", "EST5EDT", "Etc/GMT+5", "posix/Europe/Berlin"]
 )
