@@ -32,6 +32,7 @@ from daemon.settings import (
     config_text,
     environment_keys,
     load_settings,
+    toml_value,
 )
 
 BUNDLED = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG  # every key, commented
@@ -160,7 +161,7 @@ def value_of(key: str, text: str) -> Any:
             raise ConfigError(f"{key} = {text!r}: give a number") from None
     if kind == "table":
         try:
-            return tomllib.loads(f"v = {text}")["v"]
+            return toml_value(text)
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(
                 f"{key}: {text!r} is not a TOML table like {{ a = 1 }} ({e})"

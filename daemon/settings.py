@@ -448,8 +448,8 @@ class _EnvironmentSource(EnvSettingsSource):
             return json.loads(value)
         except ValueError:
             pass
-        try:  # one value; any further line is another key, left out
-            return tomllib.loads(f"value = {value}")["value"]
+        try:
+            return toml_value(value)
         except tomllib.TOMLDecodeError:
             raise _UnreadableVariable(field_name, value) from None
 
@@ -475,11 +475,17 @@ class _EnvironmentSource(EnvSettingsSource):
         return exploded
 
 
+def toml_value(text: str) -> Any:
+    """`text` read as one value of a TOML file (`3`, `false`, `"a"`, `["a"]`, `{ a = 1 }`);
+    any further line would be another key, left out. TOMLDecodeError when it is none."""
+    return tomllib.loads(f"value = {text}")["value"]
+
+
 def _toml_scalar(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     try:
-        return tomllib.loads(f"value = {value}")["value"]
+        return toml_value(value)
     except tomllib.TOMLDecodeError:
         return value
 
@@ -563,14 +569,19 @@ _CHOOSE = "choose your region's IANA name, like 'Europe/Berlin', or 'UTC'"
 def is_place_zone(name: str) -> bool:
     """Whether a zoneinfo key names a place's time (or a fixed offset: `UTC`, `Etc/GMT+5`),
     not `localtime`, `Factory`, `posixrules` or their posix/ and right/ copies."""
-    return name.removeprefix("posix/").removeprefix("right/") not in NOT_PLACES
+    return _zone_base(name) not in NOT_PLACES
+
+
+def _zone_base(name: str) -> str:
+    """A zoneinfo key without its posix/ or right/ directory (the same zone's copies)."""
+    return name.removeprefix("posix/").removeprefix("right/")
 
 
 def check_timezone(name: str, *, place: bool = True) -> str:
     """An IANA time zone of a place: any key zoneinfo reads (the page's list lacks some),
     except those that name no place (`NOT_PLACES`; taken when not `place`: the schedule's
     zone may be the server's own, `localtime`)."""
-    base = name.removeprefix("posix/").removeprefix("right/")
+    base = _zone_base(name)
     if place and base in NOT_PLACES:
         raise ValueError(
             f"{name!r} is not a time zone of a place: it is {NOT_PLACES[base]}; {_CHOOSE}"
