@@ -110,17 +110,21 @@ def status(
             )
         )
     elif not enabled:  # "ok: nothing needs a person", and no paper ever came in
+        none, fix, action = (
+            ("no feed is enabled", "enable one: `paperwire feeds enable NAME`", "enable one")
+            if feeds
+            else (
+                "no feed yet",
+                "add one: `paperwire feeds add NAME URL` (or a [[feeds]] entry in the config file)",
+                "add one",
+            )
+        )
         problems.append(
             Problem(
-                "no feed is enabled: no paper comes in, so every digest is empty"
-                if feeds
-                else "no feed yet: no paper comes in, so every digest is empty",
-                "enable one: `paperwire feeds enable NAME`"
-                if feeds
-                else "add one: `paperwire feeds add NAME URL` (or a [[feeds]] entry in the "
-                "config file)",
+                f"{none}: no paper comes in, so every digest is empty",
+                fix,
                 "/admin/feeds",
-                "Feeds: add one" if not feeds else "Feeds: enable one",
+                f"Feeds: {action}",
             )
         )
     if enabled and schedule is not None:
