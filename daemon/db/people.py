@@ -305,7 +305,9 @@ class People(Repository):
     ) -> tuple[UserRow, ChannelRow]:
         """Stop or start one channel of a user (the links of a digest act on the channel it went
         to). Stopping the last active channel unsubscribes the user as a whole
-        (`unsubscribed_at`); starting a channel of an unsubscribed user subscribes them again.
+        (`unsubscribed_at`); starting a channel of an unsubscribed user subscribes them again
+        to that channel: their other channels, switched on but receiving nothing while they
+        were unsubscribed as a whole, stop (a channel paperwire stopped stays as it is).
         NotFoundError when the channel is not the user's (anymore)."""
         with self.session() as s:
             channel = s.get(Channel, channel_id)
@@ -318,6 +320,12 @@ class People(Repository):
             s.flush()
             if active and not user.active:
                 user.active, user.unsubscribed_at = True, None
+                others = select(Channel).where(
+                    Channel.user_id == user_id, Channel.id != channel_id, col(Channel.active)
+                )
+                for other in s.exec(others).all():
+                    other.active = False
+                    s.add(other)
             elif not active and user.active:
                 q = select(sa.func.count()).select_from(Channel)
                 q = q.where(Channel.user_id == user_id, col(Channel.active).is_(True))

@@ -358,7 +358,8 @@ def test_admin_edits_users_and_feeds(tmp_path: Path) -> None:
     ada = store.people.get("ada")
     email = next(c for c in store.people.channels_of(ada.id) if c.kind == "email")
     store.people.set_channel_active(ada.id, email.id, True, datetime.now(UTC))  # subscribed
-    assert "(stopped)" not in pw("users", "list").stdout
+    listed = flat(pw("users", "list").stdout)  # to that address: Slack stays quiet, as it was
+    assert "ada@lab.example (stopped)" not in listed and "(stopped)" in listed
     store.people.set_channel_active(ada.id, email.id, False, datetime.now(UTC))
     listed = flat(pw("users", "list").stdout)
     assert "ada@lab.example (stopped)" in listed

@@ -279,3 +279,19 @@ def test_the_admin_subscribing_again_starts_the_stopped_channels(
         world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, channel.id)))
     world.app.store.people.edit("ada", clock(), subscribed=True)  # `users set --subscribe`
     assert _active(world) == (True, True, True)
+
+
+def test_subscribing_again_from_one_channels_link_after_unsubscribing_as_a_whole_starts_that_one(
+    world: World,
+) -> None:
+    """Unsubscribed as a whole (every channel still switched on, none receiving), then one
+    channel's link, then its "Subscribe again": the page says digests go to that channel again,
+    and only that one does; the Slack channel stays quiet, as it was."""
+    whole = world.app.links.token("unsubscribe", world.user_id)
+    world.client.post(f"/unsubscribe/{whole}")
+    path = _path(world.app.links.unsubscribe_url(world.user_id, world.email.id))
+    world.client.post(path)
+    again = world.client.post(path + "/undo")
+    assert "Digests go to ada@example.org again." in again.text
+    assert _active(world) == (True, True, False)
+    assert _subscribed_channels(world) == [ChannelKind.EMAIL]
