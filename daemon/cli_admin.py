@@ -156,15 +156,22 @@ def deliveries_list(
         else:
             states = [DigestState(state)] if state else None
             rows = app.store.health.deliveries(states, user=user, limit=limit)
-    _print_deliveries(rows)
+    if rows:
+        _print_deliveries(rows)
+    elif state is None and user is None:
+        out.print(
+            "no digests yet: the daemon makes them at each subscriber's digest hour "
+            "(`paperwire digest` makes and sends today's now)",
+            markup=False,
+        )
+    else:
+        whose = f" of {user}" if user is not None else ""
+        out.print(f"no {state + ' ' if state else ''}digests{whose}", markup=False)
 
 
 def _print_deliveries(rows: list[Delivery]) -> None:
     from rich.table import Table
 
-    if not rows:
-        out.print("no digests")
-        return
     table = Table("id", "user", "channel", "day", "state", "tries", "next try", "sent", "error")
     for d in rows:
         table.add_row(

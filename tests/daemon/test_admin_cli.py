@@ -459,7 +459,11 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     reader.join(30)
     assert read and read[0].startswith("<!DOCTYPE html>")
     assert fifo.stat().st_mode & 0o777 == 0o644
-    assert pw("deliveries", "list").stdout.strip() == "no digests"  # nothing stored or sent
+    listed = pw("deliveries", "list").stdout.strip()  # nothing stored or sent
+    assert listed.startswith("no digests yet") and "`paperwire digest`" in listed
+    assert flat(pw("deliveries", "list", "--user", "ADA", "--state", "failed").stdout) == (
+        "no failed digests of ada"
+    )
     text = pw("preview", "ada", "--text").stdout
     assert "<" not in text.splitlines()[0] and ("Zetta" in text or "Co-RL" in text)
     assert "no user named 'nobody'" in pw("preview", "nobody", expect=1).stderr

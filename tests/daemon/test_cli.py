@@ -325,7 +325,10 @@ def test_an_empty_list_says_so_in_one_line_and_how_to_add_one(tmp_path: Path) ->
         "(many: `paperwire users import FILE.csv`)"
     )
     assert said("feeds", "list") == "no feeds yet: add one with `paperwire feeds add NAME URL`"
-    assert said("deliveries", "list") == "no digests"
+    assert said("deliveries", "list") == (
+        "no digests yet: the daemon makes them at each subscriber's digest hour "
+        "(`paperwire digest` makes and sends today's now)"
+    )
     assert said("admin", "list") == (
         "no admins yet: add one with `paperwire admin set-password NAME`; the console is "
         "closed until then"
