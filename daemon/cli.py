@@ -444,41 +444,43 @@ def demo(
 
 @cli.command("eval")
 def evaluate(
-    items: Annotated[Path, typer.Option(help="items.jsonl: {id, title, abstract, authors}")],
-    train: Annotated[Path, typer.Option(help="train.tsv: user<TAB>item (likes the ranker sees)")],
-    test: Annotated[Path, typer.Option(help="test.tsv: user<TAB>item (likes to find)")],
+    items: Annotated[Path, typer.Option(help="items.jsonl: {id, title, abstract, authors}.")],
+    train: Annotated[Path, typer.Option(help="train.tsv: user<TAB>item (likes the ranker sees).")],
+    test: Annotated[Path, typer.Option(help="test.tsv: user<TAB>item (likes to find).")],
     candidates: Annotated[
-        Path | None, typer.Option(help="ids that may be recommended (default: all not in train)")
+        Path | None, typer.Option(help="Ids that may be recommended (default: all not in train).")
     ] = None,
-    k: Annotated[str, typer.Option(help="cut-offs, comma-separated")] = "10,50,100",
+    k: Annotated[str, typer.Option(help="Cut-offs, comma-separated.")] = "10,50,100",
     method: Annotated[
         str | None,
         typer.Option(
-            help="rankers, comma-separated, options after ':' — e.g. "
-            "'asl-centroid,asl-svm:max_users=300,paperwire' (default: anchors and the daemon's)"
+            help="Rankers, comma-separated, options after ':' — e.g. "
+            "'asl-centroid,asl-svm:max_users=300,paperwire' (default: anchors and the daemon's)."
         ),
     ] = None,
     max_users: Annotated[
-        int | None, typer.Option(help="evaluate an even sample of this many users")
+        int | None, typer.Option(help="Evaluate an even sample of this many users.")
     ] = None,
     max_likes: Annotated[
         int | None,
-        typer.Option(min=1, help="keep a random N of each user's training likes (a young install)"),
+        typer.Option(
+            min=1, help="Keep a random N of each user's training likes (a young install)."
+        ),
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="seed of the --max-likes / --newcomers draws (default 7)")
+        int | None, typer.Option(help="Seed of the --max-likes / --newcomers draws (default 7).")
     ] = None,
     newcomers: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="cut only K random users down to --max-likes likes and score only them "
-            "(newcomers in a mature install)",
+            help="Cut only K random users down to --max-likes likes and score only them "
+            "(newcomers in a mature install).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     rankings_out: Annotated[
-        Path | None, typer.Option(help="write user<TAB>item<TAB>rank for the top max(k)")
+        Path | None, typer.Option(help="Write user<TAB>item<TAB>rank for the top max(k).")
     ] = None,
 ) -> None:
     """Measure rankers on libraries of liked papers: recall@k, nDCG@k, time per user.

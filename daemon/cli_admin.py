@@ -459,7 +459,7 @@ def _config_file() -> Path:
 @config_cli.command("set", context_settings={"ignore_unknown_options": True})
 def config_set(
     key: Annotated[
-        str, typer.Argument(metavar="KEY", help="section.key, e.g. schedule.digest_hour")
+        str, typer.Argument(metavar="KEY", help="section.key, e.g. schedule.digest_hour.")
     ],
     value: Annotated[
         str | None,
@@ -533,7 +533,7 @@ def _read_secret(label: str) -> str:
 @config_cli.command("unset")
 def config_unset(
     key: Annotated[
-        str, typer.Argument(metavar="KEY", help="section.key, e.g. digest.subject_prefix")
+        str, typer.Argument(metavar="KEY", help="section.key, e.g. digest.subject_prefix.")
     ],
 ) -> None:
     """Comment one key out of the configuration file (`# key = value`, where it was): its

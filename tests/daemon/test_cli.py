@@ -535,3 +535,20 @@ def test_the_cli_starts_without_its_heavy_libraries(tmp_path: Path) -> None:
     assert _loaded(listing, "sqlalchemy")  # it did reach the database
     for heavy in ("sklearn", "scipy", "alembic", "fastapi", "feedparser"):
         assert not _loaded(listing, heavy), heavy
+
+
+def test_every_options_help_is_a_sentence() -> None:
+    """Every option's and argument's help is a sentence: a capital first, unless it starts
+    with a literal (`arXiv`, a file's or a key's name, a list of values), and a full stop
+    last, as the rest of `--help` is written (`eval`'s were lower case and unended)."""
+    odd = []
+    for path, command in _all_commands():
+        for param in command.params:
+            text = (getattr(param, "help", None) or "").strip()
+            if not text or param.name == "help":
+                continue
+            first = text.split()[0]
+            literal = first.startswith("arXiv") or "." in first or first.endswith(",")
+            if not (first[0].isupper() or literal) or not text.endswith((".", ".)")):
+                odd.append((" ".join(path), param.name, text))
+    assert odd == []
