@@ -720,6 +720,8 @@ def users_set(
     options = (email, slack_webhook, display_name, timezone, digest_hour, max_picks, subscribed,
                frequency, weekday, pause_until)  # fmt: skip
     if all(o is None for o in options) and not resume:
+        with _open_app() as app:  # names the user as stored ("ADA" is ada), or none found
+            name = app.store.people.get(name).name
         raise PaperwireError(f"nothing to change for {name}: give an option (`users set --help`)")
     channels, _ = _check_user_options(email, slack_webhook, timezone)
     if display_name is not None:

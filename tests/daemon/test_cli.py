@@ -236,7 +236,8 @@ def test_a_whole_session(tmp_path: Path) -> None:
     # forgetting what was never followed is a typo, said so (it printed "ada forgot: …")
     typo = pw("follow", "ada", "--keyword", "difusion", "--remove", expect=1)
     assert "ada follows or mutes no keyword 'difusion'" in typo.stderr
-    assert "nothing to change for ada" in pw("users", "set", "ada", expect=1).stderr
+    assert "nothing to change for ada:" in pw("users", "set", "ADA", expect=1).stderr
+    assert "no user named 'adaa'" in pw("users", "set", "adaa", expect=1).stderr
     assert _count(db, "follow") == 1
 
     dry = pw("digest", "--dry-run").stdout
