@@ -216,7 +216,6 @@ def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_mean
         answers.append((answer, time.monotonic()))
 
     upload = threading.Thread(target=send)
-    started = time.monotonic()
     upload.start()
     time.sleep(0.5)
     health = page.client.get("/healthz")
@@ -227,9 +226,9 @@ def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_mean
     # the daemon's own process, the page would have waited for the parse to be stopped
     assert health.status_code == 200 and health_at < upload_at
     assert resp.status_code == 400
+    # stopped (read to its end, it took over 5 minutes): only a stopped read says so
     assert "lib.bib: reading it took longer than 2 s and was stopped" in resp.text
     assert "export a part of your library" in resp.text
-    assert time.monotonic() - started < 60  # stopped: read to its end, it took over 5 minutes
     assert page.likes() == 0
     # a file that reads is imported as before, through the worker (under the usual budget: a
     # worker takes ~0.3 s to start, and 2 s were too few under a loaded test run)
