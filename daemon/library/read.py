@@ -337,10 +337,21 @@ def read_bibtex(text: str, name: str = "") -> Library:
             library.skipped.append(Problem(where, why))
             continue
         records = by_key.get(key)
+        chunk = text[start : _next_start(starts, i, len(text))]
+        early = _closed_early(chunk)
+        if early is not None:  # bibtexparser read the fields after it as a comment
+            at, fields = early
+            if records:
+                records.pop(0)
+            brace_line = line + chunk.count("\n", 0, at)
+            library.problems.append(Problem(where, (
+                f"cannot be read whole: the '}}' on line {brace_line} closes the entry before "
+                f"its fields {', '.join(fields)}: remove that brace"
+            )))  # fmt: skip
+            continue
         if records:
             record = records.pop(0)
         else:
-            chunk = text[start : _next_start(starts, i, len(text))]
             again = _parse_bibtex(macros + chunk)
             if not again or not key:
                 library.problems.append(Problem(where, _bibtex_trouble(chunk, key)))
@@ -355,6 +366,34 @@ def read_bibtex(text: str, name: str = "") -> Library:
         else:
             library.entries.append(library_entry)
     return library
+
+
+_OPENING = re.compile(r"@\s*\w+\s*([{(])")
+_FIELD_AFTER = re.compile(r",\s*([A-Za-z][\w-]*)\s*=")
+
+
+def _closed_early(chunk: str) -> tuple[int, list[str]] | None:
+    """Where a stray '}' closes an entry (`title = {A}},`) before fields that follow it, and
+    their names; None for an entry that ends where it should. Text after an entry's end that
+    does not go on with ", field =" is a comment, as BibTeX reads it."""
+    m = _OPENING.match(chunk)
+    if m is None or m.group(1) == "(":
+        return None
+    depth, i = 0, m.start(1)
+    while i < len(chunk):
+        c = chunk[i]
+        if c == "\\":
+            i += 2
+            continue
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        if depth == 0:
+            break
+        i += 1
+    rest = chunk[i + 1 :]
+    if not rest.lstrip().startswith(","):
+        return None
+    fields = list(dict.fromkeys(f.lower() for f in _FIELD_AFTER.findall(rest)))
+    return (i, fields) if fields else None
 
 
 def _next_start(starts: Sequence[tuple[int, int, str, str]], i: int, end: int) -> int:

@@ -603,3 +603,31 @@ def test_json_export_with_items_wrapper() -> None:
     assert [(e.title, e.doi) for e in lib.entries] == [
         ("Wrapped in an items object, as some tools do", "10.1038/nature14539")
     ]
+
+
+def test_a_bibtex_entry_closed_early_by_a_stray_brace_is_reported_not_cut() -> None:
+    """`title = {…}},` ends the entry at the second brace, and bibtexparser reads the rest
+    as a comment: the paper was imported as its title alone, its arXiv id and authors lost,
+    and nothing said so. A comment or note after an entry's end is no field, and stays fine."""
+    text = """@article{vaswani2017,
+  title = {Attention Is All You Need}},
+  author = {Vaswani, Ashish and Shazeer, Noam},
+  eprint = {1706.03762},
+  year = {2017}
+}
+
+@article{he2016, title = {Deep Residual Learning}, author = {He, Kaiming},
+  doi = {10.1109/CVPR.2016.90}}
+Read again in May, the {residual} idea = good.
+
+@misc(paren2020, title = {A {Braced} (Parenthesised) Entry}, eprint = {2001.00001})
+"""
+    lib = read_bibtex(text)
+    assert [str(p) for p in lib.problems] == [
+        "entry vaswani2017 (line 1): cannot be read whole: the '}' on line 2 closes "
+        "the entry before its fields author, eprint, year: remove that brace"
+    ]
+    assert [(e.title, e.doi, e.arxiv_id) for e in lib.entries] == [
+        ("Deep Residual Learning", "10.1109/cvpr.2016.90", None),
+        ("A Braced (Parenthesised) Entry", None, "2001.00001"),
+    ]
