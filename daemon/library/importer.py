@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
+from urllib.parse import urlsplit
 
 from daemon.errors import NotFoundError
 from daemon.ingest.identity import (
@@ -132,8 +133,12 @@ def _identity(e: Entry) -> Identity:
 
 
 def _key(e: Entry) -> str:
-    """The key a paper made from `e` gets: arXiv id, else DOI, else its link, else its title."""
-    fallback = e.url or "library:" + (title_key(e.title) or " ".join(e.title.casefold().split()))
+    """The key a paper made from `e` gets: arXiv id, else DOI, else its link, else its title.
+    A link to a site's home page (no path, no query) names no paper: two papers giving the
+    same journal's site would be one."""
+    parts = urlsplit(e.url)
+    page = e.url if parts.path.strip("/") or parts.query else ""
+    fallback = page or "library:" + (title_key(e.title) or " ".join(e.title.casefold().split()))
     return paper_key(e.arxiv_id, e.doi, fallback)
 
 

@@ -501,3 +501,32 @@ def test_a_zotero_title_in_rich_text_matches_the_stored_paper(
     report = import_library(app, "ada", library, NOW, source="zotero.json")
     assert [(i.key, i.title[:7]) for i in report.matched] == [("arxiv:2608.16590", "Zetta ζ")]
     assert not report.created
+
+
+def test_papers_without_ids_that_give_a_sites_home_page_stay_two_papers(
+    build: Callable[[str], App],
+) -> None:
+    """Two entries with no arXiv id or DOI whose url is the same home page (a journal's site,
+    not the paper's page) were one paper: the key came from that url, so the second was a
+    "duplicate" and its like went to the first. A paper's own page still keys its paper."""
+    from daemon.library.read import read_bibtex
+
+    app = build(_closed_port_url())
+    text = """
+@article{first, title = {Sparse Coding of Natural Images in the Visual Cortex},
+  author = {Olshausen, Bruno}, url = {https://www.journals.example.org/}}
+@article{second, title = {Spike Timing Dependent Plasticity in Cortical Circuits},
+  author = {Markram, Henry}, url = {https://www.journals.example.org/}}
+@article{third, title = {A Paper With A Page Of Its Own Somewhere},
+  author = {Page, Ada}, url = {https://www.journals.example.org/article/123}}
+"""
+    report = import_library(app, "ada", read_bibtex(text), NOW, source="lib.bib")
+    assert report.duplicates == []
+    assert len(report.created) == 3
+    titles = [_paper(app, i.key).title for i in report.created]
+    assert titles == [
+        "Sparse Coding of Natural Images in the Visual Cortex",
+        "Spike Timing Dependent Plasticity in Cortical Circuits",
+        "A Paper With A Page Of Its Own Somewhere",
+    ]
+    assert report.created[2].key == "guid:https://www.journals.example.org/article/123"
