@@ -291,7 +291,7 @@ def _read_user_form(
 ) -> UserForm:
     names = (
         *("name", "display_name", "email", "slack", "timezone", "hour", "max_picks"),
-        *("frequency", "weekday", "paused_until"),
+        *("frequency", "weekday", "paused_until", "remove_slack"),
     )
     got = UserForm({k: form.text(k) for k in names})
     v = got.values
@@ -303,6 +303,7 @@ def _read_user_form(
             got.channels[ChannelKind.SLACK] = CHANNELS[ChannelKind.SLACK].check(v["slack"])
         except ValueError as e:
             got.errors.append(f"Slack webhook: {e}")
+            v["slack"] = ""  # a secret: the page keeps a good one only, never shows a refused one
     elif form.text("remove_slack"):
         got.channels[ChannelKind.SLACK] = None
     _check(got, lambda: check_timezone(v["timezone"] or "UTC"), "time zone")
@@ -670,7 +671,7 @@ def _edit_user(
     meanwhile = [k for k, v in seen.items() if isinstance(v, str) and v != now_stored[k]]
     if meanwhile:
         # opened before another change (a second tab, a colleague, the subscriber's own page)
-        values = {k: form.text(k) for k in now_stored}
+        values = {k: form.text(k) for k in (*now_stored, "slack", "remove_slack")}
         now_is = "; ".join(f"{LABELS[k]} is now {now_stored[k] or '(empty)'}" for k in meanwhile)
         error = (f"{name} was changed since you opened this page (see the audit log): "
                  f"{now_is}. Your input is kept below: check it and Save again to apply "

@@ -186,3 +186,53 @@ def test_the_console_by_keyboard(live: tuple[Console, str], browser_page: object
     page.get_by_role("button", name="Remove feed nature").click()
     expect(page.locator("#flash")).to_contain_text("Feed nature removed")
     assert console.app.store.feeds.all() == []
+
+
+def test_a_refused_subscriber_form_keeps_the_slack_webhook(
+    live: tuple[Console, str], browser_page: object
+) -> None:
+    """A subscriber's form refused for another field (a name, a time zone) came back with its
+    Slack webhook field empty and the box "remove the Slack channel" unticked: the admin
+    corrected the other field, saved, read "Added"/"Saved", and the webhook typed was never
+    stored, the channel never removed. Both are kept, as every other field is."""
+    from playwright.sync_api import expect
+
+    console, base = live
+    people = console.app.store.people
+    hook = "https://hooks.slack.com/services/T0001/B0001/abcdefghij"
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+
+    page.goto(f"{base}/admin/subscribers")
+    page.fill("#u-name", "zoe h")  # not a handle
+    page.fill("#u-email", "zoe@lab.example")
+    page.fill("#u-slack", hook)
+    page.click("#add-user-button")
+    expect(page.locator("#refused")).to_contain_text("name")
+    expect(page.locator("#u-slack")).to_have_value(hook)
+    page.fill("#u-name", "zoe")
+    page.click("#add-user-button")
+    expect(page.locator("#flash")).to_contain_text("Added zoe")
+    zoe = people.get("zoe")
+    assert {c.kind.value: c.address for c in people.channels_of(zoe.id)}["slack"] == hook
+
+    # her page: a new webhook, or the box that removes hers, with a time zone refused
+    new_hook = "https://hooks.slack.com/services/T0002/B0002/klmnopqrst"
+    for typed, ticked in ((True, False), (False, True)):
+        page.goto(f"{base}/admin/subscribers/zoe")
+        if typed:
+            page.fill("#e-slack", new_hook)
+        if ticked:
+            page.get_by_label("remove the Slack channel").check()
+        page.fill("#e-tz", "Europe/Nowhere")
+        page.click("#save-user")
+        expect(page.locator("#errors")).to_contain_text("time zone")
+        if typed:
+            expect(page.locator("#e-slack")).to_have_value(new_hook)
+        if ticked:
+            expect(page.get_by_label("remove the Slack channel")).to_be_checked()
+        page.fill("#e-tz", "Europe/Paris")
+        page.click("#save-user")
+        expect(page.locator("#flash")).to_contain_text("Saved zoe")
+        slack = [c.address for c in people.channels_of(zoe.id) if c.kind.value == "slack"]
+        assert slack == ([new_hook] if typed else [])
