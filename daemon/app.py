@@ -147,7 +147,7 @@ def link_secret(settings: Settings) -> str:
     if configured:
         return configured
     path: Path = settings.server.secret_key_file
-    if path.is_file():
+    if _is_file(path):
         return _kept_key(path)
     key = secrets.token_urlsafe(32)
     try:
@@ -172,8 +172,15 @@ def check_link_secret(settings: Settings) -> None:
     """ConfigError when the link-signing key file the settings name exists and would be refused
     (`link_secret` without its side effect: a missing file is made where the daemon runs)."""
     path: Path = settings.server.secret_key_file
-    if not settings.server.secret_key.get_secret_value() and path.is_file():
+    if not settings.server.secret_key.get_secret_value() and _is_file(path):
         _kept_key(path)
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system: no such file; making it says why
+        return False
 
 
 def _kept_key(path: Path) -> str:

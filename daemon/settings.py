@@ -322,7 +322,11 @@ class EmailSettings(_Section):
     @field_validator("ca_file")
     @classmethod
     def _a_file(cls, v: str) -> str:
-        if v and not Path(v).expanduser().is_file():
+        try:
+            found = not v or Path(v).expanduser().is_file()
+        except OSError:  # a name too long for the file system: no such file either
+            found = False
+        if not found:
             raise ValueError(f"{v!r} is not a file: give the path of a PEM file of CA certificates")
         return v
 

@@ -1253,6 +1253,36 @@ def test_an_invalid_configuration_is_refused_and_the_file_untouched(
     assert console.config.read_bytes() == before
 
 
+@pytest.mark.parametrize("path", ["/etc/" + "x" * 300 + ".pem", "ca\x00.pem"])
+def test_a_ca_file_no_file_system_takes_is_refused_under_its_field(
+    console: Console, client: TestClient, path: str
+) -> None:
+    """A path too long for the file system (a PEM file's text pasted into the field) or with a
+    NUL was the 500 page: checking it was a file raised instead of saying it is not one."""
+    log_in(client)
+    before = console.config.read_bytes()
+    form = {**_config_form(client), "email.ca_file": path, "digest.max_picks": "5"}
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "Nothing was written" in r.text, r.text[-300:]
+    assert 'id="error-email.ca_file"' in r.text and "is not a file" in r.text
+    assert 'name="digest.max_picks" value="5"' in r.text  # the rest of the input is kept
+    assert console.config.read_bytes() == before
+
+
+def test_a_key_file_no_file_system_takes_is_refused(console: Console, client: TestClient) -> None:
+    """server.secret_key_file too long for the file system (with no server.secret_key) was the
+    500 page: checking for the file raised instead of saying it cannot be made."""
+    from daemon.config_file import UNSET, edit
+
+    console.app.apply_settings(edit(console.config, {"server.secret_key": UNSET}))
+    log_in(client)
+    before = console.config.read_bytes()
+    form = {**_config_form(client), "server.secret_key_file": "/tmp/" + "k" * 300}
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "cannot create the link-signing key" in r.text, r.text[-300:]
+    assert console.config.read_bytes() == before
+
+
 def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
