@@ -51,7 +51,9 @@ SHORT_KEY = 16
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf passed every "> 0" rule: a lockout window, a timeout or a backoff of inf seconds
+    # raised OverflowError at its first use (every login, every send, every retry)
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class DatabaseSettings(_Section):

@@ -1283,6 +1283,26 @@ def test_a_key_file_no_file_system_takes_is_refused(console: Console, client: Te
     assert console.config.read_bytes() == before
 
 
+def test_an_infinite_number_is_refused_under_its_field(
+    console: Console, client: TestClient
+) -> None:
+    """'inf' (or 1e309, which TOML reads as inf) passed every '> 0' rule and was written: every
+    login was then the 500 page (a lockout window of inf minutes), every SMTP send failed (a
+    socket timeout of inf), every retry (a backoff of inf seconds)."""
+    log_in(client)
+    before = console.config.read_bytes()
+    form = _config_form(client)
+    form.update({"admin.lockout_minutes": "inf", "email.timeout_seconds": "1e309",
+                 "delivery.backoff_seconds": "inf", "digest.max_picks": "5"})  # fmt: skip
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "Nothing was written" in r.text, r.text[-300:]
+    for key in ("admin.lockout_minutes", "email.timeout_seconds", "delivery.backoff_seconds"):
+        assert f'id="error-{key}"' in r.text
+    assert "finite number" in r.text
+    assert 'name="digest.max_picks" value="5"' in r.text
+    assert console.config.read_bytes() == before
+
+
 def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
