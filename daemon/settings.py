@@ -196,6 +196,19 @@ class IngestSettings(_Section):
     arxiv_api_url: HttpUrl = HttpUrl("https://export.arxiv.org/api/query")
     zotero_api_url: HttpUrl = HttpUrl("https://api.zotero.org")
 
+    @field_validator("user_agent")
+    @classmethod
+    def _header(cls, v: str) -> str:
+        # the User-Agent header of every fetch: HTTP sends it as ASCII (an accent made every
+        # fetch fail, the feeds page's Test a 500)
+        bad = next((c for c in v if not " " <= c <= "~"), None)
+        if bad is not None:
+            raise ValueError(
+                f"{bad!r} cannot be sent in an HTTP header: use printable ASCII only "
+                "(letters without accents, digits, spaces, punctuation)"
+            )
+        return v
+
 
 class FeedSettings(_Section):
     name: str = Field(min_length=1)

@@ -1303,6 +1303,23 @@ def test_an_infinite_number_is_refused_under_its_field(
     assert console.config.read_bytes() == before
 
 
+@pytest.mark.parametrize("agent", ["paperwire (Université de Montréal)", "paperwire 📚"])
+def test_a_user_agent_no_http_header_takes_is_refused(
+    console: Console, client: TestClient, agent: str
+) -> None:
+    """ingest.user_agent with an accent (a university's name) or an emoji was saved and
+    applied; then every fetch failed: the feeds page's Test was the 500 page (httpx encodes
+    a header as ASCII), and so did the ingest's fetch of every feed."""
+    log_in(client)
+    before = console.config.read_bytes()
+    form = {**_config_form(client), "ingest.user_agent": agent, "digest.max_picks": "5"}
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and 'id="error-ingest.user_agent"' in r.text, r.text[-300:]
+    assert "ASCII" in r.text
+    assert 'name="digest.max_picks" value="5"' in r.text
+    assert console.config.read_bytes() == before
+
+
 def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
