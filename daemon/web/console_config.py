@@ -67,8 +67,12 @@ def _page(
         if key.key in NOT_IN_FORM:
             continue
         value = shown(settings, key)
-        if submitted is not None and key.key in submitted and not key.secret:
-            value = submitted[key.key]
+        typed = (submitted or {}).get(key.key)
+        refused = any(e.startswith(f"{key.key} = ") for e in errors or [])
+        if typed is not None and not (key.secret and refused):
+            # what was typed, a secret too (in its password field, so that Save sends it
+            # again), but a secret refused itself
+            value = typed
         fields.append(
             {
                 "key": key,

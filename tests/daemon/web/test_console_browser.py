@@ -236,3 +236,27 @@ def test_a_refused_subscriber_form_keeps_the_slack_webhook(
         expect(page.locator("#flash")).to_contain_text("Saved zoe")
         slack = [c.address for c in people.channels_of(zoe.id) if c.kind.value == "slack"]
         assert slack == ([new_hook] if typed else [])
+
+
+def test_a_refused_configuration_keeps_the_secret_typed(
+    live: tuple[Console, str], browser_page: object
+) -> None:
+    """The SMTP password typed with a cron expression refused came back empty, the only field
+    not kept: the admin corrected the cron, read "Saved and applied", and the password was
+    never saved. It is kept (in its password field) unless it was refused itself."""
+    from playwright.sync_api import expect
+
+    console, base = live
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+    page.goto(f"{base}/admin/config")
+    page.locator('[id="email.password"]').fill("smtp-pass-1")
+    page.locator('[id="schedule.digest_cron"]').fill("61 * * * *")
+    page.click("#save-config")
+    expect(page.locator('[id="error-schedule.digest_cron"]')).to_be_visible()
+    expect(page.locator('[id="email.password"]')).to_have_value("smtp-pass-1")
+    page.locator('[id="schedule.digest_cron"]').fill("35 * * * *")
+    page.click("#save-config")
+    expect(page.locator("#flash")).to_contain_text("email.password, schedule.digest_cron")
+    assert console.app.settings.email.password.get_secret_value() == "smtp-pass-1"
+    expect(page.locator('[id="email.password"]')).to_have_value("")  # once saved: not shown
