@@ -80,6 +80,7 @@ def _page(
                 "is_set": _is_set(settings, key),
                 "env": _env_variable(key.key, set_by_env),
                 "default": "" if key.secret else _default(key),
+                "refused": refused,  # its error under it describes it
             }
         )
     sections = [(name, list(group)) for name, group in groupby(fields, _section)]

@@ -10,11 +10,13 @@ Content-Security-Policy violation on any page.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from daemon import jobs
+from daemon.db.models import ChannelKind
 from tests.daemon.conftest import FEEDS, NOW
 from tests.daemon.web.conftest import (
     PASSWORD,
@@ -260,3 +262,33 @@ def test_a_refused_configuration_keeps_the_secret_typed(
     expect(page.locator("#flash")).to_contain_text("email.password, schedule.digest_cron")
     assert console.app.settings.email.password.get_secret_value() == "smtp-pass-1"
     expect(page.locator('[id="email.password"]')).to_have_value("")  # once saved: not shown
+
+
+def test_a_refused_field_is_announced_with_its_error(
+    live: tuple[Console, str], browser_page: object
+) -> None:
+    """A refused configuration key had its error printed under it, but nothing tied the two:
+    a screen reader on the field heard neither that it was refused nor why, and the list of
+    problems at the top (of a page of 60 fields) was not announced; nor was a subscriber's
+    refused save. The field is marked invalid and described by its error; both lists are
+    alerts."""
+    from playwright.sync_api import expect
+
+    console, base = live
+    console.app.store.people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+    page.goto(f"{base}/admin/config")
+    cron = page.locator('[id="schedule.digest_cron"]')
+    cron.fill("61 * * * *")
+    page.click("#save-config")
+    expect(page.get_by_role("alert")).to_contain_text("Nothing was written")
+    expect(cron).to_have_attribute("aria-invalid", "true")
+    expect(cron).to_have_accessible_description(re.compile("not a 5-field crontab expression"))
+    hour = page.locator('[id="schedule.digest_hour"]')
+    expect(hour).not_to_have_attribute("aria-invalid", "true")
+
+    page.goto(f"{base}/admin/subscribers/ada")
+    page.fill("#e-tz", "Europe/Nowhere")
+    page.click("#save-user")
+    expect(page.get_by_role("alert")).to_contain_text("time zone")
