@@ -3,6 +3,7 @@ server reply classified as the message's fault, the session's, or the server's."
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import re
@@ -436,7 +437,7 @@ class SmtpTransport:
             smtp.ehlo()
         if self.username is not None:
             self._stage = "AUTH"
-            smtp.login(self.username, _reveal(self._password) or "")
+            _log_in(smtp, self.username, _reveal(self._password) or "")
         return smtp
 
     def _unavailable(self, exc: OSError | DeliveryError) -> TransportUnavailable:
@@ -522,3 +523,22 @@ def _close_quietly(smtp: smtplib.SMTP | None) -> None:
     if smtp is not None:
         with contextlib.suppress(OSError):
             smtp.close()
+
+
+def _log_in(smtp: smtplib.SMTP, user: str, password: str) -> None:
+    """`smtp.login`, but a login beyond ASCII (a password with an umlaut) goes as AUTH PLAIN in
+    UTF-8, as SASL PLAIN is (RFC 4616): smtplib encodes every mechanism's answer as ASCII, and
+    raised UnicodeEncodeError, no SMTP error, for it."""
+    if user.isascii() and password.isascii():
+        smtp.login(user, password)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if "PLAIN" not in smtp.esmtp_features.get("auth", "").upper().split():
+        raise smtplib.SMTPException(
+            "the login (email.username or email.password) has characters beyond ASCII, which "
+            "only AUTH PLAIN carries, and this server does not offer it"
+        )
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode("ascii")
+    code, reply = smtp.docmd("AUTH", f"PLAIN {token}")
+    if code not in (235, 503):  # 503: logged in already
+        raise smtplib.SMTPAuthenticationError(code, reply)

@@ -439,3 +439,17 @@ def test_no_tcp_connection_at_all_is_not_taken_for_implicit_tls(
     assert isinstance(outcome, TransportUnavailable) and not outcome.permanent
     assert "security = 'tls'" not in str(outcome)
     assert "check email.host and email.port" in str(outcome)
+
+
+def test_a_login_beyond_ascii_is_sent_in_utf8() -> None:
+    """A password with an umlaut (set on the console's configuration page, which took it) made
+    smtplib raise UnicodeEncodeError at AUTH, no DeliveryError: each digest failed with
+    "'ascii' codec can't encode character" until it was given up. SASL PLAIN is UTF-8 (RFC
+    4616): the login is sent so, and a wrong one is still a login refused."""
+    with smtp_server(users={"läb": "Passwört-1"}) as srv:
+        right = transport_for(srv, username="läb", password="Passwört-1")
+        assert send_all(right, people(1)) == [None]
+        assert delivered(srv) == ["reader0@example.com"]
+        wrong = send_all(transport_for(srv, username="läb", password="Passwort-1"), people(1))
+        assert isinstance(wrong[0], TransportUnavailable) and "535" in str(wrong[0])
+        assert "Passwort" not in str(wrong[0])
