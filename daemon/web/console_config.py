@@ -58,6 +58,7 @@ def _page(
     *,
     errors: list[str] | None = None,
     submitted: dict[str, str] | None = None,
+    seen: dict[str, str] | None = None,
 ) -> HTMLResponse:
     app = console.app
     settings = app.settings
@@ -66,7 +67,7 @@ def _page(
     for key in keys():
         if key.key in NOT_IN_FORM:
             continue
-        value = shown(settings, key)
+        value = now = shown(settings, key)
         typed = (submitted or {}).get(key.key)
         refused = any(e.startswith(f"{key.key} = ") for e in errors or [])
         if typed is not None and not (key.secret and refused):
@@ -81,6 +82,9 @@ def _page(
                 "env": _env_variable(key.key, set_by_env),
                 "default": "" if key.secret else _default(key),
                 "refused": refused,  # its error under it describes it
+                # the value the page showed first (a refused save shows it again): a Save
+                # writes the fields changed on the page, never one changed elsewhere since
+                "seen": (seen or {}).get(key.key, now),
             }
         )
     sections = [(name, list(group)) for name, group in groupby(fields, _section)]
@@ -109,13 +113,17 @@ def _previous(path: Path) -> Path:
     return path.with_name(path.name + ".previous")
 
 
-def _changes(console: Console, form: Posted) -> tuple[dict[str, Any], list[str], dict[str, str]]:
-    """The keys whose field differs from the current value, parsed; errors; what was typed."""
+def _changes(
+    console: Console, form: Posted
+) -> tuple[dict[str, Any], list[str], dict[str, str], dict[str, str]]:
+    """The keys whose field was changed on the page (it differs from the value the page showed,
+    else from the current one), parsed; errors; what was typed; what the page showed."""
     settings = console.app.settings
     set_by_env, _ = environment_keys()
     changes: dict[str, Any] = {}
     errors: list[str] = []
     submitted: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for key in keys():
         raw = form.form.get(key.key)
         if key.key in NOT_IN_FORM or not isinstance(raw, str):
@@ -124,35 +132,47 @@ def _changes(console: Console, form: Posted) -> tuple[dict[str, Any], list[str],
             continue
         text = raw if key.kind == "text" else raw.strip()
         submitted[key.key] = text
-        if (key.secret and text == "") or (not key.secret and text == shown(settings, key)):
-            continue  # an empty secret is kept; an unchanged value is not rewritten
+        shown_then = form.form.get(f"seen.{key.key}")
+        if isinstance(shown_then, str):
+            seen[key.key] = shown_then
+        before = shown_then if isinstance(shown_then, str) else shown(settings, key)
+        if key.kind != "text":
+            before = before.strip()
+        if (key.secret and text == "") or (not key.secret and text == before):
+            continue  # an empty secret is kept; a value not changed here is not rewritten
         try:
             changes[key.key] = value_of(key.key, text)
         except ConfigError as e:
             errors.append(str(e))
-    return changes, errors, submitted
+    return changes, errors, submitted, seen
 
 
 def _save(console: Console, request: Request, form: Posted) -> Response:
     app = console.app
     if app.config_file is None:
         return console.back("/admin/config", "No configuration file to write.", error=True)
-    changes, errors, submitted = _changes(console, form)
+    changes, errors, submitted, seen = _changes(console, form)
     if errors:
-        return _page(console, request, form.admin, 400, errors=errors, submitted=submitted)
+        return _page(
+            console, request, form.admin, 400, errors=errors, submitted=submitted, seen=seen
+        )
     if not changes:
         return console.back("/admin/config", "Nothing changed.")
     try:
         new = edit(app.config_file, changes)
     except ConfigError as e:  # the file is untouched
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        return _page(console, request, form.admin, 400, errors=lines, submitted=submitted)
+        return _page(
+            console, request, form.admin, 400, errors=lines, submitted=submitted, seen=seen
+        )
     try:
         restart = app.apply_settings(new)
     except ConfigError as e:  # refused when applied (the link-signing key file it names):
         restore_previous(app.config_file)  # the file as it was, which the daemon starts on
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        return _page(console, request, form.admin, 400, errors=lines, submitted=submitted)
+        return _page(
+            console, request, form.admin, 400, errors=lines, submitted=submitted, seen=seen
+        )
     secret = {k.key for k in keys() if k.secret}
     for key, value in changes.items():
         detail = "(secret)" if key in secret else repr(value)

@@ -1185,6 +1185,10 @@ def _config_form(client: TestClient) -> dict[str, str]:
         fields[name] = chosen.group(1) if chosen else ""
     for name in re.findall(r'<input type="password" id="[^"]+" name="([^"]+)"', page):
         fields[name] = ""
+    for name, value in re.findall(
+        r'<input type="hidden" name="(seen\.[^"]+)" value="([^"]*)"', page
+    ):
+        fields[name] = html.unescape(value)
     return fields
 
 
@@ -1318,6 +1322,27 @@ def test_a_user_agent_no_http_header_takes_is_refused(
     assert "ASCII" in r.text
     assert 'name="digest.max_picks" value="5"' in r.text
     assert console.config.read_bytes() == before
+
+
+def test_a_save_from_an_older_page_keeps_what_changed_since(
+    console: Console, client: TestClient
+) -> None:
+    """The page sent back every field, and every one that differed from the file was written:
+    a page opened before `config set schedule.digest_hour 9` (or another admin's save) undid
+    that change in silence when only digest.max_picks was changed on it. Only the fields
+    changed on the page are written; a refused save keeps comparing with what it showed."""
+    from daemon.config_file import edit
+
+    log_in(client)
+    stale = _config_form(client)  # the page as it was opened: digest_hour 7 (the default)
+    console.app.apply_settings(edit(console.config, {"schedule.digest_hour": 9}))
+    refused = client.post("/admin/config", data={**stale, "digest.max_picks": "0"})
+    assert refused.status_code == 400
+    r = client.post("/admin/config", data={**stale, "digest.max_picks": "5"})
+    assert "Saved and applied: digest.max_picks." in r.text, r.text[-400:]
+    data = tomllib.loads(console.config.read_text())
+    assert data["schedule"]["digest_hour"] == 9 and data["digest"]["max_picks"] == 5
+    assert console.app.settings.schedule.digest_hour == 9
 
 
 def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
