@@ -565,9 +565,9 @@ def _stopped(channel: ChannelRow, why: bool = False) -> str:
 
 
 def _redact_db(url: str) -> str:
-    from daemon.settings import shown_url
+    from daemon.settings import shown_database_url
 
-    return shown_url(url)
+    return shown_database_url(url)
 
 
 @db_cli.command("upgrade")

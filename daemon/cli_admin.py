@@ -503,14 +503,15 @@ def _config_value(key: str, given: str | None) -> str:
     without echo in a terminal, else one line of standard input; a secret given on the
     command line is written with a warning (the shell's history and `ps` keep it)."""
     from daemon.config_file import is_secret
-    from daemon.settings import shown_url
+    from daemon.settings import shown_database_url
 
     if not is_secret(key):
         if given is None:
             raise PaperwireError(f"{key}: give the value (only a secret's may be left out)")
         return given
     if given is not None and given != "-":
-        if key != "database.url" or shown_url(given) != given:  # a URL without password: no
+        # a database URL without a password: no warning
+        if key != "database.url" or shown_database_url(given) != given:
             err.print(f"[yellow]warning[/]: the value of {key} given on the command line stays "
                       "in the shell's history and is seen in `ps`; leave it out (or give '-') "
                       "to type it unseen or pipe it", highlight=False, soft_wrap=True)  # fmt: skip

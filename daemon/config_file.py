@@ -325,7 +325,7 @@ def edit(path: Path, changes: Mapping[str, Change]) -> Settings:
 def secrets_in(text: str) -> list[str]:
     """The secrets a configuration file's text sets itself (not through the environment):
     `email.password`, `server.secret_key`, a password in `database.url`, admins' hashes."""
-    from daemon.settings import shown_url
+    from daemon.settings import shown_database_url
 
     try:
         doc = tomllib.loads(text)
@@ -336,7 +336,7 @@ def secrets_in(text: str) -> list[str]:
         section, name = key.split(".")
         value = doc.get(section, {}).get(name) if isinstance(doc.get(section), dict) else None
         if key == "database.url":
-            value = value if isinstance(value, str) and shown_url(value) != value else None
+            value = value if isinstance(value, str) and shown_database_url(value) != value else None
         if value:
             found.append(key)
     return found

@@ -768,6 +768,8 @@ def _key_of(loc: tuple[Any, ...]) -> str:
 def _redact(key: str, value: Any) -> Any:
     if any(s in key for s in ("password", "secret")):
         return "**********"
+    if key == "database.url" and isinstance(value, str):
+        return shown_database_url(value)
     return shown_url(value) if isinstance(value, str) else value
 
 
@@ -796,6 +798,18 @@ def shown_url(text: str) -> str:
     private feed's ?token=, ?key=, ?api_key=, ?auth=, a signed URL's sig=)."""
     text = _URL_PASSWORD.sub(r"\1**********@", text)
     return _PARAMETER.sub(_masked_parameter, text)
+
+
+# database.url's password as SQLAlchemy reads it (`make_url`): from the first ":" of the user
+# part to the next "@", whatever it holds; `shown_url` leaves a password of digits before a
+# raw "/" ("pw:12/34@db") alone, as it would a port ("https://lab:8443/@ann.rss")
+_DSN_PASSWORD = re.compile(r"^(\s*[\w+]+://[^:/]*:)[^@]+@")
+
+
+def shown_database_url(url: str) -> str:
+    """`database.url` as it may be shown: `shown_url`, its password masked as SQLAlchemy reads
+    it (and connects with it)."""
+    return shown_url(_DSN_PASSWORD.sub(r"\1**********@", url, count=1))
 
 
 def _masked_parameter(m: re.Match[str]) -> str:

@@ -1308,6 +1308,24 @@ def test_a_secret_written_into_the_file_leaves_it_readable_by_no_other_account(
     assert "hunter2" not in checked.stdout + checked.stderr
 
 
+def test_a_database_password_of_digits_before_a_slash_is_never_shown(tmp_path: Path) -> None:
+    # "pw:12/Zq+w==@db": SQLAlchemy connects with the password "12/Zq+w==", but `config show`
+    # and `config check` printed it whole (its digits read as a port), and `config set` left
+    # the file readable by every account, without a warning (security QA)
+    path = _commented(tmp_path)
+    path.write_text(path.read_text().replace('secret_key = "cli-test-secret-0123"\n', ""))
+    path.chmod(0o644)
+    pw = Runner(path, tmp_path)
+    url = "postgresql+psycopg://pw:12/Zq+w==@127.0.0.1:1/x"
+    done = pw("config", "set", "database.url", url)
+    assert "stays in the shell's history" in flat(done.stderr)
+    assert path.stat().st_mode & 0o777 == 0o640
+    for command in ("show", "check"):
+        said = pw("config", command)
+        assert "Zq+w" not in said.stdout + said.stderr
+        assert "pw:**********@127.0.0.1:1/x" in said.stdout
+
+
 def test_the_last_delivery_errors_are_found_behind_a_day_of_pending_digests(store: Store) -> None:
     """At 5,000 subscribers the health page's "Last delivery errors" said "None." while the
     cards said 2,200 failed: it looked for errors among the 50 newest pending or failed

@@ -605,6 +605,32 @@ def test_a_database_url_is_shown_without_its_password(url: str, shown: str | Non
 
 
 @pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # a password of digits before a "/" typed raw (base64: "12/Zq+w=="): SQLAlchemy reads
+        # it to the "@" and connects with it; shown_url takes the digits for a port
+        ("postgresql+psycopg://pw:12/Zq+w==@db/x", "postgresql+psycopg://pw:**********@db/x"),
+        ("postgresql://lab:ab/cd@db/x", "postgresql://lab:**********@db/x"),
+        ("postgresql://lab@db:5432/x", None),  # a port, no password
+        ("postgresql://lab@db/x?password=pw", "postgresql://lab@db/x?password=**********"),
+        ("sqlite:////srv/paperwire.db", None),
+    ],
+)
+def test_a_database_url_is_shown_without_the_password_sqlalchemy_reads(
+    url: str, shown: str | None
+) -> None:
+    # `config show` and `config check` printed "pw:12/Zq+w==@db" whole
+    # (security QA)
+    from sqlalchemy.engine import make_url
+
+    from daemon.settings import shown_database_url
+
+    assert shown_database_url(url) == (url if shown is None else shown)
+    password = make_url(url).password
+    assert not password or password not in shown_database_url(url)
+
+
+@pytest.mark.parametrize(
     ("text", "size"),
     [
         (lambda n: "https://lab/atom?token=" + ":" * n + "x", 10_000),  # a web page's <link>
