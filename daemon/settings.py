@@ -804,11 +804,22 @@ def shown_url(text: str) -> str:
 # part to the next "@", whatever it holds; `shown_url` leaves a password of digits before a
 # raw "/" ("pw:12/34@db") alone, as it would a port ("https://lab:8443/@ann.rss")
 _DSN_PASSWORD = re.compile(r"^(\s*[\w+]+://[^:/]*:)[^@]+@")
+# one SQLAlchemy cannot read ("postgresql+psycopg//user:pw@db", "://" mistyped): from its first
+# ":" before an "@" to the last "@"
+_TYPO_PASSWORD = re.compile(r"^([^:@]*:).*@", re.S)
 
 
 def shown_database_url(url: str) -> str:
     """`database.url` as it may be shown: `shown_url`, its password masked as SQLAlchemy reads
-    it (and connects with it)."""
+    it (and connects with it); in a URL it cannot read (a typo the configuration's check
+    quotes), whatever may be one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        return shown_url(_TYPO_PASSWORD.sub(r"\1**********@", url, count=1))
     return shown_url(_DSN_PASSWORD.sub(r"\1**********@", url, count=1))
 
 

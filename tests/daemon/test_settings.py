@@ -631,6 +631,24 @@ def test_a_database_url_is_shown_without_the_password_sqlalchemy_reads(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg//paperwire:s3cretpass@db/x",  # "://" mistyped
+        "postgresql+psycopg:/paperwire:s3cretpass@db/x",
+        " postgresql://paperwire:s3cretpass@db/x",  # a space before it
+    ],
+)
+def test_a_database_url_sqlalchemy_cannot_read_is_refused_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    # the error quoted the value whole: "database.url = 'postgresql+psycopg//paperwire:
+    # s3cretpass@db/x': paperwire runs on SQLite or PostgreSQL" (security QA)
+    msg = _error(_write(tmp_path, f'[database]\nurl = "{url}"\n'))
+    assert "database.url" in msg and "runs on SQLite or PostgreSQL" in msg
+    assert "s3cretpass" not in msg and ":**********@db/x" in msg
+
+
+@pytest.mark.parametrize(
     ("text", "size"),
     [
         (lambda n: "https://lab/atom?token=" + ":" * n + "x", 10_000),  # a web page's <link>
