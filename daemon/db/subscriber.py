@@ -69,6 +69,23 @@ class SubscriberPages(Repository):
             )
             return {int(p): int(v) for p, v in s.exec(q).all()}
 
+    def may_answer(self, user_id: int, paper_id: int) -> bool:
+        """Whether the page's buttons may like or dislike the paper: one of the user's
+        digests', or one they answered already. Any other stored paper, of another
+        subscriber's imported library say, is not theirs to see."""
+        from daemon.db.models import DigestItem
+
+        with self.read_session() as s:
+            answered = select(Feedback.paper_id).where(
+                Feedback.user_id == user_id, Feedback.paper_id == paper_id
+            )
+            sent = (
+                select(DigestItem.paper_id)
+                .join(Digest, col(Digest.id) == col(DigestItem.digest_id))
+                .where(Digest.user_id == user_id, DigestItem.paper_id == paper_id)
+            )
+            return s.exec(answered).first() is not None or s.exec(sent).first() is not None
+
     def follows(self, user_id: int) -> list[FollowRow]:
         from daemon.db.models import FollowKind
 

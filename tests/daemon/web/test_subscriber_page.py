@@ -314,6 +314,51 @@ def test_history_shows_digests_and_answers_from_there(world: World) -> None:
     assert world.post("feedback", paper="999999", value="like").status_code == 400
 
 
+def test_a_paper_of_nobody_s_digest_cannot_be_liked_from_the_page(world: World) -> None:
+    """The page's buttons answer papers of the subscriber's digests and take back answers
+    given; a like posted for any other paper's id was saved, and the page then showed that
+    paper: counting through the ids read every stored paper, those made from another
+    subscriber's imported library too (their drafts' titles, abstracts, private URLs)."""
+    now = world.clock()
+    other = world.app.store.people.add("bob", now, channels={ChannelKind.EMAIL: "bob@lab.org"})
+    stored = world.app.store.papers.like_library(
+        other.id,
+        [],
+        [
+            PaperIn(
+                key="library:draft",
+                title="Bob's unpublished draft",
+                abstract="Not for anyone's eyes yet.",
+                authors=("Bob",),
+                url="https://docs.example/d/s3cret-share-token",
+                published=None,
+            )
+        ],
+        now,
+    )
+    draft = stored.paper_ids["library:draft"]
+    for value in ("like", "dislike"):
+        r = world.post("feedback", paper=str(draft), value=value)
+        assert r.status_code == 400 and "not one of the buttons" in r.text
+        assert "unpublished draft" not in r.text
+    assert world.app.store.people.answer(world.user_id, draft) == 0
+    export = world.client.get(f"{world.page}/export.json").text
+    assert "draft" not in export and "s3cret" not in export
+    assert world.post("feedback", paper=str(draft), value="none").status_code == 200  # no-op
+    # a paper of one of the subscriber's digests is answered, as before, and a paper answered
+    # before (an imported like, its Remove) keeps its buttons
+    (email, _slack) = world.app.store.people.channels_of(world.user_id)
+    world.app.store.digests.create(
+        world.user_id, email.id, now.date(), [NewItem(world.papers[0], 0.5, "similar", "close")],
+        now, cold_start=False,
+    )  # fmt: skip
+    assert world.post("feedback", paper=str(world.papers[0]), value="like").status_code == 200
+    world.app.store.people.set_feedback(world.user_id, world.papers[1], LIKE, now)
+    assert world.post("feedback", paper=str(world.papers[1]), value="dislike").status_code == 200
+    assert world.app.store.people.answer(world.user_id, world.papers[0]) == LIKE
+    assert world.app.store.people.answer(world.user_id, world.papers[1]) == DISLIKE
+
+
 def test_follow_mute_and_remove(world: World) -> None:
     world.post("follow", kind="keyword", value="  diffusion   models ", op="follow")
     world.post("follow", kind="author", value="Yann LeCun", op="mute")
