@@ -63,11 +63,14 @@ REQUESTS_PER_CLIENT = 10  # requests from one client address per hour
 HISTORY = 10  # recent digests shown
 LIKES_PER_PAGE = 100  # likes and dislikes shown a page (5,000 of them made a 3 MB page)
 UPLOAD_BYTES = 5_000_000  # a library file uploaded on the page
+# entries of one upload: a real library's 5 MB holds a few thousand (with abstracts); 2 MB of
+# titles alone held 100,000, each stored as a paper nobody deletes (`paperwire import` for more)
+UPLOAD_ENTRIES = 10_000
 UPLOAD_FETCH = 100  # arXiv ids asked per upload: one API request, no waiting on the interval
 UPLOADS_AT_ONCE = 2  # files read at once (each in a worker process); the others wait their turn
 UPLOAD_WAIT_SECONDS = 30.0  # how long an upload waits for its turn before the "busy" page (503)
 UPLOAD_RETRY_AFTER = 60  # seconds, in that page's Retry-After
-# files one subscriber may upload an hour: each may store up to 100,000 papers nobody deletes
+# files one subscriber may upload an hour: each may store up to 10,000 papers nobody deletes
 UPLOADS_PER_HOUR = 10
 
 SECTIONS = ("channels", "delivery", "follows", "likes", "history")  # where a note may go
@@ -626,6 +629,11 @@ def _import_routes(router: APIRouter, page: _Page) -> None:
             return page.show(token, user, error=str(e), status=400, invalid="library")
         finally:
             slot.release()
+        if len(library.entries) > UPLOAD_ENTRIES:
+            return page.show(token, user, status=413, invalid="library", error=(
+                f"That file has more than {UPLOAD_ENTRIES:,} entries: export a part of your "
+                "library (a collection), or ask the admin to run `paperwire import` with it."
+            ))  # fmt: skip
         report = await run_in_threadpool(
             import_library,
             app,

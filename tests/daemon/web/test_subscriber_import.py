@@ -254,6 +254,33 @@ def test_one_subscriber_uploads_at_most_ten_files_an_hour(
     assert page.upload("lib10.bib", files[10]).status_code == 200 and page.likes() == 11
 
 
+def test_an_upload_of_more_entries_than_a_library_holds_is_refused(
+    open_page: Callable[[str], Page], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2 MB of CSV, a title a row, stored 100,000 papers nobody deletes (55 s of writes in one
+    # transaction, SQLite's other writers waiting): ten an hour from any link's holder filled
+    # the database with a million rows an hour (security QA)
+    page = open_page(_closed_port_url())
+    monkeypatch.setattr(subscriber, "UPLOAD_ENTRIES", 3, raising=False)
+    stored = page.app.store.papers.count()
+    rows = "".join(f"Junk paper number {i},A. Author\n" for i in range(4))
+    resp = page.upload("junk.csv", f"Title,Author\n{rows}".encode())
+    assert resp.status_code == 413
+    assert 'id="error"' in resp.text and "more than 3 entries" in resp.text
+    assert page.likes() == 0 and page.app.store.papers.count() == stored
+    one_less = "".join(f"Junk paper number {i},A. Author\n" for i in range(3))
+    assert page.upload("junk.csv", f"Title,Author\n{one_less}".encode()).status_code == 200
+    assert page.likes() == 3
+
+
+def test_the_real_limit_is_ten_thousand_entries(open_page: Callable[[str], Page]) -> None:
+    page = open_page(_closed_port_url())
+    rows = "".join(f"Junk paper number {i},A. Author\n" for i in range(10_001))
+    resp = page.upload("junk.csv", f"Title,Author\n{rows}".encode())
+    assert resp.status_code == 413 and "more than 10,000 entries" in resp.text
+    assert page.likes() == 0
+
+
 def test_without_the_form_token_or_from_another_site_nothing_is_imported(
     open_page: Callable[[str], Page],
 ) -> None:
