@@ -372,6 +372,29 @@ def test_follow_mute_and_remove(world: World) -> None:
     assert world.post("follow", kind="venue", value="x", op="follow").status_code == 400
 
 
+def test_a_subscriber_follows_and_mutes_at_most_a_hundred_keywords_and_authors(
+    world: World,
+) -> None:
+    # each keyword followed is searched for in every candidate of the day at the digest run
+    # (66 ms for three common words among 3,000): a link's holder posting thousands of follows
+    # held up everyone's digests by hours (security QA)
+    for i in range(subscriber.FOLLOWS_MAX):
+        kind = "keyword" if i % 2 else "author"
+        assert world.post("follow", kind=kind, value=f"the of and {i}").status_code == 200
+    refused = world.post("follow", kind="keyword", value="one too many")
+    assert refused.status_code == 400
+    assert "You follow or mute 100 keywords and authors" in refused.text
+    assert 'value="one too many"' in refused.text  # kept, to add after a removal
+    assert len(_rows(world.app, Follow)) == 100
+    # one followed already is muted, and a removal makes room
+    assert world.post("follow", kind="keyword", value="the of and 1", op="mute").status_code == 200
+    world.post("follow", kind="keyword", value="the of and 3", op="remove")
+    assert world.post("follow", kind="keyword", value="one too many").status_code == 200
+    follows = {(f.kind, f.value): f.muted for f in _rows(world.app, Follow)}
+    assert len(follows) == 100 and follows[("keyword", "the of and 1")] is True
+    assert ("keyword", "one too many") in follows and ("keyword", "the of and 3") not in follows
+
+
 def test_pause_and_start_a_channel(world: World) -> None:
     email, slack = world.app.store.people.channels_of(world.user_id)
     world.post("channel", channel=str(slack.id), op="pause")
