@@ -123,16 +123,24 @@ def _email_transport(app: App) -> AbstractContextManager[Transport]:
 # ---- Slack -------------------------------------------------------------------------------------
 
 
-SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
-_SLACK_HOOK_PATH = re.compile(r"/services/T\w+/B\w+/[\w-]+|/(workflows|triggers)/[\w/-]+")
+_SLACK_HOOK_PATH = re.compile(r"/services/T\w+/B\w+/[\w-]+")
 
 
 def _check_webhook(address: str) -> str:
-    """An incoming-webhook URL of Slack, without the spaces around it. The URL is a secret:
-    the error shows its host only."""
+    """An incoming-webhook URL of Slack, without the spaces around it; not one of Workflow
+    Builder's (it takes variables, not a message). The URL is a secret: the error shows its
+    host only."""
     from urllib.parse import urlsplit
 
+    from notifications.transports.slack import (
+        SLACK_HOOK_HOSTS,
+        WORKFLOW_WEBHOOK,
+        is_workflow_webhook,
+    )
+
     address = address.strip()
+    if is_workflow_webhook(address):
+        raise ValueError(f"{redact_url(address)} {WORKFLOW_WEBHOOK}")
     try:
         parts = urlsplit(address)  # (it drops tabs and line breaks: the check below sees them)
         looks_right = (

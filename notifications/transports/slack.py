@@ -62,6 +62,29 @@ WEBHOOK_GONE_ERRORS = frozenset(
 )
 
 
+# Slack's hosts of webhooks; under them, /workflows/… and /triggers/… are Workflow Builder's
+SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+WORKFLOW_PATHS = ("/workflows/", "/triggers/")
+WORKFLOW_WEBHOOK = (
+    "is a Slack Workflow Builder webhook: it takes a workflow's variables, not a message, and "
+    "would show none of the digest; make an incoming webhook instead (a Slack app with "
+    "Incoming Webhooks turned on, https://api.slack.com/messaging/webhooks) and give its URL, "
+    "https://hooks.slack.com/services/T…/B…/…"
+)
+
+
+def is_workflow_webhook(url: str) -> bool:
+    """Whether `url` is a Slack Workflow Builder webhook (legacy `/workflows/…` or a webhook
+    trigger, `/triggers/…`): Slack answers 200 to a message posted there and shows nothing
+    of it (or the workflow's own message with its variables empty)."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return False
+    return host in SLACK_HOOK_HOSTS and parts.path.startswith(WORKFLOW_PATHS)
+
+
 DEFAULT_TIMEOUT = 15.0  # when neither the caller nor its HTTP client says
 MAX_RETRY_AFTER = 86400.0  # a server's Retry-After is believed up to a day
 
@@ -226,6 +249,8 @@ class _Hook:
             or " " in url
         ):
             raise PermanentDeliveryError(f"{self.where}: not a usable webhook URL")
+        if is_workflow_webhook(url):  # stored before such URLs were refused when entered
+            raise PermanentDeliveryError(f"{self.where} {WORKFLOW_WEBHOOK}")
         self.server = f"{parts.scheme}://{parts.hostname}:{port or ''}"
 
     def scrub(self, text: str) -> str:

@@ -213,8 +213,25 @@ def test_a_webhook_url_pasted_with_spaces_around_is_kept_without_them() -> None:
 
 def test_real_webhook_shapes_are_accepted() -> None:
     check = CHANNELS[ChannelKind.SLACK].check
-    for url in (HOOK, "https://hooks.slack.com/workflows/T01/A02/3456/abcdef"):
+    for url in (HOOK, "https://hooks.slack-gov.com/services/T0ABC/B0DEF/s3cretToken"):
         assert check(url) == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/workflows/T01ABC/A02DEF/345678/s3cretToken",
+        "https://hooks.slack.com/triggers/T01ABC/345678/s3cretToken",
+    ],
+)
+def test_a_workflow_builder_webhook_is_refused_saying_what_to_use(url: str) -> None:
+    # a Workflow Builder webhook takes the workflow's variables, not a message: Slack answered
+    # 200 to a digest's blocks, the digest was recorded as sent, and the channel showed the
+    # workflow's message with empty variables (or nothing at all), every day
+    with pytest.raises(ValueError, match="Workflow Builder") as info:
+        CHANNELS[ChannelKind.SLACK].check(url)
+    assert "incoming webhook" in str(info.value) and "/services/T…/B…/…" in str(info.value)
+    assert "s3cret" not in str(info.value) and "T01ABC" not in str(info.value)
 
 
 @pytest.mark.parametrize("value", ["", "   ", "\n\t"])

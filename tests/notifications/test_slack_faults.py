@@ -23,7 +23,7 @@ from notifications.transports.base import (
 )
 from notifications.transports.slack import MAX_RETRY_AFTER, SlackWebhookTransport
 from tests.notifications.factories import SECRET_PATH, FakeClock, assert_secret_hidden, slack_out
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer, http_server, unresolvable
 
 HANG_TIMEOUT = 0.5
 TOKEN = SECRET_PATH.rsplit("/", 1)[1]  # XXXXSECRETXXXX
@@ -199,6 +199,25 @@ def test_a_webhook_url_that_is_not_one_is_permanent_and_not_requested(
         assert isinstance(error, PermanentDeliveryError), url
         assert "SECRET" not in str(error) and "not a usable webhook URL" in str(error)
     assert server.requests == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.slack.com/workflows/T0000/A0000/1234/XXXXSECRETXXXX",
+        "https://hooks.slack.com/triggers/T0000/1234/XXXXSECRETXXXX",
+    ],
+)
+def test_a_workflow_builder_webhook_stored_earlier_is_refused_without_a_request(
+    http: httpx.Client, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    # taken when added before they were refused there: Slack answers 200 to the blocks it
+    # ignores, and the digest was recorded as sent though its channel showed none of it
+    unresolvable(monkeypatch, "hooks.slack.com")  # a request would be a network error
+    error = outcome(transport(http, clock), url)
+    assert type(error) is PermanentDeliveryError, error
+    assert "Workflow Builder" in str(error) and "incoming webhook" in str(error)
+    assert "SECRET" not in str(error) and "T0000" not in str(error)
 
 
 def test_only_the_start_of_a_huge_answer_is_read(
