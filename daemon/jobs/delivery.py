@@ -398,7 +398,8 @@ def _deliver_one(
     """Send one digest and record the outcome; TransportUnavailable is for the caller."""
     try:
         if isinstance(out, SlackOut) and len(out.payloads) > 1:
-            # a message split in parts: each accepted part is recorded, a retry resumes after it
+            # a message split in parts: each accepted part is recorded, a retry resumes after it;
+            # the parts share the message's budget of 429 waits (`replace` keeps `out.waited`)
             parts = len(out.payloads)
             for part in range(d.parts_sent, parts):
                 one = (out.payloads[part],)  # its errors say "payload 2/3", not "1/1"

@@ -166,6 +166,16 @@ def message_bytes(message: Message) -> bytes:
     return message.as_bytes(policy=policy.SMTP)
 
 
+@dataclass
+class Waited:
+    """The HTTP 429s a message has waited out in one attempt: the seconds slept and the
+    retries. The parts of a message split in payloads share one (`dataclasses.replace` of a
+    :class:`SlackOut` keeps it), so the budget of those waits is the message's, not a part's."""
+
+    seconds: float = 0.0
+    retries: int = 0
+
+
 @dataclass(frozen=True)
 class SlackOut:
     """One or more Slack payloads (split to stay within Slack's limits) for one webhook."""
@@ -178,6 +188,7 @@ class SlackOut:
     # resumes with the part that failed): their first number, and how many parts in all
     first_part: int = 1
     parts: int | None = None  # None: these payloads are the whole message
+    waited: Waited = field(default_factory=Waited, compare=False, repr=False)  # 429s, in all
 
 
 Outgoing = EmailOut | SlackOut

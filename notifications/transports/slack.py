@@ -20,6 +20,7 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     SlackOut,
     TemporaryDeliveryError,
+    Waited,
     redact_url,
     scrub,
     url_secrets,
@@ -95,7 +96,8 @@ class SlackWebhookTransport:
     * at most one message per ``min_interval`` seconds per webhook URL (Slack's limit is
       about one per second); the transport sleeps as needed — reuse one instance;
     * HTTP 429: sleeps for ``Retry-After`` and retries, at most ``max_429_retries`` times and
-      ``max_retry_after`` seconds in all for one ``send``; beyond that
+      ``max_retry_after`` seconds in all for one message (``SlackOut.waited``: the parts of a
+      split message sent one by one share it); beyond that
       ``TemporaryDeliveryError(retry_after=...)`` (the caller retries the message later);
     * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError`` (with ``retry_after``
       when the server sent ``Retry-After``);
@@ -159,10 +161,9 @@ class SlackWebhookTransport:
             raise TemporaryDeliveryError(
                 f"{hook.where}: not tried, the server did not answer earlier in this batch"
             )
-        budget = self.max_retry_after
         total = out.parts or len(out.payloads)
         for index, payload in enumerate(out.payloads, start=out.first_part):
-            budget = self._post(hook, payload, f"{hook.where} (payload {index}/{total})", budget)
+            self._post(hook, payload, f"{hook.where} (payload {index}/{total})", out.waited)
 
     # ------------------------------------------------------------------ internals
 
@@ -174,26 +175,29 @@ class SlackWebhookTransport:
         if wait > 0:
             self._sleep(wait)
 
-    def _post(self, hook: _Hook, payload: dict[str, Any], where: str, budget: float) -> float:
-        """POST one payload (sleeping through short 429s); the 429 budget left."""
-        retries = 0
+    def _post(self, hook: _Hook, payload: dict[str, Any], where: str, waited: Waited) -> None:
+        """POST one payload, sleeping through short 429s within the message's budget (what
+        it has `waited` so far, counted there)."""
         while True:
             self._wait_turn(hook.url)
             status, headers, body = self._request(hook, payload, where)
             if 200 <= status < 300:
                 log.debug("%s: delivered", where)
-                return budget
+                return
             if status != 429:
                 raise self._failure(status, headers, hook.scrub(body), where)
             retry_after = _retry_after(headers.get("Retry-After"), self.min_interval)
-            if retries >= self.max_429_retries or retry_after > budget:
+            if (
+                waited.retries >= self.max_429_retries
+                or waited.seconds + retry_after > self.max_retry_after
+            ):
                 raise TemporaryDeliveryError(
                     f"{where}: rate limited (HTTP 429), retry after {retry_after:g}s",
                     retry_after=retry_after,
                 )
-            retries += 1
-            budget -= retry_after
-            log.info("%s: HTTP 429, sleeping %.1fs (retry %d)", where, retry_after, retries)
+            waited.retries += 1
+            waited.seconds += retry_after
+            log.info("%s: HTTP 429, sleeping %.1fs (retry %d)", where, retry_after, waited.retries)
             self._sleep(retry_after)
 
     def _request(

@@ -7,6 +7,7 @@ the assertions are on what was attempted."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Iterator
@@ -106,6 +107,21 @@ def test_short_429s_are_slept_through_within_a_budget_per_message(
     assert isinstance(error, TemporaryDeliveryError) and error.retry_after == 20.0
     assert len(server.requests) == 2
     assert sum(clock.sleeps) <= t.max_retry_after
+
+
+def test_the_429_retries_of_a_message_in_several_payloads_are_counted_in_all(
+    http: httpx.Client, clock: FakeClock, server: HttpServer
+) -> None:
+    # the count of retries started again at each payload: 3 for each of them
+    out = slack_out(server.url_for(SECRET_PATH), picks=1)
+    two = dataclasses.replace(out, payloads=out.payloads * 2)
+    for status in (429, 429, 200, 429, 429, 200):
+        server.reply(status, "ok" if status == 200 else "rate_limited", {"Retry-After": "1"})
+    t = transport(http, clock, min_interval=0.0)
+    with pytest.raises(TemporaryDeliveryError, match=r"payload 2/2\): rate limited"):
+        t.send(two)
+    assert clock.sleeps == [1.0] * t.max_429_retries
+    assert len(server.requests) == 5
 
 
 @pytest.mark.parametrize(

@@ -24,8 +24,10 @@ from daemon.jobs import delivery
 from notifications import render
 from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
+from notifications.transports.slack import SlackWebhookTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
+from tests.notifications.factories import FakeClock
 from tests.servers import HttpServer, http_server, smtp_server
 
 Hook = Callable[[Outgoing], None]
@@ -612,6 +614,30 @@ def test_a_failed_slack_digest_resent_to_a_new_webhook_goes_there_whole(
         assert app.store.digests.resend(digest_id, NOW + timedelta(hours=1))
         assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1
         assert [r.json()["blocks"] for r in slack.seen("/hooks/b")] == [first, second]
+
+
+def test_the_429_waits_of_a_split_slack_digest_share_one_budget(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each part of a split digest went through its own send, each with the whole budget of
+    # 30 s and 3 retries for the 429s it waits out: a digest of four parts could hold the run
+    # up for two minutes (docs: "30 s in all, per message")
+    clock = FakeClock()
+    slack = dataclasses.replace(
+        channels.CHANNELS[ChannelKind.SLACK],
+        transport=lambda app: SlackWebhookTransport(
+            app.slack_http, min_interval=0.0, sleep=clock.sleep, monotonic=clock.monotonic
+        ),
+    )
+    monkeypatch.setitem(channels.CHANNELS, ChannelKind.SLACK, slack)
+    with http_server() as server:
+        app, _, digest_id = _a_slack_digest_of_two_parts(app_factory, make_settings, server)
+        for status in (429, 200, 429, 200):
+            server.reply(status, "ok" if status == 200 else "rate_limited", {"Retry-After": "20"})
+        report = jobs.deliver(app, NOW)
+        assert clock.sleeps == [20.0]  # the second 20 s would pass the message's 30 s
+        assert report.retrying == 1 and len(server.seen("/hooks/a")) == 3
+        assert app.store.digests.content(digest_id).digest.parts_sent == 1
 
 
 def _a_slack_digest_of_two_parts(
