@@ -99,6 +99,8 @@ class SlackWebhookTransport:
       ``max_retry_after`` seconds in all for one message (``SlackOut.waited``: the parts of a
       split message sent one by one share it); beyond that
       ``TemporaryDeliveryError(retry_after=...)`` (the caller retries the message later);
+    * a 2xx whose body is not Slack's ``ok`` (a proxy's page, an empty answer): not posted,
+      ``TemporaryDeliveryError``;
     * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError`` (with ``retry_after``
       when the server sent ``Retry-After``);
     * other 4xx (``invalid_payload``, ``channel_not_found``, ...) and a webhook URL that is
@@ -181,9 +183,15 @@ class SlackWebhookTransport:
         while True:
             self._wait_turn(hook.url)
             status, headers, body = self._request(hook, payload, where)
-            if 200 <= status < 300:
+            if 200 <= status < 300 and body.strip() == "ok":
                 log.debug("%s: delivered", where)
                 return
+            if 200 <= status < 300:  # not Slack's answer: it says "ok" to a message it posts
+                raise TemporaryDeliveryError(
+                    f"{where}: HTTP {status} {_short(hook.scrub(body))!r} is not Slack's 'ok': "
+                    "something between here and Slack answered (a proxy?), the message was "
+                    "not posted"
+                )
             if status != 429:
                 raise self._failure(status, headers, hook.scrub(body), where)
             retry_after = _retry_after(headers.get("Retry-After"), self.min_interval)

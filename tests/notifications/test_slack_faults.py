@@ -96,6 +96,32 @@ def test_each_webhook_fault_has_one_clear_classification(
     assert_secret_hidden(error)
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (200, "<html><title>Sign in to continue</title></html>"),
+        (200, ""),
+        (204, ""),
+        (201, "created"),
+    ],
+)
+def test_a_success_that_is_not_slacks_ok_is_not_taken_for_delivered(
+    http: httpx.Client, clock: FakeClock, server: HttpServer, status: int, body: str
+) -> None:
+    # Slack says a message was posted with 200 and the body "ok", nothing else; any 2xx was
+    # taken for it: a proxy's sign-in page (200) had the digest recorded as sent, never posted
+    server.reply(status, body)
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert type(error) is TemporaryDeliveryError, error
+    assert f"HTTP {status}" in str(error) and "not Slack's 'ok'" in str(error)
+    assert_secret_hidden(error)
+
+
+def test_slacks_ok_is_delivered(http: httpx.Client, clock: FakeClock, server: HttpServer) -> None:
+    server.reply(200, "ok\n", {"Content-Type": "text/html"})
+    assert outcome(transport(http, clock), server.url_for(SECRET_PATH)) is None
+
+
 def test_short_429s_are_slept_through_within_a_budget_per_message(
     http: httpx.Client, clock: FakeClock, server: HttpServer
 ) -> None:
