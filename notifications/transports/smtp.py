@@ -151,6 +151,8 @@ class SmtpTransport:
       session is reset (RSET) so the next message starts clean;
     * 421, 503, a dropped connection: the session's fault — a new connection and one more
       try; if that fails too, :class:`TransportUnavailable`;
+    * a login set and no AUTH offered (before STARTTLS, with ``security = "none"``): the
+      error says what to set; :class:`TransportUnavailable` with ``permanent=True``;
     * cannot connect, no answer within ``timeout``, TLS or login failed, our sender or our
       settings refused (530 "Must issue a STARTTLS command first"):
       :class:`TransportUnavailable` (``permanent=True`` when a person must fix the
@@ -437,8 +439,26 @@ class SmtpTransport:
             smtp.ehlo()
         if self.username is not None:
             self._stage = "AUTH"
+            if not smtp.has_extn("auth"):
+                raise TransportUnavailable(self._no_auth(smtp), permanent=True)
             _log_in(smtp, self.username, _reveal(self._password) or "")
         return smtp
+
+    def _no_auth(self, smtp: smtplib.SMTP) -> str:
+        """What to set when we have a login and the server offers no AUTH (smtplib says only
+        "SMTP AUTH extension not supported by server.")."""
+        if self.security == "none" and smtp.has_extn("starttls"):
+            # submission servers offer AUTH only once TLS is on (no password in the clear)
+            return (
+                f"{self._where}: the server offers AUTH only after STARTTLS, and security = "
+                "'none' does not start TLS: set security = 'starttls'"
+            )
+        return (
+            f"{self._where}: the server offers no AUTH (security = {self.security!r}), so "
+            f"the login {self.username!r} cannot be used: leave email.username and "
+            "email.password empty if it takes mail from this host without one, else check "
+            "email.host and email.port (submission: 587, or 465 with security = 'tls')"
+        )
 
     def _unavailable(self, exc: OSError | DeliveryError) -> TransportUnavailable:
         """What a failure to connect, secure or log in means: worth another batch later, or a

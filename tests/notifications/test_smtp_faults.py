@@ -205,6 +205,26 @@ def test_a_server_that_demands_starttls_we_do_not_use_is_a_configuration_problem
         assert server.messages == [] and server.auth_attempts == []
 
 
+def test_a_login_over_a_plain_connection_to_a_server_that_offers_auth_after_starttls() -> None:
+    """`security = "none"` with a login, to a submission server that offers AUTH only once TLS
+    is on (as Postfix, Exim, Exchange do): the error was smtplib's "SMTP AUTH extension not
+    supported by server.", which names no setting."""
+    with smtp_server(users={USER: PASSWORD}, require_starttls=False) as server:
+        (outcome,) = send_all(transport_for(server, security="none"), people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "offers AUTH only after STARTTLS" in str(outcome)
+    assert "set security = 'starttls'" in str(outcome)
+
+
+def test_a_login_to_a_server_that_offers_no_auth_at_all_says_what_to_check() -> None:
+    with smtp_server(tls="none") as server:
+        (outcome,) = send_all(transport_for(server, security="none"), people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "offers no AUTH" in str(outcome)
+    assert "leave email.username and email.password empty" in str(outcome)
+    assert server.messages == []
+
+
 @pytest.mark.parametrize(
     ("reply", "permanent"),
     [
