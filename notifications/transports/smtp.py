@@ -430,7 +430,10 @@ class SmtpTransport:
         if self.security == "starttls":
             if not smtp.has_extn("starttls"):
                 raise TransportUnavailable(
-                    f"{self._where}: server does not offer STARTTLS (security='starttls')",
+                    f"{self._where}: server does not offer STARTTLS (security = 'starttls'): "
+                    "for a relay on this machine or a network you trust, set security = "
+                    "'none'; else use the server's submission port (587, or 465 with "
+                    "security = 'tls')",
                     permanent=True,
                 )
             self._stage = "STARTTLS"

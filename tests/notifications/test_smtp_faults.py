@@ -205,6 +205,18 @@ def test_a_server_that_demands_starttls_we_do_not_use_is_a_configuration_problem
         assert server.messages == [] and server.auth_attempts == []
 
 
+def test_a_server_without_starttls_says_what_to_set() -> None:
+    """The default security ("starttls") against a relay that speaks no TLS (a lab's port 25):
+    "server does not offer STARTTLS (security='starttls')" named nothing to change."""
+    with smtp_server(tls="none") as server:
+        transport = transport_for(server, username=None, password=None)
+        (outcome,) = send_all(transport, people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "does not offer STARTTLS" in str(outcome)
+    assert "set security = 'none'" in str(outcome) and "587" in str(outcome)
+    assert server.messages == []
+
+
 def test_a_login_over_a_plain_connection_to_a_server_that_offers_auth_after_starttls() -> None:
     """`security = "none"` with a login, to a submission server that offers AUTH only once TLS
     is on (as Postfix, Exim, Exchange do): the error was smtplib's "SMTP AUTH extension not
