@@ -179,7 +179,7 @@ def _failed_fix(causes: list[tuple[str, int]], others: int = 0) -> str:
     everything for a day (its settings), a Slack webhook removed in Slack (a new one from its
     subscriber), else (and for the `others`, errors beyond the causes named) an address to
     correct."""
-    from notifications.transports.slack import WEBHOOK_GONE_ERRORS
+    from notifications.transports.slack import MESSAGE_REFUSED_ERRORS, WEBHOOK_GONE_ERRORS
 
     said = ["see `paperwire deliveries list --state failed`"]
     errors = [error for error, _ in causes]
@@ -191,7 +191,13 @@ def _failed_fix(causes: list[tuple[str, int]], others: int = 0) -> str:
     if gone:
         said.append("a webhook answering no_service or channel_not_found was removed in Slack: "
                     "ask its subscriber for a new one")  # fmt: skip
-    if len(down) + len(gone) < len(errors) or others or not errors:
+    made = [
+        e for e in errors if "Slack webhook" in e and any(w in e for w in MESSAGE_REFUSED_ERRORS)
+    ]
+    if made:
+        said.append("Slack refused a message as paperwire made it (invalid_blocks…): a "
+                    "paperwire bug to report, not the address")  # fmt: skip
+    if len(down) + len(gone) + len(made) < len(errors) or others or not errors:
         said.append("fix the address, then `paperwire deliveries retry ID`")
     return "; ".join(said)
 

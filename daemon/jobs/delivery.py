@@ -34,6 +34,7 @@ from daemon.logs import cause
 from daemon.web.links import Links
 from notifications.digest import Digest, Pick
 from notifications.transports.base import (
+    MessageRefused,
     NotOffered,
     Outgoing,
     PermanentDeliveryError,
@@ -511,8 +512,9 @@ def _record_failure(run: _Run, digest_id: int, attempts: int, error: Exception) 
         report.failed += 1
         report.errors.append(f"digest {digest_id}: {detail}")
     log.error("delivery failed for good", extra={"digest": digest_id, "error": detail})
-    # not a refusal: nothing went out (a server without SMTPUTF8 would stop every such channel)
-    if permanent and ds.stop_channel_after and not isinstance(error, NotOffered):
+    # not a refusal of the address: nothing went out (a server without SMTPUTF8 would stop
+    # every such channel), or the message paperwire made was refused (Slack's invalid_blocks)
+    if permanent and ds.stop_channel_after and not isinstance(error, NotOffered | MessageRefused):
         _stop_if_refusing(run, digest_id, ds.stop_channel_after)
 
 

@@ -116,6 +116,12 @@ class NotOffered(PermanentDeliveryError):
     not count toward stopping the channel (`delivery.stop_channel_after`)."""
 
 
+class MessageRefused(PermanentDeliveryError):
+    """The server refused the message as paperwire made it (Slack's ``invalid_blocks``), not
+    its address, which works: it does not count toward stopping the channel
+    (`delivery.stop_channel_after`)."""
+
+
 class BadAddress(PermanentDeliveryError, ValueError):
     """The recipient is not an email address we can send to (it may not even be one: a line
     feed and a ``Bcc:`` in it). Raised by rendering and by the SMTP transport, before

@@ -16,6 +16,7 @@ import httpx
 from notifications.addresses import HEADER_UNSAFE
 from notifications.transports.base import (
     DeliveryError,
+    MessageRefused,
     Outgoing,
     PermanentDeliveryError,
     SlackOut,
@@ -46,6 +47,16 @@ PERMANENT_SLACK_ERRORS = frozenset(
         "too_many_attachments",
         "invalid_blocks",
         "invalid_blocks_format",
+    }
+)
+# those of them that refuse the message as paperwire made it, not the webhook (which works)
+MESSAGE_REFUSED_ERRORS = frozenset(
+    {
+        "invalid_payload",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "no_text",
+        "too_many_attachments",
     }
 )
 # those of them that say the webhook itself is gone (removed, its channel archived or
@@ -236,6 +247,11 @@ class SlackWebhookTransport:
             retry_after = headers.get("Retry-After")
             wait = _retry_after(retry_after, 0.0) if retry_after is not None else None
             return TemporaryDeliveryError(message, retry_after=wait or None)
+        if text in MESSAGE_REFUSED_ERRORS:
+            return MessageRefused(
+                f"{message} (Slack refused the message as paperwire made it, not the webhook: "
+                "a paperwire bug, worth reporting)"
+            )
         if text not in PERMANENT_SLACK_ERRORS:
             log.warning("%s: unexpected HTTP %d %r, treating as permanent", where, status, text)
         return PermanentDeliveryError(message)

@@ -1451,10 +1451,30 @@ def test_what_to_do_about_digests_failed_today_covers_the_errors_beyond_those_na
     assert "fix the [email] or [slack] settings" in problem.fix
     assert "ask its subscriber for a new one" in problem.fix
     assert "fix the address" in problem.fix
+    assert "paperwire bug" not in problem.fix
     # the webhooks gone are among the errors the Slack transport gives up on at once
     from notifications.transports.slack import PERMANENT_SLACK_ERRORS, WEBHOOK_GONE_ERRORS
 
     assert WEBHOOK_GONE_ERRORS <= PERMANENT_SLACK_ERRORS
+
+
+def test_digests_slack_refused_as_paperwire_made_them_are_not_an_address_to_fix(
+    store: Store,
+) -> None:
+    # "fix the address" for Slack's invalid_blocks: the webhook works, paperwire's blocks did not
+    from daemon.status import status
+
+    now = datetime.now(UTC)
+    store.papers.upsert([_paper(1, now)], None, now)
+    pid = store.papers.find("arxiv:2612.00001").id
+    refused = "MessageRefused: Slack webhook hooks.slack.com/…: HTTP 400 invalid_blocks (…)"
+    user = store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = store.people.channels_of(user.id)
+    item = NewItem(pid, 0.5, "similar", "r")
+    made = store.digests.create(user.id, channel.id, now.date(), [item], now, cold_start=False)
+    store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail=refused)
+    problem = status(store, now).problems[-1]
+    assert "paperwire bug to report" in problem.fix and "fix the address" not in problem.fix
 
 
 def test_an_empty_arxiv_listing_says_arxiv_announces_nothing_that_day() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from notifications.transports.base import (
     DeliveryError,
+    MessageRefused,
     PermanentDeliveryError,
     TemporaryDeliveryError,
     TransportUnavailable,
@@ -68,7 +69,7 @@ def outcome(t: SlackWebhookTransport, url: str) -> DeliveryError | None:
         (429, "rate_limited", {"Retry-After": "120"}, TemporaryDeliveryError, 120.0),
         (500, "internal_error", {}, TemporaryDeliveryError, None),
         (503, "service_unavailable", {"Retry-After": "40"}, TemporaryDeliveryError, 40.0),
-        (400, "invalid_payload", {}, PermanentDeliveryError, None),
+        (400, "invalid_payload", {}, MessageRefused, None),  # paperwire's, not the webhook's
         (404, "channel_not_found", {}, PermanentDeliveryError, None),
     ],
 )

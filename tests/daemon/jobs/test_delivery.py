@@ -551,6 +551,33 @@ def test_a_slack_channel_that_takes_the_first_part_of_its_digests_is_not_stopped
         assert ada.active and ada.stopped_reason is None
 
 
+def test_a_slack_channel_that_refuses_the_message_paperwire_made_is_not_stopped(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # Slack's invalid_blocks (or invalid_payload) refuses the blocks paperwire made, not the
+    # webhook, which works: yet three such days stopped the channel as if it were gone, and
+    # its subscriber got nothing more, even once paperwire was mended
+    with http_server() as slack:
+        app = app_factory(make_settings(slack={"transport": "webhook", "min_interval_seconds": 0}))
+        users_with_digests(app, 0)
+        pid = app.store.papers.find("arxiv:1").id
+        for name in ("ada", "bo"):
+            hook = slack.url_for(f"/hooks/{name}")
+            app.store.people.add(name, NOW, channels={ChannelKind.SLACK: hook})
+        for day in (1, 2, 3):
+            for name, status in (("bo", 200), ("ada", 400)):
+                user, (channel,) = app.store.people.subscribers([name])[0]
+                app.store.digests.create(
+                    user.id, channel.id, date(2026, 11, 26) + timedelta(days=day),
+                    [NewItem(pid, 0.5, "similar", "r")], NOW, cold_start=False,
+                )  # fmt: skip
+                slack.reply(status, "ok" if status == 200 else "invalid_blocks")
+                jobs.deliver(app, NOW + timedelta(days=day - 1))
+        assert app.store.digests.counts() == {"sent": 3, "failed": 3}
+        (ada,) = app.store.people.channels_of(app.store.people.get("ada").id)
+        assert ada.active and ada.stopped_reason is None
+
+
 def test_a_subscriber_whose_only_channel_paperwire_stopped_can_still_be_edited(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
