@@ -73,6 +73,19 @@ WEBHOOK_GONE_ERRORS = frozenset(
     }
 )
 
+_GONE = (
+    "the webhook was removed in Slack, or its channel deleted: its subscriber must make a new one"
+)
+# what the admin is told of a refusal of the webhook: who can mend it
+WHAT_TO_DO = {
+    **dict.fromkeys(WEBHOOK_GONE_ERRORS, _GONE),
+    "channel_is_archived": "its channel is archived: its subscriber must unarchive the channel in "
+    "Slack or make a webhook for another one",
+    "action_prohibited": "the workspace's admins restricted posting there (the channel or the "
+    "app): its subscriber must ask them, or make a webhook for another channel",
+    "posting_to_general_channel_denied": "only admins may post in that channel: its subscriber "
+    "must make a webhook for another channel",
+}
 
 # Slack's hosts of webhooks; under them, /workflows/… and /triggers/… are Workflow Builder's
 SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -254,6 +267,8 @@ class SlackWebhookTransport:
             )
         if text not in PERMANENT_SLACK_ERRORS:
             log.warning("%s: unexpected HTTP %d %r, treating as permanent", where, status, text)
+        elif text in WHAT_TO_DO:
+            message += f" ({WHAT_TO_DO[text]})"
         return PermanentDeliveryError(message)
 
 

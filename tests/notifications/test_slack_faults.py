@@ -98,6 +98,27 @@ def test_each_webhook_fault_has_one_clear_classification(
 
 
 @pytest.mark.parametrize(
+    ("status", "body", "says"),
+    [
+        (404, "no_service", "removed in Slack"),
+        (404, "channel_not_found", "removed in Slack"),
+        (410, "channel_is_archived", "unarchive the channel"),
+        (403, "action_prohibited", "restricted posting"),
+        (403, "posting_to_general_channel_denied", "another channel"),
+    ],
+)
+def test_slacks_refusals_of_a_webhook_say_who_can_mend_it(
+    http: httpx.Client, clock: FakeClock, server: HttpServer, status: int, body: str, says: str
+) -> None:
+    # the admin saw "HTTP 403 action_prohibited", and `status` said "fix the address"
+    server.reply(status, body)
+    error = outcome(transport(http, clock), server.url_for(SECRET_PATH))
+    assert type(error) is PermanentDeliveryError, error
+    assert f"HTTP {status} {body}" in str(error) and says in str(error)
+    assert "subscriber" in str(error)
+
+
+@pytest.mark.parametrize(
     ("status", "body"),
     [
         (200, "<html><title>Sign in to continue</title></html>"),
