@@ -90,6 +90,14 @@ _RELAY_REFUSED = re.compile(
     re.I,
 )
 
+# The login's sending quota used up (Gmail "550 5.4.5 Daily user sending quota exceeded",
+# Exchange Online "554 5.2.0 …SubmissionQuotaExceededException"), said to RCPT TO or after the
+# data: about no message, nothing goes until the quota frees up. Not a recipient's mailbox
+# over its quota ("552 5.2.2 user over quota"): that message's fault.
+_SENDING_QUOTA = re.compile(
+    r"sending\s+(?:quota|limit)|submission\s*quota|SubmissionQuotaExceeded", re.I
+)
+
 
 def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
     """Whose fault a reply ``code`` to ``stage`` (``"MAIL FROM"``, ``"RCPT TO"``, ``"DATA"``,
@@ -100,7 +108,8 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
     * ``config`` — 530/534/535/538 (authentication or TLS required or refused) anywhere, and
       any other 5xx to MAIL FROM but 552 (our sender refused): no message can go until a
       person fixes the settings;
-    * ``server`` — a 4xx to MAIL FROM (before any recipient is named, so about no message);
+    * ``server`` — a 4xx to MAIL FROM (before any recipient is named, so about no message),
+      and the login's sending quota used up (`reply`), whatever the step;
     * ``temporary`` / ``permanent`` — 4xx / 5xx about this message (its recipient, its
       content, its size); a 5xx to RCPT TO that refuses to relay (`reply`) is temporary: the
       server will not relay for us until a person sets a login (retried meanwhile).
@@ -109,6 +118,8 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
         return "session"
     if code in CONFIG_CODES:
         return "config"
+    if _SENDING_QUOTA.search(_text(reply)):
+        return "server"
     if stage == "MAIL FROM" and code != 552:  # 552 to MAIL FROM: this message's SIZE
         return "server" if code < 500 else "config"
     if stage == "RCPT TO" and _RELAY_REFUSED.search(_text(reply)):
@@ -310,6 +321,10 @@ class SmtpTransport:
                 if self.username is None
                 else f" (the server does not relay for the login {self.username!r}: check that "
                 "it may send to other domains; retried meanwhile)"
+            )
+        if fault == "server" and _SENDING_QUOTA.search(_text(refused.reply)):
+            what += (
+                " (the sending quota of this login is used up: every digest waits for a later run)"
             )
         if fault == "session":
             self._discard()

@@ -124,6 +124,41 @@ def test_a_refused_relay_is_retried_and_says_what_to_set(server: SmtpServer, rep
     assert type(anonymous) is TemporaryDeliveryError and "set email.username" in str(anonymous)
 
 
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("RCPT", "550 5.4.5 Daily user sending quota exceeded. q1-20020a05 - gsmtp"),  # Gmail
+        ("END_OF_DATA", "550 5.4.5 Daily user sending limit exceeded. - gsmtp"),
+        (
+            "END_OF_DATA",  # Exchange Online
+            "554 5.2.0 STOREDRV.Submission.Exception:SubmissionQuotaExceededException; Failed to "
+            "process message due to a permanent exception with message",
+        ),
+    ],
+)
+def test_a_sending_quota_used_up_holds_the_batch_and_fails_no_message(
+    server: SmtpServer, command: str, reply: str
+) -> None:
+    # Gmail or Exchange Online refusing every message once the login's daily sending quota is
+    # used up (a 5xx to RCPT or after the data): each waiting digest was given up for good,
+    # those late in the order every day, and their channels stopped after three days
+    server.fail(command, reply=reply, times=None)
+    outcomes = send_all(transport_for(server), people(3))
+    assert all(type(o) is TransportUnavailable for o in outcomes), outcomes
+    first = outcomes[0]
+    assert isinstance(first, TransportUnavailable) and not first.permanent
+    assert "sending quota" in str(first) and reply.split()[0][:3] in str(first)
+    assert server.verbs().count("MAIL") == 1  # the rest of the batch waits, not tried
+
+
+def test_a_recipients_mailbox_over_its_quota_is_still_that_messages_fault(
+    server: SmtpServer,
+) -> None:
+    server.fail("RCPT", reply="552 5.2.2 <reader0@example.com>: user over quota")
+    first, second = send_all(transport_for(server), people(2))
+    assert type(first) is PermanentDeliveryError and second is None
+
+
 def test_an_unknown_user_in_the_relay_table_is_still_the_recipients_fault(
     server: SmtpServer,
 ) -> None:
