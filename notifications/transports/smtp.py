@@ -535,6 +535,14 @@ class SmtpTransport:
             )
         if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError):
             return TransportUnavailable(f"{where}: connection closed during the TLS handshake")
+        if isinstance(exc, ssl.SSLError) and self.security == "tls" and stage == "connect":
+            # our handshake answered with the server's plain-text greeting ("220 …")
+            return TransportUnavailable(
+                f"{where}: TLS failed ({exc.reason}): the server does not speak TLS from the "
+                "first byte (a port such as 25 or 587 speaks plain text, then STARTTLS): set "
+                "security = 'starttls', or use its implicit TLS port (465)",
+                permanent=True,
+            )
         if isinstance(exc, ssl.SSLError):  # e.g. TLS spoken to a plain-text port
             return TransportUnavailable(
                 f"{where}: TLS failed ({exc.reason}): check the security setting and the port",

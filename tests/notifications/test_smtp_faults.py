@@ -444,6 +444,17 @@ def test_tls_spoken_to_a_plain_text_port_is_a_configuration_problem() -> None:
     assert server.connections == 1
 
 
+def test_implicit_tls_to_a_starttls_port_says_to_set_starttls() -> None:
+    """security = "tls" with port 587 (which speaks plain text first, then STARTTLS): the error
+    was "TLS failed (WRONG_VERSION_NUMBER): check the security setting and the port", which
+    named neither the value to set nor the port that would do."""
+    with smtp_server(users={USER: PASSWORD}) as server:
+        (outcome,) = send_all(transport_for(server, security="tls"), people(1))
+    assert isinstance(outcome, TransportUnavailable) and outcome.permanent
+    assert "does not speak TLS from the first byte" in str(outcome)
+    assert "set security = 'starttls'" in str(outcome) and "465" in str(outcome)
+
+
 def test_starttls_to_the_implicit_tls_port_says_to_set_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Port 465 with the default security ("starttls"): the server waits for our TLS
     handshake, we for its greeting. It said "no answer within 30s (connect)" and was not a
