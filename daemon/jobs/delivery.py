@@ -221,6 +221,12 @@ class _Lease:
         with self._lock:
             self._open.discard(digest_id)
 
+    def unstart(self, digest_id: int) -> None:
+        """The digest was not sent after all and goes back to the queue (or, if no lane takes
+        it again, back to the database when the lease is left)."""
+        with self._lock:
+            self._started.discard(digest_id)
+
 
 @dataclass
 class _Run:
@@ -233,6 +239,10 @@ class _Run:
     transports: dict[tuple[ChannelKind, int], Transport] = field(default_factory=dict)
     down: dict[ChannelKind, TransportUnavailable] = field(default_factory=dict)
     waiting: dict[ChannelKind, int] = field(default_factory=dict)  # postponed, said at the end
+    # lanes at work in the batch, and those whose connection the server would not take while
+    # others had one (a limit of connections at once): not used again in the run
+    running: dict[ChannelKind, int] = field(default_factory=dict)
+    refused: dict[ChannelKind, set[int]] = field(default_factory=dict)
     closers: list[Callable[[], object]] = field(default_factory=list)
     done: int = 0
     papers: dict[int, PaperRow] = field(default_factory=dict)  # read once per run, by id
@@ -289,12 +299,15 @@ def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
         if run.app.stopping.is_set():
             return  # the rest are given back when the lease is left
         queue = _Queue(batch)
-        lanes = _lanes(run, kind, len(batch))
-        if lanes == 1:
-            _lane(run, held, kind, 0, queue)
+        wanted = _lanes(run, kind, len(batch))
+        refused = run.refused.get(kind, set())
+        lanes = [n for n in range(wanted + len(refused)) if n not in refused][:wanted]
+        run.running[kind] = len(lanes)
+        if len(lanes) == 1:
+            _lane(run, held, kind, lanes[0], queue)
         else:  # a few connections at once: one waits on the server while another works
-            with ThreadPoolExecutor(lanes, thread_name_prefix=f"deliver-{kind}") as pool:
-                for future in [pool.submit(_lane, run, held, kind, n, queue) for n in range(lanes)]:
+            with ThreadPoolExecutor(len(lanes), thread_name_prefix=f"deliver-{kind}") as pool:
+                for future in [pool.submit(_lane, run, held, kind, n, queue) for n in lanes]:
                     future.result()
         if kind in run.down:
             _postpone(run, kind, queue.rest(), held)
@@ -318,6 +331,11 @@ class _Queue:
         self._next = 0
         self._lock = threading.Lock()
 
+    def give_back(self, item: tuple[DueDelivery, Outgoing]) -> None:
+        """A message a lane took and could not send (its connection refused): for another."""
+        with self._lock:
+            self._items.append(item)
+
     def take(self) -> tuple[DueDelivery, Outgoing] | None:
         with self._lock:
             if self._next >= len(self._items):
@@ -335,6 +353,16 @@ class _Queue:
 def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) -> None:
     """Send messages of the queue, one after another on one connection, until it is empty,
     the daemon stops, or the kind's transport is found unavailable."""
+    try:
+        _send_lane(run, held, kind, lane, queue)
+    finally:
+        with run.lock:
+            if lane not in run.refused.get(kind, ()):  # else counted out when refused
+                run.running[kind] -= 1
+
+
+def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) -> None:
+    worked = False  # the server answered a message on this lane's connection
     while not run.app.stopping.is_set() and kind not in run.down:
         item = queue.take()
         if item is None:
@@ -345,9 +373,20 @@ def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) 
             log.warning("digest left to another worker", extra={"digest": d.digest_id})
             continue
         run.progress(f"deliver {kind}", run.done, run.done + 1)
+        given_back = False
         try:
             _deliver_one(run, run.transport(kind, lane), d, out, held)
+            worked = True
         except TransportUnavailable as e:  # the server, not this digest: the kind waits
+            if not worked and not e.permanent and _others_at_work(run, kind, lane):
+                # one connection more than the server takes at once ("421 … too many
+                # connections"), not the server down: the other lanes send this one's messages
+                given_back = True
+                held.unstart(d.digest_id)
+                queue.give_back(item)
+                log.info("a connection refused while others work: one lane fewer this run",
+                         extra={"kind": str(kind), "error": _detail(e)})  # fmt: skip
+                return
             run.down.setdefault(kind, e)
             _postpone(run, kind, [d], held)
         except Exception as e:  # the transport could not be opened at all
@@ -357,9 +396,21 @@ def _lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Queue) 
             run.down.setdefault(kind, unavailable)
             _postpone(run, kind, [d], held)
         finally:
-            held.finish(d.digest_id)
+            if not given_back:
+                held.finish(d.digest_id)
         with run.lock:
             run.done += 1
+
+
+def _others_at_work(run: _Run, kind: ChannelKind, lane: int) -> bool:
+    """Whether other lanes of the kind go on sending, so `lane` may leave its messages to them
+    (its connection refused); if so, it is not used again in the run."""
+    with run.lock:
+        if run.running.get(kind, 0) <= 1:
+            return False
+        run.refused.setdefault(kind, set()).add(lane)
+        run.running[kind] -= 1
+        return True
 
 
 def _render_all(

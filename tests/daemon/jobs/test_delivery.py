@@ -25,6 +25,7 @@ from notifications import render
 from notifications.transports.base import Outgoing
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
+from notifications.transports.smtp import SmtpTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.notifications.factories import FakeClock
@@ -247,6 +248,59 @@ def test_a_big_batch_goes_out_on_several_connections_exactly_once(
         later = jobs.deliver(app, NOW)
         assert later.sent == 0 and later.postponed == len(more)
         assert len(server.messages) == 60
+
+
+@pytest.mark.parametrize("lane_refused", [0, 2])
+def test_a_connection_more_than_the_server_takes_at_once_holds_nothing_up(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    lane_refused: int,
+) -> None:
+    """A relay that takes fewer connections at once than `email.connections` (Exchange Online
+    takes 3 a mailbox; the default is 4) refuses one more at its greeting: that refusal was
+    taken for the server being down, and every digest of the run not yet sent waited for a
+    later run, where the same happened again. The refused connection is made to come from
+    one lane (a server that refuses every connection stands for the relay's limit)."""
+    too_many = "421 4.3.2 The maximum number of concurrent server connections has exceeded"
+    with (
+        smtp_server(tls="none", require_starttls=False) as server,
+        smtp_server(tls="none", require_starttls=False) as full,
+    ):
+        full.fail("CONNECT", "close", too_many, times=None)
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 4}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
+        users_with_digests(app, 130)  # a batch of 100 on four lanes, then one of 30 on one
+        real = delivery._Run.transport
+
+        def transport(run: delivery._Run, kind: ChannelKind, lane: int = 0) -> Any:
+            if lane == lane_refused and (kind, lane) not in run.transports:
+                refused = SmtpTransport(full.host, full.port, security="none", timeout=5.0)
+                run.transports[(kind, lane)] = refused.__enter__()
+            return real(run, kind, lane)
+
+        monkeypatch.setattr(delivery._Run, "transport", transport)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 130 and report.postponed == report.failed == 0, report
+        assert len(server.messages) == 130 and full.messages == []
+        assert set(digest_states(app).values()) == {DigestState.SENT}
+
+
+def test_a_server_refusing_every_lanes_connection_is_down_once_for_the_run(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    # the lanes refused leave their messages to the others; the last one left says the server
+    # is down: every digest waits, each lane tried once, and the next batches not at all
+    with smtp_server(tls="none", require_starttls=False) as server:
+        server.fail("CONNECT", "close", "421 4.3.2 not now", times=None)
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 4}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
+        users_with_digests(app, 160)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 0 and report.postponed == 160 and report.failed == 0, report
+        assert 1 <= server.connections <= 4 and server.messages == []
 
 
 def test_a_message_id_is_never_given_to_another_digest(
