@@ -97,6 +97,14 @@ _RELAY_REFUSED = re.compile(
 _SENDING_QUOTA = re.compile(
     r"sending\s+(?:quota|limit)|submission\s*quota|SubmissionQuotaExceeded", re.I
 )
+# More connections at once than the server takes for this login (Exchange Online: "432 4.3.2
+# Concurrent connections limit exceeded", "… STOREDRV.ClientSubmit; sender thread limit
+# exceeded", also after the data): this connection's fault, not the message's
+_TOO_MANY_CONNECTIONS = re.compile(
+    r"concurrent\s+connections?\s+limit|sender\s+thread\s+limit|too\s+many\s+"
+    r"(?:concurrent\s+)?(?:connections|sessions)",
+    re.I,
+)
 
 
 def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
@@ -109,7 +117,8 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
       any other 5xx to MAIL FROM but 552 (our sender refused): no message can go until a
       person fixes the settings;
     * ``server`` — a 4xx to MAIL FROM (before any recipient is named, so about no message),
-      and the login's sending quota used up (`reply`), whatever the step;
+      and the login's sending quota used up or its connections at once (`reply`), whatever
+      the step;
     * ``temporary`` / ``permanent`` — 4xx / 5xx about this message (its recipient, its
       content, its size); a 5xx to RCPT TO that refuses to relay (`reply`) is temporary: the
       server will not relay for us until a person sets a login (retried meanwhile).
@@ -118,7 +127,7 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
         return "session"
     if code in CONFIG_CODES:
         return "config"
-    if _SENDING_QUOTA.search(_text(reply)):
+    if _SENDING_QUOTA.search(_text(reply)) or _TOO_MANY_CONNECTIONS.search(_text(reply)):
         return "server"
     if stage == "MAIL FROM" and code != 552:  # 552 to MAIL FROM: this message's SIZE
         return "server" if code < 500 else "config"

@@ -151,6 +151,25 @@ def test_a_sending_quota_used_up_holds_the_batch_and_fails_no_message(
     assert server.verbs().count("MAIL") == 1  # the rest of the batch waits, not tried
 
 
+@pytest.mark.parametrize(
+    ("command", "reply"),
+    [
+        ("MAIL", "432 4.3.2 Concurrent connections limit exceeded."),
+        ("END_OF_DATA", "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"),
+    ],
+)
+def test_a_connection_more_than_the_server_takes_at_once_is_the_connections_fault(
+    server: SmtpServer, command: str, reply: str
+) -> None:
+    # Exchange Online's answer to a fourth connection at once, after the data too: each message
+    # sent on it was retried as its own fault, one attempt used each time (the delivery job
+    # lets the other connections send them: tests/daemon/jobs/test_delivery.py)
+    server.fail(command, reply=reply, times=None)
+    outcomes = send_all(transport_for(server), people(3))
+    assert all(type(o) is TransportUnavailable for o in outcomes), outcomes
+    assert server.verbs().count("MAIL") == 1
+
+
 def test_a_recipients_mailbox_over_its_quota_is_still_that_messages_fault(
     server: SmtpServer,
 ) -> None:

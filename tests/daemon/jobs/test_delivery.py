@@ -250,24 +250,41 @@ def test_a_big_batch_goes_out_on_several_connections_exactly_once(
         assert len(server.messages) == 60
 
 
-@pytest.mark.parametrize("lane_refused", [0, 2])
+@pytest.mark.parametrize(
+    ("lane_refused", "command", "too_many"),
+    [
+        (
+            0,
+            "CONNECT",
+            "421 4.3.2 The maximum number of concurrent server connections has exceeded",
+        ),
+        (
+            2,
+            "CONNECT",
+            "421 4.3.2 The maximum number of concurrent server connections has exceeded",
+        ),
+        (1, "MAIL", "432 4.3.2 Concurrent connections limit exceeded."),  # Exchange Online
+        (0, "END_OF_DATA", "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"),
+    ],
+)
 def test_a_connection_more_than_the_server_takes_at_once_holds_nothing_up(
     app_factory: Callable[..., App],
     make_settings: SettingsFactory,
     monkeypatch: pytest.MonkeyPatch,
     lane_refused: int,
+    command: str,
+    too_many: str,
 ) -> None:
     """A relay that takes fewer connections at once than `email.connections` (Exchange Online
     takes 3 a mailbox; the default is 4) refuses one more at its greeting: that refusal was
     taken for the server being down, and every digest of the run not yet sent waited for a
     later run, where the same happened again. The refused connection is made to come from
     one lane (a server that refuses every connection stands for the relay's limit)."""
-    too_many = "421 4.3.2 The maximum number of concurrent server connections has exceeded"
     with (
         smtp_server(tls="none", require_starttls=False) as server,
         smtp_server(tls="none", require_starttls=False) as full,
     ):
-        full.fail("CONNECT", "close", too_many, times=None)
+        full.fail(command, "close" if command == "CONNECT" else "reply", too_many, times=None)
         email = {"transport": "smtp", "host": server.host, "port": server.port,
                  "security": "none", "connections": 4}  # fmt: skip
         app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
