@@ -9,6 +9,7 @@ import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -19,6 +20,7 @@ from starlette.routing import Match
 
 from daemon.app import App
 from daemon.errors import NotFoundError, SubscriberGone
+from daemon.logs import cause
 from daemon.web.links import BadLink
 from notifications.render import arxiv_pdf_url, shown_title
 
@@ -138,7 +140,7 @@ def make_web(app: App, daemon: Daemon | None = None) -> FastAPI:
     web = FastAPI(title="paperwire", docs_url=None, redoc_url=None, openapi_url=None)
     web.add_middleware(_BodyLimit)
     web.add_middleware(_HeadAsGet)
-    _error_pages(web, pages)
+    _error_pages(web, pages, app)
     _gone(web, pages, app)
 
     @web.get("/healthz")
@@ -205,8 +207,33 @@ def _gone(web: FastAPI, pages: Pages, app: App) -> None:
     web.add_exception_handler(SubscriberGone, gone)
 
 
-def _error_pages(web: FastAPI, pages: Pages) -> None:
+class _Outages:
+    """The pages' database errors: the first logged with its traceback (on SQLite a schema's
+    fault, "no such table", is an OperationalError too, and must not pass for an outage
+    unseen), the same one again (the database still down) in one line with the number of
+    pages it refused, until the database takes a new connection again."""
+
+    def __init__(self, app: App) -> None:
+        self.last, self.count = "", 0
+        sa.event.listen(app.store.engine, "connect", self._back)
+
+    def _back(self, *_: Any) -> None:
+        self.last, self.count = "", 0
+
+    def log(self, route: str, exc: Exception) -> None:
+        error = cause(exc)
+        self.count = self.count + 1 if error == self.last else 1
+        self.last = error
+        if self.count == 1:
+            log.error("database error on a page", extra={"route": route}, exc_info=exc)
+        else:  # its traceback is above
+            again = {"route": route, "error": error, "failed_requests": self.count}
+            log.error("database error on a page", extra=again)
+
+
+def _error_pages(web: FastAPI, pages: Pages, app: App) -> None:
     """A page for every error, never a traceback or JSON."""
+    outages = _Outages(app)
 
     def page(status: int, heading: str, message: str, **ctx: Any) -> HTMLResponse:
         return pages.render("error.html", status, title=heading, heading=heading, message=message,
@@ -242,11 +269,8 @@ def _error_pages(web: FastAPI, pages: Pages) -> None:
         return page(400, "Bad request", f"The address holds a value that is not valid ({wrong}).")
 
     async def outage(request: Request, exc: Exception) -> HTMLResponse:
-        # logged with its traceback: on SQLite a schema's fault ("no such table") is an
-        # OperationalError too, and must not pass for an outage unseen
         # the route, not the address: a page's address holds its link's token (a key to it)
-        route = getattr(request.scope.get("route"), "path", "?")
-        log.error("database error on a page", extra={"route": route}, exc_info=exc)
+        outages.log(getattr(request.scope.get("route"), "path", "?"), exc)
         return page(503, "Not available just now",
                     "The database cannot be reached just now; nothing was changed. Try again in "
                     "a few minutes.")  # fmt: skip

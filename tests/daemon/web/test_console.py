@@ -1497,6 +1497,44 @@ def test_a_database_out_of_reach_is_an_outage_not_a_bug(
     assert manage.split("/")[-1] not in str(record.__dict__)
 
 
+def test_an_outage_is_one_traceback_then_one_line_a_page(
+    console: Console, client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # every page asked for while PostgreSQL was down logged the same 110-line traceback (three
+    # reloads of a subscriber's page: 330 lines), where the jobs log theirs once (operations QA)
+    app = console.app
+    ada = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "a@example.org"})
+    manage = app.links.manage_url(ada.id, app.clock()).removeprefix(app.links.base_url)
+    log_in(client)
+    assert client.get(manage).status_code == 200
+    db = Path(app.store.engine.url.database or "")
+
+    def outage() -> None:
+        db.rename(tmp_path / "moved.db")
+        db.mkdir()
+        app.store.engine.dispose()
+
+    def back() -> None:
+        db.rmdir()
+        (tmp_path / "moved.db").rename(db)
+        app.store.engine.dispose()
+
+    outage()
+    with caplog.at_level(logging.ERROR, logger="paperwire.web"):
+        for path in (manage, manage, "/admin/health"):
+            assert client.get(path).status_code == 503
+        back()
+        assert client.get(manage).status_code == 200  # the next outage is told in full again
+        outage()
+        assert client.get(manage).status_code == 503
+    records = [r for r in caplog.records if r.name == "paperwire.web"]
+    assert [(r.exc_info is not None, getattr(r, "failed_requests", 1)) for r in records] == [
+        (True, 1), (False, 2), (False, 3), (True, 1)
+    ]  # fmt: skip
+    assert [getattr(r, "route", None) for r in records[1:3]] == ["/me/{token}", "/admin/health"]
+    assert "unable to open database file" in records[1].error  # type: ignore[attr-defined]
+
+
 def test_console_pages_escape_feed_text(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
