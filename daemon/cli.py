@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> None:
         from daemon.settings import shown_url
 
         reason = shown_url(" ".join(str(getattr(e, "orig", "")).split()))
-        if isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
+        sqlite = _sqlite_trouble(e) if isinstance(e, OperationalError) else None
+        if sqlite:  # the file is right, but locked, read-only or on a full disk
+            reason, fix = sqlite
+        elif isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
             fix = "check database.url"
         elif isinstance(e, DBAPIError) and e.statement is None:
             # refused before any statement: the connection's own parameters (a libpq one in
@@ -258,6 +261,36 @@ def main(argv: list[str] | None = None) -> None:
             highlight=False,
         )
         raise SystemExit(1) from None
+
+
+def _sqlite_trouble(e: Exception) -> tuple[str, str] | None:
+    """A SQLite file that database.url names rightly but that cannot be used now: what is
+    wrong with which file, and what to do (they were "…; check database.url")."""
+    import sqlite3
+
+    from daemon.db.engine import SQLITE_BUSY_TIMEOUT_MS
+    from daemon.settings import load_settings
+
+    orig = getattr(e, "orig", None)
+    code = getattr(orig, "sqlite_errorname", "") if isinstance(orig, sqlite3.Error) else ""
+    if not code.startswith(("SQLITE_BUSY", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR")):
+        return None
+    try:
+        path = load_settings(_state.config).database.url.removeprefix("sqlite:///")
+    except Exception:  # no file to name then: the general advice
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if code.startswith("SQLITE_BUSY"):
+        return (f"{path} is locked: another process (another paperwire command, "
+                f"sqlite3) held its write lock for {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
+                "try again when it is done")  # fmt: skip
+    if code.startswith("SQLITE_READONLY"):
+        return (f"{path} cannot be written ({orig})",
+                f"give the account running paperwire write access to it and to {folder}, "
+                "where SQLite writes its -wal and -shm files")  # fmt: skip
+    # SQLITE_FULL, or SQLITE_IOERR: a -wal or -shm file that could not grow on a full disk
+    return (f"{path} cannot be written ({orig})",
+            f"free space on the disk of {folder} (`df -h {folder}`), then try again")  # fmt: skip
 
 
 def _owner_fix() -> str:

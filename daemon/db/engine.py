@@ -31,6 +31,8 @@ class SchemaError(PaperwireError):
     """The database schema is missing or older than this code."""
 
 
+# SQLite: how long a write waits for another process's write lock (a backup, another command)
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 PING_AFTER_IDLE = 1.0  # seconds in the pool after which a connection is checked before use
 # PostgreSQL: a server that takes the connection and never answers (a host gone, a proxy or
 # firewall holding it) is given up after this long; libpq's default waits for ever
@@ -98,7 +100,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             dbapi_conn.create_function(SQLITE_LOWER, 1, _lower, deterministic=True)
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             if not url.startswith("sqlite:///:memory:") and url != "sqlite://":
                 cur.execute("PRAGMA journal_mode=WAL")
                 # WAL + NORMAL: a commit survives the process crashing (what delivery records

@@ -12,6 +12,7 @@ from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import typer
 from typer.testing import CliRunner
@@ -553,3 +554,65 @@ def test_every_options_help_is_a_sentence() -> None:
             if not (first[0].isupper() or literal) or not text.endswith((".", ".)")):
                 odd.append((" ".join(path), param.name, text))
     assert odd == []
+
+
+# ---- a SQLite file the command cannot use (operations QA) ------------------------------------
+
+
+def _sqlite_database(tmp_path: Path) -> tuple[Runner, Path]:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    return pw, tmp_path / "paperwire.db"
+
+
+def test_a_sqlite_file_locked_by_another_process_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a backup or another paperwire command holding the write lock past the busy timeout:
+    # "cannot use the database: database is locked; check database.url", where the URL was right
+    import sqlite3
+
+    from daemon.db import engine
+
+    pw, db = _sqlite_database(tmp_path)
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        done = pw("users", "add", "ada", "--email", "ada@example.org", expect=1)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    message = " ".join(done.stderr.split())
+    assert f"{db} is locked: another process" in message, message
+    assert "try again when it is done" in message and "check database.url" not in message
+    pw("users", "add", "ada", "--email", "ada@example.org")  # the lock gone, it works
+
+
+@pytest.mark.parametrize(
+    ("pragma", "said", "fix"),
+    [
+        ("query_only = 1", "attempt to write a readonly database", "write access"),
+        ("max_page_count = {pages}", "database or disk is full", "free space"),
+    ],
+)
+def test_a_sqlite_file_that_cannot_be_written_is_named_with_what_to_do(
+    tmp_path: Path, pragma: str, said: str, fix: str
+) -> None:
+    # a file made read-only (chmod, a read-only mount) or a full disk: "…; check database.url"
+    pw, db = _sqlite_database(tmp_path)
+    people = tmp_path / "people.csv"  # more than the pages the file has room in
+    people.write_text("name,email\n" + "".join(f"u{i},u{i}@example.org\n" for i in range(500)))
+
+    def cannot_write(dbapi_conn: Any, _record: Any) -> None:
+        pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_conn.execute(f"PRAGMA {pragma.format(pages=pages)}")
+
+    sa.event.listen(sa.engine.Engine, "connect", cannot_write)
+    try:
+        done = pw("users", "import", str(people), expect=1)
+    finally:
+        sa.event.remove(sa.engine.Engine, "connect", cannot_write)
+    message = " ".join(done.stderr.split())
+    assert f"{db} cannot be written ({said})" in message, message
+    assert fix in message and "check database.url" not in message
