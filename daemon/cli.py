@@ -264,33 +264,16 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _sqlite_trouble(e: Exception) -> tuple[str, str] | None:
-    """A SQLite file that database.url names rightly but that cannot be used now: what is
-    wrong with which file, and what to do (they were "…; check database.url")."""
-    import sqlite3
-
-    from daemon.db.engine import SQLITE_BUSY_TIMEOUT_MS
+    """A SQLite file that database.url names rightly but that cannot be used now (they were
+    "…; check database.url")."""
+    from daemon.db.engine import sqlite_trouble
     from daemon.settings import load_settings
 
-    orig = getattr(e, "orig", None)
-    code = getattr(orig, "sqlite_errorname", "") if isinstance(orig, sqlite3.Error) else ""
-    if not code.startswith(("SQLITE_BUSY", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR")):
-        return None
     try:
-        path = load_settings(_state.config).database.url.removeprefix("sqlite:///")
+        url = load_settings(_state.config).database.url
     except Exception:  # no file to name then: the general advice
         return None
-    folder = os.path.dirname(os.path.abspath(path))
-    if code.startswith("SQLITE_BUSY"):
-        return (f"{path} is locked: another process (another paperwire command, "
-                f"sqlite3) held its write lock for {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
-                "try again when it is done")  # fmt: skip
-    if code.startswith("SQLITE_READONLY"):
-        return (f"{path} cannot be written ({orig})",
-                f"give the account running paperwire write access to it and to {folder}, "
-                "where SQLite writes its -wal and -shm files")  # fmt: skip
-    # SQLITE_FULL, or SQLITE_IOERR: a -wal or -shm file that could not grow on a full disk
-    return (f"{path} cannot be written ({orig})",
-            f"free space on the disk of {folder} (`df -h {folder}`), then try again")  # fmt: skip
+    return sqlite_trouble(e, url.removeprefix("sqlite:///"))
 
 
 def _owner_fix() -> str:

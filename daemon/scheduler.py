@@ -32,6 +32,7 @@ from fastapi import FastAPI
 
 from daemon import jobs
 from daemon.app import App
+from daemon.db.engine import sqlite_trouble
 from daemon.errors import ConfigError, PaperwireError
 from daemon.logs import cause
 from daemon.metrics import Metrics
@@ -79,11 +80,14 @@ def _guarded(
             error = cause(e)
             failures = failures + 1 if error == last_error else 1
             last_error = error
+            # a SQLite file locked, read-only or on a full disk: which, and what to do
+            trouble = sqlite_trouble(e, app.store.engine.url.database or "")
+            fix = {"fix": trouble[1]} if trouble else {}
             if failures == 1:
-                log.exception("job failed", extra={"job": name, "seconds": seconds})
+                log.exception("job failed", extra={"job": name, "seconds": seconds, **fix})
             else:  # the same again (the database still down): one line, its traceback is above
                 again = {"job": name, "seconds": seconds, "error": error, "failed_runs": failures}
-                log.error("job failed", extra=again)
+                log.error("job failed", extra={**again, **fix})
         finally:
             if metrics is not None:
                 metrics.ran(name, time.monotonic() - started, failed=failed)

@@ -117,6 +117,29 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return engine
 
 
+def sqlite_trouble(error: BaseException, path: str) -> tuple[str, str] | None:
+    """(what is wrong, what to do) when `error` is the SQLite file at `path` locked by another
+    process past the busy timeout, read-only, or on a full disk; None for anything else."""
+    import sqlite3
+
+    orig = getattr(error, "orig", None)
+    code = getattr(orig, "sqlite_errorname", "") if isinstance(orig, sqlite3.Error) else ""
+    if not code.startswith(("SQLITE_BUSY", "SQLITE_READONLY", "SQLITE_FULL", "SQLITE_IOERR")):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if code.startswith("SQLITE_BUSY"):
+        return (f"{path} is locked: another process (another paperwire command, sqlite3) held "
+                f"its write lock for {SQLITE_BUSY_TIMEOUT_MS // 1000} s",
+                "try again when it is done")  # fmt: skip
+    if code.startswith("SQLITE_READONLY"):
+        return (f"{path} cannot be written ({orig})",
+                f"give the account running paperwire write access to {path} and to {folder}, "
+                "where SQLite writes its -wal and -shm files")  # fmt: skip
+    # SQLITE_FULL, or SQLITE_IOERR: a -wal or -shm file that could not grow on a full disk
+    return (f"{path} cannot be written ({orig})",
+            f"free space on the disk of {folder} (`df -h {folder}`), then try again")  # fmt: skip
+
+
 SQLITE_LOWER = "paperwire_lower"  # `lowered` on SQLite: Python's str.lower, set on every connection
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -245,6 +246,40 @@ def test_a_job_failing_the_same_way_again_is_one_line_without_its_traceback(
     assert [getattr(r, "failed_runs", 1) for r in failed] == [1, 2, 3, 1]
     assert failed[1].error == "ConnectionRefusedError: connection refused"  # type: ignore[attr-defined]
     assert metrics.job_failures.labels("digest")._value.get() == 4  # each run still counts
+
+
+def test_a_job_failing_on_a_sqlite_file_it_cannot_write_says_which_and_what_to_do(
+    app_factory: Callable[..., App], caplog: pytest.LogCaptureFixture
+) -> None:
+    # a read-only database file (chmod, a read-only mount): the daemon started, and every run
+    # logged "job failed … attempt to write a readonly database", naming neither the file nor
+    # what to do, as `paperwire` commands do (operations QA)
+    import logging
+
+    import sqlalchemy as sa
+
+    from daemon.scheduler import _guarded
+
+    app = app_factory()
+    engine = app.store.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite file's trouble")
+
+    def read_only(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.execute("PRAGMA query_only = 1")
+
+    engine.dispose()
+    sa.event.listen(engine, "connect", read_only)
+    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
+        for _ in range(2):
+            _guarded("digest", lambda app, now: app.store.admin.audit(now, "a", "b", "c", ""),
+                     app)()  # fmt: skip
+    failed = [r for r in caplog.records if r.getMessage() == "job failed"]
+    path = engine.url.database
+    assert [getattr(r, "fix", "") for r in failed] == [
+        f"give the account running paperwire write access to {path} and to "
+        f"{Path(path or '').parent}, where SQLite writes its -wal and -shm files"
+    ] * 2
 
 
 def test_the_catch_up_counts_its_ingest_in_the_metrics(
