@@ -195,13 +195,16 @@ def test_an_unreadable_file_or_no_file_says_what_to_do(open_page: Callable[[str]
 
 
 def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_meanwhile(
-    open_page: Callable[[str], Page], make_settings: SettingsFactory
+    open_page: Callable[[str], Page],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # one BibTeX entry of many fields makes pyparsing's work grow with their square (1 MB of
     # `a=b,` ran for more than five minutes), in the daemon's own process: a file is read in a
     # worker process under the parse budget
     import threading
-    import time
+
+    from daemon.library import bounded
 
     page = open_page(_closed_port_url())
     settings = page.app.settings
@@ -209,22 +212,32 @@ def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_mean
         update={"ingest": settings.ingest.model_copy(update={"parse_timeout_seconds": 2})}
     )
     crafted = b"@article{x," + b"a=b," * 60_000 + b"}"
-    answers: list[tuple[Any, float]] = []
+    reading, seen = threading.Event(), threading.Event()
+    real = bounded.read_library_bounded
 
-    def send() -> None:
-        answer = page.upload("lib.bib", crafted)
-        answers.append((answer, time.monotonic()))
+    def held(*args: Any, **kwargs: Any) -> Any:
+        # the read, then its answer held until the test has had /healthz's: the order does
+        # not depend on how fast a loaded machine answers (read in the event loop, /healthz
+        # would wait for the hold, and the upload would be answered first)
+        reading.set()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            seen.wait(60)
 
-    upload = threading.Thread(target=send)
+    monkeypatch.setattr(bounded, "read_library_bounded", held)
+    answers: list[Any] = []
+    upload = threading.Thread(target=lambda: answers.append(page.upload("lib.bib", crafted)))
     upload.start()
-    time.sleep(0.5)
-    health = page.client.get("/healthz")
-    health_at = time.monotonic()
-    upload.join(120)
-    ((resp, upload_at),) = answers
-    # answered while the file was being read (at least the 2 s budget), not after it: read in
-    # the daemon's own process, the page would have waited for the parse to be stopped
-    assert health.status_code == 200 and health_at < upload_at
+    try:
+        assert reading.wait(60)
+        health = page.client.get("/healthz")
+        # answered while the file was being read, not after it
+        assert health.status_code == 200 and upload.is_alive() and not answers
+    finally:
+        seen.set()
+        upload.join(120)
+    (resp,) = answers
     assert resp.status_code == 400
     # stopped (read to its end, it took over 5 minutes): only a stopped read says so
     assert "lib.bib: reading it took longer than 2 s and was stopped" in resp.text
