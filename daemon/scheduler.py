@@ -377,8 +377,8 @@ class _Server(uvicorn.Server):
             signal.signal(sig, signal.SIG_DFL)
             os.kill(os.getpid(), sig)  # die of it, as a second Ctrl-C or systemd's kill expect
             return
+        self.paperwire.stopping.set()  # set before it is said: the line means it is set
         log.info("stopping: finishing the work in flight", extra={"signal": sig})
-        self.paperwire.stopping.set()
         self.should_exit = True
 
 

@@ -1,6 +1,7 @@
-"""`paperwire run` stopped while it delivers to a slow mail server (a real aiosmtpd server that
-takes a second per message): the first SIGTERM ends the run after the message in flight, with
-what was sent recorded and the rest given back; a second signal ends the process at once."""
+"""`paperwire run` stopped while it delivers to a mail server that holds a message until the
+test lets it go (a real aiosmtpd server): the first SIGTERM ends the run after the message in
+flight, with what was sent recorded and the rest given back; a second signal ends the process
+at once. What is in flight when the signal comes is held by the test, not timed."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
@@ -30,27 +32,31 @@ from tests.servers import free_port
 
 PAPERWIRE = Path(sys.executable).parent / "paperwire"
 DIGESTS = 12
-SECONDS_PER_MESSAGE = 1.0
+FREE_MESSAGES = 2  # accepted at once; the next ones wait for `HeldMailbox.release`
 
 
-class SlowMailbox:
-    """aiosmtpd handler: accepts every message after `delay` seconds."""
+class HeldMailbox:
+    """aiosmtpd handler: accepts the first `free` messages at once, the others once the test
+    sets `release` (never, if it does not: the daemon's stop then waits on the one in flight)."""
 
-    def __init__(self, delay: float) -> None:
-        self.delay = delay
+    def __init__(self, free: int) -> None:
+        self.free = free
+        self.release = threading.Event()
         self.started = 0  # messages whose DATA arrived (in flight or accepted)
         self.received: list[str] = []
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.started += 1
-        await asyncio.sleep(self.delay)
+        if self.started > self.free:
+            while not self.release.is_set():  # cancelled when the server stops
+                await asyncio.sleep(0.01)
         self.received.extend(envelope.rcpt_tos)
         return "250 OK"
 
 
 @pytest.fixture
-def slow_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[int, SlowMailbox]]:
-    mailbox = SlowMailbox(getattr(request, "param", SECONDS_PER_MESSAGE))
+def slow_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[int, HeldMailbox]]:
+    mailbox = HeldMailbox(getattr(request, "param", FREE_MESSAGES))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -84,6 +90,7 @@ transport = "smtp"
 host = "127.0.0.1"
 port = {smtp_port}
 security = "none"
+timeout_seconds = 600  # a held message is not given up while the test runs
 [delivery]
 claim_batch = 50
 """
@@ -140,15 +147,18 @@ def _rows(db: str) -> list[tuple[str, Any]]:
 
 
 def test_sigterm_stops_after_the_message_in_flight(
-    tmp_path: Path, slow_smtp: tuple[int, SlowMailbox]
+    tmp_path: Path, slow_smtp: tuple[int, HeldMailbox]
 ) -> None:
     port, mailbox = slow_smtp
     config, db = _prepare(tmp_path, port)
     proc, log = _start(config, tmp_path)
     try:
-        # the catch-up job starts delivering a few seconds after start; stop it mid-batch
-        _wait_for(lambda: len(mailbox.received) >= 2, "the first messages", log)
+        # the catch-up job starts delivering after start; stop it mid-batch, with the third
+        # message held in flight until the daemon has said it is stopping
+        _wait_for(lambda: mailbox.started > FREE_MESSAGES, "a message in flight", log)
         proc.send_signal(signal.SIGTERM)
+        _wait_for(lambda: "stopping" in log.read_text(), "the stop", log)
+        mailbox.release.set()
         code = proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
@@ -159,16 +169,16 @@ def test_sigterm_stops_after_the_message_in_flight(
     sent = [r for r in rows if r[0] == "sent"]
     waiting = [r for r in rows if r[0] == "pending"]
     # what the server accepted is recorded as sent (the one in flight included), the rest wait
-    # unclaimed for the next run: not the 12 seconds the whole batch would have taken
-    assert len(sent) == len(mailbox.received) and 2 <= len(sent) <= 4, log.read_text()
+    # unclaimed for the next run
+    assert len(sent) == len(mailbox.received) == FREE_MESSAGES + 1, log.read_text()
     assert len(waiting) == DIGESTS - len(sent)
     assert all(leased is None for _, leased in waiting), "claims were not given back"
     assert "claims given back" in log.read_text()
 
 
-@pytest.mark.parametrize("slow_smtp", [30.0], indirect=True)  # the first stop takes a while
+@pytest.mark.parametrize("slow_smtp", [0], indirect=True)  # the first stop never ends
 def test_a_second_signal_ends_the_process_at_once(
-    tmp_path: Path, slow_smtp: tuple[int, SlowMailbox]
+    tmp_path: Path, slow_smtp: tuple[int, HeldMailbox]
 ) -> None:
     port, mailbox = slow_smtp
     config, _ = _prepare(tmp_path, port)
