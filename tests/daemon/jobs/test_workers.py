@@ -4,6 +4,7 @@ digests are still being made, and a dead worker does not hang the run."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import signal
@@ -84,8 +85,13 @@ def test_a_worker_that_dies_is_reported_and_the_other_sends_everything(
     with smtp_server(tls="none", require_starttls=False) as server:
         app = _app(app_factory, make_settings, server)
         users_with_digests(app, 20)
-        with workers.DeliveryWorkers(app, NOW, 2) as pool:
-            pool._procs[0].kill()  # before it could claim anything: its process is gone
+        pool = workers.DeliveryWorkers(app, NOW, 2)
+        # worker 0 kills itself as it starts, before it could claim anything (killed by the
+        # test after its start, it had claimed a batch if the test was paused meanwhile)
+        pool._procs[0] = multiprocessing.get_context("spawn").Process(
+            target=signal.raise_signal, args=(signal.SIGKILL,), daemon=True
+        )
+        with pool:
             report = pool.join()
         assert report.sent == 20
         assert any("delivery worker 0 stopped with exit code" in e for e in report.errors)
