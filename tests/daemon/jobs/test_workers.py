@@ -4,10 +4,12 @@ digests are still being made, and a dead worker does not hang the run."""
 
 from __future__ import annotations
 
+import asyncio
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -20,6 +22,7 @@ from daemon.app import App, make_app
 from daemon.db.models import DigestState
 from daemon.jobs import workers
 from daemon.settings import Settings, load_settings
+from tests import servers
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.servers import SmtpServer, smtp_server
@@ -127,14 +130,48 @@ def test_settings_read_from_a_file_reach_the_workers_unchanged(tmp_path: Any) ->
     assert copy.delivery.workers == 3 and copy.email.connections == 2
 
 
+class _Held:
+    """The SMTP server's answers while `on`: each connection's first message at once, its
+    second once `release` is set and IN_FLIGHT_PAUSE more (time for a worker to see its
+    SIGTERM: STOP_POLL is 0.1 s), any later one LATE_PAUSE after it came (sent only by a
+    worker that had not seen the signal by then: the test is slower, not wrong; below the
+    30 s SMTP timeout). Nothing waits once `on` is cleared."""
+
+    IN_FLIGHT_PAUSE = 0.5
+    LATE_PAUSE = 20.0
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.on, self.release = threading.Event(), threading.Event()
+        self.on.set()
+        real = servers._Handler.handle_DATA
+
+        async def held(handler: Any, server: Any, session: Any, envelope: Any) -> str:
+            n = getattr(server, "connection_number", 0)
+            before = sum(m.connection == n for m in handler.server.messages)
+            if self.on.is_set() and before == 1:
+                while not self.release.is_set():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(self.IN_FLIGHT_PAUSE)
+            elif self.on.is_set() and before > 1:
+                await asyncio.sleep(self.LATE_PAUSE)
+            return await real(handler, server, session, envelope)
+
+        monkeypatch.setattr(servers._Handler, "handle_DATA", held)
+
+
 def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
-    app_factory: Callable[..., App], make_settings: SettingsFactory
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """systemd stops the whole process group with SIGTERM: each worker finishes its message in
-    flight, records it, gives its other claims back and exits 0; the next run sends the rest."""
+    flight, records it, gives its other claims back and exits 0; the next run sends the rest.
+    Each worker's second message is held by the server until the signal is sent: how much
+    was sent before it does not depend on how soon the test sends it."""
+    held = _Held(monkeypatch)
     with smtp_server(tls="none", require_starttls=False) as server:
         app = _app(app_factory, make_settings, server)
-        ids = users_with_digests(app, 300)
+        ids = users_with_digests(app, 40)
         with workers.DeliveryWorkers(app, NOW, 2) as pool:
             deadline = time.monotonic() + 60
             while not all(pool._sent):  # both are running (a worker still starting dies)
@@ -142,8 +179,10 @@ def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
                 time.sleep(0.01)
             for proc in pool._procs:
                 os.kill(proc.pid or 0, signal.SIGTERM)
+            held.release.set()
             stopped = pool.join()
             assert [proc.exitcode for proc in pool._procs] == [0, 0]
+        held.on.clear()
         assert not stopped.errors
         states = digest_states(app)
         sent = [i for i in ids if states[i] == DigestState.SENT]
