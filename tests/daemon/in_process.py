@@ -4,10 +4,14 @@ exit status and output, without an interpreter start-up per command (a second or
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+
+import pytest
 
 from daemon.cli import err, main, out
 
@@ -67,3 +71,14 @@ class Runner:
                 f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
             )
         return done
+
+
+def pin_clock(monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    """The commands run in this process read `now` as the time, not the wall clock: what a
+    test expects from its own `now` (today's date, a cutoff) stays right when midnight passes
+    between the test's reading of the clock and the command's."""
+    import daemon.app
+
+    monkeypatch.setattr(
+        daemon.app, "make_app", functools.partial(daemon.app.make_app, clock=lambda: now)
+    )

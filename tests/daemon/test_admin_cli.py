@@ -33,7 +33,7 @@ from daemon.db.models import ChannelKind, DigestState, Outcome
 from daemon.ingest.parse import PaperIn
 from tests.daemon.cli_helpers import PAPERWIRE, write_config
 from tests.daemon.conftest import FEEDS
-from tests.daemon.in_process import Runner, cli_env
+from tests.daemon.in_process import Runner, cli_env, pin_clock
 from tests.servers import Reply, Route, free_port, http_server, unresolvable
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
@@ -80,13 +80,16 @@ def _paper(i: int, now: datetime) -> PaperIn:
 # ---- status ------------------------------------------------------------------------------------
 
 
-def test_status_is_ok_then_names_what_needs_a_person(pw: Runner, store: Store) -> None:
+def test_status_is_ok_then_names_what_needs_a_person(
+    pw: Runner, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a new install: nothing failed, but no paper will ever come in (it said "ok: nothing
     # needs a person"; QA of the operator docs)
     needs = flat(pw("status", expect=1).stderr)
     assert "needs a person: no feed yet: no paper comes in" in needs
     assert "`paperwire feeds add NAME URL`" in needs
     now = datetime.now(UTC)
+    pin_clock(monkeypatch, now)  # "failed for good today" is of the test's today
     store.feeds.add("quiet", "https://example.org/quiet.xml", now - timedelta(days=3))
     store.feeds.record_fetch(store.feeds.all()[0].id, now - timedelta(hours=1))
     done = pw("status")
@@ -297,11 +300,14 @@ def test_cancel_gives_a_pending_digest_up(pw: Runner, store: Store, tmp_path: Pa
     assert "--state 'lost'" in pw("deliveries", "list", "--state", "lost", expect=1).stderr
 
 
-def test_db_prune_deletes_the_old_digests_done_with_now(pw: Runner, store: Store) -> None:
+def test_db_prune_deletes_the_old_digests_done_with_now(
+    pw: Runner, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pw("feeds", "add", "hf", HF_FILE.as_uri())
     pw("ingest")
     pw("users", "add", "ada", "--email", "ada@lab.example")
     now = datetime.now(UTC)
+    pin_clock(monkeypatch, now)  # the cutoff is the test's, across midnight too
     (channel,) = store.people.find()[1][0][1]
     item = NewItem(store.papers.find("2608.16590").id, 0.5, "similar", "r")
     made = {}
@@ -851,11 +857,12 @@ def test_piped_tables_are_as_wide_as_their_cells(pw: Runner, tmp_path: Path) -> 
     """`paperwire status | mail …` (no terminal, no COLUMNS): Rich fitted the tables to 80
     columns and cut every day to "2026-…" (a QA pass)."""
     env = {k: v for k, v in cli_env().items() if k not in ("COLUMNS", "TERMINAL_WIDTH")}
+    # read before the run: its 3 days show this day whether or not midnight passes meanwhile
+    today = datetime.now(UTC).date().isoformat()
     done = subprocess.run(
         [str(PAPERWIRE), "--config", str(pw.config), "status", "--days", "3"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    today = datetime.now(UTC).date().isoformat()
     assert f" {today} " in done.stdout and "…" not in done.stdout, done.stdout
 
 
