@@ -67,6 +67,8 @@ __all__ = [
     "Route",
     "SmtpFault",
     "SmtpServer",
+    "closed_port_url",
+    "free_port",
     "http_server",
     "smtp_server",
 ]
@@ -76,6 +78,16 @@ HANG_SECONDS = 3600.0  # "for ever": a hung handler is cancelled or woken when i
 
 
 # =============================================================================== SMTP
+
+
+CLOSED_PORT = 1  # nothing listens on 127.0.0.1:1 (tcpmux), as the other tests assume
+
+
+def closed_port_url(path: str = "/api/query") -> str:
+    """A URL on 127.0.0.1 where nothing listens ("no network"). A port bound to 0 and released
+    could meanwhile be given to a server another test starts (bind to 0, in another xdist
+    worker), which would then answer."""
+    return f"http://{LOCALHOST}:{CLOSED_PORT}{path}"
 
 
 def free_port() -> int:

@@ -20,7 +20,7 @@ from daemon.db.models import Feed, Paper
 from daemon.errors import FetchError
 from daemon.ingest.fetch import Fetcher, Throttle, check_address, expand_url, make_fetcher
 from tests.daemon.conftest import FEEDS
-from tests.servers import HttpServer, Reply, Route, http_server
+from tests.servers import HttpServer, Reply, Route, closed_port_url, http_server
 
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 HF_IDS = 15  # papers in that file
@@ -323,13 +323,8 @@ def test_an_arxiv_api_error_answered_with_400_names_the_apis_message(
 
 
 def test_connection_refused_is_a_fetch_error(fetcher: Fetcher) -> None:
-    import socket
-
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(FetchError, match=str(port)):
-        fetcher.fetch(f"http://127.0.0.1:{port}/feed")
+    with pytest.raises(FetchError, match=r"127\.0\.0\.1:1/feed"):
+        fetcher.fetch(closed_port_url("/feed"))
 
 
 def test_non_http_scheme_is_refused(fetcher: Fetcher) -> None:

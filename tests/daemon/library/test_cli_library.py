@@ -5,7 +5,6 @@ with the arXiv API a local HTTP server (or a port nobody listens on: offline).""
 from __future__ import annotations
 
 import io
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,19 +14,13 @@ import sqlalchemy as sa
 
 from tests.daemon.conftest import FEEDS, ROOT
 from tests.daemon.in_process import Runner
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer, closed_port_url, http_server
 
 LIBRARY = ROOT / "tests" / "data" / "library"
 HF_FILE = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 API = FEEDS / "arxiv-api"
 TWO_IDS = API / "2026_recorded_id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.status200.xml"
 ONE_ID = API / "2026_recorded_id_1605.08386_s0_m100_199195aa31ad.status200.xml"
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/api/query"
 
 
 def _session(tmp_path: Path, api_url: str) -> Runner:
@@ -115,7 +108,7 @@ def test_import_from_standard_input_with_a_format(
 
 
 def test_an_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
-    pw = _session(tmp_path, _closed_port_url())
+    pw = _session(tmp_path, closed_port_url())
     notes = tmp_path / "notes.txt"
     notes.write_text("things to read\nsome day\n")
     done = pw("import", "ada", str(notes), expect=1)
@@ -132,14 +125,14 @@ def test_an_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_import_offline_stores_from_the_file(tmp_path: Path) -> None:
-    pw = _session(tmp_path, _closed_port_url())
+    pw = _session(tmp_path, closed_port_url())
     done = pw("import", "ada", str(LIBRARY / "zotero_export.bib"), expect=1)
     assert "0 fetched from arXiv, 4 created from the file" in done.stdout
     assert "arXiv: arXiv could not be asked" in " ".join(done.stderr.split())
 
 
 def test_import_reports_crossref_volumes_as_not_papers(tmp_path: Path) -> None:
-    pw = _session(tmp_path, _closed_port_url())
+    pw = _session(tmp_path, closed_port_url())
     done = pw("import", "ada", str(LIBRARY / "jabref_crossref.bib"))
     assert "3 paper(s) liked — 0 matched to stored papers, 0 fetched from arXiv, 3 created" in (
         " ".join(done.stdout.split())
@@ -152,7 +145,7 @@ def test_import_reports_crossref_volumes_as_not_papers(tmp_path: Path) -> None:
 
 def test_import_a_list_of_dois(tmp_path: Path) -> None:
     # a DOI of a list was "no arXiv id", not imported, even when the paper was stored
-    pw = _session(tmp_path, _closed_port_url())
+    pw = _session(tmp_path, closed_port_url())
     pw("import", "ada", str(LIBRARY / "zotero_export.bib"), expect=1)
     pw("users", "add", "bo", "--email", "bo@lab.example")
     dois = tmp_path / "dois.txt"
@@ -181,7 +174,7 @@ def test_like_several_ids_fetches_the_unknown_one(tmp_path: Path, arxiv: HttpSer
 
 def test_readme_quick_start_like_offline_is_a_clear_message(tmp_path: Path) -> None:
     """README: `paperwire like ada 2401.01234` — not ingested, arXiv out of reach."""
-    pw = _session(tmp_path, _closed_port_url())
+    pw = _session(tmp_path, closed_port_url())
     done = pw("like", "ada", "2401.01234", "2608.16590", expect=1)
     assert "ada likes arxiv:2608.16590" in done.stdout  # the other one is liked
     message = " ".join(done.stderr.split())

@@ -8,7 +8,6 @@ with several ids, the paper search and a Zotero library from a local server (pyz
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +31,7 @@ from daemon.library.importer import (
 from daemon.library.read import LibraryError, read_library
 from daemon.library.zotero import ZoteroSource
 from tests.daemon.conftest import BOTH_BACKENDS, FEEDS, NOW, ROOT, SettingsFactory
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer, closed_port_url, http_server
 
 LIBRARY = ROOT / "tests" / "data" / "library"
 API = FEEDS / "arxiv-api"
@@ -49,13 +48,6 @@ API_1111 = API / "2016-10-09_api_id_list_1111.2011v2.xml"
 def arxiv() -> Iterator[HttpServer]:
     with http_server() as server:
         yield server
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as s:  # a port nobody listens on: "no network"
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/query"
 
 
 @pytest.fixture
@@ -157,7 +149,7 @@ def test_bibtex_library_matches_fetches_creates_and_twice_changes_nothing(
 
 
 def test_offline_papers_come_from_the_file(build: Callable[[str], App]) -> None:
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     report = _import(app, "zotero_export.bib")
     assert report.fetched == []
     assert [i.key for i in report.created] == [
@@ -179,7 +171,7 @@ def test_offline_papers_come_from_the_file(build: Callable[[str], App]) -> None:
 def test_a_paper_entered_twice_keeps_the_ids_of_both_entries(build: Callable[[str], App]) -> None:
     """Google Scholar's entry (a title, no id) then arXiv's entry of the same paper: imported
     once, as the arXiv paper, not as a title with the arXiv id dropped."""
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     report = _import(app, "scholar_and_arxiv.bib")
     assert [(i.where, i.key) for i in report.created] == [
         ("entry vaswani2017attention (line 5)", "arxiv:1706.03762"),
@@ -196,7 +188,7 @@ def test_a_paper_entered_twice_keeps_the_ids_of_both_entries(build: Callable[[st
 
 
 def test_offline_id_list_reports_what_it_cannot_store(build: Callable[[str], App]) -> None:
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     report = _import(app, "ids.txt")
     assert [i.key for i in report.matched] == [
         "arxiv:2608.16590",
@@ -350,7 +342,7 @@ def test_a_paper_of_the_digest_window_liked_before_the_ingest_is_still_news(
 
 
 def test_like_offline_names_the_id_and_likes_the_others(build: Callable[[str], App]) -> None:
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     report = like_papers(app, "ada", ["2401.01234", "2608.16590"])
     assert [d.paper.key for d in report.liked] == ["arxiv:2608.16590"]
     assert [p.where for p in report.failed] == ["2401.01234"]
@@ -360,7 +352,7 @@ def test_like_offline_names_the_id_and_likes_the_others(build: Callable[[str], A
 
 
 def test_unknown_user_fails_before_anything_is_read(build: Callable[[str], App]) -> None:
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     with pytest.raises(NotFoundError):
         import_source(app, "nobody", str(LIBRARY / "ids.txt"))
     with pytest.raises(LibraryError, match="cannot read the file"):
@@ -372,7 +364,7 @@ def test_unknown_user_fails_before_anything_is_read(build: Callable[[str], App])
 
 @BOTH_BACKENDS
 def test_search_by_title_words_author_and_id(build: Callable[[str], App]) -> None:
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     _import(app, "zotero_export.bib")
     assert [p.key for p in app.store.papers.search("bethe LATTICE")] == ["arxiv:1111.2011"]
     assert [p.key for p in app.store.papers.search("Del Maestro")] == ["arxiv:1111.2011"]
@@ -431,7 +423,7 @@ def test_zotero_library_from_a_local_server(
         zotero.reply(200, json.dumps(page1), headers)
         zotero.reply(200, json.dumps(page2), {"Content-Type": "application/json"})
         settings = make_settings(
-            ingest={"zotero_api_url": base, "arxiv_api_url": _closed_port_url()}
+            ingest={"zotero_api_url": base, "arxiv_api_url": closed_port_url()}
         )
         app = app_factory(settings)
         app.store.papers.upsert(parse_feed(HF.read_bytes()).papers, None, NOW)
@@ -491,7 +483,7 @@ def test_a_zotero_title_in_rich_text_matches_the_stored_paper(
 ) -> None:
     # "<i>Zetta</i> ζ: …" (Zotero's italics) did not match the stored arXiv paper by title:
     # the paper was stored a second time, from the file
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     item = {
         "title": "<i>Zetta</i> ζ: An Efficient Closed-Loop Embodied Harness for Self-Evolving "
         "Physical Intelligence",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -25,17 +24,17 @@ from daemon.db.models import ChannelKind
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, ROOT, SMTP_LOGIN, SettingsFactory, starttls_email
 from tests.daemon.web.conftest import served_on_loopback
-from tests.servers import HttpServer, SmtpServer, free_port, http_server, smtp_server
+from tests.servers import (
+    HttpServer,
+    SmtpServer,
+    closed_port_url,
+    free_port,
+    http_server,
+    smtp_server,
+)
 
 LIBRARY = ROOT / "tests" / "data" / "library" / "small_lab.bib"
 HOOK_PATH = "/services/T0001/B0001/sEcReTwEbHoOkToKeN"
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as s:  # arXiv "offline": the import stores from the file
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/query"
 
 
 @pytest.fixture
@@ -53,7 +52,7 @@ def world(
                 "allow_files": True,
                 "arxiv_min_interval_seconds": 0.0,
                 "timeout_seconds": 5.0,
-                "arxiv_api_url": _closed_port_url(),
+                "arxiv_api_url": closed_port_url(),
             },
             email=starttls_email(smtp.host, smtp.port),
             slack={"transport": "webhook", "min_interval_seconds": 0.0},

@@ -5,7 +5,6 @@ arXiv's API is a local HTTP server answering a recorded response (or a closed po
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,20 +20,13 @@ from daemon.library.read import read_library
 from daemon.web import subscriber
 from daemon.web.pages import make_web
 from tests.daemon.conftest import FEEDS, NOW, ROOT, SettingsFactory
-from tests.servers import HttpServer, http_server
+from tests.servers import HttpServer, closed_port_url, http_server
 
 LIBRARY = ROOT / "tests" / "data" / "library"
 API = FEEDS / "arxiv-api"
 TWO_IDS = API / "2026_recorded_id_0808.05394_1707.08567_s0_m100_42e5aa0ec3af.status200.xml"
 HF = FEEDS / "hf" / "daily_papers_2026-08-20.json"
 API_1111 = API / "2016-10-09_api_id_list_1111.2011v2.xml"
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as s:  # a port nobody listens on: "no network"
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/api/query"
 
 
 class Page:
@@ -84,7 +76,7 @@ def open_page(
 
 
 def test_the_page_offers_the_upload(open_page: Callable[[str], Page]) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     html = page.client.get(f"/me/{page.token}").text
     assert 'enctype="multipart/form-data"' in html
     assert f'action="/me/{page.token}/import"' in html
@@ -133,7 +125,7 @@ def test_a_bibtex_upload_shows_the_report_and_twice_changes_nothing(
 
 @pytest.mark.parametrize("name", ["zotero_export.ris", "zotero_export.json", "ids.txt"])
 def test_ris_csl_json_and_id_lists_offline(open_page: Callable[[str], Page], name: str) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     resp = page.upload(name, (LIBRARY / name).read_bytes())
     assert resp.status_code == 200
     assert "Your library is imported" in resp.text
@@ -143,7 +135,7 @@ def test_ris_csl_json_and_id_lists_offline(open_page: Callable[[str], Page], nam
 
 def test_the_report_shows_titles_as_the_page_does(open_page: Callable[[str], Page]) -> None:
     """A stored title's LaTeX is shown readable (as on the page and in the digest), not raw."""
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     paper = PaperIn(
         key="arxiv:2608.19999",
         title=r"$\alpha$-stable <i>noise</i> in diffusion",
@@ -163,7 +155,7 @@ def test_the_report_shows_titles_as_the_page_does(open_page: Callable[[str], Pag
 def test_too_large_a_file_is_refused_with_a_clear_error(
     open_page: Callable[[str], Page], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     monkeypatch.setattr(subscriber, "UPLOAD_BYTES", 1000)
     data = (LIBRARY / "zotero_export.bib").read_bytes()
     assert len(data) > 1000
@@ -174,14 +166,14 @@ def test_too_large_a_file_is_refused_with_a_clear_error(
 
 
 def test_the_real_limit_is_five_megabytes(open_page: Callable[[str], Page]) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     resp = page.upload("big.bib", b"% " + b"x" * subscriber.UPLOAD_BYTES)
     assert resp.status_code == 413
     assert "larger than 5 MB" in resp.text
 
 
 def test_an_unreadable_file_or_no_file_says_what_to_do(open_page: Callable[[str], Page]) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     resp = page.upload("paper.pdf", b"%PDF-1.7\n\x00\x01\x02 binary")
     assert resp.status_code == 400
     assert 'id="error"' in resp.text
@@ -206,7 +198,7 @@ def test_a_file_that_takes_too_long_to_read_is_stopped_and_the_site_answers_mean
 
     from daemon.library import bounded
 
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     settings = page.app.settings
     page.app.settings = settings.model_copy(
         update={"ingest": settings.ingest.model_copy(update={"parse_timeout_seconds": 2})}
@@ -255,7 +247,7 @@ def test_one_subscriber_uploads_at_most_ten_files_an_hour(
 ) -> None:
     # each upload may store up to 100,000 papers from the file (never deleted) and keep a
     # worker busy for the parse budget: a link's holder could repeat it without end
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     files = [f"@misc{{k{i}, title={{Junk paper number {i}}}}}\n".encode() for i in range(11)]
     assert all(page.upload(f"lib{i}.bib", f).status_code == 200 for i, f in enumerate(files[:10]))
     refused = page.upload("lib10.bib", files[10])
@@ -297,7 +289,7 @@ def test_the_real_limit_is_ten_thousand_entries(open_page: Callable[[str], Page]
 def test_without_the_form_token_or_from_another_site_nothing_is_imported(
     open_page: Callable[[str], Page],
 ) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     data = (LIBRARY / "ids.txt").read_bytes()
     assert page.upload("ids.txt", data, csrf=False).status_code == 403
     resp = page.upload("ids.txt", data, Origin="https://evil.example")
@@ -328,7 +320,7 @@ def test_arxiv_is_asked_for_a_bounded_number_of_ids(
 def test_a_body_announced_too_large_is_refused_before_it_is_read(
     open_page: Callable[[str], Page],
 ) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     resp = page.upload("huge.txt", b"2401.01234\n" * 600_000)  # 6.6 MB
     assert resp.status_code == 413
     assert "larger than 5 MB" in resp.text
@@ -337,7 +329,7 @@ def test_a_body_announced_too_large_is_refused_before_it_is_read(
 
 def test_an_empty_body_is_not_taken_for_a_too_large_one(open_page: Callable[[str], Page]) -> None:
     """Content-Length: 0 was answered 413 "larger than 5 MB" (0 is falsy; a second read)."""
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     resp = page.client.post(f"/me/{page.token}/import", content=b"")
     assert resp.status_code == 403 and "larger than" not in resp.text  # no form token: refused
 
@@ -345,7 +337,7 @@ def test_an_empty_body_is_not_taken_for_a_too_large_one(open_page: Callable[[str
 def test_a_submit_without_a_file_is_no_upload_of_the_ten(open_page: Callable[[str], Page]) -> None:
     # ab15784 counted the upload before looking for the file: "Choose a file" (the button
     # pressed before choosing one) used one of the hour's ten uploads
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     for _ in range(subscriber.UPLOADS_PER_HOUR):
         empty = page.client.post(
             f"/me/{page.token}/import", data={"csrf": page.app.links.form_token(page.token)}
@@ -364,7 +356,7 @@ def test_an_upload_waits_a_bounded_time_for_a_reader_then_says_busy(
 
     from daemon.library import bounded
 
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     reading, release = threading.Semaphore(0), threading.Event()
     read = bounded.read_library_bounded
 
@@ -404,7 +396,7 @@ def test_an_upload_that_imports_nothing_says_so_and_what_to_do(
 ) -> None:
     """The page said "Your library is imported" whatever the upload gave: a file whose every
     entry was broken, or the same library again (all of it liked already)."""
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     broken = b"@misc{a,\n title={x\n\n@misc{k, note={nothing}}\n"
     html = page.upload("broken.bib", broken).text
     assert "Your library is imported" not in html
