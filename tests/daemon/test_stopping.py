@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -57,9 +56,7 @@ class HeldMailbox:
 @pytest.fixture
 def slow_smtp(request: pytest.FixtureRequest) -> Iterator[tuple[int, HeldMailbox]]:
     mailbox = HeldMailbox(getattr(request, "param", FREE_MESSAGES))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
+    port = free_port()  # below the ephemeral range, as 9b1bde7 (not bound to 0 and released)
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
