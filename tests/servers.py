@@ -59,6 +59,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 __all__ = [
+    "CLOSED_PORT",
     "FaultAction",
     "HttpServer",
     "ReceivedMail",

@@ -39,7 +39,13 @@ from tests.notifications.factories import (
     slack_transport,
     transport_for,
 )
-from tests.servers import SmtpServer, free_port, http_server, smtp_server
+from tests.servers import (
+    CLOSED_PORT,
+    SmtpServer,
+    closed_port_url,
+    http_server,
+    smtp_server,
+)
 
 
 @pytest.fixture
@@ -155,7 +161,7 @@ def test_smtp_plain_relay_without_auth() -> None:
 
 
 def test_smtp_connection_refused_is_temporary() -> None:
-    transport = SmtpTransport("127.0.0.1", free_port(), security="none", timeout=2.0)
+    transport = SmtpTransport("127.0.0.1", CLOSED_PORT, security="none", timeout=2.0)
     with pytest.raises(TemporaryDeliveryError, match="cannot connect"), transport:
         transport.send(email_for("user@example.com"))
 
@@ -282,7 +288,7 @@ def test_slack_server_error_is_temporary(http: httpx.Client, clock: FakeClock) -
 
 
 def test_slack_network_error_is_temporary(http: httpx.Client, clock: FakeClock) -> None:
-    url = f"http://127.0.0.1:{free_port()}{SECRET_PATH}"
+    url = closed_port_url(SECRET_PATH)
     with pytest.raises(TemporaryDeliveryError) as info:
         slack_transport(http, clock).send(slack_out(url))
     assert_secret_hidden(info.value)
