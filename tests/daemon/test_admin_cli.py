@@ -462,7 +462,7 @@ def test_users_show_and_preview(pw: Runner, tmp_path: Path) -> None:
     reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)
     reader.start()
     pw("preview", "ada", "--out", str(fifo))
-    reader.join(30)
+    reader.join(60)
     assert read and read[0].startswith("<!DOCTYPE html>")
     assert fifo.stat().st_mode & 0o777 == 0o644
     listed = pw("deliveries", "list").stdout.strip()  # nothing stored or sent
@@ -1173,7 +1173,7 @@ def test_with_json_logs_every_line_of_the_daemon_is_json(tmp_path: Path) -> None
         _running(config, tmp_path, stdout=stderr, stderr=stderr) as daemon,
     ):
         _first_answer(daemon, f"http://127.0.0.1:{port}/healthz")
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
             s.sendall(b"NOT HTTP AT ALL\r\n\r\n")  # uvicorn logs it (a warning)
             s.recv(1024)
         daemon.send_signal(signal.SIGTERM)

@@ -73,13 +73,13 @@ def test_one_blas_thread_holds_until_the_last_overlapping_thread_leaves(
         with exact.one_blas_thread():
             seen["a"] = blas["threads"]
             thread_b.start()
-            assert b_inside.wait(30)
+            assert b_inside.wait(60)
         a_left.set()
 
     def b() -> None:
         with exact.one_blas_thread():
             b_inside.set()
-            assert a_left.wait(30)
+            assert a_left.wait(60)
             seen["b after a left"] = blas["threads"]
 
     thread_b = threading.Thread(target=b)

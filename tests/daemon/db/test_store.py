@@ -449,7 +449,7 @@ def _while_another_connection_writes(
         done: list[object] = []
         reader = threading.Thread(target=lambda: done.append(read()))
         reader.start()
-        reader.join(20)
+        reader.join(60)  # a read that waits is refused after SQLite's 30 s busy timeout
         assert done, "the read waited for the writer"
         return done[0]
 

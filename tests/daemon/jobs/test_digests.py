@@ -298,7 +298,7 @@ def test_a_batch_is_stored_by_the_writer_thread_while_the_next_is_ranked(
     def store(*args: Any, **kwargs: Any) -> Any:
         seen.append(("store", threading.current_thread().name))
         if len([s for s in seen if s[0] == "store"]) == 1:
-            assert second_ranked.wait(30), "batch 1 was stored before batch 2 was ranked"
+            assert second_ranked.wait(60), "batch 1 was stored before batch 2 was ranked"
         return store_batch(*args, **kwargs)
 
     monkeypatch.setattr(digests_job, "_plan_batch", plan)

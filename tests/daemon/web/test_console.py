@@ -195,7 +195,7 @@ def test_logins_waiting_on_other_event_loops_are_answered(
 
     from daemon.web import auth
 
-    checking, release = hold_password_checks(monkeypatch, hold=60)
+    checking, release = hold_password_checks(monkeypatch, hold=120)
     page = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080").get("/admin/login")
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token
@@ -209,12 +209,12 @@ def test_logins_waiting_on_other_event_loops_are_answered(
     pool = ThreadPoolExecutor(max_workers=6)
     try:
         logins = [pool.submit(wrong, i) for i in range(6)]
-        assert checking.acquire(timeout=30) and checking.acquire(timeout=30)
+        assert checking.acquire(timeout=60) and checking.acquire(timeout=60)
         time.sleep(0.5)  # the other four wait for their turn
         assert not checking.acquire(blocking=False)  # two checks at once, no more
     finally:
         release.set()
-    done, waiting = wait(logins, timeout=30)
+    done, waiting = wait(logins, timeout=60)
     pool.shutdown(wait=not waiting)
     assert not waiting, f"{len(waiting)} logins never answered"
     assert sorted(f.result() for f in done) == [401] * 6

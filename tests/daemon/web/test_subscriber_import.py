@@ -376,7 +376,7 @@ def test_an_upload_waits_a_bounded_time_for_a_reader_then_says_busy(
     try:
         for reader in readers:
             reader.start()
-        assert reading.acquire(timeout=30) and reading.acquire(timeout=30)  # both slots taken
+        assert reading.acquire(timeout=60) and reading.acquire(timeout=60)  # both slots taken
         busy = page.upload("lib.bib", files[2])
     finally:
         release.set()
