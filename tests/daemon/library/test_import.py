@@ -503,7 +503,7 @@ def test_papers_without_ids_that_give_a_sites_home_page_stay_two_papers(
     "duplicate" and its like went to the first. A paper's own page still keys its paper."""
     from daemon.library.read import read_bibtex
 
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     text = """
 @article{first, title = {Sparse Coding of Natural Images in the Visual Cortex},
   author = {Olshausen, Bruno}, url = {https://www.journals.example.org/}}

@@ -265,7 +265,7 @@ def test_an_upload_of_more_entries_than_a_library_holds_is_refused(
     # 2 MB of CSV, a title a row, stored 100,000 papers nobody deletes (55 s of writes in one
     # transaction, SQLite's other writers waiting): ten an hour from any link's holder filled
     # the database with a million rows an hour (security QA)
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     monkeypatch.setattr(subscriber, "UPLOAD_ENTRIES", 3, raising=False)
     stored = page.app.store.papers.count()
     rows = "".join(f"Junk paper number {i},A. Author\n" for i in range(4))
@@ -279,7 +279,7 @@ def test_an_upload_of_more_entries_than_a_library_holds_is_refused(
 
 
 def test_the_real_limit_is_ten_thousand_entries(open_page: Callable[[str], Page]) -> None:
-    page = open_page(_closed_port_url())
+    page = open_page(closed_port_url())
     rows = "".join(f"Junk paper number {i},A. Author\n" for i in range(10_001))
     resp = page.upload("junk.csv", f"Title,Author\n{rows}".encode())
     assert resp.status_code == 413 and "more than 10,000 entries" in resp.text
