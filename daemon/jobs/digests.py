@@ -157,8 +157,27 @@ def next_due(user: UserRow, now: datetime, default_hour: int, *, made: bool) -> 
         # a pause stored before pauses were capped may end near date.max: no day after it
         day = delivery_day(min(user.paused_until, date.max - timedelta(days=14)))
     hour = user.digest_hour if user.digest_hour is not None else default_hour
-    start = datetime.combine(day, time(hour), zone).astimezone(UTC).astimezone(zone)
+    start = _first_at(day, hour, zone)
     return local if start <= local else start
+
+
+def _first_at(day: date, hour: int, zone: ZoneInfo) -> datetime:
+    """The first time of `day` in `zone` whose hour is `hour` or later (`_due_at`'s test): the
+    hour itself, or, when summer time skips it, the end of the time skipped. That is not always
+    on the hour: the Chatham Islands go from 02:45 to 03:45, and hour 3 begins at 03:45 (taken
+    as 03:00 at the old offset, it was 04:00)."""
+    wall = datetime.combine(day, time(hour))
+    after = wall.replace(tzinfo=zone).astimezone(UTC)  # the old offset: after the change
+    if after.astimezone(zone).replace(tzinfo=None) == wall:
+        return after.astimezone(zone)
+    before = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # the new one: before it
+    while after - before > timedelta(seconds=1):  # to the second the clocks went forward
+        mid = before + timedelta(seconds=(after - before).total_seconds() // 2)
+        if mid.astimezone(zone).replace(tzinfo=None) >= wall:
+            after = mid
+        else:
+            before = mid
+    return after.astimezone(zone)
 
 
 def window_hours(user: UserRow | str, daily_hours: int) -> int:

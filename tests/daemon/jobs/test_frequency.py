@@ -125,6 +125,23 @@ def test_next_due_follows_the_frequency_the_weekday_and_the_pause() -> None:
         assert next_due(endless, wednesday_noon, 9, made=False).year == 9999
 
 
+def test_next_due_when_summer_time_skips_the_digest_hour_is_the_first_time_it_is_due() -> None:
+    # Chatham Islands, 27 Sep 2026: 02:45 (+12:45) -> 03:45 (+13:45), 03:00 never comes; the
+    # digest of hour 3 is due from 03:45 (14:00 UTC), not 04:00; Berlin skips 02:00-03:00 whole
+    for tz, hour, day, first in (
+        ("Pacific/Chatham", 3, date(2026, 9, 27), datetime(2026, 9, 26, 14, 0, tzinfo=UTC)),
+        ("Europe/Berlin", 2, date(2026, 3, 29), datetime(2026, 3, 29, 1, 0, tzinfo=UTC)),
+        ("Australia/Lord_Howe", 2, date(2026, 10, 4), datetime(2026, 10, 3, 15, 30, tzinfo=UTC)),
+    ):
+        user = _user(tz=tz, hour=hour)
+        the_day_before = first - timedelta(hours=12)
+        at = next_due(user, the_day_before, 9, made=True)
+        assert (at.date(), at.astimezone(UTC)) == (day, first), tz
+        assert jobs.is_due(user, first, 9)
+        assert not jobs.is_due(user, first - timedelta(seconds=1), 9)
+        assert next_due(user, first - timedelta(hours=1), 9, made=False) == at
+
+
 # ---- the scheduled job, hour after hour ---------------------------------------------------------
 
 
