@@ -20,6 +20,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     BaseModel,
@@ -536,14 +537,26 @@ def _unreadable_variable(error: SettingsError) -> str:
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
-def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger:
-    """`CronTrigger.from_crontab` with crontab's weekday numbers (0 or 7 = Sunday, 1 = Monday).
+def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrTrigger:
+    """`CronTrigger.from_crontab` with crontab's weekday numbers (0 or 7 = Sunday, 1 = Monday),
+    and crontab's days.
 
     APScheduler 3 numbers weekdays from Monday = 0 and `from_crontab` passes the field through,
-    so "0 6 * * 1-5" would fire Tuesday to Saturday; numbers are turned into names first."""
+    so "0 6 * * 1-5" would fire Tuesday to Saturday; numbers are turned into names first. Its
+    day and weekday fields must both match, where crontab's either does when neither starts
+    with '*': "0 6 1,15 * mon" (the 1st, the 15th and every Monday) fired on a Monday that was
+    the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins."""
     fields = expr.split()
     if len(fields) == 5 and any(ch.isdigit() for ch in fields[4]):
         fields[4] = _crontab_weekdays(fields[4])
+    if len(fields) == 5 and not fields[2].startswith("*") and not fields[4].startswith("*"):
+        by_day, by_weekday = [*fields[:4], "*"], [*fields[:2], "*", *fields[3:]]
+        return OrTrigger(
+            [
+                CronTrigger.from_crontab(" ".join(by_day), timezone=timezone),
+                CronTrigger.from_crontab(" ".join(by_weekday), timezone=timezone),
+            ]
+        )
     return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -116,6 +116,32 @@ def test_crontab_weekdays_mean_what_crontab_means(cron: str, weekdays: set[str])
     assert fired == weekdays
     # and no other day within the week
     assert trigger.get_next_fire_time(None, at).strftime("%a") in weekdays
+
+
+@pytest.mark.parametrize(
+    ("cron", "days"),
+    [
+        # both restricted: crontab runs on either (the 1st and 15th, and every Monday)
+        ("0 6 1,15 * 1", [date(2026, 12, d) for d in (1, 7, 14, 15, 21, 28)]),
+        ("0 6 13 * fri", [date(2026, 11, d) for d in (6, 13, 20, 27)]),
+        # one of them '*' (or starting with it): the other alone
+        ("0 6 1 * *", [date(2026, 12, 1), date(2027, 1, 1)]),
+        ("0 6 * * 1", [date(2026, 12, d) for d in (7, 14, 21, 28)]),
+        ("0 6 */10 * 1", [date(2026, 12, 21), date(2027, 1, 11)]),  # crontab: both, here
+    ],
+)
+def test_a_crontab_with_a_day_and_a_weekday_runs_on_either_as_crontab_does(
+    cron: str, days: list[date]
+) -> None:
+    """APScheduler's day and day_of_week fields must both match; crontab's either, when neither
+    starts with '*'."""
+    trigger = crontab_trigger(cron, "UTC")
+    at = datetime(days[0].year, days[0].month, 1, tzinfo=UTC) - timedelta(seconds=1)
+    fired = []
+    for _ in days:
+        at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        fired.append(at.date())
+    assert fired == days
 
 
 def test_cron_fields_follow_the_settings(
