@@ -62,7 +62,9 @@ def quiet_limit(schedule: ScheduleSettings, now: datetime) -> timedelta:
     # gaps at least
     while t is not None and (t < now + LOOKAHEAD or len(fires) < 3) and len(fires) < 200:
         fires.append(t)
-        t = trigger.get_next_fire_time(t, t + timedelta(seconds=1))
+        # a second later in UTC: on the local clock, the second after the second 02:30 of the
+        # night summer time ends is the second after the first, and its next run that 02:30
+        t = trigger.get_next_fire_time(t, t.astimezone(UTC) + timedelta(seconds=1))
     gaps = [b - a for a, b in itertools.pairwise(fires)]
     return FAILING_FOR + max(gaps, default=LOOKAHEAD)
 

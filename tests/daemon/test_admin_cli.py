@@ -155,6 +155,25 @@ def test_status_knows_an_ingest_schedule_of_a_fortnight(store: Store) -> None:
     assert "no feed fetched since" in problem.what
 
 
+def test_status_knows_a_weekly_ingest_in_the_repeated_hour_of_the_end_of_summer_time(
+    store: Store,
+) -> None:
+    # ingest_cron "30 2 * * sun" in Berlin: 02:30 comes twice on Sunday 25 Oct 2026; the gaps
+    # were read one second after each run on the local clock, which went back to the first
+    # 02:30 (02:30:01 CEST), so the runs read were 02:30 CET over and over: gaps of 0, and a
+    # daemon that ran on the 18th was "not running" from the 19th to the 25th
+    from daemon.settings import ScheduleSettings
+    from daemon.status import quiet_limit, status
+
+    weekly = ScheduleSettings(timezone="Europe/Berlin", ingest_cron="30 2 * * sun")
+    now = datetime(2026, 10, 21, 9, tzinfo=UTC)
+    assert quiet_limit(weekly, now) == timedelta(days=8)
+    store.feeds.add("cs.LG", "https://example.org/feed.xml", now - timedelta(days=60))
+    (feed,) = store.feeds.all()
+    store.feeds.record_fetch(feed.id, datetime(2026, 10, 18, 0, 30, tzinfo=UTC))  # its last run
+    assert status(store, now, 7, weekly).problems == []
+
+
 def test_status_counts_a_feed_re_enabled_from_when_it_was_enabled(pw: Runner, store: Store) -> None:
     # every feed disabled for a month, then enabled again: "no feed fetched since …: is
     # `paperwire run` running?" and "feed … has failed since …", exit 1, until the next
