@@ -7,6 +7,7 @@ environment (`PAPERWIRE_<SECTION>__<KEY>`, e.g. `PAPERWIRE_EMAIL__PASSWORD`), th
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import math
@@ -14,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote_plus
@@ -537,6 +538,36 @@ def _unreadable_variable(error: SettingsError) -> str:
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
+class _CronTrigger(CronTrigger):  # type: ignore[misc]
+    """APScheduler's cron trigger without its skipped days. It adds a day as 24 hours of UTC:
+    from a run at midnight on the day summer time begins it came to 01:00 the next day, past
+    midnight, and went on to the day after ('0 0 * * *' in Berlin had no run on 30 March, in
+    New York none on 9 March, nor in Santiago on 6 September, which has no midnight). The next
+    run is also found on the local clock, as crontab finds it (a time summer time skips: just
+    after the skip; a time that comes twice: the first), and the earlier of the two is taken."""
+
+    __slots__ = ()
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
+        start = now.astimezone(UTC)  # from where APScheduler looks, as it does
+        if previous_fire_time is not None:
+            start = min(start, previous_fire_time.astimezone(UTC) + timedelta(microseconds=1))
+        on_the_clock = copy.copy(self)  # the same fields, read in UTC: no summer time
+        on_the_clock.timezone = UTC
+        wall: datetime | None = CronTrigger.get_next_fire_time(
+            on_the_clock, None, start.astimezone(self.timezone).replace(tzinfo=UTC)
+        )
+        if wall is None:
+            return fire
+        at = wall.replace(tzinfo=self.timezone).astimezone(UTC)  # fold 0
+        if at >= start and (fire is None or at < fire):
+            return at.astimezone(self.timezone)
+        return fire
+
+
 def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrTrigger:
     """`CronTrigger.from_crontab` with crontab's weekday numbers (0 or 7 = Sunday, 1 = Monday),
     and crontab's days.
@@ -553,11 +584,12 @@ def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrT
         by_day, by_weekday = [*fields[:4], "*"], [*fields[:2], "*", *fields[3:]]
         return OrTrigger(
             [
-                CronTrigger.from_crontab(" ".join(by_day), timezone=timezone),
-                CronTrigger.from_crontab(" ".join(by_weekday), timezone=timezone),
+                _CronTrigger.from_crontab(" ".join(by_day), timezone=timezone),
+                _CronTrigger.from_crontab(" ".join(by_weekday), timezone=timezone),
             ]
         )
-    return CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    trigger: CronTrigger = _CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
+    return trigger
 
 
 def _crontab_weekdays(field: str) -> str:

@@ -144,6 +144,39 @@ def test_a_crontab_with_a_day_and_a_weekday_runs_on_either_as_crontab_does(
     assert fired == days
 
 
+@pytest.mark.parametrize(
+    ("tz", "summer_time_begins"),
+    [
+        ("Europe/Berlin", date(2026, 3, 29)),  # 02:00 -> 03:00
+        ("America/New_York", date(2026, 3, 8)),
+        ("America/Santiago", date(2026, 9, 6)),  # 00:00 -> 01:00: the day has no midnight
+        ("Australia/Lord_Howe", date(2026, 10, 4)),  # 02:00 -> 02:30
+        ("Pacific/Chatham", date(2026, 9, 27)),  # 02:45 -> 03:45
+    ],
+)
+@pytest.mark.parametrize("cron", ["0 0 * * *", "30 0 * * *", "30 2 * * *", "0 12 * * *"])
+def test_a_daily_cron_runs_every_local_day_of_a_year_across_summer_time(
+    tz: str, summer_time_begins: date, cron: str
+) -> None:
+    """Run after run, as the scheduler asks (from a microsecond after the last run): a day
+    each, none skipped. APScheduler adds a day as 24 hours of UTC: from a run at midnight on
+    the day summer time begins it came to 01:00 the next day, past midnight, and went on to
+    the day after ("0 0 * * *" in Berlin had no run on 30 March 2026)."""
+    zone = ZoneInfo(tz)
+    trigger = crontab_trigger(cron, tz)
+    run = trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=zone))
+    days: list[date] = []
+    while run is not None and run.astimezone(zone).year == 2026:
+        local = run.astimezone(zone)
+        days.append(local.date())
+        # the time of the cron, or (a time summer time skips) just after the skip
+        hour, minute = int(cron.split()[1]), int(cron.split()[0])
+        assert (hour, minute) <= (local.hour, local.minute) <= (hour + 1, minute), run
+        run = trigger.get_next_fire_time(run, run.astimezone(UTC) + timedelta(microseconds=1))
+    assert sorted(set(days)) == [date(2026, 1, 1) + timedelta(days=n) for n in range(365)]
+    assert summer_time_begins + timedelta(days=1) in days
+
+
 def test_cron_fields_follow_the_settings(
     app_factory: Callable[..., App], make_settings: Callable[..., Any]
 ) -> None:
