@@ -573,12 +573,13 @@ def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrT
     and crontab's days.
 
     APScheduler 3 numbers weekdays from Monday = 0 and `from_crontab` passes the field through,
-    so "0 6 * * 1-5" would fire Tuesday to Saturday; numbers are turned into names first. Its
+    so "0 6 * * 1-5" would fire Tuesday to Saturday, and its weeks begin on Monday, so
+    "sun-thu" was refused (a range backwards); the field is written as a list of names first. Its
     day and weekday fields must both match, where crontab's either does when neither starts
     with '*': "0 6 1,15 * mon" (the 1st, the 15th and every Monday) fired on a Monday that was
     the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins."""
     fields = expr.split()
-    if len(fields) == 5 and any(ch.isdigit() for ch in fields[4]):
+    if len(fields) == 5 and fields[4] != "*":
         fields[4] = _crontab_weekdays(fields[4])
     if len(fields) == 5 and not fields[2].startswith("*") and not fields[4].startswith("*"):
         by_day, by_weekday = [*fields[:4], "*"], [*fields[:2], "*", *fields[3:]]

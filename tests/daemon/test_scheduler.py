@@ -99,6 +99,10 @@ def test_cron_triggers_fire_in_the_configured_time_zone(
         ("0 6 * * 6,0", {"Sat", "Sun"}),
         ("0 6 * * 5-7", {"Fri", "Sat", "Sun"}),
         ("0 6 * * mon-fri", {"Mon", "Tue", "Wed", "Thu", "Fri"}),
+        # names from Sunday too (a week of work from Sunday to Thursday)
+        ("0 6 * * sun-thu", {"Sun", "Mon", "Tue", "Wed", "Thu"}),
+        ("0 6 * * Sun-Sat", {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}),
+        ("0 6 * * SUN,wed", {"Sun", "Wed"}),
         ("0 6 * * */2", {"Sun", "Tue", "Thu", "Sat"}),
         ("0 6 * * *", {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"}),
     ],
