@@ -579,9 +579,10 @@ def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrT
     with '*': "0 6 1,15 * mon" (the 1st, the 15th and every Monday) fired on a Monday that was
     the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins."""
     fields = expr.split()
+    either = len(fields) == 5 and not fields[2].startswith("*") and not fields[4].startswith("*")
     if len(fields) == 5 and fields[4] != "*":
         fields[4] = _crontab_weekdays(fields[4])
-    if len(fields) == 5 and not fields[2].startswith("*") and not fields[4].startswith("*"):
+    if either:
         by_day, by_weekday = [*fields[:4], "*"], [*fields[:2], "*", *fields[3:]]
         return OrTrigger(
             [

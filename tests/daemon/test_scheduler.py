@@ -132,6 +132,7 @@ def test_crontab_weekdays_mean_what_crontab_means(cron: str, weekdays: set[str])
         ("0 6 1 * *", [date(2026, 12, 1), date(2027, 1, 1)]),
         ("0 6 * * 1", [date(2026, 12, d) for d in (7, 14, 21, 28)]),
         ("0 6 */10 * 1", [date(2026, 12, 21), date(2027, 1, 11)]),  # crontab: both, here
+        ("0 6 1 * */2", [date(2026, 12, 1), date(2027, 4, 1)]),  # Tuesday, Thursday
     ],
 )
 def test_a_crontab_with_a_day_and_a_weekday_runs_on_either_as_crontab_does(
