@@ -323,7 +323,8 @@ def run() -> None:
 
         exposed = readable_by_others(config_path(_state.config))
         private = make_private(app.store.engine)  # a file an earlier version left 0644
-        for warning in (s.server.links_elsewhere(), s.server.weak_key(), exposed, private):
+        warnings = (s.server.links_elsewhere(), s.server.weak_key(), exposed, private)
+        for warning in (*warnings, s.schedule.hours_unreached()):
             if warning:
                 logging.getLogger("paperwire.daemon").warning(warning)
 
@@ -548,7 +549,13 @@ def config_check() -> None:
     settings = load_settings(_state.config)
     recommender_config(settings)
     exposed = readable_by_others(config_path(_state.config))
-    for warning in (settings.server.links_elsewhere(), settings.server.weak_key(), exposed):
+    server = settings.server
+    for warning in (
+        server.links_elsewhere(),
+        server.weak_key(),
+        exposed,
+        settings.schedule.hours_unreached(),
+    ):
         if warning:
             err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     out.print(

@@ -185,6 +185,29 @@ class ScheduleSettings(_Section):
             raise ValueError("never fires: no date matches its day and month fields")
         return v
 
+    def hours_unreached(self) -> str:
+        """A warning when `digest_cron` leaves more than an hour between two runs (over a week
+        from `_CRON_CHECK_FROM`): a subscriber's digest is made at the first run from their
+        digest hour in their own time zone, so some come hours late, and one whose hour comes
+        after the day's last run gets none that day ('0 8 * * *': none ever for those whose
+        hour is later than 08:00 UTC in their zone). "" otherwise."""
+        trigger = crontab_trigger(self.digest_cron, self.timezone)
+        at, end = _CRON_CHECK_FROM, _CRON_CHECK_FROM + timedelta(days=8)
+        longest = timedelta(0)
+        while at < end:
+            run = trigger.get_next_fire_time(None, at)  # never None: the cron is checked
+            longest = max(longest, run - at)
+            if longest > timedelta(hours=1):
+                return (
+                    f"schedule.digest_cron {self.digest_cron!r} leaves hours without a run: "
+                    f"each subscriber's digest is made at the first run from their digest hour "
+                    f"in their own time zone, so some come hours late, and one whose hour comes "
+                    f"after the day's last run gets none that day; run it every hour "
+                    f"('5 * * * *')"
+                )
+            at = run.astimezone(UTC) + timedelta(seconds=1)
+        return ""
+
 
 class IngestSettings(_Section):
     timeout_seconds: float = Field(default=30.0, gt=0)

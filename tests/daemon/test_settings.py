@@ -668,6 +668,30 @@ def test_masking_a_text_takes_time_in_proportion_to_its_length(
     assert growth(lambda: shown_url(short), lambda: shown_url(long)) < LINEAR_LIMIT
 
 
+@pytest.mark.parametrize(
+    ("cron", "warned"),
+    [
+        ("5 * * * *", False),
+        ("*/20 * * * *", False),
+        ("59 * * * *", False),
+        ("0 8 * * *", True),  # those whose hour is later than 08:00 UTC there: never a digest
+        ("5 */2 * * *", True),
+        ("5 6-22 * * *", True),
+        ("5 * * * 1-5", True),  # none at weekends
+    ],
+)
+def test_a_digest_cron_that_leaves_an_hour_without_a_run_is_a_warning(
+    cron: str, warned: bool
+) -> None:
+    # config/paperwire.toml asked for a run every hour, and nothing said it when not
+    for tz in ("UTC", "Europe/Berlin", "Australia/Lord_Howe"):
+        said = Settings(schedule={"digest_cron": cron, "timezone": tz}).schedule.hours_unreached()
+        assert bool(said) == warned, (cron, tz)
+        if warned:
+            assert f"schedule.digest_cron {cron!r} leaves hours without a run" in said
+            assert "'5 * * * *'" in said
+
+
 def test_a_base_url_on_this_machine_at_another_port_is_a_warning() -> None:
     # the port changed, not the address: every digest's link reached nothing (imports QA)
     assert Settings().server.links_elsewhere() == ""
