@@ -271,6 +271,10 @@ def reschedule(scheduler: BackgroundScheduler, old: Settings, new: Settings) -> 
             scheduler.modify_job(
                 job_id, misfire_grace_time=_digest_grace(grace) if job_id == "digest" else grace
             )
+    if (a.digest_cron, a.timezone) != (b.digest_cron, b.timezone) and (
+        warning := b.hours_unreached()
+    ):
+        log.warning(warning)  # as `run` and `config check` say it
 
 
 class ConfigWatch:

@@ -168,6 +168,27 @@ def test_what_is_built_from_the_settings_follows_them(watched: tuple[App, Path])
     assert restart == ["server.port"]
 
 
+def test_a_digest_cron_that_leaves_hours_without_a_run_is_a_warning_when_applied(
+    watched: tuple[App, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    # `run` and `config check` warn of it; a change while the daemon ran said nothing
+    app, config = watched
+    scheduler = make_scheduler(app)
+    scheduler.start(paused=True)
+    try:
+        watch = ConfigWatch(app)
+        with caplog.at_level(logging.WARNING, logger="paperwire.daemon"):
+            edit(config, {"schedule.digest_cron": "35 * * * *"})
+            watch()
+            edit(config, {"schedule.digest_cron": "35 6 * * *"})
+            watch()
+        said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(said) == 1
+        assert "schedule.digest_cron '35 6 * * *' leaves hours without a run" in said[0]
+    finally:
+        scheduler.shutdown(wait=False)
+
+
 def test_a_cron_that_never_fires_is_refused_naming_its_key_and_the_old_schedule_kept(
     watched: tuple[App, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
