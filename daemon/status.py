@@ -176,11 +176,15 @@ def status(
     )
 
 
+# Slack refusals that are the workspace's rules, not the address: its admins or another channel
+SLACK_BARRED = ("action_prohibited", "posting_to_general_channel_denied")
+
+
 def _failed_fix(causes: list[tuple[str, int]], others: int = 0) -> str:
     """What to do about digests given up on, for the causes seen: a transport that refused
     everything for a day (its settings), a Slack webhook removed in Slack (a new one from its
-    subscriber), else (and for the `others`, errors beyond the causes named) an address to
-    correct."""
+    subscriber), a channel the workspace's admins restrict (them, or another channel), else
+    (and for the `others`, errors beyond the causes named) an address to correct."""
     from notifications.transports.slack import MESSAGE_REFUSED_ERRORS, WEBHOOK_GONE_ERRORS
 
     said = ["see `paperwire deliveries list --state failed`"]
@@ -199,7 +203,12 @@ def _failed_fix(causes: list[tuple[str, int]], others: int = 0) -> str:
     if made:
         said.append("Slack refused a message as paperwire made it (invalid_blocks…): a "
                     "paperwire bug to report, not the address")  # fmt: skip
-    if len(down) + len(gone) + len(made) < len(errors) or others or not errors:
+    barred = [e for e in errors if "Slack webhook" in e and any(w in e for w in SLACK_BARRED)]
+    if barred:
+        said.append("Slack's workspace restricts posting to a channel (action_prohibited…): "
+                    "its subscriber must ask the workspace's admins, or give a webhook for "
+                    "another channel")  # fmt: skip
+    if len(down) + len(gone) + len(made) + len(barred) < len(errors) or others or not errors:
         said.append("fix the address, then `paperwire deliveries retry ID`")
     return "; ".join(said)
 
