@@ -265,7 +265,7 @@ class DigestSettings(_Section):
     max_picks: int = Field(default=10, ge=1, le=100)
     min_score: float = Field(default=0.02, ge=0, le=1)  # scores are within [0, 1]
     send_empty: bool = False
-    subject_prefix: str = ""
+    subject_prefix: str = Field(default="", max_length=200)  # a Subject line stays < 998
     max_age_days: int = Field(default=30, ge=1)
     keyword_share: float = Field(default=0.5, ge=0, le=1)
     keep_days: int = Field(default=365, ge=0)
@@ -381,6 +381,16 @@ class SlackSettings(_Section):
 
 class DeliverySettings(_Section):
     outbox_dir: Path = Path("var/outbox")
+
+    @field_validator("outbox_dir", mode="before")
+    @classmethod
+    def _a_folder(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError(
+                "give a folder for the file transports' messages (the default is var/outbox)"
+            )
+        return v
+
     max_attempts: int = Field(default=6, ge=1)
     backoff_seconds: float = Field(default=60.0, ge=0)
     lease_seconds: int = Field(default=60, ge=10)

@@ -761,3 +761,18 @@ def test_the_schedule_may_run_on_the_servers_own_clock() -> None:
     assert Settings(schedule={"timezone": "localtime"}).schedule.timezone == "localtime"
     with pytest.raises(ValidationError, match="not a known time zone"):
         Settings(schedule={"timezone": "Mars/Base"})
+
+
+def test_an_empty_outbox_folder_and_an_overlong_subject_prefix_are_refused(
+    tmp_path: Path,
+) -> None:
+    """`outbox_dir = ""` put the outbox in whatever folder the daemon started in, and a subject
+    prefix of a thousand characters made a Subject line longer than SMTP's 998 (the console
+    QA and the delivery QA)."""
+    msg = _error(_write(tmp_path, '[delivery]\noutbox_dir = ""\n'))
+    assert "delivery.outbox_dir" in msg and "var/outbox" in msg
+    msg = _error(_write(tmp_path, f'[digest]\nsubject_prefix = "{"x" * 201}"\n'))
+    assert "digest.subject_prefix" in msg and "200" in msg
+    prefix = "[paperwire] "
+    settings = load_settings(_write(tmp_path, f'[digest]\nsubject_prefix = "{prefix}"\n'))
+    assert settings.digest.subject_prefix == prefix
