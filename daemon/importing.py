@@ -52,6 +52,16 @@ def _column(header: str) -> str | None:
 
 def read_csv(text: str) -> ReadRows:
     """The rows of a CSV file, each checked; errors name the line and the column."""
+    result = _read_rows(text)
+    if not result.rows and not result.errors:
+        result.errors.append(
+            "no subscriber under its first row (the column names): add a row for each "
+            "subscriber, such as ada,ada@lab.example"
+        )
+    return result
+
+
+def _read_rows(text: str) -> ReadRows:
     result = ReadRows()
     text = text.lstrip("\ufeff")
     first = text.split("\n", 1)[0]

@@ -456,6 +456,16 @@ def test_import_of_a_file_the_csv_reader_cannot_read_names_the_line(
     assert _rows(tmp_path, "select count(*) from user") == [(0,)]
 
 
+def test_import_of_a_file_with_no_row_under_its_column_names_says_so(
+    pw: Runner, tmp_path: Path
+) -> None:
+    # "0 added, 0 updated, 0 unchanged" for a file of column names alone (the console QA)
+    csv = tmp_path / "header.csv"
+    csv.write_text("name,email\n\n")
+    said = " ".join(pw("users", "import", str(csv), expect=1).stderr.split())
+    assert "no subscriber under its first row" in said and "nothing imported" in said
+
+
 def test_import_reads_the_semicolons_excel_writes_in_europe(pw: Runner, tmp_path: Path) -> None:
     # "'name;email;…' is not a column" before (imports/feeds QA)
     csv = tmp_path / "excel.csv"
