@@ -314,12 +314,13 @@ def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
 
 
 def _lanes(run: _Run, kind: ChannelKind, messages: int) -> int:
-    """Connections used at once for a kind: `email.connections` for email when the batch is
-    big enough to share (a few messages go through one connection); one for the others
-    (Slack's limit is per webhook)."""
+    """Connections used at once for a kind: `email.connections` for email (less those the
+    server refused in the run) when the batch is big enough to share (a few messages go
+    through one connection); one for the others (Slack's limit is per webhook)."""
     if kind != ChannelKind.EMAIL:
         return 1
-    wanted = run.app.settings.email.connections
+    # a connection the server refused while others worked is one fewer for the rest of the run
+    wanted = run.app.settings.email.connections - len(run.refused.get(kind, ()))
     return max(1, min(wanted, messages // MESSAGES_PER_LANE))
 
 

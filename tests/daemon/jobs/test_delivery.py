@@ -304,6 +304,45 @@ def test_a_connection_more_than_the_server_takes_at_once_holds_nothing_up(
         assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
+def test_a_connection_refused_is_one_lane_fewer_for_the_rest_of_the_run(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay takes 3 connections at once, `email.connections` is 4: the fourth is refused
+    in the first batch, and the next batches go on the three kept open. Each batch's lanes took
+    a new number in place of the refused one, so each batch of 100 opened a fourth connection
+    again, refused again (the docs and the log say one lane fewer for the rest of the run)."""
+    too_many = "421 4.3.2 The maximum number of concurrent server connections has exceeded"
+    with (
+        smtp_server(tls="none", require_starttls=False) as server,
+        smtp_server(tls="none", require_starttls=False) as full,
+    ):
+        full.fail("CONNECT", "close", too_many, times=None)
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 4}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 100}))
+        users_with_digests(app, 300)  # three batches of 100, each big enough for four lanes
+        real = delivery._Run.transport
+        taken: set[int] = set()  # lanes the relay took a connection of
+
+        def transport(run: delivery._Run, kind: ChannelKind, lane: int = 0) -> Any:
+            with run.lock:
+                if (kind, lane) not in run.transports and lane not in taken:
+                    if len(taken) < 3:
+                        taken.add(lane)
+                    else:  # one more than the relay takes at once
+                        refused = SmtpTransport(full.host, full.port, security="none", timeout=5.0)
+                        run.transports[(kind, lane)] = refused.__enter__()
+            return real(run, kind, lane)
+
+        monkeypatch.setattr(delivery._Run, "transport", transport)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 300 and report.postponed == report.failed == 0, report
+        assert len(server.messages) == 300 and full.messages == []
+        assert full.connections == 1 and server.connections == 3
+
+
 def test_a_server_refusing_every_lanes_connection_is_down_once_for_the_run(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
