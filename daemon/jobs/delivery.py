@@ -243,6 +243,7 @@ class _Run:
     # others had one (a limit of connections at once): not used again in the run
     running: dict[ChannelKind, int] = field(default_factory=dict)
     refused: dict[ChannelKind, set[int]] = field(default_factory=dict)
+    worked: dict[ChannelKind, set[int]] = field(default_factory=dict)  # a message answered
     closers: list[Callable[[], object]] = field(default_factory=list)
     done: int = 0
     papers: dict[int, PaperRow] = field(default_factory=dict)  # read once per run, by id
@@ -309,6 +310,16 @@ def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
             with ThreadPoolExecutor(len(lanes), thread_name_prefix=f"deliver-{kind}") as pool:
                 for future in [pool.submit(_lane, run, held, kind, n, queue) for n in lanes]:
                     future.result()
+        while queue.waiting() and kind not in run.down and not run.app.stopping.is_set():
+            # given back by a lane refused when the others had left: one whose connection the
+            # server answered takes them (each refused is one fewer; the last says it is down)
+            refused = run.refused.get(kind, set())
+            kept = sorted(run.worked.get(kind, set()) - refused)
+            kept += [n for n in lanes if n not in refused]
+            if not kept:
+                break  # given back with the lease, for the next batch
+            run.running[kind] = 1
+            _lane(run, held, kind, kept[0], queue)
         if kind in run.down:
             _postpone(run, kind, queue.rest(), held)
 
@@ -344,6 +355,10 @@ class _Queue:
             self._next += 1
             return self._items[self._next - 1]
 
+    def waiting(self) -> bool:
+        with self._lock:
+            return self._next < len(self._items)
+
     def rest(self) -> list[DueDelivery]:
         """The messages no lane took (the kind became unavailable), taken now."""
         with self._lock:
@@ -377,7 +392,10 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
         given_back = False
         try:
             _deliver_one(run, run.transport(kind, lane), d, out, held)
-            worked = True
+            if not worked:
+                worked = True
+                with run.lock:
+                    run.worked.setdefault(kind, set()).add(lane)
         except TransportUnavailable as e:  # the server, not this digest: the kind waits
             if not worked and not e.permanent and _others_at_work(run, kind, lane):
                 # one connection more than the server takes at once ("421 … too many
@@ -404,12 +422,14 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
 
 
 def _others_at_work(run: _Run, kind: ChannelKind, lane: int) -> bool:
-    """Whether other lanes of the kind go on sending, so `lane` may leave its messages to them
-    (its connection refused); if so, it is not used again in the run."""
+    """Whether other lanes of the kind go on sending, or one has sent in the run and is done
+    (it takes what is given back when the others are), so `lane` may leave its messages to
+    them (its connection refused); if so, it is not used again in the run."""
     with run.lock:
-        if run.running.get(kind, 0) <= 1:
+        refused = run.refused.setdefault(kind, set())
+        if run.running.get(kind, 0) <= 1 and not run.worked.get(kind, set()) - refused - {lane}:
             return False
-        run.refused.setdefault(kind, set()).add(lane)
+        refused.add(lane)
         run.running[kind] -= 1
         return True
 

@@ -5,6 +5,7 @@ transport, wrapped to run a hook inside `send` (the moment a message is in fligh
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -341,6 +342,46 @@ def test_a_connection_refused_is_one_lane_fewer_for_the_rest_of_the_run(
         assert report.sent == 300 and report.postponed == report.failed == 0, report
         assert len(server.messages) == 300 and full.messages == []
         assert full.connections == 1 and server.connections == 3
+
+
+def test_a_connection_refused_after_the_others_are_done_is_not_the_server_down(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The refusal of one lane's connection comes when the other lane has sent the rest of
+    the batch and left: that lane's connection works, yet the refused one was the last lane
+    left, said the server down, and its digest and every later batch of the run waited."""
+    too_many = "421 4.3.2 The maximum number of concurrent server connections has exceeded"
+    with (
+        smtp_server(tls="none", require_starttls=False) as server,
+        smtp_server(tls="none", require_starttls=False) as full,
+    ):
+        full.fail("CONNECT", "close", too_many, times=None)
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 2}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 50}))
+        users_with_digests(app, 80)  # a batch of 50 on two lanes, then one of 30 on one
+        real_transport, real_lane = delivery._Run.transport, delivery._lane
+        left = threading.Event()  # lane 0 has sent the rest of the first batch and left
+
+        def transport(run: delivery._Run, kind: ChannelKind, lane: int = 0) -> Any:
+            if lane == 1 and (kind, lane) not in run.transports:
+                assert left.wait(30)
+                refused = SmtpTransport(full.host, full.port, security="none", timeout=5.0)
+                run.transports[(kind, lane)] = refused.__enter__()
+            return real_transport(run, kind, lane)
+
+        def lane(run: delivery._Run, *args: Any) -> None:
+            real_lane(run, *args)
+            left.set()
+
+        monkeypatch.setattr(delivery._Run, "transport", transport)
+        monkeypatch.setattr(delivery, "_lane", lane)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 80 and report.postponed == report.released == 0, report
+        assert len(server.messages) == 80 and full.connections == 1
+        assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
 def test_a_server_refusing_every_lanes_connection_is_down_once_for_the_run(
