@@ -136,8 +136,11 @@ def _key(e: Entry) -> str:
     """The key a paper made from `e` gets: arXiv id, else DOI, else its link, else its title.
     A link to a site's home page (no path, no query) names no paper: two papers giving the
     same journal's site would be one."""
-    parts = urlsplit(e.url)
-    page = e.url if parts.path.strip("/") or parts.query else ""
+    try:
+        parts = urlsplit(e.url)
+        page = e.url if parts.path.strip("/") or parts.query else ""
+    except ValueError:  # "http://[journal…/1": not a site's home page either, a key as it is
+        page = e.url
     fallback = page or "library:" + (title_key(e.title) or " ".join(e.title.casefold().split()))
     return paper_key(e.arxiv_id, e.doi, fallback)
 

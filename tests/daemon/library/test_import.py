@@ -522,3 +522,23 @@ def test_papers_without_ids_that_give_a_sites_home_page_stay_two_papers(
         "A Paper With A Page Of Its Own Somewhere",
     ]
     assert report.created[2].key == "guid:https://www.journals.example.org/article/123"
+
+
+def test_a_url_that_urlsplit_cannot_read_does_not_stop_the_import(
+    build: Callable[[str], App],
+) -> None:
+    """An entry's url with a '[' after its scheme (a typo, a mangled export) made the import
+    raise ValueError ("Invalid IPv6 URL") while its key was worked out: the whole file was
+    refused for one entry's link. Such a link is the paper's key as any other is."""
+    from daemon.library.read import read_bibtex
+
+    app = build(_closed_port_url())
+    text = """
+@article{first, title = {Sparse Coding of Natural Images in the Visual Cortex},
+  author = {Olshausen, Bruno}, url = {http://[journals.example.org/article/1}}
+@article{second, title = {Spike Timing Dependent Plasticity in Cortical Circuits},
+  author = {Markram, Henry}, url = {https://www.journals.example.org/article/2}}
+"""
+    report = import_library(app, "ada", read_bibtex(text), NOW, source="lib.bib")
+    assert len(report.created) == 2, report
+    assert report.created[0].key == "guid:http://[journals.example.org/article/1"
