@@ -30,6 +30,7 @@ from pydantic import (
     HttpUrl,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -52,10 +53,27 @@ DEFAULT_CONFIG = Path("config/paperwire.toml")
 SHORT_KEY = 16
 
 
+# a number of seconds, minutes or hours, at most (100 years): 1e300 passed every "> 0" rule
+# as inf did, and raised OverflowError as a date, a socket timeout or a wait
+DURATION_UNITS = {"_seconds": 1, "_minutes": 60, "_hours": 3600}
+MAX_DURATION_SECONDS = 100 * 365.25 * 86400
+
+
 class _Section(BaseModel):
     # inf passed every "> 0" rule: a lockout window, a timeout or a backoff of inf seconds
     # raised OverflowError at its first use (every login, every send, every retry)
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*")
+    @classmethod
+    def _duration_fits(cls, value: Any, info: ValidationInfo) -> Any:
+        unit = next((u for u in DURATION_UNITS if (info.field_name or "").endswith(u)), None)
+        if unit is None or isinstance(value, bool) or not isinstance(value, int | float):
+            return value
+        most = MAX_DURATION_SECONDS / DURATION_UNITS[unit]
+        if value > most:
+            raise ValueError(f"Input should be at most {most:,.0f} (100 years)")
+        return value
 
 
 class DatabaseSettings(_Section):

@@ -1345,6 +1345,24 @@ def test_a_save_from_an_older_page_keeps_what_changed_since(
     assert console.app.settings.schedule.digest_hour == 9
 
 
+def test_a_number_of_seconds_too_large_for_a_date_is_refused_under_its_field(
+    console: Console, client: TestClient
+) -> None:
+    """1e300 is finite and passed the rule that refuses inf, then raised OverflowError as inf
+    did: a lockout window of 1e300 minutes made every login the 500 page, a backoff of 1e300
+    seconds every retry."""
+    log_in(client)
+    before = console.config.read_bytes()
+    form = _config_form(client)
+    form.update({"admin.lockout_minutes": "1e300", "delivery.backoff_seconds": "1e300",
+                 "email.timeout_seconds": "1e300", "digest.max_picks": "5"})  # fmt: skip
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "Nothing was written" in r.text, r.text[-300:]
+    for key in ("admin.lockout_minutes", "delivery.backoff_seconds", "email.timeout_seconds"):
+        assert f'id="error-{key}"' in r.text
+    assert console.config.read_bytes() == before
+
+
 def test_a_change_refused_for_its_key_file_leaves_the_file_as_it_was(
     console: Console, client: TestClient, tmp_path: Path
 ) -> None:
