@@ -532,7 +532,7 @@ def test_a_url_that_urlsplit_cannot_read_does_not_stop_the_import(
     refused for one entry's link. Such a link is the paper's key as any other is."""
     from daemon.library.read import read_bibtex
 
-    app = build(_closed_port_url())
+    app = build(closed_port_url())
     text = """
 @article{first, title = {Sparse Coding of Natural Images in the Visual Cortex},
   author = {Olshausen, Bruno}, url = {http://[journals.example.org/article/1}}
