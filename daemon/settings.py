@@ -53,9 +53,9 @@ DEFAULT_CONFIG = Path("config/paperwire.toml")
 SHORT_KEY = 16
 
 
-# a number of seconds, minutes or hours, at most (100 years): 1e300 passed every "> 0" rule
-# as inf did, and raised OverflowError as a date, a socket timeout or a wait
-DURATION_UNITS = {"_seconds": 1, "_minutes": 60, "_hours": 3600}
+# a number of seconds, minutes, hours or days, at most (100 years): 1e300 passed every "> 0"
+# rule as inf did, and raised OverflowError as a date, a socket timeout or a wait
+DURATION_UNITS = {"_seconds": 1, "_minutes": 60, "_hours": 3600, "_days": 86400}
 MAX_DURATION_SECONDS = 100 * 365.25 * 86400
 
 

@@ -776,3 +776,11 @@ def test_an_empty_outbox_folder_and_an_overlong_subject_prefix_are_refused(
     prefix = "[paperwire] "
     settings = load_settings(_write(tmp_path, f'[digest]\nsubject_prefix = "{prefix}"\n'))
     assert settings.digest.subject_prefix == prefix
+
+
+def test_a_number_of_days_is_at_most_a_hundred_years(tmp_path: Path) -> None:
+    # digest.keep_days = 10000000 passed, and the prune's date went before the year 1
+    # (OverflowError at every run); the seconds, minutes and hours were capped already
+    msg = _error(_write(tmp_path, "[digest]\nkeep_days = 10000000\n"))
+    assert "digest.keep_days" in msg and "36,525" in msg
+    assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 36525\n")).digest.keep_days
