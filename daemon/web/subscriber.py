@@ -735,11 +735,15 @@ def _set_feedback(page: _Page, token: str, form: dict[str, str] | None) -> Respo
     paper_id = as_id(form.get("paper", ""))
     if value is None or paper_id is None:
         return page.show(token, user, error="That answer is not one of the buttons.", status=400)
-    if paper_id not in app.store.papers.by_ids([paper_id]):
-        return page.show(token, user, error="That paper is no longer stored.", status=400)
-    if value != NEITHER and not app.store.subscriber.may_answer(user.id, paper_id):
-        # only a paper the page shows: another's id would show that paper on this page
+    if not app.store.subscriber.may_answer(user.id, paper_id):
+        # only a paper the page shows: another's id would show that paper on this page; and
+        # whether an id is stored at all is not told either (the same words, or nothing to
+        # take back)
+        if value == NEITHER:
+            return page.back(token, "feedback", "likes", 1)
         return page.show(token, user, error="That answer is not one of the buttons.", status=400)
+    if paper_id not in app.store.papers.by_ids([paper_id]):  # deleted since the check
+        return page.show(token, user, error="That paper is no longer stored.", status=400)
     app.store.people.set_feedback(user.id, paper_id, value, app.clock())
     # from the recent digests: back to the paper answered (its list may be long), else to the
     # likes, where the answer now shows

@@ -345,6 +345,12 @@ def test_a_paper_of_nobody_s_digest_cannot_be_liked_from_the_page(world: World) 
     export = world.client.get(f"{world.page}/export.json").text
     assert "draft" not in export and "s3cret" not in export
     assert world.post("feedback", paper=str(draft), value="none").status_code == 200  # no-op
+    # an id no paper has is answered in the same words: the page tells no id that exists
+    # (the second read)
+    for value, status in (("like", 400), ("dislike", 400), ("none", 200)):
+        r = world.post("feedback", paper=str(draft + 1000), value=value)
+        assert r.status_code == status and "no longer stored" not in r.text
+        assert status == 200 or "not one of the buttons" in r.text
     # a paper of one of the subscriber's digests is answered, as before, and a paper answered
     # before (an imported like, its Remove) keeps its buttons
     (email, _slack) = world.app.store.people.channels_of(world.user_id)
