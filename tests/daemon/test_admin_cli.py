@@ -1484,43 +1484,37 @@ def test_what_to_do_about_digests_failed_today_covers_the_errors_beyond_those_na
     assert WEBHOOK_GONE_ERRORS <= PERMANENT_SLACK_ERRORS
 
 
-def test_digests_slack_refused_as_paperwire_made_them_are_not_an_address_to_fix(
-    store: Store,
+@pytest.mark.parametrize(
+    ("refused", "fix"),
+    [
+        # the webhook works, paperwire's blocks did not
+        (
+            "MessageRefused: Slack webhook hooks.slack.com/…: HTTP 400 invalid_blocks (…)",
+            "paperwire bug to report",
+        ),
+        # the address is right, the workspace's admins restrict posting there (delivery QA)
+        (
+            "PermanentDeliveryError: Slack webhook hooks.slack.com/…: HTTP 403 action_prohibited",
+            "the workspace's admins",
+        ),
+    ],
+)
+def test_digests_slack_refused_for_no_fault_of_the_address_say_who_can_mend_it(
+    store: Store, refused: str, fix: str
 ) -> None:
-    # "fix the address" for Slack's invalid_blocks: the webhook works, paperwire's blocks did not
+    # status said "fix the address" for both
     from daemon.status import status
 
     now = datetime.now(UTC)
     store.papers.upsert([_paper(1, now)], None, now)
     pid = store.papers.find("arxiv:2612.00001").id
-    refused = "MessageRefused: Slack webhook hooks.slack.com/…: HTTP 400 invalid_blocks (…)"
     user = store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
     (channel,) = store.people.channels_of(user.id)
     item = NewItem(pid, 0.5, "similar", "r")
     made = store.digests.create(user.id, channel.id, now.date(), [item], now, cold_start=False)
     store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail=refused)
     problem = status(store, now).problems[-1]
-    assert "paperwire bug to report" in problem.fix and "fix the address" not in problem.fix
-
-
-def test_digests_slack_refused_by_the_workspaces_rules_say_who_can_mend_it(
-    store: Store,
-) -> None:
-    # "fix the address" for Slack's action_prohibited: the address is right, the workspace's
-    # admins restrict posting there (the delivery QA)
-    from daemon.status import status
-
-    now = datetime.now(UTC)
-    store.papers.upsert([_paper(1, now)], None, now)
-    pid = store.papers.find("arxiv:2612.00001").id
-    refused = "PermanentDeliveryError: Slack webhook hooks.slack.com/…: HTTP 403 action_prohibited"
-    user = store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
-    (channel,) = store.people.channels_of(user.id)
-    item = NewItem(pid, 0.5, "similar", "r")
-    made = store.digests.create(user.id, channel.id, now.date(), [item], now, cold_start=False)
-    store.digests.finish(made or 0, now, outcome=Outcome.PERMANENT, detail=refused)
-    problem = status(store, now).problems[-1]
-    assert "the workspace's admins" in problem.fix and "fix the address" not in problem.fix
+    assert fix in problem.fix and "fix the address" not in problem.fix
 
 
 def test_an_empty_arxiv_listing_says_arxiv_announces_nothing_that_day() -> None:
