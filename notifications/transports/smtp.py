@@ -9,7 +9,7 @@ import logging
 import re
 import smtplib
 import ssl
-from typing import ClassVar, Literal, Protocol
+from typing import Literal, Protocol
 
 from notifications.addresses import email_address, needs_smtputf8, shown
 from notifications.mailbox import one_mailbox
@@ -183,8 +183,6 @@ class SmtpTransport:
     """
 
     name: str = "smtp"
-    max_recipients_per_message: ClassVar[int] = 1
-    max_message_bytes: ClassVar[int] = 10 * 1024 * 1024  # conservative; servers announce SIZE
 
     def __init__(
         self,
