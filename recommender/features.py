@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from anyascii import anyascii
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
@@ -69,6 +70,15 @@ def _keyword_fold(text: str) -> str:
     return folded if folded.isascii() else folded.translate(_GREEK)
 
 
+def _name_fold(name: str) -> str:
+    """`_fold`, then the letters it leaves (ø, ł, ß, þ: they have no accent to take off) and
+    Cyrillic or Greek ones in Latin letters (`anyascii`: "Røgen" → "rogen", "Иванов" →
+    "ivanov"): an author's key is made of a–z and digits, and those letters were dropped
+    ("rgen"), so a name typed on an ASCII keyboard missed its author."""
+    folded = _fold(name)
+    return folded if folded.isascii() else anyascii(folded).lower()
+
+
 _SUFFIX = re.compile(r"(?:^|\s)(?:jr|sr|ii|iii|iv)\b\.?\s*$")  # "Jr.", "III" ending a name
 
 
@@ -81,7 +91,7 @@ def _surname_key(name: str) -> tuple[str, str]:
     A name in Chinese, Japanese or Korean (`_east_asian`) is its own key, whole."""
     if _east_asian(name):
         return _east_asian_key(name), ""
-    parts = [p for p in (_SUFFIX.sub("", p) for p in _fold(name).split(",")) if p.strip()]
+    parts = [p for p in (_SUFFIX.sub("", p) for p in _name_fold(name).split(",")) if p.strip()]
     if len(parts) > 1:  # "Last, First" or BibTeX's "Last, Jr, First"
         last, first = parts[0], parts[-1]
         surname = last.split()[-1:]
@@ -108,7 +118,7 @@ def _followed_author_key(name: str) -> tuple[str, str]:
     initial (as "Maestro" is), not a given name "Del" with the initial d."""
     last, initial = _surname_key(name)
     if initial and "," not in name:
-        words = _fold(name).split()
+        words = _name_fold(name).split()
         if len(words) > 1 and all(w in _SURNAME_PARTICLES for w in words[:-1]):
             return last, ""
     return last, initial

@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.types import Calibration
 
-FORMAT_VERSION = 5  # 5: author tokens by `_surname_key` (the old tokens are not read)
+FORMAT_VERSION = 6  # 5: author tokens by `_surname_key`; 6: its letters in a–z (`_name_fold`)
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 

@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from anyascii import anyascii
+
 # New-style ids (0704.0001 … 2503.01785, 4 or 5 digits after the dot) and old-style ids
 # (astro-ph/0601001, math.GT/0309136 — the ".GT" subject class is not part of the identifier).
 ID_PATTERN = r"\d{4}\.\d{4,5}|[a-z][a-z-]*(?:\.[a-z]{2})?/\d{7}"
@@ -222,9 +224,15 @@ def _folded(text: str) -> str:
 
 
 def _surnames(authors: Sequence[str]) -> set[str]:
+    """Each author's surname, its last word, in Latin letters (`anyascii`: "Røgen" as the
+    "Rogen" of an ASCII BibTeX): of "Last, First" the part before the comma ("S. James Gates,
+    Jr." is Gates either way)."""
     names = set()
     for name in authors:
-        words = _NON_WORD.sub(" ", _folded(name)).split()
+        folded = _folded(name.split(",", 1)[0] if "," in name else name)
+        if not folded.isascii():
+            folded = anyascii(folded).lower()
+        words = _NON_WORD.sub(" ", folded).split()
         if words:
             names.add(words[-1])
     return names

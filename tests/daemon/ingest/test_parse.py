@@ -373,6 +373,23 @@ def test_a_doi_written_with_a_space_after_its_prefix_is_read() -> None:
     assert canonical_doi("doi: see the paper") is None
 
 
+def test_a_title_match_reads_surnames_in_latin_letters() -> None:
+    # a library's "P. Rogen" (as an ASCII BibTeX writes him) and arXiv's "Peter Røgen" shared
+    # no surname ("rogen" ≠ "røgen"), so the same title made two papers
+    from daemon.ingest.identity import LINK_TITLE, Identity, same_paper, title_key
+
+    key = title_key("Mapping the shape space of protein structures")
+    arxiv = Identity("arxiv:1234.5678", "1234.5678", None, key, ("Peter Røgen", "Ivan Иванов"))
+    for authors, link in (
+        (("P. Rogen",), LINK_TITLE),
+        (("I. Ivanov",), LINK_TITLE),
+        (("Rögen, P.",), LINK_TITLE),  # ö and ø are both o, as anyone types them
+        (("P. Rugen",), 0),
+    ):
+        library = Identity("title:x", None, None, key, authors)
+        assert same_paper(arxiv, library) == link, authors
+
+
 def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:
     first = _parse(HOSTILE).papers[0]
     assert first.key == "guid:tag:example.org,2025:post-1"
