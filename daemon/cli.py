@@ -132,6 +132,10 @@ def _audit(app: App, action: str, target: str = "", detail: str = "") -> None:
 SUMMARISED = frozenset(
     {
         ("paperwire.jobs", "feed failed"),
+        (
+            "paperwire.jobs",
+            "database error: a feed's papers not stored, it is fetched again by the next run",
+        ),
         ("paperwire.jobs", "delivery failed for good"),
         ("paperwire.jobs", "transport unavailable; digests wait"),
         ("paperwire.jobs", "ranking failed"),
@@ -351,7 +355,7 @@ def ingest() -> None:
     """Fetch every enabled feed once and store the new papers.
 
     Exit status 1 when every feed failed (one failing among others is reported, and the others
-    are stored).
+    are stored), or the database did (the feeds it left are fetched again by the next run).
     """
     from daemon import jobs
 
@@ -359,7 +363,7 @@ def ingest() -> None:
         with _progress() as progress:
             report = jobs.ingest(app, app.clock(), progress=progress)
         _print_ingest(report)
-    if report.feeds_failed and not report.feeds_ok and not report.feeds_unchanged:
+    if (report.feeds_failed or report.feeds_left) and not report.feeds_ok + report.feeds_unchanged:
         raise SystemExit(1)
 
 
@@ -1336,6 +1340,9 @@ def _print_ingest(r: jobs.IngestReport) -> None:
     )
     for e in r.errors:
         err.print(f"  [yellow]feed failed[/]: {escape(e)}", highlight=False)
+    for e in r.database_errors:  # the database's, not the feed's: nothing to mend there
+        err.print(f"  [yellow]database error, feed left for the next run[/]: {escape(e)}",
+                  highlight=False)  # fmt: skip
 
 
 def _print_import(r: ImportReport) -> None:

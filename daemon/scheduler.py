@@ -99,7 +99,8 @@ def _summary(result: object) -> str:
     if isinstance(result, tuple):  # a job of several parts (the catch-up)
         return " ".join(filter(None, map(_summary, result)))
     if isinstance(result, jobs.IngestReport):
-        return f"new={result.papers_new} failed_feeds={result.feeds_failed}"
+        left = f" left_feeds={result.feeds_left}" if result.feeds_left else ""  # the database's
+        return f"new={result.papers_new} failed_feeds={result.feeds_failed}{left}"
     if isinstance(result, jobs.DigestReport):
         return f"digests={result.created} users={result.users}"
     if isinstance(result, jobs.DeliveryReport):

@@ -23,6 +23,11 @@ Two context managers:
     chunked bodies, lying lengths, redirects), or the files of a ``directory``, falling back
     on 200 ``ok``. ``url`` is its base URL; ``url_for(path)`` adds a path. ``hang()`` makes
     the next request(s) wait for an answer that never comes (until the server stops).
+    ``on_request`` is called with each request's path before its answer.
+
+``tcp_proxy(host, port)`` → :class:`TcpProxy`
+    A TCP proxy on 127.0.0.1 in front of a real server (PostgreSQL): ``cut()`` closes every
+    connection through it and refuses new ones, as a server gone (a host down, a network cut).
 
 Example::
 
@@ -72,6 +77,7 @@ __all__ = [
     "free_port",
     "http_server",
     "smtp_server",
+    "tcp_proxy",
 ]
 
 LOCALHOST = "127.0.0.1"
@@ -489,6 +495,9 @@ class HttpServer:
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        # called with each request's path before it is answered (in the server's thread):
+        # something that must happen between a client's request and its answer
+        self.on_request: Callable[[str], None] | None = None
 
     def url_for(self, path: str) -> str:
         return self.url + "/" + path.lstrip("/")
@@ -511,6 +520,8 @@ class HttpServer:
             return [r for r in self.requests if r.path == path]
 
     def _answer(self, request: RecordedRequest) -> Reply | Route:
+        if self.on_request is not None:
+            self.on_request(request.path)
         with self._lock:
             self.requests.append(request)
             if self._queue:
@@ -666,3 +677,70 @@ def unresolvable(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
         return real(name, *args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
+
+
+# =============================================================================== TCP
+
+
+class TcpProxy:
+    """See :func:`tcp_proxy`."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self._listener = socket.create_server((LOCALHOST, 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._cut = False
+        threading.Thread(target=self._accept, name="tcp-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:  # cut: the listener is closed
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._cut:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pipe, args=(src, dst), daemon=True).start()
+
+    def cut(self) -> None:
+        """Close every connection through the proxy and refuse new ones (for good)."""
+        with self._lock:
+            self._cut = True
+            sockets, self._sockets = self._sockets, []
+        with suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        self._listener.close()
+        for sock in sockets:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    with suppress(OSError):
+        while data := src.recv(65536):
+            dst.sendall(data)
+    with suppress(OSError):
+        dst.shutdown(socket.SHUT_WR)
+
+
+@contextmanager
+def tcp_proxy(host: str, port: int) -> Iterator[TcpProxy]:
+    """A TCP proxy on 127.0.0.1 (a free port) to `host`:`port` for the block."""
+    proxy = TcpProxy((host, port))
+    try:
+        yield proxy
+    finally:
+        proxy.cut()

@@ -177,6 +177,31 @@ def in_memory(engine: Engine) -> bool:
     return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
+def database_trouble(error: BaseException) -> bool:
+    """Whether `error` is the database's, not the data's nor a bug's: out of reach, restarted,
+    locked, full, a statement cancelled (OperationalError), a connection lost or the pool out
+    of connections. A value it refused (IntegrityError, DataError) is not."""
+    troubles = (
+        sa.exc.OperationalError,
+        sa.exc.InterfaceError,
+        sa.exc.TimeoutError,
+        sa.exc.DisconnectionError,
+    )
+    invalidated = isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
+    return isinstance(error, troubles) or invalidated
+
+
+def answers(engine: Engine) -> bool:
+    """Whether the database answers a query now (on SQLite without its write lock: a file
+    locked by another process's write still answers)."""
+    try:
+        with engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError:
+        return False
+    return True
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table of a SQLModel class, for bulk statements and plain-row reads."""
     table = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass

@@ -9,12 +9,14 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from daemon.app import App
+from daemon.db.engine import answers, database_trouble
 from daemon.db.rows import FeedRow
 from daemon.errors import FeedError
 from daemon.ingest.bounded import ParseBudget, parse_bounded
 from daemon.ingest.fetch import Fetched, FetchStopped, expand_url
 from daemon.ingest.parse import BROKEN_XML, PaperIn, ParsedFeed
 from daemon.jobs.progress import Progress, no_progress
+from daemon.logs import cause
 from daemon.settings import shown_url
 
 log = logging.getLogger("paperwire.jobs")
@@ -132,13 +134,18 @@ class IngestReport:
     feeds_ok: int = 0
     feeds_unchanged: int = 0
     feeds_failed: int = 0
+    feeds_left: int = 0  # not stored for a database error: fetched again by the next run
     papers_new: int = 0
     papers_known: int = 0
     errors: list[str] = field(default_factory=list)
+    database_errors: list[str] = field(default_factory=list)  # "feed: error", the database's
 
 
 def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> IngestReport:
-    """Fetch, parse and store every enabled feed. One bad feed never stops the others."""
+    """Fetch, parse and store every enabled feed. One bad feed never stops the others. A
+    database error is the database's, not the feed's: the feed is left as it was, for the next
+    run; the run goes on after one such error when the database still answers, and stops
+    (raising it) when the database does not answer, or fails again."""
     feeds_store = app.store.feeds
     gone = feeds_store.ensure(((f.name, f.url, f.enabled) for f in app.settings.feeds), now)
     if gone:
@@ -154,20 +161,60 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
             break
         progress(f"feed {feed.name}", i, len(feeds))
         try:
-            _ingest_one(app, feed, now, report)
-        except FetchStopped:  # left in flight: not a failure of the feed's
-            break
-        except Exception as e:  # the job boundary: record, go on with the next feed
-            if app.stopping.is_set():  # cut short by the stop (SIGTERM killed the parser): left
+            if not _try_one(app, feed, now, report):
                 break
-            message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
-            message = shown_url(message)  # a private feed's ?token= or password is masked
-            feeds_store.record_fetch(feed.id, now, error=message)
-            report.feeds_failed += 1
-            report.errors.append(f"{feed.name}: {message}")
-            log.warning("feed failed", extra={"feed": feed.name, "error": message})
+        except Exception as e:
+            if not database_trouble(e) or _database_failed(app, e, feeds[i:], report):
+                raise
     progress("feeds", len(feeds), len(feeds))
     return report
+
+
+def _try_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> bool:
+    """Ingest one feed; its failure is recorded as the feed's, a database error raised. False
+    when the run stops there (the daemon stopping)."""
+    try:
+        _ingest_one(app, feed, now, report)
+    except FetchStopped:  # left in flight: not a failure of the feed's
+        return False
+    except Exception as e:  # the job boundary: record, go on with the next feed
+        if app.stopping.is_set():  # cut short by the stop (SIGTERM killed the parser): left
+            return False
+        if database_trouble(e):
+            raise
+        message = str(e) if isinstance(e, FeedError) else f"{type(e).__name__}: {e}"
+        message = shown_url(message)  # a private feed's ?token= or password is masked
+        app.store.feeds.record_fetch(feed.id, now, error=message)
+        report.feeds_failed += 1
+        report.errors.append(f"{feed.name}: {message}")
+        log.warning("feed failed", extra={"feed": feed.name, "error": message})
+    return True
+
+
+def _database_failed(
+    app: App, error: Exception, left: Sequence[FeedRow], report: IngestReport
+) -> bool:
+    """A database error while `left[0]` was ingested: that feed is left as it was, nothing
+    recorded (not a failure of the feed's, nor a fetch: the next run fetches it again, and the
+    validators of what was not stored are not kept). Whether the run must stop: the database
+    does not answer, or this is its second error."""
+    said = shown_url(cause(error))
+    report.database_errors.append(f"{left[0].name}: {said}")
+    again = len(report.database_errors) > 1
+    if again or not answers(app.store.engine):
+        report.feeds_left += len(left)
+        why = "database error again" if again else "database out of reach"
+        log.error(
+            f"{why}: ingest stopped, the next run fetches the feeds left",
+            extra={"feeds_left": [f.name for f in left], "error": said},
+        )
+        return True
+    report.feeds_left += 1
+    log.warning(
+        "database error: a feed's papers not stored, it is fetched again by the next run",
+        extra={"feed": left[0].name, "error": said},
+    )
+    return False
 
 
 # a paper dated this far ahead of the ingest is dated by it instead (a feed's 2099 stayed the

@@ -1,0 +1,170 @@
+"""The ingest job when the database fails under it: a database error is the database's, not the
+feed's; the feeds it left are fetched again by the next run, as if never fetched."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import sqlalchemy as sa
+
+from daemon import jobs
+from daemon.app import App
+from daemon.db import Store, make_engine
+from daemon.db import engine as engines
+from tests.daemon.conftest import POSTGRES_ONLY, SettingsFactory
+from tests.servers import HttpServer, Route, http_server, tcp_proxy
+
+NAMES = ("a", "b", "c")  # fetched in this order (by name)
+
+
+def _rss(name: str) -> bytes:
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        f"<item><title>Paper of {name}</title><link>https://x.example/{name}</link>"
+        "<pubDate>Thu, 26 Nov 2026 10:00:00 GMT</pubDate></item></channel></rss>"
+    ).encode()
+
+
+def _feeds(server: HttpServer) -> list[dict[str, str]]:
+    for name in NAMES:
+        server.routes[f"/{name}.xml"] = Route(
+            body=_rss(name), etag=f'"{name}-1"', content_type="application/rss+xml"
+        )
+    return [{"name": n, "url": server.url_for(f"/{n}.xml")} for n in NAMES]
+
+
+class _WriteLock:
+    """Another process's write lock on the SQLite file (a backup, a `sqlite3` shell)."""
+
+    def __init__(self, path: str) -> None:
+        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.held = False
+
+    def take(self) -> None:
+        self._conn.execute("BEGIN IMMEDIATE")
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self._conn.execute("ROLLBACK")
+            self.held = False
+
+
+@contextmanager
+def _locking(app: App) -> Iterator[_WriteLock]:
+    lock = _WriteLock(str(app.store.engine.url.database))
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+@pytest.fixture
+def quick_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A write waits 50 ms for another's lock, not 30 s (read when a connection is made)."""
+    monkeypatch.setattr(engines, "SQLITE_BUSY_TIMEOUT_MS", 50)
+
+
+def _untouched(store: Store, name: str) -> None:
+    feed = store.feeds.get(name)
+    assert feed.last_fetched_at is None and feed.last_ok_at is None, "not recorded as fetched"
+    assert feed.last_error is None and feed.consecutive_errors == 0, "not the feed's failure"
+    assert feed.etag is None and feed.validators_url is None, "validators of nothing stored"
+
+
+@pytest.mark.usefixtures("quick_busy")
+@pytest.mark.parametrize("released_at", ["/b.xml", None], ids=["one-error", "still-locked"])
+def test_a_database_error_storing_a_feed_is_the_databases_not_the_feeds(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+    released_at: str | None,
+) -> None:
+    # a database error while a feed's papers were stored was recorded as the feed's failure
+    # ("feed a failed: OperationalError: database is locked"): the admin went to mend the feed
+    # (ingest QA). One error, the database answering: the run goes on with the other feeds;
+    # a second one: the run stops, the rest left for the next run
+    with http_server() as server:
+        app = app_factory(make_settings(feeds=_feeds(server)))
+        now = app.clock()
+        with _locking(app) as lock:
+
+            def hold_during_a(path: str) -> None:  # between a's fetch and its store
+                if path == "/a.xml" and not server.requests:
+                    lock.take()
+                elif path == released_at:
+                    lock.release()
+
+            server.on_request = hold_during_a
+            with caplog.at_level(logging.INFO, logger="paperwire.jobs"):
+                if released_at:
+                    report = jobs.ingest(app, now)
+                else:
+                    with pytest.raises(sa.exc.OperationalError, match="locked"):
+                        jobs.ingest(app, now)
+        _untouched(app.store, "a")
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert not [s for s in said if "feed failed" in s[1]], said
+        if released_at:
+            assert (report.feeds_ok, report.feeds_failed, report.feeds_left) == (2, 0, 1)
+            assert report.papers_new == 2 and report.errors == []
+            assert len(report.database_errors) == 1 and "a:" in report.database_errors[0]
+            assert [r.path for r in server.requests] == ["/a.xml", "/b.xml", "/c.xml"]
+            (line,) = [s for s in said if "database" in s[1]]
+            assert line[0] == "WARNING"
+        else:  # b failed the same way: c is not fetched
+            assert [r.path for r in server.requests] == ["/a.xml", "/b.xml"]
+            _untouched(app.store, "b")
+            _untouched(app.store, "c")
+            assert [s for s in said if "database" in s[1]][-1][0] == "ERROR"
+        # the next run fetches a again as a feed never fetched: no validators, its paper stored
+        server.requests.clear()
+        server.on_request = None
+        again = jobs.ingest(app, now)
+    assert again.feeds_failed == 0 and again.feeds_left == 0
+    (first,) = server.seen("/a.xml")
+    assert "if-none-match" not in first.headers
+    assert app.store.papers.find("guid:https://x.example/a") is not None
+    assert app.store.feeds.get("a").etag == '"a-1"'
+
+
+@POSTGRES_ONLY
+def test_a_database_gone_stops_the_ingest_and_leaves_the_feeds_for_the_next_run(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    db_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # PostgreSQL gone (a host down, a network cut) while a feed was stored: each feed was then
+    # fetched and failed in turn, each said to be broken, or the run ended on a traceback that
+    # did not say what was left (ingest QA)
+    real = sa.engine.make_url(db_url)
+    with http_server() as server, tcp_proxy(real.host or "", real.port or 5432) as proxy:
+        proxied = real.set(host="127.0.0.1", port=proxy.port)
+        settings = make_settings(
+            database={"url": proxied.render_as_string(hide_password=False)},
+            feeds=_feeds(server),
+        )
+        app = app_factory(settings)
+        server.on_request = lambda path: proxy.cut() if path == "/a.xml" else None
+        with (
+            caplog.at_level(logging.INFO, logger="paperwire.jobs"),
+            pytest.raises(sa.exc.OperationalError),
+        ):
+            jobs.ingest(app, app.clock())
+        assert [r.path for r in server.requests] == ["/a.xml"], "no feed fetched for nothing"
+    said = [(r.levelname, r.getMessage(), getattr(r, "feeds_left", None)) for r in caplog.records]
+    assert [s for s in said if "database" in s[1]] == [
+        ("ERROR", "database out of reach: ingest stopped, the next run fetches the feeds left",
+         ["a", "b", "c"]),
+    ]  # fmt: skip
+    store = Store(make_engine(db_url))
+    try:
+        for name in NAMES:
+            _untouched(store, name)
+    finally:
+        store.engine.dispose()
