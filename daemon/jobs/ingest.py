@@ -260,6 +260,8 @@ def _ingest_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) ->
         except FetchStopped:
             raise
         except Exception as e:  # a missed day is a bonus: today's list is what must work
+            if database_trouble(e):  # not stored: the feed is left, its missed days read again
+                raise
             log.warning(
                 "missed day not read",
                 extra={"feed": feed.name, "day": str(day), "error": shown_url(str(e))},

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +16,7 @@ from daemon import jobs
 from daemon.app import App
 from daemon.db import Store, make_engine
 from daemon.db import engine as engines
-from tests.daemon.conftest import POSTGRES_ONLY, SettingsFactory
+from tests.daemon.conftest import FEEDS, POSTGRES_ONLY, SettingsFactory
 from tests.servers import HttpServer, Route, http_server, tcp_proxy
 
 NAMES = ("a", "b", "c")  # fetched in this order (by name)
@@ -168,3 +169,36 @@ def test_a_database_gone_stops_the_ingest_and_leaves_the_feeds_for_the_next_run(
             _untouched(store, name)
     finally:
         store.engine.dispose()
+
+
+@pytest.mark.usefixtures("quick_busy")
+def test_a_missed_day_not_stored_for_a_database_error_is_read_again(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+) -> None:
+    # a {date} feed's missed day whose papers could not be stored (the database locked) was a
+    # warning, then today's list was stored and the feed counted fetched: that day was never
+    # read again (ingest QA). A fetch error keeps its warning (test_pipeline's 404 of a new feed)
+    day = (FEEDS / "hf" / "daily_papers_2026-08-20.json").read_bytes()
+    with http_server() as hf:
+        hf.routes["/hf?date=2026-08-20"] = Route(body=day, content_type="application/json")
+        hf.routes["/hf?date=2026-08-21"] = Route(body=b"[]", content_type="application/json")
+        app = app_factory(make_settings(feeds=[{"name": "hf", "url": hf.url + "/hf?date={date}"}]))
+        first = datetime(2026, 8, 21, 9, tzinfo=UTC)  # a new feed: yesterday's list too
+        with _locking(app) as lock:
+
+            def hold_during_the_missed_day(path: str) -> None:
+                if path.endswith("08-20") and not hf.requests:
+                    lock.take()
+                elif path.endswith("08-21"):
+                    lock.release()  # today's list would be stored
+
+            hf.on_request = hold_during_the_missed_day
+            report = jobs.ingest(app, first)
+        hf.on_request = None
+        assert report.papers_new == 0 and report.feeds_failed == 0 and report.feeds_left == 1
+        hf.requests.clear()
+        later = jobs.ingest(app, first.replace(hour=13))
+    assert [r.path for r in hf.requests] == ["/hf?date=2026-08-20", "/hf?date=2026-08-21"]
+    assert later.papers_new > 0 and later.feeds_ok == 1
+    assert app.store.feeds.get("hf").last_ok_at is not None
