@@ -109,7 +109,10 @@ class App:
             hook(old, new)
         restart = [
             f"{section}.{key}"
-            for section, keys in (("database", ("url", "echo")), ("server", ("host", "port")))
+            for section, keys in (
+                ("database", ("url", "echo", "statement_timeout_seconds")),
+                ("server", ("host", "port")),
+            )
             for key in keys
             if getattr(getattr(old, section), key) != getattr(getattr(new, section), key)
         ]
@@ -226,7 +229,13 @@ def make_app(
 ) -> App:
     return App(
         settings=settings,
-        store=Store(make_engine(settings.database.url, echo=settings.database.echo)),
+        store=Store(
+            make_engine(
+                settings.database.url,
+                echo=settings.database.echo,
+                statement_timeout_seconds=settings.database.statement_timeout_seconds,
+            )
+        ),
         links=_links(settings),
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,

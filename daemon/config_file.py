@@ -36,7 +36,15 @@ from daemon.settings import (
 )
 
 BUNDLED = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG  # every key, commented
-RESTART_KEYS = frozenset({"database.url", "database.echo", "server.host", "server.port"})
+RESTART_KEYS = frozenset(
+    {
+        "database.url",
+        "database.echo",
+        "database.statement_timeout_seconds",
+        "server.host",
+        "server.port",
+    }
+)
 SECRET_KEYS = frozenset({"server.secret_key", "email.password", "database.url"})
 NOT_IN_FORM = frozenset({"admin.passwords"})  # `paperwire admin set-password`
 

@@ -79,6 +79,7 @@ class _Section(BaseModel):
 class DatabaseSettings(_Section):
     url: str = "sqlite:///var/paperwire.db"
     echo: bool = False
+    statement_timeout_seconds: float = Field(default=30.0, ge=0)  # PostgreSQL; 0: none
 
     @field_validator("url")
     @classmethod

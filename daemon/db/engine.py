@@ -74,8 +74,37 @@ def _ping_when_idle(engine: Engine) -> None:
             raise sa.exc.InvalidatePoolError("the connection did not answer")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
-    """An engine for `url`; SQLite gets its folder created, foreign keys and a busy timeout."""
+def _statement_timeout(engine: Engine, seconds: float, url: sa.URL) -> None:
+    """PostgreSQL: every statement the server has not finished within `seconds` (0: no limit)
+    is cancelled ("canceling statement due to statement timeout"), instead of holding the page
+    or the job waiting on it. Set on each new connection by a `SET` (some poolers, PgBouncer
+    among them, refuse a startup `options` parameter); one in the URL's `options` wins.
+    The migrations lift it for their transaction (`_no_statement_timeout`)."""
+    options = url.query.get("options", "")
+    own = " ".join([options] if isinstance(options, str) else options)
+    if not seconds or "statement_timeout" in own:
+        return
+    milliseconds = max(1, round(seconds * 1000))
+
+    @sa.event.listens_for(engine, "connect")
+    def _set_timeout(dbapi_conn: Any, _record: Any) -> None:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True  # a SET of the session, outside any transaction
+        with dbapi_conn.cursor() as cur:
+            cur.execute(f"SET statement_timeout = {milliseconds}")
+        dbapi_conn.autocommit = autocommit
+
+
+def _no_statement_timeout(conn: sa.Connection) -> None:
+    """No statement timeout until the end of `conn`'s transaction (PostgreSQL): a migration
+    rewriting a large table may take minutes, and cancelled it is rolled back whole."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+
+
+def make_engine(url: str, *, echo: bool = False, statement_timeout_seconds: float = 0) -> Engine:
+    """An engine for `url`; SQLite gets its folder created, foreign keys and a busy timeout;
+    PostgreSQL a connect timeout, TCP keepalives and a statement timeout (0: none)."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     if url.startswith("postgresql://"):
@@ -89,6 +118,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         connect_args = {k: v for k, v in defaults.items() if k not in parsed.query}
     engine = create_engine(url, echo=echo, hide_parameters=True, connect_args=connect_args)
     _ping_when_idle(engine)
+    if engine.dialect.name == "postgresql":
+        _statement_timeout(engine, statement_timeout_seconds, parsed)
     if engine.dialect.name == "sqlite":
         # SQLite: every transaction takes the write lock up front (BEGIN IMMEDIATE), so two
         # workers claiming deliveries are serialised instead of both reading the same rows;
@@ -311,6 +342,7 @@ def _migrate(engine: Engine, step: Callable[[Config, str], None], revision: str)
     leaves rows referring to nothing that did not before."""
     cfg = _alembic_config()
     with engine.connect() as conn, _foreign_keys_off(conn), conn.begin():
+        _no_statement_timeout(conn)
         broken = _broken_references(conn)  # rows that already referred to nothing
         cfg.attributes["connection"] = conn
         step(cfg, revision)
@@ -328,6 +360,7 @@ def _fill_keys(engine: Engine) -> None:
     from daemon.db.models import Channel, User
 
     with engine.begin() as conn:
+        _no_statement_timeout(conn)  # every user's row on the first start after an upgrade
         for model, source, key in ((User, "name", "name_key"), (Channel, "address", "address_key")):
             t = table_of(model)
             rows = conn.execute(sa.select(t.c.id, t.c[source]).where(t.c[key].is_(None))).all()
