@@ -54,6 +54,9 @@ class _WriteLock:
             self._conn.execute("ROLLBACK")
             self.held = False
 
+    def close(self) -> None:
+        self._conn.close()
+
 
 @contextmanager
 def _locking(app: App) -> Iterator[_WriteLock]:
@@ -62,6 +65,7 @@ def _locking(app: App) -> Iterator[_WriteLock]:
         yield lock
     finally:
         lock.release()
+        lock.close()
 
 
 @pytest.fixture
