@@ -93,7 +93,7 @@ _RELAY_REFUSED = re.compile(
 # The login's sending quota used up (Gmail "550 5.4.5 Daily user sending quota exceeded",
 # Exchange Online "554 5.2.0 …SubmissionQuotaExceededException"), said to RCPT TO or after the
 # data: about no message, nothing goes until the quota frees up. Not a recipient's mailbox
-# over its quota ("552 5.2.2 user over quota"): that message's fault.
+# over its quota ("552 5.2.2 user over quota"): that message's fault (and temporary, below).
 _SENDING_QUOTA = re.compile(
     r"sending\s+(?:quota|limit)|submission\s*quota|SubmissionQuotaExceeded", re.I
 )
@@ -121,7 +121,9 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
       the step;
     * ``temporary`` / ``permanent`` — 4xx / 5xx about this message (its recipient, its
       content, its size); a 5xx to RCPT TO that refuses to relay (`reply`) is temporary: the
-      server will not relay for us until a person sets a login (retried meanwhile).
+      server will not relay for us until a person sets a login (retried meanwhile); so is a
+      552 to RCPT TO (a mailbox full, which is emptied: RFC 5321 §4.5.3.1.10 says to take it
+      as temporary), never counted toward stopping the channel.
     """
     if code in SESSION_CODES or not 400 <= code < 600:
         return "session"
@@ -131,7 +133,7 @@ def classify(stage: str, code: int, reply: bytes | str = "") -> Fault:
         return "server"
     if stage == "MAIL FROM" and code != 552:  # 552 to MAIL FROM: this message's SIZE
         return "server" if code < 500 else "config"
-    if stage == "RCPT TO" and _RELAY_REFUSED.search(_text(reply)):
+    if stage == "RCPT TO" and (code == 552 or _RELAY_REFUSED.search(_text(reply))):
         return "temporary"
     return "temporary" if code < 500 else "permanent"
 
@@ -321,7 +323,9 @@ class SmtpTransport:
     def _refused(self, smtp: smtplib.SMTP, refused: _Refused) -> str:
         fault = classify(refused.stage, refused.code, refused.reply)
         what = f"{refused.stage}: {refused.code} {self._scrubbed(refused.reply)}".rstrip()
-        if fault == "temporary" and refused.code >= 500:  # a refused relay
+        if fault == "temporary" and refused.code == 552:  # to RCPT TO: a mailbox full
+            what += " (the recipient's mailbox is full: retried later)"
+        elif fault == "temporary" and refused.code >= 500:  # a refused relay
             what += (
                 " (the server does not relay for this sender: set email.username and "
                 "email.password, or use a server that relays for this host; retried meanwhile)"

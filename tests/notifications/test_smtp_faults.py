@@ -170,12 +170,17 @@ def test_a_connection_more_than_the_server_takes_at_once_is_the_connections_faul
     assert server.verbs().count("MAIL") == 1
 
 
-def test_a_recipients_mailbox_over_its_quota_is_still_that_messages_fault(
+def test_a_recipients_mailbox_over_its_quota_is_that_messages_fault_and_temporary(
     server: SmtpServer,
 ) -> None:
+    """A full mailbox (552 to RCPT TO) is emptied: RFC 5321 §4.5.3.1.10 says to take a 552
+    there as temporary. It was permanent, the digest given up at once and counted toward
+    stopping the channel."""
     server.fail("RCPT", reply="552 5.2.2 <reader0@example.com>: user over quota")
     first, second = send_all(transport_for(server), people(2))
-    assert type(first) is PermanentDeliveryError and second is None
+    assert type(first) is TemporaryDeliveryError and second is None
+    assert "552 5.2.2" in str(first)
+    assert server.verbs(1).count("RSET") == 1  # the session is clean for the next message
 
 
 def test_an_unknown_user_in_the_relay_table_is_still_the_recipients_fault(

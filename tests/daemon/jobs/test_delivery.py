@@ -619,6 +619,24 @@ def test_a_channel_is_not_stopped_when_nobody_gets_theirs_or_when_told_never(
             assert channel.active and channel.stopped_reason is None
 
 
+@BOTH_BACKENDS
+def test_a_full_mailbox_is_retried_and_never_stops_the_channel(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """552 to RCPT TO (mailbox full) was a permanent refusal: the digest given up at once, and
+    with stop_channel_after = 1 the channel stopped, while the mailbox is emptied soon."""
+    with _refusing(app_factory, make_settings, {}, 1) as (server, app):
+        (first, _) = users_with_digests(app, 2)
+        server.fail("RCPT", reply="552 5.2.2 <u0@x.org>: mailbox full")  # u0's, sent first
+        report = jobs.deliver(app, NOW)
+        assert (report.sent, report.retrying, report.failed) == (1, 1, 0)
+        assert app.store.digests.get(first).state == DigestState.PENDING
+        (u0,) = app.store.people.channels_of(app.store.people.get("u0").id)
+        assert u0.active and u0.stopped_reason is None
+        assert jobs.deliver(app, NOW + timedelta(days=1)).sent == 1  # emptied: it goes
+        assert [m.rcpt_tos for m in server.messages] == [("u1@x.org",), ("u0@x.org",)]
+
+
 def test_a_digest_not_sent_for_an_unsubscribe_is_no_refusal(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
