@@ -40,6 +40,7 @@ from notifications.transports.base import (
     PermanentDeliveryError,
     SlackOut,
     TemporaryDeliveryError,
+    TooManyConnections,
     Transport,
     TransportUnavailable,
 )
@@ -397,7 +398,7 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
                 with run.lock:
                     run.worked.setdefault(kind, set()).add(lane)
         except TransportUnavailable as e:  # the server, not this digest: the kind waits
-            if not worked and not e.permanent and _others_at_work(run, kind, lane):
+            if _refused_lane(e, worked) and _others_at_work(run, kind, lane):
                 # one connection more than the server takes at once ("421 … too many
                 # connections"), not the server down: the other lanes send this one's messages
                 given_back = True
@@ -419,6 +420,17 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
                 held.finish(d.digest_id)
         with run.lock:
             run.done += 1
+
+
+def _refused_lane(error: TransportUnavailable, worked: bool) -> bool:
+    """Whether `error` may be one lane's connection refused, not the server down: any
+    temporary refusal of a lane that has sent nothing yet (at its greeting: one connection
+    more than the server takes), and the server's limit of connections at once even after
+    the lane has sent (Exchange's "sender thread limit exceeded" when the others took the
+    threads)."""
+    if error.permanent:
+        return False
+    return not worked or isinstance(error, TooManyConnections)
 
 
 def _others_at_work(run: _Run, kind: ChannelKind, lane: int) -> bool:

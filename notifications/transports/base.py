@@ -139,6 +139,14 @@ class TransportUnavailable(TemporaryDeliveryError):
         self.permanent = permanent
 
 
+class TooManyConnections(TransportUnavailable):
+    """The server takes no more connections at once for us (Exchange's "432 4.3.2 Concurrent
+    connections limit exceeded", "sender thread limit exceeded", a 421 "too many
+    connections"), also on a connection that has sent already: this connection's fault, not
+    the server's. The caller sends its messages through its other connections, and keeps
+    them for later only when it has no other."""
+
+
 @dataclass(frozen=True)
 class EmailOut:
     """A rendered email ready to send: `data` is the message exactly as it goes over SMTP

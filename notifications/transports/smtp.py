@@ -20,6 +20,7 @@ from notifications.transports.base import (
     Outgoing,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TooManyConnections,
     TransportUnavailable,
     password_secrets,
     scrub,
@@ -253,7 +254,7 @@ class SmtpTransport:
         if not isinstance(out, EmailOut):
             raise TypeError(f"{type(self).__name__} sends EmailOut, not {type(out).__name__}")
         if self._down is not None:  # known for this batch: do not wait on the server again
-            raise TransportUnavailable(str(self._down), permanent=self._down.permanent)
+            raise type(self._down)(str(self._down), permanent=self._down.permanent)
         recipient = email_address(out.recipient)
         try:
             sender = self._envelope(out, utf8=needs_smtputf8(recipient))
@@ -275,7 +276,11 @@ class SmtpTransport:
         log.info("%s: %s; trying once more on a new connection", self._where, fault)
         again = self._attempt(sender, recipient, data)
         if again is not None:
-            raise TransportUnavailable(f"{self._where}: {fault}; on a new connection: {again}")
+            # a 421 "too many connections" on the new one too: this connection's limit
+            down = (
+                TooManyConnections if _TOO_MANY_CONNECTIONS.search(again) else TransportUnavailable
+            )
+            raise down(f"{self._where}: {fault}; on a new connection: {again}")
 
     def _attempt(self, sender: str, recipient: str, data: bytes) -> str | None:
         """Send once: None if the server accepted the message, a description of the
@@ -344,6 +349,8 @@ class SmtpTransport:
         message = f"{self._where}: {what}"
         if fault == "config":
             raise TransportUnavailable(f"{message} (check the settings)", permanent=True)
+        if fault == "server" and _TOO_MANY_CONNECTIONS.search(_text(refused.reply)):
+            raise TooManyConnections(message)
         if fault == "server":
             raise TransportUnavailable(message)
         if fault == "temporary":
@@ -528,10 +535,10 @@ class SmtpTransport:
                 if isinstance(exc, smtplib.SMTPAuthenticationError)
                 else f"{self._stage} refused"
             )
-            return TransportUnavailable(
-                f"{self._where}: {what}: {exc.smtp_code} {self._scrubbed(exc.smtp_error)}",
-                permanent=exc.smtp_code >= 500,
-            )
+            message = f"{self._where}: {what}: {exc.smtp_code} {self._scrubbed(exc.smtp_error)}"
+            if exc.smtp_code < 500 and _TOO_MANY_CONNECTIONS.search(_text(exc.smtp_error)):
+                return TooManyConnections(message)  # at the greeting: one connection too many
+            return TransportUnavailable(message, permanent=exc.smtp_code >= 500)
         return self._unavailable_locally(exc)
 
     def _unavailable_locally(self, exc: OSError) -> TransportUnavailable:

@@ -24,6 +24,7 @@ from notifications.transports.base import (
     EmailOut,
     PermanentDeliveryError,
     TemporaryDeliveryError,
+    TooManyConnections,
     TransportUnavailable,
 )
 from notifications.transports.smtp import SmtpTransport
@@ -167,8 +168,26 @@ def test_a_connection_more_than_the_server_takes_at_once_is_the_connections_faul
     # lets the other connections send them: tests/daemon/jobs/test_delivery.py)
     server.fail(command, reply=reply, times=None)
     outcomes = send_all(transport_for(server), people(3))
-    assert all(type(o) is TransportUnavailable for o in outcomes), outcomes
+    # said as the connection's limit (the job then sends through its other connections, also
+    # when this one has sent already), by the later sends of the batch too
+    assert all(type(o) is TooManyConnections for o in outcomes), outcomes
     assert server.verbs().count("MAIL") == 1
+
+
+def test_a_421_too_many_connections_at_the_greeting_is_the_connections_limit(
+    server: SmtpServer,
+) -> None:
+    server.fail("CONNECT", "close", "421 4.3.2 Too many concurrent connections", times=None)
+    (outcome,) = send_all(transport_for(server), people(1))
+    assert type(outcome) is TooManyConnections and not outcome.permanent
+
+
+def test_a_421_not_now_at_the_greeting_is_not_said_to_be_the_connections_limit(
+    server: SmtpServer,
+) -> None:
+    server.fail("CONNECT", "close", "421 4.3.2 Service not available", times=None)
+    (outcome,) = send_all(transport_for(server), people(1))
+    assert type(outcome) is TransportUnavailable
 
 
 def test_a_recipients_mailbox_over_its_quota_is_that_messages_fault_and_temporary(

@@ -30,7 +30,7 @@ from notifications.transports.smtp import SmtpTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.notifications.factories import FakeClock
-from tests.servers import HttpServer, http_server, smtp_server
+from tests.servers import FaultAction, HttpServer, http_server, smtp_server
 
 Hook = Callable[[Outgoing], None]
 
@@ -302,6 +302,57 @@ def test_a_connection_more_than_the_server_takes_at_once_holds_nothing_up(
         report = jobs.deliver(app, NOW)
         assert report.sent == 130 and report.postponed == report.failed == 0, report
         assert len(server.messages) == 130 and full.messages == []
+        assert set(digest_states(app).values()) == {DigestState.SENT}
+
+
+@pytest.mark.parametrize(
+    ("command", "action", "too_many"),
+    [
+        ("END_OF_DATA", "reply", "432 4.3.2 STOREDRV.ClientSubmit; sender thread limit exceeded"),
+        ("MAIL", "reply", "432 4.3.2 Concurrent connections limit exceeded."),
+        ("MAIL", "close", "421 4.3.2 Too many concurrent connections from this login"),
+    ],
+)
+def test_a_connection_that_sent_then_hits_the_limit_leaves_its_messages_to_the_others(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    action: FaultAction,
+    too_many: str,
+) -> None:
+    """Exchange's thread or connection limit said to a connection that had sent already (the
+    others took the threads meanwhile) was taken for the server down: the whole kind waited,
+    every digest of the run not yet sent postponed. Its messages go through the others now,
+    and it is one lane fewer for the rest of the run."""
+    with (
+        smtp_server(tls="none", require_starttls=False) as server,
+        smtp_server(tls="none", require_starttls=False) as limited,
+    ):
+
+        class LimitedAfterOne(SmtpTransport):
+            """Lane 1's connection: one message goes, then the relay's limit is reached."""
+
+            def send(self, out: Outgoing) -> None:
+                super().send(out)
+                limited.fail(command, action, too_many, times=None)
+
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 2}  # fmt: skip
+        app = app_factory(make_settings(email=email, delivery={"claim_batch": 50}))
+        users_with_digests(app, 80)  # a batch of 50 on two lanes, then one of 30 on one
+        real = delivery._Run.transport
+
+        def transport(run: delivery._Run, kind: ChannelKind, lane: int = 0) -> Any:
+            if lane == 1 and (kind, lane) not in run.transports:
+                one = LimitedAfterOne(limited.host, limited.port, security="none", timeout=5.0)
+                run.transports[(kind, lane)] = one.__enter__()
+            return real(run, kind, lane)
+
+        monkeypatch.setattr(delivery._Run, "transport", transport)
+        report = jobs.deliver(app, NOW)
+        assert report.sent == 80 and report.postponed == report.failed == 0, report
+        assert len(limited.messages) == 1 and len(server.messages) == 79
         assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
