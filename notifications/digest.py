@@ -46,6 +46,9 @@ class Digest:
     # the channel the digest goes to (its id is never reused, unlike a digest's on SQLite:
     # the two together name the digest for ever, in its Message-ID); 0 when there is none
     channel_id: int = 0
+    # times the digest was sent again after it went out (an admin's Resend): each copy has a
+    # Message-ID of its own, or a mailbox that has the first would drop it
+    resends: int = 0
 
     @property
     def is_empty(self) -> bool:

@@ -232,12 +232,15 @@ def subject_for(digest: Digest, subject_prefix: str = "") -> str:
 
 
 def message_id(digest: Digest, domain: str) -> str:
-    """Stable Message-ID: the same digest always gets the same id (dedup on resend), and no
-    other digest ever gets it. A digest's id alone may come again on SQLite (the newest row
-    deleted, the next one takes its id); its channel's never does (migration 0009), and a
-    channel has one digest a period."""
+    """Stable Message-ID: every try of one sending of a digest gets the same id (a copy the
+    server took though its answer was lost, sent again, is dropped by the mailbox as one
+    seen), and no other digest ever gets it. A digest's id alone may come again on SQLite
+    (the newest row deleted, the next one takes its id); its channel's never does (migration
+    0009), and a channel has one digest a period. A digest sent again after it went out (an
+    admin's Resend) is a new sending: `-r1`, `-r2` …, or the mailbox would drop the copy."""
     period = digest.period.isoformat()
-    return f"<paperwire-digest-{digest.digest_id}-{period}-c{digest.channel_id}@{domain}>"
+    again = f"-r{digest.resends}" if digest.resends else ""
+    return f"<paperwire-digest-{digest.digest_id}-{period}-c{digest.channel_id}{again}@{domain}>"
 
 
 # a DOI as stored (daemon.ingest.identity: lower case, one word), and what its link keeps

@@ -882,10 +882,12 @@ class Digests(Repository):
         return sorted(changed)
 
     def resend(self, digest_id: int, now: datetime) -> bool:
-        """Send a digest once more (it keeps its Message-ID): back to pending, due now. A sent
-        one is sent whole again; a failed one goes on from the part not taken (a split Slack
-        digest: the parts the channel shows already are not posted twice). False when it is
-        pending already or has nothing to send."""
+        """Send a digest once more: back to pending, due now. A sent one is sent whole again,
+        with a Message-ID of its own (`resends`: a mailbox that has the first copy would drop
+        one with the same); a failed one goes on from the part not taken (a split Slack
+        digest: the parts the channel shows already are not posted twice), with the same
+        Message-ID (a copy the server took though its answer was lost is not shown twice).
+        False when it is pending already or has nothing to send."""
         with self.session() as s:
             d = s.get_one(Digest, digest_id)
             has_items = s.exec(
@@ -895,6 +897,7 @@ class Digests(Repository):
                 return False
             if d.state != DigestState.FAILED:
                 d.parts_sent = 0
+                d.resends += 1
             d.state, d.attempts = DigestState.PENDING, 0
             d.next_attempt_at, d.leased_until, d.sent_at = now, None, None
             s.add(d)

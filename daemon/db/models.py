@@ -265,6 +265,9 @@ class Digest(SQLModel, table=True):
     state: str = Field(default=DigestState.PENDING, index=True)  # DigestState
     attempts: int = 0
     parts_sent: int = 0  # a message split in parts (Slack) resumes after the parts sent
+    # Resends of the digest after it went out: each copy gets a Message-ID of its own (a retry
+    # of one keeps it), else Gmail drops it as one seen (migration 0018)
+    resends: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts())
     leased_until: datetime | None = Field(default=None, sa_column=_ts())
     sent_at: datetime | None = Field(default=None, sa_column=_ts())

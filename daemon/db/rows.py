@@ -201,6 +201,7 @@ class DigestRow:
     state: DigestState
     attempts: int
     parts_sent: int
+    resends: int
     next_attempt_at: datetime | None
     leased_until: datetime | None
     sent_at: datetime | None
@@ -218,6 +219,7 @@ class DigestRow:
             state=DigestState(d.state),
             attempts=d.attempts,
             parts_sent=d.parts_sent,
+            resends=d.resends,
             next_attempt_at=d.next_attempt_at,
             leased_until=d.leased_until,
             sent_at=d.sent_at,

@@ -130,6 +130,7 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
         weekly=user.frequency == Frequency.WEEKLY,
         manage_url=links.manage_url(user.id, app.clock()),
         channel_id=channel_id,
+        resends=content.digest.resends,
     )
     return digest, content.channel, user
 

@@ -18,7 +18,7 @@ from notifications.transports.base import (
     TransportUnavailable,
 )
 
-_MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})(?:-c\d+)?@")
+_MESSAGE_ID = re.compile(r"<paperwire-digest-(\d+)-(\d{4}-\d{2}-\d{2})(?:-c\d+)?(?:-r\d+)?@")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -103,6 +104,13 @@ def test_email_is_multipart_alternative_with_both_parts() -> None:
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
     text, html = parts(msg)
     assert "Paper number 1" in text and "Paper number 2" in html
+
+
+def test_a_digest_sent_again_has_a_message_id_of_its_own() -> None:
+    digest = make_digest()
+    resent = dataclasses.replace(digest, resends=2)
+    assert email_of(resent)["Message-ID"] == "<paperwire-digest-17-2026-11-28-c5-r2@pw.example.org>"
+    assert email_of(digest)["Message-ID"] == "<paperwire-digest-17-2026-11-28-c5@pw.example.org>"
 
 
 def test_email_headers() -> None:

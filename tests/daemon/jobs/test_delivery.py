@@ -23,7 +23,7 @@ from daemon.db.models import ChannelKind, DeliveryAttempt, DigestState
 from daemon.ingest.parse import PaperIn
 from daemon.jobs import delivery
 from notifications import render
-from notifications.transports.base import Outgoing
+from notifications.transports.base import EmailOut, Outgoing
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
@@ -470,6 +470,47 @@ def test_a_message_id_is_never_given_to_another_digest(
         old, new = (m.message["Message-ID"] for m in server.messages)
         assert old != new
         assert new == render.message_id(delivery.build_digest(app, again)[0], "localhost")
+
+
+def test_a_resend_of_a_sent_digest_carries_a_new_message_id_and_a_retry_keeps_its_own(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An admin's Resend of a digest that went out carried the Message-ID of the first copy:
+    Gmail drops a message whose Message-ID it has seen, so the resend never showed. A retry
+    of the same sending keeps its Message-ID (a message the server took but whose answer was
+    lost, sent again, is then dropped as the copy it is), and so does the Resend of a digest
+    that failed (it goes on with the same sending)."""
+    tried: list[str] = []
+    send = SmtpTransport.send
+
+    def spy(self: SmtpTransport, out: Outgoing) -> None:
+        assert isinstance(out, EmailOut)
+        tried.append(str(out.message["Message-ID"]))
+        send(self, out)
+
+    monkeypatch.setattr(SmtpTransport, "send", spy)
+    with smtp_server(tls="none", require_starttls=False) as server:
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none"}  # fmt: skip
+        app = app_factory(make_settings(email=email))
+        (digest_id,) = users_with_digests(app, 1)
+        assert jobs.deliver(app, NOW).sent == 1
+        digests = app.store.digests
+        assert digests.resend(digest_id, NOW)  # sent: the admin wants a new copy
+        server.fail("END_OF_DATA", reply="451 4.3.0 try again later")
+        assert jobs.deliver(app, NOW).retrying == 1
+        assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1  # the retry
+        assert digests.resend(digest_id, NOW + timedelta(hours=2))
+        server.fail("RCPT", reply="550 5.1.1 no such user")
+        assert jobs.deliver(app, NOW + timedelta(hours=2)).failed == 1
+        assert digests.resend(digest_id, NOW + timedelta(hours=3))  # failed: the same sending
+        assert jobs.deliver(app, NOW + timedelta(hours=3)).sent == 1
+        first, resent, retried, refused, resent_after_refusal = tried
+        assert len({first, resent, refused}) == 3  # before: one Message-ID for all five
+        assert retried == resent and resent_after_refusal == refused
+        assert [str(m.message["Message-ID"]) for m in server.messages] == [first, resent, refused]
 
 
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
