@@ -744,3 +744,14 @@ def tcp_proxy(host: str, port: int) -> Iterator[TcpProxy]:
         yield proxy
     finally:
         proxy.cut()
+
+
+def resolves_to_loopback(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    """`host` (Slack's hooks.slack.com) resolves to 127.0.0.1, where a test's server listens
+    (or none does, on `CLOSED_PORT`); no query for it leaves the machine."""
+    real = socket.getaddrinfo
+
+    def resolver(name: Any, *args: Any, **kwargs: Any) -> Any:
+        return real(LOCALHOST if name == host else name, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)

@@ -38,6 +38,7 @@ from notifications.transports.base import (
     NotOffered,
     Outgoing,
     PermanentDeliveryError,
+    ServiceUnreachable,
     SlackOut,
     TemporaryDeliveryError,
     TooManyConnections,
@@ -495,6 +496,11 @@ def _deliver_one(
             transport.send(out)
     except TransportUnavailable:
         raise  # not this digest's fault: the whole batch waits
+    except ServiceUnreachable as e:  # Slack out of reach: no digest's fault, this one waits
+        log.warning("delivery waits: the service is out of reach",
+                    extra={"digest": d.digest_id, "error": _detail(e)})  # fmt: skip
+        _keep_waiting(run, [d], _detail(e), held)
+        return
     except Exception as e:
         _record_failure(run, d.digest_id, d.attempts, e)
         return
@@ -538,8 +544,15 @@ def _postpone(run: _Run, kind: ChannelKind, waiting: list[DueDelivery], held: _L
     """Keep every waiting digest of a kind found unavailable for a later run without counting
     an attempt; a digest that has waited a whole day is given up (yesterday's papers are no
     longer news)."""
+    _keep_waiting(run, waiting, _detail(run.down[kind]), held)
+    with run.lock:
+        run.waiting[kind] = run.waiting.get(kind, 0) + len(waiting)
+
+
+def _keep_waiting(run: _Run, waiting: list[DueDelivery], detail: str, held: _Lease) -> None:
+    """Keep digests for a later run without counting an attempt (`detail`: why), or give up
+    those that have waited a whole day."""
     app, report = run.app, run.report
-    detail = _detail(run.down[kind])
     now = run.clock()
     retry_at = now + timedelta(seconds=app.settings.delivery.backoff_seconds)
     for d in waiting:
@@ -553,8 +566,6 @@ def _postpone(run: _Run, kind: ChannelKind, waiting: list[DueDelivery], held: _L
         app.store.digests.postpone(d.digest_id, now, retry_at, detail)
         with run.lock:
             report.postponed += 1
-    with run.lock:
-        run.waiting[kind] = run.waiting.get(kind, 0) + len(waiting)
 
 
 def _say_waiting(run: _Run, n: int, error: TransportUnavailable) -> None:

@@ -20,10 +20,12 @@ A reply that is the session's fault (SMTP ``421`` closing, ``503`` bad sequence,
 connection) never counts against a message: the transport resets or reconnects and tries
 the message once more, and if that fails too it is :class:`TransportUnavailable`.
 
-A Slack webhook that never answers is the exception: each subscriber names their own
-webhook server, so one that hangs is a :class:`TemporaryDeliveryError` for the messages
-addressed to it (the first after one timeout, the later ones of the batch at once, without a
-request) and never holds up the others.
+A Slack webhook that never answers is the exception: one that hangs is an error for the
+messages addressed to its server (the first after one timeout, the later ones of the batch at
+once, without a request) and never holds up the others. On Slack's own host, where every
+incoming webhook is, that is Slack's outage: :class:`ServiceUnreachable` (no attempt counted);
+on a server of its own (stored before such URLs were refused), a
+:class:`TemporaryDeliveryError`.
 
 No exception text carries a secret (a password, a webhook URL's path), even when a server
 echoes it back: transports scrub what servers say (:func:`scrub`).
@@ -137,6 +139,14 @@ class TransportUnavailable(TemporaryDeliveryError):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class ServiceUnreachable(TemporaryDeliveryError):
+    """The service every address of the kind goes through (Slack: every incoming webhook is on
+    its host) did not answer, or could not be reached: not this message's fault, nor one
+    address's. Unlike :class:`TransportUnavailable`, the batch goes on (messages to other
+    servers); the caller keeps *this* message for later without counting an attempt, and
+    gives it up when its digest is too old to be news."""
 
 
 class TooManyConnections(TransportUnavailable):

@@ -19,6 +19,7 @@ from notifications.transports.base import (
     MessageRefused,
     Outgoing,
     PermanentDeliveryError,
+    ServiceUnreachable,
     SlackOut,
     TemporaryDeliveryError,
     Waited,
@@ -126,14 +127,16 @@ class SlackWebhookTransport:
     * a 2xx whose body is not Slack's ``ok`` (a proxy's page, an empty answer): not posted,
       ``TemporaryDeliveryError``;
     * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError`` (with ``retry_after``
-      when the server sent ``Retry-After``);
+      when the server sent ``Retry-After``); a network error on Slack's host: below;
     * other 4xx (``invalid_payload``, ``channel_not_found``, ...) and a webhook URL that is
       not one: ``PermanentDeliveryError``;
-    * no answer within ``timeout`` seconds (one network operation): ``TemporaryDeliveryError``
-      for that message, and every later message of the batch to the same server fails the
-      same way at once, without a request (one timeout per server and batch). Not
-      ``TransportUnavailable``: each subscriber names their own webhook, and one
-      subscriber's broken server must not hold up everyone's digest.
+    * no answer within ``timeout`` seconds (one network operation): an error for that
+      message, and every later message of the batch to the same server fails the same way
+      at once, without a request (one timeout per server and batch). Not
+      ``TransportUnavailable``: messages to other servers go on. On Slack's own host
+      (``SLACK_HOOK_HOSTS``, where every incoming webhook is) a timeout or a network error
+      is Slack's outage, ``ServiceUnreachable`` (the caller uses up no attempt); on a
+      server of its own, ``TemporaryDeliveryError``.
 
     ``timeout`` defaults to the HTTP client's read timeout (else ``DEFAULT_TIMEOUT``). At
     most ``max_body_bytes`` of an answer are read. The webhook URL is a secret: errors and
@@ -184,7 +187,7 @@ class SlackWebhookTransport:
             raise TypeError(f"{type(self).__name__} sends SlackOut, not {type(out).__name__}")
         hook = _Hook(out.webhook_url)
         if hook.server in self._silent:
-            raise TemporaryDeliveryError(
+            raise hook.unreachable(
                 f"{hook.where}: not tried, the server did not answer earlier in this batch"
             )
         total = out.parts or len(out.payloads)
@@ -241,13 +244,15 @@ class SlackWebhookTransport:
             with self.http.stream("POST", hook.url, json=payload, timeout=self.timeout) as r:
                 return r.status_code, r.headers, _read_start(r, self.max_body_bytes)
         except httpx.TimeoutException as exc:
-            if not isinstance(exc, httpx.PoolTimeout):  # the server's silence, not ours
-                self._silent.add(hook.server)
-            raise TemporaryDeliveryError(
-                f"{where}: no answer within {self.timeout:g}s ({type(exc).__name__})"
-            ) from None
+            message = f"{where}: no answer within {self.timeout:g}s ({type(exc).__name__})"
+            if isinstance(exc, httpx.PoolTimeout):  # our own pool's wait, not the server's
+                raise TemporaryDeliveryError(message) from None
+            self._silent.add(hook.server)
+            raise hook.unreachable(message) from None
         except (httpx.InvalidURL, httpx.UnsupportedProtocol):
             raise PermanentDeliveryError(f"{where}: not a usable webhook URL") from None
+        except httpx.TransportError as exc:  # connecting, reading, the connection lost
+            raise hook.unreachable(f"{where}: network error ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise TemporaryDeliveryError(f"{where}: network error ({type(exc).__name__})") from None
         finally:
@@ -295,6 +300,16 @@ class _Hook:
         if is_workflow_webhook(url):  # stored before such URLs were refused when entered
             raise PermanentDeliveryError(f"{self.where} {WORKFLOW_WEBHOOK}")
         self.server = f"{parts.scheme}://{parts.hostname}:{port or ''}"
+        self.on_slack = parts.hostname in SLACK_HOOK_HOSTS  # where every incoming webhook is
+
+    def unreachable(self, message: str) -> TemporaryDeliveryError:
+        """The error for a server that did not answer or could not be reached: on Slack's
+        host, Slack's outage (no message's fault); elsewhere, that one server's."""
+        if self.on_slack:
+            return ServiceUnreachable(
+                f"{message} (Slack out of reach: retried without using an attempt)"
+            )
+        return TemporaryDeliveryError(message)
 
     def scrub(self, text: str) -> str:
         return scrub(text, self.secrets)

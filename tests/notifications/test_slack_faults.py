@@ -11,7 +11,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -20,12 +20,19 @@ from notifications.transports.base import (
     DeliveryError,
     MessageRefused,
     PermanentDeliveryError,
+    ServiceUnreachable,
     TemporaryDeliveryError,
     TransportUnavailable,
 )
 from notifications.transports.slack import MAX_RETRY_AFTER, SlackWebhookTransport
 from tests.notifications.factories import SECRET_PATH, FakeClock, assert_secret_hidden, slack_out
-from tests.servers import HttpServer, http_server, unresolvable
+from tests.servers import (
+    CLOSED_PORT,
+    HttpServer,
+    http_server,
+    resolves_to_loopback,
+    unresolvable,
+)
 
 HANG_TIMEOUT = 0.5
 TOKEN = SECRET_PATH.rsplit("/", 1)[1]  # XXXXSECRETXXXX
@@ -212,6 +219,30 @@ def test_a_webhook_server_that_never_answers_costs_one_timeout_per_batch(
         with t:
             assert isinstance(outcome(t, server.url_for(SECRET_PATH)), TemporaryDeliveryError)
         assert len(server.requests) == 2
+
+
+def test_slack_itself_silent_or_out_of_reach_is_no_messages_fault(
+    http: httpx.Client, clock: FakeClock, server: HttpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every incoming webhook is on Slack's host: its timeout or a connection it refuses is
+    Slack's outage, not one message's nor one webhook's (the job keeps the digest without
+    using up an attempt). A server of its own stays a TemporaryDeliveryError (above)."""
+    resolves_to_loopback(monkeypatch, "hooks.slack.com")
+    server.hang(times=10)
+    port = urlsplit(server.url_for("/")).port
+    t = transport(http, clock, timeout=HANG_TIMEOUT)
+    with t:
+        first = outcome(t, f"http://hooks.slack.com:{port}{SECRET_PATH}")
+        second = outcome(t, f"http://hooks.slack.com:{port}/services/T1/B1/OTHERTOKEN")
+    assert type(first) is ServiceUnreachable and "no answer within 0.5s" in str(first)
+    assert type(second) is ServiceUnreachable and "not tried" in str(second)
+    assert len(server.requests) == 1
+    with t:
+        refused = outcome(t, f"http://hooks.slack.com:{CLOSED_PORT}{SECRET_PATH}")
+    assert type(refused) is ServiceUnreachable and "network error" in str(refused)
+    for error in (first, second, refused):
+        assert "SECRET" not in str(error) and "/services" not in str(error)
+        assert "http://hooks.slack.com/…" in str(error)
 
 
 # ------------------------------------------------------------------ the secret path

@@ -30,7 +30,14 @@ from notifications.transports.smtp import SmtpTransport
 from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.notifications.factories import FakeClock
-from tests.servers import FaultAction, HttpServer, http_server, smtp_server
+from tests.servers import (
+    CLOSED_PORT,
+    FaultAction,
+    HttpServer,
+    http_server,
+    resolves_to_loopback,
+    smtp_server,
+)
 
 Hook = Callable[[Outgoing], None]
 
@@ -511,6 +518,54 @@ def test_a_resend_of_a_sent_digest_carries_a_new_message_id_and_a_retry_keeps_it
         assert len({first, resent, refused}) == 3  # before: one Message-ID for all five
         assert retried == resent and resent_after_refusal == refused
         assert [str(m.message["Message-ID"]) for m in server.messages] == [first, resent, refused]
+
+
+@pytest.mark.parametrize(
+    ("host", "slacks"), [("hooks.slack.com", True), ("hooks.example.org", False)]
+)
+def test_slack_out_of_reach_uses_up_no_attempt_and_waits_a_day(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    host: str,
+    slacks: bool,
+) -> None:
+    """Slack out of reach used up an attempt of each Slack digest in every run: an outage of
+    about 5 h (6 hourly runs) failed the day's digests. Every webhook is on Slack's host, so
+    that is no digest's fault: they wait, as for a mail server down, and are given up once a
+    day old. A webhook on a server of its own (stored before such were refused) is one
+    subscriber's server: its failures count, as before."""
+    resolves_to_loopback(monkeypatch, host)
+    slack = {"transport": "webhook", "min_interval_seconds": 0.0}
+    app = app_factory(make_settings(slack=slack, delivery={"max_attempts": 2}))
+    app.store.papers.upsert(
+        [PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=NOW)],
+        None,
+        NOW,
+    )
+    pid = app.store.papers.find("arxiv:1").id
+    ids = []
+    for name in ("ada", "bo"):
+        hook = f"http://{host}:{CLOSED_PORT}/services/T0/B{name}/XXXX"  # nothing listens
+        app.store.people.add(name, NOW, channels={ChannelKind.SLACK: hook})
+        user, (channel,) = app.store.people.subscribers([name])[0]
+        made = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
+            cold_start=False,
+        )  # fmt: skip
+        assert made is not None
+        ids.append(made)
+    runs = [jobs.deliver(app, NOW + timedelta(hours=h)) for h in range(3)]
+    if not slacks:  # one subscriber's server: each run uses an attempt, 2 allowed
+        assert [(r.retrying, r.failed) for r in runs] == [(2, 0), (0, 2), (0, 0)]
+        return
+    assert [(r.sent, r.retrying, r.failed, r.postponed) for r in runs] == [(0, 0, 0, 2)] * 3
+    assert [app.store.digests.get(i).attempts for i in ids] == [0, 0]
+    assert set(digest_states(app).values()) == {DigestState.PENDING}
+    assert "network error" in (app.store.digests.get(ids[0]).last_error or "")
+    late = jobs.deliver(app, NOW + timedelta(days=1, hours=1))  # a day old: given up
+    assert (late.failed, late.postponed) == (2, 0)
+    assert set(digest_states(app).values()) == {DigestState.FAILED}
 
 
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
