@@ -179,6 +179,8 @@ class SmtpServer:
     connections: int = 0
     ehlos: int = 0
     faults: list[SmtpFault] = field(default_factory=list)
+    max_connections: int | None = None  # more at once are refused at the greeting (421)
+    refused: int = 0  # connections refused so (one more than `max_connections`)
     _controller: Controller | None = None
     _live: set[SMTP] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -333,6 +335,13 @@ class _CountingSMTP(SMTP):
             await asyncio.sleep(HANG_SECONDS)  # cancelled when the connection is lost
 
     async def _handle_client(self) -> None:
+        limit = self.record.max_connections
+        if limit is not None and len(self.record._live) > limit:  # this one is one too many
+            self.record.refused += 1
+            await self.push("421 4.3.2 Too many concurrent connections from this client")
+            if self.transport is not None:
+                self.transport.close()
+            return
         fault = self.record._take("CONNECT")
         if fault is None:
             await super()._handle_client()

@@ -62,6 +62,8 @@ class DeliveryReport:
     failed: int = 0
     postponed: int = 0  # waiting for a transport that could not deliver anything
     released: int = 0  # claimed but given back (the daemon is stopping)
+    # claimed but left to another delivery process: the relay took no more connections
+    left: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: DeliveryReport) -> None:
@@ -71,6 +73,7 @@ class DeliveryReport:
         self.failed += other.failed
         self.postponed += other.postponed
         self.released += other.released
+        self.left += other.left
         self.errors.extend(other.errors)
 
 
@@ -248,6 +251,10 @@ class _Run:
     refused: dict[ChannelKind, set[int]] = field(default_factory=dict)
     worked: dict[ChannelKind, set[int]] = field(default_factory=dict)  # a message answered
     closers: list[Callable[[], object]] = field(default_factory=list)
+    # asked once when the server's limit of connections at once refused every lane: another
+    # delivery process still delivers (it holds them), so this run leaves its claims to it
+    others_deliver: Callable[[], bool] | None = None
+    leaving: bool | None = None
     done: int = 0
     papers: dict[int, PaperRow] = field(default_factory=dict)  # read once per run, by id
     lock: threading.Lock = field(default_factory=threading.Lock)  # lanes share the report
@@ -273,11 +280,22 @@ class _Run:
                 log.debug("closing a transport failed", exc_info=True)
 
 
-def deliver(app: App, now: datetime, *, progress: Progress = no_progress) -> DeliveryReport:
+def deliver(
+    app: App,
+    now: datetime,
+    *,
+    progress: Progress = no_progress,
+    others_deliver: Callable[[], bool] | None = None,
+) -> DeliveryReport:
     """Send every due digest: claim a batch, send it, and again, until none is due, the run's
-    time is up (`delivery.max_run_seconds`) or the daemon is stopping."""
+    time is up (`delivery.max_run_seconds`) or the daemon is stopping.
+
+    `others_deliver` (delivery processes, `delivery.workers` > 1): asked when the server's
+    limit of connections at once refused every connection of the run; True: another process
+    delivers and holds them, so this run gives its claims back for it (`report.left`) and
+    ends, where it would keep them waiting for a later run."""
     ds = app.settings.delivery
-    run = _Run(app, _Clock(app, now), DeliveryReport(), progress)
+    run = _Run(app, _Clock(app, now), DeliveryReport(), progress, others_deliver=others_deliver)
     deadline = time.monotonic() + ds.max_run_seconds
     lease = timedelta(seconds=ds.lease_seconds)
     try:
@@ -287,6 +305,11 @@ def deliver(app: App, now: datetime, *, progress: Progress = no_progress) -> Del
                 break
             with _Lease(app, claimed, run.clock) as held:
                 _deliver_batch(run, held, claimed)
+            if run.leaving:
+                run.report.left += held.released
+                log.info("the server takes no more connections: digests left to the other "
+                         "delivery processes", extra={"digests": held.released})  # fmt: skip
+                break
             run.report.released += held.released
     finally:
         run.close()
@@ -323,7 +346,7 @@ def _deliver_batch(run: _Run, held: _Lease, claimed: list[DueDelivery]) -> None:
                 break  # given back with the lease, for the next batch
             run.running[kind] = 1
             _lane(run, held, kind, kept[0], queue)
-        if kind in run.down:
+        if kind in run.down and not run.leaving:  # leaving: given back with the lease
             _postpone(run, kind, queue.rest(), held)
 
 
@@ -410,6 +433,11 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
                          extra={"kind": str(kind), "error": _detail(e)})  # fmt: skip
                 return
             run.down.setdefault(kind, e)
+            if _leaving(run, kind):  # another process holds the connections: it sends them
+                given_back = True
+                held.unstart(d.digest_id)
+                queue.give_back(item)
+                return
             _postpone(run, kind, [d], held)
         except Exception as e:  # the transport could not be opened at all
             if run.opened(kind, lane):
@@ -422,6 +450,16 @@ def _send_lane(run: _Run, held: _Lease, kind: ChannelKind, lane: int, queue: _Qu
                 held.finish(d.digest_id)
         with run.lock:
             run.done += 1
+
+
+def _leaving(run: _Run, kind: ChannelKind) -> bool:
+    """Whether the run leaves its claims to another delivery process, the kind found down by
+    the server's limit of connections at once (asked once a run)."""
+    with run.lock:
+        if run.leaving is None:
+            limit = isinstance(run.down.get(kind), TooManyConnections)
+            run.leaving = limit and run.others_deliver is not None and run.others_deliver()
+        return run.leaving
 
 
 def _refused_lane(error: TransportUnavailable, worked: bool) -> bool:

@@ -242,3 +242,39 @@ def test_workers_of_a_killed_daemon_stop(
         while any(map(_running, pids)):
             assert time.monotonic() < deadline, "the workers outlived their daemon"
             time.sleep(0.1)
+
+
+@BOTH_BACKENDS
+def test_a_worker_refused_by_the_relays_limit_leaves_its_digests_to_the_other(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A relay that takes one connection at once, and two workers: the one refused said the
+    server down and kept every digest it claimed waiting for a later run, an hour away, while
+    the other sent (100 to 200 of 300 postponed with two connections each). It gives them
+    back now, and the other sends them. The first message waits until the relay has refused
+    the second worker's connection, so that refusal comes while the first holds its own."""
+    real = servers._Handler.handle_DATA
+
+    async def held(handler: Any, server: Any, session: Any, envelope: Any) -> str:
+        for _ in range(6000):  # a minute at most: then the assertions below say what went wrong
+            if handler.server.refused:
+                break
+            await asyncio.sleep(0.01)
+        return await real(handler, server, session, envelope)
+
+    monkeypatch.setattr(servers._Handler, "handle_DATA", held)
+    with smtp_server(tls="none", require_starttls=False) as server:
+        server.max_connections = 1
+        email = {"transport": "smtp", "host": server.host, "port": server.port,
+                 "security": "none", "connections": 1}  # fmt: skip
+        delivery = {"workers": 2, "claim_batch": 50}
+        app = app_factory(make_settings(email=email, delivery=delivery))
+        users_with_digests(app, 300)
+        report = jobs.deliver_due(app, NOW)
+        assert server.refused >= 1
+        assert report.sent == 300 and report.postponed == report.failed == 0, report
+        assert report.left >= 1 and report.released == 0
+        assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(300))
+        assert set(digest_states(app).values()) == {DigestState.SENT}
