@@ -69,7 +69,8 @@ def _page(
             continue
         value = now = shown(settings, key)
         typed = (submitted or {}).get(key.key)
-        refused = any(e.startswith(f"{key.key} = ") for e in errors or [])
+        own = _errors_of(key, errors or [])
+        refused = bool(own)
         if typed is not None and not (key.secret and refused):
             # what was typed, a secret too (in its password field, so that Save sends it
             # again), but a secret refused itself
@@ -81,7 +82,7 @@ def _page(
                 "is_set": _is_set(settings, key),
                 "env": _env_variable(key.key, set_by_env),
                 "default": "" if key.secret else _default(key),
-                "refused": refused,  # its error under it describes it
+                "errors": own,  # (id, text): under it, each describing it
                 # the value the page showed first (a refused save shows it again): a Save
                 # writes the fields changed on the page, never one changed elsewhere since
                 "seen": (seen or {}).get(key.key, now),
@@ -95,6 +96,14 @@ def _page(
         errors=errors or [], admins=sorted(settings.admin.passwords),
         feeds=[f.name for f in settings.feeds],
     )  # fmt: skip
+
+
+def _errors_of(key: Key, errors: list[str]) -> list[tuple[str, str]]:
+    """The errors about `key` ('schedule.digest_cron = …', or a rule of its section naming
+    it: 'digest: keep_days = 3: …'), each with an id of its own: error-KEY, error-KEY-2 …"""
+    heads = (f"{key.key} = ", f"{key.section}: {key.name} = ")
+    own = [e for e in errors if e.startswith(heads)]
+    return [(f"error-{key.key}" + (f"-{n}" if n > 1 else ""), e) for n, e in enumerate(own, 1)]
 
 
 def _section(field: dict[str, Any]) -> str:

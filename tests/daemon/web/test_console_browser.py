@@ -15,8 +15,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from daemon import jobs
 from daemon.db.models import ChannelKind
+from daemon.errors import ConfigError
 from tests.daemon.conftest import FEEDS, NOW
 from tests.daemon.web.conftest import (
     PASSWORD,
@@ -292,3 +295,52 @@ def test_a_refused_field_is_announced_with_its_error(
     page.fill("#e-tz", "Europe/Nowhere")
     page.click("#save-user")
     expect(page.get_by_role("alert")).to_contain_text("time zone")
+
+
+def test_every_error_of_a_refused_key_describes_its_field_and_every_id_is_one(
+    live: tuple[Console, str], browser_page: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each error under a field had the id error-KEY: two errors of one key (the start-up
+    rules may give a key more than one line) were two elements of one id, invalid HTML, and
+    the field was described by the first only. A rule of a section naming its key
+    ('digest: keep_days = 3: keep at least 14 days …') was under no field at all. Every id
+    is one element's; a field is described by each of its errors."""
+    from playwright.sync_api import expect
+
+    from daemon import config_file
+    from daemon.web import console_config
+
+    real_edit = config_file.edit
+
+    def two_lines_for_the_cron(path: Path, changes: dict[str, Any]) -> Any:
+        if changes.get("schedule.digest_cron") == "5 * * * 8":
+            raise ConfigError(
+                f"{path}: invalid configuration (2 problem(s)):\n"
+                "  schedule.digest_cron = '5 * * * 8': the first problem\n"
+                "  schedule.digest_cron = '5 * * * 8': the second problem"
+            )
+        return real_edit(path, changes)
+
+    monkeypatch.setattr(console_config, "edit", two_lines_for_the_cron)
+    console, base = live
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+    page.goto(f"{base}/admin/config")
+    cron = page.locator('[id="schedule.digest_cron"]')
+    cron.fill("5 * * * 8")
+    page.click("#save-config")
+    expect(page.get_by_role("alert")).to_contain_text("the second problem")
+    ids = page.eval_on_selector_all("[id]", "all => all.map(e => e.id)")
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    expect(cron).to_have_attribute("aria-invalid", "true")
+    expect(cron).to_have_accessible_description(re.compile("the first problem.*the second problem"))
+
+    page.goto(f"{base}/admin/config")
+    keep = page.locator('[id="digest.keep_days"]')
+    keep.fill("3")
+    page.click("#save-config")
+    expect(page.get_by_role("alert")).to_contain_text("keep at least 14 days")
+    expect(keep).to_have_attribute("aria-invalid", "true")
+    expect(keep).to_have_accessible_description(re.compile("keep at least 14 days"))
+    expect(keep).to_have_value("3")
+    assert "keep_days" not in console.config.read_text()  # nothing written
