@@ -85,12 +85,23 @@ def signup_routes(app: App, pages: Pages) -> APIRouter:
 def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
     limiter = RequestLimiter()
 
-    def form(status: int = 200, error: str = "", sent: bool = False) -> HTMLResponse:
+    def form(
+        status: int = 200,
+        error: str = "",
+        sent: bool = False,
+        address: str = "",
+        *,
+        invalid: bool = False,
+    ) -> HTMLResponse:
+        """`address`: the one typed, kept; `invalid`: the `error` is about it (the field is
+        marked, and described by the error)."""
         return pages.render(
             "signup.html",
             status,
             title="Subscribe",
             error=error,
+            invalid=invalid,
+            address=address,
             sent=sent,
             domains=app.settings.server.signup_domains,
             hours=SIGNUP_LINK_HOURS,
@@ -110,12 +121,14 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
         try:
             address = parse_email(raw)[0]
         except ValueError as e:
-            return form(400, error=str(e))
+            return form(400, error=str(e), address=raw.strip(), invalid=True)
         if not domain_allowed(app, address):
-            return form(400, error="Addresses of that domain cannot sign up here.")
+            refused = "Addresses of that domain cannot sign up here."
+            return form(400, error=refused, address=raw.strip(), invalid=True)
         now = app.clock()
         if not limiter.allow(f"client:{client_of(request)}", REQUESTS_PER_CLIENT, now):
-            return form(429, error="Too many requests from your network: try again in an hour.")
+            busy = "Too many requests from your network: try again in an hour."
+            return form(429, error=busy, address=raw.strip())
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)
             if user is None:

@@ -762,7 +762,9 @@ def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:
     try:
         kind = FollowKind(form.get("kind", ""))
     except ValueError:
-        return page.show(token, user, error="Choose a keyword or an author.", status=400)
+        sent = {"follow_value": form.get("value", "")}  # the word typed, to send again
+        return page.show(token, user, error="Choose a keyword or an author.", status=400,
+                         sent=sent, invalid="follow-kind")  # fmt: skip
     what = "keyword" if kind == FollowKind.KEYWORD else "author"
     if form.get("op") == "remove":
         app.store.people.remove_follow(user.id, kind, form.get("value", ""))

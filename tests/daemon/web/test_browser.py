@@ -212,3 +212,40 @@ def test_a_digest_email_reads_in_dark_mode(browser_page: object) -> None:
         e.style.backgroundColor = '#1f1f1f'; e.style.color = '#e6e6e6';
         e.setAttribute('data-ogsc', ''); e.setAttribute('data-ogsb', ''); } }""")
     assert low_contrast() == []
+
+
+def test_a_refused_field_of_the_subscribers_pages_is_announced_with_its_error(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, browser_page: object
+) -> None:
+    """On /manage and /signup a refused address ('ada@lab', which the browser takes) had its
+    error at the top and nothing on the field: a screen reader on it heard neither that it
+    was refused nor why, and /signup's field came back empty. On /me a stored time zone of no
+    place was said beside the list, tied to nothing. Each field is now marked invalid and
+    described by its error; the address typed is kept."""
+    import re
+
+    from playwright.sync_api import Page, expect
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    app = app_factory(make_settings(server={"base_url": base, "signup": "open"}))
+    page: Page = browser_page  # type: ignore[assignment]
+    with served_on_loopback(make_web(app), port):
+        for path in ("/manage", "/signup"):
+            page.goto(base + path)
+            page.locator("#email").fill("ada@lab")
+            page.locator("button[type=submit]").click()
+            expect(page.get_by_role("alert")).to_contain_text("not an email address")
+            email = page.locator("#email")
+            expect(email).to_have_attribute("aria-invalid", "true")
+            expect(email).to_have_accessible_description(re.compile("not an email address"))
+            expect(email).to_have_value("ada@lab")
+
+        now = app.clock()
+        user = app.store.people.add("ada", now, channels={ChannelKind.EMAIL: "ada@lab.example"})
+        app.store.people.edit("ada", now, changes={"timezone": "localtime"})
+        page.goto(app.links.manage_url(user.id, now))
+        zone = page.locator("#timezone")
+        expect(zone).to_have_attribute("aria-invalid", "true")
+        expect(zone).to_have_accessible_description(re.compile("not a time zone of a place"))
+        expect(page.locator("#hour")).not_to_have_attribute("aria-invalid", "true")

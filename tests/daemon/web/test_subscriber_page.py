@@ -593,6 +593,17 @@ def test_a_refused_follow_keeps_what_was_typed_and_marks_it(world: World) -> Non
     assert _marked(world.client.get(world.page).text) == []  # the page as it is otherwise
 
 
+def test_a_follow_of_no_kind_keeps_what_was_typed_and_marks_the_kind(world: World) -> None:
+    """A kind that is neither keyword nor author (a page of an older version, a tampered
+    form) was refused with the word typed gone and no field marked: the kind is marked, the
+    word kept."""
+    resp = world.post("follow", kind="topic", value="diffusion models", op="follow")
+    assert resp.status_code == 400 and "Choose a keyword or an author" in resp.text
+    assert _marked(resp.text) == ["follow-kind"]
+    assert 'value="diffusion models"' in resp.text
+    assert world.app.store.subscriber.follows(world.user_id) == []
+
+
 def test_a_pause_is_a_date_in_the_subscribers_time_zone(world: World) -> None:
     # 23:30 UTC is already tomorrow in Tokyo: "tomorrow" by UTC is today there
     now = world.clock()
