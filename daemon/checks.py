@@ -16,6 +16,14 @@ FOLLOW_MAX = 200
 
 
 ID_MAX = 2**31 - 1  # the id columns are INTEGER: PostgreSQL's 4 bytes
+OTHER_DIGITS = "write the number with the digits 0–9"
+
+
+def other_digits(text: str) -> bool:
+    """`text` holds a decimal digit of another script ('٣٠', '３０'): Python's int() and
+    float() read '٣٠' as 30, but TOML and the id checks (`as_id`) do not, so every form
+    refuses them alike, saying `OTHER_DIGITS` ('²' is no number to any of them)."""
+    return any(c.isdecimal() and not c.isascii() for c in text)
 
 
 def as_id(text: str) -> int | None:

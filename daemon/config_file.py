@@ -25,6 +25,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
+from daemon.checks import OTHER_DIGITS, other_digits
 from daemon.errors import ConfigError
 from daemon.settings import (
     DEFAULT_CONFIG,
@@ -153,6 +154,8 @@ def value_of(key: str, text: str) -> Any:
     if key not in known:
         raise ConfigError(f"{key}: unknown key{_suggest(key, known)}")
     kind = known[key].kind
+    if kind in ("int", "float") and other_digits(text):
+        raise ConfigError(f"{key} = {text!r}: {OTHER_DIGITS}")
     if kind == "bool":
         word = text.strip().lower()
         if word in ("true", "yes", "on", "1"):

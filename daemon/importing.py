@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.channels import CHANNELS, parse_email
-from daemon.checks import as_id, check_display_name, check_handle
+from daemon.checks import OTHER_DIGITS, as_id, check_display_name, check_handle, other_digits
 from daemon.db.models import ChannelKind
 from daemon.db.people import Imported
 from daemon.settings import check_timezone
@@ -199,6 +199,9 @@ def _hour(text: str, problems: list[str]) -> int | None:
     if not text:
         return None
     hour = as_id(text)
+    if other_digits(text):
+        problems.append(f"hour: {text!r}: {OTHER_DIGITS}")
+        return None
     if hour is None or not 0 <= hour <= 23:
         problems.append(f"hour: {text!r} is not an hour from 0 to 23")
         return None

@@ -18,6 +18,7 @@ from starlette.datastructures import UploadFile
 from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
 from daemon.checks import (
+    OTHER_DIGITS,
     WEEKDAYS,
     HostNotResolved,
     as_id,
@@ -28,6 +29,7 @@ from daemon.checks import (
     check_handle,
     check_pause_until,
     check_weekday,
+    other_digits,
 )
 from daemon.db.models import ChannelKind
 from daemon.db.people import Subscriber
@@ -359,6 +361,9 @@ def _number(got: UserForm, text: str, label: str, low: int, high: int) -> int | 
     if not text or text == "default":
         return None
     number = as_id(text)
+    if other_digits(text):
+        got.errors.append(f"{label}: {text!r}: {OTHER_DIGITS}")
+        return None
     if number is None or not low <= number <= high:
         got.errors.append(f"{label}: {text!r} is not a number from {low} to {high}")
         return None

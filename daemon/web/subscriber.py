@@ -32,6 +32,7 @@ from starlette.datastructures import UploadFile
 from daemon.app import App
 from daemon.channels import CHANNELS, parse_email
 from daemon.checks import (
+    OTHER_DIGITS,
     WEEKDAYS,
     as_id,
     check_follow,
@@ -39,6 +40,7 @@ from daemon.checks import (
     check_pause_until,
     check_weekday,
     frequency_text,
+    other_digits,
 )
 from daemon.db.models import ChannelKind, FollowKind
 from daemon.db.people import DISLIKE, LIKE, NEITHER
@@ -825,6 +827,8 @@ def _settings(page: _Page, token: str, form: dict[str, str] | None) -> Response:
             raw = form.get(key, "").strip()
             low = 0 if key == "hour" else 1
             number = as_id(raw)
+            if other_digits(raw):
+                raise ValueError(f"{raw!r}: {OTHER_DIGITS}")
             if raw and (number is None or not low <= number <= top):
                 raise ValueError(f"{raw!r} is not a number from {low} to {top}")
             changes[field] = number

@@ -802,6 +802,8 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
         # a negative number is a value, not an option ("No such option: -1" before)
         ("ingest.max_bytes", "-1", "ingest.max_bytes = -1: Input should be greater than"),
         ("digest.min_score", "1.5", "digest.min_score = 1.5: Input should be less than"),
+        # int() and float() read them; the file (TOML) does not (30 was written)
+        ("digest.max_picks", "٣٠", "digest.max_picks = '٣٠': write the number with the digits 0–9"),
     ],
 )
 def test_config_set_refuses_an_invalid_value_without_touching_the_file(

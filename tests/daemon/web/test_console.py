@@ -2054,3 +2054,35 @@ def test_an_address_shared_with_guessers_does_not_lock_out_a_browser_with_its_de
     typos = [_login_from(console, "192.0.2.1", "typo!", device).status_code for _ in range(4)]
     assert typos == [401] * 3 + [429]
     assert _login_from(console, "192.0.2.1", "guess!").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("key", "typed"),
+    [("digest.max_picks", "٣٠"), ("admin.lockout_minutes", "١٥"), ("email.port", "２５")],
+)
+def test_a_number_in_digits_of_another_script_is_refused_on_every_path(
+    console: Console, client: TestClient, key: str, typed: str
+) -> None:
+    """The configuration page took '٣٠' (Arabic-Indic digits) as 30, which Python's int()
+    and float() read, and wrote 30; the subscriber's form and a CSV of subscribers refused
+    '٣' as 'not a number from 0 to 23', as if it were no number. Every path refuses digits
+    other than 0–9, naming the field and saying to write them so."""
+    csrf = log_in(client)
+    before = console.config.read_bytes()
+    r = client.post("/admin/config", data={**_config_form(client), key: typed})
+    assert r.status_code == 400 and f'id="error-{key}"' in r.text, r.text[-300:]
+    assert f"{key} = &#39;{typed}&#39;: write the number with the digits 0–9" in r.text
+    assert console.config.read_bytes() == before
+
+    people = console.app.store.people
+    people.add("ada", console.app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    form = {"csrf": csrf, "email": "ada@lab.example", "timezone": "UTC", "max_picks": "٣٠"}
+    r = client.post("/admin/subscribers/ada", data=form)
+    assert r.status_code == 400 and "&#39;٣٠&#39;: write the number with the digits 0–9" in r.text
+    assert people.get("ada").max_picks is None
+    csv = "name,email,hour\nbob,bob@lab.example,٧\n"
+    r = client.post("/admin/subscribers/import", data={"csrf": csrf},
+                    files={"file": ("lab.csv", csv, "text/csv")})  # fmt: skip
+    assert r.status_code == 400
+    assert "line 2: hour: &#39;٧&#39;: write the number with the digits 0–9" in r.text
+    assert people.find()[0] == 1
