@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -551,11 +551,21 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
     ) -> Response:
         return _edit_user(console, request, form, name, q, page, sort)
 
+    @router.get("/subscribers/{name}/follow")
+    def follow_reloaded(name: str, who: auth.Admin = admin) -> Response:
+        # a refused follow's page (it answers the POST) reloaded from the address bar
+        return RedirectResponse(f"/admin/subscribers/{quote(name)}#f-value", status_code=303)
+
     @router.post("/subscribers/{name}/follow")
     def follow(
-        name: str, q: str = "", page: PageNumber = 0, sort: Sort = "name", form: Posted = posted
+        request: Request,
+        name: str,
+        q: str = "",
+        page: PageNumber = 0,
+        sort: Sort = "name",
+        form: Posted = posted,
     ) -> Response:
-        return _follow(console, form, name, list_query(q, page, sort))
+        return _follow(console, request, form, name, q, page, sort)
 
     @router.post("/subscribers/{name}/{action}")
     def act(
@@ -745,16 +755,21 @@ def _changes(
     return "; ".join(said) or "nothing changed"
 
 
-def _follow(console: Console, form: Posted, name: str, listed: str = "") -> Response:
+def _follow(
+    console: Console, request: Request, form: Posted, name: str, q: str, page: int, sort: str
+) -> Response:
     from daemon.db.models import FollowKind
 
     app = console.app
-    here = f"/admin/subscribers/{name}{listed}"
+    here = f"/admin/subscribers/{name}{list_query(q, page, sort)}"
     kind = FollowKind.AUTHOR if form.text("kind") == "author" else FollowKind.KEYWORD
     try:
         value = check_follow(form.text("value"), str(kind))
-    except ValueError as e:
-        return console.back(here, f"{kind}: {e}", error=True)
+    except ValueError as e:  # the page again, what was typed kept and marked; the field named
+        said = f"Keyword or author: {e}"
+        typed = {"kind": kind.value, "value": form.text("value"), "error": said}
+        return _subscriber_page(console, request, form.admin, name, 400, q=q, page=page,
+                                sort=sort, follow=typed)  # fmt: skip
     user = app.store.people.get(name)
     app.store.people.set_follow(user.id, kind, value, muted=form.text("muted") == "yes")
     console.audit(form.admin.name, "follow added", name, f"{kind}: {value}")

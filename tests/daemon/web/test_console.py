@@ -2086,3 +2086,30 @@ def test_a_number_in_digits_of_another_script_is_refused_on_every_path(
     assert r.status_code == 400
     assert "line 2: hour: &#39;٧&#39;: write the number with the digits 0–9" in r.text
     assert people.find()[0] == 1
+
+
+def test_a_refused_follow_keeps_what_was_typed_and_marks_its_field(
+    console: Console, client: TestClient
+) -> None:
+    """A follow refused (a name too long) was a redirect to the page with a flash 'author: …':
+    the name typed was gone (to type again, not to shorten), its kind back to 'keyword', and
+    nothing marked the field. The page comes again with both kept, the field marked invalid
+    and described by the error, which names it."""
+    csrf = log_in(client)
+    people = console.app.store.people
+    people.add("ada", console.app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    long = "Augusta Ada King, Countess of Lovelace " * 6  # 234 characters
+    r = client.post("/admin/subscribers/ada/follow", data={"csrf": csrf, "kind": "author",
+                                                           "value": long})  # fmt: skip
+    assert r.status_code == 400 and "<h1>ada" in r.text
+    field = re.search(r'<input type="text" id="f-value"[^>]*>', r.text)
+    assert field is not None
+    assert f'value="{long.strip()}"' in field[0]
+    assert 'aria-invalid="true" aria-describedby="f-error"' in field[0]
+    said = re.search(r'id="f-error"[^>]*>([^<]*)<', r.text)
+    assert said is not None and said[1].startswith("Keyword or author: ")
+    assert '<option value="author" selected>' in r.text
+    assert people.signals([people.get("ada").id])[people.get("ada").id].follows == ()
+    # its address opened again (a reload from the address bar): her page, not 405
+    again = client.get("/admin/subscribers/ada/follow")
+    assert again.status_code == 200 and again.url.path == "/admin/subscribers/ada"
