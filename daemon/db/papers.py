@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -46,22 +46,16 @@ class Papers(Repository):
             s.commit()
         return new, len(rows) - new
 
-    def match(
-        self, idents: Sequence[Identity], *, owner: int | None = None
-    ) -> list[PaperRow | None]:
+    def match(self, idents: Sequence[Identity]) -> list[PaperRow | None]:
         """The stored paper each identity is (`identity.same_paper`: key or arXiv id, then
-        DOI, then normalised title with a shared author), or None; in the order given.
-        `owner`: the entries are that user's library, and a paper stored from another's is
-        not matched by its title (`_by_title`)."""
+        DOI, then normalised title with a shared author), or None; in the order given."""
         found: list[PaperRow | None] = []
         with self.read_session() as s:
             for start in range(0, len(idents), _CHUNK):
                 chunk = idents[start : start + _CHUNK]
                 index = _Index()
-                rows = s.exec(select(Paper).where(_candidates(chunk))).all()
-                titled = _by_title(s, rows, owner)
-                for row in rows:
-                    index.add(row, titled=titled(row))
+                for row in s.exec(select(Paper).where(_candidates(chunk))).all():
+                    index.add(row)
                 for ident in chunk:
                     hit = index.match(ident)
                     found.append(PaperRow.of(hit) if hit is not None else None)
@@ -87,7 +81,7 @@ class Papers(Repository):
             return p.key in news
 
         with self.session() as s:
-            rows, created = _upsert(s, new, None, now, news=is_news, owner=user_id)
+            rows, created = _upsert(s, new, None, now, news=is_news)
             s.flush()
             ids = {key: _id_of(row) for key, row in rows.items()}
             wanted = list(dict.fromkeys([*known, *(ids[p.key] for p in new)]))
@@ -237,10 +231,8 @@ def _upsert(
     now: datetime,
     *,
     news: Callable[[PaperIn], bool],
-    owner: int | None = None,
 ) -> tuple[dict[str, Paper], int]:
-    """`Papers.upsert` in the session `s`: the row of each distinct key, and how many are new.
-    `owner`: the papers are that user's library (`_by_title`)."""
+    """`Papers.upsert` in the session `s`: the row of each distinct key, and how many are new."""
     by_key: dict[str, PaperIn] = {}
     for p in papers:
         by_key.setdefault(p.key, p)
@@ -250,10 +242,8 @@ def _upsert(
     index = _Index()
     for start in range(0, len(incoming), _CHUNK):
         chunk = [(p, _identity_in(p)) for p in incoming[start : start + _CHUNK]]
-        found = s.exec(select(Paper).where(_candidates([i for _, i in chunk]))).all()
-        titled = _by_title(s, found, owner)
-        for row in found:
-            index.add(row, titled=titled(row))
+        for row in s.exec(select(Paper).where(_candidates([i for _, i in chunk]))).all():
+            index.add(row)
         for p, ident in chunk:
             match = index.match(ident)
             if match is None:
@@ -270,29 +260,9 @@ def _upsert(
                     row.is_news = news(p) and not _replaces(p)
                     _feed_text(row, p)
             s.add(row)
-            index.add(row, titled=titled(row))
+            index.add(row)
             rows[p.key] = row
     return rows, new
-
-
-def _by_title(s: Session, rows: Sequence[Paper], owner: int | None) -> Callable[[Paper], bool]:
-    """Whether a row may be matched by its title to an entry of `owner`'s library: any row
-    but one stored from another subscriber's library (no feed brought it, and it was no news:
-    made from a file's own fields, or fetched from arXiv for it). That row's text is what
-    their file said (an abstract may be their notes): an entry of the same title was a like of
-    it, shown on the other's page. It is still matched by its key, arXiv id or DOI (the same
-    paper by an identifier), and by the owner's own library (the papers they answered)."""
-    if owner is None:
-        return lambda row: True
-    library = [row.id for row in rows if row.feed_id is None and not row.is_news]
-    own: set[int] = set()
-    for start in range(0, len(library), _CHUNK):
-        part = library[start : start + _CHUNK]
-        q = select(Feedback.paper_id).where(
-            Feedback.user_id == owner, col(Feedback.paper_id).in_(part)
-        )
-        own.update(s.exec(q).all())
-    return lambda row: row.id is None or row.feed_id is not None or row.is_news or row.id in own
 
 
 def _identity_in(p: PaperIn) -> Identity:
@@ -331,12 +301,8 @@ class _Index:
         pairs.append(("title", ident.title_key))
         return [(kind, value) for kind, value in pairs if value]
 
-    def add(self, row: Paper, *, titled: bool = True) -> None:
-        """`titled=False`: the row is found by its key, arXiv id or DOI only."""
-        ident = _identity_of(row)
-        if not titled:
-            ident = replace(ident, title_key=None)
-        self._idents[id(row)] = ident
+    def add(self, row: Paper) -> None:
+        ident = self._idents[id(row)] = _identity_of(row)
         for slot in self._slots(ident):
             self._by.setdefault(slot, {})[id(row)] = row
 

@@ -128,22 +128,20 @@ def import_source(
     return import_library(app, user, library, app.clock(), source=source)
 
 
-def _identity(e: Entry, owner: int | None = None) -> Identity:
-    return Identity(_key(e, owner), e.arxiv_id, e.doi, title_key(e.title), e.authors)
+def _identity(e: Entry) -> Identity:
+    return Identity(_key(e), e.arxiv_id, e.doi, title_key(e.title), e.authors)
 
 
-def _key(e: Entry, owner: int | None = None) -> str:
-    """The key a paper made from `e` gets: arXiv id, else DOI, else its link, else its title
-    in `owner`'s library ('library:u7:…': another's entry of that title is not this row,
-    see `papers._by_title`). A link to a site's home page (no path, no query) names no paper:
-    two papers giving the same journal's site would be one."""
+def _key(e: Entry) -> str:
+    """The key a paper made from `e` gets: arXiv id, else DOI, else its link, else its title.
+    A link to a site's home page (no path, no query) names no paper: two papers giving the
+    same journal's site would be one."""
     try:
         parts = urlsplit(e.url)
         page = e.url if parts.path.strip("/") or parts.query else ""
     except ValueError:  # "http://[journal…/1": not a site's home page either, a key as it is
         page = e.url
-    title = title_key(e.title) or " ".join(e.title.casefold().split())
-    fallback = page or ("library:" + ("" if owner is None else f"u{owner}:") + title)
+    fallback = page or "library:" + (title_key(e.title) or " ".join(e.title.casefold().split()))
     return paper_key(e.arxiv_id, e.doi, fallback)
 
 
@@ -169,7 +167,7 @@ def import_library(
         skipped=list(library.skipped),
     )
     entries = _without_duplicates(library.entries, report)
-    stored = app.store.papers.match([_identity(e, u.id) for e in entries], owner=u.id)
+    stored = app.store.papers.match([_identity(e) for e in entries])
     matched = [(e, row) for e, row in zip(entries, stored, strict=True) if row is not None]
     unmatched = [e for e, row in zip(entries, stored, strict=True) if row is None]
     wanted = list(dict.fromkeys(e.arxiv_id for e in unmatched if e.arxiv_id))
@@ -190,7 +188,7 @@ def import_library(
         if paper is not None:
             fetched.append((e, replace(paper, doi=paper.doi or e.doi)))
         elif e.title:
-            created.append((e, paper_from_entry(e, u.id)))
+            created.append((e, paper_from_entry(e)))
         else:
             why = lookup.missing.get(e.arxiv_id or "", "not stored")
             report.not_found.append(Problem(e.where, _not_found(e, why)))
@@ -302,10 +300,10 @@ def _ask_arxiv(app: App, ids: Sequence[str]) -> ArxivLookup:
     )
 
 
-def paper_from_entry(e: Entry, owner: int | None = None) -> PaperIn:
+def paper_from_entry(e: Entry) -> PaperIn:
     """A paper from a library entry's own fields (arXiv could not give it, or it is no arXiv
-    paper) of `owner`'s library: its link is the arXiv page, else the DOI's, else the file's
-    URL; dated 1 January of its year."""
+    paper): its link is the arXiv page, else the DOI's, else the file's URL; dated 1 January
+    of its year."""
     from daemon.ingest.parse import PaperIn
 
     if e.arxiv_id:
@@ -315,7 +313,7 @@ def paper_from_entry(e: Entry, owner: int | None = None) -> PaperIn:
     else:
         url = e.url
     return PaperIn(
-        key=_key(e, owner),
+        key=_key(e),
         title=e.title,
         abstract=e.abstract,
         authors=e.authors,
