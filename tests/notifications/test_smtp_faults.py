@@ -365,7 +365,7 @@ def _short_wait_at(monkeypatch: pytest.MonkeyPatch, command: str) -> None:
     with 0.5 s for every step, each step that answers had to answer within 0.5 s, which a
     loaded machine's pause can miss."""
     if command == "CONNECT":  # the greeting is the first thing read
-        get_socket = smtplib.SMTP._get_socket
+        get_socket: Callable[..., socket.socket] = getattr(smtplib.SMTP, "_get_socket")  # noqa: B009
 
         def socket_short(self: smtplib.SMTP, *args: Any) -> socket.socket:
             sock = get_socket(self, *args)
