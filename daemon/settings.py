@@ -629,33 +629,53 @@ def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrT
     "sun-thu" was refused (a range backwards); the field is written as a list of names first. Its
     day and weekday fields must both match, where crontab's either does when neither starts
     with '*': "0 6 1,15 * mon" (the 1st, the 15th and every Monday) fired on a Monday that was
-    the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins."""
+    the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins.
+    A weekday of the month ('fri#1', the first Friday; 'friL', the last) is APScheduler's
+    "1st fri" of the day field, a trigger of its own ('fri#1' was read as 'fri': every Friday)."""
     fields = expr.split()
-    either = len(fields) == 5 and not fields[2].startswith("*") and not fields[4].startswith("*")
-    if len(fields) == 5 and fields[4] != "*":
-        fields[4] = _crontab_weekdays(fields[4])
-    if either:
-        by_day, by_weekday = [*fields[:4], "*"], [*fields[:2], "*", *fields[3:]]
-        return OrTrigger(
-            [
-                _CronTrigger.from_crontab(" ".join(by_day), timezone=timezone),
-                _CronTrigger.from_crontab(" ".join(by_weekday), timezone=timezone),
-            ]
+    if len(fields) != 5 or fields[4] == "*":
+        trigger: CronTrigger = _CronTrigger.from_crontab(expr, timezone=timezone)
+        return trigger
+    minute, hour, day, month, weekday = fields
+    either = not day.startswith("*") and not weekday.startswith("*")
+    names, of_month = _crontab_weekdays(weekday)
+    if of_month and not either and day != "*":
+        raise ValueError(
+            f"weekday {weekday!r} with the day of the month {day!r}: a weekday of the month "
+            "cannot also be every few days; write the day as '*'"
         )
-    trigger: CronTrigger = _CronTrigger.from_crontab(" ".join(fields), timezone=timezone)
-    return trigger
+    triggers: list[CronTrigger] = []
+    if either:  # crontab's "either": the days of the month on their own
+        triggers.append(_CronTrigger.from_crontab(f"{minute} {hour} {day} {month} *", timezone))
+    if names:
+        days = "*" if either else day
+        triggers.append(
+            _CronTrigger.from_crontab(f"{minute} {hour} {days} {month} {names}", timezone)
+        )
+    if of_month:
+        triggers.append(
+            _CronTrigger(
+                minute=minute, hour=hour, day=",".join(of_month), month=month, timezone=timezone
+            )
+        )
+    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
 
 
-def _crontab_weekdays(field: str) -> str:
-    def day(text: str) -> int:
-        if text.isdigit() and int(text) <= 7:
-            return int(text)
-        if text[:3].lower() in _WEEKDAYS:
-            return _WEEKDAYS.index(text[:3].lower())
-        raise ValueError(f"weekday {text!r} is not 0-7 or a name like 'mon'")
+_WEEKDAY_NAMES = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+_NTH = ("1st", "2nd", "3rd", "4th", "5th")
 
+
+def _crontab_weekdays(field: str) -> tuple[str, list[str]]:
+    """A crontab weekday field as APScheduler's: the weekdays of every week, as names ('' for
+    none), and the weekdays of the month as its day field writes them ('fri#1' → '1st fri',
+    'friL' → 'last fri')."""
     days: set[int] = set()
+    of_month: list[str] = []
     for part in field.split(","):
+        nth = _weekday_of_month(part)
+        if nth:
+            of_month.append(nth)
+            continue
         span, _, step_text = part.partition("/")
         step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
         if step_text and step is None:
@@ -664,15 +684,52 @@ def _crontab_weekdays(field: str) -> str:
             lo, hi = 0, 6
         elif "-" in span:
             first, last = span.split("-", 1)
-            lo, hi = day(first), day(last)
+            lo, hi = _weekday(first), _weekday(last)
             hi = 7 if hi == 0 and lo > 0 else hi  # "5-0", "fri-sun": through Sunday
         else:
-            lo = day(span)
+            lo = _weekday(span)
             hi = 6 if step else lo
         if hi < lo:
             raise ValueError(f"weekday range {span!r} runs backwards")
         days.update(d % 7 for d in range(lo, hi + 1, step or 1))
-    return ",".join(_WEEKDAYS[d] for d in sorted(days))
+    return ",".join(_WEEKDAYS[d] for d in sorted(days)), of_month
+
+
+def _weekday(text: str) -> int:
+    """0-7 (0 and 7: Sunday), or a name ('fri', 'Friday'); 'fri#1' was read as 'fri' by its
+    first three letters, and so was any word that began as a weekday does."""
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    lowered = text.lower()
+    for number, name in enumerate(_WEEKDAY_NAMES):
+        if len(lowered) >= 3 and name.startswith(lowered):
+            return number
+    raise ValueError(f"weekday {text!r} is not 0-7 or a name like 'mon'")
+
+
+def _weekday_of_month(part: str) -> str:
+    """'fri#1' → '1st fri', 'friL' → 'last fri' (APScheduler's day field); '' for a part that
+    is none ('fri', '1-5', '*/2')."""
+    if "#" in part:
+        span, _, which = part.partition("#")
+    elif len(part) > 1 and part[-1] in "lL":
+        span, which = part[:-1], "L"
+    else:
+        return ""
+    if any(c in span for c in "*-/"):
+        raise ValueError(
+            f"weekday {part!r}: '#' and 'L' follow one weekday, like 'fri#1' (the first "
+            "Friday of the month) or 'friL' (the last)"
+        )
+    name = _WEEKDAYS[_weekday(span) % 7]
+    if which.upper() == "L":
+        return f"last {name}"
+    if not (which.isdigit() and 1 <= int(which) <= 5):
+        raise ValueError(
+            f"weekday {part!r}: the week of the month after '#' is 1 to 5 ('fri#1': the first "
+            "Friday of the month)"
+        )
+    return f"{_NTH[int(which) - 1]} {name}"
 
 
 # keys of the zoneinfo database that name no place: a digest hour in them is nobody's hour

@@ -150,6 +150,51 @@ def test_a_crontab_with_a_day_and_a_weekday_runs_on_either_as_crontab_does(
 
 
 @pytest.mark.parametrize(
+    ("cron", "days"),
+    [
+        # the first, third or last such weekday of the month (APScheduler's "1st fri" …)
+        ("0 6 * * fri#1", [date(2026, 11, 6), date(2026, 12, 4), date(2027, 1, 1)]),
+        ("0 6 * * 5#3", [date(2026, 11, 20), date(2026, 12, 18), date(2027, 1, 15)]),
+        ("0 6 * * 0#1", [date(2026, 11, 1), date(2026, 12, 6), date(2027, 1, 3)]),
+        ("0 6 * * friL", [date(2026, 11, 27), date(2026, 12, 25), date(2027, 1, 29)]),
+        ("0 6 * * 1#1,fri#2", [date(2026, 11, d) for d in (2, 13)] + [date(2026, 12, 7)]),
+        # with other weekdays: those every week, and the first Friday
+        ("0 6 * * mon,fri#1", [date(2026, 11, d) for d in (2, 6, 9, 16, 23, 30)]),
+        # with a day of the month: either, as crontab's day and weekday
+        ("0 6 13 * fri#1", [date(2026, 11, 6), date(2026, 11, 13), date(2026, 12, 4)]),
+        ("0 6 * 12 fri#1", [date(2026, 12, 4), date(2027, 12, 3)]),
+    ],
+)
+def test_a_weekday_of_the_month_runs_on_that_day_only(cron: str, days: list[date]) -> None:
+    """'fri#1' (the first Friday, as Quartz and many crons write it) was read as 'fri': every
+    Friday. It runs on the first Friday of each month; 'friL' on the last."""
+    trigger = crontab_trigger(cron, "UTC")
+    at = datetime(days[0].year, days[0].month, 1, tzinfo=UTC) - timedelta(seconds=1)
+    fired = []
+    for _ in days:
+        at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        fired.append(at.date())
+    assert fired == days
+
+
+@pytest.mark.parametrize(
+    ("cron", "said"),
+    [
+        ("0 6 * * fri#6", "'fri#6': the week of the month after '#' is 1 to 5"),
+        ("0 6 * * fri#0", "'fri#0': the week of the month after '#' is 1 to 5"),
+        ("0 6 * * mon-fri#1", "'mon-fri#1': '#' and 'L' follow one weekday"),
+        ("0 6 * * */2#1", "'*/2#1': '#' and 'L' follow one weekday"),
+        ("0 6 */2 * fri#1", "'fri#1' with the day of the month '*/2'"),
+        ("0 6 * * fridge", "weekday 'fridge' is not 0-7 or a name like 'mon'"),
+    ],
+)
+def test_a_weekday_of_the_month_that_cannot_be_read_is_refused(cron: str, said: str) -> None:
+    with pytest.raises(ValueError) as e:
+        crontab_trigger(cron, "UTC")
+    assert said in str(e.value)
+
+
+@pytest.mark.parametrize(
     ("tz", "summer_time_begins"),
     [
         ("Europe/Berlin", date(2026, 3, 29)),  # 02:00 -> 03:00
