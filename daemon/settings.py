@@ -596,13 +596,33 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]
     midnight, and went on to the day after ('0 0 * * *' in Berlin had no run on 30 March, in
     New York none on 9 March, nor in Santiago on 6 September, which has no midnight). The next
     run is also found on the local clock, as crontab finds it (a time summer time skips: just
-    after the skip; a time that comes twice: the first), and the earlier of the two is taken."""
+    after the skip; a time that comes twice: the first), and the earlier of the two is taken.
+
+    A fixed time in the hour that comes twice when summer time ends runs once, at the first,
+    as crontab runs it ('30 2 * * *' in Berlin ran at 00:30 and 01:30 UTC on 25 October); a
+    cron whose minute or hour is a '*' ('0 * * * *') runs in both hours, as in crontab."""
 
     __slots__ = ()
 
     def get_next_fire_time(
         self, previous_fire_time: datetime | None, now: datetime
     ) -> datetime | None:
+        fire = self._next(previous_fire_time, now)
+        while fire is not None and self._again(fire):  # the first of the two ran, or is past
+            fire = self._next(None, fire.astimezone(UTC) + timedelta(microseconds=1))
+        return fire
+
+    def _again(self, fire: datetime) -> bool:
+        """Whether `fire` is the second time of a local time (the hour that comes twice) of a
+        cron at fixed times (neither its minute nor its hour a '*')."""
+        fields = {f.name: str(f) for f in self.fields}
+        if fields["minute"].startswith("*") or fields["hour"].startswith("*"):
+            return False
+        wall = fire.astimezone(self.timezone).replace(tzinfo=None)
+        first = wall.replace(tzinfo=self.timezone, fold=0).astimezone(UTC)
+        return first < fire.astimezone(UTC)
+
+    def _next(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         fire: datetime | None = super().get_next_fire_time(previous_fire_time, now)
         start = now.astimezone(UTC)  # from where APScheduler looks, as it does
         if previous_fire_time is not None:

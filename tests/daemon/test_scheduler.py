@@ -227,6 +227,52 @@ def test_a_daily_cron_runs_every_local_day_of_a_year_across_summer_time(
     assert summer_time_begins + timedelta(days=1) in days
 
 
+@pytest.mark.parametrize(
+    ("tz", "cron"),
+    [
+        ("Europe/Berlin", "30 2 * * *"),  # 03:00 -> 02:00 on 25 October
+        ("America/New_York", "30 1 * * *"),  # 02:00 -> 01:00 on 1 November
+        ("Australia/Lord_Howe", "45 1 * * *"),  # 02:00 -> 01:30 on 5 April
+        ("Pacific/Chatham", "0 3 * * *"),  # 03:45 -> 02:45 on 5 April
+        ("Europe/Berlin", "30 2 * * sun"),  # a weekly ingest in the repeated hour
+    ],
+)
+def test_a_fixed_time_runs_once_in_the_hour_that_comes_twice(tz: str, cron: str) -> None:
+    """When summer time ends, a time in the hour that comes twice ran twice, an hour apart
+    (02:30 in Berlin on 25 October: 00:30 and 01:30 UTC); crontab runs a job at a fixed time
+    once, at the first."""
+    zone = ZoneInfo(tz)
+    trigger = crontab_trigger(cron, tz)
+    run = trigger.get_next_fire_time(None, datetime(2026, 1, 1, tzinfo=zone))
+    days: list[date] = []
+    while run is not None and run.astimezone(zone).year == 2026:
+        days.append(run.astimezone(zone).date())
+        run = trigger.get_next_fire_time(run, run.astimezone(UTC) + timedelta(microseconds=1))
+    assert sorted({d for d in days if days.count(d) > 1}) == []  # no day twice
+    assert len(days) == (365 if cron.endswith("* * *") else 52)
+
+
+@pytest.mark.parametrize(
+    ("cron", "runs"),
+    [
+        ("0 * * * *", ["00:00", "01:00", "02:00", "02:00", "03:00"]),  # every hour: both
+        ("*/30 2 * * *", ["02:00", "02:30", "02:00", "02:30"]),  # a '*' minute: as crontab
+    ],
+)
+def test_a_cron_every_hour_or_minute_runs_in_both_hours(cron: str, runs: list[str]) -> None:
+    """crontab runs a job whose minute or hour is a '*' in the repeated hour again: an hourly
+    digest run there is a run like any other."""
+    zone = ZoneInfo("Europe/Berlin")
+    trigger = crontab_trigger(cron, "Europe/Berlin")
+    at = datetime(2026, 10, 25, 0, 0, tzinfo=zone) - timedelta(microseconds=1)
+    seen = []
+    for _ in runs:
+        run = trigger.get_next_fire_time(None, at + timedelta(microseconds=1))
+        seen.append(run.astimezone(zone).strftime("%H:%M"))
+        at = run.astimezone(UTC)
+    assert seen == runs
+
+
 def test_cron_fields_follow_the_settings(
     app_factory: Callable[..., App], make_settings: Callable[..., Any]
 ) -> None:
