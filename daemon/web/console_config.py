@@ -63,6 +63,8 @@ def _page(
     app = console.app
     settings = app.settings
     set_by_env, _ = environment_keys()
+    # what `config check`, `run` and a reload warn of, for the settings applied now
+    warnings = {"schedule.digest_cron": settings.schedule.hours_unreached()}
     fields: list[dict[str, Any]] = []
     for key in keys():
         if key.key in NOT_IN_FORM:
@@ -83,6 +85,7 @@ def _page(
                 "env": _env_variable(key.key, set_by_env),
                 "default": "" if key.secret else _default(key),
                 "errors": own,  # (id, text): under it, each describing it
+                "warning": warnings.get(key.key, ""),  # and so does its warning
                 # the value the page showed first (a refused save shows it again): a Save
                 # writes the fields changed on the page, never one changed elsewhere since
                 "seen": (seen or {}).get(key.key, now),
@@ -93,7 +96,8 @@ def _page(
     return console.render(
         request, who, "config.html", status, title="Configuration", sections=sections,
         path=path, previous=path is not None and _previous(path).is_file(),
-        errors=errors or [], admins=sorted(settings.admin.passwords),
+        errors=errors or [], warnings=[w for w in warnings.values() if w],
+        admins=sorted(settings.admin.passwords),
         feeds=[f.name for f in settings.feeds],
     )  # fmt: skip
 

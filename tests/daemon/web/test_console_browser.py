@@ -344,3 +344,37 @@ def test_every_error_of_a_refused_key_describes_its_field_and_every_id_is_one(
     expect(keep).to_have_accessible_description(re.compile("keep at least 14 days"))
     expect(keep).to_have_value("3")
     assert "keep_days" not in console.config.read_text()  # nothing written
+
+
+def test_a_digest_cron_leaving_hours_without_a_run_is_warned_of_on_the_page(
+    live: tuple[Console, str], browser_page: object
+) -> None:
+    """`config check`, `run` and a reload warn of a digest_cron that leaves more than an hour
+    without a run (subscribers whose hour comes after the day's last run get none that day);
+    the console saved '0 8 * * *' with "Saved and applied" and said nothing. The page says it,
+    under the field and at the top, for as long as the schedule has the problem."""
+    from playwright.sync_api import expect
+
+    console, base = live
+    page: Any = browser_page
+    _log_in(page, base, PASSWORD)
+    page.goto(f"{base}/admin/config")
+    cron = page.locator('[id="schedule.digest_cron"]')
+    warning = page.locator('[id="warning-schedule.digest_cron"]')
+    expect(cron).to_have_value("5 * * * *")
+    expect(warning).to_have_count(0)
+    cron.fill("0 8 * * *")
+    page.click("#save-config")
+    expect(page.locator("#flash")).to_contain_text("Saved and applied: schedule.digest_cron")
+    assert console.app.settings.schedule.digest_cron == "0 8 * * *"
+    expect(warning).to_contain_text("leaves hours without a run")
+    expect(warning).to_contain_text("'5 * * * *'")
+    expect(cron).to_have_accessible_description(re.compile("leaves hours without a run"))
+    expect(page.locator("#warnings")).to_contain_text("schedule.digest_cron '0 8 * * *'")
+    page.reload()  # viewing the page says it too, not only the save
+    expect(warning).to_contain_text("leaves hours without a run")
+    cron.fill("5 * * * *")
+    page.click("#save-config")
+    expect(page.locator("#flash")).to_contain_text("Saved and applied: schedule.digest_cron")
+    expect(warning).to_have_count(0)
+    expect(page.locator("#warnings")).to_have_count(0)
