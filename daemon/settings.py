@@ -88,13 +88,22 @@ class DatabaseSettings(_Section):
         from sqlalchemy.exc import ArgumentError
 
         try:
-            backend = make_url(v).get_backend_name()
+            url = make_url(v)
+            backend = url.get_backend_name()
         except ArgumentError:
             backend = ""
         if backend not in ("sqlite", "postgresql"):
             raise ValueError(
                 "paperwire runs on SQLite or PostgreSQL: write sqlite:///path/to/paperwire.db "
                 "or postgresql+psycopg://user@host/dbname"
+            )
+        if "@" in (url.host or ""):
+            # SQLAlchemy reads the password to its first "@" and the rest as the host: such a
+            # URL never connects, and the driver's error ("failed to resolve host
+            # 'ss3cret@db'") showed the password's end
+            raise ValueError(
+                "its password holds an '@' typed as it is, which ends the password there: "
+                "write each '@' of the password as %40 (p@ss becomes p%40ss)"
             )
         return v
 

@@ -784,3 +784,30 @@ def test_a_number_of_days_is_at_most_a_hundred_years(tmp_path: Path) -> None:
     msg = _error(_write(tmp_path, "[digest]\nkeep_days = 10000000\n"))
     assert "digest.keep_days" in msg and "36,525" in msg
     assert load_settings(_write(tmp_path, "[digest]\nkeep_days = 36525\n")).digest.keep_days
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://lab:p@ss3cret@db.example/x",  # an "@" typed raw in the password
+        "postgresql+psycopg://lab:p@ss@w0rd3cret@db.example:5432/x",
+    ],
+)
+def test_a_database_url_with_a_raw_at_sign_is_refused_without_its_password(
+    tmp_path: Path, url: str
+) -> None:
+    """SQLAlchemy reads the password to the first '@' and the rest ('ss3cret@db.example') as
+    the host: the driver's error, 'failed to resolve host 'ss3cret@db.example'', showed the
+    password's end on the terminal and in the journal. Such a URL never connects: refused at
+    the check, saying how to write the '@'."""
+    msg = _error(_write(tmp_path, f'[database]\nurl = "{url}"\n'))
+    assert "database.url" in msg and "%40" in msg
+    assert "ss3cret" not in msg and "w0rd" not in msg
+    # written as the message says, it is read and its password is SQLAlchemy's whole
+    from sqlalchemy.engine import make_url
+
+    user, _, rest = url.partition(":p")
+    password, _, host = rest.rpartition("@")
+    fixed = f"{user}:p{password.replace('@', '%40')}@{host}"
+    ok = load_settings(_write(tmp_path, f'[database]\nurl = "{fixed}"\n'))
+    assert make_url(ok.database.url).host == "db.example"
