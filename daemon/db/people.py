@@ -670,10 +670,15 @@ def _replace_channel(
     address: str | None,
     channels: Sequence[Channel] | None = None,
 ) -> None:
-    """A changed address is updated in place: deleting the row would cascade to its digests,
-    so today's digest would be made and sent again and the record of what was sent lost.
-    A changed address is active; an unchanged one keeps its state. `channels`: all the
-    user's, when read already (else they are read here)."""
+    """A changed address is a new channel (a new id) that takes over the old one's digests.
+
+    A new id: the links of the digests sent to the old address name the old channel, and
+    must not stop the new address's digests or answer for its subscriber (a former
+    colleague's mailbox, a mistyped one); naming a channel that is no more, they are refused.
+    The digests move to it: deleting them with the old row would cascade, so today's digest
+    would be made and sent again and the record of what was sent lost. A changed address is
+    active; an unchanged one keeps its state. `channels`: all the user's, when read already
+    (else they are read here)."""
     if channels is None:
         channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
     olds = sorted((c for c in channels if c.kind == kind), key=lambda c: c.id or 0)
@@ -688,22 +693,36 @@ def _replace_channel(
             # a new address is a new start; the same address keeps its state (a channel its
             # subscriber stopped stays stopped when an admin saves the form, or a file is
             # imported)
-            keep.address, keep.active, keep.stopped_reason = str(address), True, None
-            s.add(keep)
-            # the parts of a split message (Slack) that went to the old address are not in
-            # the new one: a digest not sent whole (given up on, or waiting for a retry) goes
-            # there from its first part, on a Resend as on a retry
-            s.execute(
-                sa.update(Digest)
-                .where(
-                    col(Digest.channel_id) == keep.id,
-                    col(Digest.state).in_([DigestState.PENDING, DigestState.FAILED]),
-                    col(Digest.parts_sent) > 0,
-                )
-                .values(parts_sent=0)
-            )
+            _move_to_new_channel(s, keep, str(address))
     elif address:
         s.add(Channel(user_id=user_id, kind=kind, address=address))
+
+
+def _move_to_new_channel(s: Session, old: Channel, address: str) -> None:
+    """Give `old`'s digests to a new, active channel of `address`, and delete `old`."""
+    new = Channel(user_id=old.user_id, kind=old.kind, address=address)
+    s.add(new)
+    s.flush()
+    s.execute(sa.update(Digest).where(col(Digest.channel_id) == old.id).values(channel_id=new.id))
+    # the parts of a split message (Slack) that went to the old address are not in the new
+    # one: a digest not sent whole (given up on, or waiting for a retry) goes there from its
+    # first part, on a Resend as on a retry
+    s.execute(
+        sa.update(Digest)
+        .where(
+            col(Digest.channel_id) == new.id,
+            col(Digest.state).in_([DigestState.PENDING, DigestState.FAILED]),
+            col(Digest.parts_sent) > 0,
+        )
+        .values(parts_sent=0)
+    )
+    # the refusals of the old address do not count toward stopping the new one
+    new.fresh_after_digest = s.execute(
+        sa.select(sa.func.max(col(Digest.id))).where(col(Digest.channel_id) == new.id)
+    ).scalar()
+    s.add(new)
+    s.delete(old)
+    s.flush()
 
 
 def _owner(s: Session, kind: ChannelKind, address: str) -> tuple[int, str] | None:

@@ -74,8 +74,8 @@ def _path(url: str) -> str:
 def _active(w: World) -> tuple[bool, bool, bool]:
     user = w.app.store.people.by_id(w.user_id)
     assert user is not None
-    email, slack = w.app.store.people.channels_of(w.user_id)
-    return user.active, email.active, slack.active
+    kinds = {c.kind: c for c in w.app.store.people.channels_of(w.user_id)}
+    return user.active, kinds[ChannelKind.EMAIL].active, kinds[ChannelKind.SLACK].active
 
 
 def _subscribed_channels(w: World) -> list[ChannelKind]:
@@ -295,3 +295,37 @@ def test_subscribing_again_from_one_channels_link_after_unsubscribing_as_a_whole
     assert "Digests go to ada@example.org again." in again.text
     assert _active(world) == (True, True, False)
     assert _subscribed_channels(world) == [ChannelKind.EMAIL]
+
+
+def test_links_sent_to_an_old_address_do_not_act_on_the_new_one(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """An address changed in place kept its channel's id: the unsubscribe and like links of the
+    digests sent to the old address (a former colleague's mailbox, a mistyped one) stopped the
+    new address's digests and answered for its subscriber. The new address is a new channel;
+    the record of what was sent stays, and today's digest is not made again."""
+    people = world.app.store.people
+    sent = _digest(world, world.email, clock)
+    old_unsubscribe = _path(world.app.links.unsubscribe_url(world.user_id, world.email.id))
+    old_like = _path(
+        world.app.links.feedback_url("like", world.user_id, world.paper_id, world.email.id)
+    )
+    people.edit("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+
+    assert world.client.post(old_unsubscribe).status_code == 400
+    assert world.client.post(old_like).status_code == 400
+    assert _active(world) == (True, True, True)
+    assert not people.signals([world.user_id])[world.user_id].likes
+    (email,) = [c for c in people.channels_of(world.user_id) if c.kind == ChannelKind.EMAIL]
+    assert email.address == "ada@lab.example" and email.id != world.email.id
+    # the digest made stays recorded, now the new channel's: today's is not made again
+    assert world.app.store.digests.get(sent).channel_id == email.id
+    assert (
+        world.app.store.digests.create(
+            world.user_id, email.id, clock().date(), [], clock(), cold_start=False
+        )
+        is None
+    )
+    # the new address's own links act on it
+    world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, email.id)))
+    assert _active(world) == (True, False, True)
