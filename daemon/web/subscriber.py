@@ -7,7 +7,8 @@ is known or not, limited per address and per client address.
 A GET never changes anything. Each form POST carries a token derived from the link
 (`Links.form_token`: the page keeps no session) and is refused without it, or when the browser
 says it comes from another site (`Origin`). The link is the key: whoever holds it may change
-the digest, so it expires, and a Slack channel's link belongs to whoever reads that channel.
+the digest, so it expires, and a Slack channel's link belongs to whoever reads that channel
+(a Slack digest carries it only for a subscriber with no email address: `delivery._manage_url`).
 """
 
 from __future__ import annotations

@@ -214,10 +214,33 @@ def test_slack_digest_links_name_the_slack_channel(
     text = str(out.payloads)
     tokens = re.findall(r"/(?:f|unsubscribe|me)/([\w.-]+)", text)
     actions = {world.app.links.read(t).action: world.app.links.read(t) for t in tokens}
-    assert set(actions) == {"like", "dislike", "unsubscribe", "manage"}
+    assert set(actions) == {"like", "dislike", "unsubscribe"}
     assert actions["like"].channel_id == world.slack.id
     assert actions["unsubscribe"].channel_id == world.slack.id
-    assert "Manage your digest" in text
+
+
+def test_a_slack_digest_of_a_subscriber_with_an_email_address_opens_no_account_page(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """Its footer carried the subscriber's page link: every reader of the channel could read
+    and change the account (the email address, likes, export, deletion). It links to /manage,
+    which mails a link to the subscriber's address."""
+    digest, channel, _ = build_digest(world.app, _digest(world, world.slack, clock))
+    text = str(render_slack(digest, webhook_url=channel.address).payloads)
+    assert "/me/" not in text
+    assert f"<{world.app.links.base_url}/manage|Manage your digest>" in text
+
+
+def test_a_slack_digest_of_a_channel_that_is_the_whole_subscriber_opens_its_page(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """A lab's channel added as a subscriber of its own (no email): the page is the channel's,
+    and /manage could mail it nothing."""
+    world.app.store.people.edit("ada", clock(), channels={ChannelKind.EMAIL: None})
+    digest, channel, _ = build_digest(world.app, _digest(world, world.slack, clock))
+    text = str(render_slack(digest, webhook_url=channel.address).payloads)
+    (token,) = re.findall(r"/me/([\w.-]+)", text)
+    assert world.app.links.read(token).user_id == world.user_id
 
 
 def test_email_digest_carries_the_manage_link(world: World, clock: Callable[[], datetime]) -> None:
