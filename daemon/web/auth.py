@@ -31,6 +31,7 @@ import secrets
 import threading
 import weakref
 from collections import defaultdict, deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -366,6 +367,9 @@ class LoginLimiter:
 # argon2 as pwdlib hashes (m = 64 MiB each): logins checked at once, whatever arrives; the
 # others wait their turn on the event loop (`LoginGate`), holding no worker thread
 LOGINS_AT_ONCE = 2
+# logins that may wait for their turn; one beyond them is answered at once (503, Retry-After):
+# a flood queued without end, each waiter a connection held and a check owed
+LOGINS_WAITING = 16
 _VERIFYING = threading.BoundedSemaphore(LOGINS_AT_ONCE)  # the same, whatever the event loops
 
 
@@ -373,13 +377,16 @@ class LoginGate:
     """Where logins wait for their password check: a semaphore of `LOGINS_AT_ONCE` per event
     loop serving the app (uvicorn has one). An asyncio semaphore's waiters belong to one loop:
     shared by the loops of a TestClient (one per request), a login waiting on one was woken
-    from another thread and never answered."""
+    from another thread and never answered. `turn` also bounds how many may wait."""
 
-    def __init__(self, at_once: int = LOGINS_AT_ONCE) -> None:
+    def __init__(self, at_once: int = LOGINS_AT_ONCE, waiting: int | None = None) -> None:
         self._at_once = at_once  # the library uploads' gate has its own number
+        self._waiting = waiting  # None: without a bound (the uploads wait a bounded time)
         self._lock = threading.Lock()
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
         self._gates = weakref.WeakKeyDictionary()
+        self._queued: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]
+        self._queued = weakref.WeakKeyDictionary()
 
     def __call__(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -388,6 +395,25 @@ class LoginGate:
             if gate is None:
                 gate = self._gates[loop] = asyncio.Semaphore(self._at_once)
             return gate
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[bool]:
+        """Wait for a turn and hold it: True; False at once (no turn held) when `waiting`
+        others wait already."""
+        gate, loop = self(), asyncio.get_running_loop()
+        queued = self._queued.get(loop, 0)
+        if self._waiting is not None and gate.locked() and queued >= self._waiting:
+            yield False
+            return
+        self._queued[loop] = queued + 1  # one loop: no other task runs between these steps
+        try:
+            await gate.acquire()
+        finally:
+            self._queued[loop] -= 1
+        try:
+            yield True
+        finally:
+            gate.release()
 
 
 def check_password(password: str, hashed: str | None) -> bool:

@@ -46,6 +46,7 @@ FLASH_COOKIE = "paperwire_flash"
 HEALTH_DAYS = 14
 STATES = ("pending", "postponed", "failed", "sent", "empty")
 DELIVERIES_PAGE = 200  # digests a page of the deliveries list
+LOGIN_RETRY_AFTER = 10  # seconds, in the Retry-After of a login refused for too many waiting
 # a page of a long list (?page=N, from 0): beyond this no list reaches (a 30-digit page number
 # overflowed the database's offset); a wrong one gets the 400 page
 PageNumber = Annotated[int, Query(ge=0, le=1_000_000)]
@@ -298,7 +299,8 @@ def _deliveries_page_of(form: Posted) -> str:
 
 def _login_routes(router: APIRouter, console: Console) -> None:
     app = console.app
-    gate = auth.LoginGate()  # argon2 a few at a time; the others wait here, not in threads
+    # argon2 a few at a time; the others wait here, not in threads, a bounded number of them
+    gate = auth.LoginGate(waiting=auth.LOGINS_WAITING)
 
     @router.get("")
     def home() -> RedirectResponse:
@@ -336,7 +338,13 @@ def _login_routes(router: APIRouter, console: Console) -> None:
             raise BadForm()
         ip = request.client.host if request.client else "?"
         # argon2 and the audit log's write: in a worker thread, not on the event loop
-        async with gate():
+        async with gate.turn() as admitted:
+            if not admitted:  # too many waiting: answered at once, nothing checked or counted
+                busy = _login_form(console, request, 503, "The console is busy checking "
+                                   "other logins: try again in a few seconds.", name, then,
+                                   kept)  # fmt: skip
+                busy.headers["Retry-After"] = str(LOGIN_RETRY_AFTER)
+                return busy
             return await run_in_threadpool(
                 _try_login, console, request, name, password, ip, then, kept
             )
