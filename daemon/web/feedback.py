@@ -198,7 +198,8 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         # (a reload or the back button never posts again); any other POST, such as RFC 8058's
         # one-click ("List-Unsubscribe=One-Click", in whatever encoding), gets the page: a mail
         # client must get no redirect (§3.2). The body is not parsed: nothing in it can fail.
-        from_page = await request.body() == b"from=page"
+        # a link not valid reads no body: `_unsubscribe` says what is wrong with it
+        from_page = _readable(app, token) and await request.body() == b"from=page"
         # it writes, and its page reads: in a worker thread, not on the event loop
         return await run_in_threadpool(_unsubscribe, app, pages, token, from_page)
 
@@ -237,6 +238,15 @@ def _unsubscribe_routes(router: APIRouter, app: App, pages: Pages) -> None:
         return pages.render(
             "done.html", title="Subscribed", heading="Welcome back.", paper=None, message=message
         )
+
+
+def _readable(app: App, token: str) -> bool:
+    """Whether `token` is a link of ours (its signature; no database)."""
+    try:
+        app.links.read(token)
+    except BadLink:
+        return False
+    return True
 
 
 def _unsubscribe(app: App, pages: Pages, token: str, from_page: bool) -> Response:

@@ -6,6 +6,7 @@ is not valid (400), and a bug (500, the traceback in the log)."""
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -69,14 +70,27 @@ class Pages:
 # pages' forms are read whole into memory before their token is checked, so a gigabyte posted
 # to a link's address would have been held whole.
 MAX_BODY = 21_000_000
+# and beyond this on the subscriber pages (every address but the console's and the library
+# upload's): their forms hold a few fields (a follow, the settings, an RFC 8058 one-click);
+# a body up to `MAX_BODY` was read there before its link or token was checked
+FORM_BODY = 100_000
+_UPLOAD = re.compile(r"/me/[^/]+/import")  # its link and declared size checked before reading
 _TOO_LARGE = (
     b"<!doctype html><title>Too large</title><p>This request is too large: nothing was read."
 )
 
 
+def body_limit(path: str) -> int:
+    """The largest body read for a request of `path`: `MAX_BODY` for the console and the
+    library upload, `FORM_BODY` for every other page."""
+    if path == "/admin" or path.startswith("/admin/") or _UPLOAD.fullmatch(path):
+        return MAX_BODY
+    return FORM_BODY
+
+
 class _BodyLimit:
-    """ASGI middleware: a body announced above `MAX_BODY` is answered 413 unread; one that
-    grows beyond it while read (no Content-Length) ends as a client gone."""
+    """ASGI middleware: a body announced above its path's `body_limit` is answered 413 unread;
+    one that grows beyond it while read (no Content-Length) ends as a client gone."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -85,8 +99,9 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = body_limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > MAX_BODY:
+        if length.isdigit() and int(length) > limit:
             await send(
                 {
                     "type": "http.response.start",
@@ -105,7 +120,7 @@ class _BodyLimit:
             nonlocal read
             message = await receive()
             read += len(message.get("body", b""))
-            return {"type": "http.disconnect"} if read > MAX_BODY else message
+            return {"type": "http.disconnect"} if read > limit else message
 
         await self.app(scope, counted, send)
 

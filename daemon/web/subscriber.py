@@ -242,6 +242,16 @@ class _Page:
             raise
         return self.subscriber_of(link)
 
+    def valid_link(self, token: str) -> bool:
+        """Whether `token` opens a page now, as far as the link itself says (no database)."""
+        try:
+            self.app.links.read_manage(
+                token, self.app.clock(), self.app.settings.server.manage_link_days
+            )
+        except BadLink:
+            return False
+        return True
+
     def subscriber_of(self, link: LinkAction) -> UserRow:
         """The subscriber a page's link was made for; SubscriberGone when deleted since."""
         user = self.app.store.people.by_id(link.user_id)
@@ -278,8 +288,9 @@ class _Page:
         return True
 
     async def checked_form(self, token: str, request: Request) -> dict[str, str] | None:
-        """The POSTed form if it carries the page's token and comes from this site."""
-        if not self.same_site(request):
+        """The POSTed form if it carries the page's token and comes from this site. A link
+        not valid (forged, expired) reads no body: None, and `open_page` says what is wrong."""
+        if not self.same_site(request) or not self.valid_link(token):
             return None
         form = await request.form()
         values = {k: v for k, v in form.items() if isinstance(v, str)}

@@ -199,3 +199,52 @@ def test_a_body_larger_than_any_form_is_refused_unread(live: tuple[Console, str]
         )  # and no body: the answer comes without waiting for it
         assert conn.recv(64).startswith(b"HTTP/1.1 413 ")
     assert httpx.get(f"{base}/healthz", timeout=30).status_code == 200
+
+
+def _posted_unsent(base: str, path: str, length: int) -> bytes:
+    """The start of the answer to a POST of `path` announcing `length` bytes of form and
+    sending none of them: given without waiting for the body, or never (the recv times out)."""
+    import socket
+
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        conn.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {length}\r\n\r\n".encode()
+        )
+        return conn.recv(64)
+
+
+def test_a_form_larger_than_any_subscriber_form_is_refused_unread(
+    live: tuple[Console, str],
+) -> None:
+    # the subscriber pages' forms were read whole up to the console's upload size (21 MB)
+    # before their link or token was checked; beyond `FORM_BODY` they are refused unread,
+    # whatever the link (security QA)
+    from daemon.web.pages import FORM_BODY
+
+    console, base = live
+    page, _ = _page(console, base)
+    me = page.removeprefix(base)
+    for path in (f"{me}/follow", "/manage", "/signup", "/unsubscribe/x", "/f/x"):
+        assert _posted_unsent(base, path, FORM_BODY + 1).startswith(b"HTTP/1.1 413 "), path
+        assert _posted_unsent(base, path, 20_000_000).startswith(b"HTTP/1.1 413 "), path
+
+
+@pytest.mark.parametrize("action", ["follow", "settings", "channel", "feedback", "delete"])
+def test_a_form_posted_to_a_forged_page_link_is_refused_before_its_body_is_read(
+    live: tuple[Console, str], action: str
+) -> None:
+    # the form was read before the link was checked: a forged link's POST was answered only
+    # once its whole body had come (security QA)
+    _, base = live
+    answer = _posted_unsent(base, f"/me/forged.link/{action}", 50_000)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_an_unsubscribe_posted_to_a_forged_link_is_refused_before_its_body_is_read(
+    live: tuple[Console, str],
+) -> None:
+    _, base = live
+    assert _posted_unsent(base, "/unsubscribe/forged.link", 50_000).startswith(b"HTTP/1.1 400 ")
