@@ -472,19 +472,33 @@ class People(Repository):
         with self.read_session() as s:
             return int(s.exec(select(sa.func.count()).select_from(Feedback)).one())
 
-    def set_follow(self, user_id: int, kind: FollowKind, value: str, *, muted: bool) -> None:
+    def set_follow(
+        self, user_id: int, kind: FollowKind, value: str, *, muted: bool, limit: int | None = None
+    ) -> bool:
+        """Follow or mute `value`; False (nothing changed) when it is a new one and the user
+        follows or mutes `limit` already. The count and the insert are one step: the user's
+        row is locked first (PostgreSQL; SQLite's write transactions take turns), so two at
+        once cannot both pass the limit."""
         if not value.strip():  # the command line and the console refuse it first
             raise PaperwireError(f"an empty {kind} matches nothing; give a word or a name")
         with self.session() as s:
+            s.exec(select(User.id).where(User.id == user_id).with_for_update())
             row = s.exec(
                 select(Follow).where(
                     Follow.user_id == user_id, Follow.kind == kind, Follow.value == value
                 )
             ).first()
+            if row is None and limit is not None:
+                count = s.exec(
+                    select(sa.func.count()).select_from(Follow).where(Follow.user_id == user_id)
+                ).one()
+                if count >= limit:
+                    return False
             row = row or Follow(user_id=user_id, kind=kind, value=value)
             row.muted = muted
             s.add(row)
             s.commit()
+            return True
 
     def remove_follow(self, user_id: int, kind: FollowKind, value: str) -> bool:
         with self.session() as s:

@@ -789,15 +789,15 @@ def _follow(page: _Page, token: str, form: dict[str, str] | None) -> Response:
             sent = {"follow_kind": kind.value, "follow_value": form.get("value", "")}
             return page.show(token, user, error=str(e), status=400, sent=sent,
                              invalid="follow-value")  # fmt: skip
-        follows = app.store.subscriber.follows(user.id)
-        if len(follows) >= FOLLOWS_MAX and all((f.kind, f.value) != (kind, value) for f in follows):
+        muted = form.get("op") == "mute"
+        # the limit checked where the follow is stored, in its transaction: two posts at once
+        # both passed a check made before
+        if not app.store.people.set_follow(user.id, kind, value, muted=muted, limit=FOLLOWS_MAX):
             sent = {"follow_kind": kind.value, "follow_value": value}
             return page.show(token, user, status=400, sent=sent, invalid="follow-value", error=(
                 f"You follow or mute {FOLLOWS_MAX} keywords and authors, as many as a digest "
                 "can take: remove one below before adding another."
             ))  # fmt: skip
-        muted = form.get("op") == "mute"
-        app.store.people.set_follow(user.id, kind, value, muted=muted)
     return page.back(token, "follow", "follows")
 
 

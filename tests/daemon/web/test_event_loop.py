@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from daemon.db.models import ChannelKind
 from daemon.library import bounded
+from tests.daemon.conftest import BOTH_BACKENDS
 from tests.daemon.web.conftest import Console, csrf_of, hold_password_checks
 
 
@@ -248,3 +249,43 @@ def test_an_unsubscribe_posted_to_a_forged_link_is_refused_before_its_body_is_re
 ) -> None:
     _, base = live
     assert _posted_unsent(base, "/unsubscribe/forged.link", 50_000).startswith(b"HTTP/1.1 400 ")
+
+
+@BOTH_BACKENDS
+def test_two_follows_posted_at_once_stop_at_the_limit(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the limit was checked before the follow was stored, outside its transaction: two posts
+    # at once at 99 follows both passed it, and the subscriber had 101 (security QA). They
+    # reach the store together here: one is stored, the other refused
+    from daemon.db.models import FollowKind
+    from daemon.db.people import People
+    from daemon.web.subscriber import FOLLOWS_MAX
+
+    console, base = live
+    page, csrf = _page(console, base)
+    people = console.app.store.people
+    (user,) = [u for u, _ in people.subscribers()]
+    for i in range(FOLLOWS_MAX - 1):
+        people.set_follow(user.id, FollowKind.KEYWORD, f"word{i}", muted=False)
+    together, real = threading.Barrier(2, timeout=60), People.set_follow
+
+    def at_once(self: People, *args: Any, **kw: Any) -> Any:
+        together.wait()
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(People, "set_follow", at_once)
+
+    def follow(word: str) -> httpx.Response:
+        data = {"csrf": csrf, "kind": "keyword", "value": word}
+        return httpx.post(f"{page}/follow", data=data, headers={"Origin": base}, timeout=120)
+
+    (a, answers_a), (b, answers_b) = (
+        _in_thread(lambda: follow("one")),
+        _in_thread(lambda: follow("two")),
+    )
+    a.join(120)
+    b.join(120)
+    codes = sorted(r.status_code for r in answers_a + answers_b)
+    assert codes == [303, 400]
+    assert len(console.app.store.subscriber.follows(user.id)) == FOLLOWS_MAX
