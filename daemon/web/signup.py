@@ -20,6 +20,7 @@ from daemon.web.pages import Pages, see_other
 from daemon.web.subscriber import (
     REQUESTS_PER_ADDRESS,
     REQUESTS_PER_CLIENT,
+    AskingForm,
     RequestLimiter,
     client_of,
     send_manage_link,
@@ -86,16 +87,18 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
     limiter = RequestLimiter()
 
     def form(
+        request: Request,
         status: int = 200,
         error: str = "",
         sent: bool = False,
         address: str = "",
         *,
         invalid: bool = False,
-    ) -> HTMLResponse:
+    ) -> Response:
         """`address`: the one typed, kept; `invalid`: the `error` is about it (the field is
         marked, and described by the error)."""
-        return pages.render(
+        asking = AskingForm(app, request)
+        return asking.give(pages.render(
             "signup.html",
             status,
             title="Subscribe",
@@ -103,32 +106,37 @@ def _ask_routes(router: APIRouter, app: App, pages: Pages) -> None:
             invalid=invalid,
             address=address,
             sent=sent,
+            csrf=asking.token,
             domains=app.settings.server.signup_domains,
             hours=SIGNUP_LINK_HOURS,
-        )
+        ))  # fmt: skip
 
     @router.get("/signup")
-    def signup_form(sent: bool = False) -> Response:
+    def signup_form(request: Request, sent: bool = False) -> Response:
         if (shut := _closed(app, pages)) is not None:
             return shut
-        return form(sent=sent)  # sent: the answer to the POST below, on a page of its own
+        # sent: the answer to the POST below, on a page of its own
+        return form(request, sent=sent)
 
     @router.post("/signup")
     async def signup(request: Request, tasks: BackgroundTasks) -> Response:
         if (shut := _closed(app, pages)) is not None:
             return shut
-        raw = str((await request.form()).get("email") or "")
+        posted = await request.form()
+        raw = str(posted.get("email") or "")
+        if refused := AskingForm(app, request).refusal(posted):
+            return form(request, 403, error=refused, address=raw.strip())
         try:
             address = parse_email(raw)[0]
         except ValueError as e:
-            return form(400, error=str(e), address=raw.strip(), invalid=True)
+            return form(request, 400, error=str(e), address=raw.strip(), invalid=True)
         if not domain_allowed(app, address):
             refused = "Addresses of that domain cannot sign up here."
-            return form(400, error=refused, address=raw.strip(), invalid=True)
+            return form(request, 400, error=refused, address=raw.strip(), invalid=True)
         now = app.clock()
         if not limiter.allow(f"client:{client_of(request)}", REQUESTS_PER_CLIENT, now):
             busy = "Too many requests from your network: try again in an hour."
-            return form(429, error=busy, address=raw.strip())
+            return form(request, 429, error=busy, address=raw.strip())
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)
             if user is None:

@@ -18,8 +18,10 @@ import contextlib
 import json
 import logging
 import re
+import secrets
 import threading
 from collections import defaultdict, deque
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -49,7 +51,7 @@ from daemon.db.rows import PaperRow, UserRow
 from daemon.errors import NotFoundError, PaperwireError, SubscriberGone
 from daemon.library.read import FORMATS
 from daemon.settings import check_timezone, is_place_zone
-from daemon.web.auth import Forgetting, client_key, csrf_ok
+from daemon.web.auth import Forgetting, client_key, cookies_refused, csrf_ok, secure_cookies
 from daemon.web.feedback import describe_channel, hide_webhook
 from daemon.web.links import BadLink, LinkAction
 from daemon.web.pages import SECURITY_HEADERS, Pages, see_other
@@ -128,6 +130,66 @@ class RequestLimiter:
         """Forget the request `allow` counted at `now` for `key` (one not served after all)."""
         with self._lock, contextlib.suppress(ValueError):  # gone already: out of the window
             self._seen.get(key, deque()).remove(now)
+
+
+# the /manage and /signup forms, which no link opens, carry a double-submit token (as the
+# console's login form): this cookie (SameSite=Strict, HTTP-only) and the same value in the
+# form. A page of another site cannot read it, nor make a browser send it with its own post
+FORM_COOKIE = "paperwire_form"
+FORM_COOKIE_SECONDS = 24 * 3600
+
+
+class AskingForm:
+    """The token of a form no link opens (`/manage`, `/signup`): given with the page, checked
+    with the POST."""
+
+    def __init__(self, app: App, request: Request) -> None:
+        self.app, self.request = app, request
+        # the browser's token, while it has one: a second tab's page must not void the first's
+        self.token = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(24)
+
+    def give(self, response: Response) -> Response:
+        """The page with its form, and the cookie its token is checked against."""
+        response.set_cookie(
+            FORM_COOKIE,
+            self.token,
+            max_age=FORM_COOKIE_SECONDS,
+            path="/",
+            secure=secure_cookies(self.app),
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    def refusal(self, form: Mapping[str, object]) -> str:
+        """Why this POST is refused ("" when it is not): another site's, or without the token
+        of the page it came from."""
+        request = self.request
+        if not same_site(self.app, request) or not csrf_ok(
+            request.cookies.get(FORM_COOKIE, ""), form.get("csrf")
+        ):
+            if FORM_COOKIE not in request.cookies and cookies_refused(self.app, request):
+                base = str(self.app.settings.server.base_url).rstrip("/")
+                return (
+                    "Your browser keeps no cookie of this site at this plain http address "
+                    f"(server.base_url is {base}): open this page at {base}{request.url.path}."
+                )
+            return (
+                "This form was not sent from this page (or the page was open too long): "
+                "nothing was done. Press the button again."
+            )
+        return ""
+
+
+def same_site(app: App, request: Request) -> bool:
+    """False when the browser says the form comes from another site (`Origin`)."""
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        host = urlsplit(origin).netloc
+        ours = {request.headers.get("host", ""), urlsplit(str(app.settings.server.base_url)).netloc}
+        if host not in ours:
+            return False
+    return True
 
 
 def client_of(request: Request) -> str:
@@ -276,16 +338,7 @@ class _Page:
 
     def same_site(self, request: Request) -> bool:
         """False when the browser says the form comes from another site (`Origin`)."""
-        origin = request.headers.get("origin")
-        if origin and origin != "null":
-            host = urlsplit(origin).netloc
-            ours = {
-                request.headers.get("host", ""),
-                urlsplit(str(self.app.settings.server.base_url)).netloc,
-            }
-            if host not in ours:
-                return False
-        return True
+        return same_site(self.app, request)
 
     async def checked_form(self, token: str, request: Request) -> dict[str, str] | None:
         """The POSTed form if it carries the page's token and comes from this site. A link
@@ -417,22 +470,28 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
 
     # ---- asking for a link ------------------------------------------------------------------
 
+    def manage_page(
+        request: Request, status: int = 200, error: str = "", address: str = ""
+    ) -> Response:
+        asking = AskingForm(app, request)
+        return asking.give(pages.render("manage.html", status, title="A link to your page",
+                                        sent=False, error=error, address=address,
+                                        csrf=asking.token,
+                                        signup=app.settings.server.signup == "open"))  # fmt: skip
+
     @router.get("/manage")
-    def manage_form(sent: bool = False) -> HTMLResponse:
+    def manage_form(request: Request, sent: bool = False) -> Response:
         if sent:  # the answer to the POST below, on a page of its own
             return pages.render("manage.html", title="A link to your page", sent=True,
                                 days=app.settings.server.manage_link_days)  # fmt: skip
-        return pages.render(
-            "manage.html",
-            title="A link to your page",
-            sent=False,
-            signup=app.settings.server.signup == "open",
-        )
+        return manage_page(request)
 
     @router.post("/manage")
     async def manage_request(request: Request, tasks: BackgroundTasks) -> Response:
         form = await request.form()
         address = str(form.get("email") or "").strip()
+        if refused := AskingForm(app, request).refusal(form):
+            return manage_page(request, 403, refused, address)
         now = app.clock()
         if not limiter.allow(f"client:{client_of(request)}", REQUESTS_PER_CLIENT, now):
             return pages.render(
@@ -445,9 +504,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
         try:  # the address itself: "Ada <ada@lab.example>" (copied from a mail) is ada's
             address = parse_email(address)[0]
         except ValueError as e:  # a typo, said as such: the answer below is for addresses
-            return pages.render("manage.html", 400, title="A link to your page", sent=False,
-                                error=str(e), address=address,
-                                signup=app.settings.server.signup == "open")  # fmt: skip
+            return manage_page(request, 400, str(e), address)
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)
             if user is not None:

@@ -26,6 +26,7 @@ from daemon.db.engine import upgrade
 from daemon.passwords import hash_password
 from daemon.scheduler import Daemon, make_daemon
 from daemon.settings import load_settings
+from daemon.web.subscriber import FORM_COOKIE
 from tests.servers import free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -210,3 +211,12 @@ def hold_password_checks(
 
     monkeypatch.setattr(auth, "verify_password", held)
     return checking, release
+
+
+def ask_for(client: TestClient, path: str, data: dict[str, str], **kw: Any) -> Any:
+    """POST the form of `/manage` or `/signup` as its page sends it: with the page's token,
+    in the form and in its cookie (Secure: httpx keeps it from a plain http test client)."""
+    page = client.get(path)
+    token = csrf_of(page.text)
+    cookie = f"{FORM_COOKIE}={page.cookies.get(FORM_COOKIE) or ''}"
+    return client.post(path, data={**data, "csrf": token}, headers={"Cookie": cookie}, **kw)

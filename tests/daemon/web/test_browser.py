@@ -249,3 +249,20 @@ def test_a_refused_field_of_the_subscribers_pages_is_announced_with_its_error(
         expect(zone).to_have_attribute("aria-invalid", "true")
         expect(zone).to_have_accessible_description(re.compile("not a time zone of a place"))
         expect(page.locator("#hour")).not_to_have_attribute("aria-invalid", "true")
+
+
+def test_the_manage_form_sends_its_token_from_a_browser(
+    served: tuple[App, str], browser_page: object
+) -> None:
+    """/manage's form carries a double-submit token (a Secure, SameSite=Strict cookie and the
+    same value in the form): a browser on the site sends both, and the request is taken."""
+    from playwright.sync_api import Page, expect
+
+    app, base = served
+    page: Page = browser_page  # type: ignore[assignment]
+    app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    page.goto(f"{base}/manage")
+    page.fill("#email", "ada@lab.example")
+    page.locator("button[type=submit]").click()
+    # the answer to a POST taken (a refused one is the form again, 403, and mails nothing)
+    expect(page.locator("#sent")).to_be_visible()

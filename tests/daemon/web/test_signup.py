@@ -19,6 +19,7 @@ from daemon.db.models import ChannelKind
 from daemon.settings import ServerSettings
 from daemon.web.pages import make_web
 from tests.daemon.conftest import NOW, SettingsFactory
+from tests.daemon.web.conftest import ask_for
 
 
 def _app(app_factory: Callable[..., App], make_settings: SettingsFactory, **server: Any) -> App:
@@ -55,11 +56,11 @@ def test_double_opt_in(app_factory: Callable[..., App], make_settings: SettingsF
     app = _app(app_factory, make_settings, signup="open", signup_domains=["lab.example"])
     with TestClient(make_web(app)) as client:
         assert 'name="email"' in client.get("/signup").text
-        refused = client.post("/signup", data={"email": "eve@elsewhere.example"})
+        refused = ask_for(client, "/signup", {"email": "eve@elsewhere.example"})
         assert refused.status_code == 400
-        assert client.post("/signup", data={"email": "not an address"}).status_code == 400
-        answer = client.post(
-            "/signup", data={"email": "grace.h@lab.example"}, follow_redirects=False
+        assert ask_for(client, "/signup", {"email": "not an address"}).status_code == 400
+        answer = ask_for(
+            client, "/signup", {"email": "grace.h@lab.example"}, follow_redirects=False
         )
         # the answer is a page of its own: a reload of it mails nothing more
         assert answer.status_code == 303 and answer.headers["location"] == "/signup?sent=1"
@@ -90,8 +91,8 @@ def test_a_known_address_gets_the_same_answer(
     app = _app(app_factory, make_settings, signup="open")
     app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
     with TestClient(make_web(app)) as client:
-        known = client.post("/signup", data={"email": "ada@lab.example"})
-        unknown = client.post("/signup", data={"email": "bob@lab.example"})
+        known = ask_for(client, "/signup", {"email": "ada@lab.example"})
+        unknown = ask_for(client, "/signup", {"email": "bob@lab.example"})
         assert known.text == unknown.text
     bodies = _mail_bodies(app)
     assert any("/me/" in b for b in bodies) and any("/signup/" in b for b in bodies)
@@ -132,9 +133,9 @@ def test_a_domain_beyond_ascii_is_one_domain_in_either_form(
         app = _app(app_factory, make_settings, signup="open", signup_domains=[listed])
         with TestClient(make_web(app)) as client:
             for address in ("jörg@bücher.example", "jörg@xn--bcher-kva.example"):
-                answer = client.post("/signup", data={"email": address}, follow_redirects=False)
+                answer = ask_for(client, "/signup", {"email": address}, follow_redirects=False)
                 assert answer.status_code == 303, (listed, address)
-            refused = client.post("/signup", data={"email": "jörg@bucher.example"})
+            refused = ask_for(client, "/signup", {"email": "jörg@bucher.example"})
             assert refused.status_code == 400
 
 
@@ -184,6 +185,45 @@ def test_a_repeated_confirmation_says_the_account_exists_and_changes_nothing(
         shown = client.post(f"/signup/{other}")
         assert "Welcome!" not in shown.text and "You already have an account" in shown.text
         # signing up again with a known address mails a link saying so, not a welcome
-        client.post("/signup", data={"email": "ada@lab.example"})
+        ask_for(client, "/signup", {"email": "ada@lab.example"})
     (body,) = [b for b in _mail_bodies(app) if "/me/" in b]
     assert "already has a paperwire account" in body.replace("=\n", "")
+
+
+@pytest.mark.parametrize("path", ["/manage", "/signup"])
+def test_a_form_without_its_page_is_refused_and_mails_nothing(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, path: str
+) -> None:
+    """/manage and /signup took any POST: a page of another site could make its readers'
+    browsers ask for links and confirmations for any addresses (each counted against their
+    network's limit, each a mail to a stranger). Their forms now carry a double-submit token,
+    as the console's login form does: without it, or from another site, nothing is done."""
+    app = _app(app_factory, make_settings, signup="open")
+    app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    web, base = make_web(app), "https://127.0.0.1:8080"  # a browser keeps the Secure cookie
+    with TestClient(web, base_url=base) as client, TestClient(web, base_url=base) as other:
+        page = client.get(path)
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        cookie = page.cookies.get("paperwire_form")
+        assert cookie == token.group(1)
+        assert "samesite=strict" in page.headers["set-cookie"].lower()
+        email = {"email": "ada@lab.example"}
+        tries = [
+            other.post(path, data=email),  # another site's page: neither token nor cookie
+            other.post(path, data={**email, "csrf": "guessed"}),
+            client.post(path, data={**email, "csrf": "guessed"}),  # the cookie, not the token
+            client.post(  # both, but the browser says another site sent it
+                path,
+                data={**email, "csrf": token.group(1)},
+                headers={"Origin": "https://evil.example"},
+            ),
+        ]
+        for refused in tries:
+            assert refused.status_code == 403
+            assert "nothing was done" in refused.text
+            assert 'value="ada@lab.example"' in refused.text  # kept, to press again
+        assert _mail_bodies(app) == []
+        done = client.post(path, data={**email, "csrf": token.group(1)}, follow_redirects=False)
+        assert done.status_code == 303
+    assert len(_mail_bodies(app)) == 1

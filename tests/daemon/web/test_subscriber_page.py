@@ -35,6 +35,7 @@ from daemon.web import subscriber
 from daemon.web.links import Links
 from daemon.web.pages import make_web
 from tests.daemon.conftest import NOW, SMTP_LOGIN, SettingsFactory, starttls_email
+from tests.daemon.web.conftest import ask_for
 from tests.servers import smtp_server
 
 HOOK = "https://hooks.slack.com/services/T0ABC/B0DEF/s3cretToken"
@@ -193,8 +194,8 @@ def test_manage_gives_the_same_answer_and_mails_known_addresses_only(world: Worl
     # its own title: "Your digest" is the page the link opens (two tabs read the same)
     assert "<title>A link to your page · paperwire</title>" in form.text
     assert "<title>Your digest · paperwire</title>" in world.client.get(world.page).text
-    known = world.client.post("/manage", data={"email": "ADA@example.org"})
-    unknown = world.client.post("/manage", data={"email": "nobody@example.org"})
+    known = ask_for(world.client, "/manage", {"email": "ADA@example.org"})
+    unknown = ask_for(world.client, "/manage", {"email": "nobody@example.org"})
     assert known.status_code == unknown.status_code == 200
     assert known.text == unknown.text
     mails = _mails(world.app)
@@ -212,23 +213,21 @@ def test_manage_reads_an_address_as_a_mail_program_shows_it(
     """An address copied from a mail's header ("Ada <ada@example.org>"), which the form takes,
     is the subscriber's address: the link is mailed to it, and it counts against that address's
     limit (a name in front is no new address)."""
-    assert (
-        world.client.post("/manage", data={"email": "Ada L <ada@example.org>"}).status_code == 200
-    )
+    assert ask_for(world.client, "/manage", {"email": "Ada L <ada@example.org>"}).status_code == 200
     assert [m["To"] for m in _mails(world.app)] == ["ada@example.org"]
     sent: list[str] = []
     monkeypatch.setattr(
         subscriber, "send_manage_link", lambda app, user, address: sent.append(address)
     )
     for typed in (" <ada@example.org> ", "Ada <ada@EXAMPLE.org>", "A <ada@example.org>"):
-        assert world.client.post("/manage", data={"email": typed}).status_code == 200
+        assert ask_for(world.client, "/manage", {"email": typed}).status_code == 200
     assert sent == ["ada@example.org"] * 2  # REQUESTS_PER_ADDRESS, the first one included
 
 
 def test_a_reload_of_the_answer_to_manage_mails_no_second_link(world: World) -> None:
     """The answer is a page of its own (POST/redirect/GET): reloading it, or coming back to it,
     asks for nothing (the POST was sent again: one more mail each time, up to the limit)."""
-    asked = world.client.post("/manage", data={"email": "ada@example.org"}, follow_redirects=False)
+    asked = ask_for(world.client, "/manage", {"email": "ada@example.org"}, follow_redirects=False)
     assert asked.status_code == 303 and asked.headers["location"] == "/manage?sent=1"
     for _ in range(3):
         answer = world.client.get(asked.headers["location"])
@@ -240,7 +239,7 @@ def test_a_reload_of_the_answer_to_manage_mails_no_second_link(world: World) -> 
     ("typed", "says"), [("", "cannot be empty"), ("not-an-email", "is not an email address")]
 )
 def test_manage_says_a_typo_is_not_an_address(world: World, typed: str, says: str) -> None:
-    r = world.client.post("/manage", data={"email": typed})
+    r = ask_for(world.client, "/manage", {"email": typed})
     assert r.status_code == 400 and says in r.text and 'id="sent"' not in r.text
     assert f'value="{typed}"' in r.text  # kept in the field, to correct
     assert _mails(world.app) == []
@@ -253,16 +252,16 @@ def test_manage_is_rate_limited_per_address_and_per_client(
     monkeypatch.setattr(
         subscriber, "send_manage_link", lambda app, user, address: sent.append(address)
     )
-    answers = {world.client.post("/manage", data={"email": "ada@example.org"}).text}
+    answers = {ask_for(world.client, "/manage", {"email": "ada@example.org"}).text}
     for _ in range(4):
-        answers.add(world.client.post("/manage", data={"email": "ada@example.org"}).text)
+        answers.add(ask_for(world.client, "/manage", {"email": "ada@example.org"}).text)
     assert len(answers) == 1  # the same answer, limited or not
     assert len(sent) == 3  # REQUESTS_PER_ADDRESS
     for i in range(5):
-        assert world.client.post("/manage", data={"email": f"x{i}@example.org"}).status_code == 200
-    assert world.client.post("/manage", data={"email": "y@example.org"}).status_code == 429
+        assert ask_for(world.client, "/manage", {"email": f"x{i}@example.org"}).status_code == 200
+    assert ask_for(world.client, "/manage", {"email": "y@example.org"}).status_code == 429
     world.clock.now = world.clock.now + timedelta(hours=1)
-    assert world.client.post("/manage", data={"email": "ada@example.org"}).status_code == 200
+    assert ask_for(world.client, "/manage", {"email": "ada@example.org"}).status_code == 200
     assert len(sent) == 4
 
 
@@ -750,8 +749,8 @@ def test_manage_mails_the_link_over_smtp(
         app = app_factory(settings, smtp_ssl_context=smtp.ssl_context_trusting_ca)
         app.store.people.add("ada", clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
         with TestClient(make_web(app)) as client:
-            client.post("/manage", data={"email": "ada@lab.example"})
-            client.post("/manage", data={"email": "eve@lab.example"})
+            ask_for(client, "/manage", {"email": "ada@lab.example"})
+            ask_for(client, "/manage", {"email": "eve@lab.example"})
             (mail,) = smtp.messages
             assert mail.rcpt_tos == ("ada@lab.example",)
             message = mail.message
@@ -849,7 +848,7 @@ def test_an_ipv6_client_stepping_through_its_64_is_one_client(world: World) -> N
 
     def ask(host: str, address: str) -> int:
         with TestClient(web, client=(host, 50000)) as client:
-            return client.post("/manage", data={"email": address}).status_code
+            return int(ask_for(client, "/manage", {"email": address}).status_code)
 
     codes = [
         ask(f"2001:db8:1:2::{i:x}", f"x{i}@example.org")
