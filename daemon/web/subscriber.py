@@ -174,6 +174,14 @@ class AskingForm:
                     "Your browser keeps no cookie of this site at this plain http address "
                     f"(server.base_url is {base}): open this page at {base}{request.url.path}."
                 )
+            if FORM_COOKIE not in request.cookies and form.get("csrf"):
+                # the page's token came back without its cookie: pressing again does the same
+                host = request.headers.get("host") or urlsplit(str(request.url)).netloc
+                return (
+                    "Your browser sent back no cookie of this site, and this form needs one "
+                    f"(it shows the form came from this page): allow cookies for {host}, or "
+                    "reload this page if it was open for more than a day. Nothing was done."
+                )
             return (
                 "This form was not sent from this page (or the page was open too long): "
                 "nothing was done. Press the button again."

@@ -227,3 +227,27 @@ def test_a_form_without_its_page_is_refused_and_mails_nothing(
         done = client.post(path, data={**email, "csrf": token.group(1)}, follow_redirects=False)
         assert done.status_code == 303
     assert len(_mail_bodies(app)) == 1
+
+
+@pytest.mark.parametrize("path", ["/manage", "/signup"])
+def test_a_browser_that_keeps_no_cookie_is_told_so(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, path: str
+) -> None:
+    """A browser blocking cookies (or a page open past the cookie's day) posts the page's token
+    without its cookie. It was told 'Press the button again', which did the same again: a
+    loop of 403s saying nothing of the cookie. It is told the form needs this site's cookie."""
+    app = _app(app_factory, make_settings, signup="open")
+    app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "ada@lab.example"})
+    web, base = make_web(app), "https://127.0.0.1:8080"
+    with TestClient(web, base_url=base) as blocking:
+        for _ in range(2):  # pressed again: the same answer, the same advice
+            page = blocking.get(path)
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token is not None
+            blocking.cookies.clear()  # the browser did not keep it
+            refused = blocking.post(path, data={"email": "ada@lab.example", "csrf": token[1]})
+            assert refused.status_code == 403
+            assert "Press the button again" not in refused.text
+            assert "cookie" in refused.text and "127.0.0.1:8080" in refused.text
+            assert 'value="ada@lab.example"' in refused.text
+    assert _mail_bodies(app) == []
