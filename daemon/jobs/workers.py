@@ -16,7 +16,8 @@ A relay that takes fewer connections at once than the workers open (`workers × 
 refuses a worker all of its connections while another holds them: that worker gives its claims
 back and stops, and the others send them (it kept them waiting for a later run, an hour away:
 100 to 200 of 300 digests in the test). The last worker delivering never leaves, and one that
-stops while another has just left runs again, so a claim given back is always taken.
+stops while another has just left runs again, so a claim given back is always taken. A worker
+killed unannounced (SIGKILL) is taken off the count by the parent, as one that stopped.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class DeliveryWorkers:
         self._sent = ctx.Array("q", count, lock=False)  # messages handled, one slot per worker
         # workers delivering (not stopped or left), and how many times one left its claims
         self._live, self._left = ctx.Value("i", count), ctx.Value("q", 0, lock=False)
+        self._counted = ctx.Array("b", [1] * count, lock=False)  # by slot, under _live's lock
         self._results: Any = ctx.Queue()
         self._procs: list[SpawnProcess] = [
             ctx.Process(
@@ -80,7 +82,7 @@ class DeliveryWorkers:
                     self._done,
                     self._stopping,
                     self._sent,
-                    _Live(self._live, self._left),
+                    _Live(self._live, self._left, self._counted),
                     self._results,
                 ),
                 name=f"paperwire-deliver-{n}",
@@ -126,6 +128,8 @@ class DeliveryWorkers:
                 for n, proc in list(pending.items()):
                     if not proc.is_alive() and proc.exitcode != 0:
                         del pending[n]
+                        # killed (SIGKILL): it delivers no more, nor takes claims left to it
+                        _Live(self._live, self._left, self._counted).gone(n)
                         report.errors.append(
                             f"delivery worker {n} stopped with exit code {proc.exitcode}; its "
                             "digests are sent by the next run once their lease has run out"
@@ -141,38 +145,49 @@ class DeliveryWorkers:
 
 class _Live:
     """What the workers share to hand claims over: how many deliver (`count`), and how many
-    times one left its claims to the others (`left`), both read and changed under one lock."""
+    times one left its claims to the others (`left`), both read and changed under one lock,
+    and which workers are counted (`counted`, by slot): one that died unannounced (SIGKILL,
+    the OOM killer) is taken off the count by the parent (`gone`), or the last one delivering
+    would leave its claims to it."""
 
-    def __init__(self, count: Any, left: Any) -> None:
-        self.count, self.left = count, left
+    def __init__(self, count: Any, left: Any, counted: Any) -> None:
+        self.count, self.left, self.counted = count, left, counted
 
     def others_deliver(self) -> bool:
         """Whether another worker still delivers (this one may leave its claims to it)."""
         with self.count.get_lock():
             return bool(self.count.value > 1)
 
-    def leave(self) -> bool:
+    def leave(self, slot: int) -> bool:
         """This worker has given its claims back: True, it stops (another delivers); False,
         the others stopped meanwhile, and it delivers on (they would never be taken)."""
         with self.count.get_lock():
             self.left.value += 1
             if self.count.value > 1:
-                self.count.value -= 1
+                self._uncount(slot)
                 return True
             return False
 
-    def stop(self, left_before: int) -> bool:
+    def stop(self, slot: int, left_before: int) -> bool:
         """Nothing was due: True, this worker stops; False, another left its claims since
         `left_before` (read before the run that found nothing), so it runs again."""
         with self.count.get_lock():
             if self.left.value != left_before:
                 return False
-            self.count.value -= 1
+            self._uncount(slot)
             return True
 
-    def out(self) -> None:
-        """Stopped otherwise (the daemon stopping, an error)."""
+    def out(self, slot: int) -> None:
+        """Stopped otherwise (the daemon stopping, an error), or found dead: off the count,
+        once."""
         with self.count.get_lock():
+            self._uncount(slot)
+
+    gone = out
+
+    def _uncount(self, slot: int) -> None:  # under the lock
+        if self.counted[slot]:
+            self.counted[slot] = 0
             self.count.value -= 1
 
 
@@ -228,7 +243,6 @@ def _work(
     def progress(_: str, done_: int, __: int) -> None:
         sent[slot] = base + done_
 
-    counted = True  # in `live.count`
     try:
         while not app.stopping.is_set():
             finished = done.is_set()  # read first: what was made before is due in this run
@@ -238,12 +252,10 @@ def _work(
             handled = part.sent + part.retrying + part.failed + part.postponed + part.released
             base += handled
             sent[slot] = base
-            if part.left and live.leave():  # the relay's connections are another's
-                counted = False
+            if part.left and live.leave(slot):  # the relay's connections are another's
                 break
             if handled == 0 and not part.left:
-                if finished and live.stop(left_before):
-                    counted = False
+                if finished and live.stop(slot, left_before):
                     break
                 if not finished:
                     stopping.wait(IDLE_WAIT)
@@ -251,7 +263,6 @@ def _work(
         log.exception("delivery worker failed")
         report.errors.append(f"delivery worker {slot}: {type(e).__name__}: {e}")
     finally:
-        if counted:
-            live.out()
+        live.out(slot)  # nothing if it left or stopped above
         results.put((slot, report))
         app.close()

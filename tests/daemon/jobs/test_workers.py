@@ -278,3 +278,41 @@ def test_a_worker_refused_by_the_relays_limit_leaves_its_digests_to_the_other(
         assert report.left >= 1 and report.released == 0
         assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(300))
         assert set(digest_states(app).values()) == {DigestState.SENT}
+
+
+def _deliver_once_alone(*args: Any) -> None:
+    """A worker that starts delivering once the parent counts it as the only one live (it
+    found the other dead), or after 20 s: then the assertions say what went wrong."""
+    live: workers._Live = args[7]
+    for _ in range(2000):
+        if live.count.value == 1:
+            break
+        time.sleep(0.01)
+    workers._work(*args)
+
+
+def test_a_killed_worker_is_not_counted_as_delivering(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """A worker killed (SIGKILL, the OOM killer) stayed counted among the workers delivering:
+    the other, refused by the relay's limit of connections, left its claims to the dead one
+    and stopped, and they waited for the next run unsaid (5 digests left, 15 never claimed).
+    The parent takes a dead worker off the count: the one left is the last delivering and
+    says the server down as before (20 postponed, none left)."""
+    with smtp_server(tls="none", require_starttls=False) as server:
+        server.max_connections = 0  # every connection refused: '421 4.3.2 Too many …'
+        app = _app(app_factory, make_settings, server)
+        users_with_digests(app, 20)
+        pool = workers.DeliveryWorkers(app, NOW, 2)
+        ctx = multiprocessing.get_context("spawn")
+        pool._procs[0] = ctx.Process(
+            target=signal.raise_signal, args=(signal.SIGKILL,), daemon=True
+        )
+        args = getattr(pool._procs[1], "_args")  # noqa: B009 (the worker's own arguments)
+        pool._procs[1] = ctx.Process(target=_deliver_once_alone, args=args, daemon=True)
+        with pool:
+            report = pool.join()
+        assert any("delivery worker 0 stopped with exit code" in e for e in report.errors)
+        assert server.refused >= 1
+        assert report.left == 0 and report.postponed == 20, report
+        assert server.messages == []
