@@ -703,7 +703,12 @@ def _replace_channel(
     if len(olds) > (keep is not None):
         s.flush()
     if keep is not None:
-        if keep.address != address:
+        if kind == ChannelKind.EMAIL and keep.address_key == str(address).lower():
+            # the same mailbox in other capitals (as addresses are compared): the same
+            # channel, its links working and its state kept, spelled as now written
+            keep.address = str(address)
+            s.add(keep)
+        elif keep.address != address:
             # a new address is a new start; the same address keeps its state (a channel its
             # subscriber stopped stays stopped when an admin saves the form, or a file is
             # imported)

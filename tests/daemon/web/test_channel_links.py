@@ -352,3 +352,25 @@ def test_links_sent_to_an_old_address_do_not_act_on_the_new_one(
     # the new address's own links act on it
     world.client.post(_path(world.app.links.unsubscribe_url(world.user_id, email.id)))
     assert _active(world) == (True, False, True)
+
+
+def test_an_address_written_in_other_capitals_is_the_same_channel(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """'Ada@Example.org' is the mailbox of 'ada@example.org' (paperwire compares addresses so).
+    Since a changed address became a new channel, an admin's form or a CSV of subscribers
+    writing it in other capitals made a new channel: the unsubscribe links of every digest
+    already in that mailbox were refused ('no longer among your channels'), and a channel its
+    subscriber had stopped was started again. It is the same channel, its spelling updated."""
+    people = world.app.store.people
+    old_unsubscribe = _path(world.app.links.unsubscribe_url(world.user_id, world.email.id))
+    assert world.client.post(old_unsubscribe).status_code == 200
+    assert _active(world) == (True, False, True)
+    people.edit(
+        "ada", clock(), channels={ChannelKind.EMAIL: "Ada@Example.ORG", ChannelKind.SLACK: HOOK}
+    )
+    (email,) = [c for c in people.channels_of(world.user_id) if c.kind == ChannelKind.EMAIL]
+    assert email.id == world.email.id and email.address == "Ada@Example.ORG"
+    assert _active(world) == (True, False, True)  # still stopped, as its subscriber asked
+    again = world.client.post(old_unsubscribe + "/undo")  # the old links answer for it
+    assert again.status_code == 200 and _active(world) == (True, True, True)
