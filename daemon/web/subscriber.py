@@ -479,12 +479,19 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
     # ---- asking for a link ------------------------------------------------------------------
 
     def manage_page(
-        request: Request, status: int = 200, error: str = "", address: str = ""
+        request: Request,
+        status: int = 200,
+        error: str = "",
+        address: str = "",
+        *,
+        invalid: bool = False,
     ) -> Response:
+        """`invalid`: the `error` is about the address (its field is marked, and described by
+        the error); a refused form token is not."""
         asking = AskingForm(app, request)
         return asking.give(pages.render("manage.html", status, title="A link to your page",
                                         sent=False, error=error, address=address,
-                                        csrf=asking.token,
+                                        invalid=invalid, csrf=asking.token,
                                         signup=app.settings.server.signup == "open"))  # fmt: skip
 
     @router.get("/manage")
@@ -512,7 +519,7 @@ def _request_routes(router: APIRouter, app: App, pages: Pages) -> None:
         try:  # the address itself: "Ada <ada@lab.example>" (copied from a mail) is ada's
             address = parse_email(address)[0]
         except ValueError as e:  # a typo, said as such: the answer below is for addresses
-            return manage_page(request, 400, str(e), address)
+            return manage_page(request, 400, str(e), address, invalid=True)
         if limiter.allow(f"address:{address.lower()}", REQUESTS_PER_ADDRESS, now):
             user = app.store.subscriber.user_by_email(address)
             if user is not None:

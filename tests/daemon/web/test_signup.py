@@ -250,4 +250,7 @@ def test_a_browser_that_keeps_no_cookie_is_told_so(
             assert "Press the button again" not in refused.text
             assert "cookie" in refused.text and "127.0.0.1:8080" in refused.text
             assert 'value="ada@lab.example"' in refused.text
+            # the address is not what was refused: its field is not marked (/manage marked it
+            # for any error, so a screen reader heard 'invalid' on a good address)
+            assert "aria-invalid" not in refused.text
     assert _mail_bodies(app) == []
