@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import Repository, table_of
+from daemon.db.engine import Repository, no_statement_timeout, table_of
 from daemon.db.models import Feedback, Paper
 from daemon.db.rows import PaperRow, row_of
 from daemon.errors import NotFoundError
@@ -146,6 +146,7 @@ class Papers(Repository):
         """Every stored paper, by id (Core rows: the fit reads them all)."""
         paper_t = table_of(Paper)
         with self.engine.connect() as conn:
+            no_statement_timeout(conn)  # a whole table, however slow the link
             result = conn.execute(sa.select(*_row_columns()).order_by(paper_t.c.id)).mappings()
             return [_paper_row(r) for r in result]
 

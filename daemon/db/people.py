@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from daemon.db.engine import IN_CHUNK, Repository, lowered
+from daemon.db.engine import IN_CHUNK, Repository, lowered, no_statement_timeout
 from daemon.db.engine import table_of as _table
 from daemon.db.models import (
     Channel,
@@ -457,6 +457,7 @@ class People(Repository):
                 .order_by(fb_t.c.user_id, fb_t.c.created_at, fb_t.c.id)
             )
             with self.engine.connect() as conn:
+                no_statement_timeout(conn)  # every like, however slow the link
                 for uid, pid, when in conn.execute(q):
                     out[uid].append((pid, when))
             return dict(out)
@@ -464,6 +465,7 @@ class People(Repository):
         # twice the fetch (2 million likes: 3.4 s against 1.6 s with the grouping, SQLite)
         q = sa.select(fb_t.c.user_id, fb_t.c.paper_id).where(fb_t.c.value > sa.literal_column("0"))
         with self.engine.connect() as conn:
+            no_statement_timeout(conn)
             for uid, pid in _plain_rows(conn, q):
                 out[uid].append((pid, None))
         return dict(out)

@@ -5,6 +5,7 @@ On PostgreSQL only (skipped, with the reason shown, when it is not reachable).""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from daemon.app import App
 from daemon.db import engine as engines
+from daemon.db import people
 from daemon.settings import DatabaseSettings
 from tests.daemon.conftest import POSTGRES_ONLY, SettingsFactory
 
@@ -82,3 +84,44 @@ def test_the_migrations_run_without_the_statement_timeout(
     engines._migrate(engine, step, "head")
     assert seen == ["0"]
     assert _shown(engine) == "200ms", "the limit again after the migration"
+
+
+def test_the_fit_s_whole_table_reads_run_without_the_statement_timeout(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fit reads every paper and every library: on a large install with the database across
+    a network, sending 340 MB of papers takes about 27 s at 100 Mbit (second read: 200,000
+    papers), and the timeout counts the sending too. Cancelled, the fit fails, and so does
+    every day's digest job. Those reads lift it for their transaction; others keep it."""
+    app = app_factory(make_settings(database={"statement_timeout_seconds": 0.2}))
+    engine = app.store.engine
+    seen: dict[str, str] = {}
+
+    def timeout_of(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "statement_timeout" not in statement:
+            with cursor.connection.cursor() as own:
+                own.execute("SHOW statement_timeout")
+                seen[statement] = str(own.fetchone()[0])
+
+    plain_rows = people._plain_rows  # libraries() reads on the DBAPI cursor: no event
+
+    def plain_rows_seen(conn: sa.Connection, q: Any) -> Iterator[tuple[Any, ...]]:
+        seen[str(q)] = str(conn.exec_driver_sql("SHOW statement_timeout").scalar())
+        return plain_rows(conn, q)
+
+    monkeypatch.setattr(people, "_plain_rows", plain_rows_seen)
+    sa.event.listen(engine, "before_cursor_execute", timeout_of)
+    try:
+        app.store.papers.all()
+        app.store.people.libraries()
+        app.store.people.libraries(dated=True)
+        whole_reads = dict(seen)
+        seen.clear()
+        app.store.people.count_feedback()  # any other read keeps the limit
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", timeout_of)
+    assert len(whole_reads) == 3 and set(whole_reads.values()) == {"0"}, whole_reads
+    assert seen and set(seen.values()) == {"200ms"}, seen
+    assert _shown(engine) == "200ms"
