@@ -103,9 +103,10 @@ def _page(
 
 
 def _errors_of(key: Key, errors: list[str]) -> list[tuple[str, str]]:
-    """The errors about `key` ('schedule.digest_cron = …', or a rule of its section naming
-    it: 'digest: keep_days = 3: …'), each with an id of its own: error-KEY, error-KEY-2 …"""
-    heads = (f"{key.key} = ", f"{key.section}: {key.name} = ")
+    """The errors about `key` ('schedule.digest_cron = …', a check of it after the file is
+    read: 'recommender.options: …', or a rule of its section naming it: 'digest: keep_days =
+    3: …'), each with an id of its own: error-KEY, error-KEY-2 …"""
+    heads = (f"{key.key} = ", f"{key.key}: ", f"{key.section}: {key.name} = ")
     own = [e for e in errors if e.startswith(heads)]
     return [(f"error-{key.key}" + (f"-{n}" if n > 1 else ""), e) for n, e in enumerate(own, 1)]
 

@@ -1257,6 +1257,23 @@ def test_an_invalid_configuration_is_refused_and_the_file_untouched(
     assert console.config.read_bytes() == before
 
 
+def test_a_refusal_said_as_key_colon_is_under_its_field(
+    console: Console, client: TestClient
+) -> None:
+    """'recommender.options: 'nope' is not an option …' (a check after the file is read,
+    written 'key: …', not 'key = …') was at the top of the page only: the field was not
+    marked, nor described by it (console QA)."""
+    log_in(client)
+    before = console.config.read_bytes()
+    form = {**_config_form(client), "recommender.options": "{ nope = 1 }"}
+    r = client.post("/admin/config", data=form)
+    assert r.status_code == 400 and "is not an option of the recommender" in r.text, r.text[-300:]
+    field = r.text[r.text.index('id="recommender.options"') :]
+    assert 'aria-invalid="true"' in field[: field.index(">")]
+    assert 'id="error-recommender.options"' in r.text
+    assert console.config.read_bytes() == before
+
+
 @pytest.mark.parametrize("path", ["/etc/" + "x" * 300 + ".pem", "ca\x00.pem"])
 def test_a_ca_file_no_file_system_takes_is_refused_under_its_field(
     console: Console, client: TestClient, path: str
