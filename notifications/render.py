@@ -236,8 +236,10 @@ def message_id(digest: Digest, domain: str) -> str:
     server took though its answer was lost, sent again, is dropped by the mailbox as one
     seen), and no other digest ever gets it. A digest's id alone may come again on SQLite
     (the newest row deleted, the next one takes its id); its channel's never does (migration
-    0009), and a channel has one digest a period. A digest sent again after it went out (an
-    admin's Resend) is a new sending: `-r1`, `-r2` …, or the mailbox would drop the copy."""
+    0009), and a channel has one digest a period (or another edition of it, after a move to a
+    zone behind, made while the first is kept: another id). A digest sent again after it went
+    out (an admin's Resend) is a new sending: `-r1`, `-r2` …, or the mailbox would drop the
+    copy."""
     period = digest.period.isoformat()
     again = f"-r{digest.resends}" if digest.resends else ""
     return f"<paperwire-digest-{digest.digest_id}-{period}-c{digest.channel_id}{again}@{domain}>"

@@ -1,5 +1,6 @@
-"""Digests and their delivery: one digest per (user, channel, period), which is also the
-delivery's state machine (pending → sent | empty | failed), claimed by workers with a lease."""
+"""Digests and their delivery: one digest per (user, channel, period) (and edition, after a
+move to a zone behind: `Digest.edition`), which is also the delivery's state machine
+(pending → sent | empty | failed), claimed by workers with a lease."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ CANCELLED_BY = "cancelled by "  # the last error of a digest an admin cancelled:
 def _insert_ignoring_duplicates(
     s: Session, table: sa.Table, rows: list[dict[str, Any]], now: datetime
 ) -> Sequence[Any]:
-    """INSERT `rows` … ON CONFLICT DO NOTHING on the one-digest-per-(user, channel, period)
-    key. Returns (id, user id, channel id) of those inserted."""
+    """INSERT `rows` … ON CONFLICT DO NOTHING on the one-digest-per-(user, channel, period,
+    edition) key. Returns (id, user id, channel id) of those inserted."""
     dialect = s.get_bind().dialect.name
     if dialect == "postgresql":
         return _insert_digests_as_arrays(s, table, rows, now)
@@ -61,7 +62,7 @@ def _insert_ignoring_duplicates(
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         insert = sqlite_insert(table).on_conflict_do_nothing(
-            index_elements=["user_id", "channel_id", "period"]
+            index_elements=["user_id", "channel_id", "period", "edition"]
         )
         returning = insert.returning(table.c.id, table.c.user_id, table.c.channel_id)
         return s.execute(returning, rows).all()
@@ -191,6 +192,7 @@ class NewDigest:
     period: date
     items: tuple[NewItem, ...]
     cold_start: bool
+    edition: int = 0  # 1, 2 …: another digest of a date made already (`Digest.edition`)
 
 
 ITEM_ROWS_PER_INSERT = 5000  # digest items per executemany
@@ -200,7 +202,7 @@ _ITEM_COLUMNS = ("digest_id", "paper_id", "rank", "score", "kind", "reason")
 def _insert_digests_as_arrays(
     s: Session, table: sa.Table, rows: list[dict[str, Any]], now: datetime
 ) -> Sequence[Any]:
-    """PostgreSQL: `rows` inserted by one short statement of five arrays (`unnest`), skipping
+    """PostgreSQL: `rows` inserted by one short statement of six arrays (`unnest`), skipping
     those that exist. SQLAlchemy's multi-row VALUES statement for a batch of 1,000 digests is
     too long for psycopg's statement cache: psycopg parsed it anew each time (44 % of the
     writer thread at 100,000 subscribers). Returns (id, user id, channel id) of those made."""
@@ -208,17 +210,18 @@ def _insert_digests_as_arrays(
         "users": [r["user_id"] for r in rows],
         "channels": [r["channel_id"] for r in rows],
         "periods": [r["period"] for r in rows],
+        "editions": [r["edition"] for r in rows],
         "colds": [r["cold_start"] for r in rows],
         "states": [str(r["state"]) for r in rows],
     }
     name = s.get_bind().dialect.identifier_preparer.format_table(table)
     statement = sa.text(
-        f"INSERT INTO {name} (user_id, channel_id, period, cold_start, state, attempts,"
+        f"INSERT INTO {name} (user_id, channel_id, period, edition, cold_start, state, attempts,"
         " parts_sent, next_attempt_at, created_at)"
-        " SELECT u, c, p, cold, st, 0, 0, :now, :now FROM unnest(CAST(:users AS integer[]),"
-        " CAST(:channels AS integer[]), CAST(:periods AS date[]), CAST(:colds AS boolean[]),"
-        " CAST(:states AS varchar[])) AS t(u, c, p, cold, st)"
-        " ON CONFLICT (user_id, channel_id, period) DO NOTHING"
+        " SELECT u, c, p, e, cold, st, 0, 0, :now, :now FROM unnest(CAST(:users AS integer[]),"
+        " CAST(:channels AS integer[]), CAST(:periods AS date[]), CAST(:editions AS integer[]),"
+        " CAST(:colds AS boolean[]), CAST(:states AS varchar[])) AS t(u, c, p, e, cold, st)"
+        " ON CONFLICT (user_id, channel_id, period, edition) DO NOTHING"
         " RETURNING id, user_id, channel_id"
     ).bindparams(sa.bindparam("now", type_=table.c.created_at.type))
     return s.execute(statement, {"now": now, **arrays}).all()
@@ -275,6 +278,30 @@ class Digests(Repository):
             if channels is not None:
                 q = q.where(col(Digest.channel_id).in_(channels))
             return {(c, p) for c, p in s.exec(q).all()}
+
+    def editions(
+        self, channels: Collection[int], periods: Collection[date]
+    ) -> dict[tuple[int, date], tuple[int, datetime]]:
+        """Of these channels' digests for these periods: {(channel id, period): (the next
+        edition, when the latest was made, in UTC)}, in one query. For a few channels (those
+        of subscribers who moved lately)."""
+        if not channels or not periods:
+            return {}
+        with self.read_session() as s:
+            q = (
+                select(
+                    col(Digest.channel_id),
+                    col(Digest.period),
+                    sa.func.max(col(Digest.edition)),
+                    sa.func.max(col(Digest.created_at)),
+                )
+                .where(col(Digest.channel_id).in_(channels), col(Digest.period).in_(periods))
+                .group_by(col(Digest.channel_id), col(Digest.period))
+            )
+            return {
+                (c, p): (edition + 1, at if at.tzinfo is not None else at.replace(tzinfo=UTC))
+                for c, p, edition, at in s.exec(q).all()
+            }
 
     def last_made(self, user_ids: Collection[int], since: datetime) -> dict[int, datetime]:
         """When each of these users' latest digest (any channel) was made, of those made at or
@@ -356,6 +383,7 @@ class Digests(Repository):
                 "user_id": n.user_id,
                 "channel_id": n.channel_id,
                 "period": n.period,
+                "edition": n.edition,
                 "cold_start": n.cold_start,
                 "state": DigestState.PENDING if n.items else empty_state,
                 "attempts": 0,
@@ -756,7 +784,7 @@ class Digests(Repository):
                     # not those of its old address, or from before it was started again
                     col(Digest.id) > (channel.fresh_after_digest or 0),
                 )
-                .order_by(col(Digest.period).desc())
+                .order_by(col(Digest.period).desc(), col(Digest.id).desc())  # editions: newest
                 .limit(refusals)
             ).all()
             # a part of a split message accepted (Slack): the address works, its refusal was

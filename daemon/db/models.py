@@ -165,6 +165,9 @@ class User(SQLModel, table=True):
     )
     digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday; daily: None
     paused_until: date | None = None  # no digest before this local date
+    # when `timezone` last changed (migration 0019; None: never): the digest job checks the
+    # days of those who moved lately, whose local day may have a date made in the old zone
+    timezone_changed_at: datetime | None = Field(default=None, sa_column=_ts())
     active: bool = True
     # indexed, as the other times counted by day (migration 0007): the health page's figures
     # read the days asked for, not every row ever written
@@ -237,10 +240,15 @@ class Follow(SQLModel, table=True):
 
 
 class Digest(SQLModel, table=True):
-    """Exactly one per (user, channel, period); it is also the delivery's state machine."""
+    """One per (user, channel, period): a second is another `edition` of that period, after a
+    move to a zone behind. It is also the delivery's state machine."""
 
     __table_args__ = (
-        sa.UniqueConstraint("user_id", "channel_id", "period"),
+        # the one digest of a (user, channel, period), or of an edition of it (migration 0019):
+        # a second run, a second machine or a restart after a crash inserts none again
+        sa.UniqueConstraint(
+            "user_id", "channel_id", "period", "edition", name="uq_digest_period_edition"
+        ),
         # the delivery's claims read the pending digests in id order from here, only them; on
         # PostgreSQL, with the index of the state, each claim of 100 fetched and sorted every
         # pending digest, or walked the sent ones (321 messages a second at 100,000
@@ -257,10 +265,15 @@ class Digest(SQLModel, table=True):
         sa.Index("ix_digest_period", "period", "state", "channel_id"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    # no index of its own: the unique (user_id, channel_id, period) index serves lookups by user
+    # no index of its own: the unique (user_id, channel_id, period, edition) index serves
+    # lookups by user
     user_id: int = Field(foreign_key="user.id", ondelete="CASCADE")
     channel_id: int = Field(foreign_key="channel.id", ondelete="CASCADE")
     period: date
+    # 0; 1, 2 … for a digest of a local day whose date had one made already in a zone ahead,
+    # before the subscriber moved (Auckland's Thursday, made on Wednesday in Los Angeles, then
+    # Los Angeles' Thursday): daily subscribers only (`jobs.digests._moved_west`)
+    edition: int = 0
     cold_start: bool = False
     state: str = Field(default=DigestState.PENDING, index=True)  # DigestState
     attempts: int = 0

@@ -169,7 +169,8 @@ class People(Repository):
             return set(conn.execute(q).scalars())
 
     def update(self, name: str, **changes: object) -> UserRow:
-        """Change a user's settings (display_name, timezone, digest_hour, max_picks, active)."""
+        """Change a user's settings (display_name, timezone, digest_hour, max_picks, active), as
+        given: a time zone changed here is not recorded as a move (`edit` records it)."""
         with self.session() as s:
             user = _named(s, name)
             for key, value in changes.items():
@@ -201,8 +202,10 @@ class People(Repository):
         with self.session() as s:
             user = _named(s, name)
             assert user.id is not None
+            zone = user.timezone
             for key, value in (changes or {}).items():
                 setattr(user, key, value)
+            _moved(user, zone, now)
             if _FREQUENCY_KEYS & set(changes or {}):
                 user.frequency, user.digest_weekday = _checked_frequency(
                     user.frequency, user.digest_weekday
@@ -268,7 +271,9 @@ class People(Repository):
                     continue
                 else:
                     updated += 1
+                zone = user.timezone
                 user.timezone = r.timezone or user.timezone
+                _moved(user, zone, now)
                 user.digest_hour = r.digest_hour if r.digest_hour is not None else user.digest_hour
                 user.display_name = r.display_name or user.display_name
                 s.add(user)
@@ -624,6 +629,13 @@ def _checked_frequency(frequency: str, weekday: int | None) -> tuple[Frequency, 
     if freq == Frequency.DAILY and weekday is not None:
         raise PaperwireError("a day of the week is for weekly digests; this one is daily")
     return freq, weekday
+
+
+def _moved(user: User, zone: str, now: datetime) -> None:
+    """Record when a user's time zone changed from `zone` (not one being added): the digest
+    job checks the local days of those who moved lately (`jobs.digests._moved_west`)."""
+    if user.timezone != zone and user.id is not None:
+        user.timezone_changed_at = now
 
 
 def _named(s: Session, name: str) -> User:

@@ -144,6 +144,7 @@ class UserRow:
     frequency: Frequency = Frequency.DAILY
     digest_weekday: int | None = None  # weekly: 0 = Monday … 6 = Sunday
     paused_until: date | None = None  # no digest before this date (the user's local date)
+    timezone_changed_at: datetime | None = None  # None: never changed
 
     @classmethod
     def of(cls, u: User) -> UserRow:
@@ -160,6 +161,7 @@ class UserRow:
             frequency=frequency_of(u.frequency),
             digest_weekday=u.digest_weekday,
             paused_until=u.paused_until,
+            timezone_changed_at=u.timezone_changed_at,
         )
 
 

@@ -199,6 +199,9 @@ class _Due:
     user: UserRow
     channels: list[ChannelRow]  # the channels still without today's digest
     period: date
+    # {channel id: edition} of those whose period had a digest made before the subscriber
+    # moved to a zone behind (`_moved_west`); the others get edition 0
+    editions: dict[int, int] = field(default_factory=dict)
 
 
 def make_digests(
@@ -388,7 +391,8 @@ def _due(
     paused_too: bool,
 ) -> list[_Due]:
     """The subscribers owed a digest now, with their channels still without one (one query for
-    the digests already made, whatever the number of subscribers)."""
+    the digests already made, whatever the number of subscribers; one more when some moved to
+    another zone lately, `_moved_west`)."""
     hour = app.settings.schedule.digest_hour
     local_now: dict[str, datetime] = {}  # by time zone: a few zones for many subscribers
     subscribers = []
@@ -401,14 +405,68 @@ def _due(
         if _due_at(u, local, hour) or (force and (paused_too or not _paused(u, local.date()))):
             subscribers.append((u, chans, _period(u, local.date())))
     done = set() if dry_run else app.store.digests.made({p for _, _, p in subscribers})
+    again = _moved_west(app, now, subscribers, done)
     todo = []
     for user, channels, period in subscribers:
-        missing = [c for c in channels if (c.id, period) not in done]
+        missing = [c for c in channels if (c.id, period) not in done or c.id in again]
         if missing:
-            todo.append(_Due(user, missing, period))
+            editions = {c.id: again[c.id] for c in missing if c.id in again}
+            todo.append(_Due(user, missing, period, editions))
     report.users_due = len(subscribers)
     report.already = len(subscribers) - len(todo)
     return todo
+
+
+# a move to a zone behind leaves dates made in the old zone ahead of the new one's for two
+# days at most (Kiritimati, +14, to Baker Island, -12, is 26 hours); a day more for a late run
+MOVED_LATELY = timedelta(days=3)
+
+
+def moved_lately(user: UserRow, now: datetime) -> bool:
+    """Whether a daily subscriber's time zone changed lately: their local today's date may
+    have had its digest made in the old zone, before that day began here (`_moved_west`)."""
+    changed = user.timezone_changed_at
+    return (
+        changed is not None and changed >= now - MOVED_LATELY and user.frequency == Frequency.DAILY
+    )
+
+
+def _moved_west(
+    app: App,
+    now: datetime,
+    subscribers: list[tuple[UserRow, list[ChannelRow], date]],
+    done: set[tuple[int, date]],
+) -> dict[int, int]:
+    """{channel id: edition} of the daily subscribers' channels whose local today's date has a
+    digest made before their local midnight: made in a zone ahead, before they moved to this
+    one (Auckland's Thursday, made on Wednesday in Los Angeles). Their local today is owed its
+    digest, another edition of that date (`Digest.edition`), unless one was made since that
+    midnight (`_not_made_today`). Read for those whose zone changed lately only, in one query:
+    none for those who never moved.
+
+    A weekly subscriber is not owed a second digest of the week: its digest was made, a day
+    early by the new zone's clock, and a second would hold the day's papers since."""
+    moved = [
+        (u, chans, period)
+        for u, chans, period in subscribers
+        # None for those who never moved: one test each
+        if u.timezone_changed_at is not None
+        and moved_lately(u, now)
+        and any((c.id, period) in done for c in chans)
+    ]
+    if not moved:
+        return {}
+    made = app.store.digests.editions(
+        {c.id for _, chans, _ in moved for c in chans}, {p for _, _, p in moved}
+    )
+    again: dict[int, int] = {}
+    for user, channels, period in moved:
+        midnight = local_midnight(user, now)
+        for c in channels:
+            edition, at = made.get((c.id, period), (0, now))
+            if at < midnight:
+                again[c.id] = edition
+    return again
 
 
 # how far back a digest's candidates go at most, beyond `digest.window_hours` (`_since`): a
@@ -605,7 +663,8 @@ def _plan_batch(
             if keep is None or len(planned) < keep:
                 weekly = user.frequency == Frequency.WEEKLY
                 planned.append(PlannedDigest(user.name, ch.kind, d.period, picks, None, weekly))
-            new.append(NewDigest(user.id, ch.id, d.period, items, cold))
+            edition = d.editions.get(ch.id, 0) if d.editions else 0
+            new.append(NewDigest(user.id, ch.id, d.period, items, cold, edition))
     return _Stored(new, planned, {})
 
 

@@ -410,12 +410,14 @@ def _subscribers_page(
 def _made_today(app: App, shown: list[Subscriber], now: datetime) -> set[int]:
     """Ids of these users whose digest for their local today exists, or who had one made
     since their local midnight (after a move to a zone ahead: the job makes none more that
-    day)."""
+    day). For a daily subscriber who moved lately, only the latter: their today's date may
+    have had its digest made in a zone ahead, before that day began in theirs (the job makes
+    that day's, `_moved_west`)."""
     from daemon.jobs import period_for
-    from daemon.jobs.digests import made_since_midnight
+    from daemon.jobs.digests import made_since_midnight, moved_lately
 
-    periods = {u.id: period_for(u, now) for u, _ in shown}
-    mine = {c.id: u.id for u, chans in shown for c in chans}
+    periods = {u.id: period_for(u, now) for u, _ in shown if not moved_lately(u, now)}
+    mine = {c.id: u.id for u, chans in shown for c in chans if u.id in periods}
     made = app.store.digests.made(set(periods.values()), mine)
     today = {mine[c] for c, p in made if periods[mine[c]] == p}
     return today | made_since_midnight(app, [u for u, _ in shown if u.id not in today], now)

@@ -47,6 +47,7 @@ def test_the_days_reads_of_digests_search_an_index_not_every_digest_ever_made(
         # then those of a channel made since the local midnight
         store.digests.last_made([user.id], NOW - timedelta(days=9))
         store.digests.made_since([user.id], NOW - timedelta(days=1))
+        store.digests.editions([channel], {NOW.date()})  # of those who moved lately
         store.health.days(NOW.date() - timedelta(days=13), NOW.date())
         store.digests.prune(NOW.date() - timedelta(days=365))
     finally:

@@ -12,7 +12,7 @@ from sqlalchemy.exc import NoResultFound
 
 from daemon.app import App
 from daemon.db import Store
-from daemon.db.digests import NewItem
+from daemon.db.digests import NewDigest, NewItem
 from daemon.db.models import ChannelKind, DigestState, Outcome
 from daemon.db.rows import UserRow
 from daemon.errors import NotFoundError, PaperwireError
@@ -53,6 +53,37 @@ def test_one_digest_per_user_channel_and_period(app_factory: Callable[..., App])
     assert store.digests.create(
         user.id, channel.id, date(2026, 11, 28), items, NOW, cold_start=False
     )
+
+
+def test_another_edition_of_a_date_is_made_once_and_a_move_is_recorded_when_made(
+    app_factory: Callable[..., App],
+) -> None:
+    from daemon.db.people import Imported
+
+    store = app_factory().store
+    people = store.people
+    user = people.add("ada", NOW, channels={ChannelKind.EMAIL: "ada@lab.example"})
+    (channel,) = people.subscribers()[0][1]
+    period = date(2026, 11, 27)
+    assert store.digests.create(user.id, channel.id, period, [], NOW, cold_start=False)
+    # after a move to a zone behind: two runs (two machines) both found edition 0 made
+    again = [NewDigest(user.id, channel.id, period, (), False, edition=1)]
+    later = NOW + timedelta(hours=20)
+    assert list(store.digests.create_many(again, later)) == [(user.id, channel.id)]
+    assert store.digests.create_many(again, later) == {}
+    assert store.digests.editions({channel.id}, {period}) == {(channel.id, period): (2, later)}
+    # the time of a move: recorded by the edits that change the zone, only them
+    people.edit("ada", NOW, changes={"display_name": "Ada", "timezone": "UTC"})
+    assert people.get("ada").timezone_changed_at is None
+    people.edit("ada", NOW, changes={"timezone": "America/Los_Angeles"})
+    assert people.get("ada").timezone_changed_at == NOW
+    email = {ChannelKind.EMAIL: "ada@lab.example"}
+    people.import_many([Imported("ada", email, timezone="America/Los_Angeles")], later)
+    assert people.get("ada").timezone_changed_at == NOW
+    people.import_many([Imported("ada", email, timezone="Asia/Tokyo")], later)
+    assert people.get("ada").timezone_changed_at == later
+    people.import_many([Imported("bob", {ChannelKind.EMAIL: "b@lab.example"}, "UTC")], later)
+    assert people.get("bob").timezone_changed_at is None  # added: not a move
 
 
 def test_concurrent_workers_never_claim_the_same_digest(app_factory: Callable[..., App]) -> None:

@@ -82,3 +82,27 @@ def test_the_next_digest_after_a_move_to_a_zone_ahead_is_the_next_local_day(
     log_in(client)
     page = client.get("/admin/subscribers/ada").text
     assert page.split('id="next-digest">')[1].split("<")[0] == "2026-10-22 18:05 UTC"
+
+
+def test_the_next_digest_after_a_move_to_a_zone_behind_is_that_local_days(
+    console_factory: ConsoleFactory, clock: Any
+) -> None:
+    console = console_factory()
+    app = console.app
+    people = app.store.people
+    # Auckland's digest of Thursday 22 Oct, made at 07:05 there (Wednesday 11:05 in Los Angeles)
+    made_at = datetime(2026, 10, 21, 18, 5, tzinfo=UTC)
+    ada = people.add(
+        "ada", made_at, channels={ChannelKind.EMAIL: "ada@lab.example"},
+        timezone="Pacific/Auckland", digest_hour=7,
+    )  # fmt: skip
+    ((_, (channel,)),) = people.subscribers(["ada"])
+    app.store.digests.create(ada.id, channel.id, date(2026, 10, 22), [], made_at, cold_start=False)
+    # that Wednesday evening ada moves to Los Angeles: Thursday there gets its digest at 07:05
+    clock.now = datetime(2026, 10, 22, 4, 0, tzinfo=UTC)  # 21:00 on Wednesday there
+    people.edit("ada", clock.now, changes={"timezone": "America/Los_Angeles"})
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080")
+    log_in(client)
+    clock.now = datetime(2026, 10, 22, 8, 0, tzinfo=UTC)  # 01:00 on Thursday there
+    page = client.get("/admin/subscribers/ada").text
+    assert page.split('id="next-digest">')[1].split("<")[0] == "2026-10-22 14:05 UTC"
