@@ -213,14 +213,13 @@ def in_memory(engine: Engine) -> bool:
 
 def database_trouble(error: BaseException) -> bool:
     """Whether `error` is the database's, not the data's nor a bug's: out of reach, restarted,
-    locked, full, a statement cancelled (OperationalError), a connection lost or the pool out
-    of connections. A value it refused (IntegrityError, DataError) is not."""
-    troubles = (
-        sa.exc.OperationalError,
-        sa.exc.InterfaceError,
-        sa.exc.TimeoutError,
-        sa.exc.DisconnectionError,
-    )
+    locked, full, a statement cancelled (OperationalError), a connection lost (whatever the
+    driver calls it: SQLAlchemy marks it invalidated) or the pool out of connections
+    (TimeoutError). A value it refused (IntegrityError, DataError) is not, nor an
+    InterfaceError on a connection that still works: psycopg's "the cursor is closed" is a bug.
+    The one answer of the ingest (the feed is left, not failed), the delivery (a sent digest's
+    record is tried again) and the pages (503, not the 500 of a bug)."""
+    troubles = (sa.exc.OperationalError, sa.exc.TimeoutError, sa.exc.DisconnectionError)
     invalidated = isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated
     return isinstance(error, troubles) or invalidated
 

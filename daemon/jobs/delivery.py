@@ -27,6 +27,7 @@ from typing import Protocol
 
 from daemon.app import App
 from daemon.channels import CHANNELS
+from daemon.db.engine import database_trouble
 from daemon.db.models import UNSUBSCRIBED_DETAIL, ChannelKind, Frequency, Outcome
 from daemon.db.rows import ChannelRow, DigestContent, DueDelivery, PaperRow, UserRow
 from daemon.jobs.progress import Progress, no_progress
@@ -564,11 +565,10 @@ def _deliver_one(
 def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = None) -> None:
     """The server accepted the message (or its `part`, of a split Slack message): record it,
     insisting while its lease holds (no other worker can take it meanwhile) — what is recorded
-    as unsent would be sent again. Only the database out of reach (or locked) is waited for,
-    and only until the lease held at the first failure ends (the heartbeat renews it): any
-    other error would come again."""
-    from sqlalchemy.exc import OperationalError
-
+    as unsent would be sent again. Only the database's trouble (`database_trouble`: out of
+    reach, locked, a connection lost, the pool out of connections) is waited for, and only
+    until the lease held at the first failure ends (the heartbeat renews it): any other error
+    would come again."""
     digests = run.app.store.digests
     attempt, until = 0, held.until
     while True:
@@ -582,7 +582,7 @@ def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = Non
         except Exception as e:
             pause = min(float(attempt), MARK_SENT_PAUSE)
             out_of_time = until is None or run.clock() + timedelta(seconds=pause) >= until
-            if out_of_time or not isinstance(e, OperationalError):
+            if out_of_time or not database_trouble(e):
                 log.critical("sent but not recorded as sent", extra={"digest": digest_id})
                 raise
             if attempt == 1:

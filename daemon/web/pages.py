@@ -15,11 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from daemon.app import App
+from daemon.db.engine import database_trouble
 from daemon.errors import NotFoundError, SubscriberGone
 from daemon.logs import cause
 from daemon.web.links import BadLink
@@ -223,7 +224,8 @@ def _gone(web: FastAPI, pages: Pages, app: App) -> None:
 
 
 class _Outages:
-    """The pages' database errors: the first logged with its traceback (on SQLite a schema's
+    """The pages' database errors that are the database's trouble (`database_trouble`; any other
+    is raised again, to be a bug's page): the first logged with its traceback (on SQLite a schema's
     fault, "no such table", is an OperationalError too, and must not pass for an outage
     unseen), the same one again (the database still down) in one line with the number of
     pages it refused, until the database takes a new connection again."""
@@ -236,6 +238,8 @@ class _Outages:
         self.last, self.count = "", 0
 
     def log(self, route: str, exc: Exception) -> None:
+        if not database_trouble(exc):  # a value refused, a bug: `bug`'s page, and logged
+            raise exc
         error = cause(exc)
         self.count = self.count + 1 if error == self.last else 1
         self.last = error
@@ -300,5 +304,6 @@ def _error_pages(web: FastAPI, pages: Pages, app: App) -> None:
     web.add_exception_handler(NotFoundError, not_found)
     web.add_exception_handler(HTTPException, http_error)
     web.add_exception_handler(RequestValidationError, bad_query)
-    web.add_exception_handler(OperationalError, outage)  # the database out of reach
+    # the database out of reach, a connection lost, the pool out of connections
+    web.add_exception_handler(SQLAlchemyError, outage)
     web.add_exception_handler(Exception, bug)

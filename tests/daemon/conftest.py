@@ -220,3 +220,49 @@ def app_factory(
     yield build
     for app in apps:
         app.close()
+
+
+@contextmanager
+def pool_exhausted(engine: sa.Engine) -> Iterator[None]:
+    """`engine`'s pool with no connection to give (a load holding every one of them): the next
+    checkout gives up at once with the pool's TimeoutError, as it does after `pool_timeout`
+    (30 s). The connections' set-up (the engine's events) is kept; the usual pool is back
+    after."""
+    usual = engine.pool
+    small = sa.pool.QueuePool(
+        usual._creator,  # what `Pool.recreate` copies
+        pool_size=1,
+        max_overflow=0,
+        timeout=0,
+        dialect=usual._dialect,
+        _dispatch=usual.dispatch,
+    )
+    held = small.connect()
+    engine.pool = small
+    try:
+        yield
+    finally:
+        engine.pool = usual
+        held.close()
+        small.dispose()
+
+
+def terminate_connections(engine: sa.Engine) -> int:
+    """PostgreSQL: end every server process of `engine`'s database but the caller's, from
+    another connection (`pg_terminate_backend`: what a restart, a failover or an admin does to
+    them), each waited for until it is gone (up to a minute). How many were ended."""
+    database = engine.url.database
+    other = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with other.connect() as conn:
+            return len(
+                conn.execute(
+                    sa.text(
+                        "SELECT pg_terminate_backend(pid, 60000) FROM pg_stat_activity "
+                        "WHERE datname = :db AND pid <> pg_backend_pid()"
+                    ),
+                    {"db": database},
+                ).all()
+            )
+    finally:
+        other.dispose()

@@ -27,7 +27,14 @@ from notifications.transports.base import EmailOut, Outgoing
 from notifications.transports.file import FileTransport
 from notifications.transports.slack import SlackWebhookTransport
 from notifications.transports.smtp import SmtpTransport
-from tests.daemon.conftest import BOTH_BACKENDS, NOW, SettingsFactory
+from tests.daemon.conftest import (
+    BOTH_BACKENDS,
+    NOW,
+    POSTGRES_ONLY,
+    SettingsFactory,
+    pool_exhausted,
+    terminate_connections,
+)
 from tests.daemon.jobs.helpers import digest_states, more_digests, users_with_digests
 from tests.notifications.factories import FakeClock
 from tests.servers import (
@@ -168,8 +175,66 @@ def test_a_sent_digest_is_recorded_when_the_database_is_back_within_its_lease(
     assert digest_states(app)[later] == DigestState.PENDING
 
 
+@pytest.mark.parametrize("kind", ["pool", "connection-lost"])
+def test_a_sent_digest_s_record_waits_for_any_trouble_of_the_database(
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # only OperationalError was waited for: a pool with every connection taken (TimeoutError)
+    # or a connection lost that the driver called an InterfaceError gave up at once, "sent but
+    # not recorded as sent", and the next run sent the digest again; the ingest counted both
+    # the database's (ops QA: one predicate, `database_trouble`)
+    import sqlalchemy as sa
+
+    app = app_factory()
+    (digest_id,) = users_with_digests(app, 1)
+    finish = app.store.digests.finish
+    tries: list[datetime] = []
+
+    def trouble(digest_id: int, at: datetime, **kwargs: object) -> None:
+        tries.append(at)
+        if len(tries) == 1 and kind == "pool":
+            with pool_exhausted(app.store.engine):
+                finish(digest_id, at, **kwargs)  # type: ignore[arg-type]
+        elif len(tries) == 1:
+            raise sa.exc.InterfaceError("UPDATE digest", {}, RuntimeError("connection already "
+                                        "closed"), connection_invalidated=True)  # fmt: skip
+        finish(digest_id, at, **kwargs)  # type: ignore[arg-type]
+
+    def pause(seconds: float) -> None:  # the job's clock moves on, no real time passes
+        app.clock.now += timedelta(seconds=seconds)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(app.store.digests, "finish", trouble)
+    monkeypatch.setattr(time, "sleep", pause)
+    assert jobs.deliver(app, NOW).sent == 1
+    assert digest_states(app) == {digest_id: DigestState.SENT}
+    assert len(tries) == 2
+
+
+@POSTGRES_ONLY
+def test_a_sent_digest_is_recorded_after_the_server_ended_the_connection(
+    app_factory: Callable[..., App], hook: list[Hook], db_url: str
+) -> None:
+    # PostgreSQL restarted (its processes ended: pg_terminate_backend) while a message was in
+    # flight: the record that it was sent is written on a new connection, and it is sent once
+    app = app_factory()
+    (digest_id,) = users_with_digests(app, 1)
+    sent: list[Outgoing] = []
+
+    def server_restarts(out: Outgoing) -> None:
+        sent.append(out)
+        assert terminate_connections(app.store.engine) >= 1
+
+    hook.append(server_restarts)
+    assert jobs.deliver(app, NOW).sent == 1
+    assert digest_states(app) == {digest_id: DigestState.SENT}
+    hook.clear()
+    assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 0
+    assert len(sent) == 1
+
+
+@pytest.mark.parametrize("fault", ["refused", "misused"])
 def test_recording_a_sent_digest_waits_for_the_database_only(
-    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch
+    app_factory: Callable[..., App], monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
     # an error that is not the database out of reach comes again: it is not retried (the
     # heartbeat renews the lease, so "while the lease holds" could last for ever; second read)
@@ -181,11 +246,13 @@ def test_recording_a_sent_digest_waits_for_the_database_only(
 
     def broken(digest_id: int, at: datetime, **kwargs: object) -> None:
         tries.append(at)
+        if fault == "misused":  # psycopg's InterfaceError on a connection that works: a bug
+            raise sa.exc.InterfaceError("UPDATE digest", {}, RuntimeError("the cursor is closed"))
         raise sa.exc.IntegrityError("UPDATE digest", {}, ValueError("a lasting fault"))
 
     monkeypatch.setattr(app.store.digests, "finish", broken)
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("waited for a lasting fault"))
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises((sa.exc.IntegrityError, sa.exc.InterfaceError)):
         jobs.deliver(app, NOW)
     assert len(tries) == 1
 

@@ -16,7 +16,7 @@ from daemon import jobs
 from daemon.app import App
 from daemon.db import Store, make_engine
 from daemon.db import engine as engines
-from tests.daemon.conftest import FEEDS, POSTGRES_ONLY, SettingsFactory
+from tests.daemon.conftest import FEEDS, POSTGRES_ONLY, SettingsFactory, pool_exhausted
 from tests.servers import HttpServer, Route, http_server, tcp_proxy
 
 NAMES = ("a", "b", "c")  # fetched in this order (by name)
@@ -135,6 +135,39 @@ def test_a_database_error_storing_a_feed_is_the_databases_not_the_feeds(
     assert "if-none-match" not in first.headers
     assert app.store.papers.find("guid:https://x.example/a") is not None
     assert app.store.feeds.get("a").etag == '"a-1"'
+
+
+@pytest.mark.parametrize("fault", ["pool", "misused"])
+def test_the_pool_out_of_connections_is_the_databases_and_a_misused_driver_the_feeds(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+) -> None:
+    # one answer with the delivery and the pages (`database_trouble`): the pool with no
+    # connection to give is the database's (the feed left for the next run); an InterfaceError
+    # on a connection that works (psycopg's "the cursor is closed") is a bug, the feed's
+    # failure to be seen, where the ingest counted every InterfaceError the database's (ops QA)
+    with http_server() as server:
+        app = app_factory(make_settings(feeds=_feeds(server)))
+        upsert = app.store.papers.upsert
+
+        def trouble_on_a(papers: list[object], feed_id: int, now: datetime) -> tuple[int, int]:
+            if feed_id != app.store.feeds.get("a").id:
+                return upsert(papers, feed_id, now)  # type: ignore[arg-type]
+            if fault == "misused":
+                raise sa.exc.InterfaceError("INSERT", {}, RuntimeError("the cursor is closed"))
+            with pool_exhausted(app.store.engine):
+                return upsert(papers, feed_id, now)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(app.store.papers, "upsert", trouble_on_a)
+        report = jobs.ingest(app, app.clock())
+    if fault == "pool":
+        assert (report.feeds_ok, report.feeds_failed, report.feeds_left) == (2, 0, 1)
+        _untouched(app.store, "a")
+    else:
+        assert (report.feeds_ok, report.feeds_failed, report.feeds_left) == (2, 1, 0)
+        assert "the cursor is closed" in (app.store.feeds.get("a").last_error or "")
 
 
 @POSTGRES_ONLY

@@ -21,7 +21,13 @@ from fastapi.testclient import TestClient
 from daemon import jobs
 from daemon.db.digests import NewItem
 from daemon.db.models import ChannelKind
-from tests.daemon.conftest import BOTH_BACKENDS, FEEDS
+from tests.daemon.conftest import (
+    BOTH_BACKENDS,
+    FEEDS,
+    POSTGRES_ONLY,
+    pool_exhausted,
+    terminate_connections,
+)
 from tests.daemon.web.conftest import (
     PASSWORD,
     Console,
@@ -1557,6 +1563,62 @@ def test_an_outage_is_one_traceback_then_one_line_a_page(
     ]  # fmt: skip
     assert [getattr(r, "route", None) for r in records[1:3]] == ["/me/{token}", "/admin/health"]
     assert "unable to open database file" in records[1].error  # type: ignore[attr-defined]
+
+
+@BOTH_BACKENDS
+def test_a_pool_with_no_connection_to_give_is_an_outage_not_a_bug(
+    console: Console, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the pages counted only OperationalError as the database's: a pool with every connection
+    # taken (its TimeoutError, after 30 s) answered "This is a bug" (500), where the ingest
+    # counted it the database's (ops QA: one predicate, `database_trouble`)
+    app = console.app
+    ada = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "a@example.org"})
+    manage = app.links.manage_url(ada.id, app.clock()).removeprefix(app.links.base_url)
+    with caplog.at_level(logging.ERROR, logger="paperwire.web"), pool_exhausted(app.store.engine):
+        page = client.get(manage)
+    assert page.status_code == 503 and "cannot be reached just now" in page.text
+    (record,) = [r for r in caplog.records if r.name == "paperwire.web"]
+    assert record.getMessage() == "database error on a page" and record.exc_info
+    assert client.get(manage).status_code == 200  # connections to give again
+
+
+@POSTGRES_ONLY
+def test_a_connection_the_server_ended_is_an_outage_for_one_page(
+    console: Console, client: TestClient
+) -> None:
+    # PostgreSQL restarted (its processes ended, here by pg_terminate_backend): the page whose
+    # connection was ended says so (503); the next one opens a new connection
+    app = console.app
+    ada = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "a@example.org"})
+    manage = app.links.manage_url(ada.id, app.clock()).removeprefix(app.links.base_url)
+    assert client.get(manage).status_code == 200
+    assert terminate_connections(app.store.engine) >= 1
+    page = client.get(manage)
+    assert page.status_code == 503 and "cannot be reached just now" in page.text
+    assert client.get(manage).status_code == 200
+
+
+def test_a_database_error_that_is_a_bug_is_still_a_bug(
+    console: Console, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every database error is not an outage: a value refused, or the driver used wrongly
+    # (psycopg's "the cursor is closed", an InterfaceError on a connection that works) is a
+    # bug, to be seen as one (500, its traceback logged), not "try again in a few minutes"
+    import sqlalchemy as sa
+
+    app = console.app
+    ada = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "a@example.org"})
+    manage = app.links.manage_url(ada.id, app.clock()).removeprefix(app.links.base_url)
+
+    def misused(*args: object, **kwargs: object) -> None:
+        raise sa.exc.InterfaceError("SELECT", {}, RuntimeError("the cursor is closed"))
+
+    monkeypatch.setattr(app.store.people, "by_id", misused)
+    client = TestClient(console.daemon.web, base_url="https://127.0.0.1:8080",
+                        raise_server_exceptions=False)  # fmt: skip
+    page = client.get(manage)
+    assert page.status_code == 500 and "This is a bug" in page.text
 
 
 def test_console_pages_escape_feed_text(
