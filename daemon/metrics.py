@@ -73,7 +73,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.feeds_fetched = Counter(
             "paperwire_feeds_fetched",
-            "Feed fetches by outcome (ok, unchanged: 304 Not Modified, failed)",
+            "Feed fetches by outcome (ok, unchanged: 304 Not Modified, failed: the feed's "
+            "fault, database_error: left for a database error, fetched again by the next run)",
             ["outcome"],
             registry=self.registry,
         )
@@ -111,7 +112,7 @@ class Metrics:
         for job in JOBS:
             self.job_seconds.labels(job)
             self.job_failures.labels(job)
-        for outcome in ("ok", "unchanged", "failed"):
+        for outcome in ("ok", "unchanged", "failed", "database_error"):
             self.feeds_fetched.labels(outcome)
         for outcome in ("sent", "retrying", "failed", "postponed"):
             self.deliveries.labels(outcome)
@@ -127,6 +128,7 @@ class Metrics:
             self.feeds_fetched.labels("ok").inc(result.feeds_ok)
             self.feeds_fetched.labels("unchanged").inc(result.feeds_unchanged)
             self.feeds_fetched.labels("failed").inc(result.feeds_failed)
+            self.feeds_fetched.labels("database_error").inc(result.feeds_left)
             self.papers_ingested.inc(result.papers_new)
         elif isinstance(result, DeliveryReport):
             for outcome in ("sent", "retrying", "failed", "postponed"):

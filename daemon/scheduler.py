@@ -83,6 +83,9 @@ def _guarded(
             # a SQLite file locked, read-only or on a full disk: which, and what to do
             trouble = sqlite_trouble(e, app.store.engine.url.database or "")
             fix = {"fix": trouble[1]} if trouble else {}
+            stopped = jobs.stopped_report(e)  # an ingest the database stopped: what it did
+            if metrics is not None and stopped is not None:
+                metrics.observe(stopped, now, app.clock())
             if failures == 1:
                 log.exception("job failed", extra={"job": name, "seconds": seconds, **fix})
             else:  # the same again (the database still down): one line, its traceback is above
@@ -130,9 +133,9 @@ def _digest_job(
     log.info("feeds not fetched since an ingest run was due: fetching them first")
     try:
         ingested = jobs.ingest(app, now)
-    except Exception:  # the digests owed are made all the same
+    except Exception as e:  # the digests owed are made all the same
         log.exception("job failed", extra={"job": "ingest before the digests"})
-        ingested = jobs.IngestReport()
+        ingested = jobs.stopped_report(e) or jobs.IngestReport()  # what it did: in the metrics
     return ingested, _digest_and_deliver(app, now)
 
 

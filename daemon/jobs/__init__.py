@@ -24,7 +24,7 @@ from daemon.jobs.digests import (
     prune_digests,
     window_hours,
 )
-from daemon.jobs.ingest import IngestReport, ingest
+from daemon.jobs.ingest import IngestReport, ingest, stopped_report
 from daemon.jobs.progress import Progress, no_progress
 from daemon.jobs.recommend import load_recommender
 from daemon.jobs.workers import DeliveryWorkers, worker_count
@@ -108,5 +108,6 @@ __all__ = [
     "period_for",
     "prune_before",
     "prune_digests",
+    "stopped_report",
     "window_hours",
 ]

@@ -165,9 +165,20 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
                 break
         except Exception as e:
             if not database_trouble(e) or _database_failed(app, e, feeds[i:], report):
+                setattr(e, _REPORT, report)  # what the run did, for the metrics
                 raise
     progress("feeds", len(feeds), len(feeds))
     return report
+
+
+_REPORT = "paperwire_ingest_report"
+
+
+def stopped_report(error: BaseException) -> IngestReport | None:
+    """The report of the ingest run that `error` stopped (the database failing again, or out
+    of reach): the feeds it stored before, and those it left. None for another error."""
+    report = getattr(error, _REPORT, None)
+    return report if isinstance(report, IngestReport) else None
 
 
 def _try_one(app: App, feed: FeedRow, now: datetime, report: IngestReport) -> bool:

@@ -239,3 +239,46 @@ def test_a_missed_day_not_stored_for_a_database_error_is_read_again(
     assert [r.path for r in hf.requests] == ["/hf?date=2026-08-20", "/hf?date=2026-08-21"]
     assert later.papers_new > 0 and later.feeds_ok == 1
     assert app.store.feeds.get("hf").last_ok_at is not None
+
+
+@pytest.mark.usefixtures("quick_busy")
+@pytest.mark.parametrize("released_at", ["/b.xml", None], ids=["one-error", "still-locked"])
+def test_the_feeds_left_for_a_database_error_are_in_the_metrics(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, released_at: str | None
+) -> None:
+    # paperwire_feeds_fetched_total counted ok, unchanged and failed: the feeds left for a
+    # database error were in none, and a run the database stopped counted nothing at all, not
+    # even the feeds it had stored: an operator watching the metrics saw nothing (ops QA)
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from daemon.metrics import Metrics
+    from daemon.scheduler import _guarded
+
+    with http_server() as server:
+        app = app_factory(make_settings(feeds=_feeds(server)))
+        metrics = Metrics(app.store)
+        with _locking(app) as lock:
+
+            def hold_during_a(path: str) -> None:  # between a's fetch and its store
+                if path == "/a.xml" and not server.requests:
+                    lock.take()
+                elif path == released_at:
+                    lock.release()
+
+            server.on_request = hold_during_a
+            _guarded("ingest", jobs.ingest, app, metrics)()
+    samples = {
+        (s.name, s.labels.get("outcome") or s.labels.get("job")): s.value
+        for family in text_string_to_metric_families(metrics.render().decode())
+        for s in family.samples
+    }
+    fetched = {
+        outcome: samples[("paperwire_feeds_fetched_total", outcome)]
+        for outcome in ("ok", "unchanged", "failed", "database_error")
+    }
+    if released_at:  # a left, b and c stored
+        assert fetched == {"ok": 2, "unchanged": 0, "failed": 0, "database_error": 1}
+        assert samples[("paperwire_job_failures_total", "ingest")] == 0
+    else:  # a and b failed to store, c not reached: the three left, the run failed
+        assert fetched == {"ok": 0, "unchanged": 0, "failed": 0, "database_error": 3}
+        assert samples[("paperwire_job_failures_total", "ingest")] == 1
