@@ -16,7 +16,13 @@ from daemon import jobs
 from daemon.app import App
 from daemon.db import Store, make_engine
 from daemon.db import engine as engines
-from tests.daemon.conftest import FEEDS, POSTGRES_ONLY, SettingsFactory, pool_exhausted
+from tests.daemon.conftest import (
+    FEEDS,
+    POSTGRES_ONLY,
+    SettingsFactory,
+    pool_exhausted,
+    terminate_connections,
+)
 from tests.servers import HttpServer, Route, http_server, tcp_proxy
 
 NAMES = ("a", "b", "c")  # fetched in this order (by name)
@@ -168,6 +174,63 @@ def test_the_pool_out_of_connections_is_the_databases_and_a_misused_driver_the_f
     else:
         assert (report.feeds_ok, report.feeds_failed, report.feeds_left) == (2, 1, 0)
         assert "the cursor is closed" in (app.store.feeds.get("a").last_error or "")
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("ended_at", [("/a.xml",), ("/a.xml", "/b.xml")],
+                         ids=["one-error", "again"])  # fmt: skip
+def test_a_connection_postgresql_ended_while_a_feed_was_stored_leaves_that_feed_only(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    ended_at: tuple[str, ...],
+) -> None:
+    # the "go on after one database error" path of the test above, tested on SQLite only (ops
+    # QA): here PostgreSQL ends the daemon's connections (a restart, a failover:
+    # pg_terminate_backend) between a feed's fetch and its store. One error, the database
+    # answering a new connection: the run goes on; a second one: it stops, the rest left
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", float("inf"))  # a pooled connection is
+    # not checked before use, however long the fetch took: the store meets the ended one
+    with http_server() as server:
+        app = app_factory(make_settings(feeds=_feeds(server)))
+        now = app.clock()
+
+        def end_connections(path: str) -> None:  # between the feed's fetch and its store
+            if path in ended_at:
+                assert terminate_connections(app.store.engine) >= 1
+
+        server.on_request = end_connections
+        with caplog.at_level(logging.INFO, logger="paperwire.jobs"):
+            if len(ended_at) == 1:
+                report = jobs.ingest(app, now)
+            else:
+                with pytest.raises(sa.exc.OperationalError):
+                    jobs.ingest(app, now)
+        _untouched(app.store, "a")
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert not [s for s in said if "feed failed" in s[1]], said
+        database = [s for s in said if "database" in s[1]]
+        if len(ended_at) == 1:
+            assert (report.feeds_ok, report.feeds_failed, report.feeds_left) == (2, 0, 1)
+            assert report.papers_new == 2 and len(report.database_errors) == 1
+            assert [r.path for r in server.requests] == ["/a.xml", "/b.xml", "/c.xml"]
+            assert [s[0] for s in database] == ["WARNING"]
+        else:  # b failed the same way: c is not fetched
+            assert [r.path for r in server.requests] == ["/a.xml", "/b.xml"]
+            _untouched(app.store, "b")
+            _untouched(app.store, "c")
+            assert [s[0] for s in database] == ["WARNING", "ERROR"]
+            assert database[-1][1].startswith("database error again: ingest stopped")
+        # the next run fetches a again as a feed never fetched: its paper stored
+        server.requests.clear()
+        server.on_request = None
+        again = jobs.ingest(app, now)
+    assert again.feeds_failed == 0 and again.feeds_left == 0
+    (first,) = server.seen("/a.xml")
+    assert "if-none-match" not in first.headers
+    assert app.store.papers.find("guid:https://x.example/a") is not None
+    assert app.store.feeds.get("a").etag == '"a-1"'
 
 
 @POSTGRES_ONLY
