@@ -24,7 +24,10 @@ from tests.daemon.conftest import FEEDS, NOW
 from tests.daemon.web.conftest import (
     PASSWORD,
     Console,
+    ConsoleFactory,
+    served_on_loopback,
 )
+from tests.servers import free_port
 
 HF = (FEEDS / "hf" / "daily_papers_2026-08-20.json").as_uri()
 
@@ -378,3 +381,31 @@ def test_a_digest_cron_leaving_hours_without_a_run_is_warned_of_on_the_page(
     expect(page.locator("#flash")).to_contain_text("Saved and applied: schedule.digest_cron")
     expect(warning).to_have_count(0)
     expect(page.locator("#warnings")).to_have_count(0)
+
+
+def test_a_digest_cron_set_by_the_environment_is_described_by_its_warning(
+    console_factory: ConsoleFactory, browser_page: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # digest_cron set by the environment: its field is disabled, and neither the gap warning
+    # under it nor "set by the environment variable" was linked to it (aria-describedby): a
+    # screen reader on the field heard neither (console QA)
+    from playwright.sync_api import expect
+
+    monkeypatch.setenv("PAPERWIRE_SCHEDULE__DIGEST_CRON", "0 8 * * *")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    console = console_factory(base_url=base)
+    page: Any = browser_page
+    with served_on_loopback(console.daemon.web, port):
+        _log_in(page, base, PASSWORD)
+        page.goto(f"{base}/admin/config")
+        cron = page.locator('[id="schedule.digest_cron"]')
+        expect(cron).to_be_disabled()
+        expect(page.locator('[id="warning-schedule.digest_cron"]')).to_contain_text(
+            "leaves hours without a run"
+        )
+        expect(cron).to_have_accessible_description(
+            re.compile("PAPERWIRE_SCHEDULE__DIGEST_CRON: read-only here.*leaves hours without")
+        )
+        ids = page.eval_on_selector_all("[id]", "all => all.map(e => e.id)")
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
