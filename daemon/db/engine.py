@@ -78,7 +78,9 @@ def _statement_timeout(engine: Engine, seconds: float, url: sa.URL) -> None:
     """PostgreSQL: every statement the server has not finished within `seconds` (0: no limit)
     is cancelled ("canceling statement due to statement timeout"), instead of holding the page
     or the job waiting on it. Set on each new connection by a `SET` (some poolers, PgBouncer
-    among them, refuse a startup `options` parameter); one in the URL's `options` wins.
+    among them, refuse a startup `options` parameter); one in the URL's `options` wins. Under
+    PgBouncer's transaction pooling it holds only on the server connection it was sent on:
+    docs/operations.md says to set it on the server (ALTER ROLE … IN DATABASE) instead.
     The migrations and the fit's whole-table reads lift it for their transaction
     (`no_statement_timeout`)."""
     options = url.query.get("options", "")

@@ -68,6 +68,38 @@ def test_the_url_s_own_statement_timeout_wins(
     assert _shown(own) == "5s"
 
 
+def test_a_timeout_the_server_sets_for_the_role_is_lifted_where_paperwire_lifts_its_own(
+    db_url: str, engine_of: Callable[..., Engine]
+) -> None:
+    # behind PgBouncer's transaction pooling the session `SET` holds only on the server
+    # connection it was sent on (measured with PgBouncer 1.18: '0' once PgBouncer had renewed
+    # its server connections, as it does after server_lifetime): docs/operations.md says to set
+    # statement_timeout_seconds = 0 and the timeout on the server, ALTER ROLE … IN DATABASE.
+    # The migrations and the fit's reads still run without it (`SET LOCAL`, transaction-scoped)
+    database = sa.engine.make_url(db_url).database
+    engine = engine_of(statement_timeout_seconds=0)
+    with engine.connect() as conn:
+        role = conn.exec_driver_sql("SELECT current_user").scalar()
+        conn.exec_driver_sql(
+            f'ALTER ROLE "{role}" IN DATABASE "{database}" SET statement_timeout = \'200ms\''
+        )
+        conn.commit()
+    try:
+        engine.dispose()  # new connections: the server's setting is read at their start
+        assert _shown(engine) == "200ms"
+        with engine.begin() as conn:
+            engines.no_statement_timeout(conn)
+            conn.exec_driver_sql("SELECT pg_sleep(0.5)")  # past the timeout: not cancelled
+            assert conn.exec_driver_sql("SHOW statement_timeout").scalar() == "0"
+        assert _shown(engine) == "200ms", "the limit again in the next transaction"
+    finally:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(
+                f'ALTER ROLE "{role}" IN DATABASE "{database}" RESET statement_timeout'
+            )
+            conn.commit()
+
+
 def test_the_migrations_run_without_the_statement_timeout(
     engine_of: Callable[..., Engine],
 ) -> None:
