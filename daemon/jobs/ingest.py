@@ -175,8 +175,9 @@ _REPORT = "paperwire_ingest_report"
 
 
 def stopped_report(error: BaseException) -> IngestReport | None:
-    """The report of the ingest run that `error` stopped (the database failing again, or out
-    of reach): the feeds it stored before, and those it left. None for another error."""
+    """The report of the ingest run that `error` stopped (the database failing again or out of
+    reach, or a bug): the feeds it stored before, and those it left. None for an error that
+    stopped no ingest run."""
     report = getattr(error, _REPORT, None)
     return report if isinstance(report, IngestReport) else None
 

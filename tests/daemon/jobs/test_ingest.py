@@ -305,31 +305,50 @@ def test_a_missed_day_not_stored_for_a_database_error_is_read_again(
 
 
 @pytest.mark.usefixtures("quick_busy")
-@pytest.mark.parametrize("released_at", ["/b.xml", None], ids=["one-error", "still-locked"])
+@pytest.mark.parametrize("case", ["one-error", "stopped", "stopped-before-the-digests"])
 def test_the_feeds_left_for_a_database_error_are_in_the_metrics(
-    app_factory: Callable[..., App], make_settings: SettingsFactory, released_at: str | None
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
 ) -> None:
     # paperwire_feeds_fetched_total counted ok, unchanged and failed: the feeds left for a
     # database error were in none, and a run the database stopped counted nothing at all, not
     # even the feeds it had stored: an operator watching the metrics saw nothing (ops QA)
     from prometheus_client.parser import text_string_to_metric_families
 
+    from daemon import scheduler
     from daemon.metrics import Metrics
-    from daemon.scheduler import _guarded
 
     with http_server() as server:
         app = app_factory(make_settings(feeds=_feeds(server)))
         metrics = Metrics(app.store)
         with _locking(app) as lock:
+            taken_at, released_at = ("/a.xml", "/b.xml") if case == "one-error" else ("/b.xml", "")
 
-            def hold_during_a(path: str) -> None:  # between a's fetch and its store
-                if path == "/a.xml" and not server.requests:
+            def hold(path: str) -> None:  # between a feed's fetch and its store
+                if path == taken_at:
                     lock.take()
                 elif path == released_at:
                     lock.release()
 
-            server.on_request = hold_during_a
-            _guarded("ingest", jobs.ingest, app, metrics)()
+            server.on_request = hold
+            if case == "stopped-before-the-digests":  # the digest run fetches the feeds first
+                monkeypatch.setattr(scheduler, "_ingest_owed", lambda app, now: True)
+                ingest = jobs.ingest
+
+                def ingest_then_unlocked(app: App, now: datetime) -> jobs.IngestReport:
+                    try:
+                        return ingest(app, now)
+                    finally:
+                        lock.release()  # the digests are made all the same
+
+                monkeypatch.setattr(jobs, "ingest", ingest_then_unlocked)
+                job = "digest"
+                scheduler._guarded(job, scheduler._digest_job, app, metrics)()
+            else:
+                job = "ingest"
+                scheduler._guarded(job, jobs.ingest, app, metrics)()
     samples = {
         (s.name, s.labels.get("outcome") or s.labels.get("job")): s.value
         for family in text_string_to_metric_families(metrics.render().decode())
@@ -339,9 +358,10 @@ def test_the_feeds_left_for_a_database_error_are_in_the_metrics(
         outcome: samples[("paperwire_feeds_fetched_total", outcome)]
         for outcome in ("ok", "unchanged", "failed", "database_error")
     }
-    if released_at:  # a left, b and c stored
-        assert fetched == {"ok": 2, "unchanged": 0, "failed": 0, "database_error": 1}
-        assert samples[("paperwire_job_failures_total", "ingest")] == 0
-    else:  # a and b failed to store, c not reached: the three left, the run failed
-        assert fetched == {"ok": 0, "unchanged": 0, "failed": 0, "database_error": 3}
-        assert samples[("paperwire_job_failures_total", "ingest")] == 1
+    failures = samples[("paperwire_job_failures_total", job)]
+    if case == "one-error":  # a left, b and c stored
+        assert (fetched, failures) == ({"ok": 2, "unchanged": 0, "failed": 0,
+                                        "database_error": 1}, 0)  # fmt: skip
+    else:  # a stored; b and c failed to store: left, the ingest stopped
+        assert fetched == {"ok": 1, "unchanged": 0, "failed": 0, "database_error": 2}
+        assert failures == (1 if job == "ingest" else 0)  # the digests were made all the same
