@@ -1585,10 +1585,14 @@ def test_a_pool_with_no_connection_to_give_is_an_outage_not_a_bug(
 
 @POSTGRES_ONLY
 def test_a_connection_the_server_ended_is_an_outage_for_one_page(
-    console: Console, client: TestClient
+    console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # PostgreSQL restarted (its processes ended, here by pg_terminate_backend): the page whose
     # connection was ended says so (503); the next one opens a new connection
+    from daemon.db import engine as engines
+
+    monkeypatch.setattr(engines, "PING_AFTER_IDLE", float("inf"))  # a pooled connection is not
+    # checked before use, however long the test took: the page meets the ended one
     app = console.app
     ada = app.store.people.add("ada", app.clock(), channels={ChannelKind.EMAIL: "a@example.org"})
     manage = app.links.manage_url(ada.id, app.clock()).removeprefix(app.links.base_url)
