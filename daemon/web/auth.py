@@ -30,7 +30,7 @@ import ipaddress
 import secrets
 import threading
 import weakref
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -271,6 +271,10 @@ class Lockout:
     for_name: bool = False
 
 
+# what a login is counted in: (the failures, its key there, the limit, the window)
+_Count = tuple[dict[tuple[str, str], deque[datetime]], tuple[str, str], int, timedelta]
+
+
 class LoginLimiter:
     """Failed logins of browsers without the name's device cookie: per (address, name) and per
     address (an IPv6 address's /64) within the lockout window, per name (`_trust`) within
@@ -311,33 +315,52 @@ class LoginLimiter:
         locked now, else None; the attempt's time). An attempt let through counts as a failure
         at once, in the same step as the check, so that logins checked at the same time (in
         worker threads) cannot pass the limit together; `succeeded` takes it back."""
-        s, now = app.settings.admin, app.clock()
+        now = app.clock()
+        counted = self._counted(app, ip, name, device)
+        with self._lock:
+            locked = self._locked(app, counted, now)
+            if locked is not None:
+                return locked, now
+            for failures, key, _, _ in counted:
+                failures[key].append(now)
+        return None, now
+
+    def locked(self, app: App, ip: str, name: str, device: str | None = None) -> Lockout | None:
+        """The lockout of such a login if it is locked now, counting nothing: asked before a
+        login waits for its password check, so that a locked-out one takes no place there."""
+        counted = self._counted(app, ip, name, device)
+        with self._lock:
+            return self._locked(app, counted, app.clock())
+
+    def _counted(self, app: App, ip: str, name: str, device: str | None) -> list[_Count]:
+        """What a login of `name` from `ip` (holding the device cookie `device` or none) is
+        counted in: (the failures, its key there, the limit, the window)."""
+        s = app.settings.admin
         window = timedelta(minutes=s.lockout_minutes)
         ip = client_key(ip)
         # a browser holding the name's device cookie is counted per that cookie alone: an
         # address it shares with guessers (a NAT, a proxy whose X-Forwarded-For is not
         # trusted) does not lock it out
-        counted = (
-            [(self._trust, ("device", device), s.max_failed_logins, window)]
-            if device
-            else [
-                (self._failures, (ip, name), s.max_failed_logins, window),
-                (self._failures, (ip, ""), IP_FACTOR * s.max_failed_logins, window),
-                (self._trust, ("name", name), s.max_failed_logins_per_name, NAME_WINDOW),
-            ]
-        )
-        with self._lock:
-            self._forgetting.sweep(self._failures, now, window)  # whoever made them
-            self._forgetting_trust.sweep(self._trust, now, max(window, NAME_WINDOW))
-            for failures, key, limit, span in counted:
-                times = self._recent(failures, key, now, span)
-                if len(times) >= limit:
-                    whose = ":".join(key) if failures is self._trust else ip
-                    for_name = failures is self._trust and key[0] == "name"
-                    return Lockout(times[-1] + span, whose, for_name), now
-            for failures, key, _, _ in counted:
-                failures[key].append(now)
-        return None, now
+        if device:
+            return [(self._trust, ("device", device), s.max_failed_logins, window)]
+        return [
+            (self._failures, (ip, name), s.max_failed_logins, window),
+            (self._failures, (ip, ""), IP_FACTOR * s.max_failed_logins, window),
+            (self._trust, ("name", name), s.max_failed_logins_per_name, NAME_WINDOW),
+        ]
+
+    def _locked(self, app: App, counted: list[_Count], now: datetime) -> Lockout | None:
+        """The first lockout among `counted` now, or None (the caller holds the lock)."""
+        window = timedelta(minutes=app.settings.admin.lockout_minutes)
+        self._forgetting.sweep(self._failures, now, window)  # whoever made them
+        self._forgetting_trust.sweep(self._trust, now, max(window, NAME_WINDOW))
+        for failures, key, limit, span in counted:
+            times = self._recent(failures, key, now, span)
+            if len(times) >= limit:
+                whose = ":".join(key) if failures is self._trust else key[0]
+                for_name = failures is self._trust and key[0] == "name"
+                return Lockout(times[-1] + span, whose, for_name)
+        return None
 
     def first_refusal(self, locked: Lockout, now: datetime) -> bool:
         """Whether this refusal of a locked login is the first of its lockout: the one the
@@ -370,6 +393,10 @@ LOGINS_AT_ONCE = 2
 # logins that may wait for their turn; one beyond them is answered at once (503, Retry-After):
 # a flood queued without end, each waiter a connection held and a check owed
 LOGINS_WAITING = 16
+# places (checked or waiting) one client address (`client_key`) may hold: one address beyond
+# them is answered at once (503), however few wait; it took every place before, and the logins
+# of everyone else, an admin's too, were answered 503 for as long as it kept them full
+LOGINS_PER_CLIENT = 4
 _VERIFYING = threading.BoundedSemaphore(LOGINS_AT_ONCE)  # the same, whatever the event loops
 
 
@@ -377,7 +404,8 @@ class LoginGate:
     """Where logins wait for their password check: a semaphore of `LOGINS_AT_ONCE` per event
     loop serving the app (uvicorn has one). An asyncio semaphore's waiters belong to one loop:
     shared by the loops of a TestClient (one per request), a login waiting on one was woken
-    from another thread and never answered. `turn` also bounds how many may wait."""
+    from another thread and never answered. `turn` also bounds how many may wait, and how
+    many places one client may hold."""
 
     def __init__(self, at_once: int = LOGINS_AT_ONCE, waiting: int | None = None) -> None:
         self._at_once = at_once  # the library uploads' gate has its own number
@@ -387,6 +415,8 @@ class LoginGate:
         self._gates = weakref.WeakKeyDictionary()
         self._queued: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int]
         self._queued = weakref.WeakKeyDictionary()
+        self._held: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Counter[str]]
+        self._held = weakref.WeakKeyDictionary()  # places of each client (`turn`'s `client`)
 
     def __call__(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -397,23 +427,32 @@ class LoginGate:
             return gate
 
     @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[bool]:
+    async def turn(self, client: str = "") -> AsyncIterator[bool]:
         """Wait for a turn and hold it: True; False at once (no turn held) when `waiting`
-        others wait already."""
+        others wait already, or when `client` (if named) holds `LOGINS_PER_CLIENT` places,
+        waiting or with their turn."""
         gate, loop = self(), asyncio.get_running_loop()
         queued = self._queued.get(loop, 0)
-        if self._waiting is not None and gate.locked() and queued >= self._waiting:
+        held = self._held.setdefault(loop, Counter())
+        full = self._waiting is not None and gate.locked() and queued >= self._waiting
+        if full or (client and held[client] >= LOGINS_PER_CLIENT):
             yield False
             return
-        self._queued[loop] = queued + 1  # one loop: no other task runs between these steps
+        # one loop: no other task runs between these steps
+        self._queued[loop], held[client] = queued + 1, held[client] + 1
         try:
-            await gate.acquire()
+            try:
+                await gate.acquire()
+            finally:
+                self._queued[loop] -= 1
+            try:
+                yield True
+            finally:
+                gate.release()
         finally:
-            self._queued[loop] -= 1
-        try:
-            yield True
-        finally:
-            gate.release()
+            held[client] -= 1
+            if not held[client]:
+                del held[client]
 
 
 def check_password(password: str, hashed: str | None) -> bool:

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 
 from daemon.app import App, make_app
 from daemon.db.engine import upgrade
-from daemon.passwords import hash_password
+from daemon.passwords import hash_password, verify_password
 from daemon.scheduler import Daemon, make_daemon
 from daemon.settings import load_settings
 from daemon.web.subscriber import FORM_COOKIE
@@ -196,15 +196,19 @@ def log_in(client: TestClient, name: str = "root", password: str = PASSWORD) -> 
 
 
 def hold_password_checks(
-    monkeypatch: pytest.MonkeyPatch, hold: float
+    monkeypatch: pytest.MonkeyPatch, hold: float, of: str | None = None
 ) -> tuple[threading.Semaphore, threading.Event]:
-    """Every login's password check waits (at most `hold` seconds) until the test sets the
-    event, and fails; the semaphore counts the checks begun."""
+    """A fake slow hasher: every login's password check (or only those of the password `of`,
+    when given: the others are checked for real) waits (at most `hold` seconds) until the test
+    sets the event, and fails; the semaphore counts the checks held."""
     from daemon.web import auth
 
     checking, release = threading.Semaphore(0), threading.Event()
+    real = verify_password  # what `auth` calls
 
     def held(password: str, hashed: str | None) -> bool:
+        if of is not None and password != of:
+            return real(password, hashed)
         checking.release()
         release.wait(hold)
         return False

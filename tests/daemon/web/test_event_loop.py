@@ -6,6 +6,7 @@ the machine's speed."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 from typing import Any
@@ -107,6 +108,41 @@ def test_pages_answer_while_a_subscriber_waits_for_the_database_lock(
     assert [f.value for f in console.app.store.subscriber.follows(user.id)] == ["diffusion"]
 
 
+def _from(base: str, address: str) -> httpx.Client:
+    """A client whose connections come from `address` (any of 127.0.0.0/8 is this machine's):
+    another client address, as the server sees it."""
+    transport = httpx.HTTPTransport(local_address=address)
+    return httpx.Client(base_url=base, transport=transport, timeout=180)
+
+
+def _log_in(client: httpx.Client, name: str, password: str) -> httpx.Response:
+    """POST the login form (its double-submit token sent as a browser on loopback sends it:
+    httpx keeps a Secure cookie from plain http)."""
+    from daemon.web import auth
+
+    data = {"name": name, "password": password, "token": "the-login-token"}
+    return client.post(
+        "/admin/login", data=data, headers={"Cookie": f"{auth.LOGIN_COOKIE}=the-login-token"}
+    )
+
+
+def _arrivals(monkeypatch: pytest.MonkeyPatch) -> threading.Semaphore:
+    """Counts the logins that come to the queue of the password checks (`LoginGate.turn`), as
+    they come, before they are admitted or refused."""
+    from daemon.web import auth
+
+    arrived, real = threading.Semaphore(0), auth.LoginGate.turn
+
+    @contextlib.asynccontextmanager
+    async def counted(self: auth.LoginGate, *args: Any) -> Any:
+        arrived.release()  # no await before the real turn decides: the loop runs nothing else
+        async with real(self, *args) as admitted:
+            yield admitted
+
+    monkeypatch.setattr(auth.LoginGate, "turn", counted)
+    return arrived
+
+
 def test_logins_checked_at_the_same_time_still_stop_at_the_limit(
     live: tuple[Console, str],
 ) -> None:
@@ -152,15 +188,15 @@ def test_pages_answer_while_many_logins_wait_for_their_password_check(
         auth.LoginLimiter, "attempt", lambda self, app, ip, name, device: (None, app.clock())
     )
     admitted = auth.LOGINS_AT_ONCE + auth.LOGINS_WAITING
-    with httpx.Client(base_url=base, timeout=180) as client:
-        page = client.get("/admin/login")
-        token = re.search(r'name="token" value="([^"]+)"', page.text)
-        assert token
-        cookie = "; ".join(f"{k}={v}" for k, v in page.cookies.items())
+    # from 15 addresses, 3 logins each: within the share of one (`LOGINS_PER_CLIENT`)
+    clients = [_from(base, f"127.0.0.{10 + i}") for i in range(15)]
+    assert 45 // len(clients) <= auth.LOGINS_PER_CLIENT
+    with contextlib.ExitStack() as stack:
+        for client in clients:
+            stack.enter_context(client)
 
         def wrong(i: int) -> httpx.Response:
-            data = {"name": f"name{i}", "password": "wrong password!", "token": token.group(1)}
-            return client.post("/admin/login", data=data, headers={"Cookie": cookie})
+            return _log_in(clients[i % len(clients)], f"name{i}", "wrong password!")
 
         with ThreadPoolExecutor(max_workers=45) as pool:
             futures = [pool.submit(wrong, i) for i in range(45)]
@@ -180,6 +216,90 @@ def test_pages_answer_while_many_logins_wait_for_their_password_check(
             assert "busy" in busy[0].text and 'name="password"' in busy[0].text
             rest = [f.result() for f in futures if f.result() not in busy]
             assert [r.status_code for r in rest] == [401] * admitted
+
+
+def test_a_locked_out_address_takes_no_place_among_the_logins_waiting(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the lockout was checked once a login had its turn: a locked-out address's logins waited
+    # in the queue of the password checks like any, and sixteen of them kept coming answered
+    # every other login, an admin's too, 503 "busy" (security QA). They are refused (429) before
+    # the queue now, and the admin's login waits its turn
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.daemon.web.conftest import PASSWORD
+
+    _, base = live
+    with _from(base, "127.0.0.2") as attacker, _from(base, "127.0.0.3") as other:
+        for _ in range(3):  # admin.max_failed_logins = 3: the attacker's address is locked out
+            assert _log_in(attacker, "mallory", "guess").status_code == 401
+        assert _log_in(attacker, "mallory", "guess").status_code == 429
+        checking, release = hold_password_checks(monkeypatch, hold=120, of="held password")
+        arrived = _arrivals(monkeypatch)
+        with ThreadPoolExecutor(max_workers=40) as pool, _from(base, "127.0.0.1") as admin:
+            held = [pool.submit(_log_in, other, f"name{i}", "held password") for i in range(2)]
+            try:
+                assert checking.acquire(timeout=60) and checking.acquire(timeout=60)
+                assert arrived.acquire(timeout=60) and arrived.acquire(timeout=60)
+                # both checks held: the locked-out logins are answered all the same
+                locked = [pool.submit(_log_in, attacker, "mallory", "guess") for _ in range(30)]
+                codes = [f.result(timeout=60).status_code for f in locked]
+                mine = pool.submit(_log_in, admin, "root", PASSWORD)
+                assert arrived.acquire(timeout=60)  # the admin's login is in the queue
+            finally:
+                release.set()
+            assert codes == [429] * 30
+            assert "Too many failed logins" in locked[0].result().text
+            assert mine.result().status_code == 303  # logged in
+            assert mine.result().headers["location"] == "/admin/health"
+            assert [f.result().status_code for f in held] == [401, 401]
+
+
+def test_one_address_takes_at_most_its_share_of_the_logins_waiting(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one address not locked out (yet) took every place of the queue (16 waiting and both
+    # checks), and every other login was answered 503 "busy" (security QA). An address holds
+    # `LOGINS_PER_CLIENT` places at most: its logins beyond them are answered 503 at once, and
+    # an admin from another address gets a place
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from daemon.web import auth
+    from tests.daemon.web.conftest import PASSWORD
+
+    _, base = live
+    share = auth.LOGINS_PER_CLIENT
+    checking, release = hold_password_checks(monkeypatch, hold=120, of="held password")
+    arrived = _arrivals(monkeypatch)
+    with (
+        _from(base, "127.0.0.2") as attacker,
+        _from(base, "127.0.0.1") as admin,
+        ThreadPoolExecutor(max_workers=40) as pool,
+    ):
+
+        def guess(i: int) -> Any:
+            return pool.submit(_log_in, attacker, f"name{i}", "held password")
+
+        first = [guess(i) for i in range(2)]
+        try:
+            assert checking.acquire(timeout=60) and checking.acquire(timeout=60)
+            more = [guess(i) for i in range(2, 32)]
+            for _ in range(32):
+                assert arrived.acquire(timeout=60)
+            # those beyond its share are answered while the checks are still held
+            done = as_completed(more, timeout=120)
+            busy = [next(done).result() for _ in range(32 - share)]
+            mine = pool.submit(_log_in, admin, "root", PASSWORD)
+            assert arrived.acquire(timeout=60)  # the admin's login is in the queue
+            assert not checking.acquire(blocking=False)  # the two held are still held
+        finally:
+            release.set()
+        assert {r.status_code for r in busy} == {503}
+        assert all(int(r.headers["Retry-After"]) > 0 for r in busy)
+        assert mine.result().status_code == 303
+        assert mine.result().headers["location"] == "/admin/health"
+        admitted = [f.result() for f in first + more if f.result() not in busy]
+        assert [r.status_code for r in admitted] == [401] * share
 
 
 def test_a_body_larger_than_any_form_is_refused_unread(live: tuple[Console, str]) -> None:
