@@ -29,7 +29,7 @@ from daemon.checks import as_id
 from daemon.db.digests import RESEND_WITHIN
 from daemon.web import auth
 from daemon.web.charts import Series, bar_chart
-from daemon.web.pages import Pages
+from daemon.web.pages import FORM_BODY, Pages
 
 if TYPE_CHECKING:
     from daemon.scheduler import Daemon
@@ -151,11 +151,7 @@ def install(web: FastAPI, app: App, pages: Pages, daemon: Daemon | None) -> Cons
         return found
 
     async def posted(request: Request) -> Posted:
-        who = admin(request)
-        form = await request.form()
-        if not auth.csrf_ok(who.csrf, form.get("csrf")):
-            raise BadForm()
-        return Posted(who, form)
+        return await read_form(request, admin(request))  # the session first, then the body
 
     router = APIRouter(prefix="/admin")
     _login_routes(router, console)
@@ -166,6 +162,15 @@ def install(web: FastAPI, app: App, pages: Pages, daemon: Daemon | None) -> Cons
     web.add_exception_handler(NotLoggedIn, _not_logged_in(console))
     web.add_exception_handler(BadForm, _bad_form(console))
     return console
+
+
+async def read_form(request: Request, who: auth.Admin) -> Posted:
+    """The form POSTed in `who`'s session (checked before: its body is read only then), its
+    CSRF token checked."""
+    form = await request.form()
+    if not auth.csrf_ok(who.csrf, form.get("csrf")):
+        raise BadForm()
+    return Posted(who, form)
 
 
 def _not_logged_in(console: Console) -> Callable[[Request, Exception], Awaitable[Response]]:
@@ -231,10 +236,11 @@ class Kept:
 KEPT_FIELD = "kept."  # the login form's hidden copies of a kept form's fields
 KEPT_TO = "kept_to"
 KEPT_BY = "kept_by"
-# a body above this is not kept (nor read to be): a console form is a few kilobytes, an upload
-# of subscribers is asked for again anyway, and a request without a session must not get its
-# body written back into the login page
-KEPT_MAX_BYTES = 1_000_000
+# a body above this is not kept (nor read to be): a console form is a few kilobytes (the
+# configuration's, the largest, 4 kB), an upload of subscribers is asked for again anyway, and
+# a request without a session must not get its body read, nor written back into the login page
+# (1 MB before: now no more than any subscriber page's form)
+KEPT_MAX_BYTES = FORM_BODY
 
 
 async def _kept_form(request: Request) -> Kept | None:

@@ -37,7 +37,8 @@ from daemon.db.rows import ChannelRow, UserRow
 from daemon.errors import ImportRefused, NotFoundError, PaperwireError
 from daemon.settings import check_timezone, crontab_trigger, shown_url
 from daemon.web import auth
-from daemon.web.console import Console, PageNumber, Posted
+from daemon.web.console import Console, PageNumber, Posted, read_form
+from daemon.web.pages import MAX_BODY
 
 PAGE = 100  # subscribers per page
 _Page = Callable[..., HTMLResponse]  # the feeds page again, with what the form held
@@ -46,6 +47,7 @@ _Page = Callable[..., HTMLResponse]  # the feeds page again, with what the form 
 Sort = Annotated[Literal["name", "newest", "paused"], Query()]
 SORTS = {"name": "by name", "newest": "newest first", "paused": "paused first"}
 MAX_UPLOAD = 20_000_000  # bytes of a CSV upload
+TOO_LARGE = f"the file is larger than {MAX_UPLOAD // 1_000_000} MB; split it"
 
 
 def next_digest(app: App, user: UserRow, made_today: bool, now: datetime) -> datetime | None:
@@ -516,12 +518,8 @@ def _subscriber_routes(router: APIRouter, console: Console, admin: Any, posted: 
         return _add_user(console, request, form)
 
     @router.post("/subscribers/import")
-    async def import_csv(request: Request, form: Posted = posted) -> Response:
-        upload = form.form.get("file")
-        data = await upload.read(MAX_UPLOAD + 1) if isinstance(upload, UploadFile) else b""
-        name = upload.filename or "" if isinstance(upload, UploadFile) else ""
-        # in a worker thread: 30,000 rows take seconds, and the event loop serves every page
-        return await run_in_threadpool(_import_users, console, request, form, data, name)
+    async def import_csv(request: Request, who: auth.Admin = admin) -> Response:
+        return await _import_upload(console, request, who)
 
     @router.get("/subscribers/{name}")
     def subscriber(
@@ -638,6 +636,24 @@ def _there_as_given(app: App, got: UserForm) -> bool:
     )
 
 
+async def _import_upload(console: Console, request: Request, who: auth.Admin) -> Response:
+    """A CSV of subscribers uploaded in `who`'s session (checked before): the size announced
+    first, a file above the limit refused unread on this page (the bare 413 of any body above
+    `MAX_BODY` before); then the form read and its CSRF token checked."""
+    length = request.headers.get("content-length", "")
+    declared = as_id(length)  # None: not a number, or beyond any upload
+    if length and (declared is None or declared > MAX_BODY):
+        return await run_in_threadpool(
+            _subscribers_page, console, request, who, status=413, import_errors=[TOO_LARGE]
+        )
+    form = await read_form(request, who)
+    upload = form.form.get("file")
+    data = await upload.read(MAX_UPLOAD + 1) if isinstance(upload, UploadFile) else b""
+    name = upload.filename or "" if isinstance(upload, UploadFile) else ""
+    # in a worker thread: 30,000 rows take seconds, and the event loop serves every page
+    return await run_in_threadpool(_import_users, console, request, form, data, name)
+
+
 def _import_users(
     console: Console, request: Request, form: Posted, data: bytes, filename: str
 ) -> Response:
@@ -647,7 +663,7 @@ def _import_users(
     if not data:
         errors = ["choose a CSV file first"]
     elif len(data) > MAX_UPLOAD:
-        errors = [f"the file is larger than {MAX_UPLOAD // 1_000_000} MB; split it"]
+        errors = [TOO_LARGE]
     else:
         try:
             read = read_csv(data.decode("utf-8"))

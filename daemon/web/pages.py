@@ -75,15 +75,29 @@ MAX_BODY = 21_000_000
 # upload's): their forms hold a few fields (a follow, the settings, an RFC 8058 one-click);
 # a body up to `MAX_BODY` was read there before its link or token was checked
 FORM_BODY = 100_000
+# the console's login: its few fields and a form kept at the end of a session (at most
+# `FORM_BODY`, console.KEPT_MAX_BYTES), whose fields the browser encodes again (%C3%A9 for é:
+# up to three bytes a byte). It was read up to `MAX_BODY` without any session; the logout,
+# whose form is one field, too
+LOGIN_BODY = 4 * FORM_BODY
 _UPLOAD = re.compile(r"/me/[^/]+/import")  # its link and declared size checked before reading
+# the uploads whose routes refuse a size announced above their limit themselves, unread, with a
+# page that says the limit (after the link or the session is checked): the middleware lets
+# them through, and counts what is read as for any
+_SIZED = re.compile(r"/admin/subscribers/import|/me/[^/]+/import")
 _TOO_LARGE = (
     b"<!doctype html><title>Too large</title><p>This request is too large: nothing was read."
 )
 
 
 def body_limit(path: str) -> int:
-    """The largest body read for a request of `path`: `MAX_BODY` for the console and the
-    library upload, `FORM_BODY` for every other page."""
+    """The largest body read for a request of `path`: `MAX_BODY` for the console (but its
+    login and logout, read before any session) and the library upload, `FORM_BODY` for every
+    other page."""
+    if path == "/admin/login":
+        return LOGIN_BODY
+    if path == "/admin/logout":
+        return FORM_BODY
     if path == "/admin" or path.startswith("/admin/") or _UPLOAD.fullmatch(path):
         return MAX_BODY
     return FORM_BODY
@@ -102,7 +116,7 @@ class _BodyLimit:
             return
         limit = body_limit(scope["path"])
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > limit:
+        if length.isdigit() and int(length) > limit and not _SIZED.fullmatch(scope["path"]):
             await send(
                 {
                     "type": "http.response.start",

@@ -1905,6 +1905,32 @@ def test_a_large_body_without_a_session_is_neither_read_nor_echoed_back(
     assert r.status_code == 403 and 'name="kept.url"' in r.text
 
 
+def test_a_kept_form_of_the_largest_size_kept_is_sent_through_the_login(
+    console: Console, client: TestClient
+) -> None:
+    """The login is read up to LOGIN_BODY now (21 MB before, without any session): the login
+    form carries a kept form again, and a kept form of KEPT_MAX_BYTES, multipart with text
+    that the browser encodes again three bytes a byte (é: %C3%A9), still gets through."""
+    from daemon.web import console as console_module
+    from daemon.web.pages import LOGIN_BODY
+
+    old = log_in(client)
+    client.cookies.clear()
+    url = "é" * (console_module.KEPT_MAX_BYTES // 2 - 1_000)  # two bytes each in the form
+    r = client.post(
+        "/admin/feeds",
+        data={"csrf": old, "name": "nature", "url": url},
+        files={"file": ("x.csv", b"")},  # multipart: the text sent as it is
+        headers={"Sec-Fetch-Site": "same-origin"},
+    )
+    assert r.status_code == 403 and 'name="kept.url"' in r.text
+    again = _log_in_again(client, r.text)
+    assert len(again.request.content) > 3 * console_module.KEPT_MAX_BYTES - 10_000
+    assert len(again.request.content) < LOGIN_BODY
+    action, fields = _kept_form(again.text)
+    assert again.status_code == 200 and action == "/admin/feeds" and fields["url"] == [url]
+
+
 def test_the_two_requests_of_a_double_click_on_remove_at_once_are_one_removal(
     console: Console, client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
