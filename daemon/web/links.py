@@ -5,8 +5,10 @@ Payloads (compact JSON lists):
 
 - ``["like" | "dislike", user, paper, channel]``: the channel the digest went to;
 - ``["unsubscribe", user, channel]``: stops that channel (address) only;
-- ``["manage", user, issued_at]`` (unix seconds): opens the subscriber's page until it expires
-  (`server.manage_link_days`).
+- ``["manage", user, issued_at, 1]`` (unix seconds): opens the subscriber's page until it
+  expires (`server.manage_link_days`). Without the final 1 (``["manage", user, issued_at]``)
+  it was made by an earlier version, which put it in Slack digests too, where the channel's
+  readers may open it (`LinkAction.unmarked`; the pages narrow it: `subscriber.open_page`).
 
 A like or dislike link is shorter (`Links.feedback_token`): ``l`` or ``d``, the user, paper and
 channel in base 36 joined by ``-``, ``.``, and 120 bits of HMAC-SHA256 (20 characters), 35
@@ -47,6 +49,9 @@ class LinkAction:
     paper_id: int | None = None
     channel_id: int | None = None  # None: a link made before links named their channel
     issued_at: int | None = None  # "manage" only: unix seconds
+    # "manage" only: made without `MANAGE_MARK`, by a version that put the page's link in the
+    # Slack digests of every subscriber
+    unmarked: bool = False
 
 
 SALT = b"paperwire-links-v1"
@@ -62,6 +67,9 @@ _FEEDBACK = re.compile(
     r"([ld])([0-9a-z]{1,14})-([0-9a-z]{1,14})(?:-([0-9a-z]{1,14}))?\.([A-Za-z0-9_-]{20})"
 )
 _FEEDBACK_ACTIONS: dict[str, Literal["like", "dislike"]] = {"l": "like", "d": "dislike"}
+# the last element of a manage token made since a Slack digest carries the page's link only
+# for a subscriber with no email address (delivery._manage_url)
+MANAGE_MARK = 1
 
 
 class Links:
@@ -88,6 +96,7 @@ class Links:
         paper_id: int | None = None,
         channel_id: int | None = None,
         issued_at: int | None = None,
+        mark: int | None = None,
     ) -> str:
         """The token `URLSafeSerializer(secret, salt=SALT).dumps(payload)` makes (tested), read
         by its `loads` like any other, but never compressed: the serializer tries zlib on every
@@ -96,7 +105,7 @@ class Links:
         the attempt cost three quarters of the token's time (12 of 17 µs, ~22 links a digest;
         a delivery worker's CPU fell by 3–6 % without it)."""
         payload: list[object] = [action, user_id]
-        for extra in (paper_id, channel_id, issued_at):
+        for extra in (paper_id, channel_id, issued_at, mark):
             if extra is not None:
                 payload.append(extra)
         # what json.dumps(payload, separators=(",", ":")) writes for an ASCII action and ints
@@ -139,7 +148,8 @@ class Links:
 
     def manage_url(self, user_id: int, issued_at: datetime) -> str:
         """The subscriber's own page, valid `server.manage_link_days` from `issued_at`."""
-        token = self.token("manage", user_id, issued_at=int(issued_at.timestamp()))
+        stamp = int(issued_at.timestamp())
+        token = self.token("manage", user_id, issued_at=stamp, mark=MANAGE_MARK)
         return f"{self.base_url}/me/{token}"
 
     def read_manage(self, token: str, now: datetime, days: int) -> LinkAction:
@@ -201,8 +211,8 @@ class Links:
             return LinkAction(action, user_id, paper_id=rest[0], channel_id=_opt(rest, 1))
         if action == "unsubscribe" and len(rest) in (0, 1):
             return LinkAction(action, user_id, channel_id=_opt(rest, 0))
-        if action == "manage" and len(rest) == 1:
-            return LinkAction(action, user_id, issued_at=rest[0])
+        if action == "manage" and (len(rest) == 1 or rest[1:] == [MANAGE_MARK]):
+            return LinkAction(action, user_id, issued_at=rest[0], unmarked=len(rest) == 1)
         raise BadLink("this link is not valid")
 
     def _read_feedback(self, token: str, m: re.Match[str]) -> LinkAction:

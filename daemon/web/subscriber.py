@@ -8,7 +8,9 @@ A GET never changes anything. Each form POST carries a token derived from the li
 (`Links.form_token`: the page keeps no session) and is refused without it, or when the browser
 says it comes from another site (`Origin`). The link is the key: whoever holds it may change
 the digest, so it expires, and a Slack channel's link belongs to whoever reads that channel
-(a Slack digest carries it only for a subscriber with no email address: `delivery._manage_url`).
+(a Slack digest carries it only for a subscriber with no email address: `delivery._manage_url`;
+a link of an earlier version, which put it in every Slack digest, no longer opens the page of
+a subscriber with an email address and a Slack channel: `UNMARKED_LINK`).
 """
 
 from __future__ import annotations
@@ -291,6 +293,16 @@ def bibtex(papers: list[PaperRow]) -> str:
     return "\n".join(entries)
 
 
+# a page's link made by a version that put it in Slack digests too (links.py: a manage token
+# without `MANAGE_MARK`), of a subscriber who also has an email address: every reader of the
+# channel could open the account for `server.manage_link_days`
+UNMARKED_LINK = (
+    "this link was made by an earlier version of paperwire, which put it in Slack digests "
+    "too, where others may read it: it no longer opens your page. Ask for a fresh one on the "
+    "page /manage (it is mailed to you at once)"
+)
+
+
 class _Page:
     """What every route of the page needs: the link checked, the form checked, the page."""
 
@@ -310,7 +322,17 @@ class _Page:
                 if old.action == "manage":
                     self.subscriber_of(old)
             raise
-        return self.subscriber_of(link)
+        user = self.subscriber_of(link)
+        if link.unmarked and self._in_slack_too(user):
+            raise BadLink(UNMARKED_LINK)
+        return user
+
+    def _in_slack_too(self, user: UserRow) -> bool:
+        """Whether the page's link of `user` went into their Slack digests before this version
+        (`LinkAction.unmarked`), where others may read it, and /manage can mail a fresh one: a
+        subscriber with an email address and another channel (as `delivery._manage_url`)."""
+        kinds = {c.kind for c in self.app.store.people.channels_of(user.id)}
+        return ChannelKind.EMAIL in kinds and kinds != {ChannelKind.EMAIL}
 
     def valid_link(self, token: str) -> bool:
         """Whether `token` opens a page now, as far as the link itself says (no database)."""

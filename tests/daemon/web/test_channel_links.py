@@ -243,6 +243,50 @@ def test_a_slack_digest_of_a_channel_that_is_the_whole_subscriber_opens_its_page
     assert world.app.links.read(token).user_id == world.user_id
 
 
+def _page_link_of_before(w: World, now: datetime) -> str:
+    """The path of a page's link as the versions before this one made it, for email and Slack
+    digests alike: ["manage", user, issued_at], without `MANAGE_MARK`."""
+    return "/me/" + w.app.links.token("manage", w.user_id, issued_at=int(now.timestamp()))
+
+
+def test_a_page_link_an_earlier_version_put_in_slack_digests_no_longer_opens_the_account(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """61d5c19 left the page's link out of the Slack digests of a subscriber with an email
+    address; the digests sent before it keep theirs for `server.manage_link_days`, and every
+    reader of the channel could open the account (the address, likes, export, deletion). A
+    link of the earlier versions (not told from one they mailed) opens no page of a subscriber
+    with both now: it says to ask /manage, which mails a fresh one (200 before, 400 now)."""
+    old = _page_link_of_before(world, clock())
+    assert world.app.links.read(old.removeprefix("/me/")).unmarked
+    page = world.client.get(old)
+    assert page.status_code == 400 and "ada@example.org" not in page.text
+    assert "made by an earlier version of paperwire" in page.text
+    assert 'href="/manage"' in page.text
+    for path in (f"{old}/export.json", f"{old}/likes.bib"):
+        assert world.client.get(path).status_code == 400, path
+    form = {"csrf": world.app.links.form_token(old.removeprefix("/me/"))}
+    gone = world.client.post(f"{old}/delete", data=form, headers={"Origin": "http://testserver"})
+    assert gone.status_code == 400
+    assert world.app.store.people.by_id(world.user_id) is not None
+    # the links made now open it (in a mail: the Slack digest leads to /manage)
+    fresh = _path(world.app.links.manage_url(world.user_id, clock()))
+    assert world.client.get(fresh).status_code == 200
+
+
+@pytest.mark.parametrize("left", [ChannelKind.SLACK, ChannelKind.EMAIL])
+def test_a_page_link_of_an_earlier_version_opens_the_page_of_one_channel_kind(
+    world: World, clock: Callable[[], datetime], left: ChannelKind
+) -> None:
+    """Email only: the link was only ever mailed. Slack only (a lab's channel, a subscriber of
+    its own): its digests carry the page's link still, and /manage could mail it nothing."""
+    gone = ChannelKind.EMAIL if left == ChannelKind.SLACK else ChannelKind.SLACK
+    world.app.store.people.edit("ada", clock(), channels={gone: None})
+    old = _page_link_of_before(world, clock())
+    page = world.client.get(old)
+    assert page.status_code == 200 and "Your digest" in page.text
+
+
 def test_email_digest_carries_the_manage_link(world: World, clock: Callable[[], datetime]) -> None:
     digest, channel, _ = build_digest(world.app, _digest(world, world.email, clock))
     out = render_email(
