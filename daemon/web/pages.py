@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from daemon.app import App
@@ -264,6 +265,12 @@ class _Outages:
             log.error("database error on a page", extra=again)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """A form's client gone before it was sent whole (or it grew beyond `body_limit`): no bug,
+    and no traceback in the log (anyone could write one a request); an answer to no one."""
+    return Response(status_code=400, headers={"Connection": "close"})
+
+
 def _error_pages(web: FastAPI, pages: Pages, app: App) -> None:
     """A page for every error, never a traceback or JSON."""
     outages = _Outages(app)
@@ -320,4 +327,5 @@ def _error_pages(web: FastAPI, pages: Pages, app: App) -> None:
     web.add_exception_handler(RequestValidationError, bad_query)
     # the database out of reach, a connection lost, the pool out of connections
     web.add_exception_handler(SQLAlchemyError, outage)
+    web.add_exception_handler(ClientDisconnect, _client_gone)
     web.add_exception_handler(Exception, bug)
