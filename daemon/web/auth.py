@@ -397,6 +397,10 @@ LOGINS_WAITING = 16
 # them is answered at once (503), however few wait; it took every place before, and the logins
 # of everyone else, an admin's too, were answered 503 for as long as it kept them full
 LOGINS_PER_CLIENT = 4
+# places beyond `LOGINS_WAITING` kept for the logins of browsers holding the name's device
+# cookie (`device_of`): guessers from many addresses (an IPv6 /48 is 65,536 /64s) may fill the
+# queue, not these; nor does the share of an address they share count them
+LOGINS_KNOWN = 4
 _VERIFYING = threading.BoundedSemaphore(LOGINS_AT_ONCE)  # the same, whatever the event loops
 
 
@@ -427,15 +431,17 @@ class LoginGate:
             return gate
 
     @contextlib.asynccontextmanager
-    async def turn(self, client: str = "") -> AsyncIterator[bool]:
+    async def turn(self, client: str = "", known: bool = False) -> AsyncIterator[bool]:
         """Wait for a turn and hold it: True; False at once (no turn held) when `waiting`
-        others wait already, or when `client` (if named) holds `LOGINS_PER_CLIENT` places,
-        waiting or with their turn."""
+        others wait already (`LOGINS_KNOWN` more for a `known` browser), or when `client` (if
+        named) holds `LOGINS_PER_CLIENT` places, waiting or with their turn (but for a known
+        browser)."""
         gate, loop = self(), asyncio.get_running_loop()
         queued = self._queued.get(loop, 0)
         held = self._held.setdefault(loop, Counter())
-        full = self._waiting is not None and gate.locked() and queued >= self._waiting
-        if full or (client and held[client] >= LOGINS_PER_CLIENT):
+        bound = (self._waiting or 0) + (LOGINS_KNOWN if known else 0)
+        full = self._waiting is not None and gate.locked() and queued >= bound
+        if full or (client and not known and held[client] >= LOGINS_PER_CLIENT):
             yield False
             return
         # one loop: no other task runs between these steps

@@ -343,13 +343,14 @@ def _login_routes(router: APIRouter, console: Console) -> None:
                                    f"{base}/admin.", name, then, kept)  # fmt: skip
             raise BadForm()
         ip = request.client.host if request.client else "?"
-        locked = console.limiter.locked(app, ip, name, auth.device_of(app, request, name))
+        device = auth.device_of(app, request, name)
+        locked = console.limiter.locked(app, ip, name, device)
         if locked is not None:  # refused before the queue: a locked-out login takes no place
             return await run_in_threadpool(
                 _locked_out, console, request, locked, name, ip, then, kept
             )
         # argon2 and the audit log's write: in a worker thread, not on the event loop
-        async with gate.turn(auth.client_key(ip)) as admitted:
+        async with gate.turn(auth.client_key(ip), known=device is not None) as admitted:
             if not admitted:  # too many waiting, or this address holds its share of places:
                 # answered at once, nothing checked or counted
                 busy = _login_form(console, request, 503, "The console is busy checking "

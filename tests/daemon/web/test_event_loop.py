@@ -118,12 +118,18 @@ def _from(base: str, address: str) -> httpx.Client:
 def _log_in(client: httpx.Client, name: str, password: str) -> httpx.Response:
     """POST the login form (its double-submit token sent as a browser on loopback sends it:
     httpx keeps a Secure cookie from plain http)."""
+    return _log_in_with(client, name, password)
+
+
+def _log_in_with(
+    client: httpx.Client, name: str, password: str, cookie: str = ""
+) -> httpx.Response:
+    """`_log_in` sending a cookie more (`name=value`), as a browser holding it does."""
     from daemon.web import auth
 
     data = {"name": name, "password": password, "token": "the-login-token"}
-    return client.post(
-        "/admin/login", data=data, headers={"Cookie": f"{auth.LOGIN_COOKIE}=the-login-token"}
-    )
+    cookies = "; ".join(c for c in (f"{auth.LOGIN_COOKIE}=the-login-token", cookie) if c)
+    return client.post("/admin/login", data=data, headers={"Cookie": cookies})
 
 
 def _arrivals(monkeypatch: pytest.MonkeyPatch) -> threading.Semaphore:
@@ -134,9 +140,9 @@ def _arrivals(monkeypatch: pytest.MonkeyPatch) -> threading.Semaphore:
     arrived, real = threading.Semaphore(0), auth.LoginGate.turn
 
     @contextlib.asynccontextmanager
-    async def counted(self: auth.LoginGate, *args: Any) -> Any:
+    async def counted(self: auth.LoginGate, *args: Any, **kw: Any) -> Any:
         arrived.release()  # no await before the real turn decides: the loop runs nothing else
-        async with real(self, *args) as admitted:
+        async with real(self, *args, **kw) as admitted:
             yield admitted
 
     monkeypatch.setattr(auth.LoginGate, "turn", counted)
@@ -300,6 +306,50 @@ def test_one_address_takes_at_most_its_share_of_the_logins_waiting(
         assert mine.result().headers["location"] == "/admin/health"
         admitted = [f.result() for f in first + more if f.result() not in busy]
         assert [r.status_code for r in admitted] == [401] * share
+
+
+def test_a_browser_where_the_admin_logged_in_before_gets_a_place_in_a_full_queue(
+    live: tuple[Console, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # guessers from many addresses (an IPv6 /48 holds 65,536 /64s) could still fill every place
+    # of the queue, each within its share: the admin's login was answered 503 'busy'. A browser
+    # holding the name's device cookie (which no guesser can make) has `LOGINS_KNOWN` places
+    # more (security QA)
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from daemon.web import auth
+    from tests.daemon.web.conftest import PASSWORD
+
+    _, base = live
+    admin = _from(base, "127.0.0.1")
+    first = _log_in(admin, "root", PASSWORD)  # the browser is known for root from now on
+    assert first.status_code == 303
+    device = f"{auth.DEVICE_COOKIE}={first.cookies[auth.DEVICE_COOKIE]}"
+    checking, release = hold_password_checks(monkeypatch, hold=120, of="held password")
+    arrived = _arrivals(monkeypatch)
+    places = auth.LOGINS_AT_ONCE + auth.LOGINS_WAITING
+    guessers = [_from(base, f"127.0.0.{20 + i}") for i in range(places)]  # one login each
+    with contextlib.ExitStack() as stack, ThreadPoolExecutor(max_workers=places + 4) as pool:
+        stack.callback(admin.close)  # used already: not entered
+        for client in guessers:
+            stack.enter_context(client)
+        held = [
+            pool.submit(_log_in, client, f"name{i}", "held password")
+            for i, client in enumerate(guessers)
+        ]
+        try:
+            assert checking.acquire(timeout=60) and checking.acquire(timeout=60)
+            for _ in range(places):
+                assert arrived.acquire(timeout=60)  # every place is taken
+            # the same admin from a browser without the cookie: answered at once
+            assert _log_in(admin, "root", PASSWORD).status_code == 503
+            known = pool.submit(_log_in_with, admin, "root", PASSWORD, device)
+            assert arrived.acquire(timeout=60) and arrived.acquire(timeout=60)
+        finally:
+            release.set()
+        assert known.result().status_code == 303
+        assert known.result().headers["location"] == "/admin/health"
+        assert sorted(f.result().status_code for f in as_completed(held)) == [401] * places
 
 
 def test_a_body_larger_than_any_form_is_refused_unread(live: tuple[Console, str]) -> None:
