@@ -436,7 +436,8 @@ def _try_login(
     if not name or hashed is None or not auth.check_password(password, hashed):
         if hashed is None:  # an unknown name costs the same time
             auth.check_password(password, None)
-        console.audit(name or "?", "login failed", ip)  # counted by `attempt` already
+        who, detail = _audited(app, name)
+        console.audit(who, "login failed", ip, detail)  # counted by `attempt` already
         return _login_form(console, request, 401, "Wrong name or password.", name, then, kept)
     limiter.succeeded(ip, name, attempt, device)
     console.audit(name, "logged in", ip)
@@ -463,6 +464,15 @@ def _try_login(
     return response
 
 
+def _audited(app: App, name: str) -> tuple[str, str]:
+    """Who a refused login is audited as, and the entry's detail: the name typed when it is
+    an admin's; "?" for any other, the name not written (it may be a password typed into the
+    name field: the audit log showed it to every admin)."""
+    if name in app.settings.admin.passwords:
+        return name, ""
+    return "?", "no admin of that name"
+
+
 def _locked_out(
     console: Console,
     request: Request,
@@ -483,7 +493,8 @@ def _locked_out(
         action = "login refused: locked out"
         error = f"Too many failed logins: try again in {minutes} minute(s)."
     if console.limiter.first_refusal(locked, now):  # once a lockout
-        console.audit(name or "?", action, ip)
+        who, detail = _audited(console.app, name)
+        console.audit(who, action, ip, detail)
     return _login_form(console, request, 429, error, name, then, kept)
 
 

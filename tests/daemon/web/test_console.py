@@ -192,6 +192,39 @@ def test_wrong_passwords_are_refused_then_locked_out(console: Console, client: T
     assert actions.count("login failed") == 4 and "login refused: locked out" in actions
 
 
+def test_a_password_typed_into_the_name_field_is_not_written_in_the_audit_log(
+    console: Console, client: TestClient
+) -> None:
+    """A failed login was audited with the name as typed, whatever it was: the password typed
+    into the name field (a slip of the cursor) stood in the audit log, shown to every admin
+    (security QA). A name that is no admin's is written "?" now."""
+    page = client.get("/admin/login")
+    token = re.search(r'name="token" value="([^"]+)"', page.text)
+    assert token
+
+    def attempt(name: str, password: str) -> int:
+        data = {"name": name, "password": password, "token": token.group(1)}
+        return client.post("/admin/login", data=data).status_code
+
+    assert attempt(PASSWORD, "") == 401  # the password in the name field
+    assert attempt("root", "wrong password!") == 401
+    for _ in range(3):  # admin.max_failed_logins = 3: locked out, audited once
+        attempt(PASSWORD, "")
+    log_in_page = client.get("/admin/login")
+    assert PASSWORD not in log_in_page.text
+    clock: Any = console.app.clock
+    clock.now = clock.now + timedelta(minutes=16)
+    log_in(client)
+    rows = console.app.store.admin.audit_log()
+    assert not [r for r in rows if PASSWORD in f"{r.admin} {r.target} {r.detail}"]
+    assert ("?", "login failed", "no admin of that name") in [
+        (r.admin, r.action, r.detail) for r in rows
+    ]
+    assert ("root", "login failed") in [(r.admin, r.action) for r in rows]
+    assert ("?", "login refused: locked out") in [(r.admin, r.action) for r in rows]
+    assert PASSWORD not in client.get("/admin/audit").text
+
+
 def test_logins_waiting_on_other_event_loops_are_answered(
     console: Console, monkeypatch: pytest.MonkeyPatch
 ) -> None:
