@@ -551,7 +551,7 @@ def _deliver_one(
     except ServiceUnreachable as e:  # Slack out of reach: no digest's fault, this one waits
         log.warning("delivery waits: the service is out of reach",
                     extra={"digest": d.digest_id, "error": _detail(e)})  # fmt: skip
-        _keep_waiting(run, [d], _detail(e), held)
+        _keep_waiting(run, [d], _detail(e), held, e.retry_after)
         return
     except Exception as e:
         _record_failure(run, d.digest_id, d.attempts, e)
@@ -600,12 +600,20 @@ def _postpone(run: _Run, kind: ChannelKind, waiting: list[DueDelivery], held: _L
         run.waiting[kind] = run.waiting.get(kind, 0) + len(waiting)
 
 
-def _keep_waiting(run: _Run, waiting: list[DueDelivery], detail: str, held: _Lease) -> None:
-    """Keep digests for a later run without counting an attempt (`detail`: why), or give up
-    those that have waited a whole day."""
+def _keep_waiting(
+    run: _Run,
+    waiting: list[DueDelivery],
+    detail: str,
+    held: _Lease,
+    retry_after: float | None = None,
+) -> None:
+    """Keep digests for a later run without counting an attempt (`detail`: why; no sooner
+    than `retry_after` seconds, when the server asked), or give up those that have waited a
+    whole day."""
     app, report = run.app, run.report
     now = run.clock()
-    retry_at = now + timedelta(seconds=app.settings.delivery.backoff_seconds)
+    wait = max(app.settings.delivery.backoff_seconds, retry_after or 0.0)
+    retry_at = now + timedelta(seconds=wait)
     for d in waiting:
         held.finish(d.digest_id)
         if d.created_at is not None and now - d.created_at > GIVE_UP_WAITING:

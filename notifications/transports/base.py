@@ -23,9 +23,9 @@ the message once more, and if that fails too it is :class:`TransportUnavailable`
 A Slack webhook that never answers is the exception: one that hangs is an error for the
 messages addressed to its server (the first after one timeout, the later ones of the batch at
 once, without a request) and never holds up the others. On Slack's own host, where every
-incoming webhook is, that is Slack's outage: :class:`ServiceUnreachable` (no attempt counted);
-on a server of its own (stored before such URLs were refused), a
-:class:`TemporaryDeliveryError`.
+incoming webhook is, that is Slack's outage (and so is a 500, 502, 503 or 504 from there):
+:class:`ServiceUnreachable` (no attempt counted); on a server of its own (stored before such
+URLs were refused), a :class:`TemporaryDeliveryError`.
 
 No exception text carries a secret (a password, a webhook URL's path), even when a server
 echoes it back: transports scrub what servers say (:func:`scrub`).
@@ -143,10 +143,11 @@ class TransportUnavailable(TemporaryDeliveryError):
 
 class ServiceUnreachable(TemporaryDeliveryError):
     """The service every address of the kind goes through (Slack: every incoming webhook is on
-    its host) did not answer, or could not be reached: not this message's fault, nor one
-    address's. Unlike :class:`TransportUnavailable`, the batch goes on (messages to other
-    servers); the caller keeps *this* message for later without counting an attempt, and
-    gives it up when its digest is too old to be news."""
+    its host) did not answer, could not be reached, or answered that it is in trouble (a 503):
+    not this message's fault, nor one address's. Unlike :class:`TransportUnavailable`, the
+    batch goes on (messages to other servers); the caller keeps *this* message for later
+    without counting an attempt (no sooner than ``retry_after``), and gives it up when its
+    digest is too old to be news."""
 
 
 class TooManyConnections(TransportUnavailable):

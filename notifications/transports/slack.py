@@ -111,6 +111,11 @@ def is_workflow_webhook(url: str) -> bool:
     return host in SLACK_HOOK_HOSTS and parts.path.startswith(WORKFLOW_PATHS)
 
 
+# what Slack's host answers when Slack itself is in trouble (its own 500, "rollup_error":
+# "likely not your fault, retry later"; its front's 502, 503 and 504): on hooks.slack.com, where
+# every incoming webhook is, no message's fault nor one webhook's
+SLACK_TROUBLE = frozenset({500, 502, 503, 504})
+
 DEFAULT_TIMEOUT = 15.0  # when neither the caller nor its HTTP client says
 MAX_RETRY_AFTER = 86400.0  # a server's Retry-After is believed up to a day
 
@@ -127,7 +132,8 @@ class SlackWebhookTransport:
     * a 2xx whose body is not Slack's ``ok`` (a proxy's page, an empty answer): not posted,
       ``TemporaryDeliveryError``;
     * HTTP 5xx, 408 and network errors: ``TemporaryDeliveryError`` (with ``retry_after``
-      when the server sent ``Retry-After``); a network error on Slack's host: below;
+      when the server sent ``Retry-After``); a network error on Slack's host, and its 500,
+      502, 503 and 504 (``SLACK_TROUBLE``, Slack's outage): ``ServiceUnreachable``, below;
     * other 4xx (``invalid_payload``, ``channel_not_found``, ...) and a webhook URL that is
       not one: ``PermanentDeliveryError``;
     * no answer within ``timeout`` seconds (one network operation): an error for that
@@ -220,7 +226,7 @@ class SlackWebhookTransport:
                     "not posted"
                 )
             if status != 429:
-                raise self._failure(status, headers, hook.scrub(body), where)
+                raise self._failure(status, headers, hook.scrub(body), where, hook.on_slack)
             retry_after = _retry_after(headers.get("Retry-After"), self.min_interval)
             if (
                 waited.retries >= self.max_429_retries
@@ -258,12 +264,19 @@ class SlackWebhookTransport:
         finally:
             self._last_sent[hook.url] = self._monotonic()
 
-    def _failure(self, status: int, headers: httpx.Headers, body: str, where: str) -> DeliveryError:
+    def _failure(
+        self, status: int, headers: httpx.Headers, body: str, where: str, on_slack: bool
+    ) -> DeliveryError:
         text = _short(body)
         message = f"{where}: HTTP {status} {text}".rstrip()
         if status >= 500 or status == 408:
             retry_after = headers.get("Retry-After")
             wait = _retry_after(retry_after, 0.0) if retry_after is not None else None
+            if on_slack and status in SLACK_TROUBLE:  # Slack's outage, as when it is silent
+                return ServiceUnreachable(
+                    f"{message} (Slack's own trouble: retried without using an attempt)",
+                    retry_after=wait or None,
+                )
             return TemporaryDeliveryError(message, retry_after=wait or None)
         if text in MESSAGE_REFUSED_ERRORS:
             return MessageRefused(

@@ -245,6 +245,44 @@ def test_slack_itself_silent_or_out_of_reach_is_no_messages_fault(
         assert "http://hooks.slack.com/…" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("status", "headers", "retry_after"),
+    [(500, {}, None), (502, {}, None), (503, {"Retry-After": "600"}, 600.0), (504, {}, None)],
+)
+def test_slack_itself_answering_a_server_error_is_no_messages_fault(
+    http: httpx.Client,
+    clock: FakeClock,
+    server: HttpServer,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    headers: dict[str, str],
+    retry_after: float | None,
+) -> None:
+    """A Slack-wide outage answering 5xx (its front's 502/503/504, its own 500) is Slack's
+    trouble as much as one that answers nothing: every incoming webhook is on its host. It used
+    up an attempt of each Slack digest per run (about 5 h of it failed the day's digests).
+    Each message still gets its request (Slack may be back for the next one), and a
+    Retry-After is kept. A server of its own answering so stays one server's fault (above)."""
+    resolves_to_loopback(monkeypatch, "hooks.slack.com")
+    port = urlsplit(server.url_for("/")).port
+    t = transport(http, clock)
+    with t:
+        for _ in range(2):
+            server.reply(status, "service_unavailable", headers)
+        first = outcome(t, f"http://hooks.slack.com:{port}{SECRET_PATH}")
+        second = outcome(t, f"http://hooks.slack.com:{port}/services/T1/B1/OTHERTOKEN")
+    for error in (first, second):
+        assert type(error) is ServiceUnreachable, error
+        assert f"HTTP {status} service_unavailable" in str(error)
+        assert "without using an attempt" in str(error)
+        assert error.retry_after == retry_after
+        assert "SECRET" not in str(error) and "/services" not in str(error)
+    assert len(server.requests) == 2  # not "not tried": each message asks Slack again
+    server.reply(status, "service_unavailable")
+    own = outcome(t, server.url_for(SECRET_PATH))
+    assert type(own) is TemporaryDeliveryError
+
+
 # ------------------------------------------------------------------ the secret path
 
 

@@ -41,6 +41,7 @@ from tests.servers import (
     CLOSED_PORT,
     FaultAction,
     HttpServer,
+    Reply,
     http_server,
     resolves_to_loopback,
     smtp_server,
@@ -603,25 +604,7 @@ def test_slack_out_of_reach_uses_up_no_attempt_and_waits_a_day(
     day old. A webhook on a server of its own (stored before such were refused) is one
     subscriber's server: its failures count, as before."""
     resolves_to_loopback(monkeypatch, host)
-    slack = {"transport": "webhook", "min_interval_seconds": 0.0}
-    app = app_factory(make_settings(slack=slack, delivery={"max_attempts": 2}))
-    app.store.papers.upsert(
-        [PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=NOW)],
-        None,
-        NOW,
-    )
-    pid = app.store.papers.find("arxiv:1").id
-    ids = []
-    for name in ("ada", "bo"):
-        hook = f"http://{host}:{CLOSED_PORT}/services/T0/B{name}/XXXX"  # nothing listens
-        app.store.people.add(name, NOW, channels={ChannelKind.SLACK: hook})
-        user, (channel,) = app.store.people.subscribers([name])[0]
-        made = app.store.digests.create(
-            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
-            cold_start=False,
-        )  # fmt: skip
-        assert made is not None
-        ids.append(made)
+    app, ids = _slack_digests(app_factory, make_settings, f"http://{host}:{CLOSED_PORT}")
     runs = [jobs.deliver(app, NOW + timedelta(hours=h)) for h in range(3)]
     if not slacks:  # one subscriber's server: each run uses an attempt, 2 allowed
         assert [(r.retrying, r.failed) for r in runs] == [(2, 0), (0, 2), (0, 0)]
@@ -633,6 +616,59 @@ def test_slack_out_of_reach_uses_up_no_attempt_and_waits_a_day(
     late = jobs.deliver(app, NOW + timedelta(days=1, hours=1))  # a day old: given up
     assert (late.failed, late.postponed) == (2, 0)
     assert set(digest_states(app).values()) == {DigestState.FAILED}
+
+
+def _slack_digests(
+    app_factory: Callable[..., App], make_settings: SettingsFactory, server: str
+) -> tuple[App, list[int]]:
+    """An app delivering by webhook (2 attempts a digest) and the digests of two subscribers,
+    ada and bo, whose webhooks are on `server` (scheme://host:port)."""
+    slack = {"transport": "webhook", "min_interval_seconds": 0.0}
+    app = app_factory(make_settings(slack=slack, delivery={"max_attempts": 2}))
+    app.store.papers.upsert(
+        [PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=NOW)],
+        None,
+        NOW,
+    )
+    pid = app.store.papers.find("arxiv:1").id
+    ids = []
+    for name in ("ada", "bo"):
+        hook = f"{server}/services/T0/B{name}/XXXX"
+        app.store.people.add(name, NOW, channels={ChannelKind.SLACK: hook})
+        user, (channel,) = app.store.people.subscribers([name])[0]
+        made = app.store.digests.create(
+            user.id, channel.id, date(2026, 11, 27), [NewItem(pid, 0.5, "similar", "r")], NOW,
+            cold_start=False,
+        )  # fmt: skip
+        assert made is not None
+        ids.append(made)
+    return app, ids
+
+
+def test_slack_answering_503_uses_up_no_attempt_and_waits_as_it_asks(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Slack-wide outage answering 503 (not silence) used up an attempt of each Slack digest
+    per run: with 2 attempts, the second run failed the day's digests for good. It is Slack's
+    outage as much as silence is: the digests wait without using an attempt, no sooner than
+    its Retry-After, and are sent when Slack is back."""
+    resolves_to_loopback(monkeypatch, "hooks.slack.com")
+    with http_server(Reply(503, "service_unavailable")) as server:
+        port = server.url.rsplit(":", 1)[1]
+        app, ids = _slack_digests(app_factory, make_settings, f"http://hooks.slack.com:{port}")
+        server.reply(503, "service_unavailable", {"Retry-After": "7200"})  # ada's, 2 h
+        runs = [jobs.deliver(app, NOW + timedelta(hours=h)) for h in range(4)]
+        assert [(r.sent, r.retrying, r.failed, r.postponed) for r in runs] == [
+            (0, 0, 0, 2), (0, 0, 0, 1), (0, 0, 0, 2), (0, 0, 0, 2)
+        ]  # fmt: skip
+        assert [app.store.digests.get(i).attempts for i in ids] == [0, 0]
+        assert "HTTP 503 service_unavailable" in (app.store.digests.get(ids[0]).last_error or "")
+        server.default = Reply(200, "ok")  # Slack is back
+        back = jobs.deliver(app, NOW + timedelta(hours=4))
+    assert (back.sent, back.failed) == (2, 0)
+    assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
