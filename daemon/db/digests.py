@@ -830,13 +830,20 @@ class Digests(Repository):
             s.commit()
             return user.name, channel.stopped_reason
 
-    def record_part_sent(self, digest_id: int, parts_sent: int) -> None:
-        """Remember that the first `parts_sent` parts of a split message were accepted."""
-        with self.session() as s:
-            d = s.get_one(Digest, digest_id)
-            d.parts_sent = parts_sent
-            s.add(d)
-            s.commit()
+    def record_part_sent(
+        self, digest_id: int, parts_sent: int, channel_id: int | None = None
+    ) -> bool:
+        """Remember that the first `parts_sent` parts of a split message were accepted; with
+        `channel_id` (the channel whose address they went to), only while the digest is still
+        that channel's. A changed address moves the digest to a new channel whose webhook has
+        none of its parts (`people._move_to_new_channel` counts them from 0 again): a count
+        recorded over that would skip them there. False: nothing recorded."""
+        digest_t = _table(Digest)
+        q = sa.update(digest_t).where(digest_t.c.id == digest_id)
+        if channel_id is not None:
+            q = q.where(digest_t.c.channel_id == channel_id)
+        with self.engine.begin() as conn:
+            return bool(conn.execute(q.values(parts_sent=parts_sent)).rowcount)
 
     # ---- the admin's actions (console and `paperwire deliveries`) ----------------------------
     # Kept together at the end of the class: the delivery job above does not use them.

@@ -255,13 +255,15 @@ class UserSignals:
 
 @dataclass(frozen=True)
 class DueDelivery:
-    """A digest claimed for delivery (leased until `leased_until`)."""
+    """A digest claimed for delivery (leased until `leased_until`). `parts_sent` and
+    `channel_id`: as read with the digest's contents, whose address it is sent to."""
 
     digest_id: int
     attempts: int
     parts_sent: int = 0
     leased_until: datetime | None = None
     created_at: datetime | None = None
+    channel_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -509,7 +509,11 @@ def _render_all(
     contents = app.store.digests.contents([d.digest_id for d in due], run.papers)
     for d in due:
         try:
-            digest, channel, user = digest_of(app, contents[d.digest_id])
+            content = contents[d.digest_id]
+            # the count of parts sent read with the channel, not at the claim: an address
+            # changed since starts again from the first part (`people._move_to_new_channel`)
+            d = replace(d, parts_sent=content.digest.parts_sent, channel_id=content.channel.id)
+            digest, channel, user = digest_of(app, content)
             if not (user.active and channel.active):
                 # unsubscribed (link or CLI) after the digest was made, e.g. while it waited
                 # for a retry: never send it; record why
@@ -543,7 +547,7 @@ def _deliver_one(
             for part in range(d.parts_sent, parts):
                 one = (out.payloads[part],)  # its errors say "payload 2/3", not "1/1"
                 transport.send(replace(out, payloads=one, first_part=part + 1, parts=parts))
-                _record_sent(run, d.digest_id, held, part=part + 1)
+                _record_sent(run, d, held, part=part + 1)
         else:
             transport.send(out)
     except TransportUnavailable:
@@ -556,28 +560,30 @@ def _deliver_one(
     except Exception as e:
         _record_failure(run, d.digest_id, d.attempts, e)
         return
-    _record_sent(run, d.digest_id, held)
+    _record_sent(run, d, held)
     with run.lock:
         run.report.sent += 1
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
-def _record_sent(run: _Run, digest_id: int, held: _Lease, part: int | None = None) -> None:
+def _record_sent(run: _Run, d: DueDelivery, held: _Lease, part: int | None = None) -> None:
     """The server accepted the message (or its `part`, of a split Slack message): record it,
     insisting while its lease holds (no other worker can take it meanwhile) — what is recorded
     as unsent would be sent again. Only the database's trouble (`database_trouble`: out of
     reach, locked, a connection lost, the pool out of connections) is waited for, and only
     until the lease held at the first failure ends (the heartbeat renews it): any other error
-    would come again."""
-    digests = run.app.store.digests
+    would come again. A part is recorded only while the digest is still for the channel it
+    went to (its address changed: the new one has none of its parts)."""
+    digests, digest_id = run.app.store.digests, d.digest_id
     attempt, until = 0, held.until
     while True:
         attempt += 1
         try:
             if part is None:
                 digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
-            else:
-                digests.record_part_sent(digest_id, part)
+            elif not digests.record_part_sent(digest_id, part, d.channel_id):
+                log.info("a part sent to an address changed meanwhile: not counted for the "
+                         "new one", extra={"digest": digest_id, "part": part})  # fmt: skip
             return
         except Exception as e:
             pause = min(float(attempt), MARK_SENT_PAUSE)

@@ -363,11 +363,11 @@ def test_a_split_slack_part_is_recorded_when_the_database_is_back_within_its_lea
     record = app.store.digests.record_part_sent
     failures = [2, 2]  # the first record of each of the first two parts fails twice
 
-    def database_blip(digest_id: int, parts: int) -> None:
+    def database_blip(digest_id: int, parts: int, channel_id: int | None = None) -> bool:
         if parts <= len(failures) and failures[parts - 1]:
             failures[parts - 1] -= 1
             raise sa.exc.OperationalError("UPDATE digest", {}, ConnectionRefusedError())
-        record(digest_id, parts)
+        return record(digest_id, parts, channel_id)
 
     def pause(seconds: float) -> None:  # the job's clock moves on, no real time passes
         app.clock.now += timedelta(seconds=seconds)  # type: ignore[attr-defined]

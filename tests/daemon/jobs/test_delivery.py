@@ -1069,6 +1069,48 @@ def test_a_failed_slack_digest_resent_to_a_new_webhook_goes_there_whole(
         assert got[0] != first
 
 
+@BOTH_BACKENDS
+@pytest.mark.parametrize("when", ["while a part is sent", "between the claim and the render"])
+def test_a_webhook_changed_while_its_split_digest_goes_out_gets_every_part(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """A changed webhook moves the digests to the new channel, and a digest not sent whole
+    goes there from its first part (the new webhook has none). Two races skipped the first
+    parts there: the worker recorded the part the old webhook had just taken over the move's
+    reset of the count, or it went on from the count it had claimed before the move."""
+    with http_server() as slack:
+        app, user_id, digest_id = _a_slack_digest_of_two_parts(app_factory, make_settings, slack)
+        new_hook = slack.url_for("/hooks/b")
+
+        def change_webhook() -> None:
+            app.store.people.set_channel(user_id, ChannelKind.SLACK, new_hook)
+
+        if when == "while a part is sent":  # the first part on its way to the old webhook
+            slack.on_request = lambda path: change_webhook() if path == "/hooks/a" else None
+            slack.reply(200, "ok")
+            slack.reply(500, "internal_error")  # the second: retried later
+            assert jobs.deliver(app, NOW).retrying == 1
+            slack.on_request = None
+            assert app.store.digests.content(digest_id).digest.parts_sent == 0  # 1 before
+        else:  # the first part went out, the second is retried; the change comes mid-claim
+            slack.reply(200, "ok")
+            slack.reply(500, "internal_error")
+            assert jobs.deliver(app, NOW).retrying == 1
+            contents = app.store.digests.contents
+
+            def moved_first(*args: Any, **kwargs: Any) -> Any:
+                change_webhook()
+                return contents(*args, **kwargs)
+
+            monkeypatch.setattr(app.store.digests, "contents", moved_first)
+        assert len(slack.seen("/hooks/a")) == 2
+        assert jobs.deliver(app, NOW + timedelta(hours=1)).sent == 1
+        assert len(slack.seen("/hooks/b")) == 2  # both parts, where it got the second only
+
+
 def test_the_429_waits_of_a_split_slack_digest_share_one_budget(
     app_factory: Callable[..., App], make_settings: SettingsFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
