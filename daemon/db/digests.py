@@ -482,7 +482,8 @@ class Digests(Repository):
     def contents(
         self, digest_ids: Sequence[int], papers: dict[int, PaperRow] | None = None
     ) -> dict[int, DigestContent]:
-        """`content` of many digests in five queries (a delivery batch renders them all).
+        """`content` of many digests in five queries (a delivery batch renders them all), of
+        those still there.
         `papers`, when given, is a cache of papers by id kept across calls: a delivery run
         reads each of the day's papers once, not once per digest that picks it."""
         if not digest_ids:
@@ -541,6 +542,8 @@ class Digests(Repository):
             # ended by a commit, not a rollback: psycopg forgets every prepared statement of the
             # connection on a rollback (the recording of each message sent among them)
             conn.commit()
+        # a digest whose channel or subscriber was removed (or its channel changed) between
+        # these reads is left out: the caller finds it gone
         return {
             d.id: DigestContent(
                 digest=d,
@@ -549,6 +552,7 @@ class Digests(Repository):
                 items=tuple(items.get(d.id, ())),
             )
             for d in digests
+            if d.user_id in users and d.channel_id in channels
         }
 
     def content(self, digest_id: int) -> DigestContent:
@@ -715,7 +719,10 @@ class Digests(Repository):
         """The transport could not deliver anything (server down, bad credentials): wait and
         retry without counting an attempt against the digest."""
         with self.session() as s:
-            d = s.get_one(Digest, digest_id)
+            d = s.get(Digest, digest_id)
+            if d is None:  # removed meanwhile, with its channel or its subscriber
+                log.info("digest removed meanwhile: nothing to record", extra={"digest": digest_id})
+                return
             d.leased_until, d.next_attempt_at, d.last_error = None, retry_at, detail
             s.add(d)
             s.add(
@@ -735,7 +742,8 @@ class Digests(Repository):
         retry_at: datetime | None = None,
     ) -> None:
         """Record an attempt: SENT, TEMPORARY (retry at `retry_at`, or give up when None) or
-        PERMANENT."""
+        PERMANENT. A digest removed meanwhile (with its channel or its subscriber, also while
+        it was sent) has nothing left to record: the attempt is not."""
         if outcome == Outcome.SENT:
             update = _SENT
         elif outcome == Outcome.TEMPORARY and retry_at is not None:
@@ -749,6 +757,14 @@ class Digests(Repository):
             "detail": detail,
             "retry_at": retry_at,
         }
+        try:
+            self._record(update, params)
+        except sa.exc.IntegrityError:  # the attempt's row names a digest no longer there?
+            if self.owner(digest_id) is not None:
+                raise
+            log.info("digest removed meanwhile: nothing to record", extra={"digest": digest_id})
+
+    def _record(self, update: sa.Update, params: dict[str, object]) -> None:
         # statements built once (compiled once), no read: one short transaction per message
         if self.engine.dialect.name == "postgresql":
             # one statement in autocommit, a transaction of its own: no BEGIN or COMMIT to wait

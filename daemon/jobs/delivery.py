@@ -508,8 +508,11 @@ def _render_all(
     batches: dict[ChannelKind, list[tuple[DueDelivery, Outgoing]]] = {}
     contents = app.store.digests.contents([d.digest_id for d in due], run.papers)
     for d in due:
+        content = contents.get(d.digest_id)
+        if content is None:  # removed since the claim, with its channel or its subscriber
+            log.info("digest not sent: removed", extra={"digest": d.digest_id})
+            continue  # (one whose channel changed meanwhile goes back with the lease)
         try:
-            content = contents[d.digest_id]
             # the count of parts sent read with the channel, not at the claim: an address
             # changed since starts again from the first part (`people._move_to_new_channel`)
             d = replace(d, parts_sent=content.digest.parts_sent, channel_id=content.channel.id)

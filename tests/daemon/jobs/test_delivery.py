@@ -671,6 +671,44 @@ def test_slack_answering_503_uses_up_no_attempt_and_waits_as_it_asks(
     assert set(digest_states(app).values()) == {DigestState.SENT}
 
 
+@BOTH_BACKENDS
+@pytest.mark.parametrize("when", ["while it is sent", "between the claim and the render"])
+def test_a_channel_removed_while_its_digest_goes_out_does_not_end_the_run(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    when: str,
+) -> None:
+    """Removing a channel deletes its digests, also one a worker has claimed. Recording the
+    attempt of a digest no longer there broke the run ("sent but not recorded as sent", the
+    attempt's row naming no digest): the digests after it waited for the lease to run out and
+    the next run. The removed channel's digest is left alone; the others go on."""
+    with http_server() as slack:
+        app, (_, bo_digest) = _slack_digests(app_factory, make_settings, slack.url)
+        ada = app.store.people.get("ada")
+        app.store.people.set_channel(ada.id, ChannelKind.EMAIL, "ada@x.org")
+
+        def remove_slack() -> None:
+            app.store.people.set_channel(ada.id, ChannelKind.SLACK, None)
+
+        if when == "while it is sent":
+            slack.on_request = lambda path: remove_slack() if "/Bada/" in path else None
+        else:
+            contents = app.store.digests.contents
+
+            def removed_first(*args: Any, **kwargs: Any) -> Any:
+                remove_slack()
+                return contents(*args, **kwargs)
+
+            monkeypatch.setattr(app.store.digests, "contents", removed_first)
+        report = jobs.deliver(app, NOW)
+        assert (report.sent, report.retrying, report.failed) == (
+            (2, 0, 0) if when == "while it is sent" else (1, 0, 0)
+        )
+        assert digest_states(app) == {bo_digest: DigestState.SENT}
+        assert len(slack.seen("/services/T0/Bbo/XXXX")) == 1
+
+
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
