@@ -116,8 +116,9 @@ class People(Repository):
         "": every user), by name (`order`: "newest", the newest first; "paused", first those
         getting no digest at `now`: unsubscribed, or paused until a day still ahead in their
         time zone): how many there are, and `limit` of them (None: all) from `offset`, each
-        with all their channels. The database filters and counts through indexes: a page of
-        the console reads its page, not every subscriber."""
+        with all their channels (by kind, email first, as `channels_of`). The database filters
+        and counts through indexes: a page of the console reads its page, not every
+        subscriber."""
         user_t, channel_t = _table(User), _table(Channel)
         match: sa.ColumnElement[bool] = sa.true()
         needle = text.strip().lower()
@@ -154,7 +155,7 @@ class People(Repository):
             for start in range(0, len(users), IN_CHUNK):
                 ids = [u.id for u in users[start : start + IN_CHUNK]]
                 q = sa.select(channel_t).where(channel_t.c.user_id.in_(ids))
-                for r in conn.execute(q.order_by(channel_t.c.id)):
+                for r in conn.execute(q.order_by(channel_t.c.kind, channel_t.c.id)):
                     channel = row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind))
                     by_user[r.user_id].append(channel)
         return total, [(u, by_user.get(u.id, [])) for u in users]
@@ -341,9 +342,11 @@ class People(Repository):
             return UserRow.of(user), ChannelRow.of(channel)
 
     def channels_of(self, user_id: int) -> list[ChannelRow]:
-        """All channels of a user (active or not), by id."""
+        """All channels of a user (active or not), by kind (email first), then id: a changed
+        address is a new channel (a new id) and keeps its place on the pages."""
         with self.read_session() as s:
-            q = select(Channel).where(Channel.user_id == user_id).order_by(col(Channel.id))
+            q = select(Channel).where(Channel.user_id == user_id)
+            q = q.order_by(col(Channel.kind), col(Channel.id))
             return [ChannelRow.of(c) for c in s.exec(q).all()]
 
     def subscribers(self, names: Sequence[str] | None = None) -> list[Subscriber]:

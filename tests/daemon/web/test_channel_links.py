@@ -418,3 +418,20 @@ def test_an_address_written_in_other_capitals_is_the_same_channel(
     assert _active(world) == (True, False, True)  # still stopped, as its subscriber asked
     again = world.client.post(old_unsubscribe + "/undo")  # the old links answer for it
     assert again.status_code == 200 and _active(world) == (True, True, True)
+
+
+def test_a_changed_address_keeps_its_place_among_the_channels(
+    world: World, clock: Callable[[], datetime]
+) -> None:
+    """A changed address is a new channel (a new id), and a subscriber's channels were listed
+    by id: ada's email address, edited, moved below her Slack channel on her page and in the
+    console, where it had been above. They are listed by kind, email first."""
+    people = world.app.store.people
+    for address in ("ada@lab.example", "ada@example.org"):
+        people.edit("ada", clock(), channels={ChannelKind.EMAIL: address})
+        kinds = [ChannelKind.EMAIL, ChannelKind.SLACK]
+        assert [c.kind for c in people.channels_of(world.user_id)] == kinds
+        ((_, channels),) = people.find("ada")[1]
+        assert [c.kind for c in channels] == kinds
+        page = world.client.get(_path(world.app.links.manage_url(world.user_id, clock())))
+        assert page.text.index(address) < page.text.index("the Slack channel of webhook")
