@@ -74,6 +74,19 @@ PRUNE_CHUNK = 5_000  # old digests deleted a transaction (with some 50,000 items
 PRUNE_PAUSE = 0.2  # seconds between two such transactions, for the writers waiting
 
 
+def _with_email(conn: sa.Connection, user_ids: Collection[int]) -> set[int]:
+    """Those of these users who have an email address (a channel of it, on or not)."""
+    channel_t, ids = _table(Channel), sorted(set(user_ids))
+    found: set[int] = set()
+    for start in range(0, len(ids), IN_CHUNK):
+        q = sa.select(channel_t.c.user_id).where(
+            channel_t.c.user_id.in_(ids[start : start + IN_CHUNK]),
+            channel_t.c.kind == ChannelKind.EMAIL.value,
+        )
+        found.update(conn.execute(q).scalars())
+    return found
+
+
 def _finished(**values: object) -> sa.Update:
     """UPDATE digest: one more attempt, the lease given up, and `values`, for :digest_id."""
     digest_t = _table(Digest)
@@ -509,6 +522,8 @@ class Digests(Repository):
                 r.id: row_of(ChannelRow, r._mapping, kind=ChannelKind(r.kind))
                 for r in conn.execute(sa.select(channel_t).where(channel_t.c.id.in_(channel_ids)))
             }
+            others = [c.user_id for c in channels.values() if c.kind != ChannelKind.EMAIL]
+            with_email = _with_email(conn, others)
             q = (
                 sa.select(
                     item_t.c.digest_id,
@@ -550,6 +565,7 @@ class Digests(Repository):
                 user=users[d.user_id],
                 channel=channels[d.channel_id],
                 items=tuple(items.get(d.id, ())),
+                has_email=d.user_id in with_email,
             )
             for d in digests
             if d.user_id in users and d.channel_id in channels
@@ -570,11 +586,13 @@ class Digests(Repository):
             items = tuple(
                 (DigestItemRow.of(item), PaperRow.of(paper)) for item, paper in s.exec(q).all()
             )
+            others = [] if channel.kind == ChannelKind.EMAIL else [channel.user_id]
             return DigestContent(
                 digest=DigestRow.of(digest),
                 user=UserRow.of(user),
                 channel=ChannelRow.of(channel),
                 items=items,
+                has_email=bool(_with_email(s.connection(), others)),
             )
 
     def analyze(self) -> None:
@@ -759,7 +777,7 @@ class Digests(Repository):
         }
         try:
             self._record(update, params)
-        except sa.exc.IntegrityError:  # the attempt's row names a digest no longer there?
+        except IntegrityError:  # the attempt's row names a digest no longer there?
             if self.owner(digest_id) is not None:
                 raise
             log.info("digest removed meanwhile: nothing to record", extra={"digest": digest_id})

@@ -272,3 +272,6 @@ class DigestContent:
     user: UserRow
     channel: ChannelRow
     items: tuple[tuple[DigestItemRow, PaperRow], ...]
+    # the subscriber has an email address (a channel of it, on or not): read for the digests of
+    # other channels only (a Slack digest's "Manage your digest" is /manage then)
+    has_email: bool = False

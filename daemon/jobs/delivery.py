@@ -133,24 +133,22 @@ def digest_of(app: App, content: DigestContent) -> tuple[Digest, ChannelRow, Use
         one_click_unsubscribe_url=unsubscribe,
         cold_start=content.digest.cold_start,
         weekly=user.frequency == Frequency.WEEKLY,
-        manage_url=_manage_url(app, content.channel, user),
+        manage_url=_manage_url(app, content),
         channel_id=channel_id,
         resends=content.digest.resends,
     )
     return digest, content.channel, user
 
 
-def _manage_url(app: App, channel: ChannelRow, user: UserRow) -> str:
+def _manage_url(app: App, content: DigestContent) -> str:
     """The digest's "Manage your digest" link: the subscriber's page (signed, expiring), but
     in a Slack channel of a subscriber who has an email address the page /manage, which mails
     the page's link there. A Slack channel is read by many: its message opened the account
     (the address, likes, export, deletion) to every reader. A channel that is the whole
     subscriber (a lab's, no email) keeps its page: /manage could mail it nothing."""
-    if channel.kind != ChannelKind.EMAIL and any(
-        c.kind == ChannelKind.EMAIL for c in app.store.people.channels_of(user.id)
-    ):
+    if content.channel.kind != ChannelKind.EMAIL and content.has_email:
         return f"{app.links.base_url}/manage"
-    return app.links.manage_url(user.id, app.clock())
+    return app.links.manage_url(content.user.id, app.clock())
 
 
 class _Clock:

@@ -709,6 +709,35 @@ def test_a_channel_removed_while_its_digest_goes_out_does_not_end_the_run(
         assert len(slack.seen("/services/T0/Bbo/XXXX")) == 1
 
 
+def test_the_manage_links_of_a_batch_of_slack_digests_read_the_channels_once(
+    app_factory: Callable[..., App], make_settings: SettingsFactory
+) -> None:
+    """A Slack digest's "Manage your digest" is /manage for a subscriber with an email address
+    (it mails the page's link there), else the page's own link. Whether the subscriber has one
+    was read for each Slack digest, a query each; it comes with the batch's contents."""
+    import sqlalchemy as sa
+
+    with http_server() as slack:
+        app, _ = _slack_digests(app_factory, make_settings, slack.url)
+        app.store.people.set_channel(app.store.people.get("ada").id, ChannelKind.EMAIL, "a@x.org")
+        reads: list[str] = []
+
+        def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            if "FROM channel" in statement:
+                reads.append(statement)
+
+        sa.event.listen(app.store.engine, "before_cursor_execute", seen)
+        try:
+            assert jobs.deliver(app, NOW).sent == 2
+        finally:
+            sa.event.remove(app.store.engine, "before_cursor_execute", seen)
+        base = app.links.base_url
+        ada, bo = (str(slack.seen(f"/services/T0/B{n}/XXXX")[0].body) for n in ("ada", "bo"))
+    assert f"<{base}/manage|Manage your digest>" in ada
+    assert f"<{base}/manage|" not in bo and f"{base}/me/" in bo
+    assert len(reads) == 2  # the batch's channels, and which subscribers have an email address
+
+
 def test_each_part_of_a_split_slack_digest_is_kept_in_the_outbox(
     app_factory: Callable[..., App], make_settings: SettingsFactory
 ) -> None:
