@@ -215,7 +215,7 @@ class People(Repository):
                 user.active = subscribed
                 user.unsubscribed_at = None if subscribed else now
             s.add(user)
-            for kind, address in (channels or {}).items():
+            for kind, address in _removals_last(channels or {}):
                 _check_free(s, user.id, kind, address)
                 _replace_channel(s, user.id, kind, address or None)
             s.flush()
@@ -279,7 +279,7 @@ class People(Repository):
                 user.display_name = r.display_name or user.display_name
                 s.add(user)
                 if user.id is not None:
-                    for kind, address in r.channels.items():
+                    for kind, address in _removals_last(r.channels):
                         _replace_channel(s, user.id, kind, address or None, have.get(user.id, []))
             s.flush()  # the new users, inserted together (their ids come back in one statement)
             for user, r in new:
@@ -694,6 +694,14 @@ def _import_changes(user: User, r: Imported, channels: Sequence[Channel]) -> boo
     return any(have.get(kind, "") != (address or "") for kind, address in r.channels.items())
 
 
+def _removals_last(
+    channels: Mapping[ChannelKind, str | None],
+) -> list[tuple[ChannelKind, str | None]]:
+    """A change's channels, those it removes last: a kind swapped for another (Slack for an
+    email address) hands its digests to the channel added (`_replace_channel`)."""
+    return sorted(channels.items(), key=lambda kind_address: not kind_address[1])
+
+
 def _replace_channel(
     s: Session,
     user_id: int,
@@ -707,15 +715,20 @@ def _replace_channel(
     must not stop the new address's digests or answer for its subscriber (a former
     colleague's mailbox, a mistyped one); naming a channel that is no more, they are refused.
     The digests move to it: deleting them with the old row would cascade, so today's digest
-    would be made and sent again and the record of what was sent lost. A changed address is
-    active; an unchanged one keeps its state. `channels`: all the user's, when read already
-    (else they are read here)."""
+    would be made and sent again and the record of what was sent lost. So do those of a kind
+    removed when the subscriber has a channel of another kind without any digest (added in
+    the same change: Slack swapped for an email address). A changed address is active; an
+    unchanged one keeps its state. `channels`: all the user's, when read already (else they
+    are read here)."""
     if channels is None:
         channels = s.exec(select(Channel).where(Channel.user_id == user_id)).all()
     olds = sorted((c for c in channels if c.kind == kind), key=lambda c: c.id or 0)
     keep = olds[0] if olds and address else None
+    heir = _heir(s, user_id, kind) if olds and keep is None else None
     for old in olds:
         if old is not keep:
+            if heir is not None and old is olds[0]:
+                _hand_over(s, old, heir)
             s.delete(old)
     if len(olds) > (keep is not None):
         s.flush()
@@ -739,6 +752,24 @@ def _move_to_new_channel(s: Session, old: Channel, address: str) -> None:
     new = Channel(user_id=old.user_id, kind=old.kind, address=address)
     s.add(new)
     s.flush()
+    _hand_over(s, old, new)
+    s.delete(old)
+    s.flush()
+
+
+def _heir(s: Session, user_id: int, kind: ChannelKind) -> Channel | None:
+    """The user's channel of another kind than `kind` that has no digest (one added in this
+    change), if any: it takes over the digests of the channel of `kind` removed."""
+    s.flush()  # the channels added in this change
+    q = select(Channel).where(Channel.user_id == user_id, Channel.kind != kind)
+    for other in s.exec(q.order_by(col(Channel.id))).all():
+        if s.exec(select(Digest.id).where(Digest.channel_id == other.id).limit(1)).first() is None:
+            return other
+    return None
+
+
+def _hand_over(s: Session, old: Channel, new: Channel) -> None:
+    """Give `old`'s digests to `new`, a channel without any."""
     s.execute(sa.update(Digest).where(col(Digest.channel_id) == old.id).values(channel_id=new.id))
     # the parts of a split message (Slack) that went to the old address are not in the new
     # one: a digest not sent whole (given up on, or waiting for a retry) goes there from its
@@ -757,7 +788,6 @@ def _move_to_new_channel(s: Session, old: Channel, address: str) -> None:
         sa.select(sa.func.max(col(Digest.id))).where(col(Digest.channel_id) == new.id)
     ).scalar()
     s.add(new)
-    s.delete(old)
     s.flush()
 
 

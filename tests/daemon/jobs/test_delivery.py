@@ -687,6 +687,11 @@ def test_a_channel_removed_while_its_digest_goes_out_does_not_end_the_run(
         app, (_, bo_digest) = _slack_digests(app_factory, make_settings, slack.url)
         ada = app.store.people.get("ada")
         app.store.people.set_channel(ada.id, ChannelKind.EMAIL, "ada@x.org")
+        email = next(c for c in app.store.people.channels_of(ada.id) if c.kind == "email")
+        before = app.store.digests.create(
+            ada.id, email.id, date(2026, 11, 26), [], NOW, cold_start=False
+        )  # her email address has had digests: the Slack channel's are not handed over to it
+        assert before is not None
 
         def remove_slack() -> None:
             app.store.people.set_channel(ada.id, ChannelKind.SLACK, None)
@@ -705,7 +710,7 @@ def test_a_channel_removed_while_its_digest_goes_out_does_not_end_the_run(
         assert (report.sent, report.retrying, report.failed) == (
             (2, 0, 0) if when == "while it is sent" else (1, 0, 0)
         )
-        assert digest_states(app) == {bo_digest: DigestState.SENT}
+        assert digest_states(app) == {before: DigestState.EMPTY, bo_digest: DigestState.SENT}
         assert len(slack.seen("/services/T0/Bbo/XXXX")) == 1
 
 

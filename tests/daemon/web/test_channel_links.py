@@ -435,3 +435,31 @@ def test_a_changed_address_keeps_its_place_among_the_channels(
         assert [c.kind for c in channels] == kinds
         page = world.client.get(_path(world.app.links.manage_url(world.user_id, clock())))
         assert page.text.index(address) < page.text.index("the Slack channel of webhook")
+
+
+@pytest.mark.parametrize("removed_first", [True, False])
+def test_swapping_slack_for_email_hands_the_digests_to_the_new_channel(
+    app_factory: Callable[..., App], clock: Callable[[], datetime], removed_first: bool
+) -> None:
+    """A channel removed is deleted with its digests. A subscriber's Slack swapped for an email
+    address in one change (the console's form, `users set`) lost every digest sent to Slack:
+    the record of the papers sent, so that the new address got today's digest again, with the
+    same papers, and those of the day before could come again. As a changed address does, the
+    new channel takes them over."""
+    app, now = app_factory(), clock()
+    people = app.store.people
+    ada = people.add("ada", now, channels={ChannelKind.SLACK: HOOK})
+    (slack,) = people.channels_of(ada.id)
+    paper = PaperIn(key="arxiv:1", title="A paper", abstract="", authors=(), url="", published=now)
+    app.store.papers.upsert([paper], None, now)
+    item = NewItem(app.store.papers.find("arxiv:1").id, 0.5, "similar", "r")
+    sent = app.store.digests.create(ada.id, slack.id, now.date(), [item], now, cold_start=False)
+    assert sent is not None
+    swap = {ChannelKind.SLACK: None, ChannelKind.EMAIL: "ada@lab.example"}
+    if not removed_first:
+        swap = dict(reversed(swap.items()))
+    people.edit("ada", now, channels=swap)
+    (email,) = people.channels_of(ada.id)
+    assert app.store.digests.get(sent).channel_id == email.id  # deleted before
+    assert people.signals([ada.id])[ada.id].sent == {item.paper_id}  # empty before
+    assert app.store.digests.create(ada.id, email.id, now.date(), [], now, cold_start=False) is None
