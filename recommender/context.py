@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from recommender.exact import RIGHT_BITS, on_grid
 from recommender.explain import _shorten
-from recommender.features import _doc_text, _followed_author_key, _keyword_fold, _surname_key
+from recommender.features import _doc_text, _followed_author_key, _keyword_fold, _surname_keys
 from recommender.interests import _topic_sims
 from recommender.selection import _enough_text, _near_duplicates, _trending_order
 from recommender.state import _Fitted
@@ -151,23 +151,26 @@ class Candidates:
         return mask
 
     def author_mask(self, name: str) -> np.ndarray:
-        """Candidates by the author `name` (last name, and the initial when both have one; a
-        surname of several words alone, "Del Maestro", has none: `_followed_author_key`):
+        """Candidates by the author `name` (a key of the surname in common, "lecun" of "Le Cun"
+        and "LeCun", and the initial when both have one; a surname of several words alone,
+        "Del Maestro", has none: `_surname_keys`, `_followed_author_key`):
         looked up by last name in an index of the day's candidates' authors, made once."""
         mask = self._au.get(name)
         if mask is not None:
             return mask
         mask = np.zeros(len(self.cands), dtype=bool)
-        last, initial = _followed_author_key(name)
-        if last:
+        keys, initial = _followed_author_key(name)
+        if keys[0]:
             if self._by_last is None:  # every candidate's authors, folded once
                 self._by_last = {}
                 for i, d in enumerate(self.cands):
-                    for a_last, a_init in map(_surname_key, d.authors):
-                        self._by_last.setdefault(a_last, []).append((i, a_init))
+                    for a_keys, a_init in map(_surname_keys, d.authors):
+                        for key in a_keys:
+                            self._by_last.setdefault(key, []).append((i, a_init))
             hits = [
                 i
-                for i, a_init in self._by_last.get(last, ())
+                for key in keys
+                for i, a_init in self._by_last.get(key, ())
                 if not initial or not a_init or a_init == initial
             ]
             mask[hits] = True

@@ -81,47 +81,90 @@ def _name_fold(name: str) -> str:
 
 _SUFFIX = re.compile(r"(?:^|\s)(?:jr|sr|ii|iii|iv)\b\.?\s*$")  # "Jr.", "III" ending a name
 
-
-def _surname_key(name: str) -> tuple[str, str]:
-    """("surname's last word", "first initial") of "Last, First" or "First Last": the key an
-    author is known by, in the features' author tokens and for a followed author alike (the
-    tokens kept a comma form's whole surname, "Del Maestro, Adrian" → "delmaestro" where
-    "Adrian Del Maestro" gave "maestro": a library's BibTeX and arXiv named two people). A
-    suffix ("Jr.", "III") ending a part is left out: "S. James Gates, Jr." is no "Last, First".
-    A name in Chinese, Japanese or Korean (`_east_asian`) is its own key, whole."""
-    if _east_asian(name):
-        return _east_asian_key(name), ""
-    parts = [p for p in (_SUFFIX.sub("", p) for p in _name_fold(name).split(",")) if p.strip()]
-    if len(parts) > 1:  # "Last, First" or BibTeX's "Last, Jr, First"
-        last, first = parts[0], parts[-1]
-        surname = last.split()[-1:]
-    else:
-        words = " ".join(parts).split()
-        surname, first = words[-1:], " ".join(words[:-1])
-    if not surname:
-        return "", ""
-    first = re.sub(r"[^a-z ]+", " ", first).strip()
-    return re.sub(r"[^a-z0-9]+", "", surname[0]), first[:1]
-
-
-# words that begin a surname ("Del Maestro", "de Gennes", "van der Waals"): a followed name of
-# these and a last word alone is a surname, without a given name (`_followed_author_key`)
+# words that begin a surname ("Del Maestro", "de Gennes", "van der Waals", "Le Cun")
 _SURNAME_PARTICLES = frozenset({
     "da", "das", "de", "degli", "del", "della", "den", "der", "des", "di", "do", "dos", "du",
     "la", "le", "st", "ten", "ter", "van", "von", "zu",
 })  # fmt: skip
 
 
-def _followed_author_key(name: str) -> tuple[str, str]:
-    """The key of a followed or muted author (`_surname_key`): a name of surname particles and
-    a last word ("Del Maestro", "van der Waals") is a surname alone, matched whatever the
+def _surname_key(name: str) -> tuple[str, str]:
+    """(surname, first initial): the key an author token is made of, the surname whole
+    ("Le Cun" and "LeCun" are "lecun", "van den Oord, Aaron" and "Aaron van den Oord"
+    "vandenoord"; `_surname_keys`)."""
+    keys, initial = _surname_keys(name)
+    return keys[-1], initial
+
+
+def _surname_keys(name: str) -> tuple[tuple[str, ...], str]:
+    """(keys, first initial) of "Last, First", "First Last" or PubMed's "Last FM": the keys of
+    the surname are its last word (a key alone since the name is often written without the
+    particles before it: "Amaral" is "Nunes Amaral"), then, if particles ("le", "van der")
+    stand before that word, the surname written as one word, as "LeCun" is written ("Le Cun"
+    → "cun", "lecun"). A particle joins the surname only after a given name or in the
+    surname's part: "Le Song" and "Song, Le" are Song, "Oord, Aaron van den" is van den Oord.
+    A comma form's whole surname was the key once ("Del Maestro, Adrian" → "delmaestro" where
+    "Adrian Del Maestro" gave "maestro"): a library's BibTeX and arXiv named two people. A
+    suffix ("Jr.", "III") ending a part is left out: "S. James Gates, Jr." is no "Last,
+    First". A name in Chinese, Japanese or Korean (`_east_asian`) is its own key, whole."""
+    if _east_asian(name):
+        return (_east_asian_key(name),), ""
+    words = name.split()
+    if "," not in name and len(words) > 1 and _initials(words[-1]):  # "Smith J", "LeCun Y"
+        name = f"{' '.join(words[:-1])}, {words[-1]}"
+    parts = [p for p in (_SUFFIX.sub("", p) for p in _name_fold(name).split(",")) if p.strip()]
+    if len(parts) > 1:  # "Last, First" or BibTeX's "Last, Jr, First"
+        given = parts[-1].split()
+        cut = len(given) - min(_particles_before(given, len(given)), len(given) - 1)
+        surname, first = given[cut:] + parts[0].split(), " ".join(given[:cut])
+        lead = _particles_before(surname, len(surname) - 1)
+    else:
+        surname = " ".join(parts).split()
+        first = " ".join(surname[:-1])
+        lead = min(_particles_before(surname, len(surname) - 1), len(surname) - 2)
+    if not surname:
+        return ("",), ""
+    first = _NOT_GIVEN.sub(" ", first).strip()
+    last = _NOT_KEY.sub("", surname[-1])
+    if lead > 0:
+        return (last, _NOT_KEY.sub("", "".join(surname[-1 - lead :]))), first[:1]
+    return (last,), first[:1]
+
+
+_NOT_GIVEN = re.compile(r"[^a-z ]+")
+_NOT_KEY = re.compile(r"[^a-z0-9]+")
+
+
+def _particles_before(words: list[str], end: int) -> int:
+    """How many of `words[:end]`, counted back from `end`, are surname particles."""
+    n = 0
+    while n < end and words[end - 1 - n].strip(".") in _SURNAME_PARTICLES:
+        n += 1
+    return n
+
+
+_INITIALS = re.compile(r"[A-Z]{1,3}")
+_VOWELS = frozenset("AEIOU")
+
+
+def _initials(word: str) -> bool:
+    """Whether the last word of a name without a comma is PubMed's initials ("Smith J",
+    "Denker JS"): capitals without a full stop, one, or two or three with no vowel. A surname
+    in capitals has one ("Lie XU"), as have "II" and "III"; PubMed initials with a vowel
+    ("Smith AE") are read as a surname, as before."""
+    return bool(_INITIALS.fullmatch(word)) and (len(word) == 1 or not _VOWELS & set(word))
+
+
+def _followed_author_key(name: str) -> tuple[tuple[str, ...], str]:
+    """The keys of a followed or muted author (`_surname_keys`): a name of surname particles
+    and a last word ("Del Maestro", "van der Waals") is a surname alone, matched whatever the
     initial (as "Maestro" is), not a given name "Del" with the initial d."""
-    last, initial = _surname_key(name)
+    keys, initial = _surname_keys(name)
     if initial and "," not in name:
         words = _name_fold(name).split()
-        if len(words) > 1 and all(w in _SURNAME_PARTICLES for w in words[:-1]):
-            return last, ""
-    return last, initial
+        if len(words) > 1 and _particles_before(words, len(words) - 1) == len(words) - 1:
+            return (keys[0], _NOT_KEY.sub("", "".join(words))), ""
+    return keys, initial
 
 
 def _east_asian(name: str) -> bool:

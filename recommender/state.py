@@ -16,7 +16,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recommender.types import Calibration
 
-FORMAT_VERSION = 6  # 5: author tokens by `_surname_key`; 6: its letters in a–z (`_name_fold`)
+FORMAT_VERSION = 7  # 5: author tokens by `_surname_key`; 6: its letters in a–z (`_name_fold`);
+# 7: the surname whole ("Le Cun" → "lecun", PubMed's "Smith J" → "smith")
 STORE_DTYPE = np.float16  # learned arrays in the state (halves its size; scores unchanged)
 
 

@@ -224,18 +224,32 @@ def _folded(text: str) -> str:
 
 
 def _surnames(authors: Sequence[str]) -> set[str]:
-    """Each author's surname, its last word, in Latin letters (`anyascii`: "Røgen" as the
-    "Rogen" of an ASCII BibTeX): of "Last, First" the part before the comma ("S. James Gates,
-    Jr." is Gates either way)."""
-    names = set()
+    """Each author's surname keys, in Latin letters (`anyascii`: "Røgen" as the "Rogen" of an
+    ASCII BibTeX): its last word and that word joined to the one or two before it, so that a
+    surname written apart is the one written together ("Y. Le Cun" and "Le Cun, Y." share
+    "lecun" with "Yann LeCun"; a join that is no surname, "johnsmith", meets nothing). Of
+    "Last, First" the part before the comma ("S. James Gates, Jr." is Gates either way), of
+    PubMed's "Smith J" the words before the initials (the recommender reads names alike,
+    recommender/features.py `_surname_keys`; ingest does not import it)."""
+    names: set[str] = set()
     for name in authors:
+        words = name.split()
+        if "," not in name and len(words) > 1 and _pubmed_initials(words[-1]):
+            name = " ".join(words[:-1])
         folded = _folded(name.split(",", 1)[0] if "," in name else name)
         if not folded.isascii():
             folded = anyascii(folded).lower()
         words = _NON_WORD.sub(" ", folded).split()
-        if words:
-            names.add(words[-1])
+        names.update("".join(words[-k:]) for k in range(1, min(3, len(words)) + 1))
     return names
+
+
+def _pubmed_initials(word: str) -> bool:
+    """PubMed's initials ending a name ("Smith J", "Denker JS"): one capital, or two or three
+    with no vowel ("Lie XU" is Xu)."""
+    return re.fullmatch(r"[A-Z]{1,3}", word) is not None and (
+        len(word) == 1 or not set(word) & set("AEIOU")
+    )
 
 
 # --- one paper? ---------------------------------------------------------------------------------

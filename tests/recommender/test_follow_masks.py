@@ -21,6 +21,7 @@ from recommender.features import (
     _followed_author_key,
     _keyword_fold,
     _surname_key,
+    _surname_keys,
 )
 
 
@@ -39,15 +40,16 @@ def _searched(cands: Candidates, word: str) -> np.ndarray:
 
 
 def _by_author(cands: Candidates, name: str) -> np.ndarray:
-    """The definition: an author of the same last name (its last word), and the same initial
-    when both have one (a followed surname of several words alone has none)."""
-    last, initial = _followed_author_key(name)
+    """The definition: an author with a key of the surname in common (its last word, or the
+    surname written as one word), and the same initial when both have one (a followed surname
+    of several words alone has none)."""
+    keys, initial = _followed_author_key(name)
     return np.array(
         [
-            bool(last)
+            bool(keys[0])
             and any(
-                a_last == last and (not initial or not a_init or a_init == initial)
-                for a_last, a_init in map(_surname_key, d.authors)
+                set(keys) & set(a_keys) and (not initial or not a_init or a_init == initial)
+                for a_keys, a_init in map(_surname_keys, d.authors)
             )
             for d in cands.cands
         ],
@@ -142,9 +144,9 @@ def test_a_followed_author_written_in_chinese_japanese_or_korean_matches_that_na
     assert _author_tokens(docs[0]) == ["张三_", "李四_"]
     # the author tokens and the follows read a name alike: a library's BibTeX "Del Maestro,
     # Adrian" and arXiv's "Adrian Del Maestro" are one token (they were "delmaestro_a" and
-    # "maestro_a")
+    # "maestro_a"; the surname whole since "Le Cun" is "LeCun")
     both = Doc("7", "G", authors=("Del Maestro, Adrian", "Adrian Del Maestro"))
-    assert _author_tokens(both) == ["maestro_a", "maestro_a"]
+    assert _author_tokens(both) == ["delmaestro_a", "delmaestro_a"]
 
 
 TEXT = st.text(st.sampled_from("ab0 -.,é'αﬁXß+\u0301"), max_size=30)
@@ -260,3 +262,63 @@ def test_a_surname_with_a_letter_nfkd_keeps_whole_is_read_as_its_letters(rec: Re
     assert cands.author_mask("Mette Strom").tolist() == [0, 0, 0, 1, 0]
     assert _surname_key("Peter Røgen") == ("rogen", "p")
     assert _surname_key("Иванов, Иван") == ("ivanov", "i")
+
+
+def test_a_surname_written_apart_or_together_and_pubmeds_surname_first_are_one_name(
+    rec: Recommender,
+) -> None:
+    # a follow of "Yann LeCun" (key "lecun") missed "Y. Le Cun" (its last word, "cun") and
+    # PubMed's "LeCun Y" (surname "y", given name "LeCun"); "Smith J" was the surname "j"
+    docs = [
+        Doc("1", "Gradient-based learning", authors=("Y. Le Cun", "L. Bottou")),
+        Doc("2", "Backpropagation", authors=("LeCun Y", "Boser B", "Denker JS")),
+        Doc("3", "Convolutional networks", authors=("Yann LeCun",)),
+        Doc("4", "Handwritten digits", authors=("Le Cun, Yann",)),
+        Doc("5", "Other Cun", authors=("Yves Cun",)),
+        Doc("6", "Other Smith", authors=("Smith J", "Kim JH")),
+        Doc("7", "Astrostatistics", authors=("David A. van Dyk",)),
+        Doc("8", "Other Dyk", authors=("D. Dyk",)),
+        Doc("9", "Capitals", authors=("Lie XU", "Koushik MV", "Sylvester Gates III")),
+    ]
+    cands = rec.candidates(docs)
+    for name in ("Yann LeCun", "LeCun, Yann", "LeCun Y", "Y. LeCun"):
+        assert cands.author_mask(name).tolist() == [1, 1, 1, 1, 0, 0, 0, 0, 0], name
+    # written apart, the last word alone still matches as it did ("Y. Le Cun" and "Yves Cun"
+    # are both Y. Cun), and no more: the name written together is not "Cun"
+    assert cands.author_mask("Y. Le Cun").tolist() == [1, 1, 1, 1, 1, 0, 0, 0, 0]
+    assert cands.author_mask("John Smith").tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert cands.author_mask("Ji-hoon Kim").tolist() == [0, 0, 0, 0, 0, 1, 0, 0, 0]
+    assert cands.author_mask("John Denker").tolist() == [0, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert cands.author_mask("D. Dyk").tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 0]  # as before
+    assert cands.author_mask("David van Dyk").tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 0]
+    # a surname in capitals is no initials (it has a vowel), initials without one are
+    assert cands.author_mask("Lie Xu").tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert cands.author_mask("M. V. Koushik").tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert cands.author_mask("S. Gates").tolist() == [0, 0, 0, 0, 0, 0, 0, 0, 1]
+    assert _surname_key("Smith J") == ("smith", "j")
+    assert _surname_key("Van Dyk DC") == ("vandyk", "d")
+    assert _surname_key("Smith AE") == ("ae", "s")  # a vowel: read as a surname, as before
+    # the author features read the surname whole: one token for the three spellings
+    assert {t for d in docs[:4] for t in _author_tokens(d) if t.endswith("_y")} == {"lecun_y"}
+
+
+def test_a_given_name_of_a_particles_letters_is_no_part_of_the_surname(rec: Recommender) -> None:
+    # "Le Song" and "Di Fu" (Hugging Face's papers) are given name and surname: only a particle
+    # after a given name, or in the surname of "Last, First", joins the surname
+    docs = [
+        Doc("1", "Kernels", authors=("Le Song",)),
+        Doc("2", "Song, Le", authors=("Song, Le",)),
+        Doc("3", "Fu", authors=("Di Fu",)),
+        Doc("4", "WaveNet", authors=("Oord, Aaron van den",)),
+        Doc("5", "Pixel RNN", authors=("Aaron van den Oord",)),
+        Doc("6", "Scaling", authors=("Luis A. Nunes Amaral",)),
+        Doc("7", "Networks", authors=("Amaral, L. A. N.",)),
+    ]
+    cands = rec.candidates(docs)
+    assert cands.author_mask("Le Song").tolist() == [1, 1, 0, 0, 0, 0, 0]
+    assert cands.author_mask("L. Song").tolist() == [1, 1, 0, 0, 0, 0, 0]
+    assert cands.author_mask("D. Fu").tolist() == [0, 0, 1, 0, 0, 0, 0]
+    assert cands.author_mask("A. van den Oord").tolist() == [0, 0, 0, 1, 1, 0, 0]
+    assert cands.author_mask("Luis Amaral").tolist() == [0, 0, 0, 0, 0, 1, 1]
+    assert [_author_tokens(d) for d in docs[3:5]] == [["vandenoord_a"], ["vandenoord_a"]]
+    assert [_author_tokens(d) for d in docs[:3]] == [["song_l"], ["song_l"], ["fu_d"]]

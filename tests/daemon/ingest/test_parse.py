@@ -390,6 +390,25 @@ def test_a_title_match_reads_surnames_in_latin_letters() -> None:
         assert same_paper(arxiv, library) == link, authors
 
 
+def test_a_title_match_reads_a_surname_written_apart_and_pubmeds_surname_first() -> None:
+    # a library's "Le Cun, Y." ("cun") and arXiv's "Yann LeCun" ("lecun") shared no surname, nor
+    # did PubMed's "Smith J" (read as the surname "j") and "John Smith": two papers of one title
+    from daemon.ingest.identity import LINK_TITLE, Identity, same_paper, title_key
+
+    key = title_key("Gradient-based learning applied to document recognition")
+    arxiv = Identity("arxiv:1234.5678", "1234.5678", None, key, ("Yann LeCun", "John Smith"))
+    for authors, link in (
+        (("Le Cun, Y.",), LINK_TITLE),
+        (("Y. Le Cun",), LINK_TITLE),
+        (("LeCun Y", "Bottou L"), LINK_TITLE),
+        (("Smith J",), LINK_TITLE),
+        (("Jones J",), 0),
+        (("Y. Cun",), 0),  # not the name written together
+    ):
+        library = Identity("title:x", None, None, key, authors)
+        assert same_paper(arxiv, library) == link, authors
+
+
 def test_arxiv_link_in_a_blog_summary_does_not_make_it_that_paper() -> None:
     first = _parse(HOSTILE).papers[0]
     assert first.key == "guid:tag:example.org,2025:post-1"

@@ -535,14 +535,14 @@ def test_a_model_stored_by_the_version_before_is_refitted_once(
     make_settings: Callable[..., Any],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A state of FORMAT_VERSION 5 (author tokens that dropped ø, ł, Cyrillic) is refused by
-    `loads`: the first run after the upgrade refits and stores a state of this version, which the
-    next process loads without fitting again."""
+    """A state of FORMAT_VERSION 6 (author tokens of a surname's last word: "Le Cun" was "cun",
+    PubMed's "Smith J" "j") is refused by `loads`: the first run after the upgrade refits and
+    stores a state of this version, which the next process loads without fitting again."""
     app = app_factory(make_settings(recommender={"refit_growth": 100.0}))
     _world(app, 1)
     state = pickle.loads(jobs.load_recommender(app, NOW).dumps())
-    assert state["version"] == FORMAT_VERSION == 6
-    app.store.models.save(corpus_size(app), pickle.dumps({**state, "version": 5}), NOW)
+    assert state["version"] == FORMAT_VERSION == 7
+    app.store.models.save(corpus_size(app), pickle.dumps({**state, "version": 6}), NOW)
     app.model_cache = None  # a process started after the upgrade
     fits: list[int] = []
     fit = Recommender.fit
@@ -555,7 +555,7 @@ def test_a_model_stored_by_the_version_before_is_refitted_once(
     refitted = jobs.load_recommender(app, NOW)
     assert len(fits) == 1
     saved = app.store.models.load()
-    assert saved is not None and pickle.loads(saved[1])["version"] == 6
+    assert saved is not None and pickle.loads(saved[1])["version"] == 7
     app.model_cache = None  # and the next process
     assert jobs.load_recommender(app, NOW).config == refitted.config
     assert len(fits) == 1  # loaded, not fitted again
