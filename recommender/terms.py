@@ -286,6 +286,7 @@ _POSSESSIVE = re.compile(r"['\u2019]\s+")  # after a plural: "users' preferences
 # marks off: "poincare map")
 _RUN = re.compile(r"\w[\w\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*")
 _HYPHEN = re.compile(r"[\-\u2010-\u2013]{1,2}")  # as `_JOINER`: "Hartree–Fock theory" too
+_HYPHENS = re.compile(r"[\s\-\u2010-\u2013]+")  # the words of a term named (`_surfaces`)
 GAP_WORDS = 2  # words the vectorizer skips ("of", "the", "3d") that a phrase may hold
 
 
@@ -332,6 +333,8 @@ def _surface(words: _Words, term: str, *, joined_as_is: bool = True) -> str | No
     parts = term.split()
     tokens, spans, text = words.tokens, words.spans, words.text
     broken = False
+    found: tuple[int, int] | None = None  # the first place in a compound
+    cut: tuple[int, int] | None = None  # the first place in a compound too long to name
     for start in words.where.get(parts[0], ()):
         at, ok = start, True
         for part in parts[1:]:
@@ -346,17 +349,40 @@ def _surface(words: _Words, term: str, *, joined_as_is: bool = True) -> str | No
                 break
             at = nxt
         if ok:
-            first = start  # and the words hyphenated to it: "next-generation sequencing",
-            # "peer-to-peer systems" (the bigram "peer systems"), not "to-peer systems"
-            while len(parts) > 1 and first and start - first < GAP_WORDS + 1:
-                if not _HYPHEN.fullmatch(_gap(text, spans, first - 1)):
-                    break
-                first -= 1
-            shown = text[spans[first][0] : spans[at][1]].replace("$", "")
-            return " ".join(_RUN.sub(_cased, shown).split())
+            compound = _compound(text, spans, start, at)
+            if compound == (start, at):  # the term stands whole here
+                return _shown(text, spans, start, at)
+            found, cut = found or compound, cut or (start, at)
+    place = found or cut  # the first compound, else the first place (in one too long to name)
+    if place is not None:
+        return _shown(text, spans, *place)
     if len(parts) > 2 and not joined_as_is:
         return None
     return None if broken and len(parts) == 2 else term
+
+
+def _compound(
+    text: str, spans: list[tuple[int, int]], start: int, at: int
+) -> tuple[int, int] | None:
+    """The words `start`…`at` and those hyphenated to them on either side, the compound whole:
+    "next-generation sequencing" (the bigram "generation sequencing"), "peer-to-peer systems"
+    (not "to-peer systems"), "sparse pre-training" ("sparse pre"), "trade-off" ("trade").
+    None when that adds more than `GAP_WORDS` + 1 words ("state-of-the-art" of "art" adds 3):
+    no compound is cut ("Llama-3-Physician-8B-Instruct" is not named "Llama-3-Physician-8B")."""
+    first, last = start, at
+    while first and _HYPHEN.fullmatch(_gap(text, spans, first - 1)):
+        first -= 1
+    while last + 1 < len(spans) and _HYPHEN.fullmatch(_gap(text, spans, last)):
+        last += 1
+    if start - first + last - at > GAP_WORDS + 1:
+        return None
+    return first, last
+
+
+def _shown(text: str, spans: list[tuple[int, int]], first: int, last: int) -> str:
+    """The words `first`…`last` as the paper writes them (`_cased`), LaTeX's "$" left out."""
+    shown = text[spans[first][0] : spans[last][1]].replace("$", "")
+    return " ".join(_RUN.sub(_cased, shown).split())
 
 
 def _gap(text: str, spans: list[tuple[int, int]], i: int) -> str:
@@ -409,9 +435,10 @@ def _surfaces(
             if s is not None and s not in out:
                 out.append(s)
     out = out[: max(cfg.reason_terms, len(key) - 1)]
-    # a word that another term now shows, hyphenated to it ("ChIP" of "ChIP-seq data")
-    held = {w.lower() for t in out if " " in t or "-" in t for w in re.split(r"[\s\-]+", t)}
-    out = [t for t in out if " " in t or "-" in t or t.lower() not in held]
+    # a term that another term now shows whole ("ChIP" and "ChIP-seq" of "ChIP-seq data",
+    # "pre-training" of "sparse pre-training")
+    split = [f" {' '.join(_HYPHENS.split(t.lower()))} " for t in out]
+    out = [t for t, a in zip(out, split, strict=True) if not any(a != b and a in b for b in split)]
     if len(cache) >= MAX_SURFACES:
         cache.clear()
     cache[key] = found = tuple(out)
