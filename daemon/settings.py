@@ -660,8 +660,13 @@ def crontab_trigger(expr: str, timezone: str | None = None) -> CronTrigger | OrT
     with '*': "0 6 1,15 * mon" (the 1st, the 15th and every Monday) fired on a Monday that was
     the 1st or the 15th, a few times a year; it is one trigger for each then, the earlier wins.
     A weekday of the month ('fri#1', the first Friday; 'friL', the last) is APScheduler's
-    "1st fri" of the day field, a trigger of its own ('fri#1' was read as 'fri': every Friday)."""
+    "1st fri" of the day field, a trigger of its own ('fri#1' was read as 'fri': every Friday).
+    A month, as a weekday, may be written in full ('january', 'Sept'): APScheduler knew 'jan'
+    only, so the check refused "0 6 1 january *" where it took "0 6 * * friday"."""
     fields = expr.split()
+    if len(fields) == 5:
+        fields[3] = _LETTERS.sub(lambda m: str(_month(m.group())), fields[3])
+        expr = " ".join(fields)
     if len(fields) != 5 or fields[4] == "*":
         trigger: CronTrigger = _CronTrigger.from_crontab(expr, timezone=timezone)
         return trigger
@@ -722,6 +727,22 @@ def _crontab_weekdays(field: str) -> tuple[str, list[str]]:
             raise ValueError(f"weekday range {span!r} runs backwards")
         days.update(d % 7 for d in range(lo, hi + 1, step or 1))
     return ",".join(_WEEKDAYS[d] for d in sorted(days)), of_month
+
+
+_MONTH_NAMES = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)  # fmt: skip
+_LETTERS = re.compile(r"[A-Za-z]+")
+
+
+def _month(text: str) -> int:
+    """1-12 of a month's name ('jan', 'January', 'sept'): three letters or more of it."""
+    lowered = text.lower()
+    for number, name in enumerate(_MONTH_NAMES, start=1):
+        if len(lowered) >= 3 and name.startswith(lowered):
+            return number
+    raise ValueError(f"month {text!r} is not 1-12 or a name like 'jan'")
 
 
 def _weekday(text: str) -> int:

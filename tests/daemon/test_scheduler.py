@@ -21,7 +21,7 @@ from daemon.db.models import ChannelKind
 from daemon.db.rows import UserRow
 from daemon.ingest.parse import PaperIn
 from daemon.scheduler import make_scheduler
-from daemon.settings import crontab_trigger
+from daemon.settings import ScheduleSettings, crontab_trigger
 
 # ---- make_scheduler --------------------------------------------------------------------------
 
@@ -174,6 +174,43 @@ def test_a_weekday_of_the_month_runs_on_that_day_only(cron: str, days: list[date
     """'fri#1' (the first Friday, as Quartz and many crons write it) was read as 'fri': every
     Friday. It runs on the first Friday of each month; 'friL' on the last."""
     assert _fired(cron, len(days), since=days[0]) == days
+
+
+@pytest.mark.parametrize(
+    ("cron", "days"),
+    [
+        # a weekday's full name, in any capitals, is that weekday (as 'fri' and 5)
+        ("0 6 * * friday", [date(2026, 12, d) for d in (4, 11, 18, 25)]),
+        ("0 6 * * Friday", [date(2026, 12, d) for d in (4, 11, 18, 25)]),
+        ("0 6 * * monday-tuesday", [date(2026, 12, d) for d in (1, 7, 8)]),
+        ("0 6 * * Friday#1", [date(2026, 12, 4), date(2027, 1, 1)]),
+        # and a month's: APScheduler knew 'jan' only ("Invalid month name"), so the validation
+        # took "0 6 * * friday" and refused "0 6 1 january *"
+        ("0 6 1 january *", [date(2027, 1, 1), date(2028, 1, 1)]),
+        ("0 6 1 January,JUL *", [date(2027, 1, 1), date(2027, 7, 1)]),
+        ("0 6 1 sept-october *", [date(2027, 9, 1), date(2027, 10, 1)]),
+        ("0 6 1 1-feb/1 *", [date(2027, 1, 1), date(2027, 2, 1)]),
+    ],
+)
+def test_a_weekday_or_month_written_in_full_is_that_day_or_month(
+    cron: str, days: list[date]
+) -> None:
+    assert _fired(cron, len(days), since=days[0]) == days
+    assert ScheduleSettings(digest_cron=cron).digest_cron == cron  # the check takes it too
+
+
+@pytest.mark.parametrize(
+    ("cron", "said"),
+    [
+        ("0 6 * janvier *", "month 'janvier' is not 1-12 or a name like 'jan'"),
+        ("0 6 * ja *", "month 'ja' is not 1-12 or a name like 'jan'"),
+        ("0 6 * * vendredi", "weekday 'vendredi' is not 0-7 or a name like 'mon'"),
+    ],
+)
+def test_a_name_that_is_no_weekday_or_month_is_refused_by_the_check(cron: str, said: str) -> None:
+    with pytest.raises(ValueError) as e:
+        ScheduleSettings(digest_cron=cron)
+    assert said in str(e.value) and "digest_cron" in str(e.value)
 
 
 @pytest.mark.parametrize(
