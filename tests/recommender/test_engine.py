@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import re
 from datetime import UTC, datetime
 
 import numpy as np
@@ -70,8 +71,11 @@ def test_long_liked_titles_are_shortened(text_rec: Recommender, docs: dict[str, 
 
 def test_two_interests_both_represented(docs: dict[str, Doc]) -> None:
     # text config: the 32 factors learned from this 80-paper sample are too coarse to
-    # separate the two topics reliably (the share mechanism is the same for both methods)
-    cfg = dataclasses.replace(CONFIGS["text"], max_interests=2, likes_per_interest=3)
+    # separate the two topics reliably (the share mechanism is the same for both methods).
+    # max_df 8, the tenth of these papers pruned before MAX_DF_MIN_PAPERS: with "social" and
+    # "networks" as words, the k-means' first two centres are both social-network likes and
+    # the four phylogenetics likes, like neither, join the first (interests.py)
+    cfg = dataclasses.replace(CONFIGS["text"], max_interests=2, likes_per_interest=3, max_df=8)
     r = Recommender(cfg)
     r.fit(list(docs.values()))
     social, phylo = topic(docs, "social network"), topic(docs, "phylogen")
@@ -561,3 +565,38 @@ def test_two_short_lists_are_the_first_of_each_kind_in_a_stable_sort() -> None:
         hit = kind[order]
         keep = np.sort(np.concatenate([np.flatnonzero(hit)[:m], np.flatnonzero(~hit)[:m]]))
         assert _two_short_lists(total, kind, min(m, n)).tolist() == order[keep].tolist()
+
+
+def test_a_small_install_keeps_the_words_of_its_few_fields() -> None:
+    """`max_df` = 0.1 (a word in more than a tenth of the papers is pruned) took the names of
+    the fields out of a small install of a few of them: of the 480 papers of five fields in
+    tests/data, "protein", "phylogenetic", "microarray", "neural" and "social networks". A
+    share counts at least `MAX_DF_MIN_PAPERS` papers, or half of them: on a corpus of
+    CiteULike-a's size (16,980) nothing was pruned by it either way (`paperwire eval`)."""
+    from tests.recommender.rank_fields import _corpus
+
+    docs = list(_corpus().values())
+    r = Recommender(RecommenderConfig(method="tfidf-centroid"))
+    r.fit(docs)
+    vocabulary = r._require().word_vectorizer.vocabulary_
+    for word in ("protein", "phylogenetic", "microarray", "neural", "social networks"):
+        assert word in vocabulary, word
+    # each paper liked alone: the share of its top 10 from its own field (0.735 before)
+    fields = ["social network", "phylogen", "protein fold|protein structure", "microarray", "."]
+    field = {
+        d.id: next(i for i, f in enumerate(fields) if re.search(f, d.title, re.I)) for d in docs
+    }
+    users = [Feedback(d.id, likes=(Like(d.id),)) for d in docs]
+    picks = [(u, x.doc_id) for u, recs in r.rank(docs, users, k=10, now=NOW).items() for x in recs]
+    assert sum(field[u] == field[x] for u, x in picks) / len(picks) > 0.85  # 0.862
+    # a word in more than half of the papers is still pruned: filler ("meets" of every paper,
+    # which made these papers one near-duplicate), the words of a quarter are kept
+    tiny = [Doc(str(n), f"Zeta{n} field{n % 4}", "It meets.") for n in range(40)]
+    r = Recommender(RecommenderConfig(method="tfidf-centroid"))
+    r.fit(tiny)
+    vocabulary = set(r._require().word_vectorizer.vocabulary_)
+    assert "meets" not in vocabulary and {f"field{k}" for k in range(4)} <= vocabulary
+    # an explicit count is a count, at any size
+    r = Recommender(RecommenderConfig(method="tfidf-centroid", max_df=40))
+    r.fit(docs)
+    assert "protein" not in r._require().word_vectorizer.vocabulary_
