@@ -157,6 +157,41 @@ def _as_error(*kinds: type[Exception]) -> Iterator[None]:
 
 
 @contextmanager
+def _stoppable(app: App) -> Iterator[None]:
+    """A job run from the command line stops as the daemon's does: the first Ctrl-C or SIGTERM
+    asks it to stop (the message in flight is finished and recorded, the claims not started
+    are given back), a second ends the process at once. Stopped, the command exits 128 + the
+    signal, after its summary. (Python's own KeyboardInterrupt ended it at once: a message the
+    server had accepted stayed pending and was sent again by the next run.)"""
+    import signal
+
+    stopped_by: list[int] = []
+
+    def ask(sig: int, _frame: object) -> None:
+        if stopped_by:
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)  # die of it, as a second Ctrl-C expects
+            return
+        stopped_by.append(sig)
+        app.stopping.set()
+        err.print(
+            "stopping: finishing the work in flight; the next run does the rest "
+            "(press Ctrl-C again to end at once)",
+            markup=False,
+            highlight=False,
+        )
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_by:
+        raise SystemExit(128 + stopped_by[0])
+
+
+@contextmanager
 def _progress() -> Iterator[jobs.Progress]:
     """While a job runs for the command line: a Rich progress bar on a terminal (silent
     otherwise) with the log lines printed above it, not through it; the events the summary
@@ -359,7 +394,7 @@ def ingest() -> None:
     """
     from daemon import jobs
 
-    with _open_app() as app:
+    with _open_app() as app, _stoppable(app):
         with _progress() as progress:
             report = jobs.ingest(app, app.clock(), progress=progress)
         _print_ingest(report)
@@ -380,7 +415,7 @@ def digest(
     """
     from daemon import jobs
 
-    with _open_app() as app:
+    with _open_app() as app, _stoppable(app):
         user = _check_users(app, user)
         now = app.clock()
         with _progress() as progress:
@@ -412,7 +447,7 @@ def deliver() -> None:
     """
     from daemon import jobs
 
-    with _open_app() as app:
+    with _open_app() as app, _stoppable(app):
         with _progress() as progress:
             report = jobs.deliver_due(app, app.clock(), progress=progress)
         _print_delivery(report)
@@ -432,7 +467,7 @@ def cycle(
 
     from daemon import jobs
 
-    with _open_app() as app:
+    with _open_app() as app, _stoppable(app):
         user = _check_users(app, user)
         started = time.perf_counter()
         with _progress() as progress:

@@ -110,11 +110,13 @@ claim_batch = 50
     return config, db
 
 
-def _start(config: Path, tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+def _start(
+    config: Path, tmp_path: Path, command: str = "run"
+) -> tuple[subprocess.Popen[bytes], Path]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     log = tmp_path / "run.log"
     proc = subprocess.Popen(
-        [str(PAPERWIRE), "--config", str(config), "run"],
+        [str(PAPERWIRE), "--config", str(config), command],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -171,6 +173,39 @@ def test_sigterm_stops_after_the_message_in_flight(
     assert len(waiting) == DIGESTS - len(sent)
     assert all(leased is None for _, leased in waiting), "claims were not given back"
     assert "claims given back" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("command", "sig"), [("deliver", signal.SIGINT), ("cycle", signal.SIGTERM)]
+)
+def test_a_command_stopped_mid_delivery_records_the_message_in_flight(
+    tmp_path: Path, slow_smtp: tuple[int, HeldMailbox], command: str, sig: signal.Signals
+) -> None:
+    """`paperwire deliver` (or `cycle`) stopped by Ctrl-C or SIGTERM: as the daemon, the message
+    in flight is recorded and the rest given back. Before, the first Ctrl-C ended it at once:
+    the message the server had accepted stayed pending, and the next run sent it again, and the
+    claims were held for a lease."""
+    port, mailbox = slow_smtp
+    config, db = _prepare(tmp_path, port)
+    proc, log = _start(config, tmp_path, command)
+    try:
+        _wait_for(lambda: mailbox.started > FREE_MESSAGES, "a message in flight", log)
+        proc.send_signal(sig)
+        _wait_for(lambda: "stopping" in log.read_text(), "the stop", log)
+        mailbox.release.set()
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    assert code == 128 + sig, log.read_text()  # stopped, not done: not 0
+    rows = _rows(db)
+    sent = [r for r in rows if r[0] == "sent"]
+    waiting = [r for r in rows if r[0] == "pending"]
+    assert len(sent) == len(mailbox.received) == FREE_MESSAGES + 1, log.read_text()
+    assert len(waiting) == DIGESTS - len(sent)
+    assert all(leased is None for _, leased in waiting), "claims were not given back"
+    assert "given back" in log.read_text()
 
 
 @pytest.mark.parametrize("slow_smtp", [0], indirect=True)  # the first stop never ends
