@@ -23,6 +23,7 @@ from daemon.cli import (
     _print_delivery,
     _progress,
     _state,
+    _stoppable,
     _stopped,
     _today,
     _who,
@@ -229,9 +230,10 @@ def deliveries_retry(
             _none_of_the_ids(ids, changed)
             due += len(changed)
         if due:
-            with _progress() as progress:
-                report = jobs.deliver_due(app, app.clock(), progress=progress)
-            _print_delivery(report)
+            with _stoppable(app):
+                with _progress() as progress:
+                    report = jobs.deliver_due(app, app.clock(), progress=progress)
+                _print_delivery(report)
             if report.postponed:
                 raise SystemExit(1)
 

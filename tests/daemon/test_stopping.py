@@ -116,7 +116,7 @@ def _start(
     env = {k: v for k, v in os.environ.items() if not k.startswith("PAPERWIRE_")}
     log = tmp_path / "run.log"
     proc = subprocess.Popen(
-        [str(PAPERWIRE), "--config", str(config), command],
+        [str(PAPERWIRE), "--config", str(config), *command.split()],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -176,15 +176,20 @@ def test_sigterm_stops_after_the_message_in_flight(
 
 
 @pytest.mark.parametrize(
-    ("command", "sig"), [("deliver", signal.SIGINT), ("cycle", signal.SIGTERM)]
+    ("command", "sig"),
+    [
+        ("deliver", signal.SIGINT),
+        ("cycle", signal.SIGTERM),
+        ("deliveries retry " + " ".join(map(str, range(1, DIGESTS + 1))), signal.SIGINT),
+    ],
 )
 def test_a_command_stopped_mid_delivery_records_the_message_in_flight(
     tmp_path: Path, slow_smtp: tuple[int, HeldMailbox], command: str, sig: signal.Signals
 ) -> None:
-    """`paperwire deliver` (or `cycle`) stopped by Ctrl-C or SIGTERM: as the daemon, the message
-    in flight is recorded and the rest given back. Before, the first Ctrl-C ended it at once:
-    the message the server had accepted stayed pending, and the next run sent it again, and the
-    claims were held for a lease."""
+    """`paperwire deliver` (or `cycle`, `deliveries retry`) stopped by Ctrl-C or SIGTERM: as
+    the daemon, the message in flight is recorded and the rest given back. Before, the first
+    Ctrl-C ended it at once: the message the server had accepted stayed pending, the next run
+    sent it again, and the claims were held for a lease."""
     port, mailbox = slow_smtp
     config, db = _prepare(tmp_path, port)
     proc, log = _start(config, tmp_path, command)
