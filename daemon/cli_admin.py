@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from daemon.app import App
     from daemon.db.health import Delivery
+    from daemon.settings import Settings
     from daemon.status import Status
 
 deliveries_cli = typer.Typer(
@@ -488,7 +489,7 @@ def config_set(
             "(it writes the hash)"
         )
     new = value_of(key, _config_value(key, value))
-    edit(path, {key: new})
+    settings = edit(path, {key: new})
     import tomlkit
 
     item = tomlkit.item(new)
@@ -498,6 +499,23 @@ def config_set(
     shown = "(secret)" if is_secret(key) else item.as_string()  # as the file writes it
     _record_config("config changed", key, shown)
     out.print(f"{key} = {shown} written to {path}", markup=False, highlight=False)
+    _warn_of(key, settings)
+
+
+def _warn_of(key: str, settings: Settings) -> None:
+    """What `config check` warns of, when the key just set is one it concerns."""
+    server = settings.server
+    concerned = {
+        "schedule.digest_cron": settings.schedule.hours_unreached,
+        "schedule.timezone": settings.schedule.hours_unreached,
+        "server.secret_key": server.weak_key,
+        "server.base_url": server.links_elsewhere,
+        "server.port": server.links_elsewhere,
+        "server.host": server.links_elsewhere,
+    }
+    warning = concerned[key]() if key in concerned else ""
+    if warning:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 def _config_value(key: str, given: str | None) -> str:

@@ -783,6 +783,29 @@ def test_config_set_keeps_comments_and_the_previous_version(tmp_path: Path) -> N
     assert audit[-1].detail == "9" and audit[-1].admin.startswith("cli:")
 
 
+def test_config_set_warns_as_config_check_does(tmp_path: Path) -> None:
+    """`config set` of a digest_cron with hours between its runs, a short secret key or a
+    base_url on another port of this machine says what `config check`, the console and the
+    daemon say of it (it wrote the file and said nothing: the admin learnt of the lost
+    digests from the daemon's log, if at all)."""
+    path = _commented(tmp_path)
+    pw = Runner(path, tmp_path)
+    pw("db", "upgrade")
+    said = pw("config", "set", "schedule.digest_cron", "5 8 * * *")
+    assert "written" in said.stdout
+    assert "warning: schedule.digest_cron '5 8 * * *' leaves hours without a run" in flat(
+        said.stderr
+    )
+    said = pw("config", "set", "server.port", "8099")
+    assert "points at this machine on port 8080, but paperwire listens on port 8099" in flat(
+        said.stderr
+    )
+    said = pw("config", "set", "server.secret_key", "short")
+    assert "server.secret_key is 5 characters long" in flat(said.stderr)
+    # a change that concerns none of them repeats none
+    assert pw("config", "set", "digest.max_picks", "12").stderr == ""
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
