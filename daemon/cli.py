@@ -650,13 +650,12 @@ def db_upgrade() -> None:
 def db_status() -> None:
     """Show the database's schema revision and what this version needs; exit status 1 while
     they differ."""
-    from daemon.db.engine import head_revision, missing_file, schema_revisions
+    from daemon.db.engine import head_revision, missing_file, no_database, schema_revisions
 
     with _open_app(check=False) as app:
         path = missing_file(app.store.engine)
         if path:  # not created by looking
-            out.print(f"no database at {path}; this version needs: {head_revision()}")
-            out.print("`paperwire db upgrade` creates it; or correct database.url")
+            out.print(f"{no_database(path)}; this version needs: {head_revision()}")
             raise typer.Exit(1)
         current, head = schema_revisions(app.store.engine)
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")

@@ -422,15 +422,29 @@ def missing_file(engine: Engine) -> str | None:
     return None
 
 
+def no_database(path: str) -> str:
+    """What to do about a SQLite file that is not there. A relative path is read from the
+    directory paperwire is started in: started elsewhere, `db upgrade` would make a second,
+    empty database there, so that comes last."""
+    if Path(path).is_absolute():
+        return (
+            f"no database at {path}: run `paperwire db upgrade` to create it, or correct "
+            "database.url"
+        )
+    cwd = Path.cwd()
+    return (
+        f"no database at {cwd / path} (database.url's {path} is relative to the directory "
+        f"paperwire is started in, {cwd}): start paperwire in the directory that holds it, or "
+        "give database.url an absolute path; `paperwire db upgrade` creates a new, empty one here"
+    )
+
+
 def check_schema(engine: Engine) -> None:
     """Refuse to work on a database whose schema is not the code's (without loading Alembic:
     the revision is one row of `alembic_version`, the head is the newest migration file)."""
     path = missing_file(engine)
     if path:
-        raise SchemaError(
-            f"no database at {path}: run `paperwire db upgrade` to create it, or correct "
-            "database.url"
-        )
+        raise SchemaError(no_database(path))
     current = _current_revision(engine)
     head = head_revision()
     _not_newer(current)

@@ -268,6 +268,32 @@ def test_a_whole_session(tmp_path: Path) -> None:
     assert _count(db, "paper") == 15  # its papers stay
 
 
+def test_a_relative_database_path_missing_names_the_directory_it_was_read_from(
+    tmp_path: Path,
+) -> None:
+    """A relative database.url (the default's `var/paperwire.db`) is read from the directory
+    paperwire is started in. Started elsewhere (`--config /srv/…/paperwire.toml` from the home
+    directory), it said "no database at var/paperwire.db: run `paperwire db upgrade` to create
+    it", and doing so made a second, empty database there. Now it names the directory and
+    says to start it where the database is first."""
+    home, elsewhere = tmp_path / "srv", tmp_path / "home"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = write_config(home)
+    config.write_text(config.read_text().replace(f"sqlite:///{home}/", "sqlite:///var/"))
+    Runner(config, home)("db", "upgrade")
+    assert (home / "var" / "paperwire.db").exists()
+    pw = Runner(config, elsewhere)
+    said = " ".join(pw("users", "list", expect=1).stderr.split())
+    assert f"no database at {elsewhere / 'var' / 'paperwire.db'}" in said
+    assert f"relative to the directory paperwire is started in, {elsewhere}" in said
+    assert said.index("start paperwire in the directory") < said.index("paperwire db upgrade")
+    status = " ".join(pw("db", "status", expect=1).stdout.split())
+    assert f"relative to the directory paperwire is started in, {elsewhere}" in status
+    assert not (elsewhere / "var" / "paperwire.db").exists()
+    Runner(config, home)("users", "list")  # where it is, it is found
+
+
 def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     for args in (("users", "list"), ("ingest",)):
