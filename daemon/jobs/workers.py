@@ -26,6 +26,7 @@ import logging
 import multiprocessing
 import signal
 import threading
+import time
 from datetime import datetime
 from multiprocessing.context import SpawnProcess
 from pathlib import Path
@@ -65,7 +66,7 @@ class DeliveryWorkers:
     ) -> None:
         self._app, self._count, self._progress = app, count, progress
         ctx = multiprocessing.get_context("spawn")  # no threads or sockets copied by fork
-        self._done, self._stopping = ctx.Event(), ctx.Event()
+        self._done, self._stopping = ctx.Event(), _Flag(ctx.Value("b", 0, lock=False))
         self._sent = ctx.Array("q", count, lock=False)  # messages handled, one slot per worker
         # workers delivering (not stopped or left), and how many times one left its claims
         self._live, self._left = ctx.Value("i", count), ctx.Value("q", 0, lock=False)
@@ -143,6 +144,33 @@ class DeliveryWorkers:
         return report
 
 
+class _Flag:
+    """The stop, as the workers see it: a shared byte they poll, set by the parent. Not a
+    multiprocessing Event: its set() waits, holding the Event's lock, for every process
+    waiting on it to wake, and a worker that exited while its stop-mirror thread waited never
+    does: the daemon hung in set() for ever, and the other worker, unable to take the lock to
+    read it, delivered on."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def set(self) -> None:
+        self._value.value = 1
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether it is set, looking every STOP_POLL at most until `timeout` is up."""
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, STOP_POLL))
+        return True
+
+
 class _Live:
     """What the workers share to hand claims over: how many deliver (`count`), and how many
     times one left its claims to the others (`left`), both read and changed under one lock,
@@ -204,7 +232,7 @@ def _work(
     now: datetime,
     slot: int,
     done: Any,
-    stopping: Any,
+    stopping: _Flag,
     sent: Any,
     live: _Live,
     results: Any,

@@ -192,6 +192,49 @@ def test_sigterm_stops_workers_cleanly_and_nothing_is_lost_or_sent_twice(
         assert _recipients(server) == sorted(f"u{i}@x.org" for i in range(len(ids)))
 
 
+def test_a_stop_after_one_worker_is_done_stops_the_other(
+    app_factory: Callable[..., App],
+    make_settings: SettingsFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C or SIGTERM reaching the daemon alone, while one worker still delivers and the
+    other is done (it found nothing due and exited): the one delivering finishes its message
+    in flight, gives the rest back and exits, and the daemon's job ends. Before, the stop was a
+    multiprocessing Event whose set() waits for every process that ever waited on it to wake;
+    the worker that had exited never did, so the daemon hung in set() for ever (`paperwire
+    run` and `cycle` never exited), holding the Event's lock, and the other worker, unable to
+    read it, delivered on."""
+    held = _Held(monkeypatch)
+    with smtp_server(tls="none", require_starttls=False) as server:
+        app = _app(app_factory, make_settings, server)
+        ids = users_with_digests(app, 3)  # one claim of 5: the first worker takes them all
+        with workers.DeliveryWorkers(app, NOW, 2) as pool:
+            joined: list[jobs.DeliveryReport] = []
+            joiner = threading.Thread(target=lambda: joined.append(pool.join()), daemon=True)
+            joiner.start()
+            deadline = time.monotonic() + 60
+            # one worker done and gone, the other's second message held in flight
+            while not (
+                any(proc.exitcode == 0 for proc in pool._procs) and len(server.messages) == 1
+            ):
+                assert time.monotonic() < deadline, "no worker left, or nothing sent"
+                time.sleep(0.01)
+            app.stopping.set()  # what the daemon's signal handler does
+            held.release.set()
+            joiner.join(60)
+            assert joined, "the daemon's job hung on the stop"
+            assert [proc.exitcode for proc in pool._procs] == [0, 0]
+        held.on.clear()
+        stopped = joined[0]
+        assert not stopped.errors
+        states = digest_states(app)
+        sent = [i for i in ids if states[i] == DigestState.SENT]
+        assert len(sent) == stopped.sent == len(server.messages) == 2  # the one in flight too
+        assert stopped.released == 1  # given back, not left to its lease
+        app.stopping.clear()
+        assert jobs.deliver_due(app, NOW).sent == 1
+
+
 _PARENT = """
 import datetime, pickle, sys, time
 from daemon.app import make_app
