@@ -348,6 +348,26 @@ def make_daemon(app: App) -> Daemon:
     return daemon
 
 
+def _why_not(e: OSError) -> str:
+    """Why the listening address was refused, and which setting to change."""
+    if e.errno == errno.EADDRINUSE:
+        return (
+            "the port is in use (another `paperwire run`?); stop the other process or set "
+            "server.port"
+        )
+    if e.errno == errno.EADDRNOTAVAIL:
+        return (
+            "no network interface of this machine has that address; set server.host to one "
+            "of its own (127.0.0.1: this machine only, behind a reverse proxy; 0.0.0.0: all)"
+        )
+    if e.errno == errno.EACCES:
+        return (
+            "a port below 1024 needs root; set server.port to 1024 or more (8080) and let the "
+            "reverse proxy take 80 and 443"
+        )
+    return f"{e.strerror or e}; check server.host and server.port"
+
+
 def _listen(host: str, port: int) -> socket.socket:
     """The listening socket, bound before anything starts: a port already taken is one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -357,14 +377,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as e:
         sock.close()
-        why = (
-            "the port is in use (another `paperwire run`?)"
-            if e.errno == errno.EADDRINUSE
-            else (e.strerror or str(e))
-        )
-        raise PaperwireError(
-            f"cannot listen on {host}:{port}: {why}; stop the other process or set server.port"
-        ) from None
+        raise PaperwireError(f"cannot listen on {host}:{port}: {_why_not(e)}") from None
     sock.set_inheritable(True)
     return sock
 

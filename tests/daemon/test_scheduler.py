@@ -786,3 +786,21 @@ def test_a_digest_run_fetches_first_when_an_ingest_run_came_due_since_the_last_f
     order.clear()
     _digest_job(app, at)
     assert order == ["digests"]
+
+
+def test_an_address_not_of_this_machine_is_named_as_the_host_to_change() -> None:
+    """`server.host` set to an address no interface of this machine has (192.0.2.1, a
+    documentation address): it said "Cannot assign requested address; stop the other process or
+    set server.port", sending the admin after a process and a port that are not the trouble."""
+    from daemon.errors import PaperwireError
+    from daemon.scheduler import _listen
+    from tests.servers import free_port
+
+    port = free_port()
+    with pytest.raises(PaperwireError) as refused:
+        _listen("192.0.2.1", port)
+    said = str(refused.value)
+    assert said.startswith(f"cannot listen on 192.0.2.1:{port}: ")
+    assert "no network interface of this machine has that address" in said
+    assert "set server.host" in said
+    assert "stop the other process" not in said and "server.port" not in said
