@@ -956,10 +956,20 @@ def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()
             lines.append(f"  {key or 'the file'}: {msg}")  # (the values may hold secrets)
             continue
         shown = "(missing)" if err["type"] == "missing" else repr(_redact(key, value))
-        lines.append(f"  {key} = {shown}: {msg}")
+        lines.append(f"  {key} = {shown}: {msg}{_set_by(err['loc'])}")
     head = f"{file}: invalid configuration ({len(lines)} problem(s)):"
     tail = "  (environment variables PAPERWIRE_<SECTION>__<KEY> override the file)"
     return "\n".join([head, *lines, tail])
+
+
+def _set_by(loc: tuple[Any, ...]) -> str:
+    """ " (set by PAPERWIRE_…)" when the value came from the environment, not the file the
+    message names (the key's own variable, or its table's: PAPERWIRE_RECOMMENDER__OPTIONS)."""
+    for n in range(len(loc), 1, -1):
+        variable = ENV_PREFIX + "__".join(str(p) for p in loc[:n]).upper()
+        if variable in os.environ:
+            return f" (set by {variable})"
+    return ""
 
 
 def _key_of(loc: tuple[Any, ...]) -> str:

@@ -207,6 +207,12 @@ def test_bad_environment_value_is_reported(tmp_path: Path, monkeypatch: pytest.M
     assert "digest.max_picks" in msg
     assert "500" in msg
     assert "less than or equal to 100" in msg
+    # the value is not in the file the message names: it says where it came from (an admin
+    # read the file, found max_picks right or absent there, and was left to guess)
+    assert "(set by PAPERWIRE_DIGEST__MAX_PICKS)" in msg
+    monkeypatch.delenv("PAPERWIRE_DIGEST__MAX_PICKS")
+    path.write_text("[digest]\nmax_picks = 500\n")
+    assert "set by" not in _error(path)  # the file's own: no variable named
 
 
 def test_a_table_or_list_from_the_environment_is_written_as_in_the_file(
