@@ -146,12 +146,17 @@ def _key_changed(old: Settings, new: Settings) -> bool:
 
 def link_secret(settings: Settings) -> str:
     """The key that signs links: `server.secret_key`, else one kept in `server.secret_key_file`."""
+    return _link_secret(settings)[0]
+
+
+def _link_secret(settings: Settings) -> tuple[str, bool]:
+    """(the key that signs links, whether its file was made just now)."""
     configured = settings.server.secret_key.get_secret_value()
     if configured:
-        return configured
+        return configured, False
     path: Path = settings.server.secret_key_file
     if _is_file(path):
-        return _kept_key(path)
+        return _kept_key(path), False
     key = secrets.token_urlsafe(32)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +168,35 @@ def link_secret(settings: Settings) -> str:
             f"{path}: cannot create the link-signing key ({e.strerror}); make the folder "
             f"writable, point server.secret_key_file elsewhere, or set server.secret_key"
         ) from None
-    return key
+    return key, True
+
+
+def _say_new_key(path: Path, store: Store) -> None:
+    """A key file made for a database that has sent digests: their links (unsubscribe, like,
+    the subscriber's page) were signed with another key, and no longer work. The usual cause:
+    paperwire started in another directory than its relative `secret_key_file` is in (its
+    database on PostgreSQL, or given as an absolute path, is found all the same)."""
+    import sqlalchemy as sa
+    from sqlmodel import col
+
+    from daemon.db.models import Digest, DigestState
+
+    sent_one = sa.select(col(Digest.id)).where(col(Digest.state) == DigestState.SENT).limit(1)
+    try:
+        with store.engine.connect() as conn:
+            sent = conn.execute(sent_one).first()
+    except sa.exc.SQLAlchemyError:  # no schema yet (a first `db upgrade`), or no database
+        return
+    if sent is None:
+        return
+    where = path if path.is_absolute() else Path.cwd() / path
+    log.warning(
+        f"made a new link-signing key in {where}, but this database has sent digests: their "
+        "links (unsubscribe, like, the subscriber's page) were signed with another key and no "
+        "longer work. If that key exists, stop paperwire, delete this one and start it in the "
+        f"directory that holds {path} (a relative server.secret_key_file is read from the "
+        "directory paperwire is started in), or set server.secret_key"
+    )
 
 
 def _links(settings: Settings) -> Links:
@@ -227,16 +260,20 @@ def make_app(
     smtp_ssl_context: ssl.SSLContext | None = None,
     config_file: Path | None = None,
 ) -> App:
+    key, made = _link_secret(settings)
+    store = Store(
+        make_engine(
+            settings.database.url,
+            echo=settings.database.echo,
+            statement_timeout_seconds=settings.database.statement_timeout_seconds,
+        )
+    )
+    if made:
+        _say_new_key(settings.server.secret_key_file, store)
     return App(
         settings=settings,
-        store=Store(
-            make_engine(
-                settings.database.url,
-                echo=settings.database.echo,
-                statement_timeout_seconds=settings.database.statement_timeout_seconds,
-            )
-        ),
-        links=_links(settings),
+        store=store,
+        links=Links(key, str(settings.server.base_url)),
         clock=clock,
         smtp_ssl_context=smtp_ssl_context,
         http_transport=http_transport,

@@ -3,6 +3,7 @@ settings, the default file documents every key, and `paperwire config check`."""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -441,6 +442,40 @@ def test_a_short_link_key_is_used_and_warned_of(tmp_path: Path) -> None:
     checked = run_paperwire("--config", str(path), "config", "check", cwd=tmp_path)
     assert checked.returncode == 0
     assert "server.secret_key is 8 characters long" in " ".join(checked.stderr.split())
+
+
+def test_a_new_link_key_for_a_database_that_has_sent_digests_is_warned_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """paperwire started in another directory than its relative secret_key_file (its database
+    on PostgreSQL, or an absolute path, found all the same) made a new key there in silence:
+    every link of the digests already sent (unsubscribe, like, the subscriber's page) stopped
+    working. A first key, for a database that has sent nothing, is made without a word."""
+    import sqlalchemy as sa
+
+    from daemon.app import App, make_app
+    from daemon.db.engine import upgrade
+    from tests.daemon.jobs.helpers import users_with_digests
+
+    db = f"sqlite:///{tmp_path / 'paperwire.db'}"
+
+    def app_with_key(key_file: Path) -> App:
+        return make_app(Settings(database={"url": db}, server={"secret_key_file": str(key_file)}))
+
+    with caplog.at_level(logging.INFO):
+        first = app_with_key(tmp_path / "srv" / "secret.key")
+        upgrade(first.store.engine)
+        users_with_digests(first, 2)
+        first.close()
+        assert "link-signing key" not in caplog.text  # nothing sent yet: the first key
+        with sa.create_engine(db).begin() as conn:
+            conn.execute(sa.text("UPDATE digest SET state = 'sent'"))
+        app_with_key(tmp_path / "srv" / "secret.key").close()  # its own key: nothing said
+        assert "link-signing key" not in caplog.text
+        app_with_key(tmp_path / "home" / "secret.key").close()
+    said = " ".join(caplog.text.split())
+    assert f"made a new link-signing key in {tmp_path / 'home' / 'secret.key'}" in said
+    assert "this database has sent digests" in said and "no longer work" in said
 
 
 def test_an_unwritable_link_key_file_is_a_clear_error(tmp_path: Path) -> None:
