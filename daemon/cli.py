@@ -799,9 +799,12 @@ def users_set(
         )
         if value is not None
     }
+    from daemon.web.console_people import audited_changes
+
     with _open_app() as app:
+        user = app.store.people.get(name)
+        before = app.store.people.channels_of(user.id)
         if frequency is not None or weekday is not None or pause_until is not None or resume:
-            user = app.store.people.get(name)
             # a pause's date is the user's local date (in their new zone, if it changes)
             zone = timezone or user.timezone
             changes.update(
@@ -814,7 +817,9 @@ def users_set(
             channels={kind: address or None for kind, address in channels.items()},
             subscribed=subscribed,
         )
-        _audit(app, "user changed", edited.name)  # the handle as stored ("ADA" is ada)
+        after = app.store.people.channels_of(edited.id)
+        changed = audited_changes(user, before, edited, after)
+        _audit(app, "user changed", edited.name, changed)  # the handle as stored ("ADA" is ada)
         out.print(f"updated user {edited.name}", markup=False)
 
 

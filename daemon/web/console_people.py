@@ -726,7 +726,7 @@ def _edit_user(
             form=got.values,
         )  # fmt: skip
     after = app.store.people.get(name)
-    changed = _changes(user, before, after, app.store.people.channels_of(after.id))
+    changed = audited_changes(user, before, after, app.store.people.channels_of(after.id))
     console.audit(form.admin.name, "user changed", name, changed)
     back = f"/admin/subscribers/{name}{list_query(q, page, sort)}"
     return console.back(back, f"Saved {name}.")
@@ -739,11 +739,11 @@ AUDITED = (
 )
 
 
-def _changes(
+def audited_changes(
     old: UserRow, old_channels: list[ChannelRow], new: UserRow, new_channels: list[ChannelRow]
 ) -> str:
-    """What an edit changed, for the audit log: each setting old → new; the email address;
-    a Slack webhook only as set or removed (it is a secret)."""
+    """What an edit changed, for the audit log (the console's and `users set`'s): each setting
+    old → new; the email address; a Slack webhook only as set or removed (it is a secret)."""
 
     def shown(key: str, value: object) -> str:
         if key == "digest_weekday":  # as the pages name it; none: not weekly

@@ -1551,3 +1551,19 @@ def test_an_empty_arxiv_listing_says_arxiv_announces_nothing_that_day() -> None:
         assert "arXiv announces nothing" in said and "Saturdays" in said, url
     for url in ("http://export.arxiv.org/api/query?search_query=cat:cs.LG", "https://lab/rss/"):
         assert "the one you meant" in FeedTrial(url, [], 0, 0).summary(), url
+
+
+def test_users_set_names_what_it_changed_in_the_audit_log(pw: Runner, store: Store) -> None:
+    """docs/admin.md: "An edit of a subscriber names what it changed, old → new". The console's
+    did; `users set` wrote "user changed" with nothing more, so the log could not say who
+    moved a reader's digest hour, or paused them."""
+    pw("users", "add", "carol", "--email", "carol@lab.example", "--timezone", "Europe/Paris")
+    pw("users", "set", "carol", "--timezone", "Europe/Berlin", "--max-picks", "5")
+    pw("users", "set", "carol", "--email", "c@lab.example", "--slack-webhook",
+       "https://hooks.slack.com/services/T0/B0/secretpart")  # fmt: skip
+    changed = [e.detail for e in store.admin.audit_log() if e.action == "user changed"]
+    assert changed == [
+        "email: carol@lab.example → c@lab.example; Slack webhook: set",  # newest first
+        "time zone: 'Europe/Paris' → 'Europe/Berlin'; papers per digest: default → 5",
+    ]
+    assert not any("secretpart" in e.detail for e in store.admin.audit_log())
