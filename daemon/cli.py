@@ -435,8 +435,22 @@ def digest(
 
 def _check_users(app: App, names: list[str] | None) -> list[str]:
     """--user names must exist (a typo would silently do nothing); their handles as stored
-    ("ADA" is ada's, in any case)."""
-    return [app.store.people.get(name).name for name in names or []]
+    ("ADA" is ada's, in any case). Those who get no digest now (paused, unsubscribed) are
+    named, with what resumes them: the count of digests made alone did not say why."""
+    from daemon.jobs import is_paused
+
+    users = [app.store.people.get(name) for name in names or []]
+    for user in users:
+        why = ""
+        if not user.active:
+            why = f"is unsubscribed: no digest (`paperwire users set {user.name} --subscribe`"
+            why += " resumes it)"
+        elif is_paused(user, app.clock()):
+            why = f"is paused until {user.paused_until}: no digest before (`paperwire users "
+            why += f"set {user.name} --resume` ends the pause)"
+        if why:
+            err.print(f"{user.name} {why}", markup=False, highlight=False)
+    return [user.name for user in users]
 
 
 @cli.command()

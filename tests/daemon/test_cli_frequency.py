@@ -56,3 +56,22 @@ def test_users_set_frequency_weekday_and_pause(tmp_path: Path) -> None:
     # other changes and a bad frequency: nothing is written
     refused("--timezone", "Europe/Paris", "--frequency", "hourly")
     assert "Asia/Tokyo" in pw("users", "list").stdout
+
+
+def test_digest_for_a_named_user_who_gets_none_says_why(tmp_path: Path) -> None:
+    """`paperwire digest --user ada` (or `cycle`) for a paused or unsubscribed reader made
+    nothing and said only "0 digest(s) created": the admin could not tell a pause from a
+    fault. Now one line each says why, and what resumes them."""
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    pw("users", "add", "ada", "--email", "ada@lab.example")
+    pw("users", "add", "bob", "--email", "bob@lab.example")
+    pw("users", "set", "ada", "--pause-until", FAR)
+    pw("users", "set", "bob", "--unsubscribe")
+    for command in ("digest", "cycle"):
+        said = " ".join(pw(command, "--user", "ada", "--user", "bob").stderr.split())
+        paused = f"ada is paused until {FAR}: no digest before (`paperwire users set ada --resume`"
+        assert paused in said
+        assert "bob is unsubscribed: no digest (`paperwire users set bob --subscribe`" in said
+    pw("users", "set", "ada", "--resume")
+    assert "paused" not in pw("digest", "--user", "ada").stderr
