@@ -452,6 +452,15 @@ def test_a_feed_whose_test_fetch_fails_can_be_added_anyway(
     )
     assert refused.status_code == 400 and "not added: the test fetch failed" in refused.text
     assert 'value="add-unchecked"' in refused.text and console.app.store.feeds.all() == []
+    # an error that names the URL itself: the line under the form said it twice ("The test
+    # fetch of URL failed: URL: HTTP 404 …")
+    with http_server(Reply(404, "not found")) as gone:
+        missing = {"csrf": csrf, "name": "g", "url": gone.url_for("/feed.xml"), "action": "add"}
+        (said,) = re.findall(
+            r'<p class="bad">(.*?)</p>', client.post("/admin/feeds", data=missing).text
+        )
+    assert html.unescape(said).count(gone.url_for("/feed.xml")) == 1, said
+    assert "HTTP 404" in said
     form = {"csrf": csrf, "name": "j", "url": later, "action": "add-unchecked"}
     added = client.post("/admin/feeds", data=form)
     assert added.url.path == "/admin/feeds" and "Added feed j without a test fetch" in added.text
