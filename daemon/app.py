@@ -179,8 +179,11 @@ def _say_new_key(path: Path, store: Store) -> None:
     import sqlalchemy as sa
     from sqlmodel import col
 
+    from daemon.db.engine import missing_file
     from daemon.db.models import Digest, DigestState
 
+    if missing_file(store.engine):  # no database here: connecting would make an empty one,
+        return  # and the command would say to upgrade it, not where the database is
     sent_one = sa.select(col(Digest.id)).where(col(Digest.state) == DigestState.SENT).limit(1)
     try:
         with store.engine.connect() as conn:

@@ -294,6 +294,30 @@ def test_a_relative_database_path_missing_names_the_directory_it_was_read_from(
     Runner(config, home)("users", "list")  # where it is, it is found
 
 
+def test_a_relative_database_missing_with_a_relative_key_file_leaves_no_empty_database(
+    tmp_path: Path,
+) -> None:
+    """The default configuration: database and link-signing key both relative (var/…), no
+    server.secret_key. Started in another directory, paperwire makes a new key there, and the
+    check for a key made for a database that has sent digests connected to the database
+    first: SQLite made an empty file, and the command then said "schema is at revision none
+    (empty database) … run `paperwire db upgrade`" instead of naming the directory. Now the
+    database missing is said as when the key is set, and no file is made."""
+    home, elsewhere = tmp_path / "srv", tmp_path / "home"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = write_config(home)
+    text = config.read_text().replace(f"sqlite:///{home}/", "sqlite:///var/")
+    text = text.replace('secret_key = "cli-test-secret-0123"\n', "")
+    config.write_text(text.replace(str(home / "secret.key"), "var/secret.key"))
+    Runner(config, home)("db", "upgrade")
+    pw = Runner(config, elsewhere)
+    for _ in range(2):  # the key made by the first run is there for the second
+        said = " ".join(pw("users", "list", expect=1).stderr.split())
+        assert f"no database at {elsewhere / 'var' / 'paperwire.db'}" in said
+        assert not (elsewhere / "var" / "paperwire.db").exists()
+
+
 def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     for args in (("users", "list"), ("ingest",)):
