@@ -964,11 +964,13 @@ def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()
 
 def _set_by(loc: tuple[Any, ...]) -> str:
     """ " (set by PAPERWIRE_…)" when the value came from the environment, not the file the
-    message names (the key's own variable, or its table's: PAPERWIRE_RECOMMENDER__OPTIONS)."""
+    message names (the key's own variable, or its table's: PAPERWIRE_RECOMMENDER__OPTIONS),
+    as it is written: the variables are read in any case (paperwire_digest__max_picks)."""
+    written = {name.upper(): name for name in os.environ}
     for n in range(len(loc), 1, -1):
         variable = ENV_PREFIX + "__".join(str(p) for p in loc[:n]).upper()
-        if variable in os.environ:
-            return f" (set by {variable})"
+        if variable in written:  # the capitals' own, if there are both
+            return f" (set by {variable if variable in os.environ else written[variable]})"
     return ""
 
 

@@ -216,6 +216,19 @@ def test_bad_environment_value_is_reported(tmp_path: Path, monkeypatch: pytest.M
     assert "set by" not in _error(path)  # the file's own: no variable named
 
 
+def test_a_bad_value_from_a_variable_in_lower_case_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the variables are read in any case (paperwire_digest__max_picks sets max_picks), but
+    # only one written in capitals was named: the message named the file alone, where the
+    # key was right or absent
+    path = _write(tmp_path, "[digest]\nmax_picks = 5\n")
+    monkeypatch.setenv("paperwire_digest__max_picks", "500")
+    msg = _error(path)
+    assert "500" in msg
+    assert "(set by paperwire_digest__max_picks)" in msg
+
+
 def test_a_table_or_list_from_the_environment_is_written_as_in_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
