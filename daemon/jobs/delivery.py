@@ -548,7 +548,8 @@ def _deliver_one(
             for part in range(d.parts_sent, parts):
                 one = (out.payloads[part],)  # its errors say "payload 2/3", not "1/1"
                 transport.send(replace(out, payloads=one, first_part=part + 1, parts=parts))
-                _record_sent(run, d, held, part=part + 1)
+                if not _record_sent(run, d, held, part=part + 1):
+                    return  # the new address's now, from its first part: back with the lease
         else:
             transport.send(out)
     except TransportUnavailable:
@@ -567,14 +568,15 @@ def _deliver_one(
     log.info("digest sent", extra={"digest": d.digest_id, "transport": transport.name})
 
 
-def _record_sent(run: _Run, d: DueDelivery, held: _Lease, part: int | None = None) -> None:
+def _record_sent(run: _Run, d: DueDelivery, held: _Lease, part: int | None = None) -> bool:
     """The server accepted the message (or its `part`, of a split Slack message): record it,
     insisting while its lease holds (no other worker can take it meanwhile) — what is recorded
     as unsent would be sent again. Only the database's trouble (`database_trouble`: out of
     reach, locked, a connection lost, the pool out of connections) is waited for, and only
     until the lease held at the first failure ends (the heartbeat renews it): any other error
     would come again. A part is recorded only while the digest is still for the channel it
-    went to (its address changed: the new one has none of its parts)."""
+    went to (its address changed: the new one has none of its parts); False then: the rest
+    of the message is not sent to the old address."""
     digests, digest_id = run.app.store.digests, d.digest_id
     attempt, until = 0, held.until
     while True:
@@ -584,8 +586,10 @@ def _record_sent(run: _Run, d: DueDelivery, held: _Lease, part: int | None = Non
                 digests.finish(digest_id, run.clock(), outcome=Outcome.SENT)
             elif not digests.record_part_sent(digest_id, part, d.channel_id):
                 log.info("a part sent to an address changed meanwhile: not counted for the "
-                         "new one", extra={"digest": digest_id, "part": part})  # fmt: skip
-            return
+                         "new one, the rest not sent to the old", extra={"digest": digest_id,
+                         "part": part})  # fmt: skip
+                return False
+            return True
         except Exception as e:
             pause = min(float(attempt), MARK_SENT_PAUSE)
             out_of_time = until is None or run.clock() + timedelta(seconds=pause) >= until
