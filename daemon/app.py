@@ -27,6 +27,7 @@ log = logging.getLogger("paperwire.daemon")
 
 if TYPE_CHECKING:  # the recommender imports scikit-learn: only load it when ranking
     import httpx
+    from sqlalchemy import Engine
 
     from daemon.ingest.fetch import Fetcher
     from recommender import Recommender, RecommenderConfig
@@ -262,8 +263,12 @@ def make_app(
     http_transport: httpx.BaseTransport | None = None,
     smtp_ssl_context: ssl.SSLContext | None = None,
     config_file: Path | None = None,
+    prepare: Callable[[Engine], None] | None = None,
 ) -> App:
-    key, made = _link_secret(settings)
+    """The app on `settings`. `prepare` runs on the database before the link-signing key is
+    read or made (a command's schema check, `db upgrade`): refused, it leaves no key behind,
+    as the engine leaves no folder (a command run in the wrong directory left `var/` and a
+    new `var/secret.key` there)."""
     store = Store(
         make_engine(
             settings.database.url,
@@ -271,6 +276,13 @@ def make_app(
             statement_timeout_seconds=settings.database.statement_timeout_seconds,
         )
     )
+    try:
+        if prepare is not None:
+            prepare(store.engine)
+        key, made = _link_secret(settings)
+    except BaseException:
+        store.engine.dispose()
+        raise
     if made:
         _say_new_key(settings.server.secret_key_file, store)
     return App(

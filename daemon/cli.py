@@ -26,6 +26,8 @@ from daemon.errors import PaperwireError
 if TYPE_CHECKING:
     from datetime import date, datetime
 
+    from sqlalchemy import Engine
+
     from daemon import jobs
     from daemon.app import App
     from daemon.db.models import ChannelKind
@@ -98,16 +100,17 @@ def _settings() -> Settings:
 
 
 @contextmanager
-def _open_app(*, check: bool = True) -> Iterator[App]:
-    """The wired app for one command (schema checked first), closed afterwards."""
+def _open_app(prepare: Callable[[Engine], None] | None = None) -> Iterator[App]:
+    """The wired app for one command, closed afterwards. `prepare` (default: the schema
+    check) runs on the database first: refused, nothing is left behind (no link key)."""
     from daemon.app import make_app
     from daemon.db import check_schema
     from daemon.settings import config_path
 
-    app = make_app(_settings(), config_file=config_path(_state.config))
+    app = make_app(
+        _settings(), config_file=config_path(_state.config), prepare=prepare or check_schema
+    )
     try:
-        if check:
-            check_schema(app.store.engine)
         yield app
     finally:
         app.close()
@@ -651,8 +654,7 @@ def db_upgrade() -> None:
     """Create the schema or bring it up to date (Alembic migrations)."""
     from daemon.db.engine import make_private, schema_revisions, upgrade
 
-    with _open_app(check=False) as app:
-        upgrade(app.store.engine)
+    with _open_app(prepare=upgrade) as app:  # then the link key, if there is none yet
         private = make_private(app.store.engine)  # a file an earlier version left 0644
         if private:
             out.print(private, markup=False, highlight=False, soft_wrap=True)
@@ -664,18 +666,28 @@ def db_upgrade() -> None:
 def db_status() -> None:
     """Show the database's schema revision and what this version needs; exit status 1 while
     they differ."""
-    from daemon.db.engine import head_revision, missing_file, no_database, schema_revisions
+    from daemon.db.engine import (
+        head_revision,
+        make_engine,
+        missing_file,
+        no_database,
+        schema_revisions,
+    )
 
-    with _open_app(check=False) as app:
-        path = missing_file(app.store.engine)
-        if path:  # not created by looking
+    db = _settings().database
+    engine = make_engine(db.url, statement_timeout_seconds=db.statement_timeout_seconds)
+    try:  # only looks: neither the database nor a link key is made
+        path = missing_file(engine)
+        if path:
             out.print(f"{no_database(path)}; this version needs: {head_revision()}")
             raise typer.Exit(1)
-        current, head = schema_revisions(app.store.engine)
+        current, head = schema_revisions(engine)
         out.print(f"database revision: {current or 'none'}; this version needs: {head}")
         if current != head:  # a check a script or a unit can run: exit 1 until upgraded
             out.print("`paperwire db upgrade` brings it there")
             raise typer.Exit(1)
+    finally:
+        engine.dispose()
 
 
 @db_cli.command("prune")

@@ -108,10 +108,9 @@ def no_statement_timeout(conn: sa.Connection) -> None:
 
 
 def make_engine(url: str, *, echo: bool = False, statement_timeout_seconds: float = 0) -> Engine:
-    """An engine for `url`; SQLite gets its folder created, foreign keys and a busy timeout;
-    PostgreSQL a connect timeout, TCP keepalives and a statement timeout (0: none)."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    """An engine for `url`; SQLite gets foreign keys and a busy timeout (its file and folder
+    are made by `upgrade` only); PostgreSQL a connect timeout, TCP keepalives and a statement
+    timeout (0: none)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # hide_parameters: an error's text never carries the values of a statement (a Slack
@@ -297,6 +296,7 @@ def _create_private(engine: Engine) -> None:
     folder shared by a group (umask 002), the daemon's account and the admins' both use it."""
     path = missing_file(engine)
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         with suppress(FileExistsError):  # made meanwhile: its mode is its maker's
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660))
 

@@ -318,6 +318,34 @@ def test_a_relative_database_missing_with_a_relative_key_file_leaves_no_empty_da
         assert not (elsewhere / "var" / "paperwire.db").exists()
 
 
+def test_a_command_refused_in_the_wrong_directory_leaves_nothing_behind(tmp_path: Path) -> None:
+    """The default's relative `var/paperwire.db` and `var/secret.key`, a command run elsewhere:
+    before refusing, it made `var/` (the engine's folder), a new link-signing key in it, and
+    an empty database file (looking for digests sent with another key); the refusal then
+    read "schema at revision none (empty database)", not "no database at". Now nothing is
+    made until the database is found usable; `db upgrade` still makes all three."""
+    home, elsewhere = tmp_path / "srv", tmp_path / "home"
+    home.mkdir()
+    elsewhere.mkdir()
+    config = write_config(home)
+    text = config.read_text().replace(f"sqlite:///{home}/", "sqlite:///var/")
+    text = text.replace('secret_key = "cli-test-secret-0123"\n', "")
+    text = text.replace(f'secret_key_file = "{home / "secret.key"}"', "")
+    config.write_text(text)
+    pw = Runner(config, elsewhere)
+    said = " ".join(pw("users", "list", expect=1).stderr.split())
+    assert f"no database at {elsewhere / 'var' / 'paperwire.db'}" in said
+    pw("db", "status", expect=1)
+    assert list(elsewhere.iterdir()) == []
+    config.write_text(text.replace("sqlite:///var/paperwire.db", "postgresql://x@127.0.0.1:1/pw"))
+    pw("users", "list", expect=1)  # unreachable: no key made either
+    assert list(elsewhere.iterdir()) == []
+    config.write_text(text)
+    Runner(config, home)("db", "upgrade")
+    assert {p.name for p in (home / "var").iterdir()} >= {"paperwire.db", "secret.key"}
+    Runner(config, home)("users", "list")
+
+
 def test_command_on_an_unupgraded_database_says_to_upgrade(tmp_path: Path) -> None:
     pw = Runner(write_config(tmp_path), tmp_path)
     for args in (("users", "list"), ("ingest",)):
