@@ -278,31 +278,44 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True)
         raise SystemExit(1) from None
     except Exception as e:
-        from sqlalchemy.exc import DBAPIError, OperationalError  # loaded only when it failed
-
-        from daemon.settings import shown_url
-
-        reason = shown_url(" ".join(str(getattr(e, "orig", "")).split()))
-        sqlite = _sqlite_trouble(e) if isinstance(e, OperationalError) else None
-        if sqlite:  # the file is right, but locked, read-only or on a full disk
-            reason, fix = sqlite
-        elif isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
-            fix = "check database.url"
-        elif isinstance(e, DBAPIError) and e.statement is None:
-            # refused before any statement: the connection's own parameters (a libpq one in
-            # the URL that psycopg cannot read: "bad value for connect_timeout")
-            fix = "check database.url"
-        elif isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", "") == "42501":
-            # PostgreSQL 15+: only the database's owner may create tables in its schema public
-            reason = " ".join(str(e.orig).splitlines()[0].split())  # not the statement after
-            fix = _owner_fix()
-        else:
+        trouble = _database_error(e)
+        if trouble is None:
             raise
+        reason, fix = trouble
         err.print(
             f"[bold red]error:[/] cannot use the database: {escape(reason)}; {escape(fix)}",
             highlight=False,
         )
         raise SystemExit(1) from None
+
+
+def _database_error(e: Exception) -> tuple[str, str] | None:
+    """(what is wrong, what to do) when `e` is the database's (or its URL's) fault, not a bug."""
+    from sqlalchemy.exc import DBAPIError, OperationalError  # loaded only when it failed
+
+    from daemon.db.engine import database_trouble
+    from daemon.settings import shown_url
+
+    reason = shown_url(" ".join(str(getattr(e, "orig", "")).split()))
+    sqlite = _sqlite_trouble(e) if isinstance(e, OperationalError) else None
+    if sqlite:  # the file is right, but locked, read-only or on a full disk
+        return sqlite
+    if isinstance(e, OperationalError):  # database down, wrong credentials, unreadable file
+        return reason, "check database.url"
+    if database_trouble(e):
+        # the pool out of connections (TimeoutError: no `orig`), a connection lost that the
+        # driver calls another error (the database restarted): its state just now
+        said = reason or shown_url(" ".join(str(e.args[0] if e.args else e).split()))
+        return said, "try again (if it goes on, check that the database is up, and database.url)"
+    if isinstance(e, DBAPIError) and e.statement is None:
+        # refused before any statement: the connection's own parameters (a libpq one in
+        # the URL that psycopg cannot read: "bad value for connect_timeout")
+        return reason, "check database.url"
+    if isinstance(e, DBAPIError) and getattr(e.orig, "sqlstate", "") == "42501":
+        # PostgreSQL 15+: only the database's owner may create tables in its schema public
+        reason = " ".join(str(e.orig).splitlines()[0].split())  # not the statement after
+        return reason, _owner_fix()
+    return None
 
 
 def _sqlite_trouble(e: Exception) -> tuple[str, str] | None:

@@ -694,3 +694,39 @@ def test_a_sqlite_file_that_cannot_be_written_is_named_with_what_to_do(
     message = " ".join(done.stderr.split())
     assert f"{db} cannot be written ({said})" in message, message
     assert fix in message and "check database.url" not in message
+
+
+@pytest.mark.parametrize("kind", ["pool", "connection-lost"])
+def test_any_trouble_of_the_database_is_a_clear_message_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # only OperationalError was the database's: a pool with every connection taken (its
+    # TimeoutError) or a connection lost that the driver called an InterfaceError was a
+    # traceback, where the pages and the jobs count both the database's (`database_trouble`)
+    from contextlib import ExitStack
+
+    import daemon.db
+    from tests.daemon.conftest import pool_exhausted
+
+    pw, _ = _sqlite_database(tmp_path)
+    check = daemon.db.check_schema
+    held = ExitStack()
+
+    def lost(*_: Any) -> None:
+        raise sa.exc.InterfaceError("SELECT", {}, RuntimeError("connection already closed"),
+                                    connection_invalidated=True)  # fmt: skip
+
+    def checked_then_trouble(engine: sa.Engine) -> None:
+        check(engine)
+        if kind == "pool":
+            held.enter_context(pool_exhausted(engine))
+        else:
+            sa.event.listen(engine, "before_cursor_execute", lost)
+
+    monkeypatch.setattr(daemon.db, "check_schema", checked_then_trouble)
+    with held:
+        done = pw("users", "list", expect=1)
+    message = " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr and "cannot use the database: " in message, message
+    said = "QueuePool limit" if kind == "pool" else "connection already closed"
+    assert said in message and "try again" in message, message
