@@ -1423,6 +1423,11 @@ def _print_ingest(r: jobs.IngestReport) -> None:
                   highlight=False)  # fmt: skip
 
 
+# The entries listed as not imported, at most: a file that is no library (a README) had
+# every line listed, the summary scrolled away.
+SHOWN_PROBLEMS = 20
+
+
 def _print_import(r: ImportReport) -> None:
     out.print(
         f"import into {r.user} from {r.source} ({r.format}): {r.liked} paper(s) liked — "
@@ -1448,11 +1453,22 @@ def _print_import(r: ImportReport) -> None:
         for problem in problems:
             out.print(f"  {problem}", highlight=False, markup=False)
     if r.arxiv_error:
-        err.print(f"  [yellow]arXiv[/]: {escape(r.arxiv_error)}; entries were stored from the file")
+        instead = "; entries were stored from the file" if r.created else ""
+        err.print(f"  [yellow]arXiv[/]: {escape(r.arxiv_error)}{instead}")
     if r.failed:
         err.print("[yellow]not imported[/] (fix these entries and import again):")
-    for problem in r.failed:
+    for problem in r.failed[:SHOWN_PROBLEMS]:
         err.print(f"  {escape(str(problem))}", highlight=False)
+    if len(r.failed) > SHOWN_PROBLEMS:
+        err.print(f"  … and {len(r.failed) - SHOWN_PROBLEMS} more not imported", highlight=False)
+    if r.failed and not r.liked and not r.already_liked:  # the wrong file, most likely
+        from daemon.library.read import WHAT_TO_DO
+
+        err.print(
+            f"nothing was stored: no entry of {escape(r.source)} could be imported (read as "
+            f"{r.format}); {WHAT_TO_DO}",
+            highlight=False,
+        )
 
 
 def _print_digests(r: jobs.DigestReport, *, show_picks: bool) -> None:

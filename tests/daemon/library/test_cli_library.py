@@ -124,6 +124,26 @@ def test_an_unreadable_file_is_one_clear_error(tmp_path: Path) -> None:
     assert "--format 'endnote': give one of arxiv, bibtex, ris, csl-json" in bad.stderr
 
 
+def test_a_file_that_is_no_library_is_said_so_in_a_few_lines(tmp_path: Path) -> None:
+    """A README given by mistake (one arXiv id in it, so read as a text of ids): every other
+    line was listed as not imported (156 for paperwire's README), and arXiv out of reach
+    added "entries were stored from the file" when none was. Now the first 20 are listed
+    and how many more; it says nothing was stored, and which files are read."""
+    pw = _session(tmp_path, closed_port_url())
+    notes = tmp_path / "README.md"
+    prose = "".join(f"Some prose, line {i}, with no id.\n" for i in range(2, 41))
+    notes.write_text(f"See arXiv:2401.01234 first.\n{prose}")
+    done = pw("import", "ada", str(notes), expect=1)
+    assert "0 paper(s) liked" in done.stdout and "40 not imported" in done.stdout
+    said = " ".join(done.stderr.split())
+    assert "line 2: " in said and "line 21: " in said and "line 22: " not in said
+    assert "… and 20 more not imported" in said
+    assert "stored from the file" not in said, said
+    assert f"nothing was stored: no entry of {notes} could be imported (read as arxiv)" in said
+    assert "export the library as BibTeX, RIS or CSL JSON" in said
+    assert len(done.stderr.splitlines()) < 30
+
+
 def test_import_offline_stores_from_the_file(tmp_path: Path) -> None:
     pw = _session(tmp_path, closed_port_url())
     done = pw("import", "ada", str(LIBRARY / "zotero_export.bib"), expect=1)
