@@ -412,7 +412,13 @@ def ingest() -> None:
 
     with _open_app() as app, _stoppable(app):
         with _progress() as progress:
-            report = jobs.ingest(app, app.clock(), progress=progress)
+            try:
+                report = jobs.ingest(app, app.clock(), progress=progress)
+            except Exception as e:  # the database failed again: what was stored, what is left
+                stopped = jobs.stopped_report(e)
+                if stopped is not None:
+                    _print_ingest(stopped)
+                raise
         _print_ingest(report)
     if (report.feeds_failed or report.feeds_left) and not report.feeds_ok + report.feeds_unchanged:
         raise SystemExit(1)
@@ -1412,9 +1418,11 @@ def _not_declared(app: App, name: str) -> None:
 
 
 def _print_ingest(r: jobs.IngestReport) -> None:
+    left = r.feeds_left + r.feeds_stopped  # a database error's, or a stop's (Ctrl-C, SIGTERM)
     out.print(
         f"ingest: {r.feeds_ok} feed(s) ok, {r.feeds_unchanged} unchanged, {r.feeds_failed} failed; "
         f"{r.papers_new} new paper(s), {r.papers_known} already known"
+        + (f"; {left} feed(s) left for the next run" if left else "")
     )
     for e in r.errors:
         err.print(f"  [yellow]feed failed[/]: {escape(e)}", highlight=False)

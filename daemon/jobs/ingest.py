@@ -135,6 +135,7 @@ class IngestReport:
     feeds_unchanged: int = 0
     feeds_failed: int = 0
     feeds_left: int = 0  # not stored for a database error: fetched again by the next run
+    feeds_stopped: int = 0  # not fetched (or left in flight): the run was asked to stop
     papers_new: int = 0
     papers_known: int = 0
     errors: list[str] = field(default_factory=list)
@@ -158,10 +159,12 @@ def ingest(app: App, now: datetime, *, progress: Progress = no_progress) -> Inge
     feeds = feeds_store.all(enabled_only=True)
     for i, feed in enumerate(feeds):
         if app.stopping.is_set():  # the daemon is stopping: the next run fetches the rest
+            report.feeds_stopped = len(feeds) - i
             break
         progress(f"feed {feed.name}", i, len(feeds))
         try:
             if not _try_one(app, feed, now, report):
+                report.feeds_stopped = len(feeds) - i  # this one too: left in flight
                 break
         except Exception as e:
             if not database_trouble(e) or _database_failed(app, e, feeds[i:], report):

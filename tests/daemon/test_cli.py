@@ -3,6 +3,7 @@ point's `main`, and a few runs as a real process (exit status, --help, start-up)
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import subprocess
@@ -730,3 +731,72 @@ def test_any_trouble_of_the_database_is_a_clear_message_not_a_traceback(
     assert "Traceback" not in done.stderr and "cannot use the database: " in message, message
     said = "QueuePool limit" if kind == "pool" else "connection already closed"
     assert said in message and "try again" in message, message
+
+
+# ---- an ingest stopped midway ----------------------------------------------------------------
+
+
+def _four_feeds(tmp_path: Path) -> Runner:
+    pw = Runner(write_config(tmp_path), tmp_path)
+    pw("db", "upgrade")
+    files = ("generic/plain_rss2_constructed.xml", "arxiv-rss/rss2_math.OC_constructed.xml",
+             "arxiv-rss/rss1_rdf_constructed.xml", "hf/daily_papers_2026-08-20.json")  # fmt: skip
+    for name, file in zip("abcd", files, strict=True):
+        pw("feeds", "add", name, (FEEDS / file).as_uri())
+    return pw
+
+
+def test_an_ingest_stopped_by_ctrl_c_says_how_many_feeds_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the summary counted the feeds done only: "ingest: 1 feed(s) ok, 0 unchanged, 0 failed"
+    # for a run of four, with nothing said of the three the next run fetches
+    import os
+    import signal
+
+    ingest = importlib.import_module("daemon.jobs.ingest")  # `daemon.jobs.ingest`: the function
+    pw = _four_feeds(tmp_path)
+    ingest_one = ingest._ingest_one
+
+    def then_ctrl_c(*args: Any) -> None:
+        ingest_one(*args)
+        os.kill(os.getpid(), signal.SIGINT)  # once the first feed is stored
+
+    monkeypatch.setattr(ingest, "_ingest_one", then_ctrl_c)
+    done = pw("ingest", expect=128 + signal.SIGINT)
+    assert "ingest: 1 feed(s) ok" in done.stdout
+    assert "3 feed(s) left for the next run" in done.stdout, done.stdout
+
+
+def test_an_ingest_the_database_stopped_says_how_many_feeds_it_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a second database error stops the run: the command printed the error only, not what it
+    # had stored nor that the feeds from the first error on are left for the next run
+    import sqlite3
+
+    from daemon.db import engine
+
+    ingest = importlib.import_module("daemon.jobs.ingest")
+    pw = _four_feeds(tmp_path)
+    monkeypatch.setattr(engine, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    other = sqlite3.connect(tmp_path / "paperwire.db", isolation_level=None)
+    ingest_one = ingest._ingest_one
+    calls: list[object] = []
+
+    def locked_after_the_first(*args: Any) -> None:
+        if len(calls) == 1:  # the next feeds cannot be stored: another process writes
+            other.execute("BEGIN IMMEDIATE")
+        calls.append(args)
+        ingest_one(*args)
+
+    monkeypatch.setattr(ingest, "_ingest_one", locked_after_the_first)
+    try:
+        done = pw("ingest", expect=1)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert len(calls) == 3  # the second error stops the run: the fourth feed is not fetched
+    assert "ingest: 1 feed(s) ok" in done.stdout, done.stdout + done.stderr
+    assert "3 feed(s) left for the next run" in done.stdout, done.stdout
+    assert "is locked: another process" in " ".join(done.stderr.split())
