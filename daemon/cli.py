@@ -1063,9 +1063,15 @@ def _record_feedback(user: str, paper: str, value: int) -> None:
     with _open_app() as app:
         u = app.store.people.get(user)
         p = app.store.papers.find(paper)
-        app.store.people.set_feedback(u.id, p.id, value, app.clock())
+        before = app.store.people.set_feedback(u.id, p.id, value, app.clock())
+        word = "liked" if value > 0 else "disliked"
+        how = ""  # a word replaced is said: the operator may have reversed the reader's own
+        if before == value:
+            how = f" (already {word})"
+        elif before:
+            how = f" (was {'liked' if before > 0 else 'disliked'}, now {word})"
         out.print(
-            f"{u.name} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}",
+            f"{u.name} {'likes' if value > 0 else 'dislikes'} {p.key}: {p.title}{how}",
             highlight=False,
             markup=False,
         )
@@ -1094,6 +1100,8 @@ def like(
         how = (
             " (already liked)"
             if done.already
+            else " (was disliked, now liked)"
+            if done.was_disliked
             else (" (fetched from arXiv)" if done.fetched else "")
         )
         out.print(f"{report.user} likes {p.key}: {p.title}{how}", highlight=False, markup=False)

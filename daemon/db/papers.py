@@ -93,17 +93,24 @@ class Papers(Repository):
                 )
                 given.update((fb.paper_id, fb) for fb in s.exec(q).all())
             already: set[int] = set()
+            disliked: set[int] = set()
             for paper_id in wanted:
                 fb = given.get(paper_id)
                 if fb is not None and fb.value > 0:
                     already.add(paper_id)
                 elif fb is not None:
+                    disliked.add(paper_id)
                     fb.value, fb.created_at = 1, now
                     s.add(fb)
                 else:
                     s.add(Feedback(user_id=user_id, paper_id=paper_id, value=1, created_at=now))
             s.commit()
-        return LibraryStored(paper_ids=ids, created=created, already_liked=frozenset(already))
+        return LibraryStored(
+            paper_ids=ids,
+            created=created,
+            already_liked=frozenset(already),
+            were_disliked=frozenset(disliked),
+        )
 
     def search(self, text: str, limit: int = 20) -> list[PaperRow]:
         """Stored papers for a search: the paper a key, arXiv id, URL or DOI names first, then
@@ -213,11 +220,13 @@ _CHUNK = 500  # records looked up per query (SQLite allows 32,766 bound values)
 @dataclass(frozen=True)
 class LibraryStored:
     """What `Papers.like_library` did: the id of each new record's paper (by the record's
-    key), how many rows were new, and which papers the user had liked already."""
+    key), how many rows were new, which papers the user had liked already, and which they
+    had disliked (now liked)."""
 
     paper_ids: dict[str, int]
     created: int
     already_liked: frozenset[int]
+    were_disliked: frozenset[int] = frozenset()
 
 
 def _id_of(row: Paper) -> int:

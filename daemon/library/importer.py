@@ -333,6 +333,7 @@ class Liked:
     paper: PaperRow | PaperIn
     fetched: bool = False
     already: bool = False
+    was_disliked: bool = False  # a dislike, now a like
 
 
 @dataclass
@@ -382,7 +383,8 @@ def like_papers(app: App, user: str, refs: Sequence[str]) -> LikeReport:
         news=_news(app, now, [p for _, p in fetched]),
     )
     for ref, row in known:
-        report.liked.append(Liked(ref, row, already=row.id in result.already_liked))
+        already, flipped = row.id in result.already_liked, row.id in result.were_disliked
+        report.liked.append(Liked(ref, row, already=already, was_disliked=flipped))
     for ref, p in fetched:
         already = result.paper_ids[p.key] in result.already_liked
         report.liked.append(Liked(ref, p, fetched=True, already=already))

@@ -201,3 +201,18 @@ def test_readme_quick_start_like_offline_is_a_clear_message(tmp_path: Path) -> N
     assert "error: 2401.01234: not stored, and arXiv could not be asked" in message
     assert "run `paperwire ingest` first, or try again when arXiv can be reached" in message
     assert "Traceback" not in done.stderr
+
+
+def test_a_like_over_a_dislike_says_it_replaced_it(tmp_path: Path) -> None:
+    # `like` over a dislike turned it into a like without a word ("ada likes …"), as did
+    # `dislike` over a like: the operator could not tell they had reversed the reader's word
+    pw = _session(tmp_path, closed_port_url())
+    first = pw("dislike", "ada", "2608.16590").stdout
+    assert "ada dislikes arxiv:2608.16590: Zetta" in first and "was" not in first
+    liked = pw("like", "ada", "2608.16590").stdout
+    assert "ada likes arxiv:2608.16590: Zetta" in liked
+    assert "(was disliked, now liked)" in liked
+    assert "(already liked)" in pw("like", "ada", "2608.16590").stdout
+    disliked = pw("dislike", "ada", "2608.16590").stdout
+    assert "(was liked, now disliked)" in disliked
+    assert "(already disliked)" in pw("dislike", "ada", "2608.16590").stdout
