@@ -1223,6 +1223,10 @@ def papers_search(
     """Find stored papers by title words, author, or id (newest first)."""
     from rich.table import Table
 
+    if not text.strip():  # would match nothing: not "no stored paper matches ''"
+        raise typer.BadParameter(
+            "give words of a title, an author's name or an id to search for", param_hint="TEXT"
+        )
     with _open_app() as app:
         found = app.store.papers.search(text, limit)
     if not found:

@@ -216,3 +216,14 @@ def test_a_like_over_a_dislike_says_it_replaced_it(tmp_path: Path) -> None:
     disliked = pw("dislike", "ada", "2608.16590").stdout
     assert "(was liked, now disliked)" in disliked
     assert "(already disliked)" in pw("dislike", "ada", "2608.16590").stdout
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_an_empty_search_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    # `papers search ""` printed "no stored paper matches ''" and exited 0, as if the
+    # database had been searched and held nothing
+    pw = _session(tmp_path, closed_port_url())
+    done = pw("papers", "search", text, expect=2)
+    said = " ".join(done.stderr.split())
+    assert "Invalid value for TEXT" in said and "give words" in said, said
+    assert "no stored paper matches" not in done.stdout
