@@ -85,11 +85,12 @@ class App:
         touch it at start so bad options still fail early."""
         return recommender_config(self.settings)
 
-    def apply_settings(self, new: Settings) -> list[str]:
+    def apply_settings(self, new: Settings, *, source: str = "configuration file") -> list[str]:
         """Run on new settings without a restart: what is built from them is rebuilt on next
         use (a job already running keeps the client it holds), the links' key and address,
         the log level, and the hooks (the scheduler's jobs). Returns the changed keys that
-        only apply at the next start (database, listening address)."""
+        only apply at the next start (database, listening address). Logged once, with
+        `source` (who changed them: the file edited, the console)."""
         old = self.settings
         links = self.links
         if old.server.base_url != new.server.base_url or _key_changed(old, new):
@@ -117,7 +118,10 @@ class App:
             for key in keys
             if getattr(getattr(old, section), key) != getattr(getattr(new, section), key)
         ]
-        log.info("settings applied", extra={"needs_restart": ",".join(restart) or "nothing"})
+        log.info(
+            "settings applied",
+            extra={"source": source, "needs_restart": ",".join(restart) or "nothing"},
+        )
         return restart
 
     def reload_settings(self) -> list[str]:

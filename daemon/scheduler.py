@@ -36,7 +36,7 @@ from daemon.db.engine import sqlite_trouble
 from daemon.errors import ConfigError, PaperwireError
 from daemon.logs import cause
 from daemon.metrics import Metrics
-from daemon.settings import Settings, crontab_trigger, load_settings
+from daemon.settings import Settings, crontab_trigger, load_settings, same_settings
 from daemon.web.pages import make_web
 
 log = logging.getLogger("paperwire.daemon")
@@ -302,10 +302,10 @@ class ConfigWatch:
             return
         try:
             new = load_settings(self.app.config_file)
-            if new == self.app.settings:  # written by the console, which applied it already
+            if same_settings(new, self.app.settings):  # the console's, applied already
                 self.seen = now
                 return
-            restart = self.app.apply_settings(new)
+            self.app.apply_settings(new)  # which logs it
         except Exception as e:
             # said once per version of the file and error, not every 10 s; another error for
             # the same file (a key file it names mended, then refused otherwise) is said too
@@ -318,7 +318,6 @@ class ConfigWatch:
                 self.refused = refused
             return
         self.seen = now
-        log.info("configuration file applied", extra={"restart_for": ",".join(restart)})
 
 
 @dataclass

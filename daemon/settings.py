@@ -937,6 +937,12 @@ def load_settings(path: str | Path | None = None, *, shown_as: Path | None = Non
     return settings
 
 
+def same_settings(a: Settings, b: Settings) -> bool:
+    """Whether two settings say the same. Not `==`: each `load_settings` makes its own
+    subclass (to name its file), and two loads of one file never compared equal."""
+    return a.model_dump() == b.model_dump()
+
+
 def describe_errors(file: Path, error: ValidationError, more: Sequence[str] = ()) -> str:
     """One line per bad key: where, the bad value, and what is allowed (`more`: further lines,
     such as unknown environment variables)."""

@@ -180,7 +180,7 @@ def _save(console: Console, request: Request, form: Posted) -> Response:
             console, request, form.admin, 400, errors=lines, submitted=submitted, seen=seen
         )
     try:
-        restart = app.apply_settings(new)
+        restart = app.apply_settings(new, source="console")
     except ConfigError as e:  # refused when applied (the link-signing key file it names):
         restore_previous(app.config_file)  # the file as it was, which the daemon starts on
         lines = [line.strip() for line in str(e).splitlines() if line.strip()]
@@ -204,7 +204,7 @@ def _restore(console: Console, form: Posted) -> Response:
     except ConfigError as e:
         return console.back("/admin/config", str(e).splitlines()[0], error=True)
     try:
-        app.apply_settings(new)
+        app.apply_settings(new, source="console (previous version restored)")
     except ConfigError as e:  # refused when applied: the file as it was
         restore_previous(app.config_file)
         return console.back("/admin/config", str(e).splitlines()[0], error=True)

@@ -1282,6 +1282,34 @@ def test_the_configuration_form_saves_checked_values_and_applies_them(
     assert all("hunter2" not in a.detail for a in app.store.admin.audit_log())
 
 
+def test_one_configuration_change_is_one_log_line(
+    console: Console, client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a change in the file was logged twice ("settings applied", then "configuration file
+    # applied"), and a console save three times: the file watch took the console's file for
+    # another change (two loads of one file never compared equal: each is an instance of its
+    # own subclass) and applied it again, hooks and all
+    from daemon.config_file import edit
+    from daemon.scheduler import ConfigWatch
+
+    def applied() -> list[str]:
+        lines = [r for r in caplog.records if r.name == "paperwire.daemon"]
+        return [f"{r.getMessage()} {getattr(r, 'source', '')}" for r in lines if "appl" in r.msg]
+
+    log_in(client)
+    watch = ConfigWatch(console.app)
+    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
+        client.post("/admin/config", data={**_config_form(client), "digest.max_picks": "5"})
+        watch()  # the daemon's next look at the file: the console applied it already
+    assert applied() == ["settings applied console"]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="paperwire.daemon"):
+        edit(console.config, {"digest.max_picks": 6})  # as an editor would change it
+        watch()
+    assert applied() == ["settings applied configuration file"]
+    assert console.app.settings.digest.max_picks == 6
+
+
 def test_an_invalid_configuration_is_refused_and_the_file_untouched(
     console: Console, client: TestClient
 ) -> None:
