@@ -1477,7 +1477,9 @@ def _print_import(r: ImportReport) -> None:
         err.print(f"  [yellow]arXiv[/]: {escape(r.arxiv_error)}{instead}")
     if r.failed:
         err.print("[yellow]not imported[/] (fix these entries and import again):")
-    for problem in r.failed[:SHOWN_PROBLEMS]:
+    # the entries read but not stored first (an id arXiv did not answer for): the ones to mend,
+    # not hidden among the "… more" behind a file's unreadable lines
+    for problem in [*r.not_found, *r.unreadable][:SHOWN_PROBLEMS]:
         err.print(f"  {escape(str(problem))}", highlight=False)
     if len(r.failed) > SHOWN_PROBLEMS:
         err.print(f"  … and {len(r.failed) - SHOWN_PROBLEMS} more not imported", highlight=False)
