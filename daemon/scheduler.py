@@ -103,7 +103,8 @@ def _summary(result: object) -> str:
         return " ".join(filter(None, map(_summary, result)))
     if isinstance(result, jobs.IngestReport):
         left = f" left_feeds={result.feeds_left}" if result.feeds_left else ""  # the database's
-        return f"new={result.papers_new} failed_feeds={result.feeds_failed}{left}"
+        stopped = f" stopped_feeds={result.feeds_stopped}" if result.feeds_stopped else ""
+        return f"new={result.papers_new} failed_feeds={result.feeds_failed}{left}{stopped}"
     if isinstance(result, jobs.DigestReport):
         return f"digests={result.created} users={result.users}"
     if isinstance(result, jobs.DeliveryReport):

@@ -804,3 +804,15 @@ def test_an_address_not_of_this_machine_is_named_as_the_host_to_change() -> None
     assert "no network interface of this machine has that address" in said
     assert "set server.host" in said
     assert "stop the other process" not in said and "server.port" not in said
+
+
+def test_the_job_done_line_of_a_stopped_ingest_says_the_feeds_it_left() -> None:
+    # the daemon stopping mid-ingest (SIGTERM) leaves the feeds not fetched for the next run:
+    # its "job done" line said the database's left feeds only, those of a stop not at all
+    from daemon.scheduler import _summary
+
+    stopped = jobs.IngestReport(feeds_ok=1, feeds_stopped=3, papers_new=4)
+    assert _summary(stopped) == "new=4 failed_feeds=0 stopped_feeds=3"
+    both = jobs.IngestReport(feeds_left=2, feeds_stopped=1)
+    assert _summary(both) == "new=0 failed_feeds=0 left_feeds=2 stopped_feeds=1"
+    assert _summary(jobs.IngestReport(papers_new=5)) == "new=5 failed_feeds=0"
